@@ -1,0 +1,123 @@
+// Package location parses and redacts location strings such as
+// "wandb:/data/wandb", "parquet:/backups/mlflow",
+// "mlflow+https://user:pw@mlflow.example.com/prefix?experiment-prefix=wb-"
+// and "postgres://user:pw@db/runs".
+//
+// A location names its adapter by scheme, as in restic and rclone. Schemes
+// come in two shapes: path schemes ("wandb:PATH"), whose rest is a local path,
+// and URL schemes ("mlflow+https://HOST/..."), whose rest is a URL.
+package location
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+)
+
+// Location is a parsed location string.
+type Location struct {
+	Scheme string // the adapter's scheme: "wandb", "mlflow+https", "sqlite", ...
+	// Path is the local path of a path scheme (absolute or relative, as
+	// given, with any query removed).
+	Path string
+	// URL is the parsed location for a URL scheme; for a path scheme it
+	// holds only the query.
+	URL *url.URL
+	raw string
+}
+
+// String returns the location redacted: passwords, tokens and other secret
+// values are replaced by "***". It is the only form that may be printed,
+// logged or stored.
+func (l Location) String() string { return Redact(l.raw) }
+
+// Query returns the value of option name given in the location's query.
+func (l Location) Query(name string) string {
+	if l.URL == nil {
+		return ""
+	}
+	return l.URL.Query().Get(name)
+}
+
+// Kind says how the rest of a location after its scheme is read.
+type Kind int
+
+const (
+	// PathKind: "scheme:PATH", where PATH is a local file or folder.
+	PathKind Kind = iota
+	// URLKind: "scheme://host/...", a network address.
+	URLKind
+)
+
+// Parse splits raw into scheme and rest, checking the rest's shape against
+// kind(scheme). kind returns false for a scheme no adapter has. Errors say
+// what was probably meant.
+func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) {
+	if raw == "" {
+		return Location{}, errors.New("empty location")
+	}
+	i := strings.Index(raw, ":")
+	if i < 0 {
+		return Location{}, fmt.Errorf("location %q has no scheme: did you mean %q or %q? (see 'runferry backends')",
+			Redact(raw), "wandb:"+raw, "parquet:"+raw)
+	}
+	scheme := strings.ToLower(raw[:i])
+	rest := raw[i+1:]
+	if len(scheme) == 1 && isLetter(scheme[0]) && (strings.HasPrefix(rest, `\`) || strings.HasPrefix(rest, "/")) {
+		return Location{}, fmt.Errorf("location %q looks like a Windows path: prefix it with the scheme, e.g. %q",
+			Redact(raw), "parquet:"+raw)
+	}
+	k, ok := kind(scheme)
+	if !ok {
+		return Location{}, fmt.Errorf("location %q: unknown scheme %q (see 'runferry backends' for the list)", Redact(raw), scheme)
+	}
+	loc := Location{Scheme: scheme, raw: raw}
+	switch k {
+	case PathKind:
+		path, query, _ := strings.Cut(rest, "?")
+		if strings.HasPrefix(path, "//") {
+			host, p, _ := strings.Cut(path[2:], "/")
+			if host != "" && host != "localhost" {
+				return Location{}, fmt.Errorf("location %q names host %q, but %s: takes a local path: use %s:/%s or %s:./%s",
+					Redact(raw), host, scheme, scheme, host+"/"+p, scheme, host+"/"+p)
+			}
+			path = "/" + p
+		}
+		if path == "" {
+			return Location{}, fmt.Errorf("location %q has an empty path: use %s:PATH", Redact(raw), scheme)
+		}
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return Location{}, fmt.Errorf("location %q: bad options: %v", Redact(raw), err)
+		}
+		loc.Path = filepath.FromSlash(path)
+		loc.URL = &url.URL{RawQuery: q.Encode()}
+	case URLKind:
+		if !strings.HasPrefix(rest, "//") {
+			return Location{}, fmt.Errorf("location %q: %s needs a URL such as %s://HOST[:PORT][/PATH]", Redact(raw), scheme, scheme)
+		}
+		u, err := url.Parse(raw)
+		if err != nil {
+			return Location{}, fmt.Errorf("location %q is not a valid URL: %v", Redact(raw), redactErr(err))
+		}
+		if u.Host == "" {
+			return Location{}, fmt.Errorf("location %q has no host", Redact(raw))
+		}
+		loc.URL = u
+	}
+	return loc, nil
+}
+
+func isLetter(c byte) bool { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') }
+
+// redactErr drops the URL that url.Parse errors quote, since it may hold a
+// secret.
+func redactErr(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+package location
+
+import (
+	"strings"
+	"testing"
+)
+
+func kinds(s string) (Kind, bool) {
+	switch s {
+	case "wandb", "parquet", "sqlite":
+		return PathKind, true
+	case "mlflow+http", "mlflow+https", "postgres":
+		return URLKind, true
+	}
+	return 0, false
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		raw, scheme, path, host string
+		errHas                  string
+	}{
+		{raw: "wandb:/data/wandb", scheme: "wandb", path: "/data/wandb"},
+		{raw: "wandb:./wandb", scheme: "wandb", path: "./wandb"},
+		{raw: "parquet:backup", scheme: "parquet", path: "backup"},
+		{raw: "parquet:///abs/dir", scheme: "parquet", path: "/abs/dir"},
+		{raw: "parquet://localhost/abs", scheme: "parquet", path: "/abs"},
+		{raw: "PARQUET:/x?snapshot=3", scheme: "parquet", path: "/x"},
+		{raw: "mlflow+http://127.0.0.1:5000", scheme: "mlflow+http", host: "127.0.0.1:5000"},
+		{raw: "mlflow+https://u:pw@mlflow.example.com/prefix", scheme: "mlflow+https", host: "mlflow.example.com"},
+		{raw: "/data/wandb", errHas: "no scheme: did you mean"},
+		{raw: `C:\data\wandb`, errHas: "Windows path"},
+		{raw: "c:/data", errHas: "Windows path"},
+		{raw: "parquet://backups/x", errHas: `names host "backups"`},
+		{raw: "ftp://x", errHas: "unknown scheme"},
+		{raw: "mlflow+http:relative", errHas: "needs a URL"},
+		{raw: "mlflow+http://", errHas: "no host"},
+		{raw: "wandb:", errHas: "empty path"},
+		{raw: "", errHas: "empty location"},
+	}
+	for _, tt := range tests {
+		loc, err := Parse(tt.raw, kinds)
+		if tt.errHas != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
+				t.Errorf("Parse(%q) error = %v, want one containing %q", tt.raw, err, tt.errHas)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.raw, err)
+			continue
+		}
+		if loc.Scheme != tt.scheme || loc.Path != tt.path || (tt.host != "" && loc.URL.Host != tt.host) {
+			t.Errorf("Parse(%q) = scheme %q path %q url %v", tt.raw, loc.Scheme, loc.Path, loc.URL)
+		}
+	}
+	loc, _ := Parse("parquet:/x?snapshot=3", kinds)
+	if loc.Query("snapshot") != "3" {
+		t.Errorf("query option lost: %v", loc.URL)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	const secret = "s3cr3t-VALUE"
+	inputs := []string{
+		"mlflow+https://alice:" + secret + "@mlflow.example.com/x",
+		"postgres://bob:" + secret + "@db:5432/runs?sslmode=disable",
+		"mlflow+http://h/?token=" + secret + "&x=1",
+		"wandb+https://api.wandb.ai/acme?api_key=" + secret,
+		"sqlite:/tmp/x.db?_auth_pass=" + secret,
+		"mlflow+http://h/?Access%5FToken=" + secret,
+		"odd //user:" + secret + "@host stays? password=" + secret,
+	}
+	for _, in := range inputs {
+		got := Redact(in)
+		if strings.Contains(got, secret) {
+			t.Errorf("Redact(%q) = %q still shows the secret", in, got)
+		}
+	}
+	if got := Redact("postgres://bob@db/runs?sslmode=disable"); got != "postgres://bob@db/runs?sslmode=disable" {
+		t.Errorf("Redact changed a secret-free location: %q", got)
+	}
+	_, err := Parse("mlflow+http://u:"+secret+"@h:bad port/", kinds)
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("parse error leaks the secret or is missing: %v", err)
+	}
+	if got := RedactValues("denied for token "+secret, secret); strings.Contains(got, secret) {
+		t.Errorf("RedactValues = %q", got)
+	}
+}

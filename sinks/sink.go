@@ -1,0 +1,92 @@
+// Package sinks defines the contract every sink adapter implements, the
+// optional abilities a sink or run writer may add, and the registry that
+// picks an adapter by the scheme of a location string.
+package sinks
+
+import (
+	"context"
+	"io"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// Sink writes experiment-tracking data from the common schema.
+//
+// Identity is the sink's job: everything it writes carries the origin it
+// came from, so that repeating a transfer never duplicates anything. Methods
+// are safe for concurrent use up to Limits().MaxInFlight runs at once.
+// Errors are classified with package fault.
+type Sink interface {
+	// PutExperiment creates the experiment, or finds the one written earlier
+	// from the same origin, and returns the sink's id for it. Idempotent.
+	PutExperiment(ctx context.Context, e schema.Experiment) (id string, err error)
+	// OpenRun starts writing the run from r.Origin into experiment expID (an
+	// id returned by PutExperiment). If an earlier attempt left the run
+	// incomplete, OpenRun re-opens it and the sink guarantees that, once
+	// Commit returns, the run holds exactly what this writer was given:
+	// nothing from the earlier attempt is doubled. Calling OpenRun twice
+	// for one origin never creates two runs.
+	OpenRun(ctx context.Context, expID string, r schema.Run) (RunWriter, error)
+	// Limits declares what the sink accepts; the engine stays within it.
+	Limits() Limits
+	// Close flushes and releases the sink; it is safe to call more than once.
+	Close() error
+}
+
+// RunWriter receives one run's data. It is used by one goroutine at a time.
+type RunWriter interface {
+	// WriteMetrics writes at most Limits().MaxMetricsPerWrite points. The
+	// writer may keep the slice only until the call returns.
+	WriteMetrics(ctx context.Context, batch []schema.Metric) error
+	// Commit makes the run complete and durable. It is the only commit
+	// point: the engine records a run as done only after Commit returned nil.
+	Commit(ctx context.Context) error
+	// Abort releases what the writer holds after a failure; the run stays
+	// incomplete and a later OpenRun resumes it.
+	Abort(ctx context.Context) error
+}
+
+// Limits are a sink's declared limits. Zero means no limit of the sink's own.
+type Limits struct {
+	MaxInFlight        int // runs written at once
+	MaxMetricsPerWrite int // points per WriteMetrics call
+}
+
+// ArtifactWriter is a RunWriter that stores files.
+type ArtifactWriter interface {
+	// WriteArtifact stores body as the run's file a.Path; a.Size is the
+	// expected length (-1 if unknown) and a mismatch is an error.
+	WriteArtifact(ctx context.Context, a schema.Artifact, body io.Reader) error
+}
+
+// LogWriter is a RunWriter that stores console output.
+type LogWriter interface {
+	WriteLogs(ctx context.Context, lines []schema.LogLine) error
+}
+
+// RichValueWriter is a RunWriter that stores non-numeric history values.
+type RichValueWriter interface {
+	WriteRichValues(ctx context.Context, values []schema.RichValue) error
+}
+
+// RunState is what a sink holds for one origin.
+type RunState int
+
+// The states FindRun reports.
+const (
+	RunMissing    RunState = iota // never written
+	RunIncomplete                 // written in part; OpenRun resumes it
+	RunComplete                   // committed
+)
+
+// RunFinder is a sink that can say what it holds for a run's origin, so the
+// engine can skip committed runs even without its ledger.
+type RunFinder interface {
+	FindRun(ctx context.Context, origin schema.Ref) (state RunState, fingerprint string, err error)
+}
+
+// Fingerprinted is a RunWriter that stores the source fingerprint of the run
+// with the commit, so that FindRun can report it for incremental sync.
+type Fingerprinted interface {
+	SetFingerprint(fp string)
+}

@@ -1,0 +1,68 @@
+// Package sources defines the contract every source adapter implements, the
+// optional abilities a source may add, and the registry that picks an
+// adapter by the scheme of a location string.
+package sources
+
+import (
+	"context"
+	"iter"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// Source reads experiment-tracking data into the common schema.
+//
+// Iterator contract, checked by the sourcetest suite:
+//   - each element is yielded at most once, in an order that is the same on
+//     every call;
+//   - on failure the iterator yields one (zero value, err) pair and stops;
+//   - it stops promptly when the loop breaks or ctx is done (yielding
+//     ctx.Err() in the latter case).
+//
+// Methods are safe for concurrent use: the engine reads several runs at once.
+// Errors are classified with package fault.
+type Source interface {
+	// Experiments yields every experiment, canonicalised (see schema).
+	Experiments(ctx context.Context) iter.Seq2[schema.Experiment, error]
+	// Runs yields the runs of the experiment with origin exp, canonicalised.
+	Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error]
+	// Metrics yields a run's metric history in pages. Within one key, points
+	// come in non-decreasing step order; keys may interleave. Pages are owned
+	// by the caller once yielded.
+	Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error]
+	// Close releases the source; it is safe to call more than once.
+	Close() error
+}
+
+// ArtifactLister is a source that holds files for its runs.
+type ArtifactLister interface {
+	// Artifacts yields the run's files sorted by path, each with an Open
+	// function (nil when Problem says the file cannot be read).
+	Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error]
+}
+
+// LogReader is a source that holds console output for its runs.
+type LogReader interface {
+	// Logs yields the run's console lines in the order they were written.
+	Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error]
+}
+
+// RichValueReader is a source whose history holds non-numeric values.
+type RichValueReader interface {
+	// RichValues yields the run's non-numeric history values in step order.
+	RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error]
+}
+
+// Checker is a source that can prove, before any work, that it is reachable
+// and that its credentials are good. Errors are fatal.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Fingerprinter is a source that can tell cheaply whether a run changed
+// since it was last transferred, for incremental sync. Equal fingerprints
+// mean equal content. Sources without it are fingerprinted by the engine
+// from the run's metadata.
+type Fingerprinter interface {
+	Fingerprint(ctx context.Context, run schema.Run) (string, error)
+}
