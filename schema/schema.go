@@ -94,8 +94,8 @@ type Run struct {
 	Status     RunStatus
 	Start, End time.Time // End is zero while running
 
-	Params []Param // sorted by key, keys unique
-	Tags   []Tag   // key/value tags, sorted by key, keys unique
+	Params []Param  // sorted by key, keys unique
+	Tags   []Tag    // key/value tags, sorted by key, keys unique
 	Labels []string // value-less tags (W&B tags), sorted, unique
 	Notes  string
 	Parent Ref // zero when the run has no parent

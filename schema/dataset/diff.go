@@ -78,7 +78,9 @@ func nilIfEmpty[T any](s []T) []T {
 func diffRun(w, g *RunData, opt DiffOptions) []string {
 	var out []string
 	id := w.Run.Origin
-	add := func(format string, args ...any) { out = append(out, fmt.Sprintf("run %s: ", id)+fmt.Sprintf(format, args...)) }
+	add := func(format string, args ...any) {
+		out = append(out, fmt.Sprintf("run %s: ", id)+fmt.Sprintf(format, args...))
+	}
 	wv, gv := reflect.ValueOf(w.Run), reflect.ValueOf(g.Run)
 	for i := 0; i < wv.NumField(); i++ {
 		name := wv.Type().Field(i).Name
