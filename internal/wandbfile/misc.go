@@ -1,0 +1,387 @@
+package wandbfile
+
+import "time"
+
+// OutputStream says which console stream an Output record captured.
+type OutputStream int32
+
+// The console streams, numbered as OutputRecord.output_type. Proto3 omits
+// the zero value, so a record without the field is stderr.
+const (
+	Stderr OutputStream = 0
+	Stdout OutputStream = 1
+)
+
+// String returns "stderr", "stdout" or "stream_N".
+func (s OutputStream) String() string {
+	switch s {
+	case Stderr:
+		return "stderr"
+	case Stdout:
+		return "stdout"
+	}
+	return "stream_" + itoa(int64(s))
+}
+
+// MarshalText renders the stream by name, for JSON output.
+func (s OutputStream) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Output is an OutputRecord (KindOutput, cleaned lines, legacy) or an
+// OutputRawRecord (KindOutputRaw, raw terminal chunks that may hold "\r",
+// ANSI escapes and partial lines).
+type Output struct {
+	Stream    OutputStream `json:"stream"`
+	Timestamp time.Time    `json:"timestamp"`
+	Line      string       `json:"line"`
+}
+
+// OutputLogger is an OutputLoggerRecord (0.27+): a line from run.write_logs
+// or a captured Python logger.
+type OutputLogger struct {
+	Line string `json:"line"`
+}
+
+// FilePolicy is when a run file is uploaded (FilesItem.policy).
+type FilePolicy int32
+
+// The upload policies.
+const (
+	PolicyNow  FilePolicy = 0
+	PolicyEnd  FilePolicy = 1
+	PolicyLive FilePolicy = 2
+)
+
+// String returns "now", "end", "live" or "policy_N".
+func (p FilePolicy) String() string {
+	switch p {
+	case PolicyNow:
+		return "now"
+	case PolicyEnd:
+		return "end"
+	case PolicyLive:
+		return "live"
+	}
+	return "policy_" + itoa(int64(p))
+}
+
+// MarshalText renders the policy by name, for JSON output.
+func (p FilePolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// FileItem is one file of a Files record.
+type FileItem struct {
+	// Path is relative to the run's files/ directory and may be a glob.
+	Path   string     `json:"path"`
+	Policy FilePolicy `json:"policy"`
+	// Type is FilesItem.type: 0 other, 1 wandb, 2 media, 3 artifact
+	// (SDK 0.16.2+).
+	Type int32 `json:"type,omitempty"`
+}
+
+// Files is a FilesRecord: run files to upload.
+type Files struct {
+	Files []FileItem `json:"files"`
+}
+
+// Metric is a MetricRecord, written by run.define_metric.
+type Metric struct {
+	Name string `json:"name,omitempty"`
+	// GlobName is set instead of Name for a pattern such as "train/*".
+	GlobName string `json:"glob_name,omitempty"`
+	// StepMetric names the metric's custom x-axis.
+	StepMetric      string `json:"step_metric,omitempty"`
+	StepMetricIndex int32  `json:"step_metric_index,omitempty"`
+	StepSync        bool   `json:"step_sync,omitempty"`
+	Hidden          bool   `json:"hidden,omitempty"`
+	Defined         bool   `json:"defined,omitempty"`
+	// Summary lists the summary statistics requested, among "min", "max",
+	// "mean", "best", "last", "none", "copy", "first".
+	Summary []string `json:"summary,omitempty"`
+	// Goal is 0 unset, 1 minimize, 2 maximize.
+	Goal             int32 `json:"goal,omitempty"`
+	Overwrite        bool  `json:"overwrite,omitempty"`
+	ExpandedFromGlob bool  `json:"expanded_from_glob,omitempty"`
+}
+
+// metricSummaryNames are the MetricSummary bool fields by field number.
+var metricSummaryNames = [...]string{1: "min", 2: "max", 3: "mean", 4: "best", 5: "last", 6: "none", 7: "copy", 8: "first"}
+
+// Artifact is an ArtifactRecord (an offline log_artifact), with its manifest
+// entries.
+type Artifact struct {
+	RunID       string          `json:"run_id,omitempty"`
+	Project     string          `json:"project,omitempty"`
+	Entity      string          `json:"entity,omitempty"`
+	Type        string          `json:"type"`
+	Name        string          `json:"name"`
+	Digest      string          `json:"digest,omitempty"`
+	Description string          `json:"description,omitempty"`
+	Metadata    string          `json:"metadata,omitempty"` // a JSON document
+	Aliases     []string        `json:"aliases,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
+	Entries     []ArtifactEntry `json:"entries,omitempty"`
+}
+
+// ArtifactEntry is one file of an artifact manifest.
+type ArtifactEntry struct {
+	Path string `json:"path"`
+	// Digest is usually the base64 MD5 of the content.
+	Digest string `json:"digest,omitempty"`
+	// Ref is an external reference (s3://, gs://, https://...).
+	Ref       string `json:"ref,omitempty"`
+	Size      int64  `json:"size,omitempty"`
+	LocalPath string `json:"local_path,omitempty"`
+}
+
+// UseArtifact is a UseArtifactRecord: the run used (consumed) an artifact.
+type UseArtifact struct {
+	ID   string `json:"id,omitempty"`
+	Type string `json:"type,omitempty"`
+	Name string `json:"name,omitempty"`
+}
+
+// TBRecord is a TBRecord: a TensorBoard log directory synced with the run.
+type TBRecord struct {
+	LogDir  string `json:"log_dir,omitempty"`
+	Save    bool   `json:"save,omitempty"`
+	RootDir string `json:"root_dir,omitempty"`
+}
+
+// Alert is an AlertRecord, sent by run.alert.
+type Alert struct {
+	Title        string `json:"title,omitempty"`
+	Text         string `json:"text,omitempty"`
+	Level        string `json:"level,omitempty"`
+	WaitDuration int64  `json:"wait_duration,omitempty"`
+}
+
+// decodeOutput decodes an OutputRecord or OutputRawRecord.
+func decodeOutput(b []byte) (*Output, error) {
+	o := &Output{}
+	err := walkFields(b, func(f field) error {
+		switch f.num {
+		case 1:
+			v, err := f.int32()
+			o.Stream = OutputStream(v)
+			return err
+		case 2:
+			return f.setTime(&o.Timestamp)
+		case 3:
+			return f.setStr(&o.Line)
+		}
+		return nil
+	})
+	return o, err
+}
+
+// decodeOutputLogger decodes an OutputLoggerRecord.
+func decodeOutputLogger(b []byte) (*OutputLogger, error) {
+	o := &OutputLogger{}
+	err := walkFields(b, func(f field) error {
+		if f.num == 1 {
+			return f.setStr(&o.Line)
+		}
+		return nil
+	})
+	return o, err
+}
+
+// decodeFiles decodes a FilesRecord.
+func decodeFiles(b []byte) (*Files, error) {
+	fs := &Files{}
+	err := walkFields(b, func(f field) error {
+		if f.num != 1 {
+			return nil
+		}
+		item, err := f.message()
+		if err != nil {
+			return err
+		}
+		var fi FileItem
+		err = walkFields(item, func(g field) error {
+			switch g.num {
+			case 1:
+				return g.setStr(&fi.Path)
+			case 2:
+				v, err := g.int32()
+				fi.Policy = FilePolicy(v)
+				return err
+			case 3:
+				return g.setInt32(&fi.Type)
+			}
+			return nil
+		})
+		fs.Files = append(fs.Files, fi)
+		return within("files", err)
+	})
+	return fs, err
+}
+
+// decodeMetric decodes a MetricRecord.
+func decodeMetric(b []byte) (*Metric, error) {
+	m := &Metric{}
+	err := walkFields(b, func(f field) error {
+		switch f.num {
+		case 1:
+			return f.setStr(&m.Name)
+		case 2:
+			return f.setStr(&m.GlobName)
+		case 4:
+			return f.setStr(&m.StepMetric)
+		case 5:
+			return f.setInt32(&m.StepMetricIndex)
+		case 6:
+			return within("options", decodeBools(f, map[int]*bool{1: &m.StepSync, 2: &m.Hidden, 3: &m.Defined}))
+		case 7:
+			return within("summary", decodeMetricSummary(f, m))
+		case 8:
+			return f.setInt32(&m.Goal)
+		case 9:
+			return within("_control", decodeBools(f, map[int]*bool{1: &m.Overwrite}))
+		case 10:
+			return f.setBool(&m.ExpandedFromGlob)
+		}
+		return nil
+	})
+	return m, err
+}
+
+// decodeBools decodes a message made of bool fields into dsts by number.
+func decodeBools(f field, dsts map[int]*bool) error {
+	b, err := f.message()
+	if err != nil {
+		return err
+	}
+	return walkFields(b, func(g field) error {
+		if dst, ok := dsts[int(g.num)]; ok {
+			return g.setBool(dst)
+		}
+		return nil
+	})
+}
+
+// decodeMetricSummary decodes MetricSummary into the names of its set flags.
+func decodeMetricSummary(f field, m *Metric) error {
+	b, err := f.message()
+	if err != nil {
+		return err
+	}
+	return walkFields(b, func(g field) error {
+		if int(g.num) >= len(metricSummaryNames) || metricSummaryNames[g.num] == "" {
+			return nil
+		}
+		set, err := g.bool()
+		if set {
+			m.Summary = append(m.Summary, metricSummaryNames[g.num])
+		}
+		return err
+	})
+}
+
+// decodeArtifact decodes an ArtifactRecord.
+func decodeArtifact(b []byte) (*Artifact, error) {
+	a := &Artifact{}
+	strs := map[int]*string{1: &a.RunID, 2: &a.Project, 3: &a.Entity, 4: &a.Type, 5: &a.Name, 6: &a.Digest, 7: &a.Description, 8: &a.Metadata}
+	err := walkFields(b, func(f field) error {
+		if dst, ok := strs[int(f.num)]; ok {
+			return f.setStr(dst)
+		}
+		switch f.num {
+		case 11:
+			return f.appendStr(&a.Aliases)
+		case 12:
+			return within("manifest", decodeManifest(f, &a.Entries))
+		case 19:
+			return f.appendStr(&a.Tags)
+		}
+		return nil
+	})
+	return a, err
+}
+
+// decodeManifest decodes the contents (field 4) of an ArtifactManifest.
+func decodeManifest(f field, entries *[]ArtifactEntry) error {
+	b, err := f.message()
+	if err != nil {
+		return err
+	}
+	return walkFields(b, func(g field) error {
+		if g.num != 4 {
+			return nil
+		}
+		eb, err := g.message()
+		if err != nil {
+			return err
+		}
+		var e ArtifactEntry
+		err = walkFields(eb, func(h field) error {
+			switch h.num {
+			case 1:
+				return h.setStr(&e.Path)
+			case 2:
+				return h.setStr(&e.Digest)
+			case 3:
+				return h.setStr(&e.Ref)
+			case 4:
+				return h.setInt64(&e.Size)
+			case 6:
+				return h.setStr(&e.LocalPath)
+			}
+			return nil
+		})
+		*entries = append(*entries, e)
+		return within("contents", err)
+	})
+}
+
+// decodeUseArtifact decodes a UseArtifactRecord.
+func decodeUseArtifact(b []byte) (*UseArtifact, error) {
+	u := &UseArtifact{}
+	err := walkFields(b, func(f field) error {
+		switch f.num {
+		case 1:
+			return f.setStr(&u.ID)
+		case 2:
+			return f.setStr(&u.Type)
+		case 3:
+			return f.setStr(&u.Name)
+		}
+		return nil
+	})
+	return u, err
+}
+
+// decodeTBRecord decodes a TBRecord.
+func decodeTBRecord(b []byte) (*TBRecord, error) {
+	t := &TBRecord{}
+	err := walkFields(b, func(f field) error {
+		switch f.num {
+		case 1:
+			return f.setStr(&t.LogDir)
+		case 2:
+			return f.setBool(&t.Save)
+		case 3:
+			return f.setStr(&t.RootDir)
+		}
+		return nil
+	})
+	return t, err
+}
+
+// decodeAlert decodes an AlertRecord.
+func decodeAlert(b []byte) (*Alert, error) {
+	a := &Alert{}
+	err := walkFields(b, func(f field) error {
+		switch f.num {
+		case 1:
+			return f.setStr(&a.Title)
+		case 2:
+			return f.setStr(&a.Text)
+		case 3:
+			return f.setStr(&a.Level)
+		case 4:
+			return f.setInt64(&a.WaitDuration)
+		}
+		return nil
+	})
+	return a, err
+}
