@@ -90,3 +90,9 @@ type RunFinder interface {
 type Fingerprinted interface {
 	SetFingerprint(fp string)
 }
+
+// Identified is a RunWriter that can name the run it wrote in the sink's
+// own terms (an MLflow run id, an archive path), for reports and the ledger.
+type Identified interface {
+	DestID() string
+}

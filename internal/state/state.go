@@ -1,0 +1,169 @@
+// Package state is the resume ledger: an embedded SQLite file that records,
+// per job and per run origin, what was committed where, so that a re-run
+// skips finished runs and resumes the rest.
+//
+// A job is keyed by its redacted source and sink locations plus the options
+// that change the output; harmless options (concurrency, retries) are not
+// part of the key, so changing them keeps the state. Nothing secret is
+// stored: locations are redacted by the caller and error texts pass through
+// the Scrub function.
+package state
+
+import (
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the database/sql driver "sqlite"
+)
+
+// Entry is what the ledger knows about one run of one job.
+type Entry struct {
+	Origin      string // schema.Ref.String() of the run in the source
+	DestID      string // the sink's id for it, when the sink reports one
+	Status      string // "committed" or "failed"
+	Attempts    int
+	LastError   string
+	Fingerprint string // source content fingerprint at commit time
+	Updated     time.Time
+}
+
+// Job identifies a transfer.
+type Job struct {
+	Source  string // redacted location
+	Sink    string // redacted location
+	Options string // canonical text of the options that change the output
+}
+
+// Key is the job's stable identifier.
+func (j Job) Key() string {
+	sum := sha256.Sum256([]byte(j.Source + "\x00" + j.Sink + "\x00" + j.Options))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Ledger is the state of one job in a ledger file. It is safe for
+// concurrent use.
+type Ledger struct {
+	db    *sql.DB
+	job   string
+	mu    sync.Mutex
+	Scrub func(string) string // applied to error texts before storing
+}
+
+// DefaultPath returns the ledger file used when none is given:
+// $XDG_STATE_HOME/runferry/ledger.db, else ~/.local/state/runferry/ledger.db.
+func DefaultPath() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "runferry", "ledger.db"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no state directory: %w (use --state PATH)", err)
+	}
+	return filepath.Join(home, ".local", "state", "runferry", "ledger.db"), nil
+}
+
+const schemaSQL = `
+CREATE TABLE IF NOT EXISTS jobs (
+  job TEXT PRIMARY KEY, source TEXT NOT NULL, sink TEXT NOT NULL, options TEXT NOT NULL,
+  created TEXT NOT NULL, updated TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+  job TEXT NOT NULL, origin TEXT NOT NULL, dest_id TEXT NOT NULL, status TEXT NOT NULL,
+  attempts INTEGER NOT NULL, last_error TEXT NOT NULL, fingerprint TEXT NOT NULL, updated TEXT NOT NULL,
+  PRIMARY KEY (job, origin));
+`
+
+// Open opens (creating if needed) the ledger file at path and returns the
+// state of job. With restart, the job's earlier state is discarded.
+func Open(path string, job Job, restart bool) (*Ledger, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(schemaSQL); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	l := &Ledger{db: db, job: job.Key(), Scrub: func(s string) string { return s }}
+	now := time.Now().UTC().Format(time.RFC3339Nano)
+	if _, err := db.Exec(`INSERT INTO jobs VALUES (?,?,?,?,?,?) ON CONFLICT(job) DO UPDATE SET updated=excluded.updated`,
+		l.job, job.Source, job.Sink, job.Options, now, now); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	if restart {
+		if _, err := db.Exec(`DELETE FROM runs WHERE job=?`, l.job); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("state %s: %w", path, err)
+		}
+	}
+	return l, nil
+}
+
+// Get returns the entry for origin, if any.
+func (l *Ledger) Get(origin string) (Entry, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var e Entry
+	var updated string
+	err := l.db.QueryRow(`SELECT origin, dest_id, status, attempts, last_error, fingerprint, updated FROM runs WHERE job=? AND origin=?`,
+		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Entry{}, false, nil
+	}
+	if err != nil {
+		return Entry{}, false, err
+	}
+	e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
+	return e, true, nil
+}
+
+// Put records e, replacing any earlier entry for its origin. It returns
+// only once the entry is durable.
+func (l *Ledger) Put(e Entry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e.Updated.IsZero() {
+		e.Updated = time.Now().UTC()
+	}
+	_, err := l.db.Exec(`INSERT INTO runs VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
+		dest_id=excluded.dest_id, status=excluded.status, attempts=excluded.attempts,
+		last_error=excluded.last_error, fingerprint=excluded.fingerprint, updated=excluded.updated`,
+		l.job, e.Origin, e.DestID, e.Status, e.Attempts, l.Scrub(e.LastError), e.Fingerprint, e.Updated.Format(time.RFC3339Nano))
+	return err
+}
+
+// Entries returns every entry of the job, ordered by origin.
+func (l *Ledger) Entries() ([]Entry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rows, err := l.db.Query(`SELECT origin, dest_id, status, attempts, last_error, fingerprint, updated FROM runs WHERE job=? ORDER BY origin`, l.job)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Entry
+	for rows.Next() {
+		var e Entry
+		var updated string
+		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated); err != nil {
+			return nil, err
+		}
+		e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Close closes the ledger file.
+func (l *Ledger) Close() error { return l.db.Close() }

@@ -1,0 +1,34 @@
+package transfer
+
+import "time"
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The events a job emits, in order: one EventPlanned, then for each run an
+// EventRunStarted, any number of EventProgress, and one EventRunDone.
+const (
+	EventPlanned EventKind = iota
+	EventRunStarted
+	EventProgress
+	EventRunDone
+	EventRetry
+)
+
+// Event is one progress report. Observers are called from several
+// goroutines and must be quick and safe for concurrent use.
+type Event struct {
+	Kind    EventKind
+	Runs    int // EventPlanned: runs to transfer
+	Skipped int // EventPlanned: runs already up to date
+	Run     string
+	Name    string
+	Points  int64 // EventProgress: points written since the last event
+	Bytes   int64 // EventProgress: artifact bytes written since the last event
+	Result  *RunResult
+	Wait    time.Duration // EventRetry: delay before the next attempt
+	Err     error         // EventRetry: the error that caused it
+}
+
+// Observer receives events.
+type Observer func(Event)

@@ -1,0 +1,99 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/sinks"
+)
+
+// plan lists the selected runs and drops those the ledger or the sink
+// already holds with the same fingerprint, reporting them as unchanged.
+// Listing errors are fatal unless classified permanent, in which case the
+// experiment is reported and skipped.
+func (j *job) plan(ctx context.Context) ([]planned, error) {
+	var out []planned
+	finder, _ := j.dst.(sinks.RunFinder)
+	for e, err := range j.src.Experiments(ctx) {
+		if err != nil {
+			return nil, fmt.Errorf("listing experiments: %w", err)
+		}
+		if !j.opt.Filter.Experiment(e) {
+			continue
+		}
+		for r, err := range j.src.Runs(ctx, e.Origin) {
+			if err != nil {
+				if fault.KindOf(err) == fault.KindPermanent {
+					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
+					break
+				}
+				return nil, fmt.Errorf("listing runs of experiment %s: %w", e.Origin, err)
+			}
+			if !j.opt.Filter.Run(r) {
+				continue
+			}
+			p := planned{exp: e, run: r, reason: "new"}
+			skip, err := j.decide(ctx, &p, finder)
+			if err != nil {
+				return nil, err
+			}
+			if !skip {
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
+}
+
+// decide fills p.fingerprint and p.reason and reports whether the run can
+// be skipped because it is already committed with the same content.
+func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder) (skip bool, err error) {
+	fp, err := Fingerprint(ctx, j.src, p.run)
+	if err != nil {
+		if fault.KindOf(err) == fault.KindFatal || fault.KindOf(err) == fault.KindCanceled {
+			return false, err
+		}
+		fp = "" // cannot tell: transfer again
+	}
+	p.fingerprint = fp
+	origin := p.run.Origin.String()
+	unchanged := func(destID, why string) bool {
+		j.addResult(RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
+			Outcome: Unchanged, Reason: why, DestID: destID})
+		return true
+	}
+	if j.opt.Ledger != nil {
+		e, ok, err := j.opt.Ledger.Get(origin)
+		if err != nil {
+			return false, fault.Fatal(fmt.Errorf("state: %w", err))
+		}
+		if ok && e.Status == "committed" {
+			if fp != "" && e.Fingerprint == fp {
+				return unchanged(e.DestID, "committed earlier (ledger)"), nil
+			}
+			p.reason = "changed since last transfer"
+		} else if ok {
+			p.reason = fmt.Sprintf("resuming (%s earlier)", e.Status)
+		}
+	}
+	if finder != nil && p.reason == "new" {
+		st, have, err := finder.FindRun(ctx, p.run.Origin)
+		if err != nil {
+			if fault.KindOf(err) == fault.KindPermanent {
+				return false, nil // the worker will meet the same problem and report it
+			}
+			return false, fmt.Errorf("sink: looking up run %s: %w", origin, err)
+		}
+		switch st {
+		case sinks.RunComplete:
+			if fp != "" && have == fp {
+				return unchanged("", "committed earlier (found in sink)"), nil
+			}
+			p.reason = "changed since last transfer"
+		case sinks.RunIncomplete:
+			p.reason = "resuming incomplete run"
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,115 @@
+package transfer
+
+import (
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+)
+
+// Outcome is what happened to one run.
+type Outcome string
+
+// The outcomes a run can have.
+const (
+	Committed   Outcome = "committed"   // written and committed now
+	Unchanged   Outcome = "unchanged"   // already committed with the same content
+	Planned     Outcome = "planned"     // dry run: would be written
+	Failed      Outcome = "failed"      // gave up: permanent error or retries exhausted
+	Interrupted Outcome = "interrupted" // the job stopped before the run finished
+)
+
+// RunResult is the report entry of one run.
+type RunResult struct {
+	Origin      string   `json:"origin"`
+	Experiment  string   `json:"experiment"`
+	Name        string   `json:"name,omitempty"`
+	Outcome     Outcome  `json:"outcome"`
+	Reason      string   `json:"reason,omitempty"` // why skipped or written again
+	DestID      string   `json:"dest_id,omitempty"`
+	Points      int64    `json:"points"`
+	RichValues  int64    `json:"rich_values,omitempty"`
+	LogLines    int64    `json:"log_lines,omitempty"`
+	Files       int64    `json:"files,omitempty"`
+	Bytes       int64    `json:"bytes,omitempty"`
+	Attempts    int      `json:"attempts,omitempty"`
+	Error       string   `json:"error,omitempty"`
+	ErrorKind   string   `json:"error_kind,omitempty"`
+	Damage      []string `json:"damage,omitempty"`
+	FileProblem []string `json:"file_problems,omitempty"`
+}
+
+// Report is the result of a job. It is returned even when the job failed,
+// so the caller can say what finished.
+type Report struct {
+	Source   string      `json:"source"`
+	Sink     string      `json:"sink"`
+	DryRun   bool        `json:"dry_run,omitempty"`
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished"`
+	Runs     []RunResult `json:"runs"`
+	Totals   Totals      `json:"totals"`
+	Fatal    string      `json:"fatal,omitempty"`
+	Canceled bool        `json:"interrupted,omitempty"`
+	// Problems lists failures outside any run (an experiment that could
+	// not be listed or written).
+	Problems []string `json:"problems,omitempty"`
+}
+
+// Totals sums the report's runs.
+type Totals struct {
+	Runs        int   `json:"runs"`
+	Committed   int   `json:"committed"`
+	Unchanged   int   `json:"unchanged"`
+	Planned     int   `json:"planned,omitempty"`
+	Failed      int   `json:"failed"`
+	Interrupted int   `json:"interrupted,omitempty"`
+	Points      int64 `json:"points"`
+	Files       int64 `json:"files"`
+	Bytes       int64 `json:"bytes"`
+}
+
+func (r *Report) total() {
+	t := Totals{Runs: len(r.Runs)}
+	for _, run := range r.Runs {
+		switch run.Outcome {
+		case Committed:
+			t.Committed++
+		case Unchanged:
+			t.Unchanged++
+		case Planned:
+			t.Planned++
+		case Failed:
+			t.Failed++
+		case Interrupted:
+			t.Interrupted++
+		}
+		t.Points += run.Points
+		t.Files += run.Files
+		t.Bytes += run.Bytes
+	}
+	r.Totals = t
+}
+
+// Exit codes, as documented in the README.
+const (
+	ExitOK          = 0
+	ExitFatal       = 1
+	ExitUsage       = 2
+	ExitRunsFailed  = 3
+	ExitInterrupted = 130
+)
+
+// ExitCode maps the report (and the error Copy returned) to the process
+// exit code: 0 all committed, 1 fatal, 3 finished with failed runs,
+// 130 interrupted.
+func (r *Report) ExitCode(err error) int {
+	switch {
+	case r.Canceled || fault.KindOf(err) == fault.KindCanceled && err != nil:
+		return ExitInterrupted
+	case err != nil || r.Fatal != "":
+		return ExitFatal
+	case r.Totals.Failed > 0 || len(r.Problems) > 0:
+		return ExitRunsFailed
+	}
+	return ExitOK
+}

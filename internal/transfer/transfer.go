@@ -1,0 +1,200 @@
+// Package transfer is runferry's engine: it plans a job, moves runs from a
+// source to a sink with several runs in flight, re-chunks metric pages to
+// the sink's limits, retries runs that failed for passing reasons, and
+// records a run in the ledger only after the sink committed it.
+//
+// Adapters never print, retry runs or keep state; the engine does all three.
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/state"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources"
+)
+
+// Ledger remembers, per run origin, what earlier jobs committed. The engine
+// calls it from several goroutines; implementations serialise.
+type Ledger interface {
+	Get(origin string) (state.Entry, bool, error)
+	Put(e state.Entry) error
+}
+
+// Filter selects what a job transfers. The zero Filter selects everything.
+type Filter struct {
+	Include []string  // experiment name globs (path.Match); empty means all
+	Exclude []string  // experiment name globs to leave out
+	RunIDs  []string  // run ids (origin id, or its last path element); empty means all
+	Since   time.Time // runs that started at or after
+	Until   time.Time // runs that started before
+}
+
+// Experiment reports whether the filter selects the experiment.
+func (f Filter) Experiment(e schema.Experiment) bool {
+	match := func(globs []string) bool {
+		return slices.ContainsFunc(globs, func(g string) bool {
+			ok, _ := path.Match(g, e.Name)
+			return ok || g == e.Name || g == e.Origin.ID
+		})
+	}
+	if len(f.Include) > 0 && !match(f.Include) {
+		return false
+	}
+	return !match(f.Exclude)
+}
+
+// Run reports whether the filter selects the run.
+func (f Filter) Run(r schema.Run) bool {
+	if len(f.RunIDs) > 0 && !slices.ContainsFunc(f.RunIDs, func(id string) bool {
+		return id == r.Origin.ID || strings.HasSuffix(r.Origin.ID, "/"+id)
+	}) {
+		return false
+	}
+	if !f.Since.IsZero() && r.Start.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !r.Start.Before(f.Until) {
+		return false
+	}
+	return true
+}
+
+// Options tune a job. The zero value works: four runs in flight, three
+// attempts per run, no ledger, no progress.
+type Options struct {
+	Concurrency int // runs in flight; capped by the sink's MaxInFlight
+	Attempts    int // tries per run for retryable errors
+	// Backoff returns the wait before the given retry (1-based); the
+	// default doubles from one second up to thirty.
+	Backoff  func(retry int) time.Duration
+	Filter   Filter
+	DryRun   bool   // plan and count, write nothing
+	Ledger   Ledger // nil: rely on the sink's RunFinder alone
+	Observer Observer
+	// DefaultBatch is the metric batch size when the sink declares none.
+	DefaultBatch int
+	// Source and Sink are the redacted locations, for the report.
+	Source, Sink string
+}
+
+func (o *Options) defaults() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.Attempts <= 0 {
+		o.Attempts = 3
+	}
+	if o.Backoff == nil {
+		o.Backoff = func(retry int) time.Duration {
+			return min(time.Second<<(retry-1), 30*time.Second)
+		}
+	}
+	if o.DefaultBatch <= 0 {
+		o.DefaultBatch = 10_000
+	}
+	if o.Observer == nil {
+		o.Observer = func(Event) {}
+	}
+}
+
+// Copy transfers every selected run from src to dst that dst does not
+// already hold with the same content. It returns a report even on error;
+// the error is non-nil only for a fatal failure or an interruption.
+func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) (*Report, error) {
+	opt.defaults()
+	rep := &Report{Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC()}
+	defer func() {
+		rep.Finished = time.Now().UTC()
+		rep.total()
+	}()
+	if c, ok := src.(sources.Checker); ok {
+		if err := c.Check(ctx); err != nil {
+			return rep, failJob(rep, fmt.Errorf("source: %w", err))
+		}
+	}
+	if c, ok := dst.(sources.Checker); ok {
+		if err := c.Check(ctx); err != nil {
+			return rep, failJob(rep, fmt.Errorf("sink: %w", err))
+		}
+	}
+	j := &job{src: src, dst: dst, opt: opt, rep: rep, expIDs: map[schema.Ref]string{}}
+	plan, err := j.plan(ctx)
+	if err != nil {
+		return rep, failJob(rep, err)
+	}
+	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs)})
+	return rep, failJob(rep, j.transfer(ctx, plan))
+}
+
+// failJob records a fatal or canceling err in the report and returns it.
+func failJob(rep *Report, err error) error {
+	switch {
+	case err == nil:
+	case fault.KindOf(err) == fault.KindCanceled:
+		rep.Canceled = true
+	default:
+		rep.Fatal = err.Error()
+	}
+	return err
+}
+
+type job struct {
+	src sources.Source
+	dst sinks.Sink
+	opt Options
+	rep *Report
+
+	mu     sync.Mutex // guards rep.Runs, rep.Problems and expIDs
+	expIDs map[schema.Ref]string
+}
+
+// planned is one run the job will transfer.
+type planned struct {
+	exp         schema.Experiment
+	run         schema.Run
+	fingerprint string
+	reason      string
+}
+
+func (j *job) addResult(r RunResult) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.rep.Runs = append(j.rep.Runs, r)
+}
+
+func (j *job) addProblem(format string, args ...any) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.rep.Problems = append(j.rep.Problems, fmt.Sprintf(format, args...))
+}
+
+// Fingerprint returns the run's content fingerprint: the source's own when
+// it has one, else a digest of the run's metadata. Running runs get ""
+// (always transferred again, since their history may have grown).
+func Fingerprint(ctx context.Context, src sources.Source, r schema.Run) (string, error) {
+	if fp, ok := src.(sources.Fingerprinter); ok {
+		return fp.Fingerprint(ctx, r)
+	}
+	if r.Status == schema.StatusRunning {
+		return "", nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fault.Permanent(err)
+	}
+	sum := sha256.Sum256(b)
+	return "meta:" + hex.EncodeToString(sum[:16]), nil
+}

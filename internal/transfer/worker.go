@@ -1,0 +1,350 @@
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/state"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources"
+)
+
+// transfer runs the plan with up to Concurrency runs in flight. Only fatal
+// errors and cancellation end it early; run failures go into the report.
+func (j *job) transfer(ctx context.Context, plan []planned) error {
+	limit := j.opt.Concurrency
+	if m := j.dst.Limits().MaxInFlight; m > 0 {
+		limit = min(limit, m)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(limit)
+	for i := range plan {
+		p := plan[i]
+		if gctx.Err() != nil {
+			j.interrupted(p)
+			continue
+		}
+		g.Go(func() error { return j.runWithRetries(gctx, p) })
+	}
+	err := g.Wait()
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return err
+}
+
+func (j *job) interrupted(p planned) {
+	j.addResult(RunResult{Origin: p.run.Origin.String(), Experiment: p.exp.Name, Name: p.run.Name,
+		Outcome: Interrupted, Reason: p.reason})
+}
+
+// runWithRetries transfers one run, retrying retryable failures. It returns
+// an error only when the whole job must stop.
+func (j *job) runWithRetries(ctx context.Context, p planned) error {
+	res := RunResult{Origin: p.run.Origin.String(), Experiment: p.exp.Name, Name: p.run.Name,
+		Reason: p.reason, Damage: p.run.Damage}
+	j.opt.Observer(Event{Kind: EventRunStarted, Run: res.Origin, Name: p.run.Name})
+	var err error
+	for attempt := 1; ; attempt++ {
+		res.Attempts = attempt
+		res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem = 0, 0, 0, 0, 0, nil
+		err = j.runOnce(ctx, p, &res)
+		if err == nil || attempt >= j.opt.Attempts || fault.KindOf(err) != fault.KindRetryable || ctx.Err() != nil {
+			break
+		}
+		wait := max(fault.RetryAfter(err), j.opt.Backoff(attempt))
+		j.opt.Observer(Event{Kind: EventRetry, Run: res.Origin, Name: p.run.Name, Wait: wait, Err: err})
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	kind := fault.KindOf(err)
+	switch {
+	case err == nil && j.opt.DryRun:
+		res.Outcome = Planned
+	case err == nil:
+		res.Outcome = Committed
+	case kind == fault.KindCanceled || ctx.Err() != nil:
+		res.Outcome = Interrupted
+	default:
+		res.Outcome, res.Error, res.ErrorKind = Failed, err.Error(), kind.String()
+	}
+	if !j.opt.DryRun && j.opt.Ledger != nil && res.Outcome != Interrupted {
+		e := state.Entry{Origin: res.Origin, DestID: res.DestID, Status: string(res.Outcome),
+			Attempts: res.Attempts, LastError: res.Error}
+		if res.Outcome == Committed {
+			e.Fingerprint = p.fingerprint
+		}
+		if lerr := j.opt.Ledger.Put(e); lerr != nil {
+			j.addResult(res)
+			return fault.Fatal(fmt.Errorf("state: %w", lerr))
+		}
+	}
+	j.addResult(res)
+	j.opt.Observer(Event{Kind: EventRunDone, Run: res.Origin, Name: p.run.Name, Result: &res})
+	switch {
+	case res.Outcome == Interrupted:
+		return ctx.Err()
+	case kind == fault.KindFatal:
+		return err
+	}
+	return nil
+}
+
+// runOnce makes one attempt at a run: open, stream everything, commit. On
+// failure the writer is aborted and the run stays incomplete in the sink.
+func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error) {
+	if j.opt.DryRun {
+		return j.count(ctx, p, res)
+	}
+	expID, err := j.experimentID(ctx, p.exp)
+	if err != nil {
+		return err
+	}
+	w, err := j.dst.OpenRun(ctx, expID, p.run)
+	if err != nil {
+		return fmt.Errorf("opening run: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// Abort with a fresh context: ctx may be the reason we stopped.
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			_ = w.Abort(actx)
+			cancel()
+		}
+	}()
+	if f, ok := w.(sinks.Fingerprinted); ok {
+		f.SetFingerprint(p.fingerprint)
+	}
+	if err := j.copyMetrics(ctx, p.run.Origin, w, res); err != nil {
+		return err
+	}
+	if err := j.copyRichValues(ctx, p.run.Origin, w, res); err != nil {
+		return err
+	}
+	if err := j.copyLogs(ctx, p.run.Origin, w, res); err != nil {
+		return err
+	}
+	if err := j.copyArtifacts(ctx, p.run.Origin, w, res); err != nil {
+		return err
+	}
+	if err := w.Commit(ctx); err != nil {
+		return fmt.Errorf("committing run: %w", err)
+	}
+	if d, ok := w.(sinks.Identified); ok {
+		res.DestID = d.DestID()
+	}
+	return nil
+}
+
+// experimentID writes the experiment once per job and caches its id.
+func (j *job) experimentID(ctx context.Context, e schema.Experiment) (string, error) {
+	j.mu.Lock()
+	id, ok := j.expIDs[e.Origin]
+	j.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	id, err := j.dst.PutExperiment(ctx, e)
+	if err != nil {
+		return "", fmt.Errorf("writing experiment %q: %w", e.Name, err)
+	}
+	j.mu.Lock()
+	j.expIDs[e.Origin] = id
+	j.mu.Unlock()
+	return id, nil
+}
+
+// copyMetrics streams the run's history, re-chunked to the sink's batch
+// limit, reusing one batch buffer.
+func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter, res *RunResult) error {
+	size := j.dst.Limits().MaxMetricsPerWrite
+	if size <= 0 {
+		size = j.opt.DefaultBatch
+	}
+	batch := make([]schema.Metric, 0, size)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := w.WriteMetrics(ctx, batch); err != nil {
+			return fmt.Errorf("writing metrics: %w", err)
+		}
+		res.Points += int64(len(batch))
+		j.opt.Observer(Event{Kind: EventProgress, Run: res.Origin, Points: int64(len(batch))})
+		batch = batch[:0]
+		return nil
+	}
+	for page, err := range j.src.Metrics(ctx, run) {
+		if err != nil {
+			return fmt.Errorf("reading metrics: %w", err)
+		}
+		for len(page) > 0 {
+			n := min(len(page), size-len(batch))
+			batch = append(batch, page[:n]...)
+			page = page[n:]
+			if len(batch) == size {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return flush()
+}
+
+func (j *job) copyRichValues(ctx context.Context, run schema.Ref, w sinks.RunWriter, res *RunResult) error {
+	r, ok := j.src.(sources.RichValueReader)
+	if !ok {
+		return nil
+	}
+	rw, canWrite := w.(sinks.RichValueWriter)
+	for page, err := range r.RichValues(ctx, run) {
+		if err != nil {
+			return fmt.Errorf("reading rich values: %w", err)
+		}
+		if !canWrite {
+			return fault.Permanent(errors.New("the sink cannot store non-numeric history values"))
+		}
+		if err := rw.WriteRichValues(ctx, page); err != nil {
+			return fmt.Errorf("writing rich values: %w", err)
+		}
+		res.RichValues += int64(len(page))
+	}
+	return nil
+}
+
+func (j *job) copyLogs(ctx context.Context, run schema.Ref, w sinks.RunWriter, res *RunResult) error {
+	r, ok := j.src.(sources.LogReader)
+	if !ok {
+		return nil
+	}
+	lw, canWrite := w.(sinks.LogWriter)
+	for page, err := range r.Logs(ctx, run) {
+		if err != nil {
+			return fmt.Errorf("reading console output: %w", err)
+		}
+		if !canWrite {
+			return fault.Permanent(errors.New("the sink cannot store console output"))
+		}
+		if err := lw.WriteLogs(ctx, page); err != nil {
+			return fmt.Errorf("writing console output: %w", err)
+		}
+		res.LogLines += int64(len(page))
+	}
+	return nil
+}
+
+func (j *job) copyArtifacts(ctx context.Context, run schema.Ref, w sinks.RunWriter, res *RunResult) error {
+	r, ok := j.src.(sources.ArtifactLister)
+	if !ok {
+		return nil
+	}
+	aw, canWrite := w.(sinks.ArtifactWriter)
+	for a, err := range r.Artifacts(ctx, run) {
+		if err != nil {
+			return fmt.Errorf("listing files: %w", err)
+		}
+		if !canWrite {
+			return fault.Permanent(errors.New("the sink cannot store files"))
+		}
+		if a.Problem != "" {
+			res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
+		}
+		if err := j.copyArtifact(ctx, a, aw, res); err != nil {
+			return fmt.Errorf("file %s: %w", a.Path, err)
+		}
+	}
+	return nil
+}
+
+// copyArtifact streams one file, counting bytes for progress and checking
+// the digest the source announced.
+func (j *job) copyArtifact(ctx context.Context, a schema.Artifact, aw sinks.ArtifactWriter, res *RunResult) error {
+	if a.Open == nil {
+		return aw.WriteArtifact(ctx, a, nil)
+	}
+	rc, err := a.Open(ctx)
+	if err != nil {
+		return fmt.Errorf("reading: %w", err)
+	}
+	defer rc.Close()
+	cr := &countingReader{r: rc, h: sha256.New(), report: func(n int64) {
+		j.opt.Observer(Event{Kind: EventProgress, Run: res.Origin, Bytes: n})
+	}}
+	if err := aw.WriteArtifact(ctx, a, cr); err != nil {
+		return err
+	}
+	if a.Size >= 0 && cr.n != a.Size {
+		return fmt.Errorf("read %d bytes, source announced %d", cr.n, a.Size)
+	}
+	if want, ok := cutPrefix(a.Digest, "sha256:"); ok && cr.n == a.Size {
+		if got := hex.EncodeToString(cr.h.Sum(nil)); got != want {
+			return fault.Permanent(fmt.Errorf("content changed while reading: sha256 %s, source announced %s", got, want))
+		}
+	}
+	res.Files++
+	res.Bytes += cr.n
+	return nil
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}
+
+type countingReader struct {
+	r      io.Reader
+	h      hash.Hash
+	n      int64
+	report func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.h.Write(p[:n])
+		c.n += int64(n)
+		c.report(int64(n))
+	}
+	return n, err
+}
+
+// count is the dry run of one run: it reads the streams to count what would
+// be written, and writes nothing.
+func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
+	for page, err := range j.src.Metrics(ctx, p.run.Origin) {
+		if err != nil {
+			return fmt.Errorf("reading metrics: %w", err)
+		}
+		res.Points += int64(len(page))
+	}
+	if r, ok := j.src.(sources.ArtifactLister); ok {
+		for a, err := range r.Artifacts(ctx, p.run.Origin) {
+			if err != nil {
+				return fmt.Errorf("listing files: %w", err)
+			}
+			res.Files++
+			if a.Size > 0 {
+				res.Bytes += a.Size
+			}
+			if a.Problem != "" {
+				res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
+			}
+		}
+	}
+	return nil
+}

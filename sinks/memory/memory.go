@@ -1,0 +1,247 @@
+// Package memory is a sink that keeps what it is given in memory. It is the
+// reference implementation of the sinks.Sink contract and drives the
+// engine's tests; Source reads back what it holds.
+package memory
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sinks"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+// Sink stores experiments and runs keyed by origin.
+type Sink struct {
+	limits sinks.Limits
+
+	mu    sync.Mutex
+	exps  []schema.Experiment
+	runs  map[schema.Ref]*stored
+	order []schema.Ref
+	opens int
+}
+
+type stored struct {
+	data        dataset.RunData
+	complete    bool
+	fingerprint string
+	expID       string
+}
+
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.RunFinder = (*Sink)(nil)
+)
+
+// New returns an empty sink declaring limits; WriteMetrics rejects larger
+// batches, as a real server would.
+func New(limits sinks.Limits) *Sink {
+	return &Sink{limits: limits, runs: map[schema.Ref]*stored{}}
+}
+
+// Limits returns the limits given to New.
+func (s *Sink) Limits() sinks.Limits { return s.limits }
+
+// PutExperiment stores e, or finds the experiment stored from e.Origin, and
+// returns its id ("exp-<origin>").
+func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, error) {
+	if err := e.Validate(); err != nil {
+		return "", fault.Permanent(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id := "exp-" + e.Origin.String()
+	for i, have := range s.exps {
+		if have.Origin == e.Origin {
+			s.exps[i] = e
+			return id, nil
+		}
+	}
+	s.exps = append(s.exps, e)
+	return id, nil
+}
+
+// OpenRun starts r, or re-opens it: whatever an earlier attempt stored is
+// replaced by what this writer is given.
+func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fault.Permanent(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.ContainsFunc(s.exps, func(e schema.Experiment) bool { return "exp-"+e.Origin.String() == expID }) {
+		return nil, fault.Permanent(fmt.Errorf("memory sink: unknown experiment id %q", expID))
+	}
+	s.opens++
+	st, ok := s.runs[r.Origin]
+	if !ok {
+		st = &stored{}
+		s.runs[r.Origin] = st
+		s.order = append(s.order, r.Origin)
+	}
+	*st = stored{data: dataset.RunData{Run: r}, expID: expID}
+	return &writer{sink: s, st: st}, nil
+}
+
+// FindRun reports whether the run from origin is missing, incomplete or
+// complete, and the fingerprint committed with it.
+func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.runs[origin]
+	switch {
+	case !ok:
+		return sinks.RunMissing, "", nil
+	case !st.complete:
+		return sinks.RunIncomplete, "", nil
+	}
+	return sinks.RunComplete, st.fingerprint, nil
+}
+
+// Opens returns how many times OpenRun succeeded, for tests.
+func (s *Sink) Opens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens
+}
+
+// Dataset returns a copy of everything stored, complete or not, runs in the
+// order first opened.
+func (s *Sink) Dataset() *dataset.Dataset {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := &dataset.Dataset{Experiments: slices.Clone(s.exps)}
+	for _, ref := range s.order {
+		rd := s.runs[ref].data
+		d.Runs = append(d.Runs, &rd)
+	}
+	return d.Clone()
+}
+
+// Incomplete returns the origins of runs opened but not committed.
+func (s *Sink) Incomplete() []schema.Ref {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []schema.Ref
+	for _, ref := range s.order {
+		if !s.runs[ref].complete {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+// Source returns a source reading back what the sink holds now.
+func (s *Sink) Source() *memsrc.Source { return memsrc.New(s.Dataset()) }
+
+// Close does nothing; the data stays readable.
+func (s *Sink) Close() error { return nil }
+
+type writer struct {
+	sink *Sink
+	st   *stored
+	done bool
+}
+
+var (
+	_ sinks.RunWriter       = (*writer)(nil)
+	_ sinks.ArtifactWriter  = (*writer)(nil)
+	_ sinks.LogWriter       = (*writer)(nil)
+	_ sinks.RichValueWriter = (*writer)(nil)
+	_ sinks.Fingerprinted   = (*writer)(nil)
+)
+
+func (w *writer) check() error {
+	if w.done {
+		return fault.Permanent(fmt.Errorf("memory sink: run %s already committed or aborted", w.st.data.Run.Origin))
+	}
+	return nil
+}
+
+func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if max := w.sink.limits.MaxMetricsPerWrite; max > 0 && len(batch) > max {
+		return fault.Permanent(fmt.Errorf("memory sink: batch of %d points exceeds the limit of %d", len(batch), max))
+	}
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	w.st.data.Metrics = append(w.st.data.Metrics, batch...)
+	return nil
+}
+
+func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	w.st.data.RichValues = append(w.st.data.RichValues, values...)
+	return nil
+}
+
+func (w *writer) WriteLogs(_ context.Context, lines []schema.LogLine) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	w.st.data.Logs = append(w.st.data.Logs, lines...)
+	return nil
+}
+
+func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Reader) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	f := dataset.File{Path: a.Path, Problem: a.Problem}
+	if body != nil {
+		var buf bytes.Buffer
+		if _, err := io.Copy(&buf, body); err != nil {
+			return err
+		}
+		if a.Size >= 0 && int64(buf.Len()) != a.Size {
+			return fault.Permanent(fmt.Errorf("memory sink: artifact %s: got %d bytes, expected %d", a.Path, buf.Len(), a.Size))
+		}
+		f.Content = buf.Bytes()
+	}
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	files := slices.DeleteFunc(w.st.data.Files, func(g dataset.File) bool { return g.Path == a.Path })
+	files = append(files, f)
+	slices.SortFunc(files, func(a, b dataset.File) int { return strings.Compare(a.Path, b.Path) })
+	w.st.data.Files = files
+	return nil
+}
+
+func (w *writer) SetFingerprint(fp string) {
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	w.st.fingerprint = fp
+}
+
+func (w *writer) Commit(context.Context) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	w.st.complete = true
+	w.done = true
+	return nil
+}
+
+func (w *writer) Abort(context.Context) error {
+	w.done = true
+	return nil
+}

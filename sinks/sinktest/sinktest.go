@@ -1,0 +1,244 @@
+// Package sinktest is the conformance suite every sink adapter runs: it
+// copies the canonical dataset (schema/dataset.Canonical) into the sink
+// through the real engine, reads it back through the adapter's paired
+// source, and demands an exact match, also after a failure injected at
+// every step and after an interrupted copy.
+package sinktest
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+// Opt configures the suite for one adapter.
+type Opt struct {
+	// New returns a fresh, empty sink and a function that opens a source
+	// reading back what the sink holds (called after the sink is closed).
+	New func(t *testing.T) (sinks.Sink, func() sources.Source)
+	// Reopen, when set, returns a second sink writing to the same place as
+	// the last one New returned, as a new process would after a crash. When
+	// nil, the same sink value is reused for re-runs.
+	Reopen func(t *testing.T) sinks.Sink
+	// Diff relaxes the comparison for what the sink cannot represent; say
+	// why at the call site.
+	Diff dataset.DiffOptions
+	// FailureStride tests failure at every FailureStride-th operation
+	// (default 1: every operation). Slow sinks may raise it.
+	FailureStride int
+	// Skip maps a subtest name to the reason it does not apply.
+	Skip map[string]string
+}
+
+// Run runs the suite.
+func Run(t *testing.T, opt Opt) {
+	if opt.FailureStride <= 0 {
+		opt.FailureStride = 1
+	}
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Opt)
+	}{
+		{"RoundTripCanonical", testRoundTrip},
+		{"CopyTwiceNoDuplicate", testCopyTwice},
+		{"PutExperimentIdempotent", testPutExperimentIdempotent},
+		{"OpenRunAgainNoDuplicate", testOpenRunAgain},
+		{"FailureAtEveryStepThenResume", testFailureAtEveryStep},
+		{"CancelThenResume", testCancel},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if why, ok := opt.Skip[tt.name]; ok {
+				t.Skip(why)
+			}
+			tt.fn(t, opt)
+		})
+	}
+}
+
+func copyAll(t *testing.T, src sources.Source, dst sinks.Sink, attempts int) (*transfer.Report, error) {
+	t.Helper()
+	return transfer.Copy(context.Background(), src, dst, transfer.Options{
+		Attempts: attempts, Backoff: func(int) time.Duration { return time.Millisecond }})
+}
+
+func reopen(t *testing.T, opt Opt, last sinks.Sink) sinks.Sink {
+	if opt.Reopen == nil {
+		return last
+	}
+	last.Close()
+	return opt.Reopen(t)
+}
+
+func expectEqual(t *testing.T, opt Opt, want *dataset.Dataset, read func() sources.Source) {
+	t.Helper()
+	src := read()
+	defer src.Close()
+	got, err := dataset.Read(context.Background(), src)
+	if err != nil {
+		t.Fatalf("reading back: %v", err)
+	}
+	if diff := dataset.Diff(want, got, opt.Diff); diff != nil {
+		t.Fatalf("read back differs from what was written (%s vs %s):\n%s", want.Describe(), got.Describe(), strings.Join(diff, "\n"))
+	}
+}
+
+func testRoundTrip(t *testing.T, opt Opt) {
+	want := dataset.Canonical()
+	dst, read := opt.New(t)
+	rep, err := copyAll(t, memsrc.New(want), dst, 1)
+	if err != nil || rep.Totals.Committed != len(want.Runs) {
+		t.Fatalf("copy: err %v, report %+v", err, rep.Totals)
+	}
+	dst.Close()
+	expectEqual(t, opt, want, read)
+}
+
+func testCopyTwice(t *testing.T, opt Opt) {
+	want := dataset.Canonical()
+	dst, read := opt.New(t)
+	if _, err := copyAll(t, memsrc.New(want), dst, 1); err != nil {
+		t.Fatal(err)
+	}
+	dst = reopen(t, opt, dst)
+	rep, err := copyAll(t, memsrc.New(want), dst, 1)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("second copy: err %v, %+v", err, rep.Totals)
+	}
+	if _, ok := dst.(sinks.RunFinder); ok && rep.Totals.Unchanged != len(want.Runs)-1 {
+		// every run but the RUNNING one, which is always refreshed
+		t.Errorf("second copy rewrote finished runs: %+v", rep.Totals)
+	}
+	dst.Close()
+	expectEqual(t, opt, want, read)
+}
+
+func testPutExperimentIdempotent(t *testing.T, opt Opt) {
+	dst, _ := opt.New(t)
+	defer dst.Close()
+	e := dataset.Canonical().Experiments[0]
+	ctx := context.Background()
+	a, err := dst.PutExperiment(ctx, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := dst.PutExperiment(ctx, e)
+	if err != nil || a != b {
+		t.Fatalf("second PutExperiment = %q, %v; first %q", b, err, a)
+	}
+}
+
+// testOpenRunAgain writes part of a run, abandons it, then writes it whole:
+// the result must hold each point once.
+func testOpenRunAgain(t *testing.T, opt Opt) {
+	want := dataset.Canonical()
+	want.Runs = want.Runs[:1]
+	rd := want.Runs[0]
+	dst, read := opt.New(t)
+	ctx := context.Background()
+	id, err := dst.PutExperiment(ctx, want.Experiments[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := dst.OpenRun(ctx, id, rd.Run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := dst.Limits().MaxMetricsPerWrite
+	if limit <= 0 || limit > 100 {
+		limit = 100
+	}
+	if err := w.WriteMetrics(ctx, rd.Metrics[:limit]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dst = reopen(t, opt, dst)
+	if _, err := copyAll(t, memsrc.New(want), dst, 1); err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+	want.Experiments = want.Experiments[:1]
+	expectEqual(t, opt, want, read)
+}
+
+// testFailureAtEveryStep injects a failure at each operation of a copy in
+// turn, then re-runs the copy without failures: every outcome must equal an
+// uninterrupted copy.
+func testFailureAtEveryStep(t *testing.T, opt Opt) {
+	probe, _ := opt.New(t)
+	counter := NewFailAt(probe, 0, nil)
+	if _, err := copyAll(t, memsrc.New(dataset.Canonical()), counter, 1); err != nil {
+		t.Fatal(err)
+	}
+	probe.Close()
+	total := counter.Ops()
+	kinds := []error{fault.Retryable(ErrInjected, 0), fault.Permanent(ErrInjected), fault.Fatal(ErrInjected)}
+	for n := 1; n <= total; n += opt.FailureStride {
+		kind := kinds[n%len(kinds)]
+		want := dataset.Canonical()
+		dst, read := opt.New(t)
+		rep, err := copyAll(t, memsrc.New(want), NewFailAt(dst, n, kind), 1)
+		if fault.KindOf(kind) == fault.KindFatal {
+			if err == nil || !errors.Is(err, ErrInjected) {
+				t.Fatalf("failure %d (fatal): copy returned %v", n, err)
+			}
+		} else if err != nil || rep.Totals.Failed != 1 {
+			t.Fatalf("failure %d (%v): err %v, totals %+v", n, fault.KindOf(kind), err, rep.Totals)
+		}
+		dst = reopen(t, opt, dst)
+		rep, err = copyAll(t, memsrc.New(want), dst, 1)
+		if err != nil || rep.Totals.Failed != 0 {
+			t.Fatalf("failure %d: resume: err %v, totals %+v", n, err, rep.Totals)
+		}
+		dst.Close()
+		expectEqual(t, opt, want, read)
+	}
+	t.Logf("injected a failure at each of %d operations (stride %d)", total, opt.FailureStride)
+}
+
+// cancelingSource cancels the job after the first page of metrics.
+type cancelingSource struct {
+	*memsrc.Source
+	cancel context.CancelFunc
+}
+
+func (s cancelingSource) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	return func(yield func([]schema.Metric, error) bool) {
+		for page, err := range s.Source.Metrics(ctx, run) {
+			if !yield(page, err) {
+				return
+			}
+			s.cancel()
+		}
+	}
+}
+
+func testCancel(t *testing.T, opt Opt) {
+	want := dataset.Canonical()
+	dst, read := opt.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep, err := transfer.Copy(ctx, cancelingSource{memsrc.New(want), cancel}, dst, transfer.Options{Concurrency: 1})
+	if rep.ExitCode(err) != transfer.ExitInterrupted {
+		t.Fatalf("canceled copy: exit %d, err %v", rep.ExitCode(err), err)
+	}
+	dst = reopen(t, opt, dst)
+	if rep, err := copyAll(t, memsrc.New(want), dst, 1); err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("resume: %v %+v", err, rep.Totals)
+	}
+	dst.Close()
+	expectEqual(t, opt, want, read)
+}
