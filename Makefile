@@ -1,0 +1,66 @@
+# runferry developer targets. `make test` is what CI runs (see .ci/run).
+# Python (.venv) is only for tests, fixture generators and benchmarks.
+
+GO             ?= go
+PYTHON         ?= python3
+VENV           := $(CURDIR)/.venv
+VENV_STAMP     := $(VENV)/.stamp
+STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+TEST_TIMEOUT   ?= 18m
+FUZZTIME       ?= 10s
+GO_TEST_FLAGS  ?=
+
+export RUNFERRY_VENV := $(VENV)
+
+.PHONY: all build venv test lint fuzz bench demo fixtures clean distclean
+
+all: build
+
+build:
+	$(GO) build -o bin/runferry ./cmd/runferry
+
+# The stamp is rebuilt whenever requirements-test.txt changes.
+venv: $(VENV_STAMP)
+
+$(VENV_STAMP): requirements-test.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+test: venv
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
+
+lint:
+	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+# Runs every fuzz target briefly; targets are discovered, so new fuzzers are included.
+fuzz:
+	@set -e; \
+	for f in $$(grep -rl --include='*_test.go' -E '^func Fuzz[A-Za-z0-9_]*\(' . | grep -v '^./.venv/' | sort); do \
+		dir=$$(dirname $$f); \
+		for name in $$(sed -n -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/p' $$f); do \
+			echo "== $$dir $$name"; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$dir; \
+		done; \
+	done
+
+bench: venv
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+demo:
+	$(GO) run ./cmd/runferry copy wandb:testdata/wandb/fixtures parquet:./demo-archive
+	$(GO) run ./cmd/runferry ls parquet:./demo-archive
+
+# Regenerates the W&B run folders with the real wandb SDK (offline) and expected.json.
+fixtures: venv
+	$(VENV)/bin/python testdata/wandb/generate.py --out testdata/wandb/fixtures
+
+clean:
+	rm -rf bin demo-archive
+	$(GO) clean -testcache
+
+distclean: clean
+	rm -rf $(VENV)

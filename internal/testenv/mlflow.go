@@ -1,0 +1,182 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// MLflowServer is a real `mlflow server` from the project venv on a loopback port.
+type MLflowServer struct {
+	URL         string // http://127.0.0.1:PORT, no trailing slash
+	Port        int
+	BackendURI  string // sqlite:///DIR/mlflow.db unless WithBackendStoreURI was given
+	ArtifactDir string // --artifacts-destination
+	LogPath     string // the server's stdout and stderr
+	Cmd         *exec.Cmd
+
+	svc      *service
+	ownedDir string // removed by Stop (shared servers)
+}
+
+// MLflowOption changes how StartMLflow starts the server.
+type MLflowOption func(*mlflowConfig)
+
+type mlflowConfig struct {
+	backendURI   string
+	postgres     *Postgres
+	dir          string
+	startTimeout time.Duration
+	extraArgs    []string
+}
+
+// WithBackendStoreURI uses the given --backend-store-uri (any SQLAlchemy URI the venv can
+// drive) instead of a fresh SQLite file.
+func WithBackendStoreURI(uri string) MLflowOption {
+	return func(c *mlflowConfig) { c.backendURI = uri }
+}
+
+// WithPostgres stores the server's data in a new database of pg, through psycopg2 (from
+// requirements-test.txt).
+func WithPostgres(pg *Postgres) MLflowOption {
+	return func(c *mlflowConfig) { c.postgres = pg }
+}
+
+// WithStartTimeout changes how long StartMLflow waits for /health (default 90s: the first
+// start migrates the database).
+func WithStartTimeout(d time.Duration) MLflowOption {
+	return func(c *mlflowConfig) { c.startTimeout = d }
+}
+
+// WithServerArgs appends raw arguments to `mlflow server`.
+func WithServerArgs(args ...string) MLflowOption {
+	return func(c *mlflowConfig) { c.extraArgs = append(c.extraArgs, args...) }
+}
+
+// StartMLflow starts a server with a SQLite backend store and proxied artifacts in a
+// temporary directory, waits for GET /health, and stops it (whole process group) when t
+// ends. A missing venv skips the test (fails it under CI).
+func StartMLflow(t testing.TB, opts ...MLflowOption) *MLflowServer {
+	t.Helper()
+	cfg := mlflowConfig{startTimeout: 90 * time.Second, dir: t.TempDir()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.postgres != nil && cfg.backendURI == "" {
+		name := fmt.Sprintf("mlflow_%d", time.Now().UnixNano())
+		cfg.backendURI = strings.Replace(cfg.postgres.CreateDatabase(t, name), "postgres://", "postgresql+psycopg2://", 1)
+	}
+	bin := VenvBin(t, "mlflow")
+	s, err := startMLflow(bin, cfg)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("testenv: MLflow server log tail (%s):\n%s", s.LogPath, s.svc.logTail(40))
+		}
+		s.Stop()
+	})
+	return s
+}
+
+func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
+	if cfg.backendURI == "" {
+		cfg.backendURI = "sqlite:///" + filepath.Join(cfg.dir, "mlflow.db")
+	}
+	s := &MLflowServer{
+		BackendURI:  cfg.backendURI,
+		ArtifactDir: filepath.Join(cfg.dir, "artifacts"),
+		LogPath:     filepath.Join(cfg.dir, "mlflow-server.log"),
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ { // another process may grab the free port
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		hostPort := "127.0.0.1:" + strconv.Itoa(port)
+		args := []string{"server",
+			"--backend-store-uri", s.BackendURI,
+			"--artifacts-destination", s.ArtifactDir,
+			"--serve-artifacts",
+			"--host", "127.0.0.1",
+			"--port", strconv.Itoa(port),
+			"--workers", "1",
+			"--allowed-hosts", "127.0.0.1,127.0.0.1:" + strconv.Itoa(port) + ",localhost,localhost:" + strconv.Itoa(port),
+		}
+		args = append(args, cfg.extraArgs...)
+		cmd := exec.Command(bin, args...)
+		cmd.Dir = cfg.dir
+		cmd.Env = append(os.Environ(),
+			"MLFLOW_TRACKING_URI=", // never let the environment redirect the server
+			"PYTHONUNBUFFERED=1",
+			"MLFLOW_ENABLE_TELEMETRY=false", "MLFLOW_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=true",
+		)
+		svc, err := startService("mlflow server", cmd, s.LogPath)
+		if err != nil {
+			return nil, err
+		}
+		s.svc, s.Cmd, s.Port, s.URL = svc, cmd, port, "http://"+hostPort
+		lastErr = waitHealthy(s, cfg.startTimeout)
+		if lastErr == nil {
+			return s, nil
+		}
+		svc.stopGroup(5 * time.Second)
+		if !strings.Contains(svc.logTail(60), "address already in use") {
+			break
+		}
+	}
+	return nil, fmt.Errorf("mlflow server (%s) did not become healthy: %v\nlog tail (%s):\n%s",
+		s.BackendURI, lastErr, s.LogPath, tailFile(s.LogPath, 40))
+}
+
+// waitHealthy polls GET /health until it answers 200 "OK", the process exits, or timeout.
+func waitHealthy(s *MLflowServer, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 5 * time.Second}
+	var last error = fmt.Errorf("no answer yet")
+	for {
+		if !s.svc.running() {
+			return fmt.Errorf("process exited: %v", s.svc.waitErr)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+"/health", nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && strings.TrimSpace(string(body)) == "OK" {
+				return nil
+			}
+			err = fmt.Errorf("GET /health: %s %q", resp.Status, body)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("timeout after %s: %v", timeout, last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Stop terminates the server and its workers and waits for them. It is idempotent.
+func (s *MLflowServer) Stop() {
+	if s != nil && s.svc != nil {
+		s.svc.stopGroup(3 * time.Second)
+	}
+	if s != nil && s.ownedDir != "" {
+		_ = os.RemoveAll(s.ownedDir)
+	}
+}
+
+// LogTail returns the last n lines of the server's log, for failure messages.
+func (s *MLflowServer) LogTail(n int) string { return tailFile(s.LogPath, n) }

@@ -1,0 +1,160 @@
+package testenv
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// A service is a background process group started for tests. Its own process group lets Stop
+// kill every child (mlflow forks uvicorn workers); a watchdog shell kills the group when the
+// test binary dies without cleaning up (panic, go test -timeout, SIGKILL), so services never
+// outlive the tests that started them.
+type service struct {
+	name     string
+	cmd      *exec.Cmd
+	logPath  string
+	watchdog *watchdog
+
+	stopOnce sync.Once
+	exited   chan struct{}
+	waitErr  error
+}
+
+// startService starts cmd in a new process group with stdout and stderr appended to logPath,
+// guarded by a watchdog that kills the group if the test binary dies first.
+func startService(name string, cmd *exec.Cmd, logPath string) (*service, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	s := &service{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+	pgid := cmd.Process.Pid
+	s.watchdog = startWatchdog(fmt.Sprintf("kill -TERM -- -%d; sleep 3; kill -KILL -- -%d", pgid, pgid))
+	return s, nil
+}
+
+// A watchdog is a shell, in its own process group, that polls the test binary and runs a
+// cleanup command once the binary is gone. It covers exits that skip t.Cleanup and TestMain:
+// panics, go test -timeout, SIGKILL.
+type watchdog struct{ cmd *exec.Cmd }
+
+func startWatchdog(onExit string) *watchdog {
+	script := `p=$1; while kill -0 "$p" 2>/dev/null; do sleep 1; done; eval "$2" >/dev/null 2>&1`
+	cmd := exec.Command("/bin/sh", "-c", script, "runferry-testenv-watchdog", strconv.Itoa(os.Getpid()), onExit)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil // best effort: t.Cleanup and Main still clean up in the normal case
+	}
+	go func() { _ = cmd.Wait() }()
+	return &watchdog{cmd: cmd}
+}
+
+// disarm ends the watchdog without running its cleanup command. A nil watchdog is fine.
+func (w *watchdog) disarm() {
+	if w != nil {
+		_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// running reports whether the direct child has not exited yet.
+func (s *service) running() bool {
+	select {
+	case <-s.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// stopGroup sends SIGTERM to the process group, waits up to grace for the leader to exit,
+// then SIGKILLs the group. It is idempotent.
+func (s *service) stopGroup(grace time.Duration) {
+	s.stopOnce.Do(func() {
+		pgid := s.cmd.Process.Pid
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(grace):
+		}
+		// Children (workers) may outlive the leader: always sweep the group.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		<-s.exited
+		for deadline := time.Now().Add(5 * time.Second); GroupAlive(pgid) && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond)
+		}
+		s.watchdog.disarm()
+	})
+}
+
+// logTail returns the last n lines of the service's log.
+func (s *service) logTail(n int) string { return tailFile(s.logPath, n) }
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// runLogged runs cmd to completion and returns an error holding its combined output.
+func runLogged(cmd *exec.Cmd) error {
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, out.String())
+	}
+	return nil
+}
+
+// GroupAlive reports whether any process of process group pgid is alive (zombies, which
+// are dead but not yet reaped by their parent, do not count). It reads /proc.
+func GroupAlive(pgid int) bool {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[0] != "X" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
+}
