@@ -18,7 +18,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/state"
 	"github.com/runferry/runferry/schema"
