@@ -36,14 +36,13 @@ func (it Item) IsKey(name string) bool {
 // History is a HistoryRecord: one row of logged values.
 type History struct {
 	Items []Item `json:"items"`
-	// Step is HistoryRecord.step.num, meaningful when HasStep is set. Prefer
-	// the "_step" item (see StepValue), which every writer also sets.
-	Step    int64 `json:"step,omitempty"`
-	HasStep bool  `json:"has_step,omitempty"`
+	// Step is HistoryRecord.step.num, nil when the record has no step
+	// field. Prefer the "_step" item (see StepValue), which writers set too.
+	Step *int64 `json:"step,omitempty"`
 }
 
 // StepValue returns the row's step: the integer value of its "_step" item,
-// else Step when HasStep is set. ok is false when the row has neither (as in
+// else *Step. ok is false when the row has neither (as in
 // W&B's shared multi-writer mode, where the server assigns steps) or the
 // "_step" item is not an integer.
 func (h *History) StepValue() (step int64, ok bool) {
@@ -52,7 +51,10 @@ func (h *History) StepValue() (step int64, ok bool) {
 			return parseStep(it.ValueJSON)
 		}
 	}
-	return h.Step, h.HasStep
+	if h.Step != nil {
+		return *h.Step, true
+	}
+	return 0, false
 }
 
 // Summary is a SummaryRecord: values to set and keys to remove from the run
@@ -75,7 +77,7 @@ type Config struct {
 type Stats struct {
 	// Type is StatsRecord.stats_type; 0 (SYSTEM) is the only value so far.
 	Type      int32     `json:"type,omitempty"`
-	Timestamp time.Time `json:"timestamp"`
+	Timestamp time.Time `json:"timestamp,omitzero"`
 	Items     []Item    `json:"items"`
 }
 
@@ -129,10 +131,10 @@ func decodeHistory(b []byte) (*History, error) {
 			if err != nil {
 				return err
 			}
-			h.HasStep = true
+			h.Step = new(int64)
 			return within("step", walkFields(step, func(g field) error {
 				if g.num == 1 {
-					return g.setInt64(&h.Step)
+					return g.setInt64(h.Step)
 				}
 				return nil
 			}))

@@ -31,7 +31,7 @@ func (s OutputStream) MarshalText() ([]byte, error) { return []byte(s.String()),
 // ANSI escapes and partial lines).
 type Output struct {
 	Stream    OutputStream `json:"stream"`
-	Timestamp time.Time    `json:"timestamp"`
+	Timestamp time.Time    `json:"timestamp,omitzero"`
 	Line      string       `json:"line"`
 }
 

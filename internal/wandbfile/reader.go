@@ -95,6 +95,9 @@ type Reader struct {
 	discarding bool
 
 	damage []Damage
+
+	// maxRecordSize is MaxRecordSize; tests lower it.
+	maxRecordSize int
 }
 
 // NewReader checks the file header of r and returns a Reader positioned at
@@ -115,7 +118,7 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 	if err := checkFileHeader(header[:]); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	rd := &Reader{name: name, src: src}
+	rd := &Reader{name: name, src: src, maxRecordSize: MaxRecordSize}
 	grid, err := detectGrid(src)
 	if err != nil {
 		return nil, fmt.Errorf("%s: offset %d: %w", name, FileHeaderSize, err)
@@ -251,8 +254,8 @@ func (r *Reader) assemble(typ byte, data []byte, chunkOffset int64) ([]byte, int
 			r.report(chunkOffset, fmt.Sprintf("%s chunk without a first chunk", chunkTypeName(typ)), false)
 			return nil, 0, false
 		}
-		if len(r.record)+len(data) > MaxRecordSize {
-			r.report(r.recordStart, fmt.Sprintf("record larger than %d bytes; skipped", MaxRecordSize), false)
+		if len(r.record)+len(data) > r.maxRecordSize {
+			r.report(r.recordStart, fmt.Sprintf("record larger than %d bytes; skipped", r.maxRecordSize), false)
 			r.inRecord = false
 			r.discarding = typ != chunkLast
 			r.record = r.record[:0]
@@ -307,7 +310,7 @@ func (r *Reader) dropRecord(reason string, truncated bool) {
 // was being assembled, the damage is reported once, at the record's start.
 func (r *Reader) truncated(chunkOffset int64, detail string) {
 	if r.inRecord {
-		r.dropRecord("record cut short by end of file (truncated): "+detail, true)
+		r.dropRecord(fmt.Sprintf("record cut short by end of file (truncated): %s at offset %d", detail, chunkOffset), true)
 		return
 	}
 	r.report(chunkOffset, detail+" (truncated)", true)

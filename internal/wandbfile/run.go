@@ -20,7 +20,7 @@ type Run struct {
 	Host        string    `json:"host,omitempty"`
 	StartStep   int64     `json:"starting_step,omitempty"`
 	StorageID   string    `json:"storage_id,omitempty"`
-	StartTime   time.Time `json:"start_time"`
+	StartTime   time.Time `json:"start_time,omitzero"`
 	Resumed     bool      `json:"resumed,omitempty"`
 	// Runtime is the runtime in seconds of the segments before this one.
 	Runtime     int32        `json:"runtime,omitempty"`
@@ -70,7 +70,7 @@ type Telemetry struct {
 type Environment struct {
 	OS              string    `json:"os,omitempty"`
 	Python          string    `json:"python,omitempty"`
-	StartedAt       time.Time `json:"started_at"`
+	StartedAt       time.Time `json:"started_at,omitzero"`
 	Docker          string    `json:"docker,omitempty"`
 	Args            []string  `json:"args,omitempty"`
 	Program         string    `json:"program,omitempty"`
