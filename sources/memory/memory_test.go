@@ -1,0 +1,17 @@
+package memory_test
+
+import (
+	"testing"
+
+	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/memory"
+	"github.com/runferry/runferry/sources/sourcetest"
+)
+
+func TestConformance(t *testing.T) {
+	sourcetest.Run(t, sourcetest.Opt{
+		Open: func(*testing.T) sources.Source { return memory.New(dataset.Canonical()) },
+		Want: dataset.Canonical(),
+	})
+}
