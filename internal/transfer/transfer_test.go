@@ -1,0 +1,265 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/state"
+	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sinks"
+	memsink "github.com/runferry/runferry/sinks/memory"
+	"github.com/runferry/runferry/sinks/sinktest"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+func fast(opt transfer.Options) transfer.Options {
+	opt.Backoff = func(int) time.Duration { return time.Millisecond }
+	return opt
+}
+
+func ledger(t *testing.T) *state.Ledger {
+	l, err := state.Open(filepath.Join(t.TempDir(), "ledger.db"), state.Job{Source: "memory:a", Sink: "memory:b"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func mustEqual(t *testing.T, want *dataset.Dataset, dst *memsink.Sink) {
+	t.Helper()
+	if diff := dataset.Diff(want, dst.Dataset(), dataset.DiffOptions{}); diff != nil {
+		t.Fatalf("destination differs:\n%s", strings.Join(diff, "\n"))
+	}
+	if inc := dst.Incomplete(); len(inc) != 0 {
+		t.Fatalf("incomplete runs left: %v", inc)
+	}
+}
+
+// TestFailureAtEachStepThenRerun: with a ledger, a failure injected at
+// each operation of a multi-run copy followed by a re-run ends identical to
+// an uninterrupted copy.
+func TestFailureAtEachStepThenRerun(t *testing.T) {
+	want := dataset.Canonical()
+	probe := sinktest.NewFailAt(memsink.New(sinks.Limits{MaxMetricsPerWrite: 700}), 0, nil)
+	if _, err := transfer.Copy(context.Background(), memsrc.New(want), probe, fast(transfer.Options{})); err != nil {
+		t.Fatal(err)
+	}
+	total := probe.Ops()
+	if total < 15 {
+		t.Fatalf("only %d operations: the fixture is too small to test", total)
+	}
+	for n := 1; n <= total; n++ {
+		for _, kind := range []error{fault.Fatal(sinktest.ErrInjected), fault.Permanent(sinktest.ErrInjected)} {
+			dst := memsink.New(sinks.Limits{MaxMetricsPerWrite: 700})
+			l := ledger(t)
+			rep, err := transfer.Copy(context.Background(), memsrc.New(want), sinktest.NewFailAt(dst, n, kind),
+				fast(transfer.Options{Ledger: l, Attempts: 1}))
+			code := rep.ExitCode(err)
+			if fault.KindOf(kind) == fault.KindFatal && code != transfer.ExitFatal ||
+				fault.KindOf(kind) == fault.KindPermanent && code != transfer.ExitRunsFailed {
+				t.Fatalf("op %d %v: exit %d (err %v)", n, fault.KindOf(kind), code, err)
+			}
+			rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
+			if code := rep.ExitCode(err); code != transfer.ExitOK {
+				t.Fatalf("op %d: re-run exit %d: %v %+v", n, code, err, rep.Runs)
+			}
+			mustEqual(t, want, dst)
+			// Committed runs are skipped by the ledger, not rewritten.
+			if rep.Totals.Committed+rep.Totals.Unchanged != len(want.Runs) {
+				t.Fatalf("op %d: re-run totals %+v", n, rep.Totals)
+			}
+		}
+	}
+}
+
+func TestRetryableFailureIsRetried(t *testing.T) {
+	want := dataset.Canonical()
+	dst := memsink.New(sinks.Limits{})
+	var retries atomic.Int32
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), sinktest.NewFailAt(dst, 4, nil), fast(transfer.Options{
+		Observer: func(e transfer.Event) {
+			if e.Kind == transfer.EventRetry {
+				retries.Add(1)
+			}
+		}}))
+	if err != nil || rep.Totals.Committed != len(want.Runs) || retries.Load() != 1 {
+		t.Fatalf("err %v, totals %+v, retries %d", err, rep.Totals, retries.Load())
+	}
+	mustEqual(t, want, dst)
+}
+
+// failingRun is a source one of whose runs always fails to read.
+type failingRun struct {
+	*memsrc.Source
+	bad schema.Ref
+}
+
+func (s failingRun) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	if run == s.bad {
+		return func(yield func([]schema.Metric, error) bool) {
+			yield(nil, fault.Permanent(errors.New("corrupt history at offset 42")))
+		}
+	}
+	return s.Source.Metrics(ctx, run)
+}
+
+func TestPermanentFailureDoesNotStopOthers(t *testing.T) {
+	want := dataset.Canonical()
+	bad := want.Runs[1].Run.Origin
+	dst := memsink.New(sinks.Limits{})
+	rep, err := transfer.Copy(context.Background(), failingRun{memsrc.New(want), bad}, dst, fast(transfer.Options{}))
+	if code := rep.ExitCode(err); code != transfer.ExitRunsFailed {
+		t.Fatalf("exit %d, want 3: %v", code, err)
+	}
+	if rep.Totals.Committed != len(want.Runs)-1 || rep.Totals.Failed != 1 {
+		t.Fatalf("totals %+v", rep.Totals)
+	}
+	for _, r := range rep.Runs {
+		if r.Origin == bad.String() && (r.Outcome != transfer.Failed || !strings.Contains(r.Error, "offset 42") || r.Attempts != 1) {
+			t.Fatalf("bad run reported as %+v", r)
+		}
+	}
+	if inc := dst.Incomplete(); len(inc) != 1 || inc[0] != bad {
+		t.Fatalf("incomplete = %v", inc)
+	}
+}
+
+// cancelAfter cancels the job once n metric pages have been read.
+type cancelAfter struct {
+	*memsrc.Source
+	n      *atomic.Int32
+	cancel context.CancelFunc
+}
+
+func (s cancelAfter) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	return func(yield func([]schema.Metric, error) bool) {
+		for page, err := range s.Source.Metrics(ctx, run) {
+			if s.n.Add(-1) == 0 {
+				s.cancel()
+			}
+			if !yield(page, err) {
+				return
+			}
+		}
+	}
+}
+
+func TestCancelThenResume(t *testing.T) {
+	want := dataset.Canonical()
+	for pages := int32(1); pages <= 8; pages++ {
+		dst := memsink.New(sinks.Limits{})
+		l := ledger(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		var n atomic.Int32
+		n.Store(pages)
+		rep, err := transfer.Copy(ctx, cancelAfter{memsrc.New(want), &n, cancel}, dst, fast(transfer.Options{Ledger: l, Concurrency: 2}))
+		cancel()
+		if code := rep.ExitCode(err); code != transfer.ExitInterrupted {
+			t.Fatalf("after %d pages: exit %d, err %v", pages, code, err)
+		}
+		rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
+		if rep.ExitCode(err) != transfer.ExitOK {
+			t.Fatalf("resume: %v %+v", err, rep.Totals)
+		}
+		mustEqual(t, want, dst)
+	}
+}
+
+func TestRerunSkipsAndChangedRunIsRewritten(t *testing.T) {
+	want := dataset.Canonical()
+	dst := memsink.New(sinks.Limits{})
+	l := ledger(t)
+	if _, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l})); err != nil {
+		t.Fatal(err)
+	}
+	opens := dst.Opens()
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
+	if err != nil || rep.Totals.Unchanged != len(want.Runs)-1 || dst.Opens() != opens+1 {
+		// the RUNNING run is always refreshed
+		t.Fatalf("re-run: %v totals %+v opens %d->%d", err, rep.Totals, opens, dst.Opens())
+	}
+	changed := want.Clone()
+	changed.Runs[0].Run.Summary = []byte(`{"loss":0.2}`)
+	changed.Runs[0].Metrics = append(changed.Runs[0].Metrics, schema.Metric{Key: "loss", Value: 0.2, Step: 9999})
+	rep, err = transfer.Copy(context.Background(), memsrc.New(changed), dst, fast(transfer.Options{Ledger: l}))
+	if err != nil || rep.Totals.Committed != 2 {
+		t.Fatalf("changed run: %v totals %+v", err, rep.Totals)
+	}
+	mustEqual(t, changed, dst)
+	// Without a ledger the sink's RunFinder gives the same answer.
+	rep, err = transfer.Copy(context.Background(), memsrc.New(changed), dst, fast(transfer.Options{}))
+	if err != nil || rep.Totals.Unchanged != len(want.Runs)-1 {
+		t.Fatalf("no ledger: %v totals %+v", err, rep.Totals)
+	}
+}
+
+func TestDryRunWritesNothing(t *testing.T) {
+	want := dataset.Canonical()
+	dst := memsink.New(sinks.Limits{})
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{DryRun: true}))
+	if err != nil || rep.Totals.Planned != len(want.Runs) {
+		t.Fatalf("dry run: %v %+v", err, rep.Totals)
+	}
+	var points int64
+	for _, r := range want.Runs {
+		points += int64(len(r.Metrics))
+	}
+	if rep.Totals.Points != points || rep.Totals.Files != 4 {
+		t.Fatalf("dry run counted %d points %d files, want %d and 4", rep.Totals.Points, rep.Totals.Files, points)
+	}
+	if d := dst.Dataset(); len(d.Runs) != 0 || len(d.Experiments) != 0 {
+		t.Fatalf("dry run wrote %s", d.Describe())
+	}
+}
+
+func TestFiltersAndBatchLimit(t *testing.T) {
+	want := dataset.Canonical()
+	dst := memsink.New(sinks.Limits{MaxMetricsPerWrite: 3, MaxInFlight: 1})
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{
+		Filter: transfer.Filter{Include: []string{"vis*"}, RunIDs: []string{"run-big", "run-special"},
+			Since: want.Runs[0].Run.Start}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := dst.Dataset()
+	if len(got.Runs) != 2 || rep.Totals.Committed != 2 {
+		t.Fatalf("filtered copy wrote %s", got.Describe())
+	}
+	want.Runs = want.Runs[:2]
+	want.Experiments = want.Experiments[:1]
+	mustEqual(t, want, dst)
+	rep, _ = transfer.Copy(context.Background(), memsrc.New(dataset.Canonical()), memsink.New(sinks.Limits{}),
+		fast(transfer.Options{Filter: transfer.Filter{Exclude: []string{"vision"}}}))
+	if rep.Totals.Runs != 2 {
+		t.Fatalf("exclude: %d runs", rep.Totals.Runs)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	cases := []struct {
+		rep  transfer.Report
+		err  error
+		want int
+	}{
+		{transfer.Report{}, nil, 0},
+		{transfer.Report{Totals: transfer.Totals{Failed: 1}}, nil, 3},
+		{transfer.Report{Fatal: "x"}, fmt.Errorf("x"), 1},
+		{transfer.Report{Canceled: true}, context.Canceled, 130},
+	}
+	for _, c := range cases {
+		if got := c.rep.ExitCode(c.err); got != c.want {
+			t.Errorf("ExitCode(%+v, %v) = %d, want %d", c.rep, c.err, got, c.want)
+		}
+	}
+}
