@@ -1,0 +1,394 @@
+// Package check proves a transfer: it compares every selected run of a
+// source with its counterpart in a destination (found by origin) field by
+// field, metric key by metric key, and file by file, streaming both sides
+// so that runs of any size can be compared.
+package check
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"maps"
+	"reflect"
+	"slices"
+
+	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+// Difference is one way in which the destination differs from the source.
+type Difference struct {
+	Run  string `json:"run"`            // source origin of the run ("" for the job)
+	What string `json:"what"`           // e.g. "missing run", "metric loss", "param lr"
+	Want string `json:"want,omitempty"` // the source's value
+	Got  string `json:"got,omitempty"`  // the destination's value
+}
+
+func (d Difference) String() string {
+	s := d.What
+	if d.Run != "" {
+		s = d.Run + ": " + s
+	}
+	if d.Want != "" || d.Got != "" {
+		s += fmt.Sprintf(": source %s, destination %s", d.Want, d.Got)
+	}
+	return s
+}
+
+// Result is the outcome of a check.
+type Result struct {
+	Runs        int          `json:"runs"`         // source runs compared
+	Matching    int          `json:"matching"`     // runs without a difference
+	Points      int64        `json:"points"`       // source points compared
+	Differences []Difference `json:"differences"` // empty when everything matches
+}
+
+// Options select what is compared.
+type Options struct {
+	Filter transfer.Filter
+	// IgnoreFields lists schema.Run field names not compared, for sinks
+	// that cannot represent them.
+	IgnoreFields []string
+	// Progress, when set, is called after each run.
+	Progress func(run string, diffs int)
+}
+
+// Run compares src with dst.
+func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, error) {
+	index, err := indexRuns(ctx, dst)
+	if err != nil {
+		return nil, fmt.Errorf("destination: %w", err)
+	}
+	res := &Result{}
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			return res, fmt.Errorf("source: %w", err)
+		}
+		if !opt.Filter.Experiment(e) {
+			continue
+		}
+		for r, err := range src.Runs(ctx, e.Origin) {
+			if err != nil {
+				return res, fmt.Errorf("source: %w", err)
+			}
+			if !opt.Filter.Run(r) {
+				continue
+			}
+			res.Runs++
+			before := len(res.Differences)
+			other, ok := index[r.Origin]
+			if !ok {
+				res.add(r.Origin, "missing run", r.Name, "")
+			} else if err := res.compareRun(ctx, src, dst, r, other, opt); err != nil {
+				return res, err
+			}
+			if len(res.Differences) == before {
+				res.Matching++
+			}
+			if opt.Progress != nil {
+				opt.Progress(r.Origin.String(), len(res.Differences)-before)
+			}
+		}
+	}
+	return res, nil
+}
+
+func (res *Result) add(run schema.Ref, what, want, got string) {
+	res.Differences = append(res.Differences, Difference{Run: run.String(), What: what, Want: want, Got: got})
+}
+
+func indexRuns(ctx context.Context, src sources.Source) (map[schema.Ref]schema.Run, error) {
+	index := map[schema.Ref]schema.Run{}
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		for r, err := range src.Runs(ctx, e.Origin) {
+			if err != nil {
+				return nil, err
+			}
+			index[r.Origin] = r
+		}
+	}
+	return index, nil
+}
+
+func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want, got schema.Run, opt Options) error {
+	id := want.Origin
+	wv, gv := reflect.ValueOf(want), reflect.ValueOf(got)
+	for i := 0; i < wv.NumField(); i++ {
+		name := wv.Type().Field(i).Name
+		if name == "Origin" || name == "Damage" || slices.Contains(opt.IgnoreFields, name) {
+			continue
+		}
+		a, b := wv.Field(i).Interface(), gv.Field(i).Interface()
+		switch name {
+		case "Params":
+			res.compareKV(id, "param", paramMap(want.Params), paramMap(got.Params))
+			continue
+		case "Tags":
+			res.compareKV(id, "tag", tagMap(want.Tags), tagMap(got.Tags))
+			continue
+		}
+		if !fieldEqual(a, b) {
+			res.add(id, "field "+name, show(a), show(b))
+		}
+	}
+	wm, err := metricStats(ctx, src, want.Origin)
+	if err != nil {
+		return fmt.Errorf("source run %s: %w", id, err)
+	}
+	gm, err := metricStats(ctx, dst, got.Origin)
+	if err != nil {
+		return fmt.Errorf("destination run %s: %w", id, err)
+	}
+	for _, k := range slices.Sorted(maps.Keys(wm)) {
+		res.Points += wm[k].Count
+		g, ok := gm[k]
+		switch {
+		case !ok:
+			res.add(id, "metric "+k+" missing", fmt.Sprintf("%d points", wm[k].Count), "none")
+		case !wm[k].Equal(g):
+			res.add(id, "metric "+k, describe(wm[k]), describe(g))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(gm)) {
+		if _, ok := wm[k]; !ok {
+			res.add(id, "metric "+k+" unexpected", "none", fmt.Sprintf("%d points", gm[k].Count))
+		}
+	}
+	if err := res.compareStreams(ctx, src, dst, want.Origin); err != nil {
+		return err
+	}
+	return res.compareFiles(ctx, src, dst, want.Origin)
+}
+
+func (res *Result) compareKV(id schema.Ref, what string, want, got map[string]string) {
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		g, ok := got[k]
+		switch {
+		case !ok:
+			res.add(id, what+" "+k+" missing", want[k], "")
+		case g != want[k]:
+			res.add(id, what+" "+k, want[k], g)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(got)) {
+		if _, ok := want[k]; !ok {
+			res.add(id, what+" "+k+" unexpected", "", got[k])
+		}
+	}
+}
+
+func paramMap(ps []schema.Param) map[string]string {
+	m := map[string]string{}
+	for _, p := range ps {
+		m[p.Key] = p.Value
+	}
+	return m
+}
+
+func tagMap(ts []schema.Tag) map[string]string {
+	m := map[string]string{}
+	for _, t := range ts {
+		m[t.Key] = t.Value
+	}
+	return m
+}
+
+func fieldEqual(a, b any) bool {
+	if ra, ok := a.(json.RawMessage); ok {
+		var x, y any
+		rb := b.(json.RawMessage)
+		if len(ra) == 0 || len(rb) == 0 {
+			return len(ra) == len(rb)
+		}
+		if json.Unmarshal(ra, &x) != nil || json.Unmarshal(rb, &y) != nil {
+			return string(ra) == string(rb)
+		}
+		return reflect.DeepEqual(x, y)
+	}
+	av, bv := reflect.ValueOf(a), reflect.ValueOf(b)
+	if av.Kind() == reflect.Slice && av.Len() == 0 && bv.Len() == 0 {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+func show(v any) string {
+	if raw, ok := v.(json.RawMessage); ok {
+		return string(raw)
+	}
+	return fmt.Sprintf("%v", v)
+}
+
+func describe(s schema.KeyStats) string {
+	return fmt.Sprintf("%d points, steps %d..%d, min %g max %g last %g, digest %016x",
+		s.Count, s.FirstStep, s.LastStep, s.Min, s.Max, s.Last, s.Digest)
+}
+
+func metricStats(ctx context.Context, src sources.Source, run schema.Ref) (map[string]schema.KeyStats, error) {
+	out := map[string]schema.KeyStats{}
+	for page, err := range src.Metrics(ctx, run) {
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page {
+			s := out[m.Key]
+			s.Add(m)
+			out[m.Key] = s
+		}
+	}
+	return out, nil
+}
+
+var seed = maphash.MakeSeed()
+
+// streamDigest counts and hashes (order-sensitively) a run's console lines
+// and rich values.
+type streamDigest struct {
+	n int64
+	h maphash.Hash
+}
+
+func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
+	digest := func(s sources.Source, logs bool) (streamDigest, bool, error) {
+		var d streamDigest
+		d.h.SetSeed(seed)
+		if logs {
+			lr, ok := s.(sources.LogReader)
+			if !ok {
+				return d, false, nil
+			}
+			for page, err := range lr.Logs(ctx, run) {
+				if err != nil {
+					return d, true, err
+				}
+				for _, l := range page {
+					d.n++
+					fmt.Fprintf(&d.h, "%d\x00%s\x00%s\x00", l.Time, l.Stream, l.Line)
+				}
+			}
+			return d, true, nil
+		}
+		rr, ok := s.(sources.RichValueReader)
+		if !ok {
+			return d, false, nil
+		}
+		for page, err := range rr.RichValues(ctx, run) {
+			if err != nil {
+				return d, true, err
+			}
+			for _, v := range page {
+				d.n++
+				fmt.Fprintf(&d.h, "%s\x00%d\x00%d\x00%s\x00%s\x00%q\x00", v.Key, v.Step, v.Time, v.Type, v.JSON, v.Files)
+			}
+		}
+		return d, true, nil
+	}
+	for _, logs := range []bool{true, false} {
+		what := "rich values"
+		if logs {
+			what = "console output"
+		}
+		w, wok, err := digest(src, logs)
+		if err != nil {
+			return fmt.Errorf("source run %s %s: %w", run, what, err)
+		}
+		if !wok {
+			continue
+		}
+		g, gok, err := digest(dst, logs)
+		if err != nil {
+			return fmt.Errorf("destination run %s %s: %w", run, what, err)
+		}
+		switch {
+		case !gok && w.n > 0:
+			res.add(run, what+" not readable from the destination", fmt.Sprint(w.n), "")
+		case gok && (w.n != g.n || w.h.Sum64() != g.h.Sum64()):
+			res.add(run, what, fmt.Sprintf("%d entries (%016x)", w.n, w.h.Sum64()), fmt.Sprintf("%d entries (%016x)", g.n, g.h.Sum64()))
+		}
+	}
+	return nil
+}
+
+type fileInfo struct {
+	size   int64
+	digest string
+}
+
+func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
+	wf, wok, err := listFiles(ctx, src, run)
+	if err != nil {
+		return fmt.Errorf("source run %s files: %w", run, err)
+	}
+	if !wok {
+		return nil
+	}
+	gf, gok, err := listFiles(ctx, dst, run)
+	if err != nil {
+		return fmt.Errorf("destination run %s files: %w", run, err)
+	}
+	if !gok {
+		if len(wf) > 0 {
+			res.add(run, "files not readable from the destination", fmt.Sprint(len(wf)), "")
+		}
+		return nil
+	}
+	for _, p := range slices.Sorted(maps.Keys(wf)) {
+		g, ok := gf[p]
+		switch {
+		case !ok:
+			res.add(run, "file "+p+" missing", fmt.Sprintf("%d bytes", wf[p].size), "")
+		case g != wf[p]:
+			res.add(run, "file "+p, fmt.Sprintf("%d bytes %s", wf[p].size, wf[p].digest), fmt.Sprintf("%d bytes %s", g.size, g.digest))
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(gf)) {
+		if _, ok := wf[p]; !ok {
+			res.add(run, "file "+p+" unexpected", "", fmt.Sprintf("%d bytes", gf[p].size))
+		}
+	}
+	return nil
+}
+
+// listFiles lists a run's files with size and SHA-256, hashing content
+// whose digest the source does not announce.
+func listFiles(ctx context.Context, s sources.Source, run schema.Ref) (map[string]fileInfo, bool, error) {
+	al, ok := s.(sources.ArtifactLister)
+	if !ok {
+		return nil, false, nil
+	}
+	out := map[string]fileInfo{}
+	for a, err := range al.Artifacts(ctx, run) {
+		if err != nil {
+			return nil, true, err
+		}
+		fi := fileInfo{size: a.Size, digest: a.Digest}
+		if a.Problem != "" {
+			fi.digest = "problem: " + a.Problem
+		} else if fi.digest == "" || fi.size < 0 {
+			if a.Open == nil {
+				return nil, true, fmt.Errorf("file %s cannot be read", a.Path)
+			}
+			rc, err := a.Open(ctx)
+			if err != nil {
+				return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, rc)
+			rc.Close()
+			if err != nil {
+				return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
+			}
+			fi = fileInfo{size: n, digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}
+		}
+		out[a.Path] = fi
+	}
+	return out, true, nil
+}

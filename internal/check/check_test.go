@@ -1,0 +1,68 @@
+package check_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+func TestCheckDetectsEachSingleChange(t *testing.T) {
+	base := dataset.Canonical()
+	ctx := context.Background()
+	res, err := check.Run(ctx, memsrc.New(base), memsrc.New(base.Clone()), check.Options{})
+	if err != nil || len(res.Differences) != 0 || res.Matching != len(base.Runs) || res.Points == 0 {
+		t.Fatalf("identical datasets: err %v, %+v", err, res)
+	}
+	changes := []struct {
+		name   string
+		change func(d *dataset.Dataset)
+		want   string
+	}{
+		{"changed point", func(d *dataset.Dataset) { d.Runs[0].Metrics[100].Value = 42 }, "metric val/acc"},
+		{"changed step", func(d *dataset.Dataset) { d.Runs[0].Metrics[7].Step++ }, "metric loss"},
+		{"changed time", func(d *dataset.Dataset) { d.Runs[3].Metrics[0].Time++ }, "metric k00"},
+		{"missing point", func(d *dataset.Dataset) { d.Runs[1].Metrics = d.Runs[1].Metrics[1:] }, "metric inf"},
+		{"extra point", func(d *dataset.Dataset) {
+			d.Runs[1].Metrics = append(d.Runs[1].Metrics, schema.Metric{Key: "nan", Value: 1, Step: 9})
+		}, "metric nan"},
+		{"duplicated point", func(d *dataset.Dataset) {
+			d.Runs[4].Metrics = append(d.Runs[4].Metrics, d.Runs[4].Metrics[0])
+		}, "metric x"},
+		{"extra key", func(d *dataset.Dataset) {
+			d.Runs[2].Metrics = append(d.Runs[2].Metrics, schema.Metric{Key: "new", Value: 1})
+		}, "metric new unexpected"},
+		{"NaN became 0", func(d *dataset.Dataset) { d.Runs[1].Metrics[2].Value = 0 }, "metric nan"},
+		{"changed param", func(d *dataset.Dataset) { d.Runs[0].Run.Params[0].Value = "0.01" }, "param lr"},
+		{"missing param", func(d *dataset.Dataset) { d.Runs[0].Run.Params = d.Runs[0].Run.Params[1:] }, "param lr missing"},
+		{"extra tag", func(d *dataset.Dataset) {
+			d.Runs[2].Run.Tags = append(d.Runs[2].Run.Tags, schema.Tag{Key: "x", Value: "y"})
+		}, "tag x unexpected"},
+		{"changed tag", func(d *dataset.Dataset) { d.Runs[4].Run.Tags[0].Value = "other" }, "tag note"},
+		{"changed artifact", func(d *dataset.Dataset) { d.Runs[0].Files[0].Content = []byte("lr: 0.002\n") }, "file config.yaml"},
+		{"missing artifact", func(d *dataset.Dataset) { d.Runs[0].Files = d.Runs[0].Files[:3] }, "file model/weights.bin missing"},
+		{"extra artifact", func(d *dataset.Dataset) {
+			d.Runs[2].Files = append(d.Runs[2].Files, dataset.File{Path: "x.txt", Content: []byte("x")})
+		}, "file x.txt unexpected"},
+		{"missing run", func(d *dataset.Dataset) { d.Runs = d.Runs[1:] }, "missing run"},
+		{"status", func(d *dataset.Dataset) { d.Runs[3].Run.Status = schema.StatusFinished }, "field Status"},
+		{"config", func(d *dataset.Dataset) { d.Runs[0].Run.Config = []byte(`{"batch":64}`) }, "field Config"},
+		{"log line", func(d *dataset.Dataset) { d.Runs[0].Logs[2].Line = "x" }, "console output"},
+		{"rich value", func(d *dataset.Dataset) { d.Runs[0].RichValues = nil }, "rich values"},
+	}
+	for _, c := range changes {
+		dst := base.Clone()
+		c.change(dst)
+		res, err := check.Run(ctx, memsrc.New(base), memsrc.New(dst), check.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if len(res.Differences) != 1 || !strings.Contains(res.Differences[0].String(), c.want) {
+			t.Errorf("%s: differences %v, want exactly one mentioning %q", c.name, res.Differences, c.want)
+		}
+	}
+}
