@@ -1,0 +1,75 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runferry/runferry/internal/check"
+)
+
+func (a *app) checkCmd() *cobra.Command {
+	var (
+		sel        selection
+		reportPath string
+		ignore     []string
+	)
+	cmd := &cobra.Command{
+		Use:   "check SRC DST",
+		Short: "Prove that DST holds every run of SRC, point for point",
+		Long: `Compare every selected run of SRC with its counterpart in DST (found by origin):
+metadata, params, tags, and for every metric key the point count, first and
+last step, min/max/last value and an order-independent digest of every
+(step, time, value); console output and non-numeric values by count and
+digest; files by path, size and SHA-256.
+
+Prints each difference and exits 0 only when there is none (4 otherwise).`,
+		Example: `  runferry check wandb:./wandb parquet:./archive
+  runferry check mlflow+http://127.0.0.1:5000 parquet:/backups/mlflow --include 'prod-*'`,
+		Args: exactArgs(2, "SRC DST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := sel.filter()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			src, _, err := a.openSource(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			dst, _, err := a.openSource(ctx, args[1])
+			if err != nil {
+				return err
+			}
+			defer dst.Close()
+			res, err := check.Run(ctx, src, dst, check.Options{Filter: filter, IgnoreFields: ignore,
+				Progress: func(run string, diffs int) { a.log.Debug("checked", "run", run, "differences", diffs) }})
+			if err != nil {
+				return err
+			}
+			for _, d := range res.Differences {
+				fmt.Fprintln(a.stdout, d.String())
+			}
+			fmt.Fprintf(a.stdout, "checked %d runs, %d points: %d match, %d differences\n",
+				res.Runs, res.Points, res.Matching, len(res.Differences))
+			if reportPath != "" {
+				if err := writeJSON(reportPath, res, secretValues(os.Environ(), args)); err != nil {
+					return fmt.Errorf("writing report: %w", err)
+				}
+			}
+			if len(res.Differences) > 0 {
+				a.exit = exitDifferences
+			}
+			return nil
+		},
+	}
+	sel.register(cmd)
+	cmd.Flags().StringVar(&reportPath, "report", "", "write the differences as JSON to this file")
+	cmd.Flags().StringSliceVar(&ignore, "ignore-field", nil, "run field not compared (e.g. Labels), for destinations that cannot hold it")
+	return cmd
+}
+
+// exitDifferences is check's exit code when the destination differs.
+const exitDifferences = 4

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runferry/runferry/internal/state"
+	"github.com/runferry/runferry/internal/transfer"
+)
+
+// selection holds the flags that choose what a job covers.
+type selection struct {
+	include, exclude, runs []string
+	since, until           string
+}
+
+func (s *selection) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringSliceVar(&s.include, "include", nil, "only experiments/projects whose name matches this glob (repeatable)")
+	f.StringSliceVar(&s.exclude, "exclude", nil, "leave out experiments/projects whose name matches this glob (repeatable)")
+	f.StringSliceVar(&s.runs, "run", nil, "only these run ids (repeatable, or comma-separated)")
+	f.StringVar(&s.since, "since", "", "only runs started at or after this time (RFC 3339 or YYYY-MM-DD)")
+	f.StringVar(&s.until, "until", "", "only runs started before this time (RFC 3339 or YYYY-MM-DD)")
+}
+
+func (s *selection) filter() (transfer.Filter, error) {
+	f := transfer.Filter{Include: s.include, Exclude: s.exclude, RunIDs: s.runs}
+	for _, g := range append(append([]string{}, s.include...), s.exclude...) {
+		if _, err := filepath.Match(g, ""); err != nil {
+			return f, usageError{fmt.Errorf("bad glob %q: %v", g, err)}
+		}
+	}
+	var err error
+	if f.Since, err = parseTime("--since", s.since); err != nil {
+		return f, err
+	}
+	if f.Until, err = parseTime("--until", s.until); err != nil {
+		return f, err
+	}
+	return f, nil
+}
+
+// canonical renders the selection for the ledger's job key: two jobs with
+// different selections keep separate state.
+func (s *selection) canonical() string {
+	parts := []string{
+		"include=" + strings.Join(sorted(s.include), ","),
+		"exclude=" + strings.Join(sorted(s.exclude), ","),
+		"run=" + strings.Join(sorted(s.runs), ","),
+		"since=" + s.since, "until=" + s.until,
+	}
+	return strings.Join(parts, ";")
+}
+
+func sorted(s []string) []string {
+	c := append([]string(nil), s...)
+	sort.Strings(c)
+	return c
+}
+
+func parseTime(flag, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, usageError{fmt.Errorf("%s %q: want RFC 3339 (2024-05-01T12:00:00Z) or a date (2024-05-01)", flag, v)}
+}
+
+func (a *app) copyCmd(verb string) *cobra.Command {
+	var (
+		sel         selection
+		concurrency int
+		retries     int
+		dryRun      bool
+		reportPath  string
+		statePath   string
+		restart     bool
+		noState     bool
+	)
+	short := "Copy runs from SRC to DST, skipping what DST already holds"
+	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
+history, non-numeric history values, console output and files.
+
+Re-running is always safe: runs already committed with the same content are
+skipped (the resume ledger and the destination's own origin markers both say
+so), runs left incomplete by an interrupted copy are resumed without
+duplicates, and runs whose source changed are written again.`
+	if verb == "sync" {
+		short = "Bring DST up to date with SRC (incremental copy, for nightly backups)"
+		long = `Bring DST up to date with SRC: new runs and runs whose content changed since
+the last sync are written; unchanged runs cost only a look-up. Nothing is
+deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " SRC DST",
+		Short: short,
+		Long:  long,
+		Example: `  runferry ` + verb + ` wandb:./wandb parquet:./archive
+  runferry ` + verb + ` parquet:/backups/mlflow mlflow+http://127.0.0.1:5000 --dry-run
+  runferry ` + verb + ` wandb:/scratch/wandb parquet:/backup --include 'vision-*' --since 2024-01-01 --report report.json`,
+		Args: exactArgs(2, "SRC DST"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := sel.filter()
+			if err != nil {
+				return err
+			}
+			if concurrency < 1 {
+				return usageError{fmt.Errorf("--concurrency must be at least 1")}
+			}
+			ctx := cmd.Context()
+			src, srcLoc, err := a.openSource(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			dst, dstLoc, err := a.openSink(ctx, args[1])
+			if err != nil {
+				return err
+			}
+			opt := transfer.Options{
+				Concurrency: concurrency, Attempts: retries + 1, Filter: filter, DryRun: dryRun,
+				Source: srcLoc.String(), Sink: dstLoc.String(),
+			}
+			if !dryRun && !noState {
+				if statePath == "" {
+					if statePath, err = state.DefaultPath(); err != nil {
+						return err
+					}
+				}
+				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(), Options: sel.canonical()}, restart)
+				if err != nil {
+					return err
+				}
+				defer l.Close()
+				secrets := secretValues(os.Environ(), args)
+				l.Scrub = func(s string) string { return scrub(s, secrets) }
+				opt.Ledger = l
+			}
+			prog := a.newProgress()
+			opt.Observer = prog.observe
+			rep, err := transfer.Copy(ctx, src, dst, opt)
+			prog.finish()
+			if cerr := dst.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("closing destination: %w", cerr)
+				rep.Fatal = err.Error()
+			}
+			a.exit = rep.ExitCode(err)
+			a.printReport(rep)
+			if reportPath != "" {
+				if werr := writeJSON(reportPath, rep, secretValues(os.Environ(), args)); werr != nil {
+					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)
+					a.exit = max(a.exit, transfer.ExitFatal)
+				}
+			}
+			if err != nil && a.exit == transfer.ExitFatal {
+				fmt.Fprintf(a.stderr, "runferry: %v\n", err)
+			}
+			return nil
+		},
+	}
+	sel.register(cmd)
+	f := cmd.Flags()
+	f.IntVar(&concurrency, "concurrency", 4, "runs transferred at once (capped by the destination's limit)")
+	f.IntVar(&retries, "retries", 2, "extra attempts for a run that failed for a passing reason")
+	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the plan (runs, points, files, bytes) and write nothing")
+	f.StringVar(&reportPath, "report", "", "write the job report as JSON to this file")
+	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
+	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
+	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
+	return cmd
+}
+
+func exactArgs(n int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError{fmt.Errorf("%s needs %s (got %d arguments); see '%s --help'", cmd.Name(), names, len(args), cmd.CommandPath())}
+		}
+		return nil
+	}
+}
+
+func writeJSON(path string, v any, secrets []string) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = []byte(scrub(string(b), secrets) + "\n")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// printReport prints the job's summary: failures always, every run with -v,
+// and one closing line.
+func (a *app) printReport(rep *transfer.Report) {
+	w := a.stdout
+	verb := "copied"
+	if rep.DryRun {
+		verb = "would copy"
+		fmt.Fprintf(w, "Plan (dry run, nothing written):\n")
+		for _, r := range rep.Runs {
+			if r.Outcome == transfer.Planned {
+				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), r.Reason)
+			}
+		}
+	}
+	for _, r := range rep.Runs {
+		switch {
+		case r.Outcome == transfer.Failed:
+			fmt.Fprintf(w, "FAILED %s (%s) after %d attempt(s): %s\n", r.Origin, r.Name, r.Attempts, r.Error)
+		case a.verbose && !rep.DryRun:
+			fmt.Fprintf(w, "%-11s %s (%s) %d points, %d files\n", r.Outcome, r.Origin, r.Name, r.Points, r.Files)
+		}
+		for _, d := range r.Damage {
+			fmt.Fprintf(w, "damaged source %s: %s\n", r.Origin, d)
+		}
+		for _, p := range r.FileProblem {
+			fmt.Fprintf(w, "file not copied %s: %s\n", r.Origin, p)
+		}
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintf(w, "PROBLEM %s\n", p)
+	}
+	t := rep.Totals
+	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
+		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
+	if t.Interrupted > 0 || rep.Canceled {
+		fmt.Fprintf(w, ", interrupted (re-run to resume)")
+	}
+	fmt.Fprintf(w, " in %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+}
+
+func trim(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

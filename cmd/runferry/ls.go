@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+// runListing is one row of `runferry ls`.
+type runListing struct {
+	Experiment string `json:"experiment"`
+	Origin     string `json:"origin"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Start      string `json:"start,omitempty"`
+	Params     int    `json:"params"`
+	MetricKeys int    `json:"metric_keys"`
+	Points     int64  `json:"points"`
+	Damage     int    `json:"damage,omitempty"`
+}
+
+func (a *app) lsCmd() *cobra.Command {
+	var (
+		sel     selection
+		asJSON  bool
+		noCount bool
+	)
+	cmd := &cobra.Command{
+		Use:   "ls LOCATION",
+		Short: "List the experiments and runs at a location, with counts",
+		Long: `List the experiments and runs a location holds, with the number of params,
+metric keys and metric points of each run. Counting reads every run's history;
+--no-count lists metadata only.`,
+		Example: `  runferry ls wandb:./wandb
+  runferry ls parquet:./archive --json`,
+		Args: exactArgs(1, "LOCATION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			filter, err := sel.filter()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			src, _, err := a.openSource(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			var rows []runListing
+			exps := 0
+			for e, err := range src.Experiments(ctx) {
+				if err != nil {
+					return err
+				}
+				if !filter.Experiment(e) {
+					continue
+				}
+				exps++
+				for r, err := range src.Runs(ctx, e.Origin) {
+					if err != nil {
+						return err
+					}
+					if !filter.Run(r) {
+						continue
+					}
+					row, err := listRun(ctx, src, e, r, !noCount)
+					if err != nil {
+						return err
+					}
+					rows = append(rows, row)
+				}
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "EXPERIMENT\tRUN\tNAME\tSTATUS\tSTART\tPARAMS\tKEYS\tPOINTS")
+			var points int64
+			for _, r := range rows {
+				pts, keys := fmt.Sprint(r.Points), fmt.Sprint(r.MetricKeys)
+				if noCount {
+					pts, keys = "-", "-"
+				}
+				status := r.Status
+				if r.Damage > 0 {
+					status += " (damaged)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Experiment, r.Origin, trim(r.Name, 32), status, r.Start, r.Params, keys, pts)
+				points += r.Points
+			}
+			tw.Flush()
+			fmt.Fprintf(a.stdout, "%d experiments, %d runs, %d points\n", exps, len(rows), points)
+			return nil
+		},
+	}
+	sel.register(cmd)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the listing as JSON")
+	cmd.Flags().BoolVar(&noCount, "no-count", false, "do not read histories to count points")
+	return cmd
+}
+
+// listRun describes one run, counting its history when count is set.
+func listRun(ctx context.Context, src sources.Source, e schema.Experiment, r schema.Run, count bool) (runListing, error) {
+	row := runListing{Experiment: e.Name, Origin: r.Origin.String(), Name: r.Name, Status: string(r.Status),
+		Params: len(r.Params), Damage: len(r.Damage)}
+	if !r.Start.IsZero() {
+		row.Start = r.Start.Format("2006-01-02 15:04")
+	}
+	if !count {
+		return row, nil
+	}
+	keys := map[string]struct{}{}
+	for page, err := range src.Metrics(ctx, r.Origin) {
+		if err != nil {
+			return row, fmt.Errorf("run %s: %w", r.Origin, err)
+		}
+		row.Points += int64(len(page))
+		for _, m := range page {
+			keys[m.Key] = struct{}{}
+		}
+	}
+	row.MetricKeys = len(keys)
+	return row, nil
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+)
+
+// runCLI runs runferry in-process and returns its exit code and output.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpIsComplete(t *testing.T) {
+	code, out, _ := runCLI(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	for _, verb := range []string{"copy", "sync", "check", "ls", "backends", "inspect", "version"} {
+		if !strings.Contains(out, "\n  "+verb+" ") {
+			t.Errorf("--help does not list %q", verb)
+		}
+		code, vout, _ := runCLI(t, verb, "--help")
+		if code != 0 || !strings.Contains(vout, "Usage:") || len(vout) < 200 {
+			t.Errorf("%s --help: exit %d, %d bytes", verb, code, len(vout))
+		}
+	}
+	_, out, _ = runCLI(t, "copy", "--help")
+	for _, flag := range []string{"--concurrency", "--include", "--exclude", "--run", "--since", "--until",
+		"--dry-run", "--report", "--state", "--restart", "--log-format", "--verbose", "--quiet"} {
+		if !strings.Contains(out, flag) {
+			t.Errorf("copy --help lacks %s", flag)
+		}
+	}
+}
+
+func TestUsageErrorsExit2(t *testing.T) {
+	cases := [][]string{
+		{"copy", "only-one"},
+		{"copy", "/bare/path", "parquet:/x"},
+		{"copy", `C:\data`, "parquet:/x"},
+		{"copy", "nosuch:/x", "parquet:/x"},
+		{"ls"},
+		{"copy", "a:b", "c:d", "--since", "yesterday"},
+		{"frobnicate"},
+		{"ls", "x:y", "--log-format", "xml"},
+	}
+	for _, args := range cases {
+		code, _, stderr := runCLI(t, args...)
+		if code != 2 || !strings.HasPrefix(stderr, "runferry: ") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 and a runferry: message", args, code, stderr)
+		}
+	}
+}
+
+func TestSecretsNeverPrinted(t *testing.T) {
+	const secret = "pl4nted-S3CRET-value"
+	t.Setenv("MLFLOW_TRACKING_TOKEN", secret)
+	t.Setenv("WANDB_API_KEY", secret+"-wandb")
+	for _, args := range [][]string{
+		{"copy", "mlflow+http://alice:" + secret + "@127.0.0.1:1/x", "nosuch://h"},
+		{"ls", "mlflow+https://h/?token=" + secret},
+		{"check", "postgres://bob:" + secret + "@db/x", "parquet:/x"},
+		{"copy", "oops://" + secret, "x:" + secret},
+	} {
+		code, out, errOut := runCLI(t, args...)
+		if code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+		if strings.Contains(out+errOut, secret) {
+			t.Errorf("%v printed the secret: %q %q", args, out, errOut)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || out != "runferry "+version+"\n" {
+		t.Fatalf("version: %d %q", code, out)
+	}
+}

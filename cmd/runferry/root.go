@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/sinks"
+	sinksall "github.com/runferry/runferry/sinks/all"
+	"github.com/runferry/runferry/sources"
+	sourcesall "github.com/runferry/runferry/sources/all"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// app holds what every verb shares: registries, output streams, global
+// flags and the exit code the verb chose.
+type app struct {
+	sources *sources.Registry
+	sinks   *sinks.Registry
+	stdout  io.Writer
+	stderr  io.Writer
+	log     *slog.Logger
+
+	verbose   bool
+	quiet     bool
+	logFormat string
+
+	exit int // exit code chosen by the verb; 0 unless set
+}
+
+// usageError marks errors in how runferry was called (exit 2).
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	secrets := secretValues(os.Environ(), args)
+	a := &app{
+		sources: sourcesall.Sources(),
+		sinks:   sinksall.Sinks(),
+		stdout:  &scrubWriter{w: stdout, secrets: secrets},
+		stderr:  &scrubWriter{w: stderr, secrets: secrets},
+	}
+	root := a.rootCmd()
+	root.SetArgs(args)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	err := root.ExecuteContext(ctx)
+	if err != nil {
+		var ue usageError
+		code := transfer.ExitFatal
+		if errors.As(err, &ue) || strings.Contains(err.Error(), "unknown flag") ||
+			strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts") {
+			code = transfer.ExitUsage
+		}
+		if ctx.Err() != nil {
+			code = transfer.ExitInterrupted
+		}
+		fmt.Fprintf(a.stderr, "runferry: %v\n", err)
+		return code
+	}
+	return a.exit
+}
+
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "runferry",
+		Short: "Move ML experiment-tracking runs between W&B, MLflow, Parquet and SQL",
+		Long: `runferry moves ML experiment-tracking data between platforms: every run with its
+full metric history, params, tags, notes, times, console output and files.
+
+Locations name an adapter by scheme (see 'runferry backends'):
+  wandb:PATH                      W&B run folders on disk
+  parquet:PATH                    a runferry Parquet archive
+  mlflow+http(s)://HOST[:PORT]    an MLflow tracking server
+
+Transfers are idempotent and resumable: re-running a copy never duplicates a
+run or a point, and an interrupted copy resumes where it stopped. 'runferry
+check' proves that a destination holds what the source holds.
+
+Exit codes: 0 all committed, 1 fatal error, 2 bad usage, 3 finished with
+failed runs, 130 interrupted (re-run to resume).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.setupLogging()
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every run, not only failures")
+	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and the final summary")
+	pf.StringVar(&a.logFormat, "log-format", "text", "log and progress format on stderr: text or json")
+	root.AddCommand(a.copyCmd("copy"), a.copyCmd("sync"), a.checkCmd(), a.lsCmd(), a.backendsCmd(),
+		a.inspectCmd(), a.versionCmd())
+	return root
+}
+
+func (a *app) setupLogging() error {
+	level := slog.LevelInfo
+	switch {
+	case a.verbose && a.quiet:
+		return usageError{errors.New("--verbose and --quiet exclude each other")}
+	case a.verbose:
+		level = slog.LevelDebug
+	case a.quiet:
+		level = slog.LevelError
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch a.logFormat {
+	case "text":
+		a.log = slog.New(slog.NewTextHandler(a.stderr, opts))
+	case "json":
+		a.log = slog.New(slog.NewJSONHandler(a.stderr, opts))
+	default:
+		return usageError{fmt.Errorf("--log-format %q: want text or json", a.logFormat)}
+	}
+	return nil
+}
+
+func (a *app) openSource(ctx context.Context, raw string) (sources.Source, location.Location, error) {
+	if _, err := a.sources.Parse(raw); err != nil {
+		return nil, location.Location{}, usageError{fmt.Errorf("source %w", err)}
+	}
+	src, loc, err := a.sources.Open(ctx, raw)
+	if err != nil {
+		return nil, loc, fmt.Errorf("source %w", err)
+	}
+	return src, loc, nil
+}
+
+func (a *app) openSink(ctx context.Context, raw string) (sinks.Sink, location.Location, error) {
+	if _, err := a.sinks.Parse(raw); err != nil {
+		return nil, location.Location{}, usageError{fmt.Errorf("destination %w", err)}
+	}
+	dst, loc, err := a.sinks.Open(ctx, raw)
+	if err != nil {
+		return nil, loc, fmt.Errorf("destination %w", err)
+	}
+	return dst, loc, nil
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print runferry's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintf(a.stdout, "runferry %s\n", version)
+		},
+	}
+}

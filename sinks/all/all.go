@@ -1,0 +1,11 @@
+// Package all lists every sink adapter. It is the only package, with
+// sources/all, that knows the concrete adapters; add one line per adapter.
+package all
+
+import "github.com/runferry/runferry/sinks"
+
+// Sinks returns a registry holding every sink adapter.
+func Sinks() *sinks.Registry {
+	r := &sinks.Registry{}
+	return r
+}

@@ -1,0 +1,11 @@
+// Package all lists every source adapter. It is the only package, with
+// sinks/all, that knows the concrete adapters; add one line per adapter.
+package all
+
+import "github.com/runferry/runferry/sources"
+
+// Sources returns a registry holding every source adapter.
+func Sources() *sources.Registry {
+	r := &sources.Registry{}
+	return r
+}
