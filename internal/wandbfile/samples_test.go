@@ -185,8 +185,8 @@ func TestSampleARMEmptyRun(t *testing.T) {
 func TestSampleTarunSegments(t *testing.T) {
 	want := map[string]struct {
 		records, history, stats, exits int
-		firstStep, lastStep             int64
-		truncatedAt                     int64 // -1: no damage
+		firstStep, lastStep            int64
+		truncatedAt                    int64 // -1: no damage
 	}{
 		"run-20260303_204544-klt5o1bl": {3528, 940, 670, 1, 50, 46510, -1},
 		"run-20260310_163145-klt5o1bl": {54, 2, 32, 1, 46511, 46512, -1},
