@@ -13,6 +13,7 @@ import (
 
 	"github.com/runferry/runferry/internal/state"
 	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/transform"
 )
 
 // selection holds the flags that choose what a job covers.
@@ -87,6 +88,8 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		statePath   string
 		restart     bool
 		noState     bool
+		prefix      string
+		drop        []string
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -132,13 +135,20 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				Concurrency: concurrency, Attempts: retries + 1, Filter: filter, DryRun: dryRun,
 				Source: srcLoc.String(), Sink: dstLoc.String(),
 			}
+			if prefix != "" {
+				opt.Transform = append(opt.Transform, transform.PrefixExperiments(prefix))
+			}
+			if len(drop) > 0 {
+				opt.Transform = append(opt.Transform, transform.DropMetrics(drop))
+			}
 			if !dryRun && !noState {
 				if statePath == "" {
 					if statePath, err = state.DefaultPath(); err != nil {
 						return err
 					}
 				}
-				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(), Options: sel.canonical()}, restart)
+				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
+					Options: sel.canonical() + ";" + opt.Transform.String()}, restart)
 				if err != nil {
 					return err
 				}
@@ -178,6 +188,8 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
+	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/')")
+	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
 	return cmd
 }
 

@@ -42,9 +42,9 @@ func (d Difference) String() string {
 
 // Result is the outcome of a check.
 type Result struct {
-	Runs        int          `json:"runs"`         // source runs compared
-	Matching    int          `json:"matching"`     // runs without a difference
-	Points      int64        `json:"points"`       // source points compared
+	Runs        int          `json:"runs"`        // source runs compared
+	Matching    int          `json:"matching"`    // runs without a difference
+	Points      int64        `json:"points"`      // source points compared
 	Differences []Difference `json:"differences"` // empty when everything matches
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // Ledger remembers, per run origin, what earlier jobs committed. The engine
@@ -78,11 +79,13 @@ type Options struct {
 	Attempts    int // tries per run for retryable errors
 	// Backoff returns the wait before the given retry (1-based); the
 	// default doubles from one second up to thirty.
-	Backoff  func(retry int) time.Duration
-	Filter   Filter
-	DryRun   bool   // plan and count, write nothing
-	Ledger   Ledger // nil: rely on the sink's RunFinder alone
-	Observer Observer
+	Backoff func(retry int) time.Duration
+	Filter  Filter
+	DryRun  bool // plan and count, write nothing
+	// Transform is applied between reading and writing.
+	Transform transform.Chain
+	Ledger    Ledger // nil: rely on the sink's RunFinder alone
+	Observer  Observer
 	// DefaultBatch is the metric batch size when the sink declares none.
 	DefaultBatch int
 	// Source and Sink are the redacted locations, for the report.

@@ -20,6 +20,7 @@ import (
 	memsink "github.com/runferry/runferry/sinks/memory"
 	"github.com/runferry/runferry/sinks/sinktest"
 	memsrc "github.com/runferry/runferry/sources/memory"
+	"github.com/runferry/runferry/transform"
 )
 
 func fast(opt transfer.Options) transfer.Options {
@@ -262,4 +263,20 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("ExitCode(%+v, %v) = %d, want %d", c.rep, c.err, got, c.want)
 		}
 	}
+}
+
+func TestTransformApplied(t *testing.T) {
+	want := dataset.Canonical()
+	dst := memsink.New(sinks.Limits{})
+	_, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{
+		Transform: transform.Chain{transform.PrefixExperiments("wb/"), transform.DropMetrics{"system/*"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want.Experiments {
+		want.Experiments[i].Name = "wb/" + want.Experiments[i].Name
+	}
+	big := want.Runs[0]
+	big.Metrics = big.Metrics[:len(big.Metrics)-3] // the three system/gpu.0.temp points
+	mustEqual(t, want, dst)
 }

@@ -156,7 +156,7 @@ func (j *job) experimentID(ctx context.Context, e schema.Experiment) (string, er
 	if ok {
 		return id, nil
 	}
-	id, err := j.dst.PutExperiment(ctx, e)
+	id, err := j.dst.PutExperiment(ctx, j.opt.Transform.Experiment(e))
 	if err != nil {
 		return "", fmt.Errorf("writing experiment %q: %w", e.Name, err)
 	}
@@ -190,6 +190,7 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
 		}
+		page = j.opt.Transform.Metrics(page)
 		for len(page) > 0 {
 			n := min(len(page), size-len(batch))
 			batch = append(batch, page[:n]...)
@@ -330,7 +331,7 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
 		}
-		res.Points += int64(len(page))
+		res.Points += int64(len(j.opt.Transform.Metrics(page)))
 	}
 	if r, ok := j.src.(sources.ArtifactLister); ok {
 		for a, err := range r.Artifacts(ctx, p.run.Origin) {

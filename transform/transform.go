@@ -1,0 +1,92 @@
+// Package transform holds the steps the engine applies between reading a
+// run and writing it: renaming experiments and leaving out metric keys.
+// Steps are pure functions of the data; adapters never transform.
+package transform
+
+import (
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// Step changes data on its way from source to sink. Every method may be
+// called from several goroutines at once.
+type Step interface {
+	// Experiment returns e as the sink should see it.
+	Experiment(e schema.Experiment) schema.Experiment
+	// Metrics returns the page as the sink should see it; it may filter
+	// the page in place.
+	Metrics(page []schema.Metric) []schema.Metric
+	// String describes the step; it is part of the job's identity in the
+	// resume ledger.
+	String() string
+}
+
+// Chain applies steps in order. The zero Chain changes nothing.
+type Chain []Step
+
+// Experiment applies every step to e.
+func (c Chain) Experiment(e schema.Experiment) schema.Experiment {
+	for _, s := range c {
+		e = s.Experiment(e)
+	}
+	return e
+}
+
+// Metrics applies every step to page.
+func (c Chain) Metrics(page []schema.Metric) []schema.Metric {
+	for _, s := range c {
+		page = s.Metrics(page)
+	}
+	return page
+}
+
+// String describes the chain.
+func (c Chain) String() string {
+	parts := make([]string, len(c))
+	for i, s := range c {
+		parts[i] = s.String()
+	}
+	return strings.Join(parts, "|")
+}
+
+// PrefixExperiments prepends a prefix to every experiment name, so that a
+// migration lands beside, not into, existing experiments.
+type PrefixExperiments string
+
+// Experiment renames e.
+func (p PrefixExperiments) Experiment(e schema.Experiment) schema.Experiment {
+	e.Name = string(p) + e.Name
+	return e
+}
+
+// Metrics changes nothing.
+func (p PrefixExperiments) Metrics(page []schema.Metric) []schema.Metric { return page }
+
+func (p PrefixExperiments) String() string { return "prefix-experiments=" + string(p) }
+
+// DropMetrics leaves out the metric keys matching any of its globs
+// (path.Match syntax, where "*" does not cross "/": "system/*").
+type DropMetrics []string
+
+// Experiment changes nothing.
+func (d DropMetrics) Experiment(e schema.Experiment) schema.Experiment { return e }
+
+// Metrics filters page in place.
+func (d DropMetrics) Metrics(page []schema.Metric) []schema.Metric {
+	return slices.DeleteFunc(page, func(m schema.Metric) bool { return d.Match(m.Key) })
+}
+
+// Match reports whether key is dropped.
+func (d DropMetrics) Match(key string) bool {
+	for _, g := range d {
+		if ok, _ := path.Match(g, key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (d DropMetrics) String() string { return "drop-metrics=" + strings.Join(d, ",") }
