@@ -144,7 +144,7 @@ func waitHealthy(s *MLflowServer, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	client := &http.Client{Timeout: 5 * time.Second}
-	var last error = fmt.Errorf("no answer yet")
+	var last error
 	for {
 		if !s.svc.running() {
 			return fmt.Errorf("process exited: %v", s.svc.waitErr)
