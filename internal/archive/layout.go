@@ -1,0 +1,102 @@
+package archive
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+)
+
+// FormatName and FormatVersion identify the archive format in every
+// manifest. A reader refuses a manifest with a newer FormatVersion.
+const (
+	FormatName    = "runferry-archive"
+	FormatVersion = 1
+)
+
+// The tables of an archive, each a folder of Parquet files.
+const (
+	TableExperiments = "experiments"
+	TableRuns        = "runs"
+	TableParams      = "params"
+	TableTags        = "tags"
+	TableMetrics     = "metrics"
+	TableRichValues  = "rich_values"
+	TableLogs        = "logs"
+	TableArtifacts   = "artifacts"
+)
+
+// Tables lists every table folder.
+var Tables = []string{TableExperiments, TableRuns, TableParams, TableTags, TableMetrics, TableRichValues, TableLogs, TableArtifacts}
+
+// Fixed names inside an archive.
+const (
+	ManifestFile = "manifest.json"
+	snapshotsDir = "snapshots"
+	journalDir   = "journal"
+	historyDir   = "history"
+	stagingDir   = ".staging"
+	blobsDir     = "blobs"
+	lockFile     = ".lock"
+	tmpSuffix    = ".tmp"
+)
+
+// Version is the runferry version recorded in manifests: the main module's
+// version from the build info, or "devel".
+var Version = func() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "devel"
+}()
+
+// EntityKey is the folder name of a run's or experiment's files: the first
+// 20 hex digits of the SHA-256 of its origin ("system:id"), so that any
+// origin makes a safe, fixed-length path element.
+func EntityKey(origin string) string {
+	sum := sha256.Sum256([]byte(origin))
+	return hex.EncodeToString(sum[:10])
+}
+
+// newFilePath returns a fresh slash path for a data file of table holding
+// the entity's rows, written in snapshot.
+func newFilePath(table, origin string, snapshot int64) string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return path.Join(table, EntityKey(origin), fmt.Sprintf("%06d-%s.parquet", snapshot, hex.EncodeToString(b[:])))
+}
+
+// blobPath returns the slash path of the blob holding content with the
+// given SHA-256 (hex).
+func blobPath(sha string) string {
+	return path.Join(blobsDir, "sha256", sha[:2], sha)
+}
+
+func snapshotPath(n int64) string { return path.Join(snapshotsDir, fmt.Sprintf("%06d.json", n)) }
+func journalPath(n int64) string  { return path.Join(journalDir, fmt.Sprintf("%06d.jsonl", n)) }
+
+// abs joins an archive root and a slash path.
+func abs(root, p string) string { return filepath.Join(root, filepath.FromSlash(p)) }
+
+// resolve finds a data file that a manifest or journal lists under p. A
+// file lives at p while current, under history/ once superseded, and under
+// .staging/ between its commit and its move into place (a crash can leave
+// it there); resolve tries those three places in that order.
+func resolve(root, p string) (string, error) {
+	for _, cand := range []string{p, path.Join(historyDir, p), path.Join(stagingDir, p)} {
+		full := abs(root, cand)
+		if _, err := os.Stat(full); err == nil {
+			return full, nil
+		}
+	}
+	return "", fmt.Errorf("%s: %w", abs(root, p), os.ErrNotExist)
+}
+
+func isTmp(name string) bool { return strings.HasSuffix(name, tmpSuffix) }

@@ -1,0 +1,272 @@
+package archive
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Manifest is the content of manifest.json and of each snapshots/<n>.json:
+// the archive's state after snapshot Snapshot, listing every current file.
+type Manifest struct {
+	Format          string            `json:"format"`
+	FormatVersion   int               `json:"format_version"`
+	RunferryVersion string            `json:"runferry_version"`
+	Source          string            `json:"source"` // redacted location the data came from
+	Snapshot        int64             `json:"snapshot"`
+	Created         time.Time         `json:"created"`
+	Experiments     []ExperimentEntry `json:"experiments"` // sorted by origin
+	Runs            []RunEntry        `json:"runs"`        // sorted by origin
+	// Checksum is the SHA-256 (hex) of the manifest encoded with Checksum
+	// empty; a manifest whose checksum does not match is rejected.
+	Checksum string `json:"checksum"`
+}
+
+// FileEntry describes one data file.
+type FileEntry struct {
+	Path   string `json:"path"` // slash path relative to the archive while current
+	Table  string `json:"table"`
+	Rows   int64  `json:"rows"`
+	Bytes  int64  `json:"bytes"`
+	SHA256 string `json:"sha256"`
+}
+
+// BlobEntry describes one content-addressed artifact body.
+type BlobEntry struct {
+	SHA256 string `json:"sha256"`
+	Bytes  int64  `json:"bytes"`
+}
+
+// ExperimentEntry is an experiment's place in the archive.
+type ExperimentEntry struct {
+	Origin   string      `json:"origin"`
+	Snapshot int64       `json:"snapshot"` // snapshot that wrote the current files
+	Digest   string      `json:"digest"`   // SHA-256 of the experiment's content, to skip rewriting it unchanged
+	Files    []FileEntry `json:"files"`
+}
+
+// RunEntry is a committed run's place in the archive.
+type RunEntry struct {
+	Origin      string      `json:"origin"`
+	Experiment  string      `json:"experiment"`
+	Snapshot    int64       `json:"snapshot"` // snapshot that wrote the current files
+	Fingerprint string      `json:"fingerprint"`
+	Points      int64       `json:"points"`
+	Files       []FileEntry `json:"files"`
+	Blobs       []BlobEntry `json:"blobs,omitempty"`
+}
+
+// File returns the run's file of table, if any.
+func (r *RunEntry) File(table string) (FileEntry, bool) {
+	for _, f := range r.Files {
+		if f.Table == table {
+			return f, true
+		}
+	}
+	return FileEntry{}, false
+}
+
+// encodeManifest returns m as JSON with its checksum filled in.
+func encodeManifest(m Manifest) ([]byte, error) {
+	m.Checksum = ""
+	body, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	m.Checksum = hex.EncodeToString(sum[:])
+	out, err := json.MarshalIndent(m, "", " ")
+	return append(out, '\n'), err
+}
+
+// decodeManifest parses and verifies a manifest read from name.
+func decodeManifest(name string, data []byte) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: not a valid manifest (truncated or damaged?): %w", name, err)
+	}
+	if m.Format != FormatName {
+		return nil, fmt.Errorf("%s: not a runferry archive manifest (format %q)", name, m.Format)
+	}
+	if m.FormatVersion > FormatVersion || m.FormatVersion < 1 {
+		return nil, fmt.Errorf("%s: archive format version %d is not supported (this runferry reads up to %d)", name, m.FormatVersion, FormatVersion)
+	}
+	want := m.Checksum
+	check := m
+	check.Checksum = ""
+	body, err := json.MarshalIndent(check, "", " ")
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	if got := hex.EncodeToString(sum[:]); got != want {
+		return nil, fmt.Errorf("%s: checksum mismatch (manifest was modified or damaged): computed %s, recorded %s", name, got, want)
+	}
+	return &m, nil
+}
+
+// readManifest reads a manifest file; a missing file returns (nil, nil).
+func readManifest(path string) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return decodeManifest(path, data)
+}
+
+func emptyManifest() *Manifest {
+	return &Manifest{Format: FormatName, FormatVersion: FormatVersion}
+}
+
+// journalRecord is one line of a journal: a committed experiment or run.
+type journalRecord struct {
+	Experiment *ExperimentEntry `json:"experiment,omitempty"`
+	Run        *RunEntry        `json:"run,omitempty"`
+}
+
+// encodeJournalLine returns "<sha256 of json, 16 hex> <json>\n".
+func encodeJournalLine(rec journalRecord) ([]byte, error) {
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	line := make([]byte, 0, len(body)+18)
+	line = append(line, hex.EncodeToString(sum[:8])...)
+	line = append(line, ' ')
+	line = append(line, body...)
+	return append(line, '\n'), nil
+}
+
+// readJournal parses a journal. A damaged or unterminated last line is the
+// trace of a crash during an append and is ignored; damage anywhere else is
+// an error. A missing journal holds no records.
+func readJournal(path string) ([]journalRecord, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	var out []journalRecord
+	for i, line := range lines {
+		if line == "" {
+			continue
+		}
+		last := i == len(lines)-1 || (i == len(lines)-2 && lines[len(lines)-1] == "")
+		rec, ok := parseJournalLine(line)
+		if !ok {
+			if last {
+				break
+			}
+			return nil, fmt.Errorf("%s: line %d is damaged", path, i+1)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}
+
+func parseJournalLine(line string) (journalRecord, bool) {
+	var rec journalRecord
+	body, ok := strings.CutSuffix(line, "\n")
+	if !ok || len(body) < 17 || body[16] != ' ' {
+		return rec, false
+	}
+	sum := sha256.Sum256([]byte(body[17:]))
+	if hex.EncodeToString(sum[:8]) != body[:16] {
+		return rec, false
+	}
+	return rec, json.Unmarshal([]byte(body[17:]), &rec) == nil && (rec.Run != nil || rec.Experiment != nil)
+}
+
+// apply folds journal records into m (in place), replacing entries with the
+// same origin, and keeps the entries sorted.
+func (m *Manifest) apply(recs []journalRecord) {
+	for _, rec := range recs {
+		if e := rec.Experiment; e != nil {
+			i, found := slices.BinarySearchFunc(m.Experiments, e.Origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
+			if found {
+				m.Experiments[i] = *e
+			} else {
+				m.Experiments = slices.Insert(m.Experiments, i, *e)
+			}
+		}
+		if r := rec.Run; r != nil {
+			i, found := slices.BinarySearchFunc(m.Runs, r.Origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
+			if found {
+				m.Runs[i] = *r
+			} else {
+				m.Runs = slices.Insert(m.Runs, i, *r)
+			}
+		}
+	}
+}
+
+// allFiles returns every data file the manifest lists.
+func (m *Manifest) allFiles() []FileEntry {
+	var out []FileEntry
+	for _, e := range m.Experiments {
+		out = append(out, e.Files...)
+	}
+	for _, r := range m.Runs {
+		out = append(out, r.Files...)
+	}
+	return out
+}
+
+// State is an archive's current content: the manifest with the pending
+// journal folded in, as a reader sees it.
+type State struct {
+	Manifest *Manifest
+	// Pending is the number of journal records not yet folded into
+	// manifest.json (runs committed by a writer that is still open or
+	// crashed before publishing).
+	Pending int
+}
+
+// LoadState reads the current state of the archive at root without
+// changing anything. A folder with no manifest is an empty archive.
+func LoadState(root string) (*State, error) {
+	m, err := readManifest(abs(root, ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = emptyManifest()
+	}
+	recs, err := readJournal(abs(root, journalPath(m.Snapshot+1)))
+	if err != nil {
+		return nil, err
+	}
+	m.apply(recs)
+	return &State{Manifest: m, Pending: len(recs)}, nil
+}
+
+// LoadSnapshot reads the state recorded for snapshot n
+// (snapshots/<n>.json), for reading an archive as it was.
+func LoadSnapshot(root string, n int64) (*Manifest, error) {
+	p := abs(root, snapshotPath(n))
+	m, err := readManifest(p)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%s: snapshot %d does not exist (pruned?)", p, n)
+	}
+	return m, nil
+}

@@ -1,0 +1,275 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// ErrDamaged marks a file whose content does not match the manifest: a
+// wrong size or SHA-256, or Parquet that does not parse.
+var ErrDamaged = errors.New("archive file is damaged")
+
+// Reader reads an archive's current state, or an earlier snapshot. It
+// never changes the archive, and verifies each data file's size and
+// SHA-256 against the manifest before using it. Safe for concurrent use.
+type Reader struct {
+	root string
+	m    *Manifest
+	exps []ExperimentEntry
+	runs map[string][]RunEntry // by experiment origin, sorted by origin
+}
+
+// OpenReader opens the archive at root: its current state (manifest plus
+// committed journal lines) when snapshot is 0, else snapshots/<snapshot>.json.
+func OpenReader(root string, snapshot int64) (*Reader, error) {
+	if _, err := os.Stat(abs(root, ManifestFile)); err != nil {
+		if _, jerr := os.Stat(abs(root, journalPath(1))); jerr != nil {
+			return nil, fmt.Errorf("%s is not a runferry archive: %w", root, err)
+		}
+	}
+	var m *Manifest
+	if snapshot == 0 {
+		st, err := LoadState(root)
+		if err != nil {
+			return nil, err
+		}
+		m = st.Manifest
+	} else {
+		var err error
+		if m, err = LoadSnapshot(root, snapshot); err != nil {
+			return nil, err
+		}
+	}
+	r := &Reader{root: root, m: m, exps: m.Experiments, runs: map[string][]RunEntry{}}
+	for _, e := range m.Runs {
+		r.runs[e.Experiment] = append(r.runs[e.Experiment], e)
+	}
+	return r, nil
+}
+
+// Manifest returns the state being read. The caller must not change it.
+func (r *Reader) Manifest() *Manifest { return r.m }
+
+// Experiments returns the archived experiments sorted by origin.
+func (r *Reader) Experiments() ([]schema.Experiment, error) {
+	var out []schema.Experiment
+	for _, e := range r.exps {
+		for _, f := range e.Files {
+			err := readTable(r.root, f, 16, func(rows []ExperimentRow) error {
+				for _, row := range rows {
+					x, err := row.Decode()
+					if err != nil {
+						return err
+					}
+					out = append(out, x)
+				}
+				return nil
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// Runs returns the entries of the runs of experiment exp, sorted by origin.
+func (r *Reader) Runs(exp string) []RunEntry { return r.runs[exp] }
+
+// Run returns the entry of the run with origin, if archived.
+func (r *Reader) Run(origin string) (RunEntry, bool) {
+	i, ok := slices.BinarySearchFunc(r.m.Runs, origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
+	if !ok {
+		return RunEntry{}, false
+	}
+	return r.m.Runs[i], true
+}
+
+// ReadRun reads a run's metadata, params and tags.
+func (r *Reader) ReadRun(e RunEntry) (schema.Run, error) {
+	var run schema.Run
+	var params []schema.Param
+	var tags []schema.Tag
+	found := false
+	for _, f := range e.Files {
+		var err error
+		switch f.Table {
+		case TableRuns:
+			err = readTable(r.root, f, 16, func(rows []RunRow) error {
+				for _, row := range rows {
+					var derr error
+					if run, derr = row.Decode(); derr != nil {
+						return derr
+					}
+					found = true
+				}
+				return nil
+			})
+		case TableParams:
+			err = readTable(r.root, f, 1024, func(rows []KVRow) error {
+				for _, row := range rows {
+					params = append(params, schema.Param{Key: row.Key, Value: row.Value})
+				}
+				return nil
+			})
+		case TableTags:
+			err = readTable(r.root, f, 1024, func(rows []KVRow) error {
+				for _, row := range rows {
+					tags = append(tags, schema.Tag{Key: row.Key, Value: row.Value})
+				}
+				return nil
+			})
+		}
+		if err != nil {
+			return schema.Run{}, err
+		}
+	}
+	if !found {
+		return schema.Run{}, fmt.Errorf("run %s: %w: no row in runs/", e.Origin, ErrDamaged)
+	}
+	run.Params, run.Tags = params, tags
+	return run, nil
+}
+
+// Metrics calls fn with the run's points in archive order (key, step), in
+// pages of at most page points. fn owns each page.
+func (r *Reader) Metrics(e RunEntry, page int, fn func([]schema.Metric) error) error {
+	f, ok := e.File(TableMetrics)
+	if !ok {
+		return nil
+	}
+	return readTable(r.root, f, page, func(rows []MetricRow) error {
+		out := make([]schema.Metric, len(rows))
+		for i, row := range rows {
+			out[i] = row.Metric()
+		}
+		return fn(out)
+	})
+}
+
+// RichValues calls fn with the run's rich values in the order written.
+func (r *Reader) RichValues(e RunEntry, page int, fn func([]schema.RichValue) error) error {
+	f, ok := e.File(TableRichValues)
+	if !ok {
+		return nil
+	}
+	return readTable(r.root, f, page, func(rows []RichValueRow) error {
+		out := make([]schema.RichValue, len(rows))
+		for i, row := range rows {
+			var err error
+			if out[i], err = row.RichValue(); err != nil {
+				return err
+			}
+		}
+		return fn(out)
+	})
+}
+
+// Logs calls fn with the run's console lines in the order written.
+func (r *Reader) Logs(e RunEntry, page int, fn func([]schema.LogLine) error) error {
+	f, ok := e.File(TableLogs)
+	if !ok {
+		return nil
+	}
+	return readTable(r.root, f, page, func(rows []LogRow) error {
+		out := make([]schema.LogLine, len(rows))
+		for i, row := range rows {
+			out[i] = row.LogLine()
+		}
+		return fn(out)
+	})
+}
+
+// Artifacts returns the run's file manifest sorted by path.
+func (r *Reader) Artifacts(e RunEntry) ([]ArtifactRow, error) {
+	f, ok := e.File(TableArtifacts)
+	if !ok {
+		return nil, nil
+	}
+	var out []ArtifactRow
+	err := readTable(r.root, f, 256, func(rows []ArtifactRow) error {
+		out = append(out, rows...)
+		return nil
+	})
+	return out, err
+}
+
+// OpenBlob opens the artifact body with the given SHA-256 (hex).
+func (r *Reader) OpenBlob(sha string) (io.ReadCloser, error) {
+	if len(sha) != 64 {
+		return nil, fmt.Errorf("%w: bad blob name %q", ErrDamaged, sha)
+	}
+	return os.Open(abs(r.root, blobPath(sha)))
+}
+
+// readTable verifies a data file against its entry and calls fn with its
+// rows, page rows at a time (fn may keep the slice).
+func readTable[T any](root string, e FileEntry, page int, fn func([]T) error) (err error) {
+	full, err := resolve(root, e.Path)
+	if err != nil {
+		return err
+	}
+	if err := verifyFile(full, e); err != nil {
+		return err
+	}
+	f, err := os.Open(full)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%s: %w: %v", full, ErrDamaged, p)
+		}
+	}()
+	pf, err := parquet.OpenFile(f, e.Bytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w: %v", full, ErrDamaged, err)
+	}
+	rd := parquet.NewGenericReader[T](pf)
+	defer rd.Close()
+	var n int64
+	for {
+		rows := make([]T, page)
+		k, rerr := rd.Read(rows)
+		n += int64(k)
+		if k > 0 {
+			if err := fn(rows[:k]); err != nil {
+				return err
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("%s: %w: %v", full, ErrDamaged, rerr)
+		}
+	}
+	if n != e.Rows {
+		return fmt.Errorf("%s: %w: %d rows, manifest says %d", full, ErrDamaged, n, e.Rows)
+	}
+	return nil
+}
+
+// verifyFile checks a file's size and SHA-256 against its entry.
+func verifyFile(full string, e FileEntry) error {
+	sha, n, err := hashFile(full)
+	if err != nil {
+		return err
+	}
+	if n != e.Bytes {
+		return fmt.Errorf("%s: %w: %d bytes, manifest says %d (truncated?)", full, ErrDamaged, n, e.Bytes)
+	}
+	if sha != e.SHA256 {
+		return fmt.Errorf("%s: %w: SHA-256 %s, manifest says %s", full, ErrDamaged, sha, e.SHA256)
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package archive
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// SortBufferPoints is how many metric points a RunWriter holds in memory
+// before it spills them, sorted, to a temporary file (32 bytes a point).
+var SortBufferPoints = 1 << 20
+
+// ErrSizeMismatch is returned by WriteArtifact when the body's length
+// differs from the announced size.
+var ErrSizeMismatch = errors.New("artifact size differs from the announced size")
+
+// RunWriter writes one run. Nothing it writes is visible until Commit;
+// Abort (or a crash) leaves the archive as it was. A RunWriter is used by
+// one goroutine at a time.
+type RunWriter struct {
+	w           *Writer
+	run         schema.Run
+	origin      string
+	fingerprint string
+	snapshot    int64
+
+	metrics *metricSorter
+	rich    *tableFile[RichValueRow]
+	logs    *tableFile[LogRow]
+	logSeq  int64
+	arts    []ArtifactRow
+	blobs   map[string]int64
+	done    bool
+}
+
+// OpenRun starts writing r (already validated and canonical). Whatever the
+// archive holds for r.Origin stays current until Commit replaces it whole.
+func (w *Writer) OpenRun(r schema.Run) *RunWriter {
+	origin := r.Origin.String()
+	rw := &RunWriter{w: w, run: r, origin: origin, snapshot: w.snapshot, blobs: map[string]int64{}}
+	rw.metrics = newMetricSorter(abs(w.root, stagingDir+"/spill"), SortBufferPoints)
+	return rw
+}
+
+// SetFingerprint sets the source fingerprint committed with the run.
+func (rw *RunWriter) SetFingerprint(fp string) { rw.fingerprint = fp }
+
+// DestID names the run in the archive: the folder key of its files.
+func (rw *RunWriter) DestID() string { return EntityKey(rw.origin) }
+
+func (rw *RunWriter) check() error {
+	if rw.done {
+		return fmt.Errorf("run %s: already committed or aborted", rw.origin)
+	}
+	return nil
+}
+
+// WriteMetrics adds points; memory stays bounded whatever the run's size.
+func (rw *RunWriter) WriteMetrics(batch []schema.Metric) error {
+	if err := rw.check(); err != nil {
+		return err
+	}
+	return rw.metrics.add(batch)
+}
+
+// WriteRichValues adds non-numeric history values, kept in arrival order.
+func (rw *RunWriter) WriteRichValues(values []schema.RichValue) error {
+	if err := rw.check(); err != nil {
+		return err
+	}
+	if rw.rich == nil {
+		tf, err := createTableFile[RichValueRow](rw.w.root, TableRichValues, rw.origin, rw.snapshot, otherRowGroup)
+		if err != nil {
+			return err
+		}
+		rw.rich = tf
+	}
+	rows := make([]RichValueRow, len(values))
+	for i, v := range values {
+		rows[i] = RichValueToRow(rw.origin, v)
+	}
+	return rw.rich.Write(rows)
+}
+
+// WriteLogs adds console lines, kept in arrival order (column seq).
+func (rw *RunWriter) WriteLogs(lines []schema.LogLine) error {
+	if err := rw.check(); err != nil {
+		return err
+	}
+	if rw.logs == nil {
+		tf, err := createTableFile[LogRow](rw.w.root, TableLogs, rw.origin, rw.snapshot, otherRowGroup)
+		if err != nil {
+			return err
+		}
+		rw.logs = tf
+	}
+	rows := make([]LogRow, len(lines))
+	for i, l := range lines {
+		rows[i] = LogToRow(rw.origin, rw.logSeq, l)
+		rw.logSeq++
+	}
+	return rw.logs.Write(rows)
+}
+
+// WriteArtifact stores body as a content-addressed blob (once per distinct
+// content in the whole archive) and lists it in the run's artifacts table.
+// A nil body records a file that cannot be transferred, with a.Problem.
+func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
+	if err := rw.check(); err != nil {
+		return err
+	}
+	row := ArtifactRow{Run: rw.origin, Path: a.Path, Problem: a.Problem}
+	if body != nil {
+		sha, n, err := rw.w.putBlob(body, a.Size)
+		if err != nil {
+			return fmt.Errorf("artifact %s: %w", a.Path, err)
+		}
+		row.Size, row.SHA256 = &n, &sha
+		rw.blobs[sha] = n
+	}
+	rw.arts = slices.DeleteFunc(rw.arts, func(r ArtifactRow) bool { return r.Path == a.Path })
+	rw.arts = append(rw.arts, row)
+	return nil
+}
+
+// putBlob stores content under its SHA-256 unless already there.
+func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
+	dir := abs(w.root, blobsDir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", 0, err
+	}
+	f, err := os.CreateTemp(dir, "blob-*"+tmpSuffix)
+	if err != nil {
+		return "", 0, err
+	}
+	defer os.Remove(f.Name())
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), body)
+	if err == nil && size >= 0 && n != size {
+		err = fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, err
+	}
+	sha := hex.EncodeToString(h.Sum(nil))
+	final := abs(w.root, blobPath(sha))
+	if _, err := os.Stat(final); err == nil {
+		return sha, n, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+		return "", 0, err
+	}
+	if err := os.Rename(f.Name(), final); err != nil {
+		return "", 0, err
+	}
+	return sha, n, syncDir(filepath.Dir(final))
+}
+
+// Commit writes the run's metadata tables and sorted metrics, makes every
+// file durable, and commits the run (see Writer). On error the run stays
+// as it was before OpenRun.
+func (rw *RunWriter) Commit() error {
+	if err := rw.check(); err != nil {
+		return err
+	}
+	rw.done = true
+	entry, err := rw.finish()
+	if err != nil {
+		rw.discard()
+		return err
+	}
+	return rw.w.commit(journalRecord{Run: entry})
+}
+
+func (rw *RunWriter) finish() (*RunEntry, error) {
+	root, origin, snap := rw.w.root, rw.origin, rw.snapshot
+	entry := &RunEntry{Origin: origin, Experiment: rw.run.Experiment.String(), Snapshot: snap,
+		Fingerprint: rw.fingerprint, Points: rw.metrics.count}
+	add := func(files []FileEntry, err error) error {
+		entry.Files = append(entry.Files, files...)
+		return err
+	}
+	if err := add(writeTable(root, TableRuns, origin, snap, []RunRow{RunToRow(rw.run, rw.fingerprint, snap)})); err != nil {
+		return nil, err
+	}
+	params := make([]KVRow, len(rw.run.Params))
+	for i, p := range rw.run.Params {
+		params[i] = KVRow{Run: origin, Key: p.Key, Value: p.Value}
+	}
+	if err := add(writeTable(root, TableParams, origin, snap, params)); err != nil {
+		return nil, err
+	}
+	tags := make([]KVRow, len(rw.run.Tags))
+	for i, t := range rw.run.Tags {
+		tags[i] = KVRow{Run: origin, Key: t.Key, Value: t.Value}
+	}
+	if err := add(writeTable(root, TableTags, origin, snap, tags)); err != nil {
+		return nil, err
+	}
+	if rw.metrics.count > 0 {
+		f, err := rw.writeMetrics()
+		if err := add([]FileEntry{f}, err); err != nil {
+			return nil, err
+		}
+	}
+	if rw.rich != nil {
+		f, err := rw.rich.Close()
+		if err := add([]FileEntry{f}, err); err != nil {
+			return nil, err
+		}
+	}
+	if rw.logs != nil {
+		f, err := rw.logs.Close()
+		if err := add([]FileEntry{f}, err); err != nil {
+			return nil, err
+		}
+	}
+	slices.SortFunc(rw.arts, func(a, b ArtifactRow) int { return cmp.Compare(a.Path, b.Path) })
+	if err := add(writeTable(root, TableArtifacts, origin, snap, rw.arts)); err != nil {
+		return nil, err
+	}
+	for sha, n := range rw.blobs {
+		entry.Blobs = append(entry.Blobs, BlobEntry{SHA256: sha, Bytes: n})
+	}
+	slices.SortFunc(entry.Blobs, func(a, b BlobEntry) int { return cmp.Compare(a.SHA256, b.SHA256) })
+	return entry, nil
+}
+
+func (rw *RunWriter) writeMetrics() (FileEntry, error) {
+	tf, err := createTableFile[MetricRow](rw.w.root, TableMetrics, rw.origin, rw.snapshot, metricRowGroup)
+	if err != nil {
+		return FileEntry{}, err
+	}
+	rows := make([]MetricRow, 0, 4096)
+	err = rw.metrics.finish(func(key string, pts []point) error {
+		rows = rows[:0]
+		for _, p := range pts {
+			rows = append(rows, MetricRow{Run: rw.origin, Key: key, Step: p.step, Time: p.time, Value: p.val})
+		}
+		return tf.Write(rows)
+	})
+	if err != nil {
+		tf.Discard()
+		return FileEntry{}, err
+	}
+	return tf.Close()
+}
+
+// Abort abandons the run: its temporary files are deleted and the archive
+// keeps what it held before OpenRun.
+func (rw *RunWriter) Abort() error {
+	if rw.done {
+		return nil
+	}
+	rw.done = true
+	rw.discard()
+	return nil
+}
+
+func (rw *RunWriter) discard() {
+	rw.metrics.discard()
+	if rw.rich != nil {
+		rw.rich.Discard()
+	}
+	if rw.logs != nil {
+		rw.logs.Discard()
+	}
+}

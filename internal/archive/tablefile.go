@@ -1,0 +1,110 @@
+package archive
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Row-group sizes: large enough for analytics engines to scan efficiently
+// (DuckDB and Spark prefer 100k+ rows), small enough to bound the writer's
+// memory (a row group is buffered whole before it is flushed).
+const (
+	metricRowGroup = 1 << 20
+	otherRowGroup  = 1 << 16
+)
+
+// tableFile is a Parquet file being written under .staging/, hashed as it
+// is written. Close makes it durable and describes it.
+type tableFile[T any] struct {
+	entry FileEntry
+	full  string
+	f     *os.File
+	buf   *bufio.Writer
+	hw    *hashingWriter
+	pw    *parquet.GenericWriter[T]
+}
+
+func createTableFile[T any](root, table, origin string, snapshot int64, rowGroup int64) (*tableFile[T], error) {
+	p := newFilePath(table, origin, snapshot)
+	full := abs(root, stagingDir+"/"+p)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(full)
+	if err != nil {
+		return nil, err
+	}
+	tf := &tableFile[T]{entry: FileEntry{Path: p, Table: table}, full: full, f: f}
+	tf.hw = newHashingWriter(f)
+	tf.buf = bufio.NewWriterSize(tf.hw, 1<<20)
+	tf.pw = parquet.NewGenericWriter[T](tf.buf,
+		parquet.MaxRowsPerRowGroup(rowGroup),
+		parquet.CreatedBy("runferry", Version, ""),
+		parquet.KeyValueMetadata("runferry.format_version", fmt.Sprint(FormatVersion)),
+	)
+	return tf, nil
+}
+
+// Write appends rows.
+func (tf *tableFile[T]) Write(rows []T) error {
+	n, err := tf.pw.Write(rows)
+	tf.entry.Rows += int64(n)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", tf.full, err)
+	}
+	return nil
+}
+
+// Close writes the footer, flushes, fsyncs the file and its folder, and
+// returns the file's manifest entry.
+func (tf *tableFile[T]) Close() (FileEntry, error) {
+	err := tf.pw.Close()
+	if err == nil {
+		err = tf.buf.Flush()
+	}
+	if err == nil {
+		err = tf.f.Sync()
+	}
+	if cerr := tf.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(tf.full))
+	}
+	if err != nil {
+		return FileEntry{}, fmt.Errorf("writing %s: %w", tf.full, err)
+	}
+	tf.entry.Bytes, tf.entry.SHA256 = tf.hw.n, tf.hw.sum()
+	return tf.entry, nil
+}
+
+// Discard abandons the file.
+func (tf *tableFile[T]) Discard() {
+	tf.f.Close()
+	os.Remove(tf.full)
+}
+
+// writeTable writes rows as one whole file; no rows writes no file.
+func writeTable[T any](root, table, origin string, snapshot int64, rows []T) ([]FileEntry, error) {
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	tf, err := createTableFile[T](root, table, origin, snapshot, otherRowGroup)
+	if err != nil {
+		return nil, err
+	}
+	if err := tf.Write(rows); err != nil {
+		tf.Discard()
+		return nil, err
+	}
+	e, err := tf.Close()
+	if err != nil {
+		os.Remove(tf.full)
+		return nil, err
+	}
+	return []FileEntry{e}, nil
+}

@@ -1,0 +1,366 @@
+package archive
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// ErrLocked is returned by OpenWriter when another writer holds the archive.
+var ErrLocked = errors.New("archive is in use by another writer")
+
+// Writer adds snapshots to an archive. Only one Writer may have an archive
+// open at a time (an exclusive lock on ARCHIVE/.lock, released by the
+// kernel if the process dies). Its methods are safe for concurrent use.
+//
+// Durability: a run or experiment is committed once its journal line is
+// fsynced; it is then visible to readers (LoadState) and survives a crash.
+// Close, or the next OpenWriter after a crash, folds the journal into a new
+// snapshot and manifest.json.
+type Writer struct {
+	root string
+	lock *os.File
+
+	mu       sync.Mutex
+	m        *Manifest // current state, journal folded in
+	snapshot int64     // the snapshot being written: m.Snapshot + 1 at open
+	journal  *os.File  // opened at the first commit
+	pending  int       // journal records written
+	source   string
+	closed   bool
+}
+
+// OpenWriter opens (creating if needed) the archive at root for writing. It
+// first finishes what a crashed writer left: folds its journal into a
+// snapshot, moves files to where the manifest says they belong, and deletes
+// temporary files. A folder that holds anything but an archive is refused.
+func OpenWriter(root string) (*Writer, error) {
+	if err := checkArchiveDir(root); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(abs(root, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("%s: %w", root, ErrLocked)
+	}
+	w := &Writer{root: root, lock: lock}
+	if err := w.recover(); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// checkArchiveDir refuses a non-empty folder that is not an archive.
+func checkArchiveDir(root string) error {
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ours := append([]string{ManifestFile, snapshotsDir, journalDir, historyDir, stagingDir, blobsDir, lockFile, "current.sql"}, Tables...)
+	for _, e := range ents {
+		if e.Name() == ManifestFile {
+			return nil
+		}
+		if !slices.Contains(ours, e.Name()) && !isTmp(e.Name()) {
+			return fmt.Errorf("%s is not a runferry archive (it holds %s but no %s); use an empty or new folder", root, e.Name(), ManifestFile)
+		}
+	}
+	return nil
+}
+
+// recover brings the folder in line with the current state; see OpenWriter.
+func (w *Writer) recover() error {
+	st, err := LoadState(w.root)
+	if err != nil {
+		return err
+	}
+	w.m = st.Manifest
+	if st.Pending > 0 {
+		if err := w.publish(); err != nil {
+			return err
+		}
+	}
+	w.snapshot = w.m.Snapshot + 1
+	if err := w.removeStaleJournals(); err != nil {
+		return err
+	}
+	if err := syncTree(w.root, w.m); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(abs(w.root, stagingDir)); err != nil {
+		return err
+	}
+	return removeTmp(abs(w.root, blobsDir))
+}
+
+func (w *Writer) removeStaleJournals() error {
+	ents, err := os.ReadDir(abs(w.root, journalDir))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, e := range ents {
+		n, err := strconv.ParseInt(strings.TrimSuffix(e.Name(), ".jsonl"), 10, 64)
+		if err != nil || n <= w.m.Snapshot {
+			if err := os.Remove(abs(w.root, journalDir+"/"+e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// syncTree makes the table folders hold exactly the files m lists: first
+// every unlisted file moves to history/, then every listed file not in
+// place moves in from .staging/ or history/. In that order the folders
+// never hold two versions of one run, even if interrupted.
+func syncTree(root string, m *Manifest) error {
+	listed := map[string]bool{}
+	for _, f := range m.allFiles() {
+		listed[f.Path] = true
+	}
+	for _, table := range Tables {
+		err := filepath.WalkDir(abs(root, table), func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, err := filepath.Rel(root, p)
+			if err != nil {
+				return err
+			}
+			rel = filepath.ToSlash(rel)
+			if isTmp(d.Name()) {
+				return os.Remove(p)
+			}
+			if listed[rel] {
+				return nil
+			}
+			return moveFile(p, abs(root, path.Join(historyDir, rel)))
+		})
+		if err != nil {
+			return err
+		}
+	}
+	for p := range listed {
+		if _, err := os.Stat(abs(root, p)); err == nil {
+			continue
+		}
+		full, err := resolve(root, p)
+		if err != nil {
+			return fmt.Errorf("archive is missing a file its manifest lists: %w", err)
+		}
+		if err := moveFile(full, abs(root, p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func removeTmp(dir string) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && isTmp(d.Name()) {
+			return os.Remove(p)
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// SetSource records the (redacted) location the data comes from in the
+// manifests this writer publishes.
+func (w *Writer) SetSource(s string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.source = s
+}
+
+// Snapshot returns the number of the snapshot this writer is adding.
+func (w *Writer) Snapshot() int64 { return w.snapshot }
+
+// Run returns the committed entry of the run with origin, if any.
+func (w *Writer) Run(origin string) (RunEntry, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, ok := slices.BinarySearchFunc(w.m.Runs, origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
+	if !ok {
+		return RunEntry{}, false
+	}
+	return w.m.Runs[i], true
+}
+
+// HasExperiment reports whether the experiment with origin is stored.
+func (w *Writer) HasExperiment(origin string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
+	return ok
+}
+
+// PutExperiment stores e unless the archive already holds it unchanged.
+func (w *Writer) PutExperiment(e schema.Experiment) error {
+	origin := e.Origin.String()
+	row := ExperimentToRow(e, 0)
+	b, _ := json.Marshal(row)
+	sum := sha256.Sum256(b)
+	digest := hex.EncodeToString(sum[:])
+	w.mu.Lock()
+	i, ok := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
+	same := ok && w.m.Experiments[i].Digest == digest
+	w.mu.Unlock()
+	if same {
+		return nil
+	}
+	row.Snapshot = w.snapshot
+	files, err := writeTable(w.root, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
+	if err != nil {
+		return err
+	}
+	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest, Files: files}})
+}
+
+// commit journals rec and moves its files into place (superseded ones out
+// first). The journal line is the commit point.
+func (w *Writer) commit(rec journalRecord) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errors.New("archive writer is closed")
+	}
+	line, err := encodeJournalLine(rec)
+	if err != nil {
+		return err
+	}
+	if w.journal == nil {
+		jp := abs(w.root, journalPath(w.snapshot))
+		if err := os.MkdirAll(filepath.Dir(jp), 0o755); err != nil {
+			return err
+		}
+		f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		if err := syncDir(filepath.Dir(jp)); err != nil {
+			f.Close()
+			return err
+		}
+		w.journal = f
+	}
+	if _, err := w.journal.Write(line); err != nil {
+		return fmt.Errorf("appending to the journal: %w", err)
+	}
+	if err := w.journal.Sync(); err != nil {
+		return fmt.Errorf("fsync journal: %w", err)
+	}
+	w.pending++
+	var old, cur []FileEntry
+	if rec.Run != nil {
+		if prev, ok := slices.BinarySearchFunc(w.m.Runs, rec.Run.Origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) }); ok {
+			old = w.m.Runs[prev].Files
+		}
+		cur = rec.Run.Files
+	}
+	if rec.Experiment != nil {
+		if prev, ok := slices.BinarySearchFunc(w.m.Experiments, rec.Experiment.Origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) }); ok {
+			old = w.m.Experiments[prev].Files
+		}
+		cur = rec.Experiment.Files
+	}
+	w.m.apply([]journalRecord{rec})
+	// Moves after the commit point: a crash here is finished by syncTree.
+	for _, f := range old {
+		if err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path))); err != nil {
+			return err
+		}
+	}
+	for _, f := range cur {
+		if err := moveFile(abs(w.root, path.Join(stagingDir, f.Path)), abs(w.root, f.Path)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish writes the state as snapshot m.Snapshot+1: snapshots/<n>.json,
+// then manifest.json (the commit point), then drops the journal.
+func (w *Writer) publish() error {
+	m := *w.m
+	m.Format, m.FormatVersion, m.RunferryVersion = FormatName, FormatVersion, Version
+	m.Snapshot++
+	m.Created = time.Now().UTC().Truncate(time.Millisecond)
+	if w.source != "" {
+		m.Source = w.source
+	}
+	data, err := encodeManifest(m)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(abs(w.root, snapshotPath(m.Snapshot)), data); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(abs(w.root, ManifestFile), data); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(abs(w.root, "current.sql"), []byte(currentSQL(&m))); err != nil {
+		return err
+	}
+	w.m = &m
+	if w.journal != nil {
+		w.journal.Close()
+		w.journal = nil
+	}
+	os.Remove(abs(w.root, journalPath(m.Snapshot)))
+	return nil
+}
+
+// Close publishes what was committed as a new snapshot (nothing if nothing
+// was) and releases the archive. It is safe to call more than once.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return nil
+	}
+	w.closed = true
+	var err error
+	if w.pending > 0 {
+		err = w.publish()
+	}
+	if w.journal != nil {
+		w.journal.Close()
+	}
+	os.RemoveAll(abs(w.root, stagingDir))
+	w.lock.Close()
+	return err
+}

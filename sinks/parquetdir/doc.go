@@ -1,0 +1,25 @@
+// Package parquetdir is the sink that writes runferry Parquet archives.
+//
+// Location syntax: parquet:PATH (PATH is a local folder, created if
+// missing; parquet:///abs/path also works). It has no options.
+//
+// What it writes: long, tidy Parquet tables (experiments, runs, params,
+// tags, metrics, rich_values, logs, artifacts) plus content-addressed
+// artifact bodies, as specified in docs/ARCHIVE.md. Identity is the origin:
+// every row carries the run's origin ("system:id") and the manifest maps
+// each origin to its files, so copying the same source again adds nothing,
+// and a run whose content changed replaces its earlier version whole. Each
+// job that commits something adds one snapshot; earlier snapshots stay
+// readable (parquet:PATH?snapshot=N as a source) until
+// `runferry archive prune`.
+//
+// Crash safety: Commit makes a run durable (its files fsynced, then one
+// fsynced journal line) before it returns, so the engine's ledger never
+// claims a run the archive lacks; a crash at any other moment leaves every
+// run as it was before its write began. Close publishes the snapshot.
+//
+// Examples:
+//
+//	runferry copy wandb:./wandb parquet:./archive
+//	runferry sync mlflow+https://mlflow.example.com parquet:/backups/mlflow
+package parquetdir

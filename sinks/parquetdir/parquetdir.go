@@ -1,0 +1,151 @@
+package parquetdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/runferry/runferry/internal/archive"
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+)
+
+// Description describes the adapter for the registry.
+func Description() location.Description {
+	return location.Description{
+		Scheme:  "parquet",
+		Kind:    location.PathKind,
+		Syntax:  "parquet:PATH",
+		Summary: "runferry Parquet archive: tidy tables for DuckDB, pandas, Polars and Spark, versioned by snapshot",
+		Help: "Writes experiments, runs, params, tags, metrics, rich values, console logs and artifacts as " +
+			"zstd-compressed Parquet tables under PATH, with artifact bodies stored once per content, a " +
+			"checksummed manifest (runferry archive check PATH), and one snapshot per job that changed " +
+			"something. Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
+			"its earlier version. Format: docs/ARCHIVE.md.",
+		Example: "runferry sync mlflow+https://mlflow.example.com parquet:/backups/mlflow",
+	}
+}
+
+// Open opens the sink at loc.Path (the sinks.Factory Open function).
+func Open(_ context.Context, loc location.Location) (sinks.Sink, error) {
+	return New(loc.Path)
+}
+
+// Factory returns the registry entry of the sink.
+func Factory() sinks.Factory { return sinks.Factory{Description: Description(), Open: Open} }
+
+// Sink writes to one archive. It holds the archive's writer lock until
+// Close.
+type Sink struct {
+	w         *archive.Writer
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.RunFinder = (*Sink)(nil)
+)
+
+// New opens (creating if needed) the archive at path for writing.
+func New(path string) (*Sink, error) {
+	w, err := archive.OpenWriter(path)
+	if err != nil {
+		if errors.Is(err, archive.ErrLocked) {
+			return nil, fault.Fatal(err)
+		}
+		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
+	}
+	return &Sink{w: w}, nil
+}
+
+// SetSource records the redacted source location in the manifest.
+func (s *Sink) SetSource(redacted string) { s.w.SetSource(redacted) }
+
+// Limits: runs in flight are capped to bound memory (each holds a sort
+// buffer and a row group); batches are unlimited.
+func (s *Sink) Limits() sinks.Limits { return sinks.Limits{MaxInFlight: 4} }
+
+// PutExperiment stores e unless stored unchanged; the id is its origin.
+func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, error) {
+	if err := e.Validate(); err != nil {
+		return "", fault.Permanent(err)
+	}
+	if err := s.w.PutExperiment(e); err != nil {
+		return "", fmt.Errorf("parquet sink: experiment %s: %w", e.Origin, err)
+	}
+	return e.Origin.String(), nil
+}
+
+// OpenRun starts writing r. The archive keeps what it held for r.Origin
+// until Commit replaces it whole, so re-opening never doubles anything.
+func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fault.Permanent(err)
+	}
+	if !s.w.HasExperiment(expID) || r.Experiment.String() != expID {
+		return nil, fault.Permanent(fmt.Errorf("parquet sink: run %s: unknown experiment id %q", r.Origin, expID))
+	}
+	return &writer{rw: s.w.OpenRun(r)}, nil
+}
+
+// FindRun reports a committed run as complete with its fingerprint;
+// anything else is missing (an unfinished write leaves no trace).
+func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, string, error) {
+	e, ok := s.w.Run(origin.String())
+	if !ok {
+		return sinks.RunMissing, "", nil
+	}
+	return sinks.RunComplete, e.Fingerprint, nil
+}
+
+// Close publishes the snapshot and releases the archive.
+func (s *Sink) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.w.Close() })
+	return s.closeErr
+}
+
+type writer struct{ rw *archive.RunWriter }
+
+var (
+	_ sinks.RunWriter       = (*writer)(nil)
+	_ sinks.ArtifactWriter  = (*writer)(nil)
+	_ sinks.LogWriter       = (*writer)(nil)
+	_ sinks.RichValueWriter = (*writer)(nil)
+	_ sinks.Fingerprinted   = (*writer)(nil)
+	_ sinks.Identified      = (*writer)(nil)
+)
+
+func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
+	return w.rw.WriteMetrics(batch)
+}
+
+func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) error {
+	return w.rw.WriteRichValues(values)
+}
+
+func (w *writer) WriteLogs(_ context.Context, lines []schema.LogLine) error {
+	return w.rw.WriteLogs(lines)
+}
+
+func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Reader) error {
+	err := w.rw.WriteArtifact(a, body)
+	if errors.Is(err, archive.ErrSizeMismatch) {
+		return fault.Permanent(err)
+	}
+	return err
+}
+
+func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
+func (w *writer) DestID() string           { return w.rw.DestID() }
+func (w *writer) Commit(context.Context) error {
+	if err := w.rw.Commit(); err != nil {
+		return fmt.Errorf("parquet sink: %w", err)
+	}
+	return nil
+}
+func (w *writer) Abort(context.Context) error { return w.rw.Abort() }

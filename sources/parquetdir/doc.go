@@ -1,0 +1,17 @@
+// Package parquetdir is the source that reads runferry Parquet archives
+// (docs/ARCHIVE.md) back into the common schema.
+//
+// Location syntax: parquet:PATH[?snapshot=N]. Without snapshot it reads
+// the current state (including runs committed by a writer that has not
+// published yet); with snapshot=N it reads the archive as it was after
+// snapshot N, until that snapshot is pruned.
+//
+// Every experiment and run is yielded with the Origin it was archived
+// from, so `runferry check SRC parquet:PATH` matches runs by origin. Every
+// data file is verified against the manifest's size and SHA-256 before it
+// is used; a damaged file fails the run with an error naming the file.
+//
+// Example:
+//
+//	runferry copy parquet:/backups/mlflow mlflow+http://127.0.0.1:5000
+package parquetdir

@@ -1,0 +1,256 @@
+package parquetdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/runferry/runferry/internal/archive"
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+// PageSize is the number of points, lines or values in one yielded page.
+const PageSize = 10_000
+
+// Description describes the adapter for the registry.
+func Description() location.Description {
+	return location.Description{
+		Scheme:  "parquet",
+		Kind:    location.PathKind,
+		Syntax:  "parquet:PATH[?snapshot=N]",
+		Summary: "runferry Parquet archive, read back with every original origin",
+		Help: "Reads the archive's current state, or snapshot N with ?snapshot=N, verifying every file " +
+			"against the manifest's SHA-256. Runs keep the origin they were archived from. Format: docs/ARCHIVE.md.",
+		Options: []location.Option{{Name: "snapshot", Default: "0",
+			Help: "Snapshot to read. 0 reads the current state; N reads the archive as it was after snapshot N."}},
+		Example: "runferry check mlflow+https://mlflow.example.com parquet:/backups/mlflow",
+	}
+}
+
+// Open opens the source at loc (the sources.Factory Open function).
+func Open(_ context.Context, loc location.Location) (sources.Source, error) {
+	var snap int64
+	if v := loc.Query("snapshot"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return nil, fault.Fatal(fmt.Errorf("option snapshot=%q: want a snapshot number", v))
+		}
+		snap = n
+	}
+	return New(loc.Path, snap)
+}
+
+// Factory returns the registry entry of the source.
+func Factory() sources.Factory { return sources.Factory{Description: Description(), Open: Open} }
+
+// Source reads one archive state, fixed when it was opened.
+type Source struct {
+	r      *archive.Reader
+	closed atomic.Bool
+}
+
+var (
+	_ sources.Source          = (*Source)(nil)
+	_ sources.ArtifactLister  = (*Source)(nil)
+	_ sources.LogReader       = (*Source)(nil)
+	_ sources.RichValueReader = (*Source)(nil)
+	_ sources.Checker         = (*Source)(nil)
+	_ sources.Fingerprinter   = (*Source)(nil)
+)
+
+// New opens the archive at path; snapshot 0 reads the current state.
+func New(path string, snapshot int64) (*Source, error) {
+	r, err := archive.OpenReader(path, snapshot)
+	if err != nil {
+		return nil, fault.Fatal(err)
+	}
+	return &Source{r: r}, nil
+}
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("parquet source: closed")
+
+// Check reports whether the source is open; the manifest was verified at
+// open.
+func (s *Source) Check(context.Context) error {
+	if s.closed.Load() {
+		return fault.Fatal(ErrClosed)
+	}
+	return nil
+}
+
+// classify marks damage as permanent for the run; other errors (I/O) stay
+// retryable.
+func classify(err error) error {
+	if errors.Is(err, archive.ErrDamaged) {
+		return fault.Permanent(err)
+	}
+	return err
+}
+
+// Experiments yields the archived experiments sorted by origin.
+func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, error] {
+	return func(yield func(schema.Experiment, error) bool) {
+		if err := s.Check(ctx); err != nil {
+			yield(schema.Experiment{}, err)
+			return
+		}
+		exps, err := s.r.Experiments()
+		if err != nil {
+			yield(schema.Experiment{}, fault.Fatal(err))
+			return
+		}
+		for _, e := range exps {
+			if ctx.Err() != nil {
+				yield(schema.Experiment{}, ctx.Err())
+				return
+			}
+			e.Canonicalize()
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Runs yields the runs of exp sorted by origin.
+func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		if err := s.Check(ctx); err != nil {
+			yield(schema.Run{}, err)
+			return
+		}
+		for _, e := range s.r.Runs(exp.String()) {
+			if ctx.Err() != nil {
+				yield(schema.Run{}, ctx.Err())
+				return
+			}
+			r, err := s.r.ReadRun(e)
+			if err != nil {
+				yield(schema.Run{}, classify(err))
+				return
+			}
+			r.Canonicalize()
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Fingerprint returns the fingerprint the run was archived with, so that
+// a sync from the archive into another archive skips unchanged runs.
+func (s *Source) Fingerprint(_ context.Context, r schema.Run) (string, error) {
+	e, ok := s.r.Run(r.Origin.String())
+	if !ok || r.Status == schema.StatusRunning {
+		return "", nil
+	}
+	return e.Fingerprint, nil
+}
+
+func (s *Source) entry(run schema.Ref) (archive.RunEntry, error) {
+	if err := s.Check(context.Background()); err != nil {
+		return archive.RunEntry{}, err
+	}
+	e, ok := s.r.Run(run.String())
+	if !ok {
+		return e, fault.Permanent(fmt.Errorf("parquet source: run %s not found", run))
+	}
+	return e, nil
+}
+
+// errStop ends a read early when the consumer stops.
+var errStop = errors.New("stop")
+
+// pages adapts a callback reader to an iterator.
+func pages[T any](ctx context.Context, s *Source, run schema.Ref, read func(archive.RunEntry, int, func([]T) error) error) iter.Seq2[[]T, error] {
+	return func(yield func([]T, error) bool) {
+		e, err := s.entry(run)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		err = read(e, PageSize, func(page []T) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if !yield(page, nil) {
+				return errStop
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			yield(nil, classify(err))
+		}
+	}
+}
+
+// Metrics yields the run's points sorted by key, then step.
+func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	return pages(ctx, s, run, s.r.Metrics)
+}
+
+// RichValues yields the run's non-numeric values in the order archived.
+func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
+	return pages(ctx, s, run, s.r.RichValues)
+}
+
+// Logs yields the run's console lines in the order archived.
+func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
+	return pages(ctx, s, run, s.r.Logs)
+}
+
+// Artifacts yields the run's files sorted by path; Open streams the blob.
+func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
+	return func(yield func(schema.Artifact, error) bool) {
+		e, err := s.entry(run)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		rows, err := s.r.Artifacts(e)
+		if err != nil {
+			yield(schema.Artifact{}, classify(err))
+			return
+		}
+		for _, row := range rows {
+			if ctx.Err() != nil {
+				yield(schema.Artifact{}, ctx.Err())
+				return
+			}
+			if !yield(s.artifact(row), nil) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Source) artifact(row archive.ArtifactRow) schema.Artifact {
+	a := schema.Artifact{Path: row.Path, Size: -1, Problem: row.Problem}
+	if row.SHA256 == nil || row.Size == nil {
+		return a
+	}
+	sha := *row.SHA256
+	a.Size, a.Digest = *row.Size, "sha256:"+sha
+	a.Open = func(context.Context) (io.ReadCloser, error) {
+		rc, err := s.r.OpenBlob(sha)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return rc, nil
+	}
+	return a
+}
+
+// Close makes every later call fail with ErrClosed.
+func (s *Source) Close() error {
+	s.closed.Store(true)
+	return nil
+}
