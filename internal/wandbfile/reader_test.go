@@ -214,7 +214,7 @@ func TestReaderTruncatedEverywhere(t *testing.T) {
 func TestReaderCorruptByte(t *testing.T) {
 	w := mixedFile(false)
 	orig := w.bytes()
-	for _, pos := range interestingOffsets(w, 13) {
+	for _, pos := range interestingOffsets(w, 29) {
 		if pos < FileHeaderSize || pos >= len(orig) {
 			continue
 		}

@@ -81,8 +81,9 @@ func (k Kind) Known() bool {
 
 // Record is one decoded entry of a `.wandb` file. Kind says which of the
 // pointer fields is set; at most one is, and none for kinds whose content is
-// not decoded (telemetry contents beyond versions, link_artifact, request,
-// unknown kinds) or that have no content (final, footer, preempting).
+// not decoded (link_artifact, request, unknown kinds) or that have no
+// content (final, footer, preempting). Telemetry keeps only its version
+// fields.
 //
 // Strings are kept byte for byte as written and may be invalid UTF-8: W&B's
 // console capture (output_raw) can split a multi-byte character across two
