@@ -35,6 +35,7 @@ type Writer struct {
 	root string
 	lock *os.File
 
+	expMu    sync.Mutex // serialises PutExperiment, so concurrent calls write once
 	mu       sync.Mutex
 	m        *Manifest // current state, journal folded in
 	snapshot int64     // the snapshot being written: m.Snapshot + 1 at open
@@ -235,6 +236,8 @@ func (w *Writer) PutExperiment(e schema.Experiment) error {
 	b, _ := json.Marshal(row)
 	sum := sha256.Sum256(b)
 	digest := hex.EncodeToString(sum[:])
+	w.expMu.Lock()
+	defer w.expMu.Unlock()
 	w.mu.Lock()
 	i, ok := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
 	same := ok && w.m.Experiments[i].Digest == digest
