@@ -2,10 +2,14 @@
 // sinks/all, that knows the concrete adapters; add one line per adapter.
 package all
 
-import "github.com/runferry/runferry/sources"
+import (
+	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/wandbdir"
+)
 
 // Sources returns a registry holding every source adapter.
 func Sources() *sources.Registry {
 	r := &sources.Registry{}
+	r.Add(sources.Factory{Description: wandbdir.Description(), Open: wandbdir.Open})
 	return r
 }

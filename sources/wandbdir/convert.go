@@ -1,0 +1,390 @@
+package wandbdir
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/runferry/runferry/internal/wandbfile"
+	"github.com/runferry/runferry/schema"
+)
+
+// TagPrefix starts the keys of the tags holding W&B facts that have no
+// field of their own in schema.Run (see doc.go for the list).
+const TagPrefix = "wandb."
+
+// segMeta is what the metadata pass learns about one segment.
+type segMeta struct {
+	seg        *segment
+	run        *wandbfile.Run
+	exit       *wandbfile.Exit
+	preempting bool
+	lastTime   int64 // latest timestamp seen (history, stats, console), Unix ms
+}
+
+// runMeta accumulates a run's metadata over its segments.
+type runMeta struct {
+	segs      []*segMeta
+	cur       *segMeta
+	config    map[string]any
+	summary   map[string]any
+	sawConfig bool
+	sawSumm   bool
+	env       wandbfile.Environment
+	tele      wandbfile.Telemetry
+	producer  string
+	stepAxis  map[string]string // define_metric name → step metric
+	steps     stepper
+	firstTime int64
+}
+
+// readRun reads a run's segments once and builds its schema.Run: identity,
+// metadata, config and summary folded over every segment, status, times and
+// damage notes.
+func readRun(ctx context.Context, ri *runInfo) (schema.Run, error) {
+	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}}
+	h := handler{
+		record:  m.record,
+		history: m.history,
+		stats: func(seg *segment, t time.Time, _ []kv) error {
+			m.seen(unixMillis(t))
+			return nil
+		},
+	}
+	for _, seg := range ri.segments {
+		m.segs = append(m.segs, &segMeta{seg: seg})
+	}
+	i := 0
+	m.cur = m.segs[0]
+	h.segmentEnd = func(*segment) error {
+		if i++; i < len(m.segs) {
+			m.cur = m.segs[i]
+		}
+		return nil
+	}
+	damage, err := walk(ctx, ri, h)
+	if err != nil {
+		return schema.Run{}, err
+	}
+	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
+	m.fillFromFiles(&damage)
+	m.describe(ri, &r)
+	files, err := listFiles(ri)
+	if err != nil {
+		return schema.Run{}, err
+	}
+	for _, f := range files {
+		if f.problem != "" {
+			damage = append(damage, fmt.Sprintf("%s: %s", f.name, f.problem))
+		}
+	}
+	if m.steps.dropped > 0 {
+		damage = append(damage, fmt.Sprintf("%d history rows dropped: their _step went backwards", m.steps.dropped))
+	}
+	r.Damage = damage
+	r.Canonicalize()
+	return r, nil
+}
+
+// record handles the non-history records of the metadata pass.
+func (m *runMeta) record(_ *segment, rec *wandbfile.Record) error {
+	switch {
+	case rec.Run != nil:
+		if m.cur.run == nil {
+			m.cur.run = rec.Run
+		}
+		if rec.Run.Config != nil {
+			m.sawConfig = true
+			fold(m.config, rec.Run.Config.Update, rec.Run.Config.Remove)
+		}
+		if rec.Run.Summary != nil {
+			m.sawSumm = true
+			fold(m.summary, rec.Run.Summary.Update, rec.Run.Summary.Remove)
+		}
+	case rec.Config != nil:
+		m.sawConfig = true
+		fold(m.config, rec.Config.Update, rec.Config.Remove)
+	case rec.Summary != nil:
+		m.sawSumm = true
+		fold(m.summary, rec.Summary.Update, rec.Summary.Remove)
+	case rec.Exit != nil:
+		m.cur.exit = rec.Exit
+	case rec.Kind == wandbfile.KindPreempting:
+		m.cur.preempting = true
+	case rec.Environment != nil:
+		mergeNonZero(&m.env, *rec.Environment)
+	case rec.Telemetry != nil:
+		mergeNonZero(&m.tele, *rec.Telemetry)
+	case rec.Header != nil && rec.Header.Producer != "":
+		m.producer = rec.Header.Producer
+	case rec.Metric != nil && rec.Metric.StepMetric != "":
+		m.stepAxis[cmpOr(rec.Metric.Name, rec.Metric.GlobName)] = rec.Metric.StepMetric
+	case rec.Output != nil:
+		m.seen(unixMillis(rec.Output.Timestamp))
+	}
+	return nil
+}
+
+// history tracks steps (to note rows dropped for going backwards) and times.
+func (m *runMeta) history(_ *segment, h histRow) error {
+	r := h.header()
+	m.steps.next(&r)
+	m.seen(r.time)
+	return nil
+}
+
+// seen records activity at Unix ms t.
+func (m *runMeta) seen(t int64) {
+	if t <= 0 {
+		return
+	}
+	m.cur.lastTime = max(m.cur.lastTime, t)
+	if m.firstTime == 0 || t < m.firstTime {
+		m.firstTime = t
+	}
+}
+
+// fold applies summary or config updates, then removals, to tree.
+func fold(tree map[string]any, update, remove []wandbfile.Item) {
+	for _, it := range parseItems(update) {
+		if it.err == nil && len(it.path) > 0 {
+			setPath(tree, it.path, it.value)
+		}
+	}
+	for _, it := range remove {
+		if p := it.Path(); len(p) > 0 {
+			removePath(tree, p)
+		}
+	}
+}
+
+// fillFromFiles falls back to the run files for what the `.wandb` files did
+// not hold: config.yaml and wandb-summary.json (the last segment's copy
+// wins), as for pre-0.10 folders, offline-less online runs whose log was
+// lost, or logs damaged before their first records.
+func (m *runMeta) fillFromFiles(damage *[]string) {
+	for _, sm := range m.segs {
+		dir := sm.seg.filesDir()
+		if !m.sawConfig {
+			path := filepath.Join(dir, "config.yaml")
+			if b, err := readCapped(path, maxSmallFile); err == nil {
+				cfg, internal, err := parseConfigYAML(b)
+				if err != nil {
+					*damage = append(*damage, fmt.Sprintf("%s: %v", sm.seg.name(path), err))
+				} else {
+					m.config = cfg
+					if internal != nil {
+						m.config[keyWandb] = internal
+					}
+				}
+			}
+		}
+		if !m.sawSumm {
+			path := filepath.Join(dir, "wandb-summary.json")
+			if b, err := readCapped(path, maxSmallFile); err == nil {
+				s, err := parseSummaryJSON(b)
+				if err != nil {
+					*damage = append(*damage, fmt.Sprintf("%s: %v", sm.seg.name(path), err))
+				} else {
+					m.summary = s
+				}
+			}
+		}
+	}
+}
+
+// describe fills r's metadata from the segments, later segments winning
+// for each field they set, with wandb-metadata.json as the fallback.
+func (m *runMeta) describe(ri *runInfo, r *schema.Run) {
+	var md metadata
+	for _, sm := range m.segs {
+		if got := readMetadata(filepath.Join(sm.seg.filesDir(), "wandb-metadata.json")); got != nil {
+			mergeNonZero(&md, *got)
+		}
+	}
+	var labels []string
+	var rr wandbfile.Run
+	for _, sm := range m.segs {
+		if sm.run != nil {
+			labels = append(labels, sm.run.Tags...)
+			tags := rr.Tags
+			mergeNonZero(&rr, *sm.run)
+			rr.Tags = tags
+		}
+	}
+	env := m.env
+	r.Name = cmpOr(rr.DisplayName, ri.id)
+	r.Labels = labels
+	r.Notes, r.Group, r.JobType = rr.Notes, rr.Group, rr.JobType
+	r.User = cmpOr(env.Username, md.Username)
+	r.Host = cmpOr(rr.Host, env.Host, md.Host)
+	r.Program = cmpOr(env.Program, md.Program)
+	r.GitCommit = cmpOr(rr.GitCommit, env.GitCommit, md.GitCommit)
+	r.GitRemote = cmpOr(rr.GitRemote, env.GitRemote, md.GitRemote)
+
+	wandbInternal, _ := m.config[keyWandb].(map[string]any)
+	delete(m.config, keyWandb)
+	if len(m.config) > 0 {
+		r.Config = json.RawMessage(toJSON(m.config))
+	}
+	if len(m.summary) > 0 {
+		r.Summary = json.RawMessage(toJSON(m.summary))
+	}
+	sdk, _ := wandbInternal["cli_version"].(string)
+	pyFromConfig, _ := wandbInternal["python_version"].(string)
+	producer, _, _ := strings.Cut(m.producer, "+")
+
+	var args string
+	if len(env.Args) > 0 {
+		args = toJSON(stringsToAny(env.Args))
+	}
+	tags := map[string]string{
+		"entity": ri.entity, "project": ri.project, "run_id": ri.id,
+		"sweep_id":    rr.SweepID,
+		"python":      cmpOr(m.tele.PythonVersion, env.Python, md.Python, pyFromConfig),
+		"sdk_version": cmpOr(m.tele.CLIVersion, producer, sdk),
+		"os":          cmpOr(env.OS, md.OS),
+		"args":        cmpOr(args, md.Args),
+		"code_path":   cmpOr(env.CodePath, md.CodePath),
+		"root":        cmpOr(env.Root, md.Root),
+		"executable":  cmpOr(env.Executable, md.Executable),
+		"email":       cmpOr(env.Email, md.Email),
+		"docker":      cmpOr(env.Docker, md.Docker),
+		"cuda":        cmpOr(env.CUDAVersion, md.CUDA),
+		"gpu":         cmpOr(env.GPUType, md.GPU),
+		"gpu_count":   count(int64(env.GPUCount), md.GPUCount),
+		"cpu_count":   count(int64(env.CPUCount), md.CPUCount),
+		"storage_id":  rr.StorageID,
+	}
+	if len(m.segs) > 1 {
+		tags["segments"] = strconv.Itoa(len(m.segs))
+	}
+	if rr.StartStep != 0 {
+		tags["starting_step"] = strconv.FormatInt(rr.StartStep, 10)
+	}
+	if bp := rr.BranchPoint; bp != nil && bp.Run != "" {
+		tags["branch_point"] = fmt.Sprintf("%s@%s=%s", bp.Run, bp.Metric, strconv.FormatFloat(bp.Value, 'g', -1, 64))
+	}
+	last := m.segs[len(m.segs)-1]
+	if last.exit != nil {
+		tags["exit_code"] = strconv.Itoa(int(last.exit.ExitCode))
+	}
+	for name, axis := range m.stepAxis {
+		tags["step_metric."+name] = axis
+	}
+	for k, v := range tags {
+		if v != "" {
+			r.Tags = append(r.Tags, schema.Tag{Key: TagPrefix + k, Value: v})
+		}
+	}
+	r.Status = status(last)
+	r.Start, r.End = m.times(env, md)
+}
+
+// signalExitCodes are the exit codes a shell gives a process killed by
+// SIGINT, SIGKILL and SIGTERM; a run ending with one was killed.
+var signalExitCodes = map[int32]bool{130: true, 137: true, 143: true}
+
+// status maps the last segment's ending to a run status: no exit record is
+// RUNNING (the run is live, or died without a word: nothing tells the two
+// apart), a preempting record without an exit is KILLED, exit code 0 is
+// FINISHED, a signal exit code is KILLED, any other is FAILED.
+func status(last *segMeta) schema.RunStatus {
+	switch e := last.exit; {
+	case e == nil && last.preempting:
+		return schema.StatusKilled
+	case e == nil || e.NotComplete:
+		return schema.StatusRunning
+	case e.ExitCode == 0:
+		return schema.StatusFinished
+	case signalExitCodes[e.ExitCode]:
+		return schema.StatusKilled
+	}
+	return schema.StatusFailed
+}
+
+// times returns the run's start and end. Start: the first segment's run
+// record, else the environment or wandb-metadata.json, else the first
+// timestamp seen. End: the last segment's start plus the runtime its exit
+// record adds to the runtime before it, or the last activity seen if later
+// (or if there is no exit record).
+func (m *runMeta) times(env wandbfile.Environment, md metadata) (start, end time.Time) {
+	first := m.segs[0]
+	start = first.seg.start
+	if start.IsZero() {
+		start = cmpOrTime(env.StartedAt, md.StartedAt)
+	}
+	if start.IsZero() && m.firstTime > 0 {
+		start = time.UnixMilli(m.firstTime)
+	}
+	last := m.segs[len(m.segs)-1]
+	if last.exit != nil && !last.seg.start.IsZero() {
+		// Runtimes are cumulative over segments; RunRecord.runtime says what
+		// came before, else (offline resumes) earlier exit records do.
+		var prior int32
+		if last.run != nil {
+			prior = last.run.Runtime
+		}
+		if prior == 0 {
+			for _, sm := range m.segs[:len(m.segs)-1] {
+				if sm.exit != nil {
+					prior = max(prior, sm.exit.Runtime)
+				}
+			}
+		}
+		if d := last.exit.Runtime - prior; d > 0 {
+			end = last.seg.start.Add(time.Duration(d) * time.Second)
+		} else {
+			end = last.seg.start
+		}
+	}
+	if t := last.lastTime; t > 0 && time.UnixMilli(t).After(end) {
+		end = time.UnixMilli(t)
+	}
+	if !start.IsZero() && end.Before(start) {
+		end = start
+	}
+	return schema.CanonicalTime(start), schema.CanonicalTime(end)
+}
+
+// cmpOr returns the first non-empty string.
+func cmpOr(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func cmpOrTime(ts ...time.Time) time.Time {
+	for _, t := range ts {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+// count renders the first non-zero count, "" when both are zero.
+func count(a, b int64) string {
+	if a == 0 {
+		a = b
+	}
+	if a == 0 {
+		return ""
+	}
+	return strconv.FormatInt(a, 10)
+}
+
+func stringsToAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}

@@ -1,0 +1,296 @@
+package wandbdir
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/runferry/runferry/internal/wandbfile"
+	"github.com/runferry/runferry/schema"
+)
+
+// segment is one run folder: the part of a run written by one process. A
+// run resumed three times has four segments.
+type segment struct {
+	dir string // absolute path of the run folder
+	rel string // dir relative to the location's root, slash-separated, for messages
+	// wandbFile is the run folder's `.wandb` transaction log, "" when it has
+	// none (SDKs before 0.10, or x_skip_transaction_log).
+	wandbFile string
+	// legacy is set for the layout of SDKs before 0.10: run files at the top
+	// of the folder instead of under files/.
+	legacy bool
+
+	id, entity, project string
+	start               time.Time // RunRecord.start_time; zero if unknown
+}
+
+// filesDir is the folder holding the segment's run files.
+func (s *segment) filesDir() string {
+	if s.legacy {
+		return s.dir
+	}
+	return filepath.Join(s.dir, "files")
+}
+
+// name returns a path inside the segment as shown in damage notes.
+func (s *segment) name(path string) string {
+	rel, err := filepath.Rel(s.dir, path)
+	if err != nil {
+		return path
+	}
+	return pathJoin(s.rel, filepath.ToSlash(rel))
+}
+
+// pathJoin joins slash paths, treating "." as empty.
+func pathJoin(a, b string) string {
+	if a == "" || a == "." {
+		return b
+	}
+	return a + "/" + b
+}
+
+// runInfo is one W&B run: every segment sharing a project and run id.
+type runInfo struct {
+	ref      schema.Ref // Run.Origin
+	exp      schema.Ref // Experiment.Origin
+	id       string
+	entity   string
+	project  string
+	segments []*segment // in start-time order
+}
+
+// legacyFiles are the run files that mark a folder written by an SDK before
+// 0.10 (no `.wandb` file, run files at the top of the folder).
+var legacyFiles = []string{"wandb-history.jsonl", "wandb-events.jsonl", "wandb-summary.json"}
+
+// filesMarkers are the run files that mark a 0.10+ run folder whose
+// transaction log is missing.
+var filesMarkers = []string{"wandb-metadata.json", "wandb-summary.json", "config.yaml"}
+
+// findSegments walks root and returns every run folder below it (root
+// itself included). Symlinked directories are not followed, so the
+// `latest-run` link never yields a run twice; `.git` folders are skipped.
+func findSegments(ctx context.Context, root string) ([]*segment, error) {
+	var out []*segment
+	var walk func(dir, rel string) error
+	walk = func(dir, rel string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			if rel == "" {
+				return err
+			}
+			return nil // an unreadable subfolder holds nothing we can read
+		}
+		if segs := runFolder(dir, rel, entries); segs != nil {
+			out = append(out, segs...)
+			return nil
+		}
+		for _, e := range entries {
+			if !e.IsDir() || e.Name() == ".git" { // symlinks are not IsDir
+				continue
+			}
+			if err := walk(filepath.Join(dir, e.Name()), pathJoin(rel, e.Name())); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := walk(root, ""); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// runFolder returns the segments of dir when it is a run folder, else nil.
+// A folder with several `.wandb` files gives one segment per file.
+func runFolder(dir, rel string, entries []os.DirEntry) []*segment {
+	var segs []*segment
+	names := map[string]bool{}
+	for _, e := range entries {
+		names[e.Name()] = e.Type().IsRegular()
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".wandb") {
+			segs = append(segs, &segment{dir: dir, rel: rel, wandbFile: filepath.Join(dir, e.Name())})
+		}
+	}
+	if segs != nil {
+		return segs
+	}
+	for _, f := range legacyFiles {
+		if names[f] {
+			return []*segment{{dir: dir, rel: rel, legacy: true}}
+		}
+	}
+	for _, f := range filesMarkers {
+		if fi, err := os.Stat(filepath.Join(dir, "files", f)); err == nil && fi.Mode().IsRegular() {
+			return []*segment{{dir: dir, rel: rel}}
+		}
+	}
+	return nil
+}
+
+// headerRecords bounds how many records identify reads looking for the run
+// record, which writers put second.
+const headerRecords = 64
+
+// identify fills in the segment's run id, entity, project and start time:
+// from the run record of its `.wandb` file, else from the file name
+// (`run-<id>.wandb`), else (no `.wandb`) from wandb-metadata.json and the
+// folder name.
+func (s *segment) identify() {
+	if s.wandbFile != "" {
+		if rr := firstRunRecord(s.wandbFile); rr != nil && rr.RunID != "" {
+			s.id, s.entity, s.project, s.start = rr.RunID, rr.Entity, rr.Project, rr.StartTime
+			return
+		}
+		s.id = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(s.wandbFile), "run-"), ".wandb")
+		return
+	}
+	s.id = idFromFolder(filepath.Base(s.dir))
+	if md := readMetadata(filepath.Join(s.filesDir(), "wandb-metadata.json")); md != nil {
+		s.start = md.StartedAt
+	}
+}
+
+// firstRunRecord returns the run record of a `.wandb` file, nil if the file
+// cannot be read or has none among its first records.
+func firstRunRecord(path string) *wandbfile.Run {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	rd, err := wandbfile.NewReader(f, path)
+	if err != nil {
+		return nil
+	}
+	for range headerRecords {
+		payload, _, err := rd.Next()
+		if err != nil {
+			return nil
+		}
+		rec, err := wandbfile.Decode(payload)
+		if err == nil && rec.Run != nil {
+			return rec.Run
+		}
+	}
+	return nil
+}
+
+// folderPattern matches run folder names: <mode>-<YYYYMMDD_HHMMSS>-<id>.
+var folderPattern = regexp.MustCompile(`^(?:offline-run|run|dryrun)-\d{8}_\d{6}-(.+)$`)
+
+// idFromFolder is the last resort for a run id, used only for folders with
+// no `.wandb` file: the part of the folder name after the timestamp, or the
+// whole name.
+func idFromFolder(name string) string {
+	if m := folderPattern.FindStringSubmatch(name); m != nil {
+		return m[1]
+	}
+	return name
+}
+
+// projectFromPath names the project of a run whose run record has none: the
+// folder holding the `wandb/` (or `.wandb/`) folder, else the parent folder.
+func projectFromPath(dir string) string {
+	parent := filepath.Dir(dir)
+	if b := filepath.Base(parent); b == "wandb" || b == ".wandb" {
+		parent = filepath.Dir(parent)
+	}
+	name := filepath.Base(parent)
+	if name == "" || name == "." || name == string(filepath.Separator) {
+		return "wandb"
+	}
+	return name
+}
+
+// groupRuns merges segments into runs by (project, run id), orders each
+// run's segments by start time, and names the run and its experiment.
+// defaultEntity is used for runs whose segments name no entity.
+func groupRuns(segs []*segment, defaultEntity string) []*runInfo {
+	byKey := map[[2]string]*runInfo{}
+	var runs []*runInfo
+	for _, s := range segs {
+		if s.project == "" {
+			s.project = projectFromPath(s.dir)
+		}
+		key := [2]string{s.project, s.id}
+		ri := byKey[key]
+		if ri == nil {
+			ri = &runInfo{id: s.id, project: s.project}
+			byKey[key] = ri
+			runs = append(runs, ri)
+		}
+		ri.segments = append(ri.segments, s)
+	}
+	for _, ri := range runs {
+		slices.SortFunc(ri.segments, func(a, b *segment) int {
+			return cmp.Or(a.start.Compare(b.start), cmp.Compare(a.rel, b.rel), cmp.Compare(a.wandbFile, b.wandbFile))
+		})
+		for _, s := range ri.segments {
+			if s.entity != "" {
+				ri.entity = s.entity // the last one named wins: later segments were synced
+			}
+		}
+		if ri.entity == "" {
+			ri.entity = defaultEntity
+		}
+		expID := ri.project
+		if ri.entity != "" {
+			expID = ri.entity + "/" + ri.project
+		}
+		ri.exp = schema.Ref{System: System, ID: expID}
+		ri.ref = schema.Ref{System: System, ID: expID + "/" + ri.id}
+	}
+	slices.SortFunc(runs, func(a, b *runInfo) int {
+		return cmp.Or(a.segments[0].start.Compare(b.segments[0].start), cmp.Compare(a.ref.ID, b.ref.ID))
+	})
+	return runs
+}
+
+// errNoRuns is returned when a location holds no run folder.
+var errNoRuns = errors.New("no W&B run folder found (looked for run-*.wandb files and pre-0.10 wandb-history.jsonl)")
+
+// discover finds and identifies every run under root.
+func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, error) {
+	segs, err := findSegments(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("%s: %w", root, errNoRuns)
+	}
+	for _, s := range segs {
+		s.identify()
+	}
+	return groupRuns(segs, defaultEntity), nil
+}
+
+// readCapped reads at most limit bytes of a small run file (metadata,
+// summary, config); larger files are an error rather than a memory spike.
+func readCapped(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", filepath.Base(path), limit)
+	}
+	return b, nil
+}

@@ -1,0 +1,197 @@
+package wandbdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/wandbfile"
+)
+
+// histRow is one history row as read from a segment, parsed on demand: the
+// items of a HistoryRecord, or a line of a pre-0.10 wandb-history.jsonl.
+type histRow struct {
+	items   []wandbfile.Item
+	recStep *int64
+	obj     map[string]any
+}
+
+// convert parses every value of the row (see convertRow).
+func (h histRow) convert() row {
+	if h.obj != nil {
+		return convertRow(objectItems(h.obj), nil)
+	}
+	return convertRow(parseItems(h.items), h.recStep)
+}
+
+// header parses only the row's step and timestamp, for passes that need no
+// values.
+func (h histRow) header() row {
+	if h.obj != nil {
+		return convertRow([]kv{{path: []string{keyStep}, value: h.obj[keyStep]}, {path: []string{keyTimestamp}, value: h.obj[keyTimestamp]}}, nil)
+	}
+	var internal []wandbfile.Item
+	for _, it := range h.items {
+		if it.IsKey(keyStep) || it.IsKey(keyTimestamp) {
+			internal = append(internal, it)
+		}
+	}
+	return convertRow(parseItems(internal), h.recStep)
+}
+
+// handler receives what walk reads. Nil functions are skipped (and their
+// records not parsed). Returning an error stops the walk with it.
+type handler struct {
+	// record gets every decoded `.wandb` record except history and stats.
+	record func(seg *segment, rec *wandbfile.Record) error
+	// history gets each history row.
+	history func(seg *segment, h histRow) error
+	// stats gets each system-metrics sample.
+	stats func(seg *segment, t time.Time, items []kv) error
+	// segmentEnd is called after each segment.
+	segmentEnd func(seg *segment) error
+}
+
+// ctxCheckEvery is how many records walk reads between context checks.
+const ctxCheckEvery = 256
+
+// walk reads the run's segments in start order and feeds h. What cannot be
+// read as records (damage found by the `.wandb` reader, undecodable
+// records, unparsable JSON lines) is returned as notes; the walk carries on
+// past it. Only I/O errors, ctx and h's errors stop it.
+func walk(ctx context.Context, ri *runInfo, h handler) (damage []string, err error) {
+	for _, seg := range ri.segments {
+		if err := ctx.Err(); err != nil {
+			return damage, err
+		}
+		var notes []string
+		switch {
+		case seg.wandbFile != "":
+			notes, err = walkWandbFile(ctx, seg, h)
+		case seg.legacy:
+			notes, err = walkLegacy(seg, h)
+		}
+		damage = append(damage, notes...)
+		if err != nil {
+			return damage, err
+		}
+		if h.segmentEnd != nil {
+			if err := h.segmentEnd(seg); err != nil {
+				return damage, err
+			}
+		}
+	}
+	return damage, nil
+}
+
+// walkWandbFile streams one `.wandb` file.
+func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, error) {
+	name := seg.name(seg.wandbFile)
+	f, err := os.Open(seg.wandbFile)
+	if err != nil {
+		return nil, fault.Permanent(fmt.Errorf("wandb: %w", err))
+	}
+	defer f.Close()
+	rd, err := wandbfile.NewReader(f, name)
+	if err != nil {
+		return []string{err.Error()}, nil // not a .wandb file: the run keeps its other files
+	}
+	var notes []string
+	for n := 0; ; n++ {
+		if n%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return notes, ctx.Err()
+		}
+		payload, offset, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return notes, fault.Permanent(fmt.Errorf("wandb: reading %s: %w", name, err))
+		}
+		rec, err := wandbfile.Decode(payload)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: offset %d: undecodable record: %v", name, offset, err))
+			continue
+		}
+		if err := dispatch(seg, &rec, h); err != nil {
+			return notes, err
+		}
+	}
+	for _, d := range rd.Damage() {
+		notes = append(notes, d.Error())
+	}
+	return notes, nil
+}
+
+// dispatch hands one decoded record to h.
+func dispatch(seg *segment, rec *wandbfile.Record, h handler) error {
+	switch {
+	case rec.History != nil:
+		if h.history != nil {
+			return h.history(seg, histRow{items: rec.History.Items, recStep: rec.History.Step})
+		}
+	case rec.Stats != nil:
+		if h.stats != nil {
+			return h.stats(seg, rec.Stats.Timestamp, parseItems(rec.Stats.Items))
+		}
+	default:
+		if h.record != nil {
+			return h.record(seg, rec)
+		}
+	}
+	return nil
+}
+
+// walkLegacy reads the history and system metrics of a pre-0.10 run folder
+// from wandb-history.jsonl and wandb-events.jsonl.
+func walkLegacy(seg *segment, h handler) ([]string, error) {
+	var notes []string
+	bad := func(path string, line int, err error) {
+		notes = append(notes, fmt.Sprintf("%s: line %d: %v", seg.name(path), line, err))
+	}
+	if h.history != nil {
+		path := filepath.Join(seg.dir, "wandb-history.jsonl")
+		err := readJSONLines(path, func(line int, obj map[string]any, err error) error {
+			if err != nil {
+				bad(path, line, err)
+				return nil
+			}
+			return h.history(seg, histRow{obj: obj})
+		})
+		if err != nil {
+			return notes, legacyErr(seg, path, err)
+		}
+	}
+	if h.stats != nil {
+		path := filepath.Join(seg.dir, "wandb-events.jsonl")
+		err := readJSONLines(path, func(line int, obj map[string]any, err error) error {
+			if err != nil {
+				bad(path, line, err)
+				return nil
+			}
+			t, items := eventsToStats(obj)
+			return h.stats(seg, t, items)
+		})
+		if err != nil {
+			return notes, legacyErr(seg, path, err)
+		}
+	}
+	return notes, nil
+}
+
+// legacyErr classifies an error reading a JSON-lines file: the handler's
+// own errors pass through, I/O errors are permanent for the run.
+func legacyErr(seg *segment, path string, err error) error {
+	if errors.Is(err, errStop) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fault.Permanent(fmt.Errorf("wandb: reading %s: %w", seg.name(path), err))
+}
+
+// errStop is returned by handlers when the consumer stopped iterating.
+var errStop = errors.New("stop")

@@ -1,0 +1,460 @@
+package wandbdir
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/wandbfile"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+// PageSize is the number of points, lines or values in one yielded page.
+const PageSize = 10000
+
+// Source reads W&B run folders. Run folders are found on first use and the
+// list is kept until Close; run content is read anew on every call, streamed
+// from disk.
+type Source struct {
+	cfg Config
+
+	mu     sync.Mutex
+	runs   []*runInfo // nil until discovered
+	closed bool
+}
+
+var (
+	_ sources.Source          = (*Source)(nil)
+	_ sources.ArtifactLister  = (*Source)(nil)
+	_ sources.LogReader       = (*Source)(nil)
+	_ sources.RichValueReader = (*Source)(nil)
+	_ sources.Checker         = (*Source)(nil)
+	_ sources.Fingerprinter   = (*Source)(nil)
+)
+
+// ErrClosed is returned by every method after Close.
+var ErrClosed = errors.New("wandb source: closed")
+
+// Open is the sources.Factory function for wandb: locations. A path that
+// does not exist or is not a folder is a fatal error naming it.
+func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
+	cfg, err := ParseConfig(loc)
+	if err != nil {
+		return nil, fault.Fatal(err)
+	}
+	return New(cfg)
+}
+
+// New returns a source reading cfg.Root.
+func New(cfg Config) (*Source, error) {
+	fi, err := os.Stat(cfg.Root)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil, fault.Fatal(fmt.Errorf("wandb: %s does not exist", cfg.Root))
+	case err != nil:
+		return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
+	case !fi.IsDir():
+		return nil, fault.Fatal(fmt.Errorf("wandb: %s is not a folder (give a wandb/ folder or a run folder)", cfg.Root))
+	}
+	abs, err := filepath.Abs(cfg.Root)
+	if err != nil {
+		return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
+	}
+	cfg.Root = abs
+	return &Source{cfg: cfg}, nil
+}
+
+// index returns the runs, discovering them on first use.
+func (s *Source) index(ctx context.Context) ([]*runInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fault.Fatal(ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if s.runs == nil {
+		runs, err := discover(ctx, s.cfg.Root, s.cfg.Entity)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
+		}
+		s.runs = runs
+	}
+	return s.runs, nil
+}
+
+// find returns the run with origin ref.
+func (s *Source) find(ctx context.Context, ref schema.Ref) (*runInfo, error) {
+	runs, err := s.index(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ri := range runs {
+		if ri.ref == ref {
+			return ri, nil
+		}
+	}
+	return nil, fault.Permanent(fmt.Errorf("wandb: run %s not found under %s", ref, s.cfg.Root))
+}
+
+// Check proves the root is readable and holds at least one run folder.
+func (s *Source) Check(ctx context.Context) error {
+	_, err := s.index(ctx)
+	return err
+}
+
+// Experiments yields one experiment per entity/project, sorted by origin.
+// CreatedAt is the start of its earliest run.
+func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, error] {
+	return func(yield func(schema.Experiment, error) bool) {
+		runs, err := s.index(ctx)
+		if err != nil {
+			yield(schema.Experiment{}, err)
+			return
+		}
+		byRef := map[schema.Ref]*schema.Experiment{}
+		var order []schema.Ref
+		for _, ri := range runs {
+			e := byRef[ri.exp]
+			if e == nil {
+				e = &schema.Experiment{Origin: ri.exp, Name: ri.exp.ID, Tags: []schema.Tag{
+					{Key: TagPrefix + "entity", Value: ri.entity}, {Key: TagPrefix + "project", Value: ri.project}}}
+				byRef[ri.exp] = e
+				order = append(order, ri.exp)
+			}
+			if st := ri.segments[0].start; !st.IsZero() && (e.CreatedAt.IsZero() || st.Before(e.CreatedAt)) {
+				e.CreatedAt = st
+			}
+		}
+		sortRefs(order)
+		for _, ref := range order {
+			if ctx.Err() != nil {
+				yield(schema.Experiment{}, ctx.Err())
+				return
+			}
+			e := *byRef[ref]
+			if e.Tags[0].Value == "" {
+				e.Tags = e.Tags[1:]
+			}
+			e.Canonicalize()
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Runs yields the runs of exp ordered by start time, each read once in full
+// to fold its config and summary and find its status, end and damage.
+func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		runs, err := s.index(ctx)
+		if err != nil {
+			yield(schema.Run{}, err)
+			return
+		}
+		for _, ri := range runs {
+			if ri.exp != exp {
+				continue
+			}
+			if ctx.Err() != nil {
+				yield(schema.Run{}, ctx.Err())
+				return
+			}
+			r, err := readRun(ctx, ri)
+			if err != nil {
+				yield(schema.Run{}, err)
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Metrics yields the run's history points and system metrics, PageSize at a
+// time, in file order (steps never decrease within a key: see stepper).
+// System metrics are keyed "system/<name>" and numbered 0, 1, 2... by
+// sample, across the run's segments.
+func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	return stream(ctx, s, run, func(emit func(schema.Metric) error) (handler, func(*runInfo) error) {
+		var steps stepper
+		var sample int64
+		return handler{
+			history: func(_ *segment, h histRow) error {
+				r := h.convert()
+				step, ok := steps.next(&r)
+				if !ok {
+					return nil
+				}
+				r.place(step)
+				for _, m := range r.metrics {
+					if err := emit(m); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			stats: func(_ *segment, t time.Time, items []kv) error {
+				defer func() { sample++ }()
+				for _, it := range items {
+					if f, ok := toFloat(it.value); ok && it.err == nil && len(it.path) > 0 {
+						m := schema.Metric{Key: SystemPrefix + joinPath(it.path), Value: f, Step: sample, Time: unixMillis(t)}
+						if err := emit(m); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			},
+		}, nil
+	})
+}
+
+// RichValues yields the run's non-numeric history values (strings, lists,
+// media) in step order, and non-numeric system-metric items.
+func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
+	return stream(ctx, s, run, func(emit func(schema.RichValue) error) (handler, func(*runInfo) error) {
+		var steps stepper
+		var sample int64
+		return handler{
+			history: func(_ *segment, h histRow) error {
+				r := h.convert()
+				step, ok := steps.next(&r)
+				if !ok {
+					return nil
+				}
+				r.place(step)
+				for _, v := range r.rich {
+					if err := emit(v); err != nil {
+						return err
+					}
+				}
+				for _, key := range r.bad {
+					v := schema.RichValue{Key: key, Step: step, Time: r.time, Type: "invalid", JSON: `"unparsable value_json"`}
+					if err := emit(v); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			stats: func(_ *segment, t time.Time, items []kv) error {
+				defer func() { sample++ }()
+				for _, it := range items {
+					if _, ok := toFloat(it.value); !ok && it.err == nil && len(it.path) > 0 {
+						v := schema.RichValue{Key: SystemPrefix + joinPath(it.path), Step: sample, Time: unixMillis(t),
+							Type: jsonKind(it.value), JSON: toJSON(it.value)}
+						if err := emit(v); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			},
+		}, nil
+	})
+}
+
+// Logs yields the run's console output, line by line: from the output and
+// output_raw records of its `.wandb` files, or, when they hold none, from
+// each segment's output.log (all lines then count as stdout, time unknown).
+func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
+	return stream(ctx, s, run, func(emit func(schema.LogLine) error) (handler, func(*runInfo) error) {
+		var failed error
+		out := func(l schema.LogLine) {
+			if failed == nil {
+				failed = emit(l)
+			}
+		}
+		splitters := map[string]*lineSplitter{}
+		splitter := func(stream string) *lineSplitter {
+			if splitters[stream] == nil {
+				splitters[stream] = &lineSplitter{stream: stream, out: out}
+			}
+			return splitters[stream]
+		}
+		records := 0
+		return handler{
+				record: func(_ *segment, rec *wandbfile.Record) error {
+					switch {
+					case rec.Output != nil:
+						records++
+						stream := schema.Stdout
+						if rec.Output.Stream == wandbfile.Stderr {
+							stream = schema.Stderr
+						}
+						splitter(stream).write(rec.Output.Line, unixMillis(rec.Output.Timestamp))
+					case rec.OutputLogger != nil:
+						records++
+						splitter(schema.Stdout).write(rec.OutputLogger.Line+"\n", 0)
+					}
+					return failed
+				},
+				segmentEnd: func(*segment) error {
+					for _, st := range []string{schema.Stdout, schema.Stderr} {
+						if sp := splitters[st]; sp != nil {
+							sp.flush()
+						}
+					}
+					return failed
+				},
+			}, func(ri *runInfo) error {
+				if records > 0 {
+					return nil
+				}
+				return readOutputLogs(ctx, ri, splitter(schema.Stdout), func() error { return failed })
+			}
+	})
+}
+
+// Artifacts yields the run's files sorted by path, each hashed (SHA-256)
+// as it is yielded. Files that cannot be read come with a Problem.
+func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
+	return func(yield func(schema.Artifact, error) bool) {
+		ri, err := s.find(ctx, run)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		files, err := listFiles(ri)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		for _, f := range files {
+			if ctx.Err() != nil {
+				yield(schema.Artifact{}, ctx.Err())
+				return
+			}
+			a, err := f.artifact(ctx)
+			if err != nil {
+				yield(schema.Artifact{}, err)
+				return
+			}
+			if !yield(a, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Fingerprint hashes the sizes and modification times of the run's files
+// (see fingerprint): equal fingerprints mean nothing was written since.
+func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
+	ri, err := s.find(ctx, run.Origin)
+	if err != nil {
+		return "", err
+	}
+	return fingerprint(ri)
+}
+
+// Close makes every later call fail with ErrClosed.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+// stream runs one pass over a run's segments with the handler build
+// returns, yielding what it emits in pages of PageSize; after, if not nil,
+// runs once the segments are read.
+func stream[T any](ctx context.Context, s *Source, run schema.Ref, build func(emit func(T) error) (handler, func(*runInfo) error)) iter.Seq2[[]T, error] {
+	return func(yield func([]T, error) bool) {
+		ri, err := s.find(ctx, run)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		var page []T
+		emit := func(v T) error {
+			page = append(page, v)
+			if len(page) >= PageSize {
+				full := page
+				page = nil
+				if !yield(full, nil) {
+					return errStop
+				}
+			}
+			return nil
+		}
+		h, after := build(emit)
+		_, err = walk(ctx, ri, h)
+		if err == nil && after != nil {
+			err = after(ri)
+		}
+		switch {
+		case errors.Is(err, errStop):
+		case err != nil:
+			yield(nil, err)
+		case len(page) > 0:
+			yield(page, nil)
+		}
+	}
+}
+
+// readOutputLogs feeds each segment's output.log to sp, the fallback for
+// runs whose `.wandb` files hold no console records. failed reports an
+// error of the consumer, which stops the reading.
+func readOutputLogs(ctx context.Context, ri *runInfo, sp *lineSplitter, failed func() error) error {
+	buf := make([]byte, 64<<10)
+	for _, seg := range ri.segments {
+		f, err := os.Open(filepath.Join(seg.filesDir(), "output.log"))
+		if err != nil {
+			continue // absent: offline runs have none
+		}
+		for {
+			if err := ctx.Err(); err != nil {
+				f.Close()
+				return err
+			}
+			n, rerr := f.Read(buf)
+			sp.write(string(buf[:n]), 0)
+			if err := failed(); err != nil {
+				f.Close()
+				return err
+			}
+			if rerr != nil {
+				break
+			}
+		}
+		f.Close()
+		sp.flush()
+		if err := failed(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinPath joins an item's key path with "/".
+func joinPath(path []string) string {
+	if len(path) == 1 {
+		return path[0]
+	}
+	out := path[0]
+	for _, p := range path[1:] {
+		out += "/" + p
+	}
+	return out
+}
+
+// sortRefs sorts refs by ID.
+func sortRefs(refs []schema.Ref) {
+	slices.SortFunc(refs, func(a, b schema.Ref) int { return strings.Compare(a.ID, b.ID) })
+}
