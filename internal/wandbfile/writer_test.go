@@ -138,13 +138,14 @@ func pbItem(path []string, nested bool, valueJSON string) []byte {
 // historyPayload builds a Record with a history row holding _step, a
 // timestamp and the given metrics, as wandb-core writes it (nested keys).
 func historyPayload(num, step int64, metrics map[string]string) []byte {
-	var h []byte
-	h = pbBytes(h, 1, pbItem([]string{"_step"}, true, itoa(step)))
-	h = pbBytes(h, 1, pbItem([]string{"_timestamp"}, true, "1717000000.25"))
+	items := []Item{HistoryItem(itoa(step), "_step"), HistoryItem("1717000000.25", "_timestamp")}
 	for k, v := range metrics {
-		h = pbBytes(h, 1, pbItem([]string{k}, true, v))
+		items = append(items, HistoryItem(v, k))
 	}
-	h = pbBytes(h, 2, pbVarint(nil, 1, uint64(step)))
-	rec := pbVarint(nil, recordFieldNum, uint64(num))
-	return pbBytes(rec, protowire.Number(KindHistory), h)
+	rec := Record{Num: num, Kind: KindHistory, History: &History{Items: items, Step: &step}}
+	payload, err := AppendRecord(nil, &rec)
+	if err != nil {
+		panic(err) // a history record always encodes
+	}
+	return payload
 }
