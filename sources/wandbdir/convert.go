@@ -285,9 +285,10 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run) {
 	r.Start, r.End = m.times(env, md)
 }
 
-// signalExitCodes are the exit codes a shell gives a process killed by
-// SIGINT, SIGKILL and SIGTERM; a run ending with one was killed.
-var signalExitCodes = map[int32]bool{130: true, 137: true, 143: true}
+// signalExitCodes are the exit codes of a killed run: what a shell gives a
+// process killed by SIGINT, SIGKILL and SIGTERM, and 255, which the wandb
+// SDK records when the script ends in KeyboardInterrupt.
+var signalExitCodes = map[int32]bool{130: true, 137: true, 143: true, 255: true}
 
 // status maps the last segment's ending to a run status: no exit record is
 // RUNNING (the run is live, or died without a word: nothing tells the two

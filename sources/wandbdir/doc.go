@@ -1,0 +1,116 @@
+// Package wandbdir is the source for W&B run folders on disk: the
+// `wandb:PATH` location.
+//
+// # Location
+//
+//	wandb:PATH[?entity=NAME]
+//
+// PATH is a wandb/ folder, one run folder, or any tree holding run folders.
+// Run folders are found by walking PATH: a folder holding a `*.wandb` file
+// (SDK 0.10+), a pre-0.10 folder holding wandb-history.jsonl,
+// wandb-events.jsonl or wandb-summary.json, or a 0.10+ folder whose log is
+// missing but whose files/ holds wandb-metadata.json, wandb-summary.json or
+// config.yaml. Run folders are not searched further; symlinked folders
+// (`latest-run`) and `.git` are never entered. A PATH that does not exist,
+// or holds no run folder, is a fatal error.
+//
+// Option entity: the W&B entity assumed for runs that name none (offline
+// runs), so their origins match what W&B's cloud calls them.
+//
+// # Identity
+//
+// Segments (run folders) are grouped into runs by (project, run id), the
+// run id taken from the RunRecord (else the `run-<id>.wandb` file name; for
+// folders without a log, the folder name after its timestamp). A resumed
+// run's segments are merged in RunRecord.start_time order, as `wandb sync`
+// replays them. The project is the RunRecord's, else the name of the folder
+// holding wandb/ (else the run folder's parent). The entity is the last one
+// a segment names, else the entity option.
+//
+//	Experiment.Origin  {wandb, ENTITY/PROJECT}        PROJECT when there is no entity
+//	Run.Origin         {wandb, ENTITY/PROJECT/RUN_ID} PROJECT/RUN_ID when there is no entity
+//
+// W&B forbids "/" in project names and run ids, so both forms are
+// unambiguous, and they match the paths W&B's API uses. Experiment.Name is
+// its origin id; CreatedAt is its earliest run's start.
+//
+// # Mapping
+//
+//	W&B                                   schema
+//	RunRecord.display_name                Run.Name (the run id when empty, as offline)
+//	RunRecord.tags (all segments)         Run.Labels
+//	RunRecord notes, run_group, job_type  Run.Notes, Group, JobType
+//	host (run record, environment, metadata)      Run.Host
+//	username (environment, wandb-metadata.json)   Run.User
+//	program (environment, metadata)               Run.Program
+//	git remote / commit (run record, env, metadata) Run.GitRemote, GitCommit
+//	first segment's start_time            Run.Start (else environment started_at,
+//	                                      metadata startedAt, first timestamp)
+//	last segment's start + its runtime    Run.End (runtime = exit runtime less the runtime
+//	                                      before the segment); the last activity seen
+//	                                      (history, stats, console) when later or when
+//	                                      there is no exit record
+//	exit record of the last segment       Run.Status: code 0 FINISHED; 130, 137, 143 (signals)
+//	                                      and 255 (KeyboardInterrupt) KILLED; other codes
+//	                                      FAILED; not_complete RUNNING. No exit record:
+//	                                      KILLED after a preempting record, else RUNNING (a
+//	                                      live run and a run that died without a word look
+//	                                      alike)
+//	RunRecord.config + config records     Run.Config (JSON object, `_wandb` removed); from
+//	                                      config.yaml (`value` unwrapped) when the logs hold
+//	                                      no config at all
+//	summary records (RunRecord.summary    Run.Summary (JSON object, kept whole, `_wandb`,
+//	first), updates then removes          `_step`, `_runtime` included); from
+//	                                      wandb-summary.json when the logs hold none
+//	history row `_step`                   Metric.Step (rows without one: previous step + 1;
+//	                                      rows whose step goes backwards are dropped and
+//	                                      counted in Run.Damage)
+//	history row `_timestamp` (float s)    Metric.Time (Unix ms, rounded to the µs, then
+//	                                      floored); 0 when absent
+//	`_runtime`, `_wandb`                  not metrics (`_runtime` = time since start)
+//	numeric history values                Metric; keys are nested paths joined with "/"
+//	booleans                              Metric with value 0 or 1
+//	dicts without "_type"                 flattened into their leaves
+//	media dicts (with "_type"), strings,  RichValue: Type = "_type" (or string, list,
+//	lists, null                           object, null), JSON = the whole value, Files =
+//	                                      every "path" of a media dict (relative to files/)
+//	unparsable value_json                 RichValue of Type "invalid"
+//	stats record items                    Metric "system/<item key>" (e.g.
+//	                                      system/gpu.0.temp), Time = the record's timestamp,
+//	                                      Step = the sample's index in the run (0, 1, ...,
+//	                                      across segments), as MLflow numbers its own
+//	                                      system metrics
+//	output / output_raw records           LogLine: chunks joined per stream, split on "\n";
+//	                                      a line keeps the text after its last "\r" (progress
+//	                                      bars); Time = the chunk that began the line; a
+//	                                      segment's unfinished line is flushed at its end
+//	output_logger records (0.27+)         LogLine on stdout, time unknown
+//	files/output.log (no console records) LogLine on stdout, time unknown
+//	every file under files/ (pre-0.10:    Artifact: path relative to files/, size,
+//	the run folder less logs/, tmp/,      sha256; a later segment's copy wins; dangling
+//	*.wandb)                              symlinks and symlinks to folders are listed with
+//	                                      a Problem and noted in Run.Damage
+//	reader damage, undecodable records,   Run.Damage ("FILE: offset N: reason", FILE
+//	bad JSON lines, bad config/summary    relative to PATH); the run keeps everything
+//	                                      readable
+//
+// Tags under TagPrefix ("wandb.") hold what has no field: entity, project,
+// run_id, sweep_id, python, sdk_version, os, args (a JSON array),
+// code_path, root, executable, email, docker, cuda, gpu, gpu_count,
+// cpu_count, storage_id, exit_code, segments (when more than one),
+// starting_step, branch_point (RUN@METRIC=VALUE of a fork) and
+// step_metric.NAME (the custom x-axis define_metric gave NAME). Params stay
+// empty: flattening config into params is a transform's job.
+//
+// Not mapped: telemetry beyond versions, artifact and use_artifact records
+// (the files they log are in files/ or W&B's artifact store), alerts,
+// TensorBoard records, the define_metric summary options.
+//
+// # Reading
+//
+// Experiments and Runs discover run folders once per Source; Runs reads
+// each run's logs once to fold its metadata; Metrics, RichValues and Logs
+// stream the logs again (pages of PageSize), so memory stays bounded by a
+// page plus the largest record whatever the size of a run. Fingerprint
+// hashes names, sizes and modification times only.
+package wandbdir

@@ -1,0 +1,300 @@
+package wandbdir
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/wandbfile"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/sourcetest"
+)
+
+// legacyWant is what the hand-written pre-0.10 folder in testdata/legacy
+// holds, value for value.
+func legacyWant(t *testing.T) *dataset.Dataset {
+	const runDir = "testdata/legacy/wandb/run-20200102_030405-old0run1"
+	exp := schema.Ref{System: System, ID: "legacy"}
+	start := time.Date(2020, 1, 2, 3, 4, 5, 123000000, time.UTC)
+	_, perr := wandbfile.ParseValueJSON("not json at all")
+	r := schema.Run{
+		Origin: schema.Ref{System: System, ID: "legacy/old0run1"}, Experiment: exp,
+		Name: "old0run1", User: "someone", Status: schema.StatusRunning,
+		Start: start, End: time.UnixMilli(1577934280500).UTC(),
+		Tags: []schema.Tag{
+			{Key: "wandb.args", Value: `["--lr","0.01"]`}, {Key: "wandb.cpu_count", Value: "8"},
+			{Key: "wandb.os", Value: "Linux-4.15.0"}, {Key: "wandb.project", Value: "legacy"},
+			{Key: "wandb.python", Value: "3.7.4"}, {Key: "wandb.root", Value: "/home/someone/project"},
+			{Key: "wandb.run_id", Value: "old0run1"}, {Key: "wandb.sdk_version", Value: "0.9.7"},
+		},
+		Host: "old-box", Program: "train.py", GitCommit: "abc123def456", GitRemote: "https://example.com/repo.git",
+		Config:  json.RawMessage(`{"layers":[64,32],"lr":0.01,"optimizer":{"momentum":"NaN","name":"sgd"}}`),
+		Summary: json.RawMessage(`{"_runtime":4,"_step":3,"acc":0.25,"best":"Infinity","loss":0.75}`),
+		Damage:  []string{"wandb/run-20200102_030405-old0run1/wandb-history.jsonl: line 4: " + perr.Error()},
+	}
+	m := func(key string, v float64, step, ms int64) schema.Metric {
+		return schema.Metric{Key: key, Value: v, Step: step, Time: ms}
+	}
+	rd := &dataset.RunData{Run: r,
+		Metrics: []schema.Metric{
+			m("acc", 0.25, 0, 1577934246500), m("loss", 1.5, 0, 1577934246500),
+			m("loss", math.NaN(), 1, 1577934247250), m("nested/a", 1, 1, 1577934247250), m("nested/b/c", 2.5, 1, 1577934247250),
+			m("flag", 1, 3, 1577934249001), m("loss", 0.75, 3, 1577934249001),
+			m("system/cpu", 12.5, 0, 1577934250000), m("system/gpu.0.temp", 40, 0, 1577934250000),
+			m("system/cpu", 15, 1, 1577934280500),
+		},
+		RichValues: []schema.RichValue{
+			{Key: "examples", Step: 2, Time: 1577934248000, Type: "image-file",
+				JSON:  `{"_type":"image-file","height":2,"path":"media/images/examples_2_abc.png","width":2}`,
+				Files: []string{"media/images/examples_2_abc.png"}},
+			{Key: "phase", Step: 2, Time: 1577934248000, Type: "string", JSON: `"warmup"`},
+		},
+		Logs: []schema.LogLine{
+			{Stream: schema.Stdout, Line: "epoch 1"}, {Stream: schema.Stdout, Line: "progress 100%"},
+			{Stream: schema.Stdout, Line: "öäü done"},
+		},
+	}
+	for _, p := range []string{"config.yaml", "media/images/examples_2_abc.png", "output.log", "wandb-events.jsonl",
+		"wandb-history.jsonl", "wandb-metadata.json", "wandb-summary.json"} {
+		b, err := os.ReadFile(filepath.Join(runDir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd.Files = append(rd.Files, dataset.File{Path: p, Content: b})
+	}
+	return &dataset.Dataset{
+		Experiments: []schema.Experiment{{Origin: exp, Name: "legacy", CreatedAt: start,
+			Tags: []schema.Tag{{Key: "wandb.project", Value: "legacy"}}}},
+		Runs: []*dataset.RunData{rd},
+	}
+}
+
+// TestLegacyFolder reads a pre-0.10 run folder (no .wandb file) and
+// compares everything read with what the folder holds.
+func TestLegacyFolder(t *testing.T) {
+	sourcetest.Run(t, sourcetest.Opt{
+		Open: func(t *testing.T) sources.Source {
+			src, err := New(Config{Root: "testdata/legacy"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		},
+		Want: legacyWant(t),
+	})
+}
+
+// TestConvertRowEncodings checks that the legacy encoding (whole dicts in
+// one item) and wandb-core's (one nested_key item per leaf) give the same
+// points and rich values.
+func TestConvertRowEncodings(t *testing.T) {
+	legacy := []wandbfile.Item{
+		{Key: "loss", ValueJSON: "0.5"},
+		{Key: "val", ValueJSON: `{"acc": 0.75, "deep": {"x": NaN}}`},
+		{Key: "img", ValueJSON: `{"_type": "image-file", "path": "media/images/img_3_ab.png", "width": 8, "masks": {"m": {"_type": "mask", "path": "media/images/mask/m.png"}}}`},
+		{Key: "ok", ValueJSON: "true"},
+		{Key: "words", ValueJSON: `["a", "b"]`},
+		{Key: "_step", ValueJSON: "3"}, {Key: "_timestamp", ValueJSON: "1700000000.1234"},
+		{Key: "_runtime", ValueJSON: "2.5"}, {Key: "_wandb", ValueJSON: `{"runtime": 2}`},
+	}
+	core := []wandbfile.Item{
+		{NestedKey: []string{"val", "deep", "x"}, ValueJSON: "NaN"},
+		{NestedKey: []string{"img", "masks", "m", "path"}, ValueJSON: `"media/images/mask/m.png"`},
+		{NestedKey: []string{"img", "_type"}, ValueJSON: `"image-file"`},
+		{NestedKey: []string{"_timestamp"}, ValueJSON: "1.7000000001234e+09"},
+		{NestedKey: []string{"loss"}, ValueJSON: "0.5"},
+		{NestedKey: []string{"img", "path"}, ValueJSON: `"media/images/img_3_ab.png"`},
+		{NestedKey: []string{"val", "acc"}, ValueJSON: "0.75"},
+		{NestedKey: []string{"ok"}, ValueJSON: "true"},
+		{NestedKey: []string{"img", "masks", "m", "_type"}, ValueJSON: `"mask"`},
+		{NestedKey: []string{"words"}, ValueJSON: `["a","b"]`},
+		{NestedKey: []string{"img", "width"}, ValueJSON: "8"},
+		{NestedKey: []string{"_step"}, ValueJSON: "3"},
+		{NestedKey: []string{"_runtime"}, ValueJSON: "2.5"},
+	}
+	a := convertRow(parseItems(legacy), nil)
+	b := convertRow(parseItems(core), nil)
+	want := row{step: 3, hasStep: true, time: 1700000000123,
+		metrics: []schema.Metric{{Key: "loss", Value: 0.5}, {Key: "ok", Value: 1}, {Key: "val/acc", Value: 0.75}, {Key: "val/deep/x", Value: math.NaN()}},
+		rich: []schema.RichValue{
+			{Key: "img", Type: "image-file",
+				JSON:  `{"_type":"image-file","masks":{"m":{"_type":"mask","path":"media/images/mask/m.png"}},"path":"media/images/img_3_ab.png","width":8}`,
+				Files: []string{"media/images/img_3_ab.png", "media/images/mask/m.png"}},
+			{Key: "words", Type: "list", JSON: `["a","b"]`},
+		}}
+	for name, got := range map[string]row{"legacy": a, "core": b} {
+		if !sameRow(got, want) {
+			t.Errorf("%s encoding:\n got  %+v\n want %+v", name, got, want)
+		}
+	}
+}
+
+func sameRow(a, b row) bool {
+	if a.step != b.step || a.hasStep != b.hasStep || a.time != b.time || len(a.metrics) != len(b.metrics) {
+		return false
+	}
+	for i := range a.metrics {
+		x, y := a.metrics[i], b.metrics[i]
+		if x.Key != y.Key || !(x.Value == y.Value || math.IsNaN(x.Value) && math.IsNaN(y.Value)) {
+			return false
+		}
+	}
+	return reflect.DeepEqual(a.rich, b.rich) && len(a.bad) == len(b.bad)
+}
+
+// TestLineSplitter feeds console chunks the way output_raw records cut
+// them: lines across records, a UTF-8 character split in two, carriage
+// returns of progress bars, "\r\n" split across records.
+func TestLineSplitter(t *testing.T) {
+	type chunk struct {
+		text string
+		t    int64
+	}
+	tests := []struct {
+		name   string
+		chunks []chunk
+		want   []schema.LogLine
+	}{
+		{"whole lines", []chunk{{"a\nb\n", 1}}, []schema.LogLine{{Time: 1, Line: "a"}, {Time: 1, Line: "b"}}},
+		{"line across records", []chunk{{"hel", 1}, {"lo", 2}, {"\n", 3}}, []schema.LogLine{{Time: 1, Line: "hello"}}},
+		{"split UTF-8", []chunk{{"한\xea", 1}, {"\xb5\xad\n", 2}}, []schema.LogLine{{Time: 1, Line: "한국"}}},
+		{"progress bar", []chunk{{"10%\r", 1}, {"50%\r", 2}, {"100%\n", 3}}, []schema.LogLine{{Time: 1, Line: "100%"}}},
+		{"CRLF split", []chunk{{"done\r", 1}, {"\nnext\r\n", 2}}, []schema.LogLine{{Time: 1, Line: "done"}, {Time: 2, Line: "next"}}},
+		{"unfinished line flushed", []chunk{{"a\npartial", 1}}, []schema.LogLine{{Time: 1, Line: "a"}, {Time: 1, Line: "partial"}}},
+		{"empty lines kept", []chunk{{"\n\n", 5}}, []schema.LogLine{{Time: 5}, {Time: 5}}},
+		{"invalid UTF-8 at the end", []chunk{{"x\xff\n", 1}}, []schema.LogLine{{Time: 1, Line: "x\uFFFD"}}},
+	}
+	for _, tt := range tests {
+		var got []schema.LogLine
+		sp := &lineSplitter{out: func(l schema.LogLine) { got = append(got, l) }}
+		for _, c := range tt.chunks {
+			sp.write(c.text, c.t)
+		}
+		sp.flush()
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s: got %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestStepper checks step assignment: missing steps follow the previous
+// one, steps going backwards are dropped and counted.
+func TestStepper(t *testing.T) {
+	var s stepper
+	var got []int64
+	for _, r := range []row{{step: 5, hasStep: true}, {}, {step: 3, hasStep: true}, {step: 6, hasStep: true}, {step: 9, hasStep: true}} {
+		if step, ok := s.next(&r); ok {
+			got = append(got, step)
+		} else {
+			got = append(got, -1)
+		}
+	}
+	if want := []int64{5, 6, -1, 6, 9}; !reflect.DeepEqual(got, want) || s.dropped != 1 {
+		t.Fatalf("steps %v dropped %d, want %v and 1", got, s.dropped, want)
+	}
+}
+
+// TestConfigYAMLShapes reads both config.yaml shapes W&B writes.
+func TestConfigYAMLShapes(t *testing.T) {
+	legacy := "wandb_version: 1\n\n_wandb:\n  desc: null\n  value:\n    cli_version: 0.12.15\nlr:\n  desc: null\n  value: 0.1\nnested:\n  desc: null\n  value:\n    a: [1, 2]\n    1: x\n"
+	core := "_wandb:\n    value:\n        cli_version: 0.21.0\nlr:\n    value: 0.1\nnested:\n    value:\n        a:\n        - 1\n        - 2\n        1: x\n"
+	for name, text := range map[string]string{"legacy": legacy, "core": core} {
+		cfg, internal, err := parseConfigYAML([]byte(text))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, want := toJSON(cfg), `{"lr":0.1,"nested":{"1":"x","a":[1,2]}}`; got != want {
+			t.Errorf("%s: config %s, want %s", name, got, want)
+		}
+		if m, _ := internal.(map[string]any); m["cli_version"] == nil {
+			t.Errorf("%s: _wandb block lost: %v", name, internal)
+		}
+	}
+	if _, _, err := parseConfigYAML([]byte("- a list\n")); err == nil {
+		t.Error("a YAML list was accepted as config")
+	}
+}
+
+// TestMissingPath checks the fatal error for a path that does not exist.
+func TestMissingPath(t *testing.T) {
+	_, err := New(Config{Root: "testdata/no-such-folder"})
+	if err == nil || !strings.Contains(err.Error(), "testdata/no-such-folder does not exist") {
+		t.Fatalf("error %v, want one naming the missing path", err)
+	}
+}
+
+func FuzzConfigYAML(f *testing.F) {
+	f.Add([]byte("wandb_version: 1\nlr:\n  desc: null\n  value: 0.1\n"))
+	f.Add([]byte("a:\n    value: {b: [1, .nan, .inf]}\n"))
+	f.Add([]byte("? [complex, key]\n: 1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cfg, _, err := parseConfigYAML(b)
+		if err == nil {
+			var v any
+			if jerr := json.Unmarshal([]byte(toJSON(cfg)), &v); jerr != nil {
+				t.Fatalf("config renders as invalid JSON: %v", jerr)
+			}
+		}
+	})
+}
+
+func FuzzSummaryJSON(f *testing.F) {
+	f.Add([]byte(`{"loss": NaN, "x": {"_type": "table-file", "path": "media/t.json"}, "big": 1e999}`))
+	f.Add([]byte(`{"_wandb": {"runtime": 26}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := parseSummaryJSON(b)
+		if err == nil {
+			var v map[string]any
+			if jerr := json.Unmarshal([]byte(toJSON(m)), &v); jerr != nil {
+				t.Fatalf("summary renders as invalid JSON: %v", jerr)
+			}
+		}
+	})
+}
+
+func FuzzMetadataJSON(f *testing.F) {
+	f.Add([]byte(`{"startedAt": "2022-04-29T20:19:36.187067", "git": {"remote": "r", "commit": "c"}, "args": ["a"], "gpu_count": 1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = parseMetadata(b)
+	})
+}
+
+func FuzzJSONLines(f *testing.F) {
+	f.Add([]byte("{\"loss\": 1, \"_step\": 0}\n{\"a\": {\"_type\": \"histogram\", \"bins\": [1,2]}, \"_step\": 1}\nnot json\n"))
+	f.Add([]byte("{\"system.cpu\": 1.5, \"_timestamp\": 1e9}"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := scanJSONLines(strings.NewReader(string(b)), func(_ int, obj map[string]any, err error) error {
+			if err == nil {
+				convertRow(objectItems(obj), nil)
+				eventsToStats(obj)
+			}
+			return nil
+		})
+		if err != nil && err != errLineTooLong {
+			t.Fatal(err)
+		}
+	})
+}
+
+func FuzzLineSplitter(f *testing.F) {
+	f.Add("a\r\nb\rc\n", "\xea\xb5\xad\r")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		var lines []schema.LogLine
+		sp := &lineSplitter{out: func(l schema.LogLine) { lines = append(lines, l) }}
+		sp.write(a, 1)
+		sp.write(b, 2)
+		sp.flush()
+		for _, l := range lines {
+			if strings.ContainsAny(l.Line, "\n\r") {
+				t.Fatalf("line %q holds a line break", l.Line)
+			}
+		}
+	})
+}
