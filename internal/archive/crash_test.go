@@ -1,0 +1,153 @@
+package archive_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/archive"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+)
+
+const crashChildEnv = "RUNFERRY_ARCHIVE_CRASH_CHILD"
+
+// crashData returns the dataset of the crash test: version 0 has runs
+// 0..13, version 1 changes every one of them and adds runs 14..19.
+func crashData(version int) *dataset.Dataset {
+	base := dataset.Canonical()
+	d := &dataset.Dataset{Experiments: base.Experiments[:1]}
+	n := 14 + 6*version
+	for i := range n {
+		r := &dataset.RunData{Run: schema.Run{Origin: schema.Ref{System: "memory", ID: fmt.Sprintf("crash-%02d", i)},
+			Experiment: base.Experiments[0].Origin, Name: fmt.Sprintf("v%d run %d", version, i), Status: schema.StatusFinished,
+			Start: base.Runs[0].Run.Start, End: base.Runs[0].Run.End.Add(time.Duration(version) * time.Second),
+			Params: []schema.Param{{Key: "version", Value: fmt.Sprint(version)}}}}
+		for s := range 6_000 {
+			for _, k := range []string{"b", "a", "c"} {
+				r.Metrics = append(r.Metrics, schema.Metric{Key: k, Step: int64(s), Time: int64(1e12 + s), Value: float64(version*1e6 + i*1e3 + s)})
+			}
+		}
+		r.Logs = []schema.LogLine{{Time: 1e12, Stream: schema.Stdout, Line: fmt.Sprintf("v%d", version)}}
+		r.Files = []dataset.File{{Path: "model.bin", Content: bytes.Repeat([]byte{byte(version), byte(i)}, 50_000)}}
+		d.Runs = append(d.Runs, r)
+	}
+	return d
+}
+
+// TestCrashChild is the process the crash test kills: it writes version 1
+// into the archive named by the environment. It does nothing otherwise.
+func TestCrashChild(t *testing.T) {
+	dir := os.Getenv(crashChildEnv)
+	if dir == "" {
+		t.Skip("run by TestCrashSafety")
+	}
+	write(t, dir, crashData(1))
+}
+
+// TestCrashSafety kills a process writing version 1 over version 0 at 20
+// random moments. After each kill, Check passes, every run reads back
+// wholly as version 0 or wholly as version 1 (or is absent, if new), and
+// no table folder holds two versions of a run; a new write then ends
+// identical to an uninterrupted one.
+func TestCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, want := crashData(0), crashData(1)
+	clean := filepath.Join(t.TempDir(), "v0")
+	write(t, clean, old)
+	child := func(dir string) *exec.Cmd {
+		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+		return cmd
+	}
+	// Calibrate: how long does an uninterrupted write take?
+	dir := filepath.Join(t.TempDir(), "calibrate")
+	os.CopyFS(dir, os.DirFS(clean))
+	start := time.Now()
+	if out, err := child(dir).CombinedOutput(); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+	expectEqual(t, dir, want)
+	rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
+	for i := range 20 {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("kill-%02d", i))
+		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
+			t.Fatal(err)
+		}
+		cmd := child(dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		delay := time.Duration(rng.Int64N(int64(full)))
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if rep, err := archive.Check(dir); err != nil {
+			t.Fatalf("kill %d after %v: check: %v", i, delay, err)
+		} else {
+			t.Logf("kill %d after %v: snapshot %d, %d runs, %d pending commits", i, delay, rep.Snapshot, rep.Runs, rep.Pending)
+		}
+		oneVersionPerRun(t, dir)
+		got, err := read(t, dir)
+		if err != nil {
+			t.Fatalf("kill %d: reading: %v", i, err)
+		}
+		for _, w := range want.Runs {
+			g := got.Run(w.Run.Origin)
+			o := old.Run(w.Run.Origin)
+			switch {
+			case g == nil && o == nil:
+			case g == nil:
+				t.Fatalf("kill %d: run %s lost", i, w.Run.Origin)
+			case sameRun(g, w):
+			case o != nil && sameRun(g, o):
+			default:
+				t.Fatalf("kill %d: run %s is neither the old nor the new version", i, w.Run.Origin)
+			}
+		}
+		write(t, dir, want) // resume
+		expectEqual(t, dir, want)
+		if _, err := archive.Check(dir); err != nil {
+			t.Fatalf("kill %d: after resuming: %v", i, err)
+		}
+		oneVersionPerRun(t, dir)
+	}
+}
+
+func sameRun(got, want *dataset.RunData) bool {
+	a := &dataset.Dataset{Experiments: nil, Runs: []*dataset.RunData{want}}
+	b := &dataset.Dataset{Runs: []*dataset.RunData{got}}
+	return dataset.Diff(a, b, dataset.DiffOptions{}) == nil
+}
+
+// oneVersionPerRun fails if a table folder holds more than one file for a
+// run or experiment: a plain glob over it would then see rows twice.
+func oneVersionPerRun(t *testing.T, dir string) {
+	t.Helper()
+	seen := map[string]string{}
+	for _, f := range dataFiles(t, dir) {
+		parts := strings.Split(f, "/")
+		if parts[0] == "blobs" || strings.HasSuffix(f, ".tmp") {
+			continue
+		}
+		key := parts[0] + "/" + parts[1]
+		if prev, dup := seen[key]; dup {
+			t.Fatalf("%s and %s are both current: a glob would see two versions", prev, f)
+		}
+		seen[key] = f
+	}
+}
