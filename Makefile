@@ -52,7 +52,9 @@ bench: venv
 
 demo:
 	$(GO) run ./cmd/runferry copy wandb:testdata/wandb/fixtures parquet:./demo-archive
-	$(GO) run ./cmd/runferry ls parquet:./demo-archive
+	ls -R demo-archive | head -40
+	$(GO) run ./cmd/runferry archive summary ./demo-archive
+	$(GO) run ./cmd/runferry archive check ./demo-archive
 
 # Regenerates the W&B run folders with the real wandb SDK (offline) and expected.json.
 fixtures: venv
