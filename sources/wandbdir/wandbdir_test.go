@@ -1,0 +1,382 @@
+package wandbdir_test
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/sourcetest"
+	"github.com/runferry/runferry/sources/wandbdir"
+)
+
+const (
+	fixtures = "../../testdata/wandb/fixtures"
+	samples  = "../../../shared/samples/wandb"
+)
+
+func openAt(root string) func(*testing.T) sources.Source {
+	return func(t *testing.T) sources.Source {
+		loc, err := location.Parse("wandb:"+root, func(string) (location.Kind, bool) { return location.PathKind, true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := wandbdir.Open(context.Background(), loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+}
+
+func readAll(t *testing.T, root string) *dataset.Dataset {
+	t.Helper()
+	src := openAt(root)(t)
+	defer src.Close()
+	d, err := dataset.Read(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// expectedFile is testdata/wandb/fixtures/expected.json (see generate.py).
+type expectedFile struct {
+	Project string                 `json:"project"`
+	Runs    map[string]expectedRun `json:"runs"`
+}
+
+type expectedRun struct {
+	Name, Status, Notes, Group string
+	JobType                    string `json:"job_type"`
+	ExitCode                   *int   `json:"exit_code"`
+	HasExitRecord              *bool  `json:"has_exit_record"`
+	Tags                       []string
+	Config                     map[string]any
+	Summary                    map[string]any
+	History                    []struct {
+		Step   int64          `json:"step"`
+		Values map[string]any `json:"values"`
+	}
+	Media []struct {
+		Step int64             `json:"step"`
+		Keys map[string]string `json:"keys"`
+	}
+	Console *struct {
+		Stdout, Stderr []string
+	}
+	ConsoleIsPrefix bool     `json:"console_is_prefix"`
+	Files           []string `json:"files"`
+	Segments        int      `json:"segments"`
+}
+
+// expectedValue decodes expected.json's encoding of non-finite floats.
+func expectedValue(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case bool:
+		if v {
+			return 1, true
+		}
+		return 0, true
+	case string:
+		switch v {
+		case "NaN":
+			return math.NaN(), true
+		case "Infinity":
+			return math.Inf(1), true
+		case "-Infinity":
+			return math.Inf(-1), true
+		}
+	}
+	return 0, false
+}
+
+// TestFixtures runs the conformance suite over the run folders made by the
+// real wandb SDK and checks that every logged point, config and summary
+// value, tag, note, console line and file reads back exactly.
+func TestFixtures(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(fixtures, "expected.json"))
+	if os.IsNotExist(err) {
+		t.Skip("no generated fixtures: run `make fixtures` (testdata/wandb/generate.py)")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exp expectedFile
+	if err := json.Unmarshal(raw, &exp); err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.Run(t, sourcetest.Opt{Open: openAt(fixtures)})
+	d := readAll(t, fixtures)
+	if len(d.Runs) != len(exp.Runs) {
+		t.Errorf("%d runs, expected.json has %d", len(d.Runs), len(exp.Runs))
+	}
+	for id, want := range exp.Runs {
+		t.Run(id, func(t *testing.T) { checkFixtureRun(t, d, exp.Project, id, want) })
+	}
+}
+
+func checkFixtureRun(t *testing.T, d *dataset.Dataset, project, id string, want expectedRun) {
+	var rd *dataset.RunData
+	for _, r := range d.Runs {
+		if strings.HasSuffix(r.Run.Origin.ID, "/"+project+"/"+id) {
+			rd = r
+		}
+	}
+	if rd == nil {
+		t.Fatalf("run %s not read", id)
+	}
+	r := rd.Run
+	wantStatus := schema.RunStatus(want.Status)
+	if want.HasExitRecord != nil && !*want.HasExitRecord {
+		// A SIGKILLed process leaves no exit record, which looks exactly like
+		// a live run: the source reports RUNNING (doc.go), not KILLED.
+		wantStatus = schema.StatusRunning
+	}
+	str := func(field, got, want string) {
+		if got != want {
+			t.Errorf("%s = %q, want %q", field, got, want)
+		}
+	}
+	str("name", r.Name, want.Name)
+	str("status", string(r.Status), string(wantStatus))
+	str("notes", r.Notes, want.Notes)
+	str("group", r.Group, want.Group)
+	str("job type", r.JobType, want.JobType)
+	if tags := slices.Sorted(slices.Values(want.Tags)); !reflect.DeepEqual(r.Labels, tags) && len(tags)+len(r.Labels) > 0 {
+		t.Errorf("labels %q, want %q", r.Labels, tags)
+	}
+	if want.Segments > 1 && tag(r, "wandb.segments") != "2" {
+		t.Errorf("segments tag %q, want %d", tag(r, "wandb.segments"), want.Segments)
+	}
+	if r.Start.IsZero() || r.End.Before(r.Start) {
+		t.Errorf("start %v end %v", r.Start, r.End)
+	}
+	var cfg map[string]any
+	if len(r.Config) > 0 {
+		if err := json.Unmarshal(r.Config, &cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !reflect.DeepEqual(cfg, want.Config) && len(cfg)+len(want.Config) > 0 {
+		t.Errorf("config\n got  %s\n want %v", r.Config, want.Config)
+	}
+	var summ map[string]any
+	if len(r.Summary) > 0 {
+		if err := json.Unmarshal(r.Summary, &summ); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range want.Summary {
+		if !reflect.DeepEqual(summ[k], v) {
+			t.Errorf("summary %s = %v, want %v", k, summ[k], v)
+		}
+	}
+	checkFixtureHistory(t, rd, want)
+	if want.Console != nil {
+		for stream, lines := range map[string][]string{schema.Stdout: want.Console.Stdout, schema.Stderr: want.Console.Stderr} {
+			var got []string
+			for _, l := range rd.Logs {
+				if l.Stream == stream {
+					got = append(got, l.Line)
+					if l.Time == 0 {
+						t.Errorf("console line %q has no time", l.Line)
+					}
+				}
+			}
+			if want.ConsoleIsPrefix && len(got) > len(lines) {
+				got = got[:len(lines)]
+			}
+			if !slices.Equal(got, lines) {
+				t.Errorf("%s lines %q, want %q", stream, got, lines)
+			}
+		}
+	}
+	for _, p := range want.Files {
+		i := slices.IndexFunc(rd.Files, func(f dataset.File) bool { return f.Path == p })
+		if i < 0 {
+			t.Errorf("file %s not listed", p)
+			continue
+		}
+		folder, _ := filepath.Glob(filepath.Join(fixtures, "wandb", "*-"+r.Origin.ID[strings.LastIndex(r.Origin.ID, "/")+1:], "files", p))
+		disk, err := os.ReadFile(folder[len(folder)-1])
+		if err != nil || string(disk) != string(rd.Files[i].Content) {
+			t.Errorf("file %s content differs from disk (%v)", p, err)
+		}
+	}
+}
+
+// checkFixtureHistory compares the history points and rich values with
+// what the script logged, point for point (system metrics aside).
+func checkFixtureHistory(t *testing.T, rd *dataset.RunData, want expectedRun) {
+	type point struct {
+		key  string
+		step int64
+		bits uint64
+	}
+	canon := func(v float64) uint64 {
+		if math.IsNaN(v) {
+			return 0x7ff8000000000001
+		}
+		return math.Float64bits(v)
+	}
+	var wantPts, gotPts []point
+	wantRich := map[string]string{}
+	for _, row := range want.History {
+		for k, v := range row.Values {
+			if f, ok := expectedValue(v); ok {
+				wantPts = append(wantPts, point{k, row.Step, canon(f)})
+			} else {
+				b, _ := json.Marshal(v)
+				wantRich[k+"@"+itoa(row.Step)] = string(b)
+			}
+		}
+	}
+	for _, m := range want.Media {
+		for k, typ := range m.Keys {
+			wantRich[k+"@"+itoa(m.Step)] = "type:" + typ
+		}
+	}
+	for _, m := range rd.Metrics {
+		if strings.HasPrefix(m.Key, wandbdir.SystemPrefix) {
+			continue
+		}
+		if m.Time == 0 {
+			t.Errorf("point %+v has no time", m)
+		}
+		gotPts = append(gotPts, point{m.Key, m.Step, canon(m.Value)})
+	}
+	less := func(a, b point) int {
+		return strings.Compare(a.key+"\x00"+itoa(a.step), b.key+"\x00"+itoa(b.step))
+	}
+	slices.SortFunc(wantPts, less)
+	slices.SortFunc(gotPts, less)
+	if !slices.Equal(gotPts, wantPts) {
+		t.Errorf("history points differ:\n got  %v\n want %v", gotPts, wantPts)
+	}
+	gotRich := map[string]string{}
+	for _, v := range rd.RichValues {
+		k := v.Key + "@" + itoa(v.Step)
+		if v.Type == "string" || v.Type == "list" {
+			gotRich[k] = v.JSON
+		} else {
+			gotRich[k] = "type:" + v.Type
+		}
+		for _, f := range v.Files {
+			if !slices.ContainsFunc(rd.Files, func(file dataset.File) bool { return file.Path == f }) {
+				t.Errorf("rich value %s refers to %s, which is not among the run's files", v.Key, f)
+			}
+		}
+	}
+	if !reflect.DeepEqual(gotRich, wantRich) && len(gotRich)+len(wantRich) > 0 {
+		t.Errorf("rich values\n got  %v\n want %v", gotRich, wantRich)
+	}
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func tag(r schema.Run, key string) string {
+	for _, t := range r.Tags {
+		if t.Key == key {
+			return t.Value
+		}
+	}
+	return ""
+}
+
+// TestSamples runs the conformance suite over real-world run folders and
+// checks the facts the samples README lists.
+func TestSamples(t *testing.T) {
+	if _, err := os.Stat(samples); err != nil {
+		t.Skipf("real-world samples not found at %s (they live in ../shared beside the project)", samples)
+	}
+	sourcetest.Run(t, sourcetest.Opt{Open: openAt(samples)})
+	d := readAll(t, samples)
+	runs := map[string]*dataset.RunData{}
+	for _, r := range d.Runs {
+		id := r.Run.Origin.ID[strings.LastIndex(r.Run.Origin.ID, "/")+1:]
+		if runs[id] != nil {
+			t.Errorf("run id %s read twice", id)
+		}
+		runs[id] = r
+	}
+	if len(d.Runs) != 8 {
+		t.Errorf("%d runs, want 8 (klt5o1bl's 4 folders merged into one)", len(d.Runs))
+	}
+
+	kwt := runs["3ojed7lz"]
+	steps := map[int64]bool{}
+	for _, m := range kwt.Metrics {
+		if !strings.HasPrefix(m.Key, wandbdir.SystemPrefix) {
+			steps[m.Step] = true
+		}
+	}
+	if len(steps) != 862 || !steps[0] || !steps[861] {
+		t.Errorf("3ojed7lz: %d history steps, want 862 (0..861)", len(steps))
+	}
+	if kwt.Run.Status != schema.StatusRunning || len(kwt.Run.Damage) == 0 {
+		t.Errorf("3ojed7lz: status %s damage %q, want RUNNING with damage reported", kwt.Run.Status, kwt.Run.Damage)
+	}
+	for _, m := range runs["2zuxwf70"].Metrics {
+		if !strings.HasPrefix(m.Key, wandbdir.SystemPrefix) {
+			t.Errorf("2zuxwf70 is an empty run, but has point %+v", m)
+			break
+		}
+	}
+	if got := tag(runs["klt5o1bl"].Run, "wandb.segments"); got != "4" {
+		t.Errorf("klt5o1bl: segments tag %q, want 4", got)
+	}
+
+	korean := func(s string) bool {
+		return strings.ContainsFunc(s, func(r rune) bool { return unicode.Is(unicode.Hangul, r) })
+	}
+	for _, id := range []string{"1zzt5n2n", "28b1fgqy"} {
+		rd := runs[id]
+		var out []byte
+		for _, f := range rd.Files {
+			if f.Path == "output.log" {
+				out = f.Content
+			}
+		}
+		if !korean(string(out)) || !utf8.Valid(out) {
+			t.Errorf("%s: output.log artifact lost its Korean text", id)
+		}
+		if !slices.ContainsFunc(rd.Logs, func(l schema.LogLine) bool { return korean(l.Line) }) {
+			t.Errorf("%s: no console line holds Korean text", id)
+		}
+	}
+	if !strings.Contains(string(runs["28b1fgqy"].Run.Summary), `"NaN"`) {
+		t.Errorf("28b1fgqy: summary %s lacks its NaN", runs["28b1fgqy"].Run.Summary)
+	}
+
+	for _, id := range []string{"y0fap6xc", "sy502l8x"} {
+		rd := runs[id]
+		var summ map[string]any
+		if err := json.Unmarshal(rd.Run.Summary, &summ); err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		found := false
+		for _, v := range summ {
+			if m, ok := v.(map[string]any); ok && m["_type"] == "table-file" {
+				p, _ := m["path"].(string)
+				found = slices.ContainsFunc(rd.Files, func(f dataset.File) bool { return f.Path == p && len(f.Content) > 0 })
+			}
+		}
+		if !found {
+			t.Errorf("%s: the table file referenced from the summary is not among the artifacts", id)
+		}
+	}
+}
