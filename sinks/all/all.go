@@ -2,10 +2,14 @@
 // sources/all, that knows the concrete adapters; add one line per adapter.
 package all
 
-import "github.com/runferry/runferry/sinks"
+import (
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sinks/mlflow"
+)
 
 // Sinks returns a registry holding every sink adapter.
 func Sinks() *sinks.Registry {
 	r := &sinks.Registry{}
+	r.Add(sinks.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	return r
 }

@@ -4,6 +4,7 @@ package all
 
 import (
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/mlflow"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
 
@@ -11,5 +12,6 @@ import (
 func Sources() *sources.Registry {
 	r := &sources.Registry{}
 	r.Add(sources.Factory{Description: wandbdir.Description(), Open: wandbdir.Open})
+	r.Add(sources.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	return r
 }

@@ -1,0 +1,196 @@
+package mlflowapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// The conventions below are how runferry marks what it writes into MLflow,
+// shared by the sink (which writes them) and the source (which reads them
+// back). sinks/mlflow/doc.go documents them for users.
+
+// Run and experiment tags written by runferry. Keys under "runferry." are
+// bookkeeping: the source never exposes them as tags.
+const (
+	TagOrigin      = "runferry.origin"      // the source origin, "system:id"
+	TagOriginKey   = "runferry.origin_key"  // OriginKey(origin), searched for
+	TagParent      = "runferry.parent"      // the parent's origin
+	TagParentKey   = "runferry.parent_key"  // OriginKey(parent origin)
+	TagComplete    = "runferry.complete"    // written last: "true", or "deleted" for a run then deleted
+	TagFingerprint = "runferry.fingerprint" // the source fingerprint at commit
+	TagSuperseded  = "runferry.superseded"  // a run replaced by a later copy (then deleted)
+	TagSidecar     = "runferry.sidecar"     // path of the run.json sidecar
+	TagGroup       = "runferry.group"
+	TagJobType     = "runferry.job_type"
+	TagHost        = "runferry.host"
+	TagLabels      = "runferry.labels" // JSON array of value-less tags
+
+	TagManaged      = "runferry.managed"  // experiment written by runferry: "true"
+	TagPrefix       = "runferry.prefix"   // the experiment-prefix option it was written with
+	TagExpDeleted   = "runferry.deleted"  // experiment deleted in the source: "true"
+	TagExpName      = "runferry.name"     // the source's experiment name
+	TagExpTagKeys   = "runferry.tag_keys" // JSON map of mapped experiment tag keys
+	TagExpCreatedAt = "runferry.created_at"
+)
+
+// MLflow's own tags that runferry maps to and from schema.Run fields.
+const (
+	TagRunName     = "mlflow.runName"
+	TagUser        = "mlflow.user"
+	TagNote        = "mlflow.note.content"
+	TagParentRunID = "mlflow.parentRunId"
+	TagGitCommit   = "mlflow.source.git.commit"
+	TagGitRepo     = "mlflow.source.git.repoURL"
+	TagSourceName  = "mlflow.source.name"
+	TagInputs      = "mlflow.inputs.datasets" // dataset inputs, read as a tag (JSON)
+)
+
+// Artifact paths written by runferry, under the reserved folder Dir.
+const (
+	Dir            = "runferry/"
+	SidecarPath    = "runferry/run.json"
+	CoveragePath   = "runferry/coverage.json"
+	LogsPath       = "runferry/logs.jsonl"
+	RichValuesPath = "runferry/rich_values.jsonl"
+	FilesDir       = "runferry/files/" // source files whose own path began with Dir
+)
+
+// OriginKey is the searchable form of an origin: 32 hex digits, safe in a
+// search filter whatever the origin contains.
+func OriginKey(origin string) string {
+	sum := sha256.Sum256([]byte(origin))
+	return hex.EncodeToString(sum[:16])
+}
+
+// Sidecar is the content of SidecarPath: the run exactly as the sink was
+// given it.
+type Sidecar struct {
+	Version int        `json:"version"`
+	Run     schema.Run `json:"run"`
+}
+
+// Coverage is the content of CoveragePath, written at commit: everything
+// MLflow could not hold as given, and where it went instead.
+type Coverage struct {
+	Version int    `json:"version"`
+	Origin  string `json:"origin"`
+	// Keys map MLflow keys back to the source's keys, for keys MLflow
+	// rejects (characters, length, the reserved "runferry." prefix).
+	MetricKeys map[string]string `json:"metric_keys,omitempty"`
+	ParamKeys  map[string]string `json:"param_keys,omitempty"`
+	TagKeys    map[string]string `json:"tag_keys,omitempty"`
+	// Truncated lists values cut to the server's limits; the whole value
+	// is in the sidecar.
+	Truncated []Truncation `json:"truncated,omitempty"`
+	// ConfigNotParams lists flattened config keys not written as params
+	// (too long, or an explicit param has the key); the config is whole in
+	// the sidecar and config.json.
+	ConfigNotParams []string `json:"config_not_params,omitempty"`
+	// Fixups restore points MLflow stores differently (±Inf, -0, negative
+	// times) or collapses (exact duplicates).
+	Fixups        []Fixup `json:"fixups,omitempty"`
+	FixupsDropped int64   `json:"fixups_dropped,omitempty"` // beyond MaxFixups: lost
+	// FileProblems lists source files that could not be read, by path.
+	FileProblems map[string]string `json:"file_problems,omitempty"`
+	// Generated lists artifacts runferry derived (output.log, config.json);
+	// the source hides them.
+	Generated  []string `json:"generated,omitempty"`
+	Points     int64    `json:"points"`
+	LogLines   int64    `json:"log_lines"`
+	RichValues int64    `json:"rich_values"`
+	Files      int64    `json:"files"`
+}
+
+// Truncation is one value cut to a server limit.
+type Truncation struct {
+	What   string `json:"what"` // "param", "tag", "run name"
+	Key    string `json:"key"`
+	Length int    `json:"length"` // the original length in code points
+}
+
+// MaxFixups bounds the fixups kept per run.
+const MaxFixups = 100_000
+
+// Fixup says that the stored point (Key, Step, Time, Stored) stands for
+// Points, the source's points at that key and step.
+type Fixup struct {
+	Key    string       `json:"k"`
+	Step   int64        `json:"s"`
+	Time   int64        `json:"t"`
+	Stored Float        `json:"v"`
+	Points []FixupPoint `json:"p"`
+}
+
+// FixupPoint is one original point of a Fixup.
+type FixupPoint struct {
+	Time  int64 `json:"t"`
+	Value Float `json:"v"`
+}
+
+// ValidKey reports whether MLflow accepts key as a metric, param or tag
+// key: at most MaxKeyLength code points of letters, digits, '_', '/', '.',
+// '-', ' ' and ':', unchanged by POSIX path normalisation.
+func ValidKey(key string) bool {
+	if key == "" || utf8.RuneCountInString(key) > MaxKeyLength {
+		return false
+	}
+	for _, r := range key {
+		if !keyRune(r) && r != '/' {
+			return false
+		}
+	}
+	if strings.HasPrefix(key, "/") || strings.HasSuffix(key, "/") || strings.Contains(key, "//") {
+		return false
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+func keyRune(r rune) bool {
+	return r == '_' || r == '.' || r == '-' || r == ' ' || r == ':' || unicode.IsLetter(r) || unicode.IsDigit(r)
+}
+
+// MapKey returns key unchanged when MLflow accepts it and it does not use
+// the reserved "runferry." prefix; else a valid key made of its allowed
+// characters, '_' for the others, and 8 hex digits of a hash of the
+// original ("a+b" becomes "a_b_1f3c9a20"). Sinks record the mapping in
+// the coverage file so that sources can reverse it.
+func MapKey(key string) (string, bool) {
+	if ValidKey(key) && !strings.HasPrefix(key, "runferry.") {
+		return key, false
+	}
+	var b strings.Builder
+	for _, r := range key {
+		if keyRune(r) {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	s := b.String()
+	if strings.HasPrefix(s, "runferry.") {
+		s = "_" + s
+	}
+	if n := MaxKeyLength - 9; utf8.RuneCountInString(s) > n {
+		s = string([]rune(s)[:n])
+	}
+	sum := sha256.Sum256([]byte(key))
+	return s + "_" + hex.EncodeToString(sum[:4]), true
+}
+
+// Truncate cuts s to at most n code points, reporting whether it did.
+func Truncate(s string, n int) (string, bool) {
+	if utf8.RuneCountInString(s) <= n {
+		return s, false
+	}
+	return string([]rune(s)[:n]), true
+}

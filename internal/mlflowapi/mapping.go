@@ -1,0 +1,153 @@
+package mlflowapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// RunEntities maps a run's params, config, tags and metadata fields onto
+// MLflow params and tags, recording in cov (whose key maps must not be nil)
+// what had to change: mapped keys, truncated values, config keys not
+// written as params. Explicit params win over flattened config keys; user
+// tags win over tags derived from fields. The MLflow source calls it on a
+// run's sidecar to know what the sink wrote.
+func RunEntities(r schema.Run, cov *Coverage) ([]Param, []Tag, error) {
+	var params []Param
+	seen := map[string]bool{}
+	for _, p := range r.Params {
+		k := RecordKey(p.Key, cov.ParamKeys)
+		v, cut := Truncate(p.Value, MaxParamValueLength)
+		if cut {
+			cov.Truncated = append(cov.Truncated, Truncation{What: "param", Key: p.Key, Length: runeLen(p.Value)})
+		}
+		seen[k] = true
+		params = append(params, Param{Key: k, Value: v})
+	}
+	flat, err := FlattenConfig(r.Config)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, p := range flat {
+		k, changed := MapKey(p.Key)
+		if seen[k] || changed || runeLen(p.Value) > MaxParamValueLength {
+			cov.ConfigNotParams = append(cov.ConfigNotParams, p.Key)
+			continue
+		}
+		seen[k] = true
+		params = append(params, Param{Key: k, Value: p.Value})
+	}
+
+	var tags []Tag
+	user := map[string]bool{}
+	for _, t := range r.Tags {
+		k := RecordKey(t.Key, cov.TagKeys)
+		user[k] = true
+		tags = append(tags, tag(cov, t.Key, k, t.Value))
+	}
+	for _, d := range DerivedTags(r) {
+		if !user[d.Key] {
+			tags = append(tags, tag(cov, d.Key, d.Key, d.Value))
+		}
+	}
+	return params, tags, nil
+}
+
+func tag(cov *Coverage, orig, key, value string) Tag {
+	v, cut := Truncate(value, MaxTagValueLength)
+	if cut {
+		cov.Truncated = append(cov.Truncated, Truncation{What: "tag", Key: orig, Length: runeLen(value)})
+	}
+	return Tag{Key: key, Value: v}
+}
+
+// RecordKey returns the MLflow form of key, recording a changed key in m.
+func RecordKey(key string, m map[string]string) string {
+	k, changed := MapKey(key)
+	if changed {
+		m[k] = key
+	}
+	return k
+}
+
+func runeLen(s string) int { return len([]rune(s)) }
+
+// DerivedTagKeys are the tags runferry writes from schema.Run fields (when
+// the run has no user tag of the same key); the MLflow source maps them
+// back to those fields.
+var DerivedTagKeys = []string{
+	TagUser, TagNote, TagGitCommit, TagGitRepo,
+	TagSourceName, TagGroup, TagJobType, TagHost, TagLabels,
+}
+
+// DerivedTags maps a run's metadata fields onto tags.
+func DerivedTags(r schema.Run) []Tag {
+	var out []Tag
+	add := func(k, v string) {
+		if v != "" {
+			out = append(out, Tag{Key: k, Value: v})
+		}
+	}
+	add(TagUser, r.User)
+	add(TagNote, r.Notes)
+	add(TagGitCommit, r.GitCommit)
+	add(TagGitRepo, r.GitRemote)
+	add(TagSourceName, r.Program)
+	add(TagGroup, r.Group)
+	add(TagJobType, r.JobType)
+	add(TagHost, r.Host)
+	if len(r.Labels) > 0 {
+		b, _ := json.Marshal(r.Labels)
+		add(TagLabels, string(b))
+	}
+	return out
+}
+
+// FlattenConfig flattens a JSON object into params: nested objects join
+// their keys with dots; strings are written as they are, numbers as their
+// JSON text, booleans as true/false, null as "null", arrays and empty
+// objects as compact JSON. The result is sorted by key.
+func FlattenConfig(config json.RawMessage) ([]schema.Param, error) {
+	if len(bytes.TrimSpace(config)) == 0 || string(bytes.TrimSpace(config)) == "null" {
+		return nil, nil
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(config, &obj); err != nil {
+		return nil, fmt.Errorf("config is not a JSON object: %w", err)
+	}
+	var out []schema.Param
+	var walk func(prefix string, obj map[string]json.RawMessage)
+	walk = func(prefix string, obj map[string]json.RawMessage) {
+		for k, raw := range obj {
+			key := prefix + k
+			raw = bytes.TrimSpace(raw)
+			var nested map[string]json.RawMessage
+			if len(raw) > 0 && raw[0] == '{' && json.Unmarshal(raw, &nested) == nil && len(nested) > 0 {
+				walk(key+".", nested)
+				continue
+			}
+			out = append(out, schema.Param{Key: key, Value: scalarText(raw)})
+		}
+	}
+	walk("", obj)
+	slices.SortFunc(out, func(a, b schema.Param) int { return strings.Compare(a.Key, b.Key) })
+	return out, nil
+}
+
+func scalarText(raw json.RawMessage) string {
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return s
+		}
+	}
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) == nil {
+		return buf.String()
+	}
+	return string(raw)
+}

@@ -1,0 +1,136 @@
+package mlflow
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+)
+
+// Commit finishes the run, in an order that leaves it recognisably
+// incomplete until the last step: it uploads the spooled console output
+// (runferry/logs.jsonl, plus a plain output.log unless the source had a
+// file of that name), the rich values (runferry/rich_values.jsonl), a
+// config.json unless the source had one, and runferry/coverage.json; sets
+// the original status and end time (runs/update); points child runs
+// written earlier at this run; writes runferry.fingerprint and then
+// runferry.complete; and finally deletes the run if the source run was
+// deleted (MLflow refuses writes to deleted runs, so this comes last, and
+// runferry.complete says "deleted" so that a crash just before it is seen
+// as incomplete).
+func (w *writer) Commit(ctx context.Context) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	api, uri := w.sink.api, w.run.ArtifactURI
+	for _, k := range w.keys {
+		k.flush(w.cov)
+	}
+	w.keys = map[string]*keyState{}
+	if w.logs != nil {
+		if err := w.uploadSpool(ctx, w.logs, mlflowapi.LogsPath); err != nil {
+			return err
+		}
+		if !w.written["output.log"] {
+			if err := w.uploadOutputLog(ctx); err != nil {
+				return err
+			}
+			w.cov.Generated = append(w.cov.Generated, "output.log")
+		}
+	}
+	if w.rich != nil {
+		if err := w.uploadSpool(ctx, w.rich, mlflowapi.RichValuesPath); err != nil {
+			return err
+		}
+	}
+	if len(w.src.Config) > 0 && !w.written["config.json"] && string(w.src.Config) != "null" {
+		if err := api.UploadBytes(ctx, uri, "config.json", w.src.Config); err != nil {
+			return fmt.Errorf("uploading config.json: %w", err)
+		}
+		w.cov.Generated = append(w.cov.Generated, "config.json")
+	}
+	cov, err := json.MarshalIndent(w.cov, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := api.UploadBytes(ctx, uri, mlflowapi.CoveragePath, cov); err != nil {
+		return fmt.Errorf("uploading %s: %w", mlflowapi.CoveragePath, err)
+	}
+
+	upd := mlflowapi.UpdateRun{RunID: w.run.RunID, Status: string(w.src.Status)}
+	if !w.src.End.IsZero() {
+		end := w.src.End.UnixMilli()
+		upd.EndTime = &end
+	}
+	if err := api.UpdateRun(ctx, upd); err != nil {
+		return fmt.Errorf("setting status and end time: %w", err)
+	}
+	if err := w.sink.linkChildren(ctx, w.run.RunID, w.src.Origin.String()); err != nil {
+		return err
+	}
+	if w.fp != "" {
+		if err := api.SetTag(ctx, w.run.RunID, mlflowapi.TagFingerprint, w.fp); err != nil {
+			return fmt.Errorf("writing the fingerprint: %w", err)
+		}
+	}
+	complete := "true"
+	if w.src.Deleted {
+		complete = "deleted"
+	}
+	if err := api.SetTag(ctx, w.run.RunID, mlflowapi.TagComplete, complete); err != nil {
+		return fmt.Errorf("marking the run complete: %w", err)
+	}
+	if w.src.Deleted {
+		if err := api.DeleteRun(ctx, w.run.RunID); err != nil {
+			return fmt.Errorf("deleting the run (deleted in the source): %w", err)
+		}
+	}
+	w.done = true
+	w.logs.remove()
+	w.rich.remove()
+	return nil
+}
+
+func (w *writer) uploadSpool(ctx context.Context, s *spool, rel string) error {
+	if err := s.b.Flush(); err != nil {
+		return fmt.Errorf("spooling %s: %w", rel, err)
+	}
+	if err := w.sink.api.UploadFile(ctx, w.run.ArtifactURI, rel, s.f.Name()); err != nil {
+		return fmt.Errorf("uploading %s: %w", rel, err)
+	}
+	return nil
+}
+
+// uploadOutputLog renders the spooled console lines as plain text into a
+// temporary file and uploads it as output.log.
+func (w *writer) uploadOutputLog(ctx context.Context) error {
+	in, err := os.Open(w.logs.f.Name())
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := newSpool()
+	if err != nil {
+		return err
+	}
+	defer out.remove()
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<16), 1<<30)
+	for sc.Scan() {
+		var l schema.LogLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return err
+		}
+		out.b.WriteString(l.Line)
+		out.b.WriteByte('\n')
+	}
+	if err := sc.Err(); err != nil && err != io.EOF {
+		return err
+	}
+	return w.uploadSpool(ctx, out, "output.log")
+}

@@ -1,0 +1,83 @@
+package mlflow
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/sinks"
+)
+
+// Config is the sink's configuration, parsed from a location.
+type Config struct {
+	API              mlflowapi.Config
+	ExperimentPrefix string // prepended to every experiment name
+	MaxInFlight      int    // runs written at once
+}
+
+// DefaultMaxInFlight is the number of runs written at once by default.
+const DefaultMaxInFlight = 8
+
+// Description describes the sink for the registry, `runferry backends` and
+// the README.
+func Description() location.Description {
+	return location.Description{
+		Scheme:  "mlflow+http",
+		Aliases: []string{"mlflow+https"},
+		Kind:    location.URLKind,
+		Syntax:  "mlflow+http(s)://HOST[:PORT][/PATH]",
+		Summary: "MLflow tracking server (REST API, artifacts through the mlflow-artifacts proxy)",
+		Help: `Writes experiments and runs through the MLflow REST API: params, tags, the full
+metric history (log-batch within the server's limits), original start and end
+times, status, user, run name, notes, nested-run links, console output
+(output.log), non-numeric history values and files (through the server's
+mlflow-artifacts proxy). What MLflow cannot hold as given is mapped reversibly and
+counted in runferry/coverage.json; runferry/run.json keeps the run's metadata
+exactly. Every run carries the tag runferry.origin; runferry.complete is written
+last, so an interrupted copy is found and redone (the incomplete run is deleted
+and written afresh) and a repeated copy creates nothing twice.`,
+		Options: append([]location.Option{
+			{Name: "experiment-prefix", Help: "Prepend this to every experiment name (e.g. 'wandb/')."},
+			{Name: "max-in-flight", Default: strconv.Itoa(DefaultMaxInFlight), Help: "Runs written at once."},
+		}, mlflowapi.EnvOptions...),
+		Example: "mlflow+https://mlflow.example.com?experiment-prefix=wandb/",
+	}
+}
+
+// ParseConfig reads a location and MLflow's environment variables (through
+// getenv) into a Config.
+func ParseConfig(loc location.Location, getenv func(string) string) (Config, error) {
+	if loc.URL == nil {
+		return Config{}, fmt.Errorf("mlflow: %s is not a URL", loc)
+	}
+	u := *loc.URL
+	u.Scheme = strings.TrimPrefix(loc.Scheme, "mlflow+")
+	u.RawQuery = ""
+	api, err := mlflowapi.ConfigFromEnv(u.String(), getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{API: api, ExperimentPrefix: loc.Query("experiment-prefix"), MaxInFlight: DefaultMaxInFlight}
+	if v := loc.Query("max-in-flight"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return Config{}, fmt.Errorf("mlflow: max-in-flight=%q: want a positive number", v)
+		}
+		c.MaxInFlight = n
+	}
+	return c, nil
+}
+
+// Open opens the sink at loc. It does no I/O; the engine's Check proves the
+// server reachable.
+func Open(_ context.Context, loc location.Location) (sinks.Sink, error) {
+	cfg, err := ParseConfig(loc, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg)
+}

@@ -1,0 +1,125 @@
+package mlflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"unicode/utf8"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+)
+
+// OpenRun starts writing r into experiment expID. Every run written earlier
+// from r.Origin, complete or not, is superseded first (tagged and deleted):
+// the sink resumes by redoing, so the new run holds exactly what this writer
+// is given. It then creates the run with its original start time, user and
+// name, uploads the run.json sidecar, writes params and tags, and links the
+// run to its parent when the parent is already there.
+func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fault.Permanent(err)
+	}
+	origin := r.Origin.String()
+	cov := &mlflowapi.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{},
+		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
+	params, tags, err := mlflowapi.RunEntities(r, cov)
+	if err != nil {
+		return nil, fault.Permanent(fmt.Errorf("run %s: %w", origin, err))
+	}
+	sidecar, err := json.MarshalIndent(mlflowapi.Sidecar{Version: 1, Run: r}, "", "  ")
+	if err != nil {
+		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
+	}
+
+	earlier, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(origin), true)
+	if err != nil {
+		return nil, err
+	}
+	for _, old := range earlier {
+		if err := s.supersede(ctx, old); err != nil {
+			return nil, fmt.Errorf("retiring the earlier copy %s: %w", old.Info.RunID, err)
+		}
+	}
+
+	create := mlflowapi.CreateRun{ExperimentID: expID, UserID: r.User, StartTime: r.Start.UnixMilli(),
+		Tags: []mlflowapi.Tag{
+			{Key: mlflowapi.TagOrigin, Value: origin},
+			{Key: mlflowapi.TagOriginKey, Value: mlflowapi.OriginKey(origin)},
+			{Key: mlflowapi.TagSidecar, Value: mlflowapi.SidecarPath},
+		}}
+	if r.Start.IsZero() {
+		create.StartTime = 0
+	}
+	if name, cut := mlflowapi.Truncate(r.Name, mlflowapi.MaxRunNameLength); cut {
+		create.RunName = name
+		cov.Truncated = append(cov.Truncated, mlflowapi.Truncation{What: "run name", Length: utf8.RuneCountInString(r.Name)})
+	} else {
+		create.RunName = r.Name
+	}
+	for _, t := range tags {
+		if t.Key == mlflowapi.TagRunName && t.Value != create.RunName {
+			create.RunName = "" // the server refuses a name that differs from the tag
+		}
+	}
+	if !r.Parent.IsZero() {
+		create.Tags = append(create.Tags,
+			mlflowapi.Tag{Key: mlflowapi.TagParent, Value: r.Parent.String()},
+			mlflowapi.Tag{Key: mlflowapi.TagParentKey, Value: mlflowapi.OriginKey(r.Parent.String())})
+	}
+	run, err := s.api.CreateRun(ctx, create)
+	if err != nil {
+		return nil, fmt.Errorf("creating run: %w", err)
+	}
+	w := &writer{sink: s, run: run.Info, src: r, cov: cov, keys: map[string]*keyState{}, written: map[string]bool{}}
+	if err := s.api.UploadBytes(ctx, run.Info.ArtifactURI, mlflowapi.SidecarPath, sidecar); err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", mlflowapi.SidecarPath, err)
+	}
+	for _, b := range entityBatches(run.Info.RunID, params, tags) {
+		if err := s.api.LogBatch(ctx, b); err != nil {
+			return nil, fmt.Errorf("writing params and tags: %w", err)
+		}
+	}
+	if err := s.linkToParent(ctx, run.Info.RunID, r.Parent); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// linkToParent sets mlflow.parentRunId on a new child run when its parent
+// was written already. The run is created first and looked up second, and a
+// parent links its children when it commits (linkChildren), so whichever of
+// the two is written first, the link is made.
+func (s *Sink) linkToParent(ctx context.Context, runID string, parent schema.Ref) error {
+	if parent.IsZero() {
+		return nil
+	}
+	found, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(parent.String()), false)
+	if err != nil {
+		return fmt.Errorf("looking up the parent run: %w", err)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	return s.api.SetTag(ctx, runID, mlflowapi.TagParentRunID, found[len(found)-1].Info.RunID)
+}
+
+// linkChildren points every run naming origin as its parent at runID.
+func (s *Sink) linkChildren(ctx context.Context, runID, origin string) error {
+	children, err := s.runsTagged(ctx, mlflowapi.TagParentKey, mlflowapi.OriginKey(origin), false)
+	if err != nil {
+		return fmt.Errorf("looking up child runs: %w", err)
+	}
+	for _, c := range children {
+		if v, _ := c.Tag(mlflowapi.TagParentRunID); v == runID {
+			continue
+		}
+		err := s.whileActive(ctx, c, func() error { return s.api.SetTag(ctx, c.Info.RunID, mlflowapi.TagParentRunID, runID) })
+		if err != nil {
+			return fmt.Errorf("linking child run %s: %w", c.Info.RunID, err)
+		}
+	}
+	return nil
+}

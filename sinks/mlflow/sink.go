@@ -1,0 +1,300 @@
+package mlflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+)
+
+// Sink writes into one MLflow tracking server. It is safe for concurrent use.
+type Sink struct {
+	api *mlflowapi.Client
+	cfg Config
+
+	mu       sync.Mutex
+	expLocks map[string]*sync.Mutex // by experiment name: one create at a time
+	managed  []string               // ids of experiments written with this prefix
+	listedAt time.Time
+}
+
+var (
+	_ sinks.Sink      = (*Sink)(nil)
+	_ sinks.RunFinder = (*Sink)(nil)
+)
+
+// managedTTL is how long the list of runferry experiments is trusted before
+// FindRun lists them again (another job may have added some).
+const managedTTL = 30 * time.Second
+
+// New returns a sink for cfg. It does no I/O.
+func New(cfg Config) (*Sink, error) {
+	api, err := mlflowapi.New(cfg.API)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	return &Sink{api: api, cfg: cfg, expLocks: map[string]*sync.Mutex{}}, nil
+}
+
+// Check proves that the server answers and accepts the credentials; every
+// error is fatal.
+func (s *Sink) Check(ctx context.Context) error {
+	if err := s.api.Ping(ctx); err != nil {
+		if fault.KindOf(err) == fault.KindCanceled {
+			return err
+		}
+		return fault.Fatal(err)
+	}
+	return nil
+}
+
+// Limits declares MLflow's log-batch metric limit and the configured number
+// of runs in flight.
+func (s *Sink) Limits() sinks.Limits {
+	return sinks.Limits{MaxInFlight: s.cfg.MaxInFlight, MaxMetricsPerWrite: mlflowapi.MaxMetricsPerBatch}
+}
+
+// Close does nothing: every write is durable when it returns.
+func (s *Sink) Close() error { return nil }
+
+// PutExperiment finds the experiment named prefix+e.Name, or creates it,
+// and tags it as runferry's (origin, source name, prefix, description,
+// tags). Experiments are matched by name: a second source experiment with
+// the same name shares it. A deleted experiment of that name is an error,
+// since MLflow keeps names unique across deleted experiments.
+func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, error) {
+	if err := e.Validate(); err != nil {
+		return "", fault.Permanent(err)
+	}
+	name := s.cfg.ExperimentPrefix + e.Name
+	if len(name) > mlflowapi.MaxExperimentNameBytes {
+		return "", fault.Permanent(fmt.Errorf("mlflow: experiment name %q is longer than %d bytes, which MLflow's SQL stores reject; use a shorter experiment-prefix or rename it", name, mlflowapi.MaxExperimentNameBytes))
+	}
+	lock := s.nameLock(name)
+	lock.Lock()
+	defer lock.Unlock()
+	tags := experimentTags(e, s.cfg.ExperimentPrefix)
+	exp, err := s.api.GetExperimentByName(ctx, name)
+	switch {
+	case mlflowapi.IsNotFound(err):
+		id, err := s.api.CreateExperiment(ctx, name, tags)
+		if mlflowapi.IsCode(err, mlflowapi.CodeAlreadyExists) { // created by a retry or another job
+			exp, err = s.api.GetExperimentByName(ctx, name)
+			id = exp.ExperimentID
+		}
+		if err != nil {
+			return "", fmt.Errorf("creating experiment %q: %w", name, err)
+		}
+		s.addManaged(id)
+		return id, nil
+	case err != nil:
+		return "", err
+	case exp.LifecycleStage == mlflowapi.StageDeleted:
+		return "", fault.Permanent(fmt.Errorf("mlflow: experiment %q (id %s) exists but is deleted, and MLflow keeps deleted names: restore it in MLflow, purge it with `mlflow gc`, or choose another experiment-prefix", name, exp.ExperimentID))
+	}
+	have := map[string]string{}
+	for _, t := range exp.Tags {
+		have[t.Key] = t.Value
+	}
+	for _, t := range tags {
+		v, ok := have[t.Key]
+		keepFirst := t.Key == mlflowapi.TagOrigin || t.Key == mlflowapi.TagExpName // shared by two source experiments: the first keeps them
+		if ok && (v == t.Value || keepFirst && v != "") {
+			continue
+		}
+		if err := s.api.SetExperimentTag(ctx, exp.ExperimentID, t.Key, t.Value); err != nil {
+			return "", fmt.Errorf("tagging experiment %q: %w", name, err)
+		}
+	}
+	s.addManaged(exp.ExperimentID)
+	return exp.ExperimentID, nil
+}
+
+func (s *Sink) nameLock(name string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.expLocks[name]
+	if !ok {
+		l = &sync.Mutex{}
+		s.expLocks[name] = l
+	}
+	return l
+}
+
+// experimentTags maps an experiment onto MLflow experiment tags.
+func experimentTags(e schema.Experiment, prefix string) []mlflowapi.Tag {
+	tags := []mlflowapi.Tag{
+		{Key: mlflowapi.TagManaged, Value: "true"},
+		{Key: mlflowapi.TagPrefix, Value: prefix},
+		{Key: mlflowapi.TagOrigin, Value: e.Origin.String()},
+		{Key: mlflowapi.TagExpName, Value: e.Name},
+	}
+	if e.Description != "" {
+		v, _ := mlflowapi.Truncate(e.Description, mlflowapi.MaxExperimentTagValue)
+		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagNote, Value: v})
+	}
+	if e.Deleted {
+		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagExpDeleted, Value: "true"})
+	}
+	mapped := map[string]string{}
+	for _, t := range e.Tags {
+		k, changed := mlflowapi.MapKey(t.Key)
+		if changed {
+			mapped[k] = t.Key
+		}
+		v, _ := mlflowapi.Truncate(t.Value, mlflowapi.MaxExperimentTagValue)
+		tags = append(tags, mlflowapi.Tag{Key: k, Value: v})
+	}
+	if len(mapped) > 0 {
+		b, _ := json.Marshal(mapped)
+		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagExpTagKeys, Value: string(b)})
+	}
+	return tags
+}
+
+func (s *Sink) addManaged(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !slices.Contains(s.managed, id) {
+		s.managed = append(s.managed, id)
+	}
+}
+
+// managedExperiments returns the ids of the experiments runferry wrote with
+// this sink's prefix, listing them again when the list is older than
+// managedTTL.
+func (s *Sink) managedExperiments(ctx context.Context) ([]string, error) {
+	s.mu.Lock()
+	if time.Since(s.listedAt) < managedTTL {
+		ids := slices.Clone(s.managed)
+		s.mu.Unlock()
+		return ids, nil
+	}
+	s.mu.Unlock()
+	var ids []string
+	filter := fmt.Sprintf("tags.`%s` = 'true'", mlflowapi.TagManaged)
+	for e, err := range s.api.SearchExperiments(ctx, filter, mlflowapi.ViewAll) {
+		if err != nil {
+			return nil, err
+		}
+		for _, t := range e.Tags {
+			if t.Key == mlflowapi.TagPrefix && t.Value == s.cfg.ExperimentPrefix {
+				ids = append(ids, e.ExperimentID)
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.managed { // created since the listing began
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	s.managed, s.listedAt = ids, time.Now()
+	return slices.Clone(ids), nil
+}
+
+// runsTagged returns the runs, active or deleted, of runferry's experiments
+// whose tag key has value (a hex key, safe in a filter), leaving out
+// superseded runs unless withSuperseded.
+func (s *Sink) runsTagged(ctx context.Context, key, value string, withSuperseded bool) ([]mlflowapi.Run, error) {
+	ids, err := s.managedExperiments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	filter := fmt.Sprintf("tags.`%s` = '%s'", key, value)
+	var out []mlflowapi.Run
+	for chunk := range slices.Chunk(ids, 100) {
+		for r, err := range s.api.SearchRuns(ctx, chunk, filter, mlflowapi.ViewAll) {
+			if err != nil {
+				return nil, err
+			}
+			if _, sup := r.Tag(mlflowapi.TagSuperseded); sup && !withSuperseded {
+				continue
+			}
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// FindRun reports what the server holds for origin: complete when a run
+// carries runferry.complete (and is deleted if that says "deleted"),
+// incomplete when a run carries only the origin, missing otherwise. The
+// fingerprint is the one written at commit.
+func (s *Sink) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, string, error) {
+	runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(origin.String()), true)
+	if err != nil {
+		return sinks.RunMissing, "", err
+	}
+	state := sinks.RunMissing
+	for _, r := range runs {
+		if _, sup := r.Tag(mlflowapi.TagSuperseded); sup {
+			if r.Info.LifecycleStage == mlflowapi.StageActive {
+				state = max(state, sinks.RunIncomplete) // a redo stopped half-way
+			}
+			continue
+		}
+		if completeRun(r) {
+			fp, _ := r.Tag(mlflowapi.TagFingerprint)
+			return sinks.RunComplete, fp, nil
+		}
+		state = sinks.RunIncomplete
+	}
+	return state, "", nil
+}
+
+// completeRun reports whether r was committed and, if committed as deleted,
+// was deleted.
+func completeRun(r mlflowapi.Run) bool {
+	v, ok := r.Tag(mlflowapi.TagComplete)
+	switch {
+	case !ok:
+		return false
+	case v == "deleted":
+		return r.Info.LifecycleStage == mlflowapi.StageDeleted
+	}
+	return true
+}
+
+// whileActive runs fn on run r, restoring it first and deleting it again
+// afterwards when it is deleted: MLflow refuses writes to deleted runs.
+func (s *Sink) whileActive(ctx context.Context, r mlflowapi.Run, fn func() error) error {
+	if r.Info.LifecycleStage != mlflowapi.StageDeleted {
+		return fn()
+	}
+	if err := s.api.RestoreRun(ctx, r.Info.RunID); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		return err
+	}
+	return s.api.DeleteRun(ctx, r.Info.RunID)
+}
+
+// supersede retires a run written earlier from the same origin: it is
+// tagged runferry.superseded (so no search for the origin finds it) and
+// deleted.
+func (s *Sink) supersede(ctx context.Context, r mlflowapi.Run) error {
+	return s.whileActive(ctx, r, func() error {
+		if _, ok := r.Tag(mlflowapi.TagSuperseded); !ok {
+			if err := s.api.SetTag(ctx, r.Info.RunID, mlflowapi.TagSuperseded, time.Now().UTC().Format(time.RFC3339)); err != nil {
+				return err
+			}
+		}
+		if r.Info.LifecycleStage == mlflowapi.StageActive {
+			return s.api.DeleteRun(ctx, r.Info.RunID)
+		}
+		return nil
+	})
+}

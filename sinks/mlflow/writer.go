@@ -1,0 +1,301 @@
+package mlflow
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+)
+
+// writer writes one run. It is used by one goroutine at a time.
+type writer struct {
+	sink    *Sink
+	run     mlflowapi.RunInfo
+	src     schema.Run
+	cov     *mlflowapi.Coverage
+	fp      string
+	keys    map[string]*keyState // by source key: points at the current step
+	written map[string]bool      // artifact paths written
+	logs    *spool
+	rich    *spool
+	done    bool
+}
+
+var (
+	_ sinks.RunWriter       = (*writer)(nil)
+	_ sinks.ArtifactWriter  = (*writer)(nil)
+	_ sinks.LogWriter       = (*writer)(nil)
+	_ sinks.RichValueWriter = (*writer)(nil)
+	_ sinks.Fingerprinted   = (*writer)(nil)
+	_ sinks.Identified      = (*writer)(nil)
+)
+
+func (w *writer) DestID() string           { return w.run.RunID }
+func (w *writer) SetFingerprint(fp string) { w.fp = fp }
+
+func (w *writer) check() error {
+	if w.done {
+		return fault.Permanent(fmt.Errorf("mlflow sink: run %s already committed or aborted", w.src.Origin))
+	}
+	return nil
+}
+
+// WriteMetrics sends one log-batch of at most 1000 points (split further
+// to stay under 1 MB). Points MLflow would alter or collapse are recorded
+// as fixups (see keyState).
+func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if len(batch) > mlflowapi.MaxMetricsPerBatch {
+		return fault.Permanent(fmt.Errorf("mlflow sink: batch of %d points exceeds the limit of %d", len(batch), mlflowapi.MaxMetricsPerBatch))
+	}
+	out := make([]mlflowapi.Metric, 0, len(batch))
+	size := 0
+	for _, m := range batch {
+		w.cov.Points++
+		st, ok := w.keys[m.Key]
+		if !ok {
+			st = &keyState{mlflowKey: mlflowapi.RecordKey(m.Key, w.cov.MetricKeys)}
+			w.keys[m.Key] = st
+		}
+		send, ok := st.add(m, w.cov)
+		if !ok {
+			continue // collapsed into an earlier point by a fixup
+		}
+		out = append(out, send)
+		size += len(send.Key) + 80
+		if size > mlflowapi.MaxBatchBytes*8/10 {
+			if err := w.logMetrics(ctx, out); err != nil {
+				return err
+			}
+			out, size = out[:0], 0
+		}
+	}
+	return w.logMetrics(ctx, out)
+}
+
+func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	if err := w.sink.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Metrics: ms}); err != nil {
+		return fmt.Errorf("log-batch: %w", err)
+	}
+	return nil
+}
+
+// keyState follows one metric key through its current step, to find the
+// points MLflow cannot store as given: ±Inf (stored as ±MaxFloat64 by SQL
+// stores), -0 (stored as 0), negative times (refused; stored as 0) and
+// exact duplicates (collapsed by SQL stores' primary key, so sent once).
+// Source histories are non-decreasing in step per key, so the points that
+// share a stored identity are all seen within one step.
+type keyState struct {
+	mlflowKey string
+	step      int64
+	started   bool
+	at        map[storedPoint]*mlflowapi.Fixup // the current step's points
+}
+
+type storedPoint struct {
+	time int64
+	bits uint64
+}
+
+// add returns the point to send for m, or false when m is stored by a point
+// already sent.
+func (k *keyState) add(m schema.Metric, cov *mlflowapi.Coverage) (mlflowapi.Metric, bool) {
+	if !k.started || m.Step != k.step {
+		k.flush(cov)
+		k.step, k.started, k.at = m.Step, true, map[storedPoint]*mlflowapi.Fixup{}
+	}
+	stored, t := m.Value, m.Time
+	switch {
+	case math.IsInf(stored, 1):
+		stored = math.MaxFloat64
+	case math.IsInf(stored, -1):
+		stored = -math.MaxFloat64
+	case stored == 0:
+		stored = 0 // drops the sign of -0
+	}
+	t = max(t, 0)
+	bits := math.Float64bits(stored)
+	if math.IsNaN(stored) {
+		bits = 0x7ff8000000000001
+	}
+	sp := storedPoint{time: t, bits: bits}
+	orig := mlflowapi.FixupPoint{Time: m.Time, Value: mlflowapi.Float(m.Value)}
+	if f, dup := k.at[sp]; dup {
+		f.Points = append(f.Points, orig)
+		return mlflowapi.Metric{}, false
+	}
+	f := &mlflowapi.Fixup{Key: m.Key, Step: m.Step, Time: t, Stored: mlflowapi.Float(stored), Points: []mlflowapi.FixupPoint{orig}}
+	k.at[sp] = f
+	return mlflowapi.Metric{Key: k.mlflowKey, Value: mlflowapi.Float(stored), Timestamp: t, Step: m.Step}, true
+}
+
+// flush records the current step's points that need a fixup.
+func (k *keyState) flush(cov *mlflowapi.Coverage) {
+	for _, f := range k.at {
+		p := f.Points[0]
+		changed := len(f.Points) > 1 || p.Time != f.Time ||
+			math.Float64bits(float64(p.Value)) != math.Float64bits(float64(f.Stored)) && !math.IsNaN(float64(p.Value))
+		if !changed {
+			continue
+		}
+		if len(cov.Fixups) >= mlflowapi.MaxFixups {
+			cov.FixupsDropped += int64(len(f.Points))
+			continue
+		}
+		cov.Fixups = append(cov.Fixups, *f)
+	}
+	k.at = nil
+}
+
+// spool is a temporary JSON-lines file, uploaded at commit.
+type spool struct {
+	f *os.File
+	b *bufio.Writer
+}
+
+func (s *spool) append(v any) error {
+	line, err := json.Marshal(v)
+	if err != nil {
+		return fault.Permanent(err)
+	}
+	s.b.Write(line)
+	return s.b.WriteByte('\n')
+}
+
+func newSpool() (*spool, error) {
+	f, err := os.CreateTemp("", "runferry-mlflow-*.jsonl")
+	if err != nil {
+		return nil, fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	return &spool{f: f, b: bufio.NewWriterSize(f, 1<<16)}, nil
+}
+
+func (s *spool) remove() {
+	if s != nil {
+		s.f.Close()
+		os.Remove(s.f.Name())
+	}
+}
+
+// WriteLogs spools console lines; Commit uploads them.
+func (w *writer) WriteLogs(_ context.Context, lines []schema.LogLine) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if w.logs == nil {
+		var err error
+		if w.logs, err = newSpool(); err != nil {
+			return err
+		}
+	}
+	for _, l := range lines {
+		if err := w.logs.append(l); err != nil {
+			return err
+		}
+	}
+	w.cov.LogLines += int64(len(lines))
+	return nil
+}
+
+// WriteRichValues spools non-numeric history values; Commit uploads them.
+func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if w.rich == nil {
+		var err error
+		if w.rich, err = newSpool(); err != nil {
+			return err
+		}
+	}
+	for _, v := range values {
+		if err := w.rich.append(v); err != nil {
+			return err
+		}
+	}
+	w.cov.RichValues += int64(len(values))
+	return nil
+}
+
+// smallFile is the size up to which an artifact is read into memory and
+// uploaded with retries; larger ones stream once.
+const smallFile = 8 << 20
+
+// WriteArtifact uploads one file. Paths under runferry/ are moved below
+// runferry/files/, since runferry/ holds the sink's own files. A file the
+// source could not read is recorded in the coverage file with its problem.
+func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.Reader) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	p := a.Path
+	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
+		return fault.Permanent(fmt.Errorf("mlflow sink: artifact path %q is not a clean relative path", a.Path))
+	}
+	w.written[p] = true
+	w.cov.Files++
+	if strings.HasPrefix(p, mlflowapi.Dir) {
+		p = mlflowapi.FilesDir + p
+	}
+	if body == nil {
+		w.cov.FileProblems[a.Path] = a.Problem
+		if a.Problem == "" {
+			w.cov.FileProblems[a.Path] = "no content"
+		}
+		return nil
+	}
+	if a.Size >= 0 && a.Size <= smallFile {
+		b, err := io.ReadAll(io.LimitReader(body, a.Size+1))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", a.Path, err)
+		}
+		if int64(len(b)) != a.Size {
+			return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes or more, expected %d", a.Path, len(b), a.Size))
+		}
+		return w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, p, b)
+	}
+	cr := &countReader{r: body}
+	if err := w.sink.api.UploadArtifact(ctx, w.run.ArtifactURI, p, cr, a.Size); err != nil {
+		return err
+	}
+	if a.Size >= 0 && cr.n != a.Size {
+		return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: sent %d bytes, expected %d", a.Path, cr.n, a.Size))
+	}
+	return nil
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// Abort removes the spooled files; the run stays incomplete in MLflow and
+// the next OpenRun for its origin supersedes it.
+func (w *writer) Abort(context.Context) error {
+	w.done = true
+	w.logs.remove()
+	w.rich.remove()
+	return nil
+}

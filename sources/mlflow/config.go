@@ -1,0 +1,77 @@
+package mlflow
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/sources"
+)
+
+// Config is the source's configuration, parsed from a location.
+type Config struct {
+	API mlflowapi.Config
+	// ExperimentPrefix keeps only experiments whose name starts with it, and
+	// removes it from their names: the inverse of the sink's option.
+	ExperimentPrefix string
+	// Deleted also reads deleted experiments and runs.
+	Deleted bool
+}
+
+// Description describes the source for the registry, `runferry backends`
+// and the README.
+func Description() location.Description {
+	return location.Description{
+		Scheme:  "mlflow+http",
+		Aliases: []string{"mlflow+https"},
+		Kind:    location.URLKind,
+		Syntax:  "mlflow+http(s)://HOST[:PORT][/PATH]",
+		Summary: "MLflow tracking server (REST API)",
+		Help: `Reads experiments and runs through the MLflow REST API: params, tags, the full
+history of every metric (get-history, paged), nested-run links, dataset inputs
+(as the tag mlflow.inputs.datasets) and files (listed recursively, streamed).
+Runs written by runferry are read back exactly: their origin, metadata, console
+output and non-numeric values come from the files runferry stored with them.`,
+		Options: append([]location.Option{
+			{Name: "experiment-prefix", Help: "Read only experiments whose name starts with this, and remove it from their names."},
+			{Name: "deleted", Default: "false", Help: "Also read deleted experiments and runs (true/false)."},
+		}, mlflowapi.EnvOptions...),
+		Example: "mlflow+http://127.0.0.1:5000?deleted=true",
+	}
+}
+
+// ParseConfig reads a location and MLflow's environment variables (through
+// getenv) into a Config.
+func ParseConfig(loc location.Location, getenv func(string) string) (Config, error) {
+	if loc.URL == nil {
+		return Config{}, fmt.Errorf("mlflow: %s is not a URL", loc)
+	}
+	u := *loc.URL
+	u.Scheme = strings.TrimPrefix(loc.Scheme, "mlflow+")
+	u.RawQuery = ""
+	api, err := mlflowapi.ConfigFromEnv(u.String(), getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{API: api, ExperimentPrefix: loc.Query("experiment-prefix")}
+	if v := loc.Query("deleted"); v != "" {
+		if c.Deleted, err = strconv.ParseBool(v); err != nil {
+			return Config{}, fmt.Errorf("mlflow: deleted=%q: want true or false", v)
+		}
+	}
+	return c, nil
+}
+
+// Open opens the source at loc. It does no I/O; Check proves the server
+// reachable.
+func Open(_ context.Context, loc location.Location) (sources.Source, error) {
+	cfg, err := ParseConfig(loc, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg)
+}

@@ -1,0 +1,279 @@
+package mlflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+)
+
+// mappedTags are MLflow tags the source turns into schema.Run fields; they
+// are not repeated as tags.
+var mappedTags = map[string]bool{
+	mlflowapi.TagRunName: true, mlflowapi.TagUser: true, mlflowapi.TagNote: true,
+	mlflowapi.TagParentRunID: true, mlflowapi.TagGitCommit: true, mlflowapi.TagGitRepo: true,
+	mlflowapi.TagSourceName: true,
+}
+
+// convertRun maps an MLflow run onto schema.Run: from its runferry sidecar
+// when it has one (checked against what MLflow holds natively), else from
+// MLflow's fields and tags.
+func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run) (schema.Run, *runInfo, error) {
+	tags := map[string]string{}
+	for _, t := range r.Data.Tags {
+		tags[t.Key] = t.Value
+	}
+	_, complete := tags[mlflowapi.TagComplete]
+	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, runferry: complete}
+	var run schema.Run
+	var damage []string
+	if path, ok := tags[mlflowapi.TagSidecar]; ok {
+		side, err := s.sidecar(ctx, r, path)
+		switch {
+		case err == nil:
+			run = fromSidecar(side, r, tags)
+		case mlflowapi.IsNotFound(err):
+			damage = append(damage, fmt.Sprintf("mlflow run %s: %s is missing; metadata read from MLflow only", r.Info.RunID, path))
+			run = native(r, tags)
+		default:
+			return run, nil, err
+		}
+	} else {
+		run = native(r, tags)
+	}
+	if _, ours := tags[mlflowapi.TagOrigin]; ours && !complete {
+		damage = append(damage, fmt.Sprintf("mlflow run %s: an interrupted runferry copy (no %s tag)", r.Info.RunID, mlflowapi.TagComplete))
+	}
+	run.Damage = append(run.Damage, damage...)
+	run.Experiment = exp
+	run.Status = status(r.Info.Status)
+	run.Start, run.End = msTime(r.Info.StartTime), time.Time{}
+	if r.Info.EndTime != nil {
+		run.End = msTime(*r.Info.EndTime)
+	}
+	run.Deleted = r.Info.LifecycleStage == mlflowapi.StageDeleted
+	run.Canonicalize()
+	return run, info, nil
+}
+
+func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (schema.Run, error) {
+	body, err := s.api.OpenArtifact(ctx, r.Info.RunID, r.Info.ArtifactURI, path)
+	if err != nil {
+		return schema.Run{}, err
+	}
+	defer body.Close()
+	var side mlflowapi.Sidecar
+	if err := json.NewDecoder(body).Decode(&side); err != nil {
+		return schema.Run{}, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", r.Info.RunID, path, err))
+	}
+	return side.Run, nil
+}
+
+func msTime(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
+
+func status(s string) schema.RunStatus {
+	switch s {
+	case "FINISHED":
+		return schema.StatusFinished
+	case "FAILED":
+		return schema.StatusFailed
+	case "KILLED":
+		return schema.StatusKilled
+	}
+	return schema.StatusRunning // RUNNING, SCHEDULED
+}
+
+// native maps a run runferry did not write (or whose sidecar is gone).
+func native(r mlflowapi.Run, tags map[string]string) schema.Run {
+	run := schema.Run{
+		Origin: schema.Ref{System: System, ID: r.Info.RunID},
+		Name:   r.Info.RunName,
+		User:   r.Info.UserID,
+		Notes:  tags[mlflowapi.TagNote], GitCommit: tags[mlflowapi.TagGitCommit],
+		GitRemote: tags[mlflowapi.TagGitRepo], Program: tags[mlflowapi.TagSourceName],
+		Group: tags[mlflowapi.TagGroup], JobType: tags[mlflowapi.TagJobType], Host: tags[mlflowapi.TagHost],
+	}
+	if ref, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
+		run.Origin = ref
+	}
+	if run.Name == "" {
+		run.Name = tags[mlflowapi.TagRunName]
+	}
+	if u := tags[mlflowapi.TagUser]; u != "" {
+		run.User = u
+	}
+	if ref, ok := schema.ParseRef(tags[mlflowapi.TagParent]); ok {
+		run.Parent = ref
+	} else if id := tags[mlflowapi.TagParentRunID]; id != "" {
+		run.Parent = schema.Ref{System: System, ID: id}
+	}
+	_ = json.Unmarshal([]byte(tags[mlflowapi.TagLabels]), &run.Labels)
+	for _, p := range r.Data.Params {
+		run.Params = append(run.Params, schema.Param{Key: p.Key, Value: p.Value})
+	}
+	for k, v := range tags {
+		if !strings.HasPrefix(k, "runferry.") && !mappedTags[k] {
+			run.Tags = append(run.Tags, schema.Tag{Key: k, Value: v})
+		}
+	}
+	if in := inputs(r); in != "" {
+		run.Tags = append(run.Tags, schema.Tag{Key: mlflowapi.TagInputs, Value: in})
+	}
+	return run
+}
+
+// inputs renders a run's dataset inputs as JSON (name, digest, source type,
+// source and the input's tags such as mlflow.data.context), or "".
+func inputs(r mlflowapi.Run) string {
+	if len(r.Inputs.DatasetInputs) == 0 {
+		return ""
+	}
+	type input struct {
+		Name       string            `json:"name"`
+		Digest     string            `json:"digest"`
+		SourceType string            `json:"source_type,omitempty"`
+		Source     string            `json:"source,omitempty"`
+		Tags       map[string]string `json:"tags,omitempty"`
+	}
+	var out []input
+	for _, d := range r.Inputs.DatasetInputs {
+		in := input{Name: d.Dataset.Name, Digest: d.Dataset.Digest, SourceType: d.Dataset.SourceType, Source: d.Dataset.Source}
+		for _, t := range d.Tags {
+			if in.Tags == nil {
+				in.Tags = map[string]string{}
+			}
+			in.Tags[t.Key] = t.Value
+		}
+		out = append(out, in)
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}
+
+// fromSidecar restores a runferry run from its sidecar, reading params and
+// tags from MLflow (they may have been edited since) and noting in Damage
+// every way they disagree with the sidecar.
+func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schema.Run {
+	run := side
+	cov := mlflowapi.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
+	wantParams, wantTags, err := mlflowapi.RunEntities(side, &cov)
+	if err != nil {
+		run.Damage = append(run.Damage, fmt.Sprintf("mlflow run %s: %v", r.Info.RunID, err))
+		return run
+	}
+	note := func(format string, args ...any) {
+		run.Damage = append(run.Damage, fmt.Sprintf("mlflow run %s: ", r.Info.RunID)+fmt.Sprintf(format, args...))
+	}
+	// Params: the run's own, then those flattened from its config.
+	own := map[string]schema.Param{}
+	for _, p := range side.Params {
+		k, _ := mlflowapi.MapKey(p.Key)
+		own[k] = p
+	}
+	stored := map[string]string{}
+	for _, p := range wantParams {
+		stored[p.Key] = p.Value
+	}
+	run.Params = nil
+	seen := map[string]bool{}
+	for _, p := range r.Data.Params {
+		seen[p.Key] = true
+		o, isOwn := own[p.Key]
+		switch want, written := stored[p.Key]; {
+		case written && p.Value == want && isOwn:
+			run.Params = append(run.Params, o)
+		case written && p.Value == want: // flattened from the config
+		case written:
+			note("param %q is %q in MLflow but %q in %s", p.Key, p.Value, want, mlflowapi.SidecarPath)
+			run.Params = append(run.Params, schema.Param{Key: origKey(o.Key, p.Key), Value: p.Value})
+		default: // added in MLflow after the copy
+			run.Params = append(run.Params, schema.Param{Key: p.Key, Value: p.Value})
+		}
+	}
+	for k, o := range own {
+		if !seen[k] {
+			note("param %q of %s is missing in MLflow", o.Key, mlflowapi.SidecarPath)
+			run.Params = append(run.Params, o)
+		}
+	}
+	// Tags: the run's own, then those derived from its fields.
+	ownTags := map[string]schema.Tag{}
+	for _, t := range side.Tags {
+		k, _ := mlflowapi.MapKey(t.Key)
+		ownTags[k] = t
+	}
+	storedTags := map[string]string{}
+	for _, t := range wantTags {
+		storedTags[t.Key] = t.Value
+	}
+	run.Tags = nil
+	seen = map[string]bool{}
+	for k, v := range tags {
+		o, isOwn := ownTags[k]
+		seen[k] = true
+		want, written := storedTags[k]
+		switch {
+		case !isOwn && (strings.HasPrefix(k, "runferry.") || k == mlflowapi.TagRunName || k == mlflowapi.TagParentRunID):
+		case written && v == want && isOwn:
+			run.Tags = append(run.Tags, o)
+		case written && v == want: // derived from a field
+		case written:
+			note("tag %q is %q in MLflow but %q in %s", k, v, want, mlflowapi.SidecarPath)
+			if isOwn {
+				run.Tags = append(run.Tags, schema.Tag{Key: o.Key, Value: v})
+			}
+		default:
+			run.Tags = append(run.Tags, schema.Tag{Key: k, Value: v})
+		}
+	}
+	for k, o := range ownTags {
+		if !seen[k] {
+			note("tag %q of %s is missing in MLflow", o.Key, mlflowapi.SidecarPath)
+			run.Tags = append(run.Tags, o)
+		}
+	}
+	return run
+}
+
+func origKey(orig, mlflowKey string) string {
+	if orig != "" {
+		return orig
+	}
+	return mlflowKey
+}
+
+// coverageOf returns a runferry run's coverage file, downloaded once; an
+// empty one for other runs.
+func (s *Source) coverageOf(ctx context.Context, info *runInfo) (*mlflowapi.Coverage, error) {
+	info.mu.Lock()
+	defer info.mu.Unlock()
+	if info.coverage != nil {
+		return info.coverage, nil
+	}
+	cov := &mlflowapi.Coverage{}
+	if info.runferry {
+		body, err := s.api.OpenArtifact(ctx, info.id, info.artifactURI, mlflowapi.CoveragePath)
+		switch {
+		case mlflowapi.IsNotFound(err):
+		case err != nil:
+			return nil, err
+		default:
+			defer body.Close()
+			if err := json.NewDecoder(body).Decode(cov); err != nil {
+				return nil, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", info.id, mlflowapi.CoveragePath, err))
+			}
+		}
+	}
+	info.coverage = cov
+	return cov, nil
+}

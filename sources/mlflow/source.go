@@ -1,0 +1,241 @@
+package mlflow
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+// Source reads one MLflow tracking server. It is safe for concurrent use.
+type Source struct {
+	api *mlflowapi.Client
+	cfg Config
+
+	mu     sync.Mutex
+	exps   map[schema.Ref]string   // experiment origin -> MLflow experiment id
+	runs   map[schema.Ref]*runInfo // run origin -> what Runs found
+	closed bool
+}
+
+// runInfo is what the source keeps about a run it listed.
+type runInfo struct {
+	id, artifactURI string
+	runferry        bool // written by runferry: has sidecar files
+
+	mu       sync.Mutex
+	coverage *mlflowapi.Coverage // nil until loaded
+}
+
+var (
+	_ sources.Source          = (*Source)(nil)
+	_ sources.ArtifactLister  = (*Source)(nil)
+	_ sources.LogReader       = (*Source)(nil)
+	_ sources.RichValueReader = (*Source)(nil)
+	_ sources.Checker         = (*Source)(nil)
+)
+
+// System is the origin system of native MLflow entities.
+const System = "mlflow"
+
+// New returns a source for cfg. It does no I/O.
+func New(cfg Config) (*Source, error) {
+	api, err := mlflowapi.New(cfg.API)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{api: api, cfg: cfg, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}}, nil
+}
+
+// Check proves the server reachable with good credentials; errors are fatal.
+func (s *Source) Check(ctx context.Context) error {
+	if err := s.api.Ping(ctx); err != nil {
+		if fault.KindOf(err) == fault.KindCanceled {
+			return err
+		}
+		return fault.Fatal(err)
+	}
+	return nil
+}
+
+// Close releases the source; later calls fail. It is idempotent.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return nil
+}
+
+func (s *Source) open() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fault.Fatal(fmt.Errorf("mlflow source: closed"))
+	}
+	return nil
+}
+
+func (s *Source) view() string {
+	if s.cfg.Deleted {
+		return mlflowapi.ViewAll
+	}
+	return mlflowapi.ViewActive
+}
+
+// Experiments yields the server's experiments ordered by id (only those
+// whose name starts with the experiment-prefix option, which is removed).
+// An experiment written by runferry keeps the origin and name it was copied
+// from; others get the origin mlflow:<experiment_id>.
+func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, error] {
+	return func(yield func(schema.Experiment, error) bool) {
+		if err := s.open(); err != nil {
+			yield(schema.Experiment{}, err)
+			return
+		}
+		for e, err := range s.api.SearchExperiments(ctx, "", s.view()) {
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				yield(schema.Experiment{}, err)
+				return
+			}
+			name, ok := strings.CutPrefix(e.Name, s.cfg.ExperimentPrefix)
+			if !ok {
+				continue
+			}
+			x := experiment(e, name)
+			s.mu.Lock()
+			s.exps[x.Origin] = e.ExperimentID
+			s.mu.Unlock()
+			if !yield(x, nil) {
+				return
+			}
+		}
+	}
+}
+
+func experiment(e mlflowapi.Experiment, name string) schema.Experiment {
+	x := schema.Experiment{Origin: schema.Ref{System: System, ID: e.ExperimentID}, Name: name,
+		Deleted: e.LifecycleStage == mlflowapi.StageDeleted}
+	if e.CreationTime > 0 {
+		x.CreatedAt = time.UnixMilli(e.CreationTime)
+	}
+	tags := map[string]string{}
+	for _, t := range e.Tags {
+		tags[t.Key] = t.Value
+	}
+	if ref, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
+		x.Origin = ref
+	}
+	if tags[mlflowapi.TagManaged] == "true" && tags[mlflowapi.TagExpName] != "" {
+		x.Name = tags[mlflowapi.TagExpName]
+	}
+	x.Deleted = x.Deleted || tags[mlflowapi.TagExpDeleted] == "true"
+	x.Description = tags[mlflowapi.TagNote]
+	keys := map[string]string{}
+	_ = json.Unmarshal([]byte(tags[mlflowapi.TagExpTagKeys]), &keys)
+	for k, v := range tags {
+		if strings.HasPrefix(k, "runferry.") || k == mlflowapi.TagNote {
+			continue
+		}
+		if orig, ok := keys[k]; ok {
+			k = orig
+		}
+		x.Tags = append(x.Tags, schema.Tag{Key: k, Value: v})
+	}
+	x.Canonicalize()
+	return x
+}
+
+// experimentID returns the MLflow id of the experiment with origin exp.
+func (s *Source) experimentID(ctx context.Context, exp schema.Ref) (string, error) {
+	s.mu.Lock()
+	id, ok := s.exps[exp]
+	s.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	for e, err := range s.Experiments(ctx) {
+		if err != nil {
+			return "", err
+		}
+		if e.Origin == exp {
+			s.mu.Lock()
+			id = s.exps[exp]
+			s.mu.Unlock()
+			return id, nil
+		}
+	}
+	return "", fault.Permanent(fmt.Errorf("mlflow source: no experiment %s", exp))
+}
+
+// Runs yields the runs of an experiment ordered by start time and run id,
+// leaving out runs a later runferry copy superseded.
+func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		if err := s.open(); err != nil {
+			yield(schema.Run{}, err)
+			return
+		}
+		expID, err := s.experimentID(ctx, exp)
+		if err != nil {
+			yield(schema.Run{}, err)
+			return
+		}
+		for r, err := range s.api.SearchRuns(ctx, []string{expID}, "", s.view()) {
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				yield(schema.Run{}, err)
+				return
+			}
+			if _, sup := r.Tag(mlflowapi.TagSuperseded); sup {
+				continue
+			}
+			run, info, err := s.convertRun(ctx, exp, r)
+			if err != nil {
+				yield(schema.Run{}, err)
+				return
+			}
+			s.mu.Lock()
+			s.runs[run.Origin] = info
+			s.mu.Unlock()
+			if !yield(run, nil) {
+				return
+			}
+		}
+	}
+}
+
+// runInfoOf returns what Runs recorded about a run, or, for a native
+// origin never listed, the run id it names.
+func (s *Source) runInfoOf(ctx context.Context, ref schema.Ref) (*runInfo, error) {
+	if err := s.open(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	info, ok := s.runs[ref]
+	s.mu.Unlock()
+	if ok {
+		return info, nil
+	}
+	if ref.System == System {
+		r, err := s.api.GetRun(ctx, ref.ID)
+		if err != nil {
+			return nil, err
+		}
+		_, rf := r.Tag(mlflowapi.TagComplete)
+		return &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, runferry: rf}, nil
+	}
+	return nil, fault.Permanent(fmt.Errorf("mlflow source: run %s was not listed by Runs", ref))
+}

@@ -1,0 +1,226 @@
+package mlflow
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+)
+
+// PageSize is the number of points, lines or values in one yielded page.
+const PageSize = 10_000
+
+type fixKey struct {
+	key        string
+	step, time int64
+}
+
+// Metrics yields a run's full history, key by key in key order. Each key's
+// history is read whole (get-history, paged) and sorted by step, time and
+// value, since MLflow returns it in time order: memory grows with the
+// largest key, not the run. For runs runferry wrote, keys MLflow refused
+// are mapped back and the points MLflow stores differently (±Inf, -0,
+// negative times, duplicates) are restored from the coverage file.
+func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	return func(yield func([]schema.Metric, error) bool) {
+		info, err := s.runInfoOf(ctx, ref)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		cov, err := s.coverageOf(ctx, info)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		r, err := s.api.GetRun(ctx, info.id)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		fixups := map[fixKey][]*mlflowapi.Fixup{}
+		for i := range cov.Fixups {
+			f := &cov.Fixups[i]
+			k := fixKey{f.Key, f.Step, f.Time}
+			fixups[k] = append(fixups[k], f)
+		}
+		type key struct{ mlflow, orig string }
+		var keys []key
+		for _, m := range r.Data.Metrics {
+			orig := m.Key
+			if o, ok := cov.MetricKeys[m.Key]; ok {
+				orig = o
+			}
+			keys = append(keys, key{m.Key, orig})
+		}
+		slices.SortFunc(keys, func(a, b key) int { return cmp.Compare(a.orig, b.orig) })
+		for _, k := range keys {
+			var points []schema.Metric
+			for page, err := range s.api.MetricHistory(ctx, info.id, k.mlflow) {
+				if err == nil {
+					err = ctx.Err()
+				}
+				if err != nil {
+					yield(nil, err)
+					return
+				}
+				for _, m := range page {
+					points = restore(points, k.orig, m, fixups)
+				}
+			}
+			schema.SortMetrics(points)
+			for chunk := range slices.Chunk(points, PageSize) {
+				if !yield(slices.Clip(chunk), nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// restore appends the source points a stored point stands for.
+func restore(out []schema.Metric, key string, m mlflowapi.Metric, fixups map[fixKey][]*mlflowapi.Fixup) []schema.Metric {
+	v := float64(m.Value)
+	for _, f := range fixups[fixKey{key, m.Step, m.Timestamp}] {
+		sv := float64(f.Stored)
+		if sv == v || math.IsNaN(sv) && math.IsNaN(v) || math.Abs(sv) == math.MaxFloat64 && math.IsInf(v, int(sv/math.Abs(sv))) {
+			for _, p := range f.Points {
+				out = append(out, schema.Metric{Key: key, Value: float64(p.Value), Step: m.Step, Time: p.Time})
+			}
+			return out
+		}
+	}
+	return append(out, schema.Metric{Key: key, Value: v, Step: m.Step, Time: m.Timestamp})
+}
+
+// Logs yields the console output runferry stored with a run
+// (runferry/logs.jsonl). A run's own output.log file, which MLflow knows
+// only as a file, is listed by Artifacts, not read as console output.
+func (s *Source) Logs(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.LogLine, error] {
+	return jsonLines[schema.LogLine](ctx, s, ref, mlflowapi.LogsPath, func(c *mlflowapi.Coverage) bool { return c.LogLines > 0 })
+}
+
+// RichValues yields the non-numeric history values runferry stored with a
+// run (runferry/rich_values.jsonl).
+func (s *Source) RichValues(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.RichValue, error] {
+	return jsonLines[schema.RichValue](ctx, s, ref, mlflowapi.RichValuesPath, func(c *mlflowapi.Coverage) bool { return c.RichValues > 0 })
+}
+
+func jsonLines[T any](ctx context.Context, s *Source, ref schema.Ref, path string, has func(*mlflowapi.Coverage) bool) iter.Seq2[[]T, error] {
+	return func(yield func([]T, error) bool) {
+		info, err := s.runInfoOf(ctx, ref)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		cov, err := s.coverageOf(ctx, info)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		if !has(cov) {
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			yield(nil, err)
+			return
+		}
+		body, err := s.api.OpenArtifact(ctx, info.id, info.artifactURI, path)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		defer body.Close()
+		sc := bufio.NewScanner(body)
+		sc.Buffer(make([]byte, 1<<16), 1<<30)
+		var page []T
+		for sc.Scan() {
+			var v T
+			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+				yield(nil, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", info.id, path, err)))
+				return
+			}
+			if page = append(page, v); len(page) == PageSize {
+				if !yield(page, nil) {
+					return
+				}
+				page = nil
+			}
+		}
+		if err := sc.Err(); err != nil {
+			yield(nil, fault.Retryable(fmt.Errorf("mlflow run %s: reading %s: %w", info.id, path, err), 0))
+			return
+		}
+		if len(page) > 0 {
+			yield(page, nil)
+		}
+	}
+}
+
+// Artifacts yields a run's files sorted by path, each streamed from the
+// server when opened. runferry's own files (runferry/, and output.log or
+// config.json when runferry generated them) are left out; files the source
+// of a runferry copy could not read are listed with their Problem.
+func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema.Artifact, error] {
+	return func(yield func(schema.Artifact, error) bool) {
+		info, err := s.runInfoOf(ctx, ref)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		cov, err := s.coverageOf(ctx, info)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		var out []schema.Artifact
+		for f, err := range s.api.ListArtifacts(ctx, info.id, "") {
+			if err == nil {
+				err = ctx.Err()
+			}
+			if err != nil {
+				yield(schema.Artifact{}, err)
+				return
+			}
+			p := f.Path
+			if info.runferry {
+				if strings.HasPrefix(p, mlflowapi.Dir) {
+					var ok bool
+					if p, ok = strings.CutPrefix(p, mlflowapi.FilesDir); !ok {
+						continue
+					}
+				} else if slices.Contains(cov.Generated, p) {
+					continue
+				}
+			}
+			a := schema.Artifact{Path: p, Size: -1}
+			if f.FileSize != nil {
+				a.Size = *f.FileSize
+			}
+			stored := f.Path
+			a.Open = func(ctx context.Context) (io.ReadCloser, error) {
+				return s.api.OpenArtifact(ctx, info.id, info.artifactURI, stored)
+			}
+			out = append(out, a)
+		}
+		for p, problem := range cov.FileProblems {
+			out = append(out, schema.Artifact{Path: p, Size: -1, Problem: problem})
+		}
+		slices.SortFunc(out, func(a, b schema.Artifact) int { return strings.Compare(a.Path, b.Path) })
+		for _, a := range out {
+			if !yield(a, nil) {
+				return
+			}
+		}
+	}
+}
