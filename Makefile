@@ -50,11 +50,14 @@ fuzz:
 bench: venv
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-demo:
-	$(GO) run ./cmd/runferry copy wandb:testdata/wandb/fixtures parquet:./demo-archive
-	ls -R demo-archive | head -40
-	$(GO) run ./cmd/runferry archive summary ./demo-archive
-	$(GO) run ./cmd/runferry archive check ./demo-archive
+# The main job on bundled data, no server: W&B run folders (made by the real SDK) into a
+# Parquet archive, then the archive listed, summarised and checked against its source.
+# Running it again shows that a re-run copies nothing twice.
+demo: build
+	bin/runferry copy wandb:testdata/wandb/fixtures parquet:./demo-archive --no-state
+	bin/runferry ls parquet:./demo-archive
+	bin/runferry archive summary ./demo-archive
+	bin/runferry check wandb:testdata/wandb/fixtures parquet:./demo-archive
 
 # Regenerates the W&B run folders with the real wandb SDK (offline) and expected.json.
 fixtures: venv

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -45,8 +46,16 @@ func writeBackends(w io.Writer, srcs, dsts []location.Description) {
 			e.src = true
 		} else {
 			e.dst = true
-			if len(d.Options) > 0 && len(e.d.Options) == 0 {
-				e.d.Options = d.Options
+			for _, o := range d.Options {
+				i := slices.IndexFunc(e.d.Options, func(have location.Option) bool { return have.Name == o.Name })
+				switch {
+				case i < 0:
+					e.d.Options = append(e.d.Options, o)
+				case e.d.Options[i].Help != o.Help:
+					// Same option, another meaning when writing.
+					o.Name += " (destination)"
+					e.d.Options = append(e.d.Options, o)
+				}
 			}
 		}
 	}

@@ -131,6 +131,9 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 			if err != nil {
 				return err
 			}
+			if r, ok := dst.(interface{ SetSource(string) }); ok {
+				r.SetSource(srcLoc.String())
+			}
 			opt := transfer.Options{
 				Concurrency: concurrency, Attempts: retries + 1, Filter: filter, DryRun: dryRun,
 				Source: srcLoc.String(), Sink: dstLoc.String(),

@@ -31,7 +31,8 @@ type progress struct {
 }
 
 func (a *app) newProgress() *progress {
-	p := &progress{a: a, started: time.Now(), interval: 5 * time.Second}
+	now := time.Now()
+	p := &progress{a: a, started: now, last: now, interval: 5 * time.Second}
 	if a.quiet {
 		return p
 	}
@@ -116,7 +117,7 @@ func (p *progress) finish() {
 		_ = p.bar.Finish()
 		return
 	}
-	if p.lines && p.total > 0 {
-		p.emit()
+	if p.lines && time.Since(p.started) >= p.interval {
+		p.emit() // the closing line of a job long enough to have had progress lines
 	}
 }

@@ -100,7 +100,7 @@ failed runs, 130 interrupted (re-run to resume).`,
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and the final summary")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log and progress format on stderr: text or json")
 	root.AddCommand(a.copyCmd("copy"), a.copyCmd("sync"), a.checkCmd(), a.lsCmd(), a.backendsCmd(),
-		a.inspectCmd(), a.versionCmd())
+		a.inspectCmd(), a.archiveCmd(), a.versionCmd())
 	return root
 }
 

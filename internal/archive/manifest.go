@@ -270,3 +270,12 @@ func LoadSnapshot(root string, n int64) (*Manifest, error) {
 	}
 	return m, nil
 }
+
+// Run returns the entry of the run archived from origin, if any.
+func (m *Manifest) Run(origin string) (RunEntry, bool) {
+	i, ok := slices.BinarySearchFunc(m.Runs, origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
+	if !ok {
+		return RunEntry{}, false
+	}
+	return m.Runs[i], true
+}

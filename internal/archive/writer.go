@@ -214,11 +214,7 @@ func (w *Writer) Snapshot() int64 { return w.snapshot }
 func (w *Writer) Run(origin string) (RunEntry, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	i, ok := slices.BinarySearchFunc(w.m.Runs, origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
-	if !ok {
-		return RunEntry{}, false
-	}
-	return w.m.Runs[i], true
+	return w.m.Run(origin)
 }
 
 // HasExperiment reports whether the experiment with origin is stored.

@@ -5,11 +5,13 @@ package all
 import (
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/mlflow"
+	"github.com/runferry/runferry/sinks/parquetdir"
 )
 
 // Sinks returns a registry holding every sink adapter.
 func Sinks() *sinks.Registry {
 	r := &sinks.Registry{}
+	r.Add(parquetdir.Factory())
 	r.Add(sinks.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	return r
 }

@@ -38,10 +38,16 @@ func Open(_ context.Context, loc location.Location) (sinks.Sink, error) {
 // Factory returns the registry entry of the sink.
 func Factory() sinks.Factory { return sinks.Factory{Description: Description(), Open: Open} }
 
-// Sink writes to one archive. It holds the archive's writer lock until
-// Close.
+// Sink writes to one archive. Opening it changes nothing on disk (a dry
+// run opens the sink only to ask FindRun); the first write takes the
+// archive's writer lock, which is held until Close.
 type Sink struct {
+	path  string
+	state *archive.State // what the archive held when opened, for FindRun before the first write
+
+	mu        sync.Mutex
 	w         *archive.Writer
+	source    string
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -51,20 +57,47 @@ var (
 	_ sinks.RunFinder = (*Sink)(nil)
 )
 
-// New opens (creating if needed) the archive at path for writing.
+// New opens the archive at path for writing; the folder is created by the
+// first write. A damaged manifest is a fatal error.
 func New(path string) (*Sink, error) {
-	w, err := archive.OpenWriter(path)
+	st, err := archive.LoadState(path)
+	if err != nil {
+		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
+	}
+	return &Sink{path: path, state: st}, nil
+}
+
+// writer returns the archive writer, opening it (and creating the archive)
+// on first use.
+func (s *Sink) writer() (*archive.Writer, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w != nil {
+		return s.w, nil
+	}
+	w, err := archive.OpenWriter(s.path)
 	if err != nil {
 		if errors.Is(err, archive.ErrLocked) {
 			return nil, fault.Fatal(err)
 		}
 		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
 	}
-	return &Sink{w: w}, nil
+	if s.source != "" {
+		w.SetSource(s.source)
+	}
+	s.w = w
+	return w, nil
 }
 
 // SetSource records the redacted source location in the manifest.
-func (s *Sink) SetSource(redacted string) { s.w.SetSource(redacted) }
+func (s *Sink) SetSource(redacted string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.source = redacted
+	if s.w != nil {
+		s.w.SetSource(redacted)
+	}
+}
 
 // Limits: runs in flight are capped to bound memory (each holds a sort
 // buffer and a row group); batches are unlimited.
@@ -75,7 +108,11 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 	if err := e.Validate(); err != nil {
 		return "", fault.Permanent(err)
 	}
-	if err := s.w.PutExperiment(e); err != nil {
+	w, err := s.writer()
+	if err != nil {
+		return "", err
+	}
+	if err := w.PutExperiment(e); err != nil {
 		return "", fmt.Errorf("parquet sink: experiment %s: %w", e.Origin, err)
 	}
 	return e.Origin.String(), nil
@@ -87,16 +124,29 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 	if err := r.Validate(); err != nil {
 		return nil, fault.Permanent(err)
 	}
-	if !s.w.HasExperiment(expID) || r.Experiment.String() != expID {
+	w, err := s.writer()
+	if err != nil {
+		return nil, err
+	}
+	if !w.HasExperiment(expID) || r.Experiment.String() != expID {
 		return nil, fault.Permanent(fmt.Errorf("parquet sink: run %s: unknown experiment id %q", r.Origin, expID))
 	}
-	return &writer{rw: s.w.OpenRun(r)}, nil
+	return &writer{rw: w.OpenRun(r)}, nil
 }
 
 // FindRun reports a committed run as complete with its fingerprint;
 // anything else is missing (an unfinished write leaves no trace).
 func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, string, error) {
-	e, ok := s.w.Run(origin.String())
+	s.mu.Lock()
+	w := s.w
+	s.mu.Unlock()
+	var e archive.RunEntry
+	var ok bool
+	if w != nil {
+		e, ok = w.Run(origin.String())
+	} else {
+		e, ok = s.state.Manifest.Run(origin.String())
+	}
 	if !ok {
 		return sinks.RunMissing, "", nil
 	}
@@ -105,7 +155,13 @@ func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, st
 
 // Close publishes the snapshot and releases the archive.
 func (s *Sink) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.w.Close() })
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.w != nil {
+			s.closeErr = s.w.Close()
+		}
+	})
 	return s.closeErr
 }
 

@@ -5,12 +5,14 @@ package all
 import (
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
+	"github.com/runferry/runferry/sources/parquetdir"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
 
 // Sources returns a registry holding every source adapter.
 func Sources() *sources.Registry {
 	r := &sources.Registry{}
+	r.Add(parquetdir.Factory())
 	r.Add(sources.Factory{Description: wandbdir.Description(), Open: wandbdir.Open})
 	r.Add(sources.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	return r

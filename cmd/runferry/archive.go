@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/runferry/runferry/internal/archive"
+)
+
+func (a *app) archiveCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "archive",
+		Short: "Verify, summarise and prune runferry Parquet archives",
+		Long: `Work on a runferry Parquet archive (written by 'runferry copy ... parquet:PATH').
+The format is documented in docs/ARCHIVE.md; DuckDB, pandas and Spark read it
+directly. PATH may be given with or without the parquet: prefix.`,
+	}
+	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveSummaryCmd())
+	return cmd
+}
+
+func archivePath(arg string) string { return strings.TrimPrefix(arg, "parquet:") }
+
+func (a *app) archiveCheckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check PATH",
+		Short: "Verify every file of an archive against its manifest (sizes and SHA-256)",
+		Long: `Verify an archive without changing it: the manifest's own checksum, and for every
+current data file and artifact body its presence, size and SHA-256. Prints each
+problem naming the file and exits 1 when there is any.`,
+		Example: "  runferry archive check /backups/mlflow",
+		Args:    exactArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rep, err := archive.Check(archivePath(args[0]))
+			for _, p := range rep.Problems {
+				fmt.Fprintf(a.stdout, "PROBLEM %s\n", p)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "archive %s is intact: snapshot %d (%d kept), %d runs, %d data files, %d artifact bodies, %s verified\n",
+				args[0], rep.Snapshot, len(rep.Snapshots), rep.Runs, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			return nil
+		},
+	}
+}
+
+func (a *app) archivePruneCmd() *cobra.Command {
+	var keep int
+	cmd := &cobra.Command{
+		Use:   "prune PATH --keep N",
+		Short: "Remove all but the newest N snapshots of an archive",
+		Long: `Keep the newest N snapshots (the current one counts) and remove older snapshot
+manifests, the superseded data files only they used, and artifact bodies no kept
+snapshot references. Refuses to run while a write holds the archive.`,
+		Example: "  runferry archive prune /backups/mlflow --keep 7",
+		Args:    exactArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if keep < 1 {
+				return usageError{fmt.Errorf("--keep must be at least 1 (the current snapshot)")}
+			}
+			rep, err := archive.Prune(archivePath(args[0]), keep)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "kept snapshots %v; removed %d snapshots, %d data files, %d artifact bodies, %s freed\n",
+				rep.Kept, rep.Snapshots, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&keep, "keep", 0, "number of newest snapshots to keep (required, at least 1)")
+	return cmd
+}
+
+func (a *app) archiveSummaryCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "summary PATH",
+		Short: "Print points, files and bytes per run of an archive (from its manifest)",
+		Long: `Print one line per current run of the archive: its origin, experiment, the
+snapshot that wrote it, metric points, files and bytes, then the totals. Reads
+only the manifest.`,
+		Example: "  runferry archive summary ./demo-archive",
+		Args:    exactArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			runs, err := archive.Summary(archivePath(args[0]))
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "RUN\tEXPERIMENT\tSNAPSHOT\tPOINTS\tFILES\tBYTES")
+			var points, bytes int64
+			var files int
+			for _, r := range runs {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Origin, r.Experiment, r.Snapshot, r.Points, r.Files, bytesText(r.Bytes))
+				points += r.Points
+				files += r.Files
+				bytes += r.Bytes
+			}
+			tw.Flush()
+			fmt.Fprintf(a.stdout, "%d runs, %d points, %d files, %s of tables\n", len(runs), points, files, bytesText(bytes))
+			return nil
+		},
+	}
+}

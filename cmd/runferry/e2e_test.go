@@ -1,0 +1,136 @@
+package main
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/transfer"
+)
+
+const fixtures = "wandb:../../testdata/wandb/fixtures"
+
+// TestCopyWandbToParquetEndToEnd: dry run writes nothing; a copy commits
+// every run and check passes; a second copy commits nothing twice; the
+// report and the ledger hold no secret.
+func TestCopyWandbToParquetEndToEnd(t *testing.T) {
+	const secret = "pl4nted-T0KEN-e2e"
+	t.Setenv("MLFLOW_TRACKING_TOKEN", secret)
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	report := filepath.Join(dir, "report.json")
+
+	code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--dry-run", "--state", ledger)
+	if code != 0 || !strings.Contains(out, "would copy 6 runs (142 points") {
+		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(archive); !os.IsNotExist(err) {
+		t.Fatalf("dry run created the archive (%v)", err)
+	}
+	if _, err := os.Stat(ledger); !os.IsNotExist(err) {
+		t.Fatalf("dry run created the ledger (%v)", err)
+	}
+
+	code, out, errOut = runCLI(t, "copy", fixtures, "parquet:"+archive, "--state", ledger, "--report", report)
+	if code != 0 || !strings.Contains(out, "copied 6 runs (142 points, 14 files") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var rep transfer.Report
+	b, err := os.ReadFile(report)
+	if err != nil || json.Unmarshal(b, &rep) != nil || rep.Totals.Committed != 6 || rep.Totals.Points != 142 {
+		t.Fatalf("report: %v %+v", err, rep.Totals)
+	}
+	code, out, _ = runCLI(t, "check", fixtures, "parquet:"+archive)
+	if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s", code, out)
+	}
+
+	// Nothing changed in the run folders (the source's fingerprints say so),
+	// so nothing is written again.
+	code, out, _ = runCLI(t, "copy", fixtures, "parquet:"+archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "6 unchanged") {
+		t.Fatalf("second copy: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "ls", "parquet:"+archive)
+	if code != 0 || !strings.Contains(out, "1 experiments, 6 runs, 142 points") {
+		t.Fatalf("ls: exit %d\n%s", code, out)
+	}
+	for _, f := range []string{report, ledger} {
+		b, _ := os.ReadFile(f)
+		if strings.Contains(string(b), secret) {
+			t.Errorf("%s holds the planted secret", f)
+		}
+	}
+
+	// A changed destination is caught by check.
+	code, out, _ = runCLI(t, "check", fixtures, "parquet:"+archive, "--run", "fxa00001")
+	if code != 0 {
+		t.Fatalf("check --run: %d %s", code, out)
+	}
+	code, out, _ = runCLI(t, "check", "wandb:../../../shared/samples/wandb/ARM-software__keyword-transformer", "parquet:"+archive)
+	if _, err := os.Stat("../../../shared/samples/wandb"); err == nil && (code != exitDifferences || !strings.Contains(out, "missing run")) {
+		t.Fatalf("check against an archive lacking the runs: exit %d\n%s", code, out)
+	}
+}
+
+// TestKillAtRandomMomentsThenResume: the real binary is SIGKILLed at random
+// moments while copying the real W&B samples into an archive; after each
+// kill the archive verifies, and a final re-run ends with check passing.
+func TestKillAtRandomMomentsThenResume(t *testing.T) {
+	samples := "../../../shared/samples/wandb"
+	if _, err := os.Stat(samples); err != nil {
+		t.Skip("../shared/samples is absent (a user's clone has no ../shared)")
+	}
+	if testing.Short() {
+		t.Skip("builds and kills the binary 20 times")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "runferry")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	archive := "parquet:" + filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	src := "wandb:" + samples
+	// How long an uninterrupted copy takes sets the range of kill moments.
+	probe := exec.Command(bin, "copy", src, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q")
+	start := time.Now()
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Fatalf("probe copy: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+	rng := rand.New(rand.NewPCG(1, 2))
+	kills := 0
+	for i := range 20 {
+		cmd := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q", "--concurrency", "2")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(full))))
+		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
+			kills++
+		}
+		_ = cmd.Wait()
+		chk := exec.Command(bin, "archive", "check", strings.TrimPrefix(archive, "parquet:"))
+		if out, err := chk.CombinedOutput(); err != nil && !strings.Contains(string(out), "no such file") {
+			t.Fatalf("after kill %d: archive check: %v\n%s", i, err, out)
+		}
+	}
+	out, err := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q").CombinedOutput()
+	if err != nil {
+		t.Fatalf("final copy: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "check", src, archive).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), " 0 differences") {
+		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
+	}
+	t.Logf("%d kills within %v each; %s", kills, full, strings.TrimSpace(string(out)))
+}
