@@ -1,6 +1,10 @@
 package wandbfile
 
-import "time"
+import (
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
 
 // Item is one key/value entry of a history, summary, config or stats record
 // (HistoryItem, SummaryItem, ConfigItem, StatsItem share this shape). Exactly
@@ -90,19 +94,86 @@ const (
 
 // decodeItem decodes one item message.
 func decodeItem(b []byte) (Item, error) {
+	keys := itemKeys{rec: b}
+	return keys.decodeItem(b)
+}
+
+// itemKeys is the shared backing array of the NestedKey slices of the items
+// of one record, so that decoding a row of N items does not allocate N tiny
+// slices. Each item's NestedKey is a full slice expression of it, so
+// appending to one never overwrites the next.
+type itemKeys struct {
+	buf []string
+	// rec and recStr are the record message the items are part of and, once
+	// made, a string copy of it (see decodeItem).
+	rec    []byte
+	recStr string
+}
+
+// decodeItem decodes one item message b, which must be a part of k.rec.
+// Values (value_json) are substrings of one string copy of k.rec, made on
+// first use, so a row's values cost one allocation; keys, which callers keep
+// (as metric keys, for instance), are copied on their own so they never pin
+// a whole record.
+func (k *itemKeys) decodeItem(b []byte) (Item, error) {
 	var it Item
+	start := len(k.buf)
 	err := walkFields(b, func(f field) error {
 		switch f.num {
 		case itemFieldKey:
 			return f.setStr(&it.Key)
 		case itemFieldNestedKey:
-			return f.appendStr(&it.NestedKey)
+			s, err := f.str()
+			k.buf = append(k.buf, s)
+			return err
 		case itemFieldValueJSON:
-			return f.setStr(&it.ValueJSON)
+			v, err := f.message() // the bytes, with the wire type checked
+			if err != nil {
+				return err
+			}
+			it.ValueJSON = k.substring(v)
+			return nil
 		}
 		return nil
 	})
+	if end := len(k.buf); end > start {
+		it.NestedKey = k.buf[start:end:end]
+	}
 	return it, within("item", err)
+}
+
+// substring returns the bytes of v, a subslice of k.rec, as a substring of
+// the string copy of k.rec. Subslices made by slicing share the end of
+// their backing array, so the difference of capacities is v's offset.
+func (k *itemKeys) substring(v []byte) string {
+	if k.recStr == "" {
+		k.recStr = string(k.rec)
+	}
+	off := cap(k.rec) - cap(v)
+	return k.recStr[off : off+len(v)]
+}
+
+// countField returns how many fields numbered num the message b holds at
+// its top level. It stops quietly at malformed bytes: the decoder that
+// follows reports them.
+func countField(b []byte, num protowire.Number) int {
+	n := 0
+	for len(b) > 0 {
+		fnum, typ, m := protowire.ConsumeTag(b)
+		if m < 0 {
+			return n
+		}
+		b = b[m:]
+		m = protowire.ConsumeFieldValue(fnum, typ, b)
+		if m < 0 {
+			return n
+		}
+		b = b[m:]
+		if fnum == num {
+			n++
+		}
+	}
+	return n
 }
 
 // appendItem decodes an embedded item field and appends it to list.
@@ -119,13 +190,25 @@ func appendItem(f field, list *[]Item) error {
 	return nil
 }
 
-// decodeHistory decodes a HistoryRecord.
+// decodeHistory decodes a HistoryRecord. Rows are the bulk of every file,
+// so it sizes the item slice and the shared key array up front.
 func decodeHistory(b []byte) (*History, error) {
-	h := &History{}
+	n := countField(b, 1)
+	h := &History{Items: make([]Item, 0, n)}
+	keys := itemKeys{buf: make([]string, 0, n), rec: b}
 	err := walkFields(b, func(f field) error {
 		switch f.num {
 		case 1:
-			return appendItem(f, &h.Items)
+			m, err := f.message()
+			if err != nil {
+				return err
+			}
+			it, err := keys.decodeItem(m)
+			if err != nil {
+				return err
+			}
+			h.Items = append(h.Items, it)
+			return nil
 		case 2:
 			step, err := f.message()
 			if err != nil {
