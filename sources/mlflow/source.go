@@ -112,6 +112,9 @@ func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, e
 			if !ok {
 				continue
 			}
+			if name == "" {
+				name = e.Name // the prefix is the whole name
+			}
 			x := experiment(e, name)
 			s.mu.Lock()
 			s.exps[x.Origin] = e.ExperimentID

@@ -1,0 +1,158 @@
+package mlflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	sink "github.com/runferry/runferry/sinks/mlflow"
+	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/mlflow"
+	"github.com/runferry/runferry/sources/sourcetest"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var canonical struct {
+	once   sync.Once
+	prefix string
+	err    error
+}
+
+// canonicalPrefix writes the canonical dataset into the shared server once,
+// through the MLflow sink, and returns its experiment prefix.
+func canonicalPrefix(t *testing.T, url string) string {
+	canonical.once.Do(func() {
+		canonical.prefix = fmt.Sprintf("src-%d/", testenv.FreePort(t))
+		dst, err := sink.New(sink.Config{API: mlflowapi.Config{BaseURL: url}, ExperimentPrefix: canonical.prefix})
+		if err != nil {
+			canonical.err = err
+			return
+		}
+		rep, err := transfer.Copy(context.Background(), memsrc.New(dataset.Canonical()), dst, transfer.Options{})
+		if err == nil && rep.Totals.Failed > 0 {
+			err = fmt.Errorf("copy failed: %+v", rep.Runs)
+		}
+		canonical.err = err
+	})
+	if canonical.err != nil {
+		t.Fatal(canonical.err)
+	}
+	return canonical.prefix
+}
+
+func open(t *testing.T, url, prefix string, deleted bool) *mlflow.Source {
+	src, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: url}, ExperimentPrefix: prefix, Deleted: deleted})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+func TestConformance(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	prefix := canonicalPrefix(t, srv.URL)
+	sourcetest.Run(t, sourcetest.Opt{
+		Open: func(t *testing.T) sources.Source { return open(t, srv.URL, prefix, true) },
+		Want: dataset.Canonical(),
+	})
+}
+
+// TestDeletedLeftOut reads the canonical copy without the deleted option:
+// the deleted run is not there, everything else is.
+func TestDeletedLeftOut(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	got, err := dataset.Read(context.Background(), open(t, srv.URL, canonicalPrefix(t, srv.URL), false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dataset.Canonical()
+	want.Runs = want.Runs[:4]
+	if diff := dataset.Diff(want, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatal(strings.Join(diff, "\n"))
+	}
+}
+
+// TestNativeRuns reads runs logged by MLflow's own Python client.
+func TestNativeRuns(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	prefix := fmt.Sprintf("native-%d/", testenv.FreePort(t))
+	name := prefix + "exp"
+	out, err := exec.Command(testenv.Python(t), "testdata/native.py", srv.URL, name).Output()
+	if err != nil {
+		t.Fatalf("native.py: %v", err)
+	}
+	var ids struct{ Experiment, Parent, Child string }
+	if err := json.Unmarshal(out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:], &ids); err != nil {
+		t.Fatalf("native.py printed %q: %v", out, err)
+	}
+	src := open(t, srv.URL, prefix, false)
+	got, err := dataset.Read(context.Background(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExp := []schema.Experiment{{Origin: schema.Ref{System: "mlflow", ID: ids.Experiment}, Name: "exp",
+		Tags: []schema.Tag{{Key: "team", Value: "native"}}}}
+	got.Experiments[0].CreatedAt = wantExp[0].CreatedAt
+	if !reflect.DeepEqual(got.Experiments, wantExp) {
+		t.Errorf("experiments:\n got %+v\nwant %+v", got.Experiments, wantExp)
+	}
+	if len(got.Runs) != 2 {
+		t.Fatalf("want 2 runs, got %d", len(got.Runs))
+	}
+	parent, child := got.Run(schema.Ref{System: "mlflow", ID: ids.Parent}), got.Run(schema.Ref{System: "mlflow", ID: ids.Child})
+	if parent == nil || child == nil {
+		t.Fatalf("runs not found by origin: %+v", got.Describe())
+	}
+	p := parent.Run
+	if p.Name != "parent" || p.Status != schema.StatusFinished || p.Notes != "a note" || p.User == "" || p.Start.IsZero() || p.End.Before(p.Start) {
+		t.Errorf("parent run fields: %+v", p)
+	}
+	wantParams := []schema.Param{{Key: "layers", Value: "3"}, {Key: "lr", Value: "0.1"}}
+	if !reflect.DeepEqual(p.Params, wantParams) {
+		t.Errorf("params %+v, want %+v", p.Params, wantParams)
+	}
+	tags := map[string]string{}
+	for _, tg := range p.Tags {
+		tags[tg.Key] = tg.Value
+	}
+	for _, k := range []string{"mlflow.runName", "mlflow.user", "mlflow.note.content", "mlflow.source.name"} {
+		if _, ok := tags[k]; ok {
+			t.Errorf("tag %s should be a run field, not a tag", k)
+		}
+	}
+	if tags["stage"] != "test" || !strings.Contains(tags["mlflow.inputs.datasets"], `"name":"digits"`) ||
+		!strings.Contains(tags["mlflow.inputs.datasets"], `"mlflow.data.context":"training"`) {
+		t.Errorf("tags %v", tags)
+	}
+	base := int64(1_700_000_000_000)
+	wantLoss := []schema.Metric{
+		{Key: "loss", Value: 1, Step: 0, Time: base},
+		{Key: "loss", Value: 0.5, Step: 1, Time: base + 1},
+		{Key: "loss", Value: 0.5, Step: 2, Time: 1_699_999_999_000},
+		{Key: "loss", Value: 1.0 / 3, Step: 2, Time: base + 2},
+		{Key: "loss", Value: 0.25, Step: 3, Time: base + 3},
+		{Key: "loss", Value: 0.2, Step: 4, Time: base + 4},
+	}
+	if !reflect.DeepEqual(parent.Metrics, wantLoss) {
+		t.Errorf("metrics\n got %+v\nwant %+v", parent.Metrics, wantLoss)
+	}
+	if len(parent.Files) != 1 || parent.Files[0].Path != "docs/notes.txt" || string(parent.Files[0].Content) != "hello\n" {
+		t.Errorf("files %+v", parent.Files)
+	}
+	if child.Run.Parent != p.Origin || child.Run.Name != "child" ||
+		!reflect.DeepEqual(child.Metrics, []schema.Metric{{Key: "acc", Value: 0.9, Step: 1, Time: base + 100}}) {
+		t.Errorf("child %+v metrics %+v", child.Run, child.Metrics)
+	}
+}
