@@ -17,9 +17,9 @@ import (
 	"github.com/runferry/runferry/schema/dataset"
 	sink "github.com/runferry/runferry/sinks/mlflow"
 	"github.com/runferry/runferry/sources"
+	memsrc "github.com/runferry/runferry/sources/memory"
 	"github.com/runferry/runferry/sources/mlflow"
 	"github.com/runferry/runferry/sources/sourcetest"
-	memsrc "github.com/runferry/runferry/sources/memory"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
