@@ -63,7 +63,10 @@ type Totals struct {
 	Planned     int   `json:"planned,omitempty"`
 	Failed      int   `json:"failed"`
 	Interrupted int   `json:"interrupted,omitempty"`
-	Points      int64 `json:"points"`
+	// Damaged counts runs written or planned from a damaged source: all
+	// that was readable arrived, the rest is named in the run's Damage.
+	Damaged int   `json:"damaged,omitempty"`
+	Points  int64 `json:"points"`
 	Files       int64 `json:"files"`
 	Bytes       int64 `json:"bytes"`
 }
@@ -83,6 +86,9 @@ func (r *Report) total() {
 		case Interrupted:
 			t.Interrupted++
 		}
+		if len(run.Damage) > 0 && (run.Outcome == Committed || run.Outcome == Planned) {
+			t.Damaged++
+		}
 		t.Points += run.Points
 		t.Files += run.Files
 		t.Bytes += run.Bytes
@@ -100,15 +106,15 @@ const (
 )
 
 // ExitCode maps the report (and the error Copy returned) to the process
-// exit code: 0 all committed, 1 fatal, 3 finished with failed runs,
-// 130 interrupted.
+// exit code: 0 all committed, 1 fatal, 3 finished with failed runs or with
+// runs read from damaged source data, 130 interrupted.
 func (r *Report) ExitCode(err error) int {
 	switch {
 	case r.Canceled || fault.KindOf(err) == fault.KindCanceled && err != nil:
 		return ExitInterrupted
 	case err != nil || r.Fatal != "":
 		return ExitFatal
-	case r.Totals.Failed > 0 || len(r.Problems) > 0:
+	case r.Totals.Failed > 0 || r.Totals.Damaged > 0 || len(r.Problems) > 0:
 		return ExitRunsFailed
 	}
 	return ExitOK

@@ -72,7 +72,7 @@ func TestFailureAtEachStepThenRerun(t *testing.T) {
 				t.Fatalf("op %d %v: exit %d (err %v)", n, fault.KindOf(kind), code, err)
 			}
 			rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
-			if code := rep.ExitCode(err); code != transfer.ExitOK {
+			if err != nil || rep.Totals.Failed != 0 {
 				t.Fatalf("op %d: re-run exit %d: %v %+v", n, code, err, rep.Runs)
 			}
 			mustEqual(t, want, dst)
@@ -170,7 +170,7 @@ func TestCancelThenResume(t *testing.T) {
 			t.Fatalf("after %d pages: exit %d, err %v", pages, code, err)
 		}
 		rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
-		if rep.ExitCode(err) != transfer.ExitOK {
+		if err != nil || rep.Totals.Failed != 0 || rep.Totals.Interrupted != 0 {
 			t.Fatalf("resume: %v %+v", err, rep.Totals)
 		}
 		mustEqual(t, want, dst)
@@ -279,4 +279,12 @@ func TestTransformApplied(t *testing.T) {
 	big := want.Runs[0]
 	big.Metrics = big.Metrics[:len(big.Metrics)-3] // the three system/gpu.0.temp points
 	mustEqual(t, want, dst)
+}
+
+func TestDamagedSourceRunsExit3(t *testing.T) {
+	want := dataset.Canonical() // run-special carries a damage note
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), memsink.New(sinks.Limits{}), fast(transfer.Options{}))
+	if err != nil || rep.Totals.Committed != len(want.Runs) || rep.Totals.Damaged != 1 || rep.ExitCode(err) != transfer.ExitRunsFailed {
+		t.Fatalf("err %v totals %+v exit %d", err, rep.Totals, rep.ExitCode(err))
+	}
 }
