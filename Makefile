@@ -47,8 +47,21 @@ fuzz:
 		done; \
 	done
 
+# Go microbenchmarks, then side-by-side comparisons with what users would run
+# instead (bench/run.sh), written to docs/BENCHMARKS.md. Inputs are generated
+# once into BENCH_DIR and reused. bench-large adds the 100M-point archive run.
+BENCH_DIR ?= $(or $(TMPDIR),/tmp)/runferry-bench
+
 bench: venv
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+	mkdir -p $(BENCH_DIR)
+	$(GO) test -run='^$$' -bench=. -benchmem ./... > $(BENCH_DIR)/go-bench.txt 2>&1 || { cat $(BENCH_DIR)/go-bench.txt; exit 1; }
+	cat $(BENCH_DIR)/go-bench.txt
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/run.sh
+
+.PHONY: bench-large
+bench-large: venv
+	mkdir -p $(BENCH_DIR)
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) BENCH_LARGE=1 bash bench/run.sh
 
 # The main job on bundled data, no server: W&B run folders (made by the real SDK) into a
 # Parquet archive, then the archive listed, summarised and checked against its source.

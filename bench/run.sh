@@ -1,0 +1,183 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of runferry against what users would run instead,
+# written to docs/BENCHMARKS.md. Run by `make bench` (after the Go
+# microbenchmarks) and `make bench-large`.
+#
+#   bash bench/run.sh            the default set (about 15 minutes on 2 cores)
+#   BENCH_LARGE=1 bash bench/run.sh   also archive a 100M-point run (peak RSS)
+#
+# Environment: RUNFERRY_BENCH_DIR (scratch folder, default
+# $TMPDIR/runferry-bench; inputs are generated once and reused),
+# RUNFERRY_VENV (default .venv), BENCH_REPEAT (default 3),
+# BENCH_WANDB_ROWS (default 1000000), BENCH_E2E_ROWS (default 200000),
+# BENCH_PARQUET_ROWS (default 50000000), BENCH_OUT (default
+# docs/BENCHMARKS.md).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+SCRATCH=${RUNFERRY_BENCH_DIR:-${TMPDIR:-/tmp}/runferry-bench}
+VENV=${RUNFERRY_VENV:-$ROOT/.venv}
+PY=$VENV/bin/python
+REPEAT=${BENCH_REPEAT:-3}
+WANDB_ROWS=${BENCH_WANDB_ROWS:-1000000}
+E2E_ROWS=${BENCH_E2E_ROWS:-200000}
+PARQUET_ROWS=${BENCH_PARQUET_ROWS:-50000000}
+LARGE_ROWS=${BENCH_LARGE_ROWS:-5000000}   # x 20 keys = 100M points
+OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
+TIME=/usr/bin/time
+
+die() { echo "bench: $*" >&2; exit 1; }
+log() { echo "bench: $*" >&2; }
+
+# --- what the benchmarks need -------------------------------------------
+if ! "$TIME" -f '%M' true >/dev/null 2>&1; then
+	if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+		log "installing GNU time (apt-get install time)"
+		apt-get install -y -qq time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; } ||
+			die "could not install GNU time; install the 'time' package (needs /usr/bin/time -v)"
+	else
+		die "GNU time is missing: install the 'time' package (apt-get install time) so /usr/bin/time exists"
+	fi
+fi
+[ -x "$PY" ] || die "no Python venv at $VENV: run 'make venv' first"
+"$PY" -c 'import wandb.proto.wandb_internal_pb2, pyarrow, pandas, numpy' 2>/dev/null ||
+	die "$VENV lacks wandb, pyarrow, pandas or numpy: run 'make venv'"
+command -v go >/dev/null || die "go is not on PATH"
+
+mkdir -p "$SCRATCH"
+BIN=$SCRATCH/bin
+RESULTS=$SCRATCH/results.jsonl
+FACTS=$SCRATCH/facts.json
+: >"$RESULTS"
+
+log "building into $BIN"
+go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite
+
+# --- inputs ----------------------------------------------------------------
+# A folder is reused when its stamp (generator flags + hash of the generator
+# and the encoder it uses) matches.
+GEN_HASH=$(cat bench/genwandb/main.go internal/wandbfile/encode.go internal/wandbfile/writer.go | sha256sum | cut -c1-16)
+INPUT_CMDS=()
+gen_run() { # DIR ROWS
+	local dir=$1 rows=$2
+	local args=(-out "$dir" -rows "$rows" -keys 20 -stats-every 100)
+	local stamp="${args[*]} $GEN_HASH"
+	INPUT_CMDS+=("genwandb ${args[*]}")
+	if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ]; then
+		log "reusing $dir"
+		return
+	fi
+	log "generating $dir ($rows rows)"
+	rm -rf "$dir"
+	"$BIN/genwandb" "${args[@]}" >"$dir.json.tmp"
+	mv "$dir.json.tmp" "$dir.json"
+	echo "$stamp" >"$dir/stamp"
+}
+wandb_file() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["wandb_file"])' "$1.json"; }
+
+W1M=$SCRATCH/wandb-${WANDB_ROWS}
+WE2E=$SCRATCH/wandb-${E2E_ROWS}
+gen_run "$W1M" "$WANDB_ROWS"
+gen_run "$WE2E" "$E2E_ROWS"
+W1M_FILE=$(wandb_file "$W1M")
+log "$(du -h "$W1M_FILE" | cut -f1) .wandb file: $W1M_FILE"
+
+# --- measurement -----------------------------------------------------------
+# measure BENCH SIDE REP [--verify CMD...] -- CMD...
+# Runs CMD under /usr/bin/time and records wall time, peak RSS and the JSON
+# it printed (or, with --verify, the JSON the verify command prints after).
+measure() {
+	local bench=$1 side=$2 rep=$3
+	shift 3
+	local verify=()
+	if [ "$1" = --verify ]; then
+		shift
+		while [ "$1" != -- ]; do verify+=("$1"); shift; done
+	fi
+	[ "$1" = -- ] && shift
+	local tf=$SCRATCH/time.txt of=$SCRATCH/stdout.txt
+	log "$bench/$side #$rep: $*"
+	"$TIME" -f '%e %M' -o "$tf" "$@" >"$of" || die "$bench/$side failed: $*"
+	if [ ${#verify[@]} -gt 0 ]; then
+		"${verify[@]}" >"$of" || die "$bench/$side: verification failed: ${verify[*]}"
+	fi
+	local wall rss
+	read -r wall rss <"$tf"
+	"$PY" bench/py/report.py record "$RESULTS" "$bench" "$side" "$rep" "$wall" "$rss" "$of" "$*"
+}
+
+# Interleave: odd repetitions run theirs first, even ones ours first.
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+for rep in $(seq "$REPEAT"); do
+	py_side() { measure wandb-decode python-sdk "$rep" -- "$PY" bench/py/wandb_sdk_read.py "$W1M_FILE"; }
+	go_sides() {
+		measure wandb-decode go-source "$rep" -- "$BIN/readwandb" -mode source "$W1M/wandb"
+		measure wandb-decode go-file "$rep" -- "$BIN/readwandb" -mode file "$W1M_FILE"
+	}
+	if ((rep % 2)); then py_side; go_sides; else go_sides; py_side; fi
+done
+
+PQ=$SCRATCH/parquet-write
+mkdir -p "$PQ"
+for rep in $(seq "$REPEAT"); do
+	theirs() { measure parquet-write pyarrow "$rep" -- "$PY" bench/py/parquet_write.py "$PARQUET_ROWS" "$PQ/pyarrow.parquet"; }
+	ours() { measure parquet-write go-parquet "$rep" -- "$BIN/parquetwrite" -rows "$PARQUET_ROWS" "$PQ/go.parquet"; }
+	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+done
+
+E2E=$SCRATCH/e2e
+for rep in $(seq "$REPEAT"); do
+	theirs() {
+		rm -rf "$E2E/py.parquet" && mkdir -p "$E2E"
+		measure e2e-parquet python-pandas "$rep" -- "$PY" bench/py/wandb_to_parquet.py "$WE2E/wandb" "$E2E/py.parquet"
+	}
+	ours() {
+		rm -rf "$E2E/archive" && mkdir -p "$E2E"
+		measure e2e-parquet runferry-copy "$rep" --verify "$PY" bench/py/parquet_points.py "$E2E/archive" -- \
+			"$BIN/runferry" copy "wandb:$WE2E/wandb" "parquet:$E2E/archive" --no-state -q
+	}
+	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+done
+
+if [ "${BENCH_LARGE:-}" = 1 ]; then
+	WL=$SCRATCH/wandb-${LARGE_ROWS}
+	gen_run "$WL" "$LARGE_ROWS"
+	rm -rf "$SCRATCH/large-archive"
+	measure large-copy runferry-copy 1 --verify "$PY" bench/py/parquet_points.py "$SCRATCH/large-archive" -- \
+		"$BIN/runferry" copy "wandb:$WL/wandb" "parquet:$SCRATCH/large-archive" --no-state -q
+	rm -rf "$SCRATCH/large-archive"
+fi
+
+# --- report ----------------------------------------------------------------
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+"$PY" - "$FACTS" <<EOF
+import json, platform, subprocess, sys, datetime
+import pyarrow, pandas, numpy, wandb
+def sh(cmd):
+    return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+mem_kb = int(sh("grep MemTotal /proc/meminfo | awk '{print \$2}'") or 0)
+facts = {
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "commit": sh("git rev-parse --short HEAD") + (" (with uncommitted changes)" if sh("git status --porcelain --untracked-files=no") else ""),
+    "cpu": cpu, "nproc": sh("nproc"), "memory": "%.0f GB" % (mem_kb / 1024 / 1024),
+    "os": platform.platform(), "go": sh("go env GOVERSION"), "python": platform.python_version(),
+    "packages": "wandb %s, pyarrow %s, pandas %s, numpy %s" % (wandb.__version__, pyarrow.__version__, pandas.__version__, numpy.__version__),
+    "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
+    "scratch": "$SCRATCH", "repeat": $REPEAT,
+    "inputs": [],
+}
+json.dump(facts, open(sys.argv[1], "w"), indent=1)
+EOF
+"$PY" - "$FACTS" "${INPUT_CMDS[@]}" <<'EOF'
+import json, sys
+facts = json.load(open(sys.argv[1]))
+facts["inputs"] = sys.argv[2:]
+json.dump(facts, open(sys.argv[1], "w"), indent=1)
+EOF
+status=0
+"$PY" bench/py/report.py write "$RESULTS" "$FACTS" bench/NOTES.md "$SCRATCH/go-bench.txt" "$OUT" || status=$?
+log "wrote $OUT"
+exit $status
