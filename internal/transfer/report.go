@@ -57,18 +57,18 @@ type Report struct {
 
 // Totals sums the report's runs.
 type Totals struct {
-	Runs        int   `json:"runs"`
-	Committed   int   `json:"committed"`
-	Unchanged   int   `json:"unchanged"`
-	Planned     int   `json:"planned,omitempty"`
-	Failed      int   `json:"failed"`
-	Interrupted int   `json:"interrupted,omitempty"`
+	Runs        int `json:"runs"`
+	Committed   int `json:"committed"`
+	Unchanged   int `json:"unchanged"`
+	Planned     int `json:"planned,omitempty"`
+	Failed      int `json:"failed"`
+	Interrupted int `json:"interrupted,omitempty"`
 	// Damaged counts runs written or planned from a damaged source: all
 	// that was readable arrived, the rest is named in the run's Damage.
 	Damaged int   `json:"damaged,omitempty"`
 	Points  int64 `json:"points"`
-	Files       int64 `json:"files"`
-	Bytes       int64 `json:"bytes"`
+	Files   int64 `json:"files"`
+	Bytes   int64 `json:"bytes"`
 }
 
 func (r *Report) total() {
