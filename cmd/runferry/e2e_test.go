@@ -148,3 +148,21 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+func TestInspectSample(t *testing.T) {
+	file := "../../../shared/samples/wandb/ARM-software__keyword-transformer/wandb/run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb"
+	if _, err := os.Stat(file); err != nil {
+		t.Skip("../shared/samples is absent")
+	}
+	code, out, errOut := runCLI(t, "inspect", file)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	history := strings.Count(out, `"kind":"history"`)
+	if code != transfer.ExitRunsFailed || len(lines) != 1107 || history != 862 ||
+		!strings.Contains(lines[len(lines)-1], `"damage"`) || !strings.Contains(errOut, "1 damaged places") {
+		t.Fatalf("inspect: exit %d, %d lines, %d history, last %q, stderr %q", code, len(lines), history, lines[len(lines)-1], errOut)
+	}
+	code, _, errOut = runCLI(t, "inspect", "../../README.md")
+	if code != transfer.ExitFatal || !strings.Contains(errOut, "README.md") {
+		t.Fatalf("inspect of a non-.wandb file: exit %d %q", code, errOut)
+	}
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/internal/wandbfile"
 )
 
@@ -26,9 +27,13 @@ block. Exits 3 when the file is damaged.`,
 				return err
 			}
 			defer f.Close()
-			err = wandbfile.Inspect(a.stdout, f, args[0])
+			damaged, err := wandbfile.Inspect(a.stdout, f, args[0])
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
+			}
+			if damaged > 0 {
+				fmt.Fprintf(a.stderr, "runferry: %s: %d damaged places (the \"damage\" lines give their offsets)\n", args[0], damaged)
+				a.exit = transfer.ExitRunsFailed
 			}
 			return nil
 		},

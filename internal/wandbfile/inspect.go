@@ -34,12 +34,13 @@ type inspectLine struct {
 // "truncated":true. Strings that are not valid UTF-8 are written with U+FFFD
 // in place of the bad bytes (encoding/json's rule).
 //
-// Damage does not make Inspect fail: it returns an error only for a file
-// that is not a .wandb file, a read error, or a write error.
-func Inspect(w io.Writer, r io.Reader, name string) error {
+// Damage does not make Inspect fail: it returns the number of damage lines
+// written, and an error only for a file that is not a .wandb file, a read
+// error, or a write error.
+func Inspect(w io.Writer, r io.Reader, name string) (damaged int, err error) {
 	rd, err := NewReader(r, name)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	out := bufio.NewWriter(w)
 	reported := 0
@@ -52,22 +53,27 @@ func Inspect(w io.Writer, r io.Reader, name string) error {
 		reported = len(rd.Damage())
 		return nil
 	}
+	decodeDamage := 0
 	for {
 		payload, offset, err := rd.Next()
 		if ferr := flushDamage(); ferr != nil {
-			return ferr
+			return reported + decodeDamage, ferr
 		}
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return err
+			return reported + decodeDamage, err
 		}
-		if err := writeLine(out, inspectRecord(payload, offset)); err != nil {
-			return err
+		line := inspectRecord(payload, offset)
+		if line.Damage != "" {
+			decodeDamage++
+		}
+		if err := writeLine(out, line); err != nil {
+			return reported + decodeDamage, err
 		}
 	}
-	return out.Flush()
+	return reported + decodeDamage, out.Flush()
 }
 
 // inspectRecord decodes one record into its output line.

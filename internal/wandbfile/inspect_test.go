@@ -15,7 +15,7 @@ import (
 func inspectOutput(t *testing.T, data []byte) []map[string]any {
 	t.Helper()
 	var out bytes.Buffer
-	if err := Inspect(&out, bytes.NewReader(data), "inspect.wandb"); err != nil {
+	if _, err := Inspect(&out, bytes.NewReader(data), "inspect.wandb"); err != nil {
 		t.Fatalf("Inspect: %v", err)
 	}
 	var lines []map[string]any
@@ -83,7 +83,7 @@ func fixChecksum(data []byte, off int64) {
 
 func TestInspectNotWandb(t *testing.T) {
 	var out bytes.Buffer
-	if err := Inspect(&out, strings.NewReader("hello, world"), "x.txt"); err == nil || !strings.Contains(err.Error(), "x.txt") {
+	if _, err := Inspect(&out, strings.NewReader("hello, world"), "x.txt"); err == nil || !strings.Contains(err.Error(), "x.txt") {
 		t.Errorf("Inspect error %v", err)
 	}
 }
