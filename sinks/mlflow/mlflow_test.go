@@ -23,7 +23,12 @@ var prefixes atomic.Int64
 // runs included.
 func pair(t *testing.T, url string) (*mlflow.Sink, func() sources.Source, string) {
 	t.Helper()
-	prefix := fmt.Sprintf("t%d-%d/", prefixes.Add(1), testenv.FreePort(t))
+	return pairWithPrefix(t, url, fmt.Sprintf("t%d-%d/", prefixes.Add(1), testenv.FreePort(t)))
+}
+
+// pairWithPrefix is pair with a given experiment prefix.
+func pairWithPrefix(t *testing.T, url, prefix string) (*mlflow.Sink, func() sources.Source, string) {
+	t.Helper()
 	s, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: url}, ExperimentPrefix: prefix, MaxInFlight: 4})
 	if err != nil {
 		t.Fatal(err)

@@ -71,6 +71,11 @@ func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (sch
 	if err := json.NewDecoder(body).Decode(&side); err != nil {
 		return schema.Run{}, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", r.Info.RunID, path, err))
 	}
+	for _, raw := range []*json.RawMessage{&side.Run.Config, &side.Run.Summary} {
+		if string(*raw) == "null" { // how encoding/json writes a nil RawMessage
+			*raw = nil
+		}
+	}
 	return side.Run, nil
 }
 
