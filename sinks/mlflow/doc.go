@@ -1,0 +1,109 @@
+// Package mlflow is the sink that writes runs into an MLflow tracking
+// server through its REST API (internal/mlflowapi).
+//
+// # Location
+//
+//	mlflow+http://HOST[:PORT][/PATH][?experiment-prefix=P&max-in-flight=N]
+//	mlflow+https://...
+//
+// Credentials and TLS come from MLflow's own environment variables
+// (MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD,
+// MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH,
+// MLFLOW_TRACKING_CLIENT_CERT_PATH) or the URL's user info; TLS is verified
+// by default. The server must serve artifacts (--serve-artifacts, the
+// default) and allow the Host header the client sends (--allowed-hosts).
+//
+// # Mapping
+//
+// Experiments are matched by name (experiment-prefix + name): found, or
+// created with the server's default artifact location. runferry tags them
+// runferry.managed, runferry.prefix, runferry.origin and runferry.name; the
+// description goes to mlflow.note.content, tags to tags (values cut to 5000
+// characters), a source experiment marked deleted gets runferry.deleted=true
+// (it stays active so that its runs can be written). Creation time is the
+// server's.
+//
+// A run becomes one MLflow run:
+//
+//	Origin             tags runferry.origin and runferry.origin_key (a hash, searched for)
+//	Name               run_name (cut to 250 characters; an empty name gets the server's random one)
+//	User               user_id and tag mlflow.user
+//	Start, End, Status runs/create start_time; runs/update status and end_time at commit
+//	Params             params (values cut to 6000 characters)
+//	Config             flattened into params with dots (arrays and empty objects as JSON);
+//	                   keys an explicit param has, keys MLflow rejects and values over 6000
+//	                   characters are not params; the whole config is in config.json
+//	Tags               tags (values cut to 8000 characters)
+//	Notes              mlflow.note.content
+//	Parent             mlflow.parentRunId (the new id), runferry.parent, runferry.parent_key
+//	GitCommit          mlflow.source.git.commit
+//	GitRemote          mlflow.source.git.repoURL
+//	Program            mlflow.source.name
+//	Group, JobType     runferry.group, runferry.job_type
+//	Host               runferry.host
+//	Labels             runferry.labels (a JSON array)
+//	Summary, Damage    only in runferry/run.json
+//	Deleted            the run is deleted (runs/delete) after everything else
+//	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN"
+//	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log
+//	                   (plain text; not written when the source has its own output.log)
+//	rich values        runferry/rich_values.jsonl; the media files they name are the
+//	                   source's files and are copied as files
+//	files              artifacts, streamed, size checked; a source path under runferry/
+//	                   goes under runferry/files/; files the source could not read are
+//	                   listed with their problem in the coverage file
+//
+// Tags derived from fields are written only when the run has no user tag of
+// the same key. Keys MLflow rejects (characters outside letters, digits and
+// "_/.- :", over 250 characters, bad slashes, or the reserved "runferry."
+// prefix) are mapped to a valid key plus a hash (mlflowapi.MapKey).
+//
+// # What MLflow cannot hold, and where it goes instead
+//
+// runferry/run.json holds the schema.Run exactly as the sink was given it;
+// the MLflow source restores the run's metadata from it and reads params,
+// tags, status and times natively, noting any disagreement in Run.Damage.
+// runferry/coverage.json, written at commit, lists mapped keys, truncated
+// values, config keys not written as params, generated files, counts, and
+// fixups: SQL stores keep ±Inf as ±MaxFloat64, -0 as 0, refuse negative
+// timestamps (sent as 0), and collapse exact duplicate points (sent once);
+// each such point is recorded with the source points it stands for, and
+// the source restores them. Past 100 000 fixups per run the rest are only
+// counted (fixups_dropped). Nothing is dropped silently.
+//
+// # Identity and resume
+//
+// Every run carries runferry.origin from creation; runferry.fingerprint and
+// then runferry.complete are written last at commit (complete is "deleted"
+// for a run deleted right after, so a crash in between reads as
+// incomplete). FindRun searches runferry's experiments of this prefix for
+// the origin key.
+//
+// Resume is "delete and redo": OpenRun supersedes every earlier run of the
+// origin, complete or not (tag runferry.superseded, then runs/delete), and
+// writes a fresh run. MLflow appends metrics and a failed log-batch may be
+// partly applied, so continuing a run could double points; redoing cannot,
+// and the new run holds exactly what the writer was given. The cost is that
+// an interrupted run is written again from the start. Superseded runs stay
+// in MLflow's trash (mlflow gc removes them); every reader skips them.
+//
+// HTTP retries never resend a request that may have been applied and would
+// duplicate: metric batches and run creation are retried only after a 429,
+// a 503 or a failed connect (see internal/mlflowapi); other failures fail
+// the attempt and the engine retries the run, which redoes it.
+//
+// # Nested runs
+//
+// The engine writes runs concurrently and in source order, so a child may
+// be written before its parent. A child is created first and then looks up
+// its parent by origin; a parent, when it commits, points every run naming
+// it (runferry.parent_key) at itself, restoring and re-deleting deleted
+// children for the write. Whichever comes first, the link is made, and a
+// parent written again relinks its children.
+//
+// # Limits
+//
+// Limits() declares 1000 points per write and max-in-flight runs (default
+// 8). SQLite-backed servers serialise writers; they answer 503 when busy,
+// which is retried.
+package mlflow

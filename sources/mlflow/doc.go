@@ -1,0 +1,53 @@
+// Package mlflow is the source that reads an MLflow tracking server through
+// its REST API (internal/mlflowapi).
+//
+// # Location
+//
+//	mlflow+http://HOST[:PORT][/PATH][?experiment-prefix=P&deleted=true]
+//	mlflow+https://...
+//
+// Credentials and TLS as for the MLflow sink (MLflow's environment
+// variables). experiment-prefix keeps only experiments whose name starts
+// with P and removes P from their names (the inverse of the sink's option).
+// deleted=true also reads deleted experiments and runs (default: active
+// only).
+//
+// # What is read
+//
+//   - Experiments: experiments/search (ordered by id, paged, de-duplicated).
+//     Origin is the runferry.origin tag when runferry wrote the experiment,
+//     else mlflow:<experiment_id>; mlflow.note.content is the description;
+//     runferry.* tags are bookkeeping and not exposed.
+//   - Runs: runs/search ordered by start time (then run id), de-duplicated
+//     across pages (MLflow's page tokens are offsets). Origin is the
+//     runferry.origin tag when present, so chains such as W&B -> MLflow ->
+//     Parquet keep the first origin; otherwise mlflow:<run_id> (run ids are
+//     unique per server; experiment ids are not part of it). Runs a later
+//     runferry copy superseded are skipped. Name, user (mlflow.user, else
+//     user_id), status, start and end time, params; mlflow.note.content,
+//     mlflow.source.git.commit, mlflow.source.git.repoURL and
+//     mlflow.source.name become Notes, GitCommit, GitRemote and Program;
+//     mlflow.parentRunId becomes Parent (mlflow:<parent run id>); the other
+//     tags stay tags. Dataset inputs become the tag mlflow.inputs.datasets
+//     (JSON: name, digest, source type, source, input tags); they are not
+//     re-created as inputs by the MLflow sink.
+//   - Runs runferry wrote are restored from runferry/run.json: origin,
+//     name, labels, config, summary, group, job type, host, parent and
+//     damage exactly as first read; params and tags are read from MLflow
+//     (they may have been edited) and every disagreement with the sidecar
+//     is noted in Run.Damage, as is a runferry copy that never completed.
+//   - Metrics: every key of the run (from runs/get) through get-history,
+//     always with max_results (servers 3.1 to about 3.13 return nothing
+//     without it), paged. One key's history is held in memory while it is
+//     sorted by step, time and value (MLflow returns it in time order).
+//     Mapped keys and the fixups of runferry/coverage.json (±Inf, -0,
+//     negative times, duplicates) are reversed.
+//   - Logs: runferry/logs.jsonl of runs runferry wrote. A run's own
+//     output.log is a file to MLflow and is listed as one.
+//   - Rich values: runferry/rich_values.jsonl.
+//   - Artifacts: artifacts/list, recursively, sorted by path, streamed
+//     through the mlflow-artifacts proxy (or /get-artifact for runs stored
+//     elsewhere). runferry/ and the files runferry generated (output.log,
+//     config.json) are left out of runs runferry wrote; runferry/files/ is
+//     listed under its original path.
+package mlflow
