@@ -171,7 +171,12 @@ func toJSON(v any) string {
 // secondsToMillis converts a W&B `_timestamp` (float Unix seconds) to Unix
 // milliseconds, rounding to the microsecond first so that 0.123 stays 123.
 func secondsToMillis(v any) (int64, bool) {
-	f, ok := toFloat(v)
+	return floatSecondsToMillis(toFloat(v))
+}
+
+// floatSecondsToMillis is secondsToMillis of a value toFloat gave f and ok
+// for.
+func floatSecondsToMillis(f float64, ok bool) (int64, bool) {
 	if !ok || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
 		return 0, false
 	}

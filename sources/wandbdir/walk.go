@@ -13,9 +13,12 @@ import (
 	"github.com/runferry/runferry/internal/wandbfile"
 )
 
-// histRow is one history row as read from a segment, parsed on demand: the
-// items of a HistoryRecord, or a line of a pre-0.10 wandb-history.jsonl.
+// histRow is one history row as read from a segment, parsed on demand: a
+// HistoryRecord scanned in place (raw), the items of a decoded one, or a
+// line of a pre-0.10 wandb-history.jsonl. A raw row views the reader's
+// buffer: it is valid only during the handler call.
 type histRow struct {
+	raw     *rawRow
 	items   []wandbfile.Item
 	recStep *int64
 	obj     map[string]any
@@ -23,8 +26,11 @@ type histRow struct {
 
 // convert parses every value of the row (see convertRow).
 func (h histRow) convert() row {
-	if h.obj != nil {
+	switch {
+	case h.obj != nil:
 		return convertRow(objectItems(h.obj), nil)
+	case h.raw != nil:
+		return convertRow(parseItems(h.raw.wandbItems()), h.raw.recStep())
 	}
 	return convertRow(parseItems(h.items), h.recStep)
 }
@@ -32,8 +38,11 @@ func (h histRow) convert() row {
 // header parses only the row's step and timestamp, for passes that need no
 // values.
 func (h histRow) header() row {
-	if h.obj != nil {
+	switch {
+	case h.obj != nil:
 		return convertRow([]kv{{path: []string{keyStep}, value: h.obj[keyStep]}, {path: []string{keyTimestamp}, value: h.obj[keyTimestamp]}}, nil)
+	case h.raw != nil:
+		return h.raw.header()
 	}
 	var internal []wandbfile.Item
 	for _, it := range h.items {
@@ -44,8 +53,10 @@ func (h histRow) header() row {
 	return convertRow(parseItems(internal), h.recStep)
 }
 
-// handler receives what walk reads. Nil functions are skipped (and their
-// records not parsed). Returning an error stops the walk with it.
+// handler receives what walk reads. Nil functions are skipped, and the
+// records they would get are not decoded: a walk whose record function is
+// nil, for one, notes no damage for undecodable records of other types.
+// Returning an error stops the walk with it.
 type handler struct {
 	// record gets every decoded `.wandb` record except history and stats.
 	record func(seg *segment, rec *wandbfile.Record) error
@@ -102,6 +113,7 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 		return []string{err.Error()}, nil // not a .wandb file: the run keeps its other files
 	}
 	var notes []string
+	var raw rawRow
 	for n := 0; ; n++ {
 		if n%ctxCheckEvery == 0 && ctx.Err() != nil {
 			return notes, ctx.Err()
@@ -112,6 +124,28 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 		}
 		if err != nil {
 			return notes, fault.Permanent(fmt.Errorf("wandb: reading %s: %w", name, err))
+		}
+		if kind, body, clean := peekRecord(payload); clean {
+			switch kind {
+			case wandbfile.KindHistory:
+				if h.history == nil {
+					continue
+				}
+				if raw.scanHistory(body) {
+					if err := h.history(seg, histRow{raw: &raw}); err != nil {
+						return notes, err
+					}
+					continue
+				}
+			case wandbfile.KindStats:
+				if h.stats == nil {
+					continue
+				}
+			default:
+				if h.record == nil {
+					continue
+				}
+			}
 		}
 		rec, err := wandbfile.Decode(payload)
 		if err != nil {

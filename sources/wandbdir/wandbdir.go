@@ -192,30 +192,33 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 // System metrics are keyed "system/<name>" and numbered 0, 1, 2... by
 // sample, across the run's segments.
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
-	return stream(ctx, s, run, func(emit func(schema.Metric) error) (handler, func(*runInfo) error) {
+	return stream(ctx, s, run, func(p *pager[schema.Metric]) (handler, func(*runInfo) error) {
 		var steps stepper
+		var conv rowConverter
 		var sample int64
 		return handler{
 			history: func(_ *segment, h histRow) error {
-				r := h.convert()
+				var r row
+				ok := false
+				if h.raw != nil {
+					r, ok = conv.convert(h.raw, true)
+				}
+				if !ok {
+					r = h.convert()
+				}
 				step, ok := steps.next(&r)
 				if !ok {
 					return nil
 				}
 				r.place(step)
-				for _, m := range r.metrics {
-					if err := emit(m); err != nil {
-						return err
-					}
-				}
-				return nil
+				return p.addAll(r.metrics)
 			},
 			stats: func(_ *segment, t time.Time, items []kv) error {
 				defer func() { sample++ }()
 				for _, it := range items {
 					if f, ok := toFloat(it.value); ok && it.err == nil && len(it.path) > 0 {
 						m := schema.Metric{Key: SystemPrefix + joinPath(it.path), Value: f, Step: sample, Time: unixMillis(t)}
-						if err := emit(m); err != nil {
+						if err := p.add(m); err != nil {
 							return err
 						}
 					}
@@ -229,11 +232,20 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 // RichValues yields the run's non-numeric history values (strings, lists,
 // media) in step order, and non-numeric system-metric items.
 func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return stream(ctx, s, run, func(emit func(schema.RichValue) error) (handler, func(*runInfo) error) {
+	return stream(ctx, s, run, func(p *pager[schema.RichValue]) (handler, func(*runInfo) error) {
+		emit := p.add
 		var steps stepper
+		var conv rowConverter
 		var sample int64
 		return handler{
 			history: func(_ *segment, h histRow) error {
+				if h.raw != nil {
+					// A row of numbers holds no rich value; only its step counts.
+					if r, ok := conv.convert(h.raw, false); ok {
+						steps.next(&r)
+						return nil
+					}
+				}
 				r := h.convert()
 				step, ok := steps.next(&r)
 				if !ok {
@@ -274,7 +286,8 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 // output_raw records of its `.wandb` files, or, when they hold none, from
 // each segment's output.log (all lines then count as stdout, time unknown).
 func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
-	return stream(ctx, s, run, func(emit func(schema.LogLine) error) (handler, func(*runInfo) error) {
+	return stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo) error) {
+		emit := p.add
 		var failed error
 		out := func(l schema.LogLine) {
 			if failed == nil {
@@ -369,43 +382,6 @@ func (s *Source) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	return nil
-}
-
-// stream runs one pass over a run's segments with the handler build
-// returns, yielding what it emits in pages of PageSize; after, if not nil,
-// runs once the segments are read.
-func stream[T any](ctx context.Context, s *Source, run schema.Ref, build func(emit func(T) error) (handler, func(*runInfo) error)) iter.Seq2[[]T, error] {
-	return func(yield func([]T, error) bool) {
-		ri, err := s.find(ctx, run)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		var page []T
-		emit := func(v T) error {
-			page = append(page, v)
-			if len(page) >= PageSize {
-				full := page
-				page = nil
-				if !yield(full, nil) {
-					return errStop
-				}
-			}
-			return nil
-		}
-		h, after := build(emit)
-		_, err = walk(ctx, ri, h)
-		if err == nil && after != nil {
-			err = after(ri)
-		}
-		switch {
-		case errors.Is(err, errStop):
-		case err != nil:
-			yield(nil, err)
-		case len(page) > 0:
-			yield(page, nil)
-		}
-	}
 }
 
 // readOutputLogs feeds each segment's output.log to sp, the fallback for

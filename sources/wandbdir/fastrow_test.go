@@ -1,0 +1,251 @@
+package wandbdir
+
+import (
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/runferry/runferry/internal/wandbfile"
+)
+
+// The fast path (peekRecord, rawRow, parseSimple, rowConverter) must give
+// exactly what wandbfile.Decode, ParseValueJSON and convertRow give
+// wherever it accepts its input. These tests compare the two on the real
+// logs and on fuzzed records and values.
+
+// simpleSeeds are value_json texts around the edges of parseSimple.
+var simpleSeeds = []string{
+	"0", "-0", "1", "-1", "007", "0.5", "-0.0", ".5", "5.", "1e5", "1E+5", "1e-5", "-1.5e-300", "1e400", "-1e400",
+	"1e-400", "123456789012345678", "1234567890123456789", "9223372036854775807", "9223372036854775808",
+	"-9223372036854775808", "-9223372036854775809", "99999999999999999999999", "0.1", "0.30000000000000004",
+	"9007199254740993", "9007199254740993.0", "1.7976931348623157e308", "4.9e-324", "2.2250738585072014e-308",
+	"123.456e-7", "1e22", "1e23", "0.000000000000000000001", "12345678901234567.5", " 1 ", "\t\n2.5\r ", "1 2",
+	"NaN", "Infinity", "-Infinity", "-Infinityx", "nan", "true", "false", "null", `"1"`, "[1]", `{"a":1}`, "",
+	"-", "+1", "1e", "1e+", "0x10", "1_0", "Infinity ", " -Infinity", "-NaN", "1.0e+02", "00", "-01", "1.e5",
+}
+
+// sameFloat compares floats bit for bit, all NaNs equal.
+func sameFloat(a, b float64) bool {
+	return math.Float64bits(a) == math.Float64bits(b) || (math.IsNaN(a) && math.IsNaN(b))
+}
+
+// checkSimple compares parseSimple with ParseValueJSON on s.
+func checkSimple(t *testing.T, s string) {
+	v := parseSimple([]byte(s))
+	if v.kind == notSimple {
+		return
+	}
+	x, err := wandbfile.ParseValueJSON(s)
+	if err != nil {
+		t.Fatalf("%q: parseSimple accepts it, ParseValueJSON: %v", s, err)
+	}
+	f1, ok1 := v.float()
+	f2, ok2 := toFloat(x)
+	if ok1 != ok2 || !sameFloat(f1, f2) {
+		t.Errorf("%q: float %v,%v; toFloat(ParseValueJSON) %v,%v", s, f1, ok1, f2, ok2)
+	}
+	n1, iok1 := v.integral()
+	n2, iok2 := integral(x)
+	if iok1 != iok2 || n1 != n2 {
+		t.Errorf("%q: integral %v,%v; want %v,%v", s, n1, iok1, n2, iok2)
+	}
+}
+
+func TestParseSimple(t *testing.T) {
+	for _, s := range simpleSeeds {
+		checkSimple(t, s)
+	}
+	for _, s := range []string{"0", "-84.14709848078965", "1717243200.0123", "NaN", "true", "12", "1e5"} {
+		if parseSimple([]byte(s)).kind == notSimple {
+			t.Errorf("%q: not simple", s)
+		}
+	}
+}
+
+func FuzzParseSimple(f *testing.F) {
+	for _, s := range simpleSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(checkSimple)
+}
+
+// checkRecord compares the fast path with Decode and convertRow on one
+// record payload. It returns whether the fast path took the record.
+func checkRecord(t *testing.T, payload []byte, conv *rowConverter) bool {
+	t.Helper()
+	kind, body, clean := peekRecord(payload)
+	rec, err := wandbfile.Decode(payload)
+	if !clean {
+		return false
+	}
+	// Clean records of other kinds may still hold malformed content: walk
+	// skips them only when no handler wants them, else decodes them.
+	if err == nil && rec.Kind != kind {
+		t.Fatalf("peekRecord kind %v, Decode %v", kind, rec.Kind)
+	}
+	if kind != wandbfile.KindHistory {
+		return false
+	}
+	var raw rawRow
+	if !raw.scanHistory(body) {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("the fast path accepts a history record Decode rejects: %v", err)
+	}
+	if got := raw.wandbItems(); !reflect.DeepEqual(normItems(got), normItems(rec.History.Items)) {
+		t.Fatalf("scanned items %q, Decode %q", got, rec.History.Items)
+	}
+	if !reflect.DeepEqual(raw.recStep(), rec.History.Step) {
+		t.Fatalf("scanned step %v, Decode %v", raw.recStep(), rec.History.Step)
+	}
+	want := histRow{items: rec.History.Items, recStep: rec.History.Step}
+	if got, w := raw.header(), want.header(); !sameFastRow(got, w) {
+		t.Fatalf("header %+v, want %+v", got, w)
+	}
+	got, ok := conv.convert(&raw, true)
+	if !ok {
+		return false
+	}
+	w := want.convert()
+	if len(w.rich) > 0 || len(w.bad) > 0 {
+		t.Fatalf("fast path took a row with rich or bad values: %+v", w)
+	}
+	if !sameFastRow(got, w) {
+		t.Fatalf("convert %+v, want %+v", got, w)
+	}
+	return true
+}
+
+// normItems makes Decode's and the scan's items comparable: an empty
+// NestedKey either way.
+func normItems(items []wandbfile.Item) []wandbfile.Item {
+	out := make([]wandbfile.Item, len(items))
+	for i, it := range items {
+		if len(it.NestedKey) == 0 {
+			it.NestedKey = nil
+		}
+		out[i] = it
+	}
+	return out
+}
+
+// sameFastRow compares the step, time and points of two rows.
+func sameFastRow(a, b row) bool {
+	if a.step != b.step || a.hasStep != b.hasStep || a.time != b.time || len(a.metrics) != len(b.metrics) {
+		return false
+	}
+	for i := range a.metrics {
+		if a.metrics[i].Key != b.metrics[i].Key || !sameFloat(a.metrics[i].Value, b.metrics[i].Value) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFastPathOnLogs checks the fast path against Decode on every record
+// of the SDK-made fixtures and the real-world samples.
+func TestFastPathOnLogs(t *testing.T) {
+	var files []string
+	for _, root := range []string{"../../testdata/wandb/fixtures", "../../../shared/samples/wandb"} {
+		filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, ".wandb") {
+				files = append(files, p)
+			}
+			return nil
+		})
+	}
+	if len(files) == 0 {
+		t.Skip("no .wandb fixtures or samples")
+	}
+	for _, p := range files {
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd, err := wandbfile.NewReader(f, p)
+		if err != nil {
+			f.Close()
+			continue
+		}
+		var conv rowConverter
+		rows, fast := 0, 0
+		for {
+			payload, _, err := rd.Next()
+			if err != nil {
+				break
+			}
+			if k, _, _ := peekRecord(payload); k == wandbfile.KindHistory {
+				rows++
+			}
+			if checkRecord(t, payload, &conv) {
+				fast++
+			}
+		}
+		f.Close()
+		t.Logf("%s: %d of %d history rows on the fast path", filepath.Base(p), fast, rows)
+	}
+}
+
+// FuzzFastPath feeds record payloads to both paths.
+func FuzzFastPath(f *testing.F) {
+	item := func(value string, path ...string) []byte {
+		var b []byte
+		for _, p := range path {
+			b = protowire.AppendString(protowire.AppendTag(b, 2, protowire.BytesType), p)
+		}
+		return protowire.AppendString(protowire.AppendTag(b, 16, protowire.BytesType), value)
+	}
+	history := func(items ...[]byte) []byte {
+		var h []byte
+		for _, it := range items {
+			h = protowire.AppendBytes(protowire.AppendTag(h, 1, protowire.BytesType), it)
+		}
+		step := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 7)
+		h = protowire.AppendBytes(protowire.AppendTag(h, 2, protowire.BytesType), step)
+		rec := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 3)
+		return protowire.AppendBytes(protowire.AppendTag(rec, 2, protowire.BytesType), h)
+	}
+	f.Add(history(item("1.5", "loss"), item("2", "_step"), item("1717243200.25", "_timestamp"), item("3", "a", "b")))
+	f.Add(history(item("true", "flag"), item("NaN", "x"), item("1", "x"), item("0.5", "_wandb", "r")))
+	f.Add(history(item(`"s"`, "img", "_type"), item("4", "img", "width")))
+	f.Add(history(item("1e400", "big"), item("99999999999999999999", "_step"), item("x", "_timestamp")))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var conv rowConverter
+		checkRecord(t, payload, &conv)
+		checkRecord(t, payload, &conv) // again, with the order of the first call cached
+	})
+}
+
+// TestRowConverterOrder checks the cached key order across rows whose
+// keys change, repeat or come in another order.
+func TestRowConverterOrder(t *testing.T) {
+	var conv rowConverter
+	rows := [][][2]string{
+		{{"b", "1"}, {"a", "2"}, {"c", "3"}},
+		{{"b", "4"}, {"a", "5"}, {"c", "6"}},
+		{{"a", "7"}, {"b", "8"}, {"c", "9"}},
+		{{"a", "2"}, {"a", "1"}, {"b", "0"}},
+		{{"a", "2"}, {"a", "1"}, {"b", "0"}},
+		{},
+		{{"b", "1"}, {"a", "2"}},
+	}
+	for i, r := range rows {
+		var raw rawRow
+		var items []wandbfile.Item
+		for _, kv := range r {
+			raw.items = append(raw.items, rawItem{key: []byte(kv[0]), value: []byte(kv[1])})
+			items = append(items, wandbfile.Item{Key: kv[0], ValueJSON: kv[1]})
+		}
+		got, ok := conv.convert(&raw, true)
+		want := convertRow(parseItems(items), nil)
+		if !ok || !sameFastRow(got, want) {
+			t.Errorf("row %d: %+v, want %+v", i, got.metrics, want.metrics)
+		}
+	}
+}

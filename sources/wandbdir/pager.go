@@ -1,0 +1,84 @@
+package wandbdir
+
+import (
+	"context"
+	"errors"
+	"iter"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// stream runs one pass over a run's segments with the handler build
+// returns, yielding what it adds to the pager in pages of PageSize; after,
+// if not nil, runs once the segments are read.
+func stream[T any](ctx context.Context, s *Source, run schema.Ref, build func(p *pager[T]) (handler, func(*runInfo) error)) iter.Seq2[[]T, error] {
+	return func(yield func([]T, error) bool) {
+		ri, err := s.find(ctx, run)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		p := &pager[T]{yield: yield}
+		h, after := build(p)
+		_, err = walk(ctx, ri, h)
+		if err == nil && after != nil {
+			err = after(ri)
+		}
+		switch {
+		case errors.Is(err, errStop):
+		case err != nil:
+			yield(nil, err)
+		case len(p.page) > 0:
+			yield(p.page, nil)
+		}
+	}
+}
+
+// pager gathers values into pages of PageSize and yields each page as it
+// fills. Pages belong to the consumer once yielded, so each is a new slice;
+// after the first page, they are allocated at their full size at once.
+type pager[T any] struct {
+	yield func([]T, error) bool
+	page  []T
+	full  bool // a page was yielded
+}
+
+// add appends v. It returns errStop when the consumer stopped iterating.
+func (p *pager[T]) add(v T) error {
+	if p.page == nil && p.full {
+		p.page = make([]T, 0, PageSize)
+	}
+	p.page = append(p.page, v)
+	if len(p.page) >= PageSize {
+		return p.flush()
+	}
+	return nil
+}
+
+// addAll appends vs, as add does one at a time.
+func (p *pager[T]) addAll(vs []T) error {
+	for len(vs) > 0 {
+		if p.page == nil && p.full {
+			p.page = make([]T, 0, PageSize)
+		}
+		n := min(len(vs), PageSize-len(p.page))
+		p.page = append(p.page, vs[:n]...)
+		vs = vs[n:]
+		if len(p.page) >= PageSize {
+			if err := p.flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// flush yields the current page.
+func (p *pager[T]) flush() error {
+	page := p.page
+	p.page, p.full = nil, true
+	if !p.yield(page, nil) {
+		return errStop
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package wandbdir
+
+import (
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/runferry/runferry/internal/wandbfile"
+)
+
+// The fast path of the `.wandb` passes. History rows are nearly all of a
+// log's bytes, and most of them hold only numbers; decoding each one into
+// wandbfile.Items (a string per key and value) and parsing every value into
+// an interface costs far more than the framing. So walk looks at each
+// record's wire bytes first (peekRecord), skips records its handler does
+// not want without decoding them, and scans history records in place
+// (rowScanner) into views of the payload that handlers read without
+// allocating.
+//
+// The fast path never decides anything on its own when the bytes are
+// unusual: whatever it does not fully understand (a malformed or oddly
+// typed field, a protobuf group, several record types in one record, an
+// unknown record type) goes to wandbfile.Decode, exactly as before. So a
+// record the fast path accepts is one Decode would decode without error,
+// into the items the scan saw.
+
+// peekRecord looks at the top-level fields of a record payload. clean is
+// true when the record is well formed, carries exactly one record type
+// field and that type is a known one, with the wire types Decode expects
+// for it and for num, control and uuid; kind is then the record type and
+// body its message bytes. Otherwise the caller must use wandbfile.Decode.
+func peekRecord(p []byte) (kind wandbfile.Kind, body []byte, clean bool) {
+	seen := false
+	for len(p) > 0 {
+		num, typ, v, rest, ok := nextField(p)
+		if !ok {
+			return 0, nil, false
+		}
+		p = rest
+		switch num {
+		case 1: // num
+			if typ != protowire.VarintType {
+				return 0, nil, false
+			}
+		case 16: // control
+			if typ != protowire.BytesType || !controlOK(v) {
+				return 0, nil, false
+			}
+		case 19: // uuid
+			if typ != protowire.BytesType {
+				return 0, nil, false
+			}
+		case 200: // _info, ignored by Decode
+		default:
+			k := wandbfile.Kind(num)
+			if seen || !k.Known() || typ != protowire.BytesType {
+				return 0, nil, false
+			}
+			seen, kind, body = true, k, v
+		}
+	}
+	return kind, body, seen
+}
+
+// controlOK reports whether a Record.control message decodes: well formed,
+// with its field 2 (local) a varint.
+func controlOK(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, _, rest, ok := nextField(b)
+		if !ok || (num == 2 && typ != protowire.VarintType) {
+			return false
+		}
+		b = rest
+	}
+	return true
+}
+
+// nextField reads one field off the front of b: its number, wire type, the
+// bytes of a length-delimited value (nil for other types) and the rest of
+// b. ok is false for malformed bytes and for groups, which the fast path
+// leaves to Decode.
+func nextField(b []byte) (num protowire.Number, typ protowire.Type, v, rest []byte, ok bool) {
+	num, typ, _, v, rest, ok = nextFieldVarint(b)
+	return
+}
+
+// nextFieldVarint is nextField also returning the value of a varint field.
+func nextFieldVarint(b []byte) (num protowire.Number, typ protowire.Type, x uint64, v, rest []byte, ok bool) {
+	// Fast path: a length-delimited field with a tag of one or two bytes
+	// (field numbers up to 2047) and a length of one byte, the shape of
+	// nearly every field of a history row.
+	if len(b) >= 3 {
+		tag, n := uint64(b[0]), 1
+		if tag >= 0x80 && b[1] < 0x80 {
+			tag, n = tag&0x7f|uint64(b[1])<<7, 2
+		}
+		if tag < 0x80 || n == 2 {
+			if l := int(b[n]); tag&7 == uint64(protowire.BytesType) && tag>>3 != 0 && l < 0x80 && n+1+l <= len(b) {
+				return protowire.Number(tag >> 3), protowire.BytesType, 0, b[n+1 : n+1+l], b[n+1+l:], true
+			}
+		}
+	}
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, 0, nil, nil, false
+	}
+	b = b[n:]
+	switch typ {
+	case protowire.VarintType:
+		x, n = protowire.ConsumeVarint(b)
+	case protowire.Fixed32Type:
+		_, n = protowire.ConsumeFixed32(b)
+	case protowire.Fixed64Type:
+		_, n = protowire.ConsumeFixed64(b)
+	case protowire.BytesType:
+		v, n = protowire.ConsumeBytes(b)
+	default:
+		return 0, 0, 0, nil, nil, false
+	}
+	if n < 0 {
+		return 0, 0, 0, nil, nil, false
+	}
+	return num, typ, x, v, b[n:], true
+}
+
+// rawItem is one HistoryItem as a view of the record's bytes: key (field
+// 1), nested_key (field 2, the segments segs[lo:hi] of its rawRow) and
+// value_json (field 16), each the last one written, as Decode keeps them.
+type rawItem struct {
+	key, value []byte
+	lo, hi     int
+}
+
+// rawRow is one scanned HistoryRecord. It views the payload of the record
+// and is reused for the next row: handlers must copy what they keep.
+type rawRow struct {
+	items   []rawItem
+	segs    [][]byte
+	step    int64 // HistoryRecord.step.num
+	hasStep bool  // the record has a step field
+	one     [1][]byte
+}
+
+// path returns the key path of item i: its nested_key segments when there
+// are any, else its key, as wandbfile.Item.Path does. The result is only
+// valid until the next call.
+func (r *rawRow) path(i int) [][]byte {
+	it := &r.items[i]
+	if it.hi > it.lo {
+		return r.segs[it.lo:it.hi]
+	}
+	r.one[0] = it.key
+	return r.one[:]
+}
+
+// isKey reports whether item i's path is the single segment name.
+func (r *rawRow) isKey(i int, name string) bool {
+	it := &r.items[i]
+	switch it.hi - it.lo {
+	case 0:
+		return string(it.key) == name
+	case 1:
+		return string(r.segs[it.lo]) == name
+	}
+	return false
+}
+
+// items converts the row into the items Decode would have given.
+func (r *rawRow) wandbItems() []wandbfile.Item {
+	out := make([]wandbfile.Item, len(r.items))
+	for i, it := range r.items {
+		out[i] = wandbfile.Item{Key: string(it.key), ValueJSON: string(it.value)}
+		if it.hi > it.lo {
+			keys := make([]string, it.hi-it.lo)
+			for j, s := range r.segs[it.lo:it.hi] {
+				keys[j] = string(s)
+			}
+			out[i].NestedKey = keys
+		}
+	}
+	return out
+}
+
+// recStep returns HistoryRecord.step as histRow carries it.
+func (r *rawRow) recStep() *int64 {
+	if !r.hasStep {
+		return nil
+	}
+	s := r.step
+	return &s
+}
+
+// scanHistory scans the body of a HistoryRecord into r, reusing its
+// buffers. It returns false when the body is anything Decode might read
+// differently or reject (see peekRecord); r is then not usable.
+func (r *rawRow) scanHistory(b []byte) bool {
+	r.items, r.segs = r.items[:0], r.segs[:0]
+	r.step, r.hasStep = 0, false
+	for len(b) > 0 {
+		num, typ, v, rest, ok := nextField(b)
+		if !ok {
+			return false
+		}
+		b = rest
+		switch num {
+		case 1:
+			if typ != protowire.BytesType || !r.scanItem(v) {
+				return false
+			}
+		case 2:
+			if typ != protowire.BytesType || !r.scanStep(v) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// scanItem appends the HistoryItem message b.
+func (r *rawRow) scanItem(b []byte) bool {
+	it := rawItem{lo: len(r.segs)}
+	for len(b) > 0 {
+		num, typ, v, rest, ok := nextField(b)
+		if !ok {
+			return false
+		}
+		b = rest
+		switch num {
+		case 1, 2, 16:
+			if typ != protowire.BytesType {
+				return false
+			}
+			switch num {
+			case 1:
+				it.key = v
+			case 2:
+				r.segs = append(r.segs, v)
+			case 16:
+				it.value = v
+			}
+		}
+	}
+	it.hi = len(r.segs)
+	r.items = append(r.items, it)
+	return true
+}
+
+// scanStep reads a HistoryStep message: its last num field, 0 if none.
+func (r *rawRow) scanStep(b []byte) bool {
+	r.step, r.hasStep = 0, true
+	for len(b) > 0 {
+		num, typ, x, _, rest, ok := nextFieldVarint(b)
+		if !ok {
+			return false
+		}
+		if num == 1 {
+			if typ != protowire.VarintType {
+				return false
+			}
+			r.step = int64(x)
+		}
+		b = rest
+	}
+	return true
+}
