@@ -15,6 +15,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strings"
 
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
@@ -205,8 +206,8 @@ func fieldEqual(a, b any) bool {
 	if ra, ok := a.(json.RawMessage); ok {
 		var x, y any
 		rb := b.(json.RawMessage)
-		if len(ra) == 0 || len(rb) == 0 {
-			return len(ra) == len(rb)
+		if absentJSON(ra) || absentJSON(rb) {
+			return absentJSON(ra) && absentJSON(rb)
 		}
 		if json.Unmarshal(ra, &x) != nil || json.Unmarshal(rb, &y) != nil {
 			return string(ra) == string(rb)
@@ -218,6 +219,12 @@ func fieldEqual(a, b any) bool {
 		return true
 	}
 	return reflect.DeepEqual(a, b)
+}
+
+// absentJSON reports whether a document says nothing: missing, null or {}.
+func absentJSON(b json.RawMessage) bool {
+	s := strings.TrimSpace(string(b))
+	return s == "" || s == "null" || s == "{}"
 }
 
 func show(v any) string {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"sync"
 	"testing"
-	"time"
 )
 
 // Shared services live for the whole test binary. Main stops them; if a package does not
@@ -52,7 +51,7 @@ func SharedMLflow(t testing.TB) *MLflowServer {
 	if shared.mlflow == nil && shared.mlflowE == nil {
 		dir, err := os.MkdirTemp("", "runferry-mlflow-")
 		if err == nil {
-			shared.mlflow, err = startMLflow(bin, mlflowConfig{dir: dir, startTimeout: 90 * time.Second})
+			shared.mlflow, err = startMLflow(bin, mlflowConfig{dir: dir, startTimeout: defaultStartTimeout})
 			if err == nil {
 				shared.mlflow.ownedDir = dir
 			}

@@ -66,7 +66,7 @@ func WithServerArgs(args ...string) MLflowOption {
 // ends. A missing venv skips the test (fails it under CI).
 func StartMLflow(t testing.TB, opts ...MLflowOption) *MLflowServer {
 	t.Helper()
-	cfg := mlflowConfig{startTimeout: 90 * time.Second, dir: t.TempDir()}
+	cfg := mlflowConfig{startTimeout: defaultStartTimeout, dir: t.TempDir()}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -180,3 +180,8 @@ func (s *MLflowServer) Stop() {
 
 // LogTail returns the last n lines of the server's log, for failure messages.
 func (s *MLflowServer) LogTail(n int) string { return tailFile(s.LogPath, n) }
+
+// defaultStartTimeout bounds the wait for /health. A first start migrates a
+// fresh database (slow on PostgreSQL, and slower still when the machine's
+// two cores are busy with other test binaries).
+const defaultStartTimeout = 4 * time.Minute
