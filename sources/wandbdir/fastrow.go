@@ -1,10 +1,8 @@
 package wandbdir
 
 import (
-	"errors"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/runferry/runferry/internal/wandbfile"
@@ -62,151 +60,11 @@ func parseSimple(b []byte) simpleValue {
 	if string(b) == "-Infinity" {
 		return simpleValue{kind: simpleFloat, f: math.Inf(-1)}
 	}
-	integral, ok := numberGrammar(b)
-	if !ok {
-		return simpleValue{}
-	}
-	if integral {
-		digits := len(b)
-		if b[0] == '-' {
-			digits--
-		}
-		if digits <= 18 { // always fits in int64
-			var n int64
-			for _, c := range b[len(b)-digits:] {
-				n = n*10 + int64(c-'0')
-			}
-			if b[0] == '-' {
-				n = -n
-			}
-			return simpleValue{kind: simpleInt, i: n}
-		}
-		if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-			return simpleValue{kind: simpleInt, i: n}
-		}
-		f, err := strconv.ParseFloat(string(b), 64)
-		return simpleValue{kind: simpleBig, f: f, ok: err == nil || math.IsInf(f, 0)}
-	}
-	if f, ok := exactFloat(b); ok {
-		return simpleValue{kind: simpleFloat, f: f}
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return simpleValue{}
-	}
-	return simpleValue{kind: simpleFloat, f: f}
-}
-
-// float64pow10 are the powers of ten a float64 holds exactly.
-var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
-	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
-
-// exactFloat converts a JSON number (already checked by numberGrammar)
-// the quick way when the result is exact: a decimal mantissa below 2^53
-// times or divided by a power of ten up to 1e22 is one correctly rounded
-// IEEE operation on exact operands, so it equals strconv.ParseFloat's
-// result. ok is false for every other number.
-func exactFloat(b []byte) (float64, bool) {
-	neg := b[0] == '-'
-	if neg {
-		b = b[1:]
-	}
-	var mant uint64
-	digits, exp, dot := 0, 0, -1
-	i := 0
-	for ; i < len(b) && b[i] != 'e' && b[i] != 'E'; i++ {
-		c := b[i]
-		if c == '.' {
-			dot = i
-			continue
-		}
-		if digits > 0 || c != '0' {
-			digits++
-		}
-		if digits > 16 {
-			return 0, false
-		}
-		mant = mant*10 + uint64(c-'0')
-	}
-	if dot >= 0 {
-		exp = -(i - dot - 1) // digits after the point
-	}
-	if i < len(b) { // exponent
-		e, sign := 0, 1
-		j := i + 1
-		switch b[j] {
-		case '-':
-			sign = -1
-			j++
-		case '+':
-			j++
-		}
-		if len(b)-j > 3 {
-			return 0, false
-		}
-		for ; j < len(b); j++ {
-			e = e*10 + int(b[j]-'0')
-		}
-		exp += sign * e
-	}
-	if mant >= 1<<53 || exp < -22 || exp > 22 {
-		return 0, false
-	}
-	f := float64(mant)
-	if exp < 0 {
-		f /= float64pow10[-exp]
-	} else {
-		f *= float64pow10[exp]
-	}
-	if neg {
-		f = -f
-	}
-	return f, true
+	return parseNumber(b)
 }
 
 // isSpace reports JSON white space.
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// numberGrammar reports whether b is exactly one JSON number, and whether
-// it is written without fraction or exponent.
-func numberGrammar(b []byte) (integral, ok bool) {
-	i := 0
-	if b[0] == '-' {
-		i++
-	}
-	digits := func() int {
-		start := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		return i - start
-	}
-	switch {
-	case i < len(b) && b[i] == '0':
-		i++
-	case digits() == 0:
-		return false, false
-	}
-	integral = true
-	if i < len(b) && b[i] == '.' {
-		i++
-		integral = false
-		if digits() == 0 {
-			return false, false
-		}
-	}
-	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		i++
-		integral = false
-		if i < len(b) && (b[i] == '+' || b[i] == '-') {
-			i++
-		}
-		if digits() == 0 {
-			return false, false
-		}
-	}
-	return integral, i == len(b)
-}
 
 // float is toFloat of the value ParseValueJSON gives for the same text.
 func (v simpleValue) float() (float64, bool) {
@@ -285,6 +143,7 @@ const maxInterned = 1 << 16
 type rowConverter struct {
 	intern map[string]string
 	keyBuf []byte
+	byPos  []string  // the key of each item position in the last rows
 	keys   []string  // metric keys of the current row, in item order
 	vals   []float64 // their values
 	prev   []string  // keys of the row perm was computed for
@@ -331,7 +190,7 @@ func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 			return row{}, false
 		}
 		if points {
-			c.keys = append(c.keys, c.key(path))
+			c.keys = append(c.keys, c.keyAt(i, path))
 			c.vals = append(c.vals, f)
 		}
 	}
@@ -339,6 +198,41 @@ func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 		out.metrics = c.sorted()
 	}
 	return out, true
+}
+
+// keyAt returns the metric key of path, the path of item i of the row.
+// Rows usually repeat the keys of the row before in the same order, so the
+// key item i had last time is tried first, which saves hashing.
+func (c *rowConverter) keyAt(i int, path [][]byte) string {
+	if i < len(c.byPos) && pathIs(c.byPos[i], path) {
+		return c.byPos[i]
+	}
+	k := c.key(path)
+	for len(c.byPos) <= i {
+		c.byPos = append(c.byPos, "")
+	}
+	c.byPos[i] = k
+	return k
+}
+
+// pathIs reports whether key is the segments of path joined with "/".
+func pathIs(key string, path [][]byte) bool {
+	if len(path) == 1 {
+		return key == string(path[0])
+	}
+	for j, s := range path {
+		if j > 0 {
+			if key == "" || key[0] != '/' {
+				return false
+			}
+			key = key[1:]
+		}
+		if len(key) < len(s) || key[:len(s)] != string(s) {
+			return false
+		}
+		key = key[len(s):]
+	}
+	return key == ""
 }
 
 // key returns the metric key of a path, the segments joined with "/".

@@ -2,9 +2,11 @@ package wandbdir
 
 import (
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -64,6 +66,47 @@ func TestParseSimple(t *testing.T) {
 		if parseSimple([]byte(s)).kind == notSimple {
 			t.Errorf("%q: not simple", s)
 		}
+	}
+}
+
+// TestParseNumberRandom compares parseSimple with ParseValueJSON (strconv)
+// on many numbers: random float64s printed in several ways, and random
+// decimal strings around the 19-digit and exponent limits of the fast
+// conversions.
+func TestParseNumberRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	n := 100000
+	if testing.Short() {
+		n = 10000
+	}
+	var buf []byte
+	for range n {
+		f := math.Float64frombits(rng.Uint64())
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			continue
+		}
+		if rng.IntN(2) == 0 { // values of a usual size
+			f = (rng.Float64() - 0.5) * math.Pow(10, float64(rng.IntN(40)-20))
+		}
+		checkSimple(t, strconv.FormatFloat(f, 'g', -1, 64))
+		checkSimple(t, strconv.FormatFloat(f, 'e', rng.IntN(22), 64))
+		checkSimple(t, strconv.FormatFloat(f, 'f', rng.IntN(25), 64))
+		buf = buf[:0]
+		if rng.IntN(2) == 0 {
+			buf = append(buf, '-')
+		}
+		digits := 1 + rng.IntN(24)
+		point := rng.IntN(digits + 1)
+		for i := range digits {
+			if i == point && i > 0 {
+				buf = append(buf, '.')
+			}
+			buf = append(buf, byte('0'+rng.IntN(10)))
+		}
+		if rng.IntN(2) == 0 {
+			buf = strconv.AppendInt(append(buf, 'e'), int64(rng.IntN(140)-70), 10)
+		}
+		checkSimple(t, string(buf))
 	}
 }
 

@@ -218,6 +218,25 @@ func (r *rawRow) scanHistory(b []byte) bool {
 func (r *rawRow) scanItem(b []byte) bool {
 	it := rawItem{lo: len(r.segs)}
 	for len(b) > 0 {
+		// Inline fast path for the usual fields: nested_key and key (tags
+		// 0x12, 0x0a) and value_json (tag 0x82 0x01), under 128 bytes.
+		if len(b) >= 3 {
+			switch {
+			case (b[0] == 0x12 || b[0] == 0x0a) && b[1] < 0x80 && int(b[1])+2 <= len(b):
+				v := b[2 : 2+int(b[1])]
+				if b[0] == 0x12 {
+					r.segs = append(r.segs, v)
+				} else {
+					it.key = v
+				}
+				b = b[2+len(v):]
+				continue
+			case b[0] == 0x82 && b[1] == 0x01 && b[2] < 0x80 && int(b[2])+3 <= len(b):
+				it.value = b[3 : 3+int(b[2])]
+				b = b[3+len(it.value):]
+				continue
+			}
+		}
 		num, typ, v, rest, ok := nextField(b)
 		if !ok {
 			return false

@@ -1,0 +1,244 @@
+package wandbdir
+
+import (
+	"errors"
+	"math"
+	"math/big"
+	"math/bits"
+	"strconv"
+	"sync"
+)
+
+// parseNumber parses b, stripped of white space, when it is exactly one
+// JSON number, giving what ParseValueJSON gives for it: an int64 for an
+// integer literal that fits, a json.Number (simpleBig) for one that does
+// not, else a float64 rounded as strconv.ParseFloat rounds (±Inf beyond
+// the range). Anything else is notSimple. It reads b once, and converts
+// the common numbers without strconv: integers up to 18 digits, and
+// decimals of up to 19 significant digits by the two algorithms strconv
+// itself tries first (exact float arithmetic, then Eisel-Lemire), falling
+// back to strconv when they cannot decide.
+func parseNumber(b []byte) simpleValue {
+	i := 0
+	neg := b[0] == '-'
+	if neg {
+		i++
+	}
+	var mant uint64
+	nd, exp := 0, 0 // significant digits in mant; decimal exponent of mant
+	trunc := false  // non-zero digits did not fit in mant
+	digit := func(c byte, frac bool) {
+		switch {
+		case nd < 19:
+			if mant != 0 || c != '0' {
+				nd++
+			}
+			mant = mant*10 + uint64(c-'0')
+			if frac {
+				exp--
+			}
+		default:
+			trunc = trunc || c != '0'
+			if !frac {
+				exp++
+			}
+		}
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			digit(b[i], false)
+		}
+	default:
+		return simpleValue{}
+	}
+	intDigits := i
+	if neg {
+		intDigits--
+	}
+	integral := true
+	if i < len(b) && b[i] == '.' {
+		integral = false
+		i++
+		start := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			digit(b[i], true)
+		}
+		if i == start {
+			return simpleValue{}
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		integral = false
+		i++
+		sign := 1
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			if b[i] == '-' {
+				sign = -1
+			}
+			i++
+		}
+		start, e := i, 0
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if e < 100000 {
+				e = e*10 + int(b[i]-'0')
+			}
+		}
+		if i == start {
+			return simpleValue{}
+		}
+		exp += sign * e
+	}
+	if i != len(b) {
+		return simpleValue{}
+	}
+	if integral {
+		if intDigits <= 18 { // always fits in int64
+			n := int64(mant)
+			if neg {
+				n = -n
+			}
+			return simpleValue{kind: simpleInt, i: n}
+		}
+		if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
+			return simpleValue{kind: simpleInt, i: n}
+		}
+		f, err := strconv.ParseFloat(string(b), 64)
+		return simpleValue{kind: simpleBig, f: f, ok: err == nil || math.IsInf(f, 0)}
+	}
+	if !trunc {
+		if f, ok := exactFloat(mant, exp, neg); ok {
+			return simpleValue{kind: simpleFloat, f: f}
+		}
+		if f, ok := eiselLemire(mant, exp, neg); ok {
+			return simpleValue{kind: simpleFloat, f: f}
+		}
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return simpleValue{}
+	}
+	return simpleValue{kind: simpleFloat, f: f}
+}
+
+// float64pow10 are the powers of ten a float64 holds exactly.
+var float64pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// exactFloat returns mant×10^exp when both are exact float64 values
+// (mant below 2^53, |exp| ≤ 22): one correctly rounded IEEE operation on
+// exact operands is the correctly rounded result, strconv's own first try.
+func exactFloat(mant uint64, exp int, neg bool) (float64, bool) {
+	if mant>>53 != 0 || exp < -22 || exp > 22 {
+		return 0, false
+	}
+	f := float64(mant)
+	if exp < 0 {
+		f /= float64pow10[-exp]
+	} else {
+		f *= float64pow10[exp]
+	}
+	if neg {
+		f = -f
+	}
+	return f, true
+}
+
+// Decimal exponents the Eisel-Lemire table covers; strconv handles the
+// rest.
+const (
+	pow10MinExp = -64
+	pow10MaxExp = 64
+)
+
+// pow10Table holds, for each exponent e in [pow10MinExp, pow10MaxExp],
+// the 128 most significant bits of 10^e, rounded down, as {low, high}:
+// the values of strconv's detailedPowersOfTen table for those exponents.
+var pow10Table = sync.OnceValue(func() [][2]uint64 {
+	t := make([][2]uint64, pow10MaxExp-pow10MinExp+1)
+	mask := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 64), big.NewInt(1))
+	for e := pow10MinExp; e <= pow10MaxExp; e++ {
+		p := new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(abs(e))), nil)
+		var m *big.Int
+		if e >= 0 {
+			m = new(big.Int).Set(p)
+			if n := m.BitLen(); n > 128 {
+				m.Rsh(m, uint(n-128))
+			} else {
+				m.Lsh(m, uint(128-n))
+			}
+		} else {
+			// floor(2^s / 10^-e) with s chosen so that the quotient has 128
+			// bits.
+			s := 128 + p.BitLen()
+			m = new(big.Int).Quo(new(big.Int).Lsh(big.NewInt(1), uint(s)), p)
+			if n := m.BitLen(); n > 128 {
+				m.Rsh(m, uint(n-128))
+			}
+		}
+		t[e-pow10MinExp] = [2]uint64{new(big.Int).And(m, mask).Uint64(), new(big.Int).Rsh(m, 64).Uint64()}
+	}
+	return t
+})
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// eiselLemire is strconv's eiselLemire64 (Go's internal/strconv, after
+// Daniel Lemire's "Number Parsing at a Gigabyte per Second"), limited to
+// the exponents of pow10Table: mant×10^exp correctly rounded, or ok=false
+// when the algorithm cannot tell (strconv then decides).
+func eiselLemire(mant uint64, exp int, neg bool) (float64, bool) {
+	if mant == 0 {
+		if neg {
+			return math.Copysign(0, -1), true
+		}
+		return 0, true
+	}
+	if exp < pow10MinExp || exp > pow10MaxExp {
+		return 0, false
+	}
+	pow := pow10Table()[exp-pow10MinExp]
+	clz := bits.LeadingZeros64(mant)
+	mant <<= uint(clz)
+	const float64ExponentBias = 1023
+	retExp2 := uint64(217706*exp>>16+64+float64ExponentBias) - uint64(clz)
+	xHi, xLo := bits.Mul64(mant, pow[1])
+	if xHi&0x1FF == 0x1FF && xLo+mant < mant {
+		yHi, yLo := bits.Mul64(mant, pow[0])
+		mergedHi, mergedLo := xHi, xLo+yHi
+		if mergedLo < xLo {
+			mergedHi++
+		}
+		if mergedHi&0x1FF == 0x1FF && mergedLo+1 == 0 && yLo+mant < mant {
+			return 0, false
+		}
+		xHi, xLo = mergedHi, mergedLo
+	}
+	msb := xHi >> 63
+	retMant := xHi >> (msb + 9)
+	retExp2 -= 1 ^ msb
+	if xLo == 0 && xHi&0x1FF == 0 && retMant&3 == 1 {
+		return 0, false
+	}
+	retMant += retMant & 1
+	retMant >>= 1
+	if retMant>>53 > 0 {
+		retMant >>= 1
+		retExp2++
+	}
+	if retExp2-1 >= 0x7FF-1 {
+		return 0, false
+	}
+	bits := retExp2<<52 | retMant&0x000FFFFFFFFFFFFF
+	if neg {
+		bits |= 0x8000000000000000
+	}
+	return math.Float64frombits(bits), true
+}
