@@ -99,34 +99,36 @@ func (r *rawRow) header() row {
 		out.step, out.hasStep = r.step, true
 	}
 	for i := range r.items {
+		var step bool
 		switch {
 		case r.isKey(i, keyStep):
-			v := parseSimple(r.items[i].value)
-			if v.kind == notSimple {
-				x, err := wandbfile.ParseValueJSON(string(r.items[i].value))
-				if err != nil {
-					continue
-				}
+			step = true
+		case !r.isKey(i, keyTimestamp):
+			continue
+		}
+		value := r.bytes(r.items[i].value)
+		v := parseSimple(value)
+		if v.kind == notSimple {
+			x, err := wandbfile.ParseValueJSON(string(value))
+			switch {
+			case err != nil:
+			case step:
 				if n, ok := integral(x); ok {
 					out.step, out.hasStep = n, true
 				}
-				continue
+			default:
+				out.time, _ = secondsToMillis(x)
 			}
+			continue
+		}
+		if step {
 			if n, ok := v.integral(); ok {
 				out.step, out.hasStep = n, true
 			}
-		case r.isKey(i, keyTimestamp):
-			v := parseSimple(r.items[i].value)
-			if v.kind == notSimple {
-				x, err := wandbfile.ParseValueJSON(string(r.items[i].value))
-				if err == nil {
-					out.time, _ = secondsToMillis(x)
-				}
-				continue
-			}
-			f, ok := v.float()
-			out.time, _ = floatSecondsToMillis(f, ok)
+			continue
 		}
+		f, ok := v.float()
+		out.time, _ = floatSecondsToMillis(f, ok)
 	}
 	return out
 }
@@ -135,40 +137,49 @@ func (r *rawRow) header() row {
 const maxInterned = 1 << 16
 
 // rowConverter turns scanned rows made only of numbers and booleans into
-// sorted metric points without allocating per point: keys are interned,
-// and the sort order of a row's keys is reused for the next row when it
-// has the same keys (the usual case: every row logs the same metrics).
-// It computes what convertRow computes for such rows. Not safe for
-// concurrent use.
+// sorted metric points without allocating per point: keys are interned
+// (and found by item position first: rows usually repeat the keys of the
+// row before, in the same order), and the sort order of a row's keys is
+// reused for the next row when it has the same keys. It computes what
+// convertRow computes for such rows. Its buffers hold no pointers but the
+// key table. Not safe for concurrent use.
 type rowConverter struct {
-	intern map[string]string
+	intern map[string]int32 // key → index in names
+	names  []string
 	keyBuf []byte
-	byPos  []string  // the key of each item position in the last rows
-	keys   []string  // metric keys of the current row, in item order
+	byPos  []int32   // 1 + the key id of each item position last time; 0: none
+	ids    []int32   // key ids of the current row's points, in item order
 	vals   []float64 // their values
-	prev   []string  // keys of the row perm was computed for
-	perm   []int     // sorted position → index in keys
+	prev   []int32   // ids of the row perm was computed for
+	perm   []int32   // sorted position → index in ids
 	valid  bool      // perm holds the order of prev
-	out    []schema.Metric
+	dups   []schema.Metric
+	isDups bool // the row repeats a key: its points are in dups
 }
 
-// convert converts r. ok is false when the row holds anything but numbers
+// convert reads r. ok is false when the row holds anything but numbers
 // and booleans (or an item whose value does not parse): the caller must
-// then use histRow.convert. With points false, only the step and time are
-// set. The metrics of the returned row are valid until the next call.
+// then use histRow.convert. The row's step and time are set in out, its
+// points are left in c for appendPoints; with points false they are not
+// even gathered.
 func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 	if r.hasStep {
 		out.step, out.hasStep = r.step, true
 	}
-	c.keys, c.vals = c.keys[:0], c.vals[:0]
+	if len(c.names) > maxInterned {
+		c.reset()
+	}
+	c.ids, c.vals = c.ids[:0], c.vals[:0]
+	var one [1]span
 	for i := range r.items {
-		v := parseSimple(r.items[i].value)
+		v := parseSimple(r.bytes(r.items[i].value))
 		if v.kind == notSimple {
 			return row{}, false
 		}
-		path := r.path(i)
+		path := r.path(i, &one)
+		first := r.bytes(path[0])
 		if len(path) == 1 {
-			switch string(path[0]) {
+			switch string(first) {
 			case keyStep:
 				if n, ok := v.integral(); ok {
 					out.step, out.hasStep = n, true
@@ -182,7 +193,7 @@ func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 				continue
 			}
 		}
-		if string(path[0]) == keyWandb {
+		if string(first) == keyWandb {
 			continue
 		}
 		f, fok := v.float()
@@ -190,106 +201,127 @@ func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 			return row{}, false
 		}
 		if points {
-			c.keys = append(c.keys, c.keyAt(i, path))
+			c.ids = append(c.ids, c.keyAt(r, i, path))
 			c.vals = append(c.vals, f)
 		}
 	}
 	if points {
-		out.metrics = c.sorted()
+		c.sort()
 	}
 	return out, true
 }
 
-// keyAt returns the metric key of path, the path of item i of the row.
-// Rows usually repeat the keys of the row before in the same order, so the
-// key item i had last time is tried first, which saves hashing.
-func (c *rowConverter) keyAt(i int, path [][]byte) string {
-	if i < len(c.byPos) && pathIs(c.byPos[i], path) {
-		return c.byPos[i]
+// reset forgets the interned keys.
+func (c *rowConverter) reset() {
+	clear(c.intern)
+	c.names = c.names[:0]
+	c.byPos = c.byPos[:0]
+	c.valid = false
+}
+
+// keyAt returns the key id of path, the path of item i of r.
+func (c *rowConverter) keyAt(r *rawRow, i int, path []span) int32 {
+	if i < len(c.byPos) && c.byPos[i] > 0 && c.pathIs(c.names[c.byPos[i]-1], r, path) {
+		return c.byPos[i] - 1
 	}
-	k := c.key(path)
+	id := c.key(r, path)
 	for len(c.byPos) <= i {
-		c.byPos = append(c.byPos, "")
+		c.byPos = append(c.byPos, 0)
 	}
-	c.byPos[i] = k
-	return k
+	c.byPos[i] = id + 1
+	return id
 }
 
 // pathIs reports whether key is the segments of path joined with "/".
-func pathIs(key string, path [][]byte) bool {
+func (c *rowConverter) pathIs(key string, r *rawRow, path []span) bool {
 	if len(path) == 1 {
-		return key == string(path[0])
+		return key == string(r.bytes(path[0]))
 	}
 	for j, s := range path {
+		seg := r.bytes(s)
 		if j > 0 {
 			if key == "" || key[0] != '/' {
 				return false
 			}
 			key = key[1:]
 		}
-		if len(key) < len(s) || key[:len(s)] != string(s) {
+		if len(key) < len(seg) || key[:len(seg)] != string(seg) {
 			return false
 		}
-		key = key[len(s):]
+		key = key[len(seg):]
 	}
 	return key == ""
 }
 
-// key returns the metric key of a path, the segments joined with "/".
-func (c *rowConverter) key(path [][]byte) string {
-	b := path[0]
+// key returns the id of the metric key of a path, the segments joined
+// with "/", interning it.
+func (c *rowConverter) key(r *rawRow, path []span) int32 {
+	b := r.bytes(path[0])
 	if len(path) > 1 {
-		c.keyBuf = append(c.keyBuf[:0], path[0]...)
+		c.keyBuf = append(c.keyBuf[:0], b...)
 		for _, s := range path[1:] {
-			c.keyBuf = append(append(c.keyBuf, '/'), s...)
+			c.keyBuf = append(append(c.keyBuf, '/'), r.bytes(s)...)
 		}
 		b = c.keyBuf
 	}
-	if s, ok := c.intern[string(b)]; ok {
-		return s
+	if id, ok := c.intern[string(b)]; ok {
+		return id
+	}
+	if c.intern == nil {
+		c.intern = map[string]int32{}
 	}
 	s := string(b)
-	if c.intern == nil {
-		c.intern = map[string]string{}
-	}
-	if len(c.intern) < maxInterned {
-		c.intern[s] = s
-	}
-	return s
+	id := int32(len(c.names))
+	c.names = append(c.names, s)
+	c.intern[s] = id
+	return id
 }
 
-// sorted returns the current row's points sorted as convertRow sorts them
+// sort orders the current row's points as convertRow does
 // (schema.CompareMetrics, before step and time are set).
-func (c *rowConverter) sorted() []schema.Metric {
-	c.out = c.out[:0]
-	if !c.valid || !slices.Equal(c.keys, c.prev) {
-		c.perm = c.perm[:0]
-		for i := range c.keys {
-			c.perm = append(c.perm, i)
+func (c *rowConverter) sort() {
+	c.isDups = false
+	if c.valid && slices.Equal(c.ids, c.prev) {
+		return
+	}
+	c.perm = c.perm[:0]
+	for i := range c.ids {
+		c.perm = append(c.perm, int32(i))
+	}
+	slices.SortFunc(c.perm, func(a, b int32) int { return strings.Compare(c.names[c.ids[a]], c.names[c.ids[b]]) })
+	for i := 1; i < len(c.perm); i++ {
+		if c.ids[c.perm[i]] == c.ids[c.perm[i-1]] {
+			// A repeated key: such points are ordered by value too. Sort the
+			// points themselves, as convertRow does, and keep no order.
+			c.valid, c.isDups = false, true
+			c.dups = c.dups[:0]
+			for i, id := range c.ids {
+				c.dups = append(c.dups, schema.Metric{Key: c.names[id], Value: c.vals[i]})
+			}
+			slices.SortFunc(c.dups, schema.CompareMetrics)
+			return
 		}
-		slices.SortFunc(c.perm, func(a, b int) int { return strings.Compare(c.keys[a], c.keys[b]) })
-		distinct := true
-		for i := 1; i < len(c.perm); i++ {
-			if c.keys[c.perm[i]] == c.keys[c.perm[i-1]] {
-				distinct = false
-				break
+	}
+	c.prev = append(c.prev[:0], c.ids...)
+	c.valid = true
+}
+
+// appendPoints adds the points of the row last converted to p, at step
+// and time (Unix ms).
+func (c *rowConverter) appendPoints(p *pager[schema.Metric], step, time int64) error {
+	if c.isDups {
+		for _, m := range c.dups {
+			m.Step, m.Time = step, time
+			if err := p.add(m); err != nil {
+				return err
 			}
 		}
-		if !distinct {
-			// Repeated keys are ordered by value too: sort the points
-			// themselves, as convertRow does, and keep no order.
-			c.valid = false
-			for i, k := range c.keys {
-				c.out = append(c.out, schema.Metric{Key: k, Value: c.vals[i]})
-			}
-			slices.SortFunc(c.out, schema.CompareMetrics)
-			return c.out
-		}
-		c.prev = append(c.prev[:0], c.keys...)
-		c.valid = true
+		return nil
 	}
 	for _, i := range c.perm {
-		c.out = append(c.out, schema.Metric{Key: c.keys[i], Value: c.vals[i]})
+		if err := p.add(schema.Metric{Key: c.names[c.ids[i]], Value: c.vals[i], Step: step, Time: time}); err != nil {
+			return err
+		}
 	}
-	return c.out
+	return nil
 }

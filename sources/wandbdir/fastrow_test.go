@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/runferry/runferry/internal/wandbfile"
+	"github.com/runferry/runferry/schema"
 )
 
 // The fast path (peekRecord, rawRow, parseSimple, rowConverter) must give
@@ -155,6 +156,7 @@ func checkRecord(t *testing.T, payload []byte, conv *rowConverter) bool {
 	if !ok {
 		return false
 	}
+	got = withPoints(conv, got)
 	w := want.convert()
 	if len(w.rich) > 0 || len(w.bad) > 0 {
 		t.Fatalf("fast path took a row with rich or bad values: %+v", w)
@@ -163,6 +165,18 @@ func checkRecord(t *testing.T, payload []byte, conv *rowConverter) bool {
 		t.Fatalf("convert %+v, want %+v", got, w)
 	}
 	return true
+}
+
+// withPoints returns r with the points conv holds for it.
+func withPoints(conv *rowConverter, r row) row {
+	var got []schema.Metric
+	p := &pager[schema.Metric]{yield: func(page []schema.Metric, _ error) bool {
+		got = append(got, page...)
+		return true
+	}}
+	conv.appendPoints(p, 0, 0)
+	r.metrics = append(got, p.page...)
+	return r
 }
 
 // normItems makes Decode's and the scan's items comparable: an empty
@@ -281,11 +295,16 @@ func TestRowConverterOrder(t *testing.T) {
 	for i, r := range rows {
 		var raw rawRow
 		var items []wandbfile.Item
+		add := func(s string) span {
+			raw.body = append(raw.body, s...)
+			return span{int32(len(raw.body) - len(s)), int32(len(s))}
+		}
 		for _, kv := range r {
-			raw.items = append(raw.items, rawItem{key: []byte(kv[0]), value: []byte(kv[1])})
+			raw.items = append(raw.items, rawItem{key: add(kv[0]), value: add(kv[1])})
 			items = append(items, wandbfile.Item{Key: kv[0], ValueJSON: kv[1]})
 		}
 		got, ok := conv.convert(&raw, true)
+		got = withPoints(&conv, got)
 		want := convertRow(parseItems(items), nil)
 		if !ok || !sameFastRow(got, want) {
 			t.Errorf("row %d: %+v, want %+v", i, got.metrics, want.metrics)

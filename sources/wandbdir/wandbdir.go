@@ -198,14 +198,15 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 		var sample int64
 		return handler{
 			history: func(_ *segment, h histRow) error {
-				var r row
-				ok := false
 				if h.raw != nil {
-					r, ok = conv.convert(h.raw, true)
+					if r, ok := conv.convert(h.raw, true); ok {
+						if step, ok := steps.next(&r); ok {
+							return conv.appendPoints(p, step, r.time)
+						}
+						return nil
+					}
 				}
-				if !ok {
-					r = h.convert()
-				}
+				r := h.convert()
 				step, ok := steps.next(&r)
 				if !ok {
 					return nil
