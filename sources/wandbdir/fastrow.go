@@ -318,8 +318,13 @@ func (c *rowConverter) appendPoints(p *pager[schema.Metric], step, time int64) e
 		}
 		return nil
 	}
-	for _, i := range c.perm {
-		if err := p.add(schema.Metric{Key: c.names[c.ids[i]], Value: c.vals[i], Step: step, Time: time}); err != nil {
+	for perm := c.perm; len(perm) > 0; {
+		dst := p.extend(len(perm))
+		for k, i := range perm[:len(dst)] {
+			dst[k] = schema.Metric{Key: c.names[c.ids[i]], Value: c.vals[i], Step: step, Time: time}
+		}
+		perm = perm[len(dst):]
+		if err := p.flushFull(); err != nil {
 			return err
 		}
 	}

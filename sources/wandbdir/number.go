@@ -24,52 +24,32 @@ func parseNumber(b []byte) simpleValue {
 	if neg {
 		i++
 	}
-	var mant uint64
-	nd, exp := 0, 0 // significant digits in mant; decimal exponent of mant
-	trunc := false  // non-zero digits did not fit in mant
-	digit := func(c byte, frac bool) {
-		switch {
-		case nd < 19:
-			if mant != 0 || c != '0' {
-				nd++
-			}
-			mant = mant*10 + uint64(c-'0')
-			if frac {
-				exp--
-			}
-		default:
-			trunc = trunc || c != '0'
-			if !frac {
-				exp++
-			}
-		}
-	}
+	intStart := i
 	switch {
 	case i < len(b) && b[i] == '0':
 		i++
 	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			digit(b[i], false)
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
 		}
 	default:
 		return simpleValue{}
 	}
-	intDigits := i
-	if neg {
-		intDigits--
-	}
+	intEnd, fracStart, fracEnd := i, i, i
 	integral := true
 	if i < len(b) && b[i] == '.' {
 		integral = false
 		i++
-		start := i
-		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			digit(b[i], true)
+		fracStart = i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
 		}
-		if i == start {
+		if i == fracStart {
 			return simpleValue{}
 		}
+		fracEnd = i
 	}
+	exp := 0
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		integral = false
 		i++
@@ -80,23 +60,27 @@ func parseNumber(b []byte) simpleValue {
 			}
 			i++
 		}
-		start, e := i, 0
+		start := i
 		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if e < 100000 {
-				e = e*10 + int(b[i]-'0')
+			if exp < 100000 {
+				exp = exp*10 + int(b[i]-'0')
 			}
 		}
 		if i == start {
 			return simpleValue{}
 		}
-		exp += sign * e
+		exp *= sign
 	}
 	if i != len(b) {
 		return simpleValue{}
 	}
+	intPart, fracPart := b[intStart:intEnd], b[fracStart:fracEnd]
 	if integral {
-		if intDigits <= 18 { // always fits in int64
-			n := int64(mant)
+		if len(intPart) <= 18 { // always fits in int64
+			var n int64
+			for _, c := range intPart {
+				n = n*10 + int64(c-'0')
+			}
 			if neg {
 				n = -n
 			}
@@ -108,7 +92,27 @@ func parseNumber(b []byte) simpleValue {
 		f, err := strconv.ParseFloat(string(b), 64)
 		return simpleValue{kind: simpleBig, f: f, ok: err == nil || math.IsInf(f, 0)}
 	}
-	if !trunc {
+	// Significant digits: all but the zeros before the first non-zero one
+	// (the integer part is "0" or starts with a non-zero digit).
+	sig := len(intPart) + len(fracPart)
+	if len(intPart) == 1 && intPart[0] == '0' {
+		sig--
+		for _, c := range fracPart {
+			if c != '0' {
+				break
+			}
+			sig--
+		}
+	}
+	if sig <= 19 {
+		var mant uint64
+		for _, c := range intPart {
+			mant = mant*10 + uint64(c-'0')
+		}
+		for _, c := range fracPart {
+			mant = mant*10 + uint64(c-'0')
+		}
+		exp -= len(fracPart)
 		if f, ok := exactFloat(mant, exp, neg); ok {
 			return simpleValue{kind: simpleFloat, f: f}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"slices"
 
 	"github.com/runferry/runferry/schema"
 )
@@ -69,6 +70,28 @@ func (p *pager[T]) addAll(vs []T) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// extend adds room for up to n values at the end of the current page and
+// returns it (at most what the page has left) for the caller to fill; the
+// caller then calls flushFull.
+func (p *pager[T]) extend(n int) []T {
+	if p.page == nil && p.full {
+		p.page = make([]T, 0, PageSize)
+	}
+	n = min(n, PageSize-len(p.page))
+	p.page = slices.Grow(p.page, n)
+	start := len(p.page)
+	p.page = p.page[:start+n]
+	return p.page[start:]
+}
+
+// flushFull yields the current page if it is full.
+func (p *pager[T]) flushFull() error {
+	if len(p.page) >= PageSize {
+		return p.flush()
 	}
 	return nil
 }

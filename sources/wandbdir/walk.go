@@ -68,6 +68,10 @@ type handler struct {
 	segmentEnd func(seg *segment) error
 }
 
+// fastPath enables the fast path of walkWandbFile (see rawrecord.go); tests
+// turn it off to compare with the plain decoding.
+var fastPath = true
+
 // ctxCheckEvery is how many records walk reads between context checks.
 const ctxCheckEvery = 256
 
@@ -125,7 +129,7 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 		if err != nil {
 			return notes, fault.Permanent(fmt.Errorf("wandb: reading %s: %w", name, err))
 		}
-		if kind, body, clean := peekRecord(payload); clean {
+		if kind, body, clean := peekRecord(payload); clean && fastPath {
 			switch kind {
 			case wandbfile.KindHistory:
 				if h.history == nil {
