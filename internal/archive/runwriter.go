@@ -15,7 +15,7 @@ import (
 )
 
 // SortBufferPoints is how many metric points a RunWriter holds in memory
-// before it spills them, sorted, to a temporary file (32 bytes a point).
+// before it spills them, sorted, to a temporary file (24 bytes a point).
 var SortBufferPoints = 1 << 20
 
 // ErrSizeMismatch is returned by WriteArtifact when the body's length
@@ -245,8 +245,8 @@ func (rw *RunWriter) writeMetrics() (FileEntry, error) {
 	if err != nil {
 		return FileEntry{}, err
 	}
-	rows := make([]MetricRow, 0, 4096)
-	err = rw.metrics.finish(func(key string, pts []point) error {
+	rows := make([]MetricRow, 0, emitBatch)
+	err = rw.metrics.finish(func(key string, pts []pt) error {
 		rows = rows[:0]
 		for _, p := range pts {
 			rows = append(rows, MetricRow{Run: rw.origin, Key: key, Step: p.step, Time: p.time, Value: p.val})

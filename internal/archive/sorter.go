@@ -4,259 +4,456 @@ import (
 	"bufio"
 	"cmp"
 	"container/heap"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"math"
 	"os"
 	"slices"
+	"unsafe"
 
 	"github.com/runferry/runferry/schema"
 )
 
 // metricSorter puts a run's points into archive order (key, then step,
-// then arrival) in bounded memory: points collect in a buffer of at most
-// limit entries; a full buffer is sorted and spilled to a temporary file of
-// fixed-size records; finish merges the spills (and the last buffer) into
-// the metrics file. Memory is the buffer plus one read buffer per spill,
-// whatever the size of the run. Key names are kept once in memory.
+// then arrival) in bounded memory.
+//
+// Points are appended, in arrival order, to per-key chunks carved from an
+// arena of at most limit points (24 bytes each); so a key's points are
+// already grouped, and they are already in step order whenever the source
+// delivers each key's steps in non-decreasing order (which the sorter
+// notices; only a key that goes back in steps is stable-sorted). When the
+// arena is full, every key's points are written, key after key, to one
+// temporary spill file as a sorted segment, and the arena is reused. finish
+// then emits key after key: a key whose segments follow each other in step
+// order (the usual case) is streamed segment after segment; otherwise its
+// segments are merged (ties go to the earlier segment, which holds earlier
+// arrivals). Memory is the arena, whatever the size of the run; key names
+// are kept once in memory.
 type metricSorter struct {
-	dir    string // where spill files go
-	limit  int
-	keys   map[string]uint32
-	names  []string
-	buf    []point
-	spills []string
-	count  int64
+	dir   string // where the spill file goes
+	limit int    // arena size in points
+	arena arena
+
+	keys  map[string]uint32
+	names []string
+	per   []keyBuf // by key id
+	prev  uint32   // id of the previous point's key
+	count int64
+
+	spill  *os.File
+	spillN int64       // bytes written to spill
+	segs   [][]segment // by key id: its spilled segments, in spill order
+	tmp    []pt        // scratch for sorting one key's points
 }
 
-// point is one buffered metric; key is an index into names, seq the
-// arrival order within the buffer.
-type point struct {
-	key  uint32
-	seq  uint32
+// pt is one metric point without its key.
+type pt struct {
 	step int64
 	time int64
 	val  float64
 }
 
-const spillRecord = 28 // key u32, step i64, time i64, value bits u64
+const ptSize = int64(unsafe.Sizeof(pt{}))
+
+// Chunk sizes: a key's first chunk holds minChunk points, each further one
+// twice the previous, up to maxChunk; so a run with very many keys still
+// fills the arena before it spills.
+const (
+	minChunk = 16
+	maxChunk = 4096
+)
+
+// keyBuf is one key's points in the arena, in arrival order.
+type keyBuf struct {
+	full     [][]pt // filled chunks
+	cur      []pt   // chunk being filled (len < cap), nil before the first point
+	n        int    // points held
+	size     int    // capacity of the latest chunk
+	lastStep int64
+	unsorted bool // a step went back: the points need a stable sort
+	next     uint32
+	hasNext  bool // next guesses the key that follows this one
+}
+
+// segment is one key's sorted points in the spill file.
+type segment struct {
+	off, n      int64 // byte offset, points
+	first, last int64 // steps of the first and last point
+}
+
+// arena hands out chunks from blocks totalling at most limit points; reset
+// makes all of it free again. Blocks are allocated as needed, so a small run
+// costs little memory.
+type arena struct {
+	limit   int
+	total   int
+	blocks  [][]pt
+	bi, off int // next free point: block, offset
+}
+
+// alloc returns an empty chunk of capacity n, or nil if the arena is full.
+func (a *arena) alloc(n int) []pt {
+	for {
+		if a.bi < len(a.blocks) {
+			if b := a.blocks[a.bi]; a.off+n <= len(b) {
+				c := b[a.off : a.off : a.off+n]
+				a.off += n
+				return c
+			}
+			a.bi, a.off = a.bi+1, 0
+			continue
+		}
+		room := a.limit - a.total
+		if room < n {
+			return nil
+		}
+		size := min(room, max(n, 1<<12, a.total))
+		a.blocks = append(a.blocks, make([]pt, size))
+		a.total += size
+	}
+}
+
+func (a *arena) reset() { a.bi, a.off = 0, 0 }
 
 func newMetricSorter(dir string, limit int) *metricSorter {
-	return &metricSorter{dir: dir, limit: limit, keys: map[string]uint32{}}
+	return &metricSorter{dir: dir, limit: max(limit, 1), arena: arena{limit: max(limit, 1)}, keys: map[string]uint32{}}
+}
+
+// id returns the key id of name, registering a new key. Sources deliver
+// keys in a repeating order (a W&B history row lists the same keys each
+// time), so the key that followed the previous one last time is tried
+// before the map.
+func (s *metricSorter) id(name string) uint32 {
+	havePrev := s.count > 0
+	if havePrev {
+		if p := &s.per[s.prev]; p.hasNext && s.names[p.next] == name {
+			return p.next
+		}
+	}
+	id, ok := s.keys[name]
+	if !ok {
+		id = uint32(len(s.names))
+		s.keys[name] = id
+		s.names = append(s.names, name)
+		s.per = append(s.per, keyBuf{})
+	}
+	if havePrev {
+		p := &s.per[s.prev]
+		p.next, p.hasNext = id, true
+	}
+	return id
 }
 
 func (s *metricSorter) add(batch []schema.Metric) error {
-	for _, m := range batch {
-		id, ok := s.keys[m.Key]
-		if !ok {
-			id = uint32(len(s.names))
-			s.keys[m.Key] = id
-			s.names = append(s.names, m.Key)
-		}
-		if s.buf == nil {
-			s.buf = make([]point, 0, min(s.limit, 4096))
-		}
-		s.buf = append(s.buf, point{key: id, seq: uint32(len(s.buf)), step: m.Step, time: m.Time, val: m.Value})
-		s.count++
-		if len(s.buf) >= s.limit {
-			if err := s.spill(); err != nil {
-				return err
+	for i := range batch {
+		m := &batch[i]
+		id := s.id(m.Key)
+		s.prev = id
+		kb := &s.per[id]
+		if len(kb.cur) == cap(kb.cur) {
+			if kb.cur != nil {
+				kb.full, kb.cur = append(kb.full, kb.cur), nil
+				kb.size = min(2*kb.size, maxChunk)
 			}
+			size := min(max(kb.size, minChunk), s.limit)
+			kb.size = size
+			c := s.arena.alloc(size)
+			if c == nil {
+				if err := s.spillAll(); err != nil {
+					return err
+				}
+				kb = &s.per[id]
+				if c = s.arena.alloc(size); c == nil {
+					return fmt.Errorf("metric sorter: chunk of %d points does not fit a buffer of %d", size, s.limit)
+				}
+			}
+			kb.cur = c
 		}
+		if kb.n > 0 && m.Step < kb.lastStep {
+			kb.unsorted = true
+		}
+		kb.lastStep = m.Step
+		kb.cur = append(kb.cur, pt{step: m.Step, time: m.Time, val: m.Value})
+		kb.n++
+		s.count++
 	}
 	return nil
 }
 
-// ranks maps key ids to their position in sorted key order.
-func (s *metricSorter) ranks() []uint32 {
+// order returns key ids in the order of their names.
+func (s *metricSorter) order() []uint32 {
 	order := make([]uint32, len(s.names))
 	for i := range order {
 		order[i] = uint32(i)
 	}
 	slices.SortFunc(order, func(a, b uint32) int { return cmp.Compare(s.names[a], s.names[b]) })
-	rank := make([]uint32, len(s.names))
-	for r, id := range order {
-		rank[id] = uint32(r)
-	}
-	return rank
+	return order
 }
 
-func (s *metricSorter) sortBuf(rank []uint32) {
-	slices.SortFunc(s.buf, func(a, b point) int {
-		if c := cmp.Compare(rank[a.key], rank[b.key]); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.step, b.step); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.seq, b.seq)
-	})
+// sorted returns kb's points in step order, stable: its chunks as they are,
+// or one chunk sorted in s.tmp.
+func (s *metricSorter) sorted(kb *keyBuf) [][]pt {
+	chunks := kb.full
+	if len(kb.cur) > 0 {
+		chunks = append(chunks, kb.cur)
+	}
+	if !kb.unsorted {
+		return chunks
+	}
+	s.tmp = s.tmp[:0]
+	for _, c := range chunks {
+		s.tmp = append(s.tmp, c...)
+	}
+	slices.SortStableFunc(s.tmp, func(a, b pt) int { return cmp.Compare(a.step, b.step) })
+	return [][]pt{s.tmp}
 }
 
-func (s *metricSorter) spill() error {
-	s.sortBuf(s.ranks())
-	if err := os.MkdirAll(s.dir, 0o755); err != nil {
-		return err
+// release forgets kb's points (their chunks go back with the arena reset).
+func (kb *keyBuf) release() {
+	clear(kb.full)
+	kb.full, kb.cur, kb.n, kb.unsorted = kb.full[:0], nil, 0, false
+}
+
+// ptBytes views points as bytes. Spill files are read back by the process
+// that wrote them, so the native layout is the file format.
+func ptBytes(p []pt) []byte {
+	if len(p) == 0 {
+		return nil
 	}
-	f, err := os.CreateTemp(s.dir, "spill-*"+tmpSuffix)
-	if err != nil {
-		return err
+	return unsafe.Slice((*byte)(unsafe.Pointer(&p[0])), len(p)*int(ptSize))
+}
+
+// spillAll writes every key's points to the spill file as one sorted
+// segment per key, and frees the arena.
+func (s *metricSorter) spillAll() error {
+	if s.spill == nil {
+		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+			return err
+		}
+		f, err := os.CreateTemp(s.dir, "spill-*"+tmpSuffix)
+		if err != nil {
+			return err
+		}
+		s.spill = f
 	}
-	s.spills = append(s.spills, f.Name())
-	bw := bufio.NewWriterSize(f, 1<<20)
-	var rec [spillRecord]byte
-	for _, p := range s.buf {
-		binary.LittleEndian.PutUint32(rec[0:], p.key)
-		binary.LittleEndian.PutUint64(rec[4:], uint64(p.step))
-		binary.LittleEndian.PutUint64(rec[12:], uint64(p.time))
-		binary.LittleEndian.PutUint64(rec[20:], math.Float64bits(p.val))
-		bw.Write(rec[:])
+	bw := bufio.NewWriterSize(s.spill, 256<<10)
+	for len(s.segs) < len(s.per) {
+		s.segs = append(s.segs, nil)
 	}
-	err = bw.Flush()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	for id := range s.per {
+		kb := &s.per[id]
+		if kb.n == 0 {
+			continue
+		}
+		chunks := s.sorted(kb)
+		seg := segment{off: s.spillN, n: int64(kb.n), first: chunks[0][0].step}
+		last := chunks[len(chunks)-1]
+		seg.last = last[len(last)-1].step
+		for _, c := range chunks {
+			if _, err := bw.Write(ptBytes(c)); err != nil {
+				return fmt.Errorf("spilling metrics: %w", err)
+			}
+		}
+		s.spillN += seg.n * ptSize
+		s.segs[id] = append(s.segs[id], seg)
+		kb.release()
 	}
-	s.buf = s.buf[:0]
-	if err != nil {
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("spilling metrics: %w", err)
+	}
+	s.arena.reset()
+	return nil
+}
+
+// emitBatch is the largest slice finish passes to emit.
+const emitBatch = 1 << 14
+
+// finish calls emit with every point in archive order, key after key, in
+// slices of at most emitBatch points (valid only during the call), then
+// removes the spill file.
+func (s *metricSorter) finish(emit func(key string, pts []pt) error) error {
+	defer s.discard()
+	order := s.order()
+	if s.spill == nil {
+		for _, id := range order {
+			kb := &s.per[id]
+			if kb.n == 0 {
+				continue
+			}
+			for _, c := range s.sorted(kb) {
+				for len(c) > 0 {
+					n := min(len(c), emitBatch)
+					if err := emit(s.names[id], c[:n]); err != nil {
+						return err
+					}
+					c = c[n:]
+				}
+			}
+		}
+		return nil
+	}
+	if err := s.spillAll(); err != nil {
+		return err
+	}
+	// The arena's largest block now serves as read buffers.
+	var buf []pt
+	for _, b := range s.arena.blocks {
+		if len(b) > len(buf) {
+			buf = b
+		}
+	}
+	s.arena = arena{}
+	s.per, s.tmp = nil, nil
+	if len(buf) < 2*emitBatch {
+		buf = make([]pt, 2*emitBatch)
+	}
+	for _, id := range order {
+		segs := s.segs[id]
+		if len(segs) == 0 {
+			continue
+		}
+		var err error
+		if inOrder(segs) {
+			err = s.stream(s.names[id], segs, buf[:emitBatch], emit)
+		} else {
+			err = s.merge(s.names[id], segs, buf, emit)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// finish calls emit with every point in archive order, in chunks, then
-// removes the spill files.
-func (s *metricSorter) finish(emit func(key string, pts []point) error) error {
-	defer s.discard()
-	rank := s.ranks()
-	if len(s.spills) == 0 {
-		s.sortBuf(rank)
-		for i := 0; i < len(s.buf); {
-			j := i
-			for j < len(s.buf) && s.buf[j].key == s.buf[i].key && j-i < 4096 {
-				j++
-			}
-			if err := emit(s.names[s.buf[i].key], s.buf[i:j]); err != nil {
+// inOrder reports whether segs, concatenated, are in step order.
+func inOrder(segs []segment) bool {
+	for i := 1; i < len(segs); i++ {
+		if segs[i].first < segs[i-1].last {
+			return false
+		}
+	}
+	return true
+}
+
+// readPts fills p from the spill file at off.
+func (s *metricSorter) readPts(p []pt, off int64) error {
+	if _, err := s.spill.ReadAt(ptBytes(p), off); err != nil {
+		return fmt.Errorf("reading metric spill %s: %w", s.spill.Name(), err)
+	}
+	return nil
+}
+
+// stream emits segs one after the other.
+func (s *metricSorter) stream(key string, segs []segment, buf []pt, emit func(string, []pt) error) error {
+	for _, sg := range segs {
+		for i := int64(0); i < sg.n; {
+			n := min(sg.n-i, int64(len(buf)))
+			if err := s.readPts(buf[:n], sg.off+i*ptSize); err != nil {
 				return err
 			}
-			i = j
-		}
-		return nil
-	}
-	if len(s.buf) > 0 {
-		if err := s.spill(); err != nil {
-			return err
+			if err := emit(key, buf[:n]); err != nil {
+				return err
+			}
+			i += n
 		}
 	}
-	s.buf = nil
-	return s.merge(rank, emit)
+	return nil
 }
 
-func (s *metricSorter) discard() {
-	for _, p := range s.spills {
-		os.Remove(p)
+// segReader reads one segment through a slice of the read buffer.
+type segReader struct {
+	s        *metricSorter
+	seg      segment
+	idx      int   // segment's position: ties go to the lower
+	read     int64 // points read from the file
+	buf, win []pt  // buffer; unconsumed window of it
+}
+
+func (r *segReader) head() pt { return r.win[0] }
+
+// advance consumes the head point; it reports false at the segment's end.
+func (r *segReader) advance() (bool, error) {
+	r.win = r.win[1:]
+	if len(r.win) > 0 {
+		return true, nil
 	}
-	s.spills = nil
-	s.buf = nil
-}
-
-// spillReader reads one spill file's records in order.
-type spillReader struct {
-	r   *bufio.Reader
-	f   *os.File
-	idx int
-	cur point
-}
-
-func (sr *spillReader) next() (bool, error) {
-	var rec [spillRecord]byte
-	if _, err := io.ReadFull(sr.r, rec[:]); err != nil {
-		if err == io.EOF {
-			return false, nil
-		}
-		return false, fmt.Errorf("reading metric spill %s: %w", sr.f.Name(), err)
+	if r.read == r.seg.n {
+		return false, nil
 	}
-	sr.cur = point{key: binary.LittleEndian.Uint32(rec[0:]), step: int64(binary.LittleEndian.Uint64(rec[4:])),
-		time: int64(binary.LittleEndian.Uint64(rec[12:])), val: math.Float64frombits(binary.LittleEndian.Uint64(rec[20:]))}
+	n := min(r.seg.n-r.read, int64(len(r.buf)))
+	if err := r.s.readPts(r.buf[:n], r.seg.off+r.read*ptSize); err != nil {
+		return false, err
+	}
+	r.read += n
+	r.win = r.buf[:n]
 	return true, nil
 }
 
-type spillHeap struct {
-	rs   []*spillReader
-	rank []uint32
-}
+type segHeap []*segReader
 
-func (h *spillHeap) Len() int { return len(h.rs) }
-func (h *spillHeap) Less(i, j int) bool {
-	a, b := h.rs[i], h.rs[j]
-	if ra, rb := h.rank[a.cur.key], h.rank[b.cur.key]; ra != rb {
-		return ra < rb
-	}
-	if a.cur.step != b.cur.step {
-		return a.cur.step < b.cur.step
-	}
-	return a.idx < b.idx // earlier spill holds earlier arrivals: stable
+func (h segHeap) Len() int { return len(h) }
+func (h segHeap) Less(i, j int) bool {
+	a, b := h[i].head().step, h[j].head().step
+	return a < b || (a == b && h[i].idx < h[j].idx)
 }
-func (h *spillHeap) Swap(i, j int) { h.rs[i], h.rs[j] = h.rs[j], h.rs[i] }
-func (h *spillHeap) Push(x any)    { h.rs = append(h.rs, x.(*spillReader)) }
-func (h *spillHeap) Pop() any {
-	x := h.rs[len(h.rs)-1]
-	h.rs = h.rs[:len(h.rs)-1]
+func (h segHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *segHeap) Push(x any)   { *h = append(*h, x.(*segReader)) }
+func (h *segHeap) Pop() any {
+	x := (*h)[len(*h)-1]
+	*h = (*h)[:len(*h)-1]
 	return x
 }
 
-func (s *metricSorter) merge(rank []uint32, emit func(string, []point) error) error {
-	h := &spillHeap{rank: rank}
-	defer func() {
-		for _, r := range h.rs {
-			r.f.Close()
-		}
-	}()
-	for i, p := range s.spills {
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		sr := &spillReader{r: bufio.NewReaderSize(f, 64<<10), f: f, idx: i}
-		ok, err := sr.next()
-		if err != nil {
-			f.Close()
-			return err
-		}
-		if !ok {
-			f.Close()
-			continue
-		}
-		h.rs = append(h.rs, sr)
+// merge emits the points of segs (each sorted) in step order; equal steps
+// keep segment order. buf is split between the segments' readers and the
+// output batch.
+func (s *metricSorter) merge(key string, segs []segment, buf []pt, emit func(string, []pt) error) error {
+	out := buf[:0:emitBatch]
+	rest := buf[emitBatch:]
+	per := max(len(rest)/len(segs), 256)
+	if per*len(segs) > len(rest) {
+		rest = make([]pt, per*len(segs))
 	}
-	heap.Init(h)
-	out := make([]point, 0, 4096)
-	flush := func() error {
-		if len(out) == 0 {
-			return nil
+	h := make(segHeap, 0, len(segs))
+	for i, sg := range segs {
+		r := &segReader{s: s, seg: sg, idx: i, buf: rest[i*per : (i+1)*per : (i+1)*per]}
+		r.win = r.buf[:1] // a dummy head that advance consumes
+		if ok, err := r.advance(); err != nil {
+			return err
+		} else if ok {
+			h = append(h, r)
 		}
-		err := emit(s.names[out[0].key], out)
-		out = out[:0]
-		return err
 	}
-	for h.Len() > 0 {
-		top := h.rs[0]
-		if len(out) == cap(out) || (len(out) > 0 && out[0].key != top.cur.key) {
-			if err := flush(); err != nil {
+	heap.Init(&h)
+	for len(h) > 0 {
+		top := h[0]
+		out = append(out, top.head())
+		if len(out) == cap(out) {
+			if err := emit(key, out); err != nil {
 				return err
 			}
+			out = out[:0]
 		}
-		out = append(out, top.cur)
-		ok, err := top.next()
+		ok, err := top.advance()
 		if err != nil {
 			return err
 		}
 		if ok {
-			heap.Fix(h, 0)
+			heap.Fix(&h, 0)
 		} else {
-			top.f.Close()
-			heap.Pop(h)
+			heap.Pop(&h)
 		}
 	}
-	return flush()
+	if len(out) > 0 {
+		return emit(key, out)
+	}
+	return nil
+}
+
+// discard removes the spill file and drops the buffered points.
+func (s *metricSorter) discard() {
+	if s.spill != nil {
+		s.spill.Close()
+		os.Remove(s.spill.Name())
+		s.spill = nil
+	}
+	s.arena, s.per, s.tmp, s.segs = arena{}, nil, nil, nil
 }

@@ -1,0 +1,105 @@
+package archive_test
+
+import (
+	"cmp"
+	"encoding/json"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+)
+
+// extremeMetrics returns points whose steps and times stress the delta
+// encoding of the metrics table: int64 extremes next to each other (deltas
+// that overflow), runs of equal steps, unknown times between known ones,
+// and random jumps over several pages.
+func extremeMetrics() []schema.Metric {
+	r := rand.New(rand.NewPCG(1, 2))
+	var out []schema.Metric
+	add := func(key string, step, time int64) {
+		out = append(out, schema.Metric{Key: key, Step: step, Time: time, Value: float64(len(out))})
+	}
+	for _, s := range []int64{math.MinInt64, math.MinInt64, -1, 0, 0, 1, math.MaxInt64 - 1, math.MaxInt64, math.MaxInt64} {
+		add("extremes", s, []int64{math.MinInt64, 0, math.MaxInt64, -1, 1}[len(out)%5])
+	}
+	step := int64(-1 << 40)
+	for range 20_000 {
+		switch r.IntN(4) {
+		case 0:
+			step += r.Int64N(1 << 62) // may wrap: the points are sorted below
+		case 1:
+			// equal step
+		default:
+			step += r.Int64N(100)
+		}
+		add("random", step, int64(r.Uint64()))
+	}
+	slices.SortStableFunc(out, func(a, b schema.Metric) int { return cmp.Compare(a.Step, b.Step) })
+	return out
+}
+
+// TestMetricsEncodingRoundTrip writes extreme steps and times and reads
+// them back with the archive's reader, with pyarrow, and (steps) with
+// DuckDB.
+func TestMetricsEncodingRoundTrip(t *testing.T) {
+	base := dataset.Canonical()
+	run := &dataset.RunData{Run: schema.Run{Origin: schema.Ref{System: "memory", ID: "extreme"},
+		Experiment: base.Experiments[0].Origin, Name: "extreme", Status: schema.StatusFinished,
+		Start: base.Runs[0].Run.Start, End: base.Runs[0].Run.End}, Metrics: extremeMetrics()}
+	d := &dataset.Dataset{Experiments: base.Experiments[:1], Runs: []*dataset.RunData{run}}
+	dir := filepath.Join(t.TempDir(), "archive")
+	write(t, dir, d)
+	expectEqual(t, dir, d)
+
+	python := testenv.Python(t)
+	script := filepath.Join(t.TempDir(), "read.py")
+	os.WriteFile(script, []byte(`
+import glob, json, sys
+import duckdb, pyarrow as pa, pyarrow.parquet as pq
+f = glob.glob(sys.argv[1] + "/metrics/*/*.parquet")[0]
+t = pq.read_table(f)
+steps = t.column("step").to_pylist()
+# DuckDB decodes the steps too (its timestamps cannot hold the extreme times)
+assert [r[0] for r in duckdb.execute("select step from read_parquet(?)", [f]).fetchall()] == steps, "duckdb steps differ"
+print(json.dumps([t.column("key").to_pylist(), steps,
+                  t.column("time").cast(pa.int64()).to_pylist(), t.column("value").to_pylist()]))
+`), 0o644)
+	out, err := exec.Command(python, script, dir).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("pyarrow reader: %v\n%s", err, stderr)
+	}
+	var cols struct {
+		keys   []string
+		steps  []int64
+		times  []*int64
+		values []float64
+	}
+	if err := json.Unmarshal(out, &[]any{&cols.keys, &cols.steps, &cols.times, &cols.values}); err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Clone(run.Metrics)
+	slices.SortStableFunc(want, func(a, b schema.Metric) int { return cmp.Compare(a.Key, b.Key) })
+	if len(cols.steps) != len(want) || len(cols.times) != len(want) || len(cols.values) != len(want) || len(cols.keys) != len(want) {
+		t.Fatalf("pyarrow read %d/%d/%d rows, want %d", len(cols.steps), len(cols.times), len(cols.values), len(want))
+	}
+	for i, m := range want {
+		tm := int64(0)
+		if cols.times[i] != nil {
+			tm = *cols.times[i]
+		}
+		if cols.keys[i] != m.Key || cols.steps[i] != m.Step || tm != m.Time || cols.values[i] != m.Value {
+			t.Fatalf("row %d: pyarrow read %s %d %d %v, want %+v", i, cols.keys[i], cols.steps[i], tm, cols.values[i], m)
+		}
+	}
+}
