@@ -111,6 +111,10 @@
 // Experiments and Runs discover run folders once per Source; Runs reads
 // each run's logs once to fold its metadata; Metrics, RichValues and Logs
 // stream the logs again (pages of PageSize), so memory stays bounded by a
-// page plus the largest record whatever the size of a run. Fingerprint
-// hashes names, sizes and modification times only.
+// page plus the largest record whatever the size of a run. Each pass
+// decodes only the records it needs: history rows are scanned in place and,
+// when they hold only numbers, turned into points without decoding them
+// into items (see rawrecord.go); anything unusual takes the plain
+// wandbfile.Decode path, with the same result. Fingerprint hashes names,
+// sizes and modification times only.
 package wandbdir
