@@ -57,6 +57,13 @@ func archive(t *testing.T, d *dataset.Dataset) string {
 	return dir
 }
 
+func cmdExit(err error) int {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
 func buildCLI(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "runferry")
 	cmd := exec.Command("go", "build", "-o", bin, "github.com/runferry/runferry/cmd/runferry")
@@ -119,7 +126,9 @@ func TestKillAndResume(t *testing.T) {
 		}
 	}
 	out, err := exec.Command(bin, "copy", "parquet:"+arch, dst, "--state", state, "-q").CombinedOutput()
-	if err != nil {
+	// Exit 3 also reports runs read from damaged source data (the canonical
+	// run-special carries a damage note); no run may have failed.
+	if err != nil && !(cmdExit(err) == 3 && strings.Contains(string(out), " 0 failed")) {
 		t.Fatalf("final copy: %v\n%s", err, out)
 	}
 	read := strings.Replace(dst, "?", "?deleted=true&", 1)
