@@ -51,7 +51,10 @@ RESULTS=$SCRATCH/results.jsonl
 FACTS=$SCRATCH/facts.json
 : >"$RESULTS"
 
-log "building into $BIN"
+# The commit the binaries are built from (others may commit while it runs).
+BUILD_COMMIT=$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
+BUILD_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+log "building $BUILD_COMMIT into $BIN"
 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite
 
 # --- inputs ----------------------------------------------------------------
@@ -160,8 +163,8 @@ def sh(cmd):
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
 mem_kb = int(sh("grep MemTotal /proc/meminfo | awk '{print \$2}'") or 0)
 facts = {
-    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    "commit": sh("git rev-parse --short HEAD") + (" (with uncommitted changes)" if sh("git status --porcelain --untracked-files=no") else ""),
+    "date": "started $BUILD_DATE, finished " + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "commit": "$BUILD_COMMIT (binaries built at the start of the run)",
     "cpu": cpu, "nproc": sh("nproc"), "memory": "%.0f GB" % (mem_kb / 1024 / 1024),
     "os": platform.platform(), "go": sh("go env GOVERSION"), "python": platform.python_version(),
     "packages": "wandb %s, pyarrow %s, pandas %s, numpy %s" % (wandb.__version__, pyarrow.__version__, pandas.__version__, numpy.__version__),
