@@ -240,26 +240,6 @@ func (rw *RunWriter) finish() (*RunEntry, error) {
 	return entry, nil
 }
 
-func (rw *RunWriter) writeMetrics() (FileEntry, error) {
-	tf, err := createTableFile[MetricRow](rw.w.root, TableMetrics, rw.origin, rw.snapshot, metricRowGroup)
-	if err != nil {
-		return FileEntry{}, err
-	}
-	rows := make([]MetricRow, 0, emitBatch)
-	err = rw.metrics.finish(func(key string, pts []pt) error {
-		rows = rows[:0]
-		for _, p := range pts {
-			rows = append(rows, MetricRow{Run: rw.origin, Key: key, Step: p.step, Time: p.time, Value: p.val})
-		}
-		return tf.Write(rows)
-	})
-	if err != nil {
-		tf.Discard()
-		return FileEntry{}, err
-	}
-	return tf.Close()
-}
-
 // Abort abandons the run: its temporary files are deleted and the archive
 // keeps what it held before OpenRun.
 func (rw *RunWriter) Abort() error {

@@ -263,6 +263,95 @@ func (s *metricSorter) spillAll() error {
 	return nil
 }
 
+// spillRest spills what the arena holds (once the spill file exists, every
+// point goes there) and frees the arena, whose largest block it returns to
+// serve as read buffers (at least 2*emitBatch points).
+func (s *metricSorter) spillRest() ([]pt, error) {
+	if s.per != nil {
+		if err := s.spillAll(); err != nil {
+			return nil, err
+		}
+	}
+	var buf []pt
+	for _, b := range s.arena.blocks {
+		if len(b) > len(buf) {
+			buf = b
+		}
+	}
+	s.arena = arena{}
+	s.per, s.tmp = nil, nil
+	if len(buf) < 2*emitBatch {
+		buf = make([]pt, 2*emitBatch)
+	}
+	return buf, nil
+}
+
+// piece is one spilled segment in the archive order of all points: its
+// points are rows start to start+seg.n-1 of the sorted output.
+type piece struct {
+	key   uint32
+	seg   segment
+	start int64
+}
+
+// layout is for writing the sorted output in parallel: if the points were
+// spilled and every key's segments follow each other in step order (the
+// usual case), the sorted output is the concatenation of the returned
+// pieces and any range of its rows can be read with emitRows, concurrently.
+// Otherwise ok is false and finish must be used. finish or discard must be
+// called in either case.
+func (s *metricSorter) layout() (pieces []piece, ok bool, err error) {
+	if s.spill == nil {
+		return nil, false, nil
+	}
+	if _, err := s.spillRest(); err != nil {
+		return nil, false, err
+	}
+	var start int64
+	for _, id := range s.order() {
+		if id >= uint32(len(s.segs)) {
+			continue
+		}
+		if !inOrder(s.segs[id]) {
+			return nil, false, nil
+		}
+		for _, sg := range s.segs[id] {
+			pieces = append(pieces, piece{key: id, seg: sg, start: start})
+			start += sg.n
+		}
+	}
+	return pieces, true, nil
+}
+
+// emitRows calls emit with rows lo to hi-1 of the sorted output described
+// by pieces (from layout), in slices of at most len(buf) points of one key.
+// It may run concurrently with itself (each call with its own buf).
+func (s *metricSorter) emitRows(pieces []piece, lo, hi int64, buf []pt, emit func(key string, pts []pt) error) error {
+	i, _ := slices.BinarySearchFunc(pieces, lo, func(p piece, row int64) int {
+		if p.start+p.seg.n <= row {
+			return -1
+		}
+		if p.start > row {
+			return 1
+		}
+		return 0
+	})
+	for ; i < len(pieces) && lo < hi; i++ {
+		p := pieces[i]
+		for lo < hi && lo < p.start+p.seg.n {
+			n := min(hi-lo, p.start+p.seg.n-lo, int64(len(buf)))
+			if err := s.readPts(buf[:n], p.seg.off+(lo-p.start)*ptSize); err != nil {
+				return err
+			}
+			if err := emit(s.names[p.key], buf[:n]); err != nil {
+				return err
+			}
+			lo += n
+		}
+	}
+	return nil
+}
+
 // emitBatch is the largest slice finish passes to emit.
 const emitBatch = 1 << 14
 
@@ -290,20 +379,9 @@ func (s *metricSorter) finish(emit func(key string, pts []pt) error) error {
 		}
 		return nil
 	}
-	if err := s.spillAll(); err != nil {
+	buf, err := s.spillRest()
+	if err != nil {
 		return err
-	}
-	// The arena's largest block now serves as read buffers.
-	var buf []pt
-	for _, b := range s.arena.blocks {
-		if len(b) > len(buf) {
-			buf = b
-		}
-	}
-	s.arena = arena{}
-	s.per, s.tmp = nil, nil
-	if len(buf) < 2*emitBatch {
-		buf = make([]pt, 2*emitBatch)
 	}
 	for _, id := range order {
 		segs := s.segs[id]

@@ -5,8 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/runferry/runferry/schema"
 )
@@ -77,8 +82,35 @@ func TestMetricSorterOrder(t *testing.T) {
 				if s.count != int64(len(want)) {
 					t.Fatalf("count %d, want %d", s.count, len(want))
 				}
+				collect := func(got *[]schema.Metric) func(key string, p []pt) error {
+					return func(key string, p []pt) error {
+						for _, q := range p {
+							*got = append(*got, schema.Metric{Key: key, Step: q.step, Time: q.time, Value: q.val})
+						}
+						return nil
+					}
+				}
+				pieces, ok, err := s.layout()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ok { // read back in ranges of random sizes, as parallel row groups do
+					var got []schema.Metric
+					for lo := int64(0); lo < int64(len(want)); {
+						hi := min(lo+1+r.Int64N(300), int64(len(want)))
+						if err := s.emitRows(pieces, lo, hi, make([]pt, 1+r.IntN(20)), collect(&got)); err != nil {
+							t.Fatal(err)
+						}
+						lo = hi
+					}
+					if !slices.Equal(got, want) {
+						t.Fatalf("emitRows: got %d points, differing from the %d wanted", len(got), len(want))
+					}
+				} else if s.spill != nil && strings.HasPrefix(in.name, "history") {
+					t.Fatalf("layout refused a history whose keys keep step order")
+				}
 				var got []schema.Metric
-				err := s.finish(func(key string, p []pt) error {
+				err = s.finish(func(key string, p []pt) error {
 					if len(p) == 0 || len(p) > emitBatch {
 						t.Fatalf("emitted %d points", len(p))
 					}
@@ -102,6 +134,75 @@ func TestMetricSorterOrder(t *testing.T) {
 					t.Fatalf("spill files left: %v", ents)
 				}
 			})
+		}
+	}
+}
+
+// TestParallelMetricsFile checks that a run written with parallel row
+// groups (spilled, keys in step order, more than a row group of points)
+// gets exactly the file one goroutine writes, and that a run whose keys go
+// back in steps (merged, then written by one goroutine) reads back sorted.
+func TestParallelMetricsFile(t *testing.T) {
+	defer func(n int) { SortBufferPoints = n }(SortBufferPoints)
+	SortBufferPoints = 100_000
+	n := metricRowGroup + metricRowGroup/3
+	gen := func(back bool) []schema.Metric {
+		out := make([]schema.Metric, 0, n)
+		for i := range n {
+			step := int64(i / 7)
+			if back && i > n/2 {
+				step -= 1000 // a resumed run going back
+			}
+			out = append(out, schema.Metric{Key: fmt.Sprintf("key%d", i%7), Step: step, Time: 1e12 + step, Value: float64(i)})
+		}
+		return out
+	}
+	write := func(procs int, pts []schema.Metric) (FileEntry, []MetricRow) {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		root := filepath.Join(t.TempDir(), "archive")
+		w, err := OpenWriter(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		rw := w.OpenRun(schema.Run{Origin: schema.Ref{System: "memory", ID: "r"}})
+		for b := range slices.Chunk(pts, 10_000) {
+			if err := rw.WriteMetrics(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entry, err := rw.finish()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range entry.Files {
+			if f.Table == TableMetrics {
+				if f.Rows != int64(n) {
+					t.Fatalf("%d rows, want %d", f.Rows, n)
+				}
+				rows, err := parquet.ReadFile[MetricRow](abs(root, stagingDir+"/"+f.Path))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return f, rows
+			}
+		}
+		t.Fatal("no metrics file")
+		return FileEntry{}, nil
+	}
+	one, _ := write(1, gen(false))
+	four, _ := write(4, gen(false))
+	if one.SHA256 != four.SHA256 || one.Bytes != four.Bytes {
+		t.Fatalf("parallel file differs: %+v vs %+v", four, one)
+	}
+	pts := gen(true)
+	_, rows := write(4, pts)
+	slices.SortStableFunc(pts, func(a, b schema.Metric) int {
+		return cmp.Or(cmp.Compare(a.Key, b.Key), cmp.Compare(a.Step, b.Step))
+	})
+	for i, r := range rows {
+		if r.Metric() != pts[i] {
+			t.Fatalf("row %d: %+v, want %+v", i, r.Metric(), pts[i])
 		}
 	}
 }
