@@ -106,4 +106,10 @@
 // Limits() declares 1000 points per write and max-in-flight runs (default
 // 8). SQLite-backed servers serialise writers; they answer 503 when busy,
 // which is retried.
+//
+// # Benchmarks
+//
+// Not written yet: points/s into SQLite- and PostgreSQL-backed servers by
+// max-in-flight, against mlflow-export-import and a Python log_batch loop,
+// for docs/BENCHMARKS.md.
 package mlflow
