@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"iter"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -139,6 +140,11 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 	if err := j.copyArtifacts(ctx, p.run.Origin, w, res); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		// A source that stopped early on cancellation without saying so
+		// must not get a partial run committed.
+		return err
+	}
 	if err := w.Commit(ctx); err != nil {
 		return fmt.Errorf("committing run: %w", err)
 	}
@@ -186,11 +192,23 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		batch = batch[:0]
 		return nil
 	}
-	for page, err := range j.src.Metrics(ctx, run) {
+	pages := prefetch(ctx, 4, func(ctx context.Context) iter.Seq2[[]schema.Metric, error] {
+		return j.src.Metrics(ctx, run)
+	})
+	for page, err := range pages {
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
 		}
 		page = j.opt.Transform.Metrics(page)
+		if len(batch) == 0 && len(page) == size {
+			// A page of exactly the batch size goes through uncopied.
+			if err := w.WriteMetrics(ctx, page); err != nil {
+				return fmt.Errorf("writing metrics: %w", err)
+			}
+			res.Points += int64(len(page))
+			j.opt.Observer(Event{Kind: EventProgress, Run: res.Origin, Points: int64(len(page))})
+			continue
+		}
 		for len(page) > 0 {
 			n := min(len(page), size-len(batch))
 			batch = append(batch, page[:n]...)
