@@ -62,6 +62,7 @@ func TestPrefetch(t *testing.T) {
 			}
 			last = err
 		}
+		cancel()
 		if !errors.Is(last, context.Canceled) {
 			t.Fatalf("canceled after 3 elements: %d elements, last error %v", n, last)
 		}

@@ -132,7 +132,7 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 			return rep, failJob(rep, fmt.Errorf("sink: %w", err))
 		}
 	}
-	j := &job{src: src, dst: dst, opt: opt, rep: rep, expIDs: map[schema.Ref]string{}}
+	j := &job{src: src, dst: dst, opt: opt, rep: rep, expIDs: map[schema.Ref]*expOnce{}}
 	plan, err := j.plan(ctx)
 	if err != nil {
 		return rep, failJob(rep, err)
@@ -160,7 +160,14 @@ type job struct {
 	rep *Report
 
 	mu     sync.Mutex // guards rep.Runs, rep.Problems and expIDs
-	expIDs map[schema.Ref]string
+	expIDs map[schema.Ref]*expOnce
+}
+
+// expOnce writes one experiment once per job, however many workers need it
+// at the same moment; a failed write is tried again by the next worker.
+type expOnce struct {
+	mu sync.Mutex
+	id string
 }
 
 // planned is one run the job will transfer.

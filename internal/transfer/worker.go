@@ -157,18 +157,22 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 // experimentID writes the experiment once per job and caches its id.
 func (j *job) experimentID(ctx context.Context, e schema.Experiment) (string, error) {
 	j.mu.Lock()
-	id, ok := j.expIDs[e.Origin]
+	once, ok := j.expIDs[e.Origin]
+	if !ok {
+		once = &expOnce{}
+		j.expIDs[e.Origin] = once
+	}
 	j.mu.Unlock()
-	if ok {
-		return id, nil
+	once.mu.Lock()
+	defer once.mu.Unlock()
+	if once.id != "" {
+		return once.id, nil
 	}
 	id, err := j.dst.PutExperiment(ctx, j.opt.Transform.Experiment(e))
 	if err != nil {
 		return "", fmt.Errorf("writing experiment %q: %w", e.Name, err)
 	}
-	j.mu.Lock()
-	j.expIDs[e.Origin] = id
-	j.mu.Unlock()
+	once.id = id
 	return id, nil
 }
 
