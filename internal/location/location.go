@@ -61,13 +61,13 @@ func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) 
 	i := strings.Index(raw, ":")
 	if i < 0 {
 		return Location{}, fmt.Errorf("location %q has no scheme: did you mean %q or %q? (see 'runferry backends')",
-			Redact(raw), "wandb:"+raw, "parquet:"+raw)
+			Redact(raw), "wandb:"+Redact(raw), "parquet:"+Redact(raw))
 	}
 	scheme := strings.ToLower(raw[:i])
 	rest := raw[i+1:]
 	if len(scheme) == 1 && isLetter(scheme[0]) && (strings.HasPrefix(rest, `\`) || strings.HasPrefix(rest, "/")) {
 		return Location{}, fmt.Errorf("location %q looks like a Windows path: prefix it with the scheme, e.g. %q",
-			Redact(raw), "parquet:"+raw)
+			Redact(raw), "parquet:"+Redact(raw))
 	}
 	k, ok := kind(scheme)
 	if !ok {
@@ -81,7 +81,7 @@ func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) 
 			host, p, _ := strings.Cut(path[2:], "/")
 			if host != "" && host != "localhost" {
 				return Location{}, fmt.Errorf("location %q names host %q, but %s: takes a local path: use %s:/%s or %s:./%s",
-					Redact(raw), host, scheme, scheme, host+"/"+p, scheme, host+"/"+p)
+					Redact(raw), Redact("//"+host)[2:], scheme, scheme, Redact(host+"/"+p), scheme, Redact(host+"/"+p))
 			}
 			path = "/" + p
 		}

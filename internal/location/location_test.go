@@ -69,12 +69,16 @@ func TestRedact(t *testing.T) {
 		"wandb+https://api.wandb.ai/acme?api_key=" + secret,
 		"sqlite:/tmp/x.db?_auth_pass=" + secret,
 		"mlflow+http://h/?Access%5FToken=" + secret,
+		"parquet://u:" + secret + "@backups/x",
 		"odd //user:" + secret + "@host stays? password=" + secret,
 	}
 	for _, in := range inputs {
 		got := Redact(in)
 		if strings.Contains(got, secret) {
 			t.Errorf("Redact(%q) = %q still shows the secret", in, got)
+		}
+		if _, err := Parse(in, kinds); err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("Parse(%q) error shows the secret: %v", in, err)
 		}
 	}
 	if got := Redact("postgres://bob@db/runs?sslmode=disable"); got != "postgres://bob@db/runs?sslmode=disable" {
