@@ -81,7 +81,7 @@ func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) 
 			host, p, _ := strings.Cut(path[2:], "/")
 			if host != "" && host != "localhost" {
 				return Location{}, fmt.Errorf("location %q names host %q, but %s: takes a local path: use %s:/%s or %s:./%s",
-					Redact(raw), Redact("//"+host)[2:], scheme, scheme, Redact(host+"/"+p), scheme, Redact(host+"/"+p))
+					Redact(raw), Redact("//" + host)[2:], scheme, scheme, Redact("//" + host + "/" + p)[2:], scheme, Redact("//" + host + "/" + p)[2:])
 			}
 			path = "/" + p
 		}
