@@ -14,7 +14,7 @@ import (
 // zstdCodec compresses every column of every table. Level: the fastest,
 // roughly zstd level 1, which is what pyarrow and Arrow use by default
 // (pa.Codec.default_compression_level("zstd") == 1): about twice as fast as
-// the library default (level 3) for files a few percent larger.
+// the library default (level 3), for sizes within a few percent of it.
 var zstdCodec = &zstd.Codec{Level: zstd.SpeedFastest}
 
 // Row-group sizes: large enough for analytics engines to scan efficiently
