@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -164,5 +165,62 @@ func TestInspectSample(t *testing.T) {
 	code, _, errOut = runCLI(t, "inspect", "../../README.md")
 	if code != transfer.ExitFatal || !strings.Contains(errOut, "README.md") {
 		t.Fatalf("inspect of a non-.wandb file: exit %d %q", code, errOut)
+	}
+}
+
+// TestInterruptThenResume: SIGINT in the middle of a copy of several large
+// runs stops the job with exit 130 and the ledger saved; a re-run resumes
+// and check passes.
+func TestInterruptThenResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("generates a few million points")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "runferry")
+	gen := filepath.Join(dir, "genwandb")
+	for target, pkg := range map[string]string{bin: ".", gen: "../../bench/genwandb"} {
+		if out, err := exec.Command("go", "build", "-o", target, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	for i := range 4 {
+		id := fmt.Sprintf("big%05d", i)
+		if out, err := exec.Command(gen, "-out", data, "-id", id, "-rows", "60000", "-keys", "10", "-seed", fmt.Sprint(i+1)).CombinedOutput(); err != nil {
+			t.Fatalf("genwandb: %v\n%s", err, out)
+		}
+	}
+	src, dst := "wandb:"+data, "parquet:"+filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	cmd := exec.Command(bin, "copy", src, dst, "--state", ledger, "--concurrency", "1")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once the first run is committed (its journal line is
+	// written), while the others are still to come.
+	journal := filepath.Join(dir, "archive", "journal")
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if ents, _ := os.ReadDir(journal); len(ents) > 0 {
+			if info, err := ents[0].Info(); err == nil && info.Size() > 0 {
+				break
+			}
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if code := exitCode(err); code != transfer.ExitInterrupted || !strings.Contains(out.String(), "interrupted (re-run to resume)") {
+		t.Fatalf("interrupted copy: exit %d\n%s", code, out.String())
+	}
+	res, err := exec.Command(bin, "copy", src, dst, "--state", ledger).CombinedOutput()
+	if err != nil || !strings.Contains(string(res), "0 failed") {
+		t.Fatalf("resume: %v\n%s", err, res)
+	}
+	res, err = exec.Command(bin, "check", src, dst).CombinedOutput()
+	if err != nil || !strings.Contains(string(res), "4 match, 0 differences") {
+		t.Fatalf("check: %v\n%s", err, res)
 	}
 }
