@@ -12,6 +12,16 @@
 # BENCH_WANDB_ROWS (default 1000000), BENCH_E2E_ROWS (default 200000),
 # BENCH_PARQUET_ROWS (default 50000000), BENCH_OUT (default
 # docs/BENCHMARKS.md).
+#
+# RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section (RUNFERRY_BENCH_ONLY=
+# default runs only the others); the rows of the sections not run are kept
+# from the scratch folder's previous results.jsonl. MLflow section knobs:
+# BENCH_MLFLOW_RUNS (default 20) x BENCH_MLFLOW_ROWS (default 1250 history
+# rows of 20 keys, ~25k points per run) for the ceiling comparison,
+# BENCH_MLFLOW_SRC_RUNS (default 10) x BENCH_MLFLOW_SRC_STEPS (default 1000
+# steps of 20 keys, 20k points per run) for MLflow -> MLflow,
+# BENCH_CEILING_SECONDS (default 3 per grid point) and
+# BENCH_CEILING_CONFIRM (default 10).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,6 +36,9 @@ PARQUET_ROWS=${BENCH_PARQUET_ROWS:-50000000}
 LARGE_ROWS=${BENCH_LARGE_ROWS:-5000000}   # x 20 keys = 100M points
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 TIME=/usr/bin/time
+ONLY=${RUNFERRY_BENCH_ONLY:-}
+case "$ONLY" in "" | mlflow | default) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow or default" >&2; exit 2 ;; esac
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -49,13 +62,19 @@ mkdir -p "$SCRATCH"
 BIN=$SCRATCH/bin
 RESULTS=$SCRATCH/results.jsonl
 FACTS=$SCRATCH/facts.json
-: >"$RESULTS"
+KEPT=""
+if [ -n "$ONLY" ] && [ -s "$RESULTS" ]; then
+	# keep the previous rows of the sections not run now
+	KEPT=$("$PY" bench/py/report.py keep "$RESULTS" "$ONLY")
+else
+	: >"$RESULTS"
+fi
 
 # The commit the binaries are built from (others may commit while it runs).
 BUILD_COMMIT=$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
 BUILD_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "building $BUILD_COMMIT into $BIN"
-go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite
+go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling
 
 # --- inputs ----------------------------------------------------------------
 # A folder is reused when its stamp (generator flags + hash of the generator
@@ -79,12 +98,14 @@ gen_run() { # DIR ROWS
 }
 wandb_file() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["wandb_file"])' "$1.json"; }
 
+if want default; then
 W1M=$SCRATCH/wandb-${WANDB_ROWS}
 WE2E=$SCRATCH/wandb-${E2E_ROWS}
 gen_run "$W1M" "$WANDB_ROWS"
 gen_run "$WE2E" "$E2E_ROWS"
 W1M_FILE=$(wandb_file "$W1M")
 log "$(du -h "$W1M_FILE" | cut -f1) .wandb file: $W1M_FILE"
+fi
 
 # --- measurement -----------------------------------------------------------
 # measure BENCH SIDE REP [--verify CMD...] -- CMD...
@@ -110,8 +131,10 @@ measure() {
 	"$PY" bench/py/report.py record "$RESULTS" "$bench" "$side" "$rep" "$wall" "$rss" "$of" "$*"
 }
 
-# Interleave: odd repetitions run theirs first, even ones ours first.
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+if want default; then
+# Interleave: odd repetitions run theirs first, even ones ours first.
 
 for rep in $(seq "$REPEAT"); do
 	py_side() { measure wandb-decode python-sdk "$rep" -- "$PY" bench/py/wandb_sdk_read.py "$W1M_FILE"; }
@@ -143,8 +166,9 @@ for rep in $(seq "$REPEAT"); do
 	}
 	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
 done
+fi
 
-if [ "${BENCH_LARGE:-}" = 1 ]; then
+if want default && [ "${BENCH_LARGE:-}" = 1 ]; then
 	WL=$SCRATCH/wandb-${LARGE_ROWS}
 	gen_run "$WL" "$LARGE_ROWS"
 	rm -rf "$SCRATCH/large-archive"
@@ -153,11 +177,20 @@ if [ "${BENCH_LARGE:-}" = 1 ]; then
 	rm -rf "$SCRATCH/large-archive"
 fi
 
+if want mlflow; then
+	source bench/mlflow.sh
+fi
+
 # --- report ----------------------------------------------------------------
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 "$PY" - "$FACTS" <<EOF
 import json, platform, subprocess, sys, datetime
-import pyarrow, pandas, numpy, wandb
+import pyarrow, pandas, numpy, wandb, mlflow
+try:
+    from importlib.metadata import version
+    mei = version("mlflow-export-import")
+except Exception:
+    mei = "not installed"
 def sh(cmd):
     return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
 cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
@@ -167,9 +200,10 @@ facts = {
     "commit": "$BUILD_COMMIT (binaries built at the start of the run)",
     "cpu": cpu, "nproc": sh("nproc"), "memory": "%.0f GB" % (mem_kb / 1024 / 1024),
     "os": platform.platform(), "go": sh("go env GOVERSION"), "python": platform.python_version(),
-    "packages": "wandb %s, pyarrow %s, pandas %s, numpy %s" % (wandb.__version__, pyarrow.__version__, pandas.__version__, numpy.__version__),
+    "packages": "wandb %s, pyarrow %s, pandas %s, numpy %s, mlflow %s, mlflow-export-import %s" % (wandb.__version__, pyarrow.__version__, pandas.__version__, numpy.__version__, mlflow.__version__, mei),
     "load_before": "$LOAD_BEFORE", "load_after": "$LOAD_AFTER",
     "scratch": "$SCRATCH", "repeat": $REPEAT,
+    "sections": "$([ -n "$ONLY" ] && echo "only $ONLY${KEPT:+; $KEPT}" || echo all)",
     "inputs": [],
 }
 json.dump(facts, open(sys.argv[1], "w"), indent=1)

@@ -8,6 +8,10 @@ docs/BENCHMARKS.md.
       computes medians and ratios, checks that both sides of every
       comparison saw the same points, and writes OUT_MD. Exits 1 when a
       comparison is invalid (different point counts or sums).
+  report.py keep RESULTS SECTION
+      drops the rows of SECTION ("mlflow" or "default") from RESULTS, which
+      is about to be measured again, keeps the others and prints a note
+      saying so.
 """
 import json
 import statistics
@@ -15,7 +19,10 @@ import sys
 
 # What each comparison measures and its target. "ours"/"theirs" name sides;
 # "metric" is "wall" (process wall time) or "inner" (the seconds the program
-# itself reports, for comparisons that exclude building the input).
+# itself reports, for comparisons that exclude building the input), or
+# "rate" (points per second: ours is the points the destination holds
+# afterwards over the process's wall time, theirs the "ceiling_points_per_s"
+# it printed; the ratio is ours / theirs).
 COMPARISONS = [
     {
         "bench": "wandb-decode",
@@ -41,7 +48,22 @@ COMPARISONS = [
         "ours": "runferry-copy", "theirs": "python-pandas", "metric": "wall", "target": 10.0,
         "what": "runferry copy wandb:DIR parquet:OUT vs SDK-style reader -> pandas -> pyarrow",
     },
+    {
+        "bench": "mlflow-ceiling",
+        "title": "Parquet archive into MLflow, share of the server's log-batch ceiling",
+        "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": 0.9,
+        "what": "runferry copy parquet:DIR mlflow+http://... vs bench/mlflowceiling's best points/s (fresh SQLite server each)",
+    },
+    {
+        "bench": "mlflow-mlflow",
+        "title": "MLflow to MLflow, vs mlflow-export-import",
+        "ours": "runferry-copy", "theirs": "export-import", "metric": "wall", "target": 5.0,
+        "what": "runferry copy mlflow+SRC mlflow+DST vs export-experiment then import-experiment (fresh destination each)",
+    },
 ]
+
+# Sections of bench/run.sh (RUNFERRY_BENCH_ONLY) and their benches.
+SECTIONS = {"mlflow": {"mlflow-ceiling", "mlflow-mlflow"}}
 
 # Peak-RSS targets: (bench, side, limit in MB, label).
 RSS_TARGETS = [
@@ -70,7 +92,16 @@ def load(path):
 
 
 def seconds(m, metric):
+    if metric == "rate":
+        o = m["out"]
+        if "ceiling_points_per_s" in o:
+            return o["ceiling_points_per_s"]
+        return o.get("points", 0) / m["wall"] if m["wall"] > 0 else 0.0
     return m["out"].get("seconds", m["wall"]) if metric == "inner" else m["wall"]
+
+
+def fmt_rate(x):
+    return "%.0f points/s" % x
 
 
 def fmt_s(x):
@@ -96,9 +127,13 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
         for side, o in seen:
             count = o.get("points", o.get("rows"))
             rcount = ref[1].get("points", ref[1].get("rows"))
+            if count is None:
+                continue  # a side that measures something else (the MLflow ceiling)
             if count != rcount:
                 problems.append("%s: %s saw %s points, %s saw %s" % (bench, side, count, ref[0], rcount))
                 continue
+            if o.get("runs") != ref[1].get("runs"):
+                problems.append("%s: %s saw %s runs, %s saw %s" % (bench, side, o.get("runs"), ref[0], ref[1].get("runs")))
             a, b = o.get("sum"), ref[1].get("sum")
             if a is not None and b is not None and abs(a - b) > 1e-9 * max(abs(a), abs(b), 1.0):
                 problems.append("%s: %s sum %r differs from %s sum %r" % (bench, side, a, ref[0], b))
@@ -131,6 +166,11 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
             continue
         o = statistics.median(seconds(m, c["metric"]) for m in ours)
         t = statistics.median(seconds(m, c["metric"]) for m in theirs)
+        if c["metric"] == "rate":
+            ratio = o / t if t > 0 else float("inf")
+            met = "yes" if ratio >= c["target"] else "**no**"
+            w("| %s | %s | %s | %.2fx | %sx | %s |" % (c["title"], fmt_rate(o), fmt_rate(t), ratio, fmt_num(c["target"]), met))
+            continue
         ratio = t / o if o > 0 else float("inf")
         met = "yes" if ratio >= c["target"] else "**no**"
         w("| %s | %s | %s | %.1fx | %sx | %s |" % (c["title"], fmt_s(o), fmt_s(t), ratio, fmt_num(c["target"]), met))
@@ -163,9 +203,15 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
     w("|---|---|---|---|---|---|---|---|")
     for m in results:
         o = m["out"]
+        secs = fmt_s(o["seconds"]) if "seconds" in o else ""
+        if "ceiling_points_per_s" in o:
+            secs = "ceiling %s (batch %s, %s in flight)" % (fmt_rate(o["ceiling_points_per_s"]), o.get("best_batch"), o.get("best_conc"))
+        elif m["bench"].startswith("mlflow-") and "points" in o:
+            secs = "%s into the server" % fmt_rate(o["points"] / m["wall"])
+            if "export_s" in o:
+                secs += "; export %s, import %s" % (fmt_s(o["export_s"]), fmt_s(o["import_s"]))
         w("| %s | %s | %d | %s | %s | %.0f MB | %s | %s |" % (
-            m["bench"], m["side"], m["rep"], fmt_s(m["wall"]),
-            fmt_s(o["seconds"]) if "seconds" in o else "", m["rss_kb"] / 1024,
+            m["bench"], m["side"], m["rep"], fmt_s(m["wall"]), secs, m["rss_kb"] / 1024,
             o.get("points", o.get("rows", "")), repr(o["sum"]) if "sum" in o else ""))
     w("")
     w("## Commands")
@@ -219,6 +265,23 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
     return 1 if problems else 0
 
 
+def keep(results_path, section):
+    drop = SECTIONS.get(section)
+    results = load(results_path)
+    if drop is None:  # "default": every bench outside the named sections
+        named = set().union(*SECTIONS.values())
+        kept = [m for m in results if m["bench"] in named]
+    else:
+        kept = [m for m in results if m["bench"] not in drop]
+    with open(results_path, "w") as f:
+        for m in kept:
+            f.write(json.dumps(m) + "\n")
+    benches = sorted({m["bench"] for m in kept})
+    if benches:
+        print("rows of %s are kept from an earlier run" % ", ".join(benches))
+    return 0
+
+
 def fmt_num(x):
     return ("%g" % x)
 
@@ -231,6 +294,8 @@ def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "record" and len(sys.argv) == 10:
         record(*sys.argv[2:])
         return 0
+    if len(sys.argv) == 4 and sys.argv[1] == "keep":
+        return keep(*sys.argv[2:])
     if len(sys.argv) == 7 and sys.argv[1] == "write":
         return write(*sys.argv[2:])
     sys.exit(__doc__)

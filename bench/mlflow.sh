@@ -1,0 +1,170 @@
+# The MLflow section of bench/run.sh (sourced by it: uses its variables and
+# its die, log, measure and INPUT_CMDS). Every measurement gets a fresh
+# `mlflow server` (SQLite backend store, proxied artifacts, one worker: the
+# flags internal/testenv uses), stopped (its whole process group) right
+# after, so that every side starts from an empty database.
+#
+#   mlflow-ceiling: bench/mlflowceiling (bare log-batch loop, best of batch
+#     sizes x concurrencies) against `runferry copy parquet:ARCHIVE
+#     mlflow+http://...` of BENCH_MLFLOW_RUNS runs.
+#   mlflow-mlflow: `runferry copy mlflow+SRC mlflow+DST` against
+#     mlflow-export-import's export-experiment then import-experiment, from
+#     one source server filled once by bench/py/mlflow_populate.py.
+
+MLFLOW_BIN=$VENV/bin/mlflow
+[ -x "$MLFLOW_BIN" ] || die "no mlflow in $VENV: run 'make venv'"
+[ -x "$VENV/bin/export-experiment" ] && "$PY" -c 'import mlflow_export_import.common.utils' 2>/dev/null ||
+	die "$VENV lacks mlflow-export-import (or its tabulate): run 'make venv'"
+
+MLF=$SCRATCH/mlflow
+MLF_RUNS=${BENCH_MLFLOW_RUNS:-20}
+MLF_ROWS=${BENCH_MLFLOW_ROWS:-1250}
+SRC_RUNS=${BENCH_MLFLOW_SRC_RUNS:-10}
+SRC_STEPS=${BENCH_MLFLOW_SRC_STEPS:-1000}
+CEIL_S=${BENCH_CEILING_SECONDS:-3}
+CEIL_CONFIRM=${BENCH_CEILING_CONFIRM:-10}
+mkdir -p "$MLF"
+
+MLFLOW_DIRS=() # servers started and not yet stopped
+MLFLOW_URL=""
+
+# start_mlflow DIR: starts a fresh server storing into DIR (emptied first),
+# waits for /health and sets MLFLOW_URL.
+start_mlflow() {
+	local dir=$1 port attempt i
+	rm -rf "$dir"
+	mkdir -p "$dir"
+	for attempt in 1 2 3; do
+		port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		(
+			cd "$dir"
+			export MLFLOW_TRACKING_URI= PYTHONUNBUFFERED=1 MLFLOW_ENABLE_TELEMETRY=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+			# setsid: the server and its workers form one process group, stopped together
+			exec setsid "$MLFLOW_BIN" server --backend-store-uri "sqlite:///$dir/mlflow.db" \
+				--artifacts-destination "$dir/artifacts" --serve-artifacts --host 127.0.0.1 --port "$port" \
+				--workers 1 --allowed-hosts "127.0.0.1,127.0.0.1:$port,localhost,localhost:$port"
+		) >"$dir/server.log" 2>&1 </dev/null &
+		echo $! >"$dir/pid"
+		MLFLOW_DIRS+=("$dir")
+		for i in $(seq 480); do
+			if curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
+				MLFLOW_URL="http://127.0.0.1:$port"
+				settle_mlflow "$(cat "$dir/pid")"
+				return 0
+			fi
+			kill -0 "$(cat "$dir/pid")" 2>/dev/null || break
+			sleep 0.5
+		done
+		stop_mlflow "$dir" keep
+		grep -q "address already in use" "$dir/server.log" || break
+	done
+	tail -20 "$dir/server.log" >&2
+	die "mlflow server in $dir did not become healthy"
+}
+
+# settle_mlflow PGID: MLflow 3.x starts its job runner and eight huey
+# consumers (about 20 CPU-seconds of Python imports) around the time /health
+# first answers; wait until the server's process group has used no CPU for
+# two seconds (at most 90 s) so that they do not run during a measurement.
+settle_mlflow() {
+	local pgid=$1 last=-1 now quiet=0 i
+	for i in $(seq 90); do
+		now=$(ps -eo pgid=,cputimes= | awk -v g="$pgid" '$1 == g { s += $2 } END { print s + 0 }')
+		if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+		[ "$quiet" -ge 2 ] && return 0
+		last=$now
+		sleep 1
+	done
+}
+
+# stop_mlflow DIR [keep]: stops the server's process group; removes DIR
+# unless keep.
+stop_mlflow() {
+	local dir=$1 pid i
+	pid=$(cat "$dir/pid" 2>/dev/null) || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+		kill -KILL -- "-$pid" 2>/dev/null || true
+	fi
+	rm -f "$dir/pid"
+	local rest=()
+	for d in "${MLFLOW_DIRS[@]}"; do [ "$d" = "$dir" ] || rest+=("$d"); done
+	MLFLOW_DIRS=("${rest[@]+"${rest[@]}"}")
+	[ "${2:-}" = keep ] || rm -rf "$dir"
+}
+stop_all_mlflow() {
+	local d
+	for d in "${MLFLOW_DIRS[@]+"${MLFLOW_DIRS[@]}"}"; do stop_mlflow "$d" keep; done
+}
+trap stop_all_mlflow EXIT
+
+# --- inputs: W&B runs -> a Parquet archive (not timed) -----------------------
+WRUNS=$MLF/wandb-${MLF_RUNS}x${MLF_ROWS}
+ARCH=$MLF/archive-${MLF_RUNS}x${MLF_ROWS}
+stamp="runs $MLF_RUNS rows $MLF_ROWS keys 20 stats-every 100 $GEN_HASH $(git rev-parse HEAD)"
+INPUT_CMDS+=("for i in 1..$MLF_RUNS: genwandb -out $WRUNS -id runNN -rows $MLF_ROWS -keys 20 -stats-every 100 -seed i")
+INPUT_CMDS+=("runferry copy wandb:$WRUNS/wandb parquet:$ARCH --no-state -q")
+if [ -f "$ARCH.stamp" ] && [ "$(cat "$ARCH.stamp")" = "$stamp" ]; then
+	log "reusing $ARCH"
+else
+	log "generating $MLF_RUNS W&B runs of $MLF_ROWS rows and archiving them into $ARCH"
+	rm -rf "$WRUNS" "$ARCH" "$ARCH.stamp"
+	for i in $(seq "$MLF_RUNS"); do
+		"$BIN/genwandb" -out "$WRUNS" -id "$(printf 'run%02d' "$i")" -rows "$MLF_ROWS" -keys 20 -stats-every 100 -seed "$i" >/dev/null
+	done
+	"$BIN/runferry" copy "wandb:$WRUNS/wandb" "parquet:$ARCH" --no-state -q >&2
+	echo "$stamp" >"$ARCH.stamp"
+fi
+ARCH_POINTS=$("$PY" bench/py/parquet_points.py "$ARCH" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["points"])')
+log "archive $ARCH holds $ARCH_POINTS points"
+
+# --- runferry into MLflow against the server's ceiling ----------------------
+SRV=$MLF/server
+for rep in $(seq "$REPEAT"); do
+	theirs() {
+		start_mlflow "$SRV"
+		measure mlflow-ceiling ceiling "$rep" -- "$BIN/mlflowceiling" -url "$MLFLOW_URL" -seconds "$CEIL_S" -confirm "$CEIL_CONFIRM"
+		stop_mlflow "$SRV"
+	}
+	ours() {
+		start_mlflow "$SRV"
+		measure mlflow-ceiling runferry-copy "$rep" \
+			--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$ARCH_POINTS" -- \
+			"$BIN/runferry" copy "parquet:$ARCH" "mlflow+$MLFLOW_URL" --no-state -q
+		stop_mlflow "$SRV"
+	}
+	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+done
+
+# --- MLflow to MLflow against mlflow-export-import ---------------------------
+SRCDIR=$MLF/source
+start_mlflow "$SRCDIR"
+SRC_URL=$MLFLOW_URL
+log "filling the source server with $SRC_RUNS runs x $SRC_STEPS steps x 20 keys"
+INPUT_CMDS+=("python bench/py/mlflow_populate.py SRC_URL bench $SRC_RUNS $SRC_STEPS   # into a fresh server")
+"$PY" bench/py/mlflow_populate.py "$SRC_URL" bench "$SRC_RUNS" "$SRC_STEPS" >"$MLF/populate.json" 2>"$MLF/populate.log" ||
+	{ tail -20 "$MLF/populate.log" >&2; die "filling the source server failed"; }
+# MLflow's client prints "View run" lines before the JSON
+SRC_POINTS=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["points"])' "$MLF/populate.json")
+DST=$MLF/dest
+EXPORT=$MLF/export
+for rep in $(seq "$REPEAT"); do
+	theirs() {
+		start_mlflow "$DST"
+		measure mlflow-mlflow export-import "$rep" \
+			--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$SRC_POINTS" --merge "$EXPORT.phases.json" -- \
+			bash bench/mlflow_export_import.sh "$VENV" "$SRC_URL" "$MLFLOW_URL" bench "$EXPORT"
+		stop_mlflow "$DST"
+		rm -rf "$EXPORT"
+	}
+	ours() {
+		start_mlflow "$DST"
+		measure mlflow-mlflow runferry-copy "$rep" \
+			--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$SRC_POINTS" -- \
+			"$BIN/runferry" copy "mlflow+$SRC_URL" "mlflow+$MLFLOW_URL" --no-state -q
+		stop_mlflow "$DST"
+	}
+	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+done
+stop_mlflow "$SRCDIR"
