@@ -19,7 +19,7 @@ import (
 // config.json unless the source had one, and runferry/coverage.json; sets
 // the original status and end time (runs/update); points child runs
 // written earlier at this run; writes runferry.fingerprint and then
-// runferry.complete; and finally deletes the run if the source run was
+// runferry.complete (one log-batch); and finally deletes the run if the source run was
 // deleted (MLflow refuses writes to deleted runs, so this comes last, and
 // runferry.complete says "deleted" so that a crash just before it is seen
 // as incomplete).
@@ -73,17 +73,20 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.sink.linkChildren(ctx, w.run.RunID, w.src.Origin.String()); err != nil {
 		return err
 	}
-	if w.fp != "" {
-		if err := api.SetTag(ctx, w.run.RunID, mlflowapi.TagFingerprint, w.fp); err != nil {
-			return fmt.Errorf("writing the fingerprint: %w", err)
-		}
-	}
 	complete := "true"
 	if w.src.Deleted {
 		complete = "deleted"
 	}
-	if err := api.SetTag(ctx, w.run.RunID, mlflowapi.TagComplete, complete); err != nil {
-		return fmt.Errorf("marking the run complete: %w", err)
+	// The fingerprint and runferry.complete go in one log-batch of tags
+	// only (one transaction, idempotent, retried): one round trip fewer per
+	// run than two set-tag calls, and complete still never precedes the
+	// fingerprint.
+	final := []mlflowapi.Tag{{Key: mlflowapi.TagComplete, Value: complete}}
+	if w.fp != "" {
+		final = []mlflowapi.Tag{{Key: mlflowapi.TagFingerprint, Value: w.fp}, final[0]}
+	}
+	if err := api.LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Tags: final}); err != nil {
+		return fmt.Errorf("writing the fingerprint and marking the run complete: %w", err)
 	}
 	if w.src.Deleted {
 		if err := api.DeleteRun(ctx, w.run.RunID); err != nil {
