@@ -1,0 +1,202 @@
+package mlflowapi
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestValidKey(t *testing.T) {
+	long := strings.Repeat("k", MaxKeyLength)
+	for _, tc := range []struct {
+		key  string
+		want bool
+	}{
+		{"loss", true},
+		{"train/loss", true},
+		{"a.b-c_d e:f", true},
+		{"größe/ß", true}, // letters outside ASCII are letters
+		{"数字/7", true},
+		{long, true},
+		{long + "k", false},
+		{strings.Repeat("é", MaxKeyLength), true}, // counted in code points, not bytes
+		{"", false},
+		{"a+b", false},
+		{"a\tb", false},
+		{"a,b", false},
+		{"/a", false},
+		{"a/", false},
+		{"a//b", false},
+		{".", false},
+		{"..", false},
+		{"a/./b", false},
+		{"a/../b", false},
+		{"../a", false},
+		{"a/..b", true}, // only whole segments . and .. are normalised away
+		{"...", true},
+	} {
+		if got := ValidKey(tc.key); got != tc.want {
+			t.Errorf("ValidKey(%q) = %v, want %v", tc.key, got, tc.want)
+		}
+	}
+}
+
+func TestMapKey(t *testing.T) {
+	for _, tc := range []struct {
+		key     string
+		changed bool
+		prefix  string // the mapped key before its "_" + 8 hex digits
+	}{
+		{"loss", false, ""},
+		{"train/acc", false, ""},
+		{"a+b", true, "a_b"},
+		{"a//b", true, "a__b"}, // a bad path: every slash of it becomes "_"
+		{"runferry.origin", true, "_runferry.origin"},
+		{"runferry.x+y", true, "_runferry.x_y"},
+		{"runferryx", false, ""},
+		{"épsilon=1", true, "épsilon_1"},
+		{"", true, ""},
+	} {
+		got, changed := MapKey(tc.key)
+		if changed != tc.changed {
+			t.Errorf("MapKey(%q) changed = %v, want %v (got %q)", tc.key, changed, tc.changed, got)
+			continue
+		}
+		if !changed {
+			if got != tc.key {
+				t.Errorf("MapKey(%q) = %q, want it unchanged", tc.key, got)
+			}
+			continue
+		}
+		if !strings.HasPrefix(got, tc.prefix+"_") || len(got) != len(tc.prefix)+9 {
+			t.Errorf("MapKey(%q) = %q, want %q + \"_\" + 8 hex digits", tc.key, got, tc.prefix)
+		}
+		if strings.Trim(got[len(got)-8:], "0123456789abcdef") != "" {
+			t.Errorf("MapKey(%q) = %q: suffix is not hex", tc.key, got)
+		}
+		if tc.key != "" && !ValidKey(got) {
+			t.Errorf("MapKey(%q) = %q, which MLflow rejects", tc.key, got)
+		}
+		if again, _ := MapKey(tc.key); again != got {
+			t.Errorf("MapKey(%q) is not deterministic: %q then %q", tc.key, got, again)
+		}
+	}
+}
+
+func TestMapKeyDistinctAndBounded(t *testing.T) {
+	// keys that differ only in rejected characters map to different keys
+	a, _ := MapKey("a+b")
+	b, _ := MapKey("a=b")
+	if a == b {
+		t.Errorf("MapKey(a+b) and MapKey(a=b) are both %q", a)
+	}
+	long := strings.Repeat("x", MaxKeyLength+40)
+	got, changed := MapKey(long)
+	if !changed || utf8.RuneCountInString(got) != MaxKeyLength || !ValidKey(got) {
+		t.Errorf("MapKey(%d x's) = %d runes, changed %v, valid %v; want %d runes, valid", len(long),
+			utf8.RuneCountInString(got), changed, ValidKey(got), MaxKeyLength)
+	}
+	wide := strings.Repeat("é", MaxKeyLength+1)
+	if got, _ := MapKey(wide); utf8.RuneCountInString(got) != MaxKeyLength || !utf8.ValidString(got) {
+		t.Errorf("MapKey of %d é's = %d runes (valid UTF-8 %v), want %d", MaxKeyLength+1,
+			utf8.RuneCountInString(got), utf8.ValidString(got), MaxKeyLength)
+	}
+}
+
+func TestRecordKey(t *testing.T) {
+	m := map[string]string{}
+	if k := RecordKey("loss", m); k != "loss" || len(m) != 0 {
+		t.Errorf("RecordKey(loss) = %q, map %v; want loss and nothing recorded", k, m)
+	}
+	k := RecordKey("a+b", m)
+	if m[k] != "a+b" || len(m) != 1 {
+		t.Errorf("RecordKey(a+b) = %q, map %v; want the mapping recorded", k, m)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+		cut  bool
+	}{
+		{"abc", 3, "abc", false},
+		{"abcd", 3, "abc", true},
+		{"ééé", 2, "éé", true}, // code points, never half a character
+		{"", 0, "", false},
+	} {
+		got, cut := Truncate(tc.in, tc.n)
+		if got != tc.want || cut != tc.cut {
+			t.Errorf("Truncate(%q, %d) = %q, %v; want %q, %v", tc.in, tc.n, got, cut, tc.want, tc.cut)
+		}
+	}
+}
+
+func TestFloatJSON(t *testing.T) {
+	negZero := math.Copysign(0, -1)
+	for _, tc := range []struct {
+		v    float64
+		wire string
+	}{
+		{1.5, `1.5`},
+		{0, `0`},
+		{negZero, `-0`},
+		{-2, `-2`},
+		{1e300, `1e+300`},
+		{math.MaxFloat64, `1.7976931348623157e+308`},
+		{math.SmallestNonzeroFloat64, `5e-324`},
+		{math.NaN(), `"NaN"`},
+		{math.Inf(1), `"Infinity"`},
+		{math.Inf(-1), `"-Infinity"`},
+	} {
+		b, err := json.Marshal(Metric{Key: "k", Value: Float(tc.v)})
+		if err != nil {
+			t.Fatalf("marshal %v: %v", tc.v, err)
+		}
+		if want := `{"key":"k","value":` + tc.wire + `,"timestamp":0,"step":0}`; string(b) != want {
+			t.Errorf("marshal %v = %s, want %s", tc.v, b, want)
+		}
+		var back Metric
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("unmarshal %s: %v", b, err)
+		}
+		if got := float64(back.Value); math.Float64bits(got) != math.Float64bits(tc.v) && !(math.IsNaN(got) && math.IsNaN(tc.v)) {
+			t.Errorf("round trip of %v gave %v", tc.v, got)
+		}
+	}
+}
+
+func TestFloatUnmarshal(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+		bad  bool
+	}{
+		{`3`, 3, false},
+		{`"3.25"`, 3.25, false}, // protobuf JSON may quote numbers
+		{`"1e3"`, 1000, false},
+		{`"Infinity"`, math.Inf(1), false},
+		{`"-Infinity"`, math.Inf(-1), false},
+		{`"inf"`, math.Inf(1), false}, // ParseFloat's spelling is accepted too
+		{`"abc"`, 0, true},
+		{`true`, 0, true},
+		{`"NaN`, 0, true},
+	} {
+		var f Float
+		err := json.Unmarshal([]byte(tc.in), &f)
+		if (err != nil) != tc.bad {
+			t.Errorf("unmarshal %s: err %v, want error %v", tc.in, err, tc.bad)
+			continue
+		}
+		if !tc.bad && float64(f) != tc.want {
+			t.Errorf("unmarshal %s = %v, want %v", tc.in, f, tc.want)
+		}
+	}
+	var f Float
+	if err := json.Unmarshal([]byte(`"NaN"`), &f); err != nil || !math.IsNaN(float64(f)) {
+		t.Errorf(`unmarshal "NaN" = %v, %v; want NaN`, f, err)
+	}
+}
