@@ -30,6 +30,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,6 +141,11 @@ func New(cfg Config) (*Client, error) {
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""
 	c := &Client{base: u, secrets: []string{cfg.Token, cfg.Password}, auth: func(*http.Request) {}}
+	if cfg.Password != "" {
+		// A server or proxy may echo the Authorization header, which
+		// carries base64("user:password") rather than the password.
+		c.secrets = append(c.secrets, base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)))
+	}
 	switch {
 	case cfg.Username != "" || cfg.Password != "":
 		c.auth = func(r *http.Request) { r.SetBasicAuth(cfg.Username, cfg.Password) }
