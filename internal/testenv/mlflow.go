@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -185,3 +186,36 @@ func (s *MLflowServer) LogTail(n int) string { return tailFile(s.LogPath, n) }
 // fresh database (slow on PostgreSQL, and slower still when the machine's
 // two cores are busy with other test binaries).
 const defaultStartTimeout = 4 * time.Minute
+
+// Kill ends the server the way a crash would: SIGKILL to its whole process group at once
+// (no SIGTERM, no grace), then waits until no process of the group is left. The backend
+// store, artifact directory and port are kept for Restart. It is idempotent.
+func (s *MLflowServer) Kill() {
+	if s == nil || s.svc == nil {
+		return
+	}
+	if s.svc.running() {
+		_ = syscall.Kill(-s.svc.cmd.Process.Pid, syscall.SIGKILL)
+	}
+	s.svc.stopGroup(0) // reaps, sweeps the group, disarms the watchdog
+}
+
+// Restart starts the server again with the same command (same port, URL, backend store
+// and artifact directory), killing it first if it still runs, and waits for GET /health.
+// Use it to test clients against a server that crashes and comes back. t.Cleanup and the
+// watchdog cover the new process as they did the first.
+func (s *MLflowServer) Restart(t testing.TB) {
+	t.Helper()
+	s.Kill()
+	cmd := exec.Command(s.Cmd.Path, s.Cmd.Args[1:]...)
+	cmd.Dir, cmd.Env = s.Cmd.Dir, s.Cmd.Env
+	svc, err := startService("mlflow server", cmd, s.LogPath)
+	if err != nil {
+		t.Fatalf("testenv: restart: %v", err)
+	}
+	s.svc, s.Cmd = svc, cmd
+	if err := waitHealthy(s, defaultStartTimeout); err != nil {
+		t.Fatalf("testenv: restarted mlflow server on %s did not become healthy: %v\nlog tail (%s):\n%s",
+			s.URL, err, s.LogPath, tailFile(s.LogPath, 40))
+	}
+}

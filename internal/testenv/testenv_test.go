@@ -98,6 +98,39 @@ func TestStartMLflow(t *testing.T) {
 	}
 }
 
+// TestMLflowKillRestart kills a server like a crash (SIGKILL to the group) and restarts
+// it: same URL, and what was written before the kill is still there.
+func TestMLflowKillRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an MLflow server twice")
+	}
+	srv := testenv.StartMLflow(t)
+	url0 := srv.URL
+	roundTripExperiment(t, srv, "before-kill")
+	pgid := srv.Cmd.Process.Pid
+	srv.Kill()
+	if testenv.GroupAlive(pgid) {
+		t.Fatalf("process group %d still alive after Kill", pgid)
+	}
+	if _, err := http.Get(srv.URL + "/health"); err == nil {
+		t.Fatalf("server still answers after Kill")
+	}
+	srv.Restart(t)
+	if srv.URL != url0 || srv.Cmd.Process.Pid == pgid {
+		t.Fatalf("after Restart: URL %s (was %s), pid %d (was %d)", srv.URL, url0, srv.Cmd.Process.Pid, pgid)
+	}
+	var got struct {
+		Experiment struct{ Name string } `json:"experiment"`
+	}
+	mlflowCall(t, srv.URL, http.MethodGet, "/api/2.0/mlflow/experiments/get-by-name?experiment_name=before-kill", nil, &got)
+	if got.Experiment.Name != "before-kill" {
+		t.Fatalf("experiment written before the kill: %+v", got)
+	}
+	roundTripExperiment(t, srv, "after-restart")
+	srv.Restart(t) // a restart of a running server kills it first
+	roundTripExperiment(t, srv, "after-second-restart")
+}
+
 func TestSharedMLflow(t *testing.T) {
 	a := testenv.SharedMLflow(t)
 	b := testenv.SharedMLflow(t)
