@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"bytes"
 	"io"
 	"net/url"
@@ -28,6 +29,15 @@ func secretValues(environ, args []string) []string {
 				out = append(out, v)
 			}
 		}
+	}
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	if pw := env["MLFLOW_TRACKING_PASSWORD"]; pw != "" {
+		// What an echoed basic-auth header would show.
+		out = append(out, base64.StdEncoding.EncodeToString([]byte(env["MLFLOW_TRACKING_USERNAME"]+":"+pw)))
 	}
 	for _, arg := range args {
 		red := location.Redact(arg)
