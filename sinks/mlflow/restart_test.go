@@ -1,0 +1,152 @@
+package mlflow_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+)
+
+// bigRuns is the canonical dataset plus 10 runs of 6000 points each (two
+// keys), enough to keep a copy into MLflow busy for several seconds.
+func bigRuns() *dataset.Dataset {
+	d := dataset.Canonical()
+	for i := range 10 {
+		rd := &dataset.RunData{Run: schema.Run{Origin: schema.Ref{System: "memory", ID: fmt.Sprintf("run-big-%d", i)},
+			Experiment: d.Experiments[i%2].Origin, Name: fmt.Sprintf("big %d", i), Status: schema.StatusFinished,
+			Start: time.Date(2024, 5, 1, i, 0, 0, 0, time.UTC), End: time.Date(2024, 5, 1, i, 30, 0, 0, time.UTC),
+			Params: []schema.Param{{Key: "i", Value: fmt.Sprint(i)}}}}
+		for step := range int64(3000) {
+			t := 1_714_000_000_000 + step*10
+			rd.Metrics = append(rd.Metrics,
+				schema.Metric{Key: "loss", Value: 1 / float64(step+1+int64(i)), Step: step, Time: t},
+				schema.Metric{Key: "lr", Value: float64(i) * 1e-3, Step: step, Time: t + 1})
+		}
+		rd.Files = []dataset.File{{Path: "model/weights.bin", Content: bytes.Repeat([]byte{byte(i)}, 50_000)}}
+		d.Runs = append(d.Runs, rd)
+	}
+	return d
+}
+
+var failedLine = regexp.MustCompile(`(?m)^FAILED (\S+) `)
+
+// TestServerKilledMidCopy copies a Parquet archive of 15 runs (60 000
+// points) into a real SQLite-backed MLflow server with the runferry binary
+// and, mid-copy, kills the server (SIGKILL to its process group) and
+// restarts it on the same port and stores about 1.5 s later. It does so at
+// three moments, each into a fresh experiment prefix with its own ledger.
+// The copy never hangs; it either completes or exits 3 naming its failed
+// runs, never 0 with runs missing; a re-run with the same ledger completes;
+// and `runferry check` and a full read-back find every run once, every
+// point once.
+func TestServerKilledMidCopy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts an MLflow server three times (a few minutes)")
+	}
+	srv := testenv.StartMLflow(t)
+	bin := buildCLI(t)
+	want := bigRuns()
+	arch := archive(t, want)
+	kills := 0 // kills that landed while the copy ran
+	defer func() {
+		if kills == 0 && !t.Failed() {
+			t.Errorf("every copy finished before its kill: the test proved nothing (make the runs bigger)")
+		}
+	}()
+	for i, killAfter := range []time.Duration{time.Second, 4 * time.Second, 8 * time.Second} {
+		t.Run(fmt.Sprintf("kill-after-%s", killAfter), func(t *testing.T) {
+			prefix := fmt.Sprintf("restart-%d-%d/", i, testenv.FreePort(t))
+			dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
+			state := filepath.Join(t.TempDir(), "ledger.db")
+			copyCmd := func() *exec.Cmd {
+				ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+				t.Cleanup(cancel)
+				cmd := exec.CommandContext(ctx, bin, "copy", "parquet:"+arch, dst, "--state", state, "--concurrency", "4", "-q")
+				cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=")
+				return cmd
+			}
+			cmd := copyCmd()
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			start := time.Now()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			var err error
+			finished := false
+			select {
+			case err = <-done:
+				finished = true
+				t.Logf("the copy finished in %s, before the kill at %s", time.Since(start), killAfter)
+			case <-time.After(killAfter):
+				kills++
+			}
+			srv.Kill()
+			killed := time.Now()
+			time.Sleep(1500 * time.Millisecond)
+			srv.Restart(t)
+			t.Logf("server down for %s (killed %s into the copy)", time.Since(killed).Round(time.Millisecond), killAfter)
+			if !finished {
+				select {
+				case err = <-done:
+				case <-time.After(4 * time.Minute):
+					cmd.Process.Kill()
+					t.Fatalf("the copy hangs after the server came back\n%s", out.String())
+				}
+			}
+			code, text := cmdExit(err), out.String()
+			if err == nil {
+				code = 0
+			}
+			failed := failedLine.FindAllStringSubmatch(text, -1)
+			t.Logf("copy across the restart: exit %d after %s, %d FAILED line(s); last line: %s",
+				code, time.Since(start).Round(time.Millisecond), len(failed), lastLine(text))
+			switch {
+			case code == 0 || code == 3 && strings.Contains(text, " 0 failed"):
+				if len(failed) > 0 {
+					t.Fatalf("exit %d with FAILED lines:\n%s", code, text)
+				}
+			case code == 3:
+				// Some runs failed: each is named, and the total says how many.
+				if len(failed) == 0 || !strings.Contains(text, fmt.Sprintf(" %d failed", len(failed))) {
+					t.Fatalf("exit 3 without naming the failed runs:\n%s", text)
+				}
+			default:
+				t.Fatalf("copy across the restart: exit %d (%v)\n%s", code, err, text)
+			}
+			// The re-run with the same ledger completes.
+			rerun, err := copyCmd().CombinedOutput()
+			if err != nil && !(cmdExit(err) == 3 && strings.Contains(string(rerun), " 0 failed")) {
+				t.Fatalf("re-run: %v\n%s", err, rerun)
+			}
+			if failedLine.Match(rerun) {
+				t.Fatalf("re-run with FAILED lines:\n%s", rerun)
+			}
+			read := strings.Replace(dst, "?", "?deleted=true&", 1)
+			b, err := exec.Command(bin, "check", "parquet:"+arch, read).CombinedOutput()
+			if err != nil {
+				t.Fatalf("runferry check: %v\n%s", err, b)
+			}
+			t.Logf("re-run: %s; check: %s", lastLine(string(rerun)), strings.TrimSpace(string(b)))
+			_, readBack, _ := pairWithPrefix(t, srv.URL, prefix)
+			expectSame(t, want, readBack())
+		})
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	return s[strings.LastIndexByte(s, '\n')+1:]
+}
