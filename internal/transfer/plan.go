@@ -5,30 +5,35 @@ import (
 	"fmt"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 )
 
 // plan lists the selected runs and drops those the ledger or the sink
-// already holds with the same fingerprint, reporting them as unchanged.
+// already holds with the same fingerprint, reporting them as unchanged. It
+// also returns the selected experiments none of whose runs is planned, so
+// that they are written too (an experiment without runs is data as well).
 // Listing errors are fatal unless classified permanent, in which case the
 // experiment is reported and skipped.
-func (j *job) plan(ctx context.Context) ([]planned, error) {
+func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) {
 	var out []planned
+	var idle []schema.Experiment
 	finder, _ := j.dst.(sinks.RunFinder)
 	for e, err := range j.src.Experiments(ctx) {
 		if err != nil {
-			return nil, fmt.Errorf("listing experiments: %w", err)
+			return nil, nil, fmt.Errorf("listing experiments: %w", err)
 		}
 		if !j.opt.Filter.Experiment(e) {
 			continue
 		}
+		before := len(out)
 		for r, err := range j.src.Runs(ctx, e.Origin) {
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
 					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
 					break
 				}
-				return nil, fmt.Errorf("listing runs of experiment %s: %w", e.Origin, err)
+				return nil, nil, fmt.Errorf("listing runs of experiment %s: %w", e.Origin, err)
 			}
 			if !j.opt.Filter.Run(r) {
 				continue
@@ -36,14 +41,17 @@ func (j *job) plan(ctx context.Context) ([]planned, error) {
 			p := planned{exp: e, run: r, reason: "new"}
 			skip, err := j.decide(ctx, &p, finder)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if !skip {
 				out = append(out, p)
 			}
 		}
+		if len(out) == before {
+			idle = append(idle, e)
+		}
 	}
-	return out, nil
+	return out, idle, nil
 }
 
 // decide fills p.fingerprint and p.reason and reports whether the run can

@@ -133,12 +133,33 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 		}
 	}
 	j := &job{src: src, dst: dst, opt: opt, rep: rep, expIDs: map[schema.Ref]*expOnce{}}
-	plan, err := j.plan(ctx)
+	plan, idle, err := j.plan(ctx)
 	if err != nil {
 		return rep, failJob(rep, err)
 	}
 	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs)})
+	if err := j.putIdle(ctx, idle); err != nil {
+		return rep, failJob(rep, err)
+	}
 	return rep, failJob(rep, j.transfer(ctx, plan))
+}
+
+// putIdle writes the experiments that have no run to transfer, so that an
+// experiment without runs, or whose metadata changed while its runs did
+// not, arrives too. Only fatal errors and cancellation stop the job.
+func (j *job) putIdle(ctx context.Context, idle []schema.Experiment) error {
+	if j.opt.DryRun {
+		return nil
+	}
+	for _, e := range idle {
+		if _, err := j.experimentID(ctx, e); err != nil {
+			if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+				return err
+			}
+			j.addProblem("experiment %s (%s): %v", e.Name, e.Origin, err)
+		}
+	}
+	return nil
 }
 
 // failJob records a fatal or canceling err in the report and returns it.

@@ -288,3 +288,22 @@ func TestDamagedSourceRunsExit3(t *testing.T) {
 		t.Fatalf("err %v totals %+v exit %d", err, rep.Totals, rep.ExitCode(err))
 	}
 }
+
+func TestExperimentWithoutRunsIsCopied(t *testing.T) {
+	want := dataset.Canonical()
+	want.Experiments = append(want.Experiments, schema.Experiment{Origin: schema.Ref{System: "memory", ID: "exp-empty"}, Name: "empty"})
+	dst := memsink.New(sinks.Limits{})
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{}))
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatal(err, rep.Totals)
+	}
+	mustEqual(t, want, dst)
+	// A dry run writes no experiment either.
+	dry := memsink.New(sinks.Limits{})
+	if _, err := transfer.Copy(context.Background(), memsrc.New(want), dry, fast(transfer.Options{DryRun: true})); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(dry.Dataset().Experiments); n != 0 {
+		t.Fatalf("dry run wrote %d experiments", n)
+	}
+}
