@@ -132,7 +132,7 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
             if count != rcount:
                 problems.append("%s: %s saw %s points, %s saw %s" % (bench, side, count, ref[0], rcount))
                 continue
-            if o.get("runs") != ref[1].get("runs"):
+            if "runs" in o and "runs" in ref[1] and o["runs"] != ref[1]["runs"]:
                 problems.append("%s: %s saw %s runs, %s saw %s" % (bench, side, o.get("runs"), ref[0], ref[1].get("runs")))
             a, b = o.get("sum"), ref[1].get("sum")
             if a is not None and b is not None and abs(a - b) > 1e-9 * max(abs(a), abs(b), 1.0):
@@ -149,7 +149,7 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
     w("")
     w("## Machine and run")
     w("")
-    for key in ("date", "commit", "cpu", "nproc", "memory", "os", "go", "python", "packages", "load_before", "load_after", "scratch"):
+    for key in ("date", "commit", "sections", "cpu", "nproc", "memory", "os", "go", "python", "packages", "load_before", "load_after", "scratch"):
         if key in facts:
             w("- %s: %s" % (key.replace("_", " "), facts[key]))
     w("")
