@@ -3,7 +3,8 @@
 # written to docs/BENCHMARKS.md. Run by `make bench` (after the Go
 # microbenchmarks) and `make bench-large`.
 #
-#   bash bench/run.sh            the default set (about 15 minutes on 2 cores)
+#   bash bench/run.sh            everything (about 15 minutes on 2 cores, plus
+#                                ~22 for the MLflow section)
 #   BENCH_LARGE=1 bash bench/run.sh   also archive a 100M-point run (peak RSS)
 #
 # Environment: RUNFERRY_BENCH_DIR (scratch folder, default
