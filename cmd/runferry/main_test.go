@@ -63,7 +63,7 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	t.Setenv("WANDB_API_KEY", secret+"-wandb")
 	for _, args := range [][]string{
 		{"copy", "mlflow+http://alice:" + secret + "@127.0.0.1:1/x", "nosuch://h"},
-		{"ls", "mlflow+https://h/?token=" + secret},
+		{"ls", "mlflow+https://127.0.0.1:1/?tokn=" + secret},
 		{"check", "postgres://bob:" + secret + "@db/x", "parquet:/x"},
 		{"copy", "oops://" + secret, "x:" + secret},
 	} {
@@ -81,5 +81,12 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "version")
 	if code != 0 || out != "runferry "+version+"\n" {
 		t.Fatalf("version: %d %q", code, out)
+	}
+}
+
+func TestUnknownOptionIsUsageError(t *testing.T) {
+	code, _, errOut := runCLI(t, "ls", "parquet:"+t.TempDir()+"?snapshto=1")
+	if code != 2 || !strings.Contains(errOut, `unknown option "snapshto"`) {
+		t.Fatalf("exit %d, %q", code, errOut)
 	}
 }

@@ -1,6 +1,7 @@
 package location
 
 import (
+	"context"
 	"strings"
 	"testing"
 )
@@ -90,5 +91,21 @@ func TestRedact(t *testing.T) {
 	}
 	if got := RedactValues("denied for token "+secret, secret); strings.Contains(got, secret) {
 		t.Errorf("RedactValues = %q", got)
+	}
+}
+
+func TestRegistryRefusesUnknownOptions(t *testing.T) {
+	var r Registry[string]
+	r.Add(Factory[string]{
+		Description: Description{Scheme: "parquet", Kind: PathKind, Syntax: "parquet:PATH", Options: []Option{{Name: "snapshot", Help: "x"}}},
+		Open:        func(context.Context, Location) (string, error) { return "opened", nil },
+	})
+	if v, _, err := r.Open(context.Background(), "parquet:/x?snapshot=2"); err != nil || v != "opened" {
+		t.Fatalf("known option: %q %v", v, err)
+	}
+	_, _, err := r.Open(context.Background(), "parquet:/x?snapshto=2&tokn=s3cr3t-VALUE")
+	if err == nil || !strings.Contains(err.Error(), `unknown option "snapshto"`) || !strings.Contains(err.Error(), "snapshot") ||
+		strings.Contains(err.Error(), "s3cr3t-VALUE") {
+		t.Fatalf("misspelt option: %v", err)
 	}
 }

@@ -3,7 +3,9 @@ package location
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // Factory opens one kind of adapter (a source or a sink, T) from a location.
@@ -55,8 +57,15 @@ func (r *Registry[T]) Kind(scheme string) (Kind, bool) {
 	return f.Description.Kind, true
 }
 
-// Parse parses raw against the registered schemes.
-func (r *Registry[T]) Parse(raw string) (Location, error) { return Parse(raw, r.Kind) }
+// Parse parses raw against the registered schemes and refuses options the
+// scheme's adapter does not declare.
+func (r *Registry[T]) Parse(raw string) (Location, error) {
+	loc, err := Parse(raw, r.Kind)
+	if err != nil {
+		return loc, err
+	}
+	return loc, checkOptions(loc, r.byScheme[loc.Scheme].Description)
+}
 
 // Open parses raw and opens the adapter for its scheme. Errors name the
 // location in its redacted form only.
@@ -71,4 +80,33 @@ func (r *Registry[T]) Open(ctx context.Context, raw string) (T, Location, error)
 		return zero, loc, fmt.Errorf("%s: %w", loc, err)
 	}
 	return v, loc, nil
+}
+
+// checkOptions refuses query options the adapter does not declare, so that
+// a misspelt option is an error rather than silently ignored.
+func checkOptions(loc Location, d Description) error {
+	if loc.URL == nil {
+		return nil
+	}
+	known := make([]string, len(d.Options))
+	for i, o := range d.Options {
+		known[i] = o.Name
+	}
+	names := make([]string, 0, len(loc.URL.Query()))
+	for name := range loc.URL.Query() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	// The values of an unknown option are not shown: a misspelt secret
+	// option would not be recognised as secret by Redact.
+	where, _, _ := strings.Cut(loc.String(), "?")
+	for _, name := range names {
+		if !slices.Contains(known, name) {
+			if len(known) == 0 {
+				return fmt.Errorf("%s: unknown option %q (%s takes no options)", where, name, d.Syntax)
+			}
+			return fmt.Errorf("%s: unknown option %q (%s takes %s; see 'runferry backends')", where, name, d.Syntax, strings.Join(known, ", "))
+		}
+	}
+	return nil
 }
