@@ -91,6 +91,19 @@ var EnvOptions = []location.Option{
 	{Name: "client-cert", EnvVar: "MLFLOW_TRACKING_CLIENT_CERT_PATH", Help: "PEM file with a client certificate and key, for mutual TLS."},
 }
 
+// ConfigFromLocation reads an mlflow+http(s) location (its query ignored:
+// the adapters read their own options) and MLflow's environment variables,
+// through getenv, into a Config.
+func ConfigFromLocation(loc location.Location, getenv func(string) string) (Config, error) {
+	if loc.URL == nil {
+		return Config{}, fmt.Errorf("mlflow: %s is not a URL", loc)
+	}
+	u := *loc.URL
+	u.Scheme = strings.TrimPrefix(loc.Scheme, "mlflow+")
+	u.RawQuery = ""
+	return ConfigFromEnv(u.String(), getenv)
+}
+
 // ConfigFromEnv fills the credential and TLS fields from MLflow's
 // environment variables, read through getenv.
 func ConfigFromEnv(baseURL string, getenv func(string) string) (Config, error) {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/mlflowapi"
@@ -47,13 +46,7 @@ output and non-numeric values come from the files runferry stored with them.`,
 // ParseConfig reads a location and MLflow's environment variables (through
 // getenv) into a Config.
 func ParseConfig(loc location.Location, getenv func(string) string) (Config, error) {
-	if loc.URL == nil {
-		return Config{}, fmt.Errorf("mlflow: %s is not a URL", loc)
-	}
-	u := *loc.URL
-	u.Scheme = strings.TrimPrefix(loc.Scheme, "mlflow+")
-	u.RawQuery = ""
-	api, err := mlflowapi.ConfigFromEnv(u.String(), getenv)
+	api, err := mlflowapi.ConfigFromLocation(loc, getenv)
 	if err != nil {
 		return Config{}, err
 	}
