@@ -3,8 +3,8 @@
 // (one run, 20 keys, N/20 steps each) and prints {"rows", "bytes", "sum",
 // "seconds", "cpu_seconds", "peak_rss_mb", "mode"} as one JSON line, where
 // seconds and cpu_seconds cover the write alone. bench/py/parquet_write.py
-// and bench/py/pyarrow_write.py build the same rows (the same arithmetic,
-// so "sum" must be equal) and write them with pyarrow.
+// builds the same rows (the same arithmetic, so "sum" must be equal) and
+// writes them with pyarrow.
 //
 // Two modes:
 //
@@ -38,8 +38,7 @@ import (
 	"github.com/runferry/runferry/schema"
 )
 
-// Shape of the generated table; bench/py/parquet_write.py and
-// bench/py/pyarrow_write.py must match.
+// Shape of the generated table; bench/py/parquet_write.py must match.
 const (
 	numKeys   = 20
 	runOrigin = "wandb:bench0001"
