@@ -216,15 +216,9 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 			},
 			stats: func(_ *segment, t time.Time, items []kv) error {
 				defer func() { sample++ }()
-				for _, it := range items {
-					if f, ok := toFloat(it.value); ok && it.err == nil && len(it.path) > 0 {
-						m := schema.Metric{Key: SystemPrefix + joinPath(it.path), Value: f, Step: sample, Time: unixMillis(t)}
-						if err := p.add(m); err != nil {
-							return err
-						}
-					}
-				}
-				return nil
+				return systemItems(items, true, func(key string, f float64, _ kv) error {
+					return p.add(schema.Metric{Key: key, Value: f, Step: sample, Time: unixMillis(t)})
+				})
 			},
 		}, nil
 	})
@@ -268,16 +262,10 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 			},
 			stats: func(_ *segment, t time.Time, items []kv) error {
 				defer func() { sample++ }()
-				for _, it := range items {
-					if _, ok := toFloat(it.value); !ok && it.err == nil && len(it.path) > 0 {
-						v := schema.RichValue{Key: SystemPrefix + joinPath(it.path), Step: sample, Time: unixMillis(t),
-							Type: jsonKind(it.value), JSON: toJSON(it.value)}
-						if err := emit(v); err != nil {
-							return err
-						}
-					}
-				}
-				return nil
+				return systemItems(items, false, func(key string, _ float64, it kv) error {
+					return emit(schema.RichValue{Key: key, Step: sample, Time: unixMillis(t),
+						Type: jsonKind(it.value), JSON: toJSON(it.value)})
+				})
 			},
 		}, nil
 	})
@@ -434,4 +422,22 @@ func joinPath(path []string) string {
 // sortRefs sorts refs by ID.
 func sortRefs(refs []schema.Ref) {
 	slices.SortFunc(refs, func(a, b schema.Ref) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// systemItems calls fn for each parsed item of a stats record that is
+// numeric (numeric true) or not (numeric false), with its key under
+// SystemPrefix. Items whose value did not parse or that have no key are
+// skipped. It stops at fn's first error.
+func systemItems(items []kv, numeric bool, fn func(key string, f float64, it kv) error) error {
+	for _, it := range items {
+		if it.err != nil || len(it.path) == 0 {
+			continue
+		}
+		if f, ok := toFloat(it.value); ok == numeric {
+			if err := fn(SystemPrefix+joinPath(it.path), f, it); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
