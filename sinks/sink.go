@@ -50,6 +50,11 @@ type RunWriter interface {
 type Limits struct {
 	MaxInFlight        int // runs written at once
 	MaxMetricsPerWrite int // points per WriteMetrics call
+	// AdaptiveWrites asks the engine to adapt how many WriteMetrics calls
+	// are in flight at once (from 1 up to the runs in flight) to the
+	// number that writes the most points per second: set by sinks whose
+	// writes all land on one shared server of unknown capacity.
+	AdaptiveWrites bool
 }
 
 // ArtifactWriter is a RunWriter that stores files.

@@ -184,7 +184,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 	}
 	sel.register(cmd)
 	f := cmd.Flags()
-	f.IntVar(&concurrency, "concurrency", 4, "runs transferred at once (capped by the destination's limit)")
+	f.IntVar(&concurrency, "concurrency", 4, "runs transferred at once (capped by the destination's limit); an MLflow destination then finds how many of their metric batches to send at once")
 	f.IntVar(&retries, "retries", 2, "extra attempts for a run that failed for a passing reason")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the plan (runs, points, files, bytes) and write nothing")
 	f.StringVar(&reportPath, "report", "", "write the job report as JSON to this file")

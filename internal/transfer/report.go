@@ -53,6 +53,9 @@ type Report struct {
 	// Problems lists failures outside any run (an experiment that could
 	// not be listed or written).
 	Problems []string `json:"problems,omitempty"`
+	// WritesInFlight is the number of metric writes in flight the engine
+	// settled on, for a sink that asks for AdaptiveWrites.
+	WritesInFlight int `json:"writes_in_flight,omitempty"`
 }
 
 // Totals sums the report's runs.

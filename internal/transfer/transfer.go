@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/internal/state"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
@@ -182,6 +183,9 @@ type job struct {
 
 	mu     sync.Mutex // guards rep.Runs, rep.Problems and expIDs
 	expIDs map[schema.Ref]*expOnce
+	// writes bounds the WriteMetrics calls in flight when the sink asks
+	// for AdaptiveWrites; nil otherwise.
+	writes *inflight.Limiter
 }
 
 // expOnce writes one experiment once per job, however many workers need it

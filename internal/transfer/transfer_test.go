@@ -307,3 +307,73 @@ func TestExperimentWithoutRunsIsCopied(t *testing.T) {
 		t.Fatalf("dry run wrote %d experiments", n)
 	}
 }
+
+// concurrentWrites wraps a memory sink and records the most WriteMetrics
+// calls in flight at once. Each call waits (up to 50 ms) for a second call
+// to join it, so that calls the engine lets overlap do overlap.
+type concurrentWrites struct {
+	*memsink.Sink
+	now, most atomic.Int32
+}
+
+func (s *concurrentWrites) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
+	w, err := s.Sink.OpenRun(ctx, expID, r)
+	if err != nil {
+		return nil, err
+	}
+	return &countingWriter{fullWriter: w.(fullWriter), s: s}, nil
+}
+
+// fullWriter is every interface the memory sink's writer implements.
+type fullWriter interface {
+	sinks.RunWriter
+	sinks.ArtifactWriter
+	sinks.LogWriter
+	sinks.RichValueWriter
+	sinks.Fingerprinted
+}
+
+type countingWriter struct {
+	fullWriter
+	s *concurrentWrites
+}
+
+func (w *countingWriter) WriteMetrics(ctx context.Context, batch []schema.Metric) error {
+	n := w.s.now.Add(1)
+	defer w.s.now.Add(-1)
+	for {
+		m := w.s.most.Load()
+		if n <= m || w.s.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	for range 50 {
+		if w.s.now.Load() > 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return w.fullWriter.WriteMetrics(ctx, batch)
+}
+
+// TestAdaptiveWritesStartAtOne: a sink asking for AdaptiveWrites gets one
+// metric write in flight at first, although four runs are in flight; a sink
+// that does not gets several at once. Either way the copy is whole.
+func TestAdaptiveWritesStartAtOne(t *testing.T) {
+	for _, adaptive := range []bool{true, false} {
+		want := dataset.Canonical()
+		dst := &concurrentWrites{Sink: memsink.New(sinks.Limits{MaxMetricsPerWrite: 200, AdaptiveWrites: adaptive})}
+		rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Concurrency: 4}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustEqual(t, want, dst.Sink)
+		most := dst.most.Load()
+		switch {
+		case adaptive && (most != 1 || rep.WritesInFlight != 1):
+			t.Errorf("adaptive: %d writes in flight at most, report says %d; want 1 and 1", most, rep.WritesInFlight)
+		case !adaptive && (most < 2 || rep.WritesInFlight != 0):
+			t.Errorf("not adaptive: %d writes in flight at most (want several), report says %d (want 0)", most, rep.WritesInFlight)
+		}
+	}
+}

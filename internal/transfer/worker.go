@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/internal/state"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
@@ -26,6 +27,10 @@ func (j *job) transfer(ctx context.Context, plan []planned) error {
 	limit := j.opt.Concurrency
 	if m := j.dst.Limits().MaxInFlight; m > 0 {
 		limit = min(limit, m)
+	}
+	if j.dst.Limits().AdaptiveWrites && limit > 1 {
+		j.writes = inflight.New(1, limit, 1)
+		defer func() { j.rep.WritesInFlight = j.writes.Limit() }()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
@@ -188,7 +193,7 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := w.WriteMetrics(ctx, batch); err != nil {
+		if err := j.writeMetrics(ctx, w, batch); err != nil {
 			return fmt.Errorf("writing metrics: %w", err)
 		}
 		res.Points += int64(len(batch))
@@ -206,7 +211,7 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		page = j.opt.Transform.Metrics(page)
 		if len(batch) == 0 && len(page) == size {
 			// A page of exactly the batch size goes through uncopied.
-			if err := w.WriteMetrics(ctx, page); err != nil {
+			if err := j.writeMetrics(ctx, w, page); err != nil {
 				return fmt.Errorf("writing metrics: %w", err)
 			}
 			res.Points += int64(len(page))
@@ -225,6 +230,27 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		}
 	}
 	return flush()
+}
+
+// writeMetrics writes one batch, within the adaptive limit when the sink
+// asked for one. A retryable failure (the server pushing back beyond the
+// client's own retries) counts as overload, which halves the limit.
+func (j *job) writeMetrics(ctx context.Context, w sinks.RunWriter, batch []schema.Metric) error {
+	if j.writes == nil {
+		return w.WriteMetrics(ctx, batch)
+	}
+	t, err := j.writes.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	err = w.WriteMetrics(ctx, batch)
+	switch {
+	case err == nil:
+		t.Done(len(batch), false)
+	default:
+		t.Done(0, fault.KindOf(err) == fault.KindRetryable)
+	}
+	return err
 }
 
 func (j *job) copyRichValues(ctx context.Context, run schema.Ref, w sinks.RunWriter, res *RunResult) error {

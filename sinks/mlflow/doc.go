@@ -103,9 +103,13 @@
 //
 // # Limits
 //
-// Limits() declares 1000 points per write and max-in-flight runs (default
-// 8). SQLite-backed servers serialise writers; they answer 503 when busy,
-// which is retried.
+// Limits() declares 1000 points per write, max-in-flight runs (default
+// 8) and AdaptiveWrites: the engine adapts how many metric batches are in
+// flight (internal/inflight), from one up to the runs in flight, to the
+// number the server takes fastest. SQLite-backed servers serialise writers
+// and are slower with more than one or two (lock contention); servers with
+// several workers and a PostgreSQL store get faster with more. A 429 or 503
+// is retried and halves the number.
 //
 // # Benchmarks
 //

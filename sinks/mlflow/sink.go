@@ -59,9 +59,11 @@ func (s *Sink) Check(ctx context.Context) error {
 }
 
 // Limits declares MLflow's log-batch metric limit and the configured number
-// of runs in flight.
+// of runs in flight, and asks the engine to adapt the metric batches in
+// flight: a SQLite-backed server is fastest with one or two, a server with
+// several workers with more.
 func (s *Sink) Limits() sinks.Limits {
-	return sinks.Limits{MaxInFlight: s.cfg.MaxInFlight, MaxMetricsPerWrite: mlflowapi.MaxMetricsPerBatch}
+	return sinks.Limits{MaxInFlight: s.cfg.MaxInFlight, MaxMetricsPerWrite: mlflowapi.MaxMetricsPerBatch, AdaptiveWrites: true}
 }
 
 // Close does nothing: every write is durable when it returns.
