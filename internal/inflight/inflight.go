@@ -13,8 +13,13 @@
 // request more and keeps it only when throughput rises by more than Gain;
 // it tries one fewer and keeps it when throughput stays within Tolerance
 // (fewer requests in flight load the server less for the same rate).
-// Between probes it holds, for longer after probes that failed. An
-// overloaded answer (429 or 503) halves the limit at once.
+// Between probes it holds, for longer after probes that failed. A request
+// the server answered with 429 or 503 (at any attempt) halves the limit at
+// once, at most once per limit: requests sent before the change do not
+// halve it again.
+//
+// Every change of the limit starts an epoch: the requests still in flight
+// were sent under the old limit, so measuring waits until they complete.
 //
 // Gain is large because request timings on a busy server are noisy: a
 // server that really gains from one more request gains much more than 15%
@@ -23,16 +28,17 @@
 // should not make the limit drift upwards.
 //
 // The Limiter never lets more than its current limit through, and it never
-// goes below Min or above Max.
+// goes below the lower bound given to New or above the upper one.
 package inflight
 
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// Tuning of the climb. Exported so that the documentation can state it.
+// Tuning of the climb.
 const (
 	// Gain is the throughput rise a probe with one more request in flight
 	// must show to be kept.
@@ -57,10 +63,18 @@ type Limiter struct {
 	now      func() time.Time
 
 	mu       sync.Mutex
-	inflight int
-	last     time.Time       // when inflight last changed
-	waiters  []chan struct{} // FIFO; a closed channel is a granted slot
+	inflight int                   // requests in flight
+	cur      int                   // of them, granted in the current epoch
+	last     time.Time             // when inflight last changed
+	waiters  []*waiter             // FIFO
+	held     map[int]time.Duration // busy time spent at each limit
 	c        climb
+}
+
+// waiter is an Acquire call waiting for a slot.
+type waiter struct {
+	ch    chan struct{} // closed when the slot is granted
+	epoch int           // the epoch of the grant, set before ch is closed
 }
 
 // New returns a Limiter starting at initial requests in flight, adapting
@@ -69,8 +83,9 @@ func New(lo, hi, initial int) *Limiter {
 	lo = max(lo, 1)
 	hi = max(hi, lo)
 	initial = min(max(initial, lo), hi)
-	l := &Limiter{min: lo, max: hi, now: time.Now}
-	// The first window is held without a probe: it includes the start of the work.
+	l := &Limiter{min: lo, max: hi, now: time.Now, held: map[int]time.Duration{}}
+	// The first window is held without a probe: it includes the start of
+	// the work.
 	l.c = climb{limit: initial, phase: holding, holds: 2, hold: holdWindows, rates: map[int]float64{}}
 	return l
 }
@@ -82,10 +97,25 @@ func (l *Limiter) Limit() int {
 	return l.c.limit
 }
 
+// Settled returns the limit that was in force for the most busy time: the
+// number of requests in flight the Limiter settled on.
+func (l *Limiter) Settled() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.account()
+	best := l.c.limit
+	for n, d := range l.held {
+		if d > l.held[best] || d == l.held[best] && n < best {
+			best = n
+		}
+	}
+	return best
+}
+
 // Ticket is one granted request slot.
 type Ticket struct {
 	l     *Limiter
-	epoch int // the limit's epoch when granted
+	epoch int // the epoch of the grant
 	done  bool
 }
 
@@ -94,28 +124,26 @@ type Ticket struct {
 func (l *Limiter) Acquire(ctx context.Context) (*Ticket, error) {
 	l.mu.Lock()
 	if len(l.waiters) == 0 && l.inflight < l.c.limit {
-		l.add(1)
-		defer l.mu.Unlock()
-		return &Ticket{l: l, epoch: l.c.epoch}, nil
+		e := l.take()
+		l.mu.Unlock()
+		return &Ticket{l: l, epoch: e}, nil
 	}
-	ch := make(chan struct{})
-	l.waiters = append(l.waiters, ch)
+	w := &waiter{ch: make(chan struct{})}
+	l.waiters = append(l.waiters, w)
 	l.mu.Unlock()
 	select {
-	case <-ch:
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		return &Ticket{l: l, epoch: l.c.epoch}, nil
+	case <-w.ch:
+		return &Ticket{l: l, epoch: w.epoch}, nil
 	case <-ctx.Done():
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		select {
-		case <-ch: // granted meanwhile: hand the slot on
-			l.add(-1)
+		case <-w.ch: // granted meanwhile: hand the slot on
+			l.release(w.epoch)
 			l.grant()
 		default:
-			for i, w := range l.waiters {
-				if w == ch {
+			for i, x := range l.waiters {
+				if x == w {
 					l.waiters = append(l.waiters[:i], l.waiters[i+1:]...)
 					break
 				}
@@ -125,41 +153,90 @@ func (l *Limiter) Acquire(ctx context.Context) (*Ticket, error) {
 	}
 }
 
-// add changes the requests in flight by d, counting the busy time since
-// the last change. l.mu is held.
-func (l *Limiter) add(d int) {
-	now := l.now()
-	if l.inflight > 0 {
-		l.c.busy(now.Sub(l.last))
-	}
-	l.inflight += d
-	l.last = now
-}
-
 // Done releases the slot and reports what the request achieved: work is
 // the units it completed (0 for a failed request), overloaded whether the
 // server answered 429 or 503 at any attempt. Calls after the first do
 // nothing.
 func (t *Ticket) Done(work int, overloaded bool) {
-	if t == nil || t.done {
+	if t == nil {
 		return
 	}
-	t.done = true
 	l := t.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.add(-1)
-	l.c.observe(t.epoch, work, overloaded, l.inflight, l.min, l.max)
+	if t.done {
+		return
+	}
+	t.done = true
+	if l.release(t.epoch) {
+		switch {
+		case overloaded:
+			l.c.overloaded()
+			l.setLimit(max(l.min, l.c.limit/2))
+		case l.inflight == l.cur: // nothing from an earlier epoch in flight
+			if rate, ok := l.c.complete(work); ok {
+				l.setLimit(l.c.decide(rate, l.min, l.max))
+			}
+		}
+	}
 	l.grant()
+}
+
+// take takes a slot in the current epoch. l.mu is held.
+func (l *Limiter) take() int {
+	l.account()
+	l.inflight++
+	l.cur++
+	return l.c.epoch
+}
+
+// release frees a slot granted in epoch and reports whether that is the
+// current epoch. l.mu is held.
+func (l *Limiter) release(epoch int) bool {
+	l.account()
+	l.inflight--
+	if epoch != l.c.epoch {
+		return false
+	}
+	l.cur--
+	return true
+}
+
+// account adds the busy time since the last change of inflight: to the
+// current limit's total, and to the window while no request of an earlier
+// epoch is in flight. l.mu is held.
+func (l *Limiter) account() {
+	now := l.now()
+	if l.inflight > 0 {
+		d := now.Sub(l.last)
+		l.held[l.c.limit] += d
+		if l.inflight == l.cur {
+			l.c.time += d
+		}
+	}
+	l.last = now
+}
+
+// setLimit changes the limit and starts a new epoch and window: every
+// request in flight now belongs to an earlier epoch. l.mu is held.
+func (l *Limiter) setLimit(n int) {
+	if n == l.c.limit {
+		return
+	}
+	l.account()
+	l.c.limit = n
+	l.c.epoch++
+	l.cur = 0
+	l.c.n, l.c.work, l.c.time = 0, 0, 0
 }
 
 // grant hands free slots to waiters in order. l.mu is held.
 func (l *Limiter) grant() {
 	for len(l.waiters) > 0 && l.inflight < l.c.limit {
-		ch := l.waiters[0]
+		w := l.waiters[0]
 		l.waiters = l.waiters[1:]
-		l.add(1)
-		close(ch)
+		w.epoch = l.take()
+		close(w.ch)
 	}
 }
 
@@ -171,7 +248,8 @@ const (
 	probingDown
 )
 
-// climb is the limit's state machine, fed one completion at a time.
+// climb is the limit's state machine: it measures windows and decides the
+// next limit; the Limiter applies it.
 type climb struct {
 	limit int
 	epoch int // counts limit changes
@@ -182,100 +260,91 @@ type climb struct {
 	down  bool
 	rates map[int]float64 // last measured work per busy second by limit
 
-	stale int           // requests of earlier epochs still in flight
-	n     int           // completions in the window
-	work  float64       // their work
-	time  time.Duration // the window's busy time
+	n    int           // completions in the window
+	work float64       // their work
+	time time.Duration // the window's busy time
 }
 
-// busy adds busy time to the window, once the requests sent under an
-// earlier limit have completed.
-func (c *climb) busy(d time.Duration) {
-	if c.stale == 0 {
-		c.time += d
-	}
-}
-
-// observe accounts one completion of a request granted at epoch, which
-// completed work; inflight requests remain in flight.
-func (c *climb) observe(epoch, work int, overloaded bool, inflight, lo, hi int) {
-	if overloaded {
-		c.set(max(lo, c.limit/2), inflight)
-		c.rates = map[int]float64{}
-		c.phase, c.holds, c.hold = holding, holdWindows, holdWindows
-		return
-	}
-	if epoch != c.epoch {
-		c.stale = max(c.stale-1, 0)
-		return
-	}
+// complete counts one completion in the window and, when the window is
+// full, returns its rate.
+func (c *climb) complete(work int) (float64, bool) {
 	c.n++
 	c.work += float64(work)
 	if c.n < MinWindow || c.time < MinWindowTime {
-		return
+		return 0, false
 	}
 	rate := c.work / c.time.Seconds()
 	c.n, c.work, c.time = 0, 0, 0
-	c.decide(rate, inflight, lo, hi)
+	return rate, true
 }
 
-// decide moves the limit after a window measured rate at the current
-// limit.
-func (c *climb) decide(rate float64, inflight, lo, hi int) {
+// overloaded forgets the measurements and holds after an overload.
+func (c *climb) overloaded() {
+	c.rates = map[int]float64{}
+	c.phase, c.holds, c.hold = holding, holdWindows, holdWindows
+}
+
+// decide records a window's rate at the current limit and returns the
+// next limit, within [lo, hi].
+func (c *climb) decide(rate float64, lo, hi int) int {
 	c.rates[c.limit] = rate
 	switch c.phase {
 	case holding:
 		c.holds--
 		if c.holds > 0 {
-			return
+			return c.limit
 		}
 		c.base = c.limit
 		switch {
 		case c.limit < hi && (!c.down || c.limit == lo):
 			c.phase = probingUp
-			c.set(c.limit+1, inflight)
+			return c.limit + 1
 		case c.limit > lo:
 			c.phase = probingDown
-			c.set(c.limit-1, inflight)
-		default: // lo == hi: nothing to try
-			c.holds = maxHoldWindows
+			return c.limit - 1
 		}
+		c.holds = maxHoldWindows // lo == hi: nothing to try
+		return c.limit
 	case probingUp:
 		if rate > c.rates[c.base]*(1+Gain) {
 			c.base, c.hold = c.limit, holdWindows
 			if c.limit < hi {
-				c.set(c.limit+1, inflight)
-				return
+				return c.limit + 1
 			}
 		} else {
-			c.set(c.base, inflight)
 			c.hold = min(2*c.hold, maxHoldWindows)
 		}
 		c.phase, c.holds, c.down = holding, c.hold, true
-	case probingDown:
+		return c.base
+	default: // probingDown
 		if rate >= c.rates[c.base]*(1-Tolerance) {
 			c.base, c.hold = c.limit, holdWindows
 			if c.limit > lo {
-				c.set(c.limit-1, inflight)
-				return
+				return c.limit - 1
 			}
 		} else {
-			c.set(c.base, inflight)
 			c.hold = min(2*c.hold, maxHoldWindows)
 		}
 		c.phase, c.holds, c.down = holding, c.hold, false
+		return c.base
 	}
 }
 
-// set changes the limit and starts a new epoch and window. The requests
-// in flight were sent under the old limit: the window's clock starts when
-// the last of them completes.
-func (c *climb) set(limit, inflight int) {
-	if limit == c.limit {
-		return
+type overloadKey struct{}
+
+// WithOverloadSignal returns a context for one request and a function
+// reporting whether SignalOverload was called on it (or on a context
+// derived from it): the way a client deep below reports a 429 or 503 that
+// its own retries absorbed.
+func WithOverloadSignal(ctx context.Context) (context.Context, func() bool) {
+	var b atomic.Bool
+	return context.WithValue(ctx, overloadKey{}, &b), b.Load
+}
+
+// SignalOverload records on ctx that the server answered 429 or 503. It
+// does nothing for a context without a signal.
+func SignalOverload(ctx context.Context) {
+	if b, ok := ctx.Value(overloadKey{}).(*atomic.Bool); ok {
+		b.Store(true)
 	}
-	c.limit = limit
-	c.epoch++
-	c.stale = inflight
-	c.n, c.work, c.time = 0, 0, 0
 }

@@ -46,6 +46,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/internal/location"
 )
 
@@ -247,6 +248,9 @@ func withKind(ctx context.Context, k kind) context.Context {
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
+	}
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		inflight.SignalOverload(ctx) // the engine's adaptive limit halves
 	}
 	k, _ := ctx.Value(kindKey{}).(kind)
 	if k == applyOnce {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 )
 
 // fail is what the test server does to one request.
@@ -105,20 +106,25 @@ func TestRetryPolicy(t *testing.T) {
 			wantErr   bool
 			errOnce   bool // the apply-once request fails
 			wantKinds fault.Kind
+			overload  bool // the caller's overload signal is raised
 		}{
 			{name: "ok", answers: []fail{ok}, sent: 1},
-			{name: "429 then ok", answers: []fail{s429, ok}, sent: 2},
-			{name: "503 twice then ok", answers: []fail{s503, s503, ok}, sent: 3},
+			{name: "429 then ok", answers: []fail{s429, ok}, sent: 2, overload: true},
+			{name: "503 twice then ok", answers: []fail{s503, s503, ok}, sent: 3, overload: true},
 			{name: "500 then ok", answers: []fail{s500, ok}, sent: 2, sentOnce: 1, errOnce: true},
 			{name: "reset then ok", answers: []fail{reset, ok}, sent: 2, sentOnce: 1, errOnce: true},
 			{name: "501", answers: []fail{s501, ok}, sent: 1, wantErr: true},
-			{name: "always 503", answers: []fail{s503}, sent: 4, wantErr: true}, // RetryMax 3
+			{name: "always 503", answers: []fail{s503}, sent: 4, wantErr: true, overload: true}, // RetryMax 3
 		} {
 			t.Run(rk.name+"/"+tc.name, func(t *testing.T) {
 				srv, n := script(t, tc.answers...)
 				c := testClient(t, srv.URL)
 				// uploads go through the artifacts proxy of the same server
-				err := rk.do(context.Background(), c)
+				ctx, overloaded := inflight.WithOverloadSignal(context.Background())
+				err := rk.do(ctx, c)
+				if overloaded() != tc.overload {
+					t.Errorf("overload signal %v, want %v", overloaded(), tc.overload)
+				}
 				wantSent, wantErr := tc.sent, tc.wantErr
 				if rk.applyOnce && tc.sentOnce != 0 {
 					wantSent, wantErr = tc.sentOnce, tc.errOnce

@@ -54,7 +54,8 @@ type Report struct {
 	// not be listed or written).
 	Problems []string `json:"problems,omitempty"`
 	// WritesInFlight is the number of metric writes in flight the engine
-	// settled on, for a sink that asks for AdaptiveWrites.
+	// settled on (the limit in force longest), for a sink that asks for
+	// AdaptiveWrites.
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
 }
 

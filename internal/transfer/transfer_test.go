@@ -309,10 +309,11 @@ func TestExperimentWithoutRunsIsCopied(t *testing.T) {
 }
 
 // concurrentWrites wraps a memory sink and records the most WriteMetrics
-// calls in flight at once. Each call waits (up to 50 ms) for a second call
-// to join it, so that calls the engine lets overlap do overlap.
+// calls in flight at once. Each call waits up to join for a second call to
+// be in flight with it, so that calls the engine lets overlap do overlap.
 type concurrentWrites struct {
 	*memsink.Sink
+	join      time.Duration
 	now, most atomic.Int32
 }
 
@@ -347,22 +348,25 @@ func (w *countingWriter) WriteMetrics(ctx context.Context, batch []schema.Metric
 			break
 		}
 	}
-	for range 50 {
-		if w.s.now.Load() > 1 {
-			break
-		}
+	for end := time.Now().Add(w.s.join); time.Now().Before(end) && w.s.now.Load() < 2; {
 		time.Sleep(time.Millisecond)
 	}
 	return w.fullWriter.WriteMetrics(ctx, batch)
 }
 
 // TestAdaptiveWritesStartAtOne: a sink asking for AdaptiveWrites gets one
-// metric write in flight at first, although four runs are in flight; a sink
-// that does not gets several at once. Either way the copy is whole.
+// metric write in flight at first, although four runs are in flight (the
+// limit can move only after two windows of three busy seconds, longer than
+// this copy takes); a sink that does not gets several at once. Either way
+// the copy is whole. The climb itself is tested in internal/inflight.
 func TestAdaptiveWritesStartAtOne(t *testing.T) {
 	for _, adaptive := range []bool{true, false} {
 		want := dataset.Canonical()
-		dst := &concurrentWrites{Sink: memsink.New(sinks.Limits{MaxMetricsPerWrite: 200, AdaptiveWrites: adaptive})}
+		join := 50 * time.Millisecond // a second write never comes
+		if !adaptive {
+			join = 2 * time.Second // it comes as soon as a second run writes
+		}
+		dst := &concurrentWrites{join: join, Sink: memsink.New(sinks.Limits{MaxMetricsPerWrite: 200, AdaptiveWrites: adaptive})}
 		rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Concurrency: 4}))
 		if err != nil {
 			t.Fatal(err)

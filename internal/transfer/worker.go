@@ -28,9 +28,9 @@ func (j *job) transfer(ctx context.Context, plan []planned) error {
 	if m := j.dst.Limits().MaxInFlight; m > 0 {
 		limit = min(limit, m)
 	}
-	if j.dst.Limits().AdaptiveWrites && limit > 1 {
+	if j.dst.Limits().AdaptiveWrites {
 		j.writes = inflight.New(1, limit, 1)
-		defer func() { j.rep.WritesInFlight = j.writes.Limit() }()
+		defer func() { j.rep.WritesInFlight = j.writes.Settled() }()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
@@ -233,8 +233,8 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 }
 
 // writeMetrics writes one batch, within the adaptive limit when the sink
-// asked for one. A retryable failure (the server pushing back beyond the
-// client's own retries) counts as overload, which halves the limit.
+// asked for one; a 429 or 503 the sink's client met (see
+// inflight.SignalOverload) halves the limit.
 func (j *job) writeMetrics(ctx context.Context, w sinks.RunWriter, batch []schema.Metric) error {
 	if j.writes == nil {
 		return w.WriteMetrics(ctx, batch)
@@ -243,13 +243,13 @@ func (j *job) writeMetrics(ctx context.Context, w sinks.RunWriter, batch []schem
 	if err != nil {
 		return err
 	}
-	err = w.WriteMetrics(ctx, batch)
-	switch {
-	case err == nil:
-		t.Done(len(batch), false)
-	default:
-		t.Done(0, fault.KindOf(err) == fault.KindRetryable)
+	rctx, overloaded := inflight.WithOverloadSignal(ctx)
+	err = w.WriteMetrics(rctx, batch)
+	work := len(batch)
+	if err != nil {
+		work = 0
 	}
+	t.Done(work, overloaded())
 	return err
 }
 
