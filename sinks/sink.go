@@ -51,9 +51,10 @@ type Limits struct {
 	MaxInFlight        int // runs written at once
 	MaxMetricsPerWrite int // points per WriteMetrics call
 	// AdaptiveWrites asks the engine to adapt how many WriteMetrics calls
-	// are in flight at once (from 1 up to the runs in flight) to the
-	// number that writes the most points per second: set by sinks whose
-	// writes all land on one shared server of unknown capacity.
+	// are in flight at once to the number that writes the most points per
+	// second, starting at the runs in flight and moving between one and
+	// that number: set by sinks whose writes all land on one shared server
+	// of unknown capacity.
 	AdaptiveWrites bool
 }
 

@@ -50,9 +50,17 @@ COMPARISONS = [
     },
     {
         "bench": "mlflow-ceiling",
-        "title": "Parquet archive into MLflow, share of the server's log-batch ceiling",
+        "title": "Parquet archive into MLflow, share of the server's sustained log-batch ceiling",
         "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": 0.9,
-        "what": "runferry copy parquet:DIR mlflow+http://... vs bench/mlflowceiling's best points/s (fresh SQLite server each)",
+        "ceiling": "confirm_points_per_s",
+        "what": "runferry copy parquet:DIR mlflow+http://... vs bench/mlflowceiling's best grid point re-measured for BENCH_CEILING_CONFIRM seconds (fresh SQLite server each)",
+    },
+    {
+        "bench": "mlflow-ceiling",
+        "title": "Parquet archive into MLflow, share of the best 3-second grid sample (upper bound, biased up)",
+        "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": None,
+        "ceiling": "ceiling_points_per_s",
+        "what": "the same copies vs the highest of the 13 grid samples",
     },
     {
         "bench": "mlflow-mlflow",
@@ -91,11 +99,11 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def seconds(m, metric):
+def seconds(m, metric, ceiling="ceiling_points_per_s"):
     if metric == "rate":
         o = m["out"]
         if "ceiling_points_per_s" in o:
-            return o["ceiling_points_per_s"]
+            return o.get(ceiling) or o["ceiling_points_per_s"]
         return o.get("points", 0) / m["wall"] if m["wall"] > 0 else 0.0
     return m["out"].get("seconds", m["wall"]) if metric == "inner" else m["wall"]
 
@@ -164,10 +172,14 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
         if not ours or not theirs:
             w("| %s | not run | not run | | %sx | |" % (c["title"], fmt_num(c["target"])))
             continue
-        o = statistics.median(seconds(m, c["metric"]) for m in ours)
-        t = statistics.median(seconds(m, c["metric"]) for m in theirs)
+        key = c.get("ceiling", "ceiling_points_per_s")
+        o = statistics.median(seconds(m, c["metric"], key) for m in ours)
+        t = statistics.median(seconds(m, c["metric"], key) for m in theirs)
         if c["metric"] == "rate":
             ratio = o / t if t > 0 else float("inf")
+            if c["target"] is None:
+                w("| %s | %s | %s | %.2fx | - | - |" % (c["title"], fmt_rate(o), fmt_rate(t), ratio))
+                continue
             met = "yes" if ratio >= c["target"] else "**no**"
             w("| %s | %s | %s | %.2fx | %sx | %s |" % (c["title"], fmt_rate(o), fmt_rate(t), ratio, fmt_num(c["target"]), met))
             continue
@@ -208,7 +220,9 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
         o = m["out"]
         secs = fmt_s(o["seconds"]) if "seconds" in o else ""
         if "ceiling_points_per_s" in o:
-            secs = "ceiling %s (batch %s, %s in flight)" % (fmt_rate(o["ceiling_points_per_s"]), o.get("best_batch"), o.get("best_conc"))
+            secs = "best sample %s (batch %s, %s in flight), sustained %s" % (
+                fmt_rate(o["ceiling_points_per_s"]), o.get("best_batch"), o.get("best_conc"),
+                fmt_rate(o.get("confirm_points_per_s", 0)))
         elif m["bench"].startswith("mlflow-") and "points" in o:
             secs = "%s into the server" % fmt_rate(o["points"] / m["wall"])
             if "export_s" in o:

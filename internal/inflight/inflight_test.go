@@ -156,7 +156,7 @@ func TestClimbFindsBestConcurrency(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			best, at := bestFixed(t, tc.mk, tc.clients, tc.transit, length, hi)
-			rate, mean := simulate(t, New(1, hi, 1), tc.mk(), tc.clients, tc.transit, length)
+			rate, mean := simulate(t, New(1, hi, hi), tc.mk(), tc.clients, tc.transit, length)
 			t.Logf("best fixed limit %d: %.0f points/s; adaptive: %.0f points/s (%.2f), mean limit %.2f",
 				at, best, rate, rate/best, mean)
 			if rate < tc.minShare*best {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/internal/state"
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
@@ -310,10 +311,13 @@ func TestExperimentWithoutRunsIsCopied(t *testing.T) {
 
 // concurrentWrites wraps a memory sink and records the most WriteMetrics
 // calls in flight at once. Each call waits up to join for a second call to
-// be in flight with it, so that calls the engine lets overlap do overlap.
+// be in flight with it, so that calls the engine lets overlap do overlap,
+// and signals overload (as an MLflow client meeting a 429 does) when
+// overload is set.
 type concurrentWrites struct {
 	*memsink.Sink
 	join      time.Duration
+	overload  bool
 	now, most atomic.Int32
 }
 
@@ -351,33 +355,47 @@ func (w *countingWriter) WriteMetrics(ctx context.Context, batch []schema.Metric
 	for end := time.Now().Add(w.s.join); time.Now().Before(end) && w.s.now.Load() < 2; {
 		time.Sleep(time.Millisecond)
 	}
+	if w.s.overload {
+		inflight.SignalOverload(ctx)
+	}
 	return w.fullWriter.WriteMetrics(ctx, batch)
 }
 
-// TestAdaptiveWritesStartAtOne: a sink asking for AdaptiveWrites gets one
-// metric write in flight at first, although four runs are in flight (the
-// limit can move only after two windows of three busy seconds, longer than
-// this copy takes); a sink that does not gets several at once. Either way
-// the copy is whole. The climb itself is tested in internal/inflight.
-func TestAdaptiveWritesStartAtOne(t *testing.T) {
-	for _, adaptive := range []bool{true, false} {
-		want := dataset.Canonical()
-		join := 50 * time.Millisecond // a second write never comes
-		if !adaptive {
-			join = 2 * time.Second // it comes as soon as a second run writes
-		}
-		dst := &concurrentWrites{join: join, Sink: memsink.New(sinks.Limits{MaxMetricsPerWrite: 200, AdaptiveWrites: adaptive})}
-		rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Concurrency: 4}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		mustEqual(t, want, dst.Sink)
-		most := dst.most.Load()
-		switch {
-		case adaptive && (most != 1 || rep.WritesInFlight != 1):
-			t.Errorf("adaptive: %d writes in flight at most, report says %d; want 1 and 1", most, rep.WritesInFlight)
-		case !adaptive && (most < 2 || rep.WritesInFlight != 0):
-			t.Errorf("not adaptive: %d writes in flight at most (want several), report says %d (want 0)", most, rep.WritesInFlight)
-		}
+// TestAdaptiveWrites: a sink asking for AdaptiveWrites starts with as many
+// metric writes in flight as runs (the limit moves only after two windows
+// of three busy seconds, longer than this copy takes) and the report says
+// so; writes that meet overload halve the limit down to one, which the
+// report gives as the limit held longest; a sink not asking gets no limit
+// and no report field. Every copy is whole. The climb itself is tested in
+// internal/inflight.
+func TestAdaptiveWrites(t *testing.T) {
+	for _, tc := range []struct {
+		name               string
+		adaptive, overload bool
+		report             int
+	}{
+		{"adaptive", true, false, 4},
+		{"adaptive, overloaded", true, true, 1},
+		{"not adaptive", false, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := dataset.Canonical()
+			dst := &concurrentWrites{join: 2 * time.Second, overload: tc.overload,
+				Sink: memsink.New(sinks.Limits{MaxMetricsPerWrite: 200, AdaptiveWrites: tc.adaptive})}
+			if tc.overload {
+				dst.join = 20 * time.Millisecond // at one in flight, no second write comes
+			}
+			rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Concurrency: 4}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustEqual(t, want, dst.Sink)
+			if rep.WritesInFlight != tc.report {
+				t.Errorf("report says %d writes in flight, want %d", rep.WritesInFlight, tc.report)
+			}
+			if most := dst.most.Load(); !tc.overload && most < 2 {
+				t.Errorf("at most %d write in flight, want several", most)
+			}
+		})
 	}
 }

@@ -29,7 +29,7 @@ func (j *job) transfer(ctx context.Context, plan []planned) error {
 		limit = min(limit, m)
 	}
 	if j.dst.Limits().AdaptiveWrites {
-		j.writes = inflight.New(1, limit, 1)
+		j.writes = inflight.New(1, limit, limit)
 		defer func() { j.rep.WritesInFlight = j.writes.Settled() }()
 	}
 	g, gctx := errgroup.WithContext(ctx)
