@@ -13,7 +13,11 @@
 // request more and keeps it only when throughput rises by more than Gain;
 // it tries one fewer and keeps it when throughput stays within Tolerance
 // (fewer requests in flight load the server less for the same rate).
-// Between probes it holds, for longer after probes that failed. A request
+// The first probe from a limit above the floor goes straight to the floor
+// (one request in flight), which settles the common cases in one window:
+// a serialising server is as fast there and stays there, a parallel one is
+// far slower and returns. Between probes it holds, for longer after probes
+// that failed. A request
 // the server answered with 429 or 503 (at any attempt) halves the limit at
 // once, at most once per limit: requests sent before the change do not
 // halve it again.
@@ -258,7 +262,9 @@ type climb struct {
 	holds int // windows left to hold
 	hold  int // windows to hold after the next probe
 	down  bool
-	rates map[int]float64 // last measured work per busy second by limit
+	// probed is set by the first probe.
+	probed bool
+	rates  map[int]float64 // last measured work per busy second by limit
 
 	n    int           // completions in the window
 	work float64       // their work
@@ -296,6 +302,12 @@ func (c *climb) decide(rate float64, lo, hi int) int {
 		}
 		c.base = c.limit
 		switch {
+		case !c.probed && c.limit > lo:
+			// The first probe goes straight to the floor: a server that
+			// serialises writes is as fast there, and one that does not is
+			// so much slower that one window shows it.
+			c.probed, c.phase = true, probingDown
+			return lo
 		case c.limit < hi && (!c.down || c.limit == lo):
 			c.phase = probingUp
 			return c.limit + 1
