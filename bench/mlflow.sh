@@ -10,6 +10,13 @@
 #   mlflow-mlflow: `runferry copy mlflow+SRC mlflow+DST` against
 #     mlflow-export-import's export-experiment then import-experiment, from
 #     one source server filled once by bench/py/mlflow_populate.py.
+#
+# Both run for each store in BENCH_MLFLOW_STORES (default "sqlite
+# postgres"): sqlite is SQLite-backed servers with one worker; postgres
+# records mlflow-ceiling-pg and mlflow-mlflow-pg on servers with a
+# PostgreSQL backend store (one cluster started for the section, a fresh
+# database per server) and BENCH_MLFLOW_PG_WORKERS (default 4) workers: the
+# shape of a production deployment.
 
 MLFLOW_BIN=$VENV/bin/mlflow
 [ -x "$MLFLOW_BIN" ] || die "no mlflow in $VENV: run 'make venv'"
@@ -22,7 +29,10 @@ MLF_ROWS=${BENCH_MLFLOW_ROWS:-1250}
 SRC_RUNS=${BENCH_MLFLOW_SRC_RUNS:-10}
 SRC_STEPS=${BENCH_MLFLOW_SRC_STEPS:-1000}
 CEIL_S=${BENCH_CEILING_SECONDS:-3}
-CEIL_CONFIRM=${BENCH_CEILING_CONFIRM:-10}
+CEIL_CONFIRM=${BENCH_CEILING_CONFIRM:-30}
+STORES=${BENCH_MLFLOW_STORES:-sqlite postgres}
+PG_WORKERS=${BENCH_MLFLOW_PG_WORKERS:-4}
+STORE=sqlite # the backend store of the servers start_mlflow starts: sqlite or postgres
 mkdir -p "$MLF"
 
 MLFLOW_DIRS=() # servers started and not yet stopped
@@ -36,13 +46,17 @@ start_mlflow() {
 	mkdir -p "$dir"
 	for attempt in 1 2 3; do
 		port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		local store="sqlite:///$dir/mlflow.db" workers=1
+		if [ "$STORE" = postgres ]; then
+			store=$(pg_database "$(basename "$dir")") workers=$PG_WORKERS
+		fi
 		(
 			cd "$dir"
 			export MLFLOW_TRACKING_URI= PYTHONUNBUFFERED=1 MLFLOW_ENABLE_TELEMETRY=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 			# setsid: the server and its workers form one process group, stopped together
-			exec setsid "$MLFLOW_BIN" server --backend-store-uri "sqlite:///$dir/mlflow.db" \
+			exec setsid "$MLFLOW_BIN" server --backend-store-uri "$store" \
 				--artifacts-destination "$dir/artifacts" --serve-artifacts --host 127.0.0.1 --port "$port" \
-				--workers 1 --allowed-hosts "127.0.0.1,127.0.0.1:$port,localhost,localhost:$port"
+				--workers "$workers" --allowed-hosts "127.0.0.1,127.0.0.1:$port,localhost,localhost:$port"
 		) >"$dir/server.log" 2>&1 </dev/null &
 		echo $! >"$dir/pid"
 		MLFLOW_DIRS+=("$dir")
@@ -96,8 +110,41 @@ stop_mlflow() {
 stop_all_mlflow() {
 	local d
 	for d in "${MLFLOW_DIRS[@]+"${MLFLOW_DIRS[@]}"}"; do stop_mlflow "$d" keep; done
+	pg_stop
 }
 trap stop_all_mlflow EXIT
+
+# --- PostgreSQL: one cluster for the section, a fresh database per server ---
+PGDIR=$MLF/pg
+PGPORT=""
+pg_run() { # runs a command as the cluster's owner ("postgres" when we are root: initdb refuses root)
+	if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
+}
+pg_start() {
+	local bin
+	# the server's own bin folder (PATH may hold only symlinks to some tools)
+	bin=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)")")
+	[ -x "$bin/initdb" ] && [ -x "$bin/psql" ] || die "the postgres store needs PostgreSQL's initdb, pg_ctl and psql (apt-get install postgresql)"
+	PGBIN=$bin
+	rm -rf "$PGDIR"
+	mkdir -p "$PGDIR"
+	[ "$(id -u)" = 0 ] && chown postgres "$PGDIR"
+	PGPORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	pg_run "'$PGBIN/initdb' -D '$PGDIR/data' -A trust -U postgres >'$PGDIR/initdb.log' 2>&1" || die "initdb failed: see $PGDIR/initdb.log"
+	pg_run "'$PGBIN/pg_ctl' -D '$PGDIR/data' -l '$PGDIR/pg.log' -w -o \"-p $PGPORT -k '$PGDIR' -c listen_addresses=127.0.0.1\" start >/dev/null" ||
+		die "PostgreSQL did not start: see $PGDIR/pg.log"
+}
+pg_stop() {
+	[ -n "$PGPORT" ] || return 0
+	pg_run "'$PGBIN/pg_ctl' -D '$PGDIR/data' -m fast stop >/dev/null 2>&1" || true
+	PGPORT=""
+}
+# pg_database NAME: (re)creates database NAME and prints its SQLAlchemy URI.
+pg_database() {
+	pg_run "'$PGBIN/psql' -q -h 127.0.0.1 -p $PGPORT -U postgres -c 'DROP DATABASE IF EXISTS \"$1\"' -c 'CREATE DATABASE \"$1\"'" >"$MLF/psql.log" 2>&1 ||
+		{ cat "$MLF/psql.log" >&2; die "creating database $1 failed"; }
+	echo "postgresql+psycopg2://postgres@127.0.0.1:$PGPORT/$1"
+}
 
 # --- inputs: W&B runs -> a Parquet archive (not timed) -----------------------
 WRUNS=$MLF/wandb-${MLF_RUNS}x${MLF_ROWS}
@@ -119,52 +166,71 @@ fi
 ARCH_POINTS=$("$PY" bench/py/parquet_points.py "$ARCH" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["points"])')
 log "archive $ARCH holds $ARCH_POINTS points"
 
-# --- runferry into MLflow against the server's ceiling ----------------------
-SRV=$MLF/server
-for rep in $(seq "$REPEAT"); do
-	theirs() {
-		start_mlflow "$SRV"
-		measure mlflow-ceiling ceiling "$rep" -- "$BIN/mlflowceiling" -url "$MLFLOW_URL" -seconds "$CEIL_S" -confirm "$CEIL_CONFIRM"
-		stop_mlflow "$SRV"
-	}
-	ours() {
-		start_mlflow "$SRV"
-		measure mlflow-ceiling runferry-copy "$rep" \
-			--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$ARCH_POINTS" -- \
-			"$BIN/runferry" copy "parquet:$ARCH" "mlflow+$MLFLOW_URL" --no-state -q
-		stop_mlflow "$SRV"
-	}
-	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
-done
+INPUT_CMDS+=("python bench/py/mlflow_populate.py SRC_URL bench $SRC_RUNS $SRC_STEPS   # into a fresh server of each store")
 
-# --- MLflow to MLflow against mlflow-export-import ---------------------------
-SRCDIR=$MLF/source
-start_mlflow "$SRCDIR"
-SRC_URL=$MLFLOW_URL
-log "filling the source server with $SRC_RUNS runs x $SRC_STEPS steps x 20 keys"
-INPUT_CMDS+=("python bench/py/mlflow_populate.py SRC_URL bench $SRC_RUNS $SRC_STEPS   # into a fresh server")
-"$PY" bench/py/mlflow_populate.py "$SRC_URL" bench "$SRC_RUNS" "$SRC_STEPS" >"$MLF/populate.json" 2>"$MLF/populate.log" ||
-	{ tail -20 "$MLF/populate.log" >&2; die "filling the source server failed"; }
-# MLflow's client prints "View run" lines before the JSON
-SRC_POINTS=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["points"])' "$MLF/populate.json")
-DST=$MLF/dest
-EXPORT=$MLF/export
-for rep in $(seq "$REPEAT"); do
-	theirs() {
-		start_mlflow "$DST"
-		measure mlflow-mlflow export-import "$rep" \
-			--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$SRC_POINTS" --merge "$EXPORT.phases.json" -- \
-			bash bench/mlflow_export_import.sh "$VENV" "$SRC_URL" "$MLFLOW_URL" bench "$EXPORT"
-		stop_mlflow "$DST"
-		rm -rf "$EXPORT"
-	}
-	ours() {
-		start_mlflow "$DST"
-		measure mlflow-mlflow runferry-copy "$rep" \
-			--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$SRC_POINTS" -- \
-			"$BIN/runferry" copy "mlflow+$SRC_URL" "mlflow+$MLFLOW_URL" --no-state -q
-		stop_mlflow "$DST"
-	}
-	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+# compare_mlflow SUFFIX: both comparisons on servers of the current STORE,
+# recorded as mlflow-ceiling$SUFFIX and mlflow-mlflow$SUFFIX.
+compare_mlflow() {
+	SUFFIX=$1
+	# --- runferry into MLflow against the server's ceiling ----------------------
+	SRV=$MLF/server
+	for rep in $(seq "$REPEAT"); do
+		theirs() {
+			start_mlflow "$SRV"
+			measure "mlflow-ceiling$SUFFIX" ceiling "$rep" -- "$BIN/mlflowceiling" -url "$MLFLOW_URL" -seconds "$CEIL_S" -confirm "$CEIL_CONFIRM"
+			stop_mlflow "$SRV"
+		}
+		ours() {
+			start_mlflow "$SRV"
+			measure "mlflow-ceiling$SUFFIX" runferry-copy "$rep" \
+				--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$ARCH_POINTS" -- \
+				"$BIN/runferry" copy "parquet:$ARCH" "mlflow+$MLFLOW_URL" --no-state -q
+			stop_mlflow "$SRV"
+		}
+		if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+	done
+
+	# --- MLflow to MLflow against mlflow-export-import ---------------------------
+	SRCDIR=$MLF/source
+	start_mlflow "$SRCDIR"
+	SRC_URL=$MLFLOW_URL
+	log "filling the $STORE source server with $SRC_RUNS runs x $SRC_STEPS steps x 20 keys"
+	"$PY" bench/py/mlflow_populate.py "$SRC_URL" bench "$SRC_RUNS" "$SRC_STEPS" >"$MLF/populate.json" 2>"$MLF/populate.log" ||
+		{ tail -20 "$MLF/populate.log" >&2; die "filling the source server failed"; }
+	# MLflow's client prints "View run" lines before the JSON
+	SRC_POINTS=$("$PY" -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])["points"])' "$MLF/populate.json")
+	DST=$MLF/dest
+	EXPORT=$MLF/export
+	for rep in $(seq "$REPEAT"); do
+		theirs() {
+			start_mlflow "$DST"
+			measure "mlflow-mlflow$SUFFIX" export-import "$rep" \
+				--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$SRC_POINTS" --merge "$EXPORT.phases.json" -- \
+				bash bench/mlflow_export_import.sh "$VENV" "$SRC_URL" "$MLFLOW_URL" bench "$EXPORT"
+			stop_mlflow "$DST"
+			rm -rf "$EXPORT"
+		}
+		ours() {
+			start_mlflow "$DST"
+			measure "mlflow-mlflow$SUFFIX" runferry-copy "$rep" \
+				--verify "$PY" bench/py/mlflow_points.py "$MLFLOW_URL" --expect-points "$SRC_POINTS" -- \
+				"$BIN/runferry" copy "mlflow+$SRC_URL" "mlflow+$MLFLOW_URL" --no-state -q
+			stop_mlflow "$DST"
+		}
+		if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+	done
+	stop_mlflow "$SRCDIR"
+}
+
+for STORE in $STORES; do
+	case $STORE in
+	sqlite) compare_mlflow "" ;;
+	postgres)
+		pg_start
+		log "PostgreSQL backend store on 127.0.0.1:$PGPORT, $PG_WORKERS workers per server"
+		compare_mlflow -pg
+		pg_stop
+		;;
+	*) die "BENCH_MLFLOW_STORES: unknown store $STORE (want sqlite, postgres)" ;;
+	esac
 done
-stop_mlflow "$SRCDIR"
