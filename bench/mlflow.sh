@@ -1,12 +1,14 @@
 # The MLflow section of bench/run.sh (sourced by it: uses its variables and
 # its die, log, measure and INPUT_CMDS). Every measurement gets a fresh
-# `mlflow server` (SQLite backend store, proxied artifacts, one worker: the
-# flags internal/testenv uses), stopped (its whole process group) right
+# `mlflow server` (proxied artifacts; a SQLite store and one worker, the
+# flags internal/testenv uses, or a PostgreSQL store and several workers:
+# see BENCH_MLFLOW_STORES below), stopped (its whole process group) right
 # after, so that every side starts from an empty database.
 #
-#   mlflow-ceiling: bench/mlflowceiling (bare log-batch loop, best of batch
-#     sizes x concurrencies) against `runferry copy parquet:ARCHIVE
-#     mlflow+http://...` of BENCH_MLFLOW_RUNS runs.
+#   mlflow-ceiling: bench/mlflowceiling (bare log-batch loop; the best of
+#     batch sizes x concurrencies, re-measured for BENCH_CEILING_CONFIRM
+#     seconds: the sustained ceiling) against `runferry copy
+#     parquet:ARCHIVE mlflow+http://...` of BENCH_MLFLOW_RUNS runs.
 #   mlflow-mlflow: `runferry copy mlflow+SRC mlflow+DST` against
 #     mlflow-export-import's export-experiment then import-experiment, from
 #     one source server filled once by bench/py/mlflow_populate.py.
@@ -31,6 +33,9 @@ SRC_STEPS=${BENCH_MLFLOW_SRC_STEPS:-1000}
 CEIL_S=${BENCH_CEILING_SECONDS:-3}
 CEIL_CONFIRM=${BENCH_CEILING_CONFIRM:-30}
 STORES=${BENCH_MLFLOW_STORES:-sqlite postgres}
+for s in $STORES; do
+	case $s in sqlite | postgres) ;; *) die "BENCH_MLFLOW_STORES: unknown store $s (want sqlite, postgres)" ;; esac
+done
 PG_WORKERS=${BENCH_MLFLOW_PG_WORKERS:-4}
 STORE=sqlite # the backend store of the servers start_mlflow starts: sqlite or postgres
 mkdir -p "$MLF"
@@ -120,18 +125,31 @@ PGPORT=""
 pg_run() { # runs a command as the cluster's owner ("postgres" when we are root: initdb refuses root)
 	if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi
 }
-pg_start() {
+# pg_find sets PGBIN to the server's own bin folder (PATH may hold only
+# symlinks to some tools) and checks that the cluster's owner can write
+# PGDIR's parent, before anything is measured.
+pg_find() {
 	local bin
-	# the server's own bin folder (PATH may hold only symlinks to some tools)
-	bin=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | tail -1)")")
-	[ -x "$bin/initdb" ] && [ -x "$bin/psql" ] || die "the postgres store needs PostgreSQL's initdb, pg_ctl and psql (apt-get install postgresql)"
+	bin=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -1)")")
+	[ -x "$bin/initdb" ] && [ -x "$bin/pg_ctl" ] && [ -x "$bin/psql" ] ||
+		die "the postgres store needs PostgreSQL's initdb, pg_ctl and psql (apt-get install postgresql), or BENCH_MLFLOW_STORES=sqlite"
 	PGBIN=$bin
+	if [ "$(id -u)" = 0 ]; then
+		id postgres >/dev/null 2>&1 || die "running as root, the postgres store needs the user postgres (initdb refuses root)"
+		mkdir -p "$PGDIR" && chown postgres "$PGDIR"
+		pg_run "test -w '$PGDIR'" || die "the user postgres cannot write $PGDIR: choose a RUNFERRY_BENCH_DIR it can reach"
+	fi
+}
+pg_start() {
+	# a cluster left running by a killed earlier run
+	[ -f "$PGDIR/data/postmaster.pid" ] && pg_run "'$PGBIN/pg_ctl' -D '$PGDIR/data' -m immediate stop >/dev/null 2>&1" || true
 	rm -rf "$PGDIR"
 	mkdir -p "$PGDIR"
 	[ "$(id -u)" = 0 ] && chown postgres "$PGDIR"
 	PGPORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	pg_run "'$PGBIN/initdb' -D '$PGDIR/data' -A trust -U postgres >'$PGDIR/initdb.log' 2>&1" || die "initdb failed: see $PGDIR/initdb.log"
-	pg_run "'$PGBIN/pg_ctl' -D '$PGDIR/data' -l '$PGDIR/pg.log' -w -o \"-p $PGPORT -k '$PGDIR' -c listen_addresses=127.0.0.1\" start >/dev/null" ||
+	# TCP on loopback only; no Unix socket (a long scratch path would not fit one)
+	pg_run "'$PGBIN/pg_ctl' -D '$PGDIR/data' -l '$PGDIR/pg.log' -w -o \"-p $PGPORT -c unix_socket_directories='' -c listen_addresses=127.0.0.1\" start >/dev/null" ||
 		die "PostgreSQL did not start: see $PGDIR/pg.log"
 }
 pg_stop() {
@@ -141,10 +159,11 @@ pg_stop() {
 }
 # pg_database NAME: (re)creates database NAME and prints its SQLAlchemy URI.
 pg_database() {
-	pg_run "'$PGBIN/psql' -q -h 127.0.0.1 -p $PGPORT -U postgres -c 'DROP DATABASE IF EXISTS \"$1\"' -c 'CREATE DATABASE \"$1\"'" >"$MLF/psql.log" 2>&1 ||
+	pg_run "'$PGBIN/psql' -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p $PGPORT -U postgres -c 'DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)' -c 'CREATE DATABASE \"$1\"'" >"$MLF/psql.log" 2>&1 ||
 		{ cat "$MLF/psql.log" >&2; die "creating database $1 failed"; }
 	echo "postgresql+psycopg2://postgres@127.0.0.1:$PGPORT/$1"
 }
+case " $STORES " in *" postgres "*) pg_find ;; esac
 
 # --- inputs: W&B runs -> a Parquet archive (not timed) -----------------------
 WRUNS=$MLF/wandb-${MLF_RUNS}x${MLF_ROWS}

@@ -4,7 +4,7 @@
 # microbenchmarks) and `make bench-large`.
 #
 #   bash bench/run.sh            everything (about 15 minutes on 2 cores, plus
-#                                ~22 for the MLflow section)
+#                                ~40 for the MLflow section)
 #   BENCH_LARGE=1 bash bench/run.sh   also archive a 100M-point run (peak RSS)
 #
 # Environment: RUNFERRY_BENCH_DIR (scratch folder, default
@@ -21,8 +21,12 @@
 # rows of 20 keys, ~25k points per run) for the ceiling comparison,
 # BENCH_MLFLOW_SRC_RUNS (default 10) x BENCH_MLFLOW_SRC_STEPS (default 1000
 # steps of 20 keys, 20k points per run) for MLflow -> MLflow,
-# BENCH_CEILING_SECONDS (default 3 per grid point) and
-# BENCH_CEILING_CONFIRM (default 10).
+# BENCH_CEILING_SECONDS (default 3 per grid point),
+# BENCH_CEILING_CONFIRM (default 30: the best grid point re-measured, the
+# sustained ceiling), BENCH_MLFLOW_STORES (default "sqlite postgres": the
+# postgres store starts a PostgreSQL cluster, as the user postgres when run
+# as root, and needs initdb, pg_ctl and psql) and BENCH_MLFLOW_PG_WORKERS
+# (default 4).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

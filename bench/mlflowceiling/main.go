@@ -8,12 +8,15 @@
 //
 //	{"ceiling_points_per_s": X, "best_batch": B, "best_conc": C, "grid": [...]}
 //
-// The ceiling is the best rate of all these measurements (the confirmation
-// included): on a loaded machine the best of many short samples is biased
-// upwards, which makes a target relative to it harder, not easier.
+// ceiling_points_per_s is the best rate of all these measurements (the
+// confirmation included); confirm_points_per_s is the confirmation's rate,
+// the sustained ceiling: on a loaded machine the best of many short samples
+// is biased upwards, so the grid chooses the setting and the confirmation
+// measures it.
 //
 // The benchmark harness (bench/run.sh) compares `runferry copy` into a server
-// started the same way against this ceiling. Points are counted when the
+// started the same way against the sustained ceiling, and shows the ratio to
+// the best sample beside it. Points are counted when the
 // server answered 200; any other answer stops the program (exit 1).
 //
 // Usage:

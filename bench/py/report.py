@@ -21,8 +21,9 @@ import sys
 # "metric" is "wall" (process wall time) or "inner" (the seconds the program
 # itself reports, for comparisons that exclude building the input), or
 # "rate" (points per second: ours is the points the destination holds
-# afterwards over the process's wall time, theirs the "ceiling_points_per_s"
-# it printed; the ratio is ours / theirs).
+# afterwards over the process's wall time, theirs the ceiling the
+# comparison's "ceiling" key names in what bench/mlflowceiling printed; the
+# ratio is ours / theirs).
 COMPARISONS = [
     {
         "bench": "wandb-decode",
@@ -57,7 +58,7 @@ COMPARISONS = [
     },
     {
         "bench": "mlflow-ceiling",
-        "title": "Parquet archive into MLflow, share of the best 3-second grid sample (upper bound, biased up)",
+        "title": "Parquet archive into MLflow, share of the best grid sample (upper bound, biased up)",
         "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": None,
         "ceiling": "ceiling_points_per_s",
         "what": "the same copies vs the highest of the 13 grid samples",
@@ -70,21 +71,21 @@ COMPARISONS = [
     },
     {
         "bench": "mlflow-ceiling-pg",
-        "title": "Parquet archive into MLflow (PostgreSQL store, 4 workers), share of the sustained ceiling",
+        "title": "Parquet archive into MLflow (PostgreSQL store, BENCH_MLFLOW_PG_WORKERS workers), share of the sustained ceiling",
         "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": 0.9,
         "ceiling": "confirm_points_per_s",
         "what": "as above, servers with a PostgreSQL backend store and BENCH_MLFLOW_PG_WORKERS workers",
     },
     {
         "bench": "mlflow-ceiling-pg",
-        "title": "Parquet archive into MLflow (PostgreSQL store, 4 workers), share of the best grid sample",
+        "title": "Parquet archive into MLflow (PostgreSQL store, BENCH_MLFLOW_PG_WORKERS workers), share of the best grid sample",
         "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": None,
         "ceiling": "ceiling_points_per_s",
         "what": "the same copies vs the highest of the 13 grid samples",
     },
     {
         "bench": "mlflow-mlflow-pg",
-        "title": "MLflow to MLflow (PostgreSQL stores, 4 workers), vs mlflow-export-import",
+        "title": "MLflow to MLflow (PostgreSQL stores, BENCH_MLFLOW_PG_WORKERS workers), vs mlflow-export-import",
         "ours": "runferry-copy", "theirs": "export-import", "metric": "wall", "target": 5.0,
         "what": "as above, both servers with a PostgreSQL backend store and BENCH_MLFLOW_PG_WORKERS workers",
     },
@@ -123,7 +124,7 @@ def seconds(m, metric, ceiling="ceiling_points_per_s"):
     if metric == "rate":
         o = m["out"]
         if "ceiling_points_per_s" in o:
-            return o.get(ceiling) or o["ceiling_points_per_s"]
+            return o.get(ceiling)  # None when not measured (BENCH_CEILING_CONFIRM=0)
         return o.get("points", 0) / m["wall"] if m["wall"] > 0 else 0.0
     return m["out"].get("seconds", m["wall"]) if metric == "inner" else m["wall"]
 
@@ -183,7 +184,8 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
     w("")
     w("## Results")
     w("")
-    w("Ratio = their median time / our median time (higher is better for us).")
+    w("Ratio = their median time / our median time, or for rates our median rate / theirs "
+      "(higher is better for us).")
     w("")
     w("| comparison | ours (median) | theirs (median) | ratio | target | met? |")
     w("|---|---|---|---|---|---|")
@@ -193,8 +195,12 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
             w("| %s | not run | not run | | %s | |" % (c["title"], "-" if c["target"] is None else fmt_num(c["target"]) + "x"))
             continue
         key = c.get("ceiling", "ceiling_points_per_s")
-        o = statistics.median(seconds(m, c["metric"], key) for m in ours)
-        t = statistics.median(seconds(m, c["metric"], key) for m in theirs)
+        os_ = [seconds(m, c["metric"], key) for m in ours]
+        ts = [seconds(m, c["metric"], key) for m in theirs]
+        if None in os_ or None in ts:
+            w("| %s | n/a | n/a (not measured) | | %s | |" % (c["title"], "-" if c["target"] is None else fmt_num(c["target"]) + "x"))
+            continue
+        o, t = statistics.median(os_), statistics.median(ts)
         if c["metric"] == "rate":
             ratio = o / t if t > 0 else float("inf")
             if c["target"] is None:
@@ -242,7 +248,7 @@ def write(results_path, facts_path, notes_path, gobench_path, out_path):
         if "ceiling_points_per_s" in o:
             secs = "best sample %s (batch %s, %s in flight), sustained %s" % (
                 fmt_rate(o["ceiling_points_per_s"]), o.get("best_batch"), o.get("best_conc"),
-                fmt_rate(o.get("confirm_points_per_s", 0)))
+                fmt_rate(o["confirm_points_per_s"]) if o.get("confirm_points_per_s") else "n/a")
         elif m["bench"].startswith("mlflow-") and "points" in o:
             secs = "%s into the server" % fmt_rate(o["points"] / m["wall"])
             if "export_s" in o:

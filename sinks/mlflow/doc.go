@@ -115,10 +115,11 @@
 // # Benchmarks
 //
 // docs/BENCHMARKS.md (`RUNFERRY_BENCH_ONLY=mlflow bash bench/run.sh`)
-// compares a copy into a SQLite-backed server with a bare log-batch loop
-// (bench/mlflowceiling) and an MLflow-to-MLflow copy with
-// mlflow-export-import. The server's single worker is the limit: runferry
-// spends about 1.2 CPU-seconds on half a million points. Beyond the metric
-// batches, each run costs about fifteen requests (searches, creation, params
-// and tags, file uploads, the final status and tags).
+// compares a copy into SQLite-backed and PostgreSQL-backed servers with a
+// bare log-batch loop (bench/mlflowceiling) and an MLflow-to-MLflow copy
+// with mlflow-export-import. The servers are the limit: runferry spends
+// about 1.2 CPU-seconds on half a million points. Beyond the metric
+// batches, each run costs about fifteen requests (searches, creation,
+// params and tags, file uploads, the final status and tags), about 3% of a
+// SQLite server's time.
 package mlflow
