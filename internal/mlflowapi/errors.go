@@ -44,6 +44,24 @@ func IsCode(err error, code string) bool {
 	return errors.As(err, &e) && e.Code == code
 }
 
+// IsWriteRace reports whether err is a SQL store's unique-key violation
+// answered as 400: MLflow's set-tag (and log-batch of tags) reads, then
+// inserts, so two writers setting the same key of a run at once (a child
+// linking itself to its parent while the parent links its children) make
+// one of them fail although the write is idempotent.
+func IsWriteRace(err error) bool {
+	var e *APIError
+	if !errors.As(err, &e) || e.Status != http.StatusBadRequest {
+		return false
+	}
+	for _, s := range []string{"UNIQUE constraint failed", "duplicate key value violates unique constraint", "Duplicate entry"} {
+		if strings.Contains(e.Message, s) {
+			return true
+		}
+	}
+	return false
+}
+
 // IsNotFound reports whether err says the resource does not exist.
 func IsNotFound(err error) bool {
 	var e *APIError

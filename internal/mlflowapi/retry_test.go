@@ -25,6 +25,7 @@ const (
 	s500          // 500, the request was (maybe) applied
 	s501          // 501 Not Implemented
 	s503          // 503 with Retry-After: 0
+	s400race      // 400: a SQL store's unique-key violation (two writers set one tag)
 	reset         // the connection is closed after the request was read
 	closeNow      // the connection is closed before the request is read
 )
@@ -48,6 +49,9 @@ func script(t *testing.T, answers ...fail) (*httptest.Server, *atomic.Int64) {
 			w.WriteHeader(http.StatusTooManyRequests)
 		case s500:
 			w.WriteHeader(http.StatusInternalServerError)
+		case s400race:
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"error_code": "BAD_REQUEST", "message": "(sqlite3.IntegrityError) UNIQUE constraint failed: tags.key, tags.run_uuid"}`)
 		case s501:
 			w.WriteHeader(http.StatusNotImplemented)
 		case s503:
@@ -217,5 +221,44 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 	resp := &http.Response{StatusCode: 429, Header: http.Header{"Retry-After": {"86400"}}}
 	if got := backoff(time.Millisecond, time.Second, 1, resp); got != MaxRetryAfter {
 		t.Errorf("backoff with Retry-After 86400 = %v, want the cap %v", got, MaxRetryAfter)
+	}
+}
+
+// TestWriteRaceRepeated: a set-tag or tags-only log-batch that lost a
+// unique-key race is repeated (at most twice more) and succeeds; a metric
+// batch never is, and other 400s are not races.
+func TestWriteRaceRepeated(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		answers []fail
+		do      func(context.Context, *Client) error
+		sent    int64
+		wantErr bool
+	}{
+		{"set-tag", []fail{s400race, ok}, func(ctx context.Context, c *Client) error { return c.SetTag(ctx, "r1", "k", "v") }, 2, false},
+		{"set-tag, always racing", []fail{s400race}, func(ctx context.Context, c *Client) error { return c.SetTag(ctx, "r1", "k", "v") }, 3, true},
+		{"tags log-batch", []fail{s400race, ok}, func(ctx context.Context, c *Client) error {
+			return c.LogBatch(ctx, LogBatch{RunID: "r1", Tags: []Tag{{Key: "k", Value: "v"}}})
+		}, 2, false},
+		{"metric log-batch", []fail{s400race, ok}, func(ctx context.Context, c *Client) error {
+			return c.LogBatch(ctx, LogBatch{RunID: "r1", Metrics: []Metric{{Key: "m", Value: 1}}})
+		}, 1, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, n := script(t, tc.answers...)
+			err := tc.do(context.Background(), testClient(t, srv.URL))
+			if got := n.Load(); got != tc.sent {
+				t.Errorf("server saw %d requests, want %d", got, tc.sent)
+			}
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil && !IsWriteRace(err) {
+				t.Errorf("the error is not recognised as a race: %v", err)
+			}
+		})
+	}
+	if IsWriteRace(&APIError{Status: 400, Message: "Invalid value for param"}) {
+		t.Error("a plain 400 taken for a race")
 	}
 }

@@ -126,7 +126,19 @@ func (c *Client) RestoreRun(ctx context.Context, runID string) error {
 
 // SetTag sets (overwrites) one run tag.
 func (c *Client) SetTag(ctx context.Context, runID, key, value string) error {
-	return c.post(ctx, idempotent, api+"runs/set-tag", map[string]string{"run_id": runID, "key": key, "value": value}, nil)
+	return raceRetry(func() error {
+		return c.post(ctx, idempotent, api+"runs/set-tag", map[string]string{"run_id": runID, "key": key, "value": value}, nil)
+	})
+}
+
+// raceRetry repeats an idempotent write that lost a race (IsWriteRace): the
+// key the other writer inserted is there now, and the repeat updates it.
+func raceRetry(write func() error) error {
+	err := write()
+	for i := 0; i < 2 && IsWriteRace(err); i++ {
+		err = write()
+	}
+	return err
 }
 
 // LogBatch writes metrics, params and tags. Batches holding metrics are
@@ -134,11 +146,10 @@ func (c *Client) SetTag(ctx context.Context, runID, key, value string) error {
 // batches of params and tags only are idempotent and retried. The caller
 // keeps within the server limits (see MaxMetricsPerBatch and friends).
 func (c *Client) LogBatch(ctx context.Context, b LogBatch) error {
-	k := idempotent
 	if len(b.Metrics) > 0 {
-		k = applyOnce
+		return c.post(ctx, applyOnce, api+"runs/log-batch", b, nil)
 	}
-	return c.post(ctx, k, api+"runs/log-batch", b, nil)
+	return raceRetry(func() error { return c.post(ctx, idempotent, api+"runs/log-batch", b, nil) })
 }
 
 // SearchRuns yields the runs of experiments matching filter in view,
