@@ -188,18 +188,22 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 	if size <= 0 {
 		size = j.opt.DefaultBatch
 	}
+	write := func(b []schema.Metric) error {
+		if err := j.writeMetrics(ctx, w, b); err != nil {
+			return fmt.Errorf("writing metrics: %w", err)
+		}
+		res.Points += int64(len(b))
+		j.opt.Observer(Event{Kind: EventProgress, Run: res.Origin, Points: int64(len(b))})
+		return nil
+	}
 	batch := make([]schema.Metric, 0, size)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := j.writeMetrics(ctx, w, batch); err != nil {
-			return fmt.Errorf("writing metrics: %w", err)
-		}
-		res.Points += int64(len(batch))
-		j.opt.Observer(Event{Kind: EventProgress, Run: res.Origin, Points: int64(len(batch))})
+		err := write(batch)
 		batch = batch[:0]
-		return nil
+		return err
 	}
 	pages := prefetch(ctx, 4, func(ctx context.Context) iter.Seq2[[]schema.Metric, error] {
 		return j.src.Metrics(ctx, run)
@@ -211,11 +215,9 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		page = j.opt.Transform.Metrics(page)
 		if len(batch) == 0 && len(page) == size {
 			// A page of exactly the batch size goes through uncopied.
-			if err := j.writeMetrics(ctx, w, page); err != nil {
-				return fmt.Errorf("writing metrics: %w", err)
+			if err := write(page); err != nil {
+				return err
 			}
-			res.Points += int64(len(page))
-			j.opt.Observer(Event{Kind: EventProgress, Run: res.Origin, Points: int64(len(page))})
 			continue
 		}
 		for len(page) > 0 {
