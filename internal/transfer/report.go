@@ -59,7 +59,9 @@ type Report struct {
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
 }
 
-// Totals sums the report's runs.
+// Totals sums the report's runs. Points, Files and Bytes count only runs
+// committed (or, in a dry run, planned): what a failed or interrupted run
+// wrote before it stopped is not counted as copied.
 type Totals struct {
 	Runs        int `json:"runs"`
 	Committed   int `json:"committed"`
@@ -93,9 +95,13 @@ func (r *Report) total() {
 		if len(run.Damage) > 0 && (run.Outcome == Committed || run.Outcome == Planned) {
 			t.Damaged++
 		}
-		t.Points += run.Points
-		t.Files += run.Files
-		t.Bytes += run.Bytes
+		// Only what arrived counts: a failed or interrupted run's partial
+		// writes are not in the destination as a run anyone can use.
+		if run.Outcome == Committed || run.Outcome == Planned {
+			t.Points += run.Points
+			t.Files += run.Files
+			t.Bytes += run.Bytes
+		}
 	}
 	r.Totals = t
 }

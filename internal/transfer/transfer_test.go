@@ -399,3 +399,52 @@ func TestAdaptiveWrites(t *testing.T) {
 		})
 	}
 }
+
+// failAfterFirstPage is a source one of whose runs fails after its first
+// metric page was read (and written).
+type failAfterFirstPage struct {
+	*memsrc.Source
+	bad schema.Ref
+}
+
+func (s failAfterFirstPage) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	if run != s.bad {
+		return s.Source.Metrics(ctx, run)
+	}
+	return func(yield func([]schema.Metric, error) bool) {
+		for page, err := range s.Source.Metrics(ctx, run) {
+			if !yield(page, err) || err != nil {
+				return
+			}
+			yield(nil, fault.Permanent(errors.New("corrupt history after the first page")))
+			return
+		}
+	}
+}
+
+// TestTotalsCountOnlyCommittedRuns: points a failed run wrote before it
+// failed are not reported as copied.
+func TestTotalsCountOnlyCommittedRuns(t *testing.T) {
+	want := dataset.Canonical()
+	bad := want.Runs[0].Run.Origin
+	dst := memsink.New(sinks.Limits{MaxMetricsPerWrite: 1})
+	rep, err := transfer.Copy(context.Background(), failAfterFirstPage{memsrc.New(want), bad}, dst, fast(transfer.Options{DefaultBatch: 1}))
+	if err != nil || rep.Totals.Failed != 1 {
+		t.Fatalf("err %v totals %+v", err, rep.Totals)
+	}
+	var committed, failed int64
+	for _, r := range rep.Runs {
+		switch r.Outcome {
+		case transfer.Committed:
+			committed += r.Points
+		case transfer.Failed:
+			failed += r.Points
+		}
+	}
+	if failed == 0 {
+		t.Fatalf("the failed run wrote no point before failing; the test needs one: %+v", rep.Runs)
+	}
+	if rep.Totals.Points != committed {
+		t.Fatalf("totals count %d points, committed runs hold %d (the failed run wrote %d)", rep.Totals.Points, committed, failed)
+	}
+}
