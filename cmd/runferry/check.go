@@ -49,6 +49,9 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 			if err != nil {
 				return err
 			}
+			for _, m := range res.Warnings {
+				fmt.Fprintf(a.stdout, "WARNING %s\n", m)
+			}
 			for _, d := range res.Differences {
 				fmt.Fprintln(a.stdout, d.String())
 			}

@@ -24,9 +24,9 @@ type selection struct {
 
 func (s *selection) register(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringSliceVar(&s.include, "include", nil, "only experiments/projects whose name matches this glob (repeatable)")
+	f.StringSliceVar(&s.include, "include", nil, "only experiments whose name matches this glob; a W&B project matches as entity/project or as project (repeatable; a glob matching nothing is warned about)")
 	f.StringSliceVar(&s.exclude, "exclude", nil, "leave out experiments/projects whose name matches this glob (repeatable)")
-	f.StringSliceVar(&s.runs, "run", nil, "only these run ids (repeatable, or comma-separated)")
+	f.StringSliceVar(&s.runs, "run", nil, "only these runs: the RUN column of 'ls' (wandb:ent/proj/abc12), the id, or its last part (repeatable, or comma-separated)")
 	f.StringVar(&s.since, "since", "", "only runs started at or after this time (RFC 3339 or YYYY-MM-DD)")
 	f.StringVar(&s.until, "until", "", "only runs started before this time (RFC 3339 or YYYY-MM-DD)")
 }
@@ -248,6 +248,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "PROBLEM %s\n", p)
+	}
+	for _, m := range rep.Warnings {
+		fmt.Fprintf(w, "WARNING %s\n", m)
 	}
 	t := rep.Totals
 	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",

@@ -45,6 +45,7 @@ metric keys and metric points of each run. Counting reads every run's history;
 			if err != nil {
 				return err
 			}
+			filter = filter.Track()
 			ctx := cmd.Context()
 			src, _, err := a.openSource(ctx, args[0])
 			if err != nil {
@@ -74,6 +75,9 @@ metric keys and metric points of each run. Counting reads every run's history;
 					}
 					rows = append(rows, row)
 				}
+			}
+			for _, m := range filter.Unmatched() {
+				fmt.Fprintf(a.stderr, "runferry: warning: %s\n", m)
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)

@@ -47,6 +47,8 @@ type Result struct {
 	Matching    int          `json:"matching"`    // runs without a difference
 	Points      int64        `json:"points"`      // source points compared
 	Differences []Difference `json:"differences"` // empty when everything matches
+	// Warnings names filter patterns that matched nothing.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Options select what is compared.
@@ -66,6 +68,8 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		return nil, fmt.Errorf("destination: %w", err)
 	}
 	res := &Result{}
+	opt.Filter = opt.Filter.Track()
+	defer func() { res.Warnings = opt.Filter.Unmatched() }()
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
 			return res, fmt.Errorf("source: %w", err)

@@ -53,6 +53,9 @@ type Report struct {
 	// Problems lists failures outside any run (an experiment that could
 	// not be listed or written).
 	Problems []string `json:"problems,omitempty"`
+	// Warnings lists what the job was asked for and did not find: a
+	// filter pattern that matched nothing.
+	Warnings []string `json:"warnings,omitempty"`
 	// WritesInFlight is the number of metric writes in flight the engine
 	// settled on (the limit in force longest), for a sink that asks for
 	// AdaptiveWrites.

@@ -12,9 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"path"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,45 +29,6 @@ import (
 type Ledger interface {
 	Get(origin string) (state.Entry, bool, error)
 	Put(e state.Entry) error
-}
-
-// Filter selects what a job transfers. The zero Filter selects everything.
-type Filter struct {
-	Include []string  // experiment name globs (path.Match); empty means all
-	Exclude []string  // experiment name globs to leave out
-	RunIDs  []string  // run ids (origin id, or its last path element); empty means all
-	Since   time.Time // runs that started at or after
-	Until   time.Time // runs that started before
-}
-
-// Experiment reports whether the filter selects the experiment.
-func (f Filter) Experiment(e schema.Experiment) bool {
-	match := func(globs []string) bool {
-		return slices.ContainsFunc(globs, func(g string) bool {
-			ok, _ := path.Match(g, e.Name)
-			return ok || g == e.Name || g == e.Origin.ID
-		})
-	}
-	if len(f.Include) > 0 && !match(f.Include) {
-		return false
-	}
-	return !match(f.Exclude)
-}
-
-// Run reports whether the filter selects the run.
-func (f Filter) Run(r schema.Run) bool {
-	if len(f.RunIDs) > 0 && !slices.ContainsFunc(f.RunIDs, func(id string) bool {
-		return id == r.Origin.ID || strings.HasSuffix(r.Origin.ID, "/"+id)
-	}) {
-		return false
-	}
-	if !f.Since.IsZero() && r.Start.Before(f.Since) {
-		return false
-	}
-	if !f.Until.IsZero() && !r.Start.Before(f.Until) {
-		return false
-	}
-	return true
 }
 
 // Options tune a job. The zero value works: four runs in flight, three
@@ -133,11 +91,15 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 			return rep, failJob(rep, fmt.Errorf("sink: %w", err))
 		}
 	}
+	if opt.Filter.seen == nil {
+		opt.Filter = opt.Filter.Track()
+	}
 	j := &job{src: src, dst: dst, opt: opt, rep: rep, expIDs: map[schema.Ref]*expOnce{}}
 	plan, idle, err := j.plan(ctx)
 	if err != nil {
 		return rep, failJob(rep, err)
 	}
+	rep.Warnings = opt.Filter.Unmatched()
 	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs)})
 	if err := j.putIdle(ctx, idle); err != nil {
 		return rep, failJob(rep, err)

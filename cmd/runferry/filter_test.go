@@ -1,0 +1,46 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFiltersAsUsersWriteThem: run ids exactly as ls prints them, a W&B
+// project without its entity, and a warning naming every pattern that
+// matched nothing (the copy itself still succeeds: nothing asked for was
+// lost).
+func TestFiltersAsUsersWriteThem(t *testing.T) {
+	code, out, errOut := runCLI(t, "ls", fixtures, "--no-count")
+	if code != 0 {
+		t.Fatalf("ls: %d %s", code, errOut)
+	}
+	var origin string
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && strings.HasPrefix(f[1], "wandb:") && strings.HasSuffix(f[1], "fxa00001") {
+			origin = f[1]
+		}
+	}
+	if origin == "" {
+		t.Fatalf("ls printed no fxa00001 run:\n%s", out)
+	}
+	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
+	code, out, errOut = runCLI(t, "copy", fixtures, archive, "--no-state", "--run", origin, "--include", "runferry-fixtures")
+	if code != 0 || !strings.Contains(out, "copied 1 runs") || strings.Contains(out, "WARNING") {
+		t.Fatalf("copy --run %s --include <project>: exit %d\n%s%s", origin, code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "copy", fixtures, archive, "--no-state", "--include", "runferry-fixtur", "--run", "fxz99999", "--dry-run")
+	for _, want := range []string{`WARNING --include "runferry-fixtur" matched no experiment`, `WARNING --run "fxz99999" matched no run`, "would copy 0 runs"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("copy with unmatched filters (exit %d) lacks %q:\n%s", code, want, out)
+		}
+	}
+	_, _, errOut = runCLI(t, "ls", fixtures, "--no-count", "--exclude", "nothing-like-this")
+	if !strings.Contains(errOut, `warning: --exclude "nothing-like-this" matched no experiment`) {
+		t.Errorf("ls with an unmatched --exclude: stderr %q", errOut)
+	}
+	_, out, _ = runCLI(t, "check", fixtures, archive, "--run", origin, "--since", "2099-01-01")
+	if !strings.Contains(out, "WARNING no run started within --since/--until") {
+		t.Errorf("check with an empty time window:\n%s", out)
+	}
+}
