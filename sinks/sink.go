@@ -97,6 +97,17 @@ type Fingerprinted interface {
 	SetFingerprint(fp string)
 }
 
+// ExperimentPrefixer is a sink that keeps runs written under an experiment
+// name prefix apart from those written under another one (MLflow: the
+// experiment-prefix option), so that copies under two prefixes are two
+// copies. The CLI's --experiment-prefix sets it where a sink has it, and
+// renames experiments on their way (a transform) where it does not.
+// SetExperimentPrefix is called before any write; it fails when the
+// location already names a different prefix.
+type ExperimentPrefixer interface {
+	SetExperimentPrefix(prefix string) error
+}
+
 // Identified is a RunWriter that can name the run it wrote in the sink's
 // own terms (an MLflow run id, an archive path), for reports and the ledger.
 type Identified interface {

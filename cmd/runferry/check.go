@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/transform"
 )
 
 func (a *app) checkCmd() *cobra.Command {
@@ -14,6 +15,7 @@ func (a *app) checkCmd() *cobra.Command {
 		sel        selection
 		reportPath string
 		ignore     []string
+		drop       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "check SRC DST",
@@ -45,7 +47,8 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 			}
 			defer dst.Close()
 			res, err := check.Run(ctx, src, dst, check.Options{Filter: filter, IgnoreFields: ignore,
-				Progress: func(run string, diffs int) { a.log.Debug("checked", "run", run, "differences", diffs) }})
+				Transform: dropTransform(drop),
+				Progress:  func(run string, diffs int) { a.log.Debug("checked", "run", run, "differences", diffs) }})
 			if err != nil {
 				return err
 			}
@@ -71,7 +74,16 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 	sel.register(cmd)
 	cmd.Flags().StringVar(&reportPath, "report", "", "write the differences as JSON to this file")
 	cmd.Flags().StringSliceVar(&ignore, "ignore-field", nil, "run field not compared (e.g. Labels), for destinations that cannot hold it")
+	cmd.Flags().StringSliceVar(&drop, "drop-metrics", nil, "metric keys the copy left out with the same flag: not expected in DST (repeatable)")
 	return cmd
+}
+
+// dropTransform is the transform of --drop-metrics globs (nil for none).
+func dropTransform(globs []string) transform.Chain {
+	if len(globs) == 0 {
+		return nil
+	}
+	return transform.Chain{transform.DropMetrics(globs)}
 }
 
 // exitDifferences is check's exit code when the destination differs.

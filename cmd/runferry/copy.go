@@ -13,6 +13,7 @@ import (
 
 	"github.com/runferry/runferry/internal/state"
 	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/transform"
 )
 
@@ -138,12 +139,21 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				Concurrency: concurrency, Attempts: retries + 1, Filter: filter, DryRun: dryRun,
 				Source: srcLoc.String(), Sink: dstLoc.String(),
 			}
+			jobOptions := sel.canonical()
 			if prefix != "" {
-				opt.Transform = append(opt.Transform, transform.PrefixExperiments(prefix))
+				// One meaning with the sink's own experiment-prefix option
+				// where the sink has one: runs copied under two prefixes are
+				// two copies. Elsewhere experiments are renamed on their way.
+				if p, ok := dst.(sinks.ExperimentPrefixer); ok {
+					if err := p.SetExperimentPrefix(prefix); err != nil {
+						return usageError{err}
+					}
+					jobOptions += ";experiment-prefix=" + prefix
+				} else {
+					opt.Transform = append(opt.Transform, transform.PrefixExperiments(prefix))
+				}
 			}
-			if len(drop) > 0 {
-				opt.Transform = append(opt.Transform, transform.DropMetrics(drop))
-			}
+			opt.Transform = append(opt.Transform, dropTransform(drop)...)
 			if !dryRun && !noState {
 				if statePath == "" {
 					if statePath, err = state.DefaultPath(); err != nil {
@@ -151,7 +161,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 					}
 				}
 				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
-					Options: sel.canonical() + ";" + opt.Transform.String()}, restart)
+					Options: jobOptions + ";" + opt.Transform.String()}, restart)
 				if err != nil {
 					return err
 				}
@@ -191,7 +201,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
-	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/')")
+	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
 	return cmd
 }

@@ -44,3 +44,34 @@ func TestFiltersAsUsersWriteThem(t *testing.T) {
 		t.Errorf("check with an empty time window:\n%s", out)
 	}
 }
+
+// TestDropMetricsRecordedAndUndone: check applies the copy's --drop-metrics,
+// and a later copy without it brings the dropped metrics (the transform is
+// part of the fingerprint the archive keeps), even with no ledger.
+func TestDropMetricsRecordedAndUndone(t *testing.T) {
+	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
+	code, out, errOut := runCLI(t, "copy", fixtures, archive, "--no-state", "--drop-metrics", "system/*")
+	if code != 0 || !strings.Contains(out, "copied 6 runs (72 points") {
+		t.Fatalf("copy --drop-metrics: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "check", fixtures, archive)
+	if code != exitDifferences || !strings.Contains(out, "metric system/proc.memory.percent missing") {
+		t.Fatalf("check without the transform: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "check", fixtures, archive, "--drop-metrics", "system/*")
+	if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+		t.Fatalf("check with the copy's transform: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "copy", fixtures, archive, "--no-state", "--drop-metrics", "system/*")
+	if code != 0 || !strings.Contains(out, "6 unchanged") {
+		t.Fatalf("the same copy again: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "copy", fixtures, archive, "--no-state")
+	if code != 0 || !strings.Contains(out, "copied 6 runs (142 points") {
+		t.Fatalf("copy without the transform: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI(t, "check", fixtures, archive)
+	if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+		t.Fatalf("check after the full copy: exit %d\n%s", code, out)
+	}
+}

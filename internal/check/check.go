@@ -20,6 +20,7 @@ import (
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // Difference is one way in which the destination differs from the source.
@@ -57,6 +58,9 @@ type Options struct {
 	// IgnoreFields lists schema.Run field names not compared, for sinks
 	// that cannot represent them.
 	IgnoreFields []string
+	// Transform is what the copy applied to the source (--drop-metrics):
+	// it is applied to the source's side before comparing.
+	Transform transform.Chain
 	// Progress, when set, is called after each run.
 	Progress func(run string, diffs int)
 }
@@ -144,11 +148,11 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 			res.add(id, "field "+name, show(a), show(b))
 		}
 	}
-	wm, err := metricStats(ctx, src, want.Origin)
+	wm, err := metricStats(ctx, src, want.Origin, opt.Transform)
 	if err != nil {
 		return fmt.Errorf("source run %s: %w", id, err)
 	}
-	gm, err := metricStats(ctx, dst, got.Origin)
+	gm, err := metricStats(ctx, dst, got.Origin, nil)
 	if err != nil {
 		return fmt.Errorf("destination run %s: %w", id, err)
 	}
@@ -243,13 +247,15 @@ func describe(s schema.KeyStats) string {
 		s.Count, s.FirstStep, s.LastStep, s.Min, s.Max, s.Last, s.Digest)
 }
 
-func metricStats(ctx context.Context, src sources.Source, run schema.Ref) (map[string]schema.KeyStats, error) {
+// metricStats sums a run's metric history per key, after the transform
+// (nil: none).
+func metricStats(ctx context.Context, src sources.Source, run schema.Ref, tr transform.Chain) (map[string]schema.KeyStats, error) {
 	out := map[string]schema.KeyStats{}
 	for page, err := range src.Metrics(ctx, run) {
 		if err != nil {
 			return nil, err
 		}
-		for _, m := range page {
+		for _, m := range tr.Metrics(page) {
 			s := out[m.Key]
 			s.Add(m)
 			out[m.Key] = s

@@ -64,6 +64,11 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder) (s
 		}
 		fp = "" // cannot tell: transfer again
 	}
+	if fp != "" && len(j.opt.Transform) > 0 {
+		// The transform is part of what was written: a later job without
+		// it (or with another) finds the run changed and writes it whole.
+		fp += " +" + j.opt.Transform.String()
+	}
 	p.fingerprint = fp
 	origin := p.run.Origin.String()
 	unchanged := func(destID, why string) bool {

@@ -448,3 +448,30 @@ func TestTotalsCountOnlyCommittedRuns(t *testing.T) {
 		t.Fatalf("totals count %d points, committed runs hold %d (the failed run wrote %d)", rep.Totals.Points, committed, failed)
 	}
 }
+
+// TestCopyWithoutTransformBringsWhatWasDropped: the transform is recorded
+// with the run in the sink (its fingerprint), so a later copy without it,
+// even with no ledger, writes the run again with the dropped metrics.
+func TestCopyWithoutTransformBringsWhatWasDropped(t *testing.T) {
+	want := dataset.Canonical()
+	dst := memsink.New(sinks.Limits{})
+	drop := transform.Chain{transform.DropMetrics{"system/*"}}
+	if _, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Transform: drop})); err != nil {
+		t.Fatal(err)
+	}
+	running := 0 // running runs are always written again
+	for _, r := range want.Runs {
+		if r.Run.Status == schema.StatusRunning {
+			running++
+		}
+	}
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Transform: drop}))
+	if err != nil || rep.Totals.Unchanged != len(want.Runs)-running {
+		t.Fatalf("same transform again: %v %+v", err, rep.Totals)
+	}
+	rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{}))
+	if err != nil || rep.Totals.Committed != len(want.Runs) {
+		t.Fatalf("without the transform: %v %+v", err, rep.Totals)
+	}
+	mustEqual(t, want, dst)
+}

@@ -28,6 +28,8 @@ type Sink struct {
 var (
 	_ sinks.Sink      = (*Sink)(nil)
 	_ sinks.RunFinder = (*Sink)(nil)
+
+	_ sinks.ExperimentPrefixer = (*Sink)(nil)
 )
 
 // managedTTL is how long the list of runferry experiments is trusted before
@@ -170,6 +172,16 @@ func (s *Sink) addManaged(id string) {
 	if !slices.Contains(s.managed, id) {
 		s.managed = append(s.managed, id)
 	}
+}
+
+// SetExperimentPrefix sets the experiment-prefix option (for the CLI's
+// --experiment-prefix); it fails when the location set another one.
+func (s *Sink) SetExperimentPrefix(prefix string) error {
+	if s.cfg.ExperimentPrefix != "" && s.cfg.ExperimentPrefix != prefix {
+		return fmt.Errorf("mlflow: the location says experiment-prefix=%q and --experiment-prefix says %q; give one", s.cfg.ExperimentPrefix, prefix)
+	}
+	s.cfg.ExperimentPrefix = prefix
+	return nil
 }
 
 // managedExperiments returns the ids of the experiments runferry wrote with
