@@ -132,7 +132,18 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	wv, gv := reflect.ValueOf(want), reflect.ValueOf(got)
 	for i := 0; i < wv.NumField(); i++ {
 		name := wv.Type().Field(i).Name
-		if name == "Origin" || name == "Damage" || slices.Contains(opt.IgnoreFields, name) {
+		if name == "Origin" || slices.Contains(opt.IgnoreFields, name) {
+			continue
+		}
+		if name == "Damage" {
+			// The source's damage notes travel with the run. A note only
+			// the destination has is its reader finding that what it
+			// shows disagrees with what was written: a difference.
+			for _, d := range got.Damage {
+				if !slices.Contains(want.Damage, d) {
+					res.add(id, "destination shows", "", d)
+				}
+			}
 			continue
 		}
 		a, b := wv.Field(i).Interface(), gv.Field(i).Interface()

@@ -17,7 +17,9 @@ func TestExperimentPrefixFlagMeansTheOption(t *testing.T) {
 	t.Parallel()
 	srv := testenv.SharedMLflow(t)
 	bin := buildCLI(t)
-	fixtures := "wandb:" + testenv.RepoRoot(t) + "/testdata/wandb/fixtures"
+	// crashed-after=1ns: the fixture run without an exit record is judged
+	// crashed whatever the clone's mtimes, so its state cannot change between copies.
+	fixtures := "wandb:" + testenv.RepoRoot(t) + "/testdata/wandb/fixtures?crashed-after=1ns"
 	base := fmt.Sprintf("pfx-%d-", testenv.FreePort(t))
 	copyTo := func(dst string, args ...string) (int, string) {
 		cmd := exec.Command(bin, append([]string{"copy", fixtures, dst, "--no-state"}, args...)...)

@@ -2,10 +2,13 @@ package mlflow_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/internal/check"
 	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/sources/wandbdir"
@@ -35,4 +38,48 @@ func TestWandbToMLflow(t *testing.T) {
 		t.Fatalf("check W&B vs MLflow: %v\n%v", err, res.Differences)
 	}
 	t.Logf("%d runs, %d points match", res.Runs, res.Points)
+
+	// What a user of MLflow sees is what check compares: a run renamed, a
+	// note edited and a param-bearing config value hidden are differences,
+	// though runferry/run.json still holds the originals.
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var runID string
+	for _, r := range rep.Runs {
+		if strings.HasSuffix(r.Origin, "/fxa00001") {
+			runID = r.DestID
+		}
+	}
+	if runID == "" {
+		t.Fatalf("no destination id for fxa00001 in %+v", rep.Runs)
+	}
+	if err := api.UpdateRun(ctx, mlflowapi.UpdateRun{RunID: runID, RunName: "renamed-by-server"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.SetTag(ctx, runID, mlflowapi.TagNote, "edited in the UI"); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.SetTag(ctx, runID, mlflowapi.TagGroup, "other-group"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = check.Run(ctx, src, read(), check.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range res.Differences {
+		if strings.HasSuffix(d.Run, "/fxa00001") {
+			got = append(got, d.What+"="+d.Got)
+		} else {
+			t.Errorf("difference in an untouched run: %v", d)
+		}
+	}
+	for _, want := range []string{"field Name=renamed-by-server", "field Notes=edited in the UI", "field Group=other-group"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("check after editing the destination lacks %s; got %q", want, got)
+		}
+	}
 }

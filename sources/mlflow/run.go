@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -189,6 +190,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	for _, p := range wantParams {
 		stored[p.Key] = p.Value
 	}
+	nativeFields(&run, side, r, tags, note)
 	run.Params = nil
 	seen := map[string]bool{}
 	for _, p := range r.Data.Params {
@@ -206,9 +208,13 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 		}
 	}
 	for k, o := range own {
-		if !seen[k] {
+		if !seen[k] { // what MLflow shows: the param is gone
 			note("param %q of %s is missing in MLflow", o.Key, mlflowapi.SidecarPath)
-			run.Params = append(run.Params, o)
+		}
+	}
+	for k := range stored {
+		if _, isOwn := own[k]; !isOwn && !seen[k] {
+			note("param %q flattened from the config of %s is missing in MLflow", k, mlflowapi.SidecarPath)
 		}
 	}
 	// Tags: the run's own, then those derived from its fields.
@@ -242,12 +248,61 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 		}
 	}
 	for k, o := range ownTags {
-		if !seen[k] {
+		if !seen[k] { // what MLflow shows: the tag is gone
 			note("tag %q of %s is missing in MLflow", o.Key, mlflowapi.SidecarPath)
-			run.Tags = append(run.Tags, o)
 		}
 	}
 	return run
+}
+
+// nativeFields sets the run fields MLflow holds itself (the run name and
+// the fields written as tags: user, notes, git commit and remote, program,
+// group, job type, host, labels) to what MLflow shows. Where MLflow still
+// holds what runferry wrote, the sidecar's exact value is kept (it may be
+// longer than MLflow allows); where MLflow shows something else, that is
+// taken and the disagreement noted. The sidecar alone supplies what MLflow
+// cannot hold: origin, config, summary, parent origin and source damage.
+func nativeFields(run *schema.Run, side schema.Run, r mlflowapi.Run, tags map[string]string, note func(string, ...any)) {
+	wroteName, _ := mlflowapi.Truncate(side.Name, mlflowapi.MaxRunNameLength)
+	if v, ok := tags[mlflowapi.TagRunName]; ok && side.Name != "" {
+		name := r.Info.RunName
+		if name == "" {
+			name = v
+		}
+		if name != wroteName && !slices.ContainsFunc(side.Tags, func(t schema.Tag) bool { return t.Key == mlflowapi.TagRunName }) {
+			note("run name is %q in MLflow but %q in %s", name, side.Name, mlflowapi.SidecarPath)
+			run.Name = name
+		}
+	}
+	wrote := map[string]string{}
+	for _, t := range mlflowapi.DerivedTags(side) {
+		wrote[t.Key], _ = mlflowapi.Truncate(t.Value, mlflowapi.MaxTagValueLength)
+	}
+	for _, t := range side.Tags { // a user tag of the same key wins over the field
+		if k, _ := mlflowapi.MapKey(t.Key); wrote[k] != "" {
+			delete(wrote, k)
+		}
+	}
+	fields := map[string]*string{
+		mlflowapi.TagUser: &run.User, mlflowapi.TagNote: &run.Notes, mlflowapi.TagGitCommit: &run.GitCommit,
+		mlflowapi.TagGitRepo: &run.GitRemote, mlflowapi.TagSourceName: &run.Program, mlflowapi.TagGroup: &run.Group,
+		mlflowapi.TagJobType: &run.JobType, mlflowapi.TagHost: &run.Host,
+	}
+	for _, k := range mlflowapi.DerivedTagKeys {
+		want, shown := wrote[k], tags[k]
+		if want == shown || (want == "" && slices.ContainsFunc(side.Tags, func(t schema.Tag) bool { return t.Key == k })) {
+			continue
+		}
+		note("tag %q (a run field) is %q in MLflow but %q in %s", k, shown, want, mlflowapi.SidecarPath)
+		if k == mlflowapi.TagLabels {
+			run.Labels = nil
+			_ = json.Unmarshal([]byte(shown), &run.Labels)
+			continue
+		}
+		if f := fields[k]; f != nil {
+			*f = shown
+		}
+	}
 }
 
 func origKey(orig, mlflowKey string) string {
