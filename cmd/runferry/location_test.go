@@ -1,13 +1,32 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/testenv"
+	sinksall "github.com/runferry/runferry/sinks/all"
+	sourcesall "github.com/runferry/runferry/sources/all"
 )
 
 // TestURLPathsRefused: a path scheme given a URL (object storage, HTTP) is
@@ -204,4 +223,161 @@ func listTree(t *testing.T, root string) string {
 		t.Fatal(err)
 	}
 	return b.String()
+}
+
+// TestSecretsInLocationRefusedCLI: a token, password or user-info password
+// in an MLflow location, as source or destination, is a usage error that
+// points to the environment variable, and the secret is not printed.
+func TestSecretsInLocationRefusedCLI(t *testing.T) {
+	const secret = "pl4nted-LOC-secret"
+	dst := "parquet:" + filepath.Join(t.TempDir(), "out")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ls", "mlflow+http://127.0.0.1:1/?token=" + secret}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
+		{[]string{"ls", "mlflow+https://127.0.0.1:1/?username=bob&password=" + secret}, "set MLFLOW_TRACKING_PASSWORD in the environment instead"},
+		{[]string{"ls", "mlflow+http://bob:" + secret + "@127.0.0.1:1/"}, "secrets are read only from the environment: set MLFLOW_TRACKING_PASSWORD"},
+		{[]string{"copy", "mlflow+http://127.0.0.1:1/?token=" + secret, dst, "--no-state"}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
+		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "mlflow+http://127.0.0.1:1/?token=" + secret, "--no-state"}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
+		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "mlflow+https://alice:" + secret + "@127.0.0.1:1/", "--no-state"}, "set MLFLOW_TRACKING_PASSWORD"},
+		{[]string{"check", "wandb:../../testdata/wandb/fixtures", "mlflow+http://127.0.0.1:1/?password=" + secret}, "set MLFLOW_TRACKING_PASSWORD in the environment instead"},
+		{[]string{"ls", "mlflow+http://127.0.0.1:1/?api-key=" + secret}, "secrets are read only from the environment: MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN"},
+	} {
+		code, out, errOut := runCLI(t, c.args...)
+		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(out+errOut, secret) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2, %q and not the secret", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+// fakeTLSMLflow is an httptest TLS server answering every MLflow call with
+// an empty JSON object (no experiments), recording the client certificate's
+// name and the Authorization header of the last request. It serves the TLS
+// and auth plumbing tests only; the MLflow adapters are tested against real
+// servers.
+func fakeTLSMLflow(t *testing.T, clientCAs *x509.CertPool) (srv *httptest.Server, ca string, seen *atomic.Value) {
+	seen = &atomic.Value{}
+	seen.Store("")
+	srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := ""
+		if len(r.TLS.PeerCertificates) > 0 {
+			who = r.TLS.PeerCertificates[0].Subject.CommonName
+		}
+		seen.Store(who + "|" + r.Header.Get("Authorization"))
+		io.WriteString(w, `{}`)
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	if clientCAs != nil {
+		srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: clientCAs}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	ca = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return srv, ca, seen
+}
+
+// TestMLflowLocationOptionsCLI: the options of an MLflow location take
+// effect through the CLI: server-cert and insecure-tls decide whether a
+// private CA's server is reached, client-cert passes a server that verifies
+// clients, username sends basic auth with MLFLOW_TRACKING_PASSWORD, and no
+// output shows the password or its basic-auth encoding.
+func TestMLflowLocationOptionsCLI(t *testing.T) {
+	const pw = "pl4nted-basic-PW"
+	t.Setenv("MLFLOW_TRACKING_PASSWORD", pw)
+	t.Setenv("MLFLOW_TRACKING_USERNAME", "")
+	t.Setenv("MLFLOW_TRACKING_TOKEN", "")
+	t.Setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", "")
+	t.Setenv("MLFLOW_TRACKING_CLIENT_CERT_PATH", "")
+	t.Setenv("MLFLOW_TRACKING_INSECURE_TLS", "")
+	srv, ca, seen := fakeTLSMLflow(t, nil)
+	base := "mlflow+https://" + strings.TrimPrefix(srv.URL, "https://")
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:"+pw))
+
+	code, _, errOut := runCLI(t, "ls", base)
+	if code != 1 || !strings.Contains(errOut, "?server-cert=PATH") {
+		t.Errorf("untrusted server: exit %d, %q", code, errOut)
+	}
+	for _, c := range []struct{ loc, seen string }{
+		{base + "?server-cert=" + ca, "|"},
+		{base + "?insecure-tls=true", "|"},
+		{base + "?server-cert=" + ca + "&username=alice", "|" + basic},
+	} {
+		seen.Store("")
+		code, out, errOut := runCLI(t, "ls", c.loc, "-v")
+		if code != 0 || seen.Load() != c.seen {
+			t.Errorf("ls %s: exit %d, server saw %q (want %q)\n%s\n%s", c.loc, code, seen.Load(), c.seen, out, errOut)
+		}
+		if strings.Contains(out+errOut, pw) || strings.Contains(out+errOut, basic[6:]) {
+			t.Errorf("ls %s printed the password", c.loc)
+		}
+	}
+
+	// Mutual TLS: a server that verifies client certificates.
+	dir := t.TempDir()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(5), Subject: pkix.Name{CommonName: "runferry-cli"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	kder, _ := x509.MarshalECPrivateKey(key)
+	clientPEM := filepath.Join(dir, "client.pem")
+	os.WriteFile(clientPEM, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})...), 0o600)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	msrv, mca, mseen := fakeTLSMLflow(t, pool)
+	mbase := "mlflow+https://" + strings.TrimPrefix(msrv.URL, "https://") + "?server-cert=" + mca
+	start := time.Now()
+	if code, _, errOut := runCLI(t, "ls", mbase); code != 1 || mseen.Load() != "" || !strings.Contains(errOut, "?client-cert=PATH") {
+		t.Errorf("mTLS server without a client certificate: exit %d, server saw %q\n%s", code, mseen.Load(), errOut)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a refused handshake was retried for %v", d)
+	}
+	if code, out, errOut := runCLI(t, "ls", mbase+"&client-cert="+clientPEM); code != 0 || mseen.Load() != "runferry-cli|" {
+		t.Errorf("mTLS with client-cert: exit %d, server saw %q\n%s\n%s", code, mseen.Load(), out, errOut)
+	}
+}
+
+// TestScrubListDerived: the values runferry scrubs from its output are
+// those of the environment variables the adapters declare secret (plus
+// their basic-auth encoding), with no hand-kept list: a new adapter's
+// secret variable is scrubbed as soon as it is declared.
+func TestScrubListDerived(t *testing.T) {
+	descs := append(sourcesall.Sources().All(), sinksall.Sinks().All()...)
+	env := location.SecretEnvVars(descs)
+	for _, want := range []string{"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"} {
+		if !slices.Contains(env, want) {
+			t.Errorf("SecretEnvVars of the registries = %v, lacks %s", env, want)
+		}
+	}
+	extra := location.Description{Scheme: "x", Options: []location.Option{
+		{Name: "key", EnvVar: "NEWADAPTER_KEY", Secret: true, Help: "k"},
+		{Name: "region", EnvVar: "NEWADAPTER_REGION", Help: "r"},
+	}}
+	environ := []string{"NEWADAPTER_KEY=key-value-1", "NEWADAPTER_REGION=region-value-1", "MLFLOW_TRACKING_TOKEN=tok-value-1",
+		"MLFLOW_TRACKING_PASSWORD=pw-value-1", "MLFLOW_TRACKING_USERNAME=bob", "HOME=/home/value-1"}
+	got := secretValues(append(descs, extra), environ, []string{"ls", "mlflow+https://carol@h/?username=dave"})
+	for _, want := range []string{"key-value-1", "tok-value-1", "pw-value-1",
+		base64.StdEncoding.EncodeToString([]byte("bob:pw-value-1")), base64.StdEncoding.EncodeToString([]byte("carol:pw-value-1")),
+		base64.StdEncoding.EncodeToString([]byte("dave:pw-value-1"))} {
+		if !slices.Contains(got, want) {
+			t.Errorf("secretValues lacks %q: %q", want, got)
+		}
+	}
+	for _, not := range []string{"region-value-1", "/home/value-1", "bob"} {
+		if slices.Contains(got, not) {
+			t.Errorf("secretValues scrubs %q, which no adapter declares secret", not)
+		}
+	}
+	if got := secretValues(descs, environ, nil); slices.Contains(got, "key-value-1") {
+		t.Errorf("a variable no registered adapter declares is scrubbed")
+	}
 }
