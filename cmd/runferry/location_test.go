@@ -60,6 +60,8 @@ func TestURLPathsRefused(t *testing.T) {
 		{[]string{"archive", "summary", "parquet:gs://bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
 		{[]string{"archive", "prune", "az://c/x", "--keep", "2"}, "object storage (Azure Blob Storage) is not supported yet"},
 		{[]string{"copy", "wandb:" + src, "parquet:file:///tmp/x"}, `use parquet:/tmp/x`},
+		{[]string{"copy", "wandb:" + src, "parquet:s3:bucket/x"}, "object storage (S3) is not supported yet"},
+		{[]string{"copy", "wandb:" + src, "parquet:gs:/bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
 	}
 	for _, c := range cases {
 		args := append(c.args, "--state", ledger)
@@ -143,6 +145,8 @@ func TestMLflowStoreHints(t *testing.T) {
 		{[]string{"copy", "wandb:" + mlruns, "parquet:" + out}, "is an MLflow file store, not what wandb: takes; MLflow stores are read through a tracking server: start one on it with `mlflow server --backend-store-uri file://" + mlruns + " "},
 		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "parquet:" + mlruns}, "is an MLflow file store, not what parquet: takes"},
 		{[]string{"ls", "mlflow+file:" + mlruns}, "MLflow stores are read through a tracking server"},
+		{[]string{"ls", "elsewhere/mlruns/"}, "elsewhere/mlruns/ would be an MLflow file store, which runferry reads through a tracking server: start one on it with `mlflow server --backend-store-uri file:///PATH/TO/mlruns --port 5000` and use mlflow+http://127.0.0.1:5000"},
+		{[]string{"ls", "mlflow.db"}, "--backend-store-uri sqlite:////PATH/TO/mlflow.db"},
 	} {
 		code, stdout, errOut := runCLI(t, c.args...)
 		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "did you mean") {

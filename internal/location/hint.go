@@ -29,6 +29,14 @@ var urlPrefix = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
 func refuseURLPath(raw, scheme, path string) error {
 	m := urlPrefix.FindStringSubmatch(path)
 	if m == nil {
+		// "s3:bucket/x", "gs:/bucket": no local folder is meant to be
+		// called "s3:" either.
+		if inner, _, ok := strings.Cut(path, ":"); ok {
+			if name := objectStores[strings.ToLower(inner)]; name != "" {
+				return fmt.Errorf("location %q: object storage (%s) is not supported yet: %s: takes a local path; copy to a local folder (%s:/backups/x) and upload it with your storage's own tool",
+					Redact(raw), name, scheme, scheme)
+			}
+		}
 		return nil
 	}
 	inner := strings.ToLower(m[1])
@@ -79,7 +87,16 @@ func pathHint(path string) string {
 		return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, serverAdvice(backendURI(kind, where)))
 	}
 	fi, err := os.Stat(path)
-	if err != nil || !fi.IsDir() {
+	if err != nil {
+		switch filepath.Base(filepath.Clean(path)) {
+		case "mlruns":
+			return fmt.Sprintf("%s would be an MLflow file store, which runferry reads through a tracking server: %s", path, serverAdvice("file:///PATH/TO/mlruns"))
+		case "mlflow.db":
+			return fmt.Sprintf("%s would be an MLflow SQLite store, which runferry reads through a tracking server: %s", path, serverAdvice("sqlite:////PATH/TO/mlflow.db"))
+		}
+		return ""
+	}
+	if !fi.IsDir() {
 		return ""
 	}
 	if _, err := os.Stat(filepath.Join(path, "manifest.json")); err == nil {
