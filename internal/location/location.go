@@ -1,7 +1,9 @@
 // Package location parses and redacts location strings such as
 // "wandb:/data/wandb", "parquet:/backups/mlflow",
-// "mlflow+https://user:pw@mlflow.example.com/prefix?experiment-prefix=wb-"
-// and "postgres://user:pw@db/runs".
+// "mlflow+https://alice@mlflow.example.com/prefix?experiment-prefix=wb-"
+// and "postgres://user@db/runs". Secrets are not meant to be given in a
+// location: a registry refuses them (see CheckSecrets), and Redact hides
+// them wherever one was typed anyway.
 //
 // A location names its adapter by scheme, as in restic and rclone. Schemes
 // come in two shapes: path schemes ("wandb:PATH"), whose rest is a local path,
