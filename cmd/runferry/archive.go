@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runferry/runferry/internal/archive"
+	"github.com/runferry/runferry/internal/location"
 )
 
 func (a *app) archiveCmd() *cobra.Command {
@@ -22,7 +23,23 @@ directly. PATH may be given with or without the parquet: prefix.`,
 	return cmd
 }
 
-func archivePath(arg string) string { return strings.TrimPrefix(arg, "parquet:") }
+// archivePath returns the local path of an archive given as PATH or
+// parquet:PATH, refusing what is no local path (a URL such as s3://...,
+// an MLflow store) with a usage error.
+func archivePath(arg string) (string, error) {
+	raw := arg
+	if !strings.HasPrefix(strings.ToLower(raw), "parquet:") {
+		raw = "parquet:" + raw
+	}
+	loc, err := location.Parse(raw, func(s string) (location.Kind, bool) { return location.PathKind, s == "parquet" })
+	if err != nil {
+		return "", usageError{err}
+	}
+	if len(loc.URL.Query()) > 0 {
+		return "", usageError{fmt.Errorf("archive %s: the archive commands take no options", loc)}
+	}
+	return loc.Path, nil
+}
 
 func (a *app) archiveCheckCmd() *cobra.Command {
 	return &cobra.Command{
@@ -34,7 +51,11 @@ problem naming the file and exits 1 when there is any.`,
 		Example: "  runferry archive check /backups/mlflow",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			rep, err := archive.Check(archivePath(args[0]))
+			path, err := archivePath(args[0])
+			if err != nil {
+				return err
+			}
+			rep, err := archive.Check(path)
 			for _, p := range rep.Problems {
 				fmt.Fprintf(a.stdout, "PROBLEM %s\n", p)
 			}
@@ -62,7 +83,11 @@ snapshot references. Refuses to run while a write holds the archive.`,
 			if keep < 1 {
 				return usageError{fmt.Errorf("--keep must be at least 1 (the current snapshot)")}
 			}
-			rep, err := archive.Prune(archivePath(args[0]), keep)
+			path, err := archivePath(args[0])
+			if err != nil {
+				return err
+			}
+			rep, err := archive.Prune(path, keep)
 			if err != nil {
 				return err
 			}
@@ -85,7 +110,11 @@ only the manifest.`,
 		Example: "  runferry archive summary ./demo-archive",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			runs, err := archive.Summary(archivePath(args[0]))
+			path, err := archivePath(args[0])
+			if err != nil {
+				return err
+			}
+			runs, err := archive.Summary(path)
 			if err != nil {
 				return err
 			}

@@ -102,7 +102,7 @@ func writeBackends(w io.Writer, srcs, dsts []location.Description) {
 					name += " [default " + o.Default + "]"
 				}
 				if o.Secret {
-					name += " [secret: environment only]"
+					name += " [secret: environment only, refused in the location]"
 				}
 				fmt.Fprintf(w, "    %-44s %s\n", name, o.Help)
 			}

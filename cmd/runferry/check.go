@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -61,7 +60,7 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 			fmt.Fprintf(a.stdout, "checked %d runs, %d points: %d match, %d differences\n",
 				res.Runs, res.Points, res.Matching, len(res.Differences))
 			if reportPath != "" {
-				if err := writeJSON(reportPath, res, secretValues(os.Environ(), args)); err != nil {
+				if err := writeJSON(reportPath, res, a.secretValues(args)); err != nil {
 					return fmt.Errorf("writing report: %w", err)
 				}
 			}

@@ -166,7 +166,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 					return err
 				}
 				defer l.Close()
-				secrets := secretValues(os.Environ(), args)
+				secrets := a.secretValues(args)
 				l.Scrub = func(s string) string { return scrub(s, secrets) }
 				opt.Ledger = l
 			}
@@ -181,7 +181,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 			a.exit = rep.ExitCode(err)
 			a.printReport(rep)
 			if reportPath != "" {
-				if werr := writeJSON(reportPath, rep, secretValues(os.Environ(), args)); werr != nil {
+				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
 					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)
 					a.exit = max(a.exit, transfer.ExitFatal)
 				}

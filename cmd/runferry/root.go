@@ -42,10 +42,11 @@ type app struct {
 type usageError struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	secrets := secretValues(os.Environ(), args)
+	srcs, dsts := sourcesall.Sources(), sinksall.Sinks()
+	secrets := secretValues(append(srcs.All(), dsts.All()...), os.Environ(), args)
 	a := &app{
-		sources: sourcesall.Sources(),
-		sinks:   sinksall.Sinks(),
+		sources: srcs,
+		sinks:   dsts,
 		stdout:  &scrubWriter{w: stdout, secrets: secrets},
 		stderr:  &scrubWriter{w: stderr, secrets: secrets},
 	}

@@ -5,39 +5,55 @@ import (
 	"encoding/base64"
 	"io"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 
 	"github.com/runferry/runferry/internal/location"
 )
 
-// secretEnv lists the environment variables whose values runferry never
-// prints.
-var secretEnv = []string{
-	"WANDB_API_KEY", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_PASSWORD",
-	"PGPASSWORD", "DATABASE_PASSWORD", "RUNFERRY_PASSWORD",
-}
-
-// secretValues collects the secrets runferry could see: secret environment
-// variables and passwords or secret query values inside the arguments.
-func secretValues(environ, args []string) []string {
-	var out []string
-	for _, kv := range environ {
-		k, v, _ := strings.Cut(kv, "=")
-		for _, name := range secretEnv {
-			if k == name && len(v) >= 4 {
-				out = append(out, v)
-			}
-		}
-	}
+// secretValues collects the secrets runferry could see, so that no output
+// shows them: the values of the environment variables that the adapters'
+// options declare secret (descs; no hand-kept list), what an echoed
+// basic-auth header would show for them, and passwords or secret-looking
+// query values inside the arguments (which the registries refuse, but an
+// error could still quote).
+func secretValues(descs []location.Description, environ, args []string) []string {
 	env := map[string]string{}
 	for _, kv := range environ {
 		k, v, _ := strings.Cut(kv, "=")
 		env[k] = v
 	}
-	if pw := env["MLFLOW_TRACKING_PASSWORD"]; pw != "" {
-		// What an echoed basic-auth header would show.
-		out = append(out, base64.StdEncoding.EncodeToString([]byte(env["MLFLOW_TRACKING_USERNAME"]+":"+pw)))
+	var out []string
+	for _, name := range location.SecretEnvVars(descs) {
+		if v := env[name]; len(v) >= 4 {
+			out = append(out, v)
+		}
+	}
+	// Users that may be paired with a secret password in basic auth: the
+	// adapters' user variable, and users named in the arguments.
+	var users []string
+	for _, arg := range args {
+		if u, err := url.Parse(arg); err == nil {
+			if u.User != nil {
+				users = append(users, u.User.Username())
+			}
+			users = append(users, u.Query()["username"]...)
+		}
+	}
+	for _, d := range descs {
+		pw, ok := d.Option("password")
+		if !ok || !pw.Secret || env[pw.EnvVar] == "" {
+			continue
+		}
+		cands := append([]string{""}, users...)
+		if u, ok := d.Option("username"); ok && u.EnvVar != "" {
+			cands = append(cands, env[u.EnvVar])
+		}
+		for _, user := range cands {
+			out = append(out, base64.StdEncoding.EncodeToString([]byte(user+":"+env[pw.EnvVar])))
+		}
 	}
 	for _, arg := range args {
 		red := location.Redact(arg)
@@ -59,7 +75,8 @@ func secretValues(environ, args []string) []string {
 			}
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // scrubWriter replaces every secret with *** in what passes through it.
@@ -91,3 +108,9 @@ func (s *scrubWriter) Write(p []byte) (int, error) {
 
 // scrub applies the same replacement to a string.
 func scrub(s string, secrets []string) string { return location.RedactValues(s, secrets...) }
+
+// secretValues is the package function for this app's adapters and the
+// process environment.
+func (a *app) secretValues(args []string) []string {
+	return secretValues(append(a.sources.All(), a.sinks.All()...), os.Environ(), args)
+}

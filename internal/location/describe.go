@@ -7,7 +7,9 @@ type Option struct {
 	Default string
 	Help    string // first sentence is the short help
 	EnvVar  string // environment variable read when the query lacks it
-	Secret  bool   // never printed; give it through EnvVar, not the query
+	// Secret: the value is never printed, and only EnvVar gives it: the
+	// option in a location's query is refused (see CheckSecrets).
+	Secret bool
 }
 
 // Description describes an adapter once; `runferry backends`, `--help` and
@@ -25,3 +27,13 @@ type Description struct {
 
 // Schemes returns the primary scheme followed by the aliases.
 func (d Description) Schemes() []string { return append([]string{d.Scheme}, d.Aliases...) }
+
+// Option returns the option called name.
+func (d Description) Option(name string) (Option, bool) {
+	for _, o := range d.Options {
+		if o.Name == name {
+			return o, true
+		}
+	}
+	return Option{}, false
+}

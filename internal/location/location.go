@@ -1,7 +1,9 @@
 // Package location parses and redacts location strings such as
 // "wandb:/data/wandb", "parquet:/backups/mlflow",
-// "mlflow+https://user:pw@mlflow.example.com/prefix?experiment-prefix=wb-"
-// and "postgres://user:pw@db/runs".
+// "mlflow+https://alice@mlflow.example.com/prefix?experiment-prefix=wb-"
+// and "postgres://user@db/runs". Secrets are not meant to be given in a
+// location: a registry refuses them (see CheckSecrets), and Redact hides
+// them wherever one was typed anyway.
 //
 // A location names its adapter by scheme, as in restic and rclone. Schemes
 // come in two shapes: path schemes ("wandb:PATH"), whose rest is a local path,
@@ -54,12 +56,22 @@ const (
 // Parse splits raw into scheme and rest, checking the rest's shape against
 // kind(scheme). kind returns false for a scheme no adapter has. Errors say
 // what was probably meant.
+//
+// A path scheme's rest must be a local path: a URL there
+// ("parquet:s3://bucket/x", "wandb:https://...") is refused, since object
+// storage and remote paths are not supported yet, and so is a path that is
+// an MLflow store (an mlruns folder, an mlflow.db), which MLflow serves. To
+// fit its suggestions to what a path holds, Parse looks at the path (its
+// directory entries and a file's first bytes); it never writes.
 func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) {
 	if raw == "" {
 		return Location{}, errors.New("empty location")
 	}
 	i := strings.Index(raw, ":")
 	if i < 0 {
+		if h := pathHint(raw); h != "" {
+			return Location{}, fmt.Errorf("location %q has no scheme: %s", Redact(raw), h)
+		}
 		return Location{}, fmt.Errorf("location %q has no scheme: did you mean %q or %q? (see 'runferry backends')",
 			Redact(raw), "wandb:"+Redact(raw), "parquet:"+Redact(raw))
 	}
@@ -71,12 +83,18 @@ func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) 
 	}
 	k, ok := kind(scheme)
 	if !ok {
+		if h := unknownSchemeHint(raw, scheme); h != "" {
+			return Location{}, fmt.Errorf("location %q: unknown scheme %q: %s", Redact(raw), scheme, h)
+		}
 		return Location{}, fmt.Errorf("location %q: unknown scheme %q (see 'runferry backends' for the list)", Redact(raw), scheme)
 	}
 	loc := Location{Scheme: scheme, raw: raw}
 	switch k {
 	case PathKind:
 		path, query, _ := strings.Cut(rest, "?")
+		if err := refuseURLPath(raw, scheme, path); err != nil {
+			return Location{}, err
+		}
 		if strings.HasPrefix(path, "//") {
 			host, p, _ := strings.Cut(path[2:], "/")
 			if host != "" && host != "localhost" {
@@ -93,6 +111,9 @@ func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) 
 			return Location{}, fmt.Errorf("location %q: bad options: %v", Redact(raw), err)
 		}
 		loc.Path = filepath.FromSlash(path)
+		if err := refuseMLflowStorePath(raw, scheme, loc.Path); err != nil {
+			return Location{}, err
+		}
 		loc.URL = &url.URL{RawQuery: q.Encode()}
 	case URLKind:
 		if !strings.HasPrefix(rest, "//") {

@@ -109,3 +109,37 @@ func TestRegistryRefusesUnknownOptions(t *testing.T) {
 		t.Fatalf("misspelt option: %v", err)
 	}
 }
+
+// TestSecretsInLocationRefused: a secret option in the query or a password
+// in the user info is refused with the environment variable to use
+// instead, and the error never shows the secret; SecretEnvVars lists the
+// declared secret variables.
+func TestSecretsInLocationRefused(t *testing.T) {
+	const secret = "s3cr3t-VALUE"
+	d := Description{Scheme: "mlflow+http", Kind: URLKind, Syntax: "mlflow+http://HOST", Options: []Option{
+		{Name: "token", EnvVar: "X_TOKEN", Secret: true, Help: "t"},
+		{Name: "username", EnvVar: "X_USER", Help: "u"},
+		{Name: "password", EnvVar: "X_PASSWORD", Secret: true, Help: "p"},
+	}}
+	var r Registry[string]
+	r.Add(Factory[string]{Description: d, Open: func(context.Context, Location) (string, error) { return "ok", nil }})
+	for raw, want := range map[string]string{
+		"mlflow+http://h:1/?token=" + secret:                 `option "token" is a secret and is refused in the location (it would stay in shell history and process lists): set X_TOKEN in the environment instead`,
+		"mlflow+http://h:1/?username=bob&password=" + secret: `option "password" is a secret and is refused in the location (it would stay in shell history and process lists): set X_PASSWORD in the environment instead`,
+		"mlflow+http://h:1/?token=":                          `set X_TOKEN in the environment instead`,
+		"mlflow+http://bob:" + secret + "@h:1/":              `a password in the location is refused: secrets are read only from the environment: set X_PASSWORD`,
+		"mlflow+http://h:1/?api_key=" + secret:               `unknown option "api_key" (secrets are read only from the environment: X_PASSWORD, X_TOKEN;`,
+	} {
+		_, _, err := r.Open(context.Background(), raw)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: err %v; want one containing %q and not the secret", Redact(raw), err, want)
+		}
+	}
+	if v, _, err := r.Open(context.Background(), "mlflow+http://bob@h:1/?username=bob"); err != nil || v != "ok" {
+		t.Errorf("a user without password is no secret: %v", err)
+	}
+	other := Description{Options: []Option{{Name: "key", EnvVar: "Y_KEY", Secret: true}, {Name: "x", EnvVar: "Y_X"}, {Name: "token", EnvVar: "X_TOKEN", Secret: true}}}
+	if got := strings.Join(SecretEnvVars([]Description{d, other}), ","); got != "X_PASSWORD,X_TOKEN,Y_KEY" {
+		t.Errorf("SecretEnvVars = %s", got)
+	}
+}

@@ -83,10 +83,14 @@ func (r *Registry[T]) Open(ctx context.Context, raw string) (T, Location, error)
 }
 
 // checkOptions refuses query options the adapter does not declare, so that
-// a misspelt option is an error rather than silently ignored.
+// a misspelt option is an error rather than silently ignored, and secrets
+// given in the location (see CheckSecrets).
 func checkOptions(loc Location, d Description) error {
 	if loc.URL == nil {
 		return nil
+	}
+	if err := CheckSecrets(loc, d); err != nil {
+		return err
 	}
 	known := make([]string, len(d.Options))
 	for i, o := range d.Options {
@@ -102,6 +106,10 @@ func checkOptions(loc Location, d Description) error {
 	where, _, _ := strings.Cut(loc.String(), "?")
 	for _, name := range names {
 		if !slices.Contains(known, name) {
+			if env := SecretEnvVars([]Description{d}); secretKey.MatchString(name) && len(env) > 0 {
+				return fmt.Errorf("%s: unknown option %q (secrets are read only from the environment: %s; see 'runferry backends')",
+					where, name, strings.Join(env, ", "))
+			}
 			if len(known) == 0 {
 				return fmt.Errorf("%s: unknown option %q (%s takes no options)", where, name, d.Syntax)
 			}
@@ -109,4 +117,56 @@ func checkOptions(loc Location, d Description) error {
 		}
 	}
 	return nil
+}
+
+// CheckSecrets refuses a secret given in the location itself: a password in
+// a URL's user info, or a query option the adapter declares Secret. A
+// location is typed on command lines, where shell history and process lists
+// keep it, so secrets come only from the environment; the error names the
+// variable to use and never shows the secret.
+func CheckSecrets(loc Location, d Description) error {
+	if loc.URL == nil {
+		return nil
+	}
+	where, _, _ := strings.Cut(loc.String(), "?")
+	if loc.URL.User != nil {
+		if _, ok := loc.URL.User.Password(); ok {
+			if o, ok := d.Option("password"); ok && o.EnvVar != "" {
+				return fmt.Errorf("%s: a password in the location is refused: secrets are read only from the environment: set %s (the user may stay in the location)",
+					where, o.EnvVar)
+			}
+			return fmt.Errorf("%s: a password in the location is refused: secrets are read only from the environment (see 'runferry backends')", where)
+		}
+	}
+	names := make([]string, 0, len(loc.URL.Query()))
+	for name := range loc.URL.Query() {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if o, ok := d.Option(name); ok && o.Secret {
+			if o.EnvVar == "" {
+				return fmt.Errorf("%s: option %q is a secret and is refused in the location", where, name)
+			}
+			return fmt.Errorf("%s: option %q is a secret and is refused in the location (it would stay in shell history and process lists): set %s in the environment instead",
+				where, name, o.EnvVar)
+		}
+	}
+	return nil
+}
+
+// SecretEnvVars returns, sorted and without repeats, the environment
+// variables that the options of descs declare secret: the values runferry
+// must never print.
+func SecretEnvVars(descs []Description) []string {
+	var out []string
+	for _, d := range descs {
+		for _, o := range d.Options {
+			if o.Secret && o.EnvVar != "" && !slices.Contains(out, o.EnvVar) {
+				out = append(out, o.EnvVar)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -57,8 +57,9 @@ type Config struct {
 	BaseURL string
 	// Token is sent as a bearer token (MLFLOW_TRACKING_TOKEN).
 	Token string
-	// Username and Password are sent as basic auth and win over Token, as in
-	// MLflow's Python client (MLFLOW_TRACKING_USERNAME/PASSWORD).
+	// Username and Password, when both are set, are sent as basic auth and
+	// win over Token, as in MLflow's Python client
+	// (MLFLOW_TRACKING_USERNAME/PASSWORD).
 	Username, Password string
 	// InsecureTLS skips certificate verification (MLFLOW_TRACKING_INSECURE_TLS).
 	InsecureTLS bool
@@ -81,28 +82,83 @@ type Config struct {
 // longer waits are returned to the caller as a retryable error.
 const MaxRetryAfter = 2 * time.Minute
 
-// EnvOptions describe the MLflow environment variables ConfigFromEnv reads,
-// for the adapters' descriptions.
+// EnvOptions describe the options of an mlflow+http(s) location that
+// ConfigFromLocation reads, each also given by MLflow's own environment
+// variable (the location's query wins). The secret ones (token, password)
+// come only from the environment: a location holding them is refused.
 var EnvOptions = []location.Option{
 	{Name: "token", EnvVar: "MLFLOW_TRACKING_TOKEN", Secret: true, Help: "Bearer token sent to the server."},
-	{Name: "username", EnvVar: "MLFLOW_TRACKING_USERNAME", Help: "User for HTTP basic auth (wins over the token, as in MLflow's client)."},
+	{Name: "username", EnvVar: "MLFLOW_TRACKING_USERNAME", Help: "User for HTTP basic auth, with the password from MLFLOW_TRACKING_PASSWORD (basic auth wins over the token, as in MLflow's client); also taken from the location's user info (mlflow+https://USER@HOST)."},
 	{Name: "password", EnvVar: "MLFLOW_TRACKING_PASSWORD", Secret: true, Help: "Password for HTTP basic auth."},
-	{Name: "insecure-tls", EnvVar: "MLFLOW_TRACKING_INSECURE_TLS", Default: "false", Help: "Skip TLS certificate verification (true/false)."},
-	{Name: "server-cert", EnvVar: "MLFLOW_TRACKING_SERVER_CERT_PATH", Help: "PEM CA bundle that signs the server's certificate."},
-	{Name: "client-cert", EnvVar: "MLFLOW_TRACKING_CLIENT_CERT_PATH", Help: "PEM file with a client certificate and key, for mutual TLS."},
+	{Name: "insecure-tls", EnvVar: "MLFLOW_TRACKING_INSECURE_TLS", Default: "false", Help: "Skip TLS certificate verification (true/false; mlflow+https only)."},
+	{Name: "server-cert", EnvVar: "MLFLOW_TRACKING_SERVER_CERT_PATH", Help: "Path of a PEM CA bundle that signs the server's certificate (mlflow+https only)."},
+	{Name: "client-cert", EnvVar: "MLFLOW_TRACKING_CLIENT_CERT_PATH", Help: "Path of one PEM file holding a client certificate and its key, for mutual TLS (mlflow+https only)."},
 }
 
-// ConfigFromLocation reads an mlflow+http(s) location (its query ignored:
-// the adapters read their own options) and MLflow's environment variables,
-// through getenv, into a Config.
+// tlsOptions are the EnvOptions that only an https location can use.
+var tlsOptions = []string{"insecure-tls", "server-cert", "client-cert"}
+
+// ConfigFromLocation reads an mlflow+http(s) location and MLflow's
+// environment variables, through getenv, into a Config. Of the location's
+// query it reads the EnvOptions (a value there wins over the variable) and
+// ignores the rest: the adapters read their own options. The user of the
+// location's user info is the basic-auth user. A secret in the location (a
+// password in the user info, ?token=, ?password=) is refused, and so is a
+// TLS option in the query of a plain-HTTP location, which could not take
+// effect.
 func ConfigFromLocation(loc location.Location, getenv func(string) string) (Config, error) {
 	if loc.URL == nil {
 		return Config{}, fmt.Errorf("mlflow: %s is not a URL", loc)
 	}
+	if err := location.CheckSecrets(loc, location.Description{Options: EnvOptions}); err != nil {
+		return Config{}, err
+	}
 	u := *loc.URL
 	u.Scheme = strings.TrimPrefix(loc.Scheme, "mlflow+")
 	u.RawQuery = ""
-	return ConfigFromEnv(u.String(), getenv)
+	var user string
+	if u.User != nil {
+		user = u.User.Username()
+		u.User = nil
+	}
+	if q := loc.Query("username"); q != "" {
+		if user != "" && user != q {
+			return Config{}, fmt.Errorf("mlflow: %s names two users (%q in the user info, %q in ?username=)", loc, user, q)
+		}
+		user = q
+	}
+	if u.Scheme != "https" {
+		for _, name := range tlsOptions {
+			if loc.Query(name) != "" {
+				return Config{}, fmt.Errorf("mlflow: %s: option %q applies only to mlflow+https:// locations", loc, name)
+			}
+		}
+	}
+	byEnv := map[string]string{}
+	for _, o := range EnvOptions {
+		if !o.Secret {
+			byEnv[o.EnvVar] = o.Name
+		}
+	}
+	get := func(env string) string {
+		if name, ok := byEnv[env]; ok {
+			if v := loc.Query(name); v != "" {
+				return v
+			}
+		}
+		return getenv(env)
+	}
+	c, err := ConfigFromEnv(u.String(), get)
+	if err != nil {
+		return c, err
+	}
+	if user != "" {
+		c.Username = user
+		if c.Password == "" {
+			return c, fmt.Errorf("mlflow: %s names the user %q for basic auth, but MLFLOW_TRACKING_PASSWORD is not set (the password comes only from the environment)", loc, user)
+		}
+	}
+	return c, nil
 }
 
 // ConfigFromEnv fills the credential and TLS fields from MLflow's
@@ -121,10 +177,10 @@ func ConfigFromEnv(baseURL string, getenv func(string) string) (Config, error) {
 	case "true", "1", "yes":
 		c.InsecureTLS = true
 	default:
-		return c, fmt.Errorf("MLFLOW_TRACKING_INSECURE_TLS=%q: want true or false", getenv("MLFLOW_TRACKING_INSECURE_TLS"))
+		return c, fmt.Errorf("insecure-tls (MLFLOW_TRACKING_INSECURE_TLS) %q: want true or false", getenv("MLFLOW_TRACKING_INSECURE_TLS"))
 	}
 	if c.InsecureTLS && c.ServerCertPath != "" {
-		return c, errors.New("MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH cannot both be set")
+		return c, errors.New("insecure-tls (MLFLOW_TRACKING_INSECURE_TLS) and server-cert (MLFLOW_TRACKING_SERVER_CERT_PATH) cannot both be set")
 	}
 	return c, nil
 }
@@ -161,7 +217,7 @@ func New(cfg Config) (*Client, error) {
 		c.secrets = append(c.secrets, base64.StdEncoding.EncodeToString([]byte(cfg.Username+":"+cfg.Password)))
 	}
 	switch {
-	case cfg.Username != "" || cfg.Password != "":
+	case cfg.Username != "" && cfg.Password != "":
 		c.auth = func(r *http.Request) { r.SetBasicAuth(cfg.Username, cfg.Password) }
 	case cfg.Token != "":
 		c.auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+cfg.Token) }
@@ -208,22 +264,22 @@ func tlsConfig(cfg Config) (*tls.Config, error) {
 	if cfg.ServerCertPath != "" {
 		pem, err := os.ReadFile(cfg.ServerCertPath)
 		if err != nil {
-			return nil, fmt.Errorf("MLFLOW_TRACKING_SERVER_CERT_PATH: %w", err)
+			return nil, fmt.Errorf("server-cert (MLFLOW_TRACKING_SERVER_CERT_PATH): %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("MLFLOW_TRACKING_SERVER_CERT_PATH %s holds no PEM certificate", cfg.ServerCertPath)
+			return nil, fmt.Errorf("server-cert (MLFLOW_TRACKING_SERVER_CERT_PATH) %s holds no PEM certificate", cfg.ServerCertPath)
 		}
 		tc.RootCAs = pool
 	}
 	if cfg.ClientCertPath != "" {
 		pem, err := os.ReadFile(cfg.ClientCertPath)
 		if err != nil {
-			return nil, fmt.Errorf("MLFLOW_TRACKING_CLIENT_CERT_PATH: %w", err)
+			return nil, fmt.Errorf("client-cert (MLFLOW_TRACKING_CLIENT_CERT_PATH): %w", err)
 		}
 		cert, err := tls.X509KeyPair(pem, pem)
 		if err != nil {
-			return nil, fmt.Errorf("MLFLOW_TRACKING_CLIENT_CERT_PATH %s: want one PEM file with the certificate and its key: %v", cfg.ClientCertPath, err)
+			return nil, fmt.Errorf("client-cert (MLFLOW_TRACKING_CLIENT_CERT_PATH) %s: want one PEM file with the certificate and its key: %v", cfg.ClientCertPath, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
@@ -251,6 +307,9 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 	}
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
 		inflight.SignalOverload(ctx) // the engine's adaptive limit halves
+	}
+	if err != nil && tlsRefused(err) {
+		return false, nil // the server refused the handshake: asking again changes nothing
 	}
 	k, _ := ctx.Value(kindKey{}).(kind)
 	if k == applyOnce {

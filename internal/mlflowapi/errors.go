@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,7 +92,7 @@ func (c *Client) statusError(method, path string, resp *http.Response) error {
 	case resp.StatusCode == http.StatusForbidden && strings.Contains(body, "Cross-origin"):
 		return fault.Fatal(fmt.Errorf("%w (the server's CORS check rejected the request)", e))
 	case resp.StatusCode == http.StatusUnauthorized:
-		return fault.Fatal(fmt.Errorf("%w (set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)", e))
+		return fault.Fatal(fmt.Errorf("%w (set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_PASSWORD with the user in ?username= or MLFLOW_TRACKING_USERNAME)", e))
 	case resp.StatusCode == http.StatusForbidden:
 		return fault.Fatal(fmt.Errorf("%w (the credentials lack permission)", e))
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
@@ -123,9 +124,19 @@ func (c *Client) transportError(method, path string, err error) error {
 		return fmt.Errorf("mlflow: %s %s: %w", method, path, err)
 	}
 	if isCertError(err) {
-		return fault.Fatal(fmt.Errorf("mlflow: %s %s: %s (set MLFLOW_TRACKING_SERVER_CERT_PATH to the server's CA, or MLFLOW_TRACKING_INSECURE_TLS=true)", method, path, msg))
+		return fault.Fatal(fmt.Errorf("mlflow: %s %s: %s (give the server's CA with ?server-cert=PATH or MLFLOW_TRACKING_SERVER_CERT_PATH, or skip verification with ?insecure-tls=true or MLFLOW_TRACKING_INSECURE_TLS=true)", method, path, msg))
+	}
+	if tlsRefused(err) {
+		return fault.Fatal(fmt.Errorf("mlflow: %s %s: %s (the server refused the TLS handshake; if it asks for a client certificate, give one with ?client-cert=PATH or MLFLOW_TRACKING_CLIENT_CERT_PATH)", method, path, msg))
 	}
 	return fault.Retryable(fmt.Errorf("mlflow: %s %s: %s", method, path, msg), 0)
+}
+
+// tlsRefused reports whether err is a TLS alert the server sent about the
+// client's certificate (none given, or not trusted), which no retry cures.
+func tlsRefused(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error" && strings.Contains(op.Err.Error(), "certificate")
 }
 
 func isCertError(err error) bool {

@@ -38,7 +38,11 @@ mlflow-artifacts proxy). What MLflow cannot hold as given is mapped reversibly a
 counted in runferry/coverage.json; runferry/run.json keeps the run's metadata
 exactly. Every run carries the tag runferry.origin; runferry.complete is written
 last, so an interrupted copy is found and redone (the incomplete run is deleted
-and written afresh) and a repeated copy creates nothing twice.`,
+and written afresh) and a repeated copy creates nothing twice.
+Credentials: MLFLOW_TRACKING_TOKEN, or basic auth with the user from ?username=
+(or USER@HOST, or MLFLOW_TRACKING_USERNAME) and MLFLOW_TRACKING_PASSWORD.
+Secrets are read only from the environment: a token or password in the
+location is refused.`,
 		Options: append([]location.Option{
 			{Name: "experiment-prefix", Help: "Prepend this to every experiment name (e.g. 'wandb/')."},
 			{Name: "max-in-flight", Default: strconv.Itoa(DefaultMaxInFlight), Help: "Runs written at once."},

@@ -9,8 +9,11 @@
 // Credentials and TLS come from MLflow's own environment variables
 // (MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME/PASSWORD,
 // MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH,
-// MLFLOW_TRACKING_CLIENT_CERT_PATH) or the URL's user info; TLS is verified
-// by default. The server must serve artifacts (--serve-artifacts, the
+// MLFLOW_TRACKING_CLIENT_CERT_PATH); the non-secret ones may also be given
+// in the location (?username=, ?insecure-tls=, ?server-cert=,
+// ?client-cert=, or the user as USER@HOST), which wins. Secrets (token,
+// password) come only from the environment: a location holding one is
+// refused. TLS is verified by default. The server must serve artifacts (--serve-artifacts, the
 // default) and allow the Host header the client sends (--allowed-hosts).
 //
 // # Mapping

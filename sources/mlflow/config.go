@@ -34,7 +34,11 @@ func Description() location.Description {
 history of every metric (get-history, paged), nested-run links, dataset inputs
 (as the tag mlflow.inputs.datasets) and files (listed recursively, streamed).
 Runs written by runferry are read back exactly: their origin, metadata, console
-output and non-numeric values come from the files runferry stored with them.`,
+output and non-numeric values come from the files runferry stored with them.
+Credentials: MLFLOW_TRACKING_TOKEN, or basic auth with the user from ?username=
+(or USER@HOST, or MLFLOW_TRACKING_USERNAME) and MLFLOW_TRACKING_PASSWORD.
+Secrets are read only from the environment: a token or password in the
+location is refused.`,
 		Options: append([]location.Option{
 			{Name: "experiment-prefix", Help: "Read only experiments whose name starts with this, and remove it from their names."},
 			{Name: "deleted", Default: "false", Help: "Also read deleted experiments and runs (true/false)."},

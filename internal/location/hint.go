@@ -1,0 +1,222 @@
+package location
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// objectStores are the URL schemes of object storage that users put where a
+// local path belongs. runferry has no object-storage backend yet, so such
+// locations are refused rather than written to a local folder named "s3:".
+var objectStores = map[string]string{
+	"s3": "S3", "s3a": "S3", "gs": "Google Cloud Storage", "gcs": "Google Cloud Storage",
+	"az": "Azure Blob Storage", "azblob": "Azure Blob Storage", "abfs": "Azure Data Lake", "abfss": "Azure Data Lake",
+	"wasb": "Azure Blob Storage", "wasbs": "Azure Blob Storage", "r2": "Cloudflare R2", "oss": "Alibaba OSS",
+	"cos": "Tencent COS", "b2": "Backblaze B2", "swift": "OpenStack Swift", "hdfs": "HDFS", "minio": "MinIO",
+}
+
+// urlPrefix matches "scheme://" at the start of a string.
+var urlPrefix = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*)://`)
+
+// refuseURLPath returns an error when path, the rest of a path-scheme
+// location, is itself a URL ("parquet:s3://bucket/x"): it would otherwise
+// name a local folder "s3:".
+func refuseURLPath(raw, scheme, path string) error {
+	m := urlPrefix.FindStringSubmatch(path)
+	if m == nil {
+		// "s3:bucket/x", "gs:/bucket": no local folder is meant to be
+		// called "s3:" either.
+		if inner, _, ok := strings.Cut(path, ":"); ok {
+			if name := objectStores[strings.ToLower(inner)]; name != "" {
+				return fmt.Errorf("location %q: object storage (%s) is not supported yet: %s: takes a local path; copy to a local folder (%s:/backups/x) and upload it with your storage's own tool",
+					Redact(raw), name, scheme, scheme)
+			}
+		}
+		return nil
+	}
+	inner := strings.ToLower(m[1])
+	switch {
+	case objectStores[inner] != "":
+		return fmt.Errorf("location %q: object storage (%s) is not supported yet: %s: takes a local path; copy to a local folder (%s:/backups/x) and upload it with your storage's own tool",
+			Redact(raw), objectStores[inner], scheme, scheme)
+	case inner == "file":
+		p := strings.TrimPrefix(path, m[0])
+		if h, rest, _ := strings.Cut(p, "/"); h == "" || h == "localhost" {
+			return fmt.Errorf("location %q: %s: takes a plain path, not a file:// URL: use %s:/%s", Redact(raw), scheme, scheme, Redact(rest))
+		}
+		return fmt.Errorf("location %q: %s: takes a local path, not a file:// URL", Redact(raw), scheme)
+	case inner == "http" || inner == "https":
+		return fmt.Errorf("location %q: %s: takes a local path; reading or writing it over %s is not supported (for an MLflow tracking server use mlflow+%s://HOST[:PORT])",
+			Redact(raw), scheme, strings.ToUpper(inner), inner)
+	}
+	return fmt.Errorf("location %q: %s: takes a local path, not a %s:// URL (remote storage is not supported yet)", Redact(raw), scheme, inner)
+}
+
+// unknownSchemeHint returns a suggestion for a location whose scheme no
+// adapter serves, or "".
+func unknownSchemeHint(raw, scheme string) string {
+	switch {
+	case objectStores[scheme] != "":
+		return fmt.Sprintf("object storage (%s) is not supported yet: give a local path, such as parquet:/backups/x", objectStores[scheme])
+	case scheme == "http" || scheme == "https":
+		return fmt.Sprintf("did you mean %q? (MLflow tracking servers are named mlflow+http:// or mlflow+https://)", "mlflow+"+Redact(raw))
+	case scheme == "file":
+		return "give the path with an adapter's scheme, such as wandb:/data/wandb or parquet:/backups/x"
+	case scheme == "mlflow" || scheme == "mlflow+file" || scheme == "mlflow+sqlite":
+		return "MLflow stores are read through a tracking server: " + serverAdvice("file:///PATH/TO/mlruns")
+	}
+	return ""
+}
+
+// serverAdvice tells how to serve an MLflow store so that runferry can read it.
+func serverAdvice(backendURI string) string {
+	return fmt.Sprintf("start one on it with `mlflow server --backend-store-uri %s --port 5000` and use mlflow+http://127.0.0.1:5000 (direct reading of MLflow stores is not built in yet)", backendURI)
+}
+
+// pathHint returns a suggestion for path, given without a scheme, that
+// fits what the path holds: an MLflow store, W&B run folders, a runferry
+// archive. It reads only directory entries and the first bytes of a file;
+// "" means nothing fitting was found.
+func pathHint(path string) string {
+	if kind, where := mlflowStore(path); kind != "" {
+		return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, serverAdvice(backendURI(kind, where)))
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		switch filepath.Base(filepath.Clean(path)) {
+		case "mlruns":
+			return fmt.Sprintf("%s would be an MLflow file store, which runferry reads through a tracking server: %s", path, serverAdvice("file:///PATH/TO/mlruns"))
+		case "mlflow.db":
+			return fmt.Sprintf("%s would be an MLflow SQLite store, which runferry reads through a tracking server: %s", path, serverAdvice("sqlite:////PATH/TO/mlflow.db"))
+		}
+		return ""
+	}
+	if !fi.IsDir() {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(path, "manifest.json")); err == nil {
+		return fmt.Sprintf("did you mean %q? (it holds a manifest.json, as a runferry archive does)", "parquet:"+path)
+	}
+	if looksLikeWandb(path) {
+		return fmt.Sprintf("did you mean %q? (it holds W&B run folders)", "wandb:"+path)
+	}
+	return ""
+}
+
+// refuseMLflowStorePath returns an error when path, the path of a
+// path-scheme location, is itself an MLflow store, which no path adapter
+// reads or should write into.
+func refuseMLflowStorePath(raw, scheme, path string) error {
+	kind, where := mlflowStore(path)
+	if kind == "" || filepath.Clean(where) != filepath.Clean(path) {
+		return nil
+	}
+	return fmt.Errorf("location %q: %s is an MLflow %s, not what %s: takes; MLflow stores are read through a tracking server: %s",
+		Redact(raw), path, kind, scheme, serverAdvice(backendURI(kind, where)))
+}
+
+// backendURI is the --backend-store-uri of the store at where.
+func backendURI(kind, where string) string {
+	abs, err := filepath.Abs(where)
+	if err != nil {
+		abs = where
+	}
+	if kind == "SQLite store" {
+		return "sqlite:///" + strings.TrimPrefix(filepath.ToSlash(abs), "/")
+	}
+	return "file://" + filepath.ToSlash(abs)
+}
+
+// mlflowStore reports whether path is, or directly holds, an MLflow file
+// store (a folder of experiment folders with meta.yaml, as "mlruns") or an
+// MLflow SQLite database; kind is "" when it is neither, and where is the
+// store itself.
+func mlflowStore(path string) (kind, where string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", ""
+	}
+	if !fi.IsDir() {
+		if isMLflowSQLite(path) {
+			return "SQLite store", path
+		}
+		return "", ""
+	}
+	if isMLflowFileStore(path) {
+		return "file store", path
+	}
+	for _, name := range []string{"mlruns", "mlflow.db"} {
+		p := filepath.Join(path, name)
+		if k, w := mlflowStore(p); k != "" && w == p {
+			return k, w
+		}
+	}
+	return "", ""
+}
+
+// isMLflowFileStore: dir holds ".trash" or an experiment folder whose
+// meta.yaml names an artifact location.
+func isMLflowFileStore(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if e.Name() == ".trash" {
+			return true
+		}
+		b, err := readHead(filepath.Join(dir, e.Name(), "meta.yaml"), 4096)
+		if err == nil && bytes.Contains(b, []byte("artifact_location:")) {
+			return true
+		}
+	}
+	return false
+}
+
+// isMLflowSQLite: path is an SQLite database named mlflow.db, or whose
+// schema (on its first pages) creates MLflow's experiments table under
+// alembic migrations.
+func isMLflowSQLite(path string) bool {
+	b, err := readHead(path, 256<<10)
+	if err != nil || !bytes.HasPrefix(b, []byte("SQLite format 3\x00")) {
+		return false
+	}
+	return filepath.Base(path) == "mlflow.db" ||
+		bytes.Contains(b, []byte("CREATE TABLE experiments")) && bytes.Contains(b, []byte("alembic_version"))
+}
+
+// looksLikeWandb: dir holds a run folder ("run-*" / "offline-run-*") or a
+// "wandb" folder.
+func looksLikeWandb(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() && (n == "wandb" || strings.HasPrefix(n, "run-") || strings.HasPrefix(n, "offline-run-")) {
+			return true
+		}
+		if strings.HasSuffix(n, ".wandb") {
+			return true
+		}
+	}
+	return false
+}
+
+func readHead(path string, n int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, n))
+}
