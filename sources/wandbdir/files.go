@@ -177,9 +177,13 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // fingerprint hashes the names, sizes and modification times of everything
 // the run is read from: its `.wandb` files, the pre-0.10 JSON-lines files
 // and its run files. It reads no content, so it is cheap; any write to a
-// run changes it.
-func fingerprint(ri *runInfo) (string, error) {
+// run changes it. crashed adds the judgement that the run crashed, which
+// time alone can change.
+func fingerprint(ri *runInfo, crashed bool) (string, error) {
 	h := sha256.New()
+	if crashed {
+		fmt.Fprintf(h, "state\t%s\n", stateCrashed)
+	}
 	stat := func(seg *segment, path string) {
 		if fi, err := os.Lstat(path); err == nil {
 			fmt.Fprintf(h, "%s\t%d\t%d\n", seg.name(path), fi.Size(), fi.ModTime().UnixNano())

@@ -146,8 +146,8 @@ const headerRecords = 64
 
 // identify fills in the segment's run id, entity, project and start time:
 // from the run record of its `.wandb` file, else from the file name
-// (`run-<id>.wandb`), else (no `.wandb`) from wandb-metadata.json and the
-// folder name.
+// (`run-<id>.wandb`), else (no `.wandb`) from wandb-metadata.json (start;
+// project, which SDKs before 0.10 kept there) and the folder name.
 func (s *segment) identify() {
 	if s.wandbFile != "" {
 		if rr := firstRunRecord(s.wandbFile); rr != nil && rr.RunID != "" {
@@ -159,7 +159,7 @@ func (s *segment) identify() {
 	}
 	s.id = idFromFolder(filepath.Base(s.dir))
 	if md := readMetadata(filepath.Join(s.filesDir(), "wandb-metadata.json")); md != nil {
-		s.start = md.StartedAt
+		s.start, s.project = md.StartedAt, md.Project
 	}
 }
 

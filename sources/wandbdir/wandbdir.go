@@ -27,6 +27,10 @@ const PageSize = 10000
 // from disk.
 type Source struct {
 	cfg Config
+	// now is when the source was opened: runs without an exit record are
+	// judged live or crashed against it, so one Source answers alike on
+	// every call (a copy and its check agree).
+	now time.Time
 
 	mu     sync.Mutex
 	runs   []*runInfo // nil until discovered
@@ -71,7 +75,10 @@ func New(cfg Config) (*Source, error) {
 		return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
 	}
 	cfg.Root = abs
-	return &Source{cfg: cfg}, nil
+	if cfg.CrashedAfter <= 0 {
+		cfg.CrashedAfter = DefaultCrashedAfter
+	}
+	return &Source{cfg: cfg, now: time.Now()}, nil
 }
 
 // index returns the runs, discovering them on first use.
@@ -175,7 +182,7 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 				yield(schema.Run{}, ctx.Err())
 				return
 			}
-			r, err := readRun(ctx, ri)
+			r, err := readRun(ctx, ri, s.crashRule())
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
@@ -357,12 +364,20 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 
 // Fingerprint hashes the sizes and modification times of the run's files
 // (see fingerprint): equal fingerprints mean nothing was written since.
+// A run judged crashed (wandb.state=crashed) hashes that too, so a run
+// copied while live is copied again once its silence makes it crashed.
 func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
 	ri, err := s.find(ctx, run.Origin)
 	if err != nil {
 		return "", err
 	}
-	return fingerprint(ri)
+	crashed := slices.Contains(run.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
+	return fingerprint(ri, crashed)
+}
+
+// crashRule is the rule for runs without an exit record.
+func (s *Source) crashRule() crashRule {
+	return crashRule{now: s.now, after: s.cfg.CrashedAfter}
 }
 
 // Close makes every later call fail with ErrClosed.
