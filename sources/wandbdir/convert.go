@@ -49,8 +49,13 @@ type runMeta struct {
 // damage notes.
 func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, error) {
 	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}}
+	console := newConsoleCounter()
 	h := handler{
-		record:  m.record,
+		record: func(seg *segment, rec *wandbfile.Record) error {
+			console.record(seg, rec)
+			return m.record(seg, rec)
+		},
+		damage:  console.damage,
 		history: m.history,
 		stats: func(seg *segment, t time.Time, _ []kv) error {
 			m.seen(unixMillis(t))
@@ -62,7 +67,8 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 	}
 	i := 0
 	m.cur = m.segs[0]
-	h.segmentEnd = func(*segment) error {
+	h.segmentEnd = func(seg *segment) error {
+		console.segmentEnd(seg)
 		if i++; i < len(m.segs) {
 			m.cur = m.segs[i]
 		}
@@ -72,6 +78,12 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 	if err != nil {
 		return schema.Run{}, err
 	}
+	plan, err := console.plan(ctx, ri)
+	if err != nil {
+		return schema.Run{}, err
+	}
+	ri.setConsolePlan(plan)
+	damage = append(damage, plan.notes...)
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
 	m.describe(ri, &r, crash)

@@ -100,7 +100,11 @@
 //	                                      bars); Time = the chunk that began the line; a
 //	                                      segment's unfinished line is flushed at its end
 //	output_logger records (0.27+)         LogLine on stdout, time unknown
-//	files/output.log (no console records) LogLine on stdout, time unknown
+//	files/output.log                      LogLine on stdout, time unknown: every segment's
+//	                                      when the logs hold no console record; a segment's
+//	                                      when its `.wandb` is damaged and output.log has
+//	                                      more lines than its records gave (a folder copied
+//	                                      mid-run), the choice named in Run.Damage
 //	every file under files/ (pre-0.10:    Artifact: path relative to files/, size,
 //	the run folder less logs/, tmp/,      sha256; a later segment's copy wins; dangling
 //	*.wandb)                              symlinks and symlinks to folders are listed with

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/internal/wandbfile"
@@ -66,6 +67,9 @@ type runInfo struct {
 	entity   string
 	project  string
 	segments []*segment // in start-time order
+
+	mu      sync.Mutex
+	console *consolePlan // nil until made (see consolePlan)
 }
 
 // legacyFiles are the run files that mark a folder written by an SDK before

@@ -63,6 +63,9 @@ type handler struct {
 	history func(seg *segment, h histRow) error
 	// stats gets each system-metrics sample.
 	stats func(seg *segment, t time.Time, items []kv) error
+	// damage gets the damage notes of each segment that has any, before
+	// its segmentEnd.
+	damage func(seg *segment, notes []string)
 	// segmentEnd is called after each segment.
 	segmentEnd func(seg *segment) error
 }
@@ -93,6 +96,9 @@ func walk(ctx context.Context, ri *runInfo, h handler) (damage []string, err err
 		damage = append(damage, notes...)
 		if err != nil {
 			return damage, err
+		}
+		if h.damage != nil && len(notes) > 0 {
+			h.damage(seg, notes)
 		}
 		if h.segmentEnd != nil {
 			if err := h.segmentEnd(seg); err != nil {

@@ -278,43 +278,63 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 	})
 }
 
-// Logs yields the run's console output, line by line: from the output and
-// output_raw records of its `.wandb` files, or, when they hold none, from
-// each segment's output.log (all lines then count as stdout, time unknown).
+// Logs yields the run's console output, line by line, segment by segment:
+// from the output and output_raw records of its `.wandb` files, or from a
+// segment's files/output.log (all lines then count as stdout, time
+// unknown) when the run's logs hold no console record at all, or when the
+// segment's log is damaged and output.log holds more lines (see
+// consoleCounter.plan; Run.Damage names that choice).
 func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
-	return stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo) error) {
-		emit := p.add
-		var failed error
-		out := func(l schema.LogLine) {
-			if failed == nil {
-				failed = emit(l)
-			}
+	return func(yield func([]schema.LogLine, error) bool) {
+		ri, err := s.find(ctx, run)
+		if err != nil {
+			yield(nil, err)
+			return
 		}
-		splitters := map[string]*lineSplitter{}
-		splitter := func(stream string) *lineSplitter {
-			if splitters[stream] == nil {
-				splitters[stream] = &lineSplitter{stream: stream, out: out}
-			}
-			return splitters[stream]
+		plan, err := ri.consolePlan(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
 		}
-		records := 0
-		return handler{
-				record: func(_ *segment, rec *wandbfile.Record) error {
+		fromFile := map[*segment]bool{}
+		for i, seg := range ri.segments {
+			fromFile[seg] = plan.fromFile[i]
+		}
+		stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo) error) {
+			var failed error
+			out := func(l schema.LogLine) {
+				if failed == nil {
+					failed = p.add(l)
+				}
+			}
+			splitters := map[string]*lineSplitter{}
+			splitter := func(stream string) *lineSplitter {
+				if splitters[stream] == nil {
+					splitters[stream] = &lineSplitter{stream: stream, out: out}
+				}
+				return splitters[stream]
+			}
+			return handler{
+				record: func(seg *segment, rec *wandbfile.Record) error {
+					if fromFile[seg] {
+						return nil
+					}
 					switch {
 					case rec.Output != nil:
-						records++
 						stream := schema.Stdout
 						if rec.Output.Stream == wandbfile.Stderr {
 							stream = schema.Stderr
 						}
 						splitter(stream).write(rec.Output.Line, unixMillis(rec.Output.Timestamp))
 					case rec.OutputLogger != nil:
-						records++
 						splitter(schema.Stdout).write(rec.OutputLogger.Line+"\n", 0)
 					}
 					return failed
 				},
-				segmentEnd: func(*segment) error {
+				segmentEnd: func(seg *segment) error {
+					if fromFile[seg] {
+						return readOutputLog(ctx, seg, splitter(schema.Stdout), func() error { return failed })
+					}
 					for _, st := range []string{schema.Stdout, schema.Stderr} {
 						if sp := splitters[st]; sp != nil {
 							sp.flush()
@@ -322,13 +342,9 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 					}
 					return failed
 				},
-			}, func(ri *runInfo) error {
-				if records > 0 {
-					return nil
-				}
-				return readOutputLogs(ctx, ri, splitter(schema.Stdout), func() error { return failed })
-			}
-	})
+			}, nil
+		})(yield)
+	}
 }
 
 // Artifacts yields the run's files sorted by path, each hashed (SHA-256)
@@ -385,40 +401,6 @@ func (s *Source) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	return nil
-}
-
-// readOutputLogs feeds each segment's output.log to sp, the fallback for
-// runs whose `.wandb` files hold no console records. failed reports an
-// error of the consumer, which stops the reading.
-func readOutputLogs(ctx context.Context, ri *runInfo, sp *lineSplitter, failed func() error) error {
-	buf := make([]byte, 64<<10)
-	for _, seg := range ri.segments {
-		f, err := os.Open(filepath.Join(seg.filesDir(), "output.log"))
-		if err != nil {
-			continue // absent: offline runs have none
-		}
-		for {
-			if err := ctx.Err(); err != nil {
-				f.Close()
-				return err
-			}
-			n, rerr := f.Read(buf)
-			sp.write(string(buf[:n]), 0)
-			if err := failed(); err != nil {
-				f.Close()
-				return err
-			}
-			if rerr != nil {
-				break
-			}
-		}
-		f.Close()
-		sp.flush()
-		if err := failed(); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

@@ -474,3 +474,54 @@ func TestCrashedAfterSilence(t *testing.T) {
 		t.Errorf("crashed-after=soon: err %v, want it refused by name", err)
 	}
 }
+
+// TestConsoleOfTruncatedLog reads a real SDK run whose `.wandb` file was
+// cut short (a folder copied while its run was live) while its
+// files/output.log is whole: the console comes from output.log, every line
+// of it, and the run's damage notes name that choice.
+func TestConsoleOfTruncatedLog(t *testing.T) {
+	folders, _ := filepath.Glob(filepath.Join(fixtures, "wandb", "offline-run-*-fxc00003"))
+	if len(folders) != 1 {
+		t.Fatalf("fixture run fxc00003: %d folders", len(folders))
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "wandb", filepath.Base(folders[0]))
+	copyTree(t, folders[0], dir)
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.wandb"))
+	if err := os.Truncate(logs[0], 40003); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "files", "output.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
+
+	d := readAll(t, root+judgeNow)
+	rd := d.Runs[0]
+	var got []string
+	for _, l := range rd.Logs {
+		got = append(got, l.Line)
+		if l.Stream != schema.Stdout || l.Time != 0 {
+			t.Fatalf("line %+v: want stdout, time unknown (from output.log)", l)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%d console lines, want the %d of output.log", len(got), len(want))
+	}
+	prefix := "wandb/" + filepath.Base(dir) + "/files/output.log: console read from here (" + itoa(int64(len(want))) +
+		" lines): the damaged wandb/" + filepath.Base(dir) + "/run-fxc00003.wandb holds "
+	found := false
+	for _, note := range rd.Run.Damage {
+		if rest, ok := strings.CutPrefix(note, prefix); ok {
+			var n int
+			if err := json.Unmarshal([]byte(rest), &n); err != nil || n >= len(want) {
+				t.Errorf("note %q: the log's count should be below %d", note, len(want))
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("damage %q: no note naming output.log as the console's source", rd.Run.Damage)
+	}
+}
