@@ -7,12 +7,21 @@
 //
 // PATH is a wandb/ folder, one run folder, or any tree holding run folders.
 // Run folders are found by walking PATH: a folder holding a `*.wandb` file
-// (SDK 0.10+), a pre-0.10 folder holding wandb-history.jsonl,
-// wandb-events.jsonl or wandb-summary.json, or a 0.10+ folder whose log is
-// missing but whose files/ holds wandb-metadata.json, wandb-summary.json or
-// config.yaml. Run folders are not searched further; symlinked folders
-// (`latest-run`) and `.git` are never entered. A PATH that does not exist,
-// or holds no run folder, is a fatal error.
+// (SDK 0.10+), or a pre-0.10 folder holding wandb-history.jsonl,
+// wandb-events.jsonl or wandb-summary.json. Run folders are not searched
+// further; symlinked folders (`latest-run`) and `.git` are never entered. A
+// PATH that does not exist, cannot be listed, or holds no run folder, is a
+// fatal error.
+//
+// Nothing unreadable is left out without a word. A folder that cannot be
+// listed, a `.wandb` file that cannot be opened, and a run folder with
+// neither log nor pre-0.10 history (named run-, offline-run- or
+// dryrun-<timestamp>-<id>, or whose files/ holds wandb-metadata.json,
+// wandb-summary.json or config.yaml) are not copied but named by path as
+// the source's problems (sources.ProblemReporter: the job reports them and
+// exits 3). A run file or folder under files/ that cannot be read is named
+// in the run's Damage, and the run gets no fingerprint, so every later job
+// copies it again until it is whole.
 //
 // Option entity: the W&B entity assumed for runs that name none (offline
 // runs), so their origins match what W&B's cloud calls them.
@@ -137,5 +146,6 @@
 // when they hold only numbers, turned into points without decoding them
 // into items (see rawrecord.go); anything unusual takes the plain
 // wandbfile.Decode path, with the same result. Fingerprint hashes names,
-// sizes and modification times only.
+// sizes and modification times only (and whether the run was judged
+// crashed); it is empty for a run with something unreadable.
 package wandbdir

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -212,7 +213,7 @@ func walkLegacy(seg *segment, h handler) ([]string, error) {
 			}
 			return h.history(seg, histRow{obj: obj})
 		})
-		if err != nil {
+		if err != nil && !unopenable(err) {
 			return notes, legacyErr(seg, path, err)
 		}
 	}
@@ -226,7 +227,7 @@ func walkLegacy(seg *segment, h handler) ([]string, error) {
 			t, items := eventsToStats(obj)
 			return h.stats(seg, t, items)
 		})
-		if err != nil {
+		if err != nil && !unopenable(err) {
 			return notes, legacyErr(seg, path, err)
 		}
 	}
@@ -240,6 +241,14 @@ func legacyErr(seg *segment, path string, err error) error {
 		return err
 	}
 	return fault.Permanent(fmt.Errorf("wandb: reading %s: %w", seg.name(path), err))
+}
+
+// unopenable reports whether err is a JSON-lines file that could not be
+// opened for lack of permission: the run is read without it, and the file
+// listing names it in the run's Damage.
+func unopenable(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Op == "open" && errors.Is(err, fs.ErrPermission)
 }
 
 // errStop is returned by handlers when the consumer stopped iterating.

@@ -32,9 +32,10 @@ type Source struct {
 	// every call (a copy and its check agree).
 	now time.Time
 
-	mu     sync.Mutex
-	runs   []*runInfo // nil until discovered
-	closed bool
+	mu       sync.Mutex
+	runs     []*runInfo // nil until discovered
+	problems []string   // what discovery could not read
+	closed   bool
 }
 
 var (
@@ -44,6 +45,7 @@ var (
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
 	_ sources.Fingerprinter   = (*Source)(nil)
+	_ sources.ProblemReporter = (*Source)(nil)
 )
 
 // ErrClosed is returned by every method after Close.
@@ -92,14 +94,17 @@ func (s *Source) index(ctx context.Context) ([]*runInfo, error) {
 		return nil, err
 	}
 	if s.runs == nil {
-		runs, err := discover(ctx, s.cfg.Root, s.cfg.Entity)
+		runs, problems, err := discover(ctx, s.cfg.Root, s.cfg.Entity)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
 		}
-		s.runs = runs
+		s.runs, s.problems = runs, problems
+		if s.runs == nil {
+			s.runs = []*runInfo{}
+		}
 	}
 	return s.runs, nil
 }
@@ -116,6 +121,19 @@ func (s *Source) find(ctx context.Context, ref schema.Ref) (*runInfo, error) {
 		}
 	}
 	return nil, fault.Permanent(fmt.Errorf("wandb: run %s not found under %s", ref, s.cfg.Root))
+}
+
+// Problems names, by path, what the walk for run folders could not read:
+// folders it could not list, `.wandb` files it could not open, and run
+// folders without a log (see runFolder). What a readable run lacks is in
+// that run's Damage instead.
+func (s *Source) Problems(ctx context.Context) []string {
+	if _, err := s.index(ctx); err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.problems)
 }
 
 // Check proves the root is readable and holds at least one run folder.
@@ -348,7 +366,8 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 }
 
 // Artifacts yields the run's files sorted by path, each hashed (SHA-256)
-// as it is yielded. Files that cannot be read come with a Problem.
+// as it is yielded. Files that cannot be read come with a Problem; an
+// unreadable folder yields nothing (the run's Damage names it).
 func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
 	return func(yield func(schema.Artifact, error) bool) {
 		ri, err := s.find(ctx, run)
@@ -365,6 +384,9 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			if ctx.Err() != nil {
 				yield(schema.Artifact{}, ctx.Err())
 				return
+			}
+			if f.folder {
+				continue // not a file: named in the run's Damage
 			}
 			a, err := f.artifact(ctx)
 			if err != nil {
