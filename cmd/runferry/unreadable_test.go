@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/internal/transfer"
 )
@@ -200,5 +201,54 @@ func TestUnreadableWandbInputs(t *testing.T) {
 	chk.Env = append(os.Environ(), "HOME="+out)
 	if b, err := chk.CombinedOutput(); err != nil || !strings.Contains(string(b), " 0 differences") {
 		t.Fatalf("check: %v\n%s", err, b)
+	}
+}
+
+// TestLiveRunCopiedAgainOnceCrashed: the SIGKILLed SDK run, last written
+// an hour ago, is copied while an hour is within crashed-after and arrives
+// RUNNING; judged again with the default threshold (as time passing would
+// have it, without any file changing), it has crashed, the next copy
+// writes it again as FAILED, and check finds the archive equal to the
+// source.
+func TestLiveRunCopiedAgainOnceCrashed(t *testing.T) {
+	runs, _ := filepath.Glob("../../testdata/wandb/fixtures/wandb/offline-run-*-fxc00003")
+	if len(runs) != 1 {
+		t.Fatal("fixture run fxc00003 not found")
+	}
+	dir := t.TempDir()
+	data := filepath.Join(dir, "wandb", filepath.Base(runs[0]))
+	copyFolder(t, runs[0], data)
+	logs, _ := filepath.Glob(filepath.Join(data, "*.wandb"))
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(logs[0], old, old); err != nil {
+		t.Fatal(err)
+	}
+	src, dst, ledger := "wandb:"+dir, "parquet:"+filepath.Join(dir, "archive"), filepath.Join(dir, "ledger.db")
+	status := func() string {
+		code, out, _ := runCLI(t, "ls", dst, "--json", "--no-count")
+		var runs []struct{ Status string }
+		if err := json.Unmarshal([]byte(out), &runs); code != 0 || err != nil || len(runs) != 1 {
+			t.Fatalf("ls: exit %d, %v\n%s", code, err, out)
+		}
+		return runs[0].Status
+	}
+
+	code, out, errOut := runCLI(t, "copy", src+"?crashed-after=2h", dst, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 runs") {
+		t.Fatalf("copy of the live run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if s := status(); s != "RUNNING" {
+		t.Errorf("the live run arrived %s, want RUNNING", s)
+	}
+	code, out, errOut = runCLI(t, "copy", src, dst, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 runs") {
+		t.Fatalf("copy once crashed: exit %d, want the run written again\n%s\n%s", code, out, errOut)
+	}
+	if s := status(); s != "FAILED" {
+		t.Errorf("the crashed run is %s in the archive, want FAILED", s)
+	}
+	code, out, _ = runCLI(t, "check", src, dst)
+	if code != 0 || !strings.Contains(out, " 0 differences") {
+		t.Fatalf("check: exit %d\n%s", code, out)
 	}
 }

@@ -434,12 +434,21 @@ func TestCrashedAfterSilence(t *testing.T) {
 	if len(logs) != 1 {
 		t.Fatalf("%d .wandb files", len(logs))
 	}
+	fingerprints := map[string]bool{}
 	read := func(query string) schema.Run {
 		d := readAll(t, root+query)
 		if len(d.Runs) != 1 {
 			t.Fatalf("%d runs, want 1", len(d.Runs))
 		}
-		return d.Runs[0].Run
+		r := d.Runs[0].Run
+		src := openAt(root + query)(t)
+		defer src.Close()
+		fp, err := src.(sources.Fingerprinter).Fingerprint(context.Background(), r)
+		if err != nil || fp == "" {
+			t.Fatalf("fingerprint %q: %v", fp, err)
+		}
+		fingerprints[string(r.Status)+" "+fp] = true
+		return r
 	}
 	cases := []struct {
 		name   string
@@ -468,6 +477,17 @@ func TestCrashedAfterSilence(t *testing.T) {
 				t.Errorf("exit code tag %q for a run without exit record", tag(r, "wandb.exit_code"))
 			}
 		})
+	}
+	// The same files judged live and crashed fingerprint differently, so a
+	// run copied while live is copied again once it is judged crashed.
+	if err := os.Chtimes(logs[0], time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	fingerprints = map[string]bool{}
+	read("?crashed-after=2h")
+	read("")
+	if len(fingerprints) != 2 {
+		t.Errorf("fingerprints by status %v: want a live and a crashed one that differ", fingerprints)
 	}
 	loc, _ := location.Parse("wandb:"+root+"?crashed-after=soon", func(string) (location.Kind, bool) { return location.PathKind, true })
 	if _, err := wandbdir.Open(context.Background(), loc); err == nil || !strings.Contains(err.Error(), "crashed-after") {
