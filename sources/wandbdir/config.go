@@ -27,10 +27,11 @@ type Config struct {
 }
 
 // DefaultCrashedAfter is the silence after which a run without an exit
-// record counts as crashed. W&B marks a run crashed when its heartbeats stop
-// "after a brief retry period" and publishes no number; its SDKs beat every
-// 15 s (pre-0.10 wandb-metadata.json, heartbeatAt) to 30 s, so five minutes
-// is many missed beats and still well within what W&B's UI shows as crashed.
+// record counts as crashed. W&B marks a run crashed once its heartbeats
+// stop, "after a brief retry period", and publishes no number; the pre-0.10
+// SDK rewrote heartbeatAt every 15 s, so five minutes is many missed beats
+// while a stalled but live run is rarely silent that long. Users who know
+// better set the crashed-after option.
 const DefaultCrashedAfter = 5 * time.Minute
 
 // options are the location options, documented once for help and parsing.
