@@ -173,6 +173,13 @@ func TestUnreadableWandbInputs(t *testing.T) {
 		}
 	}
 
+	chk := asUnprivileged(t, bin, "check", src, dst)
+	chk.Env = append(os.Environ(), "HOME="+out)
+	b, err := chk.CombinedOutput()
+	if exitCode(err) != exitDifferences || !strings.Contains(string(b), broken[0]) || !strings.Contains(string(b), noLog) {
+		t.Errorf("check while folders are unreadable: exit %d, want 4 naming them\n%s", exitCode(err), b)
+	}
+
 	code, text, rep = copyRun("second")
 	if code != transfer.ExitRunsFailed || len(rep.Problems) != 3 {
 		t.Fatalf("second copy, nothing fixed: exit %d, problems %q\n%s", code, rep.Problems, text)
@@ -197,7 +204,7 @@ func TestUnreadableWandbInputs(t *testing.T) {
 			t.Errorf("copy after fixing the modes: %s %s, want %s", id, o, want)
 		}
 	}
-	chk := asUnprivileged(t, bin, "check", src, dst)
+	chk = asUnprivileged(t, bin, "check", src, dst)
 	chk.Env = append(os.Environ(), "HOME="+out)
 	if b, err := chk.CombinedOutput(); err != nil || !strings.Contains(string(b), " 0 differences") {
 		t.Fatalf("check: %v\n%s", err, b)
