@@ -90,6 +90,17 @@ func TestUnreadableWandbInputs(t *testing.T) {
 		folder[id] = filepath.Join(data, filepath.Base(src))
 		copyFolder(t, src, folder[id])
 	}
+	legacy := filepath.Join(data, "run-20200102_030405-old0run1") // pre-0.10, hand-written
+	copyFolder(t, "../../sources/wandbdir/testdata/legacy/wandb/run-20200102_030405-old0run1", legacy)
+	history, err := os.ReadFile(filepath.Join(legacy, "wandb-history.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture holds a bad line on purpose; here only the mode may hurt.
+	history = []byte(strings.Replace(string(history), "not json at all\n", "", 1))
+	if err := os.WriteFile(filepath.Join(legacy, "wandb-history.jsonl"), history, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	noLog := filepath.Join(data, "run-20250101_000000-nolog001")
 	if err := os.MkdirAll(filepath.Join(noLog, "files"), 0o755); err != nil {
 		t.Fatal(err)
@@ -110,6 +121,7 @@ func TestUnreadableWandbInputs(t *testing.T) {
 		filepath.Join(folder["fxa00001"], "files"),               // a run's files/
 		filepath.Join(folder["fxe00005"], "files", "output.log"), // one run file
 		wandbLog[0], // a .wandb log
+		filepath.Join(legacy, "wandb-history.jsonl"), // a pre-0.10 run's history
 	}
 	chmod := func(mode os.FileMode) {
 		for _, p := range broken {
@@ -158,7 +170,8 @@ func TestUnreadableWandbInputs(t *testing.T) {
 	if len(rep.Problems) != 3 {
 		t.Errorf("problems %q, want 3", rep.Problems)
 	}
-	for id, what := range map[string]string{"fxa00001": "/files: unreadable folder", "fxe00005": "/files/output.log: unreadable"} {
+	for id, what := range map[string]string{"fxa00001": "/files: unreadable folder", "fxe00005": "/files/output.log: unreadable",
+		"old0run1": "/wandb-history.jsonl: unreadable"} {
 		o, damage := outcome(rep, id)
 		if o != transfer.Committed || !slices.ContainsFunc(damage, func(s string) bool { return strings.Contains(s, what) }) {
 			t.Errorf("first copy: %s %s with damage %q, want committed with a note containing %q", id, o, damage, what)
@@ -184,7 +197,8 @@ func TestUnreadableWandbInputs(t *testing.T) {
 	if code != transfer.ExitRunsFailed || len(rep.Problems) != 3 {
 		t.Fatalf("second copy, nothing fixed: exit %d, problems %q\n%s", code, rep.Problems, text)
 	}
-	for id, want := range map[string]transfer.Outcome{"fxa00001": transfer.Committed, "fxe00005": transfer.Committed, "fxb00002": transfer.Unchanged} {
+	for id, want := range map[string]transfer.Outcome{"fxa00001": transfer.Committed, "fxe00005": transfer.Committed,
+		"old0run1": transfer.Committed, "fxb00002": transfer.Unchanged} {
 		if o, _ := outcome(rep, id); o != want {
 			t.Errorf("second copy: %s %s, want %s", id, o, want)
 		}
@@ -199,7 +213,8 @@ func TestUnreadableWandbInputs(t *testing.T) {
 		t.Fatalf("copy after fixing the modes: exit %d, problems %q\n%s", code, rep.Problems, text)
 	}
 	for id, want := range map[string]transfer.Outcome{"fxa00001": transfer.Committed, "fxe00005": transfer.Committed,
-		"fxd00004": transfer.Committed, "fxf00006": transfer.Committed, "fxb00002": transfer.Unchanged} {
+		"fxd00004": transfer.Committed, "fxf00006": transfer.Committed, "old0run1": transfer.Committed,
+		"fxb00002": transfer.Unchanged} {
 		if o, _ := outcome(rep, id); o != want {
 			t.Errorf("copy after fixing the modes: %s %s, want %s", id, o, want)
 		}
