@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
 )
@@ -76,7 +77,12 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 	}
 	damage, err := walk(ctx, ri, h)
 	if err != nil {
-		return schema.Run{}, err
+		// A log that cannot be read (gone since discovery, an I/O error) is
+		// this run's damage: the listing of the other runs goes on.
+		if fault.KindOf(err) != fault.KindPermanent {
+			return schema.Run{}, err
+		}
+		damage = append(damage, err.Error())
 	}
 	plan, err := console.plan(ctx, ri)
 	if err != nil {
