@@ -193,6 +193,13 @@ func TestUnreadableWandbInputs(t *testing.T) {
 		t.Errorf("check while folders are unreadable: exit %d, want 4 naming them\n%s", exitCode(err), b)
 	}
 
+	ls := asUnprivileged(t, bin, "ls", src, "--no-count")
+	ls.Env = append(os.Environ(), "HOME="+out)
+	b, err = ls.CombinedOutput()
+	if exitCode(err) != transfer.ExitRunsFailed || !strings.Contains(string(b), broken[0]) || !strings.Contains(string(b), noLog) {
+		t.Errorf("ls while folders are unreadable: exit %d, want 3 naming them\n%s", exitCode(err), b)
+	}
+
 	code, text, rep = copyRun("second")
 	if code != transfer.ExitRunsFailed || len(rep.Problems) != 3 {
 		t.Fatalf("second copy, nothing fixed: exit %d, problems %q\n%s", code, rep.Problems, text)
