@@ -66,3 +66,14 @@ type Checker interface {
 type Fingerprinter interface {
 	Fingerprint(ctx context.Context, run schema.Run) (string, error)
 }
+
+// ProblemReporter is a source that meets, while listing, things it cannot
+// read that belong to no run it can yield: an unreadable folder, a run
+// folder without a log. The engine reports each, and the job ends with
+// exit code 3, instead of leaving them out without a word. What a yielded
+// run lacks belongs in its Run.Damage instead.
+type ProblemReporter interface {
+	// Problems names each such thing by its path, with the reason. It is
+	// called after the experiments and runs were listed.
+	Problems(ctx context.Context) []string
+}

@@ -16,7 +16,9 @@ import (
 	"github.com/runferry/runferry/internal/transfer"
 )
 
-const fixtures = "wandb:../../testdata/wandb/fixtures"
+// fixtures judges the SIGKILLed fixture run crashed whatever its files' times
+// (see the wandb source's crashed-after), so that no test depends on the clock.
+const fixtures = "wandb:../../testdata/wandb/fixtures?crashed-after=1ns"
 
 // TestCopyWandbToParquetEndToEnd: dry run writes nothing; a copy commits
 // every run and check passes; a second copy commits nothing twice; the
@@ -101,7 +103,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	}
 	archive := "parquet:" + filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	src := "wandb:" + samples
+	src := "wandb:" + samples + "?crashed-after=1ns" // no test depends on the clock
 	// How long an uninterrupted copy takes sets the range of kill moments.
 	probe := exec.Command(bin, "copy", src, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q")
 	start := time.Now()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 )
@@ -36,7 +37,9 @@ func (a *app) lsCmd() *cobra.Command {
 		Short: "List the experiments and runs at a location, with counts",
 		Long: `List the experiments and runs a location holds, with the number of params,
 metric keys and metric points of each run. Counting reads every run's history;
---no-count lists metadata only.`,
+--no-count lists metadata only. What the location holds but could not be read
+(an unreadable folder, a run folder without a log) is named on stderr, and the
+exit code is then 3.`,
 		Example: `  runferry ls wandb:./wandb
   runferry ls parquet:./archive --json`,
 		Args: exactArgs(1, "LOCATION"),
@@ -78,6 +81,12 @@ metric keys and metric points of each run. Counting reads every run's history;
 			}
 			for _, m := range filter.Unmatched() {
 				fmt.Fprintf(a.stderr, "runferry: warning: %s\n", m)
+			}
+			if pr, ok := src.(sources.ProblemReporter); ok {
+				for _, p := range pr.Problems(ctx) {
+					fmt.Fprintf(a.stderr, "PROBLEM source: %s\n", p)
+					a.exit = transfer.ExitRunsFailed
+				}
 			}
 			if asJSON {
 				enc := json.NewEncoder(a.stdout)

@@ -65,7 +65,9 @@ type Options struct {
 	Progress func(run string, diffs int)
 }
 
-// Run compares src with dst.
+// Run compares src with dst. What the source reports it could not read
+// (sources.ProblemReporter) counts as a difference of the job, since it
+// was not compared.
 func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, error) {
 	index, err := indexRuns(ctx, dst)
 	if err != nil {
@@ -102,6 +104,12 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 			if opt.Progress != nil {
 				opt.Progress(r.Origin.String(), len(res.Differences)-before)
 			}
+		}
+	}
+	// What the source could not read cannot be compared: it is no match.
+	if pr, ok := src.(sources.ProblemReporter); ok {
+		for _, p := range pr.Problems(ctx) {
+			res.Differences = append(res.Differences, Difference{What: "source could not be read: " + p})
 		}
 	}
 	return res, nil

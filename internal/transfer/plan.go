@@ -7,6 +7,7 @@ import (
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources"
 )
 
 // plan lists the selected runs and drops those the ledger or the sink
@@ -14,7 +15,8 @@ import (
 // also returns the selected experiments none of whose runs is planned, so
 // that they are written too (an experiment without runs is data as well).
 // Listing errors are fatal unless classified permanent, in which case the
-// experiment is reported and skipped.
+// experiment is reported and skipped. What the source could not read
+// outside any run (sources.ProblemReporter) is reported as problems.
 func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) {
 	var out []planned
 	var idle []schema.Experiment
@@ -49,6 +51,11 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		}
 		if len(out) == before {
 			idle = append(idle, e)
+		}
+	}
+	if pr, ok := j.src.(sources.ProblemReporter); ok {
+		for _, p := range pr.Problems(ctx) {
+			j.addProblem("source: %s", p)
 		}
 	}
 	return out, idle, nil

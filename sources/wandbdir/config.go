@@ -3,6 +3,7 @@ package wandbdir
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/runferry/runferry/internal/location"
 )
@@ -18,7 +19,20 @@ type Config struct {
 	// Entity is assumed for runs whose run records name none (offline
 	// runs), so that their origins match what W&B's cloud would call them.
 	Entity string
+	// CrashedAfter is how long a run whose log holds no exit record may
+	// have been silent before it counts as crashed (status FAILED, tag
+	// wandb.state=crashed) rather than live (RUNNING). Zero means
+	// DefaultCrashedAfter.
+	CrashedAfter time.Duration
 }
+
+// DefaultCrashedAfter is the silence after which a run without an exit
+// record counts as crashed. W&B marks a run crashed once its heartbeats
+// stop, "after a brief retry period", and publishes no number; the pre-0.10
+// SDK rewrote heartbeatAt every 15 s, so five minutes is many missed beats
+// while a stalled but live run is rarely silent that long. Users who know
+// better set the crashed-after option.
+const DefaultCrashedAfter = 5 * time.Minute
 
 // options are the location options, documented once for help and parsing.
 var options = []location.Option{
@@ -27,6 +41,15 @@ var options = []location.Option{
 		Help: "W&B entity (user or team) assumed for runs that name none. Offline runs usually " +
 			"have no entity until synced; with this option their experiment and run origins " +
 			"become ENTITY/PROJECT and ENTITY/PROJECT/RUN_ID, as for online runs.",
+	},
+	{
+		Name: "crashed-after",
+		Help: "How long a run whose log has no exit record may have been silent before it counts " +
+			"as crashed, as W&B shows it once its heartbeat stops (a Go duration such as 90s, 10m, " +
+			"2h; default 5m). Silent since: the later of the last record's time and the log file's " +
+			"modification time (pre-0.10 folders: heartbeatAt and their files' times). A crashed " +
+			"run is FAILED with the tag wandb.state=crashed; a run heard from within the duration " +
+			"is RUNNING with wandb.state=running.",
 	},
 }
 
@@ -65,6 +88,13 @@ func ParseConfig(loc location.Location) (Config, error) {
 	}
 	if cfg.Root == "" {
 		return Config{}, fmt.Errorf("empty path")
+	}
+	if v := loc.Query("crashed-after"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("crashed-after=%q: want a positive duration such as 90s, 10m or 2h", v)
+		}
+		cfg.CrashedAfter = d
 	}
 	return cfg, nil
 }

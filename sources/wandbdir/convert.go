@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
 )
@@ -45,10 +48,15 @@ type runMeta struct {
 // readRun reads a run's segments once and builds its schema.Run: identity,
 // metadata, config and summary folded over every segment, status, times and
 // damage notes.
-func readRun(ctx context.Context, ri *runInfo) (schema.Run, error) {
+func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, error) {
 	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}}
+	console := newConsoleCounter()
 	h := handler{
-		record:  m.record,
+		record: func(seg *segment, rec *wandbfile.Record) error {
+			console.record(seg, rec)
+			return m.record(seg, rec)
+		},
+		damage:  console.damage,
 		history: m.history,
 		stats: func(seg *segment, t time.Time, _ []kv) error {
 			m.seen(unixMillis(t))
@@ -60,7 +68,8 @@ func readRun(ctx context.Context, ri *runInfo) (schema.Run, error) {
 	}
 	i := 0
 	m.cur = m.segs[0]
-	h.segmentEnd = func(*segment) error {
+	h.segmentEnd = func(seg *segment) error {
+		console.segmentEnd(seg)
 		if i++; i < len(m.segs) {
 			m.cur = m.segs[i]
 		}
@@ -68,11 +77,22 @@ func readRun(ctx context.Context, ri *runInfo) (schema.Run, error) {
 	}
 	damage, err := walk(ctx, ri, h)
 	if err != nil {
+		// A log that cannot be read (gone since discovery, an I/O error) is
+		// this run's damage: the listing of the other runs goes on.
+		if fault.KindOf(err) != fault.KindPermanent {
+			return schema.Run{}, err
+		}
+		damage = append(damage, err.Error())
+	}
+	plan, err := console.plan(ctx, ri)
+	if err != nil {
 		return schema.Run{}, err
 	}
+	ri.setConsolePlan(plan)
+	damage = append(damage, plan.notes...)
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
-	m.describe(ri, &r)
+	m.describe(ri, &r, crash)
 	files, err := listFiles(ri)
 	if err != nil {
 		return schema.Run{}, err
@@ -199,7 +219,7 @@ func (m *runMeta) fillFromFiles(damage *[]string) {
 
 // describe fills r's metadata from the segments, later segments winning
 // for each field they set, with wandb-metadata.json as the fallback.
-func (m *runMeta) describe(ri *runInfo, r *schema.Run) {
+func (m *runMeta) describe(ri *runInfo, r *schema.Run, crash crashRule) {
 	var md metadata
 	for _, sm := range m.segs {
 		if got := readMetadata(filepath.Join(sm.seg.filesDir(), "wandb-metadata.json")); got != nil {
@@ -217,9 +237,9 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run) {
 		}
 	}
 	env := m.env
-	r.Name = cmpOr(rr.DisplayName, ri.id)
+	r.Name = cmpOr(rr.DisplayName, md.Name, ri.id)
 	r.Labels = labels
-	r.Notes, r.Group, r.JobType = rr.Notes, rr.Group, rr.JobType
+	r.Notes, r.Group, r.JobType = cmpOr(rr.Notes, md.Notes), rr.Group, cmpOr(rr.JobType, md.JobType)
 	r.User = cmpOr(env.Username, md.Username)
 	r.Host = cmpOr(rr.Host, env.Host, md.Host)
 	r.Program = cmpOr(env.Program, md.Program)
@@ -270,8 +290,14 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run) {
 		tags["branch_point"] = fmt.Sprintf("%s@%s=%s", bp.Run, bp.Metric, strconv.FormatFloat(bp.Value, 'g', -1, 64))
 	}
 	last := m.segs[len(m.segs)-1]
-	if last.exit != nil {
+	var state string
+	r.Status, state = runState(last, md, crash)
+	tags["state"] = state
+	switch {
+	case last.exit != nil:
 		tags["exit_code"] = strconv.Itoa(int(last.exit.ExitCode))
+	case last.seg.wandbFile == "" && md.ExitCode != nil:
+		tags["exit_code"] = strconv.FormatInt(*md.ExitCode, 10)
 	}
 	for name, axis := range m.stepAxis {
 		tags["step_metric."+name] = axis
@@ -281,7 +307,6 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run) {
 			r.Tags = append(r.Tags, schema.Tag{Key: TagPrefix + k, Value: v})
 		}
 	}
-	r.Status = status(last)
 	r.Start, r.End = m.times(env, md)
 }
 
@@ -290,22 +315,102 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run) {
 // SDK records when the script ends in KeyboardInterrupt.
 var signalExitCodes = map[int32]bool{130: true, 137: true, 143: true, 255: true}
 
-// status maps the last segment's ending to a run status: no exit record is
-// RUNNING (the run is live, or died without a word: nothing tells the two
-// apart), a preempting record without an exit is KILLED, exit code 0 is
-// FINISHED, a signal exit code is KILLED, any other is FAILED.
-func status(last *segMeta) schema.RunStatus {
-	switch e := last.exit; {
-	case e == nil && last.preempting:
-		return schema.StatusKilled
-	case e == nil || e.NotComplete:
-		return schema.StatusRunning
-	case e.ExitCode == 0:
+// status maps an exit code to a run status: 0 is FINISHED, a signal exit
+// code KILLED, any other FAILED.
+func status(code int64) schema.RunStatus {
+	switch {
+	case code == 0:
 		return schema.StatusFinished
-	case signalExitCodes[e.ExitCode]:
+	case code >= math.MinInt32 && code <= math.MaxInt32 && signalExitCodes[int32(code)]:
 		return schema.StatusKilled
 	}
 	return schema.StatusFailed
+}
+
+// W&B run states runferry records in the tag wandb.state when no exit
+// record says how the run ended.
+const (
+	stateRunning = "running"
+	stateCrashed = "crashed"
+)
+
+// crashRule judges runs that left no word of their end: silent for longer
+// than after, counted back from now, they crashed.
+type crashRule struct {
+	now   time.Time
+	after time.Duration
+}
+
+// crashed reports whether a run last heard from at since has crashed. A
+// run never heard from (zero since) has.
+func (c crashRule) crashed(since time.Time) bool {
+	return since.IsZero() || c.now.Sub(since) > c.after
+}
+
+// runState maps the last segment's ending to a run status and, when no
+// exit record decides it, W&B's state for the tag wandb.state:
+//   - an exit record: its exit code (see status); not_complete counts as
+//     no exit record;
+//   - a preempting record and no exit: KILLED;
+//   - no `.wandb` (SDKs before 0.10): wandb-metadata.json's state
+//     (finished, failed, killed) and exitcode, the state kept in the tag;
+//   - otherwise the run is live (RUNNING, state running) or, silent for
+//     longer than crash.after (see silentSince), crashed: FAILED, state
+//     crashed, as W&B shows a run whose heartbeat stopped.
+func runState(last *segMeta, md metadata, crash crashRule) (schema.RunStatus, string) {
+	if e := last.exit; e != nil && !e.NotComplete {
+		return status(int64(e.ExitCode)), ""
+	}
+	if last.exit == nil && last.preempting {
+		return schema.StatusKilled, ""
+	}
+	if last.seg.wandbFile == "" {
+		switch md.State {
+		case "finished":
+			return schema.StatusFinished, md.State
+		case "failed":
+			return schema.StatusFailed, md.State
+		case "killed":
+			return schema.StatusKilled, md.State
+		}
+		if md.ExitCode != nil {
+			return status(*md.ExitCode), md.State
+		}
+	}
+	if crash.crashed(silentSince(last, md)) {
+		return schema.StatusFailed, stateCrashed
+	}
+	return schema.StatusRunning, stateRunning
+}
+
+// silentSince is when a run's last segment was last heard from: the latest
+// of its start, the last timestamp in its records (history, stats,
+// console), and the modification time of its log (`.wandb`; before 0.10
+// wandb-history.jsonl, wandb-events.jsonl, wandb-metadata.json, whose
+// heartbeatAt counts too, and output.log). The zero time if nothing tells.
+func silentSince(last *segMeta, md metadata) time.Time {
+	t := last.seg.start
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	if last.lastTime > 0 {
+		later(time.UnixMilli(last.lastTime))
+	}
+	paths := []string{last.seg.wandbFile}
+	if last.seg.wandbFile == "" {
+		later(md.HeartbeatAt)
+		dir := last.seg.filesDir()
+		paths = []string{filepath.Join(last.seg.dir, "wandb-history.jsonl"), filepath.Join(last.seg.dir, "wandb-events.jsonl"),
+			filepath.Join(dir, "wandb-metadata.json"), filepath.Join(dir, "output.log"), filepath.Join(dir, "wandb-summary.json")}
+	}
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			later(fi.ModTime())
+		}
+	}
+	return t
 }
 
 // times returns the run's start and end. Start: the first segment's run

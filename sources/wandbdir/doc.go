@@ -3,19 +3,32 @@
 //
 // # Location
 //
-//	wandb:PATH[?entity=NAME]
+//	wandb:PATH[?entity=NAME][&crashed-after=DURATION]
 //
 // PATH is a wandb/ folder, one run folder, or any tree holding run folders.
 // Run folders are found by walking PATH: a folder holding a `*.wandb` file
-// (SDK 0.10+), a pre-0.10 folder holding wandb-history.jsonl,
-// wandb-events.jsonl or wandb-summary.json, or a 0.10+ folder whose log is
-// missing but whose files/ holds wandb-metadata.json, wandb-summary.json or
-// config.yaml. Run folders are not searched further; symlinked folders
-// (`latest-run`) and `.git` are never entered. A PATH that does not exist,
-// or holds no run folder, is a fatal error.
+// (SDK 0.10+), or a pre-0.10 folder holding wandb-history.jsonl,
+// wandb-events.jsonl or wandb-summary.json. Run folders are not searched
+// further; symlinked folders (`latest-run`) and `.git` are never entered. A
+// PATH that does not exist, cannot be listed, or holds no run folder, is a
+// fatal error.
+//
+// Nothing unreadable is left out without a word. A folder that cannot be
+// listed, a `.wandb` file that cannot be opened, and a run folder with
+// neither log nor pre-0.10 history (named run-, offline-run- or
+// dryrun-<timestamp>-<id>, or whose files/ holds wandb-metadata.json,
+// wandb-summary.json or config.yaml) are not copied but named by path as
+// the source's problems (sources.ProblemReporter: the job reports them and
+// exits 3). A run file or folder under files/ that cannot be read is named
+// in the run's Damage, and the run gets no fingerprint, so every later job
+// copies it again until it is whole.
 //
 // Option entity: the W&B entity assumed for runs that name none (offline
 // runs), so their origins match what W&B's cloud calls them.
+//
+// Option crashed-after (a Go duration, default 5m): how long a run without
+// an exit record may have been silent before it counts as crashed (see
+// Run.Status below).
 //
 // # Identity
 //
@@ -23,8 +36,9 @@
 // run id taken from the RunRecord (else the `run-<id>.wandb` file name; for
 // folders without a log, the folder name after its timestamp). A resumed
 // run's segments are merged in RunRecord.start_time order, as `wandb sync`
-// replays them. The project is the RunRecord's, else the name of the folder
-// holding wandb/ (else the run folder's parent). The entity is the last one
+// replays them. The project is the RunRecord's, else (no `.wandb`) the one
+// wandb-metadata.json names (SDKs before 0.10 kept it there), else the name
+// of the folder holding wandb/ (else the run folder's parent). The entity is the last one
 // a segment names, else the entity option.
 //
 //	Experiment.Origin  {wandb, ENTITY/PROJECT}        PROJECT when there is no entity
@@ -52,10 +66,20 @@
 //	                                      there is no exit record
 //	exit record of the last segment       Run.Status: code 0 FINISHED; 130, 137, 143 (signals)
 //	                                      and 255 (KeyboardInterrupt) KILLED; other codes
-//	                                      FAILED; not_complete RUNNING. No exit record:
-//	                                      KILLED after a preempting record, else RUNNING (a
-//	                                      live run and a run that died without a word look
-//	                                      alike)
+//	                                      FAILED. No exit record (or not_complete): KILLED
+//	                                      after a preempting record; else, as W&B judges by
+//	                                      heartbeat, FAILED with tag wandb.state=crashed when
+//	                                      silent longer than crashed-after (default 5m), else
+//	                                      RUNNING with wandb.state=running. Silent since: the
+//	                                      latest of the segment's start, its last record
+//	                                      time and its log's modification time, judged
+//	                                      against the time the source was opened
+//	wandb-metadata.json before 0.10       Run.Status from state (finished, failed, killed,
+//	(no .wandb)                           kept in wandb.state) or exitcode (wandb.exit_code);
+//	                                      state running: judged as above, heartbeatAt and
+//	                                      the folder's files' times telling the silence;
+//	                                      project (the run's experiment), name, notes,
+//	                                      jobType
 //	RunRecord.config + config records     Run.Config (JSON object, `_wandb` removed); from
 //	                                      config.yaml (`value` unwrapped) when the logs hold
 //	                                      no config at all
@@ -85,7 +109,11 @@
 //	                                      bars); Time = the chunk that began the line; a
 //	                                      segment's unfinished line is flushed at its end
 //	output_logger records (0.27+)         LogLine on stdout, time unknown
-//	files/output.log (no console records) LogLine on stdout, time unknown
+//	files/output.log                      LogLine on stdout, time unknown: every segment's
+//	                                      when the logs hold no console record; a segment's
+//	                                      when its `.wandb` is damaged and output.log has
+//	                                      more lines than its records gave (a folder copied
+//	                                      mid-run), the choice named in Run.Damage
 //	every file under files/ (pre-0.10:    Artifact: path relative to files/, size,
 //	the run folder less logs/, tmp/,      sha256; a later segment's copy wins; dangling
 //	*.wandb)                              symlinks and symlinks to folders are listed with
@@ -97,7 +125,9 @@
 // Tags under TagPrefix ("wandb.") hold what has no field: entity, project,
 // run_id, sweep_id, python, sdk_version, os, args (a JSON array),
 // code_path, root, executable, email, docker, cuda, gpu, gpu_count,
-// cpu_count, storage_id, exit_code, segments (when more than one),
+// cpu_count, storage_id, exit_code, state (W&B's run state where no exit
+// record decides the status: running, crashed, or a pre-0.10 folder's
+// recorded state), segments (when more than one),
 // starting_step, branch_point (RUN@METRIC=VALUE of a fork) and
 // step_metric.NAME (the custom x-axis define_metric gave NAME). Params stay
 // empty: flattening config into params is a transform's job.
@@ -116,5 +146,6 @@
 // when they hold only numbers, turned into points without decoding them
 // into items (see rawrecord.go); anything unusual takes the plain
 // wandbfile.Decode path, with the same result. Fingerprint hashes names,
-// sizes and modification times only.
+// sizes and modification times only (and whether the run was judged
+// crashed); it is empty for a run with something unreadable.
 package wandbdir

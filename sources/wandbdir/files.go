@@ -1,6 +1,7 @@
 package wandbdir
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,6 +26,10 @@ type fileEntry struct {
 	info    fs.FileInfo // of the file itself (Lstat) for fingerprints
 	size    int64       // of the content (the link target for a symlink)
 	problem string      // why it cannot be read, or ""
+	// unreadable is set when the problem is a file-system error (no
+	// permission, I/O error) that may go away, rather than the file's shape.
+	unreadable bool
+	folder     bool // an unreadable folder, not a file: never an artifact
 }
 
 // legacySkip are the entries at the top of a pre-0.10 run folder that are
@@ -34,7 +39,9 @@ var legacySkip = map[string]bool{"logs": true, "tmp": true}
 // listFiles returns the run's files sorted by path: every file under each
 // segment's files/ folder (the whole folder before SDK 0.10, less logs/ and
 // tmp/), a later segment's copy winning over an earlier one. Symlinks are
-// followed; a dangling one, or one to a folder, is listed with a problem.
+// followed; a dangling one, or one to a folder, is listed with a problem. A
+// file that cannot be opened is listed with a problem, and a folder that
+// cannot be listed (files/ itself included) as a folder entry with one.
 func listFiles(ri *runInfo) ([]fileEntry, error) {
 	byPath := map[string]fileEntry{}
 	for _, seg := range ri.segments {
@@ -44,11 +51,9 @@ func listFiles(ri *runInfo) ([]fileEntry, error) {
 				if path == root && os.IsNotExist(err) {
 					return nil
 				}
-				if path == root {
-					return err
-				}
-				byPath[relPath(root, path)] = fileEntry{path: relPath(root, path), abs: path, name: seg.name(path),
-					size: -1, problem: "unreadable: " + err.Error()}
+				rel := relPath(root, path)
+				byPath["\x00"+rel] = fileEntry{path: rel, abs: path, name: seg.name(path), size: -1, folder: true,
+					unreadable: true, problem: fmt.Sprintf("unreadable folder (%v): none of its files was read", cause(err))}
 				return nil
 			}
 			rel := relPath(root, path)
@@ -74,7 +79,9 @@ func listFiles(ri *runInfo) ([]fileEntry, error) {
 	for _, f := range byPath {
 		out = append(out, f)
 	}
-	slices.SortFunc(out, func(a, b fileEntry) int { return strings.Compare(a.path, b.path) })
+	slices.SortFunc(out, func(a, b fileEntry) int {
+		return cmp.Or(strings.Compare(a.path, b.path), strings.Compare(a.name, b.name))
+	})
 	return out, nil
 }
 
@@ -115,6 +122,13 @@ func statFile(rel, path, name string, d fs.DirEntry) fileEntry {
 	default:
 		f.problem = "not a regular file"
 	}
+	if f.problem == "" {
+		if rc, err := os.Open(path); err != nil {
+			f.problem, f.unreadable = fmt.Sprintf("unreadable (%v)", cause(err)), true
+		} else {
+			rc.Close()
+		}
+	}
 	return f
 }
 
@@ -150,7 +164,7 @@ func (f fileEntry) artifact(ctx context.Context) (schema.Artifact, error) {
 func hashFile(ctx context.Context, path string) (string, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", 0, err
+		return "", 0, cause(err)
 	}
 	defer f.Close()
 	h := sha256.New()
@@ -177,9 +191,15 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // fingerprint hashes the names, sizes and modification times of everything
 // the run is read from: its `.wandb` files, the pre-0.10 JSON-lines files
 // and its run files. It reads no content, so it is cheap; any write to a
-// run changes it.
-func fingerprint(ri *runInfo) (string, error) {
+// run changes it. crashed adds the judgement that the run crashed, which
+// time alone can change. A run with an unreadable file or folder has no
+// fingerprint (""): nothing vouches for what could not be read, so the run
+// is transferred again, and its damage reported, until it is readable.
+func fingerprint(ri *runInfo, crashed bool) (string, error) {
 	h := sha256.New()
+	if crashed {
+		fmt.Fprintf(h, "state\t%s\n", stateCrashed)
+	}
 	stat := func(seg *segment, path string) {
 		if fi, err := os.Lstat(path); err == nil {
 			fmt.Fprintf(h, "%s\t%d\t%d\n", seg.name(path), fi.Size(), fi.ModTime().UnixNano())
@@ -201,6 +221,9 @@ func fingerprint(ri *runInfo) (string, error) {
 		return "", err
 	}
 	for _, f := range files {
+		if f.unreadable {
+			return "", nil
+		}
 		if f.info != nil {
 			fmt.Fprintf(h, "%s\t%s\t%d\t%d\t%d\n", f.name, f.path, f.info.Size(), f.size, f.info.ModTime().UnixNano())
 		} else {

@@ -26,13 +26,20 @@ const maxSmallFile = 64 << 20
 const maxJSONLine = 64 << 20
 
 // metadata is what runferry takes from wandb-metadata.json (the same fields
-// as the EnvironmentRecord of SDK 0.21+).
+// as the EnvironmentRecord of SDK 0.21+). SDKs before 0.10 also kept the
+// run's state there: project, name, notes and jobType from wandb.init,
+// state ("running", then "finished", "failed" or "killed"), exitcode once
+// the program ended, and heartbeatAt, rewritten every 15 s while it ran.
 type metadata struct {
 	StartedAt                                  time.Time
 	Host, Username, Email, Program, CodePath   string
 	Root, Python, OS, Executable, Docker, CUDA string
 	GPU, GitRemote, GitCommit, Args            string // Args: a JSON array
 	GPUCount, CPUCount                         int64
+
+	Project, Name, Notes, JobType, State string
+	ExitCode                             *int64 // nil: none recorded
+	HeartbeatAt                          time.Time
 }
 
 // readMetadata reads wandb-metadata.json; nil when it is absent or not a
@@ -78,6 +85,12 @@ func parseMetadata(b []byte) (*metadata, error) {
 		md.Args = toJSON(args)
 	}
 	md.StartedAt = parseTime(str("startedAt"))
+	md.Project, md.Name, md.Notes, md.JobType = str("project"), str("name"), str("notes"), str("jobType")
+	md.State = str("state")
+	if code, ok := integral(m["exitcode"]); ok {
+		md.ExitCode = &code
+	}
+	md.HeartbeatAt = parseTime(str("heartbeatAt"))
 	return md, nil
 }
 

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/internal/wandbfile"
@@ -66,6 +68,9 @@ type runInfo struct {
 	entity   string
 	project  string
 	segments []*segment // in start-time order
+
+	mu      sync.Mutex
+	console *consolePlan // nil until made (see consolePlan)
 }
 
 // legacyFiles are the run files that mark a folder written by an SDK before
@@ -77,10 +82,12 @@ var legacyFiles = []string{"wandb-history.jsonl", "wandb-events.jsonl", "wandb-s
 var filesMarkers = []string{"wandb-metadata.json", "wandb-summary.json", "config.yaml"}
 
 // findSegments walks root and returns every run folder below it (root
-// itself included). Symlinked directories are not followed, so the
-// `latest-run` link never yields a run twice; `.git` folders are skipped.
-func findSegments(ctx context.Context, root string) ([]*segment, error) {
-	var out []*segment
+// itself included), and what it could not read: folders it cannot list,
+// `.wandb` files it cannot open, and run folders that hold no log to read
+// (see runFolder), each as a problem naming its path. Symlinked
+// directories are not followed, so the `latest-run` link never yields a run
+// twice; `.git` folders are skipped. Only an unreadable root is an error.
+func findSegments(ctx context.Context, root string) (segs []*segment, problems []string, err error) {
 	var walk func(dir, rel string) error
 	walk = func(dir, rel string) error {
 		if err := ctx.Err(); err != nil {
@@ -91,10 +98,12 @@ func findSegments(ctx context.Context, root string) ([]*segment, error) {
 			if rel == "" {
 				return err
 			}
-			return nil // an unreadable subfolder holds nothing we can read
+			problems = append(problems, fmt.Sprintf("%s: unreadable folder (%v): nothing in it was read", dir, cause(err)))
+			return nil
 		}
-		if segs := runFolder(dir, rel, entries); segs != nil {
-			out = append(out, segs...)
+		if found, isRun, probs := runFolder(dir, rel, entries); isRun {
+			segs = append(segs, found...)
+			problems = append(problems, probs...)
 			return nil
 		}
 		for _, e := range entries {
@@ -108,36 +117,66 @@ func findSegments(ctx context.Context, root string) ([]*segment, error) {
 		return nil
 	}
 	if err := walk(root, ""); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return out, nil
+	return segs, problems, nil
 }
 
-// runFolder returns the segments of dir when it is a run folder, else nil.
-// A folder with several `.wandb` files gives one segment per file.
-func runFolder(dir, rel string, entries []os.DirEntry) []*segment {
-	var segs []*segment
+// cause is the reason of a file-system error without the path it names
+// (the caller names it).
+func cause(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// runFolder tells whether dir is a run folder and returns its segments: one
+// per `.wandb` file (SDK 0.10+), or one for a pre-0.10 folder (history,
+// events or summary at its top). A `.wandb` file that cannot be opened
+// gives no segment but a problem. A folder named like a run folder
+// (run-, offline-run-, dryrun-<timestamp>-<id>), or whose files/ holds
+// wandb-metadata.json, wandb-summary.json or config.yaml, but that has
+// neither a `.wandb` log nor pre-0.10 history, is a run folder with no
+// segment and a problem: it is reported, not copied as a run without
+// history.
+func runFolder(dir, rel string, entries []os.DirEntry) (segs []*segment, isRun bool, problems []string) {
 	names := map[string]bool{}
 	for _, e := range entries {
 		names[e.Name()] = e.Type().IsRegular()
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".wandb") {
-			segs = append(segs, &segment{dir: dir, rel: rel, wandbFile: filepath.Join(dir, e.Name())})
+		if !e.Type().IsRegular() || !strings.HasSuffix(e.Name(), ".wandb") {
+			continue
 		}
+		isRun = true
+		path := filepath.Join(dir, e.Name())
+		f, err := os.Open(path)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: unreadable (%v): this run folder was not read", path, cause(err)))
+			continue
+		}
+		f.Close()
+		segs = append(segs, &segment{dir: dir, rel: rel, wandbFile: path})
 	}
-	if segs != nil {
-		return segs
+	if isRun {
+		return segs, true, problems
 	}
 	for _, f := range legacyFiles {
 		if names[f] {
-			return []*segment{{dir: dir, rel: rel, legacy: true}}
+			return []*segment{{dir: dir, rel: rel, legacy: true}}, true, nil
 		}
 	}
+	marked := folderPattern.MatchString(filepath.Base(dir))
 	for _, f := range filesMarkers {
 		if fi, err := os.Stat(filepath.Join(dir, "files", f)); err == nil && fi.Mode().IsRegular() {
-			return []*segment{{dir: dir, rel: rel}}
+			marked = true
 		}
 	}
-	return nil
+	if marked {
+		return nil, true, []string{fmt.Sprintf("%s: run folder without a .wandb log or pre-0.10 history "+
+			"(wandb-history.jsonl): not copied", dir)}
+	}
+	return nil, false, nil
 }
 
 // headerRecords bounds how many records identify reads looking for the run
@@ -146,8 +185,8 @@ const headerRecords = 64
 
 // identify fills in the segment's run id, entity, project and start time:
 // from the run record of its `.wandb` file, else from the file name
-// (`run-<id>.wandb`), else (no `.wandb`) from wandb-metadata.json and the
-// folder name.
+// (`run-<id>.wandb`), else (no `.wandb`) from wandb-metadata.json (start;
+// project, which SDKs before 0.10 kept there) and the folder name.
 func (s *segment) identify() {
 	if s.wandbFile != "" {
 		if rr := firstRunRecord(s.wandbFile); rr != nil && rr.RunID != "" {
@@ -159,7 +198,7 @@ func (s *segment) identify() {
 	}
 	s.id = idFromFolder(filepath.Base(s.dir))
 	if md := readMetadata(filepath.Join(s.filesDir(), "wandb-metadata.json")); md != nil {
-		s.start = md.StartedAt
+		s.start, s.project = md.StartedAt, md.Project
 	}
 }
 
@@ -262,19 +301,21 @@ func groupRuns(segs []*segment, defaultEntity string) []*runInfo {
 // errNoRuns is returned when a location holds no run folder.
 var errNoRuns = errors.New("no W&B run folder found (looked for run-*.wandb files and pre-0.10 wandb-history.jsonl)")
 
-// discover finds and identifies every run under root.
-func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, error) {
-	segs, err := findSegments(ctx, root)
+// discover finds and identifies every run under root, and returns what it
+// could not read (see findSegments). A root holding no run folder at all is
+// an error.
+func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, []string, error) {
+	segs, problems, err := findSegments(ctx, root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if len(segs) == 0 {
-		return nil, fmt.Errorf("%s: %w", root, errNoRuns)
+	if len(segs) == 0 && len(problems) == 0 {
+		return nil, nil, fmt.Errorf("%s: %w", root, errNoRuns)
 	}
 	for _, s := range segs {
 		s.identify()
 	}
-	return groupRuns(segs, defaultEntity), nil
+	return groupRuns(segs, defaultEntity), problems, nil
 }
 
 // readCapped reads at most limit bytes of a small run file (metadata,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -312,4 +313,41 @@ func TestLargeLogMemory(t *testing.T) {
 		t.Errorf("heap in use reached %d MB reading a %d MB log", peak>>20, size>>20)
 	}
 	t.Logf("%d MB log, %d points, peak heap %d MB", size>>20, points, peak>>20)
+}
+
+// TestLogGoneAfterDiscovery: a run whose `.wandb` file vanished after the
+// run folders were found is yielded with the error in its Damage, and the
+// runs after it in its project are still listed.
+func TestLogGoneAfterDiscovery(t *testing.T) {
+	root := t.TempDir()
+	start := time.Unix(1735689600, 0)
+	for i, id := range []string{"gone1", "kept2", "kept3"} {
+		writeRunFolder(t, filepath.Join(root, "wandb", "run-20250101_00000"+fmt.Sprint(i)+"-"+id),
+			runRecord(id, "p", start.Add(time.Duration(i)*time.Minute)), exitRecord(0, 1))
+	}
+	src := sourceAt(t, root)
+	var exps []schema.Experiment
+	for e, err := range src.Experiments(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		exps = append(exps, e)
+	}
+	if err := os.Remove(filepath.Join(root, "wandb", "run-20250101_000000-gone1", "run-gone1.wandb")); err != nil {
+		t.Fatal(err)
+	}
+	var ids, damage []string
+	for r, err := range src.Runs(context.Background(), exps[0].Origin) {
+		if err != nil {
+			t.Fatalf("listing stopped: %v", err)
+		}
+		ids = append(ids, r.Origin.ID)
+		damage = append(damage, r.Damage...)
+	}
+	if want := []string{"p/gone1", "p/kept2", "p/kept3"}; !slices.Equal(ids, want) {
+		t.Errorf("runs %q, want %q", ids, want)
+	}
+	if len(damage) != 1 || !strings.Contains(damage[0], "run-gone1.wandb") {
+		t.Errorf("damage %q, want one note naming the vanished log", damage)
+	}
 }

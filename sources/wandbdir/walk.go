@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -63,6 +64,9 @@ type handler struct {
 	history func(seg *segment, h histRow) error
 	// stats gets each system-metrics sample.
 	stats func(seg *segment, t time.Time, items []kv) error
+	// damage gets the damage notes of each segment that has any, before
+	// its segmentEnd.
+	damage func(seg *segment, notes []string)
 	// segmentEnd is called after each segment.
 	segmentEnd func(seg *segment) error
 }
@@ -93,6 +97,9 @@ func walk(ctx context.Context, ri *runInfo, h handler) (damage []string, err err
 		damage = append(damage, notes...)
 		if err != nil {
 			return damage, err
+		}
+		if h.damage != nil && len(notes) > 0 {
+			h.damage(seg, notes)
 		}
 		if h.segmentEnd != nil {
 			if err := h.segmentEnd(seg); err != nil {
@@ -206,7 +213,7 @@ func walkLegacy(seg *segment, h handler) ([]string, error) {
 			}
 			return h.history(seg, histRow{obj: obj})
 		})
-		if err != nil {
+		if err != nil && !unopenable(err) {
 			return notes, legacyErr(seg, path, err)
 		}
 	}
@@ -220,7 +227,7 @@ func walkLegacy(seg *segment, h handler) ([]string, error) {
 			t, items := eventsToStats(obj)
 			return h.stats(seg, t, items)
 		})
-		if err != nil {
+		if err != nil && !unopenable(err) {
 			return notes, legacyErr(seg, path, err)
 		}
 	}
@@ -234,6 +241,14 @@ func legacyErr(seg *segment, path string, err error) error {
 		return err
 	}
 	return fault.Permanent(fmt.Errorf("wandb: reading %s: %w", seg.name(path), err))
+}
+
+// unopenable reports whether err is a JSON-lines file that could not be
+// opened for lack of permission: the run is read without it, and the file
+// listing names it in the run's Damage.
+func unopenable(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && pe.Op == "open" && errors.Is(err, fs.ErrPermission)
 }
 
 // errStop is returned by handlers when the consumer stopped iterating.

@@ -27,10 +27,15 @@ const PageSize = 10000
 // from disk.
 type Source struct {
 	cfg Config
+	// now is when the source was opened: runs without an exit record are
+	// judged live or crashed against it, so one Source answers alike on
+	// every call (a copy and its check agree).
+	now time.Time
 
-	mu     sync.Mutex
-	runs   []*runInfo // nil until discovered
-	closed bool
+	mu       sync.Mutex
+	runs     []*runInfo // nil until discovered
+	problems []string   // what discovery could not read
+	closed   bool
 }
 
 var (
@@ -40,6 +45,7 @@ var (
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
 	_ sources.Fingerprinter   = (*Source)(nil)
+	_ sources.ProblemReporter = (*Source)(nil)
 )
 
 // ErrClosed is returned by every method after Close.
@@ -71,7 +77,10 @@ func New(cfg Config) (*Source, error) {
 		return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
 	}
 	cfg.Root = abs
-	return &Source{cfg: cfg}, nil
+	if cfg.CrashedAfter <= 0 {
+		cfg.CrashedAfter = DefaultCrashedAfter
+	}
+	return &Source{cfg: cfg, now: time.Now()}, nil
 }
 
 // index returns the runs, discovering them on first use.
@@ -85,14 +94,17 @@ func (s *Source) index(ctx context.Context) ([]*runInfo, error) {
 		return nil, err
 	}
 	if s.runs == nil {
-		runs, err := discover(ctx, s.cfg.Root, s.cfg.Entity)
+		runs, problems, err := discover(ctx, s.cfg.Root, s.cfg.Entity)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
 		}
-		s.runs = runs
+		s.runs, s.problems = runs, problems
+		if s.runs == nil {
+			s.runs = []*runInfo{}
+		}
 	}
 	return s.runs, nil
 }
@@ -109,6 +121,19 @@ func (s *Source) find(ctx context.Context, ref schema.Ref) (*runInfo, error) {
 		}
 	}
 	return nil, fault.Permanent(fmt.Errorf("wandb: run %s not found under %s", ref, s.cfg.Root))
+}
+
+// Problems names, by path, what the walk for run folders could not read:
+// folders it could not list, `.wandb` files it could not open, and run
+// folders without a log (see runFolder). What a readable run lacks is in
+// that run's Damage instead.
+func (s *Source) Problems(ctx context.Context) []string {
+	if _, err := s.index(ctx); err != nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.problems)
 }
 
 // Check proves the root is readable and holds at least one run folder.
@@ -175,7 +200,7 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 				yield(schema.Run{}, ctx.Err())
 				return
 			}
-			r, err := readRun(ctx, ri)
+			r, err := readRun(ctx, ri, s.crashRule())
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
@@ -271,43 +296,63 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 	})
 }
 
-// Logs yields the run's console output, line by line: from the output and
-// output_raw records of its `.wandb` files, or, when they hold none, from
-// each segment's output.log (all lines then count as stdout, time unknown).
+// Logs yields the run's console output, line by line, segment by segment:
+// from the output and output_raw records of its `.wandb` files, or from a
+// segment's files/output.log (all lines then count as stdout, time
+// unknown) when the run's logs hold no console record at all, or when the
+// segment's log is damaged and output.log holds more lines (see
+// consoleCounter.plan; Run.Damage names that choice).
 func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
-	return stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo) error) {
-		emit := p.add
-		var failed error
-		out := func(l schema.LogLine) {
-			if failed == nil {
-				failed = emit(l)
-			}
+	return func(yield func([]schema.LogLine, error) bool) {
+		ri, err := s.find(ctx, run)
+		if err != nil {
+			yield(nil, err)
+			return
 		}
-		splitters := map[string]*lineSplitter{}
-		splitter := func(stream string) *lineSplitter {
-			if splitters[stream] == nil {
-				splitters[stream] = &lineSplitter{stream: stream, out: out}
-			}
-			return splitters[stream]
+		plan, err := ri.consolePlan(ctx)
+		if err != nil {
+			yield(nil, err)
+			return
 		}
-		records := 0
-		return handler{
-				record: func(_ *segment, rec *wandbfile.Record) error {
+		fromFile := map[*segment]bool{}
+		for i, seg := range ri.segments {
+			fromFile[seg] = plan.fromFile[i]
+		}
+		stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo) error) {
+			var failed error
+			out := func(l schema.LogLine) {
+				if failed == nil {
+					failed = p.add(l)
+				}
+			}
+			splitters := map[string]*lineSplitter{}
+			splitter := func(stream string) *lineSplitter {
+				if splitters[stream] == nil {
+					splitters[stream] = &lineSplitter{stream: stream, out: out}
+				}
+				return splitters[stream]
+			}
+			return handler{
+				record: func(seg *segment, rec *wandbfile.Record) error {
+					if fromFile[seg] {
+						return nil
+					}
 					switch {
 					case rec.Output != nil:
-						records++
 						stream := schema.Stdout
 						if rec.Output.Stream == wandbfile.Stderr {
 							stream = schema.Stderr
 						}
 						splitter(stream).write(rec.Output.Line, unixMillis(rec.Output.Timestamp))
 					case rec.OutputLogger != nil:
-						records++
 						splitter(schema.Stdout).write(rec.OutputLogger.Line+"\n", 0)
 					}
 					return failed
 				},
-				segmentEnd: func(*segment) error {
+				segmentEnd: func(seg *segment) error {
+					if fromFile[seg] {
+						return readOutputLog(ctx, seg, splitter(schema.Stdout), func() error { return failed })
+					}
 					for _, st := range []string{schema.Stdout, schema.Stderr} {
 						if sp := splitters[st]; sp != nil {
 							sp.flush()
@@ -315,17 +360,14 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 					}
 					return failed
 				},
-			}, func(ri *runInfo) error {
-				if records > 0 {
-					return nil
-				}
-				return readOutputLogs(ctx, ri, splitter(schema.Stdout), func() error { return failed })
-			}
-	})
+			}, nil
+		})(yield)
+	}
 }
 
 // Artifacts yields the run's files sorted by path, each hashed (SHA-256)
-// as it is yielded. Files that cannot be read come with a Problem.
+// as it is yielded. Files that cannot be read come with a Problem; an
+// unreadable folder yields nothing (the run's Damage names it).
 func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
 	return func(yield func(schema.Artifact, error) bool) {
 		ri, err := s.find(ctx, run)
@@ -343,6 +385,9 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 				yield(schema.Artifact{}, ctx.Err())
 				return
 			}
+			if f.folder {
+				continue // not a file: named in the run's Damage
+			}
 			a, err := f.artifact(ctx)
 			if err != nil {
 				yield(schema.Artifact{}, err)
@@ -357,12 +402,20 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 
 // Fingerprint hashes the sizes and modification times of the run's files
 // (see fingerprint): equal fingerprints mean nothing was written since.
+// A run judged crashed (wandb.state=crashed) hashes that too, so a run
+// copied while live is copied again once its silence makes it crashed.
 func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
 	ri, err := s.find(ctx, run.Origin)
 	if err != nil {
 		return "", err
 	}
-	return fingerprint(ri)
+	crashed := slices.Contains(run.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
+	return fingerprint(ri, crashed)
+}
+
+// crashRule is the rule for runs without an exit record.
+func (s *Source) crashRule() crashRule {
+	return crashRule{now: s.now, after: s.cfg.CrashedAfter}
 }
 
 // Close makes every later call fail with ErrClosed.
@@ -370,40 +423,6 @@ func (s *Source) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	return nil
-}
-
-// readOutputLogs feeds each segment's output.log to sp, the fallback for
-// runs whose `.wandb` files hold no console records. failed reports an
-// error of the consumer, which stops the reading.
-func readOutputLogs(ctx context.Context, ri *runInfo, sp *lineSplitter, failed func() error) error {
-	buf := make([]byte, 64<<10)
-	for _, seg := range ri.segments {
-		f, err := os.Open(filepath.Join(seg.filesDir(), "output.log"))
-		if err != nil {
-			continue // absent: offline runs have none
-		}
-		for {
-			if err := ctx.Err(); err != nil {
-				f.Close()
-				return err
-			}
-			n, rerr := f.Read(buf)
-			sp.write(string(buf[:n]), 0)
-			if err := failed(); err != nil {
-				f.Close()
-				return err
-			}
-			if rerr != nil {
-				break
-			}
-		}
-		f.Close()
-		sp.flush()
-		if err := failed(); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

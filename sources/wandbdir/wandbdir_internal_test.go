@@ -2,10 +2,12 @@ package wandbdir
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,13 +28,15 @@ func legacyWant(t *testing.T) *dataset.Dataset {
 	_, perr := wandbfile.ParseValueJSON("not json at all")
 	r := schema.Run{
 		Origin: schema.Ref{System: System, ID: "legacy/old0run1"}, Experiment: exp,
-		Name: "old0run1", User: "someone", Status: schema.StatusRunning,
+		Name: "old0run1", User: "someone", Status: schema.StatusFinished,
 		Start: start, End: time.UnixMilli(1577934280500).UTC(),
 		Tags: []schema.Tag{
 			{Key: "wandb.args", Value: `["--lr","0.01"]`}, {Key: "wandb.cpu_count", Value: "8"},
+			{Key: "wandb.exit_code", Value: "0"},
 			{Key: "wandb.os", Value: "Linux-4.15.0"}, {Key: "wandb.project", Value: "legacy"},
 			{Key: "wandb.python", Value: "3.7.4"}, {Key: "wandb.root", Value: "/home/someone/project"},
 			{Key: "wandb.run_id", Value: "old0run1"}, {Key: "wandb.sdk_version", Value: "0.9.7"},
+			{Key: "wandb.state", Value: "finished"},
 		},
 		Host: "old-box", Program: "train.py", GitCommit: "abc123def456", GitRemote: "https://example.com/repo.git",
 		Config:  json.RawMessage(`{"layers":[64,32],"lr":0.01,"optimizer":{"momentum":"NaN","name":"sgd"}}`),
@@ -297,4 +301,99 @@ func FuzzLineSplitter(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLegacyStateAndProject reads pre-0.10 run folders of two projects side
+// by side: each run lands in the experiment its wandb-metadata.json names
+// (not the folder's), with the state and exit code recorded there; a run
+// whose state stayed "running" is judged by its silence.
+func TestLegacyStateAndProject(t *testing.T) {
+	const fixture = "testdata/legacy/wandb/run-20200102_030405-old0run1"
+	root := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	runs := []struct {
+		id, project, state string
+		exit               any // nil: no exitcode recorded
+		fresh              bool
+		status             schema.RunStatus
+		wantState, code    string
+	}{
+		{"alpha001", "alpha", "finished", 0, false, schema.StatusFinished, "finished", "0"},
+		{"beta0001", "beta", "failed", 1, false, schema.StatusFailed, "failed", "1"},
+		{"beta0002", "beta", "killed", 255, false, schema.StatusKilled, "killed", "255"},
+		{"beta0003", "beta", "running", nil, false, schema.StatusFailed, "crashed", ""},
+		{"beta0004", "beta", "running", nil, true, schema.StatusRunning, "running", ""},
+	}
+	for _, r := range runs {
+		dir := filepath.Join(root, "wandb", "run-20200102_030405-"+r.id)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"wandb-history.jsonl", "wandb-events.jsonl", "wandb-summary.json", "config.yaml", "output.log"} {
+			b, err := os.ReadFile(filepath.Join(fixture, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		md := map[string]any{"startedAt": "2020-01-02T03:04:05", "heartbeatAt": "2020-01-02T03:05:00",
+			"project": r.project, "state": r.state, "name": "name-" + r.id}
+		if r.exit != nil {
+			md["exitcode"] = r.exit
+		}
+		b, _ := json.Marshal(md)
+		if err := os.WriteFile(filepath.Join(dir, "wandb-metadata.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if !r.fresh {
+			entries, _ := os.ReadDir(dir)
+			for _, e := range entries {
+				if err := os.Chtimes(filepath.Join(dir, e.Name()), old, old); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	src, err := New(Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := dataset.Read(t.Context(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exps []string
+	for _, e := range d.Experiments {
+		exps = append(exps, e.Origin.ID)
+	}
+	if want := []string{"alpha", "beta"}; !reflect.DeepEqual(exps, want) {
+		t.Errorf("experiments %q, want %q", exps, want)
+	}
+	got := map[string]schema.Run{}
+	for _, rd := range d.Runs {
+		got[rd.Run.Origin.ID] = rd.Run
+	}
+	tagOf := func(r schema.Run, k string) string {
+		for _, tg := range r.Tags {
+			if tg.Key == k {
+				return tg.Value
+			}
+		}
+		return ""
+	}
+	for _, w := range runs {
+		r, ok := got[w.project+"/"+w.id]
+		if !ok {
+			t.Errorf("run %s/%s not read (got %v)", w.project, w.id, slices.Collect(maps.Keys(got)))
+			continue
+		}
+		if r.Experiment.ID != w.project || r.Status != w.status || tagOf(r, "wandb.state") != w.wantState ||
+			tagOf(r, "wandb.exit_code") != w.code || r.Name != "name-"+w.id {
+			t.Errorf("%s: experiment %s status %s state %q exit code %q name %q; want %s %s %q %q name-%s", w.id,
+				r.Experiment.ID, r.Status, tagOf(r, "wandb.state"), tagOf(r, "wandb.exit_code"), r.Name,
+				w.project, w.status, w.wantState, w.code, w.id)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -24,6 +25,10 @@ import (
 const (
 	fixtures = "../../testdata/wandb/fixtures"
 	samples  = "../../../shared/samples/wandb"
+	// judgeNow makes every run without an exit record count as crashed
+	// whatever the files' modification times (a fresh clone has fresh ones),
+	// so the tests that read fixtures and samples do not depend on the clock.
+	judgeNow = "?crashed-after=1ns"
 )
 
 func openAt(root string) func(*testing.T) sources.Source {
@@ -119,8 +124,8 @@ func TestFixtures(t *testing.T) {
 	if err := json.Unmarshal(raw, &exp); err != nil {
 		t.Fatal(err)
 	}
-	sourcetest.Run(t, sourcetest.Opt{Open: openAt(fixtures)})
-	d := readAll(t, fixtures)
+	sourcetest.Run(t, sourcetest.Opt{Open: openAt(fixtures + judgeNow)})
+	d := readAll(t, fixtures+judgeNow)
 	if len(d.Runs) != len(exp.Runs) {
 		t.Errorf("%d runs, expected.json has %d", len(d.Runs), len(exp.Runs))
 	}
@@ -142,9 +147,12 @@ func checkFixtureRun(t *testing.T, d *dataset.Dataset, project, id string, want 
 	r := rd.Run
 	wantStatus := schema.RunStatus(want.Status)
 	if want.HasExitRecord != nil && !*want.HasExitRecord {
-		// A SIGKILLed process leaves no exit record, which looks exactly like
-		// a live run: the source reports RUNNING (doc.go), not KILLED.
-		wantStatus = schema.StatusRunning
+		// A SIGKILLed process leaves no exit record; silent for longer than
+		// crashed-after, the run crashed as W&B would show it (doc.go).
+		wantStatus = schema.StatusFailed
+		if got := tag(r, "wandb.state"); got != "crashed" {
+			t.Errorf("wandb.state = %q, want crashed", got)
+		}
 	}
 	str := func(field, got, want string) {
 		if got != want {
@@ -303,8 +311,8 @@ func TestSamples(t *testing.T) {
 	if _, err := os.Stat(samples); err != nil {
 		t.Skipf("real-world samples not found at %s (they live in ../shared beside the project)", samples)
 	}
-	sourcetest.Run(t, sourcetest.Opt{Open: openAt(samples)})
-	d := readAll(t, samples)
+	sourcetest.Run(t, sourcetest.Opt{Open: openAt(samples + judgeNow)})
+	d := readAll(t, samples+judgeNow)
 	runs := map[string]*dataset.RunData{}
 	for _, r := range d.Runs {
 		id := r.Run.Origin.ID[strings.LastIndex(r.Run.Origin.ID, "/")+1:]
@@ -327,8 +335,9 @@ func TestSamples(t *testing.T) {
 	if len(steps) != 862 || !steps[0] || !steps[861] {
 		t.Errorf("3ojed7lz: %d history steps, want 862 (0..861)", len(steps))
 	}
-	if kwt.Run.Status != schema.StatusRunning || len(kwt.Run.Damage) == 0 {
-		t.Errorf("3ojed7lz: status %s damage %q, want RUNNING with damage reported", kwt.Run.Status, kwt.Run.Damage)
+	if kwt.Run.Status != schema.StatusFailed || tag(kwt.Run, "wandb.state") != "crashed" || len(kwt.Run.Damage) == 0 {
+		t.Errorf("3ojed7lz: status %s state %q damage %q, want FAILED, crashed, with damage reported",
+			kwt.Run.Status, tag(kwt.Run, "wandb.state"), kwt.Run.Damage)
 	}
 	for _, m := range runs["2zuxwf70"].Metrics {
 		if !strings.HasPrefix(m.Key, wandbdir.SystemPrefix) {
@@ -378,5 +387,161 @@ func TestSamples(t *testing.T) {
 		if !found {
 			t.Errorf("%s: the table file referenced from the summary is not among the artifacts", id)
 		}
+	}
+}
+
+// copyTree copies the regular files and folders under src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o755)
+		case d.Type().IsRegular():
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			return os.WriteFile(target, b, 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashedAfterSilence reads the run the real SDK wrote before its
+// process was SIGKILLed (no exit record): silent for longer than
+// crashed-after it is FAILED with wandb.state=crashed, as W&B shows a run
+// whose heartbeat stopped; a log written to within the threshold is a live
+// run, RUNNING. The log's last record is days old, so only the file's
+// modification time keeps it live.
+func TestCrashedAfterSilence(t *testing.T) {
+	folders, _ := filepath.Glob(filepath.Join(fixtures, "wandb", "offline-run-*-fxc00003"))
+	if len(folders) != 1 {
+		t.Fatalf("fixture run fxc00003: %d folders", len(folders))
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "wandb", filepath.Base(folders[0]))
+	copyTree(t, folders[0], dir)
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.wandb"))
+	if len(logs) != 1 {
+		t.Fatalf("%d .wandb files", len(logs))
+	}
+	fingerprints := map[string]bool{}
+	read := func(query string) schema.Run {
+		d := readAll(t, root+query)
+		if len(d.Runs) != 1 {
+			t.Fatalf("%d runs, want 1", len(d.Runs))
+		}
+		r := d.Runs[0].Run
+		src := openAt(root + query)(t)
+		defer src.Close()
+		fp, err := src.(sources.Fingerprinter).Fingerprint(context.Background(), r)
+		if err != nil || fp == "" {
+			t.Fatalf("fingerprint %q: %v", fp, err)
+		}
+		fingerprints[string(r.Status)+" "+fp] = true
+		return r
+	}
+	cases := []struct {
+		name   string
+		age    time.Duration
+		query  string
+		status schema.RunStatus
+		state  string
+	}{
+		{"silent an hour", time.Hour, "", schema.StatusFailed, "crashed"},
+		{"silent six minutes", 6 * time.Minute, "", schema.StatusFailed, "crashed"},
+		{"written a minute ago", time.Minute, "", schema.StatusRunning, "running"},
+		{"silent an hour, threshold 2h", time.Hour, "?crashed-after=2h", schema.StatusRunning, "running"},
+		{"written a minute ago, threshold 30s", time.Minute, "?crashed-after=30s", schema.StatusFailed, "crashed"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			at := time.Now().Add(-c.age)
+			if err := os.Chtimes(logs[0], at, at); err != nil {
+				t.Fatal(err)
+			}
+			r := read(c.query)
+			if r.Status != c.status || tag(r, "wandb.state") != c.state {
+				t.Errorf("status %s, wandb.state %q; want %s, %q", r.Status, tag(r, "wandb.state"), c.status, c.state)
+			}
+			if tag(r, "wandb.exit_code") != "" {
+				t.Errorf("exit code tag %q for a run without exit record", tag(r, "wandb.exit_code"))
+			}
+		})
+	}
+	// The same files judged live and crashed fingerprint differently, so a
+	// run copied while live is copied again once it is judged crashed.
+	if err := os.Chtimes(logs[0], time.Now().Add(-time.Hour), time.Now().Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	fingerprints = map[string]bool{}
+	read("?crashed-after=2h")
+	read("")
+	if len(fingerprints) != 2 {
+		t.Errorf("fingerprints by status %v: want a live and a crashed one that differ", fingerprints)
+	}
+	loc, _ := location.Parse("wandb:"+root+"?crashed-after=soon", func(string) (location.Kind, bool) { return location.PathKind, true })
+	if _, err := wandbdir.Open(context.Background(), loc); err == nil || !strings.Contains(err.Error(), "crashed-after") {
+		t.Errorf("crashed-after=soon: err %v, want it refused by name", err)
+	}
+}
+
+// TestConsoleOfTruncatedLog reads a real SDK run whose `.wandb` file was
+// cut short (a folder copied while its run was live) while its
+// files/output.log is whole: the console comes from output.log, every line
+// of it, and the run's damage notes name that choice.
+func TestConsoleOfTruncatedLog(t *testing.T) {
+	folders, _ := filepath.Glob(filepath.Join(fixtures, "wandb", "offline-run-*-fxc00003"))
+	if len(folders) != 1 {
+		t.Fatalf("fixture run fxc00003: %d folders", len(folders))
+	}
+	root := t.TempDir()
+	dir := filepath.Join(root, "wandb", filepath.Base(folders[0]))
+	copyTree(t, folders[0], dir)
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.wandb"))
+	if err := os.Truncate(logs[0], 40003); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(filepath.Join(dir, "files", "output.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
+
+	d := readAll(t, root+judgeNow)
+	rd := d.Runs[0]
+	var got []string
+	for _, l := range rd.Logs {
+		got = append(got, l.Line)
+		if l.Stream != schema.Stdout || l.Time != 0 {
+			t.Fatalf("line %+v: want stdout, time unknown (from output.log)", l)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("%d console lines, want the %d of output.log", len(got), len(want))
+	}
+	prefix := "wandb/" + filepath.Base(dir) + "/files/output.log: console read from here (" + itoa(int64(len(want))) +
+		" lines): the damaged wandb/" + filepath.Base(dir) + "/run-fxc00003.wandb holds "
+	found := false
+	for _, note := range rd.Run.Damage {
+		if rest, ok := strings.CutPrefix(note, prefix); ok {
+			var n int
+			if err := json.Unmarshal([]byte(rest), &n); err != nil || n >= len(want) {
+				t.Errorf("note %q: the log's count should be below %d", note, len(want))
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("damage %q: no note naming output.log as the console's source", rd.Run.Damage)
 	}
 }
