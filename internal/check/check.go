@@ -44,6 +44,7 @@ func (d Difference) String() string {
 
 // Result is the outcome of a check.
 type Result struct {
+	Experiments int          `json:"experiments"` // source experiments compared
 	Runs        int          `json:"runs"`        // source runs compared
 	Matching    int          `json:"matching"`    // runs without a difference
 	Points      int64        `json:"points"`      // source points compared
@@ -65,17 +66,24 @@ type Options struct {
 	Progress func(run string, diffs int)
 }
 
-// Run compares src with dst. What the source reports it could not read
-// (sources.ProblemReporter) counts as a difference of the job, since it
-// was not compared.
+// Run compares src with dst: every selected experiment (name,
+// description, tags, creation time, deleted state, and experiments without
+// runs too), every selected run, and what the destination holds beyond
+// them: a second copy of a run, or a run in a compared experiment that the
+// source does not have (and the filter would select). What the source
+// reports it could not read (sources.ProblemReporter) counts as a
+// difference of the job, since it was not compared.
 func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, error) {
-	index, err := indexRuns(ctx, dst)
+	index, err := indexDestination(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
 	res := &Result{}
+	plain := opt.Filter // untracked: for the destination's runs
 	opt.Filter = opt.Filter.Track()
 	defer func() { res.Warnings = opt.Filter.Unmatched() }()
+	compared := map[schema.Ref]bool{} // experiments compared
+	seen := map[schema.Ref]bool{}     // source runs compared
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
 			return res, fmt.Errorf("source: %w", err)
@@ -83,6 +91,9 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		if !opt.Filter.Experiment(e) {
 			continue
 		}
+		res.Experiments++
+		compared[e.Origin] = true
+		res.compareExperiment(e, index.exps[e.Origin], opt)
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
 				return res, fmt.Errorf("source: %w", err)
@@ -91,18 +102,33 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 				continue
 			}
 			res.Runs++
+			seen[r.Origin] = true
 			before := len(res.Differences)
-			other, ok := index[r.Origin]
-			if !ok {
+			copies := index.runs[r.Origin]
+			switch {
+			case len(copies) == 0:
 				res.add(r.Origin, "missing run", r.Name, "")
-			} else if err := res.compareRun(ctx, src, dst, r, other, opt); err != nil {
-				return res, err
+			default:
+				if len(copies) > 1 {
+					res.add(r.Origin, "run held more than once in the destination", "1 copy", fmt.Sprintf("%d copies", len(copies)))
+				}
+				if err := res.compareRun(ctx, src, dst, r, copies[0], opt); err != nil {
+					return res, err
+				}
 			}
 			if len(res.Differences) == before {
 				res.Matching++
 			}
 			if opt.Progress != nil {
 				opt.Progress(r.Origin.String(), len(res.Differences)-before)
+			}
+		}
+	}
+	for _, origin := range index.order {
+		for _, r := range index.runs[origin] {
+			if !seen[origin] && compared[r.Experiment] && plain.Run(r) {
+				res.add(origin, "unexpected run in the destination (not in the source)", "", r.Name)
+				break
 			}
 		}
 	}
@@ -119,20 +145,59 @@ func (res *Result) add(run schema.Ref, what, want, got string) {
 	res.Differences = append(res.Differences, Difference{Run: run.String(), What: what, Want: want, Got: got})
 }
 
-func indexRuns(ctx context.Context, src sources.Source) (map[schema.Ref]schema.Run, error) {
-	index := map[schema.Ref]schema.Run{}
+// destination is what the destination holds, by origin.
+type destination struct {
+	exps  map[schema.Ref][]schema.Experiment
+	runs  map[schema.Ref][]schema.Run
+	order []schema.Ref // run origins in listing order
+}
+
+func indexDestination(ctx context.Context, src sources.Source) (*destination, error) {
+	d := &destination{exps: map[schema.Ref][]schema.Experiment{}, runs: map[schema.Ref][]schema.Run{}}
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
 			return nil, err
 		}
+		d.exps[e.Origin] = append(d.exps[e.Origin], e)
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
 				return nil, err
 			}
-			index[r.Origin] = r
+			if len(d.runs[r.Origin]) == 0 {
+				d.order = append(d.order, r.Origin)
+			}
+			d.runs[r.Origin] = append(d.runs[r.Origin], r)
 		}
 	}
-	return index, nil
+	return d, nil
+}
+
+// compareExperiment compares a source experiment with the destination's
+// experiments of the same origin.
+func (res *Result) compareExperiment(want schema.Experiment, got []schema.Experiment, opt Options) {
+	id := want.Origin
+	if len(got) == 0 {
+		res.add(id, "missing experiment", want.Name, "")
+		return
+	}
+	if len(got) > 1 {
+		res.add(id, "experiment held more than once in the destination", "1", fmt.Sprint(len(got)))
+	}
+	g := got[0]
+	wantName := opt.Transform.Experiment(want).Name
+	if wantName != g.Name {
+		res.add(id, "experiment name", wantName, g.Name)
+	}
+	if want.Description != g.Description {
+		res.add(id, "experiment description", want.Description, g.Description)
+	}
+	if want.Deleted != g.Deleted {
+		res.add(id, "experiment deleted", fmt.Sprint(want.Deleted), fmt.Sprint(g.Deleted))
+	}
+	if !want.CreatedAt.Equal(g.CreatedAt) && !slices.Contains(opt.IgnoreFields, "CreatedAt") {
+		res.add(id, "experiment creation time", show(want.CreatedAt), show(g.CreatedAt))
+	}
+	res.compareKV(id, "experiment tag", tagMap(want.Tags), tagMap(g.Tags))
 }
 
 func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want, got schema.Run, opt Options) error {

@@ -139,8 +139,14 @@ func experiment(e mlflowapi.Experiment, name string) schema.Experiment {
 	if ref, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
 		x.Origin = ref
 	}
-	if tags[mlflowapi.TagManaged] == "true" && tags[mlflowapi.TagExpName] != "" {
-		x.Name = tags[mlflowapi.TagExpName]
+	// What MLflow shows is what is compared: the name (less the prefix)
+	// even for an experiment runferry wrote. Only the creation time, which
+	// MLflow sets itself, comes from runferry's tag.
+	if v, ok := tags[mlflowapi.TagExpCreatedAt]; ok && tags[mlflowapi.TagManaged] == "true" {
+		x.CreatedAt = time.Time{}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			x.CreatedAt = t.UTC()
+		}
 	}
 	x.Deleted = x.Deleted || tags[mlflowapi.TagExpDeleted] == "true"
 	x.Description = tags[mlflowapi.TagNote]
