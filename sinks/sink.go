@@ -108,6 +108,22 @@ type ExperimentPrefixer interface {
 	SetExperimentPrefix(prefix string) error
 }
 
+// CoverageReporter is a RunWriter that says, once Commit returned, what of
+// the run it did not hold as given, counted by kind ("param values
+// truncated (whole in runferry/run.json)"). Each kind names where the
+// original went, or that it is lost. The engine sums the kinds over the job
+// for the report and the summary line.
+type CoverageReporter interface {
+	Coverage() map[string]int64
+}
+
+// CoveragePlanner is a sink that can say, without writing, what of a run's
+// metadata it would not hold as given, in the kinds of CoverageReporter,
+// for a dry run.
+type CoveragePlanner interface {
+	PlanCoverage(r schema.Run) map[string]int64
+}
+
 // Identified is a RunWriter that can name the run it wrote in the sink's
 // own terms (an MLflow run id, an archive path), for reports and the ledger.
 type Identified interface {

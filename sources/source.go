@@ -77,3 +77,11 @@ type ProblemReporter interface {
 	// called after the experiments and runs were listed.
 	Problems(ctx context.Context) []string
 }
+
+// Omitter is a source that leaves things out on purpose (deleted runs and
+// experiments unless asked for, kinds of content it does not read) and
+// counts them by kind, so that the job's report names them. It is called
+// after the experiments and runs were listed.
+type Omitter interface {
+	Omitted(ctx context.Context) map[string]int64
+}

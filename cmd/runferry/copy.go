@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -262,11 +264,19 @@ func (a *app) printReport(rep *transfer.Report) {
 	for _, m := range rep.Warnings {
 		fmt.Fprintf(w, "WARNING %s\n", m)
 	}
+	var notAsGiven int64
+	for _, k := range slices.Sorted(maps.Keys(rep.Coverage)) {
+		fmt.Fprintf(w, "not as given: %d %s\n", rep.Coverage[k], k)
+		notAsGiven += rep.Coverage[k]
+	}
 	t := rep.Totals
 	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
 		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
+	}
+	if notAsGiven > 0 {
+		fmt.Fprintf(w, ", %d items not as given (see above)", notAsGiven)
 	}
 	if t.Interrupted > 0 || rep.Canceled {
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")

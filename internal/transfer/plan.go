@@ -53,6 +53,14 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			idle = append(idle, e)
 		}
 	}
+	if o, ok := j.src.(sources.Omitter); ok {
+		j.mu.Lock()
+		j.rep.omitted = map[string]int64{}
+		for k, n := range o.Omitted(ctx) {
+			j.rep.omitted["source: "+k] += n
+		}
+		j.mu.Unlock()
+	}
 	if pr, ok := j.src.(sources.ProblemReporter); ok {
 		for _, p := range pr.Problems(ctx) {
 			j.addProblem("source: %s", p)

@@ -36,6 +36,9 @@ type RunResult struct {
 	ErrorKind   string   `json:"error_kind,omitempty"`
 	Damage      []string `json:"damage,omitempty"`
 	FileProblem []string `json:"file_problems,omitempty"`
+	// Coverage counts, by kind, what the destination did not hold as
+	// given (sinks.CoverageReporter) and what a transform left out.
+	Coverage map[string]int64 `json:"coverage,omitempty"`
 }
 
 // Report is the result of a job. It is returned even when the job failed,
@@ -53,6 +56,12 @@ type Report struct {
 	// Problems lists failures outside any run (an experiment that could
 	// not be listed or written).
 	Problems []string `json:"problems,omitempty"`
+	// Coverage counts, by kind, what did not arrive as given: what the
+	// destination holds differently or not at all (summed over the runs
+	// counted in Totals), what a transform left out, and what the source
+	// left out on purpose (sources.Omitter). Each kind says where the
+	// original is, or that it is not copied.
+	Coverage map[string]int64 `json:"coverage,omitempty"`
 	// Warnings lists what the job was asked for and did not find: a
 	// filter pattern that matched nothing.
 	Warnings []string `json:"warnings,omitempty"`
@@ -60,6 +69,8 @@ type Report struct {
 	// settled on (the limit in force longest), for a sink that asks for
 	// AdaptiveWrites.
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
+
+	omitted map[string]int64 // the source's, for Coverage
 }
 
 // Totals sums the report's runs. Points, Files and Bytes count only runs
@@ -82,6 +93,10 @@ type Totals struct {
 
 func (r *Report) total() {
 	t := Totals{Runs: len(r.Runs)}
+	r.Coverage = nil
+	for k, n := range r.omitted {
+		r.addCoverage(k, n)
+	}
 	for _, run := range r.Runs {
 		switch run.Outcome {
 		case Committed:
@@ -101,12 +116,25 @@ func (r *Report) total() {
 		// Only what arrived counts: a failed or interrupted run's partial
 		// writes are not in the destination as a run anyone can use.
 		if run.Outcome == Committed || run.Outcome == Planned {
+			for k, n := range run.Coverage {
+				r.addCoverage(k, n)
+			}
 			t.Points += run.Points
 			t.Files += run.Files
 			t.Bytes += run.Bytes
 		}
 	}
 	r.Totals = t
+}
+
+func (r *Report) addCoverage(kind string, n int64) {
+	if n == 0 {
+		return
+	}
+	if r.Coverage == nil {
+		r.Coverage = map[string]int64{}
+	}
+	r.Coverage[kind] += n
 }
 
 // Exit codes, as documented in the README.
