@@ -134,10 +134,10 @@ func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
 // putBlob stores content under its SHA-256 unless already there.
 func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
 	dir := abs(w.root, blobsDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return "", 0, err
 	}
-	f, err := os.CreateTemp(dir, "blob-*"+tmpSuffix)
+	f, err := createTemp(dir, "blob-", tmpSuffix)
 	if err != nil {
 		return "", 0, err
 	}
@@ -161,7 +161,7 @@ func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
 	if _, err := os.Stat(final); err == nil {
 		return sha, n, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(final), dirMode); err != nil {
 		return "", 0, err
 	}
 	if err := os.Rename(f.Name(), final); err != nil {

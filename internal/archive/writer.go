@@ -53,10 +53,10 @@ func OpenWriter(root string) (*Writer, error) {
 	if err := checkArchiveDir(root); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(root, dirMode); err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(abs(root, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(abs(root, lockFile), os.O_CREATE|os.O_RDWR, fileMode)
 	if err != nil {
 		return nil, err
 	}
@@ -263,10 +263,10 @@ func (w *Writer) commit(rec journalRecord) error {
 	}
 	if w.journal == nil {
 		jp := abs(w.root, journalPath(w.snapshot))
-		if err := os.MkdirAll(filepath.Dir(jp), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(jp), dirMode); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileMode)
 		if err != nil {
 			return err
 		}
