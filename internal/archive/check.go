@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -22,37 +23,82 @@ type Report struct {
 	Files     int      // current data files verified
 	Blobs     int      // artifact bodies verified
 	Bytes     int64    // bytes verified
-	Problems  []string // one line per problem, each naming the file
+	Problems  []string // one line per problem (damage), each naming the file
+	// Notes lists files that are harmless but not referenced by any
+	// retained snapshot (bodies and superseded files an interrupted write
+	// or prune left behind; prune removes them), each naming the file.
+	Notes []string
 }
 
 // OK reports whether Check found no problem.
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
 // Check verifies the archive at root without changing it: the manifest's
-// own checksum; for every current data file its presence, size, SHA-256
-// and Parquet footer row count; every referenced artifact body against its
-// SHA-256; and that every retained snapshot manifest is intact and its
-// files present. It returns an error, naming each damaged file, when
-// anything is wrong, and the report in every case. Leftover temporary
-// files of an interrupted write are not problems: the next write removes
-// them.
+// own checksum; that the current snapshot's manifest (snapshots/<n>.json)
+// exists and matches manifest.json; for every current data file its
+// presence, size, SHA-256 and Parquet footer row count; that the table
+// folders hold no file the state does not list (a copied or stray file
+// there would be read twice by a glob over the folder and by current.sql);
+// every referenced artifact body against its SHA-256; and that every
+// retained snapshot manifest is intact and its files present.
+//
+// It returns the report in every case. The error is non-nil when anything
+// is wrong: it wraps ErrDamaged and names each problem when the archive is
+// damaged (Problems lists them), and is a plain error when the archive
+// could not be checked at all (not an archive, unreadable). Leftover
+// temporary files of an interrupted write are not problems: the next write
+// removes them.
 func Check(root string) (Report, error) {
 	var rep Report
+	problem := func(err error) { rep.Problems = append(rep.Problems, err.Error()) }
 	st, err := LoadState(root)
+	if errors.Is(err, ErrDamaged) {
+		problem(err)
+		return rep, fmt.Errorf("archive %s: %w", root, err)
+	}
 	if err != nil {
 		return rep, err
 	}
-	if _, err := os.Stat(abs(root, ManifestFile)); err != nil && st.Pending == 0 {
-		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, err)
+	_, serr := os.Stat(abs(root, ManifestFile))
+	if serr != nil && st.Pending == 0 {
+		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, serr)
 	}
 	m := st.Manifest
 	rep.Snapshot, rep.Pending, rep.Runs = m.Snapshot, st.Pending, len(m.Runs)
-	problem := func(err error) { rep.Problems = append(rep.Problems, err.Error()) }
+	listed := map[string]bool{}
 	for _, f := range m.allFiles() {
+		listed[f.Path] = true
 		rep.Files++
 		rep.Bytes += f.Bytes
 		if err := checkDataFile(root, f); err != nil {
 			problem(err)
+		}
+	}
+	var unlisted []string
+	for _, table := range Tables {
+		err := walkFiles(root, table, func(rel, full string) error {
+			if !listed[rel] {
+				unlisted = append(unlisted, rel)
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
+	}
+	if len(unlisted) > 0 {
+		// A writer at work commits runs while we look: a file it moved in
+		// after we read the state is listed by the state as it is now.
+		if now, err := LoadState(root); err == nil {
+			for _, f := range now.Manifest.allFiles() {
+				listed[f.Path] = true
+			}
+		}
+		for _, rel := range unlisted {
+			if !listed[rel] {
+				table, _, _ := strings.Cut(rel, "/")
+				problem(fmt.Errorf("%s: %w: the manifest does not list this file, so a read of the %s folder (and current.sql) sees its rows besides the listed ones; move it out of the archive", abs(root, rel), ErrDamaged, table))
+			}
 		}
 	}
 	blobs := map[string]int64{}
@@ -78,6 +124,12 @@ func Check(root string) (Report, error) {
 		return rep, err
 	}
 	rep.Snapshots = snaps
+	if serr == nil && m.Snapshot > 0 {
+		if err := checkCurrentSnapshot(root, m); err != nil {
+			problem(err)
+		}
+	}
+	referenced := map[string]bool{} // history files and blobs of retained snapshots
 	for _, n := range snaps {
 		sm, err := LoadSnapshot(root, n)
 		if err != nil {
@@ -85,6 +137,7 @@ func Check(root string) (Report, error) {
 			continue
 		}
 		for _, f := range sm.allFiles() {
+			referenced[path.Join(historyDir, f.Path)] = true
 			full, err := resolve(root, f.Path)
 			if err != nil {
 				problem(fmt.Errorf("snapshot %d: %w", n, err))
@@ -92,12 +145,50 @@ func Check(root string) (Report, error) {
 				problem(fmt.Errorf("snapshot %d: %s: %w: size differs from the manifest", n, full, ErrDamaged))
 			}
 		}
+		for _, r := range sm.Runs {
+			for _, b := range r.Blobs {
+				referenced[blobPath(b.SHA256)] = true
+			}
+		}
+	}
+	for sha := range blobs {
+		referenced[blobPath(sha)] = true
+	}
+	for _, dir := range []string{historyDir, blobsDir} {
+		err := walkFiles(root, dir, func(rel, full string) error {
+			if !referenced[rel] && !isTmp(rel) {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: not referenced by any retained snapshot (left by an interrupted write or prune; 'runferry archive prune' removes it)", full))
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
 	}
 	slices.Sort(rep.Problems)
+	slices.Sort(rep.Notes)
 	if len(rep.Problems) > 0 {
-		return rep, fmt.Errorf("archive %s has %d problem(s):\n%s", root, len(rep.Problems), strings.Join(rep.Problems, "\n"))
+		return rep, fmt.Errorf("archive %s: %w: %d problem(s):\n%s", root, ErrDamaged, len(rep.Problems), strings.Join(rep.Problems, "\n"))
 	}
 	return rep, nil
+}
+
+// checkCurrentSnapshot verifies that the snapshot manifest.json was
+// published as (snapshots/<n>.json) exists and is the same document: it is
+// what ?snapshot=n and a later prune rely on.
+func checkCurrentSnapshot(root string, m *Manifest) error {
+	p := abs(root, snapshotPath(m.Snapshot))
+	sm, err := readManifest(p)
+	if err != nil {
+		return nil // reported with the other snapshots
+	}
+	if sm == nil {
+		return fmt.Errorf("%s: %w: the current snapshot %d has no snapshot manifest (deleted?)", p, ErrDamaged, m.Snapshot)
+	}
+	if sm.Checksum != m.Checksum {
+		return fmt.Errorf("%s: %w: differs from %s, which was published as snapshot %d", p, ErrDamaged, abs(root, ManifestFile), m.Snapshot)
+	}
+	return nil
 }
 
 // checkDataFile verifies one current file: hash, size, and footer rows.
