@@ -261,3 +261,38 @@ func walkFiles(root, dir string, fn func(rel, full string) error) error {
 	}
 	return err
 }
+
+// VerifyBodies returns what is wrong with the artifact bodies of the
+// committed run e in the archive at root: each body that is missing or
+// whose size differs from the record and, with hash, whose SHA-256 differs
+// from its name, naming the file; "" when every body is whole. Without
+// hash it only stats the files, cheap enough to run for every run of a
+// sync. Writing the run again (see RunWriter.WriteArtifact) repairs what
+// it reports.
+func VerifyBodies(root string, e RunEntry, hash bool) (string, error) {
+	var problems []string
+	for _, b := range e.Blobs {
+		p := abs(root, blobPath(b.SHA256))
+		fi, err := os.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			problems = append(problems, fmt.Sprintf("artifact body %s is missing", p))
+			continue
+		case err != nil:
+			return "", err
+		case fi.Size() != b.Bytes:
+			problems = append(problems, fmt.Sprintf("artifact body %s holds %d bytes, want %d", p, fi.Size(), b.Bytes))
+			continue
+		}
+		if hash {
+			got, _, err := hashFile(p)
+			if err != nil {
+				return "", err
+			}
+			if got != b.SHA256 {
+				problems = append(problems, fmt.Sprintf("artifact body %s has SHA-256 %s", p, got))
+			}
+		}
+	}
+	return strings.Join(problems, "; "), nil
+}

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/archive"
+)
+
+// TestCheckReadsArchivedBodiesAndCopyRepairs: a deleted or damaged
+// artifact body under blobs/ makes `check` exit 4 naming the run and the
+// file (check reads the bodies, not the recorded hash), and copying again
+// into the archive, with the same ledger, repairs it so that check passes.
+// A body damaged without a change of size is repaired by a copy with
+// ?verify=sha256.
+func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	// A body that belongs to exactly one file of one run.
+	r, err := archive.OpenReader(arch, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uses := map[string][]string{} // sha256 -> "run\x00path"
+	for _, e := range r.Manifest().Runs {
+		rows, err := r.Artifacts(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range rows {
+			if row.SHA256 != nil && *row.Size > 1 {
+				uses[*row.SHA256] = append(uses[*row.SHA256], e.Origin+"\x00"+row.Path)
+			}
+		}
+	}
+	var sha, run, file string
+	for _, s := range slices.Sorted(func(yield func(string) bool) {
+		for k := range uses {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		if len(uses[s]) == 1 {
+			sha = s
+			run, file, _ = strings.Cut(uses[s][0], "\x00")
+			break
+		}
+	}
+	if sha == "" {
+		t.Fatal("no artifact body used by exactly one file")
+	}
+	blob := filepath.Join(arch, "blobs", "sha256", sha[:2], sha)
+	good, err := os.ReadFile(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := slices.Clone(good)
+	flipped[len(flipped)/2] ^= 0x20
+
+	for _, c := range []struct {
+		name   string
+		damage func()
+		want   string // in check's line about the file
+		dst    string // location of the repairing copy
+	}{
+		{"body deleted", func() { os.Remove(blob) }, "the artifact body is missing", "parquet:" + arch},
+		{"body truncated", func() { os.WriteFile(blob, good[:len(good)-1], 0o644) }, "SHA-256", "parquet:" + arch},
+		{"body with one flipped bit", func() { os.WriteFile(blob, flipped, 0o644) }, "SHA-256", "parquet:" + arch + "?verify=sha256"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.damage()
+			code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+arch)
+			line := run + ": file " + file + " unreadable in the destination"
+			if code != exitDifferences || !strings.Contains(out, line) || !strings.Contains(out, blob) ||
+				!strings.Contains(out, c.want) || !strings.Contains(out, "5 match, 1 differences") {
+				t.Fatalf("check after the damage: exit %d, want %d and a line %q naming %s and %q\n%s\n%s",
+					code, exitDifferences, line, blob, c.want, out, errOut)
+			}
+			// A copy out of the damaged archive fails the runs that use the
+			// body, naming it, instead of passing its bytes on.
+			code, out, errOut = runCLI(t, "copy", "parquet:"+arch, "parquet:"+filepath.Join(t.TempDir(), "out"), "--no-state")
+			if code != 3 || !strings.Contains(out+errOut, "FAILED "+run) || !strings.Contains(out+errOut, blob+": archive file is damaged") {
+				t.Fatalf("copy out of the damaged archive: exit %d, want 3 naming %s and %s\n%s\n%s", code, run, blob, out, errOut)
+			}
+			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, "--state", ledger)
+			if code != 0 || !strings.Contains(out, "copied 1 runs") {
+				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
+			}
+			if got, err := os.ReadFile(blob); err != nil || string(got) != string(good) {
+				t.Fatalf("body after the repairing copy: %v, %d bytes", err, len(got))
+			}
+			code, out, errOut = runCLI(t, "check", fixtures, "parquet:"+arch)
+			if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+				t.Fatalf("check after the repair: exit %d\n%s\n%s", code, out, errOut)
+			}
+			if code, out, errOut := runCLI(t, "archive", "check", arch); code != 0 {
+				t.Fatalf("archive check after the repair: exit %d\n%s\n%s", code, out, errOut)
+			}
+		})
+	}
+}
