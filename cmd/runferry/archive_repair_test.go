@@ -15,7 +15,8 @@ import (
 // file (check reads the bodies, not the recorded hash), and copying again
 // into the archive, with the same ledger, repairs it so that check passes.
 // A body damaged without a change of size is repaired by a copy with
-// ?verify=sha256.
+// ?verify=sha256. Without a ledger, the archive's own fingerprint would
+// skip the run: the repair must happen then too.
 func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
@@ -70,10 +71,12 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 		damage func()
 		want   string // in check's line about the file
 		dst    string // location of the repairing copy
+		state  string // its ledger option
 	}{
-		{"body deleted", func() { os.Remove(blob) }, "the artifact body is missing", "parquet:" + arch},
-		{"body truncated", func() { os.WriteFile(blob, good[:len(good)-1], 0o644) }, "SHA-256", "parquet:" + arch},
-		{"body with one flipped bit", func() { os.WriteFile(blob, flipped, 0o644) }, "SHA-256", "parquet:" + arch + "?verify=sha256"},
+		{"body deleted", func() { os.Remove(blob) }, "the artifact body is missing", "parquet:" + arch, "--state=" + ledger},
+		{"body deleted, copy without ledger", func() { os.Remove(blob) }, "the artifact body is missing", "parquet:" + arch, "--no-state"},
+		{"body truncated", func() { os.WriteFile(blob, good[:len(good)-1], 0o644) }, "SHA-256", "parquet:" + arch, "--state=" + ledger},
+		{"body with one flipped bit", func() { os.WriteFile(blob, flipped, 0o644) }, "SHA-256", "parquet:" + arch + "?verify=sha256", "--state=" + ledger},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			c.damage()
@@ -90,7 +93,7 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 			if code != 3 || !strings.Contains(out+errOut, "FAILED "+run) || !strings.Contains(out+errOut, blob+": archive file is damaged") {
 				t.Fatalf("copy out of the damaged archive: exit %d, want 3 naming %s and %s\n%s\n%s", code, run, blob, out, errOut)
 			}
-			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, "--state", ledger)
+			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, c.state)
 			if code != 0 || !strings.Contains(out, "copied 1 runs") {
 				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 			}
