@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"io/fs"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -55,5 +56,44 @@ func TestModesFollowUmask(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOlderArchiveModesAreWidened: an archive whose manifest, current.sql,
+// snapshots and bodies an earlier runferry created 0600 gets the umask's
+// modes at the next write, so that other users can read all of it.
+func TestOlderArchiveModesAreWidened(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "archive")
+	d := dataset.Canonical()
+	write(t, dir, d)
+	narrowed := 0
+	for _, pattern := range []string{"manifest.json", "current.sql", "snapshots/*", "blobs/sha256/*/*"} {
+		files, _ := filepath.Glob(filepath.Join(dir, pattern))
+		for _, f := range files {
+			if err := os.Chmod(f, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			narrowed++
+		}
+	}
+	if narrowed < 6 {
+		t.Fatalf("only %d files to narrow", narrowed)
+	}
+	d.Runs[0].Run.Notes = "changed"
+	write(t, dir, d)
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		info, err := e.Info()
+		if err == nil && info.Mode().Perm() != 0o644 {
+			t.Errorf("%s: mode %v after the next write, want -rw-r--r--", p, info.Mode().Perm())
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -115,7 +115,53 @@ func (w *Writer) recover() error {
 	if err := os.RemoveAll(abs(w.root, stagingDir)); err != nil {
 		return err
 	}
-	return removeTmp(abs(w.root, blobsDir))
+	if err := removeTmp(abs(w.root, blobsDir)); err != nil {
+		return err
+	}
+	return upgradeModes(w.root)
+}
+
+// upgradeModes gives the files that earlier versions of runferry created
+// 0600 whatever the umask (manifest.json, current.sql,
+// snapshots and artifact bodies) the mode a file created now gets
+// (fileMode less the umask), so that an archive written by an older
+// version becomes readable by the users who may read its Parquet files.
+// It runs only when manifest.json is 0600 while a new file would be
+// wider, and changes manifest.json last, so an interrupted upgrade is
+// resumed by the next writer. Files the process does not own keep their
+// mode (chmod is refused; not an error).
+func upgradeModes(root string) error {
+	fi, err := os.Stat(abs(root, ManifestFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		return nil
+	}
+	probe, err := createTemp(root, ".mode-probe-", tmpSuffix)
+	if err != nil {
+		return err
+	}
+	pi, err := probe.Stat()
+	probe.Close()
+	os.Remove(probe.Name())
+	if err != nil {
+		return err
+	}
+	want := pi.Mode().Perm()
+	if want == 0o600 {
+		return nil
+	}
+	widen := func(p string) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() == 0o600 {
+			os.Chmod(p, want)
+		}
+	}
+	for _, dir := range []string{snapshotsDir, blobsDir} {
+		if err := walkFiles(root, dir, func(_, full string) error { widen(full); return nil }); err != nil {
+			return err
+		}
+	}
+	widen(abs(root, "current.sql"))
+	widen(abs(root, ManifestFile))
+	return nil
 }
 
 func (w *Writer) removeStaleJournals() error {
