@@ -110,3 +110,77 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckAndCopyRepairArchivedDataFiles: a deleted, truncated or
+// bit-flipped Parquet file of a run makes `check` exit 4 naming the run and
+// the file; copying again into the archive (the writer opens although a
+// listed file is gone) writes the run again, after which check passes,
+// and archive check too once the snapshots that held the damaged file are
+// pruned. A same-size change needs ?verify=sha256.
+func TestCheckAndCopyRepairArchivedDataFiles(t *testing.T) {
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	const run = "wandb:fixture-entity/runferry-fixtures/fxa00001"
+	key := archive.EntityKey(run)
+	file := func(table string) string {
+		files, _ := filepath.Glob(filepath.Join(arch, table, key, "*.parquet"))
+		if len(files) != 1 {
+			t.Fatalf("%s files of run %s: %v", table, run, files)
+		}
+		return files[0]
+	}
+	for _, c := range []struct {
+		name   string
+		table  string
+		damage func(p string)
+		want   string // check's difference
+		dst    string
+		// earlier: archive check finds the damage in the earlier snapshots
+		// after the repair (it checks their files' sizes, not hashes)
+		earlier bool
+	}{
+		{"metrics deleted", "metrics", func(p string) { os.Remove(p) }, run + ": metrics unreadable in the destination", "parquet:" + arch, true},
+		{"logs truncated", "logs", func(p string) {
+			data, _ := os.ReadFile(p)
+			os.WriteFile(p, data[:len(data)-10], 0o644)
+		}, run + ": console output unreadable in the destination", "parquet:" + arch, true},
+		{"runs row with a flipped bit", "runs", func(p string) {
+			data, _ := os.ReadFile(p)
+			data[len(data)/2] ^= 1
+			os.WriteFile(p, data, 0o644)
+		}, "destination: runs of experiment", "parquet:" + arch + "?verify=sha256", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := file(c.table)
+			c.damage(p)
+			code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+arch)
+			if code != exitDifferences || !strings.Contains(out, c.want) || !strings.Contains(out, p) {
+				t.Fatalf("check after the damage: exit %d, want %d and %q naming %s\n%s\n%s", code, exitDifferences, c.want, p, out, errOut)
+			}
+			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, "--state", ledger)
+			if code != 0 || !strings.Contains(out, "copied 1 runs") {
+				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
+			}
+			code, out, errOut = runCLI(t, "check", fixtures, "parquet:"+arch)
+			if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+				t.Fatalf("check after the repair: exit %d\n%s\n%s", code, out, errOut)
+			}
+			// The earlier snapshots still list the damaged file: they are
+			// damaged for good, and archive check says so until pruned.
+			code, out, errOut = runCLI(t, "archive", "check", arch)
+			if c.earlier && (code != exitDifferences || !strings.Contains(out, strings.TrimPrefix(p, arch))) {
+				t.Fatalf("archive check after the repair: exit %d, want %d naming %s in an earlier snapshot\n%s\n%s", code, exitDifferences, p, out, errOut)
+			}
+			if code, out, errOut := runCLI(t, "archive", "prune", arch, "--keep", "1"); code != 0 {
+				t.Fatalf("prune: exit %d\n%s\n%s", code, out, errOut)
+			}
+			if code, out, errOut := runCLI(t, "archive", "check", arch); code != 0 {
+				t.Fatalf("archive check after the repair and a prune: exit %d\n%s\n%s", code, out, errOut)
+			}
+		})
+	}
+}

@@ -281,37 +281,61 @@ func walkFiles(root, dir string, fn func(rel, full string) error) error {
 	return err
 }
 
-// VerifyBodies returns what is wrong with the artifact bodies of the
-// committed run e in the archive at root: each body that is missing or
-// whose size differs from the record and, with hash, whose SHA-256 differs
-// from its name, naming the file; "" when every body is whole. Without
-// hash it only stats the files, cheap enough to run for every run of a
-// sync. Writing the run again (see RunWriter.WriteArtifact) repairs what
-// it reports.
-func VerifyBodies(root string, e RunEntry, hash bool) (string, error) {
+// VerifyRunFiles returns what is wrong with the files of the committed run
+// e in the archive at root: each data file and artifact body that is
+// missing or whose size differs from the record and, with hash, whose
+// SHA-256 differs, naming the file; "" when all are whole. Without hash it
+// only stats the files, cheap enough to run for every run of a sync.
+// Writing the run again replaces what it reports (data files are new
+// files; see putBlob for bodies).
+func VerifyRunFiles(root string, e RunEntry, hash bool) (string, error) {
 	var problems []string
-	for _, b := range e.Blobs {
-		p := abs(root, blobPath(b.SHA256))
+	verify := func(p string, size int64, sha string) error {
 		fi, err := os.Stat(p)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			problems = append(problems, fmt.Sprintf("artifact body %s is missing", p))
-			continue
+			problems = append(problems, fmt.Sprintf("%s is missing", p))
+			return nil
 		case err != nil:
-			return "", err
-		case fi.Size() != b.Bytes:
-			problems = append(problems, fmt.Sprintf("artifact body %s holds %d bytes, want %d", p, fi.Size(), b.Bytes))
-			continue
+			return err
+		case fi.Size() != size:
+			problems = append(problems, fmt.Sprintf("%s holds %d bytes, want %d", p, fi.Size(), size))
+			return nil
 		}
 		if hash {
 			got, _, err := hashFile(p)
 			if err != nil {
-				return "", err
+				return err
 			}
-			if got != b.SHA256 {
-				problems = append(problems, fmt.Sprintf("artifact body %s has SHA-256 %s", p, got))
+			if got != sha {
+				problems = append(problems, fmt.Sprintf("%s has SHA-256 %s, want %s", p, got, sha))
 			}
+		}
+		return nil
+	}
+	for _, f := range e.Files {
+		full, err := resolve(root, f.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			problems = append(problems, fmt.Sprintf("data file %s is missing", abs(root, f.Path)))
+			continue
+		}
+		if err == nil {
+			err = verify(full, f.Bytes, f.SHA256)
+		}
+		if err != nil {
+			return "", err
+		}
+	}
+	for _, b := range e.Blobs {
+		if err := verify(abs(root, blobPath(b.SHA256)), b.Bytes, b.SHA256); err != nil {
+			return "", err
 		}
 	}
 	return strings.Join(problems, "; "), nil
+}
+
+// filesWhole reports whether every file is there with its recorded size.
+func filesWhole(root string, files []FileEntry) bool {
+	problem, err := VerifyRunFiles(root, RunEntry{Files: files}, false)
+	return err == nil && problem == ""
 }

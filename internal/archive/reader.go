@@ -257,6 +257,9 @@ func (v *verifyingReader) Close() error { return v.f.Close() }
 // rows, page rows at a time (fn may keep the slice).
 func readTable[T any](root string, e FileEntry, page int, fn func([]T) error) (err error) {
 	full, err := resolve(root, e.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w: the file is missing (%w)", abs(root, e.Path), ErrDamaged, fs.ErrNotExist)
+	}
 	if err != nil {
 		return err
 	}

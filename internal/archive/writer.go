@@ -219,8 +219,14 @@ func syncTree(root string, m *Manifest) error {
 			continue
 		}
 		full, err := resolve(root, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Lost after its commit (no crash loses a committed file): Check
+			// and readers name it, and writing its run or experiment again
+			// (see VerifyRunFiles, PutExperiment) replaces it.
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("archive is missing a file its manifest lists: %w", err)
+			return err
 		}
 		if err := moveFile(full, abs(root, p)); err != nil {
 			return err
@@ -271,7 +277,9 @@ func (w *Writer) HasExperiment(origin string) bool {
 	return ok
 }
 
-// PutExperiment stores e unless the archive already holds it unchanged.
+// PutExperiment stores e unless the archive already holds it unchanged
+// with its files there at their recorded sizes (a lost or truncated file is
+// written again).
 func (w *Writer) PutExperiment(e schema.Experiment) error {
 	origin := e.Origin.String()
 	row := ExperimentToRow(e, 0)
@@ -283,16 +291,20 @@ func (w *Writer) PutExperiment(e schema.Experiment) error {
 	w.mu.Lock()
 	i, ok := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
 	same := ok && w.m.Experiments[i].Digest == digest
-	w.mu.Unlock()
+	var files []FileEntry
 	if same {
+		files = w.m.Experiments[i].Files
+	}
+	w.mu.Unlock()
+	if same && filesWhole(w.root, files) {
 		return nil
 	}
 	row.Snapshot = w.snapshot
-	files, err := writeTable(w.root, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
+	written, err := writeTable(w.root, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
 	if err != nil {
 		return err
 	}
-	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest, Files: files}})
+	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest, Files: written}})
 }
 
 // commit journals rec and moves its files into place (superseded ones out
@@ -345,7 +357,8 @@ func (w *Writer) commit(rec journalRecord) error {
 	w.m.apply([]journalRecord{rec})
 	// Moves after the commit point: a crash here is finished by syncTree.
 	for _, f := range old {
-		if err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path))); err != nil {
+		err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // a file lost since its commit has nothing to move
 			return err
 		}
 	}

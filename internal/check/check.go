@@ -64,11 +64,11 @@ type Options struct {
 
 // Run compares src with dst.
 func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, error) {
-	index, err := indexRuns(ctx, dst)
+	res := &Result{}
+	index, err := res.indexRuns(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
-	res := &Result{}
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
 			return res, fmt.Errorf("source: %w", err)
@@ -106,7 +106,11 @@ func (res *Result) add(run schema.Ref, what, want, got string) {
 	res.Differences = append(res.Differences, Difference{Run: run.String(), What: what, Want: want, Got: got})
 }
 
-func indexRuns(ctx context.Context, src sources.Source) (map[schema.Ref]schema.Run, error) {
+// indexRuns lists the destination's runs by origin. A run list the
+// destination cannot deliver for a permanent reason (damaged data) is a
+// difference naming the reason, and the runs it would have listed then
+// show as missing.
+func (res *Result) indexRuns(ctx context.Context, src sources.Source) (map[schema.Ref]schema.Run, error) {
 	index := map[schema.Ref]schema.Run{}
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
@@ -114,7 +118,11 @@ func indexRuns(ctx context.Context, src sources.Source) (map[schema.Ref]schema.R
 		}
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
-				return nil, err
+				if fault.KindOf(err) != fault.KindPermanent {
+					return nil, err
+				}
+				res.Differences = append(res.Differences, Difference{What: fmt.Sprintf("destination: runs of experiment %s unreadable", e.Origin), Got: err.Error()})
+				break
 			}
 			index[r.Origin] = r
 		}
@@ -149,7 +157,14 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	}
 	gm, err := metricStats(ctx, dst, got.Origin)
 	if err != nil {
-		return fmt.Errorf("destination run %s: %w", id, err)
+		if !unreadable(err) {
+			return fmt.Errorf("destination run %s: %w", id, err)
+		}
+		res.add(id, "metrics unreadable in the destination", fmt.Sprintf("%d keys", len(wm)), err.Error())
+		for _, k := range slices.Sorted(maps.Keys(wm)) {
+			res.Points += wm[k].Count
+		}
+		wm, gm = nil, nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(wm)) {
 		res.Points += wm[k].Count
@@ -315,7 +330,11 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 		}
 		g, gok, err := digest(dst, logs)
 		if err != nil {
-			return fmt.Errorf("destination run %s %s: %w", run, what, err)
+			if !unreadable(err) {
+				return fmt.Errorf("destination run %s %s: %w", run, what, err)
+			}
+			res.add(run, what+" unreadable in the destination", fmt.Sprint(w.n), err.Error())
+			continue
 		}
 		switch {
 		case !gok && w.n > 0:
@@ -350,7 +369,11 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 	}
 	gf, gok, err := listFiles(ctx, dst, run, true)
 	if err != nil {
-		return fmt.Errorf("destination run %s files: %w", run, err)
+		if !unreadable(err) {
+			return fmt.Errorf("destination run %s files: %w", run, err)
+		}
+		res.add(run, "files unreadable in the destination", fmt.Sprint(len(wf)), err.Error())
+		return nil
 	}
 	if !gok {
 		if len(wf) > 0 {
@@ -427,8 +450,9 @@ func hashBody(ctx context.Context, a schema.Artifact) (fileInfo, error) {
 	return fileInfo{size: n, digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
 }
 
-// unreadable reports whether err says a body is missing or damaged (as
-// opposed to a transient or fatal failure, which stops the check).
+// unreadable reports whether err says what the destination holds is
+// missing or damaged (as opposed to a transient or fatal failure, which
+// stops the check).
 func unreadable(err error) bool {
 	return fault.KindOf(err) == fault.KindPermanent || errors.Is(err, fs.ErrNotExist)
 }

@@ -28,9 +28,9 @@ func Description() location.Description {
 			"its earlier version. Format: docs/ARCHIVE.md.",
 		Options: []location.Option{{Name: "verify", Default: "size",
 			Help: "How a run already archived unchanged is confirmed whole before it is skipped: size " +
-				"(each of its artifact bodies is there with its recorded size) or sha256 (each body is " +
-				"also read and hashed; use it to repair bodies that 'runferry check' or 'runferry archive " +
-				"check' found damaged). A run whose bodies are not whole is written again, which repairs them."}},
+				"(each of its data files and artifact bodies is there with its recorded size) or sha256 " +
+				"(each is also read and hashed; use it to repair files that 'runferry check' or 'runferry " +
+				"archive check' found damaged). A run whose files are not whole is written again, which repairs them."}},
 		Example: "runferry sync mlflow+https://mlflow.example.com parquet:/backups/mlflow",
 	}
 }
@@ -173,16 +173,16 @@ func (s *Sink) committed(origin schema.Ref) (archive.RunEntry, bool) {
 	return s.state.Manifest.Run(origin.String())
 }
 
-// VerifyRun reports the committed run's artifact bodies that are missing
-// or have another size than recorded (with ?verify=sha256, also another
-// SHA-256), so that the engine writes the run again, which stores them
-// anew. It reads no body unless ?verify=sha256.
+// VerifyRun reports the committed run's data files and artifact bodies
+// that are missing or have another size than recorded (with
+// ?verify=sha256, also another SHA-256), so that the engine writes the run
+// again, which stores them anew. It reads no file unless ?verify=sha256.
 func (s *Sink) VerifyRun(_ context.Context, origin schema.Ref) (string, error) {
 	e, ok := s.committed(origin)
 	if !ok {
 		return "", nil
 	}
-	problem, err := archive.VerifyBodies(s.path, e, s.hashBodies)
+	problem, err := archive.VerifyRunFiles(s.path, e, s.hashBodies)
 	if err != nil {
 		return "", fmt.Errorf("parquet sink: run %s: %w", origin, err)
 	}
