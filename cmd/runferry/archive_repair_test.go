@@ -184,3 +184,34 @@ func TestCheckAndCopyRepairArchivedDataFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyRepairsLostExperimentFile: an experiment's Parquet file deleted
+// from the archive is written again by the next copy, although every run
+// is unchanged; only the earlier snapshot keeps the loss.
+func TestCopyRepairsLostExperimentFile(t *testing.T) {
+	dir := t.TempDir()
+	arch := filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	files, _ := filepath.Glob(filepath.Join(arch, "experiments", "*", "*.parquet"))
+	if len(files) != 1 {
+		t.Fatalf("experiment files: %v", files)
+	}
+	os.Remove(files[0])
+	code, out, errOut := runCLI(t, "archive", "check", arch)
+	if code != exitDifferences || !strings.Contains(out, "PROBLEM "+files[0]) {
+		t.Fatalf("archive check after the loss: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 || !strings.Contains(out, "6 unchanged") {
+		t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "archive", "check", arch)
+	if code != exitDifferences || strings.Contains(out, "PROBLEM "+files[0]) || !strings.Contains(out, "PROBLEM snapshot 1: "+files[0]) {
+		t.Fatalf("archive check after the repair: exit %d, want the loss only in snapshot 1\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+arch); code != 0 {
+		t.Fatalf("check after the repair: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
