@@ -91,6 +91,19 @@ type RunFinder interface {
 	FindRun(ctx context.Context, origin schema.Ref) (state RunState, fingerprint string, err error)
 }
 
+// RunVerifier is a sink that can cheaply confirm that a committed run is
+// still whole (for example that every file it stored is still there), so
+// that a re-run repairs what the destination lost after the commit even
+// though the ledger or FindRun says the run is unchanged. The engine calls
+// it for every run it would otherwise skip as unchanged, so it must cost
+// little (no download of the run's content).
+type RunVerifier interface {
+	// VerifyRun returns "" when the committed run with origin is whole,
+	// else what is missing or damaged, naming the file. A run the sink
+	// does not hold is not its concern ("", nil).
+	VerifyRun(ctx context.Context, origin schema.Ref) (problem string, err error)
+}
+
 // Fingerprinted is a RunWriter that stores the source fingerprint of the run
 // with the commit, so that FindRun can report it for incremental sync.
 type Fingerprinted interface {

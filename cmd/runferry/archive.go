@@ -45,9 +45,13 @@ func (a *app) archiveCheckCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check PATH",
 		Short: "Verify every file of an archive against its manifest (sizes and SHA-256)",
-		Long: `Verify an archive without changing it: the manifest's own checksum, and for every
-current data file and artifact body its presence, size and SHA-256. Prints each
-problem naming the file and exits 1 when there is any.`,
+		Long: `Verify an archive without changing it: the manifest's own checksum and its
+snapshot copy, for every current data file and artifact body its presence, size
+and SHA-256, and that the table folders hold no file the manifest does not list
+(a query over the folder would read it too). Prints each problem naming the file
+and exits 4 when there is any (1 when the archive could not be checked at all).
+Files no retained snapshot references are listed as notes: 'archive prune'
+removes them.`,
 		Example: "  runferry archive check /backups/mlflow",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,6 +62,14 @@ problem naming the file and exits 1 when there is any.`,
 			rep, err := archive.Check(path)
 			for _, p := range rep.Problems {
 				fmt.Fprintf(a.stdout, "PROBLEM %s\n", p)
+			}
+			for _, n := range rep.Notes {
+				fmt.Fprintf(a.stdout, "NOTE %s\n", n)
+			}
+			if len(rep.Problems) > 0 {
+				fmt.Fprintf(a.stdout, "archive %s is damaged: %d problem(s)\n", args[0], len(rep.Problems))
+				a.exit = exitDifferences
+				return nil
 			}
 			if err != nil {
 				return err

@@ -9,14 +9,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
+	"io/fs"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
@@ -74,11 +77,11 @@ type Options struct {
 // reports it could not read (sources.ProblemReporter) counts as a
 // difference of the job, since it was not compared.
 func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, error) {
-	index, err := indexDestination(ctx, dst)
+	res := &Result{}
+	index, err := res.indexDestination(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
-	res := &Result{}
 	plain := opt.Filter // untracked: for the destination's runs
 	opt.Filter = opt.Filter.Track()
 	defer func() { res.Warnings = opt.Filter.Unmatched() }()
@@ -152,7 +155,11 @@ type destination struct {
 	order []schema.Ref // run origins in listing order
 }
 
-func indexDestination(ctx context.Context, src sources.Source) (*destination, error) {
+// indexDestination lists the destination's experiments and runs by
+// origin. A run list the destination cannot deliver for a permanent reason
+// (damaged data) is a difference naming the reason, and the runs it would
+// have listed then show as missing.
+func (res *Result) indexDestination(ctx context.Context, src sources.Source) (*destination, error) {
 	d := &destination{exps: map[schema.Ref][]schema.Experiment{}, runs: map[schema.Ref][]schema.Run{}}
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
@@ -161,7 +168,11 @@ func indexDestination(ctx context.Context, src sources.Source) (*destination, er
 		d.exps[e.Origin] = append(d.exps[e.Origin], e)
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
-				return nil, err
+				if fault.KindOf(err) != fault.KindPermanent {
+					return nil, err
+				}
+				res.Differences = append(res.Differences, Difference{What: fmt.Sprintf("destination: runs of experiment %s unreadable", e.Origin), Got: err.Error()})
+				break
 			}
 			if len(d.runs[r.Origin]) == 0 {
 				d.order = append(d.order, r.Origin)
@@ -238,7 +249,14 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	}
 	gm, err := metricStats(ctx, dst, got.Origin, nil)
 	if err != nil {
-		return fmt.Errorf("destination run %s: %w", id, err)
+		if !unreadable(err) {
+			return fmt.Errorf("destination run %s: %w", id, err)
+		}
+		res.add(id, "metrics unreadable in the destination", fmt.Sprintf("%d keys", len(wm)), err.Error())
+		for _, k := range slices.Sorted(maps.Keys(wm)) {
+			res.Points += wm[k].Count
+		}
+		wm, gm = nil, nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(wm)) {
 		res.Points += wm[k].Count
@@ -406,7 +424,11 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 		}
 		g, gok, err := digest(dst, logs)
 		if err != nil {
-			return fmt.Errorf("destination run %s %s: %w", run, what, err)
+			if !unreadable(err) {
+				return fmt.Errorf("destination run %s %s: %w", run, what, err)
+			}
+			res.add(run, what+" unreadable in the destination", fmt.Sprint(w.n), err.Error())
+			continue
 		}
 		switch {
 		case !gok && w.n > 0:
@@ -421,19 +443,31 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 type fileInfo struct {
 	size   int64
 	digest string
+	// unreadable says why the destination's body could not be read (it is
+	// missing or damaged); size and digest are then meaningless.
+	unreadable string
 }
 
+// compareFiles compares the run's files by path, size and SHA-256. The
+// destination's bodies are always read and hashed, whatever digest it
+// records (a destination's record of a body proves nothing about the body
+// a user would get); a body it cannot deliver is a difference naming the
+// file.
 func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
-	wf, wok, err := listFiles(ctx, src, run)
+	wf, wok, err := listFiles(ctx, src, run, false)
 	if err != nil {
 		return fmt.Errorf("source run %s files: %w", run, err)
 	}
 	if !wok {
 		return nil
 	}
-	gf, gok, err := listFiles(ctx, dst, run)
+	gf, gok, err := listFiles(ctx, dst, run, true)
 	if err != nil {
-		return fmt.Errorf("destination run %s files: %w", run, err)
+		if !unreadable(err) {
+			return fmt.Errorf("destination run %s files: %w", run, err)
+		}
+		res.add(run, "files unreadable in the destination", fmt.Sprint(len(wf)), err.Error())
+		return nil
 	}
 	if !gok {
 		if len(wf) > 0 {
@@ -446,6 +480,8 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 		switch {
 		case !ok:
 			res.add(run, "file "+p+" missing", fmt.Sprintf("%d bytes", wf[p].size), "")
+		case g.unreadable != "":
+			res.add(run, "file "+p+" unreadable in the destination", fmt.Sprintf("%d bytes %s", wf[p].size, wf[p].digest), g.unreadable)
 		case g != wf[p]:
 			res.add(run, "file "+p, fmt.Sprintf("%d bytes %s", wf[p].size, wf[p].digest), fmt.Sprintf("%d bytes %s", g.size, g.digest))
 		}
@@ -459,8 +495,11 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 }
 
 // listFiles lists a run's files with size and SHA-256, hashing content
-// whose digest the source does not announce.
-func listFiles(ctx context.Context, s sources.Source, run schema.Ref) (map[string]fileInfo, bool, error) {
+// whose digest the source does not announce, or every body when
+// readBodies. With readBodies, a body that cannot be opened or read for a
+// reason that is not transient (missing, damaged: a permanent error) is
+// listed as unreadable instead of failing the check.
+func listFiles(ctx context.Context, s sources.Source, run schema.Ref, readBodies bool) (map[string]fileInfo, bool, error) {
 	al, ok := s.(sources.ArtifactLister)
 	if !ok {
 		return nil, false, nil
@@ -473,23 +512,41 @@ func listFiles(ctx context.Context, s sources.Source, run schema.Ref) (map[strin
 		fi := fileInfo{size: a.Size, digest: a.Digest}
 		if a.Problem != "" {
 			fi.digest = "problem: " + a.Problem
-		} else if fi.digest == "" || fi.size < 0 {
+		} else if fi.digest == "" || fi.size < 0 || readBodies {
 			if a.Open == nil {
 				return nil, true, fmt.Errorf("file %s cannot be read", a.Path)
 			}
-			rc, err := a.Open(ctx)
-			if err != nil {
-				return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
+			var err error
+			if fi, err = hashBody(ctx, a); err != nil {
+				if !readBodies || !unreadable(err) {
+					return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
+				}
+				fi = fileInfo{size: -1, unreadable: err.Error()}
 			}
-			h := sha256.New()
-			n, err := io.Copy(h, rc)
-			rc.Close()
-			if err != nil {
-				return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
-			}
-			fi = fileInfo{size: n, digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}
 		}
 		out[a.Path] = fi
 	}
 	return out, true, nil
+}
+
+// hashBody reads an artifact's body and returns its size and SHA-256.
+func hashBody(ctx context.Context, a schema.Artifact) (fileInfo, error) {
+	rc, err := a.Open(ctx)
+	if err != nil {
+		return fileInfo{}, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fileInfo{}, err
+	}
+	return fileInfo{size: n, digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// unreadable reports whether err says what the destination holds is
+// missing or damaged (as opposed to a transient or fatal failure, which
+// stops the check).
+func unreadable(err error) bool {
+	return fault.KindOf(err) == fault.KindPermanent || errors.Is(err, fs.ErrNotExist)
 }

@@ -207,7 +207,10 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 	return pages(ctx, s, run, s.r.Logs)
 }
 
-// Artifacts yields the run's files sorted by path; Open streams the blob.
+// Artifacts yields the run's files sorted by path, with the size and
+// SHA-256 the archive recorded; Open streams the body and verifies it: a
+// missing body, or one whose size or SHA-256 differ from the record, is a
+// permanent error naming the file (see archive.Reader.OpenBlob).
 func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
 	return func(yield func(schema.Artifact, error) bool) {
 		e, err := s.entry(run)
@@ -237,16 +240,28 @@ func (s *Source) artifact(row archive.ArtifactRow) schema.Artifact {
 	if row.SHA256 == nil || row.Size == nil {
 		return a
 	}
-	sha := *row.SHA256
-	a.Size, a.Digest = *row.Size, "sha256:"+sha
+	sha, size := *row.SHA256, *row.Size
+	a.Size, a.Digest = size, "sha256:"+sha
 	a.Open = func(context.Context) (io.ReadCloser, error) {
-		rc, err := s.r.OpenBlob(sha)
+		rc, err := s.r.OpenBlob(sha, size)
 		if err != nil {
 			return nil, classify(err)
 		}
-		return rc, nil
+		return classifiedReader{rc}, nil
 	}
 	return a
+}
+
+// classifiedReader marks a damaged body found while reading as a permanent
+// error of the run (see classify); io.EOF passes unchanged.
+type classifiedReader struct{ io.ReadCloser }
+
+func (c classifiedReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = classify(err)
+	}
+	return n, err
 }
 
 // Close makes every later call fail with ErrClosed.
