@@ -272,6 +272,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	t := rep.Totals
 	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
 		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
+	if g := rep.Registry; g != nil {
+		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
+	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}

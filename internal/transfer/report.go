@@ -70,7 +70,12 @@ type Report struct {
 	// AdaptiveWrites.
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
 
-	omitted map[string]int64 // the source's, for Coverage
+	// Registry counts the registered models copied after the runs (nil
+	// when the source has none, or holds no registry).
+	Registry *RegistryResult `json:"registry,omitempty"`
+
+	omitted          map[string]int64 // the source's, for Coverage
+	registryCoverage map[string]int64 // the model registry's, for Coverage
 }
 
 // Totals sums the report's runs. Points, Files and Bytes count only runs
@@ -95,6 +100,9 @@ func (r *Report) total() {
 	t := Totals{Runs: len(r.Runs)}
 	r.Coverage = nil
 	for k, n := range r.omitted {
+		r.addCoverage(k, n)
+	}
+	for k, n := range r.registryCoverage {
 		r.addCoverage(k, n)
 	}
 	for _, run := range r.Runs {

@@ -104,7 +104,10 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	if err := j.putIdle(ctx, idle); err != nil {
 		return rep, failJob(rep, err)
 	}
-	return rep, failJob(rep, j.transfer(ctx, plan))
+	if err := j.transfer(ctx, plan); err != nil {
+		return rep, failJob(rep, err)
+	}
+	return rep, failJob(rep, j.copyRegistry(ctx))
 }
 
 // putIdle writes the experiments that have no run to transfer, so that an
