@@ -6,9 +6,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/internal/check"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/transfer"
@@ -185,8 +187,51 @@ func TestRegistryCopied(t *testing.T) {
 	got := dumpRegistry(t, dstSrv.URL)
 	want := expectedRegistry(t, srcDump, got.Runs)
 	sameRegistry(t, "first copy", want, withoutCreated(got))
+	checkRegistry(t, srcSrv.URL, dstSrv.URL, nil)
 
 	src, dst = open()
 	copyJob(t, src, dst)
 	sameRegistry(t, "second copy", want, withoutCreated(dumpRegistry(t, dstSrv.URL)))
+
+	// What a user changes in the destination's registry, check sees.
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: dstSrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := api.SetRegisteredModelAlias(ctx, "fraud-detector", "champion", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.TransitionModelVersionStage(ctx, "fraud-detector", "2", "Staging"); err != nil {
+		t.Fatal(err)
+	}
+	checkRegistry(t, srcSrv.URL, dstSrv.URL, []string{
+		`registered model fraud-detector: aliases: source [{"Alias":"champion","Version":2},{"Alias":"first","Version":1}], destination [{"Alias":"champion","Version":1},{"Alias":"first","Version":1}]`,
+		`registered model fraud-detector: version 2 stage: source Production, destination Staging`,
+	})
+}
+
+// checkRegistry runs check from the MLflow server src to dst and compares
+// its differences with want.
+func checkRegistry(t *testing.T, src, dst string, want []string) {
+	t.Helper()
+	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: dst}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Run(context.Background(), s, d, check.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range res.Differences {
+		got = append(got, d.String())
+	}
+	if res.Models != 2 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("check: %d models compared, differences\n%s\nwant 2 models and\n%s", res.Models, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
