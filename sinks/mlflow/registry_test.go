@@ -184,6 +184,9 @@ func TestRegistryCopied(t *testing.T) {
 	if rep.Registry == nil || rep.Registry.Models != 2 || rep.Registry.Versions != 2 {
 		t.Fatalf("report registry = %+v, want 2 models, 2 versions", rep.Registry)
 	}
+	if n := rep.Coverage["source: "+mlsrc.CoverageTraces]; n != 3 {
+		t.Errorf("report coverage %v: want the 3 traces counted as not copied", rep.Coverage)
+	}
 	got := dumpRegistry(t, dstSrv.URL)
 	want := expectedRegistry(t, srcDump, got.Runs)
 	sameRegistry(t, "first copy", want, withoutCreated(got))

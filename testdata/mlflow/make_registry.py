@@ -6,8 +6,9 @@ Writes one experiment "registry-src" with two runs that each hold a small
 model folder, and the registered model "fraud-detector": version 1 from the
 first run and version 2 from the second, with descriptions, tags, the alias
 "champion" on version 2, version 1 in stage Archived and version 2 in
-Production. A second model "empty-model" has no version. Prints a JSON
-object with the run ids.
+Production. A second model "empty-model" has no version. The experiment
+also holds three traces (MLflow tracing spans). Prints a JSON object with
+the run ids.
 """
 import json
 import os
@@ -44,4 +45,10 @@ client.set_registered_model_alias("fraud-detector", "first", "1")
 client.transition_model_version_stage("fraud-detector", "1", "Archived")
 client.transition_model_version_stage("fraud-detector", "2", "Production")
 client.create_registered_model("empty-model", description="nothing yet")
+for i in range(3):
+    with mlflow.start_span(name=f"predict-{i}") as span:
+        span.set_inputs({"x": i})
+        span.set_outputs({"y": 2 * i})
+if hasattr(mlflow, "flush_trace_async_logging"):
+    mlflow.flush_trace_async_logging()
 print(json.dumps({"experiment_id": exp.experiment_id, "runs": runs}))
