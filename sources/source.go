@@ -85,3 +85,11 @@ type ProblemReporter interface {
 type Omitter interface {
 	Omitted(ctx context.Context) map[string]int64
 }
+
+// TransformReader is a source over a runferry destination that can say
+// which transform (transform.Chain's String form) the job that wrote a run
+// applied to it, so that check compares with the source as transformed.
+// It returns "" for none, or for a run runferry did not write.
+type TransformReader interface {
+	RecordedTransform(ctx context.Context, run schema.Ref) string
+}

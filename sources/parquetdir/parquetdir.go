@@ -14,6 +14,7 @@ import (
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // PageSize is the number of points, lines or values in one yielded page.
@@ -143,6 +144,18 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 			}
 		}
 	}
+}
+
+var _ sources.TransformReader = (*Source)(nil)
+
+// RecordedTransform returns the transform the run was archived through,
+// from its recorded fingerprint.
+func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
+	e, ok := s.r.Run(run.String())
+	if !ok {
+		return ""
+	}
+	return transform.Recorded(e.Fingerprint)
 }
 
 // Fingerprint returns the fingerprint the run was archived with, so that
