@@ -173,9 +173,16 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				opt.Ledger = l
 			}
 			prog := a.newProgress()
+			reportOptions := map[string]string{
+				"selection": sel.canonical(), "transform": opt.Transform.String(),
+				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
+				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
+				"experiment_prefix": prefix,
+			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
 			prog.finish()
+			rep.Version, rep.Options = version, reportOptions
 			if cerr := dst.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("closing destination: %w", cerr)
 				rep.Fatal = err.Error()

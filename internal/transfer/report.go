@@ -32,6 +32,7 @@ type RunResult struct {
 	Files       int64    `json:"files,omitempty"`
 	Bytes       int64    `json:"bytes,omitempty"`
 	Attempts    int      `json:"attempts,omitempty"`
+	DurationMS  int64    `json:"duration_ms,omitempty"` // all attempts, waits included
 	Error       string   `json:"error,omitempty"`
 	ErrorKind   string   `json:"error_kind,omitempty"`
 	Damage      []string `json:"damage,omitempty"`
@@ -44,13 +45,21 @@ type RunResult struct {
 // Report is the result of a job. It is returned even when the job failed,
 // so the caller can say what finished.
 type Report struct {
-	Source   string      `json:"source"`
+	// FormatVersion is the version of this document's shape
+	// (ReportFormatVersion; docs/REPORT.md).
+	FormatVersion int `json:"format_version"`
+	// Version is the runferry that ran the job; Options the job's options
+	// as given (redacted), both set by the caller.
+	Version  string            `json:"runferry_version,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+	Source   string            `json:"source"`
 	Sink     string      `json:"sink"`
 	DryRun   bool        `json:"dry_run,omitempty"`
 	Started  time.Time   `json:"started"`
 	Finished time.Time   `json:"finished"`
 	Runs     []RunResult `json:"runs"`
 	Totals   Totals      `json:"totals"`
+	Timings  Timings     `json:"timings"`
 	Fatal    string      `json:"fatal,omitempty"`
 	Canceled bool        `json:"interrupted,omitempty"`
 	// Problems lists failures outside any run (an experiment that could
@@ -71,6 +80,17 @@ type Report struct {
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
 
 	omitted map[string]int64 // the source's, for Coverage
+}
+
+// ReportFormatVersion is the version of the report's JSON shape. It grows
+// when a field changes meaning or goes away; new fields do not change it.
+const ReportFormatVersion = 1
+
+// Timings says where a job's time went, in milliseconds.
+type Timings struct {
+	PlanMS     int64 `json:"plan_ms"`     // listing, filtering, change detection
+	TransferMS int64 `json:"transfer_ms"` // writing the planned runs
+	TotalMS    int64 `json:"total_ms"`
 }
 
 // Totals sums the report's runs. Points, Files and Bytes count only runs
