@@ -53,15 +53,15 @@ type Report struct {
 	Version  string            `json:"runferry_version,omitempty"`
 	Options  map[string]string `json:"options,omitempty"`
 	Source   string            `json:"source"`
-	Sink     string      `json:"sink"`
-	DryRun   bool        `json:"dry_run,omitempty"`
-	Started  time.Time   `json:"started"`
-	Finished time.Time   `json:"finished"`
-	Runs     []RunResult `json:"runs"`
-	Totals   Totals      `json:"totals"`
-	Timings  Timings     `json:"timings"`
-	Fatal    string      `json:"fatal,omitempty"`
-	Canceled bool        `json:"interrupted,omitempty"`
+	Sink     string            `json:"sink"`
+	DryRun   bool              `json:"dry_run,omitempty"`
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
+	Runs     []RunResult       `json:"runs"`
+	Totals   Totals            `json:"totals"`
+	Timings  Timings           `json:"timings"`
+	Fatal    string            `json:"fatal,omitempty"`
+	Canceled bool              `json:"interrupted,omitempty"`
 	// Problems lists failures outside any run (an experiment that could
 	// not be listed or written).
 	Problems []string `json:"problems,omitempty"`
