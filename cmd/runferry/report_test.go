@@ -78,3 +78,28 @@ sys.exit(1 if bad else 0)
 		t.Fatalf("the schema accepted an undocumented field:\n%s", out)
 	}
 }
+
+// TestJSONSummaryOnStdout: with --log-format json, stdout holds exactly one
+// JSON object with the job's totals, coverage and exit code.
+func TestJSONSummaryOnStdout(t *testing.T) {
+	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
+	code, out, _ := runCLI(t, "copy", fixtures, archive, "--no-state", "--log-format", "json", "--drop-metrics", "system/*", "--run", "nope", "--run", "fxa00001")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	var sum struct {
+		Summary  bool
+		Totals   struct{ Committed, Points int }
+		Coverage map[string]int64
+		Warnings []string
+		ExitCode *int `json:"exit_code"`
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	if err := dec.Decode(&sum); err != nil || dec.More() {
+		t.Fatalf("stdout is not one JSON object (%v):\n%s", err, out)
+	}
+	if !sum.Summary || sum.Totals.Committed != 1 || sum.Totals.Points == 0 || len(sum.Coverage) != 1 ||
+		len(sum.Warnings) != 1 || sum.ExitCode == nil || *sum.ExitCode != 0 {
+		t.Fatalf("summary %+v\n%s", sum, out)
+	}
+}
