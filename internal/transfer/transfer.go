@@ -111,7 +111,32 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	if err := j.putIdle(ctx, idle); err != nil {
 		return rep, failJob(rep, err)
 	}
-	return rep, failJob(rep, j.transfer(ctx, plan))
+	err = j.transfer(ctx, plan)
+	if err == nil {
+		err = unreachable(rep)
+	}
+	return rep, failJob(rep, err)
+}
+
+// unreachable returns a fatal error when runs were tried, none could be
+// written and every one failed because a server could not be reached: the
+// job as a whole failed, not some of its runs.
+func unreachable(rep *Report) error {
+	var first string
+	for _, r := range rep.Runs {
+		switch {
+		case r.Outcome == Committed:
+			return nil
+		case r.Outcome == Failed && !r.Unreachable:
+			return nil
+		case r.Outcome == Failed && first == "":
+			first = r.Error
+		}
+	}
+	if first == "" {
+		return nil
+	}
+	return fault.Fatal(fmt.Errorf("no run could be written: a server is unreachable: %s", first))
 }
 
 // putIdle writes the experiments that have no run to transfer, so that an
