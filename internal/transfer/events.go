@@ -21,6 +21,9 @@ type Event struct {
 	Kind    EventKind
 	Runs    int // EventPlanned: runs to transfer
 	Skipped int // EventPlanned: runs already up to date
+	// EventPlanned: the points and file bytes the planned runs hold, when
+	// the source could tell for every one of them (sources.Sizer); else 0.
+	TotalPoints, TotalBytes int64
 	Run     string
 	Name    string
 	Points  int64 // EventProgress: points written since the last event
