@@ -30,9 +30,9 @@ type progress struct {
 	// rate and the time left.
 	totalPoints, totalBytes int64
 	planned                 time.Time
-	started             time.Time
-	last                time.Time
-	interval            time.Duration
+	started                 time.Time
+	last                    time.Time
+	interval                time.Duration
 }
 
 func (a *app) newProgress() *progress {
