@@ -92,7 +92,7 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 			return rep, failJob(rep, fmt.Errorf("source: %w", err))
 		}
 	}
-	if c, ok := dst.(sources.Checker); ok {
+	if c, ok := dst.(sinks.Checker); ok {
 		if err := c.Check(ctx); err != nil {
 			return rep, failJob(rep, fmt.Errorf("sink: %w", err))
 		}
