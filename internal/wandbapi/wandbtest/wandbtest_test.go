@@ -45,7 +45,7 @@ type expectedRun struct {
 	Group   string         `json:"group"`
 	JobType string         `json:"job_type"`
 	Status  string         `json:"status"`
-	History []historyRow `json:"history"`
+	History []historyRow   `json:"history"`
 	Media   []struct {
 		Step int64             `json:"step"`
 		Keys map[string]string `json:"keys"`
