@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/schema/dataset"
