@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/transfer"
 )
 
@@ -111,7 +111,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := testenv.Rand(t)
 	kills := 0
 	for i := range 20 {
 		cmd := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q", "--concurrency", "2")

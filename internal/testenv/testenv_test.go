@@ -400,3 +400,76 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		})
 	}
 }
+
+// TestRandReplaysSeed: RUNFERRY_TEST_SEED gives the same sequence every time, and the seed
+// in use is what the log names.
+func TestRandReplaysSeed(t *testing.T) {
+	draw := func(t *testing.T) []uint64 {
+		r := testenv.Rand(t)
+		var got []uint64
+		for range 8 {
+			got = append(got, r.Uint64())
+		}
+		return got
+	}
+	t.Setenv(testenv.SeedEnv, "12345")
+	a, b := draw(t), draw(t)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("same seed, different draws: %v and %v", a, b)
+	}
+	t.Setenv(testenv.SeedEnv, "12346")
+	if c := draw(t); fmt.Sprint(a) == fmt.Sprint(c) {
+		t.Fatalf("seeds 12345 and 12346 drew the same: %v", c)
+	}
+	t.Setenv(testenv.SeedEnv, "")
+	s1, err1 := testenv.Seed()
+	time.Sleep(time.Microsecond)
+	s2, err2 := testenv.Seed()
+	if err1 != nil || err2 != nil || s1 == s2 {
+		t.Fatalf("unset seed: %d, %d (%v, %v), want two different clock seeds", s1, s2, err1, err2)
+	}
+	t.Setenv(testenv.SeedEnv, "x12")
+	if _, err := testenv.Seed(); err == nil || !strings.Contains(err.Error(), `RUNFERRY_TEST_SEED="x12"`) {
+		t.Fatalf("malformed seed: %v", err)
+	}
+}
+
+// TestRandLogsSeed runs a child test that draws with a clock seed, then replays the logged
+// seed and requires the same draws.
+func TestRandLogsSeed(t *testing.T) {
+	if os.Getenv("RUNFERRY_TESTENV_RAND_CHILD") == "1" {
+		r := testenv.Rand(t)
+		fmt.Printf("DRAW %d %d %d\n", r.Uint64(), r.Uint64(), r.Uint64())
+		return
+	}
+	run := func(seed string) (log, draw string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRandLogsSeed$", "-test.v")
+		cmd.Env = append(os.Environ(), "RUNFERRY_TESTENV_RAND_CHILD=1", testenv.SeedEnv+"="+seed)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			line = strings.TrimSpace(line)
+			if i := strings.Index(line, "random seed "); i >= 0 {
+				log = line[i:]
+			}
+			if strings.HasPrefix(line, "DRAW ") {
+				draw = line
+			}
+		}
+		return log, draw
+	}
+	log1, draw1 := run("")
+	var seed uint64
+	if _, err := fmt.Sscanf(log1, "random seed %d", &seed); err != nil || draw1 == "" {
+		t.Fatalf("child logged %q, drew %q", log1, draw1)
+	}
+	want := fmt.Sprintf("random seed %d (replay: RUNFERRY_TEST_SEED=%d go test -run '^TestRandLogsSeed$')", seed, seed)
+	if log1 != want {
+		t.Fatalf("log line %q, want %q", log1, want)
+	}
+	if _, draw2 := run(fmt.Sprint(seed)); draw2 != draw1 {
+		t.Fatalf("replay of seed %d drew %q, first run %q", seed, draw2, draw1)
+	}
+}
