@@ -78,9 +78,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	code, out, _ := runCLI(t, "version")
-	if code != 0 || out != "runferry "+version+"\n" {
-		t.Fatalf("version: %d %q", code, out)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := runCLI(t, args...)
+		if code != 0 || out != "runferry "+versionString()+"\n" {
+			t.Fatalf("%v: %d %q", args, code, out)
+		}
 	}
 }
 

@@ -19,9 +19,6 @@ import (
 	sourcesall "github.com/runferry/runferry/sources/all"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // app holds what every verb shares: registries, output streams, global
 // flags and the exit code the verb chose.
 type app struct {
@@ -91,11 +88,12 @@ Exit codes: 0 all committed, 1 fatal error, 2 bad usage, 3 finished with
 failed runs, 130 interrupted (re-run to resume).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       versionString(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.setupLogging()
 		},
 	}
+	root.SetVersionTemplate("runferry {{.Version}}\n") // the same line as `runferry version`
 	pf := root.PersistentFlags()
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every run, not only failures")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and the final summary")
@@ -155,7 +153,7 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print runferry's version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(a.stdout, "runferry %s\n", version)
+			fmt.Fprintf(a.stdout, "runferry %s\n", versionString())
 		},
 	}
 }
