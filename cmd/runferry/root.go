@@ -68,6 +68,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return a.exit
 }
 
+// exitCodes are every exit code of runferry, as the root help lists them (README.md's table
+// says the same at more length).
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{transfer.ExitOK, "everything arrived (check: no difference)"},
+	{transfer.ExitFatal, "fatal error: nothing more could be done (unreachable server, bad\n" +
+		"credentials, disk full)"},
+	{transfer.ExitUsage, "bad usage: unknown flag, malformed location"},
+	{transfer.ExitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
+		"data or could not be read (each is named; re-run to retry)"},
+	{exitDifferences, "check found differences"},
+	{transfer.ExitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
+}
+
+// exitCodeHelp renders exitCodes for the root help.
+func exitCodeHelp() string {
+	var b strings.Builder
+	b.WriteString("Exit codes:")
+	for _, e := range exitCodes {
+		lines := strings.Split(e.meaning, "\n")
+		fmt.Fprintf(&b, "\n  %-5d%s", e.code, lines[0])
+		for _, l := range lines[1:] {
+			b.WriteString("\n       " + l)
+		}
+	}
+	return b.String()
+}
+
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "runferry",
@@ -84,8 +114,7 @@ Transfers are idempotent and resumable: re-running a copy never duplicates a
 run or a point, and an interrupted copy resumes where it stopped. 'runferry
 check' proves that a destination holds what the source holds.
 
-Exit codes: 0 all committed, 1 fatal error, 2 bad usage, 3 finished with
-failed runs, 130 interrupted (re-run to resume).`,
+` + exitCodeHelp(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       versionString(),
