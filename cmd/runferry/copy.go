@@ -173,13 +173,15 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 			prog := a.newProgress()
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
-			prog.finish()
+			prog.finish(rep.Reached)
 			if cerr := dst.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("closing destination: %w", cerr)
 				rep.Fatal = err.Error()
 			}
 			a.exit = rep.ExitCode(err)
-			a.printReport(rep)
+			if rep.Reached || err == nil {
+				a.printReport(rep)
+			}
 			if reportPath != "" {
 				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
 					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)

@@ -110,9 +110,15 @@ func (p *progress) emit() {
 	fmt.Fprintf(p.a.stderr, "%s\n", line)
 }
 
-func (p *progress) finish() {
+func (p *progress) finish(reached bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !reached { // the job never started: no closing progress line
+		if p.bar != nil {
+			_ = p.bar.Clear()
+		}
+		return
+	}
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		return
