@@ -80,7 +80,7 @@ var exitCodes = []struct {
 	{transfer.ExitUsage, "bad usage: unknown flag, malformed location"},
 	{transfer.ExitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
 		"data or could not be read (each is named; re-run to retry)"},
-	{exitDifferences, "check found differences"},
+	{exitDifferences, "check found differences, or archive check found damage"},
 	{transfer.ExitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
 }
 

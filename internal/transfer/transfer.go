@@ -76,9 +76,15 @@ func (o *Options) defaults() {
 // the error is non-nil only for a fatal failure or an interruption.
 func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) (*Report, error) {
 	opt.defaults()
-	rep := &Report{Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC()}
+	rep := &Report{FormatVersion: ReportFormatVersion, Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC()}
+	var planned time.Time
 	defer func() {
 		rep.Finished = time.Now().UTC()
+		rep.Timings.TotalMS = rep.Finished.Sub(rep.Started).Milliseconds()
+		if !planned.IsZero() {
+			rep.Timings.PlanMS = planned.Sub(rep.Started).Milliseconds()
+			rep.Timings.TransferMS = rep.Finished.Sub(planned).Milliseconds()
+		}
 		rep.total()
 	}()
 	if c, ok := src.(sources.Checker); ok {
@@ -101,6 +107,7 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 		return rep, failJob(rep, err)
 	}
 	rep.Warnings = opt.Filter.Unmatched()
+	planned = time.Now().UTC()
 	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs)})
 	if err := j.putIdle(ctx, idle); err != nil {
 		return rep, failJob(rep, err)
