@@ -20,21 +20,24 @@ const (
 
 // RunResult is the report entry of one run.
 type RunResult struct {
-	Origin      string   `json:"origin"`
-	Experiment  string   `json:"experiment"`
-	Name        string   `json:"name,omitempty"`
-	Outcome     Outcome  `json:"outcome"`
-	Reason      string   `json:"reason,omitempty"` // why skipped or written again
-	DestID      string   `json:"dest_id,omitempty"`
-	Points      int64    `json:"points"`
-	RichValues  int64    `json:"rich_values,omitempty"`
-	LogLines    int64    `json:"log_lines,omitempty"`
-	Files       int64    `json:"files,omitempty"`
-	Bytes       int64    `json:"bytes,omitempty"`
-	Attempts    int      `json:"attempts,omitempty"`
-	DurationMS  int64    `json:"duration_ms,omitempty"` // all attempts, waits included
-	Error       string   `json:"error,omitempty"`
-	ErrorKind   string   `json:"error_kind,omitempty"`
+	Origin     string  `json:"origin"`
+	Experiment string  `json:"experiment"`
+	Name       string  `json:"name,omitempty"`
+	Outcome    Outcome `json:"outcome"`
+	Reason     string  `json:"reason,omitempty"` // why skipped or written again
+	DestID     string  `json:"dest_id,omitempty"`
+	Points     int64   `json:"points"`
+	RichValues int64   `json:"rich_values,omitempty"`
+	LogLines   int64   `json:"log_lines,omitempty"`
+	Files      int64   `json:"files,omitempty"`
+	Bytes      int64   `json:"bytes,omitempty"`
+	Attempts   int     `json:"attempts,omitempty"`
+	DurationMS int64   `json:"duration_ms,omitempty"` // all attempts, waits included
+	Error      string  `json:"error,omitempty"`
+	ErrorKind  string  `json:"error_kind,omitempty"`
+	// Unreachable is set on a failed run whose last error was that a
+	// server could not be reached at all.
+	Unreachable bool     `json:"unreachable,omitempty"`
 	Damage      []string `json:"damage,omitempty"`
 	FileProblem []string `json:"file_problems,omitempty"`
 	// Coverage counts, by kind, what the destination did not hold as

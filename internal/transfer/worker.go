@@ -87,6 +87,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 		res.Outcome = Interrupted
 	default:
 		res.Outcome, res.Error, res.ErrorKind = Failed, err.Error(), kind.String()
+		res.Unreachable = fault.Unreachable(err)
 	}
 	if !j.opt.DryRun && j.opt.Ledger != nil && res.Outcome != Interrupted {
 		e := state.Entry{Origin: res.Origin, DestID: res.DestID, Status: string(res.Outcome),
