@@ -202,7 +202,7 @@ func (c *Client) transportError(method, path string, err error, tries *attempts)
 			what += "; is the server running and the address right?"
 		}
 		// Retryable: the engine's Check makes it fatal before the job starts.
-		return fault.Retryable(errors.New(c.redact(what)), 0)
+		return fault.Retryable(&connectError{msg: c.redact(what), err: err}, 0)
 	}
 	if isCertError(err) {
 		return fault.Fatal(fmt.Errorf("mlflow: %s %s: %s (give the server's CA with ?server-cert=PATH or MLFLOW_TRACKING_SERVER_CERT_PATH, or skip verification with ?insecure-tls=true or MLFLOW_TRACKING_INSECURE_TLS=true)", method, path, msg))
@@ -212,6 +212,17 @@ func (c *Client) transportError(method, path string, err error, tries *attempts)
 	}
 	return fault.Retryable(fmt.Errorf("mlflow: %s %s: %s", method, path, msg), 0)
 }
+
+// connectError is a connection that could not be made: its message is the
+// redacted one-line summary, and it wraps the network error (fault.Unreachable
+// reads it).
+type connectError struct {
+	msg string
+	err error
+}
+
+func (e *connectError) Error() string { return e.msg }
+func (e *connectError) Unwrap() error { return e.err }
 
 // dialReason says in a few words why a connection could not be made.
 func dialReason(err error, timeout time.Duration) string {

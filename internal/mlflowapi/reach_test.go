@@ -57,8 +57,8 @@ func TestUnreachableServerFailsFast(t *testing.T) {
 	if took < DefaultFirstContactBudget || took > DefaultFirstContactBudget+5*time.Second {
 		t.Fatalf("Ping took %s, want the first-contact budget (%s) and a little", took, DefaultFirstContactBudget)
 	}
-	if k := fault.KindOf(err); k != fault.KindRetryable {
-		t.Fatalf("kind %v", k)
+	if k := fault.KindOf(err); k != fault.KindRetryable || !fault.Unreachable(err) {
+		t.Fatalf("kind %v, unreachable %v", k, fault.Unreachable(err))
 	}
 }
 
