@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -60,6 +61,11 @@ type Config struct {
 	RetryWaitMin, RetryWaitMax time.Duration
 	// Timeout bounds one attempt (default 60s).
 	Timeout time.Duration
+	// FirstContactBudget is how long requests retry network failures while
+	// the server has never answered (default 3s): a wrong host or port
+	// fails fast, as a fatal error. Once it has answered, network failures
+	// are retried with the full RetryMax budget.
+	FirstContactBudget time.Duration
 }
 
 // Client sends GraphQL queries. It is safe for concurrent use.
@@ -68,7 +74,12 @@ type Client struct {
 	host     string
 	key      string
 	http     *retryablehttp.Client
+
+	answered     atomic.Bool // the server answered at least once
+	firstContact time.Duration
 }
+
+type startKey struct{}
 
 // ErrNoKey is returned by New when no API key is found.
 var ErrNoKey = errors.New("no W&B API key: set WANDB_API_KEY or add the host to ~/.netrc (wandb login)")
@@ -99,12 +110,17 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 60 * time.Second
 	}
+	if cfg.FirstContactBudget <= 0 {
+		cfg.FirstContactBudget = 3 * time.Second
+	}
 	hc := cleanhttp.DefaultPooledClient()
 	hc.Timeout = cfg.Timeout
 	c := &Client{
 		endpoint: strings.TrimSuffix(u.String(), "/") + "/graphql",
 		host:     u.Host,
 		key:      key,
+
+		firstContact: cfg.FirstContactBudget,
 	}
 	c.http = &retryablehttp.Client{
 		HTTPClient:   hc,
@@ -112,7 +128,16 @@ func New(cfg Config) (*Client, error) {
 		RetryWaitMin: cfg.RetryWaitMin,
 		RetryWaitMax: cfg.RetryWaitMax,
 		RetryMax:     max(cfg.RetryMax, 0),
-		CheckRetry:   checkRetry,
+		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+			if resp != nil {
+				c.answered.Store(true)
+			}
+			start, _ := ctx.Value(startKey{}).(time.Time)
+			if err != nil && !c.answered.Load() && time.Since(start) >= c.firstContact {
+				return false, nil
+			}
+			return checkRetry(ctx, resp, err)
+		},
 		Backoff: func(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
 			return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), MaxRetryAfter)
 		},
@@ -211,7 +236,7 @@ func (c *Client) Query(ctx context.Context, query string, vars map[string]any, o
 	if err != nil {
 		return fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, c.endpoint, body)
+	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, startKey{}, time.Now()), http.MethodPost, c.endpoint, body)
 	if err != nil {
 		return fault.Fatal(fmt.Errorf("wandb: %w", err))
 	}
@@ -224,8 +249,12 @@ func (c *Client) Query(ctx context.Context, query string, vars map[string]any, o
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if !c.answered.Load() {
+			return fault.Fatal(fmt.Errorf("wandb: cannot reach %s (retried for %s): %s", c.endpoint, c.firstContact, c.scrub(err.Error())))
+		}
 		return fault.Retryable(fmt.Errorf("wandb: POST %s: %s", c.endpoint, c.scrub(err.Error())), 0)
 	}
+	c.answered.Store(true)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
 	if err != nil {

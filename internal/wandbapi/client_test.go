@@ -2,6 +2,7 @@ package wandbapi_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -202,5 +203,29 @@ func TestKeyFromNetrc(t *testing.T) {
 	t.Setenv("NETRC", filepath.Join(dir, "none"))
 	if _, err := wandbapi.New(wandbapi.Config{BaseURL: srv.URL}); err == nil || fault.KindOf(err) != fault.KindFatal {
 		t.Fatalf("no key: got %v", err)
+	}
+}
+
+// TestUnreachableFailsFast: a host where nothing listens and that never
+// answered fails within the first-contact budget, as a fatal one-line
+// error naming the address.
+func TestUnreachableFailsFast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := wandbapi.New(wandbapi.Config{BaseURL: "http://" + addr, APIKey: key, FirstContactBudget: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = c.Viewer(context.Background())
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	if fault.KindOf(err) != fault.KindFatal || !strings.Contains(err.Error(), "cannot reach http://"+addr+"/graphql") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("got %v", err)
 	}
 }
