@@ -96,7 +96,9 @@ func New(cfg Config) (*Source, error) {
 }
 
 // Check proves the key (fatal when refused) and that the project, when
-// one is given, exists.
+// one is given, exists; without a project, that the entity has at least
+// one project visible to the key (an entity that does not exist and one
+// without projects look alike through the API: the error says both).
 func (s *Source) Check(ctx context.Context) error {
 	if _, err := s.api.Viewer(ctx); err != nil {
 		return err
@@ -105,8 +107,12 @@ func (s *Source) Check(ctx context.Context) error {
 		if _, err := s.api.Project(ctx, s.cfg.Entity, s.cfg.Project); err != nil {
 			return fault.Fatal(err)
 		}
+		return nil
 	}
-	return nil
+	for _, err := range s.api.Projects(ctx, s.cfg.Entity) {
+		return err // one project (or the error) is enough
+	}
+	return fault.Fatal(fmt.Errorf("wandb: entity %q has no project on %s visible to this API key (or does not exist)", s.cfg.Entity, s.cfg.BaseURL))
 }
 
 // Close releases nothing; it is safe to call more than once.

@@ -151,6 +151,14 @@ func TestCheck(t *testing.T) {
 			t.Fatalf("missing project: %v", err)
 		}
 	}
+	nobody, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "nobody", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = nobody.Check(ctx)
+	if fault.KindOf(err) != fault.KindFatal || !strings.Contains(err.Error(), `entity "nobody" has no project`) {
+		t.Fatalf("unknown entity: %v", err)
+	}
 	if srv.Requests.Load() == 0 {
 		t.Fatal("no request answered")
 	}
