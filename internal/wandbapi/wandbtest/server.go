@@ -30,6 +30,14 @@
 // shape a client sends that the server does not answer shows at once.
 // Run filters are not applied (a filter is an error), so a client that
 // relies on one sees it.
+//
+// Choices the real SDK accepts but cannot confirm against W&B's server:
+// non-finite numbers are the bare words NaN, Infinity, -Infinity inside
+// JSONString values and history rows (Python and wandb-core read them) but
+// strings in the answer's own JSON (wandb-core decodes it with
+// encoding/json); times are whole seconds without a zone; historyKeys is a
+// JSON object; projectId and internalId are numbers; history rows rebuilt
+// by Load key nested dicts as the folder source does ("val/acc").
 package wandbtest
 
 import (
