@@ -2,8 +2,11 @@ package wandbcloud_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -192,5 +195,49 @@ func TestParseConfig(t *testing.T) {
 	_, err := parse("wandb+https://api.wandb.ai/acme?api-key=SECRETKEY123")
 	if err == nil || strings.Contains(err.Error(), "SECRETKEY123") || !strings.Contains(err.Error(), "WANDB_API_KEY") {
 		t.Errorf("api-key in the location: %v", err)
+	}
+}
+
+// TestHistorySurvivesRateLimit: 429s with Retry-After in the middle of a
+// history scan are waited out, and the run reads whole; a run gone from
+// the server is an error naming it.
+func TestHistorySurvivesRateLimit(t *testing.T) {
+	old := wandbcloud.HistoryWindow
+	wandbcloud.HistoryWindow = 2
+	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
+	srv := server(t)
+	w := want(t)
+	var n atomic.Int64
+	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
+		if n.Add(1)%4 == 0 {
+			rw.Header().Set("Retry-After", "0")
+			rw.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	})
+	src := open(t, srv.URL, "")
+	ref := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/fxa00001"}
+	var got []schema.Metric
+	for page, err := range src.Metrics(context.Background(), ref) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+	}
+	var wantPoints []schema.Metric
+	for _, rd := range w.Runs {
+		if rd.Run.Origin == ref {
+			wantPoints = rd.Metrics
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantPoints) || len(got) == 0 || n.Load() < 8 {
+		t.Fatalf("read %d points (want %d) in %d requests", len(got), len(wantPoints), n.Load())
+	}
+	gone := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/gone0001"}
+	for _, err := range src.Metrics(context.Background(), gone) {
+		if err == nil || fault.KindOf(err) != fault.KindPermanent || !strings.Contains(err.Error(), "run fixture-entity/runferry-fixtures/gone0001 not found") {
+			t.Fatalf("deleted run: %v", err)
+		}
 	}
 }
