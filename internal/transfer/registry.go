@@ -25,6 +25,8 @@ const (
 // copyRegistry copies the source's model registry after the runs, so that
 // each version can point at the run the sink wrote from its source run.
 // With a filter, only models with a version from a selected run are copied.
+// A model with a version whose run failed in this job is held back (a
+// problem), since a version cannot be pointed at its run later.
 // A model that fails is a problem (exit 3); fatal errors and cancellation
 // stop the job.
 func (j *job) copyRegistry(ctx context.Context) error {
@@ -35,6 +37,7 @@ func (j *job) copyRegistry(ctx context.Context) error {
 	rw, _ := j.dst.(sinks.RegistryWriter)
 	runs := map[schema.Ref]string{}
 	selected := map[schema.Ref]bool{}
+	unfinished := map[schema.Ref]bool{} // failed or interrupted in this job
 	j.mu.Lock()
 	for _, r := range j.rep.Runs {
 		ref, ok := schema.ParseRef(r.Origin)
@@ -42,6 +45,7 @@ func (j *job) copyRegistry(ctx context.Context) error {
 			continue
 		}
 		selected[ref] = true
+		unfinished[ref] = r.Outcome == Failed || r.Outcome == Interrupted
 		if r.DestID != "" && (r.Outcome == Committed || r.Outcome == Unchanged) {
 			runs[ref] = r.DestID
 		}
@@ -62,6 +66,12 @@ func (j *job) copyRegistry(ctx context.Context) error {
 			continue
 		}
 		switch {
+		case rw != nil && !j.opt.DryRun && anyVersionFrom(m, unfinished):
+			// A version written now could never point at its run, which
+			// a re-run may still write: the model waits for that re-run.
+			res.Failed++
+			j.addProblem("registered model %q: not copied, a run of its versions failed (a re-run copies it)", m.Name)
+			continue
 		case rw == nil:
 			cov[CoverageModelsNotCopied]++
 			cov[CoverageVersionsNotCopied] += int64(len(m.Versions))

@@ -2,16 +2,19 @@ package transfer_test
 
 import (
 	"context"
+	"errors"
 	"iter"
 	"reflect"
 	"sync"
 	"testing"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks"
 	memsink "github.com/runferry/runferry/sinks/memory"
+	"github.com/runferry/runferry/sinks/sinktest"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 
@@ -42,7 +45,7 @@ func (registrySource) RegisteredModels(ctx context.Context) iter.Seq2[schema.Reg
 // registrySink is a memory sink that records the models it is given and
 // the run ids the engine passed with them.
 type registrySink struct {
-	*memsink.Sink
+	sinks.Sink
 	mu     sync.Mutex
 	models []string
 	runs   map[schema.Ref]string
@@ -122,5 +125,29 @@ func TestRegistryAfterRuns(t *testing.T) {
 	}
 	if rep.Registry != nil || len(rep.Problems) > 0 {
 		t.Errorf("no registry in the sink: report registry %+v, problems %v", rep.Registry, rep.Problems)
+	}
+
+	// A model whose version's run failed waits for the re-run.
+	dst = &registrySink{Sink: sinktest.NewFailAt(memsink.New(sinks.Limits{}), 3, fault.Permanent(errors.New("injected")))}
+	rep, err = transfer.Copy(ctx, src, dst, fast(transfer.Options{Concurrency: 1, Attempts: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[schema.Ref]bool{}
+	for _, r := range rep.Runs {
+		ref, _ := schema.ParseRef(r.Origin)
+		failed[ref] = r.Outcome == transfer.Failed
+	}
+	var held []string
+	for m := range src.RegisteredModels(ctx) {
+		for _, v := range m.Versions {
+			if failed[v.Run] {
+				held = append(held, m.Name)
+				break
+			}
+		}
+	}
+	if len(held) == 0 || len(held)+len(dst.models) != 2 || rep.Registry.Failed != len(held) || len(rep.Problems) != len(held) {
+		t.Errorf("a run failed: models held back %v, written %v, report %+v, problems %v", held, dst.models, rep.Registry, rep.Problems)
 	}
 }
