@@ -47,13 +47,16 @@ type runMeta struct {
 
 // readRun reads a run's segments once and builds its schema.Run: identity,
 // metadata, config and summary folded over every segment, status, times and
-// damage notes.
-func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, error) {
+// damage notes (artifact entries whose content is not in the staged copy
+// nor in artifactCache among them).
+func readRun(ctx context.Context, ri *runInfo, crash crashRule, artifactCache string) (schema.Run, error) {
 	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}}
 	console := newConsoleCounter()
+	arts := &runArtifacts{}
 	h := handler{
 		record: func(seg *segment, rec *wandbfile.Record) error {
 			console.record(seg, rec)
+			arts.record(rec)
 			return m.record(seg, rec)
 		},
 		damage:  console.damage,
@@ -90,6 +93,8 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 	}
 	ri.setConsolePlan(plan)
 	damage = append(damage, plan.notes...)
+	ri.setArtifacts(arts)
+	damage = append(damage, artifactDamage(arts, artifactCache)...)
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
 	m.describe(ri, &r, crash)
