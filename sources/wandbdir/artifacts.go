@@ -196,19 +196,29 @@ func locate(e schema.ArtifactEntry, local, cacheDir string) entryFile {
 	if e.Ref != "" {
 		return entryFile{}
 	}
+	// The notes name the staged copy (the run's log records it) but not
+	// the cache path, which depends on the option given: the same run read
+	// with another cache option must give the same notes where the
+	// outcome is the same.
 	var tried []string
-	for _, p := range []string{local, cachePath(cacheDir, e.Digest)} {
+	for i, p := range []string{local, cachePath(cacheDir, e.Digest)} {
 		if p == "" {
 			continue
 		}
+		where := "staged copy " + p
+		if i == 1 {
+			where = "W&B artifact cache"
+		}
 		st, err := os.Stat(p)
 		switch {
+		case err != nil && os.IsNotExist(err) && i == 1:
+			tried = append(tried, "not in the "+where)
 		case err != nil:
-			tried = append(tried, fmt.Sprintf("%s: %v", p, cause(err)))
+			tried = append(tried, fmt.Sprintf("%s: %v", where, cause(err)))
 		case !st.Mode().IsRegular():
-			tried = append(tried, p+": not a regular file")
+			tried = append(tried, where+": not a regular file")
 		case st.Size() != e.Size:
-			tried = append(tried, fmt.Sprintf("%s: %d bytes, the manifest says %d", p, st.Size(), e.Size))
+			tried = append(tried, fmt.Sprintf("%s: %d bytes, the manifest says %d", where, st.Size(), e.Size))
 		default:
 			return entryFile{abs: p}
 		}
@@ -326,7 +336,7 @@ func entryArtifact(ctx context.Context, p, abs string, e schema.ArtifactEntry) (
 		return art, nil
 	}
 	if got := base64.StdEncoding.EncodeToString(md.Sum(nil)); got != e.Digest {
-		art.Problem = fmt.Sprintf("content at %s has MD5 %s, the manifest says %s", abs, got, e.Digest)
+		art.Problem = fmt.Sprintf("content found has MD5 %s, the manifest says %s", got, e.Digest)
 		return art, nil
 	}
 	art.Size, art.Digest = n, "sha256:"+hex.EncodeToString(sum.Sum(nil))
