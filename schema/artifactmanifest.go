@@ -66,6 +66,18 @@ const ArtifactFolder = "wandb-artifacts"
 // version's folder.
 const ManifestFile = "manifest.json"
 
+// UsedArtifactsFile is the run file listing, as a JSON array of manifests
+// (MarshalUsed), the artifact versions the run used. It sits beside
+// ArtifactFolder, not in it, where no artifact name can clash with it.
+const UsedArtifactsFile = "wandb-used-artifacts.json"
+
+// IsManifestPath reports whether the run file path p is the manifest of a
+// logged artifact version: ArtifactFolder/<name>/<label>/ManifestFile.
+func IsManifestPath(p string) bool {
+	parts := strings.Split(p, "/")
+	return len(parts) == 4 && parts[0] == ArtifactFolder && parts[1] != "" && parts[2] != "" && parts[3] == ManifestFile
+}
+
 // Label is what names the version in paths: Version when known, else
 // Digest.
 func (m ArtifactManifest) Label() string {
@@ -116,8 +128,8 @@ func MarshalManifest(m ArtifactManifest) ([]byte, error) {
 	return append(b, '\n'), nil
 }
 
-// ParseManifest is the inverse of MarshalManifest. It refuses a document
-// of another format.
+// ParseManifest is the inverse of MarshalManifest (empty lists come back
+// nil). It refuses a document of another format.
 func ParseManifest(b []byte) (ArtifactManifest, error) {
 	var d manifestDoc
 	if err := json.Unmarshal(b, &d); err != nil {
@@ -134,5 +146,45 @@ func ParseManifest(b []byte) (ArtifactManifest, error) {
 		d.Metadata = c.Bytes()
 	}
 	d.Canonicalize()
+	if len(d.Aliases) == 0 {
+		d.Aliases = nil
+	}
+	if len(d.Entries) == 0 {
+		d.Entries = nil
+	}
 	return d.ArtifactManifest, nil
+}
+
+// MarshalUsed renders the manifests of used versions as the JSON array held
+// in UsedArtifactsFile.
+func MarshalUsed(ms []ArtifactManifest) ([]byte, error) {
+	body := []byte("[\n")
+	for i, m := range ms {
+		b, err := MarshalManifest(m)
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 {
+			body = append(body, ",\n"...)
+		}
+		body = append(body, bytes.TrimSuffix(b, []byte("\n"))...)
+	}
+	return append(body, "\n]\n"...), nil
+}
+
+// ParseUsed is the inverse of MarshalUsed.
+func ParseUsed(b []byte) ([]ArtifactManifest, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("used artifacts: %w", err)
+	}
+	out := make([]ArtifactManifest, 0, len(raw))
+	for _, r := range raw {
+		m, err := ParseManifest(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/md5"
 	"encoding/base64"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,8 +60,12 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	var exp struct {
 		Artifacts []struct {
 			Name, Digest string
-			Entries      []struct{ Path, Digest, Ref string }
-			Missing      []string
+			Aliases      []string
+			Entries      []struct {
+				Path, Digest, Ref string
+				Size              int64
+			}
+			Missing []string
 		}
 		Sources map[string][]byte
 	}
@@ -103,6 +109,32 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	}
 	if len(have) != len(want)+1 {
 		t.Errorf("archive holds %d artifact files, want %d", len(have), len(want)+1)
+	}
+
+	// The archive's artifact tables, read by duckdb: every logged version
+	// with its entries, which run logged it.
+	q = `select v.run, v.role, v.name, v.digest, v.aliases, count(e.path), coalesce(sum(e.size), 0)
+	     from read_parquet('` + archive + `/artifact_versions/*/*.parquet') v
+	     left join read_parquet('` + archive + `/artifact_entries/*/*.parquet') e using (run, name, digest)
+	     group by all order by v.name, v.digest`
+	rows = pyRun(t, py, "import duckdb,json,sys; print(json.dumps(duckdb.sql(sys.argv[1]).fetchall()))", q)
+	var versions [][]any
+	if err := json.Unmarshal([]byte(rows), &versions); err != nil {
+		t.Fatalf("duckdb: %v: %s", err, rows)
+	}
+	var wantVersions [][]any
+	for _, a := range exp.Artifacts {
+		size := 0.0
+		for _, e := range a.Entries {
+			size += float64(e.Size)
+		}
+		aliases, _ := json.Marshal(a.Aliases)
+		wantVersions = append(wantVersions, []any{"wandb:runferry-artifacts/artprod1", "logged", a.Name, a.Digest,
+			string(aliases), float64(len(a.Entries)), size})
+	}
+	sortRows(wantVersions)
+	if !reflect.DeepEqual(versions, wantVersions) {
+		t.Errorf("archive artifact tables\n got %v\nwant %v", versions, wantVersions)
 	}
 
 	// The archive into a real MLflow server, then MLflow's own client.
@@ -204,4 +236,11 @@ func keysOf(m map[string][]byte) []string {
 func b64md5(b []byte) string {
 	sum := md5.Sum(b)
 	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// sortRows sorts rows by their third, then fourth column (name, digest).
+func sortRows(rows [][]any) {
+	slices.SortFunc(rows, func(a, b []any) int {
+		return cmp.Or(cmp.Compare(a[2].(string), b[2].(string)), cmp.Compare(a[3].(string), b[3].(string)))
+	})
 }

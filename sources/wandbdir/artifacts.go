@@ -256,7 +256,7 @@ func artifactDamage(a *runArtifacts, cacheDir string) []string {
 // artifactFiles returns the run files that carry the logged versions: each
 // entry's content as <folder>/<entry path> (with a Problem when it cannot
 // be found, or when what was found does not match the manifest's MD5),
-// and <folder>/manifest.json, plus UsedFile for the
+// and <folder>/manifest.json, plus schema.UsedArtifactsFile for the
 // versions it used. Reference entries are only in the manifest.
 // The result is sorted by path.
 func artifactFiles(ctx context.Context, a *runArtifacts, cacheDir string) ([]schema.Artifact, error) {
@@ -293,28 +293,15 @@ func artifactFiles(ctx context.Context, a *runArtifacts, cacheDir string) ([]sch
 		}
 	}
 	if _, used := a.versions(); len(used) > 0 {
-		body := []byte("[\n")
-		for i, m := range used {
-			b, err := schema.MarshalManifest(m)
-			if err != nil {
-				return nil, fault.Permanent(fmt.Errorf("wandb: used artifact %s: %w", m.Name, err))
-			}
-			if i > 0 {
-				body = append(body, ",\n"...)
-			}
-			body = append(body, bytes.TrimSuffix(b, []byte("\n"))...)
+		body, err := schema.MarshalUsed(used)
+		if err != nil {
+			return nil, fault.Permanent(fmt.Errorf("wandb: used artifacts: %w", err))
 		}
-		out = append(out, memoryFile(UsedFile, append(body, "\n]\n"...)))
+		out = append(out, memoryFile(schema.UsedArtifactsFile, body))
 	}
 	slices.SortFunc(out, func(x, y schema.Artifact) int { return strings.Compare(x.Path, y.Path) })
 	return out, nil
 }
-
-// UsedFile is the run file listing, as a JSON array of manifests
-// (schema.MarshalManifest), the artifact versions the run used. It sits
-// beside the wandb-artifacts folder, not in it, where no artifact name can
-// clash with it.
-const UsedFile = "wandb-used-artifacts.json"
 
 // entryArtifact hashes the content at abs and returns it as the run file
 // p, with a Problem when its MD5 is not the entry's digest.

@@ -2,6 +2,7 @@ package wandbdir
 
 import (
 	"context"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -64,11 +65,16 @@ func TestArtifactVersionsFromRecords(t *testing.T) {
 	for _, f := range files {
 		paths = append(paths, f.Path)
 	}
-	wantPaths := []string{"wandb-artifacts/big/d3/manifest.json", "wandb-artifacts/m/d1/manifest.json", "wandb-artifacts/m/d1/w.pt", UsedFile}
+	wantPaths := []string{"wandb-artifacts/big/d3/manifest.json", "wandb-artifacts/m/d1/manifest.json", "wandb-artifacts/m/d1/w.pt", schema.UsedArtifactsFile}
 	if !reflect.DeepEqual(paths, wantPaths) {
 		t.Errorf("files %q, want %q", paths, wantPaths)
 	}
 	if files[2].Problem == "" || files[2].Open != nil {
 		t.Errorf("missing entry carried: %+v", files[2])
+	}
+	rc, _ := files[3].Open(context.Background())
+	body, _ := io.ReadAll(rc)
+	if got, err := schema.ParseUsed(body); err != nil || !reflect.DeepEqual(got, wantUsed) {
+		t.Errorf("%s: %v\n got %+v\nwant %+v", schema.UsedArtifactsFile, err, got, wantUsed)
 	}
 }
