@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/runferry/runferry/internal/archive"
@@ -61,6 +62,23 @@ func TestArtifactManifestTables(t *testing.T) {
 	for m, err := range src.Manifests(context.Background(), d.Runs[1].Run.Origin) {
 		t.Errorf("run without manifests: %+v %v", m, err)
 	}
+	// A run archived before the tables existed: the manifests come from
+	// its files, the same.
+	rd, err := archive.OpenReader(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, ok := rd.Run(r.Run.Origin.String())
+	if !ok {
+		t.Fatal("run not in the archive")
+	}
+	old.Files = slices.DeleteFunc(slices.Clone(old.Files), func(f archive.FileEntry) bool {
+		return f.Table == archive.TableArtifactVersions || f.Table == archive.TableArtifactEntries
+	})
+	if fromFiles, err := rd.ArtifactManifests(old); err != nil || !reflect.DeepEqual(fromFiles, want) {
+		t.Errorf("manifests of a run without the tables: %v\n got %+v\nwant %+v", err, fromFiles, want)
+	}
+
 	tables := 0
 	for _, f := range dataFiles(t, dir) {
 		table, key := filepath.Dir(filepath.Dir(f)), filepath.Base(filepath.Dir(f))

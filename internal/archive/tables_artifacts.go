@@ -77,19 +77,25 @@ func manifestRows(run, manifest string, ms []schema.ArtifactManifest) ([]Artifac
 }
 
 // artifactTables reads the manifests among the run's files (their bodies
-// are already blobs) and returns the rows of both tables, versions sorted
-// by manifest file and entries in manifest order. A file at a manifest's
-// path that is not a runferry manifest is left out of the tables (it is
-// still a file of the run).
+// are already blobs) and returns the rows of both tables.
 func (rw *RunWriter) artifactTables() ([]ArtifactVersionRow, []ArtifactEntryRow, error) {
+	return manifestTables(rw.w.root, rw.origin, rw.arts)
+}
+
+// manifestTables reads the manifests among a run's files (rows of its
+// artifacts table) from their blobs and returns the rows of both tables,
+// versions sorted by manifest file and entries in manifest order. A file
+// at a manifest's path that is not a runferry manifest is left out of the
+// tables (it is still a file of the run).
+func manifestTables(root, run string, files []ArtifactRow) ([]ArtifactVersionRow, []ArtifactEntryRow, error) {
 	var vs []ArtifactVersionRow
 	var es []ArtifactEntryRow
-	for _, a := range rw.arts {
+	for _, a := range files {
 		used := a.Path == schema.UsedArtifactsFile
 		if a.SHA256 == nil || !used && !schema.IsManifestPath(a.Path) {
 			continue
 		}
-		body, err := readBlob(rw.w.root, *a.SHA256)
+		body, err := readBlob(root, *a.SHA256)
 		if err != nil {
 			return nil, nil, fmt.Errorf("artifact manifest %s: %w", a.Path, err)
 		}
@@ -104,7 +110,7 @@ func (rw *RunWriter) artifactTables() ([]ArtifactVersionRow, []ArtifactEntryRow,
 		if err != nil {
 			continue
 		}
-		v, e := manifestRows(rw.origin, a.Path, ms)
+		v, e := manifestRows(run, a.Path, ms)
 		vs, es = append(vs, v...), append(es, e...)
 	}
 	slices.SortStableFunc(vs, func(a, b ArtifactVersionRow) int { return cmp.Compare(a.Manifest, b.Manifest) })
@@ -142,19 +148,31 @@ func (row ArtifactVersionRow) Decode() (schema.ArtifactManifest, error) {
 }
 
 // ArtifactManifests returns the artifact versions the run logged or used,
-// from its artifact_versions and artifact_entries tables (none for an
-// archive written before they existed), logged ones first.
+// logged ones first, from its artifact_versions and artifact_entries
+// tables; for a run archived before those tables existed, from the
+// manifest files among its files, as the tables would hold them.
 func (r *Reader) ArtifactManifests(e RunEntry) ([]schema.ArtifactManifest, error) {
 	var vs []ArtifactVersionRow
-	if f, ok := e.File(TableArtifactVersions); ok {
-		if err := readTable(r.root, f, 256, func(rows []ArtifactVersionRow) error { vs = append(vs, rows...); return nil }); err != nil {
+	var es []ArtifactEntryRow
+	fv, hasV := e.File(TableArtifactVersions)
+	fe, hasE := e.File(TableArtifactEntries)
+	if hasV {
+		if err := readTable(r.root, fv, 256, func(rows []ArtifactVersionRow) error { vs = append(vs, rows...); return nil }); err != nil {
 			return nil, err
 		}
 	}
-	var es []ArtifactEntryRow
-	if f, ok := e.File(TableArtifactEntries); ok {
-		if err := readTable(r.root, f, 1024, func(rows []ArtifactEntryRow) error { es = append(es, rows...); return nil }); err != nil {
+	if hasE {
+		if err := readTable(r.root, fe, 1024, func(rows []ArtifactEntryRow) error { es = append(es, rows...); return nil }); err != nil {
 			return nil, err
+		}
+	}
+	if !hasV && !hasE {
+		files, err := r.Artifacts(e)
+		if err != nil {
+			return nil, err
+		}
+		if vs, es, err = manifestTables(r.root, e.Origin, files); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
 	}
 	type key struct{ name, version, digest string }
