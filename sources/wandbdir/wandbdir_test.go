@@ -388,6 +388,29 @@ func TestSamples(t *testing.T) {
 			t.Errorf("%s: the table file referenced from the summary is not among the artifacts", id)
 		}
 	}
+
+	// y0fap6xc logged a job artifact whose staged files stayed on its
+	// author's machine: its manifest travels, its three entries are named.
+	rd := runs["y0fap6xc"]
+	manifest := slices.IndexFunc(rd.Files, func(f dataset.File) bool {
+		return strings.HasPrefix(f.Path, "wandb-artifacts/job-https___github.com_mozilla") && strings.HasSuffix(f.Path, "/0c99f14f8b705097201ef003bd8a38d4/manifest.json")
+	})
+	if manifest < 0 {
+		t.Fatalf("y0fap6xc: no job artifact manifest among %d files", len(rd.Files))
+	}
+	m, err := schema.ParseManifest(rd.Files[manifest].Content)
+	if err != nil || m.Type != "job" || len(m.Entries) != 3 {
+		t.Errorf("y0fap6xc job manifest: %v %+v", err, m)
+	}
+	var missing []string
+	for _, d := range rd.Run.Damage {
+		if strings.HasPrefix(d, "artifact job-") && strings.Contains(d, "content not found (staged copy /Users/") {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) != 3 {
+		t.Errorf("y0fap6xc: damage %q, want the 3 job artifact entries named", rd.Run.Damage)
+	}
 }
 
 // copyTree copies the regular files and folders under src to dst.
