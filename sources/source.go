@@ -88,3 +88,19 @@ type ProblemReporter interface {
 	// called after the experiments and runs were listed.
 	Problems(ctx context.Context) []string
 }
+
+// Omitter is a source that leaves things out on purpose (deleted runs and
+// experiments unless asked for, kinds of content it does not read) and
+// counts them by kind, so that the job's report names them. It is called
+// after the experiments and runs were listed.
+type Omitter interface {
+	Omitted(ctx context.Context) map[string]int64
+}
+
+// TransformReader is a source over a runferry destination that can say
+// which transform (transform.Chain's String form) the job that wrote a run
+// applied to it, so that check compares with the source as transformed.
+// It returns "" for none, or for a run runferry did not write.
+type TransformReader interface {
+	RecordedTransform(ctx context.Context, run schema.Ref) string
+}

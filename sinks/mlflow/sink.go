@@ -143,6 +143,13 @@ func experimentTags(e schema.Experiment, prefix string) []mlflowapi.Tag {
 		{Key: mlflowapi.TagOrigin, Value: e.Origin.String()},
 		{Key: mlflowapi.TagExpName, Value: e.Name},
 	}
+	// MLflow sets an experiment's creation time itself: the source's is
+	// kept in a tag, which the MLflow source reads back.
+	created := mlflowapi.CreatedAtUnknown
+	if !e.CreatedAt.IsZero() {
+		created = e.CreatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagExpCreatedAt, Value: created})
 	if e.Description != "" {
 		v, _ := mlflowapi.Truncate(e.Description, mlflowapi.MaxExperimentTagValue)
 		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagNote, Value: v})
