@@ -20,7 +20,7 @@ import (
 
 // TestWandbArtifactsRoundTrip: the W&B Artifacts of a run made by the real
 // SDK offline travel W&B folder → Parquet archive → real MLflow server.
-// The missing entry is named (exit 3) at the first copy; duckdb finds every
+// The missing entry is named as a file not copied at the first copy; duckdb finds every
 // carried entry and manifest in the archive's artifacts table, MLflow's own
 // client downloads the same files (content and manifests) from the server,
 // and check passes against both.
@@ -33,10 +33,10 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	ledger := filepath.Join(t.TempDir(), "ledger.db")
 
 	code, out, errOut := runCLI(t, "copy", src, "parquet:"+archive, "--state", ledger)
-	if code != 3 || !strings.Contains(errOut+out, "artifact lost-data") || !strings.Contains(errOut+out, "lost.txt: content not found") {
-		t.Fatalf("copy to the archive: exit %d, want 3 naming the missing entry\n%s\n%s", code, out, errOut)
+	if code != 0 || !strings.Contains(errOut+out, "file not copied wandb:runferry-artifacts/artprod1: wandb-artifacts/lost-data/") || !strings.Contains(errOut+out, "lost.txt: content not found") {
+		t.Fatalf("copy to the archive: exit %d, want 0 naming the missing entry\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "copied 1 runs (12 points, 12 files") {
+	if !strings.Contains(out, "copied 1 runs (") || !strings.Contains(out, " points, 12 files") {
 		t.Errorf("copy to the archive: %s", out)
 	}
 	if code, out, errOut = runCLI(t, "check", src, "parquet:"+archive); code != 0 {
@@ -47,7 +47,7 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	// has: check names it.
 	bare := filepath.Join(t.TempDir(), "bare")
 	noCache := "wandb:" + filepath.Join(dir, "wandb") + "?artifact-cache=" + filepath.Join(dir, "no-cache")
-	if code, out, errOut = runCLI(t, "copy", noCache, "parquet:"+bare, "--state", filepath.Join(t.TempDir(), "l.db")); code != 3 {
+	if code, out, errOut = runCLI(t, "copy", noCache, "parquet:"+bare, "--state", filepath.Join(t.TempDir(), "l.db")); code != 0 {
 		t.Fatalf("copy without the cache: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, _ = runCLI(t, "check", src, "parquet:"+bare)
@@ -139,7 +139,7 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 
 	// The archive into a real MLflow server, then MLflow's own client.
 	dst := "mlflow+" + srv.URL + "?experiment-prefix=art-rt-"
-	if code, out, errOut = runCLI(t, "copy", "parquet:"+archive, dst, "--state", ledger); code != 3 && code != 0 {
+	if code, out, errOut = runCLI(t, "copy", "parquet:"+archive, dst, "--state", ledger); code != 0 {
 		t.Fatalf("copy to MLflow: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, errOut = runCLI(t, "check", src, dst); code != 0 {

@@ -189,10 +189,68 @@ type entryFile struct {
 	problem string
 }
 
+// finder looks for the content of artifact entries whose staged copy is
+// gone: in W&B's artifact cache, and among the run's own files (a
+// wandb.Table logged by a run is also an artifact whose entry is the
+// table file under files/media/).
+type finder struct {
+	cacheDir string
+	files    []fileEntry       // the run's readable files
+	md5s     map[string]string // abs path → base64 MD5, computed on demand
+}
+
+// newFinder returns a finder for ri's entries.
+func newFinder(ri *runInfo, cacheDir string) (*finder, error) {
+	files, err := listFiles(ri)
+	if err != nil {
+		return nil, err
+	}
+	f := &finder{cacheDir: cacheDir, md5s: map[string]string{}}
+	for _, fe := range files {
+		if fe.problem == "" && !fe.folder {
+			f.files = append(f.files, fe)
+		}
+	}
+	return f, nil
+}
+
+// inRunFiles returns a run file with the entry's size and MD5, or "".
+func (f *finder) inRunFiles(e schema.ArtifactEntry) string {
+	for _, fe := range f.files {
+		if fe.size != e.Size {
+			continue
+		}
+		sum, ok := f.md5s[fe.abs]
+		if !ok {
+			sum = md5File(fe.abs)
+			f.md5s[fe.abs] = sum
+		}
+		if sum != "" && sum == e.Digest {
+			return fe.abs
+		}
+	}
+	return ""
+}
+
+// md5File is the base64 MD5 of a file's content, or "" if unreadable.
+func md5File(path string) string {
+	fh, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer fh.Close()
+	h := md5.New()
+	if _, err := io.Copy(h, fh); err != nil {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString(h.Sum(nil))
+}
+
 // locate finds an entry's content: its staged copy (local), else the copy
-// in W&B's artifact cache, either only if its size matches. A reference
-// entry has no content to carry (problem and abs both "").
-func locate(e schema.ArtifactEntry, local, cacheDir string) entryFile {
+// in W&B's artifact cache, either only if its size matches, else a run
+// file of the same size and MD5. A reference entry has no content to
+// carry (problem and abs both "").
+func (f *finder) locate(e schema.ArtifactEntry, local string) entryFile {
 	if e.Ref != "" {
 		return entryFile{}
 	}
@@ -201,7 +259,7 @@ func locate(e schema.ArtifactEntry, local, cacheDir string) entryFile {
 	// with another cache option must give the same notes where the
 	// outcome is the same.
 	var tried []string
-	for i, p := range []string{local, cachePath(cacheDir, e.Digest)} {
+	for i, p := range []string{local, cachePath(f.cacheDir, e.Digest)} {
 		if p == "" {
 			continue
 		}
@@ -223,15 +281,21 @@ func locate(e schema.ArtifactEntry, local, cacheDir string) entryFile {
 			return entryFile{abs: p}
 		}
 	}
-	if len(tried) == 0 {
-		return entryFile{problem: "content not found: no staged copy recorded and no W&B artifact cache to look in"}
+	if p := f.inRunFiles(e); p != "" {
+		return entryFile{abs: p}
 	}
+	tried = append(tried, "not among the run's files")
 	return entryFile{problem: "content not found (" + strings.Join(tried, "; ") + ")"}
 }
 
-// artifactDamage names, for the run's Damage, every logged entry whose
-// content cannot be carried.
-func artifactDamage(a *runArtifacts, cacheDir string) []string {
+// artifactDamage names, for the run's Damage, what the run's log says
+// about artifacts that cannot be carried at all: a name or digest unfit
+// for a folder, a manifest kept outside the log, an entry path that would
+// leave the version's folder. Entries whose content is not found are not
+// damage of the run folder (the SDK staged that content elsewhere on the
+// machine that wrote the run): they are files with a Problem
+// (artifactFiles), named in the report as files not copied.
+func artifactDamage(a *runArtifacts) []string {
 	logged, _ := a.versions()
 	var notes []string
 	for _, v := range logged {
@@ -240,17 +304,39 @@ func artifactDamage(a *runArtifacts, cacheDir string) []string {
 			notes = append(notes, v.problem)
 			continue
 		}
-		for i, e := range m.Entries {
+		for _, e := range m.Entries {
 			if entryPath(e.Path) == "" {
 				notes = append(notes, fmt.Sprintf("artifact %s (%s) entry %q: unsafe path, not carried", m.Name, m.Label(), e.Path))
-				continue
-			}
-			if f := locate(e, v.local[i], cacheDir); f.problem != "" {
-				notes = append(notes, fmt.Sprintf("artifact %s (%s) entry %s: %s", m.Name, m.Label(), e.Path, f.problem))
 			}
 		}
 	}
 	return notes
+}
+
+// contentState describes, for the run's fingerprint, where the content of
+// each logged entry was found (path, size, modification time) or that it
+// was not: the run is read again once content appears or changes.
+func contentState(a *runArtifacts, f *finder) string {
+	logged, _ := a.versions()
+	var b strings.Builder
+	for _, v := range logged {
+		if v.problem != "" {
+			continue
+		}
+		for i, e := range v.manifest.Entries {
+			if entryPath(e.Path) == "" || e.Ref != "" {
+				continue
+			}
+			ef := f.locate(e, v.local[i])
+			fmt.Fprintf(&b, "%s\t%s\t%s\t", v.manifest.Name, v.manifest.Label(), e.Path)
+			if st, err := os.Stat(ef.abs); ef.abs != "" && err == nil {
+				fmt.Fprintf(&b, "%s\t%d\t%d\n", ef.abs, st.Size(), st.ModTime().UnixNano())
+			} else {
+				b.WriteString("missing\n")
+			}
+		}
+	}
+	return b.String()
 }
 
 // artifactFiles returns the run files that carry the logged versions: each
@@ -259,7 +345,7 @@ func artifactDamage(a *runArtifacts, cacheDir string) []string {
 // and <folder>/manifest.json, plus schema.UsedArtifactsFile for the
 // versions it used. Reference entries are only in the manifest.
 // The result is sorted by path.
-func artifactFiles(ctx context.Context, a *runArtifacts, cacheDir string) ([]schema.Artifact, error) {
+func artifactFiles(ctx context.Context, a *runArtifacts, find *finder) ([]schema.Artifact, error) {
 	logged, _ := a.versions()
 	var out []schema.Artifact
 	for _, v := range logged {
@@ -281,7 +367,7 @@ func artifactFiles(ctx context.Context, a *runArtifacts, cacheDir string) ([]sch
 			if p == "" || e.Ref != "" {
 				continue
 			}
-			f := locate(e, v.local[i], cacheDir)
+			f := find.locate(e, v.local[i])
 			art := schema.Artifact{Path: folder + "/" + p, Size: -1, Problem: f.problem}
 			if f.abs != "" {
 				var err error

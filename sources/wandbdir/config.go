@@ -79,8 +79,9 @@ of truth: history, system metrics, config, summary, console output, tags, notes
 and status come from it, run files (files/) become artifacts. W&B Artifacts a
 run logged (offline log_artifact) travel as files under
 wandb-artifacts/<name>/<digest>/ beside their manifest.json, the content taken
-from the SDK's staged copy or its artifact cache, and every entry not found is
-named in the run's damage; the versions it used are listed in
+from the SDK's staged copy, its artifact cache or a run file of the same MD5,
+and every entry not found is named as a file not copied; the versions it used
+are listed in
 wandb-used-artifacts.json. A damaged or
 truncated log is read up to the damage, and the damage is reported on the run.
 

@@ -47,9 +47,8 @@ type runMeta struct {
 
 // readRun reads a run's segments once and builds its schema.Run: identity,
 // metadata, config and summary folded over every segment, status, times and
-// damage notes (artifact entries whose content is not in the staged copy
-// nor in artifactCache among them).
-func readRun(ctx context.Context, ri *runInfo, crash crashRule, artifactCache string) (schema.Run, error) {
+// damage notes (artifact records that cannot be carried among them).
+func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, error) {
 	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}}
 	console := newConsoleCounter()
 	arts := &runArtifacts{}
@@ -94,7 +93,7 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule, artifactCache st
 	ri.setConsolePlan(plan)
 	damage = append(damage, plan.notes...)
 	ri.setArtifacts(arts)
-	damage = append(damage, artifactDamage(arts, artifactCache)...)
+	damage = append(damage, artifactDamage(arts)...)
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
 	m.describe(ri, &r, crash)

@@ -2,6 +2,8 @@ package wandbdir
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -204,7 +206,7 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 				yield(schema.Run{}, ctx.Err())
 				return
 			}
-			r, err := readRun(ctx, ri, s.crashRule(), s.cfg.ArtifactCache)
+			r, err := readRun(ctx, ri, s.crashRule())
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
@@ -392,7 +394,12 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			yield(schema.Artifact{}, err)
 			return
 		}
-		carried, err := artifactFiles(ctx, recs, s.cfg.ArtifactCache)
+		find, err := newFinder(ri, s.cfg.ArtifactCache)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		carried, err := artifactFiles(ctx, recs, find)
 		if err != nil {
 			yield(schema.Artifact{}, err)
 			return
@@ -470,22 +477,31 @@ func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema
 // (see fingerprint): equal fingerprints mean nothing was written since.
 // A run judged crashed (wandb.state=crashed) hashes that too, so a run
 // copied while live is copied again once its silence makes it crashed. A
-// run with artifact entries whose content is missing has none (""), so it
-// is read again, and the content looked for again, on every sync.
+// run that logged artifacts hashes where each entry's content was found,
+// or that it was not, so it is copied again once missing content appears.
 func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
 	ri, err := s.find(ctx, run.Origin)
 	if err != nil {
 		return "", err
 	}
 	crashed := slices.Contains(run.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
+	fp, err := fingerprint(ri, crashed)
+	if err != nil || fp == "" {
+		return fp, err
+	}
 	recs, err := ri.artifactRecords(ctx)
 	if err != nil {
 		return "", err
 	}
-	if len(artifactDamage(recs, s.cfg.ArtifactCache)) > 0 {
-		return "", nil // artifact content is missing: look for it again next time
+	if len(recs.logged) == 0 {
+		return fp, nil
 	}
-	return fingerprint(ri, crashed)
+	find, err := newFinder(ri, s.cfg.ArtifactCache)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(fp + "\n" + contentState(recs, find)))
+	return "wandbdir1:" + hex.EncodeToString(sum[:]), nil
 }
 
 // crashRule is the rule for runs without an exit record.
