@@ -104,3 +104,11 @@ type Omitter interface {
 type TransformReader interface {
 	RecordedTransform(ctx context.Context, run schema.Ref) string
 }
+
+// Sizer is a source that knows, without reading a run's streams, how many
+// metric points and file bytes the run holds, so that progress can be
+// shown in points and bytes with a rate and an estimate of the time left.
+// ok is false when it cannot tell for this run.
+type Sizer interface {
+	Size(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
+}

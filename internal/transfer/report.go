@@ -81,6 +81,10 @@ type Report struct {
 	// settled on (the limit in force longest), for a sink that asks for
 	// AdaptiveWrites.
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
+	// Reached says the source and the sink answered (their Check passed, for
+	// those that have one). A job that failed before copied nothing, and the
+	// CLI prints its error alone, without a summary.
+	Reached bool `json:"-"`
 
 	omitted map[string]int64 // the source's, for Coverage
 }

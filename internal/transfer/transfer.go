@@ -89,14 +89,15 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	}()
 	if c, ok := src.(sources.Checker); ok {
 		if err := c.Check(ctx); err != nil {
-			return rep, failJob(rep, fmt.Errorf("source: %w", err))
+			return rep, failJob(rep, fmt.Errorf("source %s: %w", opt.Source, err))
 		}
 	}
-	if c, ok := dst.(sources.Checker); ok {
+	if c, ok := dst.(sinks.Checker); ok {
 		if err := c.Check(ctx); err != nil {
-			return rep, failJob(rep, fmt.Errorf("sink: %w", err))
+			return rep, failJob(rep, fmt.Errorf("destination %s: %w", opt.Sink, err))
 		}
 	}
+	rep.Reached = true
 	if opt.Filter.seen == nil {
 		opt.Filter = opt.Filter.Track()
 	}
@@ -107,7 +108,8 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	}
 	rep.Warnings = opt.Filter.Unmatched()
 	planned = time.Now().UTC()
-	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs)})
+	points, bytes := sizes(ctx, src, plan)
+	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs), TotalPoints: points, TotalBytes: bytes})
 	if err := j.putIdle(ctx, idle); err != nil {
 		return rep, failJob(rep, err)
 	}
@@ -137,6 +139,23 @@ func unreachable(rep *Report) error {
 		return nil
 	}
 	return fault.Fatal(fmt.Errorf("no run could be written: a server is unreachable: %s", first))
+}
+
+// sizes sums what the planned runs hold, when the source can tell for every
+// one of them; else it returns zeros.
+func sizes(ctx context.Context, src sources.Source, plan []planned) (points, bytes int64) {
+	sz, ok := src.(sources.Sizer)
+	if !ok {
+		return 0, 0
+	}
+	for _, p := range plan {
+		pts, b, ok := sz.Size(ctx, p.run)
+		if !ok {
+			return 0, 0
+		}
+		points, bytes = points+pts, bytes+b
+	}
+	return points, bytes
 }
 
 // putIdle writes the experiments that have no run to transfer, so that an

@@ -147,7 +147,22 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 	}
 }
 
-var _ sources.TransformReader = (*Source)(nil)
+var (
+	_ sources.TransformReader = (*Source)(nil)
+	_ sources.Sizer           = (*Source)(nil)
+)
+
+// Size returns the run's points and file bytes from the manifest.
+func (s *Source) Size(_ context.Context, r schema.Run) (points, bytes int64, ok bool) {
+	e, ok := s.r.Run(r.Origin.String())
+	if !ok {
+		return 0, 0, false
+	}
+	for _, b := range e.Blobs {
+		bytes += b.Bytes
+	}
+	return e.Points, bytes, true
+}
 
 // RecordedTransform returns the transform the run was archived through,
 // from its recorded fingerprint.
