@@ -41,6 +41,17 @@ type ArtifactLister interface {
 	Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error]
 }
 
+// ManifestLister is a source whose runs log or use versioned artifacts
+// (W&B Artifacts). The files of the versions a run logged are also among
+// its Artifacts, under each version's Folder, with the manifest JSON
+// (schema.MarshalManifest) beside them; entries whose content the source
+// lacks come there with a Problem.
+type ManifestLister interface {
+	// Manifests yields the artifact versions the run logged, then those it
+	// used, each canonicalised, in the order the run logged or used them.
+	Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema.ArtifactManifest, error]
+}
+
 // LogReader is a source that holds console output for its runs.
 type LogReader interface {
 	// Logs yields the run's console lines in the order they were written.

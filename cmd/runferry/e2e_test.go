@@ -43,7 +43,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 	}
 
 	code, out, errOut = runCLI(t, "copy", fixtures, "parquet:"+archive, "--state", ledger, "--report", report)
-	if code != 0 || !strings.Contains(out, "copied 6 runs (142 points, 14 files") {
+	if code != 0 || !strings.Contains(out, "copied 6 runs (142 points, 15 files") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	var rep transfer.Report

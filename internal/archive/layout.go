@@ -29,10 +29,15 @@ const (
 	TableRichValues  = "rich_values"
 	TableLogs        = "logs"
 	TableArtifacts   = "artifacts"
+	// TableArtifactVersions and TableArtifactEntries index the W&B
+	// Artifacts manifests among a run's files (see ArtifactVersionRow).
+	TableArtifactVersions = "artifact_versions"
+	TableArtifactEntries  = "artifact_entries"
 )
 
 // Tables lists every table folder.
-var Tables = []string{TableExperiments, TableRuns, TableParams, TableTags, TableMetrics, TableRichValues, TableLogs, TableArtifacts}
+var Tables = []string{TableExperiments, TableRuns, TableParams, TableTags, TableMetrics, TableRichValues, TableLogs, TableArtifacts,
+	TableArtifactVersions, TableArtifactEntries}
 
 // Fixed names inside an archive.
 const (

@@ -238,6 +238,16 @@ func (rw *RunWriter) finish() (*RunEntry, error) {
 	if err := add(writeTable(root, TableArtifacts, origin, snap, rw.arts)); err != nil {
 		return nil, err
 	}
+	versions, entries, err := rw.artifactTables()
+	if err != nil {
+		return nil, err
+	}
+	if err := add(writeTable(root, TableArtifactVersions, origin, snap, versions)); err != nil {
+		return nil, err
+	}
+	if err := add(writeTable(root, TableArtifactEntries, origin, snap, entries)); err != nil {
+		return nil, err
+	}
 	for sha, n := range rw.blobs {
 		entry.Blobs = append(entry.Blobs, BlobEntry{SHA256: sha, Bytes: n})
 	}

@@ -315,7 +315,10 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	if err := res.compareStreams(ctx, src, dst, want.Origin); err != nil {
 		return err
 	}
-	return res.compareFiles(ctx, src, dst, want.Origin)
+	if err := res.compareFiles(ctx, src, dst, want.Origin); err != nil {
+		return err
+	}
+	return res.compareManifests(ctx, src, dst, want.Origin)
 }
 
 func (res *Result) compareKV(id schema.Ref, what string, want, got map[string]string) {

@@ -137,3 +137,20 @@ func lookPath(name string, extra ...string) (string, bool) {
 	}
 	return "", false
 }
+
+// WandbArtifactRun runs testdata/wandb/generate_artifacts.py with the venv's
+// python (the real wandb SDK, offline) into a fresh temporary folder and
+// returns that folder: wandb/ holds the run, cache/artifacts the SDK's
+// artifact cache and expected.json what the run logged (see the script).
+func WandbArtifactRun(t testing.TB) string {
+	t.Helper()
+	py := Python(t)
+	out := t.TempDir()
+	script := filepath.Join(RepoRoot(t), "testdata", "wandb", "generate_artifacts.py")
+	cmd := exec.Command(py, script, out)
+	cmd.Env = append(os.Environ(), "HOME="+out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: %s: %v\n%s", script, err, b)
+	}
+	return out
+}

@@ -170,9 +170,14 @@ func digestRecord(rec Record) map[string]any {
 		a := rec.Artifact
 		entries := [][]any{}
 		for _, e := range a.Entries {
-			entries = append(entries, []any{e.Path, e.Digest, e.Size})
+			entries = append(entries, []any{e.Path, e.Digest, e.Size, e.Ref, e.LocalPath, e.BirthArtifactID})
 		}
-		return map[string]any{"name": a.Name, "type": a.Type, "digest": a.Digest, "entries": entries}
+		return map[string]any{"name": a.Name, "type": a.Type, "digest": a.Digest, "aliases": nonNil(a.Aliases),
+			"client_id": a.ClientID, "sequence_client_id": a.SequenceClientID,
+			"manifest": []any{a.ManifestVersion, a.StoragePolicy, a.ManifestFile}, "entries": entries}
+	case KindUseArtifact:
+		u := rec.UseArtifact
+		return map[string]any{"id": u.ID, "type": u.Type, "name": u.Name, "job_name": u.JobName}
 	case KindEnvironment:
 		e := rec.Environment
 		return map[string]any{"program": e.Program, "args": nonNil(e.Args), "python": e.Python, "os": e.OS}

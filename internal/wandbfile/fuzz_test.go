@@ -98,6 +98,10 @@ func FuzzDecode(f *testing.F) {
 	f.Add(historyPayload(3, 7, map[string]string{"loss": "0.5", "acc": "NaN"}))
 	f.Add(recordWith(1, KindRun, pbString(pbBytes(nil, 21, pbString(nil, 1, "git")), 1, "id")))
 	f.Add(recordWith(1, KindMetric, pbBytes(pbString(nil, 1, "m"), 7, pbVarint(nil, 1, 1))))
+	entry := pbVarint(pbString(pbString(pbString(nil, 1, "a/b.txt"), 2, "md5=="), 6, "/stage/t"), 4, 9)
+	f.Add(recordWith(1, KindArtifact, pbBytes(pbString(pbString(nil, 4, "model"), 5, "m"), 12,
+		pbBytes(pbString(pbVarint(nil, 1, 1), 5, "/m.gz"), 4, entry))))
+	f.Add(recordWith(1, KindUseArtifact, pbBytes(pbString(nil, 3, "m:v0"), 4, pbString(nil, 1, "job"))))
 	_, payloads := sampleSeeds(0, 30)
 	for _, p := range payloads {
 		f.Add(p)

@@ -105,38 +105,61 @@ type Metric struct {
 // metricSummaryNames are the MetricSummary bool fields by field number.
 var metricSummaryNames = [...]string{1: "min", 2: "max", 3: "mean", 4: "best", 5: "last", 6: "none", 7: "copy", 8: "first"}
 
-// Artifact is an ArtifactRecord (an offline log_artifact), with its manifest
-// entries.
+// Artifact is an ArtifactRecord: an artifact version a run logged. W&B
+// persists it for offline `log_artifact` (online runs send a request that
+// is not persisted). Its manifest is inline (Entries) unless it was too
+// large, in which case ManifestFile names a gzipped JSON-lines file on the
+// machine that wrote the run. Version numbers are not in the record: the
+// server assigns them on sync.
 type Artifact struct {
-	RunID       string          `json:"run_id,omitempty"`
-	Project     string          `json:"project,omitempty"`
-	Entity      string          `json:"entity,omitempty"`
-	Type        string          `json:"type"`
-	Name        string          `json:"name"`
-	Digest      string          `json:"digest,omitempty"`
-	Description string          `json:"description,omitempty"`
-	Metadata    string          `json:"metadata,omitempty"` // a JSON document
-	Aliases     []string        `json:"aliases,omitempty"`
-	Tags        []string        `json:"tags,omitempty"`
-	Entries     []ArtifactEntry `json:"entries,omitempty"`
+	RunID       string   `json:"run_id,omitempty"`
+	Project     string   `json:"project,omitempty"`
+	Entity      string   `json:"entity,omitempty"`
+	Type        string   `json:"type"`
+	Name        string   `json:"name"`
+	Digest      string   `json:"digest,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Metadata    string   `json:"metadata,omitempty"` // a JSON document
+	Aliases     []string `json:"aliases,omitempty"`
+	Tags        []string `json:"tags,omitempty"`
+	// ClientID and SequenceClientID are the SDK's ids of this version and
+	// of its collection; BaseID the version an incremental one builds on.
+	ClientID         string `json:"client_id,omitempty"`
+	SequenceClientID string `json:"sequence_client_id,omitempty"`
+	BaseID           string `json:"base_id,omitempty"`
+	// ManifestVersion and StoragePolicy are the manifest's format.
+	ManifestVersion int32           `json:"manifest_version,omitempty"`
+	StoragePolicy   string          `json:"storage_policy,omitempty"`
+	ManifestFile    string          `json:"manifest_file_path,omitempty"`
+	Entries         []ArtifactEntry `json:"entries,omitempty"`
 }
 
 // ArtifactEntry is one file of an artifact manifest.
 type ArtifactEntry struct {
 	Path string `json:"path"`
-	// Digest is usually the base64 MD5 of the content.
+	// Digest is usually the base64 MD5 of the content; for a reference
+	// entry it is whatever the referenced store vouches for (an ETag).
 	Digest string `json:"digest,omitempty"`
-	// Ref is an external reference (s3://, gs://, https://...).
-	Ref       string `json:"ref,omitempty"`
-	Size      int64  `json:"size,omitempty"`
-	LocalPath string `json:"local_path,omitempty"`
+	// Ref is an external reference (s3://, gs://, https://...): the
+	// content lives there, not in the artifact.
+	Ref  string `json:"ref,omitempty"`
+	Size int64  `json:"size,omitempty"`
+	// LocalPath is where the SDK staged the content on the writing machine.
+	LocalPath       string `json:"local_path,omitempty"`
+	Mimetype        string `json:"mimetype,omitempty"`
+	BirthArtifactID string `json:"birth_artifact_id,omitempty"`
 }
 
-// UseArtifact is a UseArtifactRecord: the run used (consumed) an artifact.
+// UseArtifact is a UseArtifactRecord: the run used (consumed) an artifact
+// version. Name carries the version or alias ("name:v3"); ID is the
+// server's id of the version. The SDK refuses use_artifact offline, so
+// only runs that were online hold these.
 type UseArtifact struct {
 	ID   string `json:"id,omitempty"`
 	Type string `json:"type,omitempty"`
 	Name string `json:"name,omitempty"`
+	// JobName is PartialJobArtifact.job_name, for a partial job artifact.
+	JobName string `json:"job_name,omitempty"`
 }
 
 // TBRecord is a TBRecord: a TensorBoard log directory synced with the run.
@@ -280,7 +303,8 @@ func decodeMetricSummary(f field, m *Metric) error {
 // decodeArtifact decodes an ArtifactRecord.
 func decodeArtifact(b []byte) (*Artifact, error) {
 	a := &Artifact{}
-	strs := map[int]*string{1: &a.RunID, 2: &a.Project, 3: &a.Entity, 4: &a.Type, 5: &a.Name, 6: &a.Digest, 7: &a.Description, 8: &a.Metadata}
+	strs := map[int]*string{1: &a.RunID, 2: &a.Project, 3: &a.Entity, 4: &a.Type, 5: &a.Name, 6: &a.Digest,
+		7: &a.Description, 8: &a.Metadata, 15: &a.ClientID, 16: &a.SequenceClientID, 17: &a.BaseID}
 	err := walkFields(b, func(f field) error {
 		if dst, ok := strs[int(f.num)]; ok {
 			return f.setStr(dst)
@@ -289,7 +313,7 @@ func decodeArtifact(b []byte) (*Artifact, error) {
 		case 11:
 			return f.appendStr(&a.Aliases)
 		case 12:
-			return within("manifest", decodeManifest(f, &a.Entries))
+			return within("manifest", decodeManifest(f, a))
 		case 19:
 			return f.appendStr(&a.Tags)
 		}
@@ -298,14 +322,22 @@ func decodeArtifact(b []byte) (*Artifact, error) {
 	return a, err
 }
 
-// decodeManifest decodes the contents (field 4) of an ArtifactManifest.
-func decodeManifest(f field, entries *[]ArtifactEntry) error {
+// decodeManifest decodes an ArtifactManifest into a.
+func decodeManifest(f field, a *Artifact) error {
 	b, err := f.message()
 	if err != nil {
 		return err
 	}
 	return walkFields(b, func(g field) error {
-		if g.num != 4 {
+		switch g.num {
+		case 1:
+			return g.setInt32(&a.ManifestVersion)
+		case 2:
+			return g.setStr(&a.StoragePolicy)
+		case 5:
+			return g.setStr(&a.ManifestFile)
+		case 4:
+		default:
 			return nil
 		}
 		eb, err := g.message()
@@ -323,12 +355,16 @@ func decodeManifest(f field, entries *[]ArtifactEntry) error {
 				return h.setStr(&e.Ref)
 			case 4:
 				return h.setInt64(&e.Size)
+			case 5:
+				return h.setStr(&e.Mimetype)
 			case 6:
 				return h.setStr(&e.LocalPath)
+			case 7:
+				return h.setStr(&e.BirthArtifactID)
 			}
 			return nil
 		})
-		*entries = append(*entries, e)
+		a.Entries = append(a.Entries, e)
 		return within("contents", err)
 	})
 }
@@ -344,6 +380,17 @@ func decodeUseArtifact(b []byte) (*UseArtifact, error) {
 			return f.setStr(&u.Type)
 		case 3:
 			return f.setStr(&u.Name)
+		case 4:
+			pb, err := f.message()
+			if err != nil {
+				return err
+			}
+			return within("partial", walkFields(pb, func(g field) error {
+				if g.num == 1 {
+					return g.setStr(&u.JobName)
+				}
+				return nil
+			}))
 		}
 		return nil
 	})

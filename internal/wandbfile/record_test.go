@@ -149,15 +149,35 @@ func TestDecodeSmallRecords(t *testing.T) {
 		t.Errorf("metric %+v", m.Metric)
 	}
 	entry := pbVarint(pbString(pbString(nil, 1, "data.csv"), 2, "md5=="), 4, 1234)
-	art := pbString(pbString(nil, 4, "dataset"), 5, "train-data")
-	art = pbBytes(art, 12, pbBytes(nil, 4, entry))
+	entry = pbString(pbString(pbString(pbString(entry, 3, "s3://b/k"), 5, "text/csv"), 6, "/stage/tmp1"), 7, "birth")
+	art := pbString(pbString(pbString(nil, 4, "dataset"), 5, "train-data"), 6, "0123abcd")
+	art = pbString(pbString(pbString(art, 11, "latest"), 11, "best"), 15, "client")
+	art = pbString(pbString(art, 16, "seq"), 17, "base")
+	manifest := pbBytes(pbString(pbVarint(nil, 1, 1), 2, "wandb-storage-policy-v1"), 4, entry)
+	manifest = pbBytes(pbString(manifest, 5, "/stage/m.jsonl.gz"), 4, pbString(nil, 1, "b.txt"))
+	art = pbBytes(art, 12, manifest)
 	a := mustDecode(t, recordWith(1, KindArtifact, art))
-	if a.Artifact.Type != "dataset" || a.Artifact.Name != "train-data" || len(a.Artifact.Entries) != 1 || a.Artifact.Entries[0].Size != 1234 {
-		t.Errorf("artifact %+v", a.Artifact)
+	wantArt := &Artifact{Type: "dataset", Name: "train-data", Digest: "0123abcd", Aliases: []string{"latest", "best"},
+		ClientID: "client", SequenceClientID: "seq", BaseID: "base", ManifestVersion: 1,
+		StoragePolicy: "wandb-storage-policy-v1", ManifestFile: "/stage/m.jsonl.gz",
+		Entries: []ArtifactEntry{
+			{Path: "data.csv", Digest: "md5==", Ref: "s3://b/k", Size: 1234, LocalPath: "/stage/tmp1", Mimetype: "text/csv", BirthArtifactID: "birth"},
+			{Path: "b.txt"},
+		}}
+	if !reflect.DeepEqual(a.Artifact, wantArt) {
+		t.Errorf("artifact\n got %+v\nwant %+v", a.Artifact, wantArt)
 	}
-	use := mustDecode(t, recordWith(1, KindUseArtifact, pbString(pbString(nil, 2, "model"), 3, "m:v1")))
-	if use.UseArtifact.Type != "model" || use.UseArtifact.Name != "m:v1" {
-		t.Errorf("use_artifact %+v", use.UseArtifact)
+	useRec := pbString(pbString(pbString(nil, 1, "QXJ0aWZhY3Q6MQ=="), 2, "model"), 3, "m:v1")
+	useRec = pbBytes(useRec, 4, pbString(nil, 1, "job-x"))
+	use := mustDecode(t, recordWith(1, KindUseArtifact, useRec))
+	if want := (&UseArtifact{ID: "QXJ0aWZhY3Q6MQ==", Type: "model", Name: "m:v1", JobName: "job-x"}); !reflect.DeepEqual(use.UseArtifact, want) {
+		t.Errorf("use_artifact %+v, want %+v", use.UseArtifact, want)
+	}
+	if _, err := Decode(recordWith(1, KindArtifact, pbVarint(nil, 12, 3))); err == nil || !strings.Contains(err.Error(), "manifest") {
+		t.Errorf("manifest with a wrong wire type: %v", err)
+	}
+	if _, err := Decode(recordWith(1, KindUseArtifact, pbVarint(nil, 4, 3))); err == nil || !strings.Contains(err.Error(), "use_artifact: field 4") {
+		t.Errorf("partial with a wrong wire type: %v", err)
 	}
 	for _, k := range []Kind{KindFinal, KindFooter, KindPreempting, KindLinkArtifact, KindRequest} {
 		if rec := mustDecode(t, recordWith(1, k, nil)); rec.Kind != k || rec.Content() != nil {

@@ -60,6 +60,7 @@ type Source struct {
 var (
 	_ sources.Source          = (*Source)(nil)
 	_ sources.ArtifactLister  = (*Source)(nil)
+	_ sources.ManifestLister  = (*Source)(nil)
 	_ sources.LogReader       = (*Source)(nil)
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
@@ -257,6 +258,33 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 				return
 			}
 			if !yield(s.artifact(row), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Manifests yields the W&B Artifacts versions the run logged, then those
+// it used, from the archive's artifact_versions and artifact_entries
+// tables (none for runs archived before those tables existed).
+func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema.ArtifactManifest, error] {
+	return func(yield func(schema.ArtifactManifest, error) bool) {
+		e, err := s.entry(run)
+		if err != nil {
+			yield(schema.ArtifactManifest{}, err)
+			return
+		}
+		ms, err := s.r.ArtifactManifests(e)
+		if err != nil {
+			yield(schema.ArtifactManifest{}, classify(err))
+			return
+		}
+		for _, m := range ms {
+			if ctx.Err() != nil {
+				yield(schema.ArtifactManifest{}, ctx.Err())
+				return
+			}
+			if !yield(m, nil) {
 				return
 			}
 		}

@@ -24,6 +24,11 @@ type Config struct {
 	// wandb.state=crashed) rather than live (RUNNING). Zero means
 	// DefaultCrashedAfter.
 	CrashedAfter time.Duration
+	// ArtifactCache is the wandb SDK's artifact cache folder, searched by
+	// MD5 for artifact entries whose staged copy is gone. "" means
+	// defaultArtifactCache ($WANDB_CACHE_DIR/artifacts, else the user's
+	// cache folder's wandb/artifacts).
+	ArtifactCache string
 }
 
 // DefaultCrashedAfter is the silence after which a run without an exit
@@ -51,6 +56,12 @@ var options = []location.Option{
 			"run is FAILED with the tag wandb.state=crashed; a run heard from within the duration " +
 			"is RUNNING with wandb.state=running.",
 	},
+	{
+		Name: "artifact-cache",
+		Help: "The wandb SDK's artifact cache folder, searched (obj/md5/...) for the content of " +
+			"artifact entries whose staged copy (the path the run's log records) is gone. Default: " +
+			"$WANDB_CACHE_DIR/artifacts, else ~/.cache/wandb/artifacts.",
+	},
 }
 
 // Description documents the wandb: location for help, `runferry backends`
@@ -65,7 +76,13 @@ func Description() location.Description {
 and dryrun-* folders from SDKs before 0.10), found by walking PATH; symlinked
 folders such as latest-run are not followed. The binary .wandb log is the source
 of truth: history, system metrics, config, summary, console output, tags, notes
-and status come from it, run files (files/) become artifacts. A damaged or
+and status come from it, run files (files/) become artifacts. W&B Artifacts a
+run logged (offline log_artifact) travel as files under
+wandb-artifacts/<name>/<digest>/ beside their manifest.json, the content taken
+from the SDK's staged copy, its artifact cache or a run file of the same MD5,
+and every entry not found is named as a file not copied; the versions it used
+are listed in
+wandb-used-artifacts.json. A damaged or
 truncated log is read up to the damage, and the damage is reported on the run.
 
 One experiment per W&B entity/project (origin ENTITY/PROJECT, or PROJECT for
@@ -78,7 +95,7 @@ folders of a resumed run are merged in start-time order.`,
 
 // ParseConfig reads a Config from a location.
 func ParseConfig(loc location.Location) (Config, error) {
-	cfg := Config{Root: loc.Path, Entity: loc.Query("entity")}
+	cfg := Config{Root: loc.Path, Entity: loc.Query("entity"), ArtifactCache: loc.Query("artifact-cache")}
 	if loc.URL != nil {
 		for name := range loc.URL.Query() {
 			if !slices.ContainsFunc(options, func(o location.Option) bool { return o.Name == name }) {

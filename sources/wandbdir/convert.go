@@ -47,13 +47,15 @@ type runMeta struct {
 
 // readRun reads a run's segments once and builds its schema.Run: identity,
 // metadata, config and summary folded over every segment, status, times and
-// damage notes.
+// damage notes (artifact records that cannot be carried among them).
 func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, error) {
 	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}}
 	console := newConsoleCounter()
+	arts := &runArtifacts{}
 	h := handler{
 		record: func(seg *segment, rec *wandbfile.Record) error {
 			console.record(seg, rec)
+			arts.record(rec)
 			return m.record(seg, rec)
 		},
 		damage:  console.damage,
@@ -90,6 +92,8 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 	}
 	ri.setConsolePlan(plan)
 	damage = append(damage, plan.notes...)
+	ri.setArtifacts(arts)
+	damage = append(damage, artifactDamage(arts)...)
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
 	m.describe(ri, &r, crash)

@@ -69,8 +69,9 @@ type runInfo struct {
 	project  string
 	segments []*segment // in start-time order
 
-	mu      sync.Mutex
-	console *consolePlan // nil until made (see consolePlan)
+	mu        sync.Mutex
+	console   *consolePlan  // nil until made (see consolePlan)
+	artifacts *runArtifacts // nil until read (see artifactRecords)
 }
 
 // legacyFiles are the run files that mark a folder written by an SDK before

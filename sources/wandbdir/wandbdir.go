@@ -2,6 +2,8 @@ package wandbdir
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -41,6 +43,7 @@ type Source struct {
 var (
 	_ sources.Source          = (*Source)(nil)
 	_ sources.ArtifactLister  = (*Source)(nil)
+	_ sources.ManifestLister  = (*Source)(nil)
 	_ sources.LogReader       = (*Source)(nil)
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
@@ -79,6 +82,9 @@ func New(cfg Config) (*Source, error) {
 	cfg.Root = abs
 	if cfg.CrashedAfter <= 0 {
 		cfg.CrashedAfter = DefaultCrashedAfter
+	}
+	if cfg.ArtifactCache == "" {
+		cfg.ArtifactCache = defaultArtifactCache()
 	}
 	return &Source{cfg: cfg, now: time.Now()}, nil
 }
@@ -367,7 +373,10 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 
 // Artifacts yields the run's files sorted by path, each hashed (SHA-256)
 // as it is yielded. Files that cannot be read come with a Problem; an
-// unreadable folder yields nothing (the run's Damage names it).
+// unreadable folder yields nothing (the run's Damage names it). Among them
+// are the artifact versions the run logged (see artifactFiles): each
+// entry's content under wandb-artifacts/<name>/<version or digest>/, with
+// a Problem when it was not found, and the version's manifest.json.
 func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
 	return func(yield func(schema.Artifact, error) bool) {
 		ri, err := s.find(ctx, run)
@@ -380,10 +389,35 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			yield(schema.Artifact{}, err)
 			return
 		}
+		recs, err := ri.artifactRecords(ctx)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		find, err := newFinder(ri, s.cfg.ArtifactCache)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		carried, err := artifactFiles(ctx, recs, find)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		taken := map[string]bool{}
+		for _, f := range files {
+			taken[f.path] = true
+		}
 		for _, f := range files {
 			if ctx.Err() != nil {
 				yield(schema.Artifact{}, ctx.Err())
 				return
+			}
+			for len(carried) > 0 && carried[0].Path < f.path {
+				if !yield(carried[0], nil) {
+					return
+				}
+				carried = carried[1:]
 			}
 			if f.folder {
 				continue // not a file: named in the run's Damage
@@ -396,6 +430,45 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			if !yield(a, nil) {
 				return
 			}
+			for len(carried) > 0 && carried[0].Path == f.path {
+				// A run file already has the path: it wins.
+				carried = carried[1:]
+			}
+		}
+		for _, a := range carried {
+			if !yield(a, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Manifests yields the artifact versions the run logged (offline
+// log_artifact records; version "" as the server assigns it on sync, so
+// their folder is named by digest), then those it used (use_artifact
+// records of runs that were online; no entries).
+func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema.ArtifactManifest, error] {
+	return func(yield func(schema.ArtifactManifest, error) bool) {
+		ri, err := s.find(ctx, run)
+		if err != nil {
+			yield(schema.ArtifactManifest{}, err)
+			return
+		}
+		recs, err := ri.artifactRecords(ctx)
+		if err != nil {
+			yield(schema.ArtifactManifest{}, err)
+			return
+		}
+		logged, used := recs.versions()
+		for _, v := range logged {
+			if !yield(v.manifest, nil) {
+				return
+			}
+		}
+		for _, m := range used {
+			if !yield(m, nil) {
+				return
+			}
 		}
 	}
 }
@@ -403,14 +476,32 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 // Fingerprint hashes the sizes and modification times of the run's files
 // (see fingerprint): equal fingerprints mean nothing was written since.
 // A run judged crashed (wandb.state=crashed) hashes that too, so a run
-// copied while live is copied again once its silence makes it crashed.
+// copied while live is copied again once its silence makes it crashed. A
+// run that logged artifacts hashes where each entry's content was found,
+// or that it was not, so it is copied again once missing content appears.
 func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
 	ri, err := s.find(ctx, run.Origin)
 	if err != nil {
 		return "", err
 	}
 	crashed := slices.Contains(run.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
-	return fingerprint(ri, crashed)
+	fp, err := fingerprint(ri, crashed)
+	if err != nil || fp == "" {
+		return fp, err
+	}
+	recs, err := ri.artifactRecords(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(recs.logged) == 0 {
+		return fp, nil
+	}
+	find, err := newFinder(ri, s.cfg.ArtifactCache)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(fp + "\n" + contentState(recs, find)))
+	return "wandbdir1:" + hex.EncodeToString(sum[:]), nil
 }
 
 // crashRule is the rule for runs without an exit record.

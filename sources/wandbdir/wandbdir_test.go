@@ -389,6 +389,35 @@ func TestSamples(t *testing.T) {
 			t.Errorf("%s: the table file referenced from the summary is not among the artifacts", id)
 		}
 	}
+
+	// y0fap6xc logged a job artifact whose staged files stayed on its
+	// author's machine: its manifest travels, requirements.frozen.txt is
+	// found among the run's files (same MD5), and the two entries found
+	// nowhere are named (diff.patch was removed from the samples).
+	rd := runs["y0fap6xc"]
+	manifest := slices.IndexFunc(rd.Files, func(f dataset.File) bool {
+		return strings.HasPrefix(f.Path, "wandb-artifacts/job-https___github.com_mozilla") && strings.HasSuffix(f.Path, "/0c99f14f8b705097201ef003bd8a38d4/manifest.json")
+	})
+	if manifest < 0 {
+		t.Fatalf("y0fap6xc: no job artifact manifest among %d files", len(rd.Files))
+	}
+	m, err := schema.ParseManifest(rd.Files[manifest].Content)
+	if err != nil || m.Type != "job" || len(m.Entries) != 3 {
+		t.Errorf("y0fap6xc job manifest: %v %+v", err, m)
+	}
+	var missing []string
+	for _, f := range rd.Files {
+		if strings.HasPrefix(f.Path, "wandb-artifacts/job-") && strings.Contains(f.Problem, "content not found (staged copy /Users/") {
+			missing = append(missing, f.Path)
+		}
+	}
+	if len(missing) != 2 || !strings.HasSuffix(missing[0], "/diff.patch") || !strings.HasSuffix(missing[1], "/wandb-job.json") {
+		t.Errorf("y0fap6xc: files with problems %q, want diff.patch and wandb-job.json named", missing)
+	}
+	req := strings.TrimSuffix(rd.Files[manifest].Path, "manifest.json") + "requirements.frozen.txt"
+	if i := slices.IndexFunc(rd.Files, func(f dataset.File) bool { return f.Path == req }); i < 0 || len(rd.Files[i].Content) != int(m.Entries[1].Size) {
+		t.Errorf("y0fap6xc: %s not carried from the run's files", req)
+	}
 }
 
 // copyTree copies the regular files and folders under src to dst.

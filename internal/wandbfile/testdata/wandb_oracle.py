@@ -96,8 +96,14 @@ def digest(r, kind):
         return {"paths": [f.path for f in r.files.files], "policies": [f.policy for f in r.files.files]}
     if kind == "artifact":
         a = r.artifact
-        return {"name": a.name, "type": a.type, "digest": a.digest,
-                "entries": [[e.path, e.digest, e.size] for e in a.manifest.contents]}
+        return {"name": a.name, "type": a.type, "digest": a.digest, "aliases": list(a.aliases),
+                "client_id": a.client_id, "sequence_client_id": a.sequence_client_id,
+                "manifest": [a.manifest.version, a.manifest.storage_policy, a.manifest.manifest_file_path],
+                "entries": [[e.path, e.digest, e.size, e.ref, e.local_path, e.birth_artifact_id]
+                            for e in a.manifest.contents]}
+    if kind == "use_artifact":
+        u = r.use_artifact
+        return {"id": u.id, "type": u.type, "name": u.name, "job_name": u.partial.job_name}
     if kind == "environment":
         e = r.environment
         return {"program": e.program, "args": list(e.args), "python": e.python, "os": e.os}
