@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/runferry/runferry/schema"
@@ -60,7 +59,7 @@ func OpenWriter(root string) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockFileExclusive(lock); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("%s: %w", root, ErrLocked)
 	}
