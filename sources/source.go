@@ -77,3 +77,15 @@ type ProblemReporter interface {
 	// called after the experiments and runs were listed.
 	Problems(ctx context.Context) []string
 }
+
+// FormerOriginer is a source whose origins changed between runferry
+// versions (MLflow origins gained the server, W&B origins without an
+// entity gained the folder). FormerOrigins returns the origins earlier
+// versions gave the experiment or run that now has origin ref, none when it
+// is unchanged; it does no I/O. The engine hands them to the sink
+// (sinks.FormerOriginsSetter) and looks them up in its ledger, so a copy
+// written under a former origin is found and replaced by one under the new
+// origin instead of being duplicated.
+type FormerOriginer interface {
+	FormerOrigins(ref schema.Ref) []schema.Ref
+}
