@@ -146,7 +146,9 @@ func TestNativeRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Native origins name the server: mlflow:HOST:PORT/ID.
-	ref := func(id string) schema.Ref { return schema.Ref{System: "mlflow", ID: strings.TrimPrefix(srv.URL, "http://") + "/" + id} }
+	ref := func(id string) schema.Ref {
+		return schema.Ref{System: "mlflow", ID: strings.TrimPrefix(srv.URL, "http://") + "/" + id}
+	}
 	wantExp := []schema.Experiment{{Origin: ref(ids.Experiment), Name: "exp",
 		Tags: []schema.Tag{{Key: "team", Value: "native"}}}}
 	got.Experiments[0].CreatedAt = wantExp[0].CreatedAt

@@ -77,7 +77,9 @@ var fieldTags = []string{mlflowapi.TagRunName, mlflowapi.TagUser, mlflowapi.TagN
 func (l *loaded) want(t *testing.T, url string) *dataset.Dataset {
 	d := &dataset.Dataset{}
 	// Native origins name the server: mlflow:HOST:PORT/ID.
-	ref := func(id string) schema.Ref { return schema.Ref{System: "mlflow", ID: strings.TrimPrefix(url, "http://") + "/" + id} }
+	ref := func(id string) schema.Ref {
+		return schema.Ref{System: "mlflow", ID: strings.TrimPrefix(url, "http://") + "/" + id}
+	}
 	for _, e := range l.Experiments {
 		d.Experiments = append(d.Experiments, schema.Experiment{Origin: ref(e.ID), Name: e.Name, Deleted: e.Deleted})
 	}
