@@ -68,9 +68,11 @@ of truth: history, system metrics, config, summary, console output, tags, notes
 and status come from it, run files (files/) become artifacts. A damaged or
 truncated log is read up to the damage, and the damage is reported on the run.
 
-One experiment per W&B entity/project (origin ENTITY/PROJECT, or PROJECT for
-offline runs without an entity); one run per run id (origin ENTITY/PROJECT/ID):
-folders of a resumed run are merged in start-time order.`,
+One experiment per W&B entity/project (origin ENTITY/PROJECT; for offline runs
+without an entity FOLDER#PROJECT, FOLDER being the absolute, symlink-free path
+of the folder holding the run folders); one run per run id (origin
+ENTITY/PROJECT/ID, or FOLDER#PROJECT/ID): folders of a resumed run are merged
+in start-time order.`,
 		Options: options,
 		Example: "runferry copy wandb:./wandb parquet:./archive",
 	}
