@@ -243,10 +243,10 @@ func testCancel(t *testing.T, opt Opt) {
 	expectEqual(t, opt, want, read)
 }
 
-// renamed returns d with every origin (of experiments, runs, run
+// Renamed returns d with every origin (of experiments, runs, run
 // experiments and parents) given a new id, "instance-b/" + the old one, as
 // a source does whose origins came to name its instance.
-func renamed(d *dataset.Dataset) *dataset.Dataset {
+func Renamed(d *dataset.Dataset) *dataset.Dataset {
 	d = d.Clone()
 	re := func(r schema.Ref) schema.Ref {
 		if r.IsZero() {
@@ -263,11 +263,12 @@ func renamed(d *dataset.Dataset) *dataset.Dataset {
 	return d
 }
 
-// formerSource is a memory source whose origins have former origins: the
-// id without "instance-b/".
-type formerSource struct{ *memsrc.Source }
+// FormerSource is a memory source (over a Renamed dataset) whose origins
+// have former origins: the id without "instance-b/".
+type FormerSource struct{ *memsrc.Source }
 
-func (formerSource) FormerOrigins(ref schema.Ref) []schema.Ref {
+// FormerOrigins implements sources.FormerOriginer.
+func (FormerSource) FormerOrigins(ref schema.Ref) []schema.Ref {
 	if id, ok := strings.CutPrefix(ref.ID, "instance-b/"); ok {
 		return []schema.Ref{{System: ref.System, ID: id}}
 	}
@@ -282,13 +283,13 @@ func (formerSource) FormerOrigins(ref schema.Ref) []schema.Ref {
 // nothing.
 func testFormerOrigins(t *testing.T, opt Opt) {
 	old := dataset.Canonical()
-	want := renamed(old)
+	want := Renamed(old)
 	dst, read := opt.New(t)
 	if rep, err := copyAll(t, memsrc.New(old), dst, 1); err != nil || rep.Totals.Failed != 0 {
 		t.Fatalf("first copy: %v %+v", err, rep.Totals)
 	}
 	dst = reopen(t, opt, dst)
-	src := formerSource{memsrc.New(want)}
+	src := FormerSource{memsrc.New(want)}
 	setter, ok := dst.(sinks.FormerOriginsSetter)
 	if !ok {
 		t.Fatal("the sink does not implement sinks.FormerOriginsSetter: a source whose origins changed would be copied twice")
