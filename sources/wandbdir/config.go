@@ -40,7 +40,8 @@ var options = []location.Option{
 		Name: "entity",
 		Help: "W&B entity (user or team) assumed for runs that name none. Offline runs usually " +
 			"have no entity until synced; with this option their experiment and run origins " +
-			"become ENTITY/PROJECT and ENTITY/PROJECT/RUN_ID, as for online runs.",
+			"become ENTITY/PROJECT and ENTITY/PROJECT/RUN_ID, as for online runs, instead of naming the " +
+			"folder that holds them (FOLDER#PROJECT/RUN_ID), so they no longer depend on where the runs lie.",
 	},
 	{
 		Name: "crashed-after",

@@ -24,7 +24,8 @@
 // copies it again until it is whole.
 //
 // Option entity: the W&B entity assumed for runs that name none (offline
-// runs), so their origins match what W&B's cloud calls them.
+// runs), so their origins match what W&B's cloud calls them instead of
+// naming their folder (see Identity).
 //
 // Option crashed-after (a Go duration, default 5m): how long a run without
 // an exit record may have been silent before it counts as crashed (see
