@@ -109,10 +109,29 @@ type FormerOriginsSetter interface {
 	SetFormerOrigins(origin schema.Ref, former []schema.Ref)
 }
 
+// RunVerifier is a sink that can cheaply confirm that a committed run is
+// still whole (for example that every file it stored is still there), so
+// that a re-run repairs what the destination lost after the commit even
+// though the ledger or FindRun says the run is unchanged. The engine calls
+// it for every run it would otherwise skip as unchanged, so it must cost
+// little (no download of the run's content).
+type RunVerifier interface {
+	// VerifyRun returns "" when the committed run with origin is whole,
+	// else what is missing or damaged, naming the file. A run the sink
+	// does not hold is not its concern ("", nil).
+	VerifyRun(ctx context.Context, origin schema.Ref) (problem string, err error)
+}
+
 // Fingerprinted is a RunWriter that stores the source fingerprint of the run
 // with the commit, so that FindRun can report it for incremental sync.
 type Fingerprinted interface {
 	SetFingerprint(fp string)
+}
+
+// Checker is a sink that can prove, before any write, that it is reachable
+// and that its credentials are good. Errors are fatal.
+type Checker interface {
+	Check(ctx context.Context) error
 }
 
 // ExperimentPrefixer is a sink that keeps runs written under an experiment
@@ -124,6 +143,22 @@ type Fingerprinted interface {
 // location already names a different prefix.
 type ExperimentPrefixer interface {
 	SetExperimentPrefix(prefix string) error
+}
+
+// CoverageReporter is a RunWriter that says, once Commit returned, what of
+// the run it did not hold as given, counted by kind ("param values
+// truncated (whole in runferry/run.json)"). Each kind names where the
+// original went, or that it is lost. The engine sums the kinds over the job
+// for the report and the summary line.
+type CoverageReporter interface {
+	Coverage() map[string]int64
+}
+
+// CoveragePlanner is a sink that can say, without writing, what of a run's
+// metadata it would not hold as given, in the kinds of CoverageReporter,
+// for a dry run.
+type CoveragePlanner interface {
+	PlanCoverage(r schema.Run) map[string]int64
 }
 
 // Identified is a RunWriter that can name the run it wrote in the sink's

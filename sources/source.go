@@ -89,3 +89,27 @@ type ProblemReporter interface {
 type FormerOriginer interface {
 	FormerOrigins(ref schema.Ref) []schema.Ref
 }
+
+// Omitter is a source that leaves things out on purpose (deleted runs and
+// experiments unless asked for, kinds of content it does not read) and
+// counts them by kind, so that the job's report names them. It is called
+// after the experiments and runs were listed.
+type Omitter interface {
+	Omitted(ctx context.Context) map[string]int64
+}
+
+// TransformReader is a source over a runferry destination that can say
+// which transform (transform.Chain's String form) the job that wrote a run
+// applied to it, so that check compares with the source as transformed.
+// It returns "" for none, or for a run runferry did not write.
+type TransformReader interface {
+	RecordedTransform(ctx context.Context, run schema.Ref) string
+}
+
+// Sizer is a source that knows, without reading a run's streams, how many
+// metric points and file bytes the run holds, so that progress can be
+// shown in points and bytes with a rate and an estimate of the time left.
+// ok is false when it cannot tell for this run.
+type Sizer interface {
+	Size(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -14,12 +15,12 @@ import (
 func (a *app) archiveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "archive",
-		Short: "Verify, summarise and prune runferry Parquet archives",
+		Short: "Verify, list snapshots of, summarise and prune runferry Parquet archives",
 		Long: `Work on a runferry Parquet archive (written by 'runferry copy ... parquet:PATH').
 The format is documented in docs/ARCHIVE.md; DuckDB, pandas and Spark read it
 directly. PATH may be given with or without the parquet: prefix.`,
 	}
-	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveSummaryCmd())
+	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveSnapshotsCmd(), a.archiveSummaryCmd())
 	return cmd
 }
 
@@ -45,9 +46,13 @@ func (a *app) archiveCheckCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "check PATH",
 		Short: "Verify every file of an archive against its manifest (sizes and SHA-256)",
-		Long: `Verify an archive without changing it: the manifest's own checksum, and for every
-current data file and artifact body its presence, size and SHA-256. Prints each
-problem naming the file and exits 1 when there is any.`,
+		Long: `Verify an archive without changing it: the manifest's own checksum and its
+snapshot copy, for every current data file and artifact body its presence, size
+and SHA-256, and that the table folders hold no file the manifest does not list
+(a query over the folder would read it too). Prints each problem naming the file
+and exits 4 when there is any (1 when the archive could not be checked at all).
+Files no retained snapshot references are listed as notes: 'archive prune'
+removes them.`,
 		Example: "  runferry archive check /backups/mlflow",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,6 +63,14 @@ problem naming the file and exits 1 when there is any.`,
 			rep, err := archive.Check(path)
 			for _, p := range rep.Problems {
 				fmt.Fprintf(a.stdout, "PROBLEM %s\n", p)
+			}
+			for _, n := range rep.Notes {
+				fmt.Fprintf(a.stdout, "NOTE %s\n", n)
+			}
+			if len(rep.Problems) > 0 {
+				fmt.Fprintf(a.stdout, "archive %s is damaged: %d problem(s)\n", args[0], len(rep.Problems))
+				a.exit = exitDifferences
+				return nil
 			}
 			if err != nil {
 				return err
@@ -97,6 +110,52 @@ snapshot references. Refuses to run while a write holds the archive.`,
 		},
 	}
 	cmd.Flags().IntVar(&keep, "keep", 0, "number of newest snapshots to keep (required, at least 1)")
+	return cmd
+}
+
+func (a *app) archiveSnapshotsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "snapshots PATH",
+		Short: "List an archive's snapshots: when, from where, runs, points and size",
+		Long: `List the snapshots an archive still holds, oldest first, as 'restic snapshots'
+does: the snapshot number, when it was written, the runs the archive held after
+it and how many of them it wrote, their metric points and size (tables and
+file bodies), and the location it was written from. The current snapshot is
+marked with '*'. Any snapshot can be read with parquet:PATH?snapshot=N; 'archive
+prune' drops the oldest. Reads only the snapshot manifests.`,
+		Example: "  runferry archive snapshots /backups/mlflow\n  runferry copy 'parquet:/backups/mlflow?snapshot=3' mlflow+http://127.0.0.1:5000",
+		Args:    exactArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := archivePath(args[0])
+			if err != nil {
+				return err
+			}
+			snaps, err := archive.Snapshots(path)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(snaps)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SNAPSHOT\tTIME\tRUNS\tWRITTEN\tPOINTS\tSIZE\tSOURCE")
+			for _, s := range snaps {
+				mark := " "
+				if s.Current {
+					mark = "*"
+				}
+				fmt.Fprintf(tw, "%d%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Snapshot, mark, s.Created.Local().Format("2006-01-02 15:04:05"),
+					s.Runs, s.Written, s.Points, bytesText(s.Bytes), s.Source)
+			}
+			tw.Flush()
+			fmt.Fprintf(a.stdout, "%d snapshots\n", len(snaps))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
 	return cmd
 }
 

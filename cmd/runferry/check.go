@@ -19,11 +19,15 @@ func (a *app) checkCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check SRC DST",
 		Short: "Prove that DST holds every run of SRC, point for point",
-		Long: `Compare every selected run of SRC with its counterpart in DST (found by origin):
+		Long: `Compare every selected experiment of SRC (name, description, tags, creation
+time, deleted state) and every selected run with its counterpart in DST (found
+by origin), as DST's own API shows them:
 metadata, params, tags, and for every metric key the point count, first and
 last step, min/max/last value and an order-independent digest of every
 (step, time, value); console output and non-numeric values by count and
-digest; files by path, size and SHA-256.
+digest; files by path, size and SHA-256 of the bodies read back. A run held
+twice in DST, or a run in a compared experiment of DST that SRC lacks, is a
+difference too.
 
 Prints each difference and exits 0 only when there is none (4 otherwise).`,
 		Example: `  runferry check wandb:./wandb parquet:./archive
@@ -57,8 +61,8 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 			for _, d := range res.Differences {
 				fmt.Fprintln(a.stdout, d.String())
 			}
-			fmt.Fprintf(a.stdout, "checked %d runs, %d points: %d match, %d differences\n",
-				res.Runs, res.Points, res.Matching, len(res.Differences))
+			fmt.Fprintf(a.stdout, "checked %d experiments, %d runs, %d points: %d match, %d differences\n",
+				res.Experiments, res.Runs, res.Points, res.Matching, len(res.Differences))
 			if reportPath != "" {
 				if err := writeJSON(reportPath, res, a.secretValues(args)); err != nil {
 					return fmt.Errorf("writing report: %w", err)

@@ -3,8 +3,10 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -171,9 +173,16 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				opt.Ledger = l
 			}
 			prog := a.newProgress()
+			reportOptions := map[string]string{
+				"selection": sel.canonical(), "transform": opt.Transform.String(),
+				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
+				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
+				"experiment_prefix": prefix,
+			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
 			prog.finish()
+			rep.Version, rep.Options = version, reportOptions
 			if cerr := dst.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("closing destination: %w", cerr)
 				rep.Fatal = err.Error()
@@ -231,6 +240,10 @@ func writeJSON(path string, v any, secrets []string) error {
 // printReport prints the job's summary: failures always, every run with -v,
 // and one closing line.
 func (a *app) printReport(rep *transfer.Report) {
+	if a.logFormat == "json" {
+		a.printReportJSON(rep)
+		return
+	}
 	w := a.stdout
 	verb := "copied"
 	if rep.DryRun {
@@ -262,16 +275,63 @@ func (a *app) printReport(rep *transfer.Report) {
 	for _, m := range rep.Warnings {
 		fmt.Fprintf(w, "WARNING %s\n", m)
 	}
+	var notAsGiven int64
+	for _, k := range slices.Sorted(maps.Keys(rep.Coverage)) {
+		fmt.Fprintf(w, "not as given: %d %s\n", rep.Coverage[k], k)
+		notAsGiven += rep.Coverage[k]
+	}
 	t := rep.Totals
 	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
 		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}
+	if notAsGiven > 0 {
+		fmt.Fprintf(w, ", %d items not as given (see above)", notAsGiven)
+	}
 	if t.Interrupted > 0 || rep.Canceled {
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")
 	}
 	fmt.Fprintf(w, " in %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+}
+
+// printReportJSON prints the job's closing summary as one JSON object on
+// stdout, for --log-format json: what the text form says, in fields.
+func (a *app) printReportJSON(rep *transfer.Report) {
+	type failure struct {
+		Origin   string `json:"origin"`
+		Name     string `json:"name,omitempty"`
+		Attempts int    `json:"attempts"`
+		Error    string `json:"error"`
+	}
+	out := struct {
+		Summary   bool                `json:"summary"`
+		DryRun    bool                `json:"dry_run,omitempty"`
+		Totals    transfer.Totals     `json:"totals"`
+		Timings   transfer.Timings    `json:"timings"`
+		Failed    []failure           `json:"failed,omitempty"`
+		Damage    map[string][]string `json:"damage,omitempty"`
+		Coverage  map[string]int64    `json:"coverage,omitempty"`
+		Problems  []string            `json:"problems,omitempty"`
+		Warnings  []string            `json:"warnings,omitempty"`
+		Fatal     string              `json:"fatal,omitempty"`
+		Interrupt bool                `json:"interrupted,omitempty"`
+		ExitCode  int                 `json:"exit_code"`
+	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
+		Problems: rep.Problems, Warnings: rep.Warnings, Fatal: rep.Fatal, Interrupt: rep.Canceled, ExitCode: a.exit}
+	for _, r := range rep.Runs {
+		if r.Outcome == transfer.Failed {
+			out.Failed = append(out.Failed, failure{r.Origin, r.Name, r.Attempts, r.Error})
+		}
+		if len(r.Damage) > 0 || len(r.FileProblem) > 0 {
+			if out.Damage == nil {
+				out.Damage = map[string][]string{}
+			}
+			out.Damage[r.Origin] = append(slices.Clone(r.Damage), r.FileProblem...)
+		}
+	}
+	b, _ := json.Marshal(out)
+	fmt.Fprintf(a.stdout, "%s\n", b)
 }
 
 func trim(s string, n int) string {

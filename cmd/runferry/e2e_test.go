@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/runferry/runferry/internal/testenv"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -78,8 +79,9 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("check --run: %d %s", code, out)
 	}
+	testenv.Samples(t, "wandb")
 	code, out, _ = runCLI(t, "check", "wandb:../../../shared/samples/wandb/ARM-software__keyword-transformer", "parquet:"+archive)
-	if _, err := os.Stat("../../../shared/samples/wandb"); err == nil && (code != exitDifferences || !strings.Contains(out, "missing run")) {
+	if code != exitDifferences || !strings.Contains(out, "missing run") {
 		t.Fatalf("check against an archive lacking the runs: exit %d\n%s", code, out)
 	}
 }
@@ -90,7 +92,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	samples := "../../../shared/samples/wandb"
 	if _, err := os.Stat(samples); err != nil {
-		t.Skip("../shared/samples is absent (a user's clone has no ../shared)")
+		testenv.Unavailable(t, "../shared/samples", err.Error())
 	}
 	if testing.Short() {
 		t.Skip("builds and kills the binary 20 times")
@@ -155,7 +157,7 @@ func exitCode(err error) int {
 func TestInspectSample(t *testing.T) {
 	file := "../../../shared/samples/wandb/ARM-software__keyword-transformer/wandb/run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb"
 	if _, err := os.Stat(file); err != nil {
-		t.Skip("../shared/samples is absent")
+		testenv.Unavailable(t, "../shared/samples", err.Error())
 	}
 	code, out, errOut := runCLI(t, "inspect", file)
 	lines := strings.Split(strings.TrimSpace(out), "\n")

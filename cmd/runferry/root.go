@@ -88,7 +88,8 @@ run or a point, and an interrupted copy resumes where it stopped. 'runferry
 check' proves that a destination holds what the source holds.
 
 Exit codes: 0 all committed, 1 fatal error, 2 bad usage, 3 finished with
-failed runs, 130 interrupted (re-run to resume).`,
+failed runs, 4 check or archive check found differences or damage,
+130 interrupted (re-run to resume).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       version,

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +11,37 @@ import (
 	"os"
 	"path/filepath"
 )
+
+// Modes of everything an archive holds, before the process umask, which
+// the kernel applies at creation: like os.Create and os.MkdirAll, so that
+// manifests, snapshots, journals, current.sql, blobs and data files all get
+// the same permissions (0644 and 0755 under the usual umask 022) and any
+// user who may read the Parquet files may also list, check and restore the
+// archive.
+const (
+	fileMode fs.FileMode = 0o666
+	dirMode  fs.FileMode = 0o777
+)
+
+// createTemp creates a new file in dir named prefix + random hex + suffix,
+// opened for writing, with fileMode less the umask. (os.CreateTemp would
+// create it 0600 whatever the umask, and the rename that publishes it keeps
+// the mode.)
+func createTemp(dir, prefix, suffix string) (*os.File, error) {
+	for range 100 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		name := filepath.Join(dir, prefix+hex.EncodeToString(b[:])+suffix)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, fileMode)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		return f, err
+	}
+	return nil, fmt.Errorf("creating a temporary file in %s: too many name collisions", dir)
+}
 
 // syncDir fsyncs a directory so that renames into it are durable.
 func syncDir(dir string) error {
@@ -29,10 +61,10 @@ func syncDir(dir string) error {
 // or the new one, never a part.
 func writeFileAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*"+tmpSuffix)
+	f, err := createTemp(dir, "."+filepath.Base(path)+".", tmpSuffix)
 	if err != nil {
 		return err
 	}
@@ -57,7 +89,7 @@ func writeFileAtomic(path string, data []byte) error {
 // moveFile renames from to to, creating to's folder. A missing from is not
 // an error when to already exists (the move happened before a crash).
 func moveFile(from, to string) error {
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(to), dirMode); err != nil {
 		return err
 	}
 	err := os.Rename(from, to)

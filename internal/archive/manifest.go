@@ -93,10 +93,10 @@ func decodeManifest(name string, data []byte) (*Manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: not a valid manifest (truncated or damaged?): %w", name, err)
+		return nil, fmt.Errorf("%s: %w: not a valid manifest (truncated?): %w", name, ErrDamaged, err)
 	}
 	if m.Format != FormatName {
-		return nil, fmt.Errorf("%s: not a runferry archive manifest (format %q)", name, m.Format)
+		return nil, fmt.Errorf("%s: %w: not a runferry archive manifest (format %q)", name, ErrDamaged, m.Format)
 	}
 	if m.FormatVersion > FormatVersion || m.FormatVersion < 1 {
 		return nil, fmt.Errorf("%s: archive format version %d is not supported (this runferry reads up to %d)", name, m.FormatVersion, FormatVersion)
@@ -110,7 +110,7 @@ func decodeManifest(name string, data []byte) (*Manifest, error) {
 	}
 	sum := sha256.Sum256(body)
 	if got := hex.EncodeToString(sum[:]); got != want {
-		return nil, fmt.Errorf("%s: checksum mismatch (manifest was modified or damaged): computed %s, recorded %s", name, got, want)
+		return nil, fmt.Errorf("%s: %w: checksum mismatch (the manifest was modified or damaged): computed %s, recorded %s", name, ErrDamaged, got, want)
 	}
 	return &m, nil
 }
@@ -180,7 +180,7 @@ func readJournal(path string) ([]journalRecord, error) {
 			if last {
 				break
 			}
-			return nil, fmt.Errorf("%s: line %d is damaged", path, i+1)
+			return nil, fmt.Errorf("%s: %w: line %d", path, ErrDamaged, i+1)
 		}
 		out = append(out, rec)
 	}

@@ -1,9 +1,13 @@
 package archive
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -202,18 +206,60 @@ func (r *Reader) Artifacts(e RunEntry) ([]ArtifactRow, error) {
 	return out, err
 }
 
-// OpenBlob opens the artifact body with the given SHA-256 (hex).
-func (r *Reader) OpenBlob(sha string) (io.ReadCloser, error) {
+// OpenBlob opens the artifact body with the given SHA-256 (hex) and size.
+// The body is verified as it is read: where it ends, the reader returns an
+// error wrapping ErrDamaged and naming the file, instead of io.EOF, when
+// its size or SHA-256 differ, so that no damaged body is taken for the
+// real one. A missing body is an ErrDamaged error naming the file too.
+func (r *Reader) OpenBlob(sha string, size int64) (io.ReadCloser, error) {
 	if len(sha) != 64 {
 		return nil, fmt.Errorf("%w: bad blob name %q", ErrDamaged, sha)
 	}
-	return os.Open(abs(r.root, blobPath(sha)))
+	p := abs(r.root, blobPath(sha))
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w: the artifact body is missing", p, ErrDamaged)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &verifyingReader{f: f, path: p, sha: sha, size: size, h: sha256.New()}, nil
 }
+
+// verifyingReader checks a blob's size and SHA-256 as it is read.
+type verifyingReader struct {
+	f    *os.File
+	path string
+	sha  string
+	size int64
+	h    hash.Hash
+	n    int64
+}
+
+func (v *verifyingReader) Read(p []byte) (int, error) {
+	n, err := v.f.Read(p)
+	v.h.Write(p[:n])
+	v.n += int64(n)
+	if v.n > v.size {
+		return n, fmt.Errorf("%s: %w: longer than the %d bytes recorded", v.path, ErrDamaged, v.size)
+	}
+	if err == io.EOF {
+		if got := hex.EncodeToString(v.h.Sum(nil)); v.n != v.size || got != v.sha {
+			return n, fmt.Errorf("%s: %w: %d bytes with SHA-256 %s, want %d bytes with SHA-256 %s", v.path, ErrDamaged, v.n, got, v.size, v.sha)
+		}
+	}
+	return n, err
+}
+
+func (v *verifyingReader) Close() error { return v.f.Close() }
 
 // readTable verifies a data file against its entry and calls fn with its
 // rows, page rows at a time (fn may keep the slice).
 func readTable[T any](root string, e FileEntry, page int, fn func([]T) error) (err error) {
 	full, err := resolve(root, e.Path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w: the file is missing (%w)", abs(root, e.Path), ErrDamaged, fs.ErrNotExist)
+	}
 	if err != nil {
 		return err
 	}

@@ -139,13 +139,16 @@ func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
 	return nil
 }
 
-// putBlob stores content under its SHA-256 unless already there.
+// putBlob stores content under its SHA-256 unless a body with that size
+// and SHA-256 is already there. A body found missing, or different from its
+// name (damaged after it was written), is replaced, so that writing a run
+// again repairs its bodies.
 func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
 	dir := abs(w.root, blobsDir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return "", 0, err
 	}
-	f, err := os.CreateTemp(dir, "blob-*"+tmpSuffix)
+	f, err := createTemp(dir, "blob-", tmpSuffix)
 	if err != nil {
 		return "", 0, err
 	}
@@ -166,10 +169,12 @@ func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
 	}
 	sha := hex.EncodeToString(h.Sum(nil))
 	final := abs(w.root, blobPath(sha))
-	if _, err := os.Stat(final); err == nil {
-		return sha, n, nil
+	if fi, err := os.Stat(final); err == nil && fi.Size() == n {
+		if got, _, err := hashFile(final); err == nil && got == sha {
+			return sha, n, nil
+		}
 	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(final), dirMode); err != nil {
 		return "", 0, err
 	}
 	if err := os.Rename(f.Name(), final); err != nil {

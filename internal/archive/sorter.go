@@ -225,10 +225,10 @@ func ptBytes(p []pt) []byte {
 // segment per key, and frees the arena.
 func (s *metricSorter) spillAll() error {
 	if s.spill == nil {
-		if err := os.MkdirAll(s.dir, 0o755); err != nil {
+		if err := os.MkdirAll(s.dir, dirMode); err != nil {
 			return err
 		}
-		f, err := os.CreateTemp(s.dir, "spill-*"+tmpSuffix)
+		f, err := createTemp(s.dir, "spill-", tmpSuffix)
 		if err != nil {
 			return err
 		}

@@ -39,10 +39,10 @@ type tableFile[T any] struct {
 func createTableFile[T any](root, table, origin string, snapshot int64, rowGroup int64) (*tableFile[T], error) {
 	p := newFilePath(table, origin, snapshot)
 	full := abs(root, stagingDir+"/"+p)
-	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(full), dirMode); err != nil {
 		return nil, err
 	}
-	f, err := os.Create(full)
+	f, err := os.OpenFile(full, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
 	if err != nil {
 		return nil, err
 	}

@@ -53,10 +53,10 @@ func OpenWriter(root string) (*Writer, error) {
 	if err := checkArchiveDir(root); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
+	if err := os.MkdirAll(root, dirMode); err != nil {
 		return nil, err
 	}
-	lock, err := os.OpenFile(abs(root, lockFile), os.O_CREATE|os.O_RDWR, 0o644)
+	lock, err := os.OpenFile(abs(root, lockFile), os.O_CREATE|os.O_RDWR, fileMode)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,53 @@ func (w *Writer) recover() error {
 	if err := os.RemoveAll(abs(w.root, stagingDir)); err != nil {
 		return err
 	}
-	return removeTmp(abs(w.root, blobsDir))
+	if err := removeTmp(abs(w.root, blobsDir)); err != nil {
+		return err
+	}
+	return upgradeModes(w.root)
+}
+
+// upgradeModes gives the files that earlier versions of runferry created
+// 0600 whatever the umask (manifest.json, current.sql,
+// snapshots and artifact bodies) the mode a file created now gets
+// (fileMode less the umask), so that an archive written by an older
+// version becomes readable by the users who may read its Parquet files.
+// It runs only when manifest.json is 0600 while a new file would be
+// wider, and changes manifest.json last, so an interrupted upgrade is
+// resumed by the next writer. Files the process does not own keep their
+// mode (chmod is refused; not an error).
+func upgradeModes(root string) error {
+	fi, err := os.Stat(abs(root, ManifestFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		return nil
+	}
+	probe, err := createTemp(root, ".mode-probe-", tmpSuffix)
+	if err != nil {
+		return err
+	}
+	pi, err := probe.Stat()
+	probe.Close()
+	os.Remove(probe.Name())
+	if err != nil {
+		return err
+	}
+	want := pi.Mode().Perm()
+	if want == 0o600 {
+		return nil
+	}
+	widen := func(p string) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() == 0o600 {
+			os.Chmod(p, want)
+		}
+	}
+	for _, dir := range []string{snapshotsDir, blobsDir} {
+		if err := walkFiles(root, dir, func(_, full string) error { widen(full); return nil }); err != nil {
+			return err
+		}
+	}
+	widen(abs(root, "current.sql"))
+	widen(abs(root, ManifestFile))
+	return nil
 }
 
 func (w *Writer) removeStaleJournals() error {
@@ -173,8 +219,14 @@ func syncTree(root string, m *Manifest) error {
 			continue
 		}
 		full, err := resolve(root, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// Lost after its commit (no crash loses a committed file): Check
+			// and readers name it, and writing its run or experiment again
+			// (see VerifyRunFiles, PutExperiment) replaces it.
+			continue
+		}
 		if err != nil {
-			return fmt.Errorf("archive is missing a file its manifest lists: %w", err)
+			return err
 		}
 		if err := moveFile(full, abs(root, p)); err != nil {
 			return err
@@ -225,7 +277,9 @@ func (w *Writer) HasExperiment(origin string) bool {
 	return ok
 }
 
-// PutExperiment stores e unless the archive already holds it unchanged.
+// PutExperiment stores e unless the archive already holds it unchanged
+// with its files there at their recorded sizes (a lost or truncated file is
+// written again).
 func (w *Writer) PutExperiment(e schema.Experiment) error {
 	origin := e.Origin.String()
 	row := ExperimentToRow(e, 0)
@@ -237,16 +291,20 @@ func (w *Writer) PutExperiment(e schema.Experiment) error {
 	w.mu.Lock()
 	i, ok := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
 	same := ok && w.m.Experiments[i].Digest == digest
-	w.mu.Unlock()
+	var files []FileEntry
 	if same {
+		files = w.m.Experiments[i].Files
+	}
+	w.mu.Unlock()
+	if same && filesWhole(w.root, files) {
 		return nil
 	}
 	row.Snapshot = w.snapshot
-	files, err := writeTable(w.root, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
+	written, err := writeTable(w.root, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
 	if err != nil {
 		return err
 	}
-	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest, Files: files}})
+	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest, Files: written}})
 }
 
 // RetireExperiment removes the experiment with origin from the current
@@ -280,10 +338,10 @@ func (w *Writer) commit(rec journalRecord) error {
 	}
 	if w.journal == nil {
 		jp := abs(w.root, journalPath(w.snapshot))
-		if err := os.MkdirAll(filepath.Dir(jp), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(jp), dirMode); err != nil {
 			return err
 		}
-		f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileMode)
 		if err != nil {
 			return err
 		}
@@ -326,7 +384,8 @@ func (w *Writer) commit(rec journalRecord) error {
 	w.m.apply([]journalRecord{rec})
 	// Moves after the commit point: a crash here is finished by syncTree.
 	for _, f := range old {
-		if err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path))); err != nil {
+		err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path)))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) { // a file lost since its commit has nothing to move
 			return err
 		}
 	}

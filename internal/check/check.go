@@ -9,14 +9,17 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"io"
+	"io/fs"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
@@ -44,6 +47,7 @@ func (d Difference) String() string {
 
 // Result is the outcome of a check.
 type Result struct {
+	Experiments int          `json:"experiments"` // source experiments compared
 	Runs        int          `json:"runs"`        // source runs compared
 	Matching    int          `json:"matching"`    // runs without a difference
 	Points      int64        `json:"points"`      // source points compared
@@ -65,17 +69,24 @@ type Options struct {
 	Progress func(run string, diffs int)
 }
 
-// Run compares src with dst. What the source reports it could not read
-// (sources.ProblemReporter) counts as a difference of the job, since it
-// was not compared.
+// Run compares src with dst: every selected experiment (name,
+// description, tags, creation time, deleted state, and experiments without
+// runs too), every selected run, and what the destination holds beyond
+// them: a second copy of a run, or a run in a compared experiment that the
+// source does not have (and the filter would select). What the source
+// reports it could not read (sources.ProblemReporter) counts as a
+// difference of the job, since it was not compared.
 func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, error) {
-	index, err := indexRuns(ctx, dst)
+	res := &Result{}
+	index, err := res.indexDestination(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
 	}
-	res := &Result{}
+	plain := opt.Filter // untracked: for the destination's runs
 	opt.Filter = opt.Filter.Track()
 	defer func() { res.Warnings = opt.Filter.Unmatched() }()
+	compared := map[schema.Ref]bool{} // experiments compared
+	seen := map[schema.Ref]bool{}     // source runs compared
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
 			return res, fmt.Errorf("source: %w", err)
@@ -83,6 +94,13 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		if !opt.Filter.Experiment(e) {
 			continue
 		}
+		res.Experiments++
+		compared[e.Origin] = true
+		eopt := opt
+		if len(opt.Transform) == 0 {
+			eopt.Transform = index.transforms[e.Origin]
+		}
+		res.compareExperiment(e, index.exps[e.Origin], eopt)
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
 				return res, fmt.Errorf("source: %w", err)
@@ -91,18 +109,37 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 				continue
 			}
 			res.Runs++
+			seen[r.Origin] = true
 			before := len(res.Differences)
-			other, ok := index[r.Origin]
-			if !ok {
+			copies := index.runs[r.Origin]
+			switch {
+			case len(copies) == 0:
 				res.add(r.Origin, "missing run", r.Name, "")
-			} else if err := res.compareRun(ctx, src, dst, r, other, opt); err != nil {
-				return res, err
+			default:
+				if len(copies) > 1 {
+					res.add(r.Origin, "run held more than once in the destination", "1 copy", fmt.Sprintf("%d copies", len(copies)))
+				}
+				ropt := opt
+				if len(opt.Transform) == 0 {
+					ropt.Transform = res.recordedTransform(ctx, dst, copies[0].Origin)
+				}
+				if err := res.compareRun(ctx, src, dst, r, copies[0], ropt); err != nil {
+					return res, err
+				}
 			}
 			if len(res.Differences) == before {
 				res.Matching++
 			}
 			if opt.Progress != nil {
 				opt.Progress(r.Origin.String(), len(res.Differences)-before)
+			}
+		}
+	}
+	for _, origin := range index.order {
+		for _, r := range index.runs[origin] {
+			if !seen[origin] && compared[r.Experiment] && plain.Run(r) {
+				res.add(origin, "unexpected run in the destination (not in the source)", "", r.Name)
+				break
 			}
 		}
 	}
@@ -119,20 +156,93 @@ func (res *Result) add(run schema.Ref, what, want, got string) {
 	res.Differences = append(res.Differences, Difference{Run: run.String(), What: what, Want: want, Got: got})
 }
 
-func indexRuns(ctx context.Context, src sources.Source) (map[schema.Ref]schema.Run, error) {
-	index := map[schema.Ref]schema.Run{}
+// destination is what the destination holds, by origin.
+type destination struct {
+	// transforms holds, per experiment, the transform recorded with its
+	// first run that has one (sources.TransformReader).
+	transforms map[schema.Ref]transform.Chain
+	exps       map[schema.Ref][]schema.Experiment
+	runs       map[schema.Ref][]schema.Run
+	order      []schema.Ref // run origins in listing order
+}
+
+// indexDestination lists the destination's experiments and runs by
+// origin. A run list the destination cannot deliver for a permanent reason
+// (damaged data) is a difference naming the reason, and the runs it would
+// have listed then show as missing.
+func (res *Result) indexDestination(ctx context.Context, src sources.Source) (*destination, error) {
+	d := &destination{exps: map[schema.Ref][]schema.Experiment{}, runs: map[schema.Ref][]schema.Run{},
+		transforms: map[schema.Ref]transform.Chain{}}
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
 			return nil, err
 		}
+		d.exps[e.Origin] = append(d.exps[e.Origin], e)
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
-				return nil, err
+				if fault.KindOf(err) != fault.KindPermanent {
+					return nil, err
+				}
+				res.Differences = append(res.Differences, Difference{What: fmt.Sprintf("destination: runs of experiment %s unreadable", e.Origin), Got: err.Error()})
+				break
 			}
-			index[r.Origin] = r
+			if len(d.runs[r.Origin]) == 0 {
+				d.order = append(d.order, r.Origin)
+			}
+			if _, ok := d.transforms[e.Origin]; !ok {
+				if c := res.recordedTransform(ctx, src, r.Origin); c != nil {
+					d.transforms[e.Origin] = c
+				}
+			}
+			d.runs[r.Origin] = append(d.runs[r.Origin], r)
 		}
 	}
-	return index, nil
+	return d, nil
+}
+
+// recordedTransform returns the transform the destination recorded with
+// run (nil for none). One it cannot parse is a difference: the run cannot
+// be compared as it was written.
+func (res *Result) recordedTransform(ctx context.Context, dst sources.Source, run schema.Ref) transform.Chain {
+	tr, ok := dst.(sources.TransformReader)
+	if !ok {
+		return nil
+	}
+	s := tr.RecordedTransform(ctx, run)
+	c, err := transform.Parse(s)
+	if err != nil {
+		res.add(run, "transform recorded in the destination unreadable", "", err.Error())
+		return nil
+	}
+	return c
+}
+
+// compareExperiment compares a source experiment with the destination's
+// experiments of the same origin.
+func (res *Result) compareExperiment(want schema.Experiment, got []schema.Experiment, opt Options) {
+	id := want.Origin
+	if len(got) == 0 {
+		res.add(id, "missing experiment", want.Name, "")
+		return
+	}
+	if len(got) > 1 {
+		res.add(id, "experiment held more than once in the destination", "1", fmt.Sprint(len(got)))
+	}
+	g := got[0]
+	wantName := opt.Transform.Experiment(want).Name
+	if wantName != g.Name {
+		res.add(id, "experiment name", wantName, g.Name)
+	}
+	if want.Description != g.Description {
+		res.add(id, "experiment description", want.Description, g.Description)
+	}
+	if want.Deleted != g.Deleted {
+		res.add(id, "experiment deleted", fmt.Sprint(want.Deleted), fmt.Sprint(g.Deleted))
+	}
+	if !want.CreatedAt.Equal(g.CreatedAt) && !slices.Contains(opt.IgnoreFields, "CreatedAt") {
+		res.add(id, "experiment creation time", show(want.CreatedAt), show(g.CreatedAt))
+	}
+	res.compareKV(id, "experiment tag", tagMap(want.Tags), tagMap(g.Tags))
 }
 
 func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want, got schema.Run, opt Options) error {
@@ -173,7 +283,14 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	}
 	gm, err := metricStats(ctx, dst, got.Origin, nil)
 	if err != nil {
-		return fmt.Errorf("destination run %s: %w", id, err)
+		if !unreadable(err) {
+			return fmt.Errorf("destination run %s: %w", id, err)
+		}
+		res.add(id, "metrics unreadable in the destination", fmt.Sprintf("%d keys", len(wm)), err.Error())
+		for _, k := range slices.Sorted(maps.Keys(wm)) {
+			res.Points += wm[k].Count
+		}
+		wm, gm = nil, nil
 	}
 	for _, k := range slices.Sorted(maps.Keys(wm)) {
 		res.Points += wm[k].Count
@@ -341,7 +458,11 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 		}
 		g, gok, err := digest(dst, logs)
 		if err != nil {
-			return fmt.Errorf("destination run %s %s: %w", run, what, err)
+			if !unreadable(err) {
+				return fmt.Errorf("destination run %s %s: %w", run, what, err)
+			}
+			res.add(run, what+" unreadable in the destination", fmt.Sprint(w.n), err.Error())
+			continue
 		}
 		switch {
 		case !gok && w.n > 0:
@@ -356,19 +477,31 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 type fileInfo struct {
 	size   int64
 	digest string
+	// unreadable says why the destination's body could not be read (it is
+	// missing or damaged); size and digest are then meaningless.
+	unreadable string
 }
 
+// compareFiles compares the run's files by path, size and SHA-256. The
+// destination's bodies are always read and hashed, whatever digest it
+// records (a destination's record of a body proves nothing about the body
+// a user would get); a body it cannot deliver is a difference naming the
+// file.
 func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
-	wf, wok, err := listFiles(ctx, src, run)
+	wf, wok, err := listFiles(ctx, src, run, false)
 	if err != nil {
 		return fmt.Errorf("source run %s files: %w", run, err)
 	}
 	if !wok {
 		return nil
 	}
-	gf, gok, err := listFiles(ctx, dst, run)
+	gf, gok, err := listFiles(ctx, dst, run, true)
 	if err != nil {
-		return fmt.Errorf("destination run %s files: %w", run, err)
+		if !unreadable(err) {
+			return fmt.Errorf("destination run %s files: %w", run, err)
+		}
+		res.add(run, "files unreadable in the destination", fmt.Sprint(len(wf)), err.Error())
+		return nil
 	}
 	if !gok {
 		if len(wf) > 0 {
@@ -381,6 +514,8 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 		switch {
 		case !ok:
 			res.add(run, "file "+p+" missing", fmt.Sprintf("%d bytes", wf[p].size), "")
+		case g.unreadable != "":
+			res.add(run, "file "+p+" unreadable in the destination", fmt.Sprintf("%d bytes %s", wf[p].size, wf[p].digest), g.unreadable)
 		case g != wf[p]:
 			res.add(run, "file "+p, fmt.Sprintf("%d bytes %s", wf[p].size, wf[p].digest), fmt.Sprintf("%d bytes %s", g.size, g.digest))
 		}
@@ -394,8 +529,11 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 }
 
 // listFiles lists a run's files with size and SHA-256, hashing content
-// whose digest the source does not announce.
-func listFiles(ctx context.Context, s sources.Source, run schema.Ref) (map[string]fileInfo, bool, error) {
+// whose digest the source does not announce, or every body when
+// readBodies. With readBodies, a body that cannot be opened or read for a
+// reason that is not transient (missing, damaged: a permanent error) is
+// listed as unreadable instead of failing the check.
+func listFiles(ctx context.Context, s sources.Source, run schema.Ref, readBodies bool) (map[string]fileInfo, bool, error) {
 	al, ok := s.(sources.ArtifactLister)
 	if !ok {
 		return nil, false, nil
@@ -408,23 +546,41 @@ func listFiles(ctx context.Context, s sources.Source, run schema.Ref) (map[strin
 		fi := fileInfo{size: a.Size, digest: a.Digest}
 		if a.Problem != "" {
 			fi.digest = "problem: " + a.Problem
-		} else if fi.digest == "" || fi.size < 0 {
+		} else if fi.digest == "" || fi.size < 0 || readBodies {
 			if a.Open == nil {
 				return nil, true, fmt.Errorf("file %s cannot be read", a.Path)
 			}
-			rc, err := a.Open(ctx)
-			if err != nil {
-				return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
+			var err error
+			if fi, err = hashBody(ctx, a); err != nil {
+				if !readBodies || !unreadable(err) {
+					return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
+				}
+				fi = fileInfo{size: -1, unreadable: err.Error()}
 			}
-			h := sha256.New()
-			n, err := io.Copy(h, rc)
-			rc.Close()
-			if err != nil {
-				return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
-			}
-			fi = fileInfo{size: n, digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}
 		}
 		out[a.Path] = fi
 	}
 	return out, true, nil
+}
+
+// hashBody reads an artifact's body and returns its size and SHA-256.
+func hashBody(ctx context.Context, a schema.Artifact) (fileInfo, error) {
+	rc, err := a.Open(ctx)
+	if err != nil {
+		return fileInfo{}, err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, rc)
+	if err != nil {
+		return fileInfo{}, err
+	}
+	return fileInfo{size: n, digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// unreadable reports whether err says what the destination holds is
+// missing or damaged (as opposed to a transient or fatal failure, which
+// stops the check).
+func unreadable(err error) bool {
+	return fault.KindOf(err) == fault.KindPermanent || errors.Is(err, fs.ErrNotExist)
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/schema/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
@@ -13,6 +15,8 @@ import (
 
 func TestCheckDetectsEachSingleChange(t *testing.T) {
 	base := dataset.Canonical()
+	base.Experiments = append(base.Experiments, schema.Experiment{ // one without runs
+		Origin: schema.Ref{System: "memory", ID: "exp-empty"}, Name: "empty", CreatedAt: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)})
 	ctx := context.Background()
 	res, err := check.Run(ctx, memsrc.New(base), memsrc.New(base.Clone()), check.Options{})
 	if err != nil || len(res.Differences) != 0 || res.Matching != len(base.Runs) || res.Points == 0 {
@@ -53,6 +57,22 @@ func TestCheckDetectsEachSingleChange(t *testing.T) {
 		{"config", func(d *dataset.Dataset) { d.Runs[0].Run.Config = []byte(`{"batch":64}`) }, "field Config"},
 		{"log line", func(d *dataset.Dataset) { d.Runs[0].Logs[2].Line = "x" }, "console output"},
 		{"rich value", func(d *dataset.Dataset) { d.Runs[0].RichValues = nil }, "rich values"},
+		{"experiment name", func(d *dataset.Dataset) { d.Experiments[0].Name = "renamed" }, "experiment name"},
+		{"experiment description", func(d *dataset.Dataset) { d.Experiments[0].Description = "" }, "experiment description"},
+		{"experiment tag", func(d *dataset.Dataset) { d.Experiments[0].Tags[0].Value = "x" }, "experiment tag team"},
+		{"experiment creation time", func(d *dataset.Dataset) { d.Experiments[1].CreatedAt = time.Time{} }, "experiment creation time"},
+		{"experiment deleted", func(d *dataset.Dataset) { d.Experiments[1].Deleted = true }, "experiment deleted"},
+		{"missing experiment without runs", func(d *dataset.Dataset) { d.Experiments = d.Experiments[:2] }, "missing experiment"},
+		{"run copied twice", func(d *dataset.Dataset) {
+			twin := *d.Runs[2]
+			twin.Run.Name = "second copy"
+			d.Runs = append(d.Runs, &twin)
+		}, "run held more than once in the destination"},
+		{"run the source does not have", func(d *dataset.Dataset) {
+			extra := *d.Runs[2]
+			extra.Run.Origin.ID = "deleted-at-the-source"
+			d.Runs = append(d.Runs, &extra)
+		}, "memory:deleted-at-the-source: unexpected run in the destination"},
 	}
 	for _, c := range changes {
 		dst := base.Clone()
@@ -64,5 +84,24 @@ func TestCheckDetectsEachSingleChange(t *testing.T) {
 		if len(res.Differences) != 1 || !strings.Contains(res.Differences[0].String(), c.want) {
 			t.Errorf("%s: differences %v, want exactly one mentioning %q", c.name, res.Differences, c.want)
 		}
+	}
+}
+
+// TestCheckExtraRunsWithinTheSelection: a run the source lacks is flagged
+// only where the selection would have compared it.
+func TestCheckExtraRunsWithinTheSelection(t *testing.T) {
+	base := dataset.Canonical()
+	dst := base.Clone()
+	extra := *dst.Runs[2]
+	extra.Run.Origin.ID = "only-in-destination"
+	dst.Runs = append(dst.Runs, &extra)
+	ctx := context.Background()
+	res, err := check.Run(ctx, memsrc.New(base), memsrc.New(dst), check.Options{Filter: transfer.Filter{RunIDs: []string{base.Runs[0].Run.Origin.ID}}})
+	if err != nil || len(res.Differences) != 0 || res.Runs != 1 {
+		t.Fatalf("--run selecting one run: err %v, %+v", err, res)
+	}
+	res, err = check.Run(ctx, memsrc.New(base), memsrc.New(dst), check.Options{Filter: transfer.Filter{RunIDs: []string{"only-in-destination"}}})
+	if err != nil || len(res.Differences) != 1 || !strings.Contains(res.Differences[0].What, "unexpected run") {
+		t.Fatalf("--run naming the extra run: err %v, %+v", err, res)
 	}
 }

@@ -34,13 +34,17 @@ const (
 	TagHost        = "runferry.host"
 	TagLabels      = "runferry.labels" // JSON array of value-less tags
 
-	TagManaged      = "runferry.managed"  // experiment written by runferry: "true"
-	TagPrefix       = "runferry.prefix"   // the experiment-prefix option it was written with
-	TagExpDeleted   = "runferry.deleted"  // experiment deleted in the source: "true"
-	TagExpName      = "runferry.name"     // the source's experiment name
-	TagExpTagKeys   = "runferry.tag_keys" // JSON map of mapped experiment tag keys
-	TagExpCreatedAt = "runferry.created_at"
+	TagManaged      = "runferry.managed"    // experiment written by runferry: "true"
+	TagPrefix       = "runferry.prefix"     // the experiment-prefix option it was written with
+	TagExpDeleted   = "runferry.deleted"    // experiment deleted in the source: "true"
+	TagExpName      = "runferry.name"       // the source's experiment name
+	TagExpTagKeys   = "runferry.tag_keys"   // JSON map of mapped experiment tag keys
+	TagExpCreatedAt = "runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown
 )
+
+// CreatedAtUnknown is TagExpCreatedAt's value for an experiment whose
+// source did not know its creation time.
+const CreatedAtUnknown = "unknown"
 
 // MLflow's own tags that runferry maps to and from schema.Run fields.
 const (

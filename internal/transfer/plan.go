@@ -21,6 +21,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 	var out []planned
 	var idle []schema.Experiment
 	finder, _ := j.dst.(sinks.RunFinder)
+	verifier, _ := j.dst.(sinks.RunVerifier)
 	for e, err := range j.src.Experiments(ctx) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing experiments: %w", err)
@@ -42,7 +43,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 				continue
 			}
 			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin)}
-			skip, err := j.decide(ctx, &p, finder)
+			skip, err := j.decide(ctx, &p, finder, verifier)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -54,6 +55,14 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			idle = append(idle, e)
 		}
 	}
+	if o, ok := j.src.(sources.Omitter); ok {
+		j.mu.Lock()
+		j.rep.omitted = map[string]int64{}
+		for k, n := range o.Omitted(ctx) {
+			j.rep.omitted["source: "+k] += n
+		}
+		j.mu.Unlock()
+	}
 	if pr, ok := j.src.(sources.ProblemReporter); ok {
 		for _, p := range pr.Problems(ctx) {
 			j.addProblem("source: %s", p)
@@ -63,8 +72,10 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 }
 
 // decide fills p.fingerprint and p.reason and reports whether the run can
-// be skipped because it is already committed with the same content.
-func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder) (skip bool, err error) {
+// be skipped because it is already committed with the same content (and,
+// when the sink can verify it, is still whole there: a run whose stored
+// files were lost is written again, with the reason naming what was lost).
+func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, verifier sinks.RunVerifier) (skip bool, err error) {
 	fp, err := Fingerprint(ctx, j.src, p.run)
 	if err != nil {
 		if fault.KindOf(err) == fault.KindFatal || fault.KindOf(err) == fault.KindCanceled {
@@ -72,17 +83,28 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder) (s
 		}
 		fp = "" // cannot tell: transfer again
 	}
-	if fp != "" && len(j.opt.Transform) > 0 {
-		// The transform is part of what was written: a later job without
-		// it (or with another) finds the run changed and writes it whole.
-		fp += " +" + j.opt.Transform.String()
-	}
+	// The transform is part of what was written: a later job without it
+	// (or with another) finds the run changed and writes it whole.
+	fp = j.opt.Transform.Fingerprint(fp)
 	p.fingerprint = fp
 	origin := p.run.Origin.String()
-	unchanged := func(destID, why string) bool {
+	unchanged := func(destID, why string) (bool, error) {
+		if verifier != nil {
+			problem, err := verifier.VerifyRun(ctx, p.run.Origin)
+			if err != nil {
+				if fault.KindOf(err) == fault.KindPermanent {
+					return false, nil // the worker will meet the same problem and report it
+				}
+				return false, fmt.Errorf("sink: verifying run %s: %w", origin, err)
+			}
+			if problem != "" {
+				p.reason = "repairing: " + problem
+				return false, nil
+			}
+		}
 		j.addResult(RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
 			Outcome: Unchanged, Reason: why, DestID: destID})
-		return true
+		return true, nil
 	}
 	if j.opt.Ledger != nil {
 		e, ok, err := j.opt.Ledger.Get(origin)
@@ -91,7 +113,7 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder) (s
 		}
 		if ok && e.Status == "committed" {
 			if fp != "" && e.Fingerprint == fp {
-				return unchanged(e.DestID, "committed earlier (ledger)"), nil
+				return unchanged(e.DestID, "committed earlier (ledger)")
 			}
 			p.reason = "changed since last transfer"
 		} else if ok {
@@ -119,7 +141,7 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder) (s
 		switch st {
 		case sinks.RunComplete:
 			if fp != "" && have == fp {
-				return unchanged("", "committed earlier (found in sink)"), nil
+				return unchanged("", "committed earlier (found in sink)")
 			}
 			p.reason = "changed since last transfer"
 		case sinks.RunIncomplete:

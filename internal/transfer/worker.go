@@ -60,10 +60,11 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	res := RunResult{Origin: p.run.Origin.String(), Experiment: p.exp.Name, Name: p.run.Name,
 		Reason: p.reason, Damage: p.run.Damage}
 	j.opt.Observer(Event{Kind: EventRunStarted, Run: res.Origin, Name: p.run.Name})
+	began := time.Now()
 	var err error
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
-		res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem = 0, 0, 0, 0, 0, nil
+		res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
 		err = j.runOnce(ctx, p, &res)
 		if err == nil || attempt >= j.opt.Attempts || fault.KindOf(err) != fault.KindRetryable || ctx.Err() != nil {
 			break
@@ -75,6 +76,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 		case <-time.After(wait):
 		}
 	}
+	res.DurationMS = time.Since(began).Milliseconds()
 	kind := fault.KindOf(err)
 	switch {
 	case err == nil && j.opt.DryRun:
@@ -85,6 +87,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 		res.Outcome = Interrupted
 	default:
 		res.Outcome, res.Error, res.ErrorKind = Failed, err.Error(), kind.String()
+		res.Unreachable = fault.Unreachable(err)
 	}
 	if !j.opt.DryRun && j.opt.Ledger != nil && res.Outcome != Interrupted {
 		e := state.Entry{Origin: res.Origin, DestID: res.DestID, Status: string(res.Outcome),
@@ -156,7 +159,28 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 	if d, ok := w.(sinks.Identified); ok {
 		res.DestID = d.DestID()
 	}
+	if cr, ok := w.(sinks.CoverageReporter); ok {
+		for k, n := range cr.Coverage() {
+			addCoverage(res, k, n)
+		}
+	}
 	return nil
+}
+
+// droppedKind is the coverage kind of metric points the job's transform
+// left out.
+func (j *job) droppedKind() string {
+	return "metric points left out by " + j.opt.Transform.String() + " (not copied)"
+}
+
+func addCoverage(res *RunResult, kind string, n int64) {
+	if n == 0 {
+		return
+	}
+	if res.Coverage == nil {
+		res.Coverage = map[string]int64{}
+	}
+	res.Coverage[kind] += n
 }
 
 // experimentID writes the experiment once per job and caches its id.
@@ -212,7 +236,11 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
 		}
+		n := len(page)
 		page = j.opt.Transform.Metrics(page)
+		if dropped := n - len(page); dropped > 0 {
+			addCoverage(res, j.droppedKind(), int64(dropped))
+		}
 		if len(batch) == 0 && len(page) == size {
 			// A page of exactly the batch size goes through uncopied.
 			if err := write(page); err != nil {
@@ -381,7 +409,17 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
 		}
-		res.Points += int64(len(j.opt.Transform.Metrics(page)))
+		n := len(page)
+		page = j.opt.Transform.Metrics(page)
+		res.Points += int64(len(page))
+		if dropped := n - len(page); dropped > 0 {
+			addCoverage(res, j.droppedKind(), int64(dropped))
+		}
+	}
+	if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
+		for k, n := range cp.PlanCoverage(p.run) {
+			addCoverage(res, k, n)
+		}
 	}
 	if r, ok := j.src.(sources.ArtifactLister); ok {
 		for a, err := range r.Artifacts(ctx, p.run.Origin) {

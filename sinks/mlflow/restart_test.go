@@ -45,7 +45,8 @@ var failedLine = regexp.MustCompile(`(?m)^FAILED (\S+) `)
 // and, mid-copy, kills the server (SIGKILL to its process group) and
 // restarts it on the same port and stores about 1.5 s later. It does so at
 // three moments, each into a fresh experiment prefix with its own ledger.
-// The copy never hangs; it either completes or exits 3 naming its failed
+// The copy never hangs; it either completes, exits 1 saying the server is
+// unreachable when no run could be written, or exits 3 naming its failed
 // runs, never 0 with runs missing; a re-run with the same ledger completes;
 // and `runferry check` and a full read-back find every run once, every
 // point once.
@@ -122,6 +123,12 @@ func TestServerKilledMidCopy(t *testing.T) {
 				// Some runs failed: each is named, and the total says how many.
 				if len(failed) == 0 || !strings.Contains(text, fmt.Sprintf(" %d failed", len(failed))) {
 					t.Fatalf("exit 3 without naming the failed runs:\n%s", text)
+				}
+			case code == 1:
+				// No run could be written while the server was away: the
+				// job failed as a whole and says why.
+				if !strings.Contains(text, "no run could be written: a server is unreachable") {
+					t.Fatalf("exit 1 without saying the server is unreachable:\n%s", text)
 				}
 			default:
 				t.Fatalf("copy across the restart: exit %d (%v)\n%s", code, err, text)

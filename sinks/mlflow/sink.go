@@ -29,6 +29,7 @@ type Sink struct {
 var (
 	_ sinks.Sink      = (*Sink)(nil)
 	_ sinks.RunFinder = (*Sink)(nil)
+	_ sinks.Checker   = (*Sink)(nil)
 
 	_ sinks.ExperimentPrefixer  = (*Sink)(nil)
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
@@ -169,6 +170,13 @@ func experimentTags(e schema.Experiment, prefix string) []mlflowapi.Tag {
 		{Key: mlflowapi.TagOrigin, Value: e.Origin.String()},
 		{Key: mlflowapi.TagExpName, Value: e.Name},
 	}
+	// MLflow sets an experiment's creation time itself: the source's is
+	// kept in a tag, which the MLflow source reads back.
+	created := mlflowapi.CreatedAtUnknown
+	if !e.CreatedAt.IsZero() {
+		created = e.CreatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagExpCreatedAt, Value: created})
 	if e.Description != "" {
 		v, _ := mlflowapi.Truncate(e.Description, mlflowapi.MaxExperimentTagValue)
 		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagNote, Value: v})

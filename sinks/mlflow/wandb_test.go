@@ -28,7 +28,7 @@ func TestWandbToMLflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
-	dst, read, _ := pair(t, srv.URL)
+	dst, read, prefix := pair(t, srv.URL)
 	rep, err := transfer.Copy(context.Background(), src, dst, transfer.Options{})
 	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed == 0 {
 		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
@@ -65,19 +65,26 @@ func TestWandbToMLflow(t *testing.T) {
 	if err := api.SetTag(ctx, runID, mlflowapi.TagGroup, "other-group"); err != nil {
 		t.Fatal(err)
 	}
+	exp, err := api.GetExperimentByName(ctx, prefix+"fixture-entity/runferry-fixtures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := api.SetExperimentTag(ctx, exp.ExperimentID, "added-in-mlflow", "1"); err != nil {
+		t.Fatal(err)
+	}
 	res, err = check.Run(ctx, src, read(), check.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
 	for _, d := range res.Differences {
-		if strings.HasSuffix(d.Run, "/fxa00001") {
+		if strings.HasSuffix(d.Run, "/fxa00001") || d.What == "experiment tag added-in-mlflow unexpected" {
 			got = append(got, d.What+"="+d.Got)
 		} else {
 			t.Errorf("difference in an untouched run: %v", d)
 		}
 	}
-	for _, want := range []string{"field Name=renamed-by-server", "field Notes=edited in the UI", "field Group=other-group"} {
+	for _, want := range []string{"field Name=renamed-by-server", "field Notes=edited in the UI", "field Group=other-group", "experiment tag added-in-mlflow unexpected=1"} {
 		if !slices.Contains(got, want) {
 			t.Errorf("check after editing the destination lacks %s; got %q", want, got)
 		}

@@ -1,7 +1,12 @@
 // Package parquetdir is the sink that writes runferry Parquet archives.
 //
-// Location syntax: parquet:PATH (PATH is a local folder, created if
-// missing; parquet:///abs/path also works). It has no options.
+// Location syntax: parquet:PATH[?verify=size|sha256] (PATH is a local
+// folder, created if missing; parquet:///abs/path also works).
+//
+// Repair: before a run is skipped as unchanged, the sink confirms that its
+// artifact bodies are still there with their recorded sizes (?verify=sha256
+// also hashes them); a run with a missing or damaged body is written again,
+// which stores its bodies anew.
 //
 // What it writes: long, tidy Parquet tables (experiments, runs, params,
 // tags, metrics, rich_values, logs, artifacts) plus content-addressed

@@ -26,13 +26,29 @@ func Description() location.Description {
 			"checksummed manifest (runferry archive check PATH), and one snapshot per job that changed " +
 			"something. Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
 			"its earlier version. Format: docs/ARCHIVE.md.",
+		Options: []location.Option{{Name: "verify", Default: "size",
+			Help: "How a run already archived unchanged is confirmed whole before it is skipped: size " +
+				"(each of its data files and artifact bodies is there with its recorded size) or sha256 " +
+				"(each is also read and hashed; use it to repair files that 'runferry check' or 'runferry " +
+				"archive check' found damaged). A run whose files are not whole is written again, which repairs them."}},
 		Example: "runferry sync mlflow+https://mlflow.example.com parquet:/backups/mlflow",
 	}
 }
 
 // Open opens the sink at loc.Path (the sinks.Factory Open function).
 func Open(_ context.Context, loc location.Location) (sinks.Sink, error) {
-	return New(loc.Path)
+	s, err := New(loc.Path)
+	if err != nil {
+		return nil, err
+	}
+	switch v := loc.Query("verify"); v {
+	case "", "size":
+	case "sha256":
+		s.hashBodies = true
+	default:
+		return nil, fault.Fatal(fmt.Errorf("option verify=%q: want size or sha256", v))
+	}
+	return s, nil
 }
 
 // Factory returns the registry entry of the sink.
@@ -44,6 +60,8 @@ func Factory() sinks.Factory { return sinks.Factory{Description: Description(), 
 type Sink struct {
 	path  string
 	state *archive.State // what the archive held when opened, for FindRun before the first write
+	// hashBodies makes VerifyRun hash every body instead of checking sizes.
+	hashBodies bool
 
 	mu        sync.Mutex
 	w         *archive.Writer
@@ -54,8 +72,9 @@ type Sink struct {
 }
 
 var (
-	_ sinks.Sink      = (*Sink)(nil)
-	_ sinks.RunFinder = (*Sink)(nil)
+	_ sinks.Sink        = (*Sink)(nil)
+	_ sinks.RunFinder   = (*Sink)(nil)
+	_ sinks.RunVerifier = (*Sink)(nil)
 
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
@@ -177,24 +196,44 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 // archived under a former origin as such; anything else is missing (an
 // unfinished write leaves no trace).
 func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, string, error) {
-	s.mu.Lock()
-	w := s.w
-	s.mu.Unlock()
-	find := func(origin string) (archive.RunEntry, bool) {
-		if w != nil {
-			return w.Run(origin)
-		}
-		return s.state.Manifest.Run(origin)
-	}
-	if e, ok := find(origin.String()); ok {
+	if e, ok := s.committed(origin); ok {
 		return sinks.RunComplete, e.Fingerprint, nil
 	}
-	for _, f := range s.formerOf(origin) {
-		if _, ok := find(f); ok {
+	s.mu.Lock()
+	former := s.former[origin]
+	s.mu.Unlock()
+	for _, f := range former {
+		if _, held := s.committed(f); held {
 			return sinks.RunUnderFormerOrigin, "", nil
 		}
 	}
 	return sinks.RunMissing, "", nil
+}
+
+func (s *Sink) committed(origin schema.Ref) (archive.RunEntry, bool) {
+	s.mu.Lock()
+	w := s.w
+	s.mu.Unlock()
+	if w != nil {
+		return w.Run(origin.String())
+	}
+	return s.state.Manifest.Run(origin.String())
+}
+
+// VerifyRun reports the committed run's data files and artifact bodies
+// that are missing or have another size than recorded (with
+// ?verify=sha256, also another SHA-256), so that the engine writes the run
+// again, which stores them anew. It reads no file unless ?verify=sha256.
+func (s *Sink) VerifyRun(_ context.Context, origin schema.Ref) (string, error) {
+	e, ok := s.committed(origin)
+	if !ok {
+		return "", nil
+	}
+	problem, err := archive.VerifyRunFiles(s.path, e, s.hashBodies)
+	if err != nil {
+		return "", fmt.Errorf("parquet sink: run %s: %w", origin, err)
+	}
+	return problem, nil
 }
 
 // Close publishes the snapshot and releases the archive.

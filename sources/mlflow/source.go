@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // Source reads one MLflow tracking server. It is safe for concurrent use.
@@ -24,13 +27,15 @@ type Source struct {
 	mu     sync.Mutex
 	exps   map[schema.Ref]string   // experiment origin -> MLflow experiment id
 	runs   map[schema.Ref]*runInfo // run origin -> what Runs found
+	listed map[string]bool         // experiment ids whose runs were listed
 	closed bool
 }
 
 // runInfo is what the source keeps about a run it listed.
 type runInfo struct {
 	id, artifactURI string
-	runferry        bool // written by runferry: has sidecar files
+	runferry        bool   // written by runferry: has sidecar files
+	fingerprint     string // runferry.fingerprint, for RecordedTransform
 
 	mu       sync.Mutex
 	coverage *mlflowapi.Coverage // nil until loaded
@@ -58,7 +63,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{api: api, cfg: cfg, instance: instance, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}}, nil
+	return &Source{api: api, cfg: cfg, instance: instance, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}, listed: map[string]bool{}}, nil
 }
 
 // ref returns the origin of the server's native experiment or run id:
@@ -181,8 +186,14 @@ func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.E
 	if ref, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
 		x.Origin = ref
 	}
-	if tags[mlflowapi.TagManaged] == "true" && tags[mlflowapi.TagExpName] != "" {
-		x.Name = tags[mlflowapi.TagExpName]
+	// What MLflow shows is what is compared: the name (less the prefix)
+	// even for an experiment runferry wrote. Only the creation time, which
+	// MLflow sets itself, comes from runferry's tag.
+	if v, ok := tags[mlflowapi.TagExpCreatedAt]; ok && tags[mlflowapi.TagManaged] == "true" {
+		x.CreatedAt = time.Time{}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			x.CreatedAt = t.UTC()
+		}
 	}
 	x.Deleted = x.Deleted || tags[mlflowapi.TagExpDeleted] == "true"
 	x.Description = tags[mlflowapi.TagNote]
@@ -236,6 +247,9 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 			yield(schema.Run{}, err)
 			return
 		}
+		s.mu.Lock()
+		s.listed[expID] = true
+		s.mu.Unlock()
 		for r, err := range s.api.SearchRuns(ctx, []string{expID}, "", s.view()) {
 			if err == nil {
 				err = ctx.Err()
@@ -283,4 +297,54 @@ func (s *Source) runInfoOf(ctx context.Context, ref schema.Ref) (*runInfo, error
 		return &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, runferry: rf}, nil
 	}
 	return nil, fault.Permanent(fmt.Errorf("mlflow source: run %s was not listed by Runs", ref))
+}
+
+var _ sources.Omitter = (*Source)(nil)
+
+// Omitted counts the deleted experiments, and the deleted runs of the
+// experiments whose runs were listed, that the source leaves out without the deleted
+// option (runs a runferry copy superseded are not counted: they are
+// runferry's, not the user's). A listing error ends the count early.
+func (s *Source) Omitted(ctx context.Context) map[string]int64 {
+	if s.cfg.Deleted || s.open() != nil {
+		return nil
+	}
+	out := map[string]int64{}
+	for e, err := range s.api.SearchExperiments(ctx, "", mlflowapi.ViewDeleted) {
+		if err != nil {
+			break
+		}
+		if strings.HasPrefix(e.Name, s.cfg.ExperimentPrefix) {
+			out["deleted experiments left out (add ?deleted=true to copy them)"]++
+		}
+	}
+	s.mu.Lock()
+	ids := slices.Collect(maps.Keys(s.listed))
+	s.mu.Unlock()
+	slices.Sort(ids)
+	for chunk := range slices.Chunk(ids, 100) {
+		for r, err := range s.api.SearchRuns(ctx, chunk, "", mlflowapi.ViewDeleted) {
+			if err != nil {
+				return out
+			}
+			if _, sup := r.Tag(mlflowapi.TagSuperseded); !sup {
+				out["deleted runs left out (add ?deleted=true to copy them)"]++
+			}
+		}
+	}
+	return out
+}
+
+var _ sources.TransformReader = (*Source)(nil)
+
+// RecordedTransform returns the transform a runferry copy applied to the
+// run, from its runferry.fingerprint tag ("" for a run not listed yet).
+func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
+	s.mu.Lock()
+	info := s.runs[run]
+	s.mu.Unlock()
+	if info == nil {
+		return ""
+	}
+	return transform.Recorded(info.fingerprint)
 }

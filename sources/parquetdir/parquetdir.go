@@ -14,6 +14,7 @@ import (
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // PageSize is the number of points, lines or values in one yielded page.
@@ -145,6 +146,33 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 	}
 }
 
+var (
+	_ sources.TransformReader = (*Source)(nil)
+	_ sources.Sizer           = (*Source)(nil)
+)
+
+// Size returns the run's points and file bytes from the manifest.
+func (s *Source) Size(_ context.Context, r schema.Run) (points, bytes int64, ok bool) {
+	e, ok := s.r.Run(r.Origin.String())
+	if !ok {
+		return 0, 0, false
+	}
+	for _, b := range e.Blobs {
+		bytes += b.Bytes
+	}
+	return e.Points, bytes, true
+}
+
+// RecordedTransform returns the transform the run was archived through,
+// from its recorded fingerprint.
+func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
+	e, ok := s.r.Run(run.String())
+	if !ok {
+		return ""
+	}
+	return transform.Recorded(e.Fingerprint)
+}
+
 // Fingerprint returns the fingerprint the run was archived with, so that
 // a sync from the archive into another archive skips unchanged runs.
 func (s *Source) Fingerprint(_ context.Context, r schema.Run) (string, error) {
@@ -207,7 +235,10 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 	return pages(ctx, s, run, s.r.Logs)
 }
 
-// Artifacts yields the run's files sorted by path; Open streams the blob.
+// Artifacts yields the run's files sorted by path, with the size and
+// SHA-256 the archive recorded; Open streams the body and verifies it: a
+// missing body, or one whose size or SHA-256 differ from the record, is a
+// permanent error naming the file (see archive.Reader.OpenBlob).
 func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
 	return func(yield func(schema.Artifact, error) bool) {
 		e, err := s.entry(run)
@@ -237,16 +268,28 @@ func (s *Source) artifact(row archive.ArtifactRow) schema.Artifact {
 	if row.SHA256 == nil || row.Size == nil {
 		return a
 	}
-	sha := *row.SHA256
-	a.Size, a.Digest = *row.Size, "sha256:"+sha
+	sha, size := *row.SHA256, *row.Size
+	a.Size, a.Digest = size, "sha256:"+sha
 	a.Open = func(context.Context) (io.ReadCloser, error) {
-		rc, err := s.r.OpenBlob(sha)
+		rc, err := s.r.OpenBlob(sha, size)
 		if err != nil {
 			return nil, classify(err)
 		}
-		return rc, nil
+		return classifiedReader{rc}, nil
 	}
 	return a
+}
+
+// classifiedReader marks a damaged body found while reading as a permanent
+// error of the run (see classify); io.EOF passes unchanged.
+type classifiedReader struct{ io.ReadCloser }
+
+func (c classifiedReader) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if err != nil && err != io.EOF {
+		err = classify(err)
+	}
+	return n, err
 }
 
 // Close makes every later call fail with ErrClosed.

@@ -3,6 +3,7 @@ package wandbdir_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/runferry/runferry/internal/testenv"
 	"math"
 	"os"
 	"path/filepath"
@@ -310,7 +311,7 @@ func tag(r schema.Run, key string) string {
 // checks the facts the samples README lists.
 func TestSamples(t *testing.T) {
 	if _, err := os.Stat(samples); err != nil {
-		t.Skipf("real-world samples not found at %s (they live in ../shared beside the project)", samples)
+		testenv.Unavailable(t, "the real-world samples at "+samples, err.Error())
 	}
 	sourcetest.Run(t, sourcetest.Opt{Open: openAt(samples + judgeNow), Skip: map[string]string{
 		"OriginsNameTheInstance": "most real-world runs were synced to W&B and name their entity, which identifies them wherever their folder lies; TestFixtures covers runs without one"}})

@@ -1,0 +1,66 @@
+package mlflow
+
+import (
+	"unicode/utf8"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+)
+
+var (
+	_ sinks.CoverageReporter = (*writer)(nil)
+	_ sinks.CoveragePlanner  = (*Sink)(nil)
+)
+
+// The coverage kinds of the MLflow sink. Each says where the original is.
+const (
+	covMetricKeys   = "metric keys MLflow rejects, renamed (originals in runferry/coverage.json)"
+	covParamKeys    = "param keys MLflow rejects, renamed (originals in runferry/run.json)"
+	covTagKeys      = "tag keys MLflow rejects, renamed (originals in runferry/run.json)"
+	covTruncated    = "values longer than MLflow allows, cut (whole in runferry/run.json)"
+	covConfig       = "config keys not written as params (whole in runferry/run.json and config.json)"
+	covFixups       = "metric points MLflow stores differently: ±Inf, -0, negative times, duplicates (originals in runferry/coverage.json)"
+	covFixupsLost   = "metric points stored differently beyond the fixup limit (stored form only: originals lost)"
+	covFileProblems = "files the source could not read (named in runferry/coverage.json)"
+)
+
+// Coverage counts what the run's writes did not hold as given, by kind.
+// It is complete once Commit returned.
+func (w *writer) Coverage() map[string]int64 { return coverageCounts(w.cov) }
+
+// PlanCoverage counts what of r's metadata MLflow would not hold as given,
+// as Coverage would after a copy (metric-level kinds need the points and
+// are not planned).
+func (s *Sink) PlanCoverage(r schema.Run) map[string]int64 {
+	cov := &mlflowapi.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
+	if _, _, err := mlflowapi.RunEntities(r, cov); err != nil {
+		return nil // the copy reports it as the run's error
+	}
+	if utf8.RuneCountInString(r.Name) > mlflowapi.MaxRunNameLength {
+		cov.Truncated = append(cov.Truncated, mlflowapi.Truncation{What: "run name"})
+	}
+	return coverageCounts(cov)
+}
+
+func coverageCounts(cov *mlflowapi.Coverage) map[string]int64 {
+	out := map[string]int64{}
+	add := func(kind string, n int) {
+		if n > 0 {
+			out[kind] += int64(n)
+		}
+	}
+	add(covMetricKeys, len(cov.MetricKeys))
+	add(covParamKeys, len(cov.ParamKeys))
+	add(covTagKeys, len(cov.TagKeys))
+	add(covTruncated, len(cov.Truncated))
+	add(covConfig, len(cov.ConfigNotParams))
+	fixed := 0
+	for _, f := range cov.Fixups {
+		fixed += len(f.Points)
+	}
+	add(covFixups, fixed)
+	add(covFixupsLost, int(cov.FixupsDropped))
+	add(covFileProblems, len(cov.FileProblems))
+	return out
+}
