@@ -181,14 +181,19 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
-			prog.finish()
-			rep.Version, rep.Options = version, reportOptions
+			prog.finish(rep.Reached)
+			rep.Version, rep.Options = versionString(), reportOptions
 			if cerr := dst.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("closing destination: %w", cerr)
 				rep.Fatal = err.Error()
 			}
 			a.exit = rep.ExitCode(err)
-			a.printReport(rep)
+			// Before the source and destination answered there is nothing to
+			// sum up for a reader: the error alone is printed (JSON readers
+			// still get their object, with the fatal error in it).
+			if rep.Reached || err == nil || a.logFormat == "json" {
+				a.printReport(rep)
+			}
 			if reportPath != "" {
 				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
 					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)
@@ -283,6 +288,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	t := rep.Totals
 	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
 		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
+	if g := rep.Registry; g != nil {
+		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
+	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/runferry/runferry/internal/testenv"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/transfer"
 )
 
@@ -113,7 +112,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := testenv.Rand(t)
 	kills := 0
 	for i := range 20 {
 		cmd := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q", "--concurrency", "2")

@@ -171,9 +171,15 @@ func (p *progress) rateText() string {
 	return s
 }
 
-func (p *progress) finish() {
+func (p *progress) finish(reached bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !reached { // the job never started: no closing progress line
+		if p.bar != nil {
+			_ = p.bar.Clear()
+		}
+		return
+	}
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		return

@@ -54,6 +54,8 @@ type Result struct {
 	Differences []Difference `json:"differences"` // empty when everything matches
 	// Warnings names filter patterns that matched nothing.
 	Warnings []string `json:"warnings,omitempty"`
+	// Models counts the source's registered models compared.
+	Models int `json:"models,omitempty"`
 }
 
 // Options select what is compared.
@@ -142,6 +144,9 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 				break
 			}
 		}
+	}
+	if err := res.compareRegistry(ctx, src, dst, plain.Selective(), seen); err != nil {
+		return res, err
 	}
 	// What the source could not read cannot be compared: it is no match.
 	if pr, ok := src.(sources.ProblemReporter); ok {

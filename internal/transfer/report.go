@@ -81,8 +81,17 @@ type Report struct {
 	// settled on (the limit in force longest), for a sink that asks for
 	// AdaptiveWrites.
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
+	// Reached says the source and the sink answered (their Check passed, for
+	// those that have one). A job that failed before copied nothing, and the
+	// CLI prints its error alone, without a summary.
+	Reached bool `json:"-"`
 
-	omitted map[string]int64 // the source's, for Coverage
+	// Registry counts the registered models copied after the runs (nil
+	// when the source has none, or holds no registry).
+	Registry *RegistryResult `json:"registry,omitempty"`
+
+	omitted          map[string]int64 // the source's, for Coverage
+	registryCoverage map[string]int64 // the model registry's, for Coverage
 }
 
 // ReportFormatVersion is the version of the report's JSON shape. It grows
@@ -118,6 +127,9 @@ func (r *Report) total() {
 	t := Totals{Runs: len(r.Runs)}
 	r.Coverage = nil
 	for k, n := range r.omitted {
+		r.addCoverage(k, n)
+	}
+	for k, n := range r.registryCoverage {
 		r.addCoverage(k, n)
 	}
 	for _, run := range r.Runs {

@@ -89,14 +89,15 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	}()
 	if c, ok := src.(sources.Checker); ok {
 		if err := c.Check(ctx); err != nil {
-			return rep, failJob(rep, fmt.Errorf("source: %w", err))
+			return rep, failJob(rep, fmt.Errorf("source %s: %w", opt.Source, err))
 		}
 	}
 	if c, ok := dst.(sinks.Checker); ok {
 		if err := c.Check(ctx); err != nil {
-			return rep, failJob(rep, fmt.Errorf("sink: %w", err))
+			return rep, failJob(rep, fmt.Errorf("destination %s: %w", opt.Sink, err))
 		}
 	}
+	rep.Reached = true
 	if opt.Filter.seen == nil {
 		opt.Filter = opt.Filter.Track()
 	}
@@ -115,6 +116,9 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	err = j.transfer(ctx, plan)
 	if err == nil {
 		err = unreachable(rep)
+	}
+	if err == nil {
+		err = j.copyRegistry(ctx)
 	}
 	return rep, failJob(rep, err)
 }

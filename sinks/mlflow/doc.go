@@ -122,6 +122,23 @@
 // PostgreSQL store get faster with more. A 429 or 503 is retried and
 // halves the number.
 //
+// # Model registry
+//
+// After the runs, the engine hands the sink the source's registered models
+// (sinks.RegistryWriter). A model keeps its name, description, tags and
+// aliases, and carries runferry.origin and runferry.created_at (the
+// source's creation time); a model of that name that is not runferry's
+// copy of the same origin is an error, never merged. Versions are created
+// in the source's order (so an empty model gets the source's numbers) and
+// carry runferry.version (the source's number, by which a re-run finds
+// them: no version is created twice), runferry.source_run (the source
+// run's origin) and runferry.created_at; description, tags and stage
+// follow the source. A version's run_id is the run this sink wrote from
+// its source run, and its source URI points at that run's files when the
+// source's pointed into its run; a version whose run is not in the
+// destination keeps its source URI, has no run_id, and is counted.
+// Registered model names are not prefixed by experiment-prefix.
+//
 // # Benchmarks
 //
 // docs/BENCHMARKS.md (`RUNFERRY_BENCH_ONLY=mlflow bash bench/run.sh`)

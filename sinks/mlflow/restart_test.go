@@ -3,7 +3,9 @@ package mlflow_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,6 +41,21 @@ func bigRuns() *dataset.Dataset {
 }
 
 var failedLine = regexp.MustCompile(`(?m)^FAILED (\S+) `)
+
+// experimentExists reports whether the server at base answers and holds an experiment
+// whose name starts with prefix.
+func experimentExists(base, prefix string) bool {
+	body, _ := json.Marshal(map[string]any{"max_results": 1, "filter": "name LIKE '" + prefix + "%'"})
+	resp, err := http.Post(base+"/api/2.0/mlflow/experiments/search", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Experiments []struct{ Name string } `json:"experiments"`
+	}
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&out) == nil && len(out.Experiments) > 0
+}
 
 // TestServerKilledMidCopy copies a Parquet archive of 15 runs (60 000
 // points) into a real SQLite-backed MLflow server with the runferry binary
@@ -83,16 +100,41 @@ func TestServerKilledMidCopy(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			done, exited := make(chan error, 1), make(chan struct{})
+			go func() { done <- cmd.Wait(); close(exited) }()
+			// The kill moments count from the copy's first write (an
+			// experiment under the prefix): a server that never answered
+			// is given only a few seconds (the client fails fast on a wrong
+			// address), so a kill before the copy reached the server would
+			// test that instead, on a slow machine.
+			reached := make(chan struct{})
+			go func() {
+				for !experimentExists(srv.URL, prefix) {
+					select {
+					case <-exited:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				close(reached)
+			}()
 			var err error
 			finished := false
 			select {
+			case <-reached:
 			case err = <-done:
 				finished = true
+			}
+			if !finished {
+				select {
+				case err = <-done:
+					finished = true
+				case <-time.After(killAfter):
+					kills++
+				}
+			}
+			if finished {
 				t.Logf("the copy finished in %s, before the kill at %s", time.Since(start), killAfter)
-			case <-time.After(killAfter):
-				kills++
 			}
 			srv.Kill()
 			killed := time.Now()

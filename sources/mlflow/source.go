@@ -301,15 +301,20 @@ func (s *Source) runInfoOf(ctx context.Context, ref schema.Ref) (*runInfo, error
 
 var _ sources.Omitter = (*Source)(nil)
 
-// Omitted counts the deleted experiments, and the deleted runs of the
+// Omitted counts the traces of the experiments whose runs were listed
+// (never copied), and the deleted experiments, and the deleted runs of the
 // experiments whose runs were listed, that the source leaves out without the deleted
 // option (runs a runferry copy superseded are not counted: they are
 // runferry's, not the user's). A listing error ends the count early.
 func (s *Source) Omitted(ctx context.Context) map[string]int64 {
-	if s.cfg.Deleted || s.open() != nil {
+	if s.open() != nil {
 		return nil
 	}
 	out := map[string]int64{}
+	s.countTraces(ctx, out)
+	if s.cfg.Deleted {
+		return out
+	}
 	for e, err := range s.api.SearchExperiments(ctx, "", mlflowapi.ViewDeleted) {
 		if err != nil {
 			break

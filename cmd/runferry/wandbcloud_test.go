@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
+	"github.com/runferry/runferry/sources/wandbdir"
+)
+
+// wandbServer serves the W&B fixtures through the W&B API test server.
+func wandbServer(t *testing.T, key string) string {
+	t.Helper()
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	return "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+}
+
+// TestCopyWandbCloudToParquet: a W&B project read through the API is
+// copied into an archive, check then passes, a second copy writes nothing
+// twice, and the key is never printed nor stored.
+func TestCopyWandbCloudToParquet(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef0123k3y9"
+	t.Setenv("WANDB_API_KEY", key)
+	loc := wandbServer(t, key)
+	dir := t.TempDir()
+	archive := filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	report := filepath.Join(dir, "report.json")
+
+	code, out, errOut := runCLI(t, "copy", loc, "parquet:"+archive, "--state", ledger, "--report", report)
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	all := out + errOut
+	code, out, errOut = runCLI(t, "check", loc, "parquet:"+archive)
+	if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s\n%s", code, out, errOut)
+	}
+	all += out + errOut
+	code, out, errOut = runCLI(t, "copy", loc, "parquet:"+archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 0 runs") {
+		t.Fatalf("second copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	all += out + errOut
+	for _, f := range []string{report, ledger} {
+		b, _ := os.ReadFile(f)
+		all += string(b)
+	}
+	if strings.Contains(all, key) {
+		t.Fatal("the API key was printed or stored")
+	}
+}
+
+// TestWandbCloudWrongKey: a refused key ends the job before any transfer,
+// exit 1, with one line that does not show the key.
+func TestWandbCloudWrongKey(t *testing.T) {
+	loc := wandbServer(t, "0123456789abcdef0123456789abcdef01234567")
+	const bad = "ffffffffffffffffffffffffffffffffffffbad1"
+	t.Setenv("WANDB_API_KEY", bad)
+	archive := filepath.Join(t.TempDir(), "archive")
+	code, out, errOut := runCLI(t, "copy", loc, "parquet:"+archive, "--state", filepath.Join(t.TempDir(), "l.db"))
+	if code != 1 || !strings.Contains(errOut, "refused the API key") || strings.Contains(out+errOut, bad) {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := strings.Count(strings.TrimSpace(errOut), "\n"); n > 0 {
+		t.Errorf("error is %d lines: %q", n+1, errOut)
+	}
+	if _, err := os.Stat(archive); !os.IsNotExist(err) {
+		t.Errorf("the archive was created (%v)", err)
+	}
+}
+
+// TestCheckFolderAgainstCloud: check compares the fixtures' run folders
+// with the same runs read through the API. Names, config, summary, labels,
+// notes, group, job type, status, every history point and rich value
+// agree; what differs is only what W&B's API does not carry (yet): the
+// environment tags and the exit code (from wandb-metadata.json, a run
+// file), the program, sub-second times (the API's are whole seconds),
+// system metrics, console output and files. So check exits 4 today, and
+// each difference is of those kinds.
+func TestCheckFolderAgainstCloud(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	loc := wandbServer(t, key)
+	code, out, errOut := runCLI(t, "check", fixtures, loc)
+	if code != exitDifferences || !strings.Contains(out, "checked 1 experiments, 6 runs, 142 points") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	known := []string{"experiment creation time: ", "field Start: ", "field End: ", "field Program: ",
+		"tag wandb.args missing", "tag wandb.cpu_count missing", "tag wandb.executable missing",
+		"tag wandb.exit_code missing", "tag wandb.os missing", "tag wandb.python missing", "tag wandb.root missing",
+		"tag wandb.sdk_version missing", "tag wandb.segments missing", "tag wandb.step_metric.",
+		"metric system/", "console output not readable", "files not readable"}
+	n := 0
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.HasPrefix(line, "wandb:") {
+			continue
+		}
+		n++
+		ok := false
+		for _, k := range known {
+			ok = ok || strings.Contains(line, ": "+k)
+		}
+		if !ok {
+			t.Errorf("unexpected difference: %s", line)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no difference listed:\n%s", out)
+	}
+}

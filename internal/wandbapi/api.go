@@ -1,0 +1,287 @@
+package wandbapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"strings"
+
+	"github.com/runferry/runferry/internal/fault"
+)
+
+// Viewer is the user the key belongs to.
+type Viewer struct {
+	ID       string `json:"id"`
+	Username string `json:"username"`
+	Entity   string `json:"entity"`
+}
+
+// Viewer proves the key: it returns the key's user, or a fatal error.
+func (c *Client) Viewer(ctx context.Context) (Viewer, error) {
+	var out struct {
+		Viewer *Viewer `json:"viewer"`
+	}
+	if err := c.Query(ctx, `query Viewer { viewer { id username entity } }`, nil, &out); err != nil {
+		if fault.KindOf(err) == fault.KindPermanent {
+			err = fault.Fatal(err)
+		}
+		return Viewer{}, err
+	}
+	if out.Viewer == nil {
+		return Viewer{}, fault.Fatal(fmt.Errorf("wandb: %s does not know the API key (no viewer): check WANDB_API_KEY or ~/.netrc", c.host))
+	}
+	return *out.Viewer, nil
+}
+
+// Project is a W&B project.
+type Project struct {
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	EntityName string `json:"entityName"`
+	CreatedAt  string `json:"createdAt"`
+}
+
+type pageInfo struct {
+	EndCursor   *string `json:"endCursor"`
+	HasNextPage bool    `json:"hasNextPage"`
+}
+
+// ProjectsPageSize is how many projects one request asks for.
+const ProjectsPageSize = 100
+
+const projectsQuery = `query Projects($entity: String!, $cursor: String, $perPage: Int!) {
+  models(entityName: $entity, after: $cursor, first: $perPage) {
+    pageInfo { endCursor hasNextPage }
+    edges { node { id name entityName createdAt } }
+  }
+}`
+
+// Projects yields the projects of entity, in the server's order.
+func (c *Client) Projects(ctx context.Context, entity string) iter.Seq2[Project, error] {
+	return func(yield func(Project, error) bool) {
+		var cursor *string
+		for {
+			var out struct {
+				Models *struct {
+					PageInfo pageInfo `json:"pageInfo"`
+					Edges    []struct {
+						Node Project `json:"node"`
+					} `json:"edges"`
+				} `json:"models"`
+			}
+			err := c.Query(ctx, projectsQuery, map[string]any{"entity": entity, "cursor": cursor, "perPage": ProjectsPageSize}, &out)
+			if err != nil {
+				yield(Project{}, err)
+				return
+			}
+			if out.Models == nil {
+				yield(Project{}, fault.Fatal(fmt.Errorf("wandb: entity %q not found on %s", entity, c.host)))
+				return
+			}
+			for _, e := range out.Models.Edges {
+				if !yield(e.Node, nil) {
+					return
+				}
+			}
+			if !out.Models.PageInfo.HasNextPage || out.Models.PageInfo.EndCursor == nil {
+				return
+			}
+			cursor = out.Models.PageInfo.EndCursor
+		}
+	}
+}
+
+// Project returns one project; a project (or entity) that does not exist
+// is a permanent error naming it.
+func (c *Client) Project(ctx context.Context, entity, name string) (Project, error) {
+	var out struct {
+		Project *Project `json:"project"`
+	}
+	q := `query Project($entity: String!, $project: String!) {
+  project(name: $project, entityName: $entity) { id name entityName createdAt }
+}`
+	if err := c.Query(ctx, q, map[string]any{"entity": entity, "project": name}, &out); err != nil {
+		return Project{}, err
+	}
+	if out.Project == nil {
+		return Project{}, fault.Permanent(fmt.Errorf("wandb: project %s/%s not found on %s", entity, name, c.host))
+	}
+	return *out.Project, nil
+}
+
+// User is a run's user.
+type User struct {
+	Name     string `json:"name"`
+	Username string `json:"username"`
+}
+
+// Run is a run as the API lists it. JSON-valued fields are kept raw.
+type Run struct {
+	ID               string          `json:"id"`
+	Name             string          `json:"name"` // the run id
+	DisplayName      *string         `json:"displayName"`
+	State            string          `json:"state"`
+	Config           string          `json:"config"`
+	SummaryMetrics   string          `json:"summaryMetrics"`
+	SystemMetrics    string          `json:"systemMetrics"`
+	Tags             []string        `json:"tags"`
+	Notes            *string         `json:"notes"`
+	Group            *string         `json:"group"`
+	JobType          *string         `json:"jobType"`
+	Commit           *string         `json:"commit"`
+	Host             *string         `json:"host"`
+	SweepName        *string         `json:"sweepName"`
+	CreatedAt        string          `json:"createdAt"`
+	HeartbeatAt      *string         `json:"heartbeatAt"`
+	HistoryLineCount int64           `json:"historyLineCount"`
+	HistoryKeys      json.RawMessage `json:"historyKeys"` // a JSON object, not a JSONString
+	User             *User           `json:"user"`
+}
+
+// LastStep reads lastStep from historyKeys; ok is false when the run has
+// no history.
+func (r Run) LastStep() (step int64, ok bool, err error) {
+	if len(r.HistoryKeys) == 0 || string(r.HistoryKeys) == "null" {
+		return 0, false, nil
+	}
+	var hk struct {
+		LastStep *int64 `json:"lastStep"`
+	}
+	if err := json.Unmarshal(r.HistoryKeys, &hk); err != nil {
+		return 0, false, fmt.Errorf("historyKeys: %v", err)
+	}
+	if hk.LastStep == nil {
+		return 0, false, nil
+	}
+	return *hk.LastStep, true, nil
+}
+
+// RunFields is the selection runferry asks for every run: everything the
+// run's schema.Run needs, asked for explicitly.
+const RunFields = `id name displayName state config summaryMetrics systemMetrics tags notes group jobType
+  commit host sweepName createdAt heartbeatAt historyLineCount historyKeys user { name username }`
+
+// RunsPageSize is how many runs one request asks for.
+const RunsPageSize = 50
+
+const runsQuery = `query Runs($entity: String!, $project: String!, $cursor: String, $perPage: Int!) {
+  project(name: $project, entityName: $entity) {
+    runs(after: $cursor, first: $perPage, order: "+created_at") {
+      pageInfo { endCursor hasNextPage }
+      edges { node { ` + RunFields + ` } }
+    }
+  }
+}`
+
+// Runs yields the runs of entity/project, oldest first.
+func (c *Client) Runs(ctx context.Context, entity, project string) iter.Seq2[Run, error] {
+	return func(yield func(Run, error) bool) {
+		var cursor *string
+		for {
+			var out struct {
+				Project *struct {
+					Runs struct {
+						PageInfo pageInfo `json:"pageInfo"`
+						Edges    []struct {
+							Node Run `json:"node"`
+						} `json:"edges"`
+					} `json:"runs"`
+				} `json:"project"`
+			}
+			err := c.Query(ctx, runsQuery, map[string]any{"entity": entity, "project": project, "cursor": cursor, "perPage": RunsPageSize}, &out)
+			if err != nil {
+				yield(Run{}, err)
+				return
+			}
+			if out.Project == nil {
+				yield(Run{}, fault.Permanent(fmt.Errorf("wandb: project %s/%s not found on %s", entity, project, c.host)))
+				return
+			}
+			for _, e := range out.Project.Runs.Edges {
+				if !yield(e.Node, nil) {
+					return
+				}
+			}
+			pi := out.Project.Runs.PageInfo
+			if !pi.HasNextPage || pi.EndCursor == nil {
+				return
+			}
+			cursor = pi.EndCursor
+		}
+	}
+}
+
+// Run returns one run; one that does not exist is a permanent error.
+func (c *Client) Run(ctx context.Context, entity, project, id string) (Run, error) {
+	q := `query Run($entity: String!, $project: String!, $run: String!) {
+  project(name: $project, entityName: $entity) { run(name: $run) { ` + RunFields + ` } }
+}`
+	var out struct {
+		Project *struct {
+			Run *Run `json:"run"`
+		} `json:"project"`
+	}
+	if err := c.Query(ctx, q, map[string]any{"entity": entity, "project": project, "run": id}, &out); err != nil {
+		return Run{}, err
+	}
+	if out.Project == nil || out.Project.Run == nil {
+		return Run{}, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
+	}
+	return *out.Project.Run, nil
+}
+
+const historyQuery = `query HistoryPage($entity: String!, $project: String!, $run: String!, $minStep: Int64!, $maxStep: Int64!, $pageSize: Int!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { history(minStep: $minStep, maxStep: $maxStep, samples: $pageSize) }
+  }
+}`
+
+// HistoryPage returns the run's history rows with minStep <= _step <
+// maxStep, each a JSON object as text (W&B writes NaN and infinities as
+// bare words). pageSize must be at least maxStep-minStep, so that the
+// server has no reason to sample.
+func (c *Client) HistoryPage(ctx context.Context, entity, project, id string, minStep, maxStep int64, pageSize int) ([]string, error) {
+	var out struct {
+		Project *struct {
+			Run *struct {
+				History []string `json:"history"`
+			} `json:"run"`
+		} `json:"project"`
+	}
+	vars := map[string]any{"entity": entity, "project": project, "run": id, "minStep": minStep, "maxStep": maxStep, "pageSize": pageSize}
+	if err := c.Query(ctx, historyQuery, vars, &out); err != nil {
+		return nil, err
+	}
+	if out.Project == nil || out.Project.Run == nil {
+		return nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
+	}
+	return out.Project.Run.History, nil
+}
+
+// UnwrapConfig turns the API's config JSON ({"key": {"value": v, "desc":
+// ...}}) into plain values, dropping W&B's internal "_wandb" key.
+func UnwrapConfig(s string) (map[string]json.RawMessage, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var wrapped map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &wrapped); err != nil {
+		return nil, fmt.Errorf("config: %v", err)
+	}
+	out := map[string]json.RawMessage{}
+	for k, v := range wrapped {
+		if k == "_wandb" {
+			continue
+		}
+		var w struct {
+			Value json.RawMessage `json:"value"`
+		}
+		if err := json.Unmarshal(v, &w); err != nil || w.Value == nil {
+			out[k] = v // not wrapped: keep as is
+			continue
+		}
+		out[k] = w.Value
+	}
+	return out, nil
+}

@@ -1,0 +1,176 @@
+package wandbtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"slices"
+	"strings"
+
+	"github.com/runferry/runferry/schema"
+)
+
+// Reader is what Load needs of a source: the methods of sources.Source and
+// sources.RichValueReader (declared here so the test server stays below
+// the adapters).
+type Reader interface {
+	Experiments(ctx context.Context) iter.Seq2[schema.Experiment, error]
+	Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error]
+	Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error]
+	RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error]
+}
+
+// Load reads every run of src (a wandb: folder source) into Data for
+// entity, as W&B's cloud would show the same runs once synced: projects
+// named by the experiments' last path element, run ids, display names,
+// config, summary, tags (labels), notes, group, job type, host, commit,
+// user, state (from the status and the wandb.state tag), start as
+// createdAt and end as heartbeatAt, and history rows rebuilt from the
+// metrics and rich values (system metrics left out: the API keeps them
+// apart) with _step and _timestamp (seconds).
+func Load(ctx context.Context, src Reader, entity, username string) (*Data, error) {
+	d := &Data{Entity: entity, Username: username}
+	for exp, err := range src.Experiments(ctx) {
+		if err != nil {
+			return nil, err
+		}
+		p := &Project{Name: exp.Origin.ID[strings.LastIndex(exp.Origin.ID, "/")+1:], CreatedAt: exp.CreatedAt}
+		for r, err := range src.Runs(ctx, exp.Origin) {
+			if err != nil {
+				return nil, err
+			}
+			wr, err := loadRun(ctx, src, r)
+			if err != nil {
+				return nil, fmt.Errorf("run %s: %w", r.Origin.ID, err)
+			}
+			p.Runs = append(p.Runs, wr)
+		}
+		d.Projects = append(d.Projects, p)
+	}
+	return d, nil
+}
+
+func loadRun(ctx context.Context, src Reader, r schema.Run) (*Run, error) {
+	tag := func(k string) string {
+		for _, t := range r.Tags {
+			if t.Key == "wandb."+k {
+				return t.Value
+			}
+		}
+		return ""
+	}
+	state := map[schema.RunStatus]string{schema.StatusFinished: "finished", schema.StatusFailed: "failed",
+		schema.StatusKilled: "killed", schema.StatusRunning: "running"}[r.Status]
+	if s := tag("state"); s != "" {
+		state = s
+	}
+	wr := &Run{
+		ID: r.Origin.ID[strings.LastIndex(r.Origin.ID, "/")+1:], DisplayName: r.Name, State: state,
+		Group: r.Group, JobType: r.JobType, Notes: r.Notes, Commit: r.GitCommit, Host: r.Host, User: r.User,
+		SweepName: tag("sweep_id"), Tags: r.Labels, CreatedAt: r.Start, HeartbeatAt: r.End,
+	}
+	if len(r.Config) > 0 {
+		if err := json.Unmarshal(r.Config, &wr.Config); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
+	if len(r.Summary) > 0 {
+		if err := decodeNonFinite(r.Summary, &wr.Summary); err != nil {
+			return nil, fmt.Errorf("summary: %w", err)
+		}
+	}
+	rows := map[int64]map[string]any{}
+	row := func(step, ms int64) map[string]any {
+		m := rows[step]
+		if m == nil {
+			m = map[string]any{"_step": float64(step)}
+			rows[step] = m
+		}
+		if ms != 0 {
+			m["_timestamp"] = float64(ms) / 1000
+		}
+		return m
+	}
+	for page, err := range src.Metrics(ctx, r.Origin) {
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range page {
+			if !strings.HasPrefix(m.Key, "system/") {
+				row(m.Step, m.Time)[m.Key] = m.Value
+			}
+		}
+	}
+	for page, err := range src.RichValues(ctx, r.Origin) {
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range page {
+			if strings.HasPrefix(v.Key, "system/") {
+				continue
+			}
+			var val any
+			if err := decodeNonFinite([]byte(v.JSON), &val); err != nil {
+				return nil, fmt.Errorf("history %s at step %d: %w", v.Key, v.Step, err)
+			}
+			row(v.Step, v.Time)[v.Key] = val
+		}
+	}
+	steps := make([]int64, 0, len(rows))
+	for s := range rows {
+		steps = append(steps, s)
+	}
+	slices.Sort(steps)
+	for _, s := range steps {
+		wr.History = append(wr.History, rows[s])
+	}
+	return wr, nil
+}
+
+// decodeNonFinite decodes JSON that may hold the bare words NaN, Infinity
+// and -Infinity (as W&B writes them) by first quoting them... it only
+// accepts standard JSON plus those words outside strings.
+func decodeNonFinite(b []byte, v any) error {
+	return json.Unmarshal(quoteNonFinite(b), v)
+}
+
+// quoteNonFinite rewrites bare NaN/Infinity/-Infinity outside strings to
+// null-safe sentinels understood by encoding/json: here simply to their
+// string form, as the fixtures' expected.json encodes them.
+func quoteNonFinite(b []byte) []byte {
+	var out []byte
+	inStr := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if inStr {
+			out = append(out, c)
+			if c == '\\' && i+1 < len(b) {
+				i++
+				out = append(out, b[i])
+			} else if c == '"' {
+				inStr = false
+			}
+			continue
+		}
+		if c == '"' {
+			inStr = true
+			out = append(out, c)
+			continue
+		}
+		for _, w := range []string{"-Infinity", "Infinity", "NaN"} {
+			if strings.HasPrefix(string(b[i:min(len(b), i+len(w))]), w) {
+				out = append(out, '"')
+				out = append(out, w...)
+				out = append(out, '"')
+				i += len(w) - 1
+				c = 0
+				break
+			}
+		}
+		if c != 0 {
+			out = append(out, c)
+		}
+	}
+	return out
+}

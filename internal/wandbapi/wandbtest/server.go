@@ -1,0 +1,608 @@
+// Package wandbtest is a W&B API test server: an httptest server that
+// answers the GraphQL queries W&B's public API clients send (the Python
+// SDK's wandb.Api, wandb-core's history reader, and runferry's own client)
+// from data held in memory, usually loaded from the W&B fixtures made by
+// the real SDK (see Load).
+//
+// It answers POST /graphql with HTTP basic auth (user "api", the key given
+// to New; any other credential is a 401). What it serves:
+//
+//	viewer, serverInfo                       the key's user and entity
+//	models(entityName, after, first)         projects of an entity, cursor-paged
+//	project(name, entityName)                a project: runCount, runs(filters,
+//	                                         after, first, order) cursor-paged, run(name)
+//	run fields                               id, name, displayName, state, config
+//	                                         (W&B's {"k":{"value":…}} JSON), summaryMetrics,
+//	                                         systemMetrics, tags, notes, group, jobType,
+//	                                         commit, host, user, createdAt, heartbeatAt,
+//	                                         historyKeys ({"keys":…, "lastStep":N}),
+//	                                         historyLineCount
+//	history(minStep, maxStep, samples)       rows as JSON strings; minStep inclusive,
+//	                                         maxStep exclusive; more rows than samples are
+//	                                         thinned evenly, first and last kept
+//	sampledHistory(specs)                    per spec {"keys", "minStep", "maxStep"
+//	                                         (inclusive), "samples"}: rows holding every key,
+//	                                         projected on them
+//	parquetHistory(liveKeys)                 no exports: parquetUrls [] and liveData [],
+//	                                         so readers fall back to the paged scan
+//
+// A field it does not know is a GraphQL error naming the field, so a query
+// shape a client sends that the server does not answer shows at once.
+// Run filters are not applied (a filter is an error), so a client that
+// relies on one sees it.
+//
+// Choices the real SDK accepts but cannot confirm against W&B's server:
+// non-finite numbers are the bare words NaN, Infinity, -Infinity inside
+// JSONString values and history rows (Python and wandb-core read them) but
+// strings in the answer's own JSON (wandb-core decodes it with
+// encoding/json); times are whole seconds without a zone; historyKeys is a
+// JSON object; projectId and internalId are numbers; history rows rebuilt
+// by Load key nested dicts as the folder source does ("val/acc").
+package wandbtest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Data is what the server holds: one entity and its projects.
+type Data struct {
+	Entity   string
+	Username string
+	Projects []*Project
+}
+
+// Project is a W&B project and its runs, in creation order.
+type Project struct {
+	Name      string
+	CreatedAt time.Time
+	Runs      []*Run
+}
+
+// Run is a W&B run as the API shows it.
+type Run struct {
+	ID          string // the run id (GraphQL name)
+	StorageID   string // the opaque GraphQL id; derived from ID when empty
+	DisplayName string
+	State       string // running, finished, failed, crashed, killed
+	Group       string
+	JobType     string
+	Notes       string
+	Commit      string
+	Host        string
+	User        string
+	SweepName   string
+	Tags        []string
+	// Config holds plain values; the API wraps each as {"value": v, "desc": null}.
+	Config        map[string]any
+	Summary       map[string]any
+	SystemMetrics map[string]any
+	CreatedAt     time.Time
+	HeartbeatAt   time.Time
+	// History holds the rows in step order; each has "_step".
+	History []map[string]any
+}
+
+// Server is a running test server.
+type Server struct {
+	*httptest.Server
+	data *Data
+	key  string
+
+	// Requests counts the GraphQL requests answered.
+	Requests atomic.Int64
+
+	mu sync.Mutex
+	// before, when set, runs before every request; returning true means it
+	// answered the request itself (fault injection).
+	before func(w http.ResponseWriter, r *http.Request) bool
+}
+
+// New starts a server holding data that accepts key.
+func New(data *Data, key string) *Server {
+	s := &Server{data: data, key: key}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Before installs a hook run before every request; it answers the request
+// itself by returning true.
+func (s *Server) Before(f func(w http.ResponseWriter, r *http.Request) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.before = f
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	before := s.before
+	s.mu.Unlock()
+	if before != nil && before(w, r) {
+		return
+	}
+	if r.URL.Path != "/graphql" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST only", http.StatusMethodNotAllowed)
+		return
+	}
+	user, pass, ok := r.BasicAuth()
+	if !ok || user != "api" || pass != s.key {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		fmt.Fprint(w, `{"errors":[{"message":"user is not logged in"}]}`)
+		return
+	}
+	s.Requests.Add(1)
+	var body struct {
+		Query         string         `json:"query"`
+		Variables     map[string]any `json:"variables"`
+		OperationName string         `json:"operationName"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		writeError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		return
+	}
+	doc, err := parseDocument(body.Query, body.OperationName)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "query: "+err.Error())
+		return
+	}
+	vars := map[string]any{}
+	for k, v := range doc.defaults {
+		vars[k] = v
+	}
+	for k, v := range body.Variables {
+		vars[k] = v
+	}
+	out, err := doc.execute(s.root(), doc.op, vars)
+	if err != nil {
+		writeError(w, http.StatusOK, err.Error())
+		return
+	}
+	b, err := json.Marshal(map[string]any{"data": strictJSON(out)})
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	b, _ := json.Marshal(map[string]any{"errors": []any{map[string]any{"message": msg}}, "data": nil})
+	w.Write(b)
+}
+
+// marshal encodes like encoding/json but writes NaN and ±Inf as the bare
+// words NaN, Infinity and -Infinity, as W&B's history rows hold them.
+func marshal(v any) ([]byte, error) {
+	b, err := json.Marshal(sanitize(v))
+	if err != nil {
+		return nil, err
+	}
+	for word, sentinel := range sentinels {
+		q, _ := json.Marshal(sentinel)
+		b = bytes.ReplaceAll(b, q, []byte(word))
+	}
+	return b, nil
+}
+
+// sentinels stand for the non-finite numbers while encoding/json writes.
+var sentinels = map[string]string{"NaN": "\x00NaN\x00", "Infinity": "\x00+Inf\x00", "-Infinity": "\x00-Inf\x00"}
+
+func nonFinite(x float64) string {
+	switch {
+	case math.IsNaN(x):
+		return sentinels["NaN"]
+	case math.IsInf(x, 1):
+		return sentinels["Infinity"]
+	}
+	return sentinels["-Infinity"]
+}
+
+// strictJSON replaces non-finite numbers by the strings "NaN",
+// "Infinity" and "-Infinity" for the answer's own JSON, which W&B's Go
+// clients decode with encoding/json (JSONString values keep the bare
+// words: they are decoded by W&B's lenient readers).
+func strictJSON(v any) any {
+	switch x := v.(type) {
+	case float64:
+		switch {
+		case math.IsNaN(x):
+			return "NaN"
+		case math.IsInf(x, 1):
+			return "Infinity"
+		case math.IsInf(x, -1):
+			return "-Infinity"
+		}
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = strictJSON(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = strictJSON(e)
+		}
+		return l
+	}
+	return v
+}
+
+func sanitize(v any) any {
+	switch x := v.(type) {
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nonFinite(x)
+		}
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			m[k] = sanitize(e)
+		}
+		return m
+	case []any:
+		l := make([]any, len(x))
+		for i, e := range x {
+			l[i] = sanitize(e)
+		}
+		return l
+	}
+	return v
+}
+
+// jsonString renders v as a JSON string value (a GraphQL JSONString).
+func jsonString(v any) string {
+	b, err := marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func timeString(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05")
+}
+
+func field(v any) func(map[string]any) (any, error) {
+	return func(map[string]any) (any, error) { return v, nil }
+}
+
+func (s *Server) root() *object {
+	return &object{typ: "Query", fields: map[string]func(map[string]any) (any, error){
+		"viewer": field(s.viewer()),
+		"serverInfo": field(&object{typ: "ServerInfo", fields: map[string]func(map[string]any) (any, error){
+			"cliVersionInfo":         field(map[string]any{}),
+			"latestLocalVersionInfo": field((*object)(nil)),
+			"features":               field([]*object{}),
+		}}),
+		"models": func(a map[string]any) (any, error) {
+			if e, _ := a["entityName"].(string); e != s.data.Entity {
+				return pageOf[*Project]("ProjectConnection", nil, a, nil)
+			}
+			return pageOf("ProjectConnection", s.data.Projects, a, s.project)
+		},
+		"project": func(a map[string]any) (any, error) {
+			name, _ := a["name"].(string)
+			if e, _ := a["entityName"].(string); e != s.data.Entity {
+				return (*object)(nil), nil
+			}
+			for _, p := range s.data.Projects {
+				if p.Name == name {
+					return s.project(p), nil
+				}
+			}
+			return (*object)(nil), nil
+		},
+	}}
+}
+
+func (s *Server) viewer() *object {
+	return &object{typ: "User", fields: map[string]func(map[string]any) (any, error){
+		"id":        field(base64.StdEncoding.EncodeToString([]byte("User:" + s.data.Username))),
+		"entity":    field(s.data.Entity),
+		"username":  field(s.data.Username),
+		"name":      field(s.data.Username),
+		"email":     field(nil),
+		"flags":     field(nil),
+		"admin":     field(false),
+		"deletedAt": field(nil),
+		"apiKeys": field(&object{typ: "ApiKeyConnection", fields: map[string]func(map[string]any) (any, error){
+			"edges": field([]*object{}),
+		}}),
+		"teams": field(&object{typ: "EntityConnection", fields: map[string]func(map[string]any) (any, error){
+			"edges": field([]*object{}),
+		}}),
+	}}
+}
+
+// pageOf returns a Relay connection over items from args after/first.
+func pageOf[T any](typ string, items []T, args map[string]any, node func(T) *object) (any, error) {
+	start := 0
+	if c, ok := args["after"].(string); ok && c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil {
+			return nil, fmt.Errorf("bad cursor %q", c)
+		}
+		start = n
+	}
+	end := len(items)
+	if f, ok := args["first"].(float64); ok && start+int(f) < end {
+		end = start + int(f)
+	}
+	start = min(start, len(items))
+	var edges []*object
+	for i := start; i < end; i++ {
+		edges = append(edges, &object{typ: typ[:len(typ)-len("Connection")] + "Edge", fields: map[string]func(map[string]any) (any, error){
+			"node":   field(node(items[i])),
+			"cursor": field(strconv.Itoa(i + 1)),
+		}})
+	}
+	endCursor := any(nil)
+	if end > start {
+		endCursor = strconv.Itoa(end)
+	}
+	return &object{typ: typ, fields: map[string]func(map[string]any) (any, error){
+		"edges": field(edges),
+		"pageInfo": field(&object{typ: "PageInfo", fields: map[string]func(map[string]any) (any, error){
+			"endCursor":   field(endCursor),
+			"hasNextPage": field(end < len(items)),
+		}}),
+		"totalCount": field(len(items)),
+	}}, nil
+}
+
+func (s *Server) project(p *Project) *object {
+	id := base64.StdEncoding.EncodeToString([]byte("Project:" + p.Name))
+	noFilter := func(a map[string]any) error {
+		if f, ok := a["filters"]; ok && f != nil {
+			if str, ok := f.(string); !ok || (str != "{}" && str != "") {
+				return fmt.Errorf("run filters are not supported by the test server: %v", f)
+			}
+		}
+		return nil
+	}
+	return &object{typ: "Project", fields: map[string]func(map[string]any) (any, error){
+		"id":          field(id),
+		"internalId":  field(s.projectNumber(p)),
+		"name":        field(p.Name),
+		"entityName":  field(s.data.Entity),
+		"createdAt":   field(timeString(p.CreatedAt)),
+		"isBenchmark": field(false),
+		"readOnly":    field(false),
+		"description": field(nil),
+		"user":        field(s.viewer()),
+		"entity": field(&object{typ: "Entity", fields: map[string]func(map[string]any) (any, error){
+			"id": field(s.data.Entity), "name": field(s.data.Entity),
+		}}),
+		"runCount": func(a map[string]any) (any, error) {
+			if err := noFilter(a); err != nil {
+				return nil, err
+			}
+			return len(p.Runs), nil
+		},
+		"runs": func(a map[string]any) (any, error) {
+			if err := noFilter(a); err != nil {
+				return nil, err
+			}
+			runs := p.Runs
+			if o, _ := a["order"].(string); o == "-created_at" {
+				runs = slices.Clone(runs)
+				slices.Reverse(runs)
+			} else if o != "" && o != "+created_at" && o != "created_at" {
+				return nil, fmt.Errorf("order %q is not supported by the test server", o)
+			}
+			return pageOf("RunConnection", runs, a, func(r *Run) *object { return s.run(p, r) })
+		},
+		"run": func(a map[string]any) (any, error) {
+			name, _ := a["name"].(string)
+			for _, r := range p.Runs {
+				if r.ID == name {
+					return s.run(p, r), nil
+				}
+			}
+			return (*object)(nil), nil
+		},
+	}}
+}
+
+// projectNumber is the project's internal id: W&B's clients read it as a
+// number.
+func (s *Server) projectNumber(p *Project) int {
+	return slices.Index(s.data.Projects, p) + 1
+}
+
+func (s *Server) run(p *Project, r *Run) *object {
+	id := r.StorageID
+	if id == "" {
+		id = base64.StdEncoding.EncodeToString([]byte("Run:v1:" + r.ID + ":" + p.Name + ":" + s.data.Entity))
+	}
+	cfg := map[string]any{}
+	for k, v := range r.Config {
+		cfg[k] = map[string]any{"value": v, "desc": nil}
+	}
+	orNil := func(s string) any {
+		if s == "" {
+			return nil
+		}
+		return s
+	}
+	summary := r.Summary
+	if summary == nil {
+		summary = map[string]any{}
+	}
+	sys := r.SystemMetrics
+	if sys == nil {
+		sys = map[string]any{}
+	}
+	tags := r.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	user := &object{typ: "User", fields: map[string]func(map[string]any) (any, error){
+		"name": field(r.User), "username": field(r.User), "id": field(r.User),
+	}}
+	return &object{typ: "Run", fields: map[string]func(map[string]any) (any, error){
+		"id":               field(id),
+		"projectId":        field(s.projectNumber(p)),
+		"name":             field(r.ID),
+		"displayName":      field(orNil(r.DisplayName)),
+		"state":            field(r.State),
+		"config":           field(jsonString(cfg)),
+		"summaryMetrics":   field(jsonString(summary)),
+		"systemMetrics":    field(jsonString(sys)),
+		"tags":             field(tags),
+		"notes":            field(orNil(r.Notes)),
+		"description":      field(orNil(r.Notes)),
+		"group":            field(orNil(r.Group)),
+		"jobType":          field(orNil(r.JobType)),
+		"commit":           field(orNil(r.Commit)),
+		"host":             field(orNil(r.Host)),
+		"sweepName":        field(orNil(r.SweepName)),
+		"readOnly":         field(false),
+		"createdAt":        field(timeString(r.CreatedAt)),
+		"heartbeatAt":      field(timeString(r.HeartbeatAt)),
+		"historyLineCount": field(len(r.History)),
+		"user":             field(user),
+		"historyKeys":      field(historyKeys(r)),
+		"history": func(a map[string]any) (any, error) {
+			lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+			if v, ok := a["minStep"].(float64); ok {
+				lo = int64(v)
+			}
+			if v, ok := a["maxStep"].(float64); ok {
+				hi = int64(v)
+			}
+			samples := 500
+			if v, ok := a["samples"].(float64); ok {
+				samples = int(v)
+			}
+			var rows []map[string]any
+			for _, row := range r.History {
+				if st := stepOf(row); st >= lo && st < hi {
+					rows = append(rows, row)
+				}
+			}
+			out := []string{}
+			for _, row := range thin(rows, samples) {
+				out = append(out, jsonString(row))
+			}
+			return out, nil
+		},
+		"sampledHistory": func(a map[string]any) (any, error) {
+			specs, _ := a["specs"].([]any)
+			var out []any
+			for _, sp := range specs {
+				var spec struct {
+					Keys    []string `json:"keys"`
+					MinStep *int64   `json:"minStep"`
+					MaxStep *int64   `json:"maxStep"`
+					Samples int      `json:"samples"`
+				}
+				str, _ := sp.(string)
+				if err := json.Unmarshal([]byte(str), &spec); err != nil {
+					return nil, fmt.Errorf("bad spec %q: %v", str, err)
+				}
+				var rows []map[string]any
+				for _, row := range r.History {
+					st := stepOf(row)
+					if (spec.MinStep != nil && st < *spec.MinStep) || (spec.MaxStep != nil && st > *spec.MaxStep) {
+						continue
+					}
+					proj := map[string]any{}
+					all := true
+					for _, k := range spec.Keys {
+						v, ok := row[k]
+						if !ok {
+							all = false
+							break
+						}
+						proj[k] = v
+					}
+					if all {
+						rows = append(rows, proj)
+					}
+				}
+				if spec.Samples == 0 {
+					spec.Samples = 500
+				}
+				l := []any{}
+				for _, row := range thin(rows, spec.Samples) {
+					l = append(l, row)
+				}
+				out = append(out, l)
+			}
+			return out, nil
+		},
+		"parquetHistory": func(a map[string]any) (any, error) {
+			return &object{typ: "ParquetHistory", fields: map[string]func(map[string]any) (any, error){
+				"parquetUrls": field([]string{}),
+				"liveData":    field([]any{}),
+			}}, nil
+		},
+	}}
+}
+
+func stepOf(row map[string]any) int64 {
+	switch v := row["_step"].(type) {
+	case float64:
+		return int64(v)
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	}
+	return 0
+}
+
+// thin keeps at most n rows, evenly spread, the first and last kept.
+func thin(rows []map[string]any, n int) []map[string]any {
+	if n <= 0 || len(rows) <= n {
+		return rows
+	}
+	if n == 1 {
+		return rows[:1]
+	}
+	out := make([]map[string]any, 0, n)
+	for i := range n {
+		out = append(out, rows[i*(len(rows)-1)/(n-1)])
+	}
+	return out
+}
+
+// historyKeys is the run's historyKeys, a JSON object (not a JSONString):
+// every key with its last value, and lastStep, left out for a run without
+// history (clients then take -1).
+func historyKeys(r *Run) any {
+	keys := map[string]any{}
+	for _, row := range r.History {
+		for k, v := range row {
+			keys[k] = map[string]any{"previousValue": v}
+		}
+	}
+	hk := map[string]any{"keys": keys}
+	if n := len(r.History); n > 0 {
+		hk["lastStep"] = stepOf(r.History[n-1])
+	}
+	return hk
+}

@@ -1,0 +1,41 @@
+"""Reads everything of one entity through the real wandb SDK's public API
+and prints it as JSON: {project: {run_id: {...}}}. Used by wandbtest's
+tests to check the test server against the real client."""
+import json
+import math
+import sys
+
+import wandb
+
+
+def enc(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+    if isinstance(v, dict):
+        return {k: enc(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [enc(x) for x in v]
+    return v
+
+
+entity = sys.argv[1]
+api = wandb.Api(timeout=30)
+out = {}
+for p in api.projects(entity):
+    runs = {}
+    for r in api.runs(f"{entity}/{p.name}", per_page=2):
+        runs[r.id] = {
+            "name": r.name,
+            "state": r.state,
+            "config": dict(r.config),
+            "summary": dict(r.summary._json_dict),
+            "tags": list(r.tags),
+            "notes": r.notes,
+            "group": r.group,
+            "job_type": r.job_type,
+            "last_step": r.lastHistoryStep,
+            "history": [row for row in r.scan_history(page_size=3)],
+            "sampled": len(r.history(samples=3, pandas=False)),
+        }
+    out[p.name] = runs
+json.dump(enc(out), sys.stdout, sort_keys=True, allow_nan=False)

@@ -1,0 +1,219 @@
+package wandbtest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
+	"github.com/runferry/runferry/sources/wandbdir"
+)
+
+// Key is a dummy API key of W&B's format.
+const Key = "0123456789abcdef0123456789abcdef01234567"
+
+// fixtures loads the W&B fixtures into a test server's data.
+func fixtures(t *testing.T) *wandbtest.Data {
+	t.Helper()
+	root := filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures")
+	src, err := wandbdir.New(wandbdir.Config{Root: root, Entity: "acme", CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "acme", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+type expectedRun struct {
+	Name    string         `json:"name"`
+	Config  map[string]any `json:"config"`
+	Summary map[string]any `json:"summary"`
+	Tags    []string       `json:"tags"`
+	Notes   string         `json:"notes"`
+	Group   string         `json:"group"`
+	JobType string         `json:"job_type"`
+	Status  string         `json:"status"`
+	History []historyRow   `json:"history"`
+	Media   []struct {
+		Step int64             `json:"step"`
+		Keys map[string]string `json:"keys"`
+	} `json:"media"`
+}
+
+type historyRow struct {
+	Step   int64          `json:"step"`
+	Values map[string]any `json:"values"`
+}
+
+// TestRealSDKReadsFixtures runs the real wandb SDK (wandb.Api) against the
+// test server and requires it to read back what the fixtures hold
+// (expected.json, written by the script that made them): the project, every
+// run, config, summary, tags, notes, group, job type, and the full history
+// through run.scan_history() (wandb-core's reader, falling back from the
+// parquet exports to the paged history query), with sparse steps and pages
+// smaller than the runs.
+func TestRealSDKReadsFixtures(t *testing.T) {
+	py := testenv.Python(t)
+	srv := wandbtest.New(fixtures(t), Key)
+	defer srv.Close()
+
+	home := t.TempDir()
+	cmd := exec.Command(py, "testdata/sdk_read.py", "acme")
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "WANDB_") && !strings.HasPrefix(strings.ToLower(e), "http") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = append(env, "WANDB_BASE_URL="+srv.URL, "WANDB_API_KEY="+Key, "HOME="+home,
+		"WANDB_CONFIG_DIR="+home, "WANDB_CACHE_DIR="+home, "WANDB_DATA_DIR="+home, "WANDB_DIR="+home,
+		"WANDB_SILENT=true", "WANDB__SERVICE_WAIT=300", "NO_PROXY=127.0.0.1", "no_proxy=127.0.0.1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sdk: %v\n%s", err, stderr.String())
+	}
+	var got map[string]map[string]struct {
+		Name     string           `json:"name"`
+		State    string           `json:"state"`
+		Config   map[string]any   `json:"config"`
+		Summary  map[string]any   `json:"summary"`
+		Tags     []string         `json:"tags"`
+		Notes    *string          `json:"notes"`
+		Group    *string          `json:"group"`
+		JobType  *string          `json:"job_type"`
+		LastStep int64            `json:"last_step"`
+		History  []map[string]any `json:"history"`
+		Sampled  int              `json:"sampled"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("sdk output: %v\n%s", err, stdout.String())
+	}
+	var want struct {
+		Project string                 `json:"project"`
+		Runs    map[string]expectedRun `json:"runs"`
+	}
+	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures/expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[want.Project] == nil {
+		t.Fatalf("projects: got %v, want only %s", keys(got), want.Project)
+	}
+	runs := got[want.Project]
+	if !reflect.DeepEqual(keys(runs), keys(want.Runs)) {
+		t.Fatalf("runs: got %v, want %v", keys(runs), keys(want.Runs))
+	}
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	states := map[string]string{"FINISHED": "finished", "FAILED": "failed", "RUNNING": "crashed"}
+	for id, w := range want.Runs {
+		g := runs[id]
+		if g.Name != w.Name || str(g.Notes) != w.Notes || str(g.Group) != w.Group || str(g.JobType) != w.JobType {
+			t.Errorf("%s: name/notes/group/job type: got %q %q %q %q, want %q %q %q %q", id,
+				g.Name, str(g.Notes), str(g.Group), str(g.JobType), w.Name, w.Notes, w.Group, w.JobType)
+		}
+		// The fixture run without an exit record counts as crashed (crashed-after=1ns).
+		if g.State != states[w.Status] {
+			t.Errorf("%s: state %q, want %q (status %s)", id, g.State, states[w.Status], w.Status)
+		}
+		if len(g.Tags) != 0 || len(w.Tags) != 0 {
+			if !reflect.DeepEqual(g.Tags, w.Tags) {
+				t.Errorf("%s: tags %v, want %v", id, g.Tags, w.Tags)
+			}
+		}
+		if w.Config == nil {
+			w.Config = map[string]any{}
+		}
+		if !reflect.DeepEqual(g.Config, w.Config) {
+			t.Errorf("%s: config\n got %v\nwant %v", id, g.Config, w.Config)
+		}
+		for k, v := range w.Summary {
+			if !reflect.DeepEqual(g.Summary[k], v) {
+				t.Errorf("%s: summary %s = %v, want %v", id, k, g.Summary[k], v)
+			}
+		}
+		// History: every row the script logged, by step, with its values;
+		// the SDK adds _step, _timestamp (and _runtime when the server has it).
+		var gotRows []map[string]any
+		for _, row := range g.History {
+			vals := map[string]any{}
+			for k, v := range row {
+				if m, ok := v.(map[string]any); ok && m["_type"] != nil {
+					v = m["_type"] // media: expected.json names only the kind
+				}
+				if !strings.HasPrefix(k, "_") {
+					vals[k] = v
+				}
+			}
+			gotRows = append(gotRows, map[string]any{"step": row["_step"], "values": vals})
+		}
+		var wantRows []map[string]any
+		for _, m := range w.Media {
+			vals := map[string]any{}
+			for k, kind := range m.Keys {
+				vals[k] = kind
+			}
+			w.History = append(w.History, historyRow{Step: m.Step, Values: vals})
+		}
+		sort.SliceStable(w.History, func(i, j int) bool { return w.History[i].Step < w.History[j].Step })
+		for _, h := range w.History {
+			vals := map[string]any{}
+			for k, v := range h.Values {
+				if b, ok := v.(bool); ok { // the fixtures' booleans are numbers once read as metrics
+					v = map[bool]float64{false: 0, true: 1}[b]
+				}
+				vals[k] = v
+			}
+			wantRows = append(wantRows, map[string]any{"step": float64(h.Step), "values": vals})
+		}
+		if !reflect.DeepEqual(norm(gotRows), norm(wantRows)) {
+			t.Errorf("%s: history\n got %s\nwant %s", id, js(gotRows), js(wantRows))
+		}
+		if n := min(3, len(g.History)); g.Sampled != n {
+			t.Errorf("%s: history(samples=3) gave %d rows, want %d", id, g.Sampled, n)
+		}
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slicesSort(out)
+	return out
+}
+
+func js(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// norm round-trips v through JSON so that numbers compare alike.
+func norm(v any) any {
+	var out any
+	json.Unmarshal([]byte(js(v)), &out)
+	return out
+}
+
+func slicesSort(s []string) { sort.Strings(s) }

@@ -1,0 +1,178 @@
+package mlflow
+
+import (
+	"context"
+	"iter"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+var _ sources.RegistryReader = (*Source)(nil)
+
+// RegisteredModels yields the server's model registry ordered by model
+// name: each model with its tags, aliases and versions. A version's Run is
+// the origin its run_id has as a run of this source (the runferry.origin
+// of a run runferry wrote, else mlflow:RUN_ID); a version without run_id
+// keeps the origin runferry recorded when it wrote the version. RunPath is
+// set when the version's source lies under that run's artifacts (or is a
+// runs:/ URI). A version runferry wrote shows the number it had in its
+// source (runferry.version; aliases follow), and its creation time there.
+// Keys under "runferry." are bookkeeping, not tags.
+func (s *Source) RegisteredModels(ctx context.Context) iter.Seq2[schema.RegisteredModel, error] {
+	return func(yield func(schema.RegisteredModel, error) bool) {
+		if err := s.open(); err != nil {
+			yield(schema.RegisteredModel{}, err)
+			return
+		}
+		runs := map[string]runOrigin{}
+		for listed, err := range s.api.SearchRegisteredModels(ctx) {
+			if mlflowapi.IsNotFound(err) {
+				return // a server without the registry's endpoints holds none
+			}
+			if err != nil {
+				yield(schema.RegisteredModel{}, err)
+				return
+			}
+			m, err := s.api.GetRegisteredModel(ctx, listed.Name) // search answers lack aliases
+			if err != nil {
+				yield(schema.RegisteredModel{}, err)
+				return
+			}
+			x := registeredModel(m)
+			numbers := map[int64]int64{} // the server's version number -> the one shown
+			for v, err := range s.api.SearchModelVersions(ctx, m.Name) {
+				if err != nil {
+					yield(schema.RegisteredModel{}, err)
+					return
+				}
+				mv, err := s.modelVersion(ctx, v, runs)
+				if err != nil {
+					yield(schema.RegisteredModel{}, err)
+					return
+				}
+				n, _ := strconv.ParseInt(v.Version, 10, 64)
+				numbers[n] = mv.Version
+				x.Versions = append(x.Versions, mv)
+			}
+			for i, a := range x.Aliases {
+				if n, ok := numbers[a.Version]; ok {
+					x.Aliases[i].Version = n
+				}
+			}
+			x.Canonicalize()
+			if !yield(x, nil) {
+				return
+			}
+		}
+	}
+}
+
+// runOrigin is what a version needs of its run.
+type runOrigin struct {
+	origin      schema.Ref
+	artifactURI string
+}
+
+func registeredModel(m mlflowapi.RegisteredModel) schema.RegisteredModel {
+	x := schema.RegisteredModel{Origin: schema.Ref{System: System, ID: "model/" + m.Name}, Name: m.Name,
+		Description: m.Description, CreatedAt: msTime(m.CreationTimestamp)}
+	tags := userTags(m.Tags, &x.CreatedAt)
+	x.Tags = tags.user
+	if ref, ok := schema.ParseRef(tags.own[mlflowapi.TagOrigin]); ok {
+		x.Origin = ref
+	}
+	for _, a := range m.Aliases {
+		n, err := strconv.ParseInt(a.Version, 10, 64)
+		if err == nil {
+			x.Aliases = append(x.Aliases, schema.ModelAlias{Alias: a.Alias, Version: n})
+		}
+	}
+	return x
+}
+
+// ownTags splits tags into the user's and runferry's.
+type ownTags struct {
+	user []schema.Tag
+	own  map[string]string
+}
+
+// userTags splits tags and, when runferry recorded a creation time, sets
+// *created to it.
+func userTags(tags []mlflowapi.Tag, created *time.Time) ownTags {
+	out := ownTags{own: map[string]string{}}
+	for _, t := range tags {
+		if strings.HasPrefix(t.Key, "runferry.") {
+			out.own[t.Key] = t.Value
+			continue
+		}
+		out.user = append(out.user, schema.Tag{Key: t.Key, Value: t.Value})
+	}
+	if v, ok := out.own[mlflowapi.TagExpCreatedAt]; ok {
+		*created = time.Time{}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			*created = t.UTC()
+		}
+	}
+	return out
+}
+
+func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, runs map[string]runOrigin) (schema.ModelVersion, error) {
+	n, err := strconv.ParseInt(v.Version, 10, 64)
+	if err != nil {
+		return schema.ModelVersion{}, err
+	}
+	x := schema.ModelVersion{Version: n, Description: v.Description, Stage: v.CurrentStage, Status: v.Status,
+		Source: v.Source, CreatedAt: msTime(v.CreationTimestamp)}
+	tags := userTags(v.Tags, &x.CreatedAt)
+	x.Tags = tags.user
+	if n, err := strconv.ParseInt(tags.own[mlflowapi.TagModelVersion], 10, 64); err == nil {
+		x.Version = n // written by runferry: the number the version had in its source
+	}
+	if ref, ok := schema.ParseRef(tags.own[mlflowapi.TagSourceRun]); ok {
+		x.Run = ref
+	}
+	if v.RunID == "" {
+		return x, nil
+	}
+	r, ok := runs[v.RunID]
+	if !ok {
+		r.origin = schema.Ref{System: System, ID: v.RunID}
+		run, err := s.api.GetRun(ctx, v.RunID)
+		switch {
+		case mlflowapi.IsNotFound(err): // the run was purged: its id is all there is
+		case err != nil:
+			return schema.ModelVersion{}, err
+		default:
+			r.artifactURI = run.Info.ArtifactURI
+			if o, ok := run.Tag(mlflowapi.TagOrigin); ok {
+				if ref, ok := schema.ParseRef(o); ok {
+					r.origin = ref
+				}
+			}
+		}
+		runs[v.RunID] = r
+	}
+	x.Run = r.origin
+	x.RunPath = runPath(v.Source, v.RunID, r.artifactURI)
+	return x, nil
+}
+
+// runPath returns the path of source inside the files of run runID, whose
+// artifact root is artifactURI: source is "runs:/RUN_ID/PATH" or lies
+// under artifactURI. It returns "" for a source elsewhere.
+func runPath(source, runID, artifactURI string) string {
+	if p, ok := strings.CutPrefix(source, "runs:/"+runID+"/"); ok {
+		return strings.Trim(p, "/")
+	}
+	if artifactURI != "" {
+		if p, ok := strings.CutPrefix(source, strings.TrimSuffix(artifactURI, "/")+"/"); ok {
+			return strings.Trim(p, "/")
+		}
+	}
+	return ""
+}

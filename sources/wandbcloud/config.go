@@ -1,0 +1,84 @@
+package wandbcloud
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/runferry/runferry/internal/location"
+)
+
+// System is the Ref.System of everything this source yields: the same as
+// the wandb: folder source's, so that a run read from its folder and from
+// the cloud is recognised as the same run.
+const System = "wandb"
+
+// TagPrefix starts the keys of the tags holding W&B facts without a field
+// of their own in schema.Run (the wandb: folder source's prefix).
+const TagPrefix = "wandb."
+
+// Config is the source's configuration, parsed from a location.
+type Config struct {
+	// BaseURL is the API's URL (https://api.wandb.ai, or a W&B Server).
+	BaseURL string
+	// Entity is the W&B entity (user or team) to read.
+	Entity string
+	// Project, when set, is the only project read.
+	Project string
+	// APIKey is the key; empty means WANDB_API_KEY or ~/.netrc.
+	APIKey string
+}
+
+var options = []location.Option{
+	{Name: "api-key", EnvVar: "WANDB_API_KEY", Secret: true,
+		Help: "W&B API key (also read from ~/.netrc, machine = the location's host)."},
+}
+
+// Description documents the wandb+https: location.
+func Description() location.Description {
+	return location.Description{
+		Scheme:  "wandb+https",
+		Aliases: []string{"wandb+http"},
+		Kind:    location.URLKind,
+		Syntax:  "wandb+https://HOST/ENTITY[/PROJECT]",
+		Summary: "W&B cloud or W&B Server (GraphQL API)",
+		Help: `Reads an entity's projects (or the one given) through W&B's public GraphQL API
+at https://HOST/graphql (api.wandb.ai for W&B's cloud, your host for W&B Server
+and Dedicated Cloud). Runs come out in the same shape, with the same origins
+(ENTITY/PROJECT/RUN_ID), as from their run folders with wandb:PATH, so a run
+copied from both is one run. History is read in full, unsampled, with the paged
+history scan up to the run's last step. The API key comes from WANDB_API_KEY or
+~/.netrc and is never printed. Not read yet: system metrics, console output,
+run files and artifacts.`,
+		Options: options,
+		Example: "runferry copy wandb+https://api.wandb.ai/acme/vision mlflow+http://127.0.0.1:5000",
+	}
+}
+
+// ParseConfig reads a Config from a location.
+func ParseConfig(loc location.Location) (Config, error) {
+	if loc.URL == nil {
+		return Config{}, fmt.Errorf("wandb+https: %s is not a URL", loc)
+	}
+	if err := location.CheckSecrets(loc, Description()); err != nil {
+		return Config{}, err
+	}
+	for name := range loc.URL.Query() {
+		if !slices.ContainsFunc(options, func(o location.Option) bool { return o.Name == name }) {
+			return Config{}, fmt.Errorf("wandb+https: unknown option %q", name)
+		}
+	}
+	scheme := "https"
+	if loc.Scheme == "wandb+http" {
+		scheme = "http"
+	}
+	parts := strings.FieldsFunc(loc.URL.Path, func(r rune) bool { return r == '/' })
+	if len(parts) == 0 || len(parts) > 2 {
+		return Config{}, fmt.Errorf("wandb+https: want %s, got path %q", Description().Syntax, loc.URL.Path)
+	}
+	c := Config{BaseURL: scheme + "://" + loc.URL.Host, Entity: parts[0]}
+	if len(parts) == 2 {
+		c.Project = parts[1]
+	}
+	return c, nil
+}

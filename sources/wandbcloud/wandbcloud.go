@@ -1,0 +1,475 @@
+// Package wandbcloud is the source for W&B's cloud and W&B Server, read
+// through the public GraphQL API: the `wandb+https://HOST/ENTITY[/PROJECT]`
+// location (wandb+http for a plain-HTTP server).
+//
+// # Identity
+//
+// As for the wandb: folder source: one experiment per project, origin
+// {wandb, ENTITY/PROJECT}, named so; one run per run, origin
+// {wandb, ENTITY/PROJECT/RUN_ID}.
+//
+// # Mapping
+//
+//	W&B API                       schema
+//	displayName                   Run.Name (the run id when empty)
+//	tags                          Run.Labels
+//	notes, group, jobType         Run.Notes, Group, JobType
+//	user.username, host, commit   Run.User, Host, GitCommit
+//	createdAt                     Run.Start
+//	heartbeatAt                   Run.End
+//	state                         Run.Status: finished FINISHED, failed FAILED,
+//	                              crashed FAILED (tag wandb.state=crashed), killed
+//	                              KILLED, running RUNNING (tag wandb.state=running)
+//	config                        Run.Config: the values unwrapped from
+//	                              {"value": …, "desc": …}, `_wandb` removed
+//	summaryMetrics                Run.Summary, kept whole
+//	sweepName                     tag wandb.sweep_id
+//	entity, project, run id       tags wandb.entity, wandb.project, wandb.run_id
+//	history rows                  Metric and RichValue as the folder source maps
+//	                              them: `_step` the step, `_timestamp` the time,
+//	                              numbers and booleans metrics, dicts without
+//	                              `_type` flattened with "/", the rest rich values
+//
+// History is read in full with the paged history query, in windows of
+// HistoryWindow steps up to the run's lastStep (an empty window is not the
+// end: steps may be sparse), never sampled.
+//
+// What the API does not give that a run folder has: the exit code (tag
+// wandb.exit_code), the environment tags (python, os, args, …), system
+// metrics at full resolution, console output with times. Not read yet:
+// parquet history exports, system metrics, console output, run files and
+// artifacts.
+package wandbcloud
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/wandbapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+// PageSize is the number of points or values in one yielded page.
+const PageSize = 10000
+
+// HistoryWindow is how many steps one history request covers.
+var HistoryWindow int64 = 1000
+
+// Source reads W&B projects through the API.
+type Source struct {
+	cfg Config
+	api *wandbapi.Client
+}
+
+var (
+	_ sources.Source          = (*Source)(nil)
+	_ sources.RichValueReader = (*Source)(nil)
+	_ sources.Checker         = (*Source)(nil)
+)
+
+// Open is the sources.Factory function for wandb+https: locations.
+func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
+	cfg, err := ParseConfig(loc)
+	if err != nil {
+		return nil, fault.Fatal(err)
+	}
+	return New(cfg)
+}
+
+// New returns a source for cfg. It does no I/O: Check proves the key.
+func New(cfg Config) (*Source, error) {
+	api, err := wandbapi.New(wandbapi.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey})
+	if err != nil {
+		return nil, err
+	}
+	return &Source{cfg: cfg, api: api}, nil
+}
+
+// Check proves the key (fatal when refused) and that the project, when
+// one is given, exists; without a project, that the entity has at least
+// one project visible to the key (an entity that does not exist and one
+// without projects look alike through the API: the error says both).
+func (s *Source) Check(ctx context.Context) error {
+	if _, err := s.api.Viewer(ctx); err != nil {
+		return err
+	}
+	if s.cfg.Project != "" {
+		if _, err := s.api.Project(ctx, s.cfg.Entity, s.cfg.Project); err != nil {
+			return fault.Fatal(err)
+		}
+		return nil
+	}
+	for _, err := range s.api.Projects(ctx, s.cfg.Entity) {
+		return err // one project (or the error) is enough
+	}
+	return fault.Fatal(fmt.Errorf("wandb: entity %q has no project on %s visible to this API key (or does not exist)", s.cfg.Entity, s.cfg.BaseURL))
+}
+
+// Close releases nothing; it is safe to call more than once.
+func (s *Source) Close() error { return nil }
+
+// Experiments yields the entity's projects (or the one given), sorted by
+// origin.
+func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, error] {
+	return func(yield func(schema.Experiment, error) bool) {
+		var ps []wandbapi.Project
+		if s.cfg.Project != "" {
+			p, err := s.api.Project(ctx, s.cfg.Entity, s.cfg.Project)
+			if err != nil {
+				yield(schema.Experiment{}, fault.Fatal(err))
+				return
+			}
+			ps = append(ps, p)
+		} else {
+			for p, err := range s.api.Projects(ctx, s.cfg.Entity) {
+				if err != nil {
+					yield(schema.Experiment{}, err)
+					return
+				}
+				ps = append(ps, p)
+			}
+		}
+		slices.SortFunc(ps, func(a, b wandbapi.Project) int { return strings.Compare(a.Name, b.Name) })
+		for _, p := range ps {
+			if ctx.Err() != nil {
+				yield(schema.Experiment{}, ctx.Err())
+				return
+			}
+			id := s.cfg.Entity + "/" + p.Name
+			e := schema.Experiment{Origin: schema.Ref{System: System, ID: id}, Name: id, CreatedAt: parseTime(p.CreatedAt),
+				Tags: []schema.Tag{{Key: TagPrefix + "entity", Value: s.cfg.Entity}, {Key: TagPrefix + "project", Value: p.Name}}}
+			e.Canonicalize()
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// split returns the project and run id of an origin under the entity.
+func (s *Source) split(id string, parts int) ([]string, error) {
+	rest, ok := strings.CutPrefix(id, s.cfg.Entity+"/")
+	p := strings.Split(rest, "/")
+	if !ok || len(p) != parts {
+		return nil, fault.Permanent(fmt.Errorf("wandb: %q is not an origin under entity %s", id, s.cfg.Entity))
+	}
+	return p, nil
+}
+
+// Runs yields the project's runs, oldest first.
+func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		p, err := s.split(exp.ID, 1)
+		if err != nil {
+			yield(schema.Run{}, err)
+			return
+		}
+		for r, err := range s.api.Runs(ctx, s.cfg.Entity, p[0]) {
+			if err != nil {
+				yield(schema.Run{}, err)
+				return
+			}
+			if !yield(s.convert(exp, p[0], r), nil) {
+				return
+			}
+		}
+	}
+}
+
+func (s *Source) convert(exp schema.Ref, project string, r wandbapi.Run) schema.Run {
+	str := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	out := schema.Run{
+		Origin: schema.Ref{System: System, ID: exp.ID + "/" + r.Name}, Experiment: exp,
+		Name: cmpOr(str(r.DisplayName), r.Name), Labels: slices.Clone(r.Tags),
+		Notes: str(r.Notes), Group: str(r.Group), JobType: str(r.JobType),
+		Host: str(r.Host), GitCommit: str(r.Commit),
+		Start: schema.CanonicalTime(parseTime(r.CreatedAt)),
+	}
+	if r.User != nil {
+		out.User = r.User.Username
+	}
+	if r.HeartbeatAt != nil {
+		out.End = schema.CanonicalTime(parseTime(*r.HeartbeatAt))
+	}
+	tags := map[string]string{"entity": s.cfg.Entity, "project": project, "run_id": r.Name, "sweep_id": str(r.SweepName)}
+	switch r.State {
+	case "finished":
+		out.Status = schema.StatusFinished
+	case "failed":
+		out.Status = schema.StatusFailed
+	case "killed":
+		out.Status = schema.StatusKilled
+	case "crashed":
+		out.Status, tags["state"] = schema.StatusFailed, "crashed"
+	case "running":
+		out.Status, tags["state"] = schema.StatusRunning, "running"
+	default:
+		out.Status, tags["state"] = schema.StatusFailed, r.State
+		out.Damage = append(out.Damage, fmt.Sprintf("unknown W&B run state %q", r.State))
+	}
+	for k, v := range tags {
+		if v != "" {
+			out.Tags = append(out.Tags, schema.Tag{Key: TagPrefix + k, Value: v})
+		}
+	}
+	cfg, err := wandbapi.UnwrapConfig(r.Config)
+	if err != nil {
+		out.Damage = append(out.Damage, err.Error())
+	} else if len(cfg) > 0 {
+		out.Config = compact(cfg)
+	}
+	if sm := strings.TrimSpace(r.SummaryMetrics); sm != "" && sm != "{}" && sm != "null" {
+		v, err := decodeLenient(sm)
+		if err != nil {
+			out.Damage = append(out.Damage, fmt.Sprintf("summaryMetrics: %v", err))
+		} else {
+			out.Summary = json.RawMessage(toJSON(v))
+		}
+	}
+	out.Canonicalize()
+	return out
+}
+
+// compact renders an unwrapped config as one JSON object.
+func compact(cfg map[string]json.RawMessage) json.RawMessage {
+	m := map[string]any{}
+	for k, raw := range cfg {
+		v, err := decodeLenient(string(raw))
+		if err != nil {
+			v = string(raw)
+		}
+		m[k] = v
+	}
+	return json.RawMessage(toJSON(m))
+}
+
+func parseTime(s string) time.Time {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02T15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// history calls fn for every history row of run, in step order.
+func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row map[string]any) error) error {
+	p, err := s.split(run.ID, 2)
+	if err != nil {
+		return err
+	}
+	r, err := s.api.Run(ctx, s.cfg.Entity, p[0], p[1])
+	if err != nil {
+		return err
+	}
+	last, ok, err := r.LastStep()
+	if err != nil {
+		return fault.Permanent(fmt.Errorf("wandb: run %s: %v", run.ID, err))
+	}
+	if !ok {
+		return nil
+	}
+	for lo := int64(0); lo <= last; lo += HistoryWindow {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rows, err := s.api.HistoryPage(ctx, s.cfg.Entity, p[0], p[1], lo, lo+HistoryWindow, int(HistoryWindow))
+		if err != nil {
+			return err
+		}
+		parsed := make([]map[string]any, 0, len(rows))
+		for i, text := range rows {
+			v, err := decodeLenient(text)
+			m, ok := v.(map[string]any)
+			if err != nil || !ok {
+				return fault.Permanent(fmt.Errorf("wandb: run %s: history row %d of steps [%d,%d): not a JSON object", run.ID, i, lo, lo+HistoryWindow))
+			}
+			parsed = append(parsed, m)
+		}
+		sort.SliceStable(parsed, func(i, j int) bool { return stepOf(parsed[i]) < stepOf(parsed[j]) })
+		for _, m := range parsed {
+			if err := fn(m); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func stepOf(row map[string]any) int64 {
+	f, _ := toFloat(row["_step"])
+	return int64(f)
+}
+
+// Metrics yields the run's numeric history, PageSize points at a time.
+func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
+	return func(yield func([]schema.Metric, error) bool) {
+		var page []schema.Metric
+		stopped := false
+		err := s.history(ctx, run, func(row map[string]any) error {
+			step, ms := header(row)
+			emitRow(row, func(key string, v any) {
+				if f, ok := toFloat(v); ok {
+					page = append(page, schema.Metric{Key: key, Value: f, Step: step, Time: ms})
+				}
+			})
+			if len(page) >= PageSize {
+				if !yield(page, nil) {
+					stopped = true
+					return errStop
+				}
+				page = nil
+			}
+			return nil
+		})
+		if stopped {
+			return
+		}
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		if len(page) > 0 {
+			yield(page, nil)
+		}
+	}
+}
+
+// RichValues yields the run's non-numeric history values in step order.
+func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
+	return func(yield func([]schema.RichValue, error) bool) {
+		var page []schema.RichValue
+		stopped := false
+		err := s.history(ctx, run, func(row map[string]any) error {
+			step, ms := header(row)
+			emitRow(row, func(key string, v any) {
+				if _, ok := toFloat(v); ok {
+					return
+				}
+				rv := schema.RichValue{Key: key, Step: step, Time: ms, Type: jsonKind(v), JSON: toJSON(v)}
+				if m, ok := v.(map[string]any); ok {
+					if t, ok := m["_type"].(string); ok {
+						rv.Type = t
+					}
+					rv.Files = mediaFiles(m)
+				}
+				page = append(page, rv)
+			})
+			if len(page) >= PageSize {
+				if !yield(page, nil) {
+					stopped = true
+					return errStop
+				}
+				page = nil
+			}
+			return nil
+		})
+		if stopped {
+			return
+		}
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		if len(page) > 0 {
+			yield(page, nil)
+		}
+	}
+}
+
+var errStop = fmt.Errorf("stopped")
+
+// header returns a row's step and time (Unix ms, rounded to the µs, then
+// floored, as the folder source does).
+func header(row map[string]any) (step, ms int64) {
+	step = stepOf(row)
+	if f, ok := toFloat(row["_timestamp"]); ok && !math.IsNaN(f) && !math.IsInf(f, 0) && math.Abs(f) <= 1e15 {
+		us := int64(math.Round(f * 1e6))
+		ms = us / 1000
+		if us < 0 && us%1000 != 0 {
+			ms--
+		}
+	}
+	return step, ms
+}
+
+// emitRow calls fn for every value of a row in key order, dicts without
+// "_type" flattened into their leaves with "/", `_step`, `_timestamp`,
+// `_runtime` and `_wandb` left out.
+func emitRow(row map[string]any, fn func(key string, v any)) {
+	keys := make([]string, 0, len(row))
+	for k := range row {
+		switch k {
+		case "_step", "_timestamp", "_runtime", "_wandb":
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var walk func(key string, v any)
+	walk = func(key string, v any) {
+		if m, ok := v.(map[string]any); ok && m["_type"] == nil && len(m) > 0 {
+			sub := make([]string, 0, len(m))
+			for k := range m {
+				sub = append(sub, k)
+			}
+			sort.Strings(sub)
+			for _, k := range sub {
+				walk(key+"/"+k, m[k])
+			}
+			return
+		}
+		fn(key, v)
+	}
+	for _, k := range keys {
+		walk(k, row[k])
+	}
+}
+
+// mediaFiles lists every "path" of the media dicts in v.
+func mediaFiles(v any) []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if _, media := v["_type"].(string); media {
+				if p, ok := v["path"].(string); ok && p != "" {
+					out = append(out, p)
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(v)
+	sort.Strings(out)
+	return out
+}

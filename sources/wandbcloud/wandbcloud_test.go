@@ -1,0 +1,243 @@
+package wandbcloud_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/sourcetest"
+	"github.com/runferry/runferry/sources/wandbcloud"
+	"github.com/runferry/runferry/sources/wandbdir"
+)
+
+const key = "0123456789abcdef0123456789abcdef01234567"
+
+// fixtureSource is the wandb: folder source over the W&B fixtures, as
+// entity acme; runs without an exit record count as crashed.
+func fixtureSource(t *testing.T) *wandbdir.Source {
+	t.Helper()
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), Entity: "fixture-entity", CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { src.Close() })
+	return src
+}
+
+// server serves the fixtures as W&B's cloud would hold them once synced.
+func server(t *testing.T) *wandbtest.Server {
+	t.Helper()
+	d, err := wandbtest.Load(context.Background(), fixtureSource(t), "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// want is what the folder source reads from the fixtures, less what W&B's
+// API does not give (see the package doc): environment tags and exit codes,
+// the program and git remote, sub-second start and end times (the API's
+// times are whole seconds), system metrics, console output, files and the
+// damage notes about them.
+func want(t *testing.T) *dataset.Dataset {
+	t.Helper()
+	d, err := dataset.Read(context.Background(), fixtureSource(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string]bool{"entity": true, "project": true, "run_id": true, "sweep_id": true, "state": true}
+	for _, rd := range d.Runs {
+		r := &rd.Run
+		var tags []schema.Tag
+		for _, tg := range r.Tags {
+			if keep[strings.TrimPrefix(tg.Key, wandbdir.TagPrefix)] {
+				tags = append(tags, tg)
+			}
+		}
+		r.Tags, r.Program, r.GitRemote, r.Damage = tags, "", "", nil
+		r.Start, r.End = schema.CanonicalTime(r.Start.Truncate(time.Second)), schema.CanonicalTime(r.End.Truncate(time.Second))
+		var ms []schema.Metric
+		for _, m := range rd.Metrics {
+			if !strings.HasPrefix(m.Key, "system/") {
+				ms = append(ms, m)
+			}
+		}
+		rd.Metrics, rd.Logs, rd.Files = ms, nil, nil
+		var rv []schema.RichValue
+		for _, v := range rd.RichValues {
+			if !strings.HasPrefix(v.Key, "system/") {
+				rv = append(rv, v)
+			}
+		}
+		rd.RichValues = rv
+	}
+	return d
+}
+
+func open(t *testing.T, url, path string) sources.Source {
+	t.Helper()
+	src, err := wandbcloud.New(wandbcloud.Config{BaseURL: url, Entity: "fixture-entity", Project: path, APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// TestConformance runs the suite on the cloud source over the fixtures,
+// requiring it to read what the folder source reads from the same runs
+// (less what the API cannot give), with history windows smaller than the
+// runs so that paging and empty windows (sparse steps) are exercised.
+func TestConformance(t *testing.T) {
+	old := wandbcloud.HistoryWindow
+	wandbcloud.HistoryWindow = 3
+	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
+	srv := server(t)
+	w := want(t)
+	var points, rich int
+	for _, rd := range w.Runs {
+		points += len(rd.Metrics)
+		rich += len(rd.RichValues)
+	}
+	if len(w.Runs) != 6 || points < 40 || rich < 4 {
+		t.Fatalf("fixtures read as %d runs, %d points, %d rich values", len(w.Runs), points, rich)
+	}
+	sourcetest.Run(t, sourcetest.Opt{
+		Open: func(t *testing.T) sources.Source { return open(t, srv.URL, "") },
+		Want: w,
+	})
+	// The same with the project named in the location.
+	got, err := dataset.Read(context.Background(), open(t, srv.URL, "runferry-fixtures"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatal(strings.Join(diff, "\n"))
+	}
+}
+
+// TestCheck: a wrong key and a project that does not exist are fatal
+// errors naming them, before anything is listed.
+func TestCheck(t *testing.T) {
+	srv := server(t)
+	ctx := context.Background()
+	if err := open(t, srv.URL, "runferry-fixtures").(sources.Checker).Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", APIKey: strings.Repeat("f", 40)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Check(ctx)
+	if fault.KindOf(err) != fault.KindFatal || !strings.Contains(err.Error(), "refused the API key") || strings.Contains(err.Error(), strings.Repeat("f", 40)) {
+		t.Fatalf("wrong key: %v", err)
+	}
+	err = open(t, srv.URL, "nope").(sources.Checker).Check(ctx)
+	if fault.KindOf(err) != fault.KindFatal || !strings.Contains(err.Error(), "project fixture-entity/nope not found") {
+		t.Fatalf("missing project: %v", err)
+	}
+	for _, err := range open(t, srv.URL, "nope").Experiments(ctx) {
+		if fault.KindOf(err) != fault.KindFatal || !strings.Contains(err.Error(), "project fixture-entity/nope not found") {
+			t.Fatalf("missing project: %v", err)
+		}
+	}
+	nobody, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "nobody", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = nobody.Check(ctx)
+	if fault.KindOf(err) != fault.KindFatal || !strings.Contains(err.Error(), `entity "nobody" has no project`) {
+		t.Fatalf("unknown entity: %v", err)
+	}
+	if srv.Requests.Load() == 0 {
+		t.Fatal("no request answered")
+	}
+}
+
+// TestParseConfig: the location names the host, entity and project; the
+// key is refused in it and never echoed.
+func TestParseConfig(t *testing.T) {
+	parse := func(raw string) (wandbcloud.Config, error) {
+		loc, err := location.Parse(raw, func(string) (location.Kind, bool) { return location.URLKind, true })
+		if err != nil {
+			return wandbcloud.Config{}, err
+		}
+		return wandbcloud.ParseConfig(loc)
+	}
+	for raw, want := range map[string]wandbcloud.Config{
+		"wandb+https://api.wandb.ai/acme/vision": {BaseURL: "https://api.wandb.ai", Entity: "acme", Project: "vision"},
+		"wandb+https://api.wandb.ai/acme":        {BaseURL: "https://api.wandb.ai", Entity: "acme"},
+		"wandb+http://127.0.0.1:8080/acme/":      {BaseURL: "http://127.0.0.1:8080", Entity: "acme"},
+	} {
+		got, err := parse(raw)
+		if err != nil || got != want {
+			t.Errorf("%s: got %+v %v, want %+v", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{"wandb+https://api.wandb.ai", "wandb+https://api.wandb.ai/a/b/c", "wandb+https://api.wandb.ai/a?x=1"} {
+		if _, err := parse(raw); err == nil {
+			t.Errorf("%s: no error", raw)
+		}
+	}
+	_, err := parse("wandb+https://api.wandb.ai/acme?api-key=SECRETKEY123")
+	if err == nil || strings.Contains(err.Error(), "SECRETKEY123") || !strings.Contains(err.Error(), "WANDB_API_KEY") {
+		t.Errorf("api-key in the location: %v", err)
+	}
+}
+
+// TestHistorySurvivesRateLimit: 429s with Retry-After in the middle of a
+// history scan are waited out, and the run reads whole; a run gone from
+// the server is an error naming it.
+func TestHistorySurvivesRateLimit(t *testing.T) {
+	old := wandbcloud.HistoryWindow
+	wandbcloud.HistoryWindow = 2
+	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
+	srv := server(t)
+	w := want(t)
+	var n atomic.Int64
+	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
+		if n.Add(1)%4 == 0 {
+			rw.Header().Set("Retry-After", "0")
+			rw.WriteHeader(http.StatusTooManyRequests)
+			return true
+		}
+		return false
+	})
+	src := open(t, srv.URL, "")
+	ref := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/fxa00001"}
+	var got []schema.Metric
+	for page, err := range src.Metrics(context.Background(), ref) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+	}
+	var wantPoints []schema.Metric
+	for _, rd := range w.Runs {
+		if rd.Run.Origin == ref {
+			wantPoints = rd.Metrics
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantPoints) || len(got) == 0 || n.Load() < 8 {
+		t.Fatalf("read %d points (want %d) in %d requests", len(got), len(wantPoints), n.Load())
+	}
+	gone := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/gone0001"}
+	for _, err := range src.Metrics(context.Background(), gone) {
+		if err == nil || fault.KindOf(err) != fault.KindPermanent || !strings.Contains(err.Error(), "run fixture-entity/runferry-fixtures/gone0001 not found") {
+			t.Fatalf("deleted run: %v", err)
+		}
+	}
+}

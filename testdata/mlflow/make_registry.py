@@ -1,0 +1,54 @@
+"""Create a model registry on an MLflow server with MLflow's own client.
+
+Usage: python make_registry.py TRACKING_URI
+
+Writes one experiment "registry-src" with two runs that each hold a small
+model folder, and the registered model "fraud-detector": version 1 from the
+first run and version 2 from the second, with descriptions, tags, the alias
+"champion" on version 2, version 1 in stage Archived and version 2 in
+Production. A second model "empty-model" has no version. The experiment
+also holds three traces (MLflow tracing spans). Prints a JSON object with
+the run ids.
+"""
+import json
+import os
+import sys
+import tempfile
+
+import mlflow
+from mlflow import MlflowClient
+
+uri = sys.argv[1]
+mlflow.set_tracking_uri(uri)
+client = MlflowClient(uri)
+exp = mlflow.set_experiment("registry-src")
+runs = []
+for i in (1, 2):
+    with mlflow.start_run(run_name=f"train-{i}") as run:
+        mlflow.log_param("lr", str(0.1 * i))
+        mlflow.log_metric("auc", 0.8 + i / 100, step=1)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "MLmodel"), "w") as f:
+                f.write(f"artifact_path: model\nflavors: {{}}\nrun: {i}\n")
+            mlflow.log_artifacts(d, artifact_path="model")
+        runs.append(run.info.run_id)
+
+client.create_registered_model("fraud-detector", tags={"team": "risk"}, description="Flags fraudulent payments.")
+for i, rid in enumerate(runs, 1):
+    src = client.get_run(rid).info.artifact_uri + "/model"
+    v = client.create_model_version("fraud-detector", src, run_id=rid, tags={"trained_on": f"2026-0{i}"},
+                                    description=f"version {i}")
+    assert v.version == str(i), v.version
+client.set_model_version_tag("fraud-detector", "2", "validated", "yes")
+client.set_registered_model_alias("fraud-detector", "champion", "2")
+client.set_registered_model_alias("fraud-detector", "first", "1")
+client.transition_model_version_stage("fraud-detector", "1", "Archived")
+client.transition_model_version_stage("fraud-detector", "2", "Production")
+client.create_registered_model("empty-model", description="nothing yet")
+for i in range(3):
+    with mlflow.start_span(name=f"predict-{i}") as span:
+        span.set_inputs({"x": i})
+        span.set_outputs({"y": 2 * i})
+if hasattr(mlflow, "flush_trace_async_logging"):
+    mlflow.flush_trace_async_logging()
+print(json.dumps({"experiment_id": exp.experiment_id, "runs": runs}))
