@@ -83,12 +83,30 @@ const (
 	RunMissing    RunState = iota // never written
 	RunIncomplete                 // written in part; OpenRun resumes it
 	RunComplete                   // committed
+	// RunUnderFormerOrigin: nothing is held under the origin, but a copy
+	// is held under one of its former origins (see FormerOriginsSetter).
+	// The engine writes the run again, and OpenRun retires that copy.
+	RunUnderFormerOrigin
 )
 
 // RunFinder is a sink that can say what it holds for a run's origin, so the
 // engine can skip committed runs even without its ledger.
 type RunFinder interface {
 	FindRun(ctx context.Context, origin schema.Ref) (state RunState, fingerprint string, err error)
+}
+
+// FormerOriginsSetter is a sink that recognises what it holds under the
+// former origins of an experiment or run (sources.FormerOriginer): the
+// origins earlier runferry versions gave it. The engine calls
+// SetFormerOrigins before it looks up or writes anything from origin. From
+// then on, FindRun(origin) reports RunUnderFormerOrigin when nothing is held
+// under origin but a copy is held under a former origin; OpenRun retires
+// every copy held under a former origin as it retires earlier attempts, so
+// that once Commit returns the sink holds one copy, under origin; and
+// PutExperiment takes the place of an experiment held under a former
+// origin once no run is left in it.
+type FormerOriginsSetter interface {
+	SetFormerOrigins(origin schema.Ref, former []schema.Ref)
 }
 
 // RunVerifier is a sink that can cheaply confirm that a committed run is

@@ -89,6 +89,18 @@ type ProblemReporter interface {
 	Problems(ctx context.Context) []string
 }
 
+// FormerOriginer is a source whose origins changed between runferry
+// versions (MLflow origins gained the server, W&B origins without an
+// entity gained the folder). FormerOrigins returns the origins earlier
+// versions gave the experiment or run that now has origin ref, none when it
+// is unchanged; it does no I/O. The engine hands them to the sink
+// (sinks.FormerOriginsSetter) and looks them up in its ledger, so a copy
+// written under a former origin is found and replaced by one under the new
+// origin instead of being duplicated.
+type FormerOriginer interface {
+	FormerOrigins(ref schema.Ref) []schema.Ref
+}
+
 // Omitter is a source that leaves things out on purpose (deleted runs and
 // experiments unless asked for, kinds of content it does not read) and
 // counts them by kind, so that the job's report names them. It is called

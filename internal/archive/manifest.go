@@ -131,10 +131,16 @@ func emptyManifest() *Manifest {
 	return &Manifest{Format: FormatName, FormatVersion: FormatVersion}
 }
 
-// journalRecord is one line of a journal: a committed experiment or run.
+// journalRecord is one line of a journal: a committed experiment or run,
+// and the entries it retires (removes from the current state): runs and
+// experiments held under former origins of what it commits.
 type journalRecord struct {
 	Experiment *ExperimentEntry `json:"experiment,omitempty"`
 	Run        *RunEntry        `json:"run,omitempty"`
+	// RetireRuns and RetireExperiments are origins whose entries leave
+	// the current state (their files move to history/).
+	RetireRuns        []string `json:"retire_runs,omitempty"`
+	RetireExperiments []string `json:"retire_experiments,omitempty"`
 }
 
 // encodeJournalLine returns "<sha256 of json, 16 hex> <json>\n".
@@ -191,13 +197,16 @@ func parseJournalLine(line string) (journalRecord, bool) {
 	if hex.EncodeToString(sum[:8]) != body[:16] {
 		return rec, false
 	}
-	return rec, json.Unmarshal([]byte(body[17:]), &rec) == nil && (rec.Run != nil || rec.Experiment != nil)
+	return rec, json.Unmarshal([]byte(body[17:]), &rec) == nil &&
+		(rec.Run != nil || rec.Experiment != nil || len(rec.RetireRuns) > 0 || len(rec.RetireExperiments) > 0)
 }
 
 // apply folds journal records into m (in place), replacing entries with the
-// same origin, and keeps the entries sorted.
+// same origin and removing retired ones, and keeps the entries sorted.
 func (m *Manifest) apply(recs []journalRecord) {
 	for _, rec := range recs {
+		m.Runs = slices.DeleteFunc(m.Runs, func(r RunEntry) bool { return slices.Contains(rec.RetireRuns, r.Origin) })
+		m.Experiments = slices.DeleteFunc(m.Experiments, func(e ExperimentEntry) bool { return slices.Contains(rec.RetireExperiments, e.Origin) })
 		if e := rec.Experiment; e != nil {
 			i, found := slices.BinarySearchFunc(m.Experiments, e.Origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
 			if found {

@@ -39,6 +39,14 @@ type RunWriter struct {
 	arts    []ArtifactRow
 	blobs   map[string]int64
 	done    bool
+	replace []string // origins of runs this one replaces (Replace)
+}
+
+// Replace makes Commit retire the runs the archive holds under the given
+// origins (the former origins of this run), in the same journal line that
+// commits it.
+func (rw *RunWriter) Replace(origins []string) {
+	rw.replace = slices.DeleteFunc(slices.Clone(origins), func(o string) bool { return o == rw.origin })
 }
 
 // OpenRun starts writing r (already validated and canonical). Whatever the
@@ -188,7 +196,13 @@ func (rw *RunWriter) Commit() error {
 		rw.discard()
 		return err
 	}
-	return rw.w.commit(journalRecord{Run: entry})
+	rec := journalRecord{Run: entry}
+	for _, o := range rw.replace {
+		if _, ok := rw.w.Run(o); ok {
+			rec.RetireRuns = append(rec.RetireRuns, o)
+		}
+	}
+	return rw.w.commit(rec)
 }
 
 func (rw *RunWriter) finish() (*RunEntry, error) {

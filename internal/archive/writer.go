@@ -306,6 +306,23 @@ func (w *Writer) PutExperiment(e schema.Experiment) error {
 	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest, Files: written}})
 }
 
+// RetireExperiment removes the experiment with origin from the current
+// state, if the archive holds it and no run of it is left; it reports
+// whether it did. Used for an experiment held under the former origin of
+// one now written under its new origin.
+func (w *Writer) RetireExperiment(origin string) (bool, error) {
+	w.expMu.Lock()
+	defer w.expMu.Unlock()
+	w.mu.Lock()
+	_, held := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
+	used := slices.ContainsFunc(w.m.Runs, func(r RunEntry) bool { return r.Experiment == origin })
+	w.mu.Unlock()
+	if !held || used {
+		return false, nil
+	}
+	return true, w.commit(journalRecord{RetireExperiments: []string{origin}})
+}
+
 // commit journals rec and moves its files into place (superseded ones out
 // first). The journal line is the commit point.
 func (w *Writer) commit(rec journalRecord) error {
@@ -341,15 +358,25 @@ func (w *Writer) commit(rec journalRecord) error {
 	}
 	w.pending++
 	var old, cur []FileEntry
+	for _, r := range w.m.Runs {
+		if slices.Contains(rec.RetireRuns, r.Origin) {
+			old = append(old, r.Files...)
+		}
+	}
+	for _, e := range w.m.Experiments {
+		if slices.Contains(rec.RetireExperiments, e.Origin) {
+			old = append(old, e.Files...)
+		}
+	}
 	if rec.Run != nil {
 		if prev, ok := slices.BinarySearchFunc(w.m.Runs, rec.Run.Origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) }); ok {
-			old = w.m.Runs[prev].Files
+			old = append(old, w.m.Runs[prev].Files...)
 		}
 		cur = rec.Run.Files
 	}
 	if rec.Experiment != nil {
 		if prev, ok := slices.BinarySearchFunc(w.m.Experiments, rec.Experiment.Origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) }); ok {
-			old = w.m.Experiments[prev].Files
+			old = append(old, w.m.Experiments[prev].Files...)
 		}
 		cur = rec.Experiment.Files
 	}

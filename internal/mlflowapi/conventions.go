@@ -3,10 +3,14 @@ package mlflowapi
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"net/url"
+	"path"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -197,4 +201,28 @@ func Truncate(s string, n int) (string, bool) {
 		return s, false
 	}
 	return string([]rune(s)[:n]), true
+}
+
+// Instance names the tracking server at baseURL in origins: HOST[:PORT][/PATH]
+// with the host in lower case, the port left out when it is the scheme's
+// default (80 for http, 443 for https), the path cleaned and without a
+// trailing slash. The scheme, user info, query and fragment are not part
+// of it, so http://h and https://h/ (a server behind TLS termination) name
+// one server, and no credential ever reaches an origin. Another name of the
+// same server (an IP address for a host name, localhost for 127.0.0.1) is
+// another instance.
+func Instance(baseURL string) (string, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("mlflow: bad tracking URI %q: want http(s)://HOST[:PORT][/PATH]", location.Redact(baseURL))
+	}
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // IPv6
+	}
+	if port != "" && !(port == "80" && u.Scheme == "http") && !(port == "443" && u.Scheme == "https") {
+		host += ":" + port
+	}
+	p := strings.TrimRight(path.Clean("/"+u.Path), "/")
+	return host + p, nil
 }

@@ -20,7 +20,8 @@ type Filter struct {
 	// Include and Exclude are experiment name globs (path.Match). A glob
 	// matches the experiment's name or its origin id; for a W&B
 	// experiment, named "entity/project", it also matches the project
-	// alone. Empty Include means all.
+	// alone, and for an MLflow experiment (origin id HOST[:PORT]/ID) the
+	// server's experiment id alone. Empty Include means all.
 	Include []string
 	Exclude []string
 	// RunIDs are run ids: the origin as `ls` prints it ("wandb:ent/proj/abc"),
@@ -55,6 +56,11 @@ func (f Filter) Experiment(e schema.Experiment) bool {
 	if e.Origin.System == "wandb" {
 		if _, project, ok := strings.Cut(e.Name, "/"); ok {
 			names = append(names, project)
+		}
+	}
+	if e.Origin.System == "mlflow" {
+		if i := strings.LastIndexByte(e.Origin.ID, '/'); i >= 0 {
+			names = append(names, e.Origin.ID[i+1:])
 		}
 	}
 	matches := func(globs []string, record map[string]bool) bool {

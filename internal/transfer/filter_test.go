@@ -11,7 +11,7 @@ import (
 
 func TestFilterMatchesWhatLsPrints(t *testing.T) {
 	wb := schema.Experiment{Origin: schema.Ref{System: "wandb", ID: "acme/vision"}, Name: "acme/vision"}
-	ml := schema.Experiment{Origin: schema.Ref{System: "mlflow", ID: "7"}, Name: "team/vision"}
+	ml := schema.Experiment{Origin: schema.Ref{System: "mlflow", ID: "mlflow.acme.internal/7"}, Name: "team/vision"}
 	run := schema.Run{Origin: schema.Ref{System: "wandb", ID: "acme/vision/abc123"}, Start: time.Unix(100, 0)}
 	cases := []struct {
 		f        transfer.Filter
@@ -24,7 +24,8 @@ func TestFilterMatchesWhatLsPrints(t *testing.T) {
 		{transfer.Filter{Include: []string{"vision"}}, wb, true, true, nil}, // W&B project alone
 		{transfer.Filter{Include: []string{"vis*"}}, wb, true, true, nil},
 		{transfer.Filter{Include: []string{"vision"}}, ml, false, true, []string{`--include "vision" matched no experiment`}},
-		{transfer.Filter{Include: []string{"7"}}, ml, true, true, nil}, // origin id
+		{transfer.Filter{Include: []string{"7"}}, ml, true, true, nil},                      // the server's experiment id
+		{transfer.Filter{Include: []string{"mlflow.acme.internal/7"}}, ml, true, true, nil}, // origin id
 		{transfer.Filter{Exclude: []string{"vision"}}, wb, false, true, nil},
 		{transfer.Filter{Exclude: []string{"nope"}}, wb, true, true, []string{`--exclude "nope" matched no experiment`}},
 		{transfer.Filter{RunIDs: []string{"wandb:acme/vision/abc123"}}, wb, true, true, nil}, // as ls prints it

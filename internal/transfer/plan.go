@@ -29,6 +29,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		if !j.opt.Filter.Experiment(e) {
 			continue
 		}
+		j.formerOrigins(e.Origin)
 		before := len(out)
 		for r, err := range j.src.Runs(ctx, e.Origin) {
 			if err != nil {
@@ -41,7 +42,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			if !j.opt.Filter.Run(r) {
 				continue
 			}
-			p := planned{exp: e, run: r, reason: "new"}
+			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin)}
 			skip, err := j.decide(ctx, &p, finder, verifier)
 			if err != nil {
 				return nil, nil, err
@@ -118,6 +119,16 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 		} else if ok {
 			p.reason = fmt.Sprintf("resuming (%s earlier)", e.Status)
 		}
+		for _, f := range p.former {
+			if p.reason != "new" {
+				break
+			}
+			if _, ok, err := j.opt.Ledger.Get(f.String()); err != nil {
+				return false, fault.Fatal(fmt.Errorf("state: %w", err))
+			} else if ok {
+				p.reason = underFormer(f)
+			}
+		}
 	}
 	if finder != nil && p.reason == "new" {
 		st, have, err := finder.FindRun(ctx, p.run.Origin)
@@ -135,7 +146,37 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			p.reason = "changed since last transfer"
 		case sinks.RunIncomplete:
 			p.reason = "resuming incomplete run"
+		case sinks.RunUnderFormerOrigin:
+			p.reason = underFormer(schema.Ref{})
 		}
 	}
 	return false, nil
+}
+
+// formerOrigins returns the origins earlier runferry versions gave the
+// experiment or run with origin ref (sources.FormerOriginer) and hands them
+// to the sink (sinks.FormerOriginsSetter), which then finds and retires
+// what it holds under them.
+func (j *job) formerOrigins(ref schema.Ref) []schema.Ref {
+	fo, ok := j.src.(sources.FormerOriginer)
+	if !ok {
+		return nil
+	}
+	former := fo.FormerOrigins(ref)
+	if len(former) == 0 {
+		return nil
+	}
+	if set, ok := j.dst.(sinks.FormerOriginsSetter); ok {
+		set.SetFormerOrigins(ref, former)
+	}
+	return former
+}
+
+// underFormer is the plan's reason for a run held under a former origin
+// (zero when the sink did not say which).
+func underFormer(f schema.Ref) string {
+	if f.IsZero() {
+		return "held under its former origin: written again under the new one"
+	}
+	return fmt.Sprintf("held under its former origin %s: written again under the new one", f)
 }

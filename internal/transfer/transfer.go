@@ -217,6 +217,7 @@ type planned struct {
 	run         schema.Run
 	fingerprint string
 	reason      string
+	former      []schema.Ref // the run's former origins (sources.FormerOriginer)
 }
 
 func (j *job) addResult(r RunResult) {

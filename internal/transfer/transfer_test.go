@@ -479,6 +479,45 @@ func TestCopyWithoutTransformBringsWhatWasDropped(t *testing.T) {
 	mustEqual(t, want, dst)
 }
 
+// TestLedgerFindsFormerOrigin: runs the ledger recorded under their former
+// origins are recognised when the source now gives them new origins (the
+// plan says so), written once under the new origins, and the copies under
+// the former ones are gone; a re-run then skips them.
+func TestLedgerFindsFormerOrigin(t *testing.T) {
+	old := dataset.Canonical()
+	want := sinktest.Renamed(old)
+	mem := memsink.New(sinks.Limits{})
+	l := ledger(t)
+	if _, err := transfer.Copy(context.Background(), memsrc.New(old), mem, fast(transfer.Options{Ledger: l})); err != nil {
+		t.Fatal(err)
+	}
+	// The memory sink without its FindRun: only the ledger knows what was
+	// written.
+	var dst sinks.Sink = struct {
+		sinks.Sink
+		sinks.FormerOriginsSetter
+	}{mem, mem}
+	if _, ok := dst.(sinks.RunFinder); ok {
+		t.Fatal("the wrapped sink still finds runs")
+	}
+	src := sinktest.FormerSource{Source: memsrc.New(want)}
+	rep, err := transfer.Copy(context.Background(), src, dst, fast(transfer.Options{Ledger: l}))
+	if err != nil || rep.Totals.Committed != len(want.Runs) {
+		t.Fatalf("copy under new origins: %v %+v", err, rep.Totals)
+	}
+	for _, r := range rep.Runs {
+		ref, _ := schema.ParseRef(r.Origin)
+		if f := src.FormerOrigins(ref); len(f) != 1 || !strings.Contains(r.Reason, "former origin "+f[0].String()) {
+			t.Errorf("run %s: reason %q, want one naming its former origin", r.Origin, r.Reason)
+		}
+	}
+	mustEqual(t, want, mem)
+	rep, err = transfer.Copy(context.Background(), src, dst, fast(transfer.Options{Ledger: l}))
+	if err != nil || rep.Totals.Unchanged != len(want.Runs)-1 {
+		t.Fatalf("re-run: %v %+v", err, rep.Totals)
+	}
+}
+
 // failingWrites wraps a memory sink whose writers fail WriteMetrics with
 // err for the runs bad selects, counting the calls.
 type failingWrites struct {

@@ -28,6 +28,8 @@ type Sink struct {
 	runs  map[schema.Ref]*stored
 	order []schema.Ref
 	opens int
+	// former maps an origin to its former origins (SetFormerOrigins).
+	former map[schema.Ref][]schema.Ref
 }
 
 type stored struct {
@@ -40,12 +42,45 @@ type stored struct {
 var (
 	_ sinks.Sink      = (*Sink)(nil)
 	_ sinks.RunFinder = (*Sink)(nil)
+
+	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
 
 // New returns an empty sink declaring limits; WriteMetrics rejects larger
 // batches, as a real server would.
 func New(limits sinks.Limits) *Sink {
-	return &Sink{limits: limits, runs: map[schema.Ref]*stored{}}
+	return &Sink{limits: limits, runs: map[schema.Ref]*stored{}, former: map[schema.Ref][]schema.Ref{}}
+}
+
+// SetFormerOrigins records the former origins of origin: FindRun reports a
+// run held under one of them, Commit removes it, and an experiment held
+// under one of them is removed once no run is left in it.
+func (s *Sink) SetFormerOrigins(origin schema.Ref, former []schema.Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.former[origin] = slices.Clone(former)
+}
+
+// retireFormer removes the runs held under the former origins of run (when
+// given) and the experiments held under the former origins of exp that no
+// run is left in. s.mu is held.
+func (s *Sink) retireFormer(run, exp schema.Ref) {
+	for _, f := range s.former[run] {
+		if _, ok := s.runs[f]; ok {
+			delete(s.runs, f)
+			s.order = slices.DeleteFunc(s.order, func(r schema.Ref) bool { return r == f })
+		}
+	}
+	for _, f := range s.former[exp] {
+		id := "exp-" + f.String()
+		used := false
+		for _, st := range s.runs {
+			used = used || st.expID == id
+		}
+		if !used {
+			s.exps = slices.DeleteFunc(s.exps, func(e schema.Experiment) bool { return e.Origin == f })
+		}
+	}
 }
 
 // Limits returns the limits given to New.
@@ -60,6 +95,7 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := "exp-" + e.Origin.String()
+	s.retireFormer(schema.Ref{}, e.Origin)
 	for i, have := range s.exps {
 		if have.Origin == e.Origin {
 			s.exps[i] = e
@@ -71,7 +107,8 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 }
 
 // OpenRun starts r, or re-opens it: whatever an earlier attempt stored is
-// replaced by what this writer is given.
+// replaced by what this writer is given, and Commit removes what is held
+// under r's former origins.
 func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fault.Permanent(err)
@@ -100,6 +137,11 @@ func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, st
 	st, ok := s.runs[origin]
 	switch {
 	case !ok:
+		for _, f := range s.former[origin] {
+			if _, ok := s.runs[f]; ok {
+				return sinks.RunUnderFormerOrigin, "", nil
+			}
+		}
 		return sinks.RunMissing, "", nil
 	case !st.complete:
 		return sinks.RunIncomplete, "", nil
@@ -238,6 +280,8 @@ func (w *writer) Commit(context.Context) error {
 	defer w.sink.mu.Unlock()
 	w.st.complete = true
 	w.done = true
+	r := w.st.data.Run
+	w.sink.retireFormer(r.Origin, r.Experiment)
 	return nil
 }
 

@@ -20,7 +20,10 @@
 //
 // Experiments are matched by name (experiment-prefix + name): found, or
 // created with the server's default artifact location. runferry tags them
-// runferry.managed, runferry.prefix, runferry.origin and runferry.name; the
+// runferry.managed, runferry.prefix, runferry.origin and runferry.name (a
+// second source experiment of the same name shares the experiment and its
+// runferry.origin stays the first one's, unless that is the new
+// experiment's former origin, which it then replaces); the
 // description goes to mlflow.note.content, tags to tags (values cut to 5000
 // characters), a source experiment marked deleted gets runferry.deleted=true
 // (it stays active so that its runs can be written). Creation time is the
@@ -80,7 +83,11 @@
 // then runferry.complete are written last at commit (complete is "deleted"
 // for a run deleted right after, so a crash in between reads as
 // incomplete). FindRun searches runferry's experiments of this prefix for
-// the origin key.
+// the origin key; when none carries it, for the keys of the origin's former
+// origins (sinks.FormerOriginsSetter: what earlier versions called the same
+// run, such as mlflow:ID before MLflow origins named the server), reported
+// as RunUnderFormerOrigin so that the engine writes the run again, and
+// OpenRun supersedes the former-origin copies with the earlier attempts.
 //
 // Resume is "delete and redo": OpenRun supersedes every earlier run of the
 // origin, complete or not (tag runferry.superseded, then runs/delete), and

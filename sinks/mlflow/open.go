@@ -13,7 +13,8 @@ import (
 )
 
 // OpenRun starts writing r into experiment expID. Every run written earlier
-// from r.Origin, complete or not, is superseded first (tagged and deleted):
+// from r.Origin or one of its former origins (SetFormerOrigins), complete
+// or not, is superseded first (tagged and deleted):
 // the sink resumes by redoing, so the new run holds exactly what this writer
 // is given. It then creates the run with its original start time, user and
 // name, uploads the run.json sidecar, writes params and tags, and links the
@@ -34,9 +35,13 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
 	}
 
-	earlier, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(origin), true)
-	if err != nil {
-		return nil, err
+	var earlier []mlflowapi.Run
+	for _, o := range append([]string{origin}, s.formerOf(r.Origin)...) {
+		runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(o), true)
+		if err != nil {
+			return nil, err
+		}
+		earlier = append(earlier, runs...)
 	}
 	for _, old := range earlier {
 		if err := s.supersede(ctx, old); err != nil {
@@ -89,16 +94,23 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 }
 
 // linkToParent sets mlflow.parentRunId on a new child run when its parent
-// was written already. The run is created first and looked up second, and a
+// was written already (under its origin, else under a former one). The run is created first and looked up second, and a
 // parent links its children when it commits (linkChildren), so whichever of
 // the two is written first, the link is made.
 func (s *Sink) linkToParent(ctx context.Context, runID string, parent schema.Ref) error {
 	if parent.IsZero() {
 		return nil
 	}
-	found, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(parent.String()), false)
-	if err != nil {
-		return fmt.Errorf("looking up the parent run: %w", err)
+	var found []mlflowapi.Run
+	for _, o := range append([]string{parent.String()}, s.formerOf(parent)...) {
+		runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(o), false)
+		if err != nil {
+			return fmt.Errorf("looking up the parent run: %w", err)
+		}
+		if len(runs) > 0 {
+			found = runs
+			break
+		}
 	}
 	if len(found) == 0 {
 		return nil

@@ -23,6 +23,7 @@ type Sink struct {
 	expLocks map[string]*sync.Mutex // by experiment name: one create at a time
 	managed  []string               // ids of experiments written with this prefix
 	listedAt time.Time
+	former   map[schema.Ref][]schema.Ref // SetFormerOrigins
 }
 
 var (
@@ -30,7 +31,8 @@ var (
 	_ sinks.RunFinder = (*Sink)(nil)
 	_ sinks.Checker   = (*Sink)(nil)
 
-	_ sinks.ExperimentPrefixer = (*Sink)(nil)
+	_ sinks.ExperimentPrefixer  = (*Sink)(nil)
+	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
 
 // managedTTL is how long the list of runferry experiments is trusted before
@@ -46,7 +48,28 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Sink{api: api, cfg: cfg, expLocks: map[string]*sync.Mutex{}}, nil
+	return &Sink{api: api, cfg: cfg, expLocks: map[string]*sync.Mutex{}, former: map[schema.Ref][]schema.Ref{}}, nil
+}
+
+// SetFormerOrigins records the former origins of origin: FindRun reports a
+// run tagged with one of them (runferry.origin_key), OpenRun supersedes
+// such runs as it does earlier attempts, and an experiment whose
+// runferry.origin is one of them takes the new origin.
+func (s *Sink) SetFormerOrigins(origin schema.Ref, former []schema.Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.former[origin] = former
+}
+
+// formerOf returns the former origins of origin, as strings.
+func (s *Sink) formerOf(origin schema.Ref) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.former[origin] {
+		out = append(out, f.String())
+	}
+	return out
 }
 
 // Check proves that the server answers and accepts the credentials; every
@@ -114,6 +137,9 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 	for _, t := range tags {
 		v, ok := have[t.Key]
 		keepFirst := t.Key == mlflowapi.TagOrigin || t.Key == mlflowapi.TagExpName // shared by two source experiments: the first keeps them
+		if t.Key == mlflowapi.TagOrigin && slices.Contains(s.formerOf(e.Origin), v) {
+			keepFirst = false // written under the former origin of e: it takes the new one
+		}
 		if ok && (v == t.Value || keepFirst && v != "") {
 			continue
 		}
@@ -252,10 +278,30 @@ func (s *Sink) runsTagged(ctx context.Context, key, value string, withSuperseded
 
 // FindRun reports what the server holds for origin: complete when a run
 // carries runferry.complete (and is deleted if that says "deleted"),
-// incomplete when a run carries only the origin, missing otherwise. The
-// fingerprint is the one written at commit.
+// incomplete when a run carries only the origin, under a former origin when
+// none carries the origin but one carries a former origin (see
+// SetFormerOrigins), missing otherwise. The fingerprint is the one written
+// at commit.
 func (s *Sink) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, string, error) {
-	runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(origin.String()), true)
+	state, fp, err := s.findRun(ctx, origin.String())
+	if err != nil || state != sinks.RunMissing {
+		return state, fp, err
+	}
+	for _, f := range s.formerOf(origin) {
+		held, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(f), false)
+		if err != nil {
+			return sinks.RunMissing, "", err
+		}
+		if len(held) > 0 {
+			return sinks.RunUnderFormerOrigin, "", nil
+		}
+	}
+	return sinks.RunMissing, "", nil
+}
+
+// findRun is FindRun for one origin, former origins left aside.
+func (s *Sink) findRun(ctx context.Context, origin string) (sinks.RunState, string, error) {
+	runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(origin), true)
 	if err != nil {
 		return sinks.RunMissing, "", err
 	}

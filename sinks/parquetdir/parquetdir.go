@@ -66,6 +66,7 @@ type Sink struct {
 	mu        sync.Mutex
 	w         *archive.Writer
 	source    string
+	former    map[schema.Ref][]schema.Ref // SetFormerOrigins
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -74,6 +75,8 @@ var (
 	_ sinks.Sink        = (*Sink)(nil)
 	_ sinks.RunFinder   = (*Sink)(nil)
 	_ sinks.RunVerifier = (*Sink)(nil)
+
+	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
 
 // New opens the archive at path for writing; the folder is created by the
@@ -83,7 +86,38 @@ func New(path string) (*Sink, error) {
 	if err != nil {
 		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
 	}
-	return &Sink{path: path, state: st}, nil
+	return &Sink{path: path, state: st, former: map[schema.Ref][]schema.Ref{}}, nil
+}
+
+// SetFormerOrigins records the former origins of origin: FindRun reports a
+// run archived under one of them, Commit replaces it in the same journal
+// line, and an experiment archived under one of them leaves the archive
+// once no run is left in it.
+func (s *Sink) SetFormerOrigins(origin schema.Ref, former []schema.Ref) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.former[origin] = former
+}
+
+func (s *Sink) formerOf(origin schema.Ref) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for _, f := range s.former[origin] {
+		out = append(out, f.String())
+	}
+	return out
+}
+
+// retireFormerExperiments removes the experiments archived under the
+// former origins of exp that no run is left in.
+func (s *Sink) retireFormerExperiments(w *archive.Writer, exp schema.Ref) error {
+	for _, f := range s.formerOf(exp) {
+		if _, err := w.RetireExperiment(f); err != nil {
+			return fmt.Errorf("parquet sink: retiring experiment %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // writer returns the archive writer, opening it (and creating the archive)
@@ -134,6 +168,9 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 	if err := w.PutExperiment(e); err != nil {
 		return "", fmt.Errorf("parquet sink: experiment %s: %w", e.Origin, err)
 	}
+	if err := s.retireFormerExperiments(w, e.Origin); err != nil {
+		return "", err
+	}
 	return e.Origin.String(), nil
 }
 
@@ -150,17 +187,27 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 	if !w.HasExperiment(expID) || r.Experiment.String() != expID {
 		return nil, fault.Permanent(fmt.Errorf("parquet sink: run %s: unknown experiment id %q", r.Origin, expID))
 	}
-	return &writer{rw: w.OpenRun(r)}, nil
+	rw := w.OpenRun(r)
+	rw.Replace(s.formerOf(r.Origin))
+	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
 }
 
-// FindRun reports a committed run as complete with its fingerprint;
-// anything else is missing (an unfinished write leaves no trace).
+// FindRun reports a committed run as complete with its fingerprint, one
+// archived under a former origin as such; anything else is missing (an
+// unfinished write leaves no trace).
 func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, string, error) {
-	e, ok := s.committed(origin)
-	if !ok {
-		return sinks.RunMissing, "", nil
+	if e, ok := s.committed(origin); ok {
+		return sinks.RunComplete, e.Fingerprint, nil
 	}
-	return sinks.RunComplete, e.Fingerprint, nil
+	s.mu.Lock()
+	former := s.former[origin]
+	s.mu.Unlock()
+	for _, f := range former {
+		if _, held := s.committed(f); held {
+			return sinks.RunUnderFormerOrigin, "", nil
+		}
+	}
+	return sinks.RunMissing, "", nil
 }
 
 func (s *Sink) committed(origin schema.Ref) (archive.RunEntry, bool) {
@@ -201,7 +248,10 @@ func (s *Sink) Close() error {
 	return s.closeErr
 }
 
-type writer struct{ rw *archive.RunWriter }
+type writer struct {
+	rw   *archive.RunWriter
+	done func() error // after the commit: retire emptied former experiments
+}
 
 var (
 	_ sinks.RunWriter       = (*writer)(nil)
@@ -238,6 +288,6 @@ func (w *writer) Commit(context.Context) error {
 	if err := w.rw.Commit(); err != nil {
 		return fmt.Errorf("parquet sink: %w", err)
 	}
-	return nil
+	return w.done()
 }
 func (w *writer) Abort(context.Context) error { return w.rw.Abort() }

@@ -57,6 +57,7 @@ func Run(t *testing.T, opt Opt) {
 		{"OpenRunAgainNoDuplicate", testOpenRunAgain},
 		{"FailureAtEveryStepThenResume", testFailureAtEveryStep},
 		{"CancelThenResume", testCancel},
+		{"FormerOriginsReplaced", testFormerOrigins},
 		{"CheckSeesExtraRuns", testCheckSeesExtraRuns},
 	}
 	for _, tt := range tests {
@@ -239,6 +240,86 @@ func testCancel(t *testing.T, opt Opt) {
 	dst = reopen(t, opt, dst)
 	if rep, err := copyAll(t, memsrc.New(want), dst, 1); err != nil || rep.Totals.Failed != 0 {
 		t.Fatalf("resume: %v %+v", err, rep.Totals)
+	}
+	dst.Close()
+	expectEqual(t, opt, want, read)
+}
+
+// Renamed returns d with every origin (of experiments, runs, run
+// experiments and parents) given a new id, "instance-b/" + the old one, as
+// a source does whose origins came to name its instance.
+func Renamed(d *dataset.Dataset) *dataset.Dataset {
+	d = d.Clone()
+	re := func(r schema.Ref) schema.Ref {
+		if r.IsZero() {
+			return r
+		}
+		return schema.Ref{System: r.System, ID: "instance-b/" + r.ID}
+	}
+	for i := range d.Experiments {
+		d.Experiments[i].Origin = re(d.Experiments[i].Origin)
+	}
+	for _, r := range d.Runs {
+		r.Run.Origin, r.Run.Experiment, r.Run.Parent = re(r.Run.Origin), re(r.Run.Experiment), re(r.Run.Parent)
+	}
+	return d
+}
+
+// FormerSource is a memory source (over a Renamed dataset) whose origins
+// have former origins: the id without "instance-b/".
+type FormerSource struct{ *memsrc.Source }
+
+// FormerOrigins implements sources.FormerOriginer.
+func (FormerSource) FormerOrigins(ref schema.Ref) []schema.Ref {
+	if id, ok := strings.CutPrefix(ref.ID, "instance-b/"); ok {
+		return []schema.Ref{{System: ref.System, ID: id}}
+	}
+	return nil
+}
+
+// testFormerOrigins writes the canonical dataset, then copies it again
+// from a source whose origins changed (sources.FormerOriginer naming the
+// old ones), as after an upgrade that made origins name their instance:
+// the sink must find each run under its former origin, and end up holding
+// the dataset once, under the new origins only; a third copy changes
+// nothing.
+func testFormerOrigins(t *testing.T, opt Opt) {
+	old := dataset.Canonical()
+	want := Renamed(old)
+	dst, read := opt.New(t)
+	if rep, err := copyAll(t, memsrc.New(old), dst, 1); err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("first copy: %v %+v", err, rep.Totals)
+	}
+	dst = reopen(t, opt, dst)
+	src := FormerSource{memsrc.New(want)}
+	setter, ok := dst.(sinks.FormerOriginsSetter)
+	if !ok {
+		t.Fatal("the sink does not implement sinks.FormerOriginsSetter: a source whose origins changed would be copied twice")
+	}
+	if finder, ok := dst.(sinks.RunFinder); ok {
+		r := want.Runs[0].Run
+		setter.SetFormerOrigins(r.Origin, src.FormerOrigins(r.Origin))
+		st, _, err := finder.FindRun(context.Background(), r.Origin)
+		if err != nil || st != sinks.RunUnderFormerOrigin {
+			t.Fatalf("FindRun(%s) with the former origin %v held = %v, %v; want RunUnderFormerOrigin", r.Origin, src.FormerOrigins(r.Origin), st, err)
+		}
+	}
+	rep, err := copyAll(t, src, dst, 1)
+	if err != nil || rep.Totals.Failed != 0 || rep.Totals.Committed != len(want.Runs) {
+		t.Fatalf("copy under the new origins: %v %+v", err, rep.Totals)
+	}
+	for _, r := range rep.Runs {
+		if !strings.Contains(r.Reason, "former origin") {
+			t.Errorf("run %s %s for the reason %q, want one naming its former origin", r.Origin, r.Outcome, r.Reason)
+		}
+	}
+	dst = reopen(t, opt, dst)
+	rep, err = copyAll(t, src, dst, 1)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("third copy: %v %+v", err, rep.Totals)
+	}
+	if _, ok := dst.(sinks.RunFinder); ok && rep.Totals.Unchanged != len(want.Runs)-1 {
+		t.Errorf("third copy rewrote finished runs: %+v", rep.Totals)
 	}
 	dst.Close()
 	expectEqual(t, opt, want, read)

@@ -16,18 +16,22 @@
 //
 //   - Experiments: experiments/search (ordered by id, paged, de-duplicated).
 //     Origin is the runferry.origin tag when runferry wrote the experiment,
-//     else mlflow:<experiment_id>; mlflow.note.content is the description;
+//     else mlflow:INSTANCE/<experiment_id>, INSTANCE naming the server
+//     (mlflowapi.Instance: HOST[:PORT][/PATH], host in lower case, no
+//     scheme, default port, trailing slash or credentials), so that the
+//     experiments of two servers never share an origin; mlflow.note.content
+//     is the description;
 //     runferry.* tags are bookkeeping and not exposed.
 //   - Runs: runs/search ordered by start time (then run id), de-duplicated
 //     across pages (MLflow's page tokens are offsets). Origin is the
 //     runferry.origin tag when present, so chains such as W&B -> MLflow ->
-//     Parquet keep the first origin; otherwise mlflow:<run_id> (run ids are
-//     unique per server; experiment ids are not part of it). Runs a later
+//     Parquet keep the first origin; otherwise mlflow:INSTANCE/<run_id>
+//     (experiment ids are not part of it). Runs a later
 //     runferry copy superseded are skipped. Name, user (mlflow.user, else
 //     user_id), status, start and end time, params; mlflow.note.content,
 //     mlflow.source.git.commit, mlflow.source.git.repoURL and
 //     mlflow.source.name become Notes, GitCommit, GitRemote and Program;
-//     mlflow.parentRunId becomes Parent (mlflow:<parent run id>); the other
+//     mlflow.parentRunId becomes Parent (mlflow:INSTANCE/<parent run id>); the other
 //     tags stay tags. Dataset inputs become the tag mlflow.inputs.datasets
 //     (JSON: name, digest, source type, source, input tags); they are not
 //     re-created as inputs by the MLflow sink.
@@ -50,4 +54,11 @@
 //     elsewhere). runferry/ and the files runferry generated (output.log,
 //     config.json) are left out of runs runferry wrote; runferry/files/ is
 //     listed under its original path.
+//
+// # Former origins
+//
+// Before origins named the server, runferry gave native experiments and
+// runs the origins mlflow:<experiment_id> and mlflow:<run_id>. The source
+// names them (sources.FormerOriginer) so that copies written under them are
+// found in the ledger and the destination and replaced, never duplicated.
 package mlflow

@@ -66,7 +66,59 @@ func TestConformance(t *testing.T) {
 	sourcetest.Run(t, sourcetest.Opt{
 		Open: func(t *testing.T) sources.Source { return open(t, srv.URL, prefix, true) },
 		Want: dataset.Canonical(),
+		Skip: map[string]string{"OriginsNameTheInstance": "the canonical runs were written by runferry and keep the origins they were copied from on any server; TestNativeConformance covers runs MLflow's own client logged"},
 	})
+}
+
+// nativePrefix logs runs with MLflow's own client (testdata/native.py: an
+// experiment with a parent and a child run) under a fresh prefix, and
+// returns the prefix and the ids native.py printed.
+func nativePrefix(t *testing.T, url string) (string, struct{ Experiment, Parent, Child string }) {
+	prefix := fmt.Sprintf("native-%d/", testenv.FreePort(t))
+	out, err := exec.Command(testenv.Python(t), "testdata/native.py", url, prefix+"exp").Output()
+	if err != nil {
+		t.Fatalf("native.py: %v", err)
+	}
+	var ids struct{ Experiment, Parent, Child string }
+	if err := json.Unmarshal(out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:], &ids); err != nil {
+		t.Fatalf("native.py printed %q: %v", out, err)
+	}
+	return prefix, ids
+}
+
+// TestNativeConformance runs the suite over runs MLflow's client logged,
+// with the same server reached under another name (localhost for
+// 127.0.0.1) as the other instance: their origins, and the parent links,
+// must name the server they were read from.
+func TestNativeConformance(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	prefix, _ := nativePrefix(t, srv.URL)
+	sourcetest.Run(t, sourcetest.Opt{
+		Open: func(t *testing.T) sources.Source { return open(t, srv.URL, prefix, true) },
+		OpenOther: func(t *testing.T) sources.Source {
+			return open(t, strings.Replace(srv.URL, "127.0.0.1", "localhost", 1), prefix, true)
+		},
+	})
+}
+
+// TestFormerOrigins: a native origin's former origin is the bare id that
+// runferry used before origins named the server; a copied origin has none.
+func TestFormerOrigins(t *testing.T) {
+	src := open(t, "http://Example.COM:80/mlflow/", "", false)
+	for _, tt := range []struct {
+		ref  schema.Ref
+		want []schema.Ref
+	}{
+		{schema.Ref{System: "mlflow", ID: "example.com/mlflow/3"}, []schema.Ref{{System: "mlflow", ID: "3"}}},
+		{schema.Ref{System: "mlflow", ID: "example.com/mlflow/0a1b2c"}, []schema.Ref{{System: "mlflow", ID: "0a1b2c"}}},
+		{schema.Ref{System: "mlflow", ID: "other:5000/3"}, nil},
+		{schema.Ref{System: "mlflow", ID: "3"}, nil},
+		{schema.Ref{System: "wandb", ID: "example.com/mlflow/3"}, nil},
+	} {
+		if got := src.FormerOrigins(tt.ref); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("FormerOrigins(%s) = %v, want %v", tt.ref, got, tt.want)
+		}
+	}
 }
 
 // TestDeletedLeftOut reads the canonical copy without the deleted option:
@@ -87,22 +139,17 @@ func TestDeletedLeftOut(t *testing.T) {
 // TestNativeRuns reads runs logged by MLflow's own Python client.
 func TestNativeRuns(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
-	prefix := fmt.Sprintf("native-%d/", testenv.FreePort(t))
-	name := prefix + "exp"
-	out, err := exec.Command(testenv.Python(t), "testdata/native.py", srv.URL, name).Output()
-	if err != nil {
-		t.Fatalf("native.py: %v", err)
-	}
-	var ids struct{ Experiment, Parent, Child string }
-	if err := json.Unmarshal(out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:], &ids); err != nil {
-		t.Fatalf("native.py printed %q: %v", out, err)
-	}
+	prefix, ids := nativePrefix(t, srv.URL)
 	src := open(t, srv.URL, prefix, false)
 	got, err := dataset.Read(context.Background(), src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantExp := []schema.Experiment{{Origin: schema.Ref{System: "mlflow", ID: ids.Experiment}, Name: "exp",
+	// Native origins name the server: mlflow:HOST:PORT/ID.
+	ref := func(id string) schema.Ref {
+		return schema.Ref{System: "mlflow", ID: strings.TrimPrefix(srv.URL, "http://") + "/" + id}
+	}
+	wantExp := []schema.Experiment{{Origin: ref(ids.Experiment), Name: "exp",
 		Tags: []schema.Tag{{Key: "team", Value: "native"}}}}
 	got.Experiments[0].CreatedAt = wantExp[0].CreatedAt
 	if !reflect.DeepEqual(got.Experiments, wantExp) {
@@ -111,7 +158,7 @@ func TestNativeRuns(t *testing.T) {
 	if len(got.Runs) != 2 {
 		t.Fatalf("want 2 runs, got %d", len(got.Runs))
 	}
-	parent, child := got.Run(schema.Ref{System: "mlflow", ID: ids.Parent}), got.Run(schema.Ref{System: "mlflow", ID: ids.Child})
+	parent, child := got.Run(ref(ids.Parent)), got.Run(ref(ids.Child))
 	if parent == nil || child == nil {
 		t.Fatalf("runs not found by origin: %+v", got.Describe())
 	}

@@ -41,12 +41,12 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 			run = fromSidecar(side, r, tags)
 		case mlflowapi.IsNotFound(err):
 			damage = append(damage, fmt.Sprintf("mlflow run %s: %s is missing; metadata read from MLflow only", r.Info.RunID, path))
-			run = native(r, tags)
+			run = native(r, tags, s.ref)
 		default:
 			return run, nil, err
 		}
 	} else {
-		run = native(r, tags)
+		run = native(r, tags, s.ref)
 	}
 	if _, ours := tags[mlflowapi.TagOrigin]; ours && !complete {
 		damage = append(damage, fmt.Sprintf("mlflow run %s: an interrupted runferry copy (no %s tag)", r.Info.RunID, mlflowapi.TagComplete))
@@ -100,18 +100,19 @@ func status(s string) schema.RunStatus {
 	return schema.StatusRunning // RUNNING, SCHEDULED
 }
 
-// native maps a run runferry did not write (or whose sidecar is gone).
-func native(r mlflowapi.Run, tags map[string]string) schema.Run {
+// native maps a run runferry did not write (or whose sidecar is gone); ref
+// makes the origin of one of the server's run ids.
+func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.Ref) schema.Run {
 	run := schema.Run{
-		Origin: schema.Ref{System: System, ID: r.Info.RunID},
+		Origin: ref(r.Info.RunID),
 		Name:   r.Info.RunName,
 		User:   r.Info.UserID,
 		Notes:  tags[mlflowapi.TagNote], GitCommit: tags[mlflowapi.TagGitCommit],
 		GitRemote: tags[mlflowapi.TagGitRepo], Program: tags[mlflowapi.TagSourceName],
 		Group: tags[mlflowapi.TagGroup], JobType: tags[mlflowapi.TagJobType], Host: tags[mlflowapi.TagHost],
 	}
-	if ref, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
-		run.Origin = ref
+	if o, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
+		run.Origin = o
 	}
 	if run.Name == "" {
 		run.Name = tags[mlflowapi.TagRunName]
@@ -119,10 +120,10 @@ func native(r mlflowapi.Run, tags map[string]string) schema.Run {
 	if u := tags[mlflowapi.TagUser]; u != "" {
 		run.User = u
 	}
-	if ref, ok := schema.ParseRef(tags[mlflowapi.TagParent]); ok {
-		run.Parent = ref
+	if p, ok := schema.ParseRef(tags[mlflowapi.TagParent]); ok {
+		run.Parent = p
 	} else if id := tags[mlflowapi.TagParentRunID]; id != "" {
-		run.Parent = schema.Ref{System: System, ID: id}
+		run.Parent = ref(id)
 	}
 	_ = json.Unmarshal([]byte(tags[mlflowapi.TagLabels]), &run.Labels)
 	for _, p := range r.Data.Params {

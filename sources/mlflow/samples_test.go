@@ -74,9 +74,12 @@ var fieldTags = []string{mlflowapi.TagRunName, mlflowapi.TagUser, mlflowapi.TagN
 // read: every param, every tag but the field tags (dataset inputs as the
 // mlflow.inputs.datasets tag), every distinct metric point, status, times,
 // parent links, deleted flags and artifact contents (from the sample files).
-func (l *loaded) want(t *testing.T) *dataset.Dataset {
+func (l *loaded) want(t *testing.T, url string) *dataset.Dataset {
 	d := &dataset.Dataset{}
-	ref := func(id string) schema.Ref { return schema.Ref{System: "mlflow", ID: id} }
+	// Native origins name the server: mlflow:HOST:PORT/ID.
+	ref := func(id string) schema.Ref {
+		return schema.Ref{System: "mlflow", ID: strings.TrimPrefix(url, "http://") + "/" + id}
+	}
 	for _, e := range l.Experiments {
 		d.Experiments = append(d.Experiments, schema.Experiment{Origin: ref(e.ID), Name: e.Name, Deleted: e.Deleted})
 	}
@@ -222,7 +225,7 @@ func TestFileStoreSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.covers(t)
-	want := l.want(t)
+	want := l.want(t, srv.URL)
 
 	// (a) The source reads back exactly what MLflow's client wrote.
 	first := func() *mlflow.Source { return open(t, srv.URL, prefix, true) }

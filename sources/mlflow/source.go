@@ -20,8 +20,9 @@ import (
 
 // Source reads one MLflow tracking server. It is safe for concurrent use.
 type Source struct {
-	api *mlflowapi.Client
-	cfg Config
+	api      *mlflowapi.Client
+	cfg      Config
+	instance string // mlflowapi.Instance of the server, the first part of native origins' ids
 
 	mu     sync.Mutex
 	exps   map[schema.Ref]string   // experiment origin -> MLflow experiment id
@@ -46,6 +47,7 @@ var (
 	_ sources.LogReader       = (*Source)(nil)
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
+	_ sources.FormerOriginer  = (*Source)(nil)
 )
 
 // System is the origin system of native MLflow entities.
@@ -57,7 +59,47 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{api: api, cfg: cfg, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}, listed: map[string]bool{}}, nil
+	instance, err := mlflowapi.Instance(cfg.API.BaseURL)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{api: api, cfg: cfg, instance: instance, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}, listed: map[string]bool{}}, nil
+}
+
+// ref returns the origin of the server's native experiment or run id:
+// mlflow:INSTANCE/ID (see mlflowapi.Instance).
+func (s *Source) ref(id string) schema.Ref {
+	return schema.Ref{System: System, ID: s.instance + "/" + id}
+}
+
+// nativeID returns the MLflow id a native origin of this server names, in
+// its current form or its former one (mlflow:ID).
+func (s *Source) nativeID(ref schema.Ref) (string, bool) {
+	if ref.System != System {
+		return "", false
+	}
+	if id, ok := strings.CutPrefix(ref.ID, s.instance+"/"); ok && id != "" && !strings.Contains(id, "/") {
+		return id, true
+	}
+	if ref.ID != "" && !strings.Contains(ref.ID, "/") {
+		return ref.ID, true
+	}
+	return "", false
+}
+
+// FormerOrigins returns, for the origin of a native experiment or run of
+// this server (mlflow:INSTANCE/ID), the origin runferry gave it before
+// origins named the server: mlflow:ID. Origins runferry copied into the
+// server (runferry.origin) have none.
+func (s *Source) FormerOrigins(ref schema.Ref) []schema.Ref {
+	if ref.System != System {
+		return nil
+	}
+	id, ok := strings.CutPrefix(ref.ID, s.instance+"/")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return nil
+	}
+	return []schema.Ref{{System: System, ID: id}}
 }
 
 // Check proves the server reachable with good credentials; errors are fatal.
@@ -98,7 +140,7 @@ func (s *Source) view() string {
 // Experiments yields the server's experiments ordered by id (only those
 // whose name starts with the experiment-prefix option, which is removed).
 // An experiment written by runferry keeps the origin and name it was copied
-// from; others get the origin mlflow:<experiment_id>.
+// from; others get the origin mlflow:INSTANCE/<experiment_id>.
 func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, error] {
 	return func(yield func(schema.Experiment, error) bool) {
 		if err := s.open(); err != nil {
@@ -120,7 +162,7 @@ func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, e
 			if name == "" {
 				name = e.Name // the prefix is the whole name
 			}
-			x := experiment(e, name)
+			x := experiment(e, name, s.ref(e.ExperimentID))
 			s.mu.Lock()
 			s.exps[x.Origin] = e.ExperimentID
 			s.mu.Unlock()
@@ -131,8 +173,8 @@ func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, e
 	}
 }
 
-func experiment(e mlflowapi.Experiment, name string) schema.Experiment {
-	x := schema.Experiment{Origin: schema.Ref{System: System, ID: e.ExperimentID}, Name: name,
+func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.Experiment {
+	x := schema.Experiment{Origin: origin, Name: name,
 		Deleted: e.LifecycleStage == mlflowapi.StageDeleted}
 	if e.CreationTime > 0 {
 		x.CreatedAt = time.UnixMilli(e.CreationTime)
@@ -246,8 +288,8 @@ func (s *Source) runInfoOf(ctx context.Context, ref schema.Ref) (*runInfo, error
 	if ok {
 		return info, nil
 	}
-	if ref.System == System {
-		r, err := s.api.GetRun(ctx, ref.ID)
+	if id, ok := s.nativeID(ref); ok {
+		r, err := s.api.GetRun(ctx, id)
 		if err != nil {
 			return nil, err
 		}

@@ -7,7 +7,11 @@
 // snapshot N, until that snapshot is pruned.
 //
 // Every experiment and run is yielded with the Origin it was archived
-// from, so `runferry check SRC parquet:PATH` matches runs by origin. Every
+// from, so `runferry check SRC parquet:PATH` matches runs by origin. An
+// archive originates nothing: those origins already name the instance
+// they came from (an MLflow server, a W&B entity or folder), so a copy of
+// an archive, or a restore from it, holds the same runs under the same
+// origins, wherever the archive lies. Every
 // data file is verified against the manifest's size and SHA-256 before it
 // is used; a damaged file fails the run with an error naming the file.
 //

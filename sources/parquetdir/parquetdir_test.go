@@ -53,6 +53,7 @@ func TestConformance(t *testing.T) {
 			return src
 		},
 		Want: dataset.Canonical(),
+		Skip: map[string]string{"OriginsNameTheInstance": "an archive originates nothing: it yields the origins it was copied from, which name their own instance, so two archives of the same data must yield the same origins, as MatchesWant checks"},
 	})
 }
 

@@ -29,6 +29,13 @@ type Opt struct {
 	Want *dataset.Dataset
 	// Diff relaxes the comparison; say why at the call site.
 	Diff dataset.DiffOptions
+	// OpenOther returns a source over the same data on another instance
+	// of the source system (another server, another folder), so that the
+	// suite can demand that origins name the instance: no experiment or
+	// run it yields may share an origin with one Open's source yields,
+	// else two instances synced into one destination would be merged.
+	// Leave it nil only with a reason in Skip["OriginsNameTheInstance"].
+	OpenOther func(t *testing.T) sources.Source
 	// Skip maps a subtest name to the reason it does not apply.
 	Skip map[string]string
 }
@@ -47,6 +54,8 @@ func Run(t *testing.T, opt Opt) {
 		{"ContextCancel", testContextCancel},
 		{"ConcurrentReads", testConcurrent},
 		{"CloseTwice", testCloseTwice},
+		{"OriginsNameTheInstance", testOriginsNameTheInstance},
+		{"FormerOrigins", testFormerOrigins},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,5 +276,62 @@ func testCloseTwice(t *testing.T, opt Opt) {
 	}
 	if err := src.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// origins lists every experiment and run origin and run parent of d.
+func origins(d *dataset.Dataset) map[schema.Ref]string {
+	out := map[schema.Ref]string{}
+	for _, e := range d.Experiments {
+		out[e.Origin] = "experiment " + e.Name
+	}
+	for _, r := range d.Runs {
+		out[r.Run.Origin] = "run " + r.Run.Name
+	}
+	return out
+}
+
+func testOriginsNameTheInstance(t *testing.T, opt Opt) {
+	if opt.OpenOther == nil {
+		t.Fatal("Opt.OpenOther is nil: give the same data on another instance, or say in Skip why the adapter cannot")
+	}
+	a := readAll(t, open(t, opt))
+	other := opt.OpenOther(t)
+	t.Cleanup(func() { other.Close() })
+	b := readAll(t, other)
+	if len(a.Experiments) != len(b.Experiments) || len(a.Runs) != len(b.Runs) {
+		t.Fatalf("the other instance holds other data: %s vs %s", a.Describe(), b.Describe())
+	}
+	inA := origins(a)
+	for ref, what := range origins(b) {
+		if was, ok := inA[ref]; ok {
+			t.Errorf("%s on the other instance has the origin %s of %s on the first: origins do not name the instance", what, ref, was)
+		}
+	}
+	for _, r := range b.Runs {
+		if p := r.Run.Parent; !p.IsZero() {
+			if _, ok := inA[p]; ok {
+				t.Errorf("run %s on the other instance names its parent %s by the first instance's origin", r.Run.Origin, p)
+			}
+		}
+	}
+}
+
+// testFormerOrigins: a source that names former origins (origins earlier
+// runferry versions gave) never names the origin itself, and names
+// origins of its own system.
+func testFormerOrigins(t *testing.T, opt Opt) {
+	src := open(t, opt)
+	fo, ok := src.(sources.FormerOriginer)
+	if !ok {
+		t.Skip("the source's origins never changed (it does not implement sources.FormerOriginer)")
+	}
+	d := readAll(t, src)
+	for ref := range origins(d) {
+		for _, f := range fo.FormerOrigins(ref) {
+			if f == ref || f.System != ref.System || f.ID == "" {
+				t.Errorf("FormerOrigins(%s) names %s", ref, f)
+			}
+		}
 	}
 }

@@ -45,7 +45,8 @@ var options = []location.Option{
 		Name: "entity",
 		Help: "W&B entity (user or team) assumed for runs that name none. Offline runs usually " +
 			"have no entity until synced; with this option their experiment and run origins " +
-			"become ENTITY/PROJECT and ENTITY/PROJECT/RUN_ID, as for online runs.",
+			"become ENTITY/PROJECT and ENTITY/PROJECT/RUN_ID, as for online runs, instead of naming the " +
+			"folder that holds them (FOLDER#PROJECT/RUN_ID), so they no longer depend on where the runs lie.",
 	},
 	{
 		Name: "crashed-after",
@@ -85,9 +86,11 @@ are listed in
 wandb-used-artifacts.json. A damaged or
 truncated log is read up to the damage, and the damage is reported on the run.
 
-One experiment per W&B entity/project (origin ENTITY/PROJECT, or PROJECT for
-offline runs without an entity); one run per run id (origin ENTITY/PROJECT/ID):
-folders of a resumed run are merged in start-time order.`,
+One experiment per W&B entity/project (origin ENTITY/PROJECT; for offline runs
+without an entity FOLDER#PROJECT, FOLDER being the absolute, symlink-free path
+of the folder holding the run folders); one run per run id (origin
+ENTITY/PROJECT/ID, or FOLDER#PROJECT/ID): folders of a resumed run are merged
+in start-time order.`,
 		Options: options,
 		Example: "runferry copy wandb:./wandb parquet:./archive",
 	}

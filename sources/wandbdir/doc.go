@@ -24,7 +24,8 @@
 // copies it again until it is whole.
 //
 // Option entity: the W&B entity assumed for runs that name none (offline
-// runs), so their origins match what W&B's cloud calls them.
+// runs), so their origins match what W&B's cloud calls them instead of
+// naming their folder (see Identity).
 //
 // Option crashed-after (a Go duration, default 5m): how long a run without
 // an exit record may have been silent before it counts as crashed (see
@@ -41,12 +42,26 @@
 // of the folder holding wandb/ (else the run folder's parent). The entity is the last one
 // a segment names, else the entity option.
 //
-//	Experiment.Origin  {wandb, ENTITY/PROJECT}        PROJECT when there is no entity
-//	Run.Origin         {wandb, ENTITY/PROJECT/RUN_ID} PROJECT/RUN_ID when there is no entity
+//	Experiment.Origin  {wandb, ENTITY/PROJECT}        FOLDER#PROJECT when there is no entity
+//	Run.Origin         {wandb, ENTITY/PROJECT/RUN_ID} FOLDER#PROJECT/RUN_ID when there is no entity
 //
-// W&B forbids "/" in project names and run ids, so both forms are
-// unambiguous, and they match the paths W&B's API uses. Experiment.Name is
-// its origin id; CreatedAt is its earliest run's start.
+// The entity names the W&B instance, so the entity forms match the paths
+// W&B's API uses wherever the folder lies. A run without an entity (an
+// offline run never synced, and no entity option) is named by FOLDER, the
+// folder holding its run folder (usually a wandb/ folder): its absolute
+// path, symbolic links resolved, in slash form. Every path by which that
+// folder is reached (relative or absolute, through a symlink, the folder, a
+// tree above it or one run folder in it) gives the same origins, so two
+// machines' offline runs of one project never merge; a folder moved or
+// copied elsewhere is another source, whose runs a destination holds
+// again; give ?entity= for origins independent of where the runs lie. W&B
+// forbids "/", "#" and ":" in project names and run ids, so every form is
+// unambiguous. Experiment.Name is ENTITY/PROJECT, or PROJECT; CreatedAt is
+// its earliest run's start.
+//
+// Former origins (sources.FormerOriginer): earlier runferry versions named runs
+// without an entity PROJECT/RUN_ID (and their experiments PROJECT); copies
+// written under those are found and replaced, never duplicated.
 //
 // # Mapping
 //

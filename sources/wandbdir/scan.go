@@ -64,6 +64,7 @@ func pathJoin(a, b string) string {
 type runInfo struct {
 	ref      schema.Ref // Run.Origin
 	exp      schema.Ref // Experiment.Origin
+	name     string     // Experiment.Name: ENTITY/PROJECT, or PROJECT without an entity
 	id       string
 	entity   string
 	project  string
@@ -286,9 +287,11 @@ func groupRuns(segs []*segment, defaultEntity string) []*runInfo {
 		if ri.entity == "" {
 			ri.entity = defaultEntity
 		}
-		expID := ri.project
+		ri.name = ri.project
+		expID := folderIdentity(filepath.Dir(ri.segments[0].dir)) + "#" + ri.project
 		if ri.entity != "" {
-			expID = ri.entity + "/" + ri.project
+			ri.name = ri.entity + "/" + ri.project
+			expID = ri.name
 		}
 		ri.exp = schema.Ref{System: System, ID: expID}
 		ri.ref = schema.Ref{System: System, ID: expID + "/" + ri.id}
@@ -297,6 +300,37 @@ func groupRuns(segs []*segment, defaultEntity string) []*runInfo {
 		return cmp.Or(a.segments[0].start.Compare(b.segments[0].start), cmp.Compare(a.ref.ID, b.ref.ID))
 	})
 	return runs
+}
+
+// folderIdentity names, in the origins of runs without an entity, the
+// folder holding their run folders (usually a wandb/ folder): its absolute
+// path with symbolic links resolved and in slash form, so that every path
+// by which the folder is given (relative, through a symlink, the folder
+// itself or a tree above it, or one run folder in it) names it alike. A
+// folder moved or copied elsewhere is another folder; the entity option
+// makes origins independent of where the runs lie.
+func folderIdentity(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return filepath.ToSlash(filepath.Clean(dir))
+}
+
+// formerOrigin returns the origin runferry gave a W&B experiment or run
+// without an entity before origins named their folder (PROJECT[/RUN_ID]),
+// or false for an origin that has an entity.
+func formerOrigin(ref schema.Ref) (schema.Ref, bool) {
+	if ref.System != System || !strings.HasPrefix(ref.ID, "/") {
+		return schema.Ref{}, false
+	}
+	i := strings.LastIndexByte(ref.ID, '#')
+	if i < 0 || i == len(ref.ID)-1 {
+		return schema.Ref{}, false
+	}
+	return schema.Ref{System: System, ID: ref.ID[i+1:]}, true
 }
 
 // errNoRuns is returned when a location holds no run folder.

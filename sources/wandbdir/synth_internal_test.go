@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -131,6 +132,33 @@ func writeRunFolder(t *testing.T, dir string, records ...[]byte) {
 	f.Close()
 }
 
+// local is the origin of a run or experiment without an entity whose run
+// folder lies in dir: the folder's absolute, symlink-free path, "#", and
+// PROJECT[/RUN_ID].
+func local(t *testing.T, dir, id string) schema.Ref {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return schema.Ref{System: System, ID: filepath.ToSlash(real) + "#" + id}
+}
+
+// copyTree copies the folder src, modification times included, to a new
+// temporary folder and returns it.
+func copyTree(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "copy")
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("cp -a %s: %v\n%s", src, err, out)
+	}
+	return dst
+}
+
 func sourceAt(t *testing.T, root string) *Source {
 	t.Helper()
 	src, err := New(Config{Root: root})
@@ -156,7 +184,8 @@ func TestResumedStepsGoBack(t *testing.T) {
 		historyRecord(0, 1735689600, map[string]string{"loss": "1"}),
 		historyRecord(1, 1735689601, map[string]string{"loss": "0.9"}),
 		historyRecord(5, 1735689605, map[string]string{"loss": "0.8"}), exitRecord(1, 5))
-	sourcetest.Run(t, sourcetest.Opt{Open: func(t *testing.T) sources.Source { return sourceAt(t, root) }})
+	sourcetest.Run(t, sourcetest.Opt{Open: func(t *testing.T) sources.Source { return sourceAt(t, root) },
+		OpenOther: func(t *testing.T) sources.Source { return sourceAt(t, copyTree(t, root)) }})
 	d, err := dataset.Read(context.Background(), sourceAt(t, root))
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +271,7 @@ func TestFingerprint(t *testing.T) {
 	dir := filepath.Join(root, "run-20250101_000000-fp1")
 	writeRunFolder(t, dir, runRecord("fp1", "p", time.Unix(1735689600, 0)))
 	src := sourceAt(t, root)
-	run := schema.Run{Origin: schema.Ref{System: System, ID: "p/fp1"}}
+	run := schema.Run{Origin: local(t, root, "p/fp1")}
 	fp := func() string {
 		s, err := src.Fingerprint(context.Background(), run)
 		if err != nil {
@@ -294,7 +323,7 @@ func TestLargeLogMemory(t *testing.T) {
 	var ms runtime.MemStats
 	var peak uint64
 	points := int64(0)
-	for page, err := range src.Metrics(context.Background(), schema.Ref{System: System, ID: "p/big1"}) {
+	for page, err := range src.Metrics(context.Background(), local(t, root, "p/big1")) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -342,12 +371,79 @@ func TestLogGoneAfterDiscovery(t *testing.T) {
 			t.Fatalf("listing stopped: %v", err)
 		}
 		ids = append(ids, r.Origin.ID)
+		if r.Origin != local(t, filepath.Join(root, "wandb"), "p/"+r.Origin.ID[strings.LastIndexByte(r.Origin.ID, '/')+1:]) {
+			t.Errorf("origin %s does not name the folder %s/wandb", r.Origin, root)
+		}
 		damage = append(damage, r.Damage...)
+	}
+	for i, id := range ids {
+		ids[i] = id[strings.LastIndexByte(id, '#')+1:]
 	}
 	if want := []string{"p/gone1", "p/kept2", "p/kept3"}; !slices.Equal(ids, want) {
 		t.Errorf("runs %q, want %q", ids, want)
 	}
 	if len(damage) != 1 || !strings.Contains(damage[0], "run-gone1.wandb") {
 		t.Errorf("damage %q, want one note naming the vanished log", damage)
+	}
+}
+
+// TestFolderIdentity: a run without an entity is named by the folder
+// holding its run folder, alike whichever path reaches it (the folder, a
+// tree above it, the run folder, a relative path, a symlink), and keeps its
+// former origin PROJECT/RUN_ID for runs copied before; a copy of the folder
+// elsewhere is another source; the entity option names it by entity.
+func TestFolderIdentity(t *testing.T) {
+	root := t.TempDir()
+	runDir := filepath.Join(root, "wandb", "offline-run-20250101_000000-id1")
+	writeRunFolder(t, runDir, runRecord("id1", "p", time.Unix(1735689600, 0)), exitRecord(0, 1))
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(root, link); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	rel, err := filepath.Rel(wd, filepath.Join(root, "wandb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := local(t, filepath.Join(root, "wandb"), "p/id1")
+	if !strings.HasPrefix(want.ID, "/") || !strings.HasSuffix(want.ID, "/wandb#p/id1") {
+		t.Fatalf("origin %s", want)
+	}
+	originAt := func(cfg Config) (schema.Ref, schema.Ref, string) {
+		src, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := dataset.Read(context.Background(), src)
+		if err != nil || len(d.Runs) != 1 || len(d.Experiments) != 1 {
+			t.Fatalf("reading %s: %v %s", cfg.Root, err, d.Describe())
+		}
+		if d.Runs[0].Run.Experiment != d.Experiments[0].Origin {
+			t.Errorf("run %s in experiment %s, listed as %s", d.Runs[0].Run.Origin, d.Runs[0].Run.Experiment, d.Experiments[0].Origin)
+		}
+		return d.Runs[0].Run.Origin, d.Experiments[0].Origin, d.Experiments[0].Name
+	}
+	for _, path := range []string{root, filepath.Join(root, "wandb"), runDir, rel, link, filepath.Join(link, "wandb") + "/"} {
+		run, exp, name := originAt(Config{Root: path})
+		if run != want || exp != local(t, filepath.Join(root, "wandb"), "p") || name != "p" {
+			t.Errorf("via %s: run %s, experiment %s named %q; want %s", path, run, exp, name, want)
+		}
+		src := sourceAt(t, path)
+		if got := src.FormerOrigins(run); !slices.Equal(got, []schema.Ref{{System: System, ID: "p/id1"}}) {
+			t.Errorf("former origins of %s: %v", run, got)
+		}
+		if got := src.FormerOrigins(exp); !slices.Equal(got, []schema.Ref{{System: System, ID: "p"}}) {
+			t.Errorf("former origins of %s: %v", exp, got)
+		}
+	}
+	if run, _, _ := originAt(Config{Root: copyTree(t, root)}); run == want {
+		t.Errorf("a copy of the folder elsewhere has the same origin %s", run)
+	}
+	run, exp, name := originAt(Config{Root: root, Entity: "acme"})
+	if run.ID != "acme/p/id1" || exp.ID != "acme/p" || name != "acme/p" {
+		t.Errorf("with entity=acme: run %s, experiment %s named %q", run, exp, name)
+	}
+	if got := sourceAt(t, root).FormerOrigins(run); got != nil {
+		t.Errorf("an origin with an entity has former origins %v", got)
 	}
 }

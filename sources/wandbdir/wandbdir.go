@@ -49,6 +49,7 @@ var (
 	_ sources.Checker         = (*Source)(nil)
 	_ sources.Fingerprinter   = (*Source)(nil)
 	_ sources.ProblemReporter = (*Source)(nil)
+	_ sources.FormerOriginer  = (*Source)(nil)
 )
 
 // ErrClosed is returned by every method after Close.
@@ -129,6 +130,16 @@ func (s *Source) find(ctx context.Context, ref schema.Ref) (*runInfo, error) {
 	return nil, fault.Permanent(fmt.Errorf("wandb: run %s not found under %s", ref, s.cfg.Root))
 }
 
+// FormerOrigins returns, for an experiment or run without an entity, the
+// origin runferry gave it before such origins named their folder:
+// PROJECT or PROJECT/RUN_ID.
+func (s *Source) FormerOrigins(ref schema.Ref) []schema.Ref {
+	if f, ok := formerOrigin(ref); ok {
+		return []schema.Ref{f}
+	}
+	return nil
+}
+
 // Problems names, by path, what the walk for run folders could not read:
 // folders it could not list, `.wandb` files it could not open, and run
 // folders without a log (see runFolder). What a readable run lacks is in
@@ -162,7 +173,7 @@ func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, e
 		for _, ri := range runs {
 			e := byRef[ri.exp]
 			if e == nil {
-				e = &schema.Experiment{Origin: ri.exp, Name: ri.exp.ID, Tags: []schema.Tag{
+				e = &schema.Experiment{Origin: ri.exp, Name: ri.name, Tags: []schema.Tag{
 					{Key: TagPrefix + "entity", Value: ri.entity}, {Key: TagPrefix + "project", Value: ri.project}}}
 				byRef[ri.exp] = e
 				order = append(order, ri.exp)

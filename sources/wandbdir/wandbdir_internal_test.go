@@ -23,11 +23,11 @@ import (
 // holds, value for value.
 func legacyWant(t *testing.T) *dataset.Dataset {
 	const runDir = "testdata/legacy/wandb/run-20200102_030405-old0run1"
-	exp := schema.Ref{System: System, ID: "legacy"}
+	exp := local(t, "testdata/legacy/wandb", "legacy")
 	start := time.Date(2020, 1, 2, 3, 4, 5, 123000000, time.UTC)
 	_, perr := wandbfile.ParseValueJSON("not json at all")
 	r := schema.Run{
-		Origin: schema.Ref{System: System, ID: "legacy/old0run1"}, Experiment: exp,
+		Origin: local(t, "testdata/legacy/wandb", "legacy/old0run1"), Experiment: exp,
 		Name: "old0run1", User: "someone", Status: schema.StatusFinished,
 		Start: start, End: time.UnixMilli(1577934280500).UTC(),
 		Tags: []schema.Tag{
@@ -91,7 +91,8 @@ func TestLegacyFolder(t *testing.T) {
 			}
 			return src
 		},
-		Want: legacyWant(t),
+		OpenOther: func(t *testing.T) sources.Source { return sourceAt(t, copyTree(t, "testdata/legacy")) },
+		Want:      legacyWant(t),
 	})
 }
 
@@ -366,14 +367,17 @@ func TestLegacyStateAndProject(t *testing.T) {
 	}
 	var exps []string
 	for _, e := range d.Experiments {
-		exps = append(exps, e.Origin.ID)
+		exps = append(exps, e.Name)
+		if e.Origin != local(t, filepath.Join(root, "wandb"), e.Name) {
+			t.Errorf("experiment %s has the origin %s", e.Name, e.Origin)
+		}
 	}
 	if want := []string{"alpha", "beta"}; !reflect.DeepEqual(exps, want) {
 		t.Errorf("experiments %q, want %q", exps, want)
 	}
 	got := map[string]schema.Run{}
 	for _, rd := range d.Runs {
-		got[rd.Run.Origin.ID] = rd.Run
+		got[strings.TrimPrefix(rd.Run.Origin.ID, local(t, filepath.Join(root, "wandb"), "").ID)] = rd.Run
 	}
 	tagOf := func(r schema.Run, k string) string {
 		for _, tg := range r.Tags {
@@ -389,7 +393,7 @@ func TestLegacyStateAndProject(t *testing.T) {
 			t.Errorf("run %s/%s not read (got %v)", w.project, w.id, slices.Collect(maps.Keys(got)))
 			continue
 		}
-		if r.Experiment.ID != w.project || r.Status != w.status || tagOf(r, "wandb.state") != w.wantState ||
+		if r.Experiment != local(t, filepath.Join(root, "wandb"), w.project) || r.Status != w.status || tagOf(r, "wandb.state") != w.wantState ||
 			tagOf(r, "wandb.exit_code") != w.code || r.Name != "name-"+w.id {
 			t.Errorf("%s: experiment %s status %s state %q exit code %q name %q; want %s %s %q %q name-%s", w.id,
 				r.Experiment.ID, r.Status, tagOf(r, "wandb.state"), tagOf(r, "wandb.exit_code"), r.Name,
