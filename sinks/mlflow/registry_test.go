@@ -83,8 +83,13 @@ func dumpRegistry(t *testing.T, url string) registryDump {
 // version's run_id the destination run whose origin is the source run's
 // (mlflow:RUN_ID), its source under that run's artifacts, plus runferry's
 // bookkeeping tags. Creation times are MLflow's own and left out.
-func expectedRegistry(t *testing.T, src registryDump, dstRuns map[string]dumpRun) registryDump {
+func expectedRegistry(t *testing.T, srcURL string, src registryDump, dstRuns map[string]dumpRun) registryDump {
 	t.Helper()
+	inst, err := mlflowapi.Instance(srcURL) // native origins name the source server
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := func(id string) string { return "mlflow:" + inst + "/" + id }
 	byOrigin := map[string]string{}
 	for id, r := range dstRuns {
 		byOrigin[r.Origin] = id
@@ -93,7 +98,7 @@ func expectedRegistry(t *testing.T, src registryDump, dstRuns map[string]dumpRun
 	want := registryDump{Runs: map[string]dumpRun{}}
 	for _, m := range src.Models {
 		w := m
-		w.Tags = map[string]string{"runferry.origin": "mlflow:model/" + m.Name, "runferry.created_at": created(m.Created)}
+		w.Tags = map[string]string{"runferry.origin": origin("model/" + m.Name), "runferry.created_at": created(m.Created)}
 		for k, v := range m.Tags {
 			w.Tags[k] = v
 		}
@@ -103,13 +108,13 @@ func expectedRegistry(t *testing.T, src registryDump, dstRuns map[string]dumpRun
 			wv := v
 			wv.Created = 0
 			wv.Tags = map[string]string{"runferry.version": itoa(v.Version), "runferry.created_at": created(v.Created),
-				"runferry.source_run": "mlflow:" + v.RunID}
+				"runferry.source_run": origin(v.RunID)}
 			for k, val := range v.Tags {
 				wv.Tags[k] = val
 			}
-			id, ok := byOrigin["mlflow:"+v.RunID]
+			id, ok := byOrigin[origin(v.RunID)]
 			if !ok {
-				t.Fatalf("the destination has no run with origin mlflow:%s", v.RunID)
+				t.Fatalf("the destination has no run with origin %s", origin(v.RunID))
 			}
 			wv.RunID = id
 			wv.Source = dstRuns[id].ArtifactURI + "/model"
@@ -188,7 +193,7 @@ func TestRegistryCopied(t *testing.T) {
 		t.Errorf("report coverage %v: want the 3 traces counted as not copied", rep.Coverage)
 	}
 	got := dumpRegistry(t, dstSrv.URL)
-	want := expectedRegistry(t, srcDump, got.Runs)
+	want := expectedRegistry(t, srcSrv.URL, srcDump, got.Runs)
 	sameRegistry(t, "first copy", want, withoutCreated(got))
 	checkRegistry(t, srcSrv.URL, dstSrv.URL, nil)
 

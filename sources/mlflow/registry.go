@@ -43,7 +43,7 @@ func (s *Source) RegisteredModels(ctx context.Context) iter.Seq2[schema.Register
 				yield(schema.RegisteredModel{}, err)
 				return
 			}
-			x := registeredModel(m)
+			x := s.registeredModel(m)
 			numbers := map[int64]int64{} // the server's version number -> the one shown
 			for v, err := range s.api.SearchModelVersions(ctx, m.Name) {
 				if err != nil {
@@ -78,8 +78,8 @@ type runOrigin struct {
 	artifactURI string
 }
 
-func registeredModel(m mlflowapi.RegisteredModel) schema.RegisteredModel {
-	x := schema.RegisteredModel{Origin: schema.Ref{System: System, ID: "model/" + m.Name}, Name: m.Name,
+func (s *Source) registeredModel(m mlflowapi.RegisteredModel) schema.RegisteredModel {
+	x := schema.RegisteredModel{Origin: s.ref("model/" + m.Name), Name: m.Name,
 		Description: m.Description, CreatedAt: msTime(m.CreationTimestamp)}
 	tags := userTags(m.Tags, &x.CreatedAt)
 	x.Tags = tags.user
@@ -141,7 +141,7 @@ func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, run
 	}
 	r, ok := runs[v.RunID]
 	if !ok {
-		r.origin = schema.Ref{System: System, ID: v.RunID}
+		r.origin = s.ref(v.RunID)
 		run, err := s.api.GetRun(ctx, v.RunID)
 		switch {
 		case mlflowapi.IsNotFound(err): // the run was purged: its id is all there is

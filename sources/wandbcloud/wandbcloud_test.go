@@ -118,6 +118,8 @@ func TestConformance(t *testing.T) {
 	sourcetest.Run(t, sourcetest.Opt{
 		Open: func(t *testing.T) sources.Source { return open(t, srv.URL, "") },
 		Want: w,
+		Skip: map[string]string{"OriginsNameTheInstance": "W&B origins are ENTITY/PROJECT/RUN_ID on the cloud as in a run folder, " +
+			"so that a run copied once from its folder and once from the cloud is one run; the entity names the instance's data"},
 	})
 	// The same with the project named in the location.
 	got, err := dataset.Read(context.Background(), open(t, srv.URL, "runferry-fixtures"))
