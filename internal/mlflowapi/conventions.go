@@ -32,7 +32,7 @@ const (
 
 	TagManaged      = "runferry.managed"    // experiment written by runferry: "true"
 	TagPrefix       = "runferry.prefix"     // the experiment-prefix option it was written with
-	TagExpDeleted   = "runferry.deleted"    // experiment deleted in the source: "true"
+	TagExpDeleted   = "runferry.deleted"    // written by versions before 9.8 on experiments deleted in the source; no longer read
 	TagExpName      = "runferry.name"       // the source's experiment name
 	TagExpTagKeys   = "runferry.tag_keys"   // JSON map of mapped experiment tag keys
 	TagExpCreatedAt = "runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown

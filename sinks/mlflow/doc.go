@@ -22,9 +22,12 @@
 // created with the server's default artifact location. runferry tags them
 // runferry.managed, runferry.prefix, runferry.origin and runferry.name; the
 // description goes to mlflow.note.content, tags to tags (values cut to 5000
-// characters), a source experiment marked deleted gets runferry.deleted=true
-// (it stays active so that its runs can be written). Creation time is the
-// server's.
+// characters). A source experiment marked deleted ends deleted (MLflow's
+// lifecycle stage, which also marks its runs deleted): it is restored only
+// while runs are being written into it, and deleted again when the last of
+// them commits or aborts (a job killed in between leaves it active, and
+// the next job deletes it). Creation time is the server's; the source's is
+// kept in runferry.created_at.
 //
 // A run becomes one MLflow run:
 //

@@ -151,7 +151,6 @@ func experiment(e mlflowapi.Experiment, name string) schema.Experiment {
 			x.CreatedAt = t.UTC()
 		}
 	}
-	x.Deleted = x.Deleted || tags[mlflowapi.TagExpDeleted] == "true"
 	x.Description = tags[mlflowapi.TagNote]
 	keys := map[string]string{}
 	_ = json.Unmarshal([]byte(tags[mlflowapi.TagExpTagKeys]), &keys)
