@@ -50,6 +50,9 @@
 //	Labels             runferry.labels (a JSON array)
 //	Summary, Damage    only in runferry/run.json
 //	Deleted            the run is deleted (runs/delete) after everything else
+//	Inputs             dataset inputs (runs/log-inputs: name, digest, source type, source,
+//	                   schema, profile, input tags); one over MLflow's limits is left out,
+//	                   named in the coverage file and whole in runferry/run.json
 //	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN"
 //	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log
 //	                   (plain text; not written when the source has its own output.log)
@@ -57,7 +60,9 @@
 //	                   source's files and are copied as files
 //	files              artifacts, streamed, size checked; a source path under runferry/
 //	                   goes under runferry/files/; files the source could not read are
-//	                   listed with their problem in the coverage file
+//	                   listed with their problem in the coverage file; a source's MLflow
+//	                   logged models arrive as files under mlflow-logged-models/<id>/
+//	                   (not re-created as logged models; counted as coverage)
 //
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and

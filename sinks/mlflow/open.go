@@ -93,6 +93,9 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 			return nil, fmt.Errorf("writing params and tags: %w", err)
 		}
 	}
+	if err := s.api.LogInputs(ctx, run.Info.RunID, mlflowapi.DatasetInputs(r, cov)); err != nil {
+		return nil, fmt.Errorf("writing dataset inputs: %w", err)
+	}
 	if err := s.linkToParent(ctx, run.Info.RunID, r.Parent); err != nil {
 		return nil, err
 	}

@@ -252,6 +252,9 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	}
 	w.written[p] = true
 	w.cov.Files++
+	if m, ok := strings.CutPrefix(p, mlflowapi.LoggedModelsDir); ok && path.Base(m) == mlflowapi.LoggedModelMeta {
+		w.cov.LoggedModelsAsFiles = append(w.cov.LoggedModelsAsFiles, path.Dir(m))
+	}
 	if strings.HasPrefix(p, mlflowapi.Dir) {
 		p = mlflowapi.FilesDir + p
 	}

@@ -32,7 +32,8 @@ func Description() location.Description {
 		Summary: "MLflow tracking server (REST API)",
 		Help: `Reads experiments and runs through the MLflow REST API: params, tags, the full
 history of every metric (get-history, paged), nested-run links, dataset inputs
-(as the tag mlflow.inputs.datasets) and files (listed recursively, streamed).
+(name, digest, source, schema, profile, context) and files (listed
+recursively, streamed).
 Runs written by runferry are read back exactly: their origin, metadata, console
 output and non-numeric values come from the files runferry stored with them.
 Credentials: MLFLOW_TRACKING_TOKEN, or basic auth with the user from ?username=

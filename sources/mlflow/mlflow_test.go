@@ -93,7 +93,14 @@ func TestNativeRuns(t *testing.T) {
 	if err != nil {
 		t.Fatalf("native.py: %v", err)
 	}
-	var ids struct{ Experiment, Parent, Child string }
+	var ids struct {
+		Experiment, Parent, Child string
+		Inputs                    []struct {
+			Name, Digest, Schema, Profile, Source string
+			SourceType                            string `json:"source_type"`
+			Tags                                  map[string]string
+		}
+	}
 	if err := json.Unmarshal(out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:], &ids); err != nil {
 		t.Fatalf("native.py printed %q: %v", out, err)
 	}
@@ -132,9 +139,24 @@ func TestNativeRuns(t *testing.T) {
 			t.Errorf("tag %s should be a run field, not a tag", k)
 		}
 	}
-	if tags["stage"] != "test" || !strings.Contains(tags["mlflow.inputs.datasets"], `"name":"digits"`) ||
-		!strings.Contains(tags["mlflow.inputs.datasets"], `"mlflow.data.context":"training"`) {
+	if _, asTag := tags["mlflow.inputs.datasets"]; tags["stage"] != "test" || asTag {
 		t.Errorf("tags %v", tags)
+	}
+	// Dataset inputs are inputs, exactly as MLflow's client reads them.
+	var wantInputs []schema.DatasetInput
+	for _, in := range ids.Inputs {
+		d := schema.DatasetInput{Name: in.Name, Digest: in.Digest, SourceType: in.SourceType, Source: in.Source, Schema: in.Schema, Profile: in.Profile}
+		for k, v := range in.Tags {
+			d.Tags = append(d.Tags, schema.Tag{Key: k, Value: v})
+		}
+		wantInputs = append(wantInputs, d)
+	}
+	if len(wantInputs) != 1 || wantInputs[0].Name != "digits" || wantInputs[0].Schema == "" || wantInputs[0].Profile == "" ||
+		fmt.Sprint(wantInputs[0].Tags) != "[{mlflow.data.context training}]" {
+		t.Fatalf("native.py logged unexpected inputs %+v", wantInputs)
+	}
+	if !reflect.DeepEqual(p.Inputs, wantInputs) {
+		t.Errorf("dataset inputs\n got %+v\nwant %+v", p.Inputs, wantInputs)
 	}
 	base := int64(1_700_000_000_000)
 	wantLoss := []schema.Metric{

@@ -32,6 +32,7 @@ type Source struct {
 // runInfo is what the source keeps about a run it listed.
 type runInfo struct {
 	id, artifactURI string
+	experimentID    string
 	runferry        bool // written by runferry: has sidecar files
 
 	mu       sync.Mutex
