@@ -9,6 +9,10 @@ STATICCHECK    := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_TIMEOUT   ?= 18m
 FUZZTIME       ?= 10s
 GO_TEST_FLAGS  ?=
+BIN            ?= bin
+
+# One static binary: no cgo in any build, whatever the environment says.
+export CGO_ENABLED := 0
 
 export RUNFERRY_VENV := $(VENV)
 
@@ -16,8 +20,16 @@ export RUNFERRY_VENV := $(VENV)
 
 all: build
 
+# `runferry --version` prints the commit: go build stamps it (vcs.revision, vcs.time,
+# vcs.modified) in a clone, and these -X values, read from git here, stand in where it does
+# not (a git worktree, GOFLAGS=-buildvcs=false). Outside git they are empty.
+VCS_REVISION := $(shell git rev-parse HEAD 2>/dev/null)
+VCS_TIME     := $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+VCS_MODIFIED := $(shell if [ -n "$$(git status --porcelain 2>/dev/null)" ]; then echo true; else echo false; fi)
+LDFLAGS      := -X main.vcsRevision=$(VCS_REVISION) -X main.vcsTime=$(VCS_TIME) -X main.vcsModified=$(VCS_MODIFIED)
+
 build:
-	$(GO) build -o bin/runferry ./cmd/runferry
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/runferry ./cmd/runferry
 
 # The stamp is rebuilt whenever requirements-test.txt changes.
 venv: $(VENV_STAMP)
@@ -67,10 +79,10 @@ bench-large: venv
 # Parquet archive, then the archive listed, summarised and checked against its source.
 # Running it again shows that a re-run copies nothing twice.
 demo: build
-	bin/runferry copy wandb:testdata/wandb/fixtures parquet:./demo-archive --no-state
-	bin/runferry ls parquet:./demo-archive
-	bin/runferry archive summary ./demo-archive
-	bin/runferry check wandb:testdata/wandb/fixtures parquet:./demo-archive
+	$(BIN)/runferry copy wandb:testdata/wandb/fixtures parquet:./demo-archive --no-state
+	$(BIN)/runferry ls parquet:./demo-archive
+	$(BIN)/runferry archive summary ./demo-archive
+	$(BIN)/runferry check wandb:testdata/wandb/fixtures parquet:./demo-archive
 
 # Regenerates the W&B run folders with the real wandb SDK (offline) and expected.json.
 fixtures: venv

@@ -110,6 +110,12 @@ type Fingerprinted interface {
 	SetFingerprint(fp string)
 }
 
+// Checker is a sink that can prove, before any write, that it is reachable
+// and that its credentials are good. Errors are fatal.
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
 // ExperimentPrefixer is a sink that keeps runs written under an experiment
 // name prefix apart from those written under another one (MLflow: the
 // experiment-prefix option), so that copies under two prefixes are two

@@ -85,3 +85,19 @@ type ProblemReporter interface {
 type Omitter interface {
 	Omitted(ctx context.Context) map[string]int64
 }
+
+// TransformReader is a source over a runferry destination that can say
+// which transform (transform.Chain's String form) the job that wrote a run
+// applied to it, so that check compares with the source as transformed.
+// It returns "" for none, or for a run runferry did not write.
+type TransformReader interface {
+	RecordedTransform(ctx context.Context, run schema.Ref) string
+}
+
+// Sizer is a source that knows, without reading a run's streams, how many
+// metric points and file bytes the run holds, so that progress can be
+// shown in points and bytes with a rate and an estimate of the time left.
+// ok is false when it cannot tell for this run.
+type Sizer interface {
+	Size(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
+}

@@ -4,6 +4,7 @@
 package transform
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -90,3 +91,49 @@ func (d DropMetrics) Match(key string) bool {
 }
 
 func (d DropMetrics) String() string { return "drop-metrics=" + strings.Join(d, ",") }
+
+// Parse is the inverse of Chain.String: it rebuilds the chain a sink
+// recorded with a run ("" is the empty chain).
+func Parse(s string) (Chain, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var c Chain
+	for _, part := range strings.Split(s, "|") {
+		name, value, ok := strings.Cut(part, "=")
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("transform %q: want name=value", part)
+		case name == "prefix-experiments":
+			c = append(c, PrefixExperiments(value))
+		case name == "drop-metrics":
+			c = append(c, DropMetrics(strings.Split(value, ",")))
+		default:
+			return nil, fmt.Errorf("transform %q: unknown step %q", part, name)
+		}
+	}
+	return c, nil
+}
+
+// fingerprintSep separates a run's source fingerprint from the transform
+// a job applied to it, in the fingerprint a sink records.
+const fingerprintSep = " +"
+
+// Fingerprint returns the fingerprint a sink records for a run whose
+// source fingerprint is fp, written through c: fp itself, less any
+// transform an earlier hop recorded in it, then c's description. A later
+// job without c (or with another chain) thus sees the run as changed.
+func (c Chain) Fingerprint(fp string) string {
+	fp, _, _ = strings.Cut(fp, fingerprintSep)
+	if fp == "" || len(c) == 0 {
+		return fp
+	}
+	return fp + fingerprintSep + c.String()
+}
+
+// Recorded returns the transform recorded in a sink's fingerprint ("" for
+// none).
+func Recorded(fingerprint string) string {
+	_, t, _ := strings.Cut(fingerprint, fingerprintSep)
+	return t
+}

@@ -22,3 +22,28 @@ func TestChain(t *testing.T) {
 		t.Errorf("String = %q", s)
 	}
 }
+
+func TestParseAndFingerprint(t *testing.T) {
+	c := Chain{PrefixExperiments("wb/"), DropMetrics{"system/*", "gpu.*"}}
+	back, err := Parse(c.String())
+	if err != nil || back.String() != c.String() {
+		t.Fatalf("Parse(%q) = %v, %v", c.String(), back, err)
+	}
+	if _, err := Parse("rename=x"); err == nil {
+		t.Error("an unknown step parsed")
+	}
+	if c, err := Parse(""); err != nil || c != nil {
+		t.Errorf("Parse(\"\") = %v, %v", c, err)
+	}
+	fp := c.Fingerprint("abc")
+	if fp != "abc +prefix-experiments=wb/|drop-metrics=system/*,gpu.*" || Recorded(fp) != c.String() {
+		t.Errorf("Fingerprint = %q, Recorded = %q", fp, Recorded(fp))
+	}
+	// A second hop records its own transform only.
+	if got := (Chain{}).Fingerprint(fp); got != "abc" {
+		t.Errorf("empty chain over a recorded fingerprint = %q", got)
+	}
+	if got := c.Fingerprint(""); got != "" {
+		t.Errorf("no source fingerprint = %q", got)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -14,12 +15,12 @@ import (
 func (a *app) archiveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "archive",
-		Short: "Verify, summarise and prune runferry Parquet archives",
+		Short: "Verify, list snapshots of, summarise and prune runferry Parquet archives",
 		Long: `Work on a runferry Parquet archive (written by 'runferry copy ... parquet:PATH').
 The format is documented in docs/ARCHIVE.md; DuckDB, pandas and Spark read it
 directly. PATH may be given with or without the parquet: prefix.`,
 	}
-	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveSummaryCmd())
+	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveSnapshotsCmd(), a.archiveSummaryCmd())
 	return cmd
 }
 
@@ -109,6 +110,52 @@ snapshot references. Refuses to run while a write holds the archive.`,
 		},
 	}
 	cmd.Flags().IntVar(&keep, "keep", 0, "number of newest snapshots to keep (required, at least 1)")
+	return cmd
+}
+
+func (a *app) archiveSnapshotsCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "snapshots PATH",
+		Short: "List an archive's snapshots: when, from where, runs, points and size",
+		Long: `List the snapshots an archive still holds, oldest first, as 'restic snapshots'
+does: the snapshot number, when it was written, the runs the archive held after
+it and how many of them it wrote, their metric points and size (tables and
+file bodies), and the location it was written from. The current snapshot is
+marked with '*'. Any snapshot can be read with parquet:PATH?snapshot=N; 'archive
+prune' drops the oldest. Reads only the snapshot manifests.`,
+		Example: "  runferry archive snapshots /backups/mlflow\n  runferry copy 'parquet:/backups/mlflow?snapshot=3' mlflow+http://127.0.0.1:5000",
+		Args:    exactArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := archivePath(args[0])
+			if err != nil {
+				return err
+			}
+			snaps, err := archive.Snapshots(path)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(snaps)
+			}
+			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SNAPSHOT\tTIME\tRUNS\tWRITTEN\tPOINTS\tSIZE\tSOURCE")
+			for _, s := range snaps {
+				mark := " "
+				if s.Current {
+					mark = "*"
+				}
+				fmt.Fprintf(tw, "%d%s\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Snapshot, mark, s.Created.Local().Format("2006-01-02 15:04:05"),
+					s.Runs, s.Written, s.Points, bytesText(s.Bytes), s.Source)
+			}
+			tw.Flush()
+			fmt.Fprintf(a.stdout, "%d snapshots\n", len(snaps))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
 	return cmd
 }
 

@@ -173,15 +173,27 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				opt.Ledger = l
 			}
 			prog := a.newProgress()
+			reportOptions := map[string]string{
+				"selection": sel.canonical(), "transform": opt.Transform.String(),
+				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
+				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
+				"experiment_prefix": prefix,
+			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
-			prog.finish()
+			prog.finish(rep.Reached)
+			rep.Version, rep.Options = versionString(), reportOptions
 			if cerr := dst.Close(); cerr != nil && err == nil {
 				err = fmt.Errorf("closing destination: %w", cerr)
 				rep.Fatal = err.Error()
 			}
 			a.exit = rep.ExitCode(err)
-			a.printReport(rep)
+			// Before the source and destination answered there is nothing to
+			// sum up for a reader: the error alone is printed (JSON readers
+			// still get their object, with the fatal error in it).
+			if rep.Reached || err == nil || a.logFormat == "json" {
+				a.printReport(rep)
+			}
 			if reportPath != "" {
 				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
 					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)
@@ -233,6 +245,10 @@ func writeJSON(path string, v any, secrets []string) error {
 // printReport prints the job's summary: failures always, every run with -v,
 // and one closing line.
 func (a *app) printReport(rep *transfer.Report) {
+	if a.logFormat == "json" {
+		a.printReportJSON(rep)
+		return
+	}
 	w := a.stdout
 	verb := "copied"
 	if rep.DryRun {
@@ -282,6 +298,45 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")
 	}
 	fmt.Fprintf(w, " in %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+}
+
+// printReportJSON prints the job's closing summary as one JSON object on
+// stdout, for --log-format json: what the text form says, in fields.
+func (a *app) printReportJSON(rep *transfer.Report) {
+	type failure struct {
+		Origin   string `json:"origin"`
+		Name     string `json:"name,omitempty"`
+		Attempts int    `json:"attempts"`
+		Error    string `json:"error"`
+	}
+	out := struct {
+		Summary   bool                `json:"summary"`
+		DryRun    bool                `json:"dry_run,omitempty"`
+		Totals    transfer.Totals     `json:"totals"`
+		Timings   transfer.Timings    `json:"timings"`
+		Failed    []failure           `json:"failed,omitempty"`
+		Damage    map[string][]string `json:"damage,omitempty"`
+		Coverage  map[string]int64    `json:"coverage,omitempty"`
+		Problems  []string            `json:"problems,omitempty"`
+		Warnings  []string            `json:"warnings,omitempty"`
+		Fatal     string              `json:"fatal,omitempty"`
+		Interrupt bool                `json:"interrupted,omitempty"`
+		ExitCode  int                 `json:"exit_code"`
+	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
+		Problems: rep.Problems, Warnings: rep.Warnings, Fatal: rep.Fatal, Interrupt: rep.Canceled, ExitCode: a.exit}
+	for _, r := range rep.Runs {
+		if r.Outcome == transfer.Failed {
+			out.Failed = append(out.Failed, failure{r.Origin, r.Name, r.Attempts, r.Error})
+		}
+		if len(r.Damage) > 0 || len(r.FileProblem) > 0 {
+			if out.Damage == nil {
+				out.Damage = map[string][]string{}
+			}
+			out.Damage[r.Origin] = append(slices.Clone(r.Damage), r.FileProblem...)
+		}
+	}
+	b, _ := json.Marshal(out)
+	fmt.Fprintf(a.stdout, "%s\n", b)
 }
 
 func trim(s string, n int) string {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/transfer"
 )
 
@@ -78,8 +78,9 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("check --run: %d %s", code, out)
 	}
+	testenv.Samples(t, "wandb")
 	code, out, _ = runCLI(t, "check", "wandb:../../../shared/samples/wandb/ARM-software__keyword-transformer", "parquet:"+archive)
-	if _, err := os.Stat("../../../shared/samples/wandb"); err == nil && (code != exitDifferences || !strings.Contains(out, "missing run")) {
+	if code != exitDifferences || !strings.Contains(out, "missing run") {
 		t.Fatalf("check against an archive lacking the runs: exit %d\n%s", code, out)
 	}
 }
@@ -90,7 +91,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	samples := "../../../shared/samples/wandb"
 	if _, err := os.Stat(samples); err != nil {
-		t.Skip("../shared/samples is absent (a user's clone has no ../shared)")
+		testenv.Unavailable(t, "../shared/samples", err.Error())
 	}
 	if testing.Short() {
 		t.Skip("builds and kills the binary 20 times")
@@ -111,7 +112,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := testenv.Rand(t)
 	kills := 0
 	for i := range 20 {
 		cmd := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q", "--concurrency", "2")
@@ -155,7 +156,7 @@ func exitCode(err error) int {
 func TestInspectSample(t *testing.T) {
 	file := "../../../shared/samples/wandb/ARM-software__keyword-transformer/wandb/run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb"
 	if _, err := os.Stat(file); err != nil {
-		t.Skip("../shared/samples is absent")
+		testenv.Unavailable(t, "../shared/samples", err.Error())
 	}
 	code, out, errOut := runCLI(t, "inspect", file)
 	lines := strings.Split(strings.TrimSpace(out), "\n")

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -78,9 +80,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	code, out, _ := runCLI(t, "version")
-	if code != 0 || out != "runferry "+version+"\n" {
-		t.Fatalf("version: %d %q", code, out)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := runCLI(t, args...)
+		if code != 0 || out != "runferry "+versionString()+"\n" {
+			t.Fatalf("%v: %d %q", args, code, out)
+		}
 	}
 }
 
@@ -88,5 +92,46 @@ func TestUnknownOptionIsUsageError(t *testing.T) {
 	code, _, errOut := runCLI(t, "ls", "parquet:"+t.TempDir()+"?snapshto=1")
 	if code != 2 || !strings.Contains(errOut, `unknown option "snapshto"`) {
 		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}
+
+// TestHelpListsEveryExitCode: the root help lists exit codes 0, 1, 2, 3, 4 and 130, the same
+// codes as README.md's table, with their meanings.
+func TestHelpListsEveryExitCode(t *testing.T) {
+	code, out, _ := runCLI(t, "--help")
+	if code != 0 {
+		t.Fatalf("--help exit %d", code)
+	}
+	want := `Exit codes:
+  0    everything arrived (check: no difference)
+  1    fatal error: nothing more could be done (unreachable server, bad
+       credentials, disk full)
+  2    bad usage: unknown flag, malformed location
+  3    finished, but some runs failed, were read from damaged source
+       data or could not be read (each is named; re-run to retry)
+  4    check found differences, or archive check found damage
+  130  interrupted; the ledger is saved, re-run to resume
+`
+	if !strings.Contains(out, "\n\n"+want+"\n") {
+		t.Fatalf("--help does not list the exit codes as\n%s\ngot:\n%s", want, out)
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)[strings.Index(string(readme), "## Exit codes"):]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	var documented []string
+	for _, line := range strings.Split(section, "\n") {
+		if f := strings.Split(line, "|"); len(f) > 2 && strings.TrimSpace(f[1]) != "code" && !strings.HasPrefix(strings.TrimSpace(f[1]), "-") {
+			documented = append(documented, strings.TrimSpace(f[1]))
+		}
+	}
+	var listed []string
+	for _, e := range exitCodes {
+		listed = append(listed, strconv.Itoa(e.code))
+	}
+	if strings.Join(documented, " ") != "0 1 2 3 4 130" || strings.Join(listed, " ") != strings.Join(documented, " ") {
+		t.Fatalf("help lists exit codes %v, README.md documents %v; want 0 1 2 3 4 130 in both", listed, documented)
 	}
 }

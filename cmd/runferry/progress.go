@@ -25,9 +25,14 @@ type progress struct {
 
 	total, done, failed int
 	points, bytes       int64
-	started             time.Time
-	last                time.Time
-	interval            time.Duration
+	// totalPoints and totalBytes are what the planned runs hold, when the
+	// source could tell (0 otherwise): progress is then in points, with a
+	// rate and the time left.
+	totalPoints, totalBytes int64
+	planned                 time.Time
+	started                 time.Time
+	last                    time.Time
+	interval                time.Duration
 }
 
 func (a *app) newProgress() *progress {
@@ -62,14 +67,21 @@ func (p *progress) observe(e transfer.Event) {
 	defer p.mu.Unlock()
 	switch e.Kind {
 	case transfer.EventPlanned:
-		p.total = e.Runs
-		p.a.log.Info("plan", "runs", e.Runs, "up_to_date", e.Skipped)
+		p.total, p.totalPoints, p.totalBytes, p.planned = e.Runs, e.TotalPoints, e.TotalBytes, time.Now()
+		p.a.log.Info("plan", "runs", e.Runs, "up_to_date", e.Skipped, "points", e.TotalPoints, "bytes", e.TotalBytes)
 		if p.bar != nil {
-			p.bar.ChangeMax(e.Runs)
+			if p.totalPoints > 0 {
+				p.bar.ChangeMax64(p.totalPoints)
+			} else {
+				p.bar.ChangeMax(e.Runs)
+			}
 		}
 	case transfer.EventProgress:
 		p.points += e.Points
 		p.bytes += e.Bytes
+		if p.bar != nil && p.totalPoints > 0 {
+			_ = p.bar.Add64(e.Points)
+		}
 	case transfer.EventRetry:
 		p.a.log.Warn("retrying run", "run", e.Run, "name", e.Name, "in", e.Wait.String(), "error", e.Err)
 	case transfer.EventRunDone:
@@ -82,12 +94,16 @@ func (p *progress) observe(e transfer.Event) {
 		default:
 			p.a.log.Debug("run "+string(r.Outcome), "run", r.Origin, "name", r.Name, "points", r.Points, "files", r.Files)
 		}
-		if p.bar != nil {
+		if p.bar != nil && p.totalPoints == 0 {
 			_ = p.bar.Add(1)
 		}
 	}
 	if p.bar != nil {
-		p.bar.Describe(fmt.Sprintf("runs (%d failed) · %d points · %s", p.failed, p.points, bytesText(p.bytes)))
+		if p.totalPoints > 0 {
+			p.bar.Describe(fmt.Sprintf("%d/%d runs (%d failed) · %s · %s", p.done, p.total, p.failed, bytesText(p.bytes), p.rateText()))
+		} else {
+			p.bar.Describe(fmt.Sprintf("runs (%d failed) · %d points · %s · %s", p.failed, p.points, bytesText(p.bytes), p.rateText()))
+		}
 		return
 	}
 	if p.lines && time.Since(p.last) >= p.interval {
@@ -98,7 +114,7 @@ func (p *progress) observe(e transfer.Event) {
 // emit writes one progress line; callers hold p.mu.
 func (p *progress) emit() {
 	p.last = time.Now()
-	line, _ := json.Marshal(map[string]any{
+	fields := map[string]any{
 		"progress":   true,
 		"runs_done":  p.done,
 		"runs_total": p.total,
@@ -106,13 +122,64 @@ func (p *progress) emit() {
 		"points":     p.points,
 		"bytes":      p.bytes,
 		"elapsed_s":  time.Since(p.started).Round(time.Millisecond).Seconds(),
-	})
+	}
+	if rate := p.rate(); rate > 0 {
+		fields["points_per_s"] = int64(rate)
+	}
+	if p.totalPoints > 0 {
+		fields["points_total"], fields["bytes_total"] = p.totalPoints, p.totalBytes
+		if eta, ok := p.eta(); ok {
+			fields["eta_s"] = eta.Round(time.Second).Seconds()
+		}
+	}
+	line, _ := json.Marshal(fields)
 	fmt.Fprintf(p.a.stderr, "%s\n", line)
 }
 
-func (p *progress) finish() {
+// rate is the points written per second since the plan; callers hold p.mu.
+func (p *progress) rate() float64 {
+	if p.planned.IsZero() {
+		return 0
+	}
+	d := time.Since(p.planned).Seconds()
+	if d < 0.5 {
+		return 0
+	}
+	return float64(p.points) / d
+}
+
+// eta estimates the time left from the rate so far, when the total is known.
+func (p *progress) eta() (time.Duration, bool) {
+	r := p.rate()
+	if p.totalPoints == 0 || r <= 0 {
+		return 0, false
+	}
+	left := max(p.totalPoints-p.points, 0)
+	return time.Duration(float64(left) / r * float64(time.Second)), true
+}
+
+// rateText renders the rate and the time left for the bar.
+func (p *progress) rateText() string {
+	r := p.rate()
+	if r <= 0 {
+		return "starting"
+	}
+	s := fmt.Sprintf("%.0f points/s", r)
+	if eta, ok := p.eta(); ok {
+		s += ", " + eta.Round(time.Second).String() + " left"
+	}
+	return s
+}
+
+func (p *progress) finish(reached bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !reached { // the job never started: no closing progress line
+		if p.bar != nil {
+			_ = p.bar.Clear()
+		}
+		return
+	}
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		return

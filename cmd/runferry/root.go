@@ -19,9 +19,6 @@ import (
 	sourcesall "github.com/runferry/runferry/sources/all"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // app holds what every verb shares: registries, output streams, global
 // flags and the exit code the verb chose.
 type app struct {
@@ -71,6 +68,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return a.exit
 }
 
+// exitCodes are every exit code of runferry, as the root help lists them (README.md's table
+// says the same at more length).
+var exitCodes = []struct {
+	code    int
+	meaning string
+}{
+	{transfer.ExitOK, "everything arrived (check: no difference)"},
+	{transfer.ExitFatal, "fatal error: nothing more could be done (unreachable server, bad\n" +
+		"credentials, disk full)"},
+	{transfer.ExitUsage, "bad usage: unknown flag, malformed location"},
+	{transfer.ExitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
+		"data or could not be read (each is named; re-run to retry)"},
+	{exitDifferences, "check found differences, or archive check found damage"},
+	{transfer.ExitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
+}
+
+// exitCodeHelp renders exitCodes for the root help.
+func exitCodeHelp() string {
+	var b strings.Builder
+	b.WriteString("Exit codes:")
+	for _, e := range exitCodes {
+		lines := strings.Split(e.meaning, "\n")
+		fmt.Fprintf(&b, "\n  %-5d%s", e.code, lines[0])
+		for _, l := range lines[1:] {
+			b.WriteString("\n       " + l)
+		}
+	}
+	return b.String()
+}
+
 func (a *app) rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "runferry",
@@ -87,16 +114,15 @@ Transfers are idempotent and resumable: re-running a copy never duplicates a
 run or a point, and an interrupted copy resumes where it stopped. 'runferry
 check' proves that a destination holds what the source holds.
 
-Exit codes: 0 all committed, 1 fatal error, 2 bad usage, 3 finished with
-failed runs, 4 check or archive check found differences or damage,
-130 interrupted (re-run to resume).`,
+` + exitCodeHelp(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       version,
+		Version:       versionString(),
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			return a.setupLogging()
 		},
 	}
+	root.SetVersionTemplate("runferry {{.Version}}\n") // the same line as `runferry version`
 	pf := root.PersistentFlags()
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every run, not only failures")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and the final summary")
@@ -156,7 +182,7 @@ func (a *app) versionCmd() *cobra.Command {
 		Short: "Print runferry's version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(a.stdout, "runferry %s\n", version)
+			fmt.Fprintf(a.stdout, "runferry %s\n", versionString())
 		},
 	}
 }

@@ -3,7 +3,6 @@ package archive_test
 import (
 	"bytes"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/archive"
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/schema/dataset"
 )
@@ -82,7 +82,7 @@ func TestCrashSafety(t *testing.T) {
 	}
 	full := time.Since(start)
 	expectEqual(t, dir, want)
-	rng := rand.New(rand.NewPCG(7, uint64(time.Now().UnixNano())))
+	rng := testenv.Rand(t)
 	for i := range 20 {
 		dir := filepath.Join(t.TempDir(), fmt.Sprintf("kill-%02d", i))
 		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {

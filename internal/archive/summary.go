@@ -1,6 +1,9 @@
 package archive
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // RunSummary is one run's line in Summary.
 type RunSummary struct {
@@ -27,6 +30,61 @@ func Summary(root string) ([]RunSummary, error) {
 		s := RunSummary{Origin: r.Origin, Experiment: r.Experiment, Snapshot: r.Snapshot, Points: r.Points, Files: len(r.Blobs)}
 		for _, f := range r.Files {
 			s.Bytes += f.Bytes
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// SnapshotSummary describes one snapshot still held (snapshots/<n>.json).
+type SnapshotSummary struct {
+	Snapshot int64     `json:"snapshot"`
+	Created  time.Time `json:"created"`
+	Source   string    `json:"source"`  // the redacted location it was written from
+	Runs     int       `json:"runs"`    // runs the archive held after it
+	Written  int       `json:"written"` // runs this snapshot wrote
+	Points   int64     `json:"points"`  // metric points of the runs held
+	Bytes    int64     `json:"bytes"`   // tables and file bodies of the runs held
+	Current  bool      `json:"current"` // the snapshot manifest.json names
+}
+
+// Snapshots lists the snapshots an archive still holds, oldest first. A
+// snapshot manifest that cannot be read is an error naming it.
+func Snapshots(root string) ([]SnapshotSummary, error) {
+	st, err := LoadState(root)
+	if err != nil {
+		return nil, err
+	}
+	if st.Manifest.Snapshot == 0 && st.Pending == 0 {
+		return nil, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
+	}
+	ns, err := listSnapshots(root)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SnapshotSummary, 0, len(ns))
+	for _, n := range ns {
+		m, err := LoadSnapshot(root, n)
+		if err != nil {
+			return nil, err
+		}
+		s := SnapshotSummary{Snapshot: n, Created: m.Created, Source: m.Source, Runs: len(m.Runs),
+			Current: n == st.Manifest.Snapshot}
+		blobs := map[string]int64{}
+		for _, r := range m.Runs {
+			if r.Snapshot == n {
+				s.Written++
+			}
+			s.Points += r.Points
+			for _, f := range r.Files {
+				s.Bytes += f.Bytes
+			}
+			for _, b := range r.Blobs {
+				blobs[b.SHA256] = b.Bytes // bodies shared by runs count once
+			}
+		}
+		for _, b := range blobs {
+			s.Bytes += b
 		}
 		out = append(out, s)
 	}

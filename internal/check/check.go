@@ -96,7 +96,11 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		}
 		res.Experiments++
 		compared[e.Origin] = true
-		res.compareExperiment(e, index.exps[e.Origin], opt)
+		eopt := opt
+		if len(opt.Transform) == 0 {
+			eopt.Transform = index.transforms[e.Origin]
+		}
+		res.compareExperiment(e, index.exps[e.Origin], eopt)
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
 				return res, fmt.Errorf("source: %w", err)
@@ -123,7 +127,11 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 				if e.Deleted && index.deleted(got.Experiment) {
 					want.Deleted, got.Deleted = true, true
 				}
-				if err := res.compareRun(ctx, src, dst, want, got, opt); err != nil {
+				ropt := opt
+				if len(opt.Transform) == 0 {
+					ropt.Transform = res.recordedTransform(ctx, dst, copies[0].Origin)
+				}
+				if err := res.compareRun(ctx, src, dst, want, got, ropt); err != nil {
 					return res, err
 				}
 			}
@@ -158,9 +166,12 @@ func (res *Result) add(run schema.Ref, what, want, got string) {
 
 // destination is what the destination holds, by origin.
 type destination struct {
-	exps  map[schema.Ref][]schema.Experiment
-	runs  map[schema.Ref][]schema.Run
-	order []schema.Ref // run origins in listing order
+	// transforms holds, per experiment, the transform recorded with its
+	// first run that has one (sources.TransformReader).
+	transforms map[schema.Ref]transform.Chain
+	exps       map[schema.Ref][]schema.Experiment
+	runs       map[schema.Ref][]schema.Run
+	order      []schema.Ref // run origins in listing order
 }
 
 // deleted reports whether the destination holds experiment exp as deleted.
@@ -178,7 +189,8 @@ func (d *destination) deleted(exp schema.Ref) bool {
 // (damaged data) is a difference naming the reason, and the runs it would
 // have listed then show as missing.
 func (res *Result) indexDestination(ctx context.Context, src sources.Source) (*destination, error) {
-	d := &destination{exps: map[schema.Ref][]schema.Experiment{}, runs: map[schema.Ref][]schema.Run{}}
+	d := &destination{exps: map[schema.Ref][]schema.Experiment{}, runs: map[schema.Ref][]schema.Run{},
+		transforms: map[schema.Ref]transform.Chain{}}
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
 			return nil, err
@@ -195,10 +207,32 @@ func (res *Result) indexDestination(ctx context.Context, src sources.Source) (*d
 			if len(d.runs[r.Origin]) == 0 {
 				d.order = append(d.order, r.Origin)
 			}
+			if _, ok := d.transforms[e.Origin]; !ok {
+				if c := res.recordedTransform(ctx, src, r.Origin); c != nil {
+					d.transforms[e.Origin] = c
+				}
+			}
 			d.runs[r.Origin] = append(d.runs[r.Origin], r)
 		}
 	}
 	return d, nil
+}
+
+// recordedTransform returns the transform the destination recorded with
+// run (nil for none). One it cannot parse is a difference: the run cannot
+// be compared as it was written.
+func (res *Result) recordedTransform(ctx context.Context, dst sources.Source, run schema.Ref) transform.Chain {
+	tr, ok := dst.(sources.TransformReader)
+	if !ok {
+		return nil
+	}
+	s := tr.RecordedTransform(ctx, run)
+	c, err := transform.Parse(s)
+	if err != nil {
+		res.add(run, "transform recorded in the destination unreadable", "", err.Error())
+		return nil
+	}
+	return c
 }
 
 // compareExperiment compares a source experiment with the destination's

@@ -74,7 +74,12 @@ func wrap(k Kind, after time.Duration, err error) error {
 
 // KindOf returns the class of err: the outermost classification wins;
 // context cancellation is KindCanceled; anything unclassified is retryable.
+// A full disk (no space, no quota, a read-only file system) is fatal
+// whatever its classification: it would fail every run alike.
 func KindOf(err error) Kind {
+	if err != nil && diskFull(err) {
+		return KindFatal // a full disk fails every run alike: stop at once
+	}
 	var c *classified
 	if errors.As(err, &c) {
 		return c.kind

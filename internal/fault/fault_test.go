@@ -4,6 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,5 +41,37 @@ func TestKindOf(t *testing.T) {
 	}
 	if !errors.Is(Fatal(base), base) || Fatal(base).Error() != "boom" {
 		t.Error("classification must keep the error's identity and text")
+	}
+}
+
+func TestFullDiskIsFatalWhateverItsClass(t *testing.T) {
+	full := &os.PathError{Op: "write", Path: "/archive/x.parquet", Err: syscall.ENOSPC}
+	for _, err := range []error{full, Retryable(full, 0), Permanent(fmt.Errorf("writing run: %w", full))} {
+		if k := KindOf(err); k != KindFatal {
+			t.Errorf("KindOf(%v) = %v, want fatal", err, k)
+		}
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	_, err = (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/health")
+	if err == nil || !Unreachable(Retryable(fmt.Errorf("mlflow: %w", err), 0)) {
+		t.Fatalf("a refused connection is not unreachable: %v", err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(503) }))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if Unreachable(fmt.Errorf("status %d", resp.StatusCode)) || Unreachable(nil) {
+		t.Error("an answering server is unreachable")
 	}
 }

@@ -47,6 +47,16 @@ func (r *Registry[T]) All() []Description {
 	return out
 }
 
+// Factories returns every factory in the order added, for tests that go
+// over every adapter.
+func (r *Registry[T]) Factories() []Factory[T] {
+	out := make([]Factory[T], len(r.order))
+	for i, f := range r.order {
+		out[i] = *f
+	}
+	return out
+}
+
 // Kind reports how the scheme's locations are read, and whether any
 // adapter serves it.
 func (r *Registry[T]) Kind(scheme string) (Kind, bool) {

@@ -111,7 +111,7 @@ func (c *Client) OpenArtifact(ctx context.Context, runID, artifactURI, rel strin
 	// timeout; the body streams without an overall deadline.
 	resp, err := c.retryStream.Do(req)
 	if err != nil && resp == nil {
-		return nil, c.transportError(http.MethodGet, "artifact "+rel, err)
+		return nil, c.transportError(http.MethodGet, "artifact "+rel, err, nil)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
@@ -140,7 +140,7 @@ func (c *Client) UploadArtifact(ctx context.Context, artifactURI, rel string, bo
 	c.auth(req)
 	resp, err := c.stream.Do(req)
 	if err != nil {
-		return c.transportError(http.MethodPut, "artifact "+rel, err)
+		return c.transportError(http.MethodPut, "artifact "+rel, err, nil)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -168,7 +168,7 @@ func (c *Client) UploadReplayable(ctx context.Context, artifactURI, rel string, 
 	c.auth(req.Request)
 	resp, err := c.retry.Do(req)
 	if err != nil && resp == nil {
-		return c.transportError(http.MethodPut, "artifact "+rel, err)
+		return c.transportError(http.MethodPut, "artifact "+rel, err, nil)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {

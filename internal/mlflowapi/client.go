@@ -40,6 +40,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-cleanhttp"
@@ -76,7 +77,24 @@ type Config struct {
 	// Timeout bounds one request, body included, except streamed artifact
 	// transfers (default 120s, as MLflow's client).
 	Timeout time.Duration
+	// ConnectTimeout bounds one TCP connection attempt (default
+	// DefaultConnectTimeout).
+	ConnectTimeout time.Duration
+	// FirstContactBudget is how long a request retries while the server has
+	// never given an MLflow answer: a refused or failed connection, or a proxy's
+	// 502/503/504, is retried until this much time has passed since the
+	// request's first attempt (default DefaultFirstContactBudget). Once the server
+	// has answered, such failures are retried with the full RetryMax budget, as
+	// a restarting server gives them.
+	FirstContactBudget time.Duration
 }
+
+// Defaults of Config.ConnectTimeout and Config.FirstContactBudget: a wrong
+// address fails within a few seconds.
+const (
+	DefaultConnectTimeout     = 5 * time.Second
+	DefaultFirstContactBudget = 3 * time.Second
+)
 
 // MaxRetryAfter caps the wait a Retry-After header can impose on one retry;
 // longer waits are returned to the caller as a retryable error.
@@ -195,6 +213,13 @@ type Client struct {
 	// body without an overall deadline (downloads).
 	retryStream *retryablehttp.Client
 	stream      *http.Client // uploads: no overall timeout, no retries
+
+	// answered is set once the server gave an MLflow answer (JSON, or any 2xx);
+	// before that, failures that retries cure only for a restarting server are
+	// retried for firstContact alone.
+	answered     atomic.Bool
+	firstContact time.Duration
+	connTimeout  time.Duration
 }
 
 // New returns a client for cfg. It does no I/O.
@@ -222,7 +247,15 @@ func New(cfg Config) (*Client, error) {
 	case cfg.Token != "":
 		c.auth = func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+cfg.Token) }
 	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.FirstContactBudget <= 0 {
+		cfg.FirstContactBudget = DefaultFirstContactBudget
+	}
+	c.firstContact, c.connTimeout = cfg.FirstContactBudget, cfg.ConnectTimeout
 	transport := cleanhttp.DefaultPooledTransport()
+	transport.DialContext = (&net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext
 	if u.Scheme == "https" {
 		tc, err := tlsConfig(cfg)
 		if err != nil {
@@ -249,12 +282,12 @@ func New(cfg Config) (*Client, error) {
 		RetryWaitMin: cfg.RetryWaitMin,
 		RetryWaitMax: cfg.RetryWaitMax,
 		RetryMax:     cfg.RetryMax,
-		CheckRetry:   checkRetry,
+		CheckRetry:   c.checkRetry,
 		Backoff:      backoff,
 		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) { return resp, err },
 	}
 	c.retryStream = &retryablehttp.Client{HTTPClient: c.stream, RetryWaitMin: cfg.RetryWaitMin,
-		RetryWaitMax: cfg.RetryWaitMax, RetryMax: cfg.RetryMax, CheckRetry: checkRetry, Backoff: backoff,
+		RetryWaitMax: cfg.RetryWaitMax, RetryMax: cfg.RetryMax, CheckRetry: c.checkRetry, Backoff: backoff,
 		ErrorHandler: c.retry.ErrorHandler}
 	return c, nil
 }
@@ -300,7 +333,65 @@ func withKind(ctx context.Context, k kind) context.Context {
 	return context.WithValue(ctx, kindKey{}, k)
 }
 
-// checkRetry is the retry policy of both request kinds.
+// attempts records the tries of one request, for the first-contact budget and
+// for the message when they all failed.
+type attempts struct {
+	start time.Time
+	n     int
+}
+
+type attemptsKey struct{}
+
+// withAttempts returns ctx carrying a fresh attempts record.
+func withAttempts(ctx context.Context) (context.Context, *attempts) {
+	a := &attempts{start: time.Now()}
+	return context.WithValue(ctx, attemptsKey{}, a), a
+}
+
+// checkRetry is the retry policy of both request kinds. Before the server has
+// ever answered, unreachable-server failures are retried only within the
+// first-contact budget.
+func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if resp != nil && looksLikeMLflow(resp) {
+		c.answered.Store(true)
+	}
+	if a, ok := ctx.Value(attemptsKey{}).(*attempts); ok {
+		a.n++
+		if !c.answered.Load() && unreachable(resp, err) && time.Since(a.start) >= c.firstContact {
+			return false, nil
+		}
+		var dns *net.DNSError
+		if !c.answered.Load() && errors.As(err, &dns) && dns.IsNotFound {
+			return false, nil // a name that does not exist: asking again changes nothing
+		}
+	}
+	return checkRetry(ctx, resp, err)
+}
+
+// looksLikeMLflow reports whether resp is an answer of an MLflow server (or
+// of anything it proxies for a 2xx): a 2xx, or an error in JSON.
+func looksLikeMLflow(resp *http.Response) bool {
+	return resp.StatusCode/100 == 2 && !isHTML(resp.Header.Get("Content-Type")) ||
+		strings.Contains(resp.Header.Get("Content-Type"), "json")
+}
+
+// unreachable reports whether a request failed the way a server that is not
+// there (yet) makes it fail: no connection, or a gateway's 502/503/504.
+func unreachable(resp *http.Response, err error) bool {
+	if err != nil {
+		return notSent(err)
+	}
+	switch resp.StatusCode {
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return !strings.Contains(resp.Header.Get("Content-Type"), "json")
+	}
+	return false
+}
+
+// checkRetry is the retry policy of both request kinds once budgets allow.
 func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, error) {
 	if ctx.Err() != nil {
 		return false, ctx.Err()
@@ -360,7 +451,8 @@ func (c *Client) call(ctx context.Context, k kind, method, path string, query ur
 		}
 		body = b
 	}
-	req, err := retryablehttp.NewRequestWithContext(withKind(ctx, k), method, c.endpoint(path, query), body)
+	ctx, tries := withAttempts(withKind(ctx, k))
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.endpoint(path, query), body)
 	if err != nil {
 		return fault.Permanent(fmt.Errorf("mlflow: %s %s: %s", method, path, c.redact(err.Error())))
 	}
@@ -371,7 +463,7 @@ func (c *Client) call(ctx context.Context, k kind, method, path string, query ur
 	c.auth(req.Request)
 	resp, err := c.retry.Do(req)
 	if err != nil && resp == nil {
-		return c.transportError(method, path, err)
+		return c.transportError(method, path, err, tries)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
@@ -381,7 +473,18 @@ func (c *Client) call(ctx context.Context, k kind, method, path string, query ur
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if isHTML(resp.Header.Get("Content-Type")) {
+		// A login page or another service answering 200 at this address.
+		return fault.Fatal(c.notMLflow(method, path, resp, readSnippet(resp.Body)))
+	}
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fault.Retryable(fmt.Errorf("mlflow: %s %s: reading the answer: %s", method, path, c.redact(err.Error())), 0)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		if b := bytes.TrimSpace(raw); len(b) > 0 && b[0] == '<' {
+			return fault.Fatal(c.notMLflow(method, path, resp, string(raw)))
+		}
 		return fault.Retryable(fmt.Errorf("mlflow: %s %s: decoding the answer: %s", method, path, c.redact(err.Error())), 0)
 	}
 	return nil

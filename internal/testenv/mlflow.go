@@ -120,9 +120,12 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 		cmd.Env = append(os.Environ(),
 			"MLFLOW_TRACKING_URI=", // never let the environment redirect the server
 			"PYTHONUNBUFFERED=1",
+			// MLflow 3 otherwise starts a job runner with seven worker processes (~700 MB)
+			// that no test uses.
+			"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
 			"MLFLOW_ENABLE_TELEMETRY=false", "MLFLOW_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=true",
 		)
-		svc, err := startService("mlflow server", cmd, s.LogPath)
+		svc, err := startService("mlflow server", cmd, s.LogPath, syscall.SIGKILL, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +212,7 @@ func (s *MLflowServer) Restart(t testing.TB) {
 	s.Kill()
 	cmd := exec.Command(s.Cmd.Path, s.Cmd.Args[1:]...)
 	cmd.Dir, cmd.Env = s.Cmd.Dir, s.Cmd.Env
-	svc, err := startService("mlflow server", cmd, s.LogPath)
+	svc, err := startService("mlflow server", cmd, s.LogPath, syscall.SIGKILL, nil)
 	if err != nil {
 		t.Fatalf("testenv: restart: %v", err)
 	}

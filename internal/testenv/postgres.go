@@ -2,11 +2,13 @@ package testenv
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,7 +26,7 @@ type Postgres struct {
 
 	bin      string
 	cred     *syscall.Credential
-	watchdog *watchdog
+	svc      *service // the postmaster's process group
 	stopOnce sync.Once
 }
 
@@ -37,7 +39,7 @@ var pgBinDirs = func() []string {
 	return append(dirs, "/usr/local/pgsql/bin")
 }()
 
-// postgresBinDir returns the directory holding initdb, pg_ctl and postgres.
+// postgresBinDir returns the directory holding initdb and postgres.
 func postgresBinDir() (string, error) {
 	initdb, ok := lookPath("initdb", pgBinDirs...)
 	if !ok {
@@ -47,7 +49,7 @@ func postgresBinDir() (string, error) {
 		initdb = real
 	}
 	dir := filepath.Dir(initdb)
-	for _, tool := range []string{"pg_ctl", "postgres"} {
+	for _, tool := range []string{"postgres"} {
 		if !isExecutable(filepath.Join(dir, tool)) {
 			return "", fmt.Errorf("%s not found next to %s", tool, initdb)
 		}
@@ -55,7 +57,7 @@ func postgresBinDir() (string, error) {
 	return dir, nil
 }
 
-// StartPostgres starts a new cluster (initdb, then pg_ctl start on a free port) and stops it
+// StartPostgres starts a new cluster (initdb, then postgres on a free port) and stops it
 // and deletes its files when t ends. Missing PostgreSQL binaries skip the test (fail it under
 // CI). As root, the server runs as the user "postgres" (or "nobody"), since initdb refuses root.
 func StartPostgres(t testing.TB) *Postgres {
@@ -146,39 +148,56 @@ func (pg *Postgres) start() error {
 		if err != nil {
 			return err
 		}
-		opts := fmt.Sprintf("-k %s -c listen_addresses=127.0.0.1 -p %d -c fsync=off "+
-			"-c synchronous_commit=off -c full_page_writes=off -c max_connections=200", pg.Dir, port)
-		// pg_ctl -w waits until the server accepts connections.
-		lastErr = runLogged(pg.command("pg_ctl", "-D", data, "-l", pg.LogPath, "-o", opts, "-w", "-t", "60", "start"))
-		if lastErr == nil {
-			pg.Port = port
-			pg.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
-			pg.watch(data)
-			return pg.ready()
+		// The postmaster runs as a service of this binary (not daemonized by pg_ctl), so it
+		// has a process group and a parent-death signal like every other test server.
+		// SIGQUIT is PostgreSQL's immediate shutdown: backends die and shared memory is freed.
+		cmd := pg.command("postgres", "-D", data, "-k", pg.Dir, "-p", strconv.Itoa(port),
+			"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+			"-c", "full_page_writes=off", "-c", "max_connections=200")
+		svc, err := startService("postgres", cmd, pg.LogPath, syscall.SIGQUIT, func(pgid int) string {
+			return fmt.Sprintf("kill -QUIT -%d; sleep 2; kill -KILL -%d; rm -rf %q", pgid, pgid, pg.Dir)
+		})
+		if err != nil {
+			return err
+		}
+		pg.svc, pg.Port = svc, port
+		pg.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
+		if lastErr = pg.ready(60 * time.Second); lastErr == nil {
+			return nil
+		}
+		svc.stopGroupWith(syscall.SIGQUIT, 5*time.Second)
+		pg.svc = nil
+		if !strings.Contains(tailFile(pg.LogPath, 30), "already in use") {
+			break
 		}
 	}
 	return fmt.Errorf("%w\nlog tail:\n%s", lastErr, tailFile(pg.LogPath, 30))
 }
 
-// watch starts a watchdog that shuts the postmaster down (SIGQUIT: immediate) and removes
-// the directory if the test binary dies without calling Stop.
-func (pg *Postgres) watch(data string) {
-	onExit := fmt.Sprintf(`pid=$(head -n 1 %q/postmaster.pid 2>/dev/null); [ -n "$pid" ] && kill -QUIT "$pid"; sleep 2; rm -rf %q`, data, pg.Dir)
-	pg.watchdog = startWatchdog(onExit)
-}
-
-// ready double-checks with pg_isready when it is installed.
-func (pg *Postgres) ready() error {
-	if !isExecutable(filepath.Join(pg.bin, "pg_isready")) {
-		return nil
-	}
-	deadline := time.Now().Add(30 * time.Second)
+// ready waits until the server accepts connections on its port (pg_isready when installed,
+// else a TCP connect), the postmaster exits, or timeout passes.
+func (pg *Postgres) ready(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	addr := "127.0.0.1:" + strconv.Itoa(pg.Port)
 	for {
-		err := runLogged(pg.command("pg_isready", "-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port), "-U", "postgres"))
-		if err == nil || time.Now().After(deadline) {
-			return err
+		if !pg.svc.running() {
+			return fmt.Errorf("postgres exited: %v", pg.svc.waitErr)
 		}
-		time.Sleep(200 * time.Millisecond)
+		var err error
+		if isExecutable(filepath.Join(pg.bin, "pg_isready")) {
+			err = runLogged(pg.command("pg_isready", "-h", "127.0.0.1", "-p", strconv.Itoa(pg.Port), "-U", "postgres"))
+		} else if c, derr := net.DialTimeout("tcp", addr, time.Second); derr == nil {
+			c.Close()
+		} else {
+			err = derr
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres on %s not ready after %s: %v", addr, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -199,11 +218,9 @@ func (pg *Postgres) CreateDatabase(t testing.TB, name string) string {
 // Stop shuts the cluster down immediately and removes its directory. It is idempotent.
 func (pg *Postgres) Stop() {
 	pg.stopOnce.Do(func() {
-		data := filepath.Join(pg.Dir, "data")
-		if _, err := os.Stat(filepath.Join(data, "postmaster.pid")); err == nil {
-			_ = runLogged(pg.command("pg_ctl", "-D", data, "-m", "immediate", "-w", "-t", "30", "stop"))
+		if pg.svc != nil {
+			pg.svc.stopGroupWith(syscall.SIGQUIT, 10*time.Second) // also disarms the watchdog
 		}
-		pg.watchdog.disarm()
 		_ = os.RemoveAll(pg.Dir)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,9 +14,14 @@ import (
 )
 
 // A service is a background process group started for tests. Its own process group lets Stop
-// kill every child (mlflow forks uvicorn workers); a watchdog shell kills the group when the
-// test binary dies without cleaning up (panic, go test -timeout, SIGKILL), so services never
-// outlive the tests that started them.
+// kill every child (mlflow forks uvicorn workers). Two guards make sure services never outlive
+// the test binary that started them, however it ends (panic, go test -timeout, SIGKILL):
+//
+//   - the kernel sends the leader its parent-death signal the moment the binary dies
+//     (SysProcAttr.Pdeathsig; the leader is started from a thread that lives as long as the
+//     binary, see startOnServiceThread);
+//   - a watchdog shell, in a process group of its own, polls the binary and kills the
+//     service's whole group once the binary is gone, so children of the leader die too.
 type service struct {
 	name     string
 	cmd      *exec.Cmd
@@ -27,9 +33,11 @@ type service struct {
 	waitErr  error
 }
 
-// startService starts cmd in a new process group with stdout and stderr appended to logPath,
-// guarded by a watchdog that kills the group if the test binary dies first.
-func startService(name string, cmd *exec.Cmd, logPath string) (*service, error) {
+// startService starts cmd in a new process group with stdout and stderr appended to logPath.
+// deathSig is the leader's parent-death signal (SIGKILL for MLflow; SIGQUIT, PostgreSQL's
+// immediate shutdown, for a postmaster). onExit is the watchdog's shell command, run once the
+// test binary is gone, given the group id; nil means: SIGTERM the group, SIGKILL it 3 s later.
+func startService(name string, cmd *exec.Cmd, logPath string, deathSig syscall.Signal, onExit func(pgid int) string) (*service, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -40,7 +48,8 @@ func startService(name string, cmd *exec.Cmd, logPath string) (*service, error) 
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setpgid = true
-	if err := cmd.Start(); err != nil {
+	cmd.SysProcAttr.Pdeathsig = deathSig
+	if err := startOnServiceThread(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	s := &service{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
@@ -49,8 +58,43 @@ func startService(name string, cmd *exec.Cmd, logPath string) (*service, error) 
 		close(s.exited)
 	}()
 	pgid := cmd.Process.Pid
-	s.watchdog = startWatchdog(fmt.Sprintf("kill -TERM -- -%d; sleep 3; kill -KILL -- -%d", pgid, pgid))
+	// "kill -SIG -PGID", not "kill -SIG -- -PGID": dash, /bin/sh here, rejects the "--".
+	script := fmt.Sprintf("kill -TERM -%d; sleep 3; kill -KILL -%d", pgid, pgid)
+	if onExit != nil {
+		script = onExit(pgid)
+	}
+	s.watchdog = startWatchdog(script)
 	return s, nil
+}
+
+// serviceThread is the goroutine that starts every service. It is locked to its OS thread
+// and never returns, so that thread lives as long as the test binary: the kernel sends the
+// parent-death signal when the thread that forked the child exits, not the process, and an
+// ordinary goroutine's thread may be any thread.
+var serviceThread struct {
+	once sync.Once
+	reqs chan startRequest
+}
+
+type startRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// startOnServiceThread runs cmd.Start on the service thread.
+func startOnServiceThread(cmd *exec.Cmd) error {
+	serviceThread.once.Do(func() {
+		serviceThread.reqs = make(chan startRequest)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread must not be reused or end
+			for r := range serviceThread.reqs {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	serviceThread.reqs <- startRequest{cmd: cmd, done: done}
+	return <-done
 }
 
 // A watchdog is a shell, in its own process group, that polls the test binary and runs a
@@ -88,10 +132,13 @@ func (s *service) running() bool {
 
 // stopGroup sends SIGTERM to the process group, waits up to grace for the leader to exit,
 // then SIGKILLs the group. It is idempotent.
-func (s *service) stopGroup(grace time.Duration) {
+func (s *service) stopGroup(grace time.Duration) { s.stopGroupWith(syscall.SIGTERM, grace) }
+
+// stopGroupWith is stopGroup with another first signal.
+func (s *service) stopGroupWith(sig syscall.Signal, grace time.Duration) {
 	s.stopOnce.Do(func() {
 		pgid := s.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		_ = syscall.Kill(-pgid, sig)
 		select {
 		case <-s.exited:
 		case <-time.After(grace):

@@ -1,6 +1,7 @@
 package testenv_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -223,19 +224,56 @@ func TestStartPostgres(t *testing.T) {
 	}
 }
 
-// TestWatchdogKillsOrphans runs this test binary as a child that starts a server and dies
-// by SIGKILL; the watchdog must take the server down.
-func TestWatchdogKillsOrphans(t *testing.T) {
-	if os.Getenv("RUNFERRY_TESTENV_ORPHAN") == "1" {
-		pg := testenv.StartPostgres(t)
-		fmt.Printf("PGDIR=%s\n", pg.Dir)
-		os.Stdout.Sync()
-		time.Sleep(time.Hour)
-		return
+// orphanMode is set in a re-exec of this test binary that starts a server and then dies
+// without cleaning up; see startOrphan.
+var orphanMode = os.Getenv("RUNFERRY_TESTENV_ORPHAN")
+
+// TestOrphanHelper is not a test: in a child started by startOrphan it starts the server
+// named by RUNFERRY_TESTENV_ORPHAN ("mlflow" or "postgres"), prints its process group and
+// then, with RUNFERRY_TESTENV_DIE=panic, panics on a goroutine of its own, which ends the
+// binary the way go test -timeout does (no t.Cleanup, no TestMain epilogue); otherwise it
+// sleeps until the parent SIGKILLs it.
+func TestOrphanHelper(t *testing.T) {
+	if orphanMode == "" {
+		t.Skip("helper for TestServersDieWithTestBinary")
 	}
-	testenv.StartPostgres(t).Stop() // skip/fail early when PostgreSQL is missing
-	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchdogKillsOrphans$", "-test.v")
-	cmd.Env = append(os.Environ(), "RUNFERRY_TESTENV_ORPHAN=1")
+	var pgid int
+	var info string
+	switch orphanMode {
+	case "mlflow":
+		srv := testenv.StartMLflow(t)
+		pgid, info = srv.Cmd.Process.Pid, srv.URL
+	case "postgres":
+		pg := testenv.StartPostgres(t)
+		pgid, info = postmasterPID(t, pg.Dir), pg.Dir
+	}
+	fmt.Printf("ORPHAN %d %s\n", pgid, info)
+	os.Stdout.Sync()
+	if os.Getenv("RUNFERRY_TESTENV_DIE") == "panic" {
+		go func() { panic("simulated test timeout") }()
+	}
+	time.Sleep(time.Hour)
+}
+
+// postmasterPID reads the postmaster's pid (its process group too) from postmaster.pid.
+func postmasterPID(t *testing.T, dir string) int {
+	data, err := os.ReadFile(dir + "/data/postmaster.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(data), &pid)
+	return pid
+}
+
+// startOrphan re-executes this test binary in TestOrphanHelper mode, waits until the server
+// is up and returns the child, the server's process group and the URL or cluster directory.
+func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOrphanHelper$", "-test.v", "-test.timeout=10m")
+	cmd.Env = append(os.Environ(), "RUNFERRY_TESTENV_ORPHAN="+server, "RUNFERRY_TESTENV_DIE="+die)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -243,32 +281,195 @@ func TestWatchdogKillsOrphans(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var dir string
-	buf := make([]byte, 0, 4096)
-	tmp := make([]byte, 512)
-	deadline := time.Now().Add(60 * time.Second)
-	for dir == "" && time.Now().Before(deadline) {
-		n, err := out.Read(tmp)
-		buf = append(buf, tmp[:n]...)
-		for _, line := range strings.Split(string(buf), "\n") {
-			if strings.HasPrefix(line, "PGDIR=") && strings.HasSuffix(string(buf), "\n") {
-				dir = strings.TrimPrefix(line, "PGDIR=")
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := make(chan string)
+	var all strings.Builder
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "ORPHAN ") {
+				lines <- sc.Text()
 			}
 		}
+		close(lines)
+	}()
+	select {
+	case line, ok := <-lines:
+		if !ok {
+			_ = cmd.Wait()
+			t.Fatalf("helper ended before its server was up:\n%s%s", all.String(), stderr.String())
+		}
+		var pgid int
+		var info string
+		fmt.Sscan(strings.TrimPrefix(line, "ORPHAN "), &pgid, &info)
+		return cmd, pgid, info
+	case <-time.After(5 * time.Minute):
+		t.Fatalf("helper did not start its server in 5 minutes")
+	}
+	return nil, 0, ""
+}
+
+// groupCommands lists the command lines of the live processes in process group pgid.
+func groupCommands(pgid int) []string {
+	var cmds []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
-			break
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == fmt.Sprint(pgid) {
+			cl, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			cmds = append(cmds, strings.ReplaceAll(string(bytes.TrimRight(cl, "\x00")), "\x00", " "))
 		}
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	if dir == "" {
-		t.Fatalf("child did not report its cluster; output:\n%s", buf)
-	}
-	for stop := time.Now().Add(15 * time.Second); time.Now().Before(stop); {
-		if _, err := os.Stat(dir); os.IsNotExist(err) {
-			return
+	return cmds
+}
+
+// waitGroupGone fails t unless process group pgid is gone within limit.
+func waitGroupGone(t *testing.T, pgid int, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for testenv.GroupAlive(pgid) {
+		if time.Since(start) > limit {
+			t.Fatalf("process group %d still alive %s after the test binary died: %q", pgid, limit, groupCommands(pgid))
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("orphaned cluster %s was not cleaned up by the watchdog", dir)
+	t.Logf("process group %d gone %s after the test binary died", pgid, time.Since(start).Round(time.Millisecond))
+}
+
+// TestServersDieWithTestBinary: a test binary that started a server and dies without
+// cleaning up, by SIGKILL or by a panic like go test -timeout's, takes the server's whole
+// process group with it within a few seconds.
+func TestServersDieWithTestBinary(t *testing.T) {
+	if orphanMode != "" {
+		t.Skip("in helper mode")
+	}
+	for _, tc := range []struct{ server, die string }{
+		{"mlflow", "sigkill"},
+		{"mlflow", "panic"},
+		{"postgres", "sigkill"},
+		{"postgres", "panic"},
+	} {
+		t.Run(tc.server+"/"+tc.die, func(t *testing.T) {
+			if tc.server == "mlflow" {
+				testenv.VenvBin(t, "mlflow") // skip (or fail under CI) without the venv
+			} else {
+				testenv.StartPostgres(t).Stop() // likewise without PostgreSQL
+			}
+			child, pgid, info := startOrphan(t, tc.server, tc.die)
+			members := groupCommands(pgid)
+			if len(members) == 0 {
+				t.Fatalf("no process in group %d while the helper runs", pgid)
+			}
+			if tc.server == "mlflow" {
+				// MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner and its workers.
+				for _, m := range members {
+					if strings.Contains(m, "huey") || strings.Contains(m, "job") {
+						t.Errorf("job runner process in the server's group: %q", m)
+					}
+				}
+			}
+			if tc.die == "sigkill" {
+				_ = child.Process.Kill()
+			}
+			err := child.Wait()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.Success() {
+				t.Fatalf("helper ended with %v, want a signal or a panic exit", err)
+			}
+			waitGroupGone(t, pgid, 8*time.Second)
+			switch tc.server {
+			case "mlflow":
+				if _, err := http.Get(info + "/health"); err == nil {
+					t.Fatalf("%s still answers", info)
+				}
+			case "postgres":
+				for stop := time.Now().Add(8 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+					if _, err := os.Stat(info); os.IsNotExist(err) {
+						break
+					}
+					if time.Now().After(stop) {
+						t.Fatalf("cluster directory %s left behind", info)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRandReplaysSeed: RUNFERRY_TEST_SEED gives the same sequence every time, and the seed
+// in use is what the log names.
+func TestRandReplaysSeed(t *testing.T) {
+	draw := func(t *testing.T) []uint64 {
+		r := testenv.Rand(t)
+		var got []uint64
+		for range 8 {
+			got = append(got, r.Uint64())
+		}
+		return got
+	}
+	t.Setenv(testenv.SeedEnv, "12345")
+	a, b := draw(t), draw(t)
+	if fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("same seed, different draws: %v and %v", a, b)
+	}
+	t.Setenv(testenv.SeedEnv, "12346")
+	if c := draw(t); fmt.Sprint(a) == fmt.Sprint(c) {
+		t.Fatalf("seeds 12345 and 12346 drew the same: %v", c)
+	}
+	t.Setenv(testenv.SeedEnv, "")
+	s1, err1 := testenv.Seed()
+	time.Sleep(time.Microsecond)
+	s2, err2 := testenv.Seed()
+	if err1 != nil || err2 != nil || s1 == s2 {
+		t.Fatalf("unset seed: %d, %d (%v, %v), want two different clock seeds", s1, s2, err1, err2)
+	}
+	t.Setenv(testenv.SeedEnv, "x12")
+	if _, err := testenv.Seed(); err == nil || !strings.Contains(err.Error(), `RUNFERRY_TEST_SEED="x12"`) {
+		t.Fatalf("malformed seed: %v", err)
+	}
+}
+
+// TestRandLogsSeed runs a child test that draws with a clock seed, then replays the logged
+// seed and requires the same draws.
+func TestRandLogsSeed(t *testing.T) {
+	if os.Getenv("RUNFERRY_TESTENV_RAND_CHILD") == "1" {
+		r := testenv.Rand(t)
+		fmt.Printf("DRAW %d %d %d\n", r.Uint64(), r.Uint64(), r.Uint64())
+		return
+	}
+	run := func(seed string) (log, draw string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRandLogsSeed$", "-test.v")
+		cmd.Env = append(os.Environ(), "RUNFERRY_TESTENV_RAND_CHILD=1", testenv.SeedEnv+"="+seed)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			line = strings.TrimSpace(line)
+			if i := strings.Index(line, "random seed "); i >= 0 {
+				log = line[i:]
+			}
+			if strings.HasPrefix(line, "DRAW ") {
+				draw = line
+			}
+		}
+		return log, draw
+	}
+	log1, draw1 := run("")
+	var seed uint64
+	if _, err := fmt.Sscanf(log1, "random seed %d", &seed); err != nil || draw1 == "" {
+		t.Fatalf("child logged %q, drew %q", log1, draw1)
+	}
+	want := fmt.Sprintf("random seed %d (replay: RUNFERRY_TEST_SEED=%d go test -run '^TestRandLogsSeed$')", seed, seed)
+	if log1 != want {
+		t.Fatalf("log line %q, want %q", log1, want)
+	}
+	if _, draw2 := run(fmt.Sprint(seed)); draw2 != draw1 {
+		t.Fatalf("replay of seed %d drew %q, first run %q", seed, draw2, draw1)
+	}
 }

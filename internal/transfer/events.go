@@ -21,13 +21,16 @@ type Event struct {
 	Kind    EventKind
 	Runs    int // EventPlanned: runs to transfer
 	Skipped int // EventPlanned: runs already up to date
-	Run     string
-	Name    string
-	Points  int64 // EventProgress: points written since the last event
-	Bytes   int64 // EventProgress: artifact bytes written since the last event
-	Result  *RunResult
-	Wait    time.Duration // EventRetry: delay before the next attempt
-	Err     error         // EventRetry: the error that caused it
+	// EventPlanned: the points and file bytes the planned runs hold, when
+	// the source could tell for every one of them (sources.Sizer); else 0.
+	TotalPoints, TotalBytes int64
+	Run                     string
+	Name                    string
+	Points                  int64 // EventProgress: points written since the last event
+	Bytes                   int64 // EventProgress: artifact bytes written since the last event
+	Result                  *RunResult
+	Wait                    time.Duration // EventRetry: delay before the next attempt
+	Err                     error         // EventRetry: the error that caused it
 }
 
 // Observer receives events.

@@ -82,11 +82,9 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 		}
 		fp = "" // cannot tell: transfer again
 	}
-	if fp != "" && len(j.opt.Transform) > 0 {
-		// The transform is part of what was written: a later job without
-		// it (or with another) finds the run changed and writes it whole.
-		fp += " +" + j.opt.Transform.String()
-	}
+	// The transform is part of what was written: a later job without it
+	// (or with another) finds the run changed and writes it whole.
+	fp = j.opt.Transform.Fingerprint(fp)
 	p.fingerprint = fp
 	origin := p.run.Origin.String()
 	unchanged := func(destID, why string) (bool, error) {

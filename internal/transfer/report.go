@@ -20,20 +20,24 @@ const (
 
 // RunResult is the report entry of one run.
 type RunResult struct {
-	Origin      string   `json:"origin"`
-	Experiment  string   `json:"experiment"`
-	Name        string   `json:"name,omitempty"`
-	Outcome     Outcome  `json:"outcome"`
-	Reason      string   `json:"reason,omitempty"` // why skipped or written again
-	DestID      string   `json:"dest_id,omitempty"`
-	Points      int64    `json:"points"`
-	RichValues  int64    `json:"rich_values,omitempty"`
-	LogLines    int64    `json:"log_lines,omitempty"`
-	Files       int64    `json:"files,omitempty"`
-	Bytes       int64    `json:"bytes,omitempty"`
-	Attempts    int      `json:"attempts,omitempty"`
-	Error       string   `json:"error,omitempty"`
-	ErrorKind   string   `json:"error_kind,omitempty"`
+	Origin     string  `json:"origin"`
+	Experiment string  `json:"experiment"`
+	Name       string  `json:"name,omitempty"`
+	Outcome    Outcome `json:"outcome"`
+	Reason     string  `json:"reason,omitempty"` // why skipped or written again
+	DestID     string  `json:"dest_id,omitempty"`
+	Points     int64   `json:"points"`
+	RichValues int64   `json:"rich_values,omitempty"`
+	LogLines   int64   `json:"log_lines,omitempty"`
+	Files      int64   `json:"files,omitempty"`
+	Bytes      int64   `json:"bytes,omitempty"`
+	Attempts   int     `json:"attempts,omitempty"`
+	DurationMS int64   `json:"duration_ms,omitempty"` // all attempts, waits included
+	Error      string  `json:"error,omitempty"`
+	ErrorKind  string  `json:"error_kind,omitempty"`
+	// Unreachable is set on a failed run whose last error was that a
+	// server could not be reached at all.
+	Unreachable bool     `json:"unreachable,omitempty"`
 	Damage      []string `json:"damage,omitempty"`
 	FileProblem []string `json:"file_problems,omitempty"`
 	// Coverage counts, by kind, what the destination did not hold as
@@ -44,15 +48,23 @@ type RunResult struct {
 // Report is the result of a job. It is returned even when the job failed,
 // so the caller can say what finished.
 type Report struct {
-	Source   string      `json:"source"`
-	Sink     string      `json:"sink"`
-	DryRun   bool        `json:"dry_run,omitempty"`
-	Started  time.Time   `json:"started"`
-	Finished time.Time   `json:"finished"`
-	Runs     []RunResult `json:"runs"`
-	Totals   Totals      `json:"totals"`
-	Fatal    string      `json:"fatal,omitempty"`
-	Canceled bool        `json:"interrupted,omitempty"`
+	// FormatVersion is the version of this document's shape
+	// (ReportFormatVersion; docs/REPORT.md).
+	FormatVersion int `json:"format_version"`
+	// Version is the runferry that ran the job; Options the job's options
+	// as given (redacted), both set by the caller.
+	Version  string            `json:"runferry_version,omitempty"`
+	Options  map[string]string `json:"options,omitempty"`
+	Source   string            `json:"source"`
+	Sink     string            `json:"sink"`
+	DryRun   bool              `json:"dry_run,omitempty"`
+	Started  time.Time         `json:"started"`
+	Finished time.Time         `json:"finished"`
+	Runs     []RunResult       `json:"runs"`
+	Totals   Totals            `json:"totals"`
+	Timings  Timings           `json:"timings"`
+	Fatal    string            `json:"fatal,omitempty"`
+	Canceled bool              `json:"interrupted,omitempty"`
 	// Problems lists failures outside any run (an experiment that could
 	// not be listed or written).
 	Problems []string `json:"problems,omitempty"`
@@ -69,8 +81,23 @@ type Report struct {
 	// settled on (the limit in force longest), for a sink that asks for
 	// AdaptiveWrites.
 	WritesInFlight int `json:"writes_in_flight,omitempty"`
+	// Reached says the source and the sink answered (their Check passed, for
+	// those that have one). A job that failed before copied nothing, and the
+	// CLI prints its error alone, without a summary.
+	Reached bool `json:"-"`
 
 	omitted map[string]int64 // the source's, for Coverage
+}
+
+// ReportFormatVersion is the version of the report's JSON shape. It grows
+// when a field changes meaning or goes away; new fields do not change it.
+const ReportFormatVersion = 1
+
+// Timings says where a job's time went, in milliseconds.
+type Timings struct {
+	PlanMS     int64 `json:"plan_ms"`     // listing, filtering, change detection
+	TransferMS int64 `json:"transfer_ms"` // writing the planned runs
+	TotalMS    int64 `json:"total_ms"`
 }
 
 // Totals sums the report's runs. Points, Files and Bytes count only runs

@@ -76,21 +76,28 @@ func (o *Options) defaults() {
 // the error is non-nil only for a fatal failure or an interruption.
 func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) (*Report, error) {
 	opt.defaults()
-	rep := &Report{Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC()}
+	rep := &Report{FormatVersion: ReportFormatVersion, Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC()}
+	var planned time.Time
 	defer func() {
 		rep.Finished = time.Now().UTC()
+		rep.Timings.TotalMS = rep.Finished.Sub(rep.Started).Milliseconds()
+		if !planned.IsZero() {
+			rep.Timings.PlanMS = planned.Sub(rep.Started).Milliseconds()
+			rep.Timings.TransferMS = rep.Finished.Sub(planned).Milliseconds()
+		}
 		rep.total()
 	}()
 	if c, ok := src.(sources.Checker); ok {
 		if err := c.Check(ctx); err != nil {
-			return rep, failJob(rep, fmt.Errorf("source: %w", err))
+			return rep, failJob(rep, fmt.Errorf("source %s: %w", opt.Source, err))
 		}
 	}
-	if c, ok := dst.(sources.Checker); ok {
+	if c, ok := dst.(sinks.Checker); ok {
 		if err := c.Check(ctx); err != nil {
-			return rep, failJob(rep, fmt.Errorf("sink: %w", err))
+			return rep, failJob(rep, fmt.Errorf("destination %s: %w", opt.Sink, err))
 		}
 	}
+	rep.Reached = true
 	if opt.Filter.seen == nil {
 		opt.Filter = opt.Filter.Track()
 	}
@@ -100,11 +107,55 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 		return rep, failJob(rep, err)
 	}
 	rep.Warnings = opt.Filter.Unmatched()
-	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs)})
+	planned = time.Now().UTC()
+	points, bytes := sizes(ctx, src, plan)
+	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs), TotalPoints: points, TotalBytes: bytes})
 	if err := j.putIdle(ctx, idle); err != nil {
 		return rep, failJob(rep, err)
 	}
-	return rep, failJob(rep, j.transfer(ctx, plan))
+	err = j.transfer(ctx, plan)
+	if err == nil {
+		err = unreachable(rep)
+	}
+	return rep, failJob(rep, err)
+}
+
+// unreachable returns a fatal error when runs were tried, none could be
+// written and every one failed because a server could not be reached: the
+// job as a whole failed, not some of its runs.
+func unreachable(rep *Report) error {
+	var first string
+	for _, r := range rep.Runs {
+		switch {
+		case r.Outcome == Committed:
+			return nil
+		case r.Outcome == Failed && !r.Unreachable:
+			return nil
+		case r.Outcome == Failed && first == "":
+			first = r.Error
+		}
+	}
+	if first == "" {
+		return nil
+	}
+	return fault.Fatal(fmt.Errorf("no run could be written: a server is unreachable: %s", first))
+}
+
+// sizes sums what the planned runs hold, when the source can tell for every
+// one of them; else it returns zeros.
+func sizes(ctx context.Context, src sources.Source, plan []planned) (points, bytes int64) {
+	sz, ok := src.(sources.Sizer)
+	if !ok {
+		return 0, 0
+	}
+	for _, p := range plan {
+		pts, b, ok := sz.Size(ctx, p.run)
+		if !ok {
+			return 0, 0
+		}
+		points, bytes = points+pts, bytes+b
+	}
+	return points, bytes
 }
 
 // putIdle writes the experiments that have no run to transfer, so that an

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -474,4 +477,75 @@ func TestCopyWithoutTransformBringsWhatWasDropped(t *testing.T) {
 		t.Fatalf("without the transform: %v %+v", err, rep.Totals)
 	}
 	mustEqual(t, want, dst)
+}
+
+// failingWrites wraps a memory sink whose writers fail WriteMetrics with
+// err for the runs bad selects, counting the calls.
+type failingWrites struct {
+	*memsink.Sink
+	err    error
+	bad    func(schema.Run) bool
+	atOpen bool // fail OpenRun too, as a sink whose server is gone does
+	calls  atomic.Int32
+}
+
+func (s *failingWrites) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
+	if s.atOpen && s.bad(r) {
+		s.calls.Add(1)
+		return nil, fault.Retryable(fmt.Errorf("creating run: %w", s.err), 0)
+	}
+	w, err := s.Sink.OpenRun(ctx, expID, r)
+	if err != nil || !s.bad(r) {
+		return w, err
+	}
+	return &failingWriter{fullWriter: w.(fullWriter), s: s}, nil
+}
+
+type failingWriter struct {
+	fullWriter
+	s *failingWrites
+}
+
+func (w *failingWriter) WriteMetrics(context.Context, []schema.Metric) error {
+	w.s.calls.Add(1)
+	return fault.Retryable(fmt.Errorf("writing batch: %w", w.s.err), 0)
+}
+
+// TestFullDiskStopsAtOnce: a write that meets a full disk stops the whole
+// job after one attempt (exit 1), instead of retrying every remaining run.
+func TestFullDiskStopsAtOnce(t *testing.T) {
+	want := dataset.Canonical()
+	full := &os.PathError{Op: "write", Path: "/archive/.staging/x", Err: syscall.ENOSPC}
+	dst := &failingWrites{Sink: memsink.New(sinks.Limits{}), err: full, bad: func(schema.Run) bool { return true }}
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Concurrency: 1, Attempts: 3}))
+	if rep.ExitCode(err) != transfer.ExitFatal || !strings.Contains(rep.Fatal, "no space left") {
+		t.Fatalf("exit %d, fatal %q, err %v", rep.ExitCode(err), rep.Fatal, err)
+	}
+	if n := dst.calls.Load(); n != 1 {
+		t.Fatalf("%d writes tried after the disk was full, want 1", n)
+	}
+}
+
+// TestUnreachableServer: when every run failed because a server could not
+// be reached and none was written, the job failed (exit 1, saying so);
+// when some run was written, only the failed runs failed (exit 3).
+func TestUnreachableServer(t *testing.T) {
+	want := dataset.Canonical()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	dst := &failingWrites{Sink: memsink.New(sinks.Limits{}), err: refused, atOpen: true, bad: func(schema.Run) bool { return true }}
+	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Attempts: 1}))
+	if rep.ExitCode(err) != transfer.ExitFatal || !strings.Contains(rep.Fatal, "no run could be written: a server is unreachable") {
+		t.Fatalf("all unreachable: exit %d, fatal %q\n%+v", rep.ExitCode(err), rep.Fatal, rep.Runs)
+	}
+	some := want.Runs[0].Run.Origin
+	dst = &failingWrites{Sink: memsink.New(sinks.Limits{}), err: refused, atOpen: true, bad: func(r schema.Run) bool { return r.Origin != some }}
+	rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Attempts: 1}))
+	if rep.ExitCode(err) != transfer.ExitRunsFailed || rep.Totals.Committed != 1 {
+		t.Fatalf("one written: exit %d, totals %+v, fatal %q", rep.ExitCode(err), rep.Totals, rep.Fatal)
+	}
+	for _, r := range rep.Runs {
+		if r.Outcome == transfer.Failed && !r.Unreachable {
+			t.Errorf("failed run not marked unreachable: %+v", r)
+		}
+	}
 }

@@ -60,6 +60,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	res := RunResult{Origin: p.run.Origin.String(), Experiment: p.exp.Name, Name: p.run.Name,
 		Reason: p.reason, Damage: p.run.Damage}
 	j.opt.Observer(Event{Kind: EventRunStarted, Run: res.Origin, Name: p.run.Name})
+	began := time.Now()
 	var err error
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
@@ -75,6 +76,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 		case <-time.After(wait):
 		}
 	}
+	res.DurationMS = time.Since(began).Milliseconds()
 	kind := fault.KindOf(err)
 	switch {
 	case err == nil && j.opt.DryRun:
@@ -85,6 +87,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 		res.Outcome = Interrupted
 	default:
 		res.Outcome, res.Error, res.ErrorKind = Failed, err.Error(), kind.String()
+		res.Unreachable = fault.Unreachable(err)
 	}
 	if !j.opt.DryRun && j.opt.Ledger != nil && res.Outcome != Interrupted {
 		e := state.Entry{Origin: res.Origin, DestID: res.DestID, Status: string(res.Outcome),

@@ -2,6 +2,7 @@ package wandbfile
 
 import (
 	"errors"
+	"github.com/runferry/runferry/internal/testenv"
 	"io"
 	"io/fs"
 	"os"
@@ -18,7 +19,7 @@ const samplesDir = "../../../shared/samples/wandb"
 func requireSamples(t testing.TB) string {
 	t.Helper()
 	if _, err := os.Stat(samplesDir); err != nil {
-		t.Skipf("real-world samples not found at %s (a clone without ../shared): %v", samplesDir, err)
+		testenv.Unavailable(t, "the real-world samples at "+samplesDir, err.Error())
 	}
 	return samplesDir
 }
@@ -29,7 +30,7 @@ func sampleFile(t testing.TB, rel string) string {
 	t.Helper()
 	path := filepath.Join(requireSamples(t), rel)
 	if _, err := os.Stat(path); err != nil {
-		t.Skipf("sample %s not found: %v", rel, err)
+		testenv.Unavailable(t, "the sample "+rel, err.Error())
 	}
 	return path
 }

@@ -3,7 +3,6 @@ package mlflow_test
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -110,7 +109,7 @@ func TestKillAndResume(t *testing.T) {
 		}
 		return cmd
 	}
-	rng := rand.New(rand.NewPCG(7, 11))
+	rng := testenv.Rand(t)
 	finished := 0
 	for i := range 20 {
 		cmd := run()

@@ -95,7 +95,7 @@ func reset(w http.ResponseWriter) {
 func TestFaultInjection(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	target, _ := url.Parse(srv.URL)
-	proxy := &faultProxy{target: target, every: 4, rng: rand.New(rand.NewPCG(1, 2)), counts: map[string]int{}}
+	proxy := &faultProxy{target: target, every: 4, rng: testenv.Rand(t), counts: map[string]int{}}
 	ps := httptest.NewServer(proxy)
 	defer ps.Close()
 

@@ -44,3 +44,30 @@ func TestExperimentPrefixFlagMeansTheOption(t *testing.T) {
 		t.Fatalf("option and flag at odds: exit %d\n%s", code, out)
 	}
 }
+
+// TestTransformRecordedInMLflow: a run copied with --drop-metrics carries
+// the transform in its runferry.fingerprint tag, and check (reading what
+// MLflow holds) compares with the source as transformed.
+func TestTransformRecordedInMLflow(t *testing.T) {
+	t.Parallel()
+	srv := testenv.SharedMLflow(t)
+	bin := buildCLI(t)
+	fixtures := "wandb:" + testenv.RepoRoot(t) + "/testdata/wandb/fixtures?crashed-after=1ns"
+	dst := "mlflow+" + srv.URL + fmt.Sprintf("?experiment-prefix=drop-%d/", testenv.FreePort(t))
+	run := func(args ...string) (int, string) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err == nil {
+			return 0, string(out)
+		}
+		return cmdExit(err), string(out)
+	}
+	if code, out := run("copy", fixtures, dst, "--no-state", "--drop-metrics", "system/*"); code != 0 || !strings.Contains(out, "copied 6 runs (72 points") {
+		t.Fatalf("copy: exit %d\n%s", code, out)
+	}
+	if code, out := run("check", fixtures, dst); code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s", code, out)
+	}
+	if code, out := run("check", fixtures, dst, "--drop-metrics", "none"); code != 4 || !strings.Contains(out, "system/proc.memory.percent missing") {
+		t.Fatalf("check with another transform: exit %d\n%s", code, out)
+	}
+}

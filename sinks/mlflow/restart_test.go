@@ -3,7 +3,9 @@ package mlflow_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,12 +42,28 @@ func bigRuns() *dataset.Dataset {
 
 var failedLine = regexp.MustCompile(`(?m)^FAILED (\S+) `)
 
+// experimentExists reports whether the server at base answers and holds an experiment
+// whose name starts with prefix.
+func experimentExists(base, prefix string) bool {
+	body, _ := json.Marshal(map[string]any{"max_results": 1, "filter": "name LIKE '" + prefix + "%'"})
+	resp, err := http.Post(base+"/api/2.0/mlflow/experiments/search", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Experiments []struct{ Name string } `json:"experiments"`
+	}
+	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&out) == nil && len(out.Experiments) > 0
+}
+
 // TestServerKilledMidCopy copies a Parquet archive of 15 runs (60 000
 // points) into a real SQLite-backed MLflow server with the runferry binary
 // and, mid-copy, kills the server (SIGKILL to its process group) and
 // restarts it on the same port and stores about 1.5 s later. It does so at
 // three moments, each into a fresh experiment prefix with its own ledger.
-// The copy never hangs; it either completes or exits 3 naming its failed
+// The copy never hangs; it either completes, exits 1 saying the server is
+// unreachable when no run could be written, or exits 3 naming its failed
 // runs, never 0 with runs missing; a re-run with the same ledger completes;
 // and `runferry check` and a full read-back find every run once, every
 // point once.
@@ -82,16 +100,41 @@ func TestServerKilledMidCopy(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			done := make(chan error, 1)
-			go func() { done <- cmd.Wait() }()
+			done, exited := make(chan error, 1), make(chan struct{})
+			go func() { done <- cmd.Wait(); close(exited) }()
+			// The kill moments count from the copy's first write (an
+			// experiment under the prefix): a server that never answered
+			// is given only a few seconds (the client fails fast on a wrong
+			// address), so a kill before the copy reached the server would
+			// test that instead, on a slow machine.
+			reached := make(chan struct{})
+			go func() {
+				for !experimentExists(srv.URL, prefix) {
+					select {
+					case <-exited:
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				close(reached)
+			}()
 			var err error
 			finished := false
 			select {
+			case <-reached:
 			case err = <-done:
 				finished = true
+			}
+			if !finished {
+				select {
+				case err = <-done:
+					finished = true
+				case <-time.After(killAfter):
+					kills++
+				}
+			}
+			if finished {
 				t.Logf("the copy finished in %s, before the kill at %s", time.Since(start), killAfter)
-			case <-time.After(killAfter):
-				kills++
 			}
 			srv.Kill()
 			killed := time.Now()
@@ -122,6 +165,12 @@ func TestServerKilledMidCopy(t *testing.T) {
 				// Some runs failed: each is named, and the total says how many.
 				if len(failed) == 0 || !strings.Contains(text, fmt.Sprintf(" %d failed", len(failed))) {
 					t.Fatalf("exit 3 without naming the failed runs:\n%s", text)
+				}
+			case code == 1:
+				// No run could be written while the server was away: the
+				// job failed as a whole and says why.
+				if !strings.Contains(text, "no run could be written: a server is unreachable") {
+					t.Fatalf("exit 1 without saying the server is unreachable:\n%s", text)
 				}
 			default:
 				t.Fatalf("copy across the restart: exit %d (%v)\n%s", code, err, text)

@@ -31,6 +31,7 @@ type Sink struct {
 var (
 	_ sinks.Sink      = (*Sink)(nil)
 	_ sinks.RunFinder = (*Sink)(nil)
+	_ sinks.Checker   = (*Sink)(nil)
 
 	_ sinks.ExperimentPrefixer = (*Sink)(nil)
 )

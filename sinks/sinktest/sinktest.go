@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/internal/check"
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
@@ -56,6 +57,7 @@ func Run(t *testing.T, opt Opt) {
 		{"OpenRunAgainNoDuplicate", testOpenRunAgain},
 		{"FailureAtEveryStepThenResume", testFailureAtEveryStep},
 		{"CancelThenResume", testCancel},
+		{"CheckSeesExtraRuns", testCheckSeesExtraRuns},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -240,4 +242,34 @@ func testCancel(t *testing.T, opt Opt) {
 	}
 	dst.Close()
 	expectEqual(t, opt, want, read)
+}
+
+// testCheckSeesExtraRuns: what the sink holds reads back so that check sees
+// a run the source no longer has (deleted at the source, or written by
+// another job) as an unexpected run, and no other run as one.
+func testCheckSeesExtraRuns(t *testing.T, opt Opt) {
+	want := dataset.Canonical()
+	dst, read := opt.New(t)
+	if _, err := copyAll(t, memsrc.New(want), dst, 1); err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+	less := want.Clone()
+	gone := less.Runs[0].Run.Origin
+	less.Runs = less.Runs[1:]
+	back := read()
+	defer back.Close()
+	res, err := check.Run(context.Background(), memsrc.New(less), back, check.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var extra []string
+	for _, d := range res.Differences {
+		if strings.Contains(d.What, "unexpected run") {
+			extra = append(extra, d.Run)
+		}
+	}
+	if len(extra) != 1 || extra[0] != gone.String() {
+		t.Fatalf("unexpected runs found %q, want only %s; all differences: %v", extra, gone, res.Differences)
+	}
 }

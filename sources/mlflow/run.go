@@ -30,7 +30,8 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 		tags[t.Key] = t.Value
 	}
 	_, complete := tags[mlflowapi.TagComplete]
-	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID, runferry: complete}
+	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID,
+		runferry: complete, fingerprint: tags[mlflowapi.TagFingerprint]}
 	var run schema.Run
 	var damage []string
 	if path, ok := tags[mlflowapi.TagSidecar]; ok {

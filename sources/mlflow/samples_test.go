@@ -59,7 +59,7 @@ type loaded struct {
 func samplesDir(t *testing.T) string {
 	dir := filepath.Join(testenv.RepoRoot(t), "..", "shared", "samples", "mlflow-file")
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("real-world MLflow samples not found at %s (they live next to the repository, in ../shared/samples; see its README.md): %v", dir, err)
+		testenv.Unavailable(t, "the real-world MLflow samples at "+dir+" (next to the repository, in ../shared/samples)", err.Error())
 	}
 	return dir
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // Source reads one MLflow tracking server. It is safe for concurrent use.
@@ -33,7 +34,8 @@ type Source struct {
 type runInfo struct {
 	id, artifactURI string
 	experimentID    string
-	runferry        bool // written by runferry: has sidecar files
+	runferry        bool   // written by runferry: has sidecar files
+	fingerprint     string // runferry.fingerprint, for RecordedTransform
 
 	mu       sync.Mutex
 	coverage *mlflowapi.Coverage // nil until loaded
@@ -289,4 +291,18 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 		}
 	}
 	return out
+}
+
+var _ sources.TransformReader = (*Source)(nil)
+
+// RecordedTransform returns the transform a runferry copy applied to the
+// run, from its runferry.fingerprint tag ("" for a run not listed yet).
+func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
+	s.mu.Lock()
+	info := s.runs[run]
+	s.mu.Unlock()
+	if info == nil {
+		return ""
+	}
+	return transform.Recorded(info.fingerprint)
 }

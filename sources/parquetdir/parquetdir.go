@@ -14,6 +14,7 @@ import (
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // PageSize is the number of points, lines or values in one yielded page.
@@ -143,6 +144,33 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 			}
 		}
 	}
+}
+
+var (
+	_ sources.TransformReader = (*Source)(nil)
+	_ sources.Sizer           = (*Source)(nil)
+)
+
+// Size returns the run's points and file bytes from the manifest.
+func (s *Source) Size(_ context.Context, r schema.Run) (points, bytes int64, ok bool) {
+	e, ok := s.r.Run(r.Origin.String())
+	if !ok {
+		return 0, 0, false
+	}
+	for _, b := range e.Blobs {
+		bytes += b.Bytes
+	}
+	return e.Points, bytes, true
+}
+
+// RecordedTransform returns the transform the run was archived through,
+// from its recorded fingerprint.
+func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
+	e, ok := s.r.Run(run.String())
+	if !ok {
+		return ""
+	}
+	return transform.Recorded(e.Fingerprint)
 }
 
 // Fingerprint returns the fingerprint the run was archived with, so that

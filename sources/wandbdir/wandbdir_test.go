@@ -3,6 +3,7 @@ package wandbdir_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/runferry/runferry/internal/testenv"
 	"math"
 	"os"
 	"path/filepath"
@@ -309,7 +310,7 @@ func tag(r schema.Run, key string) string {
 // checks the facts the samples README lists.
 func TestSamples(t *testing.T) {
 	if _, err := os.Stat(samples); err != nil {
-		t.Skipf("real-world samples not found at %s (they live in ../shared beside the project)", samples)
+		testenv.Unavailable(t, "the real-world samples at "+samples, err.Error())
 	}
 	sourcetest.Run(t, sourcetest.Opt{Open: openAt(samples + judgeNow)})
 	d := readAll(t, samples+judgeNow)
