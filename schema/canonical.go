@@ -21,6 +21,32 @@ func (r *Run) Canonicalize() {
 	r.Labels = slices.Compact(r.Labels)
 	r.Start = CanonicalTime(r.Start)
 	r.End = CanonicalTime(r.End)
+	for i := range r.Inputs {
+		r.Inputs[i].Tags = sortedUnique(r.Inputs[i].Tags, func(t Tag) string { return t.Key })
+	}
+	slices.SortStableFunc(r.Inputs, CompareDatasetInputs)
+	r.Inputs = slices.CompactFunc(r.Inputs, func(a, b DatasetInput) bool { return CompareDatasetInputs(a, b) == 0 })
+	if len(r.Inputs) == 0 {
+		r.Inputs = nil
+	}
+}
+
+// CompareDatasetInputs orders dataset inputs by name, digest, source type,
+// source, schema, profile and then tags (key, then value, pair by pair):
+// the canonical order of Run.Inputs, in which no two inputs are equal.
+func CompareDatasetInputs(a, b DatasetInput) int {
+	for _, p := range [][2]string{{a.Name, b.Name}, {a.Digest, b.Digest}, {a.SourceType, b.SourceType},
+		{a.Source, b.Source}, {a.Schema, b.Schema}, {a.Profile, b.Profile}} {
+		if c := cmp.Compare(p[0], p[1]); c != 0 {
+			return c
+		}
+	}
+	return slices.CompareFunc(a.Tags, b.Tags, func(x, y Tag) int {
+		if c := cmp.Compare(x.Key, y.Key); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Value, y.Value)
+	})
 }
 
 // Canonicalize puts e into canonical form in place (see Run.Canonicalize).
@@ -77,6 +103,14 @@ func (r *Run) Validate() error {
 	}
 	if err := checkSorted(r.Labels, func(s string) string { return s }, "label"); err != nil {
 		return wrap(err)
+	}
+	for i, in := range r.Inputs {
+		if err := checkSorted(in.Tags, func(t Tag) string { return t.Key }, "dataset input tag"); err != nil {
+			return wrap(fmt.Errorf("dataset input %q: %w", in.Name, err))
+		}
+		if i > 0 && CompareDatasetInputs(r.Inputs[i-1], in) >= 0 {
+			return wrap(fmt.Errorf("dataset inputs not in canonical order and unique at %q", in.Name))
+		}
 	}
 	for _, t := range []time.Time{r.Start, r.End} {
 		if !t.Equal(CanonicalTime(t)) || (!t.IsZero() && t.Location() != time.UTC) {

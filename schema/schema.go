@@ -113,10 +113,27 @@ type Run struct {
 
 	Deleted bool
 
+	// Inputs are the datasets the run used (MLflow dataset inputs), in
+	// canonical order (see CompareDatasetInputs).
+	Inputs []DatasetInput
+
 	// Damage lists what the source could not read for this run (a truncated
 	// log, a dangling symlink), each entry naming the file and offset. A run
 	// with damage is still transferred with everything that was readable.
 	Damage []string
+}
+
+// DatasetInput is one dataset a run used, as MLflow records it: the
+// dataset's name and digest (which identify it), where it came from
+// (source type, such as "local" or "http", and source, a JSON document
+// naming the location), its schema and profile (JSON text as logged, ""
+// when absent), and the tags of the link itself (MLflow's
+// mlflow.data.context: "training", "eval").
+type DatasetInput struct {
+	Name, Digest       string
+	SourceType, Source string
+	Schema, Profile    string
+	Tags               []Tag // sorted by key, keys unique
 }
 
 // Param is one run parameter. MLflow params are strings; W&B config values

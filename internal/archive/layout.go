@@ -13,10 +13,12 @@ import (
 )
 
 // FormatName and FormatVersion identify the archive format in every
-// manifest. A reader refuses a manifest with a newer FormatVersion.
+// manifest. A reader refuses a manifest with a newer FormatVersion and reads
+// every older one (version 1 had no inputs/ table). A writer records its own
+// FormatVersion at each publish.
 const (
 	FormatName    = "runferry-archive"
-	FormatVersion = 1
+	FormatVersion = 2
 )
 
 // The tables of an archive, each a folder of Parquet files.
@@ -33,11 +35,12 @@ const (
 	// Artifacts manifests among a run's files (see ArtifactVersionRow).
 	TableArtifactVersions = "artifact_versions"
 	TableArtifactEntries  = "artifact_entries"
+	TableInputs           = "inputs" // since format version 2
 )
 
 // Tables lists every table folder.
 var Tables = []string{TableExperiments, TableRuns, TableParams, TableTags, TableMetrics, TableRichValues, TableLogs, TableArtifacts,
-	TableArtifactVersions, TableArtifactEntries}
+	TableArtifactVersions, TableArtifactEntries, TableInputs}
 
 // Fixed names inside an archive.
 const (

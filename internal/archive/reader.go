@@ -97,11 +97,12 @@ func (r *Reader) Run(origin string) (RunEntry, bool) {
 	return r.m.Runs[i], true
 }
 
-// ReadRun reads a run's metadata, params and tags.
+// ReadRun reads a run's metadata, params, tags and dataset inputs.
 func (r *Reader) ReadRun(e RunEntry) (schema.Run, error) {
 	var run schema.Run
 	var params []schema.Param
 	var tags []schema.Tag
+	var inputs []schema.DatasetInput
 	found := false
 	for _, f := range e.Files {
 		var err error
@@ -131,6 +132,17 @@ func (r *Reader) ReadRun(e RunEntry) (schema.Run, error) {
 				}
 				return nil
 			})
+		case TableInputs:
+			err = readTable(r.root, f, 64, func(rows []InputRow) error {
+				for _, row := range rows {
+					in, derr := row.DatasetInput()
+					if derr != nil {
+						return derr
+					}
+					inputs = append(inputs, in)
+				}
+				return nil
+			})
 		}
 		if err != nil {
 			return schema.Run{}, err
@@ -139,7 +151,7 @@ func (r *Reader) ReadRun(e RunEntry) (schema.Run, error) {
 	if !found {
 		return schema.Run{}, fmt.Errorf("run %s: %w: no row in runs/", e.Origin, ErrDamaged)
 	}
-	run.Params, run.Tags = params, tags
+	run.Params, run.Tags, run.Inputs = params, tags, inputs
 	return run, nil
 }
 

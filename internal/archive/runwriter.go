@@ -230,6 +230,13 @@ func (rw *RunWriter) finish() (*RunEntry, error) {
 	if err := add(writeTable(root, TableTags, origin, snap, tags)); err != nil {
 		return nil, err
 	}
+	inputs := make([]InputRow, len(rw.run.Inputs))
+	for i, in := range rw.run.Inputs {
+		inputs[i] = InputToRow(origin, in)
+	}
+	if err := add(writeTable(root, TableInputs, origin, snap, inputs)); err != nil {
+		return nil, err
+	}
 	if rw.metrics.count > 0 {
 		f, err := rw.writeMetrics()
 		if err := add([]FileEntry{f}, err); err != nil {

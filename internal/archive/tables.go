@@ -64,6 +64,19 @@ type KVRow struct {
 	Value string `parquet:"value"`
 }
 
+// InputRow is one row of inputs/ (since format version 2): a dataset the
+// run used (an MLflow dataset input), rows in the schema's canonical order.
+type InputRow struct {
+	Run        string `parquet:"run,dict"`
+	Name       string `parquet:"name"`
+	Digest     string `parquet:"digest"`
+	SourceType string `parquet:"source_type,dict"`
+	Source     string `parquet:"source"`
+	Schema     string `parquet:"schema"`
+	Profile    string `parquet:"profile"`
+	Tags       string `parquet:"tags"` // JSON array of {"key","value"}, sorted by key
+}
+
 // MetricRow is one row of metrics/. Rows are sorted by run, key, step;
 // points at one step keep the order the source gave them. Step and time
 // are DELTA_BINARY_PACKED (a standard Parquet encoding every reader

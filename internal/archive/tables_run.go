@@ -94,3 +94,27 @@ func MetricToRow(run string, m schema.Metric) MetricRow {
 func (row MetricRow) Metric() schema.Metric {
 	return schema.Metric{Key: row.Key, Step: row.Step, Time: row.Time, Value: row.Value}
 }
+
+// InputToRow converts a dataset input for inputs/.
+func InputToRow(run string, in schema.DatasetInput) InputRow {
+	tags := make([]kv, len(in.Tags))
+	for i, t := range in.Tags {
+		tags[i] = kv{t.Key, t.Value}
+	}
+	return InputRow{Run: run, Name: in.Name, Digest: in.Digest, SourceType: in.SourceType, Source: in.Source,
+		Schema: in.Schema, Profile: in.Profile, Tags: jsonText(tags)}
+}
+
+// DatasetInput converts the row back.
+func (row InputRow) DatasetInput() (schema.DatasetInput, error) {
+	in := schema.DatasetInput{Name: row.Name, Digest: row.Digest, SourceType: row.SourceType, Source: row.Source,
+		Schema: row.Schema, Profile: row.Profile}
+	var tags []kv
+	if err := json.Unmarshal([]byte(row.Tags), &tags); err != nil {
+		return in, fmt.Errorf("dataset input %s@%s of %s: tags: %w", row.Name, row.Digest, row.Run, err)
+	}
+	for _, t := range tags {
+		in.Tags = append(in.Tags, schema.Tag{Key: t.Key, Value: t.Value})
+	}
+	return in, nil
+}

@@ -121,11 +121,19 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 				if len(copies) > 1 {
 					res.add(r.Origin, "run held more than once in the destination", "1 copy", fmt.Sprintf("%d copies", len(copies)))
 				}
+				want, got := r, copies[0]
+				// A run of an experiment deleted on both sides is deleted
+				// with it (MLflow marks it so), whatever its own mark
+				// says; an experiment deleted on one side only is a
+				// difference of its own.
+				if e.Deleted && index.deleted(got.Experiment) {
+					want.Deleted, got.Deleted = true, true
+				}
 				ropt := opt
 				if len(opt.Transform) == 0 {
 					ropt.Transform = res.recordedTransform(ctx, dst, copies[0].Origin)
 				}
-				if err := res.compareRun(ctx, src, dst, r, copies[0], ropt); err != nil {
+				if err := res.compareRun(ctx, src, dst, want, got, ropt); err != nil {
 					return res, err
 				}
 			}
@@ -169,6 +177,16 @@ type destination struct {
 	exps       map[schema.Ref][]schema.Experiment
 	runs       map[schema.Ref][]schema.Run
 	order      []schema.Ref // run origins in listing order
+}
+
+// deleted reports whether the destination holds experiment exp as deleted.
+func (d *destination) deleted(exp schema.Ref) bool {
+	for _, e := range d.exps[exp] {
+		if e.Deleted {
+			return true
+		}
+	}
+	return false
 }
 
 // indexDestination lists the destination's experiments and runs by

@@ -36,7 +36,7 @@ const (
 
 	TagManaged      = "runferry.managed"    // experiment written by runferry: "true"
 	TagPrefix       = "runferry.prefix"     // the experiment-prefix option it was written with
-	TagExpDeleted   = "runferry.deleted"    // experiment deleted in the source: "true"
+	TagExpDeleted   = "runferry.deleted"    // written by versions before 9.8 on experiments deleted in the source; no longer read
 	TagExpName      = "runferry.name"       // the source's experiment name
 	TagExpTagKeys   = "runferry.tag_keys"   // JSON map of mapped experiment tag keys
 	TagExpCreatedAt = "runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown
@@ -103,6 +103,13 @@ type Coverage struct {
 	// times) or collapses (exact duplicates).
 	Fixups        []Fixup `json:"fixups,omitempty"`
 	FixupsDropped int64   `json:"fixups_dropped,omitempty"` // beyond MaxFixups: lost
+	// InputsNotHeld names the dataset inputs MLflow would refuse
+	// ("name@digest: why"); they are whole in the sidecar.
+	InputsNotHeld []string `json:"inputs_not_held,omitempty"`
+	// LoggedModelsAsFiles lists the source's MLflow 3 logged models (by
+	// model id) held as run files under mlflow-logged-models/<id>/ rather
+	// than re-created as logged models.
+	LoggedModelsAsFiles []string `json:"logged_models_as_files,omitempty"`
 	// FileProblems lists source files that could not be read, by path.
 	FileProblems map[string]string `json:"file_problems,omitempty"`
 	// Generated lists artifacts runferry derived (output.log, config.json);

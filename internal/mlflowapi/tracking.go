@@ -53,6 +53,18 @@ func (c *Client) SetExperimentTag(ctx context.Context, id, key, value string) er
 		map[string]string{"experiment_id": id, "key": key, "value": value}, nil)
 }
 
+// DeleteExperiment marks an experiment deleted; MLflow marks its runs
+// deleted with it and refuses to create runs in it until it is restored.
+func (c *Client) DeleteExperiment(ctx context.Context, id string) error {
+	return c.post(ctx, idempotent, api+"experiments/delete", map[string]string{"experiment_id": id}, nil)
+}
+
+// RestoreExperiment makes a deleted experiment active again; MLflow makes
+// all of its runs active with it, those deleted on their own included.
+func (c *Client) RestoreExperiment(ctx context.Context, id string) error {
+	return c.post(ctx, idempotent, api+"experiments/restore", map[string]string{"experiment_id": id}, nil)
+}
+
 // SearchExperiments yields every experiment matching filter (MLflow search
 // syntax, "" for all) in view ("ACTIVE_ONLY", "DELETED_ONLY", "ALL"),
 // ordered by id. Paging is offset-based on the server, so experiments are

@@ -96,6 +96,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	if err := w.release(ctx); err != nil {
+		return fmt.Errorf("run committed, but its experiment (deleted in the source) could not be deleted: %w", err)
+	}
 	return nil
 }
 

@@ -23,6 +23,8 @@ const (
 	covFixups       = "metric points MLflow stores differently: ±Inf, -0, negative times, duplicates (originals in runferry/coverage.json)"
 	covFixupsLost   = "metric points stored differently beyond the fixup limit (stored form only: originals lost)"
 	covFileProblems = "files the source could not read (named in runferry/coverage.json)"
+	covModels       = "MLflow logged models held as run files, not re-created as logged models (files and logged_model.json under mlflow-logged-models/<model id>/)"
+	covInputs       = "dataset inputs MLflow refuses: too long or without name or digest (whole in runferry/run.json)"
 )
 
 // Coverage counts what the run's writes did not hold as given, by kind.
@@ -37,6 +39,7 @@ func (s *Sink) PlanCoverage(r schema.Run) map[string]int64 {
 	if _, _, err := mlflowapi.RunEntities(r, cov); err != nil {
 		return nil // the copy reports it as the run's error
 	}
+	mlflowapi.DatasetInputs(r, cov)
 	if utf8.RuneCountInString(r.Name) > mlflowapi.MaxRunNameLength {
 		cov.Truncated = append(cov.Truncated, mlflowapi.Truncation{What: "run name"})
 	}
@@ -62,5 +65,7 @@ func coverageCounts(cov *mlflowapi.Coverage) map[string]int64 {
 	add(covFixups, fixed)
 	add(covFixupsLost, int(cov.FixupsDropped))
 	add(covFileProblems, len(cov.FileProblems))
+	add(covInputs, len(cov.InputsNotHeld))
+	add(covModels, len(cov.LoggedModelsAsFiles))
 	return out
 }

@@ -25,9 +25,12 @@
 // runferry.origin stays the first one's, unless that is the new
 // experiment's former origin, which it then replaces); the
 // description goes to mlflow.note.content, tags to tags (values cut to 5000
-// characters), a source experiment marked deleted gets runferry.deleted=true
-// (it stays active so that its runs can be written). Creation time is the
-// server's.
+// characters). A source experiment marked deleted ends deleted (MLflow's
+// lifecycle stage, which also marks its runs deleted): it is restored only
+// while runs are being written into it, and deleted again when the last of
+// them commits or aborts (a job killed in between leaves it active, and
+// the next job deletes it). Creation time is the server's; the source's is
+// kept in runferry.created_at.
 //
 // A run becomes one MLflow run:
 //
@@ -50,6 +53,9 @@
 //	Labels             runferry.labels (a JSON array)
 //	Summary, Damage    only in runferry/run.json
 //	Deleted            the run is deleted (runs/delete) after everything else
+//	Inputs             dataset inputs (runs/log-inputs: name, digest, source type, source,
+//	                   schema, profile, input tags); one over MLflow's limits is left out,
+//	                   named in the coverage file and whole in runferry/run.json
 //	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN"
 //	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log
 //	                   (plain text; not written when the source has its own output.log)
@@ -57,7 +63,9 @@
 //	                   source's files and are copied as files
 //	files              artifacts, streamed, size checked; a source path under runferry/
 //	                   goes under runferry/files/; files the source could not read are
-//	                   listed with their problem in the coverage file
+//	                   listed with their problem in the coverage file; a source's MLflow
+//	                   logged models arrive as files under mlflow-logged-models/<id>/
+//	                   (not re-created as logged models; counted as coverage)
 //
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and

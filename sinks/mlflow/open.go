@@ -19,7 +19,10 @@ import (
 // is given. It then creates the run with its original start time, user and
 // name, uploads the run.json sidecar, writes params and tags, and links the
 // run to its parent when the parent is already there.
-func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
+//
+// The experiment is kept active (restored if deleted) until the writer
+// commits or aborts: see expLife.
+func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks.RunWriter, err error) {
 	if err := r.Validate(); err != nil {
 		return nil, fault.Permanent(err)
 	}
@@ -35,6 +38,14 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
 	}
 
+	if err := s.acquireExperiment(ctx, expID); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
+		}
+	}()
 	var earlier []mlflowapi.Run
 	for _, o := range append([]string{origin}, s.formerOf(r.Origin)...) {
 		runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(o), true)
@@ -78,7 +89,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 	if err != nil {
 		return nil, fmt.Errorf("creating run: %w", err)
 	}
-	w := &writer{sink: s, run: run.Info, src: r, cov: cov, keys: map[string]*keyState{}, written: map[string]bool{}}
+	w := &writer{sink: s, expID: expID, held: true, run: run.Info, src: r, cov: cov, keys: map[string]*keyState{}, written: map[string]bool{}}
 	if err := s.api.UploadBytes(ctx, run.Info.ArtifactURI, mlflowapi.SidecarPath, sidecar); err != nil {
 		return nil, fmt.Errorf("uploading %s: %w", mlflowapi.SidecarPath, err)
 	}
@@ -86,6 +97,9 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 		if err := s.api.LogBatch(ctx, b); err != nil {
 			return nil, fmt.Errorf("writing params and tags: %w", err)
 		}
+	}
+	if err := s.api.LogInputs(ctx, run.Info.RunID, mlflowapi.DatasetInputs(r, cov)); err != nil {
+		return nil, fmt.Errorf("writing dataset inputs: %w", err)
 	}
 	if err := s.linkToParent(ctx, run.Info.RunID, r.Parent); err != nil {
 		return nil, err

@@ -24,6 +24,9 @@ type Sink struct {
 	managed  []string               // ids of experiments written with this prefix
 	listedAt time.Time
 	former   map[schema.Ref][]schema.Ref // SetFormerOrigins
+
+	lifeMu sync.Mutex // guards lives and orders deletes and restores
+	lives  map[string]*expLife
 }
 
 var (
@@ -98,8 +101,10 @@ func (s *Sink) Close() error { return nil }
 // PutExperiment finds the experiment named prefix+e.Name, or creates it,
 // and tags it as runferry's (origin, source name, prefix, description,
 // tags). Experiments are matched by name: a second source experiment with
-// the same name shares it. A deleted experiment of that name is an error,
-// since MLflow keeps names unique across deleted experiments.
+// the same name shares it. The experiment ends deleted when the source's is
+// (see expLife) and active otherwise. A deleted experiment of that name
+// that runferry did not write under this prefix is an error, since MLflow
+// keeps names unique across deleted experiments.
 func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, error) {
 	if err := e.Validate(); err != nil {
 		return "", fault.Permanent(err)
@@ -124,16 +129,22 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 			return "", fmt.Errorf("creating experiment %q: %w", name, err)
 		}
 		s.addManaged(id)
+		s.noteExperiment(id, exp.LifecycleStage == mlflowapi.StageDeleted, e.Deleted)
+		if err := s.settleExperiment(ctx, id); err != nil {
+			return "", err
+		}
 		return id, nil
 	case err != nil:
 		return "", err
-	case exp.LifecycleStage == mlflowapi.StageDeleted:
+	case exp.LifecycleStage == mlflowapi.StageDeleted && !s.ours(exp):
 		return "", fault.Permanent(fmt.Errorf("mlflow: experiment %q (id %s) exists but is deleted, and MLflow keeps deleted names: restore it in MLflow, purge it with `mlflow gc`, or choose another experiment-prefix", name, exp.ExperimentID))
 	}
+	s.noteExperiment(exp.ExperimentID, exp.LifecycleStage == mlflowapi.StageDeleted, e.Deleted)
 	have := map[string]string{}
 	for _, t := range exp.Tags {
 		have[t.Key] = t.Value
 	}
+	var set []mlflowapi.Tag
 	for _, t := range tags {
 		v, ok := have[t.Key]
 		keepFirst := t.Key == mlflowapi.TagOrigin || t.Key == mlflowapi.TagExpName // shared by two source experiments: the first keeps them
@@ -143,12 +154,37 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 		if ok && (v == t.Value || keepFirst && v != "") {
 			continue
 		}
-		if err := s.api.SetExperimentTag(ctx, exp.ExperimentID, t.Key, t.Value); err != nil {
-			return "", fmt.Errorf("tagging experiment %q: %w", name, err)
+		set = append(set, t)
+	}
+	if len(set) > 0 {
+		// MLflow tags only active experiments.
+		err := s.withExperimentActive(ctx, exp.ExperimentID, func() error {
+			for _, t := range set {
+				if err := s.api.SetExperimentTag(ctx, exp.ExperimentID, t.Key, t.Value); err != nil {
+					return fmt.Errorf("tagging experiment %q: %w", name, err)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return "", err
 		}
 	}
 	s.addManaged(exp.ExperimentID)
+	if err := s.settleExperiment(ctx, exp.ExperimentID); err != nil {
+		return "", err
+	}
 	return exp.ExperimentID, nil
+}
+
+// ours reports whether runferry wrote exp under this sink's prefix.
+func (s *Sink) ours(exp mlflowapi.Experiment) bool {
+	managed, prefix := false, false
+	for _, t := range exp.Tags {
+		managed = managed || t.Key == mlflowapi.TagManaged && t.Value == "true"
+		prefix = prefix || t.Key == mlflowapi.TagPrefix && t.Value == s.cfg.ExperimentPrefix
+	}
+	return managed && prefix
 }
 
 func (s *Sink) nameLock(name string) *sync.Mutex {
@@ -180,9 +216,6 @@ func experimentTags(e schema.Experiment, prefix string) []mlflowapi.Tag {
 	if e.Description != "" {
 		v, _ := mlflowapi.Truncate(e.Description, mlflowapi.MaxExperimentTagValue)
 		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagNote, Value: v})
-	}
-	if e.Deleted {
-		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagExpDeleted, Value: "true"})
 	}
 	mapped := map[string]string{}
 	for _, t := range e.Tags {

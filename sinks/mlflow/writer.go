@@ -20,6 +20,8 @@ import (
 // writer writes one run. It is used by one goroutine at a time.
 type writer struct {
 	sink    *Sink
+	expID   string
+	held    bool // the experiment is held active for this run (expLife)
 	run     mlflowapi.RunInfo
 	src     schema.Run
 	cov     *mlflowapi.Coverage
@@ -250,6 +252,9 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	}
 	w.written[p] = true
 	w.cov.Files++
+	if m, ok := strings.CutPrefix(p, mlflowapi.LoggedModelsDir); ok && path.Base(m) == mlflowapi.LoggedModelMeta {
+		w.cov.LoggedModelsAsFiles = append(w.cov.LoggedModelsAsFiles, path.Dir(m))
+	}
 	if strings.HasPrefix(p, mlflowapi.Dir) {
 		p = mlflowapi.FilesDir + p
 	}
@@ -293,9 +298,19 @@ func (c *countReader) Read(p []byte) (int, error) {
 
 // Abort removes the spooled files; the run stays incomplete in MLflow and
 // the next OpenRun for its origin supersedes it.
-func (w *writer) Abort(context.Context) error {
+func (w *writer) Abort(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
-	return nil
+	return w.release(ctx)
+}
+
+// release lets the experiment go back to the stage the source wants once
+// no run is written into it (expLife); it is done once.
+func (w *writer) release(ctx context.Context) error {
+	if !w.held {
+		return nil
+	}
+	w.held = false
+	return w.sink.releaseExperiment(ctx, w.expID)
 }

@@ -32,9 +32,9 @@ func Description() location.Description {
 		Summary: "MLflow tracking server (REST API)",
 		Help: `Reads experiments and runs through the MLflow REST API: params, tags, the full
 history of every metric (get-history, paged), nested-run links, dataset inputs
-(as the tag mlflow.inputs.datasets), files (listed recursively, streamed) and
-the model registry (registered models, versions, aliases, tags, stages).
-Traces are counted in the report, not copied.
+(name, digest, source, schema, profile, context), files (listed recursively,
+streamed) and the model registry (registered models, versions, aliases, tags,
+stages). Traces are counted in the report, not copied.
 Runs written by runferry are read back exactly: their origin, metadata, console
 output and non-numeric values come from the files runferry stored with them.
 Credentials: MLFLOW_TRACKING_TOKEN, or basic auth with the user from ?username=

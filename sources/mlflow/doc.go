@@ -32,9 +32,13 @@
 //     mlflow.source.git.commit, mlflow.source.git.repoURL and
 //     mlflow.source.name become Notes, GitCommit, GitRemote and Program;
 //     mlflow.parentRunId becomes Parent (mlflow:INSTANCE/<parent run id>); the other
-//     tags stay tags. Dataset inputs become the tag mlflow.inputs.datasets
-//     (JSON: name, digest, source type, source, input tags); they are not
-//     re-created as inputs by the MLflow sink.
+//     tags stay tags. Dataset inputs become Run.Inputs (name, digest,
+//     source type, source, schema, profile and the input's tags such as
+//     mlflow.data.context), read from MLflow for every run, runferry's too.
+//   - MLflow 3 logged models of a run (logged-models/search by source run
+//     id; none on older servers) are files of the run: each model's files
+//     under mlflow-logged-models/<model id>/ and its metadata (name,
+//     status, type, params, tags, metrics) as logged_model.json there.
 //   - Runs runferry wrote are restored from runferry/run.json: origin,
 //     name, labels, config, summary, group, job type, host, parent and
 //     damage exactly as first read; params and tags are read from MLflow

@@ -73,13 +73,23 @@ func TestConformance(t *testing.T) {
 // nativePrefix logs runs with MLflow's own client (testdata/native.py: an
 // experiment with a parent and a child run) under a fresh prefix, and
 // returns the prefix and the ids native.py printed.
-func nativePrefix(t *testing.T, url string) (string, struct{ Experiment, Parent, Child string }) {
+// nativeIDs is what testdata/native.py made.
+type nativeIDs struct {
+	Experiment, Parent, Child string
+	Inputs                    []struct {
+		Name, Digest, Schema, Profile, Source string
+		SourceType                            string `json:"source_type"`
+		Tags                                  map[string]string
+	}
+}
+
+func nativePrefix(t *testing.T, url string) (string, nativeIDs) {
 	prefix := fmt.Sprintf("native-%d/", testenv.FreePort(t))
 	out, err := exec.Command(testenv.Python(t), "testdata/native.py", url, prefix+"exp").Output()
 	if err != nil {
 		t.Fatalf("native.py: %v", err)
 	}
-	var ids struct{ Experiment, Parent, Child string }
+	var ids nativeIDs
 	if err := json.Unmarshal(out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:], &ids); err != nil {
 		t.Fatalf("native.py printed %q: %v", out, err)
 	}
@@ -179,9 +189,24 @@ func TestNativeRuns(t *testing.T) {
 			t.Errorf("tag %s should be a run field, not a tag", k)
 		}
 	}
-	if tags["stage"] != "test" || !strings.Contains(tags["mlflow.inputs.datasets"], `"name":"digits"`) ||
-		!strings.Contains(tags["mlflow.inputs.datasets"], `"mlflow.data.context":"training"`) {
+	if _, asTag := tags["mlflow.inputs.datasets"]; tags["stage"] != "test" || asTag {
 		t.Errorf("tags %v", tags)
+	}
+	// Dataset inputs are inputs, exactly as MLflow's client reads them.
+	var wantInputs []schema.DatasetInput
+	for _, in := range ids.Inputs {
+		d := schema.DatasetInput{Name: in.Name, Digest: in.Digest, SourceType: in.SourceType, Source: in.Source, Schema: in.Schema, Profile: in.Profile}
+		for k, v := range in.Tags {
+			d.Tags = append(d.Tags, schema.Tag{Key: k, Value: v})
+		}
+		wantInputs = append(wantInputs, d)
+	}
+	if len(wantInputs) != 1 || wantInputs[0].Name != "digits" || wantInputs[0].Schema == "" || wantInputs[0].Profile == "" ||
+		fmt.Sprint(wantInputs[0].Tags) != "[{mlflow.data.context training}]" {
+		t.Fatalf("native.py logged unexpected inputs %+v", wantInputs)
+	}
+	if !reflect.DeepEqual(p.Inputs, wantInputs) {
+		t.Errorf("dataset inputs\n got %+v\nwant %+v", p.Inputs, wantInputs)
 	}
 	base := int64(1_700_000_000_000)
 	wantLoss := []schema.Metric{

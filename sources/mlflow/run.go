@@ -30,8 +30,8 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 		tags[t.Key] = t.Value
 	}
 	_, complete := tags[mlflowapi.TagComplete]
-	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, runferry: complete,
-		fingerprint: tags[mlflowapi.TagFingerprint]}
+	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID,
+		runferry: complete, fingerprint: tags[mlflowapi.TagFingerprint]}
 	var run schema.Run
 	var damage []string
 	if path, ok := tags[mlflowapi.TagSidecar]; ok {
@@ -59,6 +59,7 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 		run.End = msTime(*r.Info.EndTime)
 	}
 	run.Deleted = r.Info.LifecycleStage == mlflowapi.StageDeleted
+	run.Inputs = mlflowapi.SchemaInputs(r) // what MLflow shows, even for a run runferry wrote
 	run.Canonicalize()
 	return run, info, nil
 }
@@ -134,38 +135,7 @@ func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.
 			run.Tags = append(run.Tags, schema.Tag{Key: k, Value: v})
 		}
 	}
-	if in := inputs(r); in != "" {
-		run.Tags = append(run.Tags, schema.Tag{Key: mlflowapi.TagInputs, Value: in})
-	}
 	return run
-}
-
-// inputs renders a run's dataset inputs as JSON (name, digest, source type,
-// source and the input's tags such as mlflow.data.context), or "".
-func inputs(r mlflowapi.Run) string {
-	if len(r.Inputs.DatasetInputs) == 0 {
-		return ""
-	}
-	type input struct {
-		Name       string            `json:"name"`
-		Digest     string            `json:"digest"`
-		SourceType string            `json:"source_type,omitempty"`
-		Source     string            `json:"source,omitempty"`
-		Tags       map[string]string `json:"tags,omitempty"`
-	}
-	var out []input
-	for _, d := range r.Inputs.DatasetInputs {
-		in := input{Name: d.Dataset.Name, Digest: d.Dataset.Digest, SourceType: d.Dataset.SourceType, Source: d.Dataset.Source}
-		for _, t := range d.Tags {
-			if in.Tags == nil {
-				in.Tags = map[string]string{}
-			}
-			in.Tags[t.Key] = t.Value
-		}
-		out = append(out, in)
-	}
-	b, _ := json.Marshal(out)
-	return string(b)
 }
 
 // fromSidecar restores a runferry run from its sidecar, reading params and

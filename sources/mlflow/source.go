@@ -34,6 +34,7 @@ type Source struct {
 // runInfo is what the source keeps about a run it listed.
 type runInfo struct {
 	id, artifactURI string
+	experimentID    string
 	runferry        bool   // written by runferry: has sidecar files
 	fingerprint     string // runferry.fingerprint, for RecordedTransform
 
@@ -195,7 +196,6 @@ func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.E
 			x.CreatedAt = t.UTC()
 		}
 	}
-	x.Deleted = x.Deleted || tags[mlflowapi.TagExpDeleted] == "true"
 	x.Description = tags[mlflowapi.TagNote]
 	keys := map[string]string{}
 	_ = json.Unmarshal([]byte(tags[mlflowapi.TagExpTagKeys]), &keys)

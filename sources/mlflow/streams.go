@@ -2,9 +2,11 @@ package mlflow
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -168,7 +170,8 @@ func jsonLines[T any](ctx context.Context, s *Source, ref schema.Ref, path strin
 }
 
 // Artifacts yields a run's files sorted by path, each streamed from the
-// server when opened. runferry's own files (runferry/, and output.log or
+// server when opened, and the files of the MLflow 3 logged models the run
+// logged (see loggedModelFiles). runferry's own files (runferry/, and output.log or
 // config.json when runferry generated them) are left out; files the source
 // of a runferry copy could not read are listed with their Problem.
 func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema.Artifact, error] {
@@ -216,6 +219,12 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 		for p, problem := range cov.FileProblems {
 			out = append(out, schema.Artifact{Path: p, Size: -1, Problem: problem})
 		}
+		models, err := s.loggedModelFiles(ctx, info)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		out = append(out, models...)
 		slices.SortFunc(out, func(a, b schema.Artifact) int { return strings.Compare(a.Path, b.Path) })
 		for _, a := range out {
 			if !yield(a, nil) {
@@ -223,4 +232,45 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 			}
 		}
 	}
+}
+
+// loggedModelFiles lists the files of the logged models run info logged,
+// which MLflow 3 keeps under the model, not the run: each model's files
+// under mlflow-logged-models/<model id>/, plus its metadata there as
+// logged_model.json. A model whose files the proxy does not serve is
+// listed with a Problem, never left out.
+func (s *Source) loggedModelFiles(ctx context.Context, info *runInfo) ([]schema.Artifact, error) {
+	models, err := s.api.LoggedModelsOf(ctx, info.experimentID, info.id)
+	if err != nil {
+		return nil, err
+	}
+	var out []schema.Artifact
+	for _, m := range models {
+		dir := mlflowapi.LoggedModelsDir + m.Info.ModelID + "/"
+		meta, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, schema.Artifact{Path: dir + mlflowapi.LoggedModelMeta, Size: int64(len(meta)),
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(meta)), nil }})
+		for f, err := range s.api.ListProxied(ctx, m.Info.ArtifactURI) {
+			if errors.Is(err, mlflowapi.ErrNotProxied) {
+				out = append(out, schema.Artifact{Path: dir + "artifacts", Size: -1, Problem: fmt.Sprintf("logged model %s: files at %s not served by the mlflow-artifacts proxy", m.Info.ModelID, m.Info.ArtifactURI)})
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("listing the files of logged model %s: %w", m.Info.ModelID, err)
+			}
+			a := schema.Artifact{Path: dir + f.Path, Size: -1}
+			if f.FileSize != nil {
+				a.Size = *f.FileSize
+			}
+			uri, rel := m.Info.ArtifactURI, f.Path
+			a.Open = func(ctx context.Context) (io.ReadCloser, error) {
+				return s.api.OpenArtifact(ctx, info.id, uri, rel)
+			}
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }

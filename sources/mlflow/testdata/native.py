@@ -26,4 +26,11 @@ with mlflow.start_run(experiment_id=exp_id, run_name="parent") as parent:
     mlflow.log_artifact(os.path.join(d, "notes.txt"), artifact_path="docs")
     with mlflow.start_run(experiment_id=exp_id, run_name="child", nested=True) as child:
         mlflow.log_metric("acc", 0.9, step=1, timestamp=1_700_000_000_100)
-print(json.dumps({"experiment": exp_id, "parent": parent.info.run_id, "child": child.info.run_id}))
+# The parent's dataset inputs as MLflow's own client reads them back.
+inputs = [
+    {"name": i.dataset.name, "digest": i.dataset.digest, "source_type": i.dataset.source_type,
+     "source": i.dataset.source, "schema": i.dataset.schema or "", "profile": i.dataset.profile or "",
+     "tags": {t.key: t.value for t in i.tags}}
+    for i in mlflow.get_run(parent.info.run_id).inputs.dataset_inputs
+]
+print(json.dumps({"experiment": exp_id, "parent": parent.info.run_id, "child": child.info.run_id, "inputs": inputs}))

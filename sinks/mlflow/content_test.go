@@ -1,0 +1,170 @@
+package mlflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/sinks/parquetdir"
+	mlsrc "github.com/runferry/runferry/sources/mlflow"
+	pqsrc "github.com/runferry/runferry/sources/parquetdir"
+)
+
+// contentRun is what testdata/content.py read prints for one run.
+type contentRun struct {
+	Inputs []map[string]any `json:"inputs"`
+	Models []struct {
+		ModelID string            `json:"model_id"`
+		Name    string            `json:"name"`
+		Files   map[string]string `json:"files"`
+	} `json:"models"`
+	RunFiles map[string]string `json:"run_files"`
+}
+
+// contentPy runs testdata/content.py (MLflow's own Python client).
+func contentPy(t *testing.T, args ...string) []byte {
+	t.Helper()
+	t.Logf("%s content.py %s", time.Now().Format(time.TimeOnly), args[0])
+	cmd := exec.Command(testenv.Python(t), append([]string{"testdata/content.py"}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		stderr := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("content.py %v: %v\n%s", args, err, tail(stderr, 30))
+	}
+	s := strings.TrimSpace(string(out))
+	return []byte(s[strings.LastIndexByte(s, '\n')+1:])
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func readContent(t *testing.T, url, experiment string) map[string]contentRun {
+	t.Helper()
+	var out map[string]contentRun
+	if err := json.Unmarshal(contentPy(t, "read", url, experiment), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestMLflowContent logs runs with MLflow's Python client (dataset inputs
+// with schema, profile and context), copies them MLflow -> Parquet archive
+// -> MLflow under another prefix, and compares what MLflow's client reads
+// from the destination with what it reads from the source; check passes
+// on both legs, and the archive's inputs table holds the inputs for
+// pyarrow.
+func TestMLflowContent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs MLflow's Python client four times")
+	}
+	srv := testenv.SharedMLflow(t)
+	t.Logf("%s server up", time.Now().Format(time.TimeOnly))
+	ctx := context.Background()
+	srcPrefix := fmt.Sprintf("content-src-%d/", testenv.FreePort(t))
+	contentPy(t, "log", srv.URL, srcPrefix+"exp")
+	src := func() *mlsrc.Source {
+		s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: srcPrefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	dir := filepath.Join(t.TempDir(), "archive")
+	pq, err := parquetdir.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := transfer.Copy(ctx, src(), pq, transfer.Options{}); err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 2 {
+		t.Fatalf("MLflow to Parquet: %v %+v %+v", err, rep.Totals, rep.Runs)
+	}
+	if err := pq.Close(); err != nil {
+		t.Fatal(err)
+	}
+	arch := func() *pqsrc.Source {
+		s, err := pqsrc.New(dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if res, err := check.Run(ctx, src(), arch(), check.Options{}); err != nil || len(res.Differences) > 0 {
+		t.Fatalf("check MLflow vs archive: %v %v", err, res.Differences)
+	}
+	out, err := exec.Command(testenv.Python(t), "-c", `import sys, pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1] + "/inputs", format="parquet").to_table().to_pylist()
+print(sorted((r["name"], r["source_type"], r["tags"]) for r in t))`, dir).CombinedOutput()
+	wantRows := `[('digits', 's3', '[{"key":"mlflow.data.context","value":"training"}]'), ('frame', 'http', '[{"key":"mlflow.data.context","value":"eval"}]')]`
+	if err != nil || strings.TrimSpace(string(out)) != wantRows {
+		t.Fatalf("pyarrow reads the archive's inputs table as %s (%v), want %s", out, err, wantRows)
+	}
+
+	t.Logf("%s archive checked", time.Now().Format(time.TimeOnly))
+	dst, read, dstPrefix := pair(t, srv.URL)
+	rep, err := transfer.Copy(ctx, arch(), dst, transfer.Options{})
+	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 2 {
+		t.Fatalf("Parquet to MLflow: %v %+v %+v", err, rep.Totals, rep.Runs)
+	}
+	models := 0
+	for kind, n := range rep.Coverage {
+		if strings.Contains(kind, "logged models held as run files") {
+			models += int(n)
+		}
+	}
+	if models != 1 {
+		t.Errorf("coverage %v: want the one logged model counted as held as run files", rep.Coverage)
+	}
+	if res, err := check.Run(ctx, src(), read(), check.Options{}); err != nil || len(res.Differences) > 0 {
+		t.Fatalf("check MLflow vs MLflow: %v %v", err, res.Differences)
+	}
+
+	want, got := readContent(t, srv.URL, srcPrefix+"exp"), readContent(t, srv.URL, dstPrefix+"exp")
+	if len(want["with-inputs"].Inputs) != 2 {
+		t.Fatalf("content.py logged %+v", want)
+	}
+	for name, w := range want {
+		if !reflect.DeepEqual(w.Inputs, got[name].Inputs) {
+			t.Errorf("run %s: dataset inputs MLflow's client reads from the destination:\n got %v\nwant %v", name, got[name].Inputs, w.Inputs)
+		}
+	}
+	// The logged model's files (which MLflow 3 keeps under the model, not
+	// the run) arrive as files of the destination run, byte for byte, with
+	// the model's metadata beside them.
+	m := want["with-model"].Models
+	if len(m) != 1 || m[0].Name != "regressor" || m[0].Files["MLmodel"] == "" {
+		t.Fatalf("content.py logged models %+v", m)
+	}
+	wantFiles := map[string]string{}
+	for f, sum := range m[0].Files {
+		if f != "registered_model_meta" { // written by the client on download
+			wantFiles["mlflow-logged-models/"+m[0].ModelID+"/"+f] = sum
+		}
+	}
+	gotFiles := got["with-model"].RunFiles
+	meta := "mlflow-logged-models/" + m[0].ModelID + "/logged_model.json"
+	if gotFiles[meta] == "" {
+		t.Errorf("no %s among the destination run's files %v", meta, gotFiles)
+	}
+	delete(gotFiles, meta)
+	if !reflect.DeepEqual(gotFiles, wantFiles) {
+		t.Errorf("logged model files in the destination run:\n got %v\nwant %v", gotFiles, wantFiles)
+	}
+}

@@ -1,0 +1,88 @@
+"""MLflow content beyond runs, logged and read back with MLflow's own client.
+
+Usage:
+  python content.py log TRACKING_URI EXPERIMENT_NAME
+      logs a run with two dataset inputs and a run with an sklearn model
+      (MLflow 3 logged model, with params, tags and a metric); prints the
+      experiment id as JSON.
+  python content.py read TRACKING_URI EXPERIMENT_NAME
+      prints, by run name, the run's dataset inputs, logged models (id,
+      name, params, tags, metrics, files with sha256) and the run's own files under mlflow-logged-models/
+      (sha256), as MLflow's client reads them, as JSON.
+"""
+import hashlib
+import json
+import os
+import sys
+import tempfile
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+
+def log(uri, name):
+    mlflow.set_tracking_uri(uri)
+    exp_id = mlflow.create_experiment(name)
+    with mlflow.start_run(experiment_id=exp_id, run_name="with-inputs"):
+        mlflow.log_param("p", "1")
+        mlflow.log_metric("m", 0.5, step=1)
+        mlflow.log_input(mlflow.data.from_numpy(np.arange(3), name="digits", source="s3://bucket/digits"), context="training")
+        frame = pd.DataFrame({"a": [1, 2, 3], "b": ["x", "y", "z"]})
+        mlflow.log_input(mlflow.data.from_pandas(frame, name="frame", source="https://example.com/frame.csv"), context="eval")
+    from sklearn.linear_model import LinearRegression
+
+    X = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([1.0, 3.0, 5.0, 7.0])
+    model = LinearRegression().fit(X, y)
+    with mlflow.start_run(experiment_id=exp_id, run_name="with-model"):
+        mlflow.log_param("alpha", "0")
+        info = mlflow.sklearn.log_model(model, name="regressor", params={"fit_intercept": "True"}, tags={"kind": "linear"})
+        mlflow.log_metric("r2", 1.0, model_id=info.model_id)
+    print(json.dumps({"experiment": exp_id}))
+
+
+def files_of(root):
+    out = {}
+    for dirpath, _, names in os.walk(root):
+        for n in names:
+            full = os.path.join(dirpath, n)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, root)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def read(uri, name):
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    out = {}
+    for run in client.search_runs([exp.experiment_id], run_view_type=mlflow.entities.ViewType.ALL):
+        inputs = [
+            {"name": i.dataset.name, "digest": i.dataset.digest, "source_type": i.dataset.source_type,
+             "source": i.dataset.source, "schema": i.dataset.schema or "", "profile": i.dataset.profile or "",
+             "tags": {t.key: t.value for t in i.tags}}
+            for i in run.inputs.dataset_inputs
+        ]
+        models = []
+        for m in mlflow.search_logged_models(experiment_ids=[exp.experiment_id],
+                                             filter_string=f"source_run_id = '{run.info.run_id}'", output_format="list"):
+            d = tempfile.mkdtemp()
+            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{m.model_id}", dst_path=d)
+            models.append({
+                "model_id": m.model_id, "name": m.name, "params": m.params,
+                "tags": {k: v for k, v in m.tags.items() if not k.startswith("runferry.")},
+                "metrics": sorted([[x.key, x.value, x.step] for x in (m.metrics or [])]),
+                "files": files_of(d),
+            })
+        run_files = {}
+        if any(f.path == "mlflow-logged-models" for f in client.list_artifacts(run.info.run_id)):
+            d = tempfile.mkdtemp()
+            mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="mlflow-logged-models", dst_path=d)
+            run_files = files_of(d)
+        out[run.info.run_name] = {"inputs": sorted(inputs, key=lambda i: i["name"]), "models": models, "run_files": run_files}
+    print(json.dumps(out, sort_keys=True))
+
+
+if __name__ == "__main__":
+    {"log": log, "read": read}[sys.argv[1]](sys.argv[2], sys.argv[3])
