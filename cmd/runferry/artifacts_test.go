@@ -31,9 +31,15 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	src := "wandb:" + filepath.Join(dir, "wandb") + "?artifact-cache=" + filepath.Join(dir, "cache", "artifacts")
 	archive := filepath.Join(t.TempDir(), "archive")
 	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	// An offline run names no entity: its origin names the folder it lies in.
+	root, err := filepath.EvalSymlinks(filepath.Join(dir, "wandb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	origin := "wandb:" + root + "#runferry-artifacts/artprod1"
 
 	code, out, errOut := runCLI(t, "copy", src, "parquet:"+archive, "--state", ledger)
-	if code != 0 || !strings.Contains(errOut+out, "file not copied wandb:runferry-artifacts/artprod1: wandb-artifacts/lost-data/") || !strings.Contains(errOut+out, "lost.txt: content not found") {
+	if code != 0 || !strings.Contains(errOut+out, "file not copied "+origin+": wandb-artifacts/lost-data/") || !strings.Contains(errOut+out, "lost.txt: content not found") {
 		t.Fatalf("copy to the archive: exit %d, want 0 naming the missing entry\n%s\n%s", code, out, errOut)
 	}
 	if !strings.Contains(out, "copied 1 runs (") || !strings.Contains(out, " points, 12 files") {
@@ -129,7 +135,7 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 			size += float64(e.Size)
 		}
 		aliases, _ := json.Marshal(a.Aliases)
-		wantVersions = append(wantVersions, []any{"wandb:runferry-artifacts/artprod1", "logged", a.Name, a.Digest,
+		wantVersions = append(wantVersions, []any{origin, "logged", a.Name, a.Digest,
 			string(aliases), float64(len(a.Entries)), size})
 	}
 	sortRows(wantVersions)
