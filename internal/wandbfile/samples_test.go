@@ -2,13 +2,14 @@ package wandbfile
 
 import (
 	"errors"
-	"github.com/runferry/runferry/internal/testenv"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
 )
 
 // samplesDir is where the project's real-world samples live, relative to

@@ -1,10 +1,8 @@
 package wandbcloud
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
-	"strconv"
 	"strings"
 )
 
@@ -76,78 +74,4 @@ func restore(v any) any {
 		}
 	}
 	return v
-}
-
-// toFloat reads numbers and booleans (1, 0) as float64.
-func toFloat(v any) (float64, bool) {
-	switch v := v.(type) {
-	case float64:
-		return v, true
-	case json.Number:
-		f, err := strconv.ParseFloat(string(v), 64)
-		return f, err == nil || math.IsInf(f, 0)
-	case bool:
-		if v {
-			return 1, true
-		}
-		return 0, true
-	}
-	return 0, false
-}
-
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case bool:
-		return "bool"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "object"
-	}
-	return "number"
-}
-
-// schemaValue replaces NaN and ±Inf by the strings "NaN", "Infinity" and
-// "-Infinity", the schema's convention for JSON documents.
-func schemaValue(v any) any {
-	switch x := v.(type) {
-	case float64:
-		switch {
-		case math.IsNaN(x):
-			return "NaN"
-		case math.IsInf(x, 1):
-			return "Infinity"
-		case math.IsInf(x, -1):
-			return "-Infinity"
-		}
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = schemaValue(e)
-		}
-		return out
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = schemaValue(e)
-		}
-		return out
-	}
-	return v
-}
-
-// toJSON renders v compactly, keys sorted, without HTML escaping.
-func toJSON(v any) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(schemaValue(v)); err != nil {
-		b, _ := json.Marshal(err.Error())
-		return string(b)
-	}
-	return strings.TrimRight(buf.String(), "\n")
 }

@@ -55,6 +55,7 @@ import (
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/wandbapi"
+	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 )
@@ -238,7 +239,7 @@ func (s *Source) convert(exp schema.Ref, project string, r wandbapi.Run) schema.
 		if err != nil {
 			out.Damage = append(out.Damage, fmt.Sprintf("summaryMetrics: %v", err))
 		} else {
-			out.Summary = json.RawMessage(toJSON(v))
+			out.Summary = json.RawMessage(wandbfile.ValueToJSON(v))
 		}
 	}
 	out.Canonicalize()
@@ -255,7 +256,7 @@ func compact(cfg map[string]json.RawMessage) json.RawMessage {
 		}
 		m[k] = v
 	}
-	return json.RawMessage(toJSON(m))
+	return json.RawMessage(wandbfile.ValueToJSON(m))
 }
 
 func parseTime(s string) time.Time {
@@ -319,7 +320,7 @@ func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row map[st
 }
 
 func stepOf(row map[string]any) int64 {
-	f, _ := toFloat(row["_step"])
+	f, _ := wandbfile.ValueFloat(row["_step"])
 	return int64(f)
 }
 
@@ -331,7 +332,7 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 		err := s.history(ctx, run, func(row map[string]any) error {
 			step, ms := header(row)
 			emitRow(row, func(key string, v any) {
-				if f, ok := toFloat(v); ok {
+				if f, ok := wandbfile.ValueFloat(v); ok {
 					page = append(page, schema.Metric{Key: key, Value: f, Step: step, Time: ms})
 				}
 			})
@@ -365,10 +366,10 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 		err := s.history(ctx, run, func(row map[string]any) error {
 			step, ms := header(row)
 			emitRow(row, func(key string, v any) {
-				if _, ok := toFloat(v); ok {
+				if _, ok := wandbfile.ValueFloat(v); ok {
 					return
 				}
-				rv := schema.RichValue{Key: key, Step: step, Time: ms, Type: jsonKind(v), JSON: toJSON(v)}
+				rv := schema.RichValue{Key: key, Step: step, Time: ms, Type: wandbfile.ValueKind(v), JSON: wandbfile.ValueToJSON(v)}
 				if m, ok := v.(map[string]any); ok {
 					if t, ok := m["_type"].(string); ok {
 						rv.Type = t
@@ -405,7 +406,7 @@ var errStop = fmt.Errorf("stopped")
 // floored, as the folder source does).
 func header(row map[string]any) (step, ms int64) {
 	step = stepOf(row)
-	if f, ok := toFloat(row["_timestamp"]); ok && !math.IsNaN(f) && !math.IsInf(f, 0) && math.Abs(f) <= 1e15 {
+	if f, ok := wandbfile.ValueFloat(row["_timestamp"]); ok && !math.IsNaN(f) && !math.IsInf(f, 0) && math.Abs(f) <= 1e15 {
 		us := int64(math.Round(f * 1e6))
 		ms = us / 1000
 		if us < 0 && us%1000 != 0 {

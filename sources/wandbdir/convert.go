@@ -253,10 +253,10 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run, crash crashRule) {
 	wandbInternal, _ := m.config[keyWandb].(map[string]any)
 	delete(m.config, keyWandb)
 	if len(m.config) > 0 {
-		r.Config = json.RawMessage(toJSON(m.config))
+		r.Config = json.RawMessage(wandbfile.ValueToJSON(m.config))
 	}
 	if len(m.summary) > 0 {
-		r.Summary = json.RawMessage(toJSON(m.summary))
+		r.Summary = json.RawMessage(wandbfile.ValueToJSON(m.summary))
 	}
 	sdk, _ := wandbInternal["cli_version"].(string)
 	pyFromConfig, _ := wandbInternal["python_version"].(string)
@@ -264,7 +264,7 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run, crash crashRule) {
 
 	var args string
 	if len(env.Args) > 0 {
-		args = toJSON(stringsToAny(env.Args))
+		args = wandbfile.ValueToJSON(stringsToAny(env.Args))
 	}
 	tags := map[string]string{
 		"entity": ri.entity, "project": ri.project, "run_id": ri.id,

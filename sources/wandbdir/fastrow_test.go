@@ -3,7 +3,6 @@ package wandbdir
 import (
 	"context"
 	"fmt"
-	"github.com/runferry/runferry/internal/testenv"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -15,6 +14,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
 )
@@ -51,9 +51,9 @@ func checkSimple(t *testing.T, s string) {
 		t.Fatalf("%q: parseSimple accepts it, ParseValueJSON: %v", s, err)
 	}
 	f1, ok1 := v.float()
-	f2, ok2 := toFloat(x)
+	f2, ok2 := wandbfile.ValueFloat(x)
 	if ok1 != ok2 || !sameFloat(f1, f2) {
-		t.Errorf("%q: float %v,%v; toFloat(ParseValueJSON) %v,%v", s, f1, ok1, f2, ok2)
+		t.Errorf("%q: float %v,%v; wandbfile.ValueFloat(ParseValueJSON) %v,%v", s, f1, ok1, f2, ok2)
 	}
 	n1, iok1 := v.integral()
 	n2, iok2 := integral(x)

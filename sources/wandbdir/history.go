@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -91,13 +92,13 @@ func convertRow(items []kv, recStep *int64) row {
 // media dicts and other non-numeric values as rich values, plain dicts
 // flattened into their leaves.
 func (r *row) emit(key string, value any) {
-	if f, ok := toFloat(value); ok {
+	if f, ok := wandbfile.ValueFloat(value); ok {
 		r.metrics = append(r.metrics, schema.Metric{Key: key, Value: f})
 		return
 	}
 	if obj, ok := value.(map[string]any); ok {
 		if typ, ok := obj["_type"].(string); ok {
-			r.rich = append(r.rich, schema.RichValue{Key: key, Type: typ, JSON: toJSON(obj), Files: mediaFiles(obj)})
+			r.rich = append(r.rich, schema.RichValue{Key: key, Type: typ, JSON: wandbfile.ValueToJSON(obj), Files: mediaFiles(obj)})
 			return
 		}
 		if len(obj) > 0 {
@@ -112,7 +113,7 @@ func (r *row) emit(key string, value any) {
 			return
 		}
 	}
-	r.rich = append(r.rich, schema.RichValue{Key: key, Type: jsonKind(value), JSON: toJSON(value)})
+	r.rich = append(r.rich, schema.RichValue{Key: key, Type: wandbfile.ValueKind(value), JSON: wandbfile.ValueToJSON(value)})
 }
 
 // mediaRoots returns the paths (joined with NUL) of the media dicts that

@@ -82,7 +82,7 @@ func parseMetadata(b []byte) (*metadata, error) {
 		md.GitCommit, _ = git["commit"].(string)
 	}
 	if args, ok := m["args"].([]any); ok {
-		md.Args = toJSON(args)
+		md.Args = wandbfile.ValueToJSON(args)
 	}
 	md.StartedAt = parseTime(str("startedAt"))
 	md.Project, md.Name, md.Notes, md.JobType = str("project"), str("name"), str("notes"), str("jobType")
@@ -131,7 +131,7 @@ func parseConfigYAML(b []byte) (config map[string]any, internal any, err error) 
 	if doc == nil {
 		return map[string]any{}, nil, nil
 	}
-	top, ok := schemaValue(doc).(map[string]any)
+	top, ok := wandbfile.SchemaValue(doc).(map[string]any)
 	if !ok {
 		return nil, nil, errors.New("config.yaml is not a mapping")
 	}

@@ -1,12 +1,8 @@
 package wandbdir
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/runferry/runferry/internal/wandbfile"
@@ -73,105 +69,10 @@ func removePath(tree map[string]any, path []string) {
 	delete(tree, path[len(path)-1])
 }
 
-// toFloat converts a numeric or boolean value to a metric value.
-func toFloat(v any) (float64, bool) {
-	switch v := v.(type) {
-	case float64:
-		return v, true
-	case int64:
-		return float64(v), true
-	case json.Number:
-		f, err := strconv.ParseFloat(string(v), 64)
-		return f, err == nil || math.IsInf(f, 0)
-	case bool:
-		if v {
-			return 1, true
-		}
-		return 0, true
-	}
-	return 0, false
-}
-
-// jsonKind names the JSON kind of a non-numeric value, the RichValue.Type of
-// values that carry no "_type".
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case string:
-		return "string"
-	case bool:
-		return "bool"
-	case []any:
-		return "list"
-	case map[string]any:
-		return "object"
-	}
-	return "number"
-}
-
-// schemaValue returns v with NaN and ±Inf replaced by the strings "NaN",
-// "Infinity" and "-Infinity" (the schema's convention for JSON documents)
-// and YAML-only types made JSON-friendly.
-func schemaValue(v any) any {
-	switch v := v.(type) {
-	case float64:
-		switch {
-		case math.IsNaN(v):
-			return "NaN"
-		case math.IsInf(v, 1):
-			return "Infinity"
-		case math.IsInf(v, -1):
-			return "-Infinity"
-		}
-		return v
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = schemaValue(x)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[k] = schemaValue(x)
-		}
-		return out
-	case map[any]any: // YAML maps with non-string keys
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[fmt.Sprint(k)] = schemaValue(x)
-		}
-		return out
-	case int:
-		return int64(v)
-	case uint64:
-		return json.Number(strconv.FormatUint(v, 10))
-	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	}
-	return v
-}
-
-// toJSON renders v as compact JSON under the schema's conventions (see
-// schemaValue), with map keys sorted and without HTML escaping.
-func toJSON(v any) string {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(schemaValue(v)); err != nil {
-		// Only unsupported Go types fail; values from ParseValueJSON and
-		// YAML never are. Keep the text rather than lose the value.
-		b, _ := json.Marshal(fmt.Sprint(v))
-		return string(b)
-	}
-	return string(bytes.TrimRight(buf.Bytes(), "\n"))
-}
-
 // secondsToMillis converts a W&B `_timestamp` (float Unix seconds) to Unix
 // milliseconds, rounding to the microsecond first so that 0.123 stays 123.
 func secondsToMillis(v any) (int64, bool) {
-	return floatSecondsToMillis(toFloat(v))
+	return floatSecondsToMillis(wandbfile.ValueFloat(v))
 }
 
 // floatSecondsToMillis is secondsToMillis of a value toFloat gave f and ok

@@ -306,7 +306,7 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 				defer func() { sample++ }()
 				return systemItems(items, false, func(key string, _ float64, it kv) error {
 					return emit(schema.RichValue{Key: key, Step: sample, Time: unixMillis(t),
-						Type: jsonKind(it.value), JSON: toJSON(it.value)})
+						Type: wandbfile.ValueKind(it.value), JSON: wandbfile.ValueToJSON(it.value)})
 				})
 			},
 		}, nil
@@ -554,7 +554,7 @@ func systemItems(items []kv, numeric bool, fn func(key string, f float64, it kv)
 		if it.err != nil || len(it.path) == 0 {
 			continue
 		}
-		if f, ok := toFloat(it.value); ok == numeric {
+		if f, ok := wandbfile.ValueFloat(it.value); ok == numeric {
 			if err := fn(SystemPrefix+joinPath(it.path), f, it); err != nil {
 				return err
 			}

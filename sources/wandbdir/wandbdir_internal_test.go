@@ -215,7 +215,7 @@ func TestConfigYAMLShapes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if got, want := toJSON(cfg), `{"lr":0.1,"nested":{"1":"x","a":[1,2]}}`; got != want {
+		if got, want := wandbfile.ValueToJSON(cfg), `{"lr":0.1,"nested":{"1":"x","a":[1,2]}}`; got != want {
 			t.Errorf("%s: config %s, want %s", name, got, want)
 		}
 		if m, _ := internal.(map[string]any); m["cli_version"] == nil {
@@ -243,7 +243,7 @@ func FuzzConfigYAML(f *testing.F) {
 		cfg, _, err := parseConfigYAML(b)
 		if err == nil {
 			var v any
-			if jerr := json.Unmarshal([]byte(toJSON(cfg)), &v); jerr != nil {
+			if jerr := json.Unmarshal([]byte(wandbfile.ValueToJSON(cfg)), &v); jerr != nil {
 				t.Fatalf("config renders as invalid JSON: %v", jerr)
 			}
 		}
@@ -257,7 +257,7 @@ func FuzzSummaryJSON(f *testing.F) {
 		m, err := parseSummaryJSON(b)
 		if err == nil {
 			var v map[string]any
-			if jerr := json.Unmarshal([]byte(toJSON(m)), &v); jerr != nil {
+			if jerr := json.Unmarshal([]byte(wandbfile.ValueToJSON(m)), &v); jerr != nil {
 				t.Fatalf("summary renders as invalid JSON: %v", jerr)
 			}
 		}

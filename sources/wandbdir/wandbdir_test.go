@@ -3,7 +3,6 @@ package wandbdir_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/runferry/runferry/internal/testenv"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sources"

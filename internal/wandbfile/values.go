@@ -1,0 +1,109 @@
+package wandbfile
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+)
+
+// The conventions for W&B values (history rows, config, summary) as the
+// sources hand them to the schema, shared by the run-folder and the cloud
+// sources so that a run reads the same from either.
+
+// ValueFloat converts a numeric or boolean value to a metric value.
+func ValueFloat(v any) (float64, bool) {
+	switch v := v.(type) {
+	case float64:
+		return v, true
+	case int64:
+		return float64(v), true
+	case json.Number:
+		f, err := strconv.ParseFloat(string(v), 64)
+		return f, err == nil || math.IsInf(f, 0)
+	case bool:
+		if v {
+			return 1, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// ValueKind names the JSON kind of a non-numeric value, the RichValue.Type of
+// values that carry no "_type".
+func ValueKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case bool:
+		return "bool"
+	case []any:
+		return "list"
+	case map[string]any:
+		return "object"
+	}
+	return "number"
+}
+
+// SchemaValue returns v with NaN and ±Inf replaced by the strings "NaN",
+// "Infinity" and "-Infinity" (the schema's convention for JSON documents)
+// and YAML-only types made JSON-friendly.
+func SchemaValue(v any) any {
+	switch v := v.(type) {
+	case float64:
+		switch {
+		case math.IsNaN(v):
+			return "NaN"
+		case math.IsInf(v, 1):
+			return "Infinity"
+		case math.IsInf(v, -1):
+			return "-Infinity"
+		}
+		return v
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = SchemaValue(x)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = SchemaValue(x)
+		}
+		return out
+	case map[any]any: // YAML maps with non-string keys
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[fmt.Sprint(k)] = SchemaValue(x)
+		}
+		return out
+	case int:
+		return int64(v)
+	case uint64:
+		return json.Number(strconv.FormatUint(v, 10))
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	}
+	return v
+}
+
+// ValueToJSON renders v as compact JSON under the schema's conventions (see
+// SchemaValue), with map keys sorted and without HTML escaping.
+func ValueToJSON(v any) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(SchemaValue(v)); err != nil {
+		// Only unsupported Go types fail; values from ParseValueJSON and
+		// YAML never are. Keep the text rather than lose the value.
+		b, _ := json.Marshal(fmt.Sprint(v))
+		return string(b)
+	}
+	return string(bytes.TrimRight(buf.Bytes(), "\n"))
+}
