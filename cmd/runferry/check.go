@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/transform"
 )
 

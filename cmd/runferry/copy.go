@@ -13,8 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runferry/runferry/internal/state"
-	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/engine/state"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/transform"
 )

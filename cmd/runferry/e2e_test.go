@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 )
 
 // fixtures judges the SIGKILLed fixture run crashed whatever its files' times

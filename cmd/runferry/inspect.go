@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/wandbfile"
 )
 

@@ -12,15 +12,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks"
 	mlflowsink "github.com/runferry/runferry/sinks/mlflow"
 	parquetsink "github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 	mlflowsrc "github.com/runferry/runferry/sources/mlflow"
 	parquetsrc "github.com/runferry/runferry/sources/parquetdir"
 )

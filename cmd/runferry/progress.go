@@ -11,7 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
-	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/engine/transfer"
 )
 
 // progress renders engine events: a bar on a terminal, a JSON line every

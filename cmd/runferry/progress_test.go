@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/engine/transfer"
 )
 
 // TestProgressInPoints: when the plan knows the points the runs hold, the

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/location"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/sinks"
 	sinksall "github.com/runferry/runferry/sinks/all"
 	"github.com/runferry/runferry/sources"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/engine/transfer"
 )
 
 // asUnprivileged returns a command running the binary bin with args as a

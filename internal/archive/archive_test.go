@@ -12,7 +12,7 @@ import (
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // manyRuns returns a dataset of n small runs in one experiment.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // TestArtifactManifestTables: the manifests among a run's files (logged

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/internal/archive"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // TestCheckTellsInterruptedWritesFromStrayFiles: a superseded file still in

@@ -14,7 +14,7 @@ import (
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 const crashChildEnv = "RUNFERRY_ARCHIVE_CRASH_CHILD"

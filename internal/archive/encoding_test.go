@@ -13,7 +13,7 @@ import (
 
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // extremeMetrics returns points whose steps and times stress the delta

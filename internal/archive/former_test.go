@@ -7,7 +7,7 @@ import (
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // TestReplaceFormerOrigin archives a run and its experiment under former

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/archive"
-	"github.com/runferry/runferry/internal/transfer"
-	"github.com/runferry/runferry/schema/dataset"
 	sinkparquet "github.com/runferry/runferry/sinks/parquetdir"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 	srcparquet "github.com/runferry/runferry/sources/parquetdir"
 )

@@ -10,7 +10,7 @@ import (
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // TestDatasetInputsRoundTrip writes runs with dataset inputs: they are held

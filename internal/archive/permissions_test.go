@@ -7,7 +7,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // TestModesFollowUmask: every file and folder an archive holds (manifest,

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // readerScript reads every table of the archive given as argv[1] with

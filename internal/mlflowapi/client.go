@@ -47,7 +47,6 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/internal/location"
 )
 
@@ -397,7 +396,7 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, ctx.Err()
 	}
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		inflight.SignalOverload(ctx) // the engine's adaptive limit halves
+		fault.SignalOverload(ctx) // the engine's adaptive limit halves
 	}
 	if err != nil && tlsRefused(err) {
 		return false, nil // the server refused the handshake: asking again changes nothing

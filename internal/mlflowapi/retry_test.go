@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/inflight"
 )
 
 // fail is what the test server does to one request.
@@ -124,7 +123,7 @@ func TestRetryPolicy(t *testing.T) {
 				srv, n := script(t, tc.answers...)
 				c := testClient(t, srv.URL)
 				// uploads go through the artifacts proxy of the same server
-				ctx, overloaded := inflight.WithOverloadSignal(context.Background())
+				ctx, overloaded := fault.WithOverloadSignal(context.Background())
 				err := rk.do(ctx, c)
 				if overloaded() != tc.overload {
 					t.Errorf("overload signal %v, want %v", overloaded(), tc.overload)

@@ -42,7 +42,6 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/inflight"
 )
 
 // MaxRetryAfter caps how long one wait for a Retry-After may last.
@@ -153,7 +152,7 @@ func checkRetry(ctx context.Context, resp *http.Response, err error) (bool, erro
 		return false, ctx.Err()
 	}
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		inflight.SignalOverload(ctx)
+		fault.SignalOverload(ctx)
 	}
 	return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
 }

@@ -14,8 +14,8 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 

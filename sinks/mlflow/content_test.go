@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/sinks/parquetdir"
 	mlsrc "github.com/runferry/runferry/sources/mlflow"
 	pqsrc "github.com/runferry/runferry/sources/parquetdir"

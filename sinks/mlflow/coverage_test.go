@@ -10,9 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 )
 
 // TestCoverageNamedAndCounted: what MLflow cannot hold as given is counted

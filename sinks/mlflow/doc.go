@@ -123,7 +123,7 @@
 //
 // Limits() declares 1000 points per write, max-in-flight runs (default
 // 8) and AdaptiveWrites: the engine adapts how many metric batches are in
-// flight (internal/inflight), starting at the runs in flight and moving
+// flight (engine/inflight), starting at the runs in flight and moving
 // between one and that number to the number the server takes fastest.
 // SQLite-backed servers serialise writers and are slower with more than
 // one or two (lock contention); servers with several workers and a

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 	pqsrc "github.com/runferry/runferry/sources/parquetdir"
 )

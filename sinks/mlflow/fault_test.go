@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks/mlflow"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/mlflow"
 	"github.com/runferry/runferry/sources"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // bigRuns is the canonical dataset plus 10 runs of 6000 points each (two

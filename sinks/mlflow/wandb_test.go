@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
 

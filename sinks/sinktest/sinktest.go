@@ -1,5 +1,5 @@
 // Package sinktest is the conformance suite every sink adapter runs: it
-// copies the canonical dataset (schema/dataset.Canonical) into the sink
+// copies the canonical dataset (sources/dataset.Canonical) into the sink
 // through the real engine, reads it back through the adapter's paired
 // source, and demands an exact match, also after a failure injected at
 // every step and after an interrupted copy.
@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 

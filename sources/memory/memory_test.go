@@ -3,8 +3,8 @@ package memory_test
 import (
 	"testing"
 
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 	"github.com/runferry/runferry/sources/memory"
 	"github.com/runferry/runferry/sources/sourcetest"
 )

@@ -13,14 +13,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/check"
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	sink "github.com/runferry/runferry/sinks/mlflow"
 	pqsink "github.com/runferry/runferry/sinks/parquetdir"
+	"github.com/runferry/runferry/sources/dataset"
 	"github.com/runferry/runferry/sources/mlflow"
 	pqsrc "github.com/runferry/runferry/sources/parquetdir"
 )

@@ -7,11 +7,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/location"
-	"github.com/runferry/runferry/internal/transfer"
-	"github.com/runferry/runferry/schema/dataset"
 	sinkparquet "github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 	"github.com/runferry/runferry/sources/parquetdir"
 	"github.com/runferry/runferry/sources/sourcetest"

@@ -15,8 +15,8 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 )
 
 // Opt configures the suite for one adapter.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 	"github.com/runferry/runferry/sources/sourcetest"
 )
 

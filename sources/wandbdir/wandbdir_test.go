@@ -17,8 +17,8 @@ import (
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
 	"github.com/runferry/runferry/sources/sourcetest"
 	"github.com/runferry/runferry/sources/wandbdir"
 )

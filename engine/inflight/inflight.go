@@ -38,7 +38,6 @@ package inflight
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -339,24 +338,5 @@ func (c *climb) decide(rate float64, lo, hi int) int {
 		}
 		c.phase, c.holds, c.down = holding, c.hold, false
 		return c.base
-	}
-}
-
-type overloadKey struct{}
-
-// WithOverloadSignal returns a context for one request and a function
-// reporting whether SignalOverload was called on it (or on a context
-// derived from it): the way a client deep below reports a 429 or 503 that
-// its own retries absorbed.
-func WithOverloadSignal(ctx context.Context) (context.Context, func() bool) {
-	var b atomic.Bool
-	return context.WithValue(ctx, overloadKey{}, &b), b.Load
-}
-
-// SignalOverload records on ctx that the server answered 429 or 503. It
-// does nothing for a context without a signal.
-func SignalOverload(ctx context.Context) {
-	if b, ok := ctx.Value(overloadKey{}).(*atomic.Bool); ok {
-		b.Store(true)
 	}
 }

@@ -8,13 +8,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks"
 	memsink "github.com/runferry/runferry/sinks/memory"
 	"github.com/runferry/runferry/sinks/sinktest"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 

@@ -13,9 +13,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/runferry/runferry/engine/inflight"
+	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/inflight"
-	"github.com/runferry/runferry/internal/state"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"
@@ -264,7 +264,7 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 
 // writeMetrics writes one batch, within the adaptive limit when the sink
 // asked for one; a 429 or 503 the sink's client met (see
-// inflight.SignalOverload) halves the limit.
+// fault.SignalOverload) halves the limit.
 func (j *job) writeMetrics(ctx context.Context, w sinks.RunWriter, batch []schema.Metric) error {
 	if j.writes == nil {
 		return w.WriteMetrics(ctx, batch)
@@ -273,7 +273,7 @@ func (j *job) writeMetrics(ctx context.Context, w sinks.RunWriter, batch []schem
 	if err != nil {
 		return err
 	}
-	rctx, overloaded := inflight.WithOverloadSignal(ctx)
+	rctx, overloaded := fault.WithOverloadSignal(ctx)
 	err = w.WriteMetrics(rctx, batch)
 	work := len(batch)
 	if err != nil {

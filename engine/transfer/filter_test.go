@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/internal/transfer"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/schema"
 )
 

@@ -14,15 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/engine/state"
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/inflight"
-	"github.com/runferry/runferry/internal/state"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/schema/dataset"
 	"github.com/runferry/runferry/sinks"
 	memsink "github.com/runferry/runferry/sinks/memory"
 	"github.com/runferry/runferry/sinks/sinktest"
+	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 	"github.com/runferry/runferry/transform"
 )
@@ -359,7 +358,7 @@ func (w *countingWriter) WriteMetrics(ctx context.Context, batch []schema.Metric
 		time.Sleep(time.Millisecond)
 	}
 	if w.s.overload {
-		inflight.SignalOverload(ctx)
+		fault.SignalOverload(ctx)
 	}
 	return w.fullWriter.WriteMetrics(ctx, batch)
 }
@@ -370,7 +369,7 @@ func (w *countingWriter) WriteMetrics(ctx context.Context, batch []schema.Metric
 // so; writes that meet overload halve the limit down to one, which the
 // report gives as the limit held longest; a sink not asking gets no limit
 // and no report field. Every copy is whole. The climb itself is tested in
-// internal/inflight.
+// engine/inflight.
 func TestAdaptiveWrites(t *testing.T) {
 	for _, tc := range []struct {
 		name               string

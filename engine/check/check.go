@@ -19,8 +19,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/internal/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/transform"
