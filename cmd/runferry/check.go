@@ -88,6 +88,3 @@ func dropTransform(globs []string) transform.Chain {
 	}
 	return transform.Chain{transform.DropMetrics(globs)}
 }
-
-// exitDifferences is check's exit code when the destination differs.
-const exitDifferences = 4

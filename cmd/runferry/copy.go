@@ -187,7 +187,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				err = fmt.Errorf("closing destination: %w", cerr)
 				rep.Fatal = err.Error()
 			}
-			a.exit = rep.ExitCode(err)
+			a.exit = verdictExit(rep.Verdict(err))
 			// Before the source and destination answered there is nothing to
 			// sum up for a reader: the error alone is printed (JSON readers
 			// still get their object, with the fatal error in it).
@@ -197,10 +197,10 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 			if reportPath != "" {
 				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
 					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)
-					a.exit = max(a.exit, transfer.ExitFatal)
+					a.exit = max(a.exit, exitFatal)
 				}
 			}
-			if err != nil && a.exit == transfer.ExitFatal {
+			if err != nil && a.exit == exitFatal {
 				fmt.Fprintf(a.stderr, "runferry: %v\n", err)
 			}
 			return nil

@@ -108,7 +108,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	// How long an uninterrupted copy takes sets the range of kill moments.
 	probe := exec.Command(bin, "copy", src, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q")
 	start := time.Now()
-	if out, err := probe.CombinedOutput(); exitCode(err) != transfer.ExitRunsFailed || !strings.Contains(string(out), "2 read from damaged source data") {
+	if out, err := probe.CombinedOutput(); exitCode(err) != exitRunsFailed || !strings.Contains(string(out), "2 read from damaged source data") {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
@@ -132,7 +132,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	// Exit 3 is expected while damaged runs (the samples hold two) are
 	// still being written; every run must be done afterwards.
 	out, err := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q").CombinedOutput()
-	if code := exitCode(err); code != 0 && code != transfer.ExitRunsFailed || strings.Contains(string(out), "FAILED") {
+	if code := exitCode(err); code != 0 && code != exitRunsFailed || strings.Contains(string(out), "FAILED") {
 		t.Fatalf("final copy: %v\n%s", err, out)
 	}
 	out, err = exec.Command(bin, "check", src, archive).CombinedOutput()
@@ -161,12 +161,12 @@ func TestInspectSample(t *testing.T) {
 	code, out, errOut := runCLI(t, "inspect", file)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	history := strings.Count(out, `"kind":"history"`)
-	if code != transfer.ExitRunsFailed || len(lines) != 1107 || history != 862 ||
+	if code != exitRunsFailed || len(lines) != 1107 || history != 862 ||
 		!strings.Contains(lines[len(lines)-1], `"damage"`) || !strings.Contains(errOut, "1 damaged places") {
 		t.Fatalf("inspect: exit %d, %d lines, %d history, last %q, stderr %q", code, len(lines), history, lines[len(lines)-1], errOut)
 	}
 	code, _, errOut = runCLI(t, "inspect", "../../README.md")
-	if code != transfer.ExitFatal || !strings.Contains(errOut, "README.md") {
+	if code != exitFatal || !strings.Contains(errOut, "README.md") {
 		t.Fatalf("inspect of a non-.wandb file: exit %d %q", code, errOut)
 	}
 }
@@ -215,7 +215,7 @@ func TestInterruptThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()
-	if code := exitCode(err); code != transfer.ExitInterrupted || !strings.Contains(out.String(), "interrupted (re-run to resume)") {
+	if code := exitCode(err); code != exitInterrupted || !strings.Contains(out.String(), "interrupted (re-run to resume)") {
 		t.Fatalf("interrupted copy: exit %d\n%s", code, out.String())
 	}
 	res, err := exec.Command(bin, "copy", src, dst, "--state", ledger).CombinedOutput()

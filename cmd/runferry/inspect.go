@@ -6,7 +6,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/wandbfile"
 )
 
@@ -33,7 +32,7 @@ block. Exits 3 when the file is damaged.`,
 			}
 			if damaged > 0 {
 				fmt.Fprintf(a.stderr, "runferry: %s: %d damaged places (the \"damage\" lines give their offsets)\n", args[0], damaged)
-				a.exit = transfer.ExitRunsFailed
+				a.exit = exitRunsFailed
 			}
 			return nil
 		},

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 )
@@ -85,7 +84,7 @@ exit code is then 3.`,
 			if pr, ok := src.(sources.ProblemReporter); ok {
 				for _, p := range pr.Problems(ctx) {
 					fmt.Fprintf(a.stderr, "PROBLEM source: %s\n", p)
-					a.exit = transfer.ExitRunsFailed
+					a.exit = exitRunsFailed
 				}
 			}
 			if asJSON {

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/runferry/runferry/engine/transfer"
 )
 
 // runCLI runs runferry in-process and returns its exit code and output.
@@ -133,5 +135,16 @@ func TestHelpListsEveryExitCode(t *testing.T) {
 	}
 	if strings.Join(documented, " ") != "0 1 2 3 4 130" || strings.Join(listed, " ") != strings.Join(documented, " ") {
 		t.Fatalf("help lists exit codes %v, README.md documents %v; want 0 1 2 3 4 130 in both", listed, documented)
+	}
+}
+
+// TestVerdictExit: the command maps each of the engine's verdicts to its
+// exit code.
+func TestVerdictExit(t *testing.T) {
+	for v, want := range map[transfer.Verdict]int{transfer.VerdictOK: 0, transfer.VerdictRunsFailed: 3,
+		transfer.VerdictFatal: 1, transfer.VerdictInterrupted: 130} {
+		if got := verdictExit(v); got != want {
+			t.Errorf("verdictExit(%d) = %d, want %d", v, got, want)
+		}
 	}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/sinks"
 	sinksall "github.com/runferry/runferry/sinks/all"
@@ -54,13 +53,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	if err != nil {
 		var ue usageError
-		code := transfer.ExitFatal
+		code := exitFatal
 		if errors.As(err, &ue) || strings.Contains(err.Error(), "unknown flag") ||
 			strings.Contains(err.Error(), "unknown command") || strings.Contains(err.Error(), "accepts") {
-			code = transfer.ExitUsage
+			code = exitUsage
 		}
 		if ctx.Err() != nil {
-			code = transfer.ExitInterrupted
+			code = exitInterrupted
 		}
 		fmt.Fprintf(a.stderr, "runferry: %v\n", err)
 		return code
@@ -74,14 +73,14 @@ var exitCodes = []struct {
 	code    int
 	meaning string
 }{
-	{transfer.ExitOK, "everything arrived (check: no difference)"},
-	{transfer.ExitFatal, "fatal error: nothing more could be done (unreachable server, bad\n" +
+	{exitOK, "everything arrived (check: no difference)"},
+	{exitFatal, "fatal error: nothing more could be done (unreachable server, bad\n" +
 		"credentials, disk full)"},
-	{transfer.ExitUsage, "bad usage: unknown flag, malformed location"},
-	{transfer.ExitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
+	{exitUsage, "bad usage: unknown flag, malformed location"},
+	{exitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
 		"data or could not be read (each is named; re-run to retry)"},
 	{exitDifferences, "check found differences, or archive check found damage"},
-	{transfer.ExitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
+	{exitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
 }
 
 // exitCodeHelp renders exitCodes for the root help.

@@ -158,7 +158,7 @@ func TestUnreadableWandbInputs(t *testing.T) {
 	chmod(0)
 	code, text, rep := copyRun("first")
 	t.Logf("first copy, as nobody:\n%s", text)
-	if code != transfer.ExitRunsFailed {
+	if code != exitRunsFailed {
 		t.Fatalf("first copy: exit %d, want 3\n%s", code, text)
 	}
 	for _, p := range []string{broken[0], broken[3], noLog} {
@@ -196,12 +196,12 @@ func TestUnreadableWandbInputs(t *testing.T) {
 	ls := asUnprivileged(t, bin, "ls", src, "--no-count")
 	ls.Env = append(os.Environ(), "HOME="+out)
 	b, err = ls.CombinedOutput()
-	if exitCode(err) != transfer.ExitRunsFailed || !strings.Contains(string(b), broken[0]) || !strings.Contains(string(b), noLog) {
+	if exitCode(err) != exitRunsFailed || !strings.Contains(string(b), broken[0]) || !strings.Contains(string(b), noLog) {
 		t.Errorf("ls while folders are unreadable: exit %d, want 3 naming them\n%s", exitCode(err), b)
 	}
 
 	code, text, rep = copyRun("second")
-	if code != transfer.ExitRunsFailed || len(rep.Problems) != 3 {
+	if code != exitRunsFailed || len(rep.Problems) != 3 {
 		t.Fatalf("second copy, nothing fixed: exit %d, problems %q\n%s", code, rep.Problems, text)
 	}
 	for id, want := range map[string]transfer.Outcome{"fxa00001": transfer.Committed, "fxe00005": transfer.Committed,

@@ -172,26 +172,27 @@ func (r *Report) addCoverage(kind string, n int64) {
 	r.Coverage[kind] += n
 }
 
-// Exit codes, as documented in the README.
+// Verdict is how a job ended, as far as the engine can tell; the command
+// maps each verdict to its exit code.
+type Verdict int
+
+// The verdicts, from best to worst.
 const (
-	ExitOK          = 0
-	ExitFatal       = 1
-	ExitUsage       = 2
-	ExitRunsFailed  = 3
-	ExitInterrupted = 130
+	VerdictOK          Verdict = iota // every selected run committed or unchanged, no problem
+	VerdictRunsFailed                 // finished, with failed runs, runs read from damaged source data, or problems
+	VerdictFatal                      // stopped: nothing more could be done
+	VerdictInterrupted                // stopped by cancellation; a re-run resumes
 )
 
-// ExitCode maps the report (and the error Copy returned) to the process
-// exit code: 0 all committed, 1 fatal, 3 finished with failed runs or with
-// runs read from damaged source data, 130 interrupted.
-func (r *Report) ExitCode(err error) int {
+// Verdict judges the report and the error Copy returned.
+func (r *Report) Verdict(err error) Verdict {
 	switch {
 	case r.Canceled || fault.KindOf(err) == fault.KindCanceled && err != nil:
-		return ExitInterrupted
+		return VerdictInterrupted
 	case err != nil || r.Fatal != "":
-		return ExitFatal
+		return VerdictFatal
 	case r.Totals.Failed > 0 || r.Totals.Damaged > 0 || len(r.Problems) > 0:
-		return ExitRunsFailed
+		return VerdictRunsFailed
 	}
-	return ExitOK
+	return VerdictOK
 }

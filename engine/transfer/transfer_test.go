@@ -69,9 +69,9 @@ func TestFailureAtEachStepThenRerun(t *testing.T) {
 			l := ledger(t)
 			rep, err := transfer.Copy(context.Background(), memsrc.New(want), sinktest.NewFailAt(dst, n, kind),
 				fast(transfer.Options{Ledger: l, Attempts: 1}))
-			code := rep.ExitCode(err)
-			if fault.KindOf(kind) == fault.KindFatal && code != transfer.ExitFatal ||
-				fault.KindOf(kind) == fault.KindPermanent && code != transfer.ExitRunsFailed {
+			code := rep.Verdict(err)
+			if fault.KindOf(kind) == fault.KindFatal && code != transfer.VerdictFatal ||
+				fault.KindOf(kind) == fault.KindPermanent && code != transfer.VerdictRunsFailed {
 				t.Fatalf("op %d %v: exit %d (err %v)", n, fault.KindOf(kind), code, err)
 			}
 			rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
@@ -123,7 +123,7 @@ func TestPermanentFailureDoesNotStopOthers(t *testing.T) {
 	bad := want.Runs[1].Run.Origin
 	dst := memsink.New(sinks.Limits{})
 	rep, err := transfer.Copy(context.Background(), failingRun{memsrc.New(want), bad}, dst, fast(transfer.Options{}))
-	if code := rep.ExitCode(err); code != transfer.ExitRunsFailed {
+	if code := rep.Verdict(err); code != transfer.VerdictRunsFailed {
 		t.Fatalf("exit %d, want 3: %v", code, err)
 	}
 	if rep.Totals.Committed != len(want.Runs)-1 || rep.Totals.Failed != 1 {
@@ -169,7 +169,7 @@ func TestCancelThenResume(t *testing.T) {
 		n.Store(pages)
 		rep, err := transfer.Copy(ctx, cancelAfter{memsrc.New(want), &n, cancel}, dst, fast(transfer.Options{Ledger: l, Concurrency: 2}))
 		cancel()
-		if code := rep.ExitCode(err); code != transfer.ExitInterrupted {
+		if code := rep.Verdict(err); code != transfer.VerdictInterrupted {
 			t.Fatalf("after %d pages: exit %d, err %v", pages, code, err)
 		}
 		rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
@@ -250,20 +250,22 @@ func TestFiltersAndBatchLimit(t *testing.T) {
 	}
 }
 
-func TestExitCodes(t *testing.T) {
+func TestVerdicts(t *testing.T) {
 	cases := []struct {
 		rep  transfer.Report
 		err  error
-		want int
+		want transfer.Verdict
 	}{
-		{transfer.Report{}, nil, 0},
-		{transfer.Report{Totals: transfer.Totals{Failed: 1}}, nil, 3},
-		{transfer.Report{Fatal: "x"}, fmt.Errorf("x"), 1},
-		{transfer.Report{Canceled: true}, context.Canceled, 130},
+		{transfer.Report{}, nil, transfer.VerdictOK},
+		{transfer.Report{Totals: transfer.Totals{Failed: 1}}, nil, transfer.VerdictRunsFailed},
+		{transfer.Report{Totals: transfer.Totals{Damaged: 1}}, nil, transfer.VerdictRunsFailed},
+		{transfer.Report{Problems: []string{"p"}}, nil, transfer.VerdictRunsFailed},
+		{transfer.Report{Fatal: "x"}, fmt.Errorf("x"), transfer.VerdictFatal},
+		{transfer.Report{Canceled: true}, context.Canceled, transfer.VerdictInterrupted},
 	}
 	for _, c := range cases {
-		if got := c.rep.ExitCode(c.err); got != c.want {
-			t.Errorf("ExitCode(%+v, %v) = %d, want %d", c.rep, c.err, got, c.want)
+		if got := c.rep.Verdict(c.err); got != c.want {
+			t.Errorf("Verdict(%+v, %v) = %d, want %d", c.rep, c.err, got, c.want)
 		}
 	}
 }
@@ -287,8 +289,8 @@ func TestTransformApplied(t *testing.T) {
 func TestDamagedSourceRunsExit3(t *testing.T) {
 	want := dataset.Canonical() // run-special carries a damage note
 	rep, err := transfer.Copy(context.Background(), memsrc.New(want), memsink.New(sinks.Limits{}), fast(transfer.Options{}))
-	if err != nil || rep.Totals.Committed != len(want.Runs) || rep.Totals.Damaged != 1 || rep.ExitCode(err) != transfer.ExitRunsFailed {
-		t.Fatalf("err %v totals %+v exit %d", err, rep.Totals, rep.ExitCode(err))
+	if err != nil || rep.Totals.Committed != len(want.Runs) || rep.Totals.Damaged != 1 || rep.Verdict(err) != transfer.VerdictRunsFailed {
+		t.Fatalf("err %v totals %+v exit %d", err, rep.Totals, rep.Verdict(err))
 	}
 }
 
@@ -556,8 +558,8 @@ func TestFullDiskStopsAtOnce(t *testing.T) {
 	full := &os.PathError{Op: "write", Path: "/archive/.staging/x", Err: syscall.ENOSPC}
 	dst := &failingWrites{Sink: memsink.New(sinks.Limits{}), err: full, bad: func(schema.Run) bool { return true }}
 	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Concurrency: 1, Attempts: 3}))
-	if rep.ExitCode(err) != transfer.ExitFatal || !strings.Contains(rep.Fatal, "no space left") {
-		t.Fatalf("exit %d, fatal %q, err %v", rep.ExitCode(err), rep.Fatal, err)
+	if rep.Verdict(err) != transfer.VerdictFatal || !strings.Contains(rep.Fatal, "no space left") {
+		t.Fatalf("exit %d, fatal %q, err %v", rep.Verdict(err), rep.Fatal, err)
 	}
 	if n := dst.calls.Load(); n != 1 {
 		t.Fatalf("%d writes tried after the disk was full, want 1", n)
@@ -572,14 +574,14 @@ func TestUnreachableServer(t *testing.T) {
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	dst := &failingWrites{Sink: memsink.New(sinks.Limits{}), err: refused, atOpen: true, bad: func(schema.Run) bool { return true }}
 	rep, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Attempts: 1}))
-	if rep.ExitCode(err) != transfer.ExitFatal || !strings.Contains(rep.Fatal, "no run could be written: a server is unreachable") {
-		t.Fatalf("all unreachable: exit %d, fatal %q\n%+v", rep.ExitCode(err), rep.Fatal, rep.Runs)
+	if rep.Verdict(err) != transfer.VerdictFatal || !strings.Contains(rep.Fatal, "no run could be written: a server is unreachable") {
+		t.Fatalf("all unreachable: exit %d, fatal %q\n%+v", rep.Verdict(err), rep.Fatal, rep.Runs)
 	}
 	some := want.Runs[0].Run.Origin
 	dst = &failingWrites{Sink: memsink.New(sinks.Limits{}), err: refused, atOpen: true, bad: func(r schema.Run) bool { return r.Origin != some }}
 	rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Attempts: 1}))
-	if rep.ExitCode(err) != transfer.ExitRunsFailed || rep.Totals.Committed != 1 {
-		t.Fatalf("one written: exit %d, totals %+v, fatal %q", rep.ExitCode(err), rep.Totals, rep.Fatal)
+	if rep.Verdict(err) != transfer.VerdictRunsFailed || rep.Totals.Committed != 1 {
+		t.Fatalf("one written: exit %d, totals %+v, fatal %q", rep.Verdict(err), rep.Totals, rep.Fatal)
 	}
 	for _, r := range rep.Runs {
 		if r.Outcome == transfer.Failed && !r.Unreachable {

@@ -234,8 +234,8 @@ func testCancel(t *testing.T, opt Opt) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rep, err := transfer.Copy(ctx, cancelingSource{memsrc.New(want), cancel}, dst, transfer.Options{Concurrency: 1})
-	if rep.ExitCode(err) != transfer.ExitInterrupted {
-		t.Fatalf("canceled copy: exit %d, err %v", rep.ExitCode(err), err)
+	if rep.Verdict(err) != transfer.VerdictInterrupted {
+		t.Fatalf("canceled copy: exit %d, err %v", rep.Verdict(err), err)
 	}
 	dst = reopen(t, opt, dst)
 	if rep, err := copyAll(t, memsrc.New(want), dst, 1); err != nil || rep.Totals.Failed != 0 {
