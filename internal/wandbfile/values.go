@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -106,4 +107,32 @@ func ValueToJSON(v any) string {
 		return string(b)
 	}
 	return string(bytes.TrimRight(buf.Bytes(), "\n"))
+}
+
+// MediaFiles lists the files (relative to files/) a media value refers to:
+// the "path" of the value and of the media dicts nested in it (masks,
+// boxes), sorted and unique.
+func MediaFiles(obj map[string]any) []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if _, media := v["_type"].(string); media {
+				if p, ok := v["path"].(string); ok && p != "" {
+					out = append(out, p)
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(obj)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -47,7 +47,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 		}
 	}()
 	var earlier []mlflowapi.Run
-	for _, o := range append([]string{origin}, s.formerOf(r.Origin)...) {
+	for _, o := range append([]string{origin}, s.FormerKeys(r.Origin)...) {
 		runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(o), true)
 		if err != nil {
 			return nil, err
@@ -116,7 +116,7 @@ func (s *Sink) linkToParent(ctx context.Context, runID string, parent schema.Ref
 		return nil
 	}
 	var found []mlflowapi.Run
-	for _, o := range append([]string{parent.String()}, s.formerOf(parent)...) {
+	for _, o := range append([]string{parent.String()}, s.FormerKeys(parent)...) {
 		runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(o), false)
 		if err != nil {
 			return fmt.Errorf("looking up the parent run: %w", err)

@@ -16,6 +16,12 @@ import (
 
 // Sink writes into one MLflow tracking server. It is safe for concurrent use.
 type Sink struct {
+	// FormerOrigins is the engine's word on former origins
+	// (sinks.FormerOriginsSetter): FindRun reports a run held under one,
+	// OpenRun (or Commit) retires such copies, and an experiment held under
+	// one takes the new origin.
+	sinks.FormerOrigins
+
 	api *mlflowapi.Client
 	cfg Config
 
@@ -23,7 +29,6 @@ type Sink struct {
 	expLocks map[string]*sync.Mutex // by experiment name: one create at a time
 	managed  []string               // ids of experiments written with this prefix
 	listedAt time.Time
-	former   map[schema.Ref][]schema.Ref // SetFormerOrigins
 
 	lifeMu sync.Mutex // guards lives and orders deletes and restores
 	lives  map[string]*expLife
@@ -51,28 +56,7 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
-	return &Sink{api: api, cfg: cfg, expLocks: map[string]*sync.Mutex{}, former: map[schema.Ref][]schema.Ref{}}, nil
-}
-
-// SetFormerOrigins records the former origins of origin: FindRun reports a
-// run tagged with one of them (runferry.origin_key), OpenRun supersedes
-// such runs as it does earlier attempts, and an experiment whose
-// runferry.origin is one of them takes the new origin.
-func (s *Sink) SetFormerOrigins(origin schema.Ref, former []schema.Ref) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.former[origin] = former
-}
-
-// formerOf returns the former origins of origin, as strings.
-func (s *Sink) formerOf(origin schema.Ref) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, f := range s.former[origin] {
-		out = append(out, f.String())
-	}
-	return out
+	return &Sink{api: api, cfg: cfg, expLocks: map[string]*sync.Mutex{}}, nil
 }
 
 // Check proves that the server answers and accepts the credentials; every
@@ -148,7 +132,7 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 	for _, t := range tags {
 		v, ok := have[t.Key]
 		keepFirst := t.Key == mlflowapi.TagOrigin || t.Key == mlflowapi.TagExpName // shared by two source experiments: the first keeps them
-		if t.Key == mlflowapi.TagOrigin && slices.Contains(s.formerOf(e.Origin), v) {
+		if t.Key == mlflowapi.TagOrigin && slices.Contains(s.FormerKeys(e.Origin), v) {
 			keepFirst = false // written under the former origin of e: it takes the new one
 		}
 		if ok && (v == t.Value || keepFirst && v != "") {
@@ -320,7 +304,7 @@ func (s *Sink) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, 
 	if err != nil || state != sinks.RunMissing {
 		return state, fp, err
 	}
-	for _, f := range s.formerOf(origin) {
+	for _, f := range s.FormerKeys(origin) {
 		held, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(f), false)
 		if err != nil {
 			return sinks.RunMissing, "", err

@@ -58,6 +58,12 @@ func Factory() sinks.Factory { return sinks.Factory{Description: Description(), 
 // run opens the sink only to ask FindRun); the first write takes the
 // archive's writer lock, which is held until Close.
 type Sink struct {
+	// FormerOrigins is the engine's word on former origins
+	// (sinks.FormerOriginsSetter): FindRun reports a run held under one,
+	// OpenRun (or Commit) retires such copies, and an experiment held under
+	// one takes the new origin.
+	sinks.FormerOrigins
+
 	path  string
 	state *archive.State // what the archive held when opened, for FindRun before the first write
 	// hashBodies makes VerifyRun hash every body instead of checking sizes.
@@ -66,7 +72,6 @@ type Sink struct {
 	mu        sync.Mutex
 	w         *archive.Writer
 	source    string
-	former    map[schema.Ref][]schema.Ref // SetFormerOrigins
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -86,33 +91,13 @@ func New(path string) (*Sink, error) {
 	if err != nil {
 		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
 	}
-	return &Sink{path: path, state: st, former: map[schema.Ref][]schema.Ref{}}, nil
-}
-
-// SetFormerOrigins records the former origins of origin: FindRun reports a
-// run archived under one of them, Commit replaces it in the same journal
-// line, and an experiment archived under one of them leaves the archive
-// once no run is left in it.
-func (s *Sink) SetFormerOrigins(origin schema.Ref, former []schema.Ref) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.former[origin] = former
-}
-
-func (s *Sink) formerOf(origin schema.Ref) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	for _, f := range s.former[origin] {
-		out = append(out, f.String())
-	}
-	return out
+	return &Sink{path: path, state: st}, nil
 }
 
 // retireFormerExperiments removes the experiments archived under the
 // former origins of exp that no run is left in.
 func (s *Sink) retireFormerExperiments(w *archive.Writer, exp schema.Ref) error {
-	for _, f := range s.formerOf(exp) {
+	for _, f := range s.FormerKeys(exp) {
 		if _, err := w.RetireExperiment(f); err != nil {
 			return fmt.Errorf("parquet sink: retiring experiment %s: %w", f, err)
 		}
@@ -188,7 +173,7 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 		return nil, fault.Permanent(fmt.Errorf("parquet sink: run %s: unknown experiment id %q", r.Origin, expID))
 	}
 	rw := w.OpenRun(r)
-	rw.Replace(s.formerOf(r.Origin))
+	rw.Replace(s.FormerKeys(r.Origin))
 	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
 }
 
@@ -199,10 +184,7 @@ func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, st
 	if e, ok := s.committed(origin); ok {
 		return sinks.RunComplete, e.Fingerprint, nil
 	}
-	s.mu.Lock()
-	former := s.former[origin]
-	s.mu.Unlock()
-	for _, f := range former {
+	for _, f := range s.FormerOf(origin) {
 		if _, held := s.committed(f); held {
 			return sinks.RunUnderFormerOrigin, "", nil
 		}

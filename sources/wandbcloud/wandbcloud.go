@@ -374,7 +374,7 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 					if t, ok := m["_type"].(string); ok {
 						rv.Type = t
 					}
-					rv.Files = mediaFiles(m)
+					rv.Files = wandbfile.MediaFiles(m)
 				}
 				page = append(page, rv)
 			})
@@ -447,30 +447,4 @@ func emitRow(row map[string]any, fn func(key string, v any)) {
 	for _, k := range keys {
 		walk(k, row[k])
 	}
-}
-
-// mediaFiles lists every "path" of the media dicts in v.
-func mediaFiles(v any) []string {
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if _, media := v["_type"].(string); media {
-				if p, ok := v["path"].(string); ok && p != "" {
-					out = append(out, p)
-				}
-			}
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	walk(v)
-	sort.Strings(out)
-	return out
 }

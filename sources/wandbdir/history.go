@@ -98,7 +98,7 @@ func (r *row) emit(key string, value any) {
 	}
 	if obj, ok := value.(map[string]any); ok {
 		if typ, ok := obj["_type"].(string); ok {
-			r.rich = append(r.rich, schema.RichValue{Key: key, Type: typ, JSON: wandbfile.ValueToJSON(obj), Files: mediaFiles(obj)})
+			r.rich = append(r.rich, schema.RichValue{Key: key, Type: typ, JSON: wandbfile.ValueToJSON(obj), Files: wandbfile.MediaFiles(obj)})
 			return
 		}
 		if len(obj) > 0 {
@@ -148,34 +148,6 @@ func rootLen(path []string, roots map[string]bool) int {
 		}
 	}
 	return 0
-}
-
-// mediaFiles lists the files (relative to files/) a media value refers to:
-// the "path" of the value and of the media dicts nested in it (masks,
-// boxes), sorted and unique.
-func mediaFiles(obj map[string]any) []string {
-	var out []string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if _, media := v["_type"].(string); media {
-				if p, ok := v["path"].(string); ok && p != "" {
-					out = append(out, p)
-				}
-			}
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	walk(obj)
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // integral returns v as an int64 when it is an integer (or a float holding
