@@ -223,8 +223,8 @@ func TestRetryAfterHonouredAndCapped(t *testing.T) {
 	}
 }
 
-// TestWriteRaceRepeated: a set-tag or tags-only log-batch that lost a
-// unique-key race is repeated (at most twice more) and succeeds; a metric
+// TestWriteRaceRepeated: a set-tag, tags-only log-batch or log-inputs that
+// lost a unique-key race is repeated (at most twice more) and succeeds; a metric
 // batch never is, and other 400s are not races.
 func TestWriteRaceRepeated(t *testing.T) {
 	for _, tc := range []struct {
@@ -238,6 +238,9 @@ func TestWriteRaceRepeated(t *testing.T) {
 		{"set-tag, always racing", []fail{s400race}, func(ctx context.Context, c *Client) error { return c.SetTag(ctx, "r1", "k", "v") }, 3, true},
 		{"tags log-batch", []fail{s400race, ok}, func(ctx context.Context, c *Client) error {
 			return c.LogBatch(ctx, LogBatch{RunID: "r1", Tags: []Tag{{Key: "k", Value: "v"}}})
+		}, 2, false},
+		{"log-inputs", []fail{s400race, ok}, func(ctx context.Context, c *Client) error {
+			return c.LogInputs(ctx, "r1", []DatasetInput{{Dataset: Dataset{Name: "d", Digest: "1"}}})
 		}, 2, false},
 		{"metric log-batch", []fail{s400race, ok}, func(ctx context.Context, c *Client) error {
 			return c.LogBatch(ctx, LogBatch{RunID: "r1", Metrics: []Metric{{Key: "m", Value: 1}}})
