@@ -326,57 +326,42 @@ func stepOf(row map[string]any) int64 {
 
 // Metrics yields the run's numeric history, PageSize points at a time.
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
-	return func(yield func([]schema.Metric, error) bool) {
-		var page []schema.Metric
-		stopped := false
-		err := s.history(ctx, run, func(row map[string]any) error {
-			step, ms := header(row)
-			emitRow(row, func(key string, v any) {
-				if f, ok := wandbfile.ValueFloat(v); ok {
-					page = append(page, schema.Metric{Key: key, Value: f, Step: step, Time: ms})
-				}
-			})
-			if len(page) >= PageSize {
-				if !yield(page, nil) {
-					stopped = true
-					return errStop
-				}
-				page = nil
-			}
-			return nil
-		})
-		if stopped {
-			return
-		}
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		if len(page) > 0 {
-			yield(page, nil)
-		}
-	}
+	return historyPages(ctx, s, run, func(key string, v any, step, ms int64) (schema.Metric, bool) {
+		f, ok := wandbfile.ValueFloat(v)
+		return schema.Metric{Key: key, Value: f, Step: step, Time: ms}, ok
+	})
 }
 
 // RichValues yields the run's non-numeric history values in step order.
 func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return func(yield func([]schema.RichValue, error) bool) {
-		var page []schema.RichValue
+	return historyPages(ctx, s, run, func(key string, v any, step, ms int64) (schema.RichValue, bool) {
+		if _, ok := wandbfile.ValueFloat(v); ok {
+			return schema.RichValue{}, false
+		}
+		rv := schema.RichValue{Key: key, Step: step, Time: ms, Type: wandbfile.ValueKind(v), JSON: wandbfile.ValueToJSON(v)}
+		if m, ok := v.(map[string]any); ok {
+			if t, ok := m["_type"].(string); ok {
+				rv.Type = t
+			}
+			rv.Files = wandbfile.MediaFiles(m)
+		}
+		return rv, true
+	})
+}
+
+// historyPages scans the run's history and yields, PageSize at a time, the
+// values convert keeps (it is given each key and value of a row with the
+// row's step and time).
+func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, convert func(key string, v any, step, ms int64) (T, bool)) iter.Seq2[[]T, error] {
+	return func(yield func([]T, error) bool) {
+		var page []T
 		stopped := false
 		err := s.history(ctx, run, func(row map[string]any) error {
 			step, ms := header(row)
 			emitRow(row, func(key string, v any) {
-				if _, ok := wandbfile.ValueFloat(v); ok {
-					return
+				if x, ok := convert(key, v, step, ms); ok {
+					page = append(page, x)
 				}
-				rv := schema.RichValue{Key: key, Step: step, Time: ms, Type: wandbfile.ValueKind(v), JSON: wandbfile.ValueToJSON(v)}
-				if m, ok := v.(map[string]any); ok {
-					if t, ok := m["_type"].(string); ok {
-						rv.Type = t
-					}
-					rv.Files = wandbfile.MediaFiles(m)
-				}
-				page = append(page, rv)
 			})
 			if len(page) >= PageSize {
 				if !yield(page, nil) {
