@@ -41,6 +41,7 @@ var (
 	_ sinks.Checker   = (*Sink)(nil)
 
 	_ sinks.ExperimentPrefixer  = (*Sink)(nil)
+	_ sinks.SharedView          = (*Sink)(nil)
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
 
@@ -79,6 +80,10 @@ func (s *Sink) Check(ctx context.Context) error {
 func (s *Sink) Limits() sinks.Limits {
 	return sinks.Limits{MaxInFlight: s.cfg.MaxInFlight, MaxMetricsPerWrite: mlflowapi.MaxMetricsPerBatch, AdaptiveWrites: true}
 }
+
+// SharedView marks an MLflow server as seen by all its users: the CLI
+// leaves personal data out unless asked (sinks.SharedView).
+func (s *Sink) SharedView() {}
 
 // Close does nothing: every write is durable when it returns.
 func (s *Sink) Close() error { return nil }
