@@ -156,4 +156,31 @@ func TestFormerTagNamesStillFound(t *testing.T) {
 	if n != nRuns {
 		t.Errorf("%d runs after the re-run, %d before", n, nRuns)
 	}
+
+	// Writing into the experiment again moves its bookkeeping out of sight.
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := again.PutExperiment(ctx, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := api.GetExperiment(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tags := tagMap(got.Tags)
+		for _, k := range visible(tags) {
+			if strings.HasPrefix(k, "runferry.") && k != mlflowconv.TagOrigin {
+				t.Errorf("experiment %s still shows %s", got.Name, k)
+			}
+		}
+		if tags[mlflowconv.TagManaged] != "true" || tags[mlflowconv.TagPrefix] != prefix {
+			t.Errorf("experiment %s: tags %v", got.Name, tags)
+		}
+	}
+	if res, err := check.Run(ctx, src, read(), check.Options{}); err != nil || len(res.Differences) > 0 {
+		t.Fatalf("check after the experiment's tags moved: %v\n%v", err, res.Differences)
+	}
 }

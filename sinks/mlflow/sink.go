@@ -94,7 +94,9 @@ func (s *Sink) Close() error { return nil }
 // the same name shares it. The experiment ends deleted when the source's is
 // (see expLife) and active otherwise. A deleted experiment of that name
 // that runferry did not write under this prefix is an error, since MLflow
-// keeps names unique across deleted experiments.
+// keeps names unique across deleted experiments. Bookkeeping tags a version
+// before 11 wrote under their former names are moved to the current ones
+// (the former removed where the server can: MLflow 2.20 and later).
 func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, error) {
 	if err := e.Validate(); err != nil {
 		return "", fault.Permanent(err)
@@ -150,12 +152,26 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 		}
 		set = append(set, t)
 	}
-	if len(set) > 0 {
+	var former []string // bookkeeping under the names before 11, shown by MLflow's UI
+	for _, t := range tags {
+		if f := mlflowconv.FormerTag(t.Key); f != "" {
+			if _, ok := have[f]; ok {
+				former = append(former, f)
+			}
+		}
+	}
+	if len(set) > 0 || len(former) > 0 {
 		// MLflow tags only active experiments.
 		err := s.withExperimentActive(ctx, exp.ExperimentID, func() error {
 			for _, t := range set {
 				if err := s.api.SetExperimentTag(ctx, exp.ExperimentID, t.Key, t.Value); err != nil {
 					return fmt.Errorf("tagging experiment %q: %w", name, err)
+				}
+			}
+			for _, k := range former { // after the current names are set
+				err := s.api.DeleteExperimentTag(ctx, exp.ExperimentID, k)
+				if err != nil && !mlflowapi.IsNotFound(err) { // a server before 2.20 keeps them
+					return fmt.Errorf("removing tag %s of experiment %q: %w", k, name, err)
 				}
 			}
 			return nil

@@ -32,8 +32,11 @@ type fixKey struct {
 // history is read whole (get-history, paged) and sorted by step, time and
 // value, since MLflow returns it in time order: memory grows with the
 // largest key, not the run. For runs runferry wrote, keys MLflow refused
-// are mapped back and the points MLflow stores differently (±Inf, -0,
-// negative times, duplicates) are restored from the coverage file.
+// are mapped back (and so are system metrics renamed to MLflow's names),
+// the points MLflow stores differently (±Inf, -0, negative times,
+// duplicates) are restored from the coverage file, the series runferry
+// generated (the folded CPU mean) are left out, and the per-core CPU
+// points folded into it follow last, as written (keys interleave there).
 func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.Metric, error] {
 	return func(yield func([]schema.Metric, error) bool) {
 		info, err := s.runInfoOf(ctx, ref)
