@@ -18,8 +18,12 @@ import (
 // time, the origin of its run, and where its files are: the path inside
 // that run's files, or the source URI when the files are not under the
 // run). With a selective filter, only models with a version from a
-// compared run are compared. Models the destination holds beyond the
-// source's are not differences: a registry is shared by many writers.
+// compared run are compared. Update times are not compared: writing a
+// copy is a change, so a destination shows the time of the copy. A
+// destination registry that cannot be read for a permanent reason (a
+// damaged archive file) is a difference naming the reason. Models the
+// destination holds beyond the source's are not differences: a registry is
+// shared by many writers.
 func (res *Result) compareRegistry(ctx context.Context, src, dst sources.Source, filtered bool, seen map[schema.Ref]bool) error {
 	sr, ok1 := src.(sources.RegistryReader)
 	dr, ok2 := dst.(sources.RegistryReader)
@@ -29,7 +33,13 @@ func (res *Result) compareRegistry(ctx context.Context, src, dst sources.Source,
 	got := map[string]schema.RegisteredModel{}
 	for m, err := range dr.RegisteredModels(ctx) {
 		if err != nil {
-			return fmt.Errorf("destination: model registry: %w", err)
+			if !unreadable(err) {
+				return fmt.Errorf("destination: model registry: %w", err)
+			}
+			// What a user of the destination cannot read is a difference,
+			// as a run's files are.
+			res.Differences = append(res.Differences, Difference{What: "destination: model registry unreadable", Got: err.Error()})
+			return nil
 		}
 		got[m.Name] = m
 	}
