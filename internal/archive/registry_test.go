@@ -303,3 +303,44 @@ func TestRegistryCrashSafety(t *testing.T) {
 		oneVersionPerRun(t, dir)
 	}
 }
+
+// TestReadsArchiveWrittenByVersion2 reads testdata/archive/v2, written by
+// runferry before format version 3 (see v2Dataset): it checks intact and
+// reads back as written, with no model registry; a registry written into
+// it then records version 3, keeps every run, and leaves snapshot 1
+// readable as it was.
+func TestReadsArchiveWrittenByVersion2(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "v2")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join(testenv.RepoRoot(t), "testdata", "archive", "v2"))); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := manifestVersion(t, dir); v != 2 {
+		t.Fatalf("testdata/archive/v2 has format version %d", v)
+	}
+	if _, err := archive.Check(dir); err != nil {
+		t.Fatal(err)
+	}
+	d := v2Dataset()
+	expectEqual(t, dir, d)
+	if ms := readModels(t, dir); len(ms) != 0 {
+		t.Fatalf("a version 2 archive read %d models", len(ms))
+	}
+	models := registryData(2, 0)
+	putModels(t, dir, models)
+	write(t, dir, d)
+	expectEqual(t, dir, d)
+	sameModels(t, "the registry written into a version 2 archive", models, readModels(t, dir))
+	if v, snap := manifestVersion(t, dir); v != 3 || snap != 2 {
+		t.Fatalf("after writing a registry: format version %d, snapshot %d; want 3 and 2", v, snap)
+	}
+	if _, err := archive.Check(dir); err != nil {
+		t.Fatal(err)
+	}
+	r, err := archive.OpenReader(dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms, err := r.RegisteredModels(); err != nil || len(ms) != 0 {
+		t.Fatalf("snapshot 1: %d models (%v), want none", len(ms), err)
+	}
+}
