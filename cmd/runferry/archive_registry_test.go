@@ -15,7 +15,7 @@ import (
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/archive"
-	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 	parquetsink "github.com/runferry/runferry/sinks/parquetdir"
@@ -287,7 +287,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	if len(srcDump.Models) != 3 {
 		t.Fatalf("make_registry.py made %+v", srcDump)
 	}
-	inst, err := mlflowapi.Instance(a.URL)
+	inst, err := mlflowconv.Instance(a.URL)
 	if err != nil {
 		t.Fatal(err)
 	}
