@@ -107,6 +107,14 @@ func decodeManifest(name string, data []byte) (*Manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
+		// A newer format may add fields: say so rather than "damaged".
+		var probe struct {
+			Format        string `json:"format"`
+			FormatVersion int    `json:"format_version"`
+		}
+		if json.Unmarshal(data, &probe) == nil && probe.Format == FormatName && probe.FormatVersion > FormatVersion {
+			return nil, fmt.Errorf("%s: archive format version %d is not supported (this runferry reads up to %d)", name, probe.FormatVersion, FormatVersion)
+		}
 		return nil, fmt.Errorf("%s: %w: not a valid manifest (truncated?): %w", name, ErrDamaged, err)
 	}
 	if m.Format != FormatName {

@@ -4,12 +4,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -342,5 +344,33 @@ func TestReadsArchiveWrittenByVersion2(t *testing.T) {
 	}
 	if ms, err := r.RegisteredModels(); err != nil || len(ms) != 0 {
 		t.Fatalf("snapshot 1: %d models (%v), want none", len(ms), err)
+	}
+}
+
+// TestRefusesNewerFormat: a manifest of a newer format version, which may
+// hold fields this version does not know, is refused as unsupported (not
+// as damaged), by readers and writers alike.
+func TestRefusesNewerFormat(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a")
+	putModels(t, dir, registryData(1, 0))
+	path := filepath.Join(dir, archive.ManifestFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["format_version"] = archive.FormatVersion + 1
+	m["traces_of_the_future"] = []string{}
+	b, _ = json.Marshal(m)
+	os.WriteFile(path, b, 0o644)
+	want := fmt.Sprintf("archive format version %d is not supported (this runferry reads up to %d)", archive.FormatVersion+1, archive.FormatVersion)
+	if _, err := archive.OpenReader(dir, 0); err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, archive.ErrDamaged) {
+		t.Fatalf("reader: %v, want %q", err, want)
+	}
+	if _, err := archive.OpenWriter(dir); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("writer: %v, want %q", err, want)
 	}
 }
