@@ -319,6 +319,10 @@ func TestRegistryThroughArchive(t *testing.T) {
 		}
 	}
 
+	if code, out, errOut := runCLI(t, "archive", "check", arch); code != 0 || !strings.Contains(out, "is intact: snapshot 1 (1 kept), 2 runs, 3 registered models, ") {
+		t.Fatalf("archive check: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// Re-runs change nothing.
 	st, err := archive.LoadState(arch)
 	if err != nil {
