@@ -33,6 +33,20 @@ func ValueFloat(v any) (float64, bool) {
 	return 0, false
 }
 
+// ValueInt returns v as an int64 when it is an integer (int64) or a
+// float64 holding one, as steps and counts are read.
+func ValueInt(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case float64:
+		if v == float64(int64(v)) {
+			return int64(v), true
+		}
+	}
+	return 0, false
+}
+
 // ValueKind names the JSON kind of a non-numeric value, the RichValue.Type of
 // values that carry no "_type".
 func ValueKind(v any) string {

@@ -1,95 +1,12 @@
 package wandbdir
 
 import (
-	"math"
 	"slices"
 	"strings"
 
 	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
 )
-
-// simpleKind says what parseSimple found.
-type simpleKind uint8
-
-const (
-	notSimple   simpleKind = iota // anything else: leave it to ParseValueJSON
-	simpleInt                     // an integer literal that fits in int64
-	simpleBig                     // an integer literal beyond int64 (json.Number)
-	simpleFloat                   // any other number, NaN or ±Infinity
-	simpleBool                    // true or false
-)
-
-// simpleValue is a value_json that is a bare number or boolean, parsed
-// without allocating. It stands for what ParseValueJSON returns for the
-// same text: int64, json.Number, float64 or bool.
-type simpleValue struct {
-	kind simpleKind
-	i    int64   // simpleInt; simpleBool: 1 for true
-	f    float64 // simpleFloat; simpleBig: the literal as a float
-	ok   bool    // simpleBig: toFloat accepts the literal
-}
-
-// parseSimple parses b when it is a number, NaN, ±Infinity, true or false,
-// surrounded by optional JSON white space, following ParseValueJSON's
-// grammar. Everything else, and everything ParseValueJSON would reject,
-// is notSimple.
-func parseSimple(b []byte) simpleValue {
-	for len(b) > 0 && isSpace(b[0]) {
-		b = b[1:]
-	}
-	for len(b) > 0 && isSpace(b[len(b)-1]) {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 {
-		return simpleValue{}
-	}
-	if c := b[0]; c != '-' && (c < '0' || c > '9') {
-		switch string(b) {
-		case "NaN":
-			return simpleValue{kind: simpleFloat, f: math.NaN()}
-		case "Infinity":
-			return simpleValue{kind: simpleFloat, f: math.Inf(1)}
-		case "true":
-			return simpleValue{kind: simpleBool, i: 1}
-		case "false":
-			return simpleValue{kind: simpleBool}
-		}
-		return simpleValue{}
-	}
-	if string(b) == "-Infinity" {
-		return simpleValue{kind: simpleFloat, f: math.Inf(-1)}
-	}
-	return parseNumber(b)
-}
-
-// isSpace reports JSON white space.
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// float is toFloat of the value ParseValueJSON gives for the same text.
-func (v simpleValue) float() (float64, bool) {
-	switch v.kind {
-	case simpleInt, simpleBool:
-		return float64(v.i), true
-	case simpleFloat:
-		return v.f, true
-	case simpleBig:
-		return v.f, v.ok
-	}
-	return 0, false
-}
-
-// integral is integral() of the value ParseValueJSON gives for the same
-// text.
-func (v simpleValue) integral() (int64, bool) {
-	switch v.kind {
-	case simpleInt:
-		return v.i, true
-	case simpleFloat:
-		return integral(v.f)
-	}
-	return 0, false
-}
 
 // header is histRow.header for a scanned row: the step and time of the
 // row from its `_step` and `_timestamp` items, with convertRow's rules.
@@ -107,13 +24,13 @@ func (r *rawRow) header() row {
 			continue
 		}
 		value := r.bytes(r.items[i].value)
-		v := parseSimple(value)
-		if v.kind == notSimple {
+		v := wandbfile.ParseScalar(value)
+		if v.Kind() == wandbfile.NotScalar {
 			x, err := wandbfile.ParseValueJSON(string(value))
 			switch {
 			case err != nil:
 			case step:
-				if n, ok := integral(x); ok {
+				if n, ok := wandbfile.ValueInt(x); ok {
 					out.step, out.hasStep = n, true
 				}
 			default:
@@ -122,12 +39,12 @@ func (r *rawRow) header() row {
 			continue
 		}
 		if step {
-			if n, ok := v.integral(); ok {
+			if n, ok := v.Int(); ok {
 				out.step, out.hasStep = n, true
 			}
 			continue
 		}
-		f, ok := v.float()
+		f, ok := v.Float()
 		out.time, _ = floatSecondsToMillis(f, ok)
 	}
 	return out
@@ -172,8 +89,8 @@ func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 	c.ids, c.vals = c.ids[:0], c.vals[:0]
 	var one [1]span
 	for i := range r.items {
-		v := parseSimple(r.bytes(r.items[i].value))
-		if v.kind == notSimple {
+		v := wandbfile.ParseScalar(r.bytes(r.items[i].value))
+		if v.Kind() == wandbfile.NotScalar {
 			return row{}, false
 		}
 		path := r.path(i, &one)
@@ -181,12 +98,12 @@ func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 		if len(path) == 1 {
 			switch string(first) {
 			case keyStep:
-				if n, ok := v.integral(); ok {
+				if n, ok := v.Int(); ok {
 					out.step, out.hasStep = n, true
 				}
 				continue
 			case keyTimestamp:
-				f, ok := v.float()
+				f, ok := v.Float()
 				out.time, _ = floatSecondsToMillis(f, ok)
 				continue
 			case keyRuntime:
@@ -196,7 +113,7 @@ func (c *rowConverter) convert(r *rawRow, points bool) (out row, ok bool) {
 		if string(first) == keyWandb {
 			continue
 		}
-		f, fok := v.float()
+		f, fok := v.Float()
 		if !fok {
 			return row{}, false
 		}

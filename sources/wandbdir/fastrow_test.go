@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -19,106 +17,14 @@ import (
 	"github.com/runferry/runferry/schema"
 )
 
-// The fast path (peekRecord, rawRow, parseSimple, rowConverter) must give
-// exactly what wandbfile.Decode, ParseValueJSON and convertRow give
-// wherever it accepts its input. These tests compare the two on the real
-// logs and on fuzzed records and values.
-
-// simpleSeeds are value_json texts around the edges of parseSimple.
-var simpleSeeds = []string{
-	"0", "-0", "1", "-1", "007", "0.5", "-0.0", ".5", "5.", "1e5", "1E+5", "1e-5", "-1.5e-300", "1e400", "-1e400",
-	"1e-400", "123456789012345678", "1234567890123456789", "9223372036854775807", "9223372036854775808",
-	"-9223372036854775808", "-9223372036854775809", "99999999999999999999999", "0.1", "0.30000000000000004",
-	"9007199254740993", "9007199254740993.0", "1.7976931348623157e308", "4.9e-324", "2.2250738585072014e-308",
-	"123.456e-7", "1e22", "1e23", "0.000000000000000000001", "12345678901234567.5", " 1 ", "\t\n2.5\r ", "1 2",
-	"NaN", "Infinity", "-Infinity", "-Infinityx", "nan", "true", "false", "null", `"1"`, "[1]", `{"a":1}`, "",
-	"-", "+1", "1e", "1e+", "0x10", "1_0", "Infinity ", " -Infinity", "-NaN", "1.0e+02", "00", "-01", "1.e5",
-}
+// The fast path (peekRecord, rawRow, rowConverter) must give exactly what
+// wandbfile.Decode, ParseValueJSON and convertRow give wherever it accepts
+// its input. These tests compare the two on the real logs and on fuzzed
+// records. (wandbfile's tests check ParseScalar.)
 
 // sameFloat compares floats bit for bit, all NaNs equal.
 func sameFloat(a, b float64) bool {
 	return math.Float64bits(a) == math.Float64bits(b) || (math.IsNaN(a) && math.IsNaN(b))
-}
-
-// checkSimple compares parseSimple with ParseValueJSON on s.
-func checkSimple(t *testing.T, s string) {
-	v := parseSimple([]byte(s))
-	if v.kind == notSimple {
-		return
-	}
-	x, err := wandbfile.ParseValueJSON(s)
-	if err != nil {
-		t.Fatalf("%q: parseSimple accepts it, ParseValueJSON: %v", s, err)
-	}
-	f1, ok1 := v.float()
-	f2, ok2 := wandbfile.ValueFloat(x)
-	if ok1 != ok2 || !sameFloat(f1, f2) {
-		t.Errorf("%q: float %v,%v; wandbfile.ValueFloat(ParseValueJSON) %v,%v", s, f1, ok1, f2, ok2)
-	}
-	n1, iok1 := v.integral()
-	n2, iok2 := integral(x)
-	if iok1 != iok2 || n1 != n2 {
-		t.Errorf("%q: integral %v,%v; want %v,%v", s, n1, iok1, n2, iok2)
-	}
-}
-
-func TestParseSimple(t *testing.T) {
-	for _, s := range simpleSeeds {
-		checkSimple(t, s)
-	}
-	for _, s := range []string{"0", "-84.14709848078965", "1717243200.0123", "NaN", "true", "12", "1e5"} {
-		if parseSimple([]byte(s)).kind == notSimple {
-			t.Errorf("%q: not simple", s)
-		}
-	}
-}
-
-// TestParseNumberRandom compares parseSimple with ParseValueJSON (strconv)
-// on many numbers: random float64s printed in several ways, and random
-// decimal strings around the 19-digit and exponent limits of the fast
-// conversions.
-func TestParseNumberRandom(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	n := 100000
-	if testing.Short() {
-		n = 10000
-	}
-	var buf []byte
-	for range n {
-		f := math.Float64frombits(rng.Uint64())
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			continue
-		}
-		if rng.IntN(2) == 0 { // values of a usual size
-			f = (rng.Float64() - 0.5) * math.Pow(10, float64(rng.IntN(40)-20))
-		}
-		checkSimple(t, strconv.FormatFloat(f, 'g', -1, 64))
-		checkSimple(t, strconv.FormatFloat(f, 'e', rng.IntN(22), 64))
-		checkSimple(t, strconv.FormatFloat(f, 'f', rng.IntN(25), 64))
-		buf = buf[:0]
-		if rng.IntN(2) == 0 {
-			buf = append(buf, '-')
-		}
-		digits := 1 + rng.IntN(24)
-		point := rng.IntN(digits + 1)
-		for i := range digits {
-			if i == point && i > 0 {
-				buf = append(buf, '.')
-			}
-			buf = append(buf, byte('0'+rng.IntN(10)))
-		}
-		if rng.IntN(2) == 0 {
-			buf = strconv.AppendInt(append(buf, 'e'), int64(rng.IntN(140)-70), 10)
-		}
-		checkSimple(t, string(buf))
-	}
-}
-
-func FuzzParseSimple(f *testing.F) {
-	for _, s := range simpleSeeds {
-		f.Add(s)
-	}
-	f.Fuzz(checkSimple)
 }
 
 // checkRecord compares the fast path with Decode and convertRow on one

@@ -56,7 +56,7 @@ func convertRow(items []kv, recStep *int64) row {
 		if len(it.path) == 1 {
 			switch it.path[0] {
 			case keyStep:
-				if n, ok := integral(it.value); ok {
+				if n, ok := wandbfile.ValueInt(it.value); ok {
 					r.step, r.hasStep = n, true
 				}
 				continue
@@ -148,20 +148,6 @@ func rootLen(path []string, roots map[string]bool) int {
 		}
 	}
 	return 0
-}
-
-// integral returns v as an int64 when it is an integer (or a float holding
-// one).
-func integral(v any) (int64, bool) {
-	switch v := v.(type) {
-	case int64:
-		return v, true
-	case float64:
-		if v == float64(int64(v)) {
-			return int64(v), true
-		}
-	}
-	return 0, false
 }
 
 // stepper assigns steps to the rows of a run in file order, across its

@@ -75,8 +75,8 @@ func parseMetadata(b []byte) (*metadata, error) {
 	if md.CUDA == "" {
 		md.CUDA = str("cudaVersion")
 	}
-	md.GPUCount, _ = integral(m["gpu_count"])
-	md.CPUCount, _ = integral(m["cpu_count"])
+	md.GPUCount, _ = wandbfile.ValueInt(m["gpu_count"])
+	md.CPUCount, _ = wandbfile.ValueInt(m["cpu_count"])
 	if git, ok := m["git"].(map[string]any); ok {
 		md.GitRemote, _ = git["remote"].(string)
 		md.GitCommit, _ = git["commit"].(string)
@@ -87,7 +87,7 @@ func parseMetadata(b []byte) (*metadata, error) {
 	md.StartedAt = parseTime(str("startedAt"))
 	md.Project, md.Name, md.Notes, md.JobType = str("project"), str("name"), str("notes"), str("jobType")
 	md.State = str("state")
-	if code, ok := integral(m["exitcode"]); ok {
+	if code, ok := wandbfile.ValueInt(m["exitcode"]); ok {
 		md.ExitCode = &code
 	}
 	md.HeartbeatAt = parseTime(str("heartbeatAt"))
