@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -124,55 +125,52 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 	}
 	var notes []string
 	var raw rawRow
-	batches, stop := readAhead(rd)
-	defer stop()
-	n := 0
-	for b := range batches {
-		start := 0
-		for i, end := range b.ends {
-			payload, offset := b.buf[start:end], b.offs[i]
-			start = end
-			if n++; n%ctxCheckEvery == 0 && ctx.Err() != nil {
-				return notes, ctx.Err()
-			}
-			if kind, body, clean := peekRecord(payload); clean && fastPath {
-				switch kind {
-				case wandbfile.KindHistory:
-					if h.history == nil {
-						continue
+	sc := wandbfile.NewScanner(rd)
+	defer sc.Close()
+	for n := 1; ; n++ {
+		payload, offset, err := sc.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return notes, fault.Permanent(fmt.Errorf("wandb: reading %s: %w", name, err))
+		}
+		if n%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return notes, ctx.Err()
+		}
+		if kind, body, clean := peekRecord(payload); clean && fastPath {
+			switch kind {
+			case wandbfile.KindHistory:
+				if h.history == nil {
+					continue
+				}
+				if raw.scanHistory(body) {
+					if err := h.history(seg, histRow{raw: &raw}); err != nil {
+						return notes, err
 					}
-					if raw.scanHistory(body) {
-						if err := h.history(seg, histRow{raw: &raw}); err != nil {
-							return notes, err
-						}
-						continue
-					}
-				case wandbfile.KindStats:
-					if h.stats == nil {
-						continue
-					}
-				default:
-					if h.record == nil {
-						continue
-					}
+					continue
+				}
+			case wandbfile.KindStats:
+				if h.stats == nil {
+					continue
+				}
+			default:
+				if h.record == nil {
+					continue
 				}
 			}
-			rec, err := wandbfile.Decode(payload)
-			if err != nil {
-				notes = append(notes, fmt.Sprintf("%s: offset %d: undecodable record: %v", name, offset, err))
-				continue
-			}
-			if err := dispatch(seg, &rec, h); err != nil {
-				return notes, err
-			}
 		}
-		if b.err != nil {
-			return notes, fault.Permanent(fmt.Errorf("wandb: reading %s: %w", name, b.err))
+		rec, err := wandbfile.Decode(payload)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: offset %d: undecodable record: %v", name, offset, err))
+			continue
 		}
-		b.release()
+		if err := dispatch(seg, &rec, h); err != nil {
+			return notes, err
+		}
 	}
-	// The reader is done (batches closed): its damage list is final.
-	for _, d := range rd.Damage() {
+	// The scanner is done: its damage list is final.
+	for _, d := range sc.Damage() {
 		notes = append(notes, d.Error())
 	}
 	return notes, nil
