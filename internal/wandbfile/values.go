@@ -150,3 +150,30 @@ func MediaFiles(obj map[string]any) []string {
 	slices.Sort(out)
 	return slices.Compact(out)
 }
+
+// SetPath stores v at path in tree, creating (or replacing non-object
+// values with) the objects on the way, as W&B folds nested summary and
+// config updates.
+func SetPath(tree map[string]any, path []string, v any) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := tree[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			tree[k] = next
+		}
+		tree = next
+	}
+	tree[path[len(path)-1]] = v
+}
+
+// RemovePath deletes the value at path from tree, if there is one.
+func RemovePath(tree map[string]any, path []string) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := tree[k].(map[string]any)
+		if !ok {
+			return
+		}
+		tree = next
+	}
+	delete(tree, path[len(path)-1])
+}

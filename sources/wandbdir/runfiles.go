@@ -145,7 +145,7 @@ func parseConfigYAML(b []byte) (config map[string]any, internal any, err error) 
 				v = inner
 			}
 		}
-		if k == keyWandb {
+		if k == wandbfile.KeyWandb {
 			internal = v
 			continue
 		}
@@ -224,18 +224,18 @@ func readLine(br *bufio.Reader, limit int) (string, error) {
 
 // eventsToStats turns a row of a pre-0.10 wandb-events.jsonl into a stats
 // sample: its time and its items, keys without the "system." prefix.
-func eventsToStats(obj map[string]any) (time.Time, []kv) {
+func eventsToStats(obj map[string]any) (time.Time, []wandbfile.Value) {
 	var t time.Time
-	if ms, ok := secondsToMillis(obj[keyTimestamp]); ok {
+	if ms, ok := wandbfile.TimestampMillis(obj[wandbfile.KeyTimestamp]); ok {
 		t = time.UnixMilli(ms).UTC()
 	}
-	var items []kv
+	var items []wandbfile.Value
 	for _, it := range objectItems(obj) {
-		k := it.path[0]
-		if k == keyTimestamp || k == keyRuntime || k == keyWandb {
+		k := it.Path[0]
+		if k == wandbfile.KeyTimestamp || k == wandbfile.KeyRuntime || k == wandbfile.KeyWandb {
 			continue
 		}
-		it.path = []string{strings.TrimPrefix(k, "system.")}
+		it.Path = []string{strings.TrimPrefix(k, "system.")}
 		items = append(items, it)
 	}
 	return t, items
