@@ -61,9 +61,10 @@ func NewScanner(rd *Reader) *Scanner {
 
 // Next returns the next record's payload and the file offset of its first
 // chunk, as Reader.Next does. At the end of the file it returns io.EOF;
-// an I/O error of the underlying reader (wrapped as Reader.Next wraps it,
-// naming the file) is returned after the payloads read before it. After
-// either, Next keeps returning the same error.
+// an I/O error of the underlying reader (as Reader.Next returns it, naming
+// the file and the offset) is returned after the payloads read before it.
+// After either, Next keeps returning the same error. Damage is not an
+// error: it is skipped and listed (see Damage).
 //
 // The payload is a view of the Scanner's buffers, not a copy: it is valid
 // only until the next call to Next or Close. Callers that keep any of it
