@@ -14,6 +14,7 @@ import (
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
@@ -100,7 +101,7 @@ func newLegacySource(t *testing.T, url, prefix string) legacySource {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inst, err := mlflowapi.Instance(url)
+	inst, err := mlflowconv.Instance(url)
 	if err != nil {
 		t.Fatal(err)
 	}

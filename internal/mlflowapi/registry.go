@@ -199,15 +199,3 @@ func (c *Client) TransitionModelVersionStage(ctx context.Context, name, version,
 	return c.post(ctx, idempotent, api+"model-versions/transition-stage",
 		map[string]any{"name": name, "version": version, "stage": stage, "archive_existing_versions": false}, nil)
 }
-
-// Tags runferry writes on registered models and versions (the model also
-// carries TagOrigin and TagExpCreatedAt, a version TagExpCreatedAt). The
-// source never exposes keys under "runferry." as tags.
-const (
-	// TagModelVersion is the version number the source gave a version, so
-	// that a re-run finds the versions it created instead of adding more.
-	TagModelVersion = "runferry.version"
-	// TagSourceRun is the origin of the run a version came from, kept
-	// whether or not that run is in the destination.
-	TagSourceRun = "runferry.source_run"
-)

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -33,7 +34,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	w.keys = map[string]*keyState{}
 	if w.logs != nil {
-		if err := w.uploadSpool(ctx, w.logs, mlflowapi.LogsPath); err != nil {
+		if err := w.uploadSpool(ctx, w.logs, mlflowconv.LogsPath); err != nil {
 			return err
 		}
 		if !w.written["output.log"] {
@@ -44,7 +45,7 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 	}
 	if w.rich != nil {
-		if err := w.uploadSpool(ctx, w.rich, mlflowapi.RichValuesPath); err != nil {
+		if err := w.uploadSpool(ctx, w.rich, mlflowconv.RichValuesPath); err != nil {
 			return err
 		}
 	}
@@ -58,8 +59,8 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := api.UploadBytes(ctx, uri, mlflowapi.CoveragePath, cov); err != nil {
-		return fmt.Errorf("uploading %s: %w", mlflowapi.CoveragePath, err)
+	if err := api.UploadBytes(ctx, uri, mlflowconv.CoveragePath, cov); err != nil {
+		return fmt.Errorf("uploading %s: %w", mlflowconv.CoveragePath, err)
 	}
 
 	upd := mlflowapi.UpdateRun{RunID: w.run.RunID, Status: string(w.src.Status)}
@@ -81,9 +82,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	// only (one transaction, idempotent, retried): one round trip fewer per
 	// run than two set-tag calls, and complete still never precedes the
 	// fingerprint.
-	final := []mlflowapi.Tag{{Key: mlflowapi.TagComplete, Value: complete}}
+	final := []mlflowapi.Tag{{Key: mlflowconv.TagComplete, Value: complete}}
 	if w.fp != "" {
-		final = []mlflowapi.Tag{{Key: mlflowapi.TagFingerprint, Value: w.fp}, final[0]}
+		final = []mlflowapi.Tag{{Key: mlflowconv.TagFingerprint, Value: w.fp}, final[0]}
 	}
 	if err := api.LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Tags: final}); err != nil {
 		return fmt.Errorf("writing the fingerprint and marking the run complete: %w", err)

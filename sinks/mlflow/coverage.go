@@ -4,6 +4,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 )
@@ -35,18 +36,18 @@ func (w *writer) Coverage() map[string]int64 { return coverageCounts(w.cov) }
 // as Coverage would after a copy (metric-level kinds need the points and
 // are not planned).
 func (s *Sink) PlanCoverage(r schema.Run) map[string]int64 {
-	cov := &mlflowapi.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
-	if _, _, err := mlflowapi.RunEntities(r, cov); err != nil {
+	cov := &mlflowconv.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
+	if _, _, err := mlflowconv.RunEntities(r, cov); err != nil {
 		return nil // the copy reports it as the run's error
 	}
-	mlflowapi.DatasetInputs(r, cov)
+	mlflowconv.DatasetInputs(r, cov)
 	if utf8.RuneCountInString(r.Name) > mlflowapi.MaxRunNameLength {
-		cov.Truncated = append(cov.Truncated, mlflowapi.Truncation{What: "run name"})
+		cov.Truncated = append(cov.Truncated, mlflowconv.Truncation{What: "run name"})
 	}
 	return coverageCounts(cov)
 }
 
-func coverageCounts(cov *mlflowapi.Coverage) map[string]int64 {
+func coverageCounts(cov *mlflowconv.Coverage) map[string]int64 {
 	out := map[string]int64{}
 	add := func(kind string, n int) {
 		if n > 0 {

@@ -70,7 +70,7 @@
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and
 // "_/.- :", over 250 characters, bad slashes, or the reserved "runferry."
-// prefix) are mapped to a valid key plus a hash (mlflowapi.MapKey).
+// prefix) are mapped to a valid key plus a hash (mlflowconv.MapKey).
 //
 // # What MLflow cannot hold, and where it goes instead
 //

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 )
 
 // expLife tracks the lifecycle stage of one of runferry's experiments while
@@ -132,8 +133,8 @@ func (s *Sink) moveLocked(ctx context.Context, id string, l *expLife, deleted bo
 // deleted: superseded copies and runs committed as deleted.
 func (s *Sink) redeleteRuns(ctx context.Context, id string) error {
 	filters := []string{
-		fmt.Sprintf("tags.`%s` = 'deleted'", mlflowapi.TagComplete),
-		fmt.Sprintf("tags.`%s` LIKE '%%'", mlflowapi.TagSuperseded),
+		fmt.Sprintf("tags.`%s` = 'deleted'", mlflowconv.TagComplete),
+		fmt.Sprintf("tags.`%s` LIKE '%%'", mlflowconv.TagSuperseded),
 	}
 	var ids []string // listed whole first: deleting shifts the server's offset paging
 	for _, f := range filters {

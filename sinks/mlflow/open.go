@@ -8,6 +8,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 )
@@ -27,13 +28,13 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 		return nil, fault.Permanent(err)
 	}
 	origin := r.Origin.String()
-	cov := &mlflowapi.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{},
+	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{},
 		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
-	params, tags, err := mlflowapi.RunEntities(r, cov)
+	params, tags, err := mlflowconv.RunEntities(r, cov)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: %w", origin, err))
 	}
-	sidecar, err := json.MarshalIndent(mlflowapi.Sidecar{Version: 1, Run: r}, "", "  ")
+	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
 	}
@@ -48,7 +49,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 	}()
 	var earlier []mlflowapi.Run
 	for _, o := range append([]string{origin}, s.FormerKeys(r.Origin)...) {
-		runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(o), true)
+		runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(o), true)
 		if err != nil {
 			return nil, err
 		}
@@ -62,16 +63,16 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 
 	create := mlflowapi.CreateRun{ExperimentID: expID, UserID: r.User, StartTime: r.Start.UnixMilli(),
 		Tags: []mlflowapi.Tag{
-			{Key: mlflowapi.TagOrigin, Value: origin},
-			{Key: mlflowapi.TagOriginKey, Value: mlflowapi.OriginKey(origin)},
-			{Key: mlflowapi.TagSidecar, Value: mlflowapi.SidecarPath},
+			{Key: mlflowconv.TagOrigin, Value: origin},
+			{Key: mlflowconv.TagOriginKey, Value: mlflowconv.OriginKey(origin)},
+			{Key: mlflowconv.TagSidecar, Value: mlflowconv.SidecarPath},
 		}}
 	if r.Start.IsZero() {
 		create.StartTime = 0
 	}
-	if name, cut := mlflowapi.Truncate(r.Name, mlflowapi.MaxRunNameLength); cut {
+	if name, cut := mlflowconv.Truncate(r.Name, mlflowapi.MaxRunNameLength); cut {
 		create.RunName = name
-		cov.Truncated = append(cov.Truncated, mlflowapi.Truncation{What: "run name", Length: utf8.RuneCountInString(r.Name)})
+		cov.Truncated = append(cov.Truncated, mlflowconv.Truncation{What: "run name", Length: utf8.RuneCountInString(r.Name)})
 	} else {
 		create.RunName = r.Name
 	}
@@ -82,23 +83,23 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 	}
 	if !r.Parent.IsZero() {
 		create.Tags = append(create.Tags,
-			mlflowapi.Tag{Key: mlflowapi.TagParent, Value: r.Parent.String()},
-			mlflowapi.Tag{Key: mlflowapi.TagParentKey, Value: mlflowapi.OriginKey(r.Parent.String())})
+			mlflowapi.Tag{Key: mlflowconv.TagParent, Value: r.Parent.String()},
+			mlflowapi.Tag{Key: mlflowconv.TagParentKey, Value: mlflowconv.OriginKey(r.Parent.String())})
 	}
 	run, err := s.api.CreateRun(ctx, create)
 	if err != nil {
 		return nil, fmt.Errorf("creating run: %w", err)
 	}
 	w := &writer{sink: s, expID: expID, held: true, run: run.Info, src: r, cov: cov, keys: map[string]*keyState{}, written: map[string]bool{}}
-	if err := s.api.UploadBytes(ctx, run.Info.ArtifactURI, mlflowapi.SidecarPath, sidecar); err != nil {
-		return nil, fmt.Errorf("uploading %s: %w", mlflowapi.SidecarPath, err)
+	if err := s.api.UploadBytes(ctx, run.Info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
+		return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
 	}
 	for _, b := range entityBatches(run.Info.RunID, params, tags) {
 		if err := s.api.LogBatch(ctx, b); err != nil {
 			return nil, fmt.Errorf("writing params and tags: %w", err)
 		}
 	}
-	if err := s.api.LogInputs(ctx, run.Info.RunID, mlflowapi.DatasetInputs(r, cov)); err != nil {
+	if err := s.api.LogInputs(ctx, run.Info.RunID, mlflowconv.DatasetInputs(r, cov)); err != nil {
 		return nil, fmt.Errorf("writing dataset inputs: %w", err)
 	}
 	if err := s.linkToParent(ctx, run.Info.RunID, r.Parent); err != nil {
@@ -117,7 +118,7 @@ func (s *Sink) linkToParent(ctx context.Context, runID string, parent schema.Ref
 	}
 	var found []mlflowapi.Run
 	for _, o := range append([]string{parent.String()}, s.FormerKeys(parent)...) {
-		runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(o), false)
+		runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(o), false)
 		if err != nil {
 			return fmt.Errorf("looking up the parent run: %w", err)
 		}
@@ -134,7 +135,7 @@ func (s *Sink) linkToParent(ctx context.Context, runID string, parent schema.Ref
 
 // linkChildren points every run naming origin as its parent at runID.
 func (s *Sink) linkChildren(ctx context.Context, runID, origin string) error {
-	children, err := s.runsTagged(ctx, mlflowapi.TagParentKey, mlflowapi.OriginKey(origin), false)
+	children, err := s.runsTagged(ctx, mlflowconv.TagParentKey, mlflowconv.OriginKey(origin), false)
 	if err != nil {
 		return fmt.Errorf("looking up child runs: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 )
@@ -40,7 +41,7 @@ func (s *Sink) PutRegisteredModel(ctx context.Context, m schema.RegisteredModel,
 		if err != nil {
 			return nil, err
 		}
-		if n, err := strconv.ParseInt(tagText(v.Tags, mlflowapi.TagModelVersion), 10, 64); err == nil {
+		if n, err := strconv.ParseInt(tagText(v.Tags, mlflowconv.TagModelVersion), 10, 64); err == nil {
 			have[n] = v
 		}
 	}
@@ -91,7 +92,7 @@ func (s *Sink) PutRegisteredModel(ctx context.Context, m schema.RegisteredModel,
 
 func createdTag(t time.Time) string {
 	if t.IsZero() {
-		return mlflowapi.CreatedAtUnknown
+		return mlflowconv.CreatedAtUnknown
 	}
 	return t.UTC().Format(time.RFC3339Nano)
 }
@@ -99,8 +100,8 @@ func createdTag(t time.Time) string {
 // putModel creates the model or checks that the one of its name is
 // runferry's copy of the same origin, then sets its description and tags.
 func (s *Sink) putModel(ctx context.Context, m schema.RegisteredModel) error {
-	tags := []mlflowapi.Tag{{Key: mlflowapi.TagOrigin, Value: m.Origin.String()},
-		{Key: mlflowapi.TagExpCreatedAt, Value: createdTag(m.CreatedAt)}}
+	tags := []mlflowapi.Tag{{Key: mlflowconv.TagOrigin, Value: m.Origin.String()},
+		{Key: mlflowconv.TagExpCreatedAt, Value: createdTag(m.CreatedAt)}}
 	for _, t := range m.Tags {
 		tags = append(tags, mlflowapi.Tag{Key: t.Key, Value: t.Value})
 	}
@@ -118,7 +119,7 @@ func (s *Sink) putModel(ctx context.Context, m schema.RegisteredModel) error {
 	if err != nil {
 		return fmt.Errorf("registered model %q: %w", m.Name, err)
 	}
-	switch o := tagText(cur.Tags, mlflowapi.TagOrigin); {
+	switch o := tagText(cur.Tags, mlflowconv.TagOrigin); {
 	case o == "":
 		return fault.Permanent(fmt.Errorf("registered model %q exists in the destination and was not written by runferry: rename or delete it there, it is not merged", m.Name))
 	case o != m.Origin.String():
@@ -159,10 +160,10 @@ func tagValue(tags []mlflowapi.Tag, key string) (string, bool) {
 // origin the sink does not hold.
 func (s *Sink) createVersion(ctx context.Context, name string, v schema.ModelVersion, runs map[schema.Ref]string) (mlflowapi.ModelVersion, bool, error) {
 	in := mlflowapi.ModelVersion{Name: name, Source: v.Source, Description: v.Description,
-		Tags: []mlflowapi.Tag{{Key: mlflowapi.TagModelVersion, Value: strconv.FormatInt(v.Version, 10)},
-			{Key: mlflowapi.TagExpCreatedAt, Value: createdTag(v.CreatedAt)}}}
+		Tags: []mlflowapi.Tag{{Key: mlflowconv.TagModelVersion, Value: strconv.FormatInt(v.Version, 10)},
+			{Key: mlflowconv.TagExpCreatedAt, Value: createdTag(v.CreatedAt)}}}
 	if !v.Run.IsZero() {
-		in.Tags = append(in.Tags, mlflowapi.Tag{Key: mlflowapi.TagSourceRun, Value: v.Run.String()})
+		in.Tags = append(in.Tags, mlflowapi.Tag{Key: mlflowconv.TagSourceRun, Value: v.Run.String()})
 	}
 	for _, t := range v.Tags {
 		in.Tags = append(in.Tags, mlflowapi.Tag{Key: t.Key, Value: t.Value})
@@ -188,7 +189,7 @@ func (s *Sink) createVersion(ctx context.Context, name string, v schema.ModelVer
 func (s *Sink) destRun(ctx context.Context, origin schema.Ref, runs map[schema.Ref]string) (string, string, error) {
 	id := runs[origin]
 	if id == "" {
-		found, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(origin.String()), false)
+		found, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin.String()), false)
 		if err != nil {
 			return "", "", err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/mlflow"
@@ -85,7 +86,7 @@ func dumpRegistry(t *testing.T, url string) registryDump {
 // bookkeeping tags. Creation times are MLflow's own and left out.
 func expectedRegistry(t *testing.T, srcURL string, src registryDump, dstRuns map[string]dumpRun) registryDump {
 	t.Helper()
-	inst, err := mlflowapi.Instance(srcURL) // native origins name the source server
+	inst, err := mlflowconv.Instance(srcURL) // native origins name the source server
 	if err != nil {
 		t.Fatal(err)
 	}

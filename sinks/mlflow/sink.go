@@ -10,6 +10,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 )
@@ -131,8 +132,8 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 	var set []mlflowapi.Tag
 	for _, t := range tags {
 		v, ok := have[t.Key]
-		keepFirst := t.Key == mlflowapi.TagOrigin || t.Key == mlflowapi.TagExpName // shared by two source experiments: the first keeps them
-		if t.Key == mlflowapi.TagOrigin && slices.Contains(s.FormerKeys(e.Origin), v) {
+		keepFirst := t.Key == mlflowconv.TagOrigin || t.Key == mlflowconv.TagExpName // shared by two source experiments: the first keeps them
+		if t.Key == mlflowconv.TagOrigin && slices.Contains(s.FormerKeys(e.Origin), v) {
 			keepFirst = false // written under the former origin of e: it takes the new one
 		}
 		if ok && (v == t.Value || keepFirst && v != "") {
@@ -165,8 +166,8 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 func (s *Sink) ours(exp mlflowapi.Experiment) bool {
 	managed, prefix := false, false
 	for _, t := range exp.Tags {
-		managed = managed || t.Key == mlflowapi.TagManaged && t.Value == "true"
-		prefix = prefix || t.Key == mlflowapi.TagPrefix && t.Value == s.cfg.ExperimentPrefix
+		managed = managed || t.Key == mlflowconv.TagManaged && t.Value == "true"
+		prefix = prefix || t.Key == mlflowconv.TagPrefix && t.Value == s.cfg.ExperimentPrefix
 	}
 	return managed && prefix
 }
@@ -185,34 +186,34 @@ func (s *Sink) nameLock(name string) *sync.Mutex {
 // experimentTags maps an experiment onto MLflow experiment tags.
 func experimentTags(e schema.Experiment, prefix string) []mlflowapi.Tag {
 	tags := []mlflowapi.Tag{
-		{Key: mlflowapi.TagManaged, Value: "true"},
-		{Key: mlflowapi.TagPrefix, Value: prefix},
-		{Key: mlflowapi.TagOrigin, Value: e.Origin.String()},
-		{Key: mlflowapi.TagExpName, Value: e.Name},
+		{Key: mlflowconv.TagManaged, Value: "true"},
+		{Key: mlflowconv.TagPrefix, Value: prefix},
+		{Key: mlflowconv.TagOrigin, Value: e.Origin.String()},
+		{Key: mlflowconv.TagExpName, Value: e.Name},
 	}
 	// MLflow sets an experiment's creation time itself: the source's is
 	// kept in a tag, which the MLflow source reads back.
-	created := mlflowapi.CreatedAtUnknown
+	created := mlflowconv.CreatedAtUnknown
 	if !e.CreatedAt.IsZero() {
 		created = e.CreatedAt.UTC().Format(time.RFC3339Nano)
 	}
-	tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagExpCreatedAt, Value: created})
+	tags = append(tags, mlflowapi.Tag{Key: mlflowconv.TagExpCreatedAt, Value: created})
 	if e.Description != "" {
-		v, _ := mlflowapi.Truncate(e.Description, mlflowapi.MaxExperimentTagValue)
+		v, _ := mlflowconv.Truncate(e.Description, mlflowapi.MaxExperimentTagValue)
 		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagNote, Value: v})
 	}
 	mapped := map[string]string{}
 	for _, t := range e.Tags {
-		k, changed := mlflowapi.MapKey(t.Key)
+		k, changed := mlflowconv.MapKey(t.Key)
 		if changed {
 			mapped[k] = t.Key
 		}
-		v, _ := mlflowapi.Truncate(t.Value, mlflowapi.MaxExperimentTagValue)
+		v, _ := mlflowconv.Truncate(t.Value, mlflowapi.MaxExperimentTagValue)
 		tags = append(tags, mlflowapi.Tag{Key: k, Value: v})
 	}
 	if len(mapped) > 0 {
 		b, _ := json.Marshal(mapped)
-		tags = append(tags, mlflowapi.Tag{Key: mlflowapi.TagExpTagKeys, Value: string(b)})
+		tags = append(tags, mlflowapi.Tag{Key: mlflowconv.TagExpTagKeys, Value: string(b)})
 	}
 	return tags
 }
@@ -247,13 +248,13 @@ func (s *Sink) managedExperiments(ctx context.Context) ([]string, error) {
 	}
 	s.mu.Unlock()
 	var ids []string
-	filter := fmt.Sprintf("tags.`%s` = 'true'", mlflowapi.TagManaged)
+	filter := fmt.Sprintf("tags.`%s` = 'true'", mlflowconv.TagManaged)
 	for e, err := range s.api.SearchExperiments(ctx, filter, mlflowapi.ViewAll) {
 		if err != nil {
 			return nil, err
 		}
 		for _, t := range e.Tags {
-			if t.Key == mlflowapi.TagPrefix && t.Value == s.cfg.ExperimentPrefix {
+			if t.Key == mlflowconv.TagPrefix && t.Value == s.cfg.ExperimentPrefix {
 				ids = append(ids, e.ExperimentID)
 			}
 		}
@@ -284,7 +285,7 @@ func (s *Sink) runsTagged(ctx context.Context, key, value string, withSuperseded
 			if err != nil {
 				return nil, err
 			}
-			if _, sup := r.Tag(mlflowapi.TagSuperseded); sup && !withSuperseded {
+			if _, sup := r.Tag(mlflowconv.TagSuperseded); sup && !withSuperseded {
 				continue
 			}
 			out = append(out, r)
@@ -305,7 +306,7 @@ func (s *Sink) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, 
 		return state, fp, err
 	}
 	for _, f := range s.FormerKeys(origin) {
-		held, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(f), false)
+		held, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(f), false)
 		if err != nil {
 			return sinks.RunMissing, "", err
 		}
@@ -318,20 +319,20 @@ func (s *Sink) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, 
 
 // findRun is FindRun for one origin, former origins left aside.
 func (s *Sink) findRun(ctx context.Context, origin string) (sinks.RunState, string, error) {
-	runs, err := s.runsTagged(ctx, mlflowapi.TagOriginKey, mlflowapi.OriginKey(origin), true)
+	runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin), true)
 	if err != nil {
 		return sinks.RunMissing, "", err
 	}
 	state := sinks.RunMissing
 	for _, r := range runs {
-		if _, sup := r.Tag(mlflowapi.TagSuperseded); sup {
+		if _, sup := r.Tag(mlflowconv.TagSuperseded); sup {
 			if r.Info.LifecycleStage == mlflowapi.StageActive {
 				state = max(state, sinks.RunIncomplete) // a redo stopped half-way
 			}
 			continue
 		}
 		if completeRun(r) {
-			fp, _ := r.Tag(mlflowapi.TagFingerprint)
+			fp, _ := r.Tag(mlflowconv.TagFingerprint)
 			return sinks.RunComplete, fp, nil
 		}
 		state = sinks.RunIncomplete
@@ -342,7 +343,7 @@ func (s *Sink) findRun(ctx context.Context, origin string) (sinks.RunState, stri
 // completeRun reports whether r was committed and, if committed as deleted,
 // was deleted.
 func completeRun(r mlflowapi.Run) bool {
-	v, ok := r.Tag(mlflowapi.TagComplete)
+	v, ok := r.Tag(mlflowconv.TagComplete)
 	switch {
 	case !ok:
 		return false
@@ -372,8 +373,8 @@ func (s *Sink) whileActive(ctx context.Context, r mlflowapi.Run, fn func() error
 // deleted.
 func (s *Sink) supersede(ctx context.Context, r mlflowapi.Run) error {
 	return s.whileActive(ctx, r, func() error {
-		if _, ok := r.Tag(mlflowapi.TagSuperseded); !ok {
-			if err := s.api.SetTag(ctx, r.Info.RunID, mlflowapi.TagSuperseded, time.Now().UTC().Format(time.RFC3339)); err != nil {
+		if _, ok := r.Tag(mlflowconv.TagSuperseded); !ok {
+			if err := s.api.SetTag(ctx, r.Info.RunID, mlflowconv.TagSuperseded, time.Now().UTC().Format(time.RFC3339)); err != nil {
 				return err
 			}
 		}

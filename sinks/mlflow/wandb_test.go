@@ -10,6 +10,7 @@ import (
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
@@ -62,7 +63,7 @@ func TestWandbToMLflow(t *testing.T) {
 	if err := api.SetTag(ctx, runID, mlflowapi.TagNote, "edited in the UI"); err != nil {
 		t.Fatal(err)
 	}
-	if err := api.SetTag(ctx, runID, mlflowapi.TagGroup, "other-group"); err != nil {
+	if err := api.SetTag(ctx, runID, mlflowconv.TagGroup, "other-group"); err != nil {
 		t.Fatal(err)
 	}
 	exp, err := api.GetExperimentByName(ctx, prefix+"fixture-entity/runferry-fixtures")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 )
@@ -24,7 +25,7 @@ type writer struct {
 	held    bool // the experiment is held active for this run (expLife)
 	run     mlflowapi.RunInfo
 	src     schema.Run
-	cov     *mlflowapi.Coverage
+	cov     *mlflowconv.Coverage
 	fp      string
 	keys    map[string]*keyState // by source key: points at the current step
 	written map[string]bool      // artifact paths written
@@ -68,7 +69,7 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 		w.cov.Points++
 		st, ok := w.keys[m.Key]
 		if !ok {
-			st = &keyState{mlflowKey: mlflowapi.RecordKey(m.Key, w.cov.MetricKeys)}
+			st = &keyState{mlflowKey: mlflowconv.RecordKey(m.Key, w.cov.MetricKeys)}
 			w.keys[m.Key] = st
 		}
 		send, ok := st.add(m, w.cov)
@@ -107,7 +108,7 @@ type keyState struct {
 	mlflowKey string
 	step      int64
 	started   bool
-	at        map[storedPoint]*mlflowapi.Fixup // the current step's points
+	at        map[storedPoint]*mlflowconv.Fixup // the current step's points
 }
 
 type storedPoint struct {
@@ -117,10 +118,10 @@ type storedPoint struct {
 
 // add returns the point to send for m, or false when m is stored by a point
 // already sent.
-func (k *keyState) add(m schema.Metric, cov *mlflowapi.Coverage) (mlflowapi.Metric, bool) {
+func (k *keyState) add(m schema.Metric, cov *mlflowconv.Coverage) (mlflowapi.Metric, bool) {
 	if !k.started || m.Step != k.step {
 		k.flush(cov)
-		k.step, k.started, k.at = m.Step, true, map[storedPoint]*mlflowapi.Fixup{}
+		k.step, k.started, k.at = m.Step, true, map[storedPoint]*mlflowconv.Fixup{}
 	}
 	stored, t := m.Value, m.Time
 	switch {
@@ -137,18 +138,18 @@ func (k *keyState) add(m schema.Metric, cov *mlflowapi.Coverage) (mlflowapi.Metr
 		bits = 0x7ff8000000000001
 	}
 	sp := storedPoint{time: t, bits: bits}
-	orig := mlflowapi.FixupPoint{Time: m.Time, Value: mlflowapi.Float(m.Value)}
+	orig := mlflowconv.FixupPoint{Time: m.Time, Value: mlflowapi.Float(m.Value)}
 	if f, dup := k.at[sp]; dup {
 		f.Points = append(f.Points, orig)
 		return mlflowapi.Metric{}, false
 	}
-	f := &mlflowapi.Fixup{Key: m.Key, Step: m.Step, Time: t, Stored: mlflowapi.Float(stored), Points: []mlflowapi.FixupPoint{orig}}
+	f := &mlflowconv.Fixup{Key: m.Key, Step: m.Step, Time: t, Stored: mlflowapi.Float(stored), Points: []mlflowconv.FixupPoint{orig}}
 	k.at[sp] = f
 	return mlflowapi.Metric{Key: k.mlflowKey, Value: mlflowapi.Float(stored), Timestamp: t, Step: m.Step}, true
 }
 
 // flush records the current step's points that need a fixup.
-func (k *keyState) flush(cov *mlflowapi.Coverage) {
+func (k *keyState) flush(cov *mlflowconv.Coverage) {
 	for _, f := range k.at {
 		p := f.Points[0]
 		changed := len(f.Points) > 1 || p.Time != f.Time ||
@@ -156,7 +157,7 @@ func (k *keyState) flush(cov *mlflowapi.Coverage) {
 		if !changed {
 			continue
 		}
-		if len(cov.Fixups) >= mlflowapi.MaxFixups {
+		if len(cov.Fixups) >= mlflowconv.MaxFixups {
 			cov.FixupsDropped += int64(len(f.Points))
 			continue
 		}
@@ -255,8 +256,8 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	if m, ok := strings.CutPrefix(p, mlflowapi.LoggedModelsDir); ok && path.Base(m) == mlflowapi.LoggedModelMeta {
 		w.cov.LoggedModelsAsFiles = append(w.cov.LoggedModelsAsFiles, path.Dir(m))
 	}
-	if strings.HasPrefix(p, mlflowapi.Dir) {
-		p = mlflowapi.FilesDir + p
+	if strings.HasPrefix(p, mlflowconv.Dir) {
+		p = mlflowconv.FilesDir + p
 	}
 	if body == nil {
 		w.cov.FileProblems[a.Path] = a.Problem

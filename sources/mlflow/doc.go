@@ -17,7 +17,7 @@
 //   - Experiments: experiments/search (ordered by id, paged, de-duplicated).
 //     Origin is the runferry.origin tag when runferry wrote the experiment,
 //     else mlflow:INSTANCE/<experiment_id>, INSTANCE naming the server
-//     (mlflowapi.Instance: HOST[:PORT][/PATH], host in lower case, no
+//     (mlflowconv.Instance: HOST[:PORT][/PATH], host in lower case, no
 //     scheme, default port, trailing slash or credentials), so that the
 //     experiments of two servers never share an origin; mlflow.note.content
 //     is the description;

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 )
@@ -83,7 +84,7 @@ func (s *Source) registeredModel(m mlflowapi.RegisteredModel) schema.RegisteredM
 		Description: m.Description, CreatedAt: msTime(m.CreationTimestamp)}
 	tags := userTags(m.Tags, &x.CreatedAt)
 	x.Tags = tags.user
-	if ref, ok := schema.ParseRef(tags.own[mlflowapi.TagOrigin]); ok {
+	if ref, ok := schema.ParseRef(tags.own[mlflowconv.TagOrigin]); ok {
 		x.Origin = ref
 	}
 	for _, a := range m.Aliases {
@@ -112,7 +113,7 @@ func userTags(tags []mlflowapi.Tag, created *time.Time) ownTags {
 		}
 		out.user = append(out.user, schema.Tag{Key: t.Key, Value: t.Value})
 	}
-	if v, ok := out.own[mlflowapi.TagExpCreatedAt]; ok {
+	if v, ok := out.own[mlflowconv.TagExpCreatedAt]; ok {
 		*created = time.Time{}
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			*created = t.UTC()
@@ -130,10 +131,10 @@ func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, run
 		Source: v.Source, CreatedAt: msTime(v.CreationTimestamp)}
 	tags := userTags(v.Tags, &x.CreatedAt)
 	x.Tags = tags.user
-	if n, err := strconv.ParseInt(tags.own[mlflowapi.TagModelVersion], 10, 64); err == nil {
+	if n, err := strconv.ParseInt(tags.own[mlflowconv.TagModelVersion], 10, 64); err == nil {
 		x.Version = n // written by runferry: the number the version had in its source
 	}
-	if ref, ok := schema.ParseRef(tags.own[mlflowapi.TagSourceRun]); ok {
+	if ref, ok := schema.ParseRef(tags.own[mlflowconv.TagSourceRun]); ok {
 		x.Run = ref
 	}
 	if v.RunID == "" {
@@ -149,7 +150,7 @@ func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, run
 			return schema.ModelVersion{}, err
 		default:
 			r.artifactURI = run.Info.ArtifactURI
-			if o, ok := run.Tag(mlflowapi.TagOrigin); ok {
+			if o, ok := run.Tag(mlflowconv.TagOrigin); ok {
 				if ref, ok := schema.ParseRef(o); ok {
 					r.origin = ref
 				}

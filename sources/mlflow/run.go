@@ -10,6 +10,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -29,12 +30,12 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	for _, t := range r.Data.Tags {
 		tags[t.Key] = t.Value
 	}
-	_, complete := tags[mlflowapi.TagComplete]
+	_, complete := tags[mlflowconv.TagComplete]
 	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID,
-		runferry: complete, fingerprint: tags[mlflowapi.TagFingerprint]}
+		runferry: complete, fingerprint: tags[mlflowconv.TagFingerprint]}
 	var run schema.Run
 	var damage []string
-	if path, ok := tags[mlflowapi.TagSidecar]; ok {
+	if path, ok := tags[mlflowconv.TagSidecar]; ok {
 		side, err := s.sidecar(ctx, r, path)
 		switch {
 		case err == nil:
@@ -48,8 +49,8 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	} else {
 		run = native(r, tags, s.ref)
 	}
-	if _, ours := tags[mlflowapi.TagOrigin]; ours && !complete {
-		damage = append(damage, fmt.Sprintf("mlflow run %s: an interrupted runferry copy (no %s tag)", r.Info.RunID, mlflowapi.TagComplete))
+	if _, ours := tags[mlflowconv.TagOrigin]; ours && !complete {
+		damage = append(damage, fmt.Sprintf("mlflow run %s: an interrupted runferry copy (no %s tag)", r.Info.RunID, mlflowconv.TagComplete))
 	}
 	run.Damage = append(run.Damage, damage...)
 	run.Experiment = exp
@@ -59,7 +60,7 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 		run.End = msTime(*r.Info.EndTime)
 	}
 	run.Deleted = r.Info.LifecycleStage == mlflowapi.StageDeleted
-	run.Inputs = mlflowapi.SchemaInputs(r) // what MLflow shows, even for a run runferry wrote
+	run.Inputs = mlflowconv.SchemaInputs(r) // what MLflow shows, even for a run runferry wrote
 	run.Canonicalize()
 	return run, info, nil
 }
@@ -70,7 +71,7 @@ func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (sch
 		return schema.Run{}, err
 	}
 	defer body.Close()
-	var side mlflowapi.Sidecar
+	var side mlflowconv.Sidecar
 	if err := json.NewDecoder(body).Decode(&side); err != nil {
 		return schema.Run{}, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", r.Info.RunID, path, err))
 	}
@@ -110,9 +111,9 @@ func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.
 		User:   r.Info.UserID,
 		Notes:  tags[mlflowapi.TagNote], GitCommit: tags[mlflowapi.TagGitCommit],
 		GitRemote: tags[mlflowapi.TagGitRepo], Program: tags[mlflowapi.TagSourceName],
-		Group: tags[mlflowapi.TagGroup], JobType: tags[mlflowapi.TagJobType], Host: tags[mlflowapi.TagHost],
+		Group: tags[mlflowconv.TagGroup], JobType: tags[mlflowconv.TagJobType], Host: tags[mlflowconv.TagHost],
 	}
-	if o, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
+	if o, ok := schema.ParseRef(tags[mlflowconv.TagOrigin]); ok {
 		run.Origin = o
 	}
 	if run.Name == "" {
@@ -121,12 +122,12 @@ func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.
 	if u := tags[mlflowapi.TagUser]; u != "" {
 		run.User = u
 	}
-	if p, ok := schema.ParseRef(tags[mlflowapi.TagParent]); ok {
+	if p, ok := schema.ParseRef(tags[mlflowconv.TagParent]); ok {
 		run.Parent = p
 	} else if id := tags[mlflowapi.TagParentRunID]; id != "" {
 		run.Parent = ref(id)
 	}
-	_ = json.Unmarshal([]byte(tags[mlflowapi.TagLabels]), &run.Labels)
+	_ = json.Unmarshal([]byte(tags[mlflowconv.TagLabels]), &run.Labels)
 	for _, p := range r.Data.Params {
 		run.Params = append(run.Params, schema.Param{Key: p.Key, Value: p.Value})
 	}
@@ -143,8 +144,8 @@ func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.
 // every way they disagree with the sidecar.
 func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schema.Run {
 	run := side
-	cov := mlflowapi.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
-	wantParams, wantTags, err := mlflowapi.RunEntities(side, &cov)
+	cov := mlflowconv.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
+	wantParams, wantTags, err := mlflowconv.RunEntities(side, &cov)
 	if err != nil {
 		run.Damage = append(run.Damage, fmt.Sprintf("mlflow run %s: %v", r.Info.RunID, err))
 		return run
@@ -155,7 +156,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	// Params: the run's own, then those flattened from its config.
 	own := map[string]schema.Param{}
 	for _, p := range side.Params {
-		k, _ := mlflowapi.MapKey(p.Key)
+		k, _ := mlflowconv.MapKey(p.Key)
 		own[k] = p
 	}
 	stored := map[string]string{}
@@ -173,7 +174,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 			run.Params = append(run.Params, o)
 		case written && p.Value == want: // flattened from the config
 		case written:
-			note("param %q is %q in MLflow but %q in %s", p.Key, p.Value, want, mlflowapi.SidecarPath)
+			note("param %q is %q in MLflow but %q in %s", p.Key, p.Value, want, mlflowconv.SidecarPath)
 			run.Params = append(run.Params, schema.Param{Key: origKey(o.Key, p.Key), Value: p.Value})
 		default: // added in MLflow after the copy
 			run.Params = append(run.Params, schema.Param{Key: p.Key, Value: p.Value})
@@ -181,18 +182,18 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	}
 	for k, o := range own {
 		if !seen[k] { // what MLflow shows: the param is gone
-			note("param %q of %s is missing in MLflow", o.Key, mlflowapi.SidecarPath)
+			note("param %q of %s is missing in MLflow", o.Key, mlflowconv.SidecarPath)
 		}
 	}
 	for k := range stored {
 		if _, isOwn := own[k]; !isOwn && !seen[k] {
-			note("param %q flattened from the config of %s is missing in MLflow", k, mlflowapi.SidecarPath)
+			note("param %q flattened from the config of %s is missing in MLflow", k, mlflowconv.SidecarPath)
 		}
 	}
 	// Tags: the run's own, then those derived from its fields.
 	ownTags := map[string]schema.Tag{}
 	for _, t := range side.Tags {
-		k, _ := mlflowapi.MapKey(t.Key)
+		k, _ := mlflowconv.MapKey(t.Key)
 		ownTags[k] = t
 	}
 	storedTags := map[string]string{}
@@ -211,7 +212,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 			run.Tags = append(run.Tags, o)
 		case written && v == want: // derived from a field
 		case written:
-			note("tag %q is %q in MLflow but %q in %s", k, v, want, mlflowapi.SidecarPath)
+			note("tag %q is %q in MLflow but %q in %s", k, v, want, mlflowconv.SidecarPath)
 			if isOwn {
 				run.Tags = append(run.Tags, schema.Tag{Key: o.Key, Value: v})
 			}
@@ -221,7 +222,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	}
 	for k, o := range ownTags {
 		if !seen[k] { // what MLflow shows: the tag is gone
-			note("tag %q of %s is missing in MLflow", o.Key, mlflowapi.SidecarPath)
+			note("tag %q of %s is missing in MLflow", o.Key, mlflowconv.SidecarPath)
 		}
 	}
 	return run
@@ -235,38 +236,38 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 // taken and the disagreement noted. The sidecar alone supplies what MLflow
 // cannot hold: origin, config, summary, parent origin and source damage.
 func nativeFields(run *schema.Run, side schema.Run, r mlflowapi.Run, tags map[string]string, note func(string, ...any)) {
-	wroteName, _ := mlflowapi.Truncate(side.Name, mlflowapi.MaxRunNameLength)
+	wroteName, _ := mlflowconv.Truncate(side.Name, mlflowapi.MaxRunNameLength)
 	if v, ok := tags[mlflowapi.TagRunName]; ok && side.Name != "" {
 		name := r.Info.RunName
 		if name == "" {
 			name = v
 		}
 		if name != wroteName && !slices.ContainsFunc(side.Tags, func(t schema.Tag) bool { return t.Key == mlflowapi.TagRunName }) {
-			note("run name is %q in MLflow but %q in %s", name, side.Name, mlflowapi.SidecarPath)
+			note("run name is %q in MLflow but %q in %s", name, side.Name, mlflowconv.SidecarPath)
 			run.Name = name
 		}
 	}
 	wrote := map[string]string{}
-	for _, t := range mlflowapi.DerivedTags(side) {
-		wrote[t.Key], _ = mlflowapi.Truncate(t.Value, mlflowapi.MaxTagValueLength)
+	for _, t := range mlflowconv.DerivedTags(side) {
+		wrote[t.Key], _ = mlflowconv.Truncate(t.Value, mlflowapi.MaxTagValueLength)
 	}
 	for _, t := range side.Tags { // a user tag of the same key wins over the field
-		if k, _ := mlflowapi.MapKey(t.Key); wrote[k] != "" {
+		if k, _ := mlflowconv.MapKey(t.Key); wrote[k] != "" {
 			delete(wrote, k)
 		}
 	}
 	fields := map[string]*string{
 		mlflowapi.TagUser: &run.User, mlflowapi.TagNote: &run.Notes, mlflowapi.TagGitCommit: &run.GitCommit,
-		mlflowapi.TagGitRepo: &run.GitRemote, mlflowapi.TagSourceName: &run.Program, mlflowapi.TagGroup: &run.Group,
-		mlflowapi.TagJobType: &run.JobType, mlflowapi.TagHost: &run.Host,
+		mlflowapi.TagGitRepo: &run.GitRemote, mlflowapi.TagSourceName: &run.Program, mlflowconv.TagGroup: &run.Group,
+		mlflowconv.TagJobType: &run.JobType, mlflowconv.TagHost: &run.Host,
 	}
-	for _, k := range mlflowapi.DerivedTagKeys {
+	for _, k := range mlflowconv.DerivedTagKeys {
 		want, shown := wrote[k], tags[k]
 		if want == shown || (want == "" && slices.ContainsFunc(side.Tags, func(t schema.Tag) bool { return t.Key == k })) {
 			continue
 		}
-		note("tag %q (a run field) is %q in MLflow but %q in %s", k, shown, want, mlflowapi.SidecarPath)
-		if k == mlflowapi.TagLabels {
+		note("tag %q (a run field) is %q in MLflow but %q in %s", k, shown, want, mlflowconv.SidecarPath)
+		if k == mlflowconv.TagLabels {
 			run.Labels = nil
 			_ = json.Unmarshal([]byte(shown), &run.Labels)
 			continue
@@ -286,15 +287,15 @@ func origKey(orig, mlflowKey string) string {
 
 // coverageOf returns a runferry run's coverage file, downloaded once; an
 // empty one for other runs.
-func (s *Source) coverageOf(ctx context.Context, info *runInfo) (*mlflowapi.Coverage, error) {
+func (s *Source) coverageOf(ctx context.Context, info *runInfo) (*mlflowconv.Coverage, error) {
 	info.mu.Lock()
 	defer info.mu.Unlock()
 	if info.coverage != nil {
 		return info.coverage, nil
 	}
-	cov := &mlflowapi.Coverage{}
+	cov := &mlflowconv.Coverage{}
 	if info.runferry {
-		body, err := s.api.OpenArtifact(ctx, info.id, info.artifactURI, mlflowapi.CoveragePath)
+		body, err := s.api.OpenArtifact(ctx, info.id, info.artifactURI, mlflowconv.CoveragePath)
 		switch {
 		case mlflowapi.IsNotFound(err):
 		case err != nil:
@@ -302,7 +303,7 @@ func (s *Source) coverageOf(ctx context.Context, info *runInfo) (*mlflowapi.Cove
 		default:
 			defer body.Close()
 			if err := json.NewDecoder(body).Decode(cov); err != nil {
-				return nil, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", info.id, mlflowapi.CoveragePath, err))
+				return nil, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", info.id, mlflowconv.CoveragePath, err))
 			}
 		}
 	}

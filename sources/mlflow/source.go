@@ -13,6 +13,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/transform"
@@ -22,7 +23,7 @@ import (
 type Source struct {
 	api      *mlflowapi.Client
 	cfg      Config
-	instance string // mlflowapi.Instance of the server, the first part of native origins' ids
+	instance string // mlflowconv.Instance of the server, the first part of native origins' ids
 
 	mu     sync.Mutex
 	exps   map[schema.Ref]string   // experiment origin -> MLflow experiment id
@@ -39,7 +40,7 @@ type runInfo struct {
 	fingerprint     string // runferry.fingerprint, for RecordedTransform
 
 	mu       sync.Mutex
-	coverage *mlflowapi.Coverage // nil until loaded
+	coverage *mlflowconv.Coverage // nil until loaded
 }
 
 var (
@@ -60,7 +61,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	instance, err := mlflowapi.Instance(cfg.API.BaseURL)
+	instance, err := mlflowconv.Instance(cfg.API.BaseURL)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +69,7 @@ func New(cfg Config) (*Source, error) {
 }
 
 // ref returns the origin of the server's native experiment or run id:
-// mlflow:INSTANCE/ID (see mlflowapi.Instance).
+// mlflow:INSTANCE/ID (see mlflowconv.Instance).
 func (s *Source) ref(id string) schema.Ref {
 	return schema.Ref{System: System, ID: s.instance + "/" + id}
 }
@@ -184,13 +185,13 @@ func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.E
 	for _, t := range e.Tags {
 		tags[t.Key] = t.Value
 	}
-	if ref, ok := schema.ParseRef(tags[mlflowapi.TagOrigin]); ok {
+	if ref, ok := schema.ParseRef(tags[mlflowconv.TagOrigin]); ok {
 		x.Origin = ref
 	}
 	// What MLflow shows is what is compared: the name (less the prefix)
 	// even for an experiment runferry wrote. Only the creation time, which
 	// MLflow sets itself, comes from runferry's tag.
-	if v, ok := tags[mlflowapi.TagExpCreatedAt]; ok && tags[mlflowapi.TagManaged] == "true" {
+	if v, ok := tags[mlflowconv.TagExpCreatedAt]; ok && tags[mlflowconv.TagManaged] == "true" {
 		x.CreatedAt = time.Time{}
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			x.CreatedAt = t.UTC()
@@ -198,7 +199,7 @@ func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.E
 	}
 	x.Description = tags[mlflowapi.TagNote]
 	keys := map[string]string{}
-	_ = json.Unmarshal([]byte(tags[mlflowapi.TagExpTagKeys]), &keys)
+	_ = json.Unmarshal([]byte(tags[mlflowconv.TagExpTagKeys]), &keys)
 	for k, v := range tags {
 		if strings.HasPrefix(k, "runferry.") || k == mlflowapi.TagNote {
 			continue
@@ -258,7 +259,7 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 				yield(schema.Run{}, err)
 				return
 			}
-			if _, sup := r.Tag(mlflowapi.TagSuperseded); sup {
+			if _, sup := r.Tag(mlflowconv.TagSuperseded); sup {
 				continue
 			}
 			run, info, err := s.convertRun(ctx, exp, r)
@@ -293,7 +294,7 @@ func (s *Source) runInfoOf(ctx context.Context, ref schema.Ref) (*runInfo, error
 		if err != nil {
 			return nil, err
 		}
-		_, rf := r.Tag(mlflowapi.TagComplete)
+		_, rf := r.Tag(mlflowconv.TagComplete)
 		return &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, runferry: rf}, nil
 	}
 	return nil, fault.Permanent(fmt.Errorf("mlflow source: run %s was not listed by Runs", ref))
@@ -332,7 +333,7 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 			if err != nil {
 				return out
 			}
-			if _, sup := r.Tag(mlflowapi.TagSuperseded); !sup {
+			if _, sup := r.Tag(mlflowconv.TagSuperseded); !sup {
 				out["deleted runs left out (add ?deleted=true to copy them)"]++
 			}
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -50,7 +51,7 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 			yield(nil, err)
 			return
 		}
-		fixups := map[fixKey][]*mlflowapi.Fixup{}
+		fixups := map[fixKey][]*mlflowconv.Fixup{}
 		for i := range cov.Fixups {
 			f := &cov.Fixups[i]
 			k := fixKey{f.Key, f.Step, f.Time}
@@ -91,7 +92,7 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 }
 
 // restore appends the source points a stored point stands for.
-func restore(out []schema.Metric, key string, m mlflowapi.Metric, fixups map[fixKey][]*mlflowapi.Fixup) []schema.Metric {
+func restore(out []schema.Metric, key string, m mlflowapi.Metric, fixups map[fixKey][]*mlflowconv.Fixup) []schema.Metric {
 	v := float64(m.Value)
 	for _, f := range fixups[fixKey{key, m.Step, m.Timestamp}] {
 		sv := float64(f.Stored)
@@ -109,16 +110,16 @@ func restore(out []schema.Metric, key string, m mlflowapi.Metric, fixups map[fix
 // (runferry/logs.jsonl). A run's own output.log file, which MLflow knows
 // only as a file, is listed by Artifacts, not read as console output.
 func (s *Source) Logs(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.LogLine, error] {
-	return jsonLines[schema.LogLine](ctx, s, ref, mlflowapi.LogsPath, func(c *mlflowapi.Coverage) bool { return c.LogLines > 0 })
+	return jsonLines[schema.LogLine](ctx, s, ref, mlflowconv.LogsPath, func(c *mlflowconv.Coverage) bool { return c.LogLines > 0 })
 }
 
 // RichValues yields the non-numeric history values runferry stored with a
 // run (runferry/rich_values.jsonl).
 func (s *Source) RichValues(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return jsonLines[schema.RichValue](ctx, s, ref, mlflowapi.RichValuesPath, func(c *mlflowapi.Coverage) bool { return c.RichValues > 0 })
+	return jsonLines[schema.RichValue](ctx, s, ref, mlflowconv.RichValuesPath, func(c *mlflowconv.Coverage) bool { return c.RichValues > 0 })
 }
 
-func jsonLines[T any](ctx context.Context, s *Source, ref schema.Ref, path string, has func(*mlflowapi.Coverage) bool) iter.Seq2[[]T, error] {
+func jsonLines[T any](ctx context.Context, s *Source, ref schema.Ref, path string, has func(*mlflowconv.Coverage) bool) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		info, err := s.runInfoOf(ctx, ref)
 		if err != nil {
@@ -197,9 +198,9 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 			}
 			p := f.Path
 			if info.runferry {
-				if strings.HasPrefix(p, mlflowapi.Dir) {
+				if strings.HasPrefix(p, mlflowconv.Dir) {
 					var ok bool
-					if p, ok = strings.CutPrefix(p, mlflowapi.FilesDir); !ok {
+					if p, ok = strings.CutPrefix(p, mlflowconv.FilesDir); !ok {
 						continue
 					}
 				} else if slices.Contains(cov.Generated, p) {

@@ -1,4 +1,4 @@
-package mlflowapi
+package mlflowconv
 
 import (
 	"encoding/json"
@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
 )
 
 func TestValidKey(t *testing.T) {
-	long := strings.Repeat("k", MaxKeyLength)
+	long := strings.Repeat("k", mlflowapi.MaxKeyLength)
 	for _, tc := range []struct {
 		key  string
 		want bool
@@ -21,7 +23,7 @@ func TestValidKey(t *testing.T) {
 		{"数字/7", true},
 		{long, true},
 		{long + "k", false},
-		{strings.Repeat("é", MaxKeyLength), true}, // counted in code points, not bytes
+		{strings.Repeat("é", mlflowapi.MaxKeyLength), true}, // counted in code points, not bytes
 		{"", false},
 		{"a+b", false},
 		{"a\tb", false},
@@ -92,16 +94,16 @@ func TestMapKeyDistinctAndBounded(t *testing.T) {
 	if a == b {
 		t.Errorf("MapKey(a+b) and MapKey(a=b) are both %q", a)
 	}
-	long := strings.Repeat("x", MaxKeyLength+40)
+	long := strings.Repeat("x", mlflowapi.MaxKeyLength+40)
 	got, changed := MapKey(long)
-	if !changed || utf8.RuneCountInString(got) != MaxKeyLength || !ValidKey(got) {
+	if !changed || utf8.RuneCountInString(got) != mlflowapi.MaxKeyLength || !ValidKey(got) {
 		t.Errorf("MapKey(%d x's) = %d runes, changed %v, valid %v; want %d runes, valid", len(long),
-			utf8.RuneCountInString(got), changed, ValidKey(got), MaxKeyLength)
+			utf8.RuneCountInString(got), changed, ValidKey(got), mlflowapi.MaxKeyLength)
 	}
-	wide := strings.Repeat("é", MaxKeyLength+1)
-	if got, _ := MapKey(wide); utf8.RuneCountInString(got) != MaxKeyLength || !utf8.ValidString(got) {
-		t.Errorf("MapKey of %d é's = %d runes (valid UTF-8 %v), want %d", MaxKeyLength+1,
-			utf8.RuneCountInString(got), utf8.ValidString(got), MaxKeyLength)
+	wide := strings.Repeat("é", mlflowapi.MaxKeyLength+1)
+	if got, _ := MapKey(wide); utf8.RuneCountInString(got) != mlflowapi.MaxKeyLength || !utf8.ValidString(got) {
+		t.Errorf("MapKey of %d é's = %d runes (valid UTF-8 %v), want %d", mlflowapi.MaxKeyLength+1,
+			utf8.RuneCountInString(got), utf8.ValidString(got), mlflowapi.MaxKeyLength)
 	}
 }
 
@@ -152,14 +154,14 @@ func TestFloatJSON(t *testing.T) {
 		{math.Inf(1), `"Infinity"`},
 		{math.Inf(-1), `"-Infinity"`},
 	} {
-		b, err := json.Marshal(Metric{Key: "k", Value: Float(tc.v)})
+		b, err := json.Marshal(mlflowapi.Metric{Key: "k", Value: mlflowapi.Float(tc.v)})
 		if err != nil {
 			t.Fatalf("marshal %v: %v", tc.v, err)
 		}
 		if want := `{"key":"k","value":` + tc.wire + `,"timestamp":0,"step":0}`; string(b) != want {
 			t.Errorf("marshal %v = %s, want %s", tc.v, b, want)
 		}
-		var back Metric
+		var back mlflowapi.Metric
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatalf("unmarshal %s: %v", b, err)
 		}
@@ -185,7 +187,7 @@ func TestFloatUnmarshal(t *testing.T) {
 		{`true`, 0, true},
 		{`"NaN`, 0, true},
 	} {
-		var f Float
+		var f mlflowapi.Float
 		err := json.Unmarshal([]byte(tc.in), &f)
 		if (err != nil) != tc.bad {
 			t.Errorf("unmarshal %s: err %v, want error %v", tc.in, err, tc.bad)
@@ -195,7 +197,7 @@ func TestFloatUnmarshal(t *testing.T) {
 			t.Errorf("unmarshal %s = %v, want %v", tc.in, f, tc.want)
 		}
 	}
-	var f Float
+	var f mlflowapi.Float
 	if err := json.Unmarshal([]byte(`"NaN"`), &f); err != nil || !math.IsNaN(float64(f)) {
 		t.Errorf(`unmarshal "NaN" = %v, %v; want NaN`, f, err)
 	}

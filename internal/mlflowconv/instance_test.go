@@ -1,4 +1,4 @@
-package mlflowapi
+package mlflowconv
 
 import "testing"
 

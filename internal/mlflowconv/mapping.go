@@ -1,4 +1,4 @@
-package mlflowapi
+package mlflowconv
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -16,17 +17,17 @@ import (
 // written as params. Explicit params win over flattened config keys; user
 // tags win over tags derived from fields. The MLflow source calls it on a
 // run's sidecar to know what the sink wrote.
-func RunEntities(r schema.Run, cov *Coverage) ([]Param, []Tag, error) {
-	var params []Param
+func RunEntities(r schema.Run, cov *Coverage) ([]mlflowapi.Param, []mlflowapi.Tag, error) {
+	var params []mlflowapi.Param
 	seen := map[string]bool{}
 	for _, p := range r.Params {
 		k := RecordKey(p.Key, cov.ParamKeys)
-		v, cut := Truncate(p.Value, MaxParamValueLength)
+		v, cut := Truncate(p.Value, mlflowapi.MaxParamValueLength)
 		if cut {
 			cov.Truncated = append(cov.Truncated, Truncation{What: "param", Key: p.Key, Length: runeLen(p.Value)})
 		}
 		seen[k] = true
-		params = append(params, Param{Key: k, Value: v})
+		params = append(params, mlflowapi.Param{Key: k, Value: v})
 	}
 	flat, err := FlattenConfig(r.Config)
 	if err != nil {
@@ -34,15 +35,15 @@ func RunEntities(r schema.Run, cov *Coverage) ([]Param, []Tag, error) {
 	}
 	for _, p := range flat {
 		k, changed := MapKey(p.Key)
-		if seen[k] || changed || runeLen(p.Value) > MaxParamValueLength {
+		if seen[k] || changed || runeLen(p.Value) > mlflowapi.MaxParamValueLength {
 			cov.ConfigNotParams = append(cov.ConfigNotParams, p.Key)
 			continue
 		}
 		seen[k] = true
-		params = append(params, Param{Key: k, Value: p.Value})
+		params = append(params, mlflowapi.Param{Key: k, Value: p.Value})
 	}
 
-	var tags []Tag
+	var tags []mlflowapi.Tag
 	user := map[string]bool{}
 	for _, t := range r.Tags {
 		k := RecordKey(t.Key, cov.TagKeys)
@@ -57,12 +58,12 @@ func RunEntities(r schema.Run, cov *Coverage) ([]Param, []Tag, error) {
 	return params, tags, nil
 }
 
-func tag(cov *Coverage, orig, key, value string) Tag {
-	v, cut := Truncate(value, MaxTagValueLength)
+func tag(cov *Coverage, orig, key, value string) mlflowapi.Tag {
+	v, cut := Truncate(value, mlflowapi.MaxTagValueLength)
 	if cut {
 		cov.Truncated = append(cov.Truncated, Truncation{What: "tag", Key: orig, Length: runeLen(value)})
 	}
-	return Tag{Key: key, Value: v}
+	return mlflowapi.Tag{Key: key, Value: v}
 }
 
 // RecordKey returns the MLflow form of key, recording a changed key in m.
@@ -80,23 +81,23 @@ func runeLen(s string) int { return len([]rune(s)) }
 // the run has no user tag of the same key); the MLflow source maps them
 // back to those fields.
 var DerivedTagKeys = []string{
-	TagUser, TagNote, TagGitCommit, TagGitRepo,
-	TagSourceName, TagGroup, TagJobType, TagHost, TagLabels,
+	mlflowapi.TagUser, mlflowapi.TagNote, mlflowapi.TagGitCommit, mlflowapi.TagGitRepo,
+	mlflowapi.TagSourceName, TagGroup, TagJobType, TagHost, TagLabels,
 }
 
 // DerivedTags maps a run's metadata fields onto tags.
-func DerivedTags(r schema.Run) []Tag {
-	var out []Tag
+func DerivedTags(r schema.Run) []mlflowapi.Tag {
+	var out []mlflowapi.Tag
 	add := func(k, v string) {
 		if v != "" {
-			out = append(out, Tag{Key: k, Value: v})
+			out = append(out, mlflowapi.Tag{Key: k, Value: v})
 		}
 	}
-	add(TagUser, r.User)
-	add(TagNote, r.Notes)
-	add(TagGitCommit, r.GitCommit)
-	add(TagGitRepo, r.GitRemote)
-	add(TagSourceName, r.Program)
+	add(mlflowapi.TagUser, r.User)
+	add(mlflowapi.TagNote, r.Notes)
+	add(mlflowapi.TagGitCommit, r.GitCommit)
+	add(mlflowapi.TagGitRepo, r.GitRemote)
+	add(mlflowapi.TagSourceName, r.Program)
 	add(TagGroup, r.Group)
 	add(TagJobType, r.JobType)
 	add(TagHost, r.Host)

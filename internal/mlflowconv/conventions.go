@@ -1,4 +1,11 @@
-package mlflowapi
+// Package mlflowconv is runferry's storage convention in MLflow: the tags
+// that mark what runferry wrote (origins, completion, fingerprints), the
+// sidecar and coverage files under runferry/, the mapping of run fields,
+// config and keys onto what MLflow accepts, and the names of servers in
+// origins. The MLflow sink writes it, the MLflow source reads it back, and
+// any other path into MLflow's stores must follow it too. It sits above the
+// REST client (internal/mlflowapi), which knows nothing of it.
+package mlflowconv
 
 import (
 	"crypto/sha256"
@@ -11,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -18,7 +26,7 @@ import (
 // shared by the sink (which writes them) and the source (which reads them
 // back). sinks/mlflow/doc.go documents them for users.
 
-// Run and experiment tags written by runferry. Keys under "runferry." are
+// mlflowapi.Run and experiment tags written by runferry. Keys under "runferry." are
 // bookkeeping: the source never exposes them as tags.
 const (
 	TagOrigin      = "runferry.origin"      // the source origin, "system:id"
@@ -45,18 +53,6 @@ const (
 // CreatedAtUnknown is TagExpCreatedAt's value for an experiment whose
 // source did not know its creation time.
 const CreatedAtUnknown = "unknown"
-
-// MLflow's own tags that runferry maps to and from schema.Run fields.
-const (
-	TagRunName     = "mlflow.runName"
-	TagUser        = "mlflow.user"
-	TagNote        = "mlflow.note.content"
-	TagParentRunID = "mlflow.parentRunId"
-	TagGitCommit   = "mlflow.source.git.commit"
-	TagGitRepo     = "mlflow.source.git.repoURL"
-	TagSourceName  = "mlflow.source.name"
-	TagInputs      = "mlflow.inputs.datasets" // dataset inputs, read as a tag (JSON)
-)
 
 // Artifact paths written by runferry, under the reserved folder Dir.
 const (
@@ -134,24 +130,24 @@ const MaxFixups = 100_000
 // Fixup says that the stored point (Key, Step, Time, Stored) stands for
 // Points, the source's points at that key and step.
 type Fixup struct {
-	Key    string       `json:"k"`
-	Step   int64        `json:"s"`
-	Time   int64        `json:"t"`
-	Stored Float        `json:"v"`
-	Points []FixupPoint `json:"p"`
+	Key    string          `json:"k"`
+	Step   int64           `json:"s"`
+	Time   int64           `json:"t"`
+	Stored mlflowapi.Float `json:"v"`
+	Points []FixupPoint    `json:"p"`
 }
 
 // FixupPoint is one original point of a Fixup.
 type FixupPoint struct {
-	Time  int64 `json:"t"`
-	Value Float `json:"v"`
+	Time  int64           `json:"t"`
+	Value mlflowapi.Float `json:"v"`
 }
 
 // ValidKey reports whether MLflow accepts key as a metric, param or tag
-// key: at most MaxKeyLength code points of letters, digits, '_', '/', '.',
+// key: at most mlflowapi.MaxKeyLength code points of letters, digits, '_', '/', '.',
 // '-', ' ' and ':', unchanged by POSIX path normalisation.
 func ValidKey(key string) bool {
-	if key == "" || utf8.RuneCountInString(key) > MaxKeyLength {
+	if key == "" || utf8.RuneCountInString(key) > mlflowapi.MaxKeyLength {
 		return false
 	}
 	for _, r := range key {
@@ -195,7 +191,7 @@ func MapKey(key string) (string, bool) {
 	if strings.HasPrefix(s, "runferry.") {
 		s = "_" + s
 	}
-	if n := MaxKeyLength - 9; utf8.RuneCountInString(s) > n {
+	if n := mlflowapi.MaxKeyLength - 9; utf8.RuneCountInString(s) > n {
 		s = string([]rune(s)[:n])
 	}
 	sum := sha256.Sum256([]byte(key))
@@ -233,3 +229,15 @@ func Instance(baseURL string) (string, error) {
 	p := strings.TrimRight(path.Clean("/"+u.Path), "/")
 	return host + p, nil
 }
+
+// Tags runferry writes on registered models and versions (the model also
+// carries TagOrigin and TagExpCreatedAt, a version TagExpCreatedAt). The
+// source never exposes keys under "runferry." as tags.
+const (
+	// TagModelVersion is the version number the source gave a version, so
+	// that a re-run finds the versions it created instead of adding more.
+	TagModelVersion = "runferry.version"
+	// TagSourceRun is the origin of the run a version came from, kept
+	// whether or not that run is in the destination.
+	TagSourceRun = "runferry.source_run"
+)
