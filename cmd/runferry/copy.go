@@ -181,7 +181,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				"selection": sel.canonical(), "transform": opt.Transform.String(),
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
-				"experiment_prefix": prefix,
+				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)

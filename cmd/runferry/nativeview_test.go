@@ -57,6 +57,9 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(raw, &rep); err != nil {
 			t.Fatal(err)
 		}
+		if rep.Options["keep_personal"] != "false" || rep.Options["transform"] != "drop-personal=host,email" {
+			t.Errorf("%s: report options %v", src, rep.Options)
+		}
 		hosts := int64(0)
 		for _, r := range rep.Runs {
 			hosts += r.Coverage["host name left out by drop-personal=host,email (not copied)"]
