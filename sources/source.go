@@ -6,6 +6,7 @@ package sources
 import (
 	"context"
 	"iter"
+	"time"
 
 	"github.com/runferry/runferry/schema"
 )
@@ -123,4 +124,32 @@ type TransformReader interface {
 // ok is false when it cannot tell for this run.
 type Sizer interface {
 	Size(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
+}
+
+// RunFilter is what a job selects among a source's runs, handed to a
+// RunFilterer so it can ask its backend only for those. The zero value
+// selects every run.
+type RunFilter struct {
+	// RunIDs are the --run ids: an origin as `ls` prints it
+	// ("wandb:ent/proj/abc"), an origin id ("ent/proj/abc") or a suffix of
+	// one after a "/" ("abc"). Empty means all.
+	RunIDs []string
+	// Since and Until bound Run.Start: Since <= Start < Until; zero means
+	// unbounded.
+	Since, Until time.Time
+}
+
+// RunFilterer is a source that can narrow its run listing to what a filter
+// selects (a server-side query filter), so that a job that selects a few
+// runs of a large project does not list all of them.
+//
+// Contract: FilteredRuns yields a subset of Runs(ctx, exp), in the same
+// order, that holds every run f selects; it may yield more. The engine
+// still applies the filter to what comes back, so a source that narrows
+// less than it could (or not at all) stays correct, and one that narrows
+// more than f says loses runs: that is a bug. Experiment selection
+// (--include/--exclude) is applied by the engine before any run of an
+// unselected experiment is listed.
+type RunFilterer interface {
+	FilteredRuns(ctx context.Context, exp schema.Ref, f RunFilter) iter.Seq2[schema.Run, error]
 }

@@ -30,6 +30,10 @@
 //	                              numbers and booleans metrics, dicts without
 //	                              `_type` flattened with "/", the rest rich values
 //
+// A job's --run, --since and --until reach the server as the runs query's
+// filters (sources.RunFilterer); --include and --exclude select projects
+// before their runs are listed.
+//
 // History is read in full with the paged history query, in windows of
 // HistoryWindow steps up to the run's lastStep (an empty window is not the
 // end: steps may be sparse), never sampled.
@@ -76,6 +80,7 @@ var (
 	_ sources.Source          = (*Source)(nil)
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
+	_ sources.RunFilterer     = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.
@@ -169,13 +174,26 @@ func (s *Source) split(id string, parts int) ([]string, error) {
 
 // Runs yields the project's runs, oldest first.
 func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return s.FilteredRuns(ctx, exp, sources.RunFilter{})
+}
+
+// FilteredRuns yields the project's runs that f may select, oldest first,
+// asking the server only for those: the --run ids that can name a run of
+// this project become {"name": {"$in": [...]}} (none: no request at all),
+// --since and --until bound createdAt, widened to whole seconds (the API's
+// times are whole seconds) so that no run f selects is left out.
+func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.RunFilter) iter.Seq2[schema.Run, error] {
 	return func(yield func(schema.Run, error) bool) {
 		p, err := s.split(exp.ID, 1)
 		if err != nil {
 			yield(schema.Run{}, err)
 			return
 		}
-		for r, err := range s.api.Runs(ctx, s.cfg.Entity, p[0]) {
+		query, some := runQuery(exp, f)
+		if !some {
+			return
+		}
+		for r, err := range s.api.RunsWhere(ctx, s.cfg.Entity, p[0], query) {
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
@@ -185,6 +203,49 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 			}
 		}
 	}
+}
+
+// runQuery turns f into W&B's run filter for the runs of experiment exp;
+// some is false when no run of exp can match.
+func runQuery(exp schema.Ref, f sources.RunFilter) (q map[string]any, some bool) {
+	var and []any
+	if len(f.RunIDs) > 0 {
+		var names []any
+		for _, id := range f.RunIDs {
+			// The engine's rule (transfer.Filter.Run): the origin, the
+			// origin id, or a suffix of the origin id after a "/".
+			id = strings.TrimPrefix(id, System+":")
+			name := id[strings.LastIndexByte(id, '/')+1:]
+			if name == "" || slices.Contains(names, any(name)) {
+				continue
+			}
+			if full := exp.ID + "/" + name; full == id || strings.HasSuffix(full, "/"+id) {
+				names = append(names, name)
+			}
+		}
+		if len(names) == 0 {
+			return nil, false
+		}
+		and = append(and, map[string]any{"name": map[string]any{"$in": names}})
+	}
+	const layout = "2006-01-02T15:04:05Z"
+	if !f.Since.IsZero() {
+		and = append(and, map[string]any{"createdAt": map[string]any{"$gte": f.Since.UTC().Truncate(time.Second).Format(layout)}})
+	}
+	if !f.Until.IsZero() {
+		u := f.Until.UTC()
+		if t := u.Truncate(time.Second); !t.Equal(u) {
+			u = t.Add(time.Second)
+		}
+		and = append(and, map[string]any{"createdAt": map[string]any{"$lt": u.Format(layout)}})
+	}
+	switch len(and) {
+	case 0:
+		return nil, true
+	case 1:
+		return and[0].(map[string]any), true
+	}
+	return map[string]any{"$and": and}, true
 }
 
 func (s *Source) convert(exp schema.Ref, project string, r wandbapi.Run) schema.Run {
