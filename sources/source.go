@@ -153,3 +153,17 @@ type RunFilter struct {
 type RunFilterer interface {
 	FilteredRuns(ctx context.Context, exp schema.Ref, f RunFilter) iter.Seq2[schema.Run, error]
 }
+
+// RunCounter is a source that can count an experiment's runs without
+// listing them (W&B's runCount), and whose location can name so many runs
+// that listing each is slow (a whole W&B entity): `ls` then lists its
+// experiments with their run counts instead of every run.
+type RunCounter interface {
+	// RunCount is the number of the experiment's runs f may select; like
+	// RunFilterer it may count runs f would not select (it is exact for
+	// the zero RunFilter).
+	RunCount(ctx context.Context, exp schema.Ref, f RunFilter) (int64, error)
+	// ListsExperiments reports whether `ls` should list experiments with
+	// run counts by default (its --runs flag lists runs all the same).
+	ListsExperiments() bool
+}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
@@ -121,5 +123,65 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatalf("no difference listed:\n%s", out)
+	}
+}
+
+// TestLsWandbEntity: `ls` of a W&B entity lists its projects with their
+// run counts (the server's runCount, one request per project, no run
+// listed), narrowed by --include and --run; --runs lists the runs; a
+// location naming one project lists its runs.
+func TestLsWandbEntity(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second project holding two of the runs, created a day later.
+	p := d.Projects[0]
+	d.Projects = append(d.Projects, &wandbtest.Project{Name: "b-small", CreatedAt: p.CreatedAt.Add(24 * time.Hour), Runs: p.Runs[:2]})
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+	day := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }
+
+	code, out, errOut := runCLI(t, "ls", loc)
+	want := fmt.Sprintf(`EXPERIMENT                        ORIGIN                                  CREATED           RUNS
+fixture-entity/b-small            wandb:fixture-entity/b-small            %s  2
+fixture-entity/runferry-fixtures  wandb:fixture-entity/runferry-fixtures  %s  6
+2 experiments, 8 runs
+`, day(p.CreatedAt.Add(24*time.Hour)), day(p.CreatedAt))
+	if code != 0 || out != want || srv.RunsListed.Load() != 0 {
+		t.Fatalf("ls: exit %d, %d runs listed\n%s\nwant\n%s\n%s", code, srv.RunsListed.Load(), out, want, errOut)
+	}
+
+	first := p.Runs[0].ID
+	code, out, errOut = runCLI(t, "ls", loc, "--json", "--include", "runferry-*", "--run", first)
+	want = fmt.Sprintf(`[
+  {
+    "experiment": "fixture-entity/runferry-fixtures",
+    "origin": "wandb:fixture-entity/runferry-fixtures",
+    "created": %q,
+    "runs": 1
+  }
+]
+`, day(p.CreatedAt))
+	if code != 0 || out != want || srv.RunsListed.Load() != 0 {
+		t.Fatalf("ls --json --include --run: exit %d, %d runs listed\n%s\nwant\n%s\n%s", code, srv.RunsListed.Load(), out, want, errOut)
+	}
+
+	for _, args := range [][]string{{"ls", loc, "--runs", "--no-count"}, {"ls", loc + "/b-small", "--no-count"}} {
+		code, out, errOut = runCLI(t, args...)
+		if code != 0 || !strings.Contains(out, "wandb:fixture-entity/b-small/"+first) || !strings.HasSuffix(out, "runs, 0 points\n") {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+	}
+	if code, _, errOut = runCLI(t, "ls", loc, "--runs", "--experiments"); code != 2 {
+		t.Fatalf("--runs --experiments: exit %d\n%s", code, errOut)
 	}
 }

@@ -229,6 +229,37 @@ func (c *Client) RunsWhere(ctx context.Context, entity, project string, filters 
 	}
 }
 
+// RunCount returns how many runs of entity/project match filters (see
+// RunsWhere; nil means all).
+func (c *Client) RunCount(ctx context.Context, entity, project string, filters map[string]any) (int64, error) {
+	fjson := "{}"
+	if len(filters) > 0 {
+		b, err := json.Marshal(filters)
+		if err != nil {
+			return 0, fault.Permanent(fmt.Errorf("wandb: run filter: %v", err))
+		}
+		fjson = string(b)
+	}
+	q := `query RunCount($entity: String!, $project: String!, $filters: JSONString) {
+  project(name: $project, entityName: $entity) { runCount(filters: $filters) }
+}`
+	var out struct {
+		Project *struct {
+			RunCount *int64 `json:"runCount"`
+		} `json:"project"`
+	}
+	if err := c.Query(ctx, q, map[string]any{"entity": entity, "project": project, "filters": fjson}, &out); err != nil {
+		return 0, err
+	}
+	if out.Project == nil {
+		return 0, fault.Permanent(fmt.Errorf("wandb: project %s/%s not found on %s", entity, project, c.host))
+	}
+	if out.Project.RunCount == nil {
+		return 0, fault.Permanent(fmt.Errorf("wandb: %s gave no runCount for project %s/%s", c.host, entity, project))
+	}
+	return *out.Project.RunCount, nil
+}
+
 // Run returns one run; one that does not exist is a permanent error.
 func (c *Client) Run(ctx context.Context, entity, project, id string) (Run, error) {
 	q := `query Run($entity: String!, $project: String!, $run: String!) {

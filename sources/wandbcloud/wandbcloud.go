@@ -81,6 +81,7 @@ var (
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
 	_ sources.RunFilterer     = (*Source)(nil)
+	_ sources.RunCounter      = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.
@@ -204,6 +205,25 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 		}
 	}
 }
+
+// RunCount is the number of the project's runs f may select (W&B's
+// runCount with the filters FilteredRuns sends); no request when no --run
+// id can name a run of the project.
+func (s *Source) RunCount(ctx context.Context, exp schema.Ref, f sources.RunFilter) (int64, error) {
+	p, err := s.split(exp.ID, 1)
+	if err != nil {
+		return 0, err
+	}
+	query, some := runQuery(exp, f)
+	if !some {
+		return 0, nil
+	}
+	return s.api.RunCount(ctx, s.cfg.Entity, p[0], query)
+}
+
+// ListsExperiments is true for a location naming a whole entity: `ls`
+// lists its projects with run counts.
+func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }
 
 // runQuery turns f into W&B's run filter for the runs of experiment exp;
 // some is false when no run of exp can match.
