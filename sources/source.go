@@ -167,3 +167,14 @@ type RunCounter interface {
 	// run counts by default (its --runs flag lists runs all the same).
 	ListsExperiments() bool
 }
+
+// Estimator is a source whose runs are slow to read in full (a remote API
+// paging through every history row), which can estimate, from what its
+// listing already told, how many metric points and file bytes a run
+// holds. A dry run (copy --dry-run) uses it instead of reading the run's
+// streams, and marks the counts as estimated. The estimate should not be
+// below what reading the run would yield; ok is false when it cannot tell
+// for this run (the dry run then reads the run).
+type Estimator interface {
+	Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
+}

@@ -49,7 +49,8 @@ and Dedicated Cloud). Runs come out in the same shape, with the same origins
 copied from both is one run. History is read in full, unsampled, with the paged
 history scan up to the run's last step. --run, --since and --until are sent
 to the server as the runs query's filters, so only the selected runs are
-listed. The API key comes from WANDB_API_KEY or
+listed; ls of an entity lists its projects with run counts; --dry-run
+estimates points from the listing without reading history. The API key comes from WANDB_API_KEY or
 ~/.netrc and is never printed. Not read yet: system metrics, console output,
 run files and artifacts.`,
 		Options: options,

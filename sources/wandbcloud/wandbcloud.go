@@ -54,6 +54,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -74,6 +75,9 @@ var HistoryWindow int64 = 1000
 type Source struct {
 	cfg Config
 	api *wandbapi.Client
+
+	mu        sync.Mutex
+	estimates map[string]int64 // run origin id -> estimated points, from the listing
 }
 
 var (
@@ -82,6 +86,7 @@ var (
 	_ sources.Checker         = (*Source)(nil)
 	_ sources.RunFilterer     = (*Source)(nil)
 	_ sources.RunCounter      = (*Source)(nil)
+	_ sources.Estimator       = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.
@@ -199,7 +204,14 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				yield(schema.Run{}, err)
 				return
 			}
-			if !yield(s.convert(exp, p[0], r), nil) {
+			run := s.convert(exp, p[0], r)
+			s.mu.Lock()
+			if s.estimates == nil {
+				s.estimates = map[string]int64{}
+			}
+			s.estimates[run.Origin.ID] = estimatePoints(r)
+			s.mu.Unlock()
+			if !yield(run, nil) {
 				return
 			}
 		}
@@ -224,6 +236,62 @@ func (s *Source) RunCount(ctx context.Context, exp schema.Ref, f sources.RunFilt
 // ListsExperiments is true for a location naming a whole entity: `ls`
 // lists its projects with run counts.
 func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }
+
+// Estimate is the run's metric points as its listing tells them, without
+// reading its history: historyLineCount rows (lastStep+1 when the server
+// gives no count) times the history keys whose last value is a number or
+// a boolean (an upper bound: a sparse key is not in every row). Bytes are
+// 0: the source reads no run files yet. A run not listed by this source
+// is asked for (one request).
+func (s *Source) Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool) {
+	s.mu.Lock()
+	n, ok := s.estimates[run.Origin.ID]
+	s.mu.Unlock()
+	if ok {
+		return n, 0, true
+	}
+	p, err := s.split(run.Origin.ID, 2)
+	if err != nil {
+		return 0, 0, false
+	}
+	r, err := s.api.Run(ctx, s.cfg.Entity, p[0], p[1])
+	if err != nil {
+		return 0, 0, false
+	}
+	return estimatePoints(r), 0, true
+}
+
+// estimatePoints is Estimate's count for a listed run.
+func estimatePoints(r wandbapi.Run) int64 {
+	rows := r.HistoryLineCount
+	if last, ok, _ := r.LastStep(); rows == 0 && ok {
+		rows = last + 1
+	}
+	var hk struct {
+		Keys map[string]struct {
+			PreviousValue any `json:"previousValue"`
+		} `json:"keys"`
+	}
+	if rows <= 0 || json.Unmarshal(r.HistoryKeys, &hk) != nil {
+		return 0
+	}
+	var keys int64
+	for k, v := range hk.Keys {
+		switch k {
+		case "_step", "_timestamp", "_runtime", "_wandb":
+			continue
+		}
+		switch x := v.PreviousValue.(type) {
+		case float64, bool:
+			keys++
+		case string:
+			if x == "NaN" || x == "Infinity" || x == "-Infinity" {
+				keys++
+			}
+		}
+	}
+	return rows * keys
+}
 
 // runQuery turns f into W&B's run filter for the runs of experiment exp;
 // some is false when no run of exp can match.

@@ -104,6 +104,8 @@ type Server struct {
 	Requests atomic.Int64
 	// RunsListed counts the runs served in runs listings (project.runs).
 	RunsListed atomic.Int64
+	// HistoryReads counts the history and sampledHistory fields answered.
+	HistoryReads atomic.Int64
 
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
@@ -492,6 +494,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"user":             field(user),
 		"historyKeys":      field(historyKeys(r)),
 		"history": func(a map[string]any) (any, error) {
+			s.HistoryReads.Add(1)
 			lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
 			if v, ok := a["minStep"].(float64); ok {
 				lo = int64(v)
@@ -516,6 +519,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 			return out, nil
 		},
 		"sampledHistory": func(a map[string]any) (any, error) {
+			s.HistoryReads.Add(1)
 			specs, _ := a["specs"].([]any)
 			var out []any
 			for _, sp := range specs {
