@@ -5,10 +5,16 @@ Usage:
       logs a run with two dataset inputs and a run with an sklearn model
       (MLflow 3 logged model, with params, tags and a metric); prints the
       experiment id as JSON.
+      The model run also logs a second logged model that failed
+      (initialized with a param and a file, finalized FAILED).
   python content.py read TRACKING_URI EXPERIMENT_NAME
       prints, by run name, the run's dataset inputs, logged models (id,
-      name, params, tags, metrics, files with sha256) and the run's own files under mlflow-logged-models/
-      (sha256), as MLflow's client reads them, as JSON.
+      name, type, status, params, tags, metrics, files with sha256) and the
+      run's own files under mlflow-logged-models/ (sha256), as MLflow's
+      client reads them, as JSON.
+  python content.py predict TRACKING_URI MODEL_ID
+      loads models:/MODEL_ID with mlflow.pyfunc and prints its predictions
+      for [[4.0], [10.0]] as JSON.
 """
 import hashlib
 import json
@@ -39,6 +45,13 @@ def log(uri, name):
         mlflow.log_param("alpha", "0")
         info = mlflow.sklearn.log_model(model, name="regressor", params={"fit_intercept": "True"}, tags={"kind": "linear"})
         mlflow.log_metric("r2", 1.0, model_id=info.model_id)
+        mlflow.log_metric("loss", 0.25, step=3, model_id=info.model_id)
+        failed = mlflow.initialize_logged_model(name="broken", params={"lr": "0.1"}, tags={"why": "oom"}, model_type="agent")
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "partial.txt"), "w") as f:
+                f.write("half a model\n")
+            mlflow.MlflowClient().log_model_artifacts(failed.model_id, d)
+        mlflow.finalize_logged_model(failed.model_id, "FAILED")
     print(json.dumps({"experiment": exp_id}))
 
 
@@ -68,12 +81,13 @@ def read(uri, name):
         for m in mlflow.search_logged_models(experiment_ids=[exp.experiment_id],
                                              filter_string=f"source_run_id = '{run.info.run_id}'", output_format="list"):
             d = tempfile.mkdtemp()
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{m.model_id}", dst_path=d)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=m.artifact_location, dst_path=d)
             models.append({
                 "model_id": m.model_id, "name": m.name, "params": m.params,
+                "model_type": m.model_type, "status": str(m.status),
                 "tags": {k: v for k, v in m.tags.items() if not k.startswith("runferry.")},
                 "metrics": sorted([[x.key, x.value, x.step] for x in (m.metrics or [])]),
-                "files": files_of(d),
+                "files": files_of(local),
             })
         run_files = {}
         if any(f.path == "mlflow-logged-models" for f in client.list_artifacts(run.info.run_id)):
@@ -84,5 +98,11 @@ def read(uri, name):
     print(json.dumps(out, sort_keys=True))
 
 
+def predict(uri, model_id):
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/{model_id}")
+    print(json.dumps([float(v) for v in model.predict(np.array([[4.0], [10.0]]))]))
+
+
 if __name__ == "__main__":
-    {"log": log, "read": read}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"log": log, "read": read, "predict": predict}[sys.argv[1]](sys.argv[2], sys.argv[3])
