@@ -71,8 +71,17 @@ func TestLoggedModels(t *testing.T) {
 		return s
 	}
 	dst, read, dstPrefix := pair(t, other.URL)
+	// A first copy stops after the models were created and their files
+	// uploaded (the server refuses the run's outputs at commit), as a kill
+	// would leave it; the next copy redoes the run and keeps one model each.
+	broken := refusingProxy(t, other.URL, func(r *http.Request) bool { return strings.HasSuffix(r.URL.Path, "/runs/outputs") },
+		http.StatusBadRequest, "INVALID_PARAMETER_VALUE")
+	stopped, _, _ := pairWithPrefix(t, broken, dstPrefix)
+	if rep, err := transfer.Copy(ctx, src(), stopped, transfer.Options{Attempts: 1}); err != nil || rep.Totals.Failed != 1 {
+		t.Fatalf("a copy refused at the model's output: %v %+v", err, rep.Totals)
+	}
 	rep, err := transfer.Copy(ctx, src(), dst, transfer.Options{})
-	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 2 {
+	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 1 || rep.Totals.Unchanged != 1 {
 		t.Fatalf("MLflow to MLflow: %v %+v %+v", err, rep.Totals, rep.Runs)
 	}
 	if n := coverageOf(rep, "re-created with new ids"); n != 2 {
@@ -100,6 +109,26 @@ func TestLoggedModels(t *testing.T) {
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: other.URL})
 	if err != nil {
 		t.Fatal(err)
+	}
+	countModels := func() []string {
+		t.Helper()
+		exp, err := api.GetExperimentByName(ctx, dstPrefix+"exp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ms, err := api.SearchLoggedModels(ctx, exp.ExperimentID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, m := range ms {
+			names = append(names, m.Info.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+	if names := countModels(); !reflect.DeepEqual(names, []string{"broken", "regressor"}) {
+		t.Errorf("after an interrupted copy and a full one the destination shows logged models %v, want one of each", names)
 	}
 	m, err := api.GetLoggedModel(ctx, dstIDs["regressor"])
 	if err != nil {
@@ -133,23 +162,6 @@ func TestLoggedModels(t *testing.T) {
 		t.Fatalf("check: %v %v", err, res.Differences)
 	}
 
-	countModels := func() []string {
-		t.Helper()
-		exp, err := api.GetExperimentByName(ctx, dstPrefix+"exp")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ms, err := api.SearchLoggedModels(ctx, exp.ExperimentID, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, m := range ms {
-			names = append(names, m.Info.Name)
-		}
-		slices.Sort(names)
-		return names
-	}
 	// A re-run skips the committed runs; a run found incomplete (as after
 	// a kill) is redone, and its earlier models are retired with it.
 	if rep, err := transfer.Copy(ctx, src(), dst, transfer.Options{}); err != nil || rep.Totals.Committed != 0 {
@@ -187,6 +199,26 @@ func TestLoggedModels(t *testing.T) {
 	}
 }
 
+// refusingProxy serves the MLflow server at target, answering the requests
+// refuse picks with status and an MLflow error of code instead.
+func refusingProxy(t *testing.T, target string, refuse func(*http.Request) bool, status int, code string) string {
+	t.Helper()
+	u, _ := url.Parse(target)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse(r) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"error_code": %q, "message": "refused by the test"}`, code)
+			return
+		}
+		r.Host = u.Host
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
 // TestLoggedModelsOlderServer copies a logged model to a server without
 // logged models (an MLflow 3 server behind a proxy that answers their
 // endpoints as MLflow 2 does): the files arrive as files of the run,
@@ -199,19 +231,8 @@ func TestLoggedModelsOlderServer(t *testing.T) {
 	ctx := context.Background()
 	srcPrefix := fmt.Sprintf("lm-old-%d/", testenv.FreePort(t))
 	contentPy(t, "log", srv.URL, srcPrefix+"exp")
-	target, _ := url.Parse(srv.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	mlflow2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.Contains(r.URL.Path, "/logged-models") {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusNotFound)
-			fmt.Fprint(w, `{"error_code": "ENDPOINT_NOT_FOUND", "message": "No API endpoint found"}`)
-			return
-		}
-		r.Host = target.Host
-		proxy.ServeHTTP(w, r)
-	}))
-	defer mlflow2.Close()
+	mlflow2 := refusingProxy(t, srv.URL, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/logged-models") },
+		http.StatusNotFound, "ENDPOINT_NOT_FOUND")
 	src := func() *mlsrc.Source {
 		s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: srcPrefix})
 		if err != nil {
@@ -219,10 +240,10 @@ func TestLoggedModelsOlderServer(t *testing.T) {
 		}
 		return s
 	}
-	dst, _, dstPrefix := pair(t, mlflow2.URL)
+	dst, _, dstPrefix := pair(t, mlflow2)
 	start := time.Now()
 	rep, err := transfer.Copy(ctx, src(), dst, transfer.Options{})
-	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 2 {
+	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 1 || rep.Totals.Unchanged != 1 {
 		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
 	}
 	t.Logf("copied in %v", time.Since(start))
