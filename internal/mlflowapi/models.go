@@ -101,12 +101,17 @@ func (c *Client) CreateLoggedModel(ctx context.Context, m CreateLoggedModel) (Lo
 	return out.Model, nil
 }
 
-// GetLoggedModel returns the logged model id.
-func (c *Client) GetLoggedModel(ctx context.Context, id string) (LoggedModel, error) {
+// GetLoggedModel returns the logged model id; a deleted one only when
+// allowDeleted.
+func (c *Client) GetLoggedModel(ctx context.Context, id string, allowDeleted bool) (LoggedModel, error) {
 	var out struct {
 		Model LoggedModel `json:"model"`
 	}
-	err := c.get(ctx, api+"logged-models/"+url.PathEscape(id), nil, &out)
+	var q url.Values
+	if allowDeleted {
+		q = url.Values{"allow_deleted": {"true"}}
+	}
+	err := c.get(ctx, api+"logged-models/"+url.PathEscape(id), q, &out)
 	return out.Model, err
 }
 
@@ -122,6 +127,20 @@ func (c *Client) SetLoggedModelTags(ctx context.Context, id string, tags []Tag) 
 	body := map[string]any{"model_id": id, "tags": tags}
 	return c.call(ctx, idempotent, http.MethodPatch, api+"logged-models/"+url.PathEscape(id)+"/tags", nil, body, nil)
 }
+
+// DeleteLoggedModelTag removes tag key of logged model id; a tag that is
+// not there is no error.
+func (c *Client) DeleteLoggedModelTag(ctx context.Context, id, key string) error {
+	err := c.call(ctx, idempotent, http.MethodDelete, api+"logged-models/"+url.PathEscape(id)+"/tags/"+url.PathEscape(key), nil, nil, nil)
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// TagModelVersions is the logged-model tag in which MLflow lists the
+// registered versions made from the model (JSON).
+const TagModelVersions = "mlflow.modelVersions"
 
 // DeleteLoggedModel marks logged model id deleted: searches and the
 // experiment's models page no longer show it.

@@ -172,8 +172,16 @@
 // run's origin) and runferry.created_at; description, tags and stage
 // follow the source. A version's run_id is the run this sink wrote from
 // its source run, and its source URI points at that run's files when the
-// source's pointed into its run; a version whose run is not in the
-// destination keeps its source URI, has no run_id, and is counted.
+// source's pointed into its run; a version whose source is a logged model
+// of its run (models:/<model id>, as log_model registers it) points at the
+// logged model this sink re-created from it (source and model_id), and
+// that model's mlflow.modelVersions tag, which the server rewrites then,
+// is set back to the source's. A version whose run is not in the
+// destination keeps its source URI, has no run_id, and is counted. MLflow
+// cannot change a version's source: a version created before its run was
+// written again keeps pointing at the earlier copy of the run and of its
+// logged model (deleted, files kept); the MLflow source shows both by the
+// source's identities.
 // Registered model names are not prefixed by experiment-prefix.
 //
 // # Benchmarks

@@ -62,7 +62,8 @@ func TestLoggedModels(t *testing.T) {
 	other := testenv.StartMLflow(t)
 	ctx := context.Background()
 	srcPrefix := fmt.Sprintf("lm-src-%d/", testenv.FreePort(t))
-	contentPy(t, "log", srv.URL, srcPrefix+"exp")
+	registered := "lm-reg-" + strings.Trim(srcPrefix, "/")
+	contentPy(t, "log", srv.URL, srcPrefix+"exp", registered)
 	src := func() *mlsrc.Source {
 		s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: srcPrefix})
 		if err != nil {
@@ -130,7 +131,7 @@ func TestLoggedModels(t *testing.T) {
 	if names := countModels(); !reflect.DeepEqual(names, []string{"broken", "regressor"}) {
 		t.Errorf("after an interrupted copy and a full one the destination shows logged models %v, want one of each", names)
 	}
-	m, err := api.GetLoggedModel(ctx, dstIDs["regressor"])
+	m, err := api.GetLoggedModel(ctx, dstIDs["regressor"], false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,9 +154,26 @@ func TestLoggedModels(t *testing.T) {
 		}
 	}
 
-	wantPred := contentPy(t, "predict", srv.URL, srcIDs["regressor"])
-	if gotPred := contentPy(t, "predict", other.URL, dstIDs["regressor"]); string(gotPred) != string(wantPred) || string(wantPred) != "[9.0, 21.0]" {
+	wantPred := contentPy(t, "predict", srv.URL, "models:/"+srcIDs["regressor"])
+	if gotPred := contentPy(t, "predict", other.URL, "models:/"+dstIDs["regressor"]); string(gotPred) != string(wantPred) || string(wantPred) != "[9.0, 21.0]" {
 		t.Errorf("models:/%s predicts %s, the source's model %s", dstIDs["regressor"], gotPred, wantPred)
+	}
+	// The registered version made by log_model points at the re-created
+	// model, and loads through the registry.
+	var v mlflowapi.ModelVersion
+	for x, err := range api.SearchModelVersions(ctx, registered) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Version == "1" {
+			v = x
+		}
+	}
+	if v.Source != "models:/"+dstIDs["regressor"] {
+		t.Errorf("version 1 of %s: source %q; want the re-created model %s", registered, v.Source, dstIDs["regressor"])
+	}
+	if gotPred := contentPy(t, "predict", other.URL, "models:/"+registered+"/1"); string(gotPred) != string(wantPred) {
+		t.Errorf("models:/%s/1 predicts %s, the source's model %s", registered, gotPred, wantPred)
 	}
 
 	if res, err := check.Run(ctx, src(), read(), check.Options{}); err != nil || len(res.Differences) > 0 {
@@ -243,7 +261,7 @@ func TestLoggedModelsOlderServer(t *testing.T) {
 	dst, _, dstPrefix := pair(t, mlflow2)
 	start := time.Now()
 	rep, err := transfer.Copy(ctx, src(), dst, transfer.Options{})
-	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 1 || rep.Totals.Unchanged != 1 {
+	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 2 {
 		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
 	}
 	t.Logf("copied in %v", time.Since(start))
