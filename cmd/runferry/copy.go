@@ -291,6 +291,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	if g := rep.Registry; g != nil {
 		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
 	}
+	if g := rep.Traces; g != nil {
+		fmt.Fprintf(w, "; %d traces, %d failed", g.Copied, g.Failed)
+	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}

@@ -1,0 +1,209 @@
+package mlflow_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sinks/memory"
+	"github.com/runferry/runferry/sinks/mlflow"
+	"github.com/runferry/runferry/sources"
+	mlsrc "github.com/runferry/runferry/sources/mlflow"
+)
+
+// traceDump is one trace as testdata/mlflow/dump_traces.py prints it: as
+// MLflow's own Python client reads it, spans included.
+type traceDump struct {
+	TraceID     string            `json:"trace_id"`
+	RequestTime int64             `json:"request_time"`
+	Duration    int64             `json:"execution_duration"`
+	State       string            `json:"state"`
+	Request     *string           `json:"request_preview"`
+	Response    *string           `json:"response_preview"`
+	Tags        map[string]string `json:"tags"`
+	Metadata    map[string]string `json:"metadata"`
+	RunID       *string           `json:"run_id"`
+	RunName     *string           `json:"run_name"`
+	Spans       []json.RawMessage `json:"spans"`
+}
+
+func dumpTraces(t *testing.T, url string) map[string][]traceDump {
+	t.Helper()
+	var d map[string][]traceDump
+	if err := json.Unmarshal(pyScript(t, "dump_traces.py", url), &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// expectedTraces is what a copy of the traces src must look like in the
+// MLflow server dst as MLflow's client reads it: every trace of src with
+// its id, times, state, previews, metadata, tags and spans, linked to the
+// destination's run of the same name, plus runferry's bookkeeping tags;
+// the server's own storage tags (artifact location, spans location) are
+// left out on both sides.
+func expectedTraces(t *testing.T, srcURL string, src, dst map[string][]traceDump) map[string][]traceDump {
+	t.Helper()
+	inst, err := mlflowconv.Instance(srcURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dstRunIDs := map[string]string{} // run name -> destination run id
+	for _, ts := range dst {
+		for _, x := range ts {
+			if x.RunName != nil {
+				dstRunIDs[*x.RunName] = *x.RunID
+			}
+		}
+	}
+	want := map[string][]traceDump{}
+	for exp, ts := range src {
+		for _, x := range ts {
+			w := x
+			w.Tags = map[string]string{"runferry.origin": "mlflow:" + inst + "/trace/" + x.TraceID, "runferry.complete": "true"}
+			for k, v := range x.Tags {
+				w.Tags[k] = v
+			}
+			w.Metadata = map[string]string{}
+			for k, v := range x.Metadata {
+				w.Metadata[k] = v
+			}
+			if x.RunID != nil {
+				w.Tags["runferry.source_run"] = "mlflow:" + inst + "/" + *x.RunID
+				id, ok := dstRunIDs[*x.RunName]
+				if !ok {
+					t.Fatalf("the destination has no trace linked to a run named %s", *x.RunName)
+				}
+				w.RunID = &id
+				w.Metadata["mlflow.sourceRun"] = id
+			}
+			want[exp] = append(want[exp], w)
+		}
+	}
+	return withoutStorageTags(want)
+}
+
+func withoutStorageTags(d map[string][]traceDump) map[string][]traceDump {
+	for _, ts := range d {
+		for _, x := range ts {
+			delete(x.Tags, mlflowapi.TraceTagArtifactLocation)
+			delete(x.Tags, mlflowapi.TraceTagSpansLocation)
+		}
+	}
+	return d
+}
+
+func sameTraces(t *testing.T, what string, want, got map[string][]traceDump) {
+	t.Helper()
+	if !reflect.DeepEqual(want, got) {
+		w, _ := json.MarshalIndent(want, "", "  ")
+		g, _ := json.MarshalIndent(got, "", "  ")
+		t.Fatalf("%s: the destination's traces differ\nwant %s\ngot  %s", what, w, g)
+	}
+}
+
+// TestTracesCopied: traces made with MLflow's own tracing client (in a run
+// and outside, a failed one, a tagged one, one in an experiment without
+// runs) arrive in another MLflow server as MLflow's client reads them,
+// spans byte for byte as JSON values, each linked to the destination's
+// copy of its run; a second copy creates no duplicate; check compares the
+// traces and sees a tag changed in the destination.
+func TestTracesCopied(t *testing.T) {
+	srcSrv := testenv.StartMLflow(t)
+	dstSrv := testenv.StartMLflow(t)
+	pyScript(t, "make_traces.py", srcSrv.URL)
+	srcDump := dumpTraces(t, srcSrv.URL)
+	if len(srcDump["traces-src"]) != 3 || len(srcDump["traces-only"]) != 1 {
+		t.Fatalf("make_traces.py made %+v", srcDump)
+	}
+	open := func() (sources.Source, sinks.Sink) {
+		src, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srcSrv.URL}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src, dst
+	}
+	src, dst := open()
+	rep := copyJob(t, src, dst)
+	if rep.Traces == nil || rep.Traces.Copied != 4 || rep.Traces.Failed != 0 {
+		t.Fatalf("report traces = %+v, want 4 copied", rep.Traces)
+	}
+	if len(rep.Coverage) != 0 {
+		t.Errorf("report coverage %v, want none", rep.Coverage)
+	}
+	got := withoutStorageTags(dumpTraces(t, dstSrv.URL))
+	want := expectedTraces(t, srcSrv.URL, srcDump, got)
+	sameTraces(t, "first copy", want, got)
+	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
+
+	src, dst = open()
+	rep = copyJob(t, src, dst)
+	if rep.Traces == nil || rep.Traces.Copied != 4 {
+		t.Fatalf("second copy: report traces = %+v, want 4 found again", rep.Traces)
+	}
+	sameTraces(t, "second copy", want, withoutStorageTags(dumpTraces(t, dstSrv.URL)))
+
+	// What a user changes in the destination, check sees; a copy puts it back.
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: dstSrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := srcDump["traces-src"][2].TraceID
+	if err := api.SetTraceTag(context.Background(), tagged, "color", "red"); err != nil {
+		t.Fatal(err)
+	}
+	inst, _ := mlflowconv.Instance(srcSrv.URL)
+	checkTraces(t, srcSrv.URL, dstSrv.URL, []string{
+		`mlflow:` + inst + `/trace/` + tagged + `: trace tags: source [{"Key":"color","Value":"blue"},{"Key":"mlflow.traceName","Value":"outside"}], destination [{"Key":"color","Value":"red"},{"Key":"mlflow.traceName","Value":"outside"}]`,
+	})
+	src, dst = open()
+	copyJob(t, src, dst)
+	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
+
+	// A destination without traces counts them as not copied.
+	src, _ = open()
+	rep, err = transfer.Copy(context.Background(), src, memory.New(sinks.Limits{}), transfer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rep.Coverage[transfer.CoverageTracesNotCopied]; n != 4 || rep.Traces != nil {
+		t.Errorf("copy to a sink without traces: coverage %v, traces %+v; want 4 counted as not copied", rep.Coverage, rep.Traces)
+	}
+}
+
+// checkTraces runs check from the MLflow server src to dst and compares
+// its differences with want.
+func checkTraces(t *testing.T, src, dst string, want []string) {
+	t.Helper()
+	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: src}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: dst}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Run(context.Background(), s, d, check.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range res.Differences {
+		got = append(got, d.String())
+	}
+	if res.Traces != 4 || !reflect.DeepEqual(got, want) {
+		t.Fatalf("check: %d traces compared, differences\n%s\nwant 4 traces and\n%s", res.Traces, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
