@@ -20,3 +20,12 @@ type TraceWriter interface {
 	// not hold as given (the kinds of CoverageReporter).
 	PutTrace(ctx context.Context, expID string, t schema.Trace, runs map[schema.Ref]string) (coverage map[string]int64, err error)
 }
+
+// TraceFlusher is a TraceWriter that holds the traces PutTrace gives it
+// until the engine has handed it every trace of an experiment (an archive
+// writes one file of traces per experiment). The engine calls FlushTraces
+// once after the traces of each experiment it gave PutTrace; the traces are
+// stored when it returns nil.
+type TraceFlusher interface {
+	FlushTraces(ctx context.Context, expID string) error
+}

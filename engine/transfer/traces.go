@@ -31,6 +31,7 @@ func (j *job) copyTraces(ctx context.Context) error {
 		return nil
 	}
 	tw, _ := j.dst.(sinks.TraceWriter)
+	flusher, _ := j.dst.(sinks.TraceFlusher)
 	runs := map[schema.Ref]string{}
 	selected := map[schema.Ref]bool{}
 	unfinished := map[schema.Ref]bool{}
@@ -52,6 +53,7 @@ func (j *job) copyTraces(ctx context.Context) error {
 	cov := map[string]int64{}
 	for _, e := range j.exps {
 		var expID string
+		put := 0 // traces given to PutTrace, held by a TraceFlusher until flushed
 		for t, err := range tr.Traces(ctx, e.Origin) {
 			if err != nil {
 				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
@@ -97,8 +99,19 @@ func (j *job) copyTraces(ctx context.Context) error {
 				for k, n := range c {
 					cov[k] += n
 				}
+				put++
 			}
 			res.Copied++
+		}
+		if flusher != nil && put > 0 {
+			if err := flusher.FlushTraces(ctx, expID); err != nil {
+				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+					return err
+				}
+				res.Copied -= put
+				res.Failed += put
+				j.addProblem("experiment %s (%s): writing %d traces: %v", e.Name, e.Origin, put, err)
+			}
 		}
 	}
 	j.mu.Lock()

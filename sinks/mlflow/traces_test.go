@@ -3,7 +3,10 @@ package mlflow_test
 import (
 	"context"
 	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -15,8 +18,10 @@ import (
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/memory"
 	"github.com/runferry/runferry/sinks/mlflow"
+	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sources"
 	mlsrc "github.com/runferry/runferry/sources/mlflow"
+	pqsrc "github.com/runferry/runferry/sources/parquetdir"
 )
 
 // traceDump is one trace as testdata/mlflow/dump_traces.py prints it: as
@@ -206,4 +211,131 @@ func checkTraces(t *testing.T, src, dst string, want []string) {
 	if res.Traces != 4 || !reflect.DeepEqual(got, want) {
 		t.Fatalf("check: %d traces compared, differences\n%s\nwant 4 traces and\n%s", res.Traces, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// TestTracesThroughArchive: traces copied from an MLflow server into a
+// Parquet archive are in its traces table as DuckDB reads it (one row per
+// trace, the span document as given), check finds the archive equal to
+// the server, and a restore into another server gives MLflow's client the
+// source's traces, linked to the restored runs; a second restore creates
+// nothing.
+func TestTracesThroughArchive(t *testing.T) {
+	srcSrv := testenv.StartMLflow(t)
+	dstSrv := testenv.StartMLflow(t)
+	made := pyScript(t, "make_traces.py", srcSrv.URL)
+	srcDump := dumpTraces(t, srcSrv.URL)
+	dir := filepath.Join(t.TempDir(), "archive")
+	open := func() *mlsrc.Source {
+		s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srcSrv.URL}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	pq, err := parquetdir.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := copyJob(t, open(), pq)
+	if err := pq.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Traces == nil || rep.Traces.Copied != 4 || len(rep.Coverage) != 0 {
+		t.Fatalf("copy into the archive: traces %+v, coverage %v; want 4 copied", rep.Traces, rep.Coverage)
+	}
+
+	// DuckDB reads the traces table: each source trace once, its run's
+	// origin, and spans equal to what MLflow's client reads.
+	inst, err := mlflowconv.Instance(srcSrv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids struct {
+		Run    string   `json:"run"`
+		Traces []string `json:"traces"`
+	}
+	lines := strings.Split(strings.TrimSpace(string(made)), "\n") // MLflow prints links before the JSON
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &ids); err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import duckdb, json, sys
+rows = duckdb.sql("SELECT trace, trace_id, run, state, spans FROM read_parquet('" + sys.argv[1] + "/traces/*/*.parquet') ORDER BY trace").fetchall()
+print(json.dumps([{"trace": r[0], "trace_id": r[1], "run": r[2], "state": r[3], "spans": json.loads(r[4])["spans"]} for r in rows], sort_keys=True))
+`
+	out, err := exec.Command(testenv.Python(t), "-c", script, dir).Output()
+	if err != nil {
+		t.Fatalf("duckdb: %v", err)
+	}
+	type row struct {
+		Trace   string            `json:"trace"`
+		TraceID string            `json:"trace_id"`
+		Run     string            `json:"run"`
+		State   string            `json:"state"`
+		Spans   []json.RawMessage `json:"spans"`
+	}
+	var got []row
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatal(err)
+	}
+	var want []row
+	for _, ts := range srcDump {
+		for _, x := range ts {
+			r := row{Trace: "mlflow:" + inst + "/trace/" + x.TraceID, TraceID: x.TraceID, State: x.State, Spans: x.Spans}
+			if x.RunID != nil {
+				r.Run = "mlflow:" + inst + "/" + ids.Run
+			}
+			want = append(want, r)
+		}
+	}
+	slices.SortFunc(want, func(a, b row) int { return strings.Compare(a.Trace, b.Trace) })
+	if !reflect.DeepEqual(normJSON(t, want), normJSON(t, got)) {
+		t.Fatalf("the traces table as DuckDB reads it\n got %s\nwant %s", normJSON(t, got), normJSON(t, want))
+	}
+
+	pqs, err := pqsrc.New(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Run(context.Background(), open(), pqs, check.Options{})
+	if err != nil || res.Traces != 4 || len(res.Differences) != 0 {
+		t.Fatalf("check server against archive: %v, %d traces, differences %v", err, res.Traces, res.Differences)
+	}
+
+	restore := func() *transfer.Report {
+		src, err := pqsrc.New(dir, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return copyJob(t, src, dst)
+	}
+	if rep := restore(); rep.Traces == nil || rep.Traces.Copied != 4 || len(rep.Coverage) != 0 {
+		t.Fatalf("restore: traces %+v, coverage %v", rep.Traces, rep.Coverage)
+	}
+	restored := withoutStorageTags(dumpTraces(t, dstSrv.URL))
+	sameTraces(t, "restore", expectedTraces(t, srcSrv.URL, srcDump, restored), restored)
+	restore()
+	sameTraces(t, "second restore", expectedTraces(t, srcSrv.URL, srcDump, restored), withoutStorageTags(dumpTraces(t, dstSrv.URL)))
+	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
+}
+
+// normJSON encodes v with its JSON values re-encoded in one form.
+func normJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var x any
+	d := json.NewDecoder(strings.NewReader(string(b)))
+	d.UseNumber()
+	if err := d.Decode(&x); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = json.Marshal(x)
+	return string(b)
 }
