@@ -15,8 +15,11 @@ type TraceResult struct {
 	Failed int `json:"failed,omitempty"`
 }
 
-// CoverageTracesNotCopied counts the traces of a sink that holds none.
-const CoverageTracesNotCopied = "traces not copied (the destination holds no traces)"
+// Coverage kinds of traces.
+const (
+	CoverageTracesNotCopied = "traces not copied (the destination holds no traces)"
+	CoverageTracesNoSpans   = "traces without span data in the source (copied without spans)"
+)
 
 // copyTraces copies the traces of the selected experiments after the runs
 // (and the registry), so that each trace can point at the run the sink
@@ -64,6 +67,9 @@ func (j *job) copyTraces(ctx context.Context) error {
 			}
 			if byRun && !t.Run.IsZero() && !selected[t.Run] {
 				continue
+			}
+			if len(t.Spans) == 0 && tw != nil {
+				cov[CoverageTracesNoSpans]++
 			}
 			switch {
 			case tw == nil:

@@ -21,8 +21,9 @@ import (
 // tag. The spans live apart from the info: as the document traces.json
 // under the trace's artifact location (the tag mlflow.artifactLocation),
 // and, on MLflow 3.4+ servers with a SQL store, also in the tracking store
-// (tag mlflow.trace.spansLocation = TRACKING_STORE), read as OpenTelemetry
-// protobuf JSON through GET /api/3.0/mlflow/traces/get.
+// (tag mlflow.trace.spansLocation = TRACKING_STORE). The route the MLflow
+// UI reads them from (GET /ajax-api/2.0/mlflow/get-trace-artifact) gives the
+// traces.json document wherever they are.
 
 const apiV3 = "/api/3.0/mlflow/"
 
@@ -33,7 +34,6 @@ const (
 	TraceMetaSourceRun       = "mlflow.sourceRun"           // the run the trace was logged in
 	TraceMetaInfoFinalized   = "mlflow.trace.infoFinalized" // set by the server
 	TraceSpansFile           = "traces.json"                // the span document under the artifact location
-	SpansInTrackingStore     = "TRACKING_STORE"
 )
 
 // TraceInfo is a trace's info as the v3 API carries it (protobuf JSON:
@@ -141,8 +141,8 @@ func (c *Client) SetTraceTag(ctx context.Context, traceID, key, value string) er
 
 // DeleteTraceTag removes the tag key of a trace.
 func (c *Client) DeleteTraceTag(ctx context.Context, traceID, key string) error {
-	q := url.Values{"key": {key}}
-	return c.call(ctx, idempotent, http.MethodDelete, api+"traces/"+url.PathEscape(traceID)+"/tags", q, nil, nil)
+	in := map[string]string{"key": key} // in the body, like MLflow's client
+	return c.call(ctx, idempotent, http.MethodDelete, api+"traces/"+url.PathEscape(traceID)+"/tags", nil, in, nil)
 }
 
 // TraceData reads the span document of a trace the way the MLflow UI
@@ -201,19 +201,6 @@ func (c *Client) UploadTraceSpans(ctx context.Context, info TraceInfo, doc []byt
 		return ErrNotProxied
 	}
 	return c.UploadBytes(ctx, loc, TraceSpansFile, doc)
-}
-
-// TraceSpansOTel reads the spans of a trace from the tracking store
-// (GET /api/3.0/mlflow/traces/get) as the server answers them:
-// OpenTelemetry spans in protobuf JSON.
-func (c *Client) TraceSpansOTel(ctx context.Context, traceID string) ([]json.RawMessage, error) {
-	var out struct {
-		Trace struct {
-			Spans []json.RawMessage `json:"spans"`
-		} `json:"trace"`
-	}
-	err := c.get(ctx, apiV3+"traces/get", url.Values{"trace_id": {traceID}}, &out)
-	return out.Trace.Spans, err
 }
 
 // CountTraces counts the traces of the given experiments through the v2

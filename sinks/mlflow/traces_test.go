@@ -3,6 +3,7 @@ package mlflow_test
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -166,16 +167,41 @@ func TestTracesCopied(t *testing.T) {
 		t.Fatal(err)
 	}
 	tagged := srcDump["traces-src"][2].TraceID
-	if err := api.SetTraceTag(context.Background(), tagged, "color", "red"); err != nil {
-		t.Fatal(err)
+	for k, v := range map[string]string{"color": "red", "extra": "x"} {
+		if err := api.SetTraceTag(context.Background(), tagged, k, v); err != nil {
+			t.Fatal(err)
+		}
 	}
 	inst, _ := mlflowconv.Instance(srcSrv.URL)
 	checkTraces(t, srcSrv.URL, dstSrv.URL, []string{
-		`mlflow:` + inst + `/trace/` + tagged + `: trace tags: source [{"Key":"color","Value":"blue"},{"Key":"mlflow.traceName","Value":"outside"}], destination [{"Key":"color","Value":"red"},{"Key":"mlflow.traceName","Value":"outside"}]`,
+		`mlflow:` + inst + `/trace/` + tagged + `: trace tags: source [{"Key":"color","Value":"blue"},{"Key":"mlflow.traceName","Value":"outside"}], destination [{"Key":"color","Value":"red"},{"Key":"extra","Value":"x"},{"Key":"mlflow.traceName","Value":"outside"}]`,
 	})
 	src, dst = open()
 	copyJob(t, src, dst)
 	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
+	sameTraces(t, "copy after a change", want, withoutStorageTags(dumpTraces(t, dstSrv.URL)))
+
+	// A copy interrupted between a trace's creation and its spans (no
+	// runferry.complete yet, no traces.json) is finished by the next copy.
+	lost := srcDump["traces-src"][0].TraceID
+	files, _ := filepath.Glob(filepath.Join(dstSrv.ArtifactDir, "*", "traces", lost, "artifacts", "traces.json"))
+	if len(files) != 1 {
+		t.Fatalf("span documents of %s in the destination: %v", lost, files)
+	}
+	if err := os.Remove(files[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.DeleteTraceTag(context.Background(), lost, mlflow.TagTraceComplete); err != nil {
+		t.Fatal(err)
+	}
+	res, err := check.Run(context.Background(), mustSource(t, srcSrv.URL), mustSource(t, dstSrv.URL), check.Options{})
+	if err != nil || len(res.Differences) != 1 || res.Differences[0].What != "trace spans" || res.Differences[0].Got != "" ||
+		res.Differences[0].Run != "mlflow:"+inst+"/trace/"+lost {
+		t.Fatalf("check with a trace's spans lost: %v, differences %v; want the spans of %s", err, res.Differences, lost)
+	}
+	src, dst = open()
+	copyJob(t, src, dst)
+	sameTraces(t, "copy after an interrupted one", want, withoutStorageTags(dumpTraces(t, dstSrv.URL)))
 
 	// A destination without traces counts them as not copied.
 	src, _ = open()
@@ -186,6 +212,15 @@ func TestTracesCopied(t *testing.T) {
 	if n := rep.Coverage[transfer.CoverageTracesNotCopied]; n != 4 || rep.Traces != nil {
 		t.Errorf("copy to a sink without traces: coverage %v, traces %+v; want 4 counted as not copied", rep.Coverage, rep.Traces)
 	}
+}
+
+func mustSource(t *testing.T, url string) *mlsrc.Source {
+	t.Helper()
+	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: url}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // checkTraces runs check from the MLflow server src to dst and compares
