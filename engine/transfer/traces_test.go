@@ -93,7 +93,7 @@ func TestTracesAfterRuns(t *testing.T) {
 	d := dataset.Canonical()
 	src := traceSource{memsrc.New(d), d}
 	all := 2 + len(d.Runs) // a trace of a run the source leaves out (deleted) is still the experiment's
-	noSpans := int64(1)     // the second experiment's
+	noSpans := int64(1)    // the second experiment's
 	for _, r := range d.Runs {
 		if r.Run.Experiment == d.Experiments[1].Origin {
 			noSpans++
@@ -132,8 +132,8 @@ func TestTracesAfterRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"trace/none-" + d.Experiments[0].Origin.ID, "trace/run-big", "trace/none-" + d.Experiments[1].Origin.ID}
-	if !reflect.DeepEqual(dst.traces, want) {
-		t.Errorf("run filter: traces written %v, want %v", dst.traces, want)
+	if !reflect.DeepEqual(dst.traces, want) || rep.Traces.Copied != len(want) {
+		t.Errorf("run filter: traces written %v, want %v; report %+v", dst.traces, want, rep.Traces)
 	}
 
 	dst = &traceSink{Sink: memsink.New(sinks.Limits{})}
