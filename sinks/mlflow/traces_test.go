@@ -203,6 +203,40 @@ func TestTracesCopied(t *testing.T) {
 	copyJob(t, src, dst)
 	sameTraces(t, "copy after an interrupted one", want, withoutStorageTags(dumpTraces(t, dstSrv.URL)))
 
+	// Traces whose run the destination does not get (deleted in the
+	// source, so not copied) lose the link to it, counted, and keep its
+	// origin: check finds nothing missing.
+	srcAPI, err := mlflowapi.New(mlflowapi.Config{BaseURL: srcSrv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srcAPI.DeleteRun(context.Background(), *srcDump["traces-src"][0].RunID); err != nil {
+		t.Fatal(err)
+	}
+	src, _ = open()
+	again, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: "again/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep = copyJob(t, src, again)
+	if rep.Traces == nil || rep.Traces.Copied != 4 || rep.Coverage[mlflow.CoverageTraceRunLinks] != 2 {
+		t.Fatalf("copy of traces whose run was deleted: traces %+v, coverage %v; want 4 copied, 2 links counted", rep.Traces, rep.Coverage)
+	}
+	for _, x := range dumpTraces(t, dstSrv.URL)["again/traces-src"] {
+		if x.RunID != nil || x.Metadata["mlflow.sourceRun"] != "" || x.TraceID == srcDump["traces-src"][0].TraceID {
+			t.Errorf("a trace copied beside its first copy links run %v (metadata %q) or reuses the taken id %s", x.RunID, x.Metadata["mlflow.sourceRun"], x.TraceID)
+		}
+	}
+	againSrc, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: "again/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ = open()
+	res, err = check.Run(context.Background(), src, againSrc, check.Options{})
+	if err != nil || res.Traces != 4 || len(res.Differences) != 0 {
+		t.Fatalf("check against the copy without runs: %v, %d traces, differences %v", err, res.Traces, res.Differences)
+	}
+
 	// A destination without traces counts them as not copied.
 	src, _ = open()
 	rep, err = transfer.Copy(context.Background(), src, memory.New(sinks.Limits{}), transfer.Options{})
