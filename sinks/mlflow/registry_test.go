@@ -193,6 +193,9 @@ func TestRegistryCopied(t *testing.T) {
 	if rep.Traces == nil || rep.Traces.Copied != 3 || len(rep.Coverage) != 0 {
 		t.Errorf("report traces %+v, coverage %v: want the 3 traces copied", rep.Traces, rep.Coverage)
 	}
+	if n := rep.Coverage[mlflow.CoverageRegistryUpdated]; n != 4 {
+		t.Errorf("report coverage %v: want the update times of 2 models and 2 versions counted as not kept", rep.Coverage)
+	}
 	got := dumpRegistry(t, dstSrv.URL)
 	want := expectedRegistry(t, srcSrv.URL, srcDump, got.Runs)
 	sameRegistry(t, "first copy", want, withoutCreated(got))
