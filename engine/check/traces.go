@@ -19,7 +19,9 @@ import (
 // JSON values, so that a server's re-encoding of the same document is no
 // difference), and what the destination holds beyond them: a second copy,
 // or a trace the source does not have. With a filter that selects runs,
-// only traces of compared runs (and traces of no run) are compared.
+// only traces of compared runs (and traces of no run) are compared. Traces
+// the destination cannot read for a permanent reason (a damaged archive
+// file) are a difference naming the reason.
 func (res *Result) compareTraces(ctx context.Context, src, dst sources.Source, exps []schema.Ref, f transfer.Filter, seen map[schema.Ref]bool) error {
 	sr, ok1 := src.(sources.TraceReader)
 	dr, ok2 := dst.(sources.TraceReader)
@@ -29,9 +31,17 @@ func (res *Result) compareTraces(ctx context.Context, src, dst sources.Source, e
 	for _, exp := range exps {
 		got := map[schema.Ref][]schema.Trace{}
 		var order []schema.Ref
+		broken := false
 		for t, err := range dr.Traces(ctx, exp) {
 			if err != nil {
-				return fmt.Errorf("destination: traces of %s: %w", exp, err)
+				if !unreadable(err) {
+					return fmt.Errorf("destination: traces of %s: %w", exp, err)
+				}
+				// What a user of the destination cannot read is a
+				// difference; its traces then show as missing.
+				res.add(exp, "destination: traces unreadable", "", err.Error())
+				broken = true
+				break
 			}
 			if len(got[t.Origin]) == 0 {
 				order = append(order, t.Origin)
@@ -59,6 +69,9 @@ func (res *Result) compareTraces(ctx context.Context, src, dst sources.Source, e
 			res.compareTrace(t, copies[0])
 		}
 		for _, o := range order {
+			if broken {
+				break
+			}
 			t := got[o][0]
 			if !wanted[o] && (!f.SelectsRuns() || t.Run.IsZero() || seen[t.Run]) {
 				res.add(o, "unexpected trace in the destination (not in the source)", "", t.ID)

@@ -390,6 +390,37 @@ print(json.dumps([{"trace": r[0], "trace_id": r[1], "run": r[2], "state": r[3], 
 	restore()
 	sameTraces(t, "second restore", expectedTraces(t, srcSrv.URL, srcDump, restored), withoutStorageTags(dumpTraces(t, dstSrv.URL)))
 	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
+
+	// A damaged traces file is a difference naming it, never read as data.
+	files, _ := filepath.Glob(filepath.Join(dir, "traces", "*", "*.parquet"))
+	if len(files) != 2 {
+		t.Fatalf("traces files %v, want one per experiment with traces", files)
+	}
+	body, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body[len(body)/2] ^= 0x20
+	if err := os.WriteFile(files[0], body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pqs, err = pqsrc.New(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err = check.Run(context.Background(), open(), pqs, check.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unreadable := 0
+	for _, d := range res.Differences {
+		if d.What == "destination: traces unreadable" && strings.Contains(d.Got, files[0]) {
+			unreadable++
+		}
+	}
+	if unreadable != 1 {
+		t.Fatalf("check with a damaged traces file: differences %v; want one naming %s", res.Differences, files[0])
+	}
 }
 
 // normJSON encodes v with its JSON values re-encoded in one form.
