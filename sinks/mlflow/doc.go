@@ -170,7 +170,7 @@
 // metadata and tags, plus runferry.origin (by which a re-run finds it:
 // the sink lists each experiment's traces once) and runferry.source_run
 // (the source run's origin). Its span document is uploaded as traces.json
-// under the trace's artifact location, then runferry.complete is set; a
+// under the trace's artifact location, then mlflow.runferry.complete is set; a
 // copy found without it gets its spans again. mlflow.sourceRun names the
 // run this sink wrote from the source run; a trace whose run is not in the
 // destination has no link and is counted. The source's storage tags

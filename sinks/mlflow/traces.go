@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -26,8 +25,9 @@ const (
 )
 
 // TagTraceComplete is set, last, on a trace whose span document was
-// written: a trace found without it is written again.
-const TagTraceComplete = "runferry.complete"
+// written: a trace found without it is written again. Like a run's, it is
+// hidden bookkeeping (mlflowconv.TagComplete).
+const TagTraceComplete = mlflowconv.TagComplete
 
 // traceIndex is what the sink knows of the traces of one experiment:
 // runferry's copies by the origin they were copied from.
@@ -39,9 +39,9 @@ type traceIndex struct {
 
 // PutTrace creates t in experiment expID as a new MLflow trace (StartTraceV3
 // with t's info, then its span document uploaded as traces.json under the
-// trace's artifact location, then the tag runferry.complete), or finds the
+// trace's artifact location, then the hidden tag mlflow.runferry.complete), or finds the
 // trace an earlier call wrote from t.Origin (the tag runferry.origin) and
-// sets its tags to t's (a copy left without runferry.complete gets its
+// sets its tags to t's (a copy left without that tag gets its
 // spans again). The new trace keeps t.ID when the destination holds no
 // trace of that id, else it gets a fresh one. Its request metadata
 // mlflow.sourceRun names the destination's run from t.Run (runs, or a
@@ -211,7 +211,7 @@ func (s *Sink) updateTraceTags(ctx context.Context, got mlflowapi.TraceInfo, wan
 		got.Tags[k] = v
 	}
 	for k := range got.Tags {
-		if _, ok := want[k]; ok || strings.HasPrefix(k, "runferry.") || k == mlflowapi.TraceTagArtifactLocation || k == mlflowapi.TraceTagSpansLocation || k == "mlflow.traceName" {
+		if _, ok := want[k]; ok || mlflowconv.Bookkeeping(k) || k == mlflowapi.TraceTagArtifactLocation || k == mlflowapi.TraceTagSpansLocation || k == "mlflow.traceName" {
 			continue
 		}
 		if err := s.api.DeleteTraceTag(ctx, got.TraceID, k); err != nil {

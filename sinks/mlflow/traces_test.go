@@ -74,7 +74,7 @@ func expectedTraces(t *testing.T, srcURL string, src, dst map[string][]traceDump
 	for exp, ts := range src {
 		for _, x := range ts {
 			w := x
-			w.Tags = map[string]string{"runferry.origin": "mlflow:" + inst + "/trace/" + x.TraceID, "runferry.complete": "true"}
+			w.Tags = map[string]string{"runferry.origin": "mlflow:" + inst + "/trace/" + x.TraceID, "mlflow.runferry.complete": "true"}
 			for k, v := range x.Tags {
 				w.Tags[k] = v
 			}

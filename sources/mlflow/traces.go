@@ -6,7 +6,6 @@ import (
 	"iter"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -96,14 +95,14 @@ func (s *Source) convertTrace(ctx context.Context, exp schema.Ref, info mlflowap
 	for _, k := range slices.Sorted(maps.Keys(info.Tags)) {
 		v := info.Tags[k]
 		switch {
-		case strings.HasPrefix(k, "runferry."):
+		case mlflowconv.Bookkeeping(k):
 			own[k] = v
 		case !slices.Contains(systemTraceTags, k):
 			t.Tags = append(t.Tags, schema.Tag{Key: k, Value: v})
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(info.TraceMetadata)) {
-		if !slices.Contains(systemTraceMetadata, k) && !strings.HasPrefix(k, "runferry.") {
+		if !slices.Contains(systemTraceMetadata, k) && !mlflowconv.Bookkeeping(k) {
 			t.Metadata = append(t.Metadata, schema.Tag{Key: k, Value: info.TraceMetadata[k]})
 		}
 	}
