@@ -31,6 +31,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			continue
 		}
 		j.formerOrigins(e.Origin)
+		j.exps = append(j.exps, e)
 		before := len(out)
 		for r, err := range listRuns(ctx, j.src, e.Origin, j.opt.Filter) {
 			if err != nil {
