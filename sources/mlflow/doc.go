@@ -59,6 +59,22 @@
 //     config.json) are left out of runs runferry wrote; runferry/files/ is
 //     listed under its original path.
 //
+// # Change detection
+//
+// Fingerprint (sources.Fingerprinter, for sync) digests what runs/search
+// already returned for the run (status, end time, name, lifecycle stage,
+// tags, params, latest_metrics: each key's latest value, step and
+// timestamp, dataset inputs) and one artifacts/list walk (paths and
+// sizes). It reads no metric history and no file body; its cost is one
+// listing request per artifact directory of each run, made while planning
+// (a no-change sync of N runs makes at least N such requests besides the
+// searches; cost at scale not yet measured). A FINISHED run that gains
+// a point, a tag, a param or a file is therefore copied again; a point
+// logged below its key's latest step and time, a file rewritten with the
+// same size and a change to a logged model's files are not seen (--force
+// compares every run in full). The first sync after upgrading from a
+// runferry without it writes every MLflow run once more.
+//
 // # Former origins
 //
 // Before origins named the server, runferry gave native experiments and

@@ -32,7 +32,7 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	}
 	_, complete := tags[mlflowconv.TagComplete]
 	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID,
-		runferry: complete, fingerprint: tags[mlflowconv.TagFingerprint]}
+		runferry: complete, fingerprint: tags[mlflowconv.TagFingerprint], header: headerDigest(r)}
 	var run schema.Run
 	var damage []string
 	if path, ok := tags[mlflowconv.TagSidecar]; ok {
