@@ -51,9 +51,27 @@ else:
     assert c.get_run(run).info.status == "FINISHED"
 `
 
+// damagePy deletes tag KEY of every run of experiment EXP on an MLflow
+// server, as a user editing the destination in MLflow's UI would.
+const damagePy = `
+import sys, mlflow
+from mlflow import MlflowClient
+mlflow.set_tracking_uri(sys.argv[1])
+c = MlflowClient()
+exp = c.get_experiment_by_name(sys.argv[2])
+runs = c.search_runs([exp.experiment_id])
+assert len(runs) == 1, runs
+for r in runs:
+    c.delete_tag(r.info.run_id, sys.argv[3])
+`
+
 func runSyncPy(t *testing.T, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(testenv.Python(t), append([]string{"-c", syncPy}, args...)...)
+	script := syncPy
+	if args[0] == "damage" {
+		script, args = damagePy, args[1:]
+	}
+	cmd := exec.Command(testenv.Python(t), append([]string{"-c", script}, args...)...)
 	cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=", "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
 	out, err := cmd.Output()
 	if err != nil {
@@ -156,4 +174,49 @@ func TestSyncSeesChangesToFinishedMLflowRuns(t *testing.T) {
 			wantCounts(t, "sync after --no-state", syncReport(t, 0, "sync", src, tc.dst, state), 0, 1)
 		})
 	}
+}
+
+// --force compares the runs the fingerprints call unchanged with the
+// destination in full: a destination edited after the copy (a tag deleted
+// in MLflow) is repaired, and runs that match are reported as verified,
+// not copied.
+func TestSyncForceRepairsTheDestination(t *testing.T) {
+	srv := testenv.StartMLflow(t)
+	runSyncPy(t, srv.URL, "make")
+	src := "mlflow+" + srv.URL + "?experiment-prefix=src/"
+	for _, tc := range []struct{ name, dst string }{
+		{"parquet", "parquet:" + filepath.Join(t.TempDir(), "archive")},
+		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=dst/"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
+			wantCounts(t, "first copy", syncReport(t, 0, "copy", src, tc.dst, state), 1, 0)
+			rep := syncReport(t, 0, "sync", src, tc.dst, state, "--force")
+			wantCounts(t, "sync --force without change", rep, 0, 0)
+			if rep.Totals.Verified != 1 || rep.Totals.Points != 0 {
+				t.Errorf("sync --force without change: verified %d, points %d; want 1 run verified, no point copied", rep.Totals.Verified, rep.Totals.Points)
+			}
+			code, out, _ := runCLI(t, "sync", src, tc.dst, state, "--force")
+			if code != 0 || !strings.Contains(out, "copied 0 runs (0 points, 0 files, 0 B); 0 unchanged, 1 verified, 0 failed") {
+				t.Errorf("sync --force summary (exit %d):\n%s", code, out)
+			}
+		})
+	}
+	t.Run("damaged mlflow", func(t *testing.T) {
+		dst := "mlflow+" + srv.URL + "?experiment-prefix=dst/"
+		state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
+		runSyncPy(t, "damage", srv.URL, "dst/exp", "team")
+		wantCheck(t, "after the tag was deleted in the destination", exitDifferences, src, dst)
+		wantCounts(t, "sync sees no change at the source", syncReport(t, 0, "sync", src, dst, state), 0, 1)
+		rep := syncReport(t, 0, "sync", src, dst, state, "--force")
+		wantCounts(t, "sync --force repairs", rep, 1, 0)
+		if len(rep.Runs) != 1 || !strings.Contains(rep.Runs[0].Reason, "repairing: tag team missing") {
+			t.Errorf("sync --force: want the reason to name the missing tag, got %+v", rep.Runs)
+		}
+		wantCheck(t, "after sync --force", 0, src, dst)
+		rep = syncReport(t, 0, "sync", src, dst, state, "--force")
+		if rep.Totals.Verified != 1 || rep.Totals.Committed != 0 {
+			t.Errorf("sync --force after the repair: verified %d, committed %d; want 1, 0", rep.Totals.Verified, rep.Totals.Committed)
+		}
+	})
 }
