@@ -207,7 +207,7 @@ reported as verified.`
 				"selection": sel.canonical(), "transform": opt.Transform.String(),
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
-				"force": fmt.Sprint(force),
+				"force":             fmt.Sprint(force),
 				"experiment_prefix": prefix,
 			}
 			opt.Observer = prog.observe
