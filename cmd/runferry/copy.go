@@ -95,6 +95,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		noState     bool
 		prefix      string
 		drop        []string
+		personal    bool
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -173,14 +174,18 @@ reported as verified.`
 				}
 			}
 			opt.Transform = append(opt.Transform, dropTransform(drop)...)
+			if _, shared := dst.(sinks.SharedView); shared && !personal {
+				opt.Transform = append(opt.Transform, transform.DropPersonal{})
+			}
 			if force {
-				// The destination read as a source, as check reads it.
+				// The destination read as a source, as check reads it; each
+				// run is compared under the transform recorded with it.
 				dsrc, _, err := a.openSource(ctx, args[1])
 				if err != nil {
 					return fmt.Errorf("--force reads DST as check does: %w", err)
 				}
 				defer dsrc.Close()
-				v, err := check.NewRunVerifier(ctx, src, dsrc, check.Options{Transform: dropTransform(drop)})
+				v, err := check.NewRunVerifier(ctx, src, dsrc, check.Options{})
 				if err != nil {
 					return err
 				}
@@ -207,8 +212,8 @@ reported as verified.`
 				"selection": sel.canonical(), "transform": opt.Transform.String(),
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
-				"force":             fmt.Sprint(force),
-				"experiment_prefix": prefix,
+				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
+				"force": fmt.Sprint(force),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -249,6 +254,7 @@ reported as verified.`
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
+	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
 

@@ -20,18 +20,22 @@ import (
 
 // writer writes one run. It is used by one goroutine at a time.
 type writer struct {
-	sink    *Sink
-	expID   string
-	held    bool // the experiment is held active for this run (expLife)
-	run     mlflowapi.RunInfo
-	src     schema.Run
-	cov     *mlflowconv.Coverage
-	fp      string
-	keys    map[string]*keyState // by source key: points at the current step
-	written map[string]bool      // artifact paths written
-	logs    *spool
-	rich    *spool
-	done    bool
+	sink  *Sink
+	expID string
+	held  bool // the experiment is held active for this run (expLife)
+	run   mlflowapi.RunInfo
+	src   schema.Run
+	cov   *mlflowconv.Coverage
+	fp    string
+	keys  map[string]*keyState // by source key: points at the current step
+	// mlflowKeys maps the MLflow keys in use to their source keys
+	// ("" for a series runferry generates).
+	mlflowKeys map[string]string
+	fold       *cpuFold        // per-core CPU series, once the run has one
+	written    map[string]bool // artifact paths written
+	logs       *spool
+	rich       *spool
+	done       bool
 }
 
 var (
@@ -69,8 +73,17 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 		w.cov.Points++
 		st, ok := w.keys[m.Key]
 		if !ok {
-			st = &keyState{mlflowKey: mlflowconv.RecordKey(m.Key, w.cov.MetricKeys)}
+			st = &keyState{}
+			st.mlflowKey, st.core = w.metricKey(m.Key)
 			w.keys[m.Key] = st
+		}
+		if st.core {
+			if send, err := w.foldPoint(m); err != nil || !send {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		send, ok := st.add(m, w.cov)
 		if !ok {
@@ -106,6 +119,7 @@ func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
 // share a stored identity are all seen within one step.
 type keyState struct {
 	mlflowKey string
+	core      bool // a per-core CPU series (see cpuFold)
 	step      int64
 	started   bool
 	at        map[storedPoint]*mlflowconv.Fixup // the current step's points
@@ -303,6 +317,7 @@ func (w *writer) Abort(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.removeFold()
 	return w.release(ctx)
 }
 
