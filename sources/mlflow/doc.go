@@ -73,8 +73,10 @@
 // timestamp, dataset inputs) and one artifacts/list walk (paths and
 // sizes). It reads no metric history and no file body; its cost is one
 // listing request per artifact directory of each run, made while planning
-// (a no-change sync of N runs makes at least N such requests besides the
-// searches; cost at scale not yet measured). A FINISHED run that gains
+// (BenchmarkFingerprint: 26 ms per run, search included, for runs with two
+// artifact directories on a local single-worker SQLite server on a busy
+// 2-core machine; 10,000 runs would take about 4 minutes to plan). A
+// FINISHED run that gains
 // a point, a tag, a param or a file is therefore copied again; a point
 // logged below its key's latest step and time, a file rewritten with the
 // same size and a change to a logged model's files are not seen (--force
