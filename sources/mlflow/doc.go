@@ -76,9 +76,8 @@
 // (BenchmarkFingerprint: 26 ms per run, search included, for runs with two
 // artifact directories on a local single-worker SQLite server on a busy
 // 2-core machine; 10,000 runs would take about 4 minutes to plan). A
-// FINISHED run that gains
-// a point, a tag, a param or a file is therefore copied again; a point
-// logged below its key's latest step and time, a file rewritten with the
+// FINISHED run that gains a point, a tag, a param or a file is therefore
+// copied again; a point logged below its key's latest step and time, a file rewritten with the
 // same size and a change to a logged model's files are not seen (--force
 // compares every run in full). The first sync after upgrading from a
 // runferry without it writes every MLflow run once more.
