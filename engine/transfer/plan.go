@@ -113,8 +113,23 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				return false, nil
 			}
 		}
+		outcome := Unchanged
+		if j.opt.Verify != nil {
+			diff, err := j.opt.Verify(ctx, p.exp, p.run)
+			switch k := fault.KindOf(err); {
+			case err != nil && (k == fault.KindFatal || k == fault.KindCanceled):
+				return false, err
+			case err != nil:
+				p.reason = "repairing: could not verify against the destination: " + err.Error()
+				return false, nil
+			case diff != "":
+				p.reason = "repairing: " + diff
+				return false, nil
+			}
+			outcome, why = Verified, why+"; verified against the destination (--force)"
+		}
 		j.addResult(RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
-			Outcome: Unchanged, Reason: why, DestID: destID})
+			Outcome: outcome, Reason: why, DestID: destID})
 		return true, nil
 	}
 	if j.opt.Ledger != nil {

@@ -13,6 +13,7 @@ type Outcome string
 const (
 	Committed   Outcome = "committed"   // written and committed now
 	Unchanged   Outcome = "unchanged"   // already committed with the same content
+	Verified    Outcome = "verified"    // unchanged, and compared in full with the destination (--force)
 	Planned     Outcome = "planned"     // dry run: would be written
 	Failed      Outcome = "failed"      // gave up: permanent error or retries exhausted
 	Interrupted Outcome = "interrupted" // the job stopped before the run finished
@@ -119,6 +120,7 @@ type Totals struct {
 	Runs        int `json:"runs"`
 	Committed   int `json:"committed"`
 	Unchanged   int `json:"unchanged"`
+	Verified    int `json:"verified,omitempty"` // runs compared in full and found whole (--force)
 	Planned     int `json:"planned,omitempty"`
 	Failed      int `json:"failed"`
 	Interrupted int `json:"interrupted,omitempty"`
@@ -148,6 +150,8 @@ func (r *Report) total() {
 			t.Committed++
 		case Unchanged:
 			t.Unchanged++
+		case Verified:
+			t.Verified++
 		case Planned:
 			t.Planned++
 		case Failed:
