@@ -14,7 +14,8 @@ import (
 )
 
 // Commit finishes the run, in an order that leaves it recognisably
-// incomplete until the last step: it uploads the spooled console output
+// incomplete until the last step: it writes the held points and the
+// summary points (see view), uploads the spooled console output
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
 // file of that name), the rich values (runferry/rich_values.jsonl), a
 // config.json unless the source had one, and runferry/coverage.json; sets
@@ -29,6 +30,12 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	api, uri := w.sink.api, w.run.ArtifactURI
+	if err := w.writeHeld(ctx); err != nil {
+		return err
+	}
+	if err := w.writeSummary(ctx); err != nil {
+		return err
+	}
 	for _, k := range w.keys {
 		k.flush(w.cov)
 	}
@@ -97,6 +104,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.view.held.remove()
 	if err := w.release(ctx); err != nil {
 		return fmt.Errorf("run committed, but its experiment (deleted in the source) could not be deleted: %w", err)
 	}

@@ -31,6 +31,7 @@ type writer struct {
 	written map[string]bool      // artifact paths written
 	logs    *spool
 	rich    *spool
+	view    *view
 	done    bool
 }
 
@@ -55,7 +56,8 @@ func (w *writer) check() error {
 
 // WriteMetrics sends one log-batch of at most 1000 points (split further
 // to stay under 1 MB). Points MLflow would alter or collapse are recorded
-// as fixups (see keyState).
+// as fixups (see keyState); points of metrics with a W&B step metric are
+// held until Commit (see view).
 func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error {
 	if err := w.check(); err != nil {
 		return err
@@ -67,12 +69,13 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 	size := 0
 	for _, m := range batch {
 		w.cov.Points++
-		st, ok := w.keys[m.Key]
-		if !ok {
-			st = &keyState{mlflowKey: mlflowconv.RecordKey(m.Key, w.cov.MetricKeys)}
-			w.keys[m.Key] = st
+		if held, err := w.view.hold(m); err != nil || held {
+			if err != nil {
+				return err
+			}
+			continue // written at commit (see view)
 		}
-		send, ok := st.add(m, w.cov)
+		send, ok := w.keyState(m.Key).add(m, w.cov)
 		if !ok {
 			continue // collapsed into an earlier point by a fixup
 		}
@@ -303,6 +306,7 @@ func (w *writer) Abort(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.view.held.remove()
 	return w.release(ctx)
 }
 
