@@ -1,8 +1,10 @@
 package mlflow_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,14 +12,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
+	memsrc "github.com/runferry/runferry/sources/memory"
 	pqsrc "github.com/runferry/runferry/sources/parquetdir"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
@@ -220,4 +226,76 @@ func TestWandbView(t *testing.T) {
 	if res, err := check.Run(ctx, wandbSrc(), read2(), check.Options{}); err != nil || len(res.Differences) > 0 {
 		t.Fatalf("check W&B vs MLflow after the round trip: %v %v", err, res.Differences)
 	}
+}
+
+// TestViewEdgeCases copies a run whose define_metric step metrics cannot
+// all be an x axis: a step metric logged after its metric in the stream
+// (rebased, with ±Inf fixups at the new steps and two points at one step),
+// one that decreases, one that repeats a value at two of its metric's
+// steps, and one without a value at a metric's step (all three keep their
+// steps); summary values differing from history, summary-only ones (+Inf)
+// and one of a rebased metric (no point). MLflow shows what the rules say
+// and the source reads back exactly the run given.
+func TestViewEdgeCases(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	exp := schema.Experiment{Origin: schema.Ref{System: "memory", ID: "exp-view"}, Name: "view-edges"}
+	t0 := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	run := schema.Run{Origin: schema.Ref{System: "memory", ID: "run-view"}, Experiment: exp.Origin, Name: "edges",
+		Status: schema.StatusFinished, Start: t0, End: t0.Add(time.Hour),
+		Tags: []schema.Tag{
+			{Key: "wandb.step_metric.acc", Value: "zz_axis"}, {Key: "wandb.step_metric.dec", Value: "down"},
+			{Key: "wandb.step_metric.dup", Value: "zz_axis"}, {Key: "wandb.step_metric.gap", Value: "zz_axis"},
+			{Key: "wandb.step_metric.rep", Value: "flat"},
+		},
+		Summary: json.RawMessage(`{"_step":9,"acc":7,"dec":0.5,"inf":"Infinity","rep":2}`),
+	}
+	ms := func(s int64) int64 { return t0.UnixMilli() + s*1000 }
+	p := func(k string, v float64, step int64) schema.Metric {
+		return schema.Metric{Key: k, Value: v, Step: step, Time: ms(step)}
+	}
+	inf := math.Inf(1)
+	metrics := []schema.Metric{ // key by key, as an archive streams them: acc before its axis
+		p("acc", 0.5, 0), p("acc", inf, 1), p("acc", 0.75, 2),
+		p("dec", 1, 0), p("dec", 2, 1),
+		p("down", 5, 0), p("down", 3, 1),
+		p("dup", 1, 1), {Key: "dup", Value: 2, Step: 1, Time: ms(1) + 1},
+		p("flat", 1, 0), p("flat", 1, 1), p("flat", 2, 2),
+		p("gap", 4, 5),
+		p("rep", 1, 0), p("rep", 2, 1),
+		p("zz_axis", 10, 0), p("zz_axis", 20, 1), p("zz_axis", 30, 2),
+	}
+	run.Canonicalize()
+	d := &dataset.Dataset{Experiments: []schema.Experiment{exp}, Runs: []*dataset.RunData{{Run: run, Metrics: metrics}}}
+	dst, read, prefix := pair(t, srv.URL)
+	if rep, err := transfer.Copy(ctx, memsrc.New(d), dst, transfer.Options{}); err != nil || rep.Totals.Committed != 1 {
+		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
+	}
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readView(t, api, prefix+"view-edges")
+	want := map[string][][2]float64{
+		"acc":     {{10, 0.5}, {20, math.MaxFloat64}, {30, 0.75}},
+		"dec":     {{0, 1}, {1, 2}, {9, 0.5}},
+		"down":    {{0, 5}, {1, 3}},
+		"dup":     {{20, 1}, {20, 2}},
+		"flat":    {{0, 1}, {1, 1}, {2, 2}},
+		"gap":     {{5, 4}},
+		"inf":     {{9, math.MaxFloat64}},
+		"rep":     {{0, 1}, {1, 2}},
+		"zz_axis": {{0, 10}, {1, 20}, {2, 30}},
+	}
+	for k, h := range got.History {
+		slices.SortStableFunc(h, func(a, b [2]float64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
+		got.History[k] = h
+	}
+	if !reflect.DeepEqual(got.History, want) {
+		t.Errorf("MLflow shows %v\nwant %v", got.History, want)
+	}
+	if v := got.Tags["wandb.step_metric"]; v != `{"acc":"zz_axis","dec":"down","dup":"zz_axis","gap":"zz_axis","rep":"flat"}` {
+		t.Errorf("wandb.step_metric = %q", v)
+	}
+	expectSame(t, d, read())
 }
