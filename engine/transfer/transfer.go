@@ -233,7 +233,9 @@ func (j *job) experimentsWritten() []ExperimentResult {
 		}
 		once.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b ExperimentResult) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Origin, b.Origin)) })
+	slices.SortFunc(out, func(a, b ExperimentResult) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Origin, b.Origin))
+	})
 	return out
 }
 
