@@ -92,8 +92,9 @@
 //     step, as W&B plots it; the map back to the W&B steps is in rebased
 //     (runs of arithmetic progressions, 100 000 at most per run). Such
 //     metrics' points are held in a temporary file until commit. Other
-//     metrics keep W&B's _step. A summary value of a rebased metric adds no
-//     point.
+//     metrics keep W&B's _step. The summary point of a rebased metric, or
+//     of a summary-only metric whose step metric is such a series, sits at
+//     the step metric's last value.
 //
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and

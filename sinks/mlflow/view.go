@@ -202,9 +202,12 @@ func (w *writer) writeHeld(ctx context.Context) error {
 }
 
 // writeSummary writes each numeric summary value that history does not end
-// with (and whose metric was not rebased) as one point at the run's last
-// step (the greatest history step, or the summary's _step if greater) and
-// time (the latest point's, or the run's end if later).
+// with as one point at the run's last step and time: the time is the
+// latest point's, or the run's end if later; the step is the last value of
+// the metric's step metric when the metric was rebased, or has no history
+// and a step metric that could be an x axis (so it sits at the end of the
+// axis its neighbours are plotted against), else the greatest history
+// step, or the summary's _step if greater.
 func (w *writer) writeSummary(ctx context.Context) error {
 	v := w.view
 	nums, _, step, hasStep := mlflowconv.SummaryValues(w.src.Summary)
@@ -221,20 +224,22 @@ func (w *writer) writeSummary(ctx context.Context) error {
 	t = max(t, 0)
 	var out []mlflowapi.Metric
 	for _, n := range nums {
-		if strings.HasPrefix(n.Key, "system/") || v.rebased[n.Key] != nil {
+		if strings.HasPrefix(n.Key, "system/") {
 			continue
 		}
-		if lp, ok := v.last[n.Key]; ok && (lp.value == n.Value || math.IsNaN(lp.value) && math.IsNaN(n.Value)) {
+		lp, logged := v.last[n.Key]
+		if logged && (lp.value == n.Value || math.IsNaN(lp.value) && math.IsNaN(n.Value)) {
 			continue
 		}
-		if lp, ok := v.last[n.Key]; ok && lp.step > step {
-			continue // cannot happen for history keys; a later point is no summary's
+		at := step
+		if ax := v.series[v.axes.Axis(n.Key)]; (v.rebased[n.Key] != nil || !logged) && ax != nil && ax.ok && len(ax.values) > 0 {
+			at = ax.values[len(ax.values)-1]
 		}
-		m := schema.Metric{Key: n.Key, Value: n.Value, Step: step, Time: t}
+		m := schema.Metric{Key: n.Key, Value: n.Value, Step: at, Time: t}
 		if send, ok := w.keyState(n.Key).add(m, w.cov); ok {
 			out = append(out, send)
 		}
-		w.cov.SummaryPoints = append(w.cov.SummaryPoints, mlflowconv.SummaryPoint{Key: n.Key, Step: step, Time: t, Value: mlflowapi.Float(n.Value)})
+		w.cov.SummaryPoints = append(w.cov.SummaryPoints, mlflowconv.SummaryPoint{Key: n.Key, Step: at, Time: t, Value: mlflowapi.Float(n.Value)})
 		if len(out) == mlflowapi.MaxMetricsPerBatch/2 {
 			if err := w.logMetrics(ctx, out); err != nil {
 				return err

@@ -146,6 +146,7 @@ func TestWandbView(t *testing.T) {
 		History: map[string][][2]float64{
 			"train/global_step": {{0, 30}, {1, 60}, {2, 90}, {3, 120}},
 			"train/loss":        {{30, 1}, {60, 0.5}, {90, 0.25}, {120, 0.125}},
+			"train/best_loss":   {{120, 0.0625}},                          // summary-only, at the end of its x axis
 			"loss":              {{0, 0.9}, {1, 0.5}, {2, 0.7}, {3, 0.5}}, // + the summary's best
 			"eval/acc":          {{0, 0.5}, {2, 0.8}},                     // summary = last: no point
 			"epoch":             {{1, 0.5}, {3, 1.5}},
@@ -233,8 +234,9 @@ func TestWandbView(t *testing.T) {
 // (rebased, with ±Inf fixups at the new steps and two points at one step),
 // one that decreases, one that repeats a value at two of its metric's
 // steps, and one without a value at a metric's step (all three keep their
-// steps); summary values differing from history, summary-only ones (+Inf)
-// and one of a rebased metric (no point). MLflow shows what the rules say
+// steps); summary values differing from history, summary-only ones (+Inf;
+// one with a step metric) and one of a rebased metric (both at the step
+// metric's last value). MLflow shows what the rules say
 // and the source reads back exactly the run given.
 func TestViewEdgeCases(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
@@ -244,11 +246,12 @@ func TestViewEdgeCases(t *testing.T) {
 	run := schema.Run{Origin: schema.Ref{System: "memory", ID: "run-view"}, Experiment: exp.Origin, Name: "edges",
 		Status: schema.StatusFinished, Start: t0, End: t0.Add(time.Hour),
 		Tags: []schema.Tag{
-			{Key: "wandb.step_metric.acc", Value: "zz_axis"}, {Key: "wandb.step_metric.dec", Value: "down"},
+			{Key: "wandb.step_metric.acc", Value: "zz_axis"}, {Key: "wandb.step_metric.best/*", Value: "zz_axis"},
+			{Key: "wandb.step_metric.dec", Value: "down"},
 			{Key: "wandb.step_metric.dup", Value: "zz_axis"}, {Key: "wandb.step_metric.gap", Value: "zz_axis"},
 			{Key: "wandb.step_metric.rep", Value: "flat"},
 		},
-		Summary: json.RawMessage(`{"_step":9,"acc":7,"dec":0.5,"inf":"Infinity","rep":2}`),
+		Summary: json.RawMessage(`{"_step":9,"acc":7,"best":{"acc":0.9},"dec":0.5,"inf":"Infinity","rep":2}`),
 	}
 	ms := func(s int64) int64 { return t0.UnixMilli() + s*1000 }
 	p := func(k string, v float64, step int64) schema.Metric {
@@ -277,15 +280,16 @@ func TestViewEdgeCases(t *testing.T) {
 	}
 	got := readView(t, api, prefix+"view-edges")
 	want := map[string][][2]float64{
-		"acc":     {{10, 0.5}, {20, math.MaxFloat64}, {30, 0.75}},
-		"dec":     {{0, 1}, {1, 2}, {9, 0.5}},
-		"down":    {{0, 5}, {1, 3}},
-		"dup":     {{20, 1}, {20, 2}},
-		"flat":    {{0, 1}, {1, 1}, {2, 2}},
-		"gap":     {{5, 4}},
-		"inf":     {{9, math.MaxFloat64}},
-		"rep":     {{0, 1}, {1, 2}},
-		"zz_axis": {{0, 10}, {1, 20}, {2, 30}},
+		"acc":      {{10, 0.5}, {20, math.MaxFloat64}, {30, 0.75}, {30, 7}}, // summary at the axis' end
+		"best/acc": {{30, 0.9}},                                             // summary-only, with an axis
+		"dec":      {{0, 1}, {1, 2}, {9, 0.5}},
+		"down":     {{0, 5}, {1, 3}},
+		"dup":      {{20, 1}, {20, 2}},
+		"flat":     {{0, 1}, {1, 1}, {2, 2}},
+		"gap":      {{5, 4}},
+		"inf":      {{9, math.MaxFloat64}},
+		"rep":      {{0, 1}, {1, 2}},
+		"zz_axis":  {{0, 10}, {1, 20}, {2, 30}},
 	}
 	for k, h := range got.History {
 		slices.SortStableFunc(h, func(a, b [2]float64) int { return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1])) })
@@ -294,7 +298,7 @@ func TestViewEdgeCases(t *testing.T) {
 	if !reflect.DeepEqual(got.History, want) {
 		t.Errorf("MLflow shows %v\nwant %v", got.History, want)
 	}
-	if v := got.Tags["wandb.step_metric"]; v != `{"acc":"zz_axis","dec":"down","dup":"zz_axis","gap":"zz_axis","rep":"flat"}` {
+	if v := got.Tags["wandb.step_metric"]; v != `{"acc":"zz_axis","best/*":"zz_axis","dec":"down","dup":"zz_axis","gap":"zz_axis","rep":"flat"}` {
 		t.Errorf("wandb.step_metric = %q", v)
 	}
 	expectSame(t, d, read())

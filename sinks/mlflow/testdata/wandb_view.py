@@ -37,6 +37,7 @@ for step, row in enumerate(rows):
     run.log(row, step=step)
 run.summary["loss"] = 0.5
 run.summary["train_runtime"] = 12.5
+run.summary["train/best_loss"] = 0.0625
 run.summary["total_flos"] = 1e15
 run.summary["best_epoch"] = 2
 run.summary["best_model"] = "ckpt-2"
