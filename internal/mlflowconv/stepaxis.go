@@ -79,12 +79,7 @@ func (a StepAxes) Axis(key string) string {
 	}
 	axis, ok := a.exact[key]
 	if !ok {
-		for _, g := range a.globs {
-			if globMatch(g[0], key) {
-				axis = g[1]
-				break
-			}
-		}
+		axis = a.globAxis(key)
 	}
 	if axis == key {
 		return ""
@@ -92,14 +87,28 @@ func (a StepAxes) Axis(key string) string {
 	return axis
 }
 
-// Tag returns the TagStepMetric tag for the definitions.
+// globAxis returns the step metric of the longest glob matching key.
+func (a StepAxes) globAxis(key string) string {
+	for _, g := range a.globs {
+		if globMatch(g[0], key) {
+			return g[1]
+		}
+	}
+	return ""
+}
+
+// Tag returns the TagStepMetric tag for the definitions, leaving out a
+// metric's own definition when a glob gives it the same step metric (W&B
+// records one per metric a glob was expanded to).
 func (a StepAxes) Tag() (mlflowapi.Tag, bool) {
 	if a.Empty() {
 		return mlflowapi.Tag{}, false
 	}
 	all := map[string]string{}
 	for k, v := range a.exact {
-		all[k] = v
+		if a.globAxis(k) != v {
+			all[k] = v
+		}
 	}
 	for _, g := range a.globs {
 		all[g[0]] = g[1]

@@ -17,6 +17,7 @@ func TestStepAxes(t *testing.T) {
 		{Key: "wandb.step_metric.train/loss", Value: "global"},
 		{Key: "wandb.step_metric.val/*", Value: "epoch"},
 		{Key: "wandb.step_metric.val/*/acc", Value: "round"},
+		{Key: "wandb.step_metric.val/a/acc", Value: "round"}, // expanded from the glob
 	}}
 	a := StepAxesOf(r)
 	for key, want := range map[string]string{

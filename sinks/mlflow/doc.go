@@ -93,8 +93,9 @@
 //     (runs of arithmetic progressions, 100 000 at most per run). Such
 //     metrics' points are held in a temporary file until commit. Other
 //     metrics keep W&B's _step. The summary point of a rebased metric, or
-//     of a summary-only metric whose step metric is such a series, sits at
-//     the step metric's last value.
+//     of a summary-only metric whose step metric other metrics were
+//     rebased against, sits at the step metric's last value. The tag
+//     leaves out the per-metric definitions W&B expands a glob into.
 //
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and

@@ -205,9 +205,9 @@ func (w *writer) writeHeld(ctx context.Context) error {
 // with as one point at the run's last step and time: the time is the
 // latest point's, or the run's end if later; the step is the last value of
 // the metric's step metric when the metric was rebased, or has no history
-// and a step metric that could be an x axis (so it sits at the end of the
-// axis its neighbours are plotted against), else the greatest history
-// step, or the summary's _step if greater.
+// and a step metric other metrics were rebased against (so it sits at the
+// end of the axis its neighbours are plotted against), else the greatest
+// history step, or the summary's _step if greater.
 func (w *writer) writeSummary(ctx context.Context) error {
 	v := w.view
 	nums, _, step, hasStep := mlflowconv.SummaryValues(w.src.Summary)
@@ -222,6 +222,10 @@ func (w *writer) writeSummary(ctx context.Context) error {
 		t = max(t, w.src.End.UnixMilli())
 	}
 	t = max(t, 0)
+	axesUsed := map[string]bool{}
+	for _, r := range w.cov.Rebased {
+		axesUsed[r.Axis] = true
+	}
 	var out []mlflowapi.Metric
 	for _, n := range nums {
 		if strings.HasPrefix(n.Key, "system/") {
@@ -232,7 +236,8 @@ func (w *writer) writeSummary(ctx context.Context) error {
 			continue
 		}
 		at := step
-		if ax := v.series[v.axes.Axis(n.Key)]; (v.rebased[n.Key] != nil || !logged) && ax != nil && ax.ok && len(ax.values) > 0 {
+		axis := v.axes.Axis(n.Key)
+		if ax := v.series[axis]; (v.rebased[n.Key] != nil || !logged && axesUsed[axis]) && ax != nil && ax.ok && len(ax.values) > 0 {
 			at = ax.values[len(ax.values)-1]
 		}
 		m := schema.Metric{Key: n.Key, Value: n.Value, Step: at, Time: t}

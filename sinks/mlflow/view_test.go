@@ -303,3 +303,58 @@ func TestViewEdgeCases(t *testing.T) {
 	}
 	expectSame(t, d, read())
 }
+
+// TestWandbViewSample copies a real Hugging Face Trainer run (W&B SDK
+// 0.21: define_metric("*", step_metric="train/global_step"), expanded by
+// the SDK into one definition per metric; evaluated three times at global
+// step 14) into MLflow: the definitions show as one short tag, the metrics
+// logged at one global step in several rows keep W&B's _step (their x
+// would not be one to one), the summary-only train_* values are points at
+// the last step, and check passes.
+func TestWandbViewSample(t *testing.T) {
+	dir := testenv.Samples(t, "wandb/NiyonshutiDavid__uruti_MLOP")
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	open := func() sources.Source {
+		loc, err := location.Parse("wandb:"+dir+"?crashed-after=1ns", func(string) (location.Kind, bool) { return location.PathKind, true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := wandbdir.Open(ctx, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { src.Close() })
+		return src
+	}
+	dst, read, prefix := pair(t, srv.URL)
+	if rep, err := transfer.Copy(ctx, open(), dst, transfer.Options{}); err != nil || rep.Totals.Committed != 1 {
+		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
+	}
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := readView(t, api, prefix+"huggingface")
+	if v := got.Tags["wandb.step_metric"]; v != `{"*":"train/global_step"}` {
+		t.Errorf("wandb.step_metric = %q", v)
+	}
+	for k := range got.Tags {
+		if strings.HasPrefix(k, "wandb.step_metric.") {
+			t.Errorf("tag %s is still written", k)
+		}
+	}
+	for key, want := range map[string][][2]float64{
+		"train/global_step": {{0, 14}, {1, 14}, {2, 14}, {3, 14}, {4, 14}, {5, 14}},
+		"test/f1":           {{1, 0.8608257052120306}, {3, 0.8608257052120306}, {5, 0.8608257052120306}},
+		"train_runtime":     {{5, 19.2492}},
+		"total_flos":        {{5, 5.042997931008e+12}},
+	} {
+		if h := got.History[key]; !reflect.DeepEqual(h, want) {
+			t.Errorf("%s: MLflow shows %v, want %v", key, h, want)
+		}
+	}
+	if res, err := check.Run(ctx, open(), read(), check.Options{}); err != nil || len(res.Differences) > 0 {
+		t.Fatalf("check W&B vs MLflow: %v %v", err, res.Differences)
+	}
+}
