@@ -14,11 +14,11 @@ import (
 
 // FormatName and FormatVersion identify the archive format in every
 // manifest. A reader refuses a manifest with a newer FormatVersion and reads
-// every older one (version 1 had no inputs/ table). A writer records its own
-// FormatVersion at each publish.
+// every older one (version 1 had no inputs/ table, version 2 no model
+// registry). A writer records its own FormatVersion at each publish.
 const (
 	FormatName    = "runferry-archive"
-	FormatVersion = 2
+	FormatVersion = 3
 )
 
 // The tables of an archive, each a folder of Parquet files.
@@ -36,11 +36,15 @@ const (
 	TableArtifactVersions = "artifact_versions"
 	TableArtifactEntries  = "artifact_entries"
 	TableInputs           = "inputs" // since format version 2
+	// TableRegisteredModels and TableModelVersions hold the model registry
+	// (since format version 3): one folder per registered model.
+	TableRegisteredModels = "registered_models"
+	TableModelVersions    = "model_versions"
 )
 
 // Tables lists every table folder.
 var Tables = []string{TableExperiments, TableRuns, TableParams, TableTags, TableMetrics, TableRichValues, TableLogs, TableArtifacts,
-	TableArtifactVersions, TableArtifactEntries, TableInputs}
+	TableArtifactVersions, TableArtifactEntries, TableInputs, TableRegisteredModels, TableModelVersions}
 
 // Fixed names inside an archive.
 const (

@@ -7,6 +7,17 @@
 // (checksum errors, malformed chunks, a truncated tail) never stops reading;
 // it is collected as [Damage] values and reading resumes at the next block,
 // the way LevelDB recovers.
+//
+// Two ways read the records. [Decode] turns a payload into a [Record],
+// every field copied out. The zero-copy scanner is the fast path for
+// large logs: [Scanner] reads payloads ahead on another goroutine,
+// [PeekRecord] finds a record's type without decoding it, [Row] views a
+// history record in place and [RowConverter] turns rows of numbers into
+// metric points without allocating per point. What the scanner does not
+// fully understand it leaves to Decode and [ConvertValues], and where it
+// accepts its input it gives what they give (tests and fuzzers compare
+// them). Its results are views of the file's bytes, valid until the next
+// record; each function says what it keeps.
 package wandbfile
 
 import (

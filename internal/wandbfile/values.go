@@ -33,6 +33,20 @@ func ValueFloat(v any) (float64, bool) {
 	return 0, false
 }
 
+// ValueInt returns v as an int64 when it is an integer (int64) or a
+// float64 holding one, as steps and counts are read.
+func ValueInt(v any) (int64, bool) {
+	switch v := v.(type) {
+	case int64:
+		return v, true
+	case float64:
+		if v == float64(int64(v)) {
+			return int64(v), true
+		}
+	}
+	return 0, false
+}
+
 // ValueKind names the JSON kind of a non-numeric value, the RichValue.Type of
 // values that carry no "_type".
 func ValueKind(v any) string {
@@ -135,4 +149,31 @@ func MediaFiles(obj map[string]any) []string {
 	walk(obj)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// SetPath stores v at path in tree, creating (or replacing non-object
+// values with) the objects on the way, as W&B folds nested summary and
+// config updates.
+func SetPath(tree map[string]any, path []string, v any) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := tree[k].(map[string]any)
+		if !ok {
+			next = map[string]any{}
+			tree[k] = next
+		}
+		tree = next
+	}
+	tree[path[len(path)-1]] = v
+}
+
+// RemovePath deletes the value at path from tree, if there is one.
+func RemovePath(tree map[string]any, path []string) {
+	for _, k := range path[:len(path)-1] {
+		next, ok := tree[k].(map[string]any)
+		if !ok {
+			return
+		}
+		tree = next
+	}
+	delete(tree, path[len(path)-1])
 }

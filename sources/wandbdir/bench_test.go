@@ -29,23 +29,11 @@ import (
 //
 //	go test -run='^$' -bench=BenchmarkMetrics -cpuprofile cpu.out ./sources/wandbdir
 
-// benchRun is the run the generated log holds.
-var benchRun = schema.Ref{System: System, ID: "bench/bench1"}
-
-// benchLog returns the folder to read and the run in it.
+// benchLog returns the folder to read and the (first) run in it.
 func benchLog(b *testing.B) (string, schema.Ref) {
 	b.Helper()
 	if dir := os.Getenv("RUNFERRY_BENCH_DIR"); dir != "" {
-		src, err := New(Config{Root: dir})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer src.Close()
-		runs, err := src.index(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		return dir, runs[0].ref
+		return dir, firstRun(b, dir)
 	}
 	rows := 100_000
 	if s := os.Getenv("RUNFERRY_BENCH_ROWS"); s != "" {
@@ -63,7 +51,27 @@ func benchLog(b *testing.B) (string, schema.Ref) {
 	if err := writeBenchLog(filepath.Join(dir, "run-bench1.wandb"), rows); err != nil {
 		b.Fatal(err)
 	}
-	return root, benchRun
+	return root, firstRun(b, root)
+}
+
+// firstRun returns the origin of the first run under root. (Origins of
+// runs without an entity name their folder, so they are looked up rather
+// than spelled out.)
+func firstRun(b *testing.B, root string) schema.Ref {
+	b.Helper()
+	src, err := New(Config{Root: root})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer src.Close()
+	runs, err := src.index(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(runs) == 0 {
+		b.Fatalf("no run under %s", root)
+	}
+	return runs[0].ref
 }
 
 // writeBenchLog writes a wandb-core-shaped log of rows history rows.

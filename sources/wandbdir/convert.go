@@ -42,6 +42,7 @@ type runMeta struct {
 	producer  string
 	stepAxis  map[string]string // define_metric name → step metric
 	steps     stepper
+	conv      *wandbfile.RowConverter // reads the rows' steps and times
 	firstTime int64
 }
 
@@ -49,7 +50,7 @@ type runMeta struct {
 // metadata, config and summary folded over every segment, status, times and
 // damage notes (artifact records that cannot be carried among them).
 func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, error) {
-	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}}
+	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}, conv: newConverter()}
 	console := newConsoleCounter()
 	arts := &runArtifacts{}
 	h := handler{
@@ -60,7 +61,7 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 		},
 		damage:  console.damage,
 		history: m.history,
-		stats: func(seg *segment, t time.Time, _ []kv) error {
+		stats: func(seg *segment, t time.Time, _ []wandbfile.Value) error {
 			m.seen(unixMillis(t))
 			return nil
 		},
@@ -155,9 +156,9 @@ func (m *runMeta) record(_ *segment, rec *wandbfile.Record) error {
 
 // history tracks steps (to note rows dropped for going backwards) and times.
 func (m *runMeta) history(_ *segment, h histRow) error {
-	r := h.header()
+	r := h.header(m.conv)
 	m.steps.next(&r)
-	m.seen(r.time)
+	m.seen(r.Time)
 	return nil
 }
 
@@ -174,14 +175,14 @@ func (m *runMeta) seen(t int64) {
 
 // fold applies summary or config updates, then removals, to tree.
 func fold(tree map[string]any, update, remove []wandbfile.Item) {
-	for _, it := range parseItems(update) {
-		if it.err == nil && len(it.path) > 0 {
-			setPath(tree, it.path, it.value)
+	for _, it := range wandbfile.ParseItems(update) {
+		if it.Err == nil && len(it.Path) > 0 {
+			wandbfile.SetPath(tree, it.Path, it.Value)
 		}
 	}
 	for _, it := range remove {
 		if p := it.Path(); len(p) > 0 {
-			removePath(tree, p)
+			wandbfile.RemovePath(tree, p)
 		}
 	}
 }
@@ -202,7 +203,7 @@ func (m *runMeta) fillFromFiles(damage *[]string) {
 				} else {
 					m.config = cfg
 					if internal != nil {
-						m.config[keyWandb] = internal
+						m.config[wandbfile.KeyWandb] = internal
 					}
 				}
 			}
@@ -250,8 +251,8 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run, crash crashRule) {
 	r.GitCommit = cmpOr(rr.GitCommit, env.GitCommit, md.GitCommit)
 	r.GitRemote = cmpOr(rr.GitRemote, env.GitRemote, md.GitRemote)
 
-	wandbInternal, _ := m.config[keyWandb].(map[string]any)
-	delete(m.config, keyWandb)
+	wandbInternal, _ := m.config[wandbfile.KeyWandb].(map[string]any)
+	delete(m.config, wandbfile.KeyWandb)
 	if len(m.config) > 0 {
 		r.Config = json.RawMessage(wandbfile.ValueToJSON(m.config))
 	}

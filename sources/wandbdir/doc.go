@@ -160,8 +160,9 @@
 // page plus the largest record whatever the size of a run. Each pass
 // decodes only the records it needs: history rows are scanned in place and,
 // when they hold only numbers, turned into points without decoding them
-// into items (see rawrecord.go); anything unusual takes the plain
-// wandbfile.Decode path, with the same result. Fingerprint hashes names,
+// into items (wandbfile's zero-copy scanner: Scanner, PeekRecord, Row,
+// RowConverter); anything unusual takes the plain wandbfile.Decode and
+// ConvertValues path, with the same result. Fingerprint hashes names,
 // sizes and modification times only (and whether the run was judged
 // crashed); it is empty for a run with something unreadable.
 package wandbdir

@@ -56,24 +56,6 @@ func (p *pager[T]) add(v T) error {
 	return nil
 }
 
-// addAll appends vs, as add does one at a time.
-func (p *pager[T]) addAll(vs []T) error {
-	for len(vs) > 0 {
-		if p.page == nil && p.full {
-			p.page = make([]T, 0, PageSize)
-		}
-		n := min(len(vs), PageSize-len(p.page))
-		p.page = append(p.page, vs[:n]...)
-		vs = vs[n:]
-		if len(p.page) >= PageSize {
-			if err := p.flush(); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // extend adds room for up to n values at the end of the current page and
 // returns it (at most what the page has left) for the caller to fill; the
 // caller then calls flushFull.

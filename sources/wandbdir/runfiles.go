@@ -75,8 +75,8 @@ func parseMetadata(b []byte) (*metadata, error) {
 	if md.CUDA == "" {
 		md.CUDA = str("cudaVersion")
 	}
-	md.GPUCount, _ = integral(m["gpu_count"])
-	md.CPUCount, _ = integral(m["cpu_count"])
+	md.GPUCount, _ = wandbfile.ValueInt(m["gpu_count"])
+	md.CPUCount, _ = wandbfile.ValueInt(m["cpu_count"])
 	if git, ok := m["git"].(map[string]any); ok {
 		md.GitRemote, _ = git["remote"].(string)
 		md.GitCommit, _ = git["commit"].(string)
@@ -87,7 +87,7 @@ func parseMetadata(b []byte) (*metadata, error) {
 	md.StartedAt = parseTime(str("startedAt"))
 	md.Project, md.Name, md.Notes, md.JobType = str("project"), str("name"), str("notes"), str("jobType")
 	md.State = str("state")
-	if code, ok := integral(m["exitcode"]); ok {
+	if code, ok := wandbfile.ValueInt(m["exitcode"]); ok {
 		md.ExitCode = &code
 	}
 	md.HeartbeatAt = parseTime(str("heartbeatAt"))
@@ -145,7 +145,7 @@ func parseConfigYAML(b []byte) (config map[string]any, internal any, err error) 
 				v = inner
 			}
 		}
-		if k == keyWandb {
+		if k == wandbfile.KeyWandb {
 			internal = v
 			continue
 		}
@@ -224,18 +224,18 @@ func readLine(br *bufio.Reader, limit int) (string, error) {
 
 // eventsToStats turns a row of a pre-0.10 wandb-events.jsonl into a stats
 // sample: its time and its items, keys without the "system." prefix.
-func eventsToStats(obj map[string]any) (time.Time, []kv) {
+func eventsToStats(obj map[string]any) (time.Time, []wandbfile.Value) {
 	var t time.Time
-	if ms, ok := secondsToMillis(obj[keyTimestamp]); ok {
+	if ms, ok := wandbfile.TimestampMillis(obj[wandbfile.KeyTimestamp]); ok {
 		t = time.UnixMilli(ms).UTC()
 	}
-	var items []kv
+	var items []wandbfile.Value
 	for _, it := range objectItems(obj) {
-		k := it.path[0]
-		if k == keyTimestamp || k == keyRuntime || k == keyWandb {
+		k := it.Path[0]
+		if k == wandbfile.KeyTimestamp || k == wandbfile.KeyRuntime || k == wandbfile.KeyWandb {
 			continue
 		}
-		it.path = []string{strings.TrimPrefix(k, "system.")}
+		it.Path = []string{strings.TrimPrefix(k, "system.")}
 		items = append(items, it)
 	}
 	return t, items

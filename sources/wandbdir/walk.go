@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,44 +14,35 @@ import (
 	"github.com/runferry/runferry/internal/wandbfile"
 )
 
-// histRow is one history row as read from a segment, parsed on demand: a
-// HistoryRecord scanned in place (raw), the items of a decoded one, or a
-// line of a pre-0.10 wandb-history.jsonl. A raw row views the reader's
-// buffer: it is valid only during the handler call.
+// histRow is one history row as read from a segment: a `.wandb` history
+// record (row; scanned in place, it views the reader's buffer and is valid
+// only during the handler call) or a line of a pre-0.10
+// wandb-history.jsonl (obj).
 type histRow struct {
-	raw     *rawRow
-	items   []wandbfile.Item
-	recStep *int64
-	obj     map[string]any
+	row *wandbfile.Row
+	obj map[string]any
 }
 
-// convert parses every value of the row (see convertRow).
-func (h histRow) convert() row {
-	switch {
-	case h.obj != nil:
-		return convertRow(objectItems(h.obj), nil)
-	case h.raw != nil:
-		return convertRow(parseItems(h.raw.wandbItems()), h.raw.recStep())
+// convert converts the row with conv, which then holds its points (see
+// wandbfile.RowConverter.Convert).
+func (h histRow) convert(conv *wandbfile.RowConverter, points bool) wandbfile.RowValues {
+	if h.obj != nil {
+		return conv.ConvertParsed(objectItems(h.obj), nil, points)
 	}
-	return convertRow(parseItems(h.items), h.recStep)
+	return conv.Convert(h.row, points)
 }
 
 // header parses only the row's step and timestamp, for passes that need no
 // values.
-func (h histRow) header() row {
-	switch {
-	case h.obj != nil:
-		return convertRow([]kv{{path: []string{keyStep}, value: h.obj[keyStep]}, {path: []string{keyTimestamp}, value: h.obj[keyTimestamp]}}, nil)
-	case h.raw != nil:
-		return h.raw.header()
+func (h histRow) header(conv *wandbfile.RowConverter) wandbfile.RowValues {
+	if h.obj != nil {
+		r, _ := wandbfile.ConvertValues([]wandbfile.Value{
+			{Path: []string{wandbfile.KeyStep}, Value: h.obj[wandbfile.KeyStep]},
+			{Path: []string{wandbfile.KeyTimestamp}, Value: h.obj[wandbfile.KeyTimestamp]},
+		}, nil)
+		return r
 	}
-	var internal []wandbfile.Item
-	for _, it := range h.items {
-		if it.IsKey(keyStep) || it.IsKey(keyTimestamp) {
-			internal = append(internal, it)
-		}
-	}
-	return convertRow(parseItems(internal), h.recStep)
+	return conv.Header(h.row)
 }
 
 // handler receives what walk reads. Nil functions are skipped, and the
@@ -63,7 +55,7 @@ type handler struct {
 	// history gets each history row.
 	history func(seg *segment, h histRow) error
 	// stats gets each system-metrics sample.
-	stats func(seg *segment, t time.Time, items []kv) error
+	stats func(seg *segment, t time.Time, items []wandbfile.Value) error
 	// damage gets the damage notes of each segment that has any, before
 	// its segmentEnd.
 	damage func(seg *segment, notes []string)
@@ -71,9 +63,15 @@ type handler struct {
 	segmentEnd func(seg *segment) error
 }
 
-// fastPath enables the fast path of walkWandbFile (see rawrecord.go); tests
-// turn it off to compare with the plain decoding.
+// fastPath enables the fast path of walkWandbFile and of the passes'
+// row converters (see wandbfile.PeekRecord); tests turn it off to compare
+// with the plain decoding and conversion.
 var fastPath = true
+
+// newConverter returns the row converter of one pass.
+func newConverter() *wandbfile.RowConverter {
+	return &wandbfile.RowConverter{Reference: !fastPath}
+}
 
 // ctxCheckEvery is how many records walk reads between context checks.
 const ctxCheckEvery = 256
@@ -123,71 +121,70 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 		return []string{err.Error()}, nil // not a .wandb file: the run keeps its other files
 	}
 	var notes []string
-	var raw rawRow
-	batches, stop := readAhead(rd)
-	defer stop()
-	n := 0
-	for b := range batches {
-		start := 0
-		for i, end := range b.ends {
-			payload, offset := b.buf[start:end], b.offs[i]
-			start = end
-			if n++; n%ctxCheckEvery == 0 && ctx.Err() != nil {
-				return notes, ctx.Err()
-			}
-			if kind, body, clean := peekRecord(payload); clean && fastPath {
-				switch kind {
-				case wandbfile.KindHistory:
-					if h.history == nil {
-						continue
+	var row wandbfile.Row
+	sc := wandbfile.NewScanner(rd)
+	defer sc.Close()
+	for n := 1; ; n++ {
+		payload, offset, err := sc.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return notes, fault.Permanent(fmt.Errorf("wandb: reading %s: %w", name, err))
+		}
+		if n%ctxCheckEvery == 0 && ctx.Err() != nil {
+			return notes, ctx.Err()
+		}
+		if kind, body, clean := wandbfile.PeekRecord(payload); clean && fastPath {
+			switch kind {
+			case wandbfile.KindHistory:
+				if h.history == nil {
+					continue
+				}
+				if row.Scan(body) {
+					if err := h.history(seg, histRow{row: &row}); err != nil {
+						return notes, err
 					}
-					if raw.scanHistory(body) {
-						if err := h.history(seg, histRow{raw: &raw}); err != nil {
-							return notes, err
-						}
-						continue
-					}
-				case wandbfile.KindStats:
-					if h.stats == nil {
-						continue
-					}
-				default:
-					if h.record == nil {
-						continue
-					}
+					continue
+				}
+			case wandbfile.KindStats:
+				if h.stats == nil {
+					continue
+				}
+			default:
+				if h.record == nil {
+					continue
 				}
 			}
-			rec, err := wandbfile.Decode(payload)
-			if err != nil {
-				notes = append(notes, fmt.Sprintf("%s: offset %d: undecodable record: %v", name, offset, err))
-				continue
-			}
-			if err := dispatch(seg, &rec, h); err != nil {
-				return notes, err
-			}
 		}
-		if b.err != nil {
-			return notes, fault.Permanent(fmt.Errorf("wandb: reading %s: %w", name, b.err))
+		rec, err := wandbfile.Decode(payload)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("%s: offset %d: undecodable record: %v", name, offset, err))
+			continue
 		}
-		b.release()
+		if err := dispatch(seg, &rec, h, &row); err != nil {
+			return notes, err
+		}
 	}
-	// The reader is done (batches closed): its damage list is final.
-	for _, d := range rd.Damage() {
+	// The scanner is done: its damage list is final.
+	for _, d := range sc.Damage() {
 		notes = append(notes, d.Error())
 	}
 	return notes, nil
 }
 
-// dispatch hands one decoded record to h.
-func dispatch(seg *segment, rec *wandbfile.Record, h handler) error {
+// dispatch hands one decoded record to h; row is the buffer for a history
+// row.
+func dispatch(seg *segment, rec *wandbfile.Record, h handler, row *wandbfile.Row) error {
 	switch {
 	case rec.History != nil:
 		if h.history != nil {
-			return h.history(seg, histRow{items: rec.History.Items, recStep: rec.History.Step})
+			row.SetHistory(rec.History)
+			return h.history(seg, histRow{row: row})
 		}
 	case rec.Stats != nil:
 		if h.stats != nil {
-			return h.stats(seg, rec.Stats.Timestamp, parseItems(rec.Stats.Items))
+			return h.stats(seg, rec.Stats.Timestamp, wandbfile.ParseItems(rec.Stats.Items))
 		}
 	default:
 		if h.record != nil {

@@ -236,29 +236,20 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
 	return stream(ctx, s, run, func(p *pager[schema.Metric]) (handler, func(*runInfo) error) {
 		var steps stepper
-		var conv rowConverter
+		conv := newConverter()
 		var sample int64
 		return handler{
 			history: func(_ *segment, h histRow) error {
-				if h.raw != nil {
-					if r, ok := conv.convert(h.raw, true); ok {
-						if step, ok := steps.next(&r); ok {
-							return conv.appendPoints(p, step, r.time)
-						}
-						return nil
-					}
-				}
-				r := h.convert()
+				r := h.convert(conv, true)
 				step, ok := steps.next(&r)
 				if !ok {
 					return nil
 				}
-				r.place(step)
-				return p.addAll(r.metrics)
+				return appendPoints(p, conv, step, r.Time)
 			},
-			stats: func(_ *segment, t time.Time, items []kv) error {
+			stats: func(_ *segment, t time.Time, items []wandbfile.Value) error {
 				defer func() { sample++ }()
-				return systemItems(items, true, func(key string, f float64, _ kv) error {
+				return systemItems(items, true, func(key string, f float64, _ wandbfile.Value) error {
 					return p.add(schema.Metric{Key: key, Value: f, Step: sample, Time: unixMillis(t)})
 				})
 			},
@@ -272,41 +263,35 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 	return stream(ctx, s, run, func(p *pager[schema.RichValue]) (handler, func(*runInfo) error) {
 		emit := p.add
 		var steps stepper
-		var conv rowConverter
+		conv := newConverter()
 		var sample int64
 		return handler{
 			history: func(_ *segment, h histRow) error {
-				if h.raw != nil {
-					// A row of numbers holds no rich value; only its step counts.
-					if r, ok := conv.convert(h.raw, false); ok {
-						steps.next(&r)
-						return nil
-					}
-				}
-				r := h.convert()
+				// A row of numbers holds no rich value; only its step counts.
+				r := h.convert(conv, false)
 				step, ok := steps.next(&r)
 				if !ok {
 					return nil
 				}
-				r.place(step)
-				for _, v := range r.rich {
+				for _, v := range r.Rich {
+					v.Step, v.Time = step, r.Time
 					if err := emit(v); err != nil {
 						return err
 					}
 				}
-				for _, key := range r.bad {
-					v := schema.RichValue{Key: key, Step: step, Time: r.time, Type: "invalid", JSON: `"unparsable value_json"`}
+				for _, key := range r.Bad {
+					v := schema.RichValue{Key: key, Step: step, Time: r.Time, Type: "invalid", JSON: `"unparsable value_json"`}
 					if err := emit(v); err != nil {
 						return err
 					}
 				}
 				return nil
 			},
-			stats: func(_ *segment, t time.Time, items []kv) error {
+			stats: func(_ *segment, t time.Time, items []wandbfile.Value) error {
 				defer func() { sample++ }()
-				return systemItems(items, false, func(key string, _ float64, it kv) error {
+				return systemItems(items, false, func(key string, _ float64, it wandbfile.Value) error {
 					return emit(schema.RichValue{Key: key, Step: sample, Time: unixMillis(t),
-						Type: wandbfile.ValueKind(it.value), JSON: wandbfile.ValueToJSON(it.value)})
+						Type: wandbfile.ValueKind(it.Value), JSON: wandbfile.ValueToJSON(it.Value)})
 				})
 			},
 		}, nil
@@ -549,13 +534,13 @@ func sortRefs(refs []schema.Ref) {
 // numeric (numeric true) or not (numeric false), with its key under
 // SystemPrefix. Items whose value did not parse or that have no key are
 // skipped. It stops at fn's first error.
-func systemItems(items []kv, numeric bool, fn func(key string, f float64, it kv) error) error {
+func systemItems(items []wandbfile.Value, numeric bool, fn func(key string, f float64, it wandbfile.Value) error) error {
 	for _, it := range items {
-		if it.err != nil || len(it.path) == 0 {
+		if it.Err != nil || len(it.Path) == 0 {
 			continue
 		}
-		if f, ok := wandbfile.ValueFloat(it.value); ok == numeric {
-			if err := fn(SystemPrefix+joinPath(it.path), f, it); err != nil {
+		if f, ok := wandbfile.ValueFloat(it.Value); ok == numeric {
+			if err := fn(SystemPrefix+joinPath(it.Path), f, it); err != nil {
 				return err
 			}
 		}

@@ -96,64 +96,6 @@ func TestLegacyFolder(t *testing.T) {
 	})
 }
 
-// TestConvertRowEncodings checks that the legacy encoding (whole dicts in
-// one item) and wandb-core's (one nested_key item per leaf) give the same
-// points and rich values.
-func TestConvertRowEncodings(t *testing.T) {
-	legacy := []wandbfile.Item{
-		{Key: "loss", ValueJSON: "0.5"},
-		{Key: "val", ValueJSON: `{"acc": 0.75, "deep": {"x": NaN}}`},
-		{Key: "img", ValueJSON: `{"_type": "image-file", "path": "media/images/img_3_ab.png", "width": 8, "masks": {"m": {"_type": "mask", "path": "media/images/mask/m.png"}}}`},
-		{Key: "ok", ValueJSON: "true"},
-		{Key: "words", ValueJSON: `["a", "b"]`},
-		{Key: "_step", ValueJSON: "3"}, {Key: "_timestamp", ValueJSON: "1700000000.1234"},
-		{Key: "_runtime", ValueJSON: "2.5"}, {Key: "_wandb", ValueJSON: `{"runtime": 2}`},
-	}
-	core := []wandbfile.Item{
-		{NestedKey: []string{"val", "deep", "x"}, ValueJSON: "NaN"},
-		{NestedKey: []string{"img", "masks", "m", "path"}, ValueJSON: `"media/images/mask/m.png"`},
-		{NestedKey: []string{"img", "_type"}, ValueJSON: `"image-file"`},
-		{NestedKey: []string{"_timestamp"}, ValueJSON: "1.7000000001234e+09"},
-		{NestedKey: []string{"loss"}, ValueJSON: "0.5"},
-		{NestedKey: []string{"img", "path"}, ValueJSON: `"media/images/img_3_ab.png"`},
-		{NestedKey: []string{"val", "acc"}, ValueJSON: "0.75"},
-		{NestedKey: []string{"ok"}, ValueJSON: "true"},
-		{NestedKey: []string{"img", "masks", "m", "_type"}, ValueJSON: `"mask"`},
-		{NestedKey: []string{"words"}, ValueJSON: `["a","b"]`},
-		{NestedKey: []string{"img", "width"}, ValueJSON: "8"},
-		{NestedKey: []string{"_step"}, ValueJSON: "3"},
-		{NestedKey: []string{"_runtime"}, ValueJSON: "2.5"},
-	}
-	a := convertRow(parseItems(legacy), nil)
-	b := convertRow(parseItems(core), nil)
-	want := row{step: 3, hasStep: true, time: 1700000000123,
-		metrics: []schema.Metric{{Key: "loss", Value: 0.5}, {Key: "ok", Value: 1}, {Key: "val/acc", Value: 0.75}, {Key: "val/deep/x", Value: math.NaN()}},
-		rich: []schema.RichValue{
-			{Key: "img", Type: "image-file",
-				JSON:  `{"_type":"image-file","masks":{"m":{"_type":"mask","path":"media/images/mask/m.png"}},"path":"media/images/img_3_ab.png","width":8}`,
-				Files: []string{"media/images/img_3_ab.png", "media/images/mask/m.png"}},
-			{Key: "words", Type: "list", JSON: `["a","b"]`},
-		}}
-	for name, got := range map[string]row{"legacy": a, "core": b} {
-		if !sameRow(got, want) {
-			t.Errorf("%s encoding:\n got  %+v\n want %+v", name, got, want)
-		}
-	}
-}
-
-func sameRow(a, b row) bool {
-	if a.step != b.step || a.hasStep != b.hasStep || a.time != b.time || len(a.metrics) != len(b.metrics) {
-		return false
-	}
-	for i := range a.metrics {
-		x, y := a.metrics[i], b.metrics[i]
-		if x.Key != y.Key || !(x.Value == y.Value || math.IsNaN(x.Value) && math.IsNaN(y.Value)) {
-			return false
-		}
-	}
-	return reflect.DeepEqual(a.rich, b.rich) && len(a.bad) == len(b.bad)
-}
-
 // TestLineSplitter feeds console chunks the way output_raw records cut
 // them: lines across records, a UTF-8 character split in two, carriage
 // returns of progress bars, "\r\n" split across records.
@@ -194,7 +136,7 @@ func TestLineSplitter(t *testing.T) {
 func TestStepper(t *testing.T) {
 	var s stepper
 	var got []int64
-	for _, r := range []row{{step: 5, hasStep: true}, {}, {step: 3, hasStep: true}, {step: 6, hasStep: true}, {step: 9, hasStep: true}} {
+	for _, r := range []wandbfile.RowValues{{Step: 5, HasStep: true}, {}, {Step: 3, HasStep: true}, {Step: 6, HasStep: true}, {Step: 9, HasStep: true}} {
 		if step, ok := s.next(&r); ok {
 			got = append(got, step)
 		} else {
@@ -277,7 +219,7 @@ func FuzzJSONLines(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		err := scanJSONLines(strings.NewReader(string(b)), func(_ int, obj map[string]any, err error) error {
 			if err == nil {
-				convertRow(objectItems(obj), nil)
+				wandbfile.ConvertValues(objectItems(obj), nil)
 				eventsToStats(obj)
 			}
 			return nil

@@ -1,4 +1,4 @@
-package wandbdir
+package wandbfile
 
 import (
 	"errors"
@@ -9,16 +9,112 @@ import (
 	"sync"
 )
 
+// The number parsing of the scanner (see scan.go). Nearly every history
+// value is a bare number; ParseScalar reads one from the bytes of a
+// value_json without allocating, and gives exactly what ParseValueJSON
+// followed by ValueFloat or ValueInt gives for the same text (the
+// equivalence tests and FuzzParseScalar compare them bit for bit).
+
+// ScalarKind says what ParseScalar found.
+type ScalarKind uint8
+
+// The kinds of Scalar.
+const (
+	NotScalar   ScalarKind = iota // anything else: leave it to ParseValueJSON
+	ScalarInt                     // an integer literal that fits in int64
+	ScalarBig                     // an integer literal beyond int64 (json.Number)
+	ScalarFloat                   // any other number, NaN or ±Infinity
+	ScalarBool                    // true or false
+)
+
+// Scalar is a value_json that is a bare number or boolean, parsed
+// without allocating. It stands for what ParseValueJSON returns for the
+// same text: int64 (ScalarInt), json.Number (ScalarBig), float64
+// (ScalarFloat) or bool (ScalarBool). The zero Scalar is NotScalar.
+type Scalar struct {
+	kind ScalarKind
+	i    int64   // ScalarInt; ScalarBool: 1 for true
+	f    float64 // ScalarFloat; ScalarBig: the literal as a float
+	ok   bool    // ScalarBig: ValueFloat accepts the literal
+}
+
+// ParseScalar parses b when it is a number, NaN, ±Infinity, true or false,
+// surrounded by optional JSON white space, following ParseValueJSON's
+// grammar. Everything else, and everything ParseValueJSON would reject,
+// is NotScalar: the caller then parses the text with ParseValueJSON. It
+// does not keep b and does not allocate, except for numbers of more than
+// 19 significant digits (strconv decides those).
+func ParseScalar(b []byte) Scalar {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return Scalar{}
+	}
+	if c := b[0]; c != '-' && (c < '0' || c > '9') {
+		switch string(b) {
+		case "NaN":
+			return Scalar{kind: ScalarFloat, f: math.NaN()}
+		case "Infinity":
+			return Scalar{kind: ScalarFloat, f: math.Inf(1)}
+		case "true":
+			return Scalar{kind: ScalarBool, i: 1}
+		case "false":
+			return Scalar{kind: ScalarBool}
+		}
+		return Scalar{}
+	}
+	if string(b) == "-Infinity" {
+		return Scalar{kind: ScalarFloat, f: math.Inf(-1)}
+	}
+	return parseNumber(b)
+}
+
+// isSpace reports JSON white space.
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// Kind says what the value is.
+func (v Scalar) Kind() ScalarKind { return v.kind }
+
+// Float is ValueFloat of the value ParseValueJSON gives for the same text:
+// the metric value of a number or boolean. ok is false for NotScalar.
+func (v Scalar) Float() (float64, bool) {
+	switch v.kind {
+	case ScalarInt, ScalarBool:
+		return float64(v.i), true
+	case ScalarFloat:
+		return v.f, true
+	case ScalarBig:
+		return v.f, v.ok
+	}
+	return 0, false
+}
+
+// Int is ValueInt of the value ParseValueJSON gives for the same text:
+// an integer, or a float holding one (a step). ok is false otherwise.
+func (v Scalar) Int() (int64, bool) {
+	switch v.kind {
+	case ScalarInt:
+		return v.i, true
+	case ScalarFloat:
+		return ValueInt(v.f)
+	}
+	return 0, false
+}
+
 // parseNumber parses b, stripped of white space, when it is exactly one
 // JSON number, giving what ParseValueJSON gives for it: an int64 for an
-// integer literal that fits, a json.Number (simpleBig) for one that does
+// integer literal that fits, a json.Number (ScalarBig) for one that does
 // not, else a float64 rounded as strconv.ParseFloat rounds (±Inf beyond
-// the range). Anything else is notSimple. It reads b once, and converts
+// the range). Anything else is NotScalar. It reads b once, and converts
 // the common numbers without strconv: integers up to 18 digits, and
 // decimals of up to 19 significant digits by the two algorithms strconv
 // itself tries first (exact float arithmetic, then Eisel-Lemire), falling
 // back to strconv when they cannot decide.
-func parseNumber(b []byte) simpleValue {
+func parseNumber(b []byte) Scalar {
 	i := 0
 	neg := b[0] == '-'
 	if neg {
@@ -33,7 +129,7 @@ func parseNumber(b []byte) simpleValue {
 			i++
 		}
 	default:
-		return simpleValue{}
+		return Scalar{}
 	}
 	intEnd, fracStart, fracEnd := i, i, i
 	integral := true
@@ -45,7 +141,7 @@ func parseNumber(b []byte) simpleValue {
 			i++
 		}
 		if i == fracStart {
-			return simpleValue{}
+			return Scalar{}
 		}
 		fracEnd = i
 	}
@@ -67,12 +163,12 @@ func parseNumber(b []byte) simpleValue {
 			}
 		}
 		if i == start {
-			return simpleValue{}
+			return Scalar{}
 		}
 		exp *= sign
 	}
 	if i != len(b) {
-		return simpleValue{}
+		return Scalar{}
 	}
 	intPart, fracPart := b[intStart:intEnd], b[fracStart:fracEnd]
 	if integral {
@@ -84,13 +180,13 @@ func parseNumber(b []byte) simpleValue {
 			if neg {
 				n = -n
 			}
-			return simpleValue{kind: simpleInt, i: n}
+			return Scalar{kind: ScalarInt, i: n}
 		}
 		if n, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-			return simpleValue{kind: simpleInt, i: n}
+			return Scalar{kind: ScalarInt, i: n}
 		}
 		f, err := strconv.ParseFloat(string(b), 64)
-		return simpleValue{kind: simpleBig, f: f, ok: err == nil || math.IsInf(f, 0)}
+		return Scalar{kind: ScalarBig, f: f, ok: err == nil || math.IsInf(f, 0)}
 	}
 	// Significant digits: all but the zeros before the first non-zero one
 	// (the integer part is "0" or starts with a non-zero digit).
@@ -114,17 +210,17 @@ func parseNumber(b []byte) simpleValue {
 		}
 		exp -= len(fracPart)
 		if f, ok := exactFloat(mant, exp, neg); ok {
-			return simpleValue{kind: simpleFloat, f: f}
+			return Scalar{kind: ScalarFloat, f: f}
 		}
 		if f, ok := eiselLemire(mant, exp, neg); ok {
-			return simpleValue{kind: simpleFloat, f: f}
+			return Scalar{kind: ScalarFloat, f: f}
 		}
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return simpleValue{}
+		return Scalar{}
 	}
-	return simpleValue{kind: simpleFloat, f: f}
+	return Scalar{kind: ScalarFloat, f: f}
 }
 
 // float64pow10 are the powers of ten a float64 holds exactly.

@@ -1,37 +1,41 @@
-package wandbdir
+package wandbfile
 
 import (
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/runferry/runferry/internal/wandbfile"
 )
 
-// The fast path of the `.wandb` passes. History rows are nearly all of a
-// log's bytes, and most of them hold only numbers; decoding each one into
-// wandbfile.Items (a string per key and value) and parsing every value into
-// an interface costs far more than the framing. So walk looks at each
-// record's wire bytes first (peekRecord), skips records its handler does
-// not want without decoding them, and scans history records in place
-// (rowScanner) into views of the payload that handlers read without
-// allocating.
+// The zero-copy scanner: PeekRecord, Row and RowConverter.
 //
-// The fast path never decides anything on its own when the bytes are
+// History rows are nearly all of a log's bytes, and most of them hold only
+// numbers; decoding each one into Items (a string per key and value) and
+// parsing every value into an interface costs far more than the framing.
+// So a reader looks at each record's wire bytes first (PeekRecord), skips
+// records it does not want without decoding them, scans history records
+// in place (Row.Scan) into a view of the payload, and converts rows of
+// numbers into metric points without allocating (RowConverter).
+//
+// The scanner never decides anything on its own when the bytes are
 // unusual: whatever it does not fully understand (a malformed or oddly
 // typed field, a protobuf group, several record types in one record, an
-// unknown record type) goes to wandbfile.Decode, exactly as before. So a
-// record the fast path accepts is one Decode would decode without error,
-// into the items the scan saw.
+// unknown record type) is left to Decode, and rows holding anything but
+// numbers and booleans to ConvertValues. So a record the scanner accepts
+// is one Decode decodes without error, into the items the scan saw, and a
+// row RowConverter converts on its fast path converts exactly as
+// ConvertValues converts it (FuzzScan and the tests on real logs compare
+// the two).
 
-// peekRecord looks at the top-level fields of a record payload. clean is
-// true when the record is well formed, carries exactly one record type
-// field and that type is a known one, with the wire types Decode expects
-// for it and for num, control and uuid; kind is then the record type and
-// body its message bytes. Otherwise the caller must use wandbfile.Decode.
-func peekRecord(p []byte) (kind wandbfile.Kind, body []byte, clean bool) {
+// PeekRecord looks at the top-level fields of a record payload, without
+// copying or allocating. ok is true when the record is well formed,
+// carries exactly one record type field and that type is a known one, with
+// the wire types Decode expects for it and for num, control and uuid; kind
+// is then the record type and body its message bytes, a subslice of p
+// (valid as long as p is). Otherwise the caller must use Decode, which
+// names what is wrong.
+func PeekRecord(p []byte) (kind Kind, body []byte, ok bool) {
 	seen := false
 	for len(p) > 0 {
-		num, typ, v, rest, ok := nextField(p)
-		if !ok {
+		num, typ, v, rest, valid := nextField(p)
+		if !valid {
 			return 0, nil, false
 		}
 		p = rest
@@ -50,7 +54,7 @@ func peekRecord(p []byte) (kind wandbfile.Kind, body []byte, clean bool) {
 			}
 		case 200: // _info, ignored by Decode
 		default:
-			k := wandbfile.Kind(num)
+			k := Kind(num)
 			if seen || !k.Known() || typ != protowire.BytesType {
 				return 0, nil, false
 			}

@@ -1,17 +1,15 @@
-package wandbdir
+package wandbfile
 
 import (
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/runferry/runferry/internal/wandbfile"
 )
 
-// span is a part of a rawRow's body: the bytes body[off:off+n]. Rows keep
+// span is a part of a Row's body: the bytes body[off:off+n]. Rows keep
 // offsets rather than slices so that their buffers hold no pointers, which
 // spares the garbage collector's write barriers in the hottest loop.
 type span struct{ off, n int32 }
 
-// rawItem is one HistoryItem of a rawRow: key (field 1), nested_key (field
+// rawItem is one HistoryItem of a Row: key (field 1), nested_key (field
 // 2, the segments segs[lo:hi] of the row) and value_json (field 16), each
 // the last one written, as Decode keeps them.
 type rawItem struct {
@@ -19,9 +17,19 @@ type rawItem struct {
 	lo, hi     int32
 }
 
-// rawRow is one HistoryRecord scanned in place. It views the payload of the
-// record and is reused for the next row: handlers must copy what they keep.
-type rawRow struct {
+// Row is one history row (a HistoryRecord): the shape in which the
+// scanner hands rows to RowConverter, whether they were scanned in place
+// (Scan) or decoded (SetHistory). For each item it keeps the key, the
+// nested_key segments and the value_json as they are on the wire, each
+// the last one written, as Decode keeps them, and not parsed.
+//
+// A scanned Row is a view of the record's bytes, not a copy: it is valid
+// only as long as they are (with Scanner, until the next Scanner.Next),
+// and is overwritten by the next Scan or SetHistory. Callers copy what
+// they keep; Items returns a copy. The zero Row is an empty row without a
+// step. A Row is reused from record to record, so that scanning allocates
+// nothing once its buffers have grown; it is not safe for concurrent use.
+type Row struct {
 	body    []byte
 	items   []rawItem
 	segs    []span
@@ -30,12 +38,12 @@ type rawRow struct {
 }
 
 // bytes returns the bytes of s.
-func (r *rawRow) bytes(s span) []byte { return r.body[s.off : s.off+s.n] }
+func (r *Row) bytes(s span) []byte { return r.body[s.off : s.off+s.n] }
 
 // path returns the key path of item i as spans: its nested_key segments
-// when there are any, else its key, as wandbfile.Item.Path does. one is
+// when there are any, else its key, as Item.Path does. one is
 // storage for the single-segment case.
-func (r *rawRow) path(i int, one *[1]span) []span {
+func (r *Row) path(i int, one *[1]span) []span {
 	it := &r.items[i]
 	if it.hi > it.lo {
 		return r.segs[it.lo:it.hi]
@@ -45,7 +53,7 @@ func (r *rawRow) path(i int, one *[1]span) []span {
 }
 
 // isKey reports whether item i's path is the single segment name.
-func (r *rawRow) isKey(i int, name string) bool {
+func (r *Row) isKey(i int, name string) bool {
 	it := &r.items[i]
 	switch it.hi - it.lo {
 	case 0:
@@ -56,11 +64,16 @@ func (r *rawRow) isKey(i int, name string) bool {
 	return false
 }
 
-// wandbItems converts the row into the items Decode would have given.
-func (r *rawRow) wandbItems() []wandbfile.Item {
-	out := make([]wandbfile.Item, len(r.items))
+// Len returns the number of items of the row.
+func (r *Row) Len() int { return len(r.items) }
+
+// Items returns the row's items, as Decode gives them for the same record
+// (NestedKey nil when there is none). They are copies: they stay valid
+// after the row changes.
+func (r *Row) Items() []Item {
+	out := make([]Item, len(r.items))
 	for i, it := range r.items {
-		out[i] = wandbfile.Item{Key: string(r.bytes(it.key)), ValueJSON: string(r.bytes(it.value))}
+		out[i] = Item{Key: string(r.bytes(it.key)), ValueJSON: string(r.bytes(it.value))}
 		if it.hi > it.lo {
 			keys := make([]string, it.hi-it.lo)
 			for j, s := range r.segs[it.lo:it.hi] {
@@ -72,8 +85,9 @@ func (r *rawRow) wandbItems() []wandbfile.Item {
 	return out
 }
 
-// recStep returns HistoryRecord.step as histRow carries it.
-func (r *rawRow) recStep() *int64 {
+// Step returns HistoryRecord.step as History.Step carries it: nil when the
+// record has no step field, else a new copy of the step.
+func (r *Row) Step() *int64 {
 	if !r.hasStep {
 		return nil
 	}
@@ -81,11 +95,38 @@ func (r *rawRow) recStep() *int64 {
 	return &s
 }
 
-// scanHistory scans the body of a HistoryRecord into r, reusing its
-// buffers. It returns false when the body is anything Decode might read
-// differently or reject (see peekRecord); r is then not usable.
-func (r *rawRow) scanHistory(b []byte) bool {
-	if len(b) > wandbfile.MaxRecordSize {
+// SetHistory makes r the row of a decoded HistoryRecord, copying its items
+// into r's own buffer (so r does not refer to h afterwards). It is how
+// rows the scan declined reach the same converter as scanned ones.
+func (r *Row) SetHistory(h *History) {
+	r.body, r.items, r.segs = r.body[:0], r.items[:0], r.segs[:0]
+	r.step, r.hasStep = 0, h.Step != nil
+	if h.Step != nil {
+		r.step = *h.Step
+	}
+	add := func(s string) span {
+		r.body = append(r.body, s...)
+		return span{int32(len(r.body) - len(s)), int32(len(s))}
+	}
+	for _, it := range h.Items {
+		ri := rawItem{key: add(it.Key), lo: int32(len(r.segs))}
+		for _, k := range it.NestedKey {
+			r.segs = append(r.segs, add(k))
+		}
+		ri.hi = int32(len(r.segs))
+		ri.value = add(it.ValueJSON)
+		r.items = append(r.items, ri)
+	}
+}
+
+// Scan reads b, the body of a HistoryRecord (the body PeekRecord returns
+// for a KindHistory record), into r in place: r then views b (see Row),
+// reusing r's buffers. It returns false when the body is anything Decode
+// might read differently or reject, or is larger than MaxRecordSize; r is
+// then not usable, and the caller must Decode the record (and may use
+// SetHistory). It allocates nothing once r's buffers have grown.
+func (r *Row) Scan(b []byte) bool {
+	if len(b) > MaxRecordSize {
 		return false // offsets are int32
 	}
 	r.body = b
@@ -114,7 +155,7 @@ func (r *rawRow) scanHistory(b []byte) bool {
 
 // scanItem appends the HistoryItem message b, the bytes of r.body at
 // offset base.
-func (r *rawRow) scanItem(b []byte, base int) bool {
+func (r *Row) scanItem(b []byte, base int) bool {
 	it := rawItem{lo: int32(len(r.segs))}
 	end := base + len(b) // b is always the tail of the item
 	for len(b) > 0 {
@@ -164,7 +205,7 @@ func (r *rawRow) scanItem(b []byte, base int) bool {
 }
 
 // scanStep reads a HistoryStep message: its last num field, 0 if none.
-func (r *rawRow) scanStep(b []byte) bool {
+func (r *Row) scanStep(b []byte) bool {
 	r.step, r.hasStep = 0, true
 	for len(b) > 0 {
 		num, typ, x, _, rest, ok := nextFieldVarint(b)
