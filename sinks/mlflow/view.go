@@ -255,11 +255,13 @@ func (w *writer) writeSummary(ctx context.Context) error {
 	return w.logMetrics(ctx, out)
 }
 
-// keyState returns the state of source key k, created on first use.
+// keyState returns the state of source key k, created on first use with
+// its MLflow key (see metricKey).
 func (w *writer) keyState(k string) *keyState {
 	st, ok := w.keys[k]
 	if !ok {
-		st = &keyState{mlflowKey: mlflowconv.RecordKey(k, w.cov.MetricKeys)}
+		st = &keyState{}
+		st.mlflowKey, st.core = w.metricKey(k)
 		w.keys[k] = st
 	}
 	return st

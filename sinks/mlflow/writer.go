@@ -20,19 +20,23 @@ import (
 
 // writer writes one run. It is used by one goroutine at a time.
 type writer struct {
-	sink    *Sink
-	expID   string
-	held    bool // the experiment is held active for this run (expLife)
-	run     mlflowapi.RunInfo
-	src     schema.Run
-	cov     *mlflowconv.Coverage
-	fp      string
-	keys    map[string]*keyState // by source key: points at the current step
-	written map[string]bool      // artifact paths written
-	logs    *spool
-	rich    *spool
-	view    *view
-	done    bool
+	sink  *Sink
+	expID string
+	held  bool // the experiment is held active for this run (expLife)
+	run   mlflowapi.RunInfo
+	src   schema.Run
+	cov   *mlflowconv.Coverage
+	fp    string
+	keys  map[string]*keyState // by source key: points at the current step
+	// mlflowKeys maps the MLflow keys in use to their source keys
+	// ("" for a series runferry generates).
+	mlflowKeys map[string]string
+	fold       *cpuFold        // per-core CPU series, once the run has one
+	written    map[string]bool // artifact paths written
+	logs       *spool
+	rich       *spool
+	view       *view // W&B summary and x axis (see view)
+	done       bool
 }
 
 var (
@@ -75,7 +79,16 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 			}
 			continue // written at commit (see view)
 		}
-		send, ok := w.keyState(m.Key).add(m, w.cov)
+		st := w.keyState(m.Key)
+		if st.core {
+			if send, err := w.foldPoint(m); err != nil || !send {
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		send, ok := st.add(m, w.cov)
 		if !ok {
 			continue // collapsed into an earlier point by a fixup
 		}
@@ -109,6 +122,7 @@ func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
 // share a stored identity are all seen within one step.
 type keyState struct {
 	mlflowKey string
+	core      bool // a per-core CPU series (see cpuFold)
 	step      int64
 	started   bool
 	at        map[storedPoint]*mlflowconv.Fixup // the current step's points
@@ -307,6 +321,7 @@ func (w *writer) Abort(ctx context.Context) error {
 	w.logs.remove()
 	w.rich.remove()
 	w.view.held.remove()
+	w.removeFold()
 	return w.release(ctx)
 }
 
