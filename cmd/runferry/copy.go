@@ -298,6 +298,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	if g := rep.Registry; g != nil {
 		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
 	}
+	if g := rep.Traces; g != nil {
+		fmt.Fprintf(w, "; %d traces, %d failed", g.Copied, g.Failed)
+	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}
@@ -341,22 +344,25 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Error    string `json:"error"`
 	}
 	out := struct {
-		Summary  bool                `json:"summary"`
-		DryRun   bool                `json:"dry_run,omitempty"`
-		Totals   transfer.Totals     `json:"totals"`
-		Timings  transfer.Timings    `json:"timings"`
-		Failed   []failure           `json:"failed,omitempty"`
-		Damage   map[string][]string `json:"damage,omitempty"`
-		Coverage map[string]int64    `json:"coverage,omitempty"`
-		Problems []string            `json:"problems,omitempty"`
-		Warnings []string            `json:"warnings,omitempty"`
+		Summary  bool                     `json:"summary"`
+		DryRun   bool                     `json:"dry_run,omitempty"`
+		Totals   transfer.Totals          `json:"totals"`
+		Timings  transfer.Timings         `json:"timings"`
+		Failed   []failure                `json:"failed,omitempty"`
+		Damage   map[string][]string      `json:"damage,omitempty"`
+		Coverage map[string]int64         `json:"coverage,omitempty"`
+		Problems []string                 `json:"problems,omitempty"`
+		Warnings []string                 `json:"warnings,omitempty"`
+		Registry *transfer.RegistryResult `json:"registry,omitempty"`
+		Traces   *transfer.TraceResult    `json:"traces,omitempty"`
 		// Experiments are the experiments written, with their URLs.
 		Experiments []transfer.ExperimentResult `json:"experiments,omitempty"`
 		Fatal       string                      `json:"fatal,omitempty"`
 		Interrupt   bool                        `json:"interrupted,omitempty"`
 		ExitCode    int                         `json:"exit_code"`
 	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
-		Problems: rep.Problems, Warnings: rep.Warnings, Experiments: rep.Experiments, Fatal: rep.Fatal, Interrupt: rep.Canceled, ExitCode: a.exit}
+		Problems: rep.Problems, Warnings: rep.Warnings, Registry: rep.Registry, Traces: rep.Traces, Experiments: rep.Experiments, Fatal: rep.Fatal,
+		Interrupt: rep.Canceled, ExitCode: a.exit}
 	for _, r := range rep.Runs {
 		if r.Outcome == transfer.Failed {
 			out.Failed = append(out.Failed, failure{r.Origin, r.Name, r.Attempts, r.Error})

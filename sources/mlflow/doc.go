@@ -41,7 +41,10 @@
 //   - MLflow 3 logged models of a run (logged-models/search by source run
 //     id; none on older servers) are files of the run: each model's files
 //     under mlflow-logged-models/<model id>/ and its metadata (name,
-//     status, type, params, tags, metrics) as logged_model.json there.
+//     status, type, params, tags, metrics with their run and dataset; in
+//     key order) as logged_model.json there. In a run runferry wrote, a
+//     logged model it re-created is presented as the source's model it
+//     stands for (mlflowconv.SourceModel; see sinks/mlflow).
 //   - Runs runferry wrote are restored from runferry/run.json: origin,
 //     name, labels, config, summary, group, job type, host, parent and
 //     damage exactly as first read; params and tags are read from MLflow
@@ -68,6 +71,17 @@
 //     elsewhere). runferry/ and the files runferry generated (output.log,
 //     config.json) are left out of runs runferry wrote; runferry/files/ is
 //     listed under its original path.
+//   - Traces (sources.TraceReader, MLflow 3): traces/search (v3) per
+//     experiment, each trace's info, tags and request metadata, and its span
+//     document from the route the MLflow UI reads (ajax-api
+//     get-trace-artifact: the traces.json document whether the spans are in
+//     the tracking store or the artifact store; else traces.json through the
+//     proxy). Origin is runferry.origin when runferry wrote the trace, else
+//     mlflow:INSTANCE/trace/<trace_id>; Run is runferry.source_run, else the
+//     origin of the run mlflow.sourceRun names. The server's storage keys
+//     (mlflow.artifactLocation, mlflow.trace.spansLocation,
+//     mlflow.trace.infoFinalized) and runferry.* are not exposed. A server
+//     without the v3 API has its traces counted by Omitted, not read.
 //
 // # Former origins
 //
