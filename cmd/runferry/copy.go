@@ -257,12 +257,18 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	w := a.stdout
 	verb := "copied"
+	estimated := false
 	if rep.DryRun {
 		verb = "would copy"
 		fmt.Fprintf(w, "Plan (dry run, nothing written):\n")
 		for _, r := range rep.Runs {
 			if r.Outcome == transfer.Planned {
-				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), r.Reason)
+				reason := r.Reason
+				if r.Estimated {
+					reason += ", estimated"
+					estimated = true
+				}
+				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), reason)
 			}
 		}
 	}
@@ -293,8 +299,12 @@ func (a *app) printReport(rep *transfer.Report) {
 		notAsGiven += rep.Coverage[k]
 	}
 	t := rep.Totals
-	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
-		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
+	about := ""
+	if estimated {
+		about = "about " // some counts are the source's estimate
+	}
+	fmt.Fprintf(w, "%s %d runs (%s%d points, %d files, %s); %d unchanged, %d failed",
+		verb, t.Committed+t.Planned, about, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
 	if g := rep.Registry; g != nil {
 		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
 	}

@@ -31,10 +31,13 @@ type RunResult struct {
 	LogLines   int64   `json:"log_lines,omitempty"`
 	Files      int64   `json:"files,omitempty"`
 	Bytes      int64   `json:"bytes,omitempty"`
-	Attempts   int     `json:"attempts,omitempty"`
-	DurationMS int64   `json:"duration_ms,omitempty"` // all attempts, waits included
-	Error      string  `json:"error,omitempty"`
-	ErrorKind  string  `json:"error_kind,omitempty"`
+	// Estimated is set in a dry run when Points and Bytes are the
+	// source's estimate (sources.Estimator), not counted by reading.
+	Estimated  bool   `json:"estimated,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"` // all attempts, waits included
+	Error      string `json:"error,omitempty"`
+	ErrorKind  string `json:"error_kind,omitempty"`
 	// Unreachable is set on a failed run whose last error was that a
 	// server could not be reached at all.
 	Unreachable bool     `json:"unreachable,omitempty"`
