@@ -169,6 +169,13 @@ type CoveragePlanner interface {
 	PlanCoverage(r schema.Run) map[string]int64
 }
 
+// ExperimentLinker is a sink whose experiments a person can open in a web
+// UI: ExperimentURL returns the address of experiment id (as PutExperiment
+// returned it), without credentials. The CLI prints it after a copy.
+type ExperimentLinker interface {
+	ExperimentURL(id string) string
+}
+
 // Identified is a RunWriter that can name the run it wrote in the sink's
 // own terms (an MLflow run id, an archive path), for reports and the ledger.
 type Identified interface {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -324,6 +325,7 @@ func (a *app) printReport(rep *transfer.Report) {
 	for _, m := range rep.Warnings {
 		fmt.Fprintf(w, "WARNING %s\n", m)
 	}
+	printExperimentURLs(w, rep)
 	var notAsGiven int64
 	for _, k := range slices.Sorted(maps.Keys(rep.Coverage)) {
 		fmt.Fprintf(w, "not as given: %d %s\n", rep.Coverage[k], k)
@@ -358,6 +360,27 @@ func (a *app) printReport(rep *transfer.Report) {
 	fmt.Fprintf(w, " in %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
 }
 
+// maxURLs is how many experiment addresses the text summary prints; the
+// report holds them all.
+const maxURLs = 20
+
+// printExperimentURLs prints where each experiment written can be opened
+// (for sinks with a web UI, such as MLflow), at most maxURLs of them.
+func printExperimentURLs(w io.Writer, rep *transfer.Report) {
+	n := 0
+	for _, e := range rep.Experiments {
+		if e.URL == "" {
+			continue
+		}
+		if n++; n <= maxURLs {
+			fmt.Fprintf(w, "experiment %s: %s\n", e.Name, e.URL)
+		}
+	}
+	if n > maxURLs {
+		fmt.Fprintf(w, "experiment URLs: %d more in the report (--report FILE)\n", n-maxURLs)
+	}
+}
+
 // printReportJSON prints the job's closing summary as one JSON object on
 // stdout, for --log-format json: what the text form says, in fields.
 func (a *app) printReportJSON(rep *transfer.Report) {
@@ -368,22 +391,24 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Error    string `json:"error"`
 	}
 	out := struct {
-		Summary   bool                     `json:"summary"`
-		DryRun    bool                     `json:"dry_run,omitempty"`
-		Totals    transfer.Totals          `json:"totals"`
-		Timings   transfer.Timings         `json:"timings"`
-		Failed    []failure                `json:"failed,omitempty"`
-		Damage    map[string][]string      `json:"damage,omitempty"`
-		Coverage  map[string]int64         `json:"coverage,omitempty"`
-		Problems  []string                 `json:"problems,omitempty"`
-		Warnings  []string                 `json:"warnings,omitempty"`
-		Registry  *transfer.RegistryResult `json:"registry,omitempty"`
-		Traces    *transfer.TraceResult    `json:"traces,omitempty"`
-		Fatal     string                   `json:"fatal,omitempty"`
-		Interrupt bool                     `json:"interrupted,omitempty"`
-		ExitCode  int                      `json:"exit_code"`
+		Summary  bool                     `json:"summary"`
+		DryRun   bool                     `json:"dry_run,omitempty"`
+		Totals   transfer.Totals          `json:"totals"`
+		Timings  transfer.Timings         `json:"timings"`
+		Failed   []failure                `json:"failed,omitempty"`
+		Damage   map[string][]string      `json:"damage,omitempty"`
+		Coverage map[string]int64         `json:"coverage,omitempty"`
+		Problems []string                 `json:"problems,omitempty"`
+		Warnings []string                 `json:"warnings,omitempty"`
+		Registry *transfer.RegistryResult `json:"registry,omitempty"`
+		Traces   *transfer.TraceResult    `json:"traces,omitempty"`
+		// Experiments are the experiments written, with their URLs.
+		Experiments []transfer.ExperimentResult `json:"experiments,omitempty"`
+		Fatal       string                      `json:"fatal,omitempty"`
+		Interrupt   bool                        `json:"interrupted,omitempty"`
+		ExitCode    int                         `json:"exit_code"`
 	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
-		Problems: rep.Problems, Warnings: rep.Warnings, Registry: rep.Registry, Traces: rep.Traces, Fatal: rep.Fatal,
+		Problems: rep.Problems, Warnings: rep.Warnings, Registry: rep.Registry, Traces: rep.Traces, Experiments: rep.Experiments, Fatal: rep.Fatal,
 		Interrupt: rep.Canceled, ExitCode: a.exit}
 	for _, r := range rep.Runs {
 		if r.Outcome == transfer.Failed {

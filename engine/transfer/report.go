@@ -49,6 +49,16 @@ type RunResult struct {
 	Coverage map[string]int64 `json:"coverage,omitempty"`
 }
 
+// ExperimentResult is one experiment a job wrote: the source's origin and
+// name, the destination's id, and, for sinks with a web UI
+// (sinks.ExperimentLinker), the address that opens it there.
+type ExperimentResult struct {
+	Origin string `json:"origin"`
+	Name   string `json:"name"`
+	DestID string `json:"dest_id"`
+	URL    string `json:"url,omitempty"`
+}
+
 // Report is the result of a job. It is returned even when the job failed,
 // so the caller can say what finished.
 type Report struct {
@@ -69,6 +79,9 @@ type Report struct {
 	Timings  Timings           `json:"timings"`
 	Fatal    string            `json:"fatal,omitempty"`
 	Canceled bool              `json:"interrupted,omitempty"`
+	// Experiments lists the experiments written (runs committed into them,
+	// or their metadata), sorted by name.
+	Experiments []ExperimentResult `json:"experiments,omitempty"`
 	// Problems lists failures outside any run (an experiment that could
 	// not be listed or written).
 	Problems []string `json:"problems,omitempty"`

@@ -7,11 +7,14 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -122,6 +125,7 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 		return rep, failJob(rep, err)
 	}
 	err = j.transfer(ctx, plan)
+	rep.Experiments = j.experimentsWritten()
 	if err == nil {
 		err = unreachable(rep)
 	}
@@ -220,8 +224,32 @@ type job struct {
 // expOnce writes one experiment once per job, however many workers need it
 // at the same moment; a failed write is tried again by the next worker.
 type expOnce struct {
-	mu sync.Mutex
-	id string
+	mu   sync.Mutex
+	id   string
+	name string // the source's name
+}
+
+// experimentsWritten lists the experiments the job wrote, by name, with
+// their address when the sink is an ExperimentLinker.
+func (j *job) experimentsWritten() []ExperimentResult {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []ExperimentResult
+	for origin, once := range j.expIDs {
+		once.mu.Lock()
+		if once.id != "" {
+			e := ExperimentResult{Origin: origin.String(), Name: once.name, DestID: once.id}
+			if l, ok := j.dst.(sinks.ExperimentLinker); ok {
+				e.URL = l.ExperimentURL(once.id)
+			}
+			out = append(out, e)
+		}
+		once.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b ExperimentResult) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Origin, b.Origin))
+	})
+	return out
 }
 
 // planned is one run the job will transfer.

@@ -213,7 +213,7 @@ func (j *job) experimentID(ctx context.Context, e schema.Experiment) (string, er
 	if err != nil {
 		return "", fmt.Errorf("writing experiment %q: %w", e.Name, err)
 	}
-	once.id = id
+	once.id, once.name = id, e.Name
 	return id, nil
 }
 

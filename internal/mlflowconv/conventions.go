@@ -165,6 +165,13 @@ type Coverage struct {
 	// times) or collapses (exact duplicates).
 	Fixups        []Fixup `json:"fixups,omitempty"`
 	FixupsDropped int64   `json:"fixups_dropped,omitempty"` // beyond MaxFixups: lost
+	// Rebased lists the metrics written against their W&B step metric
+	// (define_metric), with the map back to the source's steps. Fixups of
+	// these keys name the stored step.
+	Rebased []Rebase `json:"rebased,omitempty"`
+	// SummaryPoints lists the points derived from numeric summary values
+	// (see SummaryValues); they are not the source's.
+	SummaryPoints []SummaryPoint `json:"summary_points,omitempty"`
 	// InputsNotHeld names the dataset inputs MLflow would refuse
 	// ("name@digest: why"); they are whole in the sidecar.
 	InputsNotHeld []string `json:"inputs_not_held,omitempty"`

@@ -15,7 +15,9 @@ import (
 // MLflow params and tags, recording in cov (whose key maps must not be nil)
 // what had to change: mapped keys, truncated values, config keys not
 // written as params. Explicit params win over flattened config keys; user
-// tags win over tags derived from fields. The MLflow source calls it on a
+// tags win over tags derived from fields. W&B's define_metric tags
+// (IsStepAxisTag) are folded into one TagStepMetric tag, and string summary
+// values become SummaryTagPrefix tags (see SummaryValues). The MLflow source calls it on a
 // run's sidecar to know what the sink wrote.
 func RunEntities(r schema.Run, cov *Coverage) ([]mlflowapi.Param, []mlflowapi.Tag, error) {
 	var params []mlflowapi.Param
@@ -46,12 +48,16 @@ func RunEntities(r schema.Run, cov *Coverage) ([]mlflowapi.Param, []mlflowapi.Ta
 	var tags []mlflowapi.Tag
 	user := map[string]bool{}
 	for _, t := range r.Tags {
+		if IsStepAxisTag(t.Key) {
+			continue // folded into TagStepMetric
+		}
 		k := RecordKey(t.Key, cov.TagKeys)
 		user[k] = true
 		tags = append(tags, tag(cov, t.Key, k, t.Value))
 	}
-	for _, d := range DerivedTags(r) {
+	for _, d := range append(DerivedTags(r), viewTags(r)...) {
 		if !user[d.Key] {
+			user[d.Key] = true
 			tags = append(tags, tag(cov, d.Key, d.Key, d.Value))
 		}
 	}

@@ -14,7 +14,8 @@ import (
 )
 
 // Commit finishes the run, in an order that leaves it recognisably
-// incomplete until the last step: it uploads the spooled console output
+// incomplete until the last step: it writes the held points and the
+// summary points (see view), uploads the spooled console output
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
 // file of that name), the rich values (runferry/rich_values.jsonl), a
 // config.json unless the source had one; completes the re-created logged
@@ -30,6 +31,12 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	api, uri := w.sink.api, w.run.ArtifactURI
+	if err := w.writeHeld(ctx); err != nil {
+		return err
+	}
+	if err := w.writeSummary(ctx); err != nil {
+		return err
+	}
 	for _, k := range w.keys {
 		k.flush(w.cov)
 	}
@@ -104,6 +111,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.view.held.remove()
 	w.removeFold()
 	w.removeModelSpools()
 	if err := w.release(ctx); err != nil {

@@ -59,7 +59,9 @@
 //	Host               wandb.host (the CLI leaves it out unless --keep-personal)
 //	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names), and
 //	                   wandb.tags (a JSON array)
-//	Summary, Damage    only in runferry/run.json
+//	Summary            whole in runferry/run.json; shown as MLflow shows values (see
+//	                   W&B runs below): numbers as metric points, strings as tags
+//	Damage             only in runferry/run.json
 //	Deleted            the run is deleted (runs/delete) after everything else
 //	Inputs             dataset inputs (runs/log-inputs: name, digest, source type, source,
 //	                   schema, profile, input tags); one over MLflow's limits is left out,
@@ -79,6 +81,34 @@
 //	                   listed with their problem in the coverage file; a source's MLflow
 //	                   logged models (files under mlflow-logged-models/<id>/) are
 //	                   re-created as logged models (see Logged models)
+//
+// # W&B runs in MLflow's UI
+//
+// What W&B shows from a run's summary and define_metric, MLflow shows from
+// metrics and tags, so the sink presents them so (package mlflowconv holds
+// the rules), and records what it derived in runferry/coverage.json so the
+// source reads back the run as given:
+//
+//   - Summary values (mlflowconv.SummaryValues: nested keys joined with
+//     "/", W&B's own "_" keys left out): each number (booleans as 0 and 1)
+//     that the metric's history does not already end with is written as
+//     one point at the run's last step (the greatest history step, or the
+//     summary's _step if greater) and last time (the latest point's, or
+//     the run's end if later), listed in summary_points; each string as the
+//     tag wandb.summary.KEY. Lists, media and nulls stay in run.json.
+//   - define_metric (the W&B sources' tags wandb.step_metric.NAME = AXIS,
+//     NAME a metric or a glob such as val/*) is written as one tag,
+//     wandb.step_metric, a JSON object {"NAME":"AXIS",...}. A metric whose
+//     step metric is a non-decreasing integer series (at most 4 Mi points)
+//     holding a value at each of the metric's steps, one value per step
+//     and no value for two steps, is written with that value as its MLflow
+//     step, as W&B plots it; the map back to the W&B steps is in rebased
+//     (runs of arithmetic progressions, 100 000 at most per run). Such
+//     metrics' points are held in a temporary file until commit. Other
+//     metrics keep W&B's _step. The summary point of a rebased metric, or
+//     of a summary-only metric whose step metric other metrics were
+//     rebased against, sits at the step metric's last value. The tag
+//     leaves out the per-metric definitions W&B expands a glob into.
 //
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and

@@ -20,7 +20,7 @@ import (
 func TestWandbToMLflow(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	root := testenv.RepoRoot(t) + "/testdata/wandb/fixtures"
-	loc, err := location.Parse("wandb:"+root, func(string) (location.Kind, bool) { return location.PathKind, true })
+	loc, err := location.Parse("wandb:"+root+"?crashed-after=1ns", func(string) (location.Kind, bool) { return location.PathKind, true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,14 +48,27 @@ func TestWandbToMLflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	var runID string
+	var runID, crashedID string
 	for _, r := range rep.Runs {
 		if strings.HasSuffix(r.Origin, "/fxa00001") {
 			runID = r.DestID
 		}
+		if strings.HasSuffix(r.Origin, "/fxc00003") {
+			crashedID = r.DestID
+		}
 	}
-	if runID == "" {
-		t.Fatalf("no destination id for fxa00001 in %+v", rep.Runs)
+	if runID == "" || crashedID == "" {
+		t.Fatalf("no destination id for fxa00001 or fxc00003 in %+v", rep.Runs)
+	}
+	// The SIGKILLed run (no exit record, silent past crashed-after) is
+	// FAILED in MLflow's UI, not RUNNING with a spinner, and carries W&B's
+	// state.
+	crashed, err := api.GetRun(ctx, crashedID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := crashed.Tag("wandb.state"); crashed.Info.Status != "FAILED" || st != "crashed" || crashed.Info.EndTime == nil {
+		t.Errorf("crashed run: status %s, wandb.state %q, end time %v; want FAILED, crashed, set", crashed.Info.Status, st, crashed.Info.EndTime)
 	}
 	if err := api.UpdateRun(ctx, mlflowapi.UpdateRun{RunID: runID, RunName: "renamed-by-server"}); err != nil {
 		t.Fatal(err)

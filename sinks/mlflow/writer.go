@@ -35,6 +35,7 @@ type writer struct {
 	written    map[string]bool // artifact paths written
 	logs       *spool
 	rich       *spool
+	view       *view                 // W&B summary and x axis (see view)
 	models     map[string]*modelCopy // by source model id (see models.go)
 	done       bool
 }
@@ -60,7 +61,8 @@ func (w *writer) check() error {
 
 // WriteMetrics sends one log-batch of at most 1000 points (split further
 // to stay under 1 MB). Points MLflow would alter or collapse are recorded
-// as fixups (see keyState).
+// as fixups (see keyState); points of metrics with a W&B step metric are
+// held until Commit (see view).
 func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error {
 	if err := w.check(); err != nil {
 		return err
@@ -72,12 +74,13 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 	size := 0
 	for _, m := range batch {
 		w.cov.Points++
-		st, ok := w.keys[m.Key]
-		if !ok {
-			st = &keyState{}
-			st.mlflowKey, st.core = w.metricKey(m.Key)
-			w.keys[m.Key] = st
+		if held, err := w.view.hold(m); err != nil || held {
+			if err != nil {
+				return err
+			}
+			continue // written at commit (see view)
 		}
+		st := w.keyState(m.Key)
 		if st.core {
 			if send, err := w.foldPoint(m); err != nil || !send {
 				if err != nil {
@@ -332,6 +335,7 @@ func (w *writer) Abort(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.view.held.remove()
 	w.removeFold()
 	w.removeModelSpools()
 	return w.release(ctx)

@@ -58,7 +58,11 @@
 //     without it), paged. One key's history is held in memory while it is
 //     sorted by step, time and value (MLflow returns it in time order).
 //     Mapped keys and the fixups of runferry/coverage.json (±Inf, -0,
-//     negative times, duplicates) are reversed.
+//     negative times, duplicates) are reversed, as are the steps of
+//     metrics written against their W&B step metric (rebased); the points
+//     the sink derived from summary values (summary_points) are left out.
+//     The define_metric tags folded into wandb.step_metric come back from
+//     the sidecar.
 //   - Logs: runferry/logs.jsonl of runs runferry wrote. A run's own
 //     output.log is a file to MLflow and is listed as one.
 //   - Rich values: runferry/rich_values.jsonl.

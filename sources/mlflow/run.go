@@ -201,6 +201,9 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	// Tags: the run's own, then those derived from its fields.
 	ownTags := map[string]schema.Tag{}
 	for _, t := range side.Tags {
+		if mlflowconv.IsStepAxisTag(t.Key) {
+			continue // folded into one tag, derived below
+		}
 		k, _ := mlflowconv.MapKey(t.Key)
 		ownTags[k] = t
 	}
@@ -231,6 +234,11 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	for k, o := range ownTags {
 		if !seen[k] { // what MLflow shows: the tag is gone
 			note("tag %q of %s is missing in MLflow", o.Key, mlflowconv.SidecarPath)
+		}
+	}
+	for _, t := range side.Tags { // shown in MLflow as one mlflowconv.TagStepMetric
+		if mlflowconv.IsStepAxisTag(t.Key) {
+			run.Tags = append(run.Tags, t)
 		}
 	}
 	return run

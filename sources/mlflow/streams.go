@@ -34,9 +34,11 @@ type fixKey struct {
 // largest key, not the run. For runs runferry wrote, keys MLflow refused
 // are mapped back (and so are system metrics renamed to MLflow's names),
 // the points MLflow stores differently (±Inf, -0, negative times,
-// duplicates) are restored from the coverage file, the series runferry
-// generated (the folded CPU mean) are left out, and the per-core CPU
-// points folded into it follow last, as written (keys interleave there).
+// duplicates) are restored from the coverage file, as are the steps of
+// metrics written against a W&B step metric, the series runferry
+// generated (the folded CPU mean) and the points derived from summary
+// values are left out, and the per-core CPU points folded into the mean
+// follow last, as written (keys interleave there).
 func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.Metric, error] {
 	return func(yield func([]schema.Metric, error) bool) {
 		info, err := s.runInfoOf(ctx, ref)
@@ -59,6 +61,14 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 			f := &cov.Fixups[i]
 			k := fixKey{f.Key, f.Step, f.Time}
 			fixups[k] = append(fixups[k], f)
+		}
+		rebased := map[string]*mlflowconv.Rebase{}
+		for i := range cov.Rebased {
+			rebased[cov.Rebased[i].Key] = &cov.Rebased[i]
+		}
+		derived := map[string][]mlflowconv.SummaryPoint{}
+		for _, p := range cov.SummaryPoints {
+			derived[p.Key] = append(derived[p.Key], p)
 		}
 		type key struct{ mlflow, orig string }
 		var keys []key
@@ -89,6 +99,7 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 					points = restore(points, k.orig, m, fixups)
 				}
 			}
+			points = original(points, rebased[k.orig], derived[k.orig])
 			schema.SortMetrics(points)
 			for chunk := range slices.Chunk(points, PageSize) {
 				if !yield(slices.Clip(chunk), nil) {
@@ -119,6 +130,26 @@ func (s *Source) foldedMetrics(ctx context.Context, ref schema.Ref, yield func([
 			return
 		}
 	}
+}
+
+// original turns the points of one key as runferry wrote them back into
+// the source's: the points derived from summary values are left out, and
+// a key written against its W&B step metric gets its own steps back (a
+// step the map does not know, logged in MLflow since, is kept).
+func original(points []schema.Metric, rb *mlflowconv.Rebase, derived []mlflowconv.SummaryPoint) []schema.Metric {
+	for _, d := range derived {
+		if i := slices.IndexFunc(points, d.Is); i >= 0 {
+			points = slices.Delete(points, i, i+1)
+		}
+	}
+	if rb != nil {
+		for i := range points {
+			if s, ok := rb.Source(points[i].Step); ok {
+				points[i].Step = s
+			}
+		}
+	}
+	return points
 }
 
 // restore appends the source points a stored point stands for.

@@ -144,7 +144,8 @@
 // record decides the status: running, crashed, or a pre-0.10 folder's
 // recorded state), segments (when more than one),
 // starting_step, branch_point (RUN@METRIC=VALUE of a fork) and
-// step_metric.NAME (the custom x-axis define_metric gave NAME). Params stay
+// step_metric.NAME (the custom x-axis define_metric gave NAME; the MLflow
+// sink plots NAME against it where it can, see sinks/mlflow). Params stay
 // empty: flattening config into params is a transform's job.
 //
 // Not mapped: telemetry beyond versions, artifact and use_artifact records

@@ -260,8 +260,11 @@ def expected():
                 "segments": 2,
             },
             RUN_IDS["c"]: {
-                # No exit record: the log cannot tell a crash from a live run, so RUNNING (issue 3).
-                "name": "run-c-crashed", "status": "RUNNING", "exit_code": None, "has_exit_record": False,
+                # No exit record: silent longer than crashed-after (tests pin ?crashed-after=1ns),
+                # the run crashed, as W&B shows it: FAILED with the W&B state in the tag wandb.state
+                # (RUNNING with state running only while its log is fresh; docs/TESTING.md).
+                "name": "run-c-crashed", "status": "FAILED", "state": "crashed", "exit_code": None,
+                "has_exit_record": False,
                 "tags": ["crash"], "config": {"will_crash": True},
                 "history": rows_json(RUN_C_ROWS),
                 "console": {"stdout": ["about to be killed"], "stderr": []},
