@@ -35,6 +35,7 @@ const (
 	TagParentKey   = "runferry.parent_key"  // OriginKey(parent origin)
 	TagComplete    = "runferry.complete"    // written last: "true", or "deleted" for a run then deleted
 	TagFingerprint = "runferry.fingerprint" // the source fingerprint at commit
+	TagMark        = "runferry.mark"        // the engine's mark of what was committed (sinks.Marked), written with runferry.complete
 	TagSuperseded  = "runferry.superseded"  // a run replaced by a later copy (then deleted)
 	TagSidecar     = "runferry.sidecar"     // path of the run.json sidecar
 	TagGroup       = "runferry.group"

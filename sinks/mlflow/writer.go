@@ -27,6 +27,8 @@ type writer struct {
 	src     schema.Run
 	cov     *mlflowconv.Coverage
 	fp      string
+	mark    string               // sinks.Marked: written with runferry.complete
+	base    map[string]int64     // appending: by source key, the last step held already
 	keys    map[string]*keyState // by source key: points at the current step
 	written map[string]bool      // artifact paths written
 	logs    *spool
@@ -41,10 +43,12 @@ var (
 	_ sinks.RichValueWriter = (*writer)(nil)
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
+	_ sinks.Marked          = (*writer)(nil)
 )
 
 func (w *writer) DestID() string           { return w.run.RunID }
 func (w *writer) SetFingerprint(fp string) { w.fp = fp }
+func (w *writer) SetMark(mark string)      { w.mark = mark }
 
 func (w *writer) check() error {
 	if w.done {
@@ -69,6 +73,11 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 		w.cov.Points++
 		st, ok := w.keys[m.Key]
 		if !ok {
+			if last, held := w.base[m.Key]; held && m.Step <= last {
+				// MLflow may merge it with a point held (SQL stores collapse
+				// exact duplicates), which the coverage could not record.
+				return sinks.CannotAppend(fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last))
+			}
 			st = &keyState{mlflowKey: mlflowconv.RecordKey(m.Key, w.cov.MetricKeys)}
 			w.keys[m.Key] = st
 		}
