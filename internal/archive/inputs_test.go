@@ -36,8 +36,8 @@ func TestDatasetInputsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &m); err != nil || m.FormatVersion != 2 {
-		t.Fatalf("manifest format_version %d (%v), want 2", m.FormatVersion, err)
+	if err := json.Unmarshal(b, &m); err != nil || m.FormatVersion != archive.FormatVersion {
+		t.Fatalf("manifest format_version %d (%v), want %d", m.FormatVersion, err, archive.FormatVersion)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, archive.TableInputs, "*", "*.parquet"))
 	if len(files) != 1 {
@@ -47,7 +47,7 @@ func TestDatasetInputsRoundTrip(t *testing.T) {
 
 // TestReadsFormatVersion1 turns an archive's manifest into a version 1
 // manifest (which had no inputs table): it is still read, and the next
-// write records version 2.
+// write records the current version.
 func TestReadsFormatVersion1(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
 	d := dataset.Canonical()
@@ -81,7 +81,7 @@ func TestReadsFormatVersion1(t *testing.T) {
 	d.Runs[0].Run.Inputs = []schema.DatasetInput{{Name: "n", Digest: "d"}}
 	write(t, dir, d)
 	expectEqual(t, dir, d)
-	if v := setVersion(0); v != 2 {
-		t.Fatalf("after a write into a version 1 archive the manifest says version %d, want 2", v)
+	if v := setVersion(0); v != archive.FormatVersion {
+		t.Fatalf("after a write into a version 1 archive the manifest says version %d, want %d", v, archive.FormatVersion)
 	}
 }

@@ -14,11 +14,13 @@ import (
 
 // FormatName and FormatVersion identify the archive format in every
 // manifest. A reader refuses a manifest with a newer FormatVersion and reads
-// every older one (version 1 had no inputs/ table). A writer records its own
-// FormatVersion at each publish.
+// every older one (version 1 had no inputs/ table; version 2 held one
+// metrics file per run, where version 3 may hold a run's points in several,
+// the first written whole and each later one the points a sync appended).
+// A writer records its own FormatVersion at each publish.
 const (
 	FormatName    = "runferry-archive"
-	FormatVersion = 2
+	FormatVersion = 3
 )
 
 // The tables of an archive, each a folder of Parquet files.

@@ -381,14 +381,28 @@ func (w *Writer) commit(rec journalRecord) error {
 		cur = rec.Experiment.Files
 	}
 	w.m.apply([]journalRecord{rec})
+	// Files both superseded and current (the metrics files an append
+	// keeps) stay where they are.
+	stay := map[string]bool{}
+	for _, f := range old {
+		if slices.ContainsFunc(cur, func(c FileEntry) bool { return c.Path == f.Path }) {
+			stay[f.Path] = true
+		}
+	}
 	// Moves after the commit point: a crash here is finished by syncTree.
 	for _, f := range old {
+		if stay[f.Path] {
+			continue
+		}
 		err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path)))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) { // a file lost since its commit has nothing to move
 			return err
 		}
 	}
 	for _, f := range cur {
+		if stay[f.Path] {
+			continue
+		}
 		if err := moveFile(abs(w.root, path.Join(stagingDir, f.Path)), abs(w.root, f.Path)); err != nil {
 			return err
 		}
