@@ -21,6 +21,11 @@ type RegisteredModel struct {
 	// Aliases name versions ("champion" -> 3), sorted by alias.
 	Aliases   []ModelAlias
 	CreatedAt time.Time
+	// UpdatedAt is when the source last changed the model (zero when
+	// unknown). It is informational: writing a copy is a change, so a
+	// destination that sets its own times shows the time of the copy, and
+	// check does not compare it.
+	UpdatedAt time.Time
 	// Versions are sorted by Version.
 	Versions []ModelVersion
 }
@@ -50,6 +55,9 @@ type ModelVersion struct {
 	// at the files of the run it wrote; "" when Source is elsewhere.
 	RunPath   string
 	CreatedAt time.Time
+	// UpdatedAt is when the source last changed the version (zero when
+	// unknown); informational like RegisteredModel.UpdatedAt.
+	UpdatedAt time.Time
 }
 
 // Canonicalize sorts the model's tags, aliases and versions (and each
@@ -59,9 +67,11 @@ func (m *RegisteredModel) Canonicalize() {
 	slices.SortFunc(m.Aliases, func(a, b ModelAlias) int { return cmp.Compare(a.Alias, b.Alias) })
 	slices.SortFunc(m.Versions, func(a, b ModelVersion) int { return cmp.Compare(a.Version, b.Version) })
 	m.CreatedAt = CanonicalTime(m.CreatedAt)
+	m.UpdatedAt = CanonicalTime(m.UpdatedAt)
 	for i := range m.Versions {
 		v := &m.Versions[i]
 		v.Tags = sortedUnique(v.Tags, func(t Tag) string { return t.Key })
 		v.CreatedAt = CanonicalTime(v.CreatedAt)
+		v.UpdatedAt = CanonicalTime(v.UpdatedAt)
 	}
 }

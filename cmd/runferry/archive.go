@@ -75,8 +75,12 @@ removes them.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "archive %s is intact: snapshot %d (%d kept), %d runs, %d data files, %d artifact bodies, %s verified\n",
-				args[0], rep.Snapshot, len(rep.Snapshots), rep.Runs, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			models := ""
+			if rep.Models > 0 {
+				models = fmt.Sprintf(", %d registered models", rep.Models)
+			}
+			fmt.Fprintf(a.stdout, "archive %s is intact: snapshot %d (%d kept), %d runs%s, %d data files, %d artifact bodies, %s verified\n",
+				args[0], rep.Snapshot, len(rep.Snapshots), rep.Runs, models, rep.Files, rep.Blobs, bytesText(rep.Bytes))
 			return nil
 		},
 	}

@@ -12,26 +12,39 @@ import (
 )
 
 // compareRegistry compares the model registries when both sides hold one
-// (sources.RegistryReader): every registered model of the source by name
-// (description, tags, aliases, creation time) and each of its versions by
-// the source's version number (description, tags, stage, status, creation
+// (sources.RegistryReader): every registered model of the source, matched
+// by origin, else by name (name, description, tags, aliases, creation
+// time) and each of its versions by the source's version number (description, tags, stage, status, creation
 // time, the origin of its run, and where its files are: the path inside
 // that run's files, or the source URI when the files are not under the
 // run). With a selective filter, only models with a version from a
-// compared run are compared. Models the destination holds beyond the
-// source's are not differences: a registry is shared by many writers.
+// compared run are compared. Update times are not compared: writing a
+// copy is a change, so a destination shows the time of the copy. A
+// destination registry that cannot be read for a permanent reason (a
+// damaged archive file) is a difference naming the reason. Models the
+// destination holds beyond the source's are not differences: a registry is
+// shared by many writers.
 func (res *Result) compareRegistry(ctx context.Context, src, dst sources.Source, filtered bool, seen map[schema.Ref]bool) error {
 	sr, ok1 := src.(sources.RegistryReader)
 	dr, ok2 := dst.(sources.RegistryReader)
 	if !ok1 || !ok2 {
 		return nil
 	}
-	got := map[string]schema.RegisteredModel{}
+	got := destModels{byOrigin: map[schema.Ref]schema.RegisteredModel{}, byName: map[string]schema.RegisteredModel{}}
 	for m, err := range dr.RegisteredModels(ctx) {
 		if err != nil {
-			return fmt.Errorf("destination: model registry: %w", err)
+			if !unreadable(err) {
+				return fmt.Errorf("destination: model registry: %w", err)
+			}
+			// What a user of the destination cannot read is a difference,
+			// as a run's files are.
+			res.Differences = append(res.Differences, Difference{What: "destination: model registry unreadable", Got: err.Error()})
+			return nil
 		}
-		got[m.Name] = m
+		got.byOrigin[m.Origin] = m
+		if _, ok := got.byName[m.Name]; !ok {
+			got.byName[m.Name] = m
+		}
 	}
 	for m, err := range sr.RegisteredModels(ctx) {
 		if err != nil {
@@ -55,15 +68,36 @@ func versionFrom(m schema.RegisteredModel, runs map[schema.Ref]bool) bool {
 	return false
 }
 
-func (res *Result) compareModel(want schema.RegisteredModel, dst map[string]schema.RegisteredModel) {
+// destModels are the destination's registered models by origin and by
+// name (the first of each name).
+type destModels struct {
+	byOrigin map[schema.Ref]schema.RegisteredModel
+	byName   map[string]schema.RegisteredModel
+}
+
+// find returns the destination's copy of want: the model of its origin
+// (a destination such as an archive may hold models of one name from
+// several sources), else the model of its name.
+func (d destModels) find(want schema.RegisteredModel) (schema.RegisteredModel, bool) {
+	if m, ok := d.byOrigin[want.Origin]; ok && !want.Origin.IsZero() {
+		return m, true
+	}
+	m, ok := d.byName[want.Name]
+	return m, ok
+}
+
+func (res *Result) compareModel(want schema.RegisteredModel, dst destModels) {
 	id := "registered model " + want.Name
 	add := func(what, w, g string) {
 		res.Differences = append(res.Differences, Difference{Run: id, What: what, Want: w, Got: g})
 	}
-	got, ok := dst[want.Name]
+	got, ok := dst.find(want)
 	if !ok {
 		add("missing registered model", want.Name, "")
 		return
+	}
+	if want.Name != got.Name {
+		add("name", want.Name, got.Name)
 	}
 	if want.Description != got.Description {
 		add("description", want.Description, got.Description)

@@ -20,6 +20,7 @@ type Report struct {
 	Pending   int      // committed journal lines not yet in manifest.json
 	Snapshots []int64  // snapshots still readable, oldest first
 	Runs      int      // current runs
+	Models    int      // current registered models (format version 3)
 	Files     int      // current data files verified
 	Blobs     int      // artifact bodies verified
 	Bytes     int64    // bytes verified
@@ -64,7 +65,7 @@ func Check(root string) (Report, error) {
 		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, serr)
 	}
 	m := st.Manifest
-	rep.Snapshot, rep.Pending, rep.Runs = m.Snapshot, st.Pending, len(m.Runs)
+	rep.Snapshot, rep.Pending, rep.Runs, rep.Models = m.Snapshot, st.Pending, len(m.Runs), len(m.Models)
 	listed := map[string]bool{}
 	for _, f := range m.allFiles() {
 		listed[f.Path] = true

@@ -14,13 +14,14 @@ import (
 
 // FormatName and FormatVersion identify the archive format in every
 // manifest. A reader refuses a manifest with a newer FormatVersion and reads
-// every older one (version 1 had no inputs/ table; version 2 held one
-// metrics file per run, where version 3 may hold a run's points in several,
-// the first written whole and each later one the points a sync appended).
-// A writer records its own FormatVersion at each publish.
+// every older one (version 1 had no inputs/ table, version 2 no model
+// registry, and up to version 3 a run held one metrics file, where version
+// 4 may hold its points in several: the first written whole and each later
+// one the points a sync appended). A writer records its own FormatVersion
+// at each publish.
 const (
 	FormatName    = "runferry-archive"
-	FormatVersion = 3
+	FormatVersion = 4
 )
 
 // The tables of an archive, each a folder of Parquet files.
@@ -38,11 +39,15 @@ const (
 	TableArtifactVersions = "artifact_versions"
 	TableArtifactEntries  = "artifact_entries"
 	TableInputs           = "inputs" // since format version 2
+	// TableRegisteredModels and TableModelVersions hold the model registry
+	// (since format version 3): one folder per registered model.
+	TableRegisteredModels = "registered_models"
+	TableModelVersions    = "model_versions"
 )
 
 // Tables lists every table folder.
 var Tables = []string{TableExperiments, TableRuns, TableParams, TableTags, TableMetrics, TableRichValues, TableLogs, TableArtifacts,
-	TableArtifactVersions, TableArtifactEntries, TableInputs}
+	TableArtifactVersions, TableArtifactEntries, TableInputs, TableRegisteredModels, TableModelVersions}
 
 // Fixed names inside an archive.
 const (

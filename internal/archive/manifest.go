@@ -25,6 +25,10 @@ type Manifest struct {
 	Created         time.Time         `json:"created"`
 	Experiments     []ExperimentEntry `json:"experiments"` // sorted by origin
 	Runs            []RunEntry        `json:"runs"`        // sorted by origin
+	// Models are the registered models of a model registry, sorted by
+	// origin (since format version 3; absent when there are none, so a
+	// manifest without models encodes as a version 2 one did).
+	Models []ModelEntry `json:"models,omitempty"`
 	// Checksum is the SHA-256 (hex) of the manifest encoded with Checksum
 	// empty; a manifest whose checksum does not match is rejected.
 	Checksum string `json:"checksum"`
@@ -53,6 +57,16 @@ type ExperimentEntry struct {
 	Files    []FileEntry `json:"files"`
 }
 
+// ModelEntry is a registered model's place in the archive: its row in
+// registered_models/ and its versions' rows in model_versions/.
+type ModelEntry struct {
+	Origin   string      `json:"origin"`
+	Name     string      `json:"name"`
+	Snapshot int64       `json:"snapshot"` // snapshot that wrote the current files
+	Digest   string      `json:"digest"`   // SHA-256 of the model's rows, to skip rewriting it unchanged
+	Files    []FileEntry `json:"files"`
+}
+
 // RunEntry is a committed run's place in the archive.
 type RunEntry struct {
 	Origin      string `json:"origin"`
@@ -60,14 +74,14 @@ type RunEntry struct {
 	Snapshot    int64  `json:"snapshot"` // snapshot that wrote the current files
 	Fingerprint string `json:"fingerprint"`
 	// Mark is the engine's mark of what the run holds (sinks.Marked),
-	// checked before points are appended to it (since version 3).
+	// checked before points are appended to it (since version 4).
 	Mark   string `json:"mark,omitempty"`
 	Points int64  `json:"points"`
 	// Files lists the run's current files. A run holds at most one file
 	// of each table but metrics, of which it holds one per write that
-	// added points, in the order written (since version 3): the first
+	// added points, in the order written: the first
 	// holds the points of the run as first written, each later one the
-	// points appended after them (RunWriter from AppendRun).
+	// points appended after them (RunWriter from AppendRun; since version 4).
 	Files []FileEntry `json:"files"`
 	Blobs []BlobEntry `json:"blobs,omitempty"`
 }
@@ -101,6 +115,14 @@ func decodeManifest(name string, data []byte) (*Manifest, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
+		// A newer format may add fields: say so rather than "damaged".
+		var probe struct {
+			Format        string `json:"format"`
+			FormatVersion int    `json:"format_version"`
+		}
+		if json.Unmarshal(data, &probe) == nil && probe.Format == FormatName && probe.FormatVersion > FormatVersion {
+			return nil, fmt.Errorf("%s: archive format version %d is not supported (this runferry reads up to %d)", name, probe.FormatVersion, FormatVersion)
+		}
 		return nil, fmt.Errorf("%s: %w: not a valid manifest (truncated?): %w", name, ErrDamaged, err)
 	}
 	if m.Format != FormatName {
@@ -145,6 +167,7 @@ func emptyManifest() *Manifest {
 type journalRecord struct {
 	Experiment *ExperimentEntry `json:"experiment,omitempty"`
 	Run        *RunEntry        `json:"run,omitempty"`
+	Model      *ModelEntry      `json:"model,omitempty"` // since format version 3
 	// RetireRuns and RetireExperiments are origins whose entries leave
 	// the current state (their files move to history/).
 	RetireRuns        []string `json:"retire_runs,omitempty"`
@@ -206,7 +229,7 @@ func parseJournalLine(line string) (journalRecord, bool) {
 		return rec, false
 	}
 	return rec, json.Unmarshal([]byte(body[17:]), &rec) == nil &&
-		(rec.Run != nil || rec.Experiment != nil || len(rec.RetireRuns) > 0 || len(rec.RetireExperiments) > 0)
+		(rec.Run != nil || rec.Experiment != nil || rec.Model != nil || len(rec.RetireRuns) > 0 || len(rec.RetireExperiments) > 0)
 }
 
 // apply folds journal records into m (in place), replacing entries with the
@@ -221,6 +244,14 @@ func (m *Manifest) apply(recs []journalRecord) {
 				m.Experiments[i] = *e
 			} else {
 				m.Experiments = slices.Insert(m.Experiments, i, *e)
+			}
+		}
+		if e := rec.Model; e != nil {
+			i, found := m.modelIndex(e.Origin)
+			if found {
+				m.Models[i] = *e
+			} else {
+				m.Models = slices.Insert(m.Models, i, *e)
 			}
 		}
 		if r := rec.Run; r != nil {
@@ -243,7 +274,15 @@ func (m *Manifest) allFiles() []FileEntry {
 	for _, r := range m.Runs {
 		out = append(out, r.Files...)
 	}
+	for _, e := range m.Models {
+		out = append(out, e.Files...)
+	}
 	return out
+}
+
+// modelIndex finds the registered model with origin in m.Models.
+func (m *Manifest) modelIndex(origin string) (int, bool) {
+	return slices.BinarySearchFunc(m.Models, origin, func(x ModelEntry, o string) int { return strings.Compare(x.Origin, o) })
 }
 
 // State is an archive's current content: the manifest with the pending

@@ -35,6 +35,7 @@ type Writer struct {
 	lock *os.File
 
 	expMu    sync.Mutex // serialises PutExperiment, so concurrent calls write once
+	modelMu  sync.Mutex // serialises PutModel likewise
 	mu       sync.Mutex
 	m        *Manifest // current state, journal folded in
 	snapshot int64     // the snapshot being written: m.Snapshot + 1 at open
@@ -379,6 +380,12 @@ func (w *Writer) commit(rec journalRecord) error {
 			old = append(old, w.m.Experiments[prev].Files...)
 		}
 		cur = rec.Experiment.Files
+	}
+	if rec.Model != nil {
+		if prev, ok := w.m.modelIndex(rec.Model.Origin); ok {
+			old = append(old, w.m.Models[prev].Files...)
+		}
+		cur = append(cur, rec.Model.Files...)
 	}
 	w.m.apply([]journalRecord{rec})
 	// Files both superseded and current (the metrics files an append

@@ -30,13 +30,15 @@ type ModelVersion struct {
 	Name              string `json:"name"`
 	Version           string `json:"version"`
 	CreationTimestamp int64  `json:"creation_timestamp,omitempty"`
-	CurrentStage      string `json:"current_stage,omitempty"`
-	Description       string `json:"description,omitempty"`
-	Source            string `json:"source,omitempty"`
-	RunID             string `json:"run_id,omitempty"`
-	Status            string `json:"status,omitempty"`
-	Tags              []Tag  `json:"tags,omitempty"`
-	ModelID           string `json:"model_id,omitempty"`
+	// LastUpdatedTimestamp is the server's time of the last change.
+	LastUpdatedTimestamp int64  `json:"last_updated_timestamp,omitempty"`
+	CurrentStage         string `json:"current_stage,omitempty"`
+	Description          string `json:"description,omitempty"`
+	Source               string `json:"source,omitempty"`
+	RunID                string `json:"run_id,omitempty"`
+	Status               string `json:"status,omitempty"`
+	Tags                 []Tag  `json:"tags,omitempty"`
+	ModelID              string `json:"model_id,omitempty"`
 }
 
 // Tag returns the value of the version's tag key.

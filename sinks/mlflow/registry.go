@@ -20,6 +20,7 @@ var _ sinks.RegistryWriter = (*Sink)(nil)
 const (
 	CoverageVersionNoRun      = "model versions whose source run is not in the destination (source URI kept, run origin in tag runferry.source_run)"
 	CoverageVersionRenumbered = "model versions numbered differently (the source's number in tag runferry.version)"
+	CoverageRegistryUpdated   = "registered model and version update times not kept (the server sets its own; creation times are in tag runferry.created_at)"
 )
 
 // PutRegisteredModel writes m into the server's model registry under its
@@ -30,9 +31,18 @@ const (
 // its run_id is the run this sink wrote from the version's run origin and
 // its source URI points at that run's files when the source's did. Versions
 // are created in the source's order, so that an empty model gets the
-// source's numbers. Creation times are kept in runferry.created_at.
+// source's numbers. Creation times are kept in runferry.created_at; the
+// update times the source knows are counted as not kept.
 func (s *Sink) PutRegisteredModel(ctx context.Context, m schema.RegisteredModel, runs map[schema.Ref]string) (map[string]int64, error) {
 	cov := map[string]int64{}
+	if !m.UpdatedAt.IsZero() {
+		cov[CoverageRegistryUpdated]++
+	}
+	for _, v := range m.Versions {
+		if !v.UpdatedAt.IsZero() {
+			cov[CoverageRegistryUpdated]++
+		}
+	}
 	if err := s.putModel(ctx, m); err != nil {
 		return nil, err
 	}

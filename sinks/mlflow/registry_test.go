@@ -193,6 +193,9 @@ func TestRegistryCopied(t *testing.T) {
 	if n := rep.Coverage["source: "+mlsrc.CoverageTraces]; n != 3 {
 		t.Errorf("report coverage %v: want the 3 traces counted as not copied", rep.Coverage)
 	}
+	if n := rep.Coverage[mlflow.CoverageRegistryUpdated]; n != 4 {
+		t.Errorf("report coverage %v: want the update times of 2 models and 2 versions counted as not kept", rep.Coverage)
+	}
 	got := dumpRegistry(t, dstSrv.URL)
 	want := expectedRegistry(t, srcSrv.URL, srcDump, got.Runs)
 	sameRegistry(t, "first copy", want, withoutCreated(got))

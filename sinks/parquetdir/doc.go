@@ -9,8 +9,9 @@
 // which stores its bodies anew.
 //
 // What it writes: long, tidy Parquet tables (experiments, runs, params,
-// tags, metrics, rich_values, logs, artifacts) plus content-addressed
-// artifact bodies, as specified in docs/ARCHIVE.md. Identity is the origin:
+// tags, metrics, rich_values, logs, artifacts, and the model registry's
+// registered_models and model_versions) plus content-addressed artifact
+// bodies, as specified in docs/ARCHIVE.md. Identity is the origin:
 // every row carries the run's origin ("system:id") and the manifest maps
 // each origin to its files, so copying the same source again adds nothing,
 // and a run whose content changed replaces its earlier version whole. Each

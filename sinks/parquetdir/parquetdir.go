@@ -21,7 +21,7 @@ func Description() location.Description {
 		Kind:    location.PathKind,
 		Syntax:  "parquet:PATH",
 		Summary: "runferry Parquet archive: tidy tables for DuckDB, pandas, Polars and Spark, versioned by snapshot",
-		Help: "Writes experiments, runs, params, tags, metrics, rich values, console logs and artifacts as " +
+		Help: "Writes experiments, runs, params, tags, metrics, rich values, console logs, artifacts and the model registry as " +
 			"zstd-compressed Parquet tables under PATH, with artifact bodies stored once per content, a " +
 			"checksummed manifest (runferry archive check PATH), and one snapshot per job that changed " +
 			"something. Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +

@@ -15,6 +15,11 @@
 // data file is verified against the manifest's size and SHA-256 before it
 // is used; a damaged file fails the run with an error naming the file.
 //
+// The archive's model registry (format version 3) is read as archived
+// (sources.RegistryReader): each version names its source run by the
+// origin the archive holds it under, so a restore points the version at
+// the run it wrote from that origin. Older archives hold no registry.
+//
 // Example:
 //
 //	runferry copy parquet:/backups/mlflow mlflow+http://127.0.0.1:5000

@@ -4,7 +4,8 @@ Usage: python dump_registry.py TRACKING_URI
 
 Prints one JSON object: {"models": [...]} sorted by name, each with its
 description, tags, aliases and versions (sorted by number: description,
-tags, stage, status, source, run_id, creation_timestamp), and "runs": for
+tags, stage, status, source, run_id, creation_timestamp,
+last_updated_timestamp), and "runs": for
 every run id a version names, the run's runferry.origin tag and artifact URI.
 """
 import json
@@ -21,13 +22,14 @@ for listed in client.search_registered_models(max_results=1000):
         versions.append({
             "version": int(v.version), "description": v.description or "", "tags": dict(v.tags),
             "stage": v.current_stage, "status": v.status, "source": v.source, "run_id": v.run_id or "",
-            "creation_timestamp": v.creation_timestamp,
+            "creation_timestamp": v.creation_timestamp, "last_updated_timestamp": v.last_updated_timestamp,
         })
         if v.run_id and v.run_id not in runs:
             r = client.get_run(v.run_id)
             runs[v.run_id] = {"origin": r.data.tags.get("runferry.origin", ""), "artifact_uri": r.info.artifact_uri}
     versions.sort(key=lambda v: v["version"])
     models.append({"name": m.name, "description": m.description or "", "tags": dict(m.tags),
-                   "aliases": dict(m.aliases), "creation_timestamp": m.creation_timestamp, "versions": versions})
+                   "aliases": dict(m.aliases), "creation_timestamp": m.creation_timestamp,
+                   "last_updated_timestamp": m.last_updated_timestamp, "versions": versions})
 models.sort(key=lambda m: m["name"])
 print(json.dumps({"models": models, "runs": runs}, sort_keys=True))

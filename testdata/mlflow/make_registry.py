@@ -1,14 +1,18 @@
 """Create a model registry on an MLflow server with MLflow's own client.
 
-Usage: python make_registry.py TRACKING_URI
+Usage: python make_registry.py TRACKING_URI [--more]
 
 Writes one experiment "registry-src" with two runs that each hold a small
 model folder, and the registered model "fraud-detector": version 1 from the
 first run and version 2 from the second, with descriptions, tags, the alias
 "champion" on version 2, version 1 in stage Archived and version 2 in
 Production. A second model "empty-model" has no version. The experiment
-also holds three traces (MLflow tracing spans). Prints a JSON object with
-the run ids.
+also holds three traces (MLflow tracing spans). With --more, a third model
+"churn-model" has three versions: from the first run's files, from the
+second run's as a runs:/ URI, and from an external URI with no run; each
+with its own description, tags and stage (Archived, Staging, None), and
+the aliases legacy, prod and candidate. Prints a JSON object with the run
+ids.
 """
 import json
 import os
@@ -45,6 +49,22 @@ client.set_registered_model_alias("fraud-detector", "first", "1")
 client.transition_model_version_stage("fraud-detector", "1", "Archived")
 client.transition_model_version_stage("fraud-detector", "2", "Production")
 client.create_registered_model("empty-model", description="nothing yet")
+if "--more" in sys.argv[2:]:
+    client.create_registered_model("churn-model", tags={"owner": "ml-platform", "tier": "gøld"},
+                                   description="Predicts churn.\nSecond line.")
+    sources = [(client.get_run(runs[0]).info.artifact_uri + "/model", runs[0]),
+               (f"runs:/{runs[1]}/model", runs[1]),
+               ("s3://models-bucket/churn/3", None)]
+    for i, (src, rid) in enumerate(sources, 1):
+        v = client.create_model_version("churn-model", src, run_id=rid, tags={"step": str(i), "data": f"2026-1{i}"},
+                                        description=f"churn {i}" if i != 2 else "")
+        assert v.version == str(i), v.version
+    client.set_model_version_tag("churn-model", "3", "external", "true")
+    client.transition_model_version_stage("churn-model", "1", "Archived")
+    client.transition_model_version_stage("churn-model", "2", "Staging")
+    client.set_registered_model_alias("churn-model", "legacy", "1")
+    client.set_registered_model_alias("churn-model", "prod", "2")
+    client.set_registered_model_alias("churn-model", "candidate", "3")
 for i in range(3):
     with mlflow.start_span(name=f"predict-{i}") as span:
         span.set_inputs({"x": i})
