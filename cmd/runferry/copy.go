@@ -93,6 +93,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		noState     bool
 		prefix      string
 		drop        []string
+		personal    bool
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -156,6 +157,9 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				}
 			}
 			opt.Transform = append(opt.Transform, dropTransform(drop)...)
+			if _, shared := dst.(sinks.SharedView); shared && !personal {
+				opt.Transform = append(opt.Transform, transform.DropPersonal{})
+			}
 			if !dryRun && !noState {
 				if statePath == "" {
 					if statePath, err = state.DefaultPath(); err != nil {
@@ -177,7 +181,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				"selection": sel.canonical(), "transform": opt.Transform.String(),
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
-				"experiment_prefix": prefix,
+				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -217,6 +221,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
+	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
 

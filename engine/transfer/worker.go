@@ -153,11 +153,11 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 			ab.LastStep[k.Key] = k.LastStep
 		}
 		cur = newCursors(base.Keys)
-		w, err = j.dst.(sinks.Appender).AppendRun(ctx, expID, p.run, ab)
+		w, err = j.dst.(sinks.Appender).AppendRun(ctx, expID, j.transformRun(p.run, res), ab)
 		if err != nil {
 			return fmt.Errorf("reopening run to append: %w", err)
 		}
-	} else if w, err = j.dst.OpenRun(ctx, expID, p.run); err != nil {
+	} else if w, err = j.dst.OpenRun(ctx, expID, j.transformRun(p.run, res)); err != nil {
 		return fmt.Errorf("opening run: %w", err)
 	}
 	defer func() {
@@ -211,6 +211,16 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 		}
 	}
 	return nil
+}
+
+// transformRun applies the job's transform to r, counting what it left
+// out as coverage.
+func (j *job) transformRun(r schema.Run, res *RunResult) schema.Run {
+	r, left := j.opt.Transform.Run(r)
+	for _, item := range left {
+		addCoverage(res, item+" left out by "+j.opt.Transform.String()+" (not copied)", 1)
+	}
+	return r
 }
 
 // droppedKind is the coverage kind of metric points the job's transform
@@ -466,8 +476,9 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			addCoverage(res, j.droppedKind(), int64(dropped))
 		}
 	}
+	run := j.transformRun(p.run, res)
 	if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
-		for k, n := range cp.PlanCoverage(p.run) {
+		for k, n := range cp.PlanCoverage(run) {
 			addCoverage(res, k, n)
 		}
 	}

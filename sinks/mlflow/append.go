@@ -27,17 +27,18 @@ var _ sinks.Appender = (*Sink)(nil)
 // never changes a logged param); else it returns sinks.ErrCannotAppend
 // and the engine writes the run anew, superseding this copy.
 //
-// Before its first write it removes runferry.mark and runferry.complete,
+// Before its first write it removes the mark and complete tags,
 // so that an append cut short is seen as an incomplete run (FindRun) that
 // the next AppendRun refuses. It then uploads the new run.json, logs the
 // params added and every tag (removing the tags the run no longer has),
 // and returns a writer that adds the points it is given after those held
-// (a point at or before a key's last step held is refused:
-// sinks.ErrCannotAppend), replaces console output, rich values and files
+// (a point at or before a key's last step held, and a point of a system
+// metric, whose MLflow key and per-core CPU fold depend on the points
+// held, are refused: sinks.ErrCannotAppend), replaces console output, rich values and files
 // by what it is given, and at Commit writes a coverage file merging what
 // was recorded of the points held (mapped keys, fixups, count) with the
-// rest recomputed, then status, end time, runferry.mark and
-// runferry.complete last, as Commit does for a new run.
+// rest recomputed, then status, end time, the mark and the complete tag
+// last, as Commit does for a new run.
 func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base sinks.AppendBase) (_ sinks.RunWriter, err error) {
 	if err := r.Validate(); err != nil {
 		return nil, fault.Permanent(err)
@@ -77,7 +78,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		return nil, err
 	}
 
-	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{},
+	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{}, SystemMetricKeys: map[string]string{},
 		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
 	params, tags, err := mlflowconv.RunEntities(r, cov)
 	if err != nil {
@@ -126,10 +127,15 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 			gone = append(gone, t.Key)
 		}
 	}
-	cov.MetricKeys = prevCov.MetricKeys
-	if cov.MetricKeys == nil {
-		cov.MetricKeys = map[string]string{}
+	// What the coverage says of the points held stays: the new points add
+	// to it.
+	if prevCov.MetricKeys != nil {
+		cov.MetricKeys = prevCov.MetricKeys
 	}
+	if prevCov.SystemMetricKeys != nil {
+		cov.SystemMetricKeys = prevCov.SystemMetricKeys
+	}
+	cov.GeneratedMetrics, cov.FoldedPoints = prevCov.GeneratedMetrics, prevCov.FoldedPoints
 	cov.Fixups, cov.FixupsDropped, cov.Points = prevCov.Fixups, prevCov.FixupsDropped, prevCov.Points
 	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
 	if err != nil {
@@ -165,7 +171,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		}
 	}
 	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, base: base.LastStep,
-		keys: map[string]*keyState{}, written: map[string]bool{}}, nil
+		keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}}, nil
 }
 
 // unappendable says what changed between the run as copied (was) and as

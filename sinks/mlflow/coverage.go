@@ -26,6 +26,8 @@ const (
 	covFileProblems = "files the source could not read (named in runferry/coverage.json)"
 	covModels       = "MLflow logged models held as run files, not re-created as logged models (files and logged_model.json under mlflow-logged-models/<model id>/)"
 	covInputs       = "dataset inputs MLflow refuses: too long or without name or digest (whole in runferry/run.json)"
+	covSystemKeys   = "metric series of system metrics renamed as MLflow names its own (W&B keys in runferry/coverage.json; docs/MLFLOW-MAPPING.md)"
+	covFolded       = "metric points of per-core CPU series folded into system/cpu_utilization_percentage (exact in runferry/folded_metrics.jsonl; ?per-core-cpu=true writes them as series)"
 )
 
 // Coverage counts what the run's writes did not hold as given, by kind.
@@ -55,6 +57,8 @@ func coverageCounts(cov *mlflowconv.Coverage) map[string]int64 {
 		}
 	}
 	add(covMetricKeys, len(cov.MetricKeys))
+	add(covSystemKeys, len(cov.SystemMetricKeys))
+	add(covFolded, int(cov.FoldedPoints))
 	add(covParamKeys, len(cov.ParamKeys))
 	add(covTagKeys, len(cov.TagKeys))
 	add(covTruncated, len(cov.Truncated))

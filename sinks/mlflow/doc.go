@@ -3,7 +3,7 @@
 //
 // # Location
 //
-//	mlflow+http://HOST[:PORT][/PATH][?experiment-prefix=P&max-in-flight=N]
+//	mlflow+http://HOST[:PORT][/PATH][?experiment-prefix=P&max-in-flight=N&per-core-cpu=true]
 //	mlflow+https://...
 //
 // Credentials and TLS come from MLflow's own environment variables
@@ -20,9 +20,10 @@
 //
 // Experiments are matched by name (experiment-prefix + name): found, or
 // created with the server's default artifact location. runferry tags them
-// runferry.managed, runferry.prefix, runferry.origin and runferry.name (a
+// runferry.origin (the one tag shown) and, hidden under mlflow.runferry.,
+// managed, prefix and name (a
 // second source experiment of the same name shares the experiment and its
-// runferry.origin stays the first one's, unless that is the new
+// origin stays the first one's, unless that is the new
 // experiment's former origin, which it then replaces); the
 // description goes to mlflow.note.content, tags to tags (values cut to 5000
 // characters). A source experiment marked deleted ends deleted (MLflow's
@@ -30,11 +31,17 @@
 // while runs are being written into it, and deleted again when the last of
 // them commits or aborts (a job killed in between leaves it active, and
 // the next job deletes it). Creation time is the server's; the source's is
-// kept in runferry.created_at.
+// kept in mlflow.runferry.created_at.
+//
+// MLflow's UI hides tags under "mlflow." from the Tags box, tag columns and
+// group-by menu; runferry's bookkeeping lives there (mlflow.runferry.*),
+// still searchable. Versions before 11 wrote it under "runferry."; the sink
+// searches and reads both names, so their copies are found and never
+// duplicated (docs/MLFLOW-MAPPING.md lists every tag).
 //
 // A run becomes one MLflow run:
 //
-//	Origin             tags runferry.origin and runferry.origin_key (a hash, searched for)
+//	Origin             tags runferry.origin and mlflow.runferry.origin_key (a hash, searched for)
 //	Name               run_name (cut to 250 characters; an empty name gets the server's random one)
 //	User               user_id and tag mlflow.user
 //	Start, End, Status runs/create start_time; runs/update status and end_time at commit
@@ -44,19 +51,25 @@
 //	                   characters are not params; the whole config is in config.json
 //	Tags               tags (values cut to 8000 characters)
 //	Notes              mlflow.note.content
-//	Parent             mlflow.parentRunId (the new id), runferry.parent, runferry.parent_key
+//	Parent             mlflow.parentRunId (the new id), mlflow.runferry.parent, mlflow.runferry.parent_key
 //	GitCommit          mlflow.source.git.commit
 //	GitRemote          mlflow.source.git.repoURL
 //	Program            mlflow.source.name
-//	Group, JobType     runferry.group, runferry.job_type
-//	Host               runferry.host
-//	Labels             runferry.labels (a JSON array)
+//	Group, JobType     wandb.group, wandb.job_type
+//	Host               wandb.host (the CLI leaves it out unless --keep-personal)
+//	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names), and
+//	                   wandb.tags (a JSON array)
 //	Summary, Damage    only in runferry/run.json
 //	Deleted            the run is deleted (runs/delete) after everything else
 //	Inputs             dataset inputs (runs/log-inputs: name, digest, source type, source,
 //	                   schema, profile, input tags); one over MLflow's limits is left out,
 //	                   named in the coverage file and whole in runferry/run.json
-//	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN"
+//	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN";
+//	                   system metrics ("system/<W&B key>") under MLflow's own names or
+//	                   sanitised under system/ (docs/MLFLOW-MAPPING.md; originals in the
+//	                   coverage file); W&B's per-core CPU series folded into their mean,
+//	                   system/cpu_utilization_percentage, the points kept exactly in
+//	                   runferry/folded_metrics.jsonl (per-core-cpu=true also writes them)
 //	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log
 //	                   (plain text; not written when the source has its own output.log)
 //	rich values        runferry/rich_values.jsonl; the media files they name are the
@@ -87,9 +100,9 @@
 //
 // # Identity and resume
 //
-// Every run carries runferry.origin from creation; runferry.fingerprint,
-// runferry.mark (the engine's token for the points committed,
-// sinks.Marked) and then runferry.complete are written last at commit (complete is "deleted"
+// Every run carries runferry.origin from creation; mlflow.runferry.fingerprint,
+// mlflow.runferry.mark (the engine's token for the points committed,
+// sinks.Marked) and then mlflow.runferry.complete are written last at commit (complete is "deleted"
 // for a run deleted right after, so a crash in between reads as
 // incomplete). FindRun searches runferry's experiments of this prefix for
 // the origin key; when none carries it, for the keys of the origin's former
@@ -99,7 +112,7 @@
 // OpenRun supersedes the former-origin copies with the earlier attempts.
 //
 // Resume is "delete and redo": OpenRun supersedes every earlier run of the
-// origin, complete or not (tag runferry.superseded, then runs/delete), and
+// origin, complete or not (tag mlflow.runferry.superseded, then runs/delete), and
 // writes a fresh run. MLflow appends metrics and a failed log-batch may be
 // partly applied, so continuing a run could double points; redoing cannot,
 // and the new run holds exactly what the writer was given. The cost is that
@@ -111,18 +124,20 @@
 // When the engine's ledger recorded the run with its mark and the source
 // run grew (sinks.Appender), AppendRun re-opens the same MLflow run
 // instead: it checks that the server holds one active, complete copy of
-// the origin carrying the ledger's mark, removes runferry.mark and
-// runferry.complete (an append cut short is thus an incomplete run, which
+// the origin carrying the ledger's mark, removes mlflow.runferry.mark and
+// mlflow.runferry.complete (an append cut short is thus an incomplete run, which
 // the next job redoes as above), uploads the new run.json, logs the params
 // added and every tag (deleting tags the source dropped), appends the new
 // points only, replaces console output, rich values and files, and at
 // commit merges the coverage (mapped keys, fixups and count of the points
 // held come from the earlier coverage.json) and sets status, end time,
-// runferry.mark and runferry.complete last. MLflow cannot change a logged
+// mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged
 // param, a start time or user, nor move a run; a run whose param value,
 // start, user, name, parent, dataset inputs or deletion changed, whose end
-// time went away, or whose new points fall at a step already held (SQL
-// stores could merge them with held points unseen) is refused
+// time went away, whose new points fall at a step already held (SQL
+// stores could merge them with held points unseen), or that has new
+// system metric points (their keys and the per-core CPU fold depend on the
+// points held; appending them is not done yet) is refused
 // (sinks.ErrCannotAppend) and written anew as above, the report saying why.
 //
 // HTTP retries never resend a request that may have been applied and would
@@ -135,7 +150,7 @@
 // The engine writes runs concurrently and in source order, so a child may
 // be written before its parent. A child is created first and then looks up
 // its parent by origin; a parent, when it commits, points every run naming
-// it (runferry.parent_key) at itself, restoring and re-deleting deleted
+// it (mlflow.runferry.parent_key) at itself, restoring and re-deleting deleted
 // children for the write. Whichever comes first, the link is made, and a
 // parent written again relinks its children.
 //

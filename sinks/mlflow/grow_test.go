@@ -30,7 +30,7 @@ func growWandb(t *testing.T, dir, id string, from, to int) {
 	}
 }
 
-func openWandb(t *testing.T, dir string) sources.Source {
+func openGrowing(t *testing.T, dir string) sources.Source {
 	t.Helper()
 	loc, err := location.Parse("wandb:"+dir+"/wandb?crashed-after=1ns", func(string) (location.Kind, bool) { return location.PathKind, true })
 	if err != nil {
@@ -62,7 +62,7 @@ func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
 	ctx := context.Background()
 	sync := func() transfer.RunResult {
 		t.Helper()
-		src := openWandb(t, dir)
+		src := openGrowing(t, dir)
 		defer src.Close()
 		rep, err := transfer.Copy(ctx, src, dst, transfer.Options{Ledger: l, Backoff: func(int) time.Duration { return time.Millisecond }})
 		if err != nil || rep.Totals.Failed != 0 || len(rep.Runs) != 1 {

@@ -111,7 +111,7 @@ func createdTag(t time.Time) string {
 // runferry's copy of the same origin, then sets its description and tags.
 func (s *Sink) putModel(ctx context.Context, m schema.RegisteredModel) error {
 	tags := []mlflowapi.Tag{{Key: mlflowconv.TagOrigin, Value: m.Origin.String()},
-		{Key: mlflowconv.TagExpCreatedAt, Value: createdTag(m.CreatedAt)}}
+		{Key: mlflowconv.TagCreatedAt, Value: createdTag(m.CreatedAt)}}
 	for _, t := range m.Tags {
 		tags = append(tags, mlflowapi.Tag{Key: t.Key, Value: t.Value})
 	}
@@ -171,7 +171,7 @@ func tagValue(tags []mlflowapi.Tag, key string) (string, bool) {
 func (s *Sink) createVersion(ctx context.Context, name string, v schema.ModelVersion, runs map[schema.Ref]string) (mlflowapi.ModelVersion, bool, error) {
 	in := mlflowapi.ModelVersion{Name: name, Source: v.Source, Description: v.Description,
 		Tags: []mlflowapi.Tag{{Key: mlflowconv.TagModelVersion, Value: strconv.FormatInt(v.Version, 10)},
-			{Key: mlflowconv.TagExpCreatedAt, Value: createdTag(v.CreatedAt)}}}
+			{Key: mlflowconv.TagCreatedAt, Value: createdTag(v.CreatedAt)}}}
 	if !v.Run.IsZero() {
 		in.Tags = append(in.Tags, mlflowapi.Tag{Key: mlflowconv.TagSourceRun, Value: v.Run.String()})
 	}

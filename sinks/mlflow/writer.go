@@ -20,20 +20,24 @@ import (
 
 // writer writes one run. It is used by one goroutine at a time.
 type writer struct {
-	sink    *Sink
-	expID   string
-	held    bool // the experiment is held active for this run (expLife)
-	run     mlflowapi.RunInfo
-	src     schema.Run
-	cov     *mlflowconv.Coverage
-	fp      string
-	mark    string               // sinks.Marked: written with runferry.complete
-	base    map[string]int64     // appending: by source key, the last step held already
-	keys    map[string]*keyState // by source key: points at the current step
-	written map[string]bool      // artifact paths written
-	logs    *spool
-	rich    *spool
-	done    bool
+	sink  *Sink
+	expID string
+	held  bool // the experiment is held active for this run (expLife)
+	run   mlflowapi.RunInfo
+	src   schema.Run
+	cov   *mlflowconv.Coverage
+	fp    string
+	mark  string               // sinks.Marked: written with the complete tag
+	base  map[string]int64     // appending: by source key, the last step held already
+	keys  map[string]*keyState // by source key: points at the current step
+	// mlflowKeys maps the MLflow keys in use to their source keys
+	// ("" for a series runferry generates).
+	mlflowKeys map[string]string
+	fold       *cpuFold        // per-core CPU series, once the run has one
+	written    map[string]bool // artifact paths written
+	logs       *spool
+	rich       *spool
+	done       bool
 }
 
 var (
@@ -73,13 +77,25 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 		w.cov.Points++
 		st, ok := w.keys[m.Key]
 		if !ok {
+			if _, sys := mlflowconv.SystemMetricKey(m.Key); sys && w.base != nil {
+				return sinks.CannotAppend(fmt.Sprintf("system metric %q: new system metric points are not appended to MLflow (their keys and the per-core CPU fold depend on the points held)", m.Key))
+			}
 			if last, held := w.base[m.Key]; held && m.Step <= last {
 				// MLflow may merge it with a point held (SQL stores collapse
 				// exact duplicates), which the coverage could not record.
 				return sinks.CannotAppend(fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last))
 			}
-			st = &keyState{mlflowKey: mlflowconv.RecordKey(m.Key, w.cov.MetricKeys)}
+			st = &keyState{}
+			st.mlflowKey, st.core = w.metricKey(m.Key)
 			w.keys[m.Key] = st
+		}
+		if st.core {
+			if send, err := w.foldPoint(m); err != nil || !send {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		send, ok := st.add(m, w.cov)
 		if !ok {
@@ -115,6 +131,7 @@ func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
 // share a stored identity are all seen within one step.
 type keyState struct {
 	mlflowKey string
+	core      bool // a per-core CPU series (see cpuFold)
 	step      int64
 	started   bool
 	at        map[storedPoint]*mlflowconv.Fixup // the current step's points
@@ -312,6 +329,7 @@ func (w *writer) Abort(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.removeFold()
 	return w.release(ctx)
 }
 

@@ -21,7 +21,7 @@
 //     scheme, default port, trailing slash or credentials), so that the
 //     experiments of two servers never share an origin; mlflow.note.content
 //     is the description;
-//     runferry.* tags are bookkeeping and not exposed.
+//     runferry.* and mlflow.runferry.* tags are bookkeeping and not exposed.
 //   - Runs: runs/search ordered by start time (then run id), de-duplicated
 //     across pages (MLflow's page tokens are offsets). Origin is the
 //     runferry.origin tag when present, so chains such as W&B -> MLflow ->
@@ -31,8 +31,11 @@
 //     user_id), status, start and end time, params; mlflow.note.content,
 //     mlflow.source.git.commit, mlflow.source.git.repoURL and
 //     mlflow.source.name become Notes, GitCommit, GitRemote and Program;
-//     mlflow.parentRunId becomes Parent (mlflow:INSTANCE/<parent run id>); the other
-//     tags stay tags. Dataset inputs become Run.Inputs (name, digest,
+//     mlflow.parentRunId becomes Parent (mlflow:INSTANCE/<parent run id>);
+//     wandb.group, wandb.job_type, wandb.host and wandb.tags (with the
+//     wandb.tag.NAME tags of its names; versions before 11 wrote
+//     runferry.group, ... runferry.labels) become Group, JobType, Host and
+//     Labels; the other tags stay tags. Dataset inputs become Run.Inputs (name, digest,
 //     source type, source, schema, profile and the input's tags such as
 //     mlflow.data.context), read from MLflow for every run, runferry's too.
 //   - MLflow 3 logged models of a run (logged-models/search by source run
@@ -44,7 +47,10 @@
 //     damage exactly as first read; params and tags are read from MLflow
 //     (they may have been edited) and every disagreement with the sidecar
 //     is noted in Run.Damage, as is a runferry copy that never completed.
-//   - Metrics: every key of the run (from runs/get) through get-history,
+//   - Metrics: every key of the run (from runs/get) through get-history
+//     (for runferry's runs under the W&B keys it renamed, the generated CPU
+//     mean left out and the folded per-core CPU points read from
+//     runferry/folded_metrics.jsonl: docs/MLFLOW-MAPPING.md),
 //     always with max_results (servers 3.1 to about 3.13 return nothing
 //     without it), paged. One key's history is held in memory while it is
 //     sorted by step, time and value (MLflow returns it in time order).

@@ -113,7 +113,7 @@ func userTags(tags []mlflowapi.Tag, created *time.Time) ownTags {
 		}
 		out.user = append(out.user, schema.Tag{Key: t.Key, Value: t.Value})
 	}
-	if v, ok := out.own[mlflowconv.TagExpCreatedAt]; ok {
+	if v, ok := out.own[mlflowconv.TagCreatedAt]; ok {
 		*created = time.Time{}
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			*created = t.UTC()

@@ -32,8 +32,11 @@ type fixKey struct {
 // history is read whole (get-history, paged) and sorted by step, time and
 // value, since MLflow returns it in time order: memory grows with the
 // largest key, not the run. For runs runferry wrote, keys MLflow refused
-// are mapped back and the points MLflow stores differently (±Inf, -0,
-// negative times, duplicates) are restored from the coverage file.
+// are mapped back (and so are system metrics renamed to MLflow's names),
+// the points MLflow stores differently (±Inf, -0, negative times,
+// duplicates) are restored from the coverage file, the series runferry
+// generated (the folded CPU mean) are left out, and the per-core CPU
+// points folded into it follow last, as written (keys interleave there).
 func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.Metric, error] {
 	return func(yield func([]schema.Metric, error) bool) {
 		info, err := s.runInfoOf(ctx, ref)
@@ -60,8 +63,13 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 		type key struct{ mlflow, orig string }
 		var keys []key
 		for _, m := range r.Data.Metrics {
+			if slices.Contains(cov.GeneratedMetrics, m.Key) {
+				continue // derived by runferry (the folded CPU series)
+			}
 			orig := m.Key
 			if o, ok := cov.MetricKeys[m.Key]; ok {
+				orig = o
+			} else if o, ok := cov.SystemMetricKeys[m.Key]; ok {
 				orig = o
 			}
 			keys = append(keys, key{m.Key, orig})
@@ -87,6 +95,28 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 					return
 				}
 			}
+		}
+		if cov.FoldedPoints > 0 {
+			s.foldedMetrics(ctx, ref, yield)
+		}
+	}
+}
+
+// foldedMetrics yields the per-core CPU points the sink folded into one
+// series, exactly as the source had them, from runferry/folded_metrics.jsonl
+// (in the order they were written: steps never decrease within a key).
+func (s *Source) foldedMetrics(ctx context.Context, ref schema.Ref, yield func([]schema.Metric, error) bool) {
+	for page, err := range jsonLines[mlflowconv.FoldedPoint](ctx, s, ref, mlflowconv.FoldedMetricsPath, func(*mlflowconv.Coverage) bool { return true }) {
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		out := make([]schema.Metric, len(page))
+		for i, p := range page {
+			out[i] = schema.Metric{Key: p.Key, Value: float64(p.Value), Step: p.Step, Time: p.Time}
+		}
+		if !yield(out, nil) {
+			return
 		}
 	}
 }
