@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,11 @@ import (
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks/sinktest"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
+	memsrc "github.com/runferry/runferry/sources/memory"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
 
@@ -115,5 +120,39 @@ func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
 	// Nothing new: the run is not touched.
 	if third := sync(); third.Outcome != transfer.Unchanged {
 		t.Fatalf("third sync without change: %s (%s)", third.Outcome, third.Reason)
+	}
+}
+
+// TestAppendRefusesNewSystemMetricPoints: new points of a system metric
+// are not appended (their MLflow keys and the per-core CPU fold depend on
+// the points held): the run is written anew, the report says why, and the
+// server reads back as a fresh copy.
+func TestAppendRefusesNewSystemMetricPoints(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	early, grown := sinktest.Grown()
+	big := grown.Runs[0]
+	big.Metrics = append(big.Metrics, schema.Metric{Key: "system/gpu.0.temp", Value: 80, Step: 2000, Time: big.Metrics[len(big.Metrics)-1].Time + 1000})
+	dst, read, _ := pair(t, srv.URL)
+	l := &sinktest.MemLedger{}
+	ctx := context.Background()
+	opt := transfer.Options{Ledger: l, Backoff: func(int) time.Duration { return time.Millisecond }}
+	if _, err := transfer.Copy(ctx, memsrc.New(early), dst, opt); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := transfer.Copy(ctx, memsrc.New(grown), dst, opt)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("second copy: %v %+v", err, rep.Totals)
+	}
+	for _, r := range rep.Runs {
+		if r.Origin == big.Run.Origin.String() && (r.Appended || !strings.Contains(r.Reason, `cannot append: system metric "system/gpu.0.temp"`)) {
+			t.Fatalf("run %s: appended %v, reason %q; want written whole for its new system metric point", r.Origin, r.Appended, r.Reason)
+		}
+	}
+	got, err := dataset.Read(ctx, read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(grown, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatalf("read back differs from a fresh copy:\n%s", strings.Join(diff, "\n"))
 	}
 }
