@@ -171,8 +171,17 @@ type Coverage struct {
 	InputsNotHeld []string `json:"inputs_not_held,omitempty"`
 	// LoggedModelsAsFiles lists the source's MLflow 3 logged models (by
 	// model id) held as run files under mlflow-logged-models/<id>/ rather
-	// than re-created as logged models.
+	// than re-created as logged models (a server before MLflow 3).
 	LoggedModelsAsFiles []string `json:"logged_models_as_files,omitempty"`
+	// LoggedModels maps the source's logged models (by model id) to the
+	// logged models re-created for them (new model ids; the source's id,
+	// experiment, artifact root, run and creation time are in the model's
+	// TagModelSource).
+	LoggedModels map[string]string `json:"logged_models,omitempty"`
+	// ModelMetricsNotLinked lists metric points of logged models that
+	// another run logged ("model id: key@step"): they are not linked in
+	// the destination, since logging them would add them to this run.
+	ModelMetricsNotLinked []string `json:"model_metrics_not_linked,omitempty"`
 	// FileProblems lists source files that could not be read, by path.
 	FileProblems map[string]string `json:"file_problems,omitempty"`
 	// Generated lists artifacts runferry derived (output.log, config.json);
@@ -304,6 +313,18 @@ func Instance(baseURL string) (string, error) {
 	p := strings.TrimRight(path.Clean("/"+u.Path), "/")
 	return host + p, nil
 }
+
+// Tags runferry writes on the logged models it re-creates (beside
+// TagOrigin and TagOriginKey: the source model's origin, OriginKey of it).
+const (
+	// TagModelSource holds ModelSource as JSON: what the destination
+	// cannot hold of the source's logged model.
+	TagModelSource = "runferry.source_model"
+)
+
+// ModelOrigin is the origin of logged model modelID of the run whose
+// origin is run: the run's origin and the model's id.
+func ModelOrigin(run, modelID string) string { return run + "#logged-model/" + modelID }
 
 // Tags runferry writes on registered models and versions (the model also
 // carries TagOrigin and TagCreatedAt, a version TagCreatedAt). The source

@@ -17,7 +17,8 @@ import (
 // incomplete until the last step: it uploads the spooled console output
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
 // file of that name), the rich values (runferry/rich_values.jsonl), a
-// config.json unless the source had one, and runferry/coverage.json; sets
+// config.json unless the source had one; completes the re-created logged
+// models (finishModels); uploads runferry/coverage.json; sets
 // the original status and end time (runs/update); points child runs
 // written earlier at this run; writes the fingerprint, the mark
 // (sinks.Marked) and then the complete tag (mlflowconv.TagFingerprint,
@@ -58,6 +59,9 @@ func (w *writer) Commit(ctx context.Context) error {
 			return fmt.Errorf("uploading config.json: %w", err)
 		}
 		w.cov.Generated = append(w.cov.Generated, "config.json")
+	}
+	if err := w.finishModels(ctx); err != nil {
+		return err
 	}
 	cov, err := json.MarshalIndent(w.cov, "", " ")
 	if err != nil {
@@ -106,6 +110,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.logs.remove()
 	w.rich.remove()
 	w.removeFold()
+	w.removeModelSpools()
 	if err := w.release(ctx); err != nil {
 		return fmt.Errorf("run committed, but its experiment (deleted in the source) could not be deleted: %w", err)
 	}

@@ -77,8 +77,8 @@
 //	files              artifacts, streamed, size checked; a source path under runferry/
 //	                   goes under runferry/files/; files the source could not read are
 //	                   listed with their problem in the coverage file; a source's MLflow
-//	                   logged models arrive as files under mlflow-logged-models/<id>/
-//	                   (not re-created as logged models; counted as coverage)
+//	                   logged models (files under mlflow-logged-models/<id>/) are
+//	                   re-created as logged models (see Logged models)
 //
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and
@@ -97,6 +97,35 @@
 // each such point is recorded with the source points it stands for, and
 // the source restores them. Past 100 000 fixups per run the rest are only
 // counted (fixups_dropped). Nothing is dropped silently.
+//
+// # Logged models
+//
+// A source's MLflow 3 logged models come as files of the run that logged
+// them: each model's files under mlflow-logged-models/<model id>/ and its
+// metadata there as logged_model.json (the MLflow source and the archive
+// both present them so). On a server with logged models (probed once with
+// logged-models/search; MLflow 3 and later) each becomes a logged model of
+// the run's experiment (logged-models create): its name, type, params and
+// tags, the destination run as its source run, and tags runferry.origin
+// (the run's origin and "#logged-model/<source id>"), runferry.origin_key
+// and runferry.source_model (JSON: the source's model id, experiment,
+// artifact root, run and creation time, which MLflow assigns itself, and
+// any metric points of the model that another run logged). Its files go to
+// its own artifact root through the mlflow-artifacts proxy (files that
+// sort before logged_model.json wait in temporary files until the model
+// exists). At commit the metric points the model's run logged are linked
+// (log-batch with the model id; points the run holds already are not
+// doubled), the model is recorded as an output of the run (runs/outputs,
+// step 0), and it is finalized with the source's state (READY or
+// UPLOAD_FAILED; a PENDING one stays PENDING). Before creating a model,
+// the models of the same origin in the experiment (left by an earlier copy
+// or an interrupted one, whose run was superseded) are deleted, so the
+// experiment shows one. Counted as coverage: the new ids, and points of
+// other runs not linked. The MLflow source, reading a run runferry wrote,
+// presents such a model under the source's id with the source's identity
+// fields and this server's name, type, state, params, tags, metrics and
+// files, so that check compares what the destination shows. On a server
+// without logged models the files stay files of the run (counted).
 //
 // # Identity and resume
 //
@@ -178,8 +207,16 @@
 // run's origin) and runferry.created_at; description, tags and stage
 // follow the source. A version's run_id is the run this sink wrote from
 // its source run, and its source URI points at that run's files when the
-// source's pointed into its run; a version whose run is not in the
-// destination keeps its source URI, has no run_id, and is counted.
+// source's pointed into its run; a version whose source is a logged model
+// of its run (models:/<model id>, as log_model registers it) points at the
+// logged model this sink re-created from it (source and model_id), and
+// that model's mlflow.modelVersions tag, which the server rewrites then,
+// is set back to the source's. A version whose run is not in the
+// destination keeps its source URI, has no run_id, and is counted. MLflow
+// cannot change a version's source: a version created before its run was
+// written again keeps pointing at the earlier copy of the run and of its
+// logged model (deleted, files kept); the MLflow source shows both by the
+// source's identities.
 // Registered model names are not prefixed by experiment-prefix.
 //
 // # Benchmarks

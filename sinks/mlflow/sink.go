@@ -31,6 +31,9 @@ type Sink struct {
 	managed  []string               // ids of experiments written with this prefix
 	listedAt time.Time
 
+	modelsMu               sync.Mutex
+	modelsProbed, modelsOK bool // whether the server has logged models, once probed
+
 	lifeMu sync.Mutex // guards lives and orders deletes and restores
 	lives  map[string]*expLife
 }

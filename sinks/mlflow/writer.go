@@ -37,6 +37,7 @@ type writer struct {
 	written    map[string]bool // artifact paths written
 	logs       *spool
 	rich       *spool
+	models     map[string]*modelCopy // by source model id (see models.go)
 	done       bool
 }
 
@@ -269,6 +270,8 @@ const smallFile = 8 << 20
 // WriteArtifact uploads one file. Paths under runferry/ are moved below
 // runferry/files/, since runferry/ holds the sink's own files. A file the
 // source could not read is recorded in the coverage file with its problem.
+// Files under mlflow-logged-models/<model id>/ re-create the source's
+// logged model when the server has logged models (see models.go).
 func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.Reader) error {
 	if err := w.check(); err != nil {
 		return err
@@ -279,6 +282,11 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	}
 	w.written[p] = true
 	w.cov.Files++
+	if strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
+		if taken, err := w.writeModelFile(ctx, a, p, body); taken || err != nil {
+			return err
+		}
+	}
 	if m, ok := strings.CutPrefix(p, mlflowapi.LoggedModelsDir); ok && path.Base(m) == mlflowapi.LoggedModelMeta {
 		w.cov.LoggedModelsAsFiles = append(w.cov.LoggedModelsAsFiles, path.Dir(m))
 	}
@@ -292,6 +300,13 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 		}
 		return nil
 	}
+	return w.upload(ctx, w.run.ArtifactURI, p, a, body)
+}
+
+// upload sends body, the content of a, to rel below the artifact root
+// uri: a small file read whole and sent with retries, a larger one
+// streamed once; the size is checked against a's.
+func (w *writer) upload(ctx context.Context, uri, p string, a schema.Artifact, body io.Reader) error {
 	if a.Size >= 0 && a.Size <= smallFile {
 		b, err := io.ReadAll(io.LimitReader(body, a.Size+1))
 		if err != nil {
@@ -300,10 +315,10 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 		if int64(len(b)) != a.Size {
 			return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes or more, expected %d", a.Path, len(b), a.Size))
 		}
-		return w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, p, b)
+		return w.sink.api.UploadBytes(ctx, uri, p, b)
 	}
 	cr := &countReader{r: body}
-	if err := w.sink.api.UploadArtifact(ctx, w.run.ArtifactURI, p, cr, a.Size); err != nil {
+	if err := w.sink.api.UploadArtifact(ctx, uri, p, cr, a.Size); err != nil {
 		return err
 	}
 	if a.Size >= 0 && cr.n != a.Size {
@@ -330,6 +345,7 @@ func (w *writer) Abort(ctx context.Context) error {
 	w.logs.remove()
 	w.rich.remove()
 	w.removeFold()
+	w.removeModelSpools()
 	return w.release(ctx)
 }
 

@@ -41,7 +41,10 @@
 //   - MLflow 3 logged models of a run (logged-models/search by source run
 //     id; none on older servers) are files of the run: each model's files
 //     under mlflow-logged-models/<model id>/ and its metadata (name,
-//     status, type, params, tags, metrics) as logged_model.json there.
+//     status, type, params, tags, metrics with their run and dataset; in
+//     key order) as logged_model.json there. In a run runferry wrote, a
+//     logged model it re-created is presented as the source's model it
+//     stands for (mlflowconv.SourceModel; see sinks/mlflow).
 //   - Runs runferry wrote are restored from runferry/run.json: origin,
 //     name, labels, config, summary, group, job type, host, parent and
 //     damage exactly as first read; params and tags are read from MLflow
