@@ -166,7 +166,8 @@
 // time went away, whose new points fall at a step already held (SQL
 // stores could merge them with held points unseen), or that has new
 // system metric points (their keys and the per-core CPU fold depend on the
-// points held; appending them is not done yet) is refused
+// points held; appending them is not done yet), or that holds logged
+// model files (re-created logged models would get new ids) is refused
 // (sinks.ErrCannotAppend) and written anew as above, the report saying why.
 //
 // HTTP retries never resend a request that may have been applied and would

@@ -280,6 +280,9 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
 		return fault.Permanent(fmt.Errorf("mlflow sink: artifact path %q is not a clean relative path", a.Path))
 	}
+	if w.base != nil && strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
+		return sinks.CannotAppend(fmt.Sprintf("file %s: a run with logged models is written anew, not appended to (their ids and linked points are not carried over yet)", p))
+	}
 	w.written[p] = true
 	w.cov.Files++
 	if strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
