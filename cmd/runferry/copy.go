@@ -256,12 +256,18 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	w := a.stdout
 	verb := "copied"
+	estimated := false
 	if rep.DryRun {
 		verb = "would copy"
 		fmt.Fprintf(w, "Plan (dry run, nothing written):\n")
 		for _, r := range rep.Runs {
 			if r.Outcome == transfer.Planned {
-				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), r.Reason)
+				reason := r.Reason
+				if r.Estimated {
+					reason += ", estimated"
+					estimated = true
+				}
+				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), reason)
 			}
 		}
 	}
@@ -291,10 +297,17 @@ func (a *app) printReport(rep *transfer.Report) {
 		notAsGiven += rep.Coverage[k]
 	}
 	t := rep.Totals
-	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
-		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
+	about := ""
+	if estimated {
+		about = "about " // some counts are the source's estimate
+	}
+	fmt.Fprintf(w, "%s %d runs (%s%d points, %d files, %s); %d unchanged, %d failed",
+		verb, t.Committed+t.Planned, about, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
 	if g := rep.Registry; g != nil {
 		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
+	}
+	if g := rep.Traces; g != nil {
+		fmt.Fprintf(w, "; %d traces, %d failed", g.Copied, g.Failed)
 	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
@@ -318,20 +331,23 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Error    string `json:"error"`
 	}
 	out := struct {
-		Summary   bool                `json:"summary"`
-		DryRun    bool                `json:"dry_run,omitempty"`
-		Totals    transfer.Totals     `json:"totals"`
-		Timings   transfer.Timings    `json:"timings"`
-		Failed    []failure           `json:"failed,omitempty"`
-		Damage    map[string][]string `json:"damage,omitempty"`
-		Coverage  map[string]int64    `json:"coverage,omitempty"`
-		Problems  []string            `json:"problems,omitempty"`
-		Warnings  []string            `json:"warnings,omitempty"`
-		Fatal     string              `json:"fatal,omitempty"`
-		Interrupt bool                `json:"interrupted,omitempty"`
-		ExitCode  int                 `json:"exit_code"`
+		Summary   bool                     `json:"summary"`
+		DryRun    bool                     `json:"dry_run,omitempty"`
+		Totals    transfer.Totals          `json:"totals"`
+		Timings   transfer.Timings         `json:"timings"`
+		Failed    []failure                `json:"failed,omitempty"`
+		Damage    map[string][]string      `json:"damage,omitempty"`
+		Coverage  map[string]int64         `json:"coverage,omitempty"`
+		Problems  []string                 `json:"problems,omitempty"`
+		Warnings  []string                 `json:"warnings,omitempty"`
+		Registry  *transfer.RegistryResult `json:"registry,omitempty"`
+		Traces    *transfer.TraceResult    `json:"traces,omitempty"`
+		Fatal     string                   `json:"fatal,omitempty"`
+		Interrupt bool                     `json:"interrupted,omitempty"`
+		ExitCode  int                      `json:"exit_code"`
 	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
-		Problems: rep.Problems, Warnings: rep.Warnings, Fatal: rep.Fatal, Interrupt: rep.Canceled, ExitCode: a.exit}
+		Problems: rep.Problems, Warnings: rep.Warnings, Registry: rep.Registry, Traces: rep.Traces, Fatal: rep.Fatal,
+		Interrupt: rep.Canceled, ExitCode: a.exit}
 	for _, r := range rep.Runs {
 		if r.Outcome == transfer.Failed {
 			out.Failed = append(out.Failed, failure{r.Origin, r.Name, r.Attempts, r.Error})

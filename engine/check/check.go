@@ -56,6 +56,8 @@ type Result struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Models counts the source's registered models compared.
 	Models int `json:"models,omitempty"`
+	// Traces counts the source's traces compared.
+	Traces int `json:"traces,omitempty"`
 }
 
 // Options select what is compared.
@@ -88,6 +90,7 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 	opt.Filter = opt.Filter.Track()
 	defer func() { res.Warnings = opt.Filter.Unmatched() }()
 	compared := map[schema.Ref]bool{} // experiments compared
+	var exps []schema.Ref             // the same, in listing order
 	seen := map[schema.Ref]bool{}     // source runs compared
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
@@ -98,6 +101,7 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		}
 		res.Experiments++
 		compared[e.Origin] = true
+		exps = append(exps, e.Origin)
 		eopt := opt
 		if len(opt.Transform) == 0 {
 			eopt.Transform = index.transforms[e.Origin]
@@ -154,6 +158,9 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		}
 	}
 	if err := res.compareRegistry(ctx, src, dst, plain.Selective(), seen); err != nil {
+		return res, err
+	}
+	if err := res.compareTraces(ctx, src, dst, exps, plain, seen); err != nil {
 		return res, err
 	}
 	// What the source could not read cannot be compared: it is no match.

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"iter"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
@@ -30,8 +31,9 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			continue
 		}
 		j.formerOrigins(e.Origin)
+		j.exps = append(j.exps, e)
 		before := len(out)
-		for r, err := range j.src.Runs(ctx, e.Origin) {
+		for r, err := range listRuns(ctx, j.src, e.Origin, j.opt.Filter) {
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
 					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
@@ -69,6 +71,15 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		}
 	}
 	return out, idle, nil
+}
+
+// listRuns lists the runs of experiment exp, narrowed by the source when
+// it can (sources.RunFilterer); the caller still applies f to each run.
+func listRuns(ctx context.Context, src sources.Source, exp schema.Ref, f Filter) iter.Seq2[schema.Run, error] {
+	if rf, ok := src.(sources.RunFilterer); ok && (len(f.RunIDs) > 0 || !f.Since.IsZero() || !f.Until.IsZero()) {
+		return rf.FilteredRuns(ctx, exp, sources.RunFilter{RunIDs: f.RunIDs, Since: f.Since, Until: f.Until})
+	}
+	return src.Runs(ctx, exp)
 }
 
 // decide fills p.fingerprint and p.reason and reports whether the run can

@@ -32,10 +32,13 @@ type RunResult struct {
 	LogLines   int64   `json:"log_lines,omitempty"`
 	Files      int64   `json:"files,omitempty"`
 	Bytes      int64   `json:"bytes,omitempty"`
-	Attempts   int     `json:"attempts,omitempty"`
-	DurationMS int64   `json:"duration_ms,omitempty"` // all attempts, waits included
-	Error      string  `json:"error,omitempty"`
-	ErrorKind  string  `json:"error_kind,omitempty"`
+	// Estimated is set in a dry run when Points and Bytes are the
+	// source's estimate (sources.Estimator), not counted by reading.
+	Estimated  bool   `json:"estimated,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"` // all attempts, waits included
+	Error      string `json:"error,omitempty"`
+	ErrorKind  string `json:"error_kind,omitempty"`
 	// Unreachable is set on a failed run whose last error was that a
 	// server could not be reached at all.
 	Unreachable bool     `json:"unreachable,omitempty"`
@@ -101,9 +104,13 @@ type Report struct {
 	// Registry counts the registered models copied after the runs (nil
 	// when the source has none, or holds no registry).
 	Registry *RegistryResult `json:"registry,omitempty"`
+	// Traces counts the traces copied after the runs (nil when the source
+	// has none, or holds no traces).
+	Traces *TraceResult `json:"traces,omitempty"`
 
 	omitted          map[string]int64 // the source's, for Coverage
 	registryCoverage map[string]int64 // the model registry's, for Coverage
+	traceCoverage    map[string]int64 // the traces', for Coverage
 }
 
 // ReportFormatVersion is the version of the report's JSON shape. It grows
@@ -145,6 +152,9 @@ func (r *Report) total() {
 		r.addCoverage(k, n)
 	}
 	for k, n := range r.registryCoverage {
+		r.addCoverage(k, n)
+	}
+	for k, n := range r.traceCoverage {
 		r.addCoverage(k, n)
 	}
 	for _, run := range r.Runs {

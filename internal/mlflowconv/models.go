@@ -58,7 +58,7 @@ func SourceModel(m mlflowapi.LoggedModel, destRunID string) (mlflowapi.LoggedMod
 		if t.Key == TagModelSource {
 			found = json.Unmarshal([]byte(t.Value), &src) == nil && src.ModelID != ""
 		}
-		if !strings.HasPrefix(t.Key, "runferry.") {
+		if !Bookkeeping(t.Key) {
 			tags = append(tags, t)
 		}
 	}

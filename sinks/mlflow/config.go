@@ -36,8 +36,9 @@ func Description() location.Description {
 		Help: `Writes experiments and runs through the MLflow REST API: params, tags, the full
 metric history (log-batch within the server's limits), original start and end
 times, status, user, run name, notes, nested-run links, console output
-(output.log), non-numeric history values and files (through the server's
-mlflow-artifacts proxy). What MLflow cannot hold as given is mapped reversibly and
+(output.log), non-numeric history values, files (through the server's
+mlflow-artifacts proxy), the model registry and traces (MLflow 3: info, tags,
+request metadata, spans as traces.json, linked to the copy of their run). What MLflow cannot hold as given is mapped reversibly and
 counted in runferry/coverage.json; runferry/run.json keeps the run's metadata
 exactly. W&B runs look native: W&B tags as wandb.tag.NAME tags, system metrics
 under MLflow's own names, per-core CPU folded (docs/MLFLOW-MAPPING.md). Every run

@@ -220,6 +220,24 @@
 // source's identities.
 // Registered model names are not prefixed by experiment-prefix.
 //
+// # Traces
+//
+// After the registry, the engine hands the sink each trace of the copied
+// experiments (sinks.TraceWriter). A trace is created with StartTraceV3
+// (POST /api/3.0/mlflow/traces) under its source id when the destination
+// has no trace of that id (on the source's own server, a fresh id), with
+// its request time, duration, state, previews, client request id, request
+// metadata and tags, plus runferry.origin (by which a re-run finds it:
+// the sink lists each experiment's traces once) and runferry.source_run
+// (the source run's origin). Its span document is uploaded as traces.json
+// under the trace's artifact location, then mlflow.runferry.complete is set; a
+// copy found without it gets its spans again. mlflow.sourceRun names the
+// run this sink wrote from the source run; a trace whose run is not in the
+// destination has no link and is counted. The source's storage tags
+// (mlflow.artifactLocation, mlflow.trace.spansLocation) are the
+// destination server's own. Assessments are counted, not copied. A re-run
+// brings tags up to date; the rest of a trace's info is written once.
+//
 // # Benchmarks
 //
 // docs/BENCHMARKS.md (`RUNFERRY_BENCH_ONLY=mlflow bash bench/run.sh`)

@@ -160,7 +160,7 @@ func (w *writer) createModel(ctx context.Context, mc *modelCopy) error {
 		{Key: mlflowconv.TagModelSource, Value: string(srcTag)},
 	}
 	for _, t := range m.Info.Tags {
-		if !strings.HasPrefix(t.Key, "runferry.") {
+		if !mlflowconv.Bookkeeping(t.Key) {
 			tags = append(tags, t)
 		}
 	}

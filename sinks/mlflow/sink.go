@@ -30,6 +30,7 @@ type Sink struct {
 	expLocks map[string]*sync.Mutex // by experiment name: one create at a time
 	managed  []string               // ids of experiments written with this prefix
 	listedAt time.Time
+	traces   map[string]*traceIndex // by experiment id, see PutTrace
 
 	modelsMu               sync.Mutex
 	modelsProbed, modelsOK bool // whether the server has logged models, once probed

@@ -67,6 +67,17 @@
 //     elsewhere). runferry/ and the files runferry generated (output.log,
 //     config.json) are left out of runs runferry wrote; runferry/files/ is
 //     listed under its original path.
+//   - Traces (sources.TraceReader, MLflow 3): traces/search (v3) per
+//     experiment, each trace's info, tags and request metadata, and its span
+//     document from the route the MLflow UI reads (ajax-api
+//     get-trace-artifact: the traces.json document whether the spans are in
+//     the tracking store or the artifact store; else traces.json through the
+//     proxy). Origin is runferry.origin when runferry wrote the trace, else
+//     mlflow:INSTANCE/trace/<trace_id>; Run is runferry.source_run, else the
+//     origin of the run mlflow.sourceRun names. The server's storage keys
+//     (mlflow.artifactLocation, mlflow.trace.spansLocation,
+//     mlflow.trace.infoFinalized) and runferry.* are not exposed. A server
+//     without the v3 API has its traces counted by Omitted, not read.
 //
 // # Former origins
 //
