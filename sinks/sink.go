@@ -5,6 +5,8 @@ package sinks
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 
 	"github.com/runferry/runferry/schema"
@@ -181,3 +183,59 @@ type ExperimentLinker interface {
 type Identified interface {
 	DestID() string
 }
+
+// Appender is a Sink that can extend a run it committed earlier, instead of
+// writing it again, when the source run grew (new points, log lines,
+// files, changed metadata) without changing what was copied.
+//
+// The engine calls AppendRun only for a run its ledger recorded as
+// committed with a mark (Marked) and cursors. The writer it returns is
+// then given:
+//   - r, the run's metadata now, whole (the sink replaces what changed);
+//   - through WriteMetrics, only the points of each key beyond the
+//     base.LastStep cursors: the first Count points of every key in the
+//     source's order are those the sink holds (the engine verified their
+//     digest), and every other point comes after them;
+//   - console output, rich values and files whole, as for OpenRun (the
+//     sink replaces what it held of them).
+//
+// Once Commit returns, the run must read back exactly as a fresh copy of
+// the grown run would, under the same destination id. The sink must prove
+// that it holds what base says before it changes anything (the mark it
+// stored at the last commit equals base.Mark) and must make the run
+// recognisably incomplete before its first write, so that an append cut
+// short is never taken for a committed run: the next AppendRun for it
+// returns ErrCannotAppend, and the engine writes the run again.
+//
+// AppendRun, or any write or Commit of its writer, returns an error
+// wrapping ErrCannotAppend (see CannotAppend) when the sink cannot extend
+// the run as it holds it (it holds another mark, the run was deleted in
+// the destination, a param the sink cannot change changed, a point falls
+// at a step the sink held already); the engine then aborts the writer and
+// writes the run whole with OpenRun, and the report says why.
+type Appender interface {
+	AppendRun(ctx context.Context, expID string, r schema.Run, base AppendBase) (RunWriter, error)
+}
+
+// AppendBase is what the engine's ledger says a sink committed of a run.
+type AppendBase struct {
+	DestID string // the destination id reported at the last commit (Identified), if any
+	Mark   string // the mark given to the last commit (Marked)
+	// LastStep is, by metric key, the step of the last point held; keys
+	// absent from it have no point held.
+	LastStep map[string]int64
+}
+
+// Marked is a RunWriter that stores a mark with the commit: a token the
+// engine derives from what the run holds, which AppendRun compares with
+// the ledger's before it appends.
+type Marked interface {
+	SetMark(mark string)
+}
+
+// ErrCannotAppend says a sink cannot extend a run as it holds it; the
+// engine writes the run whole instead.
+var ErrCannotAppend = errors.New("cannot append")
+
+// CannotAppend returns an error wrapping ErrCannotAppend that says why.
+func CannotAppend(why string) error { return fmt.Errorf("%w: %s", ErrCannotAppend, why) }

@@ -13,8 +13,8 @@ import (
 
 // TestReportsMatchTheSchema validates real --report files against
 // docs/report.schema.json with an independent validator (Python's
-// jsonschema): a plain copy, a dry run, and a copy with a failed run, a
-// warning and coverage. The schema allows no undocumented field, so a new
+// jsonschema): a plain copy, a dry run, a copy with a failed run, a
+// warning and coverage, and a sync that appended to a grown run. The schema allows no undocumented field, so a new
 // report field fails here until docs/REPORT.md and the schema say what it is.
 func TestReportsMatchTheSchema(t *testing.T) {
 	dir := t.TempDir()
@@ -52,6 +52,41 @@ func TestReportsMatchTheSchema(t *testing.T) {
 		t.Fatalf("the failing job's report lacks what it should exercise: %+v (%v)", rep, err)
 	}
 
+	// A sync that appends to a run the real wandb SDK resumed after the
+	// first sync: the report counts the appended run and its kept points.
+	growing := filepath.Join(dir, "growing")
+	os.MkdirAll(growing, 0o755)
+	grow := func(from, to string) {
+		t.Helper()
+		script := filepath.Join(testenv.RepoRoot(t), "testdata", "wandb", "grow.py")
+		if out, err := exec.Command(testenv.Python(t), script, growing, "grow0003", from, to).CombinedOutput(); err != nil {
+			t.Fatalf("grow.py: %v\n%s", err, out)
+		}
+	}
+	appended := filepath.Join(dir, "appended.json")
+	syncArgs := []string{"sync", "wandb:" + filepath.Join(growing, "wandb") + "?crashed-after=1ns", "parquet:" + filepath.Join(dir, "c"),
+		"--state", filepath.Join(dir, "state.db")}
+	grow("0", "10")
+	if code, out, errOut := runCLI(t, syncArgs...); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	grow("10", "15")
+	if code, out, errOut := runCLI(t, append(syncArgs, "--report", appended)...); code != 0 {
+		t.Fatalf("second sync: exit %d\n%s%s", code, out, errOut)
+	}
+	var app struct {
+		Runs []struct {
+			Appended   bool  `json:"appended"`
+			Points     int64 `json:"points"`
+			KeptPoints int64 `json:"kept_points"`
+		}
+		Totals struct{ Appended int }
+	}
+	if b, err := os.ReadFile(appended); err != nil || json.Unmarshal(b, &app) != nil || app.Totals.Appended != 1 ||
+		len(app.Runs) != 1 || !app.Runs[0].Appended || app.Runs[0].Points != 10 || app.Runs[0].KeptPoints != 20 {
+		t.Fatalf("the appending sync's report: %+v (%v), want one run appended with 10 new points and 20 kept", app, err)
+	}
+
 	schema := filepath.Join(testenv.RepoRoot(t), "docs", "report.schema.json")
 	script := `
 import json, sys, jsonschema
@@ -66,7 +101,7 @@ for path in sys.argv[2:]:
 sys.exit(1 if bad else 0)
 `
 	cmd := exec.Command(testenv.Python(t), "-c", script, schema,
-		filepath.Join(dir, "copy.json"), filepath.Join(dir, "dry-run.json"), failed)
+		filepath.Join(dir, "copy.json"), filepath.Join(dir, "dry-run.json"), failed, appended)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("reports do not match docs/report.schema.json: %v\n%s", err, b)
 	}

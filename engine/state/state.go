@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -32,6 +33,27 @@ type Entry struct {
 	LastError   string
 	Fingerprint string // source content fingerprint at commit time
 	Updated     time.Time
+	// Mark and Keys say what of a committed run's metric history the sink
+	// holds, so that a grown run can be appended to: Mark is the token the
+	// sink stored with the commit (sinks.Marked), Keys one cursor per
+	// metric key, by key. Both are empty for runs committed without them
+	// (by an earlier runferry, or to a sink that cannot append); such a run
+	// is written whole when it changes.
+	Mark string
+	Keys []KeyCursor
+}
+
+// KeyCursor is what was copied of one metric key of a run: the first Count
+// points of the key in the source's order, the last of them at LastStep and
+// LastTime (Unix ms), and Digest, a digest of those Count points (see
+// transfer's cursor), that tells cheaply whether the source's history still
+// starts with them.
+type KeyCursor struct {
+	Key      string `json:"key"`
+	Count    int64  `json:"count"`
+	LastStep int64  `json:"last_step"`
+	LastTime int64  `json:"last_time"`
+	Digest   string `json:"digest"`
 }
 
 // Job identifies a transfer.
@@ -77,6 +99,9 @@ CREATE TABLE IF NOT EXISTS runs (
   job TEXT NOT NULL, origin TEXT NOT NULL, dest_id TEXT NOT NULL, status TEXT NOT NULL,
   attempts INTEGER NOT NULL, last_error TEXT NOT NULL, fingerprint TEXT NOT NULL, updated TEXT NOT NULL,
   PRIMARY KEY (job, origin));
+CREATE TABLE IF NOT EXISTS cursors (
+  job TEXT NOT NULL, origin TEXT NOT NULL, mark TEXT NOT NULL, keys TEXT NOT NULL,
+  PRIMARY KEY (job, origin));
 `
 
 // Open opens (creating if needed) the ledger file at path and returns the
@@ -102,22 +127,26 @@ func Open(path string, job Job, restart bool) (*Ledger, error) {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
 	if restart {
-		if _, err := db.Exec(`DELETE FROM runs WHERE job=?`, l.job); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("state %s: %w", path, err)
+		for _, q := range []string{`DELETE FROM runs WHERE job=?`, `DELETE FROM cursors WHERE job=?`} {
+			if _, err := db.Exec(q, l.job); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("state %s: %w", path, err)
+			}
 		}
 	}
 	return l, nil
 }
 
-// Get returns the entry for origin, if any.
+// Get returns the entry for origin, if any, with its cursors.
 func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var e Entry
 	var updated string
-	err := l.db.QueryRow(`SELECT origin, dest_id, status, attempts, last_error, fingerprint, updated FROM runs WHERE job=? AND origin=?`,
-		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated)
+	var mark, keys sql.NullString
+	err := l.db.QueryRow(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, c.mark, c.keys
+		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=? AND r.origin=?`,
+		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &mark, &keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Entry{}, false, nil
 	}
@@ -125,22 +154,49 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 		return Entry{}, false, err
 	}
 	e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
+	if mark.Valid && mark.String != "" {
+		e.Mark = mark.String
+		if err := json.Unmarshal([]byte(keys.String), &e.Keys); err != nil {
+			return Entry{}, false, fmt.Errorf("cursors of run %s: %w", origin, err)
+		}
+	}
 	return e, true, nil
 }
 
-// Put records e, replacing any earlier entry for its origin. It returns
-// only once the entry is durable.
+// Put records e, replacing any earlier entry for its origin, its cursors
+// included (an entry without a Mark drops them), in one transaction. It
+// returns only once the entry is durable.
 func (l *Ledger) Put(e Entry) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e.Updated.IsZero() {
 		e.Updated = time.Now().UTC()
 	}
-	_, err := l.db.Exec(`INSERT INTO runs VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
+	keys, err := json.Marshal(e.Keys)
+	if err != nil {
+		return err
+	}
+	tx, err := l.db.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`INSERT INTO runs VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
 		dest_id=excluded.dest_id, status=excluded.status, attempts=excluded.attempts,
 		last_error=excluded.last_error, fingerprint=excluded.fingerprint, updated=excluded.updated`,
-		l.job, e.Origin, e.DestID, e.Status, e.Attempts, l.Scrub(e.LastError), e.Fingerprint, e.Updated.Format(time.RFC3339Nano))
-	return err
+		l.job, e.Origin, e.DestID, e.Status, e.Attempts, l.Scrub(e.LastError), e.Fingerprint, e.Updated.Format(time.RFC3339Nano)); err != nil {
+		return err
+	}
+	if e.Mark == "" {
+		_, err = tx.Exec(`DELETE FROM cursors WHERE job=? AND origin=?`, l.job, e.Origin)
+	} else {
+		_, err = tx.Exec(`INSERT INTO cursors VALUES (?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
+			mark=excluded.mark, keys=excluded.keys`, l.job, e.Origin, e.Mark, string(keys))
+	}
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // Entries returns every entry of the job, ordered by origin.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -62,4 +63,46 @@ func TestLedgerRoundTripAndScope(t *testing.T) {
 		t.Fatalf("restart kept %d entries", len(es))
 	}
 	l.Close()
+}
+
+// TestCursorsKeptWithTheEntry: the cursors of a committed run come back
+// with it after a reopen, are replaced by a later Put and dropped by one
+// without a mark and by a restart.
+func TestCursorsKeptWithTheEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	job := Job{Source: "wandb:/data", Sink: "mlflow+http://h"}
+	l, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []KeyCursor{{Key: "loss", Count: 3, LastStep: 2, LastTime: 1700, Digest: "abc"}, {Key: "ünï", Count: 1, Digest: "d"}}
+	if err := l.Put(Entry{Origin: "wandb:r", Status: "committed", Mark: "m1", Keys: keys}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if l, err = Open(path, job, false); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := l.Get("wandb:r")
+	if err != nil || !ok || e.Mark != "m1" || !reflect.DeepEqual(e.Keys, keys) {
+		t.Fatalf("Get = %+v, %v, %v; want mark m1 and keys %+v", e, ok, err, keys)
+	}
+	if err := l.Put(Entry{Origin: "wandb:r", Status: "failed"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, _ := l.Get("wandb:r"); e.Mark != "" || e.Keys != nil {
+		t.Fatalf("a Put without a mark kept the cursors: %+v", e)
+	}
+	if err := l.Put(Entry{Origin: "wandb:r", Status: "committed", Mark: "m2", Keys: keys[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if l, err = Open(path, job, true); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var n int
+	if err := l.db.QueryRow(`SELECT count(*) FROM cursors`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("restart kept %d cursor rows (%v)", n, err)
+	}
 }

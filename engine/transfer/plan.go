@@ -142,6 +142,12 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				return unchanged(e.DestID, "committed earlier (ledger)")
 			}
 			p.reason = "changed since last transfer"
+			if _, can := j.dst.(sinks.Appender); can && e.Mark != "" && len(p.former) == 0 {
+				// The worker appends what is new, or writes the run whole
+				// when the source changed what was copied.
+				p.base = &e
+				p.reason = "changed since last transfer: appending"
+			}
 		} else if ok {
 			p.reason = fmt.Sprintf("resuming (%s earlier)", e.Status)
 		}

@@ -3,6 +3,7 @@ package transfer
 import (
 	"time"
 
+	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/internal/fault"
 )
 
@@ -47,6 +48,17 @@ type RunResult struct {
 	// Coverage counts, by kind, what the destination did not hold as
 	// given (sinks.CoverageReporter) and what a transform left out.
 	Coverage map[string]int64 `json:"coverage,omitempty"`
+	// Appended says the run was extended in place (sinks.Appender): the
+	// destination kept KeptPoints points it held from an earlier job and
+	// Points counts only the new ones. Console output, rich values and
+	// files are sent whole and counted whole.
+	Appended   bool  `json:"appended,omitempty"`
+	KeptPoints int64 `json:"kept_points,omitempty"`
+
+	// keys and mark are the run's metric cursors once written, for the
+	// ledger.
+	keys []state.KeyCursor
+	mark string
 }
 
 // ExperimentResult is one experiment a job wrote: the source's origin and
@@ -139,10 +151,13 @@ type Totals struct {
 	Interrupted int `json:"interrupted,omitempty"`
 	// Damaged counts runs written or planned from a damaged source: all
 	// that was readable arrived, the rest is named in the run's Damage.
-	Damaged int   `json:"damaged,omitempty"`
-	Points  int64 `json:"points"`
-	Files   int64 `json:"files"`
-	Bytes   int64 `json:"bytes"`
+	Damaged int `json:"damaged,omitempty"`
+	// Appended counts the committed runs extended in place (see
+	// RunResult.Appended).
+	Appended int   `json:"appended,omitempty"`
+	Points   int64 `json:"points"`
+	Files    int64 `json:"files"`
+	Bytes    int64 `json:"bytes"`
 }
 
 func (r *Report) total() {
@@ -161,6 +176,9 @@ func (r *Report) total() {
 		switch run.Outcome {
 		case Committed:
 			t.Committed++
+			if run.Appended {
+				t.Appended++
+			}
 		case Unchanged:
 			t.Unchanged++
 		case Verified:

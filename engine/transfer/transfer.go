@@ -259,6 +259,9 @@ type planned struct {
 	fingerprint string
 	reason      string
 	former      []schema.Ref // the run's former origins (sources.FormerOriginer)
+	// base is the ledger's entry of the copy the sink holds, when the run
+	// is to be appended to (sinks.Appender); nil to write it whole.
+	base *state.Entry
 }
 
 func (j *job) addResult(r RunResult) {

@@ -66,7 +66,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	var err error
 	for attempt := 1; ; attempt++ {
 		res.Attempts = attempt
-		res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
+		res.resetCounts()
 		err = j.runOnce(ctx, p, &res)
 		if err == nil || attempt >= j.opt.Attempts || fault.KindOf(err) != fault.KindRetryable || ctx.Err() != nil {
 			break
@@ -96,6 +96,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 			Attempts: res.Attempts, LastError: res.Error}
 		if res.Outcome == Committed {
 			e.Fingerprint = p.fingerprint
+			e.Mark, e.Keys = res.mark, res.keys
 		}
 		if lerr := j.opt.Ledger.Put(e); lerr != nil {
 			j.addResult(res)
@@ -113,9 +114,18 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	return nil
 }
 
+// resetCounts clears what an attempt counted, before the next one.
+func (res *RunResult) resetCounts() {
+	res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
+	res.Appended, res.KeptPoints, res.keys, res.mark = false, 0, nil, ""
+}
+
 // runOnce makes one attempt at a run: open, stream everything, commit. On
 // failure the writer is aborted and the run stays incomplete in the sink.
-func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error) {
+// A run planned for appending that the sink cannot append to (or whose
+// copied history changed in the source) is written whole, and its reason
+// says why.
+func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) error {
 	if j.opt.DryRun {
 		return j.count(ctx, p, res)
 	}
@@ -123,8 +133,33 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 	if err != nil {
 		return err
 	}
-	w, err := j.dst.OpenRun(ctx, expID, j.transformRun(p.run, res))
-	if err != nil {
+	if p.base != nil {
+		err := j.writeRun(ctx, p, expID, p.base, res)
+		if !errors.Is(err, sinks.ErrCannotAppend) {
+			return err
+		}
+		res.resetCounts()
+		res.Reason = "changed since last transfer, written whole: " + err.Error()
+	}
+	return j.writeRun(ctx, p, expID, nil, res)
+}
+
+// writeRun writes the run once: whole (OpenRun) when base is nil, else
+// appended to the copy the ledger entry base describes (sinks.Appender).
+func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state.Entry, res *RunResult) (err error) {
+	var w sinks.RunWriter
+	cur := newCursors(nil)
+	if base != nil {
+		ab := sinks.AppendBase{DestID: base.DestID, Mark: base.Mark, LastStep: make(map[string]int64, len(base.Keys))}
+		for _, k := range base.Keys {
+			ab.LastStep[k.Key] = k.LastStep
+		}
+		cur = newCursors(base.Keys)
+		w, err = j.dst.(sinks.Appender).AppendRun(ctx, expID, j.transformRun(p.run, res), ab)
+		if err != nil {
+			return fmt.Errorf("reopening run to append: %w", err)
+		}
+	} else if w, err = j.dst.OpenRun(ctx, expID, j.transformRun(p.run, res)); err != nil {
 		return fmt.Errorf("opening run: %w", err)
 	}
 	defer func() {
@@ -138,8 +173,16 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 	if f, ok := w.(sinks.Fingerprinted); ok {
 		f.SetFingerprint(p.fingerprint)
 	}
-	if err := j.copyMetrics(ctx, p.run.Origin, w, res); err != nil {
+	if err := j.copyMetrics(ctx, p.run.Origin, w, cur, res); err != nil {
 		return err
+	}
+	keys, mark, err := cur.finish()
+	if err != nil {
+		return err
+	}
+	if m, ok := w.(sinks.Marked); ok {
+		m.SetMark(mark)
+		res.keys, res.mark = keys, mark
 	}
 	if err := j.copyRichValues(ctx, p.run.Origin, w, res); err != nil {
 		return err
@@ -160,6 +203,9 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 	}
 	if d, ok := w.(sinks.Identified); ok {
 		res.DestID = d.DestID()
+	}
+	if base != nil {
+		res.Appended, res.KeptPoints = true, cur.kept
 	}
 	if cr, ok := w.(sinks.CoverageReporter); ok {
 		for k, n := range cr.Coverage() {
@@ -219,7 +265,7 @@ func (j *job) experimentID(ctx context.Context, e schema.Experiment) (string, er
 
 // copyMetrics streams the run's history, re-chunked to the sink's batch
 // limit, reusing one batch buffer.
-func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter, res *RunResult) error {
+func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter, cur *cursors, res *RunResult) error {
 	size := j.dst.Limits().MaxMetricsPerWrite
 	if size <= 0 {
 		size = j.opt.DefaultBatch
@@ -252,6 +298,10 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		page = j.opt.Transform.Metrics(page)
 		if dropped := n - len(page); dropped > 0 {
 			addCoverage(res, j.droppedKind(), int64(dropped))
+		}
+		page, err := cur.filter(page)
+		if err != nil {
+			return err
 		}
 		if len(batch) == 0 && len(page) == size {
 			// A page of exactly the batch size goes through uncopied.

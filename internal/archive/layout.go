@@ -15,11 +15,13 @@ import (
 // FormatName and FormatVersion identify the archive format in every
 // manifest. A reader refuses a manifest with a newer FormatVersion and reads
 // every older one (version 1 had no inputs/ table, version 2 no model
-// registry and no traces/ table). A writer records its own FormatVersion at
-// each publish.
+// registry and no traces/ table, and up to version 3 a run held one
+// metrics file, where version 4 may hold its points in several: the first
+// written whole and each later one the points a sync appended). A writer
+// records its own FormatVersion at each publish.
 const (
 	FormatName    = "runferry-archive"
-	FormatVersion = 3
+	FormatVersion = 4
 )
 
 // The tables of an archive, each a folder of Parquet files.

@@ -72,13 +72,21 @@ type ModelEntry struct {
 
 // RunEntry is a committed run's place in the archive.
 type RunEntry struct {
-	Origin      string      `json:"origin"`
-	Experiment  string      `json:"experiment"`
-	Snapshot    int64       `json:"snapshot"` // snapshot that wrote the current files
-	Fingerprint string      `json:"fingerprint"`
-	Points      int64       `json:"points"`
-	Files       []FileEntry `json:"files"`
-	Blobs       []BlobEntry `json:"blobs,omitempty"`
+	Origin      string `json:"origin"`
+	Experiment  string `json:"experiment"`
+	Snapshot    int64  `json:"snapshot"` // snapshot that wrote the current files
+	Fingerprint string `json:"fingerprint"`
+	// Mark is the engine's mark of what the run holds (sinks.Marked),
+	// checked before points are appended to it (since version 4).
+	Mark   string `json:"mark,omitempty"`
+	Points int64  `json:"points"`
+	// Files lists the run's current files. A run holds at most one file
+	// of each table but metrics, of which it holds one per write that
+	// added points, in the order written: the first
+	// holds the points of the run as first written, each later one the
+	// points appended after them (RunWriter from AppendRun; since version 4).
+	Files []FileEntry `json:"files"`
+	Blobs []BlobEntry `json:"blobs,omitempty"`
 }
 
 // File returns the run's file of table, if any.

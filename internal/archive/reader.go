@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"slices"
 	"strings"
@@ -159,13 +160,24 @@ func (r *Reader) ReadRun(e RunEntry) (schema.Run, error) {
 }
 
 // Metrics calls fn with the run's points in archive order (key, step), in
-// pages of at most page points. fn owns each page.
+// pages of at most page points. fn owns each page. A run whose points are
+// in several files (appended to: see RunEntry.Files) reads as one file
+// holding them all would: by key, and within a key the points of each
+// file after those of the files before it.
 func (r *Reader) Metrics(e RunEntry, page int, fn func([]schema.Metric) error) error {
-	f, ok := e.File(TableMetrics)
-	if !ok {
+	var files []FileEntry
+	for _, f := range e.Files {
+		if f.Table == TableMetrics {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
 		return nil
 	}
-	return readTable(r.root, f, page, func(rows []MetricRow) error {
+	if len(files) > 1 {
+		return r.mergeMetrics(files, page, fn)
+	}
+	return readTable(r.root, files[0], page, func(rows []MetricRow) error {
 		out := make([]schema.Metric, len(rows))
 		for i, row := range rows {
 			out[i] = row.Metric()
@@ -333,4 +345,81 @@ func verifyFile(full string, e FileEntry) error {
 		return fmt.Errorf("%s: %w: SHA-256 %s, manifest says %s", full, ErrDamaged, sha, e.SHA256)
 	}
 	return nil
+}
+
+// mergeMetrics reads several metrics files of one run, each sorted by key,
+// as one: key by key, the files in order within a key.
+func (r *Reader) mergeMetrics(files []FileEntry, page int, fn func([]schema.Metric) error) error {
+	type head struct {
+		row  MetricRow
+		ok   bool
+		next func() (MetricRow, error, bool)
+	}
+	heads := make([]*head, len(files))
+	for i, f := range files {
+		next, stop := iter.Pull2(r.metricRows(f, page))
+		defer stop()
+		h := &head{next: next}
+		heads[i] = h
+	}
+	advance := func(h *head) error {
+		row, err, ok := h.next()
+		if ok && err != nil {
+			return err
+		}
+		h.row, h.ok = row, ok
+		return nil
+	}
+	for _, h := range heads {
+		if err := advance(h); err != nil {
+			return err
+		}
+	}
+	out := make([]schema.Metric, 0, page)
+	for {
+		var pick *head
+		for _, h := range heads {
+			if h.ok && (pick == nil || h.row.Key < pick.row.Key) {
+				pick = h
+			}
+		}
+		if pick == nil {
+			break
+		}
+		key := pick.row.Key
+		for pick.ok && pick.row.Key == key {
+			out = append(out, pick.row.Metric())
+			if len(out) == page {
+				if err := fn(out); err != nil {
+					return err
+				}
+				out = make([]schema.Metric, 0, page)
+			}
+			if err := advance(pick); err != nil {
+				return err
+			}
+		}
+	}
+	if len(out) > 0 {
+		return fn(out)
+	}
+	return nil
+}
+
+// metricRows yields the rows of one metrics file.
+func (r *Reader) metricRows(f FileEntry, page int) iter.Seq2[MetricRow, error] {
+	return func(yield func(MetricRow, error) bool) {
+		stopped := errors.New("stopped")
+		err := readTable(r.root, f, page, func(rows []MetricRow) error {
+			for _, row := range rows {
+				if !yield(row, nil) {
+					return stopped
+				}
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, stopped) {
+			yield(MetricRow{}, err)
+		}
+	}
 }

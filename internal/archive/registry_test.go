@@ -130,8 +130,8 @@ func TestRegistryRoundTrip(t *testing.T) {
 	sameModels(t, "first write", v0, readModels(t, dir))
 	expectEqual(t, dir, d)
 	version, snap := manifestVersion(t, dir)
-	if version != 3 || snap != 2 {
-		t.Fatalf("manifest format_version %d snapshot %d, want 3 and 2", version, snap)
+	if version != archive.FormatVersion || snap != 2 {
+		t.Fatalf("manifest format_version %d snapshot %d, want %d and 2", version, snap, archive.FormatVersion)
 	}
 	for _, table := range []string{archive.TableRegisteredModels, archive.TableModelVersions} {
 		files, _ := filepath.Glob(filepath.Join(dir, table, "*", "*.parquet"))
@@ -198,13 +198,13 @@ func setManifestVersion(t testing.TB, dir string, v int) int {
 
 // TestReadsFormatVersion2: an archive of format version 2 (no model
 // registry) is read as it is, with no registered models; the first write
-// of a registry into it records version 3 and keeps every run.
+// of a registry into it records the current version and keeps every run.
 func TestReadsFormatVersion2(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
 	d := dataset.Canonical()
 	write(t, dir, d)
-	if v := setManifestVersion(t, dir, 2); v != 3 {
-		t.Fatalf("a new archive has format version %d, want 3", v)
+	if v := setManifestVersion(t, dir, 2); v != archive.FormatVersion {
+		t.Fatalf("a new archive has format version %d, want %d", v, archive.FormatVersion)
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, archive.ManifestFile))
 	var keys map[string]json.RawMessage
@@ -223,8 +223,8 @@ func TestReadsFormatVersion2(t *testing.T) {
 	putModels(t, dir, models)
 	expectEqual(t, dir, d)
 	sameModels(t, "after writing into a version 2 archive", models, readModels(t, dir))
-	if v, _ := manifestVersion(t, dir); v != 3 {
-		t.Fatalf("after a write into a version 2 archive the manifest says version %d, want 3", v)
+	if v, _ := manifestVersion(t, dir); v != archive.FormatVersion {
+		t.Fatalf("after a write into a version 2 archive the manifest says version %d, want %d", v, archive.FormatVersion)
 	}
 }
 
@@ -309,7 +309,7 @@ func TestRegistryCrashSafety(t *testing.T) {
 // TestReadsArchiveWrittenByVersion2 reads testdata/archive/v2, written by
 // runferry before format version 3 (see v2Dataset): it checks intact and
 // reads back as written, with no model registry; a registry written into
-// it then records version 3, keeps every run, and leaves snapshot 1
+// it then records the current version, keeps every run, and leaves snapshot 1
 // readable as it was.
 func TestReadsArchiveWrittenByVersion2(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "v2")
@@ -332,8 +332,8 @@ func TestReadsArchiveWrittenByVersion2(t *testing.T) {
 	write(t, dir, d)
 	expectEqual(t, dir, d)
 	sameModels(t, "the registry written into a version 2 archive", models, readModels(t, dir))
-	if v, snap := manifestVersion(t, dir); v != 3 || snap != 2 {
-		t.Fatalf("after writing a registry: format version %d, snapshot %d; want 3 and 2", v, snap)
+	if v, snap := manifestVersion(t, dir); v != archive.FormatVersion || snap != 2 {
+		t.Fatalf("after writing a registry: format version %d, snapshot %d; want %d and 2", v, snap, archive.FormatVersion)
 	}
 	if _, err := archive.Check(dir); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,32 @@ type RunWriter struct {
 	blobs   map[string]int64
 	done    bool
 	replace []string // origins of runs this one replaces (Replace)
+	mark    string
+	// kept are the metrics files of the run that AppendRun extends, and
+	// keptPoints their points: they stay current, and the points written
+	// go to a new file after them.
+	kept       []FileEntry
+	keptPoints int64
+}
+
+// SetMark sets the mark committed with the run (RunEntry.Mark).
+func (rw *RunWriter) SetMark(mark string) { rw.mark = mark }
+
+// AppendRun starts writing r (already validated and canonical) as the
+// committed run prev grown: its metrics files stay current, the points
+// written go to one more metrics file after them, and every other table
+// is written anew from what this writer is given, as by OpenRun. Until
+// Commit the archive holds prev as it was, so an append cut short leaves
+// nothing to undo.
+func (w *Writer) AppendRun(r schema.Run, prev RunEntry) *RunWriter {
+	rw := w.OpenRun(r)
+	for _, f := range prev.Files {
+		if f.Table == TableMetrics {
+			rw.kept = append(rw.kept, f)
+		}
+	}
+	rw.keptPoints = prev.Points
+	return rw
 }
 
 // Replace makes Commit retire the runs the archive holds under the given
@@ -208,7 +234,7 @@ func (rw *RunWriter) Commit() error {
 func (rw *RunWriter) finish() (*RunEntry, error) {
 	root, origin, snap := rw.w.root, rw.origin, rw.snapshot
 	entry := &RunEntry{Origin: origin, Experiment: rw.run.Experiment.String(), Snapshot: snap,
-		Fingerprint: rw.fingerprint, Points: rw.metrics.count}
+		Fingerprint: rw.fingerprint, Mark: rw.mark, Points: rw.keptPoints + rw.metrics.count}
 	add := func(files []FileEntry, err error) error {
 		entry.Files = append(entry.Files, files...)
 		return err
@@ -237,6 +263,7 @@ func (rw *RunWriter) finish() (*RunEntry, error) {
 	if err := add(writeTable(root, TableInputs, origin, snap, inputs)); err != nil {
 		return nil, err
 	}
+	entry.Files = append(entry.Files, rw.kept...)
 	if rw.metrics.count > 0 {
 		f, err := rw.writeMetrics()
 		if err := add([]FileEntry{f}, err); err != nil {

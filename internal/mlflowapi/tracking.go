@@ -154,6 +154,16 @@ func (c *Client) SetTag(ctx context.Context, runID, key, value string) error {
 	})
 }
 
+// DeleteTag removes one run tag; a tag the run does not have is no error,
+// so that a repeated call succeeds.
+func (c *Client) DeleteTag(ctx context.Context, runID, key string) error {
+	err := c.post(ctx, idempotent, api+"runs/delete-tag", map[string]string{"run_id": runID, "key": key}, nil)
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
 // raceRetry repeats an idempotent write that lost a race (IsWriteRace): the
 // key the other writer inserted is there now, and the repeat updates it.
 func raceRetry(write func() error) error {

@@ -43,6 +43,7 @@ const (
 	TagParentKey   = "mlflow.runferry.parent_key"  // OriginKey(parent origin)
 	TagComplete    = "mlflow.runferry.complete"    // written last: "true", or "deleted" for a run then deleted
 	TagFingerprint = "mlflow.runferry.fingerprint" // the source fingerprint at commit
+	TagMark        = "mlflow.runferry.mark"        // the engine's mark of what was committed (sinks.Marked), written with the complete tag
 	TagSuperseded  = "mlflow.runferry.superseded"  // a run replaced by a later copy (then deleted)
 	TagSidecar     = "mlflow.runferry.sidecar"     // path of the run.json sidecar
 

@@ -36,6 +36,7 @@ type stored struct {
 	data        dataset.RunData
 	complete    bool
 	fingerprint string
+	mark        string // sinks.Marked, stored at commit
 	expID       string
 }
 
@@ -44,6 +45,7 @@ var (
 	_ sinks.RunFinder = (*Sink)(nil)
 
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
+	_ sinks.Appender            = (*Sink)(nil)
 )
 
 // New returns an empty sink declaring limits; WriteMetrics rejects larger
@@ -129,6 +131,34 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 	return &writer{sink: s, st: st}, nil
 }
 
+// AppendRun re-opens the committed run from r.Origin to extend it
+// (sinks.Appender): the run must be complete in experiment expID with the
+// mark base.Mark. It becomes incomplete at once; its metrics are kept and
+// the points written are added after them, while its metadata, console
+// output, rich values and files are replaced by what this writer is given.
+func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fault.Permanent(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.runs[r.Origin]
+	switch {
+	case !ok:
+		return nil, sinks.CannotAppend("the destination does not hold the run")
+	case !st.complete || st.mark == "":
+		return nil, sinks.CannotAppend("the destination holds an incomplete copy (an earlier write was cut short)")
+	case st.mark != base.Mark:
+		return nil, sinks.CannotAppend("the destination holds another copy than the ledger recorded")
+	case st.expID != expID:
+		return nil, sinks.CannotAppend("the run moved to another experiment")
+	}
+	s.opens++
+	st.complete, st.mark = false, ""
+	st.data = dataset.RunData{Run: r, Metrics: st.data.Metrics}
+	return &writer{sink: s, st: st}, nil
+}
+
 // FindRun reports whether the run from origin is missing, incomplete or
 // complete, and the fingerprint committed with it.
 func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, string, error) {
@@ -191,6 +221,7 @@ func (s *Sink) Close() error { return nil }
 type writer struct {
 	sink *Sink
 	st   *stored
+	mark string
 	done bool
 }
 
@@ -200,6 +231,7 @@ var (
 	_ sinks.LogWriter       = (*writer)(nil)
 	_ sinks.RichValueWriter = (*writer)(nil)
 	_ sinks.Fingerprinted   = (*writer)(nil)
+	_ sinks.Marked          = (*writer)(nil)
 )
 
 func (w *writer) check() error {
@@ -272,13 +304,16 @@ func (w *writer) SetFingerprint(fp string) {
 	w.st.fingerprint = fp
 }
 
+// SetMark stores mark with the commit (sinks.Marked).
+func (w *writer) SetMark(mark string) { w.mark = mark }
+
 func (w *writer) Commit(context.Context) error {
 	if err := w.check(); err != nil {
 		return err
 	}
 	w.sink.mu.Lock()
 	defer w.sink.mu.Unlock()
-	w.st.complete = true
+	w.st.complete, w.st.mark = true, w.mark
 	w.done = true
 	r := w.st.data.Run
 	w.sink.retireFormer(r.Origin, r.Experiment)

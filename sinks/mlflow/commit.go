@@ -21,8 +21,9 @@ import (
 // config.json unless the source had one; completes the re-created logged
 // models (finishModels); uploads runferry/coverage.json; sets
 // the original status and end time (runs/update); points child runs
-// written earlier at this run; writes the fingerprint and then the complete
-// tag (mlflowconv.TagFingerprint, TagComplete; one log-batch); and finally
+// written earlier at this run; writes the fingerprint, the mark
+// (sinks.Marked) and then the complete tag (mlflowconv.TagFingerprint,
+// TagMark, TagComplete; one log-batch); and finally
 // deletes the run if the source run was deleted (MLflow refuses writes to
 // deleted runs, so this comes last, and the complete tag says "deleted" so
 // that a crash just before it is seen as incomplete).
@@ -96,10 +97,14 @@ func (w *writer) Commit(ctx context.Context) error {
 	// only (one transaction, idempotent, retried): one round trip fewer per
 	// run than two set-tag calls, and complete still never precedes the
 	// fingerprint.
-	final := []mlflowapi.Tag{{Key: mlflowconv.TagComplete, Value: complete}}
+	var final []mlflowapi.Tag
 	if w.fp != "" {
-		final = []mlflowapi.Tag{{Key: mlflowconv.TagFingerprint, Value: w.fp}, final[0]}
+		final = append(final, mlflowapi.Tag{Key: mlflowconv.TagFingerprint, Value: w.fp})
 	}
+	if w.mark != "" {
+		final = append(final, mlflowapi.Tag{Key: mlflowconv.TagMark, Value: w.mark})
+	}
+	final = append(final, mlflowapi.Tag{Key: mlflowconv.TagComplete, Value: complete})
 	if err := api.LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Tags: final}); err != nil {
 		return fmt.Errorf("writing the fingerprint and marking the run complete: %w", err)
 	}

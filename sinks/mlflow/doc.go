@@ -159,8 +159,9 @@
 //
 // # Identity and resume
 //
-// Every run carries runferry.origin from creation; mlflow.runferry.fingerprint
-// and then mlflow.runferry.complete are written last at commit (complete is "deleted"
+// Every run carries runferry.origin from creation; mlflow.runferry.fingerprint,
+// mlflow.runferry.mark (the engine's token for the points committed,
+// sinks.Marked) and then mlflow.runferry.complete are written last at commit (complete is "deleted"
 // for a run deleted right after, so a crash in between reads as
 // incomplete). FindRun searches runferry's experiments of this prefix for
 // the origin key; when none carries it, for the keys of the origin's former
@@ -176,6 +177,28 @@
 // and the new run holds exactly what the writer was given. The cost is that
 // an interrupted run is written again from the start. Superseded runs stay
 // in MLflow's trash (mlflow gc removes them); every reader skips them.
+//
+// # Appending to a grown run
+//
+// When the engine's ledger recorded the run with its mark and the source
+// run grew (sinks.Appender), AppendRun re-opens the same MLflow run
+// instead: it checks that the server holds one active, complete copy of
+// the origin carrying the ledger's mark, removes mlflow.runferry.mark and
+// mlflow.runferry.complete (an append cut short is thus an incomplete run, which
+// the next job redoes as above), uploads the new run.json, logs the params
+// added and every tag (deleting tags the source dropped), appends the new
+// points only, replaces console output, rich values and files, and at
+// commit merges the coverage (mapped keys, fixups and count of the points
+// held come from the earlier coverage.json) and sets status, end time,
+// mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged
+// param, a start time or user, nor move a run; a run whose param value,
+// start, user, name, parent, dataset inputs or deletion changed, whose end
+// time went away, whose new points fall at a step already held (SQL
+// stores could merge them with held points unseen), or that has new
+// system metric points (their keys and the per-core CPU fold depend on the
+// points held; appending them is not done yet), or that holds logged
+// model files (re-created logged models would get new ids) is refused
+// (sinks.ErrCannotAppend) and written anew as above, the report saying why.
 //
 // HTTP retries never resend a request that may have been applied and would
 // duplicate: metric batches and run creation are retried only after a 429,

@@ -27,6 +27,8 @@ type writer struct {
 	src   schema.Run
 	cov   *mlflowconv.Coverage
 	fp    string
+	mark  string               // sinks.Marked: written with the complete tag
+	base  map[string]int64     // appending: by source key, the last step held already
 	keys  map[string]*keyState // by source key: points at the current step
 	// mlflowKeys maps the MLflow keys in use to their source keys
 	// ("" for a series runferry generates).
@@ -47,10 +49,12 @@ var (
 	_ sinks.RichValueWriter = (*writer)(nil)
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
+	_ sinks.Marked          = (*writer)(nil)
 )
 
 func (w *writer) DestID() string           { return w.run.RunID }
 func (w *writer) SetFingerprint(fp string) { w.fp = fp }
+func (w *writer) SetMark(mark string)      { w.mark = mark }
 
 func (w *writer) check() error {
 	if w.done {
@@ -74,6 +78,16 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 	size := 0
 	for _, m := range batch {
 		w.cov.Points++
+		if _, seen := w.keys[m.Key]; !seen && w.base != nil {
+			if _, sys := mlflowconv.SystemMetricKey(m.Key); sys {
+				return sinks.CannotAppend(fmt.Sprintf("system metric %q: new system metric points are not appended to MLflow (their keys and the per-core CPU fold depend on the points held)", m.Key))
+			}
+			if last, held := w.base[m.Key]; held && m.Step <= last {
+				// MLflow may merge it with a point held (SQL stores collapse
+				// exact duplicates), which the coverage could not record.
+				return sinks.CannotAppend(fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last))
+			}
+		}
 		if held, err := w.view.hold(m); err != nil || held {
 			if err != nil {
 				return err
@@ -270,6 +284,9 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	p := a.Path
 	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
 		return fault.Permanent(fmt.Errorf("mlflow sink: artifact path %q is not a clean relative path", a.Path))
+	}
+	if w.base != nil && strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
+		return sinks.CannotAppend(fmt.Sprintf("file %s: a run with logged models is written anew, not appended to (their ids and linked points are not carried over yet)", p))
 	}
 	w.written[p] = true
 	w.cov.Files++

@@ -81,6 +81,7 @@ var (
 	_ sinks.Sink        = (*Sink)(nil)
 	_ sinks.RunFinder   = (*Sink)(nil)
 	_ sinks.RunVerifier = (*Sink)(nil)
+	_ sinks.Appender    = (*Sink)(nil)
 
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
@@ -178,6 +179,53 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
 }
 
+// AppendRun extends the run the archive holds for r.Origin
+// (sinks.Appender): its metrics files stay current and the points written
+// go to one more metrics file after them, while its other tables are
+// written anew from what the writer is given; Commit publishes the new
+// entry (with its mark) in one journal line, so the next snapshot holds
+// only the delta and the run's earlier tables, and readers (read_parquet
+// over metrics/, the archive source) still see each point once. An append
+// cut short leaves the run as it was, with its mark, so the next one
+// starts from the same base. It refuses (sinks.ErrCannotAppend) a run the
+// archive does not hold with the mark base.Mark, or whose metrics files are
+// not all there with their recorded sizes.
+func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fault.Permanent(err)
+	}
+	w, err := s.writer()
+	if err != nil {
+		return nil, err
+	}
+	if !w.HasExperiment(expID) || r.Experiment.String() != expID {
+		return nil, fault.Permanent(fmt.Errorf("parquet sink: run %s: unknown experiment id %q", r.Origin, expID))
+	}
+	prev, ok := w.Run(r.Origin.String())
+	switch {
+	case !ok:
+		return nil, sinks.CannotAppend("the archive does not hold the run")
+	case prev.Mark == "" || prev.Mark != base.Mark:
+		return nil, sinks.CannotAppend("the archive's copy is not the one the ledger recorded (written by another job, or the record of its last commit was lost)")
+	}
+	var kept []archive.FileEntry
+	for _, f := range prev.Files {
+		if f.Table == archive.TableMetrics {
+			kept = append(kept, f)
+		}
+	}
+	problem, err := archive.VerifyRunFiles(s.path, archive.RunEntry{Files: kept}, false)
+	if err != nil {
+		return nil, fmt.Errorf("parquet sink: run %s: %w", r.Origin, err)
+	}
+	if problem != "" {
+		return nil, sinks.CannotAppend("the archive's copy lost points: " + problem)
+	}
+	rw := w.AppendRun(r, prev)
+	rw.Replace(s.FormerKeys(r.Origin))
+	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
+}
+
 // FindRun reports a committed run as complete with its fingerprint, one
 // archived under a former origin as such; anything else is missing (an
 // unfinished write leaves no trace).
@@ -243,6 +291,7 @@ var (
 	_ sinks.RichValueWriter = (*writer)(nil)
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
+	_ sinks.Marked          = (*writer)(nil)
 )
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
@@ -266,6 +315,7 @@ func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Rea
 }
 
 func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
+func (w *writer) SetMark(mark string)      { w.rw.SetMark(mark) }
 func (w *writer) DestID() string           { return w.rw.DestID() }
 func (w *writer) Commit(context.Context) error {
 	if err := w.rw.Commit(); err != nil {

@@ -72,6 +72,24 @@ func (f *FailAt) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks
 	return &failWriter{RunWriter: w, f: f}, nil
 }
 
+// AppendRun counts, then forwards to the wrapped sink's Appender and wraps
+// the writer; a wrapped sink that cannot append says so
+// (sinks.ErrCannotAppend), and the engine writes the run whole.
+func (f *FailAt) AppendRun(ctx context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
+	a, ok := f.Sink.(sinks.Appender)
+	if !ok {
+		return nil, sinks.CannotAppend("the sink cannot append")
+	}
+	if err := f.step("AppendRun"); err != nil {
+		return nil, err
+	}
+	w, err := a.AppendRun(ctx, expID, r, base)
+	if err != nil {
+		return nil, err
+	}
+	return &failWriter{RunWriter: w, f: f}, nil
+}
+
 // FindRun forwards to the wrapped sink's RunFinder, if any.
 func (f *FailAt) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, string, error) {
 	if rf, ok := f.Sink.(sinks.RunFinder); ok {
@@ -130,6 +148,12 @@ func (w *failWriter) WriteArtifact(ctx context.Context, a schema.Artifact, body 
 func (w *failWriter) SetFingerprint(fp string) {
 	if fw, ok := w.RunWriter.(sinks.Fingerprinted); ok {
 		fw.SetFingerprint(fp)
+	}
+}
+
+func (w *failWriter) SetMark(mark string) {
+	if m, ok := w.RunWriter.(sinks.Marked); ok {
+		m.SetMark(mark)
 	}
 }
 

@@ -59,6 +59,8 @@ func Run(t *testing.T, opt Opt) {
 		{"CancelThenResume", testCancel},
 		{"FormerOriginsReplaced", testFormerOrigins},
 		{"CheckSeesExtraRuns", testCheckSeesExtraRuns},
+		{"AppendGrown", testAppendGrown},
+		{"AppendFailureThenResume", testAppendFailureThenResume},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,219 @@
+package sinktest
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/engine/state"
+	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources/dataset"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+// Grown returns the canonical dataset as a source held it earlier (early)
+// and as it holds it now (grown, the canonical dataset itself): the run
+// "resnet-50 sweep" was RUNNING, had its steps below 1500 and two log
+// lines, one param, one file and a tag fewer, and a tag of another value;
+// "still going" had its steps below 6. The other runs did not change.
+func Grown() (early, grown *dataset.Dataset) {
+	grown = dataset.Canonical()
+	early = grown.Clone()
+	upTo := func(rd *dataset.RunData, step int64) {
+		var keep []schema.Metric
+		for _, m := range rd.Metrics {
+			if m.Step < step {
+				keep = append(keep, m)
+			}
+		}
+		rd.Metrics = keep
+	}
+	big := early.Runs[0]
+	big.Run.Status, big.Run.End = schema.StatusRunning, time.Time{}
+	big.Run.Params = big.Run.Params[:1]
+	big.Run.Tags = []schema.Tag{{Key: "mlflow.source.type", Value: "LOCAL"}, {Key: "stage", Value: "wip"}, {Key: "temporary", Value: "yes"}}
+	upTo(big, 1500)
+	big.Logs = big.Logs[:2]
+	big.RichValues = big.RichValues[:1]
+	big.Files = big.Files[:3]
+	upTo(early.Runs[3], 6)
+	return early, grown
+}
+
+// MemLedger is a transfer.Ledger in memory. FailPut, when set, is asked
+// before each Put and may fail it, as a crash between a sink's commit and
+// the ledger's record would.
+type MemLedger struct {
+	mu      sync.Mutex
+	entries map[string]state.Entry
+	FailPut func(state.Entry) error
+}
+
+// Get implements transfer.Ledger.
+func (l *MemLedger) Get(origin string) (state.Entry, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[origin]
+	return e, ok, nil
+}
+
+// Put implements transfer.Ledger.
+func (l *MemLedger) Put(e state.Entry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.FailPut != nil {
+		if err := l.FailPut(e); err != nil {
+			return err
+		}
+	}
+	if l.entries == nil {
+		l.entries = map[string]state.Entry{}
+	}
+	l.entries[e.Origin] = e
+	return nil
+}
+
+func copyBackoff(int) time.Duration { return time.Millisecond }
+
+func copyWith(t *testing.T, src *dataset.Dataset, dst sinks.Sink, l transfer.Ledger) (*transfer.Report, error) {
+	t.Helper()
+	return transfer.Copy(context.Background(), memsrc.New(src), dst, transfer.Options{
+		Attempts: 1, Ledger: l, Backoff: copyBackoff})
+}
+
+// testAppendGrown copies the early dataset, then the grown one with the
+// same ledger: the runs that grew are appended to under the same
+// destination id with only their new points, the others are unchanged,
+// and the sink reads back as a fresh copy of the grown dataset.
+func testAppendGrown(t *testing.T, opt Opt) {
+	early, grown := Grown()
+	dst, read := opt.New(t)
+	if _, ok := dst.(sinks.Appender); !ok {
+		dst.Close()
+		t.Skip("the sink does not implement sinks.Appender")
+	}
+	l := &MemLedger{}
+	first, err := copyWith(t, early, dst, l)
+	if err != nil || first.Totals.Committed != len(early.Runs) {
+		t.Fatalf("first copy: %v %+v", err, first.Totals)
+	}
+	dst = reopen(t, opt, dst)
+	rep, err := copyWith(t, grown, dst, l)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("copy of the grown runs: %v %+v", err, rep.Totals)
+	}
+	firstID := map[string]string{}
+	for _, r := range first.Runs {
+		firstID[r.Origin] = r.DestID
+	}
+	want := map[string][2]int64{ // appended runs: new points, points kept
+		grown.Runs[0].Run.Origin.String(): {1000 + 100, 1500 + 150 + 3},
+		grown.Runs[3].Run.Origin.String(): {12, 18},
+	}
+	for _, r := range rep.Runs {
+		n, grew := want[r.Origin]
+		switch {
+		case grew && (r.Outcome != transfer.Committed || !r.Appended || r.Points != n[0] || r.KeptPoints != n[1]):
+			t.Errorf("run %s: %s, appended %v, %d points written, %d kept (%s); want appended, %d written, %d kept",
+				r.Origin, r.Outcome, r.Appended, r.Points, r.KeptPoints, r.Reason, n[0], n[1])
+		case grew && r.DestID != firstID[r.Origin]:
+			t.Errorf("run %s: appended to %q, first written as %q", r.Origin, r.DestID, firstID[r.Origin])
+		case !grew && r.Outcome != transfer.Unchanged:
+			t.Errorf("run %s did not change, yet %s (%s)", r.Origin, r.Outcome, r.Reason)
+		}
+	}
+	if rep.Totals.Appended != len(want) {
+		t.Errorf("report counts %d appended runs, want %d", rep.Totals.Appended, len(want))
+	}
+	dst.Close()
+	expectEqual(t, opt, grown, read)
+}
+
+// testAppendFailureThenResume injects a failure at each operation of the
+// copy that appends in turn, then re-runs it: every outcome must read back
+// as a fresh copy of the grown dataset. Then a copy whose ledger could not
+// record the append (a crash after the sink committed): the re-run must
+// notice that the sink holds another copy than the ledger says, write the
+// run whole and say why.
+func testAppendFailureThenResume(t *testing.T, opt Opt) {
+	early, grown := Grown()
+	probe, _ := opt.New(t)
+	if _, ok := probe.(sinks.Appender); !ok {
+		probe.Close()
+		t.Skip("the sink does not implement sinks.Appender")
+	}
+	l := &MemLedger{}
+	if _, err := copyWith(t, early, probe, l); err != nil {
+		t.Fatal(err)
+	}
+	counter := NewFailAt(probe, 0, nil)
+	if rep, err := copyWith(t, grown, counter, l); err != nil || rep.Totals.Appended != 2 {
+		t.Fatalf("probe: %v %+v", err, rep.Totals)
+	}
+	probe.Close()
+	total := counter.Ops()
+	kinds := []error{fault.Retryable(ErrInjected, 0), fault.Permanent(ErrInjected), fault.Fatal(ErrInjected)}
+	for n := 1; n <= total; n += opt.FailureStride {
+		kind := kinds[n%len(kinds)]
+		dst, read := opt.New(t)
+		l := &MemLedger{}
+		if _, err := copyWith(t, early, dst, l); err != nil {
+			t.Fatal(err)
+		}
+		dst = reopen(t, opt, dst)
+		if _, err := copyWith(t, grown, NewFailAt(dst, n, kind), l); err == nil && fault.KindOf(kind) == fault.KindFatal {
+			t.Fatalf("failure %d (fatal): the copy did not stop", n)
+		}
+		dst = reopen(t, opt, dst)
+		rep, err := copyWith(t, grown, dst, l)
+		if err != nil || rep.Totals.Failed != 0 {
+			t.Fatalf("failure %d: resume: err %v, totals %+v", n, err, rep.Totals)
+		}
+		dst.Close()
+		expectEqual(t, opt, grown, read)
+	}
+	t.Logf("injected a failure at each of %d operations of an append (stride %d)", total, opt.FailureStride)
+
+	dst, read := opt.New(t)
+	l = &MemLedger{}
+	if _, err := copyWith(t, early, dst, l); err != nil {
+		t.Fatal(err)
+	}
+	dst = reopen(t, opt, dst)
+	lost := errors.New("sinktest: the ledger lost the record")
+	l.FailPut = func(e state.Entry) error {
+		if e.Status == string(transfer.Committed) {
+			return lost
+		}
+		return nil
+	}
+	if _, err := copyWith(t, grown, dst, l); !errors.Is(err, lost) {
+		t.Fatalf("copy with a failing ledger returned %v", err)
+	}
+	l.FailPut = nil
+	dst = reopen(t, opt, dst)
+	rep, err := copyWith(t, grown, dst, l)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("re-run after the ledger lost a record: %v %+v", err, rep.Totals)
+	}
+	whole := 0
+	for _, r := range rep.Runs {
+		if r.Outcome == transfer.Committed && !r.Appended {
+			whole++
+			if !strings.Contains(r.Reason, "cannot append") {
+				t.Errorf("run %s written whole for the reason %q, want one saying why it could not be appended to", r.Origin, r.Reason)
+			}
+		}
+	}
+	if whole == 0 {
+		t.Errorf("no run was written whole after the ledger lost its record: %+v", rep.Runs)
+	}
+	dst.Close()
+	expectEqual(t, opt, grown, read)
+}
