@@ -140,6 +140,18 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	}
 	cov.GeneratedMetrics, cov.FoldedPoints = prevCov.GeneratedMetrics, prevCov.FoldedPoints
 	cov.Fixups, cov.FixupsDropped, cov.Points = prevCov.Fixups, prevCov.FixupsDropped, prevCov.Points
+	if len(prevCov.Rebased) > 0 {
+		return nil, sinks.CannotAppend("the copy holds re-based steps, which depend on the whole step metric series")
+	}
+	// Summary points written before stay, recorded, so the source still
+	// leaves them out; writeSummary adds none while appending.
+	cov.SummaryPoints = prevCov.SummaryPoints
+	prevSummary := map[string]float64{}
+	if nums, _, _, _ := mlflowconv.SummaryValues(prev.Run.Summary); len(nums) > 0 {
+		for _, n := range nums {
+			prevSummary[n.Key] = n.Value
+		}
+	}
 	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
@@ -173,7 +185,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 			return nil, fmt.Errorf("removing tag %q (gone from the source): %w", k, err)
 		}
 	}
-	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, base: base.LastStep,
+	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, base: base.LastStep, prevSummary: prevSummary,
 		keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}, view: newView(r)}, nil
 }
 
@@ -221,14 +233,11 @@ func (s *Sink) readJSON(ctx context.Context, info mlflowapi.RunInfo, rel string,
 
 // viewUnappendable says why the MLflow view of a W&B run (see view) cannot
 // be extended in place, or "": points plotted against a step metric are
-// re-based with the whole step metric series in hand, and summary values
-// become points at the run's last step, which moves as the run grows.
+// re-based with the whole step metric series in hand. (Summary values that
+// would need points of their own are refused at commit, see writeSummary.)
 func viewUnappendable(r schema.Run) string {
 	if !mlflowconv.StepAxesOf(r).Empty() {
 		return "metrics plotted against a W&B step metric are re-based with the whole step series"
-	}
-	if nums, _, _, _ := mlflowconv.SummaryValues(r.Summary); len(nums) > 0 {
-		return "W&B summary values are written as points at the run's last step, which moved"
 	}
 	return ""
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
 )
 
 // view is how a W&B run is made to look native in MLflow's UI, beyond
@@ -234,6 +235,20 @@ func (w *writer) writeSummary(ctx context.Context) error {
 		lp, logged := v.last[n.Key]
 		if logged && (lp.value == n.Value || math.IsNaN(lp.value) && math.IsNaN(n.Value)) {
 			continue
+		}
+		if w.base != nil {
+			// Appending: the history held is not in hand. A value that did
+			// not change and got no new points is as the earlier copy left
+			// it (its summary point, if any, recorded and left out by the
+			// source). Another gets its point at the new last step, beside
+			// the earlier one (both recorded); with no new history point to
+			// place it by, the run is written whole.
+			if old, had := w.prevSummary[n.Key]; had && !logged && (old == n.Value || math.IsNaN(old) && math.IsNaN(n.Value)) {
+				continue
+			}
+			if !v.hasStep {
+				return sinks.CannotAppend(fmt.Sprintf("summary value %q changed, and no new history point says where the run now ends", n.Key))
+			}
 		}
 		at := step
 		axis := v.axes.Axis(n.Key)

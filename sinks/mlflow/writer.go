@@ -27,9 +27,12 @@ type writer struct {
 	src   schema.Run
 	cov   *mlflowconv.Coverage
 	fp    string
-	mark  string               // sinks.Marked: written with the complete tag
-	base  map[string]int64     // appending: by source key, the last step held already
-	keys  map[string]*keyState // by source key: points at the current step
+	mark  string           // sinks.Marked: written with the complete tag
+	base  map[string]int64 // appending: by source key, the last step held already
+	// prevSummary holds, when appending, the numeric summary values of the
+	// run as copied before (see writeSummary).
+	prevSummary map[string]float64
+	keys        map[string]*keyState // by source key: points at the current step
 	// mlflowKeys maps the MLflow keys in use to their source keys
 	// ("" for a series runferry generates).
 	mlflowKeys map[string]string

@@ -74,7 +74,7 @@ def read(uri, name):
     exp = client.get_experiment_by_name(name)
     out = {}
     for run in client.search_runs([exp.experiment_id], run_view_type=mlflow.entities.ViewType.ALL):
-        if "runferry.superseded" in run.data.tags:
+        if "mlflow.runferry.superseded" in run.data.tags or "runferry.superseded" in run.data.tags:
             continue  # an earlier copy runferry replaced
         inputs = [
             {"name": i.dataset.name, "digest": i.dataset.digest, "source_type": i.dataset.source_type,
@@ -90,7 +90,7 @@ def read(uri, name):
             models.append({
                 "model_id": m.model_id, "name": m.name, "params": m.params,
                 "model_type": m.model_type, "status": str(m.status),
-                "tags": {k: v for k, v in m.tags.items() if not k.startswith("runferry.")},
+                "tags": {k: v for k, v in m.tags.items() if not k.startswith(("runferry.", "mlflow.runferry."))},
                 "metrics": sorted([[x.key, x.value, x.step] for x in (m.metrics or [])]),
                 "files": files_of(local),
             })
