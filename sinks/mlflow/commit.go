@@ -16,7 +16,8 @@ import (
 // Commit finishes the run, in an order that leaves it recognisably
 // incomplete until the last step: it uploads the spooled console output
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
-// file of that name), the rich values (runferry/rich_values.jsonl), a
+// file of that name), the rich values (runferry/rich_values.jsonl) and
+// their images and tables in MLflow's layouts (writeMedia), a
 // config.json unless the source had one, and runferry/coverage.json; sets
 // the original status and end time (runs/update); points child runs
 // written earlier at this run; writes runferry.fingerprint and then
@@ -48,6 +49,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		if err := w.uploadSpool(ctx, w.rich, mlflowconv.RichValuesPath); err != nil {
 			return err
 		}
+	}
+	if err := w.writeMedia(ctx); err != nil {
+		return err
 	}
 	if len(w.src.Config) > 0 && !w.written["config.json"] && string(w.src.Config) != "null" {
 		if err := api.UploadBytes(ctx, uri, "config.json", w.src.Config); err != nil {

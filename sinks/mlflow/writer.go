@@ -31,6 +31,7 @@ type writer struct {
 	written map[string]bool      // artifact paths written
 	logs    *spool
 	rich    *spool
+	media   []mediaValue // rich values written in MLflow's media layout at commit
 	done    bool
 }
 
@@ -231,6 +232,7 @@ func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) e
 		if err := w.rich.append(v); err != nil {
 			return err
 		}
+		w.noteMedia(v)
 	}
 	w.cov.RichValues += int64(len(values))
 	return nil
