@@ -145,6 +145,14 @@ type ExperimentPrefixer interface {
 	SetExperimentPrefix(prefix string) error
 }
 
+// SharedView is a sink whose contents every user of the destination sees
+// (a tracking server's UI), as opposed to an archive. The CLI leaves
+// personal data (host names, e-mail addresses: transform.DropPersonal) out
+// of what it writes into such a sink unless --keep-personal asks for it.
+type SharedView interface {
+	SharedView()
+}
+
 // CoverageReporter is a RunWriter that says, once Commit returned, what of
 // the run it did not hold as given, counted by kind ("param values
 // truncated (whole in runferry/run.json)"). Each kind names where the

@@ -20,6 +20,9 @@ type Step interface {
 	// Metrics returns the page as the sink should see it; it may filter
 	// the page in place.
 	Metrics(page []schema.Metric) []schema.Metric
+	// Run returns r as the sink should see it, and names what it left
+	// out (one entry per item, for the report's coverage).
+	Run(r schema.Run) (schema.Run, []string)
 	// String describes the step; it is part of the job's identity in the
 	// resume ledger.
 	String() string
@@ -44,6 +47,17 @@ func (c Chain) Metrics(page []schema.Metric) []schema.Metric {
 	return page
 }
 
+// Run applies every step to r, returning what they left out.
+func (c Chain) Run(r schema.Run) (schema.Run, []string) {
+	var left []string
+	for _, s := range c {
+		var l []string
+		r, l = s.Run(r)
+		left = append(left, l...)
+	}
+	return r, left
+}
+
 // String describes the chain.
 func (c Chain) String() string {
 	parts := make([]string, len(c))
@@ -66,6 +80,9 @@ func (p PrefixExperiments) Experiment(e schema.Experiment) schema.Experiment {
 // Metrics changes nothing.
 func (p PrefixExperiments) Metrics(page []schema.Metric) []schema.Metric { return page }
 
+// Run changes nothing.
+func (p PrefixExperiments) Run(r schema.Run) (schema.Run, []string) { return r, nil }
+
 func (p PrefixExperiments) String() string { return "prefix-experiments=" + string(p) }
 
 // DropMetrics leaves out the metric keys matching any of its globs
@@ -79,6 +96,9 @@ func (d DropMetrics) Experiment(e schema.Experiment) schema.Experiment { return 
 func (d DropMetrics) Metrics(page []schema.Metric) []schema.Metric {
 	return slices.DeleteFunc(page, func(m schema.Metric) bool { return d.Match(m.Key) })
 }
+
+// Run changes nothing.
+func (d DropMetrics) Run(r schema.Run) (schema.Run, []string) { return r, nil }
 
 // Match reports whether key is dropped.
 func (d DropMetrics) Match(key string) bool {
@@ -108,6 +128,8 @@ func Parse(s string) (Chain, error) {
 			c = append(c, PrefixExperiments(value))
 		case name == "drop-metrics":
 			c = append(c, DropMetrics(strings.Split(value, ",")))
+		case name == "drop-personal" && value == dropPersonalValue:
+			c = append(c, DropPersonal{})
 		default:
 			return nil, fmt.Errorf("transform %q: unknown step %q", part, name)
 		}

@@ -47,3 +47,32 @@ func TestParseAndFingerprint(t *testing.T) {
 		t.Errorf("no source fingerprint = %q", got)
 	}
 }
+
+func TestDropPersonal(t *testing.T) {
+	c := Chain{DropMetrics{"x"}, DropPersonal{}}
+	back, err := Parse(c.String())
+	if err != nil || !reflect.DeepEqual(back, c) {
+		t.Fatalf("Parse(%q) = %v, %v", c.String(), back, err)
+	}
+	if _, err := Parse("drop-personal=host"); err == nil {
+		t.Error("drop-personal with another value parsed")
+	}
+	in := schema.Run{Name: "r", User: "alice", Host: "gpu-node-7.example.org",
+		Tags: []schema.Tag{{Key: "wandb.email", Value: "alice@example.org"}, {Key: "wandb.os", Value: "Linux"}}}
+	orig := in
+	origTags := append([]schema.Tag(nil), in.Tags...)
+	got, left := c.Run(in)
+	want := schema.Run{Name: "r", User: "alice", Tags: []schema.Tag{{Key: "wandb.os", Value: "Linux"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Run = %+v, want %+v", got, want)
+	}
+	if !reflect.DeepEqual(left, []string{"host name", "e-mail address (tag wandb.email)"}) {
+		t.Errorf("left out %q", left)
+	}
+	if !reflect.DeepEqual(orig.Tags, origTags) || orig.Host != "gpu-node-7.example.org" {
+		t.Errorf("the input run was changed: %+v", orig)
+	}
+	if got, left := c.Run(want); !reflect.DeepEqual(got, want) || left != nil {
+		t.Errorf("a run without personal data: %+v, %q", got, left)
+	}
+}

@@ -61,8 +61,14 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 			for _, d := range res.Differences {
 				fmt.Fprintln(a.stdout, d.String())
 			}
-			fmt.Fprintf(a.stdout, "checked %d experiments, %d runs, %d points: %d match, %d differences\n",
-				res.Experiments, res.Runs, res.Points, res.Matching, len(res.Differences))
+			fmt.Fprintf(a.stdout, "checked %d experiments, %d runs, %d points", res.Experiments, res.Runs, res.Points)
+			if res.Models > 0 {
+				fmt.Fprintf(a.stdout, ", %d registered models", res.Models)
+			}
+			if res.Traces > 0 {
+				fmt.Fprintf(a.stdout, ", %d traces", res.Traces)
+			}
+			fmt.Fprintf(a.stdout, ": %d match, %d differences\n", res.Matching, len(res.Differences))
 			if reportPath != "" {
 				if err := writeJSON(reportPath, res, a.secretValues(args)); err != nil {
 					return fmt.Errorf("writing report: %w", err)

@@ -93,6 +93,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		noState     bool
 		prefix      string
 		drop        []string
+		personal    bool
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -156,6 +157,9 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				}
 			}
 			opt.Transform = append(opt.Transform, dropTransform(drop)...)
+			if _, shared := dst.(sinks.SharedView); shared && !personal {
+				opt.Transform = append(opt.Transform, transform.DropPersonal{})
+			}
 			if !dryRun && !noState {
 				if statePath == "" {
 					if statePath, err = state.DefaultPath(); err != nil {
@@ -177,7 +181,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				"selection": sel.canonical(), "transform": opt.Transform.String(),
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
-				"experiment_prefix": prefix,
+				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -217,6 +221,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
+	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
 
@@ -291,6 +296,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	if g := rep.Registry; g != nil {
 		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
 	}
+	if g := rep.Traces; g != nil {
+		fmt.Fprintf(w, "; %d traces, %d failed", g.Copied, g.Failed)
+	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}
@@ -313,20 +321,23 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Error    string `json:"error"`
 	}
 	out := struct {
-		Summary   bool                `json:"summary"`
-		DryRun    bool                `json:"dry_run,omitempty"`
-		Totals    transfer.Totals     `json:"totals"`
-		Timings   transfer.Timings    `json:"timings"`
-		Failed    []failure           `json:"failed,omitempty"`
-		Damage    map[string][]string `json:"damage,omitempty"`
-		Coverage  map[string]int64    `json:"coverage,omitempty"`
-		Problems  []string            `json:"problems,omitempty"`
-		Warnings  []string            `json:"warnings,omitempty"`
-		Fatal     string              `json:"fatal,omitempty"`
-		Interrupt bool                `json:"interrupted,omitempty"`
-		ExitCode  int                 `json:"exit_code"`
+		Summary   bool                     `json:"summary"`
+		DryRun    bool                     `json:"dry_run,omitempty"`
+		Totals    transfer.Totals          `json:"totals"`
+		Timings   transfer.Timings         `json:"timings"`
+		Failed    []failure                `json:"failed,omitempty"`
+		Damage    map[string][]string      `json:"damage,omitempty"`
+		Coverage  map[string]int64         `json:"coverage,omitempty"`
+		Problems  []string                 `json:"problems,omitempty"`
+		Warnings  []string                 `json:"warnings,omitempty"`
+		Registry  *transfer.RegistryResult `json:"registry,omitempty"`
+		Traces    *transfer.TraceResult    `json:"traces,omitempty"`
+		Fatal     string                   `json:"fatal,omitempty"`
+		Interrupt bool                     `json:"interrupted,omitempty"`
+		ExitCode  int                      `json:"exit_code"`
 	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
-		Problems: rep.Problems, Warnings: rep.Warnings, Fatal: rep.Fatal, Interrupt: rep.Canceled, ExitCode: a.exit}
+		Problems: rep.Problems, Warnings: rep.Warnings, Registry: rep.Registry, Traces: rep.Traces, Fatal: rep.Fatal,
+		Interrupt: rep.Canceled, ExitCode: a.exit}
 	for _, r := range rep.Runs {
 		if r.Outcome == transfer.Failed {
 			out.Failed = append(out.Failed, failure{r.Origin, r.Name, r.Attempts, r.Error})

@@ -56,6 +56,8 @@ type Result struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Models counts the source's registered models compared.
 	Models int `json:"models,omitempty"`
+	// Traces counts the source's traces compared.
+	Traces int `json:"traces,omitempty"`
 }
 
 // Options select what is compared.
@@ -88,6 +90,7 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 	opt.Filter = opt.Filter.Track()
 	defer func() { res.Warnings = opt.Filter.Unmatched() }()
 	compared := map[schema.Ref]bool{} // experiments compared
+	var exps []schema.Ref             // the same, in listing order
 	seen := map[schema.Ref]bool{}     // source runs compared
 	for e, err := range src.Experiments(ctx) {
 		if err != nil {
@@ -98,6 +101,7 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		}
 		res.Experiments++
 		compared[e.Origin] = true
+		exps = append(exps, e.Origin)
 		eopt := opt
 		if len(opt.Transform) == 0 {
 			eopt.Transform = index.transforms[e.Origin]
@@ -154,6 +158,9 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		}
 	}
 	if err := res.compareRegistry(ctx, src, dst, plain.Selective(), seen); err != nil {
+		return res, err
+	}
+	if err := res.compareTraces(ctx, src, dst, exps, plain, seen); err != nil {
 		return res, err
 	}
 	// What the source could not read cannot be compared: it is no match.
@@ -270,6 +277,7 @@ func (res *Result) compareExperiment(want schema.Experiment, got []schema.Experi
 
 func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want, got schema.Run, opt Options) error {
 	id := want.Origin
+	want, _ = opt.Transform.Run(want) // what the copy left out on purpose is not expected
 	wv, gv := reflect.ValueOf(want), reflect.ValueOf(got)
 	for i := 0; i < wv.NumField(); i++ {
 		name := wv.Type().Field(i).Name
@@ -514,14 +522,14 @@ type fileInfo struct {
 // a user would get); a body it cannot deliver is a difference naming the
 // file.
 func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
-	wf, wok, err := listFiles(ctx, src, run, false)
+	wf, wmeta, wok, err := listFiles(ctx, src, run, false)
 	if err != nil {
 		return fmt.Errorf("source run %s files: %w", run, err)
 	}
 	if !wok {
 		return nil
 	}
-	gf, gok, err := listFiles(ctx, dst, run, true)
+	gf, gmeta, gok, err := listFiles(ctx, dst, run, true)
 	if err != nil {
 		if !unreadable(err) {
 			return fmt.Errorf("destination run %s files: %w", run, err)
@@ -542,6 +550,7 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 			res.add(run, "file "+p+" missing", fmt.Sprintf("%d bytes", wf[p].size), "")
 		case g.unreadable != "":
 			res.add(run, "file "+p+" unreadable in the destination", fmt.Sprintf("%d bytes %s", wf[p].size, wf[p].digest), g.unreadable)
+		case g != wf[p] && wmeta[p] != nil && gmeta[p] != nil && res.compareModelMeta(ctx, run, p, wmeta[p], gmeta[p]):
 		case g != wf[p]:
 			res.add(run, "file "+p, fmt.Sprintf("%d bytes %s", wf[p].size, wf[p].digest), fmt.Sprintf("%d bytes %s", g.size, g.digest))
 		}
@@ -558,35 +567,40 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 // whose digest the source does not announce, or every body when
 // readBodies. With readBodies, a body that cannot be opened or read for a
 // reason that is not transient (missing, damaged: a permanent error) is
-// listed as unreadable instead of failing the check.
-func listFiles(ctx context.Context, s sources.Source, run schema.Ref, readBodies bool) (map[string]fileInfo, bool, error) {
+// listed as unreadable instead of failing the check. It also returns the
+// logged models' metadata files (isModelMeta) by path, to be read again
+// when they differ.
+func listFiles(ctx context.Context, s sources.Source, run schema.Ref, readBodies bool) (map[string]fileInfo, map[string]*schema.Artifact, bool, error) {
 	al, ok := s.(sources.ArtifactLister)
 	if !ok {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
-	out := map[string]fileInfo{}
+	out, metas := map[string]fileInfo{}, map[string]*schema.Artifact{}
 	for a, err := range al.Artifacts(ctx, run) {
 		if err != nil {
-			return nil, true, err
+			return nil, nil, true, err
 		}
 		fi := fileInfo{size: a.Size, digest: a.Digest}
 		if a.Problem != "" {
 			fi.digest = "problem: " + a.Problem
 		} else if fi.digest == "" || fi.size < 0 || readBodies {
 			if a.Open == nil {
-				return nil, true, fmt.Errorf("file %s cannot be read", a.Path)
+				return nil, nil, true, fmt.Errorf("file %s cannot be read", a.Path)
 			}
 			var err error
 			if fi, err = hashBody(ctx, a); err != nil {
 				if !readBodies || !unreadable(err) {
-					return nil, true, fmt.Errorf("file %s: %w", a.Path, err)
+					return nil, nil, true, fmt.Errorf("file %s: %w", a.Path, err)
 				}
 				fi = fileInfo{size: -1, unreadable: err.Error()}
 			}
 		}
+		if isModelMeta(a.Path) && a.Open != nil && a.Problem == "" {
+			metas[a.Path] = &a
+		}
 		out[a.Path] = fi
 	}
-	return out, true, nil
+	return out, metas, true, nil
 }
 
 // hashBody reads an artifact's body and returns its size and SHA-256.

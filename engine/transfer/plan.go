@@ -30,6 +30,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			continue
 		}
 		j.formerOrigins(e.Origin)
+		j.exps = append(j.exps, e)
 		before := len(out)
 		for r, err := range j.src.Runs(ctx, e.Origin) {
 			if err != nil {

@@ -112,6 +112,12 @@ func anyVersionFrom(m schema.RegisteredModel, runs map[schema.Ref]bool) bool {
 	return false
 }
 
+// SelectsRuns reports whether the filter can leave out runs of a selected
+// experiment (by id or start time).
+func (f Filter) SelectsRuns() bool {
+	return len(f.RunIDs) > 0 || !f.Since.IsZero() || !f.Until.IsZero()
+}
+
 // Selective reports whether the filter can select less than everything.
 func (f Filter) Selective() bool {
 	return len(f.Include)+len(f.Exclude)+len(f.RunIDs) > 0 || !f.Since.IsZero() || !f.Until.IsZero()

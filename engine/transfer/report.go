@@ -89,9 +89,13 @@ type Report struct {
 	// Registry counts the registered models copied after the runs (nil
 	// when the source has none, or holds no registry).
 	Registry *RegistryResult `json:"registry,omitempty"`
+	// Traces counts the traces copied after the runs (nil when the source
+	// has none, or holds no traces).
+	Traces *TraceResult `json:"traces,omitempty"`
 
 	omitted          map[string]int64 // the source's, for Coverage
 	registryCoverage map[string]int64 // the model registry's, for Coverage
+	traceCoverage    map[string]int64 // the traces', for Coverage
 }
 
 // ReportFormatVersion is the version of the report's JSON shape. It grows
@@ -130,6 +134,9 @@ func (r *Report) total() {
 		r.addCoverage(k, n)
 	}
 	for k, n := range r.registryCoverage {
+		r.addCoverage(k, n)
+	}
+	for k, n := range r.traceCoverage {
 		r.addCoverage(k, n)
 	}
 	for _, run := range r.Runs {

@@ -120,6 +120,9 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	if err == nil {
 		err = j.copyRegistry(ctx)
 	}
+	if err == nil {
+		err = j.copyTraces(ctx)
+	}
 	return rep, failJob(rep, err)
 }
 
@@ -199,6 +202,8 @@ type job struct {
 
 	mu     sync.Mutex // guards rep.Runs, rep.Problems and expIDs
 	expIDs map[schema.Ref]*expOnce
+	// exps are the experiments the filter selected, in listing order.
+	exps []schema.Experiment
 	// writes bounds the WriteMetrics calls in flight when the sink asks
 	// for AdaptiveWrites; nil otherwise.
 	writes *inflight.Limiter

@@ -121,7 +121,7 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 	if err != nil {
 		return err
 	}
-	w, err := j.dst.OpenRun(ctx, expID, p.run)
+	w, err := j.dst.OpenRun(ctx, expID, j.transformRun(p.run, res))
 	if err != nil {
 		return fmt.Errorf("opening run: %w", err)
 	}
@@ -165,6 +165,16 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) (err error
 		}
 	}
 	return nil
+}
+
+// transformRun applies the job's transform to r, counting what it left
+// out as coverage.
+func (j *job) transformRun(r schema.Run, res *RunResult) schema.Run {
+	r, left := j.opt.Transform.Run(r)
+	for _, item := range left {
+		addCoverage(res, item+" left out by "+j.opt.Transform.String()+" (not copied)", 1)
+	}
+	return r
 }
 
 // droppedKind is the coverage kind of metric points the job's transform
@@ -416,8 +426,9 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			addCoverage(res, j.droppedKind(), int64(dropped))
 		}
 	}
+	run := j.transformRun(p.run, res)
 	if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
-		for k, n := range cp.PlanCoverage(p.run) {
+		for k, n := range cp.PlanCoverage(run) {
 			addCoverage(res, k, n)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,9 +47,15 @@ func TestDatasetInputsRoundTrip(t *testing.T) {
 }
 
 // TestReadsFormatVersion1 turns an archive's manifest into a version 1
-// manifest (which had no inputs table): it is still read, and the next
-// write records version 2.
+// manifest (which had no inputs table), then a version 2 one (no traces
+// table): it is still read, and the next write records the current version.
 func TestReadsFormatVersion1(t *testing.T) {
+	for _, v := range []int{1, 2} {
+		t.Run(fmt.Sprint(v), func(t *testing.T) { readsOldVersion(t, v) })
+	}
+}
+
+func readsOldVersion(t *testing.T, version int) {
 	dir := filepath.Join(t.TempDir(), "a")
 	d := dataset.Canonical()
 	write(t, dir, d)
@@ -76,12 +83,12 @@ func TestReadsFormatVersion1(t *testing.T) {
 		}
 		return old
 	}
-	setVersion(1)
+	setVersion(version)
 	expectEqual(t, dir, d)
 	d.Runs[0].Run.Inputs = []schema.DatasetInput{{Name: "n", Digest: "d"}}
 	write(t, dir, d)
 	expectEqual(t, dir, d)
 	if v := setVersion(0); v != archive.FormatVersion {
-		t.Fatalf("after a write into a version 1 archive the manifest says version %d, want %d", v, archive.FormatVersion)
+		t.Fatalf("after a write into a version %d archive the manifest says version %d, want %d", version, v, archive.FormatVersion)
 	}
 }

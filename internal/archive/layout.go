@@ -15,7 +15,8 @@ import (
 // FormatName and FormatVersion identify the archive format in every
 // manifest. A reader refuses a manifest with a newer FormatVersion and reads
 // every older one (version 1 had no inputs/ table, version 2 no model
-// registry). A writer records its own FormatVersion at each publish.
+// registry and no traces/ table). A writer records its own FormatVersion at
+// each publish.
 const (
 	FormatName    = "runferry-archive"
 	FormatVersion = 3
@@ -40,11 +41,14 @@ const (
 	// (since format version 3): one folder per registered model.
 	TableRegisteredModels = "registered_models"
 	TableModelVersions    = "model_versions"
+	// TableTraces holds the traces of an experiment (MLflow tracing), one
+	// file per experiment listed with the experiment's files.
+	TableTraces = "traces" // since format version 3
 )
 
 // Tables lists every table folder.
 var Tables = []string{TableExperiments, TableRuns, TableParams, TableTags, TableMetrics, TableRichValues, TableLogs, TableArtifacts,
-	TableArtifactVersions, TableArtifactEntries, TableInputs, TableRegisteredModels, TableModelVersions}
+	TableArtifactVersions, TableArtifactEntries, TableInputs, TableRegisteredModels, TableModelVersions, TableTraces}
 
 // Fixed names inside an archive.
 const (

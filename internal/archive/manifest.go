@@ -51,10 +51,13 @@ type BlobEntry struct {
 
 // ExperimentEntry is an experiment's place in the archive.
 type ExperimentEntry struct {
-	Origin   string      `json:"origin"`
-	Snapshot int64       `json:"snapshot"` // snapshot that wrote the current files
-	Digest   string      `json:"digest"`   // SHA-256 of the experiment's content, to skip rewriting it unchanged
-	Files    []FileEntry `json:"files"`
+	Origin   string `json:"origin"`
+	Snapshot int64  `json:"snapshot"` // snapshot that wrote the current files
+	Digest   string `json:"digest"`   // SHA-256 of the experiment's content, to skip rewriting it unchanged
+	// TracesDigest is the SHA-256 of the experiment's traces file content
+	// ("" when it has none): a write of the same traces is skipped.
+	TracesDigest string      `json:"traces_digest,omitempty"`
+	Files        []FileEntry `json:"files"`
 }
 
 // ModelEntry is a registered model's place in the archive: its row in

@@ -67,6 +67,9 @@ func (r *Reader) Experiments() ([]schema.Experiment, error) {
 	var out []schema.Experiment
 	for _, e := range r.exps {
 		for _, f := range e.Files {
+			if f.Table != TableExperiments {
+				continue
+			}
 			err := readTable(r.root, f, 16, func(rows []ExperimentRow) error {
 				for _, row := range rows {
 					x, err := row.Decode()

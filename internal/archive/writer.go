@@ -291,20 +291,31 @@ func (w *Writer) PutExperiment(e schema.Experiment) error {
 	w.mu.Lock()
 	i, ok := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
 	same := ok && w.m.Experiments[i].Digest == digest
-	var files []FileEntry
-	if same {
+	var files, traces []FileEntry // its files; its traces file, which a new row keeps
+	var tracesDigest string
+	if ok {
 		files = w.m.Experiments[i].Files
+		tracesDigest = w.m.Experiments[i].TracesDigest
+		for _, f := range files {
+			if f.Table == TableTraces {
+				traces = append(traces, f)
+			}
+		}
 	}
 	w.mu.Unlock()
 	if same && filesWhole(w.root, files) {
 		return nil
+	}
+	if !filesWhole(w.root, traces) {
+		traces, tracesDigest = nil, "" // lost: the next PutTraces writes them again
 	}
 	row.Snapshot = w.snapshot
 	written, err := writeTable(w.root, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
 	if err != nil {
 		return err
 	}
-	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest, Files: written}})
+	return w.commit(journalRecord{Experiment: &ExperimentEntry{Origin: origin, Snapshot: w.snapshot, Digest: digest,
+		TracesDigest: tracesDigest, Files: append(written, traces...)}})
 }
 
 // RetireExperiment removes the experiment with origin from the current
@@ -388,15 +399,28 @@ func (w *Writer) commit(rec journalRecord) error {
 		cur = append(cur, rec.Model.Files...)
 	}
 	w.m.apply([]journalRecord{rec})
+	// An entry may keep files of its previous version (an experiment's
+	// traces file when its row changes, and the reverse): those stay.
+	kept := map[string]bool{}
+	for _, f := range cur {
+		kept[f.Path] = true
+	}
 	// Moves after the commit point: a crash here is finished by syncTree.
 	for _, f := range old {
+		if kept[f.Path] {
+			continue
+		}
 		err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path)))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) { // a file lost since its commit has nothing to move
 			return err
 		}
 	}
 	for _, f := range cur {
-		if err := moveFile(abs(w.root, path.Join(stagingDir, f.Path)), abs(w.root, f.Path)); err != nil {
+		staged := abs(w.root, path.Join(stagingDir, f.Path))
+		if _, err := os.Stat(staged); errors.Is(err, fs.ErrNotExist) && slices.ContainsFunc(old, func(o FileEntry) bool { return o.Path == f.Path }) {
+			continue // kept in place
+		}
+		if err := moveFile(staged, abs(w.root, f.Path)); err != nil {
 			return err
 		}
 	}

@@ -102,6 +102,11 @@ func (c *Client) OpenArtifact(ctx context.Context, runID, artifactURI, rel strin
 	} else {
 		target = c.endpoint("/get-artifact", url.Values{"run_id": {runID}, "path": {rel}})
 	}
+	return c.open(ctx, target, "artifact "+rel)
+}
+
+// open streams the body of a GET of target; what names it in errors.
+func (c *Client) open(ctx context.Context, target, what string) (io.ReadCloser, error) {
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, fault.Permanent(err)
@@ -111,11 +116,11 @@ func (c *Client) OpenArtifact(ctx context.Context, runID, artifactURI, rel strin
 	// timeout; the body streams without an overall deadline.
 	resp, err := c.retryStream.Do(req)
 	if err != nil && resp == nil {
-		return nil, c.transportError(http.MethodGet, "artifact "+rel, err, nil)
+		return nil, c.transportError(http.MethodGet, what, err, nil)
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		return nil, c.statusError(http.MethodGet, "artifact "+rel, resp)
+		return nil, c.statusError(http.MethodGet, what, resp)
 	}
 	return resp.Body, nil
 }

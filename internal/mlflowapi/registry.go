@@ -168,7 +168,8 @@ func escapeFilter(s string) string {
 }
 
 // CreateModelVersion creates the next version of model v.Name from
-// v.Source, v.RunID, v.Description and v.Tags, and returns it. The server
+// v.Source, v.RunID, v.ModelID (a logged model), v.Description and v.Tags,
+// and returns it. The server
 // numbers it, so it is never resent once the server may have applied it:
 // after an ambiguous failure the caller finds it by its tags.
 func (c *Client) CreateModelVersion(ctx context.Context, v ModelVersion) (ModelVersion, error) {
@@ -178,6 +179,9 @@ func (c *Client) CreateModelVersion(ctx context.Context, v ModelVersion) (ModelV
 	in := map[string]any{"name": v.Name, "source": v.Source, "description": v.Description, "tags": v.Tags}
 	if v.RunID != "" {
 		in["run_id"] = v.RunID
+	}
+	if v.ModelID != "" {
+		in["model_id"] = v.ModelID
 	}
 	err := c.post(ctx, applyOnce, api+"model-versions/create", in, &out)
 	return out.Version, err

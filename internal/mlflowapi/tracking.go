@@ -53,6 +53,17 @@ func (c *Client) SetExperimentTag(ctx context.Context, id, key, value string) er
 		map[string]string{"experiment_id": id, "key": key, "value": value}, nil)
 }
 
+// DeleteExperimentTag removes an experiment's tag (MLflow 2.20 and later;
+// older servers answer 404). A tag already gone is not an error.
+func (c *Client) DeleteExperimentTag(ctx context.Context, id, key string) error {
+	err := c.post(ctx, idempotent, api+"experiments/delete-experiment-tag",
+		map[string]string{"experiment_id": id, "key": key}, nil)
+	if IsCode(err, CodeDoesNotExist) {
+		return nil
+	}
+	return err
+}
+
 // DeleteExperiment marks an experiment deleted; MLflow marks its runs
 // deleted with it and refuses to create runs in it until it is restored.
 func (c *Client) DeleteExperiment(ctx context.Context, id string) error {

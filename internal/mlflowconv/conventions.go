@@ -26,28 +26,32 @@ import (
 // shared by the sink (which writes them) and the source (which reads them
 // back). sinks/mlflow/doc.go documents them for users.
 
-// mlflowapi.Run and experiment tags written by runferry. Keys under "runferry." are
-// bookkeeping: the source never exposes them as tags.
+// Run and experiment tags written by runferry. One tag is meant to be seen:
+// runferry.origin, the provenance of a run or experiment. The bookkeeping
+// runferry searches for or reads back lives under "mlflow.runferry.":
+// MLflow's UI hides every tag whose key begins with "mlflow." from the Tags
+// box, the runs table's tag columns and the group-by menu
+// (getVisibleTagValues and isUserFacingTag in its JS bundle), yet such tags
+// are stored and searchable like any other. Versions before 11 wrote the
+// bookkeeping under "runferry." (FormerTag); readers and searches accept
+// both, so copies written by them are still found and never duplicated.
+// The MLflow source never exposes keys under either prefix as tags.
 const (
-	TagOrigin      = "runferry.origin"      // the source origin, "system:id"
-	TagOriginKey   = "runferry.origin_key"  // OriginKey(origin), searched for
-	TagParent      = "runferry.parent"      // the parent's origin
-	TagParentKey   = "runferry.parent_key"  // OriginKey(parent origin)
-	TagComplete    = "runferry.complete"    // written last: "true", or "deleted" for a run then deleted
-	TagFingerprint = "runferry.fingerprint" // the source fingerprint at commit
-	TagSuperseded  = "runferry.superseded"  // a run replaced by a later copy (then deleted)
-	TagSidecar     = "runferry.sidecar"     // path of the run.json sidecar
-	TagGroup       = "runferry.group"
-	TagJobType     = "runferry.job_type"
-	TagHost        = "runferry.host"
-	TagLabels      = "runferry.labels" // JSON array of value-less tags
+	TagOrigin      = "runferry.origin"             // the source origin, "system:id": the visible provenance
+	TagOriginKey   = "mlflow.runferry.origin_key"  // OriginKey(origin), searched for
+	TagParent      = "mlflow.runferry.parent"      // the parent's origin
+	TagParentKey   = "mlflow.runferry.parent_key"  // OriginKey(parent origin)
+	TagComplete    = "mlflow.runferry.complete"    // written last: "true", or "deleted" for a run then deleted
+	TagFingerprint = "mlflow.runferry.fingerprint" // the source fingerprint at commit
+	TagSuperseded  = "mlflow.runferry.superseded"  // a run replaced by a later copy (then deleted)
+	TagSidecar     = "mlflow.runferry.sidecar"     // path of the run.json sidecar
 
-	TagManaged      = "runferry.managed"    // experiment written by runferry: "true"
-	TagPrefix       = "runferry.prefix"     // the experiment-prefix option it was written with
-	TagExpDeleted   = "runferry.deleted"    // written by versions before 9.8 on experiments deleted in the source; no longer read
-	TagExpName      = "runferry.name"       // the source's experiment name
-	TagExpTagKeys   = "runferry.tag_keys"   // JSON map of mapped experiment tag keys
-	TagExpCreatedAt = "runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown
+	TagManaged      = "mlflow.runferry.managed"    // experiment written by runferry: "true"
+	TagPrefix       = "mlflow.runferry.prefix"     // the experiment-prefix option it was written with
+	TagExpDeleted   = "runferry.deleted"           // written by versions before 9.8 on experiments deleted in the source; no longer read
+	TagExpName      = "mlflow.runferry.name"       // the source's experiment name
+	TagExpTagKeys   = "mlflow.runferry.tag_keys"   // JSON map of mapped experiment tag keys
+	TagExpCreatedAt = "mlflow.runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown
 )
 
 // Tags MLflow's UI reads to find a run's step images and tables. The sink
@@ -65,6 +69,55 @@ const (
 // media (TagLoggedImages, TagLoggedArtifacts).
 func MediaTag(key string) bool { return key == TagLoggedImages || key == TagLoggedArtifacts }
 
+// BookkeepingPrefix begins the keys of runferry's hidden bookkeeping tags;
+// FormerBookkeepingPrefix began them (and still begins TagOrigin and the
+// model registry's tags).
+const (
+	BookkeepingPrefix       = "mlflow.runferry."
+	FormerBookkeepingPrefix = "runferry."
+)
+
+// FormerTag returns the key versions before 11 wrote the bookkeeping tag
+// key under ("runferry.complete" for TagComplete), or "" for a key that
+// kept its name.
+func FormerTag(key string) string {
+	if rest, ok := strings.CutPrefix(key, BookkeepingPrefix); ok {
+		return FormerBookkeepingPrefix + rest
+	}
+	return ""
+}
+
+// Bookkeeping reports whether a run or experiment tag key is runferry's
+// own, under its current or its former name: the MLflow source never
+// exposes such keys as tags.
+func Bookkeeping(key string) bool {
+	return strings.HasPrefix(key, BookkeepingPrefix) || strings.HasPrefix(key, FormerBookkeepingPrefix)
+}
+
+// LookupTag returns the value of the bookkeeping tag key in tags, under its
+// current name or else its former one (FormerTag).
+func LookupTag(tags map[string]string, key string) (string, bool) {
+	if v, ok := tags[key]; ok {
+		return v, true
+	}
+	if f := FormerTag(key); f != "" {
+		v, ok := tags[f]
+		return v, ok
+	}
+	return "", false
+}
+
+// RunTag is LookupTag on a run's tags.
+func RunTag(r mlflowapi.Run, key string) (string, bool) {
+	if v, ok := r.Tag(key); ok {
+		return v, true
+	}
+	if f := FormerTag(key); f != "" {
+		return r.Tag(f)
+	}
+	return "", false
+}
+
 // CreatedAtUnknown is TagExpCreatedAt's value for an experiment whose
 // source did not know its creation time.
 const CreatedAtUnknown = "unknown"
@@ -76,7 +129,10 @@ const (
 	CoveragePath   = "runferry/coverage.json"
 	LogsPath       = "runferry/logs.jsonl"
 	RichValuesPath = "runferry/rich_values.jsonl"
-	FilesDir       = "runferry/files/" // source files whose own path began with Dir
+	// FoldedMetricsPath holds the per-core CPU points folded into
+	// CPUMeanKey (one FoldedPoint a line), when not written as series.
+	FoldedMetricsPath = "runferry/folded_metrics.jsonl"
+	FilesDir          = "runferry/files/" // source files whose own path began with Dir
 )
 
 // OriginKey is the searchable form of an origin: 32 hex digits, safe in a
@@ -101,8 +157,18 @@ type Coverage struct {
 	// Keys map MLflow keys back to the source's keys, for keys MLflow
 	// rejects (characters, length, the reserved "runferry." prefix).
 	MetricKeys map[string]string `json:"metric_keys,omitempty"`
-	ParamKeys  map[string]string `json:"param_keys,omitempty"`
-	TagKeys    map[string]string `json:"tag_keys,omitempty"`
+	// SystemMetricKeys map the MLflow keys of renamed system metrics to
+	// the source's keys ("system/gpu_0_utilization_percentage" to
+	// "system/gpu.0.gpu"; see SystemMetricKey).
+	SystemMetricKeys map[string]string `json:"system_metric_keys,omitempty"`
+	// GeneratedMetrics are MLflow keys runferry derived (CPUMeanKey); the
+	// source leaves them out.
+	GeneratedMetrics []string `json:"generated_metrics,omitempty"`
+	// FoldedPoints counts the per-core CPU points folded into CPUMeanKey
+	// and kept in FoldedMetricsPath instead of as series.
+	FoldedPoints int64             `json:"folded_points,omitempty"`
+	ParamKeys    map[string]string `json:"param_keys,omitempty"`
+	TagKeys      map[string]string `json:"tag_keys,omitempty"`
 	// Truncated lists values cut to the server's limits; the whole value
 	// is in the sidecar.
 	Truncated []Truncation `json:"truncated,omitempty"`
@@ -119,8 +185,17 @@ type Coverage struct {
 	InputsNotHeld []string `json:"inputs_not_held,omitempty"`
 	// LoggedModelsAsFiles lists the source's MLflow 3 logged models (by
 	// model id) held as run files under mlflow-logged-models/<id>/ rather
-	// than re-created as logged models.
+	// than re-created as logged models (a server before MLflow 3).
 	LoggedModelsAsFiles []string `json:"logged_models_as_files,omitempty"`
+	// LoggedModels maps the source's logged models (by model id) to the
+	// logged models re-created for them (new model ids; the source's id,
+	// experiment, artifact root, run and creation time are in the model's
+	// TagModelSource).
+	LoggedModels map[string]string `json:"logged_models,omitempty"`
+	// ModelMetricsNotLinked lists metric points of logged models that
+	// another run logged ("model id: key@step"): they are not linked in
+	// the destination, since logging them would add them to this run.
+	ModelMetricsNotLinked []string `json:"model_metrics_not_linked,omitempty"`
 	// FileProblems lists source files that could not be read, by path.
 	FileProblems map[string]string `json:"file_problems,omitempty"`
 	// Generated lists artifacts runferry derived (output.log, config.json);
@@ -134,6 +209,14 @@ type Coverage struct {
 	LogLines      int64 `json:"log_lines"`
 	RichValues    int64 `json:"rich_values"`
 	Files         int64 `json:"files"`
+}
+
+// FoldedPoint is one line of FoldedMetricsPath: a source point exactly.
+type FoldedPoint struct {
+	Key   string          `json:"k"`
+	Step  int64           `json:"s"`
+	Time  int64           `json:"t"`
+	Value mlflowapi.Float `json:"v"`
 }
 
 // Truncation is one value cut to a server limit.
@@ -190,12 +273,12 @@ func keyRune(r rune) bool {
 }
 
 // MapKey returns key unchanged when MLflow accepts it and it does not use
-// the reserved "runferry." prefix; else a valid key made of its allowed
+// a reserved prefix ("runferry." or "mlflow.runferry."); else a valid key made of its allowed
 // characters, '_' for the others, and 8 hex digits of a hash of the
 // original ("a+b" becomes "a_b_1f3c9a20"). Sinks record the mapping in
 // the coverage file so that sources can reverse it.
 func MapKey(key string) (string, bool) {
-	if ValidKey(key) && !strings.HasPrefix(key, "runferry.") {
+	if ValidKey(key) && !strings.HasPrefix(key, FormerBookkeepingPrefix) && !strings.HasPrefix(key, BookkeepingPrefix) {
 		return key, false
 	}
 	var b strings.Builder
@@ -207,7 +290,7 @@ func MapKey(key string) (string, bool) {
 		}
 	}
 	s := b.String()
-	if strings.HasPrefix(s, "runferry.") {
+	if strings.HasPrefix(s, FormerBookkeepingPrefix) || strings.HasPrefix(s, BookkeepingPrefix) {
 		s = "_" + s
 	}
 	if n := mlflowapi.MaxKeyLength - 9; utf8.RuneCountInString(s) > n {
@@ -249,10 +332,26 @@ func Instance(baseURL string) (string, error) {
 	return host + p, nil
 }
 
-// Tags runferry writes on registered models and versions (the model also
-// carries TagOrigin and TagExpCreatedAt, a version TagExpCreatedAt). The
-// source never exposes keys under "runferry." as tags.
+// Tags runferry writes on the logged models it re-creates (beside
+// TagOrigin and TagOriginKey: the source model's origin, OriginKey of it).
 const (
+	// TagModelSource holds ModelSource as JSON: what the destination
+	// cannot hold of the source's logged model.
+	TagModelSource = "runferry.source_model"
+)
+
+// ModelOrigin is the origin of logged model modelID of the run whose
+// origin is run: the run's origin and the model's id.
+func ModelOrigin(run, modelID string) string { return run + "#logged-model/" + modelID }
+
+// Tags runferry writes on registered models and versions (the model also
+// carries TagOrigin and TagCreatedAt, a version TagCreatedAt). The source
+// never exposes keys under "runferry." as tags. Registry tags kept their
+// names in version 11 (MLflow's registry pages show no tag box to clear).
+const (
+	// TagCreatedAt is the source's creation time of a model or version
+	// (RFC 3339), or CreatedAtUnknown.
+	TagCreatedAt = "runferry.created_at"
 	// TagModelVersion is the version number the source gave a version, so
 	// that a re-run finds the versions it created instead of adding more.
 	TagModelVersion = "runferry.version"

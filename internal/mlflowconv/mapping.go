@@ -79,13 +79,15 @@ func runeLen(s string) int { return len([]rune(s)) }
 
 // DerivedTagKeys are the tags runferry writes from schema.Run fields (when
 // the run has no user tag of the same key); the MLflow source maps them
-// back to those fields.
+// back to those fields. The per-label tags (LabelTagKey) are derived too.
 var DerivedTagKeys = []string{
 	mlflowapi.TagUser, mlflowapi.TagNote, mlflowapi.TagGitCommit, mlflowapi.TagGitRepo,
 	mlflowapi.TagSourceName, TagGroup, TagJobType, TagHost, TagLabels,
 }
 
-// DerivedTags maps a run's metadata fields onto tags.
+// DerivedTags maps a run's metadata fields onto tags: MLflow's own for
+// user, notes, git and program; W&B's group, job type, host and tags under
+// "wandb." (see wandbfields.go).
 func DerivedTags(r schema.Run) []mlflowapi.Tag {
 	var out []mlflowapi.Tag
 	add := func(k, v string) {
@@ -101,11 +103,7 @@ func DerivedTags(r schema.Run) []mlflowapi.Tag {
 	add(TagGroup, r.Group)
 	add(TagJobType, r.JobType)
 	add(TagHost, r.Host)
-	if len(r.Labels) > 0 {
-		b, _ := json.Marshal(r.Labels)
-		add(TagLabels, string(b))
-	}
-	return out
+	return append(out, labelTags(r.Labels)...)
 }
 
 // FlattenConfig flattens a JSON object into params: nested objects join

@@ -18,13 +18,14 @@ import (
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
 // file of that name), the rich values (runferry/rich_values.jsonl) and
 // their images and tables in MLflow's layouts (writeMedia), a
-// config.json unless the source had one, and runferry/coverage.json; sets
+// config.json unless the source had one; completes the re-created logged
+// models (finishModels); uploads runferry/coverage.json; sets
 // the original status and end time (runs/update); points child runs
-// written earlier at this run; writes runferry.fingerprint and then
-// runferry.complete (one log-batch); and finally deletes the run if the source run was
-// deleted (MLflow refuses writes to deleted runs, so this comes last, and
-// runferry.complete says "deleted" so that a crash just before it is seen
-// as incomplete).
+// written earlier at this run; writes the fingerprint and then the complete
+// tag (mlflowconv.TagFingerprint, TagComplete; one log-batch); and finally
+// deletes the run if the source run was deleted (MLflow refuses writes to
+// deleted runs, so this comes last, and the complete tag says "deleted" so
+// that a crash just before it is seen as incomplete).
 func (w *writer) Commit(ctx context.Context) error {
 	if err := w.check(); err != nil {
 		return err
@@ -34,6 +35,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		k.flush(w.cov)
 	}
 	w.keys = map[string]*keyState{}
+	if err := w.commitFold(ctx); err != nil {
+		return err
+	}
 	if w.logs != nil {
 		if err := w.uploadSpool(ctx, w.logs, mlflowconv.LogsPath); err != nil {
 			return err
@@ -59,6 +63,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 		w.cov.Generated = append(w.cov.Generated, "config.json")
 	}
+	if err := w.finishModels(ctx); err != nil {
+		return err
+	}
 	cov, err := json.MarshalIndent(w.cov, "", " ")
 	if err != nil {
 		return err
@@ -82,7 +89,7 @@ func (w *writer) Commit(ctx context.Context) error {
 	if w.src.Deleted {
 		complete = "deleted"
 	}
-	// The fingerprint and runferry.complete go in one log-batch of tags
+	// The fingerprint and the complete tag go in one log-batch of tags
 	// only (one transaction, idempotent, retried): one round trip fewer per
 	// run than two set-tag calls, and complete still never precedes the
 	// fingerprint.
@@ -101,6 +108,8 @@ func (w *writer) Commit(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.removeFold()
+	w.removeModelSpools()
 	if err := w.release(ctx); err != nil {
 		return fmt.Errorf("run committed, but its experiment (deleted in the source) could not be deleted: %w", err)
 	}

@@ -24,8 +24,12 @@ const (
 	covFixups       = "metric points MLflow stores differently: ±Inf, -0, negative times, duplicates (originals in runferry/coverage.json)"
 	covFixupsLost   = "metric points stored differently beyond the fixup limit (stored form only: originals lost)"
 	covFileProblems = "files the source could not read (named in runferry/coverage.json)"
-	covModels       = "MLflow logged models held as run files, not re-created as logged models (files and logged_model.json under mlflow-logged-models/<model id>/)"
+	covModels       = "MLflow logged models held as run files, not re-created as logged models: the server has none before MLflow 3 (files and logged_model.json under mlflow-logged-models/<model id>/)"
+	covModelIDs     = "MLflow logged models re-created with new ids and creation times (the source's id, experiment, artifact root, run and time in tag runferry.source_model)"
+	covModelMetrics = "logged-model metric points logged by another run, not linked to the re-created model (kept in its tag runferry.source_model)"
 	covInputs       = "dataset inputs MLflow refuses: too long or without name or digest (whole in runferry/run.json)"
+	covSystemKeys   = "metric series of system metrics renamed as MLflow names its own (W&B keys in runferry/coverage.json; docs/MLFLOW-MAPPING.md)"
+	covFolded       = "metric points of per-core CPU series folded into system/cpu_utilization_percentage (exact in runferry/folded_metrics.jsonl; ?per-core-cpu=true writes them as series)"
 )
 
 // Coverage counts what the run's writes did not hold as given, by kind.
@@ -55,6 +59,8 @@ func coverageCounts(cov *mlflowconv.Coverage) map[string]int64 {
 		}
 	}
 	add(covMetricKeys, len(cov.MetricKeys))
+	add(covSystemKeys, len(cov.SystemMetricKeys))
+	add(covFolded, int(cov.FoldedPoints))
 	add(covParamKeys, len(cov.ParamKeys))
 	add(covTagKeys, len(cov.TagKeys))
 	add(covTruncated, len(cov.Truncated))
@@ -68,5 +74,7 @@ func coverageCounts(cov *mlflowconv.Coverage) map[string]int64 {
 	add(covFileProblems, len(cov.FileProblems))
 	add(covInputs, len(cov.InputsNotHeld))
 	add(covModels, len(cov.LoggedModelsAsFiles))
+	add(covModelIDs, len(cov.LoggedModels))
+	add(covModelMetrics, len(cov.ModelMetricsNotLinked))
 	return out
 }

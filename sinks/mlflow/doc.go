@@ -3,7 +3,7 @@
 //
 // # Location
 //
-//	mlflow+http://HOST[:PORT][/PATH][?experiment-prefix=P&max-in-flight=N]
+//	mlflow+http://HOST[:PORT][/PATH][?experiment-prefix=P&max-in-flight=N&per-core-cpu=true]
 //	mlflow+https://...
 //
 // Credentials and TLS come from MLflow's own environment variables
@@ -20,9 +20,10 @@
 //
 // Experiments are matched by name (experiment-prefix + name): found, or
 // created with the server's default artifact location. runferry tags them
-// runferry.managed, runferry.prefix, runferry.origin and runferry.name (a
+// runferry.origin (the one tag shown) and, hidden under mlflow.runferry.,
+// managed, prefix and name (a
 // second source experiment of the same name shares the experiment and its
-// runferry.origin stays the first one's, unless that is the new
+// origin stays the first one's, unless that is the new
 // experiment's former origin, which it then replaces); the
 // description goes to mlflow.note.content, tags to tags (values cut to 5000
 // characters). A source experiment marked deleted ends deleted (MLflow's
@@ -30,11 +31,17 @@
 // while runs are being written into it, and deleted again when the last of
 // them commits or aborts (a job killed in between leaves it active, and
 // the next job deletes it). Creation time is the server's; the source's is
-// kept in runferry.created_at.
+// kept in mlflow.runferry.created_at.
+//
+// MLflow's UI hides tags under "mlflow." from the Tags box, tag columns and
+// group-by menu; runferry's bookkeeping lives there (mlflow.runferry.*),
+// still searchable. Versions before 11 wrote it under "runferry."; the sink
+// searches and reads both names, so their copies are found and never
+// duplicated (docs/MLFLOW-MAPPING.md lists every tag).
 //
 // A run becomes one MLflow run:
 //
-//	Origin             tags runferry.origin and runferry.origin_key (a hash, searched for)
+//	Origin             tags runferry.origin and mlflow.runferry.origin_key (a hash, searched for)
 //	Name               run_name (cut to 250 characters; an empty name gets the server's random one)
 //	User               user_id and tag mlflow.user
 //	Start, End, Status runs/create start_time; runs/update status and end_time at commit
@@ -44,19 +51,25 @@
 //	                   characters are not params; the whole config is in config.json
 //	Tags               tags (values cut to 8000 characters)
 //	Notes              mlflow.note.content
-//	Parent             mlflow.parentRunId (the new id), runferry.parent, runferry.parent_key
+//	Parent             mlflow.parentRunId (the new id), mlflow.runferry.parent, mlflow.runferry.parent_key
 //	GitCommit          mlflow.source.git.commit
 //	GitRemote          mlflow.source.git.repoURL
 //	Program            mlflow.source.name
-//	Group, JobType     runferry.group, runferry.job_type
-//	Host               runferry.host
-//	Labels             runferry.labels (a JSON array)
+//	Group, JobType     wandb.group, wandb.job_type
+//	Host               wandb.host (the CLI leaves it out unless --keep-personal)
+//	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names), and
+//	                   wandb.tags (a JSON array)
 //	Summary, Damage    only in runferry/run.json
 //	Deleted            the run is deleted (runs/delete) after everything else
 //	Inputs             dataset inputs (runs/log-inputs: name, digest, source type, source,
 //	                   schema, profile, input tags); one over MLflow's limits is left out,
 //	                   named in the coverage file and whole in runferry/run.json
-//	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN"
+//	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN";
+//	                   system metrics ("system/<W&B key>") under MLflow's own names or
+//	                   sanitised under system/ (docs/MLFLOW-MAPPING.md; originals in the
+//	                   coverage file); W&B's per-core CPU series folded into their mean,
+//	                   system/cpu_utilization_percentage, the points kept exactly in
+//	                   runferry/folded_metrics.jsonl (per-core-cpu=true also writes them)
 //	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log
 //	                   (plain text; not written when the source has its own output.log)
 //	rich values        runferry/rich_values.jsonl; the media files they name are the
@@ -72,8 +85,8 @@
 //	files              artifacts, streamed, size checked; a source path under runferry/
 //	                   goes under runferry/files/; files the source could not read are
 //	                   listed with their problem in the coverage file; a source's MLflow
-//	                   logged models arrive as files under mlflow-logged-models/<id>/
-//	                   (not re-created as logged models; counted as coverage)
+//	                   logged models (files under mlflow-logged-models/<id>/) are
+//	                   re-created as logged models (see Logged models)
 //
 // Tags derived from fields are written only when the run has no user tag of
 // the same key. Keys MLflow rejects (characters outside letters, digits and
@@ -94,10 +107,39 @@
 // the source restores them. Past 100 000 fixups per run the rest are only
 // counted (fixups_dropped). Nothing is dropped silently.
 //
+// # Logged models
+//
+// A source's MLflow 3 logged models come as files of the run that logged
+// them: each model's files under mlflow-logged-models/<model id>/ and its
+// metadata there as logged_model.json (the MLflow source and the archive
+// both present them so). On a server with logged models (probed once with
+// logged-models/search; MLflow 3 and later) each becomes a logged model of
+// the run's experiment (logged-models create): its name, type, params and
+// tags, the destination run as its source run, and tags runferry.origin
+// (the run's origin and "#logged-model/<source id>"), runferry.origin_key
+// and runferry.source_model (JSON: the source's model id, experiment,
+// artifact root, run and creation time, which MLflow assigns itself, and
+// any metric points of the model that another run logged). Its files go to
+// its own artifact root through the mlflow-artifacts proxy (files that
+// sort before logged_model.json wait in temporary files until the model
+// exists). At commit the metric points the model's run logged are linked
+// (log-batch with the model id; points the run holds already are not
+// doubled), the model is recorded as an output of the run (runs/outputs,
+// step 0), and it is finalized with the source's state (READY or
+// UPLOAD_FAILED; a PENDING one stays PENDING). Before creating a model,
+// the models of the same origin in the experiment (left by an earlier copy
+// or an interrupted one, whose run was superseded) are deleted, so the
+// experiment shows one. Counted as coverage: the new ids, and points of
+// other runs not linked. The MLflow source, reading a run runferry wrote,
+// presents such a model under the source's id with the source's identity
+// fields and this server's name, type, state, params, tags, metrics and
+// files, so that check compares what the destination shows. On a server
+// without logged models the files stay files of the run (counted).
+//
 // # Identity and resume
 //
-// Every run carries runferry.origin from creation; runferry.fingerprint and
-// then runferry.complete are written last at commit (complete is "deleted"
+// Every run carries runferry.origin from creation; mlflow.runferry.fingerprint
+// and then mlflow.runferry.complete are written last at commit (complete is "deleted"
 // for a run deleted right after, so a crash in between reads as
 // incomplete). FindRun searches runferry's experiments of this prefix for
 // the origin key; when none carries it, for the keys of the origin's former
@@ -107,7 +149,7 @@
 // OpenRun supersedes the former-origin copies with the earlier attempts.
 //
 // Resume is "delete and redo": OpenRun supersedes every earlier run of the
-// origin, complete or not (tag runferry.superseded, then runs/delete), and
+// origin, complete or not (tag mlflow.runferry.superseded, then runs/delete), and
 // writes a fresh run. MLflow appends metrics and a failed log-batch may be
 // partly applied, so continuing a run could double points; redoing cannot,
 // and the new run holds exactly what the writer was given. The cost is that
@@ -124,7 +166,7 @@
 // The engine writes runs concurrently and in source order, so a child may
 // be written before its parent. A child is created first and then looks up
 // its parent by origin; a parent, when it commits, points every run naming
-// it (runferry.parent_key) at itself, restoring and re-deleting deleted
+// it (mlflow.runferry.parent_key) at itself, restoring and re-deleting deleted
 // children for the write. Whichever comes first, the link is made, and a
 // parent written again relinks its children.
 //
@@ -152,9 +194,35 @@
 // run's origin) and runferry.created_at; description, tags and stage
 // follow the source. A version's run_id is the run this sink wrote from
 // its source run, and its source URI points at that run's files when the
-// source's pointed into its run; a version whose run is not in the
-// destination keeps its source URI, has no run_id, and is counted.
+// source's pointed into its run; a version whose source is a logged model
+// of its run (models:/<model id>, as log_model registers it) points at the
+// logged model this sink re-created from it (source and model_id), and
+// that model's mlflow.modelVersions tag, which the server rewrites then,
+// is set back to the source's. A version whose run is not in the
+// destination keeps its source URI, has no run_id, and is counted. MLflow
+// cannot change a version's source: a version created before its run was
+// written again keeps pointing at the earlier copy of the run and of its
+// logged model (deleted, files kept); the MLflow source shows both by the
+// source's identities.
 // Registered model names are not prefixed by experiment-prefix.
+//
+// # Traces
+//
+// After the registry, the engine hands the sink each trace of the copied
+// experiments (sinks.TraceWriter). A trace is created with StartTraceV3
+// (POST /api/3.0/mlflow/traces) under its source id when the destination
+// has no trace of that id (on the source's own server, a fresh id), with
+// its request time, duration, state, previews, client request id, request
+// metadata and tags, plus runferry.origin (by which a re-run finds it:
+// the sink lists each experiment's traces once) and runferry.source_run
+// (the source run's origin). Its span document is uploaded as traces.json
+// under the trace's artifact location, then mlflow.runferry.complete is set; a
+// copy found without it gets its spans again. mlflow.sourceRun names the
+// run this sink wrote from the source run; a trace whose run is not in the
+// destination has no link and is counted. The source's storage tags
+// (mlflow.artifactLocation, mlflow.trace.spansLocation) are the
+// destination server's own. Assessments are counted, not copied. A re-run
+// brings tags up to date; the rest of a trace's info is written once.
 //
 // # Benchmarks
 //

@@ -87,6 +87,7 @@ func expectSame(t *testing.T, want *dataset.Dataset, got sources.Source) {
 // TestKillAndResume runs the runferry binary copying a Parquet archive into
 // MLflow, kills it with SIGKILL at 20 random moments, re-running each time,
 // then lets it finish: the server holds every run once, every point once.
+// (--keep-personal: the whole run, host name included, is compared.)
 func TestKillAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a process 20 times (about 2 minutes)")
@@ -101,7 +102,7 @@ func TestKillAndResume(t *testing.T) {
 	dst = "mlflow+" + dst
 	state := filepath.Join(t.TempDir(), "ledger.db")
 	run := func() *exec.Cmd {
-		cmd := exec.Command(bin, "copy", "parquet:"+arch, dst, "--state", state, "--concurrency", "4", "-q")
+		cmd := exec.Command(bin, "copy", "parquet:"+arch, dst, "--state", state, "--concurrency", "4", "-q", "--keep-personal")
 		cmd.Stdout, cmd.Stderr = nil, nil
 		cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=")
 		if err := cmd.Start(); err != nil {
@@ -124,7 +125,7 @@ func TestKillAndResume(t *testing.T) {
 			t.Logf("run %d finished before the kill: %v", i, err)
 		}
 	}
-	out, err := exec.Command(bin, "copy", "parquet:"+arch, dst, "--state", state, "-q").CombinedOutput()
+	out, err := exec.Command(bin, "copy", "parquet:"+arch, dst, "--state", state, "-q", "--keep-personal").CombinedOutput()
 	// Exit 3 also reports runs read from damaged source data (the canonical
 	// run-special carries a damage note); no run may have failed.
 	if err != nil && !(cmdExit(err) == 3 && strings.Contains(string(out), " 0 failed")) {

@@ -3,6 +3,7 @@ package mlflow
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
@@ -132,9 +133,12 @@ func (s *Sink) moveLocked(ctx context.Context, id string, l *expLife, deleted bo
 // redeleteRuns deletes the active runs of experiment id that runferry left
 // deleted: superseded copies and runs committed as deleted.
 func (s *Sink) redeleteRuns(ctx context.Context, id string) error {
-	filters := []string{
-		fmt.Sprintf("tags.`%s` = 'deleted'", mlflowconv.TagComplete),
-		fmt.Sprintf("tags.`%s` LIKE '%%'", mlflowconv.TagSuperseded),
+	var filters []string // by the current and the former tag names
+	for _, k := range []string{mlflowconv.TagComplete, mlflowconv.FormerTag(mlflowconv.TagComplete)} {
+		filters = append(filters, fmt.Sprintf("tags.`%s` = 'deleted'", k))
+	}
+	for _, k := range []string{mlflowconv.TagSuperseded, mlflowconv.FormerTag(mlflowconv.TagSuperseded)} {
+		filters = append(filters, fmt.Sprintf("tags.`%s` LIKE '%%'", k))
 	}
 	var ids []string // listed whole first: deleting shifts the server's offset paging
 	for _, f := range filters {
@@ -142,7 +146,9 @@ func (s *Sink) redeleteRuns(ctx context.Context, id string) error {
 			if err != nil {
 				return fmt.Errorf("listing runs of restored experiment %s: %w", id, err)
 			}
-			ids = append(ids, r.Info.RunID)
+			if !slices.Contains(ids, r.Info.RunID) {
+				ids = append(ids, r.Info.RunID)
+			}
 		}
 	}
 	for _, run := range ids {

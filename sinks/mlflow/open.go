@@ -28,7 +28,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 		return nil, fault.Permanent(err)
 	}
 	origin := r.Origin.String()
-	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{},
+	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{}, SystemMetricKeys: map[string]string{},
 		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
 	params, tags, err := mlflowconv.RunEntities(r, cov)
 	if err != nil {
@@ -90,7 +90,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 	if err != nil {
 		return nil, fmt.Errorf("creating run: %w", err)
 	}
-	w := &writer{sink: s, expID: expID, held: true, run: run.Info, src: r, cov: cov, keys: map[string]*keyState{}, written: map[string]bool{}}
+	w := &writer{sink: s, expID: expID, held: true, run: run.Info, src: r, cov: cov, keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}}
 	if err := s.api.UploadBytes(ctx, run.Info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
 		return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
 	}

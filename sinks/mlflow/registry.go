@@ -111,7 +111,7 @@ func createdTag(t time.Time) string {
 // runferry's copy of the same origin, then sets its description and tags.
 func (s *Sink) putModel(ctx context.Context, m schema.RegisteredModel) error {
 	tags := []mlflowapi.Tag{{Key: mlflowconv.TagOrigin, Value: m.Origin.String()},
-		{Key: mlflowconv.TagExpCreatedAt, Value: createdTag(m.CreatedAt)}}
+		{Key: mlflowconv.TagCreatedAt, Value: createdTag(m.CreatedAt)}}
 	for _, t := range m.Tags {
 		tags = append(tags, mlflowapi.Tag{Key: t.Key, Value: t.Value})
 	}
@@ -171,7 +171,7 @@ func tagValue(tags []mlflowapi.Tag, key string) (string, bool) {
 func (s *Sink) createVersion(ctx context.Context, name string, v schema.ModelVersion, runs map[schema.Ref]string) (mlflowapi.ModelVersion, bool, error) {
 	in := mlflowapi.ModelVersion{Name: name, Source: v.Source, Description: v.Description,
 		Tags: []mlflowapi.Tag{{Key: mlflowconv.TagModelVersion, Value: strconv.FormatInt(v.Version, 10)},
-			{Key: mlflowconv.TagExpCreatedAt, Value: createdTag(v.CreatedAt)}}}
+			{Key: mlflowconv.TagCreatedAt, Value: createdTag(v.CreatedAt)}}}
 	if !v.Run.IsZero() {
 		in.Tags = append(in.Tags, mlflowapi.Tag{Key: mlflowconv.TagSourceRun, Value: v.Run.String()})
 	}
@@ -179,6 +179,7 @@ func (s *Sink) createVersion(ctx context.Context, name string, v schema.ModelVer
 		in.Tags = append(in.Tags, mlflowapi.Tag{Key: t.Key, Value: t.Value})
 	}
 	noRun := false
+	var model *mlflowapi.LoggedModel // the re-created logged model the version names
 	if !v.Run.IsZero() {
 		id, uri, err := s.destRun(ctx, v.Run, runs)
 		if err != nil {
@@ -189,9 +190,54 @@ func (s *Sink) createVersion(ctx context.Context, name string, v schema.ModelVer
 		if id != "" && v.RunPath != "" {
 			in.Source = strings.TrimSuffix(uri, "/") + "/" + v.RunPath
 		}
+		if srcModel, ok := strings.CutPrefix(v.Source, "models:/"); ok && id != "" && !strings.Contains(srcModel, "/") {
+			m, err := s.recreatedModel(ctx, id, v.Run, srcModel)
+			if err != nil {
+				return mlflowapi.ModelVersion{}, false, err
+			}
+			if m.Info.ModelID != "" {
+				in.Source, in.ModelID = "models:/"+m.Info.ModelID, m.Info.ModelID
+				model = &m
+			}
+		}
 	}
 	out, err := s.api.CreateModelVersion(ctx, in)
-	return out, noRun, err
+	if err != nil || model == nil {
+		return out, noRun, err
+	}
+	// The server rewrites the model's list of its versions when a version
+	// names the model; it had the source's list, which is set back.
+	had, ok := tagValue(model.Info.Tags, mlflowapi.TagModelVersions)
+	if ok {
+		err = s.api.SetLoggedModelTags(ctx, model.Info.ModelID, []mlflowapi.Tag{{Key: mlflowapi.TagModelVersions, Value: had}})
+	} else {
+		err = s.api.DeleteLoggedModelTag(ctx, model.Info.ModelID, mlflowapi.TagModelVersions)
+	}
+	if err != nil {
+		return out, noRun, fmt.Errorf("restoring tag %s of logged model %s: %w", mlflowapi.TagModelVersions, model.Info.ModelID, err)
+	}
+	return out, noRun, nil
+}
+
+// recreatedModel returns the logged model this sink re-created in run
+// runID from the logged model srcModel of the run with origin run; its id
+// is "" when there is none.
+func (s *Sink) recreatedModel(ctx context.Context, runID string, run schema.Ref, srcModel string) (mlflowapi.LoggedModel, error) {
+	r, err := s.api.GetRun(ctx, runID)
+	if err != nil {
+		return mlflowapi.LoggedModel{}, fmt.Errorf("reading run %s: %w", runID, err)
+	}
+	key := mlflowconv.OriginKey(mlflowconv.ModelOrigin(run.String(), srcModel))
+	found, err := s.api.SearchLoggedModels(ctx, r.Info.ExperimentID, fmt.Sprintf("tags.`%s` = '%s'", mlflowconv.TagOriginKey, key))
+	if err != nil {
+		return mlflowapi.LoggedModel{}, err
+	}
+	for _, m := range found {
+		if m.Info.SourceRunID == runID {
+			return m, nil
+		}
+	}
+	return mlflowapi.LoggedModel{}, nil
 }
 
 // destRun returns the id and artifact URI of the committed run this sink

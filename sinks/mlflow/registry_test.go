@@ -190,8 +190,8 @@ func TestRegistryCopied(t *testing.T) {
 	if rep.Registry == nil || rep.Registry.Models != 2 || rep.Registry.Versions != 2 {
 		t.Fatalf("report registry = %+v, want 2 models, 2 versions", rep.Registry)
 	}
-	if n := rep.Coverage["source: "+mlsrc.CoverageTraces]; n != 3 {
-		t.Errorf("report coverage %v: want the 3 traces counted as not copied", rep.Coverage)
+	if rep.Traces == nil || rep.Traces.Copied != 3 || len(rep.Coverage) != 1 {
+		t.Errorf("report traces %+v, coverage %v: want the 3 traces copied, nothing counted but update times", rep.Traces, rep.Coverage)
 	}
 	if n := rep.Coverage[mlflow.CoverageRegistryUpdated]; n != 4 {
 		t.Errorf("report coverage %v: want the update times of 2 models and 2 versions counted as not kept", rep.Coverage)

@@ -89,7 +89,7 @@ func TestServerKilledMidCopy(t *testing.T) {
 			copyCmd := func() *exec.Cmd {
 				ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 				t.Cleanup(cancel)
-				cmd := exec.CommandContext(ctx, bin, "copy", "parquet:"+arch, dst, "--state", state, "--concurrency", "4", "-q")
+				cmd := exec.CommandContext(ctx, bin, "copy", "parquet:"+arch, dst, "--state", state, "--concurrency", "4", "-q", "--keep-personal")
 				cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=")
 				return cmd
 			}

@@ -30,6 +30,10 @@ type Sink struct {
 	expLocks map[string]*sync.Mutex // by experiment name: one create at a time
 	managed  []string               // ids of experiments written with this prefix
 	listedAt time.Time
+	traces   map[string]*traceIndex // by experiment id, see PutTrace
+
+	modelsMu               sync.Mutex
+	modelsProbed, modelsOK bool // whether the server has logged models, once probed
 
 	lifeMu sync.Mutex // guards lives and orders deletes and restores
 	lives  map[string]*expLife
@@ -41,6 +45,7 @@ var (
 	_ sinks.Checker   = (*Sink)(nil)
 
 	_ sinks.ExperimentPrefixer  = (*Sink)(nil)
+	_ sinks.SharedView          = (*Sink)(nil)
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
 
@@ -80,6 +85,10 @@ func (s *Sink) Limits() sinks.Limits {
 	return sinks.Limits{MaxInFlight: s.cfg.MaxInFlight, MaxMetricsPerWrite: mlflowapi.MaxMetricsPerBatch, AdaptiveWrites: true}
 }
 
+// SharedView marks an MLflow server as seen by all its users: the CLI
+// leaves personal data out unless asked (sinks.SharedView).
+func (s *Sink) SharedView() {}
+
 // Close does nothing: every write is durable when it returns.
 func (s *Sink) Close() error { return nil }
 
@@ -89,7 +98,9 @@ func (s *Sink) Close() error { return nil }
 // the same name shares it. The experiment ends deleted when the source's is
 // (see expLife) and active otherwise. A deleted experiment of that name
 // that runferry did not write under this prefix is an error, since MLflow
-// keeps names unique across deleted experiments.
+// keeps names unique across deleted experiments. Bookkeeping tags a version
+// before 11 wrote under their former names are moved to the current ones
+// (the former removed where the server can: MLflow 2.20 and later).
 func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, error) {
 	if err := e.Validate(); err != nil {
 		return "", fault.Permanent(err)
@@ -131,22 +142,40 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 	}
 	var set []mlflowapi.Tag
 	for _, t := range tags {
-		v, ok := have[t.Key]
+		v, ok := mlflowconv.LookupTag(have, t.Key)                                   // a copy by a version before 11 has the former names
 		keepFirst := t.Key == mlflowconv.TagOrigin || t.Key == mlflowconv.TagExpName // shared by two source experiments: the first keeps them
 		if t.Key == mlflowconv.TagOrigin && slices.Contains(s.FormerKeys(e.Origin), v) {
 			keepFirst = false // written under the former origin of e: it takes the new one
 		}
 		if ok && (v == t.Value || keepFirst && v != "") {
+			if _, current := have[t.Key]; !current {
+				t.Value = v // moved to the current name, value kept
+				set = append(set, t)
+			}
 			continue
 		}
 		set = append(set, t)
 	}
-	if len(set) > 0 {
+	var former []string // bookkeeping under the names before 11, shown by MLflow's UI
+	for _, t := range tags {
+		if f := mlflowconv.FormerTag(t.Key); f != "" {
+			if _, ok := have[f]; ok {
+				former = append(former, f)
+			}
+		}
+	}
+	if len(set) > 0 || len(former) > 0 {
 		// MLflow tags only active experiments.
 		err := s.withExperimentActive(ctx, exp.ExperimentID, func() error {
 			for _, t := range set {
 				if err := s.api.SetExperimentTag(ctx, exp.ExperimentID, t.Key, t.Value); err != nil {
 					return fmt.Errorf("tagging experiment %q: %w", name, err)
+				}
+			}
+			for _, k := range former { // after the current names are set
+				err := s.api.DeleteExperimentTag(ctx, exp.ExperimentID, k)
+				if err != nil && !mlflowapi.IsNotFound(err) { // a server before 2.20 keeps them
+					return fmt.Errorf("removing tag %s of experiment %q: %w", k, name, err)
 				}
 			}
 			return nil
@@ -162,14 +191,16 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 	return exp.ExperimentID, nil
 }
 
-// ours reports whether runferry wrote exp under this sink's prefix.
+// ours reports whether runferry wrote exp under this sink's prefix (by
+// the current or the former tag names).
 func (s *Sink) ours(exp mlflowapi.Experiment) bool {
-	managed, prefix := false, false
+	tags := map[string]string{}
 	for _, t := range exp.Tags {
-		managed = managed || t.Key == mlflowconv.TagManaged && t.Value == "true"
-		prefix = prefix || t.Key == mlflowconv.TagPrefix && t.Value == s.cfg.ExperimentPrefix
+		tags[t.Key] = t.Value
 	}
-	return managed && prefix
+	managed, _ := mlflowconv.LookupTag(tags, mlflowconv.TagManaged)
+	prefix, ok := mlflowconv.LookupTag(tags, mlflowconv.TagPrefix)
+	return managed == "true" && ok && prefix == s.cfg.ExperimentPrefix
 }
 
 func (s *Sink) nameLock(name string) *sync.Mutex {
@@ -248,13 +279,13 @@ func (s *Sink) managedExperiments(ctx context.Context) ([]string, error) {
 	}
 	s.mu.Unlock()
 	var ids []string
-	filter := fmt.Sprintf("tags.`%s` = 'true'", mlflowconv.TagManaged)
-	for e, err := range s.api.SearchExperiments(ctx, filter, mlflowapi.ViewAll) {
-		if err != nil {
-			return nil, err
-		}
-		for _, t := range e.Tags {
-			if t.Key == mlflowconv.TagPrefix && t.Value == s.cfg.ExperimentPrefix {
+	for _, key := range []string{mlflowconv.TagManaged, mlflowconv.FormerTag(mlflowconv.TagManaged)} {
+		filter := fmt.Sprintf("tags.`%s` = 'true'", key)
+		for e, err := range s.api.SearchExperiments(ctx, filter, mlflowapi.ViewAll) {
+			if err != nil {
+				return nil, err
+			}
+			if s.ours(e) && !slices.Contains(ids, e.ExperimentID) {
 				ids = append(ids, e.ExperimentID)
 			}
 		}
@@ -271,31 +302,37 @@ func (s *Sink) managedExperiments(ctx context.Context) ([]string, error) {
 }
 
 // runsTagged returns the runs, active or deleted, of runferry's experiments
-// whose tag key has value (a hex key, safe in a filter), leaving out
-// superseded runs unless withSuperseded.
+// whose bookkeeping tag key, under its current or its former name
+// (mlflowconv.FormerTag), has value (a hex key, safe in a filter), leaving
+// out superseded runs unless withSuperseded.
 func (s *Sink) runsTagged(ctx context.Context, key, value string, withSuperseded bool) ([]mlflowapi.Run, error) {
 	ids, err := s.managedExperiments(ctx)
 	if err != nil {
 		return nil, err
 	}
-	filter := fmt.Sprintf("tags.`%s` = '%s'", key, value)
 	var out []mlflowapi.Run
-	for chunk := range slices.Chunk(ids, 100) {
-		for r, err := range s.api.SearchRuns(ctx, chunk, filter, mlflowapi.ViewAll) {
-			if err != nil {
-				return nil, err
+	seen := map[string]bool{}
+	for _, k := range []string{key, mlflowconv.FormerTag(key)} {
+		filter := fmt.Sprintf("tags.`%s` = '%s'", k, value)
+		for chunk := range slices.Chunk(ids, 100) {
+			for r, err := range s.api.SearchRuns(ctx, chunk, filter, mlflowapi.ViewAll) {
+				if err != nil {
+					return nil, err
+				}
+				if _, sup := mlflowconv.RunTag(r, mlflowconv.TagSuperseded); (sup && !withSuperseded) || seen[r.Info.RunID] {
+					continue
+				}
+				seen[r.Info.RunID] = true
+				out = append(out, r)
 			}
-			if _, sup := r.Tag(mlflowconv.TagSuperseded); sup && !withSuperseded {
-				continue
-			}
-			out = append(out, r)
 		}
 	}
 	return out, nil
 }
 
-// FindRun reports what the server holds for origin: complete when a run
-// carries runferry.complete (and is deleted if that says "deleted"),
+// FindRun reports what the server holds for origin (found by its origin key
+// under the current or the former tag name): complete when a run
+// carries the complete tag (and is deleted if that says "deleted"),
 // incomplete when a run carries only the origin, under a former origin when
 // none carries the origin but one carries a former origin (see
 // SetFormerOrigins), missing otherwise. The fingerprint is the one written
@@ -325,14 +362,14 @@ func (s *Sink) findRun(ctx context.Context, origin string) (sinks.RunState, stri
 	}
 	state := sinks.RunMissing
 	for _, r := range runs {
-		if _, sup := r.Tag(mlflowconv.TagSuperseded); sup {
+		if _, sup := mlflowconv.RunTag(r, mlflowconv.TagSuperseded); sup {
 			if r.Info.LifecycleStage == mlflowapi.StageActive {
 				state = max(state, sinks.RunIncomplete) // a redo stopped half-way
 			}
 			continue
 		}
 		if completeRun(r) {
-			fp, _ := r.Tag(mlflowconv.TagFingerprint)
+			fp, _ := mlflowconv.RunTag(r, mlflowconv.TagFingerprint)
 			return sinks.RunComplete, fp, nil
 		}
 		state = sinks.RunIncomplete
@@ -343,7 +380,7 @@ func (s *Sink) findRun(ctx context.Context, origin string) (sinks.RunState, stri
 // completeRun reports whether r was committed and, if committed as deleted,
 // was deleted.
 func completeRun(r mlflowapi.Run) bool {
-	v, ok := r.Tag(mlflowconv.TagComplete)
+	v, ok := mlflowconv.RunTag(r, mlflowconv.TagComplete)
 	switch {
 	case !ok:
 		return false
@@ -369,11 +406,11 @@ func (s *Sink) whileActive(ctx context.Context, r mlflowapi.Run, fn func() error
 }
 
 // supersede retires a run written earlier from the same origin: it is
-// tagged runferry.superseded (so no search for the origin finds it) and
+// tagged superseded (so no search for the origin finds it) and
 // deleted.
 func (s *Sink) supersede(ctx context.Context, r mlflowapi.Run) error {
 	return s.whileActive(ctx, r, func() error {
-		if _, ok := r.Tag(mlflowconv.TagSuperseded); !ok {
+		if _, ok := mlflowconv.RunTag(r, mlflowconv.TagSuperseded); !ok {
 			if err := s.api.SetTag(ctx, r.Info.RunID, mlflowconv.TagSuperseded, time.Now().UTC().Format(time.RFC3339)); err != nil {
 				return err
 			}

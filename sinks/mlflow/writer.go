@@ -20,19 +20,24 @@ import (
 
 // writer writes one run. It is used by one goroutine at a time.
 type writer struct {
-	sink    *Sink
-	expID   string
-	held    bool // the experiment is held active for this run (expLife)
-	run     mlflowapi.RunInfo
-	src     schema.Run
-	cov     *mlflowconv.Coverage
-	fp      string
-	keys    map[string]*keyState // by source key: points at the current step
-	written map[string]bool      // artifact paths written
-	logs    *spool
-	rich    *spool
-	media   []mediaValue // rich values written in MLflow's media layout at commit
-	done    bool
+	sink  *Sink
+	expID string
+	held  bool // the experiment is held active for this run (expLife)
+	run   mlflowapi.RunInfo
+	src   schema.Run
+	cov   *mlflowconv.Coverage
+	fp    string
+	keys  map[string]*keyState // by source key: points at the current step
+	// mlflowKeys maps the MLflow keys in use to their source keys
+	// ("" for a series runferry generates).
+	mlflowKeys map[string]string
+	fold       *cpuFold        // per-core CPU series, once the run has one
+	written    map[string]bool // artifact paths written
+	logs       *spool
+	rich       *spool
+	media      []mediaValue          // rich values written in MLflow's media layout at commit
+	models     map[string]*modelCopy // by source model id (see models.go)
+	done       bool
 }
 
 var (
@@ -70,8 +75,17 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 		w.cov.Points++
 		st, ok := w.keys[m.Key]
 		if !ok {
-			st = &keyState{mlflowKey: mlflowconv.RecordKey(m.Key, w.cov.MetricKeys)}
+			st = &keyState{}
+			st.mlflowKey, st.core = w.metricKey(m.Key)
 			w.keys[m.Key] = st
+		}
+		if st.core {
+			if send, err := w.foldPoint(m); err != nil || !send {
+				if err != nil {
+					return err
+				}
+				continue
+			}
 		}
 		send, ok := st.add(m, w.cov)
 		if !ok {
@@ -107,6 +121,7 @@ func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
 // share a stored identity are all seen within one step.
 type keyState struct {
 	mlflowKey string
+	core      bool // a per-core CPU series (see cpuFold)
 	step      int64
 	started   bool
 	at        map[storedPoint]*mlflowconv.Fixup // the current step's points
@@ -245,6 +260,8 @@ const smallFile = 8 << 20
 // WriteArtifact uploads one file. Paths under runferry/ are moved below
 // runferry/files/, since runferry/ holds the sink's own files. A file the
 // source could not read is recorded in the coverage file with its problem.
+// Files under mlflow-logged-models/<model id>/ re-create the source's
+// logged model when the server has logged models (see models.go).
 func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.Reader) error {
 	if err := w.check(); err != nil {
 		return err
@@ -255,6 +272,11 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	}
 	w.written[p] = true
 	w.cov.Files++
+	if strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
+		if taken, err := w.writeModelFile(ctx, a, p, body); taken || err != nil {
+			return err
+		}
+	}
 	if m, ok := strings.CutPrefix(p, mlflowapi.LoggedModelsDir); ok && path.Base(m) == mlflowapi.LoggedModelMeta {
 		w.cov.LoggedModelsAsFiles = append(w.cov.LoggedModelsAsFiles, path.Dir(m))
 	}
@@ -268,6 +290,13 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 		}
 		return nil
 	}
+	return w.upload(ctx, w.run.ArtifactURI, p, a, body)
+}
+
+// upload sends body, the content of a, to rel below the artifact root
+// uri: a small file read whole and sent with retries, a larger one
+// streamed once; the size is checked against a's.
+func (w *writer) upload(ctx context.Context, uri, p string, a schema.Artifact, body io.Reader) error {
 	if a.Size >= 0 && a.Size <= smallFile {
 		b, err := io.ReadAll(io.LimitReader(body, a.Size+1))
 		if err != nil {
@@ -276,10 +305,10 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 		if int64(len(b)) != a.Size {
 			return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes or more, expected %d", a.Path, len(b), a.Size))
 		}
-		return w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, p, b)
+		return w.sink.api.UploadBytes(ctx, uri, p, b)
 	}
 	cr := &countReader{r: body}
-	if err := w.sink.api.UploadArtifact(ctx, w.run.ArtifactURI, p, cr, a.Size); err != nil {
+	if err := w.sink.api.UploadArtifact(ctx, uri, p, cr, a.Size); err != nil {
 		return err
 	}
 	if a.Size >= 0 && cr.n != a.Size {
@@ -305,6 +334,8 @@ func (w *writer) Abort(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
+	w.removeFold()
+	w.removeModelSpools()
 	return w.release(ctx)
 }
 

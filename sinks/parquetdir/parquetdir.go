@@ -21,7 +21,7 @@ func Description() location.Description {
 		Kind:    location.PathKind,
 		Syntax:  "parquet:PATH",
 		Summary: "runferry Parquet archive: tidy tables for DuckDB, pandas, Polars and Spark, versioned by snapshot",
-		Help: "Writes experiments, runs, params, tags, metrics, rich values, console logs, artifacts and the model registry as " +
+		Help: "Writes experiments, runs, params, tags, metrics, rich values, console logs, artifacts, the model registry and traces as " +
 			"zstd-compressed Parquet tables under PATH, with artifact bodies stored once per content, a " +
 			"checksummed manifest (runferry archive check PATH), and one snapshot per job that changed " +
 			"something. Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
@@ -72,6 +72,7 @@ type Sink struct {
 	mu        sync.Mutex
 	w         *archive.Writer
 	source    string
+	traces    map[string][]schema.Trace // by experiment origin, until FlushTraces
 	closeOnce sync.Once
 	closeErr  error
 }

@@ -34,7 +34,9 @@ func Description() location.Description {
 history of every metric (get-history, paged), nested-run links, dataset inputs
 (name, digest, source, schema, profile, context), files (listed recursively,
 streamed) and the model registry (registered models, versions, aliases, tags,
-stages). Traces are counted in the report, not copied.
+stages) and traces (MLflow 3's trace API: info, tags, request metadata, the
+run they were logged in, and the span document as the MLflow UI reads it; a
+server before MLflow 3 has its traces counted in the report, not copied).
 Runs written by runferry are read back exactly: their origin, metadata, console
 output and non-numeric values come from the files runferry stored with them.
 Credentials: MLFLOW_TRACKING_TOKEN, or basic auth with the user from ?username=

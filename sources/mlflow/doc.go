@@ -21,7 +21,7 @@
 //     scheme, default port, trailing slash or credentials), so that the
 //     experiments of two servers never share an origin; mlflow.note.content
 //     is the description;
-//     runferry.* tags are bookkeeping and not exposed.
+//     runferry.* and mlflow.runferry.* tags are bookkeeping and not exposed.
 //   - Runs: runs/search ordered by start time (then run id), de-duplicated
 //     across pages (MLflow's page tokens are offsets). Origin is the
 //     runferry.origin tag when present, so chains such as W&B -> MLflow ->
@@ -31,20 +31,29 @@
 //     user_id), status, start and end time, params; mlflow.note.content,
 //     mlflow.source.git.commit, mlflow.source.git.repoURL and
 //     mlflow.source.name become Notes, GitCommit, GitRemote and Program;
-//     mlflow.parentRunId becomes Parent (mlflow:INSTANCE/<parent run id>); the other
-//     tags stay tags. Dataset inputs become Run.Inputs (name, digest,
+//     mlflow.parentRunId becomes Parent (mlflow:INSTANCE/<parent run id>);
+//     wandb.group, wandb.job_type, wandb.host and wandb.tags (with the
+//     wandb.tag.NAME tags of its names; versions before 11 wrote
+//     runferry.group, ... runferry.labels) become Group, JobType, Host and
+//     Labels; the other tags stay tags. Dataset inputs become Run.Inputs (name, digest,
 //     source type, source, schema, profile and the input's tags such as
 //     mlflow.data.context), read from MLflow for every run, runferry's too.
 //   - MLflow 3 logged models of a run (logged-models/search by source run
 //     id; none on older servers) are files of the run: each model's files
 //     under mlflow-logged-models/<model id>/ and its metadata (name,
-//     status, type, params, tags, metrics) as logged_model.json there.
+//     status, type, params, tags, metrics with their run and dataset; in
+//     key order) as logged_model.json there. In a run runferry wrote, a
+//     logged model it re-created is presented as the source's model it
+//     stands for (mlflowconv.SourceModel; see sinks/mlflow).
 //   - Runs runferry wrote are restored from runferry/run.json: origin,
 //     name, labels, config, summary, group, job type, host, parent and
 //     damage exactly as first read; params and tags are read from MLflow
 //     (they may have been edited) and every disagreement with the sidecar
 //     is noted in Run.Damage, as is a runferry copy that never completed.
-//   - Metrics: every key of the run (from runs/get) through get-history,
+//   - Metrics: every key of the run (from runs/get) through get-history
+//     (for runferry's runs under the W&B keys it renamed, the generated CPU
+//     mean left out and the folded per-core CPU points read from
+//     runferry/folded_metrics.jsonl: docs/MLFLOW-MAPPING.md),
 //     always with max_results (servers 3.1 to about 3.13 return nothing
 //     without it), paged. One key's history is held in memory while it is
 //     sorted by step, time and value (MLflow returns it in time order).
@@ -58,6 +67,17 @@
 //     elsewhere). runferry/ and the files runferry generated (output.log,
 //     config.json) are left out of runs runferry wrote; runferry/files/ is
 //     listed under its original path.
+//   - Traces (sources.TraceReader, MLflow 3): traces/search (v3) per
+//     experiment, each trace's info, tags and request metadata, and its span
+//     document from the route the MLflow UI reads (ajax-api
+//     get-trace-artifact: the traces.json document whether the spans are in
+//     the tracking store or the artifact store; else traces.json through the
+//     proxy). Origin is runferry.origin when runferry wrote the trace, else
+//     mlflow:INSTANCE/trace/<trace_id>; Run is runferry.source_run, else the
+//     origin of the run mlflow.sourceRun names. The server's storage keys
+//     (mlflow.artifactLocation, mlflow.trace.spansLocation,
+//     mlflow.trace.infoFinalized) and runferry.* are not exposed. A server
+//     without the v3 API has its traces counted by Omitted, not read.
 //
 // # Former origins
 //

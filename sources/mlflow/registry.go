@@ -113,7 +113,7 @@ func userTags(tags []mlflowapi.Tag, created *time.Time) ownTags {
 		}
 		out.user = append(out.user, schema.Tag{Key: t.Key, Value: t.Value})
 	}
-	if v, ok := out.own[mlflowconv.TagExpCreatedAt]; ok {
+	if v, ok := out.own[mlflowconv.TagCreatedAt]; ok {
 		*created = time.Time{}
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			*created = t.UTC()
@@ -136,6 +136,19 @@ func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, run
 	}
 	if ref, ok := schema.ParseRef(tags.own[mlflowconv.TagSourceRun]); ok {
 		x.Run = ref
+	}
+	if id, ok := strings.CutPrefix(v.Source, "models:/"); ok && tags.own[mlflowconv.TagModelVersion] != "" && !strings.Contains(id, "/") {
+		// runferry pointed the version at the logged model it re-created:
+		// shown as the source's model it stands for (also when that copy
+		// was deleted since, its run written again: MLflow cannot change a
+		// version's source, like its run).
+		m, err := s.api.GetLoggedModel(ctx, id, true)
+		if err != nil && !mlflowapi.IsNotFound(err) {
+			return schema.ModelVersion{}, err
+		}
+		if src, ok := mlflowconv.SourceModel(m, m.Info.SourceRunID); ok {
+			x.Source = "models:/" + src.Info.ModelID
+		}
 	}
 	if v.RunID == "" {
 		return x, nil

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -30,12 +29,16 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	for _, t := range r.Data.Tags {
 		tags[t.Key] = t.Value
 	}
-	_, complete := tags[mlflowconv.TagComplete]
+	if _, former := tags[mlflowconv.FormerTag(mlflowconv.TagSidecar)]; former {
+		mlflowconv.UpgradeFormerTags(tags) // copied by a version before 11
+	}
+	_, complete := mlflowconv.LookupTag(tags, mlflowconv.TagComplete)
+	fp, _ := mlflowconv.LookupTag(tags, mlflowconv.TagFingerprint)
 	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID,
-		runferry: complete, fingerprint: tags[mlflowconv.TagFingerprint]}
+		runferry: complete, fingerprint: fp}
 	var run schema.Run
 	var damage []string
-	if path, ok := tags[mlflowconv.TagSidecar]; ok {
+	if path, ok := mlflowconv.LookupTag(tags, mlflowconv.TagSidecar); ok {
 		side, err := s.sidecar(ctx, r, path)
 		switch {
 		case err == nil:
@@ -111,7 +114,8 @@ func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.
 		User:   r.Info.UserID,
 		Notes:  tags[mlflowapi.TagNote], GitCommit: tags[mlflowapi.TagGitCommit],
 		GitRemote: tags[mlflowapi.TagGitRepo], Program: tags[mlflowapi.TagSourceName],
-		Group: tags[mlflowconv.TagGroup], JobType: tags[mlflowconv.TagJobType], Host: tags[mlflowconv.TagHost],
+		Group: mlflowconv.FieldTag(tags, mlflowconv.TagGroup), JobType: mlflowconv.FieldTag(tags, mlflowconv.TagJobType),
+		Host: mlflowconv.FieldTag(tags, mlflowconv.TagHost),
 	}
 	if o, ok := schema.ParseRef(tags[mlflowconv.TagOrigin]); ok {
 		run.Origin = o
@@ -122,17 +126,21 @@ func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.
 	if u := tags[mlflowapi.TagUser]; u != "" {
 		run.User = u
 	}
-	if p, ok := schema.ParseRef(tags[mlflowconv.TagParent]); ok {
+	if p, ok := schema.ParseRef(lookup(tags, mlflowconv.TagParent)); ok {
 		run.Parent = p
 	} else if id := tags[mlflowapi.TagParentRunID]; id != "" {
 		run.Parent = ref(id)
 	}
-	_ = json.Unmarshal([]byte(tags[mlflowconv.TagLabels]), &run.Labels)
+	run.Labels = mlflowconv.LabelsFromTags(tags)
+	labelTag := map[string]bool{}
+	for _, l := range run.Labels {
+		labelTag[mlflowconv.LabelTagKey(l)] = tags[mlflowconv.LabelTagKey(l)] == mlflowconv.LabelValue
+	}
 	for _, p := range r.Data.Params {
 		run.Params = append(run.Params, schema.Param{Key: p.Key, Value: p.Value})
 	}
 	for k, v := range tags {
-		if !strings.HasPrefix(k, "runferry.") && !mappedTags[k] {
+		if !mlflowconv.Bookkeeping(k) && !mappedTags[k] && !fieldTag(k) && !labelTag[k] {
 			run.Tags = append(run.Tags, schema.Tag{Key: k, Value: v})
 		}
 	}
@@ -207,7 +215,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 		seen[k] = true
 		want, written := storedTags[k]
 		switch {
-		case !isOwn && (strings.HasPrefix(k, "runferry.") || k == mlflowapi.TagRunName || k == mlflowapi.TagParentRunID || mlflowconv.MediaTag(k)):
+		case !isOwn && (mlflowconv.Bookkeeping(k) || k == mlflowapi.TagRunName || k == mlflowapi.TagParentRunID || mlflowconv.MediaTag(k)):
 		case written && v == want && isOwn:
 			run.Tags = append(run.Tags, o)
 		case written && v == want: // derived from a field
@@ -276,6 +284,22 @@ func nativeFields(run *schema.Run, side schema.Run, r mlflowapi.Run, tags map[st
 			*f = shown
 		}
 	}
+}
+
+// fieldTag reports whether an MLflow tag holds a run field of W&B's (group,
+// job type, host, the list of W&B tags), under its current or former name.
+func fieldTag(k string) bool {
+	switch k {
+	case mlflowconv.TagGroup, mlflowconv.TagJobType, mlflowconv.TagHost, mlflowconv.TagLabels,
+		mlflowconv.FormerTagGroup, mlflowconv.FormerTagJobType, mlflowconv.FormerTagHost, mlflowconv.FormerTagLabels:
+		return true
+	}
+	return false
+}
+
+func lookup(tags map[string]string, key string) string {
+	v, _ := mlflowconv.LookupTag(tags, key)
+	return v
 }
 
 func origKey(orig, mlflowKey string) string {

@@ -191,7 +191,7 @@ func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.E
 	// What MLflow shows is what is compared: the name (less the prefix)
 	// even for an experiment runferry wrote. Only the creation time, which
 	// MLflow sets itself, comes from runferry's tag.
-	if v, ok := tags[mlflowconv.TagExpCreatedAt]; ok && tags[mlflowconv.TagManaged] == "true" {
+	if v, ok := mlflowconv.LookupTag(tags, mlflowconv.TagExpCreatedAt); ok && lookup(tags, mlflowconv.TagManaged) == "true" {
 		x.CreatedAt = time.Time{}
 		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
 			x.CreatedAt = t.UTC()
@@ -199,9 +199,9 @@ func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.E
 	}
 	x.Description = tags[mlflowapi.TagNote]
 	keys := map[string]string{}
-	_ = json.Unmarshal([]byte(tags[mlflowconv.TagExpTagKeys]), &keys)
+	_ = json.Unmarshal([]byte(lookup(tags, mlflowconv.TagExpTagKeys)), &keys)
 	for k, v := range tags {
-		if strings.HasPrefix(k, "runferry.") || k == mlflowapi.TagNote {
+		if mlflowconv.Bookkeeping(k) || k == mlflowapi.TagNote {
 			continue
 		}
 		if orig, ok := keys[k]; ok {
@@ -259,7 +259,7 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 				yield(schema.Run{}, err)
 				return
 			}
-			if _, sup := r.Tag(mlflowconv.TagSuperseded); sup {
+			if _, sup := mlflowconv.RunTag(r, mlflowconv.TagSuperseded); sup {
 				continue
 			}
 			run, info, err := s.convertRun(ctx, exp, r)
@@ -294,7 +294,7 @@ func (s *Source) runInfoOf(ctx context.Context, ref schema.Ref) (*runInfo, error
 		if err != nil {
 			return nil, err
 		}
-		_, rf := r.Tag(mlflowconv.TagComplete)
+		_, rf := mlflowconv.RunTag(r, mlflowconv.TagComplete)
 		return &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, runferry: rf}, nil
 	}
 	return nil, fault.Permanent(fmt.Errorf("mlflow source: run %s was not listed by Runs", ref))
@@ -333,7 +333,7 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 			if err != nil {
 				return out
 			}
-			if _, sup := r.Tag(mlflowconv.TagSuperseded); !sup {
+			if _, sup := mlflowconv.RunTag(r, mlflowconv.TagSuperseded); !sup {
 				out["deleted runs left out (add ?deleted=true to copy them)"]++
 			}
 		}
@@ -344,7 +344,7 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 var _ sources.TransformReader = (*Source)(nil)
 
 // RecordedTransform returns the transform a runferry copy applied to the
-// run, from its runferry.fingerprint tag ("" for a run not listed yet).
+// run, from its fingerprint tag ("" for a run not listed yet).
 func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
 	s.mu.Lock()
 	info := s.runs[run]

@@ -32,8 +32,11 @@ type fixKey struct {
 // history is read whole (get-history, paged) and sorted by step, time and
 // value, since MLflow returns it in time order: memory grows with the
 // largest key, not the run. For runs runferry wrote, keys MLflow refused
-// are mapped back and the points MLflow stores differently (±Inf, -0,
-// negative times, duplicates) are restored from the coverage file.
+// are mapped back (and so are system metrics renamed to MLflow's names),
+// the points MLflow stores differently (±Inf, -0, negative times,
+// duplicates) are restored from the coverage file, the series runferry
+// generated (the folded CPU mean) are left out, and the per-core CPU
+// points folded into it follow last, as written (keys interleave there).
 func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.Metric, error] {
 	return func(yield func([]schema.Metric, error) bool) {
 		info, err := s.runInfoOf(ctx, ref)
@@ -60,8 +63,13 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 		type key struct{ mlflow, orig string }
 		var keys []key
 		for _, m := range r.Data.Metrics {
+			if slices.Contains(cov.GeneratedMetrics, m.Key) {
+				continue // derived by runferry (the folded CPU series)
+			}
 			orig := m.Key
 			if o, ok := cov.MetricKeys[m.Key]; ok {
+				orig = o
+			} else if o, ok := cov.SystemMetricKeys[m.Key]; ok {
 				orig = o
 			}
 			keys = append(keys, key{m.Key, orig})
@@ -87,6 +95,28 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 					return
 				}
 			}
+		}
+		if cov.FoldedPoints > 0 {
+			s.foldedMetrics(ctx, ref, yield)
+		}
+	}
+}
+
+// foldedMetrics yields the per-core CPU points the sink folded into one
+// series, exactly as the source had them, from runferry/folded_metrics.jsonl
+// (in the order they were written: steps never decrease within a key).
+func (s *Source) foldedMetrics(ctx context.Context, ref schema.Ref, yield func([]schema.Metric, error) bool) {
+	for page, err := range jsonLines[mlflowconv.FoldedPoint](ctx, s, ref, mlflowconv.FoldedMetricsPath, func(*mlflowconv.Coverage) bool { return true }) {
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		out := make([]schema.Metric, len(page))
+		for i, p := range page {
+			out[i] = schema.Metric{Key: p.Key, Value: float64(p.Value), Step: p.Step, Time: p.Time}
+		}
+		if !yield(out, nil) {
+			return
 		}
 	}
 }
@@ -238,8 +268,12 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 // loggedModelFiles lists the files of the logged models run info logged,
 // which MLflow 3 keeps under the model, not the run: each model's files
 // under mlflow-logged-models/<model id>/, plus its metadata there as
-// logged_model.json. A model whose files the proxy does not serve is
-// listed with a Problem, never left out.
+// logged_model.json (tags, params and metrics in canonical order). A model
+// whose files the proxy does not serve is listed with a Problem, never
+// left out. In a run runferry wrote, a logged model it re-created stands
+// for the source's (mlflowconv.SourceModel): listed under the source's
+// model id, its metadata as the source's with the name, type, state,
+// params, tags and metrics this server holds, its files this server's.
 func (s *Source) loggedModelFiles(ctx context.Context, info *runInfo) ([]schema.Artifact, error) {
 	models, err := s.api.LoggedModelsOf(ctx, info.experimentID, info.id)
 	if err != nil {
@@ -247,6 +281,11 @@ func (s *Source) loggedModelFiles(ctx context.Context, info *runInfo) ([]schema.
 	}
 	var out []schema.Artifact
 	for _, m := range models {
+		files := m // where the files are: the model read
+		if info.runferry {
+			m, _ = mlflowconv.SourceModel(m, info.id)
+		}
+		mlflowconv.CanonicalModel(&m)
 		dir := mlflowapi.LoggedModelsDir + m.Info.ModelID + "/"
 		meta, err := json.MarshalIndent(m, "", "  ")
 		if err != nil {
@@ -254,19 +293,19 @@ func (s *Source) loggedModelFiles(ctx context.Context, info *runInfo) ([]schema.
 		}
 		out = append(out, schema.Artifact{Path: dir + mlflowapi.LoggedModelMeta, Size: int64(len(meta)),
 			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(meta)), nil }})
-		for f, err := range s.api.ListProxied(ctx, m.Info.ArtifactURI) {
+		for f, err := range s.api.ListProxied(ctx, files.Info.ArtifactURI) {
 			if errors.Is(err, mlflowapi.ErrNotProxied) {
-				out = append(out, schema.Artifact{Path: dir + "artifacts", Size: -1, Problem: fmt.Sprintf("logged model %s: files at %s not served by the mlflow-artifacts proxy", m.Info.ModelID, m.Info.ArtifactURI)})
+				out = append(out, schema.Artifact{Path: dir + "artifacts", Size: -1, Problem: fmt.Sprintf("logged model %s: files at %s not served by the mlflow-artifacts proxy", files.Info.ModelID, files.Info.ArtifactURI)})
 				break
 			}
 			if err != nil {
-				return nil, fmt.Errorf("listing the files of logged model %s: %w", m.Info.ModelID, err)
+				return nil, fmt.Errorf("listing the files of logged model %s: %w", files.Info.ModelID, err)
 			}
 			a := schema.Artifact{Path: dir + f.Path, Size: -1}
 			if f.FileSize != nil {
 				a.Size = *f.FileSize
 			}
-			uri, rel := m.Info.ArtifactURI, f.Path
+			uri, rel := files.Info.ArtifactURI, f.Path
 			a.Open = func(ctx context.Context) (io.ReadCloser, error) {
 				return s.api.OpenArtifact(ctx, info.id, uri, rel)
 			}

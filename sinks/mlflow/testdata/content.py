@@ -1,14 +1,22 @@
 """MLflow content beyond runs, logged and read back with MLflow's own client.
 
 Usage:
-  python content.py log TRACKING_URI EXPERIMENT_NAME
+  python content.py log TRACKING_URI EXPERIMENT_NAME [REGISTERED_MODEL]
       logs a run with two dataset inputs and a run with an sklearn model
       (MLflow 3 logged model, with params, tags and a metric); prints the
       experiment id as JSON.
+      The model run also logs a second logged model that failed
+      (initialized with a param and a file, finalized FAILED). With
+      REGISTERED_MODEL, the sklearn model is registered under that name
+      (version 1, its source models:/<model id>).
   python content.py read TRACKING_URI EXPERIMENT_NAME
-      prints, by run name, the run's dataset inputs, logged models (id,
-      name, params, tags, metrics, files with sha256) and the run's own files under mlflow-logged-models/
-      (sha256), as MLflow's client reads them, as JSON.
+      prints, by run name (runs runferry superseded left out), the run's dataset inputs, logged models (id,
+      name, type, status, params, tags, metrics, files with sha256) and the
+      run's own files under mlflow-logged-models/ (sha256), as MLflow's
+      client reads them, as JSON.
+  python content.py predict TRACKING_URI MODEL_URI
+      loads MODEL_URI (models:/<id> or models:/<name>/<version>) with mlflow.pyfunc and prints its predictions
+      for [[4.0], [10.0]] as JSON.
 """
 import hashlib
 import json
@@ -21,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 
-def log(uri, name):
+def log(uri, name, registered=None):
     mlflow.set_tracking_uri(uri)
     exp_id = mlflow.create_experiment(name)
     with mlflow.start_run(experiment_id=exp_id, run_name="with-inputs"):
@@ -37,8 +45,16 @@ def log(uri, name):
     model = LinearRegression().fit(X, y)
     with mlflow.start_run(experiment_id=exp_id, run_name="with-model"):
         mlflow.log_param("alpha", "0")
-        info = mlflow.sklearn.log_model(model, name="regressor", params={"fit_intercept": "True"}, tags={"kind": "linear"})
+        info = mlflow.sklearn.log_model(model, name="regressor", params={"fit_intercept": "True"}, tags={"kind": "linear"},
+                                        registered_model_name=registered)
         mlflow.log_metric("r2", 1.0, model_id=info.model_id)
+        mlflow.log_metric("loss", 0.25, step=3, model_id=info.model_id)
+        failed = mlflow.initialize_logged_model(name="broken", params={"lr": "0.1"}, tags={"why": "oom"}, model_type="agent")
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "partial.txt"), "w") as f:
+                f.write("half a model\n")
+            mlflow.MlflowClient().log_model_artifacts(failed.model_id, d)
+        mlflow.finalize_logged_model(failed.model_id, "FAILED")
     print(json.dumps({"experiment": exp_id}))
 
 
@@ -58,6 +74,8 @@ def read(uri, name):
     exp = client.get_experiment_by_name(name)
     out = {}
     for run in client.search_runs([exp.experiment_id], run_view_type=mlflow.entities.ViewType.ALL):
+        if "runferry.superseded" in run.data.tags:
+            continue  # an earlier copy runferry replaced
         inputs = [
             {"name": i.dataset.name, "digest": i.dataset.digest, "source_type": i.dataset.source_type,
              "source": i.dataset.source, "schema": i.dataset.schema or "", "profile": i.dataset.profile or "",
@@ -68,12 +86,13 @@ def read(uri, name):
         for m in mlflow.search_logged_models(experiment_ids=[exp.experiment_id],
                                              filter_string=f"source_run_id = '{run.info.run_id}'", output_format="list"):
             d = tempfile.mkdtemp()
-            mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{m.model_id}", dst_path=d)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=m.artifact_location, dst_path=d)
             models.append({
                 "model_id": m.model_id, "name": m.name, "params": m.params,
+                "model_type": m.model_type, "status": str(m.status),
                 "tags": {k: v for k, v in m.tags.items() if not k.startswith("runferry.")},
                 "metrics": sorted([[x.key, x.value, x.step] for x in (m.metrics or [])]),
-                "files": files_of(d),
+                "files": files_of(local),
             })
         run_files = {}
         if any(f.path == "mlflow-logged-models" for f in client.list_artifacts(run.info.run_id)):
@@ -84,5 +103,11 @@ def read(uri, name):
     print(json.dumps(out, sort_keys=True))
 
 
+def predict(uri, model_uri):
+    mlflow.set_tracking_uri(uri)
+    model = mlflow.pyfunc.load_model(model_uri)
+    print(json.dumps([float(v) for v in model.predict(np.array([[4.0], [10.0]]))]))
+
+
 if __name__ == "__main__":
-    {"log": log, "read": read}[sys.argv[1]](sys.argv[2], sys.argv[3])
+    {"log": log, "read": read, "predict": predict}[sys.argv[1]](*sys.argv[2:])

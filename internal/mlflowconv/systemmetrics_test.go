@@ -1,0 +1,109 @@
+package mlflowconv
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
+)
+
+func TestSystemMetricKey(t *testing.T) {
+	cases := map[string]string{
+		// MLflow's own names, where W&B's series means the same.
+		"system/gpu.0.gpu":             "system/gpu_0_utilization_percentage",
+		"system/gpu.12.gpu":            "system/gpu_12_utilization_percentage",
+		"system/gpu.0.memoryAllocated": "system/gpu_0_memory_usage_percentage",
+		"system/gpu.3.powerWatts":      "system/gpu_3_power_usage_watts",
+		"system/gpu.0.powerPercent":    "system/gpu_0_power_usage_percentage",
+		"system/memory":                "system/system_memory_usage_percentage",
+		"system/memory_percent":        "system/system_memory_usage_percentage",
+		"system/disk":                  "system/disk_usage_percentage",
+		"system/disk./.usagePercent":   "system/disk_usage_percentage",
+		"system/disk.\\.usagePercent":  "system/disk_usage_percentage",
+		// Sanitised, the prefix kept.
+		"system/disk./.usageGB":                "system/disk.root.usage_gb",
+		"system/disk.\\.usageGB":               "system/disk.root.usage_gb",
+		"system/disk./mnt/data.usageGB":        "system/disk.mnt_data.usage_gb",
+		"system/disk.sda1.in":                  "system/disk.sda1.in",
+		"system/disk.in":                       "system/disk.in",
+		"system/gpu.0.temp":                    "system/gpu_0_temp",
+		"system/gpu.0.memory":                  "system/gpu_0_memory",
+		"system/gpu.0.memoryAllocatedBytes":    "system/gpu_0_memory_allocated_bytes",
+		"system/gpu.0.enforcedPowerLimitWatts": "system/gpu_0_enforced_power_limit_watts",
+		"system/gpu.process.0.gpu":             "system/gpu_process_0_utilization_percentage",
+		"system/gpu.process.0.temp":            "system/gpu_process_0_temp",
+		"system/proc.memory.rssMB":             "system/proc.memory.rss_mb",
+		"system/proc.memory.availableMB":       "system/proc.memory.available_mb",
+		"system/proc.cpu.threads":              "system/proc.cpu.threads",
+		"system/network.sent":                  "system/network.sent",
+		"system/cpu":                           "system/cpu",
+		"system/gpu.x.gpu":                     "system/gpu.x.gpu",
+		// Already MLflow's: unchanged.
+		"system/cpu_utilization_percentage":        "system/cpu_utilization_percentage",
+		"system/node_0/cpu_utilization_percentage": "system/node_0/cpu_utilization_percentage",
+		// Never a key outside system/, never a fake section.
+		"system/a+b":                         "system/a_b",
+		"system/x.//.y":                      "system/x.__.y_" + hash8("system/x.//.y"),
+		"system/" + strings.Repeat("a", 300): "system/" + strings.Repeat("a", 234) + "_" + hash8("system/"+strings.Repeat("a", 300)),
+	}
+	for in, want := range cases {
+		got, ok := SystemMetricKey(in)
+		if !ok || got.Key != want || got.Core {
+			t.Errorf("SystemMetricKey(%q) = %+v, %v; want %q", in, got, ok, want)
+		}
+		if !ValidKey(got.Key) || !strings.HasPrefix(got.Key, SystemPrefix) {
+			t.Errorf("SystemMetricKey(%q) = %q: not a valid key under system/", in, got.Key)
+		}
+	}
+	for in, want := range map[string]string{
+		"system/cpu.0.cpu_percent":   "system/cpu_core_000_utilization_percentage",
+		"system/cpu.255.cpu_percent": "system/cpu_core_255_utilization_percentage",
+	} {
+		if got, ok := SystemMetricKey(in); !ok || got.Key != want || !got.Core {
+			t.Errorf("SystemMetricKey(%q) = %+v; want the per-core series %q", in, got, want)
+		}
+	}
+	for _, in := range []string{"train/loss", "system", "system/", "systemx/gpu.0.gpu"} {
+		if got, ok := SystemMetricKey(in); ok {
+			t.Errorf("SystemMetricKey(%q) = %+v: not a system metric", in, got)
+		}
+	}
+}
+
+func hash8(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
+
+// TestSystemMappingDoc keeps docs/MLFLOW-MAPPING.md's table and
+// SystemRules in step: the table is their rendering, and every example in
+// it maps as it says.
+func TestSystemMappingDoc(t *testing.T) {
+	for _, r := range append(SystemRules, GenericSystemRule) {
+		got, ok := SystemMetricKey(SystemPrefix + r.Example)
+		want := SystemPrefix + r.ExampleMLflow
+		if got.Core {
+			got.Key = CPUMeanKey
+		}
+		if !ok || got.Key != want {
+			t.Errorf("rule %s: example %s maps to %q, the table says %q", r.WandB, r.Example, got.Key, want)
+		}
+	}
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "MLFLOW-MAPPING.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- system-metrics-table -->\n", "<!-- /system-metrics-table -->"
+	_, rest, ok := strings.Cut(string(doc), begin)
+	table, _, ok2 := strings.Cut(rest, end)
+	if !ok || !ok2 {
+		t.Fatalf("docs/MLFLOW-MAPPING.md: no table between %q and %q", begin, end)
+	}
+	if want := SystemRulesTable(); table != want {
+		t.Errorf("docs/MLFLOW-MAPPING.md's system-metrics table differs from SystemRules; it should read:\n%s", want)
+	}
+}

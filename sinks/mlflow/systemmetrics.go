@@ -1,0 +1,177 @@
+package mlflow
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"math/big"
+	"slices"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
+	"github.com/runferry/runferry/schema"
+)
+
+// metricKey returns the MLflow key of the source key: system metrics named
+// as MLflow names its own (mlflowconv.SystemMetricKey), recorded in the
+// coverage file's system_metric_keys when renamed; other keys as
+// mlflowconv.MapKey maps them. Two source keys never share an MLflow key:
+// a system key whose name is taken (by another source key, or by the
+// folded CPU series) gets 8 hex digits of a hash of its own.
+func (w *writer) metricKey(key string) (k string, core bool) {
+	sm, ok := mlflowconv.SystemMetricKey(key)
+	if !ok {
+		k = mlflowconv.RecordKey(key, w.cov.MetricKeys)
+		w.mlflowKeys[k] = key
+		return k, false
+	}
+	k = sm.Key
+	if owner, taken := w.mlflowKeys[k]; taken && owner != key {
+		sum := sha256.Sum256([]byte(key))
+		suffix := "_" + hex.EncodeToString(sum[:4])
+		k = string([]rune(k)[:min(len([]rune(k)), mlflowapi.MaxKeyLength-len(suffix))]) + suffix
+	}
+	w.mlflowKeys[k] = key
+	if k != key {
+		w.cov.SystemMetricKeys[k] = key
+	}
+	if sm.Core {
+		if w.fold == nil {
+			w.fold = &cpuFold{steps: map[int64]*foldSum{}}
+			if _, taken := w.mlflowKeys[mlflowconv.CPUMeanKey]; !taken {
+				w.mlflowKeys[mlflowconv.CPUMeanKey] = ""
+				w.fold.mean = true
+			}
+		}
+		if !w.sink.cfg.PerCoreCPU {
+			delete(w.cov.SystemMetricKeys, k) // not written: the originals are in the folded file
+			delete(w.mlflowKeys, k)
+		}
+	}
+	return k, sm.Core
+}
+
+// cpuFold folds the per-core CPU series (W&B's cpu.N.cpu_percent) into one
+// series, mlflowconv.CPUMeanKey: at each step (a W&B system-metrics
+// sample), the mean of the cores' values at the earliest of their times.
+// The sum is exact (big.Float wide enough for any sum of float64s), so the
+// mean does not depend on the order the points arrive in. Unless the
+// per-core-cpu option keeps the per-core series in MLflow, their points
+// are spooled as they are and uploaded to mlflowconv.FoldedMetricsPath,
+// from which the MLflow source gives them back.
+type cpuFold struct {
+	steps map[int64]*foldSum
+	mean  bool   // the mean is written: no source key took its name
+	spool *spool // the per-core points, when not written to MLflow
+}
+
+type foldSum struct {
+	sum             big.Float
+	n               int64
+	time            int64
+	nan, pinf, ninf bool
+	started         bool
+}
+
+// add accumulates one per-core point.
+func (f *cpuFold) add(m schema.Metric) {
+	s := f.steps[m.Step]
+	if s == nil {
+		s = &foldSum{}
+		s.sum.SetPrec(2200)
+		f.steps[m.Step] = s
+	}
+	if !s.started || m.Time < s.time {
+		s.time, s.started = m.Time, true
+	}
+	s.n++
+	switch v := m.Value; {
+	case math.IsNaN(v):
+		s.nan = true
+	case math.IsInf(v, 1):
+		s.pinf = true
+	case math.IsInf(v, -1):
+		s.ninf = true
+	default:
+		s.sum.Add(&s.sum, new(big.Float).SetFloat64(v))
+	}
+}
+
+// points returns the mean series, by step.
+func (f *cpuFold) points() []mlflowapi.Metric {
+	steps := make([]int64, 0, len(f.steps))
+	for s := range f.steps {
+		steps = append(steps, s)
+	}
+	slices.Sort(steps)
+	out := make([]mlflowapi.Metric, 0, len(steps))
+	for _, step := range steps {
+		s := f.steps[step]
+		var v float64
+		switch {
+		case s.nan || s.pinf && s.ninf:
+			v = math.NaN()
+		case s.pinf:
+			v = math.MaxFloat64 // as MLflow's SQL stores keep +Inf
+		case s.ninf:
+			v = -math.MaxFloat64
+		default:
+			mean := new(big.Float).SetPrec(2200).Quo(&s.sum, new(big.Float).SetInt64(s.n))
+			v, _ = mean.Float64()
+		}
+		out = append(out, mlflowapi.Metric{Key: mlflowconv.CPUMeanKey, Value: mlflowapi.Float(v), Timestamp: max(s.time, 0), Step: step})
+	}
+	return out
+}
+
+// foldPoint takes a per-core CPU point: into the mean, and into the folded
+// file unless the per-core series are written. It reports whether the
+// point is to be sent to MLflow too.
+func (w *writer) foldPoint(m schema.Metric) (bool, error) {
+	if w.fold.mean {
+		w.fold.add(m)
+	}
+	if w.sink.cfg.PerCoreCPU {
+		return true, nil
+	}
+	if w.fold.spool == nil {
+		var err error
+		if w.fold.spool, err = newSpool(); err != nil {
+			return false, err
+		}
+	}
+	w.cov.FoldedPoints++
+	return false, w.fold.spool.append(mlflowconv.FoldedPoint{Key: m.Key, Step: m.Step, Time: m.Time, Value: mlflowapi.Float(m.Value)})
+}
+
+// commitFold writes the mean CPU series and uploads the folded per-core
+// points; the mean is listed as generated, so the MLflow source leaves it
+// out.
+func (w *writer) commitFold(ctx context.Context) error {
+	if w.fold == nil {
+		return nil
+	}
+	if w.fold.mean {
+		for chunk := range slices.Chunk(w.fold.points(), mlflowapi.MaxMetricsPerBatch) {
+			if err := w.logMetrics(ctx, chunk); err != nil {
+				return fmt.Errorf("writing %s: %w", mlflowconv.CPUMeanKey, err)
+			}
+		}
+		w.cov.GeneratedMetrics = append(w.cov.GeneratedMetrics, mlflowconv.CPUMeanKey)
+	}
+	if w.fold.spool != nil {
+		if err := w.uploadSpool(ctx, w.fold.spool, mlflowconv.FoldedMetricsPath); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// removeFold removes the folded points' temporary file.
+func (w *writer) removeFold() {
+	if w.fold != nil {
+		w.fold.spool.remove()
+	}
+}
