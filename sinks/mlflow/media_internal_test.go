@@ -26,7 +26,7 @@ func TestImagePair(t *testing.T) {
 	if err := jpeg.Encode(&j, src, &jpeg.Options{Quality: 100}); err != nil {
 		t.Fatal(err)
 	}
-	full, thumb, ok := imagePair(j.Bytes())
+	full, _, ok := imagePair(j.Bytes())
 	if !ok {
 		t.Fatal("JPEG not decoded")
 	}
@@ -36,7 +36,7 @@ func TestImagePair(t *testing.T) {
 	}
 	var p bytes.Buffer
 	png.Encode(&p, src)
-	full, thumb, ok = imagePair(p.Bytes())
+	full, thumb, ok := imagePair(p.Bytes())
 	if !ok || !bytes.Equal(full, p.Bytes()) {
 		t.Fatal("a PNG is not kept byte for byte")
 	}
