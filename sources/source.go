@@ -6,6 +6,7 @@ package sources
 import (
 	"context"
 	"iter"
+	"time"
 
 	"github.com/runferry/runferry/schema"
 )
@@ -123,4 +124,57 @@ type TransformReader interface {
 // ok is false when it cannot tell for this run.
 type Sizer interface {
 	Size(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
+}
+
+// RunFilter is what a job selects among a source's runs, handed to a
+// RunFilterer so it can ask its backend only for those. The zero value
+// selects every run.
+type RunFilter struct {
+	// RunIDs are the --run ids: an origin as `ls` prints it
+	// ("wandb:ent/proj/abc"), an origin id ("ent/proj/abc") or a suffix of
+	// one after a "/" ("abc"). Empty means all.
+	RunIDs []string
+	// Since and Until bound Run.Start: Since <= Start < Until; zero means
+	// unbounded.
+	Since, Until time.Time
+}
+
+// RunFilterer is a source that can narrow its run listing to what a filter
+// selects (a server-side query filter), so that a job that selects a few
+// runs of a large project does not list all of them.
+//
+// Contract: FilteredRuns yields a subset of Runs(ctx, exp), in the same
+// order, that holds every run f selects; it may yield more. The engine
+// still applies the filter to what comes back, so a source that narrows
+// less than it could (or not at all) stays correct, and one that narrows
+// more than f says loses runs: that is a bug. Experiment selection
+// (--include/--exclude) is applied by the engine before any run of an
+// unselected experiment is listed.
+type RunFilterer interface {
+	FilteredRuns(ctx context.Context, exp schema.Ref, f RunFilter) iter.Seq2[schema.Run, error]
+}
+
+// RunCounter is a source that can count an experiment's runs without
+// listing them (W&B's runCount), and whose location can name so many runs
+// that listing each is slow (a whole W&B entity): `ls` then lists its
+// experiments with their run counts instead of every run.
+type RunCounter interface {
+	// RunCount is the number of the experiment's runs f may select; like
+	// RunFilterer it may count runs f would not select (it is exact for
+	// the zero RunFilter).
+	RunCount(ctx context.Context, exp schema.Ref, f RunFilter) (int64, error)
+	// ListsExperiments reports whether `ls` should list experiments with
+	// run counts by default (its --runs flag lists runs all the same).
+	ListsExperiments() bool
+}
+
+// Estimator is a source whose runs are slow to read in full (a remote API
+// paging through every history row), which can estimate, from what its
+// listing already told, how many metric points and file bytes a run
+// holds. A dry run (copy --dry-run) uses it instead of reading the run's
+// streams, and marks the counts as estimated. The estimate should not be
+// below what reading the run would yield; ok is false when it cannot tell
+// for this run (the dry run then reads the run).
+type Estimator interface {
+	Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/sinks"
@@ -90,6 +91,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		reportPath  string
 		statePath   string
 		restart     bool
+		force       bool
 		noState     bool
 		prefix      string
 		drop        []string
@@ -102,12 +104,27 @@ history, non-numeric history values, console output and files.
 Re-running is always safe: runs already committed with the same content are
 skipped (the resume ledger and the destination's own origin markers both say
 so), runs left incomplete by an interrupted copy are resumed without
-duplicates, and runs whose source changed are written again.`
+duplicates, and runs whose source changed are written again.
+
+--force also compares every run the fingerprints call unchanged with its copy
+in DST in full, as 'check' does (metadata, params, tags, every metric key's
+count and digest, console output, files by SHA-256): a run that differs is
+written again ("repairing: ..." in the report), one that matches is reported
+as verified, not copied. It reads every such run on both sides.`
 	if verb == "sync" {
 		short = "Bring DST up to date with SRC (incremental copy, for nightly backups)"
 		long = `Bring DST up to date with SRC: new runs and runs whose content changed since
 the last sync are written; unchanged runs cost only a look-up. Nothing is
-deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
+deleted from DST. 'sync' is 'copy' under the name nightly jobs use.
+
+Whether a run changed is told by a cheap fingerprint taken before the run is
+read (W&B folders: file sizes and times; MLflow: status, end time, tags,
+params, each metric key's latest point and the file listing; archives: the
+recorded fingerprint). --restart and --no-state forget the ledger, but a run
+DST holds with the same fingerprint is still unchanged. --force compares
+every such run in full with DST, as 'check' does, and writes again only the
+runs that differ (repair after DST was edited or damaged); the others are
+reported as verified.`
 	}
 	cmd := &cobra.Command{
 		Use:   verb + " SRC DST",
@@ -160,6 +177,20 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 			if _, shared := dst.(sinks.SharedView); shared && !personal {
 				opt.Transform = append(opt.Transform, transform.DropPersonal{})
 			}
+			if force {
+				// The destination read as a source, as check reads it; each
+				// run is compared under the transform recorded with it.
+				dsrc, _, err := a.openSource(ctx, args[1])
+				if err != nil {
+					return fmt.Errorf("--force reads DST as check does: %w", err)
+				}
+				defer dsrc.Close()
+				v, err := check.NewRunVerifier(ctx, src, dsrc, check.Options{})
+				if err != nil {
+					return err
+				}
+				opt.Verify = v.Verify
+			}
 			if !dryRun && !noState {
 				if statePath == "" {
 					if statePath, err = state.DefaultPath(); err != nil {
@@ -182,6 +213,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
 				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
+				"force": fmt.Sprint(force),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -218,6 +250,7 @@ deleted from DST. 'sync' is 'copy' under the name nightly jobs use.`
 	f.StringVar(&reportPath, "report", "", "write the job report as JSON to this file")
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
+	f.BoolVar(&force, "force", false, "compare every run the fingerprints call unchanged with DST in full, as 'check' does; write again only those that differ (the others are reported as verified)")
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
@@ -256,12 +289,18 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	w := a.stdout
 	verb := "copied"
+	estimated := false
 	if rep.DryRun {
 		verb = "would copy"
 		fmt.Fprintf(w, "Plan (dry run, nothing written):\n")
 		for _, r := range rep.Runs {
 			if r.Outcome == transfer.Planned {
-				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), r.Reason)
+				reason := r.Reason
+				if r.Estimated {
+					reason += ", estimated"
+					estimated = true
+				}
+				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), reason)
 			}
 		}
 	}
@@ -291,8 +330,16 @@ func (a *app) printReport(rep *transfer.Report) {
 		notAsGiven += rep.Coverage[k]
 	}
 	t := rep.Totals
-	fmt.Fprintf(w, "%s %d runs (%d points, %d files, %s); %d unchanged, %d failed",
-		verb, t.Committed+t.Planned, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged, t.Failed)
+	about := ""
+	if estimated {
+		about = "about " // some counts are the source's estimate
+	}
+	fmt.Fprintf(w, "%s %d runs (%s%d points, %d files, %s); %d unchanged",
+		verb, t.Committed+t.Planned, about, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged)
+	if t.Verified > 0 {
+		fmt.Fprintf(w, ", %d verified", t.Verified)
+	}
+	fmt.Fprintf(w, ", %d failed", t.Failed)
 	if g := rep.Registry; g != nil {
 		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
 	}

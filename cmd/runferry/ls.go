@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 )
@@ -30,6 +32,8 @@ func (a *app) lsCmd() *cobra.Command {
 		sel     selection
 		asJSON  bool
 		noCount bool
+		byExp   bool
+		byRun   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ls LOCATION",
@@ -38,9 +42,15 @@ func (a *app) lsCmd() *cobra.Command {
 metric keys and metric points of each run. Counting reads every run's history;
 --no-count lists metadata only. What the location holds but could not be read
 (an unreadable folder, a run folder without a log) is named on stderr, and the
-exit code is then 3.`,
+exit code is then 3.
+
+--experiments lists the experiments instead, each with its number of runs
+(with --run/--since/--until: of selected runs). A location naming a whole W&B
+entity (wandb+https://HOST/ENTITY) is listed so by default, its projects with
+the run counts the server keeps; --runs lists its runs.`,
 		Example: `  runferry ls wandb:./wandb
-  runferry ls parquet:./archive --json`,
+  runferry ls parquet:./archive --json
+  runferry ls wandb+https://api.wandb.ai/acme`,
 		Args: exactArgs(1, "LOCATION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			filter, err := sel.filter()
@@ -54,6 +64,12 @@ exit code is then 3.`,
 				return err
 			}
 			defer src.Close()
+			if byExp && byRun {
+				return usageError{fmt.Errorf("--experiments and --runs exclude each other")}
+			}
+			if rc, ok := src.(sources.RunCounter); byExp || (ok && rc.ListsExperiments() && !byRun) {
+				return a.lsExperiments(ctx, src, filter, asJSON)
+			}
 			var rows []runListing
 			exps := 0
 			for e, err := range src.Experiments(ctx) {
@@ -115,6 +131,8 @@ exit code is then 3.`,
 	sel.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the listing as JSON")
 	cmd.Flags().BoolVar(&noCount, "no-count", false, "do not read histories to count points")
+	cmd.Flags().BoolVar(&byExp, "experiments", false, "list the experiments with their run counts")
+	cmd.Flags().BoolVar(&byRun, "runs", false, "list runs even where experiments are listed by default (a W&B entity)")
 	return cmd
 }
 
@@ -140,4 +158,81 @@ func listRun(ctx context.Context, src sources.Source, e schema.Experiment, r sch
 	}
 	row.MetricKeys = len(keys)
 	return row, nil
+}
+
+// experimentListing is one row of `runferry ls --experiments`.
+type experimentListing struct {
+	Experiment string `json:"experiment"`
+	Origin     string `json:"origin"`
+	Created    string `json:"created,omitempty"`
+	Runs       int64  `json:"runs"`
+}
+
+// lsExperiments lists the experiments filter selects with their run
+// counts: the source's own count (sources.RunCounter) when it has one,
+// else the runs listed and selected.
+func (a *app) lsExperiments(ctx context.Context, src sources.Source, filter transfer.Filter, asJSON bool) error {
+	rc, _ := src.(sources.RunCounter)
+	rf := sources.RunFilter{RunIDs: filter.RunIDs, Since: filter.Since, Until: filter.Until}
+	var rows []experimentListing
+	var total int64
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			return err
+		}
+		if !filter.Experiment(e) {
+			continue
+		}
+		row := experimentListing{Experiment: e.Name, Origin: e.Origin.String()}
+		if !e.CreatedAt.IsZero() {
+			row.Created = e.CreatedAt.Format("2006-01-02 15:04")
+		}
+		if rc != nil {
+			n, err := rc.RunCount(ctx, e.Origin, rf)
+			if err != nil {
+				return fmt.Errorf("experiment %s: counting runs: %w", e.Origin, err)
+			}
+			row.Runs = n
+		} else {
+			for r, err := range src.Runs(ctx, e.Origin) {
+				if err != nil {
+					return fmt.Errorf("experiment %s: listing runs: %w", e.Origin, err)
+				}
+				if filter.Run(r) {
+					row.Runs++
+				}
+			}
+		}
+		total += row.Runs
+		rows = append(rows, row)
+	}
+	for _, m := range filter.Unmatched() {
+		// Runs counted by the source are not seen one by one: only the
+		// experiment globs can be said to have matched nothing.
+		if rc == nil || strings.HasPrefix(m, "--include") || strings.HasPrefix(m, "--exclude") {
+			fmt.Fprintf(a.stderr, "runferry: warning: %s\n", m)
+		}
+	}
+	if pr, ok := src.(sources.ProblemReporter); ok {
+		for _, p := range pr.Problems(ctx) {
+			fmt.Fprintf(a.stderr, "PROBLEM source: %s\n", p)
+			a.exit = exitRunsFailed
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		if rows == nil {
+			rows = []experimentListing{}
+		}
+		return enc.Encode(rows)
+	}
+	tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EXPERIMENT\tORIGIN\tCREATED\tRUNS")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", r.Experiment, r.Origin, r.Created, r.Runs)
+	}
+	tw.Flush()
+	fmt.Fprintf(a.stdout, "%d experiments, %d runs\n", len(rows), total)
+	return nil
 }

@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 	"github.com/runferry/runferry/sources/wandbdir"
@@ -121,5 +125,127 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	}
 	if n == 0 {
 		t.Fatalf("no difference listed:\n%s", out)
+	}
+}
+
+// TestLsWandbEntity: `ls` of a W&B entity lists its projects with their
+// run counts (the server's runCount, one request per project, no run
+// listed), narrowed by --include and --run; --runs lists the runs; a
+// location naming one project lists its runs.
+func TestLsWandbEntity(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second project holding two of the runs, created a day later.
+	p := d.Projects[0]
+	d.Projects = append(d.Projects, &wandbtest.Project{Name: "b-small", CreatedAt: p.CreatedAt.Add(24 * time.Hour), Runs: p.Runs[:2]})
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+	day := func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") }
+
+	code, out, errOut := runCLI(t, "ls", loc)
+	want := fmt.Sprintf(`EXPERIMENT                        ORIGIN                                  CREATED           RUNS
+fixture-entity/b-small            wandb:fixture-entity/b-small            %s  2
+fixture-entity/runferry-fixtures  wandb:fixture-entity/runferry-fixtures  %s  6
+2 experiments, 8 runs
+`, day(p.CreatedAt.Add(24*time.Hour)), day(p.CreatedAt))
+	if code != 0 || out != want || srv.RunsListed.Load() != 0 {
+		t.Fatalf("ls: exit %d, %d runs listed\n%s\nwant\n%s\n%s", code, srv.RunsListed.Load(), out, want, errOut)
+	}
+
+	first := p.Runs[0].ID
+	code, out, errOut = runCLI(t, "ls", loc, "--json", "--include", "runferry-*", "--run", first)
+	want = fmt.Sprintf(`[
+  {
+    "experiment": "fixture-entity/runferry-fixtures",
+    "origin": "wandb:fixture-entity/runferry-fixtures",
+    "created": %q,
+    "runs": 1
+  }
+]
+`, day(p.CreatedAt))
+	if code != 0 || out != want || srv.RunsListed.Load() != 0 {
+		t.Fatalf("ls --json --include --run: exit %d, %d runs listed\n%s\nwant\n%s\n%s", code, srv.RunsListed.Load(), out, want, errOut)
+	}
+
+	for _, args := range [][]string{{"ls", loc, "--runs", "--no-count"}, {"ls", loc + "/b-small", "--no-count"}} {
+		code, out, errOut = runCLI(t, args...)
+		if code != 0 || !strings.Contains(out, "wandb:fixture-entity/b-small/"+first) || !strings.HasSuffix(out, "runs, 0 points\n") {
+			t.Fatalf("%v: exit %d\n%s\n%s", args, code, out, errOut)
+		}
+	}
+	if code, _, errOut = runCLI(t, "ls", loc, "--runs", "--experiments"); code != 2 {
+		t.Fatalf("--runs --experiments: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestDryRunWandbCloudEstimates: a dry run from the W&B cloud plans every
+// run from the listing alone (no history read), each run's points the
+// source's estimate, marked so, never below what the copy then writes.
+func TestDryRunWandbCloudEstimates(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+	dir := t.TempDir()
+	archive := "parquet:" + filepath.Join(dir, "archive")
+	readReport := func(path string) map[string]transfer.RunResult {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rep transfer.Report
+		if err := json.Unmarshal(b, &rep); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]transfer.RunResult{}
+		for _, r := range rep.Runs {
+			out[r.Origin] = r
+		}
+		return out
+	}
+
+	code, out, errOut := runCLI(t, "copy", loc, archive, "--dry-run", "--report", filepath.Join(dir, "plan.json"), "--state", filepath.Join(dir, "l.db"))
+	if code != 0 || !strings.Contains(out, "would copy 6 runs (about ") || strings.Count(out, ", estimated)") != 6 || srv.HistoryReads.Load() != 0 {
+		t.Fatalf("dry run: exit %d, %d history reads\n%s\n%s", code, srv.HistoryReads.Load(), out, errOut)
+	}
+	plan := readReport(filepath.Join(dir, "plan.json"))
+	code, out, errOut = runCLI(t, "copy", loc, archive, "--report", filepath.Join(dir, "copy.json"), "--state", filepath.Join(dir, "l.db"))
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	copied := readReport(filepath.Join(dir, "copy.json"))
+	var exact int
+	for origin, c := range copied {
+		p, ok := plan[origin]
+		if !ok || !p.Estimated || p.Outcome != transfer.Planned || p.Points < c.Points || c.Estimated {
+			t.Errorf("%s: planned %+v, copied %+v", origin, p, c)
+		}
+		if p.Points == c.Points {
+			exact++
+		}
+		t.Logf("%s: estimated %d points, copied %d", origin, p.Points, c.Points)
+	}
+	if len(plan) != 6 || exact == 0 {
+		t.Errorf("%d runs planned, %d estimated exactly", len(plan), exact)
 	}
 }

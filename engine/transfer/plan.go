@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"iter"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
@@ -32,7 +33,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		j.formerOrigins(e.Origin)
 		j.exps = append(j.exps, e)
 		before := len(out)
-		for r, err := range j.src.Runs(ctx, e.Origin) {
+		for r, err := range listRuns(ctx, j.src, e.Origin, j.opt.Filter) {
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
 					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
@@ -72,6 +73,15 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 	return out, idle, nil
 }
 
+// listRuns lists the runs of experiment exp, narrowed by the source when
+// it can (sources.RunFilterer); the caller still applies f to each run.
+func listRuns(ctx context.Context, src sources.Source, exp schema.Ref, f Filter) iter.Seq2[schema.Run, error] {
+	if rf, ok := src.(sources.RunFilterer); ok && (len(f.RunIDs) > 0 || !f.Since.IsZero() || !f.Until.IsZero()) {
+		return rf.FilteredRuns(ctx, exp, sources.RunFilter{RunIDs: f.RunIDs, Since: f.Since, Until: f.Until})
+	}
+	return src.Runs(ctx, exp)
+}
+
 // decide fills p.fingerprint and p.reason and reports whether the run can
 // be skipped because it is already committed with the same content (and,
 // when the sink can verify it, is still whole there: a run whose stored
@@ -103,8 +113,23 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				return false, nil
 			}
 		}
+		outcome := Unchanged
+		if j.opt.Verify != nil {
+			diff, err := j.opt.Verify(ctx, p.exp, p.run)
+			switch k := fault.KindOf(err); {
+			case err != nil && (k == fault.KindFatal || k == fault.KindCanceled):
+				return false, err
+			case err != nil:
+				p.reason = "repairing: could not verify against the destination: " + err.Error()
+				return false, nil
+			case diff != "":
+				p.reason = "repairing: " + diff
+				return false, nil
+			}
+			outcome, why = Verified, why+"; verified against the destination (--force)"
+		}
 		j.addResult(RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
-			Outcome: Unchanged, Reason: why, DestID: destID})
+			Outcome: outcome, Reason: why, DestID: destID})
 		return true, nil
 	}
 	if j.opt.Ledger != nil {

@@ -46,7 +46,7 @@ func (j *job) copyRegistry(ctx context.Context) error {
 		}
 		selected[ref] = true
 		unfinished[ref] = r.Outcome == Failed || r.Outcome == Interrupted
-		if r.DestID != "" && (r.Outcome == Committed || r.Outcome == Unchanged) {
+		if r.DestID != "" && (r.Outcome == Committed || r.Outcome == Unchanged || r.Outcome == Verified) {
 			runs[ref] = r.DestID
 		}
 	}

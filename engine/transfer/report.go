@@ -13,6 +13,7 @@ type Outcome string
 const (
 	Committed   Outcome = "committed"   // written and committed now
 	Unchanged   Outcome = "unchanged"   // already committed with the same content
+	Verified    Outcome = "verified"    // unchanged, and compared in full with the destination (--force)
 	Planned     Outcome = "planned"     // dry run: would be written
 	Failed      Outcome = "failed"      // gave up: permanent error or retries exhausted
 	Interrupted Outcome = "interrupted" // the job stopped before the run finished
@@ -31,10 +32,13 @@ type RunResult struct {
 	LogLines   int64   `json:"log_lines,omitempty"`
 	Files      int64   `json:"files,omitempty"`
 	Bytes      int64   `json:"bytes,omitempty"`
-	Attempts   int     `json:"attempts,omitempty"`
-	DurationMS int64   `json:"duration_ms,omitempty"` // all attempts, waits included
-	Error      string  `json:"error,omitempty"`
-	ErrorKind  string  `json:"error_kind,omitempty"`
+	// Estimated is set in a dry run when Points and Bytes are the
+	// source's estimate (sources.Estimator), not counted by reading.
+	Estimated  bool   `json:"estimated,omitempty"`
+	Attempts   int    `json:"attempts,omitempty"`
+	DurationMS int64  `json:"duration_ms,omitempty"` // all attempts, waits included
+	Error      string `json:"error,omitempty"`
+	ErrorKind  string `json:"error_kind,omitempty"`
 	// Unreachable is set on a failed run whose last error was that a
 	// server could not be reached at all.
 	Unreachable bool     `json:"unreachable,omitempty"`
@@ -116,6 +120,7 @@ type Totals struct {
 	Runs        int `json:"runs"`
 	Committed   int `json:"committed"`
 	Unchanged   int `json:"unchanged"`
+	Verified    int `json:"verified,omitempty"` // runs compared in full and found whole (--force)
 	Planned     int `json:"planned,omitempty"`
 	Failed      int `json:"failed"`
 	Interrupted int `json:"interrupted,omitempty"`
@@ -145,6 +150,8 @@ func (r *Report) total() {
 			t.Committed++
 		case Unchanged:
 			t.Unchanged++
+		case Verified:
+			t.Verified++
 		case Planned:
 			t.Planned++
 		case Failed:

@@ -49,6 +49,14 @@ type Options struct {
 	DefaultBatch int
 	// Source and Sink are the redacted locations, for the report.
 	Source, Sink string
+	// Verify, when set (--force), is asked about every run the plan would
+	// skip as unchanged: it compares the run in full with its copy in the
+	// destination, as check does, and returns "" when they match (the run
+	// is reported Verified) or the differences (the run is written again,
+	// with the reason "repairing: " and them). Errors of kind fatal or
+	// canceled stop the job; others are reported with the run, which is
+	// then written again.
+	Verify func(ctx context.Context, exp schema.Experiment, run schema.Run) (string, error)
 }
 
 func (o *Options) defaults() {

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"iter"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -19,6 +20,7 @@ import (
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // transfer runs the plan with up to Concurrency runs in flight. Only fatal
@@ -412,9 +414,31 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// dropsMetrics reports whether a step of c may leave metric points out.
+func dropsMetrics(c transform.Chain) bool {
+	return slices.ContainsFunc(c, func(s transform.Step) bool {
+		_, ok := s.(transform.DropMetrics)
+		return ok
+	})
+}
+
 // count is the dry run of one run: it reads the streams to count what would
 // be written, and writes nothing.
 func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
+	if est, ok := j.src.(sources.Estimator); ok && !dropsMetrics(j.opt.Transform) {
+		// When no transform leaves metrics out, the source's estimate
+		// stands for reading them.
+		if points, bytes, ok := est.Estimate(ctx, p.run); ok {
+			res.Points, res.Bytes, res.Estimated = points, bytes, true
+			run := j.transformRun(p.run, res)
+			if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
+				for k, n := range cp.PlanCoverage(run) {
+					addCoverage(res, k, n)
+				}
+			}
+			return nil
+		}
+	}
 	for page, err := range j.src.Metrics(ctx, p.run.Origin) {
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)

@@ -165,9 +165,9 @@ const RunFields = `id name displayName state config summaryMetrics systemMetrics
 // RunsPageSize is how many runs one request asks for.
 const RunsPageSize = 50
 
-const runsQuery = `query Runs($entity: String!, $project: String!, $cursor: String, $perPage: Int!) {
+const runsQuery = `query Runs($entity: String!, $project: String!, $cursor: String, $perPage: Int!, $filters: JSONString) {
   project(name: $project, entityName: $entity) {
-    runs(after: $cursor, first: $perPage, order: "+created_at") {
+    runs(filters: $filters, after: $cursor, first: $perPage, order: "+created_at") {
       pageInfo { endCursor hasNextPage }
       edges { node { ` + RunFields + ` } }
     }
@@ -176,8 +176,25 @@ const runsQuery = `query Runs($entity: String!, $project: String!, $cursor: Stri
 
 // Runs yields the runs of entity/project, oldest first.
 func (c *Client) Runs(ctx context.Context, entity, project string) iter.Seq2[Run, error] {
+	return c.RunsWhere(ctx, entity, project, nil)
+}
+
+// RunsWhere yields the runs of entity/project that match filters, oldest
+// first. filters is W&B's MongoDB-like run filter (the SDK's
+// `api.runs(path, filters=...)`), e.g. {"name": {"$in": ["a1", "b2"]}} or
+// {"createdAt": {"$gte": "2024-01-01T00:00:00Z"}}; nil means all runs.
+func (c *Client) RunsWhere(ctx context.Context, entity, project string, filters map[string]any) iter.Seq2[Run, error] {
 	return func(yield func(Run, error) bool) {
 		var cursor *string
+		fjson := "{}"
+		if len(filters) > 0 {
+			b, err := json.Marshal(filters)
+			if err != nil {
+				yield(Run{}, fault.Permanent(fmt.Errorf("wandb: run filter: %v", err)))
+				return
+			}
+			fjson = string(b)
+		}
 		for {
 			var out struct {
 				Project *struct {
@@ -189,7 +206,7 @@ func (c *Client) Runs(ctx context.Context, entity, project string) iter.Seq2[Run
 					} `json:"runs"`
 				} `json:"project"`
 			}
-			err := c.Query(ctx, runsQuery, map[string]any{"entity": entity, "project": project, "cursor": cursor, "perPage": RunsPageSize}, &out)
+			err := c.Query(ctx, runsQuery, map[string]any{"entity": entity, "project": project, "cursor": cursor, "perPage": RunsPageSize, "filters": fjson}, &out)
 			if err != nil {
 				yield(Run{}, err)
 				return
@@ -210,6 +227,37 @@ func (c *Client) Runs(ctx context.Context, entity, project string) iter.Seq2[Run
 			cursor = pi.EndCursor
 		}
 	}
+}
+
+// RunCount returns how many runs of entity/project match filters (see
+// RunsWhere; nil means all).
+func (c *Client) RunCount(ctx context.Context, entity, project string, filters map[string]any) (int64, error) {
+	fjson := "{}"
+	if len(filters) > 0 {
+		b, err := json.Marshal(filters)
+		if err != nil {
+			return 0, fault.Permanent(fmt.Errorf("wandb: run filter: %v", err))
+		}
+		fjson = string(b)
+	}
+	q := `query RunCount($entity: String!, $project: String!, $filters: JSONString) {
+  project(name: $project, entityName: $entity) { runCount(filters: $filters) }
+}`
+	var out struct {
+		Project *struct {
+			RunCount *int64 `json:"runCount"`
+		} `json:"project"`
+	}
+	if err := c.Query(ctx, q, map[string]any{"entity": entity, "project": project, "filters": fjson}, &out); err != nil {
+		return 0, err
+	}
+	if out.Project == nil {
+		return 0, fault.Permanent(fmt.Errorf("wandb: project %s/%s not found on %s", entity, project, c.host))
+	}
+	if out.Project.RunCount == nil {
+		return 0, fault.Permanent(fmt.Errorf("wandb: %s gave no runCount for project %s/%s", c.host, entity, project))
+	}
+	return *out.Project.RunCount, nil
 }
 
 // Run returns one run; one that does not exist is a permanent error.

@@ -79,6 +79,23 @@
 //     mlflow.trace.infoFinalized) and runferry.* are not exposed. A server
 //     without the v3 API has its traces counted by Omitted, not read.
 //
+// # Change detection
+//
+// Fingerprint (sources.Fingerprinter, for sync) digests what runs/search
+// already returned for the run (status, end time, name, lifecycle stage,
+// tags, params, latest_metrics: each key's latest value, step and
+// timestamp, dataset inputs) and one artifacts/list walk (paths and
+// sizes). It reads no metric history and no file body; its cost is one
+// listing request per artifact directory of each run, made while planning
+// (BenchmarkFingerprint: 26 ms per run, search included, for runs with two
+// artifact directories on a local single-worker SQLite server on a busy
+// 2-core machine; 10,000 runs would take about 4 minutes to plan). A
+// FINISHED run that gains a point, a tag, a param or a file is therefore
+// copied again; a point logged below its key's latest step and time, a file rewritten with the
+// same size and a change to a logged model's files are not seen (--force
+// compares every run in full). The first sync after upgrading from a
+// runferry without it writes every MLflow run once more.
+//
 // # Former origins
 //
 // Before origins named the server, runferry gave native experiments and

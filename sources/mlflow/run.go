@@ -35,7 +35,7 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	_, complete := mlflowconv.LookupTag(tags, mlflowconv.TagComplete)
 	fp, _ := mlflowconv.LookupTag(tags, mlflowconv.TagFingerprint)
 	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID,
-		runferry: complete, fingerprint: fp}
+		runferry: complete, fingerprint: fp, header: headerDigest(r)}
 	var run schema.Run
 	var damage []string
 	if path, ok := mlflowconv.LookupTag(tags, mlflowconv.TagSidecar); ok {

@@ -38,6 +38,7 @@ type runInfo struct {
 	experimentID    string
 	runferry        bool   // written by runferry: has sidecar files
 	fingerprint     string // runferry.fingerprint, for RecordedTransform
+	header          string // headerDigest of the listed run, for Fingerprint
 
 	mu       sync.Mutex
 	coverage *mlflowconv.Coverage // nil until loaded

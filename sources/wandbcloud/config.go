@@ -47,7 +47,10 @@ at https://HOST/graphql (api.wandb.ai for W&B's cloud, your host for W&B Server
 and Dedicated Cloud). Runs come out in the same shape, with the same origins
 (ENTITY/PROJECT/RUN_ID), as from their run folders with wandb:PATH, so a run
 copied from both is one run. History is read in full, unsampled, with the paged
-history scan up to the run's last step. The API key comes from WANDB_API_KEY or
+history scan up to the run's last step. --run, --since and --until are sent
+to the server as the runs query's filters, so only the selected runs are
+listed; ls of an entity lists its projects with run counts; --dry-run
+estimates points from the listing without reading history. The API key comes from WANDB_API_KEY or
 ~/.netrc and is never printed. Not read yet: system metrics, console output,
 run files and artifacts.`,
 		Options: options,

@@ -30,6 +30,10 @@
 //	                              numbers and booleans metrics, dicts without
 //	                              `_type` flattened with "/", the rest rich values
 //
+// A job's --run, --since and --until reach the server as the runs query's
+// filters (sources.RunFilterer); --include and --exclude select projects
+// before their runs are listed.
+//
 // History is read in full with the paged history query, in windows of
 // HistoryWindow steps up to the run's lastStep (an empty window is not the
 // end: steps may be sparse), never sampled.
@@ -50,6 +54,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -70,12 +75,18 @@ var HistoryWindow int64 = 1000
 type Source struct {
 	cfg Config
 	api *wandbapi.Client
+
+	mu        sync.Mutex
+	estimates map[string]int64 // run origin id -> estimated points, from the listing
 }
 
 var (
 	_ sources.Source          = (*Source)(nil)
 	_ sources.RichValueReader = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
+	_ sources.RunFilterer     = (*Source)(nil)
+	_ sources.RunCounter      = (*Source)(nil)
+	_ sources.Estimator       = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.
@@ -169,22 +180,160 @@ func (s *Source) split(id string, parts int) ([]string, error) {
 
 // Runs yields the project's runs, oldest first.
 func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return s.FilteredRuns(ctx, exp, sources.RunFilter{})
+}
+
+// FilteredRuns yields the project's runs that f may select, oldest first,
+// asking the server only for those: the --run ids that can name a run of
+// this project become {"name": {"$in": [...]}} (none: no request at all),
+// --since and --until bound createdAt, widened to whole seconds (the API's
+// times are whole seconds) so that no run f selects is left out.
+func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.RunFilter) iter.Seq2[schema.Run, error] {
 	return func(yield func(schema.Run, error) bool) {
 		p, err := s.split(exp.ID, 1)
 		if err != nil {
 			yield(schema.Run{}, err)
 			return
 		}
-		for r, err := range s.api.Runs(ctx, s.cfg.Entity, p[0]) {
+		query, some := runQuery(exp, f)
+		if !some {
+			return
+		}
+		for r, err := range s.api.RunsWhere(ctx, s.cfg.Entity, p[0], query) {
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
 			}
-			if !yield(s.convert(exp, p[0], r), nil) {
+			run := s.convert(exp, p[0], r)
+			s.mu.Lock()
+			if s.estimates == nil {
+				s.estimates = map[string]int64{}
+			}
+			s.estimates[run.Origin.ID] = estimatePoints(r)
+			s.mu.Unlock()
+			if !yield(run, nil) {
 				return
 			}
 		}
 	}
+}
+
+// RunCount is the number of the project's runs f may select (W&B's
+// runCount with the filters FilteredRuns sends); no request when no --run
+// id can name a run of the project.
+func (s *Source) RunCount(ctx context.Context, exp schema.Ref, f sources.RunFilter) (int64, error) {
+	p, err := s.split(exp.ID, 1)
+	if err != nil {
+		return 0, err
+	}
+	query, some := runQuery(exp, f)
+	if !some {
+		return 0, nil
+	}
+	return s.api.RunCount(ctx, s.cfg.Entity, p[0], query)
+}
+
+// ListsExperiments is true for a location naming a whole entity: `ls`
+// lists its projects with run counts.
+func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }
+
+// Estimate is the run's metric points as its listing tells them, without
+// reading its history: historyLineCount rows (lastStep+1 when the server
+// gives no count) times the history keys whose last value is a number or
+// a boolean (an upper bound: a sparse key is not in every row). Bytes are
+// 0: the source reads no run files yet. A run not listed by this source
+// is asked for (one request).
+func (s *Source) Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool) {
+	s.mu.Lock()
+	n, ok := s.estimates[run.Origin.ID]
+	s.mu.Unlock()
+	if ok {
+		return n, 0, true
+	}
+	p, err := s.split(run.Origin.ID, 2)
+	if err != nil {
+		return 0, 0, false
+	}
+	r, err := s.api.Run(ctx, s.cfg.Entity, p[0], p[1])
+	if err != nil {
+		return 0, 0, false
+	}
+	return estimatePoints(r), 0, true
+}
+
+// estimatePoints is Estimate's count for a listed run.
+func estimatePoints(r wandbapi.Run) int64 {
+	rows := r.HistoryLineCount
+	if last, ok, _ := r.LastStep(); rows == 0 && ok {
+		rows = last + 1
+	}
+	var hk struct {
+		Keys map[string]struct {
+			PreviousValue any `json:"previousValue"`
+		} `json:"keys"`
+	}
+	if rows <= 0 || json.Unmarshal(r.HistoryKeys, &hk) != nil {
+		return 0
+	}
+	var keys int64
+	for k, v := range hk.Keys {
+		switch k {
+		case "_step", "_timestamp", "_runtime", "_wandb":
+			continue
+		}
+		switch x := v.PreviousValue.(type) {
+		case float64, bool:
+			keys++
+		case string:
+			if x == "NaN" || x == "Infinity" || x == "-Infinity" {
+				keys++
+			}
+		}
+	}
+	return rows * keys
+}
+
+// runQuery turns f into W&B's run filter for the runs of experiment exp;
+// some is false when no run of exp can match.
+func runQuery(exp schema.Ref, f sources.RunFilter) (q map[string]any, some bool) {
+	var and []any
+	if len(f.RunIDs) > 0 {
+		var names []any
+		for _, id := range f.RunIDs {
+			// The engine's rule (transfer.Filter.Run): the origin, the
+			// origin id, or a suffix of the origin id after a "/".
+			id = strings.TrimPrefix(id, System+":")
+			name := id[strings.LastIndexByte(id, '/')+1:]
+			if name == "" || slices.Contains(names, any(name)) {
+				continue
+			}
+			if full := exp.ID + "/" + name; full == id || strings.HasSuffix(full, "/"+id) {
+				names = append(names, name)
+			}
+		}
+		if len(names) == 0 {
+			return nil, false
+		}
+		and = append(and, map[string]any{"name": map[string]any{"$in": names}})
+	}
+	const layout = "2006-01-02T15:04:05Z"
+	if !f.Since.IsZero() {
+		and = append(and, map[string]any{"createdAt": map[string]any{"$gte": f.Since.UTC().Truncate(time.Second).Format(layout)}})
+	}
+	if !f.Until.IsZero() {
+		u := f.Until.UTC()
+		if t := u.Truncate(time.Second); !t.Equal(u) {
+			u = t.Add(time.Second)
+		}
+		and = append(and, map[string]any{"createdAt": map[string]any{"$lt": u.Format(layout)}})
+	}
+	switch len(and) {
+	case 0:
+		return nil, true
+	case 1:
+		return and[0].(map[string]any), true
+	}
+	return map[string]any{"$and": and}, true
 }
 
 func (s *Source) convert(exp schema.Ref, project string, r wandbapi.Run) schema.Run {

@@ -5,16 +5,20 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sinks/memory"
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/dataset"
 	"github.com/runferry/runferry/sources/sourcetest"
@@ -241,5 +245,79 @@ func TestHistorySurvivesRateLimit(t *testing.T) {
 		if err == nil || fault.KindOf(err) != fault.KindPermanent || !strings.Contains(err.Error(), "run fixture-entity/runferry-fixtures/gone0001 not found") {
 			t.Fatalf("deleted run: %v", err)
 		}
+	}
+}
+
+// TestFiltersPushedDown: --run, --since and --until reach the server as
+// the runs query's filters, so that it serves only the runs they select
+// (and, for a --run id of another project, is not asked at all), and a
+// filtered copy holds exactly the runs the engine's filter selects from
+// the full listing.
+func TestFiltersPushedDown(t *testing.T) {
+	ctx := context.Background()
+	srv := server(t)
+	src := open(t, srv.URL, "")
+	full, err := dataset.Read(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(full.Runs) < 2 {
+		t.Fatalf("fixtures: %d runs", len(full.Runs))
+	}
+	r0, rl := full.Runs[0].Run, full.Runs[len(full.Runs)-1].Run
+	name := r0.Origin.ID[strings.LastIndexByte(r0.Origin.ID, '/')+1:]
+	cases := []transfer.Filter{
+		{RunIDs: []string{name}},
+		{RunIDs: []string{r0.Origin.String()}},
+		{RunIDs: []string{r0.Origin.ID, rl.Origin.ID}},
+		{RunIDs: []string{"runferry-fixtures/" + name}},
+		{RunIDs: []string{"other-project/" + name}},
+		{RunIDs: []string{"no-such-run"}},
+		{Since: rl.Start},
+		{Until: rl.Start},
+		{Since: r0.Start.Add(500 * time.Millisecond), Until: rl.Start.Add(time.Nanosecond)},
+		{RunIDs: []string{name}, Since: rl.Start.Add(time.Second)},
+	}
+	for i, f := range cases {
+		// The server is asked for whole seconds (the API's times are),
+		// widened so that no selected run is left out.
+		wide := f
+		wide.Since = f.Since.Truncate(time.Second)
+		if u := f.Until.Truncate(time.Second); !u.Equal(f.Until) {
+			wide.Until = u.Add(time.Second)
+		}
+		var want []string
+		var wantServed int64
+		for _, rd := range full.Runs {
+			if f.Run(rd.Run) {
+				want = append(want, rd.Run.Origin.ID)
+			}
+			if wide.Run(rd.Run) {
+				wantServed++
+			}
+		}
+		dst := memory.New(sinks.Limits{})
+		listed := srv.RunsListed.Load()
+		rep, err := transfer.Copy(ctx, open(t, srv.URL, ""), dst, transfer.Options{Filter: f})
+		if err != nil {
+			t.Fatalf("case %d %+v: %v", i, f, err)
+		}
+		var got []string
+		for _, rd := range dst.Dataset().Runs {
+			got = append(got, rd.Run.Origin.ID)
+		}
+		slices.Sort(got)
+		served := srv.RunsListed.Load() - listed
+		if fmt.Sprint(got) != fmt.Sprint(want) || served != wantServed {
+			t.Errorf("case %d %+v: copied %v, want %v; server listed %d runs, want %d (report %+v)", i, f, got, want, served, wantServed, rep.Totals)
+		}
+	}
+	// A --run id of another project sends no runs query at all.
+	before := srv.Requests.Load()
+	for _, err := range src.(sources.RunFilterer).FilteredRuns(ctx, full.Runs[0].Run.Experiment, sources.RunFilter{RunIDs: []string{"fixture-entity/other/" + name}}) {
+		t.Fatalf("unexpected run or error %v", err)
+	}
+	if n := srv.Requests.Load() - before; n != 0 {
+		t.Errorf("%d requests for a --run id of another project", n)
 	}
 }

@@ -28,8 +28,9 @@
 //
 // A field it does not know is a GraphQL error naming the field, so a query
 // shape a client sends that the server does not answer shows at once.
-// Run filters are not applied (a filter is an error), so a client that
-// relies on one sees it.
+// Run filters (runs and runCount) are applied for the subset filterRuns
+// documents; any other field or operator is an error naming it, so a
+// client that relies on one sees it.
 //
 // Choices the real SDK accepts but cannot confirm against W&B's server:
 // non-finite numbers are the bare words NaN, Infinity, -Infinity inside
@@ -101,6 +102,10 @@ type Server struct {
 
 	// Requests counts the GraphQL requests answered.
 	Requests atomic.Int64
+	// RunsListed counts the runs served in runs listings (project.runs).
+	RunsListed atomic.Int64
+	// HistoryReads counts the history and sampledHistory fields answered.
+	HistoryReads atomic.Int64
 
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
@@ -374,13 +379,12 @@ func pageOf[T any](typ string, items []T, args map[string]any, node func(T) *obj
 
 func (s *Server) project(p *Project) *object {
 	id := base64.StdEncoding.EncodeToString([]byte("Project:" + p.Name))
-	noFilter := func(a map[string]any) error {
-		if f, ok := a["filters"]; ok && f != nil {
-			if str, ok := f.(string); !ok || (str != "{}" && str != "") {
-				return fmt.Errorf("run filters are not supported by the test server: %v", f)
-			}
+	filtered := func(a map[string]any) ([]*Run, error) {
+		f, _ := a["filters"].(string)
+		if a["filters"] != nil && f == "" {
+			return nil, fmt.Errorf("filters: want a JSONString, got %T", a["filters"])
 		}
-		return nil
+		return filterRuns(p.Runs, f)
 	}
 	return &object{typ: "Project", fields: map[string]func(map[string]any) (any, error){
 		"id":          field(id),
@@ -396,23 +400,27 @@ func (s *Server) project(p *Project) *object {
 			"id": field(s.data.Entity), "name": field(s.data.Entity),
 		}}),
 		"runCount": func(a map[string]any) (any, error) {
-			if err := noFilter(a); err != nil {
+			runs, err := filtered(a)
+			if err != nil {
 				return nil, err
 			}
-			return len(p.Runs), nil
+			return len(runs), nil
 		},
 		"runs": func(a map[string]any) (any, error) {
-			if err := noFilter(a); err != nil {
+			runs, err := filtered(a)
+			if err != nil {
 				return nil, err
 			}
-			runs := p.Runs
 			if o, _ := a["order"].(string); o == "-created_at" {
 				runs = slices.Clone(runs)
 				slices.Reverse(runs)
 			} else if o != "" && o != "+created_at" && o != "created_at" {
 				return nil, fmt.Errorf("order %q is not supported by the test server", o)
 			}
-			return pageOf("RunConnection", runs, a, func(r *Run) *object { return s.run(p, r) })
+			return pageOf("RunConnection", runs, a, func(r *Run) *object {
+				s.RunsListed.Add(1)
+				return s.run(p, r)
+			})
 		},
 		"run": func(a map[string]any) (any, error) {
 			name, _ := a["name"].(string)
@@ -486,6 +494,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"user":             field(user),
 		"historyKeys":      field(historyKeys(r)),
 		"history": func(a map[string]any) (any, error) {
+			s.HistoryReads.Add(1)
 			lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
 			if v, ok := a["minStep"].(float64); ok {
 				lo = int64(v)
@@ -510,6 +519,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 			return out, nil
 		},
 		"sampledHistory": func(a map[string]any) (any, error) {
+			s.HistoryReads.Add(1)
 			specs, _ := a["specs"].([]any)
 			var out []any
 			for _, sp := range specs {

@@ -1,0 +1,102 @@
+package mlflow
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+var _ sources.Fingerprinter = (*Source)(nil)
+
+// fingerprintVersion names the recipe of Fingerprint; a new recipe makes
+// every run look changed once, which is safe.
+const fingerprintVersion = "mlflow1:"
+
+// headerDigest digests what runs/search returned for a run, canonically:
+// its info (status, end time, name, lifecycle stage, ...), every tag and
+// param, latest_metrics (key, value, step and timestamp of each key's
+// latest point) and the dataset inputs. Slices are sorted first, so the
+// server's order does not matter.
+func headerDigest(r mlflowapi.Run) string {
+	c := r
+	c.Data.Tags = slices.Clone(r.Data.Tags)
+	slices.SortFunc(c.Data.Tags, func(a, b mlflowapi.Tag) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Value, b.Value))
+	})
+	c.Data.Params = slices.Clone(r.Data.Params)
+	slices.SortFunc(c.Data.Params, func(a, b mlflowapi.Param) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Value, b.Value))
+	})
+	c.Data.Metrics = slices.Clone(r.Data.Metrics)
+	slices.SortFunc(c.Data.Metrics, func(a, b mlflowapi.Metric) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), cmp.Compare(a.Step, b.Step), cmp.Compare(a.Timestamp, b.Timestamp), cmp.Compare(float64(a.Value), float64(b.Value)))
+	})
+	c.Inputs.DatasetInputs = slices.Clone(r.Inputs.DatasetInputs)
+	for i := range c.Inputs.DatasetInputs {
+		in := &c.Inputs.DatasetInputs[i]
+		in.Tags = slices.Clone(in.Tags)
+		slices.SortFunc(in.Tags, func(a, b mlflowapi.Tag) int {
+			return cmp.Or(strings.Compare(a.Key, b.Key), strings.Compare(a.Value, b.Value))
+		})
+	}
+	slices.SortFunc(c.Inputs.DatasetInputs, func(a, b mlflowapi.DatasetInput) int {
+		return cmp.Or(strings.Compare(a.Dataset.Name, b.Dataset.Name), strings.Compare(a.Dataset.Digest, b.Dataset.Digest))
+	})
+	b, err := json.Marshal(c)
+	if err != nil { // cannot happen: plain strings and numbers
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Fingerprint tells whether a run changed since it was last transferred,
+// without reading its metric histories or file bodies: a digest of what
+// runs/search already returned for it (status, end time, name, lifecycle
+// stage, tags, params, latest_metrics with each key's latest value, step
+// and timestamp, dataset inputs) and of one artifacts/list walk (every
+// file's path and size; one request per artifact directory). Running runs
+// are fingerprinted too: the fingerprint is taken before the run is read,
+// so a point logged during the copy changes it for the next job.
+//
+// What it cannot see: a point logged at a step and time below its key's
+// latest point (latest_metrics does not move), a file rewritten with the
+// same size, and a change to an MLflow 3 logged model's files. `--force`
+// compares such runs in full.
+func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
+	s.mu.Lock()
+	info := s.runs[run.Origin]
+	s.mu.Unlock()
+	if info == nil || info.header == "" {
+		return "", nil // not listed by Runs: cannot tell, so it is copied
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", info.header)
+	for f, err := range s.api.ListArtifacts(ctx, info.id, "") {
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+				return "", err
+			}
+			return "", fault.Permanent(fmt.Errorf("mlflow run %s: listing artifacts: %w", info.id, err))
+		}
+		size := int64(-1)
+		if f.FileSize != nil {
+			size = *f.FileSize
+		}
+		fmt.Fprintf(h, "%q %d\n", f.Path, size)
+	}
+	return fingerprintVersion + hex.EncodeToString(h.Sum(nil)[:16]), nil
+}

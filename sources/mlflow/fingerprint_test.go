@@ -1,0 +1,75 @@
+package mlflow_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/sources/mlflow"
+)
+
+// BenchmarkFingerprint measures what change detection costs per run of a
+// real MLflow server: listing the runs (runs/search, which Fingerprint's
+// header digest comes from) and one artifacts/list walk per run (each run
+// has three files in two directories). Reported as ms/run.
+func BenchmarkFingerprint(b *testing.B) {
+	srv := testenv.SharedMLflow(b)
+	ctx := context.Background()
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	prefix := fmt.Sprintf("fpbench-%d/", testenv.FreePort(b))
+	expID, err := api.CreateExperiment(ctx, prefix+"exp", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const runs = 50
+	for i := range runs {
+		r, err := api.CreateRun(ctx, mlflowapi.CreateRun{ExperimentID: expID, StartTime: int64(1_700_000_000_000 + i)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := api.LogBatch(ctx, mlflowapi.LogBatch{RunID: r.Info.RunID,
+			Metrics: []mlflowapi.Metric{{Key: "loss", Value: 1, Step: 1, Timestamp: 1}},
+			Params:  []mlflowapi.Param{{Key: "lr", Value: "0.1"}}}); err != nil {
+			b.Fatal(err)
+		}
+		for _, p := range []string{"a.txt", "dir/b.txt", "dir/c.txt"} {
+			if err := api.UploadArtifact(ctx, r.Info.ArtifactURI, p, strings.NewReader("x"), 1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	src, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: prefix})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	for b.Loop() {
+		n := 0
+		for e, err := range src.Experiments(ctx) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			for r, err := range src.Runs(ctx, e.Origin) {
+				if err != nil {
+					b.Fatal(err)
+				}
+				if fp, err := src.Fingerprint(ctx, r); err != nil || fp == "" {
+					b.Fatalf("fingerprint %q: %v", fp, err)
+				}
+				n++
+			}
+		}
+		if n != runs {
+			b.Fatalf("fingerprinted %d runs, want %d", n, runs)
+		}
+	}
+	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N*runs), "ms/run")
+}
