@@ -16,7 +16,7 @@ export CGO_ENABLED := 0
 
 export RUNFERRY_VENV := $(VENV)
 
-.PHONY: all build venv test lint fuzz bench demo fixtures clean distclean
+.PHONY: all build venv test lint fuzz bench demo fixtures clean distclean screenshots
 
 all: build
 
@@ -41,6 +41,11 @@ $(VENV_STAMP): requirements-test.txt
 
 test: venv
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) ./...
+
+# Renders a W&B fixture run copied into MLflow, as MLflow's UI shows it, into
+# docs/images/ (needs Debian's chromium: apt-get install chromium).
+screenshots: venv build
+	RUNFERRY=$(CURDIR)/$(BIN)/runferry scripts/screenshots.sh $(CURDIR)/docs/images
 
 lint:
 	@out="$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go'))"; \

@@ -55,6 +55,21 @@ const (
 	TagExpCreatedAt = "mlflow.runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown
 )
 
+// Tags MLflow's UI reads to find a run's step images and tables. The sink
+// sets them (TagLoggedImages to LoggedImagesValue, as mlflow.log_image
+// does) for the media it writes in MLflow's layouts, unless the run has
+// them itself; the source does not expose them for runs runferry wrote
+// unless the run's sidecar has them.
+const (
+	TagLoggedImages    = "mlflow.loggedImages"
+	TagLoggedArtifacts = "mlflow.loggedArtifacts"
+	LoggedImagesValue  = "True"
+)
+
+// MediaTag reports whether key is one of the tags the sink derives from
+// media (TagLoggedImages, TagLoggedArtifacts).
+func MediaTag(key string) bool { return key == TagLoggedImages || key == TagLoggedArtifacts }
+
 // BookkeepingPrefix begins the keys of runferry's hidden bookkeeping tags;
 // FormerBookkeepingPrefix began them (and still begins TagOrigin and the
 // model registry's tags).
@@ -193,11 +208,15 @@ type Coverage struct {
 	FileProblems map[string]string `json:"file_problems,omitempty"`
 	// Generated lists artifacts runferry derived (output.log, config.json);
 	// the source hides them.
-	Generated  []string `json:"generated,omitempty"`
-	Points     int64    `json:"points"`
-	LogLines   int64    `json:"log_lines"`
-	RichValues int64    `json:"rich_values"`
-	Files      int64    `json:"files"`
+	Generated []string `json:"generated,omitempty"`
+	// MediaNotShown counts W&B images and tables written as plain files
+	// only, not in MLflow's image or table layout (file missing, too large,
+	// not decodable, or beyond the tag's length).
+	MediaNotShown int64 `json:"media_not_shown,omitempty"`
+	Points        int64 `json:"points"`
+	LogLines      int64 `json:"log_lines"`
+	RichValues    int64 `json:"rich_values"`
+	Files         int64 `json:"files"`
 }
 
 // FoldedPoint is one line of FoldedMetricsPath: a source point exactly.

@@ -17,7 +17,8 @@ import (
 // incomplete until the last step: it writes the held points and the
 // summary points (see view), uploads the spooled console output
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
-// file of that name), the rich values (runferry/rich_values.jsonl), a
+// file of that name), the rich values (runferry/rich_values.jsonl) and
+// their images and tables in MLflow's layouts (writeMedia), a
 // config.json unless the source had one; completes the re-created logged
 // models (finishModels); uploads runferry/coverage.json; sets
 // the original status and end time (runs/update); points child runs
@@ -60,6 +61,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		if err := w.uploadSpool(ctx, w.rich, mlflowconv.RichValuesPath); err != nil {
 			return err
 		}
+	}
+	if err := w.writeMedia(ctx); err != nil {
+		return err
 	}
 	if len(w.src.Config) > 0 && !w.written["config.json"] && string(w.src.Config) != "null" {
 		if err := api.UploadBytes(ctx, uri, "config.json", w.src.Config); err != nil {

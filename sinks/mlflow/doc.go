@@ -76,6 +76,14 @@
 //	                   (plain text; not written when the source has its own output.log)
 //	rich values        runferry/rich_values.jsonl; the media files they name are the
 //	                   source's files and are copied as files
+//	images, tables     W&B "image-file" values also as MLflow step images (images/<key>+
+//	                   step+<step>+timestamp+<ms>+<id>.png and a +compressed.png thumbnail,
+//	                   tag mlflow.loggedImages=True: the UI's image grid with a step
+//	                   slider); "table-file" values as log_table JSON under
+//	                   tables/<key>/step_<step>.json, listed in mlflow.loggedArtifacts.
+//	                   These are generated files (hidden from the MLflow source, as are
+//	                   the two tags); media that cannot be shown so are counted
+//	                   (media_not_shown). Histograms and other values stay in the sidecar
 //	files              artifacts, streamed, size checked; a source path under runferry/
 //	                   goes under runferry/files/; files the source could not read are
 //	                   listed with their problem in the coverage file; a source's MLflow
@@ -122,7 +130,8 @@
 // tags, status and times natively, noting any disagreement in Run.Damage.
 // runferry/coverage.json, written at commit, lists mapped keys, truncated
 // values, config keys not written as params, generated files, counts, and
-// fixups: SQL stores keep ±Inf as ±MaxFloat64, -0 as 0, refuse negative
+// fixups: SQL stores keep ±Inf as ±MaxFloat64 (so does mlflow.log_metric:
+// the REST API then returns ±1.7976931348623157e308, and NaN as "NaN"), -0 as 0, refuse negative
 // timestamps (sent as 0), and collapse exact duplicate points (sent once);
 // each such point is recorded with the source points it stands for, and
 // the source restores them. Past 100 000 fixups per run the rest are only

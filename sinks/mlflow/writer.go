@@ -41,6 +41,7 @@ type writer struct {
 	logs       *spool
 	rich       *spool
 	view       *view                 // W&B summary and x axis (see view)
+	media      []mediaValue          // rich values written in MLflow's media layout at commit
 	models     map[string]*modelCopy // by source model id (see models.go)
 	done       bool
 }
@@ -266,6 +267,7 @@ func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) e
 		if err := w.rich.append(v); err != nil {
 			return err
 		}
+		w.noteMedia(v)
 	}
 	w.cov.RichValues += int64(len(values))
 	return nil

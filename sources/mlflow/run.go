@@ -218,7 +218,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 		seen[k] = true
 		want, written := storedTags[k]
 		switch {
-		case !isOwn && (mlflowconv.Bookkeeping(k) || k == mlflowapi.TagRunName || k == mlflowapi.TagParentRunID):
+		case !isOwn && (mlflowconv.Bookkeeping(k) || k == mlflowapi.TagRunName || k == mlflowapi.TagParentRunID || mlflowconv.MediaTag(k)):
 		case written && v == want && isOwn:
 			run.Tags = append(run.Tags, o)
 		case written && v == want: // derived from a field
