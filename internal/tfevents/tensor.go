@@ -1,0 +1,235 @@
+package tfevents
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// DataType values of tensorboard.DataType that this package reads.
+const (
+	DTFloat    = 1
+	DTDouble   = 2
+	DTInt32    = 3
+	DTUint8    = 4
+	DTInt16    = 5
+	DTInt8     = 6
+	DTString   = 7
+	DTInt64    = 9
+	DTBool     = 10
+	DTBfloat16 = 14
+	DTUint16   = 17
+	DTHalf     = 19
+	DTUint32   = 22
+	DTUint64   = 23
+)
+
+// Tensor is a decoded TensorProto holding numbers or strings. Numbers are
+// widened to float64 in row-major order; Strings are views of the record.
+type Tensor struct {
+	DType   int
+	Shape   []int64
+	Numbers []float64
+	Strings [][]byte
+}
+
+// Len is the number of elements the shape holds (1 for a scalar).
+func (t Tensor) Len() int64 {
+	n := int64(1)
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// Scalar returns the value of a numeric tensor holding one element.
+func (t Tensor) Scalar() (float64, bool) {
+	if t.Len() != 1 || len(t.Numbers) != 1 {
+		return 0, false
+	}
+	return t.Numbers[0], true
+}
+
+// elemSize is the byte size of a numeric dtype in tensor_content, 0 if
+// this package does not read it.
+func elemSize(dt int) int {
+	switch dt {
+	case DTFloat, DTInt32, DTUint32:
+		return 4
+	case DTDouble, DTInt64, DTUint64:
+		return 8
+	case DTHalf, DTBfloat16, DTInt16, DTUint16:
+		return 2
+	case DTInt8, DTUint8, DTBool:
+		return 1
+	}
+	return 0
+}
+
+// fromBits widens one little-endian element of dtype dt.
+func fromBits(dt int, b []byte) float64 {
+	switch dt {
+	case DTFloat:
+		return float64(math.Float32frombits(binary.LittleEndian.Uint32(b)))
+	case DTDouble:
+		return math.Float64frombits(binary.LittleEndian.Uint64(b))
+	case DTInt32:
+		return float64(int32(binary.LittleEndian.Uint32(b)))
+	case DTUint32:
+		return float64(binary.LittleEndian.Uint32(b))
+	case DTInt64:
+		return float64(int64(binary.LittleEndian.Uint64(b)))
+	case DTUint64:
+		return float64(binary.LittleEndian.Uint64(b))
+	case DTHalf:
+		return Half(binary.LittleEndian.Uint16(b))
+	case DTBfloat16:
+		return float64(math.Float32frombits(uint32(binary.LittleEndian.Uint16(b)) << 16))
+	case DTInt16:
+		return float64(int16(binary.LittleEndian.Uint16(b)))
+	case DTUint16:
+		return float64(binary.LittleEndian.Uint16(b))
+	case DTInt8:
+		return float64(int8(b[0]))
+	case DTUint8:
+		return float64(b[0])
+	case DTBool:
+		if b[0] != 0 {
+			return 1
+		}
+		return 0
+	}
+	return math.NaN()
+}
+
+// Half widens an IEEE 754 half-precision number.
+func Half(h uint16) float64 {
+	sign := 1.0
+	if h&0x8000 != 0 {
+		sign = -1
+	}
+	exp := int(h>>10) & 0x1f
+	frac := float64(h & 0x3ff)
+	switch exp {
+	case 0:
+		return sign * math.Ldexp(frac, -24)
+	case 0x1f:
+		if frac != 0 {
+			return math.NaN()
+		}
+		return math.Inf(int(sign))
+	}
+	return sign * math.Ldexp(1+frac/1024, exp-15)
+}
+
+// DecodeTensor decodes a serialized TensorProto. Values come from
+// tensor_content when it is set, else from the typed repeated fields. A
+// dtype this package does not read (complex, quantized, resource,
+// variant) is an error naming it.
+func DecodeTensor(b []byte) (Tensor, error) {
+	var t Tensor
+	var content []byte
+	var hasContent bool
+	err := walk(b, func(f field) error {
+		switch f.num {
+		case 1:
+			t.DType = int(f.varint)
+		case 2:
+			if err := want(f, protowire.BytesType, "tensor_shape"); err != nil {
+				return err
+			}
+			return walk(f.payload, func(f field) error {
+				if f.num != 2 || f.typ != protowire.BytesType {
+					return nil
+				}
+				var size int64
+				if err := walk(f.payload, func(f field) error {
+					if f.num == 1 && f.typ == protowire.VarintType {
+						size = int64(f.varint)
+					}
+					return nil
+				}); err != nil {
+					return err
+				}
+				t.Shape = append(t.Shape, size)
+				return nil
+			})
+		case 4:
+			if err := want(f, protowire.BytesType, "tensor_content"); err != nil {
+				return err
+			}
+			content, hasContent = f.payload, true
+		case 5: // float_val
+			return packed(f, protowire.Fixed32Type, protowire.ConsumeFixed32, func(f field) uint32 { return uint32(f.fixed) },
+				func(v uint32) { t.Numbers = append(t.Numbers, float64(math.Float32frombits(v))) })
+		case 6: // double_val
+			return packed(f, protowire.Fixed64Type, protowire.ConsumeFixed64, func(f field) uint64 { return f.fixed },
+				func(v uint64) { t.Numbers = append(t.Numbers, math.Float64frombits(v)) })
+		case 7, 10, 11, 13, 16, 17: // int_val, int64_val, bool_val, half_val, uint32_val, uint64_val
+			num, dt := f.num, t.DType
+			return packed(f, protowire.VarintType, protowire.ConsumeVarint, func(f field) uint64 { return f.varint },
+				func(v uint64) { t.Numbers = append(t.Numbers, varintNumber(num, dt, v)) })
+		case 8:
+			if err := want(f, protowire.BytesType, "string_val"); err != nil {
+				return err
+			}
+			t.Strings = append(t.Strings, f.payload)
+		}
+		return nil
+	})
+	if err != nil {
+		return Tensor{}, err
+	}
+	if t.DType == DTString {
+		t.Numbers = nil
+		return t, nil
+	}
+	size := elemSize(t.DType)
+	if size == 0 {
+		return Tensor{}, fmt.Errorf("tensor dtype %d is not read", t.DType)
+	}
+	if hasContent {
+		if len(content)%size != 0 {
+			return Tensor{}, fmt.Errorf("tensor_content of %d bytes for elements of %d", len(content), size)
+		}
+		t.Numbers = t.Numbers[:0]
+		for i := 0; i < len(content); i += size {
+			t.Numbers = append(t.Numbers, fromBits(t.DType, content[i:i+size]))
+		}
+	}
+	// TensorFlow stores one value for a tensor whose elements are all equal.
+	if n := t.Len(); len(t.Numbers) == 1 && n > 1 && n < 1<<20 {
+		for int64(len(t.Numbers)) < n {
+			t.Numbers = append(t.Numbers, t.Numbers[0])
+		}
+	}
+	if int64(len(t.Numbers)) != t.Len() {
+		return Tensor{}, fmt.Errorf("tensor of shape %v holds %d values", t.Shape, len(t.Numbers))
+	}
+	return t, nil
+}
+
+// varintNumber converts one varint element of the repeated field num.
+func varintNumber(num protowire.Number, dt int, v uint64) float64 {
+	switch num {
+	case 7: // int_val: int32 (also int8/16, uint8/16)
+		return float64(int32(v))
+	case 10:
+		return float64(int64(v))
+	case 11:
+		if v != 0 {
+			return 1
+		}
+		return 0
+	case 13: // half_val: half bits (or bfloat16 bits) in an int32
+		if dt == DTBfloat16 {
+			return float64(math.Float32frombits(uint32(uint16(v)) << 16))
+		}
+		return Half(uint16(v))
+	case 16:
+		return float64(uint32(v))
+	}
+	return float64(v)
+}
