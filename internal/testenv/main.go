@@ -22,6 +22,7 @@ var shared struct {
 func Main(m *testing.M) {
 	code := m.Run()
 	StopShared()
+	removeTensorBoardLogs()
 	os.Exit(code)
 }
 

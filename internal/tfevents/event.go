@@ -37,9 +37,12 @@ type Event struct {
 	SessionStatus int
 	HasSession    bool
 	Values        []Value
-	// Other names the event's fields that are not summaries, file version
-	// or session logs: "graph_def", "meta_graph_def",
-	// "tagged_run_metadata", "log_message", "source_metadata".
+	// Writer is source_metadata's writer, the name of the program that
+	// wrote the file (the tensorboard package's writers name themselves).
+	Writer string
+	// Other names the event's fields that are not summaries, file version,
+	// source metadata or session logs: "graph_def", "meta_graph_def",
+	// "tagged_run_metadata", "log_message".
 	Other []string
 }
 
@@ -59,7 +62,7 @@ type Value struct {
 	Raw []byte
 }
 
-var otherFields = map[protowire.Number]string{4: "graph_def", 6: "log_message", 8: "tagged_run_metadata", 9: "meta_graph_def", 10: "source_metadata"}
+var otherFields = map[protowire.Number]string{4: "graph_def", 6: "log_message", 8: "tagged_run_metadata", 9: "meta_graph_def"}
 
 // DecodeEvent decodes a serialized Event into e, reusing e's slices. On
 // error e holds what was decoded before it.
@@ -109,6 +112,16 @@ func DecodeEvent(b []byte, e *Event) error {
 			return walk(f.payload, func(f field) error {
 				if f.num == 1 && f.typ == protowire.VarintType {
 					e.SessionStatus = int(f.varint)
+				}
+				return nil
+			})
+		case 10:
+			if err := want(f, protowire.BytesType, "source_metadata"); err != nil {
+				return err
+			}
+			return walk(f.payload, func(f field) error {
+				if f.num == 1 && f.typ == protowire.BytesType {
+					e.Writer = string(f.payload)
 				}
 				return nil
 			})

@@ -6,6 +6,7 @@ import (
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
 	"github.com/runferry/runferry/sources/parquetdir"
+	"github.com/runferry/runferry/sources/tensorboard"
 	"github.com/runferry/runferry/sources/wandbcloud"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
@@ -17,5 +18,6 @@ func Sources() *sources.Registry {
 	r.Add(sources.Factory{Description: wandbdir.Description(), Open: wandbdir.Open})
 	r.Add(sources.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	r.Add(sources.Factory{Description: wandbcloud.Description(), Open: wandbcloud.Open})
+	r.Add(sources.Factory{Description: tensorboard.Description(), Open: tensorboard.Open})
 	return r
 }

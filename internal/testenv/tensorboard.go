@@ -1,0 +1,59 @@
+package testenv
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+var tensorboardLogs struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// TensorBoardLogs returns a folder holding logs/, TensorBoard log folders
+// written by real writers (testdata/tensorboard/generate.py: tensorboardX
+// and the tensorboard package), and reference.json, what the tensorboard
+// package's EventAccumulator reads from them (testdata/tensorboard/
+// reference.py). They are made once per test binary and removed by
+// StopShared (testenv.Main); callers must not change them.
+func TensorBoardLogs(t testing.TB) string {
+	t.Helper()
+	py := Python(t)
+	root := RepoRoot(t)
+	tensorboardLogs.once.Do(func() {
+		dir, err := os.MkdirTemp("", "runferry-tensorboard-")
+		if err != nil {
+			tensorboardLogs.err = err
+			return
+		}
+		tensorboardLogs.dir = dir
+		logs := filepath.Join(dir, "logs")
+		script := filepath.Join(root, "testdata", "tensorboard")
+		if b, err := exec.Command(py, filepath.Join(script, "generate.py"), logs).CombinedOutput(); err != nil {
+			tensorboardLogs.err = fmt.Errorf("generate.py: %v\n%s", err, b)
+			return
+		}
+		ref, err := exec.Command(py, filepath.Join(script, "reference.py"), logs).Output()
+		if err != nil {
+			tensorboardLogs.err = fmt.Errorf("reference.py: %v", err)
+			return
+		}
+		tensorboardLogs.err = os.WriteFile(filepath.Join(dir, "reference.json"), ref, 0o644)
+	})
+	if tensorboardLogs.err != nil {
+		t.Fatalf("testenv: TensorBoard logs: %v", tensorboardLogs.err)
+	}
+	return tensorboardLogs.dir
+}
+
+// removeTensorBoardLogs removes what TensorBoardLogs made.
+func removeTensorBoardLogs() {
+	if tensorboardLogs.dir != "" {
+		os.RemoveAll(tensorboardLogs.dir)
+	}
+}
