@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/testenv"
+)
+
+// TestTensorBoardToParquetAndMLflow: TensorBoard logs made by real writers
+// (tensorboardX, tensorboard's own writer; testenv.TensorBoardLogs) copy
+// into a Parquet archive and a real MLflow server, and check finds both
+// identical to the source. The damaged runs and the unmapped pr_curves
+// summary are named, and the copy exits 3 for the damage.
+func TestTensorBoardToParquetAndMLflow(t *testing.T) {
+	logs := filepath.Join(testenv.TensorBoardLogs(t), "logs")
+	src := "tensorboard:" + logs
+	archive := filepath.Join(t.TempDir(), "archive")
+	code, out, errOut := runCLI(t, "copy", src, "parquet:"+archive, "--no-state")
+	all := out + errOut
+	if code != 3 || !strings.Contains(all, "copied 7 runs (212 points, 3 files,") ||
+		!strings.Contains(all, "damaged/crc/events.out.tfevents.") || !strings.Contains(all, "record data checksum mismatch") ||
+		!strings.Contains(all, "damaged/truncated/events.out.tfevents.") || !strings.Contains(all, "truncated record") ||
+		!strings.Contains(all, "1 source: tensorboard pr_curves plugin summaries") {
+		t.Fatalf("copy to the archive: exit %d, want 3 naming the damage and the pr_curves summary\n%s", code, all)
+	}
+	if code, out, errOut = runCLI(t, "check", src, "parquet:"+archive); code != 0 || !strings.Contains(out, "7 runs, 212 points: 7 match, 0 differences") {
+		t.Fatalf("check the archive: exit %d\n%s%s", code, out, errOut)
+	}
+
+	srv := testenv.SharedMLflow(t)
+	prefix := fmt.Sprintf("tb-%d/", testenv.FreePort(t))
+	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
+	if code, out, errOut = runCLI(t, "copy", src, dst, "--no-state"); code != 3 || !strings.Contains(out+errOut, "copied 7 runs (212 points, 3 files,") {
+		t.Fatalf("copy to MLflow: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = runCLI(t, "check", src, dst); code != 0 || !strings.Contains(out, "7 runs, 212 points: 7 match, 0 differences") {
+		t.Fatalf("check MLflow: exit %d\n%s%s", code, out, errOut)
+	}
+	// The images show in MLflow's own image view.
+	api := mustAPI(t, srv.URL)
+	exp, err := api.GetExperimentByName(context.Background(), prefix+"logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for r, err := range api.SearchRuns(context.Background(), []string{exp.ExperimentID}, "tags.`mlflow.loggedImages` = 'True'", mlflowapi.ViewActive) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, r.Info.RunName)
+	}
+	if strings.Join(names, ",") != "tbx,tf2" && strings.Join(names, ",") != "tf2,tbx" {
+		t.Errorf("runs with MLflow images: %v, want tbx and tf2", names)
+	}
+}
