@@ -12,9 +12,12 @@
 # RUNFERRY_VENV (default .venv), BENCH_REPEAT (default 3),
 # BENCH_WANDB_ROWS (default 1000000), BENCH_E2E_ROWS (default 200000),
 # BENCH_PARQUET_ROWS (default 50000000), BENCH_OUT (default
-# docs/BENCHMARKS.md).
+# docs/BENCHMARKS.md), BENCH_TB_STEPS (default 12500 steps of 20 keys:
+# 250k points for the EventAccumulator comparison; the memory check reads
+# ten times as many).
 #
-# RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section (RUNFERRY_BENCH_ONLY=
+# RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section,
+# RUNFERRY_BENCH_ONLY=tensorboard only the TensorBoard one (RUNFERRY_BENCH_ONLY=
 # default runs only the others); the rows of the sections not run are kept
 # from the scratch folder's previous results.jsonl. MLflow section knobs:
 # BENCH_MLFLOW_RUNS (default 20) x BENCH_MLFLOW_ROWS (default 1250 history
@@ -42,8 +45,8 @@ LARGE_ROWS=${BENCH_LARGE_ROWS:-5000000}   # x 20 keys = 100M points
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 TIME=/usr/bin/time
 ONLY=${RUNFERRY_BENCH_ONLY:-}
-case "$ONLY" in "" | mlflow | default) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow or default" >&2; exit 2 ;; esac
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow
+case "$ONLY" in "" | mlflow | default | tensorboard) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow, tensorboard or default" >&2; exit 2 ;; esac
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow|tensorboard
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -79,7 +82,7 @@ fi
 BUILD_COMMIT=$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
 BUILD_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "building $BUILD_COMMIT into $BIN"
-CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/gentb ./bench/readtb
 
 # --- inputs ----------------------------------------------------------------
 # A folder is reused when its stamp (generator flags + hash of the generator
@@ -180,6 +183,37 @@ if want default && [ "${BENCH_LARGE:-}" = 1 ]; then
 	measure large-copy runferry-copy 1 --verify "$PY" bench/py/parquet_points.py "$SCRATCH/large-archive" -- \
 		"$BIN/runferry" copy "wandb:$WL/wandb" "parquet:$SCRATCH/large-archive" --no-state -q
 	rm -rf "$SCRATCH/large-archive"
+fi
+
+if want tensorboard; then
+	# TensorBoard event files: the tensorboard source vs EventAccumulator
+	# (size guidance keeping everything), then the source alone on ten
+	# times the points, whose peak RSS shows memory stays flat.
+	TB_STEPS=${BENCH_TB_STEPS:-12500}
+	TB_HASH=$(cat bench/gentb/main.go internal/tfevents/record.go | sha256sum | cut -c1-16)
+	gen_tb() { # DIR STEPS
+		local stamp="-steps $2 -keys 20 $TB_HASH"
+		INPUT_CMDS+=("gentb -out $1 -steps $2 -keys 20")
+		if [ -f "$1/stamp" ] && [ "$(cat "$1/stamp")" = "$stamp" ]; then
+			log "reusing $1"
+			return
+		fi
+		log "generating $1"
+		rm -rf "$1"
+		"$BIN/gentb" -out "$1" -steps "$2" -keys 20 >/dev/null
+		echo "$stamp" >"$1/stamp"
+	}
+	TB1=$SCRATCH/tensorboard-$TB_STEPS
+	TB10=$SCRATCH/tensorboard-$((TB_STEPS * 10))
+	gen_tb "$TB1" "$TB_STEPS"
+	gen_tb "$TB10" "$((TB_STEPS * 10))"
+	"$PY" -c 'import tensorboard' 2>/dev/null || die "$VENV lacks tensorboard: run 'make venv'"
+	for rep in $(seq "$REPEAT"); do
+		theirs() { measure tensorboard-read event-accumulator "$rep" -- "$PY" bench/py/tensorboard_read.py "$TB1"; }
+		ours() { measure tensorboard-read go-source "$rep" -- "$BIN/readtb" "$TB1"; }
+		if ((rep % 2)); then theirs; ours; else ours; theirs; fi
+	done
+	measure tensorboard-read-10x go-source 1 -- "$BIN/readtb" "$TB10"
 fi
 
 if want mlflow; then

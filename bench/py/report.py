@@ -38,6 +38,12 @@ COMPARISONS = [
         "what": "internal/wandbfile (Reader, Decode, ParseValueJSON) vs the same Python reader",
     },
     {
+        "bench": "tensorboard-read",
+        "title": "Read TensorBoard event files into metric points (issue 16)",
+        "ours": "go-source", "theirs": "event-accumulator", "metric": "wall", "target": 20.0,
+        "what": "tensorboard source adapter (Experiments, Runs, Metrics) vs tensorboard's EventAccumulator with size guidance keeping everything",
+    },
+    {
         "bench": "parquet-write",
         "title": "Write the metrics table to Parquet from memory (issue 4)",
         "ours": "go-parquet", "theirs": "pyarrow", "metric": "inner", "target": 1.0,
@@ -92,12 +98,15 @@ COMPARISONS = [
 ]
 
 # Sections of bench/run.sh (RUNFERRY_BENCH_ONLY) and their benches.
-SECTIONS = {"mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"}}
+SECTIONS = {"mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"},
+            "tensorboard": {"tensorboard-read", "tensorboard-read-10x"}}
 
 # Peak-RSS targets: (bench, side, limit in MB, label).
 RSS_TARGETS = [
     ("wandb-decode", "go-source", 100, "peak RSS streaming the log through the adapter (issue 3)"),
     ("wandb-decode", "go-file", 100, "peak RSS streaming the log, package only"),
+    ("tensorboard-read", "go-source", 100, "peak RSS reading 250k TensorBoard points (issue 16)"),
+    ("tensorboard-read-10x", "go-source", 100, "peak RSS reading ten times as many: flat (issue 16)"),
     ("large-copy", "runferry-copy", 256, "peak RSS archiving 100M points (issue 4, make bench-large)"),
 ]
 
