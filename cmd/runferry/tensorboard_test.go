@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -56,5 +58,50 @@ func TestTensorBoardToParquetAndMLflow(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "tbx,tf2" && strings.Join(names, ",") != "tf2,tbx" {
 		t.Errorf("runs with MLflow images: %v, want tbx and tf2", names)
+	}
+}
+
+// TestUnreadableTensorBoardInputs: as a user to whom file modes apply, an
+// event file that cannot be opened is named in its run's damage and a log
+// folder that cannot be listed is named as a problem; the copy exits 3
+// with everything readable copied.
+func TestUnreadableTensorBoardInputs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	logs := filepath.Join(testenv.TensorBoardLogs(t), "logs")
+	base := t.TempDir()
+	testenv.OpenToAll(t, base)
+	bin := filepath.Join(base, "runferry")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	data := filepath.Join(base, "logs")
+	for _, run := range []string{"keras", "restarted"} {
+		copyFolder(t, filepath.Join(logs, run), filepath.Join(data, run))
+	}
+	files, _ := filepath.Glob(filepath.Join(data, "restarted", "events.out.tfevents.*.a"))
+	if len(files) != 1 {
+		t.Fatalf("restarted/: %v", files)
+	}
+	validation := filepath.Join(data, "keras", "validation")
+	for p, mode := range map[string]os.FileMode{files[0]: 0, validation: 0} {
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer os.Chmod(validation, 0o755)
+	out := filepath.Join(base, "out")
+	if err := os.Mkdir(out, 0o777); err != nil || os.Chmod(out, 0o777) != nil {
+		t.Fatal(err)
+	}
+	cmd := asUnprivileged(t, bin, "copy", "tensorboard:"+data, "parquet:"+filepath.Join(out, "archive"), "--no-state")
+	cmd.Env = append(os.Environ(), "HOME="+out, "XDG_STATE_HOME="+out)
+	b, err := cmd.CombinedOutput()
+	got := string(b)
+	if exitCode(err) != 3 || !strings.Contains(got, "restarted/"+filepath.Base(files[0])+": open: permission denied") ||
+		!strings.Contains(got, "PROBLEM source: keras/validation: open: permission denied") ||
+		!strings.Contains(got, "copied 2 runs (15 points,") {
+		t.Fatalf("exit %d, want 3 naming the unreadable file and folder, with 2 runs (15 points) copied\n%s", exitCode(err), got)
 	}
 }

@@ -59,7 +59,7 @@ func discover(ctx context.Context, root string) ([]*runInfo, []string, error) {
 		}
 		rel := relPath(root, p)
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", rel, err))
+			problems = append(problems, fmt.Sprintf("%s: %v", rel, unwrapPath(err)))
 			if d != nil && d.IsDir() {
 				return fs.SkipDir
 			}
@@ -76,7 +76,7 @@ func discover(ctx context.Context, root string) ([]*runInfo, []string, error) {
 		}
 		fi, err := d.Info()
 		if err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", rel, err))
+			problems = append(problems, fmt.Sprintf("%s: %v", rel, unwrapPath(err)))
 			return nil
 		}
 		f := &eventFile{path: p, rel: rel, size: fi.Size(), mtime: fi.ModTime()}
