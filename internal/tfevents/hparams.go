@@ -217,7 +217,10 @@ func structValue(b []byte) ([]byte, error) {
 				}
 				var k string
 				v := json.RawMessage("null")
-				return walk(f.payload, func(g field) error {
+				err := walk(f.payload, func(g field) error {
+					if g.typ != protowire.BytesType {
+						return nil
+					}
 					switch g.num {
 					case 1:
 						k = string(g.payload)
@@ -228,9 +231,10 @@ func structValue(b []byte) ([]byte, error) {
 						}
 						v = x
 					}
-					m[k] = v
 					return nil
 				})
+				m[k] = v
+				return err
 			})
 			if err != nil {
 				return err
