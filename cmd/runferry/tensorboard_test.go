@@ -22,7 +22,8 @@ func TestTensorBoardToParquetAndMLflow(t *testing.T) {
 	logs := filepath.Join(testenv.TensorBoardLogs(t), "logs")
 	src := "tensorboard:" + logs
 	archive := filepath.Join(t.TempDir(), "archive")
-	code, out, errOut := runCLI(t, "copy", src, "parquet:"+archive, "--no-state")
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	code, out, errOut := runCLI(t, "copy", src, "parquet:"+archive, "--state", ledger)
 	all := out + errOut
 	if code != 3 || !strings.Contains(all, "copied 7 runs (212 points, 3 files,") ||
 		!strings.Contains(all, "damaged/crc/events.out.tfevents.") || !strings.Contains(all, "record data checksum mismatch") ||
@@ -30,8 +31,17 @@ func TestTensorBoardToParquetAndMLflow(t *testing.T) {
 		!strings.Contains(all, "1 source: tensorboard pr_curves plugin summaries") {
 		t.Fatalf("copy to the archive: exit %d, want 3 naming the damage and the pr_curves summary\n%s", code, all)
 	}
+	// Again: the damaged runs are read again (nothing vouches for what was
+	// not read), the others are unchanged, and no point arrives twice.
+	if code, out, errOut = runCLI(t, "copy", src, "parquet:"+archive, "--state", ledger); code != 3 || !strings.Contains(out+errOut, "copied 2 runs (0 points, 0 files, 0 B); 5 unchanged") {
+		t.Fatalf("second copy to the archive: exit %d\n%s%s", code, out, errOut)
+	}
 	if code, out, errOut = runCLI(t, "check", src, "parquet:"+archive); code != 0 || !strings.Contains(out, "7 runs, 212 points: 7 match, 0 differences") {
 		t.Fatalf("check the archive: exit %d\n%s%s", code, out, errOut)
+	}
+	q := "select count(*), count(distinct (run, key, step, time)) from read_parquet('" + archive + "/metrics/**/*.parquet')"
+	if got, err := exec.Command(testenv.Python(t), "-c", "import duckdb,sys; print(duckdb.sql(sys.argv[1]).fetchall())", q).CombinedOutput(); err != nil || strings.TrimSpace(string(got)) != "[(212, 212)]" {
+		t.Fatalf("duckdb over the archive's metrics: %v %s, want 212 distinct points", err, got)
 	}
 
 	srv := testenv.SharedMLflow(t)
