@@ -3,30 +3,44 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/runferry/runferry/internal/tfevents"
 	"github.com/runferry/runferry/internal/wandbfile"
 )
 
 func (a *app) inspectCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "inspect FILE.wandb",
-		Short: "Decode a W&B .wandb transaction log, one JSON line per record",
+		Use:   "inspect FILE.wandb|EVENTFILE",
+		Short: "Decode a W&B .wandb log or a TensorBoard event file, one JSON line per record",
 		Long: `Decode a W&B .wandb file (the binary log in every run folder) and print one
 JSON line per record with its byte offset, kind and decoded fields. Damage
 (bad checksums, truncation, garbage) is printed as {"offset":N,"damage":...}
 lines at the block offset where it was found; reading resumes at the next
-block. Exits 3 when the file is damaged.`,
-		Example: "  runferry inspect wandb/run-20240301_120000-abc123/run-abc123.wandb | head",
-		Args:    exactArgs(1, "FILE.wandb"),
+block. Exits 3 when the file is damaged.
+
+A TensorBoard event file (a name holding "tfevents") is printed one event per
+line: offset, wall time, step and the summary values (tag, kind, plugin and
+the value: numbers and strings of tensors, sizes of images, histograms and
+audio). A record with a bad data checksum is a damage line and reading goes
+on; a bad length checksum or a cut tail ends the file.`,
+		Example: "  runferry inspect wandb/run-20240301_120000-abc123/run-abc123.wandb | head\n" +
+			"  runferry inspect runs/exp1/events.out.tfevents.1700000000.host.123.0 | head",
+		Args: exactArgs(1, "FILE.wandb|EVENTFILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			damaged, err := wandbfile.Inspect(a.stdout, f, args[0])
+			inspect := wandbfile.Inspect
+			if strings.Contains(filepath.Base(args[0]), "tfevents") {
+				inspect = tfevents.Inspect
+			}
+			damaged, err := inspect(a.stdout, f, args[0])
 			if err != nil {
 				return fmt.Errorf("inspect: %w", err)
 			}

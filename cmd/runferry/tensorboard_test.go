@@ -115,3 +115,28 @@ func TestUnreadableTensorBoardInputs(t *testing.T) {
 		t.Fatalf("exit %d, want 3 naming the unreadable file and folder, with 2 runs (15 points) copied\n%s", exitCode(err), got)
 	}
 }
+
+// TestInspectEventFile: inspect prints a TensorBoard event file one event
+// per line, names the corrupt record by offset, reads on, and exits 3.
+func TestInspectEventFile(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testenv.TensorBoardLogs(t), "logs", "damaged", "crc", "events.out.tfevents.*"))
+	if len(files) != 1 {
+		t.Fatalf("damaged/crc: %v", files)
+	}
+	code, out, errOut := runCLI(t, "inspect", files[0])
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var want []string
+	for s := range 10 {
+		switch {
+		case s == 2: // step 0's record lacks the step field: 40 bytes, the others 42
+			want = append(want, `{"offset":122,"damage":"record data checksum mismatch (record skipped)"}`)
+		default:
+			want = append(want, fmt.Sprintf(`{"offset":%d,"wall_time":%d,%s"values":[{"tag":"loss","kind":"simple_value","value":%d}]}`,
+				max(40, 38+42*s), 1750000000+s, map[bool]string{true: "", false: fmt.Sprintf(`"step":%d,`, s)}[s == 0], s))
+		}
+	}
+	if code != 3 || len(lines) != 11 || !strings.Contains(lines[0], `"file_version":"brain.Event:2"`) ||
+		strings.Join(lines[1:], "\n") != strings.Join(want, "\n") || !strings.Contains(errOut, "1 damaged places") {
+		t.Fatalf("exit %d\n%s\nwant after the version line:\n%s\n%s", code, out, strings.Join(want, "\n"), errOut)
+	}
+}
