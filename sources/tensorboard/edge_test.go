@@ -118,3 +118,49 @@ func TestBadLocations(t *testing.T) {
 		}
 	}
 }
+
+// TestFingerprint: a run's fingerprint changes when an event file grows (a
+// live run synced again), stays when nothing changed, and is empty for a
+// damaged run, which is then copied again every time.
+func TestFingerprint(t *testing.T) {
+	root := t.TempDir()
+	file := filepath.Join(root, "a", "events.out.tfevents.1")
+	writeEvents(t, file, scalarEvent("loss", 0, 100, 1))
+	writeEvents(t, filepath.Join(root, "b", "events.out.tfevents.1"), scalarEvent("loss", 0, 100, 1))
+	if err := os.WriteFile(filepath.Join(root, "b", "events.out.tfevents.1"), []byte{1, 2, 3}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fingerprints := func() map[string]string {
+		src, err := tensorboard.New(tensorboard.Config{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		out := map[string]string{}
+		ctx := context.Background()
+		for e := range src.Experiments(ctx) {
+			for r, err := range src.Runs(ctx, e.Origin) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				fp, err := src.Fingerprint(ctx, r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[r.Name] = fp
+			}
+		}
+		return out
+	}
+	first := fingerprints()
+	if first["a"] == "" || first["b"] != "" || len(first) != 2 {
+		t.Fatalf("fingerprints %v: want one for a, none for the damaged b", first)
+	}
+	if again := fingerprints(); again["a"] != first["a"] {
+		t.Fatalf("fingerprint of an unchanged run changed: %v then %v", first, again)
+	}
+	writeEvents(t, file, scalarEvent("loss", 0, 100, 1), scalarEvent("loss", 1, 101, 0.5))
+	if grown := fingerprints(); grown["a"] == first["a"] || grown["a"] == "" {
+		t.Fatalf("fingerprint of a grown run: %v then %v", first, grown)
+	}
+}
