@@ -233,3 +233,101 @@ func varintNumber(num protowire.Number, dt int, v uint64) float64 {
 	}
 	return float64(v)
 }
+
+// ScalarTensor is DecodeTensor's fast path for a tensor holding one
+// number (shape [] or all dimensions 1), the TF2 scalar summary: it
+// allocates nothing. ok is false for anything else (strings, several
+// elements, dtypes not read, malformed input); DecodeTensor then says
+// what it holds. Where ok, v equals DecodeTensor's only number.
+func ScalarTensor(b []byte) (v float64, dtype int, ok bool) {
+	var content []byte
+	var hasContent, hasValue, bad bool
+	count := 0
+	err := walk(b, func(f field) error {
+		switch f.num {
+		case 1:
+			dtype = int(f.varint)
+		case 2:
+			if f.typ != protowire.BytesType {
+				bad = true
+				return nil
+			}
+			return walk(f.payload, func(f field) error {
+				if f.num != 2 || f.typ != protowire.BytesType {
+					return nil
+				}
+				var size int64
+				err := walk(f.payload, func(f field) error {
+					if f.num == 1 && f.typ == protowire.VarintType {
+						size = int64(f.varint)
+					}
+					return nil
+				})
+				if size != 1 {
+					bad = true
+				}
+				return err
+			})
+		case 4:
+			if f.typ != protowire.BytesType {
+				bad = true
+				return nil
+			}
+			content, hasContent = f.payload, true
+		case 5:
+			if f.typ == protowire.Fixed32Type {
+				v, hasValue = float64(math.Float32frombits(uint32(f.fixed))), true
+				count++
+			} else if f.typ == protowire.BytesType && len(f.payload) == 4 {
+				v, hasValue = float64(math.Float32frombits(binary.LittleEndian.Uint32(f.payload))), true
+				count++
+			} else {
+				bad = true
+			}
+		case 6:
+			if f.typ == protowire.Fixed64Type {
+				v, hasValue = math.Float64frombits(f.fixed), true
+				count++
+			} else if f.typ == protowire.BytesType && len(f.payload) == 8 {
+				v, hasValue = math.Float64frombits(binary.LittleEndian.Uint64(f.payload)), true
+				count++
+			} else {
+				bad = true
+			}
+		case 7, 10, 11, 13, 16, 17:
+			x := f.varint
+			if f.typ == protowire.BytesType {
+				var n int
+				x, n = protowire.ConsumeVarint(f.payload)
+				if n < 0 || n != len(f.payload) {
+					bad = true
+					return nil
+				}
+			} else if f.typ != protowire.VarintType {
+				bad = true
+				return nil
+			}
+			v, hasValue = varintNumber(f.num, dtype, x), true
+			count++
+		case 8:
+			bad = true
+		}
+		return nil
+	})
+	if err != nil || bad || dtype == DTString {
+		return 0, dtype, false
+	}
+	size := elemSize(dtype)
+	switch {
+	case size == 0:
+		return 0, dtype, false
+	case hasContent:
+		if len(content) != size {
+			return 0, dtype, false
+		}
+		return fromBits(dtype, content), dtype, true
+	case hasValue && count == 1:
+		return v, dtype, true
+	}
+	return 0, dtype, false
+}

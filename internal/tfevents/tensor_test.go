@@ -92,3 +92,60 @@ func TestDecodeTensor(t *testing.T) {
 		t.Error("a shape of 3 holding 2 values decodes")
 	}
 }
+
+// checkScalarTensor: where ScalarTensor accepts b, DecodeTensor decodes it
+// to the same single number.
+func checkScalarTensor(t *testing.T, b []byte) {
+	t.Helper()
+	v, dt, ok := ScalarTensor(b)
+	full, err := DecodeTensor(b)
+	if !ok {
+		return
+	}
+	f, isScalar := full.Scalar()
+	if err != nil || !isScalar || math.Float64bits(f) != math.Float64bits(v) || full.DType != dt {
+		t.Fatalf("ScalarTensor(%x) = %v, %d; DecodeTensor = %+v, %v", b, v, dt, full, err)
+	}
+}
+
+// FuzzScalarTensor: the fast path never disagrees with DecodeTensor.
+func FuzzScalarTensor(f *testing.F) {
+	le := func(v uint32) func([]byte) []byte {
+		return func(b []byte) []byte {
+			b = protowire.AppendTag(b, 4, protowire.BytesType)
+			return protowire.AppendBytes(b, binary.LittleEndian.AppendUint32(nil, v))
+		}
+	}
+	f.Add(tensorProto(DTFloat, nil, le(math.Float32bits(1.5))))
+	f.Add(tensorProto(DTFloat, []int64{1, 1}, le(math.Float32bits(-2))))
+	f.Add(tensorProto(DTInt32, []int64{0}, le(7)))
+	f.Add(tensorProto(DTHalf, nil, func(b []byte) []byte {
+		b = protowire.AppendTag(b, 13, protowire.VarintType)
+		return protowire.AppendVarint(b, 0x3c00)
+	}))
+	f.Fuzz(func(t *testing.T, b []byte) { checkScalarTensor(t, b) })
+}
+
+func TestScalarTensor(t *testing.T) {
+	le := func(b []byte) []byte {
+		b = protowire.AppendTag(b, 4, protowire.BytesType)
+		return protowire.AppendBytes(b, binary.LittleEndian.AppendUint32(nil, math.Float32bits(1.5)))
+	}
+	for name, tc := range map[string]struct {
+		proto []byte
+		ok    bool
+	}{
+		"scalar":            {tensorProto(DTFloat, nil, le), true},
+		"shape 1x1":         {tensorProto(DTFloat, []int64{1, 1}, le), true},
+		"shape 0":           {tensorProto(DTFloat, []int64{0}, le), false},
+		"shape 2":           {tensorProto(DTFloat, []int64{2}, le), false},
+		"string":            {tensorProto(DTString, nil), false},
+		"complex, not read": {tensorProto(8, nil, le), false},
+	} {
+		_, _, ok := ScalarTensor(tc.proto)
+		if ok != tc.ok {
+			t.Errorf("%s: ok %v, want %v", name, ok, tc.ok)
+		}
+		checkScalarTensor(t, tc.proto)
+	}
+}

@@ -100,6 +100,13 @@ func (ps *passState) classify(g *group, v *tfevents.Value) (item, error) {
 		it.omit = "tensorboard " + ti.plugin + " plugin summaries"
 		return it, nil
 	}
+	if ti.plugin == "" || ti.plugin == tfevents.PluginScalars {
+		// The common case, a TF2 scalar, without allocating.
+		if f, _, ok := tfevents.ScalarTensor(v.Raw); ok {
+			it.kind, it.number = kindMetric, f
+			return it, nil
+		}
+	}
 	t, err := tfevents.DecodeTensor(v.Raw)
 	if err != nil {
 		return it, fmt.Errorf("tag %s: %w", v.Tag, err)
