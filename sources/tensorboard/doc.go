@@ -82,7 +82,8 @@
 // wrong length checksum or a truncated tail ends the file; undecodable
 // events are skipped. Each is named in Run.Damage as "FILE: offset N:
 // REASON", FILE relative to PATH, and the run keeps everything readable.
-// Runs reads each run once to fold its metadata; Metrics, RichValues,
+// Runs reads each run once to fold its metadata, counting its points and
+// image bytes for progress (sources.Sizer); Metrics, RichValues,
 // Logs and Artifacts each read it again, so memory stays bounded by a page
 // of PageSize values plus the largest record. Fingerprint hashes the event
 // files' names, sizes and modification times; a damaged run gets none, so

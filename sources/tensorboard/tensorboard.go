@@ -38,6 +38,7 @@ type Source struct {
 	runs     []*runInfo
 	problems []string
 	omitted  map[schema.Ref]map[string]int64 // per run listed by Runs
+	sizes    map[schema.Ref][2]int64          // points and image bytes, per run listed by Runs
 	closed   bool
 }
 
@@ -50,6 +51,7 @@ var (
 	_ sources.Fingerprinter   = (*Source)(nil)
 	_ sources.ProblemReporter = (*Source)(nil)
 	_ sources.Omitter         = (*Source)(nil)
+	_ sources.Sizer           = (*Source)(nil)
 )
 
 // ErrClosed is returned by every method after Close.
@@ -87,7 +89,7 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Experiment == "" {
 		cfg.Experiment = filepath.Base(abs)
 	}
-	return &Source{cfg: cfg, omitted: map[schema.Ref]map[string]int64{}}, nil
+	return &Source{cfg: cfg, omitted: map[schema.Ref]map[string]int64{}, sizes: map[schema.Ref][2]int64{}}, nil
 }
 
 func (s *Source) index(ctx context.Context) ([]*runInfo, error) {
@@ -198,13 +200,13 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 			if ri.exp != exp {
 				continue
 			}
-			r, omitted, err := readRun(ctx, ri)
+			r, omitted, size, err := readRun(ctx, ri)
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
 			}
 			s.mu.Lock()
-			s.omitted[ri.ref] = omitted
+			s.omitted[ri.ref], s.sizes[ri.ref] = omitted, size
 			s.mu.Unlock()
 			if !yield(r, nil) {
 				return
@@ -234,10 +236,21 @@ func (st *stepper) ok(key string, step int64) bool {
 
 const omitBackwards = "tensorboard metric points whose step went below an earlier point of their key"
 
-// readRun folds a run's metadata from one full pass.
-func readRun(ctx context.Context, ri *runInfo) (schema.Run, map[string]int64, error) {
-	r := schema.Run{Origin: ri.ref, Experiment: ri.exp, Name: ri.name, Status: schema.StatusFinished}
-	omitted := map[string]int64{}
+// Size returns, for a run Runs listed, how many metric points and image
+// bytes its pass found (what Metrics and Artifacts yield while the files
+// do not change).
+func (s *Source) Size(_ context.Context, r schema.Run) (points, bytes int64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	size, ok := s.sizes[r.Origin]
+	return size[0], size[1], ok
+}
+
+// readRun folds a run's metadata from one full pass; size is its metric
+// points and image bytes.
+func readRun(ctx context.Context, ri *runInfo) (r schema.Run, omitted map[string]int64, size [2]int64, err error) {
+	r = schema.Run{Origin: ri.ref, Experiment: ri.exp, Name: ri.name, Status: schema.StatusFinished}
+	omitted = map[string]int64{}
 	params := map[string]string{}
 	var tags []schema.Tag
 	setParam := func(k, v string) {
@@ -253,7 +266,7 @@ func readRun(ctx context.Context, ri *runInfo) (schema.Run, map[string]int64, er
 	var decodeDamage []string
 	var sessionEnd *tfevents.SessionEnd
 	var start float64
-	damage, err := pass(ctx, ri, visitor{event: func(g *group, f *eventFile, off int64, ev *tfevents.Event) error {
+	damage, perr := pass(ctx, ri, visitor{event: func(g *group, f *eventFile, off int64, ev *tfevents.Event) error {
 		if ev.WallTime > 0 {
 			if first == 0 || ev.WallTime < first {
 				first = ev.WallTime
@@ -279,14 +292,20 @@ func readRun(ctx context.Context, ri *runInfo) (schema.Run, map[string]int64, er
 			case kindSkip:
 				omitted[it.omit]++
 			case kindMetric:
-				steps.ok(it.key, ev.Step)
+				if steps.ok(it.key, ev.Step) {
+					size[0]++
+				}
 			case kindHistogram:
 				if _, err := histogramJSON(it); err != nil {
 					decodeDamage = append(decodeDamage, fmt.Sprintf("%s: offset %d: histogram %s: %v", f.rel, off, it.key, err))
 				}
 			case kindImage:
-				if _, err := images(it); err != nil {
+				ims, err := images(it)
+				if err != nil {
 					decodeDamage = append(decodeDamage, fmt.Sprintf("%s: offset %d: image %s: %v", f.rel, off, it.key, err))
+				}
+				for _, im := range ims {
+					size[1] += int64(len(im.data))
 				}
 			case kindText:
 				if p, ok := textParams(it.key, it.tensor); ok {
@@ -322,8 +341,8 @@ func readRun(ctx context.Context, ri *runInfo) (schema.Run, map[string]int64, er
 		}
 		return nil
 	}})
-	if err != nil {
-		return schema.Run{}, nil, err
+	if perr != nil {
+		return schema.Run{}, nil, size, perr
 	}
 	if steps.dropped > 0 {
 		omitted[omitBackwards] = steps.dropped
@@ -362,7 +381,7 @@ func readRun(ctx context.Context, ri *runInfo) (schema.Run, map[string]int64, er
 	}
 	r.Damage = append(damage, decodeDamage...)
 	r.Canonicalize()
-	return r, omitted, nil
+	return r, omitted, size, nil
 }
 
 func sessionStatusName(s int) string {

@@ -250,6 +250,13 @@ func TestMatchesEventAccumulator(t *testing.T) {
 		if len(r.Files) != len(gotImages) {
 			t.Errorf("run %s: %d files for %d images", rel, len(r.Files), len(gotImages))
 		}
+		var bytes int64
+		for _, f := range r.Files {
+			bytes += int64(len(f.Content))
+		}
+		if p, b, ok := src.(sources.Sizer).Size(context.Background(), r.Run); !ok || p != int64(len(r.Metrics)) || b != bytes {
+			t.Errorf("run %s: Size %d points, %d bytes (%v); read %d points, %d bytes", rel, p, b, ok, len(r.Metrics), bytes)
+		}
 	}
 
 	// Params, status and logs, from the hparams plugin and text summaries.
