@@ -38,7 +38,7 @@ type Source struct {
 	runs     []*runInfo
 	problems []string
 	omitted  map[schema.Ref]map[string]int64 // per run listed by Runs
-	sizes    map[schema.Ref][2]int64          // points and image bytes, per run listed by Runs
+	sizes    map[schema.Ref][2]int64         // points and image bytes, per run listed by Runs
 	closed   bool
 }
 
