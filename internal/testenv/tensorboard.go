@@ -1,11 +1,13 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -19,14 +21,17 @@ var tensorboardLogs struct {
 // written by real writers (testdata/tensorboard/generate.py: tensorboardX
 // and the tensorboard package), and reference.json, what the tensorboard
 // package's EventAccumulator reads from them (testdata/tensorboard/
-// reference.py). They are made once per test binary and removed by
-// StopShared (testenv.Main); callers must not change them.
+// reference.py). They are made once per test binary and removed at its end
+// by testenv.Main; a binary without it leaves them, and the next call in any
+// binary removes what binaries no longer running left. Callers must not
+// change them.
 func TensorBoardLogs(t testing.TB) string {
 	t.Helper()
 	py := Python(t)
 	root := RepoRoot(t)
 	tensorboardLogs.once.Do(func() {
-		dir, err := os.MkdirTemp("", "runferry-tensorboard-")
+		removeStaleTensorBoardLogs()
+		dir, err := os.MkdirTemp("", fmt.Sprintf("runferry-tensorboard-%d-", os.Getpid()))
 		if err != nil {
 			tensorboardLogs.err = err
 			return
@@ -55,5 +60,20 @@ func TensorBoardLogs(t testing.TB) string {
 func removeTensorBoardLogs() {
 	if tensorboardLogs.dir != "" {
 		os.RemoveAll(tensorboardLogs.dir)
+	}
+}
+
+// removeStaleTensorBoardLogs removes the folders TensorBoardLogs made in
+// test binaries that are no longer running.
+func removeStaleTensorBoardLogs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "runferry-tensorboard-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "runferry-tensorboard-%d-", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(d)
+		}
 	}
 }
