@@ -6,6 +6,7 @@ import (
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
 	"github.com/runferry/runferry/sources/parquetdir"
+	"github.com/runferry/runferry/sources/sqldb"
 	"github.com/runferry/runferry/sources/wandbcloud"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
@@ -17,5 +18,8 @@ func Sources() *sources.Registry {
 	r.Add(sources.Factory{Description: wandbdir.Description(), Open: wandbdir.Open})
 	r.Add(sources.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	r.Add(sources.Factory{Description: wandbcloud.Description(), Open: wandbcloud.Open})
+	for _, f := range sqldb.Factories() {
+		r.Add(f)
+	}
 	return r
 }
