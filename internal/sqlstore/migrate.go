@@ -210,7 +210,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 func (s *Store) apply(ctx context.Context, conn *sql.Conn, m migration) error {
 	transactional := s.Dialect.Name != "mysql"
 	if transactional {
-		if _, err := conn.ExecContext(ctx, s.Dialect.begin); err != nil {
+		if err := s.Dialect.beginTx(ctx, conn); err != nil {
 			return err
 		}
 	}

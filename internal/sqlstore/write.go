@@ -84,7 +84,7 @@ func (s *Store) PutExperiment(ctx context.Context, e schema.Experiment) (int64, 
 		return 0, err
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, s.Dialect.begin); err != nil {
+	if err := s.Dialect.beginTx(ctx, conn); err != nil {
 		return 0, err
 	}
 	id, err = s.putExperiment(ctx, conn, e, id, found)
@@ -183,7 +183,7 @@ func (s *Store) BeginRun(ctx context.Context, expID int64, r schema.Run, replace
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.ExecContext(ctx, s.Dialect.begin); err != nil {
+	if err := s.Dialect.beginTx(ctx, conn); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -198,7 +198,17 @@ func (s *Store) BeginRun(ctx context.Context, expID int64, r schema.Run, replace
 func (t *RunTx) begin(ctx context.Context, expID int64, r schema.Run, replace []string) error {
 	d := t.s.Dialect
 	for _, o := range append([]string{r.Origin.String()}, replace...) {
-		if _, err := t.conn.ExecContext(ctx, d.q("DELETE FROM runs WHERE origin = ?"), o); err != nil {
+		// Look first, delete by id: a DELETE by a key that matches nothing
+		// would lock a gap of the index on some databases.
+		var old int64
+		err := t.conn.QueryRowContext(ctx, d.q("SELECT id FROM runs WHERE origin = ?"), o).Scan(&old)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err == nil {
+			_, err = t.conn.ExecContext(ctx, d.q("DELETE FROM runs WHERE id = ?"), old)
+		}
+		if err != nil {
 			return fmt.Errorf("deleting the earlier copy of %s: %w", o, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -99,3 +100,13 @@ func freshPostgres(t *testing.T) string {
 }
 
 func TestConformancePostgres(t *testing.T) { conformance(t, freshPostgres) }
+
+// freshMariaDB creates a database in the shared MariaDB server; the
+// password travels in MYSQL_PWD, as a user's would.
+func freshMariaDB(t *testing.T) string {
+	m := testenv.SharedMariaDB(t)
+	os.Setenv("MYSQL_PWD", m.Password)
+	return m.CreateDatabase(t, fmt.Sprintf("sink_%d", dbSeq.Add(1)))
+}
+
+func TestConformanceMariaDB(t *testing.T) { conformance(t, freshMariaDB) }

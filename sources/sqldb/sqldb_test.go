@@ -82,3 +82,11 @@ func TestConformancePostgres(t *testing.T) {
 	fill(t, raw)
 	conformance(t, raw)
 }
+
+func TestConformanceMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	raw := m.CreateDatabase(t, "sqldb_source")
+	fill(t, raw)
+	conformance(t, raw)
+}
