@@ -84,17 +84,17 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 		err = fmt.Errorf("unknown SQL scheme %q", loc.Scheme)
 	}
 	if err != nil {
-		return nil, fault.Fatal(fmt.Errorf("%s: %w", s.where, err))
+		return nil, fault.Fatal(err) // the registry names the location
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := s.DB.PingContext(pctx); err != nil {
 		s.DB.Close()
-		return nil, fault.Fatal(fmt.Errorf("%s: cannot connect: %w", s.where, err))
+		return nil, fault.Fatal(fmt.Errorf("cannot connect: %w", err))
 	}
 	if err := s.checkVersion(ctx, mode); err != nil {
 		s.DB.Close()
-		return nil, fault.Fatal(fmt.Errorf("%s: %w", s.where, err))
+		return nil, fault.Fatal(err)
 	}
 	return s, nil
 }

@@ -321,3 +321,11 @@ func (s *Source) Close() error {
 	}
 	return s.st.Close()
 }
+
+var _ sources.ManifestLister = (*Source)(nil)
+
+// Manifests lists the W&B Artifacts versions the run logged and used from
+// the manifest files among its files (see sources.ManifestsFromFiles).
+func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema.ArtifactManifest, error] {
+	return sources.ManifestsFromFiles(ctx, s, run)
+}
