@@ -160,7 +160,7 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 	}
 	defer db.Close()
 	var runs, points, doubled int
-	if err := db.QueryRow("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM metrics), " +
+	if err := db.QueryRow("SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM metrics), "+
 		"(SELECT count(*) FROM (SELECT run_id, name, step, time_ms, count(*) FROM metrics GROUP BY 1, 2, 3, 4 HAVING count(*) > 1) d)").Scan(&runs, &points, &doubled); err != nil {
 		t.Fatal(err)
 	}
