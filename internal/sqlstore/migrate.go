@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// Latest is the schema version this runferry writes and reads.
-const Latest = 1
+// Latest returns the schema version this runferry writes and reads: that
+// of its last migration.
+func Latest() int { return migrations[len(migrations)-1].version }
 
 // migration upgrades the schema from version-1 to version.
 type migration struct {
@@ -20,7 +21,8 @@ type migration struct {
 }
 
 // migrations, in order. A new version appends one; an existing one never
-// changes, since databases out there hold it.
+// changes, since databases out there hold it. On MySQL, which commits DDL
+// statement by statement, a migration's statements must be repeatable.
 var migrations = []migration{{version: 1, stmts: schemaV1}}
 
 // schemaV1 is the first schema (docs/SQL.md). Times are Unix milliseconds
@@ -159,20 +161,22 @@ func (s *Store) checkVersion(ctx context.Context, mode Mode) error {
 		return fmt.Errorf("no runferry schema here (table runferry_schema: %v); write to it with runferry first", err)
 	case err != nil:
 		return nil // no schema yet: Migrate creates it
-	case v > Latest:
-		return fmt.Errorf("%w: the database holds schema version %d, this runferry knows up to %d: upgrade runferry", ErrNewerSchema, v, Latest)
-	case v < Latest && mode == ForReading:
-		return fmt.Errorf("the database holds runferry schema version %d, this runferry reads version %d: write to it once with this runferry to upgrade it", v, Latest)
+	case v > Latest():
+		return fmt.Errorf("%w: the database holds schema version %d, this runferry knows up to %d: upgrade runferry", ErrNewerSchema, v, Latest())
+	case v < Latest() && mode == ForReading:
+		return fmt.Errorf("the database holds runferry schema version %d, this runferry reads version %d: write to it once with this runferry to upgrade it", v, Latest())
 	}
 	return nil
 }
 
-// Migrate creates or upgrades the schema to Latest, each version in one transaction where the database has
-// transactional DDL (PostgreSQL, SQLite); MySQL commits each statement,
-// so a migration cut short there is finished by the next open. Two
+// Migrate creates or upgrades the schema to Latest, each version in one
+// transaction where the database has transactional DDL (PostgreSQL,
+// SQLite); MySQL commits each statement, so a migration cut short there
+// is finished by the next open (CREATE TABLE statements are made
+// repeatable; later migrations must be written so on MySQL). Two
 // processes migrating at once wait for each other (an advisory lock).
 func (s *Store) Migrate(ctx context.Context) error {
-	if v, _, err := s.version(ctx, s.DB); err == nil && v == Latest {
+	if v, _, err := s.version(ctx, s.DB); err == nil && v == Latest() {
 		return nil
 	}
 	conn, err := s.DB.Conn(ctx)
@@ -193,8 +197,8 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if v > Latest {
-		return fmt.Errorf("%w: the database holds schema version %d, this runferry knows up to %d: upgrade runferry", ErrNewerSchema, v, Latest)
+	if v > Latest() {
+		return fmt.Errorf("%w: the database holds schema version %d, this runferry knows up to %d: upgrade runferry", ErrNewerSchema, v, Latest())
 	}
 	for _, m := range migrations {
 		if m.version <= v {
@@ -294,5 +298,5 @@ func (s *Store) HasSchema(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, nil // no runferry_schema table
 	}
-	return v == Latest, nil
+	return v == Latest(), nil
 }
