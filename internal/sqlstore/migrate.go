@@ -158,7 +158,7 @@ func (s *Store) checkVersion(ctx context.Context, mode Mode) error {
 	v, _, err := s.version(ctx, s.DB)
 	switch {
 	case err != nil && mode == ForReading:
-		return fmt.Errorf("no runferry schema here (table runferry_schema: %v); write to it with runferry first", err)
+		return fmt.Errorf("no runferry schema here (table runferry_schema: %v): write to it with runferry first, or read a database of your own design through a mapping file (?mapping=FILE, docs/SQL-MAPPING.md)", err)
 	case err != nil:
 		return nil // no schema yet: Migrate creates it
 	case v > Latest():

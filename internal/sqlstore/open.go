@@ -19,6 +19,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -42,6 +43,9 @@ type Store struct {
 	DB      *sql.DB
 	Dialect Dialect
 	where   string // the redacted location, for errors
+	// instance names the database among others of its kind: HOST[:PORT]/DB,
+	// or a SQLite file's absolute path. Origins of mapped data hold it.
+	instance string
 }
 
 // Where returns the redacted location the store was opened from.
@@ -60,6 +64,9 @@ const (
 	// ForWriting: the database may hold no schema yet, or an older one;
 	// Migrate creates or upgrades it before the first write.
 	ForWriting
+	// ForMapping: the database is the user's own, read through a
+	// mapping; runferry's schema is neither needed nor looked for.
+	ForMapping
 )
 
 // Open connects to the database loc names ("postgres://USER@HOST[:PORT]/DB",
@@ -69,6 +76,9 @@ const (
 func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error) {
 	migrate := mode == ForWriting
 	s := &Store{where: loc.String()}
+	if loc.URL != nil && loc.URL.Host != "" {
+		s.instance = loc.URL.Host + loc.URL.Path
+	}
 	var err error
 	switch loc.Scheme {
 	case "postgres", "postgresql":
@@ -80,6 +90,10 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 	case "sqlite":
 		s.Dialect = SQLite
 		s.DB, err = openSQLite(loc, migrate)
+		s.instance = loc.Path
+		if abs, aerr := filepath.Abs(loc.Path); aerr == nil {
+			s.instance = abs
+		}
 	default:
 		err = fmt.Errorf("unknown SQL scheme %q", loc.Scheme)
 	}
@@ -91,6 +105,9 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 	if err := s.DB.PingContext(pctx); err != nil {
 		s.DB.Close()
 		return nil, fault.Fatal(fmt.Errorf("cannot connect: %w", err))
+	}
+	if mode == ForMapping {
+		return s, nil
 	}
 	if err := s.checkVersion(ctx, mode); err != nil {
 		s.DB.Close()

@@ -24,15 +24,17 @@ import (
 const PageSize = 10_000
 
 const help = "Reads runferry's own tables (docs/SQL.md) as the SQL sink wrote them: every run committed, with " +
-	"the origin it was copied from. A database without runferry's schema, or with a newer version of it, is refused."
+	"the origin it was copied from. A database without runferry's schema, or with a newer version of it, is refused. " +
+	"With ?mapping=FILE it reads a database of your own design instead: the mapping file (docs/SQL-MAPPING.md) gives " +
+	"the SQL yielding experiments, runs, params, tags and metrics; check it with 'runferry mapping check LOCATION'."
 
 // PostgresDescription describes the PostgreSQL source.
 func PostgresDescription() location.Description {
 	return location.Description{
 		Scheme: "postgres", Aliases: []string{"postgresql"}, Kind: location.URLKind,
-		Syntax:  "postgres://USER@HOST[:PORT]/DATABASE",
-		Summary: "PostgreSQL database in runferry's schema",
-		Help:    help, Options: sqlstore.PostgresOptions(),
+		Syntax:  "postgres://USER@HOST[:PORT]/DATABASE[?mapping=FILE]",
+		Summary: "PostgreSQL database in runferry's schema, or of your own design through a mapping file",
+		Help:    help, Options: append(sqlstore.PostgresOptions(), mappingOption),
 		Example: "PGPASSWORD=... runferry copy postgres://tracking@db.example.com/runs mlflow+http://127.0.0.1:5000",
 	}
 }
@@ -41,9 +43,9 @@ func PostgresDescription() location.Description {
 func MySQLDescription() location.Description {
 	return location.Description{
 		Scheme: "mysql", Kind: location.URLKind,
-		Syntax:  "mysql://USER@HOST[:PORT]/DATABASE",
-		Summary: "MySQL or MariaDB database in runferry's schema",
-		Help:    help, Options: sqlstore.MySQLOptions(),
+		Syntax:  "mysql://USER@HOST[:PORT]/DATABASE[?mapping=FILE]",
+		Summary: "MySQL or MariaDB database in runferry's schema, or of your own design through a mapping file",
+		Help:    help, Options: append(sqlstore.MySQLOptions(), mappingOption),
 		Example: "MYSQL_PWD=... runferry check parquet:./archive mysql://tracking@db.example.com/runs",
 	}
 }
@@ -52,9 +54,9 @@ func MySQLDescription() location.Description {
 func SQLiteDescription() location.Description {
 	return location.Description{
 		Scheme: "sqlite", Kind: location.PathKind,
-		Syntax:  "sqlite:PATH",
-		Summary: "SQLite database file in runferry's schema",
-		Help:    help,
+		Syntax:  "sqlite:PATH[?mapping=FILE]",
+		Summary: "SQLite database file in runferry's schema, or of your own design through a mapping file",
+		Help:    help, Options: []location.Option{mappingOption},
 		Example: "runferry copy sqlite:./runs.db parquet:./archive",
 	}
 }
@@ -68,8 +70,13 @@ func Factories() []sources.Factory {
 	}
 }
 
-// Open opens the source at loc (the sources.Factory Open function).
+// Open opens the source at loc (the sources.Factory Open function):
+// through the mapping file ?mapping= names, if any, else runferry's own
+// schema.
 func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
+	if path := loc.Query("mapping"); path != "" {
+		return OpenMapped(ctx, loc, path)
+	}
 	st, err := sqlstore.Open(ctx, loc, sqlstore.ForReading)
 	if err != nil {
 		return nil, err
