@@ -56,7 +56,9 @@ func (r *Mapped) Check(ctx context.Context) []string {
 // checkEntry checks one entry and returns the id of its first row (for
 // experiments and runs).
 func (r *Mapped) checkEntry(ctx context.Context, n named, arg any) (first any, problems []string) {
-	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(n.name+": "+format, args...)) }
+	bad := func(format string, args ...any) {
+		problems = append(problems, fmt.Sprintf(n.name+": "+format, args...))
+	}
 	q, k := r.s.Dialect.bind(n.e.Query)
 	q = "SELECT * FROM (" + strings.TrimRight(strings.TrimSpace(q), ";") + ") runferry_check LIMIT 1"
 	args := make([]any, k)
