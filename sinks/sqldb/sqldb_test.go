@@ -83,7 +83,10 @@ var (
 // freshPostgres returns a location naming a new, empty PostgreSQL schema
 // (search_path) in one database of the shared cluster: much cheaper than
 // a database per sink.
-func freshPostgres(t *testing.T) string {
+func freshPostgres(t *testing.T) string { return freshPostgresB(t) }
+
+// freshPostgresB is freshPostgres for tests and benchmarks.
+func freshPostgresB(t testing.TB) string {
 	pgOnce.Do(func() {
 		pgDSN = testenv.SharedPostgres(t).CreateDatabase(t, "sqldb_sink")
 		db, err := sql.Open("pgx", pgDSN)
