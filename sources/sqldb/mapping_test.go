@@ -3,12 +3,15 @@ package sqldb_test
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
@@ -142,4 +145,60 @@ func TestExampleMappingPostgres(t *testing.T) {
 	db.Close()
 	base, _, _ := strings.Cut(dsn, "?")
 	mappedConformance(t, dsn, strings.TrimPrefix(base, "postgres://postgres@"), nil)
+}
+
+// TestExampleMappingMariaDB: the same example in MariaDB, whose text
+// protocol returns numbers and timestamps as text.
+func TestExampleMappingMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	loc := m.CreateDatabase(t, "mapping_example")
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	mappedConformance(t, loc, u.Host+u.Path, nil)
+}
+
+// TestMappingCheckPostgres: on PostgreSQL, whose column types come from
+// the server, the example checks clean and a text column mapped as the
+// metric value is named with its type.
+func TestMappingCheckPostgres(t *testing.T) {
+	dsn := testenv.SharedPostgres(t).CreateDatabase(t, "mapping_check")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ mapping, want string }{
+		{string(good), ""},
+		{strings.Replace(string(good), "value: value, time", "value: metric, time", 1), `metrics: columns.value: column "metric" has type VARCHAR, a number is required`},
+		{strings.Replace(string(good), "step: step", "step: logged_at", 1), ""},
+		{strings.Replace(string(good), "step: step", "step: value", 1), `metrics: column "value" (columns.step): 2.5 is not an integer`},
+	} {
+		path := filepath.Join(t.TempDir(), "mapping.yaml")
+		if err := os.WriteFile(path, []byte(tt.mapping), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems := src.(*sqldb.MappedSource).CheckMapping(t.Context())
+		src.Close()
+		if got := strings.Join(problems, "\n"); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+			t.Errorf("problems:\n%s\nwant: %q", got, tt.want)
+		}
+	}
 }
