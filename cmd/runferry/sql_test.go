@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
+	"math/rand/v2"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,9 +14,12 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/runferry/runferry/internal/sqlstore"
 	"github.com/runferry/runferry/internal/testenv"
+	sinksall "github.com/runferry/runferry/sinks/all"
 )
 
 // TestSQLRoundTrip: the W&B fixtures go to PostgreSQL, then to a Parquet
@@ -102,10 +108,10 @@ func TestSQLPasswordRefusedAndNeverPrinted(t *testing.T) {
 }
 
 // TestSQLKillDuringCopyThenResume: the real binary is SIGKILLed at seeded
-// random moments while copying the W&B fixtures into PostgreSQL. After
-// each kill the database holds only whole runs (check finds no difference
-// other than missing runs); a final re-run ends with check clean and no
-// run or point doubled.
+// random moments while copying the W&B fixtures into PostgreSQL, then
+// into MariaDB. After each kill the database holds only whole runs (check
+// finds no difference other than missing runs and experiments); a final re-run ends with
+// check clean and no run or point doubled.
 func TestSQLKillDuringCopyThenResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the binary")
@@ -115,17 +121,47 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
+	rng := testenv.Rand(t)
 	pgc := testenv.SharedPostgres(t)
-	probe := pgc.CreateDatabase(t, "cli_kill_probe")
-	dst := pgc.CreateDatabase(t, "cli_kill")
-	ledger := filepath.Join(dir, "ledger.db")
+	pgDst := pgc.CreateDatabase(t, "cli_kill")
+	killAndResume(t, bin, rng, "PostgreSQL", pgc.CreateDatabase(t, "cli_kill_probe"), pgDst, func() (*sql.DB, error) { return sql.Open("pgx", pgDst) })
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	mDst := m.CreateDatabase(t, "cli_kill")
+	killAndResume(t, bin, rng, "MariaDB", m.CreateDatabase(t, "cli_kill_probe"), mDst, func() (*sql.DB, error) {
+		u, err := url.Parse(mDst)
+		if err != nil {
+			return nil, err
+		}
+		return sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	})
+}
+
+func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst string, open func() (*sql.DB, error)) {
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	// The schema is created first, so that the probe times a copy as the
+	// kills meet it, not one that spends most of its time in DDL.
+	for _, raw := range []string{probe, dst} {
+		loc, err := sinksall.Sinks().Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := sqlstore.Open(context.Background(), loc, sqlstore.ForWriting)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+	}
 	start := time.Now()
 	if out, err := exec.Command(bin, "copy", fixtures, probe, "--no-state", "-q").CombinedOutput(); err != nil {
-		t.Fatalf("probe copy: %v\n%s", err, out)
+		t.Fatalf("%s: probe copy: %v\n%s", what, err, out)
 	}
 	full := time.Since(start)
-	rng := testenv.Rand(t)
 	kills := 0
+	var present []int // runs the database held after each kill
 	for i := range 6 {
 		cmd := exec.Command(bin, "copy", fixtures, dst, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
@@ -137,24 +173,25 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 		}
 		_ = cmd.Wait()
 		out, err := exec.Command(bin, "check", fixtures, dst).CombinedOutput()
-		if exitCode(err) == exitFatal && strings.Contains(string(out), "no runferry schema") {
-			continue // killed before the schema was created
+		if c := exitCode(err); c != 0 && c != exitDifferences {
+			t.Fatalf("%s: check after kill %d: exit %d\n%s", what, i, c, out)
 		}
+		present = append(present, 6-strings.Count(string(out), "missing run"))
 		for _, line := range strings.Split(string(out), "\n") {
-			if strings.Contains(line, "wandb:") && !strings.Contains(line, "missing run") && !strings.HasPrefix(line, "checked") {
-				t.Fatalf("after kill %d the database holds a partial run: %s\n%s", i, line, out)
+			if strings.Contains(line, "wandb:") && !strings.Contains(line, ": missing run: ") && !strings.Contains(line, ": missing experiment: ") {
+				t.Fatalf("%s: after kill %d the database holds a partial run: %s\n%s", what, i, line, out)
 			}
 		}
 	}
 	out, err := exec.Command(bin, "copy", fixtures, dst, "--state", ledger, "-q").CombinedOutput()
 	if err != nil {
-		t.Fatalf("final copy: %v\n%s", err, out)
+		t.Fatalf("%s: final copy: %v\n%s", what, err, out)
 	}
 	out, err = exec.Command(bin, "check", fixtures, dst).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "6 match, 0 differences") {
-		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
+		t.Fatalf("%s: check after %d kills: %v\n%s", what, kills, err, out)
 	}
-	db, err := sql.Open("pgx", dst)
+	db, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +202,7 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	if runs != 6 || points != 142 || doubled != 0 {
-		t.Fatalf("after %d kills and a re-run: %d runs, %d points, %d doubled points; want 6 runs, 142 points, none doubled", kills, runs, points, doubled)
+		t.Fatalf("%s: after %d kills and a re-run: %d runs, %d points, %d doubled points; want 6 runs, 142 points, none doubled", what, kills, runs, points, doubled)
 	}
-	t.Logf("%d kills within %v each; %s", kills, full, strings.TrimSpace(string(out)))
+	t.Logf("%s: %d kills within %v each, leaving %v runs; %s", what, kills, full, present, strings.TrimSpace(string(out)))
 }
