@@ -79,7 +79,8 @@ var exitCodes = []struct {
 	{exitUsage, "bad usage: unknown flag, malformed location"},
 	{exitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
 		"data or could not be read (each is named; re-run to retry)"},
-	{exitDifferences, "check found differences, or archive check found damage"},
+	{exitDifferences, "check found differences, archive check found damage, or mapping\n" +
+		"check found problems"},
 	{exitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
 }
 
