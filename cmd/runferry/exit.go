@@ -10,7 +10,7 @@ const (
 	exitFatal       = 1
 	exitUsage       = 2
 	exitRunsFailed  = 3
-	exitDifferences = 4 // check found differences, archive check found damage
+	exitDifferences = 4 // check found differences, archive check found damage, mapping check found problems
 	exitInterrupted = 130
 )
 

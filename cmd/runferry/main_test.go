@@ -111,7 +111,8 @@ func TestHelpListsEveryExitCode(t *testing.T) {
   2    bad usage: unknown flag, malformed location
   3    finished, but some runs failed, were read from damaged source
        data or could not be read (each is named; re-run to retry)
-  4    check found differences, or archive check found damage
+  4    check found differences, archive check found damage, or mapping
+       check found problems
   130  interrupted; the ledger is saved, re-run to resume
 `
 	if !strings.Contains(out, "\n\n"+want+"\n") {

@@ -79,7 +79,8 @@ var exitCodes = []struct {
 	{exitUsage, "bad usage: unknown flag, malformed location"},
 	{exitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
 		"data or could not be read (each is named; re-run to retry)"},
-	{exitDifferences, "check found differences, or archive check found damage"},
+	{exitDifferences, "check found differences, archive check found damage, or mapping\n" +
+		"check found problems"},
 	{exitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
 }
 
@@ -108,6 +109,8 @@ Locations name an adapter by scheme (see 'runferry backends'):
   wandb:PATH                      W&B run folders on disk
   parquet:PATH                    a runferry Parquet archive
   mlflow+http(s)://HOST[:PORT]    an MLflow tracking server
+  postgres://, mysql://, sqlite:  a SQL database (runferry's schema, or your
+                                  own through ?mapping=FILE)
 
 Transfers are idempotent and resumable: re-running a copy never duplicates a
 run or a point, and an interrupted copy resumes where it stopped. 'runferry
@@ -127,7 +130,7 @@ check' proves that a destination holds what the source holds.
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and the final summary")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log and progress format on stderr: text or json")
 	root.AddCommand(a.copyCmd("copy"), a.copyCmd("sync"), a.checkCmd(), a.lsCmd(), a.backendsCmd(),
-		a.inspectCmd(), a.archiveCmd(), a.versionCmd())
+		a.inspectCmd(), a.archiveCmd(), a.mappingCmd(), a.versionCmd())
 	return root
 }
 

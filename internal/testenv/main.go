@@ -14,6 +14,8 @@ var shared struct {
 	mlflowE  error
 	postgres *Postgres
 	pgErr    error
+	mariadb  *MariaDB
+	mariaErr error
 }
 
 // Main runs the tests and then stops the shared services. Use it from TestMain:
@@ -26,7 +28,7 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// StopShared stops the services started by SharedMLflow and SharedPostgres.
+// StopShared stops the services started by SharedMLflow, SharedPostgres and SharedMariaDB.
 func StopShared() {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
@@ -38,7 +40,11 @@ func StopShared() {
 		shared.postgres.Stop()
 		shared.postgres = nil
 	}
-	shared.mlflowE, shared.pgErr = nil, nil
+	if shared.mariadb != nil {
+		shared.mariadb.Stop()
+		shared.mariadb = nil
+	}
+	shared.mlflowE, shared.pgErr, shared.mariaErr = nil, nil, nil
 }
 
 // SharedMLflow returns one SQLite-backed MLflow server shared by every test of the binary,

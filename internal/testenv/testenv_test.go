@@ -229,7 +229,7 @@ func TestStartPostgres(t *testing.T) {
 var orphanMode = os.Getenv("RUNFERRY_TESTENV_ORPHAN")
 
 // TestOrphanHelper is not a test: in a child started by startOrphan it starts the server
-// named by RUNFERRY_TESTENV_ORPHAN ("mlflow" or "postgres"), prints its process group and
+// named by RUNFERRY_TESTENV_ORPHAN ("mlflow", "postgres" or "mariadb"), prints its process group and
 // then, with RUNFERRY_TESTENV_DIE=panic, panics on a goroutine of its own, which ends the
 // binary the way go test -timeout does (no t.Cleanup, no TestMain epilogue); otherwise it
 // sleeps until the parent SIGKILLs it.
@@ -246,6 +246,14 @@ func TestOrphanHelper(t *testing.T) {
 	case "postgres":
 		pg := testenv.StartPostgres(t)
 		pgid, info = postmasterPID(t, pg.Dir), pg.Dir
+	case "mariadb":
+		m := testenv.SharedMariaDB(t)
+		data, err := os.ReadFile(m.Dir + "/mariadb.pid")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Sscan(string(data), &pgid)
+		info = m.Dir
 	}
 	fmt.Printf("ORPHAN %d %s\n", pgid, info)
 	os.Stdout.Sync()
@@ -354,12 +362,17 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		{"mlflow", "panic"},
 		{"postgres", "sigkill"},
 		{"postgres", "panic"},
+		{"mariadb", "sigkill"},
+		{"mariadb", "panic"},
 	} {
 		t.Run(tc.server+"/"+tc.die, func(t *testing.T) {
-			if tc.server == "mlflow" {
+			switch tc.server {
+			case "mlflow":
 				testenv.VenvBin(t, "mlflow") // skip (or fail under CI) without the venv
-			} else {
+			case "postgres":
 				testenv.StartPostgres(t).Stop() // likewise without PostgreSQL
+			case "mariadb":
+				testenv.SharedMariaDB(t) // likewise without MariaDB
 			}
 			child, pgid, info := startOrphan(t, tc.server, tc.die)
 			members := groupCommands(pgid)
@@ -387,7 +400,7 @@ func TestServersDieWithTestBinary(t *testing.T) {
 				if _, err := http.Get(info + "/health"); err == nil {
 					t.Fatalf("%s still answers", info)
 				}
-			case "postgres":
+			case "postgres", "mariadb":
 				for stop := time.Now().Add(8 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 					if _, err := os.Stat(info); os.IsNotExist(err) {
 						break

@@ -7,6 +7,7 @@ import (
 	"github.com/runferry/runferry/sources/mlflow"
 	"github.com/runferry/runferry/sources/parquetdir"
 	"github.com/runferry/runferry/sources/tensorboard"
+	"github.com/runferry/runferry/sources/sqldb"
 	"github.com/runferry/runferry/sources/wandbcloud"
 	"github.com/runferry/runferry/sources/wandbdir"
 )
@@ -19,5 +20,8 @@ func Sources() *sources.Registry {
 	r.Add(sources.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	r.Add(sources.Factory{Description: wandbcloud.Description(), Open: wandbcloud.Open})
 	r.Add(sources.Factory{Description: tensorboard.Description(), Open: tensorboard.Open})
+	for _, f := range sqldb.Factories() {
+		r.Add(f)
+	}
 	return r
 }

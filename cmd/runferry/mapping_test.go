@@ -1,0 +1,131 @@
+package main
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/runferry/runferry/internal/testenv"
+)
+
+// exampleDB writes docs/examples/sql-mapping/schema.sql (tables and
+// sample rows) to a new SQLite file and returns its path and the
+// example's mapping text.
+func exampleDB(t *testing.T) (db, mapping string) {
+	t.Helper()
+	dir := filepath.Join(testenv.RepoRoot(t), "docs", "examples", "sql-mapping")
+	schemaSQL, err := os.ReadFile(filepath.Join(dir, "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := os.ReadFile(filepath.Join(dir, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db = filepath.Join(t.TempDir(), "tracking.db")
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, stmt := range strings.Split(string(schemaSQL), ";\n") {
+		var lines []string
+		for _, l := range strings.Split(stmt, "\n") {
+			if l, _, _ = strings.Cut(l, "--"); strings.TrimSpace(l) != "" {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) > 0 {
+			if _, err := conn.Exec(strings.Join(lines, "\n")); err != nil {
+				t.Fatalf("schema.sql: %v", err)
+			}
+		}
+	}
+	return db, string(m)
+}
+
+func writeMapping(t *testing.T, text string) string {
+	p := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestMappingCheck: `runferry mapping check` passes the documented
+// example, and names the entry, the column and the type found for each
+// kind of mistake (exit 4); a mapping that cannot work at all is an error
+// naming what is missing (exit 1), and so is a location without a
+// mapping whose database lacks runferry's schema.
+func TestMappingCheck(t *testing.T) {
+	db, good := exampleDB(t)
+	loc := func(mapping string) string { return "sqlite:" + db + "?mapping=" + writeMapping(t, mapping) }
+
+	code, out, errOut := runCLI(t, "mapping", "check", loc(good))
+	if code != 0 || !strings.Contains(out, "no problem found") {
+		t.Fatalf("the example: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, tt := range []struct{ what, from, to, want string }{
+		{"a missing column", "value: value, time: logged_at", "value: val, time: logged_at",
+			`metrics: columns.value: column "val" is not in the query's result (it returns metric, step, value, logged_at)`},
+		{"a text column as the value", "{key: metric, step: step, value: value", "{key: metric, step: step, value: metric",
+			`metrics: columns.value: column "metric" has type VARCHAR, a number is required`},
+		{"a missing table", "FROM runs", "FROM runz", "runs: the query fails: "},
+		{"NULL where a value is required", "SELECT metric, step, value, logged_at", "SELECT metric, step, NULL AS value, logged_at",
+			`metrics: column "value" (columns.value): NULL where a value is required`},
+		{"a status outside the vocabulary", "    done: FINISHED\n", "",
+			`runs: column "state" (columns.status): run 1: status "done" is not in the mapping's status vocabulary`},
+		{"a time that is no time", "start: started_at", "start: name",
+			`runs: column "name" (columns.start): "baseline" is not a time`},
+	} {
+		bad := strings.Replace(good, tt.from, tt.to, 1)
+		if bad == good {
+			t.Fatalf("%s: %q not in the example mapping", tt.what, tt.from)
+		}
+		code, out, errOut := runCLI(t, "mapping", "check", loc(bad))
+		if code != exitDifferences || !strings.Contains(out, tt.want) {
+			t.Errorf("%s: exit %d, want %d and a line containing\n  %s\ngot:\n%s%s", tt.what, code, exitDifferences, tt.want, out, errOut)
+		}
+	}
+
+	bad := strings.Replace(good, "WHERE run_id = :run ORDER BY", "ORDER BY", 1)
+	code, _, errOut = runCLI(t, "mapping", "check", loc(bad))
+	if code != exitFatal || !strings.Contains(errOut, "metrics: query must use :run") {
+		t.Errorf("a metrics query reading every run at once: exit %d, stderr %s", code, errOut)
+	}
+	bad = strings.Replace(good, "status: state", "stauts: state", 1)
+	code, _, errOut = runCLI(t, "mapping", "check", loc(bad))
+	if code != exitFatal || !strings.Contains(errOut, "columns.stauts: unknown field") {
+		t.Errorf("a misspelt field: exit %d, stderr %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "mapping", "check", "sqlite:"+db)
+	if code != exitFatal || !strings.Contains(errOut, "?mapping=FILE") {
+		t.Errorf("no mapping: exit %d, stderr %s", code, errOut)
+	}
+}
+
+// TestCopyThroughMapping: the example database, read through its mapping,
+// copies into a Parquet archive that check finds equal, and a second copy
+// writes nothing.
+func TestCopyThroughMapping(t *testing.T) {
+	db, m := exampleDB(t)
+	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
+	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	code, out, errOut := runCLI(t, "copy", src, archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
+		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "check", src, archive)
+	if code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI(t, "copy", src, archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 runs") || !strings.Contains(out, "2 unchanged") {
+		t.Fatalf("second copy (only the RUNNING run is refreshed): exit %d\n%s", code, out)
+	}
+}

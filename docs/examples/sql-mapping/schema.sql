@@ -1,0 +1,40 @@
+-- A typical hand-rolled tracking schema: training scripts insert a row into
+-- runs when they start, their hyperparameters into params, and a row into
+-- metrics per logged value. It runs unchanged on PostgreSQL, MySQL/MariaDB
+-- and SQLite. runferry reads it through mapping.yaml (docs/SQL-MAPPING.md);
+-- the rows below are the sample the example's test reads.
+CREATE TABLE runs (
+    id          INTEGER PRIMARY KEY,
+    name        VARCHAR(200) NOT NULL,
+    state       VARCHAR(20) NOT NULL,  -- done, running, crashed, stopped
+    started_at  TIMESTAMP NOT NULL,    -- UTC
+    finished_at TIMESTAMP NULL,
+    config      TEXT                   -- the training config as JSON
+);
+CREATE TABLE params (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    name   VARCHAR(200) NOT NULL,
+    value  TEXT NOT NULL
+);
+CREATE TABLE metrics (
+    run_id    INTEGER NOT NULL REFERENCES runs(id),
+    metric    VARCHAR(200) NOT NULL,
+    step      INTEGER NOT NULL,
+    value     DOUBLE PRECISION NOT NULL,
+    logged_at BIGINT NOT NULL          -- Unix milliseconds
+);
+CREATE INDEX metrics_run ON metrics (run_id, metric, step);
+
+INSERT INTO runs VALUES (1, 'baseline', 'done', '2024-03-01 12:00:00', '2024-03-01 13:30:00', '{"lr": 0.01, "model": {"depth": 18}}');
+INSERT INTO runs VALUES (2, 'bigger lr', 'crashed', '2024-03-02 09:00:00', '2024-03-02 09:05:00', NULL);
+INSERT INTO runs VALUES (3, 'still training', 'running', '2024-03-03 08:00:00', NULL, NULL);
+INSERT INTO params VALUES (1, 'lr', '0.01');
+INSERT INTO params VALUES (1, 'batch_size', '32');
+INSERT INTO params VALUES (2, 'lr', '0.1');
+INSERT INTO metrics VALUES (1, 'loss', 0, 2.5, 1709294400000);
+INSERT INTO metrics VALUES (1, 'loss', 1, 1.25, 1709294401000);
+INSERT INTO metrics VALUES (1, 'loss', 2, 0.625, 1709294402000);
+INSERT INTO metrics VALUES (1, 'val/acc', 0, 0.5, 1709294400500);
+INSERT INTO metrics VALUES (1, 'val/acc', 2, 0.75, 1709294402500);
+INSERT INTO metrics VALUES (2, 'loss', 0, 3.5, 1709370000000);
+INSERT INTO metrics VALUES (2, 'loss', 1, 9.0, 1709370001000);

@@ -1,0 +1,54 @@
+package sqlstore
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
+)
+
+// FuzzParseMapping: any bytes either parse into a mapping that validates,
+// or give an error; never a panic. A mapping that parses binds its
+// queries for every dialect.
+func FuzzParseMapping(f *testing.F) {
+	if b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(f), "docs", "examples", "sql-mapping", "mapping.yaml")); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("experiment: x\nruns: {query: 'SELECT 1 AS id', columns: {id: id}}\nmetrics: {query: 'SELECT :run', columns: {key: a, value: b}}\n"))
+	f.Add([]byte("runs: [1, 2]"))
+	f.Add([]byte(":"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ParseMapping(b)
+		if err != nil {
+			return
+		}
+		for _, n := range m.entries {
+			for _, d := range []Dialect{Postgres, MySQL, SQLite} {
+				q, k := d.bind(n.e.Query)
+				if n.param != "" && (k == 0 || strings.Contains(q, ":"+n.param)) {
+					t.Fatalf("%s: bound %q (%d args) still misses or holds :%s", n.name, q, k, n.param)
+				}
+			}
+		}
+	})
+}
+
+// TestMappingValidate: each mistake a mapping file can hold without a
+// database is named with its entry.
+func TestMappingValidate(t *testing.T) {
+	for _, tt := range []struct{ yaml, want string }{
+		{"runs: {query: 'SELECT 1', columns: {id: id}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", "experiments: give an experiments query, or experiment: NAME"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {name: n}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", "runs: columns.id is missing"},
+		{"experiment: e\nruns: {query: 'SELECT :experiment', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", "runs: query uses :experiment, but takes no parameter"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}, status: {ok: DONE}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", `runs: status.ok: "DONE" is not RUNNING, FINISHED, FAILED or KILLED`},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}, time: epoch_us}", `metrics: time: "epoch_us" is not epoch_ms, epoch_s or auto`},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetric: {query: 'SELECT :run'}", "field metric not found"},
+	} {
+		_, err := ParseMapping([]byte(tt.yaml))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s\nerr %v, want %q", tt.yaml, err, tt.want)
+		}
+	}
+}

@@ -1,0 +1,302 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Latest returns the schema version this runferry writes and reads: that
+// of its last migration.
+func Latest() int { return migrations[len(migrations)-1].version }
+
+// migration upgrades the schema from version-1 to version.
+type migration struct {
+	version int
+	stmts   []string
+}
+
+// migrations, in order. A new version appends one; an existing one never
+// changes, since databases out there hold it. On MySQL, which commits DDL
+// statement by statement, a migration's statements must be repeatable.
+var migrations = []migration{{version: 1, stmts: schemaV1}}
+
+// schemaV1 is the first schema (docs/SQL.md). Times are Unix milliseconds
+// (NULL when unknown); flags are 0/1.
+var schemaV1 = []string{
+	`CREATE TABLE experiments (
+		id {ID},
+		origin {KEY} NOT NULL UNIQUE,
+		name {TEXT} NOT NULL,
+		description {TEXT} NOT NULL,
+		created_ms {BIGINT},
+		deleted SMALLINT NOT NULL
+	){TABLE}`,
+	`CREATE TABLE experiment_tags (
+		experiment_id BIGINT NOT NULL REFERENCES experiments(id) ON DELETE CASCADE,
+		name {KEY} NOT NULL,
+		value {TEXT} NOT NULL,
+		PRIMARY KEY (experiment_id, name)
+	){TABLE}`,
+	`CREATE TABLE runs (
+		id {ID},
+		origin {KEY} NOT NULL UNIQUE,
+		experiment_id BIGINT NOT NULL REFERENCES experiments(id),
+		name {TEXT} NOT NULL,
+		user_name {TEXT} NOT NULL,
+		status VARCHAR(16) NOT NULL,
+		start_ms {BIGINT},
+		end_ms {BIGINT},
+		notes {TEXT} NOT NULL,
+		parent_origin {TEXT},
+		group_name {TEXT} NOT NULL,
+		job_type {TEXT} NOT NULL,
+		host {TEXT} NOT NULL,
+		program {TEXT} NOT NULL,
+		git_commit {TEXT} NOT NULL,
+		git_remote {TEXT} NOT NULL,
+		config {TEXT},
+		summary {TEXT},
+		inputs {TEXT},
+		damage {TEXT},
+		deleted SMALLINT NOT NULL,
+		points {BIGINT} NOT NULL,
+		fingerprint {TEXT} NOT NULL,
+		written_ms {BIGINT} NOT NULL
+	){TABLE}`,
+	`CREATE INDEX runs_experiment ON runs (experiment_id)`,
+	`CREATE TABLE params (
+		run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		name {KEY} NOT NULL,
+		value {TEXT} NOT NULL,
+		PRIMARY KEY (run_id, name)
+	){TABLE}`,
+	`CREATE TABLE tags (
+		run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		name {KEY} NOT NULL,
+		value {TEXT} NOT NULL,
+		PRIMARY KEY (run_id, name)
+	){TABLE}`,
+	`CREATE TABLE labels (
+		run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		label {KEY} NOT NULL,
+		PRIMARY KEY (run_id, label)
+	){TABLE}`,
+	`CREATE TABLE metrics (
+		run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		name {KEY} NOT NULL,
+		step BIGINT NOT NULL,
+		seq BIGINT NOT NULL,
+		time_ms BIGINT NOT NULL,
+		value {DOUBLE},
+		special VARCHAR(9),
+		PRIMARY KEY (run_id, name, step, seq)
+	){TABLE}`,
+	`CREATE TABLE rich_values (
+		run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		seq BIGINT NOT NULL,
+		name {TEXT} NOT NULL,
+		step BIGINT NOT NULL,
+		time_ms BIGINT NOT NULL,
+		value_type {TEXT} NOT NULL,
+		value_json {TEXT} NOT NULL,
+		files {TEXT},
+		PRIMARY KEY (run_id, seq)
+	){TABLE}`,
+	`CREATE TABLE logs (
+		run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		seq BIGINT NOT NULL,
+		time_ms BIGINT NOT NULL,
+		stream VARCHAR(8) NOT NULL,
+		line {TEXT} NOT NULL,
+		PRIMARY KEY (run_id, seq)
+	){TABLE}`,
+	`CREATE TABLE files (
+		id {ID},
+		run_id BIGINT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+		path {KEY} NOT NULL,
+		size_bytes {BIGINT},
+		sha256 VARCHAR(64),
+		problem {TEXT},
+		UNIQUE (run_id, path)
+	){TABLE}`,
+	`CREATE TABLE file_chunks (
+		file_id BIGINT NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+		seq BIGINT NOT NULL,
+		content {BLOB} NOT NULL,
+		PRIMARY KEY (file_id, seq)
+	){TABLE}`,
+}
+
+// ErrNewerSchema says the database holds a schema version this runferry
+// does not know.
+var ErrNewerSchema = errors.New("schema is newer than this runferry knows")
+
+// version returns the schema version the database holds; 0 when it holds
+// no runferry schema.
+func (s *Store) version(ctx context.Context, q querier) (int, bool, error) {
+	var v sql.NullInt64
+	err := q.QueryRowContext(ctx, "SELECT MAX(version) FROM runferry_schema").Scan(&v)
+	if err != nil {
+		return 0, false, err
+	}
+	return int(v.Int64), true, nil
+}
+
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// checkVersion refuses a schema newer than Latest, and, for reading, a
+// database without runferry's schema at version Latest.
+func (s *Store) checkVersion(ctx context.Context, mode Mode) error {
+	v, _, err := s.version(ctx, s.DB)
+	switch {
+	case err != nil && mode == ForReading:
+		return fmt.Errorf("no runferry schema here (table runferry_schema: %v): write to it with runferry first, or read a database of your own design through a mapping file (?mapping=FILE, docs/SQL-MAPPING.md)", err)
+	case err != nil:
+		return nil // no schema yet: Migrate creates it
+	case v > Latest():
+		return fmt.Errorf("%w: the database holds schema version %d, this runferry knows up to %d: upgrade runferry", ErrNewerSchema, v, Latest())
+	case v < Latest() && mode == ForReading:
+		return fmt.Errorf("the database holds runferry schema version %d, this runferry reads version %d: write to it once with this runferry to upgrade it", v, Latest())
+	}
+	return nil
+}
+
+// Migrate creates or upgrades the schema to Latest, each version in one
+// transaction where the database has transactional DDL (PostgreSQL,
+// SQLite); MySQL commits each statement, so a migration cut short there
+// is finished by the next open (CREATE TABLE statements are made
+// repeatable; later migrations must be written so on MySQL). Two
+// processes migrating at once wait for each other (an advisory lock).
+func (s *Store) Migrate(ctx context.Context) error {
+	if v, _, err := s.version(ctx, s.DB); err == nil && v == Latest() {
+		return nil
+	}
+	conn, err := s.DB.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	unlock, err := s.lockSchema(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("locking the schema for migration: %w", err)
+	}
+	defer unlock()
+	if _, err := conn.ExecContext(ctx, s.Dialect.ddl(`CREATE TABLE IF NOT EXISTS runferry_schema (
+		version INTEGER NOT NULL PRIMARY KEY, applied_ms {BIGINT} NOT NULL, note {TEXT} NOT NULL){TABLE}`)); err != nil {
+		return fmt.Errorf("creating runferry_schema: %w", err)
+	}
+	v, _, err := s.version(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if v > Latest() {
+		return fmt.Errorf("%w: the database holds schema version %d, this runferry knows up to %d: upgrade runferry", ErrNewerSchema, v, Latest())
+	}
+	for _, m := range migrations {
+		if m.version <= v {
+			continue
+		}
+		if err := s.apply(ctx, conn, m); err != nil {
+			return fmt.Errorf("%s: migrating the schema to version %d: %w", s.where, m.version, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) apply(ctx context.Context, conn *sql.Conn, m migration) error {
+	transactional := s.Dialect.Name != "mysql"
+	if transactional {
+		if err := s.Dialect.beginTx(ctx, conn); err != nil {
+			return err
+		}
+	}
+	for _, stmt := range m.stmts {
+		stmt = s.Dialect.ddl(stmt)
+		if !transactional {
+			if strings.HasPrefix(stmt, "CREATE INDEX ") {
+				// Every index of the schema is on a foreign key, which
+				// InnoDB indexes by itself (and MySQL has no CREATE INDEX
+				// IF NOT EXISTS).
+				continue
+			}
+			stmt = ifNotExists(stmt)
+		}
+		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			if transactional {
+				rollback(conn)
+			}
+			return err
+		}
+	}
+	_, err := conn.ExecContext(ctx, s.Dialect.q("INSERT INTO runferry_schema (version, applied_ms, note) VALUES (?, ?, ?)"),
+		m.version, time.Now().UnixMilli(), "runferry")
+	if err != nil {
+		if transactional {
+			rollback(conn)
+		}
+		return err
+	}
+	if transactional {
+		_, err = conn.ExecContext(ctx, "COMMIT")
+	}
+	return err
+}
+
+// ifNotExists makes a MySQL CREATE TABLE statement repeatable, so that a
+// migration cut short is finished by the next one.
+func ifNotExists(stmt string) string {
+	if rest, ok := strings.CutPrefix(stmt, "CREATE TABLE "); ok {
+		return "CREATE TABLE IF NOT EXISTS " + rest
+	}
+	return stmt
+}
+
+// lockSchema takes a lock that serialises migrations between processes.
+func (s *Store) lockSchema(ctx context.Context, conn *sql.Conn) (func(), error) {
+	switch s.Dialect.Name {
+	case "postgres":
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7261736)"); err != nil {
+			return nil, err
+		}
+		return func() { conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(7261736)") }, nil
+	case "mysql":
+		var got sql.NullInt64
+		if err := conn.QueryRowContext(ctx, "SELECT GET_LOCK('runferry_schema', 120)").Scan(&got); err != nil {
+			return nil, err
+		}
+		if got.Int64 != 1 {
+			return nil, errors.New("another process holds the lock runferry_schema")
+		}
+		return func() { conn.ExecContext(context.Background(), "SELECT RELEASE_LOCK('runferry_schema')") }, nil
+	}
+	return func() {}, nil // SQLite: BEGIN IMMEDIATE serialises writers
+}
+
+// rollback ends a failed transaction; a connection it fails on is
+// discarded, never returned to the pool, which ends the transaction on
+// the server.
+func rollback(conn *sql.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+}
+
+// HasSchema reports whether the database holds runferry's schema at
+// version Latest.
+func (s *Store) HasSchema(ctx context.Context) (bool, error) {
+	v, _, err := s.version(ctx, s.DB)
+	if err != nil {
+		return false, nil // no runferry_schema table
+	}
+	return v == Latest(), nil
+}

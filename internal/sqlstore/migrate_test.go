@@ -1,0 +1,148 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func parse(t *testing.T, raw string) location.Location {
+	t.Helper()
+	loc, err := location.Parse(raw, func(s string) (location.Kind, bool) {
+		if s == "sqlite" {
+			return location.PathKind, true
+		}
+		return location.URLKind, true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+func open(t *testing.T, raw string, mode Mode) (*Store, error) {
+	t.Helper()
+	s, err := Open(context.Background(), parse(t, raw), mode)
+	if err == nil {
+		t.Cleanup(func() { s.Close() })
+	}
+	return s, err
+}
+
+func mustOpen(t *testing.T, raw string, mode Mode) *Store {
+	t.Helper()
+	s, err := open(t, raw, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestNewerSchemaRefused: a database whose runferry_schema names a
+// version this runferry does not know is refused for writing and for
+// reading, with both versions named.
+func TestNewerSchemaRefused(t *testing.T) {
+	raw := "sqlite:" + filepath.Join(t.TempDir(), "runs.db")
+	s := mustOpen(t, raw, ForWriting)
+	if err := s.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB.Exec("INSERT INTO runferry_schema (version, applied_ms, note) VALUES (99, 0, 'future')"); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []Mode{ForWriting, ForReading} {
+		_, err := open(t, raw, mode)
+		if !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "up to 1") {
+			t.Errorf("mode %d: err %v, want ErrNewerSchema naming versions 99 and 1", mode, err)
+		}
+	}
+}
+
+// TestReadingNeedsSchema: a source refuses a database runferry never
+// wrote, and a missing SQLite file, instead of reading nothing.
+func TestReadingNeedsSchema(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "empty.db")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := open(t, "sqlite:"+empty, ForReading); err == nil || !strings.Contains(err.Error(), "no runferry schema") {
+		t.Errorf("empty database: err %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.db")
+	if _, err := open(t, "sqlite:"+missing, ForReading); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("missing file: err %v", err)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("reading created the database file")
+	}
+}
+
+// upgradePath writes version 1, then offers a version 2 (a new column):
+// a source refuses the older schema with both versions named, a sink
+// upgrades it keeping what it held, and opening again changes nothing.
+func upgradePath(t *testing.T, raw string) {
+	ctx := context.Background()
+	s := mustOpen(t, raw, ForWriting)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exp := schema.Experiment{Origin: schema.Ref{System: "memory", ID: "e"}, Name: "kept"}
+	if _, err := s.PutExperiment(ctx, exp); err != nil {
+		t.Fatal(err)
+	}
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = append(append([]migration(nil), saved...), migration{version: 2, stmts: []string{"ALTER TABLE runs ADD COLUMN comment2 {TEXT}"}})
+
+	if _, err := open(t, raw, ForReading); err == nil || !strings.Contains(err.Error(), "version 1, this runferry reads version 2") {
+		t.Fatalf("reading the older schema: err %v", err)
+	}
+	up := mustOpen(t, raw, ForWriting)
+	for range 2 {
+		if err := up.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var versions []int
+	rows, err := up.DB.Query("SELECT version FROM runferry_schema ORDER BY version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var v int
+		rows.Scan(&v)
+		versions = append(versions, v)
+	}
+	rows.Close()
+	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
+		t.Fatalf("runferry_schema holds versions %v, want [1 2]", versions)
+	}
+	if _, err := up.DB.Exec("UPDATE runs SET comment2 = 'x' WHERE 1 = 0"); err != nil {
+		t.Fatalf("the new column is missing: %v", err)
+	}
+	exps, err := mustOpen(t, raw, ForReading).Experiments(ctx)
+	if err != nil || len(exps) != 1 || exps[0].Name != "kept" {
+		t.Fatalf("after the upgrade: %v %+v", err, exps)
+	}
+}
+
+func TestUpgradePathSQLite(t *testing.T) {
+	upgradePath(t, "sqlite:"+filepath.Join(t.TempDir(), "runs.db"))
+}
+
+// TestUpgradePathMariaDB covers MySQL's path, where DDL is not
+// transactional.
+func TestUpgradePathMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv(MySQLPasswordEnv, m.Password)
+	upgradePath(t, m.CreateDatabase(t, "upgrade"))
+}

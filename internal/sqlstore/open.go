@@ -1,0 +1,223 @@
+// Package sqlstore is runferry's own schema in a SQL database: PostgreSQL
+// (pgx), MySQL or MariaDB (go-sql-driver/mysql) and SQLite
+// (modernc.org/sqlite, no cgo). It opens a database from a location,
+// creates and migrates the schema (docs/SQL.md), writes one run per
+// transaction and reads everything back. The sink and source adapters
+// (sinks/sqldb, sources/sqldb) are thin layers over it.
+//
+// Secrets: a password is read from the environment only (PGPASSWORD for
+// PostgreSQL, MYSQL_PWD for MySQL); a password in the location's user info
+// is refused by the registry (location.CheckSecrets) and by Open, and no
+// error of this package shows the connection string.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/location"
+)
+
+// Password environment variables of the dialects.
+const (
+	PostgresPasswordEnv = "PGPASSWORD"
+	MySQLPasswordEnv    = "MYSQL_PWD"
+)
+
+// Store is an open database holding runferry's schema.
+type Store struct {
+	DB      *sql.DB
+	Dialect Dialect
+	where   string // the redacted location, for errors
+	// instance names the database among others of its kind: HOST[:PORT]/DB,
+	// or a SQLite file's absolute path. Origins of mapped data hold it.
+	instance string
+}
+
+// Where returns the redacted location the store was opened from.
+func (s *Store) Where() string { return s.where }
+
+// Close closes the connection pool.
+func (s *Store) Close() error { return s.DB.Close() }
+
+// Mode says what Open expects of the database.
+type Mode int
+
+const (
+	// ForReading: the database must hold runferry's schema at the version
+	// this runferry reads (a source never writes).
+	ForReading Mode = iota
+	// ForWriting: the database may hold no schema yet, or an older one;
+	// Migrate creates or upgrades it before the first write.
+	ForWriting
+	// ForMapping: the database is the user's own, read through a
+	// mapping; runferry's schema is neither needed nor looked for.
+	ForMapping
+)
+
+// Open connects to the database loc names ("postgres://USER@HOST[:PORT]/DB",
+// "mysql://USER@HOST[:PORT]/DB", "sqlite:PATH") and proves it reachable.
+// A schema newer than this runferry knows is always refused; see Mode for
+// the rest. Errors are fatal and never show a password.
+func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error) {
+	migrate := mode == ForWriting
+	s := &Store{where: loc.String()}
+	if loc.URL != nil && loc.URL.Host != "" {
+		s.instance = loc.URL.Host + loc.URL.Path
+	}
+	var err error
+	switch loc.Scheme {
+	case "postgres", "postgresql":
+		s.Dialect = Postgres
+		s.DB, err = openPostgres(loc)
+	case "mysql":
+		s.Dialect = MySQL
+		s.DB, err = openMySQL(loc)
+	case "sqlite":
+		s.Dialect = SQLite
+		s.DB, err = openSQLite(loc, migrate)
+		s.instance = loc.Path
+		if abs, aerr := filepath.Abs(loc.Path); aerr == nil {
+			s.instance = abs
+		}
+	default:
+		err = fmt.Errorf("unknown SQL scheme %q", loc.Scheme)
+	}
+	if err != nil {
+		return nil, fault.Fatal(err) // the registry names the location
+	}
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.DB.PingContext(pctx); err != nil {
+		s.DB.Close()
+		return nil, fault.Fatal(fmt.Errorf("cannot connect: %w", err))
+	}
+	if mode == ForMapping {
+		return s, nil
+	}
+	if err := s.checkVersion(ctx, mode); err != nil {
+		s.DB.Close()
+		return nil, fault.Fatal(err)
+	}
+	return s, nil
+}
+
+// refusePassword refuses a password in the URL's user info.
+func refusePassword(u *url.URL, env string) error {
+	if u.User == nil {
+		return nil
+	}
+	if _, ok := u.User.Password(); ok {
+		return fmt.Errorf("a password in the location is refused: secrets are read only from the environment: set %s (the user may stay in the location)", env)
+	}
+	return nil
+}
+
+// runferryOptions are the location options runferry reads itself; they
+// are not passed to the driver.
+var runferryOptions = map[string]bool{"mapping": true}
+
+// driverQuery returns the location's query without runferry's own options.
+func driverQuery(u *url.URL) url.Values {
+	q := url.Values{}
+	for k, v := range u.Query() {
+		if !runferryOptions[k] {
+			q[k] = v
+		}
+	}
+	return q
+}
+
+func openPostgres(loc location.Location) (*sql.DB, error) {
+	u := *loc.URL
+	if err := refusePassword(&u, PostgresPasswordEnv); err != nil {
+		return nil, err
+	}
+	u.Scheme = "postgres"
+	u.RawQuery = driverQuery(&u).Encode()
+	cfg, err := pgx.ParseConfig(u.String())
+	if err != nil {
+		return nil, fmt.Errorf("bad PostgreSQL location: %s", location.Redact(err.Error()))
+	}
+	if pw := os.Getenv(PostgresPasswordEnv); pw != "" {
+		cfg.Password = pw
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(8)
+	return db, nil
+}
+
+func openMySQL(loc location.Location) (*sql.DB, error) {
+	u := loc.URL
+	if err := refusePassword(u, MySQLPasswordEnv); err != nil {
+		return nil, err
+	}
+	cfg := mysql.NewConfig()
+	if u.User != nil {
+		cfg.User = u.User.Username()
+	}
+	cfg.Passwd = os.Getenv(MySQLPasswordEnv)
+	cfg.Net = "tcp"
+	host := u.Host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		host = net.JoinHostPort(strings.Trim(host, "[]"), "3306")
+	}
+	cfg.Addr = host
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	if cfg.DBName == "" || strings.Contains(cfg.DBName, "/") {
+		return nil, errors.New("name the database: mysql://USER@HOST[:PORT]/DATABASE")
+	}
+	cfg.InterpolateParams = true
+	cfg.MultiStatements = false
+	cfg.ParseTime = false
+	cfg.Params = map[string]string{}
+	for k, v := range driverQuery(u) {
+		switch k {
+		case "tls":
+			cfg.TLSConfig = v[0]
+		default:
+			return nil, fmt.Errorf("unknown MySQL option %q", k)
+		}
+	}
+	cfg.Collation = "utf8mb4_bin"
+	cfg.MaxAllowedPacket = 0 // ask the server
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("bad MySQL location: %s", location.RedactValues(err.Error(), cfg.Passwd))
+	}
+	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(8)
+	return db, nil
+}
+
+func openSQLite(loc location.Location, create bool) (*sql.DB, error) {
+	if !create {
+		if _, err := os.Stat(loc.Path); err != nil {
+			return nil, fmt.Errorf("no SQLite database: %w", err)
+		}
+	}
+	dsn := "file:" + (&url.URL{Path: loc.Path}).EscapedPath() +
+		"?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(8)
+	return db, nil
+}

@@ -1,0 +1,204 @@
+package sqldb_test
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
+
+	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/dataset"
+	"github.com/runferry/runferry/sources/sourcetest"
+	"github.com/runferry/runferry/sources/sqldb"
+)
+
+// example returns the path of a file of docs/examples/sql-mapping.
+func example(t testing.TB, name string) string {
+	return filepath.Join(testenv.RepoRoot(t), "docs", "examples", "sql-mapping", name)
+}
+
+// loadExample runs the example's schema.sql (tables and sample rows) in db.
+func loadExample(t testing.TB, db *sql.DB) {
+	t.Helper()
+	b, err := os.ReadFile(example(t, "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stmt := range strings.Split(string(b), ";\n") {
+		var lines []string
+		for _, l := range strings.Split(stmt, "\n") {
+			if l, _, _ = strings.Cut(l, "--"); strings.TrimSpace(l) != "" {
+				lines = append(lines, l)
+			}
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		if _, err := db.Exec(strings.Join(lines, "\n")); err != nil {
+			t.Fatalf("schema.sql: %v\n%s", err, stmt)
+		}
+	}
+}
+
+// exampleWant is what the example's sample rows hold, read through its
+// mapping from the database named instance.
+func exampleWant(instance string) *dataset.Dataset {
+	exp := schema.Ref{System: "mytracker", ID: instance + "/exp/"}
+	run := func(id string) schema.Ref { return schema.Ref{System: "mytracker", ID: instance + "/run/" + id} }
+	at := func(s string) time.Time { t, _ := time.Parse(time.DateTime, s); return t }
+	m := func(key string, step int64, v float64, ms int64) schema.Metric {
+		return schema.Metric{Key: key, Step: step, Value: v, Time: ms}
+	}
+	return &dataset.Dataset{
+		Experiments: []schema.Experiment{{Origin: exp, Name: "hand-rolled runs"}},
+		Runs: []*dataset.RunData{
+			{Run: schema.Run{Origin: run("1"), Experiment: exp, Name: "baseline", Status: schema.StatusFinished,
+				Start: at("2024-03-01 12:00:00"), End: at("2024-03-01 13:30:00"),
+				Params: []schema.Param{{Key: "batch_size", Value: "32"}, {Key: "lr", Value: "0.01"}},
+				Config: json.RawMessage(`{"lr": 0.01, "model": {"depth": 18}}`)},
+				Metrics: []schema.Metric{m("loss", 0, 2.5, 1709294400000), m("loss", 1, 1.25, 1709294401000), m("loss", 2, 0.625, 1709294402000),
+					m("val/acc", 0, 0.5, 1709294400500), m("val/acc", 2, 0.75, 1709294402500)}},
+			{Run: schema.Run{Origin: run("2"), Experiment: exp, Name: "bigger lr", Status: schema.StatusFailed,
+				Start: at("2024-03-02 09:00:00"), End: at("2024-03-02 09:05:00"),
+				Params: []schema.Param{{Key: "lr", Value: "0.1"}}},
+				Metrics: []schema.Metric{m("loss", 0, 3.5, 1709370000000), m("loss", 1, 9, 1709370001000)}},
+			{Run: schema.Run{Origin: run("3"), Experiment: exp, Name: "still training", Status: schema.StatusRunning,
+				Start: at("2024-03-03 08:00:00")}},
+		},
+	}
+}
+
+// exampleSQLite writes the example database to a new SQLite file.
+func exampleSQLite(t testing.TB) string {
+	path := filepath.Join(t.TempDir(), "tracking.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	loadExample(t, db)
+	return path
+}
+
+// withMapping adds ?mapping=path to a location.
+func withMapping(loc, path string) string {
+	if strings.Contains(loc, "?") {
+		return loc + "&mapping=" + path
+	}
+	return loc + "?mapping=" + path
+}
+
+func mappedConformance(t *testing.T, loc, instance string, other func(t *testing.T) sources.Source) {
+	open := func(t *testing.T, raw string) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	opt := sourcetest.Opt{
+		Open:      func(t *testing.T) sources.Source { return open(t, withMapping(loc, example(t, "mapping.yaml"))) },
+		Want:      exampleWant(instance),
+		OpenOther: other,
+	}
+	if other == nil {
+		opt.Skip = map[string]string{"OriginsNameTheInstance": "covered on SQLite, where a second database is a second file"}
+	}
+	sourcetest.Run(t, opt)
+}
+
+// TestExampleMappingSQLite: the documented example (docs/examples/
+// sql-mapping) reads its sample rows exactly, and passes the source
+// conformance suite, with origins naming the database file.
+func TestExampleMappingSQLite(t *testing.T) {
+	path, other := exampleSQLite(t), exampleSQLite(t)
+	mappedConformance(t, "sqlite:"+path, path, func(t *testing.T) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+other+"?mapping="+example(t, "mapping.yaml")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	})
+}
+
+// TestExampleMappingPostgres: the same example in PostgreSQL, where
+// timestamps come back as times and the :run parameter is bound as $1.
+func TestExampleMappingPostgres(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t, "mapping_example")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	base, _, _ := strings.Cut(dsn, "?")
+	mappedConformance(t, dsn, strings.TrimPrefix(base, "postgres://postgres@"), nil)
+}
+
+// TestExampleMappingMariaDB: the same example in MariaDB, whose text
+// protocol returns numbers and timestamps as text.
+func TestExampleMappingMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	loc := m.CreateDatabase(t, "mapping_example")
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	mappedConformance(t, loc, u.Host+u.Path, nil)
+}
+
+// TestMappingCheckPostgres: on PostgreSQL, whose column types come from
+// the server, the example checks clean and a text column mapped as the
+// metric value is named with its type.
+func TestMappingCheckPostgres(t *testing.T) {
+	dsn := testenv.SharedPostgres(t).CreateDatabase(t, "mapping_check")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ mapping, want string }{
+		{string(good), ""},
+		{strings.Replace(string(good), "value: value, time", "value: metric, time", 1), `metrics: columns.value: column "metric" has type VARCHAR, a number is required`},
+		{strings.Replace(string(good), "step: step", "step: logged_at", 1), ""},
+		{strings.Replace(string(good), "step: step", "step: value", 1), `metrics: column "value" (columns.step): 2.5 is not an integer`},
+	} {
+		path := filepath.Join(t.TempDir(), "mapping.yaml")
+		if err := os.WriteFile(path, []byte(tt.mapping), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, path)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		problems := src.(*sqldb.MappedSource).CheckMapping(t.Context())
+		src.Close()
+		if got := strings.Join(problems, "\n"); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
+			t.Errorf("problems:\n%s\nwant: %q", got, tt.want)
+		}
+	}
+}
