@@ -268,11 +268,11 @@ func TestWandbCloudStepAxisInMLflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	p := filepath.Base(t.TempDir())
+	p := uniquePrefix(t)
 	axes := map[string]map[string][]int64{} // source → metric key → MLflow steps
 	tags := map[string]string{}
 	for i, src := range []string{fixtures, cloud} {
-		prefix := fmt.Sprintf("%s-%d/", p, i)
+		prefix := fmt.Sprintf("%s%d/", p, i)
 		if code, out, errOut := runCLI(t, "copy", src, "mlflow+"+srv.URL+"?experiment-prefix="+prefix, "--no-state", "--run", "fxd00004"); code != 0 {
 			t.Fatalf("copy %s: exit %d\n%s\n%s", src, code, out, errOut)
 		}
