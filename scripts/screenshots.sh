@@ -2,8 +2,14 @@
 # Renders what a W&B run copied into MLflow looks like in MLflow's web UI:
 # starts a real MLflow server from the test venv (sqlite, a temporary
 # folder), copies the W&B fixtures into it with the runferry binary, and
-# screenshots the migrated run fxa00001 (overview, model metrics, system
-# metrics, image grid) with headless Chromium into OUT (docs/images).
+# screenshots the migrated run fxa00001 (overview, model metrics) with
+# headless Chromium into OUT (docs/images). The system metrics and the image
+# grid are those of a run scripts/screenshot_run.py writes with the wandb
+# SDK (the fixtures' 8-pixel images are too small to see, and MLflow shows
+# the image grid above the system metrics). Chromium is driven by
+# scripts/cdp_screenshot.py, which takes each picture once the page and its
+# images have loaded, and fails when a request of the page failed or the
+# page says "Failed to load".
 #
 # Usage: scripts/screenshots.sh [OUT]
 # Environment: RUNFERRY_VENV (default .venv), CHROMIUM (default
@@ -40,7 +46,11 @@ host=${host:-127.0.0.1}
 port=$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=http://$host:$port
 # setsid: the server and its workers form one process group, ended together.
+# --cors-allowed-origins: MLflow refuses POST requests (the UI's run
+# searches, e.g. for a run's child runs) from an origin that is not
+# localhost unless it is listed.
 setsid "$venv/bin/mlflow" server --host "$host" --port "$port" --workers 1 --allowed-hosts "$host:$port,$host" \
+	--cors-allowed-origins "$url" \
 	--backend-store-uri "sqlite:///$work/mlflow.db" --artifacts-destination "$work/artifacts" \
 	>"$work/server.log" 2>&1 &
 server=$!
@@ -52,42 +62,53 @@ curl -sf "$url/health" >/dev/null || { echo "screenshots: MLflow did not start:"
 
 "$bin" copy "wandb:$root/testdata/wandb/fixtures?crashed-after=1ns" "mlflow+$url" --no-state >"$work/copy.log" 2>&1 ||
 	{ echo "screenshots: copy failed:" >&2; cat "$work/copy.log" >&2; exit 1; }
+"$venv/bin/python" "$root/scripts/screenshot_run.py" "$work/shots" >"$work/shots.log" 2>&1 ||
+	{ echo "screenshots: writing the W&B run with images failed:" >&2; cat "$work/shots.log" >&2; exit 1; }
+"$bin" copy "wandb:$work/shots/wandb" "mlflow+$url" --no-state >>"$work/copy.log" 2>&1 ||
+	{ echo "screenshots: copy failed:" >&2; cat "$work/copy.log" >&2; exit 1; }
 
-# The run fxa00001 (images, a table, system metrics) and its experiment.
-read -r exp run < <(curl -sf -X POST -H 'Content-Type: application/json' \
-	-d '{"experiment_ids":[],"max_results":1000,"filter":""}' "$url/api/2.0/mlflow/experiments/search" |
-	"$venv/bin/python" -c '
+# run_ids ORIGIN-SUFFIX: prints the experiment and run id of the run whose
+# runferry.origin ends with ORIGIN-SUFFIX.
+run_ids() {
+	curl -sf -X POST -H 'Content-Type: application/json' \
+		-d '{"experiment_ids":[],"max_results":1000,"filter":""}' "$url/api/2.0/mlflow/experiments/search" |
+		"$venv/bin/python" -c '
 import json, sys, urllib.request
-url = sys.argv[1]
+url, suffix = sys.argv[1], sys.argv[2]
 for e in json.load(sys.stdin)["experiments"]:
     req = urllib.request.Request(url + "/api/2.0/mlflow/runs/search", method="POST",
         headers={"Content-Type": "application/json"},
         data=json.dumps({"experiment_ids": [e["experiment_id"]], "max_results": 1000}).encode())
     for r in json.load(urllib.request.urlopen(req)).get("runs", []):
         tags = {t["key"]: t["value"] for t in r["data"].get("tags", [])}
-        if tags.get("runferry.origin", "").endswith("/fxa00001"):
+        if tags.get("runferry.origin", "").endswith(suffix):
             print(e["experiment_id"], r["info"]["run_id"])
             sys.exit(0)
-sys.exit("no run fxa00001 in MLflow")
-' "$url")
+sys.exit("no run " + suffix + " in MLflow")
+' "$url" "$1"
+}
+# The run fxa00001 (a table, system metrics, config) and the image run.
+read -r exp run < <(run_ids /fxa00001)
+read -r iexp irun < <(run_ids /shots0001)
+[ -n "$run" ] && [ -n "$irun" ] || { echo "screenshots: the copied runs were not found" >&2; exit 1; }
 
 mkdir -p "$out"
-shot() { # shot NAME URL-FRAGMENT [WIDTH,HEIGHT]
-	local profile
-	profile=$(mktemp -d "$work/chromium.XXXXXX")
-	timeout 120 "$chromium" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
-		--disable-background-networking --disable-component-update --disable-sync \
-		--user-data-dir="$profile" --hide-scrollbars --window-size="${3:-1400,900}" \
-		--run-all-compositor-stages-before-draw --virtual-time-budget=20000 \
-		--screenshot="$out/$1.png" "$url/#/$2" >"$work/chromium-$1.log" 2>&1 ||
-		{ echo "screenshots: chromium failed on $1:" >&2; tail -20 "$work/chromium-$1.log" >&2; exit 1; }
-	echo "$out/$1.png"
+shot() { # shot NAME URL-FRAGMENT [WIDTH,HEIGHT [cdp_screenshot.py options]]
+	local name=$1 page=$2 size=${3:-1400,900}
+	shift $(($# < 3 ? $# : 3))
+	"$venv/bin/python" "$root/scripts/cdp_screenshot.py" --chromium "$chromium" --url "$url/#/$page" \
+		--out "$out/$name.png" --size "$size" --timeout 120 "$@" \
+		--ignore /mlflow/users/current --fail-on-text "Failed to load" >"$work/chromium-$name.log" 2>&1 ||
+		{ echo "screenshots: chromium failed on $name:" >&2; tail -20 "$work/chromium-$name.log" >&2; exit 1; }
+	echo "$out/$name.png"
 }
 # MLflow 3 opens experiments in its GenAI view unless asked for the
 # machine-learning one.
 base="experiments/$exp/runs/$run"
 ml="workflowType=machine_learning"
-shot mlflow-run-overview "$base?$ml"
-shot mlflow-run-model-metrics "$base/model-metrics?$ml"
-shot mlflow-run-system-metrics "$base/system-metrics?$ml"
-shot mlflow-run-images "$base/model-metrics?$ml" 1400,1500
+charts='document.querySelectorAll(".js-plotly-plot").length >= 2'
+image='Array.from(document.images).some(i => i.complete && i.naturalWidth >= 128)'
+shot mlflow-run-overview "$base?$ml" 1400,900 --wait-for 'document.body.innerText.includes("About this run")'
+shot mlflow-run-model-metrics "$base/model-metrics?$ml" 1400,900 --wait-for "$charts"
+shot mlflow-run-system-metrics "experiments/$iexp/runs/$irun/system-metrics?$ml" 1400,1300 --wait-for "$charts && $image"
+shot mlflow-run-images "experiments/$iexp/runs/$irun/model-metrics?$ml" 1400,1000 --wait-for "$image"

@@ -4,6 +4,7 @@
 package transform
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"slices"
@@ -26,6 +27,16 @@ type Step interface {
 	// String describes the step; it is part of the job's identity in the
 	// resume ledger.
 	String() string
+}
+
+// ArtifactStep is a Step that also changes a run's files on their way.
+// Artifact returns a as the sink should see it (its Open, Size and Digest
+// describing the new content) and names what it left out; an error is the
+// file's (fault.Permanent when the file itself is at fault). It may read
+// a's content through a.Open.
+type ArtifactStep interface {
+	Step
+	Artifact(ctx context.Context, a schema.Artifact) (schema.Artifact, []string, error)
 }
 
 // Chain applies steps in order. The zero Chain changes nothing.
@@ -56,6 +67,33 @@ func (c Chain) Run(r schema.Run) (schema.Run, []string) {
 		left = append(left, l...)
 	}
 	return r, left
+}
+
+// Artifact applies every ArtifactStep of c to a, returning what they left
+// out.
+func (c Chain) Artifact(ctx context.Context, a schema.Artifact) (schema.Artifact, []string, error) {
+	var left []string
+	for _, s := range c {
+		as, ok := s.(ArtifactStep)
+		if !ok {
+			continue
+		}
+		var l []string
+		var err error
+		if a, l, err = as.Artifact(ctx, a); err != nil {
+			return a, nil, err
+		}
+		left = append(left, l...)
+	}
+	return a, left, nil
+}
+
+// ChangesArtifacts reports whether a step of c may change files.
+func (c Chain) ChangesArtifacts() bool {
+	return slices.ContainsFunc(c, func(s Step) bool {
+		_, ok := s.(ArtifactStep)
+		return ok
+	})
 }
 
 // String describes the chain.
@@ -130,6 +168,8 @@ func Parse(s string) (Chain, error) {
 			c = append(c, DropMetrics(strings.Split(value, ",")))
 		case name == "drop-personal" && value == dropPersonalValue:
 			c = append(c, DropPersonal{})
+		case name == "drop-personal" && value == dropPersonalFormerValue:
+			c = append(c, DropPersonal{hostEmailOnly: true})
 		default:
 			return nil, fmt.Errorf("transform %q: unknown step %q", part, name)
 		}

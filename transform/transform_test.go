@@ -1,9 +1,15 @@
 package transform
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -74,5 +80,113 @@ func TestDropPersonal(t *testing.T) {
 	}
 	if got, left := c.Run(want); !reflect.DeepEqual(got, want) || left != nil {
 		t.Errorf("a run without personal data: %+v, %q", got, left)
+	}
+}
+
+func TestDropPersonalTags(t *testing.T) {
+	in := schema.Run{Tags: []schema.Tag{{Key: "wandb.args", Value: `["--lr","0.1"]`}, {Key: "wandb.executable", Value: "/home/alice/.venv/bin/python"},
+		{Key: "wandb.os", Value: "Linux"}, {Key: "wandb.python", Value: "3.12"}, {Key: "wandb.root", Value: "/home/alice/proj"}}}
+	got, left := DropPersonal{}.Run(in)
+	want := []schema.Tag{{Key: "wandb.os", Value: "Linux"}, {Key: "wandb.python", Value: "3.12"}}
+	if !reflect.DeepEqual(got.Tags, want) {
+		t.Errorf("tags %+v, want %+v", got.Tags, want)
+	}
+	if !reflect.DeepEqual(left, []string{"command line (tag wandb.args)", "local path (tag wandb.executable)", "local path (tag wandb.root)"}) {
+		t.Errorf("left out %q", left)
+	}
+	// The step recorded by earlier versions still parses, as what it did.
+	c, err := Parse("drop-personal=host,email")
+	if err != nil || c.String() != "drop-personal=host,email" {
+		t.Fatalf("former step: %v, %v", c, err)
+	}
+	if got, left := c.Run(in); !reflect.DeepEqual(got.Tags, in.Tags) || left != nil {
+		t.Errorf("former step: %+v, %q", got.Tags, left)
+	}
+	if c.String() == (Chain{DropPersonal{}}).String() {
+		t.Error("the former and the current step have one name")
+	}
+}
+
+func TestDropPersonalMetadataFile(t *testing.T) {
+	file := func(path, content string) schema.Artifact {
+		return schema.Artifact{Path: path, Size: int64(len(content)), Digest: "sha256:x",
+			Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(content)), nil }}
+	}
+	read := func(a schema.Artifact) string {
+		rc, err := a.Open(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		b, err := io.ReadAll(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int64(len(b)) != a.Size {
+			t.Errorf("%s: size %d, content %d bytes", a.Path, a.Size, len(b))
+		}
+		sum := sha256.Sum256(b)
+		if a.Digest != "sha256:"+hex.EncodeToString(sum[:]) {
+			t.Errorf("%s: digest %s does not match the content", a.Path, a.Digest)
+		}
+		return string(b)
+	}
+	c := Chain{DropMetrics{"x"}, DropPersonal{}}
+	ctx := context.Background()
+	md := `{
+    "os": "Linux-6.8",
+    "python": "CPython 3.12.3",
+    "args": ["--data", "/home/alice/data"],
+    "program": "train.py",
+    "email": "alice@example.org",
+    "root": "/home/alice/proj",
+    "host": "gpu-node-7",
+    "executable": "/home/alice/proj/.venv/bin/python",
+    "git": {"remote": "https://example.org/x.git", "commit": "abc"},
+    "gpu_count": 1
+}`
+	got, left, err := c.Artifact(ctx, file("wandb-metadata.json", md))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{
+    "os": "Linux-6.8",
+    "python": "CPython 3.12.3",
+    "program": "train.py",
+    "git": {
+        "remote": "https://example.org/x.git",
+        "commit": "abc"
+    },
+    "gpu_count": 1
+}
+`
+	if s := read(got); s != want {
+		t.Errorf("wandb-metadata.json:\n%s\nwant\n%s", s, want)
+	}
+	if !reflect.DeepEqual(left, []string{"field args of wandb-metadata.json", "field email of wandb-metadata.json",
+		"field root of wandb-metadata.json", "field host of wandb-metadata.json", "field executable of wandb-metadata.json"}) {
+		t.Errorf("left out %q", left)
+	}
+	// Applied again (a copy of a copy), it changes nothing: same bytes.
+	again, left, err := c.Artifact(ctx, got)
+	if err != nil || left != nil || read(again) != want {
+		t.Errorf("second pass: %q, %v", left, err)
+	}
+	// Other files, one in a folder of that name, and the former step: untouched.
+	for _, tc := range []struct {
+		c Chain
+		a schema.Artifact
+	}{{c, file("media/wandb-metadata.json", md)}, {c, file("output.log", "x")}, {Chain{DropPersonal{hostEmailOnly: true}}, file("wandb-metadata.json", md)}} {
+		got, left, err := tc.c.Artifact(ctx, tc.a)
+		if err != nil || left != nil || got.Digest != "sha256:x" {
+			t.Errorf("%s through %s: changed (%q, %v)", tc.a.Path, tc.c, left, err)
+		}
+	}
+	// A metadata file that is not a JSON object is an error naming it.
+	for _, bad := range []string{`["host"]`, `{"host": "x"`, `{"a":1} {}`, ``} {
+		_, _, err := c.Artifact(ctx, file("wandb-metadata.json", bad))
+		if err == nil || !strings.Contains(err.Error(), "wandb-metadata.json") || fault.KindOf(err) != fault.KindPermanent {
+			t.Errorf("%q: err %v", bad, err)
+		}
 	}
 }

@@ -255,7 +255,7 @@ reported as verified.`
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
-	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
+	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses, local paths, command lines: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
 

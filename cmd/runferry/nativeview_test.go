@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,15 +60,26 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(raw, &rep); err != nil {
 			t.Fatal(err)
 		}
-		if rep.Options["keep_personal"] != "false" || rep.Options["transform"] != "drop-personal=host,email" {
+		const by = " left out by drop-personal=host,email,executable,root,args (not copied)"
+		if rep.Options["keep_personal"] != "false" || rep.Options["transform"] != "drop-personal=host,email,executable,root,args" {
 			t.Errorf("%s: report options %v", src, rep.Options)
 		}
-		hosts := int64(0)
+		left := map[string]int64{}
 		for _, r := range rep.Runs {
-			hosts += r.Coverage["host name left out by drop-personal=host,email (not copied)"]
+			for k, n := range r.Coverage {
+				left[k] += n
+			}
 		}
-		if hosts == 0 {
-			t.Errorf("%s: the report names no host name left out: %+v", src, rep.Runs)
+		// Each run of both sources has a host name and an executable; the
+		// sample's run has W&B's metadata file too (offline runs have none).
+		kinds := []string{"host name", "local path (tag wandb.executable)"}
+		if src == boocamp {
+			kinds = append(kinds, "field host of wandb-metadata.json", "field executable of wandb-metadata.json")
+		}
+		for _, kind := range kinds {
+			if left[kind+by] == 0 {
+				t.Errorf("%s: the report does not name %q: %v", src, kind+by, left)
+			}
 		}
 		// No personal tag reached MLflow.
 		for _, prefix := range []string{p + "-1/", p + "-2/"} {
@@ -81,9 +95,31 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 						t.Fatal(err)
 					}
 					for _, tag := range r.Data.Tags {
-						if tag.Key == "wandb.host" || tag.Key == "wandb.email" || strings.Contains(tag.Value, "@") {
+						switch {
+						case tag.Key == "wandb.host" || tag.Key == "wandb.email" || strings.Contains(tag.Value, "@"),
+							tag.Key == "wandb.executable" || tag.Key == "wandb.root" || tag.Key == "wandb.args":
 							t.Errorf("%s run %s: personal tag %s", prefix, r.Info.RunName, tag.Key)
 						}
+					}
+					if _, ok := r.Tag("wandb.os"); !ok {
+						t.Errorf("%s run %s: no wandb.os tag (the platform is not personal)", prefix, r.Info.RunName)
+					}
+					if src != boocamp {
+						continue
+					}
+					// W&B's metadata file is there, without its personal fields.
+					md := getArtifact(t, srv.URL, r.Info.RunID, "wandb-metadata.json")
+					var fields map[string]any
+					if err := json.Unmarshal(md, &fields); err != nil {
+						t.Fatalf("%s run %s: wandb-metadata.json: %v", prefix, r.Info.RunName, err)
+					}
+					for _, f := range []string{"host", "email", "executable", "root", "args"} {
+						if _, ok := fields[f]; ok {
+							t.Errorf("%s run %s: wandb-metadata.json holds %s", prefix, r.Info.RunName, f)
+						}
+					}
+					if fields["os"] == nil || fields["python"] == nil {
+						t.Errorf("%s run %s: wandb-metadata.json lost its other fields: %s", prefix, r.Info.RunName, md)
 					}
 				}
 			}
@@ -109,9 +145,28 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 			if v, ok := r.Tag("wandb.host"); ok && v != "" {
 				found = true
 			}
+			if _, ok := r.Tag("wandb.executable"); !ok {
+				t.Errorf("--keep-personal: run %s has no wandb.executable", r.Info.RunName)
+			}
 		}
 	}
 	if !found {
 		t.Error("--keep-personal: no run has wandb.host")
 	}
+}
+
+// getArtifact downloads a run's file through the server's REST API, as
+// its UI does.
+func getArtifact(t *testing.T, server, runID, p string) []byte {
+	t.Helper()
+	resp, err := http.Get(server + "/get-artifact?" + url.Values{"path": {p}, "run_uuid": {runID}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("get-artifact %s of run %s: %d %s %v", p, runID, resp.StatusCode, b, err)
+	}
+	return b
 }

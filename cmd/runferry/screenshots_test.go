@@ -15,7 +15,13 @@ import (
 // runs) where Debian's Chromium is installed: a real MLflow server, the
 // W&B fixtures copied into it by runferry, headless Chromium. Each of the
 // four pages must be written as a PNG that shows something: many colours,
-// and a good share of pixels that are not the page's background.
+// and a good share of pixels that are not the page's background. The image
+// grid must show the image itself, not MLflow's grey placeholder: each of
+// the four colours scripts/screenshot_run.py paints its images with covers
+// a good patch of the picture. (The script itself fails when a request of
+// a page failed or a page says "Failed to load", as the overview's child
+// runs did when MLflow refused the UI's search from a non-localhost
+// origin.)
 func TestScreenshots(t *testing.T) {
 	chromium := "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
@@ -48,7 +54,37 @@ func TestScreenshots(t *testing.T) {
 		if colours < 50 || ink < 0.03 {
 			t.Errorf("%s.png looks blank: %d colours, %.1f%% of pixels not background", name, colours, ink*100)
 		}
+		if name == "mlflow-run-images" {
+			// The colours of SCREENSHOT_COLOURS in scripts/screenshot_run.py.
+			for _, c := range [][3]uint8{{220, 40, 40}, {40, 180, 60}, {40, 70, 220}, {240, 200, 30}} {
+				if n := near(img, c); n < 1000 {
+					t.Errorf("%s.png: the logged image is not shown: %d pixels of colour %v", name, n, c)
+				}
+			}
+		}
 	}
+}
+
+// near counts the pixels of img within 12 of c in each channel.
+func near(img image.Image, c [3]uint8) int {
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if d(r>>8, c[0]) <= 12 && d(g>>8, c[1]) <= 12 && d(bl>>8, c[2]) <= 12 {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func d(a uint32, b uint8) uint32 {
+	if a > uint32(b) {
+		return a - uint32(b)
+	}
+	return uint32(b) - a
 }
 
 // inked returns how many distinct colours img has and the share of its

@@ -14,7 +14,7 @@ import (
 )
 
 // syncPy writes to a real MLflow server through MLflow's own Python client:
-// "make" creates experiment src/exp with one FINISHED run (params, a tag,
+// "make EXP" creates experiment EXP with one FINISHED run (params, a tag,
 // three points of loss, one file) and prints its run id; "grow RUN WHAT"
 // adds to that finished run: a metric point ("metric"), a tag ("tag") or a
 // file ("artifact"), or several, comma-separated.
@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 mlflow.set_tracking_uri(sys.argv[1])
 c = MlflowClient()
 if sys.argv[2] == "make":
-    mlflow.set_experiment("src/exp")
+    mlflow.set_experiment(sys.argv[3])
     with mlflow.start_run(run_name="nightly") as r:
         mlflow.log_params({"lr": "0.1", "layers": "4"})
         mlflow.set_tag("team", "vision")
@@ -131,13 +131,13 @@ func wantCheck(t *testing.T, step string, want int, src, dst string) {
 // and copied again, into an archive and into another MLflow experiment,
 // after which check passes; a sync without change copies nothing.
 func TestSyncSeesChangesToFinishedMLflowRuns(t *testing.T) {
-	srv := testenv.StartMLflow(t)
-	runID := runSyncPy(t, srv.URL, "make")
-	src := "mlflow+" + srv.URL + "?experiment-prefix=src/"
+	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
+	runID := runSyncPy(t, srv.URL, "make", p+"src/exp")
+	src := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "src/"
 	n := 0 // a new metric step, tag key and file name each time
 	for _, tc := range []struct{ name, dst string }{
 		{"parquet", "parquet:" + filepath.Join(t.TempDir(), "archive")},
-		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=dst/"},
+		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=" + p + "dst/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
@@ -181,12 +181,12 @@ func TestSyncSeesChangesToFinishedMLflowRuns(t *testing.T) {
 // in MLflow) is repaired, and runs that match are reported as verified,
 // not copied.
 func TestSyncForceRepairsTheDestination(t *testing.T) {
-	srv := testenv.StartMLflow(t)
-	runSyncPy(t, srv.URL, "make")
-	src := "mlflow+" + srv.URL + "?experiment-prefix=src/"
+	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
+	runSyncPy(t, srv.URL, "make", p+"src/exp")
+	src := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "src/"
 	for _, tc := range []struct{ name, dst string }{
 		{"parquet", "parquet:" + filepath.Join(t.TempDir(), "archive")},
-		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=dst/"},
+		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=" + p + "dst/"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
@@ -203,9 +203,9 @@ func TestSyncForceRepairsTheDestination(t *testing.T) {
 		})
 	}
 	t.Run("damaged mlflow", func(t *testing.T) {
-		dst := "mlflow+" + srv.URL + "?experiment-prefix=dst/"
+		dst := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "dst/"
 		state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
-		runSyncPy(t, "damage", srv.URL, "dst/exp", "team")
+		runSyncPy(t, "damage", srv.URL, p+"dst/exp", "team")
 		wantCheck(t, "after the tag was deleted in the destination", exitDifferences, src, dst)
 		wantCounts(t, "sync sees no change at the source", syncReport(t, 0, "sync", src, dst, state), 0, 1)
 		rep := syncReport(t, 0, "sync", src, dst, state, "--force")
@@ -225,9 +225,9 @@ func TestSyncForceRepairsTheDestination(t *testing.T) {
 // by sync (the sink checks sizes unless ?verify=sha256); sync --force
 // compares bodies by SHA-256, writes the run again and check passes.
 func TestSyncForceRepairsADamagedArchiveFile(t *testing.T) {
-	srv := testenv.StartMLflow(t)
-	runSyncPy(t, srv.URL, "make")
-	src := "mlflow+" + srv.URL + "?experiment-prefix=src/"
+	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
+	runSyncPy(t, srv.URL, "make", p+"src/exp")
+	src := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "src/"
 	dir := filepath.Join(t.TempDir(), "archive")
 	dst := "parquet:" + dir
 	state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
@@ -260,4 +260,10 @@ func TestSyncForceRepairsADamagedArchiveFile(t *testing.T) {
 		t.Errorf("sync --force: want the reason to name notes.txt, got %+v", rep.Runs)
 	}
 	wantCheck(t, "after sync --force", 0, src, dst)
+}
+
+// uniquePrefix returns an experiment-name prefix no other test of the
+// binary uses (the test's name), for tests on the shared MLflow server.
+func uniquePrefix(t *testing.T) string {
+	return strings.ReplaceAll(t.Name(), "/", "-") + "-"
 }

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 	"github.com/runferry/runferry/sources/wandbdir"
@@ -107,7 +110,7 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	known := []string{"experiment creation time: ", "field Start: ", "field End: ", "field Program: ",
 		"tag wandb.args missing", "tag wandb.cpu_count missing", "tag wandb.executable missing",
 		"tag wandb.exit_code missing", "tag wandb.os missing", "tag wandb.python missing", "tag wandb.root missing",
-		"tag wandb.sdk_version missing", "tag wandb.segments missing", "tag wandb.step_metric.",
+		"tag wandb.sdk_version missing", "tag wandb.segments missing",
 		"metric system/", "console output not readable", "files not readable"}
 	n := 0
 	for _, line := range strings.Split(out, "\n") {
@@ -247,5 +250,68 @@ func TestDryRunWandbCloudEstimates(t *testing.T) {
 	}
 	if len(plan) != 6 || exact == 0 {
 		t.Errorf("%d runs planned, %d estimated exactly", len(plan), exact)
+	}
+}
+
+// TestWandbCloudStepAxisInMLflow: a run read through W&B's API and its
+// run folder, copied into MLflow, get the same x axis: define_metric's
+// step metrics reach the cloud source (config _wandb.m) as they reach the
+// folder source, so every metric has the same MLflow steps and both runs
+// carry the same wandb.step_metric tag.
+func TestWandbCloudStepAxisInMLflow(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	cloud := wandbServer(t, key)
+	srv := testenv.SharedMLflow(t)
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := uniquePrefix(t)
+	axes := map[string]map[string][]int64{} // source → metric key → MLflow steps
+	tags := map[string]string{}
+	for i, src := range []string{fixtures, cloud} {
+		prefix := fmt.Sprintf("%s%d/", p, i)
+		if code, out, errOut := runCLI(t, "copy", src, "mlflow+"+srv.URL+"?experiment-prefix="+prefix, "--no-state", "--run", "fxd00004"); code != 0 {
+			t.Fatalf("copy %s: exit %d\n%s\n%s", src, code, out, errOut)
+		}
+		exp, err := api.GetExperimentByName(ctx, prefix+"fixture-entity/runferry-fixtures")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for r, err := range api.SearchRuns(ctx, []string{exp.ExperimentID}, "", mlflowapi.ViewAll) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			tags[src], _ = r.Tag("wandb.step_metric")
+			steps := map[string][]int64{}
+			for _, m := range r.Data.Metrics {
+				if strings.HasPrefix(m.Key, "system/") {
+					continue
+				}
+				for page, err := range api.MetricHistory(ctx, r.Info.RunID, m.Key) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, pt := range page {
+						steps[m.Key] = append(steps[m.Key], pt.Step)
+					}
+				}
+				slices.Sort(steps[m.Key])
+			}
+			axes[src] = steps
+		}
+		if n != 1 {
+			t.Fatalf("%s: %d runs copied, want 1", src, n)
+		}
+	}
+	if tags[fixtures] == "" || tags[fixtures] != tags[cloud] {
+		t.Errorf("wandb.step_metric: folder %q, cloud %q", tags[fixtures], tags[cloud])
+	}
+	if len(axes[fixtures]) == 0 || !reflect.DeepEqual(axes[fixtures], axes[cloud]) {
+		t.Errorf("MLflow steps differ:\nfolder %v\ncloud  %v", axes[fixtures], axes[cloud])
 	}
 }

@@ -341,7 +341,7 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	if err := res.compareStreams(ctx, src, dst, want.Origin); err != nil {
 		return err
 	}
-	if err := res.compareFiles(ctx, src, dst, want.Origin); err != nil {
+	if err := res.compareFiles(ctx, src, dst, want.Origin, opt.Transform); err != nil {
 		return err
 	}
 	return res.compareManifests(ctx, src, dst, want.Origin)
@@ -521,15 +521,15 @@ type fileInfo struct {
 // records (a destination's record of a body proves nothing about the body
 // a user would get); a body it cannot deliver is a difference naming the
 // file.
-func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
-	wf, wmeta, wok, err := listFiles(ctx, src, run, false)
+func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, run schema.Ref, tr transform.Chain) error {
+	wf, wmeta, wok, err := listFiles(ctx, src, run, false, tr)
 	if err != nil {
 		return fmt.Errorf("source run %s files: %w", run, err)
 	}
 	if !wok {
 		return nil
 	}
-	gf, gmeta, gok, err := listFiles(ctx, dst, run, true)
+	gf, gmeta, gok, err := listFiles(ctx, dst, run, true, nil)
 	if err != nil {
 		if !unreadable(err) {
 			return fmt.Errorf("destination run %s files: %w", run, err)
@@ -563,14 +563,14 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 	return nil
 }
 
-// listFiles lists a run's files with size and SHA-256, hashing content
+// listFiles lists a run's files, as the transform tr gives them, with size and SHA-256, hashing content
 // whose digest the source does not announce, or every body when
 // readBodies. With readBodies, a body that cannot be opened or read for a
 // reason that is not transient (missing, damaged: a permanent error) is
 // listed as unreadable instead of failing the check. It also returns the
 // logged models' metadata files (isModelMeta) by path, to be read again
 // when they differ.
-func listFiles(ctx context.Context, s sources.Source, run schema.Ref, readBodies bool) (map[string]fileInfo, map[string]*schema.Artifact, bool, error) {
+func listFiles(ctx context.Context, s sources.Source, run schema.Ref, readBodies bool, tr transform.Chain) (map[string]fileInfo, map[string]*schema.Artifact, bool, error) {
 	al, ok := s.(sources.ArtifactLister)
 	if !ok {
 		return nil, nil, false, nil
@@ -579,6 +579,9 @@ func listFiles(ctx context.Context, s sources.Source, run schema.Ref, readBodies
 	for a, err := range al.Artifacts(ctx, run) {
 		if err != nil {
 			return nil, nil, true, err
+		}
+		if a, _, err = tr.Artifact(ctx, a); err != nil {
+			return nil, nil, true, fmt.Errorf("file %s: %w", a.Path, err)
 		}
 		fi := fileInfo{size: a.Size, digest: a.Digest}
 		if a.Problem != "" {

@@ -3,7 +3,6 @@ package transfer
 import (
 	"context"
 
-	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"
@@ -35,28 +34,14 @@ func (j *job) copyRegistry(ctx context.Context) error {
 		return nil
 	}
 	rw, _ := j.dst.(sinks.RegistryWriter)
-	runs := map[schema.Ref]string{}
-	selected := map[schema.Ref]bool{}
-	unfinished := map[schema.Ref]bool{} // failed or interrupted in this job
-	j.mu.Lock()
-	for _, r := range j.rep.Runs {
-		ref, ok := schema.ParseRef(r.Origin)
-		if !ok {
-			continue
-		}
-		selected[ref] = true
-		unfinished[ref] = r.Outcome == Failed || r.Outcome == Interrupted
-		if r.DestID != "" && (r.Outcome == Committed || r.Outcome == Unchanged || r.Outcome == Verified) {
-			runs[ref] = r.DestID
-		}
-	}
-	j.mu.Unlock()
+	written := j.runsWritten(Committed, Unchanged, Verified)
+	runs, selected, unfinished := written.dest, written.selected, written.unfinished
 	filtered := j.opt.Filter.Selective()
 	res := &RegistryResult{}
 	cov := map[string]int64{}
 	for m, err := range rr.RegisteredModels(ctx) {
 		if err != nil {
-			if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+			if stopsJob(err) {
 				return err
 			}
 			j.addProblem("model registry: listing registered models: %v", err)
@@ -80,7 +65,7 @@ func (j *job) copyRegistry(ctx context.Context) error {
 		default:
 			c, err := rw.PutRegisteredModel(ctx, m, runs)
 			if err != nil {
-				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+				if stopsJob(err) {
 					return err
 				}
 				res.Failed++

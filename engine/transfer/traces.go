@@ -3,8 +3,6 @@ package transfer
 import (
 	"context"
 
-	"github.com/runferry/runferry/internal/fault"
-	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"
 )
@@ -35,22 +33,10 @@ func (j *job) copyTraces(ctx context.Context) error {
 	}
 	tw, _ := j.dst.(sinks.TraceWriter)
 	flusher, _ := j.dst.(sinks.TraceFlusher)
-	runs := map[schema.Ref]string{}
-	selected := map[schema.Ref]bool{}
-	unfinished := map[schema.Ref]bool{}
-	j.mu.Lock()
-	for _, r := range j.rep.Runs {
-		ref, ok := schema.ParseRef(r.Origin)
-		if !ok {
-			continue
-		}
-		selected[ref] = true
-		unfinished[ref] = r.Outcome == Failed || r.Outcome == Interrupted
-		if r.DestID != "" && (r.Outcome == Committed || r.Outcome == Unchanged) {
-			runs[ref] = r.DestID
-		}
-	}
-	j.mu.Unlock()
+	// Unlike the registry, a run only verified by --force is not counted as
+	// held (as before the two shared runsWritten).
+	written := j.runsWritten(Committed, Unchanged)
+	runs, selected, unfinished := written.dest, written.selected, written.unfinished
 	byRun := j.opt.Filter.SelectsRuns()
 	res := &TraceResult{}
 	cov := map[string]int64{}
@@ -59,7 +45,7 @@ func (j *job) copyTraces(ctx context.Context) error {
 		put := 0 // traces given to PutTrace, held by a TraceFlusher until flushed
 		for t, err := range tr.Traces(ctx, e.Origin) {
 			if err != nil {
-				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+				if stopsJob(err) {
 					return err
 				}
 				j.addProblem("experiment %s (%s): traces: %v", e.Name, e.Origin, err)
@@ -84,7 +70,7 @@ func (j *job) copyTraces(ctx context.Context) error {
 				if expID == "" {
 					id, err := j.experimentID(ctx, e)
 					if err != nil {
-						if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+						if stopsJob(err) {
 							return err
 						}
 						j.addProblem("experiment %s (%s): traces: %v", e.Name, e.Origin, err)
@@ -95,7 +81,7 @@ func (j *job) copyTraces(ctx context.Context) error {
 				}
 				c, err := tw.PutTrace(ctx, expID, t, runs)
 				if err != nil {
-					if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+					if stopsJob(err) {
 						return err
 					}
 					res.Failed++
@@ -111,7 +97,7 @@ func (j *job) copyTraces(ctx context.Context) error {
 		}
 		if flusher != nil && put > 0 {
 			if err := flusher.FlushTraces(ctx, expID); err != nil {
-				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+				if stopsJob(err) {
 					return err
 				}
 				res.Copied -= put

@@ -403,6 +403,13 @@ func (j *job) copyArtifacts(ctx context.Context, run schema.Ref, w sinks.RunWrit
 		if a.Problem != "" {
 			res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
 		}
+		a, left, err := j.opt.Transform.Artifact(ctx, a)
+		if err != nil {
+			return fmt.Errorf("file %s: %w", a.Path, err)
+		}
+		for _, item := range left {
+			addCoverage(res, item+" left out by "+j.opt.Transform.String()+" (not copied)", 1)
+		}
 		if err := j.copyArtifact(ctx, a, aw, res); err != nil {
 			return fmt.Errorf("file %s: %w", a.Path, err)
 		}
@@ -510,6 +517,13 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		for a, err := range r.Artifacts(ctx, p.run.Origin) {
 			if err != nil {
 				return fmt.Errorf("listing files: %w", err)
+			}
+			a, left, err := j.opt.Transform.Artifact(ctx, a)
+			if err != nil {
+				return fmt.Errorf("file %s: %w", a.Path, err)
+			}
+			for _, item := range left {
+				addCoverage(res, item+" left out by "+j.opt.Transform.String()+" (not copied)", 1)
 			}
 			res.Files++
 			if a.Size > 0 {

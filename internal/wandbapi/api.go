@@ -333,3 +333,58 @@ func UnwrapConfig(s string) (map[string]json.RawMessage, error) {
 	}
 	return out, nil
 }
+
+// StepMetrics returns the custom x-axes define_metric gave a run, from the
+// API's config JSON: metric name or glob ("val/*") → its step metric.
+// W&B keeps the definitions in config `_wandb` → `m`, a list of
+// MetricRecords keyed by proto field number ("1" name, "2" glob name, "4"
+// step metric, "5" step_metric_index: the 1-based position in the list of
+// the step metric's own record). Definitions without a step metric are
+// left out; nil when there is none. An `m` that is not such a list, or an
+// index outside it, is an error.
+func StepMetrics(config string) (map[string]string, error) {
+	if strings.TrimSpace(config) == "" {
+		return nil, nil
+	}
+	var wrapped struct {
+		Wandb *struct {
+			Value struct {
+				M json.RawMessage `json:"m"`
+			} `json:"value"`
+		} `json:"_wandb"`
+	}
+	if err := json.Unmarshal([]byte(config), &wrapped); err != nil {
+		return nil, fmt.Errorf("config: %v", err)
+	}
+	if wrapped.Wandb == nil || len(wrapped.Wandb.Value.M) == 0 || string(wrapped.Wandb.Value.M) == "null" {
+		return nil, nil
+	}
+	var defs []struct {
+		Name       string `json:"1"`
+		Glob       string `json:"2"`
+		StepMetric string `json:"4"`
+		StepIndex  int    `json:"5"`
+	}
+	if err := json.Unmarshal(wrapped.Wandb.Value.M, &defs); err != nil {
+		return nil, fmt.Errorf("config _wandb.m (define_metric): %v", err)
+	}
+	var out map[string]string
+	for i, d := range defs {
+		axis := d.StepMetric
+		if axis == "" && d.StepIndex != 0 {
+			if d.StepIndex < 1 || d.StepIndex > len(defs) || defs[d.StepIndex-1].Name == "" {
+				return nil, fmt.Errorf("config _wandb.m (define_metric): definition %d names step metric %d of %d", i+1, d.StepIndex, len(defs))
+			}
+			axis = defs[d.StepIndex-1].Name
+		}
+		name := cmpOr(d.Name, d.Glob)
+		if axis == "" || name == "" {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = axis
+	}
+	return out, nil
+}

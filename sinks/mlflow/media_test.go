@@ -15,10 +15,7 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/engine/check"
-	"github.com/runferry/runferry/engine/transfer"
-	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/sources/wandbdir"
 )
 
 // TestWandbMediaInMLflowLayout copies the W&B fixtures (written by the real
@@ -31,20 +28,9 @@ import (
 func TestWandbMediaInMLflowLayout(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	root := testenv.RepoRoot(t) + "/testdata/wandb/fixtures"
-	loc, err := location.Parse("wandb:"+root+"?crashed-after=1ns", func(string) (location.Kind, bool) { return location.PathKind, true })
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := wandbdir.Open(context.Background(), loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
+	src := openWandb(t, root)
 	dst, read, _ := pair(t, srv.URL)
-	rep, err := transfer.Copy(context.Background(), src, dst, transfer.Options{})
-	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed == 0 {
-		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
-	}
+	rep := copyAll(t, src, dst)
 	var runID string
 	for _, r := range rep.Runs {
 		if strings.HasSuffix(r.Origin, "/fxa00001") {

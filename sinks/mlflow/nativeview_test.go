@@ -16,6 +16,7 @@ import (
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/mlflow"
 	"github.com/runferry/runferry/sources"
 	mlsrc "github.com/runferry/runferry/sources/mlflow"
@@ -38,6 +39,17 @@ func openWandb(t *testing.T, path string) sources.Source {
 	return src
 }
 
+// copyAll copies src into dst, failing the test unless every run was
+// committed (and at least one).
+func copyAll(t *testing.T, src sources.Source, dst sinks.Sink) *transfer.Report {
+	t.Helper()
+	rep, err := transfer.Copy(context.Background(), src, dst, transfer.Options{})
+	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed == 0 {
+		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
+	}
+	return rep
+}
+
 // copyAndRead copies src into a fresh prefix on srv (with the given sink
 // configuration), checks that the MLflow source gives back exactly the
 // source, and returns what MLflow's REST API shows: the runs by W&B run
@@ -50,10 +62,7 @@ func copyAndRead(t *testing.T, srv *testenv.MLflowServer, src sources.Source, pe
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := transfer.Copy(ctx, src, dst, transfer.Options{})
-	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed == 0 {
-		t.Fatalf("copy: %v %+v %+v", err, rep.Totals, rep.Runs)
-	}
+	copyAll(t, src, dst)
 	read, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,8 @@ import (
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
 	"github.com/runferry/runferry/sources/parquetdir"
-	"github.com/runferry/runferry/sources/tensorboard"
 	"github.com/runferry/runferry/sources/sqldb"
+	"github.com/runferry/runferry/sources/tensorboard"
 	"github.com/runferry/runferry/sources/wandbcloud"
 	"github.com/runferry/runferry/sources/wandbdir"
 )

@@ -23,6 +23,9 @@
 //	config                        Run.Config: the values unwrapped from
 //	                              {"value": …, "desc": …}, `_wandb` removed
 //	summaryMetrics                Run.Summary, kept whole
+//	config _wandb.m (define_metric) tags wandb.step_metric.NAME = its step metric, as
+//	                              the folder source names them (NAME a metric or a
+//	                              glob), so that sinks plot against the same x axis
 //	sweepName                     tag wandb.sweep_id
 //	entity, project, run id       tags wandb.entity, wandb.project, wandb.run_id
 //	history rows                  Metric and RichValue as the folder source maps
@@ -371,6 +374,13 @@ func (s *Source) convert(exp schema.Ref, project string, r wandbapi.Run) schema.
 	default:
 		out.Status, tags["state"] = schema.StatusFailed, r.State
 		out.Damage = append(out.Damage, fmt.Sprintf("unknown W&B run state %q", r.State))
+	}
+	axes, err := wandbapi.StepMetrics(r.Config)
+	if err != nil {
+		out.Damage = append(out.Damage, err.Error())
+	}
+	for name, axis := range axes {
+		tags["step_metric."+name] = axis
 	}
 	for k, v := range tags {
 		if v != "" {

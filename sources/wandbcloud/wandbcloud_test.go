@@ -68,7 +68,7 @@ func want(t *testing.T) *dataset.Dataset {
 		r := &rd.Run
 		var tags []schema.Tag
 		for _, tg := range r.Tags {
-			if keep[strings.TrimPrefix(tg.Key, wandbdir.TagPrefix)] {
+			if k := strings.TrimPrefix(tg.Key, wandbdir.TagPrefix); keep[k] || strings.HasPrefix(k, "step_metric.") {
 				tags = append(tags, tg)
 			}
 		}

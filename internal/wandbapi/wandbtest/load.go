@@ -24,7 +24,8 @@ type Reader interface {
 // Load reads every run of src (a wandb: folder source) into Data for
 // entity, as W&B's cloud would show the same runs once synced: projects
 // named by the experiments' last path element, run ids, display names,
-// config, summary, tags (labels), notes, group, job type, host, commit,
+// config, define_metric's step metrics (the wandb.step_metric.* tags),
+// summary, tags (labels), notes, group, job type, host, commit,
 // user, state (from the status and the wandb.state tag), start as
 // createdAt and end as heartbeatAt, and history rows rebuilt from the
 // metrics and rich values (system metrics left out: the API keeps them
@@ -69,6 +70,14 @@ func loadRun(ctx context.Context, src Reader, r schema.Run) (*Run, error) {
 		ID: r.Origin.ID[strings.LastIndex(r.Origin.ID, "/")+1:], DisplayName: r.Name, State: state,
 		Group: r.Group, JobType: r.JobType, Notes: r.Notes, Commit: r.GitCommit, Host: r.Host, User: r.User,
 		SweepName: tag("sweep_id"), Tags: r.Labels, CreatedAt: r.Start, HeartbeatAt: r.End,
+	}
+	for _, t := range r.Tags {
+		if name, ok := strings.CutPrefix(t.Key, "wandb.step_metric."); ok {
+			if wr.StepMetrics == nil {
+				wr.StepMetrics = map[string]string{}
+			}
+			wr.StepMetrics[name] = t.Value
+		}
 	}
 	if len(r.Config) > 0 {
 		if err := json.Unmarshal(r.Config, &wr.Config); err != nil {

@@ -12,7 +12,8 @@
 //	project(name, entityName)                a project: runCount, runs(filters,
 //	                                         after, first, order) cursor-paged, run(name)
 //	run fields                               id, name, displayName, state, config
-//	                                         (W&B's {"k":{"value":…}} JSON), summaryMetrics,
+//	                                         (W&B's {"k":{"value":…}} JSON, with define_metric
+//	                                         in _wandb.m as W&B keeps it), summaryMetrics,
 //	                                         systemMetrics, tags, notes, group, jobType,
 //	                                         commit, host, user, createdAt, heartbeatAt,
 //	                                         historyKeys ({"keys":…, "lastStep":N}),
@@ -46,11 +47,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -85,7 +88,10 @@ type Run struct {
 	SweepName   string
 	Tags        []string
 	// Config holds plain values; the API wraps each as {"value": v, "desc": null}.
-	Config        map[string]any
+	Config map[string]any
+	// StepMetrics holds define_metric's custom x-axes (metric name or
+	// glob → step metric); served as W&B does, in config `_wandb` → `m`.
+	StepMetrics   map[string]string
 	Summary       map[string]any
 	SystemMetrics map[string]any
 	CreatedAt     time.Time
@@ -449,6 +455,9 @@ func (s *Server) run(p *Project, r *Run) *object {
 	for k, v := range r.Config {
 		cfg[k] = map[string]any{"value": v, "desc": nil}
 	}
+	if m := metricRecords(r.StepMetrics); m != nil {
+		cfg["_wandb"] = map[string]any{"value": map[string]any{"m": m}, "desc": nil}
+	}
 	orNil := func(s string) any {
 		if s == "" {
 			return nil
@@ -615,4 +624,33 @@ func historyKeys(r *Run) any {
 		hk["lastStep"] = stepOf(r.History[n-1])
 	}
 	return hk
+}
+
+// metricRecords renders define_metric's step metrics as W&B keeps them in
+// config `_wandb` → `m`: MetricRecords keyed by proto field number, each
+// step metric first with its own record ("1" name, "6" options: [3]
+// defined), then each metric ("1" name, or "2" for a glob) with "5" the
+// 1-based index of its step metric's record. Sorted, so the same
+// definitions give the same JSON.
+func metricRecords(axes map[string]string) []any {
+	if len(axes) == 0 {
+		return nil
+	}
+	var m []any
+	index := map[string]int{}
+	for _, name := range slices.Sorted(maps.Keys(axes)) {
+		axis := axes[name]
+		if _, ok := index[axis]; !ok {
+			m = append(m, map[string]any{"1": axis, "6": []any{3}, "7": []any{}})
+			index[axis] = len(m)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(axes)) {
+		field := "1"
+		if strings.Contains(name, "*") {
+			field = "2"
+		}
+		m = append(m, map[string]any{field: name, "5": index[axes[name]], "6": []any{1}, "7": []any{}})
+	}
+	return m
 }
