@@ -25,10 +25,11 @@
 //	summaryMetrics                Run.Summary, kept whole
 //	sweepName                     tag wandb.sweep_id
 //	entity, project, run id       tags wandb.entity, wandb.project, wandb.run_id
-//	history rows                  Metric and RichValue as the folder source maps
-//	                              them: `_step` the step, `_timestamp` the time,
-//	                              numbers and booleans metrics, dicts without
-//	                              `_type` flattened with "/", the rest rich values
+//	history rows                  Metric and RichValue by wandbfile.ConvertValues,
+//	                              the folder source's conversion: `_step` the step,
+//	                              `_timestamp` the time, numbers and booleans
+//	                              metrics, dicts without `_type` flattened with
+//	                              "/", the rest rich values
 //
 // A job's --run, --since and --until reach the server as the runs query's
 // filters (sources.RunFilterer); --include and --exclude select projects
@@ -50,7 +51,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -424,8 +424,35 @@ func cmpOr(a, b string) string {
 	return b
 }
 
+// row is one history row converted by wandbfile.ConvertValues (the
+// folder source's conversion): its points and rich values carry the row's
+// step and time.
+type row struct {
+	step   int64
+	points []schema.Metric
+	rich   []schema.RichValue
+}
+
+// convertRow converts one history row, decoded from the API's JSON, with
+// wandbfile.ConvertValues, each top-level key an item (the API's nested
+// dicts are flattened by it as the folder source flattens them).
+func convertRow(m map[string]any) row {
+	items := make([]wandbfile.Value, 0, len(m))
+	for k, v := range m {
+		items = append(items, wandbfile.Value{Path: []string{k}, Value: v})
+	}
+	rv, points := wandbfile.ConvertValues(items, nil)
+	for i := range points {
+		points[i].Step, points[i].Time = rv.Step, rv.Time
+	}
+	for i := range rv.Rich {
+		rv.Rich[i].Step, rv.Rich[i].Time = rv.Step, rv.Time
+	}
+	return row{step: rv.Step, points: points, rich: rv.Rich}
+}
+
 // history calls fn for every history row of run, in step order.
-func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row map[string]any) error) error {
+func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row) error) error {
 	p, err := s.split(run.ID, 2)
 	if err != nil {
 		return err
@@ -445,22 +472,22 @@ func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row map[st
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		rows, err := s.api.HistoryPage(ctx, s.cfg.Entity, p[0], p[1], lo, lo+HistoryWindow, int(HistoryWindow))
+		texts, err := s.api.HistoryPage(ctx, s.cfg.Entity, p[0], p[1], lo, lo+HistoryWindow, int(HistoryWindow))
 		if err != nil {
 			return err
 		}
-		parsed := make([]map[string]any, 0, len(rows))
-		for i, text := range rows {
-			v, err := decodeLenient(text)
+		rows := make([]row, 0, len(texts))
+		for i, text := range texts {
+			v, err := wandbfile.ParseValueJSON(text)
 			m, ok := v.(map[string]any)
 			if err != nil || !ok {
 				return fault.Permanent(fmt.Errorf("wandb: run %s: history row %d of steps [%d,%d): not a JSON object", run.ID, i, lo, lo+HistoryWindow))
 			}
-			parsed = append(parsed, m)
+			rows = append(rows, convertRow(m))
 		}
-		sort.SliceStable(parsed, func(i, j int) bool { return stepOf(parsed[i]) < stepOf(parsed[j]) })
-		for _, m := range parsed {
-			if err := fn(m); err != nil {
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].step < rows[j].step })
+		for _, r := range rows {
+			if err := fn(r); err != nil {
 				return err
 			}
 		}
@@ -468,50 +495,24 @@ func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row map[st
 	return nil
 }
 
-func stepOf(row map[string]any) int64 {
-	f, _ := wandbfile.ValueFloat(row["_step"])
-	return int64(f)
-}
-
 // Metrics yields the run's numeric history, PageSize points at a time.
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
-	return historyPages(ctx, s, run, func(key string, v any, step, ms int64) (schema.Metric, bool) {
-		f, ok := wandbfile.ValueFloat(v)
-		return schema.Metric{Key: key, Value: f, Step: step, Time: ms}, ok
-	})
+	return historyPages(ctx, s, run, func(r row) []schema.Metric { return r.points })
 }
 
 // RichValues yields the run's non-numeric history values in step order.
 func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return historyPages(ctx, s, run, func(key string, v any, step, ms int64) (schema.RichValue, bool) {
-		if _, ok := wandbfile.ValueFloat(v); ok {
-			return schema.RichValue{}, false
-		}
-		rv := schema.RichValue{Key: key, Step: step, Time: ms, Type: wandbfile.ValueKind(v), JSON: wandbfile.ValueToJSON(v)}
-		if m, ok := v.(map[string]any); ok {
-			if t, ok := m["_type"].(string); ok {
-				rv.Type = t
-			}
-			rv.Files = wandbfile.MediaFiles(m)
-		}
-		return rv, true
-	})
+	return historyPages(ctx, s, run, func(r row) []schema.RichValue { return r.rich })
 }
 
-// historyPages scans the run's history and yields, PageSize at a time, the
-// values convert keeps (it is given each key and value of a row with the
-// row's step and time).
-func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, convert func(key string, v any, step, ms int64) (T, bool)) iter.Seq2[[]T, error] {
+// historyPages scans the run's history and yields, PageSize at a time, what
+// pick takes from each row.
+func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick func(row) []T) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		var page []T
 		stopped := false
-		err := s.history(ctx, run, func(row map[string]any) error {
-			step, ms := header(row)
-			emitRow(row, func(key string, v any) {
-				if x, ok := convert(key, v, step, ms); ok {
-					page = append(page, x)
-				}
-			})
+		err := s.history(ctx, run, func(r row) error {
+			page = append(page, pick(r)...)
 			if len(page) >= PageSize {
 				if !yield(page, nil) {
 					stopped = true
@@ -535,50 +536,3 @@ func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, convert
 }
 
 var errStop = fmt.Errorf("stopped")
-
-// header returns a row's step and time (Unix ms, rounded to the µs, then
-// floored, as the folder source does).
-func header(row map[string]any) (step, ms int64) {
-	step = stepOf(row)
-	if f, ok := wandbfile.ValueFloat(row["_timestamp"]); ok && !math.IsNaN(f) && !math.IsInf(f, 0) && math.Abs(f) <= 1e15 {
-		us := int64(math.Round(f * 1e6))
-		ms = us / 1000
-		if us < 0 && us%1000 != 0 {
-			ms--
-		}
-	}
-	return step, ms
-}
-
-// emitRow calls fn for every value of a row in key order, dicts without
-// "_type" flattened into their leaves with "/", `_step`, `_timestamp`,
-// `_runtime` and `_wandb` left out.
-func emitRow(row map[string]any, fn func(key string, v any)) {
-	keys := make([]string, 0, len(row))
-	for k := range row {
-		switch k {
-		case "_step", "_timestamp", "_runtime", "_wandb":
-			continue
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var walk func(key string, v any)
-	walk = func(key string, v any) {
-		if m, ok := v.(map[string]any); ok && m["_type"] == nil && len(m) > 0 {
-			sub := make([]string, 0, len(m))
-			for k := range m {
-				sub = append(sub, k)
-			}
-			sort.Strings(sub)
-			for _, k := range sub {
-				walk(key+"/"+k, m[k])
-			}
-			return
-		}
-		fn(key, v)
-	}
-	for _, k := range keys {
-		walk(k, row[k])
-	}
-}
