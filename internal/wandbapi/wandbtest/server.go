@@ -23,8 +23,10 @@
 //	sampledHistory(specs)                    per spec {"keys", "minStep", "maxStep"
 //	                                         (inclusive), "samples"}: rows holding every key,
 //	                                         projected on them
-//	parquetHistory(liveKeys)                 no exports: parquetUrls [] and liveData [],
+//	parquetHistory(liveKeys)                 signed parquet URLs and the live tail for a
+//	                                         run with Export set (see Export); else none,
 //	                                         so readers fall back to the paged scan
+//	GET /exports/...                         the parquet export files (signed URLs)
 //
 // A field it does not know is a GraphQL error naming the field, so a query
 // shape a client sends that the server does not answer shows at once.
@@ -51,6 +53,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +95,9 @@ type Run struct {
 	HeartbeatAt   time.Time
 	// History holds the rows in step order; each has "_step".
 	History []map[string]any
+	// Export, when set, makes the server hold parquet exports of the
+	// history (see Export).
+	Export *Export
 }
 
 // Server is a running test server.
@@ -106,11 +112,16 @@ type Server struct {
 	RunsListed atomic.Int64
 	// HistoryReads counts the history and sampledHistory fields answered.
 	HistoryReads atomic.Int64
+	// ParquetQueries counts the parquetHistory fields answered.
+	ParquetQueries atomic.Int64
+	// ExportDownloads counts the parquet export files served.
+	ExportDownloads atomic.Int64
 
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
 	// answered the request itself (fault injection).
 	before func(w http.ResponseWriter, r *http.Request) bool
+	urlTTL time.Duration
 }
 
 // New starts a server holding data that accepts key.
@@ -133,6 +144,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	before := s.before
 	s.mu.Unlock()
 	if before != nil && before(w, r) {
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/exports/") && r.Method == http.MethodGet {
+		s.serveSigned(w, r)
 		return
 	}
 	if r.URL.Path != "/graphql" {
@@ -564,12 +579,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 			}
 			return out, nil
 		},
-		"parquetHistory": func(a map[string]any) (any, error) {
-			return &object{typ: "ParquetHistory", fields: map[string]func(map[string]any) (any, error){
-				"parquetUrls": field([]string{}),
-				"liveData":    field([]any{}),
-			}}, nil
-		},
+		"parquetHistory": func(a map[string]any) (any, error) { return s.parquetHistory(p, r, a) },
 	}}
 }
 

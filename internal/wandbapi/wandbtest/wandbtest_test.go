@@ -59,16 +59,33 @@ type historyRow struct {
 	Values map[string]any `json:"values"`
 }
 
+// exports gives some fixture runs parquet history exports: fxa00001 (sparse
+// steps, media) in three files, fxb00002 in one, fxd00004 in one file and a
+// live tail of two rows, fxc00003 only a live tail; fxe00005 has none (the
+// paged scan).
+func exports(d *wandbtest.Data) {
+	ex := map[string]*wandbtest.Export{"fxa00001": {Files: 3}, "fxb00002": {Files: 1},
+		"fxd00004": {Files: 1, Live: 2}, "fxc00003": {Live: 5}}
+	for _, p := range d.Projects {
+		for _, r := range p.Runs {
+			r.Export = ex[r.ID]
+		}
+	}
+}
+
 // TestRealSDKReadsFixtures runs the real wandb SDK (wandb.Api) against the
 // test server and requires it to read back what the fixtures hold
 // (expected.json, written by the script that made them): the project, every
 // run, config, summary, tags, notes, group, job type, and the full history
-// through run.scan_history() (wandb-core's reader, falling back from the
-// parquet exports to the paged history query), with sparse steps and pages
-// smaller than the runs.
+// through run.scan_history() (wandb-core's reader: the parquet exports and
+// their live tail for the runs that have them, see exports, the paged
+// history query for the others), with sparse steps and pages smaller than
+// the runs.
 func TestRealSDKReadsFixtures(t *testing.T) {
 	py := testenv.Python(t)
-	srv := wandbtest.New(fixtures(t), Key)
+	d := fixtures(t)
+	exports(d)
+	srv := wandbtest.New(d, Key)
 	defer srv.Close()
 
 	home := t.TempDir()
@@ -161,6 +178,16 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		for _, row := range g.History {
 			vals := map[string]any{}
 			for k, v := range row {
+				if v == nil {
+					continue // a parquet export's null: the row lacks the key
+				}
+				if s, ok := v.(string); ok && strings.HasPrefix(s, "{") {
+					// a parquet export's JSON column: the SDK gives its text
+					var m map[string]any
+					if json.Unmarshal([]byte(s), &m) == nil && m["_type"] != nil {
+						v = m
+					}
+				}
 				if m, ok := v.(map[string]any); ok && m["_type"] != nil {
 					v = m["_type"] // media: expected.json names only the kind
 				}
@@ -195,6 +222,10 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		if n := min(3, len(g.History)); g.Sampled != n {
 			t.Errorf("%s: history(samples=3) gave %d rows, want %d", id, g.Sampled, n)
 		}
+	}
+	if srv.ParquetQueries.Load() == 0 || srv.ExportDownloads.Load() < 5 {
+		t.Errorf("the SDK asked parquetHistory %d times and downloaded %d export files, want the parquet path (5 files)",
+			srv.ParquetQueries.Load(), srv.ExportDownloads.Load())
 	}
 }
 
