@@ -27,6 +27,12 @@ type Config struct {
 	Project string
 	// APIKey is the key; empty means WANDB_API_KEY or ~/.netrc.
 	APIKey string
+	// PagedHistory reads history only with the paged history query,
+	// never from the parquet exports.
+	PagedHistory bool
+	// TempDir holds downloads while they are read (os.TempDir when
+	// empty).
+	TempDir string
 }
 
 var options = []location.Option{
@@ -46,8 +52,9 @@ func Description() location.Description {
 at https://HOST/graphql (api.wandb.ai for W&B's cloud, your host for W&B Server
 and Dedicated Cloud). Runs come out in the same shape, with the same origins
 (ENTITY/PROJECT/RUN_ID), as from their run folders with wandb:PATH, so a run
-copied from both is one run. History is read in full, unsampled, with the paged
-history scan up to the run's last step. --run, --since and --until are sent
+copied from both is one run. History is read in full, unsampled: from W&B's
+parquet history exports and their live tail where the run has them, else with
+the paged history scan up to the run's last step. --run, --since and --until are sent
 to the server as the runs query's filters, so only the selected runs are
 listed; ls of an entity lists its projects with run counts; --dry-run
 estimates points from the listing without reading history. The API key comes from WANDB_API_KEY or

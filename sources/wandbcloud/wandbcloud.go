@@ -35,15 +35,20 @@
 // filters (sources.RunFilterer); --include and --exclude select projects
 // before their runs are listed.
 //
-// History is read in full with the paged history query, in windows of
-// HistoryWindow steps up to the run's lastStep (an empty window is not the
-// end: steps may be sparse), never sampled.
+// History is read in full, never sampled: from the run's parquet history
+// exports (parquetHistory: signed URLs, downloaded into temporary files
+// one at a time and read row by row with parquet-go, asked for again when
+// storage refuses an expired one) and their live tail; a run without
+// exports, or a server without parquetHistory, is read with the paged
+// history query, in windows of HistoryWindow steps up to the run's
+// lastStep (an empty window is not the end: steps may be sparse). Export
+// files must hold disjoint step ranges (they are read in order of their
+// first step); a row out of step order is an error naming the run.
 //
 // What the API does not give that a run folder has: the exit code (tag
 // wandb.exit_code), the environment tags (python, os, args, …), system
 // metrics at full resolution, console output with times. Not read yet:
-// parquet history exports, system metrics, console output, run files and
-// artifacts.
+// system metrics, console output, run files and artifacts.
 package wandbcloud
 
 import (
@@ -451,7 +456,9 @@ func convertRow(m map[string]any) row {
 	return row{step: rv.Step, points: points, rich: rv.Rich}
 }
 
-// history calls fn for every history row of run, in step order.
+// history calls fn for every history row of run, in step order: from the
+// parquet exports and their live tail when the run has them (unless
+// Config.PagedHistory), else with the paged history scan.
 func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row) error) error {
 	p, err := s.split(run.ID, 2)
 	if err != nil {
@@ -468,11 +475,23 @@ func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row) error
 	if !ok {
 		return nil
 	}
-	for lo := int64(0); lo <= last; lo += HistoryWindow {
+	if !s.cfg.PagedHistory {
+		if handled, err := s.exportHistory(ctx, run, p[0], p[1], last, fn); handled || err != nil {
+			return err
+		}
+	}
+	return s.pagedHistory(ctx, run, p[0], p[1], 0, last, fn)
+}
+
+// pagedHistory calls fn for every history row with from <= step <= last,
+// in step order, read with the paged history query in windows of
+// HistoryWindow steps (an empty window is not the end).
+func (s *Source) pagedHistory(ctx context.Context, run schema.Ref, project, id string, from, last int64, fn func(row) error) error {
+	for lo := from; lo <= last; lo += HistoryWindow {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		texts, err := s.api.HistoryPage(ctx, s.cfg.Entity, p[0], p[1], lo, lo+HistoryWindow, int(HistoryWindow))
+		texts, err := s.api.HistoryPage(ctx, s.cfg.Entity, project, id, lo, lo+HistoryWindow, int(HistoryWindow))
 		if err != nil {
 			return err
 		}

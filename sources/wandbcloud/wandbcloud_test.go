@@ -1,8 +1,10 @@
 package wandbcloud_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -40,12 +42,16 @@ func fixtureSource(t *testing.T) *wandbdir.Source {
 	return src
 }
 
-// server serves the fixtures as W&B's cloud would hold them once synced.
-func server(t *testing.T) *wandbtest.Server {
+// server serves the fixtures as W&B's cloud would hold them once synced,
+// changed by the functions given.
+func server(t *testing.T, change ...func(*wandbtest.Data)) *wandbtest.Server {
 	t.Helper()
 	d, err := wandbtest.Load(context.Background(), fixtureSource(t), "fixture-entity", "tester")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range change {
+		f(d)
 	}
 	srv := wandbtest.New(d, key)
 	t.Cleanup(srv.Close)
@@ -132,6 +138,100 @@ func TestConformance(t *testing.T) {
 	}
 	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
 		t.Fatal(strings.Join(diff, "\n"))
+	}
+}
+
+// TestConformanceExports is TestConformance with parquet history exports
+// (wandbtest.ExportFixtures: three files with sparse steps, one file with
+// a live tail, a live tail only, and runs without, read by the paged
+// scan): the same runs, read from the exports, and the paged query asked
+// only for the live tails and the runs without exports.
+func TestConformanceExports(t *testing.T) {
+	old := wandbcloud.HistoryWindow
+	wandbcloud.HistoryWindow = 3
+	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
+	srv := server(t, wandbtest.ExportFixtures)
+	w := want(t)
+	got, err := dataset.Read(context.Background(), open(t, srv.URL, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatal(strings.Join(diff, "\n"))
+	}
+	// Metrics and rich values each read the history: 2 x 5 files.
+	if n := srv.ExportDownloads.Load(); n != 10 {
+		t.Errorf("%d export files downloaded, want 10", n)
+	}
+	// Paged windows of 3 steps: fxc00003's live tail (steps 0-4: 2),
+	// fxd00004's (steps 3-4: 1), fxe00005 without exports (steps 0-1: 1),
+	// twice each.
+	if n := srv.HistoryReads.Load(); n != 8 {
+		t.Errorf("%d paged history requests, want 8", n)
+	}
+	// Without the exports, the paged scan reads the same.
+	paged, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", APIKey: key, PagedHistory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = dataset.Read(context.Background(), paged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatal(strings.Join(diff, "\n"))
+	}
+}
+
+// TestExpiredExportURLs: export URLs that expire before they are fetched
+// are asked for again; URLs that always expire end in a retryable error
+// naming the run.
+func TestExpiredExportURLs(t *testing.T) {
+	srv := server(t, wandbtest.ExportFixtures)
+	ref := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/fxa00001"}
+	var wantPoints []schema.Metric
+	for _, rd := range want(t).Runs {
+		if rd.Run.Origin == ref {
+			wantPoints = rd.Metrics
+		}
+	}
+	// The first two parquetHistory answers hand out URLs that have
+	// already expired.
+	var asked atomic.Int64
+	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/graphql" {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			if bytes.Contains(b, []byte("parquetHistory")) {
+				if asked.Add(1) <= 2 {
+					srv.SetURLTTL(-time.Second)
+				} else {
+					srv.SetURLTTL(0)
+				}
+			}
+		}
+		return false
+	})
+	src := open(t, srv.URL, "")
+	var got []schema.Metric
+	for page, err := range src.Metrics(context.Background(), ref) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantPoints) || asked.Load() != 3 {
+		t.Fatalf("read %d points (want %d), parquetHistory asked %d times (want 3)", len(got), len(wantPoints), asked.Load())
+	}
+	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
+		srv.SetURLTTL(-time.Second)
+		return false
+	})
+	for _, err := range src.Metrics(context.Background(), ref) {
+		if err == nil || fault.KindOf(err) != fault.KindRetryable || !strings.Contains(err.Error(), "fixture-entity/runferry-fixtures/fxa00001") ||
+			!strings.Contains(err.Error(), "expired") || strings.Contains(err.Error(), "sig=") {
+			t.Fatalf("always expired: %v", err)
+		}
 	}
 }
 

@@ -35,6 +35,22 @@ type Export struct {
 	Live  int // number of last rows not exported (the live tail)
 }
 
+// ExportFixtures gives some runs of the W&B fixtures (Load) parquet
+// history exports: fxa00001 (sparse steps, media) in three files, fxb00002
+// in one, fxd00004 in one file and a live tail of two rows, fxc00003 only a
+// live tail; the others none (the paged scan).
+func ExportFixtures(d *Data) {
+	ex := map[string]Export{"fxa00001": {Files: 3}, "fxb00002": {Files: 1},
+		"fxd00004": {Files: 1, Live: 2}, "fxc00003": {Live: 5}}
+	for _, p := range d.Projects {
+		for _, r := range p.Runs {
+			if e, ok := ex[r.ID]; ok {
+				r.Export = &e
+			}
+		}
+	}
+}
+
 // exportSplit returns the exported rows of r split into its files, and the
 // live rows.
 func exportSplit(r *Run) (files [][]map[string]any, live []map[string]any) {
@@ -94,7 +110,7 @@ func (s *Server) signedURL(path string) string {
 	ttl := s.urlTTL
 	s.mu.Unlock()
 	exp := int64(0)
-	if ttl > 0 {
+	if ttl != 0 {
 		exp = time.Now().Add(ttl).UnixNano()
 	}
 	return fmt.Sprintf("%s%s?expires=%d&sig=%s", s.URL, path, exp, s.sign(path, exp))
@@ -114,7 +130,8 @@ func fnv64(x string) uint64 {
 }
 
 // SetURLTTL makes signed URLs expire ttl after they are handed out (0:
-// never); an expired one is answered 403 with S3's AccessDenied body.
+// never; a negative ttl: already expired);
+// an expired one is answered 403 with S3's AccessDenied body.
 func (s *Server) SetURLTTL(ttl time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -59,32 +59,18 @@ type historyRow struct {
 	Values map[string]any `json:"values"`
 }
 
-// exports gives some fixture runs parquet history exports: fxa00001 (sparse
-// steps, media) in three files, fxb00002 in one, fxd00004 in one file and a
-// live tail of two rows, fxc00003 only a live tail; fxe00005 has none (the
-// paged scan).
-func exports(d *wandbtest.Data) {
-	ex := map[string]*wandbtest.Export{"fxa00001": {Files: 3}, "fxb00002": {Files: 1},
-		"fxd00004": {Files: 1, Live: 2}, "fxc00003": {Live: 5}}
-	for _, p := range d.Projects {
-		for _, r := range p.Runs {
-			r.Export = ex[r.ID]
-		}
-	}
-}
-
 // TestRealSDKReadsFixtures runs the real wandb SDK (wandb.Api) against the
 // test server and requires it to read back what the fixtures hold
 // (expected.json, written by the script that made them): the project, every
 // run, config, summary, tags, notes, group, job type, and the full history
 // through run.scan_history() (wandb-core's reader: the parquet exports and
-// their live tail for the runs that have them, see exports, the paged
+// their live tail for the runs that have them, see ExportFixtures, the paged
 // history query for the others), with sparse steps and pages smaller than
 // the runs.
 func TestRealSDKReadsFixtures(t *testing.T) {
 	py := testenv.Python(t)
 	d := fixtures(t)
-	exports(d)
+	wandbtest.ExportFixtures(d)
 	srv := wandbtest.New(d, Key)
 	defer srv.Close()
 
