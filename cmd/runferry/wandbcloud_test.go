@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,5 +249,51 @@ func TestDryRunWandbCloudEstimates(t *testing.T) {
 	}
 	if len(plan) != 6 || exact == 0 {
 		t.Errorf("%d runs planned, %d estimated exactly", len(plan), exact)
+	}
+}
+
+// TestWandbCloudBadLocations: an entity or project that does not exist, a
+// host that has no W&B API at /graphql (a self-hosted URL missing its API
+// path answers 404) and a proxy's HTML page each end the job before any
+// transfer, exit 1, with one line naming the problem, never a page dump.
+func TestWandbCloudBadLocations(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	loc := wandbServer(t, key)
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(notFound.Close)
+	page := "<!DOCTYPE html>\n<html><head><title>Corporate SSO</title></head>\n<body>" + strings.Repeat("<p>sign in</p>\n", 500) + "</body></html>"
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(page))
+	}))
+	t.Cleanup(proxy.Close)
+	host := func(u string) string { return "wandb+http://" + strings.TrimPrefix(u, "http://") }
+	for _, c := range []struct {
+		loc  string
+		want []string
+	}{
+		{loc + "/nope", []string{"project fixture-entity/nope not found"}},
+		{strings.TrimSuffix(loc, "/fixture-entity") + "/nobody", []string{`entity "nobody" has no project`}},
+		{host(notFound.URL) + "/acme", []string{"/graphql answered 404", "not JSON", "is this a W&B API URL?"}},
+		{host(proxy.URL) + "/acme/vision", []string{"/graphql answered 200", "text/html", "Corporate SSO"}},
+	} {
+		archive := filepath.Join(t.TempDir(), "archive")
+		code, out, errOut := runCLI(t, "copy", c.loc, "parquet:"+archive, "--state", filepath.Join(t.TempDir(), "l.db"))
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s\n%s", c.loc, code, out, errOut)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%s: error lacks %q: %q", c.loc, w, errOut)
+			}
+		}
+		if n := strings.Count(strings.TrimSpace(errOut), "\n"); n > 0 || len(errOut) > 400 {
+			t.Errorf("%s: error is %d lines, %d bytes: %q", c.loc, n+1, len(errOut), errOut)
+		}
+		if _, err := os.Stat(archive); !os.IsNotExist(err) {
+			t.Errorf("%s: the archive was created (%v)", c.loc, err)
+		}
 	}
 }
