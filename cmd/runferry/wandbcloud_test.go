@@ -8,7 +8,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -295,5 +297,66 @@ func TestWandbCloudBadLocations(t *testing.T) {
 		if _, err := os.Stat(archive); !os.IsNotExist(err) {
 			t.Errorf("%s: the archive was created (%v)", c.loc, err)
 		}
+	}
+}
+
+// TestWandbCloudRateLimited: against a server that rate-limits (a bucket
+// of 16 requests refilled at 16/s), a copy with --rate 30 never sends
+// requests faster than 30 a second, says on stderr that it waits on the server
+// and why, and arrives whole (check passes).
+func TestWandbCloudRateLimited(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wandbtest.ExportFixtures(d)
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	srv.SetLimit(16, 0)
+	var mu sync.Mutex
+	var times []time.Time
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+		return false
+	})
+	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+	code, out, errOut := runCLI(t, "copy", loc, archive, "--rate", "30", "--state", filepath.Join(t.TempDir(), "l.db"))
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "waiting on the server") || !strings.Contains(errOut, "RateLimit-Remaining 0") {
+		t.Errorf("stderr does not say it waits on the server and why:\n%s", errOut)
+	}
+	mu.Lock()
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	// Any 10 consecutive requests span at least 9/30 s (less a little
+	// for the network's jitter).
+	for i := 0; i+9 < len(times); i++ {
+		if span := times[i+9].Sub(times[i]); span < 280*time.Millisecond {
+			t.Errorf("requests %d to %d arrived within %v under --rate 30", i, i+9, span)
+			break
+		}
+	}
+	n := len(times)
+	mu.Unlock()
+	if n < 20 {
+		t.Errorf("only %d requests", n)
+	}
+	code, out, errOut = runCLI(t, "check", loc, archive, "--rate", "30")
+	if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut = runCLI(t, "ls", loc, "--rate", "-1"); code != 2 {
+		t.Errorf("--rate -1: exit %d\n%s", code, errOut)
 	}
 }

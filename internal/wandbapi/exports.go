@@ -89,14 +89,21 @@ func (c *Client) Download(ctx context.Context, rawURL string, w io.Writer, want 
 		return 0, fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}
 	req.Header.Set("User-Agent", "runferry")
-	resp, err := c.http.Do(req)
+	rctx, done, err := c.slot(req.Context())
 	if err != nil {
+		return 0, err
+	}
+	resp, err := c.http.Do(req.WithContext(rctx))
+	if err != nil {
+		done(false)
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
 		return 0, fault.Retryable(fmt.Errorf("wandb: GET %s: %s", redactURL(rawURL), c.scrub(redactErr(err.Error(), rawURL))), 0)
 	}
 	defer resp.Body.Close()
+	ok := false
+	defer func() { done(ok) }()
 	switch {
 	case resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized:
 		return 0, fmt.Errorf("wandb: GET %s: %d: %w", redactURL(rawURL), resp.StatusCode, ErrURLRefused)
@@ -118,6 +125,7 @@ func (c *Client) Download(ctx context.Context, rawURL string, w io.Writer, want 
 	if want >= 0 && n != want {
 		return n, fault.Permanent(fmt.Errorf("wandb: GET %s: %d bytes, want %d", redactURL(rawURL), n, want))
 	}
+	ok = true
 	return n, nil
 }
 

@@ -92,6 +92,7 @@ var (
 	_ sources.RunFilterer     = (*Source)(nil)
 	_ sources.RunCounter      = (*Source)(nil)
 	_ sources.Estimator       = (*Source)(nil)
+	_ sources.Paced           = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.
@@ -131,6 +132,14 @@ func (s *Source) Check(ctx context.Context) error {
 	}
 	return fault.Fatal(fmt.Errorf("wandb: entity %q has no project on %s visible to this API key (or does not exist)", s.cfg.Entity, s.cfg.BaseURL))
 }
+
+// SetRate caps the requests sent to the server per second (retries and
+// downloads included); 0 removes the cap.
+func (s *Source) SetRate(perSecond float64) { s.api.SetRate(perSecond) }
+
+// OnWait sets the function told about every wait the server asked for
+// (429 with Retry-After, RateLimit-Remaining 0 until RateLimit-Reset).
+func (s *Source) OnWait(f func(reason string, d time.Duration)) { s.api.SetWaitHook(f) }
 
 // Close releases nothing; it is safe to call more than once.
 func (s *Source) Close() error { return nil }

@@ -122,6 +122,13 @@ type Server struct {
 	// answered the request itself (fault injection).
 	before func(w http.ResponseWriter, r *http.Request) bool
 	urlTTL time.Duration
+
+	// SetLimit's token bucket and latency
+	rate, tokens float64
+	refilled     time.Time
+	latency      time.Duration
+	// Limited counts the requests answered 429 by SetLimit's bucket.
+	Limited atomic.Int64
 }
 
 // New starts a server holding data that accepts key.
@@ -144,6 +151,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	before := s.before
 	s.mu.Unlock()
 	if before != nil && before(w, r) {
+		return
+	}
+	if s.limit(w) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/exports/") && r.Method == http.MethodGet {
