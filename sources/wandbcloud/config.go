@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/runferry/runferry/internal/location"
 )
@@ -33,6 +34,9 @@ type Config struct {
 	// TempDir holds downloads while they are read (os.TempDir when
 	// empty).
 	TempDir string
+	// RetryWait, when set, is the client's shortest wait between retries
+	// (the longest is 20 times it); tests shorten it.
+	RetryWait time.Duration
 }
 
 var options = []location.Option{

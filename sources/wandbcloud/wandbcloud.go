@@ -106,7 +106,7 @@ func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
 
 // New returns a source for cfg. It does no I/O: Check proves the key.
 func New(cfg Config) (*Source, error) {
-	api, err := wandbapi.New(wandbapi.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey})
+	api, err := wandbapi.New(wandbapi.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey, RetryWaitMin: cfg.RetryWait, RetryWaitMax: 20 * cfg.RetryWait})
 	if err != nil {
 		return nil, err
 	}

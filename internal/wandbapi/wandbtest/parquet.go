@@ -163,7 +163,7 @@ func (s *Server) serveSigned(w http.ResponseWriter, r *http.Request) {
 		if p.Name != parts[1] {
 			continue
 		}
-		for _, run := range p.Runs {
+		for _, run := range s.live(p) {
 			if run.ID != parts[2] {
 				continue
 			}

@@ -120,8 +120,9 @@ type Server struct {
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
 	// answered the request itself (fault injection).
-	before func(w http.ResponseWriter, r *http.Request) bool
-	urlTTL time.Duration
+	before  func(w http.ResponseWriter, r *http.Request) bool
+	urlTTL  time.Duration
+	deleted map[string]bool // run ids deleted
 
 	// SetLimit's token bucket and latency
 	rate, tokens float64
@@ -136,6 +137,33 @@ func New(data *Data, key string) *Server {
 	s := &Server{data: data, key: key}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// Delete removes the run with id from the server (as if deleted in W&B's
+// UI): it is listed no more, and asking for it answers null.
+func (s *Server) Delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted == nil {
+		s.deleted = map[string]bool{}
+	}
+	s.deleted[id] = true
+}
+
+// live returns the runs of p not deleted.
+func (s *Server) live(p *Project) []*Run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.deleted) == 0 {
+		return p.Runs
+	}
+	var out []*Run
+	for _, r := range p.Runs {
+		if !s.deleted[r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Before installs a hook run before every request; it answers the request
@@ -409,7 +437,7 @@ func (s *Server) project(p *Project) *object {
 		if a["filters"] != nil && f == "" {
 			return nil, fmt.Errorf("filters: want a JSONString, got %T", a["filters"])
 		}
-		return filterRuns(p.Runs, f)
+		return filterRuns(s.live(p), f)
 	}
 	return &object{typ: "Project", fields: map[string]func(map[string]any) (any, error){
 		"id":          field(id),
@@ -449,7 +477,7 @@ func (s *Server) project(p *Project) *object {
 		},
 		"run": func(a map[string]any) (any, error) {
 			name, _ := a["name"].(string)
-			for _, r := range p.Runs {
+			for _, r := range s.live(p) {
 				if r.ID == name {
 					return s.run(p, r), nil
 				}
