@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -359,4 +361,97 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	if code, _, errOut = runCLI(t, "ls", loc, "--rate", "-1"); code != 2 {
 		t.Errorf("--rate -1: exit %d\n%s", code, errOut)
 	}
+}
+
+// fixtureServer serves the W&B fixtures, with parquet history exports
+// (wandbtest.ExportFixtures), through the W&B API test server.
+func fixtureServer(t *testing.T, key string) (*wandbtest.Server, string) {
+	t.Helper()
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wandbtest.ExportFixtures(d)
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	return srv, "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+}
+
+// TestWandbCloudRunDeletedMidExport: a run deleted on the server after the
+// runs were listed fails by name (exit 3), the others arrive; once the run
+// is gone, a re-run has nothing left to do for it and check compares the
+// rest.
+func TestWandbCloudRunDeletedMidExport(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	srv, loc := fixtureServer(t, key)
+	var once sync.Once
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/exports/") {
+			once.Do(func() { srv.Delete("fxd00004") }) // first download: the listing is done
+		}
+		return false
+	})
+	dir := t.TempDir()
+	archive := "parquet:" + filepath.Join(dir, "archive")
+	code, out, errOut := runCLI(t, "copy", loc, archive, "--state", filepath.Join(dir, "l.db"), "--retries", "0", "--concurrency", "1")
+	if code != exitRunsFailed || !strings.Contains(out, "copied 5 runs") || !strings.Contains(out+errOut, "fxd00004") ||
+		!strings.Contains(out+errOut, "run fixture-entity/runferry-fixtures/fxd00004 not found") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "copy", loc, archive, "--state", filepath.Join(dir, "l.db"))
+	if code != 0 || !strings.Contains(out, "copied 0 runs") {
+		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestWandbCloudKillThenResume: the real binary copying from the W&B test
+// server (exports, a latency of 20 ms a request) is SIGKILLed at seeded
+// random moments; a final re-run completes and check passes.
+func TestWandbCloudKillThenResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and kills it")
+	}
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	srv, loc := fixtureServer(t, key)
+	srv.SetLimit(0, 20*time.Millisecond)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "runferry")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	archive := "parquet:" + filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	start := time.Now()
+	if out, err := exec.Command(bin, "copy", loc, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q").CombinedOutput(); err != nil {
+		t.Fatalf("probe copy: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+	rng := testenv.Rand(t)
+	kills := 0
+	for range 6 {
+		cmd := exec.Command(bin, "copy", loc, archive, "--state", ledger, "-q", "--concurrency", "2")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(full))))
+		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
+			kills++
+		}
+		_ = cmd.Wait()
+	}
+	if out, err := exec.Command(bin, "copy", loc, archive, "--state", ledger, "-q").CombinedOutput(); err != nil {
+		t.Fatalf("final copy: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "check", loc, archive).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "6 match, 0 differences") {
+		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
+	}
+	t.Logf("%d kills within %v each", kills, full)
 }
