@@ -303,7 +303,7 @@ func TestWandbCloudBadLocations(t *testing.T) {
 }
 
 // TestWandbCloudRateLimited: against a server that rate-limits (a bucket
-// of 16 requests refilled at 16/s), a copy with --rate 30 never sends
+// of 6 requests refilled at 6/s), a copy with --rate 30 never sends
 // requests faster than 30 a second, says on stderr that it waits on the server
 // and why, and arrives whole (check passes).
 func TestWandbCloudRateLimited(t *testing.T) {
@@ -321,7 +321,7 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	wandbtest.ExportFixtures(d)
 	srv := wandbtest.New(d, key)
 	t.Cleanup(srv.Close)
-	srv.SetLimit(16, 0)
+	srv.SetLimit(6, 0)
 	var mu sync.Mutex
 	var times []time.Time
 	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
@@ -351,7 +351,7 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	}
 	n := len(times)
 	mu.Unlock()
-	if n < 20 {
+	if n < 15 {
 		t.Errorf("only %d requests", n)
 	}
 	code, out, errOut = runCLI(t, "check", loc, archive, "--rate", "30")

@@ -16,8 +16,8 @@ import (
 	"github.com/runferry/runferry/sources/wandbcloud"
 )
 
-// TestSurvivesFaults: with one request in four (seeded) answered by a
-// fault (every fourth query from a seeded start, every third export
+// TestSurvivesFaults: with one request in two (seeded) answered by a
+// fault (every second query from a seeded start, every second export
 // download), whole projects read
 // exactly as without: 429 with Retry-After, 500, 502, 503 and connections
 // reset before any answer. Every kind is injected.
@@ -31,26 +31,26 @@ func TestSurvivesFaults(t *testing.T) {
 	var mu sync.Mutex
 	injected := map[string]int{}
 	kinds := []string{"429", "500", "502", "503", "reset"}
-	queries, downloads, offset := 0, 0, rng.IntN(4)
+	queries, downloads, offset := 0, 0, rng.IntN(2)
 	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
 		mu.Lock()
 		defer mu.Unlock()
-		// Every fourth query (from a seeded offset) and every third
+		// Every second query (from a seeded offset) and every second
 		// download; the kinds take turns in each.
 		download := strings.HasPrefix(r.URL.Path, "/exports/")
 		var kind string
 		if download {
 			downloads++
-			if downloads%3 != 0 {
+			if downloads%2 != 0 {
 				return false
 			}
-			kind = kinds[(downloads/3)%len(kinds)] + " download"
+			kind = kinds[(downloads/2)%len(kinds)] + " download"
 		} else {
 			queries++
-			if (queries+offset)%4 != 0 {
+			if (queries+offset)%2 != 0 {
 				return false
 			}
-			kind = kinds[((queries+offset)/4)%len(kinds)]
+			kind = kinds[((queries+offset)/2)%len(kinds)]
 		}
 		injected[kind]++
 		switch {
@@ -93,7 +93,7 @@ func TestSurvivesFaults(t *testing.T) {
 			t.Errorf("no %s injected into queries (%v)", k, injected)
 		}
 	}
-	if inDownloads < 3 {
+	if inDownloads < 2 {
 		t.Errorf("%d faults injected into downloads (%v)", inDownloads, injected)
 	}
 	t.Logf("faults injected: %v", injected)

@@ -82,7 +82,9 @@ type Source struct {
 	api *wandbapi.Client
 
 	mu        sync.Mutex
-	estimates map[string]int64 // run origin id -> estimated points, from the listing
+	estimates map[string]int64  // run origin id -> estimated points, from the listing
+	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
+	spools    map[string]*spool // run origin id -> rich values read by Metrics
 }
 
 var (
@@ -141,8 +143,17 @@ func (s *Source) SetRate(perSecond float64) { s.api.SetRate(perSecond) }
 // (429 with Retry-After, RateLimit-Remaining 0 until RateLimit-Reset).
 func (s *Source) OnWait(f func(reason string, d time.Duration)) { s.api.SetWaitHook(f) }
 
-// Close releases nothing; it is safe to call more than once.
-func (s *Source) Close() error { return nil }
+// Close removes the rich values kept aside (see spool.go); it is safe to
+// call more than once.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sp := range s.spools {
+		sp.remove()
+	}
+	s.spools = nil
+	return nil
+}
 
 // Experiments yields the entity's projects (or the one given), sorted by
 // origin.
@@ -224,6 +235,12 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				s.estimates = map[string]int64{}
 			}
 			s.estimates[run.Origin.ID] = estimatePoints(r)
+			if s.lastSteps == nil {
+				s.lastSteps = map[string]int64{}
+			}
+			if last, ok, err := r.LastStep(); err == nil {
+				s.lastSteps[run.Origin.ID] = map[bool]int64{true: last, false: -1}[ok]
+			}
 			s.mu.Unlock()
 			if !yield(run, nil) {
 				return
@@ -473,15 +490,23 @@ func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row) error
 	if err != nil {
 		return err
 	}
-	r, err := s.api.Run(ctx, s.cfg.Entity, p[0], p[1])
-	if err != nil {
-		return err
+	// The listing told the run's last step; a run not listed by this
+	// source is asked for.
+	s.mu.Lock()
+	last, listed := s.lastSteps[run.ID]
+	s.mu.Unlock()
+	if !listed {
+		r, err := s.api.Run(ctx, s.cfg.Entity, p[0], p[1])
+		if err != nil {
+			return err
+		}
+		l, ok, err := r.LastStep()
+		if err != nil {
+			return fault.Permanent(fmt.Errorf("wandb: run %s: %v", run.ID, err))
+		}
+		last = map[bool]int64{true: l, false: -1}[ok]
 	}
-	last, ok, err := r.LastStep()
-	if err != nil {
-		return fault.Permanent(fmt.Errorf("wandb: run %s: %v", run.ID, err))
-	}
-	if !ok {
+	if last < 0 {
 		return nil
 	}
 	if !s.cfg.PagedHistory {
@@ -523,24 +548,59 @@ func (s *Source) pagedHistory(ctx context.Context, run schema.Ref, project, id s
 	return nil
 }
 
-// Metrics yields the run's numeric history, PageSize points at a time.
+// Metrics yields the run's numeric history, PageSize points at a time;
+// the rich values met on the way are kept for RichValues (see spool.go).
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
-	return historyPages(ctx, s, run, func(r row) []schema.Metric { return r.points })
+	return func(yield func([]schema.Metric, error) bool) {
+		sp := &spool{}
+		complete := true
+		for page, err := range historyPages(ctx, s, run, func(r row) ([]schema.Metric, error) {
+			for _, v := range r.rich {
+				if err := sp.add(s.cfg.TempDir, v); err != nil {
+					return nil, err
+				}
+			}
+			return r.points, nil
+		}) {
+			if err != nil {
+				sp.remove()
+				yield(nil, err)
+				return
+			}
+			if !yield(page, nil) {
+				complete = false
+				break
+			}
+		}
+		if complete {
+			s.keepSpool(run.ID, sp)
+		} else {
+			sp.remove()
+		}
+	}
 }
 
-// RichValues yields the run's non-numeric history values in step order.
+// RichValues yields the run's non-numeric history values in step order:
+// those the run's last complete Metrics kept, else read from the history.
 func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return historyPages(ctx, s, run, func(r row) []schema.RichValue { return r.rich })
+	if sp := s.takeSpool(run.ID); sp != nil {
+		return sp.values()
+	}
+	return historyPages(ctx, s, run, func(r row) ([]schema.RichValue, error) { return r.rich, nil })
 }
 
 // historyPages scans the run's history and yields, PageSize at a time, what
 // pick takes from each row.
-func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick func(row) []T) iter.Seq2[[]T, error] {
+func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick func(row) ([]T, error)) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		var page []T
 		stopped := false
 		err := s.history(ctx, run, func(r row) error {
-			page = append(page, pick(r)...)
+			got, err := pick(r)
+			if err != nil {
+				return err
+			}
+			page = append(page, got...)
 			if len(page) >= PageSize {
 				if !yield(page, nil) {
 					stopped = true
