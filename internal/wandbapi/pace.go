@@ -21,7 +21,13 @@ import (
 //   - while the server asked to wait: after a 429 or 503 for its
 //     Retry-After (else RateLimit-Reset), and when an answer says
 //     RateLimit-Remaining: 0, until its RateLimit-Reset. The pause holds
-//     every request of the client, not only the one that met it.
+//     every request of the client, not only the one that met it;
+//   - to the rate the server's limit was found to allow: when the quota
+//     runs out (RateLimit-Remaining 0), the requests answered since the
+//     last such pause, over its RateLimit-Reset, are the quota's rate;
+//     from then on requests are spread at 95% of it (a 429 lowers it by
+//     a fifth), so that the quota is not drained in bursts followed by
+//     whole-second pauses.
 //
 // A wait the server asked for is told to the wait hook (SetWaitHook) with
 // its reason, so progress can say why nothing moves.
@@ -37,6 +43,8 @@ const MaxInFlight = 16
 type pacer struct {
 	mu       sync.Mutex
 	interval time.Duration // 1/rate; 0: no cap
+	learned  time.Duration // 1/the rate the server's quota allows; 0: not known
+	answered int           // answers since the quota last ran out
 	next     time.Time     // the earliest time of the next request under the cap
 	until    time.Time     // no request before (the server asked)
 	reason   string        // why, for the wait hook
@@ -62,11 +70,11 @@ func (p *pacer) wait(ctx context.Context) error {
 	if p.until.After(at) {
 		at, reason = p.until, p.reason
 	}
-	if p.interval > 0 {
+	if gap := max(p.interval, p.learned); gap > 0 {
 		if p.next.After(at) {
 			at = p.next
 		}
-		p.next = at.Add(p.interval)
+		p.next = at.Add(gap)
 	}
 	hook := p.hook
 	p.mu.Unlock()
@@ -89,6 +97,9 @@ func (p *pacer) wait(ctx context.Context) error {
 
 // observe reads the server's rate-limit answer from resp.
 func (p *pacer) observe(resp *http.Response) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.answered++
 	var d time.Duration
 	var reason string
 	switch {
@@ -98,6 +109,9 @@ func (p *pacer) observe(resp *http.Response) {
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			reason += ", Retry-After " + v
 		}
+		if resp.StatusCode == http.StatusTooManyRequests && p.learned > 0 {
+			p.learned = p.learned * 5 / 4
+		}
 	case resp.Header.Get("RateLimit-Remaining") == "0":
 		n, err := strconv.Atoi(resp.Header.Get("RateLimit-Reset"))
 		if err != nil || n <= 0 {
@@ -105,14 +119,18 @@ func (p *pacer) observe(resp *http.Response) {
 		}
 		d = min(time.Duration(n)*time.Second, MaxRetryAfter)
 		reason = "the server's rate limit is used up (RateLimit-Remaining 0), it resets in " + resp.Header.Get("RateLimit-Reset") + "s"
+		if p.answered > 1 {
+			// p.answered requests drained the quota: it allows about
+			// that many per reset period.
+			p.learned = time.Duration(float64(d) / (0.95 * float64(p.answered)))
+		}
+		p.answered = 0
 	default:
 		return
 	}
 	if d <= 0 {
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if u := p.now().Add(d); u.After(p.until) {
 		p.until, p.reason = u, reason
 	}

@@ -8,14 +8,15 @@ import (
 	"time"
 )
 
-// SetLimit makes the server rate-limit its API requests (GraphQL and
-// export downloads) as a token bucket of perSecond tokens refilled at
+// SetLimit makes the server rate-limit its GraphQL requests (export
+// downloads are storage's, not limited) as a token bucket of perSecond tokens refilled at
 // perSecond a second: a request without a token is answered 429 with
 // Retry-After (whole seconds, rounded up) and nothing else done. Every
 // answer carries W&B's headers: RateLimit-Limit and RateLimit-Remaining
 // scaled 0–1000 (Remaining 0 once no whole token is left) and
 // RateLimit-Reset, the whole seconds until the bucket is full again.
-// perSecond 0 removes the limit. latency delays every answer.
+// perSecond 0 removes the limit. latency delays every answer, downloads
+// included.
 func (s *Server) SetLimit(perSecond float64, latency time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -23,10 +24,14 @@ func (s *Server) SetLimit(perSecond float64, latency time.Duration) {
 	s.tokens, s.refilled = perSecond, time.Now()
 }
 
-// limit applies SetLimit to one request; true means it answered 429.
-func (s *Server) limit(w http.ResponseWriter) bool {
+// limit applies SetLimit to one request (api: a GraphQL request, which
+// the bucket counts); true means it answered 429.
+func (s *Server) limit(w http.ResponseWriter, api bool) bool {
 	s.mu.Lock()
 	rate, latency := s.rate, s.latency
+	if !api {
+		rate = 0
+	}
 	var limited bool
 	var retry, reset time.Duration
 	var remaining int

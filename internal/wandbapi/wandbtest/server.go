@@ -181,7 +181,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if before != nil && before(w, r) {
 		return
 	}
-	if s.limit(w) {
+	if s.limit(w, r.URL.Path == "/graphql") {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/exports/") && r.Method == http.MethodGet {
