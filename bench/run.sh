@@ -14,7 +14,8 @@
 # BENCH_PARQUET_ROWS (default 50000000), BENCH_OUT (default
 # docs/BENCHMARKS.md).
 #
-# RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section (RUNFERRY_BENCH_ONLY=
+# RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section, =wandbcloud only the
+# W&B cloud one (bench/wandbcloud.sh, knobs there; RUNFERRY_BENCH_ONLY=
 # default runs only the others); the rows of the sections not run are kept
 # from the scratch folder's previous results.jsonl. MLflow section knobs:
 # BENCH_MLFLOW_RUNS (default 20) x BENCH_MLFLOW_ROWS (default 1250 history
@@ -42,8 +43,8 @@ LARGE_ROWS=${BENCH_LARGE_ROWS:-5000000}   # x 20 keys = 100M points
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 TIME=/usr/bin/time
 ONLY=${RUNFERRY_BENCH_ONLY:-}
-case "$ONLY" in "" | mlflow | default) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow or default" >&2; exit 2 ;; esac
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow
+case "$ONLY" in "" | mlflow | wandbcloud | default) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow, wandbcloud or default" >&2; exit 2 ;; esac
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow|wandbcloud
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -79,7 +80,7 @@ fi
 BUILD_COMMIT=$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
 BUILD_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "building $BUILD_COMMIT into $BIN"
-CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/wandbserve
 
 # --- inputs ----------------------------------------------------------------
 # A folder is reused when its stamp (generator flags + hash of the generator
@@ -180,6 +181,10 @@ if want default && [ "${BENCH_LARGE:-}" = 1 ]; then
 	measure large-copy runferry-copy 1 --verify "$PY" bench/py/parquet_points.py "$SCRATCH/large-archive" -- \
 		"$BIN/runferry" copy "wandb:$WL/wandb" "parquet:$SCRATCH/large-archive" --no-state -q
 	rm -rf "$SCRATCH/large-archive"
+fi
+
+if want wandbcloud; then
+	source bench/wandbcloud.sh
 fi
 
 if want mlflow; then
