@@ -101,11 +101,19 @@ func TestWandbCloudWrongKey(t *testing.T) {
 // environment tags and the exit code (from wandb-metadata.json, a run
 // file), the program, sub-second times (the API's are whole seconds),
 // system metrics, console output and files. So check exits 4 today, and
-// each difference is of those kinds.
+// each difference is of those kinds; the same whether the cloud's history
+// comes from the paged scan or from the parquet exports.
 func TestCheckFolderAgainstCloud(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
-	loc := wandbServer(t, key)
+	_, exported := fixtureServer(t, key)
+	for _, loc := range []string{wandbServer(t, key), exported} { // the paged scan, the parquet exports
+		checkFolderAgainstCloud(t, loc)
+	}
+}
+
+func checkFolderAgainstCloud(t *testing.T, loc string) {
+	t.Helper()
 	code, out, errOut := runCLI(t, "check", fixtures, loc)
 	if code != exitDifferences || !strings.Contains(out, "checked 1 experiments, 6 runs, 142 points") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
