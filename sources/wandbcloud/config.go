@@ -61,8 +61,10 @@ parquet history exports and their live tail where the run has them, else with
 the paged history scan up to the run's last step. --run, --since and --until are sent
 to the server as the runs query's filters, so only the selected runs are
 listed; ls of an entity lists its projects with run counts; --dry-run
-estimates points from the listing without reading history. The API key comes from WANDB_API_KEY or
-~/.netrc and is never printed. Not read yet: system metrics, console output,
+estimates points from the listing without reading history. The server's rate
+limits are honoured (429 Retry-After, RateLimit-Remaining/Reset; waits are
+logged with their reason) and --rate N caps the requests a second. The API
+key comes from WANDB_API_KEY or ~/.netrc and is never printed. Not read yet: system metrics, console output,
 run files and artifacts.`,
 		Options: options,
 		Example: "runferry copy wandb+https://api.wandb.ai/acme/vision mlflow+http://127.0.0.1:5000",

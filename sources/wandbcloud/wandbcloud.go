@@ -45,6 +45,11 @@
 // files must hold disjoint step ranges (they are read in order of their
 // first step); a row out of step order is an error naming the run.
 //
+// Requests go through wandbapi's pacing (see internal/wandbapi/pace.go):
+// the server's 429s and RateLimit headers are honoured, requests in flight
+// adapt, and SetRate (--rate) caps them; OnWait tells progress why it waits.
+// One history read serves Metrics and RichValues (spool.go).
+//
 // What the API does not give that a run folder has: the exit code (tag
 // wandb.exit_code), the environment tags (python, os, args, …), system
 // metrics at full resolution, console output with times. Not read yet:
