@@ -27,6 +27,8 @@
 //	                                         run with Export set (see Export); else none,
 //	                                         so readers fall back to the paged scan
 //	GET /exports/...                         the parquet export files (signed URLs)
+//	fileCount, files(names, after, first,    run files (see File); GET /files/... (with
+//	  pattern)                               the key) and /storage/... (signed) serve them
 //
 // A field it does not know is a GraphQL error naming the field, so a query
 // shape a client sends that the server does not answer shows at once.
@@ -98,6 +100,8 @@ type Run struct {
 	// Export, when set, makes the server hold parquet exports of the
 	// history (see Export).
 	Export *Export
+	// Files are the run's files (see File), sorted by name.
+	Files []File
 }
 
 // Server is a running test server.
@@ -116,6 +120,8 @@ type Server struct {
 	ParquetQueries atomic.Int64
 	// ExportDownloads counts the parquet export files served.
 	ExportDownloads atomic.Int64
+	// FileDownloads counts the run files served.
+	FileDownloads atomic.Int64
 
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
@@ -186,6 +192,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(r.URL.Path, "/exports/") && r.Method == http.MethodGet {
 		s.serveSigned(w, r)
+		return
+	}
+	if (strings.HasPrefix(r.URL.Path, "/files/") || strings.HasPrefix(r.URL.Path, "/storage/")) && r.Method == http.MethodGet {
+		s.serveFile(w, r, strings.HasPrefix(r.URL.Path, "/storage/"))
 		return
 	}
 	if r.URL.Path != "/graphql" {
@@ -618,6 +628,8 @@ func (s *Server) run(p *Project, r *Run) *object {
 			return out, nil
 		},
 		"parquetHistory": func(a map[string]any) (any, error) { return s.parquetHistory(p, r, a) },
+		"fileCount":      field(len(r.Files)),
+		"files":          func(a map[string]any) (any, error) { return s.files(p, r, a) },
 	}}
 }
 
