@@ -160,3 +160,67 @@ func redactURL(s string) string {
 func redactErr(msg, rawURL string) string {
 	return strings.ReplaceAll(msg, rawURL, redactURL(rawURL))
 }
+
+// Open GETs a URL and returns its body, streamed; the caller closes it.
+// The API key is sent only when the URL is on the API's host (a run file's
+// url); a signed URL (directUrl) carries its own authorisation. Storage
+// refusing it (403) is ErrURLRefused (wrapped): ask for a fresh URL. The
+// request holds its in-flight slot until the body is closed.
+func (c *Client) Open(ctx context.Context, rawURL string) (io.ReadCloser, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fault.Permanent(fmt.Errorf("wandb: bad download URL %q", redactURL(rawURL)))
+	}
+	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, startKey{}, time.Now()), http.MethodGet, rawURL, nil)
+	if err != nil {
+		return nil, fault.Permanent(fmt.Errorf("wandb: %w", err))
+	}
+	req.Header.Set("User-Agent", "runferry")
+	if u.Host == c.host {
+		req.SetBasicAuth("api", c.key)
+	}
+	rctx, done, err := c.slot(req.Context())
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req.WithContext(rctx))
+	if err != nil {
+		done(false)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fault.Retryable(fmt.Errorf("wandb: GET %s: %s", redactURL(rawURL), c.scrub(redactErr(err.Error(), rawURL))), 0)
+	}
+	fail := func(err error) (io.ReadCloser, error) {
+		resp.Body.Close()
+		done(false)
+		return nil, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusForbidden || (resp.StatusCode == http.StatusUnauthorized && u.Host != c.host):
+		return fail(fmt.Errorf("wandb: GET %s: %d: %w", redactURL(rawURL), resp.StatusCode, ErrURLRefused))
+	case resp.StatusCode == http.StatusUnauthorized:
+		return fail(fault.Fatal(fmt.Errorf("wandb: %s refused the API key (401) for a file: check WANDB_API_KEY or ~/.netrc", c.host)))
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return fail(fault.Retryable(fmt.Errorf("wandb: GET %s: %d %s after retries", redactURL(rawURL), resp.StatusCode, http.StatusText(resp.StatusCode)), retryAfter(resp)))
+	case resp.StatusCode/100 != 2:
+		return fail(fault.Permanent(fmt.Errorf("wandb: GET %s: %d %s", redactURL(rawURL), resp.StatusCode, http.StatusText(resp.StatusCode))))
+	}
+	return &slotBody{ReadCloser: resp.Body, done: done}, nil
+}
+
+// slotBody releases the in-flight slot when closed.
+type slotBody struct {
+	io.ReadCloser
+	done   func(bool)
+	closed bool
+}
+
+func (b *slotBody) Close() error {
+	err := b.ReadCloser.Close()
+	if !b.closed {
+		b.closed = true
+		b.done(true)
+	}
+	return err
+}

@@ -52,8 +52,11 @@
 //
 // What the API does not give that a run folder has: the exit code (tag
 // wandb.exit_code), the environment tags (python, os, args, …), system
-// metrics at full resolution, console output with times. Not read yet:
-// system metrics, console output, run files and artifacts.
+// metrics at full resolution, console output with times. Run files come
+// from run.files() (files.go): console log, media, config and summary
+// files, user files, captured code only with ?code=true. Not read yet:
+// system metrics, console output as lines, W&B Artifacts (manifests and
+// their files).
 package wandbcloud
 
 import (
@@ -100,6 +103,7 @@ var (
 	_ sources.RunCounter      = (*Source)(nil)
 	_ sources.Estimator       = (*Source)(nil)
 	_ sources.Paced           = (*Source)(nil)
+	_ sources.ArtifactLister  = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.

@@ -61,8 +61,10 @@ func server(t *testing.T, change ...func(*wandbtest.Data)) *wandbtest.Server {
 // want is what the folder source reads from the fixtures, less what W&B's
 // API does not give (see the package doc): environment tags and exit codes,
 // the program and git remote, sub-second start and end times (the API's
-// times are whole seconds), system metrics, console output, files and the
-// damage notes about them.
+// times are whole seconds), system metrics, console output as lines, the
+// damage notes, and the files the folder lists without their content (an
+// artifact entry the run folder lacks: the cloud serves none such). The
+// run files come whole, downloaded from the server.
 func want(t *testing.T) *dataset.Dataset {
 	t.Helper()
 	d, err := dataset.Read(context.Background(), fixtureSource(t))
@@ -86,7 +88,14 @@ func want(t *testing.T) *dataset.Dataset {
 				ms = append(ms, m)
 			}
 		}
-		rd.Metrics, rd.Logs, rd.Files = ms, nil, nil
+		rd.Metrics, rd.Logs = ms, nil
+		var files []dataset.File
+		for _, f := range rd.Files {
+			if f.Problem == "" {
+				files = append(files, f)
+			}
+		}
+		rd.Files = files
 		var rv []schema.RichValue
 		for _, v := range rd.RichValues {
 			if !strings.HasPrefix(v.Key, "system/") {
