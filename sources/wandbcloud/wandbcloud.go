@@ -281,7 +281,8 @@ func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }
 // reading its history: historyLineCount rows (lastStep+1 when the server
 // gives no count) times the history keys whose last value is a number or
 // a boolean (an upper bound: a sparse key is not in every row). Bytes are
-// 0: the source reads no run files yet. A run not listed by this source
+// 0: run files are not listed for an estimate (it would cost a request a
+// run). A run not listed by this source
 // is asked for (one request).
 func (s *Source) Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool) {
 	s.mu.Lock()

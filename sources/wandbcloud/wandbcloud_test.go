@@ -297,16 +297,17 @@ func TestParseConfig(t *testing.T) {
 		return wandbcloud.ParseConfig(loc)
 	}
 	for raw, want := range map[string]wandbcloud.Config{
-		"wandb+https://api.wandb.ai/acme/vision": {BaseURL: "https://api.wandb.ai", Entity: "acme", Project: "vision"},
-		"wandb+https://api.wandb.ai/acme":        {BaseURL: "https://api.wandb.ai", Entity: "acme"},
-		"wandb+http://127.0.0.1:8080/acme/":      {BaseURL: "http://127.0.0.1:8080", Entity: "acme"},
+		"wandb+https://api.wandb.ai/acme/vision":    {BaseURL: "https://api.wandb.ai", Entity: "acme", Project: "vision"},
+		"wandb+https://api.wandb.ai/acme":           {BaseURL: "https://api.wandb.ai", Entity: "acme"},
+		"wandb+http://127.0.0.1:8080/acme/":         {BaseURL: "http://127.0.0.1:8080", Entity: "acme"},
+		"wandb+https://api.wandb.ai/acme?code=true": {BaseURL: "https://api.wandb.ai", Entity: "acme", Code: true},
 	} {
 		got, err := parse(raw)
 		if err != nil || got != want {
 			t.Errorf("%s: got %+v %v, want %+v", raw, got, err, want)
 		}
 	}
-	for _, raw := range []string{"wandb+https://api.wandb.ai", "wandb+https://api.wandb.ai/a/b/c", "wandb+https://api.wandb.ai/a?x=1"} {
+	for _, raw := range []string{"wandb+https://api.wandb.ai", "wandb+https://api.wandb.ai/a/b/c", "wandb+https://api.wandb.ai/a?x=1", "wandb+https://api.wandb.ai/a?code=yes"} {
 		if _, err := parse(raw); err == nil {
 			t.Errorf("%s: no error", raw)
 		}
