@@ -130,7 +130,7 @@ func New(cfg Config) (*Client, error) {
 		inflight:     inflight.New(1, MaxInFlight, MaxInFlight/2),
 	}
 	c.pace.setRate(cfg.Rate)
-	hc.Transport = &pacedTransport{base: hc.Transport, p: c.pace}
+	hc.Transport = &pacedTransport{base: hc.Transport, p: c.pace, host: u.Host}
 	c.http = &retryablehttp.Client{
 		HTTPClient:   hc,
 		Logger:       nil, // adapters never print

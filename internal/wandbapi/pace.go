@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // downloads and their retries) passes the pacer, and every query or
 // download holds a slot of the adaptive in-flight limit.
 //
-// The pacer holds requests back
+// The pacer holds requests back (downloads, which go to storage, only by
+// the first rule; the server's limits are the API's)
 //   - to at most Rate requests per second (Config.Rate, a hard cap: one
 //     request every 1/Rate seconds, no bursts);
 //   - while the server asked to wait: after a 429 or 503 for its
@@ -62,15 +64,21 @@ func (p *pacer) setRate(perSecond float64) {
 	}
 }
 
-// wait blocks until a request may be sent.
-func (p *pacer) wait(ctx context.Context) error {
+// wait blocks until a request may be sent; api is true for a request to
+// the API (GraphQL), which the server's limits hold, false for a download
+// (storage's, which only --rate holds).
+func (p *pacer) wait(ctx context.Context, api bool) error {
 	p.mu.Lock()
 	now := p.now()
 	at, reason := now, ""
-	if p.until.After(at) {
+	if api && p.until.After(at) {
 		at, reason = p.until, p.reason
 	}
-	if gap := max(p.interval, p.learned); gap > 0 {
+	gap := p.interval
+	if api {
+		gap = max(gap, p.learned)
+	}
+	if gap > 0 {
 		if p.next.After(at) {
 			at = p.next
 		}
@@ -140,14 +148,16 @@ func (p *pacer) observe(resp *http.Response) {
 type pacedTransport struct {
 	base http.RoundTripper
 	p    *pacer
+	host string // the API's host
 }
 
 func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if err := t.p.wait(req.Context()); err != nil {
+	api := req.Method == http.MethodPost && req.URL.Host == t.host && strings.HasSuffix(req.URL.Path, "/graphql")
+	if err := t.p.wait(req.Context(), api); err != nil {
 		return nil, err
 	}
 	resp, err := t.base.RoundTrip(req)
-	if resp != nil {
+	if resp != nil && api {
 		t.p.observe(resp)
 	}
 	return resp, err

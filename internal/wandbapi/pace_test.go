@@ -2,12 +2,15 @@ package wandbapi_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 )
 
 // viewers sends n viewer queries, `at once` at a time, and returns the
@@ -177,5 +180,46 @@ func TestInFlightHalvedBy429(t *testing.T) {
 	}
 	if after := c.InFlightLimit(); before < 2 || after != before/2 {
 		t.Fatalf("in-flight limit %d, then %d after a 429", before, after)
+	}
+}
+
+// TestDownloadsNotHeldByAPILimits: a pause the API asked for (a 429 with
+// Retry-After 2) holds queries, not downloads from storage's signed URLs.
+func TestDownloadsNotHeldByAPILimits(t *testing.T) {
+	srv := server(t)
+	wandbtest.ExportFixtures(srv.Data())
+	c := client(t, srv.URL, key)
+	urls, _, err := c.ParquetHistory(context.Background(), "acme", "runferry-fixtures", "fxa00001")
+	if err != nil || len(urls) == 0 {
+		t.Fatalf("parquetHistory: %v %v", urls, err)
+	}
+	var once sync.Once
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		refused := false
+		if r.URL.Path == "/graphql" {
+			once.Do(func() {
+				refused = true
+				w.Header().Set("Retry-After", "2")
+				w.WriteHeader(http.StatusTooManyRequests)
+			})
+		}
+		return refused
+	})
+	queried := make(chan time.Duration)
+	start := time.Now()
+	go func() {
+		c.Viewer(context.Background())
+		queried <- time.Since(start)
+	}()
+	time.Sleep(200 * time.Millisecond)
+	t0 := time.Now()
+	if _, err := c.Download(context.Background(), urls[0], io.Discard, -1); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("a download during the API's pause took %v", d)
+	}
+	if d := <-queried; d < 1800*time.Millisecond {
+		t.Errorf("the query answered after %v, within the Retry-After", d)
 	}
 }

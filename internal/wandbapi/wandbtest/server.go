@@ -145,6 +145,10 @@ func New(data *Data, key string) *Server {
 	return s
 }
 
+// Data is what the server holds; a test may change it before the server
+// is first asked.
+func (s *Server) Data() *Data { return s.data }
+
 // Delete removes the run with id from the server (as if deleted in W&B's
 // UI): it is listed no more, and asking for it answers null.
 func (s *Server) Delete(id string) {
