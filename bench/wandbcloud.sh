@@ -4,8 +4,9 @@
 # BENCH_WANDB_CLOUD_LATENCY) into a Parquet archive, side by side with the
 # wandb SDK's scan_history loop over the same runs (bench/py/
 # wandb_cloud_scan.py), and the lower bound the rate limit and latency set:
-# the (1 + ceil(runs/50) + runs) GraphQL requests any full export needs (the
-# project, the runs listing pages, one parquetHistory per run), less the
+# the (1 + ceil(runs/50) + 2 runs) GraphQL requests any full export needs
+# (the project, the runs listing pages, per run one parquetHistory and one
+# files listing), less the
 # server's initial bucket of BENCH_WANDB_CLOUD_RATE requests, at the rate,
 # plus one latency.
 # Knobs: BENCH_WANDB_CLOUD_RUNS (default 100), BENCH_WANDB_CLOUD_STEPS
@@ -23,15 +24,15 @@ INPUT_CMDS+=("wandbserve -runs $WC_RUNS -steps $WC_STEPS -keys $WC_KEYS -rate $W
 "$BIN/wandbserve" -runs "$WC_RUNS" -steps "$WC_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" >"$WC/server.json" &
 WC_PID=$!
 trap 'kill $WC_PID 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
+for _ in $(seq 600); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
 [ -s "$WC/server.json" ] || die "wandbserve did not start"
 WC_URL=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$WC/server.json")
 WC_KEY=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$WC/server.json")
 WC_LOC="wandb+http://${WC_URL#http://}/bench/bench"
 # The lower bound, recorded as a side of its own (no program runs).
-WC_BOUND=$("$PY" -c 'import math,sys; r,rate,lat=int(sys.argv[1]),float(sys.argv[2]),sys.argv[3]; lat=float(lat[:-2])/1000 if lat.endswith("ms") else float(lat.rstrip("s")); print(max(1+math.ceil(r/50)+r-math.floor(rate),0)/rate+lat)' "$WC_RUNS" "$WC_RATE" "$WC_LATENCY")
-echo "{\"requests\": $((1 + (WC_RUNS + 49) / 50 + WC_RUNS))}" >"$WC/bound.json"
-"$PY" bench/py/report.py record "$RESULTS" wandb-cloud lower-bound 1 "$WC_BOUND" 0 "$WC/bound.json" "((1 + ceil($WC_RUNS/50) + $WC_RUNS) requests - a bucket of $WC_RATE) / $WC_RATE per s + $WC_LATENCY"
+WC_BOUND=$("$PY" -c 'import math,sys; r,rate,lat=int(sys.argv[1]),float(sys.argv[2]),sys.argv[3]; lat=float(lat[:-2])/1000 if lat.endswith("ms") else float(lat.rstrip("s")); print(max(1+math.ceil(r/50)+2*r-math.floor(rate),0)/rate+lat)' "$WC_RUNS" "$WC_RATE" "$WC_LATENCY")
+echo "{\"requests\": $((1 + (WC_RUNS + 49) / 50 + 2 * WC_RUNS))}" >"$WC/bound.json"
+"$PY" bench/py/report.py record "$RESULTS" wandb-cloud lower-bound 1 "$WC_BOUND" 0 "$WC/bound.json" "((1 + ceil($WC_RUNS/50) + 2 x $WC_RUNS) requests - a bucket of $WC_RATE) / $WC_RATE per s + $WC_LATENCY"
 wc_stats() { curl -s "$WC_URL/_bench/stats" >&2; echo >&2; curl -s -X POST "$WC_URL/_bench/reset" >/dev/null; }
 for rep in $(seq "$REPEAT"); do
 	theirs() {

@@ -59,7 +59,7 @@ COMPARISONS = [
         "bench": "wandb-cloud",
         "title": "W&B cloud project to Parquet, share of the lower bound the rate limit and latency set (target: within 20%)",
         "ours": "runferry-copy", "theirs": "lower-bound", "metric": "wall", "target": 0.83,
-        "what": "runferry's time vs (project + listing pages + one parquetHistory per run) requests, less the server's initial bucket, at the rate, plus one latency",
+        "what": "runferry's time vs (project + listing pages + one parquetHistory and one files listing per run) requests, less the server's initial bucket, at the rate, plus one latency",
     },
     {
         "bench": "mlflow-ceiling",

@@ -59,6 +59,10 @@ func main() {
 	}
 	srv := wandbtest.New(&wandbtest.Data{Entity: "bench", Username: "bench", Projects: []*wandbtest.Project{p}}, Key)
 	defer srv.Close()
+	if err := srv.WarmExports(); err != nil {
+		fmt.Fprintln(os.Stderr, "wandbserve:", err)
+		os.Exit(1)
+	}
 	srv.SetLimit(*rate, *latency)
 	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
 		switch r.URL.Path {

@@ -23,13 +23,7 @@ import (
 //   - while the server asked to wait: after a 429 or 503 for its
 //     Retry-After (else RateLimit-Reset), and when an answer says
 //     RateLimit-Remaining: 0, until its RateLimit-Reset. The pause holds
-//     every request of the client, not only the one that met it;
-//   - to the rate the server's limit was found to allow: when the quota
-//     runs out (RateLimit-Remaining 0), the requests answered since the
-//     last such pause, over its RateLimit-Reset, are the quota's rate;
-//     from then on requests are spread at 95% of it (a 429 lowers it by
-//     a fifth), so that the quota is not drained in bursts followed by
-//     whole-second pauses.
+//     every request of the client, not only the one that met it.
 //
 // A wait the server asked for is told to the wait hook (SetWaitHook) with
 // its reason, so progress can say why nothing moves.
@@ -45,8 +39,6 @@ const MaxInFlight = 16
 type pacer struct {
 	mu       sync.Mutex
 	interval time.Duration // 1/rate; 0: no cap
-	learned  time.Duration // 1/the rate the server's quota allows; 0: not known
-	answered int           // answers since the quota last ran out
 	next     time.Time     // the earliest time of the next request under the cap
 	until    time.Time     // no request before (the server asked)
 	reason   string        // why, for the wait hook
@@ -74,11 +66,7 @@ func (p *pacer) wait(ctx context.Context, api bool) error {
 	if api && p.until.After(at) {
 		at, reason = p.until, p.reason
 	}
-	gap := p.interval
-	if api {
-		gap = max(gap, p.learned)
-	}
-	if gap > 0 {
+	if gap := p.interval; gap > 0 {
 		if p.next.After(at) {
 			at = p.next
 		}
@@ -107,7 +95,6 @@ func (p *pacer) wait(ctx context.Context, api bool) error {
 func (p *pacer) observe(resp *http.Response) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.answered++
 	var d time.Duration
 	var reason string
 	switch {
@@ -117,9 +104,6 @@ func (p *pacer) observe(resp *http.Response) {
 		if v := resp.Header.Get("Retry-After"); v != "" {
 			reason += ", Retry-After " + v
 		}
-		if resp.StatusCode == http.StatusTooManyRequests && p.learned > 0 {
-			p.learned = p.learned * 5 / 4
-		}
 	case resp.Header.Get("RateLimit-Remaining") == "0":
 		n, err := strconv.Atoi(resp.Header.Get("RateLimit-Reset"))
 		if err != nil || n <= 0 {
@@ -127,12 +111,6 @@ func (p *pacer) observe(resp *http.Response) {
 		}
 		d = min(time.Duration(n)*time.Second, MaxRetryAfter)
 		reason = "the server's rate limit is used up (RateLimit-Remaining 0), it resets in " + resp.Header.Get("RateLimit-Reset") + "s"
-		if p.answered > 1 {
-			// p.answered requests drained the quota: it allows about
-			// that many per reset period.
-			p.learned = time.Duration(float64(d) / (0.95 * float64(p.answered)))
-		}
-		p.answered = 0
 	default:
 		return
 	}

@@ -172,7 +172,7 @@ func (s *Server) serveSigned(w http.ResponseWriter, r *http.Request) {
 			if err != nil || i < 0 || i >= len(files) {
 				break
 			}
-			b, err := parquetFile(files[i])
+			b, err := s.exportFile(p, run, i, files[i])
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
@@ -287,4 +287,43 @@ func toFloat(v any) float64 {
 		return float64(x)
 	}
 	return math.NaN()
+}
+
+// exportFile returns the bytes of a run's export file i, built once and
+// kept (the data does not change once served).
+func (s *Server) exportFile(p *Project, r *Run, i int, rows []map[string]any) ([]byte, error) {
+	k := p.Name + "/" + r.ID + "/" + strconv.Itoa(i)
+	s.mu.Lock()
+	b, ok := s.exports[k]
+	s.mu.Unlock()
+	if ok {
+		return b, nil
+	}
+	b, err := parquetFile(rows)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.exports == nil {
+		s.exports = map[string][]byte{}
+	}
+	s.exports[k] = b
+	return b, nil
+}
+
+// WarmExports builds every export file now, so that serving them costs no
+// time later (benchmarks measure the clients, not the server).
+func (s *Server) WarmExports() error {
+	for _, p := range s.data.Projects {
+		for _, r := range p.Runs {
+			files, _ := exportSplit(r)
+			for i, rows := range files {
+				if _, err := s.exportFile(p, r, i, rows); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }

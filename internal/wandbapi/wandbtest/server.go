@@ -128,7 +128,8 @@ type Server struct {
 	// answered the request itself (fault injection).
 	before  func(w http.ResponseWriter, r *http.Request) bool
 	urlTTL  time.Duration
-	deleted map[string]bool // run ids deleted
+	deleted map[string]bool   // run ids deleted
+	exports map[string][]byte // export files built, by project/run/index
 
 	// SetLimit's token bucket and latency
 	rate, tokens float64
