@@ -17,7 +17,8 @@
 # ten times as many).
 #
 # RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section,
-# RUNFERRY_BENCH_ONLY=tensorboard only the TensorBoard one (RUNFERRY_BENCH_ONLY=
+# =tensorboard only the TensorBoard one, =wandbcloud only the
+# W&B cloud one (bench/wandbcloud.sh, knobs there; RUNFERRY_BENCH_ONLY=
 # default runs only the others); the rows of the sections not run are kept
 # from the scratch folder's previous results.jsonl. MLflow section knobs:
 # BENCH_MLFLOW_RUNS (default 20) x BENCH_MLFLOW_ROWS (default 1250 history
@@ -45,8 +46,8 @@ LARGE_ROWS=${BENCH_LARGE_ROWS:-5000000}   # x 20 keys = 100M points
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 TIME=/usr/bin/time
 ONLY=${RUNFERRY_BENCH_ONLY:-}
-case "$ONLY" in "" | mlflow | default | tensorboard) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow, tensorboard or default" >&2; exit 2 ;; esac
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow|tensorboard
+case "$ONLY" in "" | mlflow | wandbcloud | tensorboard | default) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow, tensorboard, wandbcloud or default" >&2; exit 2 ;; esac
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow|tensorboard|wandbcloud
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -82,7 +83,7 @@ fi
 BUILD_COMMIT=$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
 BUILD_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "building $BUILD_COMMIT into $BIN"
-CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/gentb ./bench/readtb
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/gentb ./bench/readtb ./bench/wandbserve
 
 # --- inputs ----------------------------------------------------------------
 # A folder is reused when its stamp (generator flags + hash of the generator
@@ -214,6 +215,10 @@ if want tensorboard; then
 		if ((rep % 2)); then theirs; ours; else ours; theirs; fi
 	done
 	measure tensorboard-read-10x go-source 1 -- "$BIN/readtb" "$TB10"
+fi
+
+if want wandbcloud; then
+	source bench/wandbcloud.sh
 fi
 
 if want mlflow; then

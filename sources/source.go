@@ -178,3 +178,16 @@ type RunCounter interface {
 type Estimator interface {
 	Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
 }
+
+// Paced is a source that reads through a remote server's API (the W&B
+// cloud): `--rate` caps its requests, and it tells when it waits because
+// the server asked it to (a 429, a used-up rate limit).
+type Paced interface {
+	// SetRate caps the requests sent per second, retries included (0: no
+	// cap).
+	SetRate(perSecond float64)
+	// OnWait sets the function told about every wait the server asked
+	// for, with its reason and length; it must be quick and safe for
+	// concurrent use.
+	OnWait(func(reason string, d time.Duration))
+}

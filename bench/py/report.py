@@ -56,6 +56,18 @@ COMPARISONS = [
         "what": "runferry copy wandb:DIR parquet:OUT vs SDK-style reader -> pandas -> pyarrow",
     },
     {
+        "bench": "wandb-cloud",
+        "title": "W&B cloud project to Parquet (test server: GraphQL 10 req/s, 100 ms a request), vs the wandb SDK's scan_history loop (issue 13)",
+        "ours": "runferry-copy", "theirs": "sdk-scan-history", "metric": "wall", "target": 10.0,
+        "what": "runferry copy wandb+http://.../bench/bench parquet:OUT vs for run in api.runs(): run.scan_history(), the same server",
+    },
+    {
+        "bench": "wandb-cloud",
+        "title": "W&B cloud project to Parquet, share of the lower bound the rate limit and latency set (target: within 20%)",
+        "ours": "runferry-copy", "theirs": "lower-bound", "metric": "wall", "target": 0.83,
+        "what": "runferry's time vs (project + listing pages + one parquetHistory and one files listing per run) requests, less the server's initial bucket, at the rate, plus one latency",
+    },
+    {
         "bench": "mlflow-ceiling",
         "title": "Parquet archive into MLflow, share of the server's sustained log-batch ceiling",
         "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": 0.9,
@@ -99,7 +111,8 @@ COMPARISONS = [
 
 # Sections of bench/run.sh (RUNFERRY_BENCH_ONLY) and their benches.
 SECTIONS = {"mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"},
-            "tensorboard": {"tensorboard-read", "tensorboard-read-10x"}}
+            "tensorboard": {"tensorboard-read", "tensorboard-read-10x"},
+            "wandbcloud": {"wandb-cloud"}}
 
 # Peak-RSS targets: (bench, side, limit in MB, label).
 RSS_TARGETS = [
@@ -108,6 +121,7 @@ RSS_TARGETS = [
     ("tensorboard-read", "go-source", 100, "peak RSS reading 250k TensorBoard points (issue 16)"),
     ("tensorboard-read-10x", "go-source", 100, "peak RSS reading ten times as many: flat (issue 16)"),
     ("large-copy", "runferry-copy", 256, "peak RSS archiving 100M points (issue 4, make bench-large)"),
+    ("wandb-cloud", "runferry-copy", 256, "peak RSS exporting a W&B cloud project (issue 13)"),
 ]
 
 

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +32,10 @@ type app struct {
 	verbose   bool
 	quiet     bool
 	logFormat string
+	rate      float64 // --rate: requests per second to a source's server
+
+	waitMu     sync.Mutex
+	waitLogged time.Time // when a server-asked wait was last logged
 
 	exit int // exit code chosen by the verb; 0 unless set
 }
@@ -129,6 +135,7 @@ check' proves that a destination holds what the source holds.
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every run, not only failures")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and the final summary")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log and progress format on stderr: text or json")
+	pf.Float64Var(&a.rate, "rate", 0, "at most this many requests per second to a source's server (the W&B cloud), retries included; 0: no cap (the server's rate limits are honoured all the same)")
 	root.AddCommand(a.copyCmd("copy"), a.copyCmd("sync"), a.checkCmd(), a.lsCmd(), a.backendsCmd(),
 		a.inspectCmd(), a.archiveCmd(), a.mappingCmd(), a.versionCmd())
 	return root
@@ -160,11 +167,32 @@ func (a *app) openSource(ctx context.Context, raw string) (sources.Source, locat
 	if _, err := a.sources.Parse(raw); err != nil {
 		return nil, location.Location{}, usageError{fmt.Errorf("source %w", err)}
 	}
+	if a.rate < 0 {
+		return nil, location.Location{}, usageError{fmt.Errorf("--rate %g: want a number of requests per second, 0 for no cap", a.rate)}
+	}
 	src, loc, err := a.sources.Open(ctx, raw)
 	if err != nil {
 		return nil, loc, fmt.Errorf("source %w", err)
 	}
+	if p, ok := src.(sources.Paced); ok {
+		p.SetRate(a.rate)
+		p.OnWait(func(reason string, d time.Duration) { a.logWait(loc.String(), reason, d) })
+	} else if a.rate > 0 {
+		a.log.Warn("--rate has no effect: the source sends no requests to a server", "source", loc.String())
+	}
 	return src, loc, nil
+}
+
+// logWait says that runferry waits on a source's server, and why: at most
+// one line every 5 seconds, so that a long rate-limited export shows it
+// without flooding the log.
+func (a *app) logWait(source, reason string, d time.Duration) {
+	a.waitMu.Lock()
+	defer a.waitMu.Unlock()
+	if now := time.Now(); now.Sub(a.waitLogged) >= 5*time.Second {
+		a.waitLogged = now
+		a.log.Info("waiting on the server", "source", source, "for", d.Round(time.Millisecond).String(), "because", reason)
+	}
 }
 
 func (a *app) openSink(ctx context.Context, raw string) (sinks.Sink, location.Location, error) {

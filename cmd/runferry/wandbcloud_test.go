@@ -4,11 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,12 +102,21 @@ func TestWandbCloudWrongKey(t *testing.T) {
 // agree; what differs is only what W&B's API does not carry (yet): the
 // environment tags and the exit code (from wandb-metadata.json, a run
 // file), the program, sub-second times (the API's are whole seconds),
-// system metrics, console output and files. So check exits 4 today, and
-// each difference is of those kinds.
+// system metrics, console output as lines and W&B Artifacts (the run files
+// arrive, content compared). So check exits 4 today, and
+// each difference is of those kinds; the same whether the cloud's history
+// comes from the paged scan or from the parquet exports.
 func TestCheckFolderAgainstCloud(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
-	loc := wandbServer(t, key)
+	_, exported := fixtureServer(t, key)
+	for _, loc := range []string{wandbServer(t, key), exported} { // the paged scan, the parquet exports
+		checkFolderAgainstCloud(t, loc)
+	}
+}
+
+func checkFolderAgainstCloud(t *testing.T, loc string) {
+	t.Helper()
 	code, out, errOut := runCLI(t, "check", fixtures, loc)
 	if code != exitDifferences || !strings.Contains(out, "checked 1 experiments, 6 runs, 142 points") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
@@ -111,7 +125,10 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 		"tag wandb.args missing", "tag wandb.cpu_count missing", "tag wandb.executable missing",
 		"tag wandb.exit_code missing", "tag wandb.os missing", "tag wandb.python missing", "tag wandb.root missing",
 		"tag wandb.sdk_version missing", "tag wandb.segments missing",
-		"metric system/", "console output not readable", "files not readable"}
+		"metric system/", "console output not readable",
+		// a W&B Artifact entry the run folder lists without its content:
+		// the cloud's artifacts are not read yet
+		"file wandb-artifacts/"}
 	n := 0
 	for _, line := range strings.Split(out, "\n") {
 		if !strings.HasPrefix(line, "wandb:") {
@@ -314,4 +331,204 @@ func TestWandbCloudStepAxisInMLflow(t *testing.T) {
 	if len(axes[fixtures]) == 0 || !reflect.DeepEqual(axes[fixtures], axes[cloud]) {
 		t.Errorf("MLflow steps differ:\nfolder %v\ncloud  %v", axes[fixtures], axes[cloud])
 	}
+}
+
+// TestWandbCloudBadLocations: an entity or project that does not exist, a
+// host that has no W&B API at /graphql (a self-hosted URL missing its API
+// path answers 404) and a proxy's HTML page each end the job before any
+// transfer, exit 1, with one line naming the problem, never a page dump.
+func TestWandbCloudBadLocations(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	loc := wandbServer(t, key)
+	notFound := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(notFound.Close)
+	page := "<!DOCTYPE html>\n<html><head><title>Corporate SSO</title></head>\n<body>" + strings.Repeat("<p>sign in</p>\n", 500) + "</body></html>"
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write([]byte(page))
+	}))
+	t.Cleanup(proxy.Close)
+	host := func(u string) string { return "wandb+http://" + strings.TrimPrefix(u, "http://") }
+	for _, c := range []struct {
+		loc  string
+		want []string
+	}{
+		{loc + "/nope", []string{"project fixture-entity/nope not found"}},
+		{strings.TrimSuffix(loc, "/fixture-entity") + "/nobody", []string{`entity "nobody" has no project`}},
+		{host(notFound.URL) + "/acme", []string{"/graphql answered 404", "not JSON", "is this a W&B API URL?"}},
+		{host(proxy.URL) + "/acme/vision", []string{"/graphql answered 200", "text/html", "Corporate SSO"}},
+	} {
+		archive := filepath.Join(t.TempDir(), "archive")
+		code, out, errOut := runCLI(t, "copy", c.loc, "parquet:"+archive, "--state", filepath.Join(t.TempDir(), "l.db"))
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1\n%s\n%s", c.loc, code, out, errOut)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(errOut, w) {
+				t.Errorf("%s: error lacks %q: %q", c.loc, w, errOut)
+			}
+		}
+		if n := strings.Count(strings.TrimSpace(errOut), "\n"); n > 0 || len(errOut) > 400 {
+			t.Errorf("%s: error is %d lines, %d bytes: %q", c.loc, n+1, len(errOut), errOut)
+		}
+		if _, err := os.Stat(archive); !os.IsNotExist(err) {
+			t.Errorf("%s: the archive was created (%v)", c.loc, err)
+		}
+	}
+}
+
+// TestWandbCloudRateLimited: against a server that rate-limits (a bucket
+// of 6 requests refilled at 6/s), a copy with --rate 30 never sends
+// requests faster than 30 a second, says on stderr that it waits on the server
+// and why, and arrives whole (check passes).
+func TestWandbCloudRateLimited(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wandbtest.ExportFixtures(d)
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	srv.SetLimit(6, 0)
+	var mu sync.Mutex
+	var times []time.Time
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		times = append(times, time.Now())
+		mu.Unlock()
+		return false
+	})
+	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+	code, out, errOut := runCLI(t, "copy", loc, archive, "--rate", "30", "--state", filepath.Join(t.TempDir(), "l.db"))
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if !strings.Contains(errOut, "waiting on the server") || !strings.Contains(errOut, "RateLimit-Remaining 0") {
+		t.Errorf("stderr does not say it waits on the server and why:\n%s", errOut)
+	}
+	mu.Lock()
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	// Any 10 consecutive requests span at least 9/30 s (less a little
+	// for the network's jitter).
+	for i := 0; i+9 < len(times); i++ {
+		if span := times[i+9].Sub(times[i]); span < 280*time.Millisecond {
+			t.Errorf("requests %d to %d arrived within %v under --rate 30", i, i+9, span)
+			break
+		}
+	}
+	n := len(times)
+	mu.Unlock()
+	if n < 15 {
+		t.Errorf("only %d requests", n)
+	}
+	code, out, errOut = runCLI(t, "check", loc, archive, "--rate", "30")
+	if code != 0 || !strings.Contains(out, "6 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut = runCLI(t, "ls", loc, "--rate", "-1"); code != 2 {
+		t.Errorf("--rate -1: exit %d\n%s", code, errOut)
+	}
+}
+
+// fixtureServer serves the W&B fixtures, with parquet history exports
+// (wandbtest.ExportFixtures), through the W&B API test server.
+func fixtureServer(t *testing.T, key string) (*wandbtest.Server, string) {
+	t.Helper()
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wandbtest.ExportFixtures(d)
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	return srv, "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
+}
+
+// TestWandbCloudRunDeletedMidExport: a run deleted on the server after the
+// runs were listed fails by name (exit 3), the others arrive; once the run
+// is gone, a re-run has nothing left to do for it and check compares the
+// rest.
+func TestWandbCloudRunDeletedMidExport(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	srv, loc := fixtureServer(t, key)
+	var once sync.Once
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/exports/") {
+			once.Do(func() { srv.Delete("fxd00004") }) // first download: the listing is done
+		}
+		return false
+	})
+	dir := t.TempDir()
+	archive := "parquet:" + filepath.Join(dir, "archive")
+	code, out, errOut := runCLI(t, "copy", loc, archive, "--state", filepath.Join(dir, "l.db"), "--retries", "0", "--concurrency", "1")
+	if code != exitRunsFailed || !strings.Contains(out, "copied 5 runs") || !strings.Contains(out+errOut, "fxd00004") ||
+		!strings.Contains(out+errOut, "run fixture-entity/runferry-fixtures/fxd00004 not found") {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "copy", loc, archive, "--state", filepath.Join(dir, "l.db"))
+	if code != 0 || !strings.Contains(out, "copied 0 runs") {
+		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestWandbCloudKillThenResume: the real binary copying from the W&B test
+// server (exports, a latency of 20 ms a request) is SIGKILLed at seeded
+// random moments; a final re-run completes and check passes.
+func TestWandbCloudKillThenResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and kills it")
+	}
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	srv, loc := fixtureServer(t, key)
+	srv.SetLimit(0, 20*time.Millisecond)
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "runferry")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	archive := "parquet:" + filepath.Join(dir, "archive")
+	ledger := filepath.Join(dir, "ledger.db")
+	start := time.Now()
+	if out, err := exec.Command(bin, "copy", loc, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q").CombinedOutput(); err != nil {
+		t.Fatalf("probe copy: %v\n%s", err, out)
+	}
+	full := time.Since(start)
+	rng := testenv.Rand(t)
+	kills := 0
+	for range 6 {
+		cmd := exec.Command(bin, "copy", loc, archive, "--state", ledger, "-q", "--concurrency", "2")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(full))))
+		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
+			kills++
+		}
+		_ = cmd.Wait()
+	}
+	if out, err := exec.Command(bin, "copy", loc, archive, "--state", ledger, "-q").CombinedOutput(); err != nil {
+		t.Fatalf("final copy: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "check", loc, archive).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "6 match, 0 differences") {
+		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
+	}
+	t.Logf("%d kills within %v each", kills, full)
 }

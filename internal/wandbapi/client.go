@@ -41,6 +41,7 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/runferry/runferry/engine/inflight"
 	"github.com/runferry/runferry/internal/fault"
 )
 
@@ -65,6 +66,8 @@ type Config struct {
 	// fails fast, as a fatal error. Once it has answered, network failures
 	// are retried with the full RetryMax budget.
 	FirstContactBudget time.Duration
+	// Rate caps the requests sent per second (0: no cap); see SetRate.
+	Rate float64
 }
 
 // Client sends GraphQL queries. It is safe for concurrent use.
@@ -76,6 +79,9 @@ type Client struct {
 
 	answered     atomic.Bool // the server answered at least once
 	firstContact time.Duration
+
+	pace     *pacer
+	inflight *inflight.Limiter
 }
 
 type startKey struct{}
@@ -120,7 +126,11 @@ func New(cfg Config) (*Client, error) {
 		key:      key,
 
 		firstContact: cfg.FirstContactBudget,
+		pace:         &pacer{now: time.Now},
+		inflight:     inflight.New(1, MaxInFlight, MaxInFlight/2),
 	}
+	c.pace.setRate(cfg.Rate)
+	hc.Transport = &pacedTransport{base: hc.Transport, p: c.pace, host: u.Host}
 	c.http = &retryablehttp.Client{
 		HTTPClient:   hc,
 		Logger:       nil, // adapters never print
@@ -243,8 +253,13 @@ func (c *Client) Query(ctx context.Context, query string, vars map[string]any, o
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "runferry")
-	resp, err := c.http.Do(req)
+	rctx, done, err := c.slot(req.Context())
 	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req.WithContext(rctx))
+	if err != nil {
+		done(false)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -256,6 +271,7 @@ func (c *Client) Query(ctx context.Context, query string, vars map[string]any, o
 	c.answered.Store(true)
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	done(err == nil && resp.StatusCode/100 == 2)
 	if err != nil {
 		return fault.Retryable(fmt.Errorf("wandb: POST %s: reading the answer: %s", c.endpoint, c.scrub(err.Error())), 0)
 	}

@@ -28,24 +28,38 @@
 //	                              glob), so that sinks plot against the same x axis
 //	sweepName                     tag wandb.sweep_id
 //	entity, project, run id       tags wandb.entity, wandb.project, wandb.run_id
-//	history rows                  Metric and RichValue as the folder source maps
-//	                              them: `_step` the step, `_timestamp` the time,
-//	                              numbers and booleans metrics, dicts without
-//	                              `_type` flattened with "/", the rest rich values
+//	history rows                  Metric and RichValue by wandbfile.ConvertValues,
+//	                              the folder source's conversion: `_step` the step,
+//	                              `_timestamp` the time, numbers and booleans
+//	                              metrics, dicts without `_type` flattened with
+//	                              "/", the rest rich values
 //
 // A job's --run, --since and --until reach the server as the runs query's
 // filters (sources.RunFilterer); --include and --exclude select projects
 // before their runs are listed.
 //
-// History is read in full with the paged history query, in windows of
-// HistoryWindow steps up to the run's lastStep (an empty window is not the
-// end: steps may be sparse), never sampled.
+// History is read in full, never sampled: from the run's parquet history
+// exports (parquetHistory: signed URLs, downloaded into temporary files
+// one at a time and read row by row with parquet-go, asked for again when
+// storage refuses an expired one) and their live tail; a run without
+// exports, or a server without parquetHistory, is read with the paged
+// history query, in windows of HistoryWindow steps up to the run's
+// lastStep (an empty window is not the end: steps may be sparse). Export
+// files must hold disjoint step ranges (they are read in order of their
+// first step); a row out of step order is an error naming the run.
+//
+// Requests go through wandbapi's pacing (see internal/wandbapi/pace.go):
+// the server's 429s and RateLimit headers are honoured, requests in flight
+// adapt, and SetRate (--rate) caps them; OnWait tells progress why it waits.
+// One history read serves Metrics and RichValues (spool.go).
 //
 // What the API does not give that a run folder has: the exit code (tag
 // wandb.exit_code), the environment tags (python, os, args, …), system
-// metrics at full resolution, console output with times. Not read yet:
-// parquet history exports, system metrics, console output, run files and
-// artifacts.
+// metrics at full resolution, console output with times. Run files come
+// from run.files() (files.go): console log, media, config and summary
+// files, user files, captured code only with ?code=true. Not read yet:
+// system metrics, console output as lines, W&B Artifacts (manifests and
+// their files).
 package wandbcloud
 
 import (
@@ -53,7 +67,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
-	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -80,7 +93,9 @@ type Source struct {
 	api *wandbapi.Client
 
 	mu        sync.Mutex
-	estimates map[string]int64 // run origin id -> estimated points, from the listing
+	estimates map[string]int64  // run origin id -> estimated points, from the listing
+	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
+	spools    map[string]*spool // run origin id -> rich values read by Metrics
 }
 
 var (
@@ -90,6 +105,8 @@ var (
 	_ sources.RunFilterer     = (*Source)(nil)
 	_ sources.RunCounter      = (*Source)(nil)
 	_ sources.Estimator       = (*Source)(nil)
+	_ sources.Paced           = (*Source)(nil)
+	_ sources.ArtifactLister  = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.
@@ -103,7 +120,7 @@ func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
 
 // New returns a source for cfg. It does no I/O: Check proves the key.
 func New(cfg Config) (*Source, error) {
-	api, err := wandbapi.New(wandbapi.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey})
+	api, err := wandbapi.New(wandbapi.Config{BaseURL: cfg.BaseURL, APIKey: cfg.APIKey, RetryWaitMin: cfg.RetryWait, RetryWaitMax: 20 * cfg.RetryWait})
 	if err != nil {
 		return nil, err
 	}
@@ -130,8 +147,25 @@ func (s *Source) Check(ctx context.Context) error {
 	return fault.Fatal(fmt.Errorf("wandb: entity %q has no project on %s visible to this API key (or does not exist)", s.cfg.Entity, s.cfg.BaseURL))
 }
 
-// Close releases nothing; it is safe to call more than once.
-func (s *Source) Close() error { return nil }
+// SetRate caps the requests sent to the server per second (retries and
+// downloads included); 0 removes the cap.
+func (s *Source) SetRate(perSecond float64) { s.api.SetRate(perSecond) }
+
+// OnWait sets the function told about every wait the server asked for
+// (429 with Retry-After, RateLimit-Remaining 0 until RateLimit-Reset).
+func (s *Source) OnWait(f func(reason string, d time.Duration)) { s.api.SetWaitHook(f) }
+
+// Close removes the rich values kept aside (see spool.go); it is safe to
+// call more than once.
+func (s *Source) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sp := range s.spools {
+		sp.remove()
+	}
+	s.spools = nil
+	return nil
+}
 
 // Experiments yields the entity's projects (or the one given), sorted by
 // origin.
@@ -213,6 +247,12 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				s.estimates = map[string]int64{}
 			}
 			s.estimates[run.Origin.ID] = estimatePoints(r)
+			if s.lastSteps == nil {
+				s.lastSteps = map[string]int64{}
+			}
+			if last, ok, err := r.LastStep(); err == nil {
+				s.lastSteps[run.Origin.ID] = map[bool]int64{true: last, false: -1}[ok]
+			}
 			s.mu.Unlock()
 			if !yield(run, nil) {
 				return
@@ -244,7 +284,8 @@ func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }
 // reading its history: historyLineCount rows (lastStep+1 when the server
 // gives no count) times the history keys whose last value is a number or
 // a boolean (an upper bound: a sparse key is not in every row). Bytes are
-// 0: the source reads no run files yet. A run not listed by this source
+// 0: run files are not listed for an estimate (it would cost a request a
+// run). A run not listed by this source
 // is asked for (one request).
 func (s *Source) Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool) {
 	s.mu.Lock()
@@ -434,43 +475,92 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// history calls fn for every history row of run, in step order.
-func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row map[string]any) error) error {
+// row is one history row converted by wandbfile.ConvertValues (the
+// folder source's conversion): its points and rich values carry the row's
+// step and time.
+type row struct {
+	step   int64
+	points []schema.Metric
+	rich   []schema.RichValue
+}
+
+// convertRow converts one history row, decoded from the API's JSON, with
+// wandbfile.ConvertValues, each top-level key an item (the API's nested
+// dicts are flattened by it as the folder source flattens them).
+func convertRow(m map[string]any) row {
+	items := make([]wandbfile.Value, 0, len(m))
+	for k, v := range m {
+		items = append(items, wandbfile.Value{Path: []string{k}, Value: v})
+	}
+	rv, points := wandbfile.ConvertValues(items, nil)
+	for i := range points {
+		points[i].Step, points[i].Time = rv.Step, rv.Time
+	}
+	for i := range rv.Rich {
+		rv.Rich[i].Step, rv.Rich[i].Time = rv.Step, rv.Time
+	}
+	return row{step: rv.Step, points: points, rich: rv.Rich}
+}
+
+// history calls fn for every history row of run, in step order: from the
+// parquet exports and their live tail when the run has them (unless
+// Config.PagedHistory), else with the paged history scan.
+func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row) error) error {
 	p, err := s.split(run.ID, 2)
 	if err != nil {
 		return err
 	}
-	r, err := s.api.Run(ctx, s.cfg.Entity, p[0], p[1])
-	if err != nil {
-		return err
-	}
-	last, ok, err := r.LastStep()
-	if err != nil {
-		return fault.Permanent(fmt.Errorf("wandb: run %s: %v", run.ID, err))
-	}
-	if !ok {
-		return nil
-	}
-	for lo := int64(0); lo <= last; lo += HistoryWindow {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rows, err := s.api.HistoryPage(ctx, s.cfg.Entity, p[0], p[1], lo, lo+HistoryWindow, int(HistoryWindow))
+	// The listing told the run's last step; a run not listed by this
+	// source is asked for.
+	s.mu.Lock()
+	last, listed := s.lastSteps[run.ID]
+	s.mu.Unlock()
+	if !listed {
+		r, err := s.api.Run(ctx, s.cfg.Entity, p[0], p[1])
 		if err != nil {
 			return err
 		}
-		parsed := make([]map[string]any, 0, len(rows))
-		for i, text := range rows {
-			v, err := decodeLenient(text)
+		l, ok, err := r.LastStep()
+		if err != nil {
+			return fault.Permanent(fmt.Errorf("wandb: run %s: %v", run.ID, err))
+		}
+		last = map[bool]int64{true: l, false: -1}[ok]
+	}
+	if last < 0 {
+		return nil
+	}
+	if !s.cfg.PagedHistory {
+		if handled, err := s.exportHistory(ctx, run, p[0], p[1], last, fn); handled || err != nil {
+			return err
+		}
+	}
+	return s.pagedHistory(ctx, run, p[0], p[1], 0, last, fn)
+}
+
+// pagedHistory calls fn for every history row with from <= step <= last,
+// in step order, read with the paged history query in windows of
+// HistoryWindow steps (an empty window is not the end).
+func (s *Source) pagedHistory(ctx context.Context, run schema.Ref, project, id string, from, last int64, fn func(row) error) error {
+	for lo := from; lo <= last; lo += HistoryWindow {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		texts, err := s.api.HistoryPage(ctx, s.cfg.Entity, project, id, lo, lo+HistoryWindow, int(HistoryWindow))
+		if err != nil {
+			return err
+		}
+		rows := make([]row, 0, len(texts))
+		for i, text := range texts {
+			v, err := wandbfile.ParseValueJSON(text)
 			m, ok := v.(map[string]any)
 			if err != nil || !ok {
 				return fault.Permanent(fmt.Errorf("wandb: run %s: history row %d of steps [%d,%d): not a JSON object", run.ID, i, lo, lo+HistoryWindow))
 			}
-			parsed = append(parsed, m)
+			rows = append(rows, convertRow(m))
 		}
-		sort.SliceStable(parsed, func(i, j int) bool { return stepOf(parsed[i]) < stepOf(parsed[j]) })
-		for _, m := range parsed {
-			if err := fn(m); err != nil {
+		sort.SliceStable(rows, func(i, j int) bool { return rows[i].step < rows[j].step })
+		for _, r := range rows {
+			if err := fn(r); err != nil {
 				return err
 			}
 		}
@@ -478,50 +568,59 @@ func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row map[st
 	return nil
 }
 
-func stepOf(row map[string]any) int64 {
-	f, _ := wandbfile.ValueFloat(row["_step"])
-	return int64(f)
-}
-
-// Metrics yields the run's numeric history, PageSize points at a time.
+// Metrics yields the run's numeric history, PageSize points at a time;
+// the rich values met on the way are kept for RichValues (see spool.go).
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
-	return historyPages(ctx, s, run, func(key string, v any, step, ms int64) (schema.Metric, bool) {
-		f, ok := wandbfile.ValueFloat(v)
-		return schema.Metric{Key: key, Value: f, Step: step, Time: ms}, ok
-	})
-}
-
-// RichValues yields the run's non-numeric history values in step order.
-func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return historyPages(ctx, s, run, func(key string, v any, step, ms int64) (schema.RichValue, bool) {
-		if _, ok := wandbfile.ValueFloat(v); ok {
-			return schema.RichValue{}, false
-		}
-		rv := schema.RichValue{Key: key, Step: step, Time: ms, Type: wandbfile.ValueKind(v), JSON: wandbfile.ValueToJSON(v)}
-		if m, ok := v.(map[string]any); ok {
-			if t, ok := m["_type"].(string); ok {
-				rv.Type = t
+	return func(yield func([]schema.Metric, error) bool) {
+		sp := &spool{}
+		complete := true
+		for page, err := range historyPages(ctx, s, run, func(r row) ([]schema.Metric, error) {
+			for _, v := range r.rich {
+				if err := sp.add(s.cfg.TempDir, v); err != nil {
+					return nil, err
+				}
 			}
-			rv.Files = wandbfile.MediaFiles(m)
+			return r.points, nil
+		}) {
+			if err != nil {
+				sp.remove()
+				yield(nil, err)
+				return
+			}
+			if !yield(page, nil) {
+				complete = false
+				break
+			}
 		}
-		return rv, true
-	})
+		if complete {
+			s.keepSpool(run.ID, sp)
+		} else {
+			sp.remove()
+		}
+	}
 }
 
-// historyPages scans the run's history and yields, PageSize at a time, the
-// values convert keeps (it is given each key and value of a row with the
-// row's step and time).
-func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, convert func(key string, v any, step, ms int64) (T, bool)) iter.Seq2[[]T, error] {
+// RichValues yields the run's non-numeric history values in step order:
+// those the run's last complete Metrics kept, else read from the history.
+func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
+	if sp := s.takeSpool(run.ID); sp != nil {
+		return sp.values()
+	}
+	return historyPages(ctx, s, run, func(r row) ([]schema.RichValue, error) { return r.rich, nil })
+}
+
+// historyPages scans the run's history and yields, PageSize at a time, what
+// pick takes from each row.
+func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick func(row) ([]T, error)) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		var page []T
 		stopped := false
-		err := s.history(ctx, run, func(row map[string]any) error {
-			step, ms := header(row)
-			emitRow(row, func(key string, v any) {
-				if x, ok := convert(key, v, step, ms); ok {
-					page = append(page, x)
-				}
-			})
+		err := s.history(ctx, run, func(r row) error {
+			got, err := pick(r)
+			if err != nil {
+				return err
+			}
+			page = append(page, got...)
 			if len(page) >= PageSize {
 				if !yield(page, nil) {
 					stopped = true
@@ -545,50 +644,3 @@ func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, convert
 }
 
 var errStop = fmt.Errorf("stopped")
-
-// header returns a row's step and time (Unix ms, rounded to the µs, then
-// floored, as the folder source does).
-func header(row map[string]any) (step, ms int64) {
-	step = stepOf(row)
-	if f, ok := wandbfile.ValueFloat(row["_timestamp"]); ok && !math.IsNaN(f) && !math.IsInf(f, 0) && math.Abs(f) <= 1e15 {
-		us := int64(math.Round(f * 1e6))
-		ms = us / 1000
-		if us < 0 && us%1000 != 0 {
-			ms--
-		}
-	}
-	return step, ms
-}
-
-// emitRow calls fn for every value of a row in key order, dicts without
-// "_type" flattened into their leaves with "/", `_step`, `_timestamp`,
-// `_runtime` and `_wandb` left out.
-func emitRow(row map[string]any, fn func(key string, v any)) {
-	keys := make([]string, 0, len(row))
-	for k := range row {
-		switch k {
-		case "_step", "_timestamp", "_runtime", "_wandb":
-			continue
-		}
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var walk func(key string, v any)
-	walk = func(key string, v any) {
-		if m, ok := v.(map[string]any); ok && m["_type"] == nil && len(m) > 0 {
-			sub := make([]string, 0, len(m))
-			for k := range m {
-				sub = append(sub, k)
-			}
-			sort.Strings(sub)
-			for _, k := range sub {
-				walk(key+"/"+k, m[k])
-			}
-			return
-		}
-		fn(key, v)
-	}
-	for _, k := range keys {
-		walk(k, row[k])
-	}
-}

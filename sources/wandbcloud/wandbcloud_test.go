@@ -1,8 +1,10 @@
 package wandbcloud_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -40,12 +42,16 @@ func fixtureSource(t *testing.T) *wandbdir.Source {
 	return src
 }
 
-// server serves the fixtures as W&B's cloud would hold them once synced.
-func server(t *testing.T) *wandbtest.Server {
+// server serves the fixtures as W&B's cloud would hold them once synced,
+// changed by the functions given.
+func server(t *testing.T, change ...func(*wandbtest.Data)) *wandbtest.Server {
 	t.Helper()
 	d, err := wandbtest.Load(context.Background(), fixtureSource(t), "fixture-entity", "tester")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range change {
+		f(d)
 	}
 	srv := wandbtest.New(d, key)
 	t.Cleanup(srv.Close)
@@ -55,8 +61,10 @@ func server(t *testing.T) *wandbtest.Server {
 // want is what the folder source reads from the fixtures, less what W&B's
 // API does not give (see the package doc): environment tags and exit codes,
 // the program and git remote, sub-second start and end times (the API's
-// times are whole seconds), system metrics, console output, files and the
-// damage notes about them.
+// times are whole seconds), system metrics, console output as lines, the
+// damage notes, and the files the folder lists without their content (an
+// artifact entry the run folder lacks: the cloud serves none such). The
+// run files come whole, downloaded from the server.
 func want(t *testing.T) *dataset.Dataset {
 	t.Helper()
 	d, err := dataset.Read(context.Background(), fixtureSource(t))
@@ -80,7 +88,14 @@ func want(t *testing.T) *dataset.Dataset {
 				ms = append(ms, m)
 			}
 		}
-		rd.Metrics, rd.Logs, rd.Files = ms, nil, nil
+		rd.Metrics, rd.Logs = ms, nil
+		var files []dataset.File
+		for _, f := range rd.Files {
+			if f.Problem == "" {
+				files = append(files, f)
+			}
+		}
+		rd.Files = files
 		var rv []schema.RichValue
 		for _, v := range rd.RichValues {
 			if !strings.HasPrefix(v.Key, "system/") {
@@ -135,6 +150,104 @@ func TestConformance(t *testing.T) {
 	}
 }
 
+// TestConformanceExports is TestConformance with parquet history exports
+// (wandbtest.ExportFixtures: three files with sparse steps, one file with
+// a live tail, a live tail only, and runs without, read by the paged
+// scan): the same runs, read from the exports, and the paged query asked
+// only for the live tails and the runs without exports.
+func TestConformanceExports(t *testing.T) {
+	old := wandbcloud.HistoryWindow
+	wandbcloud.HistoryWindow = 3
+	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
+	srv := server(t, wandbtest.ExportFixtures)
+	w := want(t)
+	got, err := dataset.Read(context.Background(), open(t, srv.URL, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatal(strings.Join(diff, "\n"))
+	}
+	// One read of the history serves metrics and rich values: each of the
+	// 5 files downloaded once, one parquetHistory per run with history,
+	// and no run asked for again after the listing.
+	if n := srv.ExportDownloads.Load(); n != 5 {
+		t.Errorf("%d export files downloaded, want 5", n)
+	}
+	if n := srv.ParquetQueries.Load(); n != 5 {
+		t.Errorf("%d parquetHistory queries, want 5", n)
+	}
+	// Paged windows of 3 steps: fxc00003's live tail (steps 0-4: 2),
+	// fxd00004's (steps 3-4: 1), fxe00005 without exports (steps 0-1: 1).
+	if n := srv.HistoryReads.Load(); n != 4 {
+		t.Errorf("%d paged history requests, want 4", n)
+	}
+	// Without the exports, the paged scan reads the same.
+	paged, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", APIKey: key, PagedHistory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = dataset.Read(context.Background(), paged)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatal(strings.Join(diff, "\n"))
+	}
+}
+
+// TestExpiredExportURLs: export URLs that expire before they are fetched
+// are asked for again; URLs that always expire end in a retryable error
+// naming the run.
+func TestExpiredExportURLs(t *testing.T) {
+	srv := server(t, wandbtest.ExportFixtures)
+	ref := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/fxa00001"}
+	var wantPoints []schema.Metric
+	for _, rd := range want(t).Runs {
+		if rd.Run.Origin == ref {
+			wantPoints = rd.Metrics
+		}
+	}
+	// The first two parquetHistory answers hand out URLs that have
+	// already expired.
+	var asked atomic.Int64
+	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/graphql" {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			if bytes.Contains(b, []byte("parquetHistory")) {
+				if asked.Add(1) <= 2 {
+					srv.SetURLTTL(-time.Second)
+				} else {
+					srv.SetURLTTL(0)
+				}
+			}
+		}
+		return false
+	})
+	src := open(t, srv.URL, "")
+	var got []schema.Metric
+	for page, err := range src.Metrics(context.Background(), ref) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, page...)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantPoints) || asked.Load() != 3 {
+		t.Fatalf("read %d points (want %d), parquetHistory asked %d times (want 3)", len(got), len(wantPoints), asked.Load())
+	}
+	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
+		srv.SetURLTTL(-time.Second)
+		return false
+	})
+	for _, err := range src.Metrics(context.Background(), ref) {
+		if err == nil || fault.KindOf(err) != fault.KindRetryable || !strings.Contains(err.Error(), "fixture-entity/runferry-fixtures/fxa00001") ||
+			!strings.Contains(err.Error(), "expired") || strings.Contains(err.Error(), "sig=") {
+			t.Fatalf("always expired: %v", err)
+		}
+	}
+}
+
 // TestCheck: a wrong key and a project that does not exist are fatal
 // errors naming them, before anything is listed.
 func TestCheck(t *testing.T) {
@@ -184,16 +297,17 @@ func TestParseConfig(t *testing.T) {
 		return wandbcloud.ParseConfig(loc)
 	}
 	for raw, want := range map[string]wandbcloud.Config{
-		"wandb+https://api.wandb.ai/acme/vision": {BaseURL: "https://api.wandb.ai", Entity: "acme", Project: "vision"},
-		"wandb+https://api.wandb.ai/acme":        {BaseURL: "https://api.wandb.ai", Entity: "acme"},
-		"wandb+http://127.0.0.1:8080/acme/":      {BaseURL: "http://127.0.0.1:8080", Entity: "acme"},
+		"wandb+https://api.wandb.ai/acme/vision":    {BaseURL: "https://api.wandb.ai", Entity: "acme", Project: "vision"},
+		"wandb+https://api.wandb.ai/acme":           {BaseURL: "https://api.wandb.ai", Entity: "acme"},
+		"wandb+http://127.0.0.1:8080/acme/":         {BaseURL: "http://127.0.0.1:8080", Entity: "acme"},
+		"wandb+https://api.wandb.ai/acme?code=true": {BaseURL: "https://api.wandb.ai", Entity: "acme", Code: true},
 	} {
 		got, err := parse(raw)
 		if err != nil || got != want {
 			t.Errorf("%s: got %+v %v, want %+v", raw, got, err, want)
 		}
 	}
-	for _, raw := range []string{"wandb+https://api.wandb.ai", "wandb+https://api.wandb.ai/a/b/c", "wandb+https://api.wandb.ai/a?x=1"} {
+	for _, raw := range []string{"wandb+https://api.wandb.ai", "wandb+https://api.wandb.ai/a/b/c", "wandb+https://api.wandb.ai/a?x=1", "wandb+https://api.wandb.ai/a?code=yes"} {
 		if _, err := parse(raw); err == nil {
 			t.Errorf("%s: no error", raw)
 		}

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"iter"
+	"mime"
+	"path"
 	"slices"
 	"strings"
 
@@ -29,7 +32,11 @@ type Reader interface {
 // user, state (from the status and the wandb.state tag), start as
 // createdAt and end as heartbeatAt, and history rows rebuilt from the
 // metrics and rich values (system metrics left out: the API keeps them
-// apart) with _step and _timestamp (seconds).
+// apart) with _step and _timestamp (seconds). When src also lists files
+// (Artifacts, as the folder source does), they become the run's files:
+// every file it can open, under its path (the entries of W&B Artifacts the
+// folder source carries under their version's folder included: the cloud
+// serves those as artifact files, which the test server does not yet).
 func Load(ctx context.Context, src Reader, entity, username string) (*Data, error) {
 	d := &Data{Entity: entity, Username: username}
 	for exp, err := range src.Experiments(ctx) {
@@ -45,11 +52,49 @@ func Load(ctx context.Context, src Reader, entity, username string) (*Data, erro
 			if err != nil {
 				return nil, fmt.Errorf("run %s: %w", r.Origin.ID, err)
 			}
+			if f, ok := src.(filer); ok {
+				if wr.Files, err = loadFiles(ctx, f, r); err != nil {
+					return nil, fmt.Errorf("run %s: %w", r.Origin.ID, err)
+				}
+			}
 			p.Runs = append(p.Runs, wr)
 		}
 		d.Projects = append(d.Projects, p)
 	}
 	return d, nil
+}
+
+// filer is a source that lists run files (sources.ArtifactLister).
+type filer interface {
+	Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error]
+}
+
+func loadFiles(ctx context.Context, src filer, r schema.Run) ([]File, error) {
+	var out []File
+	for a, err := range src.Artifacts(ctx, r.Origin) {
+		if err != nil {
+			return nil, err
+		}
+		if a.Open == nil {
+			continue
+		}
+		rc, err := a.Open(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("file %s: %w", a.Path, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			return nil, fmt.Errorf("file %s: %w", a.Path, err)
+		}
+		mt := mime.TypeByExtension(path.Ext(a.Path))
+		if mt == "" {
+			mt = "application/octet-stream"
+		}
+		out = append(out, File{Name: a.Path, Content: b, Mimetype: mt, UpdatedAt: r.End})
+	}
+	slices.SortFunc(out, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
 }
 
 func loadRun(ctx context.Context, src Reader, r schema.Run) (*Run, error) {

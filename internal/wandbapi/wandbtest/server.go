@@ -24,8 +24,12 @@
 //	sampledHistory(specs)                    per spec {"keys", "minStep", "maxStep"
 //	                                         (inclusive), "samples"}: rows holding every key,
 //	                                         projected on them
-//	parquetHistory(liveKeys)                 no exports: parquetUrls [] and liveData [],
+//	parquetHistory(liveKeys)                 signed parquet URLs and the live tail for a
+//	                                         run with Export set (see Export); else none,
 //	                                         so readers fall back to the paged scan
+//	GET /exports/...                         the parquet export files (signed URLs)
+//	fileCount, files(names, after, first,    run files (see File); GET /files/... (with
+//	  pattern)                               the key) and /storage/... (signed) serve them
 //
 // A field it does not know is a GraphQL error naming the field, so a query
 // shape a client sends that the server does not answer shows at once.
@@ -98,6 +102,11 @@ type Run struct {
 	HeartbeatAt   time.Time
 	// History holds the rows in step order; each has "_step".
 	History []map[string]any
+	// Export, when set, makes the server hold parquet exports of the
+	// history (see Export).
+	Export *Export
+	// Files are the run's files (see File), sorted by name.
+	Files []File
 }
 
 // Server is a running test server.
@@ -112,11 +121,27 @@ type Server struct {
 	RunsListed atomic.Int64
 	// HistoryReads counts the history and sampledHistory fields answered.
 	HistoryReads atomic.Int64
+	// ParquetQueries counts the parquetHistory fields answered.
+	ParquetQueries atomic.Int64
+	// ExportDownloads counts the parquet export files served.
+	ExportDownloads atomic.Int64
+	// FileDownloads counts the run files served.
+	FileDownloads atomic.Int64
 
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
 	// answered the request itself (fault injection).
-	before func(w http.ResponseWriter, r *http.Request) bool
+	before  func(w http.ResponseWriter, r *http.Request) bool
+	urlTTL  time.Duration
+	deleted map[string]bool   // run ids deleted
+	exports map[string][]byte // export files built, by project/run/index
+
+	// SetLimit's token bucket and latency
+	rate, tokens float64
+	refilled     time.Time
+	latency      time.Duration
+	// Limited counts the requests answered 429 by SetLimit's bucket.
+	Limited atomic.Int64
 }
 
 // New starts a server holding data that accepts key.
@@ -124,6 +149,37 @@ func New(data *Data, key string) *Server {
 	s := &Server{data: data, key: key}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
+}
+
+// Data is what the server holds; a test may change it before the server
+// is first asked.
+func (s *Server) Data() *Data { return s.data }
+
+// Delete removes the run with id from the server (as if deleted in W&B's
+// UI): it is listed no more, and asking for it answers null.
+func (s *Server) Delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deleted == nil {
+		s.deleted = map[string]bool{}
+	}
+	s.deleted[id] = true
+}
+
+// live returns the runs of p not deleted.
+func (s *Server) live(p *Project) []*Run {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.deleted) == 0 {
+		return p.Runs
+	}
+	var out []*Run
+	for _, r := range p.Runs {
+		if !s.deleted[r.ID] {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // Before installs a hook run before every request; it answers the request
@@ -139,6 +195,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	before := s.before
 	s.mu.Unlock()
 	if before != nil && before(w, r) {
+		return
+	}
+	if s.limit(w, r.URL.Path == "/graphql") {
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/exports/") && r.Method == http.MethodGet {
+		s.serveSigned(w, r)
+		return
+	}
+	if (strings.HasPrefix(r.URL.Path, "/files/") || strings.HasPrefix(r.URL.Path, "/storage/")) && r.Method == http.MethodGet {
+		s.serveFile(w, r, strings.HasPrefix(r.URL.Path, "/storage/"))
 		return
 	}
 	if r.URL.Path != "/graphql" {
@@ -390,7 +457,7 @@ func (s *Server) project(p *Project) *object {
 		if a["filters"] != nil && f == "" {
 			return nil, fmt.Errorf("filters: want a JSONString, got %T", a["filters"])
 		}
-		return filterRuns(p.Runs, f)
+		return filterRuns(s.live(p), f)
 	}
 	return &object{typ: "Project", fields: map[string]func(map[string]any) (any, error){
 		"id":          field(id),
@@ -430,7 +497,7 @@ func (s *Server) project(p *Project) *object {
 		},
 		"run": func(a map[string]any) (any, error) {
 			name, _ := a["name"].(string)
-			for _, r := range p.Runs {
+			for _, r := range s.live(p) {
 				if r.ID == name {
 					return s.run(p, r), nil
 				}
@@ -573,12 +640,9 @@ func (s *Server) run(p *Project, r *Run) *object {
 			}
 			return out, nil
 		},
-		"parquetHistory": func(a map[string]any) (any, error) {
-			return &object{typ: "ParquetHistory", fields: map[string]func(map[string]any) (any, error){
-				"parquetUrls": field([]string{}),
-				"liveData":    field([]any{}),
-			}}, nil
-		},
+		"parquetHistory": func(a map[string]any) (any, error) { return s.parquetHistory(p, r, a) },
+		"fileCount":      field(len(r.Files)),
+		"files":          func(a map[string]any) (any, error) { return s.files(p, r, a) },
 	}}
 }
 

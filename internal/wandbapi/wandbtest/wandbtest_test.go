@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -63,12 +65,15 @@ type historyRow struct {
 // test server and requires it to read back what the fixtures hold
 // (expected.json, written by the script that made them): the project, every
 // run, config, summary, tags, notes, group, job type, and the full history
-// through run.scan_history() (wandb-core's reader, falling back from the
-// parquet exports to the paged history query), with sparse steps and pages
-// smaller than the runs.
+// through run.scan_history() (wandb-core's reader: the parquet exports and
+// their live tail for the runs that have them, see ExportFixtures, the paged
+// history query for the others), with sparse steps and pages smaller than
+// the runs.
 func TestRealSDKReadsFixtures(t *testing.T) {
 	py := testenv.Python(t)
-	srv := wandbtest.New(fixtures(t), Key)
+	d := fixtures(t)
+	wandbtest.ExportFixtures(d)
+	srv := wandbtest.New(d, Key)
 	defer srv.Close()
 
 	home := t.TempDir()
@@ -99,6 +104,12 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		LastStep int64            `json:"last_step"`
 		History  []map[string]any `json:"history"`
 		Sampled  int              `json:"sampled"`
+		Files    map[string]struct {
+			Size    int64  `json:"size"`
+			MD5     string `json:"md5"`
+			GotSize int64  `json:"got_size"`
+			GotMD5  string `json:"got_md5"`
+		} `json:"files"`
 	}
 	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
 		t.Fatalf("sdk output: %v\n%s", err, stdout.String())
@@ -128,6 +139,7 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		return *p
 	}
 	states := map[string]string{"FINISHED": "finished", "FAILED": "failed"}
+	files := 0
 	for id, w := range want.Runs {
 		g := runs[id]
 		if g.Name != w.Name || str(g.Notes) != w.Notes || str(g.Group) != w.Group || str(g.JobType) != w.JobType {
@@ -161,6 +173,16 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		for _, row := range g.History {
 			vals := map[string]any{}
 			for k, v := range row {
+				if v == nil {
+					continue // a parquet export's null: the row lacks the key
+				}
+				if s, ok := v.(string); ok && strings.HasPrefix(s, "{") {
+					// a parquet export's JSON column: the SDK gives its text
+					var m map[string]any
+					if json.Unmarshal([]byte(s), &m) == nil && m["_type"] != nil {
+						v = m
+					}
+				}
 				if m, ok := v.(map[string]any); ok && m["_type"] != nil {
 					v = m["_type"] // media: expected.json names only the kind
 				}
@@ -195,6 +217,34 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		if n := min(3, len(g.History)); g.Sampled != n {
 			t.Errorf("%s: history(samples=3) gave %d rows, want %d", id, g.Sampled, n)
 		}
+		// Run files: the SDK lists every file the server holds (run.files(),
+		// pages of 2) and downloads each whole, matching the listing's size
+		// and MD5 and the bytes the fixtures hold.
+		var held *wandbtest.Run
+		for _, r := range d.Projects[0].Runs {
+			if r.ID == id {
+				held = r
+			}
+		}
+		if len(g.Files) != len(held.Files) {
+			t.Errorf("%s: the SDK listed %d files, the server holds %d", id, len(g.Files), len(held.Files))
+		}
+		for _, f := range held.Files {
+			sum := md5.Sum(f.Content)
+			want := base64.StdEncoding.EncodeToString(sum[:])
+			gf, ok := g.Files[f.Name]
+			if !ok || gf.Size != int64(len(f.Content)) || gf.GotSize != gf.Size || gf.MD5 != want || gf.GotMD5 != want {
+				t.Errorf("%s: file %s: SDK %+v, want size %d md5 %s", id, f.Name, gf, len(f.Content), want)
+			}
+		}
+		files += len(g.Files)
+	}
+	if files < 10 {
+		t.Errorf("the SDK downloaded %d run files", files)
+	}
+	if srv.ParquetQueries.Load() == 0 || srv.ExportDownloads.Load() < 5 {
+		t.Errorf("the SDK asked parquetHistory %d times and downloaded %d export files, want the parquet path (5 files)",
+			srv.ParquetQueries.Load(), srv.ExportDownloads.Load())
 	}
 }
 

@@ -1,9 +1,13 @@
 """Reads everything of one entity through the real wandb SDK's public API
 and prints it as JSON: {project: {run_id: {...}}}. Used by wandbtest's
 tests to check the test server against the real client."""
+import base64
+import hashlib
 import json
 import math
+import os
 import sys
+import tempfile
 
 import wandb
 
@@ -16,6 +20,20 @@ def enc(v):
     if isinstance(v, list):
         return [enc(x) for x in v]
     return v
+
+
+def files(run):
+    """Every run file as run.files() lists it (pages of 2), downloaded by the
+    SDK: {name: {"size", "md5" (the listing's), "got_md5" (of the bytes
+    downloaded), "got_size"}}."""
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for f in run.files(per_page=2):
+            f.download(root=d, replace=True)
+            b = open(os.path.join(d, f.name), "rb").read()
+            out[f.name] = {"size": f.size, "md5": f.md5, "got_size": len(b),
+                           "got_md5": base64.b64encode(hashlib.md5(b).digest()).decode()}
+    return out
 
 
 entity = sys.argv[1]
@@ -36,6 +54,7 @@ for p in api.projects(entity):
             "last_step": r.lastHistoryStep,
             "history": [row for row in r.scan_history(page_size=3)],
             "sampled": len(r.history(samples=3, pandas=False)),
+            "files": files(r),
         }
     out[p.name] = runs
 json.dump(enc(out), sys.stdout, sort_keys=True, allow_nan=False)

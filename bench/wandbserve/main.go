@@ -1,0 +1,90 @@
+// Command wandbserve serves generated W&B runs through the W&B API test
+// server (internal/wandbapi/wandbtest) for the W&B cloud benchmark: one
+// entity "bench", one project "bench", -runs finished runs of -steps
+// history rows of -keys float metrics each, every run's history in one
+// parquet export, GraphQL rate-limited to -rate requests a second (a
+// bucket of -rate, W&B's RateLimit headers) and every answer delayed by
+// -latency.
+//
+// It prints one JSON line {"url": ..., "key": ..., "points": N, "sum": S}
+// and serves until interrupted. GET /_bench/stats answers the server's
+// counters as JSON; POST /_bench/reset zeroes them.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
+)
+
+// Key is the benchmark server's API key.
+const Key = "benchbenchbenchbenchbenchbenchbenchbench"
+
+func main() {
+	runs := flag.Int("runs", 100, "runs")
+	steps := flag.Int("steps", 2000, "history rows per run")
+	keys := flag.Int("keys", 10, "metrics per row")
+	rate := flag.Float64("rate", 10, "GraphQL requests per second the server allows (0: no limit)")
+	latency := flag.Duration("latency", 100*time.Millisecond, "delay of every answer")
+	flag.Parse()
+
+	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &wandbtest.Project{Name: "bench", CreatedAt: created}
+	var points int64
+	var sum float64
+	for i := range *runs {
+		r := &wandbtest.Run{ID: fmt.Sprintf("run%05d", i), DisplayName: fmt.Sprintf("bench-%d", i), State: "finished",
+			User: "bench", CreatedAt: created.Add(time.Duration(i) * time.Minute), HeartbeatAt: created.Add(time.Duration(i)*time.Minute + 30*time.Second),
+			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}}
+		for s := range *steps {
+			row := map[string]any{"_step": float64(s), "_timestamp": float64(created.Unix()) + float64(i*60) + float64(s)/100}
+			for k := range *keys {
+				v := math.Sin(float64(i*7+s)*0.01+float64(k)) * float64(k+1)
+				row[fmt.Sprintf("m%02d", k)] = v
+				points++
+				sum += v
+			}
+			r.History = append(r.History, row)
+		}
+		r.Summary = map[string]any{"m00": r.History[len(r.History)-1]["m00"]}
+		p.Runs = append(p.Runs, r)
+	}
+	srv := wandbtest.New(&wandbtest.Data{Entity: "bench", Username: "bench", Projects: []*wandbtest.Project{p}}, Key)
+	defer srv.Close()
+	if err := srv.WarmExports(); err != nil {
+		fmt.Fprintln(os.Stderr, "wandbserve:", err)
+		os.Exit(1)
+	}
+	srv.SetLimit(*rate, *latency)
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		switch r.URL.Path {
+		case "/_bench/stats":
+			json.NewEncoder(w).Encode(map[string]int64{
+				"graphql": srv.Requests.Load(), "limited": srv.Limited.Load(), "downloads": srv.ExportDownloads.Load(),
+				"parquet_history": srv.ParquetQueries.Load(), "history_pages": srv.HistoryReads.Load(), "runs_listed": srv.RunsListed.Load(),
+			})
+			return true
+		case "/_bench/reset":
+			srv.Requests.Store(0)
+			srv.Limited.Store(0)
+			srv.ExportDownloads.Store(0)
+			srv.ParquetQueries.Store(0)
+			srv.HistoryReads.Store(0)
+			srv.RunsListed.Store(0)
+			return true
+		}
+		return false
+	})
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"url": srv.URL, "key": Key, "points": points, "sum": sum, "runs": *runs})
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	<-sig
+}

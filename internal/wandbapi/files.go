@@ -1,0 +1,74 @@
+package wandbapi
+
+import (
+	"context"
+	"fmt"
+	"iter"
+
+	"github.com/runferry/runferry/internal/fault"
+)
+
+// RunFile is a run file as the API lists it.
+type RunFile struct {
+	Name      string `json:"name"`
+	URL       string `json:"url"`       // on the API host, fetched with the key
+	DirectURL string `json:"directUrl"` // signed storage URL, fetched without
+	SizeBytes int64  `json:"sizeBytes"`
+	Mimetype  string `json:"mimetype"`
+	UpdatedAt string `json:"updatedAt"`
+	MD5       string `json:"md5"` // base64
+}
+
+// FilesPageSize is how many files one request asks for.
+const FilesPageSize = 100
+
+const runFilesQuery = `query RunFiles($entity: String!, $project: String!, $run: String!, $cursor: String, $perPage: Int!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) {
+      files(after: $cursor, first: $perPage) {
+        pageInfo { endCursor hasNextPage }
+        edges { node { name url(upload: false) directUrl sizeBytes mimetype updatedAt md5 } }
+      }
+    }
+  }
+}`
+
+// RunFiles yields the run's files, in the server's order.
+func (c *Client) RunFiles(ctx context.Context, entity, project, id string) iter.Seq2[RunFile, error] {
+	return func(yield func(RunFile, error) bool) {
+		var cursor *string
+		for {
+			var out struct {
+				Project *struct {
+					Run *struct {
+						Files struct {
+							PageInfo pageInfo `json:"pageInfo"`
+							Edges    []struct {
+								Node RunFile `json:"node"`
+							} `json:"edges"`
+						} `json:"files"`
+					} `json:"run"`
+				} `json:"project"`
+			}
+			vars := map[string]any{"entity": entity, "project": project, "run": id, "cursor": cursor, "perPage": FilesPageSize}
+			if err := c.Query(ctx, runFilesQuery, vars, &out); err != nil {
+				yield(RunFile{}, err)
+				return
+			}
+			if out.Project == nil || out.Project.Run == nil {
+				yield(RunFile{}, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host)))
+				return
+			}
+			fs := out.Project.Run.Files
+			for _, e := range fs.Edges {
+				if !yield(e.Node, nil) {
+					return
+				}
+			}
+			if !fs.PageInfo.HasNextPage || fs.PageInfo.EndCursor == nil {
+				return
+			}
+			cursor = fs.PageInfo.EndCursor
+		}
+	}
+}
