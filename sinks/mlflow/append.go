@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"unicode/utf8"
 
@@ -44,10 +45,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		return nil, fault.Permanent(err)
 	}
 	origin := r.Origin.String()
-	if r.Deleted {
-		return nil, sinks.CannotAppend("the run is deleted in the source")
-	}
-	if why := viewUnappendable(r); why != "" {
+	if why := sourceUnappendable(r); why != "" {
 		return nil, sinks.CannotAppend(why)
 	}
 	runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin), false)
@@ -83,7 +81,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 
 	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{}, SystemMetricKeys: map[string]string{},
 		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
-	params, tags, err := mlflowconv.RunEntities(r, cov)
+	_, tags, err := mlflowconv.RunEntities(r, cov)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: %w", origin, err))
 	}
@@ -91,44 +89,9 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		cov.Truncated = append(cov.Truncated, mlflowconv.Truncation{What: "run name", Length: utf8.RuneCountInString(r.Name)})
 	}
 	mlflowconv.DatasetInputs(r, cov) // for the coverage: the inputs are held already
-	oldParams, oldTags, err := mlflowconv.RunEntities(prev.Run, &mlflowconv.Coverage{MetricKeys: map[string]string{},
-		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}})
-	if err != nil {
-		return nil, sinks.CannotAppend(fmt.Sprintf("the run.json of the server's copy: %v", err))
-	}
-	if why := unappendable(prev.Run, r); why != "" {
+	app, why := appendable(prev.Run, r, prevCov, base.LastStep)
+	if why != "" {
 		return nil, sinks.CannotAppend(why)
-	}
-	had := map[string]string{}
-	for _, p := range oldParams {
-		had[p.Key] = p.Value
-	}
-	var newParams []mlflowapi.Param
-	now := map[string]bool{}
-	for _, p := range params {
-		now[p.Key] = true
-		v, ok := had[p.Key]
-		switch {
-		case !ok:
-			newParams = append(newParams, p)
-		case v != p.Value:
-			return nil, sinks.CannotAppend(fmt.Sprintf("param %q changed, and MLflow never changes a logged param", p.Key))
-		}
-	}
-	for k := range had {
-		if !now[k] {
-			return nil, sinks.CannotAppend(fmt.Sprintf("param %q is gone from the source, and MLflow never removes a logged param", k))
-		}
-	}
-	keep := map[string]bool{}
-	for _, t := range tags {
-		keep[t.Key] = true
-	}
-	var gone []string
-	for _, t := range oldTags {
-		if !keep[t.Key] {
-			gone = append(gone, t.Key)
-		}
 	}
 	// What the coverage says of the points held stays: the new points add
 	// to it.
@@ -140,18 +103,9 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	}
 	cov.GeneratedMetrics, cov.FoldedPoints = prevCov.GeneratedMetrics, prevCov.FoldedPoints
 	cov.Fixups, cov.FixupsDropped, cov.Points = prevCov.Fixups, prevCov.FixupsDropped, prevCov.Points
-	if len(prevCov.Rebased) > 0 {
-		return nil, sinks.CannotAppend("the copy holds re-based steps, which depend on the whole step metric series")
-	}
 	// Summary points written before stay, recorded, so the source still
 	// leaves them out; writeSummary adds none while appending.
 	cov.SummaryPoints = prevCov.SummaryPoints
-	prevSummary := map[string]float64{}
-	if nums, _, _, _ := mlflowconv.SummaryValues(prev.Run.Summary); len(nums) > 0 {
-		for _, n := range nums {
-			prevSummary[n.Key] = n.Value
-		}
-	}
 	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
@@ -175,17 +129,17 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	if err := s.api.UploadBytes(ctx, info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
 		return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
 	}
-	for _, b := range entityBatches(info.RunID, newParams, tags) {
+	for _, b := range entityBatches(info.RunID, app.newParams, tags) {
 		if err := s.api.LogBatch(ctx, b); err != nil {
 			return nil, fmt.Errorf("writing params and tags: %w", err)
 		}
 	}
-	for _, k := range gone {
+	for _, k := range app.goneTags {
 		if err := s.api.DeleteTag(ctx, info.RunID, k); err != nil {
 			return nil, fmt.Errorf("removing tag %q (gone from the source): %w", k, err)
 		}
 	}
-	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, base: base.LastStep, prevSummary: prevSummary,
+	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app,
 		keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}, view: newView(r)}, nil
 }
 
@@ -231,13 +185,128 @@ func (s *Sink) readJSON(ctx context.Context, info mlflowapi.RunInfo, rel string,
 	return nil
 }
 
-// viewUnappendable says why the MLflow view of a W&B run (see view) cannot
-// be extended in place, or "": points plotted against a step metric are
-// re-based with the whole step metric series in hand. (Summary values that
-// would need points of their own are refused at commit, see writeSummary.)
-func viewUnappendable(r schema.Run) string {
-	if !mlflowconv.StepAxesOf(r).Empty() {
+// sourceUnappendable says why the run as the source holds it now cannot
+// be appended to any copy, or "": a deleted run is written whole (MLflow
+// refuses writes to deleted runs), and so is the MLflow view of a W&B run
+// (see view) whose points are plotted against a step metric, since they
+// are re-based with the whole step metric series in hand.
+func sourceUnappendable(r schema.Run) string {
+	switch {
+	case r.Deleted:
+		return "the run is deleted in the source"
+	case !mlflowconv.StepAxesOf(r).Empty():
 		return "metrics plotted against a W&B step metric are re-based with the whole step series"
 	}
 	return ""
+}
+
+// appendPlan is the decision to append a run to the copy held, and what
+// the writer checks against while appending (point, summary): every
+// reason a run is written whole rather than appended to is decided here.
+type appendPlan struct {
+	newParams []mlflowapi.Param // params the copy does not hold yet
+	goneTags  []string          // tags the copy holds that the run no longer has
+	// last is, by source key, the step of the last point held
+	// (sinks.AppendBase.LastStep).
+	last map[string]int64
+	// prevSummary holds the numeric summary values of the run as copied.
+	prevSummary map[string]float64
+}
+
+// appendable decides whether the copy held, whose run.json holds prev and
+// whose coverage file holds prevCov, can be extended in place to hold r,
+// given last, the step of the last point held by source key: it returns
+// the plan, or why not. Besides what unappendable and sourceUnappendable
+// refuse, MLflow never changes nor removes a logged param, and re-based
+// steps depend on the whole step metric series. The points and summary
+// values that come while appending are checked by the plan's point and
+// summary.
+func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string]int64) (*appendPlan, string) {
+	if why := sourceUnappendable(r); why != "" {
+		return nil, why
+	}
+	scratch := func() *mlflowconv.Coverage {
+		return &mlflowconv.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
+	}
+	params, tags, err := mlflowconv.RunEntities(r, scratch())
+	if err != nil {
+		return nil, fmt.Sprintf("the run's params and tags: %v", err)
+	}
+	oldParams, oldTags, err := mlflowconv.RunEntities(prev, scratch())
+	if err != nil {
+		return nil, fmt.Sprintf("the run.json of the server's copy: %v", err)
+	}
+	if why := unappendable(prev, r); why != "" {
+		return nil, why
+	}
+	p := &appendPlan{last: last, prevSummary: map[string]float64{}}
+	had := map[string]string{}
+	for _, p := range oldParams {
+		had[p.Key] = p.Value
+	}
+	now := map[string]bool{}
+	for _, q := range params {
+		now[q.Key] = true
+		v, ok := had[q.Key]
+		switch {
+		case !ok:
+			p.newParams = append(p.newParams, q)
+		case v != q.Value:
+			return nil, fmt.Sprintf("param %q changed, and MLflow never changes a logged param", q.Key)
+		}
+	}
+	for k := range had {
+		if !now[k] {
+			return nil, fmt.Sprintf("param %q is gone from the source, and MLflow never removes a logged param", k)
+		}
+	}
+	keep := map[string]bool{}
+	for _, t := range tags {
+		keep[t.Key] = true
+	}
+	for _, t := range oldTags {
+		if !keep[t.Key] {
+			p.goneTags = append(p.goneTags, t.Key)
+		}
+	}
+	if len(prevCov.Rebased) > 0 {
+		return nil, "the copy holds re-based steps, which depend on the whole step metric series"
+	}
+	nums, _, _, _ := mlflowconv.SummaryValues(prev.Summary)
+	for _, n := range nums {
+		p.prevSummary[n.Key] = n.Value
+	}
+	return p, ""
+}
+
+// point says why m, the first point of its key given to the writer, cannot
+// be appended, or "": a system metric (its MLflow key and the per-core CPU
+// fold depend on the points held), or a point at or before the key's last
+// step held (MLflow may merge it with a point held, as SQL stores collapse
+// exact duplicates, which the coverage could not record).
+func (p *appendPlan) point(m schema.Metric) string {
+	if _, sys := mlflowconv.SystemMetricKey(m.Key); sys {
+		return fmt.Sprintf("system metric %q: new system metric points are not appended to MLflow (their keys and the per-core CPU fold depend on the points held)", m.Key)
+	}
+	if last, held := p.last[m.Key]; held && m.Step <= last {
+		return fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last)
+	}
+	return ""
+}
+
+// summary decides, at commit, for the numeric summary value v of key,
+// which history does not end with: skip when it is as the copy left it
+// (unchanged and no new points, so its summary point, if any, is held and
+// recorded), else why it cannot be appended ("" when it gets its point at
+// the new last step, beside the earlier one). logged says the key got new
+// points, newHistory that any key did (without one, nothing says where
+// the run now ends).
+func (p *appendPlan) summary(key string, v float64, logged, newHistory bool) (skip bool, why string) {
+	if old, had := p.prevSummary[key]; had && !logged && (old == v || math.IsNaN(old) && math.IsNaN(v)) {
+		return true, ""
+	}
+	if !newHistory {
+		return false, fmt.Sprintf("summary value %q changed, and no new history point says where the run now ends", key)
+	}
+	return false, ""
 }

@@ -2,51 +2,23 @@ package mlflow_test
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
-	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/sinktest"
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
-	"github.com/runferry/runferry/sources/wandbdir"
 )
-
-// growWandb has the real wandb SDK (offline) write steps [from, to) into
-// the run id under dir, resuming it when it exists.
-func growWandb(t *testing.T, dir, id string, from, to int) {
-	t.Helper()
-	script := filepath.Join(testenv.RepoRoot(t), "testdata", "wandb", "grow.py")
-	out, err := exec.Command(testenv.Python(t), script, dir, id, strconv.Itoa(from), strconv.Itoa(to)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("grow.py %s %d..%d: %v\n%s", id, from, to, err, tail(string(out), 30))
-	}
-}
-
-func openGrowing(t *testing.T, dir string) sources.Source {
-	t.Helper()
-	loc, err := location.Parse("wandb:"+dir+"/wandb?crashed-after=1ns", func(string) (location.Kind, bool) { return location.PathKind, true })
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := wandbdir.Open(context.Background(), loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return src
-}
 
 // TestSyncAppendsToGrowingWandbRun: a W&B run synced into MLflow, then
 // resumed by the real SDK to log more steps, then synced again: the second
@@ -57,7 +29,7 @@ func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	dir := t.TempDir()
 	const id = "grow0001"
-	growWandb(t, dir, id, 0, 40)
+	sinktest.GrowWandb(t, dir, id, 0, 40)
 	l, err := state.Open(filepath.Join(t.TempDir(), "ledger.db"), state.Job{Source: "wandb:" + dir, Sink: srv.URL}, false)
 	if err != nil {
 		t.Fatal(err)
@@ -65,28 +37,16 @@ func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
 	defer l.Close()
 	dst, read, _ := pair(t, srv.URL)
 	ctx := context.Background()
-	sync := func() transfer.RunResult {
-		t.Helper()
-		src := openGrowing(t, dir)
-		defer src.Close()
-		rep, err := transfer.Copy(ctx, src, dst, transfer.Options{Ledger: l, Backoff: func(int) time.Duration { return time.Millisecond }})
-		if err != nil || rep.Totals.Failed != 0 || len(rep.Runs) != 1 {
-			t.Fatalf("sync: %v %+v %+v", err, rep.Totals, rep.Runs)
-		}
-		back := read()
-		defer back.Close()
-		res, err := check.Run(ctx, src, back, check.Options{})
-		if err != nil || len(res.Differences) > 0 {
-			t.Fatalf("check W&B vs MLflow after the sync: %v\n%v", err, res.Differences)
-		}
-		return rep.Runs[0]
-	}
+	g := &sinktest.Growing{Dir: dir, Ledger: l,
+		Sink: func(*testing.T) (sinks.Sink, func() error) { return dst, nil },
+		Read: func(*testing.T) sources.Source { return read() }}
+	sync := func() transfer.RunResult { t.Helper(); return g.Sync(t) }
 	first := sync()
 	if first.Outcome != transfer.Committed || first.Appended || first.Points != 80 {
 		t.Fatalf("first sync: %+v, want 80 points committed", first)
 	}
 
-	growWandb(t, dir, id, 40, 65)
+	sinktest.GrowWandb(t, dir, id, 40, 65)
 	second := sync()
 	if second.Outcome != transfer.Committed || !second.Appended || second.Points != 50 || second.KeptPoints != 80 {
 		t.Fatalf("second sync: %s, appended %v, %d points written, %d kept (%s); want 50 new points appended to 80",

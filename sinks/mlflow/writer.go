@@ -27,12 +27,9 @@ type writer struct {
 	src   schema.Run
 	cov   *mlflowconv.Coverage
 	fp    string
-	mark  string           // sinks.Marked: written with the complete tag
-	base  map[string]int64 // appending: by source key, the last step held already
-	// prevSummary holds, when appending, the numeric summary values of the
-	// run as copied before (see writeSummary).
-	prevSummary map[string]float64
-	keys        map[string]*keyState // by source key: points at the current step
+	mark  string               // sinks.Marked: written with the complete tag
+	app   *appendPlan          // appending: what the points are checked against (see appendable)
+	keys  map[string]*keyState // by source key: points at the current step
 	// mlflowKeys maps the MLflow keys in use to their source keys
 	// ("" for a series runferry generates).
 	mlflowKeys map[string]string
@@ -82,14 +79,9 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 	size := 0
 	for _, m := range batch {
 		w.cov.Points++
-		if _, seen := w.keys[m.Key]; !seen && w.base != nil {
-			if _, sys := mlflowconv.SystemMetricKey(m.Key); sys {
-				return sinks.CannotAppend(fmt.Sprintf("system metric %q: new system metric points are not appended to MLflow (their keys and the per-core CPU fold depend on the points held)", m.Key))
-			}
-			if last, held := w.base[m.Key]; held && m.Step <= last {
-				// MLflow may merge it with a point held (SQL stores collapse
-				// exact duplicates), which the coverage could not record.
-				return sinks.CannotAppend(fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last))
+		if _, seen := w.keys[m.Key]; !seen && w.app != nil {
+			if why := w.app.point(m); why != "" {
+				return sinks.CannotAppend(why)
 			}
 		}
 		if held, err := w.view.hold(m); err != nil || held {
@@ -290,7 +282,7 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
 		return fault.Permanent(fmt.Errorf("mlflow sink: artifact path %q is not a clean relative path", a.Path))
 	}
-	if w.base != nil && strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
+	if w.app != nil && strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
 		return sinks.CannotAppend(fmt.Sprintf("file %s: a run with logged models is written anew, not appended to (their ids and linked points are not carried over yet)", p))
 	}
 	w.written[p] = true
