@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -33,9 +35,10 @@ var _ sinks.Appender = (*Sink)(nil)
 // the next AppendRun refuses. It then uploads the new run.json, logs the
 // params added and every tag (removing the tags the run no longer has),
 // and returns a writer that adds the points it is given after those held
-// (a point at or before a key's last step held, and a point of a system
-// metric, whose MLflow key and per-core CPU fold depend on the points
-// held, are refused: sinks.ErrCannotAppend), replaces console output, rich values and files
+// (see appendable and appendPlan.point for the points refused:
+// sinks.ErrCannotAppend; system metrics keep the MLflow keys the copy gave
+// them, and new per-core CPU samples extend the CPU mean and the folded
+// points file), replaces console output, rich values and files
 // by what it is given, and at Commit writes a coverage file merging what
 // was recorded of the points held (mapped keys, fixups, count) with the
 // rest recomputed, then status, end time, the mark and the complete tag
@@ -89,7 +92,11 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		cov.Truncated = append(cov.Truncated, mlflowconv.Truncation{What: "run name", Length: utf8.RuneCountInString(r.Name)})
 	}
 	mlflowconv.DatasetInputs(r, cov) // for the coverage: the inputs are held already
-	app, why := appendable(prev.Run, r, prevCov, base.LastStep)
+	heldKeys := make([]string, 0, len(held.Data.Metrics))
+	for _, m := range held.Data.Metrics {
+		heldKeys = append(heldKeys, m.Key)
+	}
+	app, why := appendable(prev.Run, r, prevCov, base.LastStep, heldKeys, s.cfg.PerCoreCPU)
 	if why != "" {
 		return nil, sinks.CannotAppend(why)
 	}
@@ -140,7 +147,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		}
 	}
 	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app,
-		keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}, view: newView(r)}, nil
+		keys: map[string]*keyState{}, mlflowKeys: maps.Clone(app.mlflowKeys), written: map[string]bool{}, view: newView(r)}, nil
 }
 
 // unappendable says what changed between the run as copied (was) and as
@@ -211,17 +218,30 @@ type appendPlan struct {
 	last map[string]int64
 	// prevSummary holds the numeric summary values of the run as copied.
 	prevSummary map[string]float64
+	// mlflowKeys maps the MLflow keys the copy holds to their source keys
+	// ("" for the CPU mean runferry generates), so that a new system
+	// metric is never given a key another series holds (see metricKey).
+	mlflowKeys map[string]string
+	// prevFolded counts the per-core CPU points held in
+	// mlflowconv.FoldedMetricsPath, which the new ones are added to.
+	prevFolded int64
+	// coreLast is the greatest step of a per-core CPU point held, when
+	// hasCore: the CPU mean is written up to it already.
+	coreLast int64
+	hasCore  bool
 }
 
 // appendable decides whether the copy held, whose run.json holds prev and
 // whose coverage file holds prevCov, can be extended in place to hold r,
-// given last, the step of the last point held by source key: it returns
-// the plan, or why not. Besides what unappendable and sourceUnappendable
-// refuse, MLflow never changes nor removes a logged param, and re-based
-// steps depend on the whole step metric series. The points and summary
-// values that come while appending are checked by the plan's point and
-// summary.
-func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string]int64) (*appendPlan, string) {
+// given last, the step of the last point held by source key, heldKeys,
+// the MLflow metric keys the copy holds, and perCoreCPU, the sink's
+// per-core-cpu option: it returns the plan, or why not. Besides what
+// unappendable and sourceUnappendable refuse, MLflow never changes nor
+// removes a logged param, re-based steps depend on the whole step metric
+// series, and per-core CPU series folded (or kept) by the earlier copy
+// must be so again. The points and summary values that come while
+// appending are checked by the plan's point and summary.
+func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string]int64, heldKeys []string, perCoreCPU bool) (*appendPlan, string) {
 	if why := sourceUnappendable(r); why != "" {
 		return nil, why
 	}
@@ -276,17 +296,43 @@ func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string
 	for _, n := range nums {
 		p.prevSummary[n.Key] = n.Value
 	}
+	// System metrics: the keys held, and the per-core CPU fold.
+	p.mlflowKeys, p.prevFolded = map[string]string{}, prevCov.FoldedPoints
+	for _, k := range heldKeys {
+		src, ok := prevCov.SystemMetricKeys[k]
+		if !ok {
+			if src, ok = prevCov.MetricKeys[k]; !ok {
+				src = k
+			}
+		}
+		if slices.Contains(prevCov.GeneratedMetrics, k) {
+			src = ""
+		}
+		p.mlflowKeys[k] = src
+		if sm, sys := mlflowconv.SystemMetricKey(src); sys && sm.Core && !perCoreCPU {
+			return nil, fmt.Sprintf("the copy holds the per-core CPU series %q, and the sink now folds them (per-core-cpu changed)", src)
+		}
+	}
+	if p.prevFolded > 0 && perCoreCPU {
+		return nil, "the copy holds per-core CPU series folded, and the sink now keeps them (per-core-cpu changed)"
+	}
+	for k, step := range last {
+		if sm, sys := mlflowconv.SystemMetricKey(k); sys && sm.Core && (!p.hasCore || step > p.coreLast) {
+			p.coreLast, p.hasCore = step, true
+		}
+	}
 	return p, ""
 }
 
 // point says why m, the first point of its key given to the writer, cannot
-// be appended, or "": a system metric (its MLflow key and the per-core CPU
-// fold depend on the points held), or a point at or before the key's last
-// step held (MLflow may merge it with a point held, as SQL stores collapse
-// exact duplicates, which the coverage could not record).
+// be appended, or "": a point at or before the key's last step held
+// (MLflow may merge it with a point held, as SQL stores collapse exact
+// duplicates, which the coverage could not record), or a per-core CPU
+// point at or before the last sample folded into the CPU mean held (the
+// mean at that step is written already).
 func (p *appendPlan) point(m schema.Metric) string {
-	if _, sys := mlflowconv.SystemMetricKey(m.Key); sys {
-		return fmt.Sprintf("system metric %q: new system metric points are not appended to MLflow (their keys and the per-core CPU fold depend on the points held)", m.Key)
+	if sm, sys := mlflowconv.SystemMetricKey(m.Key); sys && sm.Core && p.hasCore && m.Step <= p.coreLast {
+		return fmt.Sprintf("per-core CPU metric %q: a new point at step %d, whose sample (up to step %d) is folded into %s already", m.Key, m.Step, p.coreLast, mlflowconv.CPUMeanKey)
 	}
 	if last, held := p.last[m.Key]; held && m.Step <= last {
 		return fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last)

@@ -196,17 +196,20 @@
 // mlflow.runferry.complete (an append cut short is thus an incomplete run, which
 // the next job redoes as above), uploads the new run.json, logs the params
 // added and every tag (deleting tags the source dropped), appends the new
-// points only, replaces console output, rich values and files, and at
+// points only (system metrics under the MLflow keys the copy gave them, a
+// new one never under a key another series holds; new per-core CPU
+// samples extend the CPU mean, and their points are added to the folded
+// points file), replaces console output, rich values and files, and at
 // commit merges the coverage (mapped keys, fixups and count of the points
 // held come from the earlier coverage.json) and sets status, end time,
 // mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged
 // param, a start time or user, nor move a run; a run whose param value,
 // start, user, name, parent, dataset inputs or deletion changed, whose end
 // time went away, whose new points fall at a step already held (SQL
-// stores could merge them with held points unseen), or that has new
-// system metric points (their keys and the per-core CPU fold depend on the
-// points held; appending them is not done yet), or that holds logged
-// model files (re-created logged models would get new ids) is refused
+// stores could merge them with held points unseen), whose new per-core
+// CPU points fall in a sample folded into the CPU mean already, whose
+// per-core CPU series were folded and now are not (or the reverse), or
+// that holds logged model files (re-created logged models would get new ids) is refused
 // (sinks.ErrCannotAppend) and written anew as above, the report saying why.
 //
 // HTTP retries never resend a request that may have been applied and would
