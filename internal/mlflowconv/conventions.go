@@ -41,7 +41,7 @@ const (
 	TagOriginKey   = "mlflow.runferry.origin_key"  // OriginKey(origin), searched for
 	TagParent      = "mlflow.runferry.parent"      // the parent's origin
 	TagParentKey   = "mlflow.runferry.parent_key"  // OriginKey(parent origin)
-	TagComplete    = "mlflow.runferry.complete"    // written last: "true", or "deleted" for a run then deleted
+	TagComplete    = "mlflow.runferry.complete"    // written last: CompleteEnded, CompleteRunning or CompleteDeleted
 	TagFingerprint = "mlflow.runferry.fingerprint" // the source fingerprint at commit
 	TagMark        = "mlflow.runferry.mark"        // the engine's mark of what was committed (sinks.Marked), written with the complete tag
 	TagSuperseded  = "mlflow.runferry.superseded"  // a run replaced by a later copy (then deleted)
@@ -53,6 +53,18 @@ const (
 	TagExpName      = "mlflow.runferry.name"       // the source's experiment name
 	TagExpTagKeys   = "mlflow.runferry.tag_keys"   // JSON map of mapped experiment tag keys
 	TagExpCreatedAt = "mlflow.runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown
+)
+
+// Values of TagComplete. Each says the copy is whole, as of its commit:
+// CompleteEnded once the source run has ended (any status but RUNNING),
+// CompleteRunning while it was still running (a later sync appends to it,
+// and sets CompleteEnded once it has ended), CompleteDeleted for a run
+// deleted in the source (deleted after the tag is written). A run without
+// the tag is an interrupted copy.
+const (
+	CompleteEnded   = "true"
+	CompleteRunning = "running"
+	CompleteDeleted = "deleted"
 )
 
 // Tags MLflow's UI reads to find a run's step images and tables. The sink

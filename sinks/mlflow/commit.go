@@ -24,7 +24,9 @@ import (
 // the original status and end time (runs/update); points child runs
 // written earlier at this run; writes the fingerprint, the mark
 // (sinks.Marked) and then the complete tag (mlflowconv.TagFingerprint,
-// TagMark, TagComplete; one log-batch); and finally
+// TagMark, TagComplete; one log-batch), whose value is "true" only once
+// the source run has ended ("running" while it runs, see
+// mlflowconv.CompleteEnded); and finally
 // deletes the run if the source run was deleted (MLflow refuses writes to
 // deleted runs, so this comes last, and the complete tag says "deleted" so
 // that a crash just before it is seen as incomplete).
@@ -93,9 +95,12 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.sink.linkChildren(ctx, w.run.RunID, w.src.Origin.String()); err != nil {
 		return err
 	}
-	complete := "true"
-	if w.src.Deleted {
-		complete = "deleted"
+	complete := mlflowconv.CompleteEnded
+	switch {
+	case w.src.Deleted:
+		complete = mlflowconv.CompleteDeleted
+	case w.src.Status == schema.StatusRunning:
+		complete = mlflowconv.CompleteRunning
 	}
 	// The fingerprint and the complete tag go in one log-batch of tags
 	// only (one transaction, idempotent, retried): one round trip fewer per

@@ -149,12 +149,35 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 	early, grown := withSystemMetrics()
 	big := grown.Runs[0].Run.Origin.String()
 	grownPoints := int64(len(grown.Runs[0].Metrics) - len(early.Runs[0].Metrics))
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// lifecycle returns the run's status, whether it has an end time, and
+	// its complete tag.
+	lifecycle := func(id string) string {
+		t.Helper()
+		run, err := api.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := run.Tag(mlflowconv.TagComplete)
+		return fmt.Sprintf("%s ended=%v complete=%q", run.Info.Status, run.Info.EndTime != nil && *run.Info.EndTime > 0, v)
+	}
 	copyTwice := func(early, grown *dataset.Dataset) (transfer.RunResult, func() sources.Source) {
 		t.Helper()
 		dst, read, _ := pair(t, srv.URL)
 		opt := transfer.Options{Ledger: &sinktest.MemLedger{}, Backoff: func(int) time.Duration { return time.Millisecond }}
-		if _, err := transfer.Copy(ctx, memsrc.New(early), dst, opt); err != nil {
+		first, err := transfer.Copy(ctx, memsrc.New(early), dst, opt)
+		if err != nil {
 			t.Fatal(err)
+		}
+		for _, r := range first.Runs {
+			// The source run is still running: its copy is whole, but not
+			// marked complete as a run that ended is.
+			if got, want := lifecycle(r.DestID), `RUNNING ended=false complete="running"`; r.Origin == big && got != want {
+				t.Fatalf("run %s copied while running: %s, want %s", big, got, want)
+			}
 		}
 		rep, err := transfer.Copy(ctx, memsrc.New(grown), dst, opt)
 		if err != nil || rep.Totals.Failed != 0 {
@@ -184,9 +207,8 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 		t.Fatalf("run %s: appended %v, %d points written (%s); want %d new points appended", big, r.Appended, r.Points, r.Reason, grownPoints)
 	}
 	expectFresh(grown, read)
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
+	if got, want := lifecycle(r.DestID), `FINISHED ended=true complete="true"`; got != want {
+		t.Fatalf("run %s appended to once it ended: %s, want %s", big, got, want)
 	}
 	var mean []string
 	for page, err := range api.MetricHistory(ctx, r.DestID, mlflowconv.CPUMeanKey) {
