@@ -155,6 +155,16 @@ type SharedView interface {
 	SharedView()
 }
 
+// FileDeltaReporter is a RunWriter that, appending (Appender), leaves the
+// files the destination holds unchanged as they are rather than sending
+// them again, and deletes those the source no longer has. Once Commit
+// returned, FileDelta says how many files (of how many bytes) were kept,
+// not sent, and how many were deleted; the engine counts only the files
+// sent as copied.
+type FileDeltaReporter interface {
+	FileDelta() (keptFiles, keptBytes, deletedFiles int64)
+}
+
 // CoverageReporter is a RunWriter that says, once Commit returned, what of
 // the run it did not hold as given, counted by kind ("param values
 // truncated (whole in runferry/run.json)"). Each kind names where the

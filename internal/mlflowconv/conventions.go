@@ -218,6 +218,13 @@ type Coverage struct {
 	ModelMetricsNotLinked []string `json:"model_metrics_not_linked,omitempty"`
 	// FileProblems lists source files that could not be read, by path.
 	FileProblems map[string]string `json:"file_problems,omitempty"`
+	// FileDigests holds, by source path, the "sha256:<hex>" of each source
+	// file the run holds, so that an append sends only new and changed
+	// files and deletes those gone from the source.
+	FileDigests map[string]string `json:"file_digests,omitempty"`
+	// LogsDigest is the "sha256:<hex>" of LogsPath as uploaded, so that an
+	// append whose console output did not change does not send it again.
+	LogsDigest string `json:"logs_digest,omitempty"`
 	// Generated lists artifacts runferry derived (output.log, config.json);
 	// the source hides them.
 	Generated []string `json:"generated,omitempty"`

@@ -83,7 +83,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	}
 
 	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{}, SystemMetricKeys: map[string]string{},
-		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
+		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}, FileDigests: map[string]string{}}
 	_, tags, err := mlflowconv.RunEntities(r, cov)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: %w", origin, err))
@@ -229,6 +229,13 @@ type appendPlan struct {
 	// hasCore: the CPU mean is written up to it already.
 	coreLast int64
 	hasCore  bool
+	// files holds, by source path, the digests of the source files the
+	// copy holds (mlflowconv.Coverage.FileDigests): a file given again with
+	// the same digest is not sent again, one not given is deleted.
+	files map[string]string
+	// logsDigest is the digest of the console output the copy holds
+	// (mlflowconv.Coverage.LogsDigest): the same output is not sent again.
+	logsDigest string
 }
 
 // appendable decides whether the copy held, whose run.json holds prev and
@@ -259,7 +266,7 @@ func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string
 	if why := unappendable(prev, r); why != "" {
 		return nil, why
 	}
-	p := &appendPlan{last: last, prevSummary: map[string]float64{}}
+	p := &appendPlan{last: last, prevSummary: map[string]float64{}, files: prevCov.FileDigests, logsDigest: prevCov.LogsDigest}
 	had := map[string]string{}
 	for _, p := range oldParams {
 		had[p.Key] = p.Value

@@ -3,18 +3,22 @@ package mlflow
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 )
 
 // Commit finishes the run, in an order that leaves it recognisably
-// incomplete until the last step: it writes the held points and the
+// incomplete until the last step: appending, it deletes the files the
+// source no longer has (deleteGone); it writes the held points and the
 // summary points (see view), uploads the spooled console output
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
 // file of that name), the rich values (runferry/rich_values.jsonl) and
@@ -35,6 +39,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	api, uri := w.sink.api, w.run.ArtifactURI
+	if err := w.deleteGone(ctx); err != nil {
+		return err
+	}
 	if err := w.writeHeld(ctx); err != nil {
 		return err
 	}
@@ -49,12 +56,25 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	if w.logs != nil {
-		if err := w.uploadSpool(ctx, w.logs, mlflowconv.LogsPath); err != nil {
+		// MLflow cannot append to an artifact: console output that grew is
+		// sent whole again (logs.jsonl and output.log), unchanged output
+		// is left as the copy holds it.
+		d, err := w.logs.digest()
+		if err != nil {
 			return err
 		}
-		if !w.written["output.log"] {
-			if err := w.uploadOutputLog(ctx); err != nil {
+		same := w.app != nil && w.app.logsDigest == d
+		w.cov.LogsDigest = d
+		if !same {
+			if err := w.uploadSpool(ctx, w.logs, mlflowconv.LogsPath); err != nil {
 				return err
+			}
+		}
+		if !w.written["output.log"] {
+			if !same {
+				if err := w.uploadOutputLog(ctx); err != nil {
+					return err
+				}
 			}
 			w.cov.Generated = append(w.cov.Generated, "output.log")
 		}
@@ -132,6 +152,24 @@ func (w *writer) Commit(ctx context.Context) error {
 		return fmt.Errorf("run committed, but its experiment (deleted in the source) could not be deleted: %w", err)
 	}
 	return nil
+}
+
+// digest returns the "sha256:<hex>" of what s holds.
+func (s *spool) digest() (string, error) {
+	if err := s.b.Flush(); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	h := sha256.New()
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	if _, err := io.Copy(h, s.f); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	if _, err := s.f.Seek(0, io.SeekEnd); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (w *writer) uploadSpool(ctx context.Context, s *spool, rel string) error {

@@ -199,7 +199,11 @@
 // points only (system metrics under the MLflow keys the copy gave them, a
 // new one never under a key another series holds; new per-core CPU
 // samples extend the CPU mean, and their points are added to the folded
-// points file), replaces console output, rich values and files, and at
+// points file), sends only the files that are new or changed (compared by
+// sha256 with the digests the copy's coverage.json recorded) and deletes
+// the files the source no longer has, sends console output again only
+// when it changed (whole: MLflow cannot append to an artifact, and one
+// output.log is what the UI shows), replaces rich values, and at
 // commit merges the coverage (mapped keys, fixups and count of the points
 // held come from the earlier coverage.json) and sets status, end time,
 // mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged

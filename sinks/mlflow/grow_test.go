@@ -3,6 +3,7 @@ package mlflow_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -133,6 +134,14 @@ func withSystemMetrics() (early, grown *dataset.Dataset) {
 			d.rd.Metrics = append(d.rd.Metrics, schema.Metric{Key: "system/gpu.0.temp", Value: 80, Step: 2000, Time: 1_700_000_100_000})
 		}
 	}
+	// The console output did not change (see TestAppendsNewSystemMetricPoints).
+	early.Runs[0].Logs = grown.Runs[0].Logs
+	// Files: early held an older config.yaml and a file since deleted.
+	early.Runs[0].Files = []dataset.File{
+		{Path: "config.yaml", Content: []byte("lr: 0.01\n")},
+		grown.Runs[0].Files[1], grown.Runs[0].Files[2],
+		{Path: "gone/old.txt", Content: []byte("deleted at the source")},
+	}
 	return early, grown
 }
 
@@ -141,7 +150,9 @@ func withSystemMetrics() (early, grown *dataset.Dataset) {
 // key whose MLflow name is taken gets its own, and per-core CPU points of
 // new samples extend the CPU mean and the folded points file; only the new
 // points are written, and the server reads back as a fresh copy, each
-// point once. A per-core point of a sample folded already is refused, and
+// point once. Of the files, only the new and the changed one are sent,
+// the two unchanged are kept, and the one gone from the source is deleted.
+// A per-core point of a sample folded already is refused, and
 // that run is written whole, saying why.
 func TestAppendsNewSystemMetricPoints(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
@@ -164,7 +175,7 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 		v, _ := run.Tag(mlflowconv.TagComplete)
 		return fmt.Sprintf("%s ended=%v complete=%q", run.Info.Status, run.Info.EndTime != nil && *run.Info.EndTime > 0, v)
 	}
-	copyTwice := func(early, grown *dataset.Dataset) (transfer.RunResult, func() sources.Source) {
+	copyTwice := func(early, grown *dataset.Dataset, between func(destID string)) (transfer.RunResult, func() sources.Source) {
 		t.Helper()
 		dst, read, _ := pair(t, srv.URL)
 		opt := transfer.Options{Ledger: &sinktest.MemLedger{}, Backoff: func(int) time.Duration { return time.Millisecond }}
@@ -177,6 +188,9 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 			// marked complete as a run that ended is.
 			if got, want := lifecycle(r.DestID), `RUNNING ended=false complete="running"`; r.Origin == big && got != want {
 				t.Fatalf("run %s copied while running: %s, want %s", big, got, want)
+			}
+			if r.Origin == big && between != nil {
+				between(r.DestID)
 			}
 		}
 		rep, err := transfer.Copy(ctx, memsrc.New(grown), dst, opt)
@@ -202,11 +216,38 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 		}
 	}
 
-	r, read := copyTwice(early, grown)
+	// output.log, which runferry derives from the console output (and the
+	// source hides), is overwritten with a marker: an append that sent the
+	// unchanged output again would replace it.
+	const marker = "marker: not sent again\n"
+	artifactURI := func(id string) string {
+		run, err := api.GetRun(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return run.Info.ArtifactURI
+	}
+	r, read := copyTwice(early, grown, func(id string) {
+		if err := api.UploadBytes(ctx, artifactURI(id), "output.log", []byte(marker)); err != nil {
+			t.Fatal(err)
+		}
+	})
 	if !r.Appended || r.Points != grownPoints || strings.Contains(r.Reason, "cannot append") {
 		t.Fatalf("run %s: appended %v, %d points written (%s); want %d new points appended", big, r.Appended, r.Points, r.Reason, grownPoints)
 	}
+	if r.Files != 2 || r.KeptFiles != 2 || r.DeletedFiles != 1 {
+		t.Fatalf("run %s: %d files sent, %d kept, %d deleted; want 2 sent (new, changed), 2 kept, 1 deleted", big, r.Files, r.KeptFiles, r.DeletedFiles)
+	}
 	expectFresh(grown, read)
+	body, err := api.OpenArtifact(ctx, r.DestID, artifactURI(r.DestID), "output.log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(body)
+	body.Close()
+	if string(b) != marker {
+		t.Fatalf("output.log after an append with unchanged console output: %q, want it left as it was (%q)", b, marker)
+	}
 	if got, want := lifecycle(r.DestID), `FINISHED ended=true complete="true"`; got != want {
 		t.Fatalf("run %s appended to once it ended: %s, want %s", big, got, want)
 	}
@@ -238,7 +279,7 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 	// A core's point at a sample folded already: written whole.
 	early2, grown2 := withSystemMetrics()
 	grown2.Runs[0].Metrics = append(grown2.Runs[0].Metrics, schema.Metric{Key: "system/cpu.3.cpu_percent", Value: 50, Step: 4, Time: 1_700_000_008_000})
-	r, read = copyTwice(early2, grown2)
+	r, read = copyTwice(early2, grown2, nil)
 	if r.Appended || !strings.Contains(r.Reason, `cannot append: per-core CPU metric "system/cpu.3.cpu_percent": a new point at step 4`) {
 		t.Fatalf("run %s: appended %v, reason %q; want written whole for its core point of a folded sample", big, r.Appended, r.Reason)
 	}
