@@ -46,6 +46,11 @@ const (
 	TagMark        = "mlflow.runferry.mark"        // the engine's mark of what was committed (sinks.Marked), written with the complete tag
 	TagSuperseded  = "mlflow.runferry.superseded"  // a run replaced by a later copy (then deleted)
 	TagSidecar     = "mlflow.runferry.sidecar"     // path of the run.json sidecar
+	// TagAppending holds, while an append to the run is under way, the
+	// mark of the copy it extends (the copy's run.json and coverage.json
+	// are kept under AppendBaseDir meanwhile), so that an append cut short
+	// is continued in place rather than redone.
+	TagAppending = "mlflow.runferry.appending"
 
 	TagManaged      = "mlflow.runferry.managed"    // experiment written by runferry: "true"
 	TagPrefix       = "mlflow.runferry.prefix"     // the experiment-prefix option it was written with
@@ -146,6 +151,9 @@ const (
 	// CPUMeanKey (one FoldedPoint a line), when not written as series.
 	FoldedMetricsPath = "runferry/folded_metrics.jsonl"
 	FilesDir          = "runferry/files/" // source files whose own path began with Dir
+	// AppendBaseDir holds, from the start of an append, the run.json and
+	// coverage.json of the copy it extends (see TagAppending).
+	AppendBaseDir = "runferry/append-base/"
 )
 
 // OriginKey is the searchable form of an origin: 32 hex digits, safe in a

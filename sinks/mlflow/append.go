@@ -30,9 +30,12 @@ var _ sinks.Appender = (*Sink)(nil)
 // never changes a logged param); else it returns sinks.ErrCannotAppend
 // and the engine writes the run anew, superseding this copy.
 //
-// Before its first write it removes the mark and complete tags,
-// so that an append cut short is seen as an incomplete run (FindRun) that
-// the next AppendRun refuses. It then uploads the new run.json, logs the
+// Before its first write it keeps the copy's run.json and coverage.json
+// under mlflowconv.AppendBaseDir, sets mlflowconv.TagAppending to the mark
+// and removes the complete tag, so that an append cut short is seen as an
+// incomplete run (FindRun) that the next AppendRun with the same mark
+// continues in place: from the kept files, without sending again the
+// points the cut-short append wrote (pointsWritten). It then uploads the new run.json, logs the
 // params added and every tag (removing the tags the run no longer has),
 // and returns a writer that adds the points it is given after those held
 // (see appendable and appendPlan.point for the points refused:
@@ -67,18 +70,30 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is deleted", held.Info.RunID))
 	case held.Info.ExperimentID != expID:
 		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is in experiment %s, not %s", held.Info.RunID, held.Info.ExperimentID, expID))
-	case !completeRun(held) || mark == "":
-		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is incomplete (an earlier write was cut short)", held.Info.RunID))
-	case mark != base.Mark:
+	case mark == "" || mark != base.Mark:
 		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is not the one the ledger recorded (written by another job, or the record of its last commit was lost)", held.Info.RunID))
 	}
+	appending, _ := held.Tag(mlflowconv.TagAppending)
+	// An append from this very copy was cut short: it is continued.
+	resuming := !completeRun(held) && appending == base.Mark
+	if !completeRun(held) && !resuming {
+		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is incomplete (an earlier write was cut short)", held.Info.RunID))
+	}
 	info := held.Info
+	// The copy appended to: its run.json and coverage.json, or, resuming,
+	// those kept when the append cut short began.
+	sidecarPath, coveragePath := mlflowconv.SidecarPath, mlflowconv.CoveragePath
+	if resuming {
+		sidecarPath, coveragePath = mlflowconv.AppendBaseDir+"run.json", mlflowconv.AppendBaseDir+"coverage.json"
+	}
 	var prev mlflowconv.Sidecar
-	if err := s.readJSON(ctx, info, mlflowconv.SidecarPath, &prev); err != nil {
+	prevRaw, err := s.readJSON(ctx, info, sidecarPath, &prev)
+	if err != nil {
 		return nil, err
 	}
 	var prevCov mlflowconv.Coverage
-	if err := s.readJSON(ctx, info, mlflowconv.CoveragePath, &prevCov); err != nil {
+	prevCovRaw, err := s.readJSON(ctx, info, coveragePath, &prevCov)
+	if err != nil {
 		return nil, err
 	}
 
@@ -126,10 +141,29 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
 		}
 	}()
-	// Incomplete from here on: the mark first, so that a kill between the
-	// two deletes leaves a run the next append refuses.
-	for _, k := range []string{mlflowconv.TagMark, mlflowconv.TagComplete} {
-		if err := s.api.DeleteTag(ctx, info.RunID, k); err != nil {
+	var resumed map[string]map[heldPoint]int
+	if resuming {
+		if resumed, err = s.pointsWritten(ctx, held, app, prevCov); err != nil {
+			return nil, err
+		}
+	} else {
+		// Incomplete from here on, and recognisably an append from this
+		// copy: its run.json and coverage.json are kept first, then the
+		// appending tag is set, then the complete tag removed. A kill
+		// before the complete tag goes leaves a complete copy; after, an
+		// append the next AppendRun with the same mark continues.
+		for _, f := range []struct {
+			rel string
+			b   []byte
+		}{{mlflowconv.AppendBaseDir + "run.json", prevRaw}, {mlflowconv.AppendBaseDir + "coverage.json", prevCovRaw}} {
+			if err := s.api.UploadBytes(ctx, info.ArtifactURI, f.rel, f.b); err != nil {
+				return nil, fmt.Errorf("keeping %s of run %s: %w", f.rel, info.RunID, err)
+			}
+		}
+		if err := s.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: info.RunID, Tags: []mlflowapi.Tag{{Key: mlflowconv.TagAppending, Value: base.Mark}}}); err != nil {
+			return nil, fmt.Errorf("marking run %s as appended to: %w", info.RunID, err)
+		}
+		if err := s.api.DeleteTag(ctx, info.RunID, mlflowconv.TagComplete); err != nil {
 			return nil, fmt.Errorf("marking run %s incomplete: %w", info.RunID, err)
 		}
 	}
@@ -146,7 +180,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 			return nil, fmt.Errorf("removing tag %q (gone from the source): %w", k, err)
 		}
 	}
-	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app,
+	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app, resumed: resumed,
 		keys: map[string]*keyState{}, mlflowKeys: maps.Clone(app.mlflowKeys), written: map[string]bool{}, view: newView(r)}, nil
 }
 
@@ -172,24 +206,89 @@ func unappendable(was, is schema.Run) string {
 	return ""
 }
 
-// readJSON decodes the run's artifact rel into v.
-func (s *Sink) readJSON(ctx context.Context, info mlflowapi.RunInfo, rel string, v any) error {
+// readJSON decodes the run's artifact rel into v, and returns its bytes.
+func (s *Sink) readJSON(ctx context.Context, info mlflowapi.RunInfo, rel string, v any) ([]byte, error) {
 	body, err := s.api.OpenArtifact(ctx, info.RunID, info.ArtifactURI, rel)
 	if err != nil {
 		if mlflowapi.IsNotFound(err) {
-			return sinks.CannotAppend(fmt.Sprintf("the server's copy %s has no %s", info.RunID, rel))
+			return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s has no %s", info.RunID, rel))
 		}
-		return fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
+		return nil, fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
 	}
 	defer body.Close()
 	b, err := io.ReadAll(body)
 	if err != nil {
-		return fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
+		return nil, fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return sinks.CannotAppend(fmt.Sprintf("%s of run %s: %v", rel, info.RunID, err))
+		return nil, sinks.CannotAppend(fmt.Sprintf("%s of run %s: %v", rel, info.RunID, err))
 	}
-	return nil
+	return b, nil
+}
+
+// heldPoint is a point as MLflow stores it, to know it again.
+type heldPoint struct {
+	step, time int64
+	bits       uint64
+}
+
+func heldPointOf(m mlflowapi.Metric) heldPoint {
+	v := float64(m.Value)
+	bits := math.Float64bits(v)
+	if math.IsNaN(v) {
+		bits = 0x7ff8000000000001
+	}
+	return heldPoint{step: m.Step, time: m.Timestamp, bits: bits}
+}
+
+// pointsWritten returns, by MLflow key, the points an append cut short
+// wrote to run held beyond those of the copy it extends (app, prevCov):
+// the points of each key after the last step the copy held of it (the
+// copy's cursor; for the CPU mean, the last sample folded; for a summary
+// point, its step), found in the key's history when its latest step is
+// beyond that. The writer does not send them again (see logMetrics).
+func (s *Sink) pointsWritten(ctx context.Context, held mlflowapi.Run, app *appendPlan, prevCov mlflowconv.Coverage) (map[string]map[heldPoint]int, error) {
+	summaryStep := map[string]int64{}
+	for _, p := range prevCov.SummaryPoints {
+		summaryStep[p.Key] = max(summaryStep[p.Key], p.Step)
+	}
+	out := map[string]map[heldPoint]int{}
+	for _, latest := range held.Data.Metrics {
+		src, known := app.mlflowKeys[latest.Key]
+		after, bounded := int64(0), true
+		switch {
+		case !known:
+			bounded = false
+		case src == "":
+			after, bounded = app.coreLast, app.hasCore
+		default:
+			if last, ok := app.last[src]; ok {
+				after = last
+			} else if st, ok := summaryStep[src]; ok {
+				after = st
+			} else {
+				bounded = false
+			}
+		}
+		if bounded && latest.Step <= after {
+			continue
+		}
+		for page, err := range s.api.MetricHistory(ctx, held.Info.RunID, latest.Key) {
+			if err != nil {
+				return nil, fmt.Errorf("reading the history of %s of run %s: %w", latest.Key, held.Info.RunID, err)
+			}
+			for _, m := range page {
+				if bounded && m.Step <= after {
+					continue
+				}
+				if out[latest.Key] == nil {
+					out[latest.Key] = map[heldPoint]int{}
+				}
+				out[latest.Key][heldPointOf(m)]++
+			}
+		}
+	}
+	return out, nil
 }
 
 // sourceUnappendable says why the run as the source holds it now cannot

@@ -192,9 +192,15 @@
 // When the engine's ledger recorded the run with its mark and the source
 // run grew (sinks.Appender), AppendRun re-opens the same MLflow run
 // instead: it checks that the server holds one active, complete copy of
-// the origin carrying the ledger's mark, removes mlflow.runferry.mark and
-// mlflow.runferry.complete (an append cut short is thus an incomplete run, which
-// the next job redoes as above), uploads the new run.json, logs the params
+// the origin carrying the ledger's mark, keeps the copy's run.json and
+// coverage.json under runferry/append-base/, sets mlflow.runferry.appending
+// to the mark and removes mlflow.runferry.complete. An append cut short (a
+// kill, a failed attempt) is thus an incomplete run that says which copy
+// it extends: the next AppendRun with the same mark continues it in place,
+// from the kept run.json and coverage.json, reading the history of each
+// key whose latest step lies beyond the ledger's cursor to find the new
+// points written already, which it does not send again (no run deleted,
+// no point doubled). It then uploads the new run.json, logs the params
 // added and every tag (deleting tags the source dropped), appends the new
 // points only (system metrics under the MLflow keys the copy gave them, a
 // new one never under a key another series holds; new per-core CPU

@@ -1,12 +1,21 @@
 package mlflow_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,4 +293,156 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 		t.Fatalf("run %s: appended %v, reason %q; want written whole for its core point of a folded sample", big, r.Appended, r.Reason)
 	}
 	expectFresh(grown2, read)
+}
+
+// TestAppendKilledThenContinued: the runferry binary is SIGKILLed in the
+// middle of an append (after the second batch of new points reached the
+// server, by a proxy in front of it); the next sync continues the append
+// in the same MLflow run, from the ledger's cursors and the points the
+// server holds: no run is deleted or superseded, no point is doubled
+// (check), and the report says the run was appended to with the points
+// of the first sync kept.
+func TestAppendKilledThenContinued(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	bin := buildCLI(t)
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var armed, batches atomic.Int32
+	var victim atomic.Pointer[os.Process]
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		metrics := false
+		if strings.HasSuffix(r.URL.Path, "/runs/log-batch") && armed.Load() == 1 {
+			body, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			metrics = bytes.Contains(body, []byte(`"metrics":[{`))
+		}
+		r.Host = target.Host // MLflow refuses other hosts
+		rp.ServeHTTP(w, r)
+		if metrics && batches.Add(1) == 2 {
+			if p := victim.Load(); p != nil {
+				p.Kill()
+			}
+		}
+	}))
+	defer proxy.Close()
+
+	dir := t.TempDir()
+	const id = "grow0003"
+	sinktest.GrowWandb(t, dir, id, 0, 40)
+	prefix := fmt.Sprintf("kill-append-%d/", testenv.FreePort(t))
+	src := "wandb:" + filepath.Join(dir, "wandb") + "?crashed-after=1ns"
+	dst := "mlflow+" + proxy.URL + "?experiment-prefix=" + prefix
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	report := filepath.Join(t.TempDir(), "report.json")
+	sync := func() error {
+		cmd := exec.Command(bin, "sync", src, dst, "--state", ledger, "-q", "--report", report)
+		cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=")
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		victim.Store(cmd.Process)
+		err := cmd.Wait()
+		victim.Store(nil)
+		if err != nil {
+			t.Logf("sync: %v\n%s", err, tail(out.String(), 20))
+		}
+		return err
+	}
+	if err := sync(); err != nil {
+		t.Fatalf("first sync: %v", err)
+	}
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	runs := func() []mlflowapi.Run {
+		t.Helper()
+		var ids []string
+		for e, err := range api.SearchExperiments(ctx, "name LIKE '"+prefix+"%'", mlflowapi.ViewAll) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, e.ExperimentID)
+		}
+		if len(ids) != 1 {
+			t.Fatalf("%d experiments named %s...", len(ids), prefix)
+		}
+		var out []mlflowapi.Run
+		for r, err := range api.SearchRuns(ctx, ids, "", mlflowapi.ViewAll) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, r)
+		}
+		return out
+	}
+	first := runs()
+	if len(first) != 1 {
+		t.Fatalf("after the first sync the experiment holds %d runs", len(first))
+	}
+	runID := first[0].Info.RunID
+
+	sinktest.GrowWandb(t, dir, id, 40, 3000)
+	armed.Store(1)
+	if err := sync(); err == nil {
+		t.Fatal("the sync was not killed during the append")
+	}
+	armed.Store(0)
+	cut := runs()
+	if len(cut) != 1 || cut[0].Info.RunID != runID {
+		t.Fatalf("after the kill the experiment holds %d runs", len(cut))
+	}
+	if _, complete := cut[0].Tag(mlflowconv.TagComplete); complete {
+		t.Fatal("the run cut short during its append is marked complete")
+	}
+	var loss int
+	for page, err := range api.MetricHistory(ctx, runID, "loss") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss += len(page)
+	}
+	if loss <= 40 || loss >= 3000 {
+		t.Fatalf("the killed append left %d points of loss; want some new points written, not all", loss)
+	}
+
+	if err := sync(); err != nil {
+		t.Fatalf("sync after the kill: %v", err)
+	}
+	var rep struct {
+		Runs []struct {
+			DestID     string `json:"dest_id"`
+			Outcome    string `json:"outcome"`
+			Reason     string `json:"reason"`
+			Appended   bool   `json:"appended"`
+			KeptPoints int64  `json:"kept_points"`
+		} `json:"runs"`
+	}
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Runs) != 1 || !rep.Runs[0].Appended || rep.Runs[0].DestID != runID || rep.Runs[0].KeptPoints != 80 {
+		t.Fatalf("report of the sync after the kill: %+v; want run %s appended to, 80 points kept", rep.Runs, runID)
+	}
+	final := runs()
+	if len(final) != 1 || final[0].Info.LifecycleStage != mlflowapi.StageActive {
+		t.Fatalf("after the kill and the next sync the experiment holds %d runs (%+v); want the one run, active, no superseded copy", len(final), final)
+	}
+	if v, _ := final[0].Tag(mlflowconv.TagComplete); v != "true" {
+		t.Fatalf("complete tag %q after the continued append", v)
+	}
+	out, err := exec.Command(bin, "check", src, "mlflow+"+srv.URL+"?experiment-prefix="+prefix).CombinedOutput()
+	if err != nil {
+		t.Fatalf("runferry check after the continued append: %v\n%s", err, out)
+	}
 }

@@ -1,6 +1,7 @@
 package mlflow
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -210,15 +211,25 @@ func (w *writer) heldFolded(ctx context.Context, sp *spool) (*spool, error) {
 		}
 		return nil, fmt.Errorf("reading %s of run %s: %w", mlflowconv.FoldedMetricsPath, w.run.RunID, err)
 	}
-	lines := &lineCounter{w: out.b}
-	_, err = io.Copy(lines, body)
-	body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("reading %s of run %s: %w", mlflowconv.FoldedMetricsPath, w.run.RunID, err)
+	// The first prevFolded lines: an append cut short may have uploaded
+	// more (see pointsWritten).
+	br := bufio.NewReader(body)
+	var n int64
+	for ; n < w.app.prevFolded; n++ {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			body.Close()
+			return nil, fmt.Errorf("reading %s of run %s: %w", mlflowconv.FoldedMetricsPath, w.run.RunID, err)
+		}
+		out.b.Write(line)
 	}
-	if lines.n != w.app.prevFolded || lines.partial {
+	body.Close()
+	if n != w.app.prevFolded {
 		return nil, sinks.CannotAppend(fmt.Sprintf("%s of run %s holds %d points, its coverage file says %d",
-			mlflowconv.FoldedMetricsPath, w.run.RunID, lines.n, w.app.prevFolded))
+			mlflowconv.FoldedMetricsPath, w.run.RunID, n, w.app.prevFolded))
 	}
 	if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
 		return nil, fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
@@ -228,26 +239,6 @@ func (w *writer) heldFolded(ctx context.Context, sp *spool) (*spool, error) {
 	}
 	ok = true
 	return out, nil
-}
-
-// lineCounter counts the lines written through it; partial says the last
-// one has no newline.
-type lineCounter struct {
-	w       io.Writer
-	n       int64
-	partial bool
-}
-
-func (c *lineCounter) Write(p []byte) (int, error) {
-	for _, b := range p {
-		if b == '\n' {
-			c.n++
-		}
-	}
-	if len(p) > 0 {
-		c.partial = p[len(p)-1] != '\n'
-	}
-	return c.w.Write(p)
 }
 
 // removeFold removes the folded points' temporary file.

@@ -32,9 +32,12 @@ type writer struct {
 	src   schema.Run
 	cov   *mlflowconv.Coverage
 	fp    string
-	mark  string               // sinks.Marked: written with the complete tag
-	app   *appendPlan          // appending: what the points are checked against (see appendable)
-	keys  map[string]*keyState // by source key: points at the current step
+	mark  string      // sinks.Marked: written with the complete tag
+	app   *appendPlan // appending: what the points are checked against (see appendable)
+	// resumed holds, continuing an append cut short, by MLflow key, the
+	// points it wrote already (see pointsWritten): they are not sent again.
+	resumed map[string]map[heldPoint]int
+	keys    map[string]*keyState // by source key: points at the current step
 	// mlflowKeys maps the MLflow keys in use to their source keys
 	// ("" for a series runferry generates).
 	mlflowKeys map[string]string
@@ -125,6 +128,18 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 }
 
 func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
+	if len(w.resumed) > 0 {
+		keep := ms[:0:0]
+		for _, m := range ms {
+			held := w.resumed[m.Key]
+			if p := heldPointOf(m); held[p] > 0 {
+				held[p]--
+				continue
+			}
+			keep = append(keep, m)
+		}
+		ms = keep
+	}
 	if len(ms) == 0 {
 		return nil
 	}
