@@ -236,6 +236,23 @@ type AppendBase struct {
 	LastStep map[string]int64
 }
 
+// CursorKeeper is a RunWriter that stores, with the commit, the engine's
+// per-key cursors of what it was given (an opaque document), so that a
+// job without a ledger can append to the run (BaseFinder).
+type CursorKeeper interface {
+	SetCursors(doc []byte)
+}
+
+// BaseFinder is an Appender that can say, without the engine's ledger,
+// what it committed of a run: FindBase returns the destination id, the
+// mark and the cursors document (CursorKeeper) stored with the one
+// complete copy of origin, or ok false when it holds no such copy (none,
+// several, incomplete, or written without cursors). The engine appends
+// with it as with a ledger entry; the mark is checked again by AppendRun.
+type BaseFinder interface {
+	FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error)
+}
+
 // Marked is a RunWriter that stores a mark with the commit: a token the
 // engine derives from what the run holds, which AppendRun compares with
 // the ledger's before it appends.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -184,6 +185,13 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 	if m, ok := w.(sinks.Marked); ok {
 		m.SetMark(mark)
 		res.keys, res.mark = keys, mark
+		if ck, ok := w.(sinks.CursorKeeper); ok {
+			doc, err := json.Marshal(cursorDoc{Mark: mark, Keys: keys})
+			if err != nil {
+				return fault.Permanent(err)
+			}
+			ck.SetCursors(doc)
+		}
 	}
 	if err := j.copyRichValues(ctx, p.run.Origin, w, res); err != nil {
 		return err

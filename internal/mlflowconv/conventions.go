@@ -10,6 +10,7 @@ package mlflowconv
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"path"
@@ -233,6 +234,9 @@ type Coverage struct {
 	// LogsDigest is the "sha256:<hex>" of LogsPath as uploaded, so that an
 	// append whose console output did not change does not send it again.
 	LogsDigest string `json:"logs_digest,omitempty"`
+	// Cursors is the engine's cursors document of the points the run
+	// holds (sinks.CursorKeeper), for appending without a ledger.
+	Cursors json.RawMessage `json:"cursors,omitempty"`
 	// Generated lists artifacts runferry derived (output.log, config.json);
 	// the source hides them.
 	Generated []string `json:"generated,omitempty"`

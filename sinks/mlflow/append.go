@@ -3,6 +3,7 @@ package mlflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -18,7 +19,35 @@ import (
 	"github.com/runferry/runferry/sinks"
 )
 
-var _ sinks.Appender = (*Sink)(nil)
+var (
+	_ sinks.Appender   = (*Sink)(nil)
+	_ sinks.BaseFinder = (*Sink)(nil)
+)
+
+// FindBase implements sinks.BaseFinder: the one active, complete copy of
+// origin, its mark tag and the cursors its coverage file holds.
+func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error) {
+	runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin.String()), false)
+	if err != nil || len(runs) != 1 {
+		return "", "", nil, false, err
+	}
+	held := runs[0]
+	mark, _ = held.Tag(mlflowconv.TagMark)
+	if held.Info.LifecycleStage != mlflowapi.StageActive || !completeRun(held) || mark == "" {
+		return "", "", nil, false, nil
+	}
+	var cov mlflowconv.Coverage
+	if _, err := s.readJSON(ctx, held.Info, mlflowconv.CoveragePath, &cov); err != nil {
+		if errors.Is(err, sinks.ErrCannotAppend) {
+			return "", "", nil, false, nil
+		}
+		return "", "", nil, false, err
+	}
+	if len(cov.Cursors) == 0 {
+		return "", "", nil, false, nil
+	}
+	return held.Info.RunID, mark, cov.Cursors, true, nil
+}
 
 // AppendRun re-opens the run committed earlier from r.Origin, under its
 // MLflow run id, to extend it (sinks.Appender). It appends only when the

@@ -446,3 +446,52 @@ func TestAppendKilledThenContinued(t *testing.T) {
 		t.Fatalf("runferry check after the continued append: %v\n%s", err, out)
 	}
 }
+
+// TestAppendWithoutLedger: without a ledger (--no-state), a grown run is
+// appended to from the cursors the MLflow copy keeps in its coverage
+// file, checked against its mark: the same run id, only the new points
+// written, and the server reads back as a fresh copy. When the copy's
+// mark does not match the cursors kept, the run is written whole and the
+// reason says why.
+func TestAppendWithoutLedger(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := transfer.Options{Backoff: func(int) time.Duration { return time.Millisecond }}
+	for _, tamper := range []bool{false, true} {
+		early, grown := withSystemMetrics()
+		dst, read, _ := pair(t, srv.URL)
+		first, err := transfer.Copy(ctx, memsrc.New(early), dst, opt)
+		if err != nil || len(first.Runs) != 1 {
+			t.Fatalf("first copy: %v %+v", err, first)
+		}
+		if tamper {
+			if err := api.SetTag(ctx, first.Runs[0].DestID, mlflowconv.TagMark, "m1:tampered"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := transfer.Copy(ctx, memsrc.New(grown), dst, opt)
+		if err != nil || rep.Totals.Failed != 0 || len(rep.Runs) != 1 {
+			t.Fatalf("second copy: %v %+v", err, rep)
+		}
+		r := rep.Runs[0]
+		n := int64(len(grown.Runs[0].Metrics) - len(early.Runs[0].Metrics))
+		switch {
+		case !tamper && (!r.Appended || r.DestID != first.Runs[0].DestID || r.Points != n || r.KeptPoints != int64(len(early.Runs[0].Metrics))):
+			t.Fatalf("without a ledger: appended %v to %s (first %s), %d points written, %d kept (%s); want %d appended to %d",
+				r.Appended, r.DestID, first.Runs[0].DestID, r.Points, r.KeptPoints, r.Reason, n, len(early.Runs[0].Metrics))
+		case tamper && (r.Appended || !strings.Contains(r.Reason, "written whole: the cursors the destination keeps do not match its copy's mark")):
+			t.Fatalf("copy with another mark: appended %v (%s); want written whole, saying why", r.Appended, r.Reason)
+		}
+		got, err := dataset.Read(ctx, read())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := dataset.Diff(grown, got, dataset.DiffOptions{}); diff != nil {
+			t.Fatalf("read back differs from a fresh copy (tamper %v):\n%s", tamper, strings.Join(diff, "\n"))
+		}
+	}
+}

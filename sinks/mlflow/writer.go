@@ -63,11 +63,16 @@ var (
 	_ sinks.Identified        = (*writer)(nil)
 	_ sinks.Marked            = (*writer)(nil)
 	_ sinks.FileDeltaReporter = (*writer)(nil)
+	_ sinks.CursorKeeper      = (*writer)(nil)
 )
 
 func (w *writer) DestID() string           { return w.run.RunID }
 func (w *writer) SetFingerprint(fp string) { w.fp = fp }
 func (w *writer) SetMark(mark string)      { w.mark = mark }
+
+// SetCursors implements sinks.CursorKeeper: the document goes into the
+// coverage file.
+func (w *writer) SetCursors(doc []byte) { w.cov.Cursors = doc }
 
 func (w *writer) check() error {
 	if w.done {
