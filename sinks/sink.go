@@ -246,7 +246,8 @@ type CursorKeeper interface {
 // BaseFinder is an Appender that can say, without the engine's ledger,
 // what it committed of a run: FindBase returns the destination id, the
 // mark and the cursors document (CursorKeeper) stored with the one
-// complete copy of origin, or ok false when it holds no such copy (none,
+// complete copy of origin (or one whose append was cut short, which
+// AppendRun continues), or ok false when it holds no such copy (none,
 // several, incomplete, or written without cursors). The engine appends
 // with it as with a ledger entry; the mark is checked again by AppendRun.
 type BaseFinder interface {

@@ -152,6 +152,11 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			}
 		} else if ok {
 			p.reason = fmt.Sprintf("resuming (%s earlier)", e.Status)
+			// An append that failed dropped the ledger's cursors; the sink
+			// may still hold them with the copy it was extending.
+			if err := j.baseFromSink(ctx, p, false); err != nil {
+				return false, err
+			}
 		}
 		for _, f := range p.former {
 			if p.reason != "new" {
@@ -178,7 +183,7 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				return unchanged("", "committed earlier (found in sink)")
 			}
 			p.reason = "changed since last transfer"
-			if err := j.baseFromSink(ctx, p); err != nil {
+			if err := j.baseFromSink(ctx, p, true); err != nil {
 				return false, err
 			}
 		case sinks.RunIncomplete:
@@ -231,28 +236,37 @@ type cursorDoc struct {
 // must be the one derived from its cursors and the one the copy carries
 // (the cursors' digests are then checked against the source as with a
 // ledger). Otherwise the run is written whole, and the reason says why.
-func (j *job) baseFromSink(ctx context.Context, p *planned) error {
+func (j *job) baseFromSink(ctx context.Context, p *planned, say bool) error {
 	bf, ok := j.dst.(sinks.BaseFinder)
 	if !ok || len(p.former) > 0 {
 		return nil
+	}
+	why := func(s string) {
+		if say {
+			p.reason += ", written whole: " + s
+		}
 	}
 	destID, mark, doc, found, err := bf.FindBase(ctx, p.run.Origin)
 	switch {
 	case err != nil && (fault.KindOf(err) == fault.KindFatal || fault.KindOf(err) == fault.KindCanceled):
 		return err
 	case err != nil:
-		p.reason += ", written whole: the destination's record of the copy could not be read: " + err.Error()
+		why("the destination's record of the copy could not be read: " + err.Error())
 		return nil
 	case !found:
-		p.reason += ", written whole: no ledger, and the destination keeps no cursors of its copy"
+		why("no ledger, and the destination keeps no cursors of its copy")
 		return nil
 	}
 	var d cursorDoc
 	if err := json.Unmarshal(doc, &d); err != nil || d.Mark != mark || markOf(d.Keys) != mark {
-		p.reason += ", written whole: the cursors the destination keeps do not match its copy's mark"
+		why("the cursors the destination keeps do not match its copy's mark")
 		return nil
 	}
 	p.base = &state.Entry{Origin: p.run.Origin.String(), DestID: destID, Status: string(Committed), Mark: mark, Keys: d.Keys}
-	p.reason = "changed since last transfer: appending (cursors kept in the destination)"
+	if say {
+		p.reason = "changed since last transfer: appending (cursors kept in the destination)"
+	} else {
+		p.reason += ": continuing the append (cursors kept in the destination)"
+	}
 	return nil
 }

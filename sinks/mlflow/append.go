@@ -24,8 +24,10 @@ var (
 	_ sinks.BaseFinder = (*Sink)(nil)
 )
 
-// FindBase implements sinks.BaseFinder: the one active, complete copy of
-// origin, its mark tag and the cursors its coverage file holds.
+// FindBase implements sinks.BaseFinder: the one active copy of origin,
+// complete or cut short during an append (which AppendRun continues), its
+// mark tag and the cursors its coverage file holds (for a cut-short
+// append, the coverage file of the copy it extends).
 func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error) {
 	runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin.String()), false)
 	if err != nil || len(runs) != 1 {
@@ -33,11 +35,18 @@ func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark st
 	}
 	held := runs[0]
 	mark, _ = held.Tag(mlflowconv.TagMark)
-	if held.Info.LifecycleStage != mlflowapi.StageActive || !completeRun(held) || mark == "" {
+	appending, _ := held.Tag(mlflowconv.TagAppending)
+	// A copy an append cut short is found too: AppendRun continues it.
+	resumable := !completeRun(held) && mark != "" && appending == mark
+	if held.Info.LifecycleStage != mlflowapi.StageActive || !completeRun(held) && !resumable || mark == "" {
 		return "", "", nil, false, nil
 	}
+	coveragePath := mlflowconv.CoveragePath
+	if resumable {
+		coveragePath = mlflowconv.AppendBaseDir + "coverage.json"
+	}
 	var cov mlflowconv.Coverage
-	if _, err := s.readJSON(ctx, held.Info, mlflowconv.CoveragePath, &cov); err != nil {
+	if _, err := s.readJSON(ctx, held.Info, coveragePath, &cov); err != nil {
 		if errors.Is(err, sinks.ErrCannotAppend) {
 			return "", "", nil, false, nil
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
@@ -493,5 +495,64 @@ func TestAppendWithoutLedger(t *testing.T) {
 		if diff := dataset.Diff(grown, got, dataset.DiffOptions{}); diff != nil {
 			t.Fatalf("read back differs from a fresh copy (tamper %v):\n%s", tamper, strings.Join(diff, "\n"))
 		}
+	}
+}
+
+// TestFailedAppendContinuedInPlace: an append that fails after its first
+// batch of new points (the job gives up: the ledger records the run failed
+// and drops its cursors) is continued in the same MLflow run by the next
+// job, from the cursors the copy keeps: no superseded copy, no point
+// doubled.
+func TestFailedAppendContinuedInPlace(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	early, grown := withSystemMetrics()
+	dst, read, _ := pair(t, srv.URL)
+	l := &sinktest.MemLedger{}
+	opt := transfer.Options{Ledger: l, Attempts: 1, Backoff: func(int) time.Duration { return time.Millisecond }}
+	first, err := transfer.Copy(ctx, memsrc.New(early), dst, opt)
+	if err != nil || len(first.Runs) != 1 {
+		t.Fatalf("first copy: %v %+v", err, first)
+	}
+	// Operations: PutExperiment, AppendRun, the first WriteMetrics, then
+	// the second fails.
+	failing := sinktest.NewFailAt(dst, 4, fault.Permanent(errors.New("injected")))
+	cut, err := transfer.Copy(ctx, memsrc.New(grown), failing, opt)
+	if err != nil || len(cut.Runs) != 1 || cut.Runs[0].Outcome != transfer.Failed {
+		t.Fatalf("the failing copy: %v %+v", err, cut)
+	}
+	rep, err := transfer.Copy(ctx, memsrc.New(grown), dst, opt)
+	if err != nil || len(rep.Runs) != 1 {
+		t.Fatalf("copy after the failure: %v %+v", err, rep)
+	}
+	r := rep.Runs[0]
+	if r.Outcome != transfer.Committed || !r.Appended || r.DestID != first.Runs[0].DestID || !strings.Contains(r.Reason, "continuing the append") {
+		t.Fatalf("copy after the failure: %s, appended %v to %s (first %s): %s; want the append continued in place",
+			r.Outcome, r.Appended, r.DestID, first.Runs[0].DestID, r.Reason)
+	}
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := api.GetRun(ctx, r.DestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for x, err := range api.SearchRuns(ctx, []string{run.Info.ExperimentID}, "", mlflowapi.ViewAll) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, x.Info.RunID+" "+x.Info.LifecycleStage)
+	}
+	if len(held) != 1 {
+		t.Fatalf("the experiment holds %v, want only run %s: no superseded copy", held, r.DestID)
+	}
+	got, err := dataset.Read(ctx, read())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(grown, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatalf("read back differs from a fresh copy:\n%s", strings.Join(diff, "\n"))
 	}
 }
