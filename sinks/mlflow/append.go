@@ -184,6 +184,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		if resumed, err = s.pointsWritten(ctx, held, app, prevCov); err != nil {
 			return nil, err
 		}
+
 	} else {
 		// Incomplete from here on, and recognisably an append from this
 		// copy: its run.json and coverage.json are kept first, then the

@@ -8,12 +8,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
 )
 
 // Commit finishes the run, in an order that leaves it recognisably
@@ -53,6 +56,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 	w.keys = map[string]*keyState{}
 	if err := w.commitFold(ctx); err != nil {
+		return err
+	}
+	if err := w.resumedLeftOver(); err != nil {
 		return err
 	}
 	if w.logs != nil {
@@ -209,4 +215,21 @@ func (w *writer) uploadOutputLog(ctx context.Context) error {
 		return err
 	}
 	return w.uploadSpool(ctx, out, "output.log")
+}
+
+// resumedLeftOver, continuing an append cut short, refuses the append when
+// the server holds points the cut-short append wrote that this one did
+// not write again (the source changed beyond the copy's cursors in
+// between): MLflow cannot remove them, so the run is written whole.
+func (w *writer) resumedLeftOver() error {
+	for _, k := range slices.Sorted(maps.Keys(w.resumed)) {
+		n := 0
+		for _, c := range w.resumed[k] {
+			n += c
+		}
+		if n > 0 {
+			return sinks.CannotAppend(fmt.Sprintf("metric %q: the append cut short wrote %d points the source no longer has", k, n))
+		}
+	}
+	return nil
 }

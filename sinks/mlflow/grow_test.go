@@ -502,11 +502,26 @@ func TestAppendWithoutLedger(t *testing.T) {
 // batch of new points (the job gives up: the ledger records the run failed
 // and drops its cursors) is continued in the same MLflow run by the next
 // job, from the cursors the copy keeps: no superseded copy, no point
-// doubled.
+// doubled. When the source changed beyond the copy's cursors in between
+// (the points the failed append wrote are no longer the source's), the run
+// is written whole instead, saying why.
 func TestFailedAppendContinuedInPlace(t *testing.T) {
+	t.Run("continued", func(t *testing.T) { testFailedAppend(t, false) })
+	t.Run("source changed", func(t *testing.T) { testFailedAppend(t, true) })
+}
+
+func testFailedAppend(t *testing.T, changed bool) {
 	srv := testenv.SharedMLflow(t)
 	ctx := context.Background()
 	early, grown := withSystemMetrics()
+	_, later := withSystemMetrics()
+	if changed {
+		for i, m := range later.Runs[0].Metrics {
+			if m.Key == "loss" && m.Step >= 1500 {
+				later.Runs[0].Metrics[i].Value = m.Value + 1
+			}
+		}
+	}
 	dst, read, _ := pair(t, srv.URL)
 	l := &sinktest.MemLedger{}
 	opt := transfer.Options{Ledger: l, Attempts: 1, Backoff: func(int) time.Duration { return time.Millisecond }}
@@ -514,18 +529,26 @@ func TestFailedAppendContinuedInPlace(t *testing.T) {
 	if err != nil || len(first.Runs) != 1 {
 		t.Fatalf("first copy: %v %+v", err, first)
 	}
-	// Operations: PutExperiment, AppendRun, the first WriteMetrics, then
-	// the second fails.
-	failing := sinktest.NewFailAt(dst, 4, fault.Permanent(errors.New("injected")))
+	// The fifth operation is the second WriteMetrics (FailAt counts
+	// PutExperiment, AppendRun and the writer's calls): the first 1000 new
+	// points reach the server, then the append fails.
+	failing := sinktest.NewFailAt(dst, 5, fault.Permanent(errors.New("injected")))
 	cut, err := transfer.Copy(ctx, memsrc.New(grown), failing, opt)
-	if err != nil || len(cut.Runs) != 1 || cut.Runs[0].Outcome != transfer.Failed {
+	if err != nil || len(cut.Runs) != 1 || cut.Runs[0].Outcome != transfer.Failed || !strings.Contains(cut.Runs[0].Error, "operation 5") {
 		t.Fatalf("the failing copy: %v %+v", err, cut)
 	}
-	rep, err := transfer.Copy(ctx, memsrc.New(grown), dst, opt)
+	rep, err := transfer.Copy(ctx, memsrc.New(later), dst, opt)
 	if err != nil || len(rep.Runs) != 1 {
 		t.Fatalf("copy after the failure: %v %+v", err, rep)
 	}
 	r := rep.Runs[0]
+	if changed {
+		if r.Outcome != transfer.Committed || r.Appended || !strings.Contains(r.Reason, "the append cut short wrote") {
+			t.Fatalf("copy after the failure, source changed: %s, appended %v: %s; want written whole, saying why", r.Outcome, r.Appended, r.Reason)
+		}
+		expectSame(t, later, read())
+		return
+	}
 	if r.Outcome != transfer.Committed || !r.Appended || r.DestID != first.Runs[0].DestID || !strings.Contains(r.Reason, "continuing the append") {
 		t.Fatalf("copy after the failure: %s, appended %v to %s (first %s): %s; want the append continued in place",
 			r.Outcome, r.Appended, r.DestID, first.Runs[0].DestID, r.Reason)
@@ -552,7 +575,7 @@ func TestFailedAppendContinuedInPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := dataset.Diff(grown, got, dataset.DiffOptions{}); diff != nil {
+	if diff := dataset.Diff(later, got, dataset.DiffOptions{}); diff != nil {
 		t.Fatalf("read back differs from a fresh copy:\n%s", strings.Join(diff, "\n"))
 	}
 }
