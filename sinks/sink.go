@@ -156,6 +156,16 @@ type SharedView interface {
 	SharedView()
 }
 
+// FileDeltaReporter is a RunWriter that, appending (Appender), leaves the
+// files the destination holds unchanged as they are rather than sending
+// them again, and deletes those the source no longer has. Once Commit
+// returned, FileDelta says how many files (of how many bytes) were kept,
+// not sent, and how many were deleted; the engine counts only the files
+// sent as copied.
+type FileDeltaReporter interface {
+	FileDelta() (keptFiles, keptBytes, deletedFiles int64)
+}
+
 // CoverageReporter is a RunWriter that says, once Commit returned, what of
 // the run it did not hold as given, counted by kind ("param values
 // truncated (whole in runferry/run.json)"). Each kind names where the
@@ -225,6 +235,24 @@ type AppendBase struct {
 	// LastStep is, by metric key, the step of the last point held; keys
 	// absent from it have no point held.
 	LastStep map[string]int64
+}
+
+// CursorKeeper is a RunWriter that stores, with the commit, the engine's
+// per-key cursors of what it was given (an opaque document), so that a
+// job without a ledger can append to the run (BaseFinder).
+type CursorKeeper interface {
+	SetCursors(doc []byte)
+}
+
+// BaseFinder is an Appender that can say, without the engine's ledger,
+// what it committed of a run: FindBase returns the destination id, the
+// mark and the cursors document (CursorKeeper) stored with the one
+// complete copy of origin (or one whose append was cut short, which
+// AppendRun continues), or ok false when it holds no such copy (none,
+// several, incomplete, or written without cursors). The engine appends
+// with it as with a ledger entry; the mark is checked again by AppendRun.
+type BaseFinder interface {
+	FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error)
 }
 
 // Marked is a RunWriter that stores a mark with the commit: a token the

@@ -120,11 +120,16 @@ func (c *cursors) finish() ([]state.KeyCursor, string, error) {
 		out = append(out, state.KeyCursor{Key: key, Count: k.count, LastStep: k.lastStep, LastTime: k.lastTime, Digest: k.digest()})
 	}
 	slices.SortFunc(out, func(a, b state.KeyCursor) int { return strings.Compare(a.Key, b.Key) })
+	return out, markOf(out), nil
+}
+
+// markOf derives the mark of a commit from its cursors, sorted by key.
+func markOf(keys []state.KeyCursor) string {
 	h := sha256.New()
-	for _, k := range out {
+	for _, k := range keys {
 		fmt.Fprintf(h, "%q %d %s\n", k.Key, k.Count, k.Digest)
 	}
-	return out, "m1:" + hex.EncodeToString(h.Sum(nil)[:16]), nil
+	return "m1:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 func (k *cursor) digest() string { return hex.EncodeToString(k.h.Sum(nil)[:16]) }

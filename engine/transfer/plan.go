@@ -2,9 +2,11 @@ package transfer
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"iter"
 
+	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
@@ -150,6 +152,11 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			}
 		} else if ok {
 			p.reason = fmt.Sprintf("resuming (%s earlier)", e.Status)
+			// An append that failed dropped the ledger's cursors; the sink
+			// may still hold them with the copy it was extending.
+			if err := j.baseFromSink(ctx, p, false); err != nil {
+				return false, err
+			}
 		}
 		for _, f := range p.former {
 			if p.reason != "new" {
@@ -176,6 +183,9 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				return unchanged("", "committed earlier (found in sink)")
 			}
 			p.reason = "changed since last transfer"
+			if err := j.baseFromSink(ctx, p, true); err != nil {
+				return false, err
+			}
 		case sinks.RunIncomplete:
 			p.reason = "resuming incomplete run"
 		case sinks.RunUnderFormerOrigin:
@@ -211,4 +221,52 @@ func underFormer(f schema.Ref) string {
 		return "held under its former origin: written again under the new one"
 	}
 	return fmt.Sprintf("held under its former origin %s: written again under the new one", f)
+}
+
+// cursorDoc is the cursors document a sink keeps with a commit
+// (sinks.CursorKeeper): the mark and the per-key cursors it derives from.
+type cursorDoc struct {
+	Mark string            `json:"mark"`
+	Keys []state.KeyCursor `json:"keys"`
+}
+
+// baseFromSink plans, without a ledger entry, an append to the copy the
+// sink holds of p's run, from the cursors the sink kept with it
+// (sinks.BaseFinder), when that can be proven safe: the document's mark
+// must be the one derived from its cursors and the one the copy carries
+// (the cursors' digests are then checked against the source as with a
+// ledger). Otherwise the run is written whole, and the reason says why.
+func (j *job) baseFromSink(ctx context.Context, p *planned, say bool) error {
+	bf, ok := j.dst.(sinks.BaseFinder)
+	if !ok || len(p.former) > 0 {
+		return nil
+	}
+	why := func(s string) {
+		if say {
+			p.reason += ", written whole: " + s
+		}
+	}
+	destID, mark, doc, found, err := bf.FindBase(ctx, p.run.Origin)
+	switch {
+	case err != nil && (fault.KindOf(err) == fault.KindFatal || fault.KindOf(err) == fault.KindCanceled):
+		return err
+	case err != nil:
+		why("the destination's record of the copy could not be read: " + err.Error())
+		return nil
+	case !found:
+		why("no ledger, and the destination keeps no cursors of its copy")
+		return nil
+	}
+	var d cursorDoc
+	if err := json.Unmarshal(doc, &d); err != nil || d.Mark != mark || markOf(d.Keys) != mark {
+		why("the cursors the destination keeps do not match its copy's mark")
+		return nil
+	}
+	p.base = &state.Entry{Origin: p.run.Origin.String(), DestID: destID, Status: string(Committed), Mark: mark, Keys: d.Keys}
+	if say {
+		p.reason = "changed since last transfer: appending (cursors kept in the destination)"
+	} else {
+		p.reason += ": continuing the append (cursors kept in the destination)"
+	}
+	return nil
 }

@@ -50,10 +50,16 @@ type RunResult struct {
 	Coverage map[string]int64 `json:"coverage,omitempty"`
 	// Appended says the run was extended in place (sinks.Appender): the
 	// destination kept KeptPoints points it held from an earlier job and
-	// Points counts only the new ones. Console output, rich values and
-	// files are sent whole and counted whole.
-	Appended   bool  `json:"appended,omitempty"`
-	KeptPoints int64 `json:"kept_points,omitempty"`
+	// Points counts only the new ones. Console output and rich values are
+	// sent whole and counted whole. Files are too, unless the sink keeps
+	// unchanged files (sinks.FileDeltaReporter): then Files and Bytes
+	// count only the files sent (new or changed), KeptFiles those the
+	// destination held unchanged, and DeletedFiles those it deleted since
+	// the source no longer has them.
+	Appended     bool  `json:"appended,omitempty"`
+	KeptPoints   int64 `json:"kept_points,omitempty"`
+	KeptFiles    int64 `json:"kept_files,omitempty"`
+	DeletedFiles int64 `json:"deleted_files,omitempty"`
 
 	// keys and mark are the run's metric cursors once written, for the
 	// ledger.
@@ -158,6 +164,10 @@ type Totals struct {
 	Points   int64 `json:"points"`
 	Files    int64 `json:"files"`
 	Bytes    int64 `json:"bytes"`
+	// KeptFiles and DeletedFiles sum the committed runs' (see
+	// RunResult.KeptFiles).
+	KeptFiles    int64 `json:"kept_files,omitempty"`
+	DeletedFiles int64 `json:"deleted_files,omitempty"`
 }
 
 func (r *Report) total() {
@@ -202,6 +212,8 @@ func (r *Report) total() {
 			t.Points += run.Points
 			t.Files += run.Files
 			t.Bytes += run.Bytes
+			t.KeptFiles += run.KeptFiles
+			t.DeletedFiles += run.DeletedFiles
 		}
 	}
 	r.Totals = t

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -118,6 +119,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 func (res *RunResult) resetCounts() {
 	res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
 	res.Appended, res.KeptPoints, res.keys, res.mark = false, 0, nil, ""
+	res.KeptFiles, res.DeletedFiles = 0, 0
 }
 
 // runOnce makes one attempt at a run: open, stream everything, commit. On
@@ -183,6 +185,13 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 	if m, ok := w.(sinks.Marked); ok {
 		m.SetMark(mark)
 		res.keys, res.mark = keys, mark
+		if ck, ok := w.(sinks.CursorKeeper); ok {
+			doc, err := json.Marshal(cursorDoc{Mark: mark, Keys: keys})
+			if err != nil {
+				return fault.Permanent(err)
+			}
+			ck.SetCursors(doc)
+		}
 	}
 	if err := j.copyRichValues(ctx, p.run.Origin, w, res); err != nil {
 		return err
@@ -206,6 +215,11 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 	}
 	if base != nil {
 		res.Appended, res.KeptPoints = true, cur.kept
+	}
+	if fd, ok := w.(sinks.FileDeltaReporter); ok {
+		kept, keptBytes, deleted := fd.FileDelta()
+		res.Files, res.Bytes = res.Files-kept, res.Bytes-keptBytes
+		res.KeptFiles, res.DeletedFiles = kept, deleted
 	}
 	if cr, ok := w.(sinks.CoverageReporter); ok {
 		for k, n := range cr.Coverage() {

@@ -209,3 +209,22 @@ func (c *Client) UploadFile(ctx context.Context, artifactURI, rel, path string) 
 		return open, err
 	}, fi.Size())
 }
+
+// DeleteArtifact removes the artifact rel (a file, or a directory with
+// everything below it) of a run with artifact root artifactURI, through
+// the mlflow-artifacts proxy. Deleting what is not there is no error.
+func (c *Client) DeleteArtifact(ctx context.Context, artifactURI, rel string) error {
+	if rel == "" {
+		return fault.Permanent(errors.New("mlflow: refusing to delete a run's whole artifact root"))
+	}
+	p, ok := proxyPath(artifactURI, rel)
+	if !ok {
+		return fault.Permanent(fmt.Errorf("mlflow: deleting %s: %w", rel, ErrNotProxied))
+	}
+	var out struct{}
+	err := c.call(ctx, idempotent, http.MethodDelete, "/api/2.0/mlflow-artifacts/artifacts/"+escapePath(p), nil, nil, &out)
+	if IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -10,6 +10,7 @@ package mlflowconv
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"path"
@@ -41,11 +42,16 @@ const (
 	TagOriginKey   = "mlflow.runferry.origin_key"  // OriginKey(origin), searched for
 	TagParent      = "mlflow.runferry.parent"      // the parent's origin
 	TagParentKey   = "mlflow.runferry.parent_key"  // OriginKey(parent origin)
-	TagComplete    = "mlflow.runferry.complete"    // written last: "true", or "deleted" for a run then deleted
+	TagComplete    = "mlflow.runferry.complete"    // written last: CompleteEnded, CompleteRunning or CompleteDeleted
 	TagFingerprint = "mlflow.runferry.fingerprint" // the source fingerprint at commit
 	TagMark        = "mlflow.runferry.mark"        // the engine's mark of what was committed (sinks.Marked), written with the complete tag
 	TagSuperseded  = "mlflow.runferry.superseded"  // a run replaced by a later copy (then deleted)
 	TagSidecar     = "mlflow.runferry.sidecar"     // path of the run.json sidecar
+	// TagAppending holds, while an append to the run is under way, the
+	// mark of the copy it extends (the copy's run.json and coverage.json
+	// are kept under AppendBaseDir meanwhile), so that an append cut short
+	// is continued in place rather than redone.
+	TagAppending = "mlflow.runferry.appending"
 
 	TagManaged      = "mlflow.runferry.managed"    // experiment written by runferry: "true"
 	TagPrefix       = "mlflow.runferry.prefix"     // the experiment-prefix option it was written with
@@ -53,6 +59,18 @@ const (
 	TagExpName      = "mlflow.runferry.name"       // the source's experiment name
 	TagExpTagKeys   = "mlflow.runferry.tag_keys"   // JSON map of mapped experiment tag keys
 	TagExpCreatedAt = "mlflow.runferry.created_at" // the source's creation time (RFC 3339), or CreatedAtUnknown
+)
+
+// Values of TagComplete. Each says the copy is whole, as of its commit:
+// CompleteEnded once the source run has ended (any status but RUNNING),
+// CompleteRunning while it was still running (a later sync appends to it,
+// and sets CompleteEnded once it has ended), CompleteDeleted for a run
+// deleted in the source (deleted after the tag is written). A run without
+// the tag is an interrupted copy.
+const (
+	CompleteEnded   = "true"
+	CompleteRunning = "running"
+	CompleteDeleted = "deleted"
 )
 
 // Tags MLflow's UI reads to find a run's step images and tables. The sink
@@ -134,6 +152,9 @@ const (
 	// CPUMeanKey (one FoldedPoint a line), when not written as series.
 	FoldedMetricsPath = "runferry/folded_metrics.jsonl"
 	FilesDir          = "runferry/files/" // source files whose own path began with Dir
+	// AppendBaseDir holds, from the start of an append, the run.json and
+	// coverage.json of the copy it extends (see TagAppending).
+	AppendBaseDir = "runferry/append-base/"
 )
 
 // OriginKey is the searchable form of an origin: 32 hex digits, safe in a
@@ -206,6 +227,16 @@ type Coverage struct {
 	ModelMetricsNotLinked []string `json:"model_metrics_not_linked,omitempty"`
 	// FileProblems lists source files that could not be read, by path.
 	FileProblems map[string]string `json:"file_problems,omitempty"`
+	// FileDigests holds, by source path, the "sha256:<hex>" of each source
+	// file the run holds, so that an append sends only new and changed
+	// files and deletes those gone from the source.
+	FileDigests map[string]string `json:"file_digests,omitempty"`
+	// LogsDigest is the "sha256:<hex>" of LogsPath as uploaded, so that an
+	// append whose console output did not change does not send it again.
+	LogsDigest string `json:"logs_digest,omitempty"`
+	// Cursors is the engine's cursors document of the points the run
+	// holds (sinks.CursorKeeper), for appending without a ledger.
+	Cursors json.RawMessage `json:"cursors,omitempty"`
 	// Generated lists artifacts runferry derived (output.log, config.json);
 	// the source hides them.
 	Generated []string `json:"generated,omitempty"`

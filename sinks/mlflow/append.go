@@ -3,9 +3,13 @@ package mlflow
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"reflect"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -15,7 +19,44 @@ import (
 	"github.com/runferry/runferry/sinks"
 )
 
-var _ sinks.Appender = (*Sink)(nil)
+var (
+	_ sinks.Appender   = (*Sink)(nil)
+	_ sinks.BaseFinder = (*Sink)(nil)
+)
+
+// FindBase implements sinks.BaseFinder: the one active copy of origin,
+// complete or cut short during an append (which AppendRun continues), its
+// mark tag and the cursors its coverage file holds (for a cut-short
+// append, the coverage file of the copy it extends).
+func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error) {
+	runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin.String()), false)
+	if err != nil || len(runs) != 1 {
+		return "", "", nil, false, err
+	}
+	held := runs[0]
+	mark, _ = held.Tag(mlflowconv.TagMark)
+	appending, _ := held.Tag(mlflowconv.TagAppending)
+	// A copy an append cut short is found too: AppendRun continues it.
+	resumable := !completeRun(held) && mark != "" && appending == mark
+	if held.Info.LifecycleStage != mlflowapi.StageActive || !completeRun(held) && !resumable || mark == "" {
+		return "", "", nil, false, nil
+	}
+	coveragePath := mlflowconv.CoveragePath
+	if resumable {
+		coveragePath = mlflowconv.AppendBaseDir + "coverage.json"
+	}
+	var cov mlflowconv.Coverage
+	if _, err := s.readJSON(ctx, held.Info, coveragePath, &cov); err != nil {
+		if errors.Is(err, sinks.ErrCannotAppend) {
+			return "", "", nil, false, nil
+		}
+		return "", "", nil, false, err
+	}
+	if len(cov.Cursors) == 0 {
+		return "", "", nil, false, nil
+	}
+	return held.Info.RunID, mark, cov.Cursors, true, nil
+}
 
 // AppendRun re-opens the run committed earlier from r.Origin, under its
 // MLflow run id, to extend it (sinks.Appender). It appends only when the
@@ -27,14 +68,18 @@ var _ sinks.Appender = (*Sink)(nil)
 // never changes a logged param); else it returns sinks.ErrCannotAppend
 // and the engine writes the run anew, superseding this copy.
 //
-// Before its first write it removes the mark and complete tags,
-// so that an append cut short is seen as an incomplete run (FindRun) that
-// the next AppendRun refuses. It then uploads the new run.json, logs the
+// Before its first write it keeps the copy's run.json and coverage.json
+// under mlflowconv.AppendBaseDir, sets mlflowconv.TagAppending to the mark
+// and removes the complete tag, so that an append cut short is seen as an
+// incomplete run (FindRun) that the next AppendRun with the same mark
+// continues in place: from the kept files, without sending again the
+// points the cut-short append wrote (pointsWritten). It then uploads the new run.json, logs the
 // params added and every tag (removing the tags the run no longer has),
 // and returns a writer that adds the points it is given after those held
-// (a point at or before a key's last step held, and a point of a system
-// metric, whose MLflow key and per-core CPU fold depend on the points
-// held, are refused: sinks.ErrCannotAppend), replaces console output, rich values and files
+// (see appendable and appendPlan.point for the points refused:
+// sinks.ErrCannotAppend; system metrics keep the MLflow keys the copy gave
+// them, and new per-core CPU samples extend the CPU mean and the folded
+// points file), replaces console output, rich values and files
 // by what it is given, and at Commit writes a coverage file merging what
 // was recorded of the points held (mapped keys, fixups, count) with the
 // rest recomputed, then status, end time, the mark and the complete tag
@@ -44,10 +89,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		return nil, fault.Permanent(err)
 	}
 	origin := r.Origin.String()
-	if r.Deleted {
-		return nil, sinks.CannotAppend("the run is deleted in the source")
-	}
-	if why := viewUnappendable(r); why != "" {
+	if why := sourceUnappendable(r); why != "" {
 		return nil, sinks.CannotAppend(why)
 	}
 	runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin), false)
@@ -66,24 +108,36 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is deleted", held.Info.RunID))
 	case held.Info.ExperimentID != expID:
 		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is in experiment %s, not %s", held.Info.RunID, held.Info.ExperimentID, expID))
-	case !completeRun(held) || mark == "":
-		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is incomplete (an earlier write was cut short)", held.Info.RunID))
-	case mark != base.Mark:
+	case mark == "" || mark != base.Mark:
 		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is not the one the ledger recorded (written by another job, or the record of its last commit was lost)", held.Info.RunID))
 	}
+	appending, _ := held.Tag(mlflowconv.TagAppending)
+	// An append from this very copy was cut short: it is continued.
+	resuming := !completeRun(held) && appending == base.Mark
+	if !completeRun(held) && !resuming {
+		return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s is incomplete (an earlier write was cut short)", held.Info.RunID))
+	}
 	info := held.Info
+	// The copy appended to: its run.json and coverage.json, or, resuming,
+	// those kept when the append cut short began.
+	sidecarPath, coveragePath := mlflowconv.SidecarPath, mlflowconv.CoveragePath
+	if resuming {
+		sidecarPath, coveragePath = mlflowconv.AppendBaseDir+"run.json", mlflowconv.AppendBaseDir+"coverage.json"
+	}
 	var prev mlflowconv.Sidecar
-	if err := s.readJSON(ctx, info, mlflowconv.SidecarPath, &prev); err != nil {
+	prevRaw, err := s.readJSON(ctx, info, sidecarPath, &prev)
+	if err != nil {
 		return nil, err
 	}
 	var prevCov mlflowconv.Coverage
-	if err := s.readJSON(ctx, info, mlflowconv.CoveragePath, &prevCov); err != nil {
+	prevCovRaw, err := s.readJSON(ctx, info, coveragePath, &prevCov)
+	if err != nil {
 		return nil, err
 	}
 
 	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{}, SystemMetricKeys: map[string]string{},
-		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
-	params, tags, err := mlflowconv.RunEntities(r, cov)
+		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}, FileDigests: map[string]string{}}
+	_, tags, err := mlflowconv.RunEntities(r, cov)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: %w", origin, err))
 	}
@@ -91,44 +145,13 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		cov.Truncated = append(cov.Truncated, mlflowconv.Truncation{What: "run name", Length: utf8.RuneCountInString(r.Name)})
 	}
 	mlflowconv.DatasetInputs(r, cov) // for the coverage: the inputs are held already
-	oldParams, oldTags, err := mlflowconv.RunEntities(prev.Run, &mlflowconv.Coverage{MetricKeys: map[string]string{},
-		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}})
-	if err != nil {
-		return nil, sinks.CannotAppend(fmt.Sprintf("the run.json of the server's copy: %v", err))
+	heldKeys := make([]string, 0, len(held.Data.Metrics))
+	for _, m := range held.Data.Metrics {
+		heldKeys = append(heldKeys, m.Key)
 	}
-	if why := unappendable(prev.Run, r); why != "" {
+	app, why := appendable(prev.Run, r, prevCov, base.LastStep, heldKeys, s.cfg.PerCoreCPU)
+	if why != "" {
 		return nil, sinks.CannotAppend(why)
-	}
-	had := map[string]string{}
-	for _, p := range oldParams {
-		had[p.Key] = p.Value
-	}
-	var newParams []mlflowapi.Param
-	now := map[string]bool{}
-	for _, p := range params {
-		now[p.Key] = true
-		v, ok := had[p.Key]
-		switch {
-		case !ok:
-			newParams = append(newParams, p)
-		case v != p.Value:
-			return nil, sinks.CannotAppend(fmt.Sprintf("param %q changed, and MLflow never changes a logged param", p.Key))
-		}
-	}
-	for k := range had {
-		if !now[k] {
-			return nil, sinks.CannotAppend(fmt.Sprintf("param %q is gone from the source, and MLflow never removes a logged param", k))
-		}
-	}
-	keep := map[string]bool{}
-	for _, t := range tags {
-		keep[t.Key] = true
-	}
-	var gone []string
-	for _, t := range oldTags {
-		if !keep[t.Key] {
-			gone = append(gone, t.Key)
-		}
 	}
 	// What the coverage says of the points held stays: the new points add
 	// to it.
@@ -140,18 +163,9 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	}
 	cov.GeneratedMetrics, cov.FoldedPoints = prevCov.GeneratedMetrics, prevCov.FoldedPoints
 	cov.Fixups, cov.FixupsDropped, cov.Points = prevCov.Fixups, prevCov.FixupsDropped, prevCov.Points
-	if len(prevCov.Rebased) > 0 {
-		return nil, sinks.CannotAppend("the copy holds re-based steps, which depend on the whole step metric series")
-	}
 	// Summary points written before stay, recorded, so the source still
 	// leaves them out; writeSummary adds none while appending.
 	cov.SummaryPoints = prevCov.SummaryPoints
-	prevSummary := map[string]float64{}
-	if nums, _, _, _ := mlflowconv.SummaryValues(prev.Run.Summary); len(nums) > 0 {
-		for _, n := range nums {
-			prevSummary[n.Key] = n.Value
-		}
-	}
 	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
@@ -165,28 +179,48 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
 		}
 	}()
-	// Incomplete from here on: the mark first, so that a kill between the
-	// two deletes leaves a run the next append refuses.
-	for _, k := range []string{mlflowconv.TagMark, mlflowconv.TagComplete} {
-		if err := s.api.DeleteTag(ctx, info.RunID, k); err != nil {
+	var resumed map[string]map[heldPoint]int
+	if resuming {
+		if resumed, err = s.pointsWritten(ctx, held, app, prevCov); err != nil {
+			return nil, err
+		}
+
+	} else {
+		// Incomplete from here on, and recognisably an append from this
+		// copy: its run.json and coverage.json are kept first, then the
+		// appending tag is set, then the complete tag removed. A kill
+		// before the complete tag goes leaves a complete copy; after, an
+		// append the next AppendRun with the same mark continues.
+		for _, f := range []struct {
+			rel string
+			b   []byte
+		}{{mlflowconv.AppendBaseDir + "run.json", prevRaw}, {mlflowconv.AppendBaseDir + "coverage.json", prevCovRaw}} {
+			if err := s.api.UploadBytes(ctx, info.ArtifactURI, f.rel, f.b); err != nil {
+				return nil, fmt.Errorf("keeping %s of run %s: %w", f.rel, info.RunID, err)
+			}
+		}
+		if err := s.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: info.RunID, Tags: []mlflowapi.Tag{{Key: mlflowconv.TagAppending, Value: base.Mark}}}); err != nil {
+			return nil, fmt.Errorf("marking run %s as appended to: %w", info.RunID, err)
+		}
+		if err := s.api.DeleteTag(ctx, info.RunID, mlflowconv.TagComplete); err != nil {
 			return nil, fmt.Errorf("marking run %s incomplete: %w", info.RunID, err)
 		}
 	}
 	if err := s.api.UploadBytes(ctx, info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
 		return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
 	}
-	for _, b := range entityBatches(info.RunID, newParams, tags) {
+	for _, b := range entityBatches(info.RunID, app.newParams, tags) {
 		if err := s.api.LogBatch(ctx, b); err != nil {
 			return nil, fmt.Errorf("writing params and tags: %w", err)
 		}
 	}
-	for _, k := range gone {
+	for _, k := range app.goneTags {
 		if err := s.api.DeleteTag(ctx, info.RunID, k); err != nil {
 			return nil, fmt.Errorf("removing tag %q (gone from the source): %w", k, err)
 		}
 	}
-	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, base: base.LastStep, prevSummary: prevSummary,
-		keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}, view: newView(r)}, nil
+	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app, resumed: resumed,
+		keys: map[string]*keyState{}, mlflowKeys: maps.Clone(app.mlflowKeys), written: map[string]bool{}, view: newView(r)}, nil
 }
 
 // unappendable says what changed between the run as copied (was) and as
@@ -211,33 +245,259 @@ func unappendable(was, is schema.Run) string {
 	return ""
 }
 
-// readJSON decodes the run's artifact rel into v.
-func (s *Sink) readJSON(ctx context.Context, info mlflowapi.RunInfo, rel string, v any) error {
+// readJSON decodes the run's artifact rel into v, and returns its bytes.
+func (s *Sink) readJSON(ctx context.Context, info mlflowapi.RunInfo, rel string, v any) ([]byte, error) {
 	body, err := s.api.OpenArtifact(ctx, info.RunID, info.ArtifactURI, rel)
 	if err != nil {
 		if mlflowapi.IsNotFound(err) {
-			return sinks.CannotAppend(fmt.Sprintf("the server's copy %s has no %s", info.RunID, rel))
+			return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s has no %s", info.RunID, rel))
 		}
-		return fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
+		return nil, fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
 	}
 	defer body.Close()
 	b, err := io.ReadAll(body)
 	if err != nil {
-		return fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
+		return nil, fmt.Errorf("reading %s of run %s: %w", rel, info.RunID, err)
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return sinks.CannotAppend(fmt.Sprintf("%s of run %s: %v", rel, info.RunID, err))
+		return nil, sinks.CannotAppend(fmt.Sprintf("%s of run %s: %v", rel, info.RunID, err))
 	}
-	return nil
+	return b, nil
 }
 
-// viewUnappendable says why the MLflow view of a W&B run (see view) cannot
-// be extended in place, or "": points plotted against a step metric are
-// re-based with the whole step metric series in hand. (Summary values that
-// would need points of their own are refused at commit, see writeSummary.)
-func viewUnappendable(r schema.Run) string {
-	if !mlflowconv.StepAxesOf(r).Empty() {
+// heldPoint is a point as MLflow stores it, to know it again.
+type heldPoint struct {
+	step, time int64
+	bits       uint64
+}
+
+func heldPointOf(m mlflowapi.Metric) heldPoint {
+	v := float64(m.Value)
+	bits := math.Float64bits(v)
+	if math.IsNaN(v) {
+		bits = 0x7ff8000000000001
+	}
+	return heldPoint{step: m.Step, time: m.Timestamp, bits: bits}
+}
+
+// pointsWritten returns, by MLflow key, the points an append cut short
+// wrote to run held beyond those of the copy it extends (app, prevCov):
+// the points of each key after the last step the copy held of it (the
+// copy's cursor; for the CPU mean, the last sample folded; for a summary
+// point, its step), found in the key's history when its latest step is
+// beyond that. The writer does not send them again (see logMetrics).
+func (s *Sink) pointsWritten(ctx context.Context, held mlflowapi.Run, app *appendPlan, prevCov mlflowconv.Coverage) (map[string]map[heldPoint]int, error) {
+	summaryStep := map[string]int64{}
+	for _, p := range prevCov.SummaryPoints {
+		summaryStep[p.Key] = max(summaryStep[p.Key], p.Step)
+	}
+	out := map[string]map[heldPoint]int{}
+	for _, latest := range held.Data.Metrics {
+		src, known := app.mlflowKeys[latest.Key]
+		after, bounded := int64(0), true
+		switch {
+		case !known:
+			bounded = false
+		case src == "":
+			after, bounded = app.coreLast, app.hasCore
+		default:
+			if last, ok := app.last[src]; ok {
+				after = last
+			} else if st, ok := summaryStep[src]; ok {
+				after = st
+			} else {
+				bounded = false
+			}
+		}
+		if bounded && latest.Step <= after {
+			continue
+		}
+		for page, err := range s.api.MetricHistory(ctx, held.Info.RunID, latest.Key) {
+			if err != nil {
+				return nil, fmt.Errorf("reading the history of %s of run %s: %w", latest.Key, held.Info.RunID, err)
+			}
+			for _, m := range page {
+				if bounded && m.Step <= after {
+					continue
+				}
+				if out[latest.Key] == nil {
+					out[latest.Key] = map[heldPoint]int{}
+				}
+				out[latest.Key][heldPointOf(m)]++
+			}
+		}
+	}
+	return out, nil
+}
+
+// sourceUnappendable says why the run as the source holds it now cannot
+// be appended to any copy, or "": a deleted run is written whole (MLflow
+// refuses writes to deleted runs), and so is the MLflow view of a W&B run
+// (see view) whose points are plotted against a step metric, since they
+// are re-based with the whole step metric series in hand.
+func sourceUnappendable(r schema.Run) string {
+	switch {
+	case r.Deleted:
+		return "the run is deleted in the source"
+	case !mlflowconv.StepAxesOf(r).Empty():
 		return "metrics plotted against a W&B step metric are re-based with the whole step series"
 	}
 	return ""
+}
+
+// appendPlan is the decision to append a run to the copy held, and what
+// the writer checks against while appending (point, summary): every
+// reason a run is written whole rather than appended to is decided here.
+type appendPlan struct {
+	newParams []mlflowapi.Param // params the copy does not hold yet
+	goneTags  []string          // tags the copy holds that the run no longer has
+	// last is, by source key, the step of the last point held
+	// (sinks.AppendBase.LastStep).
+	last map[string]int64
+	// prevSummary holds the numeric summary values of the run as copied.
+	prevSummary map[string]float64
+	// mlflowKeys maps the MLflow keys the copy holds to their source keys
+	// ("" for the CPU mean runferry generates), so that a new system
+	// metric is never given a key another series holds (see metricKey).
+	mlflowKeys map[string]string
+	// prevFolded counts the per-core CPU points held in
+	// mlflowconv.FoldedMetricsPath, which the new ones are added to.
+	prevFolded int64
+	// coreLast is the greatest step of a per-core CPU point held, when
+	// hasCore: the CPU mean is written up to it already.
+	coreLast int64
+	hasCore  bool
+	// files holds, by source path, the digests of the source files the
+	// copy holds (mlflowconv.Coverage.FileDigests): a file given again with
+	// the same digest is not sent again, one not given is deleted.
+	files map[string]string
+	// logsDigest is the digest of the console output the copy holds
+	// (mlflowconv.Coverage.LogsDigest): the same output is not sent again.
+	logsDigest string
+}
+
+// appendable decides whether the copy held, whose run.json holds prev and
+// whose coverage file holds prevCov, can be extended in place to hold r,
+// given last, the step of the last point held by source key, heldKeys,
+// the MLflow metric keys the copy holds, and perCoreCPU, the sink's
+// per-core-cpu option: it returns the plan, or why not. Besides what
+// unappendable and sourceUnappendable refuse, MLflow never changes nor
+// removes a logged param, re-based steps depend on the whole step metric
+// series, and per-core CPU series folded (or kept) by the earlier copy
+// must be so again. The points and summary values that come while
+// appending are checked by the plan's point and summary.
+func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string]int64, heldKeys []string, perCoreCPU bool) (*appendPlan, string) {
+	if why := sourceUnappendable(r); why != "" {
+		return nil, why
+	}
+	scratch := func() *mlflowconv.Coverage {
+		return &mlflowconv.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
+	}
+	params, tags, err := mlflowconv.RunEntities(r, scratch())
+	if err != nil {
+		return nil, fmt.Sprintf("the run's params and tags: %v", err)
+	}
+	oldParams, oldTags, err := mlflowconv.RunEntities(prev, scratch())
+	if err != nil {
+		return nil, fmt.Sprintf("the run.json of the server's copy: %v", err)
+	}
+	if why := unappendable(prev, r); why != "" {
+		return nil, why
+	}
+	p := &appendPlan{last: last, prevSummary: map[string]float64{}, files: prevCov.FileDigests, logsDigest: prevCov.LogsDigest}
+	had := map[string]string{}
+	for _, p := range oldParams {
+		had[p.Key] = p.Value
+	}
+	now := map[string]bool{}
+	for _, q := range params {
+		now[q.Key] = true
+		v, ok := had[q.Key]
+		switch {
+		case !ok:
+			p.newParams = append(p.newParams, q)
+		case v != q.Value:
+			return nil, fmt.Sprintf("param %q changed, and MLflow never changes a logged param", q.Key)
+		}
+	}
+	for k := range had {
+		if !now[k] {
+			return nil, fmt.Sprintf("param %q is gone from the source, and MLflow never removes a logged param", k)
+		}
+	}
+	keep := map[string]bool{}
+	for _, t := range tags {
+		keep[t.Key] = true
+	}
+	for _, t := range oldTags {
+		if !keep[t.Key] {
+			p.goneTags = append(p.goneTags, t.Key)
+		}
+	}
+	if len(prevCov.Rebased) > 0 {
+		return nil, "the copy holds re-based steps, which depend on the whole step metric series"
+	}
+	nums, _, _, _ := mlflowconv.SummaryValues(prev.Summary)
+	for _, n := range nums {
+		p.prevSummary[n.Key] = n.Value
+	}
+	// System metrics: the keys held, and the per-core CPU fold.
+	p.mlflowKeys, p.prevFolded = map[string]string{}, prevCov.FoldedPoints
+	for _, k := range heldKeys {
+		src, ok := prevCov.SystemMetricKeys[k]
+		if !ok {
+			if src, ok = prevCov.MetricKeys[k]; !ok {
+				src = k
+			}
+		}
+		if slices.Contains(prevCov.GeneratedMetrics, k) {
+			src = ""
+		}
+		p.mlflowKeys[k] = src
+		if sm, sys := mlflowconv.SystemMetricKey(src); sys && sm.Core && !perCoreCPU {
+			return nil, fmt.Sprintf("the copy holds the per-core CPU series %q, and the sink now folds them (per-core-cpu changed)", src)
+		}
+	}
+	if p.prevFolded > 0 && perCoreCPU {
+		return nil, "the copy holds per-core CPU series folded, and the sink now keeps them (per-core-cpu changed)"
+	}
+	for k, step := range last {
+		if sm, sys := mlflowconv.SystemMetricKey(k); sys && sm.Core && (!p.hasCore || step > p.coreLast) {
+			p.coreLast, p.hasCore = step, true
+		}
+	}
+	return p, ""
+}
+
+// point says why m, the first point of its key given to the writer, cannot
+// be appended, or "": a point at or before the key's last step held
+// (MLflow may merge it with a point held, as SQL stores collapse exact
+// duplicates, which the coverage could not record), or a per-core CPU
+// point at or before the last sample folded into the CPU mean held (the
+// mean at that step is written already).
+func (p *appendPlan) point(m schema.Metric) string {
+	if sm, sys := mlflowconv.SystemMetricKey(m.Key); sys && sm.Core && p.hasCore && m.Step <= p.coreLast {
+		return fmt.Sprintf("per-core CPU metric %q: a new point at step %d, whose sample (up to step %d) is folded into %s already", m.Key, m.Step, p.coreLast, mlflowconv.CPUMeanKey)
+	}
+	if last, held := p.last[m.Key]; held && m.Step <= last {
+		return fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last)
+	}
+	return ""
+}
+
+// summary decides, at commit, for the numeric summary value v of key,
+// which history does not end with: skip when it is as the copy left it
+// (unchanged and no new points, so its summary point, if any, is held and
+// recorded), else why it cannot be appended ("" when it gets its point at
+// the new last step, beside the earlier one). logged says the key got new
+// points, newHistory that any key did (without one, nothing says where
+// the run now ends).
+func (p *appendPlan) summary(key string, v float64, logged, newHistory bool) (skip bool, why string) {
+	if old, had := p.prevSummary[key]; had && !logged && (old == v || math.IsNaN(old) && math.IsNaN(v)) {
+		return true, ""
+	}
+	if !newHistory {
+		return false, fmt.Sprintf("summary value %q changed, and no new history point says where the run now ends", key)
+	}
+	return false, ""
 }

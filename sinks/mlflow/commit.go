@@ -3,18 +3,25 @@ package mlflow
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
 )
 
 // Commit finishes the run, in an order that leaves it recognisably
-// incomplete until the last step: it writes the held points and the
+// incomplete until the last step: appending, it deletes the files the
+// source no longer has (deleteGone); it writes the held points and the
 // summary points (see view), uploads the spooled console output
 // (runferry/logs.jsonl, plus a plain output.log unless the source had a
 // file of that name), the rich values (runferry/rich_values.jsonl) and
@@ -24,7 +31,9 @@ import (
 // the original status and end time (runs/update); points child runs
 // written earlier at this run; writes the fingerprint, the mark
 // (sinks.Marked) and then the complete tag (mlflowconv.TagFingerprint,
-// TagMark, TagComplete; one log-batch); and finally
+// TagMark, TagComplete; one log-batch), whose value is "true" only once
+// the source run has ended ("running" while it runs, see
+// mlflowconv.CompleteEnded); and finally
 // deletes the run if the source run was deleted (MLflow refuses writes to
 // deleted runs, so this comes last, and the complete tag says "deleted" so
 // that a crash just before it is seen as incomplete).
@@ -33,6 +42,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	api, uri := w.sink.api, w.run.ArtifactURI
+	if err := w.deleteGone(ctx); err != nil {
+		return err
+	}
 	if err := w.writeHeld(ctx); err != nil {
 		return err
 	}
@@ -46,13 +58,29 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.commitFold(ctx); err != nil {
 		return err
 	}
+	if err := w.resumedLeftOver(); err != nil {
+		return err
+	}
 	if w.logs != nil {
-		if err := w.uploadSpool(ctx, w.logs, mlflowconv.LogsPath); err != nil {
+		// MLflow cannot append to an artifact: console output that grew is
+		// sent whole again (logs.jsonl and output.log), unchanged output
+		// is left as the copy holds it.
+		d, err := w.logs.digest()
+		if err != nil {
 			return err
 		}
-		if !w.written["output.log"] {
-			if err := w.uploadOutputLog(ctx); err != nil {
+		same := w.app != nil && w.app.logsDigest == d
+		w.cov.LogsDigest = d
+		if !same {
+			if err := w.uploadSpool(ctx, w.logs, mlflowconv.LogsPath); err != nil {
 				return err
+			}
+		}
+		if !w.written["output.log"] {
+			if !same {
+				if err := w.uploadOutputLog(ctx); err != nil {
+					return err
+				}
 			}
 			w.cov.Generated = append(w.cov.Generated, "output.log")
 		}
@@ -93,9 +121,12 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.sink.linkChildren(ctx, w.run.RunID, w.src.Origin.String()); err != nil {
 		return err
 	}
-	complete := "true"
-	if w.src.Deleted {
-		complete = "deleted"
+	complete := mlflowconv.CompleteEnded
+	switch {
+	case w.src.Deleted:
+		complete = mlflowconv.CompleteDeleted
+	case w.src.Status == schema.StatusRunning:
+		complete = mlflowconv.CompleteRunning
 	}
 	// The fingerprint and the complete tag go in one log-batch of tags
 	// only (one transaction, idempotent, retried): one round trip fewer per
@@ -127,6 +158,24 @@ func (w *writer) Commit(ctx context.Context) error {
 		return fmt.Errorf("run committed, but its experiment (deleted in the source) could not be deleted: %w", err)
 	}
 	return nil
+}
+
+// digest returns the "sha256:<hex>" of what s holds.
+func (s *spool) digest() (string, error) {
+	if err := s.b.Flush(); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	h := sha256.New()
+	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	if _, err := io.Copy(h, s.f); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	if _, err := s.f.Seek(0, io.SeekEnd); err != nil {
+		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (w *writer) uploadSpool(ctx context.Context, s *spool, rel string) error {
@@ -166,4 +215,21 @@ func (w *writer) uploadOutputLog(ctx context.Context) error {
 		return err
 	}
 	return w.uploadSpool(ctx, out, "output.log")
+}
+
+// resumedLeftOver, continuing an append cut short, refuses the append when
+// the server holds points the cut-short append wrote that this one did
+// not write again (the source changed beyond the copy's cursors in
+// between): MLflow cannot remove them, so the run is written whole.
+func (w *writer) resumedLeftOver() error {
+	for _, k := range slices.Sorted(maps.Keys(w.resumed)) {
+		n := 0
+		for _, c := range w.resumed[k] {
+			n += c
+		}
+		if n > 0 {
+			return sinks.CannotAppend(fmt.Sprintf("metric %q: the append cut short wrote %d points the source no longer has", k, n))
+		}
+	}
+	return nil
 }

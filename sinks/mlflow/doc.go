@@ -192,21 +192,34 @@
 // When the engine's ledger recorded the run with its mark and the source
 // run grew (sinks.Appender), AppendRun re-opens the same MLflow run
 // instead: it checks that the server holds one active, complete copy of
-// the origin carrying the ledger's mark, removes mlflow.runferry.mark and
-// mlflow.runferry.complete (an append cut short is thus an incomplete run, which
-// the next job redoes as above), uploads the new run.json, logs the params
+// the origin carrying the ledger's mark, keeps the copy's run.json and
+// coverage.json under runferry/append-base/, sets mlflow.runferry.appending
+// to the mark and removes mlflow.runferry.complete. An append cut short (a
+// kill, a failed attempt) is thus an incomplete run that says which copy
+// it extends: the next AppendRun with the same mark continues it in place,
+// from the kept run.json and coverage.json, reading the history of each
+// key whose latest step lies beyond the ledger's cursor to find the new
+// points written already, which it does not send again (no run deleted,
+// no point doubled). It then uploads the new run.json, logs the params
 // added and every tag (deleting tags the source dropped), appends the new
-// points only, replaces console output, rich values and files, and at
+// points only (system metrics under the MLflow keys the copy gave them, a
+// new one never under a key another series holds; new per-core CPU
+// samples extend the CPU mean, and their points are added to the folded
+// points file), sends only the files that are new or changed (compared by
+// sha256 with the digests the copy's coverage.json recorded) and deletes
+// the files the source no longer has, sends console output again only
+// when it changed (whole: MLflow cannot append to an artifact, and one
+// output.log is what the UI shows), replaces rich values, and at
 // commit merges the coverage (mapped keys, fixups and count of the points
 // held come from the earlier coverage.json) and sets status, end time,
 // mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged
 // param, a start time or user, nor move a run; a run whose param value,
 // start, user, name, parent, dataset inputs or deletion changed, whose end
 // time went away, whose new points fall at a step already held (SQL
-// stores could merge them with held points unseen), or that has new
-// system metric points (their keys and the per-core CPU fold depend on the
-// points held; appending them is not done yet), or that holds logged
-// model files (re-created logged models would get new ids) is refused
+// stores could merge them with held points unseen), whose new per-core
+// CPU points fall in a sample folded into the CPU mean already, whose
+// per-core CPU series were folded and now are not (or the reverse), or
+// that holds logged model files (re-created logged models would get new ids) is refused
 // (sinks.ErrCannotAppend) and written anew as above, the report saying why.
 //
 // HTTP retries never resend a request that may have been applied and would

@@ -29,7 +29,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 	}
 	origin := r.Origin.String()
 	cov := &mlflowconv.Coverage{Version: 1, Origin: origin, MetricKeys: map[string]string{}, SystemMetricKeys: map[string]string{},
-		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
+		ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}, FileDigests: map[string]string{}}
 	params, tags, err := mlflowconv.RunEntities(r, cov)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: %w", origin, err))

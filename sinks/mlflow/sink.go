@@ -384,7 +384,7 @@ func completeRun(r mlflowapi.Run) bool {
 	switch {
 	case !ok:
 		return false
-	case v == "deleted":
+	case v == mlflowconv.CompleteDeleted:
 		return r.Info.LifecycleStage == mlflowapi.StageDeleted
 	}
 	return true

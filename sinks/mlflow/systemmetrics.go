@@ -1,17 +1,21 @@
 package mlflow
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
 	"math/big"
 	"slices"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
 )
 
 // metricKey returns the MLflow key of the source key: system metrics named
@@ -40,7 +44,9 @@ func (w *writer) metricKey(key string) (k string, core bool) {
 	if sm.Core {
 		if w.fold == nil {
 			w.fold = &cpuFold{steps: map[int64]*foldSum{}}
-			if _, taken := w.mlflowKeys[mlflowconv.CPUMeanKey]; !taken {
+			// The mean's name is free, or held by the mean itself (an
+			// append to a run whose earlier copy had per-core series).
+			if owner, taken := w.mlflowKeys[mlflowconv.CPUMeanKey]; !taken || owner == "" {
 				w.mlflowKeys[mlflowconv.CPUMeanKey] = ""
 				w.fold.mean = true
 			}
@@ -159,14 +165,80 @@ func (w *writer) commitFold(ctx context.Context) error {
 				return fmt.Errorf("writing %s: %w", mlflowconv.CPUMeanKey, err)
 			}
 		}
-		w.cov.GeneratedMetrics = append(w.cov.GeneratedMetrics, mlflowconv.CPUMeanKey)
+		if !slices.Contains(w.cov.GeneratedMetrics, mlflowconv.CPUMeanKey) {
+			w.cov.GeneratedMetrics = append(w.cov.GeneratedMetrics, mlflowconv.CPUMeanKey)
+		}
 	}
-	if w.fold.spool != nil {
-		if err := w.uploadSpool(ctx, w.fold.spool, mlflowconv.FoldedMetricsPath); err != nil {
+	if sp := w.fold.spool; sp != nil {
+		if w.app != nil && w.app.prevFolded > 0 {
+			// Appending: the file gets the points held, then the new ones.
+			all, err := w.heldFolded(ctx, sp)
+			if err != nil {
+				return err
+			}
+			defer all.remove()
+			sp = all
+		}
+		if err := w.uploadSpool(ctx, sp, mlflowconv.FoldedMetricsPath); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// heldFolded returns a new spool of the folded points the run holds
+// (mlflowconv.FoldedMetricsPath) followed by those of sp. The file must
+// hold as many points as the coverage file of the copy says
+// (appendPlan.prevFolded), else the run is written whole.
+func (w *writer) heldFolded(ctx context.Context, sp *spool) (*spool, error) {
+	if err := sp.b.Flush(); err != nil {
+		return nil, fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	out, err := newSpool()
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			out.remove()
+		}
+	}()
+	body, err := w.sink.api.OpenArtifact(ctx, w.run.RunID, w.run.ArtifactURI, mlflowconv.FoldedMetricsPath)
+	if err != nil {
+		if mlflowapi.IsNotFound(err) {
+			return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s has no %s", w.run.RunID, mlflowconv.FoldedMetricsPath))
+		}
+		return nil, fmt.Errorf("reading %s of run %s: %w", mlflowconv.FoldedMetricsPath, w.run.RunID, err)
+	}
+	// The first prevFolded lines: an append cut short may have uploaded
+	// more (see pointsWritten).
+	br := bufio.NewReader(body)
+	var n int64
+	for ; n < w.app.prevFolded; n++ {
+		line, err := br.ReadBytes('\n')
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			body.Close()
+			return nil, fmt.Errorf("reading %s of run %s: %w", mlflowconv.FoldedMetricsPath, w.run.RunID, err)
+		}
+		out.b.Write(line)
+	}
+	body.Close()
+	if n != w.app.prevFolded {
+		return nil, sinks.CannotAppend(fmt.Sprintf("%s of run %s holds %d points, its coverage file says %d",
+			mlflowconv.FoldedMetricsPath, w.run.RunID, n, w.app.prevFolded))
+	}
+	if _, err := sp.f.Seek(0, io.SeekStart); err != nil {
+		return nil, fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	if _, err := io.Copy(out.b, sp.f); err != nil {
+		return nil, fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
+	}
+	ok = true
+	return out, nil
 }
 
 // removeFold removes the folded points' temporary file.

@@ -236,18 +236,13 @@ func (w *writer) writeSummary(ctx context.Context) error {
 		if logged && (lp.value == n.Value || math.IsNaN(lp.value) && math.IsNaN(n.Value)) {
 			continue
 		}
-		if w.base != nil {
-			// Appending: the history held is not in hand. A value that did
-			// not change and got no new points is as the earlier copy left
-			// it (its summary point, if any, recorded and left out by the
-			// source). Another gets its point at the new last step, beside
-			// the earlier one (both recorded); with no new history point to
-			// place it by, the run is written whole.
-			if old, had := w.prevSummary[n.Key]; had && !logged && (old == n.Value || math.IsNaN(old) && math.IsNaN(n.Value)) {
+		if w.app != nil {
+			// Appending: the history held is not in hand (see
+			// appendPlan.summary).
+			if skip, why := w.app.summary(n.Key, n.Value, logged, v.hasStep); skip {
 				continue
-			}
-			if !v.hasStep {
-				return sinks.CannotAppend(fmt.Sprintf("summary value %q changed, and no new history point says where the run now ends", n.Key))
+			} else if why != "" {
+				return sinks.CannotAppend(why)
 			}
 		}
 		at := step

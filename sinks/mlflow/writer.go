@@ -3,12 +3,17 @@ package mlflow
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -27,12 +32,12 @@ type writer struct {
 	src   schema.Run
 	cov   *mlflowconv.Coverage
 	fp    string
-	mark  string           // sinks.Marked: written with the complete tag
-	base  map[string]int64 // appending: by source key, the last step held already
-	// prevSummary holds, when appending, the numeric summary values of the
-	// run as copied before (see writeSummary).
-	prevSummary map[string]float64
-	keys        map[string]*keyState // by source key: points at the current step
+	mark  string      // sinks.Marked: written with the complete tag
+	app   *appendPlan // appending: what the points are checked against (see appendable)
+	// resumed holds, continuing an append cut short, by MLflow key, the
+	// points it wrote already (see pointsWritten): they are not sent again.
+	resumed map[string]map[heldPoint]int
+	keys    map[string]*keyState // by source key: points at the current step
 	// mlflowKeys maps the MLflow keys in use to their source keys
 	// ("" for a series runferry generates).
 	mlflowKeys map[string]string
@@ -44,21 +49,30 @@ type writer struct {
 	media      []mediaValue          // rich values written in MLflow's media layout at commit
 	models     map[string]*modelCopy // by source model id (see models.go)
 	done       bool
+	// Appending: files held already and left as they were, and files
+	// deleted (gone from the source); see FileDelta.
+	keptFiles, keptBytes, deletedFiles int64
 }
 
 var (
-	_ sinks.RunWriter       = (*writer)(nil)
-	_ sinks.ArtifactWriter  = (*writer)(nil)
-	_ sinks.LogWriter       = (*writer)(nil)
-	_ sinks.RichValueWriter = (*writer)(nil)
-	_ sinks.Fingerprinted   = (*writer)(nil)
-	_ sinks.Identified      = (*writer)(nil)
-	_ sinks.Marked          = (*writer)(nil)
+	_ sinks.RunWriter         = (*writer)(nil)
+	_ sinks.ArtifactWriter    = (*writer)(nil)
+	_ sinks.LogWriter         = (*writer)(nil)
+	_ sinks.RichValueWriter   = (*writer)(nil)
+	_ sinks.Fingerprinted     = (*writer)(nil)
+	_ sinks.Identified        = (*writer)(nil)
+	_ sinks.Marked            = (*writer)(nil)
+	_ sinks.FileDeltaReporter = (*writer)(nil)
+	_ sinks.CursorKeeper      = (*writer)(nil)
 )
 
 func (w *writer) DestID() string           { return w.run.RunID }
 func (w *writer) SetFingerprint(fp string) { w.fp = fp }
 func (w *writer) SetMark(mark string)      { w.mark = mark }
+
+// SetCursors implements sinks.CursorKeeper: the document goes into the
+// coverage file.
+func (w *writer) SetCursors(doc []byte) { w.cov.Cursors = doc }
 
 func (w *writer) check() error {
 	if w.done {
@@ -82,14 +96,9 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 	size := 0
 	for _, m := range batch {
 		w.cov.Points++
-		if _, seen := w.keys[m.Key]; !seen && w.base != nil {
-			if _, sys := mlflowconv.SystemMetricKey(m.Key); sys {
-				return sinks.CannotAppend(fmt.Sprintf("system metric %q: new system metric points are not appended to MLflow (their keys and the per-core CPU fold depend on the points held)", m.Key))
-			}
-			if last, held := w.base[m.Key]; held && m.Step <= last {
-				// MLflow may merge it with a point held (SQL stores collapse
-				// exact duplicates), which the coverage could not record.
-				return sinks.CannotAppend(fmt.Sprintf("metric %q: a new point at step %d, not after the last step copied (%d)", m.Key, m.Step, last))
+		if _, seen := w.keys[m.Key]; !seen && w.app != nil {
+			if why := w.app.point(m); why != "" {
+				return sinks.CannotAppend(why)
 			}
 		}
 		if held, err := w.view.hold(m); err != nil || held {
@@ -124,6 +133,18 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 }
 
 func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
+	if len(w.resumed) > 0 {
+		keep := ms[:0:0]
+		for _, m := range ms {
+			held := w.resumed[m.Key]
+			if p := heldPointOf(m); held[p] > 0 {
+				held[p]--
+				continue
+			}
+			keep = append(keep, m)
+		}
+		ms = keep
+	}
 	if len(ms) == 0 {
 		return nil
 	}
@@ -290,7 +311,7 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	if p == "" || path.IsAbs(p) || path.Clean(p) != p || strings.HasPrefix(p, "../") || p == ".." {
 		return fault.Permanent(fmt.Errorf("mlflow sink: artifact path %q is not a clean relative path", a.Path))
 	}
-	if w.base != nil && strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
+	if w.app != nil && strings.HasPrefix(p, mlflowapi.LoggedModelsDir) {
 		return sinks.CannotAppend(fmt.Sprintf("file %s: a run with logged models is written anew, not appended to (their ids and linked points are not carried over yet)", p))
 	}
 	w.written[p] = true
@@ -313,7 +334,87 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 		}
 		return nil
 	}
+	if w.app != nil {
+		if old, had := w.app.files[a.Path]; had {
+			return w.sendChanged(ctx, p, a, body, old)
+		}
+	}
 	return w.upload(ctx, w.run.ArtifactURI, p, a, body)
+}
+
+// sendChanged uploads body, the content of a, to rel unless its digest is
+// old, the digest of the file the run holds at that path (appending): an
+// unchanged file is read, to be compared, but not sent again (counted in
+// FileDelta).
+func (w *writer) sendChanged(ctx context.Context, rel string, a schema.Artifact, body io.Reader, old string) error {
+	h := sha256.New()
+	if a.Size >= 0 && a.Size <= smallFile {
+		b, err := io.ReadAll(io.LimitReader(body, a.Size+1))
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", a.Path, err)
+		}
+		if int64(len(b)) != a.Size {
+			return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes or more, expected %d", a.Path, len(b), a.Size))
+		}
+		h.Write(b)
+		d := "sha256:" + hex.EncodeToString(h.Sum(nil))
+		w.cov.FileDigests[a.Path] = d
+		if d == old {
+			w.keptFiles, w.keptBytes = w.keptFiles+1, w.keptBytes+a.Size
+			return nil
+		}
+		return w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, rel, b)
+	}
+	tmp, err := newSpool()
+	if err != nil {
+		return err
+	}
+	defer tmp.remove()
+	n, err := io.Copy(tmp.b, io.TeeReader(body, h))
+	if err == nil {
+		err = tmp.b.Flush()
+	}
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", a.Path, err)
+	}
+	if a.Size >= 0 && n != a.Size {
+		return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes, expected %d", a.Path, n, a.Size))
+	}
+	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
+	w.cov.FileDigests[a.Path] = d
+	if d == old {
+		w.keptFiles, w.keptBytes = w.keptFiles+1, w.keptBytes+n
+		return nil
+	}
+	return w.sink.api.UploadFile(ctx, w.run.ArtifactURI, rel, tmp.f.Name())
+}
+
+// deleteGone removes, appending, the files the run holds that the source
+// no longer has (recorded in the copy's FileDigests, not written this
+// time); FileDelta counts them.
+func (w *writer) deleteGone(ctx context.Context) error {
+	if w.app == nil {
+		return nil
+	}
+	for _, p := range slices.Sorted(maps.Keys(w.app.files)) {
+		if w.written[p] {
+			continue
+		}
+		rel := p
+		if strings.HasPrefix(rel, mlflowconv.Dir) {
+			rel = mlflowconv.FilesDir + rel
+		}
+		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
+			return fmt.Errorf("deleting %s (gone from the source): %w", rel, err)
+		}
+		w.deletedFiles++
+	}
+	return nil
+}
+
+// FileDelta implements sinks.FileDeltaReporter.
+func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	return w.keptFiles, w.keptBytes, w.deletedFiles
 }
 
 // upload sends body, the content of a, to rel below the artifact root
@@ -328,14 +429,21 @@ func (w *writer) upload(ctx context.Context, uri, p string, a schema.Artifact, b
 		if int64(len(b)) != a.Size {
 			return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes or more, expected %d", a.Path, len(b), a.Size))
 		}
+		if uri == w.run.ArtifactURI {
+			sum := sha256.Sum256(b)
+			w.cov.FileDigests[a.Path] = "sha256:" + hex.EncodeToString(sum[:])
+		}
 		return w.sink.api.UploadBytes(ctx, uri, p, b)
 	}
-	cr := &countReader{r: body}
+	cr := &countReader{r: body, h: sha256.New()}
 	if err := w.sink.api.UploadArtifact(ctx, uri, p, cr, a.Size); err != nil {
 		return err
 	}
 	if a.Size >= 0 && cr.n != a.Size {
 		return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: sent %d bytes, expected %d", a.Path, cr.n, a.Size))
+	}
+	if uri == w.run.ArtifactURI {
+		w.cov.FileDigests[a.Path] = "sha256:" + hex.EncodeToString(cr.h.Sum(nil))
 	}
 	return nil
 }
@@ -343,11 +451,13 @@ func (w *writer) upload(ctx context.Context, uri, p string, a schema.Artifact, b
 type countReader struct {
 	r io.Reader
 	n int64
+	h hash.Hash
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	c.h.Write(p[:n])
 	return n, err
 }
 

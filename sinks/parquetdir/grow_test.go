@@ -1,38 +1,24 @@
 package parquetdir_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
-	"time"
 
-	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/archive"
-	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/parquetdir"
+	"github.com/runferry/runferry/sinks/sinktest"
+	"github.com/runferry/runferry/sources"
 	srcparquet "github.com/runferry/runferry/sources/parquetdir"
-	"github.com/runferry/runferry/sources/wandbdir"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// growWandb has the real wandb SDK (offline) write steps [from, to) into
-// the run id under dir, resuming it when it exists.
-func growWandb(t *testing.T, dir, id string, from, to int) {
-	t.Helper()
-	script := filepath.Join(testenv.RepoRoot(t), "testdata", "wandb", "grow.py")
-	out, err := exec.Command(testenv.Python(t), script, dir, id, strconv.Itoa(from), strconv.Itoa(to)).CombinedOutput()
-	if err != nil {
-		t.Fatalf("grow.py %s %d..%d: %v\n%s", id, from, to, err, out)
-	}
-}
 
 // TestSyncAppendsToGrowingWandbRun: a W&B run synced into an archive, then
 // resumed by the real SDK to log more steps, then synced again: the second
@@ -43,51 +29,33 @@ func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(t.TempDir(), "archive")
 	const id = "grow0002"
-	growWandb(t, dir, id, 0, 40)
+	sinktest.GrowWandb(t, dir, id, 0, 40)
 	l, err := state.Open(filepath.Join(t.TempDir(), "ledger.db"), state.Job{Source: "wandb:" + dir, Sink: "parquet:" + arch}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	ctx := context.Background()
-	sync := func() transfer.RunResult {
-		t.Helper()
-		loc, err := location.Parse("wandb:"+dir+"/wandb?crashed-after=1ns", func(string) (location.Kind, bool) { return location.PathKind, true })
-		if err != nil {
-			t.Fatal(err)
-		}
-		src, err := wandbdir.Open(ctx, loc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close()
-		dst, err := parquetdir.New(arch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rep, err := transfer.Copy(ctx, src, dst, transfer.Options{Ledger: l, Backoff: func(int) time.Duration { return time.Millisecond }})
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil || rep.Totals.Failed != 0 || len(rep.Runs) != 1 {
-			t.Fatalf("sync: %v %+v %+v", err, rep.Totals, rep.Runs)
-		}
-		back, err := srcparquet.New(arch, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer back.Close()
-		res, err := check.Run(ctx, src, back, check.Options{})
-		if err != nil || len(res.Differences) > 0 {
-			t.Fatalf("check W&B vs the archive after the sync: %v\n%v", err, res.Differences)
-		}
-		return rep.Runs[0]
-	}
+	g := &sinktest.Growing{Dir: dir, Ledger: l,
+		Sink: func(t *testing.T) (sinks.Sink, func() error) {
+			dst, err := parquetdir.New(arch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return dst, dst.Close
+		},
+		Read: func(t *testing.T) sources.Source {
+			back, err := srcparquet.New(arch, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return back
+		}}
+	sync := func() transfer.RunResult { t.Helper(); return g.Sync(t) }
 	first := sync()
 	if first.Outcome != transfer.Committed || first.Appended || first.Points != 80 {
 		t.Fatalf("first sync: %+v, want 80 points committed", first)
 	}
-	growWandb(t, dir, id, 40, 65)
+	sinktest.GrowWandb(t, dir, id, 40, 65)
 	second := sync()
 	if second.Outcome != transfer.Committed || !second.Appended || second.Points != 50 || second.KeptPoints != 80 {
 		t.Fatalf("second sync: %s, appended %v, %d points written, %d kept (%s); want 50 new points appended to 80",

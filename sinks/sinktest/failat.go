@@ -90,6 +90,14 @@ func (f *FailAt) AppendRun(ctx context.Context, expID string, r schema.Run, base
 	return &failWriter{RunWriter: w, f: f}, nil
 }
 
+// FindBase forwards to the wrapped sink's BaseFinder, if any.
+func (f *FailAt) FindBase(ctx context.Context, origin schema.Ref) (string, string, []byte, bool, error) {
+	if bf, ok := f.Sink.(sinks.BaseFinder); ok {
+		return bf.FindBase(ctx, origin)
+	}
+	return "", "", nil, false, nil
+}
+
 // FindRun forwards to the wrapped sink's RunFinder, if any.
 func (f *FailAt) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, string, error) {
 	if rf, ok := f.Sink.(sinks.RunFinder); ok {
@@ -155,6 +163,22 @@ func (w *failWriter) SetMark(mark string) {
 	if m, ok := w.RunWriter.(sinks.Marked); ok {
 		m.SetMark(mark)
 	}
+}
+
+// SetCursors forwards to the wrapped writer's sinks.CursorKeeper, if any.
+func (w *failWriter) SetCursors(doc []byte) {
+	if c, ok := w.RunWriter.(sinks.CursorKeeper); ok {
+		c.SetCursors(doc)
+	}
+}
+
+// FileDelta forwards to the wrapped writer's sinks.FileDeltaReporter, if
+// any.
+func (w *failWriter) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	if d, ok := w.RunWriter.(sinks.FileDeltaReporter); ok {
+		return d.FileDelta()
+	}
+	return 0, 0, 0
 }
 
 func (w *failWriter) DestID() string {
