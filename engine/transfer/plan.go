@@ -33,7 +33,8 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		j.formerOrigins(e.Origin)
 		j.exps = append(j.exps, e)
 		before := len(out)
-		for r, err := range listRuns(ctx, j.src, e.Origin, j.opt.Filter) {
+		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil)
+		for r, err := range runs {
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
 					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
@@ -44,14 +45,26 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			if !j.opt.Filter.Run(r) {
 				continue
 			}
-			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin)}
+			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
 			skip, err := j.decide(ctx, &p, finder, verifier)
 			if err != nil {
 				return nil, nil, err
 			}
-			if !skip {
-				out = append(out, p)
+			if skip {
+				continue
 			}
+			// Only a run the job transfers is read in full.
+			if err := j.readFull(ctx, &p); err != nil {
+				if fault.KindOf(err) == fault.KindPermanent {
+					j.addProblem("run %s (%s): reading it: %v", r.Name, r.Origin, err)
+					continue
+				}
+				return nil, nil, fmt.Errorf("reading run %s: %w", r.Origin, err)
+			}
+			if !j.opt.Filter.Run(p.run) {
+				continue // its header's start said otherwise
+			}
+			out = append(out, p)
 		}
 		if len(out) == before {
 			idle = append(idle, e)
@@ -75,11 +88,31 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 
 // listRuns lists the runs of experiment exp, narrowed by the source when
 // it can (sources.RunFilterer); the caller still applies f to each run.
-func listRuns(ctx context.Context, src sources.Source, exp schema.Ref, f Filter) iter.Seq2[schema.Run, error] {
+// When headers is set and the source lists light headers
+// (sources.HeaderLister), it lists those and light is true: the caller
+// reads in full (readFull) only the runs it transfers.
+func listRuns(ctx context.Context, src sources.Source, exp schema.Ref, f Filter, headers bool) (runs iter.Seq2[schema.Run, error], light bool) {
 	if rf, ok := src.(sources.RunFilterer); ok && (len(f.RunIDs) > 0 || !f.Since.IsZero() || !f.Until.IsZero()) {
-		return rf.FilteredRuns(ctx, exp, sources.RunFilter{RunIDs: f.RunIDs, Since: f.Since, Until: f.Until})
+		return rf.FilteredRuns(ctx, exp, sources.RunFilter{RunIDs: f.RunIDs, Since: f.Since, Until: f.Until}), false
 	}
-	return src.Runs(ctx, exp)
+	if hl, ok := src.(sources.HeaderLister); ok && headers {
+		return hl.RunHeaders(ctx, exp), true
+	}
+	return src.Runs(ctx, exp), false
+}
+
+// readFull reads in full a run the plan listed by its light header
+// (p.light), once.
+func (j *job) readFull(ctx context.Context, p *planned) error {
+	if !p.light {
+		return nil
+	}
+	r, err := j.src.(sources.HeaderLister).Run(ctx, p.run.Origin)
+	if err != nil {
+		return err
+	}
+	p.run, p.light = r, false
+	return nil
 }
 
 // decide fills p.fingerprint and p.reason and reports whether the run can
@@ -115,6 +148,13 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 		}
 		outcome := Unchanged
 		if j.opt.Verify != nil {
+			if err := j.readFull(ctx, p); err != nil {
+				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+					return false, err
+				}
+				p.reason = "repairing: could not read the run to verify it: " + err.Error()
+				return false, nil
+			}
 			diff, err := j.opt.Verify(ctx, p.exp, p.run)
 			switch k := fault.KindOf(err); {
 			case err != nil && (k == fault.KindFatal || k == fault.KindCanceled):

@@ -262,6 +262,9 @@ type planned struct {
 	// base is the ledger's entry of the copy the sink holds, when the run
 	// is to be appended to (sinks.Appender); nil to write it whole.
 	base *state.Entry
+	// light is set while run is a light header (sources.HeaderLister), not
+	// yet read in full (see readFull).
+	light bool
 }
 
 func (j *job) addResult(r RunResult) {
