@@ -198,3 +198,14 @@ type HeaderLister interface {
 	Run(ctx context.Context, ref schema.Ref) (schema.Run, error)
 }
 
+// ChangeTimer is a source that can tell, as cheaply as its Fingerprint,
+// when a run last changed as far as the source's own clock says: the
+// latest modification time or timestamp among the run's data. sync
+// --lookback compares in full with the destination the runs that changed
+// near the previous sync's start, whose fingerprint may not have seen the
+// change (a write in the same tick of a coarse file-system clock, clock
+// skew between writers and the source). ok is false when it cannot tell.
+// Sources without it are judged by the run's Start and End.
+type ChangeTimer interface {
+	ChangedAt(ctx context.Context, run schema.Run) (t time.Time, ok bool)
+}

@@ -93,6 +93,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		statePath   string
 		restart     bool
 		force       bool
+		lookback    time.Duration
 		noState     bool
 		prefix      string
 		drop        []string
@@ -125,7 +126,24 @@ recorded fingerprint). --restart and --no-state forget the ledger, but a run
 DST holds with the same fingerprint is still unchanged. --force compares
 every such run in full with DST, as 'check' does, and writes again only the
 runs that differ (repair after DST was edited or damaged); the others are
-reported as verified.`
+reported as verified.
+
+--lookback DURATION covers what a fingerprint can miss near the previous
+sync: a write within the same tick of a coarse file-system clock, or a
+writer whose clock is behind the source's. A run whose change time is at
+or after the previous sync's start minus DURATION is compared in full with
+DST, as --force compares every run, even when its fingerprint is
+unchanged; it is written again if it differs and reported as verified if
+not. The change time is what the source's own clock says: for W&B folders
+the latest modification time of the run's logs and files (or the latest
+timestamp at the end of its log, if later); for MLflow the latest of the
+run's start, end and each metric key's latest timestamp; for other sources
+the run's start and end. A run whose change time is unknown is compared.
+The previous sync's start is the start of the last job with the same
+SRC, DST and options, as the ledger recorded it (finished or not); with
+no such job (the first sync, --restart) no run is compared. Runs older
+than the window cost a look-up as before. --lookback needs the ledger
+(not with --no-state); --force compares every run whatever --lookback.`
 	}
 	cmd := &cobra.Command{
 		Use:   verb + " SRC DST",
@@ -178,7 +196,16 @@ reported as verified.`
 			if _, shared := dst.(sinks.SharedView); shared && !personal {
 				opt.Transform = append(opt.Transform, transform.DropPersonal{})
 			}
-			if force {
+			if lookback < 0 {
+				return usageError{fmt.Errorf("--lookback must not be negative")}
+			}
+			if lookback > 0 && noState {
+				return usageError{fmt.Errorf("--lookback compares runs changed near the previous sync, which the ledger records: not with --no-state")}
+			}
+			if lookback > 0 && !force {
+				opt.Lookback = lookback // LastStart comes from the ledger below
+			}
+			if force || lookback > 0 {
 				// The destination read as a source, as check reads it; each
 				// run is compared under the transform recorded with it.
 				dsrc, _, err := a.openSource(ctx, args[1])
@@ -207,6 +234,7 @@ reported as verified.`
 				secrets := a.secretValues(args)
 				l.Scrub = func(s string) string { return scrub(s, secrets) }
 				opt.Ledger = l
+				opt.LastStart = l.PreviousStart()
 			}
 			prog := a.newProgress()
 			reportOptions := map[string]string{
@@ -214,7 +242,7 @@ reported as verified.`
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
 				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
-				"force": fmt.Sprint(force),
+				"force": fmt.Sprint(force), "lookback": lookback.String(),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -252,6 +280,7 @@ reported as verified.`
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
 	f.BoolVar(&force, "force", false, "compare every run the fingerprints call unchanged with DST in full, as 'check' does; write again only those that differ (the others are reported as verified)")
+	f.DurationVar(&lookback, "lookback", 0, "also compare in full with DST, as --force does, the runs whose change time is within this long before the previous sync's start or later (e.g. 10m; covers coarse file times and clock skew; needs the ledger)")
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")

@@ -76,7 +76,16 @@ type Ledger struct {
 	job   string
 	mu    sync.Mutex
 	Scrub func(string) string // applied to error texts before storing
+	// previous is when the job was last opened before this Open (see
+	// PreviousStart).
+	previous time.Time
 }
+
+// PreviousStart is when this job was last started before this Open: the
+// start of the previous sync of the same source, sink and options,
+// whether it finished or not. It is zero for a job never run, and after
+// an Open with restart (the earlier state is forgotten).
+func (l *Ledger) PreviousStart() time.Time { return l.previous }
 
 // DefaultPath returns the ledger file used when none is given:
 // $XDG_STATE_HOME/runferry/ledger.db, else ~/.local/state/runferry/ledger.db.
@@ -120,6 +129,15 @@ func Open(path string, job Job, restart bool) (*Ledger, error) {
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
 	l := &Ledger{db: db, job: job.Key(), Scrub: func(s string) string { return s }}
+	var previous string
+	switch err := db.QueryRow(`SELECT updated FROM jobs WHERE job=?`, l.job).Scan(&previous); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	case !restart:
+		l.previous, _ = time.Parse(time.RFC3339Nano, previous)
+	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := db.Exec(`INSERT INTO jobs VALUES (?,?,?,?,?,?) ON CONFLICT(job) DO UPDATE SET updated=excluded.updated`,
 		l.job, job.Source, job.Sink, job.Options, now, now); err != nil {

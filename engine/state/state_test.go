@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestLedgerRoundTripAndScope(t *testing.T) {
@@ -104,5 +105,41 @@ func TestCursorsKeptWithTheEntry(t *testing.T) {
 	var n int
 	if err := l.db.QueryRow(`SELECT count(*) FROM cursors`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("restart kept %d cursor rows (%v)", n, err)
+	}
+}
+
+// TestPreviousStart checks that each Open of a job tells when the one
+// before it started, that a new job and a restarted one have none, and
+// that another job's starts do not count.
+func TestPreviousStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	open := func(j Job, restart bool) time.Time {
+		t.Helper()
+		l, err := Open(path, j, restart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.PreviousStart()
+	}
+	before := time.Now()
+	if p := open(job, false); !p.IsZero() {
+		t.Fatalf("first open: previous start %v, want none", p)
+	}
+	first := time.Now()
+	p := open(job, false)
+	if p.Before(before.Add(-time.Millisecond)) || p.After(first) {
+		t.Errorf("second open: previous start %v, want between %v and %v", p, before, first)
+	}
+	if p := open(Job{Source: "wandb:/other", Sink: "parquet:/out"}, false); !p.IsZero() {
+		t.Errorf("another job: previous start %v, want none", p)
+	}
+	second := time.Now()
+	if p := open(job, false); p.Before(first) || p.After(second) {
+		t.Errorf("third open: previous start %v, want between %v and %v", p, first, second)
+	}
+	if p := open(job, true); !p.IsZero() {
+		t.Errorf("restart: previous start %v, want none", p)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
@@ -33,7 +34,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		j.formerOrigins(e.Origin)
 		j.exps = append(j.exps, e)
 		before := len(out)
-		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil)
+		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil || j.opt.Lookback > 0)
 		for r, err := range runs {
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
@@ -115,6 +116,35 @@ func (j *job) readFull(ctx context.Context, p *planned) error {
 	return nil
 }
 
+// recheck reports whether Verify compares the run p the fingerprints call
+// unchanged: every run without a Lookback (--force), else a run whose
+// change time (sources.ChangeTimer, else its start and end) is at or after
+// LastStart minus Lookback, or unknown. With a Lookback and no LastStart
+// (no previous sync recorded) it compares none.
+func (j *job) recheck(ctx context.Context, p *planned) bool {
+	if j.opt.Lookback <= 0 {
+		return true
+	}
+	if j.opt.LastStart.IsZero() {
+		return false
+	}
+	changed, ok := changedAt(ctx, j.src, p.run)
+	return !ok || !changed.Before(j.opt.LastStart.Add(-j.opt.Lookback))
+}
+
+// changedAt is when run last changed: as the source tells
+// (sources.ChangeTimer), else the later of its start and end.
+func changedAt(ctx context.Context, src sources.Source, run schema.Run) (time.Time, bool) {
+	if ct, ok := src.(sources.ChangeTimer); ok {
+		return ct.ChangedAt(ctx, run)
+	}
+	t := run.Start
+	if run.End.After(t) {
+		t = run.End
+	}
+	return t, !t.IsZero()
+}
+
 // decide fills p.fingerprint and p.reason and reports whether the run can
 // be skipped because it is already committed with the same content (and,
 // when the sink can verify it, is still whole there: a run whose stored
@@ -147,7 +177,7 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			}
 		}
 		outcome := Unchanged
-		if j.opt.Verify != nil {
+		if j.opt.Verify != nil && j.recheck(ctx, p) {
 			if err := j.readFull(ctx, p); err != nil {
 				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
 					return false, err
@@ -166,7 +196,11 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				p.reason = "repairing: " + diff
 				return false, nil
 			}
-			outcome, why = Verified, why+"; verified against the destination (--force)"
+			flag := "--force"
+			if j.opt.Lookback > 0 {
+				flag = fmt.Sprintf("--lookback: changed within %s of the previous sync's start", j.opt.Lookback)
+			}
+			outcome, why = Verified, why+"; verified against the destination ("+flag+")"
 		}
 		j.addResult(RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
 			Outcome: outcome, Reason: why, DestID: destID})

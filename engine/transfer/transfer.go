@@ -60,6 +60,16 @@ type Options struct {
 	// canceled stop the job; others are reported with the run, which is
 	// then written again.
 	Verify func(ctx context.Context, exp schema.Experiment, run schema.Run) (string, error)
+	// Lookback (sync --lookback), when positive, narrows Verify to the
+	// runs that changed near the previous sync: those whose change time
+	// (sources.ChangeTimer, else the run's start and end) is at or after
+	// LastStart minus Lookback, or unknown. Other runs the fingerprints
+	// call unchanged are skipped unread. With LastStart zero (no previous
+	// sync recorded) no run is verified.
+	Lookback time.Duration
+	// LastStart is when the previous job of the same source, sink and
+	// options started (state.Ledger.PreviousStart).
+	LastStart time.Time
 }
 
 func (o *Options) defaults() {

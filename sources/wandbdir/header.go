@@ -195,3 +195,44 @@ func (s *Source) Run(ctx context.Context, ref schema.Ref) (schema.Run, error) {
 	return readRun(ctx, ri, s.crashRule())
 }
 
+var _ sources.ChangeTimer = (*Source)(nil)
+
+// ChangedAt is the latest modification time of the run's logs and run
+// files (pre-0.10: its history, events and run files), or the latest
+// timestamp at the end of its last log when that is later (a writer
+// whose clock runs ahead of the file system's). ok is false for a run
+// not found.
+func (s *Source) ChangedAt(ctx context.Context, run schema.Run) (time.Time, bool) {
+	ri, err := s.find(ctx, run.Origin)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var t time.Time
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	for _, seg := range ri.segments {
+		paths := []string{seg.wandbFile}
+		if seg.legacy {
+			paths = []string{filepath.Join(seg.dir, "wandb-history.jsonl"), filepath.Join(seg.dir, "wandb-events.jsonl")}
+		}
+		for _, p := range paths {
+			if fi, err := os.Stat(p); p != "" && err == nil {
+				later(fi.ModTime())
+			}
+		}
+	}
+	if files, err := listFiles(ri); err == nil {
+		for _, f := range files {
+			if f.info != nil {
+				later(f.info.ModTime())
+			}
+		}
+	}
+	if ms := ri.tail(ri.segments[len(ri.segments)-1]).lastTime; ms > 0 {
+		later(time.UnixMilli(ms))
+	}
+	return t, !t.IsZero()
+}
