@@ -1,6 +1,7 @@
 package state
 
 import (
+	"database/sql"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -141,5 +142,43 @@ func TestPreviousStart(t *testing.T) {
 	}
 	if p := open(job, true); !p.IsZero() {
 		t.Errorf("restart: previous start %v, want none", p)
+	}
+}
+
+// TestNameColumn checks that entries keep the run's name, and that a
+// ledger made before the name column existed is opened, its entries read
+// with no name, and written with one.
+func TestNameColumn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	for _, q := range []string{
+		`CREATE TABLE runs (job TEXT NOT NULL, origin TEXT NOT NULL, dest_id TEXT NOT NULL, status TEXT NOT NULL,
+		  attempts INTEGER NOT NULL, last_error TEXT NOT NULL, fingerprint TEXT NOT NULL, updated TEXT NOT NULL,
+		  PRIMARY KEY (job, origin))`,
+		`INSERT INTO runs VALUES ('` + job.Key() + `', 'wandb:old', 'd1', 'committed', 1, '', 'fp', '2026-01-01T00:00:00Z')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	l, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if e, ok, err := l.Get("wandb:old"); !ok || err != nil || e.Name != "" || e.Fingerprint != "fp" {
+		t.Fatalf("old entry: %+v %v %v", e, ok, err)
+	}
+	if err := l.Put(Entry{Origin: "wandb:new", Status: "committed", Name: "nightly run"}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := l.Entries()
+	if err != nil || len(es) != 2 || es[0].Name != "nightly run" || es[1].Name != "" {
+		t.Fatalf("entries %+v, %v", es, err)
 	}
 }

@@ -47,6 +47,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 				continue
 			}
 			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
+			j.listed(r.Origin, p.former)
 			skip, err := j.decide(ctx, &p, finder, verifier)
 			if err != nil {
 				return nil, nil, err

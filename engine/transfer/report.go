@@ -87,10 +87,13 @@ type Report struct {
 	Started  time.Time         `json:"started"`
 	Finished time.Time         `json:"finished"`
 	Runs     []RunResult       `json:"runs"`
-	Totals   Totals            `json:"totals"`
-	Timings  Timings           `json:"timings"`
-	Fatal    string            `json:"fatal,omitempty"`
-	Canceled bool              `json:"interrupted,omitempty"`
+	// Deleted are the runs deleted at the source since the previous job
+	// (see DeletedRun), by origin.
+	Deleted  []DeletedRun `json:"deleted,omitempty"`
+	Totals   Totals       `json:"totals"`
+	Timings  Timings      `json:"timings"`
+	Fatal    string       `json:"fatal,omitempty"`
+	Canceled bool         `json:"interrupted,omitempty"`
 	// Experiments lists the experiments written (runs committed into them,
 	// or their metadata), sorted by name.
 	Experiments []ExperimentResult `json:"experiments,omitempty"`
@@ -154,10 +157,14 @@ type Totals struct {
 	Damaged int `json:"damaged,omitempty"`
 	// Appended counts the committed runs extended in place (see
 	// RunResult.Appended).
-	Appended int   `json:"appended,omitempty"`
-	Points   int64 `json:"points"`
-	Files    int64 `json:"files"`
-	Bytes    int64 `json:"bytes"`
+	Appended int `json:"appended,omitempty"`
+	// Deleted counts the runs deleted at the source (Report.Deleted),
+	// DeletesPropagated those whose deletion the destination mirrored.
+	Deleted           int   `json:"deleted,omitempty"`
+	DeletesPropagated int   `json:"deletes_propagated,omitempty"`
+	Points            int64 `json:"points"`
+	Files             int64 `json:"files"`
+	Bytes             int64 `json:"bytes"`
 }
 
 func (r *Report) total() {
@@ -202,6 +209,12 @@ func (r *Report) total() {
 			t.Points += run.Points
 			t.Files += run.Files
 			t.Bytes += run.Bytes
+		}
+	}
+	for _, d := range r.Deleted {
+		t.Deleted++
+		if d.Propagated {
+			t.DeletesPropagated++
 		}
 	}
 	r.Totals = t

@@ -70,6 +70,10 @@ type Options struct {
 	// LastStart is when the previous job of the same source, sink and
 	// options started (state.Ledger.PreviousStart).
 	LastStart time.Time
+	// PropagateDeletes (sync --propagate-deletes) mirrors in the sink
+	// (sinks.RunDeleter) the deletion of runs deleted at the source (see
+	// job.deletes); without it they are reported and kept.
+	PropagateDeletes bool
 }
 
 func (o *Options) defaults() {
@@ -144,6 +148,9 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	}
 	if err == nil {
 		err = j.copyTraces(ctx)
+	}
+	if err == nil {
+		err = j.deletes(ctx)
 	}
 	return rep, failJob(rep, err)
 }
@@ -226,6 +233,9 @@ type job struct {
 	expIDs map[schema.Ref]*expOnce
 	// exps are the experiments the filter selected, in listing order.
 	exps []schema.Experiment
+	// seen holds the origins of every run the plan listed and selected,
+	// and their former origins (see deletes).
+	seen map[string]bool
 	// writes bounds the WriteMetrics calls in flight when the sink asks
 	// for AdaptiveWrites; nil otherwise.
 	writes *inflight.Limiter
