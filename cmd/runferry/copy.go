@@ -152,7 +152,9 @@ MLflow source lists no deleted run) are reported by name in the summary
 and the report's "deleted", once, and kept in DST: a deletion alone does
 not change the exit code. --propagate-deletes mirrors them in DST the way
 its users delete a run, data kept: MLflow moves the copy to the deleted
-lifecycle stage (restorable until 'mlflow gc'). A deletion that fails is a
+lifecycle stage (restorable until 'mlflow gc'); a Parquet archive writes a
+tombstone (readers of the current snapshot no longer see the run; earlier
+snapshots keep it until 'archive prune'). A deletion that fails is a
 problem (exit 3) and is tried again by the next sync. When the listing was
 incomplete (a folder or experiment that could not be read) no run is judged
 deleted. Both need the ledger (not with --no-state).`
@@ -297,7 +299,7 @@ deleted. Both need the ledger (not with --no-state).`
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
 	f.BoolVar(&force, "force", false, "compare every run the fingerprints call unchanged with DST in full, as 'check' does; write again only those that differ (the others are reported as verified)")
 	f.DurationVar(&lookback, "lookback", 0, "also compare in full with DST, as --force does, the runs whose change time is within this long before the previous sync's start or later (e.g. 10m; covers coarse file times and clock skew; needs the ledger)")
-	f.BoolVar(&propagate, "propagate-deletes", false, "delete in DST the copies of runs deleted at the source since the last sync (MLflow: deleted lifecycle stage, restorable); without it they are reported and kept")
+	f.BoolVar(&propagate, "propagate-deletes", false, "delete in DST the copies of runs deleted at the source since the last sync (MLflow: deleted lifecycle stage, restorable; Parquet: a tombstone, data kept until 'archive prune'); without it they are reported and kept")
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")

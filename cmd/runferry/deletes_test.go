@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,9 +20,10 @@ import (
 // W&B folders into a real MLflow server: the next sync names the run as
 // deleted at the source, once, and keeps its copy active (exit 0); sync
 // --propagate-deletes then moves the copy to MLflow's deleted lifecycle
-// stage and leaves the other runs active. Into a Parquet archive, which
-// cannot delete runs yet, --propagate-deletes is a problem (exit 3) and the
-// run is kept and named.
+// stage and leaves the other runs active. Into a Parquet archive it writes
+// a tombstone: DuckDB (through the table globs and current.sql) and the
+// archive source no longer see the run, the snapshot before still lists
+// it, and archive check passes.
 func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
@@ -105,9 +107,44 @@ func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 			}
 
 			if c.name == "parquet" {
-				rep, _ = sync(exitRunsFailed, "--propagate-deletes")
-				if len(rep.Deleted) != 1 || rep.Deleted[0].Propagated || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], "cannot delete runs") {
-					t.Errorf("--propagate-deletes into an archive: deleted %v, problems %q", rep.Deleted, rep.Problems)
+				arch := strings.TrimPrefix(c.dst, "parquet:")
+				before := archiveRuns(t, arch)
+				if !slices.Contains(before["runs"], gone.Origin) || !slices.Contains(before["metrics"], gone.Origin) {
+					t.Fatalf("before the tombstone the archive lacks %s: %v", gone.Origin, before)
+				}
+				snapshot := manifestSnapshot(t, arch)
+				rep, _ = sync(0, "--propagate-deletes")
+				want = fmt.Sprintf("[{%s %s %s true }]", gone.Origin, gone.Name, gone.DestID)
+				if fmt.Sprint(rep.Deleted) != want || rep.Totals.DeletesPropagated != 1 {
+					t.Errorf("sync --propagate-deletes: deleted %v, totals %+v; want %s", rep.Deleted, rep.Totals, want)
+				}
+				// DuckDB and the archive source no longer see the run; the
+				// snapshot before the tombstone still does.
+				after := archiveRuns(t, arch)
+				for table, origins := range before {
+					want := slices.DeleteFunc(slices.Clone(origins), func(o string) bool { return o == gone.Origin })
+					if fmt.Sprint(after[table]) != fmt.Sprint(want) {
+						t.Errorf("table %s after the tombstone: %v, want %v", table, after[table], want)
+					}
+				}
+				listed := func(loc string) string {
+					code, out, errOut := runCLI(t, "ls", "--no-count", "--json", loc)
+					if code != 0 {
+						t.Fatalf("ls %s: exit %d %s", loc, code, errOut)
+					}
+					return out
+				}
+				if strings.Contains(listed(c.dst), gone.Origin) {
+					t.Errorf("the archive source still lists %s", gone.Origin)
+				}
+				if old := listed(fmt.Sprintf("%s?snapshot=%d", c.dst, snapshot)); !strings.Contains(old, gone.Origin) {
+					t.Errorf("snapshot %d no longer lists %s:\n%s", snapshot, gone.Origin, old)
+				}
+				if code, out, errOut := runCLI(t, "archive", "check", arch); code != 0 {
+					t.Errorf("archive check: exit %d\n%s%s", code, out, errOut)
+				}
+				if rep, _ := sync(0, "--propagate-deletes"); len(rep.Deleted) != 0 || rep.Totals.Committed != 0 {
+					t.Errorf("the next sync: deleted %v, totals %+v", rep.Deleted, rep.Totals)
 				}
 				return
 			}
@@ -131,4 +168,45 @@ func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 	if code, _, errOut := runCLI(t, "sync", fixtures, "parquet:"+filepath.Join(dir, "x"), "--no-state", "--propagate-deletes"); code != exitUsage || !strings.Contains(errOut, "--no-state") {
 		t.Errorf("--propagate-deletes with --no-state: exit %d %q, want a usage error", code, errOut)
 	}
+}
+
+// archiveTablesScript prints, per table (runs, metrics), the origins of the
+// runs DuckDB sees in an archive through the documented glob and through
+// current.sql, which must agree.
+const archiveTablesScript = `
+import json, os, sys, duckdb
+os.chdir(sys.argv[1])
+con = duckdb.connect()
+con.execute(open("current.sql").read())
+out = {}
+for table, origin in [("runs", "run"), ("metrics", "run")]:
+    a = [r[0] for r in con.execute("select distinct %s from read_parquet('%s/*/*.parquet') order by 1" % (origin, table)).fetchall()]
+    b = [r[0] for r in con.execute("select distinct %s from %s order by 1" % (origin, table)).fetchall()]
+    assert a == b, (table, a, b)
+    out[table] = a
+print(json.dumps(out))
+`
+
+func archiveRuns(t *testing.T, dir string) map[string][]string {
+	t.Helper()
+	var out map[string][]string
+	if err := json.Unmarshal(runPy(t, "-c", archiveTablesScript, dir), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func manifestSnapshot(t *testing.T, dir string) int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Snapshot int `json:"snapshot"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Snapshot
 }
