@@ -210,3 +210,79 @@ func manifestSnapshot(t *testing.T, dir string) int {
 	}
 	return m.Snapshot
 }
+
+// TestSyncSeesRunsDeletedInMLflow deletes a run of a real MLflow server
+// source (MLflow's deleted lifecycle stage, as its UI does) after a sync
+// into an archive: the next sync names it as deleted at the source, and
+// sync --propagate-deletes writes its tombstone.
+func TestSyncSeesRunsDeletedInMLflow(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	prefix := fmt.Sprintf("srcdel-%d/", testenv.FreePort(t))
+	expID, err := api.CreateExperiment(ctx, prefix+"exp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, name := range []string{"kept", "removed"} {
+		r, err := api.CreateRun(ctx, mlflowapi.CreateRun{ExperimentID: expID, RunName: name, StartTime: 1_700_000_000_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := api.LogBatch(ctx, mlflowapi.LogBatch{RunID: r.Info.RunID, Metrics: []mlflowapi.Metric{{Key: "loss", Value: 1, Step: 1, Timestamp: 1_700_000_000_001}}}); err != nil {
+			t.Fatal(err)
+		}
+		end := int64(1_700_000_001_000)
+		if err := api.UpdateRun(ctx, mlflowapi.UpdateRun{RunID: r.Info.RunID, Status: "FINISHED", EndTime: &end}); err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = r.Info.RunID
+	}
+	dir := t.TempDir()
+	src := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
+	dst := "parquet:" + filepath.Join(dir, "archive")
+	sync := func(extra ...string) *transfer.Report {
+		t.Helper()
+		rep := filepath.Join(dir, "report.json")
+		if code, out, errOut := runCLI(t, append([]string{"sync", src, dst, "--state", filepath.Join(dir, "ledger.db"), "--report", rep}, extra...)...); code != 0 {
+			t.Fatalf("sync %v: exit %d\n%s%s", extra, code, out, errOut)
+		}
+		b, err := os.ReadFile(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r transfer.Report
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		return &r
+	}
+	first := sync()
+	var removed, destID string
+	for _, r := range first.Runs {
+		if r.Name == "removed" {
+			removed, destID = r.Origin, r.DestID
+		}
+	}
+	if first.Totals.Committed != 2 || removed == "" {
+		t.Fatalf("first sync: %+v %v", first.Totals, first.Runs)
+	}
+	if err := api.DeleteRun(ctx, ids["removed"]); err != nil {
+		t.Fatal(err)
+	}
+	rep := sync()
+	if want := fmt.Sprintf("[{%s removed %s false }]", removed, destID); fmt.Sprint(rep.Deleted) != want || rep.Totals.Unchanged != 1 {
+		t.Errorf("after the run was deleted in MLflow: deleted %v, totals %+v; want %s", rep.Deleted, rep.Totals, want)
+	}
+	rep = sync("--propagate-deletes")
+	if len(rep.Deleted) != 1 || !rep.Deleted[0].Propagated || rep.Deleted[0].Name != "removed" {
+		t.Errorf("--propagate-deletes: deleted %v", rep.Deleted)
+	}
+	if got := archiveRuns(t, filepath.Join(dir, "archive"))["runs"]; len(got) != 1 || got[0] == removed {
+		t.Errorf("archive runs after the tombstone: %v, want only the kept run", got)
+	}
+}
