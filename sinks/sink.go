@@ -268,3 +268,13 @@ var ErrCannotAppend = errors.New("cannot append")
 
 // CannotAppend returns an error wrapping ErrCannotAppend that says why.
 func CannotAppend(why string) error { return fmt.Errorf("%w: %s", ErrCannotAppend, why) }
+
+// RunDeleter is a sink that can mirror the deletion of a run at the source
+// (sync --propagate-deletes) the way its own users delete a run, keeping
+// the data recoverable: MLflow moves it to the deleted lifecycle stage,
+// an archive writes a tombstone. DeleteRun finds the run's copy by origin
+// (destID is what the sink reported at commit, if anything) and reports
+// whether it held one; a copy already deleted, or none, is not an error.
+type RunDeleter interface {
+	DeleteRun(ctx context.Context, origin schema.Ref, destID string) (held bool, err error)
+}

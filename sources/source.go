@@ -191,3 +191,34 @@ type Paced interface {
 	// concurrent use.
 	OnWait(func(reason string, d time.Duration))
 }
+
+// HeaderLister is a source whose Runs reads each run in full to describe
+// it (W&B run folders: every log is decoded to fold config and summary and
+// find the status), but that can describe a run from a few small reads
+// instead: a light header. A sync's plan lists headers, takes each run's
+// fingerprint (Fingerprinter) from its header, and reads in full only the
+// runs it will transfer; `ls --no-count` lists headers. So a sync in which
+// nothing changed reads no history.
+//
+// Contract: RunHeaders yields the same runs as Runs, in the same order,
+// each with at least Origin, Experiment, Name, Start and Status as Runs
+// gives them (the source documents where they may differ); the other
+// fields may be empty. Fingerprint gives a header and its full run the
+// same fingerprint. Damage holds only what the header's reads found.
+type HeaderLister interface {
+	RunHeaders(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error]
+	// Run reads the run with origin ref in full, as Runs yields it.
+	Run(ctx context.Context, ref schema.Ref) (schema.Run, error)
+}
+
+// ChangeTimer is a source that can tell, as cheaply as its Fingerprint,
+// when a run last changed as far as the source's own clock says: the
+// latest modification time or timestamp among the run's data. sync
+// --lookback compares in full with the destination the runs that changed
+// near the previous sync's start, whose fingerprint may not have seen the
+// change (a write in the same tick of a coarse file-system clock, clock
+// skew between writers and the source). ok is false when it cannot tell.
+// Sources without it are judged by the run's Start and End.
+type ChangeTimer interface {
+	ChangedAt(ctx context.Context, run schema.Run) (t time.Time, ok bool)
+}

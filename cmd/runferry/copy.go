@@ -93,6 +93,8 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		statePath   string
 		restart     bool
 		force       bool
+		lookback    time.Duration
+		propagate   bool
 		noState     bool
 		prefix      string
 		drop        []string
@@ -125,7 +127,37 @@ recorded fingerprint). --restart and --no-state forget the ledger, but a run
 DST holds with the same fingerprint is still unchanged. --force compares
 every such run in full with DST, as 'check' does, and writes again only the
 runs that differ (repair after DST was edited or damaged); the others are
-reported as verified.`
+reported as verified.
+
+--lookback DURATION covers what a fingerprint can miss near the previous
+sync: a write within the same tick of a coarse file-system clock, or a
+writer whose clock is behind the source's. A run whose change time is at
+or after the previous sync's start minus DURATION is compared in full with
+DST, as --force compares every run, even when its fingerprint is
+unchanged; it is written again if it differs and reported as verified if
+not. The change time is what the source's own clock says: for W&B folders
+the latest modification time of the run's logs and files (or the latest
+timestamp at the end of its log, if later); for MLflow the latest of the
+run's start, end and each metric key's latest timestamp; for other sources
+the run's start and end. A run whose change time is unknown is compared.
+The previous sync's start is the start of the last job with the same
+SRC, DST and options, as the ledger recorded it (finished or not); with
+no such job (the first sync, --restart) no run is compared. Runs older
+than the window cost a look-up as before. --lookback needs the ledger
+(not with --no-state); --force compares every run whatever --lookback.
+
+Runs deleted at the source (committed by an earlier sync of the same SRC,
+DST and options, as the ledger records, and no longer listed by SRC; an
+MLflow source lists no deleted run) are reported by name in the summary
+and the report's "deleted", once, and kept in DST: a deletion alone does
+not change the exit code. --propagate-deletes mirrors them in DST the way
+its users delete a run, data kept: MLflow moves the copy to the deleted
+lifecycle stage (restorable until 'mlflow gc'); a Parquet archive writes a
+tombstone (readers of the current snapshot no longer see the run; earlier
+snapshots keep it until 'archive prune'). A deletion that fails is a
+problem (exit 3) and is tried again by the next sync. When the listing was
+incomplete (a folder or experiment that could not be read) no run is judged
+deleted. Both need the ledger (not with --no-state).`
 	}
 	cmd := &cobra.Command{
 		Use:   verb + " SRC DST",
@@ -178,7 +210,20 @@ reported as verified.`
 			if _, shared := dst.(sinks.SharedView); shared && !personal {
 				opt.Transform = append(opt.Transform, transform.DropPersonal{})
 			}
-			if force {
+			if lookback < 0 {
+				return usageError{fmt.Errorf("--lookback must not be negative")}
+			}
+			if propagate && noState {
+				return usageError{fmt.Errorf("--propagate-deletes finds the runs deleted at the source in the ledger: not with --no-state")}
+			}
+			opt.PropagateDeletes = propagate
+			if lookback > 0 && noState {
+				return usageError{fmt.Errorf("--lookback compares runs changed near the previous sync, which the ledger records: not with --no-state")}
+			}
+			if lookback > 0 && !force {
+				opt.Lookback = lookback // LastStart comes from the ledger below
+			}
+			if force || lookback > 0 {
 				// The destination read as a source, as check reads it; each
 				// run is compared under the transform recorded with it.
 				dsrc, _, err := a.openSource(ctx, args[1])
@@ -207,6 +252,7 @@ reported as verified.`
 				secrets := a.secretValues(args)
 				l.Scrub = func(s string) string { return scrub(s, secrets) }
 				opt.Ledger = l
+				opt.LastStart = l.PreviousStart()
 			}
 			prog := a.newProgress()
 			reportOptions := map[string]string{
@@ -214,7 +260,7 @@ reported as verified.`
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
 				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
-				"force": fmt.Sprint(force),
+				"force": fmt.Sprint(force), "lookback": lookback.String(), "propagate_deletes": fmt.Sprint(propagate),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -252,6 +298,8 @@ reported as verified.`
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
 	f.BoolVar(&force, "force", false, "compare every run the fingerprints call unchanged with DST in full, as 'check' does; write again only those that differ (the others are reported as verified)")
+	f.DurationVar(&lookback, "lookback", 0, "also compare in full with DST, as --force does, the runs whose change time is within this long before the previous sync's start or later (e.g. 10m; covers coarse file times and clock skew; needs the ledger)")
+	f.BoolVar(&propagate, "propagate-deletes", false, "delete in DST the copies of runs deleted at the source since the last sync (MLflow: deleted lifecycle stage, restorable; Parquet: a tombstone, data kept until 'archive prune'); without it they are reported and kept")
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
@@ -319,6 +367,16 @@ func (a *app) printReport(rep *transfer.Report) {
 			fmt.Fprintf(w, "file not copied %s: %s\n", r.Origin, p)
 		}
 	}
+	for _, d := range rep.Deleted {
+		what := "kept in the destination"
+		switch {
+		case d.Propagated:
+			what = "deleted in the destination"
+		case d.Error != "":
+			what = "could not be deleted in the destination"
+		}
+		fmt.Fprintf(w, "DELETED at the source %s (%s): %s\n", d.Origin, d.Name, what)
+	}
 	for _, p := range rep.Problems {
 		fmt.Fprintf(w, "PROBLEM %s\n", p)
 	}
@@ -342,6 +400,9 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", %d verified", t.Verified)
 	}
 	fmt.Fprintf(w, ", %d failed", t.Failed)
+	if t.Deleted > 0 {
+		fmt.Fprintf(w, ", %d deleted at the source (%d deleted in the destination)", t.Deleted, t.DeletesPropagated)
+	}
 	if g := rep.Registry; g != nil {
 		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
 	}
@@ -400,6 +461,7 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Coverage map[string]int64         `json:"coverage,omitempty"`
 		Problems []string                 `json:"problems,omitempty"`
 		Warnings []string                 `json:"warnings,omitempty"`
+		Deleted  []transfer.DeletedRun    `json:"deleted,omitempty"`
 		Registry *transfer.RegistryResult `json:"registry,omitempty"`
 		Traces   *transfer.TraceResult    `json:"traces,omitempty"`
 		// Experiments are the experiments written, with their URLs.
@@ -408,7 +470,7 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Interrupt   bool                        `json:"interrupted,omitempty"`
 		ExitCode    int                         `json:"exit_code"`
 	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
-		Problems: rep.Problems, Warnings: rep.Warnings, Registry: rep.Registry, Traces: rep.Traces, Experiments: rep.Experiments, Fatal: rep.Fatal,
+		Problems: rep.Problems, Warnings: rep.Warnings, Deleted: rep.Deleted, Registry: rep.Registry, Traces: rep.Traces, Experiments: rep.Experiments, Fatal: rep.Fatal,
 		Interrupt: rep.Canceled, ExitCode: a.exit}
 	for _, r := range rep.Runs {
 		if r.Outcome == transfer.Failed {

@@ -39,8 +39,15 @@ func (a *app) lsCmd() *cobra.Command {
 		Use:   "ls LOCATION",
 		Short: "List the experiments and runs at a location, with counts",
 		Long: `List the experiments and runs a location holds, with the number of params,
-metric keys and metric points of each run. Counting reads every run's history;
---no-count lists metadata only. What the location holds but could not be read
+metric keys and metric points of each run. Counting reads every run's history
+(from an MLflow server one request per metric key of every run, which is
+what makes it slow there); --no-count lists metadata only (from an MLflow
+server the runs/search pages, plus one file read per run runferry wrote),
+and where the location can describe a run
+without reading its logs (W&B folders: the run record at the start of each
+log, wandb-metadata.json and the log's last blocks) it reads no more than
+that: a run is then flagged damaged only for damage found in those reads
+(such as a truncated end), not for damage further inside its logs. What the location holds but could not be read
 (an unreadable folder, a run folder without a log) is named on stderr, and the
 exit code is then 3.
 
@@ -80,7 +87,11 @@ the run counts the server keeps; --runs lists its runs.`,
 					continue
 				}
 				exps++
-				for r, err := range src.Runs(ctx, e.Origin) {
+				runs := src.Runs(ctx, e.Origin)
+				if hl, ok := src.(sources.HeaderLister); ok && noCount {
+					runs = hl.RunHeaders(ctx, e.Origin)
+				}
+				for r, err := range runs {
 					if err != nil {
 						return err
 					}

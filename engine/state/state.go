@@ -33,6 +33,10 @@ type Entry struct {
 	LastError   string
 	Fingerprint string // source content fingerprint at commit time
 	Updated     time.Time
+	// Name is the run's name in the source when it was recorded, so that a
+	// run gone from the source can be reported by name ("" in entries
+	// written before version 12 of the ledger's runs table had it).
+	Name string
 	// Mark and Keys say what of a committed run's metric history the sink
 	// holds, so that a grown run can be appended to: Mark is the token the
 	// sink stored with the commit (sinks.Marked), Keys one cursor per
@@ -76,7 +80,16 @@ type Ledger struct {
 	job   string
 	mu    sync.Mutex
 	Scrub func(string) string // applied to error texts before storing
+	// previous is when the job was last opened before this Open (see
+	// PreviousStart).
+	previous time.Time
 }
+
+// PreviousStart is when this job was last started before this Open: the
+// start of the previous sync of the same source, sink and options,
+// whether it finished or not. It is zero for a job never run, and after
+// an Open with restart (the earlier state is forgotten).
+func (l *Ledger) PreviousStart() time.Time { return l.previous }
 
 // DefaultPath returns the ledger file used when none is given:
 // $XDG_STATE_HOME/runferry/ledger.db, else ~/.local/state/runferry/ledger.db.
@@ -119,7 +132,20 @@ func Open(path string, job Job, restart bool) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
+	if err := addNameColumn(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
 	l := &Ledger{db: db, job: job.Key(), Scrub: func(s string) string { return s }}
+	var previous string
+	switch err := db.QueryRow(`SELECT updated FROM jobs WHERE job=?`, l.job).Scan(&previous); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	case !restart:
+		l.previous, _ = time.Parse(time.RFC3339Nano, previous)
+	}
 	now := time.Now().UTC().Format(time.RFC3339Nano)
 	if _, err := db.Exec(`INSERT INTO jobs VALUES (?,?,?,?,?,?) ON CONFLICT(job) DO UPDATE SET updated=excluded.updated`,
 		l.job, job.Source, job.Sink, job.Options, now, now); err != nil {
@@ -137,6 +163,20 @@ func Open(path string, job Job, restart bool) (*Ledger, error) {
 	return l, nil
 }
 
+// addNameColumn adds the runs table's name column to a ledger made before
+// it existed; older entries get "".
+func addNameColumn(db *sql.DB) error {
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('runs') WHERE name='name'`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	_, err := db.Exec(`ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT ''`)
+	return err
+}
+
 // Get returns the entry for origin, if any, with its cursors.
 func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	l.mu.Lock()
@@ -144,9 +184,9 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	var e Entry
 	var updated string
 	var mark, keys sql.NullString
-	err := l.db.QueryRow(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, c.mark, c.keys
+	err := l.db.QueryRow(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, c.mark, c.keys
 		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=? AND r.origin=?`,
-		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &mark, &keys)
+		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &mark, &keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Entry{}, false, nil
 	}
@@ -181,10 +221,11 @@ func (l *Ledger) Put(e Entry) error {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.Exec(`INSERT INTO runs VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
+	if _, err := tx.Exec(`INSERT INTO runs (job, origin, dest_id, status, attempts, last_error, fingerprint, updated, name)
+		VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
 		dest_id=excluded.dest_id, status=excluded.status, attempts=excluded.attempts,
-		last_error=excluded.last_error, fingerprint=excluded.fingerprint, updated=excluded.updated`,
-		l.job, e.Origin, e.DestID, e.Status, e.Attempts, l.Scrub(e.LastError), e.Fingerprint, e.Updated.Format(time.RFC3339Nano)); err != nil {
+		last_error=excluded.last_error, fingerprint=excluded.fingerprint, updated=excluded.updated, name=excluded.name`,
+		l.job, e.Origin, e.DestID, e.Status, e.Attempts, l.Scrub(e.LastError), e.Fingerprint, e.Updated.Format(time.RFC3339Nano), e.Name); err != nil {
 		return err
 	}
 	if e.Mark == "" {
@@ -203,7 +244,7 @@ func (l *Ledger) Put(e Entry) error {
 func (l *Ledger) Entries() ([]Entry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	rows, err := l.db.Query(`SELECT origin, dest_id, status, attempts, last_error, fingerprint, updated FROM runs WHERE job=? ORDER BY origin`, l.job)
+	rows, err := l.db.Query(`SELECT origin, dest_id, status, attempts, last_error, fingerprint, updated, name FROM runs WHERE job=? ORDER BY origin`, l.job)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +253,7 @@ func (l *Ledger) Entries() ([]Entry, error) {
 	for rows.Next() {
 		var e Entry
 		var updated string
-		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated); err != nil {
+		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name); err != nil {
 			return nil, err
 		}
 		e.Updated, _ = time.Parse(time.RFC3339Nano, updated)

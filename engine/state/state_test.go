@@ -1,11 +1,13 @@
 package state
 
 import (
+	"database/sql"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestLedgerRoundTripAndScope(t *testing.T) {
@@ -104,5 +106,79 @@ func TestCursorsKeptWithTheEntry(t *testing.T) {
 	var n int
 	if err := l.db.QueryRow(`SELECT count(*) FROM cursors`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("restart kept %d cursor rows (%v)", n, err)
+	}
+}
+
+// TestPreviousStart checks that each Open of a job tells when the one
+// before it started, that a new job and a restarted one have none, and
+// that another job's starts do not count.
+func TestPreviousStart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	open := func(j Job, restart bool) time.Time {
+		t.Helper()
+		l, err := Open(path, j, restart)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.PreviousStart()
+	}
+	before := time.Now()
+	if p := open(job, false); !p.IsZero() {
+		t.Fatalf("first open: previous start %v, want none", p)
+	}
+	first := time.Now()
+	p := open(job, false)
+	if p.Before(before.Add(-time.Millisecond)) || p.After(first) {
+		t.Errorf("second open: previous start %v, want between %v and %v", p, before, first)
+	}
+	if p := open(Job{Source: "wandb:/other", Sink: "parquet:/out"}, false); !p.IsZero() {
+		t.Errorf("another job: previous start %v, want none", p)
+	}
+	second := time.Now()
+	if p := open(job, false); p.Before(first) || p.After(second) {
+		t.Errorf("third open: previous start %v, want between %v and %v", p, first, second)
+	}
+	if p := open(job, true); !p.IsZero() {
+		t.Errorf("restart: previous start %v, want none", p)
+	}
+}
+
+// TestNameColumn checks that entries keep the run's name, and that a
+// ledger made before the name column existed is opened, its entries read
+// with no name, and written with one.
+func TestNameColumn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	for _, q := range []string{
+		`CREATE TABLE runs (job TEXT NOT NULL, origin TEXT NOT NULL, dest_id TEXT NOT NULL, status TEXT NOT NULL,
+		  attempts INTEGER NOT NULL, last_error TEXT NOT NULL, fingerprint TEXT NOT NULL, updated TEXT NOT NULL,
+		  PRIMARY KEY (job, origin))`,
+		`INSERT INTO runs VALUES ('` + job.Key() + `', 'wandb:old', 'd1', 'committed', 1, '', 'fp', '2026-01-01T00:00:00Z')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	l, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if e, ok, err := l.Get("wandb:old"); !ok || err != nil || e.Name != "" || e.Fingerprint != "fp" {
+		t.Fatalf("old entry: %+v %v %v", e, ok, err)
+	}
+	if err := l.Put(Entry{Origin: "wandb:new", Status: "committed", Name: "nightly run"}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := l.Entries()
+	if err != nil || len(es) != 2 || es[0].Name != "nightly run" || es[1].Name != "" {
+		t.Fatalf("entries %+v, %v", es, err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/internal/fault"
@@ -35,7 +36,8 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		j.formerOrigins(e.Origin)
 		j.exps = append(j.exps, e)
 		before := len(out)
-		for r, err := range listRuns(ctx, j.src, e.Origin, j.opt.Filter) {
+		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil || j.opt.Lookback > 0)
+		for r, err := range runs {
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
 					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
@@ -46,14 +48,27 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			if !j.opt.Filter.Run(r) {
 				continue
 			}
-			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin)}
+			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
+			j.listed(r.Origin, p.former)
 			skip, err := j.decide(ctx, &p, finder, verifier)
 			if err != nil {
 				return nil, nil, err
 			}
-			if !skip {
-				out = append(out, p)
+			if skip {
+				continue
 			}
+			// Only a run the job transfers is read in full.
+			if err := j.readFull(ctx, &p); err != nil {
+				if fault.KindOf(err) == fault.KindPermanent {
+					j.addProblem("run %s (%s): reading it: %v", r.Name, r.Origin, err)
+					continue
+				}
+				return nil, nil, fmt.Errorf("reading run %s: %w", r.Origin, err)
+			}
+			if !j.opt.Filter.Run(p.run) {
+				continue // its header's start said otherwise
+			}
+			out = append(out, p)
 		}
 		if len(out) == before {
 			idle = append(idle, e)
@@ -77,11 +92,60 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 
 // listRuns lists the runs of experiment exp, narrowed by the source when
 // it can (sources.RunFilterer); the caller still applies f to each run.
-func listRuns(ctx context.Context, src sources.Source, exp schema.Ref, f Filter) iter.Seq2[schema.Run, error] {
+// When headers is set and the source lists light headers
+// (sources.HeaderLister), it lists those and light is true: the caller
+// reads in full (readFull) only the runs it transfers.
+func listRuns(ctx context.Context, src sources.Source, exp schema.Ref, f Filter, headers bool) (runs iter.Seq2[schema.Run, error], light bool) {
 	if rf, ok := src.(sources.RunFilterer); ok && (len(f.RunIDs) > 0 || !f.Since.IsZero() || !f.Until.IsZero()) {
-		return rf.FilteredRuns(ctx, exp, sources.RunFilter{RunIDs: f.RunIDs, Since: f.Since, Until: f.Until})
+		return rf.FilteredRuns(ctx, exp, sources.RunFilter{RunIDs: f.RunIDs, Since: f.Since, Until: f.Until}), false
 	}
-	return src.Runs(ctx, exp)
+	if hl, ok := src.(sources.HeaderLister); ok && headers {
+		return hl.RunHeaders(ctx, exp), true
+	}
+	return src.Runs(ctx, exp), false
+}
+
+// readFull reads in full a run the plan listed by its light header
+// (p.light), once.
+func (j *job) readFull(ctx context.Context, p *planned) error {
+	if !p.light {
+		return nil
+	}
+	r, err := j.src.(sources.HeaderLister).Run(ctx, p.run.Origin)
+	if err != nil {
+		return err
+	}
+	p.run, p.light = r, false
+	return nil
+}
+
+// recheck reports whether Verify compares the run p the fingerprints call
+// unchanged: every run without a Lookback (--force), else a run whose
+// change time (sources.ChangeTimer, else its start and end) is at or after
+// LastStart minus Lookback, or unknown. With a Lookback and no LastStart
+// (no previous sync recorded) it compares none.
+func (j *job) recheck(ctx context.Context, p *planned) bool {
+	if j.opt.Lookback <= 0 {
+		return true
+	}
+	if j.opt.LastStart.IsZero() {
+		return false
+	}
+	changed, ok := changedAt(ctx, j.src, p.run)
+	return !ok || !changed.Before(j.opt.LastStart.Add(-j.opt.Lookback))
+}
+
+// changedAt is when run last changed: as the source tells
+// (sources.ChangeTimer), else the later of its start and end.
+func changedAt(ctx context.Context, src sources.Source, run schema.Run) (time.Time, bool) {
+	if ct, ok := src.(sources.ChangeTimer); ok {
+		return ct.ChangedAt(ctx, run)
+	}
+	t := run.Start
+	if run.End.After(t) {
+		t = run.End
+	}
+	return t, !t.IsZero()
 }
 
 // decide fills p.fingerprint and p.reason and reports whether the run can
@@ -116,7 +180,14 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			}
 		}
 		outcome := Unchanged
-		if j.opt.Verify != nil {
+		if j.opt.Verify != nil && j.recheck(ctx, p) {
+			if err := j.readFull(ctx, p); err != nil {
+				if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+					return false, err
+				}
+				p.reason = "repairing: could not read the run to verify it: " + err.Error()
+				return false, nil
+			}
 			diff, err := j.opt.Verify(ctx, p.exp, p.run)
 			switch k := fault.KindOf(err); {
 			case err != nil && (k == fault.KindFatal || k == fault.KindCanceled):
@@ -128,7 +199,11 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				p.reason = "repairing: " + diff
 				return false, nil
 			}
-			outcome, why = Verified, why+"; verified against the destination (--force)"
+			flag := "--force"
+			if j.opt.Lookback > 0 {
+				flag = fmt.Sprintf("--lookback: changed within %s of the previous sync's start", j.opt.Lookback)
+			}
+			outcome, why = Verified, why+"; verified against the destination ("+flag+")"
 		}
 		j.addResult(RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
 			Outcome: outcome, Reason: why, DestID: destID})

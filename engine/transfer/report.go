@@ -93,10 +93,13 @@ type Report struct {
 	Started  time.Time         `json:"started"`
 	Finished time.Time         `json:"finished"`
 	Runs     []RunResult       `json:"runs"`
-	Totals   Totals            `json:"totals"`
-	Timings  Timings           `json:"timings"`
-	Fatal    string            `json:"fatal,omitempty"`
-	Canceled bool              `json:"interrupted,omitempty"`
+	// Deleted are the runs deleted at the source since the previous job
+	// (see DeletedRun), by origin.
+	Deleted  []DeletedRun `json:"deleted,omitempty"`
+	Totals   Totals       `json:"totals"`
+	Timings  Timings      `json:"timings"`
+	Fatal    string       `json:"fatal,omitempty"`
+	Canceled bool         `json:"interrupted,omitempty"`
 	// Experiments lists the experiments written (runs committed into them,
 	// or their metadata), sorted by name.
 	Experiments []ExperimentResult `json:"experiments,omitempty"`
@@ -160,10 +163,14 @@ type Totals struct {
 	Damaged int `json:"damaged,omitempty"`
 	// Appended counts the committed runs extended in place (see
 	// RunResult.Appended).
-	Appended int   `json:"appended,omitempty"`
-	Points   int64 `json:"points"`
-	Files    int64 `json:"files"`
-	Bytes    int64 `json:"bytes"`
+	Appended int `json:"appended,omitempty"`
+	// Deleted counts the runs deleted at the source (Report.Deleted),
+	// DeletesPropagated those whose deletion the destination mirrored.
+	Deleted           int   `json:"deleted,omitempty"`
+	DeletesPropagated int   `json:"deletes_propagated,omitempty"`
+	Points            int64 `json:"points"`
+	Files             int64 `json:"files"`
+	Bytes             int64 `json:"bytes"`
 	// KeptFiles and DeletedFiles sum the committed runs' (see
 	// RunResult.KeptFiles).
 	KeptFiles    int64 `json:"kept_files,omitempty"`
@@ -214,6 +221,12 @@ func (r *Report) total() {
 			t.Bytes += run.Bytes
 			t.KeptFiles += run.KeptFiles
 			t.DeletedFiles += run.DeletedFiles
+		}
+	}
+	for _, d := range r.Deleted {
+		t.Deleted++
+		if d.Propagated {
+			t.DeletesPropagated++
 		}
 	}
 	r.Totals = t

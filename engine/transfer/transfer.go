@@ -60,6 +60,20 @@ type Options struct {
 	// canceled stop the job; others are reported with the run, which is
 	// then written again.
 	Verify func(ctx context.Context, exp schema.Experiment, run schema.Run) (string, error)
+	// Lookback (sync --lookback), when positive, narrows Verify to the
+	// runs that changed near the previous sync: those whose change time
+	// (sources.ChangeTimer, else the run's start and end) is at or after
+	// LastStart minus Lookback, or unknown. Other runs the fingerprints
+	// call unchanged are skipped unread. With LastStart zero (no previous
+	// sync recorded) no run is verified.
+	Lookback time.Duration
+	// LastStart is when the previous job of the same source, sink and
+	// options started (state.Ledger.PreviousStart).
+	LastStart time.Time
+	// PropagateDeletes (sync --propagate-deletes) mirrors in the sink
+	// (sinks.RunDeleter) the deletion of runs deleted at the source (see
+	// job.deletes); without it they are reported and kept.
+	PropagateDeletes bool
 }
 
 func (o *Options) defaults() {
@@ -134,6 +148,9 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	}
 	if err == nil {
 		err = j.copyTraces(ctx)
+	}
+	if err == nil {
+		err = j.deletes(ctx)
 	}
 	return rep, failJob(rep, err)
 }
@@ -216,6 +233,9 @@ type job struct {
 	expIDs map[schema.Ref]*expOnce
 	// exps are the experiments the filter selected, in listing order.
 	exps []schema.Experiment
+	// seen holds the origins of every run the plan listed and selected,
+	// and their former origins (see deletes).
+	seen map[string]bool
 	// writes bounds the WriteMetrics calls in flight when the sink asks
 	// for AdaptiveWrites; nil otherwise.
 	writes *inflight.Limiter
@@ -262,6 +282,9 @@ type planned struct {
 	// base is the ledger's entry of the copy the sink holds, when the run
 	// is to be appended to (sinks.Appender); nil to write it whole.
 	base *state.Entry
+	// light is set while run is a light header (sources.HeaderLister), not
+	// yet read in full (see readFull).
+	light bool
 }
 
 func (j *job) addResult(r RunResult) {

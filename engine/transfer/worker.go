@@ -94,7 +94,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	}
 	if !j.opt.DryRun && j.opt.Ledger != nil && res.Outcome != Interrupted {
 		e := state.Entry{Origin: res.Origin, DestID: res.DestID, Status: string(res.Outcome),
-			Attempts: res.Attempts, LastError: res.Error}
+			Attempts: res.Attempts, LastError: res.Error, Name: res.Name}
 		if res.Outcome == Committed {
 			e.Fingerprint = p.fingerprint
 			e.Mark, e.Keys = res.mark, res.keys

@@ -335,6 +335,24 @@ func (w *Writer) RetireExperiment(origin string) (bool, error) {
 	return true, w.commit(journalRecord{RetireExperiments: []string{origin}})
 }
 
+// RetireRun removes the run with origin from the current state, if the
+// archive holds it, and reports whether it did: the tombstone of a run
+// deleted at the source (sync --propagate-deletes). Its entry leaves the
+// manifest with one journal line (retire_runs), so the next snapshot does
+// not list it and readers of the current state (the archive source, the
+// table globs, current.sql) no longer see it; its files move to history/,
+// where the earlier snapshots that list it still read them, until
+// `archive prune` drops those snapshots. Its experiment stays.
+func (w *Writer) RetireRun(origin string) (bool, error) {
+	w.mu.Lock()
+	_, held := slices.BinarySearchFunc(w.m.Runs, origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
+	w.mu.Unlock()
+	if !held {
+		return false, nil
+	}
+	return true, w.commit(journalRecord{RetireRuns: []string{origin}})
+}
+
 // commit journals rec and moves its files into place (superseded ones out
 // first). The journal line is the commit point.
 func (w *Writer) commit(rec journalRecord) error {

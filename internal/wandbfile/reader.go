@@ -386,3 +386,37 @@ func (r *Reader) endOfData() {
 func allZero(b []byte) bool {
 	return len(bytes.Trim(b, "\x00")) == 0
 }
+
+// NewTailReader returns a Reader over the records that start in about the
+// last tail bytes of the file f of the given size: it checks the file
+// header (and detects the block layout) as NewReader does, then moves to
+// the first block boundary at or after size-tail and reads on from there,
+// skipping the chunks that end a record begun before it. A file no longer
+// than tail plus one block is read whole. It reads at most the header
+// probe and the tail, whatever the size of the file; what it finds
+// damaged in the tail is in Damage as usual.
+//
+// It serves cheap looks at a log's end (has the run an exit record, when
+// did it last write) without decoding the history before it.
+func NewTailReader(f io.ReadSeeker, size int64, name string, tail int64) (*Reader, error) {
+	rd, err := NewReader(f, name)
+	if err != nil {
+		return nil, err
+	}
+	from := size - tail
+	k := (from - rd.gridOffset + BlockSize - 1) / BlockSize
+	start := rd.gridOffset + k*BlockSize
+	if from <= BlockSize || start >= size {
+		return rd, nil
+	}
+	if _, err := f.Seek(start, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("%s: offset %d: %w", name, start, err)
+	}
+	rd.src.Reset(f)
+	rd.block = rd.block[:0]
+	rd.blockStart = start
+	rd.blockPos = 0
+	// The first chunks may end a record that began before start.
+	rd.discarding = true
+	return rd, nil
+}

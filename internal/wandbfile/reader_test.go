@@ -460,3 +460,45 @@ func TestDamageError(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestTailReader reads the tail of files of mixed records in both block
+// layouts, for tails of every block count: it yields exactly the records
+// written that start at or after the first block boundary in the tail,
+// with their offsets, and no damage.
+func TestTailReader(t *testing.T) {
+	for _, legacy := range []bool{false, true} {
+		w := mixedFile(legacy)
+		for range 3 {
+			for i := range 13 {
+				w.write(patternPayload(i+100, []int{10, 3000, BlockSize + 5, 90}[i%4]))
+			}
+		}
+		data := w.bytes()
+		size := int64(len(data))
+		grid := int64(0)
+		if legacy {
+			grid = FileHeaderSize
+		}
+		for tail := int64(1); tail < size+BlockSize; tail += BlockSize / 3 {
+			t.Run(fmt.Sprintf("legacy=%v/tail=%d", legacy, tail), func(t *testing.T) {
+				r, err := NewTailReader(bytes.NewReader(data), size, "test.wandb", tail)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res := drain(t, r)
+				from := size - tail
+				start := grid + (from-grid+BlockSize-1)/BlockSize*BlockSize
+				var want []writtenRecord
+				for _, rec := range w.written {
+					if from <= BlockSize || start >= size || rec.offset >= start {
+						want = append(want, rec)
+					}
+				}
+				assertRecords(t, res, want)
+				if len(res.damage) != 0 {
+					t.Errorf("damage: %v", res.damage)
+				}
+			})
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
@@ -99,4 +100,20 @@ func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error
 		fmt.Fprintf(h, "%q %d\n", f.Path, size)
 	}
 	return fingerprintVersion + hex.EncodeToString(h.Sum(nil)[:16]), nil
+}
+
+var _ sources.ChangeTimer = (*Source)(nil)
+
+// ChangedAt is the latest of what runs/search told of the run's times:
+// its start, its end and each metric key's latest timestamp
+// (latest_metrics), by the clocks of the clients that logged them. ok is
+// false for a run not listed by Runs.
+func (s *Source) ChangedAt(_ context.Context, run schema.Run) (time.Time, bool) {
+	s.mu.Lock()
+	info := s.runs[run.Origin]
+	s.mu.Unlock()
+	if info == nil || info.changed <= 0 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(info.changed).UTC(), true
 }

@@ -73,3 +73,70 @@ func BenchmarkFingerprint(b *testing.B) {
 	}
 	b.ReportMetric(float64(time.Since(start).Milliseconds())/float64(b.N*runs), "ms/run")
 }
+
+// TestChangedAt checks the change time sync --lookback judges an MLflow
+// run by: the latest of its start, its end and each metric key's latest
+// timestamp, as runs/search tells them, on a real server.
+func TestChangedAt(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("changedat-%d/", testenv.FreePort(t))
+	expID, err := api.CreateExperiment(ctx, prefix+"exp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const start = int64(1_700_000_000_000)
+	want := map[string]int64{}
+	for name, c := range map[string]struct{ end, metric int64 }{
+		"ended-last":   {end: start + 5000, metric: start + 2000},
+		"metric-last":  {end: start + 3000, metric: start + 9000},
+		"started-only": {},
+	} {
+		r, err := api.CreateRun(ctx, mlflowapi.CreateRun{ExperimentID: expID, RunName: name, StartTime: start})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = max(start, c.end, c.metric)
+		if c.metric > 0 {
+			if err := api.LogBatch(ctx, mlflowapi.LogBatch{RunID: r.Info.RunID, Metrics: []mlflowapi.Metric{
+				{Key: "loss", Value: 1, Step: 1, Timestamp: c.metric - 1000}, {Key: "loss", Value: 1, Step: 2, Timestamp: c.metric},
+				{Key: "acc", Value: 1, Step: 2, Timestamp: c.metric - 500}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.end > 0 {
+			end := c.end
+			if err := api.UpdateRun(ctx, mlflowapi.UpdateRun{RunID: r.Info.RunID, Status: "FINISHED", EndTime: &end}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	src, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	got := map[string]int64{}
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range src.Runs(ctx, e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			at, ok := src.ChangedAt(ctx, r)
+			if !ok {
+				t.Errorf("%s: no change time", r.Name)
+			}
+			got[r.Name] = at.UnixMilli()
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("change times %v, want %v", got, want)
+	}
+}

@@ -35,7 +35,13 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	_, complete := mlflowconv.LookupTag(tags, mlflowconv.TagComplete)
 	fp, _ := mlflowconv.LookupTag(tags, mlflowconv.TagFingerprint)
 	info := &runInfo{id: r.Info.RunID, artifactURI: r.Info.ArtifactURI, experimentID: r.Info.ExperimentID,
-		runferry: complete, fingerprint: fp, header: headerDigest(r)}
+		runferry: complete, fingerprint: fp, header: headerDigest(r), changed: r.Info.StartTime}
+	if r.Info.EndTime != nil {
+		info.changed = max(info.changed, *r.Info.EndTime)
+	}
+	for _, m := range r.Data.Metrics {
+		info.changed = max(info.changed, m.Timestamp)
+	}
 	var run schema.Run
 	var damage []string
 	if path, ok := mlflowconv.LookupTag(tags, mlflowconv.TagSidecar); ok {

@@ -39,6 +39,7 @@ type runInfo struct {
 	runferry        bool   // written by runferry: has sidecar files
 	fingerprint     string // runferry.fingerprint, for RecordedTransform
 	header          string // headerDigest of the listed run, for Fingerprint
+	changed         int64  // latest of start, end and latest_metrics timestamps, Unix ms (ChangedAt)
 
 	mu       sync.Mutex
 	coverage *mlflowconv.Coverage // nil until loaded

@@ -313,32 +313,6 @@ func artifactDamage(a *runArtifacts) []string {
 	return notes
 }
 
-// contentState describes, for the run's fingerprint, where the content of
-// each logged entry was found (path, size, modification time) or that it
-// was not: the run is read again once content appears or changes.
-func contentState(a *runArtifacts, f *finder) string {
-	logged, _ := a.versions()
-	var b strings.Builder
-	for _, v := range logged {
-		if v.problem != "" {
-			continue
-		}
-		for i, e := range v.manifest.Entries {
-			if entryPath(e.Path) == "" || e.Ref != "" {
-				continue
-			}
-			ef := f.locate(e, v.local[i])
-			fmt.Fprintf(&b, "%s\t%s\t%s\t", v.manifest.Name, v.manifest.Label(), e.Path)
-			if st, err := os.Stat(ef.abs); ef.abs != "" && err == nil {
-				fmt.Fprintf(&b, "%s\t%d\t%d\n", ef.abs, st.Size(), st.ModTime().UnixNano())
-			} else {
-				b.WriteString("missing\n")
-			}
-		}
-	}
-	return b.String()
-}
-
 // artifactFiles returns the run files that carry the logged versions: each
 // entry's content as <folder>/<entry path> (with a Problem when it cannot
 // be found, or when what was found does not match the manifest's MD5),

@@ -165,4 +165,11 @@
 // ConvertValues path, with the same result. Fingerprint hashes names,
 // sizes and modification times only (and whether the run was judged
 // crashed); it is empty for a run with something unreadable.
+//
+// Light headers (sources.HeaderLister, see header.go): a run described
+// from its run records, wandb-metadata.json and the last blocks of each
+// log (wandbfile.NewTailReader), for a sync's plan and `ls --no-count`. The
+// plan takes each run's fingerprint from its header and reads in full only
+// the runs it transfers, so a sync in which nothing changed reads no
+// history.
 package wandbdir

@@ -33,6 +33,12 @@ type segment struct {
 
 	id, entity, project string
 	start               time.Time // RunRecord.start_time; zero if unknown
+	// run is the `.wandb` file's first run record, nil if it has none
+	// among its first records (see identify).
+	run *wandbfile.Run
+	// tailCache is what the end of the log tells (see runInfo.tail), nil
+	// until read; guarded by the run's mu.
+	tailCache *tailInfo
 }
 
 // filesDir is the folder holding the segment's run files.
@@ -193,6 +199,7 @@ func (s *segment) identify() {
 	if s.wandbFile != "" {
 		if rr := firstRunRecord(s.wandbFile); rr != nil && rr.RunID != "" {
 			s.id, s.entity, s.project, s.start = rr.RunID, rr.Entity, rr.Project, rr.StartTime
+			s.run = rr
 			return
 		}
 		s.id = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(s.wandbFile), "run-"), ".wandb")

@@ -2,8 +2,6 @@ package wandbdir
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -470,34 +468,25 @@ func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema
 }
 
 // Fingerprint hashes the sizes and modification times of the run's files
-// (see fingerprint): equal fingerprints mean nothing was written since.
-// A run judged crashed (wandb.state=crashed) hashes that too, so a run
-// copied while live is copied again once its silence makes it crashed. A
-// run that logged artifacts hashes where each entry's content was found,
-// or that it was not, so it is copied again once missing content appears.
+// (see fingerprint): equal fingerprints mean nothing was written since. It
+// reads no more than the run's light header (see header.go), whatever run
+// holds beyond its Origin, so a header and its full run have one
+// fingerprint and a sync's plan decodes no history. A run the header judges
+// crashed (wandb.state=crashed) hashes that too, so a run copied while live
+// is copied again once its silence makes it crashed.
+//
+// Content of a logged artifact version that was missing when the run was
+// copied and turns up later (in the W&B artifact cache) without any of the
+// run's files changing does not change the fingerprint: telling would need
+// the whole log read. sync --force compares the files and copies it.
 func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
 	ri, err := s.find(ctx, run.Origin)
 	if err != nil {
 		return "", err
 	}
-	crashed := slices.Contains(run.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
-	fp, err := fingerprint(ri, crashed)
-	if err != nil || fp == "" {
-		return fp, err
-	}
-	recs, err := ri.artifactRecords(ctx)
-	if err != nil {
-		return "", err
-	}
-	if len(recs.logged) == 0 {
-		return fp, nil
-	}
-	find, err := newFinder(ri, s.cfg.ArtifactCache)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256([]byte(fp + "\n" + contentState(recs, find)))
-	return "wandbdir1:" + hex.EncodeToString(sum[:]), nil
+	h := s.header(ri)
+	crashed := slices.Contains(h.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
+	return fingerprint(ri, crashed)
 }
 
 // crashRule is the rule for runs without an exit record.

@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/testenv"
+)
+
+// TestTenSyncsChangeNothing syncs the W&B fixtures into a Parquet archive
+// and into a real MLflow server, then syncs ten more times with nothing
+// changed: each of those reports every run unchanged and nothing
+// transferred (no run written, no point, file or byte), and the
+// destination stays byte-identical: every file of the archive by SHA-256
+// (the manifest among them), and MLflow as its REST API shows it
+// (experiments, runs with their info, tags, params, latest metrics and
+// inputs, each metric key's full history, every file's path, size and
+// SHA-256).
+func TestTenSyncsChangeNothing(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	dir := t.TempDir()
+	prefix := fmt.Sprintf("tensyncs-%d/", testenv.FreePort(t))
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	archive := filepath.Join(dir, "archive")
+	for _, c := range []struct {
+		name, dst string
+		view      func(t *testing.T) string
+	}{
+		{"parquet", "parquet:" + archive, func(t *testing.T) string { return archiveView(t, archive) }},
+		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=" + prefix, func(t *testing.T) string { return mlflowView(t, api, prefix) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ledger := filepath.Join(dir, c.name+".db")
+			sync := func() transfer.Totals {
+				t.Helper()
+				rep := filepath.Join(dir, c.name+"-report.json")
+				if code, out, errOut := runCLI(t, "sync", fixtures, c.dst, "--state", ledger, "--report", rep); code != 0 {
+					t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+				}
+				b, err := os.ReadFile(rep)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var r transfer.Report
+				if err := json.Unmarshal(b, &r); err != nil {
+					t.Fatal(err)
+				}
+				return r.Totals
+			}
+			first := sync()
+			if first.Committed < 5 || first.Points == 0 || first.Files == 0 {
+				t.Fatalf("first sync: %+v", first)
+			}
+			before := c.view(t)
+			for i := range 10 {
+				got := sync()
+				want := transfer.Totals{Runs: first.Runs, Unchanged: first.Committed}
+				if got != want {
+					t.Errorf("sync %d with nothing changed: %+v, want %+v", i+2, got, want)
+				}
+				if after := c.view(t); after != before {
+					t.Fatalf("sync %d with nothing changed changed the destination:\nbefore:\n%s\nafter:\n%s", i+2, before, after)
+				}
+			}
+		})
+	}
+}
+
+// archiveView lists every file under dir with its size and SHA-256.
+func archiveView(t *testing.T, dir string) string {
+	t.Helper()
+	var lines []string
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		rel, _ := filepath.Rel(dir, path)
+		lines = append(lines, fmt.Sprintf("%s %d %s", rel, len(b), hex.EncodeToString(sum[:])))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) < 10 {
+		t.Fatalf("archive holds %d files", len(lines))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// mlflowView renders what the MLflow REST API shows of the experiments
+// whose names start with prefix, deleted ones included.
+func mlflowView(t *testing.T, api *mlflowapi.Client, prefix string) string {
+	t.Helper()
+	ctx := context.Background()
+	var out []string
+	add := func(v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	for e, err := range api.SearchExperiments(ctx, "name LIKE '"+prefix+"%'", mlflowapi.ViewAll) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(e)
+		for r, err := range api.SearchRuns(ctx, []string{e.ExperimentID}, "", mlflowapi.ViewAll) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			add(r)
+			var keys []string
+			for _, m := range r.Data.Metrics {
+				keys = append(keys, m.Key)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				for page, err := range api.MetricHistory(ctx, r.Info.RunID, k) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					add(page)
+				}
+			}
+			for f, err := range api.ListArtifacts(ctx, r.Info.RunID, "") {
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, err := api.OpenArtifact(ctx, r.Info.RunID, r.Info.ArtifactURI, f.Path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := sha256.New()
+				_, err = io.Copy(h, body)
+				body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				add([]any{f, hex.EncodeToString(h.Sum(nil))})
+			}
+		}
+	}
+	if len(out) < 10 {
+		t.Fatalf("MLflow shows %d items under %s", len(out), prefix)
+	}
+	return strings.Join(out, "\n")
+}

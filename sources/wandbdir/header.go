@@ -1,0 +1,238 @@
+package wandbdir
+
+import (
+	"context"
+	"errors"
+	"io"
+	"iter"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/runferry/runferry/internal/wandbfile"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+var _ sources.HeaderLister = (*Source)(nil)
+
+// Light run headers (sources.HeaderLister).
+//
+// Runs reads every log in full: config and summary are folded over all
+// records, and the status needs the exit record at the end. A header is
+// what a few small reads tell: the run record near the start of each
+// `.wandb` file (read when the runs were found), wandb-metadata.json, and
+// the last tailBytes of each segment's log: the last one's holds the exit
+// record, a preempting record and the latest timestamps, and every one
+// shows whether the log ends cut short. No history before the tails is
+// read.
+//
+// A header holds Origin, Experiment, Name, Start, Status, the tag
+// wandb.state (running, crashed) when no exit record decides the status,
+// and as Damage what the tail shows damaged (a truncated end). It leaves
+// out, because they need the whole log: config and summary, End, the other
+// wandb.* tags, labels, notes, and damage before the tail. Name, Start and
+// Status equal those of the full run (Runs), except that the silence that
+// makes a run without exit record crashed is measured from the tail's
+// latest timestamp and the log's modification time rather than from every
+// record's (they differ only when the writer's clock ran ahead of the
+// file system's).
+
+// tailBytes is how much of the end of the last segment's log a header
+// reads: the exit record and the records a finishing SDK writes after it
+// fit many times over.
+const tailBytes = 4 * wandbfile.BlockSize
+
+// tailInfo is what the end of a segment's log tells.
+type tailInfo struct {
+	exit       *wandbfile.Exit
+	preempting bool
+	lastTime   int64    // latest timestamp seen (history, stats, console), Unix ms
+	damage     []string // damage found in the tail, as walk names it
+	// size and mtime are the log's when it was read: a cached tailInfo is
+	// used only while they hold.
+	size  int64
+	mtime time.Time
+}
+
+// tail returns what the end of the segment's log tells, cached while the
+// log's size and modification time stay the same. A segment without a
+// `.wandb` log (before SDK 0.10) has an empty tailInfo.
+func (ri *runInfo) tail(seg *segment) tailInfo {
+	if seg.wandbFile == "" {
+		return tailInfo{}
+	}
+	fi, err := os.Stat(seg.wandbFile)
+	if err != nil {
+		return tailInfo{}
+	}
+	ri.mu.Lock()
+	cached := seg.tailCache
+	ri.mu.Unlock()
+	if cached != nil && cached.size == fi.Size() && cached.mtime.Equal(fi.ModTime()) {
+		return *cached
+	}
+	t := readTail(seg, fi.Size())
+	t.size, t.mtime = fi.Size(), fi.ModTime()
+	ri.mu.Lock()
+	seg.tailCache = &t
+	ri.mu.Unlock()
+	return t
+}
+
+// readTail reads the last tailBytes of seg's log. A log that cannot be
+// read gives what was read before the failure (the full read names it).
+func readTail(seg *segment, size int64) tailInfo {
+	var t tailInfo
+	f, err := os.Open(seg.wandbFile)
+	if err != nil {
+		return t
+	}
+	defer f.Close()
+	name := seg.name(seg.wandbFile)
+	rd, err := wandbfile.NewTailReader(f, size, name, tailBytes)
+	if err != nil {
+		return t
+	}
+	conv := newConverter()
+	var row wandbfile.Row
+	seen := func(ms int64) { t.lastTime = max(t.lastTime, ms) }
+	for {
+		payload, _, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return t
+		}
+		rec, err := wandbfile.Decode(payload)
+		if err != nil {
+			continue
+		}
+		switch {
+		case rec.History != nil:
+			row.SetHistory(rec.History)
+			seen(conv.Header(&row).Time)
+		case rec.Stats != nil:
+			seen(unixMillis(rec.Stats.Timestamp))
+		case rec.Output != nil:
+			seen(unixMillis(rec.Output.Timestamp))
+		case rec.Exit != nil:
+			t.exit = rec.Exit
+		case rec.Kind == wandbfile.KindPreempting:
+			t.preempting = true
+		}
+	}
+	for _, d := range rd.Damage() {
+		t.damage = append(t.damage, d.Error())
+	}
+	return t
+}
+
+// header builds the run's light header (see the comment at the top).
+func (s *Source) header(ri *runInfo) schema.Run {
+	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
+	var md metadata
+	for _, seg := range ri.segments {
+		if got := readMetadata(filepath.Join(seg.filesDir(), "wandb-metadata.json")); got != nil {
+			mergeNonZero(&md, *got)
+		}
+	}
+	var rr wandbfile.Run
+	for _, seg := range ri.segments {
+		if seg.run != nil {
+			mergeNonZero(&rr, *seg.run)
+		}
+	}
+	r.Name = cmpOr(rr.DisplayName, md.Name, ri.id)
+	r.Start = cmpOrTime(ri.segments[0].start, md.StartedAt)
+	for _, seg := range ri.segments {
+		r.Damage = append(r.Damage, ri.tail(seg).damage...)
+	}
+	last := ri.segments[len(ri.segments)-1]
+	t := ri.tail(last)
+	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime}
+	var state string
+	r.Status, state = runState(sm, md, s.crashRule())
+	if state != "" {
+		r.Tags = []schema.Tag{{Key: TagPrefix + "state", Value: state}}
+	}
+	r.Start = schema.CanonicalTime(r.Start)
+	r.Canonicalize()
+	return r
+}
+
+// RunHeaders yields the light headers of exp's runs (see above), in the
+// order of Runs.
+func (s *Source) RunHeaders(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		runs, err := s.index(ctx)
+		if err != nil {
+			yield(schema.Run{}, err)
+			return
+		}
+		for _, ri := range runs {
+			if ri.exp != exp {
+				continue
+			}
+			if ctx.Err() != nil {
+				yield(schema.Run{}, ctx.Err())
+				return
+			}
+			if !yield(s.header(ri), nil) {
+				return
+			}
+		}
+	}
+}
+
+// Run reads the run with origin ref in full, as Runs yields it.
+func (s *Source) Run(ctx context.Context, ref schema.Ref) (schema.Run, error) {
+	ri, err := s.find(ctx, ref)
+	if err != nil {
+		return schema.Run{}, err
+	}
+	return readRun(ctx, ri, s.crashRule())
+}
+
+var _ sources.ChangeTimer = (*Source)(nil)
+
+// ChangedAt is the latest modification time of the run's logs and run
+// files (pre-0.10: its history, events and run files), or the latest
+// timestamp at the end of its last log when that is later (a writer
+// whose clock runs ahead of the file system's). ok is false for a run
+// not found.
+func (s *Source) ChangedAt(ctx context.Context, run schema.Run) (time.Time, bool) {
+	ri, err := s.find(ctx, run.Origin)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var t time.Time
+	later := func(u time.Time) {
+		if u.After(t) {
+			t = u
+		}
+	}
+	for _, seg := range ri.segments {
+		paths := []string{seg.wandbFile}
+		if seg.legacy {
+			paths = []string{filepath.Join(seg.dir, "wandb-history.jsonl"), filepath.Join(seg.dir, "wandb-events.jsonl")}
+		}
+		for _, p := range paths {
+			if fi, err := os.Stat(p); p != "" && err == nil {
+				later(fi.ModTime())
+			}
+		}
+	}
+	if files, err := listFiles(ri); err == nil {
+		for _, f := range files {
+			if f.info != nil {
+				later(f.info.ModTime())
+			}
+		}
+	}
+	if ms := ri.tail(ri.segments[len(ri.segments)-1]).lastTime; ms > 0 {
+		later(time.UnixMilli(ms))
+	}
+	return t, !t.IsZero()
+}
