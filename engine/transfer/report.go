@@ -122,6 +122,11 @@ type Report struct {
 	// has none, or holds no traces).
 	Traces *TraceResult `json:"traces,omitempty"`
 
+	// Shard is the share of the runs this job covered ("K/N", --shard;
+	// empty when not sharded).
+	Shard string `json:"shard,omitempty"`
+
+	otherShards      int              // selected runs held by other shards, for Totals
 	omitted          map[string]int64 // the source's, for Coverage
 	registryCoverage map[string]int64 // the model registry's, for Coverage
 	traceCoverage    map[string]int64 // the traces', for Coverage
@@ -154,14 +159,17 @@ type Totals struct {
 	Damaged int `json:"damaged,omitempty"`
 	// Appended counts the committed runs extended in place (see
 	// RunResult.Appended).
-	Appended int   `json:"appended,omitempty"`
-	Points   int64 `json:"points"`
-	Files    int64 `json:"files"`
-	Bytes    int64 `json:"bytes"`
+	Appended int `json:"appended,omitempty"`
+	// OtherShards counts the selected runs another shard holds (--shard):
+	// not read, not written here, not in Runs and not in Runs' count.
+	OtherShards int   `json:"other_shards,omitempty"`
+	Points      int64 `json:"points"`
+	Files       int64 `json:"files"`
+	Bytes       int64 `json:"bytes"`
 }
 
 func (r *Report) total() {
-	t := Totals{Runs: len(r.Runs)}
+	t := Totals{Runs: len(r.Runs), OtherShards: r.otherShards}
 	r.Coverage = nil
 	for k, n := range r.omitted {
 		r.addCoverage(k, n)
