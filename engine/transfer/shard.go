@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/runferry/runferry/sources"
 )
 
 // Shard is one of N disjoint shares of a job's runs (--shard K/N): N
@@ -148,4 +150,22 @@ func checkAuto(s Shard, what string) (Shard, error) {
 		return Shard{}, fmt.Errorf("--shard auto: %s gives shard %d of %d, which does not exist (an array given as a list with gaps, --array=1,5,9, has no shard numbering: use --array=A-B[:S])", what, s.K, s.N)
 	}
 	return s, nil
+}
+
+// skipAfterRuns warns that a sharded job leaves the model registry and the
+// traces to an unsharded job (a source that can hold them gets the warning).
+func (j *job) skipAfterRuns() {
+	var what []string
+	if _, ok := j.src.(sources.RegistryReader); ok {
+		what = append(what, "the model registry")
+	}
+	if _, ok := j.src.(sources.TraceReader); ok {
+		what = append(what, "traces")
+	}
+	if len(what) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.rep.Warnings = append(j.rep.Warnings, fmt.Sprintf("--shard: %s (if the source holds any) not copied by a sharded job: they point at runs of every shard; copy them with one unsharded sync of the same source and destination after the shards finished (its runs are then all unchanged)", strings.Join(what, " and ")))
 }

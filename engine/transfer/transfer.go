@@ -133,11 +133,17 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	if err == nil {
 		err = unreachable(rep)
 	}
-	if err == nil {
-		err = j.copyRegistry(ctx)
-	}
-	if err == nil {
-		err = j.copyTraces(ctx)
+	if err == nil && !opt.Shard.IsZero() {
+		// A model version or a trace points at a run another shard may
+		// hold, whose destination id this shard does not know.
+		j.skipAfterRuns()
+	} else {
+		if err == nil {
+			err = j.copyRegistry(ctx)
+		}
+		if err == nil {
+			err = j.copyTraces(ctx)
+		}
 	}
 	return rep, failJob(rep, err)
 }
