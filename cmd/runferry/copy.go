@@ -205,8 +205,9 @@ reported as verified.`
 					if statePath, err = state.DefaultPath(); err != nil {
 						return err
 					}
-					statePath = shardStatePath(statePath, shard)
 				}
+				// Each shard its own file, also on a volume the shards share.
+				statePath = shardStatePath(statePath, shard)
 				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
 					Options: jobOptions + ";" + opt.Transform.String()}, restart)
 				if err != nil {
@@ -264,7 +265,7 @@ reported as verified.`
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
-	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger (see docs/SHARDING.md)")
+	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }

@@ -185,3 +185,18 @@ func TestBadShardExits2(t *testing.T) {
 		t.Errorf("unsharded sync after both shards: exit %d, %q; want all %d unchanged", code, out, total)
 	}
 }
+
+func TestShardStatePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/s/ledger.db": "/s/ledger.shard-2-of-4.db",
+		"/s/ledger":    "/s/ledger.shard-2-of-4",
+		"/s.d/l.x.db":  "/s.d/l.x.shard-2-of-4.db",
+	} {
+		if got := shardStatePath(in, transfer.Shard{K: 2, N: 4}); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+	if got := shardStatePath("/s/ledger.db", transfer.Shard{}); got != "/s/ledger.db" {
+		t.Errorf("unsharded: %s", got)
+	}
+}

@@ -30,8 +30,8 @@ func parseShardFlag(v string) (transfer.Shard, error) {
 	return s, nil
 }
 
-// shardStatePath names the default ledger file by the shard, so that
-// shards running side by side on one machine or one shared home each keep
+// shardStatePath names the ledger file by the shard, so that shards
+// running side by side on one machine or on one shared volume each keep
 // their own file: ledger.db becomes ledger.shard-2-of-4.db.
 func shardStatePath(p string, s transfer.Shard) string {
 	if s.IsZero() {
