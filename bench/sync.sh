@@ -13,8 +13,7 @@
 #     against the no-change sync plus a copy of just the new points (one
 #     history row per grown run, written as a fresh folder of that many
 #     runs into a fresh archive). Target: sync <= 3 x no-change + that copy.
-#   grown, MLflow (BENCH_SYNC_MLFLOW=1 and a venv with mlflow): the same
-#     into an MLflow server, sized down to BENCH_SYNC_MLFLOW_RUNS runs.
+#   (The same into MLflow is not measured yet.)
 #
 # Knobs: RUNFERRY_BENCH_DIR, BENCH_SYNC_ENTITY ("-entity bench-team"; empty: none), BENCH_SYNC_RUNS (10000), BENCH_SYNC_ROWS (100
 # history rows of 5 keys per run), BENCH_REPEAT (3; medians).
@@ -46,6 +45,7 @@ secs() {
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { echo "scale=1; $1 / $2" | bc; }
+met() { if [ "$(echo "$1" | bc)" = 1 ]; then echo yes; else echo no; fi; } # met BC-CONDITION
 
 SRC=$SCRATCH/src
 log "generating $RUNS runs x $ROWS rows x 5 keys"
@@ -82,10 +82,10 @@ budget=$(echo "3 * $N + $D" | bc)
 	echo "| measurement ($RUNS runs x $ROWS rows x 5 keys, medians of $REPEAT) | seconds | ratio | target | met? |"
 	echo "|---|---|---|---|---|"
 	echo "| full copy into Parquet | $F | | | |"
-	echo "| no-change sync | $N | copy / sync = $(ratio "$F" "$N")x | 50x | $( (($(echo "$F >= 50 * $N" | bc))) && echo yes || echo no) |"
-	echo "| ls | $L | copy / ls = $(ratio "$F" "$L")x | 50x | $( (($(echo "$F >= 50 * $L" | bc))) && echo yes || echo no) |"
+	echo "| no-change sync | $N | copy / sync = $(ratio "$F" "$N")x | 50x | $(met "$F >= 50 * $N") |"
+	echo "| ls | $L | copy / ls = $(ratio "$F" "$L")x | 50x | $(met "$F >= 50 * $L") |"
 	echo "| copy of the new points alone ($GROWN runs x $MORE rows) | $D | | | |"
-	echo "| sync after $GROWN runs grew by $MORE rows (one run) | $grown | budget 3 x no-change + new points = $budget | <= budget | $( (($(echo "$grown <= $budget" | bc))) && echo yes || echo no) |"
+	echo "| sync after $GROWN runs grew by $MORE rows (one run) | $grown | budget 3 x no-change + new points = $budget | <= budget | $(met "$grown <= $budget") |"
 	echo
 	echo "grown sync: $grown_line"
 } | tee "$SCRATCH/results.md"
