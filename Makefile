@@ -66,7 +66,9 @@ fuzz:
 
 # Go microbenchmarks, then side-by-side comparisons with what users would run
 # instead (bench/run.sh), written to docs/BENCHMARKS.md. Inputs are generated
-# once into BENCH_DIR and reused. bench-large adds the 100M-point archive run.
+# once into BENCH_DIR and reused; bench/sync.sh (the incremental sync section)
+# generates its own each time, since it grows them.
+# bench-large adds the 100M-point archive run.
 BENCH_DIR ?= $(or $(TMPDIR),/tmp)/runferry-bench
 
 bench: venv
@@ -74,6 +76,14 @@ bench: venv
 	$(GO) test -run='^$$' -bench=. -benchmem ./... > $(BENCH_DIR)/go-bench.txt 2>&1 || { cat $(BENCH_DIR)/go-bench.txt; exit 1; }
 	cat $(BENCH_DIR)/go-bench.txt
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/run.sh
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/sync.sh
+
+# Incremental sync (issue 12): no-change sync and ls of 10,000 generated runs
+# against a full copy, and a sync after 1% of them grew (bench/sync.sh).
+.PHONY: bench-sync
+bench-sync:
+	mkdir -p $(BENCH_DIR)
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/sync.sh
 
 .PHONY: bench-large
 bench-large: venv

@@ -46,6 +46,8 @@ type options struct {
 	keys       int
 	statsEvery int
 	seed       uint64
+	entity     string
+	runs       int // with more than 1, runs run folders with ids ID-00000, ID-00001, ...
 }
 
 // result is what genwandb prints.
@@ -70,12 +72,14 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 20, "metric keys per history row")
 	flag.IntVar(&o.statsEvery, "stats-every", 100, "write a stats record every N rows (0: none)")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed for the values")
+	flag.StringVar(&o.entity, "entity", "", "the run's entity (none by default, as offline runs often have none; with one the run's origin is entity/project/id, else the folder's path)")
+	flag.IntVar(&o.runs, "runs", 1, "number of run folders (ids ID-00000...; each with the same flags and its own seed); the JSON sums them")
 	flag.Parse()
-	if o.out == "" || o.rows < 0 || o.keys < 1 || o.statsEvery < 0 || flag.NArg() != 0 {
+	if o.out == "" || o.rows < 0 || o.keys < 1 || o.statsEvery < 0 || o.runs < 1 || flag.NArg() != 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
-	res, err := generate(o)
+	res, err := generateMany(o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "genwandb:", err)
 		os.Exit(1)
@@ -121,6 +125,33 @@ func metricKeys(n int) []string {
 		}
 	}
 	return keys
+}
+
+// generateMany writes o.runs run folders (one as generate does when
+// o.runs is 1) and returns their totals (RunDir and WandbFile: the last).
+func generateMany(o options) (*result, error) {
+	if o.runs == 1 {
+		return generate(o)
+	}
+	total := &result{}
+	base, seed := o.id, o.seed
+	for i := range o.runs {
+		o.id, o.seed = fmt.Sprintf("%s-%05d", base, i), seed+uint64(i)
+		r, err := generate(o)
+		if err != nil {
+			return nil, err
+		}
+		total.RunDir, total.WandbFile = r.RunDir, r.WandbFile
+		total.Bytes += r.Bytes
+		total.Rows += r.Rows
+		total.Keys = r.Keys
+		total.StatsRecords += r.StatsRecords
+		total.HistoryPoints += r.HistoryPoints
+		total.StatsPoints += r.StatsPoints
+		total.Points += r.Points
+		total.Sum += r.Sum
+	}
+	return total, nil
 }
 
 // generate writes the run folder and returns what it wrote.
@@ -198,7 +229,7 @@ func (g *gen) writeRun() error {
 	head := []*wandbfile.Record{
 		{Kind: wandbfile.KindHeader, Header: &wandbfile.Header{Producer: "0.31.0+runferry-genwandb", MinConsumer: "0.1.0"}},
 		{Kind: wandbfile.KindRun, Run: &wandbfile.Run{
-			RunID: o.id, Project: "runferry-bench", DisplayName: "bench-" + o.id, JobType: "train",
+			RunID: o.id, Entity: o.entity, Project: "runferry-bench", DisplayName: "bench-" + o.id, JobType: "train",
 			Host: "bench-host", StartTime: startTime, Tags: []string{"bench"},
 			Config: &wandbfile.Config{Update: []wandbfile.Item{
 				wandbfile.HistoryItem(`{"value":0.0003}`, "lr"),

@@ -15,12 +15,12 @@ import (
 func (a *app) archiveCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "archive",
-		Short: "Verify, list snapshots of, summarise and prune runferry Parquet archives",
+		Short: "Verify, list snapshots of, summarise, compact and prune runferry Parquet archives",
 		Long: `Work on a runferry Parquet archive (written by 'runferry copy ... parquet:PATH').
 The format is documented in docs/ARCHIVE.md; DuckDB, pandas and Spark read it
 directly. PATH may be given with or without the parquet: prefix.`,
 	}
-	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveSnapshotsCmd(), a.archiveSummaryCmd())
+	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveCompactCmd(), a.archiveSnapshotsCmd(), a.archiveSummaryCmd())
 	return cmd
 }
 
@@ -114,6 +114,47 @@ snapshot references. Refuses to run while a write holds the archive.`,
 		},
 	}
 	cmd.Flags().IntVar(&keep, "keep", 0, "number of newest snapshots to keep (required, at least 1)")
+	return cmd
+}
+
+func (a *app) archiveCompactCmd() *cobra.Command {
+	var dryRun bool
+	cmd := &cobra.Command{
+		Use:   "compact PATH",
+		Short: "Merge the metrics files that syncs appended to a run into one per run",
+		Long: `A sync that appends to a grown run adds one small metrics file to it (format
+version 4). 'compact' merges each such run's metrics files into one holding the
+same points in the same order, so readers open one file per run again; DuckDB,
+pyarrow and runferry see each point once before, during and after. Each run is
+committed on its own, so an interrupted compact leaves every run whole and a
+re-run finishes it. The merged-away files move to history/, where earlier
+snapshots still read them: 'archive prune' frees their space, as restic's prune
+frees what forget left. Needs the archive alone (refused while a sync writes it).`,
+		Example: "  runferry archive compact /backups/mlflow --dry-run\n  runferry archive compact /backups/mlflow && runferry archive prune /backups/mlflow --keep 7",
+		Args:    exactArgs(1, "PATH"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path, err := archivePath(args[0])
+			if err != nil {
+				return err
+			}
+			rep, err := archive.Compact(path, dryRun)
+			if err != nil {
+				return err
+			}
+			switch {
+			case rep.Runs == 0:
+				fmt.Fprintf(a.stdout, "nothing to compact: every run holds its points in one metrics file\n")
+			case dryRun:
+				fmt.Fprintf(a.stdout, "would merge %d metrics files of %d runs (%d points, %s) into %d (dry run, nothing written)\n",
+					rep.FilesBefore, rep.Runs, rep.Points, bytesText(rep.Bytes), rep.Runs)
+			default:
+				fmt.Fprintf(a.stdout, "merged %d metrics files of %d runs (%d points) into %d in snapshot %d: %s became %s; the merged files are in history/ until 'archive prune'\n",
+					rep.FilesBefore, rep.Runs, rep.Points, rep.Runs, rep.Snapshot, bytesText(rep.Bytes), bytesText(rep.NewBytes))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVarP(&dryRun, "dry-run", "n", false, "say what would be merged and write nothing")
 	return cmd
 }
 

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/runferry/runferry/internal/archive"
 )
 
 // TestArchiveCheckFindsExtraAndMissingFiles: `archive check` reports, by
@@ -110,5 +112,29 @@ func TestArchiveCheckFindsExtraAndMissingFiles(t *testing.T) {
 				t.Errorf("damaged archive reported intact:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestArchiveCompactCommand: compact of an archive whose runs each hold
+// one metrics file has nothing to do; while a writer has the archive open
+// it is refused (exit 1) and says why. (The merging itself is tested in
+// internal/archive, with DuckDB and pyarrow reading.)
+func TestArchiveCompactCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a")
+	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+dir, "--no-state", "-q"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"archive", "compact", dir, "--dry-run"}, {"archive", "compact", dir}} {
+		if code, out, errOut := runCLI(t, args...); code != 0 || out != "nothing to compact: every run holds its points in one metrics file\n" {
+			t.Errorf("%v: exit %d, %q %q", args, code, out, errOut)
+		}
+	}
+	w, err := archive.OpenWriter(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if code, _, errOut := runCLI(t, "archive", "compact", dir); code != 1 || !strings.Contains(errOut, "archive is in use by another writer") {
+		t.Errorf("compact beside a writer: exit %d, %q; want 1 and why", code, errOut)
 	}
 }

@@ -99,6 +99,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		prefix      string
 		drop        []string
 		personal    bool
+		shardFlag   string
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -175,6 +176,10 @@ deleted. Both need the ledger (not with --no-state).`
 			if concurrency < 1 {
 				return usageError{fmt.Errorf("--concurrency must be at least 1")}
 			}
+			shard, err := parseShardFlag(shardFlag)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			src, srcLoc, err := a.openSource(ctx, args[0])
 			if err != nil {
@@ -190,9 +195,12 @@ deleted. Both need the ledger (not with --no-state).`
 			}
 			opt := transfer.Options{
 				Concurrency: concurrency, Attempts: retries + 1, Filter: filter, DryRun: dryRun,
-				Source: srcLoc.String(), Sink: dstLoc.String(),
+				Source: srcLoc.String(), Sink: dstLoc.String(), Shard: shard,
 			}
 			jobOptions := sel.canonical()
+			if !shard.IsZero() {
+				jobOptions += ";shard=" + shard.String()
+			}
 			if prefix != "" {
 				// One meaning with the sink's own experiment-prefix option
 				// where the sink has one: runs copied under two prefixes are
@@ -243,6 +251,8 @@ deleted. Both need the ledger (not with --no-state).`
 						return err
 					}
 				}
+				// Each shard its own file, also on a volume the shards share.
+				statePath = shardStatePath(statePath, shard)
 				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
 					Options: jobOptions + ";" + opt.Transform.String()}, restart)
 				if err != nil {
@@ -260,7 +270,7 @@ deleted. Both need the ledger (not with --no-state).`
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
 				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
-				"force": fmt.Sprint(force), "lookback": lookback.String(), "propagate_deletes": fmt.Sprint(propagate),
+				"force": fmt.Sprint(force), "lookback": lookback.String(), "propagate_deletes": fmt.Sprint(propagate), "shard": shard.String(),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -303,6 +313,7 @@ deleted. Both need the ledger (not with --no-state).`
 	f.BoolVar(&noState, "no-state", false, "keep no ledger; rely on the destination's origin markers alone")
 	f.StringVar(&prefix, "experiment-prefix", "", "prepend this to every experiment name in DST (e.g. 'wandb/'); into MLflow the same as the location's ?experiment-prefix= (copies under two prefixes are two copies)")
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
+	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses, local paths, command lines: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
@@ -394,8 +405,14 @@ func (a *app) printReport(rep *transfer.Report) {
 	if estimated {
 		about = "about " // some counts are the source's estimate
 	}
+	if rep.Shard != "" {
+		fmt.Fprintf(w, "shard %s: ", rep.Shard)
+	}
 	fmt.Fprintf(w, "%s %d runs (%s%d points, %d files, %s); %d unchanged",
 		verb, t.Committed+t.Planned, about, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged)
+	if rep.Shard != "" {
+		fmt.Fprintf(w, ", %d in other shards", t.OtherShards)
+	}
 	if t.Verified > 0 {
 		fmt.Fprintf(w, ", %d verified", t.Verified)
 	}
@@ -453,6 +470,7 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 	}
 	out := struct {
 		Summary  bool                     `json:"summary"`
+		Shard    string                   `json:"shard,omitempty"`
 		DryRun   bool                     `json:"dry_run,omitempty"`
 		Totals   transfer.Totals          `json:"totals"`
 		Timings  transfer.Timings         `json:"timings"`
@@ -469,7 +487,7 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Fatal       string                      `json:"fatal,omitempty"`
 		Interrupt   bool                        `json:"interrupted,omitempty"`
 		ExitCode    int                         `json:"exit_code"`
-	}{Summary: true, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
+	}{Summary: true, Shard: rep.Shard, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
 		Problems: rep.Problems, Warnings: rep.Warnings, Deleted: rep.Deleted, Registry: rep.Registry, Traces: rep.Traces, Experiments: rep.Experiments, Fatal: rep.Fatal,
 		Interrupt: rep.Canceled, ExitCode: a.exit}
 	for _, r := range rep.Runs {

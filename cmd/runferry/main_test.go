@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -147,5 +149,55 @@ func TestVerdictExit(t *testing.T) {
 		if got := verdictExit(v); got != want {
 			t.Errorf("verdictExit(%d) = %d, want %d", v, got, want)
 		}
+	}
+}
+
+// TestBadShardExits2: a bad --shard is a usage error naming the flag,
+// given locations that would copy fine without it.
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+
+func TestBadShardExits2(t *testing.T) {
+	for _, k := range []string{"JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "RUNFERRY_SHARDS"} {
+		t.Setenv(k, "")
+	}
+	for _, shard := range []string{"0/4", "5/4", "1/0", "x/4", "2", "auto"} {
+		src, dst := t.TempDir(), t.TempDir()
+		code, _, stderr := runCLI(t, "sync", "wandb:"+src, "parquet:"+dst, "--no-state", "--shard", shard)
+		if code != 2 || !strings.HasPrefix(stderr, "runferry: --shard") {
+			t.Errorf("--shard %s: exit %d, stderr %q; want exit 2 and a message about --shard", shard, code, stderr)
+		}
+	}
+	// The shards of the fixtures between them copy each run once.
+	dst, total := "parquet:"+t.TempDir(), 0
+	for k := 1; k <= 2; k++ {
+		code, out, stderr := runCLI(t, "sync", fixtures, dst, "--no-state", "--shard", fmt.Sprintf("%d/2", k))
+		m := regexp.MustCompile(`shard ` + fmt.Sprint(k) + `/2: copied (\d+) runs .*; 0 unchanged, (\d+) in other shards`).FindStringSubmatch(out)
+		if code != 0 || m == nil {
+			t.Fatalf("--shard %d/2: exit %d, %q %q", k, code, out, stderr)
+		}
+		mine, other := atoi(m[1]), atoi(m[2])
+		if total != 0 && mine+other != total {
+			t.Errorf("shard %d: %d runs + %d in other shards, shard 1 saw %d in all", k, mine, other, total)
+		}
+		total = mine + other
+	}
+	code, out, _ := runCLI(t, "sync", fixtures, dst, "--no-state")
+	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, fmt.Sprintf("; %d unchanged", total)) {
+		t.Errorf("unsharded sync after both shards: exit %d, %q; want all %d unchanged", code, out, total)
+	}
+}
+
+func TestShardStatePath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/s/ledger.db": "/s/ledger.shard-2-of-4.db",
+		"/s/ledger":    "/s/ledger.shard-2-of-4",
+		"/s.d/l.x.db":  "/s.d/l.x.shard-2-of-4.db",
+	} {
+		if got := shardStatePath(in, transfer.Shard{K: 2, N: 4}); got != want {
+			t.Errorf("%s: %s, want %s", in, got, want)
+		}
+	}
+	if got := shardStatePath("/s/ledger.db", transfer.Shard{}); got != "/s/ledger.db" {
+		t.Errorf("unsharded: %s", got)
 	}
 }

@@ -22,8 +22,9 @@ func TestReportsMatchTheSchema(t *testing.T) {
 	reports := map[string][]string{
 		"copy":    {"copy", fixtures, first, "--no-state"},
 		"dry-run": {"copy", fixtures, "parquet:" + filepath.Join(dir, "never"), "--no-state", "--dry-run", "--include", "runferry-fixtures"},
+		"sharded": {"copy", fixtures, "parquet:" + filepath.Join(dir, "never"), "--no-state", "--dry-run", "--shard", "1/2"},
 	}
-	for _, name := range []string{"copy", "dry-run"} {
+	for _, name := range []string{"copy", "dry-run", "sharded"} {
 		path := filepath.Join(dir, name+".json")
 		if code, out, errOut := runCLI(t, append(reports[name], "--report", path)...); code != 0 {
 			t.Fatalf("%s: exit %d\n%s%s", name, code, out, errOut)

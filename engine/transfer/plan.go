@@ -35,7 +35,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		}
 		j.formerOrigins(e.Origin)
 		j.exps = append(j.exps, e)
-		before := len(out)
+		before, selected := len(out), 0
 		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil || j.opt.Lookback > 0)
 		for r, err := range runs {
 			if err != nil {
@@ -46,6 +46,14 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 				return nil, nil, fmt.Errorf("listing runs of experiment %s: %w", e.Origin, err)
 			}
 			if !j.opt.Filter.Run(r) {
+				continue
+			}
+			selected++
+			if !j.opt.Shard.Holds(r.Origin.String()) {
+				// Another shard's: not read, not counted as filtered.
+				j.mu.Lock()
+				j.rep.otherShards++
+				j.mu.Unlock()
 				continue
 			}
 			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
@@ -70,7 +78,11 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			}
 			out = append(out, p)
 		}
-		if len(out) == before {
+		// An experiment none of whose selected runs this shard plans is
+		// written here only if it has no selected run at all (a run of
+		// another shard brings it there) and it falls in this shard, so
+		// that N shards do not all write it.
+		if len(out) == before && (j.opt.Shard.IsZero() || selected == 0 && j.opt.Shard.Holds(e.Origin.String())) {
 			idle = append(idle, e)
 		}
 	}

@@ -131,6 +131,11 @@ type Report struct {
 	// has none, or holds no traces).
 	Traces *TraceResult `json:"traces,omitempty"`
 
+	// Shard is the share of the runs this job covered ("K/N", --shard;
+	// empty when not sharded).
+	Shard string `json:"shard,omitempty"`
+
+	otherShards      int              // selected runs held by other shards, for Totals
 	omitted          map[string]int64 // the source's, for Coverage
 	registryCoverage map[string]int64 // the model registry's, for Coverage
 	traceCoverage    map[string]int64 // the traces', for Coverage
@@ -164,6 +169,9 @@ type Totals struct {
 	// Appended counts the committed runs extended in place (see
 	// RunResult.Appended).
 	Appended int `json:"appended,omitempty"`
+	// OtherShards counts the selected runs another shard holds (--shard):
+	// not read, not written here, not in Runs and not in Runs' count.
+	OtherShards int `json:"other_shards,omitempty"`
 	// Deleted counts the runs deleted at the source (Report.Deleted),
 	// DeletesPropagated those whose deletion the destination mirrored.
 	Deleted           int   `json:"deleted,omitempty"`
@@ -178,7 +186,7 @@ type Totals struct {
 }
 
 func (r *Report) total() {
-	t := Totals{Runs: len(r.Runs)}
+	t := Totals{Runs: len(r.Runs), OtherShards: r.otherShards}
 	r.Coverage = nil
 	for k, n := range r.omitted {
 		r.addCoverage(k, n)

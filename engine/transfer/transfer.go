@@ -43,7 +43,10 @@ type Options struct {
 	// default doubles from one second up to thirty.
 	Backoff func(retry int) time.Duration
 	Filter  Filter
-	DryRun  bool // plan and count, write nothing
+	// Shard, when set, narrows the job to the runs of one shard (see
+	// Shard); the others are counted in Totals.OtherShards.
+	Shard  Shard
+	DryRun bool // plan and count, write nothing
 	// Transform is applied between reading and writing.
 	Transform transform.Chain
 	Ledger    Ledger // nil: rely on the sink's RunFinder alone
@@ -101,7 +104,8 @@ func (o *Options) defaults() {
 // the error is non-nil only for a fatal failure or an interruption.
 func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) (*Report, error) {
 	opt.defaults()
-	rep := &Report{FormatVersion: ReportFormatVersion, Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC()}
+	rep := &Report{FormatVersion: ReportFormatVersion, Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC(),
+		Shard: opt.Shard.String()}
 	var planned time.Time
 	defer func() {
 		rep.Finished = time.Now().UTC()
@@ -143,11 +147,17 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	if err == nil {
 		err = unreachable(rep)
 	}
-	if err == nil {
-		err = j.copyRegistry(ctx)
-	}
-	if err == nil {
-		err = j.copyTraces(ctx)
+	if err == nil && !opt.Shard.IsZero() {
+		// A model version or a trace points at a run another shard may
+		// hold, whose destination id this shard does not know.
+		j.skipAfterRuns()
+	} else {
+		if err == nil {
+			err = j.copyRegistry(ctx)
+		}
+		if err == nil {
+			err = j.copyTraces(ctx)
+		}
 	}
 	if err == nil {
 		err = j.deletes(ctx)

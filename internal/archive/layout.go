@@ -61,7 +61,9 @@ const (
 	stagingDir   = ".staging"
 	blobsDir     = "blobs"
 	lockFile     = ".lock"
-	tmpSuffix    = ".tmp"
+	// commitLockFile is locked around each commit (concurrent writers).
+	commitLockFile = ".commit.lock"
+	tmpSuffix      = ".tmp"
 )
 
 // Version is the runferry version recorded in manifests: the main module's

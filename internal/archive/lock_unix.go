@@ -7,8 +7,25 @@ import (
 	"syscall"
 )
 
-// lockFileExclusive takes an exclusive, non-blocking lock on f, released by
-// the kernel when the process dies.
-func lockFileExclusive(f *os.File) error {
-	return syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+// takeLock takes a shared or exclusive lock on f (flock), waiting for it
+// or failing at once; the kernel releases it when the process dies. Taking
+// another kind of lock on a file already locked converts the lock, not
+// atomically (another process may get in between).
+func takeLock(f *os.File, exclusive, wait bool) error {
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	if !wait {
+		how |= syscall.LOCK_NB
+	}
+	for {
+		err := syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
 }
+
+// dropLock releases the lock takeLock took.
+func dropLock(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }

@@ -8,8 +8,22 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// lockFileExclusive takes an exclusive, non-blocking lock on f's first
-// byte, released by the system when the process dies.
-func lockFileExclusive(f *os.File) error {
-	return windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0, &windows.Overlapped{})
+// takeLock takes a shared or exclusive lock on f's first byte, waiting for
+// it or failing at once; the system releases it when the process dies. A
+// lock already held is released first (Windows does not convert locks).
+func takeLock(f *os.File, exclusive, wait bool) error {
+	dropLock(f)
+	var flags uint32
+	if exclusive {
+		flags |= windows.LOCKFILE_EXCLUSIVE_LOCK
+	}
+	if !wait {
+		flags |= windows.LOCKFILE_FAIL_IMMEDIATELY
+	}
+	return windows.LockFileEx(windows.Handle(f.Fd()), flags, 0, 1, 0, &windows.Overlapped{})
+}
+
+// dropLock releases the lock takeLock took.
+func dropLock(f *os.File) error {
+	return windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, &windows.Overlapped{})
 }

@@ -19,7 +19,8 @@ type PruneReport struct {
 // Prune keeps the newest keep snapshots (at least 1: the current one) and
 // removes older snapshot manifests, the superseded data files only they
 // referenced, and artifact bodies no kept snapshot references. It takes
-// the writer lock (failing with ErrLocked while a write is running) and
+// the archive's lock exclusively (failing with ErrLocked while a writer has
+// it open) and
 // first finishes any interrupted write. A crash during Prune leaves
 // unreferenced files that the next Prune removes; it never removes a file
 // a kept snapshot needs.
@@ -31,7 +32,7 @@ func Prune(root string, keep int) (PruneReport, error) {
 	if _, err := os.Stat(abs(root, ManifestFile)); err != nil {
 		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, err)
 	}
-	w, err := OpenWriter(root)
+	w, err := openWriter(root, true)
 	if err != nil {
 		return rep, err
 	}

@@ -350,6 +350,18 @@ func verifyFile(full string, e FileEntry) error {
 // mergeMetrics reads several metrics files of one run, each sorted by key,
 // as one: key by key, the files in order within a key.
 func (r *Reader) mergeMetrics(files []FileEntry, page int, fn func([]schema.Metric) error) error {
+	return r.mergeRows(files, page, func(rows []MetricRow) error {
+		out := make([]schema.Metric, len(rows))
+		for i, row := range rows {
+			out[i] = row.Metric()
+		}
+		return fn(out)
+	})
+}
+
+// mergeRows is mergeMetrics on the files' rows, in pages of at most page
+// rows; fn must not keep the slice.
+func (r *Reader) mergeRows(files []FileEntry, page int, fn func([]MetricRow) error) error {
 	type head struct {
 		row  MetricRow
 		ok   bool
@@ -375,7 +387,7 @@ func (r *Reader) mergeMetrics(files []FileEntry, page int, fn func([]schema.Metr
 			return err
 		}
 	}
-	out := make([]schema.Metric, 0, page)
+	out := make([]MetricRow, 0, page)
 	for {
 		var pick *head
 		for _, h := range heads {
@@ -388,12 +400,12 @@ func (r *Reader) mergeMetrics(files []FileEntry, page int, fn func([]schema.Metr
 		}
 		key := pick.row.Key
 		for pick.ok && pick.row.Key == key {
-			out = append(out, pick.row.Metric())
+			out = append(out, pick.row)
 			if len(out) == page {
 				if err := fn(out); err != nil {
 					return err
 				}
-				out = make([]schema.Metric, 0, page)
+				out = out[:0]
 			}
 			if err := advance(pick); err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -19,37 +20,59 @@ import (
 	"github.com/runferry/runferry/schema"
 )
 
-// ErrLocked is returned by OpenWriter when another writer holds the archive.
+// ErrLocked is returned by OpenWriter when the archive is held exclusively
+// (by Prune or Compact, or by a runferry older than concurrent writers),
+// and by Prune and Compact while a writer has it open.
 var ErrLocked = errors.New("archive is in use by another writer")
 
-// Writer adds snapshots to an archive. Only one Writer may have an archive
-// open at a time (an exclusive lock on ARCHIVE/.lock, released by the
-// kernel if the process dies). Its methods are safe for concurrent use.
+// Writer adds snapshots to an archive. Several Writers, in one process or
+// in several (the shards of a sharded sync), may have one archive open at
+// a time; each must write runs and models the others do not write (shards
+// hold disjoint runs), while experiments may be written by several. Its
+// methods are safe for concurrent use.
+//
+// Concurrency protocol (docs/ARCHIVE.md, "Concurrent writers"): every
+// writer holds a shared lock on ARCHIVE/.lock while open, which Prune and
+// Compact take exclusively. Every commit and publish takes an exclusive
+// lock on ARCHIVE/.commit.lock, re-reads what other writers committed
+// since (manifest.json if it was replaced, then the journal's new lines),
+// appends its journal line, moves its files into place and lets go. The
+// locks are flock(2) locks, which the kernel releases when a process dies,
+// so a killed writer never leaves a stale lock behind.
 //
 // Durability: a run or experiment is committed once its journal line is
 // fsynced; it is then visible to readers (LoadState) and survives a crash.
-// Close, or the next OpenWriter after a crash, folds the journal into a new
-// snapshot and manifest.json.
+// Close, or the next writer to open the archive alone after a crash, folds
+// the journal into a new snapshot and manifest.json.
 type Writer struct {
-	root string
-	lock *os.File
+	root       string
+	lock       *os.File // ARCHIVE/.lock, held shared (exclusive for maintenance)
+	commitLock *os.File // ARCHIVE/.commit.lock, held exclusive around each commit
 
 	expMu    sync.Mutex // serialises PutExperiment, so concurrent calls write once
 	modelMu  sync.Mutex // serialises PutModel likewise
 	mu       sync.Mutex
-	m        *Manifest // current state, journal folded in
-	snapshot int64     // the snapshot being written: m.Snapshot + 1 at open
-	journal  *os.File  // opened at the first commit
-	pending  int       // journal records written
+	m        *Manifest   // current state, journal folded in, as of the last refresh
+	known    os.FileInfo // manifest.json as m was read from it (nil: none)
+	jOff     int64       // bytes of journal/<m.Snapshot+1> folded into m
+	jSynced  int64       // the journal whose folder entry was fsynced
+	snapshot int64       // the snapshot being written: m.Snapshot + 1 at open
+	pending  int         // journal records this writer wrote
 	source   string
 	closed   bool
 }
 
-// OpenWriter opens (creating if needed) the archive at root for writing. It
-// first finishes what a crashed writer left: folds its journal into a
-// snapshot, moves files to where the manifest says they belong, and deletes
-// temporary files. A folder that holds anything but an archive is refused.
-func OpenWriter(root string) (*Writer, error) {
+// OpenWriter opens (creating if needed) the archive at root for writing,
+// alongside any other writer that has it open. When no other writer has it
+// open it first finishes what a crashed writer left: folds its journal into
+// a snapshot, moves files to where the manifest says they belong, and
+// deletes temporary files. A folder that holds anything but an archive is
+// refused.
+func OpenWriter(root string) (*Writer, error) { return openWriter(root, false) }
+
+// openWriter opens the archive; exclusive (Prune, Compact) fails with
+// ErrLocked while any other writer has it open, and keeps others out.
+func openWriter(root string, exclusive bool) (*Writer, error) {
 	if err := checkArchiveDir(root); err != nil {
 		return nil, err
 	}
@@ -60,16 +83,135 @@ func OpenWriter(root string) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := lockFileExclusive(lock); err != nil {
+	alone := takeLock(lock, true, false) == nil
+	if !alone && (exclusive || !waitShared(lock)) {
 		lock.Close()
 		return nil, fmt.Errorf("%s: %w", root, ErrLocked)
 	}
-	w := &Writer{root: root, lock: lock}
-	if err := w.recover(); err != nil {
+	cl, err := os.OpenFile(abs(root, commitLockFile), os.O_CREATE|os.O_RDWR, fileMode)
+	if err != nil {
 		lock.Close()
 		return nil, err
 	}
+	w := &Writer{root: root, lock: lock, commitLock: cl}
+	fail := func(err error) (*Writer, error) {
+		cl.Close()
+		lock.Close()
+		return nil, err
+	}
+	if alone {
+		if err := w.recover(); err != nil {
+			return fail(err)
+		}
+		if !exclusive {
+			// Let other writers in (not atomic: one may recover first,
+			// which finds nothing of ours to clean up yet).
+			if err := takeLock(lock, false, true); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	if err := w.locked(func() error { return nil }); err != nil {
+		return fail(err)
+	}
+	w.snapshot = w.m.Snapshot + 1
 	return w, nil
+}
+
+// LockWait is how long OpenWriter waits for a writer that has the archive
+// alone (recovering after a crash, or Prune, or Compact) to let others in,
+// before it fails with ErrLocked.
+var LockWait = time.Minute
+
+// waitShared takes a shared lock on the archive's lock file, trying for up
+// to LockWait, and reports whether it did.
+func waitShared(lock *os.File) bool {
+	deadline := time.Now().Add(LockWait)
+	for {
+		if takeLock(lock, false, false) == nil {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// locked runs f holding the commit lock, after bringing w.m up to date
+// with what other writers committed. The caller holds w.mu.
+func (w *Writer) locked(f func() error) error {
+	if err := takeLock(w.commitLock, true, true); err != nil {
+		return fmt.Errorf("locking %s: %w", abs(w.root, commitLockFile), err)
+	}
+	defer dropLock(w.commitLock)
+	if err := w.refresh(); err != nil {
+		return err
+	}
+	return f()
+}
+
+// refresh reads manifest.json again if another writer replaced it since
+// w.m was read, then folds in the journal lines appended since. A damaged
+// or unterminated last line (a crashed append) is left unread: the next
+// append truncates it away.
+func (w *Writer) refresh() error {
+	fi, err := os.Stat(abs(w.root, ManifestFile))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if w.m == nil || !sameFile(fi, w.known) {
+		m, err := readManifest(abs(w.root, ManifestFile))
+		if err != nil {
+			return err
+		}
+		if m == nil {
+			m = emptyManifest()
+		}
+		w.m, w.known, w.jOff = m, fi, 0
+	}
+	f, err := os.Open(abs(w.root, journalPath(w.m.Snapshot+1)))
+	if errors.Is(err, fs.ErrNotExist) {
+		w.jOff = 0
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.Seek(w.jOff, io.SeekStart); err != nil {
+		return err
+	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	lines := strings.SplitAfter(string(data), "\n")
+	for i, line := range lines {
+		if line == "" {
+			continue
+		}
+		rec, ok := parseJournalLine(line)
+		if !ok {
+			if i >= len(lines)-2 { // the last line, or the last before ""
+				break
+			}
+			return fmt.Errorf("%s: %w: at byte %d", f.Name(), ErrDamaged, w.jOff)
+		}
+		w.m.apply([]journalRecord{rec})
+		w.jOff += int64(len(line))
+	}
+	return nil
+}
+
+// sameFile reports whether a and b describe the same version of a file
+// (both nil: both absent). manifest.json is replaced by rename, so a new
+// version is a new file.
+func sameFile(a, b os.FileInfo) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 // checkArchiveDir refuses a non-empty folder that is not an archive.
@@ -81,7 +223,7 @@ func checkArchiveDir(root string) error {
 	if err != nil {
 		return err
 	}
-	ours := append([]string{ManifestFile, snapshotsDir, journalDir, historyDir, stagingDir, blobsDir, lockFile, "current.sql"}, Tables...)
+	ours := append([]string{ManifestFile, snapshotsDir, journalDir, historyDir, stagingDir, blobsDir, lockFile, commitLockFile, "current.sql"}, Tables...)
 	for _, e := range ents {
 		if e.Name() == ManifestFile {
 			return nil
@@ -94,18 +236,17 @@ func checkArchiveDir(root string) error {
 }
 
 // recover brings the folder in line with the current state; see OpenWriter.
+// It runs only while no other writer has the archive open.
 func (w *Writer) recover() error {
-	st, err := LoadState(w.root)
+	err := w.locked(func() error {
+		if w.jOff > 0 {
+			return w.publish()
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	w.m = st.Manifest
-	if st.Pending > 0 {
-		if err := w.publish(); err != nil {
-			return err
-		}
-	}
-	w.snapshot = w.m.Snapshot + 1
 	if err := w.removeStaleJournals(); err != nil {
 		return err
 	}
@@ -289,6 +430,10 @@ func (w *Writer) PutExperiment(e schema.Experiment) error {
 	w.expMu.Lock()
 	defer w.expMu.Unlock()
 	w.mu.Lock()
+	if err := w.locked(func() error { return nil }); err != nil { // see what other writers wrote
+		w.mu.Unlock()
+		return err
+	}
 	i, ok := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
 	same := ok && w.m.Experiments[i].Digest == digest
 	var files, traces []FileEntry // its files; its traces file, which a new row keeps
@@ -326,6 +471,10 @@ func (w *Writer) RetireExperiment(origin string) (bool, error) {
 	w.expMu.Lock()
 	defer w.expMu.Unlock()
 	w.mu.Lock()
+	if err := w.locked(func() error { return nil }); err != nil {
+		w.mu.Unlock()
+		return false, err
+	}
 	_, held := slices.BinarySearchFunc(w.m.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
 	used := slices.ContainsFunc(w.m.Runs, func(r RunEntry) bool { return r.Experiment == origin })
 	w.mu.Unlock()
@@ -354,37 +503,37 @@ func (w *Writer) RetireRun(origin string) (bool, error) {
 }
 
 // commit journals rec and moves its files into place (superseded ones out
-// first). The journal line is the commit point.
+// first), holding the commit lock. The journal line is the commit point.
 func (w *Writer) commit(rec journalRecord) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
 		return errors.New("archive writer is closed")
 	}
+	return w.locked(func() error { return w.commitLocked(rec) })
+}
+
+// commitLocked is commit's work, with w.mu and the commit lock held and
+// w.m fresh.
+func (w *Writer) commitLocked(rec journalRecord) error {
+	// The entries are listed from the snapshot the journal is folded
+	// into, which another writer's publish may have moved past w.snapshot.
+	jn := w.m.Snapshot + 1
+	if rec.Run != nil {
+		rec.Run.Snapshot = jn
+	}
+	if rec.Experiment != nil {
+		rec.Experiment.Snapshot = jn
+	}
+	if rec.Model != nil {
+		rec.Model.Snapshot = jn
+	}
 	line, err := encodeJournalLine(rec)
 	if err != nil {
 		return err
 	}
-	if w.journal == nil {
-		jp := abs(w.root, journalPath(w.snapshot))
-		if err := os.MkdirAll(filepath.Dir(jp), dirMode); err != nil {
-			return err
-		}
-		f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY|os.O_APPEND, fileMode)
-		if err != nil {
-			return err
-		}
-		if err := syncDir(filepath.Dir(jp)); err != nil {
-			f.Close()
-			return err
-		}
-		w.journal = f
-	}
-	if _, err := w.journal.Write(line); err != nil {
-		return fmt.Errorf("appending to the journal: %w", err)
-	}
-	if err := w.journal.Sync(); err != nil {
-		return fmt.Errorf("fsync journal: %w", err)
+	if err := w.appendJournal(jn, line); err != nil {
+		return err
 	}
 	w.pending++
 	var old, cur []FileEntry
@@ -445,8 +594,41 @@ func (w *Writer) commit(rec journalRecord) error {
 	return nil
 }
 
+// appendJournal appends line to journal/<jn>.jsonl at w.jOff, the end of
+// its last whole line (cutting off what a crashed writer left of a line),
+// and fsyncs it.
+func (w *Writer) appendJournal(jn int64, line []byte) error {
+	jp := abs(w.root, journalPath(jn))
+	if err := os.MkdirAll(filepath.Dir(jp), dirMode); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY, fileMode)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if w.jSynced != jn {
+		if err := syncDir(filepath.Dir(jp)); err != nil {
+			return err
+		}
+		w.jSynced = jn
+	}
+	if err := f.Truncate(w.jOff); err != nil {
+		return fmt.Errorf("appending to the journal: %w", err)
+	}
+	if _, err := f.WriteAt(line, w.jOff); err != nil {
+		return fmt.Errorf("appending to the journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync journal: %w", err)
+	}
+	w.jOff += int64(len(line))
+	return nil
+}
+
 // publish writes the state as snapshot m.Snapshot+1: snapshots/<n>.json,
-// then manifest.json (the commit point), then drops the journal.
+// then manifest.json (the commit point), then drops the journal. The
+// caller holds the commit lock, with w.m fresh.
 func (w *Writer) publish() error {
 	m := *w.m
 	m.Format, m.FormatVersion, m.RunferryVersion = FormatName, FormatVersion, Version
@@ -469,16 +651,19 @@ func (w *Writer) publish() error {
 		return err
 	}
 	w.m = &m
-	if w.journal != nil {
-		w.journal.Close()
-		w.journal = nil
-	}
 	os.Remove(abs(w.root, journalPath(m.Snapshot)))
+	fi, err := os.Stat(abs(w.root, ManifestFile))
+	if err != nil {
+		return err
+	}
+	w.known, w.jOff = fi, 0
 	return nil
 }
 
-// Close publishes what was committed as a new snapshot (nothing if nothing
-// was) and releases the archive. It is safe to call more than once.
+// Close publishes what was committed as a new snapshot (nothing if this
+// writer committed nothing), together with what other writers committed
+// and did not publish yet, and releases the archive. The last writer to
+// close also clears .staging/. It is safe to call more than once.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -488,12 +673,25 @@ func (w *Writer) Close() error {
 	w.closed = true
 	var err error
 	if w.pending > 0 {
-		err = w.publish()
+		err = w.locked(func() error {
+			if w.jOff == 0 {
+				return nil // published by another writer already
+			}
+			return w.publish()
+		})
 	}
-	if w.journal != nil {
-		w.journal.Close()
+	if takeLock(w.lock, true, false) == nil {
+		// No other writer is left, so .staging/ holds no file being
+		// written; what a crashed writer committed and did not move
+		// into place moves first.
+		serr := w.locked(func() error { return syncTree(w.root, w.m) })
+		if serr == nil {
+			os.RemoveAll(abs(w.root, stagingDir))
+		} else if err == nil {
+			err = serr
+		}
 	}
-	os.RemoveAll(abs(w.root, stagingDir))
+	w.commitLock.Close()
 	w.lock.Close()
 	return err
 }
