@@ -18,9 +18,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/runferry/runferry/engine/inflight"
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"

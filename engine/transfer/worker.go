@@ -15,9 +15,9 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/runferry/runferry/engine/inflight"
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"

@@ -41,8 +41,8 @@ import (
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/go-retryablehttp"
 
-	"github.com/runferry/runferry/engine/inflight"
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/inflight"
 )
 
 // MaxRetryAfter caps how long one wait for a Retry-After may last.
