@@ -213,8 +213,8 @@ func (w row) when(field, unit string) (time.Time, error) {
 	if t, ok := v.(time.Time); ok {
 		return t.UTC().Truncate(time.Millisecond), nil
 	}
-	if s, ok := v.(string); ok || isBytes(v) {
-		s = strings.TrimSpace(asString(v))
+	if _, ok := v.(string); ok || isBytes(v) {
+		s := strings.TrimSpace(asString(v))
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"} {
 			if t, err := time.Parse(layout, s); err == nil {
 				return t.UTC().Truncate(time.Millisecond), nil
