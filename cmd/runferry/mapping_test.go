@@ -48,9 +48,15 @@ func exampleDB(t *testing.T) (db, mapping string) {
 	return db, string(m)
 }
 
+// writeMapping writes a mapping file into a new folder beside a link to
+// the example's files/ (its artifacts are found relative to the mapping).
 func writeMapping(t *testing.T, text string) string {
-	p := filepath.Join(t.TempDir(), "mapping.yaml")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "mapping.yaml")
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(testenv.RepoRoot(t), "docs", "examples", "sql-mapping", "files"), filepath.Join(dir, "files")); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -109,8 +115,11 @@ func TestMappingCheck(t *testing.T) {
 }
 
 // TestCopyThroughMapping: the example database, read through its mapping,
-// copies into a Parquet archive that check finds equal, and a second copy
-// writes nothing.
+// copies into a Parquet archive (metrics, console logs and the artifact
+// file) that check finds equal. Its runs declare a cursor column: a sync
+// in which no cursor moved copies nothing, not even the RUNNING run; then
+// the running run logs more points and moves its cursor, and only it is
+// copied again.
 func TestCopyThroughMapping(t *testing.T) {
 	db, m := exampleDB(t)
 	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
@@ -124,8 +133,30 @@ func TestCopyThroughMapping(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 match, 0 differences") {
 		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = runCLI(t, "copy", src, archive, "--state", ledger)
-	if code != 0 || !strings.Contains(out, "copied 1 runs") || !strings.Contains(out, "2 unchanged") {
-		t.Fatalf("second copy (only the RUNNING run is refreshed): exit %d\n%s", code, out)
+	code, out, errOut = runCLI(t, "sync", src, archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "3 unchanged") {
+		t.Fatalf("sync with no cursor moved: exit %d\n%s%s", code, out, errOut)
+	}
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
+		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
+	} {
+		if _, err := conn.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	code, out, errOut = runCLI(t, "sync", src, archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 runs (2 points") || !strings.Contains(out, "2 unchanged") {
+		t.Fatalf("sync after run 3 moved its cursor: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "check", src, archive)
+	if code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+		t.Fatalf("check after the sync: exit %d\n%s%s", code, out, errOut)
 	}
 }

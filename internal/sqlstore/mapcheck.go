@@ -9,7 +9,7 @@ import (
 
 // fieldKinds says what type each field needs; fields absent are text.
 var fieldKinds = map[string]string{
-	"step": "integer", "created": "time", "start": "time", "end": "time", "time": "time",
+	"step": "integer", "size": "integer", "created": "time", "start": "time", "end": "time", "time": "time",
 }
 
 // fieldKind returns the type field of entry needs: "number", "integer",
@@ -123,7 +123,8 @@ func (r *Mapped) checkEntry(ctx context.Context, n named, arg any) (first any, p
 			case "time":
 				_, err = w.when(field, n.e.Time)
 			default:
-				_, err = w.text(field, field == "id" || field == "key" || field == "name" && n.name == "experiments")
+				_, err = w.text(field, field == "id" || field == "key" || field == "path" || field == "location" || field == "line" ||
+					field == "cursor" || field == "name" && n.name == "experiments")
 			}
 			if err != nil {
 				problems = append(problems, strings.TrimPrefix(err.Error(), ErrMapping.Error()+": "))

@@ -28,17 +28,24 @@ type Mapping struct {
 	Params      Entry   `yaml:"params"`
 	Tags        Entry   `yaml:"tags"`
 	Metrics     Entry   `yaml:"metrics"`
+	Logs        Entry   `yaml:"logs"`
+	Artifacts   Entry   `yaml:"artifacts"`
 	Path        string  `yaml:"-"` // the file it was read from
 	entries     []named // set by Validate
 }
 
 // Entry is one kind of entity: its query and its columns.
 type Entry struct {
-	// Query is the SQL. Runs may use :experiment, and params, tags and
-	// metrics must use :run: the id of the experiment or run being read.
+	// Query is the SQL. Runs may use :experiment, and params, tags,
+	// metrics, logs and artifacts must use :run: the id of the experiment
+	// or run being read.
 	Query string `yaml:"query"`
 	// Columns maps a field (id, name, status, start, key, value, step,
-	// time, ...) to the result column holding it.
+	// time, ...) to the result column holding it. The runs' cursor field
+	// names a column that changes whenever anything of the run does (an
+	// updated_at timestamp, a version counter): sync then skips the runs
+	// whose cursor did not move without reading their params, tags,
+	// metrics, logs or artifacts.
 	Columns map[string]string `yaml:"columns"`
 	// Status maps the database's status values to RUNNING, FINISHED,
 	// FAILED or KILLED (runs only).
@@ -62,10 +69,12 @@ type named struct {
 var entryFields = map[string][2][]string{
 	"experiments": {{"id", "name"}, {"description", "created"}},
 	"runs": {{"id"}, {"experiment", "name", "status", "start", "end", "user", "notes", "config", "summary",
-		"parent", "host", "program", "git_commit", "git_remote", "group", "job_type"}},
-	"params":  {{"key", "value"}, nil},
-	"tags":    {{"key", "value"}, nil},
-	"metrics": {{"key", "value"}, {"step", "time"}},
+		"parent", "host", "program", "git_commit", "git_remote", "group", "job_type", "cursor"}},
+	"params":    {{"key", "value"}, nil},
+	"tags":      {{"key", "value"}, nil},
+	"metrics":   {{"key", "value"}, {"step", "time"}},
+	"logs":      {{"line"}, {"time", "stream"}},
+	"artifacts": {{"path", "location"}, {"size", "sha256"}},
 }
 
 // paramRef matches a :name query parameter (not a PostgreSQL :: cast).
@@ -129,7 +138,7 @@ func (m *Mapping) Validate() error {
 	for _, n := range []struct {
 		name string
 		e    *Entry
-	}{{"params", &m.Params}, {"tags", &m.Tags}, {"metrics", &m.Metrics}} {
+	}{{"params", &m.Params}, {"tags", &m.Tags}, {"metrics", &m.Metrics}, {"logs", &m.Logs}, {"artifacts", &m.Artifacts}} {
 		if n.e.Query != "" || n.name == "metrics" || len(n.e.Columns) > 0 {
 			add(n.name, n.e, "run")
 		}

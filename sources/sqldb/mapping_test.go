@@ -53,7 +53,11 @@ func loadExample(t testing.TB, db *sql.DB) {
 
 // exampleWant is what the example's sample rows hold, read through its
 // mapping from the database named instance.
-func exampleWant(instance string) *dataset.Dataset {
+func exampleWant(t testing.TB, instance string) *dataset.Dataset {
+	config, err := os.ReadFile(example(t, filepath.Join("files", "1", "config.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
 	exp := schema.Ref{System: "mytracker", ID: instance + "/exp/"}
 	run := func(id string) schema.Ref { return schema.Ref{System: "mytracker", ID: instance + "/run/" + id} }
 	at := func(s string) time.Time { t, _ := time.Parse(time.DateTime, s); return t }
@@ -68,7 +72,11 @@ func exampleWant(instance string) *dataset.Dataset {
 				Params: []schema.Param{{Key: "batch_size", Value: "32"}, {Key: "lr", Value: "0.01"}},
 				Config: json.RawMessage(`{"lr": 0.01, "model": {"depth": 18}}`)},
 				Metrics: []schema.Metric{m("loss", 0, 2.5, 1709294400000), m("loss", 1, 1.25, 1709294401000), m("loss", 2, 0.625, 1709294402000),
-					m("val/acc", 0, 0.5, 1709294400500), m("val/acc", 2, 0.75, 1709294402500)}},
+					m("val/acc", 0, 0.5, 1709294400500), m("val/acc", 2, 0.75, 1709294402500)},
+				Logs: []schema.LogLine{{Time: 1709294400000, Stream: schema.Stdout, Line: "epoch 0: loss 2.5"},
+					{Time: 1709294401000, Stream: schema.Stderr, Line: "warning: lr schedule ends early"},
+					{Time: 1709294402000, Stream: schema.Stdout, Line: "done"}},
+				Files: []dataset.File{{Path: "model/config.json", Content: config}}},
 			{Run: schema.Run{Origin: run("2"), Experiment: exp, Name: "bigger lr", Status: schema.StatusFailed,
 				Start: at("2024-03-02 09:00:00"), End: at("2024-03-02 09:05:00"),
 				Params: []schema.Param{{Key: "lr", Value: "0.1"}}},
@@ -109,7 +117,7 @@ func mappedConformance(t *testing.T, loc, instance string, other func(t *testing
 	}
 	opt := sourcetest.Opt{
 		Open:      func(t *testing.T) sources.Source { return open(t, withMapping(loc, example(t, "mapping.yaml"))) },
-		Want:      exampleWant(instance),
+		Want:      exampleWant(t, instance),
 		OpenOther: other,
 	}
 	if other == nil {
@@ -199,6 +207,55 @@ func TestMappingCheckPostgres(t *testing.T) {
 		src.Close()
 		if got := strings.Join(problems, "\n"); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 			t.Errorf("problems:\n%s\nwant: %q", got, tt.want)
+		}
+	}
+}
+
+// TestMappedLogsAndArtifactsBadInput: a log line whose stream is neither
+// stdout nor stderr fails the run's logs naming the entry and column; an
+// artifact whose file is not there comes with a Problem naming its
+// location; a path leaving the run is an error naming the entry.
+func TestMappedLogsAndArtifactsBadInput(t *testing.T) {
+	path := exampleSQLite(t)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO logs VALUES (2, 1, 'weird', 'hello', 1709370000000)",
+		"INSERT INTO artifacts VALUES (2, 'gone.bin', 'files/2/gone.bin')",
+		"INSERT INTO artifacts VALUES (3, '../escape.txt', 'files/1/config.json')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+example(t, "mapping.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ms := src.(*sqldb.MappedSource)
+	run := func(id string) schema.Ref { return schema.Ref{System: "mytracker", ID: path + "/run/" + id} }
+	for _, err := range ms.Logs(t.Context(), run("2")) {
+		if err == nil || !strings.Contains(err.Error(), `logs: column "stream" (columns.stream): run 2: stream "weird" is not stdout or stderr`) {
+			t.Errorf("logs of run 2: %v", err)
+		}
+	}
+	var files []schema.Artifact
+	for a, err := range ms.Artifacts(t.Context(), run("2")) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, a)
+	}
+	if len(files) != 1 || files[0].Open != nil || !strings.Contains(files[0].Problem, "missing: files/2/gone.bin") {
+		t.Errorf("artifacts of run 2: %+v", files)
+	}
+	for _, err := range ms.Artifacts(t.Context(), run("3")) {
+		if err == nil || !strings.Contains(err.Error(), `artifacts: column "path" (columns.path): run 3: "../escape.txt" is not a relative path inside the run`) {
+			t.Errorf("artifacts of run 3: %v", err)
 		}
 	}
 }
