@@ -160,3 +160,26 @@ func TestCopyThroughMapping(t *testing.T) {
 		t.Fatalf("check after the sync: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestMappingGenerate: `runferry mapping generate` writes a mapping for
+// the example database that `mapping check` passes; a location that is no
+// SQL database is a usage error.
+func TestMappingGenerate(t *testing.T) {
+	db, _ := exampleDB(t)
+	out := filepath.Join(t.TempDir(), "generated.yaml")
+	code, stdout, errOut := runCLI(t, "mapping", "generate", "sqlite:"+db, "-o", out)
+	if code != 0 || !strings.Contains(stdout, "wrote "+out) {
+		t.Fatalf("generate: exit %d\n%s%s", code, stdout, errOut)
+	}
+	code, stdout, errOut = runCLI(t, "mapping", "check", "sqlite:"+db+"?mapping="+out)
+	if code != 0 || !strings.Contains(stdout, "no problem found") {
+		t.Fatalf("check of the generated mapping: exit %d\n%s%s", code, stdout, errOut)
+	}
+	code, stdout, _ = runCLI(t, "mapping", "generate", "sqlite:"+db)
+	if code != 0 || !strings.Contains(stdout, "cursor: updated_at") {
+		t.Fatalf("generate to stdout: exit %d\n%s", code, stdout)
+	}
+	if code, _, errOut := runCLI(t, "mapping", "generate", "parquet:"+t.TempDir()); code != exitUsage || !strings.Contains(errOut, "mapping generate reads postgres://, mysql:// and sqlite:") {
+		t.Errorf("a parquet location: exit %d, stderr %s", code, errOut)
+	}
+}

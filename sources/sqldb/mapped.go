@@ -283,3 +283,15 @@ func (s *MappedSource) Close() error {
 	}
 	return s.st.Close()
 }
+
+// GenerateMapping writes a starting mapping file for the database at loc
+// from its catalogue (sqlstore.Store.Generate), with notes on what it could
+// not decide.
+func GenerateMapping(ctx context.Context, loc location.Location) (mapping string, notes []string, err error) {
+	st, err := sqlstore.Open(ctx, loc, sqlstore.ForMapping)
+	if err != nil {
+		return "", nil, err
+	}
+	defer st.Close()
+	return st.Generate(ctx)
+}

@@ -259,3 +259,106 @@ func TestMappedLogsAndArtifactsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// generatedWant is exampleWant as the generated mapping reads it: system
+// sql, and every run in one experiment named after the database.
+func generatedWant(t testing.TB, instance, expName string) *dataset.Dataset {
+	d := exampleWant(t, instance)
+	d.Experiments[0].Origin.System, d.Experiments[0].Name = "sql", expName
+	for _, rd := range d.Runs {
+		rd.Run.Origin.System, rd.Run.Experiment.System = "sql", "sql"
+	}
+	return d
+}
+
+// TestGeneratedMappingSQLite: `mapping generate` on the example database
+// writes exactly docs/examples/sql-mapping/generated.yaml (the second
+// documented example), which checks clean and reads the sample rows
+// exactly, passing the source conformance suite.
+func TestGeneratedMappingSQLite(t *testing.T) {
+	path := exampleSQLite(t)
+	got, notes, err := sqldb.GenerateMapping(t.Context(), parse(t, "sqlite:"+path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(example(t, "generated.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("generated mapping differs from docs/examples/sql-mapping/generated.yaml:\n%s", got)
+	}
+	if len(notes) != 0 {
+		t.Errorf("notes on the example: %q", notes)
+	}
+	loc := "sqlite:" + path + "?mapping=" + example(t, "generated.yaml")
+	open := func(t *testing.T) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, loc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	src := open(t)
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check: %q", problems)
+	}
+	src.Close()
+	sourcetest.Run(t, sourcetest.Opt{Open: open, Want: generatedWant(t, path, "tracking"),
+		Skip: map[string]string{"OriginsNameTheInstance": "covered by TestExampleMappingSQLite"}})
+}
+
+// TestGeneratedMappingPostgres: on PostgreSQL, whose catalogue is
+// information_schema, the generated mapping checks clean and reads the
+// sample rows exactly; a database without a runs table is refused,
+// naming the tables it has.
+func TestGeneratedMappingPostgres(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t, "mapping_generate")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	m, _, err := sqldb.GenerateMapping(t.Context(), parse(t, dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "generated.yaml")
+	if err := os.WriteFile(file, []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(file), "files")); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	src := open(t)
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check: %q\n%s", problems, m)
+	}
+	src.Close()
+	base, _, _ := strings.Cut(dsn, "?")
+	instance := strings.TrimPrefix(base, "postgres://postgres@")
+	sourcetest.Run(t, sourcetest.Opt{Open: open, Want: generatedWant(t, instance, filepath.Base(instance)),
+		Skip: map[string]string{"OriginsNameTheInstance": "covered by TestExampleMappingSQLite"}})
+
+	empty := pg.CreateDatabase(t, "mapping_generate_none")
+	db, err = sql.Open("pgx", empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE jobs (id INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, _, err := sqldb.GenerateMapping(t.Context(), parse(t, empty)); err == nil || !strings.Contains(err.Error(), "no runs table found among jobs") {
+		t.Errorf("a database without runs: %v", err)
+	}
+}
