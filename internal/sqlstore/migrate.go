@@ -23,7 +23,18 @@ type migration struct {
 // migrations, in order. A new version appends one; an existing one never
 // changes, since databases out there hold it. On MySQL, which commits DDL
 // statement by statement, a migration's statements must be repeatable.
-var migrations = []migration{{version: 1, stmts: schemaV1}}
+var migrations = []migration{{version: 1, stmts: schemaV1}, {version: 2, stmts: schemaV2}}
+
+// schemaV2 adds run_marks: the mark and cursors document the engine gave
+// a run's last commit, so that a later sync can append to the run
+// (sinks.Appender) instead of writing it again.
+var schemaV2 = []string{
+	`CREATE TABLE run_marks (
+		run_id BIGINT NOT NULL PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		mark {TEXT} NOT NULL,
+		cursors {TEXT}
+	){TABLE}`,
+}
 
 // schemaV1 is the first schema (docs/SQL.md). Times are Unix milliseconds
 // (NULL when unknown); flags are 0/1.

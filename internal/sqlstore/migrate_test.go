@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,8 +62,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	for _, mode := range []Mode{ForWriting, ForReading} {
 		_, err := open(t, raw, mode)
-		if !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "up to 1") {
-			t.Errorf("mode %d: err %v, want ErrNewerSchema naming versions 99 and 1", mode, err)
+		if !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), fmt.Sprintf("up to %d", Latest())) {
+			t.Errorf("mode %d: err %v, want ErrNewerSchema naming versions 99 and %d", mode, err, Latest())
 		}
 	}
 }
@@ -86,11 +87,15 @@ func TestReadingNeedsSchema(t *testing.T) {
 	}
 }
 
-// upgradePath writes version 1, then offers a version 2 (a new column):
-// a source refuses the older schema with both versions named, a sink
-// upgrades it keeping what it held, and opening again changes nothing.
+// upgradePath writes version 1, then offers every later version and one
+// more (a new column): a source refuses the older schema with both
+// versions named, a sink upgrades it through each version keeping what it
+// held, and opening again changes nothing.
 func upgradePath(t *testing.T, raw string) {
 	ctx := context.Background()
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = saved[:1]
 	s := mustOpen(t, raw, ForWriting)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -99,11 +104,10 @@ func upgradePath(t *testing.T, raw string) {
 	if _, err := s.PutExperiment(ctx, exp); err != nil {
 		t.Fatal(err)
 	}
-	saved := migrations
-	t.Cleanup(func() { migrations = saved })
-	migrations = append(append([]migration(nil), saved...), migration{version: 2, stmts: []string{"ALTER TABLE runs ADD COLUMN comment2 {TEXT}"}})
+	next := saved[len(saved)-1].version + 1
+	migrations = append(append([]migration(nil), saved...), migration{version: next, stmts: []string{"ALTER TABLE runs ADD COLUMN comment2 {TEXT}"}})
 
-	if _, err := open(t, raw, ForReading); err == nil || !strings.Contains(err.Error(), "version 1, this runferry reads version 2") {
+	if _, err := open(t, raw, ForReading); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("version 1, this runferry reads version %d", next)) {
 		t.Fatalf("reading the older schema: err %v", err)
 	}
 	up := mustOpen(t, raw, ForWriting)
@@ -123,8 +127,11 @@ func upgradePath(t *testing.T, raw string) {
 		versions = append(versions, v)
 	}
 	rows.Close()
-	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
-		t.Fatalf("runferry_schema holds versions %v, want [1 2]", versions)
+	if len(versions) != next || versions[0] != 1 || versions[next-1] != next {
+		t.Fatalf("runferry_schema holds versions %v, want 1 to %d", versions, next)
+	}
+	if _, err := up.DB.Exec("DELETE FROM run_marks WHERE 1 = 0"); err != nil {
+		t.Fatalf("version 2's run_marks is missing: %v", err)
 	}
 	if _, err := up.DB.Exec("UPDATE runs SET comment2 = 'x' WHERE 1 = 0"); err != nil {
 		t.Fatalf("the new column is missing: %v", err)

@@ -10,7 +10,9 @@
 // whole, and a failure or a crash at any moment (the server rolls back a
 // transaction whose connection dropped) leaves what the database held
 // before. A run written again replaces the stored one whole, in the same
-// transaction.
+// transaction. A run that grew at the source is extended instead
+// (sinks.Appender): its new points are added after those it holds, in one
+// transaction too.
 //
 // Metrics go in with COPY on PostgreSQL, multi-row INSERTs on MySQL and
 // prepared INSERTs on SQLite. Files are stored in the database, in 1 MiB
@@ -22,9 +24,11 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -110,6 +114,8 @@ var (
 	_ sinks.RunFinder           = (*Sink)(nil)
 	_ sinks.Checker             = (*Sink)(nil)
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
+	_ sinks.Appender            = (*Sink)(nil)
+	_ sinks.BaseFinder          = (*Sink)(nil)
 )
 
 // New returns a sink over an open store; Close closes the store.
@@ -203,6 +209,47 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 	return &writer{s: s, tx: tx, run: r}, nil
 }
 
+// AppendRun begins the transaction that extends the run stored under
+// r.Origin (sinks.Appender): the stored run must carry base.Mark in
+// run_marks; r replaces its metadata, params and tags, its console lines,
+// rich values and files are replaced by those written, and the metrics
+// written are added after the points it holds. The transaction commits
+// it all at once, so an append cut short leaves the run as it was, still
+// carrying its mark, and is simply tried again.
+func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fault.Permanent(err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	id, err := strconv.ParseInt(expID, 10, 64)
+	if err != nil {
+		return nil, fault.Permanent(fmt.Errorf("sql sink: run %s: unknown experiment id %q", r.Origin, expID))
+	}
+	tx, err := s.st.BeginAppend(ctx, id, r, base.Mark)
+	if errors.Is(err, sqlstore.ErrCannotAppend) {
+		return nil, sinks.CannotAppend(strings.TrimPrefix(err.Error(), sqlstore.ErrCannotAppend.Error()+": "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: run %s: %w", s.st.Where(), r.Origin, err)
+	}
+	return &writer{s: s, tx: tx, run: r}, nil
+}
+
+// FindBase returns what the database holds of origin's last commit: its
+// id, mark and cursors (sinks.BaseFinder).
+func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error) {
+	if held, err := s.st.HasSchema(ctx); err != nil || !held {
+		return "", "", nil, false, err
+	}
+	id, mark, cursors, ok, err := s.st.FindBase(ctx, origin.String())
+	if err != nil || !ok || cursors == nil {
+		return "", "", nil, false, err
+	}
+	return "runs.id=" + strconv.FormatInt(id, 10), mark, cursors, true, nil
+}
+
 // Close closes the connection pool; safe to call more than once.
 func (s *Sink) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.st.Close() })
@@ -223,6 +270,8 @@ var (
 	_ sinks.RichValueWriter = (*writer)(nil)
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
+	_ sinks.Marked          = (*writer)(nil)
+	_ sinks.CursorKeeper    = (*writer)(nil)
 )
 
 func (w *writer) wrap(what string, err error) error {
@@ -249,6 +298,12 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 }
 
 func (w *writer) SetFingerprint(fp string) { w.fp = fp }
+
+// SetMark stores mark with the commit (run_marks), for a later append.
+func (w *writer) SetMark(mark string) { w.tx.Mark = mark }
+
+// SetCursors stores the engine's cursors with the commit (run_marks).
+func (w *writer) SetCursors(doc []byte) { w.tx.Cursors = append([]byte(nil), doc...) }
 
 func (w *writer) DestID() string { return w.tx.DestID() }
 
