@@ -150,6 +150,9 @@ var ErrNewerSchema = errors.New("schema is newer than this runferry knows")
 // version returns the schema version the database holds; 0 when it holds
 // no runferry schema.
 func (s *Store) version(ctx context.Context, q querier) (int, bool, error) {
+	if s.absent() {
+		return 0, false, errors.New("no SQLite database file yet")
+	}
 	var v sql.NullInt64
 	err := q.QueryRowContext(ctx, "SELECT MAX(version) FROM runferry_schema").Scan(&v)
 	if err != nil {

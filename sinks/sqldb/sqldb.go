@@ -121,9 +121,16 @@ var (
 // New returns a sink over an open store; Close closes the store.
 func New(st *sqlstore.Store) *Sink { return &Sink{st: st} }
 
-// Check proves the database reachable (Open did) and the schema writable
-// by creating or upgrading it.
-func (s *Sink) Check(ctx context.Context) error { return s.migrate(ctx) }
+// Check proves the database reachable (Open connected, and refused a
+// schema newer than this runferry knows). It writes nothing: the schema
+// is created or upgraded by the first write, so a dry run leaves the
+// database, or the absence of a SQLite file, as it was.
+func (s *Sink) Check(ctx context.Context) error {
+	if _, err := s.st.HasSchema(ctx); err != nil {
+		return fault.Fatal(err)
+	}
+	return nil
+}
 
 func (s *Sink) migrate(ctx context.Context) error {
 	s.migrateOnce.Do(func() {
