@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -244,36 +245,48 @@ func (w row) integer(field string) (int64, error) {
 // when returns field as a time; unit says how numbers are encoded.
 func (w row) when(field, unit string) (time.Time, error) {
 	v, mapped := w.raw(field)
-	if !mapped || v == nil {
+	if !mapped {
 		return time.Time{}, nil
 	}
-	if t, ok := v.(time.Time); ok {
-		return t.UTC().Truncate(time.Millisecond), nil
-	}
-	if _, ok := v.(string); ok || isBytes(v) {
+	return parseWhen(v, unit, func() string { return w.where(field) })
+}
+
+// parseWhen reads v as a time: a timestamp, text in RFC 3339 or
+// "YYYY-MM-DD HH:MM:SS" form, or a number encoded as unit says; NULL is
+// the zero time. where names the column for errors.
+func parseWhen(v any, unit string, where func() string) (time.Time, error) {
+	switch x := v.(type) {
+	case nil:
+		return time.Time{}, nil
+	case time.Time:
+		return x.UTC().Truncate(time.Millisecond), nil
+	case int64:
+		return epoch(float64(x), unit), nil
+	case float64:
+		return epoch(x, unit), nil
+	case string, []byte:
 		s := strings.TrimSpace(asString(v))
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"} {
 			if t, err := time.Parse(layout, s); err == nil {
 				return t.UTC().Truncate(time.Millisecond), nil
 			}
 		}
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			return time.Time{}, fmt.Errorf("%w: %s: %q is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS, or epoch seconds or milliseconds)", ErrMapping, w.where(field), s)
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: %s: %q is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS, or epoch seconds or milliseconds)", ErrMapping, where(), s)
 		}
+		return epoch(f, unit), nil
 	}
-	f, err := w.number(field)
-	if err != nil {
-		return time.Time{}, err
-	}
-	switch {
-	case unit == "epoch_s" || unit == "auto" && math.Abs(f) < 1e11:
-		return time.UnixMilli(int64(math.Round(f * 1000))).UTC(), nil
-	default:
-		return time.UnixMilli(int64(math.Round(f))).UTC(), nil
-	}
+	return time.Time{}, fmt.Errorf("%w: %s: a %T where a time is required", ErrMapping, where(), v)
 }
 
-func isBytes(v any) bool { _, ok := v.([]byte); return ok }
+// epoch reads f as epoch seconds or milliseconds, as unit says.
+func epoch(f float64, unit string) time.Time {
+	if unit == "epoch_s" || unit == "auto" && math.Abs(f) < 1e11 {
+		return time.UnixMilli(int64(math.Round(f * 1000))).UTC()
+	}
+	return time.UnixMilli(int64(math.Round(f))).UTC()
+}
 
 // Experiments returns the experiments the mapping yields, sorted by
 // origin; with `experiment: NAME` the one experiment of that name.
@@ -522,44 +535,109 @@ func (r *Mapped) details(ctx context.Context, run *schema.Run) error {
 // streaming. Without a step column, each key's points are numbered 0, 1,
 // 2, ... in the order the query returns them. Within one key, steps must
 // not decrease: the query must order by key and step.
+//
+// Rows are scanned straight into typed values (the key's bytes interned,
+// the value and step converted by database/sql), not through the generic
+// row of the other entries: a metrics table is the one that is large.
 func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page func([]schema.Metric) error) error {
 	id, ok := r.idOf(run, "run")
 	if !ok {
 		return fmt.Errorf("run %s: %w", run, ErrNotFound)
 	}
 	e := &r.m.Metrics
+	q, n := r.s.Dialect.bind(e.Query)
+	args := make([]any, n)
+	for i := range args {
+		args[i] = id
+	}
+	rows, err := r.s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("%s: metrics: query: %w", r.m.Path, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	var (
+		key    sql.RawBytes
+		value  sql.NullFloat64
+		step   sql.NullInt64
+		at     any
+		ignore any
+	)
+	dest := make([]any, len(cols))
+	for i := range dest {
+		dest[i] = &ignore
+	}
+	targets := map[string]any{"key": &key, "value": &value, "step": &step, "time": &at}
+	for field, col := range e.Columns {
+		i := slices.IndexFunc(cols, func(c string) bool { return strings.EqualFold(c, col) })
+		if i < 0 {
+			return r.mapErr("metrics", "columns.%s: the query has no column %q (it returns %s)", field, col, strings.Join(cols, ", "))
+		}
+		dest[i] = targets[field]
+	}
+	where := func(field string) string {
+		return fmt.Sprintf("metrics: column %q (columns.%s)", e.Columns[field], field)
+	}
 	_, hasStep := e.Columns["step"]
-	last := map[string]int64{}
+	_, hasTime := e.Columns["time"]
+	keys := map[string]string{}
+	last := map[string]int64{} // by key, but the key being read
+	cur, curStep, curSeen := "", int64(0), false
 	buf := make([]schema.Metric, 0, size)
-	err := r.query(ctx, "metrics", e, id, func(w row) error {
-		var m schema.Metric
-		var err error
-		if m.Key, err = w.text("key", true); err != nil {
-			return err
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("%w %s: metrics: run %s: %v", ErrMapping, r.m.Path, id, err)
 		}
-		if m.Value, err = w.number("value"); err != nil {
-			return fmt.Errorf("%w (run %s, key %q)", err, id, m.Key)
+		if key == nil {
+			return fmt.Errorf("%w: %s: NULL where a value is required (run %s)", ErrMapping, where("key"), id)
 		}
-		prev, seen := last[m.Key]
+		k, ok := keys[string(key)]
+		if !ok {
+			k = string(key)
+			keys[k] = k
+		}
+		m := schema.Metric{Key: k, Value: value.Float64}
+		if !value.Valid {
+			return fmt.Errorf("%w: %s: NULL where a value is required (run %s, key %q)", ErrMapping, where("value"), id, k)
+		}
+		if k != cur { // keys mostly come in runs: the map is asked only when one changes
+			if curSeen {
+				last[cur] = curStep
+			}
+			cur = k
+			curStep, curSeen = last[k]
+		}
+		prev, seen := curStep, curSeen
 		switch {
 		case hasStep:
-			if m.Step, err = w.integer("step"); err != nil {
-				return err
+			if !step.Valid {
+				return fmt.Errorf("%w: %s: NULL where a value is required (run %s, key %q)", ErrMapping, where("step"), id, k)
 			}
+			m.Step = step.Int64
 			if seen && m.Step < prev {
 				return fmt.Errorf("%w %s: metrics: run %s, key %q: step %d after step %d: the query must ORDER BY the key and step columns",
-					ErrMapping, r.m.Path, id, m.Key, m.Step, prev)
+					ErrMapping, r.m.Path, id, k, m.Step, prev)
 			}
 		case seen:
 			m.Step = prev + 1
 		}
-		last[m.Key] = m.Step
-		t, err := w.when("time", e.Time)
-		if err != nil {
-			return err
-		}
-		if !t.IsZero() {
-			m.Time = t.UnixMilli()
+		curStep, curSeen = m.Step, true
+		if hasTime {
+			switch v := at.(type) {
+			case int64:
+				m.Time = epoch(float64(v), e.Time).UnixMilli()
+			default:
+				t, err := parseWhen(v, e.Time, func() string { return where("time") })
+				if err != nil {
+					return err
+				}
+				if !t.IsZero() {
+					m.Time = t.UnixMilli()
+				}
+			}
 		}
 		buf = append(buf, m)
 		if len(buf) == size {
@@ -568,10 +646,9 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 			}
 			buf = make([]schema.Metric, 0, size)
 		}
-		return nil
-	})
-	if err != nil {
-		return err
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: metrics: %w", r.m.Path, err)
 	}
 	if len(buf) > 0 {
 		return page(buf)

@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
@@ -360,5 +361,53 @@ func TestGeneratedMappingPostgres(t *testing.T) {
 	db.Close()
 	if _, _, err := sqldb.GenerateMapping(t.Context(), parse(t, empty)); err == nil || !strings.Contains(err.Error(), "no runs table found among jobs") {
 		t.Errorf("a database without runs: %v", err)
+	}
+}
+
+// TestMappedMetricsBadInput: the metrics of a run read through a mapping
+// whose query yields a NULL value, text where the value must be a number,
+// steps going back, or lacks a mapped column, fail with an error naming
+// the entry, the column and the run; the source's error is permanent for
+// that run only.
+func TestMappedMetricsBadInput(t *testing.T) {
+	path := exampleSQLite(t)
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const q = "SELECT metric, step, value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step"
+	for _, tt := range []struct{ query, want string }{
+		{"SELECT metric, step, NULL AS value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: column "value" (columns.value): NULL where a value is required (run 1, key "loss")`},
+		{"SELECT metric, step, metric AS value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: run 1: sql: Scan error on column index 2, name "value"`},
+		{"SELECT metric, step, value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step DESC",
+			`metrics: run 1, key "loss": step 1 after step 2: the query must ORDER BY the key and step columns`},
+		{"SELECT metric, step, value FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: columns.time: the query has no column "logged_at" (it returns metric, step, value)`},
+		{"SELECT metric, step, value, 'noon' AS logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: column "logged_at" (columns.time): "noon" is not a time`},
+	} {
+		file := filepath.Join(t.TempDir(), "mapping.yaml")
+		if err := os.WriteFile(file, []byte(strings.Replace(string(good), q, tt.query, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got error
+		for _, err := range src.Metrics(t.Context(), schema.Ref{System: "mytracker", ID: path + "/run/1"}) {
+			if err != nil {
+				got = err
+			}
+		}
+		src.Close()
+		if got == nil || !strings.Contains(got.Error(), tt.want) {
+			t.Errorf("%s:\nerr %v\nwant %q", tt.query, got, tt.want)
+		}
+		if got != nil && fault.KindOf(got) != fault.KindPermanent {
+			t.Errorf("%s: error of kind %v, want permanent (this run only)", tt.query, fault.KindOf(got))
+		}
 	}
 }
