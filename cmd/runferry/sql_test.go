@@ -109,7 +109,7 @@ func TestSQLPasswordRefusedAndNeverPrinted(t *testing.T) {
 
 // TestSQLKillDuringCopyThenResume: the real binary is SIGKILLed at seeded
 // random moments while copying the W&B fixtures into PostgreSQL, then
-// into MariaDB. After each kill the database holds only whole runs (check
+// into MariaDB, then into SQLite. After each kill the database holds only whole runs (check
 // finds no difference other than missing runs and experiments); a final re-run ends with
 // check clean and no run or point doubled.
 func TestSQLKillDuringCopyThenResume(t *testing.T) {
@@ -135,6 +135,8 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 		}
 		return sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
 	})
+	file := filepath.Join(dir, "kill.db")
+	killAndResume(t, bin, rng, "SQLite", "sqlite:"+filepath.Join(dir, "probe.db"), "sqlite:"+file, func() (*sql.DB, error) { return sql.Open("sqlite", file) })
 }
 
 func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst string, open func() (*sql.DB, error)) {

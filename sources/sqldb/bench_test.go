@@ -90,7 +90,7 @@ func trimScheme(s string) string {
 }
 
 // fillMetrics replaces run 1's metrics with n points over 20 keys (COPY).
-func fillMetrics(b *testing.B, ctx context.Context, db *sql.DB, n int) {
+func fillMetrics(b testing.TB, ctx context.Context, db *sql.DB, n int) {
 	if _, err := db.Exec("DELETE FROM metrics WHERE run_id = 1"); err != nil {
 		b.Fatal(err)
 	}
