@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,5 +182,77 @@ func TestMappingGenerate(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "mapping", "generate", "parquet:"+t.TempDir()); code != exitUsage || !strings.Contains(errOut, "mapping generate reads postgres://, mysql:// and sqlite:") {
 		t.Errorf("a parquet location: exit %d, stderr %s", code, errOut)
+	}
+}
+
+// TestSyncMappedIntoSQLAppends: a sync from the example database through
+// its mapping into runferry's own schema in SQLite, then the running run
+// logs two more points and moves its cursor: the next sync appends just
+// those two points to the run the database holds (the report says so),
+// the other runs are unchanged, check is clean and no point is doubled.
+func TestSyncMappedIntoSQLAppends(t *testing.T) {
+	db, m := exampleDB(t)
+	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
+	dir := t.TempDir()
+	dstFile := filepath.Join(dir, "copy.db")
+	dst := "sqlite:" + dstFile
+	ledger := filepath.Join(dir, "ledger.db")
+	if code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
+		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
+	} {
+		if _, err := conn.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	report := filepath.Join(dir, "report.json")
+	if code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger, "--report", report); code != 0 {
+		t.Fatalf("second sync: exit %d\n%s%s", code, out, errOut)
+	}
+	var rep struct {
+		Runs []struct {
+			Origin   string `json:"origin"`
+			Outcome  string `json:"outcome"`
+			Appended bool   `json:"appended"`
+			Points   int64  `json:"points"`
+		}
+		Totals struct{ Appended int }
+	}
+	b, err := os.ReadFile(report)
+	if err != nil || json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	appended := 0
+	for _, r := range rep.Runs {
+		if r.Appended {
+			appended++
+			if !strings.HasSuffix(r.Origin, "/run/3") || r.Points != 2 {
+				t.Errorf("appended %s with %d points, want run 3 with 2", r.Origin, r.Points)
+			}
+		}
+	}
+	if appended != 1 || rep.Totals.Appended != 1 {
+		t.Fatalf("the second sync appended %d runs (totals %d), want 1:\n%s", appended, rep.Totals.Appended, b)
+	}
+	if code, out, errOut := runCLI(t, "check", src, dst); code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	out, err := sql.Open("sqlite", dstFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var points, held int
+	if err := out.QueryRow("SELECT (SELECT count(*) FROM metrics), (SELECT points FROM runs WHERE origin LIKE '%/run/3')").Scan(&points, &held); err != nil || points != 9 || held != 2 {
+		t.Errorf("the database holds %d points, run 3 counts %d (%v); want 9 and 2", points, held, err)
 	}
 }

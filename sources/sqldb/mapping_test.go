@@ -411,3 +411,47 @@ func TestMappedMetricsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedMappingMariaDB: on MariaDB (information_schema's
+// column_type, values as text), the generated mapping checks clean and
+// reads the sample rows exactly.
+func TestGeneratedMappingMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	loc := m.CreateDatabase(t, "mapping_generate")
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	text, _, err := sqldb.GenerateMapping(t.Context(), parse(t, loc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "generated.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(file), "files")); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(loc, file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	src := open(t)
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check: %q\n%s", problems, text)
+	}
+	src.Close()
+	sourcetest.Run(t, sourcetest.Opt{Open: open, Want: generatedWant(t, u.Host+u.Path, strings.TrimPrefix(u.Path, "/")),
+		Skip: map[string]string{"OriginsNameTheInstance": "covered by TestExampleMappingSQLite"}})
+}
