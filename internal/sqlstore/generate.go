@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -424,8 +425,7 @@ func yamlScalar(s string) string {
 			return s
 		}
 	}
-	q := strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), `"`, `\"`)
-	return `"` + q + `"`
+	return strconv.Quote(strings.ToValidUTF8(s, "\uFFFD")) // Go's escapes are YAML's for valid UTF-8
 }
 
 // distinct returns up to 50 distinct non-NULL values of a column, sorted.
