@@ -41,7 +41,8 @@ import (
 const help = "Writes experiments, runs, params, tags, labels, metrics, rich values, console logs and files into " +
 	"runferry's own tables (created and migrated by runferry; docs/SQL.md). Each run is written in one " +
 	"transaction, so a run is either whole or absent; runs are identified by origin (unique), so a repeated " +
-	"copy adds nothing and a changed run replaces its earlier version whole. Read back with the same location."
+	"copy adds nothing and a changed run replaces its earlier version whole; a run that only grew (sync) is extended with its new " +
+	"points instead. Read back with the same location."
 
 // PostgresDescription describes the PostgreSQL sink.
 func PostgresDescription() location.Description {
