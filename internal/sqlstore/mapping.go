@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -22,16 +24,19 @@ type Mapping struct {
 	System string `yaml:"system"`
 	// Experiment names the one experiment every run belongs to when the
 	// database has no experiments of its own (Experiments.Query empty).
-	Experiment  string  `yaml:"experiment"`
-	Experiments Entry   `yaml:"experiments"`
-	Runs        Entry   `yaml:"runs"`
-	Params      Entry   `yaml:"params"`
-	Tags        Entry   `yaml:"tags"`
-	Metrics     Entry   `yaml:"metrics"`
-	Logs        Entry   `yaml:"logs"`
-	Artifacts   Entry   `yaml:"artifacts"`
-	Path        string  `yaml:"-"` // the file it was read from
-	entries     []named // set by Validate
+	Experiment  string `yaml:"experiment"`
+	Experiments Entry  `yaml:"experiments"`
+	Runs        Entry  `yaml:"runs"`
+	Params      Entry  `yaml:"params"`
+	Tags        Entry  `yaml:"tags"`
+	Metrics     Entry  `yaml:"metrics"`
+	Logs        Entry  `yaml:"logs"`
+	Artifacts   Entry  `yaml:"artifacts"`
+	Path        string `yaml:"-"` // the file it was read from
+	// Digest is the SHA-256 (hex) of the mapping's text, so that what was
+	// read through one version of a mapping can be told from another's.
+	Digest  string  `yaml:"-"`
+	entries []named // set by Validate
 }
 
 // Entry is one kind of entity: its query and its columns.
@@ -102,6 +107,8 @@ func ParseMapping(b []byte) (*Mapping, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(b)
+	m.Digest = hex.EncodeToString(sum[:])
 	return &m, m.Validate()
 }
 

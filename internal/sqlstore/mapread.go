@@ -49,6 +49,9 @@ func NewMapped(s *Store, m *Mapping) *Mapped {
 	return &Mapped{s: s, m: m, headers: map[schema.Ref]header{}}
 }
 
+// MappingDigest is the SHA-256 of the mapping's text.
+func (r *Mapped) MappingDigest() string { return r.m.Digest }
+
 // HasCursor reports whether the mapping declares a cursor column for runs.
 func (r *Mapped) HasCursor() bool { return r.m.Runs.Columns["cursor"] != "" }
 

@@ -140,8 +140,9 @@ func (s *MappedSource) Run(ctx context.Context, ref schema.Ref) (schema.Run, err
 const fingerprintVersion = "sqlmap1:"
 
 // Fingerprint is, with a cursor column, a digest of the run's cursor value
-// and status as the listing read them: a run whose cursor did not move is
-// unchanged, running or not. Without one it is the engine's own (a digest
+// and status as the listing read them, and of the mapping's text: a run
+// whose cursor did not move is unchanged, running or not, until the
+// mapping is edited. Without one it is the engine's own (a digest
 // of the run's metadata; "" for a running run, always read again).
 func (s *MappedSource) Fingerprint(_ context.Context, run schema.Run) (string, error) {
 	if s.r.HasCursor() {
@@ -149,7 +150,7 @@ func (s *MappedSource) Fingerprint(_ context.Context, run schema.Run) (string, e
 		if !ok {
 			return "", nil
 		}
-		sum := sha256.Sum256([]byte(v + "\x00" + string(run.Status)))
+		sum := sha256.Sum256([]byte(s.r.MappingDigest() + "\x00" + v + "\x00" + string(run.Status)))
 		return fingerprintVersion + hex.EncodeToString(sum[:16]), nil
 	}
 	if run.Status == schema.StatusRunning {

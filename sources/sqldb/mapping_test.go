@@ -455,3 +455,66 @@ func TestGeneratedMappingMariaDB(t *testing.T) {
 	sourcetest.Run(t, sourcetest.Opt{Open: open, Want: generatedWant(t, u.Host+u.Path, strings.TrimPrefix(u.Path, "/")),
 		Skip: map[string]string{"OriginsNameTheInstance": "covered by TestExampleMappingSQLite"}})
 }
+
+// TestMappedFingerprint: with a cursor column, a run's fingerprint is
+// taken from the listing alone and moves when its cursor does, or when
+// the mapping is edited (a run read through another mapping may read
+// otherwise); header and full run get the same one.
+func TestMappedFingerprint(t *testing.T) {
+	path := exampleSQLite(t)
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := func(mapping string) (header, full string) {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "mapping.yaml")
+		if err := os.WriteFile(file, []byte(mapping), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		ms := src.(*sqldb.MappedSource)
+		exp := schema.Ref{System: "mytracker", ID: path + "/exp/"}
+		for r, err := range ms.RunHeaders(t.Context(), exp) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(r.Origin.ID, "/run/3") {
+				continue
+			}
+			if len(r.Params) != 0 || r.Name != "still training" {
+				t.Errorf("header of run 3: %+v", r)
+			}
+			header, _ = ms.Fingerprint(t.Context(), r)
+			whole, err := ms.Run(t.Context(), r.Origin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, _ = ms.Fingerprint(t.Context(), whole)
+		}
+		return header, full
+	}
+	h1, f1 := fp(string(good))
+	h2, _ := fp(string(good))
+	if h1 == "" || h1 != f1 || h1 != h2 {
+		t.Fatalf("fingerprints of the unchanged RUNNING run: header %q, full %q, again %q", h1, f1, h2)
+	}
+	if h3, _ := fp(string(good) + "# edited\n"); h3 == h1 {
+		t.Errorf("editing the mapping left the fingerprint %q", h3)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE runs SET updated_at = '2024-03-03 09:00:00' WHERE id = 3"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if h4, _ := fp(string(good)); h4 == h1 {
+		t.Errorf("moving the cursor left the fingerprint %q", h4)
+	}
+}
