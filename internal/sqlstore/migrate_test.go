@@ -105,7 +105,7 @@ func upgradePath(t *testing.T, raw string) {
 		t.Fatal(err)
 	}
 	next := saved[len(saved)-1].version + 1
-	migrations = append(append([]migration(nil), saved...), migration{version: next, stmts: []string{"ALTER TABLE runs ADD COLUMN comment2 {TEXT}"}})
+	migrations = append(append([]migration(nil), saved...), migration{version: next, stmts: []string{"ALTER TABLE runs ADD COLUMN comment2 {TEXT}"}, read: true})
 
 	if _, err := open(t, raw, ForReading); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("version 1, this runferry reads version %d", next)) {
 		t.Fatalf("reading the older schema: err %v", err)
@@ -152,4 +152,59 @@ func TestUpgradePathMariaDB(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv(MySQLPasswordEnv, m.Password)
 	upgradePath(t, m.CreateDatabase(t, "upgrade"))
+}
+
+// TestVersion1Readable: a database written at version 1 (before
+// run_marks) is read as it is, its runs found by origin, and holds no
+// base to append to; once a write upgrades it, a run it held is refused
+// for appending (no mark), so the engine writes it whole once.
+func TestVersion1Readable(t *testing.T) {
+	ctx := context.Background()
+	raw := "sqlite:" + filepath.Join(t.TempDir(), "v1.db")
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = saved[:1]
+	s := mustOpen(t, raw, ForWriting)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exp := schema.Experiment{Origin: schema.Ref{System: "memory", ID: "e"}, Name: "e"}
+	expID, err := s.PutExperiment(ctx, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := schema.Run{Origin: schema.Ref{System: "memory", ID: "r"}, Experiment: exp.Origin, Name: "r", Status: schema.StatusFinished}
+	tx, err := s.BeginRun(ctx, expID, run, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Metrics(ctx, []schema.Metric{{Key: "loss", Step: 0, Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	migrations = saved
+
+	r := mustOpen(t, raw, ForReading)
+	got, err := r.Run(ctx, run.Origin.String())
+	if err != nil || got.Name != "r" || got.Points != 1 {
+		t.Fatalf("reading the version 1 database: %v %+v", err, got)
+	}
+	w := mustOpen(t, raw, ForWriting)
+	if held, err := w.HasSchema(ctx); err != nil || !held {
+		t.Fatalf("HasSchema of version 1: %v %v", held, err)
+	}
+	if found, fp, err := w.FindRun(ctx, run.Origin.String()); err != nil || !found || fp != "fp" {
+		t.Fatalf("FindRun in version 1: %v %q %v", found, fp, err)
+	}
+	if _, _, _, ok, err := w.FindBase(ctx, run.Origin.String()); err != nil || ok {
+		t.Fatalf("FindBase in version 1: ok %v, err %v", ok, err)
+	}
+	if err := w.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.BeginAppend(ctx, expID, run, "m"); !errors.Is(err, ErrCannotAppend) || !strings.Contains(err.Error(), "without a mark") {
+		t.Fatalf("appending to a run written at version 1: %v", err)
+	}
 }

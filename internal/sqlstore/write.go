@@ -366,6 +366,9 @@ func (t *RunTx) beginAppend(ctx context.Context, expID int64, r schema.Run, mark
 // FindBase returns the id, mark and cursors document of the run stored
 // under origin; ok is false when it is not held, or held without a mark.
 func (s *Store) FindBase(ctx context.Context, origin string) (id int64, mark string, cursors []byte, ok bool, err error) {
+	if !s.hasMarks(ctx) {
+		return 0, "", nil, false, nil // written before marks were kept
+	}
 	var c sql.NullString
 	err = s.DB.QueryRowContext(ctx, s.Dialect.q(`SELECT r.id, m.mark, m.cursors FROM runs r JOIN run_marks m ON m.run_id = r.id
 		WHERE r.origin = ?`), origin).Scan(&id, &mark, &c)
