@@ -177,6 +177,16 @@ type RunTx struct {
 	// Commit.
 	Mark    string
 	Cursors []byte
+	// held are the files an append found, by path, until File keeps or
+	// replaces them; Commit deletes those left. nil when not appending.
+	held                               map[string]StoredFile
+	keptFiles, keptBytes, deletedFiles int64
+}
+
+// FileDelta says, after an append's Commit, how many files (of how many
+// bytes) were kept as held and how many were deleted.
+func (t *RunTx) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	return t.keptFiles, t.keptBytes, t.deletedFiles
 }
 
 // BeginRun starts the transaction of run r in experiment expID: it
@@ -347,7 +357,15 @@ func (t *RunTx) beginAppend(ctx context.Context, expID int64, r schema.Run, mark
 	if err != nil {
 		return fmt.Errorf("updating the run: %w", err)
 	}
-	for _, table := range []string{"params", "tags", "labels", "logs", "rich_values", "files", "run_marks"} {
+	files, err := t.files(ctx)
+	if err != nil {
+		return err
+	}
+	t.held = map[string]StoredFile{}
+	for _, f := range files {
+		t.held[f.Path] = f
+	}
+	for _, table := range []string{"params", "tags", "labels", "logs", "rich_values", "run_marks"} {
 		if _, err := t.conn.ExecContext(ctx, d.q("DELETE FROM "+table+" WHERE run_id = ?"), t.id); err != nil {
 			return fmt.Errorf("replacing %s: %w", table, err)
 		}
@@ -537,11 +555,54 @@ func (t *RunTx) RichValues(ctx context.Context, values []schema.RichValue) error
 	return nil
 }
 
+// files returns the run's stored files, inside the transaction.
+func (t *RunTx) files(ctx context.Context) ([]StoredFile, error) {
+	rows, err := t.conn.QueryContext(ctx, t.s.Dialect.q("SELECT id, path, size_bytes, sha256, problem FROM files WHERE run_id = ?"), t.id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []StoredFile
+	for rows.Next() {
+		f := StoredFile{Size: -1}
+		var size sql.NullInt64
+		var sha, problem sql.NullString
+		if err := rows.Scan(&f.ID, &f.Path, &size, &sha, &problem); err != nil {
+			return nil, err
+		}
+		f.SHA256, f.Problem = sha.String, problem.String
+		if size.Valid {
+			f.Size = size.Int64
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
 // File stores a file of the run: its body in ChunkSize pieces, then its
 // size and SHA-256. A file with a Problem is stored without a body. A
 // body whose length differs from a.Size (when known) is an error.
+//
+// Appending, a file the run holds with the size and SHA-256 the source
+// announces (a.Digest) is kept as it is: its body is read (the engine
+// checks it against the digest) but not stored again. Any other held
+// file of that path is replaced.
 func (t *RunTx) File(ctx context.Context, a schema.Artifact, body io.Reader) error {
 	d := t.s.Dialect
+	if f, ok := t.held[a.Path]; ok {
+		delete(t.held, a.Path)
+		if a.Problem == "" && body != nil && f.Problem == "" && f.SHA256 != "" && a.Digest == "sha256:"+f.SHA256 && a.Size >= 0 && a.Size == f.Size {
+			if _, err := io.Copy(io.Discard, body); err != nil {
+				return fmt.Errorf("file %s: reading: %w", a.Path, err)
+			}
+			t.keptFiles++
+			t.keptBytes += f.Size
+			return nil
+		}
+		if _, err := t.conn.ExecContext(ctx, d.q("DELETE FROM files WHERE id = ?"), f.ID); err != nil {
+			return fmt.Errorf("file %s: replacing: %w", a.Path, err)
+		}
+	}
 	if a.Problem != "" || body == nil {
 		problem := a.Problem
 		if problem == "" {
@@ -586,7 +647,16 @@ func (t *RunTx) Commit(ctx context.Context, fingerprint string) error {
 	if t.done {
 		return errors.New("run already committed or aborted")
 	}
-	_, err := t.conn.ExecContext(ctx, t.s.Dialect.q("UPDATE runs SET points = ?, fingerprint = ? WHERE id = ?"), t.Point, fingerprint, t.id)
+	var err error
+	for _, f := range t.held { // files the source no longer has
+		if _, err = t.conn.ExecContext(ctx, t.s.Dialect.q("DELETE FROM files WHERE id = ?"), f.ID); err != nil {
+			break
+		}
+		t.deletedFiles++
+	}
+	if err == nil {
+		_, err = t.conn.ExecContext(ctx, t.s.Dialect.q("UPDATE runs SET points = ?, fingerprint = ? WHERE id = ?"), t.Point, fingerprint, t.id)
+	}
 	if err == nil && t.Mark != "" {
 		var cursors sql.NullString
 		if t.Cursors != nil {

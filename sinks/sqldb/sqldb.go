@@ -219,9 +219,10 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 
 // AppendRun begins the transaction that extends the run stored under
 // r.Origin (sinks.Appender): the stored run must carry base.Mark in
-// run_marks; r replaces its metadata, params and tags, its console lines,
-// rich values and files are replaced by those written, and the metrics
-// written are added after the points it holds. The transaction commits
+// run_marks; r replaces its metadata, params and tags, its console lines
+// and rich values are replaced by those written, its files are kept where
+// the source announces the same size and SHA-256 and replaced or deleted
+// otherwise, and the metrics written are added after the points it holds. The transaction commits
 // it all at once, so an append cut short leaves the run as it was, still
 // carrying its mark, and is simply tried again.
 func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
@@ -273,13 +274,14 @@ type writer struct {
 }
 
 var (
-	_ sinks.ArtifactWriter  = (*writer)(nil)
-	_ sinks.LogWriter       = (*writer)(nil)
-	_ sinks.RichValueWriter = (*writer)(nil)
-	_ sinks.Fingerprinted   = (*writer)(nil)
-	_ sinks.Identified      = (*writer)(nil)
-	_ sinks.Marked          = (*writer)(nil)
-	_ sinks.CursorKeeper    = (*writer)(nil)
+	_ sinks.ArtifactWriter    = (*writer)(nil)
+	_ sinks.LogWriter         = (*writer)(nil)
+	_ sinks.RichValueWriter   = (*writer)(nil)
+	_ sinks.Fingerprinted     = (*writer)(nil)
+	_ sinks.Identified        = (*writer)(nil)
+	_ sinks.Marked            = (*writer)(nil)
+	_ sinks.CursorKeeper      = (*writer)(nil)
+	_ sinks.FileDeltaReporter = (*writer)(nil)
 )
 
 func (w *writer) wrap(what string, err error) error {
@@ -306,6 +308,11 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 }
 
 func (w *writer) SetFingerprint(fp string) { w.fp = fp }
+
+// FileDelta says, once an append committed, how many files it kept as
+// the database held them (same size and SHA-256 as the source announced),
+// not stored again, and how many it deleted; zero for a whole write.
+func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) { return w.tx.FileDelta() }
 
 // SetMark stores mark with the commit (run_marks), for a later append.
 func (w *writer) SetMark(mark string) { w.tx.Mark = mark }
