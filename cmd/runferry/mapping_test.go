@@ -88,6 +88,11 @@ func TestMappingCheck(t *testing.T) {
 			`runs: column "state" (columns.status): run 1: status "done" is not in the mapping's status vocabulary`},
 		{"a time that is no time", "start: started_at", "start: name",
 			`runs: column "name" (columns.start): "baseline" is not a time`},
+		{"a missing artifacts column", "location: uri}", "location: url}",
+			`artifacts: columns.location: column "url" is not in the query's result (it returns path, uri)`},
+		{"a logs table that is not there", "FROM logs WHERE", "FROM log WHERE", "logs: the query fails: "},
+		{"a missing cursor column", "cursor: updated_at", "cursor: updated",
+			`runs: columns.cursor: column "updated" is not in the query's result`},
 	} {
 		bad := strings.Replace(good, tt.from, tt.to, 1)
 		if bad == good {
