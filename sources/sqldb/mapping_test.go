@@ -4,6 +4,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -516,5 +519,63 @@ func TestMappedFingerprint(t *testing.T) {
 	db.Close()
 	if h4, _ := fp(string(good)); h4 == h1 {
 		t.Errorf("moving the cursor left the fingerprint %q", h4)
+	}
+}
+
+// TestMappedArtifactsOverHTTP: artifacts whose location is an http URL
+// are fetched when opened (here from a file server on 127.0.0.1); one the
+// server does not have fails to open, naming the file and the status, and
+// the URL shown leaves out its query (a signature).
+func TestMappedArtifactsOverHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.FileServer(http.Dir(example(t, "files"))))
+	defer srv.Close()
+	path := exampleSQLite(t)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO artifacts VALUES (2, 'remote/config.json', '" + srv.URL + "/1/config.json')",
+		"INSERT INTO artifacts VALUES (2, 'remote/gone.bin', '" + srv.URL + "/2/gone.bin?sig=SECRET')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+example(t, "mapping.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	want, err := os.ReadFile(example(t, filepath.Join("files", "1", "config.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for a, err := range src.(sources.ArtifactLister).Artifacts(t.Context(), schema.Ref{System: "mytracker", ID: path + "/run/2"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		rc, err := a.Open(t.Context())
+		switch a.Path {
+		case "remote/config.json":
+			if err != nil {
+				t.Fatalf("%s: %v", a.Path, err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(got) != string(want) {
+				t.Errorf("%s: got %q", a.Path, got)
+			}
+		case "remote/gone.bin":
+			if err == nil || !strings.Contains(err.Error(), "file remote/gone.bin: GET "+srv.URL+"/2/gone.bin: 404") || strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("%s: %v", a.Path, err)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d artifacts, want 2", n)
 	}
 }
