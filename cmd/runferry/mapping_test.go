@@ -91,6 +91,8 @@ func TestMappingCheck(t *testing.T) {
 		{"a missing artifacts column", "location: uri}", "location: url}",
 			`artifacts: columns.location: column "url" is not in the query's result (it returns path, uri)`},
 		{"a logs table that is not there", "FROM logs WHERE", "FROM log WHERE", "logs: the query fails: "},
+		{"an artifact file that is not there", "SELECT path, uri FROM artifacts", "SELECT path, 'files/9/none.bin' AS uri FROM artifacts",
+			"artifacts: file model/config.json: missing: files/9/none.bin"},
 		{"a missing cursor column", "cursor: updated_at", "cursor: updated",
 			`runs: columns.cursor: column "updated" is not in the query's result`},
 	} {
@@ -172,7 +174,7 @@ func TestCopyThroughMapping(t *testing.T) {
 // SQL database is a usage error.
 func TestMappingGenerate(t *testing.T) {
 	db, _ := exampleDB(t)
-	out := filepath.Join(t.TempDir(), "generated.yaml")
+	out := filepath.Join(filepath.Dir(writeMapping(t, "")), "generated.yaml") // beside the example's files/
 	code, stdout, errOut := runCLI(t, "mapping", "generate", "sqlite:"+db, "-o", out)
 	if code != 0 || !strings.Contains(stdout, "wrote "+out) {
 		t.Fatalf("generate: exit %d\n%s%s", code, stdout, errOut)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/runferry/runferry/schema"
 )
 
 // fieldKinds says what type each field needs; fields absent are text.
@@ -133,6 +135,16 @@ func (r *Mapped) checkEntry(ctx context.Context, n named, arg any) (first any, p
 		if n.name == "runs" {
 			if _, err := r.run(w, r.ExpRef("")); err != nil && !errors.Is(err, context.Canceled) {
 				problems = append(problems, strings.TrimPrefix(err.Error(), ErrMapping.Error()+": "))
+			}
+		}
+		if n.name == "artifacts" {
+			p, _ := w.text("path", false)
+			if loc, err := w.text("location", false); err == nil && loc != "" {
+				a := schema.Artifact{Path: p, Size: -1}
+				r.locate(&a, loc)
+				if a.Problem != "" {
+					problems = append(problems, fmt.Sprintf("artifacts: file %s: %s", p, a.Problem))
+				}
 			}
 		}
 		if first == nil {

@@ -807,7 +807,7 @@ func (r *Mapped) locate(a *schema.Artifact, loc string) {
 	fi, err := os.Stat(file)
 	switch {
 	case err != nil:
-		a.Problem = fmt.Sprintf("missing: %s (artifacts: %v)", loc, errors.Unwrap(err))
+		a.Problem = fmt.Sprintf("missing: %s (%v)", loc, errors.Unwrap(err))
 		a.Size = -1
 		return
 	case !fi.Mode().IsRegular():

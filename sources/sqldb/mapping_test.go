@@ -203,6 +203,9 @@ func TestMappingCheckPostgres(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tt.mapping), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(path), "files")); err != nil {
+			t.Fatal(err)
+		}
 		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, path)))
 		if err != nil {
 			t.Fatal(err)
