@@ -352,12 +352,18 @@ func (r *Mapped) RunHeaders(ctx context.Context, exp schema.Ref) ([]schema.Run, 
 	}
 	var out []schema.Run
 	var hs []header
+	seen := map[schema.Ref]bool{}
 	e := &r.m.Runs
 	err := r.query(ctx, "runs", e, arg, func(w row) error {
 		run, err := r.run(w, exp)
 		if err != nil {
 			return err
 		}
+		if seen[run.Origin] {
+			id, _ := r.idOf(run.Origin, "run")
+			return fmt.Errorf("%w: %s: run %s comes twice: the runs query must yield each run once", ErrMapping, w.where("id"), id)
+		}
+		seen[run.Origin] = true
 		h := header{run: run}
 		if r.HasCursor() {
 			if h.cursor, err = w.text("cursor", true); err != nil {

@@ -582,3 +582,33 @@ func TestMappedArtifactsOverHTTP(t *testing.T) {
 		t.Errorf("%d artifacts, want 2", n)
 	}
 }
+
+// TestMappedRunTwice: a runs query that yields a run twice (a join that
+// multiplies rows) is refused, naming the entry, the column and the run.
+func TestMappedRunTwice(t *testing.T) {
+	path := exampleSQLite(t)
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), "updated_at FROM runs", "updated_at FROM runs JOIN params ON params.run_id = runs.id", 1)
+	bad = strings.Replace(bad, "SELECT id, name,", "SELECT runs.id, runs.name,", 1)
+	file := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var got error
+	for _, err := range src.Runs(t.Context(), schema.Ref{System: "mytracker", ID: path + "/exp/"}) {
+		if err != nil {
+			got = err
+		}
+	}
+	if got == nil || !strings.Contains(got.Error(), `runs: column "id" (columns.id): run 1 comes twice`) {
+		t.Errorf("runs yielded twice: %v\n%s", got, bad)
+	}
+}
