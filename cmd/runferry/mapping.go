@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/runferry/runferry/sources/sqldb"
 )
 
 // mappingChecker is a source read through a mapping file that can check
@@ -55,6 +59,54 @@ parse, or misses what every mapping needs, is an error (exit 1).`,
 			return nil
 		},
 	}
-	cmd.AddCommand(check)
+	var out string
+	generate := &cobra.Command{
+		Use:   "generate LOCATION",
+		Short: "Write a starting mapping file from the database's tables",
+		Long: `Read the catalogue of the database at LOCATION (information_schema on PostgreSQL
+and MySQL/MariaDB, SQLite's own) and write a starting mapping file for it: the runs
+table (runs, run, or a name ending in _runs), an experiments or projects table the
+runs point to, and the tables holding a run_id column taken for params, tags,
+metrics, logs or artifacts by their names; each field's column is picked by common
+names (started_at, updated_at as the cursor, ...), the distinct values of the status
+column are mapped by their words, and numeric time columns get time: auto. What it
+could not decide is printed on stderr and written as comments. Review the file, then
+run 'runferry mapping check'. docs/SQL-MAPPING.md shows what it writes for the example.`,
+		Example: `  runferry mapping generate sqlite:./tracking.db -o mapping.yaml
+  PGPASSWORD=... runferry mapping generate postgres://me@db/tracking > mapping.yaml`,
+		Args: exactArgs(1, "LOCATION"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			loc, err := a.sources.Parse(args[0])
+			if err != nil {
+				return usageError{fmt.Errorf("source %w", err)}
+			}
+			switch loc.Scheme {
+			case "postgres", "postgresql", "mysql", "sqlite":
+			default:
+				return usageError{fmt.Errorf("%s: mapping generate reads postgres://, mysql:// and sqlite: databases", loc)}
+			}
+			if loc.Query("mapping") != "" {
+				return usageError{fmt.Errorf("%s: give the database without ?mapping=", loc)}
+			}
+			m, notes, err := sqldb.GenerateMapping(cmd.Context(), loc)
+			if err != nil {
+				return err
+			}
+			for _, n := range notes {
+				fmt.Fprintf(a.stderr, "note: %s\n", n)
+			}
+			if out == "" || out == "-" {
+				_, err = io.WriteString(a.stdout, m)
+				return err
+			}
+			if err := os.WriteFile(out, []byte(m), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "wrote %s: check it with runferry mapping check '%s?mapping=%s'\n", out, loc, out)
+			return nil
+		},
+	}
+	generate.Flags().StringVarP(&out, "output", "o", "", "write the mapping to this file instead of stdout")
+	cmd.AddCommand(check, generate)
 	return cmd
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,9 +49,15 @@ func exampleDB(t *testing.T) (db, mapping string) {
 	return db, string(m)
 }
 
+// writeMapping writes a mapping file into a new folder beside a link to
+// the example's files/ (its artifacts are found relative to the mapping).
 func writeMapping(t *testing.T, text string) string {
-	p := filepath.Join(t.TempDir(), "mapping.yaml")
+	dir := t.TempDir()
+	p := filepath.Join(dir, "mapping.yaml")
 	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(testenv.RepoRoot(t), "docs", "examples", "sql-mapping", "files"), filepath.Join(dir, "files")); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -81,6 +88,13 @@ func TestMappingCheck(t *testing.T) {
 			`runs: column "state" (columns.status): run 1: status "done" is not in the mapping's status vocabulary`},
 		{"a time that is no time", "start: started_at", "start: name",
 			`runs: column "name" (columns.start): "baseline" is not a time`},
+		{"a missing artifacts column", "location: uri}", "location: url}",
+			`artifacts: columns.location: column "url" is not in the query's result (it returns path, uri)`},
+		{"a logs table that is not there", "FROM logs WHERE", "FROM log WHERE", "logs: the query fails: "},
+		{"an artifact file that is not there", "SELECT path, uri FROM artifacts", "SELECT path, 'files/9/none.bin' AS uri FROM artifacts",
+			"artifacts: file model/config.json: missing: files/9/none.bin"},
+		{"a missing cursor column", "cursor: updated_at", "cursor: updated",
+			`runs: columns.cursor: column "updated" is not in the query's result`},
 	} {
 		bad := strings.Replace(good, tt.from, tt.to, 1)
 		if bad == good {
@@ -109,8 +123,11 @@ func TestMappingCheck(t *testing.T) {
 }
 
 // TestCopyThroughMapping: the example database, read through its mapping,
-// copies into a Parquet archive that check finds equal, and a second copy
-// writes nothing.
+// copies into a Parquet archive (metrics, console logs and the artifact
+// file) that check finds equal. Its runs declare a cursor column: a sync
+// in which no cursor moved copies nothing, not even the RUNNING run; then
+// the running run logs more points and moves its cursor, and only it is
+// copied again.
 func TestCopyThroughMapping(t *testing.T) {
 	db, m := exampleDB(t)
 	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
@@ -124,8 +141,125 @@ func TestCopyThroughMapping(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 match, 0 differences") {
 		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, _ = runCLI(t, "copy", src, archive, "--state", ledger)
-	if code != 0 || !strings.Contains(out, "copied 1 runs") || !strings.Contains(out, "2 unchanged") {
-		t.Fatalf("second copy (only the RUNNING run is refreshed): exit %d\n%s", code, out)
+	code, out, errOut = runCLI(t, "sync", src, archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "3 unchanged") {
+		t.Fatalf("sync with no cursor moved: exit %d\n%s%s", code, out, errOut)
+	}
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
+		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
+	} {
+		if _, err := conn.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	code, out, errOut = runCLI(t, "sync", src, archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 runs (2 points") || !strings.Contains(out, "2 unchanged") {
+		t.Fatalf("sync after run 3 moved its cursor: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "check", src, archive)
+	if code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+		t.Fatalf("check after the sync: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestMappingGenerate: `runferry mapping generate` writes a mapping for
+// the example database that `mapping check` passes; a location that is no
+// SQL database is a usage error.
+func TestMappingGenerate(t *testing.T) {
+	db, _ := exampleDB(t)
+	out := filepath.Join(filepath.Dir(writeMapping(t, "")), "generated.yaml") // beside the example's files/
+	code, stdout, errOut := runCLI(t, "mapping", "generate", "sqlite:"+db, "-o", out)
+	if code != 0 || !strings.Contains(stdout, "wrote "+out) {
+		t.Fatalf("generate: exit %d\n%s%s", code, stdout, errOut)
+	}
+	code, stdout, errOut = runCLI(t, "mapping", "check", "sqlite:"+db+"?mapping="+out)
+	if code != 0 || !strings.Contains(stdout, "no problem found") {
+		t.Fatalf("check of the generated mapping: exit %d\n%s%s", code, stdout, errOut)
+	}
+	code, stdout, _ = runCLI(t, "mapping", "generate", "sqlite:"+db)
+	if code != 0 || !strings.Contains(stdout, "cursor: updated_at") {
+		t.Fatalf("generate to stdout: exit %d\n%s", code, stdout)
+	}
+	if code, _, errOut := runCLI(t, "mapping", "generate", "parquet:"+t.TempDir()); code != exitUsage || !strings.Contains(errOut, "mapping generate reads postgres://, mysql:// and sqlite:") {
+		t.Errorf("a parquet location: exit %d, stderr %s", code, errOut)
+	}
+}
+
+// TestSyncMappedIntoSQLAppends: a sync from the example database through
+// its mapping into runferry's own schema in SQLite, then the running run
+// logs two more points and moves its cursor: the next sync appends just
+// those two points to the run the database holds (the report says so),
+// the other runs are unchanged, check is clean and no point is doubled.
+func TestSyncMappedIntoSQLAppends(t *testing.T) {
+	db, m := exampleDB(t)
+	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
+	dir := t.TempDir()
+	dstFile := filepath.Join(dir, "copy.db")
+	dst := "sqlite:" + dstFile
+	ledger := filepath.Join(dir, "ledger.db")
+	if code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger); code != 0 {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	conn, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
+		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
+	} {
+		if _, err := conn.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	report := filepath.Join(dir, "report.json")
+	if code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger, "--report", report); code != 0 {
+		t.Fatalf("second sync: exit %d\n%s%s", code, out, errOut)
+	}
+	var rep struct {
+		Runs []struct {
+			Origin   string `json:"origin"`
+			Outcome  string `json:"outcome"`
+			Appended bool   `json:"appended"`
+			Points   int64  `json:"points"`
+		}
+		Totals struct{ Appended int }
+	}
+	b, err := os.ReadFile(report)
+	if err != nil || json.Unmarshal(b, &rep) != nil {
+		t.Fatalf("report: %v\n%s", err, b)
+	}
+	appended := 0
+	for _, r := range rep.Runs {
+		if r.Appended {
+			appended++
+			if !strings.HasSuffix(r.Origin, "/run/3") || r.Points != 2 {
+				t.Errorf("appended %s with %d points, want run 3 with 2", r.Origin, r.Points)
+			}
+		}
+	}
+	if appended != 1 || rep.Totals.Appended != 1 {
+		t.Fatalf("the second sync appended %d runs (totals %d), want 1:\n%s", appended, rep.Totals.Appended, b)
+	}
+	if code, out, errOut := runCLI(t, "check", src, dst); code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	out, err := sql.Open("sqlite", dstFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	var points, held int
+	if err := out.QueryRow("SELECT (SELECT count(*) FROM metrics), (SELECT points FROM runs WHERE origin LIKE '%/run/3')").Scan(&points, &held); err != nil || points != 9 || held != 2 {
+		t.Errorf("the database holds %d points, run 3 counts %d (%v); want 9 and 2", points, held, err)
 	}
 }

@@ -109,7 +109,7 @@ func TestSQLPasswordRefusedAndNeverPrinted(t *testing.T) {
 
 // TestSQLKillDuringCopyThenResume: the real binary is SIGKILLed at seeded
 // random moments while copying the W&B fixtures into PostgreSQL, then
-// into MariaDB. After each kill the database holds only whole runs (check
+// into MariaDB, then into SQLite. After each kill the database holds only whole runs (check
 // finds no difference other than missing runs and experiments); a final re-run ends with
 // check clean and no run or point doubled.
 func TestSQLKillDuringCopyThenResume(t *testing.T) {
@@ -135,6 +135,8 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 		}
 		return sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
 	})
+	file := filepath.Join(dir, "kill.db")
+	killAndResume(t, bin, rng, "SQLite", "sqlite:"+filepath.Join(dir, "probe.db"), "sqlite:"+file, func() (*sql.DB, error) { return sql.Open("sqlite", file) })
 }
 
 func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst string, open func() (*sql.DB, error)) {
@@ -205,4 +207,46 @@ func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst st
 		t.Fatalf("%s: after %d kills and a re-run: %d runs, %d points, %d doubled points; want 6 runs, 142 points, none doubled", what, kills, runs, points, doubled)
 	}
 	t.Logf("%s: %d kills within %v each, leaving %v runs; %s", what, kills, full, present, strings.TrimSpace(string(out)))
+}
+
+// TestSQLDryRunWritesNothing: a dry run into a SQLite file that does not
+// exist yet plans every run and leaves no file behind; into an empty
+// PostgreSQL database it creates no schema. The real copy then creates
+// both.
+func TestSQLDryRunWritesNothing(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "new.db")
+	code, out, errOut := runCLI(t, "copy", fixtures, "sqlite:"+file, "--dry-run")
+	if code != 0 || !strings.Contains(out, "dry run, nothing written") {
+		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Fatalf("the dry run left %s behind (%v)", file, err)
+	}
+	if _, err := os.Stat(file + "-wal"); !os.IsNotExist(err) {
+		t.Fatalf("the dry run left a WAL file behind (%v)", err)
+	}
+	code, out, errOut = runCLI(t, "copy", fixtures, "sqlite:"+filepath.Join(t.TempDir(), "missing", "new.db"))
+	if code != exitFatal || !strings.Contains(errOut, "no folder") {
+		t.Errorf("a SQLite file in a missing folder: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "copy", fixtures, "sqlite:"+file); code != 0 {
+		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("the copy made no database: %v", err)
+	}
+
+	pg := testenv.SharedPostgres(t).CreateDatabase(t, "cli_dryrun")
+	if code, out, errOut := runCLI(t, "copy", fixtures, pg, "--dry-run"); code != 0 {
+		t.Fatalf("dry run into PostgreSQL: exit %d\n%s%s", code, out, errOut)
+	}
+	db, err := sql.Open("pgx", pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()").Scan(&n); err != nil || n != 0 {
+		t.Errorf("after a dry run PostgreSQL holds %d tables (%v), want none", n, err)
+	}
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/runferry/runferry/schema"
 )
 
 // fieldKinds says what type each field needs; fields absent are text.
 var fieldKinds = map[string]string{
-	"step": "integer", "created": "time", "start": "time", "end": "time", "time": "time",
+	"step": "integer", "size": "integer", "created": "time", "start": "time", "end": "time", "time": "time",
 }
 
 // fieldKind returns the type field of entry needs: "number", "integer",
@@ -123,7 +125,8 @@ func (r *Mapped) checkEntry(ctx context.Context, n named, arg any) (first any, p
 			case "time":
 				_, err = w.when(field, n.e.Time)
 			default:
-				_, err = w.text(field, field == "id" || field == "key" || field == "name" && n.name == "experiments")
+				_, err = w.text(field, field == "id" || field == "key" || field == "path" || field == "location" || field == "line" ||
+					field == "cursor" || field == "name" && n.name == "experiments")
 			}
 			if err != nil {
 				problems = append(problems, strings.TrimPrefix(err.Error(), ErrMapping.Error()+": "))
@@ -132,6 +135,16 @@ func (r *Mapped) checkEntry(ctx context.Context, n named, arg any) (first any, p
 		if n.name == "runs" {
 			if _, err := r.run(w, r.ExpRef("")); err != nil && !errors.Is(err, context.Canceled) {
 				problems = append(problems, strings.TrimPrefix(err.Error(), ErrMapping.Error()+": "))
+			}
+		}
+		if n.name == "artifacts" {
+			p, _ := w.text("path", false)
+			if loc, err := w.text("location", false); err == nil && loc != "" {
+				a := schema.Artifact{Path: p, Size: -1}
+				r.locate(&a, loc)
+				if a.Problem != "" {
+					problems = append(problems, fmt.Sprintf("artifacts: file %s: %s", p, a.Problem))
+				}
 			}
 		}
 		if first == nil {

@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -22,23 +24,33 @@ type Mapping struct {
 	System string `yaml:"system"`
 	// Experiment names the one experiment every run belongs to when the
 	// database has no experiments of its own (Experiments.Query empty).
-	Experiment  string  `yaml:"experiment"`
-	Experiments Entry   `yaml:"experiments"`
-	Runs        Entry   `yaml:"runs"`
-	Params      Entry   `yaml:"params"`
-	Tags        Entry   `yaml:"tags"`
-	Metrics     Entry   `yaml:"metrics"`
-	Path        string  `yaml:"-"` // the file it was read from
-	entries     []named // set by Validate
+	Experiment  string `yaml:"experiment"`
+	Experiments Entry  `yaml:"experiments"`
+	Runs        Entry  `yaml:"runs"`
+	Params      Entry  `yaml:"params"`
+	Tags        Entry  `yaml:"tags"`
+	Metrics     Entry  `yaml:"metrics"`
+	Logs        Entry  `yaml:"logs"`
+	Artifacts   Entry  `yaml:"artifacts"`
+	Path        string `yaml:"-"` // the file it was read from
+	// Digest is the SHA-256 (hex) of the mapping's text, so that what was
+	// read through one version of a mapping can be told from another's.
+	Digest  string  `yaml:"-"`
+	entries []named // set by Validate
 }
 
 // Entry is one kind of entity: its query and its columns.
 type Entry struct {
-	// Query is the SQL. Runs may use :experiment, and params, tags and
-	// metrics must use :run: the id of the experiment or run being read.
+	// Query is the SQL. Runs may use :experiment, and params, tags,
+	// metrics, logs and artifacts must use :run: the id of the experiment
+	// or run being read.
 	Query string `yaml:"query"`
 	// Columns maps a field (id, name, status, start, key, value, step,
-	// time, ...) to the result column holding it.
+	// time, ...) to the result column holding it. The runs' cursor field
+	// names a column that changes whenever anything of the run does (an
+	// updated_at timestamp, a version counter): sync then skips the runs
+	// whose cursor did not move without reading their params, tags,
+	// metrics, logs or artifacts.
 	Columns map[string]string `yaml:"columns"`
 	// Status maps the database's status values to RUNNING, FINISHED,
 	// FAILED or KILLED (runs only).
@@ -62,10 +74,12 @@ type named struct {
 var entryFields = map[string][2][]string{
 	"experiments": {{"id", "name"}, {"description", "created"}},
 	"runs": {{"id"}, {"experiment", "name", "status", "start", "end", "user", "notes", "config", "summary",
-		"parent", "host", "program", "git_commit", "git_remote", "group", "job_type"}},
-	"params":  {{"key", "value"}, nil},
-	"tags":    {{"key", "value"}, nil},
-	"metrics": {{"key", "value"}, {"step", "time"}},
+		"parent", "host", "program", "git_commit", "git_remote", "group", "job_type", "cursor"}},
+	"params":    {{"key", "value"}, nil},
+	"tags":      {{"key", "value"}, nil},
+	"metrics":   {{"key", "value"}, {"step", "time"}},
+	"logs":      {{"line"}, {"time", "stream"}},
+	"artifacts": {{"path", "location"}, {"size", "sha256"}},
 }
 
 // paramRef matches a :name query parameter (not a PostgreSQL :: cast).
@@ -93,6 +107,8 @@ func ParseMapping(b []byte) (*Mapping, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, err
 	}
+	sum := sha256.Sum256(b)
+	m.Digest = hex.EncodeToString(sum[:])
 	return &m, m.Validate()
 }
 
@@ -129,7 +145,7 @@ func (m *Mapping) Validate() error {
 	for _, n := range []struct {
 		name string
 		e    *Entry
-	}{{"params", &m.Params}, {"tags", &m.Tags}, {"metrics", &m.Metrics}} {
+	}{{"params", &m.Params}, {"tags", &m.Tags}, {"metrics", &m.Metrics}, {"logs", &m.Logs}, {"artifacts", &m.Artifacts}} {
 		if n.e.Query != "" || n.name == "metrics" || len(n.e.Columns) > 0 {
 			add(n.name, n.e, "run")
 		}

@@ -45,6 +45,9 @@ func TestMappingValidate(t *testing.T) {
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}, status: {ok: DONE}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", `runs: status.ok: "DONE" is not RUNNING, FINISHED, FAILED or KILLED`},
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}, time: epoch_us}", `metrics: time: "epoch_us" is not epoch_ms, epoch_s or auto`},
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetric: {query: 'SELECT :run'}", "field metric not found"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nlogs: {query: 'SELECT l FROM logs', columns: {line: l}}", "logs: query must use :run"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nartifacts: {query: 'SELECT :run', columns: {path: p}}", "artifacts: columns.location is missing (required: path, location)"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i, updated: u}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", "runs: columns.updated: unknown field"},
 	} {
 		_, err := ParseMapping([]byte(tt.yaml))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -2,13 +2,23 @@ package sqlstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/schema"
@@ -22,10 +32,41 @@ import (
 type Mapped struct {
 	s *Store
 	m *Mapping
+
+	mu      sync.Mutex
+	headers map[schema.Ref]header // by run origin, from the last listing
+}
+
+// header is what the runs query told of a run.
+type header struct {
+	run     schema.Run // without params and tags
+	cursor  string     // the cursor column's value as text; "" without one
+	changed time.Time  // the cursor as a time, zero when it is not one
 }
 
 // NewMapped reads s through m.
-func NewMapped(s *Store, m *Mapping) *Mapped { return &Mapped{s: s, m: m} }
+func NewMapped(s *Store, m *Mapping) *Mapped {
+	return &Mapped{s: s, m: m, headers: map[schema.Ref]header{}}
+}
+
+// MappingDigest is the SHA-256 of the mapping's text.
+func (r *Mapped) MappingDigest() string { return r.m.Digest }
+
+// HasCursor reports whether the mapping declares a cursor column for runs.
+func (r *Mapped) HasCursor() bool { return r.m.Runs.Columns["cursor"] != "" }
+
+// Cursor returns the value of the cursor column of run as the last listing
+// read it (text, and as a time when it is one); ok is false for a run not
+// listed or a mapping without a cursor.
+func (r *Mapped) Cursor(run schema.Ref) (value string, changed time.Time, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h, found := r.headers[run]
+	if !found || !r.HasCursor() {
+		return "", time.Time{}, false
+	}
+	return h.cursor, h.changed, true
+}
 
 // ErrMapping marks what the mapping or the data it reads got wrong (a
 // missing column, a NULL where a value is required, a value of the wrong
@@ -207,36 +248,48 @@ func (w row) integer(field string) (int64, error) {
 // when returns field as a time; unit says how numbers are encoded.
 func (w row) when(field, unit string) (time.Time, error) {
 	v, mapped := w.raw(field)
-	if !mapped || v == nil {
+	if !mapped {
 		return time.Time{}, nil
 	}
-	if t, ok := v.(time.Time); ok {
-		return t.UTC().Truncate(time.Millisecond), nil
-	}
-	if _, ok := v.(string); ok || isBytes(v) {
+	return parseWhen(v, unit, func() string { return w.where(field) })
+}
+
+// parseWhen reads v as a time: a timestamp, text in RFC 3339 or
+// "YYYY-MM-DD HH:MM:SS" form, or a number encoded as unit says; NULL is
+// the zero time. where names the column for errors.
+func parseWhen(v any, unit string, where func() string) (time.Time, error) {
+	switch x := v.(type) {
+	case nil:
+		return time.Time{}, nil
+	case time.Time:
+		return x.UTC().Truncate(time.Millisecond), nil
+	case int64:
+		return epoch(float64(x), unit), nil
+	case float64:
+		return epoch(x, unit), nil
+	case string, []byte:
 		s := strings.TrimSpace(asString(v))
 		for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999", "2006-01-02"} {
 			if t, err := time.Parse(layout, s); err == nil {
 				return t.UTC().Truncate(time.Millisecond), nil
 			}
 		}
-		if _, err := strconv.ParseFloat(s, 64); err != nil {
-			return time.Time{}, fmt.Errorf("%w: %s: %q is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS, or epoch seconds or milliseconds)", ErrMapping, w.where(field), s)
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("%w: %s: %q is not a time (RFC 3339, YYYY-MM-DD HH:MM:SS, or epoch seconds or milliseconds)", ErrMapping, where(), s)
 		}
+		return epoch(f, unit), nil
 	}
-	f, err := w.number(field)
-	if err != nil {
-		return time.Time{}, err
-	}
-	switch {
-	case unit == "epoch_s" || unit == "auto" && math.Abs(f) < 1e11:
-		return time.UnixMilli(int64(math.Round(f * 1000))).UTC(), nil
-	default:
-		return time.UnixMilli(int64(math.Round(f))).UTC(), nil
-	}
+	return time.Time{}, fmt.Errorf("%w: %s: a %T where a time is required", ErrMapping, where(), v)
 }
 
-func isBytes(v any) bool { _, ok := v.([]byte); return ok }
+// epoch reads f as epoch seconds or milliseconds, as unit says.
+func epoch(f float64, unit string) time.Time {
+	if unit == "epoch_s" || unit == "auto" && math.Abs(f) < 1e11 {
+		return time.UnixMilli(int64(math.Round(f * 1000))).UTC()
+	}
+	return time.UnixMilli(int64(math.Round(f))).UTC()
+}
 
 // Experiments returns the experiments the mapping yields, sorted by
 // origin; with `experiment: NAME` the one experiment of that name.
@@ -272,24 +325,7 @@ func (r *Mapped) Experiments(ctx context.Context) ([]schema.Experiment, error) {
 // Runs returns the runs of experiment exp sorted by origin, each with its
 // params and tags.
 func (r *Mapped) Runs(ctx context.Context, exp schema.Ref) ([]schema.Run, error) {
-	expID, ok := r.idOf(exp, "exp")
-	if !ok {
-		return nil, fmt.Errorf("experiment %s: %w", exp, ErrNotFound)
-	}
-	var arg any = expID
-	if r.m.Experiments.Query == "" {
-		arg = nil
-	}
-	var out []schema.Run
-	e := &r.m.Runs
-	err := r.query(ctx, "runs", e, arg, func(w row) error {
-		run, err := r.run(w, exp)
-		if err != nil {
-			return err
-		}
-		out = append(out, run)
-		return nil
-	})
+	out, err := r.RunHeaders(ctx, exp)
 	if err != nil {
 		return nil, err
 	}
@@ -299,8 +335,90 @@ func (r *Mapped) Runs(ctx context.Context, exp schema.Ref) ([]schema.Run, error)
 		}
 		out[i].Canonicalize()
 	}
+	return out, nil
+}
+
+// RunHeaders returns the runs of experiment exp sorted by origin as the
+// runs query alone tells them: without params and tags (one query for the
+// experiment, none per run). Run reads one of them in full.
+func (r *Mapped) RunHeaders(ctx context.Context, exp schema.Ref) ([]schema.Run, error) {
+	expID, ok := r.idOf(exp, "exp")
+	if !ok {
+		return nil, fmt.Errorf("experiment %s: %w", exp, ErrNotFound)
+	}
+	var arg any = expID
+	if r.m.Experiments.Query == "" {
+		arg = nil
+	}
+	var out []schema.Run
+	var hs []header
+	seen := map[schema.Ref]bool{}
+	e := &r.m.Runs
+	err := r.query(ctx, "runs", e, arg, func(w row) error {
+		run, err := r.run(w, exp)
+		if err != nil {
+			return err
+		}
+		if seen[run.Origin] {
+			id, _ := r.idOf(run.Origin, "run")
+			return fmt.Errorf("%w: %s: run %s comes twice: the runs query must yield each run once", ErrMapping, w.where("id"), id)
+		}
+		seen[run.Origin] = true
+		h := header{run: run}
+		if r.HasCursor() {
+			if h.cursor, err = w.text("cursor", true); err != nil {
+				return fmt.Errorf("%w (run %s)", err, run.Origin)
+			}
+			h.changed, _ = w.when("cursor", e.Time) // a counter is no time
+		}
+		out = append(out, run)
+		hs = append(hs, h)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	for _, h := range hs {
+		r.headers[h.run.Origin] = h
+	}
+	r.mu.Unlock()
+	for i := range out {
+		out[i].Canonicalize()
+	}
 	slices.SortFunc(out, func(a, b schema.Run) int { return strings.Compare(a.Origin.String(), b.Origin.String()) })
 	return out, nil
+}
+
+// Run reads the run with origin ref in full, as Runs gives it: from the
+// header the last listing read, else by listing every experiment.
+func (r *Mapped) Run(ctx context.Context, ref schema.Ref) (schema.Run, error) {
+	r.mu.Lock()
+	h, ok := r.headers[ref]
+	r.mu.Unlock()
+	if !ok {
+		exps, err := r.Experiments(ctx)
+		if err != nil {
+			return schema.Run{}, err
+		}
+		for _, e := range exps {
+			if _, err := r.RunHeaders(ctx, e.Origin); err != nil {
+				return schema.Run{}, err
+			}
+		}
+		r.mu.Lock()
+		h, ok = r.headers[ref]
+		r.mu.Unlock()
+		if !ok {
+			return schema.Run{}, fmt.Errorf("run %s: %w", ref, ErrNotFound)
+		}
+	}
+	run := h.run
+	if err := r.details(ctx, &run); err != nil {
+		return schema.Run{}, err
+	}
+	run.Canonicalize()
+	return run, nil
 }
 
 func (r *Mapped) run(w row, exp schema.Ref) (schema.Run, error) {
@@ -426,44 +544,109 @@ func (r *Mapped) details(ctx context.Context, run *schema.Run) error {
 // streaming. Without a step column, each key's points are numbered 0, 1,
 // 2, ... in the order the query returns them. Within one key, steps must
 // not decrease: the query must order by key and step.
+//
+// Rows are scanned straight into typed values (the key's bytes interned,
+// the value and step converted by database/sql), not through the generic
+// row of the other entries: a metrics table is the one that is large.
 func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page func([]schema.Metric) error) error {
 	id, ok := r.idOf(run, "run")
 	if !ok {
 		return fmt.Errorf("run %s: %w", run, ErrNotFound)
 	}
 	e := &r.m.Metrics
+	q, n := r.s.Dialect.bind(e.Query)
+	args := make([]any, n)
+	for i := range args {
+		args[i] = id
+	}
+	rows, err := r.s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("%s: metrics: query: %w", r.m.Path, err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	var (
+		key    sql.RawBytes
+		value  sql.NullFloat64
+		step   sql.NullInt64
+		at     any
+		ignore any
+	)
+	dest := make([]any, len(cols))
+	for i := range dest {
+		dest[i] = &ignore
+	}
+	targets := map[string]any{"key": &key, "value": &value, "step": &step, "time": &at}
+	for field, col := range e.Columns {
+		i := slices.IndexFunc(cols, func(c string) bool { return strings.EqualFold(c, col) })
+		if i < 0 {
+			return r.mapErr("metrics", "columns.%s: the query has no column %q (it returns %s)", field, col, strings.Join(cols, ", "))
+		}
+		dest[i] = targets[field]
+	}
+	where := func(field string) string {
+		return fmt.Sprintf("metrics: column %q (columns.%s)", e.Columns[field], field)
+	}
 	_, hasStep := e.Columns["step"]
-	last := map[string]int64{}
+	_, hasTime := e.Columns["time"]
+	keys := map[string]string{}
+	last := map[string]int64{} // by key, but the key being read
+	cur, curStep, curSeen := "", int64(0), false
 	buf := make([]schema.Metric, 0, size)
-	err := r.query(ctx, "metrics", e, id, func(w row) error {
-		var m schema.Metric
-		var err error
-		if m.Key, err = w.text("key", true); err != nil {
-			return err
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return fmt.Errorf("%w %s: metrics: run %s: %v", ErrMapping, r.m.Path, id, err)
 		}
-		if m.Value, err = w.number("value"); err != nil {
-			return fmt.Errorf("%w (run %s, key %q)", err, id, m.Key)
+		if key == nil {
+			return fmt.Errorf("%w: %s: NULL where a value is required (run %s)", ErrMapping, where("key"), id)
 		}
-		prev, seen := last[m.Key]
+		k, ok := keys[string(key)]
+		if !ok {
+			k = string(key)
+			keys[k] = k
+		}
+		m := schema.Metric{Key: k, Value: value.Float64}
+		if !value.Valid {
+			return fmt.Errorf("%w: %s: NULL where a value is required (run %s, key %q)", ErrMapping, where("value"), id, k)
+		}
+		if k != cur { // keys mostly come in runs: the map is asked only when one changes
+			if curSeen {
+				last[cur] = curStep
+			}
+			cur = k
+			curStep, curSeen = last[k]
+		}
+		prev, seen := curStep, curSeen
 		switch {
 		case hasStep:
-			if m.Step, err = w.integer("step"); err != nil {
-				return err
+			if !step.Valid {
+				return fmt.Errorf("%w: %s: NULL where a value is required (run %s, key %q)", ErrMapping, where("step"), id, k)
 			}
+			m.Step = step.Int64
 			if seen && m.Step < prev {
 				return fmt.Errorf("%w %s: metrics: run %s, key %q: step %d after step %d: the query must ORDER BY the key and step columns",
-					ErrMapping, r.m.Path, id, m.Key, m.Step, prev)
+					ErrMapping, r.m.Path, id, k, m.Step, prev)
 			}
 		case seen:
 			m.Step = prev + 1
 		}
-		last[m.Key] = m.Step
-		t, err := w.when("time", e.Time)
-		if err != nil {
-			return err
-		}
-		if !t.IsZero() {
-			m.Time = t.UnixMilli()
+		curStep, curSeen = m.Step, true
+		if hasTime {
+			switch v := at.(type) {
+			case int64:
+				m.Time = epoch(float64(v), e.Time).UnixMilli()
+			default:
+				t, err := parseWhen(v, e.Time, func() string { return where("time") })
+				if err != nil {
+					return err
+				}
+				if !t.IsZero() {
+					m.Time = t.UnixMilli()
+				}
+			}
 		}
 		buf = append(buf, m)
 		if len(buf) == size {
@@ -471,6 +654,62 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 				return err
 			}
 			buf = make([]schema.Metric, 0, size)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: metrics: %w", r.m.Path, err)
+	}
+	if len(buf) > 0 {
+		return page(buf)
+	}
+	return nil
+}
+
+// Logs calls page with the run's console lines in pages of up to size, in
+// the order the logs query returns them (it should ORDER BY), streaming.
+// A stream value of stderr or err (any case) is stderr; anything else
+// but stdout, out or NULL is an error naming the column.
+func (r *Mapped) Logs(ctx context.Context, run schema.Ref, size int, page func([]schema.LogLine) error) error {
+	id, ok := r.idOf(run, "run")
+	if !ok {
+		return fmt.Errorf("run %s: %w", run, ErrNotFound)
+	}
+	e := &r.m.Logs
+	if e.Query == "" {
+		return nil
+	}
+	buf := make([]schema.LogLine, 0, min(size, 1024))
+	err := r.query(ctx, "logs", e, id, func(w row) error {
+		l := schema.LogLine{Stream: schema.Stdout}
+		var err error
+		if l.Line, err = w.text("line", true); err != nil {
+			return fmt.Errorf("%w (run %s)", err, id)
+		}
+		l.Line = strings.TrimSuffix(l.Line, "\n")
+		st, err := w.text("stream", false)
+		if err != nil {
+			return err
+		}
+		switch strings.ToLower(strings.TrimSpace(st)) {
+		case "", "stdout", "out":
+		case "stderr", "err":
+			l.Stream = schema.Stderr
+		default:
+			return fmt.Errorf("%w: %s: run %s: stream %q is not stdout or stderr", ErrMapping, w.where("stream"), id, st)
+		}
+		t, err := w.when("time", e.Time)
+		if err != nil {
+			return err
+		}
+		if !t.IsZero() {
+			l.Time = t.UnixMilli()
+		}
+		buf = append(buf, l)
+		if len(buf) == size {
+			if err := page(buf); err != nil {
+				return err
+			}
+			buf = make([]schema.LogLine, 0, min(size, 1024))
 		}
 		return nil
 	})
@@ -481,4 +720,120 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 		return page(buf)
 	}
 	return nil
+}
+
+// Artifacts returns the run's files sorted by path. The artifacts query
+// gives each file's path in the run and its location: an http(s) URL, a
+// file: URL, or a file path (relative paths are read from the folder of
+// the mapping file). A local file that is not there comes with a Problem
+// naming its location; a URL is fetched when the file is opened, and a
+// failed fetch is an error of that file.
+func (r *Mapped) Artifacts(ctx context.Context, run schema.Ref) ([]schema.Artifact, error) {
+	id, ok := r.idOf(run, "run")
+	if !ok {
+		return nil, fmt.Errorf("run %s: %w", run, ErrNotFound)
+	}
+	e := &r.m.Artifacts
+	if e.Query == "" {
+		return nil, nil
+	}
+	var out []schema.Artifact
+	seen := map[string]bool{}
+	err := r.query(ctx, "artifacts", e, id, func(w row) error {
+		p, err := w.text("path", true)
+		if err != nil {
+			return fmt.Errorf("%w (run %s)", err, id)
+		}
+		clean := path.Clean(strings.ReplaceAll(p, "\\", "/"))
+		if p == "" || path.IsAbs(clean) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+			return fmt.Errorf("%w: %s: run %s: %q is not a relative path inside the run", ErrMapping, w.where("path"), id, p)
+		}
+		if seen[clean] {
+			return fmt.Errorf("%w: %s: run %s: path %q comes twice", ErrMapping, w.where("path"), id, clean)
+		}
+		seen[clean] = true
+		loc, err := w.text("location", true)
+		if err != nil {
+			return fmt.Errorf("%w (run %s, file %s)", err, id, clean)
+		}
+		a := schema.Artifact{Path: clean, Size: -1}
+		if _, mapped := w.raw("size"); mapped {
+			if v, _ := w.raw("size"); v != nil {
+				if a.Size, err = w.integer("size"); err != nil {
+					return err
+				}
+			}
+		}
+		if sum, err := w.text("sha256", false); err != nil {
+			return err
+		} else if sum != "" {
+			sum = strings.ToLower(strings.TrimPrefix(sum, "sha256:"))
+			if b, err := hex.DecodeString(sum); err != nil || len(b) != sha256.Size {
+				return fmt.Errorf("%w: %s: run %s, file %s: %q is not a SHA-256 in hex", ErrMapping, w.where("sha256"), id, clean, sum)
+			}
+			a.Digest = "sha256:" + sum
+		}
+		r.locate(&a, loc)
+		out = append(out, a)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b schema.Artifact) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}
+
+// locate sets a's Open (or its Problem) from the location loc.
+func (r *Mapped) locate(a *schema.Artifact, loc string) {
+	if u, err := url.Parse(loc); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		a.Open = func(ctx context.Context) (io.ReadCloser, error) {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+			if err != nil {
+				return nil, err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return nil, fmt.Errorf("file %s: %w", a.Path, err)
+			}
+			if resp.StatusCode != http.StatusOK {
+				resp.Body.Close()
+				return nil, fmt.Errorf("file %s: GET %s: %s", a.Path, redactURL(u), resp.Status)
+			}
+			return resp.Body, nil
+		}
+		return
+	}
+	file := loc
+	if u, err := url.Parse(loc); err == nil && u.Scheme == "file" {
+		file = filepath.FromSlash(u.Path)
+	} else if !filepath.IsAbs(file) && r.m.Path != "" {
+		file = filepath.Join(filepath.Dir(r.m.Path), file)
+	}
+	fi, err := os.Stat(file)
+	switch {
+	case err != nil:
+		a.Problem = fmt.Sprintf("missing: %s (%v)", loc, errors.Unwrap(err))
+		a.Size = -1
+		return
+	case !fi.Mode().IsRegular():
+		a.Problem = fmt.Sprintf("not a regular file: %s", loc)
+		a.Size = -1
+		return
+	}
+	if a.Size >= 0 && a.Size != fi.Size() {
+		a.Problem = fmt.Sprintf("%s holds %d bytes, the artifacts query says %d", loc, fi.Size(), a.Size)
+		a.Size = -1
+		return
+	}
+	a.Size = fi.Size()
+	a.Open = func(context.Context) (io.ReadCloser, error) { return os.Open(file) }
+}
+
+// redactURL returns u without its user information and query (which may
+// hold a signature).
+func redactURL(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery = nil, ""
+	return c.String()
 }

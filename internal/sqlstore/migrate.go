@@ -18,12 +18,39 @@ func Latest() int { return migrations[len(migrations)-1].version }
 type migration struct {
 	version int
 	stmts   []string
+	// read: the source reads what the migration adds, so a database
+	// without it must be upgraded (by a write) before it is read. A
+	// migration only writers use (run_marks) leaves older databases
+	// readable.
+	read bool
+}
+
+// readable reports whether a database at version v can be read: no
+// migration after v adds what the source reads.
+func readable(v int) bool {
+	for _, m := range migrations {
+		if m.version > v && m.read {
+			return false
+		}
+	}
+	return v >= 1
 }
 
 // migrations, in order. A new version appends one; an existing one never
 // changes, since databases out there hold it. On MySQL, which commits DDL
 // statement by statement, a migration's statements must be repeatable.
-var migrations = []migration{{version: 1, stmts: schemaV1}}
+var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version: 2, stmts: schemaV2}}
+
+// schemaV2 adds run_marks: the mark and cursors document the engine gave
+// a run's last commit, so that a later sync can append to the run
+// (sinks.Appender) instead of writing it again.
+var schemaV2 = []string{
+	`CREATE TABLE run_marks (
+		run_id BIGINT NOT NULL PRIMARY KEY REFERENCES runs(id) ON DELETE CASCADE,
+		mark {TEXT} NOT NULL,
+		cursors {TEXT}
+	){TABLE}`,
+}
 
 // schemaV1 is the first schema (docs/SQL.md). Times are Unix milliseconds
 // (NULL when unknown); flags are 0/1.
@@ -139,6 +166,9 @@ var ErrNewerSchema = errors.New("schema is newer than this runferry knows")
 // version returns the schema version the database holds; 0 when it holds
 // no runferry schema.
 func (s *Store) version(ctx context.Context, q querier) (int, bool, error) {
+	if s.absent() {
+		return 0, false, errors.New("no SQLite database file yet")
+	}
 	var v sql.NullInt64
 	err := q.QueryRowContext(ctx, "SELECT MAX(version) FROM runferry_schema").Scan(&v)
 	if err != nil {
@@ -163,7 +193,7 @@ func (s *Store) checkVersion(ctx context.Context, mode Mode) error {
 		return nil // no schema yet: Migrate creates it
 	case v > Latest():
 		return fmt.Errorf("%w: the database holds schema version %d, this runferry knows up to %d: upgrade runferry", ErrNewerSchema, v, Latest())
-	case v < Latest() && mode == ForReading:
+	case v < Latest() && mode == ForReading && !readable(v):
 		return fmt.Errorf("the database holds runferry schema version %d, this runferry reads version %d: write to it once with this runferry to upgrade it", v, Latest())
 	}
 	return nil
@@ -291,12 +321,19 @@ func rollback(conn *sql.Conn) {
 	}
 }
 
-// HasSchema reports whether the database holds runferry's schema at
-// version Latest.
+// HasSchema reports whether the database holds runferry's schema at a
+// version whose runs can be read (see readable): Latest, or an older one
+// a write will upgrade.
 func (s *Store) HasSchema(ctx context.Context) (bool, error) {
 	v, _, err := s.version(ctx, s.DB)
 	if err != nil {
 		return false, nil // no runferry_schema table
 	}
-	return v == Latest(), nil
+	return v <= Latest() && readable(v), nil
+}
+
+// hasMarks reports whether the database has run_marks (version 2 on).
+func (s *Store) hasMarks(ctx context.Context) bool {
+	v, _, err := s.version(ctx, s.DB)
+	return err == nil && v >= 2
 }

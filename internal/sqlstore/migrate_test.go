@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,8 +62,8 @@ func TestNewerSchemaRefused(t *testing.T) {
 	}
 	for _, mode := range []Mode{ForWriting, ForReading} {
 		_, err := open(t, raw, mode)
-		if !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), "up to 1") {
-			t.Errorf("mode %d: err %v, want ErrNewerSchema naming versions 99 and 1", mode, err)
+		if !errors.Is(err, ErrNewerSchema) || !strings.Contains(err.Error(), "version 99") || !strings.Contains(err.Error(), fmt.Sprintf("up to %d", Latest())) {
+			t.Errorf("mode %d: err %v, want ErrNewerSchema naming versions 99 and %d", mode, err, Latest())
 		}
 	}
 }
@@ -86,11 +87,15 @@ func TestReadingNeedsSchema(t *testing.T) {
 	}
 }
 
-// upgradePath writes version 1, then offers a version 2 (a new column):
-// a source refuses the older schema with both versions named, a sink
-// upgrades it keeping what it held, and opening again changes nothing.
+// upgradePath writes version 1, then offers every later version and one
+// more (a new column): a source refuses the older schema with both
+// versions named, a sink upgrades it through each version keeping what it
+// held, and opening again changes nothing.
 func upgradePath(t *testing.T, raw string) {
 	ctx := context.Background()
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = saved[:1]
 	s := mustOpen(t, raw, ForWriting)
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatal(err)
@@ -99,11 +104,10 @@ func upgradePath(t *testing.T, raw string) {
 	if _, err := s.PutExperiment(ctx, exp); err != nil {
 		t.Fatal(err)
 	}
-	saved := migrations
-	t.Cleanup(func() { migrations = saved })
-	migrations = append(append([]migration(nil), saved...), migration{version: 2, stmts: []string{"ALTER TABLE runs ADD COLUMN comment2 {TEXT}"}})
+	next := saved[len(saved)-1].version + 1
+	migrations = append(append([]migration(nil), saved...), migration{version: next, stmts: []string{"ALTER TABLE runs ADD COLUMN comment2 {TEXT}"}, read: true})
 
-	if _, err := open(t, raw, ForReading); err == nil || !strings.Contains(err.Error(), "version 1, this runferry reads version 2") {
+	if _, err := open(t, raw, ForReading); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("version 1, this runferry reads version %d", next)) {
 		t.Fatalf("reading the older schema: err %v", err)
 	}
 	up := mustOpen(t, raw, ForWriting)
@@ -123,8 +127,11 @@ func upgradePath(t *testing.T, raw string) {
 		versions = append(versions, v)
 	}
 	rows.Close()
-	if len(versions) != 2 || versions[0] != 1 || versions[1] != 2 {
-		t.Fatalf("runferry_schema holds versions %v, want [1 2]", versions)
+	if len(versions) != next || versions[0] != 1 || versions[next-1] != next {
+		t.Fatalf("runferry_schema holds versions %v, want 1 to %d", versions, next)
+	}
+	if _, err := up.DB.Exec("DELETE FROM run_marks WHERE 1 = 0"); err != nil {
+		t.Fatalf("version 2's run_marks is missing: %v", err)
 	}
 	if _, err := up.DB.Exec("UPDATE runs SET comment2 = 'x' WHERE 1 = 0"); err != nil {
 		t.Fatalf("the new column is missing: %v", err)
@@ -145,4 +152,59 @@ func TestUpgradePathMariaDB(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv(MySQLPasswordEnv, m.Password)
 	upgradePath(t, m.CreateDatabase(t, "upgrade"))
+}
+
+// TestVersion1Readable: a database written at version 1 (before
+// run_marks) is read as it is, its runs found by origin, and holds no
+// base to append to; once a write upgrades it, a run it held is refused
+// for appending (no mark), so the engine writes it whole once.
+func TestVersion1Readable(t *testing.T) {
+	ctx := context.Background()
+	raw := "sqlite:" + filepath.Join(t.TempDir(), "v1.db")
+	saved := migrations
+	t.Cleanup(func() { migrations = saved })
+	migrations = saved[:1]
+	s := mustOpen(t, raw, ForWriting)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exp := schema.Experiment{Origin: schema.Ref{System: "memory", ID: "e"}, Name: "e"}
+	expID, err := s.PutExperiment(ctx, exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := schema.Run{Origin: schema.Ref{System: "memory", ID: "r"}, Experiment: exp.Origin, Name: "r", Status: schema.StatusFinished}
+	tx, err := s.BeginRun(ctx, expID, run, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Metrics(ctx, []schema.Metric{{Key: "loss", Step: 0, Value: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx, "fp"); err != nil {
+		t.Fatal(err)
+	}
+	migrations = saved
+
+	r := mustOpen(t, raw, ForReading)
+	got, err := r.Run(ctx, run.Origin.String())
+	if err != nil || got.Name != "r" || got.Points != 1 {
+		t.Fatalf("reading the version 1 database: %v %+v", err, got)
+	}
+	w := mustOpen(t, raw, ForWriting)
+	if held, err := w.HasSchema(ctx); err != nil || !held {
+		t.Fatalf("HasSchema of version 1: %v %v", held, err)
+	}
+	if found, fp, err := w.FindRun(ctx, run.Origin.String()); err != nil || !found || fp != "fp" {
+		t.Fatalf("FindRun in version 1: %v %q %v", found, fp, err)
+	}
+	if _, _, _, ok, err := w.FindBase(ctx, run.Origin.String()); err != nil || ok {
+		t.Fatalf("FindBase in version 1: ok %v, err %v", ok, err)
+	}
+	if err := w.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.BeginAppend(ctx, expID, run, "m"); !errors.Is(err, ErrCannotAppend) || !strings.Contains(err.Error(), "without a mark") {
+		t.Fatalf("appending to a run written at version 1: %v", err)
+	}
 }

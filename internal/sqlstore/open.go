@@ -46,6 +46,19 @@ type Store struct {
 	// instance names the database among others of its kind: HOST[:PORT]/DB,
 	// or a SQLite file's absolute path. Origins of mapped data hold it.
 	instance string
+	// file is the SQLite file that did not exist when the store was
+	// opened for writing: it is created by the first write (Migrate), so
+	// that a dry run leaves no empty file behind. "" otherwise.
+	file string
+}
+
+// absent reports whether the store's SQLite file is still to be created.
+func (s *Store) absent() bool {
+	if s.file == "" {
+		return false
+	}
+	_, err := os.Stat(s.file)
+	return errors.Is(err, os.ErrNotExist)
 }
 
 // Where returns the redacted location the store was opened from.
@@ -94,11 +107,20 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 		if abs, aerr := filepath.Abs(loc.Path); aerr == nil {
 			s.instance = abs
 		}
+		if _, serr := os.Stat(loc.Path); migrate && errors.Is(serr, os.ErrNotExist) {
+			s.file = loc.Path
+			if fi, derr := os.Stat(filepath.Dir(loc.Path)); derr != nil || !fi.IsDir() {
+				err = fmt.Errorf("cannot create the SQLite database: no folder %s", filepath.Dir(loc.Path))
+			}
+		}
 	default:
 		err = fmt.Errorf("unknown SQL scheme %q", loc.Scheme)
 	}
 	if err != nil {
 		return nil, fault.Fatal(err) // the registry names the location
+	}
+	if s.file != "" {
+		return s, nil // connecting would create the file: the first write does
 	}
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

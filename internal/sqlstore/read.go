@@ -247,98 +247,28 @@ func (s *Store) runDetails(ctx context.Context, r *StoredRun) error {
 	return rows.Err()
 }
 
-// Metrics calls page with the run's points in pages of up to size, ordered
-// by key, then step, then the order they were written in. The rows are
-// streamed, never loaded whole. A page is the caller's once passed.
-func (s *Store) Metrics(ctx context.Context, runID int64, size int, page func([]schema.Metric) error) error {
-	rows, err := s.DB.QueryContext(ctx, s.Dialect.q("SELECT name, step, time_ms, value, special FROM metrics WHERE run_id = ? ORDER BY name{C}, step, seq"), runID)
+// pages runs query with args and calls page with the rows, each made by
+// scan, in pages of up to size: the rows are streamed, never loaded
+// whole, and a page is the caller's once passed.
+func pages[T any](ctx context.Context, s *Store, size int, query string, args []any,
+	scan func(*sql.Rows) (T, error), page func([]T) error) error {
+	rows, err := s.DB.QueryContext(ctx, s.Dialect.q(query), args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	buf := make([]schema.Metric, 0, size)
+	buf := make([]T, 0, min(size, 1024))
 	for rows.Next() {
-		var m schema.Metric
-		var v sql.NullFloat64
-		var sp sql.NullString
-		if err := rows.Scan(&m.Key, &m.Step, &m.Time, &v, &sp); err != nil {
+		v, err := scan(rows)
+		if err != nil {
 			return err
-		}
-		if m.Value, err = DecodeValue(v, sp); err != nil {
-			return fmt.Errorf("runs.id %d: metric %q step %d: %w", runID, m.Key, m.Step, err)
-		}
-		buf = append(buf, m)
-		if len(buf) == size {
-			if err := page(buf); err != nil {
-				return err
-			}
-			buf = make([]schema.Metric, 0, size)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if len(buf) > 0 {
-		return page(buf)
-	}
-	return nil
-}
-
-// Logs calls page with the run's console lines in the order written.
-func (s *Store) Logs(ctx context.Context, runID int64, size int, page func([]schema.LogLine) error) error {
-	rows, err := s.DB.QueryContext(ctx, s.Dialect.q("SELECT time_ms, stream, line FROM logs WHERE run_id = ? ORDER BY seq"), runID)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var buf []schema.LogLine
-	for rows.Next() {
-		var l schema.LogLine
-		if err := rows.Scan(&l.Time, &l.Stream, &l.Line); err != nil {
-			return err
-		}
-		buf = append(buf, l)
-		if len(buf) == size {
-			if err := page(buf); err != nil {
-				return err
-			}
-			buf = nil
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	if len(buf) > 0 {
-		return page(buf)
-	}
-	return nil
-}
-
-// RichValues calls page with the run's rich values in the order written.
-func (s *Store) RichValues(ctx context.Context, runID int64, size int, page func([]schema.RichValue) error) error {
-	rows, err := s.DB.QueryContext(ctx, s.Dialect.q("SELECT name, step, time_ms, value_type, value_json, files FROM rich_values WHERE run_id = ? ORDER BY seq"), runID)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	var buf []schema.RichValue
-	for rows.Next() {
-		var v schema.RichValue
-		var files sql.NullString
-		if err := rows.Scan(&v.Key, &v.Step, &v.Time, &v.Type, &v.JSON, &files); err != nil {
-			return err
-		}
-		if files.Valid {
-			if err := json.Unmarshal([]byte(files.String), &v.Files); err != nil {
-				return fmt.Errorf("runs.id %d: rich value %q step %d: files: %w", runID, v.Key, v.Step, err)
-			}
 		}
 		buf = append(buf, v)
 		if len(buf) == size {
 			if err := page(buf); err != nil {
 				return err
 			}
-			buf = nil
+			buf = make([]T, 0, min(size, 1024))
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -348,6 +278,53 @@ func (s *Store) RichValues(ctx context.Context, runID int64, size int, page func
 		return page(buf)
 	}
 	return nil
+}
+
+// Metrics calls page with the run's points in pages of up to size, ordered
+// by key, then step, then the order they were written in. The rows are
+// streamed, never loaded whole. A page is the caller's once passed.
+func (s *Store) Metrics(ctx context.Context, runID int64, size int, page func([]schema.Metric) error) error {
+	return pages(ctx, s, size, "SELECT name, step, time_ms, value, special FROM metrics WHERE run_id = ? ORDER BY name{C}, step, seq", []any{runID},
+		func(rows *sql.Rows) (schema.Metric, error) {
+			var m schema.Metric
+			var v sql.NullFloat64
+			var sp sql.NullString
+			err := rows.Scan(&m.Key, &m.Step, &m.Time, &v, &sp)
+			if err == nil {
+				if m.Value, err = DecodeValue(v, sp); err != nil {
+					err = fmt.Errorf("runs.id %d: metric %q step %d: %w", runID, m.Key, m.Step, err)
+				}
+			}
+			return m, err
+		}, page)
+}
+
+// Logs calls page with the run's console lines in the order written.
+func (s *Store) Logs(ctx context.Context, runID int64, size int, page func([]schema.LogLine) error) error {
+	return pages(ctx, s, size, "SELECT time_ms, stream, line FROM logs WHERE run_id = ? ORDER BY seq", []any{runID},
+		func(rows *sql.Rows) (schema.LogLine, error) {
+			var l schema.LogLine
+			err := rows.Scan(&l.Time, &l.Stream, &l.Line)
+			return l, err
+		}, page)
+}
+
+// RichValues calls page with the run's rich values in the order written.
+func (s *Store) RichValues(ctx context.Context, runID int64, size int, page func([]schema.RichValue) error) error {
+	return pages(ctx, s, size, "SELECT name, step, time_ms, value_type, value_json, files FROM rich_values WHERE run_id = ? ORDER BY seq", []any{runID},
+		func(rows *sql.Rows) (schema.RichValue, error) {
+			var v schema.RichValue
+			var files sql.NullString
+			if err := rows.Scan(&v.Key, &v.Step, &v.Time, &v.Type, &v.JSON, &files); err != nil {
+				return v, err
+			}
+			if files.Valid {
+				if err := json.Unmarshal([]byte(files.String), &v.Files); err != nil {
+					return v, fmt.Errorf("runs.id %d: rich value %q step %d: files: %w", runID, v.Key, v.Step, err)
+				}
+			}
+			return v, nil
+		}, page)
 }
 
 // StoredFile is one file of a run.

@@ -172,7 +172,21 @@ type RunTx struct {
 	rseq  int64 // next rich value seq
 	ins   *sql.Stmt
 	done  bool
-	Point int64 // points written
+	Point int64 // points the run holds
+	// Mark and Cursors, when Mark is set, are stored in run_marks by
+	// Commit.
+	Mark    string
+	Cursors []byte
+	// held are the files an append found, by path, until File keeps or
+	// replaces them; Commit deletes those left. nil when not appending.
+	held                               map[string]StoredFile
+	keptFiles, keptBytes, deletedFiles int64
+}
+
+// FileDelta says, after an append's Commit, how many files (of how many
+// bytes) were kept as held and how many were deleted.
+func (t *RunTx) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	return t.keptFiles, t.keptBytes, t.deletedFiles
 }
 
 // BeginRun starts the transaction of run r in experiment expID: it
@@ -212,34 +226,50 @@ func (t *RunTx) begin(ctx context.Context, expID int64, r schema.Run, replace []
 			return fmt.Errorf("deleting the earlier copy of %s: %w", o, err)
 		}
 	}
+	args, err := runArgs(r)
+	if err != nil {
+		return err
+	}
+	id, err := t.s.insertID(ctx, t.conn, `INSERT INTO runs (origin, experiment_id, name, user_name, status, start_ms, end_ms, notes,
+		parent_origin, group_name, job_type, host, program, git_commit, git_remote, config, summary, inputs, damage, deleted,
+		points, fingerprint, written_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?)`,
+		append([]any{r.Origin.String(), expID}, args...)...)
+	if err != nil {
+		return fmt.Errorf("inserting the run: %w", err)
+	}
+	t.id = id
+	return t.details(ctx, r)
+}
+
+// runArgs returns the values of the runs columns name through deleted,
+// then written_ms.
+func runArgs(r schema.Run) ([]any, error) {
 	var inputs, damage sql.NullString
 	if len(r.Inputs) > 0 {
 		b, err := json.Marshal(r.Inputs)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		inputs = nullString(string(b))
 	}
 	if len(r.Damage) > 0 {
 		b, err := json.Marshal(r.Damage)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		damage = nullString(string(b))
 	}
 	raw := func(m json.RawMessage) sql.NullString {
 		return sql.NullString{String: string(m), Valid: m != nil}
 	}
-	id, err := t.s.insertID(ctx, t.conn, `INSERT INTO runs (origin, experiment_id, name, user_name, status, start_ms, end_ms, notes,
-		parent_origin, group_name, job_type, host, program, git_commit, git_remote, config, summary, inputs, damage, deleted,
-		points, fingerprint, written_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, '', ?)`,
-		r.Origin.String(), expID, r.Name, r.User, string(r.Status), nullMillis(r.Start), nullMillis(r.End), r.Notes,
+	return []any{r.Name, r.User, string(r.Status), nullMillis(r.Start), nullMillis(r.End), r.Notes,
 		nullString(r.Parent.String()), r.Group, r.JobType, r.Host, r.Program, r.GitCommit, r.GitRemote,
-		raw(r.Config), raw(r.Summary), inputs, damage, flag(r.Deleted), time.Now().UnixMilli())
-	if err != nil {
-		return fmt.Errorf("inserting the run: %w", err)
-	}
-	t.id = id
+		raw(r.Config), raw(r.Summary), inputs, damage, flag(r.Deleted), time.Now().UnixMilli()}, nil
+}
+
+// details inserts the run's params, tags and labels.
+func (t *RunTx) details(ctx context.Context, r schema.Run) error {
+	id := t.id
 	rows := make([][]any, 0, len(r.Params))
 	for _, p := range r.Params {
 		rows = append(rows, []any{id, p.Key, p.Value})
@@ -259,6 +289,117 @@ func (t *RunTx) begin(ctx context.Context, expID int64, r schema.Run, replace []
 		rows = append(rows, []any{id, l})
 	}
 	return t.insertRows(ctx, "labels", "run_id, label", rows)
+}
+
+// ErrCannotAppend says the database cannot extend a run as it holds it
+// (BeginAppend); the run is written whole instead.
+var ErrCannotAppend = errors.New("cannot append")
+
+// BeginAppend starts the transaction that extends the run stored under
+// r.Origin in experiment expID, which must hold mark (the mark of its last
+// commit, from run_marks): r replaces the run's metadata, params, tags and
+// labels; its console lines, rich values and files are deleted, to be
+// written again whole; metrics written are added after the points held.
+// Nothing is visible before Commit, and a failure leaves the run as it
+// was, with its mark, so the append can be tried again. An error wrapping
+// ErrCannotAppend says why the run cannot be extended.
+func (s *Store) BeginAppend(ctx context.Context, expID int64, r schema.Run, mark string) (*RunTx, error) {
+	conn, err := s.DB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Dialect.beginTx(ctx, conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	t := &RunTx{s: s, conn: conn}
+	if err := t.beginAppend(ctx, expID, r, mark); err != nil {
+		t.Abort()
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *RunTx) beginAppend(ctx context.Context, expID int64, r schema.Run, mark string) error {
+	d := t.s.Dialect
+	lock := ""
+	if d.Name != "sqlite" {
+		lock = " FOR UPDATE"
+	}
+	var exp, points int64
+	var held sql.NullString
+	err := t.conn.QueryRowContext(ctx, d.q("SELECT id, experiment_id, points FROM runs WHERE origin = ?"+lock), r.Origin.String()).Scan(&t.id, &exp, &points)
+	if err == nil {
+		err = t.conn.QueryRowContext(ctx, d.q("SELECT mark FROM run_marks WHERE run_id = ?"), t.id).Scan(&held)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = nil
+		}
+	}
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: the database does not hold the run", ErrCannotAppend)
+	case err != nil:
+		return err
+	case !held.Valid || held.String == "":
+		return fmt.Errorf("%w: the database holds the run without a mark (written whole by an earlier runferry)", ErrCannotAppend)
+	case held.String != mark:
+		return fmt.Errorf("%w: the database holds another copy of the run than the ledger recorded (mark %s, not %s)", ErrCannotAppend, held.String, mark)
+	case exp != expID:
+		return fmt.Errorf("%w: the run moved to another experiment", ErrCannotAppend)
+	}
+	args, err := runArgs(r)
+	if err != nil {
+		return err
+	}
+	_, err = t.conn.ExecContext(ctx, d.q(`UPDATE runs SET name = ?, user_name = ?, status = ?, start_ms = ?, end_ms = ?, notes = ?,
+		parent_origin = ?, group_name = ?, job_type = ?, host = ?, program = ?, git_commit = ?, git_remote = ?, config = ?, summary = ?,
+		inputs = ?, damage = ?, deleted = ?, written_ms = ? WHERE id = ?`), append(args, t.id)...)
+	if err != nil {
+		return fmt.Errorf("updating the run: %w", err)
+	}
+	files, err := t.files(ctx)
+	if err != nil {
+		return err
+	}
+	t.held = map[string]StoredFile{}
+	for _, f := range files {
+		t.held[f.Path] = f
+	}
+	for _, table := range []string{"params", "tags", "labels", "logs", "rich_values", "run_marks"} {
+		if _, err := t.conn.ExecContext(ctx, d.q("DELETE FROM "+table+" WHERE run_id = ?"), t.id); err != nil {
+			return fmt.Errorf("replacing %s: %w", table, err)
+		}
+	}
+	var next sql.NullInt64
+	if err := t.conn.QueryRowContext(ctx, d.q("SELECT MAX(seq) FROM metrics WHERE run_id = ?"), t.id).Scan(&next); err != nil {
+		return err
+	}
+	if next.Valid {
+		t.mseq = next.Int64 + 1
+	}
+	t.Point = points
+	return t.details(ctx, r)
+}
+
+// FindBase returns the id, mark and cursors document of the run stored
+// under origin; ok is false when it is not held, or held without a mark.
+func (s *Store) FindBase(ctx context.Context, origin string) (id int64, mark string, cursors []byte, ok bool, err error) {
+	if !s.hasMarks(ctx) {
+		return 0, "", nil, false, nil // written before marks were kept
+	}
+	var c sql.NullString
+	err = s.DB.QueryRowContext(ctx, s.Dialect.q(`SELECT r.id, m.mark, m.cursors FROM runs r JOIN run_marks m ON m.run_id = r.id
+		WHERE r.origin = ?`), origin).Scan(&id, &mark, &c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", nil, false, nil
+	}
+	if err != nil {
+		return 0, "", nil, false, err
+	}
+	if c.Valid {
+		cursors = []byte(c.String)
+	}
+	return id, mark, cursors, mark != "", nil
 }
 
 // ID returns the run's id in the runs table.
@@ -414,11 +555,54 @@ func (t *RunTx) RichValues(ctx context.Context, values []schema.RichValue) error
 	return nil
 }
 
+// files returns the run's stored files, inside the transaction.
+func (t *RunTx) files(ctx context.Context) ([]StoredFile, error) {
+	rows, err := t.conn.QueryContext(ctx, t.s.Dialect.q("SELECT id, path, size_bytes, sha256, problem FROM files WHERE run_id = ?"), t.id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []StoredFile
+	for rows.Next() {
+		f := StoredFile{Size: -1}
+		var size sql.NullInt64
+		var sha, problem sql.NullString
+		if err := rows.Scan(&f.ID, &f.Path, &size, &sha, &problem); err != nil {
+			return nil, err
+		}
+		f.SHA256, f.Problem = sha.String, problem.String
+		if size.Valid {
+			f.Size = size.Int64
+		}
+		out = append(out, f)
+	}
+	return out, rows.Err()
+}
+
 // File stores a file of the run: its body in ChunkSize pieces, then its
 // size and SHA-256. A file with a Problem is stored without a body. A
 // body whose length differs from a.Size (when known) is an error.
+//
+// Appending, a file the run holds with the size and SHA-256 the source
+// announces (a.Digest) is kept as it is: its body is read (the engine
+// checks it against the digest) but not stored again. Any other held
+// file of that path is replaced.
 func (t *RunTx) File(ctx context.Context, a schema.Artifact, body io.Reader) error {
 	d := t.s.Dialect
+	if f, ok := t.held[a.Path]; ok {
+		delete(t.held, a.Path)
+		if a.Problem == "" && body != nil && f.Problem == "" && f.SHA256 != "" && a.Digest == "sha256:"+f.SHA256 && a.Size >= 0 && a.Size == f.Size {
+			if _, err := io.Copy(io.Discard, body); err != nil {
+				return fmt.Errorf("file %s: reading: %w", a.Path, err)
+			}
+			t.keptFiles++
+			t.keptBytes += f.Size
+			return nil
+		}
+		if _, err := t.conn.ExecContext(ctx, d.q("DELETE FROM files WHERE id = ?"), f.ID); err != nil {
+			return fmt.Errorf("file %s: replacing: %w", a.Path, err)
+		}
+	}
 	if a.Problem != "" || body == nil {
 		problem := a.Problem
 		if problem == "" {
@@ -463,7 +647,23 @@ func (t *RunTx) Commit(ctx context.Context, fingerprint string) error {
 	if t.done {
 		return errors.New("run already committed or aborted")
 	}
-	_, err := t.conn.ExecContext(ctx, t.s.Dialect.q("UPDATE runs SET points = ?, fingerprint = ? WHERE id = ?"), t.Point, fingerprint, t.id)
+	var err error
+	for _, f := range t.held { // files the source no longer has
+		if _, err = t.conn.ExecContext(ctx, t.s.Dialect.q("DELETE FROM files WHERE id = ?"), f.ID); err != nil {
+			break
+		}
+		t.deletedFiles++
+	}
+	if err == nil {
+		_, err = t.conn.ExecContext(ctx, t.s.Dialect.q("UPDATE runs SET points = ?, fingerprint = ? WHERE id = ?"), t.Point, fingerprint, t.id)
+	}
+	if err == nil && t.Mark != "" {
+		var cursors sql.NullString
+		if t.Cursors != nil {
+			cursors = sql.NullString{String: string(t.Cursors), Valid: true}
+		}
+		_, err = t.conn.ExecContext(ctx, t.s.Dialect.q("INSERT INTO run_marks (run_id, mark, cursors) VALUES (?, ?, ?)"), t.id, t.Mark, cursors)
+	}
 	if err == nil {
 		_, err = t.conn.ExecContext(ctx, "COMMIT")
 	}

@@ -10,7 +10,9 @@
 // whole, and a failure or a crash at any moment (the server rolls back a
 // transaction whose connection dropped) leaves what the database held
 // before. A run written again replaces the stored one whole, in the same
-// transaction.
+// transaction. A run that grew at the source is extended instead
+// (sinks.Appender): its new points are added after those it holds, in one
+// transaction too.
 //
 // Metrics go in with COPY on PostgreSQL, multi-row INSERTs on MySQL and
 // prepared INSERTs on SQLite. Files are stored in the database, in 1 MiB
@@ -22,9 +24,11 @@ package sqldb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -37,7 +41,8 @@ import (
 const help = "Writes experiments, runs, params, tags, labels, metrics, rich values, console logs and files into " +
 	"runferry's own tables (created and migrated by runferry; docs/SQL.md). Each run is written in one " +
 	"transaction, so a run is either whole or absent; runs are identified by origin (unique), so a repeated " +
-	"copy adds nothing and a changed run replaces its earlier version whole. Read back with the same location."
+	"copy adds nothing and a changed run replaces its earlier version whole; a run that only grew (sync) is extended with its new " +
+	"points instead. Read back with the same location."
 
 // PostgresDescription describes the PostgreSQL sink.
 func PostgresDescription() location.Description {
@@ -110,14 +115,23 @@ var (
 	_ sinks.RunFinder           = (*Sink)(nil)
 	_ sinks.Checker             = (*Sink)(nil)
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
+	_ sinks.Appender            = (*Sink)(nil)
+	_ sinks.BaseFinder          = (*Sink)(nil)
 )
 
 // New returns a sink over an open store; Close closes the store.
 func New(st *sqlstore.Store) *Sink { return &Sink{st: st} }
 
-// Check proves the database reachable (Open did) and the schema writable
-// by creating or upgrading it.
-func (s *Sink) Check(ctx context.Context) error { return s.migrate(ctx) }
+// Check proves the database reachable (Open connected, and refused a
+// schema newer than this runferry knows). It writes nothing: the schema
+// is created or upgraded by the first write, so a dry run leaves the
+// database, or the absence of a SQLite file, as it was.
+func (s *Sink) Check(ctx context.Context) error {
+	if _, err := s.st.HasSchema(ctx); err != nil {
+		return fault.Fatal(err)
+	}
+	return nil
+}
 
 func (s *Sink) migrate(ctx context.Context) error {
 	s.migrateOnce.Do(func() {
@@ -203,6 +217,48 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 	return &writer{s: s, tx: tx, run: r}, nil
 }
 
+// AppendRun begins the transaction that extends the run stored under
+// r.Origin (sinks.Appender): the stored run must carry base.Mark in
+// run_marks; r replaces its metadata, params and tags, its console lines
+// and rich values are replaced by those written, its files are kept where
+// the source announces the same size and SHA-256 and replaced or deleted
+// otherwise, and the metrics written are added after the points it holds. The transaction commits
+// it all at once, so an append cut short leaves the run as it was, still
+// carrying its mark, and is simply tried again.
+func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fault.Permanent(err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	id, err := strconv.ParseInt(expID, 10, 64)
+	if err != nil {
+		return nil, fault.Permanent(fmt.Errorf("sql sink: run %s: unknown experiment id %q", r.Origin, expID))
+	}
+	tx, err := s.st.BeginAppend(ctx, id, r, base.Mark)
+	if errors.Is(err, sqlstore.ErrCannotAppend) {
+		return nil, sinks.CannotAppend(strings.TrimPrefix(err.Error(), sqlstore.ErrCannotAppend.Error()+": "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: run %s: %w", s.st.Where(), r.Origin, err)
+	}
+	return &writer{s: s, tx: tx, run: r}, nil
+}
+
+// FindBase returns what the database holds of origin's last commit: its
+// id, mark and cursors (sinks.BaseFinder).
+func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error) {
+	if held, err := s.st.HasSchema(ctx); err != nil || !held {
+		return "", "", nil, false, err
+	}
+	id, mark, cursors, ok, err := s.st.FindBase(ctx, origin.String())
+	if err != nil || !ok || cursors == nil {
+		return "", "", nil, false, err
+	}
+	return "runs.id=" + strconv.FormatInt(id, 10), mark, cursors, true, nil
+}
+
 // Close closes the connection pool; safe to call more than once.
 func (s *Sink) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.st.Close() })
@@ -218,11 +274,14 @@ type writer struct {
 }
 
 var (
-	_ sinks.ArtifactWriter  = (*writer)(nil)
-	_ sinks.LogWriter       = (*writer)(nil)
-	_ sinks.RichValueWriter = (*writer)(nil)
-	_ sinks.Fingerprinted   = (*writer)(nil)
-	_ sinks.Identified      = (*writer)(nil)
+	_ sinks.ArtifactWriter    = (*writer)(nil)
+	_ sinks.LogWriter         = (*writer)(nil)
+	_ sinks.RichValueWriter   = (*writer)(nil)
+	_ sinks.Fingerprinted     = (*writer)(nil)
+	_ sinks.Identified        = (*writer)(nil)
+	_ sinks.Marked            = (*writer)(nil)
+	_ sinks.CursorKeeper      = (*writer)(nil)
+	_ sinks.FileDeltaReporter = (*writer)(nil)
 )
 
 func (w *writer) wrap(what string, err error) error {
@@ -249,6 +308,17 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 }
 
 func (w *writer) SetFingerprint(fp string) { w.fp = fp }
+
+// FileDelta says, once an append committed, how many files it kept as
+// the database held them (same size and SHA-256 as the source announced),
+// not stored again, and how many it deleted; zero for a whole write.
+func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) { return w.tx.FileDelta() }
+
+// SetMark stores mark with the commit (run_marks), for a later append.
+func (w *writer) SetMark(mark string) { w.tx.Mark = mark }
+
+// SetCursors stores the engine's cursors with the commit (run_marks).
+func (w *writer) SetCursors(doc []byte) { w.tx.Cursors = append([]byte(nil), doc...) }
 
 func (w *writer) DestID() string { return w.tx.DestID() }
 

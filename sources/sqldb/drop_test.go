@@ -78,3 +78,46 @@ func TestConnectionDroppedMidStream(t *testing.T) {
 	}
 	t.Logf("after %d of %d points: %v", read, n, streamErr)
 }
+
+// TestMappedConnectionDroppedMidStream: the same through a mapping: the
+// server ends the connection while the example's metrics query streams,
+// and the reader gets an error it may retry, never a history cut short.
+func TestMappedConnectionDroppedMidStream(t *testing.T) {
+	dsn := testenv.SharedPostgres(t).CreateDatabase(t, "mapped_dropped")
+	admin, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	loadExample(t, admin)
+	const n = 100_000
+	fillMetrics(t, t.Context(), admin, n)
+	src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn+"&application_name=mapped-dropped-reader", example(t, "mapping.yaml"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	base, _, _ := cutQuery(dsn)
+	read, pages := 0, 0
+	var streamErr error
+	for page, err := range src.Metrics(t.Context(), schema.Ref{System: "mytracker", ID: base + "/run/1"}) {
+		if err != nil {
+			streamErr = err
+			break
+		}
+		read += len(page)
+		if pages++; pages == 1 {
+			var killed int
+			if err := admin.QueryRow("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'mapped-dropped-reader'").Scan(&killed); err != nil || killed == 0 {
+				t.Fatalf("terminating the reader's connection: %v (%d terminated)", err, killed)
+			}
+		}
+	}
+	if streamErr == nil || read >= n {
+		t.Fatalf("the stream ended with %v after %d of %d points", streamErr, read, n)
+	}
+	if k := fault.KindOf(streamErr); k != fault.KindRetryable {
+		t.Errorf("error %v is %v, want retryable", streamErr, k)
+	}
+	t.Logf("after %d of %d points: %v", read, n, streamErr)
+}

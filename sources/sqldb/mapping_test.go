@@ -4,6 +4,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
@@ -53,7 +57,11 @@ func loadExample(t testing.TB, db *sql.DB) {
 
 // exampleWant is what the example's sample rows hold, read through its
 // mapping from the database named instance.
-func exampleWant(instance string) *dataset.Dataset {
+func exampleWant(t testing.TB, instance string) *dataset.Dataset {
+	config, err := os.ReadFile(example(t, filepath.Join("files", "1", "config.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
 	exp := schema.Ref{System: "mytracker", ID: instance + "/exp/"}
 	run := func(id string) schema.Ref { return schema.Ref{System: "mytracker", ID: instance + "/run/" + id} }
 	at := func(s string) time.Time { t, _ := time.Parse(time.DateTime, s); return t }
@@ -68,7 +76,11 @@ func exampleWant(instance string) *dataset.Dataset {
 				Params: []schema.Param{{Key: "batch_size", Value: "32"}, {Key: "lr", Value: "0.01"}},
 				Config: json.RawMessage(`{"lr": 0.01, "model": {"depth": 18}}`)},
 				Metrics: []schema.Metric{m("loss", 0, 2.5, 1709294400000), m("loss", 1, 1.25, 1709294401000), m("loss", 2, 0.625, 1709294402000),
-					m("val/acc", 0, 0.5, 1709294400500), m("val/acc", 2, 0.75, 1709294402500)}},
+					m("val/acc", 0, 0.5, 1709294400500), m("val/acc", 2, 0.75, 1709294402500)},
+				Logs: []schema.LogLine{{Time: 1709294400000, Stream: schema.Stdout, Line: "epoch 0: loss 2.5"},
+					{Time: 1709294401000, Stream: schema.Stderr, Line: "warning: lr schedule ends early"},
+					{Time: 1709294402000, Stream: schema.Stdout, Line: "done"}},
+				Files: []dataset.File{{Path: "model/config.json", Content: config}}},
 			{Run: schema.Run{Origin: run("2"), Experiment: exp, Name: "bigger lr", Status: schema.StatusFailed,
 				Start: at("2024-03-02 09:00:00"), End: at("2024-03-02 09:05:00"),
 				Params: []schema.Param{{Key: "lr", Value: "0.1"}}},
@@ -109,7 +121,7 @@ func mappedConformance(t *testing.T, loc, instance string, other func(t *testing
 	}
 	opt := sourcetest.Opt{
 		Open:      func(t *testing.T) sources.Source { return open(t, withMapping(loc, example(t, "mapping.yaml"))) },
-		Want:      exampleWant(instance),
+		Want:      exampleWant(t, instance),
 		OpenOther: other,
 	}
 	if other == nil {
@@ -191,6 +203,9 @@ func TestMappingCheckPostgres(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tt.mapping), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(path), "files")); err != nil {
+			t.Fatal(err)
+		}
 		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, path)))
 		if err != nil {
 			t.Fatal(err)
@@ -200,5 +215,400 @@ func TestMappingCheckPostgres(t *testing.T) {
 		if got := strings.Join(problems, "\n"); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
 			t.Errorf("problems:\n%s\nwant: %q", got, tt.want)
 		}
+	}
+}
+
+// TestMappedLogsAndArtifactsBadInput: a log line whose stream is neither
+// stdout nor stderr fails the run's logs naming the entry and column; an
+// artifact whose file is not there comes with a Problem naming its
+// location; a path leaving the run is an error naming the entry.
+func TestMappedLogsAndArtifactsBadInput(t *testing.T) {
+	path := exampleSQLite(t)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO logs VALUES (2, 1, 'weird', 'hello', 1709370000000)",
+		"INSERT INTO artifacts VALUES (2, 'gone.bin', 'files/2/gone.bin')",
+		"INSERT INTO artifacts VALUES (3, '../escape.txt', 'files/1/config.json')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+example(t, "mapping.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ms := src.(*sqldb.MappedSource)
+	run := func(id string) schema.Ref { return schema.Ref{System: "mytracker", ID: path + "/run/" + id} }
+	for _, err := range ms.Logs(t.Context(), run("2")) {
+		if err == nil || !strings.Contains(err.Error(), `logs: column "stream" (columns.stream): run 2: stream "weird" is not stdout or stderr`) {
+			t.Errorf("logs of run 2: %v", err)
+		}
+	}
+	var files []schema.Artifact
+	for a, err := range ms.Artifacts(t.Context(), run("2")) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, a)
+	}
+	if len(files) != 1 || files[0].Open != nil || !strings.Contains(files[0].Problem, "missing: files/2/gone.bin") {
+		t.Errorf("artifacts of run 2: %+v", files)
+	}
+	for _, err := range ms.Artifacts(t.Context(), run("3")) {
+		if err == nil || !strings.Contains(err.Error(), `artifacts: column "path" (columns.path): run 3: "../escape.txt" is not a relative path inside the run`) {
+			t.Errorf("artifacts of run 3: %v", err)
+		}
+	}
+}
+
+// generatedWant is exampleWant as the generated mapping reads it: system
+// sql, and every run in one experiment named after the database.
+func generatedWant(t testing.TB, instance, expName string) *dataset.Dataset {
+	d := exampleWant(t, instance)
+	d.Experiments[0].Origin.System, d.Experiments[0].Name = "sql", expName
+	for _, rd := range d.Runs {
+		rd.Run.Origin.System, rd.Run.Experiment.System = "sql", "sql"
+	}
+	return d
+}
+
+// TestGeneratedMappingSQLite: `mapping generate` on the example database
+// writes exactly docs/examples/sql-mapping/generated.yaml (the second
+// documented example), which checks clean and reads the sample rows
+// exactly, passing the source conformance suite.
+func TestGeneratedMappingSQLite(t *testing.T) {
+	path := exampleSQLite(t)
+	got, notes, err := sqldb.GenerateMapping(t.Context(), parse(t, "sqlite:"+path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(example(t, "generated.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Fatalf("generated mapping differs from docs/examples/sql-mapping/generated.yaml:\n%s", got)
+	}
+	if len(notes) != 0 {
+		t.Errorf("notes on the example: %q", notes)
+	}
+	loc := "sqlite:" + path + "?mapping=" + example(t, "generated.yaml")
+	open := func(t *testing.T) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, loc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	src := open(t)
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check: %q", problems)
+	}
+	src.Close()
+	sourcetest.Run(t, sourcetest.Opt{Open: open, Want: generatedWant(t, path, "tracking"),
+		Skip: map[string]string{"OriginsNameTheInstance": "covered by TestExampleMappingSQLite"}})
+}
+
+// TestGeneratedMappingPostgres: on PostgreSQL, whose catalogue is
+// information_schema, the generated mapping checks clean and reads the
+// sample rows exactly; a database without a runs table is refused,
+// naming the tables it has.
+func TestGeneratedMappingPostgres(t *testing.T) {
+	pg := testenv.SharedPostgres(t)
+	dsn := pg.CreateDatabase(t, "mapping_generate")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	m, _, err := sqldb.GenerateMapping(t.Context(), parse(t, dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "generated.yaml")
+	if err := os.WriteFile(file, []byte(m), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(file), "files")); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	src := open(t)
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check: %q\n%s", problems, m)
+	}
+	src.Close()
+	base, _, _ := strings.Cut(dsn, "?")
+	instance := strings.TrimPrefix(base, "postgres://postgres@")
+	sourcetest.Run(t, sourcetest.Opt{Open: open, Want: generatedWant(t, instance, filepath.Base(instance)),
+		Skip: map[string]string{"OriginsNameTheInstance": "covered by TestExampleMappingSQLite"}})
+
+	empty := pg.CreateDatabase(t, "mapping_generate_none")
+	db, err = sql.Open("pgx", empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("CREATE TABLE jobs (id INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, _, err := sqldb.GenerateMapping(t.Context(), parse(t, empty)); err == nil || !strings.Contains(err.Error(), "no runs table found among jobs") {
+		t.Errorf("a database without runs: %v", err)
+	}
+}
+
+// TestMappedMetricsBadInput: the metrics of a run read through a mapping
+// whose query yields a NULL value, text where the value must be a number,
+// steps going back, or lacks a mapped column, fail with an error naming
+// the entry, the column and the run; the source's error is permanent for
+// that run only.
+func TestMappedMetricsBadInput(t *testing.T) {
+	path := exampleSQLite(t)
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const q = "SELECT metric, step, value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step"
+	for _, tt := range []struct{ query, want string }{
+		{"SELECT metric, step, NULL AS value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: column "value" (columns.value): NULL where a value is required (run 1, key "loss")`},
+		{"SELECT metric, step, metric AS value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: run 1: sql: Scan error on column index 2, name "value"`},
+		{"SELECT metric, step, value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step DESC",
+			`metrics: run 1, key "loss": step 1 after step 2: the query must ORDER BY the key and step columns`},
+		{"SELECT metric, step, value FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: columns.time: the query has no column "logged_at" (it returns metric, step, value)`},
+		{"SELECT metric, step, value, 'noon' AS logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
+			`metrics: column "logged_at" (columns.time): "noon" is not a time`},
+	} {
+		file := filepath.Join(t.TempDir(), "mapping.yaml")
+		if err := os.WriteFile(file, []byte(strings.Replace(string(good), q, tt.query, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got error
+		for _, err := range src.Metrics(t.Context(), schema.Ref{System: "mytracker", ID: path + "/run/1"}) {
+			if err != nil {
+				got = err
+			}
+		}
+		src.Close()
+		if got == nil || !strings.Contains(got.Error(), tt.want) {
+			t.Errorf("%s:\nerr %v\nwant %q", tt.query, got, tt.want)
+		}
+		if got != nil && fault.KindOf(got) != fault.KindPermanent {
+			t.Errorf("%s: error of kind %v, want permanent (this run only)", tt.query, fault.KindOf(got))
+		}
+	}
+}
+
+// TestGeneratedMappingMariaDB: on MariaDB (information_schema's
+// column_type, values as text), the generated mapping checks clean and
+// reads the sample rows exactly.
+func TestGeneratedMappingMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	loc := m.CreateDatabase(t, "mapping_generate")
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	text, _, err := sqldb.GenerateMapping(t.Context(), parse(t, loc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "generated.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(file), "files")); err != nil {
+		t.Fatal(err)
+	}
+	open := func(t *testing.T) sources.Source {
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(loc, file)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	src := open(t)
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check: %q\n%s", problems, text)
+	}
+	src.Close()
+	sourcetest.Run(t, sourcetest.Opt{Open: open, Want: generatedWant(t, u.Host+u.Path, strings.TrimPrefix(u.Path, "/")),
+		Skip: map[string]string{"OriginsNameTheInstance": "covered by TestExampleMappingSQLite"}})
+}
+
+// TestMappedFingerprint: with a cursor column, a run's fingerprint is
+// taken from the listing alone and moves when its cursor does, or when
+// the mapping is edited (a run read through another mapping may read
+// otherwise); header and full run get the same one.
+func TestMappedFingerprint(t *testing.T) {
+	path := exampleSQLite(t)
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := func(mapping string) (header, full string) {
+		t.Helper()
+		file := filepath.Join(t.TempDir(), "mapping.yaml")
+		if err := os.WriteFile(file, []byte(mapping), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		ms := src.(*sqldb.MappedSource)
+		exp := schema.Ref{System: "mytracker", ID: path + "/exp/"}
+		for r, err := range ms.RunHeaders(t.Context(), exp) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasSuffix(r.Origin.ID, "/run/3") {
+				continue
+			}
+			if len(r.Params) != 0 || r.Name != "still training" {
+				t.Errorf("header of run 3: %+v", r)
+			}
+			header, _ = ms.Fingerprint(t.Context(), r)
+			whole, err := ms.Run(t.Context(), r.Origin)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, _ = ms.Fingerprint(t.Context(), whole)
+		}
+		return header, full
+	}
+	h1, f1 := fp(string(good))
+	h2, _ := fp(string(good))
+	if h1 == "" || h1 != f1 || h1 != h2 {
+		t.Fatalf("fingerprints of the unchanged RUNNING run: header %q, full %q, again %q", h1, f1, h2)
+	}
+	if h3, _ := fp(string(good) + "# edited\n"); h3 == h1 {
+		t.Errorf("editing the mapping left the fingerprint %q", h3)
+	}
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("UPDATE runs SET updated_at = '2024-03-03 09:00:00' WHERE id = 3"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if h4, _ := fp(string(good)); h4 == h1 {
+		t.Errorf("moving the cursor left the fingerprint %q", h4)
+	}
+}
+
+// TestMappedArtifactsOverHTTP: artifacts whose location is an http URL
+// are fetched when opened (here from a file server on 127.0.0.1); one the
+// server does not have fails to open, naming the file and the status, and
+// the URL shown leaves out its query (a signature).
+func TestMappedArtifactsOverHTTP(t *testing.T) {
+	srv := httptest.NewServer(http.FileServer(http.Dir(example(t, "files"))))
+	defer srv.Close()
+	path := exampleSQLite(t)
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		"INSERT INTO artifacts VALUES (2, 'remote/config.json', '" + srv.URL + "/1/config.json')",
+		"INSERT INTO artifacts VALUES (2, 'remote/gone.bin', '" + srv.URL + "/2/gone.bin?sig=SECRET')",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+example(t, "mapping.yaml")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	want, err := os.ReadFile(example(t, filepath.Join("files", "1", "config.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for a, err := range src.(sources.ArtifactLister).Artifacts(t.Context(), schema.Ref{System: "mytracker", ID: path + "/run/2"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		rc, err := a.Open(t.Context())
+		switch a.Path {
+		case "remote/config.json":
+			if err != nil {
+				t.Fatalf("%s: %v", a.Path, err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if string(got) != string(want) {
+				t.Errorf("%s: got %q", a.Path, got)
+			}
+		case "remote/gone.bin":
+			if err == nil || !strings.Contains(err.Error(), "file remote/gone.bin: GET "+srv.URL+"/2/gone.bin: 404") || strings.Contains(err.Error(), "SECRET") {
+				t.Errorf("%s: %v", a.Path, err)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d artifacts, want 2", n)
+	}
+}
+
+// TestMappedRunTwice: a runs query that yields a run twice (a join that
+// multiplies rows) is refused, naming the entry, the column and the run.
+func TestMappedRunTwice(t *testing.T) {
+	path := exampleSQLite(t)
+	good, err := os.ReadFile(example(t, "mapping.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := strings.Replace(string(good), "updated_at FROM runs", "updated_at FROM runs JOIN params ON params.run_id = runs.id", 1)
+	bad = strings.Replace(bad, "SELECT id, name,", "SELECT runs.id, runs.name,", 1)
+	file := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(file, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var got error
+	for _, err := range src.Runs(t.Context(), schema.Ref{System: "mytracker", ID: path + "/exp/"}) {
+		if err != nil {
+			got = err
+		}
+	}
+	if got == nil || !strings.Contains(got.Error(), `runs: column "id" (columns.id): run 1 comes twice`) {
+		t.Errorf("runs yielded twice: %v\n%s", got, bad)
 	}
 }

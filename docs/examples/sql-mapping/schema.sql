@@ -1,6 +1,8 @@
 -- A typical hand-rolled tracking schema: training scripts insert a row into
--- runs when they start, their hyperparameters into params, and a row into
--- metrics per logged value. It runs unchanged on PostgreSQL, MySQL/MariaDB
+-- runs when they start, their hyperparameters into params, a row into
+-- metrics per logged value, their console output into logs and the paths
+-- of the files they saved into artifacts; every write to a run's rows also
+-- sets its updated_at. It runs unchanged on PostgreSQL, MySQL/MariaDB
 -- and SQLite. runferry reads it through mapping.yaml (docs/SQL-MAPPING.md);
 -- the rows below are the sample the example's test reads.
 CREATE TABLE runs (
@@ -9,7 +11,8 @@ CREATE TABLE runs (
     state       VARCHAR(20) NOT NULL,  -- done, running, crashed, stopped
     started_at  TIMESTAMP NOT NULL,    -- UTC
     finished_at TIMESTAMP NULL,
-    config      TEXT                   -- the training config as JSON
+    config      TEXT,                  -- the training config as JSON
+    updated_at  TIMESTAMP NOT NULL     -- UTC; moved by every write to the run
 );
 CREATE TABLE params (
     run_id INTEGER NOT NULL REFERENCES runs(id),
@@ -24,10 +27,22 @@ CREATE TABLE metrics (
     logged_at BIGINT NOT NULL          -- Unix milliseconds
 );
 CREATE INDEX metrics_run ON metrics (run_id, metric, step);
+CREATE TABLE logs (
+    run_id    INTEGER NOT NULL REFERENCES runs(id),
+    seq       INTEGER NOT NULL,
+    stream    VARCHAR(6) NOT NULL,     -- out or err
+    line      TEXT NOT NULL,
+    logged_at BIGINT NOT NULL          -- Unix milliseconds
+);
+CREATE TABLE artifacts (
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    path   VARCHAR(500) NOT NULL,      -- the file's name in the run
+    uri    VARCHAR(1000) NOT NULL      -- where it is: a path (relative to the mapping file) or a URL
+);
 
-INSERT INTO runs VALUES (1, 'baseline', 'done', '2024-03-01 12:00:00', '2024-03-01 13:30:00', '{"lr": 0.01, "model": {"depth": 18}}');
-INSERT INTO runs VALUES (2, 'bigger lr', 'crashed', '2024-03-02 09:00:00', '2024-03-02 09:05:00', NULL);
-INSERT INTO runs VALUES (3, 'still training', 'running', '2024-03-03 08:00:00', NULL, NULL);
+INSERT INTO runs VALUES (1, 'baseline', 'done', '2024-03-01 12:00:00', '2024-03-01 13:30:00', '{"lr": 0.01, "model": {"depth": 18}}', '2024-03-01 13:30:00');
+INSERT INTO runs VALUES (2, 'bigger lr', 'crashed', '2024-03-02 09:00:00', '2024-03-02 09:05:00', NULL, '2024-03-02 09:05:00');
+INSERT INTO runs VALUES (3, 'still training', 'running', '2024-03-03 08:00:00', NULL, NULL, '2024-03-03 08:00:00');
 INSERT INTO params VALUES (1, 'lr', '0.01');
 INSERT INTO params VALUES (1, 'batch_size', '32');
 INSERT INTO params VALUES (2, 'lr', '0.1');
@@ -38,3 +53,7 @@ INSERT INTO metrics VALUES (1, 'val/acc', 0, 0.5, 1709294400500);
 INSERT INTO metrics VALUES (1, 'val/acc', 2, 0.75, 1709294402500);
 INSERT INTO metrics VALUES (2, 'loss', 0, 3.5, 1709370000000);
 INSERT INTO metrics VALUES (2, 'loss', 1, 9.0, 1709370001000);
+INSERT INTO logs VALUES (1, 1, 'out', 'epoch 0: loss 2.5', 1709294400000);
+INSERT INTO logs VALUES (1, 2, 'err', 'warning: lr schedule ends early', 1709294401000);
+INSERT INTO logs VALUES (1, 3, 'out', 'done', 1709294402000);
+INSERT INTO artifacts VALUES (1, 'model/config.json', 'files/1/config.json');
