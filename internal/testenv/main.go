@@ -77,14 +77,5 @@ func SharedPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if shared.postgres == nil && shared.pgErr == nil {
-		shared.postgres, shared.pgErr = startPostgres()
-	}
-	if shared.pgErr != nil {
-		if isMissingBinaries(shared.pgErr) {
-			Unavailable(t, "PostgreSQL", shared.pgErr.Error())
-		}
-		t.Fatalf("testenv: shared PostgreSQL: %v", shared.pgErr)
-	}
-	return shared.postgres
+	return sharedServer(t, "PostgreSQL", &shared.postgres, &shared.pgErr, startPostgres)
 }
