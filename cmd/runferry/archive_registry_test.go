@@ -63,11 +63,13 @@ func runPy(t *testing.T, args ...string) []byte {
 	return out
 }
 
-func registryOf(t *testing.T, url string) regDump {
+// registryOf reads the registered models of the server at url whose names
+// start with prefix.
+func registryOf(t *testing.T, url, prefix string) regDump {
 	t.Helper()
 	var d regDump
 	script := filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "dump_registry.py")
-	if err := json.Unmarshal(runPy(t, script, url), &d); err != nil {
+	if err := json.Unmarshal(runPy(t, script, url, prefix), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -277,13 +279,16 @@ func copyOK(t *testing.T, src, dst, reportFile string) transfer.Report {
 // tables pyarrow and DuckDB read as the source's registry, and restored
 // from the archive into a second MLflow server, where MLflow's client
 // reads it with every version pointing at that server's copy of its run.
+// The source is a server of the test's own (the copies read its whole
+// registry); the second server is the shared other side, where the test's
+// experiments and models have names of their own.
 // check passes for both legs and end to end; re-running both copies
 // changes nothing (no snapshot, no version created twice); and check finds
 // a version the archive lost or holds changed, and a damaged table file.
 func TestRegistryThroughArchive(t *testing.T) {
-	a, b := testenv.StartMLflow(t), testenv.StartMLflow(t)
-	runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more")
-	srcDump := registryOf(t, a.URL)
+	a, b, p := testenv.StartMLflow(t), testenv.SharedMLflowOther(t), uniquePrefix(t)
+	runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p)
+	srcDump := registryOf(t, a.URL, p)
 	if len(srcDump.Models) != 3 {
 		t.Fatalf("make_registry.py made %+v", srcDump)
 	}
@@ -293,7 +298,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	}
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
-	locA, locB, locArch := "mlflow+"+a.URL, "mlflow+"+b.URL, "parquet:"+arch
+	locA, locB, locArch := "mlflow+"+a.URL, "mlflow+"+b.URL+"?experiment-prefix="+p, "parquet:"+arch
 	report := filepath.Join(dir, "report.json")
 
 	rep := copyOK(t, locA, locArch, report)
@@ -310,7 +315,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	if g := rep.Registry; g == nil || g.Models != 3 || g.Versions != 5 || g.Failed != 0 {
 		t.Fatalf("restore: registry %+v, want 3 models and 5 versions", g)
 	}
-	restored := registryOf(t, b.URL)
+	restored := registryOf(t, b.URL, p)
 	want, got := expectedRestore(t, inst, srcDump, restored)
 	same(t, "the restored registry (MLflow's client)", want, got)
 	for _, pair := range [][2]string{{locArch, locB}, {locA, locB}} {
@@ -338,7 +343,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	}
 	same(t, "the archive's registry tables after a re-run", wantTables, readRegistryTables(t, arch))
 	copyOK(t, locArch, locB, report)
-	again := registryOf(t, b.URL)
+	again := registryOf(t, b.URL, p)
 	same(t, "the restored registry after a re-run", restored, again)
 
 	// check sees a version the archive lost and a stage it holds changed.
@@ -351,7 +356,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Name == "churn-model" {
+		if m.Name == p+"churn-model" {
 			churn = m
 		}
 	}
@@ -372,7 +377,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := runCLI(t, "check", locA, locArch)
-	for _, w := range []string{"registered model churn-model: missing version 1", "registered model churn-model: version 2 stage: source Staging, destination Production"} {
+	for _, w := range []string{"registered model " + p + "churn-model: missing version 1", "registered model " + p + "churn-model: version 2 stage: source Staging, destination Production"} {
 		if code != 4 || !strings.Contains(out, w) {
 			t.Fatalf("check after changing the archive: exit %d, want 4 and %q\n%s%s", code, w, out, errOut)
 		}
@@ -389,7 +394,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	var damaged string
 	for _, m := range st.Manifest.Models {
 		for _, f := range m.Files {
-			if f.Table == archive.TableModelVersions && m.Name == "fraud-detector" {
+			if f.Table == archive.TableModelVersions && m.Name == p+"fraud-detector" {
 				damaged = filepath.Join(arch, filepath.FromSlash(f.Path))
 			}
 		}

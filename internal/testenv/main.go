@@ -12,6 +12,8 @@ var shared struct {
 	mu       sync.Mutex
 	mlflow   *MLflowServer
 	mlflowE  error
+	other    *MLflowServer // SharedMLflowOther
+	otherE   error
 	postgres *Postgres
 	pgErr    error
 	mariadb  *MariaDB
@@ -28,13 +30,16 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// StopShared stops the services started by SharedMLflow, SharedPostgres and SharedMariaDB.
+// StopShared stops the services started by SharedMLflow, SharedMLflowOther, SharedPostgres
+// and SharedMariaDB.
 func StopShared() {
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if shared.mlflow != nil {
-		shared.mlflow.Stop()
-		shared.mlflow = nil
+	for _, s := range []**MLflowServer{&shared.mlflow, &shared.other} {
+		if *s != nil {
+			(*s).Stop()
+			*s = nil
+		}
 	}
 	if shared.postgres != nil {
 		shared.postgres.Stop()
@@ -44,7 +49,7 @@ func StopShared() {
 		shared.mariadb.Stop()
 		shared.mariadb = nil
 	}
-	shared.mlflowE, shared.pgErr, shared.mariaErr = nil, nil, nil
+	shared.mlflowE, shared.otherE, shared.pgErr, shared.mariaErr = nil, nil, nil, nil
 }
 
 // SharedMLflow returns one SQLite-backed MLflow server shared by every test of the binary,
@@ -52,23 +57,37 @@ func StopShared() {
 // fails every caller with the same error, without retrying.
 func SharedMLflow(t testing.TB) *MLflowServer {
 	t.Helper()
+	return sharedMLflow(t, "MLflow server", &shared.mlflow, &shared.mlflowE)
+}
+
+// SharedMLflowOther returns a second shared MLflow server, apart from SharedMLflow's: "the
+// other side" for tests that copy from one MLflow server to another. As on SharedMLflow,
+// tests write into it under experiment names of their own (a prefix naming the test) and
+// registered model names of their own, and a test that reads all the server holds (every
+// trace, the whole registry) keeps only its own.
+func SharedMLflowOther(t testing.TB) *MLflowServer {
+	t.Helper()
+	return sharedMLflow(t, "MLflow server (the other side)", &shared.other, &shared.otherE)
+}
+
+func sharedMLflow(t testing.TB, what string, srv **MLflowServer, errp *error) *MLflowServer {
+	t.Helper()
 	bin := VenvBin(t, "mlflow")
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if shared.mlflow == nil && shared.mlflowE == nil {
+	return sharedServer(t, what, srv, errp, func() (*MLflowServer, error) {
 		dir, err := os.MkdirTemp("", "runferry-mlflow-")
-		if err == nil {
-			shared.mlflow, err = startMLflow(bin, mlflowConfig{dir: dir, startTimeout: defaultStartTimeout})
-			if err == nil {
-				shared.mlflow.ownedDir = dir
-			}
+		if err != nil {
+			return nil, err
 		}
-		shared.mlflowE = err
-	}
-	if shared.mlflowE != nil {
-		t.Fatalf("testenv: shared MLflow server: %v", shared.mlflowE)
-	}
-	return shared.mlflow
+		s, err := startMLflow(bin, mlflowConfig{dir: dir, startTimeout: defaultStartTimeout})
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+		s.ownedDir = dir
+		return s, nil
+	})
 }
 
 // SharedPostgres returns one PostgreSQL cluster shared by every test of the binary, started
@@ -77,14 +96,5 @@ func SharedPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	shared.mu.Lock()
 	defer shared.mu.Unlock()
-	if shared.postgres == nil && shared.pgErr == nil {
-		shared.postgres, shared.pgErr = startPostgres()
-	}
-	if shared.pgErr != nil {
-		if isMissingBinaries(shared.pgErr) {
-			Unavailable(t, "PostgreSQL", shared.pgErr.Error())
-		}
-		t.Fatalf("testenv: shared PostgreSQL: %v", shared.pgErr)
-	}
-	return shared.postgres
+	return sharedServer(t, "PostgreSQL", &shared.postgres, &shared.pgErr, startPostgres)
 }

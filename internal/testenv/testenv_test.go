@@ -141,6 +141,17 @@ func TestSharedMLflow(t *testing.T) {
 	roundTripExperiment(t, a, "shared-"+t.Name())
 }
 
+func TestSharedMLflowOther(t *testing.T) {
+	a, b := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t)
+	if a == b || a.URL == b.URL {
+		t.Fatalf("SharedMLflowOther returned SharedMLflow's server %s", a.URL)
+	}
+	if again := testenv.SharedMLflowOther(t); again != b {
+		t.Fatalf("SharedMLflowOther returned two servers: %s and %s", b.URL, again.URL)
+	}
+	roundTripExperiment(t, b, "other-"+t.Name())
+}
+
 func TestStartMLflowPostgresBackend(t *testing.T) {
 	pg := testenv.SharedPostgres(t)
 	srv := testenv.StartMLflow(t, testenv.WithPostgres(pg))

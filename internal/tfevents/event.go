@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/runferry/runferry/internal/pbwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -69,64 +70,64 @@ var otherFields = map[protowire.Number]string{4: "graph_def", 6: "log_message", 
 func DecodeEvent(b []byte, e *Event) error {
 	values := e.Values[:0]
 	*e = Event{Other: e.Other[:0]}
-	err := walk(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			if err := want(f, protowire.Fixed64Type, "wall_time"); err != nil {
+			if err := f.Want(protowire.Fixed64Type, "wall_time"); err != nil {
 				return err
 			}
-			e.WallTime = math.Float64frombits(f.fixed)
+			e.WallTime = math.Float64frombits(f.Fixed)
 		case 2:
-			if err := want(f, protowire.VarintType, "step"); err != nil {
+			if err := f.Want(protowire.VarintType, "step"); err != nil {
 				return err
 			}
-			e.Step = int64(f.varint)
+			e.Step = int64(f.Varint)
 		case 3:
-			if err := want(f, protowire.BytesType, "file_version"); err != nil {
+			if err := f.Want(protowire.BytesType, "file_version"); err != nil {
 				return err
 			}
-			e.FileVersion = string(f.payload)
+			e.FileVersion = string(f.Payload)
 		case 5:
-			if err := want(f, protowire.BytesType, "summary"); err != nil {
+			if err := f.Want(protowire.BytesType, "summary"); err != nil {
 				return err
 			}
-			return walk(f.payload, func(f field) error {
-				if f.num != 1 {
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num != 1 {
 					return nil
 				}
-				if err := want(f, protowire.BytesType, "summary.value"); err != nil {
+				if err := f.Want(protowire.BytesType, "summary.value"); err != nil {
 					return err
 				}
 				var v Value
-				if err := decodeValue(f.payload, &v); err != nil {
+				if err := decodeValue(f.Payload, &v); err != nil {
 					return fmt.Errorf("summary value %d: %w", len(values), err)
 				}
 				values = append(values, v)
 				return nil
 			})
 		case 7:
-			if err := want(f, protowire.BytesType, "session_log"); err != nil {
+			if err := f.Want(protowire.BytesType, "session_log"); err != nil {
 				return err
 			}
 			e.HasSession = true
-			return walk(f.payload, func(f field) error {
-				if f.num == 1 && f.typ == protowire.VarintType {
-					e.SessionStatus = int(f.varint)
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num == 1 && f.Type == protowire.VarintType {
+					e.SessionStatus = int(f.Varint)
 				}
 				return nil
 			})
 		case 10:
-			if err := want(f, protowire.BytesType, "source_metadata"); err != nil {
+			if err := f.Want(protowire.BytesType, "source_metadata"); err != nil {
 				return err
 			}
-			return walk(f.payload, func(f field) error {
-				if f.num == 1 && f.typ == protowire.BytesType {
-					e.Writer = string(f.payload)
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num == 1 && f.Type == protowire.BytesType {
+					e.Writer = string(f.Payload)
 				}
 				return nil
 			})
 		default:
-			if name, ok := otherFields[f.num]; ok {
+			if name, ok := otherFields[f.Num]; ok {
 				e.Other = append(e.Other, name)
 			}
 		}
@@ -140,51 +141,51 @@ func DecodeEvent(b []byte, e *Event) error {
 var rawKinds = [...]Kind{3: KindOldHisto, 4: KindImage, 5: KindHistogram, 6: KindAudio, 8: KindTensor}
 
 func decodeValue(b []byte, v *Value) error {
-	return walk(b, func(f field) error {
-		switch f.num {
+	return pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			if err := want(f, protowire.BytesType, "tag"); err != nil {
+			if err := f.Want(protowire.BytesType, "tag"); err != nil {
 				return err
 			}
-			v.Tag = f.payload
+			v.Tag = f.Payload
 		case 7:
 			// node_name: the tag of summaries written before TF 1.0 left tag empty.
-			if f.typ == protowire.BytesType && len(v.Tag) == 0 {
-				v.Tag = f.payload
+			if f.Type == protowire.BytesType && len(v.Tag) == 0 {
+				v.Tag = f.Payload
 			}
 		case 9:
-			if err := want(f, protowire.BytesType, "metadata"); err != nil {
+			if err := f.Want(protowire.BytesType, "metadata"); err != nil {
 				return err
 			}
-			return walk(f.payload, func(f field) error {
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
 				switch {
-				case f.num == 1 && f.typ == protowire.BytesType:
-					return walk(f.payload, func(f field) error {
-						if f.typ == protowire.BytesType {
-							switch f.num {
+				case f.Num == 1 && f.Type == protowire.BytesType:
+					return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+						if f.Type == protowire.BytesType {
+							switch f.Num {
 							case 1:
-								v.Plugin = f.payload
+								v.Plugin = f.Payload
 							case 2:
-								v.PluginContent = f.payload
+								v.PluginContent = f.Payload
 							}
 						}
 						return nil
 					})
-				case f.num == 2 && f.typ == protowire.BytesType:
-					v.DisplayName = f.payload
+				case f.Num == 2 && f.Type == protowire.BytesType:
+					v.DisplayName = f.Payload
 				}
 				return nil
 			})
 		case 2:
-			if err := want(f, protowire.Fixed32Type, "simple_value"); err != nil {
+			if err := f.Want(protowire.Fixed32Type, "simple_value"); err != nil {
 				return err
 			}
-			v.Kind, v.Simple = KindSimple, math.Float32frombits(uint32(f.fixed))
+			v.Kind, v.Simple = KindSimple, math.Float32frombits(uint32(f.Fixed))
 		case 3, 4, 5, 6, 8:
-			if err := want(f, protowire.BytesType, "value"); err != nil {
+			if err := f.Want(protowire.BytesType, "value"); err != nil {
 				return err
 			}
-			v.Kind, v.Raw = rawKinds[f.num], f.payload
+			v.Kind, v.Raw = rawKinds[f.Num], f.Payload
 		}
 		return nil
 	})

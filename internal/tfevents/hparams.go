@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/runferry/runferry/internal/pbwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -70,28 +71,28 @@ type HPExperiment struct {
 // DecodeHParams decodes the hparams plugin's metadata content.
 func DecodeHParams(b []byte) (HParams, error) {
 	var h HParams
-	err := walk(b, func(f field) error {
-		if f.typ != protowire.BytesType {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		if f.Type != protowire.BytesType {
 			return nil
 		}
-		switch f.num {
+		switch f.Num {
 		case 2:
-			e, err := decodeHPExperiment(f.payload)
+			e, err := decodeHPExperiment(f.Payload)
 			h.Experiment = &e
 			return err
 		case 3:
-			s, err := decodeSessionStart(f.payload)
+			s, err := decodeSessionStart(f.Payload)
 			h.Start = &s
 			return err
 		case 4:
 			var s SessionEnd
 			h.End = &s
-			return walk(f.payload, func(f field) error {
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
 				switch {
-				case f.num == 1 && f.typ == protowire.VarintType:
-					s.Status = int(f.varint)
-				case f.num == 2 && f.typ == protowire.Fixed64Type:
-					s.EndTimeSecs = math.Float64frombits(f.fixed)
+				case f.Num == 1 && f.Type == protowire.VarintType:
+					s.Status = int(f.Varint)
+				case f.Num == 2 && f.Type == protowire.Fixed64Type:
+					s.EndTimeSecs = math.Float64frombits(f.Fixed)
 				}
 				return nil
 			})
@@ -103,20 +104,20 @@ func DecodeHParams(b []byte) (HParams, error) {
 
 func decodeSessionStart(b []byte) (SessionStart, error) {
 	s := SessionStart{HParams: map[string]string{}}
-	err := walk(b, func(f field) error {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
 		switch {
-		case f.num == 1 && f.typ == protowire.BytesType:
+		case f.Num == 1 && f.Type == protowire.BytesType:
 			var key string
 			val := "null"
-			if err := walk(f.payload, func(f field) error {
-				if f.typ != protowire.BytesType {
+			if err := pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Type != protowire.BytesType {
 					return nil
 				}
-				switch f.num {
+				switch f.Num {
 				case 1:
-					key = string(f.payload)
+					key = string(f.Payload)
 				case 2:
-					v, err := structValue(f.payload)
+					v, err := structValue(f.Payload)
 					if err != nil {
 						return err
 					}
@@ -127,14 +128,14 @@ func decodeSessionStart(b []byte) (SessionStart, error) {
 				return fmt.Errorf("hparams entry: %w", err)
 			}
 			s.HParams[key] = val
-		case f.num == 2 && f.typ == protowire.BytesType:
-			s.ModelURI = string(f.payload)
-		case f.num == 3 && f.typ == protowire.BytesType:
-			s.MonitorURL = string(f.payload)
-		case f.num == 4 && f.typ == protowire.BytesType:
-			s.GroupName = string(f.payload)
-		case f.num == 5 && f.typ == protowire.Fixed64Type:
-			s.StartTimeSecs = math.Float64frombits(f.fixed)
+		case f.Num == 2 && f.Type == protowire.BytesType:
+			s.ModelURI = string(f.Payload)
+		case f.Num == 3 && f.Type == protowire.BytesType:
+			s.MonitorURL = string(f.Payload)
+		case f.Num == 4 && f.Type == protowire.BytesType:
+			s.GroupName = string(f.Payload)
+		case f.Num == 5 && f.Type == protowire.Fixed64Type:
+			s.StartTimeSecs = math.Float64frombits(f.Fixed)
 		}
 		return nil
 	})
@@ -143,36 +144,36 @@ func decodeSessionStart(b []byte) (SessionStart, error) {
 
 func decodeHPExperiment(b []byte) (HPExperiment, error) {
 	var e HPExperiment
-	err := walk(b, func(f field) error {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
 		switch {
-		case f.num == 6 && f.typ == protowire.BytesType:
-			e.Name = string(f.payload)
-		case f.num == 1 && f.typ == protowire.BytesType:
-			e.Description = string(f.payload)
-		case f.num == 2 && f.typ == protowire.BytesType:
-			e.User = string(f.payload)
-		case f.num == 3 && f.typ == protowire.Fixed64Type:
-			e.TimeCreatedSecs = math.Float64frombits(f.fixed)
-		case f.num == 4 && f.typ == protowire.BytesType:
-			return walk(f.payload, func(f field) error {
-				if f.num == 1 && f.typ == protowire.BytesType {
-					e.HParamNames = append(e.HParamNames, string(f.payload))
+		case f.Num == 6 && f.Type == protowire.BytesType:
+			e.Name = string(f.Payload)
+		case f.Num == 1 && f.Type == protowire.BytesType:
+			e.Description = string(f.Payload)
+		case f.Num == 2 && f.Type == protowire.BytesType:
+			e.User = string(f.Payload)
+		case f.Num == 3 && f.Type == protowire.Fixed64Type:
+			e.TimeCreatedSecs = math.Float64frombits(f.Fixed)
+		case f.Num == 4 && f.Type == protowire.BytesType:
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num == 1 && f.Type == protowire.BytesType {
+					e.HParamNames = append(e.HParamNames, string(f.Payload))
 				}
 				return nil
 			})
-		case f.num == 5 && f.typ == protowire.BytesType:
-			return walk(f.payload, func(f field) error {
-				if f.num != 1 || f.typ != protowire.BytesType {
+		case f.Num == 5 && f.Type == protowire.BytesType:
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num != 1 || f.Type != protowire.BytesType {
 					return nil
 				}
 				var group, tag string
-				if err := walk(f.payload, func(f field) error {
-					if f.typ == protowire.BytesType {
-						switch f.num {
+				if err := pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+					if f.Type == protowire.BytesType {
+						switch f.Num {
 						case 1:
-							group = string(f.payload)
+							group = string(f.Payload)
 						case 2:
-							tag = string(f.payload)
+							tag = string(f.Payload)
 						}
 					}
 					return nil
@@ -195,37 +196,37 @@ func decodeHPExperiment(b []byte) (HPExperiment, error) {
 // Non-finite numbers become the strings "NaN", "Infinity", "-Infinity".
 func structValue(b []byte) ([]byte, error) {
 	out := []byte("null")
-	err := walk(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
 			out = []byte("null")
 		case 2:
-			if f.typ != protowire.Fixed64Type {
-				return fmt.Errorf("number_value: wire type %d", f.typ)
+			if f.Type != protowire.Fixed64Type {
+				return fmt.Errorf("number_value: wire type %d", f.Type)
 			}
-			out = jsonNumber(math.Float64frombits(f.fixed))
+			out = jsonNumber(math.Float64frombits(f.Fixed))
 		case 3:
-			s, _ := json.Marshal(string(f.payload))
+			s, _ := json.Marshal(string(f.Payload))
 			out = s
 		case 4:
-			out = []byte(strconv.FormatBool(f.varint != 0))
+			out = []byte(strconv.FormatBool(f.Varint != 0))
 		case 5: // Struct: repeated fields map entry (1 key, 2 Value)
 			m := map[string]json.RawMessage{}
-			err := walk(f.payload, func(f field) error {
-				if f.num != 1 || f.typ != protowire.BytesType {
+			err := pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num != 1 || f.Type != protowire.BytesType {
 					return nil
 				}
 				var k string
 				v := json.RawMessage("null")
-				err := walk(f.payload, func(g field) error {
-					if g.typ != protowire.BytesType {
+				err := pbwire.Walk(f.Payload, func(g pbwire.Field) error {
+					if g.Type != protowire.BytesType {
 						return nil
 					}
-					switch g.num {
+					switch g.Num {
 					case 1:
-						k = string(g.payload)
+						k = string(g.Payload)
 					case 2:
-						x, err := structValue(g.payload)
+						x, err := structValue(g.Payload)
 						if err != nil {
 							return err
 						}
@@ -242,9 +243,9 @@ func structValue(b []byte) ([]byte, error) {
 			out, _ = json.Marshal(m)
 		case 6: // ListValue: repeated Value values = 1
 			var l []json.RawMessage
-			err := walk(f.payload, func(f field) error {
-				if f.num == 1 && f.typ == protowire.BytesType {
-					x, err := structValue(f.payload)
+			err := pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num == 1 && f.Type == protowire.BytesType {
+					x, err := structValue(f.Payload)
 					if err != nil {
 						return err
 					}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/runferry/runferry/internal/pbwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -16,19 +17,19 @@ type Image struct {
 // DecodeImage decodes a serialized Summary.Image.
 func DecodeImage(b []byte) (Image, error) {
 	var im Image
-	err := walk(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			im.Height = int(int32(f.varint))
+			im.Height = int(int32(f.Varint))
 		case 2:
-			im.Width = int(int32(f.varint))
+			im.Width = int(int32(f.Varint))
 		case 3:
-			im.Colorspace = int(int32(f.varint))
+			im.Colorspace = int(int32(f.Varint))
 		case 4:
-			if err := want(f, protowire.BytesType, "encoded_image_string"); err != nil {
+			if err := f.Want(protowire.BytesType, "encoded_image_string"); err != nil {
 				return err
 			}
-			im.Encoded = f.payload
+			im.Encoded = f.Payload
 		}
 		return nil
 	})
@@ -45,13 +46,13 @@ type Histogram struct {
 // DecodeHistogram decodes a serialized HistogramProto.
 func DecodeHistogram(b []byte) (Histogram, error) {
 	var h Histogram
-	err := walk(b, func(f field) error {
-		if f.num >= 1 && f.num <= 5 {
-			if err := want(f, protowire.Fixed64Type, "histogram"); err != nil {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		if f.Num >= 1 && f.Num <= 5 {
+			if err := f.Want(protowire.Fixed64Type, "histogram"); err != nil {
 				return err
 			}
-			v := math.Float64frombits(f.fixed)
-			switch f.num {
+			v := math.Float64frombits(f.Fixed)
+			switch f.Num {
 			case 1:
 				h.Min = v
 			case 2:
@@ -66,7 +67,7 @@ func DecodeHistogram(b []byte) (Histogram, error) {
 			return nil
 		}
 		var dst *[]float64
-		switch f.num {
+		switch f.Num {
 		case 6:
 			dst = &h.BucketLimit
 		case 7:
@@ -74,7 +75,7 @@ func DecodeHistogram(b []byte) (Histogram, error) {
 		default:
 			return nil
 		}
-		return packed(f, protowire.Fixed64Type, protowire.ConsumeFixed64, func(f field) uint64 { return f.fixed },
+		return pbwire.Packed(f, protowire.Fixed64Type, protowire.ConsumeFixed64, func(f pbwire.Field) uint64 { return f.Fixed },
 			func(v uint64) { *dst = append(*dst, math.Float64frombits(v)) })
 	})
 	if err == nil && len(h.BucketLimit) != len(h.Bucket) {

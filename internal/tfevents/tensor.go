@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/runferry/runferry/internal/pbwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -132,22 +133,22 @@ func DecodeTensor(b []byte) (Tensor, error) {
 	var t Tensor
 	var content []byte
 	var hasContent bool
-	err := walk(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			t.DType = int(f.varint)
+			t.DType = int(f.Varint)
 		case 2:
-			if err := want(f, protowire.BytesType, "tensor_shape"); err != nil {
+			if err := f.Want(protowire.BytesType, "tensor_shape"); err != nil {
 				return err
 			}
-			return walk(f.payload, func(f field) error {
-				if f.num != 2 || f.typ != protowire.BytesType {
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num != 2 || f.Type != protowire.BytesType {
 					return nil
 				}
 				var size int64
-				if err := walk(f.payload, func(f field) error {
-					if f.num == 1 && f.typ == protowire.VarintType {
-						size = int64(f.varint)
+				if err := pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+					if f.Num == 1 && f.Type == protowire.VarintType {
+						size = int64(f.Varint)
 					}
 					return nil
 				}); err != nil {
@@ -157,25 +158,25 @@ func DecodeTensor(b []byte) (Tensor, error) {
 				return nil
 			})
 		case 4:
-			if err := want(f, protowire.BytesType, "tensor_content"); err != nil {
+			if err := f.Want(protowire.BytesType, "tensor_content"); err != nil {
 				return err
 			}
-			content, hasContent = f.payload, true
+			content, hasContent = f.Payload, true
 		case 5: // float_val
-			return packed(f, protowire.Fixed32Type, protowire.ConsumeFixed32, func(f field) uint32 { return uint32(f.fixed) },
+			return pbwire.Packed(f, protowire.Fixed32Type, protowire.ConsumeFixed32, func(f pbwire.Field) uint32 { return uint32(f.Fixed) },
 				func(v uint32) { t.Numbers = append(t.Numbers, float64(math.Float32frombits(v))) })
 		case 6: // double_val
-			return packed(f, protowire.Fixed64Type, protowire.ConsumeFixed64, func(f field) uint64 { return f.fixed },
+			return pbwire.Packed(f, protowire.Fixed64Type, protowire.ConsumeFixed64, func(f pbwire.Field) uint64 { return f.Fixed },
 				func(v uint64) { t.Numbers = append(t.Numbers, math.Float64frombits(v)) })
 		case 7, 10, 11, 13, 16, 17: // int_val, int64_val, bool_val, half_val, uint32_val, uint64_val
-			num, dt := f.num, t.DType
-			return packed(f, protowire.VarintType, protowire.ConsumeVarint, func(f field) uint64 { return f.varint },
+			num, dt := f.Num, t.DType
+			return pbwire.Packed(f, protowire.VarintType, protowire.ConsumeVarint, func(f pbwire.Field) uint64 { return f.Varint },
 				func(v uint64) { t.Numbers = append(t.Numbers, varintNumber(num, dt, v)) })
 		case 8:
-			if err := want(f, protowire.BytesType, "string_val"); err != nil {
+			if err := f.Want(protowire.BytesType, "string_val"); err != nil {
 				return err
 			}
-			t.Strings = append(t.Strings, f.payload)
+			t.Strings = append(t.Strings, f.Payload)
 		}
 		return nil
 	})
@@ -243,23 +244,23 @@ func ScalarTensor(b []byte) (v float64, dtype int, ok bool) {
 	var content []byte
 	var hasContent, hasValue, bad bool
 	count := 0
-	err := walk(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			dtype = int(f.varint)
+			dtype = int(f.Varint)
 		case 2:
-			if f.typ != protowire.BytesType {
+			if f.Type != protowire.BytesType {
 				bad = true
 				return nil
 			}
-			return walk(f.payload, func(f field) error {
-				if f.num != 2 || f.typ != protowire.BytesType {
+			return pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+				if f.Num != 2 || f.Type != protowire.BytesType {
 					return nil
 				}
 				var size int64
-				err := walk(f.payload, func(f field) error {
-					if f.num == 1 && f.typ == protowire.VarintType {
-						size = int64(f.varint)
+				err := pbwire.Walk(f.Payload, func(f pbwire.Field) error {
+					if f.Num == 1 && f.Type == protowire.VarintType {
+						size = int64(f.Varint)
 					}
 					return nil
 				})
@@ -269,45 +270,45 @@ func ScalarTensor(b []byte) (v float64, dtype int, ok bool) {
 				return err
 			})
 		case 4:
-			if f.typ != protowire.BytesType {
+			if f.Type != protowire.BytesType {
 				bad = true
 				return nil
 			}
-			content, hasContent = f.payload, true
+			content, hasContent = f.Payload, true
 		case 5:
-			if f.typ == protowire.Fixed32Type {
-				v, hasValue = float64(math.Float32frombits(uint32(f.fixed))), true
+			if f.Type == protowire.Fixed32Type {
+				v, hasValue = float64(math.Float32frombits(uint32(f.Fixed))), true
 				count++
-			} else if f.typ == protowire.BytesType && len(f.payload) == 4 {
-				v, hasValue = float64(math.Float32frombits(binary.LittleEndian.Uint32(f.payload))), true
+			} else if f.Type == protowire.BytesType && len(f.Payload) == 4 {
+				v, hasValue = float64(math.Float32frombits(binary.LittleEndian.Uint32(f.Payload))), true
 				count++
 			} else {
 				bad = true
 			}
 		case 6:
-			if f.typ == protowire.Fixed64Type {
-				v, hasValue = math.Float64frombits(f.fixed), true
+			if f.Type == protowire.Fixed64Type {
+				v, hasValue = math.Float64frombits(f.Fixed), true
 				count++
-			} else if f.typ == protowire.BytesType && len(f.payload) == 8 {
-				v, hasValue = math.Float64frombits(binary.LittleEndian.Uint64(f.payload)), true
+			} else if f.Type == protowire.BytesType && len(f.Payload) == 8 {
+				v, hasValue = math.Float64frombits(binary.LittleEndian.Uint64(f.Payload)), true
 				count++
 			} else {
 				bad = true
 			}
 		case 7, 10, 11, 13, 16, 17:
-			x := f.varint
-			if f.typ == protowire.BytesType {
+			x := f.Varint
+			if f.Type == protowire.BytesType {
 				var n int
-				x, n = protowire.ConsumeVarint(f.payload)
-				if n < 0 || n != len(f.payload) {
+				x, n = protowire.ConsumeVarint(f.Payload)
+				if n < 0 || n != len(f.Payload) {
 					bad = true
 					return nil
 				}
-			} else if f.typ != protowire.VarintType {
+			} else if f.Type != protowire.VarintType {
 				bad = true
 				return nil
 			}
-			v, hasValue = varintNumber(f.num, dtype, x), true
+			v, hasValue = varintNumber(f.Num, dtype, x), true
 			count++
 		case 8:
 			bad = true

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/runferry/runferry/internal/pbwire"
 )
 
 // inspectLine is one line of Inspect's output.
@@ -110,8 +112,8 @@ func writeLine(w io.Writer, line inspectLine) error {
 // looking for the first known record-type field number.
 func peekKind(payload []byte) (Kind, bool) {
 	var found Kind
-	_ = walkFields(payload, func(f field) error {
-		if k := Kind(f.num); k.Known() && k != KindNone && found == KindNone {
+	_ = pbwire.Walk(payload, func(f pbwire.Field) error {
+		if k := Kind(f.Num); k.Known() && k != KindNone && found == KindNone {
 			found = k
 		}
 		return nil

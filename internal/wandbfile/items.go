@@ -3,6 +3,7 @@ package wandbfile
 import (
 	"time"
 
+	"github.com/runferry/runferry/internal/pbwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -118,16 +119,16 @@ type itemKeys struct {
 func (k *itemKeys) decodeItem(b []byte) (Item, error) {
 	var it Item
 	start := len(k.buf)
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case itemFieldKey:
-			return f.setStr(&it.Key)
+			return f.SetStr(&it.Key)
 		case itemFieldNestedKey:
-			s, err := f.str()
+			s, err := f.Str()
 			k.buf = append(k.buf, s)
 			return err
 		case itemFieldValueJSON:
-			v, err := f.message() // the bytes, with the wire type checked
+			v, err := f.Message() // the bytes, with the wire type checked
 			if err != nil {
 				return err
 			}
@@ -177,8 +178,8 @@ func countField(b []byte, num protowire.Number) int {
 }
 
 // appendItem decodes an embedded item field and appends it to list.
-func appendItem(f field, list *[]Item) error {
-	b, err := f.message()
+func appendItem(f pbwire.Field, list *[]Item) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
@@ -196,10 +197,10 @@ func decodeHistory(b []byte) (*History, error) {
 	n := countField(b, 1)
 	h := &History{Items: make([]Item, 0, n)}
 	keys := itemKeys{buf: make([]string, 0, n), rec: b}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			m, err := f.message()
+			m, err := f.Message()
 			if err != nil {
 				return err
 			}
@@ -210,14 +211,14 @@ func decodeHistory(b []byte) (*History, error) {
 			h.Items = append(h.Items, it)
 			return nil
 		case 2:
-			step, err := f.message()
+			step, err := f.Message()
 			if err != nil {
 				return err
 			}
 			h.Step = new(int64)
-			return within("step", walkFields(step, func(g field) error {
-				if g.num == 1 {
-					return g.setInt64(h.Step)
+			return within("step", pbwire.Walk(step, func(g pbwire.Field) error {
+				if g.Num == 1 {
+					return g.SetInt64(h.Step)
 				}
 				return nil
 			}))
@@ -230,8 +231,8 @@ func decodeHistory(b []byte) (*History, error) {
 // decodeUpdateRemove decodes the shared shape of SummaryRecord and
 // ConfigRecord: 1 update (repeated item), 2 remove (repeated item).
 func decodeUpdateRemove(b []byte, update, remove *[]Item) error {
-	return walkFields(b, func(f field) error {
-		switch f.num {
+	return pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
 			return within("update", appendItem(f, update))
 		case 2:
@@ -256,12 +257,12 @@ func decodeConfig(b []byte) (*Config, error) {
 // decodeStats decodes a StatsRecord.
 func decodeStats(b []byte) (*Stats, error) {
 	s := &Stats{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setInt32(&s.Type)
+			return f.SetInt32(&s.Type)
 		case 2:
-			return f.setTime(&s.Timestamp)
+			return f.SetTime(&s.Timestamp)
 		case 3:
 			return appendItem(f, &s.Items)
 		}

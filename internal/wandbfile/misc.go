@@ -1,6 +1,10 @@
 package wandbfile
 
-import "time"
+import (
+	"time"
+
+	"github.com/runferry/runferry/internal/pbwire"
+)
 
 // OutputStream says which console stream an Output record captured.
 type OutputStream int32
@@ -180,16 +184,16 @@ type Alert struct {
 // decodeOutput decodes an OutputRecord or OutputRawRecord.
 func decodeOutput(b []byte) (*Output, error) {
 	o := &Output{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			v, err := f.int32()
+			v, err := f.Int32()
 			o.Stream = OutputStream(v)
 			return err
 		case 2:
-			return f.setTime(&o.Timestamp)
+			return f.SetTime(&o.Timestamp)
 		case 3:
-			return f.setStr(&o.Line)
+			return f.SetStr(&o.Line)
 		}
 		return nil
 	})
@@ -199,9 +203,9 @@ func decodeOutput(b []byte) (*Output, error) {
 // decodeOutputLogger decodes an OutputLoggerRecord.
 func decodeOutputLogger(b []byte) (*OutputLogger, error) {
 	o := &OutputLogger{}
-	err := walkFields(b, func(f field) error {
-		if f.num == 1 {
-			return f.setStr(&o.Line)
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		if f.Num == 1 {
+			return f.SetStr(&o.Line)
 		}
 		return nil
 	})
@@ -211,25 +215,25 @@ func decodeOutputLogger(b []byte) (*OutputLogger, error) {
 // decodeFiles decodes a FilesRecord.
 func decodeFiles(b []byte) (*Files, error) {
 	fs := &Files{}
-	err := walkFields(b, func(f field) error {
-		if f.num != 1 {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		if f.Num != 1 {
 			return nil
 		}
-		item, err := f.message()
+		item, err := f.Message()
 		if err != nil {
 			return err
 		}
 		var fi FileItem
-		err = walkFields(item, func(g field) error {
-			switch g.num {
+		err = pbwire.Walk(item, func(g pbwire.Field) error {
+			switch g.Num {
 			case 1:
-				return g.setStr(&fi.Path)
+				return g.SetStr(&fi.Path)
 			case 2:
-				v, err := g.int32()
+				v, err := g.Int32()
 				fi.Policy = FilePolicy(v)
 				return err
 			case 3:
-				return g.setInt32(&fi.Type)
+				return g.SetInt32(&fi.Type)
 			}
 			return nil
 		})
@@ -242,26 +246,26 @@ func decodeFiles(b []byte) (*Files, error) {
 // decodeMetric decodes a MetricRecord.
 func decodeMetric(b []byte) (*Metric, error) {
 	m := &Metric{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setStr(&m.Name)
+			return f.SetStr(&m.Name)
 		case 2:
-			return f.setStr(&m.GlobName)
+			return f.SetStr(&m.GlobName)
 		case 4:
-			return f.setStr(&m.StepMetric)
+			return f.SetStr(&m.StepMetric)
 		case 5:
-			return f.setInt32(&m.StepMetricIndex)
+			return f.SetInt32(&m.StepMetricIndex)
 		case 6:
 			return within("options", decodeBools(f, map[int]*bool{1: &m.StepSync, 2: &m.Hidden, 3: &m.Defined}))
 		case 7:
 			return within("summary", decodeMetricSummary(f, m))
 		case 8:
-			return f.setInt32(&m.Goal)
+			return f.SetInt32(&m.Goal)
 		case 9:
 			return within("_control", decodeBools(f, map[int]*bool{1: &m.Overwrite}))
 		case 10:
-			return f.setBool(&m.ExpandedFromGlob)
+			return f.SetBool(&m.ExpandedFromGlob)
 		}
 		return nil
 	})
@@ -269,32 +273,32 @@ func decodeMetric(b []byte) (*Metric, error) {
 }
 
 // decodeBools decodes a message made of bool fields into dsts by number.
-func decodeBools(f field, dsts map[int]*bool) error {
-	b, err := f.message()
+func decodeBools(f pbwire.Field, dsts map[int]*bool) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
-	return walkFields(b, func(g field) error {
-		if dst, ok := dsts[int(g.num)]; ok {
-			return g.setBool(dst)
+	return pbwire.Walk(b, func(g pbwire.Field) error {
+		if dst, ok := dsts[int(g.Num)]; ok {
+			return g.SetBool(dst)
 		}
 		return nil
 	})
 }
 
 // decodeMetricSummary decodes MetricSummary into the names of its set flags.
-func decodeMetricSummary(f field, m *Metric) error {
-	b, err := f.message()
+func decodeMetricSummary(f pbwire.Field, m *Metric) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
-	return walkFields(b, func(g field) error {
-		if int(g.num) >= len(metricSummaryNames) || metricSummaryNames[g.num] == "" {
+	return pbwire.Walk(b, func(g pbwire.Field) error {
+		if int(g.Num) >= len(metricSummaryNames) || metricSummaryNames[g.Num] == "" {
 			return nil
 		}
-		set, err := g.bool()
+		set, err := g.Bool()
 		if set {
-			m.Summary = append(m.Summary, metricSummaryNames[g.num])
+			m.Summary = append(m.Summary, metricSummaryNames[g.Num])
 		}
 		return err
 	})
@@ -305,17 +309,17 @@ func decodeArtifact(b []byte) (*Artifact, error) {
 	a := &Artifact{}
 	strs := map[int]*string{1: &a.RunID, 2: &a.Project, 3: &a.Entity, 4: &a.Type, 5: &a.Name, 6: &a.Digest,
 		7: &a.Description, 8: &a.Metadata, 15: &a.ClientID, 16: &a.SequenceClientID, 17: &a.BaseID}
-	err := walkFields(b, func(f field) error {
-		if dst, ok := strs[int(f.num)]; ok {
-			return f.setStr(dst)
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		if dst, ok := strs[int(f.Num)]; ok {
+			return f.SetStr(dst)
 		}
-		switch f.num {
+		switch f.Num {
 		case 11:
-			return f.appendStr(&a.Aliases)
+			return f.AppendStr(&a.Aliases)
 		case 12:
 			return within("manifest", decodeManifest(f, a))
 		case 19:
-			return f.appendStr(&a.Tags)
+			return f.AppendStr(&a.Tags)
 		}
 		return nil
 	})
@@ -323,44 +327,44 @@ func decodeArtifact(b []byte) (*Artifact, error) {
 }
 
 // decodeManifest decodes an ArtifactManifest into a.
-func decodeManifest(f field, a *Artifact) error {
-	b, err := f.message()
+func decodeManifest(f pbwire.Field, a *Artifact) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
-	return walkFields(b, func(g field) error {
-		switch g.num {
+	return pbwire.Walk(b, func(g pbwire.Field) error {
+		switch g.Num {
 		case 1:
-			return g.setInt32(&a.ManifestVersion)
+			return g.SetInt32(&a.ManifestVersion)
 		case 2:
-			return g.setStr(&a.StoragePolicy)
+			return g.SetStr(&a.StoragePolicy)
 		case 5:
-			return g.setStr(&a.ManifestFile)
+			return g.SetStr(&a.ManifestFile)
 		case 4:
 		default:
 			return nil
 		}
-		eb, err := g.message()
+		eb, err := g.Message()
 		if err != nil {
 			return err
 		}
 		var e ArtifactEntry
-		err = walkFields(eb, func(h field) error {
-			switch h.num {
+		err = pbwire.Walk(eb, func(h pbwire.Field) error {
+			switch h.Num {
 			case 1:
-				return h.setStr(&e.Path)
+				return h.SetStr(&e.Path)
 			case 2:
-				return h.setStr(&e.Digest)
+				return h.SetStr(&e.Digest)
 			case 3:
-				return h.setStr(&e.Ref)
+				return h.SetStr(&e.Ref)
 			case 4:
-				return h.setInt64(&e.Size)
+				return h.SetInt64(&e.Size)
 			case 5:
-				return h.setStr(&e.Mimetype)
+				return h.SetStr(&e.Mimetype)
 			case 6:
-				return h.setStr(&e.LocalPath)
+				return h.SetStr(&e.LocalPath)
 			case 7:
-				return h.setStr(&e.BirthArtifactID)
+				return h.SetStr(&e.BirthArtifactID)
 			}
 			return nil
 		})
@@ -372,22 +376,22 @@ func decodeManifest(f field, a *Artifact) error {
 // decodeUseArtifact decodes a UseArtifactRecord.
 func decodeUseArtifact(b []byte) (*UseArtifact, error) {
 	u := &UseArtifact{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setStr(&u.ID)
+			return f.SetStr(&u.ID)
 		case 2:
-			return f.setStr(&u.Type)
+			return f.SetStr(&u.Type)
 		case 3:
-			return f.setStr(&u.Name)
+			return f.SetStr(&u.Name)
 		case 4:
-			pb, err := f.message()
+			pb, err := f.Message()
 			if err != nil {
 				return err
 			}
-			return within("partial", walkFields(pb, func(g field) error {
-				if g.num == 1 {
-					return g.setStr(&u.JobName)
+			return within("partial", pbwire.Walk(pb, func(g pbwire.Field) error {
+				if g.Num == 1 {
+					return g.SetStr(&u.JobName)
 				}
 				return nil
 			}))
@@ -400,14 +404,14 @@ func decodeUseArtifact(b []byte) (*UseArtifact, error) {
 // decodeTBRecord decodes a TBRecord.
 func decodeTBRecord(b []byte) (*TBRecord, error) {
 	t := &TBRecord{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setStr(&t.LogDir)
+			return f.SetStr(&t.LogDir)
 		case 2:
-			return f.setBool(&t.Save)
+			return f.SetBool(&t.Save)
 		case 3:
-			return f.setStr(&t.RootDir)
+			return f.SetStr(&t.RootDir)
 		}
 		return nil
 	})
@@ -417,16 +421,16 @@ func decodeTBRecord(b []byte) (*TBRecord, error) {
 // decodeAlert decodes an AlertRecord.
 func decodeAlert(b []byte) (*Alert, error) {
 	a := &Alert{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setStr(&a.Title)
+			return f.SetStr(&a.Title)
 		case 2:
-			return f.setStr(&a.Text)
+			return f.SetStr(&a.Text)
 		case 3:
-			return f.setStr(&a.Level)
+			return f.SetStr(&a.Level)
 		case 4:
-			return f.setInt64(&a.WaitDuration)
+			return f.SetInt64(&a.WaitDuration)
 		}
 		return nil
 	})

@@ -1,6 +1,10 @@
 package wandbfile
 
-import "strconv"
+import (
+	"strconv"
+
+	"github.com/runferry/runferry/internal/pbwire"
+)
 
 // Kind says which record type a Record holds. Its value is the field number
 // of that type in W&B's `Record` message (so unknown future types keep their
@@ -134,18 +138,18 @@ const (
 // Record does not retain payload.
 func Decode(payload []byte) (Record, error) {
 	var rec Record
-	err := walkFields(payload, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(payload, func(f pbwire.Field) error {
+		switch f.Num {
 		case recordFieldNum:
-			return within("num", f.setInt64(&rec.Num))
+			return within("num", f.SetInt64(&rec.Num))
 		case recordFieldControl:
 			return within("control", decodeControl(f, &rec))
 		case recordFieldUUID:
-			return within("uuid", f.setStr(&rec.UUID))
+			return within("uuid", f.SetStr(&rec.UUID))
 		case recordFieldInfo:
 			return nil
 		}
-		kind := Kind(f.num)
+		kind := Kind(f.Num)
 		if !kind.Known() {
 			// A newer record type, or a newer field beside the oneof: name
 			// it only when nothing known was found (yet).
@@ -167,14 +171,14 @@ func Decode(payload []byte) (Record, error) {
 }
 
 // decodeControl reads the fields of Record.control that matter to readers.
-func decodeControl(f field, rec *Record) error {
-	b, err := f.message()
+func decodeControl(f pbwire.Field, rec *Record) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
-	return walkFields(b, func(g field) error {
-		if g.num == 2 {
-			return g.setBool(&rec.Local)
+	return pbwire.Walk(b, func(g pbwire.Field) error {
+		if g.Num == 2 {
+			return g.SetBool(&rec.Local)
 		}
 		return nil
 	})
@@ -186,13 +190,13 @@ func (rec *Record) clearContent() {
 }
 
 // decodeContent decodes the record-type field f of kind k into rec.
-func (rec *Record) decodeContent(k Kind, f field) error {
+func (rec *Record) decodeContent(k Kind, f pbwire.Field) error {
 	switch k {
 	case KindFinal, KindFooter, KindPreempting, KindLinkArtifact, KindRequest:
-		_, err := f.message() // content is only bookkeeping; check the type
+		_, err := f.Message() // content is only bookkeeping; check the type
 		return err
 	}
-	b, err := f.message()
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}

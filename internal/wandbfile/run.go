@@ -1,6 +1,10 @@
 package wandbfile
 
-import "time"
+import (
+	"time"
+
+	"github.com/runferry/runferry/internal/pbwire"
+)
 
 // Run is a RunRecord: the run's identity and metadata. A resumed run has one
 // per segment (`.wandb` file).
@@ -95,48 +99,48 @@ type Environment struct {
 // decodeRun decodes a RunRecord.
 func decodeRun(b []byte) (*Run, error) {
 	r := &Run{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setStr(&r.RunID)
+			return f.SetStr(&r.RunID)
 		case 2:
-			return f.setStr(&r.Entity)
+			return f.SetStr(&r.Entity)
 		case 3:
-			return f.setStr(&r.Project)
+			return f.SetStr(&r.Project)
 		case 4:
 			return within("config", decodeEmbedded(f, decodeConfig, &r.Config))
 		case 5:
 			return within("summary", decodeEmbedded(f, decodeSummary, &r.Summary))
 		case 6:
-			return f.setStr(&r.Group)
+			return f.SetStr(&r.Group)
 		case 7:
-			return f.setStr(&r.JobType)
+			return f.SetStr(&r.JobType)
 		case 8:
-			return f.setStr(&r.DisplayName)
+			return f.SetStr(&r.DisplayName)
 		case 9:
-			return f.setStr(&r.Notes)
+			return f.SetStr(&r.Notes)
 		case 10:
-			return f.appendStr(&r.Tags)
+			return f.AppendStr(&r.Tags)
 		case 11:
 			return within("settings", decodeSettings(f, &r.Settings))
 		case 12:
-			return f.setStr(&r.SweepID)
+			return f.SetStr(&r.SweepID)
 		case 13:
-			return f.setStr(&r.Host)
+			return f.SetStr(&r.Host)
 		case 14:
-			return f.setInt64(&r.StartStep)
+			return f.SetInt64(&r.StartStep)
 		case 16:
-			return f.setStr(&r.StorageID)
+			return f.SetStr(&r.StorageID)
 		case 17:
-			return f.setTime(&r.StartTime)
+			return f.SetTime(&r.StartTime)
 		case 18:
-			return f.setBool(&r.Resumed)
+			return f.SetBool(&r.Resumed)
 		case 20:
-			return f.setInt32(&r.Runtime)
+			return f.SetInt32(&r.Runtime)
 		case 21:
 			return within("git", decodeGit(f, &r.GitRemote, &r.GitCommit))
 		case 22:
-			return f.setBool(&r.Forked)
+			return f.SetBool(&r.Forked)
 		case 23:
 			return within("branch_point", decodeEmbedded(f, decodeBranchPoint, &r.BranchPoint))
 		}
@@ -146,8 +150,8 @@ func decodeRun(b []byte) (*Run, error) {
 }
 
 // decodeEmbedded decodes an embedded message field with decode into *dst.
-func decodeEmbedded[T any](f field, decode func([]byte) (*T, error), dst **T) error {
-	b, err := f.message()
+func decodeEmbedded[T any](f pbwire.Field, decode func([]byte) (*T, error), dst **T) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
@@ -156,13 +160,13 @@ func decodeEmbedded[T any](f field, decode func([]byte) (*T, error), dst **T) er
 }
 
 // decodeSettings decodes a SettingsRecord's items (1: repeated item).
-func decodeSettings(f field, items *[]Item) error {
-	b, err := f.message()
+func decodeSettings(f pbwire.Field, items *[]Item) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
-	return walkFields(b, func(g field) error {
-		if g.num == 1 {
+	return pbwire.Walk(b, func(g pbwire.Field) error {
+		if g.Num == 1 {
 			return appendItem(g, items)
 		}
 		return nil
@@ -170,17 +174,17 @@ func decodeSettings(f field, items *[]Item) error {
 }
 
 // decodeGit decodes a GitRepoRecord (1 remote_url, 2 commit).
-func decodeGit(f field, remote, commit *string) error {
-	b, err := f.message()
+func decodeGit(f pbwire.Field, remote, commit *string) error {
+	b, err := f.Message()
 	if err != nil {
 		return err
 	}
-	return walkFields(b, func(g field) error {
-		switch g.num {
+	return pbwire.Walk(b, func(g pbwire.Field) error {
+		switch g.Num {
 		case 1:
-			return g.setStr(remote)
+			return g.SetStr(remote)
 		case 2:
-			return g.setStr(commit)
+			return g.SetStr(commit)
 		}
 		return nil
 	})
@@ -189,14 +193,14 @@ func decodeGit(f field, remote, commit *string) error {
 // decodeBranchPoint decodes a BranchPoint.
 func decodeBranchPoint(b []byte) (*BranchPoint, error) {
 	p := &BranchPoint{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setStr(&p.Run)
+			return f.SetStr(&p.Run)
 		case 2:
-			return f.setDouble(&p.Value)
+			return f.SetDouble(&p.Value)
 		case 3:
-			return f.setStr(&p.Metric)
+			return f.SetStr(&p.Metric)
 		}
 		return nil
 	})
@@ -206,14 +210,14 @@ func decodeBranchPoint(b []byte) (*BranchPoint, error) {
 // decodeExit decodes a RunExitRecord.
 func decodeExit(b []byte) (*Exit, error) {
 	e := &Exit{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 1:
-			return f.setInt32(&e.ExitCode)
+			return f.SetInt32(&e.ExitCode)
 		case 2:
-			return f.setInt32(&e.Runtime)
+			return f.SetInt32(&e.Runtime)
 		case 3:
-			return f.setBool(&e.NotComplete)
+			return f.SetBool(&e.NotComplete)
 		}
 		return nil
 	})
@@ -224,20 +228,20 @@ func decodeExit(b []byte) (*Exit, error) {
 // 2 min_consumer}).
 func decodeHeader(b []byte) (*Header, error) {
 	h := &Header{}
-	err := walkFields(b, func(f field) error {
-		if f.num != 1 {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		if f.Num != 1 {
 			return nil
 		}
-		info, err := f.message()
+		info, err := f.Message()
 		if err != nil {
 			return err
 		}
-		return within("version_info", walkFields(info, func(g field) error {
-			switch g.num {
+		return within("version_info", pbwire.Walk(info, func(g pbwire.Field) error {
+			switch g.Num {
 			case 1:
-				return g.setStr(&h.Producer)
+				return g.SetStr(&h.Producer)
 			case 2:
-				return g.setStr(&h.MinConsumer)
+				return g.SetStr(&h.MinConsumer)
 			}
 			return nil
 		}))
@@ -248,16 +252,16 @@ func decodeHeader(b []byte) (*Header, error) {
 // decodeTelemetry decodes the version fields of a TelemetryRecord.
 func decodeTelemetry(b []byte) (*Telemetry, error) {
 	t := &Telemetry{}
-	err := walkFields(b, func(f field) error {
-		switch f.num {
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		switch f.Num {
 		case 4:
-			return f.setStr(&t.PythonVersion)
+			return f.SetStr(&t.PythonVersion)
 		case 5:
-			return f.setStr(&t.CLIVersion)
+			return f.SetStr(&t.CLIVersion)
 		case 12:
-			return f.setStr(&t.CoreVersion)
+			return f.SetStr(&t.CoreVersion)
 		case 13:
-			return f.setStr(&t.Platform)
+			return f.SetStr(&t.Platform)
 		}
 		return nil
 	})
@@ -272,23 +276,23 @@ func decodeEnvironment(b []byte) (*Environment, error) {
 		8: &e.CodePathLocal, 10: &e.Email, 11: &e.Root, 12: &e.Host, 13: &e.Username,
 		14: &e.Executable, 15: &e.Colab, 18: &e.GPUType, 25: &e.CUDAVersion, 199: &e.WriterID,
 	}
-	err := walkFields(b, func(f field) error {
-		if dst, ok := strs[int(f.num)]; ok {
-			return f.setStr(dst)
+	err := pbwire.Walk(b, func(f pbwire.Field) error {
+		if dst, ok := strs[int(f.Num)]; ok {
+			return f.SetStr(dst)
 		}
-		switch f.num {
+		switch f.Num {
 		case 3:
-			return f.setTime(&e.StartedAt)
+			return f.SetTime(&e.StartedAt)
 		case 5:
-			return f.appendStr(&e.Args)
+			return f.AppendStr(&e.Args)
 		case 9:
 			return within("git", decodeGit(f, &e.GitRemote, &e.GitCommit))
 		case 16:
-			return f.setUint64(&e.CPUCount)
+			return f.SetUint64(&e.CPUCount)
 		case 17:
-			return f.setUint64(&e.CPUCountLogical)
+			return f.SetUint64(&e.CPUCountLogical)
 		case 19:
-			return f.setUint64(&e.GPUCount)
+			return f.SetUint64(&e.GPUCount)
 		}
 		return nil
 	})

@@ -47,19 +47,18 @@ func modelsWithoutIDs(c contentRun) (map[string]any, map[string]string) {
 
 // TestLoggedModels logs an sklearn model (ready, with params, tags and two
 // linked metrics) and a failed model with MLflow's Python client, copies
-// them to a second real MLflow 3 server, and proves that the destination
-// holds real logged models: MLflow's client reads the same name, type,
-// state, params, tags, metrics and files from both; the REST API shows
-// the copy linked to the destination run; mlflow.pyfunc loads
-// models:/<new id> and predicts as the original does; check passes and
-// then sees a changed tag. A re-run creates no second model, nor does a
-// redo of a run found incomplete.
+// them to a second real MLflow 3 server (the shared other side), and
+// proves that the destination holds real logged models: MLflow's client
+// reads the same name, type, state, params, tags, metrics and files from
+// both; the REST API shows the copy linked to the destination run;
+// mlflow.pyfunc loads models:/<new id> and predicts as the original does;
+// check passes and then sees a changed tag. A re-run creates no second
+// model, nor does a redo of a run found incomplete.
 func TestLoggedModels(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a second MLflow server and runs MLflow's Python client")
+		t.Skip("uses a second MLflow server and runs MLflow's Python client")
 	}
-	srv := testenv.SharedMLflow(t)
-	other := testenv.StartMLflow(t)
+	srv, other := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t)
 	ctx := context.Background()
 	srcPrefix := fmt.Sprintf("lm-src-%d/", testenv.FreePort(t))
 	registered := "lm-reg-" + strings.Trim(srcPrefix, "/")

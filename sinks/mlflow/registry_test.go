@@ -151,7 +151,13 @@ func sameRegistry(t *testing.T, what string, want, got registryDump) {
 
 func copyJob(t *testing.T, src sources.Source, dst sinks.Sink) *transfer.Report {
 	t.Helper()
-	rep, err := transfer.Copy(context.Background(), src, dst, transfer.Options{Concurrency: 2})
+	return copyJobWith(t, src, dst, transfer.Options{Concurrency: 2})
+}
+
+// copyJobWith is copyJob with other options.
+func copyJobWith(t *testing.T, src sources.Source, dst sinks.Sink, opt transfer.Options) *transfer.Report {
+	t.Helper()
+	rep, err := transfer.Copy(context.Background(), src, dst, opt)
 	if err != nil {
 		t.Fatal(err)
 	}

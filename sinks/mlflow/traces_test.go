@@ -3,6 +3,7 @@ package mlflow_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,10 +42,12 @@ type traceDump struct {
 	Spans       []json.RawMessage `json:"spans"`
 }
 
-func dumpTraces(t *testing.T, url string) map[string][]traceDump {
+// dumpTraces reads the traces of the experiments of the server at url whose
+// names start with prefix, keyed by name without it.
+func dumpTraces(t *testing.T, url, prefix string) map[string][]traceDump {
 	t.Helper()
 	var d map[string][]traceDump
-	if err := json.Unmarshal(pyScript(t, "dump_traces.py", url), &d); err != nil {
+	if err := json.Unmarshal(pyScript(t, "dump_traces.py", url, prefix), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -123,43 +126,38 @@ func sameTraces(t *testing.T, what string, want, got map[string][]traceDump) {
 // copy of its run; a second copy creates no duplicate; check compares the
 // traces and sees a tag changed in the destination.
 func TestTracesCopied(t *testing.T) {
-	srcSrv := testenv.StartMLflow(t)
-	dstSrv := testenv.StartMLflow(t)
-	pyScript(t, "make_traces.py", srcSrv.URL)
-	srcDump := dumpTraces(t, srcSrv.URL)
+	srcSrv, dstSrv, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), tracesPrefix(t)
+	pyScript(t, "make_traces.py", srcSrv.URL, p)
+	srcDump := dumpTraces(t, srcSrv.URL, p)
 	if len(srcDump["traces-src"]) != 3 || len(srcDump["traces-only"]) != 1 {
 		t.Fatalf("make_traces.py made %+v", srcDump)
 	}
 	open := func() (sources.Source, sinks.Sink) {
-		src, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srcSrv.URL}})
+		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: p})
 		if err != nil {
 			t.Fatal(err)
 		}
-		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src, dst
+		return mustSource(t, srcSrv.URL, p), dst
 	}
 	src, dst := open()
-	rep := copyJob(t, src, dst)
+	rep := copyTraces(t, src, dst)
 	if rep.Traces == nil || rep.Traces.Copied != 4 || rep.Traces.Failed != 0 {
 		t.Fatalf("report traces = %+v, want 4 copied", rep.Traces)
 	}
 	if len(rep.Coverage) != 0 {
 		t.Errorf("report coverage %v, want none", rep.Coverage)
 	}
-	got := withoutStorageTags(dumpTraces(t, dstSrv.URL))
+	got := withoutStorageTags(dumpTraces(t, dstSrv.URL, p))
 	want := expectedTraces(t, srcSrv.URL, srcDump, got)
 	sameTraces(t, "first copy", want, got)
-	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
+	checkTraces(t, srcSrv.URL, dstSrv.URL, p, nil)
 
 	src, dst = open()
-	rep = copyJob(t, src, dst)
+	rep = copyTraces(t, src, dst)
 	if rep.Traces == nil || rep.Traces.Copied != 4 {
 		t.Fatalf("second copy: report traces = %+v, want 4 found again", rep.Traces)
 	}
-	sameTraces(t, "second copy", want, withoutStorageTags(dumpTraces(t, dstSrv.URL)))
+	sameTraces(t, "second copy", want, withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
 
 	// What a user changes in the destination, check sees; a copy puts it back.
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: dstSrv.URL})
@@ -173,13 +171,13 @@ func TestTracesCopied(t *testing.T) {
 		}
 	}
 	inst, _ := mlflowconv.Instance(srcSrv.URL)
-	checkTraces(t, srcSrv.URL, dstSrv.URL, []string{
+	checkTraces(t, srcSrv.URL, dstSrv.URL, p, []string{
 		`mlflow:` + inst + `/trace/` + tagged + `: trace tags: source [{"Key":"color","Value":"blue"},{"Key":"mlflow.traceName","Value":"outside"}], destination [{"Key":"color","Value":"red"},{"Key":"extra","Value":"x"},{"Key":"mlflow.traceName","Value":"outside"}]`,
 	})
 	src, dst = open()
-	copyJob(t, src, dst)
-	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
-	sameTraces(t, "copy after a change", want, withoutStorageTags(dumpTraces(t, dstSrv.URL)))
+	copyTraces(t, src, dst)
+	checkTraces(t, srcSrv.URL, dstSrv.URL, p, nil)
+	sameTraces(t, "copy after a change", want, withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
 
 	// A copy interrupted between a trace's creation and its spans (no
 	// runferry.complete yet, no traces.json) is finished by the next copy.
@@ -194,14 +192,14 @@ func TestTracesCopied(t *testing.T) {
 	if err := api.DeleteTraceTag(context.Background(), lost, mlflow.TagTraceComplete); err != nil {
 		t.Fatal(err)
 	}
-	res, err := check.Run(context.Background(), mustSource(t, srcSrv.URL), mustSource(t, dstSrv.URL), check.Options{})
+	res, err := check.Run(context.Background(), mustSource(t, srcSrv.URL, p), mustSource(t, dstSrv.URL, p), check.Options{Filter: tracesFilter})
 	if err != nil || len(res.Differences) != 1 || res.Differences[0].What != "trace spans" || res.Differences[0].Got != "" ||
 		res.Differences[0].Run != "mlflow:"+inst+"/trace/"+lost {
 		t.Fatalf("check with a trace's spans lost: %v, differences %v; want the spans of %s", err, res.Differences, lost)
 	}
 	src, dst = open()
-	copyJob(t, src, dst)
-	sameTraces(t, "copy after an interrupted one", want, withoutStorageTags(dumpTraces(t, dstSrv.URL)))
+	copyTraces(t, src, dst)
+	sameTraces(t, "copy after an interrupted one", want, withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
 
 	// Traces whose run the destination does not get (deleted in the
 	// source, so not copied) lose the link to it, counted, and keep its
@@ -214,32 +212,28 @@ func TestTracesCopied(t *testing.T) {
 		t.Fatal(err)
 	}
 	src, _ = open()
-	again, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: "again/"})
+	again, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: p + "again/"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep = copyJob(t, src, again)
+	rep = copyTraces(t, src, again)
 	if rep.Traces == nil || rep.Traces.Copied != 4 || rep.Coverage[mlflow.CoverageTraceRunLinks] != 2 {
 		t.Fatalf("copy of traces whose run was deleted: traces %+v, coverage %v; want 4 copied, 2 links counted", rep.Traces, rep.Coverage)
 	}
-	for _, x := range dumpTraces(t, dstSrv.URL)["again/traces-src"] {
+	for _, x := range dumpTraces(t, dstSrv.URL, p)["again/traces-src"] {
 		if x.RunID != nil || x.Metadata["mlflow.sourceRun"] != "" || x.TraceID == srcDump["traces-src"][0].TraceID {
 			t.Errorf("a trace copied beside its first copy links run %v (metadata %q) or reuses the taken id %s", x.RunID, x.Metadata["mlflow.sourceRun"], x.TraceID)
 		}
 	}
-	againSrc, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: "again/"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	src, _ = open()
-	res, err = check.Run(context.Background(), src, againSrc, check.Options{})
+	res, err = check.Run(context.Background(), src, mustSource(t, dstSrv.URL, p+"again/"), check.Options{Filter: tracesFilter})
 	if err != nil || res.Traces != 4 || len(res.Differences) != 0 {
 		t.Fatalf("check against the copy without runs: %v, %d traces, differences %v", err, res.Traces, res.Differences)
 	}
 
 	// A destination without traces counts them as not copied.
 	src, _ = open()
-	rep, err = transfer.Copy(context.Background(), src, memory.New(sinks.Limits{}), transfer.Options{})
+	rep, err = transfer.Copy(context.Background(), src, memory.New(sinks.Limits{}), transfer.Options{Filter: tracesFilter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,28 +242,41 @@ func TestTracesCopied(t *testing.T) {
 	}
 }
 
-func mustSource(t *testing.T, url string) *mlsrc.Source {
+// tracesPrefix is the experiment prefix of a traces test on the shared
+// servers: its own, so that tests sharing them keep apart.
+func tracesPrefix(t *testing.T) string {
+	return fmt.Sprintf("%s-%d/", t.Name(), testenv.FreePort(t))
+}
+
+// tracesFilter selects the experiments make_traces.py writes. The traces
+// tests copy and check with it so that their registry is limited to models
+// with versions from those experiments' runs (none): the source server is
+// shared, and its registry holds the models of other tests.
+var tracesFilter = transfer.Filter{Include: []string{"traces-src", "traces-only"}}
+
+// copyTraces is copyJob with tracesFilter.
+func copyTraces(t *testing.T, src sources.Source, dst sinks.Sink) *transfer.Report {
 	t.Helper()
-	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: url}})
+	return copyJobWith(t, src, dst, transfer.Options{Concurrency: 2, Filter: tracesFilter})
+}
+
+// mustSource reads the experiments of the MLflow server at url whose names
+// start with prefix.
+func mustSource(t *testing.T, url, prefix string) *mlsrc.Source {
+	t.Helper()
+	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: url}, ExperimentPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// checkTraces runs check from the MLflow server src to dst and compares
-// its differences with want.
-func checkTraces(t *testing.T, src, dst string, want []string) {
+// checkTraces runs check (with tracesFilter) from the experiments under
+// prefix of the MLflow server src to those of dst and compares its
+// differences with want.
+func checkTraces(t *testing.T, src, dst, prefix string, want []string) {
 	t.Helper()
-	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: src}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: dst}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := check.Run(context.Background(), s, d, check.Options{})
+	res, err := check.Run(context.Background(), mustSource(t, src, prefix), mustSource(t, dst, prefix), check.Options{Filter: tracesFilter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,23 +296,16 @@ func checkTraces(t *testing.T, src, dst string, want []string) {
 // source's traces, linked to the restored runs; a second restore creates
 // nothing.
 func TestTracesThroughArchive(t *testing.T) {
-	srcSrv := testenv.StartMLflow(t)
-	dstSrv := testenv.StartMLflow(t)
-	made := pyScript(t, "make_traces.py", srcSrv.URL)
-	srcDump := dumpTraces(t, srcSrv.URL)
+	srcSrv, dstSrv, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), tracesPrefix(t)
+	made := pyScript(t, "make_traces.py", srcSrv.URL, p)
+	srcDump := dumpTraces(t, srcSrv.URL, p)
 	dir := filepath.Join(t.TempDir(), "archive")
-	open := func() *mlsrc.Source {
-		s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srcSrv.URL}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	open := func() *mlsrc.Source { return mustSource(t, srcSrv.URL, p) }
 	pq, err := parquetdir.New(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := copyJob(t, open(), pq)
+	rep := copyTraces(t, open(), pq)
 	if err := pq.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +366,7 @@ print(json.dumps([{"trace": r[0], "trace_id": r[1], "run": r[2], "state": r[3], 
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := check.Run(context.Background(), open(), pqs, check.Options{})
+	res, err := check.Run(context.Background(), open(), pqs, check.Options{Filter: tracesFilter})
 	if err != nil || res.Traces != 4 || len(res.Differences) != 0 {
 		t.Fatalf("check server against archive: %v, %d traces, differences %v", err, res.Traces, res.Differences)
 	}
@@ -376,20 +376,20 @@ print(json.dumps([{"trace": r[0], "trace_id": r[1], "run": r[2], "state": r[3], 
 		if err != nil {
 			t.Fatal(err)
 		}
-		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}})
+		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: p})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return copyJob(t, src, dst)
+		return copyTraces(t, src, dst)
 	}
 	if rep := restore(); rep.Traces == nil || rep.Traces.Copied != 4 || len(rep.Coverage) != 0 {
 		t.Fatalf("restore: traces %+v, coverage %v", rep.Traces, rep.Coverage)
 	}
-	restored := withoutStorageTags(dumpTraces(t, dstSrv.URL))
+	restored := withoutStorageTags(dumpTraces(t, dstSrv.URL, p))
 	sameTraces(t, "restore", expectedTraces(t, srcSrv.URL, srcDump, restored), restored)
 	restore()
-	sameTraces(t, "second restore", expectedTraces(t, srcSrv.URL, srcDump, restored), withoutStorageTags(dumpTraces(t, dstSrv.URL)))
-	checkTraces(t, srcSrv.URL, dstSrv.URL, nil)
+	sameTraces(t, "second restore", expectedTraces(t, srcSrv.URL, srcDump, restored), withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
+	checkTraces(t, srcSrv.URL, dstSrv.URL, p, nil)
 
 	// A damaged traces file is a difference naming it, never read as data.
 	files, _ := filepath.Glob(filepath.Join(dir, "traces", "*", "*.parquet"))
@@ -408,7 +408,7 @@ print(json.dumps([{"trace": r[0], "trace_id": r[1], "run": r[2], "state": r[3], 
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err = check.Run(context.Background(), open(), pqs, check.Options{})
+	res, err = check.Run(context.Background(), open(), pqs, check.Options{Filter: tracesFilter})
 	if err != nil {
 		t.Fatal(err)
 	}

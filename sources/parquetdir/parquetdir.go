@@ -195,9 +195,6 @@ func (s *Source) entry(run schema.Ref) (archive.RunEntry, error) {
 	return e, nil
 }
 
-// errStop ends a read early when the consumer stops.
-var errStop = errors.New("stop")
-
 // pages adapts a callback reader to an iterator.
 func pages[T any](ctx context.Context, s *Source, run schema.Ref, read func(archive.RunEntry, int, func([]T) error) error) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
@@ -206,16 +203,10 @@ func pages[T any](ctx context.Context, s *Source, run schema.Ref, read func(arch
 			yield(nil, err)
 			return
 		}
-		err = read(e, PageSize, func(page []T) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !yield(page, nil) {
-				return errStop
-			}
-			return nil
+		err = sources.ReadPages(ctx, yield, func(each func([]T) error) error {
+			return read(e, PageSize, each)
 		})
-		if err != nil && !errors.Is(err, errStop) {
+		if err != nil {
 			yield(nil, classify(err))
 		}
 	}

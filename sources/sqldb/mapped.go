@@ -208,16 +208,10 @@ func (s *MappedSource) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]
 			yield(nil, fault.Fatal(ErrClosed))
 			return
 		}
-		err := s.r.Metrics(ctx, run, PageSize, func(page []schema.Metric) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !yield(page, nil) {
-				return errStop
-			}
-			return nil
+		err := sources.ReadPages(ctx, yield, func(each func([]schema.Metric) error) error {
+			return s.r.Metrics(ctx, run, PageSize, each)
 		})
-		if err != nil && !errors.Is(err, errStop) {
+		if err != nil {
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			}

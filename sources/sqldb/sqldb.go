@@ -234,9 +234,6 @@ func (s *Source) Size(ctx context.Context, r schema.Run) (points, bytes int64, o
 	return sr.Points, bytes, true
 }
 
-// errStop ends a read early when the consumer stops.
-var errStop = errors.New("stop")
-
 // pages adapts a callback reader of the store to an iterator.
 func pages[T any](ctx context.Context, s *Source, run schema.Ref, read func(context.Context, int64, int, func([]T) error) error) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
@@ -249,16 +246,10 @@ func pages[T any](ctx context.Context, s *Source, run schema.Ref, read func(cont
 			yield(nil, s.classify(err))
 			return
 		}
-		err = read(ctx, id, PageSize, func(page []T) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !yield(page, nil) {
-				return errStop
-			}
-			return nil
+		err = sources.ReadPages(ctx, yield, func(each func([]T) error) error {
+			return read(ctx, id, PageSize, each)
 		})
-		if err != nil && !errors.Is(err, errStop) {
+		if err != nil {
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			} else {

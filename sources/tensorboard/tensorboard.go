@@ -69,20 +69,11 @@ func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
 // New returns a source reading cfg.Root. A root that does not exist or is
 // not a folder is a fatal error.
 func New(cfg Config) (*Source, error) {
-	fi, err := os.Stat(cfg.Root)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil, fault.Fatal(fmt.Errorf("tensorboard: %s does not exist", cfg.Root))
-	case err != nil:
-		return nil, fault.Fatal(fmt.Errorf("tensorboard: %w", err))
-	case !fi.IsDir():
-		return nil, fault.Fatal(fmt.Errorf("tensorboard: %s is not a folder (give the log folder)", cfg.Root))
-	}
-	abs, err := filepath.Abs(cfg.Root)
-	if err == nil {
-		abs, err = filepath.EvalSymlinks(abs)
-	}
+	abs, err := sources.LocalFolder("tensorboard", cfg.Root, "give the log folder")
 	if err != nil {
+		return nil, err
+	}
+	if abs, err = filepath.EvalSymlinks(abs); err != nil {
 		return nil, fault.Fatal(fmt.Errorf("tensorboard: %w", err))
 	}
 	cfg.Root = abs

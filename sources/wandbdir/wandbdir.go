@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -65,18 +63,9 @@ func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
 
 // New returns a source reading cfg.Root.
 func New(cfg Config) (*Source, error) {
-	fi, err := os.Stat(cfg.Root)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return nil, fault.Fatal(fmt.Errorf("wandb: %s does not exist", cfg.Root))
-	case err != nil:
-		return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
-	case !fi.IsDir():
-		return nil, fault.Fatal(fmt.Errorf("wandb: %s is not a folder (give a wandb/ folder or a run folder)", cfg.Root))
-	}
-	abs, err := filepath.Abs(cfg.Root)
+	abs, err := sources.LocalFolder("wandb", cfg.Root, "give a wandb/ folder or a run folder")
 	if err != nil {
-		return nil, fault.Fatal(fmt.Errorf("wandb: %w", err))
+		return nil, err
 	}
 	cfg.Root = abs
 	if cfg.CrashedAfter <= 0 {

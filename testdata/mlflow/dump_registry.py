@@ -1,12 +1,14 @@
 """Print an MLflow server's model registry as MLflow's own client reads it.
 
-Usage: python dump_registry.py TRACKING_URI
+Usage: python dump_registry.py TRACKING_URI [PREFIX]
 
 Prints one JSON object: {"models": [...]} sorted by name, each with its
 description, tags, aliases and versions (sorted by number: description,
 tags, stage, status, source, run_id, creation_timestamp,
 last_updated_timestamp), and "runs": for
 every run id a version names, the run's runferry.origin tag and artifact URI.
+With PREFIX, only the models whose name starts with it (a test's own, on a
+server tests share).
 """
 import json
 import sys
@@ -14,8 +16,11 @@ import sys
 from mlflow import MlflowClient
 
 client = MlflowClient(sys.argv[1])
+prefix = sys.argv[2] if len(sys.argv) > 2 else ""
 models, runs = [], {}
 for listed in client.search_registered_models(max_results=1000):
+    if not listed.name.startswith(prefix):
+        continue
     m = client.get_registered_model(listed.name)
     versions = []
     for v in client.search_model_versions(f"name='{m.name}'", max_results=1000):

@@ -1,6 +1,6 @@
 """Create a model registry on an MLflow server with MLflow's own client.
 
-Usage: python make_registry.py TRACKING_URI [--more]
+Usage: python make_registry.py TRACKING_URI [--more] [--prefix=PREFIX]
 
 Writes one experiment "registry-src" with two runs that each hold a small
 model folder, and the registered model "fraud-detector": version 1 from the
@@ -11,8 +11,9 @@ also holds three traces (MLflow tracing spans). With --more, a third model
 "churn-model" has three versions: from the first run's files, from the
 second run's as a runs:/ URI, and from an external URI with no run; each
 with its own description, tags and stage (Archived, Staging, None), and
-the aliases legacy, prod and candidate. Prints a JSON object with the run
-ids.
+the aliases legacy, prod and candidate. PREFIX, when given, starts every
+registered model's name (registered model names are global to a server:
+tests sharing one keep apart). Prints a JSON object with the run ids.
 """
 import json
 import os
@@ -23,6 +24,7 @@ import mlflow
 from mlflow import MlflowClient
 
 uri = sys.argv[1]
+prefix = next((a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--prefix=")), "")
 mlflow.set_tracking_uri(uri)
 client = MlflowClient(uri)
 exp = mlflow.set_experiment("registry-src")
@@ -37,34 +39,34 @@ for i in (1, 2):
             mlflow.log_artifacts(d, artifact_path="model")
         runs.append(run.info.run_id)
 
-client.create_registered_model("fraud-detector", tags={"team": "risk"}, description="Flags fraudulent payments.")
+client.create_registered_model(prefix + "fraud-detector", tags={"team": "risk"}, description="Flags fraudulent payments.")
 for i, rid in enumerate(runs, 1):
     src = client.get_run(rid).info.artifact_uri + "/model"
-    v = client.create_model_version("fraud-detector", src, run_id=rid, tags={"trained_on": f"2026-0{i}"},
+    v = client.create_model_version(prefix + "fraud-detector", src, run_id=rid, tags={"trained_on": f"2026-0{i}"},
                                     description=f"version {i}")
     assert v.version == str(i), v.version
-client.set_model_version_tag("fraud-detector", "2", "validated", "yes")
-client.set_registered_model_alias("fraud-detector", "champion", "2")
-client.set_registered_model_alias("fraud-detector", "first", "1")
-client.transition_model_version_stage("fraud-detector", "1", "Archived")
-client.transition_model_version_stage("fraud-detector", "2", "Production")
-client.create_registered_model("empty-model", description="nothing yet")
+client.set_model_version_tag(prefix + "fraud-detector", "2", "validated", "yes")
+client.set_registered_model_alias(prefix + "fraud-detector", "champion", "2")
+client.set_registered_model_alias(prefix + "fraud-detector", "first", "1")
+client.transition_model_version_stage(prefix + "fraud-detector", "1", "Archived")
+client.transition_model_version_stage(prefix + "fraud-detector", "2", "Production")
+client.create_registered_model(prefix + "empty-model", description="nothing yet")
 if "--more" in sys.argv[2:]:
-    client.create_registered_model("churn-model", tags={"owner": "ml-platform", "tier": "gøld"},
+    client.create_registered_model(prefix + "churn-model", tags={"owner": "ml-platform", "tier": "gøld"},
                                    description="Predicts churn.\nSecond line.")
     sources = [(client.get_run(runs[0]).info.artifact_uri + "/model", runs[0]),
                (f"runs:/{runs[1]}/model", runs[1]),
                ("s3://models-bucket/churn/3", None)]
     for i, (src, rid) in enumerate(sources, 1):
-        v = client.create_model_version("churn-model", src, run_id=rid, tags={"step": str(i), "data": f"2026-1{i}"},
+        v = client.create_model_version(prefix + "churn-model", src, run_id=rid, tags={"step": str(i), "data": f"2026-1{i}"},
                                         description=f"churn {i}" if i != 2 else "")
         assert v.version == str(i), v.version
-    client.set_model_version_tag("churn-model", "3", "external", "true")
-    client.transition_model_version_stage("churn-model", "1", "Archived")
-    client.transition_model_version_stage("churn-model", "2", "Staging")
-    client.set_registered_model_alias("churn-model", "legacy", "1")
-    client.set_registered_model_alias("churn-model", "prod", "2")
-    client.set_registered_model_alias("churn-model", "candidate", "3")
+    client.set_model_version_tag(prefix + "churn-model", "3", "external", "true")
+    client.transition_model_version_stage(prefix + "churn-model", "1", "Archived")
+    client.transition_model_version_stage(prefix + "churn-model", "2", "Staging")
+    client.set_registered_model_alias(prefix + "churn-model", "legacy", "1")
+    client.set_registered_model_alias(prefix + "churn-model", "prod", "2")
+    client.set_registered_model_alias(prefix + "churn-model", "candidate", "3")
 for i in range(3):
     with mlflow.start_span(name=f"predict-{i}") as span:
         span.set_inputs({"x": i})

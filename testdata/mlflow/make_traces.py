@@ -1,12 +1,14 @@
 """Create traces on an MLflow server with MLflow's own tracing client.
 
-Usage: python make_traces.py TRACKING_URI
+Usage: python make_traces.py TRACKING_URI [PREFIX]
 
 Writes the experiment "traces-src" with the run "agent-run", in which two
 traces are logged (a decorated function with a child LLM span, and one
 that fails with an exception: state ERROR), plus one trace logged in no
 run, tagged color=blue; and the experiment "traces-only", which holds a
-trace and no run. Prints a JSON object with the run id and trace ids.
+trace and no run. PREFIX, when given, starts both experiment names, so
+that tests sharing a server keep apart. Prints a JSON object with the run
+id and trace ids.
 """
 import json
 import sys
@@ -14,8 +16,9 @@ import sys
 import mlflow
 
 uri = sys.argv[1]
+prefix = sys.argv[2] if len(sys.argv) > 2 else ""
 mlflow.set_tracking_uri(uri)
-exp = mlflow.set_experiment("traces-src")
+exp = mlflow.set_experiment(prefix + "traces-src")
 
 
 @mlflow.trace(name="agent", attributes={"team": "search"})
@@ -45,7 +48,7 @@ with mlflow.start_span(name="outside") as s:
     s.set_inputs("hello")
     s.set_attribute("score", 0.5)
 traces.append(mlflow.get_last_active_trace_id())
-mlflow.set_experiment("traces-only")
+mlflow.set_experiment(prefix + "traces-only")
 with mlflow.start_span(name="lonely") as s:
     s.set_outputs([1, 2, 3])
 traces.append(mlflow.get_last_active_trace_id())
