@@ -228,16 +228,10 @@ func (s *MappedSource) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 			yield(nil, fault.Fatal(ErrClosed))
 			return
 		}
-		err := s.r.Logs(ctx, run, PageSize, func(page []schema.LogLine) error {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if !yield(page, nil) {
-				return errStop
-			}
-			return nil
+		err := sources.ReadPages(ctx, yield, func(each func([]schema.LogLine) error) error {
+			return s.r.Logs(ctx, run, PageSize, each)
 		})
-		if err != nil && !errors.Is(err, errStop) {
+		if err != nil {
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			}
