@@ -57,9 +57,10 @@
 // wandb.exit_code), the environment tags (python, os, args, …), system
 // metrics at full resolution, console output with times. Run files come
 // from run.files() (files.go): console log, media, config and summary
-// files, user files, captured code only with ?code=true. Not read yet:
-// system metrics, console output as lines, W&B Artifacts (manifests and
-// their files).
+// files, user files, captured code only with ?code=true; W&B Artifacts
+// from outputArtifacts and inputArtifacts (artifacts.go), mapped as the
+// folder source maps a run's artifact records. Not read yet: system
+// metrics, console output as lines.
 package wandbcloud
 
 import (
@@ -71,6 +72,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -93,9 +95,14 @@ type Source struct {
 	api *wandbapi.Client
 
 	mu        sync.Mutex
-	estimates map[string]int64  // run origin id -> estimated points, from the listing
-	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
-	spools    map[string]*spool // run origin id -> rich values read by Metrics
+	estimates map[string]int64           // run origin id -> estimated points, from the listing
+	lastSteps map[string]int64           // run origin id -> lastStep from the listing; -1: no history
+	spools    map[string]*spool          // run origin id -> rich values read by Metrics
+	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+
+	// ManifestFetches counts the artifact manifests downloaded, and
+	// ArtifactFileFetches the artifact files opened.
+	ManifestFetches, ArtifactFileFetches atomic.Int64
 }
 
 var (
@@ -107,6 +114,7 @@ var (
 	_ sources.Estimator       = (*Source)(nil)
 	_ sources.Paced           = (*Source)(nil)
 	_ sources.ArtifactLister  = (*Source)(nil)
+	_ sources.ManifestLister  = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -62,9 +63,9 @@ func server(t *testing.T, change ...func(*wandbtest.Data)) *wandbtest.Server {
 // API does not give (see the package doc): environment tags and exit codes,
 // the program and git remote, sub-second start and end times (the API's
 // times are whole seconds), system metrics, console output as lines, the
-// damage notes, and the files the folder lists without their content (an
-// artifact entry the run folder lacks: the cloud serves none such). The
-// run files come whole, downloaded from the server.
+// damage notes, and the files the folder lists without their content
+// (but see cloudFiles for artifacts). The run files come whole,
+// downloaded from the server.
 func want(t *testing.T) *dataset.Dataset {
 	t.Helper()
 	d, err := dataset.Read(context.Background(), fixtureSource(t))
@@ -72,6 +73,7 @@ func want(t *testing.T) *dataset.Dataset {
 		t.Fatal(err)
 	}
 	keep := map[string]bool{"entity": true, "project": true, "run_id": true, "sweep_id": true, "state": true}
+	versions := map[string]int{}
 	for _, rd := range d.Runs {
 		r := &rd.Run
 		var tags []schema.Tag
@@ -89,13 +91,7 @@ func want(t *testing.T) *dataset.Dataset {
 			}
 		}
 		rd.Metrics, rd.Logs = ms, nil
-		var files []dataset.File
-		for _, f := range rd.Files {
-			if f.Problem == "" {
-				files = append(files, f)
-			}
-		}
-		rd.Files = files
+		rd.Files = cloudFiles(t, rd.Files, versions)
 		var rv []schema.RichValue
 		for _, v := range rd.RichValues {
 			if !strings.HasPrefix(v.Key, "system/") {
@@ -105,6 +101,48 @@ func want(t *testing.T) *dataset.Dataset {
 		rd.RichValues = rv
 	}
 	return d
+}
+
+// cloudFiles is what the cloud holds of a run folder's files: those it
+// has content for, and of the W&B Artifacts the run logged, the manifests
+// with the version the server gave (v0, v1, … per name, counted in
+// versions) and the entries without content listed with the cloud's
+// problem (the server holds only what was uploaded).
+func cloudFiles(t *testing.T, files []dataset.File, versions map[string]int) []dataset.File {
+	t.Helper()
+	label := map[string]string{} // version folder -> name:vN
+	var out []dataset.File
+	for _, f := range files {
+		if !schema.IsManifestPath(f.Path) {
+			continue
+		}
+		m, err := schema.ParseManifest(f.Content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Version = fmt.Sprintf("v%d", versions[m.Name])
+		versions[m.Name]++
+		label[m.Folder()] = m.Name + ":" + m.Version
+		b, err := schema.MarshalManifest(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Content = b
+		out = append(out, f)
+	}
+	for _, f := range files {
+		switch {
+		case schema.IsManifestPath(f.Path):
+		case f.Problem == "":
+			out = append(out, f)
+		case strings.HasPrefix(f.Path, schema.ArtifactFolder+"/"):
+			v := label[path.Dir(f.Path)]
+			f.Problem = "artifact " + v + ": content not stored on the server (the version's files do not list it)"
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b dataset.File) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 func open(t *testing.T, url, path string) sources.Source {

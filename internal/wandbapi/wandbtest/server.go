@@ -75,6 +75,8 @@ type Project struct {
 	Name      string
 	CreatedAt time.Time
 	Runs      []*Run
+	// Artifacts are the project's artifact versions (see artifacts.go).
+	Artifacts []*Artifact
 }
 
 // Run is a W&B run as the API shows it.
@@ -107,6 +109,9 @@ type Run struct {
 	Export *Export
 	// Files are the run's files (see File), sorted by name.
 	Files []File
+	// Logged and Used are the artifact versions (of its project's
+	// Artifacts) the run logged and used.
+	Logged, Used []*Artifact
 }
 
 // Server is a running test server.
@@ -142,6 +147,8 @@ type Server struct {
 	latency      time.Duration
 	// Limited counts the requests answered 429 by SetLimit's bucket.
 	Limited atomic.Int64
+
+	artifacts artifactCounters
 }
 
 // New starts a server holding data that accepts key.
@@ -202,6 +209,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(r.URL.Path, "/exports/") && r.Method == http.MethodGet {
 		s.serveSigned(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/artifactstore/") && r.Method == http.MethodGet {
+		s.serveArtifact(w, r)
 		return
 	}
 	if (strings.HasPrefix(r.URL.Path, "/files/") || strings.HasPrefix(r.URL.Path, "/storage/")) && r.Method == http.MethodGet {
@@ -380,6 +391,13 @@ func (s *Server) root() *object {
 			}
 			return pageOf("ProjectConnection", s.data.Projects, a, s.project)
 		},
+		"artifact": func(a map[string]any) (any, error) {
+			id, _ := a["id"].(string)
+			if p, art := s.artifactByID(id); art != nil {
+				return s.artifactObject(p, art), nil
+			}
+			return (*object)(nil), nil
+		},
 		"project": func(a map[string]any) (any, error) {
 			name, _ := a["name"].(string)
 			if e, _ := a["entityName"].(string); e != s.data.Entity {
@@ -494,6 +512,10 @@ func (s *Server) project(p *Project) *object {
 				s.RunsListed.Add(1)
 				return s.run(p, r)
 			})
+		},
+		"artifactCollection": func(a map[string]any) (any, error) {
+			name, _ := a["name"].(string)
+			return s.artifactCollection(p, name), nil
 		},
 		"run": func(a map[string]any) (any, error) {
 			name, _ := a["name"].(string)
@@ -643,6 +665,12 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"parquetHistory": func(a map[string]any) (any, error) { return s.parquetHistory(p, r, a) },
 		"fileCount":      field(len(r.Files)),
 		"files":          func(a map[string]any) (any, error) { return s.files(p, r, a) },
+		"outputArtifacts": func(a map[string]any) (any, error) {
+			return pageOf("ArtifactConnection", r.Logged, a, func(x *Artifact) *object { return s.artifactObject(p, x) })
+		},
+		"inputArtifacts": func(a map[string]any) (any, error) {
+			return pageOf("ArtifactConnection", r.Used, a, func(x *Artifact) *object { return s.artifactObject(p, x) })
+		},
 	}}
 }
 
