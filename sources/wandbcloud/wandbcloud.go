@@ -27,6 +27,13 @@
 //	                              the folder source names them (NAME a metric or a
 //	                              glob), so that sinks plot against the same x axis
 //	sweepName                     tag wandb.sweep_id
+//	exitcode                      tag wandb.exit_code
+//	config _wandb: cli_version,   tags wandb.sdk_version, wandb.python, and from
+//	  python_version, e (the      the earliest writer's environment record (the
+//	  writers' environment)       document of wandb-metadata.json): Run.Program,
+//	                              GitRemote, tags wandb.os, args, code_path, root,
+//	                              executable, email, docker, cuda, gpu, gpu_count,
+//	                              cpu_count, as the folder source names them
 //	entity, project, run id       tags wandb.entity, wandb.project, wandb.run_id
 //	history rows                  Metric and RichValue by wandbfile.ConvertValues,
 //	                              the folder source's conversion: `_step` the step,
@@ -53,9 +60,10 @@
 // adapt, and SetRate (--rate) caps them; OnWait tells progress why it waits.
 // One history read serves Metrics and RichValues (spool.go).
 //
-// What the API does not give that a run folder has: the exit code (tag
-// wandb.exit_code), the environment tags (python, os, args, …), system
-// metrics at full resolution, console output with times. Run files come
+// What the API does not give that a run folder has (see KnownGaps): times
+// finer than a second, the number of segments of a resumed run (tag
+// wandb.segments), system metrics at full resolution, console output as
+// lines with times. Run files come
 // from run.files() (files.go): console log, media, config and summary
 // files, user files, captured code only with ?code=true; W&B Artifacts
 // from outputArtifacts and inputArtifacts (artifacts.go), mapped as the
@@ -70,6 +78,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -423,6 +432,35 @@ func (s *Source) convert(exp schema.Ref, project string, r wandbapi.Run) schema.
 	default:
 		out.Status, tags["state"] = schema.StatusFailed, r.State
 		out.Damage = append(out.Damage, fmt.Sprintf("unknown W&B run state %q", r.State))
+	}
+	env, err := wandbapi.RunEnvironment(r.Config)
+	if err != nil {
+		out.Damage = append(out.Damage, err.Error())
+	}
+	out.Program, out.GitRemote = env.Program, env.GitRemote
+	out.Host, out.GitCommit, out.User = cmpOr(out.Host, env.Host), cmpOr(out.GitCommit, env.GitCommit), cmpOr(out.User, env.Username)
+	var args string
+	if len(env.Args) > 0 {
+		l := make([]any, len(env.Args))
+		for i, a := range env.Args {
+			l[i] = a
+		}
+		args = wandbfile.ValueToJSON(l) // as the folder source renders them
+	}
+	count := func(n int64) string {
+		if n == 0 {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	for k, v := range map[string]string{"python": cmpOr(env.Python, env.PythonVersion), "sdk_version": env.CLIVersion,
+		"os": env.OS, "args": args, "code_path": env.CodePath, "root": env.Root, "executable": env.Executable,
+		"email": env.Email, "docker": env.Docker, "cuda": env.CUDA, "gpu": env.GPU,
+		"gpu_count": count(env.GPUCount), "cpu_count": count(env.CPUCount)} {
+		tags[k] = v
+	}
+	if r.Exitcode != nil {
+		tags["exit_code"] = strconv.FormatInt(*r.Exitcode, 10)
 	}
 	axes, err := wandbapi.StepMetrics(r.Config)
 	if err != nil {

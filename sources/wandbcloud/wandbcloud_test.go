@@ -60,9 +60,9 @@ func server(t *testing.T, change ...func(*wandbtest.Data)) *wandbtest.Server {
 }
 
 // want is what the folder source reads from the fixtures, less what W&B's
-// API does not give (see the package doc): environment tags and exit codes,
-// the program and git remote, sub-second start and end times (the API's
-// times are whole seconds), system metrics, console output as lines, the
+// API does not give (see the package doc): the segments and storage id
+// tags, sub-second start and end times (the API's times are whole
+// seconds), system metrics, console output as lines, the
 // damage notes, and the files the folder lists without their content
 // (but see cloudFiles for artifacts). The run files come whole,
 // downloaded from the server.
@@ -72,17 +72,17 @@ func want(t *testing.T) *dataset.Dataset {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep := map[string]bool{"entity": true, "project": true, "run_id": true, "sweep_id": true, "state": true}
+	drop := map[string]bool{"segments": true, "storage_id": true} // what the API does not give
 	versions := map[string]int{}
 	for _, rd := range d.Runs {
 		r := &rd.Run
 		var tags []schema.Tag
 		for _, tg := range r.Tags {
-			if k := strings.TrimPrefix(tg.Key, wandbdir.TagPrefix); keep[k] || strings.HasPrefix(k, "step_metric.") {
+			if k := strings.TrimPrefix(tg.Key, wandbdir.TagPrefix); !drop[k] {
 				tags = append(tags, tg)
 			}
 		}
-		r.Tags, r.Program, r.GitRemote, r.Damage = tags, "", "", nil
+		r.Tags, r.Damage = tags, nil
 		r.Start, r.End = schema.CanonicalTime(r.Start.Truncate(time.Second)), schema.CanonicalTime(r.End.Truncate(time.Second))
 		var ms []schema.Metric
 		for _, m := range rd.Metrics {

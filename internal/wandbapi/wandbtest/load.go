@@ -9,7 +9,9 @@ import (
 	"mime"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/runferry/runferry/schema"
 )
@@ -29,7 +31,10 @@ type Reader interface {
 // named by the experiments' last path element, run ids, display names,
 // config, define_metric's step metrics (the wandb.step_metric.* tags),
 // summary, tags (labels), notes, group, job type, host, commit,
-// user, state (from the status and the wandb.state tag), start as
+// user, the environment (the folder's environment tags, program and git
+// remote as the writer's environment record; sdk_version and python as
+// cli_version and python_version; exit_code as exitcode),
+// state (from the status and the wandb.state tag), start as
 // createdAt and end as heartbeatAt, and history rows rebuilt from the
 // metrics and rich values (system metrics left out: the API keeps them
 // apart) with _step and _timestamp (seconds). When src also lists files
@@ -194,6 +199,49 @@ func loadRun(ctx context.Context, src Reader, r schema.Run) (*Run, error) {
 		ID: r.Origin.ID[strings.LastIndex(r.Origin.ID, "/")+1:], DisplayName: r.Name, State: state,
 		Group: r.Group, JobType: r.JobType, Notes: r.Notes, Commit: r.GitCommit, Host: r.Host, User: r.User,
 		SweepName: tag("sweep_id"), Tags: r.Labels, CreatedAt: r.Start, HeartbeatAt: r.End,
+	}
+	wr.CLIVersion, wr.PythonVersion = tag("sdk_version"), tag("python")
+	if c := tag("exit_code"); c != "" {
+		n, err := strconv.ParseInt(c, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("tag wandb.exit_code %q: %w", c, err)
+		}
+		wr.ExitCode = &n
+	}
+	env := map[string]any{}
+	for k, name := range map[string]string{"os": "os", "python": "python", "code_path": "codePath", "root": "root",
+		"executable": "executable", "email": "email", "docker": "docker", "cuda": "cudaVersion", "gpu": "gpu"} {
+		if v := tag(k); v != "" {
+			env[name] = v
+		}
+	}
+	for k, name := range map[string]string{"cpu_count": "cpu_count", "gpu_count": "gpu_count"} {
+		if v := tag(k); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("tag wandb.%s %q: %w", k, v, err)
+			}
+			env[name] = n
+		}
+	}
+	if a := tag("args"); a != "" {
+		var args []any
+		if err := json.Unmarshal([]byte(a), &args); err != nil {
+			return nil, fmt.Errorf("tag wandb.args: %w", err)
+		}
+		env["args"] = args
+	}
+	for k, v := range map[string]string{"program": r.Program, "host": r.Host, "username": r.User} {
+		if v != "" {
+			env[k] = v
+		}
+	}
+	if r.GitRemote != "" || r.GitCommit != "" {
+		env["git"] = map[string]any{"remote": r.GitRemote, "commit": r.GitCommit}
+	}
+	if len(env) > 0 {
+		env["startedAt"] = r.Start.UTC().Format(time.RFC3339Nano)
+		wr.Environment = env
 	}
 	for _, t := range r.Tags {
 		if name, ok := strings.CutPrefix(t.Key, "wandb.step_metric."); ok {

@@ -13,7 +13,9 @@
 //	                                         after, first, order) cursor-paged, run(name)
 //	run fields                               id, name, displayName, state, config
 //	                                         (W&B's {"k":{"value":…}} JSON, with define_metric
-//	                                         in _wandb.m as W&B keeps it), summaryMetrics,
+//	                                         in _wandb.m, the writer's environment record in
+//	                                         _wandb.e, cli_version and python_version, as
+//	                                         wandb-core keeps them), exitcode, summaryMetrics,
 //	                                         systemMetrics, tags, notes, group, jobType,
 //	                                         commit, host, user, createdAt, heartbeatAt,
 //	                                         historyKeys ({"keys":…, "lastStep":N}),
@@ -30,6 +32,9 @@
 //	GET /exports/...                         the parquet export files (signed URLs)
 //	fileCount, files(names, after, first,    run files (see File); GET /files/... (with
 //	  pattern)                               the key) and /storage/... (signed) serve them
+//	outputArtifacts, inputArtifacts,         W&B Artifacts (see artifacts.go); GET
+//	  artifact(id), artifactCollection       /artifactstore/... (signed) serves manifests
+//	                                         and files
 //
 // A field it does not know is a GraphQL error naming the field, so a query
 // shape a client sends that the server does not answer shows at once.
@@ -109,6 +114,13 @@ type Run struct {
 	Export *Export
 	// Files are the run's files (see File), sorted by name.
 	Files []File
+	// Environment is the writer's environment record (protojson, as
+	// wandb-metadata.json holds it), served in config `_wandb.e` with
+	// CLIVersion and PythonVersion (`_wandb.cli_version`, `python_version`).
+	Environment               map[string]any
+	CLIVersion, PythonVersion string
+	// ExitCode is the run's exit code, nil when it has none.
+	ExitCode *int64
 	// Logged and Used are the artifact versions (of its project's
 	// Artifacts) the run logged and used.
 	Logged, Used []*Artifact
@@ -544,8 +556,21 @@ func (s *Server) run(p *Project, r *Run) *object {
 	for k, v := range r.Config {
 		cfg[k] = map[string]any{"value": v, "desc": nil}
 	}
+	internal := map[string]any{}
 	if m := metricRecords(r.StepMetrics); m != nil {
-		cfg["_wandb"] = map[string]any{"value": map[string]any{"m": m}, "desc": nil}
+		internal["m"] = m
+	}
+	if len(r.Environment) > 0 {
+		internal["e"] = map[string]any{"writer-" + r.ID: r.Environment}
+	}
+	if r.CLIVersion != "" {
+		internal["cli_version"] = r.CLIVersion
+	}
+	if r.PythonVersion != "" {
+		internal["python_version"] = r.PythonVersion
+	}
+	if len(internal) > 0 {
+		cfg["_wandb"] = map[string]any{"value": internal, "desc": nil}
 	}
 	orNil := func(s string) any {
 		if s == "" {
@@ -589,8 +614,14 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"createdAt":        field(timeString(r.CreatedAt)),
 		"heartbeatAt":      field(timeString(r.HeartbeatAt)),
 		"historyLineCount": field(len(r.History)),
-		"user":             field(user),
-		"historyKeys":      field(historyKeys(r)),
+		"exitcode": func(map[string]any) (any, error) {
+			if r.ExitCode == nil {
+				return nil, nil
+			}
+			return *r.ExitCode, nil
+		},
+		"user":        field(user),
+		"historyKeys": field(historyKeys(r)),
 		"history": func(a map[string]any) (any, error) {
 			s.HistoryReads.Add(1)
 			lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
