@@ -546,3 +546,52 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 	}
 	t.Logf("%d kills within %v each", kills, full)
 }
+
+// TestWandbCloudArtifacts: a W&B project whose run logged W&B Artifacts
+// (the real SDK's artifact run, served as W&B holds it once synced) is
+// copied from the cloud into an archive: the entry the server does not
+// hold is named as a file not copied, everything else arrives, and check
+// of the cloud against the archive finds no difference at all; check of
+// the run folder against the cloud passes with the known gaps of the
+// pair only (versions, ids and the alias latest the server assigns, times
+// to the second, the entry neither holds).
+func TestWandbCloudArtifacts(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	dir := testenv.WandbArtifactRun(t)
+	folder := "wandb:" + filepath.Join(dir, "wandb") + "?entity=art&artifact-cache=" + filepath.Join(dir, "cache", "artifacts")
+	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(dir, "wandb"), Entity: "art", ArtifactCache: filepath.Join(dir, "cache", "artifacts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "art", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/art"
+	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+
+	code, out, errOut := runCLI(t, "copy", loc, archive, "--state", filepath.Join(t.TempDir(), "l.db"))
+	if code != 0 || !strings.Contains(out, "copied 1 runs (") || !strings.Contains(errOut+out, "wandb-artifacts/lost-data/") ||
+		!strings.Contains(errOut+out, "content not stored on the server") {
+		t.Fatalf("copy: exit %d, want 0 naming the entry not stored\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut = runCLI(t, "check", loc, archive); code != 0 || !strings.Contains(out, "1 match, 0 differences\n") {
+		t.Fatalf("check the cloud against the archive: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "check", folder, loc)
+	if code != 0 || !strings.Contains(out, "1 match, 0 differences, ") {
+		t.Fatalf("check the folder against the cloud: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, g := range []string{"a run folder has no version number for an artifact logged offline",
+		"the W&B server moves the alias latest to the newest version",
+		"the W&B server names an artifact version by its own id, a run folder by the SDK's client id",
+		"an artifact file whose content neither side holds"} {
+		if !strings.Contains(out, "known ("+g+"): ") {
+			t.Errorf("no known difference %q:\n%s", g, out)
+		}
+	}
+}

@@ -48,8 +48,8 @@ func readAll(t *testing.T, files func(func(schema.Artifact, error) bool)) (conte
 // TestArtifacts: a run made by the real SDK that logs W&B Artifacts,
 // served by the test server as W&B would hold it once synced, reads
 // through the API as it reads from its folder: the same manifests but for
-// what the server assigns (versions v0, v1, … and the alias latest on the
-// newest version of a name only), the same files under the same version
+// what the server assigns (versions v0, v1, …, its own ids, and the alias
+// latest on the newest version of a name only), the same files under the same version
 // folders (named by digest) with the same bytes, downloaded and checked;
 // the entry whose content was lost before upload is named, not copied. A
 // second run that used two of the versions lists them with their entries,
@@ -116,6 +116,12 @@ func TestArtifacts(t *testing.T) {
 			t.Fatal(err)
 		}
 		got = append(got, m)
+	}
+	for i := range min(len(got), len(want)) { // the server's ids, not the SDK's client ids
+		if got[i].ID == "" || got[i].ID == want[i].ID {
+			t.Errorf("version %d: id %q, the folder's %q", i, got[i].ID, want[i].ID)
+		}
+		want[i].ID = got[i].ID
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("manifests\n got %+v\nwant %+v", got, want)

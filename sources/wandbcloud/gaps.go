@@ -1,6 +1,7 @@
 package wandbcloud
 
 import (
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ var _ sources.GapLister = (*Source)(nil)
 //     output.log file, which arrives as a run file;
 //   - the version number of an artifact version logged offline: the run
 //     folder has none (the server numbers it on sync), the cloud has;
+//   - the alias latest, which the server moves to the newest version of a
+//     name where the run folder's records keep it on every version logged;
+//   - a logged version's id: the server's own, the SDK's client id in the
+//     run folder;
 //   - an artifact entry whose content neither side holds (the run folder
 //     lost its staged copy, so the server never got it): named on both
 //     sides, for different reasons.
@@ -51,6 +56,18 @@ func (s *Source) KnownGaps() []sources.Gap {
 		{Name: "a run folder has no version number for an artifact logged offline", Match: func(what, this, other string) bool {
 			return strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") && strings.HasSuffix(what, " Version") &&
 				other == "" && strings.HasPrefix(this, "v")
+		}},
+		{Name: "the W&B server moves the alias latest to the newest version", Match: func(what, this, other string) bool {
+			if !strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") || !strings.HasSuffix(what, " Aliases") {
+				return false
+			}
+			drop := func(s string) []string {
+				return slices.DeleteFunc(strings.Fields(strings.Trim(s, "[]")), func(a string) bool { return a == "latest" })
+			}
+			return slices.Equal(drop(this), drop(other))
+		}},
+		{Name: "the W&B server names an artifact version by its own id, a run folder by the SDK's client id", Match: func(what, this, other string) bool {
+			return strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") && strings.HasSuffix(what, " ID") && this != "" && other != ""
 		}},
 		{Name: "an artifact file whose content neither side holds", Match: func(what, this, other string) bool {
 			return strings.HasPrefix(what, "file "+schema.ArtifactFolder+"/") &&

@@ -105,7 +105,7 @@ func want(t *testing.T) *dataset.Dataset {
 
 // cloudFiles is what the cloud holds of a run folder's files: those it
 // has content for, and of the W&B Artifacts the run logged, the manifests
-// with the version the server gave (v0, v1, … per name, counted in
+// with the version and id the server gave (v0, v1, … per name, counted in
 // versions) and the entries without content listed with the cloud's
 // problem (the server holds only what was uploaded).
 func cloudFiles(t *testing.T, files []dataset.File, versions map[string]int) []dataset.File {
@@ -120,7 +120,7 @@ func cloudFiles(t *testing.T, files []dataset.File, versions map[string]int) []d
 		if err != nil {
 			t.Fatal(err)
 		}
-		m.Version = fmt.Sprintf("v%d", versions[m.Name])
+		m.Version, m.ID = fmt.Sprintf("v%d", versions[m.Name]), wandbtest.ArtifactID(m.Name, versions[m.Name])
 		versions[m.Name]++
 		label[m.Folder()] = m.Name + ":" + m.Version
 		b, err := schema.MarshalManifest(m)

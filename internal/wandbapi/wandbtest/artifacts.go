@@ -57,7 +57,13 @@ func (a *Artifact) id() string {
 	if a.ID != "" {
 		return a.ID
 	}
-	return base64.StdEncoding.EncodeToString([]byte("Artifact:" + a.Name + ":" + strconv.Itoa(a.VersionIndex)))
+	return ArtifactID(a.Name, a.VersionIndex)
+}
+
+// ArtifactID is the GraphQL id the server gives version index of name
+// when Artifact.ID is empty.
+func ArtifactID(name string, index int) string {
+	return base64.StdEncoding.EncodeToString([]byte("Artifact:" + name + ":" + strconv.Itoa(index)))
 }
 
 func (a *Artifact) version() string { return "v" + strconv.Itoa(a.VersionIndex) }

@@ -150,7 +150,7 @@ func loadArtifacts(ctx context.Context, src manifester, r schema.Run, p *Project
 			}
 		}
 		a := &Artifact{Name: m.Name, Type: m.Type, VersionIndex: idx, Digest: m.Digest, Description: m.Description,
-			Metadata: m.Metadata, Tags: m.Tags, CreatedAt: r.Start, ID: m.ID}
+			Metadata: m.Metadata, Tags: m.Tags, CreatedAt: r.Start} // the server's own id, not the SDK's client id
 		for _, al := range m.Aliases {
 			if al != "latest" {
 				a.Aliases = append(a.Aliases, al)
