@@ -68,19 +68,20 @@ func (a Artifact) OwnAliases() []string {
 // ArtifactsPageSize is how many artifact versions one request asks for.
 const ArtifactsPageSize = 50
 
+// artifactNode is the selection runferry asks for every artifact version.
+const artifactNode = `id versionIndex description metadata state digest size
+          artifactSequence { name }
+          artifactType { name }
+          tags { name }
+          aliases { alias artifactCollection { name } }
+          currentManifest { file { directUrl } }`
+
 const runArtifactsQuery = `query RunArtifacts($entity: String!, $project: String!, $run: String!, $cursor: String, $perPage: Int) {
   project(entityName: $entity, name: $project) {
     run(name: $run) {
       artifacts: %s(after: $cursor, first: $perPage) {
         pageInfo { endCursor hasNextPage }
-        edges { node {
-          id versionIndex description metadata state digest size
-          artifactSequence { name }
-          artifactType { name }
-          tags { name }
-          aliases { alias artifactCollection { name } }
-          currentManifest { file { directUrl } }
-        } }
+        edges { node { ` + artifactNode + ` } }
       }
     }
   }
@@ -89,12 +90,16 @@ const runArtifactsQuery = `query RunArtifacts($entity: String!, $project: String
 // RunArtifacts yields the artifact versions the run logged (used false:
 // outputArtifacts) or used (inputArtifacts), in the server's order.
 func (c *Client) RunArtifacts(ctx context.Context, entity, project, id string, used bool) iter.Seq2[Artifact, error] {
+	return c.runArtifacts(ctx, entity, project, id, used, nil)
+}
+
+// runArtifacts yields the versions after cursor (nil: from the start).
+func (c *Client) runArtifacts(ctx context.Context, entity, project, id string, used bool, cursor *string) iter.Seq2[Artifact, error] {
 	q := fmt.Sprintf(runArtifactsQuery, "outputArtifacts")
 	if used {
 		q = fmt.Sprintf(runArtifactsQuery, "inputArtifacts")
 	}
 	return func(yield func(Artifact, error) bool) {
-		var cursor *string
 		for {
 			var out struct {
 				Project *struct {
@@ -135,6 +140,101 @@ func (c *Client) RunArtifacts(ctx context.Context, entity, project, id string, u
 			cursor = as.PageInfo.EndCursor
 		}
 	}
+}
+
+// RunContents is a run's files and the artifact versions it logged and
+// used, each in the server's order.
+type RunContents struct {
+	Files        []RunFile
+	Logged, Used []Artifact
+}
+
+const runContentsQuery = `query RunContents($entity: String!, $project: String!, $run: String!, $perPage: Int!, $artifactsPerPage: Int) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) {
+      files(first: $perPage) {
+        pageInfo { endCursor hasNextPage }
+        edges { node { name url(upload: false) directUrl sizeBytes mimetype updatedAt md5 } }
+      }
+      outputArtifacts(first: $artifactsPerPage) {
+        pageInfo { endCursor hasNextPage }
+        edges { node { ` + artifactNode + ` } }
+      }
+      inputArtifacts(first: $artifactsPerPage) {
+        pageInfo { endCursor hasNextPage }
+        edges { node { ` + artifactNode + ` } }
+      }
+    }
+  }
+}`
+
+// Contents lists the run's files and artifact versions: their first pages
+// in one request (a run without artifacts costs no more than its files
+// listing), the rest, if any, page by page.
+func (c *Client) Contents(ctx context.Context, entity, project, id string) (RunContents, error) {
+	type artifactPage struct {
+		PageInfo pageInfo `json:"pageInfo"`
+		Edges    []struct {
+			Node *Artifact `json:"node"`
+		} `json:"edges"`
+	}
+	var out struct {
+		Project *struct {
+			Run *struct {
+				Files struct {
+					PageInfo pageInfo `json:"pageInfo"`
+					Edges    []struct {
+						Node RunFile `json:"node"`
+					} `json:"edges"`
+				} `json:"files"`
+				Output *artifactPage `json:"outputArtifacts"`
+				Input  *artifactPage `json:"inputArtifacts"`
+			} `json:"run"`
+		} `json:"project"`
+	}
+	vars := map[string]any{"entity": entity, "project": project, "run": id, "perPage": FilesPageSize, "artifactsPerPage": ArtifactsPageSize}
+	if err := c.Query(ctx, runContentsQuery, vars, &out); err != nil {
+		return RunContents{}, err
+	}
+	if out.Project == nil || out.Project.Run == nil {
+		return RunContents{}, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
+	}
+	var rc RunContents
+	r := out.Project.Run
+	for _, e := range r.Files.Edges {
+		rc.Files = append(rc.Files, e.Node)
+	}
+	if r.Files.PageInfo.HasNextPage && r.Files.PageInfo.EndCursor != nil {
+		for f, err := range c.runFiles(ctx, entity, project, id, r.Files.PageInfo.EndCursor) {
+			if err != nil {
+				return RunContents{}, err
+			}
+			rc.Files = append(rc.Files, f)
+		}
+	}
+	for _, side := range []struct {
+		page *artifactPage
+		used bool
+		dst  *[]Artifact
+	}{{r.Output, false, &rc.Logged}, {r.Input, true, &rc.Used}} {
+		if side.page == nil {
+			continue
+		}
+		for _, e := range side.page.Edges {
+			if e.Node != nil {
+				*side.dst = append(*side.dst, *e.Node)
+			}
+		}
+		if side.page.PageInfo.HasNextPage && side.page.PageInfo.EndCursor != nil {
+			for a, err := range c.runArtifacts(ctx, entity, project, id, side.used, side.page.PageInfo.EndCursor) {
+				if err != nil {
+					return RunContents{}, err
+				}
+				*side.dst = append(*side.dst, a)
+			}
+		}
+	}
+	return rc, nil
 }
 
 // ArtifactFile is one stored file of an artifact version.

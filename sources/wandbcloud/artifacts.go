@@ -26,7 +26,7 @@ import (
 // W&B Artifacts, read through the API.
 //
 // A run's versions are listed with outputArtifacts (logged) and
-// inputArtifacts (used); each version's manifest is downloaded from the
+// inputArtifacts (used), in the request that lists its files; each version's manifest is downloaded from the
 // signed URL of its currentManifest, once per job whatever the number of
 // runs that logged or used it (Source.manifest). They map as the folder
 // source maps a run's artifact records: a schema.ArtifactManifest per
@@ -91,30 +91,36 @@ type cloudVersion struct {
 	m   schema.ArtifactManifest
 }
 
-// versions lists the run's logged and used versions, manifests read.
-func (s *Source) versions(ctx context.Context, run schema.Ref) (logged, used []cloudVersion, err error) {
-	p, err := s.split(run.ID, 2)
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, role := range []schema.ArtifactRole{schema.ArtifactLogged, schema.ArtifactUsed} {
-		for a, err := range s.api.RunArtifacts(ctx, s.cfg.Entity, p[0], p[1], role == schema.ArtifactUsed) {
-			if err != nil {
-				return nil, nil, fmt.Errorf("wandb: run %s artifacts: %w", run.ID, err)
-			}
+// versions reads the manifests of the run's logged and used versions.
+func (s *Source) versions(ctx context.Context, run schema.Ref, c wandbapi.RunContents) (logged, used []cloudVersion, err error) {
+	for _, side := range []struct {
+		role schema.ArtifactRole
+		l    []wandbapi.Artifact
+		dst  *[]cloudVersion
+	}{{schema.ArtifactLogged, c.Logged, &logged}, {schema.ArtifactUsed, c.Used, &used}} {
+		for _, a := range side.l {
 			man, err := s.manifest(ctx, a)
 			if err != nil {
 				return nil, nil, fmt.Errorf("wandb: run %s: %w", run.ID, err)
 			}
-			v := cloudVersion{api: a, m: toManifest(role, a, man)}
-			if role == schema.ArtifactUsed {
-				used = append(used, v)
-			} else {
-				logged = append(logged, v)
-			}
+			*side.dst = append(*side.dst, cloudVersion{api: a, m: toManifest(side.role, a, man)})
 		}
 	}
 	return logged, used, nil
+}
+
+// contents lists the run's files and artifact versions (one request for a
+// run without many: see wandbapi.Client.Contents).
+func (s *Source) contents(ctx context.Context, run schema.Ref) (project string, c wandbapi.RunContents, err error) {
+	p, err := s.split(run.ID, 2)
+	if err != nil {
+		return "", c, err
+	}
+	c, err = s.api.Contents(ctx, s.cfg.Entity, p[0], p[1])
+	if err != nil {
+		return "", c, fmt.Errorf("wandb: run %s files and artifacts: %w", run.ID, err)
+	}
+	return p[0], c, nil
 }
 
 // toManifest maps an API version and its manifest.
@@ -156,7 +162,12 @@ func metadataJSON(s string) json.RawMessage {
 // Manifests yields the versions the run logged, then those it used.
 func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema.ArtifactManifest, error] {
 	return func(yield func(schema.ArtifactManifest, error) bool) {
-		logged, used, err := s.versions(ctx, run)
+		_, c, err := s.contents(ctx, run)
+		if err != nil {
+			yield(schema.ArtifactManifest{}, err)
+			return
+		}
+		logged, used, err := s.versions(ctx, run, c)
 		if err != nil {
 			yield(schema.ArtifactManifest{}, err)
 			return
@@ -186,12 +197,8 @@ func safeEntryPath(p string) string {
 // artifactFiles are the run files that carry the versions the run logged
 // (and the list of those it used): each version's manifest.json and its
 // stored entries, opened from their signed URLs.
-func (s *Source) artifactFiles(ctx context.Context, run schema.Ref) ([]schema.Artifact, error) {
-	p, err := s.split(run.ID, 2)
-	if err != nil {
-		return nil, err
-	}
-	logged, used, err := s.versions(ctx, run)
+func (s *Source) artifactFiles(ctx context.Context, run schema.Ref, project string, c wandbapi.RunContents) ([]schema.Artifact, error) {
+	logged, used, err := s.versions(ctx, run, c)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +215,7 @@ func (s *Source) artifactFiles(ctx context.Context, run schema.Ref) ([]schema.Ar
 			return nil, fault.Permanent(fmt.Errorf("wandb: artifact %s: %w", m.Name, err))
 		}
 		out = append(out, memoryFile(m.Folder()+"/"+schema.ManifestFile, body))
-		urls := &versionURLs{s: s, project: p[0], v: v}
+		urls := &versionURLs{s: s, project: project, v: v}
 		if v.api.State == "" || v.api.State == "COMMITTED" {
 			if err := urls.list(ctx); err != nil {
 				return nil, fmt.Errorf("wandb: run %s: artifact %s:%s files: %w", run.ID, m.Name, m.Version, err)

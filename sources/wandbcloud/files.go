@@ -32,18 +32,19 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			yield(schema.Artifact{}, err)
 			return
 		}
+		_, c, err := s.contents(ctx, run)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
 		var files []wandbapi.RunFile
-		for f, err := range s.api.RunFiles(ctx, s.cfg.Entity, p[0], p[1]) {
-			if err != nil {
-				yield(schema.Artifact{}, err)
-				return
-			}
+		for _, f := range c.Files {
 			if strings.HasPrefix(f.Name, "code/") && !s.cfg.Code {
 				continue
 			}
 			files = append(files, f)
 		}
-		carried, err := s.artifactFiles(ctx, run)
+		carried, err := s.artifactFiles(ctx, run, p[0], c)
 		if err != nil {
 			yield(schema.Artifact{}, err)
 			return
