@@ -137,7 +137,8 @@ type Run struct {
 	HeartbeatAt      *string         `json:"heartbeatAt"`
 	Exitcode         *int64          `json:"exitcode"`
 	HistoryLineCount int64           `json:"historyLineCount"`
-	HistoryKeys      json.RawMessage `json:"historyKeys"` // a JSON object, not a JSONString
+	EventsLineCount  *int64          `json:"eventsLineCount"` // system-metrics rows
+	HistoryKeys      json.RawMessage `json:"historyKeys"`     // a JSON object, not a JSONString
 	User             *User           `json:"user"`
 }
 
@@ -162,7 +163,7 @@ func (r Run) LastStep() (step int64, ok bool, err error) {
 // RunFields is the selection runferry asks for every run: everything the
 // run's schema.Run needs, asked for explicitly.
 const RunFields = `id name displayName state config summaryMetrics systemMetrics tags notes group jobType
-  commit host sweepName createdAt heartbeatAt exitcode historyLineCount historyKeys user { name username }`
+  commit host sweepName createdAt heartbeatAt exitcode historyLineCount eventsLineCount historyKeys user { name username }`
 
 // RunsPageSize is how many runs one request asks for.
 const RunsPageSize = 50
@@ -493,4 +494,60 @@ func RunEnvironment(config string) (Environment, error) {
 		}
 	}
 	return env, nil
+}
+
+// EventsSamples is how many system-metrics rows one events request asks
+// for: the server samples a run's system metrics only beyond that.
+var EventsSamples = 100000
+
+// Events returns the run's system-metrics rows (run.events, as the SDK's
+// history(stream="system") asks for them), each a JSON object as text:
+// "system.<key>" values with _timestamp (seconds) and _runtime.
+func (c *Client) Events(ctx context.Context, entity, project, id string) ([]string, error) {
+	var out struct {
+		Project *struct {
+			Run *struct {
+				Events []string `json:"events"`
+			} `json:"run"`
+		} `json:"project"`
+	}
+	q := `query RunEvents($entity: String!, $project: String!, $run: String!, $samples: Int) {
+  project(name: $project, entityName: $entity) { run(name: $run) { events(samples: $samples) } }
+}`
+	if err := c.Query(ctx, q, map[string]any{"entity": entity, "project": project, "run": id, "samples": EventsSamples}, &out); err != nil {
+		return nil, err
+	}
+	if out.Project == nil || out.Project.Run == nil {
+		return nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
+	}
+	return out.Project.Run.Events, nil
+}
+
+// HasSystemMetrics reports whether the run has system-metrics rows worth
+// asking for: its eventsLineCount, or when the server gives none, its
+// systemMetrics (the latest values) holding any.
+func (r Run) HasSystemMetrics() bool {
+	if r.EventsLineCount != nil {
+		return *r.EventsLineCount > 0
+	}
+	s := strings.TrimSpace(r.SystemMetrics)
+	return s != "" && s != "{}" && s != "null"
+}
+
+// SystemKeys counts the numeric system metrics in systemMetrics.
+func (r Run) SystemKeys() int64 {
+	var m map[string]any
+	if json.Unmarshal([]byte(r.SystemMetrics), &m) != nil {
+		return 0
+	}
+	var n int64
+	for k, v := range m {
+		switch v.(type) {
+		case float64, bool:
+			if !strings.HasPrefix(k, "_") {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -21,8 +21,6 @@ var _ sources.GapLister = (*Source)(nil)
 //     match when equal to the second);
 //   - the number of segments of a resumed run (tag wandb.segments): the
 //     server merges them;
-//   - system metrics (system/…): the API gives them only sampled
-//     (run.events), and this source does not read them yet;
 //   - console output as lines with their times: the API gives only the
 //     output.log file, which arrives as a run file;
 //   - the version number of an artifact version logged offline: the run
@@ -46,9 +44,6 @@ func (s *Source) KnownGaps() []sources.Gap {
 		}},
 		{Name: "the W&B server merges a resumed run's segments", Match: func(what, this, _ string) bool {
 			return this == "" && strings.HasPrefix(what, "tag "+TagPrefix+"segments ")
-		}},
-		{Name: "the W&B API gives system metrics only sampled, not read yet", Match: func(what, this, _ string) bool {
-			return strings.HasPrefix(what, "metric system/") && this == "none"
 		}},
 		{Name: "the W&B API gives console output only as the output.log file", Match: func(what, this, _ string) bool {
 			return this == "" && strings.HasPrefix(what, "console output not readable from the ")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"mime"
 	"path"
 	"slices"
@@ -36,8 +37,10 @@ type Reader interface {
 // cli_version and python_version; exit_code as exitcode),
 // state (from the status and the wandb.state tag), start as
 // createdAt and end as heartbeatAt, and history rows rebuilt from the
-// metrics and rich values (system metrics left out: the API keeps them
-// apart) with _step and _timestamp (seconds). When src also lists files
+// metrics and rich values with _step and _timestamp (seconds), system
+// metrics apart (the API keeps them apart): the run's events, one row per
+// sample ("system.<key>", _timestamp, _runtime), their latest values its
+// systemMetrics. When src also lists files
 // (Artifacts, as the folder source does), they become the run's files:
 // every file it can open, under its path, except the W&B Artifacts the
 // folder source carries under schema.ArtifactFolder: when src lists them
@@ -273,13 +276,38 @@ func loadRun(ctx context.Context, src Reader, r schema.Run) (*Run, error) {
 		}
 		return m
 	}
+	events := map[int64]map[string]any{}
 	for page, err := range src.Metrics(ctx, r.Origin) {
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range page {
-			if !strings.HasPrefix(m.Key, "system/") {
+			name, system := strings.CutPrefix(m.Key, "system/")
+			if !system {
 				row(m.Step, m.Time)[m.Key] = m.Value
+				continue
+			}
+			e := events[m.Step]
+			if e == nil {
+				e = map[string]any{"_wandb": true}
+				events[m.Step] = e
+			}
+			e["_timestamp"] = float64(m.Time) / 1000
+			e["system."+name] = m.Value
+		}
+	}
+	for _, st := range slices.Sorted(maps.Keys(events)) {
+		e := events[st]
+		if ts, ok := e["_timestamp"].(float64); ok {
+			e["_runtime"] = ts - float64(r.Start.UnixMilli())/1000
+		}
+		wr.Events = append(wr.Events, e)
+		if wr.SystemMetrics == nil {
+			wr.SystemMetrics = map[string]any{}
+		}
+		for k, v := range e {
+			if strings.HasPrefix(k, "system.") {
+				wr.SystemMetrics[k] = v
 			}
 		}
 	}

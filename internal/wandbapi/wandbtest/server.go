@@ -23,6 +23,8 @@
 //	history(minStep, maxStep, samples)       rows as JSON strings; minStep inclusive,
 //	                                         maxStep exclusive; more rows than samples are
 //	                                         thinned evenly, first and last kept
+//	events(samples)                          system-metrics rows as JSON strings, thinned
+//	                                         as history is beyond samples
 //	sampledHistory(specs)                    per spec {"keys", "minStep", "maxStep"
 //	                                         (inclusive), "samples"}: rows holding every key,
 //	                                         projected on them
@@ -109,6 +111,9 @@ type Run struct {
 	HeartbeatAt   time.Time
 	// History holds the rows in step order; each has "_step".
 	History []map[string]any
+	// Events are the run's system-metrics rows ("system.<key>" values,
+	// _timestamp in seconds, _runtime, _wandb), as run.events serves them.
+	Events []map[string]any
 	// Export, when set, makes the server hold parquet exports of the
 	// history (see Export).
 	Export *Export
@@ -138,6 +143,8 @@ type Server struct {
 	RunsListed atomic.Int64
 	// HistoryReads counts the history and sampledHistory fields answered.
 	HistoryReads atomic.Int64
+	// EventsReads counts the events (system metrics) fields answered.
+	EventsReads atomic.Int64
 	// ParquetQueries counts the parquetHistory fields answered.
 	ParquetQueries atomic.Int64
 	// ExportDownloads counts the parquet export files served.
@@ -614,6 +621,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"createdAt":        field(timeString(r.CreatedAt)),
 		"heartbeatAt":      field(timeString(r.HeartbeatAt)),
 		"historyLineCount": field(len(r.History)),
+		"eventsLineCount":  field(len(r.Events)),
 		"exitcode": func(map[string]any) (any, error) {
 			if r.ExitCode == nil {
 				return nil, nil
@@ -690,6 +698,18 @@ func (s *Server) run(p *Project, r *Run) *object {
 					l = append(l, row)
 				}
 				out = append(out, l)
+			}
+			return out, nil
+		},
+		"events": func(a map[string]any) (any, error) {
+			s.EventsReads.Add(1)
+			samples := 500
+			if v, ok := a["samples"].(float64); ok {
+				samples = int(v)
+			}
+			out := []string{}
+			for _, row := range thin(r.Events, samples) {
+				out = append(out, jsonString(row))
 			}
 			return out, nil
 		},

@@ -106,6 +106,7 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		LastStep int64            `json:"last_step"`
 		History  []map[string]any `json:"history"`
 		Sampled  int              `json:"sampled"`
+		System   []map[string]any `json:"system"`
 		Files    map[string]struct {
 			Size    int64  `json:"size"`
 			MD5     string `json:"md5"`
@@ -141,7 +142,7 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		return *p
 	}
 	states := map[string]string{"FINISHED": "finished", "FAILED": "failed"}
-	files := 0
+	files, systemRows := 0, 0
 	for id, w := range want.Runs {
 		g := runs[id]
 		if g.Name != w.Name || str(g.Notes) != w.Notes || str(g.Group) != w.Group || str(g.JobType) != w.JobType {
@@ -240,6 +241,15 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 			}
 		}
 		files += len(g.Files)
+		// System metrics: run.history(stream="system") reads every
+		// events row the server holds, whole.
+		if !reflect.DeepEqual(norm(g.System), norm(held.Events)) || len(held.Events) == 0 {
+			t.Errorf("%s: system metrics\n got %s\nwant %s", id, js(g.System), js(held.Events))
+		}
+		systemRows += len(g.System)
+	}
+	if systemRows == 0 {
+		t.Error("the SDK read no system metrics")
 	}
 	if files < 10 {
 		t.Errorf("the SDK downloaded %d run files", files)

@@ -82,6 +82,7 @@ for p in api.projects(entity):
             "history": [row for row in r.scan_history(page_size=3)],
             "sampled": len(r.history(samples=3, pandas=False)),
             "files": files(r),
+            "system": r.history(stream="system", pandas=False, samples=100000),
         }
         if with_artifacts:
             runs[r.id]["logged"] = artifacts(r.logged_artifacts())
