@@ -78,9 +78,15 @@ func IsManifestPath(p string) bool {
 	return len(parts) == 4 && parts[0] == ArtifactFolder && parts[1] != "" && parts[2] != "" && parts[3] == ManifestFile
 }
 
-// Label is what names the version in paths: Version when known, else
-// Digest.
+// Label is what names the version in paths: for a logged version its
+// Digest when known (the content's name, the same whether the version was
+// read from a run folder, where the server has not numbered it yet, or
+// from the server), else Version; for a used one Version when known,
+// else Digest.
 func (m ArtifactManifest) Label() string {
+	if m.Role == ArtifactLogged && m.Digest != "" {
+		return m.Digest
+	}
 	return cmp.Or(m.Version, m.Digest)
 }
 

@@ -32,9 +32,16 @@ func TestManifestRoundTrip(t *testing.T) {
 	if f := m.Folder(); f != "wandb-artifacts/my-data/a6f3" {
 		t.Errorf("folder %q", f)
 	}
-	m.Version = "v2"
-	if f := m.Folder(); f != "wandb-artifacts/my-data/v2" {
+	m.Version = "v2" // numbered by the server: a logged version is still named by its digest
+	if f := m.Folder(); f != "wandb-artifacts/my-data/a6f3" {
 		t.Errorf("folder %q", f)
+	}
+	if f := m.Label(); f != "a6f3" {
+		t.Errorf("label %q", f)
+	}
+	m.Role, m.Digest = ArtifactUsed, "" // a used version is named by its version
+	if f := m.Label(); f != "v2" {
+		t.Errorf("used label %q", f)
 	}
 	if _, err := ParseManifest([]byte(`{"format":"other","name":"x"}`)); err == nil {
 		t.Error("a manifest of another format was accepted")

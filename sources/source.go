@@ -222,3 +222,23 @@ type HeaderLister interface {
 type ChangeTimer interface {
 	ChangedAt(ctx context.Context, run schema.Run) (t time.Time, ok bool)
 }
+
+// Gap is a known, named difference between what a source can give and
+// what another source of the same runs holds: W&B's API, for one, cannot
+// give everything a local run folder has.
+type Gap struct {
+	// Name says what the source cannot give, and why, in a few words.
+	Name string
+	// Match reports whether a difference check found is this gap: what
+	// the difference is about ("field Start", "tag wandb.segments
+	// missing"), the value on this source's side and on the other's, as
+	// check prints them ("" for none).
+	Match func(what, this, other string) bool
+}
+
+// GapLister is a source that cannot give some of what another source of
+// the same runs holds. check counts the differences its gaps match as
+// known differences, printed and counted apart, which do not make it fail.
+type GapLister interface {
+	KnownGaps() []Gap
+}

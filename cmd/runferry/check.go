@@ -29,7 +29,11 @@ digest; files by path, size and SHA-256 of the bodies read back. A run held
 twice in DST, or a run in a compared experiment of DST that SRC lacks, is a
 difference too.
 
-Prints each difference and exits 0 only when there is none (4 otherwise).`,
+Prints each difference and exits 0 only when there is none (4 otherwise).
+Differences that a known gap of SRC or DST explains (what one of them cannot
+give: W&B's API, for one, gives times to the second and no system metrics,
+where a run folder has them) are printed as "known (GAP): ...", counted
+apart, and do not fail the check.`,
 		Example: `  runferry check wandb:./wandb parquet:./archive
   runferry check mlflow+http://127.0.0.1:5000 parquet:/backups/mlflow --include 'prod-*'`,
 		Args: exactArgs(2, "SRC DST"),
@@ -61,6 +65,9 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 			for _, d := range res.Differences {
 				fmt.Fprintln(a.stdout, d.String())
 			}
+			for _, d := range res.Known {
+				fmt.Fprintf(a.stdout, "known (%s): %s\n", d.Gap, d.String())
+			}
 			fmt.Fprintf(a.stdout, "checked %d experiments, %d runs, %d points", res.Experiments, res.Runs, res.Points)
 			if res.Models > 0 {
 				fmt.Fprintf(a.stdout, ", %d registered models", res.Models)
@@ -68,7 +75,15 @@ Prints each difference and exits 0 only when there is none (4 otherwise).`,
 			if res.Traces > 0 {
 				fmt.Fprintf(a.stdout, ", %d traces", res.Traces)
 			}
-			fmt.Fprintf(a.stdout, ": %d match, %d differences\n", res.Matching, len(res.Differences))
+			fmt.Fprintf(a.stdout, ": %d match, %d differences", res.Matching, len(res.Differences))
+			if len(res.Known) > 0 {
+				gaps := map[string]bool{}
+				for _, d := range res.Known {
+					gaps[d.Gap] = true
+				}
+				fmt.Fprintf(a.stdout, ", %d known differences (%d kinds: what one side cannot give, see above)", len(res.Known), len(gaps))
+			}
+			fmt.Fprintln(a.stdout)
 			if reportPath != "" {
 				if err := writeJSON(reportPath, res, a.secretValues(args)); err != nil {
 					return fmt.Errorf("writing report: %w", err)

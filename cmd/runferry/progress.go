@@ -33,11 +33,23 @@ type progress struct {
 	started                 time.Time
 	last                    time.Time
 	interval                time.Duration
+
+	// Waits on a source's server (sources.Paced): the latest one's reason
+	// and end, and the time spent waiting so far (overlapping waits of
+	// requests in parallel counted once).
+	waitReason string
+	waitUntil  time.Time
+	waited     time.Duration
+	waits      int
+	now        func() time.Time
 }
 
 func (a *app) newProgress() *progress {
 	now := time.Now()
-	p := &progress{a: a, started: now, last: now, interval: 5 * time.Second}
+	p := &progress{a: a, started: now, last: now, interval: 5 * time.Second, now: time.Now}
+	a.waitMu.Lock()
+	a.prog = p
+	a.waitMu.Unlock()
 	if a.quiet {
 		return p
 	}
@@ -98,17 +110,51 @@ func (p *progress) observe(e transfer.Event) {
 			_ = p.bar.Add(1)
 		}
 	}
+	p.show()
+}
+
+// show updates the bar, or writes a JSON line when one is due; callers
+// hold p.mu.
+func (p *progress) show() {
 	if p.bar != nil {
+		var d string
 		if p.totalPoints > 0 {
-			p.bar.Describe(fmt.Sprintf("%d/%d runs (%d failed) · %s · %s", p.done, p.total, p.failed, bytesText(p.bytes), p.rateText()))
+			d = fmt.Sprintf("%d/%d runs (%d failed) · %s · %s", p.done, p.total, p.failed, bytesText(p.bytes), p.rateText())
 		} else {
-			p.bar.Describe(fmt.Sprintf("runs (%d failed) · %d points · %s · %s", p.failed, p.points, bytesText(p.bytes), p.rateText()))
+			d = fmt.Sprintf("runs (%d failed) · %d points · %s · %s", p.failed, p.points, bytesText(p.bytes), p.rateText())
 		}
+		if left := p.waitUntil.Sub(p.now()); left > 0 {
+			d += fmt.Sprintf(" · waiting on the server %s: %s", left.Round(100*time.Millisecond), p.waitReason)
+		}
+		p.bar.Describe(d)
 		return
 	}
 	if p.lines && time.Since(p.last) >= p.interval {
 		p.emit()
 	}
+}
+
+// waiting records a wait on the source's server (sources.Paced.OnWait):
+// the bar says it and why until it ends, JSON progress lines carry it
+// (waiting_reason, waiting_s, server_wait_s, server_waits), and a line is
+// written at once when one is due, since nothing else moves meanwhile.
+func (p *progress) waiting(reason string, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	end := now.Add(d)
+	start := now
+	if p.waitUntil.After(start) {
+		start = p.waitUntil
+	}
+	if end.After(start) {
+		p.waited += end.Sub(start)
+	}
+	p.waits++
+	if !end.Before(p.waitUntil) {
+		p.waitUntil, p.waitReason = end, reason
+	}
+	p.show()
 }
 
 // emit writes one progress line; callers hold p.mu.
@@ -125,6 +171,12 @@ func (p *progress) emit() {
 	}
 	if rate := p.rate(); rate > 0 {
 		fields["points_per_s"] = int64(rate)
+	}
+	if p.waits > 0 {
+		fields["server_waits"], fields["server_wait_s"] = p.waits, p.waited.Round(time.Millisecond).Seconds()
+	}
+	if left := p.waitUntil.Sub(p.now()); left > 0 {
+		fields["waiting_s"], fields["waiting_reason"] = left.Round(time.Millisecond).Seconds(), p.waitReason
 	}
 	if p.totalPoints > 0 {
 		fields["points_total"], fields["bytes_total"] = p.totalPoints, p.totalBytes

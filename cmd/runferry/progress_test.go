@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/runferry/runferry/engine/transfer"
 )
 
@@ -40,5 +42,56 @@ func TestProgressInPoints(t *testing.T) {
 		case total == 0 && (hasETA || last["points_total"] != nil):
 			t.Errorf("no total: line %v has an estimate", last)
 		}
+	}
+}
+
+// TestProgressWaiting: a wait on the source's server shows in the JSON
+// progress lines while it lasts (waiting_reason, waiting_s) and is summed
+// afterwards (server_waits, server_wait_s; overlapping waits of requests
+// in parallel counted once), and on the bar with its reason.
+func TestProgressWaiting(t *testing.T) {
+	var buf bytes.Buffer
+	a := &app{stderr: &buf, log: slog.New(slog.NewTextHandler(io.Discard, nil)), logFormat: "json"}
+	p := a.newProgress()
+	p.interval = 0
+	now := time.Unix(1000, 0)
+	p.now = func() time.Time { return now }
+	p.observe(transfer.Event{Kind: transfer.EventPlanned, Runs: 2})
+	a.logWait("wandb+https://api.wandb.ai/acme", "the server answered 429 Too Many Requests, Retry-After 3", 3*time.Second)
+	now = now.Add(time.Second)
+	a.logWait("wandb+https://api.wandb.ai/acme", "the server answered 429 Too Many Requests, Retry-After 3", time.Second) // within the first
+	now = now.Add(5 * time.Second)
+	p.observe(transfer.Event{Kind: transfer.EventProgress, Run: "r", Points: 10})
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 4 {
+		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
+	}
+	w := lines[1]
+	if w["waiting_reason"] != "the server answered 429 Too Many Requests, Retry-After 3" || w["waiting_s"] != 3.0 || w["server_waits"] != 1.0 || w["server_wait_s"] != 3.0 {
+		t.Errorf("line during the wait: %v", w)
+	}
+	if w := lines[2]; w["waiting_s"] != 2.0 || w["server_waits"] != 2.0 || w["server_wait_s"] != 3.0 {
+		t.Errorf("line during the overlapping wait: %v", w)
+	}
+	if w := lines[3]; w["waiting_reason"] != nil || w["server_waits"] != 2.0 || w["server_wait_s"] != 3.0 {
+		t.Errorf("line after the waits: %v", w)
+	}
+
+	// The bar says it too.
+	var bar bytes.Buffer
+	b := &app{stderr: &bar, log: slog.New(slog.NewTextHandler(io.Discard, nil)), logFormat: "text"}
+	q := b.newProgress()
+	q.now = func() time.Time { return now }
+	q.bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(&bar))
+	b.logWait("wandb+https://api.wandb.ai/acme", "the server's rate limit is used up (RateLimit-Remaining 0), it resets in 2s", 2*time.Second)
+	if s := bar.String(); !strings.Contains(s, "waiting on the server 2s: the server's rate limit is used up (RateLimit-Remaining 0)") {
+		t.Errorf("bar: %q", s)
 	}
 }

@@ -36,6 +36,7 @@ type app struct {
 
 	waitMu     sync.Mutex
 	waitLogged time.Time // when a server-asked wait was last logged
+	prog       *progress // the running job's progress, told of waits (under waitMu)
 
 	exit int // exit code chosen by the verb; 0 unless set
 }
@@ -183,15 +184,19 @@ func (a *app) openSource(ctx context.Context, raw string) (sources.Source, locat
 	return src, loc, nil
 }
 
-// logWait says that runferry waits on a source's server, and why: at most
-// one line every 5 seconds, so that a long rate-limited export shows it
-// without flooding the log.
+// logWait says that runferry waits on a source's server, and why: in the
+// log at most one line every 5 seconds, so that a long rate-limited export
+// shows it without flooding the log, and to the job's progress every time.
 func (a *app) logWait(source, reason string, d time.Duration) {
 	a.waitMu.Lock()
-	defer a.waitMu.Unlock()
+	prog := a.prog
 	if now := time.Now(); now.Sub(a.waitLogged) >= 5*time.Second {
 		a.waitLogged = now
 		a.log.Info("waiting on the server", "source", source, "for", d.Round(time.Millisecond).String(), "because", reason)
+	}
+	a.waitMu.Unlock()
+	if prog != nil {
+		prog.waiting(reason, d)
 	}
 }
 

@@ -32,6 +32,10 @@ type Difference struct {
 	What string `json:"what"`           // e.g. "missing run", "metric loss", "param lr"
 	Want string `json:"want,omitempty"` // the source's value
 	Got  string `json:"got,omitempty"`  // the destination's value
+	// Gap names the known gap of the source or destination
+	// (sources.GapLister) that explains a known difference; "" for a
+	// difference.
+	Gap string `json:"gap,omitempty"`
 }
 
 func (d Difference) String() string {
@@ -52,12 +56,19 @@ type Result struct {
 	Matching    int          `json:"matching"`    // runs without a difference
 	Points      int64        `json:"points"`      // source points compared
 	Differences []Difference `json:"differences"` // empty when everything matches
+	// Known are the differences that a known gap of the source or the
+	// destination explains (sources.GapLister: what one of them cannot
+	// give), each naming its gap; they do not count as differences, and a
+	// run with only those counts as matching.
+	Known []Difference `json:"known,omitempty"`
 	// Warnings names filter patterns that matched nothing.
 	Warnings []string `json:"warnings,omitempty"`
 	// Models counts the source's registered models compared.
 	Models int `json:"models,omitempty"`
 	// Traces counts the source's traces compared.
 	Traces int `json:"traces,omitempty"`
+
+	srcGaps, dstGaps []sources.Gap
 }
 
 // Options select what is compared.
@@ -82,6 +93,12 @@ type Options struct {
 // difference of the job, since it was not compared.
 func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, error) {
 	res := &Result{}
+	if g, ok := src.(sources.GapLister); ok {
+		res.srcGaps = g.KnownGaps()
+	}
+	if g, ok := dst.(sources.GapLister); ok {
+		res.dstGaps = g.KnownGaps()
+	}
 	index, err := res.indexDestination(ctx, dst)
 	if err != nil {
 		return nil, fmt.Errorf("destination: %w", err)
@@ -173,7 +190,22 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 }
 
 func (res *Result) add(run schema.Ref, what, want, got string) {
-	res.Differences = append(res.Differences, Difference{Run: run.String(), What: what, Want: want, Got: got})
+	d := Difference{Run: run.String(), What: what, Want: want, Got: got}
+	for _, g := range res.srcGaps {
+		if g.Match(what, want, got) {
+			d.Gap = g.Name
+			res.Known = append(res.Known, d)
+			return
+		}
+	}
+	for _, g := range res.dstGaps {
+		if g.Match(what, got, want) {
+			d.Gap = g.Name
+			res.Known = append(res.Known, d)
+			return
+		}
+	}
+	res.Differences = append(res.Differences, d)
 }
 
 // destination is what the destination holds, by origin.
@@ -543,9 +575,14 @@ func (res *Result) compareFiles(ctx context.Context, src, dst sources.Source, ru
 		}
 		return nil
 	}
+	// Both listing their artifact versions: the manifests are compared
+	// field by field (compareManifests), not the manifest files' bytes.
+	_, wml := src.(sources.ManifestLister)
+	_, gml := dst.(sources.ManifestLister)
 	for _, p := range slices.Sorted(maps.Keys(wf)) {
 		g, ok := gf[p]
 		switch {
+		case ok && wml && gml && schema.IsManifestPath(p) && g.unreadable == "":
 		case !ok:
 			res.add(run, "file "+p+" missing", fmt.Sprintf("%d bytes", wf[p].size), "")
 		case g.unreadable != "":

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
@@ -103,5 +105,51 @@ func TestCheckExtraRunsWithinTheSelection(t *testing.T) {
 	res, err = check.Run(ctx, memsrc.New(base), memsrc.New(dst), check.Options{Filter: transfer.Filter{RunIDs: []string{"only-in-destination"}}})
 	if err != nil || len(res.Differences) != 1 || !strings.Contains(res.Differences[0].What, "unexpected run") {
 		t.Fatalf("--run naming the extra run: err %v, %+v", err, res)
+	}
+}
+
+// gapped is a source with a known gap: it cannot give tag "note".
+type gapped struct{ *memsrc.Source }
+
+func (gapped) KnownGaps() []sources.Gap {
+	return []sources.Gap{{Name: "no notes", Match: func(what, this, _ string) bool {
+		return strings.HasPrefix(what, "tag note ") && this == ""
+	}}}
+}
+
+// TestKnownGaps: a difference that a known gap of either side explains
+// (only where that side lacks the value) is counted apart, naming the gap,
+// and its run still matches; the same difference the other way round is a
+// difference.
+func TestKnownGaps(t *testing.T) {
+	ctx := context.Background()
+	base := dataset.Canonical()
+	lacking := base.Clone()
+	var i int
+	for i = range lacking.Runs {
+		if slices.ContainsFunc(lacking.Runs[i].Run.Tags, func(tg schema.Tag) bool { return tg.Key == "note" }) {
+			break
+		}
+	}
+	lacking.Runs[i].Run.Tags = slices.DeleteFunc(slices.Clone(lacking.Runs[i].Run.Tags), func(tg schema.Tag) bool { return tg.Key == "note" })
+	for _, c := range []struct {
+		name     string
+		src, dst sources.Source
+		known    bool
+	}{
+		{"destination lacks it", memsrc.New(base), gapped{memsrc.New(lacking)}, true},
+		{"source lacks it", gapped{memsrc.New(lacking)}, memsrc.New(base), true},
+		{"the gapped side has it", gapped{memsrc.New(base)}, memsrc.New(lacking), false},
+	} {
+		res, err := check.Run(ctx, c.src, c.dst, check.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case c.known && (len(res.Differences) != 0 || len(res.Known) != 1 || res.Known[0].Gap != "no notes" || res.Matching != len(base.Runs)):
+			t.Errorf("%s: %+v", c.name, res)
+		case !c.known && (len(res.Differences) != 1 || len(res.Known) != 0 || res.Matching != len(base.Runs)-1):
+			t.Errorf("%s: %+v", c.name, res)
+		}
 	}
 }

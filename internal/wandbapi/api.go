@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"sort"
 	"strings"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -134,8 +135,10 @@ type Run struct {
 	SweepName        *string         `json:"sweepName"`
 	CreatedAt        string          `json:"createdAt"`
 	HeartbeatAt      *string         `json:"heartbeatAt"`
+	Exitcode         *int64          `json:"exitcode"`
 	HistoryLineCount int64           `json:"historyLineCount"`
-	HistoryKeys      json.RawMessage `json:"historyKeys"` // a JSON object, not a JSONString
+	EventsLineCount  *int64          `json:"eventsLineCount"` // system-metrics rows
+	HistoryKeys      json.RawMessage `json:"historyKeys"`     // a JSON object, not a JSONString
 	User             *User           `json:"user"`
 }
 
@@ -160,7 +163,7 @@ func (r Run) LastStep() (step int64, ok bool, err error) {
 // RunFields is the selection runferry asks for every run: everything the
 // run's schema.Run needs, asked for explicitly.
 const RunFields = `id name displayName state config summaryMetrics systemMetrics tags notes group jobType
-  commit host sweepName createdAt heartbeatAt historyLineCount historyKeys user { name username }`
+  commit host sweepName createdAt heartbeatAt exitcode historyLineCount eventsLineCount historyKeys user { name username }`
 
 // RunsPageSize is how many runs one request asks for.
 const RunsPageSize = 50
@@ -387,4 +390,164 @@ func StepMetrics(config string) (map[string]string, error) {
 		out[name] = axis
 	}
 	return out, nil
+}
+
+// Environment is what W&B's SDK records of the machine and program that
+// wrote a run, as the server keeps it in the run's config (`_wandb`):
+// cli_version, python_version, and the environment records of its writers
+// (`e`: writer id → the EnvironmentRecord as protojson, the same document
+// as the run file wandb-metadata.json).
+type Environment struct {
+	CLIVersion, PythonVersion                                  string
+	OS, Python, Program, CodePath, Root, Host, Username, Email string
+	Executable, Docker, CUDA, GPU, GitRemote, GitCommit        string
+	Args                                                       []string
+	CPUCount, GPUCount                                         int64
+}
+
+// RunEnvironment reads the Environment from a run's config JSONString;
+// with several writers, each field comes from the earliest writer
+// (startedAt) that has it.
+func RunEnvironment(config string) (Environment, error) {
+	var env Environment
+	if strings.TrimSpace(config) == "" {
+		return env, nil
+	}
+	var wrapped struct {
+		Wandb *struct {
+			Value struct {
+				CLIVersion    string                     `json:"cli_version"`
+				PythonVersion string                     `json:"python_version"`
+				E             map[string]json.RawMessage `json:"e"`
+			} `json:"value"`
+		} `json:"_wandb"`
+	}
+	if err := json.Unmarshal([]byte(config), &wrapped); err != nil {
+		return env, fmt.Errorf("config: %v", err)
+	}
+	if wrapped.Wandb == nil {
+		return env, nil
+	}
+	v := wrapped.Wandb.Value
+	env.CLIVersion, env.PythonVersion = v.CLIVersion, v.PythonVersion
+	type record struct {
+		OS         string   `json:"os"`
+		Python     string   `json:"python"`
+		StartedAt  string   `json:"startedAt"`
+		Docker     string   `json:"docker"`
+		Args       []string `json:"args"`
+		Program    string   `json:"program"`
+		CodePath   string   `json:"codePath"`
+		Email      string   `json:"email"`
+		Root       string   `json:"root"`
+		Host       string   `json:"host"`
+		Username   string   `json:"username"`
+		Executable string   `json:"executable"`
+		CPUCount   int64    `json:"cpu_count"`
+		GPU        string   `json:"gpu"`
+		GPUCount   int64    `json:"gpu_count"`
+		CUDA       string   `json:"cudaVersion"`
+		Git        *struct {
+			Remote string `json:"remote"`
+			Commit string `json:"commit"`
+		} `json:"git"`
+	}
+	var recs []record
+	for w, raw := range v.E {
+		var r record
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return env, fmt.Errorf("config _wandb.e (environment of writer %q): %v", w, err)
+		}
+		recs = append(recs, r)
+	}
+	sort.SliceStable(recs, func(i, j int) bool { return recs[i].StartedAt < recs[j].StartedAt })
+	first := func(dst *string, src string) {
+		if *dst == "" {
+			*dst = src
+		}
+	}
+	for _, r := range recs {
+		first(&env.OS, r.OS)
+		first(&env.Python, r.Python)
+		first(&env.Program, r.Program)
+		first(&env.CodePath, r.CodePath)
+		first(&env.Root, r.Root)
+		first(&env.Host, r.Host)
+		first(&env.Username, r.Username)
+		first(&env.Email, r.Email)
+		first(&env.Executable, r.Executable)
+		first(&env.Docker, r.Docker)
+		first(&env.CUDA, r.CUDA)
+		first(&env.GPU, r.GPU)
+		if r.Git != nil {
+			first(&env.GitRemote, r.Git.Remote)
+			first(&env.GitCommit, r.Git.Commit)
+		}
+		if env.Args == nil {
+			env.Args = r.Args
+		}
+		if env.CPUCount == 0 {
+			env.CPUCount = r.CPUCount
+		}
+		if env.GPUCount == 0 {
+			env.GPUCount = r.GPUCount
+		}
+	}
+	return env, nil
+}
+
+// EventsSamples is how many system-metrics rows one events request asks
+// for: the server samples a run's system metrics only beyond that.
+var EventsSamples = 100000
+
+// Events returns the run's system-metrics rows (run.events, as the SDK's
+// history(stream="system") asks for them), each a JSON object as text:
+// "system.<key>" values with _timestamp (seconds) and _runtime.
+func (c *Client) Events(ctx context.Context, entity, project, id string) ([]string, error) {
+	var out struct {
+		Project *struct {
+			Run *struct {
+				Events []string `json:"events"`
+			} `json:"run"`
+		} `json:"project"`
+	}
+	q := `query RunEvents($entity: String!, $project: String!, $run: String!, $samples: Int) {
+  project(name: $project, entityName: $entity) { run(name: $run) { events(samples: $samples) } }
+}`
+	if err := c.Query(ctx, q, map[string]any{"entity": entity, "project": project, "run": id, "samples": EventsSamples}, &out); err != nil {
+		return nil, err
+	}
+	if out.Project == nil || out.Project.Run == nil {
+		return nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
+	}
+	return out.Project.Run.Events, nil
+}
+
+// HasSystemMetrics reports whether the run has system-metrics rows worth
+// asking for: its eventsLineCount, or when the server gives none, its
+// systemMetrics (the latest values) holding any.
+func (r Run) HasSystemMetrics() bool {
+	if r.EventsLineCount != nil {
+		return *r.EventsLineCount > 0
+	}
+	s := strings.TrimSpace(r.SystemMetrics)
+	return s != "" && s != "{}" && s != "null"
+}
+
+// SystemKeys counts the numeric system metrics in systemMetrics.
+func (r Run) SystemKeys() int64 {
+	var m map[string]any
+	if json.Unmarshal([]byte(r.SystemMetrics), &m) != nil {
+		return 0
+	}
+	var n int64
+	for k, v := range m {
+		switch v.(type) {
+		case float64, bool:
+			if !strings.HasPrefix(k, "_") {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -130,6 +130,7 @@ func New(cfg Config) (*Client, error) {
 		inflight:     inflight.New(1, MaxInFlight, MaxInFlight/2),
 	}
 	c.pace.setRate(cfg.Rate)
+	c.pace.limit = c.inflight.Limit
 	hc.Transport = &pacedTransport{base: hc.Transport, p: c.pace, host: u.Host}
 	c.http = &retryablehttp.Client{
 		HTTPClient:   hc,
@@ -148,7 +149,9 @@ func New(cfg Config) (*Client, error) {
 			return checkRetry(ctx, resp, err)
 		},
 		Backoff: func(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-			return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), MaxRetryAfter)
+			d := min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), MaxRetryAfter)
+			c.pace.tell(backoffReason(resp), d)
+			return d
 		},
 		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) { return resp, err },
 	}

@@ -35,8 +35,12 @@ const runFilesQuery = `query RunFiles($entity: String!, $project: String!, $run:
 
 // RunFiles yields the run's files, in the server's order.
 func (c *Client) RunFiles(ctx context.Context, entity, project, id string) iter.Seq2[RunFile, error] {
+	return c.runFiles(ctx, entity, project, id, nil)
+}
+
+// runFiles yields the run's files after cursor (nil: from the start).
+func (c *Client) runFiles(ctx context.Context, entity, project, id string, cursor *string) iter.Seq2[RunFile, error] {
 	return func(yield func(RunFile, error) bool) {
-		var cursor *string
 		for {
 			var out struct {
 				Project *struct {

@@ -26,7 +26,9 @@ import (
 //     every request of the client, not only the one that met it.
 //
 // A wait the server asked for is told to the wait hook (SetWaitHook) with
-// its reason, so progress can say why nothing moves.
+// its reason, so progress can say why nothing moves; so is the backoff
+// before a retry (after a 5xx or a failed connection), and the reason
+// names the adaptive in-flight limit when it is below its start.
 //
 // The in-flight limit (engine/inflight, the engine's controller for sink
 // writes) starts at MaxInFlight/2 requests at once and adapts between 1
@@ -44,6 +46,7 @@ type pacer struct {
 	reason   string        // why, for the wait hook
 	hook     func(reason string, d time.Duration)
 	now      func() time.Time
+	limit    func() int // the adaptive in-flight limit, or nil
 }
 
 // setRate sets the hard cap in requests per second (0: none).
@@ -79,7 +82,7 @@ func (p *pacer) wait(ctx context.Context, api bool) error {
 		return nil
 	}
 	if reason != "" && hook != nil {
-		hook(reason, d)
+		hook(reason+p.adaptive(), d)
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
@@ -88,6 +91,46 @@ func (p *pacer) wait(ctx context.Context, api bool) error {
 		return ctx.Err()
 	case <-t.C:
 		return nil
+	}
+}
+
+// tell tells the wait hook about a wait of d for reason (a retry's
+// backoff); callers must not hold p.mu.
+func (p *pacer) tell(reason string, d time.Duration) {
+	p.mu.Lock()
+	hook := p.hook
+	p.mu.Unlock()
+	if hook != nil && d > 0 {
+		hook(reason+p.adaptive(), d)
+	}
+}
+
+// adaptive names the adaptive in-flight limit when it is below its
+// start, for the wait hook's reason.
+func (p *pacer) adaptive() string {
+	if p.limit == nil {
+		return ""
+	}
+	if n := p.limit(); n < MaxInFlight/2 {
+		return fmt.Sprintf("; adaptive backoff: %d of %d requests at once", n, MaxInFlight)
+	}
+	return ""
+}
+
+// backoffReason says why a request is retried after a backoff: resp is
+// the answer that failed, nil for a failed connection.
+func backoffReason(resp *http.Response) string {
+	switch {
+	case resp == nil:
+		return "retrying after a failed connection (backoff)"
+	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
+		r := fmt.Sprintf("the server answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		if v := resp.Header.Get("Retry-After"); v != "" {
+			r += ", Retry-After " + v
+		}
+		return r
+	default:
+		return fmt.Sprintf("retrying after the server answered %d %s (backoff)", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 }
 
@@ -145,7 +188,8 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (c *Client) SetRate(perSecond float64) { c.pace.setRate(perSecond) }
 
 // SetWaitHook sets the function told about every wait the server asked
-// for (a 429 or 503, a used-up rate limit), with its reason and length.
+// for (a 429 or 503, a used-up rate limit) and every retry's backoff,
+// with its reason and length.
 // It is called from the requesting goroutines and must be quick.
 func (c *Client) SetWaitHook(f func(reason string, d time.Duration)) {
 	c.pace.mu.Lock()

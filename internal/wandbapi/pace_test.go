@@ -219,3 +219,47 @@ func TestDownloadsNotHeldByAPILimits(t *testing.T) {
 		t.Errorf("the query answered after %v, within the Retry-After", d)
 	}
 }
+
+// TestWaitHookReasons: the wait hook hears every wait and why: a single
+// query refused with 429 and Retry-After (the retry's own wait), and the
+// backoff before retrying a 502 in the next query, with the adaptive
+// limit the 429 halved.
+func TestWaitHookReasons(t *testing.T) {
+	srv := server(t)
+	c := client(t, srv.URL, key)
+	var mu sync.Mutex
+	var reasons []string
+	c.SetWaitHook(func(reason string, d time.Duration) {
+		mu.Lock()
+		defer mu.Unlock()
+		reasons = append(reasons, reason)
+	})
+	n := 0
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		n++
+		switch n {
+		case 1:
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return true
+		case 3:
+			w.WriteHeader(http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	for range 2 { // the second query's wait names the limit the first one's 429 halved
+		if _, err := c.Viewer(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	joined := strings.Join(reasons, "\n")
+	for _, want := range []string{"the server answered 429 Too Many Requests, Retry-After 1",
+		"retrying after the server answered 502 Bad Gateway (backoff)", "adaptive backoff: 4 of 16 requests at once"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("wait reasons lack %q:\n%s", want, joined)
+		}
+	}
+}

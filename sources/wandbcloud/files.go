@@ -23,7 +23,8 @@ import (
 // streamed from its signed URL (directUrl; url with the key when there is
 // none), its size and MD5 checked against the listing as it is read: a
 // file that arrives otherwise is an error naming it. A refused (expired)
-// URL is asked for again once.
+// URL is asked for again once. Among them are the artifact versions the
+// run logged and used (see artifacts.go).
 func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema.Artifact, error] {
 	return func(yield func(schema.Artifact, error) bool) {
 		p, err := s.split(run.ID, 2)
@@ -31,20 +32,36 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			yield(schema.Artifact{}, err)
 			return
 		}
+		_, c, err := s.contents(ctx, run)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
 		var files []wandbapi.RunFile
-		for f, err := range s.api.RunFiles(ctx, s.cfg.Entity, p[0], p[1]) {
-			if err != nil {
-				yield(schema.Artifact{}, err)
-				return
-			}
+		for _, f := range c.Files {
 			if strings.HasPrefix(f.Name, "code/") && !s.cfg.Code {
 				continue
 			}
 			files = append(files, f)
 		}
-		slices.SortFunc(files, func(a, b wandbapi.RunFile) int { return strings.Compare(a.Name, b.Name) })
+		carried, err := s.artifactFiles(ctx, run, p[0], c)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		out := make([]schema.Artifact, 0, len(files)+len(carried))
+		taken := map[string]bool{}
 		for _, f := range files {
-			a := schema.Artifact{Path: f.Name, Size: f.SizeBytes, Open: s.opener(run, p[0], p[1], f)}
+			taken[f.Name] = true
+			out = append(out, schema.Artifact{Path: f.Name, Size: f.SizeBytes, Open: s.opener(run, p[0], p[1], f)})
+		}
+		for _, a := range carried {
+			if !taken[a.Path] { // a run file already has the path: it wins
+				out = append(out, a)
+			}
+		}
+		slices.SortFunc(out, func(a, b schema.Artifact) int { return strings.Compare(a.Path, b.Path) })
+		for _, a := range out {
 			if !yield(a, nil) {
 				return
 			}

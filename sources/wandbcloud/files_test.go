@@ -37,7 +37,8 @@ func readFiles(t *testing.T, src *wandbcloud.Source, run string) (map[string]str
 	return out, nil
 }
 
-// TestRunFiles: captured code comes only with ?code=true; a file whose
+// TestRunFiles: captured code comes only with ?code=true; the files and
+// artifact versions of a run are listed in one request; a file whose
 // bytes do not match the listing's MD5 (or size) is an error naming it;
 // an expired signed URL is asked for again.
 func TestRunFiles(t *testing.T) {
@@ -58,9 +59,15 @@ func TestRunFiles(t *testing.T) {
 	if err != nil || len(got) < 2 || got["code/train.py"] != "" || got["output.log"] == "" {
 		t.Fatalf("files without code: %v %v", keys(got), err)
 	}
+	before := srv.Requests.Load()
 	got, err = readFiles(t, withCode, id)
 	if err != nil || got["code/train.py"] != "print('hi')\n" {
 		t.Fatalf("files with code: %v %v", keys(got), err)
+	}
+	// A run without artifacts: one request lists its files and its
+	// (no) artifact versions.
+	if n := srv.Requests.Load() - before; n != 1 {
+		t.Errorf("listing the files of a run without artifacts took %d requests, want 1", n)
 	}
 
 	// Storage serves other bytes (same length) for output.log.

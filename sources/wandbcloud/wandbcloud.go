@@ -27,6 +27,13 @@
 //	                              the folder source names them (NAME a metric or a
 //	                              glob), so that sinks plot against the same x axis
 //	sweepName                     tag wandb.sweep_id
+//	exitcode                      tag wandb.exit_code
+//	config _wandb: cli_version,   tags wandb.sdk_version, wandb.python, and from
+//	  python_version, e (the      the earliest writer's environment record (the
+//	  writers' environment)       document of wandb-metadata.json): Run.Program,
+//	                              GitRemote, tags wandb.os, args, code_path, root,
+//	                              executable, email, docker, cuda, gpu, gpu_count,
+//	                              cpu_count, as the folder source names them
 //	entity, project, run id       tags wandb.entity, wandb.project, wandb.run_id
 //	history rows                  Metric and RichValue by wandbfile.ConvertValues,
 //	                              the folder source's conversion: `_step` the step,
@@ -53,13 +60,18 @@
 // adapt, and SetRate (--rate) caps them; OnWait tells progress why it waits.
 // One history read serves Metrics and RichValues (spool.go).
 //
-// What the API does not give that a run folder has: the exit code (tag
-// wandb.exit_code), the environment tags (python, os, args, …), system
-// metrics at full resolution, console output with times. Run files come
+// System metrics come from the run's events (one request, for a run whose
+// eventsLineCount is not 0), mapped as the folder source maps stats
+// records (systemMetrics).
+//
+// What the API does not give that a run folder has (see KnownGaps): times
+// finer than a second, the number of segments of a resumed run (tag
+// wandb.segments), console output as lines with times. Run files come
 // from run.files() (files.go): console log, media, config and summary
-// files, user files, captured code only with ?code=true. Not read yet:
-// system metrics, console output as lines, W&B Artifacts (manifests and
-// their files).
+// files, user files, captured code only with ?code=true; W&B Artifacts
+// from outputArtifacts and inputArtifacts (artifacts.go), mapped as the
+// folder source maps a run's artifact records. Not read yet:
+// console output as lines.
 package wandbcloud
 
 import (
@@ -69,8 +81,10 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -93,9 +107,15 @@ type Source struct {
 	api *wandbapi.Client
 
 	mu        sync.Mutex
-	estimates map[string]int64  // run origin id -> estimated points, from the listing
-	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
-	spools    map[string]*spool // run origin id -> rich values read by Metrics
+	estimates map[string]int64           // run origin id -> estimated points, from the listing
+	lastSteps map[string]int64           // run origin id -> lastStep from the listing; -1: no history
+	noSystem  map[string]bool            // run origin id -> the listing shows no system metrics
+	spools    map[string]*spool          // run origin id -> rich values read by Metrics
+	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+
+	// ManifestFetches counts the artifact manifests downloaded, and
+	// ArtifactFileFetches the artifact files opened.
+	ManifestFetches, ArtifactFileFetches atomic.Int64
 }
 
 var (
@@ -107,6 +127,7 @@ var (
 	_ sources.Estimator       = (*Source)(nil)
 	_ sources.Paced           = (*Source)(nil)
 	_ sources.ArtifactLister  = (*Source)(nil)
+	_ sources.ManifestLister  = (*Source)(nil)
 )
 
 // Open is the sources.Factory function for wandb+https: locations.
@@ -253,6 +274,10 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 			if last, ok, err := r.LastStep(); err == nil {
 				s.lastSteps[run.Origin.ID] = map[bool]int64{true: last, false: -1}[ok]
 			}
+			if s.noSystem == nil {
+				s.noSystem = map[string]bool{}
+			}
+			s.noSystem[run.Origin.ID] = !r.HasSystemMetrics()
 			s.mu.Unlock()
 			if !yield(run, nil) {
 				return
@@ -283,7 +308,9 @@ func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }
 // Estimate is the run's metric points as its listing tells them, without
 // reading its history: historyLineCount rows (lastStep+1 when the server
 // gives no count) times the history keys whose last value is a number or
-// a boolean (an upper bound: a sparse key is not in every row). Bytes are
+// a boolean (an upper bound: a sparse key is not in every row), plus
+// eventsLineCount system-metrics rows times the numeric system metrics in
+// systemMetrics. Bytes are
 // 0: run files are not listed for an estimate (it would cost a request a
 // run). A run not listed by this source
 // is asked for (one request).
@@ -307,6 +334,15 @@ func (s *Source) Estimate(ctx context.Context, run schema.Run) (points, bytes in
 
 // estimatePoints is Estimate's count for a listed run.
 func estimatePoints(r wandbapi.Run) int64 {
+	var system int64
+	if r.EventsLineCount != nil {
+		system = *r.EventsLineCount * r.SystemKeys()
+	}
+	return historyPoints(r) + system
+}
+
+// historyPoints estimates the points of the run's history.
+func historyPoints(r wandbapi.Run) int64 {
 	rows := r.HistoryLineCount
 	if last, ok, _ := r.LastStep(); rows == 0 && ok {
 		rows = last + 1
@@ -415,6 +451,35 @@ func (s *Source) convert(exp schema.Ref, project string, r wandbapi.Run) schema.
 	default:
 		out.Status, tags["state"] = schema.StatusFailed, r.State
 		out.Damage = append(out.Damage, fmt.Sprintf("unknown W&B run state %q", r.State))
+	}
+	env, err := wandbapi.RunEnvironment(r.Config)
+	if err != nil {
+		out.Damage = append(out.Damage, err.Error())
+	}
+	out.Program, out.GitRemote = env.Program, env.GitRemote
+	out.Host, out.GitCommit, out.User = cmpOr(out.Host, env.Host), cmpOr(out.GitCommit, env.GitCommit), cmpOr(out.User, env.Username)
+	var args string
+	if len(env.Args) > 0 {
+		l := make([]any, len(env.Args))
+		for i, a := range env.Args {
+			l[i] = a
+		}
+		args = wandbfile.ValueToJSON(l) // as the folder source renders them
+	}
+	count := func(n int64) string {
+		if n == 0 {
+			return ""
+		}
+		return strconv.FormatInt(n, 10)
+	}
+	for k, v := range map[string]string{"python": cmpOr(env.Python, env.PythonVersion), "sdk_version": env.CLIVersion,
+		"os": env.OS, "args": args, "code_path": env.CodePath, "root": env.Root, "executable": env.Executable,
+		"email": env.Email, "docker": env.Docker, "cuda": env.CUDA, "gpu": env.GPU,
+		"gpu_count": count(env.GPUCount), "cpu_count": count(env.CPUCount)} {
+		tags[k] = v
+	}
+	if r.Exitcode != nil {
+		tags["exit_code"] = strconv.FormatInt(*r.Exitcode, 10)
 	}
 	axes, err := wandbapi.StepMetrics(r.Config)
 	if err != nil {
@@ -633,6 +698,13 @@ func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick fu
 		if stopped {
 			return
 		}
+		if err == nil {
+			err = s.systemMetrics(ctx, run, func(r row) error {
+				got, err := pick(r)
+				page = append(page, got...)
+				return err
+			})
+		}
 		if err != nil {
 			yield(nil, err)
 			return
@@ -641,6 +713,47 @@ func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick fu
 			yield(page, nil)
 		}
 	}
+}
+
+// systemMetrics calls fn for every system-metrics row of run (run.events),
+// as the folder source maps stats records: "system.<key>" becomes the
+// metric "system/<key>", the row's index its step, _timestamp its time. A
+// run the listing showed without system metrics is not asked.
+func (s *Source) systemMetrics(ctx context.Context, run schema.Ref, fn func(row) error) error {
+	s.mu.Lock()
+	none := s.noSystem[run.ID]
+	s.mu.Unlock()
+	if none {
+		return nil
+	}
+	p, err := s.split(run.ID, 2)
+	if err != nil {
+		return err
+	}
+	texts, err := s.api.Events(ctx, s.cfg.Entity, p[0], p[1])
+	if err != nil {
+		return err
+	}
+	for i, text := range texts {
+		v, err := wandbfile.ParseValueJSON(text)
+		m, ok := v.(map[string]any)
+		if err != nil || !ok {
+			return fault.Permanent(fmt.Errorf("wandb: run %s: system metrics row %d: not a JSON object", run.ID, i))
+		}
+		out := map[string]any{"_step": float64(i)}
+		if ts, ok := m["_timestamp"]; ok {
+			out["_timestamp"] = ts
+		}
+		for k, v := range m {
+			if name, ok := strings.CutPrefix(k, "system."); ok {
+				out["system/"+name] = v
+			}
+		}
+		if err := fn(convertRow(out)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 var errStop = fmt.Errorf("stopped")

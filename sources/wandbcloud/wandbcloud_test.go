@@ -2,10 +2,12 @@ package wandbcloud_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -59,43 +61,32 @@ func server(t *testing.T, change ...func(*wandbtest.Data)) *wandbtest.Server {
 }
 
 // want is what the folder source reads from the fixtures, less what W&B's
-// API does not give (see the package doc): environment tags and exit codes,
-// the program and git remote, sub-second start and end times (the API's
-// times are whole seconds), system metrics, console output as lines, the
-// damage notes, and the files the folder lists without their content (an
-// artifact entry the run folder lacks: the cloud serves none such). The
-// run files come whole, downloaded from the server.
+// API does not give (see the package doc): the segments and storage id
+// tags, sub-second start and end times (the API's times are whole
+// seconds), console output as lines, the
+// damage notes, and the files the folder lists without their content
+// (but see cloudFiles for artifacts). The run files come whole,
+// downloaded from the server.
 func want(t *testing.T) *dataset.Dataset {
 	t.Helper()
 	d, err := dataset.Read(context.Background(), fixtureSource(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keep := map[string]bool{"entity": true, "project": true, "run_id": true, "sweep_id": true, "state": true}
+	drop := map[string]bool{"segments": true, "storage_id": true} // what the API does not give
+	versions := map[string]int{}
 	for _, rd := range d.Runs {
 		r := &rd.Run
 		var tags []schema.Tag
 		for _, tg := range r.Tags {
-			if k := strings.TrimPrefix(tg.Key, wandbdir.TagPrefix); keep[k] || strings.HasPrefix(k, "step_metric.") {
+			if k := strings.TrimPrefix(tg.Key, wandbdir.TagPrefix); !drop[k] {
 				tags = append(tags, tg)
 			}
 		}
-		r.Tags, r.Program, r.GitRemote, r.Damage = tags, "", "", nil
+		r.Tags, r.Damage = tags, nil
 		r.Start, r.End = schema.CanonicalTime(r.Start.Truncate(time.Second)), schema.CanonicalTime(r.End.Truncate(time.Second))
-		var ms []schema.Metric
-		for _, m := range rd.Metrics {
-			if !strings.HasPrefix(m.Key, "system/") {
-				ms = append(ms, m)
-			}
-		}
-		rd.Metrics, rd.Logs = ms, nil
-		var files []dataset.File
-		for _, f := range rd.Files {
-			if f.Problem == "" {
-				files = append(files, f)
-			}
-		}
-		rd.Files = files
+		rd.Logs = nil
+		rd.Files = cloudFiles(t, rd.Files, versions)
 		var rv []schema.RichValue
 		for _, v := range rd.RichValues {
 			if !strings.HasPrefix(v.Key, "system/") {
@@ -105,6 +96,48 @@ func want(t *testing.T) *dataset.Dataset {
 		rd.RichValues = rv
 	}
 	return d
+}
+
+// cloudFiles is what the cloud holds of a run folder's files: those it
+// has content for, and of the W&B Artifacts the run logged, the manifests
+// with the version and id the server gave (v0, v1, … per name, counted in
+// versions) and the entries without content listed with the cloud's
+// problem (the server holds only what was uploaded).
+func cloudFiles(t *testing.T, files []dataset.File, versions map[string]int) []dataset.File {
+	t.Helper()
+	label := map[string]string{} // version folder -> name:vN
+	var out []dataset.File
+	for _, f := range files {
+		if !schema.IsManifestPath(f.Path) {
+			continue
+		}
+		m, err := schema.ParseManifest(f.Content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Version, m.ID = fmt.Sprintf("v%d", versions[m.Name]), wandbtest.ArtifactID(m.Name, versions[m.Name])
+		versions[m.Name]++
+		label[m.Folder()] = m.Name + ":" + m.Version
+		b, err := schema.MarshalManifest(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Content = b
+		out = append(out, f)
+	}
+	for _, f := range files {
+		switch {
+		case schema.IsManifestPath(f.Path):
+		case f.Problem == "":
+			out = append(out, f)
+		case strings.HasPrefix(f.Path, schema.ArtifactFolder+"/"):
+			v := label[path.Dir(f.Path)]
+			f.Problem = "artifact " + v + ": content not stored on the server (the version's files do not list it)"
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b dataset.File) int { return strings.Compare(a.Path, b.Path) })
+	return out
 }
 
 func open(t *testing.T, url, path string) sources.Source {
@@ -233,7 +266,7 @@ func TestExpiredExportURLs(t *testing.T) {
 		}
 		got = append(got, page...)
 	}
-	if fmt.Sprint(got) != fmt.Sprint(wantPoints) || asked.Load() != 3 {
+	if fmt.Sprint(sortedPoints(got)) != fmt.Sprint(sortedPoints(wantPoints)) || asked.Load() != 3 {
 		t.Fatalf("read %d points (want %d), parquetHistory asked %d times (want 3)", len(got), len(wantPoints), asked.Load())
 	}
 	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
@@ -351,7 +384,7 @@ func TestHistorySurvivesRateLimit(t *testing.T) {
 			wantPoints = rd.Metrics
 		}
 	}
-	if fmt.Sprint(got) != fmt.Sprint(wantPoints) || len(got) == 0 || n.Load() < 8 {
+	if fmt.Sprint(sortedPoints(got)) != fmt.Sprint(sortedPoints(wantPoints)) || len(got) == 0 || n.Load() < 8 {
 		t.Fatalf("read %d points (want %d) in %d requests", len(got), len(wantPoints), n.Load())
 	}
 	gone := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/gone0001"}
@@ -434,4 +467,14 @@ func TestFiltersPushedDown(t *testing.T) {
 	if n := srv.Requests.Load() - before; n != 0 {
 		t.Errorf("%d requests for a --run id of another project", n)
 	}
+}
+
+// sortedPoints is ps sorted by key, step and time (the cloud yields the
+// history, then the system metrics; the folder source in log order).
+func sortedPoints(ps []schema.Metric) []schema.Metric {
+	ps = slices.Clone(ps)
+	slices.SortStableFunc(ps, func(a, b schema.Metric) int {
+		return cmp.Or(strings.Compare(a.Key, b.Key), cmp.Compare(a.Step, b.Step), cmp.Compare(a.Time, b.Time))
+	})
+	return ps
 }

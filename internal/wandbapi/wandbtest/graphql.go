@@ -323,14 +323,14 @@ func (d *document) into(out map[string]any, obj *object, sel []selection, vars m
 			if !ok {
 				return fmt.Errorf("unknown fragment %s", s.spread)
 			}
-			if f.on == obj.typ || f.on == "" {
+			if typeMatches(obj.typ, f.on) {
 				if err := d.into(out, obj, f.sel, vars); err != nil {
 					return err
 				}
 			}
 			continue
 		case s.inline:
-			if s.on == "" || s.on == obj.typ {
+			if typeMatches(obj.typ, s.on) {
 				if err := d.into(out, obj, s.sub, vars); err != nil {
 					return err
 				}
@@ -378,6 +378,24 @@ func (d *document) into(out map[string]any, obj *object, sel []selection, vars m
 		}
 	}
 	return nil
+}
+
+// interfaces names the GraphQL interfaces an object type implements, where
+// W&B's clients spread fragments on the interface.
+var interfaces = map[string][]string{"ArtifactSequence": {"ArtifactCollection"}, "ArtifactPortfolio": {"ArtifactCollection"}}
+
+// typeMatches reports whether a fragment on type condition on applies to
+// an object of type typ.
+func typeMatches(typ, on string) bool {
+	if on == "" || on == typ {
+		return true
+	}
+	for _, i := range interfaces[typ] {
+		if i == on {
+			return true
+		}
+	}
+	return false
 }
 
 func resolveVars(v any, vars map[string]any) any {

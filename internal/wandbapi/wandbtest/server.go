@@ -13,7 +13,9 @@
 //	                                         after, first, order) cursor-paged, run(name)
 //	run fields                               id, name, displayName, state, config
 //	                                         (W&B's {"k":{"value":…}} JSON, with define_metric
-//	                                         in _wandb.m as W&B keeps it), summaryMetrics,
+//	                                         in _wandb.m, the writer's environment record in
+//	                                         _wandb.e, cli_version and python_version, as
+//	                                         wandb-core keeps them), exitcode, summaryMetrics,
 //	                                         systemMetrics, tags, notes, group, jobType,
 //	                                         commit, host, user, createdAt, heartbeatAt,
 //	                                         historyKeys ({"keys":…, "lastStep":N}),
@@ -21,6 +23,8 @@
 //	history(minStep, maxStep, samples)       rows as JSON strings; minStep inclusive,
 //	                                         maxStep exclusive; more rows than samples are
 //	                                         thinned evenly, first and last kept
+//	events(samples)                          system-metrics rows as JSON strings, thinned
+//	                                         as history is beyond samples
 //	sampledHistory(specs)                    per spec {"keys", "minStep", "maxStep"
 //	                                         (inclusive), "samples"}: rows holding every key,
 //	                                         projected on them
@@ -30,6 +34,9 @@
 //	GET /exports/...                         the parquet export files (signed URLs)
 //	fileCount, files(names, after, first,    run files (see File); GET /files/... (with
 //	  pattern)                               the key) and /storage/... (signed) serve them
+//	outputArtifacts, inputArtifacts,         W&B Artifacts (see artifacts.go); GET
+//	  artifact(id), artifactCollection       /artifactstore/... (signed) serves manifests
+//	                                         and files
 //
 // A field it does not know is a GraphQL error naming the field, so a query
 // shape a client sends that the server does not answer shows at once.
@@ -75,6 +82,8 @@ type Project struct {
 	Name      string
 	CreatedAt time.Time
 	Runs      []*Run
+	// Artifacts are the project's artifact versions (see artifacts.go).
+	Artifacts []*Artifact
 }
 
 // Run is a W&B run as the API shows it.
@@ -102,11 +111,24 @@ type Run struct {
 	HeartbeatAt   time.Time
 	// History holds the rows in step order; each has "_step".
 	History []map[string]any
+	// Events are the run's system-metrics rows ("system.<key>" values,
+	// _timestamp in seconds, _runtime, _wandb), as run.events serves them.
+	Events []map[string]any
 	// Export, when set, makes the server hold parquet exports of the
 	// history (see Export).
 	Export *Export
 	// Files are the run's files (see File), sorted by name.
 	Files []File
+	// Environment is the writer's environment record (protojson, as
+	// wandb-metadata.json holds it), served in config `_wandb.e` with
+	// CLIVersion and PythonVersion (`_wandb.cli_version`, `python_version`).
+	Environment               map[string]any
+	CLIVersion, PythonVersion string
+	// ExitCode is the run's exit code, nil when it has none.
+	ExitCode *int64
+	// Logged and Used are the artifact versions (of its project's
+	// Artifacts) the run logged and used.
+	Logged, Used []*Artifact
 }
 
 // Server is a running test server.
@@ -121,6 +143,8 @@ type Server struct {
 	RunsListed atomic.Int64
 	// HistoryReads counts the history and sampledHistory fields answered.
 	HistoryReads atomic.Int64
+	// EventsReads counts the events (system metrics) fields answered.
+	EventsReads atomic.Int64
 	// ParquetQueries counts the parquetHistory fields answered.
 	ParquetQueries atomic.Int64
 	// ExportDownloads counts the parquet export files served.
@@ -142,6 +166,8 @@ type Server struct {
 	latency      time.Duration
 	// Limited counts the requests answered 429 by SetLimit's bucket.
 	Limited atomic.Int64
+
+	artifacts artifactCounters
 }
 
 // New starts a server holding data that accepts key.
@@ -202,6 +228,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if strings.HasPrefix(r.URL.Path, "/exports/") && r.Method == http.MethodGet {
 		s.serveSigned(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/artifactstore/") && r.Method == http.MethodGet {
+		s.serveArtifact(w, r)
 		return
 	}
 	if (strings.HasPrefix(r.URL.Path, "/files/") || strings.HasPrefix(r.URL.Path, "/storage/")) && r.Method == http.MethodGet {
@@ -380,6 +410,13 @@ func (s *Server) root() *object {
 			}
 			return pageOf("ProjectConnection", s.data.Projects, a, s.project)
 		},
+		"artifact": func(a map[string]any) (any, error) {
+			id, _ := a["id"].(string)
+			if p, art := s.artifactByID(id); art != nil {
+				return s.artifactObject(p, art), nil
+			}
+			return (*object)(nil), nil
+		},
 		"project": func(a map[string]any) (any, error) {
 			name, _ := a["name"].(string)
 			if e, _ := a["entityName"].(string); e != s.data.Entity {
@@ -495,6 +532,10 @@ func (s *Server) project(p *Project) *object {
 				return s.run(p, r)
 			})
 		},
+		"artifactCollection": func(a map[string]any) (any, error) {
+			name, _ := a["name"].(string)
+			return s.artifactCollection(p, name), nil
+		},
 		"run": func(a map[string]any) (any, error) {
 			name, _ := a["name"].(string)
 			for _, r := range s.live(p) {
@@ -522,8 +563,21 @@ func (s *Server) run(p *Project, r *Run) *object {
 	for k, v := range r.Config {
 		cfg[k] = map[string]any{"value": v, "desc": nil}
 	}
+	internal := map[string]any{}
 	if m := metricRecords(r.StepMetrics); m != nil {
-		cfg["_wandb"] = map[string]any{"value": map[string]any{"m": m}, "desc": nil}
+		internal["m"] = m
+	}
+	if len(r.Environment) > 0 {
+		internal["e"] = map[string]any{"writer-" + r.ID: r.Environment}
+	}
+	if r.CLIVersion != "" {
+		internal["cli_version"] = r.CLIVersion
+	}
+	if r.PythonVersion != "" {
+		internal["python_version"] = r.PythonVersion
+	}
+	if len(internal) > 0 {
+		cfg["_wandb"] = map[string]any{"value": internal, "desc": nil}
 	}
 	orNil := func(s string) any {
 		if s == "" {
@@ -567,8 +621,15 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"createdAt":        field(timeString(r.CreatedAt)),
 		"heartbeatAt":      field(timeString(r.HeartbeatAt)),
 		"historyLineCount": field(len(r.History)),
-		"user":             field(user),
-		"historyKeys":      field(historyKeys(r)),
+		"eventsLineCount":  field(len(r.Events)),
+		"exitcode": func(map[string]any) (any, error) {
+			if r.ExitCode == nil {
+				return nil, nil
+			}
+			return *r.ExitCode, nil
+		},
+		"user":        field(user),
+		"historyKeys": field(historyKeys(r)),
 		"history": func(a map[string]any) (any, error) {
 			s.HistoryReads.Add(1)
 			lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
@@ -640,9 +701,27 @@ func (s *Server) run(p *Project, r *Run) *object {
 			}
 			return out, nil
 		},
+		"events": func(a map[string]any) (any, error) {
+			s.EventsReads.Add(1)
+			samples := 500
+			if v, ok := a["samples"].(float64); ok {
+				samples = int(v)
+			}
+			out := []string{}
+			for _, row := range thin(r.Events, samples) {
+				out = append(out, jsonString(row))
+			}
+			return out, nil
+		},
 		"parquetHistory": func(a map[string]any) (any, error) { return s.parquetHistory(p, r, a) },
 		"fileCount":      field(len(r.Files)),
 		"files":          func(a map[string]any) (any, error) { return s.files(p, r, a) },
+		"outputArtifacts": func(a map[string]any) (any, error) {
+			return pageOf("ArtifactConnection", r.Logged, a, func(x *Artifact) *object { return s.artifactObject(p, x) })
+		},
+		"inputArtifacts": func(a map[string]any) (any, error) {
+			return pageOf("ArtifactConnection", r.Used, a, func(x *Artifact) *object { return s.artifactObject(p, x) })
+		},
 	}}
 }
 

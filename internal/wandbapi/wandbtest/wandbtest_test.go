@@ -11,7 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -104,6 +106,7 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		LastStep int64            `json:"last_step"`
 		History  []map[string]any `json:"history"`
 		Sampled  int              `json:"sampled"`
+		System   []map[string]any `json:"system"`
 		Files    map[string]struct {
 			Size    int64  `json:"size"`
 			MD5     string `json:"md5"`
@@ -139,7 +142,7 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		return *p
 	}
 	states := map[string]string{"FINISHED": "finished", "FAILED": "failed"}
-	files := 0
+	files, systemRows := 0, 0
 	for id, w := range want.Runs {
 		g := runs[id]
 		if g.Name != w.Name || str(g.Notes) != w.Notes || str(g.Group) != w.Group || str(g.JobType) != w.JobType {
@@ -238,6 +241,15 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 			}
 		}
 		files += len(g.Files)
+		// System metrics: run.history(stream="system") reads every
+		// events row the server holds, whole.
+		if !reflect.DeepEqual(norm(g.System), norm(held.Events)) || len(held.Events) == 0 {
+			t.Errorf("%s: system metrics\n got %s\nwant %s", id, js(g.System), js(held.Events))
+		}
+		systemRows += len(g.System)
+	}
+	if systemRows == 0 {
+		t.Error("the SDK read no system metrics")
 	}
 	if files < 10 {
 		t.Errorf("the SDK downloaded %d run files", files)
@@ -270,3 +282,166 @@ func norm(v any) any {
 }
 
 func slicesSort(s []string) { sort.Strings(s) }
+
+// sdkRead runs testdata/sdk_read.py (the real wandb SDK) against srv for
+// entity and returns its output.
+func sdkRead(t *testing.T, srv *wandbtest.Server, entity string, args ...string) []byte {
+	t.Helper()
+	py := testenv.Python(t)
+	home := t.TempDir()
+	cmd := exec.Command(py, append([]string{"testdata/sdk_read.py", entity}, args...)...)
+	var env []string
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "WANDB_") && !strings.HasPrefix(strings.ToLower(e), "http") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = append(env, "WANDB_BASE_URL="+srv.URL, "WANDB_API_KEY="+Key, "HOME="+home,
+		"WANDB_CONFIG_DIR="+home, "WANDB_CACHE_DIR="+home, "WANDB_DATA_DIR="+home, "WANDB_DIR="+home,
+		"WANDB_SILENT=true", "WANDB__SERVICE_WAIT=300", "NO_PROXY=127.0.0.1", "no_proxy=127.0.0.1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sdk: %v\n%s", err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+// TestRealSDKReadsArtifacts: the W&B Artifacts of a run made by the real
+// SDK (generate_artifacts.py), served by the test server, read back by the
+// real SDK through wandb.Api(): run.logged_artifacts() lists every version
+// with the name, type, digest, description and metadata the run logged,
+// versions v0, v1, … and the aliases it gave (latest on the newest version
+// of a name); artifact.manifest (downloaded from its signed URL) holds the
+// entries of expected.json; artifact.download() fetches every file whose
+// content the server holds with the right bytes (the SDK checks nothing:
+// the test does), and not the one lost before upload;
+// run.used_artifacts() of a second run lists the versions it used.
+func TestRealSDKReadsArtifacts(t *testing.T) {
+	out := testenv.WandbArtifactRun(t)
+	src, err := wandbdir.New(wandbdir.Config{Root: out, Entity: "art", ArtifactCache: filepath.Join(out, "cache", "artifacts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	d, err := wandbtest.Load(context.Background(), src, "art", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := d.Projects[0]
+	prod := p.Runs[0]
+	p.Runs = append(p.Runs, &wandbtest.Run{ID: "artcons1", State: "finished", CreatedAt: prod.CreatedAt, HeartbeatAt: prod.HeartbeatAt,
+		Used: []*wandbtest.Artifact{p.Artifacts[1]}})
+	srv := wandbtest.New(d, Key)
+	defer srv.Close()
+
+	type sdkArtifact struct {
+		Name        string         `json:"name"`
+		Type        string         `json:"type"`
+		Version     string         `json:"version"`
+		Digest      string         `json:"digest"`
+		Aliases     []string       `json:"aliases"`
+		Description *string        `json:"description"`
+		Metadata    map[string]any `json:"metadata"`
+		Entries     map[string]struct {
+			Digest string  `json:"digest"`
+			Size   int64   `json:"size"`
+			Ref    *string `json:"ref"`
+		} `json:"entries"`
+		Downloaded map[string]string `json:"downloaded"`
+	}
+	var got map[string]map[string]struct {
+		Logged []sdkArtifact `json:"logged"`
+		Used   []sdkArtifact `json:"used"`
+	}
+	b := sdkRead(t, srv, "art", "--artifacts")
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("sdk output: %v\n%s", err, b)
+	}
+	var want struct {
+		Artifacts []struct {
+			Name        string         `json:"name"`
+			Type        string         `json:"type"`
+			Digest      string         `json:"digest"`
+			Aliases     []string       `json:"aliases"`
+			Description string         `json:"description"`
+			Metadata    map[string]any `json:"metadata"`
+			Entries     []struct {
+				Path   string `json:"path"`
+				Size   int64  `json:"size"`
+				Digest string `json:"digest"`
+				Ref    string `json:"ref"`
+			} `json:"entries"`
+			Missing []string `json:"missing"`
+		} `json:"artifacts"`
+	}
+	b, err = os.ReadFile(filepath.Join(out, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	runs := got["runferry-artifacts"]
+	logged := runs["artprod1"].Logged
+	if len(logged) != len(want.Artifacts) {
+		t.Fatalf("the SDK listed %d logged versions, want %d", len(logged), len(want.Artifacts))
+	}
+	count, last := map[string]int{}, map[string]int{}
+	for i, w := range want.Artifacts {
+		last[w.Name] = i
+	}
+	files := 0
+	for i, w := range want.Artifacts {
+		g := logged[i]
+		version := "v" + strconv.Itoa(count[w.Name])
+		count[w.Name]++
+		var aliases []string
+		for _, a := range w.Aliases {
+			if a != "latest" || last[w.Name] == i {
+				aliases = append(aliases, a)
+			}
+		}
+		sort.Strings(aliases)
+		desc := ""
+		if g.Description != nil {
+			desc = *g.Description
+		}
+		if g.Name != w.Name+":"+version || g.Type != w.Type || g.Version != version || g.Digest != w.Digest ||
+			desc != w.Description || !reflect.DeepEqual(g.Aliases, aliases) || (len(g.Metadata) > 0 || len(w.Metadata) > 0) && !reflect.DeepEqual(norm(g.Metadata), norm(w.Metadata)) {
+			t.Errorf("version %d: SDK %s %s %s %s %v %q %v, want %s:%s %s %s %v %q %v", i, g.Name, g.Type, g.Version, g.Digest, g.Aliases, desc, g.Metadata,
+				w.Name, version, w.Type, w.Digest, aliases, w.Description, w.Metadata)
+		}
+		if len(g.Entries) != len(w.Entries) {
+			t.Errorf("%s: %d manifest entries, want %d", g.Name, len(g.Entries), len(w.Entries))
+		}
+		for _, e := range w.Entries {
+			ge, ok := g.Entries[e.Path]
+			ref := ""
+			if ok && ge.Ref != nil {
+				ref = *ge.Ref
+			}
+			if !ok || ge.Digest != e.Digest || ge.Size != e.Size || ref != e.Ref {
+				t.Errorf("%s: entry %s: SDK %+v, want %+v", g.Name, e.Path, ge, e)
+			}
+			lost := slices.Contains(w.Missing, e.Path)
+			switch d, ok := g.Downloaded[e.Path]; {
+			case e.Ref != "" || lost:
+				if ok {
+					t.Errorf("%s: %s downloaded", g.Name, e.Path)
+				}
+			case d != e.Digest:
+				t.Errorf("%s: %s downloaded with MD5 %q, want %s", g.Name, e.Path, d, e.Digest)
+			default:
+				files++
+			}
+		}
+	}
+	if files < 5 {
+		t.Errorf("the SDK downloaded %d artifact files", files)
+	}
+	used := runs["artcons1"].Used
+	if len(used) != 1 || used[0].Name != want.Artifacts[1].Name+":v0" || used[0].Digest != want.Artifacts[1].Digest || len(used[0].Downloaded) != 2 {
+		t.Errorf("used: %+v", used)
+	}
+}

@@ -36,7 +36,34 @@ def files(run):
     return out
 
 
+def md5b64(b):
+    return base64.b64encode(hashlib.md5(b).digest()).decode()
+
+
+def artifacts(arts):
+    """Every artifact version of arts (run.logged_artifacts() or
+    run.used_artifacts()): its fields, its manifest's entries (downloaded
+    by the SDK from the manifest's signed URL), and every file artifact.download()
+    fetched: {path: base64 MD5 of the bytes}."""
+    out = []
+    for a in arts:
+        entries = {p: {"digest": e.digest, "size": e.size, "ref": e.ref}
+                   for p, e in a.manifest.entries.items()}
+        got = {}
+        with tempfile.TemporaryDirectory() as d:
+            a.download(root=d)
+            for root, _, names in os.walk(d):
+                for n in names:
+                    fp = os.path.join(root, n)
+                    got[os.path.relpath(fp, d)] = md5b64(open(fp, "rb").read())
+        out.append({"name": a.name, "type": a.type, "version": a.version, "digest": a.digest,
+                    "aliases": sorted(a.aliases), "description": a.description,
+                    "metadata": a.metadata, "entries": entries, "downloaded": got})
+    return out
+
+
 entity = sys.argv[1]
+with_artifacts = "--artifacts" in sys.argv[2:]
 api = wandb.Api(timeout=30)
 out = {}
 for p in api.projects(entity):
@@ -55,6 +82,10 @@ for p in api.projects(entity):
             "history": [row for row in r.scan_history(page_size=3)],
             "sampled": len(r.history(samples=3, pandas=False)),
             "files": files(r),
+            "system": r.history(stream="system", pandas=False, samples=100000),
         }
+        if with_artifacts:
+            runs[r.id]["logged"] = artifacts(r.logged_artifacts())
+            runs[r.id]["used"] = artifacts(r.used_artifacts())
     out[p.name] = runs
 json.dump(enc(out), sys.stdout, sort_keys=True, allow_nan=False)

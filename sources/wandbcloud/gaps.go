@@ -1,0 +1,75 @@
+package wandbcloud
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
+)
+
+var _ sources.GapLister = (*Source)(nil)
+
+// KnownGaps are what W&B's API cannot give that a local run folder (or a
+// copy of one) holds, so that `check wandb:FOLDER wandb+https://…`
+// passes when everything the API can give matches. Each matches only a
+// difference in which the cloud's side is the one lacking (or coarser):
+//
+//   - times finer than a second: the API's createdAt and heartbeatAt are
+//     whole seconds (a run's start and end, a project's creation time
+//     match when equal to the second);
+//   - the number of segments of a resumed run (tag wandb.segments): the
+//     server merges them;
+//   - console output as lines with their times: the API gives only the
+//     output.log file, which arrives as a run file;
+//   - the version number of an artifact version logged offline: the run
+//     folder has none (the server numbers it on sync), the cloud has;
+//   - the alias latest, which the server moves to the newest version of a
+//     name where the run folder's records keep it on every version logged;
+//   - a logged version's id: the server's own, the SDK's client id in the
+//     run folder;
+//   - an artifact entry whose content neither side holds (the run folder
+//     lost its staged copy, so the server never got it): named on both
+//     sides, for different reasons.
+func (s *Source) KnownGaps() []sources.Gap {
+	return []sources.Gap{
+		{Name: "the W&B API gives times to the second", Match: func(what, this, other string) bool {
+			if what != "field Start" && what != "field End" && what != "experiment creation time" {
+				return false
+			}
+			a, err1 := time.Parse(timeShown, this)
+			b, err2 := time.Parse(timeShown, other)
+			return err1 == nil && err2 == nil && a.Equal(b.Truncate(time.Second)) && !a.Equal(b)
+		}},
+		{Name: "the W&B server merges a resumed run's segments", Match: func(what, this, _ string) bool {
+			return this == "" && strings.HasPrefix(what, "tag "+TagPrefix+"segments ")
+		}},
+		{Name: "the W&B API gives console output only as the output.log file", Match: func(what, this, _ string) bool {
+			return this == "" && strings.HasPrefix(what, "console output not readable from the ")
+		}},
+		{Name: "a run folder has no version number for an artifact logged offline", Match: func(what, this, other string) bool {
+			return strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") && strings.HasSuffix(what, " Version") &&
+				other == "" && strings.HasPrefix(this, "v")
+		}},
+		{Name: "the W&B server moves the alias latest to the newest version", Match: func(what, this, other string) bool {
+			if !strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") || !strings.HasSuffix(what, " Aliases") {
+				return false
+			}
+			drop := func(s string) []string {
+				return slices.DeleteFunc(strings.Fields(strings.Trim(s, "[]")), func(a string) bool { return a == "latest" })
+			}
+			return slices.Equal(drop(this), drop(other))
+		}},
+		{Name: "the W&B server names an artifact version by its own id, a run folder by the SDK's client id", Match: func(what, this, other string) bool {
+			return strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") && strings.HasSuffix(what, " ID") && this != "" && other != ""
+		}},
+		{Name: "an artifact file whose content neither side holds", Match: func(what, this, other string) bool {
+			return strings.HasPrefix(what, "file "+schema.ArtifactFolder+"/") &&
+				strings.HasPrefix(this, "-1 bytes problem: ") && strings.HasPrefix(other, "-1 bytes problem: ")
+		}},
+	}
+}
+
+// timeShown is how check shows a time (time.Time.String).
+const timeShown = "2006-01-02 15:04:05.999999999 -0700 MST"
