@@ -432,10 +432,12 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	}
 	mu.Lock()
 	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	// Any 10 consecutive requests span at least 9/30 s (less a little
-	// for the network's jitter).
+	// Any 10 consecutive requests span 9/30 s when paced; on a loaded
+	// machine the server's handler may see paced requests bunched by
+	// scheduling delays, so the bound is half that (unpaced, 10 requests
+	// arrive within a few milliseconds).
 	for i := 0; i+9 < len(times); i++ {
-		if span := times[i+9].Sub(times[i]); span < 280*time.Millisecond {
+		if span := times[i+9].Sub(times[i]); span < 150*time.Millisecond {
 			t.Errorf("requests %d to %d arrived within %v under --rate 30", i, i+9, span)
 			break
 		}
