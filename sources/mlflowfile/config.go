@@ -53,7 +53,7 @@ mlflow-artifacts: below ?artifacts-destination=); a URI that no longer resolves
 (a store moved or made on Windows) is looked up next to the store, and runs whose
 files are nowhere are counted in the report. Damaged files stop the run (or
 listing) they belong to with an error naming the file and line, after every
-record before the damage. Traces are counted, not copied.`,
+record before the damage. MLflow 3 traces are read with their span documents.`,
 		Options: []location.Option{
 			{Name: "instance", Help: "Name the store by the server that serves it (HOST[:PORT][/PATH], as in its mlflow+http:// location), so runs get the origins that server gives them (default: file + the store's absolute path)."},
 			{Name: "artifacts-destination", Help: "Folder that mlflow-artifacts: URIs point to (the server's --artifacts-destination; default: mlartifacts beside the store)."},

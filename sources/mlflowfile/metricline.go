@@ -9,15 +9,18 @@ import (
 )
 
 // metricLine is one line of a metric file: "<timestamp ms> <value>
-// [<step>]" in a run's metrics/<key> (2 fields before MLflow 1.?, 3 since,
-// 5 when a dataset is named: "... <dataset name> <dataset digest>"), and
-// "<timestamp> <value> <step> <run id> [<dataset name> <dataset digest>]"
-// in a logged model's metrics/<key> (4 or 6 fields). Values are Python
-// float text ("nan", "inf", "-inf" included).
+// [<step>]" in a run's metrics/<key> (2 fields in MLflow's first
+// versions, 3 since, 5 when the point names a dataset: "... <dataset name>
+// <dataset digest>"), and "<timestamp> <value> <step> <run id> [<dataset
+// name> <dataset digest>]" in a logged model's metrics/<key> (4 or 6
+// fields). MLflow writes a dataset name with spaces as it is, which its
+// own reader then refuses; here the digest is the last field and the name
+// what lies between. Values are Python float text ("nan", "inf", "-inf"
+// included).
 type metricLine struct {
-	Time, Step            int64
-	Value                 float64
-	RunID                 string
+	Time, Step                 int64
+	Value                      float64
+	RunID                      string
 	DatasetName, DatasetDigest string
 }
 
@@ -28,8 +31,8 @@ func parseMetricLine(line []byte, model bool) (metricLine, error) {
 	var m metricLine
 	n := len(fields)
 	switch {
-	case !model && (n == 2 || n == 3 || n == 5):
-	case model && (n == 4 || n == 6):
+	case !model && (n == 2 || n == 3 || n >= 5):
+	case model && (n == 4 || n >= 6):
 	default:
 		want := "2, 3 or 5"
 		if model {
@@ -56,8 +59,9 @@ func parseMetricLine(line []byte, model bool) (metricLine, error) {
 	if model {
 		m.RunID, rest = string(rest[0]), rest[1:]
 	}
-	if len(rest) == 2 {
-		m.DatasetName, m.DatasetDigest = string(rest[0]), string(rest[1])
+	if len(rest) >= 2 {
+		m.DatasetName = string(bytes.Join(rest[:len(rest)-1], []byte(" ")))
+		m.DatasetDigest = string(rest[len(rest)-1])
 	}
 	return m, nil
 }

@@ -13,6 +13,7 @@ import (
 // mapping (origins, fields, tags, runferry's own sidecars in runs it wrote)
 // is the one the MLflow source applies; what it adds is the report of what
 // the folder holds that MLflow itself skips or that cannot be found.
+// Traces are read as a server's trace API gives them.
 type Source struct {
 	*mlflow.Source
 	store *store
@@ -36,25 +37,19 @@ func New(cfg Config) *Source {
 	return &Source{Source: inner, store: st}
 }
 
-// Kinds under which Omitted counts what the store holds but the source
-// does not yield.
-const (
-	CoverageNoArtifacts = "runs whose files were not found (artifact root neither where its URI points nor next to the store)"
-	CoverageTraces      = "traces not copied (traces of MLflow file stores are not read)"
-)
+// CoverageNoArtifacts is the kind under which Omitted counts the runs
+// whose files were found nowhere.
+const CoverageNoArtifacts = "runs whose files were not found (artifact root neither where its URI points nor next to the store)"
+
 
 // Omitted counts, beside what the MLflow source leaves out (deleted
 // experiments and runs without ?deleted=true), the folders MLflow itself
-// skips (no meta.yaml, an id that does not match its folder), the runs
-// whose files were not found, and the traces of the experiments listed.
+// skips (no meta.yaml, an id that does not match its folder) and the runs
+// whose files were not found.
 func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 	out := s.Source.Omitted(ctx)
 	if out == nil {
 		out = map[string]int64{}
-	}
-	if n, ok := out[mlflow.CoverageTraces]; ok { // the backend has no trace API
-		delete(out, mlflow.CoverageTraces)
-		out[CoverageTraces] += n
 	}
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()

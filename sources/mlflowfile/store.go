@@ -171,6 +171,10 @@ func (s *store) SearchExperiments(ctx context.Context, filter, view string) iter
 			yield(mlflowapi.Experiment{}, fault.Permanent(fmt.Errorf("mlflow file store: filters are not supported")))
 			return
 		}
+		if err := ctx.Err(); err != nil {
+			yield(mlflowapi.Experiment{}, err)
+			return
+		}
 		dirs, err := s.experimentDirs(view)
 		if err != nil {
 			yield(mlflowapi.Experiment{}, damaged(err))
@@ -242,6 +246,10 @@ func (s *store) SearchRuns(ctx context.Context, experimentIDs []string, filter, 
 	return func(yield func(mlflowapi.Run, error) bool) {
 		if filter != "" {
 			yield(mlflowapi.Run{}, fault.Permanent(fmt.Errorf("mlflow file store: filters are not supported")))
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			yield(mlflowapi.Run{}, err)
 			return
 		}
 		var all []mlflowapi.Run
@@ -501,6 +509,10 @@ func (s *store) GetRun(_ context.Context, id string) (mlflowapi.Run, error) {
 // with an error naming the file and line, after the points before it.
 func (s *store) MetricHistory(ctx context.Context, runID, key string) iter.Seq2[[]mlflowapi.Metric, error] {
 	return func(yield func([]mlflowapi.Metric, error) bool) {
+		if err := ctx.Err(); err != nil {
+			yield(nil, err)
+			return
+		}
 		rd, err := s.runDirOf(runID)
 		if err != nil {
 			yield(nil, err)
