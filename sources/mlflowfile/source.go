@@ -41,7 +41,6 @@ func New(cfg Config) *Source {
 // whose files were found nowhere.
 const CoverageNoArtifacts = "runs whose files were not found (artifact root neither where its URI points nor next to the store)"
 
-
 // Omitted counts, beside what the MLflow source leaves out (deleted
 // experiments and runs without ?deleted=true), the folders MLflow itself
 // skips (no meta.yaml, an id that does not match its folder) and the runs
