@@ -67,7 +67,7 @@ func copyStore(t *testing.T, src string) string {
 // serve starts a real MLflow server on the file store at root.
 func serve(t *testing.T, root string, opts ...testenv.MLflowOption) *testenv.MLflowServer {
 	t.Helper()
-	t.Setenv("MLFLOW_ALLOW_FILE_STORE", "true") // MLflow 3.13+ refuses file stores without it
+	os.Setenv("MLFLOW_ALLOW_FILE_STORE", "true") // MLflow 3.13+ refuses file stores without it (servers only read it)
 	return testenv.StartMLflow(t, append([]testenv.MLflowOption{testenv.WithBackendStoreURI("file://" + root)}, opts...)...)
 }
 
@@ -109,7 +109,8 @@ func mustMatch(t *testing.T, a, b sources.Source) *check.Result {
 // it: the same experiments, runs (deleted ones too), params, tags, every
 // metric point, dataset inputs, files and logged models, compared by check
 // both ways. Artifacts are read only where the URIs point
-// (artifact-fallback=false), as the server reads them.
+// (artifact-fallback=false), as the server reads them. One server a
+// sample, one after the other (in parallel they only crowd two cores).
 func TestSamplesMatchServer(t *testing.T) {
 	samples := testenv.Samples(t, "mlflow-file")
 	for _, rel := range sampleStores {
