@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"strconv"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -198,6 +197,3 @@ func deref[T any](p *T) T {
 	}
 	return *p
 }
-
-// itoa formats an int64 for errors and paths.
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -104,3 +104,24 @@ func FuzzMeta(f *testing.F) {
 		}
 	})
 }
+
+func TestInspect(t *testing.T) {
+	var out strings.Builder
+	n, err := Inspect(&out, strings.NewReader("1 0.5 0\n\n2 nan 1 ds dg\n3 oops 2\n4 inf\n"), "mlruns/0/abc/metrics/loss")
+	want := `{"line":1,"timestamp":1,"value":0.5,"step":0}
+{"line":3,"timestamp":2,"value":"NaN","step":1,"dataset_name":"ds","dataset_digest":"dg"}
+{"line":4,"damage":"value \"oops\": not a number"}
+{"line":5,"timestamp":4,"value":"Infinity","step":0}
+`
+	if err != nil || n != 1 || out.String() != want {
+		t.Errorf("Inspect: %d damaged, %v\n%s\nwant\n%s", n, err, out.String(), want)
+	}
+	out.Reset()
+	if n, err := Inspect(&out, strings.NewReader("1 0.5 0 run1\n"), "mlruns/0/models/m-1/metrics/mse"); err != nil || n != 0 ||
+		!strings.Contains(out.String(), `"run_id":"run1"`) {
+		t.Errorf("a logged model's metric file: %d, %v, %s", n, err, out.String())
+	}
+	if !IsMetricFile("mlruns/0/abc/metrics/train/loss") || IsMetricFile("wandb/run-1/run-1.wandb") {
+		t.Errorf("IsMetricFile")
+	}
+}
