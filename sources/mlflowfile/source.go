@@ -2,7 +2,6 @@ package mlflowfile
 
 import (
 	"context"
-	"maps"
 
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
@@ -52,7 +51,9 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 	}
 	s.store.mu.Lock()
 	defer s.store.mu.Unlock()
-	maps.Copy(out, s.store.skipped)
+	for kind, dirs := range s.store.skipped {
+		out[kind] = int64(len(dirs))
+	}
 	if n := len(s.store.unfounded); n > 0 {
 		out[CoverageNoArtifacts] = int64(n)
 	}

@@ -38,7 +38,7 @@ type store struct {
 	mu        sync.Mutex
 	exps      map[string]string // experiment id -> folder
 	runs      map[string]runDir // run id -> where it is
-	skipped   map[string]int64  // what MLflow skips too, by kind (Omitted)
+	skipped   map[string]map[string]bool // folders MLflow skips too, by kind (Omitted)
 	unfounded map[string]bool   // artifact roots not found, by run id
 	near      map[string]string // artifact root URI -> its folder next to the store
 }
@@ -50,7 +50,7 @@ type runDir struct {
 
 func newStore(root string, arts artifactResolver) *store {
 	return &store{root: root, arts: arts, exps: map[string]string{}, runs: map[string]runDir{},
-		skipped: map[string]int64{}, unfounded: map[string]bool{}, near: map[string]string{}}
+		skipped: map[string]map[string]bool{}, unfounded: map[string]bool{}, near: map[string]string{}}
 }
 
 // notFound is an error mlflowapi.IsNotFound reports, as the server's 404.
@@ -69,10 +69,15 @@ func damaged(err error) error {
 	return fault.Permanent(err)
 }
 
-func (s *store) skip(kind string) {
+// skip records folder dir as skipped for kind; listings repeat, so a
+// folder counts once.
+func (s *store) skip(kind, dir string) {
 	s.mu.Lock()
-	s.skipped[kind]++
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	if s.skipped[kind] == nil {
+		s.skipped[kind] = map[string]bool{}
+	}
+	s.skipped[kind][dir] = true
 }
 
 // Ping proves the folder is a file store: a readable directory.
@@ -140,14 +145,14 @@ func (s *store) readExperiment(dir string) (mlflowapi.Experiment, bool, error) {
 	var m experimentMeta
 	err := readMeta(filepath.Join(dir, metaFile), &m)
 	if errors.Is(err, errNoMeta) {
-		s.skip("folders without meta.yaml skipped (not experiments)")
+		s.skip("folders without meta.yaml skipped (not experiments)", dir)
 		return mlflowapi.Experiment{}, false, nil
 	}
 	if err != nil {
 		return mlflowapi.Experiment{}, false, damaged(err)
 	}
 	if string(m.ExperimentID) != filepath.Base(dir) {
-		s.skip("experiments skipped: id in meta.yaml differs from the folder's name (MLflow ignores them too)")
+		s.skip("experiments skipped: id in meta.yaml differs from the folder's name (MLflow ignores them too)", dir)
 		return mlflowapi.Experiment{}, false, nil
 	}
 	e := mlflowapi.Experiment{ExperimentID: string(m.ExperimentID), Name: m.Name, ArtifactLocation: m.ArtifactLocation,
@@ -319,14 +324,14 @@ func (s *store) readRun(expID, expDir, dir string) (mlflowapi.Run, bool, error) 
 	metaPath := filepath.Join(dir, metaFile)
 	err := readMeta(metaPath, &m)
 	if errors.Is(err, errNoMeta) {
-		s.skip("folders without meta.yaml in experiments skipped (not runs)")
+		s.skip("folders without meta.yaml in experiments skipped (not runs)", dir)
 		return mlflowapi.Run{}, false, nil
 	}
 	if err != nil {
 		return mlflowapi.Run{}, false, damaged(err)
 	}
 	if string(m.ExperimentID) != expID {
-		s.skip("runs skipped: experiment id in meta.yaml differs from the folder's (MLflow ignores them too)")
+		s.skip("runs skipped: experiment id in meta.yaml differs from the folder's (MLflow ignores them too)", dir)
 		return mlflowapi.Run{}, false, nil
 	}
 	status, err := runStatus(m.Status)

@@ -123,8 +123,8 @@ func TestArtifactsAndDamage(t *testing.T) {
 		}
 	}
 	om := src.Omitted(ctx)
-	if om[mlflowfile.CoverageNoArtifacts] != 1 {
-		t.Errorf("Omitted %v: want one run without files", om)
+	if om[mlflowfile.CoverageNoArtifacts] != 1 || om["folders without meta.yaml in experiments skipped (not runs)"] != 1 {
+		t.Errorf("Omitted %v: want one run without files and one folder skipped", om)
 	}
 
 	var points []schema.Metric
