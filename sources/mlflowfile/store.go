@@ -36,11 +36,11 @@ type store struct {
 	arts artifactResolver
 
 	mu        sync.Mutex
-	exps      map[string]string // experiment id -> folder
-	runs      map[string]runDir // run id -> where it is
+	exps      map[string]string          // experiment id -> folder
+	runs      map[string]runDir          // run id -> where it is
 	skipped   map[string]map[string]bool // folders MLflow skips too, by kind (Omitted)
-	unfounded map[string]bool   // artifact roots not found, by run id
-	near      map[string]string // artifact root URI -> its folder next to the store
+	unfounded map[string]bool            // artifact roots not found, by run id
+	near      map[string]string          // artifact root URI -> its folder next to the store
 }
 
 // runDir is where a run lives.
