@@ -11,8 +11,11 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflowfile"
+	"github.com/runferry/runferry/sources/sourcetest"
 )
 
 // write creates the files of a store: path (slash-separated, below root)
@@ -180,4 +183,26 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return len(a) == len(b)
+}
+
+// TestConformanceOnSamples: the conformance suite's contract checks
+// (order, early break, cancellation, concurrent reads, canonical form,
+// origins naming the store) on each real-world store, read in place (the
+// source never writes). What is read is compared with a server's reading
+// in TestSamplesMatchServer.
+func TestConformanceOnSamples(t *testing.T) {
+	samples := testenv.Samples(t, "mlflow-file")
+	for _, rel := range sampleStores {
+		root := filepath.Join(samples, rel)
+		t.Run(strings.SplitN(rel, "/", 2)[0], func(t *testing.T) {
+			sourcetest.Run(t, sourcetest.Opt{
+				Open: func(t *testing.T) sources.Source {
+					return mlflowfile.New(mlflowfile.Config{Root: root, Instance: "file" + root, ArtifactFallback: true, Deleted: true})
+				},
+				OpenOther: func(t *testing.T) sources.Source {
+					return mlflowfile.New(mlflowfile.Config{Root: root, Instance: "elsewhere", ArtifactFallback: true, Deleted: true})
+				},
+			})
+		})
+	}
 }
