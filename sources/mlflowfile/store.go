@@ -114,6 +114,9 @@ func subdirs(dir string) ([]string, error) {
 // root (less .trash and the registry) for active ones, .trash for deleted
 // ones, as MLflow's FileStore does.
 func (s *store) experimentDirs(view string) ([]string, error) {
+	if err := s.Ping(context.Background()); err != nil {
+		return nil, err // no store: not an empty one
+	}
 	var out []string
 	if view != mlflowapi.ViewDeleted {
 		names, err := subdirs(s.root)

@@ -206,3 +206,17 @@ func TestConformanceOnSamples(t *testing.T) {
 		})
 	}
 }
+
+// TestMissingStore: a path that is no folder is a fatal error naming it,
+// not an empty store.
+func TestMissingStore(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "nowhere", "mlruns")
+	src := mlflowfile.New(mlflowfile.Config{Root: root, Instance: "x"})
+	for _, err := range src.Experiments(context.Background()) {
+		if err == nil || fault.KindOf(err) != fault.KindFatal || !strings.Contains(err.Error(), root) {
+			t.Errorf("Experiments of a missing store: %v; want a fatal error naming %s", err, root)
+		}
+		return
+	}
+	t.Errorf("Experiments of a missing store yielded nothing")
+}
