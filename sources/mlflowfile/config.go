@@ -50,8 +50,9 @@ them), dataset inputs, files, logged models and model registry. Experiments
 and runs under .trash/ and runs marked deleted are read with ?deleted=true.
 Artifacts are read where their URIs point (file:, bare paths, %-escapes,
 mlflow-artifacts: below ?artifacts-destination=); a URI that no longer resolves
-(a store moved or made on Windows) is looked up next to the store, and runs whose
-files are nowhere are counted in the report. Damaged files stop the run (or
+(a store moved or made on Windows) is looked up next to the store; a run whose
+files are nowhere is named in its damage when its tags say it logged files (a
+model, images), else counted in the report. Damaged files stop the run (or
 listing) they belong to with an error naming the file and line, after every
 record before the damage. MLflow 3 traces are read with their span documents.`,
 		Options: []location.Option{

@@ -58,7 +58,10 @@
 // C:\... or file:///C:/..., a store moved from elsewhere) is looked up next
 // to the store (<run>/artifacts, <model>/artifacts) unless
 // artifact-fallback=false, which reads only what a server serving the
-// store would show. Runs whose files are nowhere are counted by Omitted;
+// store would show. A run whose files are nowhere carries that in its
+// Damage when its tags say it logged files (mlflow.log-model.history,
+// mlflow.loggedImages, mlflow.loggedArtifacts; git drops the empty
+// artifacts/ folder of a run that logged none), and is counted by Omitted;
 // a logged model's files that are nowhere are listed as one file with a
 // Problem, as the MLflow source does for files a server does not serve.
 // Remote roots (s3://, gs://, ...) are not read.

@@ -2,6 +2,12 @@ package mlflowfile
 
 import (
 	"context"
+	"fmt"
+	"iter"
+	"path/filepath"
+	"strings"
+
+	"github.com/runferry/runferry/schema"
 
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
@@ -15,7 +21,9 @@ import (
 // Traces are read as a server's trace API gives them.
 type Source struct {
 	*mlflow.Source
-	store *store
+	store    *store
+	instance string
+	fallback bool
 }
 
 var (
@@ -33,7 +41,7 @@ var (
 func New(cfg Config) *Source {
 	st := newStore(cfg.Root, artifactResolver{root: cfg.Root, dest: cfg.ArtifactsDestination, fallback: cfg.ArtifactFallback})
 	inner := mlflow.NewWithBackend(st, cfg.Instance, mlflow.Config{ExperimentPrefix: cfg.ExperimentPrefix, Deleted: cfg.Deleted})
-	return &Source{Source: inner, store: st}
+	return &Source{Source: inner, store: st, instance: cfg.Instance, fallback: cfg.ArtifactFallback}
 }
 
 // CoverageNoArtifacts is the kind under which Omitted counts the runs
@@ -58,4 +66,63 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 		out[CoverageNoArtifacts] = int64(n)
 	}
 	return out
+}
+
+// Runs yields the MLflow source's runs of experiment exp. With
+// artifact-fallback on (the default), a run whose files are found neither
+// where its artifact URI points nor next to the store, although its tags
+// say it logged some (a model, images, tables: filesTags), carries that in
+// its Damage, naming the URI and the places looked at, so that the job
+// reports it and does not end as if everything arrived. A run without such
+// tags may have logged no file (git, which many mlruns/ folders travel in,
+// drops the empty artifacts/ folder), so it is only counted by Omitted, as
+// every run whose files are nowhere is with the option off (the source
+// then shows what a server shows: no files).
+func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		for r, err := range s.Source.Runs(ctx, exp) {
+			if err == nil && s.fallback {
+				r.Damage = append(r.Damage, s.filesNowhere(r)...)
+			}
+			if !yield(r, err) {
+				return
+			}
+		}
+	}
+}
+
+// filesTags are the run tags MLflow sets when a run logs files: a model
+// (before MLflow 3's logged models), images, tables.
+var filesTags = map[string]bool{"mlflow.log-model.history": true, "mlflow.loggedImages": true, "mlflow.loggedArtifacts": true}
+
+// filesNowhere describes the files of native run r when they are found
+// nowhere; nil otherwise.
+func (s *Source) filesNowhere(r schema.Run) []string {
+	logged := false
+	for _, t := range r.Tags {
+		logged = logged || filesTags[t.Key]
+	}
+	if !logged {
+		return nil
+	}
+	id, ok := strings.CutPrefix(r.Origin.ID, s.instance+"/")
+	if r.Origin.System != mlflow.System || !ok || strings.Contains(id, "/") {
+		return nil // a run runferry copied here: its origin names its source
+	}
+	rd, err := s.store.runDirOf(id)
+	if err != nil {
+		return nil
+	}
+	var m runMeta
+	if readMeta(filepath.Join(rd.dir, metaFile), &m) != nil || m.ArtifactURI == "" {
+		return nil
+	}
+	if _, found, err := s.store.runArtifacts(id); err != nil || found {
+		return nil
+	}
+	where := filepath.Join(rd.dir, "artifacts")
+	if p, ok := s.store.arts.local(m.ArtifactURI); ok {
+		where = p + " nor " + where
+	}
+	return []string{fmt.Sprintf("mlflow run %s: files not found: artifact root %s is not at %s", id, m.ArtifactURI, where)}
 }

@@ -51,21 +51,22 @@ func TestArtifactsAndDamage(t *testing.T) {
 	spaced := filepath.Join(base, "a dir", "arts")
 	dest := filepath.Join(base, "served")
 	write(t, root, map[string]string{
-		"1/meta.yaml":                 "artifact_location: /home/someone/mlruns/1\nexperiment_id: 1\nlifecycle_stage: active\nname: legacy\n",
-		"1/tags/mlflow.note.content":  "old notes",
-		"1/aaa/meta.yaml":             runMeta("aaa", "1", "file:///C:/Users/x/mlruns/1/aaa/artifacts", 1),
-		"1/aaa/artifacts/model/m.pkl": "pickle",
-		"1/aaa/metrics/loss":          "1 0.5 0\n2 0.4 1\n3 0.4 1\n3 bad 2\n4 0.3 3\n",
-		"1/aaa/metrics/sub/acc":       "1 0.1\n",
-		"1/aaa/params/lr":             "0.1",
-		"1/aaa/tags/mlflow.runName":   "windows run",
-		"1/bbb/meta.yaml":             runMeta("bbb", "1", "/nowhere/mlruns/1/bbb/artifacts", 2),
-		"1/ccc/meta.yaml":             runMeta("ccc", "1", "file://"+(&url.URL{Path: spaced}).EscapedPath(), 3),
-		"1/ddd/meta.yaml":             "run_id: ddd\nexperiment_id: '1'\nstart_time: [4\n",
-		"1/eee/meta.yaml":             runMeta("eee", "1", "mlflow-artifacts:/1/eee/artifacts", 5),
-		"1/notarun/README":            "a folder MLflow skips",
-		".trash/2/meta.yaml":          "artifact_location: file:///x\nexperiment_id: '2'\nlifecycle_stage: deleted\nname: gone\n",
-		".trash/2/fff/meta.yaml":      runMeta("fff", "2", "file:///x/2/fff/artifacts", 6),
+		"1/meta.yaml":                         "artifact_location: /home/someone/mlruns/1\nexperiment_id: 1\nlifecycle_stage: active\nname: legacy\n",
+		"1/tags/mlflow.note.content":          "old notes",
+		"1/aaa/meta.yaml":                     runMeta("aaa", "1", "file:///C:/Users/x/mlruns/1/aaa/artifacts", 1),
+		"1/aaa/artifacts/model/m.pkl":         "pickle",
+		"1/aaa/metrics/loss":                  "1 0.5 0\n2 0.4 1\n3 0.4 1\n3 bad 2\n4 0.3 3\n",
+		"1/aaa/metrics/sub/acc":               "1 0.1\n",
+		"1/aaa/params/lr":                     "0.1",
+		"1/aaa/tags/mlflow.runName":           "windows run",
+		"1/bbb/meta.yaml":                     runMeta("bbb", "1", "/nowhere/mlruns/1/bbb/artifacts", 2),
+		"1/bbb/tags/mlflow.log-model.history": `[{"artifact_path": "model"}]`,
+		"1/ccc/meta.yaml":                     runMeta("ccc", "1", "file://"+(&url.URL{Path: spaced}).EscapedPath(), 3),
+		"1/ddd/meta.yaml":                     "run_id: ddd\nexperiment_id: '1'\nstart_time: [4\n",
+		"1/eee/meta.yaml":                     runMeta("eee", "1", "mlflow-artifacts:/1/eee/artifacts", 5),
+		"1/notarun/README":                    "a folder MLflow skips",
+		".trash/2/meta.yaml":                  "artifact_location: file:///x\nexperiment_id: '2'\nlifecycle_stage: deleted\nname: gone\n",
+		".trash/2/fff/meta.yaml":              runMeta("fff", "2", "file:///x/2/fff/artifacts", 6),
 	})
 	write(t, spaced, map[string]string{"notes.txt": "spaced"})
 	write(t, dest, map[string]string{"1/eee/artifacts/served.txt": "proxied"})
@@ -90,6 +91,9 @@ func TestArtifactsAndDamage(t *testing.T) {
 			break
 		}
 		runs = append(runs, r)
+	}
+	if len(runs) == 4 && (len(runs[1].Damage) != 1 || !strings.Contains(runs[1].Damage[0], "/nowhere/mlruns/1/bbb/artifacts") || len(runs[0].Damage) != 0) {
+		t.Errorf("damage of the run whose files are nowhere: %q; of the others: %q", runs[1].Damage, runs[0].Damage)
 	}
 	if len(runs) != 4 || runs[0].Name != "windows run" {
 		t.Fatalf("%d runs before the damage (%+v), want aaa, bbb, ccc, eee", len(runs), runs)
@@ -126,6 +130,8 @@ func TestArtifactsAndDamage(t *testing.T) {
 		}
 	}
 	om := src.Omitted(ctx)
+	// bbb logged a model (its tag says so): its Damage names it; ccc's
+	// files are found; none other is nowhere
 	if om[mlflowfile.CoverageNoArtifacts] != 1 || om["folders without meta.yaml in experiments skipped (not runs)"] != 1 {
 		t.Errorf("Omitted %v: want one run without files and one folder skipped", om)
 	}
