@@ -146,7 +146,8 @@ func (s *store) GetLoggedModel(_ context.Context, id string, allowDeleted bool) 
 // models/<name>/meta.yaml, tags/, aliases/<alias> (body: the version),
 // version-<n>/meta.yaml and version-<n>/tags/.
 
-// SearchRegisteredModels yields the registered models ordered by name.
+// SearchRegisteredModels yields the registered models ordered by name; a
+// damaged one is an error naming its file, after every readable model.
 func (s *store) SearchRegisteredModels(ctx context.Context) iter.Seq2[mlflowapi.RegisteredModel, error] {
 	return func(yield func(mlflowapi.RegisteredModel, error) bool) {
 		names, err := subdirs(filepath.Join(s.root, registryDir))
@@ -155,14 +156,15 @@ func (s *store) SearchRegisteredModels(ctx context.Context) iter.Seq2[mlflowapi.
 			return
 		}
 		var all []mlflowapi.RegisteredModel
+		var damage error // yielded after every readable model
 		for _, n := range names {
 			m, err := s.readRegisteredModel(filepath.Join(s.root, registryDir, n))
 			if errors.Is(err, errNoMeta) {
 				continue
 			}
 			if err != nil {
-				yield(m, damaged(err))
-				return
+				damage = cmp.Or(damage, damaged(err))
+				continue
 			}
 			all = append(all, m)
 		}
@@ -171,6 +173,9 @@ func (s *store) SearchRegisteredModels(ctx context.Context) iter.Seq2[mlflowapi.
 			if !yield(m, nil) {
 				return
 			}
+		}
+		if damage != nil {
+			yield(mlflowapi.RegisteredModel{}, damage)
 		}
 	}
 }
