@@ -226,3 +226,44 @@ func TestMissingStore(t *testing.T) {
 	}
 	t.Errorf("Experiments of a missing store yielded nothing")
 }
+
+// TestRegistry: the file store's model registry (models/ at the store's
+// root): tags, aliases, versions (a deleted one left out, as MLflow leaves
+// it out), the version's run by its origin; a damaged model is an error
+// naming its meta.yaml, after the readable ones.
+func TestRegistry(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "mlruns")
+	write(t, root, map[string]string{
+		"0/meta.yaml":                     "artifact_location: file:///x\nexperiment_id: '0'\nlifecycle_stage: active\nname: Default\n",
+		"0/r1/meta.yaml":                  runMeta("r1", "0", "file:///x/0/r1/artifacts", 1),
+		"models/reg/meta.yaml":            "creation_timestamp: 1700000000000\ndescription: a model\nlast_updated_timestamp: 1700000000500\nname: reg\n",
+		"models/reg/tags/owner":           "ml",
+		"models/reg/aliases/champion":     "1",
+		"models/reg/version-1/meta.yaml":  "creation_timestamp: 1700000000100\ncurrent_stage: Production\ndescription: ''\nlast_updated_timestamp: 1700000000200\nname: reg\nrun_id: r1\nsource: file:///x/0/r1/artifacts/model\nstatus: READY\nversion: 1\n",
+		"models/reg/version-1/tags/check": "ok",
+		"models/reg/version-2/meta.yaml":  "creation_timestamp: 1700000000300\ncurrent_stage: Deleted_Internal\nname: reg\nsource: s3://b/m\nstatus: READY\nversion: 2\n",
+		"models/zbad/meta.yaml":           "name: [zbad\n",
+	})
+	src := mlflowfile.New(mlflowfile.Config{Root: root, Instance: "here"})
+	var got []schema.RegisteredModel
+	var regErr error
+	for m, err := range src.RegisteredModels(context.Background()) {
+		if err != nil {
+			regErr = err
+			break
+		}
+		got = append(got, m)
+	}
+	if len(got) != 1 {
+		t.Fatalf("models %+v, want reg", got)
+	}
+	m := got[0]
+	if m.Name != "reg" || m.Description != "a model" || len(m.Tags) != 1 || len(m.Aliases) != 1 || m.Aliases[0].Version != 1 ||
+		len(m.Versions) != 1 || m.Versions[0].Stage != "Production" || m.Versions[0].Run != (schema.Ref{System: "mlflow", ID: "here/r1"}) ||
+		m.Versions[0].RunPath != "model" || len(m.Versions[0].Tags) != 1 {
+		t.Errorf("model %+v", m)
+	}
+	if regErr == nil || !strings.Contains(regErr.Error(), filepath.Join("zbad", "meta.yaml")) {
+		t.Errorf("damaged model: %v; want an error naming zbad/meta.yaml", regErr)
+	}
+}
