@@ -126,3 +126,15 @@ func (s *Source) filesNowhere(r schema.Run) []string {
 	}
 	return []string{fmt.Sprintf("mlflow run %s: files not found: artifact root %s is not at %s", id, m.ArtifactURI, where)}
 }
+
+// FormerOrigins returns, for a store named by the server that serves it
+// (the instance option), the origins the MLflow source gave that server's
+// runs and experiments before origins named the server (mlflow:ID), so
+// that copies made through it then are found. A store named by its path
+// (the default) was never read under other origins: none.
+func (s *Source) FormerOrigins(ref schema.Ref) []schema.Ref {
+	if strings.HasPrefix(s.instance, "file/") {
+		return nil
+	}
+	return s.Source.FormerOrigins(ref)
+}

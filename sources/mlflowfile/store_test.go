@@ -267,3 +267,17 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("damaged model: %v; want an error naming zbad/meta.yaml", regErr)
 	}
 }
+
+// TestFormerOrigins: a store named by its path has no former origins (it
+// was never read under others); named by its server, it has that server's
+// (the bare id, as the MLflow source gives).
+func TestFormerOrigins(t *testing.T) {
+	byPath := mlflowfile.New(mlflowfile.Config{Root: "/m/mlruns", Instance: "file/m/mlruns"})
+	if f := byPath.FormerOrigins(schema.Ref{System: "mlflow", ID: "file/m/mlruns/0"}); f != nil {
+		t.Errorf("by path: %v", f)
+	}
+	byServer := mlflowfile.New(mlflowfile.Config{Root: "/m/mlruns", Instance: "mlflow.acme:5000"})
+	if f := byServer.FormerOrigins(schema.Ref{System: "mlflow", ID: "mlflow.acme:5000/abc"}); len(f) != 1 || f[0].ID != "abc" {
+		t.Errorf("by server: %v", f)
+	}
+}
