@@ -85,8 +85,36 @@ func (s *store) readLoggedModel(dir string) (mlflowapi.LoggedModel, modelMeta, e
 }
 
 // LoggedModelsOf returns the active logged models run runID of experiment
-// expID logged, ordered by model id.
+// expID logged, ordered by model id. The experiment's models are indexed
+// by logging run once (their meta.yaml only), so that listing the models
+// of every run does not read every model again.
 func (s *store) LoggedModelsOf(_ context.Context, expID, runID string) ([]mlflowapi.LoggedModel, error) {
+	dirs, err := s.modelDirsOf(expID, runID)
+	if err != nil {
+		return nil, err
+	}
+	var out []mlflowapi.LoggedModel
+	for _, dir := range dirs {
+		x, _, err := s.readLoggedModel(dir)
+		if err != nil {
+			return nil, damaged(err)
+		}
+		out = append(out, x)
+	}
+	slices.SortFunc(out, func(a, b mlflowapi.LoggedModel) int { return strings.Compare(a.Info.ModelID, b.Info.ModelID) })
+	return out, nil
+}
+
+// modelDirsOf returns the folders of the active logged models of
+// experiment expID that run runID logged, indexing the experiment's models
+// on first use.
+func (s *store) modelDirsOf(expID, runID string) ([]string, error) {
+	s.mu.Lock()
+	index, ok := s.models[expID]
+	s.mu.Unlock()
+	if ok {
+		return index[runID], nil
+	}
 	expDir, err := s.experimentDir(expID)
 	if mlflowapi.IsNotFound(err) {
 		return nil, nil
@@ -98,22 +126,26 @@ func (s *store) LoggedModelsOf(_ context.Context, expID, runID string) ([]mlflow
 	if err != nil {
 		return nil, damaged(err)
 	}
-	var out []mlflowapi.LoggedModel
+	index = map[string][]string{}
 	for _, n := range names {
-		x, m, err := s.readLoggedModel(filepath.Join(expDir, "models", n))
+		dir := filepath.Join(expDir, "models", n)
+		var m modelMeta
+		err := readMeta(filepath.Join(dir, metaFile), &m)
 		if errors.Is(err, errNoMeta) {
 			continue
 		}
 		if err != nil {
 			return nil, damaged(err)
 		}
-		if m.LifecycleStage == mlflowapi.StageDeleted || x.Info.ExperimentID != expID || x.Info.SourceRunID != runID {
-			continue
+		if m.LifecycleStage == mlflowapi.StageDeleted || string(m.ExperimentID) != expID {
+			continue // as MLflow's search leaves them out
 		}
-		out = append(out, x)
+		index[deref(m.SourceRunID)] = append(index[deref(m.SourceRunID)], dir)
 	}
-	slices.SortFunc(out, func(a, b mlflowapi.LoggedModel) int { return strings.Compare(a.Info.ModelID, b.Info.ModelID) })
-	return out, nil
+	s.mu.Lock()
+	s.models[expID] = index
+	s.mu.Unlock()
+	return index[runID], nil
 }
 
 // GetLoggedModel returns logged model id from whichever experiment holds

@@ -36,11 +36,12 @@ type store struct {
 	arts artifactResolver
 
 	mu        sync.Mutex
-	exps      map[string]string          // experiment id -> folder
-	runs      map[string]runDir          // run id -> where it is
-	skipped   map[string]map[string]bool // folders MLflow skips too, by kind (Omitted)
-	unfounded map[string]bool            // artifact roots not found, by run id
-	near      map[string]string          // artifact root URI -> its folder next to the store
+	exps      map[string]string              // experiment id -> folder
+	runs      map[string]runDir              // run id -> where it is
+	skipped   map[string]map[string]bool     // folders MLflow skips too, by kind (Omitted)
+	unfounded map[string]bool                // artifact roots not found, by run id
+	near      map[string]string              // artifact root URI -> its folder next to the store
+	models    map[string]map[string][]string // experiment id -> logging run id -> logged model folders
 }
 
 // runDir is where a run lives.
@@ -50,7 +51,7 @@ type runDir struct {
 
 func newStore(root string, arts artifactResolver) *store {
 	return &store{root: root, arts: arts, exps: map[string]string{}, runs: map[string]runDir{},
-		skipped: map[string]map[string]bool{}, unfounded: map[string]bool{}, near: map[string]string{}}
+		skipped: map[string]map[string]bool{}, unfounded: map[string]bool{}, near: map[string]string{}, models: map[string]map[string][]string{}}
 }
 
 // notFound is an error mlflowapi.IsNotFound reports, as the server's 404.
