@@ -27,7 +27,8 @@ type metricLine struct {
 // parseMetricLine parses one line of a run's metric file (model is false)
 // or a logged model's (model is true).
 func parseMetricLine(line []byte, model bool) (metricLine, error) {
-	fields := bytes.Fields(line)
+	var buf [8][]byte // a line's fields without an allocation, for all but odd lines
+	fields := appendFields(buf[:0], line)
 	var m metricLine
 	n := len(fields)
 	switch {
@@ -64,6 +65,24 @@ func parseMetricLine(line []byte, model bool) (metricLine, error) {
 		m.DatasetDigest = string(rest[len(rest)-1])
 	}
 	return m, nil
+}
+
+// appendFields appends the space-separated fields of line to dst.
+func appendFields(dst [][]byte, line []byte) [][]byte {
+	start := -1
+	for i, c := range line {
+		space := c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'
+		switch {
+		case space && start >= 0:
+			dst, start = append(dst, line[start:i]), -1
+		case !space && start < 0:
+			start = i
+		}
+	}
+	if start >= 0 {
+		dst = append(dst, line[start:])
+	}
+	return dst
 }
 
 // parseValue parses Python's float text, which strconv.ParseFloat reads
