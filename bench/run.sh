@@ -16,7 +16,8 @@
 # 250k points for the EventAccumulator comparison; the memory check reads
 # ten times as many).
 #
-# RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section,
+# RUNFERRY_BENCH_ONLY=mlflow runs only the MLflow section, =mlflowfile only
+# the MLflow file store one (bench/mlflowfile.sh, knobs there),
 # =tensorboard only the TensorBoard one, =wandbcloud only the
 # W&B cloud one (bench/wandbcloud.sh, knobs there; RUNFERRY_BENCH_ONLY=
 # default runs only the others); the rows of the sections not run are kept
@@ -46,8 +47,8 @@ LARGE_ROWS=${BENCH_LARGE_ROWS:-5000000}   # x 20 keys = 100M points
 OUT=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 TIME=/usr/bin/time
 ONLY=${RUNFERRY_BENCH_ONLY:-}
-case "$ONLY" in "" | mlflow | wandbcloud | tensorboard | default) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow, tensorboard, wandbcloud or default" >&2; exit 2 ;; esac
-want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow|tensorboard|wandbcloud
+case "$ONLY" in "" | mlflow | mlflowfile | wandbcloud | tensorboard | default) ;; *) echo "bench: RUNFERRY_BENCH_ONLY=$ONLY: want mlflow, mlflowfile, tensorboard, wandbcloud or default" >&2; exit 2 ;; esac
+want() { [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]; } # want default|mlflow|mlflowfile|tensorboard|wandbcloud
 
 die() { echo "bench: $*" >&2; exit 1; }
 log() { echo "bench: $*" >&2; }
@@ -83,7 +84,7 @@ fi
 BUILD_COMMIT=$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
 BUILD_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "building $BUILD_COMMIT into $BIN"
-CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/gentb ./bench/readtb ./bench/wandbserve
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/gentb ./bench/readtb ./bench/wandbserve ./bench/readmlflow
 
 # --- inputs ----------------------------------------------------------------
 # A folder is reused when its stamp (generator flags + hash of the generator
@@ -219,6 +220,10 @@ fi
 
 if want wandbcloud; then
 	source bench/wandbcloud.sh
+fi
+
+if want mlflowfile; then
+	source bench/mlflowfile.sh
 fi
 
 if want mlflow; then

@@ -107,10 +107,16 @@ COMPARISONS = [
         "ours": "runferry-copy", "theirs": "export-import", "metric": "wall", "target": 5.0,
         "what": "as above, both servers with a PostgreSQL backend store and BENCH_MLFLOW_PG_WORKERS workers",
     },
+    {
+        "bench": "mlflowfile-read",
+        "title": "Read an MLflow file store directly vs through a real MLflow server serving it (issue 14)",
+        "ours": "direct", "theirs": "server", "metric": "wall", "target": 10.0,
+        "what": "bench/readmlflow on mlflow+file:STORE vs the same program on mlflow+http:// (runferry's MLflow source) with `mlflow server` serving that store",
+    },
 ]
 
 # Sections of bench/run.sh (RUNFERRY_BENCH_ONLY) and their benches.
-SECTIONS = {"mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"},
+SECTIONS = {"mlflowfile": {"mlflowfile-read"}, "mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"},
             "tensorboard": {"tensorboard-read", "tensorboard-read-10x"},
             "wandbcloud": {"wandb-cloud"}}
 

@@ -10,12 +10,13 @@ import (
 
 	"github.com/runferry/runferry/internal/tfevents"
 	"github.com/runferry/runferry/internal/wandbfile"
+	"github.com/runferry/runferry/sources/mlflowfile"
 )
 
 func (a *app) inspectCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "inspect FILE.wandb|EVENTFILE",
-		Short: "Decode a W&B .wandb log or a TensorBoard event file, one JSON line per record",
+		Use:   "inspect FILE.wandb|EVENTFILE|MLRUNS/.../metrics/KEY",
+		Short: "Decode a W&B .wandb log, a TensorBoard event file or an MLflow metric file, one JSON line per record",
 		Long: `Decode a W&B .wandb file (the binary log in every run folder) and print one
 JSON line per record with its byte offset, kind and decoded fields. Damage
 (bad checksums, truncation, garbage) is printed as {"offset":N,"damage":...}
@@ -26,10 +27,16 @@ A TensorBoard event file (a name holding "tfevents") is printed one event per
 line: offset, wall time, step and the summary values (tag, kind, plugin and
 the value: numbers and strings of tensors, sizes of images, histograms and
 audio). A record with a bad data checksum is a damage line and reading goes
-on; a bad length checksum or a cut tail ends the file.`,
+on; a bad length checksum or a cut tail ends the file.
+
+A metric file of an MLflow file store (a file below a metrics/ folder of a
+run or of a logged model in mlruns/) is printed one point per line with its
+line number, timestamp, value and step (and run and dataset where the line
+names them); a line that does not parse is a damage line naming why.`,
 		Example: "  runferry inspect wandb/run-20240301_120000-abc123/run-abc123.wandb | head\n" +
-			"  runferry inspect runs/exp1/events.out.tfevents.1700000000.host.123.0 | head",
-		Args: exactArgs(1, "FILE.wandb|EVENTFILE"),
+			"  runferry inspect runs/exp1/events.out.tfevents.1700000000.host.123.0 | head\n" +
+			"  runferry inspect mlruns/0/0a1b2c3d4e5f/metrics/loss | head",
+		Args: exactArgs(1, "FILE.wandb|EVENTFILE|METRICFILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -37,8 +44,11 @@ on; a bad length checksum or a cut tail ends the file.`,
 			}
 			defer f.Close()
 			inspect := wandbfile.Inspect
-			if strings.Contains(filepath.Base(args[0]), "tfevents") {
+			switch {
+			case strings.Contains(filepath.Base(args[0]), "tfevents"):
 				inspect = tfevents.Inspect
+			case mlflowfile.IsMetricFile(args[0]):
+				inspect = mlflowfile.Inspect
 			}
 			damaged, err := inspect(a.stdout, f, args[0])
 			if err != nil {

@@ -139,13 +139,12 @@ func TestMLflowStoreHints(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"copy", mlruns, "parquet:" + out}, "holds an MLflow file store; start one on it with `mlflow server --backend-store-uri file://" + mlruns + " --port 5000` and use mlflow+http://127.0.0.1:5000"},
-		{[]string{"copy", mlruns + "/", "parquet:" + out}, "--backend-store-uri file://" + mlruns + " "},
-		{[]string{"ls", project}, "holds an MLflow file store; start one on it with `mlflow server --backend-store-uri file://" + mlruns + " "},
-		{[]string{"copy", "wandb:" + mlruns, "parquet:" + out}, "is an MLflow file store, not what wandb: takes; MLflow stores are read through a tracking server: start one on it with `mlflow server --backend-store-uri file://" + mlruns + " "},
+		{[]string{"copy", mlruns, "parquet:" + out}, "holds an MLflow file store; read it with mlflow+file:" + mlruns},
+		{[]string{"copy", mlruns + "/", "parquet:" + out}, "read it with mlflow+file:" + mlruns},
+		{[]string{"ls", project}, "holds an MLflow file store; read it with mlflow+file:" + mlruns},
+		{[]string{"copy", "wandb:" + mlruns, "parquet:" + out}, "is an MLflow file store, not what wandb: takes; read it with mlflow+file:" + mlruns},
 		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "parquet:" + mlruns}, "is an MLflow file store, not what parquet: takes"},
-		{[]string{"ls", "mlflow+file:" + mlruns}, "MLflow stores are read through a tracking server"},
-		{[]string{"ls", "elsewhere/mlruns/"}, "elsewhere/mlruns/ would be an MLflow file store, which runferry reads through a tracking server: start one on it with `mlflow server --backend-store-uri file:///PATH/TO/mlruns --port 5000` and use mlflow+http://127.0.0.1:5000"},
+		{[]string{"ls", "elsewhere/mlruns/"}, "elsewhere/mlruns/ would be an MLflow file store, which runferry reads as mlflow+file:elsewhere/mlruns/"},
 		{[]string{"ls", "mlflow.db"}, "--backend-store-uri sqlite:////PATH/TO/mlflow.db"},
 	} {
 		code, stdout, errOut := runCLI(t, c.args...)

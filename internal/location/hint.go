@@ -67,7 +67,7 @@ func unknownSchemeHint(raw, scheme string) string {
 		return fmt.Sprintf("did you mean %q? (MLflow tracking servers are named mlflow+http:// or mlflow+https://)", "mlflow+"+Redact(raw))
 	case scheme == "file":
 		return "give the path with an adapter's scheme, such as wandb:/data/wandb or parquet:/backups/x"
-	case scheme == "mlflow" || scheme == "mlflow+file" || scheme == "mlflow+sqlite":
+	case scheme == "mlflow" || scheme == "mlflow+sqlite":
 		return "MLflow stores are read through a tracking server: " + serverAdvice("file:///PATH/TO/mlruns")
 	}
 	return ""
@@ -84,13 +84,16 @@ func serverAdvice(backendURI string) string {
 // "" means nothing fitting was found.
 func pathHint(path string) string {
 	if kind, where := mlflowStore(path); kind != "" {
+		if kind == "file store" {
+			return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, storeAdvice(kind, where))
+		}
 		return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, serverAdvice(backendURI(kind, where)))
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		switch filepath.Base(filepath.Clean(path)) {
 		case "mlruns":
-			return fmt.Sprintf("%s would be an MLflow file store, which runferry reads through a tracking server: %s", path, serverAdvice("file:///PATH/TO/mlruns"))
+			return fmt.Sprintf("%s would be an MLflow file store, which runferry reads as mlflow+file:%s", path, path)
 		case "mlflow.db":
 			return fmt.Sprintf("%s would be an MLflow SQLite store, which runferry reads through a tracking server: %s", path, serverAdvice("sqlite:////PATH/TO/mlflow.db"))
 		}
@@ -113,11 +116,20 @@ func pathHint(path string) string {
 // reads or should write into.
 func refuseMLflowStorePath(raw, scheme, path string) error {
 	kind, where := mlflowStore(path)
-	if kind == "" || filepath.Clean(where) != filepath.Clean(path) {
+	if kind == "" || filepath.Clean(where) != filepath.Clean(path) || kind == "file store" && scheme == "mlflow+file" {
 		return nil
 	}
-	return fmt.Errorf("location %q: %s is an MLflow %s, not what %s: takes; MLflow stores are read through a tracking server: %s",
-		Redact(raw), path, kind, scheme, serverAdvice(backendURI(kind, where)))
+	return fmt.Errorf("location %q: %s is an MLflow %s, not what %s: takes; %s",
+		Redact(raw), path, kind, scheme, storeAdvice(kind, where))
+}
+
+// storeAdvice tells how runferry reads the MLflow store of kind at where:
+// a file store directly (mlflow+file:), others through a server.
+func storeAdvice(kind, where string) string {
+	if kind == "file store" {
+		return "read it with mlflow+file:" + where
+	}
+	return "MLflow stores are read through a tracking server: " + serverAdvice(backendURI(kind, where))
 }
 
 // backendURI is the --backend-store-uri of the store at where.

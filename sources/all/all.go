@@ -5,6 +5,7 @@ package all
 import (
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
+	"github.com/runferry/runferry/sources/mlflowfile"
 	"github.com/runferry/runferry/sources/parquetdir"
 	"github.com/runferry/runferry/sources/sqldb"
 	"github.com/runferry/runferry/sources/tensorboard"
@@ -18,6 +19,7 @@ func Sources() *sources.Registry {
 	r.Add(parquetdir.Factory())
 	r.Add(sources.Factory{Description: wandbdir.Description(), Open: wandbdir.Open})
 	r.Add(sources.Factory{Description: mlflow.Description(), Open: mlflow.Open})
+	r.Add(sources.Factory{Description: mlflowfile.Description(), Open: mlflowfile.Open})
 	r.Add(sources.Factory{Description: wandbcloud.Description(), Open: wandbcloud.Open})
 	r.Add(sources.Factory{Description: tensorboard.Description(), Open: tensorboard.Open})
 	for _, f := range sqldb.Factories() {

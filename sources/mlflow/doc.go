@@ -1,6 +1,11 @@
 // Package mlflow is the source that reads an MLflow tracking server through
 // its REST API (internal/mlflowapi).
 //
+// The same source reads MLflow's own stores without a server: a Backend
+// (backend.go) answers in the REST API's terms, and NewWithBackend puts
+// this source over it (sources/mlflowfile for mlruns/ folders), so that a
+// run read from a store and through a server serving it is the same run.
+//
 // # Location
 //
 //	mlflow+http://HOST[:PORT][/PATH][?experiment-prefix=P&deleted=true]

@@ -21,7 +21,7 @@ import (
 
 // Source reads one MLflow tracking server. It is safe for concurrent use.
 type Source struct {
-	api      *mlflowapi.Client
+	api      Backend
 	cfg      Config
 	instance string // mlflowconv.Instance of the server, the first part of native origins' ids
 

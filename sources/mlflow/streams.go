@@ -92,6 +92,15 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 					err = ctx.Err()
 				}
 				if err != nil {
+					// The points read before the error come first (a
+					// store's history damaged mid-file), sorted as ever.
+					if len(points) > 0 && ctx.Err() == nil {
+						points = original(points, rebased[k.orig], derived[k.orig])
+						schema.SortMetrics(points)
+						if !yield(points, nil) {
+							return
+						}
+					}
 					yield(nil, err)
 					return
 				}
