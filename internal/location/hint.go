@@ -84,7 +84,7 @@ func serverAdvice(backendURI string) string {
 // "" means nothing fitting was found.
 func pathHint(path string) string {
 	if kind, where := mlflowStore(path); kind != "" {
-		return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, serverAdvice(backendURI(kind, where)))
+		return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, storeAdvice(kind, where, ""))
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -92,7 +92,7 @@ func pathHint(path string) string {
 		case "mlruns":
 			return fmt.Sprintf("%s would be an MLflow file store, which runferry reads through a tracking server: %s", path, serverAdvice("file:///PATH/TO/mlruns"))
 		case "mlflow.db":
-			return fmt.Sprintf("%s would be an MLflow SQLite store, which runferry reads through a tracking server: %s", path, serverAdvice("sqlite:////PATH/TO/mlflow.db"))
+			return fmt.Sprintf("%s would be an MLflow SQLite store: %s", path, storeAdvice("SQLite store", path, ""))
 		}
 		return ""
 	}
@@ -112,12 +112,25 @@ func pathHint(path string) string {
 // path-scheme location, is itself an MLflow store, which no path adapter
 // reads or should write into.
 func refuseMLflowStorePath(raw, scheme, path string) error {
+	if strings.HasPrefix(scheme, "mlflow+") {
+		return nil // the readers of MLflow's stores
+	}
 	kind, where := mlflowStore(path)
 	if kind == "" || filepath.Clean(where) != filepath.Clean(path) {
 		return nil
 	}
-	return fmt.Errorf("location %q: %s is an MLflow %s, not what %s: takes; MLflow stores are read through a tracking server: %s",
-		Redact(raw), path, kind, scheme, serverAdvice(backendURI(kind, where)))
+	return fmt.Errorf("location %q: %s is an MLflow %s, not what %s: takes; %s",
+		Redact(raw), path, kind, scheme, storeAdvice(kind, where, "MLflow stores are read through a tracking server: "))
+}
+
+// storeAdvice tells how runferry reads the MLflow store of kind at where:
+// an SQLite store directly (mlflow+sqlite:), a file store through a
+// server (prefix introduces that advice).
+func storeAdvice(kind, where, prefix string) string {
+	if kind == "SQLite store" {
+		return fmt.Sprintf("read it directly: %s", "mlflow+sqlite:"+where)
+	}
+	return prefix + serverAdvice(backendURI(kind, where))
 }
 
 // backendURI is the --backend-store-uri of the store at where.

@@ -5,6 +5,7 @@ package all
 import (
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
+	"github.com/runferry/runferry/sources/mlflowsql"
 	"github.com/runferry/runferry/sources/parquetdir"
 	"github.com/runferry/runferry/sources/sqldb"
 	"github.com/runferry/runferry/sources/tensorboard"
@@ -20,6 +21,9 @@ func Sources() *sources.Registry {
 	r.Add(sources.Factory{Description: mlflow.Description(), Open: mlflow.Open})
 	r.Add(sources.Factory{Description: wandbcloud.Description(), Open: wandbcloud.Open})
 	r.Add(sources.Factory{Description: tensorboard.Description(), Open: tensorboard.Open})
+	for _, f := range mlflowsql.Factories() {
+		r.Add(f)
+	}
 	for _, f := range sqldb.Factories() {
 		r.Add(f)
 	}

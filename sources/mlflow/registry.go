@@ -81,7 +81,7 @@ type runOrigin struct {
 
 func (s *Source) registeredModel(m mlflowapi.RegisteredModel) schema.RegisteredModel {
 	x := schema.RegisteredModel{Origin: s.ref("model/" + m.Name), Name: m.Name,
-		Description: m.Description, CreatedAt: msTime(m.CreationTimestamp), UpdatedAt: msTime(m.LastUpdatedTimestamp)}
+		Description: m.Description, CreatedAt: mlflowconv.MsTime(m.CreationTimestamp), UpdatedAt: mlflowconv.MsTime(m.LastUpdatedTimestamp)}
 	tags := userTags(m.Tags, &x.CreatedAt)
 	x.Tags = tags.user
 	if ref, ok := schema.ParseRef(tags.own[mlflowconv.TagOrigin]); ok {
@@ -128,7 +128,7 @@ func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, run
 		return schema.ModelVersion{}, err
 	}
 	x := schema.ModelVersion{Version: n, Description: v.Description, Stage: v.CurrentStage, Status: v.Status,
-		Source: v.Source, CreatedAt: msTime(v.CreationTimestamp), UpdatedAt: msTime(v.LastUpdatedTimestamp)}
+		Source: v.Source, CreatedAt: mlflowconv.MsTime(v.CreationTimestamp), UpdatedAt: mlflowconv.MsTime(v.LastUpdatedTimestamp)}
 	tags := userTags(v.Tags, &x.CreatedAt)
 	x.Tags = tags.user
 	if n, err := strconv.ParseInt(tags.own[mlflowconv.TagModelVersion], 10, 64); err == nil {
