@@ -230,3 +230,34 @@ func openOrFail(t *testing.T, raw string) (sources.Source, error) {
 	}
 	return src, nil
 }
+
+// oldRevisions are the revisions TestOldRevisionsMatchServer reads: the
+// first (MLflow 1.0) and those that added a column or table the source reads.
+var oldRevisions = []string{"451aebb31d03", "181f10493468", "df50e92ffc5e", "97727af70f4d", "7f2a7d5fae7d", "400f98739977"}
+
+// TestOldRevisionsMatchServer: the same runs, written as MLflow 1.x wrote
+// them and migrated by MLflow's own alembic scripts to each revision that
+// changed what the source reads, read directly at that revision, equal what
+// today's MLflow server shows of them after the migration to today's
+// revision, with and without the deleted ones.
+func TestOldRevisionsMatchServer(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(testenv.Python(t), append([]string{"testdata/oldrevisions.py", dir}, append(oldRevisions, "heads")...)...)
+	cmd.Env = append(os.Environ(), "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("oldrevisions.py: %v\n%s", err, out)
+	}
+	srv := testenv.StartMLflow(t, testenv.WithBackendStoreURI("sqlite:///"+filepath.Join(dir, "heads.db")))
+	server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port)
+	for _, rev := range append(oldRevisions, "heads") {
+		store := "mlflow+sqlite:" + filepath.Join(dir, rev+".db") + "?instance=127.0.0.1:" + strconv.Itoa(srv.Port)
+		res := assertSame(t, store, server)
+		if res.Runs != 3 || res.Points != 22 {
+			t.Errorf("revision %s: compared %d runs, %d points; want 3, 22", rev, res.Runs, res.Points)
+		}
+		res = assertSame(t, store+"&deleted=true", server+"?deleted=true")
+		if res.Runs != 5 || res.Experiments != 3 {
+			t.Errorf("revision %s, deleted=true: compared %d experiments, %d runs; want 3, 5", rev, res.Experiments, res.Runs)
+		}
+	}
+}
