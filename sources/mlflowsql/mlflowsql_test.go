@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"io"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,7 @@ func upgrade(t *testing.T, path string) {
 // same store after `mlflow db upgrade`, active and deleted runs alike; and
 // the upgraded copy read directly equals it too. The sample is only read.
 func TestSampleStoreMatchesServer(t *testing.T) {
+	t.Parallel()
 	sample := testenv.Samples(t, sampleDB)
 	before, err := os.ReadFile(sample)
 	if err != nil {
@@ -139,17 +141,37 @@ func populated(t *testing.T, opts ...testenv.MLflowOption) *testenv.MLflowServer
 	return srv
 }
 
-// TestCreatedStoresMatchServer: stores the real MLflow wrote, in SQLite and
-// in PostgreSQL, read directly, equal what the server serving them shows
+// TestCreatedStoresMatchServer: stores the real MLflow wrote, in SQLite,
+// PostgreSQL and MariaDB, read directly, equal what the server serving them shows
 // (files included, through ?artifacts=), with deleted runs and experiments
-// left out, or read and marked with ?deleted=true.
+// left out, or read and marked with ?deleted=true. MariaDB runs first and
+// alone (its password is set in the environment); the others in parallel.
 func TestCreatedStoresMatchServer(t *testing.T) {
+	t.Run("mariadb", func(t *testing.T) {
+		// MLflow reaches MySQL and MariaDB through PyMySQL
+		// (requirements-test.txt).
+		if out, err := exec.Command(testenv.Python(t), "-c", "import pymysql").CombinedOutput(); err != nil {
+			testenv.Unavailable(t, "PyMySQL in the venv (requirements-test.txt)", strings.TrimSpace(string(out)))
+		}
+		m := testenv.SharedMariaDB(t)
+		t.Setenv("MYSQL_PWD", m.Password)
+		db := m.CreateDatabase(t, "mlflow_store")
+		u, err := url.Parse(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backend := "mysql+pymysql://" + u.User.Username() + ":" + url.QueryEscape(m.Password) + "@" + u.Host + u.Path
+		srv := populated(t, testenv.WithBackendStoreURI(backend))
+		createdStore(t, srv, "mlflow+"+db)
+	})
 	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
 		srv := populated(t)
 		store := "mlflow+sqlite:" + strings.TrimPrefix(srv.BackendURI, "sqlite:///")
 		createdStore(t, srv, store)
 	})
 	t.Run("postgresql", func(t *testing.T) {
+		t.Parallel()
 		srv := populated(t, testenv.WithPostgres(testenv.SharedPostgres(t)))
 		store := strings.Replace(srv.BackendURI, "postgresql+psycopg2://", "mlflow+postgresql://", 1)
 		createdStore(t, srv, store)
@@ -241,6 +263,7 @@ var oldRevisions = []string{"451aebb31d03", "181f10493468", "df50e92ffc5e", "977
 // today's MLflow server shows of them after the migration to today's
 // revision, with and without the deleted ones.
 func TestOldRevisionsMatchServer(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	cmd := exec.Command(testenv.Python(t), append([]string{"testdata/oldrevisions.py", dir}, append(oldRevisions, "heads")...)...)
 	cmd.Env = append(os.Environ(), "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
