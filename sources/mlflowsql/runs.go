@@ -10,6 +10,7 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -356,9 +357,9 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 				return nil
 			}
 			rel, _ := filepath.Rel(dir, p)
-			path := p
+			file := p
 			out = append(out, schema.Artifact{Path: filepath.ToSlash(rel), Size: fi.Size(),
-				Open: func(context.Context) (io.ReadCloser, error) { return os.Open(path) }})
+				Open: func(context.Context) (io.ReadCloser, error) { return os.Open(file) }})
 			return nil
 		})
 		if err != nil {
@@ -394,7 +395,11 @@ func (s *Source) artifactDir(uri string) (dir, why string) {
 		if err != nil {
 			return "", "bad artifact location"
 		}
-		return filepath.Join(s.cfg.Artifacts, filepath.FromSlash(u.Path)), ""
+		dir := filepath.Join(s.cfg.Artifacts, filepath.FromSlash(path.Clean("/"+u.Path)))
+		if rel, err := filepath.Rel(s.cfg.Artifacts, dir); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+			return "", "mlflow-artifacts: locations outside the artifacts folder"
+		}
+		return dir, ""
 	case strings.HasPrefix(uri, "file:"):
 		u, err := url.Parse(uri)
 		if err != nil || (u.Host != "" && u.Host != "localhost") {
