@@ -25,8 +25,9 @@
 // store's revision: metrics.is_nan from 181f10493468 (before it a NaN
 // cannot be stored), experiment_tags from df50e92ffc5e, experiments'
 // creation_time from 97727af70f4d, datasets/inputs/input_tags from
-// 7f2a7d5fae7d; registered models (2b4d017a5e9b), traces (867495a8f9d4)
-// and logged models (400f98739977) are counted where their tables exist.
+// 7f2a7d5fae7d, logged_models from 400f98739977; registered models
+// (2b4d017a5e9b) and traces (867495a8f9d4) are counted where their tables
+// exist.
 //
 // # What is read, and how it matches the REST source
 //
@@ -61,7 +62,13 @@
 //   - Runs runferry wrote into MLflow are read as MLflow holds them, with a
 //     Damage note: their sidecar files live in the artifact store and are
 //     applied only by the REST source.
-//   - Not read, counted by Omitted: registered models, traces, MLflow 3
-//     logged models (the REST source lists a logged model's files with its
-//     run; serve the store to copy them).
+//   - MLflow 3 logged models of a run (logged_models, from 400f98739977)
+//     are files of the run as the REST source lists them: under
+//     mlflow-logged-models/<model id>/ the model's metadata as
+//     logged_model.json (the same mlflowapi.LoggedModel, canonicalised by
+//     mlflowconv.CanonicalModel) and its files from its mlflow-artifacts:
+//     location under the artifacts option; a model stored elsewhere is one
+//     entry with the Problem the REST source gives it.
+//   - Not read, counted by Omitted: registered models and traces (serve the
+//     store to copy them).
 package mlflowsql

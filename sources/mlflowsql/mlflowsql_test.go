@@ -186,17 +186,34 @@ func createdStore(t *testing.T, srv *testenv.MLflowServer, store string) {
 	store += sep + "instance=127.0.0.1:" + strconv.Itoa(srv.Port) + "&artifacts=" + srv.ArtifactDir
 	server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port)
 	res := assertSame(t, store, server)
-	if res.Runs != 3 || res.Experiments != 2 || res.Points != 256 {
-		t.Errorf("compared %d experiments, %d runs, %d points; want 2 (Default and store-reader), 3, 256", res.Experiments, res.Runs, res.Points)
+	if res.Runs != 3 || res.Experiments != 2 || res.Points != 257 {
+		t.Errorf("compared %d experiments, %d runs, %d points; want 2 (Default and store-reader), 3, 257", res.Experiments, res.Runs, res.Points)
 	}
 	res = assertSame(t, store+"&deleted=true", server+"?deleted=true")
 	if res.Runs != 5 || res.Experiments != 3 {
 		t.Errorf("deleted=true: compared %d experiments, %d runs; want 3, 5", res.Experiments, res.Runs)
 	}
 	src := mustOpen(t, store)
-	for range src.Experiments(context.Background()) {
+	ctx := context.Background()
+	var files []string
+	for e := range src.Experiments(ctx) {
+		for r := range src.Runs(ctx, e.Origin) {
+			if r.Name != "parent" {
+				continue
+			}
+			for a, err := range src.(sources.ArtifactLister).Artifacts(ctx, r.Origin) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, a.Path)
+			}
+		}
 	}
-	om := src.(sources.Omitter).Omitted(context.Background())
+	joined := strings.Join(files, " ")
+	if len(files) != 4 || !strings.Contains(joined, "sub dir/notes.txt") || !strings.Contains(joined, "/logged_model.json") || !strings.Contains(joined, "/weights.bin") {
+		t.Errorf("files of the parent run: %q; want its two files and its logged model's metadata and file", files)
+	}
+	om := src.(sources.Omitter).Omitted(ctx)
 	if om["deleted experiments left out (add ?deleted=true to copy them)"] != 1 {
 		t.Errorf("Omitted = %v, want the deleted experiment counted", om)
 	}

@@ -327,41 +327,18 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 			return
 		}
 		dir, why := s.artifactDir(info.artifactURI)
-		if why == "" {
-			if _, err := os.Stat(dir); os.IsNotExist(err) {
-				return
-			}
-		}
 		if why != "" {
 			s.mu.Lock()
 			s.noDir[info.id] = why
 			s.mu.Unlock()
-			return
+			dir = ""
+		} else if _, err := os.Stat(dir); os.IsNotExist(err) {
+			dir = "" // no files yet
 		}
 		var out []schema.Artifact
-		err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if d.IsDir() {
-				return nil
-			}
-			fi, err := os.Stat(p) // follows a symbolic link, as MLflow's listing does
-			if err != nil {
-				return err
-			}
-			if fi.IsDir() {
-				return nil
-			}
-			rel, _ := filepath.Rel(dir, p)
-			file := p
-			out = append(out, schema.Artifact{Path: filepath.ToSlash(rel), Size: fi.Size(),
-				Open: func(context.Context) (io.ReadCloser, error) { return os.Open(file) }})
-			return nil
-		})
+		if dir != "" {
+			out, err = walkFiles(ctx, dir, "")
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				yield(schema.Artifact{}, ctx.Err())
@@ -370,6 +347,12 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 			yield(schema.Artifact{}, fault.Permanent(fmt.Errorf("mlflow run %s: listing its files in %s: %w", info.id, dir, err)))
 			return
 		}
+		models, err := s.loggedModelFiles(ctx, info)
+		if err != nil {
+			yield(schema.Artifact{}, err)
+			return
+		}
+		out = append(out, models...)
 		slices.SortFunc(out, func(a, b schema.Artifact) int { return strings.Compare(a.Path, b.Path) })
 		for _, a := range out {
 			if !yield(a, nil) {
@@ -377,6 +360,36 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 			}
 		}
 	}
+}
+
+// walkFiles lists the files under dir (following symbolic links, as
+// MLflow's listing does), each under prefix + its path relative to dir.
+func walkFiles(ctx context.Context, dir, prefix string) ([]schema.Artifact, error) {
+	var out []schema.Artifact
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		if fi.IsDir() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, p)
+		file := p
+		out = append(out, schema.Artifact{Path: prefix + filepath.ToSlash(rel), Size: fi.Size(),
+			Open: func(context.Context) (io.ReadCloser, error) { return os.Open(file) }})
+		return nil
+	})
+	return out, err
 }
 
 // artifactDir returns the local folder of an artifact URI, or why it has

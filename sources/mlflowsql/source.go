@@ -344,8 +344,8 @@ func (s *Source) experimentID(ctx context.Context, exp schema.Ref) (string, erro
 
 // Omitted counts what the source leaves out: deleted experiments and the
 // deleted runs of listed experiments (without the deleted option), the
-// registered models, traces and logged models it does not read, and the
-// runs whose files it could not read here, each kind named.
+// registered models and traces it does not read, and the runs (and logged
+// models) whose files it could not read here, each kind named.
 func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 	if s.open() != nil {
 		return nil
@@ -383,9 +383,6 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 	for _, id := range ids {
 		if s.has(revTraces) {
 			count("traces not read from the store directly (serve it with mlflow server to copy them)", "SELECT COUNT(*) FROM trace_info WHERE experiment_id = ?", id)
-		}
-		if s.has(revLoggedModels) {
-			count("logged models not read from the store directly (serve it with mlflow server to copy them)", "SELECT COUNT(*) FROM logged_models WHERE experiment_id = ?", id)
 		}
 	}
 	return out

@@ -1,8 +1,8 @@
 """Fill a real MLflow tracking server (MLFLOW_TRACKING_URI) with what the
 direct store reader must read as the server shows it: params, tags, metric
 histories with steps, NaN and infinities, repeated steps, a nested run, a
-failed and an unfinished run, a dataset input, files in folders, a deleted run
-and a deleted experiment."""
+failed and an unfinished run, a dataset input, files in folders, a deleted run,
+a deleted experiment and an MLflow 3 logged model with files and a metric."""
 import math
 import os
 import sys
@@ -36,6 +36,14 @@ ds = mlflow.data.from_numpy(__import__("numpy").arange(6).reshape(3, 2), source=
 mlflow.set_experiment(experiment_id=exp)
 with mlflow.start_run(run_id=rid):
     mlflow.log_input(ds, context="training")
+model = client.create_logged_model(exp, name="net", source_run_id=rid, params={"depth": "3"},
+                                   tags={"owner": "alice"}, model_type="torch")
+with tempfile.TemporaryDirectory() as d:
+    with open(os.path.join(d, "weights.bin"), "wb") as f:
+        f.write(b"\x00\x01" * 100)
+    client.log_model_artifacts(model.model_id, d)
+client.log_metric(rid, "val_acc", 0.9, step=5, timestamp=1700000009000, model_id=model.model_id)
+client.finalize_logged_model(model.model_id, "READY")
 client.set_terminated(rid, "FINISHED")
 
 child = client.create_run(exp, run_name="child", tags={"mlflow.parentRunId": rid})
