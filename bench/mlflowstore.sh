@@ -76,7 +76,8 @@ done
 "$RF" check "parquet:$SCRATCH/a" "parquet:$SCRATCH/b" >"$SCRATCH/check.out" || { cat "$SCRATCH/check.out" >&2; log "the two archives differ"; exit 1; }
 log "$(tail -1 "$SCRATCH/check.out")"
 
-RD=$(median "${read_d[@]}") RS=$(median "${read_s[@]}") CD=$(median "${copy_d[@]}") CS=$(median "${copy_s[@]}")
+r2() { printf '%.2f' "$1"; }
+RD=$(r2 "$(median "${read_d[@]}")") RS=$(r2 "$(median "${read_s[@]}")") CD=$(r2 "$(median "${copy_d[@]}")") CS=$(r2 "$(median "${copy_s[@]}")")
 RR=$(ratio "$RS" "$RD") CR=$(ratio "$CS" "$CD")
 met=no
 [ "$(echo "$RR >= 10" | bc)" = 1 ] && met=yes
