@@ -2,6 +2,7 @@ package mlflowconv
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
@@ -146,4 +147,41 @@ func NativeExperiment(e mlflowapi.Experiment, name string, origin schema.Ref) sc
 func lookup(tags map[string]string, key string) string {
 	v, _ := LookupTag(tags, key)
 	return v
+}
+
+// RegistryTags splits the tags of a registered model or model version into
+// the user's and runferry's (keys under "runferry."), and, when runferry
+// recorded a creation time (TagCreatedAt), sets *created to it.
+func RegistryTags(tags []mlflowapi.Tag, created *time.Time) (user []schema.Tag, own map[string]string) {
+	own = map[string]string{}
+	for _, t := range tags {
+		if strings.HasPrefix(t.Key, "runferry.") {
+			own[t.Key] = t.Value
+			continue
+		}
+		user = append(user, schema.Tag{Key: t.Key, Value: t.Value})
+	}
+	if v, ok := own[TagCreatedAt]; ok {
+		*created = time.Time{}
+		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+			*created = t.UTC()
+		}
+	}
+	return user, own
+}
+
+// RunPath returns the path of a model version's source inside the files
+// of run runID, whose artifact root is artifactURI: source is
+// "runs:/RUN_ID/PATH" or lies under artifactURI. It returns "" for a
+// source elsewhere.
+func RunPath(source, runID, artifactURI string) string {
+	if p, ok := strings.CutPrefix(source, "runs:/"+runID+"/"); ok {
+		return strings.Trim(p, "/")
+	}
+	if artifactURI != "" {
+		if p, ok := strings.CutPrefix(source, strings.TrimSuffix(artifactURI, "/")+"/"); ok {
+			return strings.Trim(p, "/")
+		}
+	}
+	return ""
 }

@@ -43,11 +43,11 @@ var options = []location.Option{
 
 const help = `Reads MLflow's own SQL tracking store directly, without a server: experiments,
 runs, params, tags, the full history of every metric, nested-run links, dataset
-inputs, MLflow 3 logged models and the files of runs whose artifact location is
-a local folder (or under ?artifacts= for mlflow-artifacts: URIs), exactly as
-the REST source reads them through a server. Every alembic revision from MLflow
-1.x to 3.17 is read; a database at a revision this runferry does not know (a
-newer MLflow's) is refused. Registered models and traces are counted in the
+inputs, MLflow 3 logged models, the model registry and the files of runs whose
+artifact location is a local folder (or under ?artifacts= for mlflow-artifacts:
+URIs), exactly as the REST source reads them through a server. Every alembic
+revision from MLflow 1.x to 3.17 is read; a database at a revision this
+runferry does not know (a newer MLflow's) is refused. Traces are counted in the
 report, not read: serve the store with 'mlflow server' to copy them. The store
 is only read (SQLite files are opened read-only).`
 

@@ -25,9 +25,10 @@
 // store's revision: metrics.is_nan from 181f10493468 (before it a NaN
 // cannot be stored), experiment_tags from df50e92ffc5e, experiments'
 // creation_time from 97727af70f4d, datasets/inputs/input_tags from
-// 7f2a7d5fae7d, logged_models from 400f98739977; registered models
-// (2b4d017a5e9b) and traces (867495a8f9d4) are counted where their tables
-// exist.
+// 7f2a7d5fae7d, logged_models from 400f98739977, the registry from
+// 2b4d017a5e9b (its tags from 728d730b5ebd and 27a6a02d2cf1, aliases from
+// 3500859a5d39); traces (867495a8f9d4) are counted where their table
+// exists.
 //
 // # What is read, and how it matches the REST source
 //
@@ -69,6 +70,11 @@
 //     mlflowconv.CanonicalModel) and its files from its mlflow-artifacts:
 //     location under the artifacts option; a model stored elsewhere is one
 //     entry with the Problem the REST source gives it.
-//   - Not read, counted by Omitted: registered models and traces (serve the
-//     store to copy them).
+//   - The model registry (sources.RegistryReader): registered models with
+//     tags, aliases and versions (deleted versions, stage Deleted_Internal,
+//     left out as the server leaves them out), mapped as the REST source
+//     maps them (mlflowconv.RegistryTags, mlflowconv.RunPath). A version
+//     runferry wrote pointing at a logged model it re-created keeps the
+//     source it has here (the REST source shows the source's model id).
+//   - Not read, counted by Omitted: traces (serve the store to copy them).
 package mlflowsql

@@ -114,8 +114,8 @@ func TestSampleStoreMatchesServer(t *testing.T) {
 	server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port)
 	for _, deleted := range []string{"false", "true"} {
 		res := assertSame(t, "mlflow+sqlite:"+sample+"?deleted="+deleted+"&"+inst, server+"?deleted="+deleted)
-		if res.Runs < 41 || res.Points < 70 {
-			t.Errorf("deleted=%s: compared %d runs, %d points; the sample holds 41 runs and 70 metrics", deleted, res.Runs, res.Points)
+		if res.Runs < 41 || res.Points < 70 || res.Models != 1 {
+			t.Errorf("deleted=%s: compared %d runs, %d points, %d registered models; the sample holds 41 runs, 70 metrics and 1 registered model", deleted, res.Runs, res.Points, res.Models)
 		}
 	}
 	assertSame(t, "mlflow+sqlite:"+served+"?"+inst, server)
@@ -186,8 +186,8 @@ func createdStore(t *testing.T, srv *testenv.MLflowServer, store string) {
 	store += sep + "instance=127.0.0.1:" + strconv.Itoa(srv.Port) + "&artifacts=" + srv.ArtifactDir
 	server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port)
 	res := assertSame(t, store, server)
-	if res.Runs != 3 || res.Experiments != 2 || res.Points != 257 {
-		t.Errorf("compared %d experiments, %d runs, %d points; want 2 (Default and store-reader), 3, 257", res.Experiments, res.Runs, res.Points)
+	if res.Runs != 3 || res.Experiments != 2 || res.Points != 257 || res.Models != 1 {
+		t.Errorf("compared %d experiments, %d runs, %d points, %d registered models; want 2 (Default and store-reader), 3, 257, 1", res.Experiments, res.Runs, res.Points, res.Models)
 	}
 	res = assertSame(t, store+"&deleted=true", server+"?deleted=true")
 	if res.Runs != 5 || res.Experiments != 3 {

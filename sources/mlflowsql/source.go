@@ -344,8 +344,8 @@ func (s *Source) experimentID(ctx context.Context, exp schema.Ref) (string, erro
 
 // Omitted counts what the source leaves out: deleted experiments and the
 // deleted runs of listed experiments (without the deleted option), the
-// registered models and traces it does not read, and the runs (and logged
-// models) whose files it could not read here, each kind named.
+// traces it does not read, and the runs (and logged models) whose files it
+// could not read here, each kind named.
 func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 	if s.open() != nil {
 		return nil
@@ -376,9 +376,6 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 			count("deleted runs left out (add ?deleted=true to copy them)",
 				"SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND lifecycle_stage = 'deleted'", id)
 		}
-	}
-	if s.has(revRegistry) {
-		count("registered models not read from the store directly (serve it with mlflow server to copy them)", "SELECT COUNT(*) FROM registered_models")
 	}
 	for _, id := range ids {
 		if s.has(revTraces) {

@@ -2,7 +2,8 @@
 direct store reader must read as the server shows it: params, tags, metric
 histories with steps, NaN and infinities, repeated steps, a nested run, a
 failed and an unfinished run, a dataset input, files in folders, a deleted run,
-a deleted experiment and an MLflow 3 logged model with files and a metric."""
+a deleted experiment, an MLflow 3 logged model with files and a metric, and a
+registered model with tags, an alias and a deleted version."""
 import math
 import os
 import sys
@@ -45,6 +46,12 @@ with tempfile.TemporaryDirectory() as d:
 client.log_metric(rid, "val_acc", 0.9, step=5, timestamp=1700000009000, model_id=model.model_id)
 client.finalize_logged_model(model.model_id, "READY")
 client.set_terminated(rid, "FINISHED")
+client.create_registered_model("store-model", tags={"task": "seg"}, description="a registered model")
+mv = client.create_model_version("store-model", source=run.info.artifact_uri + "/model.bin", run_id=rid,
+                                 tags={"validated": "yes"}, description="first")
+client.create_model_version("store-model", source="s3://bucket/elsewhere/model", description="second")
+client.set_registered_model_alias("store-model", "champion", mv.version)
+client.delete_model_version("store-model", "2")
 
 child = client.create_run(exp, run_name="child", tags={"mlflow.parentRunId": rid})
 client.log_metric(child.info.run_id, "loss", 3.0, step=7)
