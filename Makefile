@@ -77,6 +77,14 @@ bench: venv
 	cat $(BENCH_DIR)/go-bench.txt
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/run.sh
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/sync.sh
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/mlflowstore.sh
+
+# MLflow's SQL store read directly against the same runs through a real
+# MLflow server (issue 14; bench/mlflowstore.sh).
+.PHONY: bench-mlflowstore
+bench-mlflowstore: venv
+	mkdir -p $(BENCH_DIR)
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/mlflowstore.sh
 
 # Incremental sync (issue 12): no-change sync and ls of 10,000 generated runs
 # against a full copy, and a sync after 1% of them grew (bench/sync.sh).

@@ -145,7 +145,7 @@ func TestMLflowStoreHints(t *testing.T) {
 		{[]string{"copy", "wandb:" + mlruns, "parquet:" + out}, "is an MLflow file store, not what wandb: takes; read it with mlflow+file:" + mlruns},
 		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "parquet:" + mlruns}, "is an MLflow file store, not what parquet: takes"},
 		{[]string{"ls", "elsewhere/mlruns/"}, "elsewhere/mlruns/ would be an MLflow file store, which runferry reads as mlflow+file:elsewhere/mlruns/"},
-		{[]string{"ls", "mlflow.db"}, "--backend-store-uri sqlite:////PATH/TO/mlflow.db"},
+		{[]string{"ls", "mlflow.db"}, "mlflow.db would be an MLflow SQLite store: read it directly: mlflow+sqlite:mlflow.db"},
 	} {
 		code, stdout, errOut := runCLI(t, c.args...)
 		if code != 2 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "did you mean") {
@@ -175,15 +175,15 @@ func TestMLflowStoreHints(t *testing.T) {
 }
 
 // TestMLflowSQLiteHint: a real MLflow SQLite store from ../shared/samples,
-// given bare or inside its folder, is answered with the sqlite:// backend
-// URI to serve it with.
+// given bare or inside its folder, is answered with the mlflow+sqlite:
+// location that reads it directly.
 func TestMLflowSQLiteHint(t *testing.T) {
 	dir := filepath.Join(testenv.RepoRoot(t), "..", "shared", "samples", "mlflow-sqlite", "Agnes4Him__mlops-zoomcamp-2024", "02-experiment-tracking")
 	if _, err := os.Stat(dir); err != nil {
 		testenv.Unavailable(t, "the real-world samples in ../shared/samples", err.Error())
 	}
 	db := filepath.Join(dir, "mlflow.db")
-	want := "holds an MLflow SQLite store; start one on it with `mlflow server --backend-store-uri sqlite:///" + strings.TrimPrefix(db, "/") + " --port 5000`"
+	want := "holds an MLflow SQLite store; read it directly: mlflow+sqlite:" + db
 	for _, arg := range []string{db, dir} {
 		code, _, errOut := runCLI(t, "ls", arg)
 		if code != 2 || !strings.Contains(errOut, want) {

@@ -67,15 +67,10 @@ func unknownSchemeHint(raw, scheme string) string {
 		return fmt.Sprintf("did you mean %q? (MLflow tracking servers are named mlflow+http:// or mlflow+https://)", "mlflow+"+Redact(raw))
 	case scheme == "file":
 		return "give the path with an adapter's scheme, such as wandb:/data/wandb or parquet:/backups/x"
-	case scheme == "mlflow" || scheme == "mlflow+sqlite":
-		return "MLflow stores are read through a tracking server: " + serverAdvice("file:///PATH/TO/mlruns")
+	case scheme == "mlflow":
+		return "name the MLflow store or server: mlflow+file:PATH (an mlruns folder), mlflow+sqlite:PATH (an mlflow.db), mlflow+postgresql:// or mlflow+mysql:// (a database), mlflow+http://HOST:PORT (a tracking server)"
 	}
 	return ""
-}
-
-// serverAdvice tells how to serve an MLflow store so that runferry can read it.
-func serverAdvice(backendURI string) string {
-	return fmt.Sprintf("start one on it with `mlflow server --backend-store-uri %s --port 5000` and use mlflow+http://127.0.0.1:5000 (direct reading of MLflow stores is not built in yet)", backendURI)
 }
 
 // pathHint returns a suggestion for path, given without a scheme, that
@@ -84,10 +79,7 @@ func serverAdvice(backendURI string) string {
 // "" means nothing fitting was found.
 func pathHint(path string) string {
 	if kind, where := mlflowStore(path); kind != "" {
-		if kind == "file store" {
-			return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, storeAdvice(kind, where))
-		}
-		return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, serverAdvice(backendURI(kind, where)))
+		return fmt.Sprintf("%s holds an MLflow %s; %s", path, kind, storeAdvice(kind, where))
 	}
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -95,7 +87,7 @@ func pathHint(path string) string {
 		case "mlruns":
 			return fmt.Sprintf("%s would be an MLflow file store, which runferry reads as mlflow+file:%s", path, path)
 		case "mlflow.db":
-			return fmt.Sprintf("%s would be an MLflow SQLite store, which runferry reads through a tracking server: %s", path, serverAdvice("sqlite:////PATH/TO/mlflow.db"))
+			return fmt.Sprintf("%s would be an MLflow SQLite store: %s", path, storeAdvice("SQLite store", path))
 		}
 		return ""
 	}
@@ -115,8 +107,11 @@ func pathHint(path string) string {
 // path-scheme location, is itself an MLflow store, which no path adapter
 // reads or should write into.
 func refuseMLflowStorePath(raw, scheme, path string) error {
+	if strings.HasPrefix(scheme, "mlflow+") {
+		return nil // the readers of MLflow's stores
+	}
 	kind, where := mlflowStore(path)
-	if kind == "" || filepath.Clean(where) != filepath.Clean(path) || kind == "file store" && scheme == "mlflow+file" {
+	if kind == "" || filepath.Clean(where) != filepath.Clean(path) {
 		return nil
 	}
 	return fmt.Errorf("location %q: %s is an MLflow %s, not what %s: takes; %s",
@@ -124,24 +119,12 @@ func refuseMLflowStorePath(raw, scheme, path string) error {
 }
 
 // storeAdvice tells how runferry reads the MLflow store of kind at where:
-// a file store directly (mlflow+file:), others through a server.
+// a file store with mlflow+file:, an SQLite store with mlflow+sqlite:.
 func storeAdvice(kind, where string) string {
-	if kind == "file store" {
-		return "read it with mlflow+file:" + where
-	}
-	return "MLflow stores are read through a tracking server: " + serverAdvice(backendURI(kind, where))
-}
-
-// backendURI is the --backend-store-uri of the store at where.
-func backendURI(kind, where string) string {
-	abs, err := filepath.Abs(where)
-	if err != nil {
-		abs = where
-	}
 	if kind == "SQLite store" {
-		return "sqlite:///" + strings.TrimPrefix(filepath.ToSlash(abs), "/")
+		return "read it directly: mlflow+sqlite:" + where
 	}
-	return "file://" + filepath.ToSlash(abs)
+	return "read it with mlflow+file:" + where
 }
 
 // mlflowStore reports whether path is, or directly holds, an MLflow file

@@ -80,6 +80,10 @@ const (
 	// ForMapping: the database is the user's own, read through a
 	// mapping; runferry's schema is neither needed nor looked for.
 	ForMapping
+	// ForForeignReading: the database is another program's (MLflow's
+	// store), read and never written: runferry's schema is not looked for,
+	// and a SQLite file is opened read-only, its journal mode untouched.
+	ForForeignReading
 )
 
 // Open connects to the database loc names ("postgres://USER@HOST[:PORT]/DB",
@@ -102,7 +106,11 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 		s.DB, err = openMySQL(loc)
 	case "sqlite":
 		s.Dialect = SQLite
-		s.DB, err = openSQLite(loc, migrate)
+		if mode == ForForeignReading {
+			s.DB, err = openSQLiteReadOnly(loc)
+		} else {
+			s.DB, err = openSQLite(loc, migrate)
+		}
 		s.instance = loc.Path
 		if abs, aerr := filepath.Abs(loc.Path); aerr == nil {
 			s.instance = abs
@@ -128,7 +136,7 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 		s.DB.Close()
 		return nil, fault.Fatal(fmt.Errorf("cannot connect: %w", err))
 	}
-	if mode == ForMapping {
+	if mode == ForMapping || mode == ForForeignReading {
 		return s, nil
 	}
 	if err := s.checkVersion(ctx, mode); err != nil {
@@ -151,7 +159,9 @@ func refusePassword(u *url.URL, env string) error {
 
 // runferryOptions are the location options runferry reads itself; they
 // are not passed to the driver.
-var runferryOptions = map[string]bool{"mapping": true}
+var runferryOptions = map[string]bool{"mapping": true,
+	// the MLflow store readers' (sources/mlflowsql)
+	"instance": true, "deleted": true, "experiment-prefix": true, "artifacts": true}
 
 // driverQuery returns the location's query without runferry's own options.
 func driverQuery(u *url.URL) url.Values {
@@ -236,6 +246,21 @@ func openSQLite(loc location.Location, create bool) (*sql.DB, error) {
 	}
 	dsn := "file:" + (&url.URL{Path: loc.Path}).EscapedPath() +
 		"?_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(8)
+	return db, nil
+}
+
+// openSQLiteReadOnly opens an existing SQLite file read-only (SQLite's
+// mode=ro): nothing is written to it, not even a change of journal mode.
+func openSQLiteReadOnly(loc location.Location) (*sql.DB, error) {
+	if _, err := os.Stat(loc.Path); err != nil {
+		return nil, fmt.Errorf("no SQLite database: %w", err)
+	}
+	dsn := "file:" + (&url.URL{Path: loc.Path}).EscapedPath() + "?mode=ro&_pragma=busy_timeout(60000)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err

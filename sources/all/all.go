@@ -6,6 +6,7 @@ import (
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/mlflow"
 	"github.com/runferry/runferry/sources/mlflowfile"
+	"github.com/runferry/runferry/sources/mlflowsql"
 	"github.com/runferry/runferry/sources/parquetdir"
 	"github.com/runferry/runferry/sources/sqldb"
 	"github.com/runferry/runferry/sources/tensorboard"
@@ -22,6 +23,9 @@ func Sources() *sources.Registry {
 	r.Add(sources.Factory{Description: mlflowfile.Description(), Open: mlflowfile.Open})
 	r.Add(sources.Factory{Description: wandbcloud.Description(), Open: wandbcloud.Open})
 	r.Add(sources.Factory{Description: tensorboard.Description(), Open: tensorboard.Open})
+	for _, f := range mlflowsql.Factories() {
+		r.Add(f)
+	}
 	for _, f := range sqldb.Factories() {
 		r.Add(f)
 	}

@@ -5,7 +5,6 @@ import (
 	"iter"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
@@ -81,10 +80,10 @@ type runOrigin struct {
 
 func (s *Source) registeredModel(m mlflowapi.RegisteredModel) schema.RegisteredModel {
 	x := schema.RegisteredModel{Origin: s.ref("model/" + m.Name), Name: m.Name,
-		Description: m.Description, CreatedAt: msTime(m.CreationTimestamp), UpdatedAt: msTime(m.LastUpdatedTimestamp)}
-	tags := userTags(m.Tags, &x.CreatedAt)
-	x.Tags = tags.user
-	if ref, ok := schema.ParseRef(tags.own[mlflowconv.TagOrigin]); ok {
+		Description: m.Description, CreatedAt: mlflowconv.MsTime(m.CreationTimestamp), UpdatedAt: mlflowconv.MsTime(m.LastUpdatedTimestamp)}
+	user, own := mlflowconv.RegistryTags(m.Tags, &x.CreatedAt)
+	x.Tags = user
+	if ref, ok := schema.ParseRef(own[mlflowconv.TagOrigin]); ok {
 		x.Origin = ref
 	}
 	for _, a := range m.Aliases {
@@ -96,48 +95,22 @@ func (s *Source) registeredModel(m mlflowapi.RegisteredModel) schema.RegisteredM
 	return x
 }
 
-// ownTags splits tags into the user's and runferry's.
-type ownTags struct {
-	user []schema.Tag
-	own  map[string]string
-}
-
-// userTags splits tags and, when runferry recorded a creation time, sets
-// *created to it.
-func userTags(tags []mlflowapi.Tag, created *time.Time) ownTags {
-	out := ownTags{own: map[string]string{}}
-	for _, t := range tags {
-		if strings.HasPrefix(t.Key, "runferry.") {
-			out.own[t.Key] = t.Value
-			continue
-		}
-		out.user = append(out.user, schema.Tag{Key: t.Key, Value: t.Value})
-	}
-	if v, ok := out.own[mlflowconv.TagCreatedAt]; ok {
-		*created = time.Time{}
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-			*created = t.UTC()
-		}
-	}
-	return out
-}
-
 func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, runs map[string]runOrigin) (schema.ModelVersion, error) {
 	n, err := strconv.ParseInt(v.Version, 10, 64)
 	if err != nil {
 		return schema.ModelVersion{}, err
 	}
 	x := schema.ModelVersion{Version: n, Description: v.Description, Stage: v.CurrentStage, Status: v.Status,
-		Source: v.Source, CreatedAt: msTime(v.CreationTimestamp), UpdatedAt: msTime(v.LastUpdatedTimestamp)}
-	tags := userTags(v.Tags, &x.CreatedAt)
-	x.Tags = tags.user
-	if n, err := strconv.ParseInt(tags.own[mlflowconv.TagModelVersion], 10, 64); err == nil {
+		Source: v.Source, CreatedAt: mlflowconv.MsTime(v.CreationTimestamp), UpdatedAt: mlflowconv.MsTime(v.LastUpdatedTimestamp)}
+	user, own := mlflowconv.RegistryTags(v.Tags, &x.CreatedAt)
+	x.Tags = user
+	if n, err := strconv.ParseInt(own[mlflowconv.TagModelVersion], 10, 64); err == nil {
 		x.Version = n // written by runferry: the number the version had in its source
 	}
-	if ref, ok := schema.ParseRef(tags.own[mlflowconv.TagSourceRun]); ok {
+	if ref, ok := schema.ParseRef(own[mlflowconv.TagSourceRun]); ok {
 		x.Run = ref
 	}
-	if id, ok := strings.CutPrefix(v.Source, "models:/"); ok && tags.own[mlflowconv.TagModelVersion] != "" && !strings.Contains(id, "/") {
+	if id, ok := strings.CutPrefix(v.Source, "models:/"); ok && own[mlflowconv.TagModelVersion] != "" && !strings.Contains(id, "/") {
 		// runferry pointed the version at the logged model it re-created:
 		// shown as the source's model it stands for (also when that copy
 		// was deleted since, its run written again: MLflow cannot change a
@@ -172,21 +145,6 @@ func (s *Source) modelVersion(ctx context.Context, v mlflowapi.ModelVersion, run
 		runs[v.RunID] = r
 	}
 	x.Run = r.origin
-	x.RunPath = runPath(v.Source, v.RunID, r.artifactURI)
+	x.RunPath = mlflowconv.RunPath(v.Source, v.RunID, r.artifactURI)
 	return x, nil
-}
-
-// runPath returns the path of source inside the files of run runID, whose
-// artifact root is artifactURI: source is "runs:/RUN_ID/PATH" or lies
-// under artifactURI. It returns "" for a source elsewhere.
-func runPath(source, runID, artifactURI string) string {
-	if p, ok := strings.CutPrefix(source, "runs:/"+runID+"/"); ok {
-		return strings.Trim(p, "/")
-	}
-	if artifactURI != "" {
-		if p, ok := strings.CutPrefix(source, strings.TrimSuffix(artifactURI, "/")+"/"); ok {
-			return strings.Trim(p, "/")
-		}
-	}
-	return ""
 }

@@ -13,14 +13,6 @@ import (
 	"github.com/runferry/runferry/schema"
 )
 
-// mappedTags are MLflow tags the source turns into schema.Run fields; they
-// are not repeated as tags.
-var mappedTags = map[string]bool{
-	mlflowapi.TagRunName: true, mlflowapi.TagUser: true, mlflowapi.TagNote: true,
-	mlflowapi.TagParentRunID: true, mlflowapi.TagGitCommit: true, mlflowapi.TagGitRepo: true,
-	mlflowapi.TagSourceName: true,
-}
-
 // convertRun maps an MLflow run onto schema.Run: from its runferry sidecar
 // when it has one (checked against what MLflow holds natively), else from
 // MLflow's fields and tags.
@@ -51,22 +43,22 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 			run = fromSidecar(side, r, tags)
 		case mlflowapi.IsNotFound(err):
 			damage = append(damage, fmt.Sprintf("mlflow run %s: %s is missing; metadata read from MLflow only", r.Info.RunID, path))
-			run = native(r, tags, s.ref)
+			run = mlflowconv.NativeRun(r, tags, s.ref)
 		default:
 			return run, nil, err
 		}
 	} else {
-		run = native(r, tags, s.ref)
+		run = mlflowconv.NativeRun(r, tags, s.ref)
 	}
 	if _, ours := tags[mlflowconv.TagOrigin]; ours && !complete {
 		damage = append(damage, fmt.Sprintf("mlflow run %s: an interrupted runferry copy (no %s tag)", r.Info.RunID, mlflowconv.TagComplete))
 	}
 	run.Damage = append(run.Damage, damage...)
 	run.Experiment = exp
-	run.Status = status(r.Info.Status)
-	run.Start, run.End = msTime(r.Info.StartTime), time.Time{}
+	run.Status = mlflowconv.RunStatus(r.Info.Status)
+	run.Start, run.End = mlflowconv.MsTime(r.Info.StartTime), time.Time{}
 	if r.Info.EndTime != nil {
-		run.End = msTime(*r.Info.EndTime)
+		run.End = mlflowconv.MsTime(*r.Info.EndTime)
 	}
 	run.Deleted = r.Info.LifecycleStage == mlflowapi.StageDeleted
 	run.Inputs = mlflowconv.SchemaInputs(r) // what MLflow shows, even for a run runferry wrote
@@ -90,67 +82,6 @@ func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (sch
 		}
 	}
 	return side.Run, nil
-}
-
-func msTime(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms).UTC()
-}
-
-func status(s string) schema.RunStatus {
-	switch s {
-	case "FINISHED":
-		return schema.StatusFinished
-	case "FAILED":
-		return schema.StatusFailed
-	case "KILLED":
-		return schema.StatusKilled
-	}
-	return schema.StatusRunning // RUNNING, SCHEDULED
-}
-
-// native maps a run runferry did not write (or whose sidecar is gone); ref
-// makes the origin of one of the server's run ids.
-func native(r mlflowapi.Run, tags map[string]string, ref func(id string) schema.Ref) schema.Run {
-	run := schema.Run{
-		Origin: ref(r.Info.RunID),
-		Name:   r.Info.RunName,
-		User:   r.Info.UserID,
-		Notes:  tags[mlflowapi.TagNote], GitCommit: tags[mlflowapi.TagGitCommit],
-		GitRemote: tags[mlflowapi.TagGitRepo], Program: tags[mlflowapi.TagSourceName],
-		Group: mlflowconv.FieldTag(tags, mlflowconv.TagGroup), JobType: mlflowconv.FieldTag(tags, mlflowconv.TagJobType),
-		Host: mlflowconv.FieldTag(tags, mlflowconv.TagHost),
-	}
-	if o, ok := schema.ParseRef(tags[mlflowconv.TagOrigin]); ok {
-		run.Origin = o
-	}
-	if run.Name == "" {
-		run.Name = tags[mlflowapi.TagRunName]
-	}
-	if u := tags[mlflowapi.TagUser]; u != "" {
-		run.User = u
-	}
-	if p, ok := schema.ParseRef(lookup(tags, mlflowconv.TagParent)); ok {
-		run.Parent = p
-	} else if id := tags[mlflowapi.TagParentRunID]; id != "" {
-		run.Parent = ref(id)
-	}
-	run.Labels = mlflowconv.LabelsFromTags(tags)
-	labelTag := map[string]bool{}
-	for _, l := range run.Labels {
-		labelTag[mlflowconv.LabelTagKey(l)] = tags[mlflowconv.LabelTagKey(l)] == mlflowconv.LabelValue
-	}
-	for _, p := range r.Data.Params {
-		run.Params = append(run.Params, schema.Param{Key: p.Key, Value: p.Value})
-	}
-	for k, v := range tags {
-		if !mlflowconv.Bookkeeping(k) && !mappedTags[k] && !fieldTag(k) && !labelTag[k] {
-			run.Tags = append(run.Tags, schema.Tag{Key: k, Value: v})
-		}
-	}
-	return run
 }
 
 // fromSidecar restores a runferry run from its sidecar, reading params and
@@ -298,22 +229,6 @@ func nativeFields(run *schema.Run, side schema.Run, r mlflowapi.Run, tags map[st
 			*f = shown
 		}
 	}
-}
-
-// fieldTag reports whether an MLflow tag holds a run field of W&B's (group,
-// job type, host, the list of W&B tags), under its current or former name.
-func fieldTag(k string) bool {
-	switch k {
-	case mlflowconv.TagGroup, mlflowconv.TagJobType, mlflowconv.TagHost, mlflowconv.TagLabels,
-		mlflowconv.FormerTagGroup, mlflowconv.FormerTagJobType, mlflowconv.FormerTagHost, mlflowconv.FormerTagLabels:
-		return true
-	}
-	return false
-}
-
-func lookup(tags map[string]string, key string) string {
-	v, _ := mlflowconv.LookupTag(tags, key)
-	return v
 }
 
 func origKey(orig, mlflowKey string) string {

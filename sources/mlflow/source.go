@@ -2,14 +2,12 @@ package mlflow
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"iter"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
@@ -166,7 +164,7 @@ func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, e
 			if name == "" {
 				name = e.Name // the prefix is the whole name
 			}
-			x := experiment(e, name, s.ref(e.ExperimentID))
+			x := mlflowconv.NativeExperiment(e, name, s.ref(e.ExperimentID))
 			s.mu.Lock()
 			s.exps[x.Origin] = e.ExperimentID
 			s.mu.Unlock()
@@ -175,44 +173,6 @@ func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, e
 			}
 		}
 	}
-}
-
-func experiment(e mlflowapi.Experiment, name string, origin schema.Ref) schema.Experiment {
-	x := schema.Experiment{Origin: origin, Name: name,
-		Deleted: e.LifecycleStage == mlflowapi.StageDeleted}
-	if e.CreationTime > 0 {
-		x.CreatedAt = time.UnixMilli(e.CreationTime)
-	}
-	tags := map[string]string{}
-	for _, t := range e.Tags {
-		tags[t.Key] = t.Value
-	}
-	if ref, ok := schema.ParseRef(tags[mlflowconv.TagOrigin]); ok {
-		x.Origin = ref
-	}
-	// What MLflow shows is what is compared: the name (less the prefix)
-	// even for an experiment runferry wrote. Only the creation time, which
-	// MLflow sets itself, comes from runferry's tag.
-	if v, ok := mlflowconv.LookupTag(tags, mlflowconv.TagExpCreatedAt); ok && lookup(tags, mlflowconv.TagManaged) == "true" {
-		x.CreatedAt = time.Time{}
-		if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-			x.CreatedAt = t.UTC()
-		}
-	}
-	x.Description = tags[mlflowapi.TagNote]
-	keys := map[string]string{}
-	_ = json.Unmarshal([]byte(lookup(tags, mlflowconv.TagExpTagKeys)), &keys)
-	for k, v := range tags {
-		if mlflowconv.Bookkeeping(k) || k == mlflowapi.TagNote {
-			continue
-		}
-		if orig, ok := keys[k]; ok {
-			k = orig
-		}
-		x.Tags = append(x.Tags, schema.Tag{Key: k, Value: v})
-	}
-	x.Canonicalize()
-	return x
 }
 
 // experimentID returns the MLflow id of the experiment with origin exp.

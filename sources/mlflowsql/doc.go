@@ -1,0 +1,80 @@
+// Package mlflowsql is the source that reads MLflow's own SQL tracking
+// store (SQLite, PostgreSQL, MySQL/MariaDB) directly, without a tracking
+// server, and yields exactly what the REST source (sources/mlflow) yields
+// for the same runs through a server serving that store.
+//
+// # Location
+//
+//	mlflow+sqlite:PATH
+//	mlflow+postgresql://USER@HOST[:PORT]/DATABASE   (alias mlflow+postgres://)
+//	mlflow+mysql://USER@HOST[:PORT]/DATABASE
+//
+// with the options instance=HOST[:PORT][/PATH], artifacts=DIR,
+// experiment-prefix=P and deleted=true|false, and the connection options
+// of the sqldb locations. Connections, and the rule that a password comes
+// only from PGPASSWORD or MYSQL_PWD and is never shown, are
+// internal/sqlstore's; a SQLite file is opened read-only.
+//
+// # Revisions
+//
+// The store's alembic revision (alembic_version) is read first and must be
+// one of the revisions MLflow 3.17.2 ships (revisions.go, oldest first,
+// from 451aebb31d03 of MLflow 1.x); any other is refused with one line
+// naming it: a newer MLflow may have moved anything, and the source never
+// guesses. Each query names only columns and tables that exist at the
+// store's revision: metrics.is_nan from 181f10493468 (before it a NaN
+// cannot be stored), experiment_tags from df50e92ffc5e, experiments'
+// creation_time from 97727af70f4d, datasets/inputs/input_tags from
+// 7f2a7d5fae7d, logged_models from 400f98739977, the registry from
+// 2b4d017a5e9b (its tags from 728d730b5ebd and 27a6a02d2cf1, aliases from
+// 3500859a5d39); traces (867495a8f9d4) are counted where their table
+// exists.
+//
+// # What is read, and how it matches the REST source
+//
+// Rows are assembled into internal/mlflowapi's wire types (what the server
+// would send) and mapped by internal/mlflowconv's NativeExperiment and
+// NativeRun, the REST source's own mapping, so names, users, notes, git
+// fields, parents, labels, tags and bookkeeping tags come out the same.
+//
+//   - Origins: mlflow:INSTANCE/<id>, as the REST source gives them; with
+//     the instance option INSTANCE is the tracking server's
+//     (mlflowconv.Instance), so a run read here and one read through
+//     mlflow+http://INSTANCE are the same run (check compares them);
+//     without it, the database: "sqlite:/ABS/PATH" or
+//     "postgresql://HOST[:PORT]/DB". runferry.origin tags win, as there.
+//   - Experiments ordered by id; runs by start time and id. Deleted ones
+//     (lifecycle_stage deleted, as MLflow marks the runs of a deleted
+//     experiment) only with deleted=true, then marked Deleted; otherwise
+//     counted by Omitted. Runs a runferry copy superseded are skipped.
+//   - Metrics: every key of the run in bytewise order, each key's points
+//     sorted by step, time and value (schema.SortMetrics), NaN where
+//     is_nan is set, infinities as the ±1.7976931348623157e308 MLflow
+//     stored (its server returns the same).
+//   - Dataset inputs: one per dataset with the tags of its inputs, as
+//     MLflow's SQL store assembles them.
+//   - Files: from the run's artifact_uri when it is a folder here: an
+//     absolute path, a file: URI, or mlflow-artifacts:/... under the
+//     artifacts option (the server's --artifacts-destination). A missing
+//     folder holds no files (MLflow makes it with the first file, and its
+//     server lists none either); a location that cannot be read here
+//     (object storage, a Windows path, mlflow-artifacts: without the
+//     option) is counted by Omitted with the reason.
+//   - Runs runferry wrote into MLflow are read as MLflow holds them, with a
+//     Damage note: their sidecar files live in the artifact store and are
+//     applied only by the REST source.
+//   - MLflow 3 logged models of a run (logged_models, from 400f98739977)
+//     are files of the run as the REST source lists them: under
+//     mlflow-logged-models/<model id>/ the model's metadata as
+//     logged_model.json (the same mlflowapi.LoggedModel, canonicalised by
+//     mlflowconv.CanonicalModel) and its files from its mlflow-artifacts:
+//     location under the artifacts option; a model stored elsewhere is one
+//     entry with the Problem the REST source gives it.
+//   - The model registry (sources.RegistryReader): registered models with
+//     tags, aliases and versions (deleted versions, stage Deleted_Internal,
+//     left out as the server leaves them out), mapped as the REST source
+//     maps them (mlflowconv.RegistryTags, mlflowconv.RunPath). A version
+//     runferry wrote pointing at a logged model it re-created keeps the
+//     source it has here (the REST source shows the source's model id).
+//   - Not read, counted by Omitted: traces (serve the store to copy them).
+package mlflowsql
