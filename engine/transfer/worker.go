@@ -142,6 +142,9 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) error {
 		}
 		res.resetCounts()
 		res.Reason = "changed since last transfer, written whole: " + err.Error()
+		if !p.baseFormer.IsZero() {
+			res.Reason = underFormer(p.baseFormer) + ": " + err.Error()
+		}
 	}
 	return j.writeRun(ctx, p, expID, nil, res)
 }

@@ -143,6 +143,19 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.runs[r.Origin]
+	if !ok {
+		// Held under a former origin: that copy is extended and re-keyed
+		// (its experiment is the one under the new origin now).
+		for _, f := range s.former[r.Origin] {
+			if held, found := s.runs[f]; found && held.complete && held.mark == base.Mark {
+				delete(s.runs, f)
+				s.runs[r.Origin] = held
+				s.order[slices.Index(s.order, f)] = r.Origin
+				held.expID, st, ok = expID, held, true
+				break
+			}
+		}
+	}
 	switch {
 	case !ok:
 		return nil, sinks.CannotAppend("the destination does not hold the run")

@@ -188,8 +188,9 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 // over metrics/, the archive source) still see each point once. An append
 // cut short leaves the run as it was, with its mark, so the next one
 // starts from the same base. It refuses (sinks.ErrCannotAppend) a run the
-// archive does not hold with the mark base.Mark, or whose metrics files are
-// not all there with their recorded sizes.
+// archive does not hold with the mark base.Mark (also one held under a
+// former origin, whose metrics files name that origin), or whose metrics
+// files are not all there with their recorded sizes.
 func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fault.Permanent(err)
@@ -202,6 +203,15 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 		return nil, fault.Permanent(fmt.Errorf("parquet sink: run %s: unknown experiment id %q", r.Origin, expID))
 	}
 	prev, ok := w.Run(r.Origin.String())
+	if !ok {
+		for _, f := range s.FormerKeys(r.Origin) {
+			if _, held := w.Run(f); held {
+				// Its metrics files name the former origin in every row
+				// and live under its folder: they cannot be kept.
+				return nil, sinks.CannotAppend(fmt.Sprintf("the archive holds the run under its former origin %s, whose metrics files name that origin", f))
+			}
+		}
+	}
 	switch {
 	case !ok:
 		return nil, sinks.CannotAppend("the archive does not hold the run")

@@ -217,3 +217,80 @@ func testAppendFailureThenResume(t *testing.T, opt Opt) {
 	dst.Close()
 	expectEqual(t, opt, grown, read)
 }
+
+// testAppendUnderFormerOrigin copies the early dataset with a ledger, then
+// the same runs from a source whose origins changed (FormerSource over
+// Renamed, as after an upgrade), then the grown runs from that source, all
+// with the same ledger. The second copy finds the ledger's cursors under
+// the former origins: every run is appended to (re-keyed to its new
+// origin, under the same destination id), or, for a sink that cannot
+// (Opt.FormerAppendRefused), written whole saying why. The third copy
+// appends the runs that grew, though they have former origins, and leaves
+// the others unchanged. The sink reads back as a fresh copy of the
+// renamed grown dataset.
+func testAppendUnderFormerOrigin(t *testing.T, opt Opt) {
+	early, grown := Grown()
+	dst, read := opt.New(t)
+	if _, ok := dst.(sinks.Appender); !ok {
+		dst.Close()
+		t.Skip("the sink does not implement sinks.Appender")
+	}
+	l := &MemLedger{}
+	first, err := copyWith(t, early, dst, l)
+	if err != nil || first.Totals.Committed != len(early.Runs) {
+		t.Fatalf("first copy: %v %+v", err, first.Totals)
+	}
+	firstID := map[string]string{}
+	for _, r := range first.Runs {
+		firstID["instance-b/"+strings.TrimPrefix(r.Origin, "memory:")] = r.DestID
+	}
+	copyRenamed := func(d *dataset.Dataset) *transfer.Report {
+		t.Helper()
+		dst = reopen(t, opt, dst)
+		rep, err := transfer.Copy(context.Background(), FormerSource{memsrc.New(Renamed(d))}, dst, transfer.Options{
+			Attempts: 1, Ledger: l, Backoff: copyBackoff})
+		if err != nil || rep.Totals.Failed != 0 {
+			t.Fatalf("copy under the new origins: %v %+v", err, rep.Totals)
+		}
+		return rep
+	}
+	rep := copyRenamed(early)
+	appended := 0
+	for _, r := range rep.Runs {
+		id := strings.TrimPrefix(r.Origin, "memory:")
+		switch {
+		case r.Outcome != transfer.Committed || !strings.Contains(r.Reason, "former origin"):
+			t.Errorf("run %s: %s (%s), want it committed for a reason naming its former origin", r.Origin, r.Outcome, r.Reason)
+		case r.Appended:
+			appended++
+			if opt.FormerAppendRefused != "" {
+				t.Errorf("run %s appended under its former origin, though the sink is said to refuse", r.Origin)
+			}
+			if r.Points != 0 {
+				t.Errorf("run %s: %d points written appending to its copy under the former origin, want 0", r.Origin, r.Points)
+			}
+			if r.DestID != firstID[id] {
+				t.Errorf("run %s: appended to %q, first written as %q", r.Origin, r.DestID, firstID[id])
+			}
+		case opt.FormerAppendRefused != "" && !strings.Contains(r.Reason, opt.FormerAppendRefused):
+			t.Errorf("run %s written whole for the reason %q, want one saying %q", r.Origin, r.Reason, opt.FormerAppendRefused)
+		}
+	}
+	if opt.FormerAppendRefused == "" && appended == 0 {
+		t.Errorf("no run held under its former origin was appended to: %+v", rep.Runs)
+	}
+	t.Logf("%d of %d runs held under their former origin appended to", appended, len(rep.Runs))
+
+	rep = copyRenamed(grown)
+	grew := map[string]bool{Renamed(grown).Runs[0].Run.Origin.String(): true, Renamed(grown).Runs[3].Run.Origin.String(): true}
+	for _, r := range rep.Runs {
+		switch {
+		case grew[r.Origin] && (r.Outcome != transfer.Committed || !r.Appended):
+			t.Errorf("run %s grew and has a former origin: %s, appended %v (%s); want it appended", r.Origin, r.Outcome, r.Appended, r.Reason)
+		case !grew[r.Origin] && r.Outcome != transfer.Unchanged:
+			t.Errorf("run %s did not change, yet %s (%s)", r.Origin, r.Outcome, r.Reason)
+		}
+	}
+	dst.Close()
+	expectEqual(t, opt, Renamed(grown), read)
+}
