@@ -182,7 +182,9 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 // AppendRun extends the run the archive holds for r.Origin
 // (sinks.Appender): its metrics files stay current and the points written
 // go to one more metrics file after them, while its other tables are
-// written anew from what the writer is given; Commit publishes the new
+// written anew from what the writer is given (files given again unchanged
+// are kept, not stored again, and those no longer given leave its
+// artifacts table: sinks.FileDeltaReporter); Commit publishes the new
 // entry (with its mark) in one journal line, so the next snapshot holds
 // only the delta and the run's earlier tables, and readers (read_parquet
 // over metrics/, the archive source) still see each point once. An append
@@ -231,7 +233,13 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 	if problem != "" {
 		return nil, sinks.CannotAppend("the archive's copy lost points: " + problem)
 	}
-	rw := w.AppendRun(r, prev)
+	rw, err := w.AppendRun(r, prev)
+	if errors.Is(err, archive.ErrDamaged) {
+		return nil, sinks.CannotAppend("the archive's copy lost its files table: " + err.Error())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parquet sink: %w", err)
+	}
 	rw.Replace(s.FormerKeys(r.Origin))
 	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
 }
@@ -302,6 +310,9 @@ var (
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
 	_ sinks.Marked          = (*writer)(nil)
+	// Appending, files given again unchanged are kept, not stored again,
+	// and those not given again are left out of the new snapshot.
+	_ sinks.FileDeltaReporter = (*writer)(nil)
 )
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
@@ -326,7 +337,12 @@ func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Rea
 
 func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
 func (w *writer) SetMark(mark string)      { w.rw.SetMark(mark) }
-func (w *writer) DestID() string           { return w.rw.DestID() }
+
+// FileDelta implements sinks.FileDeltaReporter (see archive.RunWriter).
+func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	return w.rw.FileDelta()
+}
+func (w *writer) DestID() string { return w.rw.DestID() }
 func (w *writer) Commit(context.Context) error {
 	if err := w.rw.Commit(); err != nil {
 		return fmt.Errorf("parquet sink: %w", err)

@@ -20,8 +20,10 @@ import (
 // Grown returns the canonical dataset as a source held it earlier (early)
 // and as it holds it now (grown, the canonical dataset itself): the run
 // "resnet-50 sweep" was RUNNING, had its steps below 1500 and two log
-// lines, one param, one file and a tag fewer, and a tag of another value;
-// "still going" had its steps below 6. The other runs did not change.
+// lines, one param and a tag fewer, and a tag of another value, and of its
+// files an older config.yaml, not yet model/weights.bin, and a file since
+// deleted (notes/gone.txt); "still going" had its steps below 6. The
+// other runs did not change.
 func Grown() (early, grown *dataset.Dataset) {
 	grown = dataset.Canonical()
 	early = grown.Clone()
@@ -41,7 +43,11 @@ func Grown() (early, grown *dataset.Dataset) {
 	upTo(big, 1500)
 	big.Logs = big.Logs[:2]
 	big.RichValues = big.RichValues[:1]
-	big.Files = big.Files[:3]
+	big.Files = []dataset.File{
+		{Path: "config.yaml", Content: []byte("lr: 0.01\n")},
+		big.Files[1], big.Files[2],
+		{Path: "notes/gone.txt", Content: []byte("deleted at the source")},
+	}
 	upTo(early.Runs[3], 6)
 	return early, grown
 }
@@ -89,8 +95,10 @@ func copyWith(t *testing.T, src *dataset.Dataset, dst sinks.Sink, l transfer.Led
 
 // testAppendGrown copies the early dataset, then the grown one with the
 // same ledger: the runs that grew are appended to under the same
-// destination id with only their new points, the others are unchanged,
-// and the sink reads back as a fresh copy of the grown dataset.
+// destination id with only their new points and their new and changed
+// files (sinks.FileDeltaReporter: the two unchanged files are kept, the
+// one gone from the source deleted), the others are unchanged, and the
+// sink reads back as a fresh copy of the grown dataset.
 func testAppendGrown(t *testing.T, opt Opt) {
 	early, grown := Grown()
 	dst, read := opt.New(t)
@@ -112,16 +120,17 @@ func testAppendGrown(t *testing.T, opt Opt) {
 	for _, r := range first.Runs {
 		firstID[r.Origin] = r.DestID
 	}
-	want := map[string][2]int64{ // appended runs: new points, points kept
-		grown.Runs[0].Run.Origin.String(): {1000 + 100, 1500 + 150 + 3},
-		grown.Runs[3].Run.Origin.String(): {12, 18},
+	want := map[string][6]int64{ // appended runs: new points, points kept, files and bytes sent, files kept, deleted
+		grown.Runs[0].Run.Origin.String(): {1000 + 100, 1500 + 150 + 3, 2, 10 + 70_000, 2, 1},
+		grown.Runs[3].Run.Origin.String(): {12, 18, 0, 0, 0, 0},
 	}
 	for _, r := range rep.Runs {
 		n, grew := want[r.Origin]
+		got := [6]int64{r.Points, r.KeptPoints, r.Files, r.Bytes, r.KeptFiles, r.DeletedFiles}
 		switch {
-		case grew && (r.Outcome != transfer.Committed || !r.Appended || r.Points != n[0] || r.KeptPoints != n[1]):
-			t.Errorf("run %s: %s, appended %v, %d points written, %d kept (%s); want appended, %d written, %d kept",
-				r.Origin, r.Outcome, r.Appended, r.Points, r.KeptPoints, r.Reason, n[0], n[1])
+		case grew && (r.Outcome != transfer.Committed || !r.Appended || got != n):
+			t.Errorf("run %s: %s, appended %v (%s); points written, kept, files and bytes sent, files kept, deleted: %v; want appended, %v",
+				r.Origin, r.Outcome, r.Appended, r.Reason, got, n)
 		case grew && r.DestID != firstID[r.Origin]:
 			t.Errorf("run %s: appended to %q, first written as %q", r.Origin, r.DestID, firstID[r.Origin])
 		case !grew && r.Outcome != transfer.Unchanged:
