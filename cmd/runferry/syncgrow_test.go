@@ -185,3 +185,78 @@ func TestSyncsKilledWhileRunsGrow(t *testing.T) {
 		}
 	}
 }
+
+// TestSyncTruncatedFolderThenFinished: a W&B run folder copied while the
+// run was writing (its log cut in the middle of a record, as a copy
+// racing the SDK leaves it) is synced into a Parquet archive and into
+// MLflow; the folder is then replaced by the finished one and synced
+// again. Each destination then equals a fresh copy of the finished folder
+// (check between the two), and check against the folder passes.
+func TestSyncTruncatedFolderThenFinished(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	finished, work := t.TempDir(), t.TempDir()
+	growWandb(t, finished, "trunc001", 0, 800, false)
+	runDirs, err := filepath.Glob(filepath.Join(finished, "wandb", "offline-run-*"))
+	if err != nil || len(runDirs) != 1 {
+		t.Fatalf("run folders: %v %v", runDirs, err)
+	}
+	name := filepath.Base(runDirs[0])
+	srcRoot := filepath.Join(work, "src")
+	place := func(truncate bool) {
+		t.Helper()
+		dst := filepath.Join(srcRoot, name)
+		if err := os.RemoveAll(dst); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.CopyFS(dst, os.DirFS(runDirs[0])); err != nil {
+			t.Fatal(err)
+		}
+		if !truncate {
+			return
+		}
+		log := filepath.Join(dst, "run-trunc001.wandb")
+		fi, err := os.Stat(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Past the 7-byte header and most records, off any boundary.
+		if err := os.Truncate(log, fi.Size()*3/5+3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	place(true)
+	src := "wandb:" + srcRoot + "?crashed-after=1ns"
+	p := uniquePrefix(t)
+	for _, d := range []struct{ synced, fresh string }{
+		{"parquet:" + filepath.Join(work, "synced"), "parquet:" + filepath.Join(work, "fresh")},
+		{"mlflow+" + srv.URL + "?experiment-prefix=" + p + "synced-", "mlflow+" + srv.URL + "?experiment-prefix=" + p + "fresh-"},
+	} {
+		place(true)
+		state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
+		// A truncated log is damaged source data: exit 3 names it.
+		first := syncReport(t, exitRunsFailed, "sync", src, d.synced, state)
+		if len(first.Runs) != 1 || len(first.Runs[0].Damage) == 0 || first.Runs[0].Points == 0 {
+			t.Fatalf("%s: sync of the truncated folder: %+v, want one run copied with its damage named", d.synced, first.Runs)
+		}
+		place(false)
+		second := syncReport(t, 0, "sync", src, d.synced, state)
+		if len(second.Runs) != 1 || second.Runs[0].Outcome != transfer.Committed {
+			t.Fatalf("%s: sync of the finished folder: %+v", d.synced, second.Runs)
+		}
+		r := second.Runs[0]
+		t.Logf("%s: truncated copy %d points; finished folder: %s (%s), appended %v, %d points written, %d kept",
+			d.synced, first.Runs[0].Points, r.Outcome, r.Reason, r.Appended, r.Points, r.KeptPoints)
+		if r.Appended && r.Points+r.KeptPoints != 1600 || !r.Appended && r.Points != 1600 {
+			t.Errorf("%s: the finished run's 1600 points: %d written, %d kept", d.synced, r.Points, r.KeptPoints)
+		}
+		syncReport(t, 0, "copy", src, d.fresh, "--no-state")
+		// A damage note left from the truncated copy would be a
+		// difference (one only the destination shows).
+		for _, c := range [][2]string{{src, d.synced}, {d.fresh, d.synced}} {
+			code, out, errOut := runCLI(t, "check", c[0], c[1])
+			if code != 0 || !strings.Contains(out, ": 1 match, 0 differences") {
+				t.Errorf("check %s %s: exit %d\n%s%s", c[0], c[1], code, out, errOut)
+			}
+		}
+	}
+}
