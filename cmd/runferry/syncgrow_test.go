@@ -82,7 +82,8 @@ func mlflowRunsUnder(t *testing.T, url, prefix string) (active, deleted int) {
 // SIGKILLed at seeded random moments, then a sync runs to its end: check
 // then finds each destination equal to the W&B folder, the archive
 // verifies, and MLflow holds each run once (no partial copy left active,
-// none doubled). A last growth is synced without a kill: both runs are
+// none doubled; after the first round, no copy deleted: killed appends
+// are continued in place). A last growth is synced without a kill: both runs are
 // appended to (Parquet and MLflow), with only their new points.
 func TestSyncsKilledWhileRunsGrow(t *testing.T) {
 	if testing.Short() {
@@ -117,7 +118,7 @@ func TestSyncsKilledWhileRunsGrow(t *testing.T) {
 	sync := func(dst string) *exec.Cmd { return exec.Command(bin, syncArgs(dst)...) }
 	const step = 500
 	began := time.Now()
-	kills := 0
+	kills, firstDeleted := 0, 0
 	grow(0, step)
 	// How long an uninterrupted copy of the first round into each kind
 	// of destination takes (into scratch ones) bounds the kill moments.
@@ -166,6 +167,14 @@ func TestSyncsKilledWhileRunsGrow(t *testing.T) {
 		active, deleted := mlflowRunsUnder(t, srv.URL, uniquePrefix(t))
 		if active != len(runs) {
 			t.Fatalf("round %d: MLflow holds %d active runs, want %d", round, active, len(runs))
+		}
+		// A first copy cut short is replaced (its partial run deleted);
+		// an append cut short is continued in place, whenever the kill
+		// came (also between MLflow's commit and the ledger's record).
+		if round == 0 {
+			firstDeleted = deleted
+		} else if deleted != firstDeleted {
+			t.Errorf("round %d: MLflow holds %d deleted runs, %d after the first round: a killed append was not continued in place", round, deleted, firstDeleted)
 		}
 		t.Logf("round %d: %d syncs killed so far; MLflow holds %d deleted runs (%v)", round, kills, deleted, time.Since(began).Round(time.Millisecond))
 	}

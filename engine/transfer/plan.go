@@ -291,6 +291,12 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			}
 		case sinks.RunIncomplete:
 			p.reason = "resuming incomplete run"
+			// An append cut short (by a job whose ledger did not record
+			// the copy) is continued in place from the cursors the sink
+			// keeps with the copy it extends, when it keeps them.
+			if err := j.baseFromSink(ctx, p, false); err != nil {
+				return false, err
+			}
 		case sinks.RunUnderFormerOrigin:
 			p.reason = underFormer(schema.Ref{})
 		}
