@@ -200,7 +200,11 @@ type Identified interface {
 // files, changed metadata) without changing what was copied.
 //
 // The engine calls AppendRun only for a run its ledger recorded as
-// committed with a mark (Marked) and cursors. The writer it returns is
+// committed with a mark (Marked) and cursors, under r.Origin or under one
+// of its former origins (FormerOriginsSetter, set before): a sink that
+// finds no copy under r.Origin looks under those, and either extends that
+// copy, which from then on is held under r.Origin only, or refuses
+// (ErrCannotAppend) naming the former origin. The writer it returns is
 // then given:
 //   - r, the run's metadata now, whole (the sink replaces what changed);
 //   - through WriteMetrics, only the points of each key beyond the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,7 +130,11 @@ func wantCheck(t *testing.T, step string, want int, src, dst string) {
 // A FINISHED MLflow run that gains a metric point, a tag or a file is seen
 // as changed by sync (with the ledger, with --restart and with --no-state)
 // and copied again, into an archive and into another MLflow experiment,
-// after which check passes; a sync without change copies nothing.
+// after which check passes; a sync without change copies nothing. With
+// the ledger, the run that gained a point, a tag and a file is appended
+// to: the same destination id (in MLflow, the same run id), only the new
+// point and the new file written, the points and files copied before
+// kept (the report's counters).
 func TestSyncSeesChangesToFinishedMLflowRuns(t *testing.T) {
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	runID := runSyncPy(t, srv.URL, "make", p+"src/exp")
@@ -145,7 +150,8 @@ func TestSyncSeesChangesToFinishedMLflowRuns(t *testing.T) {
 				n++
 				runSyncPy(t, srv.URL, "grow", runID, what, strconv.Itoa(n))
 			}
-			wantCounts(t, "first copy", syncReport(t, 0, "copy", src, tc.dst, state), 1, 0)
+			first := syncReport(t, 0, "copy", src, tc.dst, state)
+			wantCounts(t, "first copy", first, 1, 0)
 			wantCheck(t, "after the first copy", 0, src, tc.dst)
 			rep := syncReport(t, 0, "sync", src, tc.dst, state)
 			wantCounts(t, "sync without change", rep, 0, 1)
@@ -153,7 +159,18 @@ func TestSyncSeesChangesToFinishedMLflowRuns(t *testing.T) {
 
 			grow("metric,tag,artifact")
 			wantCheck(t, "after the run grew", exitDifferences, src, tc.dst)
-			wantCounts(t, "sync after a point, a tag and a file", syncReport(t, 0, "sync", src, tc.dst, state), 1, 0)
+			rep = syncReport(t, 0, "sync", src, tc.dst, state)
+			wantCounts(t, "sync after a point, a tag and a file", rep, 1, 0)
+			if len(rep.Runs) == 1 && len(first.Runs) == 1 {
+				r := rep.Runs[0]
+				got := fmt.Sprintf("appended=%v dest=%s points=%d kept_points=%d files=%d kept_files=%d deleted_files=%d",
+					r.Appended, r.DestID, r.Points, r.KeptPoints, r.Files, r.KeptFiles, r.DeletedFiles)
+				f := first.Runs[0] // the second subtest starts from what the first added
+				want := fmt.Sprintf("appended=true dest=%s points=1 kept_points=%d files=1 kept_files=%d deleted_files=0", f.DestID, f.Points, f.Files)
+				if got != want || rep.Totals.Appended != 1 {
+					t.Errorf("sync after a point, a tag and a file: %s (%s), %d appended; want %s", got, r.Reason, rep.Totals.Appended, want)
+				}
+			}
 			wantCheck(t, "after sync", 0, src, tc.dst)
 			wantCounts(t, "sync without change", syncReport(t, 0, "sync", src, tc.dst, state), 0, 1)
 
@@ -190,7 +207,8 @@ func TestSyncForceRepairsTheDestination(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			state := "--state=" + filepath.Join(t.TempDir(), "ledger.db")
-			wantCounts(t, "first copy", syncReport(t, 0, "copy", src, tc.dst, state), 1, 0)
+			first := syncReport(t, 0, "copy", src, tc.dst, state)
+			wantCounts(t, "first copy", first, 1, 0)
 			rep := syncReport(t, 0, "sync", src, tc.dst, state, "--force")
 			wantCounts(t, "sync --force without change", rep, 0, 0)
 			if rep.Totals.Verified != 1 || rep.Totals.Points != 0 {

@@ -231,7 +231,10 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				return unchanged(e.DestID, "committed earlier (ledger)")
 			}
 			p.reason = "changed since last transfer"
-			if _, can := j.dst.(sinks.Appender); can && e.Mark != "" && len(p.former) == 0 {
+			// Committed under this origin, the copies under its former
+			// origins were retired with that commit: the run's former
+			// origins do not keep it from being appended to.
+			if _, can := j.dst.(sinks.Appender); can && e.Mark != "" {
 				// The worker appends what is new, or writes the run whole
 				// when the source changed what was copied.
 				p.base = &e
@@ -249,10 +252,23 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			if p.reason != "new" {
 				break
 			}
-			if _, ok, err := j.opt.Ledger.Get(f.String()); err != nil {
+			fe, ok, err := j.opt.Ledger.Get(f.String())
+			if err != nil {
 				return false, fault.Fatal(fmt.Errorf("state: %w", err))
-			} else if ok {
-				p.reason = underFormer(f)
+			}
+			if !ok {
+				continue
+			}
+			p.reason = underFormer(f)
+			// The ledger recorded the copy under the former origin (by an
+			// earlier runferry, whose origins were those): its cursors are
+			// carried to the new origin, so that the sink re-keys and
+			// extends that copy rather than writing the run again (a sink
+			// that cannot refuses, and the run is written whole).
+			if _, can := j.dst.(sinks.Appender); can && fe.Status == string(Committed) && fe.Mark != "" {
+				fe.Origin = p.run.Origin.String()
+				p.base, p.baseFormer = &fe, f
+				p.reason = underFormerAppending(f)
 			}
 		}
 	}
@@ -275,6 +291,12 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			}
 		case sinks.RunIncomplete:
 			p.reason = "resuming incomplete run"
+			// An append cut short (by a job whose ledger did not record
+			// the copy) is continued in place from the cursors the sink
+			// keeps with the copy it extends, when it keeps them.
+			if err := j.baseFromSink(ctx, p, false); err != nil {
+				return false, err
+			}
 		case sinks.RunUnderFormerOrigin:
 			p.reason = underFormer(schema.Ref{})
 		}
@@ -310,6 +332,12 @@ func underFormer(f schema.Ref) string {
 	return fmt.Sprintf("held under its former origin %s: written again under the new one", f)
 }
 
+// underFormerAppending is the plan's reason for a run the ledger recorded
+// under its former origin f, planned for appending.
+func underFormerAppending(f schema.Ref) string {
+	return fmt.Sprintf("held under its former origin %s: appending under the new one (cursors carried over)", f)
+}
+
 // cursorDoc is the cursors document a sink keeps with a commit
 // (sinks.CursorKeeper): the mark and the per-key cursors it derives from.
 type cursorDoc struct {
@@ -325,7 +353,7 @@ type cursorDoc struct {
 // ledger). Otherwise the run is written whole, and the reason says why.
 func (j *job) baseFromSink(ctx context.Context, p *planned, say bool) error {
 	bf, ok := j.dst.(sinks.BaseFinder)
-	if !ok || len(p.former) > 0 {
+	if !ok {
 		return nil
 	}
 	why := func(s string) {

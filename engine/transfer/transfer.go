@@ -292,6 +292,9 @@ type planned struct {
 	// base is the ledger's entry of the copy the sink holds, when the run
 	// is to be appended to (sinks.Appender); nil to write it whole.
 	base *state.Entry
+	// baseFormer is the former origin whose ledger entry base is, when the
+	// cursors were carried over from it (zero otherwise).
+	baseFormer schema.Ref
 	// light is set while run is a light header (sources.HeaderLister), not
 	// yet read in full (see readFull).
 	light bool

@@ -141,9 +141,43 @@ func (j *job) runOnce(ctx context.Context, p planned, res *RunResult) error {
 			return err
 		}
 		res.resetCounts()
+		if err := j.appendFromSink(ctx, p, expID, res); !errors.Is(err, sinks.ErrCannotAppend) {
+			return err
+		}
 		res.Reason = "changed since last transfer, written whole: " + err.Error()
+		if !p.baseFormer.IsZero() {
+			res.Reason = underFormer(p.baseFormer) + ": " + err.Error()
+		}
 	}
 	return j.writeRun(ctx, p, expID, nil, res)
+}
+
+// appendFromSink appends p's run from the cursors the sink keeps with its
+// copy (sinks.BaseFinder) when they carry another mark than the ledger's
+// entry p.base, which the sink refused: a job stopped between the sink's
+// commit and the ledger's record (a kill, a full disk) leaves the ledger
+// one commit behind, and writing the run whole would needlessly replace
+// the copy (in MLflow, under a new run id). It returns an error wrapping
+// sinks.ErrCannotAppend, with nothing written, when there is no such
+// base, and what writeRun returns otherwise (the counts reset after a
+// refusal).
+func (j *job) appendFromSink(ctx context.Context, p planned, expID string, res *RunResult) error {
+	q := p
+	q.base, q.reason = nil, ""
+	if err := j.baseFromSink(ctx, &q, false); err != nil {
+		return err
+	}
+	if q.base == nil || q.base.Mark == p.base.Mark {
+		return sinks.ErrCannotAppend
+	}
+	err := j.writeRun(ctx, q, expID, q.base, res)
+	switch {
+	case err == nil:
+		res.Reason = p.reason + " (from the cursors kept in the destination: the ledger's record was older than the copy)"
+	case errors.Is(err, sinks.ErrCannotAppend):
+		res.resetCounts()
+	}
+	return err
 }
 
 // writeRun writes the run once: whole (OpenRun) when base is nil, else

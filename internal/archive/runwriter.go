@@ -46,6 +46,13 @@ type RunWriter struct {
 	// go to a new file after them.
 	kept       []FileEntry
 	keptPoints int64
+	// prevFiles holds, appending, the files (artifact rows with a body)
+	// of the run extended, by path: a file given again with the same
+	// content is kept, not stored again, and one not given again is gone
+	// from the run's new artifacts table (see FileDelta).
+	prevFiles map[string]ArtifactRow
+	// keptFiles and keptBytes count the files kept (see FileDelta).
+	keptFiles, keptBytes int64
 }
 
 // SetMark sets the mark committed with the run (RunEntry.Mark).
@@ -54,10 +61,15 @@ func (rw *RunWriter) SetMark(mark string) { rw.mark = mark }
 // AppendRun starts writing r (already validated and canonical) as the
 // committed run prev grown: its metrics files stay current, the points
 // written go to one more metrics file after them, and every other table
-// is written anew from what this writer is given, as by OpenRun. Until
-// Commit the archive holds prev as it was, so an append cut short leaves
-// nothing to undo.
-func (w *Writer) AppendRun(r schema.Run, prev RunEntry) *RunWriter {
+// is written anew from what this writer is given, as by OpenRun. Of the
+// files (artifacts), one given again with the content prev holds at its
+// path is kept, not stored again, and one prev holds that is not given
+// again is left out of the run's new artifacts table (FileDelta counts
+// both; its body stays until prune). Until Commit the archive holds prev
+// as it was, so an append cut short leaves nothing to undo. AppendRun
+// fails when prev's artifacts table cannot be read (wrapping ErrDamaged
+// when it is damaged).
+func (w *Writer) AppendRun(r schema.Run, prev RunEntry) (*RunWriter, error) {
 	rw := w.OpenRun(r)
 	for _, f := range prev.Files {
 		if f.Table == TableMetrics {
@@ -65,7 +77,35 @@ func (w *Writer) AppendRun(r schema.Run, prev RunEntry) *RunWriter {
 		}
 	}
 	rw.keptPoints = prev.Points
-	return rw
+	rw.prevFiles = map[string]ArtifactRow{}
+	if f, ok := prev.File(TableArtifacts); ok {
+		err := readTable(w.root, f, 256, func(rows []ArtifactRow) error {
+			for _, row := range rows {
+				if row.SHA256 != nil && row.Size != nil {
+					rw.prevFiles[row.Path] = row
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			rw.discard()
+			return nil, fmt.Errorf("run %s: reading the files it holds: %w", prev.Origin, err)
+		}
+	}
+	return rw, nil
+}
+
+// FileDelta says, for a RunWriter from AppendRun, how many files (of how
+// many bytes) were kept as the run held them, not stored again, and how
+// many the run held that were not given again, which its new artifacts
+// table leaves out. It is final once the writer committed.
+func (rw *RunWriter) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	for p := range rw.prevFiles {
+		if !slices.ContainsFunc(rw.arts, func(a ArtifactRow) bool { return a.Path == p }) {
+			deletedFiles++
+		}
+	}
+	return rw.keptFiles, rw.keptBytes, deletedFiles
 }
 
 // Replace makes Commit retire the runs the archive holds under the given
@@ -152,10 +192,18 @@ func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
 		return err
 	}
 	row := ArtifactRow{Run: rw.origin, Path: a.Path, Problem: a.Problem}
+	again := slices.ContainsFunc(rw.arts, func(r ArtifactRow) bool { return r.Path == a.Path })
 	if body != nil {
-		sha, n, err := rw.w.putBlob(body, a.Size)
+		prevSHA := ""
+		if old, ok := rw.prevFiles[a.Path]; ok && !again {
+			prevSHA = *old.SHA256
+		}
+		sha, n, kept, err := rw.w.putBlob(body, a.Size, prevSHA)
 		if err != nil {
 			return fmt.Errorf("artifact %s: %w", a.Path, err)
+		}
+		if kept {
+			rw.keptFiles, rw.keptBytes = rw.keptFiles+1, rw.keptBytes+n
 		}
 		row.Size, row.SHA256 = &n, &sha
 		rw.blobs[sha] = n
@@ -168,21 +216,32 @@ func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
 // putBlob stores content under its SHA-256 unless a body with that size
 // and SHA-256 is already there. A body found missing, or different from its
 // name (damaged after it was written), is replaced, so that writing a run
-// again repairs its bodies.
-func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
+// again repairs its bodies. When the content's SHA-256 is keep (that of
+// the body the run appended to holds at the same path) and a body of its
+// size is there, putBlob reports it kept: nothing is made durable or
+// renamed, and that body is not read again (its size is what is checked,
+// as VerifyRun does without hashing).
+func (w *Writer) putBlob(body io.Reader, size int64, keep string) (string, int64, bool, error) {
 	dir := abs(w.root, blobsDir)
 	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
 	f, err := createTemp(dir, "blob-", tmpSuffix)
 	if err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
 	defer os.Remove(f.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), body)
 	if err == nil && size >= 0 && n != size {
 		err = fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
+	}
+	sha := hex.EncodeToString(h.Sum(nil))
+	final := abs(w.root, blobPath(sha))
+	if err == nil && keep != "" && sha == keep {
+		if fi, serr := os.Stat(final); serr == nil && fi.Size() == n {
+			return sha, n, true, f.Close()
+		}
 	}
 	if err == nil {
 		err = f.Sync()
@@ -191,22 +250,20 @@ func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
 		err = cerr
 	}
 	if err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
-	sha := hex.EncodeToString(h.Sum(nil))
-	final := abs(w.root, blobPath(sha))
 	if fi, err := os.Stat(final); err == nil && fi.Size() == n {
 		if got, _, err := hashFile(final); err == nil && got == sha {
-			return sha, n, nil
+			return sha, n, false, nil
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(final), dirMode); err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
 	if err := os.Rename(f.Name(), final); err != nil {
-		return "", 0, err
+		return "", 0, false, err
 	}
-	return sha, n, syncDir(filepath.Dir(final))
+	return sha, n, false, syncDir(filepath.Dir(final))
 }
 
 // Commit writes the run's metadata tables and sorted metrics, makes every

@@ -143,6 +143,19 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.runs[r.Origin]
+	if !ok {
+		// Held under a former origin: that copy is extended and re-keyed
+		// (its experiment is the one under the new origin now).
+		for _, f := range s.former[r.Origin] {
+			if held, found := s.runs[f]; found && held.complete && held.mark == base.Mark {
+				delete(s.runs, f)
+				s.runs[r.Origin] = held
+				s.order[slices.Index(s.order, f)] = r.Origin
+				held.expID, st, ok = expID, held, true
+				break
+			}
+		}
+	}
 	switch {
 	case !ok:
 		return nil, sinks.CannotAppend("the destination does not hold the run")
@@ -155,8 +168,14 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 	}
 	s.opens++
 	st.complete, st.mark = false, ""
+	prev := map[string]dataset.File{}
+	for _, f := range st.data.Files {
+		if f.Problem == "" {
+			prev[f.Path] = f
+		}
+	}
 	st.data = dataset.RunData{Run: r, Metrics: st.data.Metrics}
-	return &writer{sink: s, st: st}, nil
+	return &writer{sink: s, st: st, prev: prev}, nil
 }
 
 // FindRun reports whether the run from origin is missing, incomplete or
@@ -223,15 +242,20 @@ type writer struct {
 	st   *stored
 	mark string
 	done bool
+	// prev holds, appending, the files the run held, by path (see
+	// FileDelta); kept and keptBytes count those given again unchanged.
+	prev            map[string]dataset.File
+	kept, keptBytes int64
 }
 
 var (
-	_ sinks.RunWriter       = (*writer)(nil)
-	_ sinks.ArtifactWriter  = (*writer)(nil)
-	_ sinks.LogWriter       = (*writer)(nil)
-	_ sinks.RichValueWriter = (*writer)(nil)
-	_ sinks.Fingerprinted   = (*writer)(nil)
-	_ sinks.Marked          = (*writer)(nil)
+	_ sinks.RunWriter         = (*writer)(nil)
+	_ sinks.ArtifactWriter    = (*writer)(nil)
+	_ sinks.LogWriter         = (*writer)(nil)
+	_ sinks.RichValueWriter   = (*writer)(nil)
+	_ sinks.Fingerprinted     = (*writer)(nil)
+	_ sinks.Marked            = (*writer)(nil)
+	_ sinks.FileDeltaReporter = (*writer)(nil)
 )
 
 func (w *writer) check() error {
@@ -291,11 +315,29 @@ func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Rea
 	}
 	w.sink.mu.Lock()
 	defer w.sink.mu.Unlock()
+	if old, ok := w.prev[a.Path]; ok && body != nil && bytes.Equal(old.Content, f.Content) &&
+		!slices.ContainsFunc(w.st.data.Files, func(g dataset.File) bool { return g.Path == a.Path }) {
+		w.kept, w.keptBytes = w.kept+1, w.keptBytes+int64(len(f.Content))
+	}
 	files := slices.DeleteFunc(w.st.data.Files, func(g dataset.File) bool { return g.Path == a.Path })
 	files = append(files, f)
 	slices.SortFunc(files, func(a, b dataset.File) int { return strings.Compare(a.Path, b.Path) })
 	w.st.data.Files = files
 	return nil
+}
+
+// FileDelta implements sinks.FileDeltaReporter: appending, the files
+// given again with the content held are counted kept, and those held but
+// not given again deleted.
+func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	for p := range w.prev {
+		if !slices.ContainsFunc(w.st.data.Files, func(g dataset.File) bool { return g.Path == p }) {
+			deletedFiles++
+		}
+	}
+	return w.kept, w.keptBytes, deletedFiles
 }
 
 func (w *writer) SetFingerprint(fp string) {

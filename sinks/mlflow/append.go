@@ -96,6 +96,19 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	if err != nil {
 		return nil, err
 	}
+	// None under the origin: the copy an earlier runferry wrote under a
+	// former origin (sinks.FormerOriginsSetter) is extended and takes the
+	// new origin, keeping its run id.
+	former := ""
+	for _, f := range s.FormerKeys(r.Origin) {
+		if len(runs) > 0 {
+			break
+		}
+		if runs, err = s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(f), false); err != nil {
+			return nil, err
+		}
+		former = f
+	}
 	if len(runs) != 1 {
 		return nil, sinks.CannotAppend(fmt.Sprintf("the server holds %d copies of the run", len(runs)))
 	}
@@ -149,6 +162,12 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	for _, m := range held.Data.Metrics {
 		heldKeys = append(heldKeys, m.Key)
 	}
+	if former != "" {
+		// The copy names the former origins of the run's experiment and
+		// parent: they are the same as the new ones.
+		prev.Run.Experiment = s.renamed(prev.Run.Experiment, r.Experiment)
+		prev.Run.Parent = s.renamed(prev.Run.Parent, r.Parent)
+	}
 	app, why := appendable(prev.Run, r, prevCov, base.LastStep, heldKeys, s.cfg.PerCoreCPU)
 	if why != "" {
 		return nil, sinks.CannotAppend(why)
@@ -199,7 +218,14 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 				return nil, fmt.Errorf("keeping %s of run %s: %w", f.rel, info.RunID, err)
 			}
 		}
-		if err := s.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: info.RunID, Tags: []mlflowapi.Tag{{Key: mlflowconv.TagAppending, Value: base.Mark}}}); err != nil {
+		mark := []mlflowapi.Tag{{Key: mlflowconv.TagAppending, Value: base.Mark}}
+		if former != "" {
+			// From here on the copy is found under the new origin (an
+			// append cut short is continued under it).
+			mark = append(mark, mlflowapi.Tag{Key: mlflowconv.TagOrigin, Value: origin},
+				mlflowapi.Tag{Key: mlflowconv.TagOriginKey, Value: mlflowconv.OriginKey(origin)})
+		}
+		if err := s.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: info.RunID, Tags: mark}); err != nil {
 			return nil, fmt.Errorf("marking run %s as appended to: %w", info.RunID, err)
 		}
 		if err := s.api.DeleteTag(ctx, info.RunID, mlflowconv.TagComplete); err != nil {
@@ -221,6 +247,15 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	}
 	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app, resumed: resumed,
 		keys: map[string]*keyState{}, mlflowKeys: maps.Clone(app.mlflowKeys), written: map[string]bool{}, view: newView(r)}, nil
+}
+
+// renamed returns now when was is one of its former origins
+// (sinks.FormerOriginsSetter), else was.
+func (s *Sink) renamed(was, now schema.Ref) schema.Ref {
+	if slices.Contains(s.FormerOf(now), was) {
+		return now
+	}
+	return was
 }
 
 // unappendable says what changed between the run as copied (was) and as

@@ -192,7 +192,9 @@
 // When the engine's ledger recorded the run with its mark and the source
 // run grew (sinks.Appender), AppendRun re-opens the same MLflow run
 // instead: it checks that the server holds one active, complete copy of
-// the origin carrying the ledger's mark, keeps the copy's run.json and
+// the origin (else of one of its former origins, when the ledger's entry
+// was under that: the copy is re-tagged with the new origin when the
+// append begins) carrying the ledger's mark, keeps the copy's run.json and
 // coverage.json under runferry/append-base/, sets mlflow.runferry.appending
 // to the mark and removes mlflow.runferry.complete. An append cut short (a
 // kill, a failed attempt) is thus an incomplete run that says which copy

@@ -504,13 +504,16 @@ func TestAppendWithoutLedger(t *testing.T) {
 // job, from the cursors the copy keeps: no superseded copy, no point
 // doubled. When the source changed beyond the copy's cursors in between
 // (the points the failed append wrote are no longer the source's), the run
-// is written whole instead, saying why.
+// is written whole instead, saying why. Without a ledger (the append
+// planned from the cursors the copy keeps, as is its continuation, which
+// finds the copy incomplete) the same holds.
 func TestFailedAppendContinuedInPlace(t *testing.T) {
-	t.Run("continued", func(t *testing.T) { testFailedAppend(t, false) })
-	t.Run("source changed", func(t *testing.T) { testFailedAppend(t, true) })
+	t.Run("continued", func(t *testing.T) { testFailedAppend(t, false, true) })
+	t.Run("source changed", func(t *testing.T) { testFailedAppend(t, true, true) })
+	t.Run("continued without a ledger", func(t *testing.T) { testFailedAppend(t, false, false) })
 }
 
-func testFailedAppend(t *testing.T, changed bool) {
+func testFailedAppend(t *testing.T, changed, ledger bool) {
 	srv := testenv.SharedMLflow(t)
 	ctx := context.Background()
 	early, grown := withSystemMetrics()
@@ -528,6 +531,9 @@ func testFailedAppend(t *testing.T, changed bool) {
 	first, err := transfer.Copy(ctx, memsrc.New(early), dst, opt)
 	if err != nil || len(first.Runs) != 1 {
 		t.Fatalf("first copy: %v %+v", err, first)
+	}
+	if !ledger {
+		opt.Ledger = nil
 	}
 	// The fifth operation is the second WriteMetrics (FailAt counts
 	// PutExperiment, AppendRun and the writer's calls): the first 1000 new

@@ -182,14 +182,17 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 // AppendRun extends the run the archive holds for r.Origin
 // (sinks.Appender): its metrics files stay current and the points written
 // go to one more metrics file after them, while its other tables are
-// written anew from what the writer is given; Commit publishes the new
+// written anew from what the writer is given (files given again unchanged
+// are kept, not stored again, and those no longer given leave its
+// artifacts table: sinks.FileDeltaReporter); Commit publishes the new
 // entry (with its mark) in one journal line, so the next snapshot holds
 // only the delta and the run's earlier tables, and readers (read_parquet
 // over metrics/, the archive source) still see each point once. An append
 // cut short leaves the run as it was, with its mark, so the next one
 // starts from the same base. It refuses (sinks.ErrCannotAppend) a run the
-// archive does not hold with the mark base.Mark, or whose metrics files are
-// not all there with their recorded sizes.
+// archive does not hold with the mark base.Mark (also one held under a
+// former origin, whose metrics files name that origin), or whose metrics
+// files are not all there with their recorded sizes.
 func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sinks.AppendBase) (sinks.RunWriter, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fault.Permanent(err)
@@ -202,6 +205,15 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 		return nil, fault.Permanent(fmt.Errorf("parquet sink: run %s: unknown experiment id %q", r.Origin, expID))
 	}
 	prev, ok := w.Run(r.Origin.String())
+	if !ok {
+		for _, f := range s.FormerKeys(r.Origin) {
+			if _, held := w.Run(f); held {
+				// Its metrics files name the former origin in every row
+				// and live under its folder: they cannot be kept.
+				return nil, sinks.CannotAppend(fmt.Sprintf("the archive holds the run under its former origin %s, whose metrics files name that origin", f))
+			}
+		}
+	}
 	switch {
 	case !ok:
 		return nil, sinks.CannotAppend("the archive does not hold the run")
@@ -221,7 +233,13 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 	if problem != "" {
 		return nil, sinks.CannotAppend("the archive's copy lost points: " + problem)
 	}
-	rw := w.AppendRun(r, prev)
+	rw, err := w.AppendRun(r, prev)
+	if errors.Is(err, archive.ErrDamaged) {
+		return nil, sinks.CannotAppend("the archive's copy lost its files table: " + err.Error())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("parquet sink: %w", err)
+	}
 	rw.Replace(s.FormerKeys(r.Origin))
 	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
 }
@@ -292,6 +310,9 @@ var (
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
 	_ sinks.Marked          = (*writer)(nil)
+	// Appending, files given again unchanged are kept, not stored again,
+	// and those not given again are left out of the new snapshot.
+	_ sinks.FileDeltaReporter = (*writer)(nil)
 )
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
@@ -316,7 +337,12 @@ func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Rea
 
 func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
 func (w *writer) SetMark(mark string)      { w.rw.SetMark(mark) }
-func (w *writer) DestID() string           { return w.rw.DestID() }
+
+// FileDelta implements sinks.FileDeltaReporter (see archive.RunWriter).
+func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
+	return w.rw.FileDelta()
+}
+func (w *writer) DestID() string { return w.rw.DestID() }
 func (w *writer) Commit(context.Context) error {
 	if err := w.rw.Commit(); err != nil {
 		return fmt.Errorf("parquet sink: %w", err)

@@ -40,6 +40,11 @@ type Opt struct {
 	FailureStride int
 	// Skip maps a subtest name to the reason it does not apply.
 	Skip map[string]string
+	// FormerAppendRefused, for an Appender that cannot extend a copy held
+	// under a former origin (sinks.Appender), is a text its refusal
+	// contains; AppendUnderFormerOrigin then requires every such run to be
+	// written whole saying so, instead of appended to.
+	FormerAppendRefused string
 }
 
 // Run runs the suite.
@@ -61,6 +66,7 @@ func Run(t *testing.T, opt Opt) {
 		{"CheckSeesExtraRuns", testCheckSeesExtraRuns},
 		{"AppendGrown", testAppendGrown},
 		{"AppendFailureThenResume", testAppendFailureThenResume},
+		{"AppendUnderFormerOrigin", testAppendUnderFormerOrigin},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

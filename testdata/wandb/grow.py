@@ -1,6 +1,7 @@
 """Write steps [START, STOP) into the W&B run RUN_ID under DIR/wandb with the real SDK, offline.
 
 Usage: grow.py DIR RUN_ID START STOP [STATS_SECONDS]
+(GROW_NO_ENTITY=1 in the environment: the run gets no entity.)
 
 The first call creates the run; a later one resumes it (resume="allow"), as a
 training job that is restarted does, so the run grows by a new segment folder.
@@ -26,6 +27,10 @@ os.environ.update({
     "WANDB_PROJECT": "growing",
     "WANDB_ENTITY": "grow-entity",
 })
+if os.environ.get("GROW_NO_ENTITY"):
+    # As offline runs often are: their origins name their folder, and
+    # have a former origin (runferry before 11).
+    del os.environ["WANDB_ENTITY"]
 
 import wandb  # noqa: E402
 
