@@ -2,13 +2,13 @@ package archive
 
 import (
 	"cmp"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"path"
 	"slices"
 
 	"github.com/runferry/runferry/schema"
@@ -80,7 +80,7 @@ func (rw *RunWriter) Replace(origins []string) {
 func (w *Writer) OpenRun(r schema.Run) *RunWriter {
 	origin := r.Origin.String()
 	rw := &RunWriter{w: w, run: r, origin: origin, snapshot: w.snapshot, blobs: map[string]int64{}}
-	rw.metrics = newMetricSorter(abs(w.root, stagingDir+"/spill"), SortBufferPoints)
+	rw.metrics = newMetricSorter(w.st.SpillDir(), SortBufferPoints)
 	return rw
 }
 
@@ -111,7 +111,7 @@ func (rw *RunWriter) WriteRichValues(values []schema.RichValue) error {
 		return err
 	}
 	if rw.rich == nil {
-		tf, err := createTableFile[RichValueRow](rw.w.root, TableRichValues, rw.origin, rw.snapshot, otherRowGroup)
+		tf, err := createTableFile[RichValueRow](rw.w.st, TableRichValues, rw.origin, rw.snapshot, otherRowGroup)
 		if err != nil {
 			return err
 		}
@@ -130,7 +130,7 @@ func (rw *RunWriter) WriteLogs(lines []schema.LogLine) error {
 		return err
 	}
 	if rw.logs == nil {
-		tf, err := createTableFile[LogRow](rw.w.root, TableLogs, rw.origin, rw.snapshot, otherRowGroup)
+		tf, err := createTableFile[LogRow](rw.w.st, TableLogs, rw.origin, rw.snapshot, otherRowGroup)
 		if err != nil {
 			return err
 		}
@@ -170,43 +170,39 @@ func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
 // name (damaged after it was written), is replaced, so that writing a run
 // again repairs its bodies.
 func (w *Writer) putBlob(body io.Reader, size int64) (string, int64, error) {
-	dir := abs(w.root, blobsDir)
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
 		return "", 0, err
 	}
-	f, err := createTemp(dir, "blob-", tmpSuffix)
+	staged := path.Join(stagingDir, blobsDir, hex.EncodeToString(b[:])+".body")
+	f, err := w.st.Create(staged)
 	if err != nil {
 		return "", 0, err
 	}
-	defer os.Remove(f.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), body)
 	if err == nil && size >= 0 && n != size {
 		err = fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
 	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		f.Abort()
 		return "", 0, err
 	}
+	if err := f.Commit(); err != nil {
+		return "", 0, err
+	}
+	defer w.st.Remove(staged) // gone after the move, unless the body was there already
 	sha := hex.EncodeToString(h.Sum(nil))
-	final := abs(w.root, blobPath(sha))
-	if fi, err := os.Stat(final); err == nil && fi.Size() == n {
-		if got, _, err := hashFile(final); err == nil && got == sha {
+	final := blobPath(sha)
+	if fi, err := w.st.Stat(final); err == nil && fi.Size == n {
+		if got, _, err := hashStored(w.st, final); err == nil && got == sha {
 			return sha, n, nil
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(final), dirMode); err != nil {
+	if err := w.st.Move(staged, final); err != nil {
 		return "", 0, err
 	}
-	if err := os.Rename(f.Name(), final); err != nil {
-		return "", 0, err
-	}
-	return sha, n, syncDir(filepath.Dir(final))
+	return sha, n, w.st.SyncDir(path.Dir(final))
 }
 
 // Commit writes the run's metadata tables and sorted metrics, makes every
@@ -232,7 +228,7 @@ func (rw *RunWriter) Commit() error {
 }
 
 func (rw *RunWriter) finish() (*RunEntry, error) {
-	root, origin, snap := rw.w.root, rw.origin, rw.snapshot
+	root, origin, snap := rw.w.st, rw.origin, rw.snapshot
 	entry := &RunEntry{Origin: origin, Experiment: rw.run.Experiment.String(), Snapshot: snap,
 		Fingerprint: rw.fingerprint, Mark: rw.mark, Points: rw.keptPoints + rw.metrics.count}
 	add := func(files []FileEntry, err error) error {

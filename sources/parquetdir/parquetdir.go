@@ -322,6 +322,8 @@ func (c classifiedReader) Read(p []byte) (int, error) {
 
 // Close makes every later call fail with ErrClosed.
 func (s *Source) Close() error {
-	s.closed.Store(true)
-	return nil
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.r.Close()
 }
