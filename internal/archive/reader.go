@@ -354,7 +354,7 @@ func readTable[T any](st Store, e FileEntry, page int, fn func([]T) error) (err 
 // verifyFile checks a file's size and SHA-256 against its entry.
 func verifyFile(full string, f ReadAtFile, e FileEntry) error {
 	h := sha256.New()
-	n, err := io.Copy(h, io.NewSectionReader(f, 0, f.Size()))
+	n, err := io.Copy(h, f) // f is at its start
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", full, err)
 	}

@@ -45,6 +45,7 @@ func StopShared() {
 		shared.mariadb = nil
 	}
 	shared.mlflowE, shared.pgErr, shared.mariaErr = nil, nil, nil
+	stopSharedS3()
 }
 
 // SharedMLflow returns one SQLite-backed MLflow server shared by every test of the binary,
