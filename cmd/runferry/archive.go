@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -32,14 +33,20 @@ func archivePath(arg string) (string, error) {
 	if !strings.HasPrefix(strings.ToLower(raw), "parquet:") {
 		raw = "parquet:" + raw
 	}
-	loc, err := location.Parse(raw, func(s string) (location.Kind, bool) { return location.PathKind, s == "parquet" })
+	loc, err := location.Parse(raw, func(s string) (location.Kind, bool) { return location.StoreKind, s == "parquet" })
 	if err != nil {
 		return "", usageError{err}
 	}
-	if len(loc.URL.Query()) > 0 {
-		return "", usageError{fmt.Errorf("archive %s: the archive commands take no options", loc)}
+	for name := range loc.URL.Query() {
+		if !slices.Contains(archive.StoreOptions, name) || !archive.IsObjectStorage(loc.Path) {
+			return "", usageError{fmt.Errorf("archive %s: the archive commands take no options but those of object storage (%s)", loc, strings.Join(archive.StoreOptions, ", "))}
+		}
 	}
-	return loc.Path, nil
+	path, err := archive.StoreLocation(loc.Path, loc.URL.Query())
+	if err != nil {
+		return "", usageError{err}
+	}
+	return path, nil
 }
 
 func (a *app) archiveCheckCmd() *cobra.Command {

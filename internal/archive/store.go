@@ -2,8 +2,10 @@ package archive
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -158,4 +160,40 @@ func notExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 // beside them).
 func isLockName(name string) bool {
 	return strings.HasPrefix(name, lockFile) || strings.HasPrefix(name, commitLockFile)
+}
+
+// StoreLocation returns the location OpenStore takes for an archive at
+// path (a local path or an object-storage URL without query) with the
+// location options q: those of StoreOptions go with an object-storage URL;
+// given with a local path they are an error. Other options are ignored
+// (they belong to the adapter).
+func StoreLocation(path string, q url.Values) (string, error) {
+	opts := url.Values{}
+	for _, k := range StoreOptions {
+		if v, ok := q[k]; ok {
+			opts[k] = v
+		}
+	}
+	if !IsObjectStorage(path) {
+		for k := range opts {
+			return "", fmt.Errorf("option %s applies to archives in object storage (s3://...), not to the local folder %s", k, path)
+		}
+		return path, nil
+	}
+	if len(opts) == 0 {
+		return path, nil
+	}
+	return path + "?" + opts.Encode(), nil
+}
+
+// StoreOptionHelp describes each of StoreOptions, for the adapters'
+// descriptions.
+var StoreOptionHelp = map[string]string{
+	"region":        "Object storage: the bucket's region (default: from AWS_REGION or the shared config, else us-east-1).",
+	"endpoint":      "Object storage: the S3 endpoint URL of an S3-compatible store (MinIO, Ceph, R2, Wasabi, ...); default: AWS.",
+	"path-style":    "Object storage: true addresses the bucket in the URL path (most S3-compatible stores need it) instead of the host name.",
+	"sse":           "Object storage: server-side encryption of every object written: AES256, aws:kms or aws:kms:dsse.",
+	"kms-key-id":    "Object storage: the KMS key for sse=aws:kms (implies it).",
+	"storage-class": "Object storage: the storage class of every object written (STANDARD, STANDARD_IA, GLACIER_IR, ...).",
+	"profile":       "Object storage: the AWS shared-config profile whose credentials and settings to use (default: AWS_PROFILE, else default).",
 }
