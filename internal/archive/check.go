@@ -285,7 +285,9 @@ func VerifyRunFiles(root string, e RunEntry, hash bool) (string, error) {
 }
 
 // VerifyRunFilesIn is VerifyRunFiles in an open store.
-func VerifyRunFilesIn(st Store, e RunEntry, hash bool) (string, error) { return verifyRunFiles(st, e, hash) }
+func VerifyRunFilesIn(st Store, e RunEntry, hash bool) (string, error) {
+	return verifyRunFiles(st, e, hash)
+}
 
 func verifyRunFiles(st Store, e RunEntry, hash bool) (string, error) {
 	var problems []string
