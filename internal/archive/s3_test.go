@@ -1,7 +1,10 @@
 package archive_test
 
 import (
+	"fmt"
+	"os/exec"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
@@ -40,4 +43,62 @@ func TestS3RoundTrip(t *testing.T) {
 		t.Errorf("re-write: snapshots %+v, %v, totals %+v", snaps, err, rep2.Totals)
 	}
 	expectEqual(t, loc, d)
+}
+
+// TestS3CrashSafety is TestCrashSafety on an archive in a bucket: writers
+// killed at random moments (fewer than on a folder: each kill costs a fresh
+// archive and the wait for the killed writer's lock objects to expire),
+// every run old or new after each kill, a resumed write identical to an
+// uninterrupted one.
+func TestS3CrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	s := testenv.SharedS3(t)
+	bucket := s.CreateBucket(t, "crash")
+	defer func(ttl time.Duration) { archive.LockTTL = ttl }(archive.LockTTL)
+	archive.LockTTL = time.Second
+	crashSafety(t, 3, func(name string) string {
+		loc := s.Location(bucket, name)
+		write(t, loc, crashData(0))
+		return loc
+	}, archive.LockTTL)
+}
+
+// TestS3ShardsWriteOneArchive is TestShardsWriteOneArchive on an archive
+// in a bucket: four shards, each its own writer, sync into it at once,
+// coordinating through lock objects and journal records created with
+// If-None-Match. pyarrow reads the metrics straight from the S3 server.
+func TestS3ShardsWriteOneArchive(t *testing.T) {
+	s := testenv.SharedS3(t)
+	bucket := s.CreateBucket(t, "shards")
+	shardsWriteOneArchive(t, s.Location(bucket, "archive"), func(t *testing.T, _ string) int {
+		return s3Count(t, s, bucket+"/archive")
+	})
+}
+
+// s3Count returns the number of metric rows a user reads from the archive
+// at bucketPrefix on the S3 server with pyarrow's S3 file system (the
+// dataset of metrics/, as read_parquet('s3://.../metrics/*/*.parquet')
+// would), with DuckDB querying that dataset, failing if any (run, key,
+// step) is seen twice.
+func s3Count(t *testing.T, s *testenv.S3Server, bucketPrefix string) int {
+	t.Helper()
+	out, err := exec.Command(testenv.Python(t), "-c", `import sys, duckdb, pyarrow.dataset as ds, pyarrow.fs as fs
+endpoint, where = sys.argv[1], sys.argv[2]
+s3 = fs.S3FileSystem(endpoint_override=endpoint.split("://")[1], scheme="http", region="us-east-1")
+metrics = ds.dataset(where + "/metrics", filesystem=s3, format="parquet")
+n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from metrics").fetchone()
+print(n, d)`, s.Endpoint, bucketPrefix).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pyarrow/duckdb over S3: %v\n%s", err, out)
+	}
+	var rows, distinct int
+	if _, err := fmt.Sscan(string(out), &rows, &distinct); err != nil {
+		t.Fatalf("pyarrow/duckdb printed %q", out)
+	}
+	if rows != distinct {
+		t.Errorf("%d rows but %d distinct (run, key, step): points seen twice", rows, distinct)
+	}
+	return rows
 }
