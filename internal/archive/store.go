@@ -124,6 +124,11 @@ type StoreLock interface {
 	Close() error
 }
 
+// ErrDenied marks an operation the object store refused for lack of
+// permission (a changed bucket policy, a read-only key): no later write
+// of the job can succeed either.
+var ErrDenied = errors.New("access denied")
+
 // errNotLocked is what Take returns without waiting when the lock is held.
 var errNotLocked = errors.New("the lock is held by another writer")
 

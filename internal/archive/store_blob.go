@@ -229,6 +229,8 @@ func (s *blobStore) fail(op, p string, err error) error {
 		return fmt.Errorf("%s %s: %w", op, s.Name(p), fs.ErrNotExist)
 	case gcerrors.FailedPrecondition:
 		return fmt.Errorf("%s %s: %w", op, s.Name(p), fs.ErrExist)
+	case gcerrors.PermissionDenied:
+		return fmt.Errorf("%s %s: %w", op, s.Name(p), deniedError{describeBlobErr(err)})
 	}
 	return fmt.Errorf("%s %s: %s", op, s.Name(p), describeBlobErr(err))
 }
@@ -809,3 +811,9 @@ func (l *blobLock) Drop() error {
 }
 
 func (l *blobLock) Close() error { return l.Drop() }
+
+// deniedError is ErrDenied with the server's word for it.
+type deniedError struct{ msg string }
+
+func (e deniedError) Error() string        { return e.msg }
+func (e deniedError) Is(target error) bool { return target == ErrDenied }

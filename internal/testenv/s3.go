@@ -35,6 +35,7 @@ type S3Server struct {
 	Dir       string // the folder it serves: one subfolder per bucket
 	svc       *service
 	client    *s3.Client
+	bin       string
 }
 
 var sharedS3 struct {
@@ -115,7 +116,12 @@ func startS3(bin string) (*S3Server, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--region", s.Region, "posix", filepath.Join(dir, "data"))
+	if err := os.MkdirAll(filepath.Join(dir, "iam"), 0o755); err != nil {
+		return nil, err
+	}
+	s.bin = bin
+	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--region", s.Region, "--iam-dir", filepath.Join(dir, "iam"),
+		"posix", filepath.Join(dir, "data"))
 	// The root account's keys through the environment, not the command
 	// line (which ps shows).
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
@@ -179,6 +185,32 @@ func (s *S3Server) Client() *s3.Client { return s.client }
 func (s *S3Server) Location(bucket, prefix string) string {
 	q := url.Values{"endpoint": {s.Endpoint}, "path-style": {"true"}}
 	return "s3://" + bucket + "/" + strings.Trim(prefix, "/") + "?" + q.Encode()
+}
+
+// CreateUser creates an account with role "user" (it may use the buckets
+// it owns; see ChangeBucketOwner) and returns its secret key.
+func (s *S3Server) CreateUser(t testing.TB, access string) string {
+	t.Helper()
+	var b [12]byte
+	rand.Read(b[:])
+	secret := hex.EncodeToString(b[:])
+	s.admin(t, "create-user", "--access", access, "--secret", secret, "--role", "user")
+	return secret
+}
+
+// ChangeBucketOwner makes the account with access key owner own bucket.
+func (s *S3Server) ChangeBucketOwner(t testing.TB, bucket, owner string) {
+	t.Helper()
+	s.admin(t, "change-bucket-owner", "--bucket", bucket, "--owner", owner)
+}
+
+func (s *S3Server) admin(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command(s.bin, append([]string{"admin", "--endpoint-url", s.Endpoint}, args...)...)
+	cmd.Env = append(os.Environ(), "ADMIN_ACCESS_KEY_ID="+s.AccessKey, "ADMIN_SECRET_ACCESS_KEY="+s.SecretKey)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: versitygw admin %s: %v\n%s", args[0], err, out)
+	}
 }
 
 // LogTail returns the last n lines of the server's log.

@@ -159,7 +159,7 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 		return "", err
 	}
 	if err := w.PutExperiment(e); err != nil {
-		return "", fmt.Errorf("parquet sink: experiment %s: %w", e.Origin, err)
+		return "", denied(fmt.Errorf("parquet sink: experiment %s: %w", e.Origin, err))
 	}
 	if err := s.retireFormerExperiments(w, e.Origin); err != nil {
 		return "", err
@@ -321,15 +321,26 @@ var (
 )
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
-	return w.rw.WriteMetrics(batch)
+	return denied(w.rw.WriteMetrics(batch))
 }
 
 func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) error {
-	return w.rw.WriteRichValues(values)
+	return denied(w.rw.WriteRichValues(values))
 }
 
 func (w *writer) WriteLogs(_ context.Context, lines []schema.LogLine) error {
-	return w.rw.WriteLogs(lines)
+	return denied(w.rw.WriteLogs(lines))
+}
+
+// denied makes an error of a write the object store refused for lack of
+// permission fatal: every later write would be refused too, so the job
+// stops (exit 1) instead of failing each run in turn. What was committed
+// before stays committed; a re-run once the permission is back completes.
+func denied(err error) error {
+	if errors.Is(err, archive.ErrDenied) {
+		return fault.Fatal(err)
+	}
+	return err
 }
 
 func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Reader) error {
@@ -337,7 +348,7 @@ func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Rea
 	if errors.Is(err, archive.ErrSizeMismatch) {
 		return fault.Permanent(err)
 	}
-	return err
+	return denied(err)
 }
 
 func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
@@ -345,7 +356,7 @@ func (w *writer) SetMark(mark string)      { w.rw.SetMark(mark) }
 func (w *writer) DestID() string           { return w.rw.DestID() }
 func (w *writer) Commit(context.Context) error {
 	if err := w.rw.Commit(); err != nil {
-		return fmt.Errorf("parquet sink: %w", err)
+		return denied(fmt.Errorf("parquet sink: %w", err))
 	}
 	return w.done()
 }
