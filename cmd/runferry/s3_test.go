@@ -70,9 +70,9 @@ func TestS3ArchiveCommands(t *testing.T) {
 	}
 }
 
-// TestS3BadInput: a bucket that does not exist, wrong credentials and an
-// option that is not one are one-line errors with exit 1 (2 for usage),
-// that never show the secret.
+// TestS3BadInput: a bucket that does not exist, wrong credentials, a
+// region the server is not in and an option that is not one are one-line
+// errors with exit 1 (2 for usage), that never show the secret.
 func TestS3BadInput(t *testing.T) {
 	srv := testenv.SharedS3(t)
 	bucket := srv.CreateBucket(t, "bad")
@@ -85,8 +85,8 @@ func TestS3BadInput(t *testing.T) {
 	}{
 		{"no such bucket", nil, srv.Location("no-such-bucket-x", "a"), 1, `bucket "no-such-bucket-x" does not exist`},
 		{"wrong secret key", map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong-s3cr3t"}, srv.Location(bucket, "a"), 1, "SignatureDoesNotMatch"},
-		// versitygw's word for AWS's InvalidAccessKeyId
-		{"unknown access key", map[string]string{"AWS_ACCESS_KEY_ID": "nobody"}, srv.Location(bucket, "a"), 1, "No user exists with the provided access key ID"},
+		{"unknown access key", map[string]string{"AWS_ACCESS_KEY_ID": "nobody"}, srv.Location(bucket, "a"), 1, "InvalidAccessKeyId"},
+		{"region mismatch", nil, srv.Location(bucket, "a") + "&region=eu-west-1", 1, `the region "eu-west-1" is wrong; expecting "us-east-1"`},
 		{"credentials in the location", nil, strings.Replace(srv.Location(bucket, "a"), "s3://", "s3://key:s3cr3t@", 1), 2, "credentials do not belong in the location"},
 		{"unknown option", nil, srv.Location(bucket, "a") + "&regoin=x", 2, `unknown option "regoin"`},
 	}
