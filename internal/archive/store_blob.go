@@ -465,10 +465,20 @@ func (s *blobStore) CreateExclusive(p string, data []byte) error {
 	return nil
 }
 
+// copyLimit is the largest object a server-side copy takes (S3's
+// CopyObject: 5 GiB); a larger one is moved by streaming it through.
+var copyLimit int64 = 5 << 30
+
 func (s *blobStore) Move(from, to string) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	if err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts) }); err != nil {
+	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts) })
+	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		if fi, serr := s.Stat(from); serr == nil && fi.Size > copyLimit {
+			err = s.streamCopy(from, to)
+		}
+	}
+	if err != nil {
 		if gcerrors.Code(err) == gcerrors.NotFound {
 			if _, serr := s.Stat(to); serr == nil {
 				return nil
@@ -480,6 +490,25 @@ func (s *blobStore) Move(from, to string) error {
 		return s.fail("deleting", from, err)
 	}
 	return nil
+}
+
+// streamCopy copies from to to through this process (a multipart upload,
+// bounded memory), for objects too large for a server-side copy.
+func (s *blobStore) streamCopy(from, to string) error {
+	r, err := s.b.NewReader(s.ctx, from, nil)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := s.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
 }
 
 func (s *blobStore) Remove(p string) error {
