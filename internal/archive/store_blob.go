@@ -278,9 +278,11 @@ func (f *blobFile) Read(b []byte) (int, error) {
 	n, err := f.body.Read(b)
 	if n > 0 {
 		if f.spool == nil {
-			if f.spool, err = f.newSpool(); err != nil {
-				return 0, err
+			sp, serr := f.newSpool()
+			if serr != nil {
+				return 0, serr
 			}
+			f.spool = sp
 		}
 		if _, werr := f.spool.WriteAt(b[:n], f.got); werr != nil {
 			return n, werr
