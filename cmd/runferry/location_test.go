@@ -48,7 +48,6 @@ func TestURLPathsRefused(t *testing.T) {
 	}{
 		{[]string{"sync", "wandb:" + src, "parquet:gs://bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
 		{[]string{"copy", "wandb:" + src, "parquet:az://container/x"}, "object storage (Azure Blob Storage) is not supported yet"},
-		{[]string{"copy", "wandb:" + src, "parquet:azblob://container/x"}, "object storage (Azure Blob Storage) is not supported yet"},
 		{[]string{"copy", "wandb:" + src, "parquet:https://files.example.com/x"}, "over HTTPS is not supported"},
 		{[]string{"copy", "wandb:" + src, "parquet:http://files.example.com/x"}, "over HTTP is not supported"},
 		{[]string{"copy", "wandb:s3://bucket/wandb", "parquet:out"}, "object storage (S3) is not supported yet"},

@@ -151,7 +151,7 @@ func IsObjectStorage(location string) bool {
 
 func isBlobScheme(s string) bool {
 	switch s {
-	case "s3", "gs", "azblob", "mem":
+	case "s3", "gs", "azblob":
 		return true
 	}
 	return false

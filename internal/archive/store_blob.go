@@ -27,6 +27,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob:// through Azure's own credential chain
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 )
@@ -82,8 +83,10 @@ func openBlobStore(location string) (Store, error) {
 	switch u.Scheme {
 	case "s3":
 		st, err = openS3(ctx, u.Host, q, display)
+	case "azblob":
+		st, err = openAzure(ctx, u.Host, q, display)
 	default:
-		return nil, fmt.Errorf("%s: %s:// archives are not supported yet (s3:// is)", display, u.Scheme)
+		return nil, fmt.Errorf("%s: %s:// archives are not supported yet (s3:// and azblob:// are)", display, u.Scheme)
 	}
 	if err != nil {
 		return nil, err
@@ -185,6 +188,26 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 			return nil
 		}
 	}
+	return st, nil
+}
+
+// openAzure opens an Azure Blob Storage container. The account and its
+// credentials come from Azure's own environment (AZURE_STORAGE_ACCOUNT with
+// AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or
+// AZURE_STORAGE_CONNECTION_STRING, else the default Azure credential:
+// managed identity, workload identity, AZURE_CLIENT_ID/..., the Azure
+// CLI's login), as do AZURE_STORAGE_DOMAIN, AZURE_STORAGE_PROTOCOL and
+// AZURE_STORAGE_IS_LOCAL_EMULATOR (Azurite). S3's options do not apply.
+func openAzure(ctx context.Context, container string, q url.Values, display string) (*blobStore, error) {
+	for k := range q {
+		return nil, fmt.Errorf("%s: option %s applies to s3:// archives only", display, k)
+	}
+	b, err := blob.OpenBucket(ctx, "azblob://"+url.PathEscape(container))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
+	}
+	st := &blobStore{b: b, display: display, ctx: ctx, copts: &blob.CopyOptions{}}
+	st.wopts = func() *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
 	return st, nil
 }
 

@@ -59,7 +59,7 @@ const (
 )
 
 // ObjectStoreSchemes are the inner URL schemes a StoreKind location takes.
-var ObjectStoreSchemes = []string{"s3"}
+var ObjectStoreSchemes = []string{"s3", "azblob"}
 
 // Parse splits raw into scheme and rest, checking the rest's shape against
 // kind(scheme). kind returns false for a scheme no adapter has. Errors say

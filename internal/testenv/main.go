@@ -46,6 +46,7 @@ func StopShared() {
 	}
 	shared.mlflowE, shared.pgErr, shared.mariaErr = nil, nil, nil
 	stopSharedS3()
+	stopSharedAzurite()
 }
 
 // SharedMLflow returns one SQLite-backed MLflow server shared by every test of the binary,

@@ -25,7 +25,8 @@ func Description() location.Description {
 			"zstd-compressed Parquet tables under PATH, with artifact bodies stored once per content, a " +
 			"checksummed manifest (runferry archive check PATH), and one snapshot per job that changed " +
 			"something. PATH may be a prefix in S3 or an S3-compatible store (s3://BUCKET/PREFIX, credentials " +
-			"from the AWS environment, shared config or instance role; never in the location). Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
+			"from the AWS environment, shared config or instance role; never in the location) or in Azure Blob " +
+			"Storage (azblob://CONTAINER/PREFIX, credentials from the Azure environment). Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
 			"its earlier version. Format: docs/ARCHIVE.md.",
 		Options: append([]location.Option{{Name: "verify", Default: "size",
 			Help: "How a run already archived unchanged is confirmed whole before it is skipped: size " +
