@@ -112,7 +112,11 @@ func startAzurite(bin string) (*AzuriteServer, error) {
 	s := &AzuriteServer{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir}
 	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--location", filepath.Join(dir, "data"),
 		"--skipApiVersionCheck", "--loose", "--silent")
-	s.svc, err = startService("azurite", cmd, filepath.Join(dir, "azurite.log"), syscall.SIGKILL, nil)
+	s.svc, err = startService("azurite", cmd, filepath.Join(dir, "azurite.log"), syscall.SIGKILL,
+		func(pgid int) string {
+			// Also remove its folder, which Stop removes when the binary ends normally.
+			return fmt.Sprintf("kill -KILL -%d; rm -rf '%s'", pgid, dir)
+		})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

@@ -125,7 +125,11 @@ func startS3(bin string) (*S3Server, error) {
 	// The root account's keys through the environment, not the command
 	// line (which ps shows).
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
-	s.svc, err = startService("versitygw", cmd, filepath.Join(dir, "versitygw.log"), syscall.SIGKILL, nil)
+	s.svc, err = startService("versitygw", cmd, filepath.Join(dir, "versitygw.log"), syscall.SIGKILL,
+		func(pgid int) string {
+			// Also remove its folder, which Stop removes when the binary ends normally.
+			return fmt.Sprintf("kill -KILL -%d; rm -rf '%s'", pgid, dir)
+		})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
