@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -18,28 +19,37 @@ func (a *app) archiveCmd() *cobra.Command {
 		Short: "Verify, list snapshots of, summarise, compact and prune runferry Parquet archives",
 		Long: `Work on a runferry Parquet archive (written by 'runferry copy ... parquet:PATH').
 The format is documented in docs/ARCHIVE.md; DuckDB, pandas and Spark read it
-directly. PATH may be given with or without the parquet: prefix.`,
+directly. PATH may be given with or without the parquet: prefix, and may be a
+prefix in S3 or an S3-compatible store: s3://BUCKET/PREFIX, with the location's
+object-storage options (?region=...&endpoint=...&path-style=true; credentials
+from the AWS environment, never in the location).`,
 	}
 	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveCompactCmd(), a.archiveSnapshotsCmd(), a.archiveSummaryCmd())
 	return cmd
 }
 
-// archivePath returns the local path of an archive given as PATH or
-// parquet:PATH, refusing what is no local path (a URL such as s3://...,
-// an MLflow store) with a usage error.
+// archivePath returns the location of an archive given as PATH,
+// s3://BUCKET/PREFIX[?OPTIONS] or either with parquet: before it, refusing
+// what is neither (another URL, an MLflow store) with a usage error.
 func archivePath(arg string) (string, error) {
 	raw := arg
 	if !strings.HasPrefix(strings.ToLower(raw), "parquet:") {
 		raw = "parquet:" + raw
 	}
-	loc, err := location.Parse(raw, func(s string) (location.Kind, bool) { return location.PathKind, s == "parquet" })
+	loc, err := location.Parse(raw, func(s string) (location.Kind, bool) { return location.StoreKind, s == "parquet" })
 	if err != nil {
 		return "", usageError{err}
 	}
-	if len(loc.URL.Query()) > 0 {
-		return "", usageError{fmt.Errorf("archive %s: the archive commands take no options", loc)}
+	for name := range loc.URL.Query() {
+		if !slices.Contains(archive.StoreOptions, name) || !archive.IsObjectStorage(loc.Path) {
+			return "", usageError{fmt.Errorf("archive %s: the archive commands take no options but those of object storage (%s)", loc, strings.Join(archive.StoreOptions, ", "))}
+		}
 	}
-	return loc.Path, nil
+	path, err := archive.StoreLocation(loc.Path, loc.URL.Query())
+	if err != nil {
+		return "", usageError{err}
+	}
+	return path, nil
 }
 
 func (a *app) archiveCheckCmd() *cobra.Command {
@@ -53,7 +63,7 @@ and SHA-256, and that the table folders hold no file the manifest does not list
 and exits 4 when there is any (1 when the archive could not be checked at all).
 Files no retained snapshot references are listed as notes: 'archive prune'
 removes them.`,
-		Example: "  runferry archive check /backups/mlflow",
+		Example: "  runferry archive check /backups/mlflow\n  runferry archive check 's3://backups/mlflow?region=eu-west-1'",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path, err := archivePath(args[0])

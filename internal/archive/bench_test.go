@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/internal/archive"
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -33,6 +34,24 @@ func benchSplitmix(x uint64) uint64 {
 // path the parquet sink uses (RunWriter.WriteMetrics in batches of 10,000,
 // then Commit), in W&B history order: step by step, 20 keys interleaved.
 func BenchmarkWriteMetrics(b *testing.B) {
+	benchWriteMetrics(b, func() string { return filepath.Join(b.TempDir(), "archive") })
+}
+
+// BenchmarkWriteMetricsS3 is BenchmarkWriteMetrics into an archive in a
+// bucket of the test S3 server (versitygw on 127.0.0.1, its folder on the
+// same disk): what object storage adds (uploads, server-side copies, lock
+// objects and journal records) to the same work.
+func BenchmarkWriteMetricsS3(b *testing.B) {
+	s := testenv.SharedS3(b)
+	bucket := s.CreateBucket(b, "bench")
+	i := 0
+	benchWriteMetrics(b, func() string {
+		i++
+		return s.Location(bucket, fmt.Sprintf("archive-%d", i))
+	})
+}
+
+func benchWriteMetrics(b *testing.B, newArchive func() string) {
 	n := benchPoints()
 	const numKeys = 20
 	keys := make([]string, numKeys)
@@ -43,7 +62,7 @@ func BenchmarkWriteMetrics(b *testing.B) {
 	b.SetBytes(32) // one point: report MB/s as 32-byte points
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		dir := filepath.Join(b.TempDir(), "archive")
+		dir := newArchive()
 		w, err := archive.OpenWriter(dir)
 		if err != nil {
 			b.Fatal(err)

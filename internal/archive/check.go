@@ -3,10 +3,7 @@ package archive
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,9 +47,18 @@ func (r Report) OK() bool { return len(r.Problems) == 0 }
 // temporary files of an interrupted write are not problems: the next write
 // removes them.
 func Check(root string) (Report, error) {
+	store, err := OpenStore(root)
+	if err != nil {
+		return Report{}, err
+	}
+	defer store.Close()
+	return checkStore(root, store)
+}
+
+func checkStore(root string, store Store) (Report, error) {
 	var rep Report
 	problem := func(err error) { rep.Problems = append(rep.Problems, err.Error()) }
-	st, err := LoadState(root)
+	st, err := loadState(store)
 	if errors.Is(err, ErrDamaged) {
 		problem(err)
 		return rep, fmt.Errorf("archive %s: %w", root, err)
@@ -60,7 +66,7 @@ func Check(root string) (Report, error) {
 	if err != nil {
 		return rep, err
 	}
-	_, serr := os.Stat(abs(root, ManifestFile))
+	_, serr := store.Stat(ManifestFile)
 	if serr != nil && st.Pending == 0 {
 		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, serr)
 	}
@@ -71,13 +77,13 @@ func Check(root string) (Report, error) {
 		listed[f.Path] = true
 		rep.Files++
 		rep.Bytes += f.Bytes
-		if err := checkDataFile(root, f); err != nil {
+		if err := checkDataFile(store, f); err != nil {
 			problem(err)
 		}
 	}
 	var unlisted []string
 	for _, table := range Tables {
-		err := walkFiles(root, table, func(rel, full string) error {
+		err := store.Walk(table, func(rel string, _ int64) error {
 			if !listed[rel] {
 				unlisted = append(unlisted, rel)
 			}
@@ -96,8 +102,8 @@ func Check(root string) (Report, error) {
 	for sha, n := range blobs {
 		rep.Blobs++
 		rep.Bytes += n
-		p := abs(root, blobPath(sha))
-		got, size, err := hashFile(p)
+		p := store.Name(blobPath(sha))
+		got, size, err := hashStored(store, blobPath(sha))
 		switch {
 		case err != nil:
 			problem(fmt.Errorf("%s: %w", p, err))
@@ -105,30 +111,30 @@ func Check(root string) (Report, error) {
 			problem(fmt.Errorf("%s: %w: %d bytes with SHA-256 %s, want %d bytes with SHA-256 %s", p, ErrDamaged, size, got, n, sha))
 		}
 	}
-	snaps, err := listSnapshots(root)
+	snaps, err := listSnapshots(store)
 	if err != nil {
 		return rep, err
 	}
 	rep.Snapshots = snaps
 	if serr == nil && m.Snapshot > 0 {
-		if err := checkCurrentSnapshot(root, m); err != nil {
+		if err := checkCurrentSnapshot(store, m); err != nil {
 			problem(err)
 		}
 	}
 	referenced := map[string]bool{} // history files and blobs of retained snapshots
 	for _, n := range snaps {
-		sm, err := LoadSnapshot(root, n)
+		sm, err := loadSnapshot(store, n)
 		if err != nil {
 			problem(err)
 			continue
 		}
 		for _, f := range sm.allFiles() {
 			referenced[path.Join(historyDir, f.Path)] = true
-			full, err := resolve(root, f.Path)
+			rel, err := resolve(store, f.Path)
 			if err != nil {
 				problem(fmt.Errorf("snapshot %d: %w", n, err))
-			} else if fi, err := os.Stat(full); err != nil || fi.Size() != f.Bytes {
-				problem(fmt.Errorf("snapshot %d: %s: %w: size differs from the manifest", n, full, ErrDamaged))
+			} else if fi, err := store.Stat(rel); err != nil || fi.Size != f.Bytes {
+				problem(fmt.Errorf("snapshot %d: %s: %w: size differs from the manifest", n, store.Name(rel), ErrDamaged))
 			}
 		}
 		for _, r := range sm.Runs {
@@ -144,23 +150,23 @@ func Check(root string) (Report, error) {
 		// A writer at work commits runs while we look: a file it moved in
 		// after we read the state is listed by the state as it is now.
 		current := m
-		if now, err := LoadState(root); err == nil {
+		if now, err := loadState(store); err == nil {
 			current = now.Manifest
 		}
 		inPlace := map[string]bool{} // table/key folders holding a current file
 		for _, f := range current.allFiles() {
 			listed[f.Path] = true
-			if _, err := os.Stat(abs(root, f.Path)); err == nil {
+			if _, err := store.Stat(f.Path); err == nil {
 				inPlace[path.Dir(f.Path)] = true
 			}
 		}
-		if raw, err := readManifest(abs(root, ManifestFile)); err == nil && raw != nil {
+		if raw, err := readManifest(store, ManifestFile); err == nil && raw != nil {
 			for _, f := range raw.allFiles() {
 				referenced[path.Join(historyDir, f.Path)] = true
 			}
 		}
 		for _, rel := range unlisted {
-			full := abs(root, rel)
+			full := store.Name(rel)
 			switch {
 			case listed[rel]:
 			case referenced[path.Join(historyDir, rel)] && !inPlace[path.Dir(rel)]:
@@ -175,7 +181,8 @@ func Check(root string) (Report, error) {
 		}
 	}
 	for _, dir := range []string{historyDir, blobsDir} {
-		err := walkFiles(root, dir, func(rel, full string) error {
+		err := store.Walk(dir, func(rel string, _ int64) error {
+			full := store.Name(rel)
 			if !referenced[rel] && !isTmp(rel) {
 				rep.Notes = append(rep.Notes, fmt.Sprintf("%s: not referenced by any retained snapshot (left by an interrupted write or prune; 'runferry archive prune' removes it)", full))
 			}
@@ -196,9 +203,9 @@ func Check(root string) (Report, error) {
 // checkCurrentSnapshot verifies that the snapshot manifest.json was
 // published as (snapshots/<n>.json) exists and is the same document: it is
 // what ?snapshot=n and a later prune rely on.
-func checkCurrentSnapshot(root string, m *Manifest) error {
-	p := abs(root, snapshotPath(m.Snapshot))
-	sm, err := readManifest(p)
+func checkCurrentSnapshot(st Store, m *Manifest) error {
+	p := st.Name(snapshotPath(m.Snapshot))
+	sm, err := readManifest(st, snapshotPath(m.Snapshot))
 	if err != nil {
 		return nil // reported with the other snapshots
 	}
@@ -206,25 +213,26 @@ func checkCurrentSnapshot(root string, m *Manifest) error {
 		return fmt.Errorf("%s: %w: the current snapshot %d has no snapshot manifest (deleted?)", p, ErrDamaged, m.Snapshot)
 	}
 	if sm.Checksum != m.Checksum {
-		return fmt.Errorf("%s: %w: differs from %s, which was published as snapshot %d", p, ErrDamaged, abs(root, ManifestFile), m.Snapshot)
+		return fmt.Errorf("%s: %w: differs from %s, which was published as snapshot %d", p, ErrDamaged, st.Name(ManifestFile), m.Snapshot)
 	}
 	return nil
 }
 
 // checkDataFile verifies one current file: hash, size, and footer rows.
-func checkDataFile(root string, f FileEntry) (err error) {
-	full, err := resolve(root, f.Path)
+func checkDataFile(st Store, f FileEntry) (err error) {
+	rel, err := resolve(st, f.Path)
 	if err != nil {
 		return err
 	}
-	if err := verifyFile(full, f); err != nil {
-		return err
-	}
-	file, err := os.Open(full)
+	full := st.Name(rel)
+	file, err := st.Open(rel)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
+	if err := verifyFile(full, file, f); err != nil {
+		return err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%s: %w: %v", full, ErrDamaged, p)
@@ -241,45 +249,23 @@ func checkDataFile(root string, f FileEntry) (err error) {
 }
 
 // listSnapshots returns the numbers of snapshots/<n>.json, ascending.
-func listSnapshots(root string) ([]int64, error) {
-	ents, err := os.ReadDir(abs(root, snapshotsDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
+func listSnapshots(st Store) ([]int64, error) {
 	var out []int64
-	for _, e := range ents {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok {
-			continue
+	err := st.Walk(snapshotsDir, func(p string, _ int64) error {
+		name, ok := strings.CutSuffix(path.Base(p), ".json")
+		if !ok || path.Dir(p) != snapshotsDir {
+			return nil
 		}
 		if n, err := strconv.ParseInt(name, 10, 64); err == nil {
 			out = append(out, n)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// walkFiles calls fn with the slash path (relative to root) of every
-// regular file under dir; a missing dir has none.
-func walkFiles(root, dir string, fn func(rel, full string) error) error {
-	err := filepath.WalkDir(abs(root, dir), func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(root, p)
-		if err != nil {
-			return err
-		}
-		return fn(filepath.ToSlash(rel), p)
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	return err
 }
 
 // VerifyRunFiles returns what is wrong with the files of the committed run
@@ -290,45 +276,59 @@ func walkFiles(root, dir string, fn func(rel, full string) error) error {
 // Writing the run again replaces what it reports (data files are new
 // files; see putBlob for bodies).
 func VerifyRunFiles(root string, e RunEntry, hash bool) (string, error) {
+	st, err := OpenStore(root)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	return verifyRunFiles(st, e, hash)
+}
+
+// VerifyRunFilesIn is VerifyRunFiles in an open store.
+func VerifyRunFilesIn(st Store, e RunEntry, hash bool) (string, error) {
+	return verifyRunFiles(st, e, hash)
+}
+
+func verifyRunFiles(st Store, e RunEntry, hash bool) (string, error) {
 	var problems []string
 	verify := func(p string, size int64, sha string) error {
-		fi, err := os.Stat(p)
+		fi, err := st.Stat(p)
 		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			problems = append(problems, fmt.Sprintf("%s is missing", p))
+		case notExist(err):
+			problems = append(problems, fmt.Sprintf("%s is missing", st.Name(p)))
 			return nil
 		case err != nil:
 			return err
-		case fi.Size() != size:
-			problems = append(problems, fmt.Sprintf("%s holds %d bytes, want %d", p, fi.Size(), size))
+		case fi.Size != size:
+			problems = append(problems, fmt.Sprintf("%s holds %d bytes, want %d", st.Name(p), fi.Size, size))
 			return nil
 		}
 		if hash {
-			got, _, err := hashFile(p)
+			got, _, err := hashStored(st, p)
 			if err != nil {
 				return err
 			}
 			if got != sha {
-				problems = append(problems, fmt.Sprintf("%s has SHA-256 %s, want %s", p, got, sha))
+				problems = append(problems, fmt.Sprintf("%s has SHA-256 %s, want %s", st.Name(p), got, sha))
 			}
 		}
 		return nil
 	}
 	for _, f := range e.Files {
-		full, err := resolve(root, f.Path)
-		if errors.Is(err, fs.ErrNotExist) {
-			problems = append(problems, fmt.Sprintf("data file %s is missing", abs(root, f.Path)))
+		rel, err := resolve(st, f.Path)
+		if notExist(err) {
+			problems = append(problems, fmt.Sprintf("data file %s is missing", st.Name(f.Path)))
 			continue
 		}
 		if err == nil {
-			err = verify(full, f.Bytes, f.SHA256)
+			err = verify(rel, f.Bytes, f.SHA256)
 		}
 		if err != nil {
 			return "", err
 		}
 	}
 	for _, b := range e.Blobs {
-		if err := verify(abs(root, blobPath(b.SHA256)), b.Bytes, b.SHA256); err != nil {
+		if err := verify(blobPath(b.SHA256), b.Bytes, b.SHA256); err != nil {
 			return "", err
 		}
 	}
@@ -336,7 +336,7 @@ func VerifyRunFiles(root string, e RunEntry, hash bool) (string, error) {
 }
 
 // filesWhole reports whether every file is there with its recorded size.
-func filesWhole(root string, files []FileEntry) bool {
-	problem, err := VerifyRunFiles(root, RunEntry{Files: files}, false)
+func filesWhole(st Store, files []FileEntry) bool {
+	problem, err := verifyRunFiles(st, RunEntry{Files: files}, false)
 	return err == nil && problem == ""
 }

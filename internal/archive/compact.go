@@ -2,7 +2,6 @@ package archive
 
 import (
 	"fmt"
-	"os"
 )
 
 // CompactReport says what Compact did (or, in a dry run, would do).
@@ -33,15 +32,21 @@ type CompactReport struct {
 // when it merged anything, and with dryRun only counts.
 func Compact(root string, dryRun bool) (CompactReport, error) {
 	var rep CompactReport
-	if _, err := os.Stat(abs(root, ManifestFile)); err != nil {
-		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, err)
-	}
-	w, err := openWriter(root, true)
+	st, err := OpenStore(root)
 	if err != nil {
 		return rep, err
 	}
+	if _, err := st.Stat(ManifestFile); err != nil {
+		st.Close()
+		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, err)
+	}
+	w, err := openStoreWriter(root, st, true)
+	if err != nil {
+		st.Close()
+		return rep, err
+	}
 	defer w.Close()
-	r, err := OpenReader(root, 0)
+	r, err := openStoreReader(root, st, 0)
 	if err != nil {
 		return rep, err
 	}
@@ -100,7 +105,7 @@ func Compact(root string, dryRun bool) (CompactReport, error) {
 // mergeMetricsFiles writes the points of run e, read as Reader.Metrics
 // reads them, into one new metrics file under .staging/.
 func (w *Writer) mergeMetricsFiles(r *Reader, e RunEntry) (FileEntry, error) {
-	tf, err := createTableFile[MetricRow](w.root, TableMetrics, e.Origin, w.snapshot, metricRowGroup)
+	tf, err := createTableFile[MetricRow](w.st, TableMetrics, e.Origin, w.snapshot, metricRowGroup)
 	if err != nil {
 		return FileEntry{}, err
 	}
@@ -122,7 +127,7 @@ func (w *Writer) mergeMetricsFiles(r *Reader, e RunEntry) (FileEntry, error) {
 	if f.Rows != e.Points && e.Points != 0 {
 		// The entry's count covers every metrics file; a difference means
 		// the reader and the entry disagree: keep the run as it was.
-		os.Remove(abs(w.root, stagingDir+"/"+f.Path))
+		w.st.Remove(stagingDir + "/" + f.Path)
 		return FileEntry{}, fmt.Errorf("%w: merged %d points, the manifest records %d", ErrDamaged, f.Rows, e.Points)
 	}
 	return f, nil

@@ -46,7 +46,7 @@ func grownData(runs, points, round int) *dataset.Dataset {
 // returns the last round's data.
 func growArchive(t *testing.T, dir string, runs, points, from, to int) *dataset.Dataset {
 	t.Helper()
-	l, err := state.Open(dir+".ledger.db", state.Job{Source: "memory:grown", Sink: "parquet:" + dir}, false)
+	l, err := state.Open(ledgerPath(t, dir), state.Job{Source: "memory:grown", Sink: "parquet:" + dir}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +70,21 @@ func growArchive(t *testing.T, dir string, runs, points, from, to int) *dataset.
 }
 
 // metricsFiles returns, per run, its number of metrics files.
+// ledgers holds the ledger paths of archives in object storage, by location.
+var ledgers = map[string]string{}
+
+// ledgerPath is the ledger of the jobs writing the archive at dir: beside
+// a folder, in a temporary folder of t for an object-storage location.
+func ledgerPath(t *testing.T, dir string) string {
+	if !archive.IsObjectStorage(dir) {
+		return dir + ".ledger.db"
+	}
+	if _, ok := ledgers[dir]; !ok {
+		ledgers[dir] = filepath.Join(t.TempDir(), "ledger.db")
+	}
+	return ledgers[dir]
+}
+
 func metricsFiles(t *testing.T, dir string) map[string]int {
 	t.Helper()
 	st, err := archive.LoadState(dir)

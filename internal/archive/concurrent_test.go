@@ -69,7 +69,13 @@ func TestConcurrentWriters(t *testing.T) {
 // the source, Check passes, no table folder holds a run twice and a plain
 // read sees each point once.
 func TestShardsWriteOneArchive(t *testing.T) {
-	dir := t.TempDir()
+	shardsWriteOneArchive(t, t.TempDir(), duckCount)
+}
+
+// shardsWriteOneArchive is TestShardsWriteOneArchive on the archive at
+// dir, counting the points a plain read of its metrics folder sees with
+// count.
+func shardsWriteOneArchive(t *testing.T, dir string, count func(t *testing.T, dir string) int) {
 	const n = 4
 	for version := range 2 {
 		want := shardData(40, version)
@@ -118,7 +124,7 @@ func TestShardsWriteOneArchive(t *testing.T) {
 		for _, r := range want.Runs {
 			points += len(r.Metrics)
 		}
-		if got := duckCount(t, dir); got != points {
+		if got := count(t, dir); got != points {
 			t.Errorf("version %d: DuckDB reads %d points, want %d", version, got, points)
 		}
 	}

@@ -61,21 +61,34 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
+	clean := filepath.Join(t.TempDir(), "v0")
+	write(t, clean, crashData(0))
+	crashSafety(t, 20, func(name string) string {
+		dir := filepath.Join(t.TempDir(), name)
+		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}, 0)
+}
+
+// crashSafety is TestCrashSafety on archives that fresh returns, each
+// holding version 0: kills writers of version 1 at the given number of
+// random moments, and waits for settle (a killed writer's locks to expire,
+// in object storage) before resuming.
+func crashSafety(t *testing.T, kills int, fresh func(name string) string, settle time.Duration) {
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	old, want := crashData(0), crashData(1)
-	clean := filepath.Join(t.TempDir(), "v0")
-	write(t, clean, old)
 	child := func(dir string) *exec.Cmd {
 		cmd := exec.Command(exe, "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
 		return cmd
 	}
 	// Calibrate: how long does an uninterrupted write take?
-	dir := filepath.Join(t.TempDir(), "calibrate")
-	os.CopyFS(dir, os.DirFS(clean))
+	dir := fresh("calibrate")
 	start := time.Now()
 	if out, err := child(dir).CombinedOutput(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
@@ -83,11 +96,8 @@ func TestCrashSafety(t *testing.T) {
 	full := time.Since(start)
 	expectEqual(t, dir, want)
 	rng := testenv.Rand(t)
-	for i := range 20 {
-		dir := filepath.Join(t.TempDir(), fmt.Sprintf("kill-%02d", i))
-		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
-			t.Fatal(err)
-		}
+	for i := range kills {
+		dir := fresh(fmt.Sprintf("kill-%02d", i))
 		cmd := child(dir)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -119,6 +129,7 @@ func TestCrashSafety(t *testing.T) {
 				t.Fatalf("kill %d: run %s is neither the old nor the new version", i, w.Run.Origin)
 			}
 		}
+		time.Sleep(settle)
 		write(t, dir, want) // resume
 		expectEqual(t, dir, want)
 		if _, err := archive.Check(dir); err != nil {

@@ -17,4 +17,8 @@
 //     and a plain read_parquet('ARCHIVE/metrics/*/*.parquet') sees every
 //     point once; superseded files move to history/ and stay readable
 //     through snapshots/<n>.json until Prune.
+//
+// All I/O goes through a Store (store.go): dirStore for a local folder,
+// and object storage behind the same interface, so the protocol above is
+// one code path whatever holds the files.
 package archive

@@ -124,9 +124,9 @@ func (hw *hashingWriter) Write(p []byte) (int, error) {
 
 func (hw *hashingWriter) sum() string { return hex.EncodeToString(hw.h.Sum(nil)) }
 
-// hashFile returns a file's SHA-256 (hex) and size.
-func hashFile(path string) (string, int64, error) {
-	f, err := os.Open(path)
+// hashStored returns a stored file's SHA-256 (hex) and size.
+func hashStored(st Store, p string) (string, int64, error) {
+	f, err := st.Open(p)
 	if err != nil {
 		return "", 0, err
 	}

@@ -2,8 +2,6 @@ package archive_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,27 +56,24 @@ func expectEqual(t testing.TB, dir string, want *dataset.Dataset) {
 	}
 }
 
-// dataFiles lists the current data files and blobs of the archive, as
-// slash paths relative to it.
+// dataFiles lists the current data files and blobs of the archive (a
+// folder or an object-storage location), as slash paths relative to it.
 func dataFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	var out []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		rel = filepath.ToSlash(rel)
-		first := strings.Split(rel, "/")[0]
-		for _, t := range append(archive.Tables, "blobs") {
-			if first == t {
-				out = append(out, rel)
-			}
-		}
-		return nil
-	})
+	st, err := archive.OpenStore(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer st.Close()
+	var out []string
+	for _, top := range append(archive.Tables, "blobs") {
+		err := st.Walk(top, func(p string, _ int64) error {
+			out = append(out, p)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 	return out
 }

@@ -109,14 +109,17 @@ func abs(root, p string) string { return filepath.Join(root, filepath.FromSlash(
 // file lives at p while current, under history/ once superseded, and under
 // .staging/ between its commit and its move into place (a crash can leave
 // it there); resolve tries those three places in that order.
-func resolve(root, p string) (string, error) {
+func resolve(st Store, p string) (string, error) {
 	for _, cand := range []string{p, path.Join(historyDir, p), path.Join(stagingDir, p)} {
-		full := abs(root, cand)
-		if _, err := os.Stat(full); err == nil {
-			return full, nil
+		_, err := st.Stat(cand)
+		if err == nil {
+			return cand, nil
+		}
+		if !notExist(err) {
+			return "", fmt.Errorf("%s: %w", st.Name(cand), err)
 		}
 	}
-	return "", fmt.Errorf("%s: %w", abs(root, p), os.ErrNotExist)
+	return "", fmt.Errorf("%s: %w", st.Name(p), os.ErrNotExist)
 }
 
 func isTmp(name string) bool { return strings.HasSuffix(name, tmpSuffix) }

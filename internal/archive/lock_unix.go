@@ -3,6 +3,7 @@
 package archive
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -29,3 +30,11 @@ func takeLock(f *os.File, exclusive, wait bool) error {
 
 // dropLock releases the lock takeLock took.
 func dropLock(f *os.File) error { return syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }
+
+// sysIdentity returns a file's device and inode numbers.
+func sysIdentity(fi os.FileInfo) string {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+	}
+	return ""
+}

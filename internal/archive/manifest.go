@@ -5,10 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -149,15 +146,15 @@ func decodeManifest(name string, data []byte) (*Manifest, error) {
 }
 
 // readManifest reads a manifest file; a missing file returns (nil, nil).
-func readManifest(path string) (*Manifest, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+func readManifest(st Store, p string) (*Manifest, error) {
+	data, err := st.ReadFile(p)
+	if notExist(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s: %w", st.Name(p), err)
 	}
-	return decodeManifest(path, data)
+	return decodeManifest(st.Name(p), data)
 }
 
 func emptyManifest() *Manifest {
@@ -194,27 +191,19 @@ func encodeJournalLine(rec journalRecord) ([]byte, error) {
 // readJournal parses a journal. A damaged or unterminated last line is the
 // trace of a crash during an append and is ignored; damage anywhere else is
 // an error. A missing journal holds no records.
-func readJournal(path string) ([]journalRecord, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+func readJournal(st Store, jn int64) ([]journalRecord, error) {
+	chunks, err := st.ReadJournal(jn, 0)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s: %w", st.Name(journalPath(jn)), err)
 	}
-	lines := strings.SplitAfter(string(data), "\n")
 	var out []journalRecord
-	for i, line := range lines {
-		if line == "" {
-			continue
-		}
-		last := i == len(lines)-1 || (i == len(lines)-2 && lines[len(lines)-1] == "")
-		rec, ok := parseJournalLine(line)
+	for i, c := range chunks {
+		rec, ok := parseJournalLine(c.Line)
 		if !ok {
-			if last {
+			if i == len(chunks)-1 {
 				break
 			}
-			return nil, fmt.Errorf("%s: %w: line %d", path, ErrDamaged, i+1)
+			return nil, fmt.Errorf("%s: %w: line %d", st.Name(journalPath(jn)), ErrDamaged, i+1)
 		}
 		out = append(out, rec)
 	}
@@ -301,14 +290,23 @@ type State struct {
 // LoadState reads the current state of the archive at root without
 // changing anything. A folder with no manifest is an empty archive.
 func LoadState(root string) (*State, error) {
-	m, err := readManifest(abs(root, ManifestFile))
+	st, err := OpenStore(root)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return loadState(st)
+}
+
+func loadState(st Store) (*State, error) {
+	m, err := readManifest(st, ManifestFile)
 	if err != nil {
 		return nil, err
 	}
 	if m == nil {
 		m = emptyManifest()
 	}
-	recs, err := readJournal(abs(root, journalPath(m.Snapshot+1)))
+	recs, err := readJournal(st, m.Snapshot+1)
 	if err != nil {
 		return nil, err
 	}
@@ -319,13 +317,21 @@ func LoadState(root string) (*State, error) {
 // LoadSnapshot reads the state recorded for snapshot n
 // (snapshots/<n>.json), for reading an archive as it was.
 func LoadSnapshot(root string, n int64) (*Manifest, error) {
-	p := abs(root, snapshotPath(n))
-	m, err := readManifest(p)
+	st, err := OpenStore(root)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return loadSnapshot(st, n)
+}
+
+func loadSnapshot(st Store, n int64) (*Manifest, error) {
+	m, err := readManifest(st, snapshotPath(n))
 	if err != nil {
 		return nil, err
 	}
 	if m == nil {
-		return nil, fmt.Errorf("%s: snapshot %d does not exist (pruned?)", p, n)
+		return nil, fmt.Errorf("%s: snapshot %d does not exist (pruned?)", st.Name(snapshotPath(n)), n)
 	}
 	return m, nil
 }

@@ -20,7 +20,7 @@ import (
 // one row group per worker is in memory. Any other run is written by one
 // goroutine.
 func (rw *RunWriter) writeMetrics() (FileEntry, error) {
-	tf, err := createTableFile[MetricRow](rw.w.root, TableMetrics, rw.origin, rw.snapshot, metricRowGroup)
+	tf, err := createTableFile[MetricRow](rw.w.st, TableMetrics, rw.origin, rw.snapshot, metricRowGroup)
 	if err != nil {
 		return FileEntry{}, err
 	}

@@ -3,7 +3,6 @@ package archive
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 )
@@ -29,26 +28,32 @@ func Prune(root string, keep int) (PruneReport, error) {
 	if keep < 1 {
 		return rep, errors.New("prune: keep at least 1 snapshot")
 	}
-	if _, err := os.Stat(abs(root, ManifestFile)); err != nil {
-		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, err)
-	}
-	w, err := openWriter(root, true)
+	st, err := OpenStore(root)
 	if err != nil {
 		return rep, err
 	}
+	if _, err := st.Stat(ManifestFile); err != nil {
+		st.Close()
+		return rep, fmt.Errorf("%s is not a runferry archive: %w", root, err)
+	}
+	w, err := openStoreWriter(root, st, true)
+	if err != nil {
+		st.Close()
+		return rep, err
+	}
 	defer w.Close()
-	snaps, err := listSnapshots(root)
+	snaps, err := listSnapshots(st)
 	if err != nil {
 		return rep, err
 	}
 	cut := max(0, len(snaps)-keep)
 	for _, n := range snaps[:cut] {
-		if err := os.Remove(abs(root, snapshotPath(n))); err != nil {
+		if err := st.Remove(snapshotPath(n)); err != nil {
 			return rep, err
 		}
 		rep.Snapshots++
 	}
-	if err := syncDir(abs(root, snapshotsDir)); err != nil && cut > 0 {
+	if err := st.SyncDir(snapshotsDir); err != nil && cut > 0 {
 		return rep, err
 	}
 	rep.Kept = snaps[cut:]
@@ -65,39 +70,42 @@ func Prune(root string, keep int) (PruneReport, error) {
 	}
 	mark(w.m)
 	for _, n := range rep.Kept {
-		m, err := LoadSnapshot(root, n)
+		m, err := loadSnapshot(st, n)
 		if err != nil {
 			return rep, err
 		}
 		mark(m)
 	}
-	err = walkFiles(root, historyDir, func(rel, full string) error {
-		if files[strings.TrimPrefix(rel, historyDir+"/")] {
-			return nil
+	type gone struct {
+		p     string
+		size  int64
+		count *int
+	}
+	var drop []gone
+	err = st.Walk(historyDir, func(rel string, size int64) error {
+		if !files[strings.TrimPrefix(rel, historyDir+"/")] {
+			drop = append(drop, gone{rel, size, &rep.Files})
 		}
-		return remove(full, &rep.Files, &rep.Bytes)
+		return nil
 	})
 	if err != nil {
 		return rep, err
 	}
-	err = walkFiles(root, blobsDir, func(rel, full string) error {
-		if blobs[path.Base(rel)] {
-			return nil
+	err = st.Walk(blobsDir, func(rel string, size int64) error {
+		if !blobs[path.Base(rel)] {
+			drop = append(drop, gone{rel, size, &rep.Blobs})
 		}
-		return remove(full, &rep.Blobs, &rep.Bytes)
+		return nil
 	})
-	return rep, err
-}
-
-func remove(full string, count *int, bytes *int64) error {
-	fi, err := os.Stat(full)
 	if err != nil {
-		return err
+		return rep, err
 	}
-	if err := os.Remove(full); err != nil {
-		return err
+	for _, g := range drop {
+		if err := st.Remove(g.p); err != nil {
+			return rep, fmt.Errorf("removing %s: %w", st.Name(g.p), err)
+		}
+		*g.count++
+		rep.Bytes += g.size
 	}
-	*count++
-	*bytes += fi.Size()
-	return nil
+	return rep, nil
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"iter"
-	"os"
 	"slices"
 	"strings"
 
@@ -27,6 +26,7 @@ var ErrDamaged = errors.New("archive file is damaged")
 // SHA-256 against the manifest before using it. Safe for concurrent use.
 type Reader struct {
 	root string
+	st   Store
 	m    *Manifest
 	exps []ExperimentEntry
 	runs map[string][]RunEntry // by experiment origin, sorted by origin
@@ -35,30 +35,48 @@ type Reader struct {
 // OpenReader opens the archive at root: its current state (manifest plus
 // committed journal lines) when snapshot is 0, else snapshots/<snapshot>.json.
 func OpenReader(root string, snapshot int64) (*Reader, error) {
-	if _, err := os.Stat(abs(root, ManifestFile)); err != nil {
-		if _, jerr := os.Stat(abs(root, journalPath(1))); jerr != nil {
+	st, err := OpenStore(root)
+	if err != nil {
+		return nil, err
+	}
+	r, err := openStoreReader(root, st, snapshot)
+	if err != nil {
+		st.Close()
+	}
+	return r, err
+}
+
+func openStoreReader(root string, st Store, snapshot int64) (*Reader, error) {
+	if _, err := st.Stat(ManifestFile); err != nil {
+		if chunks, jerr := st.ReadJournal(1, 0); jerr != nil || len(chunks) == 0 {
+			if !notExist(err) {
+				return nil, fmt.Errorf("%s is not readable: %w", root, err)
+			}
 			return nil, fmt.Errorf("%s is not a runferry archive: %w", root, err)
 		}
 	}
 	var m *Manifest
 	if snapshot == 0 {
-		st, err := LoadState(root)
+		state, err := loadState(st)
 		if err != nil {
 			return nil, err
 		}
-		m = st.Manifest
+		m = state.Manifest
 	} else {
 		var err error
-		if m, err = LoadSnapshot(root, snapshot); err != nil {
+		if m, err = loadSnapshot(st, snapshot); err != nil {
 			return nil, err
 		}
 	}
-	r := &Reader{root: root, m: m, exps: m.Experiments, runs: map[string][]RunEntry{}}
+	r := &Reader{root: root, st: st, m: m, exps: m.Experiments, runs: map[string][]RunEntry{}}
 	for _, e := range m.Runs {
 		r.runs[e.Experiment] = append(r.runs[e.Experiment], e)
 	}
 	return r, nil
 }
+
+// Close releases the reader's connection to the archive's store.
+func (r *Reader) Close() error { return r.st.Close() }
 
 // Manifest returns the state being read. The caller must not change it.
 func (r *Reader) Manifest() *Manifest { return r.m }
@@ -71,7 +89,7 @@ func (r *Reader) Experiments() ([]schema.Experiment, error) {
 			if f.Table != TableExperiments {
 				continue
 			}
-			err := readTable(r.root, f, 16, func(rows []ExperimentRow) error {
+			err := readTable(r.st, f, 16, func(rows []ExperimentRow) error {
 				for _, row := range rows {
 					x, err := row.Decode()
 					if err != nil {
@@ -112,7 +130,7 @@ func (r *Reader) ReadRun(e RunEntry) (schema.Run, error) {
 		var err error
 		switch f.Table {
 		case TableRuns:
-			err = readTable(r.root, f, 16, func(rows []RunRow) error {
+			err = readTable(r.st, f, 16, func(rows []RunRow) error {
 				for _, row := range rows {
 					var derr error
 					if run, derr = row.Decode(); derr != nil {
@@ -123,21 +141,21 @@ func (r *Reader) ReadRun(e RunEntry) (schema.Run, error) {
 				return nil
 			})
 		case TableParams:
-			err = readTable(r.root, f, 1024, func(rows []KVRow) error {
+			err = readTable(r.st, f, 1024, func(rows []KVRow) error {
 				for _, row := range rows {
 					params = append(params, schema.Param{Key: row.Key, Value: row.Value})
 				}
 				return nil
 			})
 		case TableTags:
-			err = readTable(r.root, f, 1024, func(rows []KVRow) error {
+			err = readTable(r.st, f, 1024, func(rows []KVRow) error {
 				for _, row := range rows {
 					tags = append(tags, schema.Tag{Key: row.Key, Value: row.Value})
 				}
 				return nil
 			})
 		case TableInputs:
-			err = readTable(r.root, f, 64, func(rows []InputRow) error {
+			err = readTable(r.st, f, 64, func(rows []InputRow) error {
 				for _, row := range rows {
 					in, derr := row.DatasetInput()
 					if derr != nil {
@@ -177,7 +195,7 @@ func (r *Reader) Metrics(e RunEntry, page int, fn func([]schema.Metric) error) e
 	if len(files) > 1 {
 		return r.mergeMetrics(files, page, fn)
 	}
-	return readTable(r.root, files[0], page, func(rows []MetricRow) error {
+	return readTable(r.st, files[0], page, func(rows []MetricRow) error {
 		out := make([]schema.Metric, len(rows))
 		for i, row := range rows {
 			out[i] = row.Metric()
@@ -192,7 +210,7 @@ func (r *Reader) RichValues(e RunEntry, page int, fn func([]schema.RichValue) er
 	if !ok {
 		return nil
 	}
-	return readTable(r.root, f, page, func(rows []RichValueRow) error {
+	return readTable(r.st, f, page, func(rows []RichValueRow) error {
 		out := make([]schema.RichValue, len(rows))
 		for i, row := range rows {
 			var err error
@@ -210,7 +228,7 @@ func (r *Reader) Logs(e RunEntry, page int, fn func([]schema.LogLine) error) err
 	if !ok {
 		return nil
 	}
-	return readTable(r.root, f, page, func(rows []LogRow) error {
+	return readTable(r.st, f, page, func(rows []LogRow) error {
 		out := make([]schema.LogLine, len(rows))
 		for i, row := range rows {
 			out[i] = row.LogLine()
@@ -226,7 +244,7 @@ func (r *Reader) Artifacts(e RunEntry) ([]ArtifactRow, error) {
 		return nil, nil
 	}
 	var out []ArtifactRow
-	err := readTable(r.root, f, 256, func(rows []ArtifactRow) error {
+	err := readTable(r.st, f, 256, func(rows []ArtifactRow) error {
 		out = append(out, rows...)
 		return nil
 	})
@@ -242,9 +260,9 @@ func (r *Reader) OpenBlob(sha string, size int64) (io.ReadCloser, error) {
 	if len(sha) != 64 {
 		return nil, fmt.Errorf("%w: bad blob name %q", ErrDamaged, sha)
 	}
-	p := abs(r.root, blobPath(sha))
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
+	p := r.st.Name(blobPath(sha))
+	f, err := r.st.Open(blobPath(sha))
+	if notExist(err) {
 		return nil, fmt.Errorf("%s: %w: the artifact body is missing", p, ErrDamaged)
 	}
 	if err != nil {
@@ -255,7 +273,7 @@ func (r *Reader) OpenBlob(sha string, size int64) (io.ReadCloser, error) {
 
 // verifyingReader checks a blob's size and SHA-256 as it is read.
 type verifyingReader struct {
-	f    *os.File
+	f    ReadAtFile
 	path string
 	sha  string
 	size int64
@@ -282,22 +300,23 @@ func (v *verifyingReader) Close() error { return v.f.Close() }
 
 // readTable verifies a data file against its entry and calls fn with its
 // rows, page rows at a time (fn may keep the slice).
-func readTable[T any](root string, e FileEntry, page int, fn func([]T) error) (err error) {
-	full, err := resolve(root, e.Path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: %w: the file is missing (%w)", abs(root, e.Path), ErrDamaged, fs.ErrNotExist)
+func readTable[T any](st Store, e FileEntry, page int, fn func([]T) error) (err error) {
+	rel, err := resolve(st, e.Path)
+	if notExist(err) {
+		return fmt.Errorf("%s: %w: the file is missing (%w)", st.Name(e.Path), ErrDamaged, fs.ErrNotExist)
 	}
 	if err != nil {
 		return err
 	}
-	if err := verifyFile(full, e); err != nil {
-		return err
-	}
-	f, err := os.Open(full)
+	full := st.Name(rel)
+	f, err := st.Open(rel)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if err := verifyFile(full, f, e); err != nil {
+		return err
+	}
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%s: %w: %v", full, ErrDamaged, p)
@@ -333,11 +352,13 @@ func readTable[T any](root string, e FileEntry, page int, fn func([]T) error) (e
 }
 
 // verifyFile checks a file's size and SHA-256 against its entry.
-func verifyFile(full string, e FileEntry) error {
-	sha, n, err := hashFile(full)
+func verifyFile(full string, f ReadAtFile, e FileEntry) error {
+	h := sha256.New()
+	n, err := io.Copy(h, f) // f is at its start
 	if err != nil {
-		return err
+		return fmt.Errorf("reading %s: %w", full, err)
 	}
+	sha := hex.EncodeToString(h.Sum(nil))
 	if n != e.Bytes {
 		return fmt.Errorf("%s: %w: %d bytes, manifest says %d (truncated?)", full, ErrDamaged, n, e.Bytes)
 	}
@@ -422,7 +443,7 @@ func (r *Reader) mergeRows(files []FileEntry, page int, fn func([]MetricRow) err
 func (r *Reader) metricRows(f FileEntry, page int) iter.Seq2[MetricRow, error] {
 	return func(yield func(MetricRow, error) bool) {
 		stopped := errors.New("stopped")
-		err := readTable(r.root, f, page, func(rows []MetricRow) error {
+		err := readTable(r.st, f, page, func(rows []MetricRow) error {
 			for _, row := range rows {
 				if !yield(row, nil) {
 					return stopped

@@ -2,13 +2,13 @@ package archive
 
 import (
 	"cmp"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"path"
 	"slices"
 
 	"github.com/runferry/runferry/schema"
@@ -79,7 +79,7 @@ func (w *Writer) AppendRun(r schema.Run, prev RunEntry) (*RunWriter, error) {
 	rw.keptPoints = prev.Points
 	rw.prevFiles = map[string]ArtifactRow{}
 	if f, ok := prev.File(TableArtifacts); ok {
-		err := readTable(w.root, f, 256, func(rows []ArtifactRow) error {
+		err := readTable(w.st, f, 256, func(rows []ArtifactRow) error {
 			for _, row := range rows {
 				if row.SHA256 != nil && row.Size != nil {
 					rw.prevFiles[row.Path] = row
@@ -120,7 +120,7 @@ func (rw *RunWriter) Replace(origins []string) {
 func (w *Writer) OpenRun(r schema.Run) *RunWriter {
 	origin := r.Origin.String()
 	rw := &RunWriter{w: w, run: r, origin: origin, snapshot: w.snapshot, blobs: map[string]int64{}}
-	rw.metrics = newMetricSorter(abs(w.root, stagingDir+"/spill"), SortBufferPoints)
+	rw.metrics = newMetricSorter(w.st.SpillDir(), SortBufferPoints)
 	return rw
 }
 
@@ -151,7 +151,7 @@ func (rw *RunWriter) WriteRichValues(values []schema.RichValue) error {
 		return err
 	}
 	if rw.rich == nil {
-		tf, err := createTableFile[RichValueRow](rw.w.root, TableRichValues, rw.origin, rw.snapshot, otherRowGroup)
+		tf, err := createTableFile[RichValueRow](rw.w.st, TableRichValues, rw.origin, rw.snapshot, otherRowGroup)
 		if err != nil {
 			return err
 		}
@@ -170,7 +170,7 @@ func (rw *RunWriter) WriteLogs(lines []schema.LogLine) error {
 		return err
 	}
 	if rw.logs == nil {
-		tf, err := createTableFile[LogRow](rw.w.root, TableLogs, rw.origin, rw.snapshot, otherRowGroup)
+		tf, err := createTableFile[LogRow](rw.w.st, TableLogs, rw.origin, rw.snapshot, otherRowGroup)
 		if err != nil {
 			return err
 		}
@@ -218,52 +218,49 @@ func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
 // name (damaged after it was written), is replaced, so that writing a run
 // again repairs its bodies. When the content's SHA-256 is keep (that of
 // the body the run appended to holds at the same path) and a body of its
-// size is there, putBlob reports it kept: nothing is made durable or
-// renamed, and that body is not read again (its size is what is checked,
-// as VerifyRun does without hashing).
+// size is there, putBlob reports it kept: the staged copy is abandoned,
+// nothing is made durable or moved, and that body is not read again (its
+// size is what is checked, as VerifyRun does without hashing).
 func (w *Writer) putBlob(body io.Reader, size int64, keep string) (string, int64, bool, error) {
-	dir := abs(w.root, blobsDir)
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
 		return "", 0, false, err
 	}
-	f, err := createTemp(dir, "blob-", tmpSuffix)
+	staged := path.Join(stagingDir, blobsDir, hex.EncodeToString(b[:])+".body")
+	f, err := w.st.Create(staged)
 	if err != nil {
 		return "", 0, false, err
 	}
-	defer os.Remove(f.Name())
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), body)
 	if err == nil && size >= 0 && n != size {
 		err = fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
 	}
-	sha := hex.EncodeToString(h.Sum(nil))
-	final := abs(w.root, blobPath(sha))
-	if err == nil && keep != "" && sha == keep {
-		if fi, serr := os.Stat(final); serr == nil && fi.Size() == n {
-			return sha, n, true, f.Close()
-		}
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
+		f.Abort()
 		return "", 0, false, err
 	}
-	if fi, err := os.Stat(final); err == nil && fi.Size() == n {
-		if got, _, err := hashFile(final); err == nil && got == sha {
+	sha := hex.EncodeToString(h.Sum(nil))
+	final := blobPath(sha)
+	if keep != "" && sha == keep {
+		if fi, serr := w.st.Stat(final); serr == nil && fi.Size == n {
+			f.Abort()
+			return sha, n, true, nil
+		}
+	}
+	if err := f.Commit(); err != nil {
+		return "", 0, false, err
+	}
+	defer w.st.Remove(staged) // gone after the move, unless the body was there already
+	if fi, err := w.st.Stat(final); err == nil && fi.Size == n {
+		if got, _, err := hashStored(w.st, final); err == nil && got == sha {
 			return sha, n, false, nil
 		}
 	}
-	if err := os.MkdirAll(filepath.Dir(final), dirMode); err != nil {
+	if err := w.st.Move(staged, final); err != nil {
 		return "", 0, false, err
 	}
-	if err := os.Rename(f.Name(), final); err != nil {
-		return "", 0, false, err
-	}
-	return sha, n, false, syncDir(filepath.Dir(final))
+	return sha, n, false, w.st.SyncDir(path.Dir(final))
 }
 
 // Commit writes the run's metadata tables and sorted metrics, makes every
@@ -289,7 +286,7 @@ func (rw *RunWriter) Commit() error {
 }
 
 func (rw *RunWriter) finish() (*RunEntry, error) {
-	root, origin, snap := rw.w.root, rw.origin, rw.snapshot
+	root, origin, snap := rw.w.st, rw.origin, rw.snapshot
 	entry := &RunEntry{Origin: origin, Experiment: rw.run.Experiment.String(), Snapshot: snap,
 		Fingerprint: rw.fingerprint, Mark: rw.mark, Points: rw.keptPoints + rw.metrics.count}
 	add := func(files []FileEntry, err error) error {

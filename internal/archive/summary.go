@@ -51,20 +51,25 @@ type SnapshotSummary struct {
 // Snapshots lists the snapshots an archive still holds, oldest first. A
 // snapshot manifest that cannot be read is an error naming it.
 func Snapshots(root string) ([]SnapshotSummary, error) {
-	st, err := LoadState(root)
+	store, err := OpenStore(root)
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	st, err := loadState(store)
 	if err != nil {
 		return nil, err
 	}
 	if st.Manifest.Snapshot == 0 && st.Pending == 0 {
 		return nil, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
 	}
-	ns, err := listSnapshots(root)
+	ns, err := listSnapshots(store)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]SnapshotSummary, 0, len(ns))
 	for _, n := range ns {
-		m, err := LoadSnapshot(root, n)
+		m, err := loadSnapshot(store, n)
 		if err != nil {
 			return nil, err
 		}

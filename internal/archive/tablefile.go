@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -30,19 +28,16 @@ const (
 type tableFile[T any] struct {
 	entry FileEntry
 	full  string
-	f     *os.File
+	f     ObjectWriter
 	buf   *bufio.Writer
 	hw    *hashingWriter
 	pw    *parquet.GenericWriter[T]
 }
 
-func createTableFile[T any](root, table, origin string, snapshot int64, rowGroup int64) (*tableFile[T], error) {
+func createTableFile[T any](st Store, table, origin string, snapshot int64, rowGroup int64) (*tableFile[T], error) {
 	p := newFilePath(table, origin, snapshot)
-	full := abs(root, stagingDir+"/"+p)
-	if err := os.MkdirAll(filepath.Dir(full), dirMode); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(full, os.O_RDWR|os.O_CREATE|os.O_TRUNC, fileMode)
+	full := st.Name(stagingDir + "/" + p)
+	f, err := st.Create(stagingDir + "/" + p)
 	if err != nil {
 		return nil, err
 	}
@@ -96,13 +91,9 @@ func (tf *tableFile[T]) Close() (FileEntry, error) {
 		err = tf.buf.Flush()
 	}
 	if err == nil {
-		err = tf.f.Sync()
-	}
-	if cerr := tf.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(tf.full))
+		err = tf.f.Commit()
+	} else {
+		tf.f.Abort()
 	}
 	if err != nil {
 		return FileEntry{}, fmt.Errorf("writing %s: %w", tf.full, err)
@@ -113,16 +104,15 @@ func (tf *tableFile[T]) Close() (FileEntry, error) {
 
 // Discard abandons the file.
 func (tf *tableFile[T]) Discard() {
-	tf.f.Close()
-	os.Remove(tf.full)
+	tf.f.Abort()
 }
 
 // writeTable writes rows as one whole file; no rows writes no file.
-func writeTable[T any](root, table, origin string, snapshot int64, rows []T) ([]FileEntry, error) {
+func writeTable[T any](st Store, table, origin string, snapshot int64, rows []T) ([]FileEntry, error) {
 	if len(rows) == 0 {
 		return nil, nil
 	}
-	tf, err := createTableFile[T](root, table, origin, snapshot, otherRowGroup)
+	tf, err := createTableFile[T](st, table, origin, snapshot, otherRowGroup)
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +122,6 @@ func writeTable[T any](root, table, origin string, snapshot int64, rows []T) ([]
 	}
 	e, err := tf.Close()
 	if err != nil {
-		os.Remove(tf.full)
 		return nil, err
 	}
 	return []FileEntry{e}, nil

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strings"
 
@@ -79,7 +78,7 @@ func manifestRows(run, manifest string, ms []schema.ArtifactManifest) ([]Artifac
 // artifactTables reads the manifests among the run's files (their bodies
 // are already blobs) and returns the rows of both tables.
 func (rw *RunWriter) artifactTables() ([]ArtifactVersionRow, []ArtifactEntryRow, error) {
-	return manifestTables(rw.w.root, rw.origin, rw.arts)
+	return manifestTables(rw.w.st, rw.origin, rw.arts)
 }
 
 // manifestTables reads the manifests among a run's files (rows of its
@@ -87,7 +86,7 @@ func (rw *RunWriter) artifactTables() ([]ArtifactVersionRow, []ArtifactEntryRow,
 // versions sorted by manifest file and entries in manifest order. A file
 // at a manifest's path that is not a runferry manifest is left out of the
 // tables (it is still a file of the run).
-func manifestTables(root, run string, files []ArtifactRow) ([]ArtifactVersionRow, []ArtifactEntryRow, error) {
+func manifestTables(root Store, run string, files []ArtifactRow) ([]ArtifactVersionRow, []ArtifactEntryRow, error) {
 	var vs []ArtifactVersionRow
 	var es []ArtifactEntryRow
 	for _, a := range files {
@@ -118,8 +117,8 @@ func manifestTables(root, run string, files []ArtifactRow) ([]ArtifactVersionRow
 }
 
 // readBlob reads a (small) blob whole.
-func readBlob(root, sha string) ([]byte, error) {
-	f, err := os.Open(abs(root, blobPath(sha)))
+func readBlob(st Store, sha string) ([]byte, error) {
+	f, err := st.Open(blobPath(sha))
 	if err != nil {
 		return nil, err
 	}
@@ -157,12 +156,12 @@ func (r *Reader) ArtifactManifests(e RunEntry) ([]schema.ArtifactManifest, error
 	fv, hasV := e.File(TableArtifactVersions)
 	fe, hasE := e.File(TableArtifactEntries)
 	if hasV {
-		if err := readTable(r.root, fv, 256, func(rows []ArtifactVersionRow) error { vs = append(vs, rows...); return nil }); err != nil {
+		if err := readTable(r.st, fv, 256, func(rows []ArtifactVersionRow) error { vs = append(vs, rows...); return nil }); err != nil {
 			return nil, err
 		}
 	}
 	if hasE {
-		if err := readTable(r.root, fe, 1024, func(rows []ArtifactEntryRow) error { es = append(es, rows...); return nil }); err != nil {
+		if err := readTable(r.st, fe, 1024, func(rows []ArtifactEntryRow) error { es = append(es, rows...); return nil }); err != nil {
 			return nil, err
 		}
 	}
@@ -171,7 +170,7 @@ func (r *Reader) ArtifactManifests(e RunEntry) ([]schema.ArtifactManifest, error
 		if err != nil {
 			return nil, err
 		}
-		if vs, es, err = manifestTables(r.root, e.Origin, files); err != nil {
+		if vs, es, err = manifestTables(r.st, e.Origin, files); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrDamaged, err)
 		}
 	}

@@ -153,15 +153,15 @@ func (w *Writer) PutModel(m schema.RegisteredModel) (bool, error) {
 		files = w.m.Models[i].Files
 	}
 	w.mu.Unlock()
-	if same && filesWhole(w.root, files) {
+	if same && filesWhole(w.st, files) {
 		return false, nil
 	}
 	row.Snapshot = w.snapshot
-	written, err := writeTable(w.root, TableRegisteredModels, origin, w.snapshot, []RegisteredModelRow{row})
+	written, err := writeTable(w.st, TableRegisteredModels, origin, w.snapshot, []RegisteredModelRow{row})
 	if err != nil {
 		return false, err
 	}
-	vf, err := writeTable(w.root, TableModelVersions, origin, w.snapshot, versions)
+	vf, err := writeTable(w.st, TableModelVersions, origin, w.snapshot, versions)
 	if err != nil {
 		return false, err
 	}
@@ -180,9 +180,9 @@ func (r *Reader) RegisteredModels() ([]schema.RegisteredModel, error) {
 			var err error
 			switch f.Table {
 			case TableRegisteredModels:
-				err = readTable(r.root, f, 16, func(page []RegisteredModelRow) error { rows = append(rows, page...); return nil })
+				err = readTable(r.st, f, 16, func(page []RegisteredModelRow) error { rows = append(rows, page...); return nil })
 			case TableModelVersions:
-				err = readTable(r.root, f, 1024, func(page []ModelVersionRow) error { versions = append(versions, page...); return nil })
+				err = readTable(r.st, f, 1024, func(page []ModelVersionRow) error { versions = append(versions, page...); return nil })
 			}
 			if err != nil {
 				return nil, err

@@ -114,7 +114,7 @@ func (w *Writer) PutTraces(exp string, traces []schema.Trace) error {
 			continue
 		}
 		oldFile = &f
-		err := readTable(w.root, f, 256, func(rows []TraceRow) error {
+		err := readTable(w.st, f, 256, func(rows []TraceRow) error {
 			for _, r := range rows {
 				byOrigin[r.Trace] = r
 			}
@@ -137,10 +137,10 @@ func (w *Writer) PutTraces(exp string, traces []schema.Trace) error {
 	b, _ := json.Marshal(rows)
 	sum := sha256.Sum256(b)
 	digest := hex.EncodeToString(sum[:])
-	if entry.TracesDigest == digest && oldFile != nil && filesWhole(w.root, []FileEntry{*oldFile}) {
+	if entry.TracesDigest == digest && oldFile != nil && filesWhole(w.st, []FileEntry{*oldFile}) {
 		return nil
 	}
-	written, err := writeTable(w.root, TableTraces, exp, w.snapshot, rows)
+	written, err := writeTable(w.st, TableTraces, exp, w.snapshot, rows)
 	if err != nil {
 		return err
 	}
@@ -158,7 +158,7 @@ func (r *Reader) Traces(e ExperimentEntry) ([]schema.Trace, error) {
 		if f.Table != TableTraces {
 			continue
 		}
-		err := readTable(r.root, f, 256, func(rows []TraceRow) error {
+		err := readTable(r.st, f, 256, func(rows []TraceRow) error {
 			for _, row := range rows {
 				t, err := row.Decode()
 				if err != nil {

@@ -6,13 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,19 +42,19 @@ var ErrLocked = errors.New("archive is in use by another writer")
 // Close, or the next writer to open the archive alone after a crash, folds
 // the journal into a new snapshot and manifest.json.
 type Writer struct {
-	root       string
-	lock       *os.File // ARCHIVE/.lock, held shared (exclusive for maintenance)
-	commitLock *os.File // ARCHIVE/.commit.lock, held exclusive around each commit
+	root       string    // the location, for messages
+	st         Store     // where the archive's files are
+	lock       StoreLock // ARCHIVE/.lock, held shared (exclusive for maintenance)
+	commitLock StoreLock // ARCHIVE/.commit.lock, held exclusive around each commit
 
 	expMu    sync.Mutex // serialises PutExperiment, so concurrent calls write once
 	modelMu  sync.Mutex // serialises PutModel likewise
 	mu       sync.Mutex
-	m        *Manifest   // current state, journal folded in, as of the last refresh
-	known    os.FileInfo // manifest.json as m was read from it (nil: none)
-	jOff     int64       // bytes of journal/<m.Snapshot+1> folded into m
-	jSynced  int64       // the journal whose folder entry was fsynced
-	snapshot int64       // the snapshot being written: m.Snapshot + 1 at open
-	pending  int         // journal records this writer wrote
+	m        *Manifest // current state, journal folded in, as of the last refresh
+	known    string    // manifest.json's version as m was read from it ("": none)
+	jOff     int64     // position in journal/<m.Snapshot+1> up to which it is folded into m
+	snapshot int64     // the snapshot being written: m.Snapshot + 1 at open
+	pending  int       // journal records this writer wrote
 	source   string
 	closed   bool
 }
@@ -73,27 +70,36 @@ func OpenWriter(root string) (*Writer, error) { return openWriter(root, false) }
 // openWriter opens the archive; exclusive (Prune, Compact) fails with
 // ErrLocked while any other writer has it open, and keeps others out.
 func openWriter(root string, exclusive bool) (*Writer, error) {
-	if err := checkArchiveDir(root); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(root, dirMode); err != nil {
-		return nil, err
-	}
-	lock, err := os.OpenFile(abs(root, lockFile), os.O_CREATE|os.O_RDWR, fileMode)
+	st, err := OpenStore(root)
 	if err != nil {
 		return nil, err
 	}
-	alone := takeLock(lock, true, false) == nil
+	w, err := openStoreWriter(root, st, exclusive)
+	if err != nil {
+		st.Close()
+	}
+	return w, err
+}
+
+func openStoreWriter(root string, st Store, exclusive bool) (*Writer, error) {
+	if err := checkArchiveDir(st); err != nil {
+		return nil, err
+	}
+	lock, err := st.Lock(lockFile)
+	if err != nil {
+		return nil, err
+	}
+	alone := lock.Take(true, false) == nil
 	if !alone && (exclusive || !waitShared(lock)) {
 		lock.Close()
 		return nil, fmt.Errorf("%s: %w", root, ErrLocked)
 	}
-	cl, err := os.OpenFile(abs(root, commitLockFile), os.O_CREATE|os.O_RDWR, fileMode)
+	cl, err := st.Lock(commitLockFile)
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	w := &Writer{root: root, lock: lock, commitLock: cl}
+	w := &Writer{root: root, st: st, lock: lock, commitLock: cl}
 	fail := func(err error) (*Writer, error) {
 		cl.Close()
 		lock.Close()
@@ -106,7 +112,7 @@ func openWriter(root string, exclusive bool) (*Writer, error) {
 		if !exclusive {
 			// Let other writers in (not atomic: one may recover first,
 			// which finds nothing of ours to clean up yet).
-			if err := takeLock(lock, false, true); err != nil {
+			if err := lock.Take(false, true); err != nil {
 				return fail(err)
 			}
 		}
@@ -125,10 +131,10 @@ var LockWait = time.Minute
 
 // waitShared takes a shared lock on the archive's lock file, trying for up
 // to LockWait, and reports whether it did.
-func waitShared(lock *os.File) bool {
+func waitShared(lock StoreLock) bool {
 	deadline := time.Now().Add(LockWait)
 	for {
-		if takeLock(lock, false, false) == nil {
+		if lock.Take(false, false) == nil {
 			return true
 		}
 		if time.Now().After(deadline) {
@@ -141,10 +147,10 @@ func waitShared(lock *os.File) bool {
 // locked runs f holding the commit lock, after bringing w.m up to date
 // with what other writers committed. The caller holds w.mu.
 func (w *Writer) locked(f func() error) error {
-	if err := takeLock(w.commitLock, true, true); err != nil {
-		return fmt.Errorf("locking %s: %w", abs(w.root, commitLockFile), err)
+	if err := w.commitLock.Take(true, true); err != nil {
+		return fmt.Errorf("locking %s: %w", w.st.Name(commitLockFile), err)
 	}
-	defer dropLock(w.commitLock)
+	defer w.commitLock.Drop()
 	if err := w.refresh(); err != nil {
 		return err
 	}
@@ -156,68 +162,42 @@ func (w *Writer) locked(f func() error) error {
 // or unterminated last line (a crashed append) is left unread: the next
 // append truncates it away.
 func (w *Writer) refresh() error {
-	fi, err := os.Stat(abs(w.root, ManifestFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	fi, err := w.st.Stat(ManifestFile)
+	if err != nil && !notExist(err) {
 		return err
 	}
-	if w.m == nil || !sameFile(fi, w.known) {
-		m, err := readManifest(abs(w.root, ManifestFile))
+	if w.m == nil || fi.Version != w.known {
+		m, err := readManifest(w.st, ManifestFile)
 		if err != nil {
 			return err
 		}
 		if m == nil {
 			m = emptyManifest()
 		}
-		w.m, w.known, w.jOff = m, fi, 0
+		w.m, w.known, w.jOff = m, fi.Version, 0
 	}
-	f, err := os.Open(abs(w.root, journalPath(w.m.Snapshot+1)))
-	if errors.Is(err, fs.ErrNotExist) {
-		w.jOff = 0
-		return nil
-	}
+	chunks, err := w.st.ReadJournal(w.m.Snapshot+1, w.jOff)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	if _, err := f.Seek(w.jOff, io.SeekStart); err != nil {
-		return err
-	}
-	data, err := io.ReadAll(f)
-	if err != nil {
-		return err
-	}
-	lines := strings.SplitAfter(string(data), "\n")
-	for i, line := range lines {
-		if line == "" {
-			continue
-		}
-		rec, ok := parseJournalLine(line)
+	for i, c := range chunks {
+		rec, ok := parseJournalLine(c.Line)
 		if !ok {
-			if i >= len(lines)-2 { // the last line, or the last before ""
+			if i == len(chunks)-1 {
 				break
 			}
-			return fmt.Errorf("%s: %w: at byte %d", f.Name(), ErrDamaged, w.jOff)
+			return fmt.Errorf("%s: %w: at position %d", w.st.Name(journalPath(w.m.Snapshot+1)), ErrDamaged, w.jOff)
 		}
 		w.m.apply([]journalRecord{rec})
-		w.jOff += int64(len(line))
+		w.jOff = c.End
 	}
 	return nil
 }
 
-// sameFile reports whether a and b describe the same version of a file
-// (both nil: both absent). manifest.json is replaced by rename, so a new
-// version is a new file.
-func sameFile(a, b os.FileInfo) bool {
-	if a == nil || b == nil {
-		return a == nil && b == nil
-	}
-	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
-}
-
 // checkArchiveDir refuses a non-empty folder that is not an archive.
-func checkArchiveDir(root string) error {
-	ents, err := os.ReadDir(root)
-	if errors.Is(err, fs.ErrNotExist) {
+func checkArchiveDir(st Store) error {
+	ents, err := st.Top()
+	if notExist(err) {
 		return nil
 	}
 	if err != nil {
@@ -225,11 +205,11 @@ func checkArchiveDir(root string) error {
 	}
 	ours := append([]string{ManifestFile, snapshotsDir, journalDir, historyDir, stagingDir, blobsDir, lockFile, commitLockFile, "current.sql"}, Tables...)
 	for _, e := range ents {
-		if e.Name() == ManifestFile {
+		if e == ManifestFile {
 			return nil
 		}
-		if !slices.Contains(ours, e.Name()) && !isTmp(e.Name()) {
-			return fmt.Errorf("%s is not a runferry archive (it holds %s but no %s); use an empty or new folder", root, e.Name(), ManifestFile)
+		if !slices.Contains(ours, e) && !isTmp(e) && !isLockName(e) {
+			return fmt.Errorf("%s is not a runferry archive (it holds %s but no %s); use an empty or new folder", st.Name(""), e, ManifestFile)
 		}
 	}
 	return nil
@@ -250,16 +230,19 @@ func (w *Writer) recover() error {
 	if err := w.removeStaleJournals(); err != nil {
 		return err
 	}
-	if err := syncTree(w.root, w.m); err != nil {
+	if err := syncTree(w.st, w.m); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(abs(w.root, stagingDir)); err != nil {
+	if err := w.st.RemoveAll(stagingDir); err != nil {
 		return err
 	}
-	if err := removeTmp(abs(w.root, blobsDir)); err != nil {
+	if err := removeTmp(w.st, blobsDir); err != nil {
 		return err
 	}
-	return upgradeModes(w.root)
+	if d, ok := w.st.(*dirStore); ok {
+		return upgradeModes(d.root)
+	}
+	return nil
 }
 
 // upgradeModes gives the files that earlier versions of runferry created
@@ -295,8 +278,9 @@ func upgradeModes(root string) error {
 			os.Chmod(p, want)
 		}
 	}
+	st := newDirStore(root)
 	for _, dir := range []string{snapshotsDir, blobsDir} {
-		if err := walkFiles(root, dir, func(_, full string) error { widen(full); return nil }); err != nil {
+		if err := st.Walk(dir, func(p string, _ int64) error { widen(st.full(p)); return nil }); err != nil {
 			return err
 		}
 	}
@@ -306,14 +290,13 @@ func upgradeModes(root string) error {
 }
 
 func (w *Writer) removeStaleJournals() error {
-	ents, err := os.ReadDir(abs(w.root, journalDir))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	ns, err := w.st.Journals()
+	if err != nil {
 		return err
 	}
-	for _, e := range ents {
-		n, err := strconv.ParseInt(strings.TrimSuffix(e.Name(), ".jsonl"), 10, 64)
-		if err != nil || n <= w.m.Snapshot {
-			if err := os.Remove(abs(w.root, journalDir+"/"+e.Name())); err != nil {
+	for _, n := range ns {
+		if n <= w.m.Snapshot {
+			if err := w.st.RemoveJournal(n); err != nil {
 				return err
 			}
 		}
@@ -325,42 +308,37 @@ func (w *Writer) removeStaleJournals() error {
 // every unlisted file moves to history/, then every listed file not in
 // place moves in from .staging/ or history/. In that order the folders
 // never hold two versions of one run, even if interrupted.
-func syncTree(root string, m *Manifest) error {
+func syncTree(st Store, m *Manifest) error {
 	listed := map[string]bool{}
 	for _, f := range m.allFiles() {
 		listed[f.Path] = true
 	}
 	for _, table := range Tables {
-		err := filepath.WalkDir(abs(root, table), func(p string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
+		var move []string
+		err := st.Walk(table, func(p string, _ int64) error {
+			if isTmp(p) {
+				return st.Remove(p)
 			}
-			if err != nil || d.IsDir() {
-				return err
+			if !listed[p] {
+				move = append(move, p)
 			}
-			rel, err := filepath.Rel(root, p)
-			if err != nil {
-				return err
-			}
-			rel = filepath.ToSlash(rel)
-			if isTmp(d.Name()) {
-				return os.Remove(p)
-			}
-			if listed[rel] {
-				return nil
-			}
-			return moveFile(p, abs(root, path.Join(historyDir, rel)))
+			return nil
 		})
 		if err != nil {
 			return err
 		}
+		for _, p := range move {
+			if err := st.Move(p, path.Join(historyDir, p)); err != nil && !notExist(err) {
+				return err
+			}
+		}
 	}
 	for p := range listed {
-		if _, err := os.Stat(abs(root, p)); err == nil {
+		if _, err := st.Stat(p); err == nil {
 			continue
 		}
-		full, err := resolve(root, p)
-		if errors.Is(err, fs.ErrNotExist) {
+		from, err := resolve(st, p)
+		if notExist(err) {
 			// Lost after its commit (no crash loses a committed file): Check
 			// and readers name it, and writing its run or experiment again
 			// (see VerifyRunFiles, PutExperiment) replaces it.
@@ -369,27 +347,31 @@ func syncTree(root string, m *Manifest) error {
 		if err != nil {
 			return err
 		}
-		if err := moveFile(full, abs(root, p)); err != nil {
+		if err := st.Move(from, p); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func removeTmp(dir string) error {
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && isTmp(d.Name()) {
-			return os.Remove(p)
+// removeTmp deletes the temporary files under dir.
+func removeTmp(st Store, dir string) error {
+	var tmp []string
+	err := st.Walk(dir, func(p string, _ int64) error {
+		if isTmp(p) {
+			tmp = append(tmp, p)
 		}
 		return nil
 	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err != nil {
+		return err
 	}
-	return err
+	for _, p := range tmp {
+		if err := st.Remove(p); err != nil && !notExist(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetSource records the (redacted) location the data comes from in the
@@ -448,14 +430,14 @@ func (w *Writer) PutExperiment(e schema.Experiment) error {
 		}
 	}
 	w.mu.Unlock()
-	if same && filesWhole(w.root, files) {
+	if same && filesWhole(w.st, files) {
 		return nil
 	}
-	if !filesWhole(w.root, traces) {
+	if !filesWhole(w.st, traces) {
 		traces, tracesDigest = nil, "" // lost: the next PutTraces writes them again
 	}
 	row.Snapshot = w.snapshot
-	written, err := writeTable(w.root, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
+	written, err := writeTable(w.st, TableExperiments, origin, w.snapshot, []ExperimentRow{row})
 	if err != nil {
 		return err
 	}
@@ -532,9 +514,11 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 	if err != nil {
 		return err
 	}
-	if err := w.appendJournal(jn, line); err != nil {
-		return err
+	end, err := w.st.AppendJournal(jn, w.jOff, line)
+	if err != nil {
+		return fmt.Errorf("%s: %w", w.st.Name(journalPath(jn)), err)
 	}
+	w.jOff = end
 	w.pending++
 	var old, cur []FileEntry
 	for _, r := range w.m.Runs {
@@ -577,52 +561,20 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 		if kept[f.Path] {
 			continue
 		}
-		err := moveFile(abs(w.root, f.Path), abs(w.root, path.Join(historyDir, f.Path)))
-		if err != nil && !errors.Is(err, fs.ErrNotExist) { // a file lost since its commit has nothing to move
+		err := w.st.Move(f.Path, path.Join(historyDir, f.Path))
+		if err != nil && !notExist(err) { // a file lost since its commit has nothing to move
 			return err
 		}
 	}
 	for _, f := range cur {
-		staged := abs(w.root, path.Join(stagingDir, f.Path))
-		if _, err := os.Stat(staged); errors.Is(err, fs.ErrNotExist) && slices.ContainsFunc(old, func(o FileEntry) bool { return o.Path == f.Path }) {
+		staged := path.Join(stagingDir, f.Path)
+		if _, err := w.st.Stat(staged); notExist(err) && slices.ContainsFunc(old, func(o FileEntry) bool { return o.Path == f.Path }) {
 			continue // kept in place
 		}
-		if err := moveFile(staged, abs(w.root, f.Path)); err != nil {
+		if err := w.st.Move(staged, f.Path); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// appendJournal appends line to journal/<jn>.jsonl at w.jOff, the end of
-// its last whole line (cutting off what a crashed writer left of a line),
-// and fsyncs it.
-func (w *Writer) appendJournal(jn int64, line []byte) error {
-	jp := abs(w.root, journalPath(jn))
-	if err := os.MkdirAll(filepath.Dir(jp), dirMode); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(jp, os.O_CREATE|os.O_WRONLY, fileMode)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if w.jSynced != jn {
-		if err := syncDir(filepath.Dir(jp)); err != nil {
-			return err
-		}
-		w.jSynced = jn
-	}
-	if err := f.Truncate(w.jOff); err != nil {
-		return fmt.Errorf("appending to the journal: %w", err)
-	}
-	if _, err := f.WriteAt(line, w.jOff); err != nil {
-		return fmt.Errorf("appending to the journal: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync journal: %w", err)
-	}
-	w.jOff += int64(len(line))
 	return nil
 }
 
@@ -641,22 +593,35 @@ func (w *Writer) publish() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(abs(w.root, snapshotPath(m.Snapshot)), data); err != nil {
+	// The snapshot manifest is created only if absent: under the commit
+	// lock it always is, but for a crash between it and manifest.json
+	// (manifest.json is then as w.m was read, and the stale snapshot is
+	// replaced); should a lock have been broken (an expired lock object in
+	// object storage), two writers never both publish one snapshot.
+	err = w.st.CreateExclusive(snapshotPath(m.Snapshot), data)
+	if errors.Is(err, fs.ErrExist) {
+		if fi, serr := w.st.Stat(ManifestFile); (serr == nil || notExist(serr)) && fi.Version == w.known {
+			err = w.st.WriteFile(snapshotPath(m.Snapshot), data)
+		} else {
+			return fmt.Errorf("%s: another writer published this snapshot meanwhile (its lock expired?); run again", w.st.Name(snapshotPath(m.Snapshot)))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", w.st.Name(snapshotPath(m.Snapshot)), err)
+	}
+	if err := w.st.WriteFile(ManifestFile, data); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(abs(w.root, ManifestFile), data); err != nil {
-		return err
-	}
-	if err := writeFileAtomic(abs(w.root, "current.sql"), []byte(currentSQL(&m))); err != nil {
+	if err := w.st.WriteFile("current.sql", []byte(currentSQL(&m))); err != nil {
 		return err
 	}
 	w.m = &m
-	os.Remove(abs(w.root, journalPath(m.Snapshot)))
-	fi, err := os.Stat(abs(w.root, ManifestFile))
+	w.st.RemoveJournal(m.Snapshot)
+	fi, err := w.st.Stat(ManifestFile)
 	if err != nil {
 		return err
 	}
-	w.known, w.jOff = fi, 0
+	w.known, w.jOff = fi.Version, 0
 	return nil
 }
 
@@ -680,18 +645,21 @@ func (w *Writer) Close() error {
 			return w.publish()
 		})
 	}
-	if takeLock(w.lock, true, false) == nil {
+	if w.lock.Take(true, false) == nil {
 		// No other writer is left, so .staging/ holds no file being
 		// written; what a crashed writer committed and did not move
 		// into place moves first.
-		serr := w.locked(func() error { return syncTree(w.root, w.m) })
+		serr := w.locked(func() error { return syncTree(w.st, w.m) })
 		if serr == nil {
-			os.RemoveAll(abs(w.root, stagingDir))
+			w.st.RemoveAll(stagingDir)
 		} else if err == nil {
 			err = serr
 		}
 	}
 	w.commitLock.Close()
 	w.lock.Close()
+	if cerr := w.st.Close(); err == nil {
+		err = cerr
+	}
 	return err
 }

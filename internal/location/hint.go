@@ -11,8 +11,9 @@ import (
 )
 
 // objectStores are the URL schemes of object storage that users put where a
-// local path belongs. runferry has no object-storage backend yet, so such
-// locations are refused rather than written to a local folder named "s3:".
+// local path belongs. Only the Parquet archive takes object storage (s3://,
+// see StoreKind); elsewhere such locations are refused rather than written
+// to a local folder named "s3:".
 var objectStores = map[string]string{
 	"s3": "S3", "s3a": "S3", "gs": "Google Cloud Storage", "gcs": "Google Cloud Storage",
 	"az": "Azure Blob Storage", "azblob": "Azure Blob Storage", "abfs": "Azure Data Lake", "abfss": "Azure Data Lake",
@@ -61,6 +62,8 @@ func refuseURLPath(raw, scheme, path string) error {
 // adapter serves, or "".
 func unknownSchemeHint(raw, scheme string) string {
 	switch {
+	case scheme == "s3":
+		return fmt.Sprintf("did you mean %q? (a runferry archive in S3)", "parquet:"+Redact(raw))
 	case objectStores[scheme] != "":
 		return fmt.Sprintf("object storage (%s) is not supported yet: give a local path, such as parquet:/backups/x", objectStores[scheme])
 	case scheme == "http" || scheme == "https":

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -51,15 +52,23 @@ const (
 	PathKind Kind = iota
 	// URLKind: "scheme://host/...", a network address.
 	URLKind
+	// StoreKind: "scheme:PATH" as PathKind, or "scheme:s3://BUCKET/PREFIX",
+	// a prefix in object storage (Path holds the inner URL without its
+	// query; the options are in the location's query).
+	StoreKind
 )
+
+// ObjectStoreSchemes are the inner URL schemes a StoreKind location takes.
+var ObjectStoreSchemes = []string{"s3", "azblob"}
 
 // Parse splits raw into scheme and rest, checking the rest's shape against
 // kind(scheme). kind returns false for a scheme no adapter has. Errors say
 // what was probably meant.
 //
 // A path scheme's rest must be a local path: a URL there
-// ("parquet:s3://bucket/x", "wandb:https://...") is refused, since object
-// storage and remote paths are not supported yet, and so is a path that is
+// ("wandb:s3://bucket/x", "wandb:https://...") is refused, since object
+// storage and remote paths are not supported there; a StoreKind scheme
+// (parquet:) takes an s3:// URL besides a path, and so is a path that is
 // an MLflow store (an mlruns folder, an mlflow.db), which MLflow serves. To
 // fit its suggestions to what a path holds, Parse looks at the path (its
 // directory entries and a file's first bytes); it never writes.
@@ -89,6 +98,34 @@ func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) 
 		return Location{}, fmt.Errorf("location %q: unknown scheme %q (see 'runferry backends' for the list)", Redact(raw), scheme)
 	}
 	loc := Location{Scheme: scheme, raw: raw}
+	if k == StoreKind {
+		path, query, _ := strings.Cut(rest, "?")
+		if m := urlPrefix.FindStringSubmatch(path); m != nil && slices.Contains(ObjectStoreSchemes, strings.ToLower(m[1])) {
+			u, err := url.Parse(path)
+			if err != nil {
+				return Location{}, fmt.Errorf("location %q is not a valid URL: %v", Redact(raw), redactErr(err))
+			}
+			if u.User != nil {
+				return Location{}, fmt.Errorf("location %q: credentials do not belong in the location; they come from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)", Redact(raw))
+			}
+			if u.Host == "" {
+				return Location{}, fmt.Errorf("location %q names no bucket: use %s:%s://BUCKET/PREFIX", Redact(raw), scheme, strings.ToLower(m[1]))
+			}
+			q, err := url.ParseQuery(query)
+			if err != nil {
+				return Location{}, fmt.Errorf("location %q: bad options: %v", Redact(raw), err)
+			}
+			loc.Path = strings.ToLower(m[1]) + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
+			loc.URL = &url.URL{RawQuery: q.Encode()}
+			return loc, nil
+		}
+		for _, inner := range ObjectStoreSchemes {
+			if len(path) > len(inner) && strings.EqualFold(path[:len(inner)+1], inner+":") {
+				return Location{}, fmt.Errorf("location %q: write the bucket as a URL: %s:%s://BUCKET/PREFIX", Redact(raw), scheme, inner)
+			}
+		}
+		k = PathKind
+	}
 	switch k {
 	case PathKind:
 		path, query, _ := strings.Cut(rest, "?")

@@ -50,6 +50,8 @@ func StopShared() {
 		shared.mariadb = nil
 	}
 	shared.mlflowE, shared.otherE, shared.pgErr, shared.mariaErr = nil, nil, nil, nil
+	stopSharedS3()
+	stopSharedAzurite()
 }
 
 // SharedMLflow returns one SQLite-backed MLflow server shared by every test of the binary,

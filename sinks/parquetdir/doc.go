@@ -1,7 +1,11 @@
 // Package parquetdir is the sink that writes runferry Parquet archives.
 //
 // Location syntax: parquet:PATH[?verify=size|sha256] (PATH is a local
-// folder, created if missing; parquet:///abs/path also works).
+// folder, created if missing; parquet:///abs/path also works), or
+// parquet:s3://BUCKET/PREFIX[?region=..&endpoint=..&path-style=true&...]
+// for an archive in S3 or an S3-compatible store (credentials from the AWS
+// chain only; see docs/ARCHIVE.md, "Object storage"). Both go through
+// archive.Store, so they behave alike. A write the store denies is fatal.
 //
 // Repair: before a run is skipped as unchanged, the sink confirms that its
 // artifact bodies are still there with their recorded sizes (?verify=sha256
@@ -28,4 +32,5 @@
 //
 //	runferry copy wandb:./wandb parquet:./archive
 //	runferry sync mlflow+https://mlflow.example.com parquet:/backups/mlflow
+//	runferry sync mlflow+https://mlflow.example.com 'parquet:s3://acme-backups/mlflow?region=eu-central-1'
 package parquetdir

@@ -18,26 +18,32 @@ import (
 func Description() location.Description {
 	return location.Description{
 		Scheme:  "parquet",
-		Kind:    location.PathKind,
-		Syntax:  "parquet:PATH",
+		Kind:    location.StoreKind,
+		Syntax:  "parquet:PATH | parquet:s3://BUCKET/PREFIX",
 		Summary: "runferry Parquet archive: tidy tables for DuckDB, pandas, Polars and Spark, versioned by snapshot",
 		Help: "Writes experiments, runs, params, tags, metrics, rich values, console logs, artifacts, the model registry and traces as " +
 			"zstd-compressed Parquet tables under PATH, with artifact bodies stored once per content, a " +
 			"checksummed manifest (runferry archive check PATH), and one snapshot per job that changed " +
-			"something. Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
+			"something. PATH may be a prefix in S3 or an S3-compatible store (s3://BUCKET/PREFIX, credentials " +
+			"from the AWS environment, shared config or instance role; never in the location) or in Azure Blob " +
+			"Storage (azblob://CONTAINER/PREFIX, credentials from the Azure environment). Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
 			"its earlier version. Format: docs/ARCHIVE.md.",
-		Options: []location.Option{{Name: "verify", Default: "size",
+		Options: append([]location.Option{{Name: "verify", Default: "size",
 			Help: "How a run already archived unchanged is confirmed whole before it is skipped: size " +
 				"(each of its data files and artifact bodies is there with its recorded size) or sha256 " +
 				"(each is also read and hashed; use it to repair files that 'runferry check' or 'runferry " +
-				"archive check' found damaged). A run whose files are not whole is written again, which repairs them."}},
+				"archive check' found damaged). A run whose files are not whole is written again, which repairs them."}}, archiveStoreOptions()...),
 		Example: "runferry sync mlflow+https://mlflow.example.com parquet:/backups/mlflow",
 	}
 }
 
 // Open opens the sink at loc.Path (the sinks.Factory Open function).
 func Open(_ context.Context, loc location.Location) (sinks.Sink, error) {
-	s, err := New(loc.Path)
+	path, err := archive.StoreLocation(loc.Path, loc.URL.Query())
+	if err != nil {
+		return nil, fault.Fatal(err)
+	}
+	s, err := New(path)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +77,7 @@ type Sink struct {
 
 	mu        sync.Mutex
 	w         *archive.Writer
+	store     archive.Store // for VerifyRun, opened on first use
 	source    string
 	traces    map[string][]schema.Trace // by experiment origin, until FlushTraces
 	closeOnce sync.Once
@@ -153,7 +160,7 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 		return "", err
 	}
 	if err := w.PutExperiment(e); err != nil {
-		return "", fmt.Errorf("parquet sink: experiment %s: %w", e.Origin, err)
+		return "", denied(fmt.Errorf("parquet sink: experiment %s: %w", e.Origin, err))
 	}
 	if err := s.retireFormerExperiments(w, e.Origin); err != nil {
 		return "", err
@@ -226,7 +233,7 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 			kept = append(kept, f)
 		}
 	}
-	problem, err := archive.VerifyRunFiles(s.path, archive.RunEntry{Files: kept}, false)
+	problem, err := s.verify(archive.RunEntry{Files: kept}, false)
 	if err != nil {
 		return nil, fmt.Errorf("parquet sink: run %s: %w", r.Origin, err)
 	}
@@ -278,11 +285,28 @@ func (s *Sink) VerifyRun(_ context.Context, origin schema.Ref) (string, error) {
 	if !ok {
 		return "", nil
 	}
-	problem, err := archive.VerifyRunFiles(s.path, e, s.hashBodies)
+	problem, err := s.verify(e, s.hashBodies)
 	if err != nil {
 		return "", fmt.Errorf("parquet sink: run %s: %w", origin, err)
 	}
 	return problem, nil
+}
+
+// verify is archive.VerifyRunFiles through one store opened on first use
+// (an object-storage client is opened once, not per run).
+func (s *Sink) verify(e archive.RunEntry, hash bool) (string, error) {
+	s.mu.Lock()
+	if s.store == nil {
+		st, err := archive.OpenStore(s.path)
+		if err != nil {
+			s.mu.Unlock()
+			return "", err
+		}
+		s.store = st
+	}
+	st := s.store
+	s.mu.Unlock()
+	return archive.VerifyRunFilesIn(st, e, hash)
 }
 
 // Close publishes the snapshot and releases the archive.
@@ -292,6 +316,9 @@ func (s *Sink) Close() error {
 		defer s.mu.Unlock()
 		if s.w != nil {
 			s.closeErr = s.w.Close()
+		}
+		if s.store != nil {
+			s.store.Close()
 		}
 	})
 	return s.closeErr
@@ -316,15 +343,26 @@ var (
 )
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
-	return w.rw.WriteMetrics(batch)
+	return denied(w.rw.WriteMetrics(batch))
 }
 
 func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) error {
-	return w.rw.WriteRichValues(values)
+	return denied(w.rw.WriteRichValues(values))
 }
 
 func (w *writer) WriteLogs(_ context.Context, lines []schema.LogLine) error {
-	return w.rw.WriteLogs(lines)
+	return denied(w.rw.WriteLogs(lines))
+}
+
+// denied makes an error of a write the object store refused for lack of
+// permission fatal: every later write would be refused too, so the job
+// stops (exit 1) instead of failing each run in turn. What was committed
+// before stays committed; a re-run once the permission is back completes.
+func denied(err error) error {
+	if errors.Is(err, archive.ErrDenied) {
+		return fault.Fatal(err)
+	}
+	return err
 }
 
 func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Reader) error {
@@ -332,7 +370,7 @@ func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Rea
 	if errors.Is(err, archive.ErrSizeMismatch) {
 		return fault.Permanent(err)
 	}
-	return err
+	return denied(err)
 }
 
 func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
@@ -345,8 +383,18 @@ func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
 func (w *writer) DestID() string { return w.rw.DestID() }
 func (w *writer) Commit(context.Context) error {
 	if err := w.rw.Commit(); err != nil {
-		return fmt.Errorf("parquet sink: %w", err)
+		return denied(fmt.Errorf("parquet sink: %w", err))
 	}
 	return w.done()
 }
 func (w *writer) Abort(context.Context) error { return w.rw.Abort() }
+
+// archiveStoreOptions are the object-storage options of an archive
+// location, shared with the parquet source.
+func archiveStoreOptions() []location.Option {
+	out := make([]location.Option, len(archive.StoreOptions))
+	for i, name := range archive.StoreOptions {
+		out[i] = location.Option{Name: name, Help: archive.StoreOptionHelp[name]}
+	}
+	return out
+}

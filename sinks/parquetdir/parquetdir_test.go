@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sinks/sinktest"
@@ -36,5 +37,39 @@ func TestConformance(t *testing.T) {
 		// The metrics files of a copy under a former origin name it in
 		// every row: that copy is written again, not extended.
 		FormerAppendRefused: "archive holds the run under its former origin",
+	})
+}
+
+// TestConformanceS3 runs the sink conformance suite on an archive in a
+// bucket of a real S3 server (versitygw on 127.0.0.1).
+func TestConformanceS3(t *testing.T) {
+	s3 := testenv.SharedS3(t)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("S3 server log:\n%s", s3.LogTail(40))
+		}
+	})
+	var loc string
+	open := func(t *testing.T) sinks.Sink {
+		s, err := parquetdir.New(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sinktest.Run(t, sinktest.Opt{
+		New: func(t *testing.T) (sinks.Sink, func() sources.Source) {
+			s3.Env(t)
+			loc = s3.Location(s3.CreateBucket(t, "sinktest"), "archive")
+			path := loc
+			return open(t), func() sources.Source {
+				src, err := srcparquet.New(path, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return src
+			}
+		},
+		Reopen: open,
 	})
 }

@@ -24,13 +24,13 @@ const PageSize = 10_000
 func Description() location.Description {
 	return location.Description{
 		Scheme:  "parquet",
-		Kind:    location.PathKind,
-		Syntax:  "parquet:PATH[?snapshot=N]",
+		Kind:    location.StoreKind,
+		Syntax:  "parquet:PATH | parquet:s3://BUCKET/PREFIX [?snapshot=N]",
 		Summary: "runferry Parquet archive, read back with every original origin",
 		Help: "Reads the archive's current state, or snapshot N with ?snapshot=N, verifying every file " +
 			"against the manifest's SHA-256. Runs keep the origin they were archived from. Format: docs/ARCHIVE.md.",
-		Options: []location.Option{{Name: "snapshot", Default: "0",
-			Help: "Snapshot to read. 0 reads the current state; N reads the archive as it was after snapshot N."}},
+		Options: append([]location.Option{{Name: "snapshot", Default: "0",
+			Help: "Snapshot to read. 0 reads the current state; N reads the archive as it was after snapshot N."}}, archiveStoreOptions()...),
 		Example: "runferry check mlflow+https://mlflow.example.com parquet:/backups/mlflow",
 	}
 }
@@ -45,7 +45,11 @@ func Open(_ context.Context, loc location.Location) (sources.Source, error) {
 		}
 		snap = n
 	}
-	return New(loc.Path, snap)
+	path, err := archive.StoreLocation(loc.Path, loc.URL.Query())
+	if err != nil {
+		return nil, fault.Fatal(err)
+	}
+	return New(path, snap)
 }
 
 // Factory returns the registry entry of the source.
@@ -313,6 +317,18 @@ func (c classifiedReader) Read(p []byte) (int, error) {
 
 // Close makes every later call fail with ErrClosed.
 func (s *Source) Close() error {
-	s.closed.Store(true)
-	return nil
+	if s.closed.Swap(true) {
+		return nil
+	}
+	return s.r.Close()
+}
+
+// archiveStoreOptions are the object-storage options of an archive
+// location.
+func archiveStoreOptions() []location.Option {
+	out := make([]location.Option, len(archive.StoreOptions))
+	for i, name := range archive.StoreOptions {
+		out[i] = location.Option{Name: name, Help: archive.StoreOptionHelp[name]}
+	}
+	return out
 }

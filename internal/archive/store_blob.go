@@ -1,0 +1,873 @@
+package archive
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	"gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob:// through Azure's own credential chain
+	"gocloud.dev/blob/s3blob"
+	"gocloud.dev/gcerrors"
+)
+
+// StoreOptions are the options an object-storage location takes in its
+// query (s3://BUCKET/PREFIX?region=eu-west-1&...). Credentials are never
+// among them: they come from the cloud's standard chain (for S3: the
+// AWS_* environment variables, the shared config and credentials files
+// with AWS_PROFILE or profile=, container and instance roles, IRSA).
+var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile"}
+
+// blobStore is an archive under a prefix of a bucket, through
+// gocloud.dev/blob. Objects are written whole or not at all (a streamed
+// multipart upload becomes visible when it completes); there is no rename,
+// so Move is a server-side copy and a delete; journal records are objects
+// of their own, created only if absent; locks are lock objects (see
+// blobLock).
+type blobStore struct {
+	b       *blob.Bucket
+	display string // scheme://bucket/prefix, for messages
+	ctx     context.Context
+	wopts   func() *blob.WriterOptions
+	copts   *blob.CopyOptions
+	spill   string
+}
+
+// blobTimeout bounds one request to object storage, so that a server that
+// stops answering fails the job instead of hanging it.
+var blobTimeout = 5 * time.Minute
+
+// openBlobStore opens location, s3://BUCKET[/PREFIX][?OPTIONS], checking
+// that the bucket is there and readable with the credentials found.
+func openBlobStore(location string) (Store, error) {
+	u, err := url.Parse(location)
+	if err != nil {
+		return nil, fmt.Errorf("archive location: %v", errors.Unwrap(err))
+	}
+	display := u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
+	if u.User != nil {
+		return nil, fmt.Errorf("%s: credentials do not belong in the location; they come from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)", display)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%s: no bucket named (want %s://BUCKET/PREFIX)", display, u.Scheme)
+	}
+	q := u.Query()
+	for k := range q {
+		if !slices.Contains(StoreOptions, k) {
+			return nil, fmt.Errorf("%s: unknown option %q (object storage takes %s)", display, k, strings.Join(StoreOptions, ", "))
+		}
+	}
+	ctx := context.Background()
+	var st *blobStore
+	switch u.Scheme {
+	case "s3":
+		st, err = openS3(ctx, u.Host, q, display)
+	case "azblob":
+		st, err = openAzure(ctx, u.Host, q, display)
+	default:
+		return nil, fmt.Errorf("%s: %s:// archives are not supported yet (s3:// and azblob:// are)", display, u.Scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if ok, err := st.b.IsAccessible(ctx); err != nil {
+		st.b.Close()
+		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
+	} else if !ok {
+		st.b.Close()
+		return nil, fmt.Errorf("%s: bucket %q does not exist", display, u.Host)
+	}
+	if prefix := strings.Trim(u.Path, "/"); prefix != "" {
+		st.b = blob.PrefixedBucket(st.b, prefix+"/")
+	}
+	return st, nil
+}
+
+func openS3(ctx context.Context, bucket string, q url.Values, display string) (*blobStore, error) {
+	var lopts []func(*config.LoadOptions) error
+	if r := q.Get("region"); r != "" {
+		lopts = append(lopts, config.WithRegion(r))
+	}
+	if p := q.Get("profile"); p != "" {
+		lopts = append(lopts, config.WithSharedConfigProfile(p))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, lopts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: loading the AWS configuration: %v", display, err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "us-east-1"
+	}
+	endpoint := q.Get("endpoint")
+	pathStyle := false
+	if v := q.Get("path-style"); v != "" {
+		if pathStyle, err = strconv.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("%s: option path-style=%q: want true or false", display, v)
+		}
+	}
+	if endpoint != "" {
+		if !strings.Contains(endpoint, "://") {
+			endpoint = "https://" + endpoint
+		}
+		// S3-compatible servers (MinIO, Ceph, versitygw, ...) may not
+		// know the SDK's newest default checksums.
+		cfg.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		cfg.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
+		if endpoint != "" {
+			o.BaseEndpoint = aws.String(endpoint)
+		}
+		o.UsePathStyle = pathStyle
+	})
+	opts := &s3blob.Options{RequestChecksumCalculation: cfg.RequestChecksumCalculation}
+	switch sse := q.Get("sse"); sse {
+	case "":
+	case "AES256", "aws:kms", "aws:kms:dsse":
+		opts.EncryptionType = types.ServerSideEncryption(sse)
+	default:
+		return nil, fmt.Errorf("%s: option sse=%q: want AES256, aws:kms or aws:kms:dsse", display, sse)
+	}
+	if k := q.Get("kms-key-id"); k != "" {
+		if opts.EncryptionType == "" {
+			opts.EncryptionType = types.ServerSideEncryptionAwsKms
+		}
+		opts.KMSEncryptionID = k
+	}
+	b, err := s3blob.OpenBucket(ctx, client, bucket, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", display, err)
+	}
+	st := &blobStore{b: b, display: display, ctx: ctx}
+	class := q.Get("storage-class")
+	if class != "" && !slices.Contains(types.StorageClass("").Values(), types.StorageClass(class)) {
+		b.Close()
+		return nil, fmt.Errorf("%s: option storage-class=%q: want one of %v", display, class, types.StorageClass("").Values())
+	}
+	st.wopts = func() *blob.WriterOptions {
+		o := &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4}
+		if class != "" {
+			o.BeforeWrite = func(as func(any) bool) error {
+				var in *transfermanager.UploadObjectInput
+				if as(&in) {
+					in.StorageClass = tmtypes.StorageClass(class)
+				}
+				return nil
+			}
+		}
+		return o
+	}
+	st.copts = &blob.CopyOptions{}
+	if class != "" {
+		st.copts.BeforeCopy = func(as func(any) bool) error {
+			var in *s3.CopyObjectInput
+			if as(&in) {
+				in.StorageClass = types.StorageClass(class)
+			}
+			return nil
+		}
+	}
+	return st, nil
+}
+
+// openAzure opens an Azure Blob Storage container. The account and its
+// credentials come from Azure's own environment (AZURE_STORAGE_ACCOUNT with
+// AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or
+// AZURE_STORAGE_CONNECTION_STRING, else the default Azure credential:
+// managed identity, workload identity, AZURE_CLIENT_ID/..., the Azure
+// CLI's login), as do AZURE_STORAGE_DOMAIN, AZURE_STORAGE_PROTOCOL and
+// AZURE_STORAGE_IS_LOCAL_EMULATOR (Azurite). S3's options do not apply.
+func openAzure(ctx context.Context, container string, q url.Values, display string) (*blobStore, error) {
+	for k := range q {
+		return nil, fmt.Errorf("%s: option %s applies to s3:// archives only", display, k)
+	}
+	b, err := blob.OpenBucket(ctx, "azblob://"+url.PathEscape(container))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
+	}
+	st := &blobStore{b: b, display: display, ctx: ctx, copts: &blob.CopyOptions{}}
+	st.wopts = func() *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
+	return st, nil
+}
+
+// describeBlobErr makes one line of an object-storage error: what the
+// server said (its code and message), without request ids or URLs.
+func describeBlobErr(err error) string {
+	var ae smithy.APIError
+	what := ""
+	switch gcerrors.Code(err) {
+	case gcerrors.PermissionDenied:
+		what = "access denied"
+	case gcerrors.NotFound:
+		what = "not found"
+	case gcerrors.FailedPrecondition:
+		what = "precondition failed"
+	}
+	if errors.As(err, &ae) {
+		msg := ae.ErrorCode()
+		if m := ae.ErrorMessage(); m != "" && m != msg {
+			msg += ": " + m
+		}
+		if what != "" {
+			return what + " (" + msg + ")"
+		}
+		return msg
+	}
+	if what != "" {
+		return what
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && len(s) > 300 {
+		s = s[i+2:]
+	}
+	return s
+}
+
+// fail wraps err from an operation on p: a missing object wraps
+// fs.ErrNotExist, an existing one fs.ErrExist.
+func (s *blobStore) fail(op, p string, err error) error {
+	switch gcerrors.Code(err) {
+	case gcerrors.NotFound:
+		return fmt.Errorf("%s %s: %w", op, s.Name(p), fs.ErrNotExist)
+	case gcerrors.FailedPrecondition:
+		return fmt.Errorf("%s %s: %w", op, s.Name(p), fs.ErrExist)
+	case gcerrors.PermissionDenied:
+		return fmt.Errorf("%s %s: %w", op, s.Name(p), deniedError{describeBlobErr(err)})
+	}
+	return fmt.Errorf("%s %s: %s", op, s.Name(p), describeBlobErr(err))
+}
+
+func (s *blobStore) Name(p string) string {
+	if p == "" {
+		return s.display
+	}
+	return s.display + "/" + p
+}
+
+func (s *blobStore) op() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, blobTimeout)
+}
+
+// blobFile streams an object; ReadAt reads from a local copy made as the
+// object is read (the archive reads each data file whole to check its
+// SHA-256, then parses it), so every object is fetched once.
+type blobFile struct {
+	s     *blobStore
+	p     string
+	size  int64
+	body  *blob.Reader
+	spool *os.File
+	got   int64 // bytes read from body (and spooled)
+}
+
+func (s *blobStore) Open(p string) (ReadAtFile, error) {
+	ctx, cancel := s.op()
+	defer cancel()
+	a, err := s.b.Attributes(ctx, p)
+	if err != nil {
+		return nil, s.fail("opening", p, err)
+	}
+	r, err := s.b.NewReader(s.ctx, p, nil)
+	if err != nil {
+		return nil, s.fail("opening", p, err)
+	}
+	return &blobFile{s: s, p: p, size: a.Size, body: r}, nil
+}
+
+func (f *blobFile) Size() int64 { return f.size }
+
+func (f *blobFile) Read(b []byte) (int, error) {
+	n, err := f.body.Read(b)
+	if n > 0 {
+		if f.spool == nil {
+			sp, serr := f.newSpool()
+			if serr != nil {
+				return 0, serr
+			}
+			f.spool = sp
+		}
+		if _, werr := f.spool.WriteAt(b[:n], f.got); werr != nil {
+			return n, werr
+		}
+		f.got += int64(n)
+	}
+	if err != nil && err != io.EOF {
+		err = f.s.fail("reading", f.p, err)
+	}
+	return n, err
+}
+
+func (f *blobFile) newSpool() (*os.File, error) {
+	if err := os.MkdirAll(f.s.SpillDir(), dirMode); err != nil {
+		return nil, err
+	}
+	sp, err := createTemp(f.s.SpillDir(), "read-", tmpSuffix)
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(sp.Name()) // held open; gone when closed
+	return sp, nil
+}
+
+// ReadAt reads the rest of the object first, if Read has not.
+func (f *blobFile) ReadAt(b []byte, off int64) (int, error) {
+	if f.got < f.size {
+		if _, err := io.Copy(io.Discard, readerOnly{f}); err != nil {
+			return 0, err
+		}
+	}
+	if f.spool == nil {
+		return 0, io.EOF
+	}
+	return f.spool.ReadAt(b, off)
+}
+
+type readerOnly struct{ io.Reader }
+
+func (f *blobFile) Close() error {
+	err := f.body.Close()
+	if f.spool != nil {
+		f.spool.Close()
+	}
+	return err
+}
+
+func (s *blobStore) ReadFile(p string) ([]byte, error) {
+	ctx, cancel := s.op()
+	defer cancel()
+	data, err := s.b.ReadAll(ctx, p)
+	if err != nil {
+		return nil, s.fail("reading", p, err)
+	}
+	return data, nil
+}
+
+func (s *blobStore) Stat(p string) (ObjectInfo, error) {
+	ctx, cancel := s.op()
+	defer cancel()
+	a, err := s.b.Attributes(ctx, p)
+	if err != nil {
+		return ObjectInfo{}, s.fail("stat", p, err)
+	}
+	return ObjectInfo{Size: a.Size, ModTime: a.ModTime, Version: a.ETag + "/" + a.ModTime.String() + "/" + strconv.FormatInt(a.Size, 10)}, nil
+}
+
+// blobWriter holds what is written up to smallObject bytes and uploads it
+// with one request at Commit (retried like WriteFile); past that it
+// streams a multipart upload (parts of 8 MiB, four in flight), so memory
+// stays bounded whatever the size.
+type blobWriter struct {
+	s      *blobStore
+	p      string
+	buf    []byte
+	w      *blob.Writer
+	cancel context.CancelFunc
+	done   bool
+}
+
+// smallObject is the size up to which an object is uploaded whole.
+const smallObject = 4 << 20
+
+func (s *blobStore) Create(p string) (ObjectWriter, error) {
+	return &blobWriter{s: s, p: p}, nil
+}
+
+func (w *blobWriter) Write(b []byte) (int, error) {
+	if w.w == nil && len(w.buf)+len(b) <= smallObject {
+		w.buf = append(w.buf, b...)
+		return len(b), nil
+	}
+	if w.w == nil {
+		ctx, cancel := context.WithCancel(w.s.ctx)
+		bw, err := w.s.b.NewWriter(ctx, w.p, w.s.wopts())
+		if err != nil {
+			cancel()
+			return 0, w.s.fail("writing", w.p, err)
+		}
+		w.w, w.cancel = bw, cancel
+		if _, err := w.w.Write(w.buf); err != nil {
+			return 0, w.s.fail("writing", w.p, err)
+		}
+		w.buf = nil
+	}
+	n, err := w.w.Write(b)
+	if err != nil {
+		err = w.s.fail("writing", w.p, err)
+	}
+	return n, err
+}
+
+func (w *blobWriter) Commit() error {
+	if w.done {
+		return errors.New("file already committed or aborted")
+	}
+	w.done = true
+	if w.w == nil {
+		return w.s.WriteFile(w.p, w.buf)
+	}
+	defer w.cancel()
+	if err := w.w.Close(); err != nil {
+		return w.s.fail("writing", w.p, err)
+	}
+	return nil
+}
+
+func (w *blobWriter) Abort() {
+	if !w.done {
+		w.done = true
+		if w.w != nil {
+			w.cancel() // a cancelled upload leaves no object
+			w.w.Close()
+		}
+	}
+}
+
+// retry runs f again when it fails in a way that a retry may cure: a
+// server with a file-system backend (versitygw, MinIO on a folder) may
+// refuse a write into a folder that a concurrent delete is removing as
+// empty ("ExistingObjectIsDirectory", "conflict"). The SDK itself retries
+// throttling and server errors.
+func retry(f func() error) error {
+	var err error
+	for attempt := range 6 {
+		if err = f(); err == nil || !transient(err) {
+			return err
+		}
+		time.Sleep(time.Duration(10<<attempt) * time.Millisecond)
+	}
+	return err
+}
+
+func transient(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "ExistingObjectIsDirectory", "ObjectParentIsFile", "OperationAborted":
+			return true
+		}
+	}
+	return false
+}
+
+func (s *blobStore) WriteFile(p string, data []byte) error {
+	ctx, cancel := s.op()
+	defer cancel()
+	if err := retry(func() error { return s.b.WriteAll(ctx, p, data, s.wopts()) }); err != nil {
+		return s.fail("writing", p, err)
+	}
+	return nil
+}
+
+func (s *blobStore) CreateExclusive(p string, data []byte) error {
+	ctx, cancel := s.op()
+	defer cancel()
+	o := s.wopts()
+	o.IfNotExist = true
+	if err := retry(func() error { return s.b.WriteAll(ctx, p, data, o) }); err != nil {
+		return s.fail("creating", p, err)
+	}
+	return nil
+}
+
+// copyLimit is the largest object a server-side copy takes (S3's
+// CopyObject: 5 GiB); a larger one is moved by streaming it through.
+var copyLimit int64 = 5 << 30
+
+func (s *blobStore) Move(from, to string) error {
+	ctx, cancel := s.op()
+	defer cancel()
+	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts) })
+	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		if fi, serr := s.Stat(from); serr == nil && fi.Size > copyLimit {
+			err = s.streamCopy(from, to)
+		}
+	}
+	if err != nil {
+		if gcerrors.Code(err) == gcerrors.NotFound {
+			if _, serr := s.Stat(to); serr == nil {
+				return nil
+			}
+		}
+		return s.fail("copying to "+s.Name(to)+" from", from, err)
+	}
+	if err := s.b.Delete(ctx, from); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+		return s.fail("deleting", from, err)
+	}
+	return nil
+}
+
+// streamCopy copies from to to through this process (a multipart upload,
+// bounded memory), for objects too large for a server-side copy.
+func (s *blobStore) streamCopy(from, to string) error {
+	r, err := s.b.NewReader(s.ctx, from, nil)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := s.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, r); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
+}
+
+func (s *blobStore) Remove(p string) error {
+	ctx, cancel := s.op()
+	defer cancel()
+	if err := s.b.Delete(ctx, p); err != nil {
+		return s.fail("deleting", p, err)
+	}
+	return nil
+}
+
+func (s *blobStore) RemoveAll(dir string) error {
+	var keys []string
+	if err := s.Walk(dir, func(p string, _ int64) error { keys = append(keys, p); return nil }); err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := s.Remove(k); err != nil && !notExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *blobStore) Walk(dir string, fn func(p string, size int64) error) error {
+	it := s.b.List(&blob.ListOptions{Prefix: dir + "/"})
+	for {
+		ctx, cancel := s.op()
+		obj, err := it.Next(ctx)
+		cancel()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return s.fail("listing", dir, err)
+		}
+		if obj.IsDir {
+			continue
+		}
+		if err := fn(obj.Key, obj.Size); err != nil {
+			return err
+		}
+	}
+}
+
+// list returns the names directly under dir ("" for the root).
+func (s *blobStore) list(dir string) ([]string, error) {
+	prefix := ""
+	if dir != "" {
+		prefix = dir + "/"
+	}
+	it := s.b.List(&blob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	var out []string
+	for {
+		ctx, cancel := s.op()
+		obj, err := it.Next(ctx)
+		cancel()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, s.fail("listing", dir, err)
+		}
+		out = append(out, strings.TrimSuffix(strings.TrimPrefix(obj.Key, prefix), "/"))
+	}
+}
+
+func (s *blobStore) Top() ([]string, error) { return s.list("") }
+
+func (s *blobStore) SyncDir(string) error { return nil }
+
+// Journal records in object storage: journal/<jn>/<record number,
+// 8 digits>.jsonl, each created only if absent, so two writers never
+// both append record k.
+func journalDirOf(jn int64) string { return path.Join(journalDir, fmt.Sprintf("%06d", jn)) }
+
+func (s *blobStore) ReadJournal(jn, from int64) ([]JournalChunk, error) {
+	names, err := s.list(journalDirOf(jn))
+	if err != nil {
+		return nil, err
+	}
+	var nums []int64
+	for _, n := range names {
+		k, err := strconv.ParseInt(strings.TrimSuffix(n, ".jsonl"), 10, 64)
+		if err == nil && k >= from {
+			nums = append(nums, k)
+		}
+	}
+	slices.Sort(nums)
+	var out []JournalChunk
+	for i, k := range nums {
+		if k != from+int64(i) {
+			break // a gap: records after it are not committed in order
+		}
+		p := path.Join(journalDirOf(jn), fmt.Sprintf("%08d.jsonl", k))
+		data, err := s.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, JournalChunk{Line: string(data), End: k + 1})
+	}
+	return out, nil
+}
+
+func (s *blobStore) AppendJournal(jn, at int64, line []byte) (int64, error) {
+	p := path.Join(journalDirOf(jn), fmt.Sprintf("%08d.jsonl", at))
+	if err := s.CreateExclusive(p, line); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return 0, fmt.Errorf("%s: another writer committed this journal record meanwhile (its commit lock expired?); run again", s.Name(p))
+		}
+		return 0, err
+	}
+	return at + 1, nil
+}
+
+func (s *blobStore) Journals() ([]int64, error) {
+	names, err := s.list(journalDir)
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, n := range names {
+		if k, err := strconv.ParseInt(n, 10, 64); err == nil {
+			out = append(out, k)
+		}
+	}
+	return out, nil
+}
+
+func (s *blobStore) RemoveJournal(jn int64) error { return s.RemoveAll(journalDirOf(jn)) }
+
+func (s *blobStore) SpillDir() string {
+	if s.spill == "" {
+		s.spill = filepath.Join(os.TempDir(), "runferry-spill")
+	}
+	return s.spill
+}
+
+func (s *blobStore) Close() error { return s.b.Close() }
+
+// LockTTL is how long a lock object in object storage stays valid without
+// being renewed; its holder renews it every LockTTL/4. A writer killed
+// while holding a lock blocks others until it expires. Expiry is judged by
+// the object's time as the server recorded it against the local clock, so
+// clocks must agree to well within LockTTL.
+var LockTTL = 2 * time.Minute
+
+// blobLock is a shared/exclusive lock made of objects: the exclusive
+// holder's object is NAME (created only if absent), each shared holder's
+// is NAME.shared/<holder id>. To take it exclusively a writer creates NAME
+// and then finds no live shared object but its own; to take it shared, it
+// writes its object and then finds no live NAME but its own. Object
+// storage is strongly consistent (read after write), so of two writers
+// doing this at once at least one sees the other and backs off.
+type blobLock struct {
+	s    *blobStore
+	name string
+	id   string
+
+	mu        sync.Mutex
+	exclusive bool // holds NAME
+	shared    bool // holds NAME.shared/<id>
+	stop      chan struct{}
+}
+
+type lockBody struct {
+	Holder string `json:"holder"`
+	Host   string `json:"host"`
+	PID    int    `json:"pid"`
+}
+
+func (s *blobStore) Lock(name string) (StoreLock, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	return &blobLock{s: s, name: name, id: hex.EncodeToString(b[:])}, nil
+}
+
+func (l *blobLock) body() []byte {
+	host, _ := os.Hostname()
+	data, _ := json.Marshal(lockBody{Holder: l.id, Host: host, PID: os.Getpid()})
+	return data
+}
+
+func (l *blobLock) sharedPath() string { return l.name + ".shared/" + l.id }
+
+// live reports whether the lock object at p is held: present and renewed
+// within LockTTL. An expired one is deleted.
+func (l *blobLock) live(p string) (bool, error) {
+	fi, err := l.s.Stat(p)
+	if notExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if time.Since(fi.ModTime) > LockTTL {
+		l.s.Remove(p)
+		return false, nil
+	}
+	return true, nil
+}
+
+func (l *blobLock) Take(exclusive, wait bool) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		ok, err := l.try(exclusive)
+		if err != nil {
+			return fmt.Errorf("locking %s: %w", l.s.Name(l.name), err)
+		}
+		if ok {
+			l.renew()
+			return nil
+		}
+		if !wait {
+			return errNotLocked
+		}
+		var b [1]byte
+		rand.Read(b[:])
+		time.Sleep(time.Duration(20+int(b[0])%80) * time.Millisecond)
+	}
+}
+
+func (l *blobLock) try(exclusive bool) (bool, error) {
+	if exclusive {
+		if !l.exclusive {
+			err := l.s.CreateExclusive(l.name, l.body())
+			if errors.Is(err, fs.ErrExist) {
+				if live, lerr := l.live(l.name); lerr != nil || live {
+					return false, lerr
+				}
+				return false, nil // expired and removed: try again
+			}
+			if err != nil {
+				return false, err
+			}
+			l.exclusive = true
+		}
+		others := false
+		err := l.s.Walk(l.name+".shared", func(p string, _ int64) error {
+			if p == l.sharedPath() || others {
+				return nil
+			}
+			live, err := l.live(p)
+			others = others || live
+			return err
+		})
+		if err != nil || others {
+			l.s.Remove(l.name)
+			l.exclusive = false
+			return false, err
+		}
+		if l.shared {
+			l.s.Remove(l.sharedPath())
+			l.shared = false
+		}
+		return true, nil
+	}
+	if err := l.s.WriteFile(l.sharedPath(), l.body()); err != nil {
+		return false, err
+	}
+	l.shared = true
+	if l.exclusive {
+		l.s.Remove(l.name)
+		l.exclusive = false
+		return true, nil
+	}
+	live, err := l.live(l.name)
+	if err != nil || live {
+		l.s.Remove(l.sharedPath())
+		l.shared = false
+		return false, err
+	}
+	return true, nil
+}
+
+// renew starts rewriting the held lock objects every LockTTL/4. The caller
+// holds l.mu.
+func (l *blobLock) renew() {
+	if l.stop != nil {
+		return
+	}
+	stop := make(chan struct{})
+	l.stop = stop
+	go func() {
+		t := time.NewTicker(LockTTL / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			l.mu.Lock()
+			if l.exclusive {
+				l.s.WriteFile(l.name, l.body())
+			}
+			if l.shared {
+				l.s.WriteFile(l.sharedPath(), l.body())
+			}
+			l.mu.Unlock()
+		}
+	}()
+}
+
+func (l *blobLock) Drop() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stop != nil {
+		close(l.stop)
+		l.stop = nil
+	}
+	var err error
+	if l.exclusive {
+		if rerr := l.s.Remove(l.name); rerr != nil && !notExist(rerr) {
+			err = rerr
+		}
+		l.exclusive = false
+	}
+	if l.shared {
+		if rerr := l.s.Remove(l.sharedPath()); rerr != nil && !notExist(rerr) && err == nil {
+			err = rerr
+		}
+		l.shared = false
+	}
+	return err
+}
+
+func (l *blobLock) Close() error { return l.Drop() }
+
+// deniedError is ErrDenied with the server's word for it.
+type deniedError struct{ msg string }
+
+func (e deniedError) Error() string        { return e.msg }
+func (e deniedError) Is(target error) bool { return target == ErrDenied }

@@ -1,0 +1,41 @@
+package archive
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
+)
+
+// TestBlobMoveStreamsLargeObjects: streamCopy, which Move falls back to
+// when a server-side copy fails on an object larger than it takes (5 GiB
+// on S3, which no test can upload here), copies a multipart-sized object
+// whole; and a Move whose source is gone but whose target is there is a
+// finished move.
+func TestBlobMoveStreamsLargeObjects(t *testing.T) {
+	s3 := testenv.SharedS3(t)
+	st, err := OpenStore(s3.Location(s3.CreateBucket(t, "move"), "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB: a multipart upload
+	if err := st.WriteFile(".staging/big", body); err != nil {
+		t.Fatal(err)
+	}
+	bs := st.(*blobStore)
+	if err := bs.streamCopy(".staging/big", "blobs/big"); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Remove(".staging/big"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.ReadFile("blobs/big")
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("moved object: %d bytes, %v; want %d bytes equal", len(got), err, len(body))
+	}
+	// Move itself: a missing source whose target exists is a finished move.
+	if err := st.Move(".staging/big", "blobs/big"); err != nil {
+		t.Fatalf("repeated move: %v", err)
+	}
+}

@@ -1,0 +1,229 @@
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// VersityGWModule is the S3 server the object-storage tests run: versitygw
+// (Apache-2.0), a Go module, serving a POSIX folder as S3 on 127.0.0.1.
+const VersityGWModule = "github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+
+// S3Server is a real S3-compatible server (versitygw over a temporary
+// folder) with one root account.
+type S3Server struct {
+	Endpoint  string // http://127.0.0.1:PORT
+	AccessKey string
+	SecretKey string
+	Region    string
+	Dir       string // the folder it serves: one subfolder per bucket
+	svc       *service
+	client    *s3.Client
+	bin       string
+}
+
+var sharedS3 struct {
+	mu  sync.Mutex
+	s   *S3Server
+	err error
+}
+
+// SharedS3 returns one S3 server shared by every test of the binary,
+// started on first use and stopped by Main (or, if the binary dies, by its
+// watchdog). Tests sharing it use their own buckets (CreateBucket). It sets
+// the AWS environment for the test (S3Server.Env).
+func SharedS3(t testing.TB) *S3Server {
+	t.Helper()
+	bin := versityGW(t)
+	sharedS3.mu.Lock()
+	if sharedS3.s == nil && sharedS3.err == nil {
+		sharedS3.s, sharedS3.err = startS3(bin)
+	}
+	s, err := sharedS3.s, sharedS3.err
+	sharedS3.mu.Unlock()
+	if err != nil {
+		t.Fatalf("testenv: shared S3 server: %v", err)
+	}
+	s.Env(t)
+	return s
+}
+
+func stopSharedS3() {
+	sharedS3.mu.Lock()
+	defer sharedS3.mu.Unlock()
+	if sharedS3.s != nil {
+		sharedS3.s.Stop()
+		sharedS3.s = nil
+	}
+	sharedS3.err = nil
+}
+
+// versityGW finds the versitygw binary: $RUNFERRY_VERSITYGW, PATH, the Go
+// bin folder (.ci/run installs it there), or a build into the user cache
+// folder from the Go module proxy (a few minutes, once).
+func versityGW(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("RUNFERRY_VERSITYGW"); p != "" && isExecutable(p) {
+		return p
+	}
+	var extra []string
+	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
+		extra = append(extra, filepath.Join(strings.TrimSpace(string(gp)), "bin"))
+	}
+	cache, _ := os.UserCacheDir()
+	cacheBin := filepath.Join(cache, "runferry-test", "versitygw-v1.8.0")
+	extra = append(extra, cacheBin)
+	if p, ok := lookPath("versitygw", extra...); ok {
+		return p
+	}
+	cmd := exec.Command("go", "install", VersityGWModule)
+	cmd.Env = append(os.Environ(), "GOBIN="+cacheBin, "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		Unavailable(t, "versitygw (S3 server)", fmt.Sprintf("go install %s failed: %v: %s", VersityGWModule, err, out))
+	}
+	return filepath.Join(cacheBin, "versitygw")
+}
+
+func startS3(bin string) (*S3Server, error) {
+	dir, err := os.MkdirTemp("", "runferry-s3-")
+	if err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	var b [12]byte
+	rand.Read(b[:])
+	s := &S3Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "runferrytest",
+		SecretKey: hex.EncodeToString(b[:]), Region: "us-east-1", Dir: dir}
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "iam"), 0o755); err != nil {
+		return nil, err
+	}
+	s.bin = bin
+	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--region", s.Region, "--iam-dir", filepath.Join(dir, "iam"),
+		"posix", filepath.Join(dir, "data"))
+	// The root account's keys through the environment, not the command
+	// line (which ps shows).
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
+	s.svc, err = startService("versitygw", cmd, filepath.Join(dir, "versitygw.log"), syscall.SIGKILL,
+		func(pgid int) string {
+			// Also remove its folder, which Stop removes when the binary ends normally.
+			return fmt.Sprintf("kill -KILL -%d; rm -rf '%s'", pgid, dir)
+		})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if !s.svc.running() || time.Now().After(deadline) {
+			log := s.svc.logTail(20)
+			s.Stop()
+			return nil, fmt.Errorf("versitygw did not start: %s", log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.client = s3.New(s3.Options{Region: s.Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")})
+	return s, nil
+}
+
+// Env sets the AWS environment of the test to the server's root account,
+// with every other source of AWS credentials and settings cut off
+// (instance metadata, profiles, shared files).
+func (s *S3Server) Env(t testing.TB) {
+	t.Helper()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": s.AccessKey, "AWS_SECRET_ACCESS_KEY": s.SecretKey, "AWS_SESSION_TOKEN": "",
+		"AWS_REGION": s.Region, "AWS_DEFAULT_REGION": s.Region, "AWS_PROFILE": "",
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_CONFIG_FILE":             filepath.Join(s.Dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(s.Dir, "no-aws-credentials"),
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// CreateBucket creates a bucket with a fresh name starting with prefix and
+// returns its name.
+func (s *S3Server) CreateBucket(t testing.TB, prefix string) string {
+	t.Helper()
+	var b [4]byte
+	rand.Read(b[:])
+	name := strings.ToLower(prefix) + "-" + hex.EncodeToString(b[:])
+	if _, err := s.client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("testenv: creating bucket %s: %v", name, err)
+	}
+	return name
+}
+
+// Client returns an S3 client of the root account.
+func (s *S3Server) Client() *s3.Client { return s.client }
+
+// Location returns the archive location of prefix in bucket on this
+// server: s3://BUCKET/PREFIX?endpoint=...&path-style=true.
+func (s *S3Server) Location(bucket, prefix string) string {
+	q := url.Values{"endpoint": {s.Endpoint}, "path-style": {"true"}}
+	return "s3://" + bucket + "/" + strings.Trim(prefix, "/") + "?" + q.Encode()
+}
+
+// CreateUser creates an account with role "user" (it may use the buckets
+// it owns; see ChangeBucketOwner) and returns its secret key.
+func (s *S3Server) CreateUser(t testing.TB, access string) string {
+	t.Helper()
+	var b [12]byte
+	rand.Read(b[:])
+	secret := hex.EncodeToString(b[:])
+	s.admin(t, "create-user", "--access", access, "--secret", secret, "--role", "user")
+	return secret
+}
+
+// ChangeBucketOwner makes the account with access key owner own bucket.
+func (s *S3Server) ChangeBucketOwner(t testing.TB, bucket, owner string) {
+	t.Helper()
+	s.admin(t, "change-bucket-owner", "--bucket", bucket, "--owner", owner)
+}
+
+func (s *S3Server) admin(t testing.TB, args ...string) {
+	t.Helper()
+	cmd := exec.Command(s.bin, append([]string{"admin", "--endpoint-url", s.Endpoint}, args...)...)
+	cmd.Env = append(os.Environ(), "ADMIN_ACCESS_KEY_ID="+s.AccessKey, "ADMIN_SECRET_ACCESS_KEY="+s.SecretKey)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("testenv: versitygw admin %s: %v\n%s", args[0], err, out)
+	}
+}
+
+// LogTail returns the last n lines of the server's log.
+func (s *S3Server) LogTail(n int) string { return s.svc.logTail(n) }
+
+// Stop stops the server and removes its folder.
+func (s *S3Server) Stop() {
+	if s.svc != nil {
+		s.svc.stopGroup(3 * time.Second)
+	}
+	os.RemoveAll(s.Dir)
+}
