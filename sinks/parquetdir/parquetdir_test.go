@@ -70,6 +70,7 @@ func TestConformanceS3(t *testing.T) {
 				return src
 			}
 		},
-		Reopen: open,
+		Reopen:              open,
+		FormerAppendRefused: "archive holds the run under its former origin",
 	})
 }
