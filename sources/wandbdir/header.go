@@ -105,6 +105,22 @@ func readTail(seg *segment, size int64) tailInfo {
 		if err != nil {
 			return t
 		}
+		// History rows are most of a tail: their time is read in place
+		// (as walk's fast path does), and records the header does not use
+		// are not decoded.
+		if kind, body, clean := wandbfile.PeekRecord(payload); clean && fastPath {
+			switch kind {
+			case wandbfile.KindHistory:
+				if row.Scan(body) {
+					seen(conv.Header(&row).Time)
+					continue
+				}
+			case wandbfile.KindStats, wandbfile.KindOutput, wandbfile.KindOutputRaw,
+				wandbfile.KindExit, wandbfile.KindPreempting:
+			default:
+				continue
+			}
+		}
 		rec, err := wandbfile.Decode(payload)
 		if err != nil {
 			continue
