@@ -148,6 +148,9 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 	if err := e.Validate(); err != nil {
 		return "", fault.Permanent(err)
 	}
+	if s.unchangedExperiment(e) {
+		return e.Origin.String(), nil
+	}
 	w, err := s.writer()
 	if err != nil {
 		return "", err
@@ -159,6 +162,27 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 		return "", err
 	}
 	return e.Origin.String(), nil
+}
+
+// unchangedExperiment reports whether putting e needs no writer: none is
+// open yet, the archive held e as it is now when the sink was opened (with
+// its files whole), and it held no experiment under a former origin of e (to be
+// retired). A sync that changes nothing then leaves the archive untouched
+// and does not pay for opening a writer (its recovery walks every table
+// folder).
+func (s *Sink) unchangedExperiment(e schema.Experiment) bool {
+	s.mu.Lock()
+	open := s.w != nil
+	s.mu.Unlock()
+	if open || !s.state.ExperimentCurrent(s.path, e) {
+		return false
+	}
+	for _, f := range s.FormerKeys(e.Origin) {
+		if s.state.HoldsExperiment(f) {
+			return false
+		}
+	}
+	return true
 }
 
 // OpenRun starts writing r. The archive keeps what it held for r.Origin
