@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/internal/wandbfile"
@@ -187,19 +188,79 @@ func (s *Source) RunHeaders(ctx context.Context, exp schema.Ref) iter.Seq2[schem
 			yield(schema.Run{}, err)
 			return
 		}
+		var list []*runInfo
 		for _, ri := range runs {
-			if ri.exp != exp {
-				continue
+			if ri.exp == exp {
+				list = append(list, ri)
 			}
+		}
+		// The headers are built on headerWorkers goroutines, at most
+		// headersAhead ahead of the consumer, and yielded in order: their
+		// reads (a few small files a run, mostly waiting on the file
+		// system) overlap each other and what the consumer does with each.
+		items := make([]headerItem, len(list))
+		for i := range items {
+			items[i].done = make(chan struct{})
+		}
+		next := make(chan int)
+		stop := make(chan struct{})
+		slots := make(chan struct{}, headersAhead)
+		go func() {
+			defer close(next)
+			for i := range list {
+				select {
+				case slots <- struct{}{}:
+				case <-stop:
+					return
+				}
+				select {
+				case next <- i:
+				case <-stop:
+					return
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for range headerWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					items[i].run = s.header(list[i])
+					close(items[i].done)
+				}
+			}()
+		}
+		defer func() {
+			close(stop)
+			wg.Wait()
+		}()
+		for i := range list {
 			if ctx.Err() != nil {
 				yield(schema.Run{}, ctx.Err())
 				return
 			}
-			if !yield(s.header(ri), nil) {
+			<-items[i].done
+			<-slots
+			if !yield(items[i].run, nil) {
 				return
 			}
 		}
 	}
+}
+
+// headerWorkers and headersAhead bound the light headers RunHeaders builds
+// at once and ahead of its consumer.
+const (
+	headerWorkers = 4
+	headersAhead  = 64
+)
+
+// headerItem is one header of RunHeaders' window: run is set, and done
+// closed, once it is built.
+type headerItem struct {
+	run  schema.Run
+	done chan struct{}
 }
 
 // Run reads the run with origin ref in full, as Runs yields it.

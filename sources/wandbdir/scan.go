@@ -17,6 +17,7 @@ import (
 
 	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
+	"golang.org/x/sync/errgroup"
 )
 
 // segment is one run folder: the part of a run written by one process. A
@@ -354,11 +355,22 @@ func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, []st
 	if len(segs) == 0 && len(problems) == 0 {
 		return nil, nil, fmt.Errorf("%s: %w", root, errNoRuns)
 	}
+	// Each segment reads the start of its own log; a few goroutines
+	// overlap those reads (mostly waiting on the file system).
+	var g errgroup.Group
+	g.SetLimit(identifyWorkers)
 	for _, s := range segs {
-		s.identify()
+		g.Go(func() error {
+			s.identify()
+			return nil
+		})
 	}
+	g.Wait()
 	return groupRuns(segs, defaultEntity), problems, nil
 }
+
+// identifyWorkers is how many segments discover identifies at once.
+const identifyWorkers = 4
 
 // readCapped reads at most limit bytes of a small run file (metadata,
 // summary, config); larger files are an error rather than a memory spike.

@@ -1,13 +1,17 @@
 package wandbdir
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/wandbfile"
 )
 
 // TestTailFastPathMatchesDecode reads the tail of every log of the
@@ -62,5 +66,79 @@ func TestTailFastPathMatchesDecode(t *testing.T) {
 	}
 	if logs < 3 {
 		t.Fatalf("only %d logs read", logs)
+	}
+}
+
+// TestRunHeadersStopEarly stops listing headers after each count of them
+// (they are built ahead, on several goroutines): the headers seen are the
+// first ones in order, and the listing returns, its goroutines done.
+func TestRunHeadersStopEarly(t *testing.T) {
+	gen := t.TempDir()
+	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g"} {
+		dir := filepath.Join(gen, "wandb", "run-20240601_120000-"+id)
+		if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeRunRecordLog(t, filepath.Join(dir, "run-"+id+".wandb"), id)
+	}
+	ctx := context.Background()
+	src, err := New(Config{Root: gen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var all []string
+	var exps int
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		exps++
+		for r, err := range src.RunHeaders(ctx, e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, r.Origin.String())
+		}
+		for n := range len(all) {
+			var got []string
+			for r, err := range src.RunHeaders(ctx, e.Origin) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) == n {
+					break
+				}
+				got = append(got, r.Origin.String())
+			}
+			if !slices.Equal(got, all[:n]) {
+				t.Errorf("stopped after %d: %v, want %v", n, got, all[:n])
+			}
+		}
+	}
+	if exps != 1 || len(all) != 7 {
+		t.Fatalf("%d experiments, %d headers; want 1 and 7", exps, len(all))
+	}
+}
+
+// writeRunRecordLog writes a `.wandb` log holding only the run record of
+// run id (project p).
+func writeRunRecordLog(t *testing.T, path, id string) {
+	t.Helper()
+	var buf bytes.Buffer
+	w := wandbfile.NewWriter(&buf)
+	rec, err := wandbfile.AppendRecord(nil, &wandbfile.Record{Num: 1, Kind: wandbfile.KindRun,
+		Run: &wandbfile.Run{RunID: id, Project: "p", StartTime: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteRecord(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
