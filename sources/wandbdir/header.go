@@ -84,28 +84,40 @@ func (ri *runInfo) tail(seg *segment) tailInfo {
 // readTail reads the last tailBytes of seg's log. A log that cannot be
 // read gives what was read before the failure (the full read names it).
 func readTail(seg *segment, size int64) tailInfo {
+	t, _ := scanTail(seg, size, false)
+	return t
+}
+
+// scanTail is readTail; with wantRun it also returns the run record among
+// the log's first headerRecords records when the tail read starts at the
+// log's start (a log of at most tailBytes), as firstRunRecord finds it: so
+// discovery reads such a log once for both.
+func scanTail(seg *segment, size int64, wantRun bool) (tailInfo, *wandbfile.Run) {
 	var t tailInfo
+	var run *wandbfile.Run
 	f, err := os.Open(seg.wandbFile)
 	if err != nil {
-		return t
+		return t, nil
 	}
 	defer f.Close()
 	name := seg.name(seg.wandbFile)
 	rd, err := wandbfile.NewTailReader(f, size, name, tailBytes)
 	if err != nil {
-		return t
+		return t, nil
 	}
+	wantRun = wantRun && size <= tailBytes
 	conv := newConverter()
 	var row wandbfile.Row
 	seen := func(ms int64) { t.lastTime = max(t.lastTime, ms) }
-	for {
+	for n := 1; ; n++ {
 		payload, _, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return t
+			return t, run
 		}
+		lookForRun := wantRun && run == nil && n <= headerRecords
 		// History rows are most of a tail: their time is read in place
 		// (as walk's fast path does), and records the header does not use
 		// are not decoded.
@@ -118,6 +130,10 @@ func readTail(seg *segment, size int64) tailInfo {
 				}
 			case wandbfile.KindStats, wandbfile.KindOutput, wandbfile.KindOutputRaw,
 				wandbfile.KindExit, wandbfile.KindPreempting:
+			case wandbfile.KindRun:
+				if !lookForRun {
+					continue
+				}
 			default:
 				continue
 			}
@@ -127,6 +143,10 @@ func readTail(seg *segment, size int64) tailInfo {
 			continue
 		}
 		switch {
+		case rec.Run != nil:
+			if lookForRun {
+				run = rec.Run
+			}
 		case rec.History != nil:
 			row.SetHistory(rec.History)
 			seen(conv.Header(&row).Time)
@@ -143,7 +163,7 @@ func readTail(seg *segment, size int64) tailInfo {
 	for _, d := range rd.Damage() {
 		t.damage = append(t.damage, d.Error())
 	}
-	return t
+	return t, run
 }
 
 // header builds the run's light header (see the comment at the top).

@@ -198,7 +198,17 @@ const headerRecords = 64
 // project, which SDKs before 0.10 kept there) and the folder name.
 func (s *segment) identify() {
 	if s.wandbFile != "" {
-		if rr := firstRunRecord(s.wandbFile); rr != nil && rr.RunID != "" {
+		var rr *wandbfile.Run
+		if fi, err := os.Stat(s.wandbFile); err == nil && fi.Size() <= tailBytes {
+			// A small log is read once, for its run record and its tail
+			// (kept as runInfo.tail keeps it).
+			t, run := scanTail(s, fi.Size(), true)
+			t.size, t.mtime = fi.Size(), fi.ModTime()
+			s.tailCache, rr = &t, run
+		} else {
+			rr = firstRunRecord(s.wandbFile)
+		}
+		if rr != nil && rr.RunID != "" {
 			s.id, s.entity, s.project, s.start = rr.RunID, rr.Entity, rr.Project, rr.StartTime
 			s.run = rr
 			return

@@ -33,7 +33,7 @@ func TestTailFastPathMatchesDecode(t *testing.T) {
 		t.Fatalf("generated log: %v, %d bytes; want more than twice the tail", err, fi.Size())
 	}
 	roots := []string{gen, filepath.Join(testenv.RepoRoot(t), "testdata", "wandb", "fixtures"), testenv.Samples(t, "wandb")}
-	logs := 0
+	logs, kept := 0, 0
 	for _, root := range roots {
 		runs, _, err := discover(context.Background(), root, "")
 		if err != nil {
@@ -47,6 +47,26 @@ func TestTailFastPathMatchesDecode(t *testing.T) {
 				fi, err := os.Stat(seg.wandbFile)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if c := seg.tailCache; c != nil {
+					// Discovery read this small log once for its run record and
+					// its tail: the same tail a read of its own gives.
+					cached := *c
+					cached.size, cached.mtime = 0, time.Time{}
+					if fi.Size() > tailBytes {
+						t.Errorf("%s: tail kept by discovery for a log of %d bytes", seg.wandbFile, fi.Size())
+					}
+					if want := readTail(seg, fi.Size()); !reflect.DeepEqual(cached, want) {
+						t.Errorf("%s: tail kept by discovery %+v, read alone %+v", seg.wandbFile, cached, want)
+					}
+					rr := firstRunRecord(seg.wandbFile)
+					if rr != nil && rr.RunID == "" {
+						rr = nil // identify keeps no run record without an id
+					}
+					if !reflect.DeepEqual(rr, seg.run) {
+						t.Errorf("%s: run record from the one read %+v, firstRunRecord %+v", seg.wandbFile, seg.run, rr)
+					}
+					kept++
 				}
 				read := func(fast bool) tailInfo {
 					defer func(old bool) { fastPath = old }(fastPath)
@@ -64,8 +84,8 @@ func TestTailFastPathMatchesDecode(t *testing.T) {
 			}
 		}
 	}
-	if logs < 3 {
-		t.Fatalf("only %d logs read", logs)
+	if logs < 3 || kept < 2 {
+		t.Fatalf("only %d logs read, %d tails kept by discovery", logs, kept)
 	}
 }
 
