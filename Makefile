@@ -87,9 +87,10 @@ bench-mlflowstore: venv
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/mlflowstore.sh
 
 # Incremental sync (issue 12): no-change sync and ls of 10,000 generated runs
-# against a full copy, and a sync after 1% of them grew (bench/sync.sh).
+# against a full copy, and a sync after 1% of them grew, into Parquet and
+# (100 runs) into an MLflow server from the venv (bench/sync.sh).
 .PHONY: bench-sync
-bench-sync:
+bench-sync: venv
 	mkdir -p $(BENCH_DIR)
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/sync.sh
 

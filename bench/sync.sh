@@ -6,23 +6,37 @@
 #
 #   no-change: `runferry sync` of N generated W&B runs into the archive a
 #     full `runferry copy` just wrote (same ledger), against that copy;
-#     `runferry ls` of the runs likewise. Target: the copy takes >= 50x the
+#     `runferry ls` of the runs likewise, with counts (every log read) and
+#     with --no-count (light headers). Target: the copy takes >= 50x the
 #     no-change sync (and the ls).
 #   grown: 1% of the runs gain 1% more history rows (their folders written
 #     again with more rows; the first rows are the same), then a sync,
 #     against the no-change sync plus a copy of just the new points (one
 #     history row per grown run, written as a fresh folder of that many
 #     runs into a fresh archive). Target: sync <= 3 x no-change + that copy.
-#   (The same into MLflow is not measured yet.)
+#   mlflow: the same no-change and grown syncs into an MLflow server
+#     (fresh, SQLite store, one worker: the flags internal/testenv uses;
+#     started here, its process group stopped on exit) for
+#     BENCH_SYNC_MLFLOW_RUNS runs (fewer than into Parquet: a full copy
+#     into one server on 2 cores runs at a few thousand points/s), 1% of
+#     them (at least one) grown by 1% more rows; the new points alone are
+#     a copy of a folder of that many one-row runs into the same server.
+#     The grown runs must be appended to (the same MLflow run ids).
 #
-# Knobs: RUNFERRY_BENCH_DIR, BENCH_SYNC_ENTITY ("-entity bench-team"; empty: none), BENCH_SYNC_RUNS (10000), BENCH_SYNC_ROWS (100
-# history rows of 5 keys per run), BENCH_REPEAT (3; medians).
+# Knobs: RUNFERRY_BENCH_DIR, RUNFERRY_VENV (for mlflow; default .venv),
+# BENCH_SYNC_ENTITY ("-entity bench-team"; empty: none), BENCH_SYNC_RUNS
+# (10000), BENCH_SYNC_ROWS (100 history rows of 5 keys per run),
+# BENCH_SYNC_MLFLOW_RUNS (100; 0 skips the MLflow part), BENCH_REPEAT (3;
+# medians). RUNFERRY_CPUPROFILE is passed through (runferry writes a CPU
+# profile of each command to it: set it only to profile by hand).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SCRATCH=${RUNFERRY_BENCH_DIR:-${TMPDIR:-/tmp}/runferry-bench}/sync
 RUNS=${BENCH_SYNC_RUNS:-10000}
 ROWS=${BENCH_SYNC_ROWS:-100}
 REPEAT=${BENCH_REPEAT:-3}
+MRUNS=${BENCH_SYNC_MLFLOW_RUNS:-100}
+VENV=${RUNFERRY_VENV:-$PWD/.venv}
 GROWN=$((RUNS / 100))
 MORE=$((ROWS / 100 > 0 ? ROWS / 100 : 1))
 # With an entity the runs' origins are entity/project/id; without one (as
@@ -54,38 +68,130 @@ rm -rf "$SRC" "$SCRATCH/delta"
 # The new points alone: one folder of GROWN runs holding MORE rows each.
 "$BIN/genwandb" -out "$SCRATCH/delta" -runs "$GROWN" -rows "$MORE" -keys 5 -stats-every 0 -id d $ENTITY >/dev/null
 
-full=() nochange=() ls=() delta=()
+full=() nochange=() ls=() lsnc=() delta=()
 for rep in $(seq "$REPEAT"); do
 	rm -rf "$SCRATCH/a" "$SCRATCH/ledger.db" "$SCRATCH/d" "$SCRATCH/d.db"
 	full+=("$(secs "$RF" copy "wandb:$SRC" "parquet:$SCRATCH/a" --state "$SCRATCH/ledger.db" -q)")
 	nochange+=("$(secs "$RF" sync "wandb:$SRC" "parquet:$SCRATCH/a" --state "$SCRATCH/ledger.db" -q)")
 	grep -q "copied 0 runs" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the no-change sync copied something"; exit 1; }
 	ls+=("$(secs "$RF" ls "wandb:$SRC")")
+	lsnc+=("$(secs "$RF" ls --no-count "wandb:$SRC")")
 	delta+=("$(secs "$RF" copy "wandb:$SCRATCH/delta" "parquet:$SCRATCH/d" --state "$SCRATCH/d.db" -q)")
-	log "rep $rep: full ${full[-1]} s, no-change ${nochange[-1]} s, ls ${ls[-1]} s, new points alone ${delta[-1]} s"
+	log "rep $rep: full ${full[-1]} s, no-change ${nochange[-1]} s, ls ${ls[-1]} s, ls --no-count ${lsnc[-1]} s, new points alone ${delta[-1]} s"
 done
-# Grow 1% of the runs by 1% more rows (same seed: the first rows repeat).
-for i in $(seq 0 $((GROWN - 1))); do
-	n=$((i * 100))
-	id=$(printf 's-%05d' "$n")
-	rm -rf "$SRC/wandb/run-"*"-$id"
-	"$BIN/genwandb" -out "$SRC" -rows $((ROWS + MORE)) -keys 5 -stats-every 0 -id "$id" -seed $((1 + n)) $ENTITY >/dev/null
-done
+# grow DIR PREFIX COUNT: writes again every 100th of the first 100 x COUNT
+# runs (ids PREFIX-00000, PREFIX-00100, ...) of DIR with MORE rows more
+# (same seed: the first rows repeat).
+grow() {
+	local dir=$1 prefix=$2 count=$3 i n id
+	for i in $(seq 0 $((count - 1))); do
+		n=$((i * 100))
+		id=$(printf '%s-%05d' "$prefix" "$n")
+		rm -rf "$dir/wandb/run-"*"-$id"
+		"$BIN/genwandb" -out "$dir" -rows $((ROWS + MORE)) -keys 5 -stats-every 0 -id "$id" -seed $((1 + n)) $ENTITY >/dev/null
+	done
+}
+grow "$SRC" s "$GROWN"
 grown=$(secs "$RF" sync "wandb:$SRC" "parquet:$SCRATCH/a" --state "$SCRATCH/ledger.db" -q)
 grown_line=$(tail -1 "$SCRATCH/last.out")
 log "grown sync $grown s: $grown_line"
 "$RF" check "wandb:$SRC" "parquet:$SCRATCH/a" -q >/dev/null || { log "check failed after the grown sync"; exit 1; }
 
-F=$(median "${full[@]}") N=$(median "${nochange[@]}") L=$(median "${ls[@]}") D=$(median "${delta[@]}")
+F=$(median "${full[@]}") N=$(median "${nochange[@]}") L=$(median "${ls[@]}") LN=$(median "${lsnc[@]}") D=$(median "${delta[@]}")
 budget=$(echo "3 * $N + $D" | bc)
+
+# --- into MLflow ---------------------------------------------------------
+MLF_ROWS=""
+if [ "$MRUNS" -gt 0 ]; then
+	MGROWN=$((MRUNS / 100 > 0 ? MRUNS / 100 : 1))
+	MLFLOW_BIN=$VENV/bin/mlflow
+	[ -x "$MLFLOW_BIN" ] || { log "no mlflow in $VENV: run 'make venv' or set RUNFERRY_VENV (or BENCH_SYNC_MLFLOW_RUNS=0)"; exit 1; }
+	MDIR=$SCRATCH/mlflow-server
+	stop_mlflow() {
+		local pid i
+		pid=$(cat "$MDIR/pid" 2>/dev/null) || return 0
+		kill -TERM -- "-$pid" 2>/dev/null || true
+		for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+		kill -KILL -- "-$pid" 2>/dev/null || true
+		rm -f "$MDIR/pid"
+	}
+	trap stop_mlflow EXIT
+	rm -rf "$MDIR" && mkdir -p "$MDIR"
+	port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	(
+		cd "$MDIR"
+		export MLFLOW_TRACKING_URI= PYTHONUNBUFFERED=1 MLFLOW_ENABLE_TELEMETRY=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+		# setsid: the server and its workers form one process group, stopped together
+		exec setsid "$MLFLOW_BIN" server --backend-store-uri "sqlite:///$MDIR/mlflow.db" \
+			--artifacts-destination "$MDIR/artifacts" --serve-artifacts --host 127.0.0.1 --port "$port" \
+			--workers 1 --allowed-hosts "127.0.0.1,127.0.0.1:$port,localhost,localhost:$port"
+	) >"$MDIR/server.log" 2>&1 </dev/null &
+	echo $! >"$MDIR/pid"
+	URL=http://127.0.0.1:$port
+	for i in $(seq 480); do
+		curl -sf "$URL/health" >/dev/null 2>&1 && break
+		kill -0 "$(cat "$MDIR/pid")" 2>/dev/null || { tail -20 "$MDIR/server.log" >&2; log "mlflow server died"; exit 1; }
+		sleep 0.5
+	done
+	# MLflow 3.x starts a job runner and huey consumers (~20 CPU-seconds)
+	# around the first /health: wait until the process group is idle.
+	last=-1 quiet=0
+	for i in $(seq 90); do
+		now=$(ps -eo pgid=,cputimes= | awk -v g="$(cat "$MDIR/pid")" '$1 == g { s += $2 } END { print s + 0 }')
+		if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+		[ "$quiet" -ge 2 ] && break
+		last=$now
+		sleep 1
+	done
+	DST="mlflow+$URL"
+	MSRC=$SCRATCH/msrc
+	log "mlflow: generating $MRUNS runs x $ROWS rows x 5 keys (server $URL)"
+	rm -rf "$MSRC" "$SCRATCH/mdelta" "$SCRATCH/m.db" "$SCRATCH/md.db"
+	"$BIN/genwandb" -out "$MSRC" -runs "$MRUNS" -rows "$ROWS" -keys 5 -stats-every 0 -id m $ENTITY >/dev/null
+	mfull=$(secs "$RF" copy "wandb:$MSRC" "$DST" --state "$SCRATCH/m.db" -q)
+	mnochange=() mdelta=()
+	for rep in $(seq "$REPEAT"); do
+		mnochange+=("$(secs "$RF" sync "wandb:$MSRC" "$DST" --state "$SCRATCH/m.db" -q)")
+		grep -q "copied 0 runs" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the no-change sync into MLflow copied something"; exit 1; }
+		# The new points alone, into the same server: new runs each time
+		# (ids md<rep>-...), in an experiment of their own.
+		rm -rf "$SCRATCH/mdelta" "$SCRATCH/md.db"
+		"$BIN/genwandb" -out "$SCRATCH/mdelta" -runs "$MGROWN" -rows "$MORE" -keys 5 -stats-every 0 -id "md$rep" -project runferry-bench-delta $ENTITY >/dev/null
+		mdelta+=("$(secs "$RF" copy "wandb:$SCRATCH/mdelta" "$DST" --state "$SCRATCH/md.db" -q)")
+		grep -q "copied $MGROWN runs" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the copy of the new points alone into MLflow did not copy $MGROWN runs"; exit 1; }
+		log "mlflow rep $rep: no-change ${mnochange[-1]} s, new points alone ${mdelta[-1]} s (full copy $mfull s)"
+	done
+	# run_ids: the MLflow run ids the server holds, sorted (a run written
+	# anew instead of appended to would get a new one).
+	run_ids() { "$RF" ls --no-count --json --exclude '*delta*' "$DST" | "$VENV/bin/python" -c 'import json, sys; print("\n".join(sorted(r["origin"] for r in json.load(sys.stdin))))'; }
+	ids_before=$(run_ids)
+	grow "$MSRC" m "$MGROWN"
+	mgrown=$(secs "$RF" sync "wandb:$MSRC" "$DST" --state "$SCRATCH/m.db" -q --report "$SCRATCH/m-grown.json")
+	mgrown_line=$(tail -1 "$SCRATCH/last.out")
+	log "mlflow grown sync $mgrown s: $mgrown_line"
+	"$RF" check "wandb:$MSRC" "$DST" -q >/dev/null || { log "check failed after the grown sync into MLflow"; exit 1; }
+	[ "$(run_ids)" = "$ids_before" ] || { log "the grown sync into MLflow changed run ids (wrote runs anew instead of appending)"; exit 1; }
+	MN=$(median "${mnochange[@]}") MD=$(median "${mdelta[@]}")
+	mbudget=$(echo "3 * $MN + $MD" | bc)
+	MLF_ROWS=$(
+		echo "| MLflow ($MRUNS runs x $ROWS rows x 5 keys; SQLite store, 1 worker): full copy (once) | $mfull | | | |"
+		echo "| MLflow: no-change sync | $MN | copy / sync = $(ratio "$mfull" "$MN")x | | |"
+		echo "| MLflow: copy of the new points alone ($MGROWN runs x $MORE rows) | $MD | | | |"
+		echo "| MLflow: sync after $MGROWN runs grew by $MORE rows (once) | $mgrown | budget 3 x no-change + new points = $mbudget | <= budget | $(met "$mgrown <= $mbudget") |"
+	)
+	stop_mlflow
+fi
 {
 	echo "| measurement ($RUNS runs x $ROWS rows x 5 keys, medians of $REPEAT) | seconds | ratio | target | met? |"
 	echo "|---|---|---|---|---|"
 	echo "| full copy into Parquet | $F | | | |"
 	echo "| no-change sync | $N | copy / sync = $(ratio "$F" "$N")x | 50x | $(met "$F >= 50 * $N") |"
-	echo "| ls | $L | copy / ls = $(ratio "$F" "$L")x | 50x | $(met "$F >= 50 * $L") |"
+	echo "| ls (counts: every log read) | $L | copy / ls = $(ratio "$F" "$L")x | 50x | $(met "$F >= 50 * $L") |"
+	echo "| ls --no-count (light headers) | $LN | copy / ls = $(ratio "$F" "$LN")x | 50x | $(met "$F >= 50 * $LN") |"
 	echo "| copy of the new points alone ($GROWN runs x $MORE rows) | $D | | | |"
 	echo "| sync after $GROWN runs grew by $MORE rows (one run) | $grown | budget 3 x no-change + new points = $budget | <= budget | $(met "$grown <= $budget") |"
+	[ -z "$MLF_ROWS" ] || echo "$MLF_ROWS"
 	echo
 	echo "grown sync: $grown_line"
+	[ -z "$MLF_ROWS" ] || echo "grown sync into MLflow: $mgrown_line"
 } | tee "$SCRATCH/results.md"

@@ -47,6 +47,7 @@ type options struct {
 	statsEvery int
 	seed       uint64
 	entity     string
+	project    string
 	runs       int // with more than 1, runs run folders with ids ID-00000, ID-00001, ...
 }
 
@@ -73,6 +74,7 @@ func main() {
 	flag.IntVar(&o.statsEvery, "stats-every", 100, "write a stats record every N rows (0: none)")
 	flag.Uint64Var(&o.seed, "seed", 1, "random seed for the values")
 	flag.StringVar(&o.entity, "entity", "", "the run's entity (none by default, as offline runs often have none; with one the run's origin is entity/project/id, else the folder's path)")
+	flag.StringVar(&o.project, "project", "runferry-bench", "the runs' project")
 	flag.IntVar(&o.runs, "runs", 1, "number of run folders (ids ID-00000...; each with the same flags and its own seed); the JSON sums them")
 	flag.Parse()
 	if o.out == "" || o.rows < 0 || o.keys < 1 || o.statsEvery < 0 || o.runs < 1 || flag.NArg() != 0 {
@@ -229,7 +231,7 @@ func (g *gen) writeRun() error {
 	head := []*wandbfile.Record{
 		{Kind: wandbfile.KindHeader, Header: &wandbfile.Header{Producer: "0.31.0+runferry-genwandb", MinConsumer: "0.1.0"}},
 		{Kind: wandbfile.KindRun, Run: &wandbfile.Run{
-			RunID: o.id, Entity: o.entity, Project: "runferry-bench", DisplayName: "bench-" + o.id, JobType: "train",
+			RunID: o.id, Entity: o.entity, Project: o.project, DisplayName: "bench-" + o.id, JobType: "train",
 			Host: "bench-host", StartTime: startTime, Tags: []string{"bench"},
 			Config: &wandbfile.Config{Update: []wandbfile.Item{
 				wandbfile.HistoryItem(`{"value":0.0003}`, "lr"),

@@ -83,7 +83,23 @@ type Ledger struct {
 	// previous is when the job was last opened before this Open (see
 	// PreviousStart).
 	previous time.Time
+	// snap holds every entry of the job, read in one query at the first
+	// Get (see Get); nil before, and for jobs with more than snapshotMax
+	// entries.
+	snap     map[string]storedEntry
+	snapDone bool
 }
+
+// storedEntry is an entry as stored: its cursors' keys still in JSON,
+// parsed by Get only for the entries asked for.
+type storedEntry struct {
+	e    Entry // without Keys
+	keys string
+}
+
+// snapshotMax bounds the entries Get reads at once (about 1 KB each).
+// A larger job reads one entry a query.
+const snapshotMax = 200_000
 
 // PreviousStart is when this job was last started before this Open: the
 // start of the previous sync of the same source, sink and options,
@@ -178,9 +194,35 @@ func addNameColumn(db *sql.DB) error {
 }
 
 // Get returns the entry for origin, if any, with its cursors.
+//
+// The first Get reads every entry of the job in one query (a plan asks
+// for every run's entry, and a query a run cost more than the rest of a
+// no-change sync); later Gets answer from that snapshot, which this
+// Ledger's Puts keep current. Entries another process writes into the same
+// job afterwards are not seen (concurrent workers, such as shards, keep a
+// ledger each). A job of more than snapshotMax entries is read one entry
+// a query.
 func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if !l.snapDone {
+		if err := l.loadSnapshot(); err != nil {
+			return Entry{}, false, err
+		}
+	}
+	if l.snap != nil {
+		st, ok := l.snap[origin]
+		if !ok {
+			return Entry{}, false, nil
+		}
+		e := st.e
+		if e.Mark != "" {
+			if err := json.Unmarshal([]byte(st.keys), &e.Keys); err != nil {
+				return Entry{}, false, fmt.Errorf("cursors of run %s: %w", origin, err)
+			}
+		}
+		return e, true, nil
+	}
 	var e Entry
 	var updated string
 	var mark, keys sql.NullString
@@ -201,6 +243,45 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 		}
 	}
 	return e, true, nil
+}
+
+// loadSnapshot reads every entry of the job into l.snap, unless there are
+// more than snapshotMax. l.mu is held.
+func (l *Ledger) loadSnapshot() error {
+	var n int
+	if err := l.db.QueryRow(`SELECT COUNT(*) FROM runs WHERE job=?`, l.job).Scan(&n); err != nil {
+		return err
+	}
+	if n > snapshotMax {
+		l.snapDone = true
+		return nil
+	}
+	rows, err := l.db.Query(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, c.mark, c.keys
+		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=?`, l.job)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	snap := make(map[string]storedEntry, n)
+	for rows.Next() {
+		var e Entry
+		var updated string
+		var mark, keys sql.NullString
+		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &mark, &keys); err != nil {
+			return err
+		}
+		e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
+		st := storedEntry{e: e}
+		if mark.Valid && mark.String != "" {
+			st.e.Mark, st.keys = mark.String, keys.String
+		}
+		snap[e.Origin] = st
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	l.snap, l.snapDone = snap, true
+	return nil
 }
 
 // Put records e, replacing any earlier entry for its origin, its cursors
@@ -237,7 +318,21 @@ func (l *Ledger) Put(e Entry) error {
 	if err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	if l.snap != nil {
+		// As Get would read it back.
+		st := storedEntry{e: e}
+		st.e.Keys = nil
+		st.e.LastError = l.Scrub(e.LastError)
+		st.e.Updated, _ = time.Parse(time.RFC3339Nano, e.Updated.Format(time.RFC3339Nano))
+		if e.Mark != "" {
+			st.keys = string(keys)
+		}
+		l.snap[e.Origin] = st
+	}
+	return nil
 }
 
 // Entries returns every entry of the job, ordered by origin.

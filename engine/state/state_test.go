@@ -182,3 +182,58 @@ func TestNameColumn(t *testing.T) {
 		t.Fatalf("entries %+v, %v", es, err)
 	}
 }
+
+// TestGetSnapshot checks that Gets answered from the snapshot the first
+// Get reads equal Gets that query the file (a Ledger opened afresh, with
+// the snapshot turned off), before and after Puts through the snapshotted
+// Ledger: new entries, replaced ones, cursors dropped, scrubbed errors.
+func TestGetSnapshot(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	l, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Scrub = func(s string) string { return strings.ReplaceAll(s, "secret", "***") }
+	keys := []KeyCursor{{Key: "loss", Count: 3, LastStep: 2, LastTime: 1700000000000, Digest: "d1"}}
+	put := func(e Entry) {
+		t.Helper()
+		if err := l.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(Entry{Origin: "e/p/a", DestID: "a1", Status: "committed", Fingerprint: "f1", Name: "run a", Mark: "m1", Keys: keys})
+	put(Entry{Origin: "e/p/b", Status: "failed", Attempts: 2, LastError: "no secret here"})
+	origins := []string{"e/p/a", "e/p/b", "e/p/c", "e/p/d"}
+	check := func(when string) {
+		t.Helper()
+		ref, err := Open(path, job, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ref.Close()
+		ref.snapDone = true // one query a Get, as before snapshots
+		for _, o := range origins {
+			got, gok, gerr := l.Get(o)
+			want, wok, werr := ref.Get(o)
+			if gerr != nil || werr != nil {
+				t.Fatalf("%s: Get %s: %v, %v", when, o, gerr, werr)
+			}
+			if gok != wok || !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: Get %s from the snapshot = %+v (%v), from the file %+v (%v)", when, o, got, gok, want, wok)
+			}
+		}
+		if l.snap == nil {
+			t.Errorf("%s: no snapshot taken", when)
+		}
+	}
+	check("before Puts")
+	put(Entry{Origin: "e/p/c", DestID: "c1", Status: "committed", Fingerprint: "f3", Mark: "m3", Keys: keys})
+	put(Entry{Origin: "e/p/a", DestID: "a2", Status: "committed", Fingerprint: "f2", Name: "run a"}) // cursors dropped
+	put(Entry{Origin: "e/p/b", Status: "failed", Attempts: 3, LastError: "a secret error"})
+	check("after Puts")
+	if e, _, _ := l.Get("e/p/b"); e.LastError != "a *** error" {
+		t.Errorf("error text %q, want it scrubbed", e.LastError)
+	}
+}

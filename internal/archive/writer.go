@@ -400,15 +400,38 @@ func (w *Writer) HasExperiment(origin string) bool {
 	return ok
 }
 
+// experimentRow is e's row in the experiments table (snapshot 0) and the
+// digest the manifest keeps of it.
+func experimentRow(e schema.Experiment) (ExperimentRow, string) {
+	row := ExperimentToRow(e, 0)
+	b, _ := json.Marshal(row)
+	sum := sha256.Sum256(b)
+	return row, hex.EncodeToString(sum[:])
+}
+
+// ExperimentCurrent reports whether st holds experiment e as
+// PutExperiment writes it (the same row) with its files whole in the
+// archive in store: PutExperiment of e would then change nothing, and a
+// sink need not open a writer for it.
+func (st *State) ExperimentCurrent(store Store, e schema.Experiment) bool {
+	_, digest := experimentRow(e)
+	exps := st.Manifest.Experiments
+	i, ok := slices.BinarySearchFunc(exps, e.Origin.String(), func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
+	return ok && exps[i].Digest == digest && filesWhole(store, exps[i].Files)
+}
+
+// HoldsExperiment reports whether st holds an experiment with origin.
+func (st *State) HoldsExperiment(origin string) bool {
+	_, ok := slices.BinarySearchFunc(st.Manifest.Experiments, origin, func(x ExperimentEntry, o string) int { return strings.Compare(x.Origin, o) })
+	return ok
+}
+
 // PutExperiment stores e unless the archive already holds it unchanged
 // with its files there at their recorded sizes (a lost or truncated file is
 // written again).
 func (w *Writer) PutExperiment(e schema.Experiment) error {
 	origin := e.Origin.String()
-	row := ExperimentToRow(e, 0)
-	b, _ := json.Marshal(row)
-	sum := sha256.Sum256(b)
-	digest := hex.EncodeToString(sum[:])
+	row, digest := experimentRow(e)
 	w.expMu.Lock()
 	defer w.expMu.Unlock()
 	w.mu.Lock()

@@ -28,7 +28,7 @@ const legacyGridOffset = FileHeaderSize
 // every file shorter than one block, where the layouts are identical) means
 // the standard layout.
 func detectGrid(src *bufio.Reader) (int64, error) {
-	data, err := src.Peek(layoutProbeSize)
+	data, err := src.Peek(min(layoutProbeSize, src.Size()))
 	if err != nil && !errors.Is(err, io.EOF) {
 		return 0, err
 	}

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"io/fs"
 )
 
 // Framing constants of the `.wandb` format.
@@ -117,7 +118,7 @@ type Reader struct {
 // block layout (standard, or the pre-0.17.6 wandb-core one) is detected by
 // looking ahead at most a few blocks.
 func NewReader(r io.Reader, name string) (*Reader, error) {
-	src := bufio.NewReaderSize(r, layoutProbeSize+BlockSize)
+	src := bufio.NewReaderSize(r, readBufferSize(r))
 	var header [FileHeaderSize]byte
 	n, err := io.ReadFull(src, header[:])
 	if err != nil {
@@ -139,6 +140,27 @@ func NewReader(r io.Reader, name string) (*Reader, error) {
 	rd.blockStart = FileHeaderSize
 	rd.blockPos = 0
 	return rd, nil
+}
+
+// readBufferSize is the size of a Reader's read buffer: room for the
+// layout probe and a block, or, when r is a file (it has a Stat method)
+// smaller than that, the file's size rounded up to 4 KiB, so that opening
+// each of many small logs does not allocate and clear buffers many times
+// their size. A file that grows after the Stat is still read in full
+// (the buffer only limits how far the layout probe looks ahead, and a file
+// shorter than a block reads the same under either layout).
+func readBufferSize(r io.Reader) int {
+	const full = layoutProbeSize + BlockSize
+	st, ok := r.(interface{ Stat() (fs.FileInfo, error) })
+	if !ok {
+		return full
+	}
+	fi, err := st.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() >= full {
+		return full
+	}
+	const page = 4 << 10
+	return int(fi.Size()/page+1) * page
 }
 
 // checkFileHeader validates the 7-byte file header and reports the offset of

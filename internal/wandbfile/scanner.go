@@ -44,11 +44,16 @@ func (b *recordBatch) release() {
 
 // Read-ahead sizes: a batch holds about batchBytes of payloads or
 // batchRecords records, and the reading goroutine runs at most
-// batchesAhead batches ahead.
+// batchesAhead batches ahead. A new batch's buffer starts at
+// batchStartBytes and grows as payloads arrive (batches are reused within
+// a file), so a small file costs a small buffer: most logs of a large
+// collection are far smaller than batchBytes, and clearing a fresh 1 MiB
+// buffer for each of them dominated listing and planning.
 const (
-	batchBytes   = 1 << 20
-	batchRecords = 4096
-	batchesAhead = 2
+	batchBytes      = 1 << 20
+	batchStartBytes = 32 << 10
+	batchRecords    = 4096
+	batchesAhead    = 2
 )
 
 // NewScanner starts reading rd ahead. Memory stays bounded by the
@@ -125,7 +130,7 @@ func readAhead(rd *Reader) (<-chan *recordBatch, func()) {
 			case b = <-free:
 				b.buf, b.ends, b.offs = b.buf[:0], b.ends[:0], b.offs[:0]
 			default:
-				b = &recordBatch{buf: make([]byte, 0, batchBytes+64<<10), free: free}
+				b = &recordBatch{buf: make([]byte, 0, batchStartBytes), free: free}
 			}
 			last := false
 			for len(b.buf) < batchBytes && len(b.ends) < batchRecords {

@@ -155,6 +155,9 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 	if err := e.Validate(); err != nil {
 		return "", fault.Permanent(err)
 	}
+	if s.unchangedExperiment(e) {
+		return e.Origin.String(), nil
+	}
 	w, err := s.writer()
 	if err != nil {
 		return "", err
@@ -166,6 +169,31 @@ func (s *Sink) PutExperiment(_ context.Context, e schema.Experiment) (string, er
 		return "", err
 	}
 	return e.Origin.String(), nil
+}
+
+// unchangedExperiment reports whether putting e needs no writer: none is
+// open yet, the archive held e as it is now when the sink was opened (with
+// its files whole), and it held no experiment under a former origin of e (to be
+// retired). A sync that changes nothing then leaves the archive untouched
+// and does not pay for opening a writer (its recovery walks every table
+// folder).
+func (s *Sink) unchangedExperiment(e schema.Experiment) bool {
+	s.mu.Lock()
+	open := s.w != nil
+	s.mu.Unlock()
+	if open {
+		return false
+	}
+	st, err := s.openStore()
+	if err != nil || !s.state.ExperimentCurrent(st, e) {
+		return false
+	}
+	for _, f := range s.FormerKeys(e.Origin) {
+		if s.state.HoldsExperiment(f) {
+			return false
+		}
+	}
+	return true
 }
 
 // OpenRun starts writing r. The archive keeps what it held for r.Origin
@@ -295,18 +323,25 @@ func (s *Sink) VerifyRun(_ context.Context, origin schema.Ref) (string, error) {
 // verify is archive.VerifyRunFiles through one store opened on first use
 // (an object-storage client is opened once, not per run).
 func (s *Sink) verify(e archive.RunEntry, hash bool) (string, error) {
+	st, err := s.openStore()
+	if err != nil {
+		return "", err
+	}
+	return archive.VerifyRunFilesIn(st, e, hash)
+}
+
+// openStore returns the sink's store for reading, opened on first use.
+func (s *Sink) openStore() (archive.Store, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.store == nil {
 		st, err := archive.OpenStore(s.path)
 		if err != nil {
-			s.mu.Unlock()
-			return "", err
+			return nil, err
 		}
 		s.store = st
 	}
-	st := s.store
-	s.mu.Unlock()
-	return archive.VerifyRunFilesIn(st, e, hash)
+	return s.store, nil
 }
 
 // Close publishes the snapshot and releases the archive.

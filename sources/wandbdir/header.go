@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/internal/wandbfile"
@@ -83,33 +84,69 @@ func (ri *runInfo) tail(seg *segment) tailInfo {
 // readTail reads the last tailBytes of seg's log. A log that cannot be
 // read gives what was read before the failure (the full read names it).
 func readTail(seg *segment, size int64) tailInfo {
+	t, _ := scanTail(seg, size, false)
+	return t
+}
+
+// scanTail is readTail; with wantRun it also returns the run record among
+// the log's first headerRecords records when the tail read starts at the
+// log's start (a log of at most tailBytes), as firstRunRecord finds it: so
+// discovery reads such a log once for both.
+func scanTail(seg *segment, size int64, wantRun bool) (tailInfo, *wandbfile.Run) {
 	var t tailInfo
+	var run *wandbfile.Run
 	f, err := os.Open(seg.wandbFile)
 	if err != nil {
-		return t
+		return t, nil
 	}
 	defer f.Close()
 	name := seg.name(seg.wandbFile)
 	rd, err := wandbfile.NewTailReader(f, size, name, tailBytes)
 	if err != nil {
-		return t
+		return t, nil
 	}
+	wantRun = wantRun && size <= tailBytes
 	conv := newConverter()
 	var row wandbfile.Row
 	seen := func(ms int64) { t.lastTime = max(t.lastTime, ms) }
-	for {
+	for n := 1; ; n++ {
 		payload, _, err := rd.Next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return t
+			return t, run
+		}
+		lookForRun := wantRun && run == nil && n <= headerRecords
+		// History rows are most of a tail: their time is read in place
+		// (as walk's fast path does), and records the header does not use
+		// are not decoded.
+		if kind, body, clean := wandbfile.PeekRecord(payload); clean && fastPath {
+			switch kind {
+			case wandbfile.KindHistory:
+				if row.Scan(body) {
+					seen(conv.Header(&row).Time)
+					continue
+				}
+			case wandbfile.KindStats, wandbfile.KindOutput, wandbfile.KindOutputRaw,
+				wandbfile.KindExit, wandbfile.KindPreempting:
+			case wandbfile.KindRun:
+				if !lookForRun {
+					continue
+				}
+			default:
+				continue
+			}
 		}
 		rec, err := wandbfile.Decode(payload)
 		if err != nil {
 			continue
 		}
 		switch {
+		case rec.Run != nil:
+			if lookForRun {
+				run = rec.Run
+			}
 		case rec.History != nil:
 			row.SetHistory(rec.History)
 			seen(conv.Header(&row).Time)
@@ -126,7 +163,7 @@ func readTail(seg *segment, size int64) tailInfo {
 	for _, d := range rd.Damage() {
 		t.damage = append(t.damage, d.Error())
 	}
-	return t
+	return t, run
 }
 
 // header builds the run's light header (see the comment at the top).
@@ -171,19 +208,79 @@ func (s *Source) RunHeaders(ctx context.Context, exp schema.Ref) iter.Seq2[schem
 			yield(schema.Run{}, err)
 			return
 		}
+		var list []*runInfo
 		for _, ri := range runs {
-			if ri.exp != exp {
-				continue
+			if ri.exp == exp {
+				list = append(list, ri)
 			}
+		}
+		// The headers are built on headerWorkers goroutines, at most
+		// headersAhead ahead of the consumer, and yielded in order: their
+		// reads (a few small files a run, mostly waiting on the file
+		// system) overlap each other and what the consumer does with each.
+		items := make([]headerItem, len(list))
+		for i := range items {
+			items[i].done = make(chan struct{})
+		}
+		next := make(chan int)
+		stop := make(chan struct{})
+		slots := make(chan struct{}, headersAhead)
+		go func() {
+			defer close(next)
+			for i := range list {
+				select {
+				case slots <- struct{}{}:
+				case <-stop:
+					return
+				}
+				select {
+				case next <- i:
+				case <-stop:
+					return
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for range headerWorkers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					items[i].run = s.header(list[i])
+					close(items[i].done)
+				}
+			}()
+		}
+		defer func() {
+			close(stop)
+			wg.Wait()
+		}()
+		for i := range list {
 			if ctx.Err() != nil {
 				yield(schema.Run{}, ctx.Err())
 				return
 			}
-			if !yield(s.header(ri), nil) {
+			<-items[i].done
+			<-slots
+			if !yield(items[i].run, nil) {
 				return
 			}
 		}
 	}
+}
+
+// headerWorkers and headersAhead bound the light headers RunHeaders builds
+// at once and ahead of its consumer.
+const (
+	headerWorkers = 4
+	headersAhead  = 64
+)
+
+// headerItem is one header of RunHeaders' window: run is set, and done
+// closed, once it is built.
+type headerItem struct {
+	run  schema.Run
+	done chan struct{}
 }
 
 // Run reads the run with origin ref in full, as Runs yields it.

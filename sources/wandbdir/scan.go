@@ -17,6 +17,7 @@ import (
 
 	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
+	"golang.org/x/sync/errgroup"
 )
 
 // segment is one run folder: the part of a run written by one process. A
@@ -197,7 +198,17 @@ const headerRecords = 64
 // project, which SDKs before 0.10 kept there) and the folder name.
 func (s *segment) identify() {
 	if s.wandbFile != "" {
-		if rr := firstRunRecord(s.wandbFile); rr != nil && rr.RunID != "" {
+		var rr *wandbfile.Run
+		if fi, err := os.Stat(s.wandbFile); err == nil && fi.Size() <= tailBytes {
+			// A small log is read once, for its run record and its tail
+			// (kept as runInfo.tail keeps it).
+			t, run := scanTail(s, fi.Size(), true)
+			t.size, t.mtime = fi.Size(), fi.ModTime()
+			s.tailCache, rr = &t, run
+		} else {
+			rr = firstRunRecord(s.wandbFile)
+		}
+		if rr != nil && rr.RunID != "" {
 			s.id, s.entity, s.project, s.start = rr.RunID, rr.Entity, rr.Project, rr.StartTime
 			s.run = rr
 			return
@@ -354,11 +365,22 @@ func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, []st
 	if len(segs) == 0 && len(problems) == 0 {
 		return nil, nil, fmt.Errorf("%s: %w", root, errNoRuns)
 	}
+	// Each segment reads the start of its own log; a few goroutines
+	// overlap those reads (mostly waiting on the file system).
+	var g errgroup.Group
+	g.SetLimit(identifyWorkers)
 	for _, s := range segs {
-		s.identify()
+		g.Go(func() error {
+			s.identify()
+			return nil
+		})
 	}
+	g.Wait()
 	return groupRuns(segs, defaultEntity), problems, nil
 }
+
+// identifyWorkers is how many segments discover identifies at once.
+const identifyWorkers = 4
 
 // readCapped reads at most limit bytes of a small run file (metadata,
 // summary, config); larger files are an error rather than a memory spike.

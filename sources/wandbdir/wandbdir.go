@@ -31,8 +31,9 @@ type Source struct {
 	now time.Time
 
 	mu       sync.Mutex
-	runs     []*runInfo // nil until discovered
-	problems []string   // what discovery could not read
+	runs     []*runInfo              // nil until discovered
+	byRef    map[schema.Ref]*runInfo // the first run of each origin in runs
+	problems []string                // what discovery could not read
 	closed   bool
 }
 
@@ -99,20 +100,26 @@ func (s *Source) index(ctx context.Context) ([]*runInfo, error) {
 		if s.runs == nil {
 			s.runs = []*runInfo{}
 		}
+		s.byRef = make(map[schema.Ref]*runInfo, len(s.runs))
+		for _, ri := range s.runs {
+			if _, dup := s.byRef[ri.ref]; !dup {
+				s.byRef[ri.ref] = ri
+			}
+		}
 	}
 	return s.runs, nil
 }
 
 // find returns the run with origin ref.
 func (s *Source) find(ctx context.Context, ref schema.Ref) (*runInfo, error) {
-	runs, err := s.index(ctx)
-	if err != nil {
+	if _, err := s.index(ctx); err != nil {
 		return nil, err
 	}
-	for _, ri := range runs {
-		if ri.ref == ref {
-			return ri, nil
-		}
+	s.mu.Lock()
+	ri := s.byRef[ref]
+	s.mu.Unlock()
+	if ri != nil {
+		return ri, nil
 	}
 	return nil, fault.Permanent(fmt.Errorf("wandb: run %s not found under %s", ref, s.cfg.Root))
 }
@@ -473,9 +480,23 @@ func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error
 	if err != nil {
 		return "", err
 	}
+	return fingerprint(ri, s.crashed(ri))
+}
+
+// crashed reports whether the run's header calls it crashed. A run whose
+// last log ends with a complete exit record, or with a preempting record
+// and no exit, is not; only for the others is the header built (it reads
+// wandb-metadata.json), as runState decides.
+func (s *Source) crashed(ri *runInfo) bool {
+	last := ri.segments[len(ri.segments)-1]
+	if last.wandbFile != "" {
+		t := ri.tail(last)
+		if e := t.exit; e != nil && !e.NotComplete || e == nil && t.preempting {
+			return false
+		}
+	}
 	h := s.header(ri)
-	crashed := slices.Contains(h.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
-	return fingerprint(ri, crashed)
+	return slices.Contains(h.Tags, schema.Tag{Key: TagPrefix + "state", Value: stateCrashed})
 }
 
 // crashRule is the rule for runs without an exit record.
