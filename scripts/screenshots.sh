@@ -49,7 +49,9 @@ url=http://$host:$port
 # --cors-allowed-origins: MLflow refuses POST requests (the UI's run
 # searches, e.g. for a run's child runs) from an origin that is not
 # localhost unless it is listed.
-setsid "$venv/bin/mlflow" server --host "$host" --port "$port" --workers 1 --allowed-hosts "$host:$port,$host" \
+# MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner and its eight huey
+# workers, which the pages shown do not need.
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid "$venv/bin/mlflow" server --host "$host" --port "$port" --workers 1 --allowed-hosts "$host:$port,$host" \
 	--cors-allowed-origins "$url" \
 	--backend-store-uri "sqlite:///$work/mlflow.db" --artifacts-destination "$work/artifacts" \
 	>"$work/server.log" 2>&1 &
