@@ -47,7 +47,7 @@ type Reader interface {
 // (Manifests), the versions a run logged become the project's Artifacts
 // (see loadArtifacts), with the entries' content the folder had.
 func Load(ctx context.Context, src Reader, entity, username string) (*Data, error) {
-	d := &Data{Entity: entity, Username: username}
+	d := &Data{Entity: entity, Username: username, SyncedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	for exp, err := range src.Experiments(ctx) {
 		if err != nil {
 			return nil, err
@@ -64,6 +64,11 @@ func Load(ctx context.Context, src Reader, entity, username string) (*Data, erro
 			var stored map[string][]byte
 			if f, ok := src.(filer); ok {
 				if wr.Files, stored, err = loadFiles(ctx, f, r); err != nil {
+					return nil, fmt.Errorf("run %s: %w", r.Origin.ID, err)
+				}
+			}
+			if l, ok := src.(logger); ok {
+				if wr.LogLines, err = loadLogs(ctx, l, r, d.SyncedAt); err != nil {
 					return nil, fmt.Errorf("run %s: %w", r.Origin.ID, err)
 				}
 			}

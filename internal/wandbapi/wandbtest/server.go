@@ -75,6 +75,10 @@ type Data struct {
 	Entity   string
 	Username string
 	Projects []*Project
+	// SyncedAt is when the runs reached the server (Load: its own time);
+	// wandb-core stamps console lines as it receives them, so a run
+	// synced from an offline folder has its lines stamped from then on.
+	SyncedAt time.Time
 }
 
 // Project is a W&B project and its runs, in creation order.
@@ -129,6 +133,8 @@ type Run struct {
 	// Logged and Used are the artifact versions (of its project's
 	// Artifacts) the run logged and used.
 	Logged, Used []*Artifact
+	// LogLines are the run's console log, oldest first (see logs.go).
+	LogLines []LogLine
 }
 
 // Server is a running test server.
@@ -151,6 +157,8 @@ type Server struct {
 	ExportDownloads atomic.Int64
 	// FileDownloads counts the run files served.
 	FileDownloads atomic.Int64
+	// LogLinePages counts the logLines fields answered.
+	LogLinePages atomic.Int64
 
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
@@ -716,6 +724,8 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"parquetHistory": func(a map[string]any) (any, error) { return s.parquetHistory(p, r, a) },
 		"fileCount":      field(len(r.Files)),
 		"files":          func(a map[string]any) (any, error) { return s.files(p, r, a) },
+		"logLineCount":   field(len(r.LogLines)),
+		"logLines":       func(a map[string]any) (any, error) { return s.logLines(r, a) },
 		"outputArtifacts": func(a map[string]any) (any, error) {
 			return pageOf("ArtifactConnection", r.Logged, a, func(x *Artifact) *object { return s.artifactObject(p, x) })
 		},
