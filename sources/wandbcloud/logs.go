@@ -22,12 +22,19 @@ var _ sources.LogReader = (*Source)(nil)
 // streams are those of the run folder's console lines; the times are
 // not, for a run synced after it ran (see KnownGaps). Reading from the
 // start needs W&B server 0.77 or newer; an older server's refusal is an
-// error naming the run.
+// error naming the run. A run the listing showed without console lines
+// (logLineCount 0) is not asked.
 func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
 	return func(yield func([]schema.LogLine, error) bool) {
 		p, err := s.split(run.ID, 2)
 		if err != nil {
 			yield(nil, err)
+			return
+		}
+		s.mu.Lock()
+		none := s.noLogs[run.ID]
+		s.mu.Unlock()
+		if none {
 			return
 		}
 		n := 0

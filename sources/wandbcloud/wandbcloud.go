@@ -110,6 +110,7 @@ type Source struct {
 	estimates map[string]int64           // run origin id -> estimated points, from the listing
 	lastSteps map[string]int64           // run origin id -> lastStep from the listing; -1: no history
 	noSystem  map[string]bool            // run origin id -> the listing shows no system metrics
+	noLogs    map[string]bool            // run origin id -> the listing shows no console lines
 	spools    map[string]*spool          // run origin id -> rich values read by Metrics
 	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
 
@@ -278,6 +279,10 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				s.noSystem = map[string]bool{}
 			}
 			s.noSystem[run.Origin.ID] = !r.HasSystemMetrics()
+			if s.noLogs == nil {
+				s.noLogs = map[string]bool{}
+			}
+			s.noLogs[run.Origin.ID] = !r.HasLogLines()
 			s.mu.Unlock()
 			if !yield(run, nil) {
 				return

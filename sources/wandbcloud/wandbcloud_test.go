@@ -210,6 +210,11 @@ func TestConformanceExports(t *testing.T) {
 	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
 		t.Fatal(strings.Join(diff, "\n"))
 	}
+	// The console log is asked for only for the 4 runs whose listing
+	// shows console lines, one page each.
+	if n := srv.LogLinePages.Load(); n != 4 {
+		t.Errorf("%d logLines requests, want 4", n)
+	}
 	// One read of the history serves metrics and rich values: each of the
 	// 5 files downloaded once, one parquetHistory per run with history,
 	// and no run asked for again after the listing.

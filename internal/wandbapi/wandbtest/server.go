@@ -19,7 +19,10 @@
 //	                                         systemMetrics, tags, notes, group, jobType,
 //	                                         commit, host, user, createdAt, heartbeatAt,
 //	                                         historyKeys ({"keys":…, "lastStep":N}),
-//	                                         historyLineCount
+//	                                         historyLineCount, eventsLineCount, logLineCount
+//	logLines(first, after,                   the console log (see LogLine): Relay pages in
+//	  useImprovedPagination, last)           line order (forward reads need
+//	                                         useImprovedPagination: true), or the last N
 //	history(minStep, maxStep, samples)       rows as JSON strings; minStep inclusive,
 //	                                         maxStep exclusive; more rows than samples are
 //	                                         thinned evenly, first and last kept
@@ -48,7 +51,9 @@
 // non-finite numbers are the bare words NaN, Infinity, -Infinity inside
 // JSONString values and history rows (Python and wandb-core read them) but
 // strings in the answer's own JSON (wandb-core decodes it with
-// encoding/json); times are whole seconds without a zone; historyKeys is a
+// encoding/json); times are whole seconds without a zone (a console
+// line's to the microsecond, as wandb-core writes them); a console line's
+// level and label are "" when unset; historyKeys is a
 // JSON object; projectId and internalId are numbers; history rows rebuilt
 // by Load key nested dicts as the folder source does ("val/acc").
 package wandbtest
