@@ -18,7 +18,9 @@ var _ sources.LogReader = (*Source)(nil)
 // page as the wandb SDK's console_logs does), oldest line first, one page
 // per API page: each line's text, its stream (stderr for the API's level
 // "error", else stdout) and its time (when W&B's server received the
-// line, in Unix milliseconds; 0 when the API gives none). The text and
+// line, in Unix milliseconds; 0 when the API gives none). A line a
+// labelled writer wrote (shared mode's x_label) gets its label as W&B's
+// output.log shows it: "[label] text". The text and
 // streams are those of the run folder's console lines; the times are
 // not, for a run synced after it ran (see KnownGaps). Reading from the
 // start needs W&B server 0.77 or newer; an older server's refusal is an
@@ -54,6 +56,9 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 					return
 				}
 				out[i] = schema.LogLine{Time: t, Stream: schema.Stdout, Line: l.Line}
+				if l.Label != nil && *l.Label != "" {
+					out[i].Line = "[" + *l.Label + "] " + l.Line // as W&B's output.log writes it
+				}
 				if l.Level != nil && *l.Level == "error" {
 					out[i].Stream = schema.Stderr
 				}
