@@ -64,14 +64,17 @@
 // eventsLineCount is not 0), mapped as the folder source maps stats
 // records (systemMetrics).
 //
+// Console output comes as lines from the run's logLines (logs.go), paged
+// forward, for a run whose logLineCount is not 0.
+//
 // What the API does not give that a run folder has (see KnownGaps): times
 // finer than a second, the number of segments of a resumed run (tag
-// wandb.segments), console output as lines with times. Run files come
+// wandb.segments), the times console lines were written (the server's are
+// when it received them). Run files come
 // from run.files() (files.go): console log, media, config and summary
 // files, user files, captured code only with ?code=true; W&B Artifacts
 // from outputArtifacts and inputArtifacts (artifacts.go), mapped as the
-// folder source maps a run's artifact records. Not read yet:
-// console output as lines.
+// folder source maps a run's artifact records.
 package wandbcloud
 
 import (

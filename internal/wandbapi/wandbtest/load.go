@@ -40,7 +40,9 @@ type Reader interface {
 // metrics and rich values with _step and _timestamp (seconds), system
 // metrics apart (the API keeps them apart): the run's events, one row per
 // sample ("system.<key>", _timestamp, _runtime), their latest values its
-// systemMetrics. When src also lists files
+// systemMetrics. When src also reads console output (Logs), its lines
+// become the run's LogLines, stamped from Data.SyncedAt (see loadLogs).
+// When src also lists files
 // (Artifacts, as the folder source does), they become the run's files:
 // every file it can open, under its path, except the W&B Artifacts the
 // folder source carries under schema.ArtifactFolder: when src lists them
