@@ -236,6 +236,12 @@ type Gap struct {
 	Match func(what, this, other string) bool
 }
 
+// ConsoleTimes is the difference check names (Gap.Match's what) when a
+// run's console lines are the same text, streams and order on both sides
+// and only their times differ; a source that cannot give the times the
+// lines were written matches it with a Gap.
+const ConsoleTimes = "console output times"
+
 // GapLister is a source that cannot give some of what another source of
 // the same runs holds. check counts the differences its gaps match as
 // known differences, printed and counted apart, which do not make it fail.

@@ -102,7 +102,8 @@ func TestWandbCloudWrongKey(t *testing.T) {
 // program and exit code, every history point, system metric and rich value, the run
 // files and the W&B Artifacts agree; what differs is only what W&B's API
 // cannot give (wandbcloud.KnownGaps): sub-second times, the segments of a
-// resumed run, console output as lines, and on the
+// resumed run, the console lines' times (their text, streams and order
+// agree), and on the
 // folder's side the version number of an artifact logged offline. Check
 // prints those as known differences, counts them, and exits 0; the same
 // whether the cloud's history comes from the paged scan or from the
@@ -110,11 +111,28 @@ func TestWandbCloudWrongKey(t *testing.T) {
 func TestCheckFolderAgainstCloud(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
-	_, exported := fixtureServer(t, key)
+	srv, exported := fixtureServer(t, key)
 	for _, loc := range []string{wandbServer(t, key), exported} { // the paged scan, the parquet exports
 		checkFolderAgainstCloud(t, fixtures, loc)
 	}
 	checkFolderAgainstCloud(t, exported, fixtures) // the cloud as the source
+
+	// The lines' text is compared: one line changed on the server is a
+	// difference, not a known one.
+	var changed *wandbtest.Run
+	for _, r := range srv.Data().Projects[0].Runs {
+		if len(r.LogLines) > 1 && changed == nil {
+			changed = r
+			r.LogLines[1].Line += " (changed)"
+		}
+	}
+	if changed == nil {
+		t.Fatal("no fixture run has console lines")
+	}
+	code, out, errOut := runCLI(t, "check", fixtures, exported)
+	if code == 0 || !strings.Contains(out, changed.ID+": console output: source ") || !strings.Contains(out, ": 5 match, 1 differences") {
+		t.Fatalf("check with a console line changed on the server: exit %d\n%s\n%s", code, out, errOut)
+	}
 }
 
 func checkFolderAgainstCloud(t *testing.T, src, dst string) {
@@ -131,7 +149,7 @@ func checkFolderAgainstCloud(t *testing.T, src, dst string) {
 		}
 	}
 	for _, g := range []string{"the W&B API gives times to the second", "the W&B server merges a resumed run's segments",
-		"a run folder has no version number for an artifact logged offline"} {
+		"a run folder has no version number for an artifact logged offline", "the W&B server stamps console lines when it receives them"} {
 		if gaps[g] == 0 {
 			t.Errorf("check %s %s: no known difference %q:\n%s", src, dst, g, out)
 		}

@@ -468,17 +468,25 @@ func metricStats(ctx context.Context, src sources.Source, run schema.Ref, tr tra
 
 var seed = maphash.MakeSeed()
 
+// ConsoleTimes is what check names a difference of console lines that
+// are the same text, streams and order on both sides but for their times.
+const ConsoleTimes = sources.ConsoleTimes
+
 // streamDigest counts and hashes (order-sensitively) a run's console lines
-// and rich values.
+// and rich values; for console lines, text hashes them without their
+// times too, so that lines differing only in their times are told apart
+// from lines that differ.
 type streamDigest struct {
-	n int64
-	h maphash.Hash
+	n    int64
+	h    maphash.Hash
+	text maphash.Hash
 }
 
 func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
 	digest := func(s sources.Source, logs bool) (streamDigest, bool, error) {
 		var d streamDigest
 		d.h.SetSeed(seed)
+		d.text.SetSeed(seed)
 		if logs {
 			lr, ok := s.(sources.LogReader)
 			if !ok {
@@ -491,6 +499,7 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 				for _, l := range page {
 					d.n++
 					fmt.Fprintf(&d.h, "%d\x00%s\x00%s\x00", l.Time, l.Stream, l.Line)
+					fmt.Fprintf(&d.text, "%s\x00%s\x00", l.Stream, l.Line)
 				}
 			}
 			return d, true, nil
@@ -533,6 +542,9 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 		switch {
 		case !gok && w.n > 0:
 			res.add(run, what+" not readable from the destination", fmt.Sprint(w.n), "")
+		case gok && logs && w.n == g.n && w.text.Sum64() == g.text.Sum64() && w.h.Sum64() != g.h.Sum64():
+			// the same lines, streams and order: only times differ
+			res.add(run, ConsoleTimes, fmt.Sprintf("%d lines (%016x)", w.n, w.h.Sum64()), fmt.Sprintf("%d lines (%016x)", g.n, g.h.Sum64()))
 		case gok && (w.n != g.n || w.h.Sum64() != g.h.Sum64()):
 			res.add(run, what, fmt.Sprintf("%d entries (%016x)", w.n, w.h.Sum64()), fmt.Sprintf("%d entries (%016x)", g.n, g.h.Sum64()))
 		}

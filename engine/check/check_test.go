@@ -57,7 +57,13 @@ func TestCheckDetectsEachSingleChange(t *testing.T) {
 		{"missing run", func(d *dataset.Dataset) { d.Runs = d.Runs[1:] }, "missing run"},
 		{"status", func(d *dataset.Dataset) { d.Runs[3].Run.Status = schema.StatusFinished }, "field Status"},
 		{"config", func(d *dataset.Dataset) { d.Runs[0].Run.Config = []byte(`{"batch":64}`) }, "field Config"},
-		{"log line", func(d *dataset.Dataset) { d.Runs[0].Logs[2].Line = "x" }, "console output"},
+		{"log line", func(d *dataset.Dataset) { d.Runs[0].Logs[2].Line = "x" }, "console output: source"},
+		{"log line stream", func(d *dataset.Dataset) { d.Runs[0].Logs[0].Stream = schema.Stderr }, "console output: source"},
+		{"log lines swapped", func(d *dataset.Dataset) {
+			l := d.Runs[0].Logs
+			l[0], l[1] = l[1], l[0]
+		}, "console output: source"},
+		{"log line time", func(d *dataset.Dataset) { d.Runs[0].Logs[2].Time += 1000 }, check.ConsoleTimes + ": source"},
 		{"rich value", func(d *dataset.Dataset) { d.Runs[0].RichValues = nil }, "rich values"},
 		{"experiment name", func(d *dataset.Dataset) { d.Experiments[0].Name = "renamed" }, "experiment name"},
 		{"experiment description", func(d *dataset.Dataset) { d.Experiments[0].Description = "" }, "experiment description"},

@@ -138,6 +138,7 @@ type Run struct {
 	Exitcode         *int64          `json:"exitcode"`
 	HistoryLineCount int64           `json:"historyLineCount"`
 	EventsLineCount  *int64          `json:"eventsLineCount"` // system-metrics rows
+	LogLineCount     *int64          `json:"logLineCount"`    // console lines
 	HistoryKeys      json.RawMessage `json:"historyKeys"`     // a JSON object, not a JSONString
 	User             *User           `json:"user"`
 }
@@ -163,7 +164,7 @@ func (r Run) LastStep() (step int64, ok bool, err error) {
 // RunFields is the selection runferry asks for every run: everything the
 // run's schema.Run needs, asked for explicitly.
 const RunFields = `id name displayName state config summaryMetrics systemMetrics tags notes group jobType
-  commit host sweepName createdAt heartbeatAt exitcode historyLineCount eventsLineCount historyKeys user { name username }`
+  commit host sweepName createdAt heartbeatAt exitcode historyLineCount eventsLineCount logLineCount historyKeys user { name username }`
 
 // RunsPageSize is how many runs one request asks for.
 const RunsPageSize = 50
@@ -521,6 +522,12 @@ func (c *Client) Events(ctx context.Context, entity, project, id string) ([]stri
 		return nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
 	}
 	return out.Project.Run.Events, nil
+}
+
+// HasLogLines reports whether the run's console log is worth asking for:
+// its logLineCount is not 0 (or the server gives none).
+func (r Run) HasLogLines() bool {
+	return r.LogLineCount == nil || *r.LogLineCount > 0
 }
 
 // HasSystemMetrics reports whether the run has system-metrics rows worth

@@ -26,7 +26,7 @@ func TestSurvivesFaults(t *testing.T) {
 	wandbcloud.HistoryWindow = 3
 	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
 	srv := server(t, wandbtest.ExportFixtures)
-	w := want(t)
+	w := want(t, srv.Data().SyncedAt)
 	rng := testenv.Rand(t)
 	var mu sync.Mutex
 	injected := map[string]int{}

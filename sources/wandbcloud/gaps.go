@@ -21,8 +21,10 @@ var _ sources.GapLister = (*Source)(nil)
 //     match when equal to the second);
 //   - the number of segments of a resumed run (tag wandb.segments): the
 //     server merges them;
-//   - console output as lines with their times: the API gives only the
-//     output.log file, which arrives as a run file;
+//   - the times of console lines: W&B's server stamps a line when it
+//     receives it, so a run synced after it ran has its lines stamped at
+//     sync time; the lines' text, streams and order are compared (check
+//     names a difference of times only sources.ConsoleTimes);
 //   - the version number of an artifact version logged offline: the run
 //     folder has none (the server numbers it on sync), the cloud has;
 //   - the alias latest, which the server moves to the newest version of a
@@ -45,8 +47,8 @@ func (s *Source) KnownGaps() []sources.Gap {
 		{Name: "the W&B server merges a resumed run's segments", Match: func(what, this, _ string) bool {
 			return this == "" && strings.HasPrefix(what, "tag "+TagPrefix+"segments ")
 		}},
-		{Name: "the W&B API gives console output only as the output.log file", Match: func(what, this, _ string) bool {
-			return this == "" && strings.HasPrefix(what, "console output not readable from the ")
+		{Name: "the W&B server stamps console lines when it receives them", Match: func(what, _, _ string) bool {
+			return what == sources.ConsoleTimes
 		}},
 		{Name: "a run folder has no version number for an artifact logged offline", Match: func(what, this, other string) bool {
 			return strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") && strings.HasSuffix(what, " Version") &&

@@ -64,14 +64,17 @@
 // eventsLineCount is not 0), mapped as the folder source maps stats
 // records (systemMetrics).
 //
+// Console output comes as lines from the run's logLines (logs.go), paged
+// forward, for a run whose logLineCount is not 0.
+//
 // What the API does not give that a run folder has (see KnownGaps): times
 // finer than a second, the number of segments of a resumed run (tag
-// wandb.segments), console output as lines with times. Run files come
+// wandb.segments), the times console lines were written (the server's are
+// when it received them). Run files come
 // from run.files() (files.go): console log, media, config and summary
 // files, user files, captured code only with ?code=true; W&B Artifacts
 // from outputArtifacts and inputArtifacts (artifacts.go), mapped as the
-// folder source maps a run's artifact records. Not read yet:
-// console output as lines.
+// folder source maps a run's artifact records.
 package wandbcloud
 
 import (
@@ -110,6 +113,7 @@ type Source struct {
 	estimates map[string]int64           // run origin id -> estimated points, from the listing
 	lastSteps map[string]int64           // run origin id -> lastStep from the listing; -1: no history
 	noSystem  map[string]bool            // run origin id -> the listing shows no system metrics
+	noLogs    map[string]bool            // run origin id -> the listing shows no console lines
 	spools    map[string]*spool          // run origin id -> rich values read by Metrics
 	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
 
@@ -278,6 +282,10 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				s.noSystem = map[string]bool{}
 			}
 			s.noSystem[run.Origin.ID] = !r.HasSystemMetrics()
+			if s.noLogs == nil {
+				s.noLogs = map[string]bool{}
+			}
+			s.noLogs[run.Origin.ID] = !r.HasLogLines()
 			s.mu.Unlock()
 			if !yield(run, nil) {
 				return

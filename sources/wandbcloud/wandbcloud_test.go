@@ -63,11 +63,12 @@ func server(t *testing.T, change ...func(*wandbtest.Data)) *wandbtest.Server {
 // want is what the folder source reads from the fixtures, less what W&B's
 // API does not give (see the package doc): the segments and storage id
 // tags, sub-second start and end times (the API's times are whole
-// seconds), console output as lines, the
+// seconds), the console lines' times (the server stamps each line when
+// it receives it: from synced on, one microsecond apart), the
 // damage notes, and the files the folder lists without their content
 // (but see cloudFiles for artifacts). The run files come whole,
 // downloaded from the server.
-func want(t *testing.T) *dataset.Dataset {
+func want(t *testing.T, synced time.Time) *dataset.Dataset {
 	t.Helper()
 	d, err := dataset.Read(context.Background(), fixtureSource(t))
 	if err != nil {
@@ -85,7 +86,9 @@ func want(t *testing.T) *dataset.Dataset {
 		}
 		r.Tags, r.Damage = tags, nil
 		r.Start, r.End = schema.CanonicalTime(r.Start.Truncate(time.Second)), schema.CanonicalTime(r.End.Truncate(time.Second))
-		rd.Logs = nil
+		for i := range rd.Logs {
+			rd.Logs[i].Time = synced.Add(time.Duration(i) * time.Microsecond).UnixMilli()
+		}
 		rd.Files = cloudFiles(t, rd.Files, versions)
 		var rv []schema.RichValue
 		for _, v := range rd.RichValues {
@@ -158,14 +161,20 @@ func TestConformance(t *testing.T) {
 	wandbcloud.HistoryWindow = 3
 	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
 	srv := server(t)
-	w := want(t)
-	var points, rich int
+	w := want(t, srv.Data().SyncedAt)
+	var points, rich, lines, stderr int
 	for _, rd := range w.Runs {
 		points += len(rd.Metrics)
 		rich += len(rd.RichValues)
+		lines += len(rd.Logs)
+		for _, l := range rd.Logs {
+			if l.Stream == schema.Stderr {
+				stderr++
+			}
+		}
 	}
-	if len(w.Runs) != 6 || points < 40 || rich < 4 {
-		t.Fatalf("fixtures read as %d runs, %d points, %d rich values", len(w.Runs), points, rich)
+	if len(w.Runs) != 6 || points < 40 || rich < 4 || lines < 4 || stderr == 0 {
+		t.Fatalf("fixtures read as %d runs, %d points, %d rich values, %d console lines (%d stderr)", len(w.Runs), points, rich, lines, stderr)
 	}
 	sourcetest.Run(t, sourcetest.Opt{
 		Open: func(t *testing.T) sources.Source { return open(t, srv.URL, "") },
@@ -193,13 +202,18 @@ func TestConformanceExports(t *testing.T) {
 	wandbcloud.HistoryWindow = 3
 	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
 	srv := server(t, wandbtest.ExportFixtures)
-	w := want(t)
+	w := want(t, srv.Data().SyncedAt)
 	got, err := dataset.Read(context.Background(), open(t, srv.URL, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
 		t.Fatal(strings.Join(diff, "\n"))
+	}
+	// The console log is asked for only for the 4 runs whose listing
+	// shows console lines, one page each.
+	if n := srv.LogLinePages.Load(); n != 4 {
+		t.Errorf("%d logLines requests, want 4", n)
 	}
 	// One read of the history serves metrics and rich values: each of the
 	// 5 files downloaded once, one parquetHistory per run with history,
@@ -236,7 +250,7 @@ func TestExpiredExportURLs(t *testing.T) {
 	srv := server(t, wandbtest.ExportFixtures)
 	ref := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/runferry-fixtures/fxa00001"}
 	var wantPoints []schema.Metric
-	for _, rd := range want(t).Runs {
+	for _, rd := range want(t, srv.Data().SyncedAt).Runs {
 		if rd.Run.Origin == ref {
 			wantPoints = rd.Metrics
 		}
@@ -359,7 +373,7 @@ func TestHistorySurvivesRateLimit(t *testing.T) {
 	wandbcloud.HistoryWindow = 2
 	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
 	srv := server(t)
-	w := want(t)
+	w := want(t, srv.Data().SyncedAt)
 	var n atomic.Int64
 	srv.Before(func(rw http.ResponseWriter, r *http.Request) bool {
 		if n.Add(1)%4 == 0 {

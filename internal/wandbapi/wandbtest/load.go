@@ -40,14 +40,16 @@ type Reader interface {
 // metrics and rich values with _step and _timestamp (seconds), system
 // metrics apart (the API keeps them apart): the run's events, one row per
 // sample ("system.<key>", _timestamp, _runtime), their latest values its
-// systemMetrics. When src also lists files
+// systemMetrics. When src also reads console output (Logs), its lines
+// become the run's LogLines, stamped from Data.SyncedAt (see loadLogs).
+// When src also lists files
 // (Artifacts, as the folder source does), they become the run's files:
 // every file it can open, under its path, except the W&B Artifacts the
 // folder source carries under schema.ArtifactFolder: when src lists them
 // (Manifests), the versions a run logged become the project's Artifacts
 // (see loadArtifacts), with the entries' content the folder had.
 func Load(ctx context.Context, src Reader, entity, username string) (*Data, error) {
-	d := &Data{Entity: entity, Username: username}
+	d := &Data{Entity: entity, Username: username, SyncedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	for exp, err := range src.Experiments(ctx) {
 		if err != nil {
 			return nil, err
@@ -64,6 +66,11 @@ func Load(ctx context.Context, src Reader, entity, username string) (*Data, erro
 			var stored map[string][]byte
 			if f, ok := src.(filer); ok {
 				if wr.Files, stored, err = loadFiles(ctx, f, r); err != nil {
+					return nil, fmt.Errorf("run %s: %w", r.Origin.ID, err)
+				}
+			}
+			if l, ok := src.(logger); ok {
+				if wr.LogLines, err = loadLogs(ctx, l, r, d.SyncedAt); err != nil {
 					return nil, fmt.Errorf("run %s: %w", r.Origin.ID, err)
 				}
 			}

@@ -19,7 +19,10 @@
 //	                                         systemMetrics, tags, notes, group, jobType,
 //	                                         commit, host, user, createdAt, heartbeatAt,
 //	                                         historyKeys ({"keys":…, "lastStep":N}),
-//	                                         historyLineCount
+//	                                         historyLineCount, eventsLineCount, logLineCount
+//	logLines(first, after,                   the console log (see LogLine): Relay pages in
+//	  useImprovedPagination, last)           line order (forward reads need
+//	                                         useImprovedPagination: true), or the last N
 //	history(minStep, maxStep, samples)       rows as JSON strings; minStep inclusive,
 //	                                         maxStep exclusive; more rows than samples are
 //	                                         thinned evenly, first and last kept
@@ -48,7 +51,9 @@
 // non-finite numbers are the bare words NaN, Infinity, -Infinity inside
 // JSONString values and history rows (Python and wandb-core read them) but
 // strings in the answer's own JSON (wandb-core decodes it with
-// encoding/json); times are whole seconds without a zone; historyKeys is a
+// encoding/json); times are whole seconds without a zone (a console
+// line's to the microsecond, as wandb-core writes them); a console line's
+// level and label are "" when unset; historyKeys is a
 // JSON object; projectId and internalId are numbers; history rows rebuilt
 // by Load key nested dicts as the folder source does ("val/acc").
 package wandbtest
@@ -75,6 +80,10 @@ type Data struct {
 	Entity   string
 	Username string
 	Projects []*Project
+	// SyncedAt is when the runs reached the server (Load: its own time);
+	// wandb-core stamps console lines as it receives them, so a run
+	// synced from an offline folder has its lines stamped from then on.
+	SyncedAt time.Time
 }
 
 // Project is a W&B project and its runs, in creation order.
@@ -129,6 +138,8 @@ type Run struct {
 	// Logged and Used are the artifact versions (of its project's
 	// Artifacts) the run logged and used.
 	Logged, Used []*Artifact
+	// LogLines are the run's console log, oldest first (see logs.go).
+	LogLines []LogLine
 }
 
 // Server is a running test server.
@@ -151,6 +162,8 @@ type Server struct {
 	ExportDownloads atomic.Int64
 	// FileDownloads counts the run files served.
 	FileDownloads atomic.Int64
+	// LogLinePages counts the logLines fields answered.
+	LogLinePages atomic.Int64
 
 	mu sync.Mutex
 	// before, when set, runs before every request; returning true means it
@@ -716,6 +729,8 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"parquetHistory": func(a map[string]any) (any, error) { return s.parquetHistory(p, r, a) },
 		"fileCount":      field(len(r.Files)),
 		"files":          func(a map[string]any) (any, error) { return s.files(p, r, a) },
+		"logLineCount":   field(len(r.LogLines)),
+		"logLines":       func(a map[string]any) (any, error) { return s.logLines(r, a) },
 		"outputArtifacts": func(a map[string]any) (any, error) {
 			return pageOf("ArtifactConnection", r.Logged, a, func(x *Artifact) *object { return s.artifactObject(p, x) })
 		},

@@ -56,6 +56,11 @@ type expectedRun struct {
 		Step int64             `json:"step"`
 		Keys map[string]string `json:"keys"`
 	} `json:"media"`
+	Console struct {
+		Stdout []string `json:"stdout"`
+		Stderr []string `json:"stderr"`
+	} `json:"console"`
+	ConsoleIsPrefix bool `json:"console_is_prefix"` // the run was killed: its console was cut off
 }
 
 type historyRow struct {
@@ -107,6 +112,8 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		History  []map[string]any `json:"history"`
 		Sampled  int              `json:"sampled"`
 		System   []map[string]any `json:"system"`
+		Console  [][]any          `json:"console"`
+		Tail     [][]any          `json:"console_tail"`
 		Files    map[string]struct {
 			Size    int64  `json:"size"`
 			MD5     string `json:"md5"`
@@ -142,7 +149,7 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 		return *p
 	}
 	states := map[string]string{"FINISHED": "finished", "FAILED": "failed"}
-	files, systemRows := 0, 0
+	files, systemRows, consoleLines := 0, 0, 0
 	for id, w := range want.Runs {
 		g := runs[id]
 		if g.Name != w.Name || str(g.Notes) != w.Notes || str(g.Group) != w.Group || str(g.JobType) != w.JobType {
@@ -247,6 +254,39 @@ func TestRealSDKReadsFixtures(t *testing.T) {
 			t.Errorf("%s: system metrics\n got %s\nwant %s", id, js(g.System), js(held.Events))
 		}
 		systemRows += len(g.System)
+		// Console output: run.console_logs() (wandb-core's forward pages,
+		// 2 lines each) reads every line the server holds, in order, with
+		// its number, time, level and label; console_logs(last=2) the
+		// newest two. Each stream's lines are those the script wrote
+		// (expected.json; a prefix of them for the run killed mid-way).
+		heldLines := [][]any{}
+		var stdout, stderr []string
+		for i, l := range held.LogLines {
+			level := ""
+			if l.Stderr {
+				level = "error"
+				stderr = append(stderr, l.Line)
+			} else {
+				stdout = append(stdout, l.Line)
+			}
+			heldLines = append(heldLines, []any{i, l.Time.UTC().Format("2006-01-02T15:04:05.000000"), level, l.Label, l.Line})
+		}
+		tail := heldLines[max(0, len(heldLines)-2):]
+		if !reflect.DeepEqual(norm(g.Console), norm(heldLines)) || !reflect.DeepEqual(norm(g.Tail), norm(tail)) {
+			t.Errorf("%s: console logs\n got %s\n tail %s\nwant %s", id, js(g.Console), js(g.Tail), js(heldLines))
+		}
+		for _, c := range []struct {
+			name      string
+			got, want []string
+		}{{"stdout", stdout, w.Console.Stdout}, {"stderr", stderr, w.Console.Stderr}} {
+			if len(c.got) < len(c.want) || !w.ConsoleIsPrefix && len(c.got) != len(c.want) || !slices.Equal(c.got[:len(c.want)], c.want) {
+				t.Errorf("%s: %s lines %q, want %q", id, c.name, c.got, c.want)
+			}
+		}
+		consoleLines += len(g.Console)
+	}
+	if consoleLines < 8 || srv.LogLinePages.Load() < int64(consoleLines/2) {
+		t.Errorf("the SDK read %d console lines in %d logLines requests", consoleLines, srv.LogLinePages.Load())
 	}
 	if systemRows == 0 {
 		t.Error("the SDK read no system metrics")

@@ -2,6 +2,7 @@
 and prints it as JSON: {project: {run_id: {...}}}. Used by wandbtest's
 tests to check the test server against the real client."""
 import base64
+import datetime
 import hashlib
 import json
 import math
@@ -62,6 +63,14 @@ def artifacts(arts):
     return out
 
 
+def console(lines):
+    """Console lines as run.console_logs() gives them: [number, timestamp
+    (UTC, to the microsecond, or None), level, label, content]."""
+    def ts(t):
+        return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f") if t else None
+    return [[l.number, ts(l.timestamp), l.level, l.label, l.content] for l in lines]
+
+
 entity = sys.argv[1]
 with_artifacts = "--artifacts" in sys.argv[2:]
 api = wandb.Api(timeout=30)
@@ -83,6 +92,8 @@ for p in api.projects(entity):
             "sampled": len(r.history(samples=3, pandas=False)),
             "files": files(r),
             "system": r.history(stream="system", pandas=False, samples=100000),
+            "console": console(r.console_logs(per_page=2)),
+            "console_tail": console(r.console_logs(last=2)),
         }
         if with_artifacts:
             runs[r.id]["logged"] = artifacts(r.logged_artifacts())
