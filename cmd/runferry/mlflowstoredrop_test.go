@@ -15,9 +15,14 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
+	sourcesall "github.com/runferry/runferry/sources/all"
 )
 
-// TestMLflowSQLStoreConnectionDropped: copying from an MLflow store in
+// TestMLflowSQLStoreConnectionDropped: a run's metrics read directly from
+// an MLflow store in PostgreSQL end, when the connection is terminated
+// after the first key's points arrived, with one error line naming the run
+// and the key; and copying from an MLflow store in
 // PostgreSQL whose connections are terminated (pg_terminate_backend from a
 // second connection) while the runs' metrics are being read fails each run
 // with one line naming the run and the dropped connection, exits non-zero,
@@ -40,6 +45,7 @@ func TestMLflowSQLStoreConnectionDropped(t *testing.T) {
 	}
 	defer admin.Close()
 	ctx := context.Background()
+	midStream(t, admin, store)
 	lock, err := admin.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -48,28 +54,7 @@ func TestMLflowSQLStoreConnectionDropped(t *testing.T) {
 	if _, err := lock.ExecContext(ctx, "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	killed := make(chan int)
-	go func() { // terminate every backend of the store waiting on the lock
-		n := 0
-		defer func() { killed <- n }()
-		for {
-			select {
-			case <-done:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			rows, err := admin.QueryContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM metrics%'`)
-			if err != nil {
-				continue
-			}
-			for rows.Next() {
-				n++
-			}
-			rows.Close()
-		}
-	}()
+	done, killed := terminator(admin)
 	archive := filepath.Join(t.TempDir(), "archive")
 	code, out, errOut := runCLI(t, "copy", store, "parquet:"+archive, "--no-state", "--retries", "0")
 	close(done)
@@ -94,5 +79,100 @@ func TestMLflowSQLStoreConnectionDropped(t *testing.T) {
 	}
 	if code, out, errOut := runCLI(t, "ls", "parquet:"+archive); code == 0 && strings.Contains(out, "mlflow:") {
 		t.Errorf("the archive holds runs after every run failed:\n%s\n%s", out, errOut)
+	}
+}
+
+// terminator terminates, until done is closed, every backend of admin's
+// database waiting on a lock in a query of the metrics table, and then
+// sends on killed how many it terminated.
+func terminator(admin *sql.DB) (done chan struct{}, killed chan int) {
+	ctx := context.Background()
+	done, killed = make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { killed <- n }()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			rows, err := admin.QueryContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM metrics%'`)
+			if err != nil {
+				continue
+			}
+			for rows.Next() {
+				n++
+			}
+			rows.Close()
+		}
+	}()
+	return done, killed
+}
+
+// midStream reads the metrics of the run "parent" directly from the store
+// and, once its first key's points have arrived, locks the metrics table
+// and terminates the connection reading the next key: the stream ends
+// with an error naming the run and the key.
+func midStream(t *testing.T, admin *sql.DB, store string) {
+	ctx := context.Background()
+	src, _, err := sourcesall.Sources().Open(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var parent schema.Run
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range src.Runs(ctx, e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Name == "parent" {
+				parent = r
+			}
+		}
+	}
+	var lock *sql.Tx
+	var done chan struct{}
+	var killed chan int
+	pages := 0
+	var streamErr error
+	for page, err := range src.Metrics(ctx, parent.Origin) {
+		if err != nil {
+			streamErr = err
+			break
+		}
+		pages++
+		if lock == nil { // the first key (acc) has arrived: drop the connection reading the next
+			if page[0].Key != "acc" {
+				t.Fatalf("first key %q, want acc", page[0].Key)
+			}
+			if lock, err = admin.BeginTx(ctx, nil); err != nil {
+				t.Fatal(err)
+			}
+			defer lock.Rollback()
+			if _, err := lock.ExecContext(ctx, "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE"); err != nil {
+				t.Fatal(err)
+			}
+			done, killed = terminator(admin)
+		}
+	}
+	if lock == nil {
+		t.Fatal("no metrics read")
+	}
+	close(done)
+	if n := <-killed; n != 1 {
+		t.Errorf("terminated %d backends, want 1", n)
+	}
+	want := `reading metric "loss" of run ` + parent.Origin.ID[strings.LastIndex(parent.Origin.ID, "/")+1:]
+	if streamErr == nil || !strings.Contains(streamErr.Error(), want) || !strings.Contains(streamErr.Error(), "terminating connection") || strings.Contains(streamErr.Error(), "\n") || pages != 1 {
+		t.Fatalf("metrics of run parent after %d page(s): error %v; want one line containing %q and the dropped connection after the first page", pages, streamErr, want)
+	}
+	if err := lock.Rollback(); err != nil {
+		t.Fatal(err)
 	}
 }
