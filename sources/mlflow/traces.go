@@ -6,9 +6,7 @@ import (
 	"iter"
 	"maps"
 	"slices"
-	"time"
 
-	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
@@ -21,14 +19,6 @@ var _ sources.TraceReader = (*Source)(nil)
 // server without the v3 trace API (before MLflow 3), which runferry cannot
 // read.
 const CoverageTraces = "traces not copied (the source server is older than MLflow 3's trace API)"
-
-// Trace tags and metadata MLflow sets itself, which describe where the
-// source keeps a trace rather than the trace: they are not yielded, and a
-// sink does not write them.
-var (
-	systemTraceTags     = []string{mlflowapi.TraceTagArtifactLocation, mlflowapi.TraceTagSpansLocation}
-	systemTraceMetadata = []string{mlflowapi.TraceMetaInfoFinalized, mlflowapi.TraceMetaSourceRun}
-)
 
 // Traces yields the traces of experiment exp in the order of the server's
 // search (newest first), each with its span document as the server's
@@ -74,45 +64,12 @@ func (s *Source) Traces(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Tr
 }
 
 func (s *Source) convertTrace(ctx context.Context, exp schema.Ref, info mlflowapi.TraceInfo, runs map[string]schema.Ref) (schema.Trace, error) {
-	t := schema.Trace{Origin: s.ref("trace/" + info.TraceID), ID: info.TraceID, Experiment: exp,
-		State: info.State, RequestPreview: info.RequestPreview, ResponsePreview: info.ResponsePreview,
-		ClientRequestID: info.ClientRequestID, Assessments: len(info.Assessments)}
-	if info.RequestTime != "" {
-		rt, err := time.Parse(time.RFC3339Nano, info.RequestTime)
-		if err != nil {
-			return t, fault.Permanent(fmt.Errorf("request_time %q: %w", info.RequestTime, err))
-		}
-		t.RequestTime = rt
+	t, runID, err := mlflowconv.NativeTrace(info, exp, s.ref("trace/"+info.TraceID))
+	if err != nil {
+		return t, err
 	}
-	if info.ExecutionDuration != "" {
-		d, err := time.ParseDuration(info.ExecutionDuration)
-		if err != nil {
-			return t, fault.Permanent(fmt.Errorf("execution_duration %q: %w", info.ExecutionDuration, err))
-		}
-		t.Duration = d
-	}
-	own := map[string]string{}
-	for _, k := range slices.Sorted(maps.Keys(info.Tags)) {
-		v := info.Tags[k]
-		switch {
-		case mlflowconv.Bookkeeping(k):
-			own[k] = v
-		case !slices.Contains(systemTraceTags, k):
-			t.Tags = append(t.Tags, schema.Tag{Key: k, Value: v})
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(info.TraceMetadata)) {
-		if !slices.Contains(systemTraceMetadata, k) && !mlflowconv.Bookkeeping(k) {
-			t.Metadata = append(t.Metadata, schema.Tag{Key: k, Value: info.TraceMetadata[k]})
-		}
-	}
-	if ref, ok := schema.ParseRef(own[mlflowconv.TagOrigin]); ok {
-		t.Origin = ref
-	}
-	if ref, ok := schema.ParseRef(own[mlflowconv.TagSourceRun]); ok {
-		t.Run = ref
-	} else if id := info.TraceMetadata[mlflowapi.TraceMetaSourceRun]; id != "" {
-		ref, err := s.runOriginOf(ctx, id, runs)
+	if t.Run == (schema.Ref{}) && runID != "" {
+		ref, err := s.runOriginOf(ctx, runID, runs)
 		if err != nil {
 			return t, err
 		}

@@ -47,8 +47,8 @@ inputs, MLflow 3 logged models, the model registry and the files of runs whose
 artifact location is a local folder (or under ?artifacts= for mlflow-artifacts:
 URIs), exactly as the REST source reads them through a server. Every alembic
 revision from MLflow 1.x to 3.17 is read; a database at a revision this
-runferry does not know (a newer MLflow's) is refused. Traces are counted in the
-report, not read: serve the store with 'mlflow server' to copy them. The store
+runferry does not know (a newer MLflow's) is refused. Traces are read with
+their spans, as the server shows them. The store
 is only read (SQLite files are opened read-only).`
 
 // SQLiteDescription describes the source over an MLflow SQLite store.

@@ -27,8 +27,9 @@
 // creation_time from 97727af70f4d, datasets/inputs/input_tags from
 // 7f2a7d5fae7d, logged_models from 400f98739977, the registry from
 // 2b4d017a5e9b (its tags from 728d730b5ebd and 27a6a02d2cf1, aliases from
-// 3500859a5d39); traces (867495a8f9d4) are counted where their table
-// exists.
+// 3500859a5d39), traces from 867495a8f9d4 (their v3 columns from
+// cbc13b556ace, assessments from 770bee3ae1dd, spans from a1b2c3d4e5f6,
+// the analytics columns from 75868b020152).
 //
 // # What is read, and how it matches the REST source
 //
@@ -76,5 +77,13 @@
 //     maps them (mlflowconv.RegistryTags, mlflowconv.RunPath). A version
 //     runferry wrote pointing at a logged model it re-created keeps the
 //     source it has here (the REST source shows the source's model id).
-//   - Not read, counted by Omitted: traces (serve the store to copy them).
+//   - Traces (sources.TraceReader): trace_info with its tags and request
+//     metadata, as the server's trace search returns them (trace_name,
+//     session_id and the token and cost columns shown as the tag and
+//     metadata the server makes of them), mapped by mlflowconv.NativeTrace
+//     as the REST source maps them, with the span document the server's
+//     trace-data route gives: the spans table's rows for a trace whose
+//     spans are in the tracking store, else traces.json under its artifact
+//     location (one that cannot be read here: the trace without spans,
+//     counted by Omitted). A trace's Run is its run's native origin.
 package mlflowsql

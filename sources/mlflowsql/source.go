@@ -31,12 +31,13 @@ type Source struct {
 	revision string // the store's alembic revision
 	rev      int    // its index in revisions
 
-	mu     sync.Mutex
-	exps   map[schema.Ref]string   // experiment origin -> MLflow experiment id
-	runs   map[schema.Ref]*runInfo // run origin -> what Runs found
-	listed map[string]bool         // experiment ids whose runs were listed
-	noDir  map[string]string       // run id -> why its files were not read
-	closed bool
+	mu      sync.Mutex
+	exps    map[schema.Ref]string   // experiment origin -> MLflow experiment id
+	runs    map[schema.Ref]*runInfo // run origin -> what Runs found
+	listed  map[string]bool         // experiment ids whose runs were listed
+	noDir   map[string]string       // run id -> why its files were not read
+	noSpans map[string]string       // trace id -> why its spans were not read
+	closed  bool
 }
 
 // runInfo is what the source keeps about a run it listed.
@@ -60,7 +61,7 @@ func New(ctx context.Context, cfg Config) (*Source, error) {
 		return nil, err
 	}
 	s := &Source{st: st, cfg: cfg, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{},
-		listed: map[string]bool{}, noDir: map[string]string{}}
+		listed: map[string]bool{}, noDir: map[string]string{}, noSpans: map[string]string{}}
 	if s.revision, s.rev, err = readRevision(ctx, st); err != nil {
 		st.Close()
 		return nil, fault.Fatal(err)
@@ -343,9 +344,9 @@ func (s *Source) experimentID(ctx context.Context, exp schema.Ref) (string, erro
 }
 
 // Omitted counts what the source leaves out: deleted experiments and the
-// deleted runs of listed experiments (without the deleted option), the
-// traces it does not read, and the runs (and logged models) whose files it
-// could not read here, each kind named.
+// deleted runs of listed experiments (without the deleted option), and the
+// runs (and logged models) whose files and the traces whose spans it could
+// not read here, each kind named.
 func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 	if s.open() != nil {
 		return nil
@@ -355,6 +356,9 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 	ids := slices.Sorted(maps.Keys(s.listed))
 	for _, why := range s.noDir {
 		out["runs whose files were not read: "+why]++
+	}
+	for _, why := range s.noSpans {
+		out["traces whose spans were not read: "+why]++
 	}
 	s.mu.Unlock()
 	count := func(what, query string, args ...any) {
@@ -375,11 +379,6 @@ func (s *Source) Omitted(ctx context.Context) map[string]int64 {
 		for _, id := range ids {
 			count("deleted runs left out (add ?deleted=true to copy them)",
 				"SELECT COUNT(*) FROM runs WHERE experiment_id = ? AND lifecycle_stage = 'deleted'", id)
-		}
-	}
-	for _, id := range ids {
-		if s.has(revTraces) {
-			count("traces not read from the store directly (serve it with mlflow server to copy them)", "SELECT COUNT(*) FROM trace_info WHERE experiment_id = ?", id)
 		}
 	}
 	return out
