@@ -41,7 +41,12 @@ func (a *app) lsCmd() *cobra.Command {
 		Long: `List the experiments and runs a location holds, with the number of params,
 metric keys and metric points of each run. Counting reads every run's history
 (from an MLflow server one request per metric key of every run, which is
-what makes it slow there); --no-count lists metadata only (from an MLflow
+what makes it slow there, and from W&B folders every log decoded in full).
+The counts are exact, so they are not taken from a run's summary: a W&B
+summary holds each key's last value and the last step, not how many points
+were logged (keys logged at different steps, system metrics and resumed runs
+make any estimate from it wrong). --no-count is the fast listing: it lists
+metadata only (from an MLflow
 server the runs/search pages, plus one file read per run runferry wrote),
 and where the location can describe a run
 without reading its logs (W&B folders: the run record at the start of each

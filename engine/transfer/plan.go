@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runferry/runferry/engine/state"
@@ -37,13 +39,28 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		j.exps = append(j.exps, e)
 		before, selected := len(out), 0
 		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil || j.opt.Lookback > 0)
+		// The runs listed are decided in batches, several at once (see
+		// decideAll); what each batch keeps is appended in listing order.
+		batch := make([]planned, 0, planBatch)
+		flush := func() error {
+			kept, err := j.decideAll(ctx, batch, finder, verifier)
+			out = append(out, kept...)
+			batch = batch[:0]
+			return err
+		}
+		var listErr error
 		for r, err := range runs {
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
+					// Reported after the runs listed before it.
+					if ferr := flush(); ferr != nil {
+						return nil, nil, ferr
+					}
 					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
 					break
 				}
-				return nil, nil, fmt.Errorf("listing runs of experiment %s: %w", e.Origin, err)
+				listErr = fmt.Errorf("listing runs of experiment %s: %w", e.Origin, err)
+				break
 			}
 			if !j.opt.Filter.Run(r) {
 				continue
@@ -58,25 +75,18 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			}
 			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
 			j.listed(r.Origin, p.former)
-			skip, err := j.decide(ctx, &p, finder, verifier)
-			if err != nil {
-				return nil, nil, err
-			}
-			if skip {
-				continue
-			}
-			// Only a run the job transfers is read in full.
-			if err := j.readFull(ctx, &p); err != nil {
-				if fault.KindOf(err) == fault.KindPermanent {
-					j.addProblem("run %s (%s): reading it: %v", r.Name, r.Origin, err)
-					continue
+			batch = append(batch, p)
+			if len(batch) == cap(batch) {
+				if err := flush(); err != nil {
+					return nil, nil, err
 				}
-				return nil, nil, fmt.Errorf("reading run %s: %w", r.Origin, err)
 			}
-			if !j.opt.Filter.Run(p.run) {
-				continue // its header's start said otherwise
-			}
-			out = append(out, p)
+		}
+		if err := flush(); err != nil {
+			return nil, nil, err
+		}
+		if listErr != nil {
+			return nil, nil, listErr
 		}
 		// An experiment none of whose selected runs this shard plans is
 		// written here only if it has no selected run at all (a run of
@@ -100,6 +110,98 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		}
 	}
 	return out, idle, nil
+}
+
+// planBatch is how many listed runs the plan decides at a time (see
+// decideAll): enough to keep Concurrency goroutines busy, few enough that
+// the headers waiting for a decision stay small.
+const planBatch = 256
+
+// decided is what deciding one run gave: the run to transfer (keep), the
+// result of a run skipped as unchanged, a problem to report, or a fatal
+// error.
+type decided struct {
+	keep    bool
+	result  *RunResult
+	problem string
+	err     error
+}
+
+// decideAll decides the runs of batch (listed in this order) as the plan
+// did one at a time, up to Concurrency at once: for each, decide, and
+// readFull for a run to transfer. Results, problems and the runs kept are
+// recorded in batch order, so the report is the same whatever the
+// goroutines' timing. The first error in batch order is returned, after
+// the outcomes of the runs before it; runs after a failed one are not
+// started, and those already started are not recorded, as if the plan
+// had stopped there.
+func (j *job) decideAll(ctx context.Context, batch []planned, finder sinks.RunFinder, verifier sinks.RunVerifier) ([]planned, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	res := make([]decided, len(batch))
+	var failed atomic.Int64 // lowest index that failed; len(batch) while none
+	failed.Store(int64(len(batch)))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	workers := min(j.opt.Concurrency, len(batch))
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(batch) || int64(i) > failed.Load() {
+					return
+				}
+				res[i] = j.decideOne(ctx, &batch[i], finder, verifier)
+				if res[i].err != nil {
+					for {
+						f := failed.Load()
+						if int64(i) >= f || failed.CompareAndSwap(f, int64(i)) {
+							break
+						}
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var kept []planned
+	for i := range batch {
+		d := res[i]
+		if d.result != nil {
+			j.addResult(*d.result)
+		}
+		if d.problem != "" {
+			j.addProblem("%s", d.problem)
+		}
+		if d.err != nil {
+			return kept, d.err
+		}
+		if d.keep {
+			kept = append(kept, batch[i])
+		}
+	}
+	return kept, nil
+}
+
+// decideOne decides run p: whether it is skipped (decide) and, if not,
+// reads it in full.
+func (j *job) decideOne(ctx context.Context, p *planned, finder sinks.RunFinder, verifier sinks.RunVerifier) decided {
+	skip, result, err := j.decide(ctx, p, finder, verifier)
+	if err != nil || skip {
+		return decided{result: result, err: err}
+	}
+	// Only a run the job transfers is read in full.
+	if err := j.readFull(ctx, p); err != nil {
+		if fault.KindOf(err) == fault.KindPermanent {
+			return decided{problem: fmt.Sprintf("run %s (%s): reading it: %v", p.run.Name, p.run.Origin, err)}
+		}
+		return decided{err: fmt.Errorf("reading run %s: %w", p.run.Origin, err)}
+	}
+	// A run its header's start put in the selection may be out of it.
+	return decided{keep: j.opt.Filter.Run(p.run)}
 }
 
 // listRuns lists the runs of experiment exp, narrowed by the source when
@@ -164,7 +266,16 @@ func changedAt(ctx context.Context, src sources.Source, run schema.Run) (time.Ti
 // be skipped because it is already committed with the same content (and,
 // when the sink can verify it, is still whole there: a run whose stored
 // files were lost is written again, with the reason naming what was lost).
-func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, verifier sinks.RunVerifier) (skip bool, err error) {
+// A skipped run's result is returned for the caller to record. decide is
+// called for several runs at once (see decideAll); Verify, which is not
+// safe for concurrent use, is called one run at a time.
+func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, verifier sinks.RunVerifier) (skip bool, result *RunResult, err error) {
+	skip, err = j.decideRun(ctx, p, finder, verifier, &result)
+	return skip, result, err
+}
+
+// decideRun is decide, setting *result for a skipped run.
+func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder, verifier sinks.RunVerifier, result **RunResult) (skip bool, err error) {
 	fp, err := Fingerprint(ctx, j.src, p.run)
 	if err != nil {
 		if fault.KindOf(err) == fault.KindFatal || fault.KindOf(err) == fault.KindCanceled {
@@ -200,7 +311,9 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 				p.reason = "repairing: could not read the run to verify it: " + err.Error()
 				return false, nil
 			}
+			j.verifyMu.Lock()
 			diff, err := j.opt.Verify(ctx, p.exp, p.run)
+			j.verifyMu.Unlock()
 			switch k := fault.KindOf(err); {
 			case err != nil && (k == fault.KindFatal || k == fault.KindCanceled):
 				return false, err
@@ -217,8 +330,8 @@ func (j *job) decide(ctx context.Context, p *planned, finder sinks.RunFinder, ve
 			}
 			outcome, why = Verified, why+"; verified against the destination ("+flag+")"
 		}
-		j.addResult(RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
-			Outcome: outcome, Reason: why, DestID: destID})
+		*result = &RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
+			Outcome: outcome, Reason: why, DestID: destID}
 		return true, nil
 	}
 	if j.opt.Ledger != nil {

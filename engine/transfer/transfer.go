@@ -249,6 +249,8 @@ type job struct {
 	// writes bounds the WriteMetrics calls in flight when the sink asks
 	// for AdaptiveWrites; nil otherwise.
 	writes *inflight.Limiter
+	// verifyMu makes the plan's calls of Options.Verify one at a time.
+	verifyMu sync.Mutex
 }
 
 // expOnce writes one experiment once per job, however many workers need it
