@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -473,10 +474,22 @@ func transient(err error) bool {
 func (s *blobStore) WriteFile(p string, data []byte) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	if err := retry(func() error { return s.b.WriteAll(ctx, p, data, s.wopts()) }); err != nil {
+	if err := retry(func() error { return s.put(ctx, p, data, s.wopts()) }); err != nil {
 		return s.fail("writing", p, err)
 	}
 	return nil
+}
+
+// put writes data to p in one upload (Bucket.Upload, the driver's Upload
+// call), not through Bucket.WriteAll's Write and Close: gocloud.dev's
+// azureblob writer (v0.47.0) dereferences a nil pipe in Close when the
+// upload behind Write failed, so a refused conditional write (the object
+// exists) panicked instead of returning the precondition error.
+func (s *blobStore) put(ctx context.Context, p string, data []byte, o *blob.WriterOptions) error {
+	if o.ContentType == "" {
+		o.ContentType = "application/octet-stream"
+	}
+	return s.b.Upload(ctx, p, bytes.NewReader(data), o)
 }
 
 func (s *blobStore) CreateExclusive(p string, data []byte) error {
@@ -484,7 +497,7 @@ func (s *blobStore) CreateExclusive(p string, data []byte) error {
 	defer cancel()
 	o := s.wopts()
 	o.IfNotExist = true
-	if err := retry(func() error { return s.b.WriteAll(ctx, p, data, o) }); err != nil {
+	if err := retry(func() error { return s.put(ctx, p, data, o) }); err != nil {
 		return s.fail("creating", p, err)
 	}
 	return nil

@@ -2,6 +2,8 @@ package archive
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"testing"
 
 	"github.com/runferry/runferry/internal/testenv"
@@ -37,5 +39,34 @@ func TestBlobMoveStreamsLargeObjects(t *testing.T) {
 	// Move itself: a missing source whose target exists is a finished move.
 	if err := st.Move(".staging/big", "blobs/big"); err != nil {
 		t.Fatalf("repeated move: %v", err)
+	}
+}
+
+// TestBlobCreateExclusiveRefused: on every object store, creating an
+// object that exists fails with fs.ErrExist and leaves the first body (on
+// Azure, gocloud.dev's Write-and-Close path panicked here instead).
+func TestBlobCreateExclusiveRefused(t *testing.T) {
+	s3 := testenv.SharedS3(t)
+	az := testenv.SharedAzurite(t)
+	for name, loc := range map[string]string{
+		"s3":    s3.Location(s3.CreateBucket(t, "excl"), "a"),
+		"azure": az.Location(az.CreateContainer(t, "excl"), "a"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, err := OpenStore(loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.CreateExclusive("lock", []byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CreateExclusive("lock", []byte("second")); !errors.Is(err, fs.ErrExist) {
+				t.Fatalf("second create: %v, want fs.ErrExist", err)
+			}
+			if got, err := st.ReadFile("lock"); err != nil || string(got) != "first" {
+				t.Fatalf("lock holds %q, %v; want first", got, err)
+			}
+		})
 	}
 }
