@@ -78,6 +78,15 @@ bench: venv
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/run.sh
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/sync.sh
 	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/mlflowstore.sh
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/s3.sh
+
+# W&B folder -> parquet:s3:// against a local versitygw server, beside the
+# same copy into a local folder and pyarrow's S3 filesystem (issue 15;
+# bench/s3.sh).
+.PHONY: bench-s3
+bench-s3: venv
+	mkdir -p $(BENCH_DIR)
+	RUNFERRY_BENCH_DIR=$(BENCH_DIR) bash bench/s3.sh
 
 # MLflow's SQL store read directly against the same runs through a real
 # MLflow server (issue 14; bench/mlflowstore.sh).

@@ -8,6 +8,10 @@ lists, build a pandas DataFrame, sort it by key and step like runferry's
 archive, and write it with pyarrow (df.to_parquet(..., compression="zstd")).
 Prints {"points", "sum", "seconds"} as one JSON line.
 
+With OUT s3://BUCKET/KEY it writes through pyarrow's S3 filesystem to the
+server at $AWS_ENDPOINT_URL (path-style; keys from AWS_ACCESS_KEY_ID and
+AWS_SECRET_ACCESS_KEY) instead (bench/s3.sh).
+
 Usage: python wandb_to_parquet.py DIR OUT.parquet
 """
 import json
@@ -60,6 +64,20 @@ def read_run(path, run, keys, steps, times, values):
                 sample += 1
 
 
+def write_s3(df, path):
+    """Write df to BUCKET/KEY path on the S3 server of $AWS_ENDPOINT_URL."""
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    scheme, host = os.environ["AWS_ENDPOINT_URL"].split("://", 1)
+    fs = pafs.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"],
+                           secret_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+                           region=os.environ.get("AWS_REGION", "us-east-1"),
+                           endpoint_override=host, scheme=scheme, force_virtual_addressing=False)
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path, filesystem=fs, compression="zstd")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -78,7 +96,10 @@ def main():
         "value": values,
     })
     df = df.sort_values(["run", "key", "step"], kind="stable")
-    df.to_parquet(out, engine="pyarrow", compression="zstd", index=False)
+    if out.startswith("s3://"):
+        write_s3(df, out[len("s3://"):])
+    else:
+        df.to_parquet(out, engine="pyarrow", compression="zstd", index=False)
     seconds = time.perf_counter() - start
     print(json.dumps({"points": len(df), "sum": float(df["value"].sum()), "seconds": seconds}))
 

@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
@@ -30,4 +31,23 @@ func TestAzureRoundTrip(t *testing.T) {
 		t.Fatalf("check after prune: %v %+v", err, rep)
 	}
 	expectEqual(t, loc, d)
+}
+
+// TestAzureCrashSafety is TestCrashSafety on an archive in a container of
+// Azurite: writers killed at seeded random moments (as few as on S3, for
+// the same reason), every run old or new after each kill, a resumed write
+// identical to an uninterrupted one.
+func TestAzureCrashSafety(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	az := testenv.SharedAzurite(t)
+	container := az.CreateContainer(t, "crash")
+	defer func(ttl time.Duration) { archive.LockTTL = ttl }(archive.LockTTL)
+	archive.LockTTL = time.Second
+	crashSafety(t, 3, func(name string) string {
+		loc := az.Location(container, name)
+		write(t, loc, crashData(0))
+		return loc
+	}, archive.LockTTL)
 }

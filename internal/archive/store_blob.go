@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -381,8 +382,10 @@ type blobWriter struct {
 	s      *blobStore
 	p      string
 	buf    []byte
-	w      *blob.Writer
+	w      *io.PipeWriter // into the running upload, once the object is large
 	cancel context.CancelFunc
+	fin    chan struct{} // closed when the upload has returned
+	err    error         // the upload's error, set before fin closes
 	done   bool
 }
 
@@ -393,19 +396,36 @@ func (s *blobStore) Create(p string) (ObjectWriter, error) {
 	return &blobWriter{s: s, p: p}, nil
 }
 
+// start begins the streamed upload of a large object: Bucket.Upload (the
+// driver's Upload call, multipart with parallel parts) reading from a pipe
+// that Write feeds. Not Bucket.NewWriter's Write and Close: gocloud.dev's
+// azureblob writer (v0.47.0) panics in Close when that upload failed.
+func (w *blobWriter) start() {
+	ctx, cancel := context.WithCancel(w.s.ctx)
+	pr, pw := io.Pipe()
+	w.w, w.cancel, w.fin = pw, cancel, make(chan struct{})
+	o := w.s.wopts()
+	if o.ContentType == "" {
+		o.ContentType = "application/octet-stream"
+	}
+	go func() {
+		defer close(w.fin)
+		w.err = w.s.b.Upload(ctx, w.p, pr, o)
+		if w.err != nil {
+			pr.CloseWithError(w.err)
+		} else {
+			pr.Close()
+		}
+	}()
+}
+
 func (w *blobWriter) Write(b []byte) (int, error) {
 	if w.w == nil && len(w.buf)+len(b) <= smallObject {
 		w.buf = append(w.buf, b...)
 		return len(b), nil
 	}
 	if w.w == nil {
-		ctx, cancel := context.WithCancel(w.s.ctx)
-		bw, err := w.s.b.NewWriter(ctx, w.p, w.s.wopts())
-		if err != nil {
-			cancel()
-			return 0, w.s.fail("writing", w.p, err)
-		}
-		w.w, w.cancel = bw, cancel
+		w.start()
 		if _, err := w.w.Write(w.buf); err != nil {
 			return 0, w.s.fail("writing", w.p, err)
 		}
@@ -427,8 +447,10 @@ func (w *blobWriter) Commit() error {
 		return w.s.WriteFile(w.p, w.buf)
 	}
 	defer w.cancel()
-	if err := w.w.Close(); err != nil {
-		return w.s.fail("writing", w.p, err)
+	w.w.Close()
+	<-w.fin
+	if w.err != nil {
+		return w.s.fail("writing", w.p, w.err)
 	}
 	return nil
 }
@@ -438,7 +460,8 @@ func (w *blobWriter) Abort() {
 		w.done = true
 		if w.w != nil {
 			w.cancel() // a cancelled upload leaves no object
-			w.w.Close()
+			w.w.CloseWithError(context.Canceled)
+			<-w.fin
 		}
 	}
 }
@@ -473,10 +496,22 @@ func transient(err error) bool {
 func (s *blobStore) WriteFile(p string, data []byte) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	if err := retry(func() error { return s.b.WriteAll(ctx, p, data, s.wopts()) }); err != nil {
+	if err := retry(func() error { return s.put(ctx, p, data, s.wopts()) }); err != nil {
 		return s.fail("writing", p, err)
 	}
 	return nil
+}
+
+// put writes data to p in one upload (Bucket.Upload, the driver's Upload
+// call), not through Bucket.WriteAll's Write and Close: gocloud.dev's
+// azureblob writer (v0.47.0) dereferences a nil pipe in Close when the
+// upload behind Write failed, so a refused conditional write (the object
+// exists) panicked instead of returning the precondition error.
+func (s *blobStore) put(ctx context.Context, p string, data []byte, o *blob.WriterOptions) error {
+	if o.ContentType == "" {
+		o.ContentType = "application/octet-stream"
+	}
+	return s.b.Upload(ctx, p, bytes.NewReader(data), o)
 }
 
 func (s *blobStore) CreateExclusive(p string, data []byte) error {
@@ -484,7 +519,7 @@ func (s *blobStore) CreateExclusive(p string, data []byte) error {
 	defer cancel()
 	o := s.wopts()
 	o.IfNotExist = true
-	if err := retry(func() error { return s.b.WriteAll(ctx, p, data, o) }); err != nil {
+	if err := retry(func() error { return s.put(ctx, p, data, o) }); err != nil {
 		return s.fail("creating", p, err)
 	}
 	return nil

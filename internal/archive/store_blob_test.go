@@ -2,6 +2,9 @@ package archive
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
 	"testing"
 
 	"github.com/runferry/runferry/internal/testenv"
@@ -37,5 +40,79 @@ func TestBlobMoveStreamsLargeObjects(t *testing.T) {
 	// Move itself: a missing source whose target exists is a finished move.
 	if err := st.Move(".staging/big", "blobs/big"); err != nil {
 		t.Fatalf("repeated move: %v", err)
+	}
+}
+
+// TestBlobCreateExclusiveRefused: on every object store, creating an
+// object that exists fails with fs.ErrExist and leaves the first body (on
+// Azure, gocloud.dev's Write-and-Close path panicked here instead).
+func TestBlobCreateExclusiveRefused(t *testing.T) {
+	s3 := testenv.SharedS3(t)
+	az := testenv.SharedAzurite(t)
+	for name, loc := range map[string]string{
+		"s3":    s3.Location(s3.CreateBucket(t, "excl"), "a"),
+		"azure": az.Location(az.CreateContainer(t, "excl"), "a"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, err := OpenStore(loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if err := st.CreateExclusive("lock", []byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.CreateExclusive("lock", []byte("second")); !errors.Is(err, fs.ErrExist) {
+				t.Fatalf("second create: %v, want fs.ErrExist", err)
+			}
+			if got, err := st.ReadFile("lock"); err != nil || string(got) != "first" {
+				t.Fatalf("lock holds %q, %v; want first", got, err)
+			}
+		})
+	}
+}
+
+// TestBlobStreamedObjects: an object larger than smallObject streams
+// through Bucket.Upload on S3 and Azure: committed, it reads back whole;
+// aborted, it leaves no object.
+func TestBlobStreamedObjects(t *testing.T) {
+	s3 := testenv.SharedS3(t)
+	az := testenv.SharedAzurite(t)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 9<<16) // 9 MiB
+	for name, loc := range map[string]string{
+		"s3":    s3.Location(s3.CreateBucket(t, "stream"), "a"),
+		"azure": az.Location(az.CreateContainer(t, "stream"), "a"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			st, err := OpenStore(loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			for _, commit := range []bool{true, false} {
+				w, err := st.Create(fmt.Sprintf("big-%v", commit))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for off := 0; off < len(body); off += 1 << 20 {
+					if _, err := w.Write(body[off:min(off+1<<20, len(body))]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if !commit {
+					w.Abort()
+					if _, err := st.Stat("big-false"); !errors.Is(err, fs.ErrNotExist) {
+						t.Fatalf("aborted object: %v, want fs.ErrNotExist", err)
+					}
+					continue
+				}
+				if err := w.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if got, err := st.ReadFile("big-true"); err != nil || !bytes.Equal(got, body) {
+					t.Fatalf("streamed object: %d bytes, %v; want %d bytes equal", len(got), err, len(body))
+				}
+			}
+		})
 	}
 }

@@ -74,3 +74,33 @@ func TestConformanceS3(t *testing.T) {
 		FormerAppendRefused: "archive holds the run under its former origin",
 	})
 }
+
+// TestConformanceAzure runs the sink conformance suite on an archive in a
+// container of Azurite (Azure's storage emulator on 127.0.0.1).
+func TestConformanceAzure(t *testing.T) {
+	az := testenv.SharedAzurite(t)
+	var loc string
+	open := func(t *testing.T) sinks.Sink {
+		s, err := parquetdir.New(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sinktest.Run(t, sinktest.Opt{
+		New: func(t *testing.T) (sinks.Sink, func() sources.Source) {
+			az.Env(t)
+			loc = az.Location(az.CreateContainer(t, "sinktest"), "archive")
+			path := loc
+			return open(t), func() sources.Source {
+				src, err := srcparquet.New(path, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return src
+			}
+		},
+		Reopen:              open,
+		FormerAppendRefused: "archive holds the run under its former origin",
+	})
+}

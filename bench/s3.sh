@@ -1,0 +1,155 @@
+#!/usr/bin/env bash
+# W&B run folder -> Parquet archive in S3 (parquet:s3://, issue 15) against
+# a real S3-compatible server on 127.0.0.1 (versitygw over a POSIX folder, the
+# server the tests use), side by side in one job with the same copy into a
+# local folder and with pyarrow writing the same Parquet files through its S3
+# filesystem. Run by `make bench` and alone by `make bench-s3`. Prints a
+# Markdown table and writes it to $SCRATCH/s3/results.md (docs/BENCHMARKS.md
+# records a run).
+#
+#   local: `runferry copy wandb:DIR parquet:LOCAL --no-state -q`
+#   s3:    `runferry copy wandb:DIR parquet:s3://BUCKET/a?endpoint=...&path-style=true --no-state -q`
+#          Target: within 1.5x of local.
+#   pyarrow: bench/py/s3_write.py uploads every Parquet file of the local
+#          archive with pyarrow.fs.S3FileSystem + pq.write_table (zstd 1);
+#          only encoding + upload of tables already in memory is timed.
+#          Target: runferry's whole copy (decoding W&B included) at least as fast.
+#          Also the whole Python pipeline of the e2e-parquet benchmark
+#          (bench/py/wandb_to_parquet.py) writing its one file to S3, once.
+#   memory: the s3 copy of a run ten times as large; peak RSS should stay flat.
+#
+# Every copy to S3 is checked against the local archive (`runferry check`).
+# versitygw: $RUNFERRY_VERSITYGW, PATH, $(go env GOPATH)/bin, or built once
+# into the user cache folder like internal/testenv does. Knobs:
+# RUNFERRY_BENCH_DIR, RUNFERRY_VENV, BENCH_S3_ROWS (100000 rows of 20 keys),
+# BENCH_S3_MEM_ROWS (1000000), BENCH_REPEAT (3; medians).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+SCRATCH=${RUNFERRY_BENCH_DIR:-${TMPDIR:-/tmp}/runferry-bench}/s3
+VENV=${RUNFERRY_VENV:-$ROOT/.venv}
+PY=$VENV/bin/python
+ROWS=${BENCH_S3_ROWS:-100000}
+MEM_ROWS=${BENCH_S3_MEM_ROWS:-1000000}
+REPEAT=${BENCH_REPEAT:-3}
+BIN=$SCRATCH/bin
+TIME=/usr/bin/time
+log() { echo "bench-s3: $*" >&2; }
+die() { log "$*"; exit 1; }
+"$TIME" -f '%M' true >/dev/null 2>&1 || die "GNU time is missing: install the 'time' package"
+"$PY" -c 'import pyarrow.fs' 2>/dev/null || die "$VENV lacks pyarrow: run 'make venv'"
+mkdir -p "$SCRATCH"
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb
+RF=$BIN/runferry
+
+# versitygw, found like internal/testenv/s3.go finds it.
+VGW_MODULE=$(sed -n 's/^const VersityGWModule = "\(.*\)"$/\1/p' internal/testenv/s3.go)
+VGW_CACHE=$("$PY" -c 'import os; print(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"))')/runferry-test/versitygw-${VGW_MODULE##*@}
+VGW=${RUNFERRY_VERSITYGW:-}
+if [ -z "$VGW" ] || [ ! -x "$VGW" ]; then
+	VGW=$(PATH=$PATH:$(go env GOPATH)/bin:$VGW_CACHE command -v versitygw || true)
+fi
+if [ -z "$VGW" ]; then
+	log "building $VGW_MODULE into $VGW_CACHE"
+	GOBIN=$VGW_CACHE GOFLAGS=-mod=mod go install "$VGW_MODULE"
+	VGW=$VGW_CACHE/versitygw
+fi
+
+# Inputs: one run each, reused while the stamp matches.
+gen() { # DIR ROWS
+	local dir=$1 rows=$2 stamp
+	stamp="-rows $rows -keys 20 -stats-every 100 $(sha256sum bench/genwandb/main.go internal/wandbfile/*.go | sha256sum | cut -c1-16)"
+	if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ]; then return; fi
+	log "generating $dir ($rows rows x 20 keys)"
+	rm -rf "$dir"
+	"$BIN/genwandb" -out "$dir" -rows "$rows" -keys 20 -stats-every 100 >/dev/null
+	echo "$stamp" >"$dir/stamp"
+}
+W=$SCRATCH/wandb-$ROWS
+WM=$SCRATCH/wandb-$MEM_ROWS
+gen "$W" "$ROWS"
+gen "$WM" "$MEM_ROWS"
+
+# The server, in its own process group, killed on exit.
+SRV=$SCRATCH/server
+rm -rf "$SRV"
+mkdir -p "$SRV/data" "$SRV/iam"
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export AWS_ACCESS_KEY_ID=runferrybench AWS_SECRET_ACCESS_KEY=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true AWS_PROFILE=
+export AWS_CONFIG_FILE=$SRV/no-config AWS_SHARED_CREDENTIALS_FILE=$SRV/no-credentials
+ROOT_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID ROOT_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
+	setsid "$VGW" --port "127.0.0.1:$PORT" --region us-east-1 --iam-dir "$SRV/iam" posix "$SRV/data" >"$SRV.log" 2>&1 &
+SERVER=$!
+disown "$SERVER"
+trap 'kill -KILL -- -"$SERVER" 2>/dev/null || true; rm -rf "$SRV"' EXIT
+ENDPOINT=http://127.0.0.1:$PORT
+for _ in $(seq 100); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+	sleep 0.1
+done
+(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || { tail -20 "$SRV.log" >&2; die "versitygw did not start"; }
+# Buckets are folders of the posix backend.
+mkbucket() { "$PY" -c 'import os,pyarrow.fs as f; f.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1", endpoint_override=os.environ["E"].split("://")[1], scheme="http", allow_bucket_creation=True).create_dir(os.environ["B"])'; }
+loc() { echo "s3://$1/a?endpoint=$ENDPOINT&path-style=true"; }
+
+# timed OUTVAR CMD...: wall seconds and peak RSS (MB) of CMD.
+timed() {
+	local tf=$SCRATCH/time.txt
+	"$TIME" -f '%e %M' -o "$tf" "$@" >"$SCRATCH/last.out" 2>&1 || { cat "$SCRATCH/last.out" >&2; die "failed: $*"; }
+	local w k
+	read -r w k <"$tf"
+	echo "$w $((k / 1024))"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=()
+for rep in $(seq "$REPEAT"); do
+	rm -rf "$SCRATCH/local"
+	read -r w r < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$SCRATCH/local" --no-state -q)
+	lw+=("$w") lr+=("$r")
+	B=rf$rep-$RANDOM
+	E=$ENDPOINT B=$B mkbucket
+	read -r w r < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$(loc "$B")" --no-state -q)
+	sw+=("$w") sr+=("$r")
+	"$RF" check "parquet:$SCRATCH/local" "parquet:$(loc "$B")" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the S3 archive differs from the local one"; }
+	P=py$rep-$RANDOM
+	E=$ENDPOINT B=$P mkbucket
+	read -r w r < <(timed "$PY" bench/py/s3_write.py "$SCRATCH/local" "$ENDPOINT" "$P" a)
+	pw+=("$w") pr+=("$r") pt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
+	if [ "$rep" = 1 ]; then # slow: once
+		read -r w r < <(AWS_ENDPOINT_URL=$ENDPOINT timed "$PY" bench/py/wandb_to_parquet.py "$W/wandb" "s3://$P/pandas.parquet")
+		qw+=("$w") qr+=("$r")
+	fi
+	rm -rf "$SRV/data/$B" "$SRV/data/$P"
+	log "rep $rep: local ${lw[-1]} s, s3 ${sw[-1]} s, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), pandas pipeline to S3 ${qw[-1]} s"
+done
+B=mem-$RANDOM
+E=$ENDPOINT B=$B mkbucket
+read -r mw mr < <(timed "$RF" copy "wandb:$WM/wandb" "parquet:$(loc "$B")" --no-state -q)
+rm -rf "$SRV/data/$B"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+LW=$(median "${lw[@]}") SW=$(median "${sw[@]}") PT=$(median "${pt[@]}") PW=$(median "${pw[@]}")
+QW=$(median "${qw[@]}") QR=$(median "${qr[@]}")
+LR=$(median "${lr[@]}") SR=$(median "${sr[@]}") PR=$(median "${pr[@]}")
+R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R3=$(ratio "$SW" "$QW")
+met1=no met2=no met3=no
+[ "$(echo "$R1 <= 1.5" | bc)" = 1 ] && met1=yes
+[ "$(echo "$R2 <= 1" | bc)" = 1 ] && met2=yes
+[ "$(echo "$mr <= $SR * 1.5" | bc)" = 1 ] && met3=yes
+PTS=$((ROWS * 20))
+{
+	echo "Run $DATE, build $(git rev-parse --short HEAD), load average $LOAD_BEFORE before / $LOAD_AFTER after, $(nproc) cores; versitygw ${VGW_MODULE##*@}."
+	echo
+	echo "| measurement (one run, $ROWS rows x 20 keys = $PTS points; median of $REPEAT) | wall | peak RSS | ratio to the S3 copy | target | met? |"
+	echo "|---|---|---|---|---|---|"
+	echo "| runferry copy W&B -> \`parquet:s3://\` (versitygw on 127.0.0.1) | $SW s | $SR MB | 1 | | |"
+	echo "| runferry copy W&B -> local \`parquet:\` | $LW s | $LR MB | S3 takes ${R1}x | <= 1.5x | $met1 |"
+	echo "| pyarrow S3FileSystem writes the same files (encode + upload only; process $PW s) | $PT s | $PR MB | S3 copy takes ${R2}x | <= 1x | $met2 |"
+	echo "| the same points W&B -> pandas -> pyarrow S3FileSystem, one file (bench/py/wandb_to_parquet.py, whole process, run once) | $QW s | $QR MB | S3 copy takes ${R3}x | | |"
+	echo "| runferry copy W&B -> \`parquet:s3://\`, $MEM_ROWS rows ($((MEM_ROWS * 20)) points) | $mw s | $mr MB | peak RSS $(ratio "$mr" "$SR")x of the small run | flat (<= 1.5x) | $met3 |"
+} | tee "$SCRATCH/results.md"
