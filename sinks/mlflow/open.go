@@ -44,38 +44,6 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
 	}
 
-	if err := s.acquireExperiment(ctx, expID); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
-		}
-	}()
-	var earlier []mlflowapi.Run
-	for _, o := range append([]string{origin}, s.FormerKeys(r.Origin)...) {
-		runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(o), true)
-		if err != nil {
-			return nil, err
-		}
-		earlier = append(earlier, runs...)
-	}
-	cont, why, err := s.firstCopyCutShort(ctx, expID, origin, sidecar, earlier)
-	if err != nil {
-		return nil, err
-	}
-	if cont != nil {
-		return s.continueRun(ctx, expID, r, *cont, cov, params, tags, sidecar)
-	}
-	for _, old := range earlier {
-		if err := s.supersede(ctx, old); err != nil {
-			if why != "" {
-				err = fmt.Errorf("%w (not continued: %s)", err, why)
-			}
-			return nil, fmt.Errorf("retiring the earlier copy %s: %w", old.Info.RunID, err)
-		}
-	}
-
 	create := mlflowapi.CreateRun{ExperimentID: expID, UserID: r.User, StartTime: r.Start.UnixMilli(),
 		Tags: []mlflowapi.Tag{
 			{Key: mlflowconv.TagOrigin, Value: origin},
@@ -101,6 +69,38 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 			mlflowapi.Tag{Key: mlflowconv.TagParent, Value: r.Parent.String()},
 			mlflowapi.Tag{Key: mlflowconv.TagParentKey, Value: mlflowconv.OriginKey(r.Parent.String())})
 	}
+	if err := s.acquireExperiment(ctx, expID); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
+		}
+	}()
+	var earlier []mlflowapi.Run
+	for _, o := range append([]string{origin}, s.FormerKeys(r.Origin)...) {
+		runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(o), true)
+		if err != nil {
+			return nil, err
+		}
+		earlier = append(earlier, runs...)
+	}
+	cont, bare, why, err := s.firstCopyCutShort(ctx, expID, origin, create, sidecar, earlier)
+	if err != nil {
+		return nil, err
+	}
+	if cont != nil {
+		return s.continueRun(ctx, expID, r, *cont, bare, cov, params, tags, sidecar)
+	}
+	for _, old := range earlier {
+		if err := s.supersede(ctx, old); err != nil {
+			if why != "" {
+				err = fmt.Errorf("%w (not continued: %s)", err, why)
+			}
+			return nil, fmt.Errorf("retiring the earlier copy %s: %w", old.Info.RunID, err)
+		}
+	}
+
 	run, err := s.api.CreateRun(ctx, create)
 	if err != nil {
 		return nil, fmt.Errorf("creating run: %w", err)
@@ -115,10 +115,13 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 // (firstCopyCutShort), to write r into it under its run id: params and
 // tags are written again (the same values), dataset inputs logged again
 // (the server keeps one of each), and the writer sends no point held
-// already (pointsHeld); files are uploaded again over those held.
-func (s *Sink) continueRun(ctx context.Context, expID string, r schema.Run, held mlflowapi.Run, cov *mlflowconv.Coverage, params []mlflowapi.Param, tags []mlflowapi.Tag, sidecar []byte) (sinks.RunWriter, error) {
-	if _, cut := mlflowconv.Truncate(r.Name, mlflowapi.MaxRunNameLength); cut {
-		cov.Truncated = append(cov.Truncated, mlflowconv.Truncation{What: "run name", Length: utf8.RuneCountInString(r.Name)})
+// already (pointsHeld); files are uploaded again over those held. A bare
+// copy (cut short before its run.json) gets its run.json first.
+func (s *Sink) continueRun(ctx context.Context, expID string, r schema.Run, held mlflowapi.Run, bare bool, cov *mlflowconv.Coverage, params []mlflowapi.Param, tags []mlflowapi.Tag, sidecar []byte) (sinks.RunWriter, error) {
+	if bare {
+		if err := s.api.UploadBytes(ctx, held.Info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
+			return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
+		}
 	}
 	resumed, err := s.pointsHeld(ctx, held)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/sinks/sinktest"
 	"github.com/runferry/runferry/sources/dataset"
@@ -123,4 +124,78 @@ func testFirstCopyCut(t *testing.T, changed bool) {
 	if diff := dataset.Diff(want, d, dataset.DiffOptions{}); diff != nil {
 		t.Fatalf("read back differs from the source:\n%s", strings.Join(diff, "\n"))
 	}
+}
+
+// TestBareFirstCopyContinued: a run cut short right after MLflow created
+// it, before its run.json was uploaded (made here by hand, as OpenRun
+// creates it), is continued under its run id when it was created for
+// the same run; the read-back equals the source.
+func TestBareFirstCopyContinued(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	_, want := withSystemMetrics()
+	opt := transfer.Options{Attempts: 1, Backoff: func(int) time.Duration { return time.Millisecond }}
+	dst, read, prefix := pair(t, srv.URL)
+	// The operation after the experiments' is OpenRun: the experiments
+	// are made, no run.
+	failing := sinktest.NewFailAt(dst, len(want.Experiments)+1, fault.Permanent(errors.New("injected")))
+	if cut, err := transfer.Copy(ctx, memsrc.New(want), failing, opt); err != nil || len(cut.Runs) != 1 || cut.Runs[0].Outcome != transfer.Failed {
+		t.Fatalf("the copy failing at OpenRun: %v %+v", err, cut)
+	}
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := want.Runs[0].Run
+	var expName string
+	for _, e := range want.Experiments {
+		if e.Origin == r.Experiment {
+			expName = prefix + e.Name
+		}
+	}
+	var expID string
+	var names []string
+	for e, err := range api.SearchExperiments(ctx, "name LIKE '"+prefix+"%'", mlflowapi.ViewAll) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, e.Name)
+		if strings.HasPrefix(e.Name, expName) {
+			expID = e.ExperimentID
+		}
+	}
+	if expID == "" {
+		t.Fatalf("no experiment %q among %v", expName, names)
+	}
+	origin := r.Origin.String()
+	bare, err := api.CreateRun(ctx, mlflowapi.CreateRun{ExperimentID: expID, UserID: r.User, RunName: r.Name, StartTime: r.Start.UnixMilli(),
+		Tags: []mlflowapi.Tag{
+			{Key: mlflowconv.TagOrigin, Value: origin},
+			{Key: mlflowconv.TagOriginKey, Value: mlflowconv.OriginKey(origin)},
+			{Key: mlflowconv.TagSidecar, Value: mlflowconv.SidecarPath},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := transfer.Copy(ctx, memsrc.New(want), dst, opt)
+	if err != nil || len(rep.Runs) != 1 || rep.Runs[0].Outcome != transfer.Committed {
+		t.Fatalf("the copy after the failure: %v %+v", err, rep)
+	}
+	if rep.Runs[0].DestID != bare.Info.RunID {
+		t.Fatalf("the copy committed run %s, want the bare run %s continued", rep.Runs[0].DestID, bare.Info.RunID)
+	}
+	n := 0
+	for x, err := range api.SearchRuns(ctx, []string{expID}, "", mlflowapi.ViewAll) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if x.Info.LifecycleStage != mlflowapi.StageActive {
+			t.Errorf("run %s is deleted", x.Info.RunID)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("the experiment holds %d runs, want 1", n)
+	}
+	expectSame(t, want, read())
 }
