@@ -59,6 +59,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	if err := w.resumedLeftOver(); err != nil {
+		if w.continued {
+			return w.retireContinued(ctx, err)
+		}
 		return err
 	}
 	if w.logs != nil {
@@ -226,6 +229,9 @@ func (w *writer) resumedLeftOver() error {
 		n := 0
 		for _, c := range w.resumed[k] {
 			n += c
+		}
+		if n > 0 && w.continued {
+			return fmt.Errorf("metric %q: the copy cut short holds %d points the source no longer has", k, n)
 		}
 		if n > 0 {
 			return sinks.CannotAppend(fmt.Sprintf("metric %q: the append cut short wrote %d points the source no longer has", k, n))

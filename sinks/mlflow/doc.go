@@ -179,13 +179,28 @@
 // as RunUnderFormerOrigin so that the engine writes the run again, and
 // OpenRun supersedes the former-origin copies with the earlier attempts.
 //
-// Resume is "delete and redo": OpenRun supersedes every earlier run of the
-// origin, complete or not (tag mlflow.runferry.superseded, then runs/delete), and
-// writes a fresh run. MLflow appends metrics and a failed log-batch may be
-// partly applied, so continuing a run could double points; redoing cannot,
-// and the new run holds exactly what the writer was given. The cost is that
-// an interrupted run is written again from the start. Superseded runs stay
-// in MLflow's trash (mlflow gc removes them); every reader skips them.
+// Resume continues a first copy cut short in place (firstCopyCutShort):
+// when the one run the server holds of the origin was never committed (no
+// complete tag, no mark, no appending tag), is active in the experiment
+// written to, holds a run.json identical to the run's now (so every param
+// is logged again with the value it holds; a copy cut short before its
+// run.json was uploaded is continued when it holds nothing but the tags
+// CreateRun gave it, for the same start time, name and user) and no logged
+// model, OpenRun opens it under its run id. It reads the whole history of
+// every key the copy holds, and the writer sends no point held already
+// (log-batch is not idempotent: a batch partly applied is found there
+// too), writes params, tags and dataset inputs again (the server keeps one
+// of each) and uploads files over those held. If at commit the copy holds
+// points the run no longer has (the source changed between the attempts:
+// MLflow cannot remove points), the copy is superseded and the commit
+// fails with a retryable error, so the next attempt writes the run anew.
+// Anywhere else resume is "delete and redo": OpenRun supersedes every
+// earlier run of the origin, complete or not (tag mlflow.runferry.superseded,
+// then runs/delete), and writes a fresh run, which holds exactly what the
+// writer was given: a copy whose metadata changed, several copies, a copy
+// under a former origin, a committed copy the engine writes whole.
+// Superseded runs stay in MLflow's trash (mlflow gc removes them); every
+// reader skips them.
 //
 // # Appending to a grown run
 //

@@ -178,7 +178,7 @@ func TestDeletedExperimentEndsDeleted(t *testing.T) {
 	if err != nil || rep.Totals.Failed > 0 || rep.Totals.Committed != 1 {
 		t.Fatalf("copy after the kill: %v %+v", err, rep.Totals)
 	}
-	wantRuns["gone-late"] = "deleted+dupdeleted" // the half-written copy, superseded
+	wantRuns["gone-late"] = "deleted" // the half-written copy, continued in place: no duplicate
 	expectStages("after the copy that followed a kill")
 	expectCheck("after the copy that followed a kill")
 }

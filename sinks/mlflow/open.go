@@ -13,10 +13,15 @@ import (
 	"github.com/runferry/runferry/sinks"
 )
 
-// OpenRun starts writing r into experiment expID. Every run written earlier
-// from r.Origin or one of its former origins (SetFormerOrigins), complete
+// OpenRun starts writing r into experiment expID. A first copy of r that
+// an earlier attempt cut short (never committed, the one copy of r, with
+// the same metadata: see firstCopyCutShort) is continued in place, under
+// its run id: the writer skips the points it holds already, and a copy
+// found at commit to hold points r no longer has is superseded then (a
+// retryable error; the next attempt writes r anew). Otherwise every run
+// written earlier from r.Origin or one of its former origins (SetFormerOrigins), complete
 // or not, is superseded first (tagged and deleted):
-// the sink resumes by redoing, so the new run holds exactly what this writer
+// the sink redoes, so the new run holds exactly what this writer
 // is given. It then creates the run with its original start time, user and
 // name, uploads the run.json sidecar, writes params and tags, and links the
 // run to its parent when the parent is already there.
@@ -37,28 +42,6 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
-	}
-
-	if err := s.acquireExperiment(ctx, expID); err != nil {
-		return nil, err
-	}
-	defer func() {
-		if err != nil {
-			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
-		}
-	}()
-	var earlier []mlflowapi.Run
-	for _, o := range append([]string{origin}, s.FormerKeys(r.Origin)...) {
-		runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(o), true)
-		if err != nil {
-			return nil, err
-		}
-		earlier = append(earlier, runs...)
-	}
-	for _, old := range earlier {
-		if err := s.supersede(ctx, old); err != nil {
-			return nil, fmt.Errorf("retiring the earlier copy %s: %w", old.Info.RunID, err)
-		}
 	}
 
 	create := mlflowapi.CreateRun{ExperimentID: expID, UserID: r.User, StartTime: r.Start.UnixMilli(),
@@ -86,23 +69,82 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 			mlflowapi.Tag{Key: mlflowconv.TagParent, Value: r.Parent.String()},
 			mlflowapi.Tag{Key: mlflowconv.TagParentKey, Value: mlflowconv.OriginKey(r.Parent.String())})
 	}
+	if err := s.acquireExperiment(ctx, expID); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
+		}
+	}()
+	var earlier []mlflowapi.Run
+	for _, o := range append([]string{origin}, s.FormerKeys(r.Origin)...) {
+		runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(o), true)
+		if err != nil {
+			return nil, err
+		}
+		earlier = append(earlier, runs...)
+	}
+	cont, bare, why, err := s.firstCopyCutShort(ctx, expID, origin, create, sidecar, earlier)
+	if err != nil {
+		return nil, err
+	}
+	if cont != nil {
+		return s.continueRun(ctx, expID, r, *cont, bare, cov, params, tags, sidecar)
+	}
+	for _, old := range earlier {
+		if err := s.supersede(ctx, old); err != nil {
+			if why != "" {
+				err = fmt.Errorf("%w (not continued: %s)", err, why)
+			}
+			return nil, fmt.Errorf("retiring the earlier copy %s: %w", old.Info.RunID, err)
+		}
+	}
+
 	run, err := s.api.CreateRun(ctx, create)
 	if err != nil {
 		return nil, fmt.Errorf("creating run: %w", err)
 	}
-	w := &writer{sink: s, expID: expID, held: true, run: run.Info, src: r, cov: cov, keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}, view: newView(r)}
 	if err := s.api.UploadBytes(ctx, run.Info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
 		return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
 	}
-	for _, b := range entityBatches(run.Info.RunID, params, tags) {
+	return s.openEntities(ctx, expID, r, run.Info, cov, params, tags, nil)
+}
+
+// continueRun opens held, a first copy of r an earlier attempt cut short
+// (firstCopyCutShort), to write r into it under its run id: params and
+// tags are written again (the same values), dataset inputs logged again
+// (the server keeps one of each), and the writer sends no point held
+// already (pointsHeld); files are uploaded again over those held. A bare
+// copy (cut short before its run.json) gets its run.json first.
+func (s *Sink) continueRun(ctx context.Context, expID string, r schema.Run, held mlflowapi.Run, bare bool, cov *mlflowconv.Coverage, params []mlflowapi.Param, tags []mlflowapi.Tag, sidecar []byte) (sinks.RunWriter, error) {
+	if bare {
+		if err := s.api.UploadBytes(ctx, held.Info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
+			return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
+		}
+	}
+	resumed, err := s.pointsHeld(ctx, held)
+	if err != nil {
+		return nil, err
+	}
+	return s.openEntities(ctx, expID, r, held.Info, cov, params, tags, resumed)
+}
+
+// openEntities writes the params, tags and dataset inputs of r into run
+// info, links it to its parent and returns its writer; resumed, when not
+// nil, holds the points the run holds already (continueRun).
+func (s *Sink) openEntities(ctx context.Context, expID string, r schema.Run, info mlflowapi.RunInfo, cov *mlflowconv.Coverage, params []mlflowapi.Param, tags []mlflowapi.Tag, resumed map[string]map[heldPoint]int) (sinks.RunWriter, error) {
+	w := &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, keys: map[string]*keyState{}, mlflowKeys: map[string]string{}, written: map[string]bool{}, view: newView(r),
+		resumed: resumed, continued: resumed != nil}
+	for _, b := range entityBatches(info.RunID, params, tags) {
 		if err := s.api.LogBatch(ctx, b); err != nil {
 			return nil, fmt.Errorf("writing params and tags: %w", err)
 		}
 	}
-	if err := s.api.LogInputs(ctx, run.Info.RunID, mlflowconv.DatasetInputs(r, cov)); err != nil {
+	if err := s.api.LogInputs(ctx, info.RunID, mlflowconv.DatasetInputs(r, cov)); err != nil {
 		return nil, fmt.Errorf("writing dataset inputs: %w", err)
 	}
-	if err := s.linkToParent(ctx, run.Info.RunID, r.Parent); err != nil {
+	if err := s.linkToParent(ctx, info.RunID, r.Parent); err != nil {
 		return nil, err
 	}
 	return w, nil

@@ -37,7 +37,10 @@ type writer struct {
 	// resumed holds, continuing an append cut short, by MLflow key, the
 	// points it wrote already (see pointsWritten): they are not sent again.
 	resumed map[string]map[heldPoint]int
-	keys    map[string]*keyState // by source key: points at the current step
+	// continued says the writer continues a first copy cut short (see
+	// firstCopyCutShort): resumed holds every point it holds.
+	continued bool
+	keys      map[string]*keyState // by source key: points at the current step
 	// mlflowKeys maps the MLflow keys in use to their source keys
 	// ("" for a series runferry generates).
 	mlflowKeys map[string]string
