@@ -46,22 +46,24 @@ func viewers(t *testing.T, srvBefore func(func(http.ResponseWriter, *http.Reques
 }
 
 // TestRateCap: with SetRate(20), 12 queries sent 6 at a time reach the
-// server no faster than 20 a second (any 6 in a row span at least 250 ms,
-// less the network's jitter), where without it they arrive together.
+// server no faster than 20 a second: the pacer lets the first go at once
+// and each next 50 ms after the one before, so the last cannot arrive
+// before 11 x 50 ms from the moment they were sent. Only a lower bound is
+// asserted (a loaded machine delays requests, never hastens them; the
+// spacing of arrivals is not, since a delayed request bunches up with the
+// next). Without the cap the same queries are not paced (logged: how fast
+// they arrive is the machine's business).
 func TestRateCap(t *testing.T) {
 	srv := server(t)
 	c := client(t, srv.URL, key)
 	send := func() error { _, err := c.Viewer(context.Background()); return err }
 	free := viewers(t, srv.Before, send, 12, 6)
-	if d := free[len(free)-1].Sub(free[0]); d > 300*time.Millisecond {
-		t.Fatalf("uncapped: 12 queries took %v", d)
-	}
+	t.Logf("uncapped: 12 queries arrived within %v", free[len(free)-1].Sub(free[0]))
 	c.SetRate(20)
+	start := time.Now()
 	capped := viewers(t, srv.Before, send, 12, 6)
-	for i := 0; i+5 < len(capped); i++ {
-		if span := capped[i+5].Sub(capped[i]); span < 220*time.Millisecond {
-			t.Fatalf("requests %d to %d arrived within %v, want >= 250ms at 20/s", i, i+5, span)
-		}
+	if span := capped[len(capped)-1].Sub(start); span < 550*time.Millisecond {
+		t.Fatalf("12 queries at 20/s all arrived within %v of being sent, want >= 550ms", span)
 	}
 }
 
