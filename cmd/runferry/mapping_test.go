@@ -3,6 +3,8 @@ package main
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +35,14 @@ func exampleDB(t *testing.T) (db, mapping string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for _, stmt := range strings.Split(string(schemaSQL), ";\n") {
+	execSQL(t, conn, string(schemaSQL))
+	return db, string(m)
+}
+
+// execSQL runs the statements of a script such as schema.sql in conn.
+func execSQL(t *testing.T, conn *sql.DB, script string) {
+	t.Helper()
+	for _, stmt := range strings.Split(script, ";\n") {
 		var lines []string
 		for _, l := range strings.Split(stmt, "\n") {
 			if l, _, _ = strings.Cut(l, "--"); strings.TrimSpace(l) != "" {
@@ -46,7 +55,6 @@ func exampleDB(t *testing.T) (db, mapping string) {
 			}
 		}
 	}
-	return db, string(m)
 }
 
 // writeMapping writes a mapping file into a new folder beside a link to
@@ -261,5 +269,56 @@ func TestSyncMappedIntoSQLAppends(t *testing.T) {
 	var points, held int
 	if err := out.QueryRow("SELECT (SELECT count(*) FROM metrics), (SELECT points FROM runs WHERE origin LIKE '%/run/3')").Scan(&points, &held); err != nil || points != 9 || held != 2 {
 		t.Errorf("the database holds %d points, run 3 counts %d (%v); want 9 and 2", points, held, err)
+	}
+}
+
+// TestRichValuesThroughMapping: the example's media table (images among
+// the run's files, a histogram and a note as JSON) read through its
+// mapping from PostgreSQL and from MariaDB copies into a Parquet archive
+// with check clean; a rich value changed in the database afterwards is a
+// difference check names, so the values are compared, not passed over.
+func TestRichValuesThroughMapping(t *testing.T) {
+	_, m := exampleDB(t)
+	mapping := writeMapping(t, m)
+	script, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "examples", "sql-mapping", "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := testenv.SharedPostgres(t).CreateDatabase(t, "cli_mapped_rich")
+	maria := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", maria.Password)
+	my := maria.CreateDatabase(t, "cli_mapped_rich")
+	u, err := url.Parse(my)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []struct{ name, loc, driver, dsn string }{
+		{"PostgreSQL", pg, "pgx", pg},
+		{"MariaDB", my, "mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", maria.User, maria.Password, u.Host, u.Path)},
+	} {
+		conn, err := sql.Open(db.driver, db.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		execSQL(t, conn, string(script))
+		src := db.loc + "&mapping=" + mapping
+		if !strings.Contains(db.loc, "?") {
+			src = db.loc + "?mapping=" + mapping
+		}
+		archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+		code, out, errOut := runCLI(t, "copy", src, archive, "--no-state")
+		if code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
+			t.Fatalf("%s: copy: exit %d\n%s%s", db.name, code, out, errOut)
+		}
+		if code, out, errOut := runCLI(t, "check", src, archive); code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+			t.Fatalf("%s: check: exit %d\n%s%s", db.name, code, out, errOut)
+		}
+		if _, err := conn.Exec(`UPDATE media SET data = '"lr warm-up skipped"' WHERE name = 'note'`); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := runCLI(t, "check", src, archive); code != exitDifferences || !strings.Contains(out, "rich values") {
+			t.Errorf("%s: check after a note changed: exit %d, want %d naming the rich values\n%s", db.name, code, exitDifferences, out)
+		}
 	}
 }

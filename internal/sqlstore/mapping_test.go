@@ -48,6 +48,8 @@ func TestMappingValidate(t *testing.T) {
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nlogs: {query: 'SELECT l FROM logs', columns: {line: l}}", "logs: query must use :run"},
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nartifacts: {query: 'SELECT :run', columns: {path: p}}", "artifacts: columns.location is missing (required: path, location)"},
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i, updated: u}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", "runs: columns.updated: unknown field"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nrich_values: {query: 'SELECT :run', columns: {key: k, step: s}}", "rich_values: columns: map one of value (a JSON document), text or file"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nrich_values: {query: 'SELECT 1', columns: {key: k, text: t}}", "rich_values: query must use :run"},
 	} {
 		_, err := ParseMapping([]byte(tt.yaml))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

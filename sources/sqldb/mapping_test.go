@@ -58,9 +58,12 @@ func loadExample(t testing.TB, db *sql.DB) {
 // exampleWant is what the example's sample rows hold, read through its
 // mapping from the database named instance.
 func exampleWant(t testing.TB, instance string) *dataset.Dataset {
-	config, err := os.ReadFile(example(t, filepath.Join("files", "1", "config.json")))
-	if err != nil {
-		t.Fatal(err)
+	read := func(name string) []byte {
+		b, err := os.ReadFile(example(t, filepath.Join("files", "1", name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
 	exp := schema.Ref{System: "mytracker", ID: instance + "/exp/"}
 	run := func(id string) schema.Ref { return schema.Ref{System: "mytracker", ID: instance + "/run/" + id} }
@@ -80,7 +83,13 @@ func exampleWant(t testing.TB, instance string) *dataset.Dataset {
 				Logs: []schema.LogLine{{Time: 1709294400000, Stream: schema.Stdout, Line: "epoch 0: loss 2.5"},
 					{Time: 1709294401000, Stream: schema.Stderr, Line: "warning: lr schedule ends early"},
 					{Time: 1709294402000, Stream: schema.Stdout, Line: "done"}},
-				Files: []dataset.File{{Path: "model/config.json", Content: config}}},
+				RichValues: []schema.RichValue{
+					{Key: "samples", Step: 0, Time: 1709294400000, Type: "image-file", JSON: `{"_type":"image-file","path":"media/samples_0.png"}`, Files: []string{"media/samples_0.png"}},
+					{Key: "weights", Step: 0, Time: 1709294400000, Type: "histogram", JSON: `{"_type":"histogram","bins":[0,0.5,1],"values":[3,5]}`},
+					{Key: "note", Step: 1, Time: 1709294401000, Type: "string", JSON: `"lr warm-up done"`},
+					{Key: "samples", Step: 2, Time: 1709294402000, Type: "image-file", JSON: `{"_type":"image-file","path":"media/samples_2.png"}`, Files: []string{"media/samples_2.png"}}},
+				Files: []dataset.File{{Path: "media/samples_0.png", Content: read("samples_0.png")}, {Path: "media/samples_2.png", Content: read("samples_2.png")},
+					{Path: "model/config.json", Content: read("config.json")}}},
 			{Run: schema.Run{Origin: run("2"), Experiment: exp, Name: "bigger lr", Status: schema.StatusFailed,
 				Start: at("2024-03-02 09:00:00"), End: at("2024-03-02 09:05:00"),
 				Params: []schema.Param{{Key: "lr", Value: "0.1"}}},
@@ -610,5 +619,102 @@ func TestMappedRunTwice(t *testing.T) {
 	}
 	if got == nil || !strings.Contains(got.Error(), `runs: column "id" (columns.id): run 1 comes twice`) {
 		t.Errorf("runs yielded twice: %v\n%s", got, bad)
+	}
+}
+
+// TestMappedRichValuesForms: a rich_values entry reads text, JSON
+// documents (compacted, typed by "_type" or their kind, files from the
+// media objects in them or from a files column) and files (typed by their
+// extension or a type column), numbering values without a step per key;
+// each kind of bad row fails the run's rich values naming the entry, the
+// column and the run, and mapping check names it too.
+func TestMappedRichValuesForms(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rich.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE TABLE runs (id INTEGER, name TEXT)",
+		"CREATE TABLE rich (run_id INTEGER, seq INTEGER, k TEXT, txt TEXT, doc TEXT, file TEXT, typ TEXT, files TEXT, at REAL)",
+		"INSERT INTO runs VALUES (1, 'good'), (2, 'both'), (3, 'none'), (4, 'notjson'), (5, 'escape'), (6, 'badfiles')",
+		`INSERT INTO rich VALUES
+			(1, 1, 'caption', 'a cat', NULL, NULL, NULL, NULL, 1700000000.5),
+			(1, 2, 'caption', 'a dog', NULL, NULL, NULL, NULL, NULL),
+			(1, 3, 'table', NULL, '{ "_type": "table-file", "path": "media/t.table.json", "nrows": 2 }', NULL, NULL, NULL, NULL),
+			(1, 4, 'boxes', NULL, '{"_type": "image-file", "path": "a.png", "masks": {"m": {"_type": "mask", "path": "m.png"}}}', NULL, NULL, NULL, NULL),
+			(1, 5, 'list', NULL, '[1, 2.50, "x"]', NULL, NULL, NULL, NULL),
+			(1, 6, 'plot', NULL, NULL, 'plots\loss.svg', NULL, NULL, NULL),
+			(1, 7, 'plot3d', NULL, NULL, 'obj/mesh.glb', 'object3D-file', NULL, NULL),
+			(1, 8, 'custom', NULL, '{"a": 1}', NULL, 'my-type', '["x.bin", "x.bin", "y.bin"]', NULL),
+			(2, 1, 'k', 'text', '"json"', NULL, NULL, NULL, NULL),
+			(3, 1, 'k', NULL, NULL, NULL, NULL, NULL, NULL),
+			(4, 1, 'k', NULL, '{"unclosed": ', NULL, NULL, NULL, NULL),
+			(5, 1, 'k', NULL, NULL, '../../etc/passwd', NULL, NULL, NULL),
+			(6, 1, 'k', NULL, '1', NULL, NULL, '"x.bin"', NULL)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mapping := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(mapping, []byte(`experiment: e
+runs: {query: "SELECT id, name FROM runs ORDER BY id", columns: {id: id, name: name}}
+metrics: {query: "SELECT 'loss' AS k, 1.0 AS v WHERE :run = 0", columns: {key: k, value: v}}
+rich_values:
+  query: SELECT k, txt, doc, file, typ, files, at FROM rich WHERE run_id = :run ORDER BY seq
+  columns: {key: k, text: txt, value: doc, file: file, type: typ, files: files, time: at}
+  time: epoch_s
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+mapping))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ms := src.(*sqldb.MappedSource)
+	read := func(id string) ([]schema.RichValue, error) {
+		var out []schema.RichValue
+		for page, err := range ms.RichValues(t.Context(), schema.Ref{System: "sql", ID: path + "/run/" + id}) {
+			if err != nil {
+				return out, err
+			}
+			out = append(out, page...)
+		}
+		return out, nil
+	}
+	got, err := read("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []schema.RichValue{
+		{Key: "caption", Step: 0, Time: 1700000000500, Type: "string", JSON: `"a cat"`},
+		{Key: "caption", Step: 1, Type: "string", JSON: `"a dog"`},
+		{Key: "table", Type: "table-file", JSON: `{"_type":"table-file","nrows":2,"path":"media/t.table.json"}`, Files: []string{"media/t.table.json"}},
+		{Key: "boxes", Type: "image-file", JSON: `{"_type":"image-file","masks":{"m":{"_type":"mask","path":"m.png"}},"path":"a.png"}`, Files: []string{"a.png", "m.png"}},
+		{Key: "list", Type: "list", JSON: `[1,2.50,"x"]`},
+		{Key: "plot", Type: "file", JSON: `{"_type":"file","path":"plots/loss.svg"}`, Files: []string{"plots/loss.svg"}},
+		{Key: "plot3d", Type: "object3D-file", JSON: `{"_type":"object3D-file","path":"obj/mesh.glb"}`, Files: []string{"obj/mesh.glb"}},
+		{Key: "custom", Type: "my-type", JSON: `{"a":1}`, Files: []string{"x.bin", "y.bin"}},
+	}
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("run 1:\ngot  %+v\nwant %+v", got, want)
+	}
+	for id, msg := range map[string]string{
+		"2": `rich_values: run 2, key "k": exactly one of "doc" (columns.value), "txt" (columns.text), "file" (columns.file) must hold the value; value and text are not NULL`,
+		"3": `rich_values: run 3, key "k": exactly one of "doc" (columns.value), "txt" (columns.text), "file" (columns.file) must hold the value; all are NULL`,
+		"4": `rich_values: column "doc" (columns.value): run 4, key "k": not JSON: unexpected EOF`,
+		"5": `rich_values: column "file" (columns.file): run 5, key "k": "../../etc/passwd" is not a relative path inside the run`,
+		"6": `rich_values: column "files" (columns.files): run 6, key "k": not a JSON array of paths`,
+	} {
+		_, err := read(id)
+		if err == nil || !strings.Contains(err.Error(), msg) || fault.KindOf(err) != fault.KindPermanent {
+			t.Errorf("run %s: %v (kind %v)\nwant a permanent error holding %q", id, err, fault.KindOf(err), msg)
+		}
+	}
+	if problems := ms.CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check of the good run's rows: %q", problems)
 	}
 }
