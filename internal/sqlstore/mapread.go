@@ -111,9 +111,17 @@ func (r *Mapped) query(ctx context.Context, name string, e *Entry, arg any, fn f
 	for i := range args {
 		args[i] = arg
 	}
+	of := "" // what the query reads, for errors
+	if arg != nil {
+		what := "run"
+		if name == "runs" {
+			what = "experiment"
+		}
+		of = fmt.Sprintf(" of %s %v", what, arg)
+	}
 	rows, err := r.s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("%s: %s: query: %w", r.m.Path, name, err)
+		return fmt.Errorf("%s: %s%s: query: %w", r.m.Path, name, of, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -132,7 +140,7 @@ func (r *Mapped) query(ctx context.Context, name string, e *Entry, arg any, fn f
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return fmt.Errorf("%s: %s: %w", r.m.Path, name, err)
+			return fmt.Errorf("%s: %s%s: %w", r.m.Path, name, of, err)
 		}
 		rw := row{entry: name, vals: make(map[string]any, len(cols)), cols: e.Columns}
 		for i, c := range cols {
@@ -143,7 +151,7 @@ func (r *Mapped) query(ctx context.Context, name string, e *Entry, arg any, fn f
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%s: %s: %w", r.m.Path, name, err)
+		return fmt.Errorf("%s: %s%s: %w", r.m.Path, name, of, err)
 	}
 	return nil
 }
@@ -561,7 +569,7 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 	}
 	rows, err := r.s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("%s: metrics: query: %w", r.m.Path, err)
+		return fmt.Errorf("%s: metrics of run %s: query: %w", r.m.Path, id, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -657,7 +665,11 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%s: metrics: %w", r.m.Path, err)
+		at := ""
+		if cur != "" {
+			at = fmt.Sprintf(", after key %q step %d", cur, curStep)
+		}
+		return fmt.Errorf("%s: metrics of run %s%s: %w", r.m.Path, id, at, err)
 	}
 	if len(buf) > 0 {
 		return page(buf)
