@@ -188,8 +188,10 @@ func TestExampleMappingMariaDB(t *testing.T) {
 }
 
 // TestMappingCheckPostgres: on PostgreSQL, whose column types come from
-// the server, the example checks clean and a text column mapped as the
-// metric value is named with its type.
+// the server, the example checks clean, and each kind of bad input (a
+// missing table, a missing column, a column of the wrong type, a NULL
+// where a value is required, a value that does not convert) is one line
+// naming the entry, the column and the type or value found.
 func TestMappingCheckPostgres(t *testing.T) {
 	dsn := testenv.SharedPostgres(t).CreateDatabase(t, "mapping_check")
 	db, err := sql.Open("pgx", dsn)
@@ -198,31 +200,65 @@ func TestMappingCheckPostgres(t *testing.T) {
 	}
 	loadExample(t, db)
 	db.Close()
+	checkMappingCases(t, dsn)
+}
+
+// TestMappingCheckMariaDB: the same on MariaDB, whose driver names the
+// column types of a result itself.
+func TestMappingCheckMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	loc := m.CreateDatabase(t, "mapping_check")
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	checkMappingCases(t, loc)
+}
+
+// checkMappingCases runs mapping check on the example database at loc
+// with the example mapping and with one mistake at a time.
+func checkMappingCases(t *testing.T, loc string) {
 	good, err := os.ReadFile(example(t, "mapping.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct{ mapping, want string }{
-		{string(good), ""},
-		{strings.Replace(string(good), "value: value, time", "value: metric, time", 1), `metrics: columns.value: column "metric" has type VARCHAR, a number is required`},
-		{strings.Replace(string(good), "step: step", "step: logged_at", 1), ""},
-		{strings.Replace(string(good), "step: step", "step: value", 1), `metrics: column "value" (columns.step): 2.5 is not an integer`},
+	for _, tt := range []struct{ from, to, want string }{
+		{"", "", ""},
+		{"value: value, time", "value: metric, time", `metrics: columns.value: column "metric" has type VARCHAR, a number is required`},
+		{"step: step", "step: logged_at", ""},
+		{"step: step", "step: value", `metrics: column "value" (columns.step): 2.5 is not an integer`},
+		{"FROM metrics", "FROM metricz", "metrics: the query fails: "},
+		{"value: value, time", "value: val, time", `metrics: columns.value: column "val" is not in the query's result (it returns metric, step, value, logged_at)`},
+		{"SELECT metric, step, value", "SELECT metric, step, NULLIF(value, value) AS value", `metrics: column "value" (columns.value): NULL where a value is required`},
+		{"start: started_at", "start: name", `runs: column "name" (columns.start): "baseline" is not a time`},
+		{"{key: name, step: step, file: path", "{key: name, step: name, file: path", `rich_values: columns.step: column "name" has type VARCHAR, a number is required`},
 	} {
 		path := filepath.Join(t.TempDir(), "mapping.yaml")
-		if err := os.WriteFile(path, []byte(tt.mapping), 0o644); err != nil {
+		bad := strings.Replace(string(good), tt.from, tt.to, 1)
+		if tt.from != "" && bad == string(good) {
+			t.Fatalf("%q is not in the example mapping", tt.from)
+		}
+		if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(path), "files")); err != nil {
 			t.Fatal(err)
 		}
-		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, path)))
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(loc, path)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		problems := src.(*sqldb.MappedSource).CheckMapping(t.Context())
 		src.Close()
 		if got := strings.Join(problems, "\n"); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
-			t.Errorf("problems:\n%s\nwant: %q", got, tt.want)
+			t.Errorf("%q -> %q: problems:\n%s\nwant: %q", tt.from, tt.to, got, tt.want)
 		}
 	}
 }
