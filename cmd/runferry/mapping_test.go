@@ -322,3 +322,59 @@ func TestRichValuesThroughMapping(t *testing.T) {
 		}
 	}
 }
+
+// TestMappedIntoMLflow: the example database read through its mapping
+// copies into a real MLflow server with check clean; there its JSON config
+// is flattened into params (model.depth = 18) and its two image-file rich
+// values are in MLflow's image layout (the run tagged
+// mlflow.loggedImages), as for any other source.
+func TestMappedIntoMLflow(t *testing.T) {
+	db, m := exampleDB(t)
+	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
+	srv := testenv.SharedMLflow(t)
+	prefix := "mapped-" + filepath.Base(t.TempDir()) + "-"
+	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
+	if code, out, errOut := runCLI(t, "copy", src, dst, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
+		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "check", src, dst); code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	var es struct {
+		Experiments []struct {
+			ID   string `json:"experiment_id"`
+			Name string `json:"name"`
+		} `json:"experiments"`
+	}
+	mlflowPost(t, srv.URL+"/api/2.0/mlflow/experiments/search", map[string]any{"max_results": 1000, "filter": "name = '" + prefix + "hand-rolled runs'"}, &es)
+	if len(es.Experiments) != 1 {
+		t.Fatalf("experiments named %shand-rolled runs: %+v", prefix, es.Experiments)
+	}
+	var rs struct {
+		Runs []struct {
+			Info struct {
+				RunName string `json:"run_name"`
+			} `json:"info"`
+			Data struct {
+				Params []struct{ Key, Value string } `json:"params"`
+				Tags   []struct{ Key, Value string } `json:"tags"`
+			} `json:"data"`
+		} `json:"runs"`
+	}
+	mlflowPost(t, srv.URL+"/api/2.0/mlflow/runs/search", map[string]any{"experiment_ids": []string{es.Experiments[0].ID}, "filter": "attributes.run_name = 'baseline'"}, &rs)
+	if len(rs.Runs) != 1 {
+		t.Fatalf("runs named baseline: %d", len(rs.Runs))
+	}
+	got := map[string]string{}
+	for _, p := range rs.Runs[0].Data.Params {
+		got["param "+p.Key] = p.Value
+	}
+	for _, tg := range rs.Runs[0].Data.Tags {
+		got["tag "+tg.Key] = tg.Value
+	}
+	for k, v := range map[string]string{"param model.depth": "18", "param lr": "0.01", "param batch_size": "32", "tag mlflow.loggedImages": "True"} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (the run holds %v)", k, got[k], v, got)
+		}
+	}
+}

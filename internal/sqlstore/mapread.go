@@ -299,6 +299,15 @@ func epoch(f float64, unit string) time.Time {
 	return time.UnixMilli(int64(math.Round(f))).UTC()
 }
 
+// epochMillis is the integer v, encoded as unit says, in Unix
+// milliseconds (as epoch, without a float for milliseconds).
+func epochMillis(v int64, unit string) int64 {
+	if unit == "epoch_s" || unit == "auto" && v > -1e11 && v < 1e11 {
+		return v * 1000
+	}
+	return v
+}
+
 // Experiments returns the experiments the mapping yields, sorted by
 // origin; with `experiment: NAME` the one experiment of that name.
 func (r *Mapped) Experiments(ctx context.Context) ([]schema.Experiment, error) {
@@ -587,6 +596,8 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 	for i := range dest {
 		dest[i] = &ignore
 	}
+	var atInt sql.NullInt64 // the time, when PostgreSQL says the column is an integer
+	intTime := false
 	targets := map[string]any{"key": &key, "value": &value, "step": &step, "time": &at}
 	for field, col := range e.Columns {
 		i := slices.IndexFunc(cols, func(c string) bool { return strings.EqualFold(c, col) })
@@ -594,6 +605,14 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 			return r.mapErr("metrics", "columns.%s: the query has no column %q (it returns %s)", field, col, strings.Join(cols, ", "))
 		}
 		dest[i] = targets[field]
+		if field == "time" && r.s.Dialect.Name == "postgres" { // typed columns: an integer column holds only integers
+			if types, err := rows.ColumnTypes(); err == nil {
+				switch types[i].DatabaseTypeName() {
+				case "INT8", "INT4", "INT2":
+					dest[i], intTime = &atInt, true // no boxing per row
+				}
+			}
+		}
 	}
 	where := func(field string) string {
 		return fmt.Sprintf("metrics: column %q (columns.%s)", e.Columns[field], field)
@@ -642,10 +661,14 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 			m.Step = prev + 1
 		}
 		curStep, curSeen = m.Step, true
-		if hasTime {
+		if intTime {
+			if atInt.Valid {
+				m.Time = epochMillis(atInt.Int64, e.Time)
+			}
+		} else if hasTime {
 			switch v := at.(type) {
 			case int64:
-				m.Time = epoch(float64(v), e.Time).UnixMilli()
+				m.Time = epochMillis(v, e.Time)
 			default:
 				t, err := parseWhen(v, e.Time, func() string { return where("time") })
 				if err != nil {
