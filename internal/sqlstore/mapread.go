@@ -779,8 +779,8 @@ func (r *Mapped) Artifacts(ctx context.Context, run schema.Ref) ([]schema.Artifa
 		if err != nil {
 			return fmt.Errorf("%w (run %s)", err, id)
 		}
-		clean := path.Clean(strings.ReplaceAll(p, "\\", "/"))
-		if p == "" || path.IsAbs(clean) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		clean, ok := inRun(p)
+		if !ok {
 			return fmt.Errorf("%w: %s: run %s: %q is not a relative path inside the run", ErrMapping, w.where("path"), id, p)
 		}
 		if seen[clean] {
@@ -993,8 +993,8 @@ func (r *Mapped) richValue(w row, id string) (schema.RichValue, error) {
 		if err != nil {
 			return v, err
 		}
-		clean := path.Clean(strings.ReplaceAll(p, "\\", "/"))
-		if path.IsAbs(clean) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		clean, ok := inRun(p)
+		if !ok {
 			return v, fmt.Errorf("%w: %s: run %s, key %q: %q is not a relative path inside the run", ErrMapping, w.where("file"), id, v.Key, p)
 		}
 		if typ == "" {
@@ -1052,8 +1052,8 @@ func (r *Mapped) richValue(w row, id string) (schema.RichValue, error) {
 		}
 	}
 	for i, f := range v.Files {
-		clean := path.Clean(strings.ReplaceAll(f, "\\", "/"))
-		if f == "" || path.IsAbs(clean) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		clean, ok := inRun(f)
+		if !ok {
 			return v, fmt.Errorf("%w: rich_values: run %s, key %q: file %q is not a relative path inside the run", ErrMapping, id, v.Key, f)
 		}
 		v.Files[i] = clean
@@ -1064,6 +1064,13 @@ func (r *Mapped) richValue(w row, id string) (schema.RichValue, error) {
 		v.Files = nil
 	}
 	return v, nil
+}
+
+// inRun returns p (with \ read as /) cleaned, and whether it is a
+// relative path inside a run: not empty, not absolute, not leaving it.
+func inRun(p string) (string, bool) {
+	clean := path.Clean(strings.ReplaceAll(p, "\\", "/"))
+	return clean, p != "" && !path.IsAbs(clean) && clean != "." && clean != ".." && !strings.HasPrefix(clean, "../")
 }
 
 // fileValueType is the type of a rich value that is a file with path p.
