@@ -134,8 +134,8 @@ func TestMappingCheck(t *testing.T) {
 // copies into a Parquet archive (metrics, console logs and the artifact
 // file) that check finds equal. Its runs declare a cursor column: a sync
 // in which no cursor moved copies nothing, not even the RUNNING run; then
-// the running run logs more points and moves its cursor, and only it is
-// copied again.
+// the running run logs more points and a note (a rich value) and moves its
+// cursor, and only it is copied again.
 func TestCopyThroughMapping(t *testing.T) {
 	db, m := exampleDB(t)
 	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
@@ -160,6 +160,7 @@ func TestCopyThroughMapping(t *testing.T) {
 	for _, q := range []string{
 		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
 		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		`INSERT INTO media VALUES (3, 'note', 1, NULL, '"warming up"', 1709452801000)`,
 		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
 	} {
 		if _, err := conn.Exec(q); err != nil {
@@ -222,6 +223,7 @@ func TestSyncMappedIntoSQLAppends(t *testing.T) {
 	for _, q := range []string{
 		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
 		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		`INSERT INTO media VALUES (3, 'note', 1, NULL, '"warming up"', 1709452801000)`,
 		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
 	} {
 		if _, err := conn.Exec(q); err != nil {
