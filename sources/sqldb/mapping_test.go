@@ -756,8 +756,8 @@ rich_values:
 }
 
 // TestMappedJSONBPostgres: on PostgreSQL, a config column of type JSONB
-// and a rich value in a JSONB column read as the same JSON objects as
-// text columns do (the config then travels as the run's config, which
+// and a rich value in a JSONB column check clean and read as the same
+// JSON objects as text columns do (the config then travels as the run's config, which
 // MLflow shows flattened into params).
 func TestMappedJSONBPostgres(t *testing.T) {
 	dsn := testenv.SharedPostgres(t).CreateDatabase(t, "mapping_jsonb")
@@ -778,6 +778,14 @@ func TestMappedJSONBPostgres(t *testing.T) {
 	base, _, _ := strings.Cut(dsn, "?")
 	want := exampleWant(t, strings.TrimPrefix(base, "postgres://postgres@"))
 	want.Runs[0].Run.Config = json.RawMessage(`{"lr": 0.01, "model": {"depth": 18}}`) // JSONB's own spacing
+	src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, example(t, "mapping.yaml"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check with JSONB columns: %q", problems)
+	}
+	src.Close()
 	sourcetest.Run(t, sourcetest.Opt{
 		Open: func(t *testing.T) sources.Source {
 			src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, example(t, "mapping.yaml"))))
