@@ -21,7 +21,7 @@ import (
 // mappingOption is the source option naming a mapping file.
 var mappingOption = location.Option{Name: "mapping",
 	Help: "A YAML mapping file (docs/SQL-MAPPING.md) that reads a database of your own design: the SQL yielding experiments, " +
-		"runs, params, tags, metrics, console logs and artifacts, and which column holds which field (a cursor column lets sync skip runs that did not change). Without it the database must hold runferry's own schema."}
+		"runs, params, tags, metrics, console logs, artifacts and rich values (images, histograms, text), and which column holds which field (a cursor column lets sync skip runs that did not change). Without it the database must hold runferry's own schema."}
 
 // MappedSource reads a database of the user's own design through a
 // mapping file (sqlstore.Mapping). Metrics are streamed run by run, never
