@@ -67,11 +67,12 @@ parse, or misses what every mapping needs, is an error (exit 1).`,
 and MySQL/MariaDB, SQLite's own) and write a starting mapping file for it: the runs
 table (runs, run, or a name ending in _runs), an experiments or projects table the
 runs point to, and the tables holding a run_id column taken for params, tags,
-metrics, logs or artifacts by their names; each field's column is picked by common
-names (started_at, updated_at as the cursor, ...), the distinct values of the status
-column are mapped by their words, and numeric time columns get time: auto. What it
-could not decide is printed on stderr and written as comments. Review the file, then
-run 'runferry mapping check'. docs/SQL-MAPPING.md shows what it writes for the example.`,
+metrics, logs, artifacts or rich values (media, image, ...) by their names; each
+field's column is picked by common names (started_at, updated_at as the cursor, ...),
+the distinct values of the status column are mapped by their words, and numeric time
+columns get time: auto. What it could not decide is printed on stderr and written as
+comments. Review the file, then run 'runferry mapping check'. docs/SQL-MAPPING.md
+shows what it writes for the example.`,
 		Example: `  runferry mapping generate sqlite:./tracking.db -o mapping.yaml
   PGPASSWORD=... runferry mapping generate postgres://me@db/tracking > mapping.yaml`,
 		Args: exactArgs(1, "LOCATION"),

@@ -3,6 +3,8 @@ package main
 import (
 	"database/sql"
 	"encoding/json"
+	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +35,14 @@ func exampleDB(t *testing.T) (db, mapping string) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	for _, stmt := range strings.Split(string(schemaSQL), ";\n") {
+	execSQL(t, conn, string(schemaSQL))
+	return db, string(m)
+}
+
+// execSQL runs the statements of a script such as schema.sql in conn.
+func execSQL(t *testing.T, conn *sql.DB, script string) {
+	t.Helper()
+	for _, stmt := range strings.Split(script, ";\n") {
 		var lines []string
 		for _, l := range strings.Split(stmt, "\n") {
 			if l, _, _ = strings.Cut(l, "--"); strings.TrimSpace(l) != "" {
@@ -46,7 +55,6 @@ func exampleDB(t *testing.T) (db, mapping string) {
 			}
 		}
 	}
-	return db, string(m)
 }
 
 // writeMapping writes a mapping file into a new folder beside a link to
@@ -126,8 +134,8 @@ func TestMappingCheck(t *testing.T) {
 // copies into a Parquet archive (metrics, console logs and the artifact
 // file) that check finds equal. Its runs declare a cursor column: a sync
 // in which no cursor moved copies nothing, not even the RUNNING run; then
-// the running run logs more points and moves its cursor, and only it is
-// copied again.
+// the running run logs more points and a note (a rich value) and moves its
+// cursor, and only it is copied again.
 func TestCopyThroughMapping(t *testing.T) {
 	db, m := exampleDB(t)
 	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
@@ -152,6 +160,7 @@ func TestCopyThroughMapping(t *testing.T) {
 	for _, q := range []string{
 		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
 		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		`INSERT INTO media VALUES (3, 'note', 1, NULL, '"warming up"', 1709452801000)`,
 		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
 	} {
 		if _, err := conn.Exec(q); err != nil {
@@ -214,6 +223,7 @@ func TestSyncMappedIntoSQLAppends(t *testing.T) {
 	for _, q := range []string{
 		"INSERT INTO metrics VALUES (3, 'loss', 0, 4.0, 1709452800000)",
 		"INSERT INTO metrics VALUES (3, 'loss', 1, 3.0, 1709452801000)",
+		`INSERT INTO media VALUES (3, 'note', 1, NULL, '"warming up"', 1709452801000)`,
 		"UPDATE runs SET updated_at = '2024-03-03 08:00:02' WHERE id = 3",
 	} {
 		if _, err := conn.Exec(q); err != nil {
@@ -261,5 +271,112 @@ func TestSyncMappedIntoSQLAppends(t *testing.T) {
 	var points, held int
 	if err := out.QueryRow("SELECT (SELECT count(*) FROM metrics), (SELECT points FROM runs WHERE origin LIKE '%/run/3')").Scan(&points, &held); err != nil || points != 9 || held != 2 {
 		t.Errorf("the database holds %d points, run 3 counts %d (%v); want 9 and 2", points, held, err)
+	}
+}
+
+// TestRichValuesThroughMapping: the example's media table (images among
+// the run's files, a histogram and a note as JSON) read through its
+// mapping from PostgreSQL and from MariaDB copies into a Parquet archive
+// with check clean; a rich value changed in the database afterwards is a
+// difference check names, so the values are compared, not passed over.
+func TestRichValuesThroughMapping(t *testing.T) {
+	_, m := exampleDB(t)
+	mapping := writeMapping(t, m)
+	script, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "docs", "examples", "sql-mapping", "schema.sql"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pg := testenv.SharedPostgres(t).CreateDatabase(t, "cli_mapped_rich")
+	maria := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", maria.Password)
+	my := maria.CreateDatabase(t, "cli_mapped_rich")
+	u, err := url.Parse(my)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []struct{ name, loc, driver, dsn string }{
+		{"PostgreSQL", pg, "pgx", pg},
+		{"MariaDB", my, "mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", maria.User, maria.Password, u.Host, u.Path)},
+	} {
+		conn, err := sql.Open(db.driver, db.dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		execSQL(t, conn, string(script))
+		src := db.loc + "&mapping=" + mapping
+		if !strings.Contains(db.loc, "?") {
+			src = db.loc + "?mapping=" + mapping
+		}
+		archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+		code, out, errOut := runCLI(t, "copy", src, archive, "--no-state")
+		if code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
+			t.Fatalf("%s: copy: exit %d\n%s%s", db.name, code, out, errOut)
+		}
+		if code, out, errOut := runCLI(t, "check", src, archive); code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+			t.Fatalf("%s: check: exit %d\n%s%s", db.name, code, out, errOut)
+		}
+		if _, err := conn.Exec(`UPDATE media SET data = '"lr warm-up skipped"' WHERE name = 'note'`); err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := runCLI(t, "check", src, archive); code != exitDifferences || !strings.Contains(out, "rich values") {
+			t.Errorf("%s: check after a note changed: exit %d, want %d naming the rich values\n%s", db.name, code, exitDifferences, out)
+		}
+	}
+}
+
+// TestMappedIntoMLflow: the example database read through its mapping
+// copies into a real MLflow server with check clean; there its JSON config
+// is flattened into params (model.depth = 18) and its two image-file rich
+// values are in MLflow's image layout (the run tagged
+// mlflow.loggedImages), as for any other source.
+func TestMappedIntoMLflow(t *testing.T) {
+	db, m := exampleDB(t)
+	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
+	srv := testenv.SharedMLflow(t)
+	prefix := "mapped-" + filepath.Base(t.TempDir()) + "-"
+	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
+	if code, out, errOut := runCLI(t, "copy", src, dst, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
+		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "check", src, dst); code != 0 || !strings.Contains(out, "3 match, 0 differences") {
+		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	var es struct {
+		Experiments []struct {
+			ID   string `json:"experiment_id"`
+			Name string `json:"name"`
+		} `json:"experiments"`
+	}
+	mlflowPost(t, srv.URL+"/api/2.0/mlflow/experiments/search", map[string]any{"max_results": 1000, "filter": "name = '" + prefix + "hand-rolled runs'"}, &es)
+	if len(es.Experiments) != 1 {
+		t.Fatalf("experiments named %shand-rolled runs: %+v", prefix, es.Experiments)
+	}
+	var rs struct {
+		Runs []struct {
+			Info struct {
+				RunName string `json:"run_name"`
+			} `json:"info"`
+			Data struct {
+				Params []struct{ Key, Value string } `json:"params"`
+				Tags   []struct{ Key, Value string } `json:"tags"`
+			} `json:"data"`
+		} `json:"runs"`
+	}
+	mlflowPost(t, srv.URL+"/api/2.0/mlflow/runs/search", map[string]any{"experiment_ids": []string{es.Experiments[0].ID}, "filter": "attributes.run_name = 'baseline'"}, &rs)
+	if len(rs.Runs) != 1 {
+		t.Fatalf("runs named baseline: %d", len(rs.Runs))
+	}
+	got := map[string]string{}
+	for _, p := range rs.Runs[0].Data.Params {
+		got["param "+p.Key] = p.Value
+	}
+	for _, tg := range rs.Runs[0].Data.Tags {
+		got["tag "+tg.Key] = tg.Value
+	}
+	for k, v := range map[string]string{"param model.depth": "18", "param lr": "0.01", "param batch_size": "32", "tag mlflow.loggedImages": "True"} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q (the run holds %v)", k, got[k], v, got)
+		}
 	}
 }

@@ -257,6 +257,7 @@ func (s *Store) Generate(ctx context.Context) (mapping string, notes []string, e
 		{"tags", []string{"tag", "label"}},
 		{"logs", []string{"log", "console", "stdout"}},
 		{"artifacts", []string{"artifact", "file", "asset", "output_file"}},
+		{"rich_values", []string{"media", "image", "rich", "histogram"}},
 	}
 	children := map[string]*genEntry{}
 	for _, t := range tables {
@@ -272,7 +273,8 @@ func (s *Store) Generate(ctx context.Context) (mapping string, notes []string, e
 				continue
 			}
 			g := &genEntry{name: k.kind, table: t, where: d.ident(link) + " = :run"}
-			keyCols := []string{"key", "name", k.kind[:len(k.kind)-1], k.kind[:len(k.kind)-1] + "_name", "tag"}
+			one := strings.TrimSuffix(k.kind, "s") // metric, param, tag, log, artifact, rich_value
+			keyCols := []string{"key", "name", one, one + "_name", "tag"}
 			switch k.kind {
 			case "metrics":
 				g.add("key", t.pick(append(keyCols, "metric_key")...))
@@ -285,7 +287,7 @@ func (s *Store) Generate(ctx context.Context) (mapping string, notes []string, e
 				}
 			case "params", "tags":
 				g.add("key", t.pick(keyCols...))
-				g.add("value", t.pick("value", "val", k.kind[:len(k.kind)-1]+"_value"))
+				g.add("value", t.pick("value", "val", one+"_value"))
 				g.order = []string{g.column("key")}
 			case "logs":
 				g.add("line", t.pick("line", "message", "msg", "text", "content", "output"))
@@ -301,6 +303,22 @@ func (s *Store) Generate(ctx context.Context) (mapping string, notes []string, e
 				g.add("location", t.pick("uri", "url", "location", "storage_path", "file_path", "full_path", "path"))
 				g.add("size", t.pick("size", "size_bytes", "bytes", "file_size"))
 				g.add("sha256", t.pick("sha256", "sha256sum"))
+			case "rich_values":
+				g.add("key", t.pick(keyCols...))
+				g.add("step", t.pick("step", "global_step", "iteration", "iter", "epoch"))
+				g.add("file", t.pick("path", "file", "file_path", "image_path", "filename"))
+				g.add("value", t.pick("value", "data", "json", "value_json", "payload"))
+				g.add("text", t.pick("text", "caption"))
+				g.add("type", t.pick("type", "value_type", "media_type"))
+				g.add("time", t.pick("timestamp", "time", "logged_at", "created_at", "ts", "wall_time", "recorded_at"))
+				if s := g.column("step"); s != "" {
+					g.order = []string{s}
+				}
+				if o := t.pick("seq", "id"); o != "" {
+					g.order = append(g.order, o)
+				} else if key := g.column("key"); key != "" {
+					g.order = append(g.order, key)
+				}
 			}
 			if missing := g.missing(); len(missing) > 0 {
 				notes = append(notes, fmt.Sprintf("table %s looks like %s, but has no column for %s: left out", t.name, k.kind, strings.Join(missing, ", ")))
@@ -320,7 +338,7 @@ func (s *Store) Generate(ctx context.Context) (mapping string, notes []string, e
 			unused = append(unused, t.name)
 		}
 	}
-	for _, g := range append([]*genEntry{exps, runs}, children["params"], children["tags"], children["metrics"], children["logs"], children["artifacts"]) {
+	for _, g := range append([]*genEntry{exps, runs}, children["params"], children["tags"], children["metrics"], children["logs"], children["artifacts"], children["rich_values"]) {
 		if g == nil {
 			continue
 		}
@@ -344,7 +362,7 @@ func (s *Store) Generate(ctx context.Context) (mapping string, notes []string, e
 	if exps == nil {
 		fmt.Fprintf(&b, "experiment: %s # the database has no experiments table: every run goes into this one\n", yamlScalar(s.databaseName()))
 	}
-	for _, g := range append([]*genEntry{exps, runs}, children["params"], children["tags"], children["metrics"], children["logs"], children["artifacts"]) {
+	for _, g := range append([]*genEntry{exps, runs}, children["params"], children["tags"], children["metrics"], children["logs"], children["artifacts"], children["rich_values"]) {
 		if g != nil {
 			g.write(&b, d)
 		}
@@ -372,6 +390,9 @@ func (g *genEntry) missing() []string {
 		if !g.has(f) {
 			out = append(out, f)
 		}
+	}
+	if g.name == "rich_values" && !slices.ContainsFunc(richKinds, g.has) {
+		out = append(out, "the value (a value, text or file column)")
 	}
 	return out
 }

@@ -137,6 +137,11 @@ func (r *Mapped) checkEntry(ctx context.Context, n named, arg any) (first any, p
 				problems = append(problems, strings.TrimPrefix(err.Error(), ErrMapping.Error()+": "))
 			}
 		}
+		if n.name == "rich_values" {
+			if _, err := r.richValue(w, fmt.Sprint(arg)); err != nil {
+				problems = append(problems, strings.TrimPrefix(err.Error(), ErrMapping.Error()+": "))
+			}
+		}
 		if n.name == "artifacts" {
 			p, _ := w.text("path", false)
 			if loc, err := w.text("location", false); err == nil && loc != "" {

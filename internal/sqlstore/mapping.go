@@ -32,7 +32,11 @@ type Mapping struct {
 	Metrics     Entry  `yaml:"metrics"`
 	Logs        Entry  `yaml:"logs"`
 	Artifacts   Entry  `yaml:"artifacts"`
-	Path        string `yaml:"-"` // the file it was read from
+	// RichValues yields non-numeric history values: images and other
+	// files the run saved, JSON documents (histograms, tables, W&B media
+	// objects), and text.
+	RichValues Entry  `yaml:"rich_values"`
+	Path       string `yaml:"-"` // the file it was read from
 	// Digest is the SHA-256 (hex) of the mapping's text, so that what was
 	// read through one version of a mapping can be told from another's.
 	Digest  string  `yaml:"-"`
@@ -42,7 +46,7 @@ type Mapping struct {
 // Entry is one kind of entity: its query and its columns.
 type Entry struct {
 	// Query is the SQL. Runs may use :experiment, and params, tags,
-	// metrics, logs and artifacts must use :run: the id of the experiment
+	// metrics, logs, artifacts and rich_values must use :run: the id of the experiment
 	// or run being read.
 	Query string `yaml:"query"`
 	// Columns maps a field (id, name, status, start, key, value, step,
@@ -80,7 +84,13 @@ var entryFields = map[string][2][]string{
 	"metrics":   {{"key", "value"}, {"step", "time"}},
 	"logs":      {{"line"}, {"time", "stream"}},
 	"artifacts": {{"path", "location"}, {"size", "sha256"}},
+	// rich_values also needs one of value, text and file (see richKinds).
+	"rich_values": {{"key"}, {"value", "text", "file", "type", "files", "step", "time"}},
 }
+
+// richKinds are the fields of rich_values that hold the value itself: at
+// least one must be mapped, and in each row exactly one is not NULL.
+var richKinds = []string{"value", "text", "file"}
 
 // paramRef matches a :name query parameter (not a PostgreSQL :: cast).
 var paramRef = regexp.MustCompile(`(^|[^:]):([a-z_]+)\b`)
@@ -145,7 +155,7 @@ func (m *Mapping) Validate() error {
 	for _, n := range []struct {
 		name string
 		e    *Entry
-	}{{"params", &m.Params}, {"tags", &m.Tags}, {"metrics", &m.Metrics}, {"logs", &m.Logs}, {"artifacts", &m.Artifacts}} {
+	}{{"params", &m.Params}, {"tags", &m.Tags}, {"metrics", &m.Metrics}, {"logs", &m.Logs}, {"artifacts", &m.Artifacts}, {"rich_values", &m.RichValues}} {
 		if n.e.Query != "" || n.name == "metrics" || len(n.e.Columns) > 0 {
 			add(n.name, n.e, "run")
 		}
@@ -182,6 +192,9 @@ func (n named) validate() []error {
 		if n.e.Columns[f] == "" {
 			bad("columns.%s is missing (required: %s)", f, strings.Join(n.need, ", "))
 		}
+	}
+	if n.name == "rich_values" && !slices.ContainsFunc(richKinds, func(f string) bool { return n.e.Columns[f] != "" }) {
+		bad("columns: map one of value (a JSON document), text or file (a path among the run's artifacts)")
 	}
 	for f := range n.e.Columns {
 		if !slices.Contains(n.need, f) && !slices.Contains(n.may, f) {

@@ -1,7 +1,9 @@
 package sqlstore
 
 import (
+	"encoding/json"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,10 +50,51 @@ func TestMappingValidate(t *testing.T) {
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nlogs: {query: 'SELECT l FROM logs', columns: {line: l}}", "logs: query must use :run"},
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nartifacts: {query: 'SELECT :run', columns: {path: p}}", "artifacts: columns.location is missing (required: path, location)"},
 		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i, updated: u}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}", "runs: columns.updated: unknown field"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nrich_values: {query: 'SELECT :run', columns: {key: k, step: s}}", "rich_values: columns: map one of value (a JSON document), text or file"},
+		{"experiment: e\nruns: {query: 'SELECT 1', columns: {id: i}}\nmetrics: {query: 'SELECT :run', columns: {key: k, value: v}}\nrich_values: {query: 'SELECT 1', columns: {key: k, text: t}}", "rich_values: query must use :run"},
 	} {
 		_, err := ParseMapping([]byte(tt.yaml))
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s\nerr %v, want %q", tt.yaml, err, tt.want)
 		}
 	}
+}
+
+// FuzzRichValue: any bytes in a rich value's value, file, files and type
+// columns either give an error or a value whose JSON is valid and whose
+// files are clean relative paths inside the run; never a panic.
+func FuzzRichValue(f *testing.F) {
+	f.Add([]byte(`{"_type": "image-file", "path": "a.png", "m": [{"_type": "mask", "path": "../x"}]}`), "", "", "")
+	f.Add([]byte(`[1, 2.50, "x"]`), "", `["b.bin"]`, "custom")
+	f.Add([]byte(nil), "media/x.png", "", "")
+	f.Add([]byte(`"text"`), "", `["../../etc"]`, "")
+	f.Fuzz(func(t *testing.T, value []byte, file, files, typ string) {
+		r := &Mapped{m: &Mapping{Path: "m.yaml"}}
+		w := row{entry: "rich_values", vals: map[string]any{"k": "key"},
+			cols: map[string]string{"key": "k", "value": "v", "file": "f", "files": "fs", "type": "t"}}
+		if value != nil {
+			w.vals["v"] = value
+		}
+		if file != "" {
+			w.vals["f"] = file
+		}
+		if files != "" {
+			w.vals["fs"] = files
+		}
+		if typ != "" {
+			w.vals["t"] = typ
+		}
+		v, err := r.richValue(w, "1")
+		if err != nil {
+			return
+		}
+		if !json.Valid([]byte(v.JSON)) || v.Type == "" {
+			t.Fatalf("value %+v: JSON not valid or no type", v)
+		}
+		for _, p := range v.Files {
+			if p == "" || path.IsAbs(p) || p == ".." || strings.HasPrefix(p, "../") || path.Clean(p) != p {
+				t.Fatalf("value %+v: file %q is not a clean relative path", v, p)
+			}
+		}
+	})
 }

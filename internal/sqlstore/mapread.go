@@ -111,9 +111,17 @@ func (r *Mapped) query(ctx context.Context, name string, e *Entry, arg any, fn f
 	for i := range args {
 		args[i] = arg
 	}
+	of := "" // what the query reads, for errors
+	if arg != nil {
+		what := "run"
+		if name == "runs" {
+			what = "experiment"
+		}
+		of = fmt.Sprintf(" of %s %v", what, arg)
+	}
 	rows, err := r.s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("%s: %s: query: %w", r.m.Path, name, err)
+		return fmt.Errorf("%s: %s%s: query: %w", r.m.Path, name, of, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -132,7 +140,7 @@ func (r *Mapped) query(ctx context.Context, name string, e *Entry, arg any, fn f
 	}
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
-			return fmt.Errorf("%s: %s: %w", r.m.Path, name, err)
+			return fmt.Errorf("%s: %s%s: %w", r.m.Path, name, of, err)
 		}
 		rw := row{entry: name, vals: make(map[string]any, len(cols)), cols: e.Columns}
 		for i, c := range cols {
@@ -143,7 +151,7 @@ func (r *Mapped) query(ctx context.Context, name string, e *Entry, arg any, fn f
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%s: %s: %w", r.m.Path, name, err)
+		return fmt.Errorf("%s: %s%s: %w", r.m.Path, name, of, err)
 	}
 	return nil
 }
@@ -289,6 +297,15 @@ func epoch(f float64, unit string) time.Time {
 		return time.UnixMilli(int64(math.Round(f * 1000))).UTC()
 	}
 	return time.UnixMilli(int64(math.Round(f))).UTC()
+}
+
+// epochMillis is the integer v, encoded as unit says, in Unix
+// milliseconds (as epoch, without a float for milliseconds).
+func epochMillis(v int64, unit string) int64 {
+	if unit == "epoch_s" || unit == "auto" && v > -1e11 && v < 1e11 {
+		return v * 1000
+	}
+	return v
 }
 
 // Experiments returns the experiments the mapping yields, sorted by
@@ -561,7 +578,7 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 	}
 	rows, err := r.s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("%s: metrics: query: %w", r.m.Path, err)
+		return fmt.Errorf("%s: metrics of run %s: query: %w", r.m.Path, id, err)
 	}
 	defer rows.Close()
 	cols, err := rows.Columns()
@@ -579,6 +596,8 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 	for i := range dest {
 		dest[i] = &ignore
 	}
+	var atInt sql.NullInt64 // the time, when PostgreSQL says the column is an integer
+	intTime := false
 	targets := map[string]any{"key": &key, "value": &value, "step": &step, "time": &at}
 	for field, col := range e.Columns {
 		i := slices.IndexFunc(cols, func(c string) bool { return strings.EqualFold(c, col) })
@@ -586,6 +605,14 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 			return r.mapErr("metrics", "columns.%s: the query has no column %q (it returns %s)", field, col, strings.Join(cols, ", "))
 		}
 		dest[i] = targets[field]
+		if field == "time" && r.s.Dialect.Name == "postgres" { // typed columns: an integer column holds only integers
+			if types, err := rows.ColumnTypes(); err == nil {
+				switch types[i].DatabaseTypeName() {
+				case "INT8", "INT4", "INT2":
+					dest[i], intTime = &atInt, true // no boxing per row
+				}
+			}
+		}
 	}
 	where := func(field string) string {
 		return fmt.Sprintf("metrics: column %q (columns.%s)", e.Columns[field], field)
@@ -634,10 +661,14 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 			m.Step = prev + 1
 		}
 		curStep, curSeen = m.Step, true
-		if hasTime {
+		if intTime {
+			if atInt.Valid {
+				m.Time = epochMillis(atInt.Int64, e.Time)
+			}
+		} else if hasTime {
 			switch v := at.(type) {
 			case int64:
-				m.Time = epoch(float64(v), e.Time).UnixMilli()
+				m.Time = epochMillis(v, e.Time)
 			default:
 				t, err := parseWhen(v, e.Time, func() string { return where("time") })
 				if err != nil {
@@ -657,7 +688,11 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%s: metrics: %w", r.m.Path, err)
+		at := ""
+		if cur != "" {
+			at = fmt.Sprintf(", after key %q step %d", cur, curStep)
+		}
+		return fmt.Errorf("%s: metrics of run %s%s: %w", r.m.Path, id, at, err)
 	}
 	if len(buf) > 0 {
 		return page(buf)
@@ -744,8 +779,8 @@ func (r *Mapped) Artifacts(ctx context.Context, run schema.Ref) ([]schema.Artifa
 		if err != nil {
 			return fmt.Errorf("%w (run %s)", err, id)
 		}
-		clean := path.Clean(strings.ReplaceAll(p, "\\", "/"))
-		if p == "" || path.IsAbs(clean) || clean == "." || clean == ".." || strings.HasPrefix(clean, "../") {
+		clean, ok := inRun(p)
+		if !ok {
 			return fmt.Errorf("%w: %s: run %s: %q is not a relative path inside the run", ErrMapping, w.where("path"), id, p)
 		}
 		if seen[clean] {
@@ -836,4 +871,264 @@ func redactURL(u *url.URL) string {
 	c := *u
 	c.User, c.RawQuery = nil, ""
 	return c.String()
+}
+
+// RichValues calls page with the run's non-numeric history values in
+// pages of up to size, in the order the rich_values query returns them,
+// streaming. Each row holds its value in exactly one of the mapped value,
+// text and file columns:
+//
+//   - value: a JSON document (text, JSON or JSONB), stored compacted. Its
+//     type is the type column's, else an object's "_type", else its JSON
+//     kind (string, number, bool, list, object, null); its files are
+//     the files column's (a JSON array of paths), else (no files column,
+//     or NULL in it) the "path" of every object carrying a "_type" in it,
+//     as W&B media objects name their files.
+//   - text: a plain string, of type "string".
+//   - file: the path of a file among the run's artifacts (an image the run
+//     saved, say). The value is {"_type": TYPE, "path": FILE}, TYPE being
+//     the type column's, else "image-file" for .png, .jpg, .jpeg, .gif,
+//     .bmp and .webp files (the type W&B and TensorBoard images have, so
+//     MLflow shows them as images), "table-file" for .table.json files,
+//     else "file".
+//
+// Without a step column each key's values are numbered 0, 1, 2, ... in the
+// order returned; with one, a key's steps must not decrease.
+func (r *Mapped) RichValues(ctx context.Context, run schema.Ref, size int, page func([]schema.RichValue) error) error {
+	id, ok := r.idOf(run, "run")
+	if !ok {
+		return fmt.Errorf("run %s: %w", run, ErrNotFound)
+	}
+	e := &r.m.RichValues
+	if e.Query == "" {
+		return nil
+	}
+	buf := make([]schema.RichValue, 0, min(size, 1024))
+	last := map[string]int64{}
+	err := r.query(ctx, "rich_values", e, id, func(w row) error {
+		v, err := r.richValue(w, id)
+		if err != nil {
+			return err
+		}
+		prev, seen := last[v.Key]
+		if _, hasStep := e.Columns["step"]; hasStep {
+			if v.Step, err = w.integer("step"); err != nil {
+				return fmt.Errorf("%w (run %s, key %q)", err, id, v.Key)
+			}
+			if seen && v.Step < prev {
+				return fmt.Errorf("%w %s: rich_values: run %s, key %q: step %d after step %d: the query must ORDER BY the step column",
+					ErrMapping, r.m.Path, id, v.Key, v.Step, prev)
+			}
+		} else if seen {
+			v.Step = prev + 1
+		}
+		last[v.Key] = v.Step
+		t, err := w.when("time", e.Time)
+		if err != nil {
+			return err
+		}
+		if !t.IsZero() {
+			v.Time = t.UnixMilli()
+		}
+		buf = append(buf, v)
+		if len(buf) == size {
+			if err := page(buf); err != nil {
+				return err
+			}
+			buf = make([]schema.RichValue, 0, min(size, 1024))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(buf) > 0 {
+		return page(buf)
+	}
+	return nil
+}
+
+// richValue reads a rich value's key, type, JSON and files from w (see
+// RichValues); step and time are the caller's.
+func (r *Mapped) richValue(w row, id string) (schema.RichValue, error) {
+	var v schema.RichValue
+	var err error
+	if v.Key, err = w.text("key", true); err != nil {
+		return v, fmt.Errorf("%w (run %s)", err, id)
+	}
+	var kinds []string
+	for _, f := range richKinds {
+		if x, mapped := w.raw(f); mapped && x != nil {
+			kinds = append(kinds, f)
+		}
+	}
+	if len(kinds) != 1 {
+		var cols []string
+		for _, f := range richKinds {
+			if c, ok := w.cols[f]; ok {
+				cols = append(cols, fmt.Sprintf("%q (columns.%s)", c, f))
+			}
+		}
+		found := "all are NULL"
+		if len(kinds) > 1 {
+			found = strings.Join(kinds, " and ") + " are not NULL"
+		}
+		return v, fmt.Errorf("%w: rich_values: run %s, key %q: exactly one of %s must hold the value; %s", ErrMapping, id, v.Key, strings.Join(cols, ", "), found)
+	}
+	typ, err := w.text("type", false)
+	if err != nil {
+		return v, err
+	}
+	var derived []string // files the value names
+	switch kinds[0] {
+	case "text":
+		s, err := w.text("text", true)
+		if err != nil {
+			return v, err
+		}
+		b, _ := json.Marshal(s)
+		v.Type, v.JSON = "string", string(b)
+	case "file":
+		p, err := w.text("file", true)
+		if err != nil {
+			return v, err
+		}
+		clean, ok := inRun(p)
+		if !ok {
+			return v, fmt.Errorf("%w: %s: run %s, key %q: %q is not a relative path inside the run", ErrMapping, w.where("file"), id, v.Key, p)
+		}
+		if typ == "" {
+			typ = fileValueType(clean)
+		}
+		b, _ := json.Marshal(map[string]string{"_type": typ, "path": clean})
+		v.Type, v.JSON, derived = typ, string(b), []string{clean}
+	default:
+		var s string
+		switch x, _ := w.raw("value"); x := x.(type) {
+		case map[string]any, []any: // a driver that decodes JSON columns itself
+			b, err := json.Marshal(x)
+			if err != nil {
+				return v, fmt.Errorf("%w: %s: run %s, key %q: %v", ErrMapping, w.where("value"), id, v.Key, err)
+			}
+			s = string(b)
+		default:
+			if s, err = w.text("value", true); err != nil {
+				return v, err
+			}
+		}
+		var doc any
+		dec := json.NewDecoder(strings.NewReader(s))
+		dec.UseNumber()
+		if err := dec.Decode(&doc); err != nil || dec.More() {
+			if err == nil {
+				err = errors.New("more than one JSON value")
+			}
+			return v, fmt.Errorf("%w: %s: run %s, key %q: not JSON: %v", ErrMapping, w.where("value"), id, v.Key, err)
+		}
+		var compact strings.Builder
+		enc := json.NewEncoder(&compact)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(doc); err != nil {
+			return v, err
+		}
+		v.JSON = strings.TrimSuffix(compact.String(), "\n")
+		v.Type = jsonKind(doc)
+		derived = mediaPaths(doc)
+	}
+	if typ != "" {
+		v.Type = typ
+	}
+	v.Files = derived
+	if _, mapped := w.raw("files"); mapped {
+		s, err := w.text("files", false)
+		if err != nil {
+			return v, err
+		}
+		if s != "" { // NULL: the files the value names
+			v.Files = nil
+			if err := json.Unmarshal([]byte(s), &v.Files); err != nil {
+				return v, fmt.Errorf("%w: %s: run %s, key %q: not a JSON array of paths: %v", ErrMapping, w.where("files"), id, v.Key, err)
+			}
+		}
+	}
+	for i, f := range v.Files {
+		clean, ok := inRun(f)
+		if !ok {
+			return v, fmt.Errorf("%w: rich_values: run %s, key %q: file %q is not a relative path inside the run", ErrMapping, id, v.Key, f)
+		}
+		v.Files[i] = clean
+	}
+	slices.Sort(v.Files)
+	v.Files = slices.Compact(v.Files)
+	if len(v.Files) == 0 {
+		v.Files = nil
+	}
+	return v, nil
+}
+
+// inRun returns p (with \ read as /) cleaned, and whether it is a
+// relative path inside a run: not empty, not absolute, not leaving it.
+func inRun(p string) (string, bool) {
+	clean := path.Clean(strings.ReplaceAll(p, "\\", "/"))
+	return clean, p != "" && !path.IsAbs(clean) && clean != "." && clean != ".." && !strings.HasPrefix(clean, "../")
+}
+
+// fileValueType is the type of a rich value that is a file with path p.
+func fileValueType(p string) string {
+	l := strings.ToLower(p)
+	switch {
+	case strings.HasSuffix(l, ".table.json"):
+		return "table-file"
+	case slices.Contains([]string{".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}, path.Ext(l)):
+		return "image-file"
+	}
+	return "file"
+}
+
+// jsonKind is a JSON document's type: an object's "_type", else its kind.
+func jsonKind(doc any) string {
+	switch d := doc.(type) {
+	case nil:
+		return "null"
+	case string:
+		return "string"
+	case bool:
+		return "bool"
+	case json.Number:
+		return "number"
+	case []any:
+		return "list"
+	case map[string]any:
+		if t, ok := d["_type"].(string); ok && t != "" {
+			return t
+		}
+	}
+	return "object"
+}
+
+// mediaPaths lists the "path" of every object in doc that carries a
+// "_type" (a media object naming its file), sorted and unique.
+func mediaPaths(doc any) []string {
+	var out []string
+	var walk func(any)
+	walk = func(x any) {
+		switch x := x.(type) {
+		case map[string]any:
+			if _, media := x["_type"].(string); media {
+				if p, ok := x["path"].(string); ok && p != "" {
+					out = append(out, p)
+				}
+			}
+			for _, y := range x {
+				walk(y)
+			}
+		case []any:
+			for _, y := range x {
+				walk(y)
+			}
+		}
+	}
+	walk(doc)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

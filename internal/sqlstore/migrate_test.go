@@ -146,6 +146,12 @@ func TestUpgradePathSQLite(t *testing.T) {
 	upgradePath(t, "sqlite:"+filepath.Join(t.TempDir(), "runs.db"))
 }
 
+// TestUpgradePathPostgres covers PostgreSQL's path, where each version is
+// one transaction under pg_advisory_lock.
+func TestUpgradePathPostgres(t *testing.T) {
+	upgradePath(t, testenv.SharedPostgres(t).CreateDatabase(t, "upgrade"))
+}
+
 // TestUpgradePathMariaDB covers MySQL's path, where DDL is not
 // transactional.
 func TestUpgradePathMariaDB(t *testing.T) {

@@ -21,7 +21,7 @@ import (
 // mappingOption is the source option naming a mapping file.
 var mappingOption = location.Option{Name: "mapping",
 	Help: "A YAML mapping file (docs/SQL-MAPPING.md) that reads a database of your own design: the SQL yielding experiments, " +
-		"runs, params, tags, metrics, console logs and artifacts, and which column holds which field (a cursor column lets sync skip runs that did not change). Without it the database must hold runferry's own schema."}
+		"runs, params, tags, metrics, console logs, artifacts and rich values (images, histograms, text), and which column holds which field (a cursor column lets sync skip runs that did not change). Without it the database must hold runferry's own schema."}
 
 // MappedSource reads a database of the user's own design through a
 // mapping file (sqlstore.Mapping). Metrics are streamed run by run, never
@@ -36,13 +36,14 @@ type MappedSource struct {
 }
 
 var (
-	_ sources.Source         = (*MappedSource)(nil)
-	_ sources.Checker        = (*MappedSource)(nil)
-	_ sources.LogReader      = (*MappedSource)(nil)
-	_ sources.ArtifactLister = (*MappedSource)(nil)
-	_ sources.HeaderLister   = (*MappedSource)(nil)
-	_ sources.Fingerprinter  = (*MappedSource)(nil)
-	_ sources.ChangeTimer    = (*MappedSource)(nil)
+	_ sources.Source          = (*MappedSource)(nil)
+	_ sources.Checker         = (*MappedSource)(nil)
+	_ sources.LogReader       = (*MappedSource)(nil)
+	_ sources.ArtifactLister  = (*MappedSource)(nil)
+	_ sources.HeaderLister    = (*MappedSource)(nil)
+	_ sources.Fingerprinter   = (*MappedSource)(nil)
+	_ sources.ChangeTimer     = (*MappedSource)(nil)
+	_ sources.RichValueReader = (*MappedSource)(nil)
 )
 
 // OpenMapped opens the database at loc and reads it through the mapping
@@ -203,41 +204,19 @@ func (s *MappedSource) runs(ctx context.Context, exp schema.Ref, list func(conte
 
 // Metrics streams the run's points in pages.
 func (s *MappedSource) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
-	return func(yield func([]schema.Metric, error) bool) {
-		if s.closed.Load() {
-			yield(nil, fault.Fatal(ErrClosed))
-			return
-		}
-		err := sources.ReadPages(ctx, yield, func(each func([]schema.Metric) error) error {
-			return s.r.Metrics(ctx, run, PageSize, each)
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			yield(nil, s.classify(err, false))
-		}
-	}
+	return mappedPages(ctx, s, run, s.r.Metrics)
 }
 
 // Logs streams the run's console lines in pages (none without a logs
 // entry).
 func (s *MappedSource) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
-	return func(yield func([]schema.LogLine, error) bool) {
-		if s.closed.Load() {
-			yield(nil, fault.Fatal(ErrClosed))
-			return
-		}
-		err := sources.ReadPages(ctx, yield, func(each func([]schema.LogLine) error) error {
-			return s.r.Logs(ctx, run, PageSize, each)
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			yield(nil, s.classify(err, false))
-		}
-	}
+	return mappedPages(ctx, s, run, s.r.Logs)
+}
+
+// RichValues streams the run's rich values in pages (none without a
+// rich_values entry): images and other files, JSON documents, text.
+func (s *MappedSource) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
+	return mappedPages(ctx, s, run, s.r.RichValues)
 }
 
 // Artifacts yields the run's files sorted by path (none without an
@@ -261,6 +240,25 @@ func (s *MappedSource) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[
 			if !yield(f, nil) {
 				return
 			}
+		}
+	}
+}
+
+// mappedPages streams what read gives of run in pages of PageSize.
+func mappedPages[T any](ctx context.Context, s *MappedSource, run schema.Ref, read func(context.Context, schema.Ref, int, func([]T) error) error) iter.Seq2[[]T, error] {
+	return func(yield func([]T, error) bool) {
+		if s.closed.Load() {
+			yield(nil, fault.Fatal(ErrClosed))
+			return
+		}
+		err := sources.ReadPages(ctx, yield, func(each func([]T) error) error {
+			return read(ctx, run, PageSize, each)
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			yield(nil, s.classify(err, false))
 		}
 	}
 }

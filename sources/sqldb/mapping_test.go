@@ -58,9 +58,12 @@ func loadExample(t testing.TB, db *sql.DB) {
 // exampleWant is what the example's sample rows hold, read through its
 // mapping from the database named instance.
 func exampleWant(t testing.TB, instance string) *dataset.Dataset {
-	config, err := os.ReadFile(example(t, filepath.Join("files", "1", "config.json")))
-	if err != nil {
-		t.Fatal(err)
+	read := func(name string) []byte {
+		b, err := os.ReadFile(example(t, filepath.Join("files", "1", name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
 	}
 	exp := schema.Ref{System: "mytracker", ID: instance + "/exp/"}
 	run := func(id string) schema.Ref { return schema.Ref{System: "mytracker", ID: instance + "/run/" + id} }
@@ -80,7 +83,13 @@ func exampleWant(t testing.TB, instance string) *dataset.Dataset {
 				Logs: []schema.LogLine{{Time: 1709294400000, Stream: schema.Stdout, Line: "epoch 0: loss 2.5"},
 					{Time: 1709294401000, Stream: schema.Stderr, Line: "warning: lr schedule ends early"},
 					{Time: 1709294402000, Stream: schema.Stdout, Line: "done"}},
-				Files: []dataset.File{{Path: "model/config.json", Content: config}}},
+				RichValues: []schema.RichValue{
+					{Key: "samples", Step: 0, Time: 1709294400000, Type: "image-file", JSON: `{"_type":"image-file","path":"media/samples_0.png"}`, Files: []string{"media/samples_0.png"}},
+					{Key: "weights", Step: 0, Time: 1709294400000, Type: "histogram", JSON: `{"_type":"histogram","bins":[0,0.5,1],"values":[3,5]}`},
+					{Key: "note", Step: 1, Time: 1709294401000, Type: "string", JSON: `"lr warm-up done"`},
+					{Key: "samples", Step: 2, Time: 1709294402000, Type: "image-file", JSON: `{"_type":"image-file","path":"media/samples_2.png"}`, Files: []string{"media/samples_2.png"}}},
+				Files: []dataset.File{{Path: "media/samples_0.png", Content: read("samples_0.png")}, {Path: "media/samples_2.png", Content: read("samples_2.png")},
+					{Path: "model/config.json", Content: read("config.json")}}},
 			{Run: schema.Run{Origin: run("2"), Experiment: exp, Name: "bigger lr", Status: schema.StatusFailed,
 				Start: at("2024-03-02 09:00:00"), End: at("2024-03-02 09:05:00"),
 				Params: []schema.Param{{Key: "lr", Value: "0.1"}}},
@@ -179,8 +188,10 @@ func TestExampleMappingMariaDB(t *testing.T) {
 }
 
 // TestMappingCheckPostgres: on PostgreSQL, whose column types come from
-// the server, the example checks clean and a text column mapped as the
-// metric value is named with its type.
+// the server, the example checks clean, and each kind of bad input (a
+// missing table, a missing column, a column of the wrong type, a NULL
+// where a value is required, a value that does not convert) is one line
+// naming the entry, the column and the type or value found.
 func TestMappingCheckPostgres(t *testing.T) {
 	dsn := testenv.SharedPostgres(t).CreateDatabase(t, "mapping_check")
 	db, err := sql.Open("pgx", dsn)
@@ -189,31 +200,65 @@ func TestMappingCheckPostgres(t *testing.T) {
 	}
 	loadExample(t, db)
 	db.Close()
+	checkMappingCases(t, dsn)
+}
+
+// TestMappingCheckMariaDB: the same on MariaDB, whose driver names the
+// column types of a result itself.
+func TestMappingCheckMariaDB(t *testing.T) {
+	m := testenv.SharedMariaDB(t)
+	t.Setenv("MYSQL_PWD", m.Password)
+	loc := m.CreateDatabase(t, "mapping_check")
+	u, err := url.Parse(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	db.Close()
+	checkMappingCases(t, loc)
+}
+
+// checkMappingCases runs mapping check on the example database at loc
+// with the example mapping and with one mistake at a time.
+func checkMappingCases(t *testing.T, loc string) {
 	good, err := os.ReadFile(example(t, "mapping.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tt := range []struct{ mapping, want string }{
-		{string(good), ""},
-		{strings.Replace(string(good), "value: value, time", "value: metric, time", 1), `metrics: columns.value: column "metric" has type VARCHAR, a number is required`},
-		{strings.Replace(string(good), "step: step", "step: logged_at", 1), ""},
-		{strings.Replace(string(good), "step: step", "step: value", 1), `metrics: column "value" (columns.step): 2.5 is not an integer`},
+	for _, tt := range []struct{ from, to, want string }{
+		{"", "", ""},
+		{"value: value, time", "value: metric, time", `metrics: columns.value: column "metric" has type VARCHAR, a number is required`},
+		{"step: step", "step: logged_at", ""},
+		{"step: step", "step: value", `metrics: column "value" (columns.step): 2.5 is not an integer`},
+		{"FROM metrics", "FROM metricz", "metrics: the query fails: "},
+		{"value: value, time", "value: val, time", `metrics: columns.value: column "val" is not in the query's result (it returns metric, step, value, logged_at)`},
+		{"SELECT metric, step, value", "SELECT metric, step, NULLIF(value, value) AS value", `metrics: column "value" (columns.value): NULL where a value is required`},
+		{"start: started_at", "start: name", `runs: column "name" (columns.start): "baseline" is not a time`},
+		{"{key: name, step: step, file: path", "{key: name, step: name, file: path", `rich_values: columns.step: column "name" has type VARCHAR, a number is required`},
 	} {
 		path := filepath.Join(t.TempDir(), "mapping.yaml")
-		if err := os.WriteFile(path, []byte(tt.mapping), 0o644); err != nil {
+		bad := strings.Replace(string(good), tt.from, tt.to, 1)
+		if tt.from != "" && bad == string(good) {
+			t.Fatalf("%q is not in the example mapping", tt.from)
+		}
+		if err := os.WriteFile(path, []byte(bad), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Symlink(example(t, "files"), filepath.Join(filepath.Dir(path), "files")); err != nil {
 			t.Fatal(err)
 		}
-		src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, path)))
+		src, err := sqldb.Open(t.Context(), parse(t, withMapping(loc, path)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		problems := src.(*sqldb.MappedSource).CheckMapping(t.Context())
 		src.Close()
 		if got := strings.Join(problems, "\n"); tt.want == "" && got != "" || !strings.Contains(got, tt.want) {
-			t.Errorf("problems:\n%s\nwant: %q", got, tt.want)
+			t.Errorf("%q -> %q: problems:\n%s\nwant: %q", tt.from, tt.to, got, tt.want)
 		}
 	}
 }
@@ -611,4 +656,145 @@ func TestMappedRunTwice(t *testing.T) {
 	if got == nil || !strings.Contains(got.Error(), `runs: column "id" (columns.id): run 1 comes twice`) {
 		t.Errorf("runs yielded twice: %v\n%s", got, bad)
 	}
+}
+
+// TestMappedRichValuesForms: a rich_values entry reads text, JSON
+// documents (compacted, typed by "_type" or their kind, files from the
+// media objects in them or from a files column) and files (typed by their
+// extension or a type column), numbering values without a step per key;
+// each kind of bad row fails the run's rich values naming the entry, the
+// column and the run, and mapping check names it too.
+func TestMappedRichValuesForms(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rich.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		"CREATE TABLE runs (id INTEGER, name TEXT)",
+		"CREATE TABLE rich (run_id INTEGER, seq INTEGER, k TEXT, txt TEXT, doc TEXT, file TEXT, typ TEXT, files TEXT, at REAL)",
+		"INSERT INTO runs VALUES (1, 'good'), (2, 'both'), (3, 'none'), (4, 'notjson'), (5, 'escape'), (6, 'badfiles')",
+		`INSERT INTO rich VALUES
+			(1, 1, 'caption', 'a cat', NULL, NULL, NULL, NULL, 1700000000.5),
+			(1, 2, 'caption', 'a dog', NULL, NULL, NULL, NULL, NULL),
+			(1, 3, 'table', NULL, '{ "_type": "table-file", "path": "media/t.table.json", "nrows": 2 }', NULL, NULL, NULL, NULL),
+			(1, 4, 'boxes', NULL, '{"_type": "image-file", "path": "a.png", "masks": {"m": {"_type": "mask", "path": "m.png"}}}', NULL, NULL, NULL, NULL),
+			(1, 5, 'list', NULL, '[1, 2.50, "x"]', NULL, NULL, NULL, NULL),
+			(1, 6, 'plot', NULL, NULL, 'plots\loss.svg', NULL, NULL, NULL),
+			(1, 7, 'plot3d', NULL, NULL, 'obj/mesh.glb', 'object3D-file', NULL, NULL),
+			(1, 8, 'custom', NULL, '{"a": 1}', NULL, 'my-type', '["x.bin", "x.bin", "y.bin"]', NULL),
+			(2, 1, 'k', 'text', '"json"', NULL, NULL, NULL, NULL),
+			(3, 1, 'k', NULL, NULL, NULL, NULL, NULL, NULL),
+			(4, 1, 'k', NULL, '{"unclosed": ', NULL, NULL, NULL, NULL),
+			(5, 1, 'k', NULL, NULL, '../../etc/passwd', NULL, NULL, NULL),
+			(6, 1, 'k', NULL, '1', NULL, NULL, '"x.bin"', NULL)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	mapping := filepath.Join(t.TempDir(), "mapping.yaml")
+	if err := os.WriteFile(mapping, []byte(`experiment: e
+runs: {query: "SELECT id, name FROM runs ORDER BY id", columns: {id: id, name: name}}
+metrics: {query: "SELECT 'loss' AS k, 1.0 AS v WHERE :run = 0", columns: {key: k, value: v}}
+rich_values:
+  query: SELECT k, txt, doc, file, typ, files, at FROM rich WHERE run_id = :run ORDER BY seq
+  columns: {key: k, text: txt, value: doc, file: file, type: typ, files: files, time: at}
+  time: epoch_s
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src, err := sqldb.Open(t.Context(), parse(t, "sqlite:"+path+"?mapping="+mapping))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ms := src.(*sqldb.MappedSource)
+	read := func(id string) ([]schema.RichValue, error) {
+		var out []schema.RichValue
+		for page, err := range ms.RichValues(t.Context(), schema.Ref{System: "sql", ID: path + "/run/" + id}) {
+			if err != nil {
+				return out, err
+			}
+			out = append(out, page...)
+		}
+		return out, nil
+	}
+	got, err := read("1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []schema.RichValue{
+		{Key: "caption", Step: 0, Time: 1700000000500, Type: "string", JSON: `"a cat"`},
+		{Key: "caption", Step: 1, Type: "string", JSON: `"a dog"`},
+		{Key: "table", Type: "table-file", JSON: `{"_type":"table-file","nrows":2,"path":"media/t.table.json"}`, Files: []string{"media/t.table.json"}},
+		{Key: "boxes", Type: "image-file", JSON: `{"_type":"image-file","masks":{"m":{"_type":"mask","path":"m.png"}},"path":"a.png"}`, Files: []string{"a.png", "m.png"}},
+		{Key: "list", Type: "list", JSON: `[1,2.50,"x"]`},
+		{Key: "plot", Type: "file", JSON: `{"_type":"file","path":"plots/loss.svg"}`, Files: []string{"plots/loss.svg"}},
+		{Key: "plot3d", Type: "object3D-file", JSON: `{"_type":"object3D-file","path":"obj/mesh.glb"}`, Files: []string{"obj/mesh.glb"}},
+		{Key: "custom", Type: "my-type", JSON: `{"a":1}`, Files: []string{"x.bin", "y.bin"}},
+	}
+	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
+		t.Errorf("run 1:\ngot  %+v\nwant %+v", got, want)
+	}
+	for id, msg := range map[string]string{
+		"2": `rich_values: run 2, key "k": exactly one of "doc" (columns.value), "txt" (columns.text), "file" (columns.file) must hold the value; value and text are not NULL`,
+		"3": `rich_values: run 3, key "k": exactly one of "doc" (columns.value), "txt" (columns.text), "file" (columns.file) must hold the value; all are NULL`,
+		"4": `rich_values: column "doc" (columns.value): run 4, key "k": not JSON: unexpected EOF`,
+		"5": `rich_values: column "file" (columns.file): run 5, key "k": "../../etc/passwd" is not a relative path inside the run`,
+		"6": `rich_values: column "files" (columns.files): run 6, key "k": not a JSON array of paths`,
+	} {
+		_, err := read(id)
+		if err == nil || !strings.Contains(err.Error(), msg) || fault.KindOf(err) != fault.KindPermanent {
+			t.Errorf("run %s: %v (kind %v)\nwant a permanent error holding %q", id, err, fault.KindOf(err), msg)
+		}
+	}
+	if problems := ms.CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check of the good run's rows: %q", problems)
+	}
+}
+
+// TestMappedJSONBPostgres: on PostgreSQL, a config column of type JSONB
+// and a rich value in a JSONB column check clean and read as the same
+// JSON objects as text columns do (the config then travels as the run's config, which
+// MLflow shows flattened into params).
+func TestMappedJSONBPostgres(t *testing.T) {
+	dsn := testenv.SharedPostgres(t).CreateDatabase(t, "mapping_jsonb")
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loadExample(t, db)
+	for _, q := range []string{
+		"ALTER TABLE runs ALTER COLUMN config TYPE JSONB USING config::jsonb",
+		"ALTER TABLE media ALTER COLUMN data TYPE JSONB USING data::jsonb",
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	base, _, _ := strings.Cut(dsn, "?")
+	want := exampleWant(t, strings.TrimPrefix(base, "postgres://postgres@"))
+	want.Runs[0].Run.Config = json.RawMessage(`{"lr": 0.01, "model": {"depth": 18}}`) // JSONB's own spacing
+	src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, example(t, "mapping.yaml"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if problems := src.(*sqldb.MappedSource).CheckMapping(t.Context()); len(problems) > 0 {
+		t.Errorf("mapping check with JSONB columns: %q", problems)
+	}
+	src.Close()
+	sourcetest.Run(t, sourcetest.Opt{
+		Open: func(t *testing.T) sources.Source {
+			src, err := sqldb.Open(t.Context(), parse(t, withMapping(dsn, example(t, "mapping.yaml"))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		},
+		Want: want,
+		Skip: map[string]string{"OriginsNameTheInstance": "covered on SQLite"},
+	})
 }
