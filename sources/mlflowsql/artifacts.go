@@ -16,6 +16,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowlocal"
 )
 
 // artifactDir returns the local folder of an artifact URI, or why it has
@@ -94,20 +95,6 @@ func (s *store) runArtifactURI(ctx context.Context, id string) (string, error) {
 	return v.String, nil
 }
 
-// validRel reports whether rel names a path below a folder (not absolute,
-// no "..").
-func validRel(rel string) bool {
-	if rel == "" || strings.HasPrefix(rel, "/") || strings.Contains(rel, `\`) {
-		return false
-	}
-	for _, seg := range strings.Split(rel, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
-}
-
 // ListArtifacts yields every file below dir of run runID's artifact
 // location, recursively, with paths relative to it. A location that is no
 // folder here yields none (recorded with the reason, for Omitted); a
@@ -125,48 +112,14 @@ func (s *store) ListArtifacts(ctx context.Context, runID, dir string) iter.Seq2[
 			s.unread(runID, why)
 			return
 		}
-		if dir != "" && !validRel(dir) {
+		if dir != "" && !mlflowlocal.ValidRel(dir) {
 			yield(mlflowapi.FileInfo{}, fault.Permanent(fmt.Errorf("mlflow store: bad artifact path %q", dir)))
 			return
 		}
-		if err := walkFiles(ctx, root, dir, yield); err != nil {
+		if err := mlflowlocal.WalkFiles(ctx, root, dir, yield); err != nil {
 			yield(mlflowapi.FileInfo{}, fault.Permanent(fmt.Errorf("mlflow run %s: listing its files in %s: %w", runID, root, err)))
 		}
 	}
-}
-
-// walkFiles yields the files below root/dir (following symbolic links to
-// files, as MLflow's listing does) with paths relative to root; a missing
-// folder has none.
-func walkFiles(ctx context.Context, root, dir string, yield func(mlflowapi.FileInfo, error) bool) error {
-	start := filepath.Join(root, filepath.FromSlash(dir))
-	return filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == start && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		size := fi.Size()
-		if !yield(mlflowapi.FileInfo{Path: filepath.ToSlash(rel), FileSize: &size}, nil) {
-			return fs.SkipAll
-		}
-		return nil
-	})
 }
 
 // OpenArtifact opens file rel below artifact location artifactURI (of run
@@ -174,7 +127,7 @@ func walkFiles(ctx context.Context, root, dir string, yield func(mlflowapi.FileI
 // is "not found" (as a server without access to it answers), recorded for
 // run runID with the reason.
 func (s *store) OpenArtifact(_ context.Context, runID, artifactURI, rel string) (io.ReadCloser, error) {
-	if !validRel(rel) {
+	if !mlflowlocal.ValidRel(rel) {
 		return nil, fault.Permanent(fmt.Errorf("mlflow store: bad artifact path %q", rel))
 	}
 	root, why := s.artifactDir(artifactURI)
@@ -209,7 +162,7 @@ func (s *store) ListProxied(ctx context.Context, uri string) iter.Seq2[mlflowapi
 			s.unread("logged model at "+uri, why)
 			return
 		}
-		if err := walkFiles(ctx, root, "", yield); err != nil {
+		if err := mlflowlocal.WalkFiles(ctx, root, "", yield); err != nil {
 			yield(mlflowapi.FileInfo{}, fault.Permanent(fmt.Errorf("listing %s: %w", root, err)))
 		}
 	}

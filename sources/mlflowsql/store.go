@@ -17,6 +17,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowlocal"
 	"github.com/runferry/runferry/internal/sqlstore"
 	"github.com/runferry/runferry/sources/mlflow"
 )
@@ -380,7 +381,7 @@ func (s *store) latestMetrics(ctx context.Context, runID string) ([]mlflowapi.Me
 		if err != nil {
 			return nil, dbErr(ctx, what, err)
 		}
-		if old, ok := latest[m.Key]; !ok || later(m, old) {
+		if old, ok := latest[m.Key]; !ok || mlflowlocal.Later(m, old) {
 			latest[m.Key] = m
 		}
 	}
@@ -411,19 +412,6 @@ func scanMetric(rows *sql.Rows) (mlflowapi.Metric, error) {
 		value = math.NaN()
 	}
 	return mlflowapi.Metric{Key: k, Value: mlflowapi.Float(value), Timestamp: ts.Int64, Step: step.Int64}, nil
-}
-
-// later orders points as Python's max over (step, timestamp, value) does;
-// NaN compares false both ways there, so a NaN never replaces a point.
-func later(a, b mlflowapi.Metric) bool {
-	if a.Step != b.Step {
-		return a.Step > b.Step
-	}
-	if a.Timestamp != b.Timestamp {
-		return a.Timestamp > b.Timestamp
-	}
-	av, bv := float64(a.Value), float64(b.Value)
-	return !math.IsNaN(av) && !math.IsNaN(bv) && av > bv
 }
 
 // MetricHistory yields every point of one key of a run, in pages, in the
