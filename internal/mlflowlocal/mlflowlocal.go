@@ -3,7 +3,8 @@
 // stores) share in answering as a tracking server serving the store
 // would: listing an artifact folder on this machine as MLflow's local
 // artifact repository lists it, the check on a relative path taken from
-// outside, and MLflow's pick of a metric key's latest point.
+// outside, MLflow's pick of a metric key's latest point and its view
+// types.
 package mlflowlocal
 
 import (
@@ -81,4 +82,17 @@ func Later(a, b mlflowapi.Metric) bool {
 	}
 	av, bv := float64(a.Value), float64(b.Value)
 	return !math.IsNaN(av) && !math.IsNaN(bv) && av > bv
+}
+
+// InView reports whether an experiment or run in lifecycle stage is in
+// view (mlflowapi.ViewActive, ViewDeleted or ViewAll), as a server's
+// searches select them.
+func InView(stage, view string) bool {
+	switch view {
+	case mlflowapi.ViewActive:
+		return stage != mlflowapi.StageDeleted
+	case mlflowapi.ViewDeleted:
+		return stage == mlflowapi.StageDeleted
+	}
+	return true
 }

@@ -81,3 +81,18 @@ func TestLater(t *testing.T) {
 		}
 	}
 }
+
+func TestInView(t *testing.T) {
+	for _, tt := range []struct {
+		stage, view string
+		want        bool
+	}{
+		{mlflowapi.StageActive, mlflowapi.ViewActive, true}, {mlflowapi.StageDeleted, mlflowapi.ViewActive, false},
+		{mlflowapi.StageActive, mlflowapi.ViewDeleted, false}, {mlflowapi.StageDeleted, mlflowapi.ViewDeleted, true},
+		{mlflowapi.StageActive, mlflowapi.ViewAll, true}, {mlflowapi.StageDeleted, mlflowapi.ViewAll, true},
+	} {
+		if got := InView(tt.stage, tt.view); got != tt.want {
+			t.Errorf("InView(%q, %q) = %v, want %v", tt.stage, tt.view, got, tt.want)
+		}
+	}
+}

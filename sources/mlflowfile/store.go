@@ -290,7 +290,7 @@ func (s *store) SearchRuns(ctx context.Context, experimentIDs []string, filter, 
 					damage = cmp.Or(damage, err)
 					continue
 				}
-				if !ok || !inView(r.Info.LifecycleStage, view) {
+				if !ok || !mlflowlocal.InView(r.Info.LifecycleStage, view) {
 					continue
 				}
 				all = append(all, r)
@@ -308,16 +308,6 @@ func (s *store) SearchRuns(ctx context.Context, experimentIDs []string, filter, 
 			yield(mlflowapi.Run{}, damage)
 		}
 	}
-}
-
-func inView(stage, view string) bool {
-	switch view {
-	case mlflowapi.ViewActive:
-		return stage != mlflowapi.StageDeleted
-	case mlflowapi.ViewDeleted:
-		return stage == mlflowapi.StageDeleted
-	}
-	return true
 }
 
 // readRun reads the run in folder dir of experiment expID; ok is false for

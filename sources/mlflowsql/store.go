@@ -140,17 +140,6 @@ func (s *store) keyValues(ctx context.Context, query, what string, args ...any) 
 	return out, nil
 }
 
-// inView reports whether an entity in lifecycle stage is in view.
-func inView(stage, view string) bool {
-	switch view {
-	case mlflowapi.ViewActive:
-		return stage != mlflowapi.StageDeleted
-	case mlflowapi.ViewDeleted:
-		return stage == mlflowapi.StageDeleted
-	}
-	return true
-}
-
 // stageOf reads a lifecycle stage; MLflow's default is active.
 func stageOf(v sql.NullString) string {
 	if !v.Valid || v.String == "" {
@@ -173,7 +162,7 @@ func (s *store) SearchExperiments(ctx context.Context, filter, view string) iter
 			return
 		}
 		for _, e := range exps {
-			if inView(e.LifecycleStage, view) && !yield(e, nil) {
+			if mlflowlocal.InView(e.LifecycleStage, view) && !yield(e, nil) {
 				return
 			}
 		}
@@ -289,7 +278,7 @@ func (s *store) SearchRuns(ctx context.Context, experimentIDs []string, filter, 
 			})
 		}
 		for _, info := range infos {
-			if !inView(info.LifecycleStage, view) {
+			if !mlflowlocal.InView(info.LifecycleStage, view) {
 				continue
 			}
 			r, err := s.runData(ctx, info)
