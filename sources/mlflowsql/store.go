@@ -366,7 +366,7 @@ func (s *store) latestMetrics(ctx context.Context, runID string) ([]mlflowapi.Me
 	defer rows.Close()
 	latest := map[string]mlflowapi.Metric{}
 	for rows.Next() {
-		m, err := scanMetric(rows)
+		m, err := scanMetric(rows, nil)
 		if err != nil {
 			return nil, dbErr(ctx, what, err)
 		}
@@ -384,8 +384,9 @@ func (s *store) latestMetrics(ctx context.Context, runID string) ([]mlflowapi.Me
 	return out, nil
 }
 
-// scanMetric reads a row of key, value, timestamp, step and the NaN flag.
-func scanMetric(rows *sql.Rows) (mlflowapi.Metric, error) {
+// scanMetric reads a row of value, timestamp, step and the NaN flag, and
+// of the key when key is nil.
+func scanMetric(rows *sql.Rows, key *string) (mlflowapi.Metric, error) {
 	var (
 		k     string
 		v     sql.NullFloat64
@@ -393,7 +394,13 @@ func scanMetric(rows *sql.Rows) (mlflowapi.Metric, error) {
 		step  sql.NullInt64
 		isNaN int64
 	)
-	if err := rows.Scan(&k, &v, &ts, &step, &isNaN); err != nil {
+	dst := []any{&v, &ts, &step, &isNaN}
+	if key == nil {
+		dst = append([]any{&k}, dst...)
+	} else {
+		k = *key
+	}
+	if err := rows.Scan(dst...); err != nil {
 		return mlflowapi.Metric{}, err
 	}
 	value := v.Float64
@@ -410,7 +417,7 @@ func scanMetric(rows *sql.Rows) (mlflowapi.Metric, error) {
 func (s *store) MetricHistory(ctx context.Context, runID, key string) iter.Seq2[[]mlflowapi.Metric, error] {
 	return func(yield func([]mlflowapi.Metric, error) bool) {
 		what := fmt.Sprintf("metric %q of run %s", key, runID)
-		rows, err := s.st.DB.QueryContext(ctx, s.q("SELECT {key}, {value}, {timestamp}, {step}, "+s.nanColumn()+" FROM metrics WHERE run_uuid = ? AND {key} = ?"), runID, key)
+		rows, err := s.st.DB.QueryContext(ctx, s.q("SELECT {value}, {timestamp}, {step}, "+s.nanColumn()+" FROM metrics WHERE run_uuid = ? AND {key} = ?"), runID, key)
 		if err != nil {
 			yield(nil, dbErr(ctx, what, err))
 			return
@@ -418,7 +425,7 @@ func (s *store) MetricHistory(ctx context.Context, runID, key string) iter.Seq2[
 		defer rows.Close()
 		var page []mlflowapi.Metric
 		for rows.Next() {
-			m, err := scanMetric(rows)
+			m, err := scanMetric(rows, &key)
 			if err != nil {
 				yield(nil, dbErr(ctx, what, err))
 				return
