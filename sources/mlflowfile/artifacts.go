@@ -16,6 +16,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowlocal"
 )
 
 // artifactResolver finds the local folder of an artifact root URI as a
@@ -159,7 +160,7 @@ func (s *store) ListArtifacts(ctx context.Context, runID, dir string) iter.Seq2[
 			return
 		}
 		if dir != "" {
-			if !validKeyPath(dir) {
+			if !mlflowlocal.ValidRel(dir) {
 				yield(mlflowapi.FileInfo{}, fault.Permanent(fmt.Errorf("mlflow file store: bad artifact path %q", dir)))
 				return
 			}
@@ -168,37 +169,10 @@ func (s *store) ListArtifacts(ctx context.Context, runID, dir string) iter.Seq2[
 	}
 }
 
-// walkFiles yields the files below root/dir with paths relative to root.
+// walkFiles yields the files below root/dir with paths relative to root
+// (mlflowlocal.WalkFiles), then the error of a walk that failed.
 func walkFiles(ctx context.Context, root, dir string, yield func(mlflowapi.FileInfo, error) bool) {
-	start := filepath.Join(root, filepath.FromSlash(dir))
-	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == start && errors.Is(err, fs.ErrNotExist) {
-				return fs.SkipAll
-			}
-			return err
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if d.IsDir() {
-			return nil
-		}
-		fi, err := os.Stat(p) // follows a symlink to its file
-		if err != nil {
-			return err
-		}
-		if fi.IsDir() {
-			return nil // a symlink to a folder: not followed, as MLflow's listing shows it empty
-		}
-		rel, _ := filepath.Rel(root, p)
-		size := fi.Size()
-		if !yield(mlflowapi.FileInfo{Path: filepath.ToSlash(rel), FileSize: &size}, nil) {
-			return fs.SkipAll
-		}
-		return nil
-	})
-	if err != nil {
+	if err := mlflowlocal.WalkFiles(ctx, root, dir, yield); err != nil {
 		yield(mlflowapi.FileInfo{}, damaged(err))
 	}
 }
@@ -206,7 +180,7 @@ func walkFiles(ctx context.Context, root, dir string, yield func(mlflowapi.FileI
 // OpenArtifact opens file rel below artifact root artifactURI (of run
 // runID, or of a logged model or trace).
 func (s *store) OpenArtifact(_ context.Context, runID, artifactURI, rel string) (io.ReadCloser, error) {
-	if !validKeyPath(rel) {
+	if !mlflowlocal.ValidRel(rel) {
 		return nil, fault.Permanent(fmt.Errorf("mlflow file store: bad artifact path %q", rel))
 	}
 	near := s.nearOf(artifactURI)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowlocal"
 )
 
 // datasetInputs reads the dataset inputs of the run in runDir: each
@@ -33,7 +34,7 @@ func datasetInputs(expDir, runDir string) ([]mlflowapi.DatasetInput, error) {
 		if in.SourceType != "DATASET" {
 			continue // MODEL inputs: not part of runs/get's dataset inputs
 		}
-		if !validKeyPath(in.SourceID) || strings.Contains(in.SourceID, "/") {
+		if !mlflowlocal.ValidRel(in.SourceID) || strings.Contains(in.SourceID, "/") {
 			return nil, fmt.Errorf("%s: bad source_id %q", p, in.SourceID)
 		}
 		var d datasetMeta

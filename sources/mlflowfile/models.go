@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowlocal"
 )
 
 // MLflow 3 logged models live in <experiment>/models/<model id>/: meta.yaml,
@@ -66,7 +67,7 @@ func (s *store) readLoggedModel(dir string) (mlflowapi.LoggedModel, modelMeta, e
 			if !ok {
 				order = append(order, g)
 			}
-			if !ok || later(mlflowapi.Metric{Step: p.Step, Timestamp: p.Timestamp, Value: p.Value},
+			if !ok || mlflowlocal.Later(mlflowapi.Metric{Step: p.Step, Timestamp: p.Timestamp, Value: p.Value},
 				mlflowapi.Metric{Step: old.Step, Timestamp: old.Timestamp, Value: old.Value}) {
 				best[g] = p
 			}
@@ -151,7 +152,7 @@ func (s *store) modelDirsOf(expID, runID string) ([]string, error) {
 // GetLoggedModel returns logged model id from whichever experiment holds
 // it; a deleted one only when allowDeleted.
 func (s *store) GetLoggedModel(_ context.Context, id string, allowDeleted bool) (mlflowapi.LoggedModel, error) {
-	if !validKeyPath(id) || strings.Contains(id, "/") {
+	if !mlflowlocal.ValidRel(id) || strings.Contains(id, "/") {
 		return mlflowapi.LoggedModel{}, notFound("logged model %q not found", id)
 	}
 	dirs, err := s.experimentDirs(mlflowapi.ViewAll)
@@ -238,7 +239,7 @@ func (s *store) readRegisteredModel(dir string) (mlflowapi.RegisteredModel, erro
 
 // GetRegisteredModel returns the registered model name with its aliases.
 func (s *store) GetRegisteredModel(_ context.Context, name string) (mlflowapi.RegisteredModel, error) {
-	if !validKeyPath(name) || strings.Contains(name, "/") {
+	if !mlflowlocal.ValidRel(name) || strings.Contains(name, "/") {
 		return mlflowapi.RegisteredModel{}, notFound("registered model %q not found", name)
 	}
 	m, err := s.readRegisteredModel(filepath.Join(s.root, registryDir, name))
@@ -255,7 +256,7 @@ const stageDeletedInternal = "Deleted_Internal"
 // leaving out deleted ones.
 func (s *store) SearchModelVersions(_ context.Context, name string) iter.Seq2[mlflowapi.ModelVersion, error] {
 	return func(yield func(mlflowapi.ModelVersion, error) bool) {
-		if !validKeyPath(name) || strings.Contains(name, "/") {
+		if !mlflowlocal.ValidRel(name) || strings.Contains(name, "/") {
 			return
 		}
 		dir := filepath.Join(s.root, registryDir, name)

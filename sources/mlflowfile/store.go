@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"iter"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowlocal"
 )
 
 // Folders of a file store (mlflow/store/tracking/file_store.py).
@@ -290,7 +290,7 @@ func (s *store) SearchRuns(ctx context.Context, experimentIDs []string, filter, 
 					damage = cmp.Or(damage, err)
 					continue
 				}
-				if !ok || !inView(r.Info.LifecycleStage, view) {
+				if !ok || !mlflowlocal.InView(r.Info.LifecycleStage, view) {
 					continue
 				}
 				all = append(all, r)
@@ -308,16 +308,6 @@ func (s *store) SearchRuns(ctx context.Context, experimentIDs []string, filter, 
 			yield(mlflowapi.Run{}, damage)
 		}
 	}
-}
-
-func inView(stage, view string) bool {
-	switch view {
-	case mlflowapi.ViewActive:
-		return stage != mlflowapi.StageDeleted
-	case mlflowapi.ViewDeleted:
-		return stage == mlflowapi.StageDeleted
-	}
-	return true
 }
 
 // readRun reads the run in folder dir of experiment expID; ok is false for
@@ -446,7 +436,7 @@ func latestMetrics(dir string) ([]mlflowapi.Metric, error) {
 		var best *mlflowapi.Metric
 		_ = readMetricLines(f.Name(), f, false, func(m metricLine) bool {
 			x := mlflowapi.Metric{Key: k, Value: mlflowapi.Float(m.Value), Timestamp: m.Time, Step: m.Step}
-			if best == nil || later(x, *best) {
+			if best == nil || mlflowlocal.Later(x, *best) {
 				best = &x
 			}
 			return true
@@ -457,19 +447,6 @@ func latestMetrics(dir string) ([]mlflowapi.Metric, error) {
 		}
 	}
 	return out, nil
-}
-
-// later orders points as Python's max over (step, timestamp, value) does;
-// NaN compares false both ways there, so a NaN never replaces a point.
-func later(a, b mlflowapi.Metric) bool {
-	if a.Step != b.Step {
-		return a.Step > b.Step
-	}
-	if a.Timestamp != b.Timestamp {
-		return a.Timestamp > b.Timestamp
-	}
-	av, bv := float64(a.Value), float64(b.Value)
-	return !math.IsNaN(av) && !math.IsNaN(bv) && av > bv
 }
 
 // runDirOf returns where run id lives, scanning the store for a run not
@@ -527,7 +504,7 @@ func (s *store) MetricHistory(ctx context.Context, runID, key string) iter.Seq2[
 			yield(nil, err)
 			return
 		}
-		if !validKeyPath(key) {
+		if !mlflowlocal.ValidRel(key) {
 			yield(nil, fault.Permanent(fmt.Errorf("mlflow file store: bad metric key %q", key)))
 			return
 		}
@@ -564,18 +541,4 @@ func (s *store) MetricHistory(ctx context.Context, runID, key string) iter.Seq2[
 			yield(nil, damaged(err))
 		}
 	}
-}
-
-// validKeyPath reports whether key names a file below a folder (no
-// absolute path, no "..").
-func validKeyPath(key string) bool {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, `\`) {
-		return false
-	}
-	for _, seg := range strings.Split(key, "/") {
-		if seg == "" || seg == "." || seg == ".." {
-			return false
-		}
-	}
-	return true
 }

@@ -9,7 +9,7 @@ import (
 // TestArtifactDir: the artifact locations MLflow writes, mapped to folders
 // here or refused with a reason.
 func TestArtifactDir(t *testing.T) {
-	s := &Source{cfg: Config{Artifacts: "/srv/art"}}
+	s := &store{artifacts: "/srv/art"}
 	for _, tt := range []struct{ uri, dir, why string }{
 		{"/data/mlruns/1/abc/artifacts", "/data/mlruns/1/abc/artifacts", ""},
 		{"file:///data/mlruns/1/abc/artifacts", "/data/mlruns/1/abc/artifacts", ""},
@@ -27,7 +27,7 @@ func TestArtifactDir(t *testing.T) {
 			t.Errorf("artifactDir(%q) = %q, %q; want %q, %q", tt.uri, dir, why, tt.dir, tt.why)
 		}
 	}
-	if _, why := (&Source{}).artifactDir("mlflow-artifacts:/1/abc/artifacts"); !strings.Contains(why, "?artifacts=") {
+	if _, why := (&store{}).artifactDir("mlflow-artifacts:/1/abc/artifacts"); !strings.Contains(why, "?artifacts=") {
 		t.Errorf("mlflow-artifacts: without the option: %q", why)
 	}
 }
@@ -39,7 +39,7 @@ func FuzzArtifactDir(f *testing.F) {
 	for _, s := range []string{"mlflow-artifacts:/1/a", "mlflow-artifacts:/../x", "file:///a/b", "/a", "s3://b/c", "mlflow-artifacts:%2e%2e/x", "file:c:/x"} {
 		f.Add(s)
 	}
-	s := &Source{cfg: Config{Artifacts: "/srv/art"}}
+	s := &store{artifacts: "/srv/art"}
 	f.Fuzz(func(t *testing.T, uri string) {
 		dir, why := s.artifactDir(uri)
 		if why == "" && strings.HasPrefix(uri, "mlflow-artifacts:") && dir != "/srv/art" && !strings.HasPrefix(dir, "/srv/art/") {

@@ -45,7 +45,9 @@ const help = `Reads MLflow's own SQL tracking store directly, without a server: 
 runs, params, tags, the full history of every metric, nested-run links, dataset
 inputs, MLflow 3 logged models, the model registry and the files of runs whose
 artifact location is a local folder (or under ?artifacts= for mlflow-artifacts:
-URIs), exactly as the REST source reads them through a server. Every alembic
+URIs), exactly as the REST source reads them through a server; runs runferry
+wrote into MLflow are read back exactly, from the files it stored with them
+(readable here only under a local or ?artifacts= location). Every alembic
 revision from MLflow 1.x to 3.17 is read; a database at a revision this
 runferry does not know (a newer MLflow's) is refused. Traces are read with
 their spans, as the server shows them. The store

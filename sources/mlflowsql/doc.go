@@ -33,27 +33,30 @@
 //
 // # What is read, and how it matches the REST source
 //
-// Rows are assembled into internal/mlflowapi's wire types (what the server
-// would send) and mapped by internal/mlflowconv's NativeExperiment and
-// NativeRun, the REST source's own mapping, so names, users, notes, git
-// fields, parents, labels, tags and bookkeeping tags come out the same.
+// The source is the MLflow source (sources/mlflow) over a backend that
+// reads the database instead of a server (mlflow.NewWithBackend), as
+// sources/mlflowfile is for mlruns/ folders: rows are assembled into
+// internal/mlflowapi's wire types, what the server would send, and every
+// mapping (origins, fields and tags, runferry's own sidecars, the
+// registry, traces) is the MLflow source's, so a run reads the same here
+// as through a server serving the store.
 //
 //   - Origins: mlflow:INSTANCE/<id>, as the REST source gives them; with
 //     the instance option INSTANCE is the tracking server's
 //     (mlflowconv.Instance), so a run read here and one read through
 //     mlflow+http://INSTANCE are the same run (check compares them);
 //     without it, the database: "sqlite:/ABS/PATH" or
-//     "postgresql://HOST[:PORT]/DB". runferry.origin tags win, as there.
-//   - Experiments ordered by id; runs by start time and id. Deleted ones
-//     (lifecycle_stage deleted, as MLflow marks the runs of a deleted
-//     experiment) only with deleted=true, then marked Deleted; otherwise
-//     counted by Omitted. Runs a runferry copy superseded are skipped.
-//   - Metrics: every key of the run in bytewise order, each key's points
-//     sorted by step, time and value (schema.SortMetrics), NaN where
-//     is_nan is set, infinities as the ±1.7976931348623157e308 MLflow
-//     stored (its server returns the same).
-//   - Dataset inputs: one per dataset with the tags of its inputs, as
-//     MLflow's SQL store assembles them.
+//     "postgresql://HOST[:PORT]/DB". Runs runferry wrote keep the origin
+//     they were copied from.
+//   - Experiments ordered by id; runs by start time and id, each with its
+//     params, tags, latest_metrics (before that table, the greatest point
+//     of each key's history) and dataset inputs (one per dataset with the
+//     tags of its inputs, as MLflow's SQL store assembles them). Deleted
+//     ones (lifecycle_stage deleted) only with deleted=true.
+//   - Metric histories: one query per key, NaN where is_nan is set,
+//     infinities as the ±1.7976931348623157e308 MLflow stored (its server
+//     returns the same). An error (a dropped connection) names the run and
+//     the key.
 //   - Files: from the run's artifact_uri when it is a folder here: an
 //     absolute path, a file: URI, or mlflow-artifacts:/... under the
 //     artifacts option (the server's --artifacts-destination). A missing
@@ -61,29 +64,25 @@
 //     server lists none either); a location that cannot be read here
 //     (object storage, a Windows path, mlflow-artifacts: without the
 //     option) is counted by Omitted with the reason.
-//   - Runs runferry wrote into MLflow are read as MLflow holds them, with a
-//     Damage note: their sidecar files live in the artifact store and are
-//     applied only by the REST source.
-//   - MLflow 3 logged models of a run (logged_models, from 400f98739977)
-//     are files of the run as the REST source lists them: under
-//     mlflow-logged-models/<model id>/ the model's metadata as
-//     logged_model.json (the same mlflowapi.LoggedModel, canonicalised by
-//     mlflowconv.CanonicalModel) and its files from its mlflow-artifacts:
-//     location under the artifacts option; a model stored elsewhere is one
-//     entry with the Problem the REST source gives it.
-//   - The model registry (sources.RegistryReader): registered models with
-//     tags, aliases and versions (deleted versions, stage Deleted_Internal,
-//     left out as the server leaves them out), mapped as the REST source
-//     maps them (mlflowconv.RegistryTags, mlflowconv.RunPath). A version
-//     runferry wrote pointing at a logged model it re-created keeps the
-//     source it has here (the REST source shows the source's model id).
-//   - Traces (sources.TraceReader): trace_info with its tags and request
-//     metadata, as the server's trace search returns them (trace_name,
-//     session_id and the token and cost columns shown as the tag and
-//     metadata the server makes of them), mapped by mlflowconv.NativeTrace
-//     as the REST source maps them, with the span document the server's
-//     trace-data route gives: the spans table's rows for a trace whose
-//     spans are in the tracking store, else traces.json under its artifact
-//     location (one that cannot be read here: the trace without spans,
-//     counted by Omitted). A trace's Run is its run's native origin.
+//   - Runs runferry wrote into MLflow are restored from the sidecar files
+//     runferry stored with them, exactly as the MLflow source restores
+//     them through a server (with a damage note for each way MLflow's
+//     copy was edited since). When the run's files cannot be read here,
+//     the run is read as MLflow holds it and its Damage says why and what
+//     to give (?artifacts=, or a tracking server).
+//   - MLflow 3 logged models (logged_models, from 400f98739977): their
+//     files under the artifacts option for mlflow-artifacts: locations,
+//     which the server's proxy serves; any other location is the MLflow
+//     source's mlflowapi.ErrNotProxied Problem.
+//   - The model registry: registered models with tags and aliases,
+//     versions with tags (deleted versions, stage Deleted_Internal, left
+//     out as the server leaves them out).
+//   - Traces: trace_info with its tags and request metadata, as the
+//     server's trace search returns them (trace_name, session_id and the
+//     token and cost columns shown as the tag and metadata the server
+//     makes of them), with the span document the server's trace-data
+//     route gives: the spans table's rows for a trace whose spans are in
+//     the tracking store, else traces.json under its artifact location
+//     (one that cannot be read here: the trace without spans, counted by
+//     Omitted).
 package mlflowsql

@@ -17,15 +17,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
-	"github.com/runferry/runferry/internal/mlflowconv"
-	"github.com/runferry/runferry/schema"
-	"github.com/runferry/runferry/sources"
 )
 
-var _ sources.TraceReader = (*Source)(nil)
-
-// Revisions that added what Traces reads.
+// Revisions that added what SearchTraces and TraceData read.
 const (
 	revTraceV3 = "cbc13b556ace" // trace_info.client_request_id, request_preview, response_preview
 	revAssess  = "770bee3ae1dd" // assessments
@@ -47,51 +43,68 @@ var (
 // a trace whose spans are rows of the spans table.
 const spansInStore = "TRACKING_STORE"
 
-// Traces yields the traces of experiment exp (from trace_info, MLflow 2.14
-// on), newest first then by id as a server's trace search orders them,
-// each mapped as the REST source maps a trace (mlflowconv.NativeTrace) and
-// with the span document the server's trace-data route would deliver: the
-// spans table's rows, roots first then by start time, for a trace whose
-// spans are in the tracking store; else traces.json under its artifact
-// location. A trace whose artifact location cannot be read here is yielded
-// without spans and counted by Omitted. Its Run is the origin under which
-// Runs yields its run (mlflow:INSTANCE/RUN_ID: this source does not
-// restore runferry's own runs).
-func (s *Source) Traces(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Trace, error] {
-	return func(yield func(schema.Trace, error) bool) {
-		if err := s.open(); err != nil {
-			yield(schema.Trace{}, err)
-			return
-		}
+// SearchTraces yields the traces of the experiments (from trace_info,
+// MLflow 2.14 on; none before), newest first then by id as a server's
+// trace search orders them, each with its tags, request metadata and
+// assessments (counted, not read) as the server returns them.
+func (s *store) SearchTraces(ctx context.Context, experimentIDs []string) iter.Seq2[mlflowapi.TraceInfo, error] {
+	return func(yield func(mlflowapi.TraceInfo, error) bool) {
 		if !s.has(revTraces) {
 			return
 		}
-		expID, err := s.experimentID(ctx, exp)
-		if err != nil {
-			yield(schema.Trace{}, err)
-			return
-		}
-		infos, err := s.traceInfos(ctx, expID)
-		if err != nil {
-			yield(schema.Trace{}, err)
-			return
-		}
-		for _, info := range infos {
-			t, err := s.readTrace(ctx, exp, info)
+		var all []mlflowapi.TraceInfo
+		var at []int64
+		for _, expID := range experimentIDs {
+			infos, ms, err := s.traceInfos(ctx, expID)
 			if err != nil {
-				yield(schema.Trace{}, fmt.Errorf("trace %s: %w", info.TraceID, err))
+				yield(mlflowapi.TraceInfo{}, err)
 				return
 			}
-			if !yield(t, nil) {
+			all, at = append(all, infos...), append(at, ms...)
+		}
+		order := make([]int, len(all))
+		for i := range order {
+			order[i] = i
+		}
+		if len(experimentIDs) > 1 {
+			slices.SortStableFunc(order, func(a, b int) int {
+				return cmp.Or(cmp.Compare(at[b], at[a]), strings.Compare(all[a].TraceID, all[b].TraceID))
+			})
+		}
+		for _, i := range order {
+			info, err := s.completeTrace(ctx, all[i])
+			if err != nil {
+				yield(info, fmt.Errorf("trace %s: %w", info.TraceID, err))
+				return
+			}
+			if !yield(info, nil) {
 				return
 			}
 		}
 	}
 }
 
+// CountTraces counts the traces of the experiments.
+func (s *store) CountTraces(ctx context.Context, experimentIDs []string) (int64, error) {
+	if !s.has(revTraces) || len(experimentIDs) == 0 {
+		return 0, nil
+	}
+	args := make([]any, len(experimentIDs))
+	for i, id := range experimentIDs {
+		args[i] = id
+	}
+	var n int64
+	q := "SELECT COUNT(*) FROM trace_info WHERE experiment_id IN (?" + strings.Repeat(", ?", len(args)-1) + ")"
+	if err := s.st.DB.QueryRowContext(ctx, s.q(q), args...).Scan(&n); err != nil {
+		return 0, dbErr(ctx, "the traces of experiments "+strings.Join(experimentIDs, ", "), err)
+	}
+	return n, nil
+}
+
 // traceInfos reads the trace_info rows of an experiment, newest first, as
-// the REST API's trace infos (without tags and metadata).
-func (s *Source) traceInfos(ctx context.Context, expID string) ([]mlflowapi.TraceInfo, error) {
+// the REST API's trace infos (without tags and metadata), and their
+// timestamps.
+func (s *store) traceInfos(ctx context.Context, expID string) ([]mlflowapi.TraceInfo, []int64, error) {
 	what := "the traces of experiment " + expID
 	cols := "request_id, timestamp_ms, execution_time_ms, {status}"
 	if s.has(revTraceV3) {
@@ -105,14 +118,17 @@ func (s *Source) traceInfos(ctx context.Context, expID string) ([]mlflowapi.Trac
 	}
 	rows, err := s.st.DB.QueryContext(ctx, s.q("SELECT "+cols+" FROM trace_info WHERE experiment_id = ? ORDER BY timestamp_ms DESC, request_id"), expID)
 	if err != nil {
-		return nil, dbErr(ctx, what, err)
+		return nil, nil, dbErr(ctx, what, err)
 	}
 	defer rows.Close()
-	var out []mlflowapi.TraceInfo
+	var (
+		out []mlflowapi.TraceInfo
+		at  []int64
+	)
 	for rows.Next() {
 		var (
 			id                        string
-			at, took                  sql.NullInt64
+			ms, took                  sql.NullInt64
 			status, client, req, resp sql.NullString
 		)
 		var (
@@ -120,7 +136,7 @@ func (s *Source) traceInfos(ctx context.Context, expID string) ([]mlflowapi.Trac
 			tokens        = make([]sql.NullInt64, len(tokenColumns))
 			costs         = make([]sql.NullFloat64, len(costColumns))
 		)
-		dst := []any{&id, &at, &took, &status, &client, &req, &resp}
+		dst := []any{&id, &ms, &took, &status, &client, &req, &resp}
 		if analytics {
 			dst = append(dst, &name, &session)
 			for i := range tokens {
@@ -131,12 +147,12 @@ func (s *Source) traceInfos(ctx context.Context, expID string) ([]mlflowapi.Trac
 			}
 		}
 		if err := rows.Scan(dst...); err != nil {
-			return nil, dbErr(ctx, what, err)
+			return nil, nil, dbErr(ctx, what, err)
 		}
 		t := mlflowapi.TraceInfo{TraceID: id, State: status.String, ClientRequestID: client.String,
 			RequestPreview: req.String, ResponsePreview: resp.String, TraceLocation: mlflowapi.ExperimentLocation(expID)}
-		if at.Valid {
-			t.RequestTime = time.UnixMilli(at.Int64).UTC().Format(time.RFC3339Nano)
+		if ms.Valid {
+			t.RequestTime = time.UnixMilli(ms.Int64).UTC().Format(time.RFC3339Nano)
 		}
 		if took.Valid {
 			t.ExecutionDuration = strconv.FormatFloat((time.Duration(took.Int64)*time.Millisecond).Seconds(), 'f', -1, 64) + "s"
@@ -168,11 +184,12 @@ func (s *Source) traceInfos(ctx context.Context, expID string) ([]mlflowapi.Trac
 			}
 		}
 		out = append(out, t)
+		at = append(at, ms.Int64)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, dbErr(ctx, what, err)
+		return nil, nil, dbErr(ctx, what, err)
 	}
-	return out, nil
+	return out, at, nil
 }
 
 // Keys the server fills from trace_info's columns (revTraceAn); the same
@@ -205,16 +222,16 @@ func pyFloat(f float64) string {
 	return v
 }
 
-// readTrace completes a trace info with its tags, metadata and assessments
-// and maps it with its spans.
-func (s *Source) readTrace(ctx context.Context, exp schema.Ref, info mlflowapi.TraceInfo) (schema.Trace, error) {
+// completeTrace completes a trace info with its tags, metadata and
+// assessments.
+func (s *store) completeTrace(ctx context.Context, info mlflowapi.TraceInfo) (mlflowapi.TraceInfo, error) {
 	for _, part := range []struct {
 		table string
 		to    *map[string]string
 	}{{"trace_tags", &info.Tags}, {"trace_request_metadata", &info.TraceMetadata}} {
 		kv, err := s.keyValues(ctx, "SELECT {key}, {value} FROM "+part.table+" WHERE request_id = ?", "trace "+info.TraceID+" "+part.table, info.TraceID)
 		if err != nil {
-			return schema.Trace{}, err
+			return info, err
 		}
 		if *part.to == nil && len(kv) > 0 {
 			*part.to = map[string]string{}
@@ -229,30 +246,21 @@ func (s *Source) readTrace(ctx context.Context, exp schema.Ref, info mlflowapi.T
 	if s.has(revAssess) {
 		var n int
 		if err := s.st.DB.QueryRowContext(ctx, s.q("SELECT COUNT(*) FROM assessments WHERE trace_id = ?"), info.TraceID).Scan(&n); err != nil {
-			return schema.Trace{}, dbErr(ctx, "the assessments of trace "+info.TraceID, err)
+			return info, dbErr(ctx, "the assessments of trace "+info.TraceID, err)
 		}
 		for range n {
 			info.Assessments = append(info.Assessments, []byte("{}")) // counted, not read
 		}
 	}
-	t, runID, err := mlflowconv.NativeTrace(info, exp, s.ref("trace/"+info.TraceID))
-	if err != nil {
-		return t, err
-	}
-	if runID != "" {
-		t.Run = s.ref(runID)
-	}
-	if t.Spans, err = s.traceSpans(ctx, info); err != nil {
-		return t, err
-	}
-	t.Canonicalize()
-	return t, nil
+	return info, nil
 }
 
-// traceSpans returns a trace's span document as the server's trace-data
-// route builds it, or nil when the trace has none (or it cannot be read
-// here: counted).
-func (s *Source) traceSpans(ctx context.Context, info mlflowapi.TraceInfo) ([]byte, error) {
+// TraceData returns a trace's span document as the server's trace-data
+// route builds it: the spans table's rows for a trace whose spans are in
+// the tracking store, else traces.json under its artifact location; nil
+// when the trace has none, or when its location cannot be read here
+// (recorded for Omitted with the reason).
+func (s *store) TraceData(ctx context.Context, info mlflowapi.TraceInfo) ([]byte, error) {
 	if info.Tags[mlflowapi.TraceTagSpansLocation] == spansInStore && s.has(revSpans) {
 		return s.storedSpans(ctx, info.TraceID)
 	}
@@ -267,13 +275,16 @@ func (s *Source) traceSpans(ctx context.Context, info mlflowapi.TraceInfo) ([]by
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	return b, err
+	if err != nil {
+		return nil, fault.Permanent(err)
+	}
+	return b, nil
 }
 
 // storedSpans returns {"spans":[...]} of the spans table's rows of a
 // trace: root spans first, then by start time (MLflow's own order), rows
 // whose content was cleared left out as MLflow leaves them out.
-func (s *Source) storedSpans(ctx context.Context, traceID string) ([]byte, error) {
+func (s *store) storedSpans(ctx context.Context, traceID string) ([]byte, error) {
 	what := "the spans of trace " + traceID
 	rows, err := s.st.DB.QueryContext(ctx, s.q("SELECT content, parent_span_id, start_time_unix_nano FROM spans WHERE trace_id = ?"), traceID)
 	if err != nil {
