@@ -110,12 +110,15 @@ type Source struct {
 	api *wandbapi.Client
 
 	mu        sync.Mutex
-	estimates map[string]int64           // run origin id -> estimated points, from the listing
-	lastSteps map[string]int64           // run origin id -> lastStep from the listing; -1: no history
-	noSystem  map[string]bool            // run origin id -> the listing shows no system metrics
-	noLogs    map[string]bool            // run origin id -> the listing shows no console lines
-	spools    map[string]*spool          // run origin id -> rich values read by Metrics
-	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+	estimates map[string]int64  // run origin id -> estimated points, from the listing
+	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
+	noSystem  map[string]bool   // run origin id -> the listing shows no system metrics
+	noLogs    map[string]bool   // run origin id -> the listing shows no console lines
+	spools    map[string]*spool // run origin id -> rich values read by Metrics
+	// fingerprints holds, by run origin id, the listing's digest of each
+	// run listed (fingerprint.go).
+	fingerprints map[string]string
+	manifests    map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
 
 	// ManifestFetches counts the artifact manifests downloaded, and
 	// ArtifactFileFetches the artifact files opened.
@@ -267,7 +270,14 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				return
 			}
 			run := s.convert(exp, p[0], r)
+			// A run whose listing cannot be digested gets "": it is
+			// transferred every time, and its history read says why.
+			fp, _ := fingerprint(run, r)
 			s.mu.Lock()
+			if s.fingerprints == nil {
+				s.fingerprints = map[string]string{}
+			}
+			s.fingerprints[run.Origin.ID] = fp
 			if s.estimates == nil {
 				s.estimates = map[string]int64{}
 			}
