@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 )
 
@@ -156,5 +157,107 @@ func TestWandbCloudSyncNoChange(t *testing.T) {
 		if run.Outcome == transfer.Verified && !strings.Contains(run.Reason, "--lookback") {
 			t.Errorf("verified run's reason %q does not name --lookback", run.Reason)
 		}
+	}
+}
+
+// growingCloudRun is a W&B server holding one running run of 1,500 steps
+// (loss and acc at every step, a sparse eval key every 100 steps), three
+// system-metrics rows and two console lines, its history exported in one
+// parquet file.
+func growingCloudRun(t *testing.T, key string) (*wandbtest.Server, *wandbtest.Run, string) {
+	t.Helper()
+	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	r := &wandbtest.Run{ID: "grow0001", DisplayName: "growing", State: "running", User: "tester",
+		Config: map[string]any{"lr": 0.01}, CreatedAt: start, HeartbeatAt: start.Add(time.Hour),
+		Export: &wandbtest.Export{Files: 1}, Summary: map[string]any{}}
+	for i := range 1500 {
+		r.History = append(r.History, growRow(start, i))
+	}
+	for i := range 3 {
+		r.Events = append(r.Events, map[string]any{"system.cpu": float64(10 + i), "_timestamp": float64(start.Unix() + int64(30*i)), "_runtime": float64(30 * i)})
+	}
+	r.LogLines = []wandbtest.LogLine{{Time: start, Line: "starting"}, {Time: start.Add(time.Second), Line: "epoch 1"}}
+	d := &wandbtest.Data{Entity: "grow-entity", Username: "tester", SyncedAt: start,
+		Projects: []*wandbtest.Project{{Name: "grow-project", CreatedAt: start, Runs: []*wandbtest.Run{r}}}}
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	return srv, r, "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/grow-entity/grow-project"
+}
+
+// growRow is row i of growingCloudRun's history.
+func growRow(start time.Time, i int) map[string]any {
+	row := map[string]any{"_step": float64(i), "_timestamp": float64(start.Unix() + int64(i)),
+		"loss": 1 / float64(i+1), "acc": float64(i%97) / 97}
+	if i%100 == 0 {
+		row["eval"] = float64(i) / 1000
+	}
+	return row
+}
+
+// TestWandbCloudSyncAppendsTail: a running W&B cloud run synced into
+// Parquet and into MLflow, then grown on the server by 25 steps (one with
+// the sparse eval key) and a system-metrics row: the second sync appends
+// only the new points (the report's points count them, kept_points the
+// points held), asks the server for only the history from the last step
+// held (one paged history request, no parquet export read), and keeps
+// the MLflow run id; check then passes, and a sync after it moves nothing
+// and reads no history.
+func TestWandbCloudSyncAppendsTail(t *testing.T) {
+	const key = "0123456789abcdef0123456789abcdef01234567"
+	t.Setenv("WANDB_API_KEY", key)
+	mlf := testenv.SharedMLflow(t)
+	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	for _, dst := range []string{"parquet", "mlflow"} {
+		t.Run(dst, func(t *testing.T) {
+			srv, run, loc := growingCloudRun(t, key)
+			dir := t.TempDir()
+			arch := "parquet:" + filepath.Join(dir, "archive")
+			if dst == "mlflow" {
+				arch = "mlflow+" + mlf.URL + "?experiment-prefix=" + uniquePrefix(t)
+			}
+			ledger := filepath.Join(dir, "ledger.db")
+			first := cloudSync(t, loc, arch, "--state", ledger)
+			if len(first.Runs) != 1 || first.Runs[0].Outcome != transfer.Committed {
+				t.Fatalf("first sync: %+v", first.Runs)
+			}
+			held := first.Runs[0].Points
+			if want := int64(1500*2 + 15 + 3); held != want {
+				t.Fatalf("first sync copied %d points, want %d", held, want)
+			}
+
+			var rows []map[string]any
+			for i := 1500; i < 1525; i++ {
+				rows = append(rows, growRow(start, i))
+			}
+			if err := srv.Grow("grow-project", run.ID, rows, start.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			run.Events = append(run.Events, map[string]any{"system.cpu": 13.0, "_timestamp": float64(start.Unix() + 90), "_runtime": 90.0})
+			before := cloudReads(srv)
+			r := cloudSync(t, loc, arch, "--state", ledger)
+			got := r.Runs[0]
+			if want := int64(25*2 + 1 + 1); got.Outcome != transfer.Committed || !got.Appended || got.Points != want || got.KeptPoints != held {
+				t.Fatalf("sync after the run grew: %s appended=%v points=%d kept=%d (%s); want %d new, %d kept",
+					got.Outcome, got.Appended, got.Points, got.KeptPoints, got.Reason, want, held)
+			}
+			if got.DestID != first.Runs[0].DestID {
+				t.Errorf("destination id %q, was %q", got.DestID, first.Runs[0].DestID)
+			}
+			reads := readsSince(srv, before)
+			if reads["history"] != 1 || reads["parquetHistory"] != 0 || reads["export downloads"] != 0 || reads["events"] != 1 {
+				t.Errorf("the append read %v; want one history request (the tail), one events request, no export", reads)
+			}
+			if code, out, errOut := runCLI(t, "check", loc, arch); code != 0 {
+				t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
+			}
+			before = cloudReads(srv)
+			r = cloudSync(t, loc, arch, "--state", ledger)
+			if r.Runs[0].Outcome != transfer.Unchanged {
+				t.Fatalf("sync without a change: %+v", r.Runs[0])
+			}
+			if reads := readsSince(srv, before); len(reads) != 0 {
+				t.Errorf("sync without a change read %v", reads)
+			}
+		})
 	}
 }

@@ -118,7 +118,10 @@ type Source struct {
 	// fingerprints holds, by run origin id, the listing's digest of each
 	// run listed (fingerprint.go).
 	fingerprints map[string]string
-	manifests    map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+	// tails holds, by run origin id, what the listing tells of whether
+	// the run's history tail can be read alone (tail.go).
+	tails     map[string]tailInfo
+	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
 
 	// ManifestFetches counts the artifact manifests downloaded, and
 	// ArtifactFileFetches the artifact files opened.
@@ -296,6 +299,10 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				s.noLogs = map[string]bool{}
 			}
 			s.noLogs[run.Origin.ID] = !r.HasLogLines()
+			if s.tails == nil {
+				s.tails = map[string]tailInfo{}
+			}
+			s.tails[run.Origin.ID] = tailOf(r)
 			s.mu.Unlock()
 			if !yield(run, nil) {
 				return
@@ -738,6 +745,11 @@ func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick fu
 // metric "system/<key>", the row's index its step, _timestamp its time. A
 // run the listing showed without system metrics is not asked.
 func (s *Source) systemMetrics(ctx context.Context, run schema.Ref, fn func(row) error) error {
+	return s.systemMetricsFrom(ctx, run, 0, fn)
+}
+
+// systemMetricsFrom is systemMetrics for the rows from index from on.
+func (s *Source) systemMetricsFrom(ctx context.Context, run schema.Ref, from int64, fn func(row) error) error {
 	s.mu.Lock()
 	none := s.noSystem[run.ID]
 	s.mu.Unlock()
@@ -753,6 +765,9 @@ func (s *Source) systemMetrics(ctx context.Context, run schema.Ref, fn func(row)
 		return err
 	}
 	for i, text := range texts {
+		if int64(i) < from {
+			continue
+		}
 		v, err := wandbfile.ParseValueJSON(text)
 		m, ok := v.(map[string]any)
 		if err != nil || !ok {
