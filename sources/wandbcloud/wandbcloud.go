@@ -60,6 +60,10 @@
 // adapt, and SetRate (--rate) caps them; OnWait tells progress why it waits.
 // One history read serves Metrics and RichValues (spool.go).
 //
+// For sync, a run's fingerprint is a digest of its listing (fingerprint.go),
+// so a sync in which nothing changed reads no run data; a grown run is
+// appended to from its history's tail alone (tail.go, sources.TailReader).
+//
 // System metrics come from the run's events (one request, for a run whose
 // eventsLineCount is not 0), mapped as the folder source maps stats
 // records (systemMetrics).
