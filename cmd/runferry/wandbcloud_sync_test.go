@@ -201,7 +201,8 @@ func growRow(start time.Time, i int) map[string]any {
 // points held), asks the server for only the history from the last step
 // held (one paged history request, no parquet export read), and keeps
 // the MLflow run id; check then passes, and a sync after it moves nothing
-// and reads no history.
+// and reads no history. Rewound on the server, the run is written whole
+// and the report says why.
 func TestWandbCloudSyncAppendsTail(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
@@ -257,6 +258,30 @@ func TestWandbCloudSyncAppendsTail(t *testing.T) {
 			}
 			if reads := readsSince(srv, before); len(reads) != 0 {
 				t.Errorf("sync without a change read %v", reads)
+			}
+
+			// Rewound (W&B's resume_from): the history from step 1000 on
+			// is logged again with other values. The tail no longer
+			// continues what was copied: the run is written whole, the
+			// report says why, and check passes.
+			run.History = run.History[:1000]
+			run.Export = &wandbtest.Export{Files: 1}
+			rows = nil
+			for i := 1000; i < 1010; i++ {
+				row := growRow(start, i)
+				row["loss"], row["_timestamp"] = 5.0, row["_timestamp"].(float64)+3600
+				rows = append(rows, row)
+			}
+			if err := srv.Grow("grow-project", run.ID, rows, start.Add(3*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			r = cloudSync(t, loc, arch, "--state", ledger)
+			got = r.Runs[0]
+			if got.Outcome != transfer.Committed || got.Appended || !strings.Contains(got.Reason, "written whole") || !strings.Contains(got.Reason, "history changed") {
+				t.Fatalf("sync after a rewind: %s appended=%v (%s); want written whole, saying the history changed", got.Outcome, got.Appended, got.Reason)
+			}
+			if code, out, errOut := runCLI(t, "check", loc, arch); code != 0 {
+				t.Fatalf("check after the rewind: exit %d\n%s%s", code, out, errOut)
 			}
 		})
 	}
