@@ -96,6 +96,18 @@ func (c Chain) ChangesArtifacts() bool {
 	})
 }
 
+// ChangesMetrics reports whether a step of c may change or leave out
+// metric points (DropMetrics, or a step this package does not know).
+func (c Chain) ChangesMetrics() bool {
+	return slices.ContainsFunc(c, func(s Step) bool {
+		switch s.(type) {
+		case DropPersonal, PrefixExperiments:
+			return false
+		}
+		return true
+	})
+}
+
 // String describes the chain.
 func (c Chain) String() string {
 	parts := make([]string, len(c))

@@ -129,9 +129,23 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	if changed == nil {
 		t.Fatal("no fixture run has console lines")
 	}
-	code, out, errOut := runCLI(t, "check", fixtures, exported)
-	if code == 0 || !strings.Contains(out, changed.ID+": console output: source ") || !strings.Contains(out, ": 5 match, 1 differences") {
-		t.Fatalf("check with a console line changed on the server: exit %d\n%s\n%s", code, out, errOut)
+	for _, pair := range [][2]string{{fixtures, exported}, {exported, fixtures}} {
+		code, out, errOut := runCLI(t, "check", pair[0], pair[1])
+		if code == 0 || !strings.Contains(out, changed.ID+": console output: ") || !strings.Contains(out, `, line 2: std`) || !strings.Contains(out, ": 5 match, 1 differences") {
+			t.Fatalf("check %s %s with a console line changed on the server: exit %d\n%s\n%s", pair[0], pair[1], code, out, errOut)
+		}
+	}
+	// Times are compared line by line: a line the server holds as
+	// received before the folder's run wrote it is no known gap, both
+	// ways round; the other lines still are.
+	changed.LogLines[1].Line = strings.TrimSuffix(changed.LogLines[1].Line, " (changed)")
+	changed.LogLines[1].Time = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, pair := range [][2]string{{fixtures, exported}, {exported, fixtures}} {
+		code, out, errOut := runCLI(t, "check", pair[0], pair[1])
+		if code == 0 || !strings.Contains(out, changed.ID+": console output times: ") || !strings.Contains(out, "first line 2 at ") ||
+			!strings.Contains(out, ": 5 match, 1 differences") || !strings.Contains(out, "known (the W&B server stamps console lines when it receives them)") {
+			t.Fatalf("check %s %s with a console line received before it was written: exit %d\n%s\n%s", pair[0], pair[1], code, out, errOut)
+		}
 	}
 }
 

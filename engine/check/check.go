@@ -5,6 +5,7 @@
 package check
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,10 +15,12 @@ import (
 	"hash/maphash"
 	"io"
 	"io/fs"
+	"iter"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/fault"
@@ -191,21 +194,27 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 
 func (res *Result) add(run schema.Ref, what, want, got string) {
 	d := Difference{Run: run.String(), What: what, Want: want, Got: got}
+	if d.Gap = res.gap(what, want, got); d.Gap != "" {
+		res.Known = append(res.Known, d)
+		return
+	}
+	res.Differences = append(res.Differences, d)
+}
+
+// gap returns the name of the known gap of the source or the destination
+// that explains a difference, "" for none.
+func (res *Result) gap(what, want, got string) string {
 	for _, g := range res.srcGaps {
 		if g.Match(what, want, got) {
-			d.Gap = g.Name
-			res.Known = append(res.Known, d)
-			return
+			return g.Name
 		}
 	}
 	for _, g := range res.dstGaps {
 		if g.Match(what, got, want) {
-			d.Gap = g.Name
-			res.Known = append(res.Known, d)
-			return
+			return g.Name
 		}
 	}
-	res.Differences = append(res.Differences, d)
+	return ""
 }
 
 // destination is what the destination holds, by origin.
@@ -472,38 +481,20 @@ var seed = maphash.MakeSeed()
 // are the same text, streams and order on both sides but for their times.
 const ConsoleTimes = sources.ConsoleTimes
 
-// streamDigest counts and hashes (order-sensitively) a run's console lines
-// and rich values; for console lines, text hashes them without their
-// times too, so that lines differing only in their times are told apart
-// from lines that differ.
+// streamDigest counts and hashes (order-sensitively) a run's rich values.
 type streamDigest struct {
-	n    int64
-	h    maphash.Hash
-	text maphash.Hash
+	n int64
+	h maphash.Hash
 }
 
 func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
-	digest := func(s sources.Source, logs bool) (streamDigest, bool, error) {
+	if err := res.compareLogs(ctx, src, dst, run); err != nil {
+		return err
+	}
+	const what = "rich values"
+	digest := func(s sources.Source) (streamDigest, bool, error) {
 		var d streamDigest
 		d.h.SetSeed(seed)
-		d.text.SetSeed(seed)
-		if logs {
-			lr, ok := s.(sources.LogReader)
-			if !ok {
-				return d, false, nil
-			}
-			for page, err := range lr.Logs(ctx, run) {
-				if err != nil {
-					return d, true, err
-				}
-				for _, l := range page {
-					d.n++
-					fmt.Fprintf(&d.h, "%d\x00%s\x00%s\x00", l.Time, l.Stream, l.Line)
-					fmt.Fprintf(&d.text, "%s\x00%s\x00", l.Stream, l.Line)
-				}
-			}
-			return d, true, nil
-		}
 		rr, ok := s.(sources.RichValueReader)
 		if !ok {
 			return d, false, nil
@@ -519,34 +510,165 @@ func (res *Result) compareStreams(ctx context.Context, src, dst sources.Source, 
 		}
 		return d, true, nil
 	}
-	for _, logs := range []bool{true, false} {
-		what := "rich values"
-		if logs {
-			what = "console output"
+	w, wok, err := digest(src)
+	if err != nil {
+		return fmt.Errorf("source run %s %s: %w", run, what, err)
+	}
+	if !wok {
+		return nil
+	}
+	g, gok, err := digest(dst)
+	if err != nil {
+		if !unreadable(err) {
+			return fmt.Errorf("destination run %s %s: %w", run, what, err)
 		}
-		w, wok, err := digest(src, logs)
-		if err != nil {
-			return fmt.Errorf("source run %s %s: %w", run, what, err)
-		}
-		if !wok {
-			continue
-		}
-		g, gok, err := digest(dst, logs)
-		if err != nil {
-			if !unreadable(err) {
-				return fmt.Errorf("destination run %s %s: %w", run, what, err)
+		res.add(run, what+" unreadable in the destination", fmt.Sprint(w.n), err.Error())
+		return nil
+	}
+	switch {
+	case !gok && w.n > 0:
+		res.add(run, what+" not readable from the destination", fmt.Sprint(w.n), "")
+	case gok && (w.n != g.n || w.h.Sum64() != g.h.Sum64()):
+		res.add(run, what, fmt.Sprintf("%d entries (%016x)", w.n, w.h.Sum64()), fmt.Sprintf("%d entries (%016x)", g.n, g.h.Sum64()))
+	}
+	return nil
+}
+
+// LineTime is how check shows a console line's time to a known gap
+// (sources.Gap.Match, with what ConsoleTimes): RFC 3339 in UTC to the
+// millisecond, "" for a line without a time.
+func LineTime(ms int64) string {
+	if ms == 0 {
+		return ""
+	}
+	return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+}
+
+// compareLogs compares the run's console lines one by one, in order,
+// both sides streamed together. Lines that differ in text or stream, or a
+// line on one side only, make one difference, "console output", naming
+// the first such line. Lines that differ only in their times are each
+// offered to the known gaps (what ConsoleTimes, the two times as LineTime
+// shows them): those a gap explains make one known difference per gap,
+// the others one difference, each counting its lines and naming the
+// first.
+func (res *Result) compareLogs(ctx context.Context, src, dst sources.Source, run schema.Ref) error {
+	const what = "console output"
+	sr, ok := src.(sources.LogReader)
+	if !ok {
+		return nil
+	}
+	dr, gok := dst.(sources.LogReader)
+	lines := func(r sources.LogReader) (next func() (schema.LogLine, bool, error), stop func()) {
+		pull, stop := iter.Pull2(r.Logs(ctx, run))
+		var page []schema.LogLine
+		return func() (schema.LogLine, bool, error) {
+			for len(page) == 0 {
+				p, err, ok := pull()
+				if !ok {
+					return schema.LogLine{}, false, nil
+				}
+				if err != nil {
+					return schema.LogLine{}, false, err
+				}
+				page = p
 			}
-			res.add(run, what+" unreadable in the destination", fmt.Sprint(w.n), err.Error())
-			continue
+			l := page[0]
+			page = page[1:]
+			return l, true, nil
+		}, stop
+	}
+	nextW, stopW := lines(sr)
+	defer stopW()
+	if !gok {
+		n := 0
+		for {
+			_, ok, err := nextW()
+			if err != nil {
+				return fmt.Errorf("source run %s %s: %w", run, what, err)
+			}
+			if !ok {
+				break
+			}
+			n++
+		}
+		if n > 0 {
+			res.add(run, what+" not readable from the destination", fmt.Sprint(n), "")
+		}
+		return nil
+	}
+	nextG, stopG := lines(dr)
+	defer stopG()
+	type timed struct {
+		n         int64
+		line      int64
+		want, got string
+	}
+	byGap := map[string]*timed{}
+	var gaps []string
+	var nw, ng, textAt int64 // lines on each side; the first line differing in text (1-based), 0: none
+	var firstW, firstG string
+	for wok, gok := true, true; wok || gok; {
+		var w, g schema.LogLine
+		var err error
+		if wok {
+			if w, wok, err = nextW(); err != nil {
+				return fmt.Errorf("source run %s %s: %w", run, what, err)
+			}
+		}
+		if gok {
+			if g, gok, err = nextG(); err != nil {
+				if !unreadable(err) {
+					return fmt.Errorf("destination run %s %s: %w", run, what, err)
+				}
+				res.add(run, what+" unreadable in the destination", fmt.Sprint(nw), err.Error())
+				return nil
+			}
+		}
+		if wok {
+			nw++
+		}
+		if gok {
+			ng++
+		}
+		n := max(nw, ng)
+		show := func(l schema.LogLine, ok bool) string {
+			if !ok {
+				return fmt.Sprintf("line %d: none", n)
+			}
+			return fmt.Sprintf("line %d: %s %q", n, l.Stream, l.Line)
 		}
 		switch {
-		case !gok && w.n > 0:
-			res.add(run, what+" not readable from the destination", fmt.Sprint(w.n), "")
-		case gok && logs && w.n == g.n && w.text.Sum64() == g.text.Sum64() && w.h.Sum64() != g.h.Sum64():
-			// the same lines, streams and order: only times differ
-			res.add(run, ConsoleTimes, fmt.Sprintf("%d lines (%016x)", w.n, w.h.Sum64()), fmt.Sprintf("%d lines (%016x)", g.n, g.h.Sum64()))
-		case gok && (w.n != g.n || w.h.Sum64() != g.h.Sum64()):
-			res.add(run, what, fmt.Sprintf("%d entries (%016x)", w.n, w.h.Sum64()), fmt.Sprintf("%d entries (%016x)", g.n, g.h.Sum64()))
+		case textAt != 0 || !wok && !gok:
+		case wok != gok || w.Stream != g.Stream || w.Line != g.Line:
+			textAt, firstW, firstG = n, show(w, wok), show(g, gok)
+		case w.Time != g.Time:
+			wt, gt := LineTime(w.Time), LineTime(g.Time)
+			name := res.gap(ConsoleTimes, wt, gt)
+			t := byGap[name]
+			if t == nil {
+				t = &timed{line: n, want: cmp.Or(wt, "no time"), got: cmp.Or(gt, "no time")}
+				byGap[name] = t
+				gaps = append(gaps, name)
+			}
+			t.n++
+		}
+	}
+	if textAt != 0 {
+		res.Differences = append(res.Differences, Difference{Run: run.String(), What: what,
+			Want: fmt.Sprintf("%d lines, %s", nw, firstW), Got: fmt.Sprintf("%d lines, %s", ng, firstG)})
+		return nil
+	}
+	n := nw
+	for _, name := range gaps {
+		t := byGap[name]
+		d := Difference{Run: run.String(), What: ConsoleTimes, Gap: name,
+			Want: fmt.Sprintf("%d of %d lines, first line %d at %s", t.n, n, t.line, t.want),
+			Got:  fmt.Sprintf("line %d at %s", t.line, t.got)}
+		if name == "" {
+			res.Differences = append(res.Differences, d)
+		} else {
+			res.Known = append(res.Known, d)
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package check_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -157,5 +158,71 @@ func TestKnownGaps(t *testing.T) {
 		case !c.known && (len(res.Differences) != 1 || len(res.Known) != 0 || res.Matching != len(base.Runs)-1):
 			t.Errorf("%s: %+v", c.name, res)
 		}
+	}
+}
+
+// untimed is a source whose console lines have no times: a known gap
+// explains a line that differs only in its time when this side has none.
+type untimed struct{ *memsrc.Source }
+
+func (untimed) KnownGaps() []sources.Gap {
+	return []sources.Gap{{Name: "no line times", Match: func(what, this, _ string) bool {
+		return what == check.ConsoleTimes && this == ""
+	}}}
+}
+
+// TestConsoleLinesComparedOneByOne: console lines are compared line by
+// line. Lines that differ only in their times are offered to the known
+// gaps one by one: those the gap explains are one known difference, a
+// line it does not explain (both sides have a time) is a difference,
+// both ways round; a line whose text changed is a difference naming it,
+// whatever the times.
+func TestConsoleLinesComparedOneByOne(t *testing.T) {
+	ctx := context.Background()
+	base := dataset.Canonical()
+	if len(base.Runs[0].Logs) < 3 {
+		t.Fatal("the canonical dataset's first run has fewer than 3 console lines")
+	}
+	noTimes := base.Clone()
+	for i := range noTimes.Runs[0].Logs {
+		noTimes.Runs[0].Logs[i].Time = 0
+	}
+	oneShifted := noTimes.Clone()
+	oneShifted.Runs[0].Logs[1].Time = base.Runs[0].Logs[1].Time + 1000
+	textChanged := noTimes.Clone()
+	textChanged.Runs[0].Logs[2].Line += " (changed)"
+	n := len(base.Runs[0].Logs)
+	for _, c := range []struct {
+		name       string
+		src, dst   sources.Source
+		known      string // the known difference's source side, "" for none
+		difference string // the difference, "" for none
+	}{
+		{"times only, the gapped side has none", memsrc.New(base), untimed{memsrc.New(noTimes)}, fmt.Sprintf("%d of %d lines, first line 1 at ", n, n), ""},
+		{"the same, the gapped side the source", untimed{memsrc.New(noTimes)}, memsrc.New(base), fmt.Sprintf("%d of %d lines, first line 1 at no time", n, n), ""},
+		{"one line has another time", memsrc.New(base), untimed{memsrc.New(oneShifted)}, fmt.Sprintf("%d of %d lines", n-1, n), check.ConsoleTimes + ": source 1 of "},
+		{"the same, the gapped side the source", untimed{memsrc.New(oneShifted)}, memsrc.New(base), fmt.Sprintf("%d of %d lines", n-1, n), check.ConsoleTimes + ": source 1 of "},
+		{"a line's text changed", memsrc.New(base), untimed{memsrc.New(textChanged)}, "", "console output: source "},
+		{"the same, the gapped side the source", untimed{memsrc.New(textChanged)}, memsrc.New(base), "", "console output: source "},
+	} {
+		res, err := check.Run(ctx, c.src, c.dst, check.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		known := ""
+		if len(res.Known) == 1 {
+			known = res.Known[0].Want
+		}
+		switch {
+		case len(res.Known) > 1 || (c.known == "") != (known == "") || !strings.HasPrefix(known, c.known):
+			t.Errorf("%s: known %+v, want one starting %q", c.name, res.Known, c.known)
+		case c.difference == "" && len(res.Differences) != 0,
+			c.difference != "" && (len(res.Differences) != 1 || !strings.Contains(res.Differences[0].String(), c.difference)):
+			t.Errorf("%s: differences %v, want %q", c.name, res.Differences, c.difference)
+		}
+	}
+	if res, _ := check.Run(ctx, memsrc.New(base), untimed{memsrc.New(textChanged)}, check.Options{}); len(res.Differences) == 1 &&
+		!strings.Contains(res.Differences[0].Got, fmt.Sprintf("line 3: %s %q", textChanged.Runs[0].Logs[2].Stream, textChanged.Runs[0].Logs[2].Line)) {
+		t.Errorf("the difference does not name the changed line: %v", res.Differences[0])
 	}
 }

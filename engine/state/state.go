@@ -58,6 +58,12 @@ type KeyCursor struct {
 	LastStep int64  `json:"last_step"`
 	LastTime int64  `json:"last_time"`
 	Digest   string `json:"digest"`
+	// Hash is the state of the digest after the Count points (SHA-256's
+	// binary marshalling, base64), kept for sources that read a run's
+	// history from a step on (sources.TailReader), so that an append
+	// goes on digesting from it without reading those points again; ""
+	// for other sources.
+	Hash string `json:"hash,omitempty"`
 }
 
 // Job identifies a transfer.

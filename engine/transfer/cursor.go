@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"crypto/sha256"
+	"encoding"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
@@ -12,8 +14,10 @@ import (
 	"strings"
 
 	"github.com/runferry/runferry/engine/state"
+	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources"
 )
 
 // cursors follow a run's metric history key by key as it is copied: per
@@ -32,6 +36,13 @@ type cursors struct {
 	keys map[string]*cursor
 	base map[string]state.KeyCursor // nil: a fresh copy, every point is written
 	kept int64                      // points held already (with a base)
+	// keepState records, with each key's cursor, the state of its digest
+	// (state.KeyCursor.Hash), so that a later append can go on from it
+	// without reading the points again (see newTailCursors).
+	keepState bool
+	// tail is set for cursors made by newTailCursors: the source yields
+	// only the tail of the history (sources.TailReader).
+	tail bool
 }
 
 type cursor struct {
@@ -39,6 +50,9 @@ type cursor struct {
 	lastStep, lastTime int64
 	h                  hash.Hash
 	buf                [24]byte
+	// past is set, in tail mode, once a point after the base's LastStep
+	// was taken; sawLast once the held point at LastStep came again.
+	past, sawLast bool
 }
 
 func newCursors(base []state.KeyCursor) *cursors {
@@ -52,6 +66,52 @@ func newCursors(base []state.KeyCursor) *cursors {
 	return c
 }
 
+// newTailCursors returns cursors that go on from base without the points
+// it covers (sources.TailReader): each key's digest resumes from the state
+// the ledger kept (state.KeyCursor.Hash), so the cursors recorded after
+// the append are those a read of the whole history would give. ok is
+// false when a key of base has no state, or one that does not give the
+// key's digest.
+func newTailCursors(base []state.KeyCursor) (c *cursors, ok bool) {
+	c = &cursors{keys: map[string]*cursor{}, base: make(map[string]state.KeyCursor, len(base)), tail: true, keepState: true}
+	for _, b := range base {
+		raw, err := base64.StdEncoding.DecodeString(b.Hash)
+		if b.Hash == "" || err != nil {
+			return nil, false
+		}
+		h := sha256.New()
+		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(raw); err != nil {
+			return nil, false
+		}
+		k := &cursor{count: b.Count, lastStep: b.LastStep, lastTime: b.LastTime, h: h}
+		if k.digest() != b.Digest {
+			return nil, false
+		}
+		c.base[b.Key], c.keys[b.Key] = b, k
+		c.kept += b.Count
+	}
+	return c, true
+}
+
+// held returns what the base holds of each key, for a tail read.
+func (c *cursors) held() map[string]sources.HeldKey {
+	out := make(map[string]sources.HeldKey, len(c.base))
+	for key, b := range c.base {
+		out[key] = sources.HeldKey{LastStep: b.LastStep, LastTime: b.LastTime}
+	}
+	return out
+}
+
+// add digests m into k.
+func (k *cursor) add(m *schema.Metric) {
+	k.count++
+	k.lastStep, k.lastTime = m.Step, m.Time
+	binary.LittleEndian.PutUint64(k.buf[0:], uint64(m.Step))
+	binary.LittleEndian.PutUint64(k.buf[8:], uint64(m.Time))
+	binary.LittleEndian.PutUint64(k.buf[16:], math.Float64bits(m.Value))
+	k.h.Write(k.buf[:])
+}
+
 // take notes m and reports whether it is to be written.
 func (c *cursors) take(m *schema.Metric) (bool, error) {
 	k, ok := c.keys[m.Key]
@@ -59,12 +119,10 @@ func (c *cursors) take(m *schema.Metric) (bool, error) {
 		k = &cursor{h: sha256.New()}
 		c.keys[m.Key] = k
 	}
-	k.count++
-	k.lastStep, k.lastTime = m.Step, m.Time
-	binary.LittleEndian.PutUint64(k.buf[0:], uint64(m.Step))
-	binary.LittleEndian.PutUint64(k.buf[8:], uint64(m.Time))
-	binary.LittleEndian.PutUint64(k.buf[16:], math.Float64bits(m.Value))
-	k.h.Write(k.buf[:])
+	if c.tail {
+		return c.takeTail(k, m)
+	}
+	k.add(m)
 	if c.base == nil {
 		return true, nil
 	}
@@ -77,6 +135,24 @@ func (c *cursors) take(m *schema.Metric) (bool, error) {
 	}
 	c.kept++
 	return false, nil
+}
+
+// takeTail is take for tail cursors: a key's points up to its base
+// LastStep are held (the one at LastStep may come again, with the held
+// time, and is not written); every point after it is new.
+func (c *cursors) takeTail(k *cursor, m *schema.Metric) (bool, error) {
+	if b, held := c.base[m.Key]; held && !k.past {
+		switch {
+		case m.Step == b.LastStep && m.Time == b.LastTime && !k.sawLast:
+			k.sawLast = true
+			return false, nil
+		case m.Step <= b.LastStep:
+			return false, sinks.CannotAppend(fmt.Sprintf("metric %q: the source's history has a point at step %d that was not copied, at or before the last step copied (%d)", m.Key, m.Step, b.LastStep))
+		}
+		k.past = true
+	}
+	k.add(m)
+	return true, nil
 }
 
 // filter returns the points of page to write, in order (page itself when
@@ -117,7 +193,15 @@ func (c *cursors) finish() ([]state.KeyCursor, string, error) {
 	}
 	out := make([]state.KeyCursor, 0, len(c.keys))
 	for key, k := range c.keys {
-		out = append(out, state.KeyCursor{Key: key, Count: k.count, LastStep: k.lastStep, LastTime: k.lastTime, Digest: k.digest()})
+		kc := state.KeyCursor{Key: key, Count: k.count, LastStep: k.lastStep, LastTime: k.lastTime, Digest: k.digest()}
+		if c.keepState {
+			st, err := k.h.(encoding.BinaryMarshaler).MarshalBinary()
+			if err != nil {
+				return nil, "", fault.Permanent(fmt.Errorf("cursor of metric %q: %w", key, err))
+			}
+			kc.Hash = base64.StdEncoding.EncodeToString(st)
+		}
+		out = append(out, kc)
 	}
 	slices.SortFunc(out, func(a, b state.KeyCursor) int { return strings.Compare(a.Key, b.Key) })
 	return out, markOf(out), nil

@@ -191,12 +191,18 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 			ab.LastStep[k.Key] = k.LastStep
 		}
 		cur = newCursors(base.Keys)
+		if tc := j.tailCursors(ctx, p.run.Origin, base.Keys); tc != nil {
+			cur = tc
+		}
 		w, err = j.dst.(sinks.Appender).AppendRun(ctx, expID, j.transformRun(p.run, res), ab)
 		if err != nil {
 			return fmt.Errorf("reopening run to append: %w", err)
 		}
 	} else if w, err = j.dst.OpenRun(ctx, expID, j.transformRun(p.run, res)); err != nil {
 		return fmt.Errorf("opening run: %w", err)
+	}
+	if _, ok := j.src.(sources.TailReader); ok {
+		cur.keepState = true
 	}
 	defer func() {
 		if err != nil {
@@ -261,6 +267,27 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 		}
 	}
 	return nil
+}
+
+// tailCursors returns cursors that go on from base without reading the
+// points it covers, when the source reads a run's history from a step on
+// (sources.TailReader) and can for this run, the job's transform passes
+// metric points unchanged (the cursors are of the transformed points, the
+// source's tail of the untransformed ones), and the ledger kept every key's
+// digest state; else nil, and the run's history is read whole.
+func (j *job) tailCursors(ctx context.Context, run schema.Ref, base []state.KeyCursor) *cursors {
+	tr, ok := j.src.(sources.TailReader)
+	if !ok || j.opt.Transform.ChangesMetrics() {
+		return nil
+	}
+	c, ok := newTailCursors(base)
+	if !ok {
+		return nil
+	}
+	if _, ok := tr.MetricsTail(ctx, run, c.held()); !ok {
+		return nil
+	}
+	return c
 }
 
 // transformRun applies the job's transform to r, counting what it left
@@ -336,9 +363,16 @@ func (j *job) copyMetrics(ctx context.Context, run schema.Ref, w sinks.RunWriter
 		return err
 	}
 	pages := prefetch(ctx, 4, func(ctx context.Context) iter.Seq2[[]schema.Metric, error] {
+		if cur.tail {
+			seq, _ := j.src.(sources.TailReader).MetricsTail(ctx, run, cur.held())
+			return seq
+		}
 		return j.src.Metrics(ctx, run)
 	})
 	for page, err := range pages {
+		if errors.Is(err, sources.ErrTailChanged) {
+			return sinks.CannotAppend(err.Error())
+		}
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
 		}

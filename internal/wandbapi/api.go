@@ -139,6 +139,7 @@ type Run struct {
 	HistoryLineCount int64           `json:"historyLineCount"`
 	EventsLineCount  *int64          `json:"eventsLineCount"` // system-metrics rows
 	LogLineCount     *int64          `json:"logLineCount"`    // console lines
+	FileCount        *int64          `json:"fileCount"`       // run files
 	HistoryKeys      json.RawMessage `json:"historyKeys"`     // a JSON object, not a JSONString
 	User             *User           `json:"user"`
 }
@@ -164,7 +165,7 @@ func (r Run) LastStep() (step int64, ok bool, err error) {
 // RunFields is the selection runferry asks for every run: everything the
 // run's schema.Run needs, asked for explicitly.
 const RunFields = `id name displayName state config summaryMetrics systemMetrics tags notes group jobType
-  commit host sweepName createdAt heartbeatAt exitcode historyLineCount eventsLineCount logLineCount historyKeys user { name username }`
+  commit host sweepName createdAt heartbeatAt exitcode historyLineCount eventsLineCount logLineCount fileCount historyKeys user { name username }`
 
 // RunsPageSize is how many runs one request asks for.
 const RunsPageSize = 50

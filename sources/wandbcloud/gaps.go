@@ -23,8 +23,11 @@ var _ sources.GapLister = (*Source)(nil)
 //     server merges them;
 //   - the times of console lines: W&B's server stamps a line when it
 //     receives it, so a run synced after it ran has its lines stamped at
-//     sync time; the lines' text, streams and order are compared (check
-//     names a difference of times only sources.ConsoleTimes);
+//     sync time; check compares the lines one by one, text, stream and
+//     order exactly, and offers each line that differs only in its time
+//     (sources.ConsoleTimes, the two times in RFC 3339): the gap matches
+//     a line the other side has without a time, or whose time is not
+//     later than the server's (but for ConsoleSkew);
 //   - the version number of an artifact version logged offline: the run
 //     folder has none (the server numbers it on sync), the cloud has;
 //   - the alias latest, which the server moves to the newest version of a
@@ -47,8 +50,23 @@ func (s *Source) KnownGaps() []sources.Gap {
 		{Name: "the W&B server merges a resumed run's segments", Match: func(what, this, _ string) bool {
 			return this == "" && strings.HasPrefix(what, "tag "+TagPrefix+"segments ")
 		}},
-		{Name: "the W&B server stamps console lines when it receives them", Match: func(what, _, _ string) bool {
-			return what == sources.ConsoleTimes
+		{Name: "the W&B server stamps console lines when it receives them", Match: func(what, this, other string) bool {
+			if what != sources.ConsoleTimes {
+				return false
+			}
+			// One line whose text, stream and place agree: the server's
+			// time is when it received the line, so the other side's (when
+			// the line was written) is not later, but for clock skew; a
+			// line without a time (output.log) has none to compare.
+			received, err := time.Parse(time.RFC3339Nano, this)
+			if err != nil {
+				return false
+			}
+			if other == "" {
+				return true
+			}
+			written, err := time.Parse(time.RFC3339Nano, other)
+			return err == nil && !written.After(received.Add(ConsoleSkew))
 		}},
 		{Name: "a run folder has no version number for an artifact logged offline", Match: func(what, this, other string) bool {
 			return strings.HasPrefix(what, "artifact "+string(schema.ArtifactLogged)+" ") && strings.HasSuffix(what, " Version") &&
@@ -72,6 +90,12 @@ func (s *Source) KnownGaps() []sources.Gap {
 		}},
 	}
 }
+
+// ConsoleSkew is how much later than the server's time a console line's
+// time on the other side may be and still be the known gap "the W&B
+// server stamps console lines when it receives them": the clocks of the
+// writer and of the server may differ by that much.
+const ConsoleSkew = time.Minute
 
 // timeShown is how check shows a time (time.Time.String).
 const timeShown = "2006-01-02 15:04:05.999999999 -0700 MST"

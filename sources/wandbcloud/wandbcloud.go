@@ -60,6 +60,10 @@
 // adapt, and SetRate (--rate) caps them; OnWait tells progress why it waits.
 // One history read serves Metrics and RichValues (spool.go).
 //
+// For sync, a run's fingerprint is a digest of its listing (fingerprint.go),
+// so a sync in which nothing changed reads no run data; a grown run is
+// appended to from its history's tail alone (tail.go, sources.TailReader).
+//
 // System metrics come from the run's events (one request, for a run whose
 // eventsLineCount is not 0), mapped as the folder source maps stats
 // records (systemMetrics).
@@ -110,11 +114,17 @@ type Source struct {
 	api *wandbapi.Client
 
 	mu        sync.Mutex
-	estimates map[string]int64           // run origin id -> estimated points, from the listing
-	lastSteps map[string]int64           // run origin id -> lastStep from the listing; -1: no history
-	noSystem  map[string]bool            // run origin id -> the listing shows no system metrics
-	noLogs    map[string]bool            // run origin id -> the listing shows no console lines
-	spools    map[string]*spool          // run origin id -> rich values read by Metrics
+	estimates map[string]int64  // run origin id -> estimated points, from the listing
+	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
+	noSystem  map[string]bool   // run origin id -> the listing shows no system metrics
+	noLogs    map[string]bool   // run origin id -> the listing shows no console lines
+	spools    map[string]*spool // run origin id -> rich values read by Metrics
+	// fingerprints holds, by run origin id, the listing's digest of each
+	// run listed (fingerprint.go).
+	fingerprints map[string]string
+	// tails holds, by run origin id, what the listing tells of whether
+	// the run's history tail can be read alone (tail.go).
+	tails     map[string]tailInfo
 	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
 
 	// ManifestFetches counts the artifact manifests downloaded, and
@@ -267,7 +277,14 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				return
 			}
 			run := s.convert(exp, p[0], r)
+			// A run whose listing cannot be digested gets "": it is
+			// transferred every time, and its history read says why.
+			fp, _ := fingerprint(run, r)
 			s.mu.Lock()
+			if s.fingerprints == nil {
+				s.fingerprints = map[string]string{}
+			}
+			s.fingerprints[run.Origin.ID] = fp
 			if s.estimates == nil {
 				s.estimates = map[string]int64{}
 			}
@@ -286,6 +303,10 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 				s.noLogs = map[string]bool{}
 			}
 			s.noLogs[run.Origin.ID] = !r.HasLogLines()
+			if s.tails == nil {
+				s.tails = map[string]tailInfo{}
+			}
+			s.tails[run.Origin.ID] = tailOf(r)
 			s.mu.Unlock()
 			if !yield(run, nil) {
 				return
@@ -728,6 +749,11 @@ func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick fu
 // metric "system/<key>", the row's index its step, _timestamp its time. A
 // run the listing showed without system metrics is not asked.
 func (s *Source) systemMetrics(ctx context.Context, run schema.Ref, fn func(row) error) error {
+	return s.systemMetricsFrom(ctx, run, 0, fn)
+}
+
+// systemMetricsFrom is systemMetrics for the rows from index from on.
+func (s *Source) systemMetricsFrom(ctx context.Context, run schema.Ref, from int64, fn func(row) error) error {
 	s.mu.Lock()
 	none := s.noSystem[run.ID]
 	s.mu.Unlock()
@@ -743,6 +769,9 @@ func (s *Source) systemMetrics(ctx context.Context, run schema.Ref, fn func(row)
 		return err
 	}
 	for i, text := range texts {
+		if int64(i) < from {
+			continue
+		}
 		v, err := wandbfile.ParseValueJSON(text)
 		m, ok := v.(map[string]any)
 		if err != nil || !ok {

@@ -1,0 +1,84 @@
+package transfer
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+)
+
+func points(key string, from, to int64) []schema.Metric {
+	var out []schema.Metric
+	for s := from; s < to; s++ {
+		out = append(out, schema.Metric{Key: key, Step: s, Time: 1000 * s, Value: float64(s) / 3})
+	}
+	return out
+}
+
+// TestTailCursorsResumeDigest: cursors resumed from the digest states the
+// ledger keeps (newTailCursors) and given only the tail of a grown
+// history, with the held last point once more, record the same cursors
+// and mark as cursors given the whole grown history; they write only the
+// new points and count the held ones as kept.
+func TestTailCursorsResumeDigest(t *testing.T) {
+	first := newCursors(nil)
+	first.keepState = true
+	if _, err := first.filter(append(points("a", 0, 100), points("b", 0, 40)...)); err != nil {
+		t.Fatal(err)
+	}
+	base, _, err := first.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := newCursors(nil)
+	whole.keepState = true
+	if _, err := whole.filter(append(append(points("a", 0, 150), points("b", 0, 40)...), points("c", 0, 5)...)); err != nil {
+		t.Fatal(err)
+	}
+	wantKeys, wantMark, _ := whole.finish()
+
+	tail, ok := newTailCursors(base)
+	if !ok {
+		t.Fatal("no tail cursors from the kept states")
+	}
+	if h := tail.held(); h["a"].LastStep != 99 || h["b"].LastStep != 39 || h["b"].LastTime != 39000 {
+		t.Fatalf("held %v", h)
+	}
+	written, err := tail.filter(append(append(points("a", 99, 150), points("b", 39, 40)...), points("c", 0, 5)...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(written) != 50+5 || written[0].Step != 100 || tail.kept != 140 {
+		t.Fatalf("wrote %d points from step %d, kept %d; want 55 from step 100, 140 kept", len(written), written[0].Step, tail.kept)
+	}
+	keys, mark, err := tail.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mark != wantMark || !reflect.DeepEqual(keys, wantKeys) {
+		t.Errorf("tail cursors %v (%s), want %v (%s)", keys, mark, wantKeys, wantMark)
+	}
+
+	// A point at or before a held step that is not the held one: the
+	// history changed, the run cannot be appended to.
+	tail, _ = newTailCursors(base)
+	bad := points("a", 99, 101)
+	bad[0].Time++
+	if _, err := tail.filter(bad); !errors.Is(err, sinks.ErrCannotAppend) {
+		t.Errorf("a held point with another time: %v, want ErrCannotAppend", err)
+	}
+	// Without the states (a ledger written for another source), or with
+	// one that does not give the digest, there are no tail cursors.
+	noState := append(base[:0:0], base...)
+	noState[0].Hash = ""
+	if _, ok := newTailCursors(noState); ok {
+		t.Error("tail cursors without a digest state")
+	}
+	wrong := append(base[:0:0], base...)
+	wrong[0].Hash = base[1].Hash
+	if _, ok := newTailCursors(wrong); ok {
+		t.Error("tail cursors from a state that does not give the key's digest")
+	}
+}
