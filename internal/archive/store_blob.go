@@ -53,6 +53,9 @@ type blobStore struct {
 	wopts   func() *blob.WriterOptions
 	copts   *blob.CopyOptions
 	spill   string
+	// onUpload, when set (by tests), is called with the path of every
+	// object about to be uploaded.
+	onUpload func(p string)
 }
 
 // blobTimeout bounds one request to object storage, so that a server that
@@ -392,6 +395,9 @@ type blobWriter struct {
 // smallObject is the size up to which an object is uploaded whole.
 const smallObject = 4 << 20
 
+// hashesFirst marks object storage for putBlob (see hashFirst).
+func (s *blobStore) hashesFirst() {}
+
 func (s *blobStore) Create(p string) (ObjectWriter, error) {
 	return &blobWriter{s: s, p: p}, nil
 }
@@ -407,6 +413,9 @@ func (w *blobWriter) start() {
 	o := w.s.wopts()
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
+	}
+	if w.s.onUpload != nil {
+		w.s.onUpload(w.p)
 	}
 	go func() {
 		defer close(w.fin)
@@ -510,6 +519,9 @@ func (s *blobStore) WriteFile(p string, data []byte) error {
 func (s *blobStore) put(ctx context.Context, p string, data []byte, o *blob.WriterOptions) error {
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
+	}
+	if s.onUpload != nil {
+		s.onUpload(p)
 	}
 	return s.b.Upload(ctx, p, bytes.NewReader(data), o)
 }
