@@ -38,7 +38,7 @@ import (
 // among them: they come from the cloud's standard chain (for S3: the
 // AWS_* environment variables, the shared config and credentials files
 // with AWS_PROFILE or profile=, container and instance roles, IRSA).
-var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile"}
+var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile", "object-lock"}
 
 // blobStore is an archive under a prefix of a bucket, through
 // gocloud.dev/blob. Objects are written whole or not at all (a streamed
@@ -50,9 +50,12 @@ type blobStore struct {
 	b       *blob.Bucket
 	display string // scheme://bucket/prefix, for messages
 	ctx     context.Context
-	wopts   func() *blob.WriterOptions
-	copts   *blob.CopyOptions
-	spill   string
+	wopts   func(p string) *blob.WriterOptions // options of a write to p
+	copts   func(to string) *blob.CopyOptions  // options of a copy to to
+	// s3 is set for an S3 bucket, whose objects may be under Object Lock
+	// retention (retainedUntil).
+	s3    bool
+	spill string
 	// onUpload, when set (by tests), is called with the path of every
 	// object about to be uploaded.
 	onUpload func(p string)
@@ -163,34 +166,58 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", display, err)
 	}
-	st := &blobStore{b: b, display: display, ctx: ctx}
+	st := &blobStore{b: b, display: display, ctx: ctx, s3: true}
 	class := q.Get("storage-class")
 	if class != "" && !slices.Contains(types.StorageClass("").Values(), types.StorageClass(class)) {
 		b.Close()
 		return nil, fmt.Errorf("%s: option storage-class=%q: want one of %v", display, class, types.StorageClass("").Values())
 	}
-	st.wopts = func() *blob.WriterOptions {
+	var lock *objectLock
+	if v, ok := q["object-lock"]; ok {
+		if lock, err = parseObjectLock(v[0]); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("%s: option object-lock=%q: %v", display, v[0], err)
+		}
+	}
+	st.wopts = func(p string) *blob.WriterOptions {
 		o := &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4}
-		if class != "" {
+		retain := lock != nil && retained(p)
+		if class != "" || retain {
 			o.BeforeWrite = func(as func(any) bool) error {
 				var in *transfermanager.UploadObjectInput
 				if as(&in) {
-					in.StorageClass = tmtypes.StorageClass(class)
+					if class != "" {
+						in.StorageClass = tmtypes.StorageClass(class)
+					}
+					if retain {
+						in.ObjectLockMode = tmtypes.ObjectLockMode(lock.mode)
+						in.ObjectLockRetainUntilDate = aws.Time(lock.until())
+					}
 				}
 				return nil
 			}
 		}
 		return o
 	}
-	st.copts = &blob.CopyOptions{}
-	if class != "" {
-		st.copts.BeforeCopy = func(as func(any) bool) error {
-			var in *s3.CopyObjectInput
-			if as(&in) {
-				in.StorageClass = types.StorageClass(class)
+	st.copts = func(to string) *blob.CopyOptions {
+		o := &blob.CopyOptions{}
+		retain := lock != nil && retained(to)
+		if class != "" || retain {
+			o.BeforeCopy = func(as func(any) bool) error {
+				var in *s3.CopyObjectInput
+				if as(&in) {
+					if class != "" {
+						in.StorageClass = types.StorageClass(class)
+					}
+					if retain {
+						in.ObjectLockMode = types.ObjectLockMode(lock.mode)
+						in.ObjectLockRetainUntilDate = aws.Time(lock.until())
+					}
+				}
+				return nil
 			}
-			return nil
 		}
+		return o
 	}
 	return st, nil
 }
@@ -210,8 +237,9 @@ func openAzure(ctx context.Context, container string, q url.Values, display stri
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
 	}
-	st := &blobStore{b: b, display: display, ctx: ctx, copts: &blob.CopyOptions{}}
-	st.wopts = func() *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
+	st := &blobStore{b: b, display: display, ctx: ctx}
+	st.copts = func(string) *blob.CopyOptions { return &blob.CopyOptions{} }
+	st.wopts = func(string) *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
 	return st, nil
 }
 
@@ -410,7 +438,7 @@ func (w *blobWriter) start() {
 	ctx, cancel := context.WithCancel(w.s.ctx)
 	pr, pw := io.Pipe()
 	w.w, w.cancel, w.fin = pw, cancel, make(chan struct{})
-	o := w.s.wopts()
+	o := w.s.wopts(w.p)
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
 	}
@@ -505,7 +533,7 @@ func transient(err error) bool {
 func (s *blobStore) WriteFile(p string, data []byte) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	if err := retry(func() error { return s.put(ctx, p, data, s.wopts()) }); err != nil {
+	if err := retry(func() error { return s.put(ctx, p, data, s.wopts(p)) }); err != nil {
 		return s.fail("writing", p, err)
 	}
 	return nil
@@ -529,7 +557,7 @@ func (s *blobStore) put(ctx context.Context, p string, data []byte, o *blob.Writ
 func (s *blobStore) CreateExclusive(p string, data []byte) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	o := s.wopts()
+	o := s.wopts(p)
 	o.IfNotExist = true
 	if err := retry(func() error { return s.put(ctx, p, data, o) }); err != nil {
 		return s.fail("creating", p, err)
@@ -544,7 +572,7 @@ var copyLimit int64 = 5 << 30
 func (s *blobStore) Move(from, to string) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts) })
+	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts(to)) })
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		if fi, serr := s.Stat(from); serr == nil && fi.Size > copyLimit {
 			err = s.streamCopy(from, to)
