@@ -301,17 +301,50 @@ func (s *blobStore) op() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, blobTimeout)
 }
 
-// blobFile streams an object; ReadAt reads from a local copy made as the
-// object is read (the archive reads each data file whole to check its
-// SHA-256, then parses it), so every object is fetched once.
+// blobFile is an open object. Read streams it, keeping a copy as it goes
+// (in memory up to smallObject bytes, else in a local spill file), so that
+// ReadAt after Read is served from the copy and every object is fetched
+// once: the archive's readers read each data file whole to check its
+// SHA-256, then parse it. ReadAt before any Read fetches only the range
+// asked for (a Parquet reader's footer first, then the pages it needs).
 type blobFile struct {
 	s     *blobStore
 	p     string
 	size  int64
-	body  *blob.Reader
-	spool *os.File
+	body  *blob.Reader // opened by the first Read
+	spool spool
 	got   int64 // bytes read from body (and spooled)
 }
+
+// spool is where blobFile keeps what Read fetched.
+type spool interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+}
+
+// memSpool is a spool in memory, for small objects.
+type memSpool struct{ b []byte }
+
+func (m *memSpool) WriteAt(p []byte, off int64) (int, error) {
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m *memSpool) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memSpool) Close() error { m.b = nil; return nil }
 
 func (s *blobStore) Open(p string) (ReadAtFile, error) {
 	ctx, cancel := s.op()
@@ -320,16 +353,19 @@ func (s *blobStore) Open(p string) (ReadAtFile, error) {
 	if err != nil {
 		return nil, s.fail("opening", p, err)
 	}
-	r, err := s.b.NewReader(s.ctx, p, nil)
-	if err != nil {
-		return nil, s.fail("opening", p, err)
-	}
-	return &blobFile{s: s, p: p, size: a.Size, body: r}, nil
+	return &blobFile{s: s, p: p, size: a.Size}, nil
 }
 
 func (f *blobFile) Size() int64 { return f.size }
 
 func (f *blobFile) Read(b []byte) (int, error) {
+	if f.body == nil {
+		r, err := f.s.b.NewReader(f.s.ctx, f.p, nil)
+		if err != nil {
+			return 0, f.s.fail("opening", f.p, err)
+		}
+		f.body = r
+	}
 	n, err := f.body.Read(b)
 	if n > 0 {
 		if f.spool == nil {
@@ -350,7 +386,10 @@ func (f *blobFile) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (f *blobFile) newSpool() (*os.File, error) {
+func (f *blobFile) newSpool() (spool, error) {
+	if f.size <= smallObject {
+		return &memSpool{b: make([]byte, 0, f.size)}, nil
+	}
 	if err := os.MkdirAll(f.s.SpillDir(), dirMode); err != nil {
 		return nil, err
 	}
@@ -362,8 +401,12 @@ func (f *blobFile) newSpool() (*os.File, error) {
 	return sp, nil
 }
 
-// ReadAt reads the rest of the object first, if Read has not.
+// ReadAt fetches the range asked for when nothing was read yet; once Read
+// has begun, it reads the rest of the object first, then serves the copy.
 func (f *blobFile) ReadAt(b []byte, off int64) (int, error) {
+	if f.body == nil {
+		return f.readRange(b, off)
+	}
 	if f.got < f.size {
 		if _, err := io.Copy(io.Discard, readerOnly{f}); err != nil {
 			return 0, err
@@ -375,10 +418,36 @@ func (f *blobFile) ReadAt(b []byte, off int64) (int, error) {
 	return f.spool.ReadAt(b, off)
 }
 
+// readRange reads len(b) bytes at off with one ranged request.
+func (f *blobFile) readRange(b []byte, off int64) (int, error) {
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(b)), f.size-off)
+	ctx, cancel := f.s.op()
+	defer cancel()
+	r, err := f.s.b.NewRangeReader(ctx, f.p, off, want, nil)
+	if err != nil {
+		return 0, f.s.fail("reading", f.p, err)
+	}
+	defer r.Close()
+	n, err := io.ReadFull(r, b[:want])
+	if err != nil {
+		return n, f.s.fail("reading", f.p, err)
+	}
+	if want < int64(len(b)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
 type readerOnly struct{ io.Reader }
 
 func (f *blobFile) Close() error {
-	err := f.body.Close()
+	var err error
+	if f.body != nil {
+		err = f.body.Close()
+	}
 	if f.spool != nil {
 		f.spool.Close()
 	}

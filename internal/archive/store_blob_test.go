@@ -6,11 +6,19 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
@@ -216,4 +224,85 @@ func TestBlobBodiesHashedFirst(t *testing.T) {
 	if rep, err := Check(loc); err != nil || len(rep.Notes) > 0 {
 		t.Errorf("check: %v %v", err, rep.Notes)
 	}
+}
+
+// TestBlobRangedReads: an object opened and parsed as Parquet without
+// being read whole fetches its footer and nothing else (counted by a proxy
+// in front of the S3 server); one read whole is fetched once, and ReadAt
+// after that is served from the copy kept as it was read.
+func TestBlobRangedReads(t *testing.T) {
+	s3 := testenv.SharedS3(t)
+	bucket := s3.CreateBucket(t, "ranged")
+	var fetched atomic.Int64
+	target, _ := url.Parse(s3.Endpoint)
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ModifyResponse = func(resp *http.Response) error {
+		resp.Body = countedBody{resp.Body, &fetched}
+		return nil
+	}
+	srv := httptest.NewServer(proxy)
+	defer srv.Close()
+	st, err := OpenStore("s3://" + bucket + "/a?" + url.Values{"endpoint": {srv.URL}, "path-style": {"true"}}.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rows := make([]MetricRow, 300_000)
+	for i := range rows {
+		rows[i] = MetricRow{Run: "memory:r", Key: fmt.Sprintf("k%d", i%7), Step: int64(i), Time: int64(1e12) + int64(i), Value: float64(i*7919%10007) / 3}
+	}
+	var buf bytes.Buffer
+	if err := parquet.Write(&buf, rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteFile("metrics/x.parquet", buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	size := int64(buf.Len())
+
+	fetched.Store(0)
+	f, err := st.Open("metrics/x.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, f.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pf.NumRows() != int64(len(rows)) {
+		t.Errorf("footer says %d rows, want %d", pf.NumRows(), len(rows))
+	}
+	f.Close()
+	if got := fetched.Load(); got > 64<<10 || got == 0 {
+		t.Errorf("opening a %d-byte Parquet object fetched %d bytes, want its footer only", size, got)
+	}
+
+	fetched.Store(0)
+	f, err = st.Open("metrics/x.parquet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := io.ReadAll(f)
+	if err != nil || !bytes.Equal(data, buf.Bytes()) {
+		t.Fatalf("read whole: %d bytes, %v", len(data), err)
+	}
+	tail := make([]byte, 100)
+	if _, err := f.ReadAt(tail, size-100); err != nil || !bytes.Equal(tail, buf.Bytes()[size-100:]) {
+		t.Errorf("ReadAt after the read: %v", err)
+	}
+	f.Close()
+	if got := fetched.Load(); got != size {
+		t.Errorf("reading a %d-byte object whole, then its end again, fetched %d bytes", size, got)
+	}
+}
+
+type countedBody struct {
+	io.ReadCloser
+	n *atomic.Int64
+}
+
+func (b countedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(int64(n))
+	return n, err
 }
