@@ -22,7 +22,15 @@
 # versitygw: $RUNFERRY_VERSITYGW, PATH, $(go env GOPATH)/bin, or built once
 # into the user cache folder like internal/testenv does. Knobs:
 # RUNFERRY_BENCH_DIR, RUNFERRY_VENV, BENCH_S3_ROWS (100000 rows of 20 keys),
-# BENCH_S3_MEM_ROWS (1000000), BENCH_REPEAT (3; medians).
+# BENCH_S3_MEM_ROWS (1000000), BENCH_REPEAT (3; medians), BENCH_S3_SKIP_PANDAS (set: skip
+# the slow pandas pipeline).
+#
+#   upload alone: the local archive's Parquet files (the ones pyarrow writes
+#          above) uploaded as they are, by bench/s3upload through runferry's
+#          archive.Store (straight to each key; four at once; through .staging/
+#          and a move as the archive commits a data file) and by
+#          bench/py/s3_write.py --raw through pyarrow's S3 filesystem.
+#          Target: runferry's upload no slower than pyarrow's.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -39,7 +47,7 @@ die() { log "$*"; exit 1; }
 "$TIME" -f '%M' true >/dev/null 2>&1 || die "GNU time is missing: install the 'time' package"
 "$PY" -c 'import pyarrow.fs' 2>/dev/null || die "$VENV lacks pyarrow: run 'make venv'"
 mkdir -p "$SCRATCH"
-CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/s3upload
 RF=$BIN/runferry
 
 # versitygw, found like internal/testenv/s3.go finds it.
@@ -106,7 +114,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=()
+lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=() u1=() us=() u4=() ur=()
 for rep in $(seq "$REPEAT"); do
 	rm -rf "$SCRATCH/local"
 	read -r w r < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$SCRATCH/local" --no-state -q)
@@ -120,12 +128,25 @@ for rep in $(seq "$REPEAT"); do
 	E=$ENDPOINT B=$P mkbucket
 	read -r w r < <(timed "$PY" bench/py/s3_write.py "$SCRATCH/local" "$ENDPOINT" "$P" a)
 	pw+=("$w") pr+=("$r") pt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
-	if [ "$rep" = 1 ]; then # slow: once
+	# Upload alone, same files, same server: runferry's Store (straight to
+	# the key, one at a time; through .staging/ and a move, as a committed
+	# data file travels; four at once) and pyarrow's raw upload.
+	secs() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out"; }
+	timed "$BIN/s3upload" -src "$SCRATCH/local" -to "s3://$P/u1?endpoint=$ENDPOINT&path-style=true" >/dev/null
+	u1+=("$(secs)")
+	timed "$BIN/s3upload" -src "$SCRATCH/local" -to "s3://$P/us?endpoint=$ENDPOINT&path-style=true" -staged >/dev/null
+	us+=("$(secs)")
+	timed "$BIN/s3upload" -src "$SCRATCH/local" -to "s3://$P/u4?endpoint=$ENDPOINT&path-style=true" -parallel 4 >/dev/null
+	u4+=("$(secs)")
+	timed "$PY" bench/py/s3_write.py --raw "$SCRATCH/local" "$ENDPOINT" "$P" raw >/dev/null
+	ur+=("$(secs)")
+	UBYTES=$(du -sb --exclude=history --exclude=.staging "$SCRATCH/local" | cut -f1)
+	if [ "$rep" = 1 ] && [ -z "${BENCH_S3_SKIP_PANDAS:-}" ]; then # slow: once
 		read -r w r < <(AWS_ENDPOINT_URL=$ENDPOINT timed "$PY" bench/py/wandb_to_parquet.py "$W/wandb" "s3://$P/pandas.parquet")
 		qw+=("$w") qr+=("$r")
 	fi
 	rm -rf "$SRV/data/$B" "$SRV/data/$P"
-	log "rep $rep: local ${lw[-1]} s, s3 ${sw[-1]} s, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), pandas pipeline to S3 ${qw[-1]} s"
+	log "rep $rep: local ${lw[-1]} s, s3 ${sw[-1]} s, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), pandas pipeline to S3 ${qw[*]:-skipped} s, upload alone: runferry ${u1[-1]} s (staged ${us[-1]}, 4 at once ${u4[-1]}), pyarrow raw ${ur[-1]} s"
 done
 B=mem-$RANDOM
 E=$ENDPOINT B=$B mkbucket
@@ -134,9 +155,10 @@ rm -rf "$SRV/data/$B"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 LW=$(median "${lw[@]}") SW=$(median "${sw[@]}") PT=$(median "${pt[@]}") PW=$(median "${pw[@]}")
-QW=$(median "${qw[@]}") QR=$(median "${qr[@]}")
+QW=$(median "${qw[@]:-0}") QR=$(median "${qr[@]:-0}")
+U1=$(median "${u1[@]}") US=$(median "${us[@]}") U4=$(median "${u4[@]}") UR=$(median "${ur[@]}")
 LR=$(median "${lr[@]}") SR=$(median "${sr[@]}") PR=$(median "${pr[@]}")
-R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R3=$(ratio "$SW" "$QW")
+R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R3=$([ "$QW" = 0 ] || ratio "$SW" "$QW")
 met1=no met2=no met3=no
 [ "$(echo "$R1 <= 1.5" | bc)" = 1 ] && met1=yes
 [ "$(echo "$R2 <= 1" | bc)" = 1 ] && met2=yes
@@ -150,6 +172,15 @@ PTS=$((ROWS * 20))
 	echo "| runferry copy W&B -> \`parquet:s3://\` (versitygw on 127.0.0.1) | $SW s | $SR MB | 1 | | |"
 	echo "| runferry copy W&B -> local \`parquet:\` | $LW s | $LR MB | S3 takes ${R1}x | <= 1.5x | $met1 |"
 	echo "| pyarrow S3FileSystem writes the same files (encode + upload only; process $PW s) | $PT s | $PR MB | S3 copy takes ${R2}x | <= 1x | $met2 |"
-	echo "| the same points W&B -> pandas -> pyarrow S3FileSystem, one file (bench/py/wandb_to_parquet.py, whole process, run once) | $QW s | $QR MB | S3 copy takes ${R3}x | | |"
+	[ "$QW" = 0 ] || echo "| the same points W&B -> pandas -> pyarrow S3FileSystem, one file (bench/py/wandb_to_parquet.py, whole process, run once) | $QW s | $QR MB | S3 copy takes ${R3}x | | |"
 	echo "| runferry copy W&B -> \`parquet:s3://\`, $MEM_ROWS rows ($((MEM_ROWS * 20)) points) | $mw s | $mr MB | peak RSS $(ratio "$mr" "$SR")x of the small run | flat (<= 1.5x) | $met3 |"
+	echo
+	echo "Upload alone, the same $(echo "scale=1; $UBYTES / 1048576" | bc) MiB of Parquet files of the local archive, same server (seconds of uploading, median of $REPEAT):"
+	echo
+	echo "| uploader | seconds | ratio to pyarrow's raw upload |"
+	echo "|---|---|---|"
+	echo "| pyarrow S3FileSystem, raw bytes (\`s3_write.py --raw\`), one at a time | $UR | 1 |"
+	echo "| runferry Store, straight to the key, one at a time (\`s3upload\`) | $U1 | $(ratio "$U1" "$UR")x |"
+	echo "| runferry Store, four at a time (\`s3upload -parallel 4\`) | $U4 | $(ratio "$U4" "$UR")x |"
+	echo "| runferry Store, through .staging/ and a move, as a data file is committed (\`s3upload -staged\`) | $US | $(ratio "$US" "$UR")x |"
 } | tee "$SCRATCH/results.md"

@@ -6,10 +6,13 @@ S3 filesystem (pyarrow.fs.S3FileSystem, pq.write_table, zstd level 1 like
 runferry's archive). The tables are read into memory first and that read is
 not timed: the timed part is only encoding and uploading, so pyarrow gets
 no W&B decoding to do while runferry's side decodes the W&B logs too.
+With --raw it uploads the files' bytes as they are (read into memory
+first, untimed; written with open_output_stream): pyarrow's upload alone,
+beside runferry's (bench/s3upload) on the same files.
 Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 Prints {"files", "rows", "bytes", "seconds"} as one JSON line.
 
-Usage: python s3_write.py ARCHIVE ENDPOINT BUCKET PREFIX
+Usage: python s3_write.py [--raw] ARCHIVE ENDPOINT BUCKET PREFIX
 """
 import json
 import os
@@ -21,7 +24,11 @@ import pyarrow.parquet as pq
 
 
 def main():
-    archive, endpoint, bucket, prefix = sys.argv[1:5]
+    args = sys.argv[1:]
+    raw = args[:1] == ["--raw"]
+    if raw:
+        args = args[1:]
+    archive, endpoint, bucket, prefix = args[:4]
     scheme, host = endpoint.split("://", 1)
     fs = pafs.S3FileSystem(
         access_key=os.environ["AWS_ACCESS_KEY_ID"],
@@ -31,6 +38,8 @@ def main():
         scheme=scheme,
         force_virtual_addressing=False,
     )
+    if raw:
+        return upload_raw(fs, archive, bucket, prefix)
     tables = []
     for dirpath, _, names in os.walk(archive):
         for name in sorted(names):
@@ -46,6 +55,23 @@ def main():
     seconds = time.perf_counter() - t0
     size = sum(fs.get_file_info(f"{bucket}/{prefix}/{rel}").size for rel, _ in tables)
     print(json.dumps({"files": len(tables), "rows": rows, "bytes": size, "seconds": round(seconds, 3)}))
+
+
+def upload_raw(fs, archive, bucket, prefix):
+    blobs = []
+    for dirpath, dirs, names in os.walk(archive):
+        dirs[:] = [d for d in dirs if d not in ("history", ".staging")]
+        for name in sorted(names):
+            if name.endswith(".parquet"):
+                path = os.path.join(dirpath, name)
+                with open(path, "rb") as f:
+                    blobs.append((os.path.relpath(path, archive), f.read()))
+    t0 = time.perf_counter()
+    for rel, data in blobs:
+        with fs.open_output_stream(f"{bucket}/{prefix}/{rel}") as out:
+            out.write(data)
+    seconds = time.perf_counter() - t0
+    print(json.dumps({"files": len(blobs), "rows": 0, "bytes": sum(len(d) for _, d in blobs), "seconds": round(seconds, 3)}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -103,7 +104,10 @@ func (a *app) archivePruneCmd() *cobra.Command {
 		Short: "Remove all but the newest N snapshots of an archive",
 		Long: `Keep the newest N snapshots (the current one counts) and remove older snapshot
 manifests, the superseded data files only they used, and artifact bodies no kept
-snapshot references. Refuses to run while a write holds the archive.`,
+snapshot references. Refuses to run while a write holds the archive. In S3, what
+is still under Object Lock retention (object-lock=, or the bucket's default) is
+kept and listed with the date its retention ends, and a snapshot kept so stays
+readable; exit status 0 (retention is the policy asked for).`,
 		Example: "  runferry archive prune /backups/mlflow --keep 7",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -120,6 +124,12 @@ snapshot references. Refuses to run while a write holds the archive.`,
 			}
 			fmt.Fprintf(a.stdout, "kept snapshots %v; removed %d snapshots, %d data files, %d artifact bodies, %s freed\n",
 				rep.Kept, rep.Snapshots, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			if len(rep.Retained) > 0 {
+				fmt.Fprintf(a.stdout, "kept %d objects under Object Lock retention (a later prune removes them once it ends):\n", len(rep.Retained))
+				for _, r := range rep.Retained {
+					fmt.Fprintf(a.stdout, "  %s  retained until %s\n", r.Name, r.Until.UTC().Format(time.RFC3339))
+				}
+			}
 			return nil
 		},
 	}

@@ -1,8 +1,12 @@
 package archive_test
 
 import (
+	"bytes"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/parquet-go/parquet-go"
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
@@ -50,4 +54,61 @@ func TestAzureCrashSafety(t *testing.T) {
 		write(t, loc, crashData(0))
 		return loc
 	}, archive.LockTTL)
+}
+
+// TestAzureShardsWriteOneArchive is TestShardsWriteOneArchive on an archive
+// in a container of Azurite: four shards, each its own writer, sync into
+// it at once, coordinating through lock objects and journal records
+// created only if absent (Azure's If-None-Match: *). The points are then
+// counted by a plain read of every object under metrics/ (no manifest),
+// each (run, key, step) once.
+func TestAzureShardsWriteOneArchive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow")
+	}
+	az := testenv.SharedAzurite(t)
+	loc := az.Location(az.CreateContainer(t, "shards"), "archive")
+	shardsWriteOneArchive(t, loc, plainMetricsCount)
+}
+
+// plainMetricsCount returns the number of metric rows in the Parquet
+// objects under the archive's metrics/ folder, read as a user listing the
+// folder would (every object, no manifest), failing if any (run, key,
+// step) is seen twice.
+func plainMetricsCount(t *testing.T, loc string) int {
+	t.Helper()
+	st, err := archive.OpenStore(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	type point struct {
+		run, key string
+		step     int64
+	}
+	seen := map[point]bool{}
+	rows := 0
+	err = st.Walk(archive.TableMetrics, func(p string, _ int64) error {
+		data, err := st.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		got, err := parquet.Read[archive.MetricRow](bytes.NewReader(data), int64(len(data)))
+		if err != nil {
+			return fmt.Errorf("%s: %v", p, err)
+		}
+		for _, r := range got {
+			k := point{r.Run, r.Key, r.Step}
+			if seen[k] {
+				t.Errorf("%s: point %v seen twice", p, k)
+			}
+			seen[k] = true
+		}
+		rows += len(got)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }

@@ -13,6 +13,12 @@ type PruneReport struct {
 	Snapshots    int     // snapshot manifests removed
 	Files, Blobs int     // superseded data files and unreferenced bodies removed
 	Bytes        int64   // bytes freed
+	// Retained lists what Prune would have removed but kept because it is
+	// under Object Lock retention (object-lock, or the bucket's default
+	// retention), with the date its retention ends: a later Prune removes
+	// it. A snapshot manifest kept so stays readable (it is in Kept), and
+	// so do the files it references.
+	Retained []Retained
 }
 
 // Prune keeps the newest keep snapshots (at least 1: the current one) and
@@ -22,7 +28,8 @@ type PruneReport struct {
 // it open) and
 // first finishes any interrupted write. A crash during Prune leaves
 // unreferenced files that the next Prune removes; it never removes a file
-// a kept snapshot needs.
+// a kept snapshot needs. In object storage it removes nothing under
+// Object Lock retention (see PruneReport.Retained).
 func Prune(root string, keep int) (PruneReport, error) {
 	var rep PruneReport
 	if keep < 1 {
@@ -47,7 +54,25 @@ func Prune(root string, keep int) (PruneReport, error) {
 		return rep, err
 	}
 	cut := max(0, len(snaps)-keep)
+	ret, _ := st.(retainer)
+	// locked reports whether p is under retention, recording it if so.
+	locked := func(p string) (bool, error) {
+		if ret == nil {
+			return false, nil
+		}
+		until, ok, err := ret.retainedUntil(p)
+		if ok {
+			rep.Retained = append(rep.Retained, Retained{Name: st.Name(p), Until: until})
+		}
+		return ok, err
+	}
 	for _, n := range snaps[:cut] {
+		if ok, err := locked(snapshotPath(n)); err != nil {
+			return rep, err
+		} else if ok {
+			rep.Kept = append(rep.Kept, n)
+			continue
+		}
 		if err := st.Remove(snapshotPath(n)); err != nil {
 			return rep, err
 		}
@@ -56,7 +81,7 @@ func Prune(root string, keep int) (PruneReport, error) {
 	if err := st.SyncDir(snapshotsDir); err != nil && cut > 0 {
 		return rep, err
 	}
-	rep.Kept = snaps[cut:]
+	rep.Kept = append(rep.Kept, snaps[cut:]...)
 	files, blobs := map[string]bool{}, map[string]bool{}
 	mark := func(m *Manifest) {
 		for _, f := range m.allFiles() {
@@ -101,6 +126,11 @@ func Prune(root string, keep int) (PruneReport, error) {
 		return rep, err
 	}
 	for _, g := range drop {
+		if ok, err := locked(g.p); err != nil {
+			return rep, err
+		} else if ok {
+			continue
+		}
 		if err := st.Remove(g.p); err != nil {
 			return rep, fmt.Errorf("removing %s: %w", st.Name(g.p), err)
 		}

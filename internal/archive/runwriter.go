@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"slices"
 
@@ -222,6 +224,9 @@ func (rw *RunWriter) WriteArtifact(a schema.Artifact, body io.Reader) error {
 // nothing is made durable or moved, and that body is not read again (its
 // size is what is checked, as VerifyRun does without hashing).
 func (w *Writer) putBlob(body io.Reader, size int64, keep string) (string, int64, bool, error) {
+	if _, ok := w.st.(hashFirst); ok {
+		return w.putBlobHashed(body, size, keep)
+	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", 0, false, err
@@ -261,6 +266,119 @@ func (w *Writer) putBlob(body io.Reader, size int64, keep string) (string, int64
 		return "", 0, false, err
 	}
 	return sha, n, false, w.st.SyncDir(path.Dir(final))
+}
+
+// hashFirst is a Store on which a write is an upload, and whose objects
+// appear whole at their path or not at all (object storage). putBlob there
+// hashes a body before writing it, in memory or a local spill file, and
+// uploads it straight to its content-addressed key only when no body of
+// that content is there: no staged copy, no server-side move, nothing sent
+// for a body the archive holds.
+type hashFirst interface {
+	Store
+	hashesFirst()
+}
+
+// putBlobHashed is putBlob on a hashFirst store.
+func (w *Writer) putBlobHashed(body io.Reader, size int64, keep string) (string, int64, bool, error) {
+	sp, err := spoolBody(w.st.SpillDir(), body)
+	if err != nil {
+		return "", 0, false, err
+	}
+	defer sp.Close()
+	n := sp.size
+	if size >= 0 && n != size {
+		return "", 0, false, fmt.Errorf("%w: got %d bytes, expected %d", ErrSizeMismatch, n, size)
+	}
+	sha := sp.sha
+	final := blobPath(sha)
+	if fi, serr := w.st.Stat(final); serr == nil && fi.Size == n {
+		if keep != "" && sha == keep {
+			return sha, n, true, nil
+		}
+		if got, _, err := hashStored(w.st, final); err == nil && got == sha {
+			return sha, n, false, nil
+		}
+	}
+	f, err := w.st.Create(final)
+	if err != nil {
+		return "", 0, false, err
+	}
+	if _, err := io.Copy(f, sp.reader()); err != nil {
+		f.Abort()
+		return "", 0, false, err
+	}
+	if err := f.Commit(); err != nil {
+		return "", 0, false, err
+	}
+	return sha, n, false, nil
+}
+
+// spooledBody is a body read whole and hashed: in memory up to
+// smallObject bytes, past that in a local file (deleted when closed), so
+// memory stays bounded.
+type spooledBody struct {
+	mem  []byte
+	file *os.File
+	size int64
+	sha  string
+}
+
+func spoolBody(dir string, body io.Reader) (*spooledBody, error) {
+	h := sha256.New()
+	sp := &spooledBody{}
+	buf := make([]byte, 0, 64<<10)
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= smallObject {
+				break
+			}
+			buf = slices.Grow(buf, len(buf))
+		}
+		k, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err == io.EOF {
+			sp.mem = buf
+			sp.size = int64(len(buf))
+			h.Write(buf)
+			sp.sha = hex.EncodeToString(h.Sum(nil))
+			return sp, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return nil, err
+	}
+	f, err := createTemp(dir, "body-", tmpSuffix)
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name()) // held open; gone when closed
+	sp.file = f
+	n, err := io.Copy(io.MultiWriter(f, h), io.MultiReader(bytes.NewReader(buf), body))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	sp.size, sp.sha = n, hex.EncodeToString(h.Sum(nil))
+	return sp, nil
+}
+
+// reader reads the body from its start.
+func (sp *spooledBody) reader() io.Reader {
+	if sp.file != nil {
+		return io.NewSectionReader(sp.file, 0, sp.size)
+	}
+	return bytes.NewReader(sp.mem)
+}
+
+func (sp *spooledBody) Close() error {
+	if sp.file != nil {
+		return sp.file.Close()
+	}
+	return nil
 }
 
 // Commit writes the run's metadata tables and sorted metrics, makes every

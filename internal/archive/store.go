@@ -201,4 +201,7 @@ var StoreOptionHelp = map[string]string{
 	"kms-key-id":    "Object storage: the KMS key for sse=aws:kms (implies it).",
 	"storage-class": "Object storage: the storage class of every object written (STANDARD, STANDARD_IA, GLACIER_IR, ...).",
 	"profile":       "Object storage: the AWS shared-config profile whose credentials and settings to use (default: AWS_PROFILE, else default).",
+	"object-lock": "Object storage (S3): MODE:PERIOD, e.g. governance:30d or compliance:1y: every data file, artifact body and snapshot " +
+		"manifest is written with S3 Object Lock retention in MODE for PERIOD (days d, years y, or 12h); the bucket must have Object Lock enabled. " +
+		"archive prune keeps (and lists) what is still retained.",
 }

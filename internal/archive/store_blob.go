@@ -38,7 +38,7 @@ import (
 // among them: they come from the cloud's standard chain (for S3: the
 // AWS_* environment variables, the shared config and credentials files
 // with AWS_PROFILE or profile=, container and instance roles, IRSA).
-var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile"}
+var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile", "object-lock"}
 
 // blobStore is an archive under a prefix of a bucket, through
 // gocloud.dev/blob. Objects are written whole or not at all (a streamed
@@ -50,9 +50,15 @@ type blobStore struct {
 	b       *blob.Bucket
 	display string // scheme://bucket/prefix, for messages
 	ctx     context.Context
-	wopts   func() *blob.WriterOptions
-	copts   *blob.CopyOptions
-	spill   string
+	wopts   func(p string) *blob.WriterOptions // options of a write to p
+	copts   func(to string) *blob.CopyOptions  // options of a copy to to
+	// s3 is set for an S3 bucket, whose objects may be under Object Lock
+	// retention (retainedUntil).
+	s3    bool
+	spill string
+	// onUpload, when set (by tests), is called with the path of every
+	// object about to be uploaded.
+	onUpload func(p string)
 }
 
 // blobTimeout bounds one request to object storage, so that a server that
@@ -160,34 +166,58 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", display, err)
 	}
-	st := &blobStore{b: b, display: display, ctx: ctx}
+	st := &blobStore{b: b, display: display, ctx: ctx, s3: true}
 	class := q.Get("storage-class")
 	if class != "" && !slices.Contains(types.StorageClass("").Values(), types.StorageClass(class)) {
 		b.Close()
 		return nil, fmt.Errorf("%s: option storage-class=%q: want one of %v", display, class, types.StorageClass("").Values())
 	}
-	st.wopts = func() *blob.WriterOptions {
+	var lock *objectLock
+	if v, ok := q["object-lock"]; ok {
+		if lock, err = parseObjectLock(v[0]); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("%s: option object-lock=%q: %v", display, v[0], err)
+		}
+	}
+	st.wopts = func(p string) *blob.WriterOptions {
 		o := &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4}
-		if class != "" {
+		retain := lock != nil && retained(p)
+		if class != "" || retain {
 			o.BeforeWrite = func(as func(any) bool) error {
 				var in *transfermanager.UploadObjectInput
 				if as(&in) {
-					in.StorageClass = tmtypes.StorageClass(class)
+					if class != "" {
+						in.StorageClass = tmtypes.StorageClass(class)
+					}
+					if retain {
+						in.ObjectLockMode = tmtypes.ObjectLockMode(lock.mode)
+						in.ObjectLockRetainUntilDate = aws.Time(lock.until())
+					}
 				}
 				return nil
 			}
 		}
 		return o
 	}
-	st.copts = &blob.CopyOptions{}
-	if class != "" {
-		st.copts.BeforeCopy = func(as func(any) bool) error {
-			var in *s3.CopyObjectInput
-			if as(&in) {
-				in.StorageClass = types.StorageClass(class)
+	st.copts = func(to string) *blob.CopyOptions {
+		o := &blob.CopyOptions{}
+		retain := lock != nil && retained(to)
+		if class != "" || retain {
+			o.BeforeCopy = func(as func(any) bool) error {
+				var in *s3.CopyObjectInput
+				if as(&in) {
+					if class != "" {
+						in.StorageClass = types.StorageClass(class)
+					}
+					if retain {
+						in.ObjectLockMode = types.ObjectLockMode(lock.mode)
+						in.ObjectLockRetainUntilDate = aws.Time(lock.until())
+					}
+				}
+				return nil
 			}
-			return nil
 		}
+		return o
 	}
 	return st, nil
 }
@@ -207,8 +237,9 @@ func openAzure(ctx context.Context, container string, q url.Values, display stri
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
 	}
-	st := &blobStore{b: b, display: display, ctx: ctx, copts: &blob.CopyOptions{}}
-	st.wopts = func() *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
+	st := &blobStore{b: b, display: display, ctx: ctx}
+	st.copts = func(string) *blob.CopyOptions { return &blob.CopyOptions{} }
+	st.wopts = func(string) *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
 	return st, nil
 }
 
@@ -270,17 +301,50 @@ func (s *blobStore) op() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, blobTimeout)
 }
 
-// blobFile streams an object; ReadAt reads from a local copy made as the
-// object is read (the archive reads each data file whole to check its
-// SHA-256, then parses it), so every object is fetched once.
+// blobFile is an open object. Read streams it, keeping a copy as it goes
+// (in memory up to smallObject bytes, else in a local spill file), so that
+// ReadAt after Read is served from the copy and every object is fetched
+// once: the archive's readers read each data file whole to check its
+// SHA-256, then parse it. ReadAt before any Read fetches only the range
+// asked for (a Parquet reader's footer first, then the pages it needs).
 type blobFile struct {
 	s     *blobStore
 	p     string
 	size  int64
-	body  *blob.Reader
-	spool *os.File
+	body  *blob.Reader // opened by the first Read
+	spool spool
 	got   int64 // bytes read from body (and spooled)
 }
+
+// spool is where blobFile keeps what Read fetched.
+type spool interface {
+	io.ReaderAt
+	io.WriterAt
+	io.Closer
+}
+
+// memSpool is a spool in memory, for small objects.
+type memSpool struct{ b []byte }
+
+func (m *memSpool) WriteAt(p []byte, off int64) (int, error) {
+	if end := off + int64(len(p)); end > int64(len(m.b)) {
+		m.b = append(m.b, make([]byte, end-int64(len(m.b)))...)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m *memSpool) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memSpool) Close() error { m.b = nil; return nil }
 
 func (s *blobStore) Open(p string) (ReadAtFile, error) {
 	ctx, cancel := s.op()
@@ -289,16 +353,19 @@ func (s *blobStore) Open(p string) (ReadAtFile, error) {
 	if err != nil {
 		return nil, s.fail("opening", p, err)
 	}
-	r, err := s.b.NewReader(s.ctx, p, nil)
-	if err != nil {
-		return nil, s.fail("opening", p, err)
-	}
-	return &blobFile{s: s, p: p, size: a.Size, body: r}, nil
+	return &blobFile{s: s, p: p, size: a.Size}, nil
 }
 
 func (f *blobFile) Size() int64 { return f.size }
 
 func (f *blobFile) Read(b []byte) (int, error) {
+	if f.body == nil {
+		r, err := f.s.b.NewReader(f.s.ctx, f.p, nil)
+		if err != nil {
+			return 0, f.s.fail("opening", f.p, err)
+		}
+		f.body = r
+	}
 	n, err := f.body.Read(b)
 	if n > 0 {
 		if f.spool == nil {
@@ -319,7 +386,10 @@ func (f *blobFile) Read(b []byte) (int, error) {
 	return n, err
 }
 
-func (f *blobFile) newSpool() (*os.File, error) {
+func (f *blobFile) newSpool() (spool, error) {
+	if f.size <= smallObject {
+		return &memSpool{b: make([]byte, 0, f.size)}, nil
+	}
 	if err := os.MkdirAll(f.s.SpillDir(), dirMode); err != nil {
 		return nil, err
 	}
@@ -331,8 +401,12 @@ func (f *blobFile) newSpool() (*os.File, error) {
 	return sp, nil
 }
 
-// ReadAt reads the rest of the object first, if Read has not.
+// ReadAt fetches the range asked for when nothing was read yet; once Read
+// has begun, it reads the rest of the object first, then serves the copy.
 func (f *blobFile) ReadAt(b []byte, off int64) (int, error) {
+	if f.body == nil {
+		return f.readRange(b, off)
+	}
 	if f.got < f.size {
 		if _, err := io.Copy(io.Discard, readerOnly{f}); err != nil {
 			return 0, err
@@ -344,10 +418,36 @@ func (f *blobFile) ReadAt(b []byte, off int64) (int, error) {
 	return f.spool.ReadAt(b, off)
 }
 
+// readRange reads len(b) bytes at off with one ranged request.
+func (f *blobFile) readRange(b []byte, off int64) (int, error) {
+	if off >= f.size {
+		return 0, io.EOF
+	}
+	want := min(int64(len(b)), f.size-off)
+	ctx, cancel := f.s.op()
+	defer cancel()
+	r, err := f.s.b.NewRangeReader(ctx, f.p, off, want, nil)
+	if err != nil {
+		return 0, f.s.fail("reading", f.p, err)
+	}
+	defer r.Close()
+	n, err := io.ReadFull(r, b[:want])
+	if err != nil {
+		return n, f.s.fail("reading", f.p, err)
+	}
+	if want < int64(len(b)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
 type readerOnly struct{ io.Reader }
 
 func (f *blobFile) Close() error {
-	err := f.body.Close()
+	var err error
+	if f.body != nil {
+		err = f.body.Close()
+	}
 	if f.spool != nil {
 		f.spool.Close()
 	}
@@ -392,6 +492,9 @@ type blobWriter struct {
 // smallObject is the size up to which an object is uploaded whole.
 const smallObject = 4 << 20
 
+// hashesFirst marks object storage for putBlob (see hashFirst).
+func (s *blobStore) hashesFirst() {}
+
 func (s *blobStore) Create(p string) (ObjectWriter, error) {
 	return &blobWriter{s: s, p: p}, nil
 }
@@ -404,9 +507,12 @@ func (w *blobWriter) start() {
 	ctx, cancel := context.WithCancel(w.s.ctx)
 	pr, pw := io.Pipe()
 	w.w, w.cancel, w.fin = pw, cancel, make(chan struct{})
-	o := w.s.wopts()
+	o := w.s.wopts(w.p)
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
+	}
+	if w.s.onUpload != nil {
+		w.s.onUpload(w.p)
 	}
 	go func() {
 		defer close(w.fin)
@@ -496,7 +602,7 @@ func transient(err error) bool {
 func (s *blobStore) WriteFile(p string, data []byte) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	if err := retry(func() error { return s.put(ctx, p, data, s.wopts()) }); err != nil {
+	if err := retry(func() error { return s.put(ctx, p, data, s.wopts(p)) }); err != nil {
 		return s.fail("writing", p, err)
 	}
 	return nil
@@ -511,13 +617,16 @@ func (s *blobStore) put(ctx context.Context, p string, data []byte, o *blob.Writ
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
 	}
+	if s.onUpload != nil {
+		s.onUpload(p)
+	}
 	return s.b.Upload(ctx, p, bytes.NewReader(data), o)
 }
 
 func (s *blobStore) CreateExclusive(p string, data []byte) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	o := s.wopts()
+	o := s.wopts(p)
 	o.IfNotExist = true
 	if err := retry(func() error { return s.put(ctx, p, data, o) }); err != nil {
 		return s.fail("creating", p, err)
@@ -532,7 +641,7 @@ var copyLimit int64 = 5 << 30
 func (s *blobStore) Move(from, to string) error {
 	ctx, cancel := s.op()
 	defer cancel()
-	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts) })
+	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts(to)) })
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		if fi, serr := s.Stat(from); serr == nil && fi.Size > copyLimit {
 			err = s.streamCopy(from, to)

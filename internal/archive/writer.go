@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/runferry/runferry/schema"
 )
 
@@ -580,26 +582,40 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 		kept[f.Path] = true
 	}
 	// Moves after the commit point: a crash here is finished by syncTree.
+	// Every superseded file leaves before any new one arrives (so a folder
+	// never holds two versions of the entry); within each group the moves
+	// run concurrently (in object storage each is a copy and a delete).
+	var g errgroup.Group
+	g.SetLimit(moveConcurrency)
 	for _, f := range old {
 		if kept[f.Path] {
 			continue
 		}
-		err := w.st.Move(f.Path, path.Join(historyDir, f.Path))
-		if err != nil && !notExist(err) { // a file lost since its commit has nothing to move
-			return err
-		}
+		g.Go(func() error {
+			err := w.st.Move(f.Path, path.Join(historyDir, f.Path))
+			if err != nil && !notExist(err) { // a file lost since its commit has nothing to move
+				return err
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	for _, f := range cur {
-		staged := path.Join(stagingDir, f.Path)
-		if _, err := w.st.Stat(staged); notExist(err) && slices.ContainsFunc(old, func(o FileEntry) bool { return o.Path == f.Path }) {
-			continue // kept in place
-		}
-		if err := w.st.Move(staged, f.Path); err != nil {
-			return err
-		}
+		g.Go(func() error {
+			staged := path.Join(stagingDir, f.Path)
+			if _, err := w.st.Stat(staged); notExist(err) && slices.ContainsFunc(old, func(o FileEntry) bool { return o.Path == f.Path }) {
+				return nil // kept in place
+			}
+			return w.st.Move(staged, f.Path)
+		})
 	}
-	return nil
+	return g.Wait()
 }
+
+// moveConcurrency bounds the moves of one commit that run at once.
+const moveConcurrency = 8
 
 // publish writes the state as snapshot m.Snapshot+1: snapshots/<n>.json,
 // then manifest.json (the commit point), then drops the journal. The

@@ -128,12 +128,21 @@ func (s *Source) Experiments(ctx context.Context) iter.Seq2[schema.Experiment, e
 
 // Runs yields the runs of exp sorted by origin.
 func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return s.runs(ctx, exp, nil)
+}
+
+// runs yields the runs of exp that keep selects (all when nil), reading
+// only those.
+func (s *Source) runs(ctx context.Context, exp schema.Ref, keep func(archive.RunEntry) bool) iter.Seq2[schema.Run, error] {
 	return func(yield func(schema.Run, error) bool) {
 		if err := s.Check(ctx); err != nil {
 			yield(schema.Run{}, err)
 			return
 		}
 		for _, e := range s.r.Runs(exp.String()) {
+			if keep != nil && !keep(e) {
+				continue
+			}
 			if ctx.Err() != nil {
 				yield(schema.Run{}, ctx.Err())
 				return
