@@ -28,12 +28,23 @@ const URLRefreshes = 3
 // not know parquetHistory, or answers neither URLs nor a live tail; the
 // caller then scans the history with the paged query.
 //
+// The exports are those the run's listing page carried (see listing.go),
+// asked for again once when one of their downloads fails for good (the
+// run may have gone or changed since), else asked for now.
+//
 // The export files are downloaded one at a time into temporary files
 // (removed when read) and read row by row, so memory does not grow with
 // the run. Rows of the live tail (steps from the first live step on) are
 // read with the paged history query, up to last.
 func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id string, last int64, fn func(row) error) (handled bool, err error) {
-	urls, live, err := s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
+	var urls []string
+	var live []int64
+	e, listed := s.takeExports(run.ID)
+	if listed {
+		urls, live = e.URLs, e.LiveSteps
+	} else {
+		urls, live, err = s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
+	}
 	if errors.Is(err, wandbapi.ErrNoParquetHistory) {
 		return false, nil
 	}
@@ -43,6 +54,22 @@ func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id 
 	if len(urls) == 0 && len(live) == 0 {
 		return false, nil
 	}
+	files, err := s.downloadExports(ctx, project, id, urls)
+	if err != nil && listed && ctx.Err() == nil && fault.KindOf(err) == fault.KindPermanent {
+		// The listing's URLs may be stale (the run was deleted, or
+		// exported again, since): ask for them again, once.
+		urls, live, err = s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
+		if err != nil {
+			return true, err
+		}
+		if len(urls) == 0 && len(live) == 0 {
+			return false, nil
+		}
+		files, err = s.downloadExports(ctx, project, id, urls)
+	}
+	if err != nil {
+		return true, err
+	}
 	minLive := int64(math.MaxInt64)
 	if len(live) > 0 {
 		minLive = slices.Min(live)
@@ -50,10 +77,6 @@ func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id 
 	// Files are read in order of their first step; their steps must
 	// increase throughout (W&B's exports are partitions of the history).
 	prev := int64(math.MinInt64)
-	files, err := s.downloadExports(ctx, project, id, urls)
-	if err != nil {
-		return true, err
-	}
 	defer func() {
 		for _, f := range files {
 			f.close()

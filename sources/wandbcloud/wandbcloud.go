@@ -45,6 +45,11 @@
 // filters (sources.RunFilterer); --include and --exclude select projects
 // before their runs are listed.
 //
+// Runs are listed with what reading them needs next (listing.go): each
+// run's parquetHistory and the first pages of its files and artifact
+// versions ride in its listing page, so that a run needs no request of
+// its own for them (docs/WANDB-CLOUD.md "Requests per run").
+//
 // History is read in full, never sampled: from the run's parquet history
 // exports (parquetHistory: signed URLs, downloaded into temporary files
 // one at a time and read row by row with parquet-go, asked for again when
@@ -109,13 +114,15 @@ type Source struct {
 	cfg Config
 	api *wandbapi.Client
 
-	mu        sync.Mutex
-	estimates map[string]int64           // run origin id -> estimated points, from the listing
-	lastSteps map[string]int64           // run origin id -> lastStep from the listing; -1: no history
-	noSystem  map[string]bool            // run origin id -> the listing shows no system metrics
-	noLogs    map[string]bool            // run origin id -> the listing shows no console lines
-	spools    map[string]*spool          // run origin id -> rich values read by Metrics
-	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+	mu          sync.Mutex
+	estimates   map[string]int64           // run origin id -> estimated points, from the listing
+	lastSteps   map[string]int64           // run origin id -> lastStep from the listing; -1: no history
+	noSystem    map[string]bool            // run origin id -> the listing shows no system metrics
+	noLogs      map[string]bool            // run origin id -> the listing shows no console lines
+	spools      map[string]*spool          // run origin id -> rich values read by Metrics
+	manifests   map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+	extras      map[string]*listedExtras   // run origin id -> what its listing page carried (listing.go)
+	extrasBytes int64                      // their size, within ListedExtrasBudget
 
 	// ManifestFetches counts the artifact manifests downloaded, and
 	// ArtifactFileFetches the artifact files opened.
@@ -261,7 +268,7 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 		if !some {
 			return
 		}
-		for r, err := range s.api.RunsWhere(ctx, s.cfg.Entity, p[0], query) {
+		for r, err := range s.listRuns(ctx, p[0], query) {
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
