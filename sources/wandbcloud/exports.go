@@ -187,6 +187,7 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 
 // rows calls fn for every row of the file, decoded: null columns left
 // out, JSON columns parsed (W&B's extended JSON), nested groups as maps.
+// The map passed to fn is reused for the next row: fn must not keep it.
 func (e *exportFile) rows(fn func(map[string]any) error) error {
 	sch := e.pf.Schema()
 	fields := sch.Fields()
@@ -210,10 +211,12 @@ func (e *exportFile) rows(fn func(map[string]any) error) error {
 	r := parquet.NewReader(e.pf)
 	defer r.Close()
 	buf := make([]parquet.Row, 64)
+	// One map for every row: fn must not keep it (its values it may).
+	m := make(map[string]any, len(fields))
 	for {
 		n, err := r.ReadRows(buf)
 		for _, pr := range buf[:n] {
-			m := make(map[string]any, len(fields))
+			clear(m)
 			for _, v := range pr {
 				ci := v.Column()
 				if ci < 0 || ci >= len(cols) || v.IsNull() || cols[ci].nested {

@@ -569,8 +569,13 @@ type row struct {
 // dicts are flattened by it as the folder source flattens them).
 func convertRow(m map[string]any) row {
 	items := make([]wandbfile.Value, 0, len(m))
+	// One backing array for the one-element paths (not one allocation a
+	// value): it is never appended to beyond len(m).
+	keys := make([]string, 0, len(m))
 	for k, v := range m {
-		items = append(items, wandbfile.Value{Path: []string{k}, Value: v})
+		keys = append(keys, k)
+		n := len(keys)
+		items = append(items, wandbfile.Value{Path: keys[n-1 : n : n], Value: v})
 	}
 	rv, points := wandbfile.ConvertValues(items, nil)
 	for i := range points {
