@@ -137,20 +137,31 @@ func (n *exportNode) listed(entity, project string) (ListedRun, error) {
 // everything asks no more of the API than its listing page did.
 //
 // A server that answers the first page of this listing with a GraphQL
-// error is asked the plain listing (RunsWhere) instead, for this and
-// every later call of the client; the runs then come without Exports or
-// Contents.
+// error is asked the plain listing (RunsWhere) instead; when that one
+// answers, for every later call of the client too. The runs then come
+// without Exports or Contents.
 func (c *Client) RunsForExport(ctx context.Context, entity, project string, filters map[string]any) iter.Seq2[ListedRun, error] {
 	return func(yield func(ListedRun, error) bool) {
-		plain := func() {
+		// plain yields the plain listing; refused (the export listing
+		// was) remembers it for the client once the plain listing
+		// answers where the export listing did not (a project that
+		// does not exist fails both, and changes nothing).
+		plain := func(refused bool) {
 			for r, err := range c.RunsWhere(ctx, entity, project, filters) {
+				if refused && err == nil {
+					c.plainListing.Store(true)
+					refused = false
+				}
 				if !yield(ListedRun{Run: r}, err) || err != nil {
 					return
 				}
 			}
+			if refused {
+				c.plainListing.Store(true)
+			}
 		}
 		if c.plainListing.Load() {
-			plain()
+			plain(false)
 			return
 		}
 		first := true
@@ -158,8 +169,7 @@ func (c *Client) RunsForExport(ctx context.Context, entity, project string, filt
 		for n, err := range runListing[exportNode](ctx, c, entity, project, filters, exportListingQuery, vars) {
 			if err != nil {
 				if first && fault.KindOf(err) == fault.KindPermanent {
-					c.plainListing.Store(true)
-					plain()
+					plain(true)
 					return
 				}
 				yield(ListedRun{}, err)

@@ -102,6 +102,16 @@ func TestRunsForExport(t *testing.T) {
 		return false
 	})
 	old := client(t, srv.URL, key)
+	// A project that does not exist fails both listings and leaves the
+	// client asking the export listing.
+	for _, err := range old.RunsForExport(ctx, "acme", "nosuch", nil) {
+		if err == nil || !strings.Contains(err.Error(), "project acme/nosuch not found") {
+			t.Fatalf("missing project: %v", err)
+		}
+	}
+	if n := refused.Swap(0); n != 1 {
+		t.Fatalf("missing project: export listing asked %d times, want 1", n)
+	}
 	for range 2 {
 		n := 0
 		for lr, err := range old.RunsForExport(ctx, "acme", project, nil) {
