@@ -32,32 +32,49 @@ const URLRefreshes = 3
 // asked for again once when one of their downloads fails for good (the
 // run may have gone or changed since), else asked for now.
 //
+// When runs are read one after the other in listing order, the exports
+// of the next ExportsAhead runs are downloaded while this one is read
+// (ahead.go).
+//
 // The export files are downloaded one at a time into temporary files
 // (removed when read) and read row by row, so memory does not grow with
 // the run. Rows of the live tail (steps from the first live step on) are
 // read with the paged history query, up to last.
 func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id string, last int64, fn func(row) error) (handled bool, err error) {
-	var urls []string
+	s.fetchAhead(run.ID)
 	var live []int64
-	e, listed := s.takeExports(run.ID)
-	if listed {
-		urls, live = e.URLs, e.LiveSteps
-	} else {
-		urls, live, err = s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
-	}
-	if errors.Is(err, wandbapi.ErrNoParquetHistory) {
-		return false, nil
-	}
+	var files []*exportFile
+	pre, err := s.takeFetched(ctx, run.ID)
 	if err != nil {
 		return false, err
 	}
-	if len(urls) == 0 && len(live) == 0 {
-		return false, nil
+	listed := pre != nil
+	if pre != nil {
+		live, files, err = pre.live, pre.files, pre.err
+	} else {
+		var urls []string
+		e, ok := s.takeExports(run.ID)
+		listed = ok
+		if ok {
+			urls, live = e.URLs, e.LiveSteps
+		} else {
+			urls, live, err = s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
+		}
+		if errors.Is(err, wandbapi.ErrNoParquetHistory) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(urls) == 0 && len(live) == 0 {
+			return false, nil
+		}
+		files, err = s.downloadExports(ctx, project, id, urls)
 	}
-	files, err := s.downloadExports(ctx, project, id, urls)
 	if err != nil && listed && ctx.Err() == nil && fault.KindOf(err) == fault.KindPermanent {
 		// The listing's URLs may be stale (the run was deleted, or
 		// exported again, since): ask for them again, once.
+		var urls []string
 		urls, live, err = s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
 		if err != nil {
 			return true, err

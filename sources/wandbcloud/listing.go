@@ -37,7 +37,11 @@ func (s *Source) listRuns(ctx context.Context, project string, query map[string]
 				yield(wandbapi.Run{}, err)
 				return
 			}
-			s.keepExtras(s.cfg.Entity+"/"+project+"/"+lr.Name, lr)
+			id := s.cfg.Entity + "/" + project + "/" + lr.Name
+			s.keepExtras(id, lr)
+			s.mu.Lock()
+			s.ahead.listed(id)
+			s.mu.Unlock()
 			if !yield(lr.Run, nil) {
 				return
 			}

@@ -122,11 +122,15 @@ type Source struct {
 	spools      map[string]*spool          // run origin id -> rich values read by Metrics
 	manifests   map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
 	extras      map[string]*listedExtras   // run origin id -> what its listing page carried (listing.go)
+	ahead       ahead                      // exports downloaded ahead of their run's read (ahead.go)
 	extrasBytes int64                      // their size, within ListedExtrasBudget
 
 	// ManifestFetches counts the artifact manifests downloaded, and
 	// ArtifactFileFetches the artifact files opened.
 	ManifestFetches, ArtifactFileFetches atomic.Int64
+	// FetchedAhead counts the runs whose exports were downloaded ahead
+	// of their read (ahead.go).
+	FetchedAhead atomic.Int64
 }
 
 var (
@@ -190,6 +194,7 @@ func (s *Source) OnWait(f func(reason string, d time.Duration)) { s.api.SetWaitH
 // Close removes the rich values kept aside (see spool.go); it is safe to
 // call more than once.
 func (s *Source) Close() error {
+	s.closeAhead()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sp := range s.spools {

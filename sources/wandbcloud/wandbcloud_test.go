@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -203,12 +204,46 @@ func TestConformanceExports(t *testing.T) {
 	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
 	srv := server(t, wandbtest.ExportFixtures)
 	w := want(t, srv.Data().SyncedAt)
-	got, err := dataset.Read(context.Background(), open(t, srv.URL, ""))
+	tmp := t.TempDir()
+	src, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", APIKey: key, TempDir: tmp})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As a copy reads them: every run listed first, then read one after
+	// the other.
+	got := &dataset.Dataset{}
+	var runs []schema.Run
+	for e, err := range src.Experiments(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Experiments = append(got.Experiments, e)
+		for r, err := range src.Runs(context.Background(), e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs = append(runs, r)
+		}
+	}
+	for _, r := range runs {
+		rd, err := dataset.ReadRun(context.Background(), src, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Runs = append(got.Runs, rd)
+	}
 	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
 		t.Fatal(strings.Join(diff, "\n"))
+	}
+	// Read in listing order, the runs after the first had their exports
+	// downloaded ahead; nothing is left in the temporary folder after
+	// Close.
+	if n := src.FetchedAhead.Load(); n == 0 {
+		t.Error("no run's exports were downloaded ahead")
+	}
+	src.Close()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in the temporary folder after Close: %v", left)
 	}
 	// The console log is asked for only for the 4 runs whose listing
 	// shows console lines, one page each.
