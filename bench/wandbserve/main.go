@@ -8,7 +8,14 @@
 //
 // It prints one JSON line {"url": ..., "key": ..., "points": N, "sum": S}
 // and serves until interrupted. GET /_bench/stats answers the server's
-// counters as JSON; POST /_bench/reset zeroes them.
+// counters as JSON; POST /_bench/reset zeroes them; POST
+// /_bench/limit?rate=R&latency=D sets the rate limit and latency (0 and
+// 0s: none), so that one server serves a copy with and without them.
+//
+// Like W&B, where the parquet exports and run files are objects in cloud
+// storage behind signed URLs and not requests to the GraphQL API, the
+// server's rate limit holds only POST /graphql: downloads are not counted
+// by it (they wait the latency like every answer).
 package main
 
 import (
@@ -19,6 +26,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -71,6 +79,16 @@ func main() {
 				"graphql": srv.Requests.Load(), "limited": srv.Limited.Load(), "downloads": srv.ExportDownloads.Load(),
 				"parquet_history": srv.ParquetQueries.Load(), "history_pages": srv.HistoryReads.Load(), "runs_listed": srv.RunsListed.Load(),
 			})
+			return true
+		case "/_bench/limit":
+			q := r.URL.Query()
+			perSecond, err1 := strconv.ParseFloat(q.Get("rate"), 64)
+			delay, err2 := time.ParseDuration(q.Get("latency"))
+			if err1 != nil || err2 != nil || perSecond < 0 || delay < 0 {
+				http.Error(w, "want rate=N&latency=DURATION", http.StatusBadRequest)
+				return true
+			}
+			srv.SetLimit(perSecond, delay)
 			return true
 		case "/_bench/reset":
 			srv.Requests.Store(0)

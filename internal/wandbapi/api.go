@@ -189,49 +189,7 @@ func (c *Client) Runs(ctx context.Context, entity, project string) iter.Seq2[Run
 // `api.runs(path, filters=...)`), e.g. {"name": {"$in": ["a1", "b2"]}} or
 // {"createdAt": {"$gte": "2024-01-01T00:00:00Z"}}; nil means all runs.
 func (c *Client) RunsWhere(ctx context.Context, entity, project string, filters map[string]any) iter.Seq2[Run, error] {
-	return func(yield func(Run, error) bool) {
-		var cursor *string
-		fjson := "{}"
-		if len(filters) > 0 {
-			b, err := json.Marshal(filters)
-			if err != nil {
-				yield(Run{}, fault.Permanent(fmt.Errorf("wandb: run filter: %v", err)))
-				return
-			}
-			fjson = string(b)
-		}
-		for {
-			var out struct {
-				Project *struct {
-					Runs struct {
-						PageInfo pageInfo `json:"pageInfo"`
-						Edges    []struct {
-							Node Run `json:"node"`
-						} `json:"edges"`
-					} `json:"runs"`
-				} `json:"project"`
-			}
-			err := c.Query(ctx, runsQuery, map[string]any{"entity": entity, "project": project, "cursor": cursor, "perPage": RunsPageSize, "filters": fjson}, &out)
-			if err != nil {
-				yield(Run{}, err)
-				return
-			}
-			if out.Project == nil {
-				yield(Run{}, fault.Permanent(fmt.Errorf("wandb: project %s/%s not found on %s", entity, project, c.host)))
-				return
-			}
-			for _, e := range out.Project.Runs.Edges {
-				if !yield(e.Node, nil) {
-					return
-				}
-			}
-			pi := out.Project.Runs.PageInfo
-			if !pi.HasNextPage || pi.EndCursor == nil {
-				return
-			}
-			cursor = pi.EndCursor
-		}
-	}
+	return runListing[Run](ctx, c, entity, project, filters, runsQuery, nil)
 }
 
 // RunCount returns how many runs of entity/project match filters (see

@@ -95,51 +95,13 @@ func (c *Client) RunArtifacts(ctx context.Context, entity, project, id string, u
 
 // runArtifacts yields the versions after cursor (nil: from the start).
 func (c *Client) runArtifacts(ctx context.Context, entity, project, id string, used bool, cursor *string) iter.Seq2[Artifact, error] {
-	q := fmt.Sprintf(runArtifactsQuery, "outputArtifacts")
+	field, what := "outputArtifacts", "logged artifacts"
 	if used {
-		q = fmt.Sprintf(runArtifactsQuery, "inputArtifacts")
+		field, what = "inputArtifacts", "used artifacts"
 	}
-	return func(yield func(Artifact, error) bool) {
-		for {
-			var out struct {
-				Project *struct {
-					Run *struct {
-						Artifacts *struct {
-							PageInfo pageInfo `json:"pageInfo"`
-							Edges    []struct {
-								Node *Artifact `json:"node"`
-							} `json:"edges"`
-						} `json:"artifacts"`
-					} `json:"run"`
-				} `json:"project"`
-			}
-			vars := map[string]any{"entity": entity, "project": project, "run": id, "cursor": cursor, "perPage": ArtifactsPageSize}
-			if err := c.Query(ctx, q, vars, &out); err != nil {
-				yield(Artifact{}, err)
-				return
-			}
-			if out.Project == nil || out.Project.Run == nil {
-				yield(Artifact{}, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host)))
-				return
-			}
-			as := out.Project.Run.Artifacts
-			if as == nil {
-				return
-			}
-			for _, e := range as.Edges {
-				if e.Node == nil {
-					continue
-				}
-				if !yield(*e.Node, nil) {
-					return
-				}
-			}
-			if !as.PageInfo.HasNextPage || as.PageInfo.EndCursor == nil {
-				return
-			}
-			cursor = as.PageInfo.EndCursor
-		}
-	}
+	rc := runConnection{what: what, query: fmt.Sprintf(runArtifactsQuery, field), field: "artifacts", after: "cursor",
+		vars: map[string]any{"entity": entity, "project": project, "run": id, "perPage": ArtifactsPageSize}}
+	return flatten(runPages[Artifact](ctx, c, entity, project, id, rc, cursor))
 }
 
 // RunContents is a run's files and the artifact versions it logged and
@@ -172,23 +134,12 @@ const runContentsQuery = `query RunContents($entity: String!, $project: String!,
 // in one request (a run without artifacts costs no more than its files
 // listing), the rest, if any, page by page.
 func (c *Client) Contents(ctx context.Context, entity, project, id string) (RunContents, error) {
-	type artifactPage struct {
-		PageInfo pageInfo `json:"pageInfo"`
-		Edges    []struct {
-			Node *Artifact `json:"node"`
-		} `json:"edges"`
-	}
 	var out struct {
 		Project *struct {
 			Run *struct {
-				Files struct {
-					PageInfo pageInfo `json:"pageInfo"`
-					Edges    []struct {
-						Node RunFile `json:"node"`
-					} `json:"edges"`
-				} `json:"files"`
-				Output *artifactPage `json:"outputArtifacts"`
-				Input  *artifactPage `json:"inputArtifacts"`
+				Files  *connection[RunFile]  `json:"files"`
+				Output *connection[Artifact] `json:"outputArtifacts"`
+				Input  *connection[Artifact] `json:"inputArtifacts"`
 			} `json:"run"`
 		} `json:"project"`
 	}
@@ -199,42 +150,43 @@ func (c *Client) Contents(ctx context.Context, entity, project, id string) (RunC
 	if out.Project == nil || out.Project.Run == nil {
 		return RunContents{}, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
 	}
-	var rc RunContents
 	r := out.Project.Run
-	for _, e := range r.Files.Edges {
-		rc.Files = append(rc.Files, e.Node)
+	var rc RunContents
+	var err error
+	if rc.Files, err = rest(r.Files, func(cursor *string) iter.Seq2[RunFile, error] {
+		return c.runFiles(ctx, entity, project, id, cursor)
+	}); err != nil {
+		return RunContents{}, err
 	}
-	if r.Files.PageInfo.HasNextPage && r.Files.PageInfo.EndCursor != nil {
-		for f, err := range c.runFiles(ctx, entity, project, id, r.Files.PageInfo.EndCursor) {
-			if err != nil {
-				return RunContents{}, err
-			}
-			rc.Files = append(rc.Files, f)
-		}
+	if rc.Logged, err = rest(r.Output, func(cursor *string) iter.Seq2[Artifact, error] {
+		return c.runArtifacts(ctx, entity, project, id, false, cursor)
+	}); err != nil {
+		return RunContents{}, err
 	}
-	for _, side := range []struct {
-		page *artifactPage
-		used bool
-		dst  *[]Artifact
-	}{{r.Output, false, &rc.Logged}, {r.Input, true, &rc.Used}} {
-		if side.page == nil {
-			continue
-		}
-		for _, e := range side.page.Edges {
-			if e.Node != nil {
-				*side.dst = append(*side.dst, *e.Node)
-			}
-		}
-		if side.page.PageInfo.HasNextPage && side.page.PageInfo.EndCursor != nil {
-			for a, err := range c.runArtifacts(ctx, entity, project, id, side.used, side.page.PageInfo.EndCursor) {
-				if err != nil {
-					return RunContents{}, err
-				}
-				*side.dst = append(*side.dst, a)
-			}
-		}
+	if rc.Used, err = rest(r.Input, func(cursor *string) iter.Seq2[Artifact, error] {
+		return c.runArtifacts(ctx, entity, project, id, true, cursor)
+	}); err != nil {
+		return RunContents{}, err
 	}
 	return rc, nil
+}
+
+// rest returns the nodes of a connection's first page (nil: none) and of
+// the pages after it, which more asks for from the first page's cursor.
+func rest[T any](first *connection[T], more func(cursor *string) iter.Seq2[T, error]) ([]T, error) {
+	if first == nil {
+		return nil, nil
+	}
+	out := first.nodes()
+	if next := first.next(); next != nil {
+		for x, err := range more(next) {
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, x)
+		}
+	}
+	return out, nil
 }
 
 // ArtifactFile is one stored file of an artifact version.

@@ -2,7 +2,6 @@ package wandbapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -36,10 +35,7 @@ func (c *Client) ParquetHistory(ctx context.Context, entity, project, id string)
 	var out struct {
 		Project *struct {
 			Run *struct {
-				ParquetHistory *struct {
-					ParquetURLs []string          `json:"parquetUrls"`
-					LiveData    []json.RawMessage `json:"liveData"`
-				} `json:"parquetHistory"`
+				ParquetHistory *parquetHistory `json:"parquetHistory"`
 			} `json:"run"`
 		} `json:"project"`
 	}
@@ -53,20 +49,14 @@ func (c *Client) ParquetHistory(ctx context.Context, entity, project, id string)
 	if out.Project == nil || out.Project.Run == nil {
 		return nil, nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host))
 	}
-	ph := out.Project.Run.ParquetHistory
-	if ph == nil {
+	if out.Project.Run.ParquetHistory == nil {
 		return nil, nil, nil
 	}
-	for i, raw := range ph.LiveData {
-		var row struct {
-			Step *float64 `json:"_step"`
-		}
-		if err := json.Unmarshal(raw, &row); err != nil || row.Step == nil {
-			return nil, nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s: parquetHistory liveData row %d has no _step", entity, project, id, i))
-		}
-		liveSteps = append(liveSteps, int64(*row.Step))
+	e, err := out.Project.Run.ParquetHistory.exports(entity, project, id)
+	if err != nil {
+		return nil, nil, err
 	}
-	return ph.ParquetURLs, liveSteps, nil
+	return e.URLs, e.LiveSteps, nil
 }
 
 // ErrURLRefused is returned (wrapped) by Download when storage refuses a

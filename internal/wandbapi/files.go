@@ -2,10 +2,7 @@ package wandbapi
 
 import (
 	"context"
-	"fmt"
 	"iter"
-
-	"github.com/runferry/runferry/internal/fault"
 )
 
 // RunFile is a run file as the API lists it.
@@ -40,39 +37,7 @@ func (c *Client) RunFiles(ctx context.Context, entity, project, id string) iter.
 
 // runFiles yields the run's files after cursor (nil: from the start).
 func (c *Client) runFiles(ctx context.Context, entity, project, id string, cursor *string) iter.Seq2[RunFile, error] {
-	return func(yield func(RunFile, error) bool) {
-		for {
-			var out struct {
-				Project *struct {
-					Run *struct {
-						Files struct {
-							PageInfo pageInfo `json:"pageInfo"`
-							Edges    []struct {
-								Node RunFile `json:"node"`
-							} `json:"edges"`
-						} `json:"files"`
-					} `json:"run"`
-				} `json:"project"`
-			}
-			vars := map[string]any{"entity": entity, "project": project, "run": id, "cursor": cursor, "perPage": FilesPageSize}
-			if err := c.Query(ctx, runFilesQuery, vars, &out); err != nil {
-				yield(RunFile{}, err)
-				return
-			}
-			if out.Project == nil || out.Project.Run == nil {
-				yield(RunFile{}, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host)))
-				return
-			}
-			fs := out.Project.Run.Files
-			for _, e := range fs.Edges {
-				if !yield(e.Node, nil) {
-					return
-				}
-			}
-			if !fs.PageInfo.HasNextPage || fs.PageInfo.EndCursor == nil {
-				return
-			}
-			cursor = fs.PageInfo.EndCursor
-		}
-	}
+	rc := runConnection{what: "files", query: runFilesQuery, field: "files", after: "cursor",
+		vars: map[string]any{"entity": entity, "project": project, "run": id, "perPage": FilesPageSize}}
+	return flatten(runPages[RunFile](ctx, c, entity, project, id, rc, cursor))
 }

@@ -2,10 +2,7 @@ package wandbapi
 
 import (
 	"context"
-	"fmt"
 	"iter"
-
-	"github.com/runferry/runferry/internal/fault"
 )
 
 // LogLine is one line of a run's console log as the API gives it.
@@ -42,49 +39,7 @@ const logLinesQuery = `query RunConsoleLogPage($entity: String!, $project: Strin
 // output yields nothing; a run that does not exist is a permanent error
 // naming it.
 func (c *Client) LogLines(ctx context.Context, entity, project, id string) iter.Seq2[[]LogLine, error] {
-	return func(yield func([]LogLine, error) bool) {
-		var cursor *string
-		for {
-			var out struct {
-				Project *struct {
-					Run *struct {
-						LogLines *struct {
-							PageInfo pageInfo `json:"pageInfo"`
-							Edges    []struct {
-								Node LogLine `json:"node"`
-							} `json:"edges"`
-						} `json:"logLines"`
-					} `json:"run"`
-				} `json:"project"`
-			}
-			vars := map[string]any{"entity": entity, "project": project, "runName": id, "first": LogLinesPageSize, "after": cursor}
-			if err := c.Query(ctx, logLinesQuery, vars, &out); err != nil {
-				yield(nil, err)
-				return
-			}
-			if out.Project == nil || out.Project.Run == nil {
-				yield(nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s not found on %s", entity, project, id, c.host)))
-				return
-			}
-			ll := out.Project.Run.LogLines
-			if ll == nil {
-				return
-			}
-			page := make([]LogLine, len(ll.Edges))
-			for i, e := range ll.Edges {
-				page[i] = e.Node
-			}
-			if len(page) > 0 && !yield(page, nil) {
-				return
-			}
-			if !ll.PageInfo.HasNextPage || ll.PageInfo.EndCursor == nil {
-				return
-			}
-			if cursor != nil && *cursor == *ll.PageInfo.EndCursor {
-				yield(nil, fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s console log: the server repeats cursor %q", entity, project, id, *cursor)))
-				return
-			}
-			cursor = ll.PageInfo.EndCursor
-		}
-	}
+	rc := runConnection{what: "console log", query: logLinesQuery, field: "logLines", after: "after",
+		vars: map[string]any{"entity": entity, "project": project, "runName": id, "first": LogLinesPageSize}}
+	return runPages[LogLine](ctx, c, entity, project, id, rc, nil)
 }

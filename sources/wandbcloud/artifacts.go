@@ -109,12 +109,16 @@ func (s *Source) versions(ctx context.Context, run schema.Ref, c wandbapi.RunCon
 	return logged, used, nil
 }
 
-// contents lists the run's files and artifact versions (one request for a
-// run without many: see wandbapi.Client.Contents).
-func (s *Source) contents(ctx context.Context, run schema.Ref) (project string, c wandbapi.RunContents, err error) {
+// contents lists the run's files and artifact versions: those its listing
+// page carried (take: forgotten after, see listedContents), else one
+// request for a run without many (see wandbapi.Client.Contents).
+func (s *Source) contents(ctx context.Context, run schema.Ref, take bool) (project string, c wandbapi.RunContents, err error) {
 	p, err := s.split(run.ID, 2)
 	if err != nil {
 		return "", c, err
+	}
+	if c, ok := s.listedContents(run.ID, take); ok {
+		return p[0], c, nil
 	}
 	c, err = s.api.Contents(ctx, s.cfg.Entity, p[0], p[1])
 	if err != nil {
@@ -162,7 +166,7 @@ func metadataJSON(s string) json.RawMessage {
 // Manifests yields the versions the run logged, then those it used.
 func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema.ArtifactManifest, error] {
 	return func(yield func(schema.ArtifactManifest, error) bool) {
-		_, c, err := s.contents(ctx, run)
+		_, c, err := s.contents(ctx, run, false)
 		if err != nil {
 			yield(schema.ArtifactManifest{}, err)
 			return

@@ -28,20 +28,64 @@ const URLRefreshes = 3
 // not know parquetHistory, or answers neither URLs nor a live tail; the
 // caller then scans the history with the paged query.
 //
+// The exports are those the run's listing page carried (see listing.go),
+// asked for again once when one of their downloads fails for good (the
+// run may have gone or changed since), else asked for now.
+//
+// When runs are read one after the other in listing order, the exports
+// of the next ExportsAhead runs are downloaded while this one is read
+// (ahead.go).
+//
 // The export files are downloaded one at a time into temporary files
 // (removed when read) and read row by row, so memory does not grow with
 // the run. Rows of the live tail (steps from the first live step on) are
 // read with the paged history query, up to last.
 func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id string, last int64, fn func(row) error) (handled bool, err error) {
-	urls, live, err := s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
-	if errors.Is(err, wandbapi.ErrNoParquetHistory) {
-		return false, nil
-	}
+	s.fetchAhead(run.ID)
+	var live []int64
+	var files []*exportFile
+	pre, err := s.takeFetched(ctx, run.ID)
 	if err != nil {
 		return false, err
 	}
-	if len(urls) == 0 && len(live) == 0 {
-		return false, nil
+	listed := pre != nil
+	if pre != nil {
+		live, files, err = pre.live, pre.files, pre.err
+	} else {
+		var urls []string
+		e, ok := s.takeExports(run.ID)
+		listed = ok
+		if ok {
+			urls, live = e.URLs, e.LiveSteps
+		} else {
+			urls, live, err = s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
+		}
+		if errors.Is(err, wandbapi.ErrNoParquetHistory) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if len(urls) == 0 && len(live) == 0 {
+			return false, nil
+		}
+		files, err = s.downloadExports(ctx, project, id, urls)
+	}
+	if err != nil && listed && ctx.Err() == nil && fault.KindOf(err) == fault.KindPermanent {
+		// The listing's URLs may be stale (the run was deleted, or
+		// exported again, since): ask for them again, once.
+		var urls []string
+		urls, live, err = s.api.ParquetHistory(ctx, s.cfg.Entity, project, id)
+		if err != nil {
+			return true, err
+		}
+		if len(urls) == 0 && len(live) == 0 {
+			return false, nil
+		}
+		files, err = s.downloadExports(ctx, project, id, urls)
+	}
+	if err != nil {
+		return true, err
 	}
 	minLive := int64(math.MaxInt64)
 	if len(live) > 0 {
@@ -50,10 +94,6 @@ func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id 
 	// Files are read in order of their first step; their steps must
 	// increase throughout (W&B's exports are partitions of the history).
 	prev := int64(math.MinInt64)
-	files, err := s.downloadExports(ctx, project, id, urls)
-	if err != nil {
-		return true, err
-	}
 	defer func() {
 		for _, f := range files {
 			f.close()
@@ -164,6 +204,7 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 
 // rows calls fn for every row of the file, decoded: null columns left
 // out, JSON columns parsed (W&B's extended JSON), nested groups as maps.
+// The map passed to fn is reused for the next row: fn must not keep it.
 func (e *exportFile) rows(fn func(map[string]any) error) error {
 	sch := e.pf.Schema()
 	fields := sch.Fields()
@@ -187,10 +228,12 @@ func (e *exportFile) rows(fn func(map[string]any) error) error {
 	r := parquet.NewReader(e.pf)
 	defer r.Close()
 	buf := make([]parquet.Row, 64)
+	// One map for every row: fn must not keep it (its values it may).
+	m := make(map[string]any, len(fields))
 	for {
 		n, err := r.ReadRows(buf)
 		for _, pr := range buf[:n] {
-			m := make(map[string]any, len(fields))
+			clear(m)
 			for _, v := range pr {
 				ci := v.Column()
 				if ci < 0 || ci >= len(cols) || v.IsNull() || cols[ci].nested {

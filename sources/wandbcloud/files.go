@@ -32,7 +32,7 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			yield(schema.Artifact{}, err)
 			return
 		}
-		_, c, err := s.contents(ctx, run)
+		_, c, err := s.contents(ctx, run, true)
 		if err != nil {
 			yield(schema.Artifact{}, err)
 			return

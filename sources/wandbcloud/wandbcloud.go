@@ -45,6 +45,11 @@
 // filters (sources.RunFilterer); --include and --exclude select projects
 // before their runs are listed.
 //
+// Runs are listed with what reading them needs next (listing.go): each
+// run's parquetHistory and the first pages of its files and artifact
+// versions ride in its listing page, so that a run needs no request of
+// its own for them (docs/WANDB-CLOUD.md "Requests per run").
+//
 // History is read in full, never sampled: from the run's parquet history
 // exports (parquetHistory: signed URLs, downloaded into temporary files
 // one at a time and read row by row with parquet-go, asked for again when
@@ -124,12 +129,18 @@ type Source struct {
 	fingerprints map[string]string
 	// tails holds, by run origin id, what the listing tells of whether
 	// the run's history tail can be read alone (tail.go).
-	tails     map[string]tailInfo
-	manifests map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+	tails       map[string]tailInfo
+	manifests   map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+	extras      map[string]*listedExtras   // run origin id -> what its listing page carried (listing.go)
+	ahead       ahead                      // exports downloaded ahead of their run's read (ahead.go)
+	extrasBytes int64                      // their size, within ListedExtrasBudget
 
 	// ManifestFetches counts the artifact manifests downloaded, and
 	// ArtifactFileFetches the artifact files opened.
 	ManifestFetches, ArtifactFileFetches atomic.Int64
+	// FetchedAhead counts the runs whose exports were downloaded ahead
+	// of their read (ahead.go).
+	FetchedAhead atomic.Int64
 }
 
 var (
@@ -193,6 +204,7 @@ func (s *Source) OnWait(f func(reason string, d time.Duration)) { s.api.SetWaitH
 // Close removes the rich values kept aside (see spool.go); it is safe to
 // call more than once.
 func (s *Source) Close() error {
+	s.closeAhead()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sp := range s.spools {
@@ -271,7 +283,7 @@ func (s *Source) FilteredRuns(ctx context.Context, exp schema.Ref, f sources.Run
 		if !some {
 			return
 		}
-		for r, err := range s.api.RunsWhere(ctx, s.cfg.Entity, p[0], query) {
+		for r, err := range s.listRuns(ctx, p[0], query) {
 			if err != nil {
 				yield(schema.Run{}, err)
 				return
@@ -583,8 +595,13 @@ type row struct {
 // dicts are flattened by it as the folder source flattens them).
 func convertRow(m map[string]any) row {
 	items := make([]wandbfile.Value, 0, len(m))
+	// One backing array for the one-element paths (not one allocation a
+	// value): it is never appended to beyond len(m).
+	keys := make([]string, 0, len(m))
 	for k, v := range m {
-		items = append(items, wandbfile.Value{Path: []string{k}, Value: v})
+		keys = append(keys, k)
+		n := len(keys)
+		items = append(items, wandbfile.Value{Path: keys[n-1 : n : n], Value: v})
 	}
 	rv, points := wandbfile.ConvertValues(items, nil)
 	for i := range points {

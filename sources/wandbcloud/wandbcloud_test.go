@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path"
 	"path/filepath"
 	"slices"
@@ -203,12 +204,46 @@ func TestConformanceExports(t *testing.T) {
 	t.Cleanup(func() { wandbcloud.HistoryWindow = old })
 	srv := server(t, wandbtest.ExportFixtures)
 	w := want(t, srv.Data().SyncedAt)
-	got, err := dataset.Read(context.Background(), open(t, srv.URL, ""))
+	tmp := t.TempDir()
+	src, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", APIKey: key, TempDir: tmp})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As a copy reads them: every run listed first, then read one after
+	// the other.
+	got := &dataset.Dataset{}
+	var runs []schema.Run
+	for e, err := range src.Experiments(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Experiments = append(got.Experiments, e)
+		for r, err := range src.Runs(context.Background(), e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs = append(runs, r)
+		}
+	}
+	for _, r := range runs {
+		rd, err := dataset.ReadRun(context.Background(), src, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Runs = append(got.Runs, rd)
+	}
 	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
 		t.Fatal(strings.Join(diff, "\n"))
+	}
+	// Read in listing order, the runs after the first had their exports
+	// downloaded ahead; nothing is left in the temporary folder after
+	// Close.
+	if n := src.FetchedAhead.Load(); n == 0 {
+		t.Error("no run's exports were downloaded ahead")
+	}
+	src.Close()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("left in the temporary folder after Close: %v", left)
 	}
 	// The console log is asked for only for the 4 runs whose listing
 	// shows console lines, one page each.
@@ -216,19 +251,43 @@ func TestConformanceExports(t *testing.T) {
 		t.Errorf("%d logLines requests, want 4", n)
 	}
 	// One read of the history serves metrics and rich values: each of the
-	// 5 files downloaded once, one parquetHistory per run with history,
-	// and no run asked for again after the listing.
+	// 5 files downloaded once, and no run asked for again after the
+	// listing. The one listing page carries every run's parquetHistory
+	// (6: the run without history too) and its files and artifact
+	// versions, so that besides the paged history, events and console
+	// lines counted here, the read asks only for the projects, that page,
+	// and the files of the one artifact version.
 	if n := srv.ExportDownloads.Load(); n != 5 {
 		t.Errorf("%d export files downloaded, want 5", n)
 	}
-	if n := srv.ParquetQueries.Load(); n != 5 {
-		t.Errorf("%d parquetHistory queries, want 5", n)
+	if n := srv.ParquetQueries.Load(); n != 6 {
+		t.Errorf("%d parquetHistory fields answered, want 6", n)
+	}
+	if n, per := srv.Requests.Load(), srv.HistoryReads.Load()+srv.EventsReads.Load()+srv.LogLinePages.Load(); n != per+3 {
+		t.Errorf("%d GraphQL requests, %d of them history, events and console pages: want 3 more", n, per)
 	}
 	// Paged windows of 3 steps: fxc00003's live tail (steps 0-4: 2),
 	// fxd00004's (steps 3-4: 1), fxe00005 without exports (steps 0-1: 1).
 	if n := srv.HistoryReads.Load(); n != 4 {
 		t.Errorf("%d paged history requests, want 4", n)
 	}
+	// With no budget to keep what the listing carried, each run asks for
+	// its exports and contents when read: the same runs.
+	oldBudget := wandbcloud.ListedExtrasBudget
+	wandbcloud.ListedExtrasBudget = 0
+	t.Cleanup(func() { wandbcloud.ListedExtrasBudget = oldBudget })
+	q := srv.ParquetQueries.Load()
+	got, err = dataset.Read(context.Background(), open(t, srv.URL, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := dataset.Diff(w, got, dataset.DiffOptions{}); diff != nil {
+		t.Fatal(strings.Join(diff, "\n"))
+	}
+	if n := srv.ParquetQueries.Load() - q; n != 6+5 {
+		t.Errorf("without a budget: %d parquetHistory fields answered, want 6 listed and 5 asked by runs with history", n)
+	}
+	wandbcloud.ListedExtrasBudget = oldBudget
 	// Without the exports, the paged scan reads the same.
 	paged, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", APIKey: key, PagedHistory: true})
 	if err != nil {

@@ -1,0 +1,145 @@
+package wandbcloud
+
+import (
+	"context"
+	"sync"
+)
+
+// ExportsAhead is how many runs after the one being read have their
+// parquet exports downloaded ahead, when runs are being read in listing
+// order: a sink that takes a few runs at once then does not wait on every
+// download's latency. 0 turns it off.
+var ExportsAhead = 4
+
+// ahead holds exports downloaded ahead of their run's read.
+type ahead struct {
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	order []string       // listed run origin ids, in listing order
+	index map[string]int // run origin id -> its place in order
+	last  int            // place of the run read last; -1: none
+	runs  map[string]*fetched
+	// orphans were downloaded for a read that gave up waiting.
+	orphans []*fetched
+}
+
+// fetched is one run's exports, downloaded or being downloaded.
+type fetched struct {
+	done  chan struct{}
+	urls  []string
+	live  []int64
+	files []*exportFile
+	err   error
+}
+
+// listed records a run's place in the listing order; s.mu is held.
+func (a *ahead) listed(id string) {
+	if a.index == nil {
+		a.index = map[string]int{}
+		a.last = -1
+	}
+	if _, ok := a.index[id]; !ok {
+		a.index[id] = len(a.order)
+		a.order = append(a.order, id)
+	}
+}
+
+// takeFetched returns (and forgets) the run's exports downloaded ahead,
+// waiting for them; nil when there are none.
+func (s *Source) takeFetched(ctx context.Context, id string) (*fetched, error) {
+	s.mu.Lock()
+	f := s.ahead.runs[id]
+	delete(s.ahead.runs, id)
+	s.mu.Unlock()
+	if f == nil {
+		return nil, nil
+	}
+	select {
+	case <-f.done:
+		return f, nil
+	case <-ctx.Done():
+		// The download goes on; Close removes what it leaves.
+		s.mu.Lock()
+		s.ahead.orphans = append(s.ahead.orphans, f)
+		s.mu.Unlock()
+		return nil, ctx.Err()
+	}
+}
+
+// fetchAhead notes that run id is being read and, when it follows the
+// run read before it in listing order (a copy reading the runs one after
+// the other, not a sync picking a few), starts downloading the exports of
+// the next ExportsAhead listed runs that have them.
+func (s *Source) fetchAhead(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := &s.ahead
+	i, ok := a.index[id]
+	if !ok {
+		return
+	}
+	streak := i == a.last+1 || i == a.last
+	a.last = max(a.last, i)
+	if !streak || ExportsAhead <= 0 {
+		return
+	}
+	if a.ctx == nil {
+		a.ctx, a.cancel = context.WithCancel(context.Background())
+	}
+	for _, next := range a.order[i+1 : min(len(a.order), i+1+ExportsAhead)] {
+		if a.runs[next] != nil {
+			continue
+		}
+		x := s.extras[next]
+		if x == nil || x.exports == nil || len(x.exports.URLs) == 0 {
+			continue
+		}
+		p, err := s.split(next, 2)
+		if err != nil {
+			continue
+		}
+		f := &fetched{done: make(chan struct{}), urls: x.exports.URLs, live: x.exports.LiveSteps}
+		x.exports = nil
+		s.dropIfEmpty(next, x)
+		if a.runs == nil {
+			a.runs = map[string]*fetched{}
+		}
+		a.runs[next] = f
+		s.FetchedAhead.Add(1)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			defer close(f.done)
+			f.files, f.err = s.downloadExports(a.ctx, p[0], p[1], f.urls)
+		}()
+	}
+}
+
+// closeAhead stops the downloads ahead and removes what they left.
+func (s *Source) closeAhead() {
+	s.mu.Lock()
+	a := &s.ahead
+	if a.cancel != nil {
+		a.cancel()
+	}
+	s.mu.Unlock()
+	a.wg.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, f := range append(a.orphans, mapValues(a.runs)...) {
+		for _, ef := range f.files {
+			ef.close()
+		}
+	}
+	a.runs, a.orphans = nil, nil
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}

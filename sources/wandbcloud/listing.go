@@ -1,0 +1,145 @@
+package wandbcloud
+
+import (
+	"context"
+	"iter"
+
+	"github.com/runferry/runferry/internal/wandbapi"
+)
+
+// ListedExtrasBudget bounds the bytes (roughly: the lengths of the URLs,
+// names and digests) of what runs' listing pages carried beyond the run
+// itself (parquet history exports, files, artifact versions) that the
+// source keeps until the run is read. Runs listed once it is spent keep
+// nothing and ask for their exports and contents when read, one request
+// each, so that memory does not grow with the number of runs.
+var ListedExtrasBudget int64 = 32 << 20
+
+// listedExtras is what a run's listing page carried for its export.
+type listedExtras struct {
+	exports  *wandbapi.Exports
+	contents *wandbapi.RunContents
+	size     int64
+}
+
+// listRuns yields the runs of project that match query, oldest first, from
+// the export listing (wandbapi.Client.RunsForExport: one request a page
+// of runs carries each run's parquet history exports and its files and
+// artifact versions), keeping those for when the run is read, within
+// ListedExtrasBudget. With Config.PagedHistory, the plain listing.
+func (s *Source) listRuns(ctx context.Context, project string, query map[string]any) iter.Seq2[wandbapi.Run, error] {
+	if s.cfg.PagedHistory {
+		return s.api.RunsWhere(ctx, s.cfg.Entity, project, query)
+	}
+	return func(yield func(wandbapi.Run, error) bool) {
+		for lr, err := range s.api.RunsForExport(ctx, s.cfg.Entity, project, query) {
+			if err != nil {
+				yield(wandbapi.Run{}, err)
+				return
+			}
+			id := s.cfg.Entity + "/" + project + "/" + lr.Name
+			s.keepExtras(id, lr)
+			s.mu.Lock()
+			s.ahead.listed(id)
+			s.mu.Unlock()
+			if !yield(lr.Run, nil) {
+				return
+			}
+		}
+	}
+}
+
+// keepExtras keeps what lr's listing carried under the run's origin id,
+// if the budget allows.
+func (s *Source) keepExtras(id string, lr wandbapi.ListedRun) {
+	if lr.Exports == nil && lr.Contents == nil {
+		return
+	}
+	x := &listedExtras{exports: lr.Exports, contents: lr.Contents, size: extrasSize(lr)}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.extras[id]; old != nil {
+		s.extrasBytes -= old.size
+		delete(s.extras, id)
+	}
+	if s.extrasBytes+x.size > ListedExtrasBudget {
+		return
+	}
+	if s.extras == nil {
+		s.extras = map[string]*listedExtras{}
+	}
+	s.extras[id] = x
+	s.extrasBytes += x.size
+}
+
+// takeExports returns (and forgets) the exports the run's listing
+// carried; ok is false when it carried none or they were taken.
+func (s *Source) takeExports(id string) (e *wandbapi.Exports, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.extras[id]
+	if x == nil || x.exports == nil {
+		return nil, false
+	}
+	e, x.exports = x.exports, nil
+	s.dropIfEmpty(id, x)
+	return e, true
+}
+
+// listedContents returns the files and artifact versions the run's
+// listing carried; take forgets them (Artifacts, which the transfer
+// calls once a run; Manifests, which check calls, leaves them).
+func (s *Source) listedContents(id string, take bool) (c wandbapi.RunContents, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.extras[id]
+	if x == nil || x.contents == nil {
+		return c, false
+	}
+	c = *x.contents
+	if take {
+		x.contents = nil
+		s.dropIfEmpty(id, x)
+	}
+	return c, true
+}
+
+// dropIfEmpty forgets x once nothing is left in it; s.mu is held.
+func (s *Source) dropIfEmpty(id string, x *listedExtras) {
+	if x.exports == nil && x.contents == nil {
+		delete(s.extras, id)
+		s.extrasBytes -= x.size
+	}
+}
+
+// extrasSize is roughly the bytes lr's extras hold.
+func extrasSize(lr wandbapi.ListedRun) int64 {
+	const overhead = 64
+	n := int64(overhead)
+	if e := lr.Exports; e != nil {
+		for _, u := range e.URLs {
+			n += int64(len(u)) + overhead
+		}
+		n += 8 * int64(len(e.LiveSteps))
+	}
+	if c := lr.Contents; c != nil {
+		for _, f := range c.Files {
+			n += int64(len(f.Name)+len(f.URL)+len(f.DirectURL)+len(f.Mimetype)+len(f.UpdatedAt)+len(f.MD5)) + 4*overhead
+		}
+		for _, as := range [][]wandbapi.Artifact{c.Logged, c.Used} {
+			for _, a := range as {
+				n += int64(len(a.ID)+len(a.Sequence.Name)+len(a.ArtifactType.Name)+len(a.Digest)) + 16*overhead
+				if a.Metadata != nil {
+					n += int64(len(*a.Metadata))
+				}
+				if a.Description != nil {
+					n += int64(len(*a.Description))
+				}
+				if a.CurrentManifest != nil {
+					n += int64(len(a.CurrentManifest.File.DirectURL))
+				}
+			}
+		}
+	}
+	return n
+}
