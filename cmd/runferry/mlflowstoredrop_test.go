@@ -77,7 +77,7 @@ func TestMLflowSQLStoreConnectionDropped(t *testing.T) {
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI(t, "ls", "parquet:"+archive); code == 0 && strings.Contains(out, "mlflow:") {
+	if code, out, errOut := runCLI(t, "ls", "--count", "parquet:"+archive); code == 0 && strings.Contains(out, "mlflow:") {
 		t.Errorf("the archive holds runs after every run failed:\n%s\n%s", out, errOut)
 	}
 }
