@@ -202,7 +202,7 @@ func (s *segment) identify() {
 		if fi, err := os.Stat(s.wandbFile); err == nil && fi.Size() <= tailBytes {
 			// A small log is read once, for its run record and its tail
 			// (kept as runInfo.tail keeps it).
-			t, run := scanTail(s, fi.Size(), true)
+			t, run := scanTail(s, fi.Size(), true, false)
 			t.size, t.mtime = fi.Size(), fi.ModTime()
 			s.tailCache, rr = &t, run
 		} else {

@@ -490,8 +490,7 @@ func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error
 func (s *Source) crashed(ri *runInfo) bool {
 	last := ri.segments[len(ri.segments)-1]
 	if last.wandbFile != "" {
-		t := ri.tail(last)
-		if e := t.exit; e != nil && !e.NotComplete || e == nil && t.preempting {
+		if ri.tail(last, false).exitDecides() {
 			return false
 		}
 	}
