@@ -371,11 +371,16 @@ func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, []st
 	g.SetLimit(identifyWorkers)
 	for _, s := range segs {
 		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			s.identify()
 			return nil
 		})
 	}
-	g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
 	return groupRuns(segs, defaultEntity), problems, nil
 }
 
