@@ -44,7 +44,8 @@ number of params of each run. The listing reads metadata only, as a file
 lister does: from an MLflow server the runs/search pages (plus one file read
 per run runferry wrote), and where the location can describe a run without
 reading its logs (W&B folders: the run record at the start of each log,
-wandb-metadata.json and the log's last blocks) no more than that: a run is
+the log's last blocks, and wandb-metadata.json where those lack the run's
+name or start) no more than that: a run is
 then flagged damaged only for damage found in those reads (such as a
 truncated end), not for damage further inside its logs.
 
@@ -55,7 +56,7 @@ about as long as reading the runs for a copy. The counts are not taken from
 a run's summary: a W&B summary holds each key's last value and the last
 step, not how many points were logged (keys logged at different steps,
 system metrics and resumed runs make any estimate from it wrong). Without
---count the KEYS and POINTS columns show "-". --no-count, the listing
+--count the KEYS and POINTS columns show "-" (in --json, 0). --no-count, the listing
 without counts, is the default (the flag is kept for scripts). What the
 location holds but could not be read (an unreadable folder, a run folder
 without a log) is named on stderr, and the exit code is then 3.
