@@ -6,9 +6,9 @@
 #
 #   no-change: `runferry sync` of N generated W&B runs into the archive a
 #     full `runferry copy` just wrote (same ledger), against that copy;
-#     `runferry ls` of the runs likewise, with counts (every log read) and
-#     with --no-count (light headers). Target: the copy takes >= 50x the
-#     no-change sync (and the ls).
+#     `runferry ls` of the runs likewise (light headers, the default) and
+#     `ls --count` (every log read to count points). Target: the copy takes
+#     >= 50x the no-change sync (and the ls).
 #   grown: 1% of the runs gain 1% more history rows (their folders written
 #     again with more rows; the first rows are the same), then a sync,
 #     against the no-change sync plus a copy of just the new points (one
@@ -49,14 +49,21 @@ mkdir -p "$SCRATCH"
 CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb
 RF=$BIN/runferry
 
-# secs CMD...: runs CMD, prints its wall time in seconds
+# secs CMD...: runs CMD, prints its wall time in seconds; its CPU time
+# (user + sys, through /usr/bin/time where there is one) is left for cpu.
+# On a loaded machine the CPU time is the steadier measure of the work.
+TIMECMD=()
+[ -x /usr/bin/time ] && TIMECMD=(/usr/bin/time -f "%U %S" -o "$SCRATCH/last.cpu")
 secs() {
 	local t0 t1
+	echo "- -" >"$SCRATCH/last.cpu"
 	t0=$(date +%s.%N)
-	"$@" >"$SCRATCH/last.out" 2>&1 || { cat "$SCRATCH/last.out" >&2; log "failed: $*"; exit 1; }
+	"${TIMECMD[@]}" "$@" >"$SCRATCH/last.out" 2>&1 || { cat "$SCRATCH/last.out" >&2; log "failed: $*"; exit 1; }
 	t1=$(date +%s.%N)
 	echo "$t1 - $t0" | bc
 }
+# cpu: the CPU seconds of the last secs ("-" when unknown)
+cpu() { awk '{ if ($1 == "-") print "-"; else print $1 + $2 }' "$SCRATCH/last.cpu"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { echo "scale=1; $1 / $2" | bc; }
 met() { if [ "$(echo "$1" | bc)" = 1 ]; then echo yes; else echo no; fi; } # met BC-CONDITION
@@ -68,16 +75,20 @@ rm -rf "$SRC" "$SCRATCH/delta"
 # The new points alone: one folder of GROWN runs holding MORE rows each.
 "$BIN/genwandb" -out "$SCRATCH/delta" -runs "$GROWN" -rows "$MORE" -keys 5 -stats-every 0 -id d $ENTITY >/dev/null
 
-full=() nochange=() ls=() lsnc=() delta=()
+full=() nochange=() ls=() lscount=() delta=() fullcpu=() nochangecpu=() lscpu=() lscountcpu=()
 for rep in $(seq "$REPEAT"); do
 	rm -rf "$SCRATCH/a" "$SCRATCH/ledger.db" "$SCRATCH/d" "$SCRATCH/d.db"
 	full+=("$(secs "$RF" copy "wandb:$SRC" "parquet:$SCRATCH/a" --state "$SCRATCH/ledger.db" -q)")
+	fullcpu+=("$(cpu)")
 	nochange+=("$(secs "$RF" sync "wandb:$SRC" "parquet:$SCRATCH/a" --state "$SCRATCH/ledger.db" -q)")
+	nochangecpu+=("$(cpu)")
 	grep -q "copied 0 runs" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the no-change sync copied something"; exit 1; }
 	ls+=("$(secs "$RF" ls "wandb:$SRC")")
-	lsnc+=("$(secs "$RF" ls --no-count "wandb:$SRC")")
+	lscpu+=("$(cpu)")
+	lscount+=("$(secs "$RF" ls --count "wandb:$SRC")")
+	lscountcpu+=("$(cpu)")
 	delta+=("$(secs "$RF" copy "wandb:$SCRATCH/delta" "parquet:$SCRATCH/d" --state "$SCRATCH/d.db" -q)")
-	log "rep $rep: full ${full[-1]} s, no-change ${nochange[-1]} s, ls ${ls[-1]} s, ls --no-count ${lsnc[-1]} s, new points alone ${delta[-1]} s"
+	log "rep $rep: full ${full[-1]} s, no-change ${nochange[-1]} s, ls ${ls[-1]} s, ls --count ${lscount[-1]} s, new points alone ${delta[-1]} s; CPU (user+sys): full ${fullcpu[-1]} s, no-change ${nochangecpu[-1]} s, ls ${lscpu[-1]} s, ls --count ${lscountcpu[-1]} s"
 done
 # grow DIR PREFIX COUNT: writes again every 100th of the first 100 x COUNT
 # runs (ids PREFIX-00000, PREFIX-00100, ...) of DIR with MORE rows more
@@ -97,8 +108,12 @@ grown_line=$(tail -1 "$SCRATCH/last.out")
 log "grown sync $grown s: $grown_line"
 "$RF" check "wandb:$SRC" "parquet:$SCRATCH/a" -q >/dev/null || { log "check failed after the grown sync"; exit 1; }
 
-F=$(median "${full[@]}") N=$(median "${nochange[@]}") L=$(median "${ls[@]}") LN=$(median "${lsnc[@]}") D=$(median "${delta[@]}")
+F=$(median "${full[@]}") N=$(median "${nochange[@]}") L=$(median "${ls[@]}") LC=$(median "${lscount[@]}") D=$(median "${delta[@]}")
 budget=$(echo "3 * $N + $D" | bc)
+# CPU medians ("-" without /usr/bin/time) and the ratio of CPU times
+cpumed() { if [ "$1" = "-" ]; then echo "-"; else median "$@"; fi; }
+cpuratio() { if [ "$1" = "-" ] || [ "$2" = "-" ]; then echo "-"; else echo "$(ratio "$1" "$2")x"; fi; }
+FC=$(cpumed "${fullcpu[@]}") NC=$(cpumed "${nochangecpu[@]}") LCPU=$(cpumed "${lscpu[@]}") LCC=$(cpumed "${lscountcpu[@]}")
 
 # --- into MLflow ---------------------------------------------------------
 MLF_ROWS=""
@@ -163,7 +178,7 @@ if [ "$MRUNS" -gt 0 ]; then
 	done
 	# run_ids: the MLflow run ids the server holds, sorted (a run written
 	# anew instead of appended to would get a new one).
-	run_ids() { "$RF" ls --no-count --json --exclude '*delta*' "$DST" | "$VENV/bin/python" -c 'import json, sys; print("\n".join(sorted(r["origin"] for r in json.load(sys.stdin))))'; }
+	run_ids() { "$RF" ls --json --exclude '*delta*' "$DST" | "$VENV/bin/python" -c 'import json, sys; print("\n".join(sorted(r["origin"] for r in json.load(sys.stdin))))'; }
 	ids_before=$(run_ids)
 	grow "$MSRC" m "$MGROWN"
 	mgrown=$(secs "$RF" sync "wandb:$MSRC" "$DST" --state "$SCRATCH/m.db" -q --report "$SCRATCH/m-grown.json")
@@ -186,8 +201,9 @@ fi
 	echo "|---|---|---|---|---|"
 	echo "| full copy into Parquet | $F | | | |"
 	echo "| no-change sync | $N | copy / sync = $(ratio "$F" "$N")x | 50x | $(met "$F >= 50 * $N") |"
-	echo "| ls (counts: every log read) | $L | copy / ls = $(ratio "$F" "$L")x | 50x | $(met "$F >= 50 * $L") |"
-	echo "| ls --no-count (light headers) | $LN | copy / ls = $(ratio "$F" "$LN")x | 50x | $(met "$F >= 50 * $LN") |"
+	echo "| ls (light headers, the default) | $L | copy / ls = $(ratio "$F" "$L")x | 50x | $(met "$F >= 50 * $L") |"
+	echo "| ls --count (every log read) | $LC | copy / ls --count = $(ratio "$F" "$LC")x | | |"
+	echo "| CPU seconds (user+sys): full copy / no-change sync / ls / ls --count | $FC / $NC / $LCPU / $LCC | copy / sync = $(cpuratio "$FC" "$NC"), copy / ls = $(cpuratio "$FC" "$LCPU") | | |"
 	echo "| copy of the new points alone ($GROWN runs x $MORE rows) | $D | | | |"
 	echo "| sync after $GROWN runs grew by $MORE rows (one run) | $grown | budget 3 x no-change + new points = $budget | <= budget | $(met "$grown <= $budget") |"
 	[ -z "$MLF_ROWS" ] || echo "$MLF_ROWS"

@@ -62,7 +62,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("second copy: exit %d\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "ls", "parquet:"+archive)
+	code, out, _ = runCLI(t, "ls", "--count", "parquet:"+archive)
 	if code != 0 || !strings.Contains(out, "1 experiments, 6 runs, 142 points") {
 		t.Fatalf("ls: exit %d\n%s", code, out)
 	}

@@ -307,7 +307,7 @@ func TestMLflowLocationOptionsCLI(t *testing.T) {
 		{base + "?server-cert=" + ca + "&username=alice", "|" + basic},
 	} {
 		seen.Store("")
-		code, out, errOut := runCLI(t, "ls", c.loc, "-v")
+		code, out, errOut := runCLI(t, "ls", "--count", c.loc, "-v")
 		if code != 0 || seen.Load() != c.seen {
 			t.Errorf("ls %s: exit %d, server saw %q (want %q)\n%s\n%s", c.loc, code, seen.Load(), c.seen, out, errOut)
 		}

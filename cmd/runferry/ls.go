@@ -32,29 +32,34 @@ func (a *app) lsCmd() *cobra.Command {
 		sel     selection
 		asJSON  bool
 		noCount bool
+		count   bool
 		byExp   bool
 		byRun   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "ls LOCATION",
-		Short: "List the experiments and runs at a location, with counts",
-		Long: `List the experiments and runs a location holds, with the number of params,
-metric keys and metric points of each run. Counting reads every run's history
-(from an MLflow server one request per metric key of every run, which is
-what makes it slow there, and from W&B folders every log decoded in full).
-The counts are exact, so they are not taken from a run's summary: a W&B
-summary holds each key's last value and the last step, not how many points
-were logged (keys logged at different steps, system metrics and resumed runs
-make any estimate from it wrong). --no-count is the fast listing: it lists
-metadata only (from an MLflow
-server the runs/search pages, plus one file read per run runferry wrote),
-and where the location can describe a run
-without reading its logs (W&B folders: the run record at the start of each
-log, wandb-metadata.json and the log's last blocks) it reads no more than
-that: a run is then flagged damaged only for damage found in those reads
-(such as a truncated end), not for damage further inside its logs. What the location holds but could not be read
-(an unreadable folder, a run folder without a log) is named on stderr, and the
-exit code is then 3.
+		Short: "List the experiments and runs at a location (--count: with point counts)",
+		Long: `List the experiments and runs a location holds: name, status, start and
+number of params of each run. The listing reads metadata only, as a file
+lister does: from an MLflow server the runs/search pages (plus one file read
+per run runferry wrote), and where the location can describe a run without
+reading its logs (W&B folders: the run record at the start of each log,
+the log's last blocks, and wandb-metadata.json where those lack the run's
+name or start) no more than that: a run is
+then flagged damaged only for damage found in those reads (such as a
+truncated end), not for damage further inside its logs.
+
+--count also counts the metric keys and metric points of each run, exactly:
+it reads every run's history (from an MLflow server one request per metric
+key of every run, from W&B folders every log decoded in full), which takes
+about as long as reading the runs for a copy. The counts are not taken from
+a run's summary: a W&B summary holds each key's last value and the last
+step, not how many points were logged (keys logged at different steps,
+system metrics and resumed runs make any estimate from it wrong). Without
+--count the KEYS and POINTS columns show "-" (in --json, 0). --no-count, the listing
+without counts, is the default (the flag is kept for scripts). What the
+location holds but could not be read (an unreadable folder, a run folder
+without a log) is named on stderr, and the exit code is then 3.
 
 --experiments lists the experiments instead, each with its number of runs
 (with --run/--since/--until: of selected runs). A location naming a whole W&B
@@ -62,6 +67,7 @@ entity (wandb+https://HOST/ENTITY) is listed so by default, its projects with
 the run counts the server keeps; --runs lists its runs.`,
 		Example: `  runferry ls wandb:./wandb
   runferry ls parquet:./archive --json
+  runferry ls --count wandb:./wandb
   runferry ls wandb+https://api.wandb.ai/acme`,
 		Args: exactArgs(1, "LOCATION"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -69,6 +75,10 @@ the run counts the server keeps; --runs lists its runs.`,
 			if err != nil {
 				return err
 			}
+			if count && noCount {
+				return usageError{fmt.Errorf("--count and --no-count exclude each other")}
+			}
+			noCount = !count
 			filter = filter.Track()
 			ctx := cmd.Context()
 			src, _, err := a.openSource(ctx, args[0])
@@ -146,7 +156,8 @@ the run counts the server keeps; --runs lists its runs.`,
 	}
 	sel.register(cmd)
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the listing as JSON")
-	cmd.Flags().BoolVar(&noCount, "no-count", false, "do not read histories to count points")
+	cmd.Flags().BoolVar(&count, "count", false, "count each run's metric keys and points exactly (reads every history in full)")
+	cmd.Flags().BoolVar(&noCount, "no-count", false, "list without counts (the default; kept for scripts)")
 	cmd.Flags().BoolVar(&byExp, "experiments", false, "list the experiments with their run counts")
 	cmd.Flags().BoolVar(&byRun, "runs", false, "list runs even where experiments are listed by default (a W&B entity)")
 	return cmd

@@ -16,7 +16,7 @@ import (
 func TestLsNoCountFromHeaders(t *testing.T) {
 	for _, loc := range []string{fixtures, "wandb:" + testenv.Samples(t, "wandb")} {
 		codeLight, light, errLight := runCLI(t, "ls", "--no-count", loc)
-		codeFull, full, errFull := runCLI(t, "ls", loc)
+		codeFull, full, errFull := runCLI(t, "ls", "--count", loc)
 		if codeLight != codeFull || errLight != errFull {
 			t.Errorf("%s: exit %d %q with --no-count, %d %q counting", loc, codeLight, errLight, codeFull, errFull)
 		}
@@ -42,4 +42,33 @@ func lsColumns(out string) []string {
 		rows = append(rows, strings.Join(f[:len(f)-2], " "))
 	}
 	return rows
+}
+
+// TestLsDefaultIsLight: plain `ls` is the listing without counts, the same
+// bytes as `ls --no-count` (KEYS and POINTS shown as "-"), on W&B folders
+// and on an archive; `--count` counts (the fixtures' 142 points), and
+// `--count --no-count` is a usage error.
+func TestLsDefaultIsLight(t *testing.T) {
+	archive := "parquet:" + t.TempDir() + "/a"
+	if code, out, errOut := runCLI(t, "copy", fixtures, archive, "--no-state"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, loc := range []string{fixtures, archive} {
+		code, plain, errPlain := runCLI(t, "ls", loc)
+		codeNC, light, errNC := runCLI(t, "ls", "--no-count", loc)
+		if code != 0 || codeNC != 0 || plain != light || errPlain != errNC {
+			t.Errorf("%s: ls (exit %d) and ls --no-count (exit %d) differ:\n%s%s\n---\n%s%s", loc, code, codeNC, plain, errPlain, light, errNC)
+		}
+		rows := strings.Split(strings.TrimSpace(plain), "\n")
+		if len(rows) != 8 || !strings.HasSuffix(rows[1], "-     -") || rows[7] != "1 experiments, 6 runs, 0 points" {
+			t.Errorf("%s: plain ls:\n%s", loc, plain)
+		}
+		code, counted, errOut := runCLI(t, "ls", "--count", loc)
+		if code != 0 || !strings.HasSuffix(counted, "1 experiments, 6 runs, 142 points\n") {
+			t.Errorf("%s: ls --count: exit %d\n%s%s", loc, code, counted, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, "ls", "--count", "--no-count", fixtures); code != exitUsage || !strings.Contains(errOut, "exclude each other") {
+		t.Errorf("ls --count --no-count: exit %d %q", code, errOut)
+	}
 }

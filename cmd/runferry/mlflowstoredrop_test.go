@@ -79,7 +79,7 @@ func TestMLflowSQLStoreConnectionDropped(t *testing.T) {
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut = runCLI(t, "ls", "parquet:"+archive)
+	code, out, errOut = runCLI(t, "ls", "--count", "parquet:"+archive)
 	if code != 0 || !strings.Contains(out, "unfinished") || !strings.Contains(out, " 1 runs, 0 points") {
 		t.Errorf("ls of the archive: exit %d; want only the run with no metrics (unfinished)\n%s\n%s", code, out, errOut)
 	}

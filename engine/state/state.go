@@ -251,6 +251,28 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	return e, true, nil
 }
 
+// Head is Get without the cursors: the entry's Keys are nil (its Mark is
+// set). A plan deciding from the fingerprint alone that a run is unchanged
+// needs no more, and decoding every run's cursors was most of a no-change
+// plan's ledger work. A job read one entry a query (see Get) answers as
+// Get does.
+func (l *Ledger) Head(origin string) (Entry, bool, error) {
+	l.mu.Lock()
+	if !l.snapDone {
+		if err := l.loadSnapshot(); err != nil {
+			l.mu.Unlock()
+			return Entry{}, false, err
+		}
+	}
+	if l.snap == nil {
+		l.mu.Unlock()
+		return l.Get(origin)
+	}
+	defer l.mu.Unlock()
+	st, ok := l.snap[origin]
+	return st.e, ok, nil
+}
+
 // loadSnapshot reads every entry of the job into l.snap, unless there are
 // more than snapshotMax. l.mu is held.
 func (l *Ledger) loadSnapshot() error {

@@ -187,6 +187,7 @@ func TestNameColumn(t *testing.T) {
 // Get reads equal Gets that query the file (a Ledger opened afresh, with
 // the snapshot turned off), before and after Puts through the snapshotted
 // Ledger: new entries, replaced ones, cursors dropped, scrubbed errors.
+// Head gives the same entries without their cursors.
 func TestGetSnapshot(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "ledger.db")
 	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
@@ -222,6 +223,17 @@ func TestGetSnapshot(t *testing.T) {
 			}
 			if gok != wok || !reflect.DeepEqual(got, want) {
 				t.Errorf("%s: Get %s from the snapshot = %+v (%v), from the file %+v (%v)", when, o, got, gok, want, wok)
+			}
+			// Head is Get without the cursors, from the snapshot; from the
+			// file it answers as Get.
+			head, hok, herr := l.Head(o)
+			noKeys := want
+			noKeys.Keys = nil
+			if herr != nil || hok != wok || !reflect.DeepEqual(head, noKeys) {
+				t.Errorf("%s: Head %s from the snapshot = %+v (%v, %v), want %+v", when, o, head, hok, herr, noKeys)
+			}
+			if head, hok, herr := ref.Head(o); herr != nil || hok != wok || !reflect.DeepEqual(head, want) {
+				t.Errorf("%s: Head %s from the file = %+v (%v, %v), want %+v", when, o, head, hok, herr, want)
 			}
 		}
 		if l.snap == nil {

@@ -17,7 +17,7 @@ import (
 // changed in the source, or whose history got shorter, is not appended to
 // but written whole, and the report says why; the sink ends equal to a
 // fresh copy. The ledger is the real SQLite one, so the cursors go through
-// it.
+// it; the other grown runs are appended to from them.
 func TestAppendRefusedWhenCopiedHistoryChanged(t *testing.T) {
 	for _, tc := range []struct {
 		name, why string
@@ -43,8 +43,11 @@ func TestAppendRefusedWhenCopiedHistoryChanged(t *testing.T) {
 			if err != nil || rep.Totals.Failed != 0 {
 				t.Fatalf("second copy: %v %+v", err, rep.Totals)
 			}
-			found := false
+			found, appended := false, 0
 			for _, r := range rep.Runs {
+				if r.Appended {
+					appended++ // from the cursors the ledger kept
+				}
 				if strings.Contains(r.Reason, tc.why) {
 					found = true
 					if r.Appended || r.Outcome != transfer.Committed {
@@ -54,6 +57,9 @@ func TestAppendRefusedWhenCopiedHistoryChanged(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no run says %q: %+v", tc.why, rep.Runs)
+			}
+			if appended == 0 {
+				t.Errorf("no grown run was appended to: %+v", rep.Runs)
 			}
 			if diff := dataset.Diff(grown, dst.Dataset(), dataset.DiffOptions{}); diff != nil {
 				t.Fatalf("sink differs from the source:\n%s", strings.Join(diff, "\n"))

@@ -335,7 +335,7 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		return true, nil
 	}
 	if j.opt.Ledger != nil {
-		e, ok, err := j.opt.Ledger.Get(origin)
+		e, ok, err := j.ledgerEntry(origin, fp)
 		if err != nil {
 			return false, fault.Fatal(fmt.Errorf("state: %w", err))
 		}
@@ -415,6 +415,27 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		}
 	}
 	return false, nil
+}
+
+// headLedger is a Ledger that also gives an entry without its cursors
+// (state.Ledger.Head).
+type headLedger interface {
+	Head(origin string) (state.Entry, bool, error)
+}
+
+// ledgerEntry is the ledger's entry for origin, with its cursors, except
+// for a run committed with fingerprint fp (then unchanged: the plan needs
+// only its DestID) when the ledger can give the entry without them
+// (headLedger): decoding every run's cursors was most of a no-change
+// plan's ledger work.
+func (j *job) ledgerEntry(origin, fp string) (state.Entry, bool, error) {
+	if h, ok := j.opt.Ledger.(headLedger); ok {
+		e, found, err := h.Head(origin)
+		if err != nil || !found || e.Status == string(Committed) && fp != "" && e.Fingerprint == fp {
+			return e, found, err
+		}
+	}
+	return j.opt.Ledger.Get(origin)
 }
 
 // formerOrigins returns the origins earlier runferry versions gave the

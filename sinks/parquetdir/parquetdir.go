@@ -82,6 +82,12 @@ type Sink struct {
 	traces    map[string][]schema.Trace // by experiment origin, until FlushTraces
 	closeOnce sync.Once
 	closeErr  error
+
+	// wholeBlobs are the artifact bodies (by SHA-256) VerifyRun found
+	// whole in this job: runs share bodies (the same requirements.txt),
+	// and a body named by its content stays whole while a run refers to
+	// it, so each is checked once a job.
+	wholeBlobs map[string]bool
 }
 
 var (
@@ -308,14 +314,35 @@ func (s *Sink) committed(origin schema.Ref) (archive.RunEntry, bool) {
 // that are missing or have another size than recorded (with
 // ?verify=sha256, also another SHA-256), so that the engine writes the run
 // again, which stores them anew. It reads no file unless ?verify=sha256.
+// A body found whole for one run is not checked again for another in the
+// same job.
 func (s *Sink) VerifyRun(_ context.Context, origin schema.Ref) (string, error) {
 	e, ok := s.committed(origin)
 	if !ok {
 		return "", nil
 	}
+	s.mu.Lock()
+	var blobs []archive.BlobEntry
+	for _, b := range e.Blobs {
+		if !s.wholeBlobs[b.SHA256] {
+			blobs = append(blobs, b)
+		}
+	}
+	s.mu.Unlock()
+	e.Blobs = blobs
 	problem, err := s.verify(e, s.hashBodies)
 	if err != nil {
 		return "", fmt.Errorf("parquet sink: run %s: %w", origin, err)
+	}
+	if problem == "" && len(blobs) > 0 {
+		s.mu.Lock()
+		if s.wholeBlobs == nil {
+			s.wholeBlobs = map[string]bool{}
+		}
+		for _, b := range blobs {
+			s.wholeBlobs[b.SHA256] = true
+		}
+		s.mu.Unlock()
 	}
 	return problem, nil
 }

@@ -48,18 +48,24 @@ const tailBytes = 4 * wandbfile.BlockSize
 type tailInfo struct {
 	exit       *wandbfile.Exit
 	preempting bool
-	lastTime   int64    // latest timestamp seen (history, stats, console), Unix ms
-	damage     []string // damage found in the tail, as walk names it
+	// lastTime is the latest timestamp seen (history, stats, console),
+	// Unix ms, read only when timed is set: the time of every history row
+	// is most of a tail's work, and a log ending with its exit record
+	// (most runs) needs none of it (see exitDecides).
+	lastTime int64
+	timed    bool
+	damage   []string // damage found in the tail, as walk names it
 	// size and mtime are the log's when it was read: a cached tailInfo is
 	// used only while they hold.
 	size  int64
 	mtime time.Time
 }
 
-// tail returns what the end of the segment's log tells, cached while the
-// log's size and modification time stay the same. A segment without a
-// `.wandb` log (before SDK 0.10) has an empty tailInfo.
-func (ri *runInfo) tail(seg *segment) tailInfo {
+// tail returns what the end of the segment's log tells, with its latest
+// timestamp when times is set, cached while the log's size and
+// modification time stay the same. A segment without a `.wandb` log
+// (before SDK 0.10) has an empty tailInfo.
+func (ri *runInfo) tail(seg *segment, times bool) tailInfo {
 	if seg.wandbFile == "" {
 		return tailInfo{}
 	}
@@ -70,10 +76,10 @@ func (ri *runInfo) tail(seg *segment) tailInfo {
 	ri.mu.Lock()
 	cached := seg.tailCache
 	ri.mu.Unlock()
-	if cached != nil && cached.size == fi.Size() && cached.mtime.Equal(fi.ModTime()) {
+	if cached != nil && cached.size == fi.Size() && cached.mtime.Equal(fi.ModTime()) && (cached.timed || !times) {
 		return *cached
 	}
-	t := readTail(seg, fi.Size())
+	t := readTail(seg, fi.Size(), times)
 	t.size, t.mtime = fi.Size(), fi.ModTime()
 	ri.mu.Lock()
 	seg.tailCache = &t
@@ -81,10 +87,17 @@ func (ri *runInfo) tail(seg *segment) tailInfo {
 	return t
 }
 
-// readTail reads the last tailBytes of seg's log. A log that cannot be
-// read gives what was read before the failure (the full read names it).
-func readTail(seg *segment, size int64) tailInfo {
-	t, _ := scanTail(seg, size, false)
+// exitDecides reports whether the tail's exit or preempting record decides
+// the run's status, so that no time in the tail matters to it (runState).
+func (t tailInfo) exitDecides() bool {
+	return t.exit != nil && !t.exit.NotComplete || t.exit == nil && t.preempting
+}
+
+// readTail reads the last tailBytes of seg's log, with its latest
+// timestamp when times is set. A log that cannot be read gives what was
+// read before the failure (the full read names it).
+func readTail(seg *segment, size int64, times bool) tailInfo {
+	t, _ := scanTail(seg, size, false, times)
 	return t
 }
 
@@ -92,8 +105,8 @@ func readTail(seg *segment, size int64) tailInfo {
 // the log's first headerRecords records when the tail read starts at the
 // log's start (a log of at most tailBytes), as firstRunRecord finds it: so
 // discovery reads such a log once for both.
-func scanTail(seg *segment, size int64, wantRun bool) (tailInfo, *wandbfile.Run) {
-	var t tailInfo
+func scanTail(seg *segment, size int64, wantRun, times bool) (tailInfo, *wandbfile.Run) {
+	t := tailInfo{timed: times}
 	var run *wandbfile.Run
 	f, err := os.Open(seg.wandbFile)
 	if err != nil {
@@ -108,7 +121,11 @@ func scanTail(seg *segment, size int64, wantRun bool) (tailInfo, *wandbfile.Run)
 	wantRun = wantRun && size <= tailBytes
 	conv := newConverter()
 	var row wandbfile.Row
-	seen := func(ms int64) { t.lastTime = max(t.lastTime, ms) }
+	seen := func(ms int64) {
+		if times {
+			t.lastTime = max(t.lastTime, ms)
+		}
+	}
 	for n := 1; ; n++ {
 		payload, _, err := rd.Next()
 		if errors.Is(err, io.EOF) {
@@ -120,16 +137,22 @@ func scanTail(seg *segment, size int64, wantRun bool) (tailInfo, *wandbfile.Run)
 		lookForRun := wantRun && run == nil && n <= headerRecords
 		// History rows are most of a tail: their time is read in place
 		// (as walk's fast path does), and records the header does not use
-		// are not decoded.
+		// (without times: those that only carry a time) are not decoded.
 		if kind, body, clean := wandbfile.PeekRecord(payload); clean && fastPath {
 			switch kind {
 			case wandbfile.KindHistory:
+				if !times {
+					continue
+				}
 				if row.Scan(body) {
 					seen(conv.Header(&row).Time)
 					continue
 				}
-			case wandbfile.KindStats, wandbfile.KindOutput, wandbfile.KindOutputRaw,
-				wandbfile.KindExit, wandbfile.KindPreempting:
+			case wandbfile.KindStats, wandbfile.KindOutput, wandbfile.KindOutputRaw:
+				if !times {
+					continue
+				}
+			case wandbfile.KindExit, wandbfile.KindPreempting:
 			case wandbfile.KindRun:
 				if !lookForRun {
 					continue
@@ -169,25 +192,34 @@ func scanTail(seg *segment, size int64, wantRun bool) (tailInfo, *wandbfile.Run)
 // header builds the run's light header (see the comment at the top).
 func (s *Source) header(ri *runInfo) schema.Run {
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
-	var md metadata
-	for _, seg := range ri.segments {
-		if got := readMetadata(filepath.Join(seg.filesDir(), "wandb-metadata.json")); got != nil {
-			mergeNonZero(&md, *got)
-		}
-	}
 	var rr wandbfile.Run
 	for _, seg := range ri.segments {
 		if seg.run != nil {
 			mergeNonZero(&rr, *seg.run)
 		}
 	}
+	last := ri.segments[len(ri.segments)-1]
+	// wandb-metadata.json gives the name and start only where the run
+	// records lack them, and the status only of a run without a log: it
+	// is read only then.
+	var md metadata
+	if rr.DisplayName == "" || ri.segments[0].start.IsZero() || last.wandbFile == "" {
+		for _, seg := range ri.segments {
+			if got := readMetadata(filepath.Join(seg.filesDir(), "wandb-metadata.json")); got != nil {
+				mergeNonZero(&md, *got)
+			}
+		}
+	}
 	r.Name = cmpOr(rr.DisplayName, md.Name, ri.id)
 	r.Start = cmpOrTime(ri.segments[0].start, md.StartedAt)
 	for _, seg := range ri.segments {
-		r.Damage = append(r.Damage, ri.tail(seg).damage...)
+		r.Damage = append(r.Damage, ri.tail(seg, false).damage...)
 	}
-	last := ri.segments[len(ri.segments)-1]
-	t := ri.tail(last)
+	// The tail's times matter only when no exit record decides the status.
+	t := ri.tail(last, false)
+	if !t.exitDecides() {
+		t = ri.tail(last, true)
+	}
 	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime}
 	var state string
 	r.Status, state = runState(sm, md, s.crashRule())
@@ -328,7 +360,7 @@ func (s *Source) ChangedAt(ctx context.Context, run schema.Run) (time.Time, bool
 			}
 		}
 	}
-	if ms := ri.tail(ri.segments[len(ri.segments)-1]).lastTime; ms > 0 {
+	if ms := ri.tail(ri.segments[len(ri.segments)-1], true).lastTime; ms > 0 {
 		later(time.UnixMilli(ms))
 	}
 	return t, !t.IsZero()

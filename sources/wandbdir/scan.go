@@ -202,7 +202,7 @@ func (s *segment) identify() {
 		if fi, err := os.Stat(s.wandbFile); err == nil && fi.Size() <= tailBytes {
 			// A small log is read once, for its run record and its tail
 			// (kept as runInfo.tail keeps it).
-			t, run := scanTail(s, fi.Size(), true)
+			t, run := scanTail(s, fi.Size(), true, false)
 			t.size, t.mtime = fi.Size(), fi.ModTime()
 			s.tailCache, rr = &t, run
 		} else {
@@ -371,11 +371,16 @@ func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, []st
 	g.SetLimit(identifyWorkers)
 	for _, s := range segs {
 		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			s.identify()
 			return nil
 		})
 	}
-	g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, nil, err
+	}
 	return groupRuns(segs, defaultEntity), problems, nil
 }
 

@@ -19,7 +19,9 @@ import (
 // tail, so the tail starts mid-file) with the fast path (history rows
 // scanned in place, records the header does not use skipped) and with
 // every record decoded: the exit record, preempting flag, latest timestamp
-// and damage are the same.
+// and damage are the same. Read without times (as discovery and a header
+// whose exit record decides the status read it), the tail is the same but
+// for the latest timestamp.
 func TestTailFastPathMatchesDecode(t *testing.T) {
 	gen := t.TempDir()
 	dir := filepath.Join(gen, "bench", "wandb", "run-20240601_120000-tail1")
@@ -56,7 +58,7 @@ func TestTailFastPathMatchesDecode(t *testing.T) {
 					if fi.Size() > tailBytes {
 						t.Errorf("%s: tail kept by discovery for a log of %d bytes", seg.wandbFile, fi.Size())
 					}
-					if want := readTail(seg, fi.Size()); !reflect.DeepEqual(cached, want) {
+					if want := readTail(seg, fi.Size(), false); !reflect.DeepEqual(cached, want) {
 						t.Errorf("%s: tail kept by discovery %+v, read alone %+v", seg.wandbFile, cached, want)
 					}
 					rr := firstRunRecord(seg.wandbFile)
@@ -68,17 +70,37 @@ func TestTailFastPathMatchesDecode(t *testing.T) {
 					}
 					kept++
 				}
-				read := func(fast bool) tailInfo {
+				read := func(fast, times bool) tailInfo {
 					defer func(old bool) { fastPath = old }(fastPath)
 					fastPath = fast
-					return readTail(seg, fi.Size())
+					return readTail(seg, fi.Size(), times)
 				}
-				got, want := read(true), read(false)
+				got, want := read(true, true), read(false, true)
 				if !reflect.DeepEqual(got, want) {
 					t.Errorf("%s: fast tail %+v, decoded %+v", seg.wandbFile, got, want)
 				}
-				if seg.wandbFile == filepath.Join(dir, "run-tail1.wandb") && (want.lastTime == 0 || want.exit == nil) {
-					t.Errorf("generated log: tail %+v, want a timestamp and the exit record", want)
+				untimed := want
+				untimed.lastTime, untimed.timed = 0, false
+				for _, fast := range []bool{true, false} {
+					if got := read(fast, false); !reflect.DeepEqual(got, untimed) {
+						t.Errorf("%s: tail without times (fast path %v) %+v, want %+v", seg.wandbFile, fast, got, untimed)
+					}
+				}
+				if seg.wandbFile == filepath.Join(dir, "run-tail1.wandb") {
+					if want.lastTime == 0 || want.exit == nil {
+						t.Errorf("generated log: tail %+v, want a timestamp and the exit record", want)
+					}
+					// The cache: a tail kept without times is read again
+					// when times are asked for, and then serves both.
+					strip := func(c tailInfo) tailInfo { c.size, c.mtime = 0, time.Time{}; return c }
+					if got := strip(ri.tail(seg, false)); !reflect.DeepEqual(got, untimed) {
+						t.Errorf("generated log: cached tail without times %+v, want %+v", got, untimed)
+					}
+					for _, times := range []bool{true, false} {
+						if got := strip(ri.tail(seg, times)); !reflect.DeepEqual(got, want) {
+							t.Errorf("generated log: cached tail (times asked: %v) %+v, want %+v", times, got, want)
+						}
+					}
 				}
 				logs++
 			}

@@ -35,6 +35,9 @@ type Source struct {
 	byRef    map[schema.Ref]*runInfo // the first run of each origin in runs
 	problems []string                // what discovery could not read
 	closed   bool
+	// stopFinding cancels the discovery Open starts in the background
+	// (nil for a Source made by New).
+	stopFinding context.CancelFunc
 }
 
 var (
@@ -53,13 +56,29 @@ var (
 var ErrClosed = errors.New("wandb source: closed")
 
 // Open is the sources.Factory function for wandb: locations. A path that
-// does not exist or is not a folder is a fatal error naming it.
+// does not exist or is not a folder is a fatal error naming it. Open
+// starts finding and identifying the run folders in the background, so
+// that a command opening its destination meanwhile (a sync loading an
+// archive's manifest and its ledger) overlaps the two; the first call that
+// needs the runs waits for that discovery, and Close stops it. A discovery
+// that failed is not kept: the first call runs it again and returns its
+// error.
 func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
 	cfg, err := ParseConfig(loc)
 	if err != nil {
 		return nil, fault.Fatal(err)
 	}
-	return New(cfg)
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	bg, cancel := context.WithCancel(ctx)
+	s.stopFinding = cancel
+	go func() {
+		defer cancel()
+		s.index(bg)
+	}()
+	return s, nil
 }
 
 // New returns a source reading cfg.Root.
@@ -490,8 +509,7 @@ func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error
 func (s *Source) crashed(ri *runInfo) bool {
 	last := ri.segments[len(ri.segments)-1]
 	if last.wandbFile != "" {
-		t := ri.tail(last)
-		if e := t.exit; e != nil && !e.NotComplete || e == nil && t.preempting {
+		if ri.tail(last, false).exitDecides() {
 			return false
 		}
 	}
@@ -506,6 +524,9 @@ func (s *Source) crashRule() crashRule {
 
 // Close makes every later call fail with ErrClosed.
 func (s *Source) Close() error {
+	if s.stopFinding != nil {
+		s.stopFinding()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true

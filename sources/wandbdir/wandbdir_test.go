@@ -3,6 +3,7 @@ package wandbdir_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -574,5 +575,57 @@ func TestConsoleOfTruncatedLog(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("damage %q: no note naming output.log as the console's source", rd.Run.Damage)
+	}
+}
+
+// TestOpenFindsRunsInBackground: Open starts discovery at once. A source
+// closed right after Open answers ErrClosed (its discovery stopped); a
+// source opened with a context canceled at once (its discovery failed)
+// still lists every run when asked with a live one, the same runs as a
+// source whose discovery ran in the caller.
+func TestOpenFindsRunsInBackground(t *testing.T) {
+	loc, err := location.Parse("wandb:"+fixtures+judgeNow, func(string) (location.Kind, bool) { return location.PathKind, true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	origins := func(src sources.Source) []string {
+		var out []string
+		for e, err := range src.Experiments(context.Background()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r, err := range src.(sources.HeaderLister).RunHeaders(context.Background(), e.Origin) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, r.Origin.String()+" "+string(r.Status))
+			}
+		}
+		return out
+	}
+	src, err := wandbdir.Open(context.Background(), loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src.Close()
+	for _, err := range src.Experiments(context.Background()) {
+		if !errors.Is(err, wandbdir.ErrClosed) {
+			t.Errorf("closed right after Open: %v, want ErrClosed", err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	src, err = wandbdir.Open(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	want, err := wandbdir.New(wandbdir.Config{Root: fixtures, CrashedAfter: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	if got, w := origins(src), origins(want); !slices.Equal(got, w) || len(w) < 6 {
+		t.Errorf("opened with a canceled context: %v\nwant %v", got, w)
 	}
 }
