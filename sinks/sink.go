@@ -166,6 +166,17 @@ type FileDeltaReporter interface {
 	FileDelta() (keptFiles, keptBytes, deletedFiles int64)
 }
 
+// ContinueReporter is a RunWriter from OpenRun that may continue in
+// place, under its destination id, a first copy of the run an earlier
+// attempt cut short (never committed), rather than write the run anew.
+// Once Commit returned, Continued says whether it did, and how many of
+// the points it was given the copy held already and were not sent again.
+// The engine then reports the run as continued in place, counting only
+// the points sent.
+type ContinueReporter interface {
+	Continued() (continued bool, keptPoints int64)
+}
+
 // CoverageReporter is a RunWriter that says, once Commit returned, what of
 // the run it did not hold as given, counted by kind ("param values
 // truncated (whole in runferry/run.json)"). Each kind names where the

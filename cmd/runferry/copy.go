@@ -369,7 +369,17 @@ func (a *app) printReport(rep *transfer.Report) {
 		case r.Outcome == transfer.Failed:
 			fmt.Fprintf(w, "FAILED %s (%s) after %d attempt(s): %s\n", r.Origin, r.Name, r.Attempts, r.Error)
 		case a.verbose && !rep.DryRun:
-			fmt.Fprintf(w, "%-11s %s (%s) %d points, %d files\n", r.Outcome, r.Origin, r.Name, r.Points, r.Files)
+			how := ""
+			switch {
+			case r.Appended:
+				how = fmt.Sprintf(", appended (%d points held already)", r.KeptPoints)
+			case r.Continued:
+				how = fmt.Sprintf(", continued in place (%d points held already)", r.KeptPoints)
+			}
+			if r.DeletedFiles > 0 {
+				how += fmt.Sprintf(", %d files deleted (gone from the source)", r.DeletedFiles)
+			}
+			fmt.Fprintf(w, "%-11s %s (%s) %d points, %d files%s\n", r.Outcome, r.Origin, r.Name, r.Points, r.Files, how)
 		}
 		for _, d := range r.Damage {
 			fmt.Fprintf(w, "damaged source %s: %s\n", r.Origin, d)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -27,7 +28,8 @@ import (
 // (the manifest among them), and MLflow as its REST API shows it
 // (experiments, runs with their info, tags, params, latest metrics and
 // inputs, each metric key's full history, every file's path, size and
-// SHA-256).
+// SHA-256), and the SQL sink's database (SQLite and PostgreSQL) as every
+// row of every table reads, in order.
 func TestTenSyncsChangeNothing(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	dir := t.TempDir()
@@ -37,12 +39,20 @@ func TestTenSyncsChangeNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	archive := filepath.Join(dir, "archive")
+	sqliteFile := filepath.Join(dir, "tensyncs.db")
+	pg := testenv.SharedPostgres(t).CreateDatabase(t, "cli_tensyncs")
 	for _, c := range []struct {
 		name, dst string
 		view      func(t *testing.T) string
 	}{
 		{"parquet", "parquet:" + archive, func(t *testing.T) string { return archiveView(t, archive) }},
 		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=" + prefix, func(t *testing.T) string { return mlflowView(t, api, prefix) }},
+		{"sqlite", "sqlite:" + sqliteFile, func(t *testing.T) string {
+			return sqlView(t, "sqlite", sqliteFile, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+		}},
+		{"postgresql", pg, func(t *testing.T) string {
+			return sqlView(t, "pgx", pg, "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name")
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ledger := filepath.Join(dir, c.name+".db")
@@ -105,6 +115,87 @@ func archiveView(t *testing.T, dir string) string {
 		t.Fatalf("archive holds %d files", len(lines))
 	}
 	return strings.Join(lines, "\n")
+}
+
+// sqlView renders every row of every table of the database (tables as
+// listTables lists them), each table's rows ordered by all their columns.
+func sqlView(t *testing.T, driver, dsn, listTables string) string {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables []string
+	rows, err := db.Query(listTables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	if len(tables) < 5 {
+		t.Fatalf("the database holds only the tables %v", tables)
+	}
+	var out []string
+	total := 0
+	for _, table := range tables {
+		out = append(out, "table "+table)
+		cols, err := db.Query(`SELECT * FROM "` + table + `" WHERE 1 = 0`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := cols.Columns()
+		cols.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		order := make([]string, len(names))
+		for i := range names {
+			order[i] = fmt.Sprint(i + 1)
+		}
+		rows, err := db.Query(`SELECT * FROM "` + table + `" ORDER BY ` + strings.Join(order, ", "))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals := make([]any, len(names))
+			ptrs := make([]any, len(names))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range vals {
+				if b, ok := v.([]byte); ok {
+					vals[i] = string(b)
+				}
+			}
+			line, err := json.Marshal(vals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(line))
+			total++
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	if total < 20 {
+		t.Fatalf("the database holds only %d rows", total)
+	}
+	return strings.Join(out, "\n")
 }
 
 // mlflowView renders what the MLflow REST API shows of the experiments

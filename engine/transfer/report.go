@@ -56,7 +56,12 @@ type RunResult struct {
 	// count only the files sent (new or changed), KeptFiles those the
 	// destination held unchanged, and DeletedFiles those it deleted since
 	// the source no longer has them.
-	Appended     bool  `json:"appended,omitempty"`
+	Appended bool `json:"appended,omitempty"`
+	// Continued says the run was written by continuing in place, under
+	// the same DestID, a first copy an earlier attempt cut short
+	// (sinks.ContinueReporter): KeptPoints points the copy held already
+	// were not sent again, and Points counts only those sent.
+	Continued    bool  `json:"continued,omitempty"`
 	KeptPoints   int64 `json:"kept_points,omitempty"`
 	KeptFiles    int64 `json:"kept_files,omitempty"`
 	DeletedFiles int64 `json:"deleted_files,omitempty"`
@@ -169,6 +174,9 @@ type Totals struct {
 	// Appended counts the committed runs extended in place (see
 	// RunResult.Appended).
 	Appended int `json:"appended,omitempty"`
+	// Continued counts the committed runs written by continuing a first
+	// copy cut short in place (see RunResult.Continued).
+	Continued int `json:"continued,omitempty"`
 	// OtherShards counts the selected runs another shard holds (--shard):
 	// not read, not written here, not in Runs and not in Runs' count.
 	OtherShards int `json:"other_shards,omitempty"`
@@ -203,6 +211,9 @@ func (r *Report) total() {
 			t.Committed++
 			if run.Appended {
 				t.Appended++
+			}
+			if run.Continued {
+				t.Continued++
 			}
 		case Unchanged:
 			t.Unchanged++

@@ -118,7 +118,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 // resetCounts clears what an attempt counted, before the next one.
 func (res *RunResult) resetCounts() {
 	res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
-	res.Appended, res.KeptPoints, res.keys, res.mark = false, 0, nil, ""
+	res.Appended, res.Continued, res.KeptPoints, res.keys, res.mark = false, false, 0, nil, ""
 	res.KeptFiles, res.DeletedFiles = 0, 0
 }
 
@@ -255,6 +255,12 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 	}
 	if base != nil {
 		res.Appended, res.KeptPoints = true, cur.kept
+	} else if cr, ok := w.(sinks.ContinueReporter); ok {
+		if cont, kept := cr.Continued(); cont {
+			res.Continued, res.KeptPoints = true, kept
+			res.Points = max(0, res.Points-kept)
+			res.Reason += fmt.Sprintf("; continued in place (a first copy cut short: %d points it held not sent again)", kept)
+		}
 	}
 	if fd, ok := w.(sinks.FileDeltaReporter); ok {
 		kept, keptBytes, deleted := fd.FileDelta()

@@ -17,11 +17,12 @@ import (
 // every older one (version 1 had no inputs/ table, version 2 no model
 // registry and no traces/ table, and up to version 3 a run held one
 // metrics file, where version 4 may hold its points in several: the first
-// written whole and each later one the points a sync appended). A writer
+// written whole and each later one the points a sync appended; version 5
+// adds the run entry's cursors). A writer
 // records its own FormatVersion at each publish.
 const (
 	FormatName    = "runferry-archive"
-	FormatVersion = 4
+	FormatVersion = 5
 )
 
 // The tables of an archive, each a folder of Parquet files.

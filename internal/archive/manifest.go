@@ -75,8 +75,14 @@ type RunEntry struct {
 	Fingerprint string `json:"fingerprint"`
 	// Mark is the engine's mark of what the run holds (sinks.Marked),
 	// checked before points are appended to it (since version 4).
-	Mark   string `json:"mark,omitempty"`
-	Points int64  `json:"points"`
+	Mark string `json:"mark,omitempty"`
+	// Cursors is the engine's document of what the run's metrics hold,
+	// per key (count, last step and time, digest), from which Mark is
+	// derived (sinks.CursorKeeper), kept verbatim as JSON text, so that a
+	// sync without a ledger, or whose ledger lags behind the archive,
+	// appends from the archive's own record (since version 5).
+	Cursors string `json:"cursors,omitempty"`
+	Points  int64  `json:"points"`
 	// Files lists the run's current files. A run holds at most one file
 	// of each table but metrics, of which it holds one per write that
 	// added points, in the order written: the first

@@ -43,6 +43,7 @@ type RunWriter struct {
 	done    bool
 	replace []string // origins of runs this one replaces (Replace)
 	mark    string
+	cursors string
 	// kept are the metrics files of the run that AppendRun extends, and
 	// keptPoints their points: they stay current, and the points written
 	// go to a new file after them.
@@ -59,6 +60,10 @@ type RunWriter struct {
 
 // SetMark sets the mark committed with the run (RunEntry.Mark).
 func (rw *RunWriter) SetMark(mark string) { rw.mark = mark }
+
+// SetCursors sets the cursors document committed with the run
+// (RunEntry.Cursors).
+func (rw *RunWriter) SetCursors(doc []byte) { rw.cursors = string(doc) }
 
 // AppendRun starts writing r (already validated and canonical) as the
 // committed run prev grown: its metrics files stay current, the points
@@ -406,7 +411,7 @@ func (rw *RunWriter) Commit() error {
 func (rw *RunWriter) finish() (*RunEntry, error) {
 	root, origin, snap := rw.w.st, rw.origin, rw.snapshot
 	entry := &RunEntry{Origin: origin, Experiment: rw.run.Experiment.String(), Snapshot: snap,
-		Fingerprint: rw.fingerprint, Mark: rw.mark, Points: rw.keptPoints + rw.metrics.count}
+		Fingerprint: rw.fingerprint, Mark: rw.mark, Cursors: rw.cursors, Points: rw.keptPoints + rw.metrics.count}
 	add := func(files []FileEntry, err error) error {
 		entry.Files = append(entry.Files, files...)
 		return err

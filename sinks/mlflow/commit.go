@@ -27,7 +27,9 @@ import (
 // file of that name), the rich values (runferry/rich_values.jsonl) and
 // their images and tables in MLflow's layouts (writeMedia), a
 // config.json unless the source had one; completes the re-created logged
-// models (finishModels); uploads runferry/coverage.json; sets
+// models (finishModels); continuing a first copy cut short, deletes the
+// files it held that the source no longer has (deleteGoneContinued);
+// uploads runferry/coverage.json; sets
 // the original status and end time (runs/update); points child runs
 // written earlier at this run; writes the fingerprint, the mark
 // (sinks.Marked) and then the complete tag (mlflowconv.TagFingerprint,
@@ -103,6 +105,9 @@ func (w *writer) Commit(ctx context.Context) error {
 		w.cov.Generated = append(w.cov.Generated, "config.json")
 	}
 	if err := w.finishModels(ctx); err != nil {
+		return err
+	}
+	if err := w.deleteGoneContinued(ctx); err != nil {
 		return err
 	}
 	cov, err := json.MarshalIndent(w.cov, "", " ")

@@ -190,7 +190,10 @@
 // every key the copy holds, and the writer sends no point held already
 // (log-batch is not idempotent: a batch partly applied is found there
 // too), writes params, tags and dataset inputs again (the server keeps one
-// of each) and uploads files over those held. If at commit the copy holds
+// of each) and uploads files over those held; at commit it deletes the
+// files the copy holds that the source no longer has (outside runferry/,
+// whose files it writes anew), and the writer reports the run continued
+// with the points not sent again (sinks.ContinueReporter). If at commit the copy holds
 // points the run no longer has (the source changed between the attempts:
 // MLflow cannot remove points), the copy is superseded and the commit
 // fails with a retryable error, so the next attempt writes the run anew.

@@ -115,8 +115,10 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 // (firstCopyCutShort), to write r into it under its run id: params and
 // tags are written again (the same values), dataset inputs logged again
 // (the server keeps one of each), and the writer sends no point held
-// already (pointsHeld); files are uploaded again over those held. A bare
-// copy (cut short before its run.json) gets its run.json first.
+// already (pointsHeld); files are uploaded again over those held, and
+// those the copy holds that the source no longer has are deleted at
+// commit (deleteGoneContinued). A bare copy (cut short before its
+// run.json) gets its run.json first.
 func (s *Sink) continueRun(ctx context.Context, expID string, r schema.Run, held mlflowapi.Run, bare bool, cov *mlflowconv.Coverage, params []mlflowapi.Param, tags []mlflowapi.Tag, sidecar []byte) (sinks.RunWriter, error) {
 	if bare {
 		if err := s.api.UploadBytes(ctx, held.Info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
@@ -127,7 +129,19 @@ func (s *Sink) continueRun(ctx context.Context, expID string, r schema.Run, held
 	if err != nil {
 		return nil, err
 	}
-	return s.openEntities(ctx, expID, r, held.Info, cov, params, tags, resumed)
+	var files []string
+	for f, err := range s.api.ListArtifacts(ctx, held.Info.RunID, "") {
+		if err != nil {
+			return nil, fmt.Errorf("listing the files of the copy %s: %w", held.Info.RunID, err)
+		}
+		files = append(files, f.Path)
+	}
+	rw, err := s.openEntities(ctx, expID, r, held.Info, cov, params, tags, resumed)
+	if err != nil {
+		return nil, err
+	}
+	rw.(*writer).heldFiles = files
+	return rw, nil
 }
 
 // openEntities writes the params, tags and dataset inputs of r into run

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,22 +27,42 @@ import (
 // no other run (none superseded, none deleted), and the read-back equals
 // the source, every point once. When the source changed between the
 // attempts in a way the copy cannot take (points rewritten), the copy is
-// superseded at commit and the run written anew.
+// superseded at commit and the run written anew. The report says the run
+// was continued in place and counts the points not sent again. Files the
+// source deleted between the attempts (one under runferry/, stored below
+// runferry/files/) are deleted from the continued copy and counted.
 func TestFirstCopyContinuedInPlace(t *testing.T) {
-	t.Run("continued", func(t *testing.T) { testFirstCopyCut(t, false) })
-	t.Run("source changed", func(t *testing.T) { testFirstCopyCut(t, true) })
+	t.Run("continued", func(t *testing.T) { testFirstCopyCut(t, cutContinued) })
+	t.Run("source changed", func(t *testing.T) { testFirstCopyCut(t, cutSourceChanged) })
+	t.Run("files deleted", func(t *testing.T) { testFirstCopyCut(t, cutFilesDeleted) })
 }
 
-func testFirstCopyCut(t *testing.T, changed bool) {
+// How the source changes between the attempts of testFirstCopyCut.
+const (
+	cutContinued     = iota // not at all
+	cutSourceChanged        // points rewritten
+	cutFilesDeleted         // two files deleted
+)
+
+func testFirstCopyCut(t *testing.T, mode int) {
+	changed := mode == cutSourceChanged
 	srv := testenv.SharedMLflow(t)
 	ctx := context.Background()
 	_, want := withSystemMetrics()
+	// What the attempts cut short copy.
+	_, cutSrc := withSystemMetrics()
+	if mode == cutFilesDeleted {
+		files := &cutSrc.Runs[0].Files
+		*files = append(*files, dataset.File{Path: "gone/old.txt", Content: []byte("deleted at the source")},
+			dataset.File{Path: "runferry/gone.txt", Content: []byte("deleted too")})
+		slices.SortFunc(*files, func(a, b dataset.File) int { return strings.Compare(a.Path, b.Path) })
+	}
 	opt := transfer.Options{Attempts: 1, Backoff: func(int) time.Duration { return time.Millisecond }}
 
 	// How many operations a whole copy makes, on a prefix of its own.
 	probeDst, _, _ := pair(t, srv.URL)
 	probe := sinktest.NewFailAt(probeDst, 1<<30, nil)
-	if rep, err := transfer.Copy(ctx, memsrc.New(want), probe, opt); err != nil || len(rep.Runs) != 1 || rep.Runs[0].Outcome != transfer.Committed {
+	if rep, err := transfer.Copy(ctx, memsrc.New(cutSrc), probe, opt); err != nil || len(rep.Runs) != 1 || rep.Runs[0].Outcome != transfer.Committed {
 		t.Fatalf("probe copy: %v %+v", err, rep)
 	}
 	total := probe.Ops()
@@ -81,7 +102,7 @@ func testFirstCopyCut(t *testing.T, changed bool) {
 	runID := ""
 	for _, at := range []int{4, total / 2, total} {
 		failing := sinktest.NewFailAt(dst, at, fault.Permanent(errors.New("injected")))
-		cut, err := transfer.Copy(ctx, memsrc.New(want), failing, opt)
+		cut, err := transfer.Copy(ctx, memsrc.New(cutSrc), failing, opt)
 		if err != nil || len(cut.Runs) != 1 || cut.Runs[0].Outcome != transfer.Failed || !strings.Contains(cut.Runs[0].Error, fmt.Sprintf("operation %d", at)) {
 			t.Fatalf("the copy failing at operation %d: %v %+v", at, err, cut)
 		}
@@ -116,6 +137,27 @@ func testFirstCopyCut(t *testing.T, changed bool) {
 	}
 	if len(held) != 1 || len(deleted) != 0 || r.DestID != runID {
 		t.Fatalf("the server holds %v (deleted %v), the copy committed run %s; want only run %s, the copy cut short continued in place", held, deleted, r.DestID, runID)
+	}
+	given := int64(len(want.Runs[0].Metrics))
+	if !r.Continued || r.Appended || r.KeptPoints <= 0 || r.Points+r.KeptPoints > given || rep.Totals.Continued != 1 ||
+		!strings.Contains(r.Reason, fmt.Sprintf("continued in place (a first copy cut short: %d points it held not sent again)", r.KeptPoints)) {
+		t.Errorf("the report of the continued copy: continued %v, appended %v, %d points, %d kept of %d given, totals.continued %d, reason %q; want it continued in place, the points held counted as kept, not as sent",
+			r.Continued, r.Appended, r.Points, r.KeptPoints, given, rep.Totals.Continued, r.Reason)
+	}
+	wantDeleted := int64(0)
+	if mode == cutFilesDeleted {
+		wantDeleted = 2
+	}
+	if r.DeletedFiles != wantDeleted || rep.Totals.DeletedFiles != wantDeleted {
+		t.Errorf("the continued copy deleted %d files (totals %d), want %d", r.DeletedFiles, rep.Totals.DeletedFiles, wantDeleted)
+	}
+	for f, err := range api.ListArtifacts(ctx, runID, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(f.Path, "gone") {
+			t.Errorf("the continued copy still holds %s, deleted at the source", f.Path)
+		}
 	}
 	d, err := dataset.Read(ctx, read())
 	if err != nil {

@@ -40,6 +40,13 @@ type writer struct {
 	// continued says the writer continues a first copy cut short (see
 	// firstCopyCutShort): resumed holds every point it holds.
 	continued bool
+	// skipped counts the points not sent again because the copy held
+	// them (resumed).
+	skipped int64
+	// heldFiles lists, continuing a first copy cut short, the files that
+	// copy held (artifact paths): those not written again are deleted at
+	// commit (deleteGoneContinued).
+	heldFiles []string
 	keys      map[string]*keyState // by source key: points at the current step
 	// mlflowKeys maps the MLflow keys in use to their source keys
 	// ("" for a series runferry generates).
@@ -67,6 +74,7 @@ var (
 	_ sinks.Marked            = (*writer)(nil)
 	_ sinks.FileDeltaReporter = (*writer)(nil)
 	_ sinks.CursorKeeper      = (*writer)(nil)
+	_ sinks.ContinueReporter  = (*writer)(nil)
 )
 
 func (w *writer) DestID() string           { return w.run.RunID }
@@ -142,6 +150,7 @@ func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
 			held := w.resumed[m.Key]
 			if p := heldPointOf(m); held[p] > 0 {
 				held[p]--
+				w.skipped++
 				continue
 			}
 			keep = append(keep, m)
@@ -409,6 +418,40 @@ func (w *writer) deleteGone(ctx context.Context) error {
 		}
 		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
 			return fmt.Errorf("deleting %s (gone from the source): %w", rel, err)
+		}
+		w.deletedFiles++
+	}
+	return nil
+}
+
+// Continued implements sinks.ContinueReporter: whether the writer
+// continued a first copy cut short (firstCopyCutShort), and how many
+// points that copy held that were not sent again.
+func (w *writer) Continued() (continued bool, keptPoints int64) {
+	return w.continued, w.skipped
+}
+
+// deleteGoneContinued removes, continuing a first copy cut short, the
+// files that copy held that this writer neither wrote nor generated: the
+// files the source no longer has since the earlier attempt. The sink's
+// own files under mlflowconv.Dir are written anew at commit and left
+// alone. FileDelta counts the files deleted.
+func (w *writer) deleteGoneContinued(ctx context.Context) error {
+	if !w.continued {
+		return nil
+	}
+	for _, p := range w.heldFiles {
+		src := p
+		if rest, ok := strings.CutPrefix(p, mlflowconv.FilesDir); ok {
+			src = rest
+		} else if strings.HasPrefix(p, mlflowconv.Dir) {
+			continue
+		}
+		if w.written[src] || slices.Contains(w.cov.Generated, p) {
+			continue
+		}
+		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, p); err != nil {
+			return fmt.Errorf("deleting %s (gone from the source since the copy was begun): %w", p, err)
 		}
 		w.deletedFiles++
 	}

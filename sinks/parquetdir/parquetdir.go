@@ -95,6 +95,7 @@ var (
 	_ sinks.RunFinder   = (*Sink)(nil)
 	_ sinks.RunVerifier = (*Sink)(nil)
 	_ sinks.Appender    = (*Sink)(nil)
+	_ sinks.BaseFinder  = (*Sink)(nil)
 
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 )
@@ -300,6 +301,20 @@ func (s *Sink) FindRun(_ context.Context, origin schema.Ref) (sinks.RunState, st
 	return sinks.RunMissing, "", nil
 }
 
+// FindBase implements sinks.BaseFinder: the committed run's folder key,
+// and the mark and cursors document its entry holds (archive.RunEntry),
+// so that a sync without a ledger, or whose ledger did not record the
+// archive's last commit, appends from the archive's own record. A run
+// committed without cursors (by a runferry before format version 5, or
+// by a sink that was given none) is not found.
+func (s *Sink) FindBase(_ context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error) {
+	e, held := s.committed(origin)
+	if !held || e.Mark == "" || e.Cursors == "" {
+		return "", "", nil, false, nil
+	}
+	return archive.EntityKey(e.Origin), e.Mark, []byte(e.Cursors), true, nil
+}
+
 func (s *Sink) committed(origin schema.Ref) (archive.RunEntry, bool) {
 	s.mu.Lock()
 	w := s.w
@@ -399,6 +414,7 @@ var (
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
 	_ sinks.Marked          = (*writer)(nil)
+	_ sinks.CursorKeeper    = (*writer)(nil)
 	// Appending, files given again unchanged are kept, not stored again,
 	// and those not given again are left out of the new snapshot.
 	_ sinks.FileDeltaReporter = (*writer)(nil)
@@ -437,6 +453,10 @@ func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Rea
 
 func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
 func (w *writer) SetMark(mark string)      { w.rw.SetMark(mark) }
+
+// SetCursors implements sinks.CursorKeeper: the document goes into the
+// run's manifest entry with the commit.
+func (w *writer) SetCursors(doc []byte) { w.rw.SetCursors(doc) }
 
 // FileDelta implements sinks.FileDeltaReporter (see archive.RunWriter).
 func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
