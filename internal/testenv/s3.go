@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,12 +37,6 @@ type S3Server struct {
 	bin       string
 }
 
-var sharedS3 struct {
-	mu  sync.Mutex
-	s   *S3Server
-	err error
-}
-
 // SharedS3 returns one S3 server shared by every test of the binary,
 // started on first use and stopped by Main (or, if the binary dies, by its
 // watchdog). Tests sharing it use their own buckets (CreateBucket). It sets
@@ -51,27 +44,9 @@ var sharedS3 struct {
 func SharedS3(t testing.TB) *S3Server {
 	t.Helper()
 	bin := versityGW(t)
-	sharedS3.mu.Lock()
-	if sharedS3.s == nil && sharedS3.err == nil {
-		sharedS3.s, sharedS3.err = startS3(bin)
-	}
-	s, err := sharedS3.s, sharedS3.err
-	sharedS3.mu.Unlock()
-	if err != nil {
-		t.Fatalf("testenv: shared S3 server: %v", err)
-	}
+	s := sharedS3.get(t, func() (*S3Server, error) { return startS3(bin) })
 	s.Env(t)
 	return s
-}
-
-func stopSharedS3() {
-	sharedS3.mu.Lock()
-	defer sharedS3.mu.Unlock()
-	if sharedS3.s != nil {
-		sharedS3.s.Stop()
-		sharedS3.s = nil
-	}
-	sharedS3.err = nil
 }
 
 // versityGW finds the versitygw binary: $RUNFERRY_VERSITYGW, PATH, the Go
