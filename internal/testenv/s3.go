@@ -54,25 +54,7 @@ func SharedS3(t testing.TB) *S3Server {
 // folder from the Go module proxy (a few minutes, once).
 func versityGW(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("RUNFERRY_VERSITYGW"); p != "" && isExecutable(p) {
-		return p
-	}
-	var extra []string
-	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		extra = append(extra, filepath.Join(strings.TrimSpace(string(gp)), "bin"))
-	}
-	cache, _ := os.UserCacheDir()
-	cacheBin := filepath.Join(cache, "runferry-test", "versitygw-v1.8.0")
-	extra = append(extra, cacheBin)
-	if p, ok := lookPath("versitygw", extra...); ok {
-		return p
-	}
-	cmd := exec.Command("go", "install", VersityGWModule)
-	cmd.Env = append(os.Environ(), "GOBIN="+cacheBin, "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		Unavailable(t, "versitygw (S3 server)", fmt.Sprintf("go install %s failed: %v: %s", VersityGWModule, err, out))
-	}
-	return filepath.Join(cacheBin, "versitygw")
+	return goTool(t, "versitygw (S3 server)", "versitygw", VersityGWModule, "RUNFERRY_VERSITYGW")
 }
 
 func startS3(bin string) (*S3Server, error) {
