@@ -14,6 +14,7 @@ var (
 	sharedMariaDB     = &sharedService[*MariaDB]{what: "MariaDB"}
 	sharedS3          = &sharedService[*S3Server]{what: "S3 server"}
 	sharedAzurite     = &sharedService[*AzuriteServer]{what: "Azurite"}
+	sharedGCS         = &sharedService[*GCSServer]{what: "GCS emulator"}
 )
 
 // Main runs the tests and then stops the shared services. Use it from TestMain:
@@ -27,7 +28,7 @@ func Main(m *testing.M) {
 }
 
 // StopShared stops the services started by SharedMLflow, SharedMLflowOther, SharedPostgres,
-// SharedMariaDB, SharedS3 and SharedAzurite.
+// SharedMariaDB, SharedS3, SharedAzurite and SharedGCS.
 func StopShared() {
 	sharedMLflowMain.stop()
 	sharedMLflowOther.stop()
@@ -35,6 +36,7 @@ func StopShared() {
 	sharedMariaDB.stop()
 	sharedS3.stop()
 	sharedAzurite.stop()
+	sharedGCS.stop()
 }
 
 // SharedMLflow returns one SQLite-backed MLflow server shared by every test of the binary,
