@@ -38,10 +38,12 @@ import (
 )
 
 // StoreOptions are the options an object-storage location takes in its
-// query (s3://BUCKET/PREFIX?region=eu-west-1&...). Credentials are never
-// among them: they come from the cloud's standard chain (for S3: the
-// AWS_* environment variables, the shared config and credentials files
-// with AWS_PROFILE or profile=, container and instance roles, IRSA).
+// query (s3://BUCKET/PREFIX?region=eu-west-1&...; gs:// takes endpoint
+// only, azblob:// none). Credentials are never among them: they come from
+// the cloud's standard chain (for S3: the AWS_* environment variables, the
+// shared config and credentials files with AWS_PROFILE or profile=,
+// container and instance roles, IRSA; for GCS: Application Default
+// Credentials; for Azure: its environment and managed identity).
 var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile"}
 
 // blobStore is an archive under a prefix of a bucket, through
@@ -63,7 +65,8 @@ type blobStore struct {
 // stops answering fails the job instead of hanging it.
 var blobTimeout = 5 * time.Minute
 
-// openBlobStore opens location, s3://BUCKET[/PREFIX][?OPTIONS], checking
+// openBlobStore opens location, s3://BUCKET[/PREFIX][?OPTIONS] (or gs://,
+// azblob://CONTAINER), checking
 // that the bucket is there and readable with the credentials found.
 func openBlobStore(location string) (Store, error) {
 	u, err := url.Parse(location)
