@@ -150,6 +150,9 @@ func (s *AzuriteServer) Location(container, prefix string) string {
 	return "azblob://" + container + "/" + strings.Trim(prefix, "/")
 }
 
+// LogTail returns the last n lines of the emulator's log.
+func (s *AzuriteServer) LogTail(n int) string { return s.svc.logTail(n) }
+
 // Stop stops the emulator and removes its folder.
 func (s *AzuriteServer) Stop() {
 	if s.svc != nil {
