@@ -6,36 +6,11 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/sources/dataset"
 )
-
-// TestGCSRoundTrip writes the canonical dataset into an archive in a
-// bucket of fake-gcs-server (a GCS emulator on 127.0.0.1), reads it back
-// whole, checks it, prunes it and reads it again.
-func TestGCSRoundTrip(t *testing.T) {
-	g := testenv.SharedGCS(t)
-	loc := g.Location(g.CreateBucket(t, "archive"), "backups/nightly")
-	d := dataset.Canonical()
-	write(t, loc, d)
-	expectEqual(t, loc, d)
-	rep, err := archive.Check(loc)
-	if err != nil || len(rep.Notes) > 0 || rep.Snapshot != 1 {
-		t.Fatalf("check: %v %+v", err, rep)
-	}
-	d.Runs[0].Run.Notes = "changed"
-	write(t, loc, d)
-	if _, err := archive.Prune(loc, 1); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := archive.Check(loc); err != nil || len(rep.Notes) > 0 {
-		t.Fatalf("check after prune: %v %+v", err, rep)
-	}
-	expectEqual(t, loc, d)
-}
 
 // TestGCSEmulatorHost: without the endpoint option, STORAGE_EMULATOR_HOST
 // (the variable Google's client libraries read) names the emulator.
@@ -49,25 +24,6 @@ func TestGCSEmulatorHost(t *testing.T) {
 	expectEqual(t, loc, d)
 	// The same archive through the endpoint option.
 	expectEqual(t, g.Location(bucket, "a"), d)
-}
-
-// TestGCSCrashSafety is TestCrashSafety on an archive in a bucket of the
-// GCS emulator: writers killed at seeded random moments (as few as on S3,
-// for the same reason), every run old or new after each kill, a resumed
-// write identical to an uninterrupted one.
-func TestGCSCrashSafety(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
-	}
-	g := testenv.SharedGCS(t)
-	bucket := g.CreateBucket(t, "crash")
-	defer func(ttl time.Duration) { archive.LockTTL = ttl }(archive.LockTTL)
-	archive.LockTTL = time.Second
-	crashSafety(t, 3, func(name string) string {
-		loc := g.Location(bucket, name)
-		write(t, loc, crashData(0))
-		return loc
-	}, archive.LockTTL)
 }
 
 // TestGCSShardsWriteOneArchive is TestShardsWriteOneArchive on an archive
