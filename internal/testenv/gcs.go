@@ -126,6 +126,9 @@ func (s *GCSServer) Location(bucket, prefix string) string {
 	return "gs://" + bucket + "/" + strings.Trim(prefix, "/") + "?" + url.Values{"endpoint": {s.Endpoint}}.Encode()
 }
 
+// PID returns the server's process id, also its process group's.
+func (s *GCSServer) PID() int { return s.svc.cmd.Process.Pid }
+
 // LogTail returns the last n lines of the server's log.
 func (s *GCSServer) LogTail(n int) string { return s.svc.logTail(n) }
 
