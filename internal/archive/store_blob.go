@@ -259,7 +259,7 @@ func openGCS(ctx context.Context, bucket string, q url.Values, display string) (
 	if endpoint != "" {
 		eu, err := url.Parse(endpoint)
 		if err != nil || eu.Host == "" || (eu.Scheme != "http" && eu.Scheme != "https") || eu.User != nil {
-			return nil, fmt.Errorf("%s: endpoint %q: want https://HOST[:PORT], or http://HOST:PORT for an emulator", display, q.Get("endpoint"))
+			return nil, fmt.Errorf("%s: endpoint %q: want https://HOST[:PORT], or http://HOST:PORT for an emulator", display, endpoint)
 		}
 		copts = append(copts, option.WithEndpoint(strings.TrimSuffix(endpoint, "/")+"/storage/v1/"))
 		if eu.Scheme == "http" {
@@ -282,8 +282,8 @@ func openGCS(ctx context.Context, bucket string, q url.Values, display string) (
 		// gcsblob wants an HTTP client even when the options above replace it.
 		client = &gcp.HTTPClient{Client: http.Client{Transport: gcp.DefaultTransport()}}
 	}
-	// STORAGE_EMULATOR_HOST is read by gcsblob too, which would override
-	// the endpoint option; the options above already say what it means.
+	// gcsblob and the storage client read STORAGE_EMULATOR_HOST too; the
+	// options above come after theirs, so they decide.
 	b, err := gcsblob.OpenBucket(ctx, client, bucket, &gcsblob.Options{ClientOptions: copts})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
