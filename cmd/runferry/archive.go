@@ -21,16 +21,19 @@ func (a *app) archiveCmd() *cobra.Command {
 		Long: `Work on a runferry Parquet archive (written by 'runferry copy ... parquet:PATH').
 The format is documented in docs/ARCHIVE.md; DuckDB, pandas and Spark read it
 directly. PATH may be given with or without the parquet: prefix, and may be a
-prefix in S3 or an S3-compatible store: s3://BUCKET/PREFIX, with the location's
-object-storage options (?region=...&endpoint=...&path-style=true; credentials
-from the AWS environment, never in the location).`,
+prefix in object storage with the location's options: in S3 or an
+S3-compatible store, s3://BUCKET/PREFIX (?region=...&endpoint=...&path-style=true;
+credentials from the AWS environment), in Google Cloud Storage,
+gs://BUCKET/PREFIX (?endpoint=...; credentials from Google's Application Default
+Credentials), or in Azure Blob Storage, azblob://CONTAINER/PREFIX (credentials
+from the Azure environment); credentials are never in the location.`,
 	}
 	cmd.AddCommand(a.archiveCheckCmd(), a.archivePruneCmd(), a.archiveCompactCmd(), a.archiveSnapshotsCmd(), a.archiveSummaryCmd())
 	return cmd
 }
 
 // archivePath returns the location of an archive given as PATH,
-// s3://BUCKET/PREFIX[?OPTIONS] or either with parquet: before it, refusing
+// s3://BUCKET/PREFIX[?OPTIONS] (gs://, azblob://) or either with parquet: before it, refusing
 // what is neither (another URL, an MLflow store) with a usage error.
 func archivePath(arg string) (string, error) {
 	raw := arg

@@ -46,19 +46,19 @@ func TestURLPathsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sync", "wandb:" + src, "parquet:gs://bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
+		{[]string{"sync", "wandb:" + src, "parquet:gcs://bucket/x"}, `Google Cloud Storage is written gs://: did you mean "parquet:gs://bucket/x"?`},
 		{[]string{"copy", "wandb:" + src, "parquet:az://container/x"}, "object storage (Azure Blob Storage) is not supported yet"},
 		{[]string{"copy", "wandb:" + src, "parquet:https://files.example.com/x"}, "over HTTPS is not supported"},
 		{[]string{"copy", "wandb:" + src, "parquet:http://files.example.com/x"}, "over HTTP is not supported"},
 		{[]string{"copy", "wandb:s3://bucket/wandb", "parquet:out"}, "object storage (S3) is not supported yet"},
-		{[]string{"check", "wandb:" + src, "parquet:gs://bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
+		{[]string{"check", "wandb:gs://bucket/x", "parquet:x"}, "object storage (Google Cloud Storage) is not supported yet"},
 		{[]string{"copy", "wandb:" + src, "s3://bucket/x"}, `unknown scheme "s3": did you mean "parquet:s3://bucket/x"?`},
-		{[]string{"copy", "wandb:" + src, "gs://bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
-		{[]string{"archive", "summary", "parquet:gs://bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
+		{[]string{"copy", "wandb:" + src, "gs://bucket/x"}, `unknown scheme "gs": did you mean "parquet:gs://bucket/x"? (a runferry archive in Google Cloud Storage)`},
+		{[]string{"archive", "summary", "parquet:gcs://bucket/x"}, `did you mean "parquet:gs://bucket/x"?`},
 		{[]string{"archive", "prune", "az://c/x", "--keep", "2"}, "object storage (Azure Blob Storage) is not supported yet"},
 		{[]string{"copy", "wandb:" + src, "parquet:file:///tmp/x"}, `use parquet:/tmp/x`},
 		{[]string{"copy", "wandb:" + src, "parquet:s3:bucket/x"}, "write the bucket as a URL: parquet:s3://BUCKET/PREFIX"},
-		{[]string{"copy", "wandb:" + src, "parquet:gs:/bucket/x"}, "object storage (Google Cloud Storage) is not supported yet"},
+		{[]string{"copy", "wandb:" + src, "parquet:gs:/bucket/x"}, "write the bucket as a URL: parquet:gs://BUCKET/PREFIX"},
 	}
 	for _, c := range cases {
 		args := append(c.args, "--state", ledger)

@@ -1,114 +1,50 @@
 package archive_test
 
 import (
-	"bytes"
 	"fmt"
+	"os/exec"
 	"testing"
-	"time"
 
-	"github.com/parquet-go/parquet-go"
-
-	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/sources/dataset"
 )
 
-// TestAzureRoundTrip writes the canonical dataset into an archive in a
-// container of Azurite (Azure's storage emulator on 127.0.0.1), reads it
-// back whole, checks it, prunes it and reads it again.
-func TestAzureRoundTrip(t *testing.T) {
-	az := testenv.SharedAzurite(t)
-	loc := az.Location(az.CreateContainer(t, "archive"), "backups/nightly")
-	d := dataset.Canonical()
-	write(t, loc, d)
-	expectEqual(t, loc, d)
-	rep, err := archive.Check(loc)
-	if err != nil || len(rep.Notes) > 0 || rep.Snapshot != 1 {
-		t.Fatalf("check: %v %+v", err, rep)
-	}
-	d.Runs[0].Run.Notes = "changed"
-	write(t, loc, d)
-	if _, err := archive.Prune(loc, 1); err != nil {
-		t.Fatal(err)
-	}
-	if rep, err := archive.Check(loc); err != nil || len(rep.Notes) > 0 {
-		t.Fatalf("check after prune: %v %+v", err, rep)
-	}
-	expectEqual(t, loc, d)
-}
-
-// TestAzureCrashSafety is TestCrashSafety on an archive in a container of
-// Azurite: writers killed at seeded random moments (as few as on S3, for
-// the same reason), every run old or new after each kill, a resumed write
-// identical to an uninterrupted one.
-func TestAzureCrashSafety(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
-	}
-	az := testenv.SharedAzurite(t)
-	container := az.CreateContainer(t, "crash")
-	defer func(ttl time.Duration) { archive.LockTTL = ttl }(archive.LockTTL)
-	archive.LockTTL = time.Second
-	crashSafety(t, 3, func(name string) string {
-		loc := az.Location(container, name)
-		write(t, loc, crashData(0))
-		return loc
-	}, archive.LockTTL)
-}
-
-// TestAzureShardsWriteOneArchive is TestShardsWriteOneArchive on an archive
-// in a container of Azurite: four shards, each its own writer, sync into
-// it at once, coordinating through lock objects and journal records
-// created only if absent (Azure's If-None-Match: *). The points are then
-// counted by a plain read of every object under metrics/ (no manifest),
-// each (run, key, step) once.
+// TestAzureShardsWriteOneArchive is TestShardsWriteOneArchive on an
+// archive in a container of Azurite: four shards, each its own writer,
+// sync into it at once, coordinating through lock objects and journal
+// records created with If-None-Match: *. pyarrow's Azure file system reads
+// the metrics straight from the emulator.
 func TestAzureShardsWriteOneArchive(t *testing.T) {
-	if testing.Short() {
-		t.Skip("slow")
-	}
 	az := testenv.SharedAzurite(t)
-	loc := az.Location(az.CreateContainer(t, "shards"), "archive")
-	shardsWriteOneArchive(t, loc, plainMetricsCount)
+	container := az.CreateContainer(t, "shards")
+	shardsWriteOneArchive(t, az.Location(container, "archive"), func(t *testing.T, _ string) int {
+		return azureCount(t, az, container+"/archive")
+	})
 }
 
-// plainMetricsCount returns the number of metric rows in the Parquet
-// objects under the archive's metrics/ folder, read as a user listing the
-// folder would (every object, no manifest), failing if any (run, key,
-// step) is seen twice.
-func plainMetricsCount(t *testing.T, loc string) int {
+// azureCount returns the number of metric rows a user reads from the
+// archive at containerPrefix in Azurite with pyarrow's Azure file system
+// (the account and key from the environment SharedAzurite set), with
+// DuckDB querying that dataset, failing if any (run, key, step) is seen
+// twice.
+func azureCount(t *testing.T, az *testenv.AzuriteServer, containerPrefix string) int {
 	t.Helper()
-	st, err := archive.OpenStore(loc)
+	out, err := exec.Command(testenv.Python(t), "-c", `import os, sys, duckdb, pyarrow.dataset as ds, pyarrow.fs as fs
+host, where = sys.argv[1], sys.argv[2]
+azure = fs.AzureFileSystem(account_name=os.environ["AZURE_STORAGE_ACCOUNT"], account_key=os.environ["AZURE_STORAGE_KEY"],
+                           blob_storage_authority=host, dfs_storage_authority=host,
+                           blob_storage_scheme="http", dfs_storage_scheme="http")
+metrics = ds.dataset(where + "/metrics", filesystem=azure, format="parquet")
+n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from metrics").fetchone()
+print(n, d)`, az.Host, containerPrefix).CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("pyarrow/duckdb over Azure: %v\n%s", err, out)
 	}
-	defer st.Close()
-	type point struct {
-		run, key string
-		step     int64
+	var rows, distinct int
+	if _, err := fmt.Sscan(string(out), &rows, &distinct); err != nil {
+		t.Fatalf("pyarrow/duckdb printed %q", out)
 	}
-	seen := map[point]bool{}
-	rows := 0
-	err = st.Walk(archive.TableMetrics, func(p string, _ int64) error {
-		data, err := st.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		got, err := parquet.Read[archive.MetricRow](bytes.NewReader(data), int64(len(data)))
-		if err != nil {
-			return fmt.Errorf("%s: %v", p, err)
-		}
-		for _, r := range got {
-			k := point{r.Run, r.Key, r.Step}
-			if seen[k] {
-				t.Errorf("%s: point %v seen twice", p, k)
-			}
-			seen[k] = true
-		}
-		rows += len(got)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+	if rows != distinct {
+		t.Errorf("%d rows but %d distinct (run, key, step): points seen twice", rows, distinct)
 	}
 	return rows
 }

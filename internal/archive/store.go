@@ -133,8 +133,8 @@ var ErrDenied = errors.New("access denied")
 var errNotLocked = errors.New("the lock is held by another writer")
 
 // OpenStore returns the store of the archive at location: a local folder
-// path, or an object-storage URL (s3://BUCKET/PREFIX?region=...; see
-// openBlobStore).
+// path, or an object-storage URL (s3://BUCKET/PREFIX?region=...,
+// gs://BUCKET/PREFIX, azblob://CONTAINER/PREFIX; see openBlobStore).
 func OpenStore(location string) (Store, error) {
 	if scheme, _, ok := strings.Cut(location, "://"); ok && isBlobScheme(scheme) {
 		return openBlobStore(location)
@@ -195,7 +195,7 @@ func StoreLocation(path string, q url.Values) (string, error) {
 // descriptions.
 var StoreOptionHelp = map[string]string{
 	"region":        "Object storage: the bucket's region (default: from AWS_REGION or the shared config, else us-east-1).",
-	"endpoint":      "Object storage: the S3 endpoint URL of an S3-compatible store (MinIO, Ceph, R2, Wasabi, ...); default: AWS.",
+	"endpoint":      "Object storage: for s3://, the endpoint URL of an S3-compatible store (MinIO, Ceph, R2, Wasabi, ...; default: AWS); for gs://, another endpoint of the GCS JSON API (https://, with the same credentials) or an emulator (http://HOST:PORT, sent no credentials; default: STORAGE_EMULATOR_HOST, else Google).",
 	"path-style":    "Object storage: true addresses the bucket in the URL path (most S3-compatible stores need it) instead of the host name.",
 	"sse":           "Object storage: server-side encryption of every object written: AES256, aws:kms or aws:kms:dsse.",
 	"kms-key-id":    "Object storage: the KMS key for sse=aws:kms (implies it).",

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path"
@@ -29,15 +30,20 @@ import (
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob:// through Azure's own credential chain
+	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
+	"gocloud.dev/gcp"
+	"google.golang.org/api/option"
 )
 
 // StoreOptions are the options an object-storage location takes in its
-// query (s3://BUCKET/PREFIX?region=eu-west-1&...). Credentials are never
-// among them: they come from the cloud's standard chain (for S3: the
-// AWS_* environment variables, the shared config and credentials files
-// with AWS_PROFILE or profile=, container and instance roles, IRSA).
+// query (s3://BUCKET/PREFIX?region=eu-west-1&...; gs:// takes endpoint
+// only, azblob:// none; object-lock is S3's). Credentials are never among them: they come from
+// the cloud's standard chain (for S3: the AWS_* environment variables, the
+// shared config and credentials files with AWS_PROFILE or profile=,
+// container and instance roles, IRSA; for GCS: Application Default
+// Credentials; for Azure: its environment and managed identity).
 var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile", "object-lock"}
 
 // blobStore is an archive under a prefix of a bucket, through
@@ -65,7 +71,8 @@ type blobStore struct {
 // stops answering fails the job instead of hanging it.
 var blobTimeout = 5 * time.Minute
 
-// openBlobStore opens location, s3://BUCKET[/PREFIX][?OPTIONS], checking
+// openBlobStore opens location, s3://BUCKET[/PREFIX][?OPTIONS] (or gs://,
+// azblob://CONTAINER), checking
 // that the bucket is there and readable with the credentials found.
 func openBlobStore(location string) (Store, error) {
 	u, err := url.Parse(location)
@@ -74,7 +81,7 @@ func openBlobStore(location string) (Store, error) {
 	}
 	display := u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")
 	if u.User != nil {
-		return nil, fmt.Errorf("%s: credentials do not belong in the location; they come from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)", display)
+		return nil, fmt.Errorf("%s: credentials do not belong in the location; they come from the environment (%s)", display, credentialSources[u.Scheme])
 	}
 	if u.Host == "" {
 		return nil, fmt.Errorf("%s: no bucket named (want %s://BUCKET/PREFIX)", display, u.Scheme)
@@ -92,8 +99,10 @@ func openBlobStore(location string) (Store, error) {
 		st, err = openS3(ctx, u.Host, q, display)
 	case "azblob":
 		st, err = openAzure(ctx, u.Host, q, display)
+	case "gs":
+		st, err = openGCS(ctx, u.Host, q, display)
 	default:
-		return nil, fmt.Errorf("%s: %s:// archives are not supported yet (s3:// and azblob:// are)", display, u.Scheme)
+		return nil, fmt.Errorf("%s: %s:// archives are not supported (s3://, gs:// and azblob:// are)", display, u.Scheme)
 	}
 	if err != nil {
 		return nil, err
@@ -242,6 +251,82 @@ func openAzure(ctx context.Context, container string, q url.Values, display stri
 	st.wopts = func(string) *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
 	return st, nil
 }
+
+// credentialSources names, for messages, where each store's credentials
+// come from.
+var credentialSources = map[string]string{
+	"s3":     "AWS_ACCESS_KEY_ID, AWS_PROFILE, ...",
+	"gs":     "Google's Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, ...",
+	"azblob": "AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY, a managed identity, ...",
+}
+
+// openGCS opens a Google Cloud Storage bucket. Credentials come from
+// Google's Application Default Credentials (GOOGLE_APPLICATION_CREDENTIALS,
+// gcloud's application-default login, the metadata server of GCE, GKE and
+// Cloud Run). The one option is endpoint: an https:// URL is another
+// endpoint of the JSON API (a regional or private one), with the same
+// credentials; an http:// URL is an emulator (fake-gcs-server), sent no
+// credentials. Without endpoint, STORAGE_EMULATOR_HOST (HOST:PORT), the
+// variable Google's own client libraries read, names an emulator.
+func openGCS(ctx context.Context, bucket string, q url.Values, display string) (*blobStore, error) {
+	for k := range q {
+		if k != "endpoint" {
+			return nil, fmt.Errorf("%s: option %s applies to s3:// archives only (gs:// takes endpoint)", display, k)
+		}
+	}
+	var client *gcp.HTTPClient
+	var copts []option.ClientOption
+	endpoint := q.Get("endpoint")
+	if endpoint == "" {
+		if h := os.Getenv("STORAGE_EMULATOR_HOST"); h != "" {
+			endpoint = h
+			if !strings.Contains(endpoint, "://") {
+				endpoint = "http://" + endpoint
+			}
+		}
+	} else if !strings.Contains(endpoint, "://") {
+		endpoint = "https://" + endpoint
+	}
+	if endpoint != "" {
+		eu, err := url.Parse(endpoint)
+		if err != nil || eu.Host == "" || (eu.Scheme != "http" && eu.Scheme != "https") || eu.User != nil {
+			return nil, fmt.Errorf("%s: endpoint %q: want https://HOST[:PORT], or http://HOST:PORT for an emulator", display, endpoint)
+		}
+		copts = append(copts, option.WithEndpoint(strings.TrimSuffix(endpoint, "/")+"/storage/v1/"))
+		if eu.Scheme == "http" {
+			// An emulator: no credentials over plain HTTP.
+			copts = append(copts, option.WithoutAuthentication(), option.WithHTTPClient(&http.Client{Transport: gcp.DefaultTransport()}))
+		}
+	}
+	if endpoint == "" || strings.HasPrefix(endpoint, "https://") {
+		creds, err := gcp.DefaultCredentials(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: no Google credentials (Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, or the metadata server): %s", display, oneLine(err))
+		}
+		if client, err = gcp.NewHTTPClient(gcp.DefaultTransport(), creds.TokenSource); err != nil {
+			return nil, fmt.Errorf("%s: %v", display, err)
+		}
+		// Also when STORAGE_EMULATOR_HOST is set beside an https endpoint
+		// (gcsblob would then send no credentials).
+		copts = append(copts, option.WithHTTPClient(&client.Client))
+	} else {
+		// gcsblob wants an HTTP client even when the options above replace it.
+		client = &gcp.HTTPClient{Client: http.Client{Transport: gcp.DefaultTransport()}}
+	}
+	// gcsblob and the storage client read STORAGE_EMULATOR_HOST too; the
+	// options above come after theirs, so they decide.
+	b, err := gcsblob.OpenBucket(ctx, client, bucket, &gcsblob.Options{ClientOptions: copts})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
+	}
+	st := &blobStore{b: b, display: display, ctx: ctx}
+	st.copts = func(string) *blob.CopyOptions { return &blob.CopyOptions{} }
+	st.wopts = func(string) *blob.WriterOptions { return &blob.WriterOptions{BufferSize: 8 << 20, MaxConcurrency: 4} }
+	return st, nil
+}
+
+// oneLine returns err's message on one line.
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
 // describeBlobErr makes one line of an object-storage error: what the
 // server said (its code and message), without request ids or URLs.

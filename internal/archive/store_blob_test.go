@@ -61,14 +61,9 @@ func TestBlobMoveStreamsLargeObjects(t *testing.T) {
 // object that exists fails with fs.ErrExist and leaves the first body (on
 // Azure, gocloud.dev's Write-and-Close path panicked here instead).
 func TestBlobCreateExclusiveRefused(t *testing.T) {
-	s3 := testenv.SharedS3(t)
-	az := testenv.SharedAzurite(t)
-	for name, loc := range map[string]string{
-		"s3":    s3.Location(s3.CreateBucket(t, "excl"), "a"),
-		"azure": az.Location(az.CreateContainer(t, "excl"), "a"),
-	} {
-		t.Run(name, func(t *testing.T) {
-			st, err := OpenStore(loc)
+	for _, store := range testenv.ObjectStores() {
+		t.Run(store.Name, func(t *testing.T) {
+			st, err := OpenStore(store.Start(t)(t, "a"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,18 +82,13 @@ func TestBlobCreateExclusiveRefused(t *testing.T) {
 }
 
 // TestBlobStreamedObjects: an object larger than smallObject streams
-// through Bucket.Upload on S3 and Azure: committed, it reads back whole;
-// aborted, it leaves no object.
+// through Bucket.Upload on every object store: committed, it reads back
+// whole; aborted, it leaves no object.
 func TestBlobStreamedObjects(t *testing.T) {
-	s3 := testenv.SharedS3(t)
-	az := testenv.SharedAzurite(t)
 	body := bytes.Repeat([]byte("0123456789abcdef"), 9<<16) // 9 MiB
-	for name, loc := range map[string]string{
-		"s3":    s3.Location(s3.CreateBucket(t, "stream"), "a"),
-		"azure": az.Location(az.CreateContainer(t, "stream"), "a"),
-	} {
-		t.Run(name, func(t *testing.T) {
-			st, err := OpenStore(loc)
+	for _, store := range testenv.ObjectStores() {
+		t.Run(store.Name, func(t *testing.T) {
+			st, err := OpenStore(store.Start(t)(t, "a"))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,12 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
 // objectStores are the URL schemes of object storage that users put where a
 // local path belongs. Only the Parquet archive takes object storage (s3://,
-// see StoreKind); elsewhere such locations are refused rather than written
+// gs://, azblob://: see StoreKind); elsewhere such locations are refused rather than written
 // to a local folder named "s3:".
 var objectStores = map[string]string{
 	"s3": "S3", "s3a": "S3", "gs": "Google Cloud Storage", "gcs": "Google Cloud Storage",
@@ -42,6 +43,8 @@ func refuseURLPath(raw, scheme, path string) error {
 	}
 	inner := strings.ToLower(m[1])
 	switch {
+	case inner == "gcs" && scheme == "parquet":
+		return fmt.Errorf("location %q: Google Cloud Storage is written gs://: did you mean %q?", Redact(raw), scheme+":gs://"+Redact(strings.TrimPrefix(path, m[0])))
 	case objectStores[inner] != "":
 		return fmt.Errorf("location %q: object storage (%s) is not supported yet: %s: takes a local path; copy to a local folder (%s:/backups/x) and upload it with your storage's own tool",
 			Redact(raw), objectStores[inner], scheme, scheme)
@@ -62,8 +65,8 @@ func refuseURLPath(raw, scheme, path string) error {
 // adapter serves, or "".
 func unknownSchemeHint(raw, scheme string) string {
 	switch {
-	case scheme == "s3":
-		return fmt.Sprintf("did you mean %q? (a runferry archive in S3)", "parquet:"+Redact(raw))
+	case slices.Contains(ObjectStoreSchemes, scheme):
+		return fmt.Sprintf("did you mean %q? (a runferry archive in %s)", "parquet:"+Redact(raw), objectStores[scheme])
 	case objectStores[scheme] != "":
 		return fmt.Sprintf("object storage (%s) is not supported yet: give a local path, such as parquet:/backups/x", objectStores[scheme])
 	case scheme == "http" || scheme == "https":

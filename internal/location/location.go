@@ -59,7 +59,15 @@ const (
 )
 
 // ObjectStoreSchemes are the inner URL schemes a StoreKind location takes.
-var ObjectStoreSchemes = []string{"s3", "azblob"}
+var ObjectStoreSchemes = []string{"s3", "gs", "azblob"}
+
+// credentialSources names, for messages, where each object store's
+// credentials come from.
+var credentialSources = map[string]string{
+	"s3":     "AWS_ACCESS_KEY_ID, AWS_PROFILE, ...",
+	"gs":     "Google's Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, ...",
+	"azblob": "AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_KEY, a managed identity, ...",
+}
 
 // Parse splits raw into scheme and rest, checking the rest's shape against
 // kind(scheme). kind returns false for a scheme no adapter has. Errors say
@@ -106,7 +114,7 @@ func Parse(raw string, kind func(scheme string) (Kind, bool)) (Location, error) 
 				return Location{}, fmt.Errorf("location %q is not a valid URL: %v", Redact(raw), redactErr(err))
 			}
 			if u.User != nil {
-				return Location{}, fmt.Errorf("location %q: credentials do not belong in the location; they come from the environment (AWS_ACCESS_KEY_ID, AWS_PROFILE, ...)", Redact(raw))
+				return Location{}, fmt.Errorf("location %q: credentials do not belong in the location; they come from the environment (%s)", Redact(raw), credentialSources[strings.ToLower(m[1])])
 			}
 			if u.Host == "" {
 				return Location{}, fmt.Errorf("location %q names no bucket: use %s:%s://BUCKET/PREFIX", Redact(raw), scheme, strings.ToLower(m[1]))

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,39 +37,15 @@ type AzuriteServer struct {
 	client *azblob.Client
 }
 
-var sharedAzurite struct {
-	mu  sync.Mutex
-	s   *AzuriteServer
-	err error
-}
-
 // SharedAzurite returns one Azurite shared by every test of the binary,
 // started on first use and stopped by Main (or by its watchdog if the
 // binary dies), and sets the test's Azure environment to it (Env).
 func SharedAzurite(t testing.TB) *AzuriteServer {
 	t.Helper()
 	bin := azuriteBin(t)
-	sharedAzurite.mu.Lock()
-	if sharedAzurite.s == nil && sharedAzurite.err == nil {
-		sharedAzurite.s, sharedAzurite.err = startAzurite(bin)
-	}
-	s, err := sharedAzurite.s, sharedAzurite.err
-	sharedAzurite.mu.Unlock()
-	if err != nil {
-		t.Fatalf("testenv: shared Azurite: %v", err)
-	}
+	s := sharedAzurite.get(t, func() (*AzuriteServer, error) { return startAzurite(bin) })
 	s.Env(t)
 	return s
-}
-
-func stopSharedAzurite() {
-	sharedAzurite.mu.Lock()
-	defer sharedAzurite.mu.Unlock()
-	if sharedAzurite.s != nil {
-		sharedAzurite.s.Stop()
-		sharedAzurite.s = nil
-	}
-	sharedAzurite.err = nil
 }
 
 // azuriteBin finds azurite-blob: $RUNFERRY_AZURITE, PATH, or the npm
@@ -174,6 +149,9 @@ func (s *AzuriteServer) CreateContainer(t testing.TB, prefix string) string {
 func (s *AzuriteServer) Location(container, prefix string) string {
 	return "azblob://" + container + "/" + strings.Trim(prefix, "/")
 }
+
+// LogTail returns the last n lines of the emulator's log.
+func (s *AzuriteServer) LogTail(n int) string { return s.svc.logTail(n) }
 
 // Stop stops the emulator and removes its folder.
 func (s *AzuriteServer) Stop() {

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -160,21 +159,3 @@ func (d *dbServer) Stop() {
 type missingBinaries struct{ error }
 
 func isMissingBinaries(err error) bool { _, ok := err.(missingBinaries); return ok }
-
-// sharedServer returns *inst, starting it with start on first use; a
-// failed start fails every caller with the same error, without retrying.
-// Missing binaries skip the test (fail it under CI). The caller holds
-// shared.mu.
-func sharedServer[T any](t testing.TB, what string, inst **T, errp *error, start func() (*T, error)) *T {
-	t.Helper()
-	if *inst == nil && *errp == nil {
-		*inst, *errp = start()
-	}
-	if *errp != nil {
-		if isMissingBinaries(*errp) {
-			Unavailable(t, what, (*errp).Error())
-		}
-		t.Fatalf("testenv: shared %s: %v", what, *errp)
-	}
-	return *inst
-}

@@ -2,23 +2,20 @@ package testenv
 
 import (
 	"os"
-	"sync"
 	"testing"
 )
 
 // Shared services live for the whole test binary. Main stops them; if a package does not
 // use Main, or the binary dies, their watchdogs stop them within about a second of exit.
-var shared struct {
-	mu       sync.Mutex
-	mlflow   *MLflowServer
-	mlflowE  error
-	other    *MLflowServer // SharedMLflowOther
-	otherE   error
-	postgres *Postgres
-	pgErr    error
-	mariadb  *MariaDB
-	mariaErr error
-}
+var (
+	sharedMLflowMain  = &sharedService[*MLflowServer]{what: "MLflow server"}
+	sharedMLflowOther = &sharedService[*MLflowServer]{what: "MLflow server (the other side)"}
+	sharedPostgres    = &sharedService[*Postgres]{what: "PostgreSQL"}
+	sharedMariaDB     = &sharedService[*MariaDB]{what: "MariaDB"}
+	sharedS3          = &sharedService[*S3Server]{what: "S3 server"}
+	sharedAzurite     = &sharedService[*AzuriteServer]{what: "Azurite"}
+	sharedGCS         = &sharedService[*GCSServer]{what: "GCS emulator"}
+)
 
 // Main runs the tests and then stops the shared services. Use it from TestMain:
 //
@@ -30,28 +27,16 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// StopShared stops the services started by SharedMLflow, SharedMLflowOther, SharedPostgres
-// and SharedMariaDB.
+// StopShared stops the services started by SharedMLflow, SharedMLflowOther, SharedPostgres,
+// SharedMariaDB, SharedS3, SharedAzurite and SharedGCS.
 func StopShared() {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	for _, s := range []**MLflowServer{&shared.mlflow, &shared.other} {
-		if *s != nil {
-			(*s).Stop()
-			*s = nil
-		}
-	}
-	if shared.postgres != nil {
-		shared.postgres.Stop()
-		shared.postgres = nil
-	}
-	if shared.mariadb != nil {
-		shared.mariadb.Stop()
-		shared.mariadb = nil
-	}
-	shared.mlflowE, shared.otherE, shared.pgErr, shared.mariaErr = nil, nil, nil, nil
-	stopSharedS3()
-	stopSharedAzurite()
+	sharedMLflowMain.stop()
+	sharedMLflowOther.stop()
+	sharedPostgres.stop()
+	sharedMariaDB.stop()
+	sharedS3.stop()
+	sharedAzurite.stop()
+	sharedGCS.stop()
 }
 
 // SharedMLflow returns one SQLite-backed MLflow server shared by every test of the binary,
@@ -59,7 +44,7 @@ func StopShared() {
 // fails every caller with the same error, without retrying.
 func SharedMLflow(t testing.TB) *MLflowServer {
 	t.Helper()
-	return sharedMLflow(t, "MLflow server", &shared.mlflow, &shared.mlflowE)
+	return sharedMLflow(t, sharedMLflowMain)
 }
 
 // SharedMLflowOther returns a second shared MLflow server, apart from SharedMLflow's: "the
@@ -69,15 +54,13 @@ func SharedMLflow(t testing.TB) *MLflowServer {
 // trace, the whole registry) keeps only its own.
 func SharedMLflowOther(t testing.TB) *MLflowServer {
 	t.Helper()
-	return sharedMLflow(t, "MLflow server (the other side)", &shared.other, &shared.otherE)
+	return sharedMLflow(t, sharedMLflowOther)
 }
 
-func sharedMLflow(t testing.TB, what string, srv **MLflowServer, errp *error) *MLflowServer {
+func sharedMLflow(t testing.TB, h *sharedService[*MLflowServer]) *MLflowServer {
 	t.Helper()
 	bin := VenvBin(t, "mlflow")
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	return sharedServer(t, what, srv, errp, func() (*MLflowServer, error) {
+	return h.get(t, func() (*MLflowServer, error) {
 		dir, err := os.MkdirTemp("", "runferry-mlflow-")
 		if err != nil {
 			return nil, err
@@ -96,7 +79,5 @@ func sharedMLflow(t testing.TB, what string, srv **MLflowServer, errp *error) *M
 // on first use. Tests sharing it should use their own database (Postgres.CreateDatabase).
 func SharedPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	return sharedServer(t, "PostgreSQL", &shared.postgres, &shared.pgErr, startPostgres)
+	return sharedPostgres.get(t, startPostgres)
 }

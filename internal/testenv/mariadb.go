@@ -29,9 +29,7 @@ type MariaDB struct {
 // test (fail it under CI: .ci/run installs mariadb-server).
 func SharedMariaDB(t testing.TB) *MariaDB {
 	t.Helper()
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	return sharedServer(t, "MariaDB", &shared.mariadb, &shared.mariaErr, startMariaDB)
+	return sharedMariaDB.get(t, startMariaDB)
 }
 
 func startMariaDB() (*MariaDB, error) {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -38,12 +37,6 @@ type S3Server struct {
 	bin       string
 }
 
-var sharedS3 struct {
-	mu  sync.Mutex
-	s   *S3Server
-	err error
-}
-
 // SharedS3 returns one S3 server shared by every test of the binary,
 // started on first use and stopped by Main (or, if the binary dies, by its
 // watchdog). Tests sharing it use their own buckets (CreateBucket). It sets
@@ -51,27 +44,9 @@ var sharedS3 struct {
 func SharedS3(t testing.TB) *S3Server {
 	t.Helper()
 	bin := versityGW(t)
-	sharedS3.mu.Lock()
-	if sharedS3.s == nil && sharedS3.err == nil {
-		sharedS3.s, sharedS3.err = startS3(bin)
-	}
-	s, err := sharedS3.s, sharedS3.err
-	sharedS3.mu.Unlock()
-	if err != nil {
-		t.Fatalf("testenv: shared S3 server: %v", err)
-	}
+	s := sharedS3.get(t, func() (*S3Server, error) { return startS3(bin) })
 	s.Env(t)
 	return s
-}
-
-func stopSharedS3() {
-	sharedS3.mu.Lock()
-	defer sharedS3.mu.Unlock()
-	if sharedS3.s != nil {
-		sharedS3.s.Stop()
-		sharedS3.s = nil
-	}
-	sharedS3.err = nil
 }
 
 // versityGW finds the versitygw binary: $RUNFERRY_VERSITYGW, PATH, the Go
@@ -79,25 +54,7 @@ func stopSharedS3() {
 // folder from the Go module proxy (a few minutes, once).
 func versityGW(t testing.TB) string {
 	t.Helper()
-	if p := os.Getenv("RUNFERRY_VERSITYGW"); p != "" && isExecutable(p) {
-		return p
-	}
-	var extra []string
-	if gp, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		extra = append(extra, filepath.Join(strings.TrimSpace(string(gp)), "bin"))
-	}
-	cache, _ := os.UserCacheDir()
-	cacheBin := filepath.Join(cache, "runferry-test", "versitygw-v1.8.0")
-	extra = append(extra, cacheBin)
-	if p, ok := lookPath("versitygw", extra...); ok {
-		return p
-	}
-	cmd := exec.Command("go", "install", VersityGWModule)
-	cmd.Env = append(os.Environ(), "GOBIN="+cacheBin, "GOFLAGS=-mod=mod")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		Unavailable(t, "versitygw (S3 server)", fmt.Sprintf("go install %s failed: %v: %s", VersityGWModule, err, out))
-	}
-	return filepath.Join(cacheBin, "versitygw")
+	return goTool(t, "versitygw (S3 server)", "versitygw", VersityGWModule, "RUNFERRY_VERSITYGW")
 }
 
 func startS3(bin string) (*S3Server, error) {

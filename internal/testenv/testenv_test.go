@@ -240,7 +240,7 @@ func TestStartPostgres(t *testing.T) {
 var orphanMode = os.Getenv("RUNFERRY_TESTENV_ORPHAN")
 
 // TestOrphanHelper is not a test: in a child started by startOrphan it starts the server
-// named by RUNFERRY_TESTENV_ORPHAN ("mlflow", "postgres" or "mariadb"), prints its process group and
+// named by RUNFERRY_TESTENV_ORPHAN ("mlflow", "postgres", "mariadb" or "gcs"), prints its process group and
 // then, with RUNFERRY_TESTENV_DIE=panic, panics on a goroutine of its own, which ends the
 // binary the way go test -timeout does (no t.Cleanup, no TestMain epilogue); otherwise it
 // sleeps until the parent SIGKILLs it.
@@ -265,6 +265,9 @@ func TestOrphanHelper(t *testing.T) {
 		}
 		fmt.Sscan(string(data), &pgid)
 		info = m.Dir
+	case "gcs":
+		g := testenv.SharedGCS(t)
+		pgid, info = g.PID(), g.Endpoint
 	}
 	fmt.Printf("ORPHAN %d %s\n", pgid, info)
 	os.Stdout.Sync()
@@ -375,6 +378,8 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		{"postgres", "panic"},
 		{"mariadb", "sigkill"},
 		{"mariadb", "panic"},
+		{"gcs", "sigkill"},
+		{"gcs", "panic"},
 	} {
 		t.Run(tc.server+"/"+tc.die, func(t *testing.T) {
 			switch tc.server {
@@ -384,6 +389,8 @@ func TestServersDieWithTestBinary(t *testing.T) {
 				testenv.StartPostgres(t).Stop() // likewise without PostgreSQL
 			case "mariadb":
 				testenv.SharedMariaDB(t) // likewise without MariaDB
+			case "gcs":
+				testenv.SharedGCS(t) // likewise without fake-gcs-server
 			}
 			child, pgid, info := startOrphan(t, tc.server, tc.die)
 			members := groupCommands(pgid)
@@ -409,6 +416,10 @@ func TestServersDieWithTestBinary(t *testing.T) {
 			switch tc.server {
 			case "mlflow":
 				if _, err := http.Get(info + "/health"); err == nil {
+					t.Fatalf("%s still answers", info)
+				}
+			case "gcs":
+				if _, err := http.Get(info + "/storage/v1/b"); err == nil {
 					t.Fatalf("%s still answers", info)
 				}
 			case "postgres", "mariadb":

@@ -19,13 +19,15 @@ func Description() location.Description {
 	return location.Description{
 		Scheme:  "parquet",
 		Kind:    location.StoreKind,
-		Syntax:  "parquet:PATH | parquet:s3://BUCKET/PREFIX",
+		Syntax:  "parquet:PATH | parquet:s3://BUCKET/PREFIX | parquet:gs://BUCKET/PREFIX | parquet:azblob://CONTAINER/PREFIX",
 		Summary: "runferry Parquet archive: tidy tables for DuckDB, pandas, Polars and Spark, versioned by snapshot",
 		Help: "Writes experiments, runs, params, tags, metrics, rich values, console logs, artifacts, the model registry and traces as " +
 			"zstd-compressed Parquet tables under PATH, with artifact bodies stored once per content, a " +
 			"checksummed manifest (runferry archive check PATH), and one snapshot per job that changed " +
 			"something. PATH may be a prefix in S3 or an S3-compatible store (s3://BUCKET/PREFIX, credentials " +
-			"from the AWS environment, shared config or instance role; never in the location) or in Azure Blob " +
+			"from the AWS environment, shared config or instance role; never in the location), in Google Cloud " +
+			"Storage (gs://BUCKET/PREFIX, credentials from Google's Application Default Credentials; an emulator " +
+			"through endpoint=http://HOST:PORT or STORAGE_EMULATOR_HOST) or in Azure Blob " +
 			"Storage (azblob://CONTAINER/PREFIX, credentials from the Azure environment). Runs are identified by origin: a repeated copy adds nothing, a changed run replaces " +
 			"its earlier version. Format: docs/ARCHIVE.md.",
 		Options: append([]location.Option{{Name: "verify", Default: "size",

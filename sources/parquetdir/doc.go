@@ -2,8 +2,9 @@
 // (docs/ARCHIVE.md) back into the common schema.
 //
 // Location syntax: parquet:PATH[?snapshot=N], or
-// parquet:s3://BUCKET/PREFIX[?snapshot=N&region=..&endpoint=..] for an
-// archive in object storage (only the files of the runs read are fetched).
+// parquet:s3://BUCKET/PREFIX[?snapshot=N&region=..&endpoint=..] (or
+// gs://BUCKET/PREFIX, azblob://CONTAINER/PREFIX) for an archive in object
+// storage (only the files of the runs read are fetched).
 // Without snapshot it reads
 // the current state (including runs committed by a writer that has not
 // published yet); with snapshot=N it reads the archive as it was after

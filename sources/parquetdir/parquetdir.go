@@ -25,7 +25,7 @@ func Description() location.Description {
 	return location.Description{
 		Scheme:  "parquet",
 		Kind:    location.StoreKind,
-		Syntax:  "parquet:PATH | parquet:s3://BUCKET/PREFIX [?snapshot=N]",
+		Syntax:  "parquet:PATH | parquet:s3://BUCKET/PREFIX | parquet:gs://BUCKET/PREFIX | parquet:azblob://CONTAINER/PREFIX [?snapshot=N]",
 		Summary: "runferry Parquet archive, read back with every original origin",
 		Help: "Reads the archive's current state, or snapshot N with ?snapshot=N, verifying every file " +
 			"against the manifest's SHA-256. Runs keep the origin they were archived from. Format: docs/ARCHIVE.md.",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/runferry/runferry/engine/transfer"
@@ -35,69 +34,31 @@ func writeArchive(t testing.TB, dir string, d *dataset.Dataset) {
 	}
 }
 
-var (
-	fixtureOnce sync.Once
-	fixtureDir  string
-)
-
-func TestConformance(t *testing.T) {
-	fixtureOnce.Do(func() {
-		fixtureDir = filepath.Join(t.TempDir(), "archive")
-		writeArchive(t, fixtureDir, dataset.Canonical())
-	})
-	sourcetest.Run(t, sourcetest.Opt{
-		Open: func(t *testing.T) sources.Source {
-			src, err := parquetdir.New(fixtureDir, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return src
-		},
-		Want: dataset.Canonical(),
-		Skip: map[string]string{"OriginsNameTheInstance": "an archive originates nothing: it yields the origins it was copied from, which name their own instance, so two archives of the same data must yield the same origins, as MatchesWant checks"},
-	})
-}
-
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// TestConformanceS3 runs the source conformance suite on an archive in a
-// bucket of a real S3 server (versitygw on 127.0.0.1).
-func TestConformanceS3(t *testing.T) {
-	s3 := testenv.SharedS3(t)
-	loc := s3.Location(s3.CreateBucket(t, "sourcetest"), "archive")
-	writeArchive(t, loc, dataset.Canonical())
-	sourcetest.Run(t, sourcetest.Opt{
-		Open: func(t *testing.T) sources.Source {
-			s3.Env(t)
-			src, err := parquetdir.New(loc, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return src
-		},
-		Want: dataset.Canonical(),
-		Skip: map[string]string{"OriginsNameTheInstance": "an archive originates nothing: it yields the origins it was copied from, which name their own instance, so two archives of the same data must yield the same origins, as MatchesWant checks"},
-	})
-}
-
-// TestConformanceAzure runs the source conformance suite on an archive in
-// a container of Azurite (Azure's storage emulator on 127.0.0.1).
-func TestConformanceAzure(t *testing.T) {
-	az := testenv.SharedAzurite(t)
-	loc := az.Location(az.CreateContainer(t, "sourcetest"), "archive")
-	writeArchive(t, loc, dataset.Canonical())
-	sourcetest.Run(t, sourcetest.Opt{
-		Open: func(t *testing.T) sources.Source {
-			az.Env(t)
-			src, err := parquetdir.New(loc, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return src
-		},
-		Want: dataset.Canonical(),
-		Skip: map[string]string{"OriginsNameTheInstance": "an archive originates nothing: it yields the origins it was copied from, which name their own instance, so two archives of the same data must yield the same origins, as MatchesWant checks"},
-	})
+// TestConformance runs the source conformance suite on an archive of the
+// canonical dataset in each kind of store (testenv.ArchiveStores): a local
+// folder, and a bucket of each object-storage server on 127.0.0.1
+// (versitygw for S3, Azurite, fake-gcs-server).
+func TestConformance(t *testing.T) {
+	for _, store := range testenv.ArchiveStores() {
+		t.Run(store.Name, func(t *testing.T) {
+			fresh := store.Start(t)
+			loc := fresh(t, "archive")
+			writeArchive(t, loc, dataset.Canonical())
+			sourcetest.Run(t, sourcetest.Opt{
+				Open: func(t *testing.T) sources.Source {
+					src, err := parquetdir.New(loc, 0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return src
+				},
+				Want: dataset.Canonical(),
+				Skip: map[string]string{"OriginsNameTheInstance": "an archive originates nothing: it yields the origins it was copied from, which name their own instance, so two archives of the same data must yield the same origins, as MatchesWant checks"},
+			})
+		})
+	}
 }
 
 // TestSnapshotOption reads an earlier snapshot through the location option.
