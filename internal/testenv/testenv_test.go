@@ -272,6 +272,10 @@ func TestOrphanHelper(t *testing.T) {
 	fmt.Printf("ORPHAN %d %s\n", pgid, info)
 	os.Stdout.Sync()
 	if os.Getenv("RUNFERRY_TESTENV_DIE") == "panic" {
+		// Panic once the parent has seen the server's group (it writes a
+		// line): a server that dies at once, like fake-gcs-server, would
+		// otherwise be gone before the parent looks.
+		bufio.NewReader(os.Stdin).ReadString('\n')
 		go func() { panic("simulated test timeout") }()
 	}
 	time.Sleep(time.Hour)
@@ -290,10 +294,14 @@ func postmasterPID(t *testing.T, dir string) int {
 
 // startOrphan re-executes this test binary in TestOrphanHelper mode, waits until the server
 // is up and returns the child, the server's process group and the URL or cluster directory.
-func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string) {
+func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string, io.Writer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOrphanHelper$", "-test.v", "-test.timeout=10m")
 	cmd.Env = append(os.Environ(), "RUNFERRY_TESTENV_ORPHAN="+server, "RUNFERRY_TESTENV_DIE="+die)
+	release, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
@@ -325,11 +333,11 @@ func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string) {
 		var pgid int
 		var info string
 		fmt.Sscan(strings.TrimPrefix(line, "ORPHAN "), &pgid, &info)
-		return cmd, pgid, info
+		return cmd, pgid, info, release
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("helper did not start its server in 5 minutes")
 	}
-	return nil, 0, ""
+	return nil, 0, "", nil
 }
 
 // groupCommands lists the command lines of the live processes in process group pgid.
@@ -392,11 +400,12 @@ func TestServersDieWithTestBinary(t *testing.T) {
 			case "gcs":
 				testenv.SharedGCS(t) // likewise without fake-gcs-server
 			}
-			child, pgid, info := startOrphan(t, tc.server, tc.die)
+			child, pgid, info, release := startOrphan(t, tc.server, tc.die)
 			members := groupCommands(pgid)
 			if len(members) == 0 {
 				t.Fatalf("no process in group %d while the helper runs", pgid)
 			}
+			fmt.Fprintln(release) // a panicking helper panics now
 			if tc.server == "mlflow" {
 				// MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner and its workers.
 				for _, m := range members {
