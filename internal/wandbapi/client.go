@@ -78,7 +78,7 @@ type Client struct {
 	http     *retryablehttp.Client
 
 	answered     atomic.Bool // the server answered at least once
-	plainListing atomic.Bool // the server refused RunsForExport's listing
+	plainListing atomic.Bool // the server refused ExportPage's query
 	firstContact time.Duration
 
 	pace     *pacer

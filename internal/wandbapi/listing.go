@@ -3,6 +3,7 @@ package wandbapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"iter"
 
@@ -17,13 +18,12 @@ type Exports struct {
 	LiveSteps []int64
 }
 
-// ListedRun is a run as the export listing (RunsForExport) gives it: the
-// run, and what else its listing page carried.
+// ListedRun is a run as the export form of its listing page (ExportPage)
+// gives it: the run, and what else the page carried.
 type ListedRun struct {
 	Run
 	// Exports are the run's parquet history exports; nil when the
-	// listing did not carry them (the server refused the export
-	// listing, or gave no parquetHistory).
+	// page did not carry them (no parquetHistory given).
 	Exports *Exports
 	// Contents are the run's files and artifact versions; nil when the
 	// listing did not carry them whole (more than their first page:
@@ -31,11 +31,12 @@ type ListedRun struct {
 	Contents *RunContents
 }
 
-// exportListingQuery is the runs listing with, for every run, what an
+// exportListingQuery is a page of the runs listing with, for every run, what an
 // export of it needs next: its parquetHistory (as ParquetHistory asks for
 // it) and the first pages of its files, outputArtifacts and inputArtifacts
-// (as Contents asks for them). A page of RunsPageSize runs then costs one
-// request where it cost 1 + 2 x RunsPageSize.
+// (as Contents asks for them). Exporting a page of RunsPageSize runs then
+// costs 2 requests (the plain page, then this one: see ExportPage) where
+// it cost 1 + 2 x RunsPageSize.
 //
 // W&B's API accepts these fields inside a runs connection: a run node of
 // project.runs is the same Run type as project.run(name:), and GraphQL
@@ -49,8 +50,7 @@ type ListedRun struct {
 // (see ../shared/reference/wandb-formats.md, section 5). How much such a
 // page costs the server is not published: a server that answers it with a
 // GraphQL error (an older W&B Server without parquetHistory, a query
-// judged too costly) is asked the plain listing instead (see
-// RunsForExport).
+// judged too costly) is not asked it again (see ExportPage).
 const exportListingQuery = `query RunsForExport($entity: String!, $project: String!, $cursor: String, $perPage: Int!, $filters: JSONString, $liveKeys: [String!]!, $filesPerPage: Int!, $artifactsPerPage: Int) {
   project(name: $project, entityName: $entity) {
     runs(filters: $filters, after: $cursor, first: $perPage, order: "+created_at") {
@@ -130,58 +130,96 @@ func (n *exportNode) listed(entity, project string) (ListedRun, error) {
 	return lr, nil
 }
 
-// RunsForExport yields the runs of entity/project that match filters
-// (see RunsWhere), oldest first, each with its parquet history exports
-// and its files and artifact versions when the listing page could carry
-// them (ListedRun), so that exporting a run whose first pages held
-// everything asks no more of the API than its listing page did.
-//
-// A server that answers the first page of this listing with a GraphQL
-// error is asked the plain listing (RunsWhere) instead; when that one
-// answers, for every later call of the client too. The runs then come
-// without Exports or Contents.
-func (c *Client) RunsForExport(ctx context.Context, entity, project string, filters map[string]any) iter.Seq2[ListedRun, error] {
-	return func(yield func(ListedRun, error) bool) {
-		// plain yields the plain listing; refused (the export listing
-		// was) remembers it for the client once the plain listing
-		// answers where the export listing did not (a project that
-		// does not exist fails both, and changes nothing).
-		plain := func(refused bool) {
-			for r, err := range c.RunsWhere(ctx, entity, project, filters) {
-				if refused && err == nil {
-					c.plainListing.Store(true)
-					refused = false
-				}
-				if !yield(ListedRun{Run: r}, err) || err != nil {
-					return
-				}
-			}
-			if refused {
-				c.plainListing.Store(true)
-			}
-		}
-		if c.plainListing.Load() {
-			plain(false)
-			return
-		}
-		first := true
-		vars := map[string]any{"liveKeys": []string{"_step"}, "filesPerPage": FilesPageSize, "artifactsPerPage": ArtifactsPageSize}
-		for n, err := range runListing[exportNode](ctx, c, entity, project, filters, exportListingQuery, vars) {
+// RunPage is one page of a runs listing (RunPages): what asks for the
+// same page again (its cursor and filters) and the names of the runs it
+// listed.
+type RunPage struct {
+	Entity, Project string
+	// Names are the names of the page's runs, in listing order.
+	Names  []string
+	fjson  string
+	cursor *string
+}
+
+// PagedRun is a run of a listing and the page that listed it; the runs of
+// a page share one *RunPage.
+type PagedRun struct {
+	Run
+	Page *RunPage
+}
+
+// RunPages yields the runs of entity/project that match filters (see
+// RunsWhere), oldest first, as the plain listing gives them, each with
+// its page, so that ExportPage can ask for the page again in export form
+// when one of its runs is read.
+func (c *Client) RunPages(ctx context.Context, entity, project string, filters map[string]any) iter.Seq2[PagedRun, error] {
+	return func(yield func(PagedRun, error) bool) {
+		for pg, err := range listingPages[Run](ctx, c, entity, project, filters, runsQuery, nil) {
 			if err != nil {
-				if first && fault.KindOf(err) == fault.KindPermanent {
-					plain(true)
-					return
-				}
-				yield(ListedRun{}, err)
+				yield(PagedRun{}, err)
 				return
 			}
-			first = false
-			lr, err := n.listed(entity, project)
-			if !yield(lr, err) || err != nil {
-				return
+			for _, r := range pg.nodes {
+				pg.page.Names = append(pg.page.Names, r.Name)
+			}
+			for _, r := range pg.nodes {
+				if !yield(PagedRun{Run: r, Page: pg.page}, nil) {
+					return
+				}
 			}
 		}
 	}
+}
+
+// ExportPage asks for page p of a listing again, with the same cursor
+// and filters, in export form: every run it gives now comes with its
+// parquet history exports and its files and artifact versions when the
+// page could carry them (ListedRun), so that exporting the runs of a page
+// costs one request more than listing it, not 2 per run. The runs are
+// those the server gives for the page now (runs created or deleted since
+// the listing may shift it); a run of p.Names missing from them is not
+// an error (its caller asks for it alone).
+//
+// A server that answers the export form with a GraphQL error (an older
+// W&B Server without parquetHistory, a query judged too costly) is not
+// asked it again by this client: ExportPage then returns no runs and no
+// error, at once. A run whose parquetHistory answer cannot be read is
+// left out (asked alone, its error names it).
+func (c *Client) ExportPage(ctx context.Context, p *RunPage) ([]ListedRun, error) {
+	if c.plainListing.Load() {
+		return nil, nil
+	}
+	vars := map[string]any{"liveKeys": []string{"_step"}, "filesPerPage": FilesPageSize, "artifactsPerPage": ArtifactsPageSize}
+	nodes, _, err := fetchPage[exportNode](ctx, c, p, exportListingQuery, vars)
+	if err != nil {
+		var missing *projectMissing
+		if fault.KindOf(err) == fault.KindPermanent && ctx.Err() == nil && !errors.As(err, &missing) {
+			c.plainListing.Store(true)
+			return nil, nil
+		}
+		return nil, err
+	}
+	out := make([]ListedRun, 0, len(nodes))
+	for _, n := range nodes {
+		if lr, err := n.listed(p.Entity, p.Project); err == nil {
+			out = append(out, lr)
+		}
+	}
+	return out, nil
+}
+
+// projectMissing is the error of a listing whose project the server does
+// not know.
+type projectMissing struct{ entity, project, host string }
+
+func (e *projectMissing) Error() string {
+	return fmt.Sprintf("wandb: project %s/%s not found on %s", e.entity, e.project, e.host)
+}
+
+// listingPage is one page of listingPages: its nodes and what asks for it.
+type listingPage[N any] struct {
+	nodes []N
+	page  *RunPage
 }
 
 // runListing yields the nodes of the runs of entity/project that match
@@ -191,44 +229,66 @@ func (c *Client) RunsForExport(ctx context.Context, entity, project string, filt
 func runListing[N any](ctx context.Context, c *Client, entity, project string, filters map[string]any, query string, extra map[string]any) iter.Seq2[N, error] {
 	return func(yield func(N, error) bool) {
 		var zero N
+		for pg, err := range listingPages[N](ctx, c, entity, project, filters, query, extra) {
+			if err != nil {
+				yield(zero, err)
+				return
+			}
+			for _, n := range pg.nodes {
+				if !yield(n, nil) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// listingPages is runListing a page at a time.
+func listingPages[N any](ctx context.Context, c *Client, entity, project string, filters map[string]any, query string, extra map[string]any) iter.Seq2[listingPage[N], error] {
+	return func(yield func(listingPage[N], error) bool) {
 		fjson := "{}"
 		if len(filters) > 0 {
 			b, err := json.Marshal(filters)
 			if err != nil {
-				yield(zero, fault.Permanent(fmt.Errorf("wandb: run filter: %v", err)))
+				yield(listingPage[N]{}, fault.Permanent(fmt.Errorf("wandb: run filter: %v", err)))
 				return
 			}
 			fjson = string(b)
 		}
 		var cursor *string
 		for {
-			var out struct {
-				Project *struct {
-					Runs connection[N] `json:"runs"`
-				} `json:"project"`
-			}
-			vars := map[string]any{"entity": entity, "project": project, "cursor": cursor, "perPage": RunsPageSize, "filters": fjson}
-			for k, v := range extra {
-				vars[k] = v
-			}
-			if err := c.Query(ctx, query, vars, &out); err != nil {
-				yield(zero, err)
+			p := &RunPage{Entity: entity, Project: project, fjson: fjson, cursor: cursor}
+			nodes, next, err := fetchPage[N](ctx, c, p, query, extra)
+			if err != nil {
+				yield(listingPage[N]{}, err)
 				return
 			}
-			if out.Project == nil {
-				yield(zero, fault.Permanent(fmt.Errorf("wandb: project %s/%s not found on %s", entity, project, c.host)))
-				return
-			}
-			for _, n := range out.Project.Runs.nodes() {
-				if !yield(n, nil) {
-					return
-				}
-			}
-			next := out.Project.Runs.next()
-			if next == nil {
+			if !yield(listingPage[N]{nodes: nodes, page: p}, nil) || next == nil {
 				return
 			}
 			cursor = next
 		}
 	}
+}
+
+// fetchPage asks for page p with query and the variables entity, project,
+// cursor, perPage and filters, and extra; next is the cursor of the page
+// after it, nil for the last.
+func fetchPage[N any](ctx context.Context, c *Client, p *RunPage, query string, extra map[string]any) (nodes []N, next *string, err error) {
+	var out struct {
+		Project *struct {
+			Runs connection[N] `json:"runs"`
+		} `json:"project"`
+	}
+	vars := map[string]any{"entity": p.Entity, "project": p.Project, "cursor": p.cursor, "perPage": RunsPageSize, "filters": p.fjson}
+	for k, v := range extra {
+		vars[k] = v
+	}
+	if err := c.Query(ctx, query, vars, &out); err != nil {
+		return nil, nil, err
+	}
+	if out.Project == nil {
+		return nil, nil, fault.Permanent(&projectMissing{p.Entity, p.Project, c.host})
+	}
+	return out.Project.Runs.nodes(), out.Project.Runs.next(), nil
 }

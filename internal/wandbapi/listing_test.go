@@ -15,27 +15,50 @@ import (
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 )
 
-// TestRunsForExport: the export listing gives the runs the plain listing
-// gives, each with the parquet history exports and the files and artifact
-// versions that ParquetHistory and Contents answer for it, in one request
-// for the page; a server that refuses it (here: one without parquetHistory)
-// is asked the plain listing, and the runs come without them.
-func TestRunsForExport(t *testing.T) {
+// TestExportPage: RunPages gives the runs the plain listing gives, with
+// their page (one request, no parquetHistory); ExportPage asks for that
+// page again in export form (one request) and gives the same runs, each
+// with the parquet history exports and the files and artifact versions
+// that ParquetHistory and Contents answer for it; a server that refuses
+// the export form (here: one without parquetHistory) is asked it once per
+// client, and ExportPage then gives no runs and no error.
+func TestExportPage(t *testing.T) {
 	srv := server(t)
 	wandbtest.ExportFixtures(srv.Data())
 	c := client(t, srv.URL, key)
 	ctx := context.Background()
 	const project = "runferry-fixtures"
-	before := srv.Requests.Load()
-	var listed []wandbapi.ListedRun
-	for lr, err := range c.RunsForExport(ctx, "acme", project, nil) {
-		if err != nil {
-			t.Fatal(err)
+	pages := func(c *wandbapi.Client) (*wandbapi.RunPage, []string) {
+		t.Helper()
+		var page *wandbapi.RunPage
+		var names []string
+		for pr, err := range c.RunPages(ctx, "acme", project, nil) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if page != nil && pr.Page != page {
+				t.Fatalf("run %s on another page than the runs before it", pr.Name)
+			}
+			page = pr.Page
+			names = append(names, pr.Name)
 		}
-		listed = append(listed, lr)
+		if page == nil || !reflect.DeepEqual(page.Names, names) {
+			t.Fatalf("page %+v, runs %v", page, names)
+		}
+		return page, names
+	}
+	before, parquet := srv.Requests.Load(), srv.ParquetQueries.Load()
+	page, _ := pages(c)
+	if n, pq := srv.Requests.Load()-before, srv.ParquetQueries.Load()-parquet; n != 1 || pq != 0 {
+		t.Errorf("listing: %d requests, %d parquetHistory answered; want 1, 0", n, pq)
+	}
+	before = srv.Requests.Load()
+	listed, err := c.ExportPage(ctx, page)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if n := srv.Requests.Load() - before; n != 1 {
-		t.Errorf("export listing of %d runs: %d requests, want 1", len(listed), n)
+		t.Errorf("export page of %d runs: %d requests, want 1", len(listed), n)
 	}
 	var plain []wandbapi.Run
 	for r, err := range c.Runs(ctx, "acme", project) {
@@ -102,33 +125,18 @@ func TestRunsForExport(t *testing.T) {
 		return false
 	})
 	old := client(t, srv.URL, key)
-	// A project that does not exist fails both listings and leaves the
-	// client asking the export listing.
-	for _, err := range old.RunsForExport(ctx, "acme", "nosuch", nil) {
-		if err == nil || !strings.Contains(err.Error(), "project acme/nosuch not found") {
-			t.Fatalf("missing project: %v", err)
-		}
-	}
-	if n := refused.Swap(0); n != 1 {
-		t.Fatalf("missing project: export listing asked %d times, want 1", n)
+	oldPage, names := pages(old)
+	if !reflect.DeepEqual(names, page.Names) {
+		t.Fatalf("plain listing %v, was %v", names, page.Names)
 	}
 	for range 2 {
-		n := 0
-		for lr, err := range old.RunsForExport(ctx, "acme", project, nil) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if lr.Exports != nil || lr.Contents != nil || lr.Name != plain[n].Name {
-				t.Fatalf("run %d from the plain listing: %+v", n, lr)
-			}
-			n++
-		}
-		if n != len(plain) {
-			t.Fatalf("%d runs from the plain listing, want %d", n, len(plain))
+		got, err := old.ExportPage(ctx, oldPage)
+		if err != nil || got != nil {
+			t.Fatalf("export page refused: %+v, %v; want no runs, no error", got, err)
 		}
 	}
 	if n := refused.Load(); n != 1 {
-		t.Errorf("export listing refused %d times, want once", n)
+		t.Errorf("export page refused %d times, want once", n)
 	}
 }
 

@@ -71,7 +71,8 @@ func (s *Source) takeFetched(ctx context.Context, id string) (*fetched, error) {
 // fetchAhead notes that run id is being read and, when it follows the
 // run read before it in listing order (a copy reading the runs one after
 // the other, not a sync picking a few), starts downloading the exports of
-// the next ExportsAhead listed runs that have them.
+// the next ExportsAhead listed runs that have them (runs of pages
+// fetched in export form: see exportPage).
 func (s *Source) fetchAhead(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

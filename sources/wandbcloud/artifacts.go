@@ -110,8 +110,12 @@ func (s *Source) versions(ctx context.Context, run schema.Ref, c wandbapi.RunCon
 }
 
 // contents lists the run's files and artifact versions: those its listing
-// page carried (take: forgotten after, see listedContents), else one
-// request for a run without many (see wandbapi.Client.Contents).
+// page carried in export form (take: forgotten after, see
+// listedContents), else one request for a run without many (see
+// wandbapi.Client.Contents). Contents alone do not fetch the page in
+// export form (a history read does, see exportPage): a sync appending a
+// run's tail, which reads its files but not its history exports, then
+// asks the server for no parquetHistory.
 func (s *Source) contents(ctx context.Context, run schema.Ref, take bool) (project string, c wandbapi.RunContents, err error) {
 	p, err := s.split(run.ID, 2)
 	if err != nil {

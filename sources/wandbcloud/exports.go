@@ -28,19 +28,21 @@ const URLRefreshes = 3
 // not know parquetHistory, or answers neither URLs nor a live tail; the
 // caller then scans the history with the paged query.
 //
-// The exports are those the run's listing page carried (see listing.go),
-// asked for again once when one of their downloads fails for good (the
-// run may have gone or changed since), else asked for now.
+// The exports are those the run's listing page carried in export form
+// (fetched now if it was not yet: see exportPage in listing.go), asked
+// for again once when one of their downloads fails for good (the run may
+// have gone or changed since), else asked for now.
 //
 // When runs are read one after the other in listing order, the exports
-// of the next ExportsAhead runs are downloaded while this one is read
-// (ahead.go).
+// of the next ExportsAhead runs whose pages were fetched in export form
+// are downloaded while this one is read (ahead.go).
 //
 // The export files are downloaded one at a time into temporary files
 // (removed when read) and read row by row, so memory does not grow with
 // the run. Rows of the live tail (steps from the first live step on) are
 // read with the paged history query, up to last.
 func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id string, last int64, fn func(row) error) (handled bool, err error) {
+	s.exportPage(ctx, run.ID)
 	s.fetchAhead(run.ID)
 	var live []int64
 	var files []*exportFile

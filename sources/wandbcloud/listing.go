@@ -3,16 +3,18 @@ package wandbcloud
 import (
 	"context"
 	"iter"
+	"sync"
 
 	"github.com/runferry/runferry/internal/wandbapi"
 )
 
 // ListedExtrasBudget bounds the bytes (roughly: the lengths of the URLs,
-// names and digests) of what runs' listing pages carried beyond the run
-// itself (parquet history exports, files, artifact versions) that the
-// source keeps until the run is read. Runs listed once it is spent keep
-// nothing and ask for their exports and contents when read, one request
-// each, so that memory does not grow with the number of runs.
+// names and digests) of what runs' listing pages carried in export form
+// beyond the run itself (parquet history exports, files, artifact
+// versions) that the source keeps until the run is read. Runs whose page
+// is fetched in export form once it is spent keep nothing and ask for
+// their exports and contents when read, one request each, so that memory
+// does not grow with the number of runs.
 var ListedExtrasBudget int64 = 32 << 20
 
 // listedExtras is what a run's listing page carried for its export.
@@ -22,31 +24,86 @@ type listedExtras struct {
 	size     int64
 }
 
+// listedPage is a page of the plain listing not yet fetched in export
+// form: once one of its runs is read, the page is (once).
+type listedPage struct {
+	page   *wandbapi.RunPage
+	prefix string // entity/project/ of its runs' origin ids
+	once   sync.Once
+}
+
 // listRuns yields the runs of project that match query, oldest first, from
-// the export listing (wandbapi.Client.RunsForExport: one request a page
-// of runs carries each run's parquet history exports and its files and
-// artifact versions), keeping those for when the run is read, within
-// ListedExtrasBudget. With Config.PagedHistory, the plain listing.
+// the plain listing, noting each run's page: the first time a run of a
+// page is read (its exports or contents are asked for), the page is
+// fetched again in export form (exportPage), so that a sync that reads no
+// run asks for no run data and a copy of a page of runs costs 2 requests.
+// With Config.PagedHistory, no page is fetched in export form.
 func (s *Source) listRuns(ctx context.Context, project string, query map[string]any) iter.Seq2[wandbapi.Run, error] {
 	if s.cfg.PagedHistory {
 		return s.api.RunsWhere(ctx, s.cfg.Entity, project, query)
 	}
 	return func(yield func(wandbapi.Run, error) bool) {
-		for lr, err := range s.api.RunsForExport(ctx, s.cfg.Entity, project, query) {
+		var lp *listedPage
+		for pr, err := range s.api.RunPages(ctx, s.cfg.Entity, project, query) {
 			if err != nil {
 				yield(wandbapi.Run{}, err)
 				return
 			}
-			id := s.cfg.Entity + "/" + project + "/" + lr.Name
-			s.keepExtras(id, lr)
+			prefix := s.cfg.Entity + "/" + project + "/"
+			if lp == nil || lp.page != pr.Page {
+				lp = &listedPage{page: pr.Page, prefix: prefix}
+			}
+			id := prefix + pr.Name
 			s.mu.Lock()
+			if s.pages == nil {
+				s.pages = map[string]*listedPage{}
+			}
+			s.pages[id] = lp
 			s.ahead.listed(id)
 			s.mu.Unlock()
-			if !yield(lr.Run, nil) {
+			if !yield(pr.Run, nil) {
 				return
 			}
 		}
 	}
+}
+
+// exportPage fetches, once, the listing page of run id in export form
+// (wandbapi.Client.ExportPage) and keeps what it carries for the page's
+// runs, within ListedExtrasBudget. It does nothing when the run's page
+// was fetched so already, or was not noted (Config.PagedHistory, a run
+// not listed). When the page cannot be fetched so, or no longer holds a
+// run, that run's exports and contents are asked for alone when read, as
+// they would be without the page.
+func (s *Source) exportPage(ctx context.Context, id string) {
+	s.mu.Lock()
+	lp := s.pages[id]
+	s.mu.Unlock()
+	if lp == nil {
+		return
+	}
+	lp.once.Do(func() {
+		listed, err := s.api.ExportPage(ctx, lp.page)
+		s.mu.Lock()
+		for _, n := range lp.page.Names {
+			if s.pages[lp.prefix+n] == lp {
+				delete(s.pages, lp.prefix+n)
+			}
+		}
+		s.mu.Unlock()
+		if err != nil {
+			return // the runs are asked for alone; that error is theirs
+		}
+		names := make(map[string]bool, len(lp.page.Names))
+		for _, n := range lp.page.Names {
+			names[n] = true
+		}
+		for _, lr := range listed {
+			if names[lr.Name] {
+				s.keepExtras(lp.prefix+lr.Name, lr)
+			}
+		}
+	})
 }
 
 // keepExtras keeps what lr's listing carried under the run's origin id,
@@ -72,8 +129,9 @@ func (s *Source) keepExtras(id string, lr wandbapi.ListedRun) {
 	s.extrasBytes += x.size
 }
 
-// takeExports returns (and forgets) the exports the run's listing
-// carried; ok is false when it carried none or they were taken.
+// takeExports returns (and forgets) the exports the run's listing page
+// carried in export form (see exportPage, called before); ok is false
+// when it carried none or they were taken.
 func (s *Source) takeExports(id string) (e *wandbapi.Exports, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

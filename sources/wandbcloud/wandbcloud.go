@@ -131,6 +131,7 @@ type Source struct {
 	// the run's history tail can be read alone (tail.go).
 	tails       map[string]tailInfo
 	manifests   map[string]*cachedManifest // artifact id and digest -> its manifest (artifacts.go)
+	pages       map[string]*listedPage     // run origin id -> its listing page, until fetched in export form (listing.go)
 	extras      map[string]*listedExtras   // run origin id -> what its listing page carried (listing.go)
 	ahead       ahead                      // exports downloaded ahead of their run's read (ahead.go)
 	extrasBytes int64                      // their size, within ListedExtrasBudget
