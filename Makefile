@@ -113,7 +113,7 @@ bench-large: venv
 # Running it again shows that a re-run copies nothing twice.
 demo: build
 	$(BIN)/runferry copy wandb:testdata/wandb/fixtures parquet:./demo-archive --no-state
-	$(BIN)/runferry ls parquet:./demo-archive
+	$(BIN)/runferry ls --count parquet:./demo-archive
 	$(BIN)/runferry archive summary ./demo-archive
 	$(BIN)/runferry check wandb:testdata/wandb/fixtures parquet:./demo-archive
 

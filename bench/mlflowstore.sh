@@ -5,7 +5,7 @@
 # alone by `make bench-mlflowstore`. Prints a Markdown table and writes it to
 # $SCRATCH/mlflowstore/results.md (docs/BENCHMARKS.md records a run).
 #
-#   read: `runferry ls` of the store, which lists every run and streams every
+#   read: `runferry ls --count` of the store, which lists every run and streams every
 #     metric point to count them, direct against through the server.
 #     Target: the server takes >= 10x as long.
 #   copy: `runferry copy` of the store into a fresh Parquet archive, direct
@@ -66,8 +66,8 @@ STORE="mlflow+sqlite:$DB?instance=127.0.0.1:$PORT"
 SERVED="mlflow+http://127.0.0.1:$PORT"
 read_d=() read_s=() copy_d=() copy_s=()
 for rep in $(seq "$REPEAT"); do
-	read_d+=("$(secs "$RF" ls "$STORE")")
-	read_s+=("$(secs "$RF" ls "$SERVED")")
+	read_d+=("$(secs "$RF" ls --count "$STORE")")
+	read_s+=("$(secs "$RF" ls --count "$SERVED")")
 	rm -rf "$SCRATCH/a" "$SCRATCH/b"
 	copy_d+=("$(secs "$RF" copy "$STORE" "parquet:$SCRATCH/a" --no-state -q)")
 	copy_s+=("$(secs "$RF" copy "$SERVED" "parquet:$SCRATCH/b" --no-state -q)")
@@ -85,6 +85,6 @@ POINTS=$((RUNS * KEYS * STEPS))
 {
 	echo "| measurement ($RUNS runs x $KEYS keys x $STEPS steps, $POINTS points; median of $REPEAT) | direct (mlflow+sqlite:) | through the server (mlflow+http://) | ratio | target | met? |"
 	echo "|---|---|---|---|---|---|"
-	echo "| read: \`runferry ls\` (every point streamed) | $RD s | $RS s | ${RR}x | 10x | $met |"
+	echo "| read: \`runferry ls --count\` (every point streamed) | $RD s | $RS s | ${RR}x | 10x | $met |"
 	echo "| copy into a Parquet archive | $CD s | $CS s | ${CR}x | | |"
 } | tee "$SCRATCH/results.md"

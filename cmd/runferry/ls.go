@@ -22,8 +22,10 @@ type runListing struct {
 	Status     string `json:"status"`
 	Start      string `json:"start,omitempty"`
 	Params     int    `json:"params"`
-	MetricKeys int    `json:"metric_keys"`
-	Points     int64  `json:"points"`
+	// MetricKeys and Points are nil (null in --json) unless counted
+	// (--count): a light listing does not know them.
+	MetricKeys *int   `json:"metric_keys"`
+	Points     *int64 `json:"points"`
 	Damage     int    `json:"damage,omitempty"`
 }
 
@@ -56,7 +58,7 @@ about as long as reading the runs for a copy. The counts are not taken from
 a run's summary: a W&B summary holds each key's last value and the last
 step, not how many points were logged (keys logged at different steps,
 system metrics and resumed runs make any estimate from it wrong). Without
---count the KEYS and POINTS columns show "-" (in --json, 0). --no-count, the listing
+--count the KEYS and POINTS columns show "-" (in --json, null). --no-count, the listing
 without counts, is the default (the flag is kept for scripts). What the
 location holds but could not be read (an unreadable folder, a run folder
 without a log) is named on stderr, and the exit code is then 3.
@@ -138,19 +140,23 @@ the run counts the server keeps; --runs lists its runs.`,
 			fmt.Fprintln(tw, "EXPERIMENT\tRUN\tNAME\tSTATUS\tSTART\tPARAMS\tKEYS\tPOINTS")
 			var points int64
 			for _, r := range rows {
-				pts, keys := fmt.Sprint(r.Points), fmt.Sprint(r.MetricKeys)
-				if noCount {
-					pts, keys = "-", "-"
+				pts, keys := "-", "-"
+				if r.Points != nil && r.MetricKeys != nil {
+					pts, keys = fmt.Sprint(*r.Points), fmt.Sprint(*r.MetricKeys)
+					points += *r.Points
 				}
 				status := r.Status
 				if r.Damage > 0 {
 					status += " (damaged)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Experiment, r.Origin, trim(r.Name, 32), status, r.Start, r.Params, keys, pts)
-				points += r.Points
 			}
 			tw.Flush()
-			fmt.Fprintf(a.stdout, "%d experiments, %d runs, %d points\n", exps, len(rows), points)
+			if noCount {
+				fmt.Fprintf(a.stdout, "%d experiments, %d runs (points not counted: --count counts them)\n", exps, len(rows))
+			} else {
+				fmt.Fprintf(a.stdout, "%d experiments, %d runs, %d points\n", exps, len(rows), points)
+			}
 			return nil
 		},
 	}
@@ -174,16 +180,18 @@ func listRun(ctx context.Context, src sources.Source, e schema.Experiment, r sch
 		return row, nil
 	}
 	keys := map[string]struct{}{}
+	var points int64
 	for page, err := range src.Metrics(ctx, r.Origin) {
 		if err != nil {
 			return row, fmt.Errorf("run %s: %w", r.Origin, err)
 		}
-		row.Points += int64(len(page))
+		points += int64(len(page))
 		for _, m := range page {
 			keys[m.Key] = struct{}{}
 		}
 	}
-	row.MetricKeys = len(keys)
+	nkeys := len(keys)
+	row.Points, row.MetricKeys = &points, &nkeys
 	return row, nil
 }
 

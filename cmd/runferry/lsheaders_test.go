@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -36,7 +37,7 @@ func lsColumns(out string) []string {
 	var rows []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) < 3 || strings.HasSuffix(line, " points") {
+		if len(f) < 3 || strings.HasSuffix(line, " points") || strings.HasSuffix(line, "(points not counted: --count counts them)") {
 			continue
 		}
 		rows = append(rows, strings.Join(f[:len(f)-2], " "))
@@ -60,12 +61,42 @@ func TestLsDefaultIsLight(t *testing.T) {
 			t.Errorf("%s: ls (exit %d) and ls --no-count (exit %d) differ:\n%s%s\n---\n%s%s", loc, code, codeNC, plain, errPlain, light, errNC)
 		}
 		rows := strings.Split(strings.TrimSpace(plain), "\n")
-		if len(rows) != 8 || !strings.HasSuffix(rows[1], "-     -") || rows[7] != "1 experiments, 6 runs, 0 points" {
+		if len(rows) != 8 || !strings.HasSuffix(rows[1], "-     -") || rows[7] != "1 experiments, 6 runs (points not counted: --count counts them)" {
 			t.Errorf("%s: plain ls:\n%s", loc, plain)
 		}
 		code, counted, errOut := runCLI(t, "ls", "--count", loc)
 		if code != 0 || !strings.HasSuffix(counted, "1 experiments, 6 runs, 142 points\n") {
 			t.Errorf("%s: ls --count: exit %d\n%s%s", loc, code, counted, errOut)
+		}
+		// In --json a count not taken is null, never a 0 that reads as
+		// "no points"; with --count the numbers add up to the text's total.
+		for _, counting := range []bool{false, true} {
+			args := []string{"ls", "--json", loc}
+			if counting {
+				args = append(args, "--count")
+			}
+			code, js, errOut := runCLI(t, args...)
+			var got []map[string]any
+			if err := json.Unmarshal([]byte(js), &got); code != 0 || err != nil || len(got) != 6 {
+				t.Fatalf("%v: exit %d %v\n%s%s", args, code, err, js, errOut)
+			}
+			var sum float64
+			for _, r := range got {
+				p, k := r["points"], r["metric_keys"]
+				if !counting && (p != nil || k != nil) {
+					t.Errorf("%v: points %v, metric_keys %v, want null", args, p, k)
+				}
+				if counting {
+					n, ok := p.(float64)
+					if _, kok := k.(float64); !ok || !kok {
+						t.Errorf("%v: points %v, metric_keys %v, want numbers", args, p, k)
+					}
+					sum += n
+				}
+			}
+			if counting && sum != 142 {
+				t.Errorf("%v: %v points in all, want 142", args, sum)
+			}
 		}
 	}
 	if code, _, errOut := runCLI(t, "ls", "--count", "--no-count", fixtures); code != exitUsage || !strings.Contains(errOut, "exclude each other") {
