@@ -5,11 +5,15 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/testenv"
@@ -115,5 +119,133 @@ func TestMetricsLoadedInBulkMariaDB(t *testing.T) {
 	t.Logf("%d INSERT statements for %d points", got, n)
 	if got > 40 {
 		t.Errorf("%d INSERT statements for %d points, want multi-row inserts (%d of 2,000 rows, and the run's other rows)", got, n, n/2000+1)
+	}
+}
+
+// sqliteWatch counts, for one SQLite file, what SQLite itself sees the
+// sink's connections do to the metrics table: how often an INSERT into
+// it is compiled (the authorizer runs when a statement is prepared, not
+// when it is executed), and how many metric rows each commit holds (the
+// pre-update hook runs for every row, the commit hook for every commit).
+type sqliteWatch struct {
+	mu       sync.Mutex
+	prepares int     // INSERT INTO metrics statements compiled
+	pending  int     // metric rows inserted since the last commit or rollback
+	commits  []int   // metric rows of each commit that held any
+	other    []int32 // other commits (rows 0), counted for the log
+}
+
+var (
+	sqliteHookOnce sync.Once
+	sqliteWatchMu  sync.Mutex
+	sqliteWatches  = map[string]*sqliteWatch{} // by the file's escaped path
+)
+
+// watchSQLite starts counting for the SQLite file at path; it must be
+// called before the sink opens the file (the hooks are set on each new
+// connection).
+func watchSQLite(t *testing.T, path string) *sqliteWatch {
+	sqliteHookOnce.Do(func() {
+		sqlite.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, dsn string) error {
+			sqliteWatchMu.Lock()
+			var w *sqliteWatch
+			for p, pw := range sqliteWatches {
+				if strings.Contains(dsn, p) {
+					w = pw
+				}
+			}
+			sqliteWatchMu.Unlock()
+			if w == nil {
+				return nil
+			}
+			hr, ok1 := c.(sqlite.HookRegisterer)
+			ar, ok2 := c.(sqlite.AuthorizerRegisterer)
+			if !ok1 || !ok2 {
+				return fmt.Errorf("the SQLite driver's connection %T takes no hooks", c)
+			}
+			if err := ar.RegisterAuthorizer(func(action sqlite.AuthorizerActionCode, table, _, _, _ string) sqlite.AuthorizerReturnCode {
+				if action == sqlite.AuthInsert && table == "metrics" {
+					w.mu.Lock()
+					w.prepares++
+					w.mu.Unlock()
+				}
+				return sqlite.AuthorizerOK
+			}); err != nil {
+				return err
+			}
+			hr.RegisterPreUpdateHook(func(d sqlite.SQLitePreUpdateData) {
+				if d.Op == sqlite3.SQLITE_INSERT && d.TableName == "metrics" {
+					w.mu.Lock()
+					w.pending++
+					w.mu.Unlock()
+				}
+			})
+			hr.RegisterCommitHook(func() int32 {
+				w.mu.Lock()
+				if w.pending > 0 {
+					w.commits = append(w.commits, w.pending)
+				} else {
+					w.other = append(w.other, 0)
+				}
+				w.pending = 0
+				w.mu.Unlock()
+				return 0 // let the commit go ahead
+			})
+			hr.RegisterRollbackHook(func() {
+				w.mu.Lock()
+				w.pending = 0
+				w.mu.Unlock()
+			})
+			return nil
+		})
+	})
+	w := &sqliteWatch{}
+	key := (&url.URL{Path: path}).EscapedPath()
+	sqliteWatchMu.Lock()
+	sqliteWatches[key] = w
+	sqliteWatchMu.Unlock()
+	t.Cleanup(func() {
+		sqliteWatchMu.Lock()
+		delete(sqliteWatches, key)
+		sqliteWatchMu.Unlock()
+	})
+	return w
+}
+
+// TestMetricsLoadedInOneTransactionSQLite: on SQLite the metrics of a run
+// are batched prepared inserts in one transaction. Seen from inside SQLite
+// (hooks on the sink's connections, not the sink's own code): the INSERT
+// into metrics is compiled once for the run, and all its points arrive in
+// a single commit, not one per point or per batch.
+func TestMetricsLoadedInOneTransactionSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runs.db")
+	w := watchSQLite(t, path)
+	copyInto(t, oneRun("first", 1), "sqlite:"+path) // creates the schema
+	w.mu.Lock()
+	if w.prepares == 0 || len(w.commits) != 1 || w.commits[0] != 1 {
+		t.Fatalf("first run: %d INSERTs compiled, metric rows per commit %v; the hooks do not see the sink's connections", w.prepares, w.commits)
+	}
+	w.prepares, w.commits, w.other = 0, nil, nil
+	w.mu.Unlock()
+
+	const n = 25_000 // several of the engine's batches
+	copyInto(t, oneRun("big", n), "sqlite:"+path)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t.Logf("%d INSERT INTO metrics compiled; metric rows per commit %v; %d other commits", w.prepares, w.commits, len(w.other))
+	if w.prepares != 1 {
+		t.Errorf("INSERT INTO metrics compiled %d times for one run, want once (one prepared statement)", w.prepares)
+	}
+	if len(w.commits) != 1 || w.commits[0] != n {
+		t.Errorf("metric rows per commit %v, want all %d in one", w.commits, n)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var stored int
+	if err := db.QueryRow("SELECT count(*) FROM metrics").Scan(&stored); err != nil || stored != n+1 {
+		t.Fatalf("metrics rows: %d, %v; want %d", stored, err, n+1)
 	}
 }
