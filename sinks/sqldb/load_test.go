@@ -85,8 +85,11 @@ func TestMetricsLoadedWithCopyPostgres(t *testing.T) {
 }
 
 // TestMetricsLoadedInBulkMariaDB: on MariaDB the metrics of a run arrive
-// in multi-row INSERTs: the server's count of INSERT statements grows by a
-// handful (the run's other rows included) for thousands of points.
+// in multi-row INSERTs, seen from the server's side twice: its count of
+// INSERT statements grows by a handful (the run's other rows included)
+// for thousands of points, and its general log holds the statements that
+// added metric rows: each an INSERT of many rows, no LOAD DATA, the rows
+// adding up to the run's points.
 func TestMetricsLoadedInBulkMariaDB(t *testing.T) {
 	loc := freshMariaDB(t)
 	copyInto(t, oneRun("first", 1), loc) // creates the schema
@@ -100,6 +103,13 @@ func TestMetricsLoadedInBulkMariaDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	db.SetMaxOpenConns(1)
+	exec := func(q string) {
+		t.Helper()
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 	inserts := func() int64 {
 		var name string
 		var v int64
@@ -108,17 +118,66 @@ func TestMetricsLoadedInBulkMariaDB(t *testing.T) {
 		}
 		return v
 	}
+	var output string
+	if err := db.QueryRow("SELECT @@global.log_output").Scan(&output); err != nil {
+		t.Fatal(err)
+	}
+	exec("SET GLOBAL general_log = 0")
+	exec("TRUNCATE TABLE mysql.general_log")
+	exec("SET GLOBAL log_output = 'TABLE'")
+	exec("SET GLOBAL general_log = 1")
+	t.Cleanup(func() {
+		db.Exec("SET GLOBAL general_log = 0")
+		db.Exec("SET GLOBAL log_output = '" + output + "'")
+		db.Exec("TRUNCATE TABLE mysql.general_log")
+	})
+
 	const n = 25_000
 	before := inserts()
 	copyInto(t, oneRun("big", n), loc)
+	got := inserts() - before
+	exec("SET GLOBAL general_log = 0")
 	var stored int
 	if err := db.QueryRow("SELECT count(*) FROM metrics").Scan(&stored); err != nil || stored != n+1 {
 		t.Fatalf("metrics rows: %d, %v; want %d", stored, err, n+1)
 	}
-	got := inserts() - before
 	t.Logf("%d INSERT statements for %d points", got, n)
 	if got > 40 {
 		t.Errorf("%d INSERT statements for %d points, want multi-row inserts (%d of 2,000 rows, and the run's other rows)", got, n, n/2000+1)
+	}
+
+	rows, err := db.Query("SELECT argument FROM mysql.general_log WHERE command_type IN ('Query', 'Execute', 'Prepare')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var statements, logged, single int
+	for rows.Next() {
+		var q string
+		if err := rows.Scan(&q); err != nil {
+			t.Fatal(err)
+		}
+		head := strings.ToUpper(strings.Join(strings.Fields(q[:min(len(q), 80)]), " "))
+		if strings.HasPrefix(head, "LOAD DATA") {
+			t.Errorf("LOAD DATA used: %.80s", q)
+		}
+		if !strings.HasPrefix(head, "INSERT INTO METRICS") {
+			continue
+		}
+		statements++
+		r := strings.Count(q, "),(") + 1 // the values hold no parentheses
+		if r == 1 {
+			single++
+		}
+		logged += r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("general log: %d INSERT INTO metrics statements carrying %d rows", statements, logged)
+	if logged != n || statements == 0 || statements > n/100 || single > 0 {
+		t.Errorf("general log: %d INSERT INTO metrics (%d of one row) carrying %d rows; want a few multi-row statements (%d of 2,000 rows) carrying %d",
+			statements, single, logged, (n+1999)/2000, n)
 	}
 }
 
