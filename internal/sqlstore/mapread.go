@@ -622,7 +622,7 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 	keys := map[string]string{}
 	last := map[string]int64{} // by key, but the key being read
 	cur, curStep, curSeen := "", int64(0), false
-	buf := make([]schema.Metric, 0, size)
+	buf := newPager(size, size, page)
 	for rows.Next() {
 		if err := rows.Scan(dest...); err != nil {
 			return fmt.Errorf("%w %s: metrics: run %s: %v", ErrMapping, r.m.Path, id, err)
@@ -679,12 +679,8 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 				}
 			}
 		}
-		buf = append(buf, m)
-		if len(buf) == size {
-			if err := page(buf); err != nil {
-				return err
-			}
-			buf = make([]schema.Metric, 0, size)
+		if err := buf.add(m); err != nil {
+			return err
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -694,10 +690,7 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 		}
 		return fmt.Errorf("%s: metrics of run %s%s: %w", r.m.Path, id, at, err)
 	}
-	if len(buf) > 0 {
-		return page(buf)
-	}
-	return nil
+	return buf.flush()
 }
 
 // Logs calls page with the run's console lines in pages of up to size, in
@@ -713,7 +706,7 @@ func (r *Mapped) Logs(ctx context.Context, run schema.Ref, size int, page func([
 	if e.Query == "" {
 		return nil
 	}
-	buf := make([]schema.LogLine, 0, min(size, 1024))
+	buf := newPager(size, min(size, 1024), page)
 	err := r.query(ctx, "logs", e, id, func(w row) error {
 		l := schema.LogLine{Stream: schema.Stdout}
 		var err error
@@ -739,22 +732,12 @@ func (r *Mapped) Logs(ctx context.Context, run schema.Ref, size int, page func([
 		if !t.IsZero() {
 			l.Time = t.UnixMilli()
 		}
-		buf = append(buf, l)
-		if len(buf) == size {
-			if err := page(buf); err != nil {
-				return err
-			}
-			buf = make([]schema.LogLine, 0, min(size, 1024))
-		}
-		return nil
+		return buf.add(l)
 	})
 	if err != nil {
 		return err
 	}
-	if len(buf) > 0 {
-		return page(buf)
-	}
-	return nil
+	return buf.flush()
 }
 
 // Artifacts returns the run's files sorted by path. The artifacts query
@@ -903,7 +886,7 @@ func (r *Mapped) RichValues(ctx context.Context, run schema.Ref, size int, page 
 	if e.Query == "" {
 		return nil
 	}
-	buf := make([]schema.RichValue, 0, min(size, 1024))
+	buf := newPager(size, min(size, 1024), page)
 	last := map[string]int64{}
 	err := r.query(ctx, "rich_values", e, id, func(w row) error {
 		v, err := r.richValue(w, id)
@@ -930,22 +913,12 @@ func (r *Mapped) RichValues(ctx context.Context, run schema.Ref, size int, page 
 		if !t.IsZero() {
 			v.Time = t.UnixMilli()
 		}
-		buf = append(buf, v)
-		if len(buf) == size {
-			if err := page(buf); err != nil {
-				return err
-			}
-			buf = make([]schema.RichValue, 0, min(size, 1024))
-		}
-		return nil
+		return buf.add(v)
 	})
 	if err != nil {
 		return err
 	}
-	if len(buf) > 0 {
-		return page(buf)
-	}
-	return nil
+	return buf.flush()
 }
 
 // richValue reads a rich value's key, type, JSON and files from w (see
@@ -1131,4 +1104,37 @@ func mediaPaths(doc any) []string {
 	walk(doc)
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// pager gathers a reader's items into the pages of up to size items it
+// hands to page: add hands on each full page (and starts a new buffer of
+// capacity capacity, since page may keep the one it got), flush the last,
+// partial one.
+type pager[T any] struct {
+	buf            []T
+	size, capacity int
+	page           func([]T) error
+}
+
+func newPager[T any](size, capacity int, page func([]T) error) *pager[T] {
+	return &pager[T]{buf: make([]T, 0, capacity), size: size, capacity: capacity, page: page}
+}
+
+// add appends v, handing the page on when it is full.
+func (p *pager[T]) add(v T) error {
+	p.buf = append(p.buf, v)
+	if len(p.buf) != p.size {
+		return nil
+	}
+	full := p.buf
+	p.buf = make([]T, 0, p.capacity)
+	return p.page(full)
+}
+
+// flush hands on what is left, if anything.
+func (p *pager[T]) flush() error {
+	if len(p.buf) == 0 {
+		return nil
+	}
+	return p.page(p.buf)
 }
