@@ -3,11 +3,13 @@ package mlflowsql_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"io"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/all"
+	"github.com/runferry/runferry/sources/mlflowsql"
 	"github.com/runferry/runferry/sources/sourcetest"
 )
 
@@ -270,34 +273,63 @@ func openOrFail(t *testing.T, raw string) (sources.Source, error) {
 	return src, nil
 }
 
-// oldRevisions are the revisions TestOldRevisionsMatchServer reads: the
-// first (MLflow 1.0) and those that added a column or table the source reads.
+// oldRevisions are the revisions TestOldRevisionsMatchServer compares with
+// the server: the first (MLflow 1.0) and those that added a column or table
+// the source reads.
 var oldRevisions = []string{"451aebb31d03", "181f10493468", "df50e92ffc5e", "97727af70f4d", "7f2a7d5fae7d", "400f98739977"}
 
 // TestOldRevisionsMatchServer: the same runs, written as MLflow 1.x wrote
-// them and migrated by MLflow's own alembic scripts to each revision that
-// changed what the source reads, read directly at that revision, equal what
-// today's MLflow server shows of them after the migration to today's
-// revision, with and without the deleted ones.
+// them and migrated by MLflow's own alembic scripts to every revision of
+// its chain, one after the other, read directly at each revision. At the
+// revisions that changed what the source reads, and at today's, they equal
+// what today's MLflow server shows of them after the migration to today's
+// revision, with and without the deleted ones; at every other revision
+// they equal what is read directly at today's (so the server's too). The
+// chain MLflow's alembic scripts give is exactly the list of revisions the
+// source knows (revisions.go), so none is left unread.
 func TestOldRevisionsMatchServer(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	cmd := exec.Command(testenv.Python(t), append([]string{"testdata/oldrevisions.py", dir}, append(oldRevisions, "heads")...)...)
+	cmd := exec.Command(testenv.Python(t), "testdata/oldrevisions.py", dir, "all")
 	cmd.Env = append(os.Environ(), "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("oldrevisions.py: %v\n%s", err, out)
+	cmd.Stderr = new(strings.Builder)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("oldrevisions.py: %v\n%s", err, cmd.Stderr)
+	}
+	var chain []string
+	if err := json.Unmarshal(out, &chain); err != nil {
+		t.Fatalf("oldrevisions.py printed %q: %v", out, err)
+	}
+	if known := mlflowsql.RevisionIDs(); !slices.Equal(chain, known) {
+		t.Fatalf("MLflow's alembic chain %q\ndiffers from the revisions the source knows %q", chain, known)
 	}
 	srv := testenv.StartMLflow(t, testenv.WithBackendStoreURI("sqlite:///"+filepath.Join(dir, "heads.db")))
 	server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port)
-	for _, rev := range append(oldRevisions, "heads") {
-		store := "mlflow+sqlite:" + filepath.Join(dir, rev+".db") + "?instance=127.0.0.1:" + strconv.Itoa(srv.Port)
-		res := assertSame(t, store, server)
+	storeAt := func(rev string) string {
+		return "mlflow+sqlite:" + filepath.Join(dir, rev+".db") + "?instance=127.0.0.1:" + strconv.Itoa(srv.Port)
+	}
+	heads := storeAt("heads")
+	for _, rev := range append(chain, "heads") {
+		store, want := storeAt(rev), heads
+		if rev == "heads" || slices.Contains(oldRevisions, rev) {
+			want = server
+		}
+		res := assertSame(t, store, want)
 		if res.Runs != 3 || res.Points != 22 {
 			t.Errorf("revision %s: compared %d runs, %d points; want 3, 22", rev, res.Runs, res.Points)
 		}
-		res = assertSame(t, store+"&deleted=true", server+"?deleted=true")
+		res = assertSame(t, store+"&deleted=true", withDeleted(want))
 		if res.Runs != 5 || res.Experiments != 3 {
 			t.Errorf("revision %s, deleted=true: compared %d experiments, %d runs; want 3, 5", rev, res.Experiments, res.Runs)
 		}
 	}
+}
+
+// withDeleted adds deleted=true to the query of location loc.
+func withDeleted(loc string) string {
+	if strings.Contains(loc, "?") {
+		return loc + "&deleted=true"
+	}
+	return loc + "?deleted=true"
 }

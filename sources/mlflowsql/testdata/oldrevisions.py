@@ -2,12 +2,16 @@
 runs: the tables MLflow 1.0 created (MLflow's own InitialBase and alembic
 migrations), rows written at the first revision as MLflow 1.x wrote them,
 then a copy migrated by MLflow's alembic scripts to each revision named on
-the command line, oldest first ("heads" for today's). Usage: oldrevisions.py OUTDIR REV..."""
+the command line, oldest first ("heads" for today's). Usage: oldrevisions.py OUTDIR REV...
+With the one REV "all": every revision of MLflow's alembic chain, oldest
+first, then "heads"; the chain is printed as a JSON list on stdout."""
+import json
 import shutil
 import sys
 
 import sqlalchemy as sa
-from alembic import command
+from alembic.runtime.environment import EnvironmentContext
+from alembic.script import ScriptDirectory
 
 from mlflow.store.db.utils import _get_alembic_config
 from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
@@ -16,14 +20,25 @@ out, revs = sys.argv[1], sys.argv[2:]
 first = "451aebb31d03"
 
 
+script = ScriptDirectory.from_config(_get_alembic_config("sqlite://"))
+
+
 def upgrade(path, rev):
+    """alembic's command.upgrade, with MLflow's scripts loaded once for all
+    the copies rather than once a copy."""
     engine = sa.create_engine("sqlite:///" + path)
     config = _get_alembic_config(str(engine.url))
     with engine.begin() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, rev)
+        with EnvironmentContext(config, script, fn=lambda heads, _: script._upgrade_revs(rev, heads), destination_rev=rev):
+            script.run_env()
     engine.dispose()
 
+
+if revs == ["all"]:
+    chain = [r.revision for r in reversed(list(script.walk_revisions()))]
+    print(json.dumps(chain))
+    revs = chain + ["heads"]
 
 base = out + "/base.db"
 engine = sa.create_engine("sqlite:///" + base)
