@@ -82,12 +82,19 @@ func roundTripExperiment(t *testing.T, srv *testenv.MLflowServer, name string) {
 	}
 }
 
+// TestStartMLflow starts a private server and round-trips an experiment; unless -short, it
+// kills the server like a crash (SIGKILL to the group) and restarts it: same URL, and what
+// was written before the kill is still there. Then Stop takes the whole process group down.
+// (One server for both halves: a start costs 8-10 s of CPU, docs/TESTING.md.)
 func TestStartMLflow(t *testing.T) {
 	srv := testenv.StartMLflow(t)
 	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") || srv.Port == 0 {
 		t.Fatalf("URL %q port %d", srv.URL, srv.Port)
 	}
 	roundTripExperiment(t, srv, "smoke-ünï-"+t.Name())
+	if !testing.Short() { // the restarts start the server twice more
+		killRestart(t, srv)
+	}
 
 	// Stop must take the whole process group (uvicorn workers included) down.
 	pgid := srv.Cmd.Process.Pid
@@ -100,13 +107,9 @@ func TestStartMLflow(t *testing.T) {
 	}
 }
 
-// TestMLflowKillRestart kills a server like a crash (SIGKILL to the group) and restarts
-// it: same URL, and what was written before the kill is still there.
-func TestMLflowKillRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an MLflow server twice")
-	}
-	srv := testenv.StartMLflow(t)
+// killRestart kills srv like a crash and restarts it, twice (the second time while it runs).
+func killRestart(t *testing.T, srv *testenv.MLflowServer) {
+	t.Helper()
 	url0 := srv.URL
 	roundTripExperiment(t, srv, "before-kill")
 	pgid := srv.Cmd.Process.Pid
