@@ -115,9 +115,16 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 			"--allowed-hosts", "127.0.0.1,127.0.0.1:" + strconv.Itoa(port) + ",localhost,localhost:" + strconv.Itoa(port),
 		}
 		args = append(args, cfg.extraArgs...)
+		pydeath, err := writePythonDeathHook(cfg.dir)
+		if err != nil {
+			return nil, err
+		}
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = cfg.dir
 		cmd.Env = append(os.Environ(),
+			// Every Python process of the server (mlflow server, its uvicorn child and any
+			// workers) dies with its parent: see pythonDeathHook.
+			"PYTHONPATH="+joinPath(pydeath, os.Getenv("PYTHONPATH")),
 			"MLFLOW_TRACKING_URI=", // never let the environment redirect the server
 			"PYTHONUNBUFFERED=1",
 			// MLflow 3 otherwise starts a job runner with seven worker processes (~700 MB)
@@ -132,6 +139,7 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 		s.svc, s.Cmd, s.Port, s.URL = svc, cmd, port, "http://"+hostPort
 		lastErr = waitHealthy(s, cfg.startTimeout)
 		if lastErr == nil {
+			logStart("mlflow start", s.BackendURI)
 			return s, nil
 		}
 		svc.stopGroup(5 * time.Second)
@@ -141,6 +149,40 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 	}
 	return nil, fmt.Errorf("mlflow server (%s) did not become healthy: %v\nlog tail (%s):\n%s",
 		s.BackendURI, lastErr, s.LogPath, tailFile(s.LogPath, 40))
+}
+
+// pythonDeathHook is a sitecustomize module, put first on the server's PYTHONPATH, that
+// gives every Python process of the server a parent-death signal (SIGKILL), so uvicorn dies
+// with the `mlflow server` that started it even when nothing is left to sweep the process
+// group (the watchdog killed too, e.g. by `pkill -9 -f`). A process whose parent died before
+// the signal was set ends at once. It shadows any other sitecustomize (the venv has none).
+const pythonDeathHook = `import ctypes, os, signal
+try:
+    _want = int(os.environ.get("RUNFERRY_TESTENV_PYPARENT", "0"))
+    if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+        if _want and os.getppid() != _want:
+            os._exit(1)
+    os.environ["RUNFERRY_TESTENV_PYPARENT"] = str(os.getpid())
+except (OSError, AttributeError, ValueError):
+    pass
+`
+
+// writePythonDeathHook writes pythonDeathHook as DIR/pydeath/sitecustomize.py and returns
+// its folder.
+func writePythonDeathHook(dir string) (string, error) {
+	hook := filepath.Join(dir, "pydeath")
+	if err := os.MkdirAll(hook, 0o755); err != nil {
+		return "", err
+	}
+	return hook, os.WriteFile(filepath.Join(hook, "sitecustomize.py"), []byte(pythonDeathHook), 0o644)
+}
+
+// joinPath joins a PYTHONPATH entry before an existing list (maybe empty).
+func joinPath(first, rest string) string {
+	if rest == "" {
+		return first
+	}
+	return first + string(os.PathListSeparator) + rest
 }
 
 // waitHealthy polls GET /health until it answers 200 "OK", the process exits, or timeout.
@@ -217,6 +259,7 @@ func (s *MLflowServer) Restart(t testing.TB) {
 		t.Fatalf("testenv: restart: %v", err)
 	}
 	s.svc, s.Cmd = svc, cmd
+	logStart("mlflow restart", s.BackendURI)
 	if err := waitHealthy(s, defaultStartTimeout); err != nil {
 		t.Fatalf("testenv: restarted mlflow server on %s did not become healthy: %v\nlog tail (%s):\n%s",
 			s.URL, err, s.LogPath, tailFile(s.LogPath, 40))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,18 +15,26 @@ import (
 )
 
 // A service is a background process group started for tests. Its own process group lets Stop
-// kill every child (mlflow forks uvicorn workers). Two guards make sure services never outlive
-// the test binary that started them, however it ends (panic, go test -timeout, SIGKILL):
+// kill every child (mlflow forks uvicorn workers). Guards make sure services never outlive
+// the test binary that started them, however it ends (panic, go test -timeout, SIGKILL,
+// SIGTERM or SIGINT to the binary or to go test):
 //
 //   - the kernel sends the leader its parent-death signal the moment the binary dies
 //     (SysProcAttr.Pdeathsig; the leader is started from a thread that lives as long as the
 //     binary, see startOnServiceThread);
 //   - a watchdog shell, in a process group of its own, polls the binary and kills the
-//     service's whole group once the binary is gone, so children of the leader die too.
+//     service's whole group once the binary is gone, so children of the leader die too. It
+//     ignores SIGINT, SIGTERM and SIGHUP, so a `pkill -f` that matches it along with the
+//     binary, or a terminal's signal, cannot end it before its work is done;
+//   - SIGINT, SIGTERM or SIGHUP to the binary first sends every live service's group its
+//     death signal, then ends the binary by the same signal (see guardSignals);
+//   - a binary started by go test ends, after the same sweep, once go test is gone (go test
+//     does not pass its own SIGTERM on; see watchGoTest).
 type service struct {
 	name     string
 	cmd      *exec.Cmd
 	logPath  string
+	deathSig syscall.Signal
 	watchdog *watchdog
 
 	stopOnce sync.Once
@@ -52,7 +61,8 @@ func startService(name string, cmd *exec.Cmd, logPath string, deathSig syscall.S
 	if err := startOnServiceThread(cmd); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	s := &service{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	s := &service{name: name, cmd: cmd, logPath: logPath, deathSig: deathSig, exited: make(chan struct{})}
+	liveServices.add(s)
 	go func() {
 		s.waitErr = cmd.Wait()
 		close(s.exited)
@@ -64,7 +74,90 @@ func startService(name string, cmd *exec.Cmd, logPath string, deathSig syscall.S
 		script = onExit(pgid)
 	}
 	s.watchdog = startWatchdog(script)
+	guardOnce.Do(func() {
+		guardSignals()
+		watchGoTest()
+	})
 	return s, nil
+}
+
+// liveServices holds the services started and not yet stopped, for the signal and parent
+// guards.
+var liveServices = &serviceSet{set: map[*service]struct{}{}}
+
+type serviceSet struct {
+	mu  sync.Mutex
+	set map[*service]struct{}
+}
+
+func (l *serviceSet) add(s *service) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.set[s] = struct{}{}
+}
+
+func (l *serviceSet) remove(s *service) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.set, s)
+}
+
+// killAll sends every live service's whole process group its death signal (SIGKILL for
+// most, SIGQUIT, immediate shutdown, for PostgreSQL), without waiting. The watchdogs do the
+// rest (a final SIGKILL sweep, removing data directories) once the binary is gone.
+func (l *serviceSet) killAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for s := range l.set {
+		_ = syscall.Kill(-s.cmd.Process.Pid, s.deathSig)
+	}
+}
+
+var guardOnce sync.Once
+
+// guardSignals makes SIGINT, SIGTERM and SIGHUP (those not ignored when the binary started)
+// kill every live service's group before the binary ends by that signal, as it would have
+// without the handler.
+func guardSignals() {
+	var sigs []os.Signal
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			sigs = append(sigs, sig)
+		}
+	}
+	if len(sigs) == 0 {
+		return
+	}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	go func() {
+		sig := <-ch
+		liveServices.killAll()
+		signal.Reset(sigs...)
+		_ = syscall.Kill(os.Getpid(), sig.(syscall.Signal))
+		time.Sleep(2 * time.Second) // the signal ends the binary before this returns
+		os.Exit(2)
+	}()
+}
+
+// watchGoTest ends a binary run by go test once go test is gone. SIGTERM to go test (a CI
+// cancel, pkill) ends go test alone: its test binary, reparented, would otherwise run on
+// with its servers until it next writes to the closed pipe. Binaries started otherwise (by
+// a shell, or re-executed by a test) are not watched.
+func watchGoTest() {
+	ppid := os.Getppid()
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", ppid))
+	if err != nil || strings.TrimSpace(string(comm)) != "go" {
+		return
+	}
+	go func() {
+		for os.Getppid() == ppid {
+			time.Sleep(time.Second)
+		}
+		fmt.Fprintf(os.Stderr, "testenv: go test (pid %d) is gone: stopping the test servers and exiting\n", ppid)
+		liveServices.killAll()
+		os.Exit(2)
+	}()
 }
 
 // serviceThread is the goroutine that starts every service. It is locked to its OS thread
@@ -103,7 +196,7 @@ func startOnServiceThread(cmd *exec.Cmd) error {
 type watchdog struct{ cmd *exec.Cmd }
 
 func startWatchdog(onExit string) *watchdog {
-	script := `p=$1; while kill -0 "$p" 2>/dev/null; do sleep 1; done; eval "$2" >/dev/null 2>&1`
+	script := `trap '' INT TERM HUP; p=$1; while kill -0 "$p" 2>/dev/null; do sleep 1; done; eval "$2" >/dev/null 2>&1`
 	cmd := exec.Command("/bin/sh", "-c", script, "runferry-testenv-watchdog", strconv.Itoa(os.Getpid()), onExit)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -137,6 +230,7 @@ func (s *service) stopGroup(grace time.Duration) { s.stopGroupWith(syscall.SIGTE
 // stopGroupWith is stopGroup with another first signal.
 func (s *service) stopGroupWith(sig syscall.Signal, grace time.Duration) {
 	s.stopOnce.Do(func() {
+		liveServices.remove(s)
 		pgid := s.cmd.Process.Pid
 		_ = syscall.Kill(-pgid, sig)
 		select {
@@ -166,6 +260,27 @@ func tailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// StartLogEnv names a file to which every MLflow server start (and restart) appends one
+// line, "mlflow start BACKEND-URI pid=PID dir=PACKAGE-DIR", for counting the starts of
+// a test run (docs/TESTING.md): RUNFERRY_TESTENV_START_LOG=/tmp/starts go test ./pkg/...
+const StartLogEnv = "RUNFERRY_TESTENV_START_LOG"
+
+// logStart appends a line naming what, detail, the binary and its folder (the package) to
+// $StartLogEnv, if set.
+func logStart(what, detail string) {
+	path := os.Getenv(StartLogEnv)
+	if path == "" {
+		return
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	wd, _ := os.Getwd()
+	fmt.Fprintf(f, "%s %s pid=%d dir=%s\n", what, detail, os.Getpid(), wd)
 }
 
 // runLogged runs cmd to completion and returns an error holding its combined output.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,12 +82,19 @@ func roundTripExperiment(t *testing.T, srv *testenv.MLflowServer, name string) {
 	}
 }
 
+// TestStartMLflow starts a private server and round-trips an experiment; unless -short, it
+// kills the server like a crash (SIGKILL to the group) and restarts it: same URL, and what
+// was written before the kill is still there. Then Stop takes the whole process group down.
+// (One server for both halves: a start costs 8-10 s of CPU, docs/TESTING.md.)
 func TestStartMLflow(t *testing.T) {
 	srv := testenv.StartMLflow(t)
 	if !strings.HasPrefix(srv.URL, "http://127.0.0.1:") || srv.Port == 0 {
 		t.Fatalf("URL %q port %d", srv.URL, srv.Port)
 	}
 	roundTripExperiment(t, srv, "smoke-ünï-"+t.Name())
+	if !testing.Short() { // the restarts start the server twice more
+		killRestart(t, srv)
+	}
 
 	// Stop must take the whole process group (uvicorn workers included) down.
 	pgid := srv.Cmd.Process.Pid
@@ -99,13 +107,9 @@ func TestStartMLflow(t *testing.T) {
 	}
 }
 
-// TestMLflowKillRestart kills a server like a crash (SIGKILL to the group) and restarts
-// it: same URL, and what was written before the kill is still there.
-func TestMLflowKillRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts an MLflow server twice")
-	}
-	srv := testenv.StartMLflow(t)
+// killRestart kills srv like a crash and restarts it, twice (the second time while it runs).
+func killRestart(t *testing.T, srv *testenv.MLflowServer) {
+	t.Helper()
 	url0 := srv.URL
 	roundTripExperiment(t, srv, "before-kill")
 	pgid := srv.Cmd.Process.Pid
@@ -240,10 +244,11 @@ func TestStartPostgres(t *testing.T) {
 var orphanMode = os.Getenv("RUNFERRY_TESTENV_ORPHAN")
 
 // TestOrphanHelper is not a test: in a child started by startOrphan it starts the server
-// named by RUNFERRY_TESTENV_ORPHAN ("mlflow", "postgres", "mariadb" or "gcs"), prints its process group and
-// then, with RUNFERRY_TESTENV_DIE=panic, panics on a goroutine of its own, which ends the
-// binary the way go test -timeout does (no t.Cleanup, no TestMain epilogue); otherwise it
-// sleeps until the parent SIGKILLs it.
+// named by RUNFERRY_TESTENV_ORPHAN ("mlflow", "postgres", "mariadb" or "gcs"), prints its process group,
+// the server's URL or directory and its own pid, and then, with RUNFERRY_TESTENV_DIE=panic,
+// panics on a goroutine of its own, which ends the binary the way go test -timeout does (no
+// t.Cleanup, no TestMain epilogue); otherwise it sleeps until the parent kills it (or go
+// test, its parent, by a signal).
 func TestOrphanHelper(t *testing.T) {
 	if orphanMode == "" {
 		t.Skip("helper for TestServersDieWithTestBinary")
@@ -269,7 +274,7 @@ func TestOrphanHelper(t *testing.T) {
 		g := testenv.SharedGCS(t)
 		pgid, info = g.PID(), g.Endpoint
 	}
-	fmt.Printf("ORPHAN %d %s\n", pgid, info)
+	fmt.Printf("ORPHAN %d %s %d\n", pgid, info, os.Getpid())
 	os.Stdout.Sync()
 	if os.Getenv("RUNFERRY_TESTENV_DIE") == "panic" {
 		// Panic once the parent has seen the server's group (it writes a
@@ -278,7 +283,14 @@ func TestOrphanHelper(t *testing.T) {
 		bufio.NewReader(os.Stdin).ReadString('\n')
 		go func() { panic("simulated test timeout") }()
 	}
-	time.Sleep(time.Hour)
+	if os.Getenv("RUNFERRY_TESTENV_DIE") == "gotest-sigterm" {
+		time.Sleep(time.Hour) // only testenv's guard may end this one when go test is gone
+	}
+	// Wait to be killed, but not past the parent test that started this helper: a parent
+	// that ends without its cleanup (its own timeout) must not leave a helper behind.
+	for ppid := os.Getppid(); os.Getppid() == ppid; {
+		time.Sleep(time.Second)
+	}
 }
 
 // postmasterPID reads the postmaster's pid (its process group too) from postmaster.pid.
@@ -292,11 +304,20 @@ func postmasterPID(t *testing.T, dir string) int {
 	return pid
 }
 
-// startOrphan re-executes this test binary in TestOrphanHelper mode, waits until the server
-// is up and returns the child, the server's process group and the URL or cluster directory.
-func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string, io.Writer) {
+// startOrphan re-executes this test binary in TestOrphanHelper mode (through go test when
+// die is "gotest-sigterm"), waits until the server is up and returns the child, the server's
+// process group, the URL or cluster directory, the helper's pid and its stdin.
+func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string, int, io.Writer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOrphanHelper$", "-test.v", "-test.timeout=10m")
+	if die == "gotest-sigterm" {
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			testenv.Unavailable(t, "go", err.Error())
+		}
+		// The package is this test's working folder; its build is in the cache.
+		cmd = exec.Command(gobin, "test", "-count=1", "-v", "-run=^TestOrphanHelper$", "-timeout=10m", ".")
+	}
 	cmd.Env = append(os.Environ(), "RUNFERRY_TESTENV_ORPHAN="+server, "RUNFERRY_TESTENV_DIE="+die)
 	release, err := cmd.StdinPipe()
 	if err != nil {
@@ -330,14 +351,37 @@ func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string, io.W
 			_ = cmd.Wait()
 			t.Fatalf("helper ended before its server was up:\n%s%s", all.String(), stderr.String())
 		}
-		var pgid int
+		var pgid, pid int
 		var info string
-		fmt.Sscan(strings.TrimPrefix(line, "ORPHAN "), &pgid, &info)
-		return cmd, pgid, info, release
+		if _, err := fmt.Sscan(strings.TrimPrefix(line, "ORPHAN "), &pgid, &info, &pid); err != nil {
+			t.Fatalf("helper line %q: %v", line, err)
+		}
+		return cmd, pgid, info, pid, release
 	case <-time.After(5 * time.Minute):
 		t.Fatalf("helper did not start its server in 5 minutes")
 	}
-	return nil, 0, "", nil
+	return nil, 0, "", 0, nil
+}
+
+// watchdogsOf lists the pids of the testenv watchdogs that watch process pid.
+func watchdogsOf(pid int) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cl, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(bytes.TrimRight(cl, "\x00")), "\x00")
+		for i, a := range args {
+			if a == "runferry-testenv-watchdog" && i+1 < len(args) && args[i+1] == fmt.Sprint(pid) {
+				var p int
+				fmt.Sscan(e.Name(), &p)
+				pids = append(pids, p)
+			}
+		}
+	}
+	return pids
 }
 
 // groupCommands lists the command lines of the live processes in process group pgid.
@@ -359,6 +403,17 @@ func groupCommands(pgid int) []string {
 	return cmds
 }
 
+// processAlive reports whether process pid exists and is not a zombie.
+func processAlive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(stat, ')')
+	f := strings.Fields(string(stat[i+1:]))
+	return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+}
+
 // waitGroupGone fails t unless process group pgid is gone within limit.
 func waitGroupGone(t *testing.T, pgid int, limit time.Duration) {
 	t.Helper()
@@ -373,8 +428,10 @@ func waitGroupGone(t *testing.T, pgid int, limit time.Duration) {
 }
 
 // TestServersDieWithTestBinary: a test binary that started a server and dies without
-// cleaning up, by SIGKILL or by a panic like go test -timeout's, takes the server's whole
-// process group with it within a few seconds.
+// cleaning up, by SIGKILL, by a panic like go test -timeout's, by SIGTERM or SIGINT (CI
+// cancel, Ctrl-C, `pkill -f`; sent to its watchdogs too, as a `pkill -f runferry` does), by
+// SIGKILL to it and its watchdogs, or because go test, its parent, got SIGTERM, takes the
+// server's whole process group with it within a few seconds.
 func TestServersDieWithTestBinary(t *testing.T) {
 	if orphanMode != "" {
 		t.Skip("in helper mode")
@@ -388,6 +445,17 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		{"mariadb", "panic"},
 		{"gcs", "sigkill"},
 		{"gcs", "panic"},
+		// SIGTERM or SIGINT, as `pkill -f` sends it, to the binary and its watchdogs.
+		{"mlflow", "sigterm"},
+		{"mlflow", "sigint"},
+		{"mlflow", "sigkill-all"},    // SIGKILL to both: only parent-death signals are left
+		{"mlflow", "gotest-sigterm"}, // SIGTERM to go test alone
+		{"postgres", "sigterm"},
+		{"postgres", "sigint"},
+		{"mariadb", "sigterm"},
+		{"mariadb", "sigint"},
+		{"gcs", "sigterm"},
+		{"gcs", "sigint"},
 	} {
 		t.Run(tc.server+"/"+tc.die, func(t *testing.T) {
 			switch tc.server {
@@ -400,7 +468,7 @@ func TestServersDieWithTestBinary(t *testing.T) {
 			case "gcs":
 				testenv.SharedGCS(t) // likewise without fake-gcs-server
 			}
-			child, pgid, info, release := startOrphan(t, tc.server, tc.die)
+			child, pgid, info, helper, release := startOrphan(t, tc.server, tc.die)
 			members := groupCommands(pgid)
 			if len(members) == 0 {
 				t.Fatalf("no process in group %d while the helper runs", pgid)
@@ -414,12 +482,32 @@ func TestServersDieWithTestBinary(t *testing.T) {
 					}
 				}
 			}
-			if tc.die == "sigkill" {
+			switch tc.die {
+			case "sigkill":
 				_ = child.Process.Kill()
+			case "gotest-sigterm":
+				_ = child.Process.Signal(syscall.SIGTERM)
+			case "sigterm", "sigint", "sigkill-all":
+				dogs := watchdogsOf(helper)
+				if len(dogs) == 0 {
+					t.Fatalf("no watchdog of helper %d", helper)
+				}
+				sig := map[string]syscall.Signal{"sigterm": syscall.SIGTERM, "sigint": syscall.SIGINT, "sigkill-all": syscall.SIGKILL}[tc.die]
+				for _, p := range append(dogs, helper) {
+					_ = syscall.Kill(p, sig)
+				}
 			}
 			err := child.Wait()
 			if ee, ok := err.(*exec.ExitError); !ok || ee.Success() {
 				t.Fatalf("helper ended with %v, want a signal or a panic exit", err)
+			}
+			if tc.die == "gotest-sigterm" {
+				// go test is gone; the test binary it started must go too.
+				for stop := time.Now().Add(8 * time.Second); processAlive(helper); time.Sleep(50 * time.Millisecond) {
+					if time.Now().After(stop) {
+						t.Fatalf("test binary %d still runs 8s after go test ended", helper)
+					}
+				}
 			}
 			waitGroupGone(t, pgid, 8*time.Second)
 			switch tc.server {
