@@ -2,7 +2,9 @@
 // server (internal/wandbapi/wandbtest) for the W&B cloud benchmark: one
 // entity "bench", one project "bench", -runs finished runs of -steps
 // history rows of -keys float metrics each, every run's history in one
-// parquet export, GraphQL rate-limited to -rate requests a second (a
+// parquet export, the rows made on demand (wandbtest.Generated: the
+// server's memory stays flat whatever -runs and -steps; an export file is
+// encoded as it is sent), GraphQL rate-limited to -rate requests a second (a
 // bucket of -rate, W&B's RateLimit headers) and every answer delayed by
 // -latency.
 //
@@ -48,29 +50,30 @@ func main() {
 	p := &wandbtest.Project{Name: "bench", CreatedAt: created}
 	var points int64
 	var sum float64
+	var names []string
+	for k := range *keys {
+		names = append(names, fmt.Sprintf("m%02d", k))
+	}
 	for i := range *runs {
+		g := &wandbtest.Generated{Rows: *steps, Keys: names,
+			Time:  func(s int) float64 { return float64(created.Unix()) + float64(i*60) + float64(s)/100 },
+			Value: func(s, k int) float64 { return math.Sin(float64(i*7+s)*0.01+float64(k)) * float64(k+1) }}
 		r := &wandbtest.Run{ID: fmt.Sprintf("run%05d", i), DisplayName: fmt.Sprintf("bench-%d", i), State: "finished",
 			User: "bench", CreatedAt: created.Add(time.Duration(i) * time.Minute), HeartbeatAt: created.Add(time.Duration(i)*time.Minute + 30*time.Second),
-			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}}
+			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}, Generated: g}
 		for s := range *steps {
-			row := map[string]any{"_step": float64(s), "_timestamp": float64(created.Unix()) + float64(i*60) + float64(s)/100}
 			for k := range *keys {
-				v := math.Sin(float64(i*7+s)*0.01+float64(k)) * float64(k+1)
-				row[fmt.Sprintf("m%02d", k)] = v
 				points++
-				sum += v
+				sum += g.Value(s, k)
 			}
-			r.History = append(r.History, row)
 		}
-		r.Summary = map[string]any{"m00": r.History[len(r.History)-1]["m00"]}
+		if *steps > 0 {
+			r.Summary = map[string]any{"m00": g.Value(*steps-1, 0)}
+		}
 		p.Runs = append(p.Runs, r)
 	}
 	srv := wandbtest.New(&wandbtest.Data{Entity: "bench", Username: "bench", Projects: []*wandbtest.Project{p}}, Key)
 	defer srv.Close()
-	if err := srv.WarmExports(); err != nil {
-		fmt.Fprintln(os.Stderr, "wandbserve:", err)
-		os.Exit(1)
-	}
 	srv.SetLimit(*rate, *latency)
 	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
 		switch r.URL.Path {
