@@ -8,7 +8,12 @@
 // bucket of -rate, W&B's RateLimit headers) and every answer delayed by
 // -latency.
 //
-// It prints one JSON line {"url": ..., "key": ..., "points": N, "sum": S}
+// -subset N adds a project "subset" holding the first N of those runs
+// (the same ids and rows), so that a slow client (the wandb SDK) can be
+// measured on part of the runs against the same server.
+//
+// It prints one JSON line {"url": ..., "key": ..., "points": N, "sum": S,
+// "runs": R, "subset_points": ..., "subset_sum": ..., "subset_runs": ...}
 // and serves until interrupted. GET /_bench/stats answers the server's
 // counters as JSON; POST /_bench/reset zeroes them; POST
 // /_bench/limit?rate=R&latency=D sets the rate limit and latency (0 and
@@ -44,12 +49,14 @@ func main() {
 	keys := flag.Int("keys", 10, "metrics per row")
 	rate := flag.Float64("rate", 10, "GraphQL requests per second the server allows (0: no limit)")
 	latency := flag.Duration("latency", 100*time.Millisecond, "delay of every answer")
+	subset := flag.Int("subset", 0, "also serve project \"subset\" with the first N runs")
 	flag.Parse()
 
 	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := &wandbtest.Project{Name: "bench", CreatedAt: created}
-	var points int64
-	var sum float64
+	var points, subPoints int64
+	var sum, subSum float64
+	sub := &wandbtest.Project{Name: "subset", CreatedAt: created}
 	var names []string
 	for k := range *keys {
 		names = append(names, fmt.Sprintf("m%02d", k))
@@ -61,18 +68,31 @@ func main() {
 		r := &wandbtest.Run{ID: fmt.Sprintf("run%05d", i), DisplayName: fmt.Sprintf("bench-%d", i), State: "finished",
 			User: "bench", CreatedAt: created.Add(time.Duration(i) * time.Minute), HeartbeatAt: created.Add(time.Duration(i)*time.Minute + 30*time.Second),
 			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}, Generated: g}
+		var runSum float64
 		for s := range *steps {
 			for k := range *keys {
-				points++
-				sum += g.Value(s, k)
+				runSum += g.Value(s, k)
 			}
 		}
+		points += int64(*steps * *keys)
+		sum += runSum
 		if *steps > 0 {
 			r.Summary = map[string]any{"m00": g.Value(*steps-1, 0)}
 		}
 		p.Runs = append(p.Runs, r)
+		if i < *subset {
+			c, e := *r, *r.Export
+			c.Export = &e
+			sub.Runs = append(sub.Runs, &c)
+			subPoints += int64(*steps * *keys)
+			subSum += runSum
+		}
 	}
-	srv := wandbtest.New(&wandbtest.Data{Entity: "bench", Username: "bench", Projects: []*wandbtest.Project{p}}, Key)
+	projects := []*wandbtest.Project{p}
+	if *subset > 0 {
+		projects = append(projects, sub)
+	}
+	srv := wandbtest.New(&wandbtest.Data{Entity: "bench", Username: "bench", Projects: projects}, Key)
 	defer srv.Close()
 	srv.SetLimit(*rate, *latency)
 	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
@@ -104,7 +124,8 @@ func main() {
 		}
 		return false
 	})
-	json.NewEncoder(os.Stdout).Encode(map[string]any{"url": srv.URL, "key": Key, "points": points, "sum": sum, "runs": *runs})
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"url": srv.URL, "key": Key, "points": points, "sum": sum, "runs": *runs,
+		"subset_points": subPoints, "subset_sum": subSum, "subset_runs": len(sub.Runs)})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
