@@ -289,6 +289,9 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 	buf := make([]parquet.Row, 256)
 	for {
 		n, err := r.ReadRows(buf)
+		// The rows' points share one array a batch (each row's slice
+		// capped at its own points).
+		slab := make([]schema.Metric, 0, n*len(fl.metrics))
 		for _, pr := range buf[:n] {
 			if len(pr) != fl.columns {
 				return fault.Permanent(fmt.Errorf("parquet history export %d: a row of %d values, want one a column", e.index, len(pr)))
@@ -305,12 +308,13 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 					at, _ = wandbfile.TimestampMillis(flatValue(v))
 				}
 			}
-			out.points = make([]schema.Metric, 0, len(fl.metrics))
+			start := len(slab)
 			for i, c := range fl.metrics {
 				if v := pr[c]; !v.IsNull() {
-					out.points = append(out.points, schema.Metric{Key: fl.keys[i], Value: flatValue(v), Step: out.step, Time: at})
+					slab = append(slab, schema.Metric{Key: fl.keys[i], Value: flatValue(v), Step: out.step, Time: at})
 				}
 			}
+			out.points = slab[start:len(slab):len(slab)]
 			if err := fn(out); err != nil {
 				return err
 			}
