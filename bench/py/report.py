@@ -56,10 +56,10 @@ COMPARISONS = [
         "what": "runferry copy wandb:DIR parquet:OUT vs SDK-style reader -> pandas -> pyarrow",
     },
     {
-        "bench": "wandb-cloud",
-        "title": "W&B cloud project to Parquet (test server: GraphQL 10 req/s, 100 ms a request), vs the wandb SDK's scan_history loop (issue 13)",
+        "bench": "wandb-cloud-sdk",
+        "title": "W&B cloud project to Parquet (test server: GraphQL 10 req/s, 100 ms a request), vs the wandb SDK's scan_history loop, both on the same subset of the runs (issue 13)",
         "ours": "runferry-copy", "theirs": "sdk-scan-history", "metric": "wall", "target": 10.0,
-        "what": "runferry copy wandb+http://.../bench/bench parquet:OUT vs for run in api.runs(): run.scan_history(), the same server",
+        "what": "runferry copy wandb+http://.../bench/subset parquet:OUT vs for run in api.runs(): run.scan_history(), the same server and project (the first BENCH_WANDB_CLOUD_SDK_RUNS runs)",
     },
     {
         "bench": "wandb-cloud",
@@ -124,7 +124,7 @@ COMPARISONS = [
 # Sections of bench/run.sh (RUNFERRY_BENCH_ONLY) and their benches.
 SECTIONS = {"mlflowfile": {"mlflowfile-read"}, "mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"},
             "tensorboard": {"tensorboard-read", "tensorboard-read-10x"},
-            "wandbcloud": {"wandb-cloud"}}
+            "wandbcloud": {"wandb-cloud", "wandb-cloud-sdk"}}
 
 # Peak-RSS targets: (bench, side, limit in MB, label).
 RSS_TARGETS = [

@@ -2,11 +2,18 @@
 // server (internal/wandbapi/wandbtest) for the W&B cloud benchmark: one
 // entity "bench", one project "bench", -runs finished runs of -steps
 // history rows of -keys float metrics each, every run's history in one
-// parquet export, GraphQL rate-limited to -rate requests a second (a
+// parquet export, the rows made on demand (wandbtest.Generated: the
+// server's memory stays flat whatever -runs and -steps; an export file is
+// encoded as it is sent), GraphQL rate-limited to -rate requests a second (a
 // bucket of -rate, W&B's RateLimit headers) and every answer delayed by
 // -latency.
 //
-// It prints one JSON line {"url": ..., "key": ..., "points": N, "sum": S}
+// -subset N adds a project "subset" holding the first N of those runs
+// (the same ids and rows), so that a slow client (the wandb SDK) can be
+// measured on part of the runs against the same server.
+//
+// It prints one JSON line {"url": ..., "key": ..., "points": N, "sum": S,
+// "runs": R, "subset_points": ..., "subset_sum": ..., "subset_runs": ...}
 // and serves until interrupted. GET /_bench/stats answers the server's
 // counters as JSON; POST /_bench/reset zeroes them; POST
 // /_bench/limit?rate=R&latency=D sets the rate limit and latency (0 and
@@ -42,35 +49,51 @@ func main() {
 	keys := flag.Int("keys", 10, "metrics per row")
 	rate := flag.Float64("rate", 10, "GraphQL requests per second the server allows (0: no limit)")
 	latency := flag.Duration("latency", 100*time.Millisecond, "delay of every answer")
+	subset := flag.Int("subset", 0, "also serve project \"subset\" with the first N runs")
 	flag.Parse()
 
 	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := &wandbtest.Project{Name: "bench", CreatedAt: created}
-	var points int64
-	var sum float64
+	var points, subPoints int64
+	var sum, subSum float64
+	sub := &wandbtest.Project{Name: "subset", CreatedAt: created}
+	var names []string
+	for k := range *keys {
+		names = append(names, fmt.Sprintf("m%02d", k))
+	}
 	for i := range *runs {
+		g := &wandbtest.Generated{Rows: *steps, Keys: names,
+			Time:  func(s int) float64 { return float64(created.Unix()) + float64(i*60) + float64(s)/100 },
+			Value: func(s, k int) float64 { return math.Sin(float64(i*7+s)*0.01+float64(k)) * float64(k+1) }}
 		r := &wandbtest.Run{ID: fmt.Sprintf("run%05d", i), DisplayName: fmt.Sprintf("bench-%d", i), State: "finished",
 			User: "bench", CreatedAt: created.Add(time.Duration(i) * time.Minute), HeartbeatAt: created.Add(time.Duration(i)*time.Minute + 30*time.Second),
-			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}}
+			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}, Generated: g}
+		var runSum float64
 		for s := range *steps {
-			row := map[string]any{"_step": float64(s), "_timestamp": float64(created.Unix()) + float64(i*60) + float64(s)/100}
 			for k := range *keys {
-				v := math.Sin(float64(i*7+s)*0.01+float64(k)) * float64(k+1)
-				row[fmt.Sprintf("m%02d", k)] = v
-				points++
-				sum += v
+				runSum += g.Value(s, k)
 			}
-			r.History = append(r.History, row)
 		}
-		r.Summary = map[string]any{"m00": r.History[len(r.History)-1]["m00"]}
+		points += int64(*steps * *keys)
+		sum += runSum
+		if *steps > 0 {
+			r.Summary = map[string]any{"m00": g.Value(*steps-1, 0)}
+		}
 		p.Runs = append(p.Runs, r)
+		if i < *subset {
+			c, e := *r, *r.Export
+			c.Export = &e
+			sub.Runs = append(sub.Runs, &c)
+			subPoints += int64(*steps * *keys)
+			subSum += runSum
+		}
 	}
-	srv := wandbtest.New(&wandbtest.Data{Entity: "bench", Username: "bench", Projects: []*wandbtest.Project{p}}, Key)
+	projects := []*wandbtest.Project{p}
+	if *subset > 0 {
+		projects = append(projects, sub)
+	}
+	srv := wandbtest.New(&wandbtest.Data{Entity: "bench", Username: "bench", Projects: projects}, Key)
 	defer srv.Close()
-	if err := srv.WarmExports(); err != nil {
-		fmt.Fprintln(os.Stderr, "wandbserve:", err)
-		os.Exit(1)
-	}
 	srv.SetLimit(*rate, *latency)
 	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
 		switch r.URL.Path {
@@ -101,7 +124,8 @@ func main() {
 		}
 		return false
 	})
-	json.NewEncoder(os.Stdout).Encode(map[string]any{"url": srv.URL, "key": Key, "points": points, "sum": sum, "runs": *runs})
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"url": srv.URL, "key": Key, "points": points, "sum": sum, "runs": *runs,
+		"subset_points": subPoints, "subset_sum": subSum, "subset_runs": len(sub.Runs)})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
@@ -103,8 +104,7 @@ func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id 
 	}()
 	slices.SortStableFunc(files, func(a, b *exportFile) int { return cmpInt(a.first, b.first) })
 	for _, f := range files {
-		err := f.rows(func(m map[string]any) error {
-			r := convertRow(m)
+		err := f.convertedRows(func(r row) error {
 			if r.step >= minLive {
 				return nil // the live tail has it
 			}
@@ -202,6 +202,142 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 		}
 	}
 	return files, nil
+}
+
+// convertedRows calls fn for every row of the file, converted as
+// convertRow converts the row rows decodes; a file of flat numeric
+// columns (what W&B's exports of scalar metrics hold) is converted
+// straight from its parquet rows (flatNumeric), without the map.
+func (e *exportFile) convertedRows(fn func(row) error) error {
+	if fl := flatNumeric(e.pf.Schema()); fl != nil {
+		return e.flatRows(fl, fn)
+	}
+	return e.rows(func(m map[string]any) error { return fn(convertRow(m)) })
+}
+
+// flat is how the leaf columns of a flat numeric export file convert.
+type flat struct {
+	columns    int   // the number of columns
+	step, time int   // the columns of _step and _timestamp; -1: none
+	metrics    []int // the metric columns, in the order of their keys
+	keys       []string
+}
+
+// flatNumeric returns how to convert the rows of a file whose every
+// column is a top-level leaf of a numeric or boolean type (not JSON, not
+// text, not nested, not repeated) and which has a _step column; else nil.
+// Conversion follows wandbfile.ConvertValues: _step the step (when an
+// integer), _timestamp the time, _runtime and _wandb left out, every
+// other key a metric point, booleans 0 or 1, points in key order.
+func flatNumeric(sch *parquet.Schema) *flat {
+	fl := &flat{columns: len(sch.Fields()), step: -1, time: -1}
+	for i, f := range sch.Fields() {
+		if !f.Leaf() || f.Repeated() || isJSON(f.Type().LogicalType()) {
+			return nil
+		}
+		switch f.Type().Kind() {
+		case parquet.Boolean, parquet.Int32, parquet.Int64, parquet.Float, parquet.Double:
+		default:
+			return nil
+		}
+		switch f.Name() {
+		case wandbfile.KeyStep:
+			if f.Type().Kind() == parquet.Boolean {
+				return nil // not a step to ConvertValues
+			}
+			fl.step = i
+		case wandbfile.KeyTimestamp:
+			fl.time = i
+		case wandbfile.KeyRuntime, wandbfile.KeyWandb:
+		default:
+			fl.metrics = append(fl.metrics, i)
+		}
+	}
+	if fl.step < 0 {
+		return nil
+	}
+	names := sch.Fields()
+	slices.SortFunc(fl.metrics, func(a, b int) int { return strings.Compare(names[a].Name(), names[b].Name()) })
+	for _, c := range fl.metrics {
+		fl.keys = append(fl.keys, names[c].Name())
+	}
+	return fl
+}
+
+// flatValue is a numeric or boolean parquet value as a float64.
+func flatValue(v parquet.Value) float64 {
+	switch v.Kind() {
+	case parquet.Boolean:
+		if v.Boolean() {
+			return 1
+		}
+		return 0
+	case parquet.Int32:
+		return float64(v.Int32())
+	case parquet.Int64:
+		return float64(v.Int64())
+	case parquet.Float:
+		return float64(v.Float())
+	}
+	return v.Double()
+}
+
+// flatRows converts the rows of a flat numeric file (see flatNumeric).
+func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
+	r := parquet.NewReader(e.pf)
+	defer r.Close()
+	buf := make([]parquet.Row, 256)
+	for {
+		n, err := r.ReadRows(buf)
+		// The rows' points share one array a batch (each row's slice
+		// capped at its own points).
+		slab := make([]schema.Metric, 0, n*len(fl.metrics))
+		for _, pr := range buf[:n] {
+			if len(pr) != fl.columns {
+				return fault.Permanent(fmt.Errorf("parquet history export %d: a row of %d values, want one a column", e.index, len(pr)))
+			}
+			var out row
+			if v := pr[fl.step]; !v.IsNull() {
+				if st, ok := wandbfile.ValueInt(anyNumber(v)); ok {
+					out.step = st
+				}
+			}
+			var at int64
+			if fl.time >= 0 {
+				if v := pr[fl.time]; !v.IsNull() {
+					at, _ = wandbfile.TimestampMillis(flatValue(v))
+				}
+			}
+			start := len(slab)
+			for i, c := range fl.metrics {
+				if v := pr[c]; !v.IsNull() {
+					slab = append(slab, schema.Metric{Key: fl.keys[i], Value: flatValue(v), Step: out.step, Time: at})
+				}
+			}
+			out.points = slab[start:len(slab):len(slab)]
+			if err := fn(out); err != nil {
+				return err
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fault.Permanent(fmt.Errorf("parquet history export %d: %v", e.index, err))
+		}
+	}
+}
+
+// anyNumber is a numeric parquet value as wandbfile.ValueInt takes it:
+// integers as int64, the others as float64.
+func anyNumber(v parquet.Value) any {
+	switch v.Kind() {
+	case parquet.Int32:
+		return int64(v.Int32())
+	case parquet.Int64:
+		return v.Int64()
+	}
+	return flatValue(v)
 }
 
 // rows calls fn for every row of the file, decoded: null columns left

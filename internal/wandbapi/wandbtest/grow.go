@@ -17,6 +17,9 @@ func (s *Server) Grow(project, id string, rows []map[string]any, at time.Time) e
 	if r == nil {
 		return fmt.Errorf("wandbtest: no run %s/%s", project, id)
 	}
+	if r.Generated != nil {
+		return fmt.Errorf("wandbtest: run %s/%s: a generated history cannot grow", project, id)
+	}
 	last := int64(-1)
 	if n := len(r.History); n > 0 {
 		last = stepOf(r.History[n-1])

@@ -51,21 +51,25 @@ func ExportFixtures(d *Data) {
 	}
 }
 
+// span is the history rows [lo, hi) of a run, by index.
+type span struct{ lo, hi int }
+
 // exportSplit returns the exported rows of r split into its files, and the
 // live rows.
-func exportSplit(r *Run) (files [][]map[string]any, live []map[string]any) {
+func exportSplit(r *Run) (files []span, live span) {
 	if r.Export == nil {
-		return nil, nil
+		return nil, span{}
 	}
-	n := max(len(r.History)-r.Export.Live, 0)
+	total := r.historyLen()
+	n := max(total-r.Export.Live, 0)
 	k := max(r.Export.Files, 1)
 	for i := range k {
 		lo, hi := i*n/k, (i+1)*n/k
 		if hi > lo {
-			files = append(files, r.History[lo:hi])
+			files = append(files, span{lo, hi})
 		}
 	}
-	return files, r.History[n:]
+	return files, span{n, total}
 }
 
 // parquetHistory answers run.parquetHistory(liveKeys).
@@ -88,7 +92,8 @@ func (s *Server) parquetHistory(p *Project, r *Run, a map[string]any) (any, erro
 		urls = append(urls, s.signedURL(fmt.Sprintf("/exports/%s/%s/%s/%d.parquet", s.data.Entity, p.Name, r.ID, i)))
 	}
 	liveData := []any{}
-	for _, row := range live {
+	for i := live.lo; i < live.hi; i++ {
+		row := r.rowAt(i)
 		m := map[string]any{}
 		for _, k := range keys {
 			if v, ok := row[k]; ok {
@@ -172,7 +177,14 @@ func (s *Server) serveSigned(w http.ResponseWriter, r *http.Request) {
 			if err != nil || i < 0 || i >= len(files) {
 				break
 			}
-			b, err := s.exportFile(p, run, i, files[i])
+			if g := run.Generated; g != nil {
+				// made as it is sent: its size is not known before
+				s.ExportDownloads.Add(1)
+				w.Header().Set("Content-Type", "application/octet-stream")
+				writeGenerated(w, g, files[i].lo, files[i].hi) // an error is the client's broken connection
+				return
+			}
+			b, err := s.exportFile(p, run, i, run.History[files[i].lo:files[i].hi])
 			if err != nil {
 				http.Error(w, err.Error(), http.StatusInternalServerError)
 				return
@@ -312,14 +324,19 @@ func (s *Server) exportFile(p *Project, r *Run, i int, rows []map[string]any) ([
 	return b, nil
 }
 
-// WarmExports builds every export file now, so that serving them costs no
-// time later (benchmarks measure the clients, not the server).
+// WarmExports builds every export file of the runs whose History is held
+// now, so that serving them costs no time later (benchmarks measure the
+// clients, not the server). Generated runs' exports are made as they are
+// sent.
 func (s *Server) WarmExports() error {
 	for _, p := range s.data.Projects {
 		for _, r := range p.Runs {
+			if r.Generated != nil {
+				continue
+			}
 			files, _ := exportSplit(r)
-			for i, rows := range files {
-				if _, err := s.exportFile(p, r, i, rows); err != nil {
+			for i, f := range files {
+				if _, err := s.exportFile(p, r, i, r.History[f.lo:f.hi]); err != nil {
 					return err
 				}
 			}

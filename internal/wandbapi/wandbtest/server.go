@@ -120,6 +120,9 @@ type Run struct {
 	HeartbeatAt   time.Time
 	// History holds the rows in step order; each has "_step".
 	History []map[string]any
+	// Generated, when set, stands for History: the rows are made on
+	// demand, never held (see Generated).
+	Generated *Generated
 	// Events are the run's system-metrics rows ("system.<key>" values,
 	// _timestamp in seconds, _runtime, _wandb), as run.events serves them.
 	Events []map[string]any
@@ -633,7 +636,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"readOnly":         field(false),
 		"createdAt":        field(timeString(r.CreatedAt)),
 		"heartbeatAt":      field(timeString(r.HeartbeatAt)),
-		"historyLineCount": field(len(r.History)),
+		"historyLineCount": field(r.historyLen()),
 		"eventsLineCount":  field(len(r.Events)),
 		"exitcode": func(map[string]any) (any, error) {
 			if r.ExitCode == nil {
@@ -657,11 +660,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 				samples = int(v)
 			}
 			var rows []map[string]any
-			for _, row := range r.History {
-				if st := stepOf(row); st >= lo && st < hi {
-					rows = append(rows, row)
-				}
-			}
+			r.eachRow(lo, hi, func(row map[string]any) { rows = append(rows, row) })
 			out := []string{}
 			for _, row := range thin(rows, samples) {
 				out = append(out, jsonString(row))
@@ -684,25 +683,24 @@ func (s *Server) run(p *Project, r *Run) *object {
 					return nil, fmt.Errorf("bad spec %q: %v", str, err)
 				}
 				var rows []map[string]any
-				for _, row := range r.History {
-					st := stepOf(row)
-					if (spec.MinStep != nil && st < *spec.MinStep) || (spec.MaxStep != nil && st > *spec.MaxStep) {
-						continue
-					}
+				lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+				if spec.MinStep != nil {
+					lo = *spec.MinStep
+				}
+				if spec.MaxStep != nil && *spec.MaxStep < math.MaxInt64 {
+					hi = *spec.MaxStep + 1
+				}
+				r.eachRow(lo, hi, func(row map[string]any) {
 					proj := map[string]any{}
-					all := true
 					for _, k := range spec.Keys {
 						v, ok := row[k]
 						if !ok {
-							all = false
-							break
+							return
 						}
 						proj[k] = v
 					}
-					if all {
-						rows = append(rows, proj)
-					}
-				}
+					rows = append(rows, proj)
+				})
 				if spec.Samples == 0 {
 					spec.Samples = 500
 				}
@@ -772,14 +770,18 @@ func thin(rows []map[string]any, n int) []map[string]any {
 // history (clients then take -1).
 func historyKeys(r *Run) any {
 	keys := map[string]any{}
-	for _, row := range r.History {
+	rows := r.History
+	if n := r.historyLen(); r.Generated != nil && n > 0 {
+		rows = []map[string]any{r.rowAt(n - 1)} // every row has every key
+	}
+	for _, row := range rows {
 		for k, v := range row {
 			keys[k] = map[string]any{"previousValue": v}
 		}
 	}
 	hk := map[string]any{"keys": keys}
-	if n := len(r.History); n > 0 {
-		hk["lastStep"] = stepOf(r.History[n-1])
+	if n := r.historyLen(); n > 0 {
+		hk["lastStep"] = stepOf(r.rowAt(n - 1))
 	}
 	return hk
 }

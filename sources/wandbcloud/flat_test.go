@@ -1,0 +1,157 @@
+package wandbcloud
+
+import (
+	"bytes"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// TestFlatRowsConvertAsRows: an export file of flat numeric columns is
+// converted straight from its parquet rows (flatNumeric) into exactly the
+// rows the generic path (rows, then convertRow) gives: integer, float,
+// double and boolean columns, nulls, NaN and infinities, _runtime and
+// _wandb left out, another key starting with "_" kept, columns not in key
+// order, a non-integer step; and a file with a text column or a boolean
+// step is left to the generic path.
+func TestFlatRowsConvertAsRows(t *testing.T) {
+	group := parquet.Group{
+		"_step":      parquet.Leaf(parquet.DoubleType),
+		"_timestamp": parquet.Optional(parquet.Leaf(parquet.DoubleType)),
+		"_runtime":   parquet.Optional(parquet.Leaf(parquet.DoubleType)),
+		"_wandb":     parquet.Optional(parquet.Leaf(parquet.BooleanType)),
+		"_extra":     parquet.Optional(parquet.Leaf(parquet.Int64Type)),
+		"zeta":       parquet.Optional(parquet.Leaf(parquet.DoubleType)),
+		"acc":        parquet.Optional(parquet.Leaf(parquet.FloatType)),
+		"n":          parquet.Optional(parquet.Leaf(parquet.Int32Type)),
+		"ok":         parquet.Optional(parquet.Leaf(parquet.BooleanType)),
+	}
+	sch := parquet.NewSchema("history", group)
+	cols := sch.Columns()
+	var rows []parquet.Row
+	for i := range 300 {
+		pr := make(parquet.Row, len(cols))
+		for c, path := range cols {
+			var v parquet.Value
+			switch path[0] {
+			case "_step":
+				st := float64(i * 2)
+				if i == 7 {
+					st = 13.5 // not an integer: step 0, as ConvertValues has it
+				}
+				pr[c] = parquet.DoubleValue(st).Level(0, 0, c)
+				continue
+			case "_timestamp":
+				v = parquet.DoubleValue(1.7e9 + float64(i)/3)
+			case "_runtime":
+				v = parquet.DoubleValue(float64(i))
+			case "_wandb":
+				v = parquet.BooleanValue(true)
+			case "_extra":
+				v = parquet.Int64Value(int64(i * 3))
+			case "zeta":
+				v = parquet.DoubleValue([]float64{math.NaN(), math.Inf(1), math.Inf(-1), -0.5, 1e300}[i%5])
+			case "acc":
+				v = parquet.FloatValue(float32(i) / 7)
+			case "n":
+				v = parquet.Int32Value(int32(-i))
+			case "ok":
+				v = parquet.BooleanValue(i%2 == 0)
+			}
+			if (i+c)%4 == 0 && path[0] != "_step" {
+				pr[c] = parquet.NullValue().Level(0, 0, c)
+				continue
+			}
+			pr[c] = v.Level(0, 1, c)
+		}
+		rows = append(rows, pr)
+	}
+	f := writeExport(t, sch, rows)
+	if flatNumeric(f.pf.Schema()) == nil {
+		t.Fatal("a file of numeric columns is not taken as flat")
+	}
+	var flatGot, generic []row
+	if err := f.convertedRows(func(r row) error { flatGot = append(flatGot, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.rows(func(m map[string]any) error { generic = append(generic, convertRow(m)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(generic) != 300 || !reflect.DeepEqual(norm(flatGot), norm(generic)) {
+		t.Fatalf("flat path:\n%v\ngeneric path:\n%v", flatGot[:3], generic[:3])
+	}
+	// NaN != NaN for DeepEqual: norm turned them into a marker; check
+	// the flat path kept them.
+	nan := 0
+	for _, r := range flatGot {
+		for _, p := range r.points {
+			if math.IsNaN(p.Value) {
+				nan++
+			}
+		}
+	}
+	if nan == 0 {
+		t.Fatal("no NaN point came through")
+	}
+
+	for name, g := range map[string]parquet.Group{
+		"text column":  {"_step": parquet.Leaf(parquet.Int64Type), "s": parquet.Optional(parquet.String())},
+		"boolean step": {"_step": parquet.Leaf(parquet.BooleanType), "x": parquet.Optional(parquet.Leaf(parquet.DoubleType))},
+		"no step":      {"x": parquet.Optional(parquet.Leaf(parquet.DoubleType))},
+		"json column":  {"_step": parquet.Leaf(parquet.Int64Type), "j": parquet.Optional(parquet.JSON())},
+	} {
+		if flatNumeric(parquet.NewSchema("history", g)) != nil {
+			t.Errorf("%s: taken as flat", name)
+		}
+	}
+}
+
+// norm replaces NaN values by a marker so that DeepEqual compares them.
+func norm(rows []row) []row {
+	out := make([]row, len(rows))
+	for i, r := range rows {
+		out[i] = r
+		out[i].points = append(r.points[:0:0], r.points...)
+		for j, p := range out[i].points {
+			if math.IsNaN(p.Value) {
+				out[i].points[j].Value = -12345.678
+			}
+		}
+		if len(out[i].points) == 0 {
+			out[i].points = nil
+		}
+	}
+	return out
+}
+
+// writeExport writes rows as a parquet export file in a temporary
+// directory and opens it as a downloaded export.
+func writeExport(t *testing.T, sch *parquet.Schema, rows []parquet.Row) *exportFile {
+	t.Helper()
+	var buf bytes.Buffer
+	w := parquet.NewWriter(&buf, sch, parquet.MaxRowsPerRowGroup(64))
+	if _, err := w.WriteRows(rows); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "x.parquet")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fh.Close() })
+	pf, err := parquet.OpenFile(fh, int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &exportFile{pf: pf}
+}
