@@ -1,6 +1,8 @@
 package archive_test
 
 import (
+	"fmt"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -65,4 +67,57 @@ func TestObjectStoreCrashSafety(t *testing.T) {
 			}, archive.LockTTL)
 		})
 	}
+}
+
+// TestObjectStoreShardsWriteOneArchive is TestShardsWriteOneArchive on an
+// archive in a bucket of each object store: four shards, each its own
+// writer, sync into it at once, coordinating through lock objects and
+// journal records created only if absent (If-None-Match: * on S3 and
+// Azure; ifGenerationMatch=0 on GCS, which fake-gcs-server checks under its
+// store's lock, as GCS does). pyarrow's file system for the store reads
+// the metrics straight from the server, and DuckDB queries them.
+func TestObjectStoreShardsWriteOneArchive(t *testing.T) {
+	for _, store := range testenv.ObjectStores() {
+		t.Run(store.Name, func(t *testing.T) {
+			loc := store.Start(t)(t, "archive")
+			shardsWriteOneArchive(t, loc, func(t *testing.T, _ string) int { return storeCount(t, store, loc) })
+		})
+	}
+}
+
+// objectStore returns the store called name of testenv.ArchiveStores.
+func objectStore(t *testing.T, name string) testenv.ArchiveStore {
+	t.Helper()
+	for _, s := range testenv.ArchiveStores() {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no archive store %q", name)
+	return testenv.ArchiveStore{}
+}
+
+// storeCount returns the number of metric rows a user reads from the
+// archive at loc in store with pyarrow's file system for that store (the
+// dataset of metrics/, as read_parquet('s3://.../metrics/*/*.parquet')
+// would), with DuckDB querying that dataset, failing if any (run, key,
+// step) is seen twice.
+func storeCount(t *testing.T, store testenv.ArchiveStore, loc string) int {
+	t.Helper()
+	fsys, where := store.PyArrow(t, loc)
+	out, err := exec.Command(testenv.Python(t), "-c", `import os, sys, datetime, duckdb, pyarrow.dataset as ds, pyarrow.fs as fs
+metrics = ds.dataset(sys.argv[1] + "/metrics", filesystem=`+fsys+`, format="parquet")
+n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from metrics").fetchone()
+print(n, d)`, where).CombinedOutput()
+	if err != nil {
+		t.Fatalf("pyarrow/duckdb over %s: %v\n%s", store.Name, err, out)
+	}
+	var rows, distinct int
+	if _, err := fmt.Sscan(string(out), &rows, &distinct); err != nil {
+		t.Fatalf("pyarrow/duckdb printed %q", out)
+	}
+	if rows != distinct {
+		t.Errorf("%d rows but %d distinct (run, key, step): points seen twice", rows, distinct)
+	}
+	return rows
 }
