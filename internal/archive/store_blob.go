@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -34,6 +35,7 @@ import (
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 	"gocloud.dev/gcp"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 )
 
@@ -328,12 +330,32 @@ func openGCS(ctx context.Context, bucket string, q url.Values, display string) (
 // oneLine returns err's message on one line.
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
+// errCode is gcerrors.Code(err) where gocloud.dev's drivers keep the
+// server's meaning, and PermissionDenied for a 401 or 403 where they lose
+// it: gcsblob reports GCS's 403 as NotFound (a 403 may hide a missing
+// object), which would take a denied write or read for a missing object
+// and retry it or, worse, read an archive as absent; azureblob reports
+// only AuthenticationFailed as PermissionDenied, not a 403 such as
+// AuthorizationPermissionMismatch.
+func errCode(err error) gcerrors.ErrorCode {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && (ge.Code == http.StatusForbidden || ge.Code == http.StatusUnauthorized) {
+		return gcerrors.PermissionDenied
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized) {
+		return gcerrors.PermissionDenied
+	}
+	return gcerrors.Code(err)
+}
+
 // describeBlobErr makes one line of an object-storage error: what the
-// server said (its code and message), without request ids or URLs.
+// server said (its code and message: S3's error code and message, GCS's
+// status, reason and message, Azure's status and error code), without
+// request ids or URLs.
 func describeBlobErr(err error) string {
-	var ae smithy.APIError
 	what := ""
-	switch gcerrors.Code(err) {
+	switch errCode(err) {
 	case gcerrors.PermissionDenied:
 		what = "access denied"
 	case gcerrors.NotFound:
@@ -341,30 +363,59 @@ func describeBlobErr(err error) string {
 	case gcerrors.FailedPrecondition:
 		what = "precondition failed"
 	}
-	if errors.As(err, &ae) {
-		msg := ae.ErrorCode()
-		if m := ae.ErrorMessage(); m != "" && m != msg {
-			msg += ": " + m
-		}
-		if what != "" {
-			return what + " (" + msg + ")"
-		}
-		return msg
-	}
-	if what != "" {
+	said := serverSaid(err)
+	switch {
+	case what != "" && said != "":
+		return what + " (" + said + ")"
+	case said != "":
+		return said
+	case what != "":
 		return what
 	}
-	s := err.Error()
+	s := oneLine(err)
 	if i := strings.LastIndex(s, ": "); i >= 0 && len(s) > 300 {
 		s = s[i+2:]
 	}
 	return s
 }
 
+// serverSaid returns, on one line, what the object store's answer in err
+// says (empty if err holds none).
+func serverSaid(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		msg := ae.ErrorCode()
+		if m := ae.ErrorMessage(); m != "" && m != msg {
+			msg += ": " + m
+		}
+		return oneLine(errors.New(msg))
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		msg := strconv.Itoa(ge.Code)
+		if len(ge.Errors) > 0 && ge.Errors[0].Reason != "" {
+			msg += " " + ge.Errors[0].Reason
+		}
+		if ge.Message != "" {
+			msg += ": " + ge.Message
+		}
+		return oneLine(errors.New(msg))
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		msg := strconv.Itoa(re.StatusCode)
+		if re.ErrorCode != "" {
+			msg += " " + re.ErrorCode
+		}
+		return msg
+	}
+	return ""
+}
+
 // fail wraps err from an operation on p: a missing object wraps
 // fs.ErrNotExist, an existing one fs.ErrExist.
 func (s *blobStore) fail(op, p string, err error) error {
-	switch gcerrors.Code(err) {
+	switch errCode(err) {
 	case gcerrors.NotFound:
 		return fmt.Errorf("%s %s: %w", op, s.Name(p), fs.ErrNotExist)
 	case gcerrors.FailedPrecondition:
@@ -727,20 +778,20 @@ func (s *blobStore) Move(from, to string) error {
 	ctx, cancel := s.op()
 	defer cancel()
 	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts(to)) })
-	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err != nil && errCode(err) != gcerrors.NotFound {
 		if fi, serr := s.Stat(from); serr == nil && fi.Size > copyLimit {
 			err = s.streamCopy(from, to)
 		}
 	}
 	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
+		if errCode(err) == gcerrors.NotFound {
 			if _, serr := s.Stat(to); serr == nil {
 				return nil
 			}
 		}
 		return s.fail("copying to "+s.Name(to)+" from", from, err)
 	}
-	if err := s.b.Delete(ctx, from); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err := s.b.Delete(ctx, from); err != nil && errCode(err) != gcerrors.NotFound {
 		return s.fail("deleting", from, err)
 	}
 	return nil
