@@ -1,8 +1,10 @@
 package archive_test
 
 import (
+	"errors"
 	"fmt"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +17,9 @@ import (
 // a bucket of each object store (testenv.ObjectStores: versitygw for S3,
 // Azurite, fake-gcs-server), reads it back whole and checks it; re-writes
 // it unchanged (only the run still RUNNING at the source is written
-// again); changes a run, prunes to one snapshot and reads it again.
+// again); changes a run, reads the older snapshot as it was, prunes to one
+// snapshot and reads it again; then changes one byte of a metrics object,
+// which check and a read each name.
 func TestObjectStoreRoundTrip(t *testing.T) {
 	for _, store := range testenv.ObjectStores() {
 		t.Run(store.Name, func(t *testing.T) {
@@ -33,8 +37,10 @@ func TestObjectStoreRoundTrip(t *testing.T) {
 				t.Errorf("re-write: snapshots %+v, %v, totals %+v", snaps, err, rep2.Totals)
 			}
 			expectEqual(t, loc, d)
+			v1 := d.Clone()
 			d.Runs[0].Run.Notes = "changed"
 			write(t, loc, d)
+			readSnapshot(t, loc, 2, v1) // an older snapshot reads as it was written
 			if _, err := archive.Prune(loc, 1); err != nil {
 				t.Fatal(err)
 			}
@@ -42,6 +48,33 @@ func TestObjectStoreRoundTrip(t *testing.T) {
 				t.Fatalf("check after prune: %v %+v", err, rep)
 			}
 			expectEqual(t, loc, d)
+
+			// Tampering: one byte of a metrics object changed is found by
+			// check, which names the object, and by a read of its run.
+			st, err := archive.OpenStore(loc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			metrics := objectsUnder(t, loc, archive.TableMetrics)
+			if len(metrics) == 0 {
+				t.Fatal("no metrics object")
+			}
+			body, err := st.ReadFile(metrics[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			body[len(body)/2] ^= 1
+			if err := st.WriteFile(metrics[0], body); err != nil {
+				t.Fatal(err)
+			}
+			rep, err = archive.Check(loc)
+			if !errors.Is(err, archive.ErrDamaged) || len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], st.Name(metrics[0])) {
+				t.Fatalf("check of a tampered archive: %v %q; want one problem naming %s", err, rep.Problems, st.Name(metrics[0]))
+			}
+			if _, err := read(t, loc); err == nil || !strings.Contains(err.Error(), metrics[0]) {
+				t.Fatalf("reading a tampered archive: %v; want an error naming %s", err, metrics[0])
+			}
 		})
 	}
 }
