@@ -30,7 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob:// through Azure's own credential chain
+	"gocloud.dev/blob/azureblob"
 	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
@@ -244,7 +244,22 @@ func openAzure(ctx context.Context, container string, q url.Values, display stri
 	for k := range q {
 		return nil, fmt.Errorf("%s: option %s applies to s3:// archives only", display, k)
 	}
-	b, err := blob.OpenBucket(ctx, "azblob://"+url.PathEscape(container))
+	// The environment is read at each open, not once per process as
+	// gocloud.dev's azblob:// URL opener does (a later open with changed
+	// credentials would use the first ones).
+	so := azureblob.NewDefaultServiceURLOptions()
+	if so.AccountName == "" {
+		return nil, fmt.Errorf("%s: no Azure storage account: set AZURE_STORAGE_ACCOUNT (with AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or a managed identity), or AZURE_STORAGE_CONNECTION_STRING", display)
+	}
+	svc, err := azureblob.NewServiceURL(so)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", display, oneLine(err))
+	}
+	client, err := azureblob.NewDefaultClient(svc, azureblob.ContainerName(container))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
+	}
+	b, err := azureblob.OpenBucket(ctx, client, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
 	}
