@@ -1,8 +1,11 @@
 package archive_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os/exec"
 	"strings"
 	"testing"
@@ -18,8 +21,10 @@ import (
 // Azurite, fake-gcs-server), reads it back whole and checks it; re-writes
 // it unchanged (only the run still RUNNING at the source is written
 // again); changes a run, reads the older snapshot as it was, prunes to one
-// snapshot and reads it again; then changes one byte of a metrics object,
-// which check and a read each name.
+// snapshot and reads it again; leaves what an interrupted write would (an
+// unreferenced body, a staged file), which check reports and prune
+// removes; then changes one byte of a metrics object, which check and a
+// read each name.
 func TestObjectStoreRoundTrip(t *testing.T) {
 	for _, store := range testenv.ObjectStores() {
 		t.Run(store.Name, func(t *testing.T) {
@@ -49,18 +54,48 @@ func TestObjectStoreRoundTrip(t *testing.T) {
 			}
 			expectEqual(t, loc, d)
 
-			// Tampering: one byte of a metrics object changed is found by
-			// check, which names the object, and by a read of its run.
 			st, err := archive.OpenStore(loc)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer st.Close()
+
+			// What an interrupted write leaves (an artifact body uploaded
+			// to its content address before the commit that would
+			// reference it, a staged data file) is harmless: check names
+			// the body as not referenced and passes; prune removes both.
+			body := []byte("a body whose run never committed")
+			sum := sha256.Sum256(body)
+			h := hex.EncodeToString(sum[:])
+			orphan := "blobs/sha256/" + h[:2] + "/" + h
+			staged := ".staging/metrics/run/000009-0123456789ab.parquet"
+			for _, p := range []string{orphan, staged} {
+				if err := st.WriteFile(p, body); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if rep, err := archive.Check(loc); err != nil || !strings.Contains(fmt.Sprint(rep.Notes), st.Name(orphan)+": not referenced") {
+				t.Fatalf("check: %v, notes %q; want a note naming %s", err, rep.Notes, st.Name(orphan))
+			}
+			if prep, err := archive.Prune(loc, 1); err != nil || prep.Blobs != 1 {
+				t.Fatalf("prune: %+v, %v; want the one unreferenced body removed", prep, err)
+			}
+			for _, p := range []string{orphan, staged} {
+				if _, err := st.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s after prune: %v, want gone", p, err)
+				}
+			}
+			if rep, err := archive.Check(loc); err != nil || len(rep.Notes) > 0 {
+				t.Fatalf("check after the second prune: %v %q", err, rep.Notes)
+			}
+
+			// Tampering: one byte of a metrics object changed is found by
+			// check, which names the object, and by a read of its run.
 			metrics := objectsUnder(t, loc, archive.TableMetrics)
 			if len(metrics) == 0 {
 				t.Fatal("no metrics object")
 			}
-			body, err := st.ReadFile(metrics[0])
+			body, err = st.ReadFile(metrics[0])
 			if err != nil {
 				t.Fatal(err)
 			}
