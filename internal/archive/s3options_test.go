@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -90,4 +92,35 @@ func TestS3EncryptionAndStorageClass(t *testing.T) {
 	if multipart == 0 || copies == 0 || tables == 0 {
 		t.Errorf("recorded %d multipart starts, %d copies to blobs/big, %d metrics objects; want each:\n%s", multipart, copies, tables, strings.Join(made, "\n"))
 	}
+}
+
+// TestS3Profile: profile=NAME takes the credentials of that profile of the
+// shared config and credentials files (AWS_CONFIG_FILE,
+// AWS_SHARED_CREDENTIALS_FILE) when no key is in the environment; a
+// profile that is not there is one line naming it, before anything is
+// written.
+func TestS3Profile(t *testing.T) {
+	s := testenv.SharedS3(t)
+	bucket := s.CreateBucket(t, "profile")
+	dir := t.TempDir()
+	cfg, creds := filepath.Join(dir, "config"), filepath.Join(dir, "credentials")
+	if err := os.WriteFile(cfg, []byte("[profile backup]\nregion = "+s.Region+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(creds, []byte("[backup]\naws_access_key_id = "+s.AccessKey+"\naws_secret_access_key = "+s.SecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfg)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	loc := s.Location(bucket, "a")
+	d := dataset.Canonical()
+	write(t, loc+"&profile=backup", d)
+	expectEqual(t, loc+"&profile=backup", d)
+	_, err := archive.OpenStore(loc + "&profile=nosuch")
+	if err == nil || !strings.Contains(err.Error(), "nosuch") || strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), s.SecretKey) {
+		t.Fatalf("profile=nosuch: %v; want one line naming the profile", err)
+	}
+	t.Logf("the error: %v", err)
 }
