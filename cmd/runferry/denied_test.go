@@ -20,8 +20,9 @@ import (
 // archive/blobs/) gets the 403 the cloud answers a caller without the
 // permission, as a bucket's IAM policy changed during a job would give.
 type denyingProxy struct {
-	URL  *url.URL
-	deny atomic.Bool
+	URL     *url.URL
+	deny    atomic.Bool
+	denyAll atomic.Bool // every request, as for credentials with no role on the bucket
 }
 
 func newDenyingProxy(t *testing.T, target string, denied func(r *http.Request, body []byte) bool, answer func(w http.ResponseWriter)) *denyingProxy {
@@ -35,6 +36,10 @@ func newDenyingProxy(t *testing.T, target string, denied func(r *http.Request, b
 	// serves the XML API's downloads by the Host it was told it has.
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) { pr.SetURL(u) }}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.denyAll.Load() {
+			answer(w)
+			return
+		}
 		if p.deny.Load() {
 			body, err := io.ReadAll(r.Body)
 			if err != nil {
@@ -62,7 +67,8 @@ func newDenyingProxy(t *testing.T, target string, denied func(r *http.Request, b
 // experiments, stops at the first denied write with one line naming the
 // operation, the object and the server's words, exit 1; the archive checks
 // clean with nothing half-committed, and once writes are allowed again a
-// re-run completes it.
+// re-run completes it. Before that, every request refused (credentials
+// with no role on the bucket) is one line at open, exit 1.
 func TestObjectStoreDeniedHalfway(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -72,6 +78,8 @@ func TestObjectStoreDeniedHalfway(t *testing.T) {
 		denied func(r *http.Request, body []byte) bool
 		answer func(w http.ResponseWriter)
 		want   string // the server's words in the error
+		// wantAll is the error when every request is refused.
+		wantAll string
 	}{
 		{"gcs",
 			func(t *testing.T, mk func(string) *denyingProxy) string {
@@ -90,7 +98,8 @@ func TestObjectStoreDeniedHalfway(t *testing.T) {
 				w.WriteHeader(http.StatusForbidden)
 				io.WriteString(w, `{"error":{"code":403,"message":"backup@runferry-test.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage object. Permission 'storage.objects.create' denied on resource (or it may not exist).","errors":[{"message":"backup@runferry-test.iam.gserviceaccount.com does not have storage.objects.create access to the Google Cloud Storage object. Permission 'storage.objects.create' denied on resource (or it may not exist).","domain":"global","reason":"forbidden"}]}}`)
 			},
-			"does not have storage.objects.create access"},
+			"does not have storage.objects.create access",
+			"(or these credentials may not see it)"},
 		{"azure",
 			func(t *testing.T, mk func(string) *denyingProxy) string {
 				srv := testenv.SharedAzurite(t)
@@ -110,7 +119,8 @@ func TestObjectStoreDeniedHalfway(t *testing.T) {
 RequestId:00000000-0000-0000-0000-000000000000
 Time:2026-12-01T00:00:00.0000000Z</Message></Error>`)
 			},
-			"AuthorizationPermissionMismatch"},
+			"AuthorizationPermissionMismatch",
+			"access denied (403 AuthorizationPermissionMismatch)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var p *denyingProxy
@@ -118,8 +128,16 @@ Time:2026-12-01T00:00:00.0000000Z</Message></Error>`)
 				p = newDenyingProxy(t, target, tc.denied, tc.answer)
 				return p
 			})
-			p.deny.Store(true)
+			// No access to the bucket at all: one line at open, nothing written.
+			p.denyAll.Store(true)
 			code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state")
+			if lines := strings.Split(strings.TrimSpace(errOut), "\n"); code != 1 || !strings.Contains(lines[len(lines)-1], tc.wantAll) {
+				t.Fatalf("copy with every request denied: exit %d, want 1 and a last line containing %q\n%s\n%s", code, tc.wantAll, out, errOut)
+			}
+			p.denyAll.Store(false)
+
+			p.deny.Store(true)
+			code, out, errOut = runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state")
 			lines := strings.Split(strings.TrimSpace(errOut), "\n")
 			last := lines[len(lines)-1]
 			if code != 1 || !strings.Contains(last, "access denied") || !strings.Contains(last, tc.want) ||

@@ -114,6 +114,11 @@ func openBlobStore(location string) (Store, error) {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
 	} else if !ok {
 		st.b.Close()
+		if u.Scheme == "gs" {
+			// gocloud.dev's GCS driver reports GCS's 403 on a bucket (one
+			// the credentials may not see) as a missing bucket.
+			return nil, fmt.Errorf("%s: bucket %q does not exist (or these credentials may not see it)", display, u.Host)
+		}
 		return nil, fmt.Errorf("%s: bucket %q does not exist", display, u.Host)
 	}
 	if prefix := strings.Trim(u.Path, "/"); prefix != "" {
