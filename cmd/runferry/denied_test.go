@@ -145,18 +145,64 @@ Time:2026-12-01T00:00:00.0000000Z</Message></Error>`)
 				t.Fatalf("copy with body writes denied: exit %d, want 1 and a last line naming the write, the denied object and %q\n%s\n%s", code, tc.want, out, errOut)
 			}
 			t.Logf("the error: %s", last)
-			if code, out, errOut := runCLI(t, "archive", "check", loc); code != 0 || !strings.Contains(out, "0 runs") {
-				t.Fatalf("check after the denied copy: exit %d\n%s\n%s", code, out, errOut)
+			rerunAfterDenial(t, loc, func() { p.deny.Store(false) })
+		})
+	}
+}
+
+// rerunAfterDenial checks the archive at loc after a copy of fixtures that
+// a denied write stopped: the experiments were committed before the first
+// denied write, the runs were not (their staged files are not current
+// data), and the archive checks clean; then, once allow has given the
+// permission back, a re-run completes it: the copy checks against the
+// source and the archive checks clean.
+func rerunAfterDenial(t *testing.T, loc string, allow func()) {
+	t.Helper()
+	if code, out, errOut := runCLI(t, "archive", "check", loc); code != 0 || !strings.Contains(out, "0 runs") {
+		t.Fatalf("check after the denied copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	allow()
+	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
+		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+loc); code != 0 {
+		t.Fatalf("check against the source: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "archive", "check", loc); code != 0 {
+		t.Fatalf("archive check: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// badInputCase is a location (with env set for it) that a copy must
+// refuse with exit code and a last line containing want.
+type badInputCase struct {
+	name string
+	env  map[string]string
+	loc  string
+	code int
+	want string
+}
+
+// runBadInput copies fixtures to each case's location, as a subtest, and
+// fails unless it exits with the case's code and a last line containing
+// its want, and unless no secret of secrets appears in any output.
+func runBadInput(t *testing.T, cases []badInputCase, secrets ...string) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
 			}
-			p.deny.Store(false)
-			if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
-				t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errOut)
+			code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+tc.loc, "--no-state")
+			lines := strings.Split(strings.TrimSpace(errOut), "\n")
+			last := lines[len(lines)-1]
+			if code != tc.code || !strings.Contains(last, tc.want) {
+				t.Fatalf("exit %d, want %d and a last line containing %q\nstdout:\n%s\nstderr:\n%s", code, tc.code, tc.want, out, errOut)
 			}
-			if code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+loc); code != 0 {
-				t.Fatalf("check against the source: exit %d\n%s\n%s", code, out, errOut)
-			}
-			if code, out, errOut := runCLI(t, "archive", "check", loc); code != 0 {
-				t.Fatalf("archive check: exit %d\n%s\n%s", code, out, errOut)
+			for _, secret := range secrets {
+				if strings.Contains(out+errOut, secret) {
+					t.Errorf("a secret was printed:\n%s\n%s", out, errOut)
+				}
 			}
 		})
 	}

@@ -55,10 +55,7 @@ func TestS3ObjectLockOption(t *testing.T) {
 // its retention ends, what still is; the archive checks and reads back.
 func TestS3ObjectLockRetention(t *testing.T) {
 	s := testenv.SharedS3(t)
-	bucket := "locked-" + strings.TrimPrefix(s.CreateBucket(t, "x"), "x-")
-	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
-		t.Fatalf("creating a bucket with Object Lock: %v", err)
-	}
+	bucket := lockedBucket(t, s)
 	base := s.Location(bucket, "a")
 	v1 := dataset.Canonical()
 	write(t, base+"&object-lock=governance:2s", v1)
@@ -138,10 +135,7 @@ func TestS3ObjectLockRetention(t *testing.T) {
 // retention readable, with every file it references.
 func TestS3ObjectLockSnapshotKept(t *testing.T) {
 	s := testenv.SharedS3(t)
-	bucket := "locked-" + strings.TrimPrefix(s.CreateBucket(t, "x"), "x-")
-	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
-		t.Fatalf("creating a bucket with Object Lock: %v", err)
-	}
+	bucket := lockedBucket(t, s)
 	base := s.Location(bucket, "a")
 	v1 := dataset.Canonical()
 	write(t, base, v1) // no retention: its files move to history/ freely
@@ -166,6 +160,17 @@ func TestS3ObjectLockSnapshotKept(t *testing.T) {
 	}
 	expectEqual(t, base, v2)
 	readSnapshot(t, base, 1, v1)
+}
+
+// lockedBucket creates a bucket with Object Lock enabled on s and returns
+// its name.
+func lockedBucket(t *testing.T, s *testenv.S3Server) string {
+	t.Helper()
+	bucket := "locked-" + strings.TrimPrefix(s.CreateBucket(t, "x"), "x-")
+	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatalf("creating a bucket with Object Lock: %v", err)
+	}
+	return bucket
 }
 
 func later(a, b time.Time) time.Time {
@@ -204,10 +209,7 @@ func objectsUnder(t *testing.T, loc, dir string) []string {
 // clean.
 func TestS3ObjectLockWithoutVersioning(t *testing.T) {
 	s := testenv.SharedS3(t)
-	bucket := "locked-" + strings.TrimPrefix(s.CreateBucket(t, "x"), "x-")
-	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
-		t.Fatalf("creating a bucket with Object Lock: %v", err)
-	}
+	bucket := lockedBucket(t, s)
 	base := s.Location(bucket, "a")
 	v1 := dataset.Canonical()
 	write(t, base+"&object-lock=governance:5s", v1)
