@@ -17,6 +17,11 @@
 #          Also the whole Python pipeline of the e2e-parquet benchmark
 #          (bench/py/wandb_to_parquet.py) writing its one file to S3, once.
 #   memory: the s3 copy of a run ten times as large; peak RSS should stay flat.
+#   restore: `runferry copy parquet:s3://... parquet:LOCAL --no-state -q`, the
+#          whole archive read back from the server (every object streamed once
+#          while its SHA-256 is checked, spilled to a local file past 4 MiB),
+#          of the small run and of the one ten times as large; peak RSS should
+#          stay flat. Also `runferry ls parquet:s3://...` of the large one.
 #
 # Every copy to S3 is checked against the local archive (`runferry check`).
 # versitygw: $RUNFERRY_VERSITYGW, PATH, $(go env GOPATH)/bin, or built once
@@ -114,7 +119,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
-lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=() u1=() us=() u4=() ur=()
+lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=() u1=() us=() u4=() ur=() rw=() rr=()
 for rep in $(seq "$REPEAT"); do
 	rm -rf "$SCRATCH/local"
 	read -r w r < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$SCRATCH/local" --no-state -q)
@@ -124,6 +129,12 @@ for rep in $(seq "$REPEAT"); do
 	read -r w r < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$(loc "$B")" --no-state -q)
 	sw+=("$w") sr+=("$r")
 	"$RF" check "parquet:$SCRATCH/local" "parquet:$(loc "$B")" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the S3 archive differs from the local one"; }
+	# Restore: the whole S3 archive read back into a local one.
+	rm -rf "$SCRATCH/restored"
+	read -r w r < <(timed "$RF" copy "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" --no-state -q)
+	rw+=("$w") rr+=("$r")
+	"$RF" check "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the restored archive differs from the S3 one"; }
+	rm -rf "$SCRATCH/restored"
 	P=py$rep-$RANDOM
 	E=$ENDPOINT B=$P mkbucket
 	read -r w r < <(timed "$PY" bench/py/s3_write.py "$SCRATCH/local" "$ENDPOINT" "$P" a)
@@ -151,18 +162,24 @@ done
 B=mem-$RANDOM
 E=$ENDPOINT B=$B mkbucket
 read -r mw mr < <(timed "$RF" copy "wandb:$WM/wandb" "parquet:$(loc "$B")" --no-state -q)
-rm -rf "$SRV/data/$B"
+read -r lsw lsr < <(timed "$RF" ls "parquet:$(loc "$B")")
+rm -rf "$SCRATCH/restored"
+read -r mrw mrr < <(timed "$RF" copy "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" --no-state -q)
+MRPTS=$("$RF" ls --count --json "parquet:$SCRATCH/restored" | "$PY" -c 'import json,sys; print(sum(r["points"] for r in json.load(sys.stdin)))' 2>/dev/null || echo "?")
+rm -rf "$SRV/data/$B" "$SCRATCH/restored"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 LW=$(median "${lw[@]}") SW=$(median "${sw[@]}") PT=$(median "${pt[@]}") PW=$(median "${pw[@]}")
 QW=$(median "${qw[@]:-0}") QR=$(median "${qr[@]:-0}")
 U1=$(median "${u1[@]}") US=$(median "${us[@]}") U4=$(median "${u4[@]}") UR=$(median "${ur[@]}")
 LR=$(median "${lr[@]}") SR=$(median "${sr[@]}") PR=$(median "${pr[@]}")
+RW=$(median "${rw[@]}") RR=$(median "${rr[@]}")
 R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R3=$([ "$QW" = 0 ] || ratio "$SW" "$QW")
-met1=no met2=no met3=no
+met1=no met2=no met3=no met4=no
 [ "$(echo "$R1 <= 1.5" | bc)" = 1 ] && met1=yes
 [ "$(echo "$R2 <= 1" | bc)" = 1 ] && met2=yes
 [ "$(echo "$mr <= $SR * 1.5" | bc)" = 1 ] && met3=yes
+[ "$(echo "$mrr <= $RR * 1.5" | bc)" = 1 ] && met4=yes
 PTS=$((ROWS * 20))
 {
 	echo "Run $DATE, build $(git rev-parse --short HEAD), load average $LOAD_BEFORE before / $LOAD_AFTER after, $(nproc) cores; versitygw ${VGW_MODULE##*@}."
@@ -174,6 +191,9 @@ PTS=$((ROWS * 20))
 	echo "| pyarrow S3FileSystem writes the same files (encode + upload only; process $PW s) | $PT s | $PR MB | S3 copy takes ${R2}x | <= 1x | $met2 |"
 	[ "$QW" = 0 ] || echo "| the same points W&B -> pandas -> pyarrow S3FileSystem, one file (bench/py/wandb_to_parquet.py, whole process, run once) | $QW s | $QR MB | S3 copy takes ${R3}x | | |"
 	echo "| runferry copy W&B -> \`parquet:s3://\`, $MEM_ROWS rows ($((MEM_ROWS * 20)) points) | $mw s | $mr MB | peak RSS $(ratio "$mr" "$SR")x of the small run | flat (<= 1.5x) | $met3 |"
+	echo "| restore: runferry copy \`parquet:s3://\` -> local \`parquet:\`, the whole small archive (checked equal) | $RW s | $RR MB | | | |"
+	echo "| restore of the $MEM_ROWS-row archive ($MRPTS points arrived) | $mrw s | $mrr MB | peak RSS $(ratio "$mrr" "$RR")x of the small restore | flat (<= 1.5x) | $met4 |"
+	echo "| \`runferry ls parquet:s3://\` of the $MEM_ROWS-row archive | $lsw s | $lsr MB | | | |"
 	echo
 	echo "Upload alone, the same $(echo "scale=1; $UBYTES / 1048576" | bc) MiB of Parquet files of the local archive, same server (seconds of uploading, median of $REPEAT):"
 	echo

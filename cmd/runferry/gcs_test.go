@@ -41,29 +41,12 @@ func TestGCSArchiveCommands(t *testing.T) {
 func TestGCSBadInput(t *testing.T) {
 	srv := testenv.SharedGCS(t)
 	bucket := srv.CreateBucket(t, "bad")
-	cases := []struct {
-		name string
-		loc  string
-		code int
-		want string
-	}{
-		{"no such bucket", srv.Location("no-such-bucket-x", "a"), 1, `bucket "no-such-bucket-x" does not exist`},
-		{"no Google credentials", "gs://" + bucket + "/a", 1, "no Google credentials (Application Default Credentials"},
-		{"credentials in the location", strings.Replace(srv.Location(bucket, "a"), "gs://", "gs://key:s3cr3t@", 1), 2, "credentials do not belong in the location; they come from the environment (Google's Application Default Credentials"},
-		{"an S3 option", srv.Location(bucket, "a") + "&region=eu", 1, "option region applies to s3:// archives only"},
-		{"unknown option", srv.Location(bucket, "a") + "&key=s3cr3t", 2, `unknown option "key"`},
+	cases := []badInputCase{
+		{"no such bucket", nil, srv.Location("no-such-bucket-x", "a"), 1, `bucket "no-such-bucket-x" does not exist`},
+		{"no Google credentials", nil, "gs://" + bucket + "/a", 1, "no Google credentials (Application Default Credentials"},
+		{"credentials in the location", nil, strings.Replace(srv.Location(bucket, "a"), "gs://", "gs://key:s3cr3t@", 1), 2, "credentials do not belong in the location; they come from the environment (Google's Application Default Credentials"},
+		{"an S3 option", nil, srv.Location(bucket, "a") + "&region=eu", 1, "option region applies to s3:// archives only"},
+		{"unknown option", nil, srv.Location(bucket, "a") + "&key=s3cr3t", 2, `unknown option "key"`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+tc.loc, "--no-state")
-			lines := strings.Split(strings.TrimSpace(errOut), "\n")
-			last := lines[len(lines)-1]
-			if code != tc.code || !strings.Contains(last, tc.want) {
-				t.Fatalf("exit %d, want %d and a last line containing %q\nstdout:\n%s\nstderr:\n%s", code, tc.code, tc.want, out, errOut)
-			}
-			if strings.Contains(out+errOut, "s3cr3t") {
-				t.Errorf("a secret was printed:\n%s\n%s", out, errOut)
-			}
-		})
-	}
+	runBadInput(t, cases, "s3cr3t")
 }

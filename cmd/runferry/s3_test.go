@@ -76,13 +76,7 @@ func TestS3ArchiveCommands(t *testing.T) {
 func TestS3BadInput(t *testing.T) {
 	srv := testenv.SharedS3(t)
 	bucket := srv.CreateBucket(t, "bad")
-	cases := []struct {
-		name string
-		env  map[string]string
-		loc  string
-		code int
-		want string
-	}{
+	cases := []badInputCase{
 		{"no such bucket", nil, srv.Location("no-such-bucket-x", "a"), 1, `bucket "no-such-bucket-x" does not exist`},
 		{"wrong secret key", map[string]string{"AWS_SECRET_ACCESS_KEY": "wrong-s3cr3t"}, srv.Location(bucket, "a"), 1, "SignatureDoesNotMatch"},
 		{"unknown access key", map[string]string{"AWS_ACCESS_KEY_ID": "nobody"}, srv.Location(bucket, "a"), 1, "InvalidAccessKeyId"},
@@ -90,22 +84,7 @@ func TestS3BadInput(t *testing.T) {
 		{"credentials in the location", nil, strings.Replace(srv.Location(bucket, "a"), "s3://", "s3://key:s3cr3t@", 1), 2, "credentials do not belong in the location"},
 		{"unknown option", nil, srv.Location(bucket, "a") + "&regoin=x", 2, `unknown option "regoin"`},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+tc.loc, "--no-state")
-			lines := strings.Split(strings.TrimSpace(errOut), "\n")
-			last := lines[len(lines)-1]
-			if code != tc.code || !strings.Contains(last, tc.want) {
-				t.Fatalf("exit %d, want %d and a last line containing %q\nstdout:\n%s\nstderr:\n%s", code, tc.code, tc.want, out, errOut)
-			}
-			if strings.Contains(out+errOut, "s3cr3t") || strings.Contains(out+errOut, srv.SecretKey) {
-				t.Errorf("a secret was printed:\n%s\n%s", out, errOut)
-			}
-		})
-	}
+	runBadInput(t, cases, "s3cr3t", srv.SecretKey)
 }
 
 // TestS3DeniedHalfway: the bucket's policy denies the artifact bodies'
@@ -139,19 +118,5 @@ func TestS3DeniedHalfway(t *testing.T) {
 	if code != 1 || !strings.Contains(lines[len(lines)-1], "access denied") || !strings.Contains(lines[len(lines)-1], "/archive/blobs/") {
 		t.Fatalf("copy with body writes denied: exit %d, want 1 and a last line naming the denied object\n%s\n%s", code, out, errOut)
 	}
-	// The experiments were committed before the first denied write; the
-	// runs were not, and their staged files are not current data.
-	if code, out, errOut := runCLI(t, "archive", "check", loc); code != 0 || !strings.Contains(out, "0 runs") {
-		t.Fatalf("check after the denied copy: exit %d\n%s\n%s", code, out, errOut)
-	}
-	policy(false)
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
-		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+loc); code != 0 {
-		t.Fatalf("check against the source: exit %d\n%s\n%s", code, out, errOut)
-	}
-	if code, out, errOut := runCLI(t, "archive", "check", loc); code != 0 {
-		t.Fatalf("archive check: exit %d\n%s\n%s", code, out, errOut)
-	}
+	rerunAfterDenial(t, loc, func() { policy(false) })
 }

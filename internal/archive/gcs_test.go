@@ -1,9 +1,7 @@
 package archive_test
 
 import (
-	"fmt"
 	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -24,46 +22,6 @@ func TestGCSEmulatorHost(t *testing.T) {
 	expectEqual(t, loc, d)
 	// The same archive through the endpoint option.
 	expectEqual(t, g.Location(bucket, "a"), d)
-}
-
-// TestGCSShardsWriteOneArchive is TestShardsWriteOneArchive on an archive
-// in a bucket of the GCS emulator: four shards, each its own writer, sync
-// into it at once, coordinating through lock objects and journal records
-// created with ifGenerationMatch=0 (which fake-gcs-server checks under
-// its lock, as GCS does). pyarrow's GCS file system reads the metrics
-// straight from the emulator.
-func TestGCSShardsWriteOneArchive(t *testing.T) {
-	g := testenv.SharedGCS(t)
-	bucket := g.CreateBucket(t, "shards")
-	shardsWriteOneArchive(t, g.Location(bucket, "archive"), func(t *testing.T, _ string) int {
-		return gcsCount(t, g, bucket+"/archive")
-	})
-}
-
-// gcsCount returns the number of metric rows a user reads from the archive
-// at bucketPrefix in the GCS emulator with pyarrow's GCS file system (the
-// dataset of metrics/), with DuckDB querying that dataset, failing if any
-// (run, key, step) is seen twice.
-func gcsCount(t *testing.T, g *testenv.GCSServer, bucketPrefix string) int {
-	t.Helper()
-	out, err := exec.Command(testenv.Python(t), "-c", `import sys, datetime, duckdb, pyarrow.dataset as ds, pyarrow.fs as fs
-endpoint, where = sys.argv[1], sys.argv[2]
-gcs = fs.GcsFileSystem(anonymous=True, endpoint_override=endpoint.split("://")[1], scheme="http",
-                       retry_time_limit=datetime.timedelta(seconds=10))
-metrics = ds.dataset(where + "/metrics", filesystem=gcs, format="parquet")
-n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from metrics").fetchone()
-print(n, d)`, g.Endpoint, bucketPrefix).CombinedOutput()
-	if err != nil {
-		t.Fatalf("pyarrow/duckdb over GCS: %v\n%s", err, out)
-	}
-	var rows, distinct int
-	if _, err := fmt.Sscan(string(out), &rows, &distinct); err != nil {
-		t.Fatalf("pyarrow/duckdb printed %q", out)
-	}
-	if rows != distinct {
-		t.Errorf("%d rows but %d distinct (run, key, step): points seen twice", rows, distinct)
-	}
-	return rows
 }
 
 // TestGCSBadLocations: a missing bucket, credentials in the location, no

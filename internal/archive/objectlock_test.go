@@ -2,6 +2,7 @@ package archive_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,9 +12,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
+	sinkparquet "github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sources/dataset"
+	memsrc "github.com/runferry/runferry/sources/memory"
 )
 
 // TestS3ObjectLockOption: object-lock=MODE:PERIOD is parsed when the
@@ -51,10 +55,7 @@ func TestS3ObjectLockOption(t *testing.T) {
 // its retention ends, what still is; the archive checks and reads back.
 func TestS3ObjectLockRetention(t *testing.T) {
 	s := testenv.SharedS3(t)
-	bucket := "locked-" + strings.TrimPrefix(s.CreateBucket(t, "x"), "x-")
-	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
-		t.Fatalf("creating a bucket with Object Lock: %v", err)
-	}
+	bucket := lockedBucket(t, s)
 	base := s.Location(bucket, "a")
 	v1 := dataset.Canonical()
 	write(t, base+"&object-lock=governance:2s", v1)
@@ -134,10 +135,7 @@ func TestS3ObjectLockRetention(t *testing.T) {
 // retention readable, with every file it references.
 func TestS3ObjectLockSnapshotKept(t *testing.T) {
 	s := testenv.SharedS3(t)
-	bucket := "locked-" + strings.TrimPrefix(s.CreateBucket(t, "x"), "x-")
-	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
-		t.Fatalf("creating a bucket with Object Lock: %v", err)
-	}
+	bucket := lockedBucket(t, s)
 	base := s.Location(bucket, "a")
 	v1 := dataset.Canonical()
 	write(t, base, v1) // no retention: its files move to history/ freely
@@ -164,6 +162,17 @@ func TestS3ObjectLockSnapshotKept(t *testing.T) {
 	readSnapshot(t, base, 1, v1)
 }
 
+// lockedBucket creates a bucket with Object Lock enabled on s and returns
+// its name.
+func lockedBucket(t *testing.T, s *testenv.S3Server) string {
+	t.Helper()
+	bucket := "locked-" + strings.TrimPrefix(s.CreateBucket(t, "x"), "x-")
+	if _, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(bucket), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatalf("creating a bucket with Object Lock: %v", err)
+	}
+	return bucket
+}
+
 func later(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
@@ -186,4 +195,93 @@ func objectsUnder(t *testing.T, loc, dir string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestS3ObjectLockWithoutVersioning: versitygw locks objects without
+// versioning (no versioning folder is configured), so, unlike AWS, where
+// an Object Lock bucket is versioned and a delete leaves a marker over the
+// retained version, it refuses to delete a retained object. A sync that
+// replaces a run whose files are still retained commits the new version,
+// which reads back, but stops with the server's refusal on one line
+// naming the object it could not move; the old version's files stay in
+// the table folders, and archive check names each. Once their retention
+// has ended, the next write moves them to history/ and the archive checks
+// clean.
+func TestS3ObjectLockWithoutVersioning(t *testing.T) {
+	s := testenv.SharedS3(t)
+	bucket := lockedBucket(t, s)
+	base := s.Location(bucket, "a")
+	v1 := dataset.Canonical()
+	write(t, base+"&object-lock=governance:5s", v1)
+	var until time.Time
+	for _, k := range objectsUnder(t, base, "runs") {
+		h, err := s.Client().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("a/" + k)})
+		if err != nil || h.ObjectLockRetainUntilDate == nil {
+			t.Fatalf("head %s: %v, %+v", k, err, h)
+		}
+		until = later(until, *h.ObjectLockRetainUntilDate)
+	}
+	before := objectsUnder(t, base, "runs")
+
+	v2 := v1.Clone()
+	v2.Runs[0].Run.Notes = "changed"
+	dst, err := sinkparquet.New(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cerr := transfer.Copy(context.Background(), memsrc.New(v2), dst, transfer.Options{})
+	if err := dst.Close(); cerr == nil {
+		cerr = err
+	}
+	if time.Now().After(until) {
+		t.Skipf("the write took longer than v1's retention (until %v): nothing was refused", until)
+	}
+	t.Logf("the error: %v", cerr)
+	if cerr == nil || strings.Contains(cerr.Error(), "\n") || !strings.Contains(cerr.Error(), "s3://"+bucket+"/a/runs/") ||
+		!strings.Contains(strings.ToLower(cerr.Error()), "object lock") {
+		t.Fatalf("sync replacing a retained run: %v; want one line naming the retained object and the lock", cerr)
+	}
+	expectEqual(t, base, v2)
+	// v1's version of the run stays in the table folder beside v2's.
+	state, err := archive.LoadState(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var current []string
+	for _, r := range state.Manifest.Runs {
+		for _, f := range r.Files {
+			current = append(current, f.Path)
+		}
+	}
+	var stale []string
+	for _, k := range objectsUnder(t, base, "runs") {
+		if !slices.Contains(current, k) {
+			stale = append(stale, k)
+		}
+	}
+	if len(stale) == 0 {
+		t.Fatalf("no superseded file left in runs/: before %q, after %q", before, objectsUnder(t, base, "runs"))
+	}
+	rep, err := archive.Check(base)
+	if err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	for _, k := range stale {
+		if !strings.Contains(fmt.Sprint(rep.Notes), k+": an earlier version of this run's rows") {
+			t.Errorf("archive check does not name the superseded %s: %v", k, rep.Notes)
+		}
+	}
+
+	// Once the retention has ended, the next write moves them.
+	time.Sleep(time.Until(until) + time.Second)
+	write(t, base, v2)
+	for _, k := range stale {
+		if slices.Contains(objectsUnder(t, base, "runs"), k) {
+			t.Errorf("%s is still in runs/ after the retention ended and a write", k)
+		}
+	}
+	if rep, err := archive.Check(base); err != nil || len(rep.Notes) > 0 {
+		t.Fatalf("check after the retention ended: %v %v", err, rep.Notes)
+	}
+	expectEqual(t, base, v2)
 }

@@ -1,8 +1,6 @@
 package archive_test
 
 import (
-	"fmt"
-	"os/exec"
 	"testing"
 
 	"github.com/runferry/runferry/internal/archive"
@@ -10,44 +8,6 @@ import (
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
-
-// TestS3ShardsWriteOneArchive is TestShardsWriteOneArchive on an archive
-// in a bucket: four shards, each its own writer, sync into it at once,
-// coordinating through lock objects and journal records created with
-// If-None-Match. pyarrow reads the metrics straight from the S3 server.
-func TestS3ShardsWriteOneArchive(t *testing.T) {
-	s := testenv.SharedS3(t)
-	bucket := s.CreateBucket(t, "shards")
-	shardsWriteOneArchive(t, s.Location(bucket, "archive"), func(t *testing.T, _ string) int {
-		return s3Count(t, s, bucket+"/archive")
-	})
-}
-
-// s3Count returns the number of metric rows a user reads from the archive
-// at bucketPrefix on the S3 server with pyarrow's S3 file system (the
-// dataset of metrics/, as read_parquet('s3://.../metrics/*/*.parquet')
-// would), with DuckDB querying that dataset, failing if any (run, key,
-// step) is seen twice.
-func s3Count(t *testing.T, s *testenv.S3Server, bucketPrefix string) int {
-	t.Helper()
-	out, err := exec.Command(testenv.Python(t), "-c", `import sys, duckdb, pyarrow.dataset as ds, pyarrow.fs as fs
-endpoint, where = sys.argv[1], sys.argv[2]
-s3 = fs.S3FileSystem(endpoint_override=endpoint.split("://")[1], scheme="http", region="us-east-1")
-metrics = ds.dataset(where + "/metrics", filesystem=s3, format="parquet")
-n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from metrics").fetchone()
-print(n, d)`, s.Endpoint, bucketPrefix).CombinedOutput()
-	if err != nil {
-		t.Fatalf("pyarrow/duckdb over S3: %v\n%s", err, out)
-	}
-	var rows, distinct int
-	if _, err := fmt.Sscan(string(out), &rows, &distinct); err != nil {
-		t.Fatalf("pyarrow/duckdb printed %q", out)
-	}
-	if rows != distinct {
-		t.Errorf("%d rows but %d distinct (run, key, step): points seen twice", rows, distinct)
-	}
-	return rows
-}
 
 // TestS3Compact is TestCompactMergesDeltas' core on an archive in a
 // bucket: runs appended to by three syncs are compacted to one metrics
@@ -69,7 +29,7 @@ func TestS3Compact(t *testing.T) {
 	}
 	expectEqual(t, loc, want)
 	oneVersionPerRun(t, loc)
-	if got := s3Count(t, s, bucket+"/a"); got != points(want) {
+	if got := storeCount(t, objectStore(t, "s3"), loc); got != points(want) {
 		t.Errorf("pyarrow/DuckDB read %d points, want %d", got, points(want))
 	}
 	prep, err := archive.Prune(loc, 1)

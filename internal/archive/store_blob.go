@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -29,11 +30,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob:// through Azure's own credential chain
+	"gocloud.dev/blob/azureblob"
 	"gocloud.dev/blob/gcsblob"
 	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 	"gocloud.dev/gcp"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/option"
 )
 
@@ -112,6 +114,11 @@ func openBlobStore(location string) (Store, error) {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
 	} else if !ok {
 		st.b.Close()
+		if u.Scheme == "gs" {
+			// gocloud.dev's GCS driver reports GCS's 403 on a bucket (one
+			// the credentials may not see) as a missing bucket.
+			return nil, fmt.Errorf("%s: bucket %q does not exist (or these credentials may not see it)", display, u.Host)
+		}
 		return nil, fmt.Errorf("%s: bucket %q does not exist", display, u.Host)
 	}
 	if prefix := strings.Trim(u.Path, "/"); prefix != "" {
@@ -242,7 +249,22 @@ func openAzure(ctx context.Context, container string, q url.Values, display stri
 	for k := range q {
 		return nil, fmt.Errorf("%s: option %s applies to s3:// archives only", display, k)
 	}
-	b, err := blob.OpenBucket(ctx, "azblob://"+url.PathEscape(container))
+	// The environment is read at each open, not once per process as
+	// gocloud.dev's azblob:// URL opener does (a later open with changed
+	// credentials would use the first ones).
+	so := azureblob.NewDefaultServiceURLOptions()
+	if so.AccountName == "" {
+		return nil, fmt.Errorf("%s: no Azure storage account: set AZURE_STORAGE_ACCOUNT (with AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN or a managed identity), or AZURE_STORAGE_CONNECTION_STRING", display)
+	}
+	svc, err := azureblob.NewServiceURL(so)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", display, oneLine(err))
+	}
+	client, err := azureblob.NewDefaultClient(svc, azureblob.ContainerName(container))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
+	}
+	b, err := azureblob.OpenBucket(ctx, client, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
 	}
@@ -328,12 +350,32 @@ func openGCS(ctx context.Context, bucket string, q url.Values, display string) (
 // oneLine returns err's message on one line.
 func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }
 
+// errCode is gcerrors.Code(err) where gocloud.dev's drivers keep the
+// server's meaning, and PermissionDenied for a 401 or 403 where they lose
+// it: gcsblob reports GCS's 403 as NotFound (a 403 may hide a missing
+// object), which would take a denied write or read for a missing object
+// and retry it or, worse, read an archive as absent; azureblob reports
+// only AuthenticationFailed as PermissionDenied, not a 403 such as
+// AuthorizationPermissionMismatch.
+func errCode(err error) gcerrors.ErrorCode {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && (ge.Code == http.StatusForbidden || ge.Code == http.StatusUnauthorized) {
+		return gcerrors.PermissionDenied
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) && (re.StatusCode == http.StatusForbidden || re.StatusCode == http.StatusUnauthorized) {
+		return gcerrors.PermissionDenied
+	}
+	return gcerrors.Code(err)
+}
+
 // describeBlobErr makes one line of an object-storage error: what the
-// server said (its code and message), without request ids or URLs.
+// server said (its code and message: S3's error code and message, GCS's
+// status, reason and message, Azure's status and error code), without
+// request ids or URLs.
 func describeBlobErr(err error) string {
-	var ae smithy.APIError
 	what := ""
-	switch gcerrors.Code(err) {
+	switch errCode(err) {
 	case gcerrors.PermissionDenied:
 		what = "access denied"
 	case gcerrors.NotFound:
@@ -341,30 +383,59 @@ func describeBlobErr(err error) string {
 	case gcerrors.FailedPrecondition:
 		what = "precondition failed"
 	}
-	if errors.As(err, &ae) {
-		msg := ae.ErrorCode()
-		if m := ae.ErrorMessage(); m != "" && m != msg {
-			msg += ": " + m
-		}
-		if what != "" {
-			return what + " (" + msg + ")"
-		}
-		return msg
-	}
-	if what != "" {
+	said := serverSaid(err)
+	switch {
+	case what != "" && said != "":
+		return what + " (" + said + ")"
+	case said != "":
+		return said
+	case what != "":
 		return what
 	}
-	s := err.Error()
+	s := oneLine(err)
 	if i := strings.LastIndex(s, ": "); i >= 0 && len(s) > 300 {
 		s = s[i+2:]
 	}
 	return s
 }
 
+// serverSaid returns, on one line, what the object store's answer in err
+// says (empty if err holds none).
+func serverSaid(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		msg := ae.ErrorCode()
+		if m := ae.ErrorMessage(); m != "" && m != msg {
+			msg += ": " + m
+		}
+		return oneLine(errors.New(msg))
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		msg := strconv.Itoa(ge.Code)
+		if len(ge.Errors) > 0 && ge.Errors[0].Reason != "" {
+			msg += " " + ge.Errors[0].Reason
+		}
+		if ge.Message != "" {
+			msg += ": " + ge.Message
+		}
+		return oneLine(errors.New(msg))
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		msg := strconv.Itoa(re.StatusCode)
+		if re.ErrorCode != "" {
+			msg += " " + re.ErrorCode
+		}
+		return msg
+	}
+	return ""
+}
+
 // fail wraps err from an operation on p: a missing object wraps
 // fs.ErrNotExist, an existing one fs.ErrExist.
 func (s *blobStore) fail(op, p string, err error) error {
-	switch gcerrors.Code(err) {
+	switch errCode(err) {
 	case gcerrors.NotFound:
 		return fmt.Errorf("%s %s: %w", op, s.Name(p), fs.ErrNotExist)
 	case gcerrors.FailedPrecondition:
@@ -727,20 +798,20 @@ func (s *blobStore) Move(from, to string) error {
 	ctx, cancel := s.op()
 	defer cancel()
 	err := retry(func() error { return s.b.Copy(ctx, to, from, s.copts(to)) })
-	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err != nil && errCode(err) != gcerrors.NotFound {
 		if fi, serr := s.Stat(from); serr == nil && fi.Size > copyLimit {
 			err = s.streamCopy(from, to)
 		}
 	}
 	if err != nil {
-		if gcerrors.Code(err) == gcerrors.NotFound {
+		if errCode(err) == gcerrors.NotFound {
 			if _, serr := s.Stat(to); serr == nil {
 				return nil
 			}
 		}
 		return s.fail("copying to "+s.Name(to)+" from", from, err)
 	}
-	if err := s.b.Delete(ctx, from); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+	if err := s.b.Delete(ctx, from); err != nil && errCode(err) != gcerrors.NotFound {
 		return s.fail("deleting", from, err)
 	}
 	return nil

@@ -2,15 +2,11 @@ package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,9 +27,8 @@ const (
 // AzuriteServer is Azure's storage emulator (its blob service) on
 // 127.0.0.1 over a temporary folder.
 type AzuriteServer struct {
-	Host   string // 127.0.0.1:PORT
-	Dir    string
-	svc    *service
+	Host string // 127.0.0.1:PORT
+	objectServer
 	client *azblob.Client
 }
 
@@ -76,38 +71,15 @@ func azuriteBin(t testing.TB) string {
 }
 
 func startAzurite(bin string) (*AzuriteServer, error) {
-	dir, err := os.MkdirTemp("", "runferry-azurite-")
+	o, port, err := newObjectServer("azurite")
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	s := &AzuriteServer{Host: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir}
-	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--location", filepath.Join(dir, "data"),
+	s := &AzuriteServer{Host: fmt.Sprintf("127.0.0.1:%d", port), objectServer: o}
+	cmd := exec.Command(bin, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--location", filepath.Join(s.Dir, "data"),
 		"--skipApiVersionCheck", "--loose", "--silent")
-	s.svc, err = startService("azurite", cmd, filepath.Join(dir, "azurite.log"), syscall.SIGKILL,
-		func(pgid int) string {
-			// Also remove its folder, which Stop removes when the binary ends normally.
-			return fmt.Sprintf("kill -KILL -%d; rm -rf '%s'", pgid, dir)
-		})
-	if err != nil {
-		os.RemoveAll(dir)
+	if err := s.start("azurite", cmd, s.Host, 60*time.Second); err != nil {
 		return nil, err
-	}
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", s.Host, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if !s.svc.running() || time.Now().After(deadline) {
-			log := s.svc.logTail(20)
-			s.Stop()
-			return nil, fmt.Errorf("azurite did not start: %s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	conn := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://%s/%s;",
 		azuriteAccount, azuriteKey, s.Host, azuriteAccount)
@@ -123,22 +95,18 @@ func startAzurite(bin string) (*AzuriteServer, error) {
 // development account.
 func (s *AzuriteServer) Env(t testing.TB) {
 	t.Helper()
-	for k, v := range map[string]string{
+	setEnv(t, map[string]string{
 		"AZURE_STORAGE_ACCOUNT": azuriteAccount, "AZURE_STORAGE_KEY": azuriteKey,
 		"AZURE_STORAGE_DOMAIN": s.Host, "AZURE_STORAGE_PROTOCOL": "http", "AZURE_STORAGE_IS_LOCAL_EMULATOR": "true",
 		"AZURE_STORAGE_SAS_TOKEN": "", "AZURE_STORAGE_CONNECTION_STRING": "", "AZURE_STORAGEBLOB_CONNECTIONSTRING": "",
-	} {
-		t.Setenv(k, v)
-	}
+	})
 }
 
 // CreateContainer creates a container with a fresh name starting with
 // prefix and returns its name.
 func (s *AzuriteServer) CreateContainer(t testing.TB, prefix string) string {
 	t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	name := strings.ToLower(prefix) + "-" + hex.EncodeToString(b[:])
+	name := freshName(prefix)
 	if _, err := s.client.CreateContainer(context.Background(), name, nil); err != nil {
 		t.Fatalf("testenv: creating container %s: %v", name, err)
 	}
@@ -148,15 +116,4 @@ func (s *AzuriteServer) CreateContainer(t testing.TB, prefix string) string {
 // Location returns the archive location of prefix in container.
 func (s *AzuriteServer) Location(container, prefix string) string {
 	return "azblob://" + container + "/" + strings.Trim(prefix, "/")
-}
-
-// LogTail returns the last n lines of the emulator's log.
-func (s *AzuriteServer) LogTail(n int) string { return s.svc.logTail(n) }
-
-// Stop stops the emulator and removes its folder.
-func (s *AzuriteServer) Stop() {
-	if s.svc != nil {
-		s.svc.stopGroup(3 * time.Second)
-	}
-	os.RemoveAll(s.Dir)
 }

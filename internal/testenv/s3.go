@@ -5,13 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,14 +25,13 @@ const VersityGWModule = "github.com/versity/versitygw/cmd/versitygw@v1.8.0"
 // S3Server is a real S3-compatible server (versitygw over a temporary
 // folder) with one root account.
 type S3Server struct {
-	Endpoint  string // http://127.0.0.1:PORT
-	AccessKey string
-	SecretKey string
-	Region    string
-	Dir       string // the folder it serves: one subfolder per bucket
-	svc       *service
-	client    *s3.Client
-	bin       string
+	Endpoint     string // http://127.0.0.1:PORT
+	AccessKey    string
+	SecretKey    string
+	Region       string
+	objectServer // Dir: data/ is the folder it serves (one subfolder per bucket), iam/ its accounts
+	client       *s3.Client
+	bin          string
 }
 
 // SharedS3 returns one S3 server shared by every test of the binary,
@@ -58,51 +55,28 @@ func versityGW(t testing.TB) string {
 }
 
 func startS3(bin string) (*S3Server, error) {
-	dir, err := os.MkdirTemp("", "runferry-s3-")
-	if err != nil {
-		return nil, err
-	}
-	port, err := freePort()
+	o, port, err := newObjectServer("s3")
 	if err != nil {
 		return nil, err
 	}
 	var b [12]byte
 	rand.Read(b[:])
-	s := &S3Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), AccessKey: "runferrytest",
-		SecretKey: hex.EncodeToString(b[:]), Region: "us-east-1", Dir: dir}
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
-		return nil, err
+	host := fmt.Sprintf("127.0.0.1:%d", port)
+	s := &S3Server{Endpoint: "http://" + host, AccessKey: "runferrytest",
+		SecretKey: hex.EncodeToString(b[:]), Region: "us-east-1", objectServer: o, bin: bin}
+	for _, sub := range []string{"data", "iam"} {
+		if err := os.MkdirAll(filepath.Join(s.Dir, sub), 0o755); err != nil {
+			os.RemoveAll(s.Dir)
+			return nil, err
+		}
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "iam"), 0o755); err != nil {
-		return nil, err
-	}
-	s.bin = bin
-	cmd := exec.Command(bin, "--port", fmt.Sprintf("127.0.0.1:%d", port), "--region", s.Region, "--iam-dir", filepath.Join(dir, "iam"),
-		"posix", filepath.Join(dir, "data"))
+	cmd := exec.Command(bin, "--port", host, "--region", s.Region, "--iam-dir", filepath.Join(s.Dir, "iam"),
+		"posix", filepath.Join(s.Dir, "data"))
 	// The root account's keys through the environment, not the command
 	// line (which ps shows).
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s.AccessKey, "ROOT_SECRET_ACCESS_KEY="+s.SecretKey)
-	s.svc, err = startService("versitygw", cmd, filepath.Join(dir, "versitygw.log"), syscall.SIGKILL,
-		func(pgid int) string {
-			// Also remove its folder, which Stop removes when the binary ends normally.
-			return fmt.Sprintf("kill -KILL -%d; rm -rf '%s'", pgid, dir)
-		})
-	if err != nil {
-		os.RemoveAll(dir)
+	if err := s.start("versitygw", cmd, host, 30*time.Second); err != nil {
 		return nil, err
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if !s.svc.running() || time.Now().After(deadline) {
-			log := s.svc.logTail(20)
-			s.Stop()
-			return nil, fmt.Errorf("versitygw did not start: %s", log)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	s.client = s3.New(s3.Options{Region: s.Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
 		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, "")})
@@ -114,24 +88,20 @@ func startS3(bin string) (*S3Server, error) {
 // (instance metadata, profiles, shared files).
 func (s *S3Server) Env(t testing.TB) {
 	t.Helper()
-	for k, v := range map[string]string{
+	setEnv(t, map[string]string{
 		"AWS_ACCESS_KEY_ID": s.AccessKey, "AWS_SECRET_ACCESS_KEY": s.SecretKey, "AWS_SESSION_TOKEN": "",
 		"AWS_REGION": s.Region, "AWS_DEFAULT_REGION": s.Region, "AWS_PROFILE": "",
 		"AWS_EC2_METADATA_DISABLED":   "true",
 		"AWS_CONFIG_FILE":             filepath.Join(s.Dir, "no-aws-config"),
 		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(s.Dir, "no-aws-credentials"),
-	} {
-		t.Setenv(k, v)
-	}
+	})
 }
 
 // CreateBucket creates a bucket with a fresh name starting with prefix and
 // returns its name.
 func (s *S3Server) CreateBucket(t testing.TB, prefix string) string {
 	t.Helper()
-	var b [4]byte
-	rand.Read(b[:])
-	name := strings.ToLower(prefix) + "-" + hex.EncodeToString(b[:])
+	name := freshName(prefix)
 	if _, err := s.client.CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
 		t.Fatalf("testenv: creating bucket %s: %v", name, err)
 	}
@@ -172,15 +142,4 @@ func (s *S3Server) admin(t testing.TB, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("testenv: versitygw admin %s: %v\n%s", args[0], err, out)
 	}
-}
-
-// LogTail returns the last n lines of the server's log.
-func (s *S3Server) LogTail(n int) string { return s.svc.logTail(n) }
-
-// Stop stops the server and removes its folder.
-func (s *S3Server) Stop() {
-	if s.svc != nil {
-		s.svc.stopGroup(3 * time.Second)
-	}
-	os.RemoveAll(s.Dir)
 }
