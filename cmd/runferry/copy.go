@@ -364,7 +364,9 @@ func (a *app) printReport(rep *transfer.Report) {
 			}
 		}
 	}
+	filesNotCopied := 0
 	for _, r := range rep.Runs {
+		filesNotCopied += len(r.FileProblem)
 		switch {
 		case r.Outcome == transfer.Failed:
 			fmt.Fprintf(w, "FAILED %s (%s) after %d attempt(s): %s\n", r.Origin, r.Name, r.Attempts, r.Error)
@@ -438,6 +440,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
+	}
+	if filesNotCopied > 0 {
+		fmt.Fprintf(w, ", %d files not copied (named above)", filesNotCopied)
 	}
 	if notAsGiven > 0 {
 		fmt.Fprintf(w, ", %d items not as given (see above)", notAsGiven)
