@@ -30,3 +30,25 @@ func TestSummaryCountsFilesNotCopied(t *testing.T) {
 		t.Errorf("closing line does not count the file not copied: %q", last)
 	}
 }
+
+// TestReadOnlySchemeAsDestination: a scheme runferry reads but does not
+// write (wandb:, tensorboard:, mlflow+file:, ...) given as the destination
+// is refused as read only, with the schemes that can be written, in one
+// line. Before, it was called an "unknown scheme", which is untrue: the
+// same scheme works as the source.
+func TestReadOnlySchemeAsDestination(t *testing.T) {
+	for _, dst := range []string{"wandb:" + t.TempDir(), "tensorboard:" + t.TempDir(), "mlflow+file:" + t.TempDir(), "wandb+https://api.wandb.ai/acme"} {
+		code, out, errOut := runCLI(t, "copy", fixtures, dst)
+		scheme, _, _ := strings.Cut(dst, ":")
+		if code != exitUsage || strings.Contains(errOut, "unknown scheme") ||
+			!strings.Contains(errOut, scheme+": is read only (a source, not a destination)") ||
+			!strings.Contains(errOut, "mlflow+http:") || !strings.Contains(errOut, "parquet:") ||
+			strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("copy to %s: exit %d, want %d and one line saying it is read only\n%s\n%s", dst, code, exitUsage, out, errOut)
+		}
+	}
+	// A scheme no adapter has is still unknown.
+	if code, _, errOut := runCLI(t, "copy", fixtures, "nosuch:/x"); code != exitUsage || !strings.Contains(errOut, `unknown scheme "nosuch"`) {
+		t.Errorf("copy to nosuch: exit %d\n%s", code, errOut)
+	}
+}

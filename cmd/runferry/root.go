@@ -166,6 +166,9 @@ func (a *app) setupLogging() error {
 
 func (a *app) openSource(ctx context.Context, raw string) (sources.Source, location.Location, error) {
 	if _, err := a.sources.Parse(raw); err != nil {
+		if m := wrongRole(raw, a.sources.Kind, a.sinks.Kind, "write only (a destination, not a source); sources are", a.sources.All()); m != "" {
+			return nil, location.Location{}, usageError{fmt.Errorf("source %s", m)}
+		}
 		return nil, location.Location{}, usageError{fmt.Errorf("source %w", err)}
 	}
 	if a.rate < 0 {
@@ -200,8 +203,37 @@ func (a *app) logWait(source, reason string, d time.Duration) {
 	}
 }
 
+// wrongRole describes a location whose scheme the registry asked (has)
+// does not serve but the other one does (other): a read-only scheme given
+// as the destination, say. what says so and introduces the schemes that
+// fit the role, listed from fits. It returns "" when the scheme is unknown to other too.
+func wrongRole(raw string, has, other func(string) (location.Kind, bool), what string, fits []location.Description) string {
+	scheme, _, ok := strings.Cut(raw, ":")
+	if !ok {
+		return ""
+	}
+	scheme = strings.ToLower(scheme)
+	if _, ok := has(scheme); ok {
+		return ""
+	}
+	if _, ok := other(scheme); !ok {
+		return ""
+	}
+	var names []string
+	for _, d := range fits {
+		for _, s := range d.Schemes() {
+			names = append(names, s+":")
+		}
+	}
+	return fmt.Sprintf("location %q: %s: is %s %s (see 'runferry backends')",
+		location.Redact(raw), scheme, what, strings.Join(names, ", "))
+}
+
 func (a *app) openSink(ctx context.Context, raw string) (sinks.Sink, location.Location, error) {
 	if _, err := a.sinks.Parse(raw); err != nil {
+		if m := wrongRole(raw, a.sinks.Kind, a.sources.Kind, "read only (a source, not a destination); destinations are", a.sinks.All()); m != "" {
+			return nil, location.Location{}, usageError{fmt.Errorf("destination %s", m)}
+		}
 		return nil, location.Location{}, usageError{fmt.Errorf("destination %w", err)}
 	}
 	dst, loc, err := a.sinks.Open(ctx, raw)
