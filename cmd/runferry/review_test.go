@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -50,5 +51,46 @@ func TestReadOnlySchemeAsDestination(t *testing.T) {
 	// A scheme no adapter has is still unknown.
 	if code, _, errOut := runCLI(t, "copy", fixtures, "nosuch:/x"); code != exitUsage || !strings.Contains(errOut, `unknown scheme "nosuch"`) {
 		t.Errorf("copy to nosuch: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestLsCountsConfigAsParams: a W&B run's params are its config keys (MLflow
+// shows fixture run fxa00001 with 14 parameters after a copy), so ls counts
+// them in PARAMS, from the run folders with --count and from an archive of
+// them; a light listing of the run folders, whose headers leave out the
+// config, says it does not know ("-", null in --json). Before, every W&B
+// run was listed with 0 params.
+func TestLsCountsConfigAsParams(t *testing.T) {
+	archive := filepath.Join(t.TempDir(), "a")
+	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--no-state"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, c := range []struct {
+		args []string
+		want int // -1: not known
+	}{
+		{[]string{fixtures, "--count"}, 14},
+		{[]string{"parquet:" + archive}, 14},
+		{[]string{fixtures}, -1},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"ls", "--json", "--run", "fxa00001"}, c.args...)...)
+		if code != 0 {
+			t.Fatalf("ls %v: exit %d\n%s", c.args, code, errOut)
+		}
+		var rows []runListing
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("ls %v --json: %v\n%s", c.args, err, out)
+		}
+		got := -1
+		if rows[0].Params != nil {
+			got = *rows[0].Params
+		}
+		if got != c.want {
+			t.Errorf("ls %v: fxa00001 has %d params, want %d (-1: null)", c.args, got, c.want)
+		}
+	}
+	_, out, _ := runCLI(t, "ls", fixtures, "--run", "fxa00001")
+	if !strings.Contains(out, "FINISHED  2026-11-25 23:02  -       -     -") {
+		t.Errorf("light listing: PARAMS, KEYS and POINTS should be -:\n%s", out)
 	}
 }
