@@ -94,3 +94,24 @@ func TestLsCountsConfigAsParams(t *testing.T) {
 		t.Errorf("light listing: PARAMS, KEYS and POINTS should be -:\n%s", out)
 	}
 }
+
+// TestPlanLineSaysWhatIsNotKnown: the plan logged before a copy of W&B run
+// folders, whose points are not counted before the runs are read, does not
+// say "points=0 bytes=0" (which reads as nothing to move) but that they are
+// not known yet.
+func TestPlanLineSaysWhatIsNotKnown(t *testing.T) {
+	code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+filepath.Join(t.TempDir(), "a"), "--no-state")
+	if code != 0 {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	var plan string
+	for _, line := range strings.Split(errOut, "\n") {
+		if strings.Contains(line, "msg=plan ") {
+			plan = line
+		}
+	}
+	if !strings.Contains(plan, "runs=6 up_to_date=0") || strings.Contains(plan, "points=0") || strings.Contains(plan, "bytes=0") ||
+		!strings.Contains(plan, `points="not known before the runs are read"`) {
+		t.Errorf("plan line: %q", plan)
+	}
+}
