@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Findings of the end-to-end review as a new user (docs/REVIEW.md,
@@ -113,5 +114,25 @@ func TestPlanLineSaysWhatIsNotKnown(t *testing.T) {
 	if !strings.Contains(plan, "runs=6 up_to_date=0") || strings.Contains(plan, "points=0") || strings.Contains(plan, "bytes=0") ||
 		!strings.Contains(plan, `points="not known before the runs are read"`) {
 		t.Errorf("plan line: %q", plan)
+	}
+}
+
+// TestCheckShowsProgress: check logs how far it got at most every
+// checkProgressEvery (every run here), so that a long check (22 s for one
+// 15k-point run against a local MLflow server) is not silent until its
+// closing line; -q leaves the lines out.
+func TestCheckShowsProgress(t *testing.T) {
+	defer func(d time.Duration) { checkProgressEvery = d }(checkProgressEvery)
+	checkProgressEvery = 0
+	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
+	if code, out, errOut := runCLI(t, "copy", fixtures, archive, "--no-state"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "check", fixtures, archive)
+	if code != 0 || !strings.Contains(errOut, "msg=checking runs_checked=1 differences=0") || !strings.Contains(errOut, "msg=checking runs_checked=6 differences=0") {
+		t.Errorf("check: exit %d, want progress lines on stderr\n%s\n%s", code, out, errOut)
+	}
+	if _, _, errOut := runCLI(t, "check", "-q", fixtures, archive); strings.Contains(errOut, "checking") {
+		t.Errorf("check -q logs progress:\n%s", errOut)
 	}
 }
