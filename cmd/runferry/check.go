@@ -85,6 +85,11 @@ every 5 seconds how many runs it has compared (not with -q).`,
 			for _, d := range res.Known {
 				fmt.Fprintf(a.stdout, "known (%s): %s\n", d.Gap, d.String())
 			}
+			damaged := map[string]bool{}
+			for _, d := range res.SourceDamage {
+				fmt.Fprintf(a.stdout, "damaged source %s\n", d.String())
+				damaged[d.Run] = true
+			}
 			fmt.Fprintf(a.stdout, "checked %d experiments, %d runs, %d points", res.Experiments, res.Runs, res.Points)
 			if res.Models > 0 {
 				fmt.Fprintf(a.stdout, ", %d registered models", res.Models)
@@ -99,6 +104,9 @@ every 5 seconds how many runs it has compared (not with -q).`,
 					gaps[d.Gap] = true
 				}
 				fmt.Fprintf(a.stdout, ", %d known differences (%d kinds: what one side cannot give, see above)", len(res.Known), len(gaps))
+			}
+			if len(damaged) > 0 {
+				fmt.Fprintf(a.stdout, ", %d runs read from damaged source data (compared what was readable, see above)", len(damaged))
 			}
 			fmt.Fprintln(a.stdout)
 			if reportPath != "" {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runferry/runferry/internal/testenv"
 )
 
 // Findings of the end-to-end review as a new user (docs/REVIEW.md,
@@ -134,5 +136,24 @@ func TestCheckShowsProgress(t *testing.T) {
 	}
 	if _, _, errOut := runCLI(t, "check", "-q", fixtures, archive); strings.Contains(errOut, "checking") {
 		t.Errorf("check -q logs progress:\n%s", errOut)
+	}
+}
+
+// TestCheckNamesDamagedSource: check against a copy of a damaged W&B run
+// (the sample run 3ojed7lz, whose log is truncated) compares what was
+// readable, as the copy did, and passes; it names the run's damage and
+// counts it in its closing line, so that a check run alone does not
+// read as "everything the run had is there". Before, it said only
+// "2 match, 0 differences".
+func TestCheckNamesDamagedSource(t *testing.T) {
+	src := "wandb:" + testenv.Samples(t, "wandb/ARM-software__keyword-transformer/wandb")
+	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
+	if code, out, errOut := runCLI(t, "copy", src, archive, "--no-state"); code != exitRunsFailed {
+		t.Fatalf("copy: exit %d, want %d (damaged source)\n%s\n%s", code, exitRunsFailed, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "check", src, archive, "--report", filepath.Join(t.TempDir(), "r.json"))
+	if code != 0 || !strings.Contains(out, "damaged source wandb:adeeplearners/kwt-improvements/3ojed7lz: run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb: offset 335628: ") ||
+		!strings.Contains(out, ": 2 match, 0 differences, 1 runs read from damaged source data (compared what was readable, see above)") {
+		t.Errorf("check: exit %d\n%s\n%s", code, out, errOut)
 	}
 }
