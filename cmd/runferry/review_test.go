@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/internal/testenv"
+	sinksall "github.com/runferry/runferry/sinks/all"
+	sourcesall "github.com/runferry/runferry/sources/all"
 )
 
 // Findings of the end-to-end review as a new user (docs/REVIEW.md,
@@ -155,5 +157,18 @@ func TestCheckNamesDamagedSource(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "damaged source wandb:adeeplearners/kwt-improvements/3ojed7lz: run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb: offset 335628: ") ||
 		!strings.Contains(out, ": 2 match, 0 differences, 1 runs read from damaged source data (compared what was readable, see above)") {
 		t.Errorf("check: exit %d\n%s\n%s", code, out, errOut)
+	}
+}
+
+// TestRootHelpNamesEveryScheme: runferry --help lists, among its locations,
+// the scheme of every adapter (sources and destinations), so that a new
+// user learns of the W&B cloud, TensorBoard and MLflow's own stores without
+// guessing that 'runferry backends' has more. Before, five were missing.
+func TestRootHelpNamesEveryScheme(t *testing.T) {
+	_, out, _ := runCLI(t, "--help")
+	for _, d := range append(sourcesall.Sources().All(), sinksall.Sinks().All()...) {
+		if !strings.Contains(out, d.Scheme+":") {
+			t.Errorf("runferry --help does not name %s:", d.Scheme)
+		}
 	}
 }

@@ -112,10 +112,16 @@ func (a *app) rootCmd() *cobra.Command {
 		Long: `runferry moves ML experiment-tracking data between platforms: every run with its
 full metric history, params, tags, notes, times, console output and files.
 
-Locations name an adapter by scheme (see 'runferry backends'):
-  wandb:PATH                      W&B run folders on disk
-  parquet:PATH                    a runferry Parquet archive
-  mlflow+http(s)://HOST[:PORT]    an MLflow tracking server
+Locations name an adapter by scheme (see 'runferry backends' for options):
+  wandb:PATH                      W&B run folders on disk (read only)
+  wandb+https://HOST/ENTITY       W&B's cloud or a W&B Server (read only)
+  tensorboard:PATH                TensorBoard event files (read only)
+  parquet:PATH                    a runferry Parquet archive (also s3://,
+                                  gs://, azblob:// after parquet:)
+  mlflow+http:// mlflow+https://  an MLflow tracking server
+  mlflow+file:, mlflow+sqlite:,   MLflow's own stores, read directly with no
+  mlflow+postgresql://,           server (read only)
+  mlflow+mysql://
   postgres://, mysql://, sqlite:  a SQL database (runferry's schema, or your
                                   own through ?mapping=FILE)
 
