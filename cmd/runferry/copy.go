@@ -294,7 +294,7 @@ deleted. Both need the ledger (not with --no-state).`
 				}
 			}
 			if err != nil && a.exit == exitFatal {
-				fmt.Fprintf(a.stderr, "runferry: %v\n", err)
+				fmt.Fprintf(a.stderr, "runferry: %s\n", oneLine(err.Error()))
 			}
 			return nil
 		},

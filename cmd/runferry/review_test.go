@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -169,6 +170,42 @@ func TestRootHelpNamesEveryScheme(t *testing.T) {
 	for _, d := range append(sourcesall.Sources().All(), sinksall.Sinks().All()...) {
 		if !strings.Contains(out, d.Scheme+":") {
 			t.Errorf("runferry --help does not name %s:", d.Scheme)
+		}
+	}
+}
+
+// TestFatalErrorIsOneLine: a fatal error is printed as one line, even when
+// a library's message spans several (pgx names each address it tried on a
+// line of its own, the same address twice for an IPv4 host), so that logs
+// and scripts that read the last line get all of it. Before, a PostgreSQL
+// destination that refused connections printed three lines, two alike.
+func TestFatalErrorIsOneLine(t *testing.T) {
+	port := testenv.FreePort(t)
+	for _, verb := range [][]string{{"copy", fixtures}, {"ls"}} {
+		args := append(verb, fmt.Sprintf("postgres://u@127.0.0.1:%d/db", port))
+		if verb[0] == "copy" {
+			args = append(args, "--no-state")
+		}
+		code, out, errOut := runCLI(t, args...)
+		line := strings.TrimSuffix(errOut, "\n")
+		if code != exitFatal || strings.Contains(line, "\n") || strings.Contains(line, "\t") ||
+			!strings.Contains(line, "connection refused") || strings.Count(line, "dial tcp") != 1 {
+			t.Errorf("%v: exit %d, want %d and one line naming the refused connection once\n%s\n%q", args, code, exitFatal, out, errOut)
+		}
+	}
+}
+
+// TestOneLine: what oneLine makes of messages.
+func TestOneLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain":                       "plain",
+		"a:\n\tb\n\tb":                "a: b",
+		"a:\n\tb\n\tc\n":              "a: b; c",
+		"first\nsecond":               "first; second",
+		"x:  two  spaces kept\n\n\ty": "x:  two  spaces kept; y",
+	} {
+		if got := oneLine(in); got != want {
+			t.Errorf("oneLine(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

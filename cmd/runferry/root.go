@@ -68,10 +68,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			code = exitInterrupted
 		}
-		fmt.Fprintf(a.stderr, "runferry: %v\n", err)
+		fmt.Fprintf(a.stderr, "runferry: %s\n", oneLine(err.Error()))
 		return code
 	}
 	return a.exit
+}
+
+// oneLine makes an error message one line: a library's message over
+// several lines (pgx names each address it tried on a line of its own)
+// is joined, each line trimmed, a line repeated left out; a line ending
+// with a colon runs on with a space, the others are joined with "; ".
+func oneLine(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		if b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }
 
 // exitCodes are every exit code of runferry, as the root help lists them (README.md's table
