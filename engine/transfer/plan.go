@@ -541,7 +541,7 @@ func (j *job) sameOrigin(e schema.Experiment, r schema.Run) bool {
 	}
 	j.mu.Unlock()
 	if dup {
-		j.addProblem("run %s (%q in experiment %s): not copied: the source lists another run with the same origin (%s), and the destination can hold only one of them", key, r.Name, e.Name, before)
+		j.addProblem("run %s (%q in experiment %s): not copied: the source lists another run with the same origin (%s), and the destination can hold only one of them (--include or --exclude selects one)", key, r.Name, e.Name, before)
 	}
 	return dup
 }
