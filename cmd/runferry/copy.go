@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +19,10 @@ import (
 	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/transform"
 )
 
@@ -234,16 +239,41 @@ deleted. Both need the ledger (not with --no-state).`
 			if force || lookback > 0 {
 				// The destination read as a source, as check reads it; each
 				// run is compared under the transform recorded with it.
-				dsrc, _, err := a.openSource(ctx, args[1])
-				if err != nil {
-					return fmt.Errorf("--force reads DST as check does: %w", err)
+				// It is opened at the first run to compare: a destination
+				// that does not exist yet (a first copy) has none, and
+				// cannot be read as a source.
+				flag := "--force"
+				if !force {
+					flag = "--lookback"
 				}
-				defer dsrc.Close()
-				v, err := check.NewRunVerifier(ctx, src, dsrc, check.Options{})
-				if err != nil {
-					return err
+				var (
+					mu   sync.Mutex
+					dsrc sources.Source
+					v    *check.RunVerifier
+				)
+				defer func() {
+					if dsrc != nil {
+						dsrc.Close()
+					}
+				}()
+				opt.Verify = func(ctx context.Context, exp schema.Experiment, run schema.Run) (string, error) {
+					mu.Lock()
+					if v == nil {
+						var err error
+						if dsrc == nil {
+							if dsrc, _, err = a.openSource(ctx, args[1]); err != nil {
+								mu.Unlock()
+								return "", fault.Fatal(fmt.Errorf("%s reads DST as check does: %w", flag, err))
+							}
+						}
+						if v, err = check.NewRunVerifier(ctx, src, dsrc, check.Options{}); err != nil {
+							mu.Unlock()
+							return "", fault.Fatal(err)
+						}
+					}
+					mu.Unlock()
+					return v.Verify(ctx, exp, run)
 				}
-				opt.Verify = v.Verify
 			}
 			if !dryRun && !noState {
 				if statePath == "" {

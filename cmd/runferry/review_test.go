@@ -209,3 +209,51 @@ func TestOneLine(t *testing.T) {
 		}
 	}
 }
+
+// TestArchivePruneSaysWhatItKept: archive prune names the snapshots kept as
+// a list ("kept snapshots 2, 3"), not as a Go slice ("[2 3]"), and prune
+// without --keep says that --keep N is needed.
+func TestArchivePruneSaysWhatItKept(t *testing.T) {
+	archive := filepath.Join(t.TempDir(), "a")
+	for _, run := range []string{"fxa00001", "fxb00002", "fxc00003"} {
+		if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--no-state", "--run", run); code != 0 {
+			t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+		}
+	}
+	code, out, errOut := runCLI(t, "archive", "prune", archive, "--keep", "2")
+	if code != 0 || !strings.HasPrefix(out, "kept snapshots ") || strings.Contains(out, "[") {
+		t.Errorf("prune: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, _, errOut = runCLI(t, "archive", "prune", archive)
+	if code != exitUsage || !strings.Contains(errOut, "prune needs --keep N") {
+		t.Errorf("prune without --keep: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestForceIntoNewDestination: --force (and --lookback) on the first copy
+// into a destination that does not exist yet copies every run, as a copy
+// without it does: there is nothing to compare yet. Before, the job failed
+// with exit 1 before copying anything ("--force reads DST as check does:
+// ... is not a runferry archive"), so a nightly job written with --force
+// could not make its first backup.
+func TestForceIntoNewDestination(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ dst, flag string }{
+		{"parquet:" + filepath.Join(dir, "a"), "--force"},
+		{"sqlite:" + filepath.Join(dir, "s.db"), "--force"},
+		{"parquet:" + filepath.Join(dir, "b"), "--lookback=10m"},
+	} {
+		code, out, errOut := runCLI(t, "sync", fixtures, c.dst, c.flag, "--state", filepath.Join(dir, "l.db"))
+		if code != 0 || !strings.Contains(out, "copied 6 runs") {
+			t.Errorf("sync %s %s: exit %d\n%s\n%s", c.dst, c.flag, code, out, errOut)
+			continue
+		}
+		// The second compares every run with the copy.
+		if c.flag == "--force" {
+			code, out, errOut = runCLI(t, "sync", fixtures, c.dst, c.flag, "--state", filepath.Join(dir, "l.db"))
+			if code != 0 || !strings.Contains(out, "6 verified") {
+				t.Errorf("second sync %s %s: exit %d\n%s\n%s", c.dst, c.flag, code, out, errOut)
+			}
+		}
+	}
+}
