@@ -152,7 +152,7 @@ func (a *app) archiveCompactCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compact PATH",
 		Short: "Merge the metrics files that syncs appended to a run into one per run",
-		Long: `A sync that appends to a grown run adds one small metrics file to it (format
+		Long: `A sync that appends to a grown run adds one small metrics file to it (since format
 version 4). 'compact' merges each such run's metrics files into one holding the
 same points in the same order, so readers open one file per run again; DuckDB,
 pyarrow and runferry see each point once before, during and after. Each run is

@@ -133,7 +133,10 @@ recorded fingerprint). --restart and --no-state forget the ledger, but a run
 DST holds with the same fingerprint is still unchanged. --force compares
 every such run in full with DST, as 'check' does, and writes again only the
 runs that differ (repair after DST was edited or damaged); the others are
-reported as verified.
+reported as verified. A Parquet archive's file bodies are checked by size at
+each sync (a run whose body went missing or changed size is written again);
+parquet:PATH?verify=sha256 also hashes them, else a change of the same size
+is found only by 'check' and 'archive check'.
 
 --lookback DURATION covers what a fingerprint can miss near the previous
 sync: a write within the same tick of a coarse file-system clock, or a
