@@ -114,6 +114,9 @@ readable; exit status 0 (retention is the policy asked for).`,
 		Example: "  runferry archive prune /backups/mlflow --keep 7",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("keep") {
+				return usageError{fmt.Errorf("prune needs --keep N: how many of the newest snapshots to keep")}
+			}
 			if keep < 1 {
 				return usageError{fmt.Errorf("--keep must be at least 1 (the current snapshot)")}
 			}
@@ -125,8 +128,12 @@ readable; exit status 0 (retention is the policy asked for).`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "kept snapshots %v; removed %d snapshots, %d data files, %d artifact bodies, %s freed\n",
-				rep.Kept, rep.Snapshots, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			kept := make([]string, len(rep.Kept))
+			for i, n := range rep.Kept {
+				kept[i] = fmt.Sprint(n)
+			}
+			fmt.Fprintf(a.stdout, "kept snapshots %s; removed %d snapshots, %d data files, %d artifact bodies, %s freed\n",
+				strings.Join(kept, ", "), rep.Snapshots, rep.Files, rep.Blobs, bytesText(rep.Bytes))
 			if len(rep.Retained) > 0 {
 				fmt.Fprintf(a.stdout, "kept %d objects under Object Lock retention (a later prune removes them once it ends):\n", len(rep.Retained))
 				for _, r := range rep.Retained {
@@ -145,7 +152,7 @@ func (a *app) archiveCompactCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "compact PATH",
 		Short: "Merge the metrics files that syncs appended to a run into one per run",
-		Long: `A sync that appends to a grown run adds one small metrics file to it (format
+		Long: `A sync that appends to a grown run adds one small metrics file to it (since format
 version 4). 'compact' merges each such run's metrics files into one holding the
 same points in the same order, so readers open one file per run again; DuckDB,
 pyarrow and runferry see each point once before, during and after. Each run is

@@ -2,12 +2,17 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/transform"
 )
+
+// checkProgressEvery is how often check logs how many runs it has
+// compared, so that a long check is not silent.
+var checkProgressEvery = 5 * time.Second
 
 func (a *app) checkCmd() *cobra.Command {
 	var (
@@ -33,7 +38,8 @@ Prints each difference and exits 0 only when there is none (4 otherwise).
 Differences that a known gap of SRC or DST explains (what one of them cannot
 give: W&B's API, for one, gives times to the second and no system metrics,
 where a run folder has them) are printed as "known (GAP): ...", counted
-apart, and do not fail the check.`,
+apart, and do not fail the check. While it works, a line on stderr says
+every 5 seconds how many runs it has compared (not with -q).`,
 		Example: `  runferry check wandb:./wandb parquet:./archive
   runferry check mlflow+http://127.0.0.1:5000 parquet:/backups/mlflow --include 'prod-*'`,
 		Args: exactArgs(2, "SRC DST"),
@@ -53,9 +59,20 @@ apart, and do not fail the check.`,
 				return err
 			}
 			defer dst.Close()
+			var checked, differing int
+			var logged time.Time
+			progress := func(run string, diffs int) {
+				a.log.Debug("checked", "run", run, "differences", diffs)
+				checked++
+				differing += diffs
+				if now := time.Now(); now.Sub(logged) >= checkProgressEvery {
+					logged = now
+					a.log.Info("checking", "runs_checked", checked, "differences", differing)
+				}
+			}
+			logged = time.Now()
 			res, err := check.Run(ctx, src, dst, check.Options{Filter: filter, IgnoreFields: ignore,
-				Transform: dropTransform(drop),
-				Progress:  func(run string, diffs int) { a.log.Debug("checked", "run", run, "differences", diffs) }})
+				Transform: dropTransform(drop), Progress: progress})
 			if err != nil {
 				return err
 			}
@@ -67,6 +84,11 @@ apart, and do not fail the check.`,
 			}
 			for _, d := range res.Known {
 				fmt.Fprintf(a.stdout, "known (%s): %s\n", d.Gap, d.String())
+			}
+			damaged := map[string]bool{}
+			for _, d := range res.SourceDamage {
+				fmt.Fprintf(a.stdout, "damaged source %s\n", d.String())
+				damaged[d.Run] = true
 			}
 			fmt.Fprintf(a.stdout, "checked %d experiments, %d runs, %d points", res.Experiments, res.Runs, res.Points)
 			if res.Models > 0 {
@@ -82,6 +104,9 @@ apart, and do not fail the check.`,
 					gaps[d.Gap] = true
 				}
 				fmt.Fprintf(a.stdout, ", %d known differences (%d kinds: what one side cannot give, see above)", len(res.Known), len(gaps))
+			}
+			if len(damaged) > 0 {
+				fmt.Fprintf(a.stdout, ", %d runs read from damaged source data (compared what was readable, see above)", len(damaged))
 			}
 			fmt.Fprintln(a.stdout)
 			if reportPath != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,7 +19,10 @@ import (
 	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/transform"
 )
 
@@ -129,7 +134,10 @@ recorded fingerprint). --restart and --no-state forget the ledger, but a run
 DST holds with the same fingerprint is still unchanged. --force compares
 every such run in full with DST, as 'check' does, and writes again only the
 runs that differ (repair after DST was edited or damaged); the others are
-reported as verified.
+reported as verified. A Parquet archive's file bodies are checked by size at
+each sync (a run whose body went missing or changed size is written again);
+parquet:PATH?verify=sha256 also hashes them, else a change of the same size
+is found only by 'check' and 'archive check'.
 
 --lookback DURATION covers what a fingerprint can miss near the previous
 sync: a write within the same tick of a coarse file-system clock, or a
@@ -240,16 +248,41 @@ deleted. Both need the ledger (not with --no-state).`
 			if force || lookback > 0 {
 				// The destination read as a source, as check reads it; each
 				// run is compared under the transform recorded with it.
-				dsrc, _, err := a.openSource(ctx, args[1])
-				if err != nil {
-					return fmt.Errorf("--force reads DST as check does: %w", err)
+				// It is opened at the first run to compare: a destination
+				// that does not exist yet (a first copy) has none, and
+				// cannot be read as a source.
+				flag := "--force"
+				if !force {
+					flag = "--lookback"
 				}
-				defer dsrc.Close()
-				v, err := check.NewRunVerifier(ctx, src, dsrc, check.Options{})
-				if err != nil {
-					return err
+				var (
+					mu   sync.Mutex
+					dsrc sources.Source
+					v    *check.RunVerifier
+				)
+				defer func() {
+					if dsrc != nil {
+						dsrc.Close()
+					}
+				}()
+				opt.Verify = func(ctx context.Context, exp schema.Experiment, run schema.Run) (string, error) {
+					mu.Lock()
+					if v == nil {
+						var err error
+						if dsrc == nil {
+							if dsrc, _, err = a.openSource(ctx, args[1]); err != nil {
+								mu.Unlock()
+								return "", fault.Fatal(fmt.Errorf("%s reads DST as check does: %w", flag, err))
+							}
+						}
+						if v, err = check.NewRunVerifier(ctx, src, dsrc, check.Options{}); err != nil {
+							mu.Unlock()
+							return "", fault.Fatal(err)
+						}
+					}
+					mu.Unlock()
+					return v.Verify(ctx, exp, run)
 				}
-				opt.Verify = v.Verify
 			}
 			if !dryRun && !noState {
 				if statePath == "" {
@@ -300,7 +333,7 @@ deleted. Both need the ledger (not with --no-state).`
 				}
 			}
 			if err != nil && a.exit == exitFatal {
-				fmt.Fprintf(a.stderr, "runferry: %v\n", err)
+				fmt.Fprintf(a.stderr, "runferry: %s\n", oneLine(err.Error()))
 			}
 			return nil
 		},
@@ -371,7 +404,9 @@ func (a *app) printReport(rep *transfer.Report) {
 			}
 		}
 	}
+	filesNotCopied := 0
 	for _, r := range rep.Runs {
+		filesNotCopied += len(r.FileProblem)
 		switch {
 		case r.Outcome == transfer.Failed:
 			fmt.Fprintf(w, "FAILED %s (%s) after %d attempt(s): %s\n", r.Origin, r.Name, r.Attempts, r.Error)
@@ -445,6 +480,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
+	}
+	if filesNotCopied > 0 {
+		fmt.Fprintf(w, ", %d files not copied (named above)", filesNotCopied)
 	}
 	if notAsGiven > 0 {
 		fmt.Fprintf(w, ", %d items not as given (see above)", notAsGiven)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
 )
@@ -21,7 +23,9 @@ type runListing struct {
 	Name       string `json:"name"`
 	Status     string `json:"status"`
 	Start      string `json:"start,omitempty"`
-	Params     int    `json:"params"`
+	// Params is nil (null in --json) where the listing read light run
+	// headers (W&B folders without --count), which leave out the config.
+	Params *int `json:"params"`
 	// MetricKeys and Points are nil (null in --json) unless counted
 	// (--count): a light listing does not know them.
 	MetricKeys *int   `json:"metric_keys"`
@@ -42,7 +46,8 @@ func (a *app) lsCmd() *cobra.Command {
 		Use:   "ls LOCATION",
 		Short: "List the experiments and runs at a location (--count: with point counts)",
 		Long: `List the experiments and runs a location holds: name, status, start and
-number of params of each run. The listing reads metadata only, as a file
+number of params of each run (for a W&B run, its config keys, flattened
+as MLflow gets them). The listing reads metadata only, as a file
 lister does: from an MLflow server the runs/search pages (plus one file read
 per run runferry wrote), and where the location can describe a run without
 reading its logs (W&B folders: the run record at the start of each log,
@@ -58,7 +63,9 @@ about as long as reading the runs for a copy. The counts are not taken from
 a run's summary: a W&B summary holds each key's last value and the last
 step, not how many points were logged (keys logged at different steps,
 system metrics and resumed runs make any estimate from it wrong). Without
---count the KEYS and POINTS columns show "-" (in --json, null). --no-count, the listing
+--count the KEYS and POINTS columns show "-" (in --json, null), and so does
+PARAMS where the light headers leave out the config (W&B folders: --count
+reads it). --no-count, the listing
 without counts, is the default (the flag is kept for scripts). What the
 location holds but could not be read (an unreadable folder, a run folder
 without a log) is named on stderr, and the exit code is then 3.
@@ -105,8 +112,9 @@ the run counts the server keeps; --runs lists its runs.`,
 				}
 				exps++
 				runs := src.Runs(ctx, e.Origin)
+				light := false
 				if hl, ok := src.(sources.HeaderLister); ok && noCount {
-					runs = hl.RunHeaders(ctx, e.Origin)
+					runs, light = hl.RunHeaders(ctx, e.Origin), true
 				}
 				for r, err := range runs {
 					if err != nil {
@@ -115,7 +123,7 @@ the run counts the server keeps; --runs lists its runs.`,
 					if !filter.Run(r) {
 						continue
 					}
-					row, err := listRun(ctx, src, e, r, !noCount)
+					row, err := listRun(ctx, src, e, r, !noCount, light)
 					if err != nil {
 						return err
 					}
@@ -140,7 +148,10 @@ the run counts the server keeps; --runs lists its runs.`,
 			fmt.Fprintln(tw, "EXPERIMENT\tRUN\tNAME\tSTATUS\tSTART\tPARAMS\tKEYS\tPOINTS")
 			var points int64
 			for _, r := range rows {
-				pts, keys := "-", "-"
+				pts, keys, params := "-", "-", "-"
+				if r.Params != nil {
+					params = fmt.Sprint(*r.Params)
+				}
 				if r.Points != nil && r.MetricKeys != nil {
 					pts, keys = fmt.Sprint(*r.Points), fmt.Sprint(*r.MetricKeys)
 					points += *r.Points
@@ -149,7 +160,7 @@ the run counts the server keeps; --runs lists its runs.`,
 				if r.Damage > 0 {
 					status += " (damaged)"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.Experiment, r.Origin, trim(r.Name, 32), status, r.Start, r.Params, keys, pts)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Experiment, r.Origin, trim(r.Name, 32), status, r.Start, params, keys, pts)
 			}
 			tw.Flush()
 			if noCount {
@@ -169,10 +180,32 @@ the run counts the server keeps; --runs lists its runs.`,
 	return cmd
 }
 
-// listRun describes one run, counting its history when count is set.
-func listRun(ctx context.Context, src sources.Source, e schema.Experiment, r schema.Run, count bool) (runListing, error) {
+// paramCount is the number of a run's params, counting the keys of its
+// config (a W&B run's params, flattened as MLflow gets them) not among its
+// explicit params.
+func paramCount(r schema.Run) int {
+	n := len(r.Params)
+	flat, err := mlflowconv.FlattenConfig(r.Config)
+	if err != nil {
+		return n
+	}
+	for _, p := range flat {
+		if _, found := slices.BinarySearchFunc(r.Params, p.Key, func(q schema.Param, k string) int { return strings.Compare(q.Key, k) }); !found {
+			n++
+		}
+	}
+	return n
+}
+
+// listRun describes one run, counting its history when count is set. r
+// is a light header when light is set: its params are then not known.
+func listRun(ctx context.Context, src sources.Source, e schema.Experiment, r schema.Run, count, light bool) (runListing, error) {
 	row := runListing{Experiment: e.Name, Origin: r.Origin.String(), Name: r.Name, Status: string(r.Status),
-		Params: len(r.Params), Damage: len(r.Damage)}
+		Damage: len(r.Damage)}
+	if !light {
+		n := paramCount(r)
+		row.Params = &n
+	}
 	if !r.Start.IsZero() {
 		row.Start = r.Start.Format("2006-01-02 15:04")
 	}

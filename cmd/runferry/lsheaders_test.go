@@ -11,7 +11,7 @@ import (
 // TestLsNoCountFromHeaders lists W&B folders with --no-count, which reads
 // light run headers, and with counting, which reads every run in full: the
 // two listings agree in every column but the counted ones (KEYS, POINTS)
-// and in their exit codes, on the fixtures and the real-world samples
+// and PARAMS (a header leaves out the config: "-"), and in their exit codes, on the fixtures and the real-world samples
 // (among them a run whose middle segment's log is truncated: flagged
 // damaged in both).
 func TestLsNoCountFromHeaders(t *testing.T) {
@@ -31,8 +31,8 @@ func TestLsNoCountFromHeaders(t *testing.T) {
 	}
 }
 
-// lsColumns returns the rows of an `ls` listing without its KEYS and
-// POINTS columns and its closing line, whitespace collapsed.
+// lsColumns returns the rows of an `ls` listing without its PARAMS, KEYS
+// and POINTS columns and its closing line, whitespace collapsed.
 func lsColumns(out string) []string {
 	var rows []string
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -40,7 +40,7 @@ func lsColumns(out string) []string {
 		if len(f) < 3 || strings.HasSuffix(line, " points") || strings.HasSuffix(line, "(points not counted: --count counts them)") {
 			continue
 		}
-		rows = append(rows, strings.Join(f[:len(f)-2], " "))
+		rows = append(rows, strings.Join(f[:len(f)-3], " "))
 	}
 	return rows
 }

@@ -80,7 +80,13 @@ func (p *progress) observe(e transfer.Event) {
 	switch e.Kind {
 	case transfer.EventPlanned:
 		p.total, p.totalPoints, p.totalBytes, p.planned = e.Runs, e.TotalPoints, e.TotalBytes, time.Now()
-		p.a.log.Info("plan", "runs", e.Runs, "up_to_date", e.Skipped, "points", e.TotalPoints, "bytes", e.TotalBytes)
+		if e.Runs > 0 && e.TotalPoints == 0 && e.TotalBytes == 0 {
+			// The source does not count before reading (W&B folders'
+			// light headers): 0 would read as nothing to move.
+			p.a.log.Info("plan", "runs", e.Runs, "up_to_date", e.Skipped, "points", "not known before the runs are read")
+		} else {
+			p.a.log.Info("plan", "runs", e.Runs, "up_to_date", e.Skipped, "points", e.TotalPoints, "bytes", e.TotalBytes)
+		}
 		if p.bar != nil {
 			if p.totalPoints > 0 {
 				p.bar.ChangeMax64(p.totalPoints)

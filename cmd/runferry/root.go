@@ -68,10 +68,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			code = exitInterrupted
 		}
-		fmt.Fprintf(a.stderr, "runferry: %v\n", err)
+		fmt.Fprintf(a.stderr, "runferry: %s\n", oneLine(err.Error()))
 		return code
 	}
 	return a.exit
+}
+
+// oneLine makes an error message one line: a library's message over
+// several lines (pgx names each address it tried on a line of its own)
+// is joined, each line trimmed, a line repeated left out; a line ending
+// with a colon runs on with a space, the others are joined with "; ".
+func oneLine(msg string) string {
+	if !strings.Contains(msg, "\n") {
+		return msg
+	}
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, l := range strings.Split(msg, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || seen[l] {
+			continue
+		}
+		seen[l] = true
+		if b.Len() > 0 {
+			if strings.HasSuffix(b.String(), ":") {
+				b.WriteString(" ")
+			} else {
+				b.WriteString("; ")
+			}
+		}
+		b.WriteString(l)
+	}
+	return b.String()
 }
 
 // exitCodes are every exit code of runferry, as the root help lists them (README.md's table
@@ -112,10 +140,16 @@ func (a *app) rootCmd() *cobra.Command {
 		Long: `runferry moves ML experiment-tracking data between platforms: every run with its
 full metric history, params, tags, notes, times, console output and files.
 
-Locations name an adapter by scheme (see 'runferry backends'):
-  wandb:PATH                      W&B run folders on disk
-  parquet:PATH                    a runferry Parquet archive
-  mlflow+http(s)://HOST[:PORT]    an MLflow tracking server
+Locations name an adapter by scheme (see 'runferry backends' for options):
+  wandb:PATH                      W&B run folders on disk (read only)
+  wandb+https://HOST/ENTITY       W&B's cloud or a W&B Server (read only)
+  tensorboard:PATH                TensorBoard event files (read only)
+  parquet:PATH                    a runferry Parquet archive (also s3://,
+                                  gs://, azblob:// after parquet:)
+  mlflow+http:// mlflow+https://  an MLflow tracking server
+  mlflow+file:, mlflow+sqlite:,   MLflow's own stores, read directly with no
+  mlflow+postgresql://,           server (read only)
+  mlflow+mysql://
   postgres://, mysql://, sqlite:  a SQL database (runferry's schema, or your
                                   own through ?mapping=FILE)
 
@@ -166,6 +200,9 @@ func (a *app) setupLogging() error {
 
 func (a *app) openSource(ctx context.Context, raw string) (sources.Source, location.Location, error) {
 	if _, err := a.sources.Parse(raw); err != nil {
+		if m := wrongRole(raw, a.sources.Kind, a.sinks.Kind, "write only (a destination, not a source); sources are", a.sources.All()); m != "" {
+			return nil, location.Location{}, usageError{fmt.Errorf("source %s", m)}
+		}
 		return nil, location.Location{}, usageError{fmt.Errorf("source %w", err)}
 	}
 	if a.rate < 0 {
@@ -200,8 +237,37 @@ func (a *app) logWait(source, reason string, d time.Duration) {
 	}
 }
 
+// wrongRole describes a location whose scheme the registry asked (has)
+// does not serve but the other one does (other): a read-only scheme given
+// as the destination, say. what says so and introduces the schemes that
+// fit the role, listed from fits. It returns "" when the scheme is unknown to other too.
+func wrongRole(raw string, has, other func(string) (location.Kind, bool), what string, fits []location.Description) string {
+	scheme, _, ok := strings.Cut(raw, ":")
+	if !ok {
+		return ""
+	}
+	scheme = strings.ToLower(scheme)
+	if _, ok := has(scheme); ok {
+		return ""
+	}
+	if _, ok := other(scheme); !ok {
+		return ""
+	}
+	var names []string
+	for _, d := range fits {
+		for _, s := range d.Schemes() {
+			names = append(names, s+":")
+		}
+	}
+	return fmt.Sprintf("location %q: %s: is %s %s (see 'runferry backends')",
+		location.Redact(raw), scheme, what, strings.Join(names, ", "))
+}
+
 func (a *app) openSink(ctx context.Context, raw string) (sinks.Sink, location.Location, error) {
 	if _, err := a.sinks.Parse(raw); err != nil {
+		if m := wrongRole(raw, a.sinks.Kind, a.sources.Kind, "read only (a source, not a destination); destinations are", a.sinks.All()); m != "" {
+			return nil, location.Location{}, usageError{fmt.Errorf("destination %s", m)}
+		}
 		return nil, location.Location{}, usageError{fmt.Errorf("destination %w", err)}
 	}
 	dst, loc, err := a.sinks.Open(ctx, raw)

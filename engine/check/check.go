@@ -70,6 +70,10 @@ type Result struct {
 	Models int `json:"models,omitempty"`
 	// Traces counts the source's traces compared.
 	Traces int `json:"traces,omitempty"`
+	// SourceDamage names what the source could not read of the runs
+	// compared (schema.Run.Damage), by run: those runs were compared as far
+	// as they could be read, as the copy wrote them.
+	SourceDamage []Difference `json:"source_damage,omitempty"`
 
 	srcGaps, dstGaps []sources.Gap
 }
@@ -136,6 +140,9 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 			}
 			res.Runs++
 			seen[r.Origin] = true
+			for _, d := range r.Damage {
+				res.SourceDamage = append(res.SourceDamage, Difference{Run: r.Origin.String(), What: d})
+			}
 			before := len(res.Differences)
 			copies := index.runs[r.Origin]
 			switch {

@@ -73,6 +73,9 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 				j.mu.Unlock()
 				continue
 			}
+			if j.sameOrigin(e, r) {
+				continue
+			}
 			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
 			j.listed(r.Origin, p.former)
 			batch = append(batch, p)
@@ -518,4 +521,27 @@ func (j *job) baseFromSink(ctx context.Context, p *planned, say bool) error {
 		p.reason += ": continuing the append (cursors kept in the destination)"
 	}
 	return nil
+}
+
+// sameOrigin reports whether a run with r's origin was listed before in
+// this job, naming r as a problem then: the destination finds runs by
+// origin, so it would hold one of the two, whichever came last, and each
+// sync would write the other over it. An MLflow server holding two copies
+// runferry made of one run (under two experiment prefixes) lists two runs
+// with the source's origin.
+func (j *job) sameOrigin(e schema.Experiment, r schema.Run) bool {
+	j.mu.Lock()
+	if j.origins == nil {
+		j.origins = map[string]string{}
+	}
+	key := r.Origin.String()
+	before, dup := j.origins[key]
+	if !dup {
+		j.origins[key] = fmt.Sprintf("%q in experiment %s", r.Name, e.Name)
+	}
+	j.mu.Unlock()
+	if dup {
+		j.addProblem("run %s (%q in experiment %s): not copied: the source lists another run with the same origin (%s), and the destination can hold only one of them (--include or --exclude selects one)", key, r.Name, e.Name, before)
+	}
+	return dup
 }

@@ -246,6 +246,9 @@ type job struct {
 	// seen holds the origins of every run the plan listed and selected,
 	// and their former origins (see deletes).
 	seen map[string]bool
+	// origins names, by origin, each run the plan listed, to find a second
+	// run with the same origin (see sameOrigin).
+	origins map[string]string
 	// writes bounds the WriteMetrics calls in flight when the sink asks
 	// for AdaptiveWrites; nil otherwise.
 	writes *inflight.Limiter

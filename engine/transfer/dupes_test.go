@@ -1,0 +1,42 @@
+package transfer_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/sinks"
+	memsink "github.com/runferry/runferry/sinks/memory"
+	"github.com/runferry/runferry/sources/dataset"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+// TestRunsSharingAnOriginAreNotMerged: a source that lists two runs with
+// one origin (an MLflow server holding two copies runferry made of one W&B
+// run, under two --experiment-prefix values: each reads back as the W&B
+// run) would have the destination hold one of them, whichever came last,
+// and a sync flip between them each night, with exit 0. The first is
+// copied; the second is named as a problem (exit 3) and not copied.
+func TestRunsSharingAnOriginAreNotMerged(t *testing.T) {
+	base := dataset.Canonical()
+	first := base.Runs[0]
+	twin := *first
+	twin.Run.Name = "the other copy"
+	src := &dataset.Dataset{Experiments: base.Experiments, Runs: append([]*dataset.RunData{first}, &twin)}
+	dst := memsink.New(sinks.Limits{})
+	rep, err := transfer.Copy(context.Background(), memsrc.New(src), dst, fast(transfer.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Totals.Committed != 1 || len(rep.Problems) != 1 || rep.Verdict(err) != transfer.VerdictRunsFailed {
+		t.Fatalf("totals %+v, problems %q, verdict %d: want 1 committed and 1 problem (exit 3)", rep.Totals, rep.Problems, rep.Verdict(err))
+	}
+	p := rep.Problems[0]
+	if !strings.Contains(p, first.Run.Origin.String()) || !strings.Contains(p, "the other copy") || !strings.Contains(p, "not copied") {
+		t.Errorf("problem does not name the run and its origin: %q", p)
+	}
+	if got := dst.Dataset().Runs; len(got) != 1 || got[0].Run.Name != first.Run.Name {
+		t.Errorf("destination holds %d runs, want the first only", len(got))
+	}
+}
