@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,4 +105,55 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestVerifyRunFilesStatsOnce: a run's data files are found where they
+// live (in place, under history/ or .staging/) and checked against the
+// size the manifest records from that one look-up; missing and short
+// files are named, whole ones are not.
+func TestVerifyRunFilesStatsOnce(t *testing.T) {
+	root := t.TempDir()
+	st, err := OpenStore(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	put := func(p string, n int) {
+		t.Helper()
+		full := abs(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, bytes.Repeat([]byte("x"), n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("metrics/whole.parquet", 10)
+	put(historyDir+"/metrics/old.parquet", 20)
+	put(stagingDir+"/metrics/staged.parquet", 30)
+	put("metrics/short.parquet", 5)
+	put(blobPath("ab12"), 7)
+	e := RunEntry{Files: []FileEntry{
+		{Path: "metrics/whole.parquet", Bytes: 10},
+		{Path: "metrics/old.parquet", Bytes: 20},
+		{Path: "metrics/staged.parquet", Bytes: 30},
+		{Path: "metrics/short.parquet", Bytes: 6},
+		{Path: "metrics/gone.parquet", Bytes: 1},
+	}, Blobs: []BlobEntry{{SHA256: "ab12", Bytes: 7}, {SHA256: "cd34", Bytes: 1}}}
+	got, err := verifyRunFiles(st, e, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join([]string{
+		st.Name("metrics/short.parquet") + " holds 5 bytes, want 6",
+		"data file " + st.Name("metrics/gone.parquet") + " is missing",
+		st.Name(blobPath("cd34")) + " is missing",
+	}, "; ")
+	if got != want {
+		t.Fatalf("verifyRunFiles:\n got %s\nwant %s", got, want)
+	}
+	e.Files, e.Blobs = e.Files[:3], e.Blobs[:1]
+	if got, err := verifyRunFiles(st, e, false); err != nil || got != "" {
+		t.Fatalf("whole files: %q, %v", got, err)
+	}
 }
