@@ -291,8 +291,14 @@ func VerifyRunFilesIn(st Store, e RunEntry, hash bool) (string, error) {
 
 func verifyRunFiles(st Store, e RunEntry, hash bool) (string, error) {
 	var problems []string
-	verify := func(p string, size int64, sha string) error {
-		fi, err := st.Stat(p)
+	// verify checks the file at p; fi is what Stat said of it, when
+	// known (nil: verify asks).
+	verify := func(p string, fi *ObjectInfo, size int64, sha string) error {
+		var err error
+		if fi == nil {
+			fi = new(ObjectInfo)
+			*fi, err = st.Stat(p)
+		}
 		switch {
 		case notExist(err):
 			problems = append(problems, fmt.Sprintf("%s is missing", st.Name(p)))
@@ -315,20 +321,20 @@ func verifyRunFiles(st Store, e RunEntry, hash bool) (string, error) {
 		return nil
 	}
 	for _, f := range e.Files {
-		rel, err := resolve(st, f.Path)
+		rel, info, err := resolveStat(st, f.Path)
 		if notExist(err) {
 			problems = append(problems, fmt.Sprintf("data file %s is missing", st.Name(f.Path)))
 			continue
 		}
 		if err == nil {
-			err = verify(rel, f.Bytes, f.SHA256)
+			err = verify(rel, &info, f.Bytes, f.SHA256)
 		}
 		if err != nil {
 			return "", err
 		}
 	}
 	for _, b := range e.Blobs {
-		if err := verify(blobPath(b.SHA256), b.Bytes, b.SHA256); err != nil {
+		if err := verify(blobPath(b.SHA256), nil, b.Bytes, b.SHA256); err != nil {
 			return "", err
 		}
 	}

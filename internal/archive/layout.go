@@ -111,16 +111,22 @@ func abs(root, p string) string { return filepath.Join(root, filepath.FromSlash(
 // .staging/ between its commit and its move into place (a crash can leave
 // it there); resolve tries those three places in that order.
 func resolve(st Store, p string) (string, error) {
+	rel, _, err := resolveStat(st, p)
+	return rel, err
+}
+
+// resolveStat is resolve, also returning what Stat said of the file found.
+func resolveStat(st Store, p string) (string, ObjectInfo, error) {
 	for _, cand := range []string{p, path.Join(historyDir, p), path.Join(stagingDir, p)} {
-		_, err := st.Stat(cand)
+		info, err := st.Stat(cand)
 		if err == nil {
-			return cand, nil
+			return cand, info, nil
 		}
 		if !notExist(err) {
-			return "", fmt.Errorf("%s: %w", st.Name(cand), err)
+			return "", ObjectInfo{}, fmt.Errorf("%s: %w", st.Name(cand), err)
 		}
 	}
-	return "", fmt.Errorf("%s: %w", st.Name(p), os.ErrNotExist)
+	return "", ObjectInfo{}, fmt.Errorf("%s: %w", st.Name(p), os.ErrNotExist)
 }
 
 func isTmp(name string) bool { return strings.HasSuffix(name, tmpSuffix) }

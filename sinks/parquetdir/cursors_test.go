@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,12 +13,7 @@ import (
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/archive"
-	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/sinks"
-	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sinks/sinktest"
-	"github.com/runferry/runferry/sources"
-	srcparquet "github.com/runferry/runferry/sources/parquetdir"
 )
 
 // TestAppendFromArchiveCursors: a sync stopped between the archive's
@@ -35,21 +29,7 @@ func TestAppendFromArchiveCursors(t *testing.T) {
 	arch := filepath.Join(t.TempDir(), "archive")
 	const id = "curs0001"
 	ledger := &sinktest.MemLedger{}
-	open := func(t *testing.T) (sinks.Sink, func() error) {
-		dst, err := parquetdir.New(arch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return dst, dst.Close
-	}
-	g := &sinktest.Growing{Dir: dir, Ledger: ledger, Sink: open,
-		Read: func(t *testing.T) sources.Source {
-			back, err := srcparquet.New(arch, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return back
-		}}
+	g := growingInto(arch, dir, ledger)
 
 	sinktest.GrowWandb(t, dir, id, 0, 40)
 	if first := g.Sync(t); first.Outcome != transfer.Committed || first.Points != 80 {
@@ -67,7 +47,7 @@ func TestAppendFromArchiveCursors(t *testing.T) {
 		return nil
 	}
 	src := sinktest.OpenWandb(t, dir)
-	dst, done := open(t)
+	dst, done := g.Sink(t)
 	_, err := transfer.Copy(context.Background(), src, dst, transfer.Options{Ledger: ledger, Backoff: func(int) time.Duration { return time.Millisecond }})
 	src.Close()
 	if cerr := done(); cerr != nil {
@@ -103,16 +83,10 @@ func TestAppendFromArchiveCursors(t *testing.T) {
 		t.Fatalf("sync without change or ledger: %s (%s)", fifth.Outcome, fifth.Reason)
 	}
 
-	st, err := archive.LoadState(arch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := st.Manifest.Runs[0]
+	e := onlyRun(t, arch)
 	var rows []int64
-	for _, f := range e.Files {
-		if f.Table == archive.TableMetrics {
-			rows = append(rows, f.Rows)
-		}
+	for _, f := range metricsFiles(e) {
+		rows = append(rows, f.Rows)
 	}
 	if fmt.Sprint(rows) != "[80 50 50 20]" || e.Points != 200 {
 		t.Fatalf("the run's metrics files hold %v rows (%d points), want [80 50 50 20]: one file per sync", rows, e.Points)
@@ -130,34 +104,11 @@ func TestAppendFromArchiveCursors(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Fatalf("archive check: %v %+v", err, rep.Problems)
 	}
-	out, err := exec.Command(testenv.Python(t), "-c", `import duckdb, json, sys
-rows = duckdb.execute("select key, step, count(*) from read_parquet(?) group by key, step order by key, step",
-                      [sys.argv[1] + "/metrics/*/*.parquet"]).fetchall()
-print(json.dumps(rows))`, arch).Output()
-	if err != nil {
-		t.Fatalf("duckdb: %v", err)
-	}
-	var got [][]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("duckdb printed %q: %v", out, err)
-	}
-	var want [][]any
-	for _, key := range []string{"acc", "loss"} {
-		for step := range 100 {
-			want = append(want, []any{key, float64(step), float64(1)})
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("duckdb reads (key, step, count):\n%v\nwant each of steps 0..99 of acc and loss once", got)
-	}
+	requireEachPointOnce(t, arch, 100)
 }
 
 // runOrigin is the origin of the one run the archive holds.
 func runOrigin(t *testing.T, arch string) string {
 	t.Helper()
-	st, err := archive.LoadState(arch)
-	if err != nil || len(st.Manifest.Runs) != 1 {
-		t.Fatalf("archive state: %v", err)
-	}
-	return st.Manifest.Runs[0].Origin
+	return onlyRun(t, arch).Origin
 }

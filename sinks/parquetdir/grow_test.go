@@ -1,21 +1,14 @@
 package parquetdir_test
 
 import (
-	"encoding/json"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
-	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/testenv"
-	"github.com/runferry/runferry/sinks"
-	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sinks/sinktest"
-	"github.com/runferry/runferry/sources"
-	srcparquet "github.com/runferry/runferry/sources/parquetdir"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -35,21 +28,7 @@ func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	g := &sinktest.Growing{Dir: dir, Ledger: l,
-		Sink: func(t *testing.T) (sinks.Sink, func() error) {
-			dst, err := parquetdir.New(arch)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return dst, dst.Close
-		},
-		Read: func(t *testing.T) sources.Source {
-			back, err := srcparquet.New(arch, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return back
-		}}
+	g := growingInto(arch, dir, l)
 	sync := func() transfer.RunResult { t.Helper(); return g.Sync(t) }
 	first := sync()
 	if first.Outcome != transfer.Committed || first.Appended || first.Points != 80 {
@@ -62,45 +41,17 @@ func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
 			second.Outcome, second.Appended, second.Points, second.KeptPoints, second.Reason)
 	}
 
-	st, err := archive.LoadState(arch)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Manifest.Runs) != 1 {
-		t.Fatalf("the archive holds %d runs", len(st.Manifest.Runs))
-	}
-	e := st.Manifest.Runs[0]
+	e := onlyRun(t, arch)
 	var rows []string
-	for _, f := range e.Files {
-		if f.Table == archive.TableMetrics {
-			rows = append(rows, fmt.Sprintf("%d rows in snapshot %s", f.Rows, filepath.Base(f.Path)[:6]))
-		}
+	for _, f := range metricsFiles(e) {
+		rows = append(rows, fmt.Sprintf("%d rows in snapshot %s", f.Rows, filepath.Base(f.Path)[:6]))
 	}
 	if want := []string{"80 rows in snapshot 000001", "50 rows in snapshot 000002"}; fmt.Sprint(rows) != fmt.Sprint(want) || e.Points != 130 {
 		t.Fatalf("the run's metrics files: %v (%d points), want %v", rows, e.Points, want)
 	}
 
 	// DuckDB, reading the metrics folder as a user would, sees every point once.
-	out, err := exec.Command(testenv.Python(t), "-c", `import duckdb, json, sys
-rows = duckdb.execute("select key, step, count(*) from read_parquet(?) group by key, step order by key, step",
-                      [sys.argv[1] + "/metrics/*/*.parquet"]).fetchall()
-print(json.dumps(rows))`, arch).Output()
-	if err != nil {
-		t.Fatalf("duckdb: %v", err)
-	}
-	var got [][]any
-	if err := json.Unmarshal(out, &got); err != nil {
-		t.Fatalf("duckdb printed %q: %v", out, err)
-	}
-	var want [][]any
-	for _, key := range []string{"acc", "loss"} {
-		for step := range 65 {
-			want = append(want, []any{key, float64(step), float64(1)})
-		}
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("duckdb reads (key, step, count):\n%v\nwant each of steps 0..64 of acc and loss once", got)
-	}
+	requireEachPointOnce(t, arch, 65)
 
 	if third := sync(); third.Outcome != transfer.Unchanged {
 		t.Fatalf("third sync without change: %s (%s)", third.Outcome, third.Reason)

@@ -201,7 +201,7 @@ type finder struct {
 
 // newFinder returns a finder for ri's entries.
 func newFinder(ri *runInfo, cacheDir string) (*finder, error) {
-	files, err := listFiles(ri)
+	files, err := listFiles(ri, false)
 	if err != nil {
 		return nil, err
 	}

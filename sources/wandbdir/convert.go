@@ -98,7 +98,7 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
 	m.describe(ri, &r, crash)
-	files, err := listFiles(ri)
+	files, err := listFiles(ri, false)
 	if err != nil {
 		return schema.Run{}, err
 	}

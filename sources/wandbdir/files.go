@@ -42,7 +42,12 @@ var legacySkip = map[string]bool{"logs": true, "tmp": true}
 // followed; a dangling one, or one to a folder, is listed with a problem. A
 // file that cannot be opened is listed with a problem, and a folder that
 // cannot be listed (files/ itself included) as a folder entry with one.
-func listFiles(ri *runInfo) ([]fileEntry, error) {
+//
+// byMode judges a file readable from the mode bits its listing already
+// gave (readableByMode) and opens only a file they do not show readable:
+// for the fingerprint and headers, which run for every run of every sync.
+// Without it every file is opened, as a copy needs.
+func listFiles(ri *runInfo, byMode bool) ([]fileEntry, error) {
 	byPath := map[string]fileEntry{}
 	for _, seg := range ri.segments {
 		root := seg.filesDir()
@@ -68,7 +73,7 @@ func listFiles(ri *runInfo) ([]fileEntry, error) {
 			if d.IsDir() {
 				return nil
 			}
-			byPath[rel] = statFile(rel, path, seg.name(path), d)
+			byPath[rel] = statFile(rel, path, seg.name(path), d, byMode)
 			return nil
 		})
 		if err != nil {
@@ -94,8 +99,8 @@ func relPath(root, path string) string {
 	return filepath.ToSlash(rel)
 }
 
-// statFile describes one walked file.
-func statFile(rel, path, name string, d fs.DirEntry) fileEntry {
+// statFile describes one walked file; byMode as for listFiles.
+func statFile(rel, path, name string, d fs.DirEntry, byMode bool) fileEntry {
 	f := fileEntry{path: rel, abs: path, name: name, size: -1}
 	info, err := d.Info()
 	if err != nil {
@@ -103,6 +108,7 @@ func statFile(rel, path, name string, d fs.DirEntry) fileEntry {
 		return f
 	}
 	f.info = info
+	opened := info // what is opened: the link's target for a symlink
 	switch {
 	case info.Mode()&fs.ModeSymlink != 0:
 		target, _ := os.Readlink(path)
@@ -115,14 +121,14 @@ func statFile(rel, path, name string, d fs.DirEntry) fileEntry {
 		case !st.Mode().IsRegular():
 			f.problem = "symlink to something that is not a regular file"
 		default:
-			f.size = st.Size()
+			f.size, opened = st.Size(), st
 		}
 	case info.Mode().IsRegular():
 		f.size = info.Size()
 	default:
 		f.problem = "not a regular file"
 	}
-	if f.problem == "" {
+	if f.problem == "" && !(byMode && readableByMode(opened)) {
 		if rc, err := os.Open(path); err != nil {
 			f.problem, f.unreadable = fmt.Sprintf("unreadable (%v)", cause(err)), true
 		} else {
@@ -195,6 +201,12 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // time alone can change. A run with an unreadable file or folder has no
 // fingerprint (""): nothing vouches for what could not be read, so the run
 // is transferred again, and its damage reported, until it is readable.
+// Readable is judged from the mode bits where they grant this process
+// read (listFiles' byMode), else by opening the file. What a change is
+// seen by: a file's name, size and modification time (a log or run file
+// replaced by one of the same size is seen when its modification time
+// differs, as it does unless the writer set it back), a file added or
+// removed; a change of mode, owner or ACL alone is not.
 func fingerprint(ri *runInfo, crashed bool) (string, error) {
 	h := sha256.New()
 	if crashed {
@@ -216,7 +228,7 @@ func fingerprint(ri *runInfo, crashed bool) (string, error) {
 			stat(seg, filepath.Join(seg.dir, "wandb-events.jsonl"))
 		}
 	}
-	files, err := listFiles(ri)
+	files, err := listFiles(ri, true)
 	if err != nil {
 		return "", err
 	}

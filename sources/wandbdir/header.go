@@ -353,7 +353,7 @@ func (s *Source) ChangedAt(ctx context.Context, run schema.Run) (time.Time, bool
 			}
 		}
 	}
-	if files, err := listFiles(ri); err == nil {
+	if files, err := listFiles(ri, true); err == nil {
 		for _, f := range files {
 			if f.info != nil {
 				later(f.info.ModTime())

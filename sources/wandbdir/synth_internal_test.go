@@ -280,13 +280,42 @@ func TestFingerprint(t *testing.T) {
 		return s
 	}
 	a, b := fp(), fp()
-	os.WriteFile(filepath.Join(dir, "files", "new.txt"), []byte("x"), 0o644)
-	c := fp()
-	later := time.Now().Add(time.Hour)
-	os.Chtimes(filepath.Join(dir, "run-fp1.wandb"), later, later)
-	e := fp()
-	if a != b || b == c || c == e {
-		t.Errorf("fingerprints %s %s %s %s: want equal, then changed twice", a, b, c, e)
+	if a == "" || a != b {
+		t.Fatalf("fingerprints %q %q: want equal, not empty", a, b)
+	}
+	newFile := filepath.Join(dir, "files", "new.txt")
+	logFile := filepath.Join(dir, "run-fp1.wandb")
+	stamp := time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each change must change the fingerprint (the file system's times
+	// are set back where a change must be seen by size alone).
+	for _, c := range []struct {
+		what   string
+		change func()
+	}{
+		{"a new file in files/", func() { must(os.WriteFile(newFile, []byte("x"), 0o644)); must(os.Chtimes(newFile, stamp, stamp)) }},
+		{"a file in files/ grown, its time kept", func() { must(os.WriteFile(newFile, []byte("xy"), 0o644)); must(os.Chtimes(newFile, stamp, stamp)) }},
+		{"a file in files/ touched, its size kept", func() { later := stamp.Add(time.Nanosecond); must(os.Chtimes(newFile, later, later)) }},
+		{"the log touched", func() { later := time.Now().Add(time.Hour); must(os.Chtimes(logFile, later, later)) }},
+		{"the log replaced by one of the same size (written anew)", func() {
+			data, err := os.ReadFile(logFile)
+			must(err)
+			data[len(data)-1] ^= 1
+			must(os.WriteFile(logFile+".new", data, 0o644))
+			must(os.Rename(logFile+".new", logFile))
+		}},
+		{"a file in files/ removed", func() { must(os.Remove(newFile)) }},
+	} {
+		before := fp()
+		c.change()
+		if after := fp(); after == before || after == "" {
+			t.Errorf("%s: fingerprint %q then %q: want changed, not empty", c.what, before, after)
+		}
 	}
 }
 

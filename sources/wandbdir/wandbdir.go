@@ -393,7 +393,7 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 			yield(schema.Artifact{}, err)
 			return
 		}
-		files, err := listFiles(ri)
+		files, err := listFiles(ri, false)
 		if err != nil {
 			yield(schema.Artifact{}, err)
 			return
