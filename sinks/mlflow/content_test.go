@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +62,27 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// loggedContent is content.py log's runs (no registered model) on the shared server,
+// logged once per test binary under an experiment prefix of their own, which it returns.
+// The tests using them only read them (copy from them, check, read back), so they share
+// one log (one Python process of MLflow's client and sklearn fewer a test).
+func loggedContent(t *testing.T, srv *testenv.MLflowServer) string {
+	t.Helper()
+	sharedContent.Lock()
+	defer sharedContent.Unlock()
+	if sharedContent.prefix == "" { // not yet, or a test's log failed (it failed that test)
+		p := fmt.Sprintf("content-src-%d/", testenv.FreePort(t))
+		contentPy(t, "log", srv.URL, p+"exp")
+		sharedContent.prefix = p
+	}
+	return sharedContent.prefix
+}
+
+var sharedContent struct {
+	sync.Mutex
+	prefix string
+}
+
 // readContents is what content.py read gives for two experiments (a source and its copy),
 // from one content.py process: MLflow's client imported once.
 func readContents(t *testing.T, url1, experiment1, url2, experiment2 string) (map[string]contentRun, map[string]contentRun) {
@@ -101,13 +123,12 @@ func predictions(t *testing.T, pairs ...string) []string {
 // pyarrow.
 func TestMLflowContent(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs MLflow's Python client four times")
+		t.Skip("runs MLflow's Python client")
 	}
 	srv := testenv.SharedMLflow(t)
 	t.Logf("%s server up", time.Now().Format(time.TimeOnly))
 	ctx := context.Background()
-	srcPrefix := fmt.Sprintf("content-src-%d/", testenv.FreePort(t))
-	contentPy(t, "log", srv.URL, srcPrefix+"exp")
+	srcPrefix := loggedContent(t, srv)
 	src := func() *mlsrc.Source {
 		s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: srcPrefix})
 		if err != nil {

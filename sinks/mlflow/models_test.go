@@ -250,8 +250,7 @@ func TestLoggedModelsOlderServer(t *testing.T) {
 	}
 	srv := testenv.SharedMLflow(t)
 	ctx := context.Background()
-	srcPrefix := fmt.Sprintf("lm-old-%d/", testenv.FreePort(t))
-	contentPy(t, "log", srv.URL, srcPrefix+"exp")
+	srcPrefix := loggedContent(t, srv)
 	mlflow2 := refusingProxy(t, srv.URL, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/logged-models") },
 		http.StatusNotFound, "ENDPOINT_NOT_FOUND")
 	src := func() *mlsrc.Source {
