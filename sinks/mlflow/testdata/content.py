@@ -47,8 +47,13 @@ def log(uri, name, registered=None):
     model = LinearRegression().fit(X, y)
     with mlflow.start_run(experiment_id=exp_id, run_name="with-model"):
         mlflow.log_param("alpha", "0")
+        # The requirements given, MLflow does not infer them (a child process that loads the
+        # model again: about 5 s of CPU); the model's files are as real either way.
+        import sklearn
+
         info = mlflow.sklearn.log_model(model, name="regressor", params={"fit_intercept": "True"}, tags={"kind": "linear"},
-                                        registered_model_name=registered)
+                                        registered_model_name=registered,
+                                        pip_requirements=["scikit-learn==" + sklearn.__version__])
         mlflow.log_metric("r2", 1.0, model_id=info.model_id)
         mlflow.log_metric("loss", 0.25, step=3, model_id=info.model_id)
         failed = mlflow.initialize_logged_model(name="broken", params={"lr": "0.1"}, tags={"why": "oom"}, model_type="agent")
