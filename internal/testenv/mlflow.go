@@ -23,6 +23,9 @@ type MLflowServer struct {
 	ArtifactDir string // --artifacts-destination
 	LogPath     string // the server's stdout and stderr
 	Cmd         *exec.Cmd
+	// FromTemplate: the fresh SQLite store began as a copy of the binary's migrated
+	// template (mlflowtemplate.go) instead of being migrated by this server.
+	FromTemplate bool
 
 	svc      *service
 	ownedDir string // removed by Stop (shared servers)
@@ -90,13 +93,25 @@ func StartMLflow(t testing.TB, opts ...MLflowOption) *MLflowServer {
 }
 
 func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
+	// A fresh SQLite store starts as a copy of the binary's migrated template, once there is
+	// one (mlflowtemplate.go); the first such server migrates its own and gives the template.
+	freshDB, fromTemplate := "", false
 	if cfg.backendURI == "" {
-		cfg.backendURI = "sqlite:///" + filepath.Join(cfg.dir, "mlflow.db")
+		freshDB = filepath.Join(cfg.dir, "mlflow.db")
+		cfg.backendURI = "sqlite:///" + freshDB
+		if tmpl := sqliteTemplateBytes(); tmpl != nil {
+			if err := os.WriteFile(freshDB, tmpl, 0o644); err != nil {
+				return nil, err
+			}
+			fromTemplate = true
+		}
 	}
 	s := &MLflowServer{
 		BackendURI:  cfg.backendURI,
 		ArtifactDir: filepath.Join(cfg.dir, "artifacts"),
 		LogPath:     filepath.Join(cfg.dir, "mlflow-server.log"),
+
+		FromTemplate: fromTemplate,
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ { // another process may grab the free port
@@ -139,6 +154,9 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 		s.svc, s.Cmd, s.Port, s.URL = svc, cmd, port, "http://"+hostPort
 		lastErr = waitHealthy(s, cfg.startTimeout)
 		if lastErr == nil {
+			if freshDB != "" && !fromTemplate {
+				noteSQLiteTemplate(freshDB)
+			}
 			logStart("mlflow start", s.BackendURI)
 			return s, nil
 		}

@@ -145,6 +145,47 @@ func TestSharedMLflow(t *testing.T) {
 	roundTripExperiment(t, a, "shared-"+t.Name())
 }
 
+// TestSQLiteTemplate: a fresh SQLite-backed server started on the binary's migrated
+// template (made from its first such server) answers as a migrated one does: its own
+// Default experiment (id 0, its own artifact location), an experiment round trip, ids from
+// 1 as on an empty store; and a store holding more than the migrations wrote gives no
+// template.
+func TestSQLiteTemplate(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	if !srv.FromTemplate { // run alone: the shared server was the first and gave the template
+		srv = testenv.StartMLflow(t)
+	}
+	if made, err := testenv.SQLiteTemplateStatus(); !made || !srv.FromTemplate {
+		t.Fatalf("template made %v (%v), server from it %v", made, err, srv.FromTemplate)
+	}
+	var def struct {
+		Experiment struct {
+			ExperimentID     string `json:"experiment_id"`
+			Name             string `json:"name"`
+			ArtifactLocation string `json:"artifact_location"`
+			LifecycleStage   string `json:"lifecycle_stage"`
+		} `json:"experiment"`
+	}
+	mlflowCall(t, srv.URL, http.MethodGet, "/api/2.0/mlflow/experiments/get?experiment_id=0", nil, &def)
+	if e := def.Experiment; e.Name != "Default" || e.ArtifactLocation != "mlflow-artifacts:/0" || e.LifecycleStage != "active" {
+		t.Fatalf("Default experiment %+v", e)
+	}
+	roundTripExperiment(t, srv, "template-"+t.Name())
+	var first struct {
+		Experiment struct {
+			ExperimentID string `json:"experiment_id"`
+		} `json:"experiment"`
+	}
+	mlflowCall(t, srv.URL, http.MethodGet, "/api/2.0/mlflow/experiments/get-by-name?experiment_name="+url.QueryEscape("template-"+t.Name()), nil, &first)
+	if srv != testenv.SharedMLflow(t) && first.Experiment.ExperimentID != "1" {
+		t.Fatalf("first experiment on a template store has id %s, want 1", first.Experiment.ExperimentID)
+	}
+	if _, err := testenv.MakeSQLiteTemplate(strings.TrimPrefix(srv.BackendURI, "sqlite:///")); err == nil ||
+		!strings.Contains(err.Error(), "table experiments holds") {
+		t.Fatalf("a template from a store holding an experiment: err %v, want table experiments holds", err)
+	}
+}
+
 func TestSharedMLflowOther(t *testing.T) {
 	a, b := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t)
 	if a == b || a.URL == b.URL {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,13 +62,57 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func readContent(t *testing.T, url, experiment string) map[string]contentRun {
+// loggedContent is content.py log's runs (no registered model) on the shared server,
+// logged once per test binary under an experiment prefix of their own, which it returns.
+// The tests using them only read them (copy from them, check, read back), so they share
+// one log (one Python process of MLflow's client and sklearn fewer a test).
+func loggedContent(t *testing.T, srv *testenv.MLflowServer) string {
 	t.Helper()
-	var out map[string]contentRun
-	if err := json.Unmarshal(contentPy(t, "read", url, experiment), &out); err != nil {
+	sharedContent.Lock()
+	defer sharedContent.Unlock()
+	if sharedContent.prefix == "" { // not yet, or a test's log failed (it failed that test)
+		p := fmt.Sprintf("content-src-%d/", testenv.FreePort(t))
+		contentPy(t, "log", srv.URL, p+"exp")
+		sharedContent.prefix = p
+	}
+	return sharedContent.prefix
+}
+
+var sharedContent struct {
+	sync.Mutex
+	prefix string
+}
+
+// readContents is what content.py read gives for two experiments (a source and its copy),
+// from one content.py process: MLflow's client imported once.
+func readContents(t *testing.T, url1, experiment1, url2, experiment2 string) (map[string]contentRun, map[string]contentRun) {
+	t.Helper()
+	var out []map[string]contentRun
+	if err := json.Unmarshal(contentPy(t, "read", url1, experiment1, url2, experiment2), &out); err != nil {
 		t.Fatal(err)
 	}
-	return out
+	if len(out) != 2 {
+		t.Fatalf("content.py read of two experiments gave %d", len(out))
+	}
+	return out[0], out[1]
+}
+
+// predictions runs content.py predict on each (tracking URI, model URI) pair in one
+// process and returns each pair's predictions as JSON.
+func predictions(t *testing.T, pairs ...string) []string {
+	t.Helper()
+	var out []json.RawMessage
+	if err := json.Unmarshal(contentPy(t, append([]string{"predict"}, pairs...)...), &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != len(pairs)/2 {
+		t.Fatalf("content.py predict of %d models gave %d", len(pairs)/2, len(out))
+	}
+	s := make([]string, len(out))
+	for i, p := range out {
+		s[i] = string(p)
+	}
+	return s
 }
 
 // TestMLflowContent logs runs with MLflow's Python client (dataset inputs
@@ -78,13 +123,12 @@ func readContent(t *testing.T, url, experiment string) map[string]contentRun {
 // pyarrow.
 func TestMLflowContent(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs MLflow's Python client four times")
+		t.Skip("runs MLflow's Python client")
 	}
 	srv := testenv.SharedMLflow(t)
 	t.Logf("%s server up", time.Now().Format(time.TimeOnly))
 	ctx := context.Background()
-	srcPrefix := fmt.Sprintf("content-src-%d/", testenv.FreePort(t))
-	contentPy(t, "log", srv.URL, srcPrefix+"exp")
+	srcPrefix := loggedContent(t, srv)
 	src := func() *mlsrc.Source {
 		s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: srcPrefix})
 		if err != nil {
@@ -135,7 +179,7 @@ print(sorted((r["name"], r["source_type"], r["tags"]) for r in t))`, dir).Combin
 		t.Fatalf("check MLflow vs MLflow: %v %v", err, res.Differences)
 	}
 
-	want, got := readContent(t, srv.URL, srcPrefix+"exp"), readContent(t, srv.URL, dstPrefix+"exp")
+	want, got := readContents(t, srv.URL, srcPrefix+"exp", srv.URL, dstPrefix+"exp")
 	if len(want["with-inputs"].Inputs) != 2 {
 		t.Fatalf("content.py logged %+v", want)
 	}

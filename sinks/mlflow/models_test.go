@@ -91,7 +91,7 @@ func TestLoggedModels(t *testing.T) {
 		t.Errorf("coverage %v: no logged model should be held as run files on an MLflow 3 server", rep.Coverage)
 	}
 
-	want, got := readContent(t, srv.URL, srcPrefix+"exp"), readContent(t, other.URL, dstPrefix+"exp")
+	want, got := readContents(t, srv.URL, srcPrefix+"exp", other.URL, dstPrefix+"exp")
 	wantModels, srcIDs := modelsWithoutIDs(want["with-model"])
 	gotModels, dstIDs := modelsWithoutIDs(got["with-model"])
 	if len(wantModels) != 2 {
@@ -153,8 +153,12 @@ func TestLoggedModels(t *testing.T) {
 		}
 	}
 
-	wantPred := contentPy(t, "predict", srv.URL, "models:/"+srcIDs["regressor"])
-	if gotPred := contentPy(t, "predict", other.URL, "models:/"+dstIDs["regressor"]); string(gotPred) != string(wantPred) || string(wantPred) != "[9.0, 21.0]" {
+	// The source's model, its copy, and the registered version 1 of the copy (below), loaded
+	// with mlflow.pyfunc in one content.py process.
+	preds := predictions(t, srv.URL, "models:/"+srcIDs["regressor"], other.URL, "models:/"+dstIDs["regressor"],
+		other.URL, "models:/"+registered+"/1")
+	wantPred := preds[0]
+	if gotPred := preds[1]; gotPred != wantPred || wantPred != "[9.0, 21.0]" {
 		t.Errorf("models:/%s predicts %s, the source's model %s", dstIDs["regressor"], gotPred, wantPred)
 	}
 	// The registered version made by log_model points at the re-created
@@ -171,7 +175,7 @@ func TestLoggedModels(t *testing.T) {
 	if v.Source != "models:/"+dstIDs["regressor"] {
 		t.Errorf("version 1 of %s: source %q; want the re-created model %s", registered, v.Source, dstIDs["regressor"])
 	}
-	if gotPred := contentPy(t, "predict", other.URL, "models:/"+registered+"/1"); string(gotPred) != string(wantPred) {
+	if gotPred := preds[2]; gotPred != wantPred {
 		t.Errorf("models:/%s/1 predicts %s, the source's model %s", registered, gotPred, wantPred)
 	}
 
@@ -246,8 +250,7 @@ func TestLoggedModelsOlderServer(t *testing.T) {
 	}
 	srv := testenv.SharedMLflow(t)
 	ctx := context.Background()
-	srcPrefix := fmt.Sprintf("lm-old-%d/", testenv.FreePort(t))
-	contentPy(t, "log", srv.URL, srcPrefix+"exp")
+	srcPrefix := loggedContent(t, srv)
 	mlflow2 := refusingProxy(t, srv.URL, func(r *http.Request) bool { return strings.Contains(r.URL.Path, "/logged-models") },
 		http.StatusNotFound, "ENDPOINT_NOT_FOUND")
 	src := func() *mlsrc.Source {
@@ -275,8 +278,8 @@ func TestLoggedModelsOlderServer(t *testing.T) {
 	if res, err := check.Run(ctx, src(), read(), check.Options{}); err != nil || len(res.Differences) > 0 {
 		t.Fatalf("check: %v %v", err, res.Differences)
 	}
-	want := readContent(t, srv.URL, srcPrefix+"exp")["with-model"]
-	got := readContent(t, srv.URL, dstPrefix+"exp")["with-model"]
+	wantAll, gotAll := readContents(t, srv.URL, srcPrefix+"exp", srv.URL, dstPrefix+"exp")
+	want, got := wantAll["with-model"], gotAll["with-model"]
 	if len(got.Models) != 0 || len(got.RunFiles) == 0 {
 		t.Errorf("destination run: models %v, run files %v; want no models and the files as run files", got.Models, got.RunFiles)
 	}

@@ -9,14 +9,16 @@ Usage:
       (initialized with a param and a file, finalized FAILED). With
       REGISTERED_MODEL, the sklearn model is registered under that name
       (version 1, its source models:/<model id>).
-  python content.py read TRACKING_URI EXPERIMENT_NAME
-      prints, by run name (runs runferry superseded left out), the run's dataset inputs, logged models (id,
+  python content.py read TRACKING_URI EXPERIMENT_NAME [TRACKING_URI EXPERIMENT_NAME ...]
+      (a JSON list, one element a pair, when given more than one pair: one
+      process, one import of MLflow, for the source and the copy) prints, by run name (runs runferry superseded left out), the run's dataset inputs, logged models (id,
       name, type, status, params, tags, metrics, files with sha256) and the
       run's own files under mlflow-logged-models/ (sha256), as MLflow's
       client reads them, as JSON.
-  python content.py predict TRACKING_URI MODEL_URI
+  python content.py predict TRACKING_URI MODEL_URI [TRACKING_URI MODEL_URI ...]
       loads MODEL_URI (models:/<id> or models:/<name>/<version>) with mlflow.pyfunc and prints its predictions
-      for [[4.0], [10.0]] as JSON.
+      for [[4.0], [10.0]] as JSON (a JSON list, one element a pair, when
+      given more than one pair).
 """
 import hashlib
 import json
@@ -45,8 +47,13 @@ def log(uri, name, registered=None):
     model = LinearRegression().fit(X, y)
     with mlflow.start_run(experiment_id=exp_id, run_name="with-model"):
         mlflow.log_param("alpha", "0")
+        # The requirements given, MLflow does not infer them (a child process that loads the
+        # model again: about 5 s of CPU); the model's files are as real either way.
+        import sklearn
+
         info = mlflow.sklearn.log_model(model, name="regressor", params={"fit_intercept": "True"}, tags={"kind": "linear"},
-                                        registered_model_name=registered)
+                                        registered_model_name=registered,
+                                        pip_requirements=["scikit-learn==" + sklearn.__version__])
         mlflow.log_metric("r2", 1.0, model_id=info.model_id)
         mlflow.log_metric("loss", 0.25, step=3, model_id=info.model_id)
         failed = mlflow.initialize_logged_model(name="broken", params={"lr": "0.1"}, tags={"why": "oom"}, model_type="agent")
@@ -68,7 +75,7 @@ def files_of(root):
     return out
 
 
-def read(uri, name):
+def read_one(uri, name):
     mlflow.set_tracking_uri(uri)
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(name)
@@ -100,14 +107,25 @@ def read(uri, name):
             mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="mlflow-logged-models", dst_path=d)
             run_files = files_of(d)
         out[run.info.run_name] = {"inputs": sorted(inputs, key=lambda i: i["name"]), "models": models, "run_files": run_files}
-    print(json.dumps(out, sort_keys=True))
+    return out
 
 
-def predict(uri, model_uri):
+def predict_one(uri, model_uri):
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(model_uri)
-    print(json.dumps([float(v) for v in model.predict(np.array([[4.0], [10.0]]))]))
+    return [float(v) for v in model.predict(np.array([[4.0], [10.0]]))]
+
+
+def pairs(fn, args):
+    """fn of each (TRACKING_URI, X) pair of args, printed as JSON: the one result, or a list."""
+    if len(args) < 2 or len(args) % 2:
+        sys.exit("want TRACKING_URI X pairs, got %r" % (args,))
+    out = [fn(args[i], args[i + 1]) for i in range(0, len(args), 2)]
+    print(json.dumps(out[0] if len(out) == 1 else out, sort_keys=True))
 
 
 if __name__ == "__main__":
-    {"log": log, "read": read, "predict": predict}[sys.argv[1]](*sys.argv[2:])
+    if sys.argv[1] == "log":
+        log(*sys.argv[2:])
+    else:
+        pairs({"read": read_one, "predict": predict_one}[sys.argv[1]], sys.argv[2:])

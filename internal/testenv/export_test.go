@@ -1,0 +1,4 @@
+package testenv
+
+// MakeSQLiteTemplate exposes makeSQLiteTemplate to the external tests.
+var MakeSQLiteTemplate = makeSQLiteTemplate
