@@ -43,15 +43,11 @@ $(VENV_STAMP): requirements-test.txt
 # drops the repeats): go test starts the test binaries in command-line order (cmd/go's test
 # barriers), at most -p (the cores) at a time, so the long ones no longer start last and run
 # alone at the end.
-# Test binaries run -p at a time. Most of a package's wall time is spent waiting on servers
-# (MLflow's start, PostgreSQL, the emulators), so three at once on two cores keep the CPU busy
-# where two left it idle about a quarter of the time (docs/TESTING.md).
-TEST_PARALLEL  ?= 3
 TEST_FIRST     ?= ./sinks/mlflow ./cmd/runferry ./internal/archive ./sources/mlflowsql \
                   ./sinks/parquetdir ./internal/testenv ./sources/mlflowfile ./sources/mlflow
 
 test: venv
-	$(GO) test -count=1 -p $(TEST_PARALLEL) -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) $(TEST_FIRST) ./...
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GO_TEST_FLAGS) $(TEST_FIRST) ./...
 
 # Renders a W&B fixture run copied into MLflow, as MLflow's UI shows it, into
 # docs/images/ (needs Debian's chromium: apt-get install chromium).
