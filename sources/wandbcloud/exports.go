@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
 	"github.com/parquet-go/parquet-go/format"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -282,50 +283,282 @@ func flatValue(v parquet.Value) float64 {
 	return v.Double()
 }
 
-// flatRows converts the rows of a flat numeric file (see flatNumeric).
+// flatBatch is the number of rows flatRows converts at a time.
+const flatBatch = 1024
+
+// flatRows converts the rows of a flat numeric file (see flatNumeric). The
+// file is read column by column (flatColumn: each page's values decoded
+// into typed arrays), not as parquet rows of boxed values, and a batch of
+// rows is converted from the columns' arrays.
 func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
-	r := parquet.NewReader(e.pf)
-	defer r.Close()
-	buf := make([]parquet.Row, 256)
-	for {
-		n, err := r.ReadRows(buf)
-		// The rows' points share one array a batch (each row's slice
-		// capped at its own points).
-		slab := make([]schema.Metric, 0, n*len(fl.metrics))
-		for _, pr := range buf[:n] {
-			if len(pr) != fl.columns {
-				return fault.Permanent(fmt.Errorf("parquet history export %d: a row of %d values, want one a column", e.index, len(pr)))
-			}
-			var out row
-			if v := pr[fl.step]; !v.IsNull() {
-				if st, ok := wandbfile.ValueInt(anyNumber(v)); ok {
-					out.step = st
-				}
-			}
-			var at int64
-			if fl.time >= 0 {
-				if v := pr[fl.time]; !v.IsNull() {
-					at, _ = wandbfile.TimestampMillis(flatValue(v))
-				}
-			}
-			start := len(slab)
-			for i, c := range fl.metrics {
-				if v := pr[c]; !v.IsNull() {
-					slab = append(slab, schema.Metric{Key: fl.keys[i], Value: flatValue(v), Step: out.step, Time: at})
-				}
-			}
-			out.points = slab[start:len(slab):len(slab)]
-			if err := fn(out); err != nil {
-				return err
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fault.Permanent(fmt.Errorf("parquet history export %d: %v", e.index, err))
+	fields := e.pf.Schema().Fields()
+	need := append([]int{fl.step}, fl.metrics...)
+	if fl.time >= 0 {
+		need = append(need, fl.time)
+	}
+	cols := make([]*flatColumn, fl.columns)
+	for _, c := range need {
+		k := fields[c].Type().Kind()
+		cols[c] = &flatColumn{index: c, isInt: k == parquet.Int32 || k == parquet.Int64}
+		if fields[c].Optional() {
+			cols[c].maxDef = 1
 		}
 	}
+	step := cols[fl.step]
+	for g, rg := range e.pf.RowGroups() {
+		chunks := rg.ColumnChunks()
+		if len(chunks) != fl.columns {
+			return fault.Permanent(fmt.Errorf("parquet history export %d: row group %d has %d columns, want %d", e.index, g, len(chunks), fl.columns))
+		}
+		for _, c := range need {
+			cols[c].start(chunks[c].Pages())
+		}
+		err := func() error {
+			defer func() {
+				for _, c := range need {
+					cols[c].stop()
+				}
+			}()
+			for left := rg.NumRows(); left > 0; {
+				n := int(min(left, flatBatch))
+				left -= int64(n)
+				for _, c := range need {
+					if err := cols[c].read(n); err != nil {
+						return fault.Permanent(fmt.Errorf("parquet history export %d: row group %d: %v", e.index, g, err))
+					}
+				}
+				// The rows' points share one array a batch (each row's
+				// slice capped at its own points).
+				slab := make([]schema.Metric, 0, n*len(fl.metrics))
+				for i := range n {
+					var out row
+					if !step.null[i] {
+						var st int64
+						ok := true
+						if step.isInt {
+							st = step.ints[i]
+						} else {
+							st, ok = wandbfile.ValueInt(step.num[i])
+						}
+						if ok {
+							out.step = st
+						}
+					}
+					var at int64
+					if fl.time >= 0 {
+						if t := cols[fl.time]; !t.null[i] {
+							at, _ = wandbfile.TimestampMillis(t.num[i])
+						}
+					}
+					begin := len(slab)
+					for k, c := range fl.metrics {
+						if col := cols[c]; !col.null[i] {
+							slab = append(slab, schema.Metric{Key: fl.keys[k], Value: col.num[i], Step: out.step, Time: at})
+						}
+					}
+					out.points = slab[begin:len(slab):len(slab)]
+					if err := fn(out); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flatColumn reads one leaf column of a flat export file (a top-level
+// numeric or boolean column, required or optional, not repeated) page by
+// page: each page's values are decoded into typed arrays (straight from
+// the page's data, or its dictionary's, for numeric columns; value by
+// value for the others), and read hands them out a batch of rows at a
+// time in num, ints and null.
+type flatColumn struct {
+	index  int  // the column's index
+	isInt  bool // an INT32 or INT64 column: ints holds the exact values
+	maxDef byte // 1 for an optional column, 0 for a required one
+
+	pages parquet.Pages
+	// The current page's rows from pos on: row i is null when pnull[i],
+	// else pnum[i] (and pints[i] for an integer column).
+	pnum  []float64
+	pints []int64
+	pnull []bool
+	pos   int
+	buf   []parquet.Value // for pages decoded value by value
+
+	// The batch read last.
+	num  []float64
+	ints []int64
+	null []bool
+}
+
+func (c *flatColumn) start(p parquet.Pages) {
+	c.pages, c.pos, c.pnum, c.pints, c.pnull = p, 0, c.pnum[:0], c.pints[:0], c.pnull[:0]
+}
+
+func (c *flatColumn) stop() {
+	if c.pages != nil {
+		c.pages.Close()
+		c.pages = nil
+	}
+}
+
+// read makes num, ints and null the column's next n rows.
+func (c *flatColumn) read(n int) error {
+	c.num, c.ints, c.null = c.num[:0], c.ints[:0], c.null[:0]
+	for len(c.null) < n {
+		if c.pos == len(c.pnull) {
+			p, err := c.pages.ReadPage()
+			if err == io.EOF {
+				return fmt.Errorf("column %d ends before the row group's last row", c.index)
+			}
+			if err != nil {
+				return fmt.Errorf("column %d: %v", c.index, err)
+			}
+			err = c.load(p)
+			parquet.Release(p)
+			if err != nil {
+				return fmt.Errorf("column %d: %v", c.index, err)
+			}
+			continue
+		}
+		m := min(n-len(c.null), len(c.pnull)-c.pos)
+		c.num = append(c.num, c.pnum[c.pos:c.pos+m]...)
+		c.null = append(c.null, c.pnull[c.pos:c.pos+m]...)
+		if c.isInt {
+			c.ints = append(c.ints, c.pints[c.pos:c.pos+m]...)
+		}
+		c.pos += m
+	}
+	return nil
+}
+
+// load decodes page p into pnum, pints and pnull.
+func (c *flatColumn) load(p parquet.Page) error {
+	n := int(p.NumRows())
+	c.pos = 0
+	c.pnum, c.pnull = resize(c.pnum, n), resize(c.pnull, n)
+	if c.isInt {
+		c.pints = resize(c.pints, n)
+	}
+	if c.loadTyped(p, n) {
+		return nil
+	}
+	// Value by value: booleans, and any page the typed path does not
+	// know.
+	if cap(c.buf) < n {
+		c.buf = make([]parquet.Value, n)
+	}
+	buf := c.buf[:n]
+	r := p.Values()
+	got := 0
+	for got < n {
+		k, err := r.ReadValues(buf[got:])
+		got += k
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			break
+		}
+	}
+	if got != n {
+		return fmt.Errorf("a page of %d rows holds %d values", n, got)
+	}
+	for i, v := range buf {
+		c.pnull[i] = v.IsNull()
+		if c.pnull[i] {
+			continue
+		}
+		c.pnum[i] = flatValue(v)
+		if c.isInt {
+			c.pints[i], _ = anyNumber(v).(int64)
+		}
+	}
+	return nil
+}
+
+// loadTyped decodes a page of a numeric column from its data (and
+// dictionary) arrays; false when the page is not one it knows.
+func (c *flatColumn) loadTyped(p parquet.Page, n int) bool {
+	var defs []byte
+	if c.maxDef > 0 {
+		if defs = p.DefinitionLevels(); len(defs) != n {
+			return false
+		}
+	}
+	var idx []int32
+	data := p.Data()
+	if d := p.Dictionary(); d != nil {
+		if data.Kind() != encoding.Int32 {
+			return false
+		}
+		idx = data.Int32()
+		data = d.Page().Data()
+	}
+	switch data.Kind() {
+	case encoding.Double:
+		return spread(c, defs, data.Double(), idx)
+	case encoding.Float:
+		return spread(c, defs, data.Float(), idx)
+	case encoding.Int32:
+		return spread(c, defs, data.Int32(), idx)
+	case encoding.Int64:
+		return spread(c, defs, data.Int64(), idx)
+	}
+	return false
+}
+
+// spread sets the page's rows from vals, the page's non-null values in
+// order (with idx, the indexes of those values in vals, a dictionary);
+// false when their number is not that of the non-null rows or an index is
+// out of range.
+func spread[T int32 | int64 | float32 | float64](c *flatColumn, defs []byte, vals []T, idx []int32) bool {
+	j := 0
+	for i := range c.pnull {
+		if defs != nil && defs[i] != c.maxDef {
+			c.pnull[i] = true
+			continue
+		}
+		var v T
+		if idx != nil {
+			if j >= len(idx) || idx[j] < 0 || int(idx[j]) >= len(vals) {
+				return false
+			}
+			v = vals[idx[j]]
+		} else {
+			if j >= len(vals) {
+				return false
+			}
+			v = vals[j]
+		}
+		j++
+		c.pnull[i] = false
+		c.pnum[i] = float64(v)
+		if c.isInt {
+			c.pints[i] = int64(v)
+		}
+	}
+	if idx != nil {
+		return j == len(idx)
+	}
+	return j == len(vals)
+}
+
+// resize returns s with length n, reusing its array when it can.
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // anyNumber is a numeric parquet value as wandbfile.ValueInt takes it:
