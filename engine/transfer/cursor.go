@@ -43,13 +43,38 @@ type cursors struct {
 	// tail is set for cursors made by newTailCursors: the source yields
 	// only the tail of the history (sources.TailReader).
 	tail bool
+	// recent holds the cursors of keys seen lately, by slotOf their key:
+	// a page's points cycle through a row's keys, and finding each in
+	// keys (a map of strings) was a tenth of a copy's CPU.
+	recent [recentSlots]recentKey
+}
+
+// recentSlots is the size of cursors.recent (a power of two).
+const recentSlots = 64
+
+type recentKey struct {
+	key string
+	k   *cursor
+}
+
+// slotOf places key in cursors.recent, from its length and three of its
+// bytes (keys of one run often differ only in their last).
+func slotOf(key string) int {
+	n := len(key)
+	if n == 0 {
+		return 0
+	}
+	return (n*7 + int(key[0])*3 + int(key[n/2])*5 + int(key[n-1])*11) & (recentSlots - 1)
 }
 
 type cursor struct {
 	count              int64
 	lastStep, lastTime int64
 	h                  hash.Hash
-	buf                [24]byte
+	// buf holds the last points digested, not yet written to h (n
+	// bytes): h is written pointBatch points at a time.
+	buf [pointBatch * pointBytes]byte
+	n   int
 	// past is set, in tail mode, once a point after the base's LastStep
 	// was taken; sawLast once the held point at LastStep came again.
 	past, sawLast bool
@@ -102,23 +127,54 @@ func (c *cursors) held() map[string]sources.HeldKey {
 	return out
 }
 
+// pointBytes is the size of a point in a digest; pointBatch the number of
+// points written to a digest at once (eight points are three SHA-256
+// blocks).
+const (
+	pointBytes = 24
+	pointBatch = 8
+)
+
 // add digests m into k.
 func (k *cursor) add(m *schema.Metric) {
 	k.count++
 	k.lastStep, k.lastTime = m.Step, m.Time
-	binary.LittleEndian.PutUint64(k.buf[0:], uint64(m.Step))
-	binary.LittleEndian.PutUint64(k.buf[8:], uint64(m.Time))
-	binary.LittleEndian.PutUint64(k.buf[16:], math.Float64bits(m.Value))
-	k.h.Write(k.buf[:])
+	b := k.buf[k.n : k.n+pointBytes]
+	binary.LittleEndian.PutUint64(b[0:], uint64(m.Step))
+	binary.LittleEndian.PutUint64(b[8:], uint64(m.Time))
+	binary.LittleEndian.PutUint64(b[16:], math.Float64bits(m.Value))
+	k.n += pointBytes
+	if k.n == len(k.buf) {
+		k.flush()
+	}
+}
+
+// flush writes the points held in buf to h.
+func (k *cursor) flush() {
+	if k.n > 0 {
+		k.h.Write(k.buf[:k.n])
+		k.n = 0
+	}
+}
+
+// cursor returns the cursor of key, made if it is new.
+func (c *cursors) cursor(key string) *cursor {
+	r := &c.recent[slotOf(key)]
+	if r.k != nil && r.key == key {
+		return r.k
+	}
+	k, ok := c.keys[key]
+	if !ok {
+		k = &cursor{h: sha256.New()}
+		c.keys[key] = k
+	}
+	r.key, r.k = key, k
+	return k
 }
 
 // take notes m and reports whether it is to be written.
 func (c *cursors) take(m *schema.Metric) (bool, error) {
-	k, ok := c.keys[m.Key]
-	if !ok {
-		k = &cursor{h: sha256.New()}
-		c.keys[m.Key] = k
-	}
+	k := c.cursor(m.Key)
 	if c.tail {
 		return c.takeTail(k, m)
 	}
@@ -195,6 +251,7 @@ func (c *cursors) finish() ([]state.KeyCursor, string, error) {
 	for key, k := range c.keys {
 		kc := state.KeyCursor{Key: key, Count: k.count, LastStep: k.lastStep, LastTime: k.lastTime, Digest: k.digest()}
 		if c.keepState {
+			k.flush()
 			st, err := k.h.(encoding.BinaryMarshaler).MarshalBinary()
 			if err != nil {
 				return nil, "", fault.Permanent(fmt.Errorf("cursor of metric %q: %w", key, err))
@@ -216,4 +273,7 @@ func markOf(keys []state.KeyCursor) string {
 	return "m1:" + hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-func (k *cursor) digest() string { return hex.EncodeToString(k.h.Sum(nil)[:16]) }
+func (k *cursor) digest() string {
+	k.flush()
+	return hex.EncodeToString(k.h.Sum(nil)[:16])
+}

@@ -1,8 +1,15 @@
 package transfer
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"hash"
+	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/schema"
@@ -80,5 +87,83 @@ func TestTailCursorsResumeDigest(t *testing.T) {
 	wrong[0].Hash = base[1].Hash
 	if _, ok := newTailCursors(wrong); ok {
 		t.Error("tail cursors from a state that does not give the key's digest")
+	}
+}
+
+// TestCursorDigestsUnchanged: the cursors' digests are SHA-256 over each
+// point's step, time and value bits (little-endian, 24 bytes a point), in
+// the source's order, computed here independently: whatever the order the
+// keys come in, with many keys sharing a slot of the recent-key cache,
+// with equal keys in distinct strings, with a key's digest asked in the
+// middle of its points (a base compared at its count), and counts not a
+// multiple of the digest's batch.
+func TestCursorDigestsUnchanged(t *testing.T) {
+	var page []schema.Metric
+	want := map[string]hash.Hash{}
+	counts := map[string]int64{}
+	keys := []string{}
+	for i := range 300 {
+		keys = append(keys, fmt.Sprintf("k%d/%s", i%97, strings.Repeat("x", i%5)))
+	}
+	for s := range int64(23) {
+		for i, key := range keys {
+			if (int(s)+i)%3 == 0 {
+				continue
+			}
+			key = string([]byte(key)) // another string of the same bytes
+			m := schema.Metric{Key: key, Step: s, Time: s*1000 + int64(i), Value: float64(i) / float64(s+1)}
+			page = append(page, m)
+			h := want[key]
+			if h == nil {
+				h = sha256.New()
+				want[key] = h
+			}
+			var b [24]byte
+			binary.LittleEndian.PutUint64(b[0:], uint64(m.Step))
+			binary.LittleEndian.PutUint64(b[8:], uint64(m.Time))
+			binary.LittleEndian.PutUint64(b[16:], math.Float64bits(m.Value))
+			h.Write(b[:])
+			counts[key]++
+		}
+	}
+	c := newCursors(nil)
+	c.keepState = true
+	half := len(page) / 2
+	if _, err := c.filter(page[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// A digest asked in the middle, then more points.
+	mid := c.keys[page[0].Key].digest()
+	if _, err := c.filter(page[half:]); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := c.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d cursors, want %d", len(got), len(want))
+	}
+	for _, k := range got {
+		if d := hex.EncodeToString(want[k.Key].Sum(nil)[:16]); k.Digest != d || k.Count != counts[k.Key] {
+			t.Fatalf("key %q: %d points, digest %s; want %d, %s", k.Key, k.Count, k.Digest, counts[k.Key], d)
+		}
+	}
+	h := sha256.New()
+	for _, m := range page[:half] {
+		if m.Key == page[0].Key {
+			var b [24]byte
+			binary.LittleEndian.PutUint64(b[0:], uint64(m.Step))
+			binary.LittleEndian.PutUint64(b[8:], uint64(m.Time))
+			binary.LittleEndian.PutUint64(b[16:], math.Float64bits(m.Value))
+			h.Write(b[:])
+		}
+	}
+	if d := hex.EncodeToString(h.Sum(nil)[:16]); mid != d {
+		t.Errorf("the digest asked in the middle %s, want %s", mid, d)
+	}
+	// The kept states resume to the same digests.
+	if _, ok := newTailCursors(got); !ok {
+		t.Error("the kept digest states do not give the digests")
 	}
 }
