@@ -167,3 +167,28 @@ func TestCursorDigestsUnchanged(t *testing.T) {
 		t.Error("the kept digest states do not give the digests")
 	}
 }
+
+// BenchmarkCursors: a fresh copy's cursors over pages of 10 keys a step,
+// the keys sharing their strings as a source's pages do.
+func BenchmarkCursors(b *testing.B) {
+	keys := make([]string, 10)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("train/metric_%d", i)
+	}
+	page := make([]schema.Metric, 0, 10000)
+	for s := range int64(1000) {
+		for i, k := range keys {
+			page = append(page, schema.Metric{Key: k, Step: s, Time: s * 1000, Value: float64(i) * 0.5})
+		}
+	}
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		c := newCursors(nil)
+		if _, err := c.filter(page); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
