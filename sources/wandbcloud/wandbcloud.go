@@ -690,7 +690,10 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 	return func(yield func([]schema.Metric, error) bool) {
 		sp := &spool{}
 		complete := true
-		for page, err := range historyPages(ctx, s, run, func(r row) ([]schema.Metric, error) {
+		s.mu.Lock()
+		hint := s.estimates[run.ID]
+		s.mu.Unlock()
+		for page, err := range historyPages(ctx, s, run, hint, func(r row) ([]schema.Metric, error) {
 			for _, v := range r.rich {
 				if err := sp.add(s.cfg.TempDir, v); err != nil {
 					return nil, err
@@ -722,17 +725,19 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 	if sp := s.takeSpool(run.ID); sp != nil {
 		return sp.values()
 	}
-	return historyPages(ctx, s, run, func(r row) ([]schema.RichValue, error) { return r.rich, nil })
+	return historyPages(ctx, s, run, 0, func(r row) ([]schema.RichValue, error) { return r.rich, nil })
 }
 
 // historyPages scans the run's history and yields, PageSize at a time, what
 // pick takes from each row.
 //
-// The first page grows as it fills (a short run's page stays short); once
-// a page was yielded, the next is made at PageSize and a margin at once,
-// not grown by doubling (a tenth of a run's CPU at 10,000 steps of 10
-// keys went to growing and clearing the pages: docs/BENCHMARKS.md).
-func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick func(row) ([]T, error)) iter.Seq2[[]T, error] {
+// Pages are made at their size at once, not grown by doubling (a tenth of
+// a run's CPU at 10,000 steps of 10 keys went to growing and clearing the
+// pages: docs/BENCHMARKS.md): the first at hint (what the run's listing
+// tells of its size, Estimate; 0: unknown, the page grows as it fills),
+// at most PageSize, and a margin; once a page was yielded, the next at
+// PageSize and a margin.
+func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, hint int64, pick func(row) ([]T, error)) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		var page []T
 		full := false // a page was yielded: the history has PageSize or more
@@ -742,8 +747,13 @@ func historyPages[T any](ctx context.Context, s *Source, run schema.Ref, pick fu
 			if err != nil {
 				return err
 			}
-			if page == nil && full && len(got) > 0 {
-				page = make([]T, 0, PageSize+max(len(got), pageMargin))
+			if page == nil && len(got) > 0 {
+				switch {
+				case full:
+					page = make([]T, 0, PageSize+max(len(got), pageMargin))
+				case hint > 0:
+					page = make([]T, 0, int(min(hint, PageSize))+max(len(got), pageMargin))
+				}
 			}
 			page = append(page, got...)
 			if len(page) >= PageSize {
