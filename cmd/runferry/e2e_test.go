@@ -97,11 +97,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 		t.Skip("builds and kills the binary 20 times")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runferry")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildOnce(t, ".")
 	archive := "parquet:" + filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
 	src := "wandb:" + samples + "?crashed-after=1ns" // no test depends on the clock
@@ -179,13 +175,8 @@ func TestInterruptThenResume(t *testing.T) {
 		t.Skip("generates a few million points")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runferry")
-	gen := filepath.Join(dir, "genwandb")
-	for target, pkg := range map[string]string{bin: ".", gen: "../../bench/genwandb"} {
-		if out, err := exec.Command("go", "build", "-o", target, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	bin := testenv.BuildOnce(t, ".")
+	gen := testenv.BuildOnce(t, "../../bench/genwandb")
 	data := filepath.Join(dir, "data")
 	for i := range 4 {
 		id := fmt.Sprintf("big%05d", i)

@@ -32,16 +32,6 @@ func growWandb(t *testing.T, dir, id string, from, to int, noEntity bool) {
 	}
 }
 
-// buildBinary builds the runferry binary into a temporary folder.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // mlflowRunsUnder counts the active and the deleted runs of the
 // experiments whose names start with prefix on the MLflow server at url.
 func mlflowRunsUnder(t *testing.T, url, prefix string) (active, deleted int) {
@@ -90,7 +80,7 @@ func TestSyncsKilledWhileRunsGrow(t *testing.T) {
 		t.Skip("builds the binary, runs the W&B SDK and kills syncs")
 	}
 	srv := testenv.SharedMLflow(t)
-	bin := buildBinary(t)
+	bin := testenv.BuildOnce(t, ".")
 	rng := testenv.Rand(t)
 	dir, work := t.TempDir(), t.TempDir()
 	src := "wandb:" + filepath.Join(dir, "wandb") + "?crashed-after=1ns"

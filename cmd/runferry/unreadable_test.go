@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/testenv"
 )
 
 // asUnprivileged returns a command running the binary bin with args as a
@@ -76,10 +77,7 @@ func TestUnreadableWandbInputs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(base, "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildOnce(t, ".")
 	data := filepath.Join(base, "data", "wandb")
 	folder := map[string]string{} // run id → its (last) folder
 	for _, src := range fixtureRuns {

@@ -136,6 +136,7 @@ func shardsWriteOneArchive(t *testing.T, dir string, count func(t *testing.T, di
 func duckCount(t *testing.T, dir string) int {
 	t.Helper()
 	out, err := exec.Command(testenv.Python(t), "-c", `import duckdb, sys
+duckdb.execute("set enable_progress_bar = false")  # no progress bar on the output this test parses
 n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from read_parquet(?)",
                       [sys.argv[1] + "/metrics/*/*.parquet"]).fetchone()
 print(n, d)`, dir).CombinedOutput()

@@ -19,6 +19,16 @@ import (
 
 const crashChildEnv = "RUNFERRY_ARCHIVE_CRASH_CHILD"
 
+// crashSteps is how many steps of three keys each run of crashData holds.
+// What the crash tests guard is that a writer killed at any moment leaves
+// every run old or new; the number of points only sets how long a write
+// takes (the window the kills fall in) and how long each kill's checks
+// take (a read, a resumed write and a read again of the whole archive).
+// 1,500 steps (90,000 points a version) keep the write longer than the
+// test binary's start, so the kills still fall in the staging, commit and
+// publication phases, and cost a quarter of the 6,000 steps before.
+const crashSteps = 1_500
+
 // crashData returns the dataset of the crash test: version 0 has runs
 // 0..13, version 1 changes every one of them and adds runs 14..19.
 func crashData(version int) *dataset.Dataset {
@@ -30,7 +40,7 @@ func crashData(version int) *dataset.Dataset {
 			Experiment: base.Experiments[0].Origin, Name: fmt.Sprintf("v%d run %d", version, i), Status: schema.StatusFinished,
 			Start: base.Runs[0].Run.Start, End: base.Runs[0].Run.End.Add(time.Duration(version) * time.Second),
 			Params: []schema.Param{{Key: "version", Value: fmt.Sprint(version)}}}}
-		for s := range 6_000 {
+		for s := range crashSteps {
 			for _, k := range []string{"b", "a", "c"} {
 				r.Metrics = append(r.Metrics, schema.Metric{Key: k, Step: int64(s), Time: int64(1e12 + s), Value: float64(version*1e6 + i*1e3 + s)})
 			}

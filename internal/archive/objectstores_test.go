@@ -175,6 +175,7 @@ func storeCount(t *testing.T, store testenv.ArchiveStore, loc string) int {
 	fsys, where := store.PyArrow(t, loc)
 	out, err := exec.Command(testenv.Python(t), "-c", `import os, sys, datetime, duckdb, pyarrow.dataset as ds, pyarrow.fs as fs
 metrics = ds.dataset(sys.argv[1] + "/metrics", filesystem=`+fsys+`, format="parquet")
+duckdb.execute("set enable_progress_bar = false")  # no progress bar on the output this test parses
 n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from metrics").fetchone()
 print(n, d)`, where).CombinedOutput()
 	if err != nil {

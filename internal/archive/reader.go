@@ -328,6 +328,12 @@ func readTable[T any](st Store, e FileEntry, page int, fn func([]T) error) (err 
 	}
 	rd := parquet.NewGenericReader[T](pf)
 	defer rd.Close()
+	// A page is at most the file's rows: a buffer of a whole page for a
+	// file of a few rows (a run's one log line, read with the source's
+	// page of 10,000) cost more than reading the file.
+	if rows := pf.NumRows(); rows < int64(page) {
+		page = int(max(rows, 1))
+	}
 	var n int64
 	for {
 		rows := make([]T, page)

@@ -25,6 +25,7 @@ import (
 // check see every point once, and check finds the archive equal to the
 // W&B run after each sync.
 func TestAppendFromArchiveCursors(t *testing.T) {
+	t.Parallel() // most of its time is spent waiting on the W&B SDK
 	dir := t.TempDir()
 	arch := filepath.Join(t.TempDir(), "archive")
 	const id = "curs0001"

@@ -19,6 +19,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // the run, DuckDB over metrics/ sees every point once, and check finds the
 // archive equal to the W&B run.
 func TestSyncAppendsToGrowingWandbRun(t *testing.T) {
+	t.Parallel() // most of its time is spent waiting on the W&B SDK
 	dir := t.TempDir()
 	arch := filepath.Join(t.TempDir(), "archive")
 	const id = "grow0002"

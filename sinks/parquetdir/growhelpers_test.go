@@ -67,6 +67,7 @@ func metricsFiles(e archive.RunEntry) []archive.FileEntry {
 func requireEachPointOnce(t *testing.T, arch string, steps int) {
 	t.Helper()
 	out, err := exec.Command(testenv.Python(t), "-c", `import duckdb, json, sys
+duckdb.execute("set enable_progress_bar = false")  # no progress bar on the output this test parses
 rows = duckdb.execute("select key, step, count(*) from read_parquet(?) group by key, step order by key, step",
                       [sys.argv[1] + "/metrics/*/*.parquet"]).fetchall()
 print(json.dumps(rows))`, arch).Output()

@@ -168,9 +168,7 @@ func testAppendFailureThenResume(t *testing.T, opt Opt) {
 	}
 	probe.Close()
 	total := counter.Ops()
-	kinds := []error{fault.Retryable(ErrInjected, 0), fault.Permanent(ErrInjected), fault.Fatal(ErrInjected)}
-	for n := 1; n <= total; n += opt.FailureStride {
-		kind := kinds[n%len(kinds)]
+	for n, kind := range failurePoints(opt, total) {
 		dst, read := opt.New(t)
 		l := &MemLedger{}
 		if _, err := copyWith(t, early, dst, l); err != nil {
@@ -188,7 +186,7 @@ func testAppendFailureThenResume(t *testing.T, opt Opt) {
 		dst.Close()
 		expectEqual(t, opt, grown, read)
 	}
-	t.Logf("injected a failure at each of %d operations of an append (stride %d)", total, opt.FailureStride)
+	t.Logf("injected a failure at each of %d operations of an append (stride %d, from %d)", total, opt.FailureStride, opt.FailureFirst)
 
 	dst, read := opt.New(t)
 	l = &MemLedger{}

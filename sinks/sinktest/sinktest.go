@@ -38,6 +38,10 @@ type Opt struct {
 	// FailureStride tests failure at every FailureStride-th operation
 	// (default 1: every operation). Slow sinks may raise it.
 	FailureStride int
+	// FailureFirst is the first operation failed (1-based; default 1).
+	// Suites run on several stores with one stride can give each store
+	// another first operation, so that together they fail every one.
+	FailureFirst int
 	// Skip maps a subtest name to the reason it does not apply.
 	Skip map[string]string
 	// FormerAppendRefused, for an Appender that cannot extend a copy held
@@ -51,6 +55,9 @@ type Opt struct {
 func Run(t *testing.T, opt Opt) {
 	if opt.FailureStride <= 0 {
 		opt.FailureStride = 1
+	}
+	if opt.FailureFirst <= 0 {
+		opt.FailureFirst = 1
 	}
 	tests := []struct {
 		name string
@@ -75,6 +82,23 @@ func Run(t *testing.T, opt Opt) {
 			}
 			tt.fn(t, opt)
 		})
+	}
+}
+
+// failurePoints yields the operations (1-based, up to total) the suite
+// fails, with the failure injected at each: every FailureStride-th from
+// FailureFirst, the kinds (retryable, permanent, fatal) in turn. The kind
+// follows the count of failures injected, not the operation's number: with
+// n%3, a stride of 3 injected one kind only (every third operation from
+// the first is 1 modulo 3). With stride 1 from 1 the kinds are as n%3 gave.
+func failurePoints(opt Opt, total int) iter.Seq2[int, error] {
+	kinds := []error{fault.Retryable(ErrInjected, 0), fault.Permanent(ErrInjected), fault.Fatal(ErrInjected)}
+	return func(yield func(int, error) bool) {
+		for i, n := 0, opt.FailureFirst; n <= total; i, n = i+1, n+opt.FailureStride {
+			if !yield(n, kinds[(opt.FailureFirst+i)%len(kinds)]) {
+				return
+			}
+		}
 	}
 }
 
@@ -195,9 +219,7 @@ func testFailureAtEveryStep(t *testing.T, opt Opt) {
 	}
 	probe.Close()
 	total := counter.Ops()
-	kinds := []error{fault.Retryable(ErrInjected, 0), fault.Permanent(ErrInjected), fault.Fatal(ErrInjected)}
-	for n := 1; n <= total; n += opt.FailureStride {
-		kind := kinds[n%len(kinds)]
+	for n, kind := range failurePoints(opt, total) {
 		want := dataset.Canonical()
 		dst, read := opt.New(t)
 		rep, err := copyAll(t, memsrc.New(want), NewFailAt(dst, n, kind), 1)
@@ -216,7 +238,7 @@ func testFailureAtEveryStep(t *testing.T, opt Opt) {
 		dst.Close()
 		expectEqual(t, opt, want, read)
 	}
-	t.Logf("injected a failure at each of %d operations (stride %d)", total, opt.FailureStride)
+	t.Logf("injected a failure at each of %d operations (stride %d, from %d)", total, opt.FailureStride, opt.FailureFirst)
 }
 
 // cancelingSource cancels the job after the first page of metrics.
