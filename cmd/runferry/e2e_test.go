@@ -97,11 +97,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 		t.Skip("builds and kills the binary 20 times")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runferry")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtRunferry(t, "")
 	archive := "parquet:" + filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
 	src := "wandb:" + samples + "?crashed-after=1ns" // no test depends on the clock
@@ -179,12 +175,10 @@ func TestInterruptThenResume(t *testing.T) {
 		t.Skip("generates a few million points")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runferry")
+	bin := builtRunferry(t, "")
 	gen := filepath.Join(dir, "genwandb")
-	for target, pkg := range map[string]string{bin: ".", gen: "../../bench/genwandb"} {
-		if out, err := exec.Command("go", "build", "-o", target, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
+	if out, err := exec.Command("go", "build", "-o", gen, "../../bench/genwandb").CombinedOutput(); err != nil {
+		t.Fatalf("build ../../bench/genwandb: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")
 	for i := range 4 {

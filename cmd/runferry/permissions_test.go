@@ -23,10 +23,7 @@ func TestArchiveReadableByOtherUsers(t *testing.T) {
 	defer syscall.Umask(old)
 	dir := t.TempDir()
 	testenv.OpenToAll(t, dir)
-	bin := filepath.Join(dir, "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtRunferry(t, dir)
 	archive := filepath.Join(dir, "archive")
 	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)

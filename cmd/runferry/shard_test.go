@@ -109,10 +109,7 @@ func TestFourShardProcesses(t *testing.T) {
 	}
 	srv := testenv.SharedMLflow(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtRunferry(t, "")
 	const n, exps, perExp = 4, 3, 8
 	src := shardSource(t, filepath.Join(dir, "src"), exps, perExp, 500)
 	prefix := fmt.Sprintf("shards-%d/", testenv.FreePort(t))

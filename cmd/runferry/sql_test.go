@@ -117,10 +117,7 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 		t.Skip("builds and kills the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtRunferry(t, "")
 	rng := testenv.Rand(t)
 	pgc := testenv.SharedPostgres(t)
 	pgDst := pgc.CreateDatabase(t, "cli_kill")

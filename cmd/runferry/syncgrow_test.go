@@ -32,14 +32,10 @@ func growWandb(t *testing.T, dir, id string, from, to int, noEntity bool) {
 	}
 }
 
-// buildBinary builds the runferry binary into a temporary folder.
+// buildBinary returns the runferry binary (builtRunferry's shared build).
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
+	return builtRunferry(t, "")
 }
 
 // mlflowRunsUnder counts the active and the deleted runs of the

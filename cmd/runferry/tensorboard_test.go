@@ -82,10 +82,7 @@ func TestUnreadableTensorBoardInputs(t *testing.T) {
 	logs := filepath.Join(testenv.TensorBoardLogs(t), "logs")
 	base := t.TempDir()
 	testenv.OpenToAll(t, base)
-	bin := filepath.Join(base, "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtRunferry(t, base)
 	data := filepath.Join(base, "logs")
 	for _, run := range []string{"keras", "restarted"} {
 		copyFolder(t, filepath.Join(logs, run), filepath.Join(data, run))

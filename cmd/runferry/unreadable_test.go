@@ -76,10 +76,7 @@ func TestUnreadableWandbInputs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(base, "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtRunferry(t, base)
 	data := filepath.Join(base, "data", "wandb")
 	folder := map[string]string{} // run id → its (last) folder
 	for _, src := range fixtureRuns {

@@ -547,10 +547,7 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 	srv, loc := fixtureServer(t, key)
 	srv.SetLimit(0, 20*time.Millisecond)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := builtRunferry(t, "")
 	archive := "parquet:" + filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
 	start := time.Now()
