@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Shared services live for the whole test binary. Main stops them; if a package does not
@@ -10,6 +13,7 @@ import (
 var (
 	sharedMLflowMain  = &sharedService[*MLflowServer]{what: "MLflow server"}
 	sharedMLflowOther = &sharedService[*MLflowServer]{what: "MLflow server (the other side)"}
+	sharedMLflowPG    = &sharedService[*MLflowServer]{what: "MLflow server (PostgreSQL store)"}
 	sharedPostgres    = &sharedService[*Postgres]{what: "PostgreSQL"}
 	sharedMariaDB     = &sharedService[*MariaDB]{what: "MariaDB"}
 	sharedS3          = &sharedService[*S3Server]{what: "S3 server"}
@@ -27,11 +31,13 @@ func Main(m *testing.M) {
 	os.Exit(code)
 }
 
-// StopShared stops the services started by SharedMLflow, SharedMLflowOther, SharedPostgres,
-// SharedMariaDB, SharedS3, SharedAzurite and SharedGCS.
+// StopShared stops the services started by SharedMLflow, SharedMLflowOther,
+// SharedMLflowPostgres, SharedPostgres, SharedMariaDB, SharedS3, SharedAzurite and SharedGCS.
+// The MLflow servers stop before the PostgreSQL cluster one of them stores in.
 func StopShared() {
 	sharedMLflowMain.stop()
 	sharedMLflowOther.stop()
+	sharedMLflowPG.stop()
 	sharedPostgres.stop()
 	sharedMariaDB.stop()
 	sharedS3.stop()
@@ -57,15 +63,36 @@ func SharedMLflowOther(t testing.TB) *MLflowServer {
 	return sharedMLflow(t, sharedMLflowOther)
 }
 
-func sharedMLflow(t testing.TB, h *sharedService[*MLflowServer]) *MLflowServer {
+// SharedMLflowPostgres returns one MLflow server shared by every test of the binary whose
+// backend store is a database of its own in SharedPostgres, started on first use (a
+// PostgreSQL store is migrated at each start: no template, so it costs more than a SQLite
+// one). As on SharedMLflow, tests write under names of their own; its BackendURI is the
+// postgresql+psycopg2:// URI MLflow was given.
+func SharedMLflowPostgres(t testing.TB) *MLflowServer {
+	t.Helper()
+	pg := SharedPostgres(t)
+	return sharedMLflow(t, sharedMLflowPG, func() string {
+		return strings.Replace(pg.CreateDatabase(t, fmt.Sprintf("mlflow_shared_%d", time.Now().UnixNano())),
+			"postgres://", "postgresql+psycopg2://", 1)
+	})
+}
+
+// sharedMLflow starts h's server on first use: on a fresh SQLite store, or on the store
+// backend returns (called only when the server starts).
+func sharedMLflow(t testing.TB, h *sharedService[*MLflowServer], backend ...func() string) *MLflowServer {
 	t.Helper()
 	bin := VenvBin(t, "mlflow")
 	return h.get(t, func() (*MLflowServer, error) {
+		cfg := mlflowConfig{startTimeout: defaultStartTimeout}
+		for _, b := range backend {
+			cfg.backendURI = b()
+		}
 		dir, err := os.MkdirTemp("", "runferry-mlflow-")
 		if err != nil {
 			return nil, err
 		}
-		s, err := startMLflow(bin, mlflowConfig{dir: dir, startTimeout: defaultStartTimeout})
+		cfg.dir = dir
+		s, err := startMLflow(bin, cfg)
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err

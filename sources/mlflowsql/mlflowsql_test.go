@@ -136,12 +136,18 @@ func TestSampleStoreMatchesServer(t *testing.T) {
 func populated(t *testing.T, opts ...testenv.MLflowOption) *testenv.MLflowServer {
 	t.Helper()
 	srv := testenv.StartMLflow(t, opts...)
+	fill(t, srv)
+	return srv
+}
+
+// fill runs testdata/populate.py against srv.
+func fill(t *testing.T, srv *testenv.MLflowServer) {
+	t.Helper()
 	cmd := exec.Command(testenv.Python(t), "testdata/populate.py")
 	cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI="+srv.URL, "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("populate.py: %v\n%s", err, out)
 	}
-	return srv
 }
 
 // TestCreatedStoresMatchServer: stores the real MLflow wrote, in SQLite,
@@ -165,36 +171,36 @@ func TestCreatedStoresMatchServer(t *testing.T) {
 		}
 		backend := "mysql+pymysql://" + u.User.Username() + ":" + url.QueryEscape(m.Password) + "@" + u.Host + u.Path
 		srv := populated(t, testenv.WithBackendStoreURI(backend))
-		createdStore(t, srv, "mlflow+"+db)
+		createdStore(t, srv, "mlflow+"+db, false)
 	})
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		srv := populated(t)
-		store := "mlflow+sqlite:" + strings.TrimPrefix(srv.BackendURI, "sqlite:///")
-		createdStore(t, srv, store)
-	})
-	t.Run("postgresql", func(t *testing.T) {
-		t.Parallel()
-		srv := populated(t, testenv.WithPostgres(testenv.SharedPostgres(t)))
-		store := strings.Replace(srv.BackendURI, "postgresql+psycopg2://", "mlflow+postgresql://", 1)
-		createdStore(t, srv, store)
-	})
+	for _, backend := range []string{"sqlite", "postgresql"} {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			srv, store := filledStore(t, backend)
+			createdStore(t, srv, store, true)
+		})
+	}
 }
 
-func createdStore(t *testing.T, srv *testenv.MLflowServer, store string) {
-	sep := "?"
-	if strings.Contains(store, "?") {
-		sep = "&"
-	}
-	store += sep + "instance=127.0.0.1:" + strconv.Itoa(srv.Port) + "&artifacts=" + srv.ArtifactDir
+// createdStore compares populate.py's store, read directly at store, with
+// the server srv serving it, the whole store; traced says it holds
+// make_traces.py's experiments (filledStore) too: two experiments and a run
+// more.
+func createdStore(t *testing.T, srv *testenv.MLflowServer, store string, traced bool) {
+	store = withQuery(store, "instance=127.0.0.1:"+strconv.Itoa(srv.Port)+"&artifacts="+srv.ArtifactDir)
 	server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port)
+	more := 0
+	if traced {
+		more = 1
+	}
 	res := assertSame(t, store, server)
-	if res.Runs != 3 || res.Experiments != 2 || res.Points != 257 || res.Models != 1 {
-		t.Errorf("compared %d experiments, %d runs, %d points, %d registered models; want 2 (Default and store-reader), 3, 257, 1", res.Experiments, res.Runs, res.Points, res.Models)
+	if res.Runs != 3+more || res.Experiments != 2+2*more || res.Points != 257 || res.Models != 1 {
+		t.Errorf("compared %d experiments, %d runs, %d points, %d registered models; want %d (Default and store-reader, and the two of make_traces.py if traced %v), %d, 257, 1",
+			res.Experiments, res.Runs, res.Points, res.Models, 2+2*more, traced, 3+more)
 	}
 	res = assertSame(t, store+"&deleted=true", server+"?deleted=true")
-	if res.Runs != 5 || res.Experiments != 3 {
-		t.Errorf("deleted=true: compared %d experiments, %d runs; want 3, 5", res.Experiments, res.Runs)
+	if res.Runs != 5+more || res.Experiments != 3+2*more {
+		t.Errorf("deleted=true: compared %d experiments, %d runs; want %d, %d", res.Experiments, res.Runs, 3+2*more, 5+more)
 	}
 	src := mustOpen(t, store)
 	ctx := context.Background()

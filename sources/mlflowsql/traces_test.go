@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/runferry/runferry/internal/testenv"
@@ -17,29 +18,15 @@ import (
 // store, a failed trace, a trace in no run, a traces-only experiment), read
 // from the SQLite and PostgreSQL stores directly, equal what the server
 // serving the store returns, spans included (check in both directions).
+// The traces are in the package's filled stores (filledStore), under their
+// own experiment prefix, next to populate.py's runs.
 func TestTracesMatchServer(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		opts []testenv.MLflowOption
-	}{{"sqlite", nil}, {"postgresql", nil}} {
-		t.Run(tc.name, func(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgresql"} {
+		t.Run(backend, func(t *testing.T) {
 			t.Parallel()
-			opts := tc.opts
-			if tc.name == "postgresql" {
-				opts = append(opts, testenv.WithPostgres(testenv.SharedPostgres(t)))
-			}
-			srv := testenv.StartMLflow(t, opts...)
-			cmd := exec.Command(testenv.Python(t), "../../testdata/mlflow/make_traces.py", srv.URL)
-			cmd.Env = append(os.Environ(), "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				t.Fatalf("make_traces.py: %v\n%s", err, out)
-			}
-			store := "mlflow+sqlite:" + strings.TrimPrefix(srv.BackendURI, "sqlite:///") + "?"
-			if tc.name == "postgresql" {
-				store = strings.Replace(srv.BackendURI, "postgresql+psycopg2://", "mlflow+postgresql://", 1) + "&"
-			}
-			store += "instance=127.0.0.1:" + strconv.Itoa(srv.Port) + "&artifacts=" + srv.ArtifactDir
-			server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port)
+			srv, store := filledStore(t, backend)
+			store = withQuery(store, "experiment-prefix="+tracesPrefix+"&instance=127.0.0.1:"+strconv.Itoa(srv.Port)+"&artifacts="+srv.ArtifactDir)
+			server := "mlflow+http://127.0.0.1:" + strconv.Itoa(srv.Port) + "?experiment-prefix=" + tracesPrefix
 			res := assertSame(t, store, server)
 			if res.Traces != 4 {
 				t.Errorf("compared %d traces, want the 4 make_traces.py logged", res.Traces)
@@ -63,4 +50,64 @@ func TestTracesMatchServer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tracesPrefix starts the names of make_traces.py's experiments in the
+// filled stores.
+const tracesPrefix = "traces/"
+
+// filled holds, per backend, whether filledStore's one filling succeeded.
+var filled = map[string]*struct {
+	once sync.Once
+	ok   bool
+}{"sqlite": {}, "postgresql": {}}
+
+// filledStore returns the package's shared MLflow server on backend
+// ("sqlite": testenv.SharedMLflow; "postgresql": testenv.SharedMLflowPostgres),
+// filled once per test binary with testdata/populate.py's store and
+// make_traces.py's traces (experiments starting with tracesPrefix), and the
+// location reading its store directly. Tests
+// only read it: TestCreatedStoresMatchServer and TestTracesMatchServer share
+// one server a backend instead of starting two (a start costs 8-10 s of
+// CPU, docs/TESTING.md).
+func filledStore(t *testing.T, backend string) (*testenv.MLflowServer, string) {
+	t.Helper()
+	var srv *testenv.MLflowServer
+	var store string
+	switch backend {
+	case "sqlite":
+		srv = testenv.SharedMLflow(t)
+		store = "mlflow+sqlite:" + strings.TrimPrefix(srv.BackendURI, "sqlite:///")
+	case "postgresql":
+		srv = testenv.SharedMLflowPostgres(t)
+		store = strings.Replace(srv.BackendURI, "postgresql+psycopg2://", "mlflow+postgresql://", 1)
+	default:
+		t.Fatalf("no filled store on %q", backend)
+	}
+	f := filled[backend]
+	f.once.Do(func() {
+		// populate.py, then make_traces.py, in one Python process: one import
+		// of MLflow's client (a few seconds of CPU) instead of two.
+		cmd := exec.Command(testenv.Python(t), "-c", `import runpy, sys
+runpy.run_path("testdata/populate.py", run_name="__main__")
+sys.argv = ["make_traces.py"] + sys.argv[1:]
+runpy.run_path("../../testdata/mlflow/make_traces.py", run_name="__main__")`, srv.URL, tracesPrefix)
+		cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI="+srv.URL, "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("populate.py and make_traces.py: %v\n%s", err, out)
+		}
+		f.ok = true
+	})
+	if !f.ok {
+		t.Fatalf("the %s store was not filled (see the test that filled it)", backend)
+	}
+	return srv, store
+}
+
+// withQuery adds the query options q to the location loc.
+func withQuery(loc, q string) string {
+	if strings.Contains(loc, "?") {
+		return loc + "&" + q
+	}
+	return loc + "?" + q
 }
