@@ -15,4 +15,3 @@ func TestMain(m *testing.M) {
 	testenv.StopShared()
 	os.Exit(code)
 }
-
