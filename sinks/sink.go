@@ -270,6 +270,15 @@ type BaseFinder interface {
 	FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error)
 }
 
+// MetricsEnder is a RunWriter that can start storing a run's metrics once
+// it knows they are complete, while the run's other data arrive.
+type MetricsEnder interface {
+	// EndMetrics says no WriteMetrics follows for this run (one that does
+	// is an error). The engine calls it once the source's metrics are
+	// read, before the rich values, logs and artifacts.
+	EndMetrics(ctx context.Context) error
+}
+
 // Marked is a RunWriter that stores a mark with the commit: a token the
 // engine derives from what the run holds, which AppendRun compares with
 // the ledger's before it appends.

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 )
 
@@ -36,8 +37,9 @@ func tuneGC() {
 }
 
 // startProfile writes a CPU profile of the whole process to the file
-// RUNFERRY_CPUPROFILE names, for benchmarks (bench/NOTES.md); without it,
-// or if the file cannot be created, it does nothing. The returned function
+// RUNFERRY_CPUPROFILE names, for benchmarks (bench/NOTES.md), and with it an
+// execution trace if RUNFERRY_TRACE names a file; without it, or if the file
+// cannot be created, it does nothing. The returned function
 // ends the profile.
 func startProfile() func() {
 	path := os.Getenv("RUNFERRY_CPUPROFILE")
@@ -52,8 +54,33 @@ func startProfile() func() {
 		f.Close()
 		return func() {}
 	}
+	stopTrace := startTrace()
 	return func() {
+		stopTrace()
 		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// startTrace writes an execution trace (go tool trace) to the file
+// RUNFERRY_TRACE names, alongside the CPU profile, to see where a copy's
+// wall time goes (waiting on the network or disk, idle cores); without it,
+// or if the file cannot be created, it does nothing.
+func startTrace() func() {
+	path := os.Getenv("RUNFERRY_TRACE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return func() {}
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
 		f.Close()
 	}
 }

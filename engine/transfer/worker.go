@@ -222,6 +222,11 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 	if err != nil {
 		return err
 	}
+	if me, ok := w.(sinks.MetricsEnder); ok {
+		if err := me.EndMetrics(ctx); err != nil {
+			return err
+		}
+	}
 	if m, ok := w.(sinks.Marked); ok {
 		m.SetMark(mark)
 		res.keys, res.mark = keys, mark

@@ -35,15 +35,19 @@ type RunWriter struct {
 	snapshot    int64
 
 	metrics *metricSorter
-	rich    *tableFile[RichValueRow]
-	logs    *tableFile[LogRow]
-	logSeq  int64
-	arts    []ArtifactRow
-	blobs   map[string]int64
-	done    bool
-	replace []string // origins of runs this one replaces (Replace)
-	mark    string
-	cursors string
+	// ended is set by EndMetrics: the metrics file is being written in
+	// the background and its result arrives on metricsOut.
+	ended      bool
+	metricsOut chan metricsResult
+	rich       *tableFile[RichValueRow]
+	logs       *tableFile[LogRow]
+	logSeq     int64
+	arts       []ArtifactRow
+	blobs      map[string]int64
+	done       bool
+	replace    []string // origins of runs this one replaces (Replace)
+	mark       string
+	cursors    string
 	// kept are the metrics files of the run that AppendRun extends, and
 	// keptPoints their points: they stay current, and the points written
 	// go to a new file after them.
@@ -145,11 +149,54 @@ func (rw *RunWriter) check() error {
 }
 
 // WriteMetrics adds points; memory stays bounded whatever the run's size.
+// It is an error after EndMetrics.
 func (rw *RunWriter) WriteMetrics(batch []schema.Metric) error {
 	if err := rw.check(); err != nil {
 		return err
 	}
+	if rw.ended {
+		return fmt.Errorf("run %s: metrics written after EndMetrics", rw.origin)
+	}
 	return rw.metrics.add(batch)
+}
+
+// metricsResult is the outcome of writing the metrics file.
+type metricsResult struct {
+	entry FileEntry
+	err   error
+}
+
+// EndMetrics says the run's points are all written: the metrics file is
+// sorted, encoded and stored in the background from now on, while the
+// run's other data (rich values, logs, artifacts) arrive, and Commit waits
+// for it. Memory stays what writing the file at Commit costs: the sort
+// buffer is handed to the encoders. Calling it is optional; later calls do
+// nothing, and WriteMetrics after it is an error.
+func (rw *RunWriter) EndMetrics() error {
+	if err := rw.check(); err != nil {
+		return err
+	}
+	if rw.ended || rw.metrics.count == 0 {
+		return nil
+	}
+	rw.ended = true
+	rw.metricsOut = make(chan metricsResult, 1)
+	go func() {
+		f, err := rw.writeMetrics()
+		rw.metricsOut <- metricsResult{f, err}
+	}()
+	return nil
+}
+
+// metricsFile writes the metrics file, or waits for EndMetrics' writing of
+// it.
+func (rw *RunWriter) metricsFile() (FileEntry, error) {
+	if !rw.ended {
+		return rw.writeMetrics()
+	}
+	r := <-rw.metricsOut
+	rw.metricsOut = nil
+	return r.entry, r.err
 }
 
 // WriteRichValues adds non-numeric history values, kept in arrival order.
@@ -442,7 +489,7 @@ func (rw *RunWriter) finish() (*RunEntry, error) {
 	}
 	entry.Files = append(entry.Files, rw.kept...)
 	if rw.metrics.count > 0 {
-		f, err := rw.writeMetrics()
+		f, err := rw.metricsFile()
 		if err := add([]FileEntry{f}, err); err != nil {
 			return nil, err
 		}
@@ -492,6 +539,14 @@ func (rw *RunWriter) Abort() error {
 }
 
 func (rw *RunWriter) discard() {
+	if rw.metricsOut != nil {
+		// EndMetrics' writer is still at work: wait for it, then drop what
+		// it staged.
+		if r := <-rw.metricsOut; r.err == nil {
+			rw.w.st.Remove(stagingDir + "/" + r.entry.Path)
+		}
+		rw.metricsOut = nil
+	}
 	rw.metrics.discard()
 	if rw.rich != nil {
 		rw.rich.Discard()

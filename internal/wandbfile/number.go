@@ -73,6 +73,74 @@ func ParseScalar(b []byte) Scalar {
 	return parseNumber(b)
 }
 
+// IsScalar reports whether ParseScalar(b) is a scalar (Kind() !=
+// NotScalar) whose Float is ok, checking only the text's grammar: it
+// converts no number, for passes that need to know a row holds only
+// numbers and booleans but not their values. (Every JSON number ParseScalar
+// accepts has a float value: strconv rounds what does not fit to ±Inf.)
+func IsScalar(b []byte) bool {
+	for len(b) > 0 && isSpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isSpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 {
+		return false
+	}
+	if c := b[0]; c != '-' && (c < '0' || c > '9') {
+		switch string(b) {
+		case "NaN", "Infinity", "true", "false":
+			return true
+		}
+		return false
+	}
+	if string(b) == "-Infinity" {
+		return true
+	}
+	return numberSyntax(b)
+}
+
+// numberSyntax reports whether b is exactly one JSON number: the grammar
+// parseNumber accepts.
+func numberSyntax(b []byte) bool {
+	i := 0
+	if b[0] == '-' {
+		i++
+	}
+	digits := func() int {
+		start := i
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+		return i - start
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && b[i] >= '1' && b[i] <= '9':
+		digits()
+	default:
+		return false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(b)
+}
+
 // isSpace reports JSON white space.
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 

@@ -30,6 +30,9 @@ func sameFloat(a, b float64) bool {
 // checkScalar compares ParseScalar with ParseValueJSON on s.
 func checkScalar(t *testing.T, s string) {
 	v := ParseScalar([]byte(s))
+	if _, ok := v.Float(); IsScalar([]byte(s)) != ok {
+		t.Errorf("%q: IsScalar %v; ParseScalar kind %d, Float ok %v", s, !ok, v.Kind(), ok)
+	}
 	if v.Kind() == NotScalar {
 		return
 	}

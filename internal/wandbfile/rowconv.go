@@ -375,12 +375,21 @@ func (c *RowConverter) convert(r *Row, points bool) (out RowValues, ok bool) {
 	c.ids, c.vals, c.isDups = c.ids[:0], c.vals[:0], false
 	var one [1]span
 	for i := range r.items {
-		v := ParseScalar(r.bytes(r.items[i].value))
+		value := r.bytes(r.items[i].value)
+		path := r.path(i, &one)
+		first := r.bytes(path[0])
+		if !points && (len(path) > 1 || (string(first) != KeyStep && string(first) != KeyTimestamp)) {
+			// Without points only the step and time need a value: the
+			// other items need only be numbers or booleans.
+			if !IsScalar(value) {
+				return RowValues{}, false
+			}
+			continue
+		}
+		v := ParseScalar(value)
 		if v.Kind() == NotScalar {
 			return RowValues{}, false
 		}
-		path := r.path(i, &one)
-		first := r.bytes(path[0])
 		if len(path) == 1 {
 			switch string(first) {
 			case KeyStep:

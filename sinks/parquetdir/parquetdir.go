@@ -417,6 +417,9 @@ var (
 	_ sinks.Identified      = (*writer)(nil)
 	_ sinks.Marked          = (*writer)(nil)
 	_ sinks.CursorKeeper    = (*writer)(nil)
+	// The metrics file is encoded and stored while the run's rich values,
+	// logs and artifacts are read (archive.RunWriter.EndMetrics).
+	_ sinks.MetricsEnder = (*writer)(nil)
 	// Appending, files given again unchanged are kept, not stored again,
 	// and those not given again are left out of the new snapshot.
 	_ sinks.FileDeltaReporter = (*writer)(nil)
@@ -424,6 +427,10 @@ var (
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
 	return denied(w.rw.WriteMetrics(batch))
+}
+
+func (w *writer) EndMetrics(context.Context) error {
+	return denied(w.rw.EndMetrics())
 }
 
 func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) error {
