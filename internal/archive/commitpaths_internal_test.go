@@ -30,15 +30,21 @@ func (s *recordingStore) rec(op string, paths ...string) {
 }
 
 func (s *recordingStore) Open(p string) (ReadAtFile, error) { s.rec("open", p); return s.Store.Open(p) }
-func (s *recordingStore) ReadFile(p string) ([]byte, error) { s.rec("read", p); return s.Store.ReadFile(p) }
+func (s *recordingStore) ReadFile(p string) ([]byte, error) {
+	s.rec("read", p)
+	return s.Store.ReadFile(p)
+}
 func (s *recordingStore) Stat(p string) (ObjectInfo, error) { s.rec("stat", p); return s.Store.Stat(p) }
 func (s *recordingStore) Move(from, to string) error {
 	s.rec("move", from, to)
 	return s.Store.Move(from, to)
 }
-func (s *recordingStore) Remove(p string) error    { s.rec("remove", p); return s.Store.Remove(p) }
-func (s *recordingStore) RemoveAll(p string) error { s.rec("removeall", p); return s.Store.RemoveAll(p) }
-func (s *recordingStore) SyncDir(p string) error   { s.rec("syncdir", p); return s.Store.SyncDir(p) }
+func (s *recordingStore) Remove(p string) error { s.rec("remove", p); return s.Store.Remove(p) }
+func (s *recordingStore) RemoveAll(p string) error {
+	s.rec("removeall", p)
+	return s.Store.RemoveAll(p)
+}
+func (s *recordingStore) SyncDir(p string) error { s.rec("syncdir", p); return s.Store.SyncDir(p) }
 func (s *recordingStore) Walk(dir string, fn func(p string, size int64) error) error {
 	s.rec("walk", dir)
 	return s.Store.Walk(dir, fn)
