@@ -102,17 +102,26 @@ func (r *RunEntry) File(table string) (FileEntry, bool) {
 	return FileEntry{}, false
 }
 
-// encodeManifest returns m as JSON with its checksum filled in.
+// encodeManifest returns m as JSON with its checksum filled in. It is
+// encoded once, with the checksum empty, and the checksum of those bytes
+// is written into the last field (the bytes a second encoding with the
+// checksum set would give, and what canonicalChecksum takes apart).
 func encodeManifest(m Manifest) ([]byte, error) {
 	m.Checksum = ""
 	body, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
 		return nil, err
 	}
+	end := checksumTail + "\"\n}"
+	if !bytes.HasSuffix(body, []byte(end)) {
+		return nil, fmt.Errorf("encoding the manifest: it does not end with its checksum field")
+	}
 	sum := sha256.Sum256(body)
-	m.Checksum = hex.EncodeToString(sum[:])
-	out, err := json.MarshalIndent(m, "", " ")
-	return append(out, '\n'), err
+	out := make([]byte, 0, len(body)+2*sha256.Size+2)
+	out = append(out, body[:len(body)-len(end)]...)
+	out = append(out, checksumTail...)
+	out = hex.AppendEncode(out, sum[:])
+	return append(out, "\"\n}\n"...), nil
 }
 
 // decodeManifest parses and verifies a manifest read from name.
