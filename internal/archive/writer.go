@@ -177,9 +177,11 @@ func (w *Writer) refresh() error {
 		return err
 	}
 	if w.m == nil || fi.Version != w.known {
-		m, err := readManifest(w.st, ManifestFile)
-		if err != nil {
-			return err
+		m := recallManifest(w.st, fi.Version)
+		if m == nil {
+			if m, err = readManifest(w.st, ManifestFile); err != nil {
+				return err
+			}
 		}
 		if m == nil {
 			m = emptyManifest()
