@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -102,17 +103,27 @@ func (r *RunEntry) File(table string) (FileEntry, bool) {
 	return FileEntry{}, false
 }
 
-// encodeManifest returns m as JSON with its checksum filled in.
+// encodeManifest returns m as JSON with its checksum filled in, as
+// json.MarshalIndent(m, "", " ") encodes it (appendManifestJSON). It is
+// encoded once, with the checksum empty, and the checksum of those bytes
+// is written into the last field (the bytes a second encoding with the
+// checksum set would give, and what canonicalChecksum takes apart).
 func encodeManifest(m Manifest) ([]byte, error) {
 	m.Checksum = ""
-	body, err := json.MarshalIndent(m, "", " ")
+	body, err := appendManifestJSON(make([]byte, 0, 1<<16), &m)
 	if err != nil {
 		return nil, err
 	}
+	end := checksumTail + "\"\n}"
+	if !bytes.HasSuffix(body, []byte(end)) {
+		return nil, fmt.Errorf("encoding the manifest: it does not end with its checksum field")
+	}
 	sum := sha256.Sum256(body)
-	m.Checksum = hex.EncodeToString(sum[:])
-	out, err := json.MarshalIndent(m, "", " ")
-	return append(out, '\n'), err
+	out := make([]byte, 0, len(body)+2*sha256.Size+2)
+	out = append(out, body[:len(body)-len(end)]...)
+	out = append(out, checksumTail...)
+	out = hex.AppendEncode(out, sum[:])
+	return append(out, "\"\n}\n"...), nil
 }
 
 // decodeManifest parses and verifies a manifest read from name.
@@ -332,9 +343,15 @@ func LoadState(root string) (*State, error) {
 }
 
 func loadState(st Store) (*State, error) {
+	before, serr := st.Stat(ManifestFile)
 	m, err := readManifest(st, ManifestFile)
 	if err != nil {
 		return nil, err
+	}
+	if m != nil && serr == nil {
+		if after, err := st.Stat(ManifestFile); err == nil && after.Version == before.Version {
+			rememberManifest(st, before.Version, m)
+		}
 	}
 	if m == nil {
 		m = emptyManifest()
@@ -376,4 +393,47 @@ func (m *Manifest) Run(origin string) (RunEntry, bool) {
 		return RunEntry{}, false
 	}
 	return m.Runs[i], true
+}
+
+// lastManifest is the last manifest.json this process decoded and
+// verified in loadState (or wrote in publish), with the store name and
+// version of the file it came from: a writer opened next on that archive
+// (a sink's, after it read the state) takes it from here instead of
+// decoding the same bytes again, when manifest.json is still that
+// version (replaced by rename, a new version is a new file). Only
+// Writer.refresh recalls it; readers and Check always read the file.
+var lastManifest struct {
+	sync.Mutex
+	name, version string
+	m             *Manifest
+}
+
+// rememberManifest keeps m as the manifest.json of st at version.
+func rememberManifest(st Store, version string, m *Manifest) {
+	if version == "" {
+		return
+	}
+	lastManifest.Lock()
+	defer lastManifest.Unlock()
+	lastManifest.name, lastManifest.version, lastManifest.m = st.Name(ManifestFile), version, m.clone()
+}
+
+// recallManifest returns a copy of the manifest remembered for st's
+// manifest.json at version, or nil.
+func recallManifest(st Store, version string) *Manifest {
+	lastManifest.Lock()
+	defer lastManifest.Unlock()
+	if version == "" || lastManifest.m == nil || lastManifest.version != version || lastManifest.name != st.Name(ManifestFile) {
+		return nil
+	}
+	return lastManifest.m.clone()
+}
+
+// clone returns a copy of m that apply may change without changing m
+// (apply replaces, inserts and deletes whole entries; it never changes
+// an entry's own slices).
+func (m *Manifest) clone() *Manifest {
+	c := *m
+	c.Experiments, c.Runs, c.Models = slices.Clone(m.Experiments), slices.Clone(m.Runs), slices.Clone(m.Models)
+	return &c
 }

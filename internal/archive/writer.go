@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -59,6 +60,13 @@ type Writer struct {
 	pending  int       // journal records this writer wrote
 	source   string
 	closed   bool
+	// moved holds the folders this writer's commits moved files into
+	// (table folders and their history/ twins), fsynced at Close: a
+	// commit's durability step touches only what the commit changed.
+	moved map[string]bool
+	// dirty is set when a commit's moves failed after its journal line:
+	// the folders may then differ from the manifest until a full syncTree.
+	dirty bool
 }
 
 // OpenWriter opens (creating if needed) the archive at root for writing,
@@ -101,14 +109,14 @@ func openStoreWriter(root string, st Store, exclusive bool) (*Writer, error) {
 		lock.Close()
 		return nil, err
 	}
-	w := &Writer{root: root, st: st, lock: lock, commitLock: cl}
+	w := &Writer{root: root, st: st, lock: lock, commitLock: cl, moved: map[string]bool{}}
 	fail := func(err error) (*Writer, error) {
 		cl.Close()
 		lock.Close()
 		return nil, err
 	}
 	if alone {
-		if err := w.recover(); err != nil {
+		if err := w.recover(exclusive); err != nil {
 			return fail(err)
 		}
 		if !exclusive {
@@ -169,9 +177,11 @@ func (w *Writer) refresh() error {
 		return err
 	}
 	if w.m == nil || fi.Version != w.known {
-		m, err := readManifest(w.st, ManifestFile)
-		if err != nil {
-			return err
+		m := recallManifest(w.st, fi.Version)
+		if m == nil {
+			if m, err = readManifest(w.st, ManifestFile); err != nil {
+				return err
+			}
 		}
 		if m == nil {
 			m = emptyManifest()
@@ -218,10 +228,18 @@ func checkArchiveDir(st Store) error {
 }
 
 // recover brings the folder in line with the current state; see OpenWriter.
-// It runs only while no other writer has the archive open.
-func (w *Writer) recover() error {
+// It runs only while no other writer has the archive open. The whole tree
+// is walked (syncTree) only when there is a trace of an interrupted
+// commit: journal lines no writer published, or anything left under
+// .staging/ (files a crashed writer staged or committed and did not move
+// in, or the mark a commit with nothing to stage leaves while it moves;
+// see commitLocked); and always for maintenance (full, for Prune and
+// Compact). After a clean close there is neither, and an open costs time
+// in the size of what it reads, not of the archive.
+func (w *Writer) recover(full bool) error {
 	err := w.locked(func() error {
 		if w.jOff > 0 {
+			full = true // a writer died before publishing
 			return w.publish()
 		}
 		return nil
@@ -232,19 +250,42 @@ func (w *Writer) recover() error {
 	if err := w.removeStaleJournals(); err != nil {
 		return err
 	}
-	if err := syncTree(w.st, w.m); err != nil {
-		return err
+	if !full {
+		staged, err := holdsFiles(w.st, stagingDir)
+		if err != nil {
+			return err
+		}
+		full = staged
+	}
+	if full {
+		if err := syncTree(w.st, w.m); err != nil {
+			return err
+		}
 	}
 	if err := w.st.RemoveAll(stagingDir); err != nil {
 		return err
 	}
-	if err := removeTmp(w.st, blobsDir); err != nil {
-		return err
+	if full {
+		if err := removeTmp(w.st, blobsDir); err != nil {
+			return err
+		}
 	}
 	if d, ok := w.st.(*dirStore); ok {
 		return upgradeModes(d.root)
 	}
 	return nil
+}
+
+// errFound stops a Walk at its first file.
+var errFound = errors.New("found")
+
+// holdsFiles reports whether any file is stored under dir.
+func holdsFiles(st Store, dir string) (bool, error) {
+	err := st.Walk(dir, func(string, int64) error { return errFound })
+	if errors.Is(err, errFound) {
+		return true, nil
+	}
+	return false, err
 }
 
 // upgradeModes gives the files that earlier versions of runferry created
@@ -539,12 +580,6 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 	if err != nil {
 		return err
 	}
-	end, err := w.st.AppendJournal(jn, w.jOff, line)
-	if err != nil {
-		return fmt.Errorf("%s: %w", w.st.Name(journalPath(jn)), err)
-	}
-	w.jOff = end
-	w.pending++
 	var old, cur []FileEntry
 	for _, r := range w.m.Runs {
 		if slices.Contains(rec.RetireRuns, r.Origin) {
@@ -574,23 +609,71 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 		}
 		cur = append(cur, rec.Model.Files...)
 	}
-	w.m.apply([]journalRecord{rec})
 	// An entry may keep files of its previous version (an experiment's
 	// traces file when its row changes, and the reverse): those stay.
-	kept := map[string]bool{}
+	// Every other file of the new version is new, and staged.
+	kept, wasOld := map[string]bool{}, map[string]bool{}
 	for _, f := range cur {
 		kept[f.Path] = true
 	}
-	// Moves after the commit point: a crash here is finished by syncTree.
-	// Every superseded file leaves before any new one arrives (so a folder
-	// never holds two versions of the entry); within each group the moves
-	// run concurrently (in object storage each is a copy and a delete).
+	var leave []FileEntry // superseded files to move to history/
+	for _, f := range old {
+		wasOld[f.Path] = true
+		if !kept[f.Path] {
+			leave = append(leave, f)
+		}
+	}
+	staged := slices.ContainsFunc(cur, func(f FileEntry) bool { return !wasOld[f.Path] })
+	// Until the moves below are done, .staging/ must hold something, the
+	// trace by which the next writer alone (recover, Close) knows to walk
+	// the whole tree: the staged files do, until the last moves in; a
+	// commit that stages nothing but moves files out (a retired run) puts
+	// a mark there first, removed once its moves are done.
+	var mark string
+	if !staged && len(leave) > 0 {
+		var b [8]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		mark = path.Join(stagingDir, ".moving-"+hex.EncodeToString(b[:]))
+		if err := w.st.WriteFile(mark, nil); err != nil {
+			return err
+		}
+	}
+	end, err := w.st.AppendJournal(jn, w.jOff, line)
+	if err != nil {
+		if mark != "" {
+			w.st.Remove(mark)
+		}
+		return fmt.Errorf("%s: %w", w.st.Name(journalPath(jn)), err)
+	}
+	w.jOff = end
+	w.pending++
+	w.m.apply([]journalRecord{rec})
+	if err := w.moveCommitted(leave, cur, wasOld); err != nil {
+		w.dirty = true // the mark or the staged files stay: the next writer alone walks the tree
+		return err
+	}
+	if mark != "" {
+		if err := w.st.Remove(mark); err != nil && !notExist(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// moveCommitted moves a commit's files after its commit point: a crash
+// here is finished by syncTree. Every superseded file (leave) goes to
+// history/ before any new one of cur arrives (so a folder never holds two
+// versions of the entry); within each group the moves run concurrently
+// (in object storage each is a copy and a delete). A file of cur that was
+// in old and is not staged is kept in place. The folders moved into are
+// recorded in w.moved, fsynced at Close.
+func (w *Writer) moveCommitted(leave, cur []FileEntry, wasOld map[string]bool) error {
 	var g errgroup.Group
 	g.SetLimit(moveConcurrency)
-	for _, f := range old {
-		if kept[f.Path] {
-			continue
-		}
+	for _, f := range leave {
+		w.moved[path.Dir(path.Join(historyDir, f.Path))] = true
 		g.Go(func() error {
 			err := w.st.Move(f.Path, path.Join(historyDir, f.Path))
 			if err != nil && !notExist(err) { // a file lost since its commit has nothing to move
@@ -603,9 +686,10 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 		return err
 	}
 	for _, f := range cur {
+		w.moved[path.Dir(f.Path)] = true
 		g.Go(func() error {
 			staged := path.Join(stagingDir, f.Path)
-			if _, err := w.st.Stat(staged); notExist(err) && slices.ContainsFunc(old, func(o FileEntry) bool { return o.Path == f.Path }) {
+			if _, err := w.st.Stat(staged); notExist(err) && wasOld[f.Path] {
 				return nil // kept in place
 			}
 			return w.st.Move(staged, f.Path)
@@ -684,11 +768,31 @@ func (w *Writer) Close() error {
 			return w.publish()
 		})
 	}
+	// The durability step of this writer's commits: the folders its
+	// moves changed, and only those, are fsynced (a no-op in object
+	// storage), so that nothing below clears .staging/ before they last.
+	if serr := w.syncMoved(); err == nil {
+		err = serr
+	}
 	if w.lock.Take(true, false) == nil {
 		// No other writer is left, so .staging/ holds no file being
-		// written; what a crashed writer committed and did not move
-		// into place moves first.
-		serr := w.locked(func() error { return syncTree(w.st, w.m) })
+		// written. Anything still there (or a failed move of ours) is the
+		// trace of an interrupted commit: what it committed and did not
+		// move into place moves first, over the whole tree. Otherwise the
+		// tree is as the manifest says and nothing is walked.
+		serr := w.locked(func() error {
+			full := w.dirty
+			if !full {
+				var err error
+				if full, err = holdsFiles(w.st, stagingDir); err != nil {
+					return err
+				}
+			}
+			if full {
+				return syncTree(w.st, w.m)
+			}
+			return nil
+		})
 		if serr == nil {
 			w.st.RemoveAll(stagingDir)
 		} else if err == nil {
@@ -701,4 +805,25 @@ func (w *Writer) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// syncMoved fsyncs the folders this writer's commits moved files into.
+func (w *Writer) syncMoved() error {
+	dirs := make([]string, 0, len(w.moved))
+	for d := range w.moved {
+		dirs = append(dirs, d)
+	}
+	slices.Sort(dirs)
+	var g errgroup.Group
+	g.SetLimit(moveConcurrency)
+	for _, d := range dirs {
+		g.Go(func() error {
+			if err := w.st.SyncDir(d); err != nil && !notExist(err) {
+				return err
+			}
+			return nil
+		})
+	}
+	clear(w.moved)
+	return g.Wait()
 }
