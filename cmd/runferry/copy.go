@@ -106,6 +106,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		personal    bool
 		shardFlag   string
 		withDeleted bool
+		acceptGaps  bool
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -209,7 +210,7 @@ deleted. Both need the ledger (not with --no-state).`
 			}
 			opt := transfer.Options{
 				Concurrency: concurrency, Attempts: retries + 1, Filter: filter, DryRun: dryRun,
-				Source: srcLoc.String(), Sink: dstLoc.String(), Shard: shard,
+				Source: srcLoc.String(), Sink: dstLoc.String(), Shard: shard, AcceptGaps: acceptGaps,
 			}
 			jobOptions := sel.canonical()
 			if !shard.IsZero() {
@@ -310,6 +311,7 @@ deleted. Both need the ledger (not with --no-state).`
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
 				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
 				"force": fmt.Sprint(force), "lookback": lookback.String(), "propagate_deletes": fmt.Sprint(propagate), "shard": shard.String(),
+				"accept_gaps": fmt.Sprint(acceptGaps),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -354,6 +356,7 @@ deleted. Both need the ledger (not with --no-state).`
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
 	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&withDeleted, "include-deleted", false, "also copy the experiments and runs SRC holds as deleted (MLflow sources: the same as SRC's ?deleted=true; they stay marked deleted in DST); without it they are left out and counted in the report")
+	f.BoolVar(&acceptGaps, "accept-gaps", false, "exit 0 although the source has gaps runferry cannot fill: runs read from damaged source data, files the source names but does not hold (a W&B artifact entry whose staged copy is gone); they are still named and counted (without it: exit 3, on every sync while the ledger knows the copy is incomplete)")
 	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses, local paths, command lines: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
@@ -486,6 +489,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	if notAsGiven > 0 {
 		fmt.Fprintf(w, ", %d items not as given (see above)", notAsGiven)
+	}
+	if rep.AcceptedGaps && (t.Damaged > 0 || filesNotCopied > 0) {
+		fmt.Fprintf(w, " (gaps accepted: --accept-gaps)")
 	}
 	if t.Interrupted > 0 || rep.Canceled {
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")

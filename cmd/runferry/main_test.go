@@ -112,7 +112,9 @@ func TestHelpListsEveryExitCode(t *testing.T) {
        credentials, disk full)
   2    bad usage: unknown flag, malformed location
   3    finished, but some runs failed, were read from damaged source
-       data or could not be read (each is named; re-run to retry)
+       data or could not be read, or files were not copied (each is
+       named; re-run to retry; copy/sync --accept-gaps accepts the
+       source's damage and missing files)
   4    check found differences, archive check found damage, or mapping
        check found problems
   130  interrupted; the ledger is saved, re-run to resume

@@ -113,7 +113,9 @@ var exitCodes = []struct {
 		"credentials, disk full)"},
 	{exitUsage, "bad usage: unknown flag, malformed location"},
 	{exitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
-		"data or could not be read (each is named; re-run to retry)"},
+		"data or could not be read, or files were not copied (each is\n" +
+		"named; re-run to retry; copy/sync --accept-gaps accepts the\n" +
+		"source's damage and missing files)"},
 	{exitDifferences, "check found differences, archive check found damage, or mapping\n" +
 		"check found problems"},
 	{exitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
