@@ -47,6 +47,39 @@ func TestFileNotCopiedExits3(t *testing.T) {
 	}
 }
 
+// TestDamagedRunReportedOnEverySync: a run copied from damaged source data
+// (the sample run 3ojed7lz, whose log is truncated) and a run with a file
+// not copied (fixture fxa00001) are named, counted and exit 3 on every
+// sync while the ledger records their copies as incomplete, not only on
+// the first: the second sync finds them unchanged and says so, with the
+// same damage lines. --accept-gaps accepts them (exit 0, still named).
+// Before, the second sync said "unchanged" and exited 0.
+func TestDamagedRunReportedOnEverySync(t *testing.T) {
+	for _, c := range []struct{ src, line, count string }{
+		{"wandb:" + testenv.Samples(t, "wandb/ARM-software__keyword-transformer/wandb"),
+			"damaged source wandb:adeeplearners/kwt-improvements/3ojed7lz: run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb: offset 335628: ",
+			", 1 read from damaged source data (see above)"},
+		{fixtures, "file not copied wandb:fixture-entity/runferry-fixtures/fxa00001: ", ", 1 files not copied (named above)"},
+	} {
+		archive := "parquet:" + filepath.Join(t.TempDir(), "a")
+		ledger := filepath.Join(t.TempDir(), "ledger.db")
+		for i, extra := range [][]string{nil, nil, {"--accept-gaps"}} {
+			args := append([]string{"sync", c.src, archive, "--state", ledger, "-v"}, extra...)
+			code, out, errOut := runCLI(t, args...)
+			want := exitRunsFailed
+			if extra != nil {
+				want = 0
+			}
+			if code != want || !strings.Contains(out, c.line) || !strings.Contains(out, c.count) {
+				t.Errorf("sync %d of %s: exit %d, want %d, naming and counting the gap\n%s\n%s", i+1, c.src, code, want, out, errOut)
+			}
+			if i > 0 && !strings.Contains(out, "copied 0 runs") {
+				t.Errorf("sync %d of %s copied runs again:\n%s", i+1, c.src, out)
+			}
+		}
+	}
+}
+
 func readJSON(path string, v any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -291,6 +291,10 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 	fp = j.opt.Transform.Fingerprint(fp)
 	p.fingerprint = fp
 	origin := p.run.Origin.String()
+	// known is the ledger's entry of a run found unchanged by it: the
+	// source's gaps it was copied with are reported again (the copy is
+	// still incomplete) until the source changes.
+	var known *state.Entry
 	unchanged := func(destID, why string) (bool, error) {
 		if verifier != nil {
 			problem, err := verifier.VerifyRun(ctx, p.run.Origin)
@@ -335,6 +339,10 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		}
 		*result = &RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
 			Outcome: outcome, Reason: why, DestID: destID}
+		if known != nil && (len(known.Damage) > 0 || len(known.FileProblems) > 0) {
+			(*result).Damage, (*result).FileProblem = known.Damage, known.FileProblems
+			(*result).Reason += "; the copy is incomplete: the source's gaps recorded at its commit are named again"
+		}
 		return true, nil
 	}
 	if j.opt.Ledger != nil {
@@ -344,6 +352,7 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		}
 		if ok && e.Status == "committed" {
 			if fp != "" && e.Fingerprint == fp {
+				known = &e
 				return unchanged(e.DestID, "committed earlier (ledger)")
 			}
 			p.reason = "changed since last transfer"
