@@ -21,7 +21,7 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// A body that belongs to exactly one file of one run.
@@ -93,7 +93,7 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 			if code != 3 || !strings.Contains(out+errOut, "FAILED "+run) || !strings.Contains(out+errOut, blob+": archive file is damaged") {
 				t.Fatalf("copy out of the damaged archive: exit %d, want 3 naming %s and %s\n%s\n%s", code, run, blob, out, errOut)
 			}
-			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, c.state)
+			code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, c.dst, c.state)
 			if code != 0 || !strings.Contains(out, "copied 1 runs") {
 				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -121,7 +121,7 @@ func TestCheckAndCopyRepairArchivedDataFiles(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	const run = "wandb:fixture-entity/runferry-fixtures/fxa00001"
@@ -161,7 +161,7 @@ func TestCheckAndCopyRepairArchivedDataFiles(t *testing.T) {
 			if code != exitDifferences || !strings.Contains(out, c.want) || !strings.Contains(out, p) {
 				t.Fatalf("check after the damage: exit %d, want %d and %q naming %s\n%s\n%s", code, exitDifferences, c.want, p, out, errOut)
 			}
-			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, "--state", ledger)
+			code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, c.dst, "--state", ledger)
 			if code != 0 || !strings.Contains(out, "copied 1 runs") {
 				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -192,7 +192,7 @@ func TestCopyRepairsLostExperimentFile(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	files, _ := filepath.Glob(filepath.Join(arch, "experiments", "*", "*.parquet"))
@@ -204,7 +204,7 @@ func TestCopyRepairsLostExperimentFile(t *testing.T) {
 	if code != exitDifferences || !strings.Contains(out, "PROBLEM "+files[0]) {
 		t.Fatalf("archive check after the loss: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 || !strings.Contains(out, "6 unchanged") {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "archive", "check", arch)

@@ -31,7 +31,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 	ledger := filepath.Join(dir, "ledger.db")
 	report := filepath.Join(dir, "report.json")
 
-	code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--dry-run", "--state", ledger)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--dry-run", "--state", ledger)
 	if code != 0 || !strings.Contains(out, "would copy 6 runs (142 points") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -42,7 +42,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 		t.Fatalf("dry run created the ledger (%v)", err)
 	}
 
-	code, out, errOut = runCLI(t, "copy", fixtures, "parquet:"+archive, "--state", ledger, "--report", report)
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--state", ledger, "--report", report)
 	if code != 0 || !strings.Contains(out, "copied 6 runs (142 points, 15 files") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -58,7 +58,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 
 	// Nothing changed in the run folders (the source's fingerprints say so),
 	// so nothing is written again.
-	code, out, _ = runCLI(t, "copy", fixtures, "parquet:"+archive, "--state", ledger)
+	code, out, _ = runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("second copy: exit %d\n%s", code, out)
 	}

@@ -51,7 +51,7 @@ func lsColumns(out string) []string {
 // `--count --no-count` is a usage error.
 func TestLsDefaultIsLight(t *testing.T) {
 	archive := "parquet:" + t.TempDir() + "/a"
-	if code, out, errOut := runCLI(t, "copy", fixtures, archive, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, loc := range []string{fixtures, archive} {

@@ -172,7 +172,7 @@ func TestBadShardExits2(t *testing.T) {
 	// The shards of the fixtures between them copy each run once.
 	dst, total := "parquet:"+t.TempDir(), 0
 	for k := 1; k <= 2; k++ {
-		code, out, stderr := runCLI(t, "sync", fixtures, dst, "--no-state", "--shard", fmt.Sprintf("%d/2", k))
+		code, out, stderr := runCLI(t, "sync", "--accept-gaps", fixtures, dst, "--no-state", "--shard", fmt.Sprintf("%d/2", k))
 		m := regexp.MustCompile(`shard ` + fmt.Sprint(k) + `/2: copied (\d+) runs .*; 0 unchanged, (\d+) in other shards`).FindStringSubmatch(out)
 		if code != 0 || m == nil {
 			t.Fatalf("--shard %d/2: exit %d, %q %q", k, code, out, stderr)
@@ -183,7 +183,7 @@ func TestBadShardExits2(t *testing.T) {
 		}
 		total = mine + other
 	}
-	code, out, _ := runCLI(t, "sync", fixtures, dst, "--no-state")
+	code, out, _ := runCLI(t, "sync", "--accept-gaps", fixtures, dst, "--no-state")
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, fmt.Sprintf("; %d unchanged", total)) {
 		t.Errorf("unsharded sync after both shards: exit %d, %q; want all %d unchanged", code, out, total)
 	}

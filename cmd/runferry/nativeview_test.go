@@ -128,7 +128,7 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 
 	// Asked for, the host name arrives.
 	kept := "mlflow+" + srv.URL + "?experiment-prefix=" + filepath.Base(dir) + "-kept/"
-	run("copy", fixtures, kept, "--keep-personal")
+	run("copy", "--accept-gaps", fixtures, kept, "--keep-personal")
 	run("check", fixtures, kept)
 	found := false
 	for e, err := range api.SearchExperiments(context.Background(), "", mlflowapi.ViewAll) {

@@ -85,7 +85,7 @@ func TestSQLPasswordRefusedAndNeverPrinted(t *testing.T) {
 		{"mysql://alice:" + secret + "@127.0.0.1:1/runs", "MYSQL_PWD"},
 		{"postgres://alice@127.0.0.1:1/runs?password=" + secret, "PGPASSWORD"},
 	} {
-		for _, args := range [][]string{{"copy", fixtures, tt.loc}, {"ls", tt.loc}} {
+		for _, args := range [][]string{{"copy", "--accept-gaps", fixtures, tt.loc}, {"ls", tt.loc}} {
 			code, out, errOut := runCLI(t, args...)
 			if code != exitUsage || !strings.Contains(errOut, tt.env) || !strings.Contains(errOut, "refused") {
 				t.Errorf("%v: exit %d, stderr %q; want exit %d naming %s", args, code, errOut, exitUsage, tt.env)
@@ -98,7 +98,7 @@ func TestSQLPasswordRefusedAndNeverPrinted(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv("MYSQL_PWD", secret)
 	loc := m.CreateDatabase(t, "cli_wrong_pw")
-	code, out, errOut := runCLI(t, "copy", fixtures, loc)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, loc)
 	if code != exitFatal || !strings.Contains(errOut, "Access denied") {
 		t.Errorf("wrong MYSQL_PWD: exit %d, stderr %q; want exit %d with the server's refusal", code, errOut, exitFatal)
 	}
@@ -215,7 +215,7 @@ func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst st
 // both.
 func TestSQLDryRunWritesNothing(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "new.db")
-	code, out, errOut := runCLI(t, "copy", fixtures, "sqlite:"+file, "--dry-run")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "sqlite:"+file, "--dry-run")
 	if code != 0 || !strings.Contains(out, "dry run, nothing written") {
 		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
 	}
@@ -225,11 +225,11 @@ func TestSQLDryRunWritesNothing(t *testing.T) {
 	if _, err := os.Stat(file + "-wal"); !os.IsNotExist(err) {
 		t.Fatalf("the dry run left a WAL file behind (%v)", err)
 	}
-	code, out, errOut = runCLI(t, "copy", fixtures, "sqlite:"+filepath.Join(t.TempDir(), "missing", "new.db"))
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, "sqlite:"+filepath.Join(t.TempDir(), "missing", "new.db"))
 	if code != exitFatal || !strings.Contains(errOut, "no folder") {
 		t.Errorf("a SQLite file in a missing folder: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, out, errOut := runCLI(t, "copy", fixtures, "sqlite:"+file); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "sqlite:"+file); code != 0 {
 		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := os.Stat(file); err != nil {
@@ -237,7 +237,7 @@ func TestSQLDryRunWritesNothing(t *testing.T) {
 	}
 
 	pg := testenv.SharedPostgres(t).CreateDatabase(t, "cli_dryrun")
-	if code, out, errOut := runCLI(t, "copy", fixtures, pg, "--dry-run"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, pg, "--dry-run"); code != 0 {
 		t.Fatalf("dry run into PostgreSQL: exit %d\n%s%s", code, out, errOut)
 	}
 	db, err := sql.Open("pgx", pg)
