@@ -220,7 +220,8 @@ func (s *Source) header(ri *runInfo) schema.Run {
 	if !t.exitDecides() {
 		t = ri.tail(last, true)
 	}
-	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime}
+	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime,
+		damaged: len(ri.tail(last, false).damage) > 0}
 	var state string
 	r.Status, state = runState(sm, md, s.crashRule())
 	if state != "" {
