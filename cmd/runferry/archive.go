@@ -91,10 +91,10 @@ removes them.`,
 			}
 			models := ""
 			if rep.Models > 0 {
-				models = fmt.Sprintf(", %d registered models", rep.Models)
+				models = ", " + counted(rep.Models, "registered model")
 			}
-			fmt.Fprintf(a.stdout, "archive %s is intact: snapshot %d (%d kept), %d runs%s, %d data files, %d artifact bodies, %s verified\n",
-				args[0], rep.Snapshot, len(rep.Snapshots), rep.Runs, models, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			fmt.Fprintf(a.stdout, "archive %s is intact: snapshot %d (%d kept), %s%s, %s, %s, %s verified\n",
+				args[0], rep.Snapshot, len(rep.Snapshots), counted(rep.Runs, "run"), models, counted(rep.Files, "data file"), counted(rep.Blobs, "artifact body", "artifact bodies"), bytesText(rep.Bytes))
 			return nil
 		},
 	}
@@ -132,10 +132,10 @@ readable; exit status 0 (retention is the policy asked for).`,
 			for i, n := range rep.Kept {
 				kept[i] = fmt.Sprint(n)
 			}
-			fmt.Fprintf(a.stdout, "kept snapshots %s; removed %d snapshots, %d data files, %d artifact bodies, %s freed\n",
-				strings.Join(kept, ", "), rep.Snapshots, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			fmt.Fprintf(a.stdout, "kept snapshots %s; removed %s, %s, %s, %s freed\n",
+				strings.Join(kept, ", "), counted(rep.Snapshots, "snapshot"), counted(rep.Files, "data file"), counted(rep.Blobs, "artifact body", "artifact bodies"), bytesText(rep.Bytes))
 			if len(rep.Retained) > 0 {
-				fmt.Fprintf(a.stdout, "kept %d objects under Object Lock retention (a later prune removes them once it ends):\n", len(rep.Retained))
+				fmt.Fprintf(a.stdout, "kept %s under Object Lock retention (a later prune removes them once it ends):\n", counted(len(rep.Retained), "object"))
 				for _, r := range rep.Retained {
 					fmt.Fprintf(a.stdout, "  %s  retained until %s\n", r.Name, r.Until.UTC().Format(time.RFC3339))
 				}
@@ -175,11 +175,11 @@ frees what forget left. Needs the archive alone (refused while a sync writes it)
 			case rep.Runs == 0:
 				fmt.Fprintf(a.stdout, "nothing to compact: every run holds its points in one metrics file\n")
 			case dryRun:
-				fmt.Fprintf(a.stdout, "would merge %d metrics files of %d runs (%d points, %s) into %d (dry run, nothing written)\n",
-					rep.FilesBefore, rep.Runs, rep.Points, bytesText(rep.Bytes), rep.Runs)
+				fmt.Fprintf(a.stdout, "would merge %s of %s (%s, %s) into %d (dry run, nothing written)\n",
+					counted(rep.FilesBefore, "metrics file"), counted(rep.Runs, "run"), counted(rep.Points, "point"), bytesText(rep.Bytes), rep.Runs)
 			default:
-				fmt.Fprintf(a.stdout, "merged %d metrics files of %d runs (%d points) into %d in snapshot %d: %s became %s; the merged files are in history/ until 'archive prune'\n",
-					rep.FilesBefore, rep.Runs, rep.Points, rep.Runs, rep.Snapshot, bytesText(rep.Bytes), bytesText(rep.NewBytes))
+				fmt.Fprintf(a.stdout, "merged %s of %s (%s) into %d in snapshot %d: %s became %s; the merged files are in history/ until 'archive prune'\n",
+					counted(rep.FilesBefore, "metrics file"), counted(rep.Runs, "run"), counted(rep.Points, "point"), rep.Runs, rep.Snapshot, bytesText(rep.Bytes), bytesText(rep.NewBytes))
 			}
 			return nil
 		},
@@ -226,7 +226,7 @@ prune' drops the oldest. Reads only the snapshot manifests.`,
 					s.Runs, s.Written, s.Points, bytesText(s.Bytes), s.Source)
 			}
 			tw.Flush()
-			fmt.Fprintf(a.stdout, "%d snapshots\n", len(snaps))
+			fmt.Fprintf(a.stdout, "%s\n", counted(len(snaps), "snapshot"))
 			return nil
 		},
 	}
@@ -263,7 +263,7 @@ only the manifest.`,
 				bytes += r.Bytes
 			}
 			tw.Flush()
-			fmt.Fprintf(a.stdout, "%d runs, %d points, %d files, %s of tables\n", len(runs), points, files, bytesText(bytes))
+			fmt.Fprintf(a.stdout, "%s, %s, %s, %s of tables\n", counted(len(runs), "run"), counted(points, "point"), counted(files, "file"), bytesText(bytes))
 			return nil
 		},
 	}

@@ -83,7 +83,7 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 			code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+arch)
 			line := run + ": file " + file + " unreadable in the destination"
 			if code != exitDifferences || !strings.Contains(out, line) || !strings.Contains(out, blob) ||
-				!strings.Contains(out, c.want) || !strings.Contains(out, "5 match, 1 differences") {
+				!strings.Contains(out, c.want) || !strings.Contains(out, "5 match, 1 difference") {
 				t.Fatalf("check after the damage: exit %d, want %d and a line %q naming %s and %q\n%s\n%s",
 					code, exitDifferences, line, blob, c.want, out, errOut)
 			}
@@ -94,7 +94,7 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 				t.Fatalf("copy out of the damaged archive: exit %d, want 3 naming %s and %s\n%s\n%s", code, run, blob, out, errOut)
 			}
 			code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, c.dst, c.state)
-			if code != 0 || !strings.Contains(out, "copied 1 runs") {
+			if code != 0 || !strings.Contains(out, "copied 1 run") {
 				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 			}
 			if got, err := os.ReadFile(blob); err != nil || string(got) != string(good) {
@@ -162,7 +162,7 @@ func TestCheckAndCopyRepairArchivedDataFiles(t *testing.T) {
 				t.Fatalf("check after the damage: exit %d, want %d and %q naming %s\n%s\n%s", code, exitDifferences, c.want, p, out, errOut)
 			}
 			code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, c.dst, "--state", ledger)
-			if code != 0 || !strings.Contains(out, "copied 1 runs") {
+			if code != 0 || !strings.Contains(out, "copied 1 run") {
 				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 			}
 			code, out, errOut = runCLI(t, "check", fixtures, "parquet:"+arch)

@@ -42,7 +42,7 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	if code != exitRunsFailed || !strings.Contains(errOut+out, "file not copied "+origin+": wandb-artifacts/lost-data/") || !strings.Contains(errOut+out, "lost.txt: content not found") {
 		t.Fatalf("copy to the archive: exit %d, want 3 naming the missing entry\n%s\n%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "copied 1 runs (") || !strings.Contains(out, " points, 12 files") {
+	if !strings.Contains(out, "copied 1 run (") || !strings.Contains(out, " points, 12 files") {
 		t.Errorf("copy to the archive: %s", out)
 	}
 	if code, out, errOut = runCLI(t, "check", src, "parquet:"+archive); code != 0 {

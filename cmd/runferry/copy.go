@@ -364,7 +364,7 @@ deleted. Both need the ledger (not with --no-state).`
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s needs %s (got %d arguments); see '%s --help'", cmd.Name(), names, len(args), cmd.CommandPath())}
+			return usageError{fmt.Errorf("%s needs %s (got %s); see '%s --help'", cmd.Name(), names, counted(len(args), "argument"), cmd.CommandPath())}
 		}
 		return nil
 	}
@@ -417,14 +417,14 @@ func (a *app) printReport(rep *transfer.Report) {
 			how := ""
 			switch {
 			case r.Appended:
-				how = fmt.Sprintf(", appended (%d points held already)", r.KeptPoints)
+				how = fmt.Sprintf(", appended (%s held already)", counted(r.KeptPoints, "point"))
 			case r.Continued:
-				how = fmt.Sprintf(", continued in place (%d points held already)", r.KeptPoints)
+				how = fmt.Sprintf(", continued in place (%s held already)", counted(r.KeptPoints, "point"))
 			}
 			if r.DeletedFiles > 0 {
-				how += fmt.Sprintf(", %d files deleted (gone from the source)", r.DeletedFiles)
+				how += fmt.Sprintf(", %s deleted (gone from the source)", counted(r.DeletedFiles, "file"))
 			}
-			fmt.Fprintf(w, "%-11s %s (%s) %d points, %d files%s\n", r.Outcome, r.Origin, r.Name, r.Points, r.Files, how)
+			fmt.Fprintf(w, "%-11s %s (%s) %s, %s%s\n", r.Outcome, r.Origin, r.Name, counted(r.Points, "point"), counted(r.Files, "file"), how)
 		}
 		for _, d := range r.Damage {
 			fmt.Fprintf(w, "damaged source %s: %s\n", r.Origin, d)
@@ -463,8 +463,8 @@ func (a *app) printReport(rep *transfer.Report) {
 	if rep.Shard != "" {
 		fmt.Fprintf(w, "shard %s: ", rep.Shard)
 	}
-	fmt.Fprintf(w, "%s %d runs (%s%d points, %d files, %s); %d unchanged",
-		verb, t.Committed+t.Planned, about, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged)
+	fmt.Fprintf(w, "%s %s (%s%s, %s, %s); %d unchanged",
+		verb, counted(t.Committed+t.Planned, "run"), about, counted(t.Points, "point"), counted(t.Files, "file"), bytesText(t.Bytes), t.Unchanged)
 	if rep.Shard != "" {
 		fmt.Fprintf(w, ", %d in other shards", t.OtherShards)
 	}
@@ -476,19 +476,19 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", %d deleted at the source (%d deleted in the destination)", t.Deleted, t.DeletesPropagated)
 	}
 	if g := rep.Registry; g != nil {
-		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
+		fmt.Fprintf(w, "; %s (%s), %d failed", counted(g.Models, "registered model"), counted(g.Versions, "version"), g.Failed)
 	}
 	if g := rep.Traces; g != nil {
-		fmt.Fprintf(w, "; %d traces, %d failed", g.Copied, g.Failed)
+		fmt.Fprintf(w, "; %s, %d failed", counted(g.Copied, "trace"), g.Failed)
 	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}
 	if filesNotCopied > 0 {
-		fmt.Fprintf(w, ", %d files not copied (named above)", filesNotCopied)
+		fmt.Fprintf(w, ", %s not copied (named above)", counted(filesNotCopied, "file"))
 	}
 	if notAsGiven > 0 {
-		fmt.Fprintf(w, ", %d items not as given (see above)", notAsGiven)
+		fmt.Fprintf(w, ", %s not as given (see above)", counted(notAsGiven, "item"))
 	}
 	if rep.AcceptedGaps && (t.Damaged > 0 || filesNotCopied > 0) {
 		fmt.Fprintf(w, " (gaps accepted: --accept-gaps)")

@@ -63,7 +63,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 		t.Fatalf("second copy: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "ls", "--count", "parquet:"+archive)
-	if code != 0 || !strings.Contains(out, "1 experiments, 6 runs, 142 points") {
+	if code != 0 || !strings.Contains(out, "1 experiment, 6 runs, 142 points") {
 		t.Fatalf("ls: exit %d\n%s", code, out)
 	}
 	for _, f := range []string{report, ledger} {

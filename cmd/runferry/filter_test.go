@@ -26,7 +26,7 @@ func TestFiltersAsUsersWriteThem(t *testing.T) {
 	}
 	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
 	code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "--run", origin, "--include", "runferry-fixtures")
-	if code != 0 || !strings.Contains(out, "copied 1 runs") || strings.Contains(out, "WARNING") {
+	if code != 0 || !strings.Contains(out, "copied 1 run") || strings.Contains(out, "WARNING") {
 		t.Fatalf("copy --run %s --include <project>: exit %d\n%s%s", origin, code, out, errOut)
 	}
 	code, out, _ = runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "--include", "runferry-fixtur", "--run", "fxz99999", "--dry-run")

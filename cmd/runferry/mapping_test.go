@@ -169,7 +169,7 @@ func TestCopyThroughMapping(t *testing.T) {
 	}
 	conn.Close()
 	code, out, errOut = runCLI(t, "sync", src, archive, "--state", ledger)
-	if code != 0 || !strings.Contains(out, "copied 1 runs (2 points") || !strings.Contains(out, "2 unchanged") {
+	if code != 0 || !strings.Contains(out, "copied 1 run (2 points") || !strings.Contains(out, "2 unchanged") {
 		t.Fatalf("sync after run 3 moved its cursor: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "check", src, archive)

@@ -44,7 +44,7 @@ func TestArchiveReadableByOtherUsers(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"ls", "--count", "parquet:" + archive}, "1 experiments, 6 runs, 142 points"},
+		{[]string{"ls", "--count", "parquet:" + archive}, "1 experiment, 6 runs, 142 points"},
 		{[]string{"archive", "check", archive}, "is intact"},
 		{[]string{"copy", "parquet:" + archive, "parquet:" + out, "--no-state"}, "copied 6 runs (142 points, 15 files"},
 		{[]string{"check", "parquet:" + archive, "parquet:" + out}, "6 match, 0 differences"},

@@ -38,7 +38,7 @@ func TestFileNotCopiedExits3(t *testing.T) {
 	archive2 := "parquet:" + filepath.Join(t.TempDir(), "a")
 	code, out, errOut = runCLI(t, "copy", fixtures, archive2, "--no-state", "--run", "fxa00001", "--accept-gaps", "--report", report)
 	if code != 0 || !strings.Contains(out, "file not copied wandb:fixture-entity/runferry-fixtures/fxa00001: ") ||
-		!strings.Contains(out, ", 1 files not copied (named above) (gaps accepted: --accept-gaps) in ") {
+		!strings.Contains(out, ", 1 file not copied (named above) (gaps accepted: --accept-gaps) in ") {
 		t.Fatalf("copy --accept-gaps: exit %d, want 0 with the file named and counted\n%s\n%s", code, out, errOut)
 	}
 	rep = transfer.Report{}
@@ -59,7 +59,7 @@ func TestDamagedRunReportedOnEverySync(t *testing.T) {
 		{"wandb:" + testenv.Samples(t, "wandb/ARM-software__keyword-transformer/wandb"),
 			"damaged source wandb:adeeplearners/kwt-improvements/3ojed7lz: run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb: offset 335628: ",
 			", 1 read from damaged source data (see above)"},
-		{fixtures, "file not copied wandb:fixture-entity/runferry-fixtures/fxa00001: ", ", 1 files not copied (named above)"},
+		{fixtures, "file not copied wandb:fixture-entity/runferry-fixtures/fxa00001: ", ", 1 file not copied (named above)"},
 	} {
 		archive := "parquet:" + filepath.Join(t.TempDir(), "a")
 		ledger := filepath.Join(t.TempDir(), "ledger.db")
@@ -105,7 +105,7 @@ func TestSummaryCountsFilesNotCopied(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	last := lines[len(lines)-1]
-	if !strings.Contains(last, ", 1 files not copied (named above)") {
+	if !strings.Contains(last, ", 1 file not copied (named above)") {
 		t.Errorf("closing line does not count the file not copied: %q", last)
 	}
 }
@@ -228,7 +228,7 @@ func TestCheckNamesDamagedSource(t *testing.T) {
 	}
 	code, out, errOut := runCLI(t, "check", src, archive, "--report", filepath.Join(t.TempDir(), "r.json"))
 	if code != 0 || !strings.Contains(out, "damaged source wandb:adeeplearners/kwt-improvements/3ojed7lz: run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb: offset 335628: ") ||
-		!strings.Contains(out, ": 2 match, 0 differences, 1 runs read from damaged source data (compared what was readable, see above)") {
+		!strings.Contains(out, ": 2 match, 0 differences, 1 run read from damaged source data (compared what was readable, see above)") {
 		t.Errorf("check: exit %d\n%s\n%s", code, out, errOut)
 	}
 }

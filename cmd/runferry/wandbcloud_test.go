@@ -131,7 +131,7 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	}
 	for _, pair := range [][2]string{{fixtures, exported}, {exported, fixtures}} {
 		code, out, errOut := runCLI(t, "check", pair[0], pair[1])
-		if code == 0 || !strings.Contains(out, changed.ID+": console output: ") || !strings.Contains(out, `, line 2: std`) || !strings.Contains(out, ": 5 match, 1 differences") {
+		if code == 0 || !strings.Contains(out, changed.ID+": console output: ") || !strings.Contains(out, `, line 2: std`) || !strings.Contains(out, ": 5 match, 1 difference") {
 			t.Fatalf("check %s %s with a console line changed on the server: exit %d\n%s\n%s", pair[0], pair[1], code, out, errOut)
 		}
 	}
@@ -143,7 +143,7 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	for _, pair := range [][2]string{{fixtures, exported}, {exported, fixtures}} {
 		code, out, errOut := runCLI(t, "check", pair[0], pair[1])
 		if code == 0 || !strings.Contains(out, changed.ID+": console output times: ") || !strings.Contains(out, "first line 2 at ") ||
-			!strings.Contains(out, ": 5 match, 1 differences") || !strings.Contains(out, "known (the W&B server stamps console lines when it receives them)") {
+			!strings.Contains(out, ": 5 match, 1 difference") || !strings.Contains(out, "known (the W&B server stamps console lines when it receives them)") {
 			t.Fatalf("check %s %s with a console line received before it was written: exit %d\n%s\n%s", pair[0], pair[1], code, out, errOut)
 		}
 	}
@@ -153,7 +153,7 @@ func checkFolderAgainstCloud(t *testing.T, src, dst string) {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "check.json")
 	code, out, errOut := runCLI(t, "check", src, dst, "--report", report)
-	if code != 0 || !strings.Contains(out, "checked 1 experiments, 6 runs, ") || !strings.Contains(out, ": 6 match, 0 differences, ") {
+	if code != 0 || !strings.Contains(out, "checked 1 experiment, 6 runs, ") || !strings.Contains(out, ": 6 match, 0 differences, ") {
 		t.Fatalf("check %s %s: exit %d\n%s\n%s", src, dst, code, out, errOut)
 	}
 	gaps := map[string]int{}
@@ -609,7 +609,7 @@ func TestWandbCloudArtifacts(t *testing.T) {
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
 
 	code, out, errOut := runCLI(t, "copy", loc, archive, "--state", filepath.Join(t.TempDir(), "l.db"))
-	if code != 0 || !strings.Contains(out, "copied 1 runs (") || !strings.Contains(errOut+out, "wandb-artifacts/lost-data/") ||
+	if code != 0 || !strings.Contains(out, "copied 1 run (") || !strings.Contains(errOut+out, "wandb-artifacts/lost-data/") ||
 		!strings.Contains(errOut+out, "content not stored on the server") {
 		t.Fatalf("copy: exit %d, want 0 naming the entry not stored\n%s\n%s", code, out, errOut)
 	}
