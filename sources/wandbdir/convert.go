@@ -27,9 +27,9 @@ type segMeta struct {
 	exit       *wandbfile.Exit
 	preempting bool
 	lastTime   int64 // latest timestamp seen (history, stats, console), Unix ms
-	// damaged says the segment's log could not be read whole (damage
-	// notes, or an error reading it): an exit record may have been lost
-	// in the damage, so a missing one does not make the run live.
+	// damaged says the segment's log is corrupt (handler.corrupt: damage
+	// other than a truncated tail): an exit record may have been lost in
+	// the damage, so a missing one does not make the run live.
 	damaged bool
 }
 
@@ -63,10 +63,8 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 			arts.record(rec)
 			return m.record(seg, rec)
 		},
-		damage: func(seg *segment, notes []string) {
-			m.cur.damaged = true
-			console.damage(seg, notes)
-		},
+		damage:  console.damage,
+		corrupt: func(*segment) { m.cur.damaged = true },
 		history: m.history,
 		stats: func(seg *segment, t time.Time, _ []wandbfile.Value) error {
 			m.seen(unixMillis(t))
@@ -93,7 +91,6 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 			return schema.Run{}, err
 		}
 		damage = append(damage, err.Error())
-		m.cur.damaged = true
 	}
 	plan, err := console.plan(ctx, ri)
 	if err != nil {
@@ -355,7 +352,9 @@ const (
 )
 
 // statusUnknown reports whether the segment's ending cannot be told: its
-// log is damaged and holds neither an exit record nor a preempting one.
+// log is corrupt (damaged other than by a truncated tail, which a live
+// writer or a crash leaves and the times judge as before) and holds
+// neither an exit record nor a preempting one.
 // Such a run is FAILED with wandb.state=unknown, not judged live or
 // crashed by its times: a log whose exit record was lost in a damaged
 // block would otherwise read as a live run when its folder is new.
