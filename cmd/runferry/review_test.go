@@ -341,3 +341,24 @@ func TestSyncHelpNamesVerify(t *testing.T) {
 		t.Errorf("sync --help does not name ?verify=sha256:\n%s", out)
 	}
 }
+
+// TestRateOnlyWhereASourceIsRead: --rate, which paces requests to a
+// source's server (the W&B cloud), is a flag of the commands that read a
+// source (copy, sync, check, ls) and of no other: the help of archive,
+// backends, inspect and mapping does not offer it, and given there it is an
+// unknown flag (exit 2). Before, it was a global flag shown everywhere.
+func TestRateOnlyWhereASourceIsRead(t *testing.T) {
+	for _, cmd := range [][]string{{"copy"}, {"sync"}, {"check"}, {"ls"}} {
+		if _, out, _ := runCLI(t, append(cmd, "--help")...); !strings.Contains(out, "--rate float") {
+			t.Errorf("%v --help does not offer --rate", cmd)
+		}
+	}
+	for _, cmd := range [][]string{{}, {"archive"}, {"archive", "summary"}, {"backends"}, {"inspect"}, {"mapping"}, {"version"}} {
+		if _, out, _ := runCLI(t, append(cmd, "--help")...); strings.Contains(out, "--rate") {
+			t.Errorf("%v --help offers --rate, which does nothing there", cmd)
+		}
+	}
+	if code, _, errOut := runCLI(t, "archive", "summary", t.TempDir(), "--rate", "5"); code != exitUsage || !strings.Contains(errOut, "unknown flag: --rate") {
+		t.Errorf("archive summary --rate: exit %d\n%s", code, errOut)
+	}
+}
