@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -238,9 +239,9 @@ func (a *app) archiveSummaryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "summary PATH",
 		Short: "Print points, files and bytes per run of an archive (from its manifest)",
-		Long: `Print one line per current run of the archive: its origin, experiment, the
-snapshot that wrote it, metric points, files and bytes, then the totals. Reads
-only the manifest.`,
+		Long: `Print one line per current run of the archive: its origin, its experiment's
+name (as 'ls' names it), the snapshot that wrote it, metric points, files and
+bytes, then the totals. Reads the manifest and the experiments' own files.`,
 		Example: "  runferry archive summary ./demo-archive",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -252,12 +253,20 @@ only the manifest.`,
 			if err != nil {
 				return err
 			}
+			names, err := a.experimentNames(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN\tEXPERIMENT\tSNAPSHOT\tPOINTS\tFILES\tBYTES")
 			var points, bytes int64
 			var files int
 			for _, r := range runs {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Origin, r.Experiment, r.Snapshot, r.Points, r.Files, bytesText(r.Bytes))
+				exp := r.Experiment
+				if name, ok := names[exp]; ok {
+					exp = name
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Origin, exp, r.Snapshot, r.Points, r.Files, bytesText(r.Bytes))
 				points += r.Points
 				files += r.Files
 				bytes += r.Bytes
@@ -267,4 +276,27 @@ only the manifest.`,
 			return nil
 		},
 	}
+}
+
+// experimentNames maps the origin of each experiment of the archive at arg
+// to its name, read as 'ls' reads them (the archive opened as a source), so
+// that archive summary names experiments as ls does.
+func (a *app) experimentNames(ctx context.Context, arg string) (map[string]string, error) {
+	raw := arg
+	if !strings.HasPrefix(strings.ToLower(raw), "parquet:") {
+		raw = "parquet:" + raw
+	}
+	src, _, err := a.openSource(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	names := map[string]string{}
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			return nil, fmt.Errorf("listing experiments: %w", err)
+		}
+		names[e.Origin.String()] = e.Name
+	}
+	return names, nil
 }

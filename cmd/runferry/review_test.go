@@ -362,3 +362,37 @@ func TestRateOnlyWhereASourceIsRead(t *testing.T) {
 		t.Errorf("archive summary --rate: exit %d\n%s", code, errOut)
 	}
 }
+
+// TestSummaryNamesExperimentsAsLs: archive summary's EXPERIMENT column
+// names each run's experiment as ls does (its name: here the W&B project
+// under --experiment-prefix bk/), not by its origin. Before, summary showed
+// wandb:fixture-entity/runferry-fixtures where ls showed the name.
+func TestSummaryNamesExperimentsAsLs(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a")
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+dir, "--no-state", "--experiment-prefix", "bk/"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "ls", "--json", "parquet:"+dir)
+	var rows []runListing
+	if err := json.Unmarshal([]byte(out), &rows); code != 0 || err != nil || len(rows) != 6 {
+		t.Fatalf("ls: exit %d, %v\n%s\n%s", code, err, out, errOut)
+	}
+	want := map[string]string{}
+	for _, r := range rows {
+		want[r.Origin] = r.Experiment
+	}
+	code, out, errOut = runCLI(t, "archive", "summary", dir)
+	if code != 0 {
+		t.Fatalf("summary: exit %d\n%s\n%s", code, out, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 8 {
+		t.Fatalf("summary: want a header, 6 runs and totals\n%s", out)
+	}
+	for _, l := range lines[1:7] {
+		f := strings.Fields(l)
+		if want[f[0]] != f[1] || f[1] != "bk/fixture-entity/runferry-fixtures" {
+			t.Errorf("summary names %s's experiment %q, ls %q", f[0], f[1], want[f[0]])
+		}
+	}
+}
