@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -394,5 +395,38 @@ func TestSummaryNamesExperimentsAsLs(t *testing.T) {
 		if want[f[0]] != f[1] || f[1] != "bk/fixture-entity/runferry-fixtures" {
 			t.Errorf("summary names %s's experiment %q, ls %q", f[0], f[1], want[f[0]])
 		}
+	}
+}
+
+// TestS3WithoutCredentials: a copy into an S3 archive (versitygw) with no
+// AWS credentials anywhere (an empty environment and HOME) fails with one
+// line saying that none were found and where they were looked for, exit
+// 1, and the AWS SDK's own "SDK ... WARN falling back to IMDSv1" line does
+// not reach stderr. It runs the binary: the SDK logs to the process's
+// stderr. Before, stderr held the SDK's line and a chain of wrapped errors
+// ("blob (code=Unknown): operation error S3: ListObjectsV2, get identity:
+// get credentials: ...").
+func TestS3WithoutCredentials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	srv := testenv.SharedS3(t)
+	loc := srv.Location(srv.CreateBucket(t, "nocred"), "a")
+	bin := filepath.Join(t.TempDir(), "runferry")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "copy", fixtures, "parquet:"+loc, "--no-state", "-q")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err == nil {
+		t.Skip("credentials were found (an instance or container role on this machine)")
+	}
+	errOut := strings.TrimSpace(stderr.String())
+	if exitCode(err) != exitFatal || strings.Contains(errOut, "\n") || strings.Contains(errOut, "SDK") || strings.Contains(errOut, "IMDSv1") ||
+		!strings.HasPrefix(errOut, "runferry: ") || !strings.Contains(errOut, ": no AWS credentials found (searched: the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the shared config and credentials files") {
+		t.Errorf("exit %d (%v), want 1 and one line saying no AWS credentials were found\nstdout:\n%s\nstderr:\n%s", exitCode(err), err, stdout.String(), errOut)
 	}
 }
