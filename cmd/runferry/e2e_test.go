@@ -106,7 +106,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	ledger := filepath.Join(dir, "ledger.db")
 	src := "wandb:" + samples + "?crashed-after=1ns" // no test depends on the clock
 	// How long an uninterrupted copy takes sets the range of kill moments.
-	probe := exec.Command(bin, "copy", src, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q")
+	probe := exec.Command(bin, "copy", "--accept-gaps", src, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q")
 	start := time.Now()
 	if out, err := probe.CombinedOutput(); exitCode(err) != exitRunsFailed || !strings.Contains(string(out), "2 read from damaged source data") {
 		t.Fatalf("probe copy: %v\n%s", err, out)
@@ -115,7 +115,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	rng := testenv.Rand(t)
 	kills := 0
 	for i := range 20 {
-		cmd := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q", "--concurrency", "2")
+		cmd := exec.Command(bin, "copy", "--accept-gaps", src, archive, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	}
 	// Exit 3 is expected while damaged runs (the samples hold two) are
 	// still being written; every run must be done afterwards.
-	out, err := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q").CombinedOutput()
+	out, err := exec.Command(bin, "copy", "--accept-gaps", src, archive, "--state", ledger, "-q").CombinedOutput()
 	if code := exitCode(err); code != 0 && code != exitRunsFailed || strings.Contains(string(out), "FAILED") {
 		t.Fatalf("final copy: %v\n%s", err, out)
 	}
@@ -162,7 +162,7 @@ func TestInspectSample(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	history := strings.Count(out, `"kind":"history"`)
 	if code != exitRunsFailed || len(lines) != 1107 || history != 862 ||
-		!strings.Contains(lines[len(lines)-1], `"damage"`) || !strings.Contains(errOut, "1 damaged places") {
+		!strings.Contains(lines[len(lines)-1], `"damage"`) || !strings.Contains(errOut, "1 damaged place (") {
 		t.Fatalf("inspect: exit %d, %d lines, %d history, last %q, stderr %q", code, len(lines), history, lines[len(lines)-1], errOut)
 	}
 	code, _, errOut = runCLI(t, "inspect", "../../README.md")
@@ -195,7 +195,7 @@ func TestInterruptThenResume(t *testing.T) {
 	}
 	src, dst := "wandb:"+data, "parquet:"+filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	cmd := exec.Command(bin, "copy", src, dst, "--state", ledger, "--concurrency", "1")
+	cmd := exec.Command(bin, "copy", "--accept-gaps", src, dst, "--state", ledger, "--concurrency", "1")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -218,7 +218,7 @@ func TestInterruptThenResume(t *testing.T) {
 	if code := exitCode(err); code != exitInterrupted || !strings.Contains(out.String(), "interrupted (re-run to resume)") {
 		t.Fatalf("interrupted copy: exit %d\n%s", code, out.String())
 	}
-	res, err := exec.Command(bin, "copy", src, dst, "--state", ledger).CombinedOutput()
+	res, err := exec.Command(bin, "copy", "--accept-gaps", src, dst, "--state", ledger).CombinedOutput()
 	if err != nil || !strings.Contains(string(res), "0 failed") {
 		t.Fatalf("resume: %v\n%s", err, res)
 	}

@@ -58,7 +58,7 @@ func TestMLflowSQLStoreConnectionDropped(t *testing.T) {
 	}
 	done, killed := terminator(admin)
 	archive := filepath.Join(t.TempDir(), "archive")
-	code, out, errOut := runCLI(t, "copy", store, "parquet:"+archive, "--no-state", "--retries", "0")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", store, "parquet:"+archive, "--no-state", "--retries", "0")
 	close(done)
 	if n := <-killed; n == 0 {
 		t.Fatal("no backend was terminated")

@@ -46,10 +46,10 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 		second := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "-2/"
 		archive := "parquet:" + filepath.Join(dir, p)
 		report := filepath.Join(dir, p+".json")
-		run("copy", src, first, "--report", report)
+		run("copy", "--accept-gaps", src, first, "--report", report)
 		run("check", src, first)
-		run("copy", first, archive)
-		run("copy", archive, second)
+		run("copy", "--accept-gaps", first, archive)
+		run("copy", "--accept-gaps", archive, second)
 		run("check", src, second)
 
 		raw, err := os.ReadFile(report)

@@ -47,7 +47,7 @@ func TestUnreachableOrWrongServer(t *testing.T) {
 	}{
 		{"copy to a closed port", []string{"copy", "--accept-gaps", fixtures, loc["closed"], "--no-state"},
 			[]string{"runferry: destination " + loc["closed"] + ": ", refused, "is the server running and the address right?"}},
-		{"copy from a closed port", []string{"copy", loc["closed"], "parquet:" + t.TempDir(), "--no-state"},
+		{"copy from a closed port", []string{"copy", "--accept-gaps", loc["closed"], "parquet:" + t.TempDir(), "--no-state"},
 			[]string{"runferry: source " + loc["closed"] + ": ", refused}},
 		{"ls of a closed port", []string{"ls", loc["closed"]}, []string{"runferry: ", refused}},
 		{"check against a closed port", []string{"check", fixtures, loc["closed"]}, []string{"runferry: destination: ", refused}},

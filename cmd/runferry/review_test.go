@@ -141,7 +141,7 @@ func TestReadOnlySchemeAsDestination(t *testing.T) {
 // run was listed with 0 params.
 func TestLsCountsConfigAsParams(t *testing.T) {
 	archive := filepath.Join(t.TempDir(), "a")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	for _, c := range []struct {
@@ -179,7 +179,7 @@ func TestLsCountsConfigAsParams(t *testing.T) {
 // say "points=0 bytes=0" (which reads as nothing to move) but that they are
 // not known yet.
 func TestPlanLineSaysWhatIsNotKnown(t *testing.T) {
-	code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+filepath.Join(t.TempDir(), "a"), "--no-state")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+filepath.Join(t.TempDir(), "a"), "--no-state")
 	if code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -203,7 +203,7 @@ func TestCheckShowsProgress(t *testing.T) {
 	defer func(d time.Duration) { checkProgressEvery = d }(checkProgressEvery)
 	checkProgressEvery = 0
 	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
-	if code, out, errOut := runCLI(t, "copy", fixtures, archive, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, errOut := runCLI(t, "check", fixtures, archive)
@@ -289,7 +289,7 @@ func TestOneLine(t *testing.T) {
 func TestArchivePruneSaysWhatItKept(t *testing.T) {
 	archive := filepath.Join(t.TempDir(), "a")
 	for _, run := range []string{"fxa00001", "fxb00002", "fxc00003"} {
-		if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--no-state", "--run", run); code != 0 {
+		if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--no-state", "--run", run); code != 0 {
 			t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 		}
 	}
@@ -316,14 +316,14 @@ func TestForceIntoNewDestination(t *testing.T) {
 		{"sqlite:" + filepath.Join(dir, "s.db"), "--force"},
 		{"parquet:" + filepath.Join(dir, "b"), "--lookback=10m"},
 	} {
-		code, out, errOut := runCLI(t, "sync", fixtures, c.dst, c.flag, "--state", filepath.Join(dir, "l.db"))
+		code, out, errOut := runCLI(t, "sync", "--accept-gaps", fixtures, c.dst, c.flag, "--state", filepath.Join(dir, "l.db"))
 		if code != 0 || !strings.Contains(out, "copied 6 runs") {
 			t.Errorf("sync %s %s: exit %d\n%s\n%s", c.dst, c.flag, code, out, errOut)
 			continue
 		}
 		// The second compares every run with the copy.
 		if c.flag == "--force" {
-			code, out, errOut = runCLI(t, "sync", fixtures, c.dst, c.flag, "--state", filepath.Join(dir, "l.db"))
+			code, out, errOut = runCLI(t, "sync", "--accept-gaps", fixtures, c.dst, c.flag, "--state", filepath.Join(dir, "l.db"))
 			if code != 0 || !strings.Contains(out, "6 verified") {
 				t.Errorf("second sync %s %s: exit %d\n%s\n%s", c.dst, c.flag, code, out, errOut)
 			}

@@ -41,7 +41,7 @@ func TestSQLRoundTrip(t *testing.T) {
 	hops := [][2]string{{fixtures, pg}, {pg, archive}, {archive, maria}, {maria, mlflow}}
 	for i, hop := range hops {
 		report := filepath.Join(dir, fmt.Sprintf("report-%d.json", i))
-		code, out, errOut := runCLI(t, "copy", hop[0], hop[1], "--state", ledger, "--report", report)
+		code, out, errOut := runCLI(t, "copy", "--accept-gaps", hop[0], hop[1], "--state", ledger, "--report", report)
 		printed.WriteString(out + errOut)
 		if code != 0 || !strings.Contains(out, "copied 6 runs (142 points") {
 			t.Fatalf("copy %s -> %s: exit %d\n%s\n%s", hop[0], hop[1], code, out, errOut)
@@ -57,7 +57,7 @@ func TestSQLRoundTrip(t *testing.T) {
 		t.Fatalf("check W&B against MLflow after four hops: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// A second pass of a hop into a database writes nothing again.
-	code, out, _ = runCLI(t, "copy", archive, maria, "--state", ledger)
+	code, out, _ = runCLI(t, "copy", "--accept-gaps", archive, maria, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("second copy into MariaDB: exit %d\n%s", code, out)
 	}
@@ -158,14 +158,14 @@ func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst st
 		st.Close()
 	}
 	start := time.Now()
-	if out, err := exec.Command(bin, "copy", fixtures, probe, "--no-state", "-q").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "copy", "--accept-gaps", fixtures, probe, "--no-state", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("%s: probe copy: %v\n%s", what, err, out)
 	}
 	full := time.Since(start)
 	kills := 0
 	var present []int // runs the database held after each kill
 	for i := range 6 {
-		cmd := exec.Command(bin, "copy", fixtures, dst, "--state", ledger, "-q", "--concurrency", "2")
+		cmd := exec.Command(bin, "copy", "--accept-gaps", fixtures, dst, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst st
 			}
 		}
 	}
-	out, err := exec.Command(bin, "copy", fixtures, dst, "--state", ledger, "-q").CombinedOutput()
+	out, err := exec.Command(bin, "copy", "--accept-gaps", fixtures, dst, "--state", ledger, "-q").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: final copy: %v\n%s", what, err, out)
 	}

@@ -262,14 +262,14 @@ func TestLiveRunCopiedAgainOnceCrashed(t *testing.T) {
 		return runs[0].Status
 	}
 
-	code, out, errOut := runCLI(t, "copy", src+"?crashed-after=2h", dst, "--state", ledger)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", src+"?crashed-after=2h", dst, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 1 run") {
 		t.Fatalf("copy of the live run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if s := status(); s != "RUNNING" {
 		t.Errorf("the live run arrived %s, want RUNNING", s)
 	}
-	code, out, errOut = runCLI(t, "copy", src, dst, "--state", ledger)
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", src, dst, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 1 run") {
 		t.Fatalf("copy once crashed: exit %d, want the run written again\n%s\n%s", code, out, errOut)
 	}
