@@ -38,7 +38,7 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	}
 	origin := "wandb:" + root + "#runferry-artifacts/artprod1"
 
-	code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, "parquet:"+archive, "--state", ledger)
+	code, out, errOut := runCLI(t, "copy", src, "parquet:"+archive, "--state", ledger)
 	if code != exitRunsFailed || !strings.Contains(errOut+out, "file not copied "+origin+": wandb-artifacts/lost-data/") || !strings.Contains(errOut+out, "lost.txt: content not found") {
 		t.Fatalf("copy to the archive: exit %d, want 3 naming the missing entry\n%s\n%s", code, out, errOut)
 	}
@@ -53,7 +53,7 @@ func TestWandbArtifactsRoundTrip(t *testing.T) {
 	// has: check names it.
 	bare := filepath.Join(t.TempDir(), "bare")
 	noCache := "wandb:" + filepath.Join(dir, "wandb") + "?artifact-cache=" + filepath.Join(dir, "no-cache")
-	if code, out, errOut = runCLI(t, "copy", "--accept-gaps", noCache, "parquet:"+bare, "--state", filepath.Join(t.TempDir(), "l.db")); code != exitRunsFailed {
+	if code, out, errOut = runCLI(t, "copy", noCache, "parquet:"+bare, "--state", filepath.Join(t.TempDir(), "l.db")); code != exitRunsFailed {
 		t.Fatalf("copy without the cache: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, _ = runCLI(t, "check", src, "parquet:"+bare)

@@ -79,7 +79,9 @@ func TestTenSyncsChangeNothing(t *testing.T) {
 			before := c.view(t)
 			for i := range 10 {
 				got := sync()
-				want := transfer.Totals{Runs: first.Runs, Unchanged: first.Committed}
+				// The ledger's record of the source's gaps (fixture fxa00001's
+				// file not copied) is counted again at every sync.
+				want := transfer.Totals{Runs: first.Runs, Unchanged: first.Committed, Damaged: first.Damaged, FilesNotCopied: first.FilesNotCopied}
 				if got != want {
 					t.Errorf("sync %d with nothing changed: %+v, want %+v", i+2, got, want)
 				}
