@@ -20,7 +20,7 @@ import (
 // all unchanged).
 func runShards(t *testing.T, argsOf func(i int) []string, tasks int, env func(i int) map[string]string) {
 	t.Helper()
-	summary := regexp.MustCompile(`shard (\d+)/(\d+): copied (\d+) runs .*; (\d+) unchanged, (\d+) in other shards`)
+	summary := regexp.MustCompile(`shard (\d+)/(\d+): copied (\d+) runs? .*; (\d+) unchanged, (\d+) in other shards`)
 	for round := range 2 {
 		copied, unchanged := 0, 0
 		for i := range tasks {

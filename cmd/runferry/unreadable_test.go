@@ -137,7 +137,7 @@ func TestUnreadableWandbInputs(t *testing.T) {
 	src, dst, ledger := "wandb:"+filepath.Join(base, "data"), "parquet:"+filepath.Join(out, "archive"), filepath.Join(out, "ledger.db")
 	copyRun := func(name string) (int, string, transfer.Report) {
 		report := filepath.Join(out, name+".json")
-		cmd := asUnprivileged(t, bin, "copy", src, dst, "--state", ledger, "--report", report)
+		cmd := asUnprivileged(t, bin, "copy", src, dst, "--state", ledger, "--report", report, "--accept-gaps")
 		cmd.Env = append(os.Environ(), "HOME="+out, "XDG_STATE_HOME="+out)
 		b, err := cmd.CombinedOutput()
 		var rep transfer.Report
