@@ -26,7 +26,7 @@ func TestHelpIsComplete(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, verb := range []string{"copy", "--accept-gaps", "sync", "check", "ls", "backends", "inspect", "version"} {
+	for _, verb := range []string{"copy", "sync", "check", "ls", "backends", "inspect", "version"} {
 		if !strings.Contains(out, "\n  "+verb+" ") {
 			t.Errorf("--help does not list %q", verb)
 		}
@@ -35,7 +35,7 @@ func TestHelpIsComplete(t *testing.T) {
 			t.Errorf("%s --help: exit %d, %d bytes", verb, code, len(vout))
 		}
 	}
-	_, out, _ = runCLI(t, "copy", "--accept-gaps", "--help")
+	_, out, _ = runCLI(t, "copy", "--help")
 	for _, flag := range []string{"--concurrency", "--include", "--exclude", "--run", "--since", "--until",
 		"--dry-run", "--report", "--state", "--restart", "--log-format", "--verbose", "--quiet"} {
 		if !strings.Contains(out, flag) {
@@ -46,12 +46,12 @@ func TestHelpIsComplete(t *testing.T) {
 
 func TestUsageErrorsExit2(t *testing.T) {
 	cases := [][]string{
-		{"copy", "--accept-gaps", "only-one"},
-		{"copy", "--accept-gaps", "/bare/path", "parquet:/x"},
+		{"copy", "only-one"},
+		{"copy", "/bare/path", "parquet:/x"},
 		{"copy", "--accept-gaps", `C:\data`, "parquet:/x"},
-		{"copy", "--accept-gaps", "nosuch:/x", "parquet:/x"},
+		{"copy", "nosuch:/x", "parquet:/x"},
 		{"ls"},
-		{"copy", "--accept-gaps", "a:b", "c:d", "--since", "yesterday"},
+		{"copy", "a:b", "c:d", "--since", "yesterday"},
 		{"frobnicate"},
 		{"ls", "x:y", "--log-format", "xml"},
 	}
@@ -68,10 +68,10 @@ func TestSecretsNeverPrinted(t *testing.T) {
 	t.Setenv("MLFLOW_TRACKING_TOKEN", secret)
 	t.Setenv("WANDB_API_KEY", secret+"-wandb")
 	for _, args := range [][]string{
-		{"copy", "--accept-gaps", "mlflow+http://alice:" + secret + "@127.0.0.1:1/x", "nosuch://h"},
+		{"copy", "mlflow+http://alice:" + secret + "@127.0.0.1:1/x", "nosuch://h"},
 		{"ls", "mlflow+https://127.0.0.1:1/?tokn=" + secret},
 		{"check", "postgres://bob:" + secret + "@db/x", "parquet:/x"},
-		{"copy", "--accept-gaps", "oops://" + secret, "x:" + secret},
+		{"copy", "oops://" + secret, "x:" + secret},
 	} {
 		code, out, errOut := runCLI(t, args...)
 		if code == 0 {

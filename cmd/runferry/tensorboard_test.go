@@ -23,7 +23,7 @@ func TestTensorBoardToParquetAndMLflow(t *testing.T) {
 	src := "tensorboard:" + logs
 	archive := filepath.Join(t.TempDir(), "archive")
 	ledger := filepath.Join(t.TempDir(), "ledger.db")
-	code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, "parquet:"+archive, "--state", ledger)
+	code, out, errOut := runCLI(t, "copy", src, "parquet:"+archive, "--state", ledger)
 	all := out + errOut
 	if code != 3 || !strings.Contains(all, "copied 7 runs (212 points, 3 files,") ||
 		!strings.Contains(all, "damaged/crc/events.out.tfevents.") || !strings.Contains(all, "record data checksum mismatch") ||
@@ -33,7 +33,7 @@ func TestTensorBoardToParquetAndMLflow(t *testing.T) {
 	}
 	// Again: the damaged runs are read again (nothing vouches for what was
 	// not read), the others are unchanged, and no point arrives twice.
-	if code, out, errOut = runCLI(t, "copy", "--accept-gaps", src, "parquet:"+archive, "--state", ledger); code != 3 || !strings.Contains(out+errOut, "copied 2 runs (0 points, 0 files, 0 B); 5 unchanged") {
+	if code, out, errOut = runCLI(t, "copy", src, "parquet:"+archive, "--state", ledger); code != 3 || !strings.Contains(out+errOut, "copied 2 runs (0 points, 0 files, 0 B); 5 unchanged") {
 		t.Fatalf("second copy to the archive: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, out, errOut = runCLI(t, "check", src, "parquet:"+archive); code != 0 || !strings.Contains(out, "7 runs, 212 points: 7 match, 0 differences") {
@@ -47,7 +47,7 @@ func TestTensorBoardToParquetAndMLflow(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	prefix := fmt.Sprintf("tb-%d/", testenv.FreePort(t))
 	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
-	if code, out, errOut = runCLI(t, "copy", "--accept-gaps", src, dst, "--no-state"); code != 3 || !strings.Contains(out+errOut, "copied 7 runs (212 points, 3 files,") {
+	if code, out, errOut = runCLI(t, "copy", src, dst, "--no-state"); code != 3 || !strings.Contains(out+errOut, "copied 7 runs (212 points, 3 files,") {
 		t.Fatalf("copy to MLflow: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, out, errOut = runCLI(t, "check", src, dst); code != 0 || !strings.Contains(out, "7 runs, 212 points: 7 match, 0 differences") {
