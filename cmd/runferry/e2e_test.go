@@ -106,7 +106,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	ledger := filepath.Join(dir, "ledger.db")
 	src := "wandb:" + samples + "?crashed-after=1ns" // no test depends on the clock
 	// How long an uninterrupted copy takes sets the range of kill moments.
-	probe := exec.Command(bin, "copy", "--accept-gaps", src, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q")
+	probe := exec.Command(bin, "copy", src, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q")
 	start := time.Now()
 	if out, err := probe.CombinedOutput(); exitCode(err) != exitRunsFailed || !strings.Contains(string(out), "2 read from damaged source data") {
 		t.Fatalf("probe copy: %v\n%s", err, out)
