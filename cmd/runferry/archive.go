@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -91,10 +92,10 @@ removes them.`,
 			}
 			models := ""
 			if rep.Models > 0 {
-				models = fmt.Sprintf(", %d registered models", rep.Models)
+				models = ", " + counted(rep.Models, "registered model")
 			}
-			fmt.Fprintf(a.stdout, "archive %s is intact: snapshot %d (%d kept), %d runs%s, %d data files, %d artifact bodies, %s verified\n",
-				args[0], rep.Snapshot, len(rep.Snapshots), rep.Runs, models, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			fmt.Fprintf(a.stdout, "archive %s is intact: snapshot %d (%d kept), %s%s, %s, %s, %s verified\n",
+				args[0], rep.Snapshot, len(rep.Snapshots), counted(rep.Runs, "run"), models, counted(rep.Files, "data file"), counted(rep.Blobs, "artifact body", "artifact bodies"), bytesText(rep.Bytes))
 			return nil
 		},
 	}
@@ -132,10 +133,10 @@ readable; exit status 0 (retention is the policy asked for).`,
 			for i, n := range rep.Kept {
 				kept[i] = fmt.Sprint(n)
 			}
-			fmt.Fprintf(a.stdout, "kept snapshots %s; removed %d snapshots, %d data files, %d artifact bodies, %s freed\n",
-				strings.Join(kept, ", "), rep.Snapshots, rep.Files, rep.Blobs, bytesText(rep.Bytes))
+			fmt.Fprintf(a.stdout, "kept snapshots %s; removed %s, %s, %s, %s freed\n",
+				strings.Join(kept, ", "), counted(rep.Snapshots, "snapshot"), counted(rep.Files, "data file"), counted(rep.Blobs, "artifact body", "artifact bodies"), bytesText(rep.Bytes))
 			if len(rep.Retained) > 0 {
-				fmt.Fprintf(a.stdout, "kept %d objects under Object Lock retention (a later prune removes them once it ends):\n", len(rep.Retained))
+				fmt.Fprintf(a.stdout, "kept %s under Object Lock retention (a later prune removes them once it ends):\n", counted(len(rep.Retained), "object"))
 				for _, r := range rep.Retained {
 					fmt.Fprintf(a.stdout, "  %s  retained until %s\n", r.Name, r.Until.UTC().Format(time.RFC3339))
 				}
@@ -175,11 +176,11 @@ frees what forget left. Needs the archive alone (refused while a sync writes it)
 			case rep.Runs == 0:
 				fmt.Fprintf(a.stdout, "nothing to compact: every run holds its points in one metrics file\n")
 			case dryRun:
-				fmt.Fprintf(a.stdout, "would merge %d metrics files of %d runs (%d points, %s) into %d (dry run, nothing written)\n",
-					rep.FilesBefore, rep.Runs, rep.Points, bytesText(rep.Bytes), rep.Runs)
+				fmt.Fprintf(a.stdout, "would merge %s of %s (%s, %s) into %d (dry run, nothing written)\n",
+					counted(rep.FilesBefore, "metrics file"), counted(rep.Runs, "run"), counted(rep.Points, "point"), bytesText(rep.Bytes), rep.Runs)
 			default:
-				fmt.Fprintf(a.stdout, "merged %d metrics files of %d runs (%d points) into %d in snapshot %d: %s became %s; the merged files are in history/ until 'archive prune'\n",
-					rep.FilesBefore, rep.Runs, rep.Points, rep.Runs, rep.Snapshot, bytesText(rep.Bytes), bytesText(rep.NewBytes))
+				fmt.Fprintf(a.stdout, "merged %s of %s (%s) into %d in snapshot %d: %s became %s; the merged files are in history/ until 'archive prune'\n",
+					counted(rep.FilesBefore, "metrics file"), counted(rep.Runs, "run"), counted(rep.Points, "point"), rep.Runs, rep.Snapshot, bytesText(rep.Bytes), bytesText(rep.NewBytes))
 			}
 			return nil
 		},
@@ -226,7 +227,7 @@ prune' drops the oldest. Reads only the snapshot manifests.`,
 					s.Runs, s.Written, s.Points, bytesText(s.Bytes), s.Source)
 			}
 			tw.Flush()
-			fmt.Fprintf(a.stdout, "%d snapshots\n", len(snaps))
+			fmt.Fprintf(a.stdout, "%s\n", counted(len(snaps), "snapshot"))
 			return nil
 		},
 	}
@@ -238,9 +239,9 @@ func (a *app) archiveSummaryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "summary PATH",
 		Short: "Print points, files and bytes per run of an archive (from its manifest)",
-		Long: `Print one line per current run of the archive: its origin, experiment, the
-snapshot that wrote it, metric points, files and bytes, then the totals. Reads
-only the manifest.`,
+		Long: `Print one line per current run of the archive: its origin, its experiment's
+name (as 'ls' names it), the snapshot that wrote it, metric points, files and
+bytes, then the totals. Reads the manifest and the experiments' own files.`,
 		Example: "  runferry archive summary ./demo-archive",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -252,19 +253,50 @@ only the manifest.`,
 			if err != nil {
 				return err
 			}
+			names, err := a.experimentNames(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN\tEXPERIMENT\tSNAPSHOT\tPOINTS\tFILES\tBYTES")
 			var points, bytes int64
 			var files int
 			for _, r := range runs {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Origin, r.Experiment, r.Snapshot, r.Points, r.Files, bytesText(r.Bytes))
+				exp := r.Experiment
+				if name, ok := names[exp]; ok {
+					exp = name
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Origin, exp, r.Snapshot, r.Points, r.Files, bytesText(r.Bytes))
 				points += r.Points
 				files += r.Files
 				bytes += r.Bytes
 			}
 			tw.Flush()
-			fmt.Fprintf(a.stdout, "%d runs, %d points, %d files, %s of tables\n", len(runs), points, files, bytesText(bytes))
+			fmt.Fprintf(a.stdout, "%s, %s, %s, %s of tables\n", counted(len(runs), "run"), counted(points, "point"), counted(files, "file"), bytesText(bytes))
 			return nil
 		},
 	}
+}
+
+// experimentNames maps the origin of each experiment of the archive at arg
+// to its name, read as 'ls' reads them (the archive opened as a source), so
+// that archive summary names experiments as ls does.
+func (a *app) experimentNames(ctx context.Context, arg string) (map[string]string, error) {
+	raw := arg
+	if !strings.HasPrefix(strings.ToLower(raw), "parquet:") {
+		raw = "parquet:" + raw
+	}
+	src, _, err := a.openSource(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	names := map[string]string{}
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			return nil, fmt.Errorf("listing experiments: %w", err)
+		}
+		names[e.Origin.String()] = e.Name
+	}
+	return names, nil
 }

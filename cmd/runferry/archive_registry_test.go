@@ -257,7 +257,7 @@ func same(t *testing.T, what string, want, got any) {
 
 func copyOK(t *testing.T, src, dst, reportFile string) transfer.Report {
 	t.Helper()
-	code, out, errOut := runCLI(t, "copy", src, dst, "--no-state", "--report", reportFile)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, dst, "--no-state", "--report", reportFile)
 	if code != 0 {
 		t.Fatalf("copy %s %s: exit %d\n%s%s", src, dst, code, out, errOut)
 	}

@@ -21,7 +21,7 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// A body that belongs to exactly one file of one run.
@@ -83,18 +83,18 @@ func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
 			code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+arch)
 			line := run + ": file " + file + " unreadable in the destination"
 			if code != exitDifferences || !strings.Contains(out, line) || !strings.Contains(out, blob) ||
-				!strings.Contains(out, c.want) || !strings.Contains(out, "5 match, 1 differences") {
+				!strings.Contains(out, c.want) || !strings.Contains(out, "5 match, 1 difference") {
 				t.Fatalf("check after the damage: exit %d, want %d and a line %q naming %s and %q\n%s\n%s",
 					code, exitDifferences, line, blob, c.want, out, errOut)
 			}
 			// A copy out of the damaged archive fails the runs that use the
 			// body, naming it, instead of passing its bytes on.
-			code, out, errOut = runCLI(t, "copy", "parquet:"+arch, "parquet:"+filepath.Join(t.TempDir(), "out"), "--no-state")
+			code, out, errOut = runCLI(t, "copy", "--accept-gaps", "parquet:"+arch, "parquet:"+filepath.Join(t.TempDir(), "out"), "--no-state")
 			if code != 3 || !strings.Contains(out+errOut, "FAILED "+run) || !strings.Contains(out+errOut, blob+": archive file is damaged") {
 				t.Fatalf("copy out of the damaged archive: exit %d, want 3 naming %s and %s\n%s\n%s", code, run, blob, out, errOut)
 			}
-			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, c.state)
-			if code != 0 || !strings.Contains(out, "copied 1 runs") {
+			code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, c.dst, c.state)
+			if code != 0 || !strings.Contains(out, "copied 1 run") {
 				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 			}
 			if got, err := os.ReadFile(blob); err != nil || string(got) != string(good) {
@@ -121,7 +121,7 @@ func TestCheckAndCopyRepairArchivedDataFiles(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	const run = "wandb:fixture-entity/runferry-fixtures/fxa00001"
@@ -161,8 +161,8 @@ func TestCheckAndCopyRepairArchivedDataFiles(t *testing.T) {
 			if code != exitDifferences || !strings.Contains(out, c.want) || !strings.Contains(out, p) {
 				t.Fatalf("check after the damage: exit %d, want %d and %q naming %s\n%s\n%s", code, exitDifferences, c.want, p, out, errOut)
 			}
-			code, out, errOut = runCLI(t, "copy", fixtures, c.dst, "--state", ledger)
-			if code != 0 || !strings.Contains(out, "copied 1 runs") {
+			code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, c.dst, "--state", ledger)
+			if code != 0 || !strings.Contains(out, "copied 1 run") {
 				t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 			}
 			code, out, errOut = runCLI(t, "check", fixtures, "parquet:"+arch)
@@ -192,7 +192,7 @@ func TestCopyRepairsLostExperimentFile(t *testing.T) {
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	files, _ := filepath.Glob(filepath.Join(arch, "experiments", "*", "*.parquet"))
@@ -204,7 +204,7 @@ func TestCopyRepairsLostExperimentFile(t *testing.T) {
 	if code != exitDifferences || !strings.Contains(out, "PROBLEM "+files[0]) {
 		t.Fatalf("archive check after the loss: exit %d\n%s\n%s", code, out, errOut)
 	}
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+arch, "--state", ledger); code != 0 || !strings.Contains(out, "6 unchanged") {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+arch, "--state", ledger); code != 0 || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "archive", "check", arch)

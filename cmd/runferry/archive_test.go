@@ -17,7 +17,7 @@ import (
 // is a fatal error (exit 1).
 func TestArchiveCheckFindsExtraAndMissingFiles(t *testing.T) {
 	clean := filepath.Join(t.TempDir(), "archive")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+clean, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+clean, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, out, errOut := runCLI(t, "archive", "check", clean)
@@ -64,7 +64,7 @@ func TestArchiveCheckFindsExtraAndMissingFiles(t *testing.T) {
 		}, 4, "PROBLEM %s: archive file is damaged: the current snapshot 1 has no snapshot manifest"},
 		{"current snapshot replaced by another valid manifest", func(dir string) string {
 			other := filepath.Join(t.TempDir(), "other")
-			if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+other, "--no-state", "--run", "fxa00001"); code != 0 {
+			if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+other, "--no-state", "--run", "fxa00001"); code != 0 {
 				t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 			}
 			f := filepath.Join(dir, "snapshots", "000001.json")
@@ -121,7 +121,7 @@ func TestArchiveCheckFindsExtraAndMissingFiles(t *testing.T) {
 // internal/archive, with DuckDB and pyarrow reading.)
 func TestArchiveCompactCommand(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+dir, "--no-state", "-q"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+dir, "--no-state", "-q"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
 	}
 	for _, args := range [][]string{{"archive", "compact", dir, "--dry-run"}, {"archive", "compact", dir}} {

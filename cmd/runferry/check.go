@@ -90,23 +90,23 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				fmt.Fprintf(a.stdout, "damaged source %s\n", d.String())
 				damaged[d.Run] = true
 			}
-			fmt.Fprintf(a.stdout, "checked %d experiments, %d runs, %d points", res.Experiments, res.Runs, res.Points)
+			fmt.Fprintf(a.stdout, "checked %s, %s, %s", counted(res.Experiments, "experiment"), counted(res.Runs, "run"), counted(res.Points, "point"))
 			if res.Models > 0 {
 				fmt.Fprintf(a.stdout, ", %d registered models", res.Models)
 			}
 			if res.Traces > 0 {
-				fmt.Fprintf(a.stdout, ", %d traces", res.Traces)
+				fmt.Fprintf(a.stdout, ", %s", counted(res.Traces, "trace"))
 			}
-			fmt.Fprintf(a.stdout, ": %d match, %d differences", res.Matching, len(res.Differences))
+			fmt.Fprintf(a.stdout, ": %d match, %s", res.Matching, counted(len(res.Differences), "difference"))
 			if len(res.Known) > 0 {
 				gaps := map[string]bool{}
 				for _, d := range res.Known {
 					gaps[d.Gap] = true
 				}
-				fmt.Fprintf(a.stdout, ", %d known differences (%d kinds: what one side cannot give, see above)", len(res.Known), len(gaps))
+				fmt.Fprintf(a.stdout, ", %s (%s: what one side cannot give, see above)", counted(len(res.Known), "known difference"), counted(len(gaps), "kind"))
 			}
 			if len(damaged) > 0 {
-				fmt.Fprintf(a.stdout, ", %d runs read from damaged source data (compared what was readable, see above)", len(damaged))
+				fmt.Fprintf(a.stdout, ", %s read from damaged source data (compared what was readable, see above)", counted(len(damaged), "run"))
 			}
 			fmt.Fprintln(a.stdout)
 			if reportPath != "" {

@@ -106,6 +106,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		personal    bool
 		shardFlag   string
 		withDeleted bool
+		acceptGaps  bool
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -209,7 +210,7 @@ deleted. Both need the ledger (not with --no-state).`
 			}
 			opt := transfer.Options{
 				Concurrency: concurrency, Attempts: retries + 1, Filter: filter, DryRun: dryRun,
-				Source: srcLoc.String(), Sink: dstLoc.String(), Shard: shard,
+				Source: srcLoc.String(), Sink: dstLoc.String(), Shard: shard, AcceptGaps: acceptGaps,
 			}
 			jobOptions := sel.canonical()
 			if !shard.IsZero() {
@@ -310,6 +311,7 @@ deleted. Both need the ledger (not with --no-state).`
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
 				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
 				"force": fmt.Sprint(force), "lookback": lookback.String(), "propagate_deletes": fmt.Sprint(propagate), "shard": shard.String(),
+				"accept_gaps": fmt.Sprint(acceptGaps),
 			}
 			opt.Observer = prog.observe
 			rep, err := transfer.Copy(ctx, src, dst, opt)
@@ -354,6 +356,7 @@ deleted. Both need the ledger (not with --no-state).`
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
 	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&withDeleted, "include-deleted", false, "also copy the experiments and runs SRC holds as deleted (MLflow sources: the same as SRC's ?deleted=true; they stay marked deleted in DST); without it they are left out and counted in the report")
+	f.BoolVar(&acceptGaps, "accept-gaps", false, "exit 0 although the source has gaps runferry cannot fill: runs read from damaged source data, files the source names but does not hold (a W&B artifact entry whose staged copy is gone); they are still named and counted (without it: exit 3, on every sync while the ledger knows the copy is incomplete)")
 	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses, local paths, command lines: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
@@ -361,7 +364,7 @@ deleted. Both need the ledger (not with --no-state).`
 func exactArgs(n int, names string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return usageError{fmt.Errorf("%s needs %s (got %d arguments); see '%s --help'", cmd.Name(), names, len(args), cmd.CommandPath())}
+			return usageError{fmt.Errorf("%s needs %s (got %s); see '%s --help'", cmd.Name(), names, counted(len(args), "argument"), cmd.CommandPath())}
 		}
 		return nil
 	}
@@ -414,14 +417,14 @@ func (a *app) printReport(rep *transfer.Report) {
 			how := ""
 			switch {
 			case r.Appended:
-				how = fmt.Sprintf(", appended (%d points held already)", r.KeptPoints)
+				how = fmt.Sprintf(", appended (%s held already)", counted(r.KeptPoints, "point"))
 			case r.Continued:
-				how = fmt.Sprintf(", continued in place (%d points held already)", r.KeptPoints)
+				how = fmt.Sprintf(", continued in place (%s held already)", counted(r.KeptPoints, "point"))
 			}
 			if r.DeletedFiles > 0 {
-				how += fmt.Sprintf(", %d files deleted (gone from the source)", r.DeletedFiles)
+				how += fmt.Sprintf(", %s deleted (gone from the source)", counted(r.DeletedFiles, "file"))
 			}
-			fmt.Fprintf(w, "%-11s %s (%s) %d points, %d files%s\n", r.Outcome, r.Origin, r.Name, r.Points, r.Files, how)
+			fmt.Fprintf(w, "%-11s %s (%s) %s, %s%s\n", r.Outcome, r.Origin, r.Name, counted(r.Points, "point"), counted(r.Files, "file"), how)
 		}
 		for _, d := range r.Damage {
 			fmt.Fprintf(w, "damaged source %s: %s\n", r.Origin, d)
@@ -460,8 +463,8 @@ func (a *app) printReport(rep *transfer.Report) {
 	if rep.Shard != "" {
 		fmt.Fprintf(w, "shard %s: ", rep.Shard)
 	}
-	fmt.Fprintf(w, "%s %d runs (%s%d points, %d files, %s); %d unchanged",
-		verb, t.Committed+t.Planned, about, t.Points, t.Files, bytesText(t.Bytes), t.Unchanged)
+	fmt.Fprintf(w, "%s %s (%s%s, %s, %s); %d unchanged",
+		verb, counted(t.Committed+t.Planned, "run"), about, counted(t.Points, "point"), counted(t.Files, "file"), bytesText(t.Bytes), t.Unchanged)
 	if rep.Shard != "" {
 		fmt.Fprintf(w, ", %d in other shards", t.OtherShards)
 	}
@@ -473,19 +476,22 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", %d deleted at the source (%d deleted in the destination)", t.Deleted, t.DeletesPropagated)
 	}
 	if g := rep.Registry; g != nil {
-		fmt.Fprintf(w, "; %d registered models (%d versions), %d failed", g.Models, g.Versions, g.Failed)
+		fmt.Fprintf(w, "; %s (%s), %d failed", counted(g.Models, "registered model"), counted(g.Versions, "version"), g.Failed)
 	}
 	if g := rep.Traces; g != nil {
-		fmt.Fprintf(w, "; %d traces, %d failed", g.Copied, g.Failed)
+		fmt.Fprintf(w, "; %s, %d failed", counted(g.Copied, "trace"), g.Failed)
 	}
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}
 	if filesNotCopied > 0 {
-		fmt.Fprintf(w, ", %d files not copied (named above)", filesNotCopied)
+		fmt.Fprintf(w, ", %s not copied (named above)", counted(filesNotCopied, "file"))
 	}
 	if notAsGiven > 0 {
-		fmt.Fprintf(w, ", %d items not as given (see above)", notAsGiven)
+		fmt.Fprintf(w, ", %s not as given (see above)", counted(notAsGiven, "item"))
+	}
+	if rep.AcceptedGaps && (t.Damaged > 0 || filesNotCopied > 0) {
+		fmt.Fprintf(w, " (gaps accepted: --accept-gaps)")
 	}
 	if t.Interrupted > 0 || rep.Canceled {
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")

@@ -43,7 +43,7 @@ func TestIncludeDeleted(t *testing.T) {
 	store := "mlflow+file:" + root
 
 	without := "parquet:" + filepath.Join(dir, "without")
-	code, out, errOut := runCLI(t, "copy", store, without, "--no-state")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", store, without, "--no-state")
 	if code != 0 || !strings.Contains(out, "copied 1 run") || !strings.Contains(out+errOut, "1 source: deleted runs left out") ||
 		!strings.Contains(out+errOut, "1 source: deleted experiments left out") {
 		t.Fatalf("copy without --include-deleted: exit %d\n%s\n%s", code, out, errOut)
@@ -53,7 +53,7 @@ func TestIncludeDeleted(t *testing.T) {
 	}
 
 	with := "parquet:" + filepath.Join(dir, "with")
-	code, out, errOut = runCLI(t, "copy", "--include-deleted", store, with, "--no-state")
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", "--include-deleted", store, with, "--no-state")
 	if code != 0 || !strings.Contains(out, "copied 3 runs") {
 		t.Fatalf("copy --include-deleted: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -72,7 +72,7 @@ func TestIncludeDeleted(t *testing.T) {
 		{"wandb:../../testdata/wandb/fixtures", `--include-deleted: source wandb:`},
 		{store + "?deleted=false", "--include-deleted: the source location says deleted=false"},
 	} {
-		code, out, errOut := runCLI(t, "copy", "--include-deleted", tt.src, "parquet:"+filepath.Join(dir, "other"))
+		code, out, errOut := runCLI(t, "copy", "--accept-gaps", "--include-deleted", tt.src, "parquet:"+filepath.Join(dir, "other"))
 		if code != exitUsage || !strings.Contains(errOut, tt.want) {
 			t.Errorf("copy --include-deleted %s: exit %d, stderr %q; want exit %d and %q\n%s", tt.src, code, errOut, exitUsage, tt.want, out)
 		}

@@ -47,7 +47,7 @@ func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 			sync := func(wantCode int, extra ...string) (*transfer.Report, string) {
 				t.Helper()
 				rep := filepath.Join(dir, c.name+"-report.json")
-				code, out, errOut := runCLI(t, append([]string{"sync", loc, c.dst, "--state", ledger, "--report", rep}, extra...)...)
+				code, out, errOut := runCLI(t, append([]string{"sync", "--accept-gaps", loc, c.dst, "--state", ledger, "--report", rep, "--accept-gaps"}, extra...)...)
 				if code != wantCode {
 					t.Fatalf("sync %v: exit %d, want %d\n%s%s", extra, code, wantCode, out, errOut)
 				}
@@ -165,7 +165,7 @@ func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 			}
 		})
 	}
-	if code, _, errOut := runCLI(t, "sync", fixtures, "parquet:"+filepath.Join(dir, "x"), "--no-state", "--propagate-deletes"); code != exitUsage || !strings.Contains(errOut, "--no-state") {
+	if code, _, errOut := runCLI(t, "sync", "--accept-gaps", fixtures, "parquet:"+filepath.Join(dir, "x"), "--no-state", "--propagate-deletes"); code != exitUsage || !strings.Contains(errOut, "--no-state") {
 		t.Errorf("--propagate-deletes with --no-state: exit %d %q, want a usage error", code, errOut)
 	}
 }
@@ -248,7 +248,7 @@ func TestSyncSeesRunsDeletedInMLflow(t *testing.T) {
 	sync := func(extra ...string) *transfer.Report {
 		t.Helper()
 		rep := filepath.Join(dir, "report.json")
-		if code, out, errOut := runCLI(t, append([]string{"sync", src, dst, "--state", filepath.Join(dir, "ledger.db"), "--report", rep}, extra...)...); code != 0 {
+		if code, out, errOut := runCLI(t, append([]string{"sync", "--accept-gaps", src, dst, "--state", filepath.Join(dir, "ledger.db"), "--report", rep}, extra...)...); code != 0 {
 			t.Fatalf("sync %v: exit %d\n%s%s", extra, code, out, errOut)
 		}
 		b, err := os.ReadFile(rep)

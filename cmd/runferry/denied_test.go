@@ -130,14 +130,14 @@ Time:2026-12-01T00:00:00.0000000Z</Message></Error>`)
 			})
 			// No access to the bucket at all: one line at open, nothing written.
 			p.denyAll.Store(true)
-			code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state")
+			code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc, "--no-state")
 			if lines := strings.Split(strings.TrimSpace(errOut), "\n"); code != 1 || !strings.Contains(lines[len(lines)-1], tc.wantAll) {
 				t.Fatalf("copy with every request denied: exit %d, want 1 and a last line containing %q\n%s\n%s", code, tc.wantAll, out, errOut)
 			}
 			p.denyAll.Store(false)
 
 			p.deny.Store(true)
-			code, out, errOut = runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state")
+			code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc, "--no-state")
 			lines := strings.Split(strings.TrimSpace(errOut), "\n")
 			last := lines[len(lines)-1]
 			if code != 1 || !strings.Contains(last, "access denied") || !strings.Contains(last, tc.want) ||
@@ -162,7 +162,7 @@ func rerunAfterDenial(t *testing.T, loc string, allow func()) {
 		t.Fatalf("check after the denied copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	allow()
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
 		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+loc); code != 0 {
@@ -193,7 +193,7 @@ func runBadInput(t *testing.T, cases []badInputCase, secrets ...string) {
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
-			code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+tc.loc, "--no-state")
+			code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+tc.loc, "--no-state")
 			lines := strings.Split(strings.TrimSpace(errOut), "\n")
 			last := lines[len(lines)-1]
 			if code != tc.code || !strings.Contains(last, tc.want) {

@@ -31,7 +31,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 	ledger := filepath.Join(dir, "ledger.db")
 	report := filepath.Join(dir, "report.json")
 
-	code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+archive, "--dry-run", "--state", ledger)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--dry-run", "--state", ledger)
 	if code != 0 || !strings.Contains(out, "would copy 6 runs (142 points") {
 		t.Fatalf("dry run: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -42,7 +42,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 		t.Fatalf("dry run created the ledger (%v)", err)
 	}
 
-	code, out, errOut = runCLI(t, "copy", fixtures, "parquet:"+archive, "--state", ledger, "--report", report)
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--state", ledger, "--report", report)
 	if code != 0 || !strings.Contains(out, "copied 6 runs (142 points, 15 files") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -58,12 +58,12 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 
 	// Nothing changed in the run folders (the source's fingerprints say so),
 	// so nothing is written again.
-	code, out, _ = runCLI(t, "copy", fixtures, "parquet:"+archive, "--state", ledger)
+	code, out, _ = runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+archive, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("second copy: exit %d\n%s", code, out)
 	}
 	code, out, _ = runCLI(t, "ls", "--count", "parquet:"+archive)
-	if code != 0 || !strings.Contains(out, "1 experiments, 6 runs, 142 points") {
+	if code != 0 || !strings.Contains(out, "1 experiment, 6 runs, 142 points") {
 		t.Fatalf("ls: exit %d\n%s", code, out)
 	}
 	for _, f := range []string{report, ledger} {
@@ -111,7 +111,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	rng := testenv.Rand(t)
 	kills := 0
 	for i := range 20 {
-		cmd := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q", "--concurrency", "2")
+		cmd := exec.Command(bin, "copy", "--accept-gaps", src, archive, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestKillAtRandomMomentsThenResume(t *testing.T) {
 	}
 	// Exit 3 is expected while damaged runs (the samples hold two) are
 	// still being written; every run must be done afterwards.
-	out, err := exec.Command(bin, "copy", src, archive, "--state", ledger, "-q").CombinedOutput()
+	out, err := exec.Command(bin, "copy", "--accept-gaps", src, archive, "--state", ledger, "-q").CombinedOutput()
 	if code := exitCode(err); code != 0 && code != exitRunsFailed || strings.Contains(string(out), "FAILED") {
 		t.Fatalf("final copy: %v\n%s", err, out)
 	}
@@ -158,7 +158,7 @@ func TestInspectSample(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	history := strings.Count(out, `"kind":"history"`)
 	if code != exitRunsFailed || len(lines) != 1107 || history != 862 ||
-		!strings.Contains(lines[len(lines)-1], `"damage"`) || !strings.Contains(errOut, "1 damaged places") {
+		!strings.Contains(lines[len(lines)-1], `"damage"`) || !strings.Contains(errOut, "1 damaged place (") {
 		t.Fatalf("inspect: exit %d, %d lines, %d history, last %q, stderr %q", code, len(lines), history, lines[len(lines)-1], errOut)
 	}
 	code, _, errOut = runCLI(t, "inspect", "../../README.md")
@@ -186,7 +186,7 @@ func TestInterruptThenResume(t *testing.T) {
 	}
 	src, dst := "wandb:"+data, "parquet:"+filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
-	cmd := exec.Command(bin, "copy", src, dst, "--state", ledger, "--concurrency", "1")
+	cmd := exec.Command(bin, "copy", "--accept-gaps", src, dst, "--state", ledger, "--concurrency", "1")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -209,7 +209,7 @@ func TestInterruptThenResume(t *testing.T) {
 	if code := exitCode(err); code != exitInterrupted || !strings.Contains(out.String(), "interrupted (re-run to resume)") {
 		t.Fatalf("interrupted copy: exit %d\n%s", code, out.String())
 	}
-	res, err := exec.Command(bin, "copy", src, dst, "--state", ledger).CombinedOutput()
+	res, err := exec.Command(bin, "copy", "--accept-gaps", src, dst, "--state", ledger).CombinedOutput()
 	if err != nil || !strings.Contains(string(res), "0 failed") {
 		t.Fatalf("resume: %v\n%s", err, res)
 	}

@@ -25,11 +25,11 @@ func TestFiltersAsUsersWriteThem(t *testing.T) {
 		t.Fatalf("ls printed no fxa00001 run:\n%s", out)
 	}
 	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
-	code, out, errOut = runCLI(t, "copy", fixtures, archive, "--no-state", "--run", origin, "--include", "runferry-fixtures")
-	if code != 0 || !strings.Contains(out, "copied 1 runs") || strings.Contains(out, "WARNING") {
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "--run", origin, "--include", "runferry-fixtures")
+	if code != 0 || !strings.Contains(out, "copied 1 run") || strings.Contains(out, "WARNING") {
 		t.Fatalf("copy --run %s --include <project>: exit %d\n%s%s", origin, code, out, errOut)
 	}
-	code, out, _ = runCLI(t, "copy", fixtures, archive, "--no-state", "--include", "runferry-fixtur", "--run", "fxz99999", "--dry-run")
+	code, out, _ = runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "--include", "runferry-fixtur", "--run", "fxz99999", "--dry-run")
 	for _, want := range []string{`WARNING --include "runferry-fixtur" matched no experiment`, `WARNING --run "fxz99999" matched no run`, "would copy 0 runs"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("copy with unmatched filters (exit %d) lacks %q:\n%s", code, want, out)
@@ -51,7 +51,7 @@ func TestFiltersAsUsersWriteThem(t *testing.T) {
 // cursors the archive keeps, only the 70 points dropped before are written.
 func TestDropMetricsRecordedAndUndone(t *testing.T) {
 	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
-	code, out, errOut := runCLI(t, "copy", fixtures, archive, "--no-state", "--drop-metrics", "system/*")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "--drop-metrics", "system/*")
 	if code != 0 || !strings.Contains(out, "copied 6 runs (72 points") {
 		t.Fatalf("copy --drop-metrics: exit %d\n%s%s", code, out, errOut)
 	}
@@ -65,11 +65,11 @@ func TestDropMetricsRecordedAndUndone(t *testing.T) {
 	if code != exitDifferences || !strings.Contains(out, "metric system/proc.memory.percent missing") {
 		t.Fatalf("check with another transform: exit %d\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "copy", fixtures, archive, "--no-state", "--drop-metrics", "system/*")
+	code, out, _ = runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "--drop-metrics", "system/*")
 	if code != 0 || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("the same copy again: exit %d\n%s", code, out)
 	}
-	code, out, _ = runCLI(t, "copy", fixtures, archive, "--no-state", "-v")
+	code, out, _ = runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "-v")
 	if code != 0 || !strings.Contains(out, "copied 6 runs (70 points") || strings.Count(out, ", appended (") != 6 {
 		t.Fatalf("copy without the transform: exit %d\n%s", code, out)
 	}

@@ -13,7 +13,7 @@ import (
 func TestGCSArchiveCommands(t *testing.T) {
 	srv := testenv.SharedGCS(t)
 	loc := srv.Location(srv.CreateBucket(t, "cli"), "backups/wandb")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+loc); code != 0 {

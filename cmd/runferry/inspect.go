@@ -55,7 +55,7 @@ names them); a line that does not parse is a damage line naming why.`,
 				return fmt.Errorf("inspect: %w", err)
 			}
 			if damaged > 0 {
-				fmt.Fprintf(a.stderr, "runferry: %s: %d damaged places (the \"damage\" lines give their offsets)\n", args[0], damaged)
+				fmt.Fprintf(a.stderr, "runferry: %s: %s (the \"damage\" lines give their offsets)\n", args[0], counted(damaged, "damaged place"))
 				a.exit = exitRunsFailed
 			}
 			return nil

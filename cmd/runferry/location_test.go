@@ -46,19 +46,19 @@ func TestURLPathsRefused(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"sync", "wandb:" + src, "parquet:gcs://bucket/x"}, `Google Cloud Storage is written gs://: did you mean "parquet:gs://bucket/x"?`},
-		{[]string{"copy", "wandb:" + src, "parquet:az://container/x"}, "object storage (Azure Blob Storage) is not supported yet"},
-		{[]string{"copy", "wandb:" + src, "parquet:https://files.example.com/x"}, "over HTTPS is not supported"},
-		{[]string{"copy", "wandb:" + src, "parquet:http://files.example.com/x"}, "over HTTP is not supported"},
-		{[]string{"copy", "wandb:s3://bucket/wandb", "parquet:out"}, "object storage (S3) is not supported yet"},
+		{[]string{"sync", "--accept-gaps", "wandb:" + src, "parquet:gcs://bucket/x"}, `Google Cloud Storage is written gs://: did you mean "parquet:gs://bucket/x"?`},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "parquet:az://container/x"}, "object storage (Azure Blob Storage) is not supported yet"},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "parquet:https://files.example.com/x"}, "over HTTPS is not supported"},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "parquet:http://files.example.com/x"}, "over HTTP is not supported"},
+		{[]string{"copy", "--accept-gaps", "wandb:s3://bucket/wandb", "parquet:out"}, "object storage (S3) is not supported yet"},
 		{[]string{"check", "wandb:gs://bucket/x", "parquet:x"}, "object storage (Google Cloud Storage) is not supported yet"},
-		{[]string{"copy", "wandb:" + src, "s3://bucket/x"}, `unknown scheme "s3": did you mean "parquet:s3://bucket/x"?`},
-		{[]string{"copy", "wandb:" + src, "gs://bucket/x"}, `unknown scheme "gs": did you mean "parquet:gs://bucket/x"? (a runferry archive in Google Cloud Storage)`},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "s3://bucket/x"}, `unknown scheme "s3": did you mean "parquet:s3://bucket/x"?`},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "gs://bucket/x"}, `unknown scheme "gs": did you mean "parquet:gs://bucket/x"? (a runferry archive in Google Cloud Storage)`},
 		{[]string{"archive", "summary", "parquet:gcs://bucket/x"}, `did you mean "parquet:gs://bucket/x"?`},
 		{[]string{"archive", "prune", "az://c/x", "--keep", "2"}, "object storage (Azure Blob Storage) is not supported yet"},
-		{[]string{"copy", "wandb:" + src, "parquet:file:///tmp/x"}, `use parquet:/tmp/x`},
-		{[]string{"copy", "wandb:" + src, "parquet:s3:bucket/x"}, "write the bucket as a URL: parquet:s3://BUCKET/PREFIX"},
-		{[]string{"copy", "wandb:" + src, "parquet:gs:/bucket/x"}, "write the bucket as a URL: parquet:gs://BUCKET/PREFIX"},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "parquet:file:///tmp/x"}, `use parquet:/tmp/x`},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "parquet:s3:bucket/x"}, "write the bucket as a URL: parquet:s3://BUCKET/PREFIX"},
+		{[]string{"copy", "--accept-gaps", "wandb:" + src, "parquet:gs:/bucket/x"}, "write the bucket as a URL: parquet:gs://BUCKET/PREFIX"},
 	}
 	for _, c := range cases {
 		args := append(c.args, "--state", ledger)
@@ -136,11 +136,11 @@ func TestMLflowStoreHints(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"copy", mlruns, "parquet:" + out}, "holds an MLflow file store; read it with mlflow+file:" + mlruns},
-		{[]string{"copy", mlruns + "/", "parquet:" + out}, "read it with mlflow+file:" + mlruns},
+		{[]string{"copy", "--accept-gaps", mlruns, "parquet:" + out}, "holds an MLflow file store; read it with mlflow+file:" + mlruns},
+		{[]string{"copy", "--accept-gaps", mlruns + "/", "parquet:" + out}, "read it with mlflow+file:" + mlruns},
 		{[]string{"ls", project}, "holds an MLflow file store; read it with mlflow+file:" + mlruns},
-		{[]string{"copy", "wandb:" + mlruns, "parquet:" + out}, "is an MLflow file store, not what wandb: takes; read it with mlflow+file:" + mlruns},
-		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "parquet:" + mlruns}, "is an MLflow file store, not what parquet: takes"},
+		{[]string{"copy", "--accept-gaps", "wandb:" + mlruns, "parquet:" + out}, "is an MLflow file store, not what wandb: takes; read it with mlflow+file:" + mlruns},
+		{[]string{"copy", "--accept-gaps", "wandb:../../testdata/wandb/fixtures", "parquet:" + mlruns}, "is an MLflow file store, not what parquet: takes"},
 		{[]string{"ls", "elsewhere/mlruns/"}, "elsewhere/mlruns/ would be an MLflow file store, which runferry reads as mlflow+file:elsewhere/mlruns/"},
 		{[]string{"ls", "mlflow.db"}, "mlflow.db would be an MLflow SQLite store: read it directly: mlflow+sqlite:mlflow.db"},
 	} {
@@ -162,7 +162,7 @@ func TestMLflowStoreHints(t *testing.T) {
 		t.Errorf("bare W&B folder: exit %d, %q", code, errOut)
 	}
 	archive := filepath.Join(t.TempDir(), "archive")
-	if code, o, e := runCLI(t, "copy", "wandb:../../testdata/wandb/fixtures", "parquet:"+archive, "--no-state"); code != 0 {
+	if code, o, e := runCLI(t, "copy", "--accept-gaps", "wandb:../../testdata/wandb/fixtures", "parquet:"+archive, "--no-state"); code != 0 {
 		t.Fatalf("copy into an archive: exit %d\n%s\n%s", code, o, e)
 	}
 	code, _, errOut = runCLI(t, "ls", archive)
@@ -196,7 +196,7 @@ func TestMLflowSQLiteHint(t *testing.T) {
 	if err := os.WriteFile(other, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runCLI(t, "copy", "wandb:"+other, "parquet:"+t.TempDir())
+	code, _, errOut := runCLI(t, "copy", "--accept-gaps", "wandb:"+other, "parquet:"+t.TempDir())
 	if code != 2 || !strings.Contains(errOut, "is an MLflow SQLite store, not what wandb: takes") {
 		t.Errorf("wandb:%s: exit %d, %q", other, code, errOut)
 	}
@@ -238,9 +238,9 @@ func TestSecretsInLocationRefusedCLI(t *testing.T) {
 		{[]string{"ls", "mlflow+http://127.0.0.1:1/?token=" + secret}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
 		{[]string{"ls", "mlflow+https://127.0.0.1:1/?username=bob&password=" + secret}, "set MLFLOW_TRACKING_PASSWORD in the environment instead"},
 		{[]string{"ls", "mlflow+http://bob:" + secret + "@127.0.0.1:1/"}, "secrets are read only from the environment: set MLFLOW_TRACKING_PASSWORD"},
-		{[]string{"copy", "mlflow+http://127.0.0.1:1/?token=" + secret, dst, "--no-state"}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
-		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "mlflow+http://127.0.0.1:1/?token=" + secret, "--no-state"}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
-		{[]string{"copy", "wandb:../../testdata/wandb/fixtures", "mlflow+https://alice:" + secret + "@127.0.0.1:1/", "--no-state"}, "set MLFLOW_TRACKING_PASSWORD"},
+		{[]string{"copy", "--accept-gaps", "mlflow+http://127.0.0.1:1/?token=" + secret, dst, "--no-state"}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
+		{[]string{"copy", "--accept-gaps", "wandb:../../testdata/wandb/fixtures", "mlflow+http://127.0.0.1:1/?token=" + secret, "--no-state"}, "set MLFLOW_TRACKING_TOKEN in the environment instead"},
+		{[]string{"copy", "--accept-gaps", "wandb:../../testdata/wandb/fixtures", "mlflow+https://alice:" + secret + "@127.0.0.1:1/", "--no-state"}, "set MLFLOW_TRACKING_PASSWORD"},
 		{[]string{"check", "wandb:../../testdata/wandb/fixtures", "mlflow+http://127.0.0.1:1/?password=" + secret}, "set MLFLOW_TRACKING_PASSWORD in the environment instead"},
 		{[]string{"ls", "mlflow+http://127.0.0.1:1/?api-key=" + secret}, "secrets are read only from the environment: MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN"},
 	} {

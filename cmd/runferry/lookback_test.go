@@ -47,7 +47,7 @@ func TestSyncLookback(t *testing.T) {
 	sync := func(extra ...string) map[string][]string {
 		t.Helper()
 		rep := filepath.Join(dir, "report.json")
-		code, out, errOut := runCLI(t, append([]string{"sync", loc, arch, "--state", ledger, "--report", rep}, extra...)...)
+		code, out, errOut := runCLI(t, append([]string{"sync", "--accept-gaps", loc, arch, "--state", ledger, "--report", rep}, extra...)...)
 		if code != 0 {
 			t.Fatalf("sync %v: exit %d\n%s%s", extra, code, out, errOut)
 		}
@@ -109,7 +109,7 @@ func TestSyncLookback(t *testing.T) {
 	if len(got["verified"]) != 1 || got["verified"][0] != repaired || len(got["unchanged"]) != n-1 || len(got) != 2 {
 		t.Fatalf("sync --lookback 10m again: %v, want %s verified and %d unchanged", got, repaired, n-1)
 	}
-	if code, _, errOut := runCLI(t, "sync", loc, arch, "--no-state", "--lookback", "10m"); code != exitUsage || !strings.Contains(errOut, "--no-state") {
+	if code, _, errOut := runCLI(t, "sync", "--accept-gaps", loc, arch, "--no-state", "--lookback", "10m"); code != exitUsage || !strings.Contains(errOut, "--no-state") {
 		t.Errorf("--lookback with --no-state: exit %d %q, want a usage error", code, errOut)
 	}
 }

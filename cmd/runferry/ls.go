@@ -164,9 +164,9 @@ the run counts the server keeps; --runs lists its runs.`,
 			}
 			tw.Flush()
 			if noCount {
-				fmt.Fprintf(a.stdout, "%d experiments, %d runs (points not counted: --count counts them)\n", exps, len(rows))
+				fmt.Fprintf(a.stdout, "%s, %s (points not counted: --count counts them)\n", counted(exps, "experiment"), counted(len(rows), "run"))
 			} else {
-				fmt.Fprintf(a.stdout, "%d experiments, %d runs, %d points\n", exps, len(rows), points)
+				fmt.Fprintf(a.stdout, "%s, %s, %s\n", counted(exps, "experiment"), counted(len(rows), "run"), counted(points, "point"))
 			}
 			return nil
 		},
@@ -301,6 +301,6 @@ func (a *app) lsExperiments(ctx context.Context, src sources.Source, filter tran
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", r.Experiment, r.Origin, r.Created, r.Runs)
 	}
 	tw.Flush()
-	fmt.Fprintf(a.stdout, "%d experiments, %d runs\n", len(rows), total)
+	fmt.Fprintf(a.stdout, "%s, %s\n", counted(len(rows), "experiment"), counted(total, "run"))
 	return nil
 }

@@ -48,7 +48,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 	cases := [][]string{
 		{"copy", "only-one"},
 		{"copy", "/bare/path", "parquet:/x"},
-		{"copy", `C:\data`, "parquet:/x"},
+		{"copy", "--accept-gaps", `C:\data`, "parquet:/x"},
 		{"copy", "nosuch:/x", "parquet:/x"},
 		{"ls"},
 		{"copy", "a:b", "c:d", "--since", "yesterday"},
@@ -112,7 +112,9 @@ func TestHelpListsEveryExitCode(t *testing.T) {
        credentials, disk full)
   2    bad usage: unknown flag, malformed location
   3    finished, but some runs failed, were read from damaged source
-       data or could not be read (each is named; re-run to retry)
+       data or could not be read, or files were not copied (each is
+       named; re-run to retry; copy/sync --accept-gaps accepts the
+       source's damage and missing files)
   4    check found differences, archive check found damage, or mapping
        check found problems
   130  interrupted; the ledger is saved, re-run to resume
@@ -162,7 +164,7 @@ func TestBadShardExits2(t *testing.T) {
 	}
 	for _, shard := range []string{"0/4", "5/4", "1/0", "x/4", "2", "auto"} {
 		src, dst := t.TempDir(), t.TempDir()
-		code, _, stderr := runCLI(t, "sync", "wandb:"+src, "parquet:"+dst, "--no-state", "--shard", shard)
+		code, _, stderr := runCLI(t, "sync", "--accept-gaps", "wandb:"+src, "parquet:"+dst, "--no-state", "--shard", shard)
 		if code != 2 || !strings.HasPrefix(stderr, "runferry: --shard") {
 			t.Errorf("--shard %s: exit %d, stderr %q; want exit 2 and a message about --shard", shard, code, stderr)
 		}
@@ -170,7 +172,7 @@ func TestBadShardExits2(t *testing.T) {
 	// The shards of the fixtures between them copy each run once.
 	dst, total := "parquet:"+t.TempDir(), 0
 	for k := 1; k <= 2; k++ {
-		code, out, stderr := runCLI(t, "sync", fixtures, dst, "--no-state", "--shard", fmt.Sprintf("%d/2", k))
+		code, out, stderr := runCLI(t, "sync", "--accept-gaps", fixtures, dst, "--no-state", "--shard", fmt.Sprintf("%d/2", k))
 		m := regexp.MustCompile(`shard ` + fmt.Sprint(k) + `/2: copied (\d+) runs .*; 0 unchanged, (\d+) in other shards`).FindStringSubmatch(out)
 		if code != 0 || m == nil {
 			t.Fatalf("--shard %d/2: exit %d, %q %q", k, code, out, stderr)
@@ -181,7 +183,7 @@ func TestBadShardExits2(t *testing.T) {
 		}
 		total = mine + other
 	}
-	code, out, _ := runCLI(t, "sync", fixtures, dst, "--no-state")
+	code, out, _ := runCLI(t, "sync", "--accept-gaps", fixtures, dst, "--no-state")
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, fmt.Sprintf("; %d unchanged", total)) {
 		t.Errorf("unsharded sync after both shards: exit %d, %q; want all %d unchanged", code, out, total)
 	}

@@ -51,7 +51,7 @@ parse, or misses what every mapping needs, is an error (exit 1).`,
 				fmt.Fprintln(a.stdout, p)
 			}
 			if len(problems) > 0 {
-				fmt.Fprintf(a.stdout, "%d problems in the mapping of %s\n", len(problems), loc)
+				fmt.Fprintf(a.stdout, "%s in the mapping of %s\n", counted(len(problems), "problem"), loc)
 				a.exit = exitDifferences
 				return nil
 			}

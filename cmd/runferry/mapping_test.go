@@ -141,7 +141,7 @@ func TestCopyThroughMapping(t *testing.T) {
 	src := "sqlite:" + db + "?mapping=" + writeMapping(t, m)
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
 	ledger := filepath.Join(t.TempDir(), "ledger.db")
-	code, out, errOut := runCLI(t, "copy", src, archive, "--state", ledger)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, archive, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
 		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
 	}
@@ -149,7 +149,7 @@ func TestCopyThroughMapping(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 match, 0 differences") {
 		t.Fatalf("check: exit %d\n%s%s", code, out, errOut)
 	}
-	code, out, errOut = runCLI(t, "sync", src, archive, "--state", ledger)
+	code, out, errOut = runCLI(t, "sync", "--accept-gaps", src, archive, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "3 unchanged") {
 		t.Fatalf("sync with no cursor moved: exit %d\n%s%s", code, out, errOut)
 	}
@@ -168,8 +168,8 @@ func TestCopyThroughMapping(t *testing.T) {
 		}
 	}
 	conn.Close()
-	code, out, errOut = runCLI(t, "sync", src, archive, "--state", ledger)
-	if code != 0 || !strings.Contains(out, "copied 1 runs (2 points") || !strings.Contains(out, "2 unchanged") {
+	code, out, errOut = runCLI(t, "sync", "--accept-gaps", src, archive, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 run (2 points") || !strings.Contains(out, "2 unchanged") {
 		t.Fatalf("sync after run 3 moved its cursor: exit %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = runCLI(t, "check", src, archive)
@@ -213,7 +213,7 @@ func TestSyncMappedIntoSQLAppends(t *testing.T) {
 	dstFile := filepath.Join(dir, "copy.db")
 	dst := "sqlite:" + dstFile
 	ledger := filepath.Join(dir, "ledger.db")
-	if code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger); code != 0 {
+	if code, out, errOut := runCLI(t, "sync", "--accept-gaps", src, dst, "--state", ledger); code != 0 {
 		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
 	}
 	conn, err := sql.Open("sqlite", db)
@@ -232,7 +232,7 @@ func TestSyncMappedIntoSQLAppends(t *testing.T) {
 	}
 	conn.Close()
 	report := filepath.Join(dir, "report.json")
-	if code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger, "--report", report); code != 0 {
+	if code, out, errOut := runCLI(t, "sync", "--accept-gaps", src, dst, "--state", ledger, "--report", report); code != 0 {
 		t.Fatalf("second sync: exit %d\n%s%s", code, out, errOut)
 	}
 	var rep struct {
@@ -309,7 +309,7 @@ func TestRichValuesThroughMapping(t *testing.T) {
 			src = db.loc + "?mapping=" + mapping
 		}
 		archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
-		code, out, errOut := runCLI(t, "copy", src, archive, "--no-state")
+		code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, archive, "--no-state")
 		if code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
 			t.Fatalf("%s: copy: exit %d\n%s%s", db.name, code, out, errOut)
 		}
@@ -336,7 +336,7 @@ func TestMappedIntoMLflow(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	prefix := "mapped-" + filepath.Base(t.TempDir()) + "-"
 	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
-	if code, out, errOut := runCLI(t, "copy", src, dst, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, dst, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
 		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "check", src, dst); code != 0 || !strings.Contains(out, "3 match, 0 differences") {

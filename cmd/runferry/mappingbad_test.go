@@ -48,7 +48,7 @@ func TestMappedBadRowsIntoDatabase(t *testing.T) {
 		} {
 			t.Run(tc.name+"/"+dst.name, func(t *testing.T) {
 				src := "sqlite:" + db + "?mapping=" + writeMapping(t, bad)
-				code, out, errOut := runCLI(t, "copy", src, dst.loc, "--no-state", "--retries", "0")
+				code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, dst.loc, "--no-state", "--retries", "0")
 				if code != exitRunsFailed || !strings.Contains(out, "copied 2 runs") {
 					t.Fatalf("copy with a bad row: exit %d, want %d and 2 runs copied\n%s\n%s", code, exitRunsFailed, out, errOut)
 				}
@@ -64,7 +64,7 @@ func TestMappedBadRowsIntoDatabase(t *testing.T) {
 				}
 
 				src = "sqlite:" + db + "?mapping=" + writeMapping(t, good)
-				if code, out, errOut = runCLI(t, "copy", src, dst.loc, "--no-state"); code != 0 {
+				if code, out, errOut = runCLI(t, "copy", "--accept-gaps", src, dst.loc, "--no-state"); code != 0 {
 					t.Fatalf("copy with the mapping mended: exit %d\n%s\n%s", code, out, errOut)
 				}
 				if code, out, errOut = runCLI(t, "check", src, dst.loc); code != 0 || !strings.Contains(out, "3 match, 0 differences") {

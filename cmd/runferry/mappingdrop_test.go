@@ -49,7 +49,7 @@ func TestMappedConnectionDropped(t *testing.T) {
 	}
 	done, killed := terminator(admin)
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
-	code, out, errOut := runCLI(t, "copy", src, archive, "--no-state", "--retries", "0")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, archive, "--no-state", "--retries", "0")
 	close(done)
 	if n := <-killed; n == 0 {
 		t.Fatal("no backend was terminated")
@@ -73,7 +73,7 @@ func TestMappedConnectionDropped(t *testing.T) {
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
-	if code, out, errOut := runCLI(t, "copy", src, archive, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, archive, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs (7 points") {
 		t.Fatalf("copy after the lock was released: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "check", src, archive); code != 0 || !strings.Contains(out, "3 match, 0 differences") {

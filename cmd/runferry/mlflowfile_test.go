@@ -30,7 +30,7 @@ func TestMLflowFileCheckAgainstServer(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "archive")
 	direct := "mlflow+file:" + root
-	if code, stdout, errOut := runCLI(t, "copy", direct, "parquet:"+out); code != 0 {
+	if code, stdout, errOut := runCLI(t, "copy", "--accept-gaps", direct, "parquet:"+out); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, stdout, errOut)
 	}
 	code, stdout, errOut := runCLI(t, "check", direct, "parquet:"+out)

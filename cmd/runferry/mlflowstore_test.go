@@ -32,7 +32,7 @@ func TestCheckMLflowSQLStore(t *testing.T) {
 		t.Fatalf("check %s %s: exit %d\n%s\n%s", store, server, code, out, errOut)
 	}
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
-	if code, out, errOut := runCLI(t, "copy", store, archive, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs") {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", store, archive, "--no-state"); code != 0 || !strings.Contains(out, "copied 3 runs") {
 		t.Fatalf("copy %s %s: exit %d\n%s\n%s", store, archive, code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "check", server, archive); code != 0 || !strings.Contains(out, "3 match, 0 differences") {

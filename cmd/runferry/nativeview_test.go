@@ -46,10 +46,10 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 		second := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "-2/"
 		archive := "parquet:" + filepath.Join(dir, p)
 		report := filepath.Join(dir, p+".json")
-		run("copy", src, first, "--report", report)
+		run("copy", "--accept-gaps", src, first, "--report", report)
 		run("check", src, first)
-		run("copy", first, archive)
-		run("copy", archive, second)
+		run("copy", "--accept-gaps", first, archive)
+		run("copy", "--accept-gaps", archive, second)
 		run("check", src, second)
 
 		raw, err := os.ReadFile(report)
@@ -128,7 +128,7 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 
 	// Asked for, the host name arrives.
 	kept := "mlflow+" + srv.URL + "?experiment-prefix=" + filepath.Base(dir) + "-kept/"
-	run("copy", fixtures, kept, "--keep-personal")
+	run("copy", "--accept-gaps", fixtures, kept, "--keep-personal")
 	run("check", fixtures, kept)
 	found := false
 	for e, err := range api.SearchExperiments(context.Background(), "", mlflowapi.ViewAll) {

@@ -21,14 +21,14 @@ func TestS3ObjectLockCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	loc := srv.Location(bucket, "backups")
-	code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc+"&object-lock=legal:30d", "--no-state")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc+"&object-lock=legal:30d", "--no-state")
 	if code != 1 || !strings.Contains(errOut, `option object-lock="legal:30d": unknown mode "legal": want governance or compliance`) || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
 		t.Errorf("unknown mode: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if list, err := srv.Client().ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(bucket)}); err != nil || len(list.Contents) != 0 {
 		t.Errorf("refused copy left objects (%v): %+v", err, list)
 	}
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc+"&object-lock=governance:30d", "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc+"&object-lock=governance:30d", "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "archive", "check", loc); code != 0 {

@@ -253,7 +253,7 @@ func TestTwoMLflowServersNeverMerge(t *testing.T) {
 		for _, src := range []string{a.URL, b.URL} {
 			loc := "mlflow+" + src + "?experiment-prefix=" + srcPrefix
 			report := filepath.Join(dir, "report.json")
-			code, out, errOut := runCLI(t, "copy", loc, dst, "--state", state, "--report", report)
+			code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, dst, "--state", state, "--report", report)
 			if code != 0 {
 				t.Fatalf("copy %s %s: exit %d\n%s%s", loc, dst, code, out, errOut)
 			}
@@ -277,7 +277,7 @@ func TestTwoMLflowServersNeverMerge(t *testing.T) {
 				t.Errorf("check %s %s: exit %d\n%s%s", loc, dst, code, out, errOut)
 			}
 			// A re-run finds everything in place.
-			code, out, errOut := runCLI(t, "copy", loc, dst, "--no-state")
+			code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, dst, "--no-state")
 			if code != 0 || !strings.Contains(out, "unchanged") || strings.Contains(out, "copied") && !strings.Contains(out, "copied 0 runs") {
 				t.Errorf("re-run of %s into %s: exit %d\n%s%s", loc, dst, code, out, errOut)
 			}

@@ -73,14 +73,14 @@ func TestSQLPasswordFromPGPASSWORD(t *testing.T) {
 	report, ledger := filepath.Join(dir, "report.json"), filepath.Join(dir, "ledger.db")
 	var printed strings.Builder
 	t.Setenv("PGPASSWORD", wrong)
-	code, out, errOut := runCLI(t, "copy", fixtures, loc, "--state", ledger)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, loc, "--state", ledger)
 	printed.WriteString(out + errOut)
 	if code != exitFatal || !strings.Contains(errOut, "password authentication failed") {
 		t.Errorf("wrong PGPASSWORD: exit %d, stderr %q; want exit %d with the server's refusal", code, errOut, exitFatal)
 	}
 
 	t.Setenv("PGPASSWORD", secret)
-	code, out, errOut = runCLI(t, "copy", fixtures, loc, "--state", ledger, "--report", report)
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, loc, "--state", ledger, "--report", report)
 	printed.WriteString(out + errOut)
 	if code != 0 || !strings.Contains(out, "copied 6 runs") {
 		t.Fatalf("copy with PGPASSWORD: exit %d\n%s\n%s", code, out, errOut)

@@ -21,7 +21,7 @@ func TestVerboseLineSaysHowRunWasWritten(t *testing.T) {
 		{Origin: "wandb:e/p/c", Name: "c", Outcome: transfer.Committed, Points: 7, Files: 0},
 	}})
 	for _, want := range []string{
-		"committed   wandb:e/p/a (a) 10 points, 1 files, appended (90 points held already)\n",
+		"committed   wandb:e/p/a (a) 10 points, 1 file, appended (90 points held already)\n",
 		"committed   wandb:e/p/b (b) 5 points, 2 files, continued in place (40 points held already), 2 files deleted (gone from the source)\n",
 		"committed   wandb:e/p/c (c) 7 points, 0 files\n",
 	} {

@@ -45,15 +45,15 @@ func TestUnreachableOrWrongServer(t *testing.T) {
 		args []string
 		want []string // in the one line, in order
 	}{
-		{"copy to a closed port", []string{"copy", fixtures, loc["closed"], "--no-state"},
+		{"copy to a closed port", []string{"copy", "--accept-gaps", fixtures, loc["closed"], "--no-state"},
 			[]string{"runferry: destination " + loc["closed"] + ": ", refused, "is the server running and the address right?"}},
-		{"copy from a closed port", []string{"copy", loc["closed"], "parquet:" + t.TempDir(), "--no-state"},
+		{"copy from a closed port", []string{"copy", "--accept-gaps", loc["closed"], "parquet:" + t.TempDir(), "--no-state"},
 			[]string{"runferry: source " + loc["closed"] + ": ", refused}},
 		{"ls of a closed port", []string{"ls", loc["closed"]}, []string{"runferry: ", refused}},
 		{"check against a closed port", []string{"check", fixtures, loc["closed"]}, []string{"runferry: destination: ", refused}},
-		{"copy to a login page", []string{"copy", fixtures, loc["login"], "--no-state"},
+		{"copy to a login page", []string{"copy", "--accept-gaps", fixtures, loc["login"], "--no-state"},
 			[]string{"runferry: destination " + loc["login"] + ": ", "200 OK, text/html; charset=utf-8, not an MLflow answer: \"<!DOCTYPE html>", "this looks like a login page"}},
-		{"copy to a proxy's 502", []string{"copy", fixtures, loc["proxy"], "--no-state"},
+		{"copy to a proxy's 502", []string{"copy", "--accept-gaps", fixtures, loc["proxy"], "--no-state"},
 			[]string{"runferry: destination " + loc["proxy"] + ": ", "502 Bad Gateway, text/html, not an MLflow answer", "the MLflow server behind it is down"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,9 +20,9 @@ func TestReportsMatchTheSchema(t *testing.T) {
 	dir := t.TempDir()
 	first := "parquet:" + filepath.Join(dir, "a")
 	reports := map[string][]string{
-		"copy":    {"copy", fixtures, first, "--no-state"},
-		"dry-run": {"copy", fixtures, "parquet:" + filepath.Join(dir, "never"), "--no-state", "--dry-run", "--include", "runferry-fixtures"},
-		"sharded": {"copy", fixtures, "parquet:" + filepath.Join(dir, "never"), "--no-state", "--dry-run", "--shard", "1/2"},
+		"copy":    {"copy", "--accept-gaps", fixtures, first, "--no-state"},
+		"dry-run": {"copy", "--accept-gaps", fixtures, "parquet:" + filepath.Join(dir, "never"), "--no-state", "--dry-run", "--include", "runferry-fixtures"},
+		"sharded": {"copy", "--accept-gaps", fixtures, "parquet:" + filepath.Join(dir, "never"), "--no-state", "--dry-run", "--shard", "1/2"},
 	}
 	for _, name := range []string{"copy", "dry-run", "sharded"} {
 		path := filepath.Join(dir, name+".json")
@@ -39,7 +39,7 @@ func TestReportsMatchTheSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed := filepath.Join(dir, "failed.json")
-	code, out, _ := runCLI(t, "copy", first, "parquet:"+filepath.Join(dir, "b"), "--no-state", "--retries", "0",
+	code, out, _ := runCLI(t, "copy", "--accept-gaps", first, "parquet:"+filepath.Join(dir, "b"), "--no-state", "--retries", "0",
 		"--drop-metrics", "system/*", "--exclude", "nothing-like-this", "--report", failed)
 	if code != 3 {
 		t.Fatalf("copy out of a damaged archive: exit %d, want 3\n%s", code, out)
@@ -65,7 +65,7 @@ func TestReportsMatchTheSchema(t *testing.T) {
 		}
 	}
 	appended := filepath.Join(dir, "appended.json")
-	syncArgs := []string{"sync", "wandb:" + filepath.Join(growing, "wandb") + "?crashed-after=1ns", "parquet:" + filepath.Join(dir, "c"),
+	syncArgs := []string{"sync", "--accept-gaps", "wandb:" + filepath.Join(growing, "wandb") + "?crashed-after=1ns", "parquet:" + filepath.Join(dir, "c"),
 		"--state", filepath.Join(dir, "state.db")}
 	grow("0", "10")
 	if code, out, errOut := runCLI(t, syncArgs...); code != 0 {
@@ -119,7 +119,7 @@ sys.exit(1 if bad else 0)
 // JSON object with the job's totals, coverage and exit code.
 func TestJSONSummaryOnStdout(t *testing.T) {
 	archive := "parquet:" + filepath.Join(t.TempDir(), "a")
-	code, out, _ := runCLI(t, "copy", fixtures, archive, "--no-state", "--log-format", "json", "--drop-metrics", "system/*", "--run", "nope", "--run", "fxa00001")
+	code, out, _ := runCLI(t, "copy", "--accept-gaps", fixtures, archive, "--no-state", "--log-format", "json", "--drop-metrics", "system/*", "--run", "nope", "--run", "fxa00001")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, out)
 	}

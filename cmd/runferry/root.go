@@ -113,7 +113,9 @@ var exitCodes = []struct {
 		"credentials, disk full)"},
 	{exitUsage, "bad usage: unknown flag, malformed location"},
 	{exitRunsFailed, "finished, but some runs failed, were read from damaged source\n" +
-		"data or could not be read (each is named; re-run to retry)"},
+		"data or could not be read, or files were not copied (each is\n" +
+		"named; re-run to retry; copy/sync --accept-gaps accepts the\n" +
+		"source's damage and missing files)"},
 	{exitDifferences, "check found differences, archive check found damage, or mapping\n" +
 		"check found problems"},
 	{exitInterrupted, "interrupted; the ledger is saved, re-run to resume"},
@@ -170,10 +172,20 @@ check' proves that a destination holds what the source holds.
 	pf.BoolVarP(&a.verbose, "verbose", "v", false, "log every run, not only failures")
 	pf.BoolVarP(&a.quiet, "quiet", "q", false, "print only errors and the final summary")
 	pf.StringVar(&a.logFormat, "log-format", "text", "log and progress format on stderr: text or json")
-	pf.Float64Var(&a.rate, "rate", 0, "at most this many requests per second to a source's server (the W&B cloud), retries included; 0: no cap (the server's rate limits are honoured all the same)")
-	root.AddCommand(a.copyCmd("copy"), a.copyCmd("sync"), a.checkCmd(), a.lsCmd(), a.backendsCmd(),
-		a.inspectCmd(), a.archiveCmd(), a.mappingCmd(), a.versionCmd())
+	readers := []*cobra.Command{a.copyCmd("copy"), a.copyCmd("sync"), a.checkCmd(), a.lsCmd()}
+	for _, c := range readers {
+		a.rateFlag(c)
+	}
+	root.AddCommand(readers...)
+	root.AddCommand(a.backendsCmd(), a.inspectCmd(), a.archiveCmd(), a.mappingCmd(), a.versionCmd())
 	return root
+}
+
+// rateFlag gives cmd the --rate flag. Only the commands that can read a
+// source with a server that paces requests (the W&B cloud: copy, sync,
+// check, ls) have it; elsewhere it would do nothing.
+func (a *app) rateFlag(cmd *cobra.Command) {
+	cmd.Flags().Float64Var(&a.rate, "rate", 0, "at most this many requests per second to a source's server (the W&B cloud, wandb+https:), retries included; 0: no cap (the server's rate limits are honoured all the same)")
 }
 
 func (a *app) setupLogging() error {

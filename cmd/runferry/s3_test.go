@@ -19,7 +19,7 @@ func TestS3ArchiveCommands(t *testing.T) {
 	srv := testenv.SharedS3(t)
 	bucket := srv.CreateBucket(t, "cli")
 	loc := srv.Location(bucket, "backups/wandb")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "check", fixtures, "parquet:"+loc); code != 0 {
@@ -35,7 +35,7 @@ func TestS3ArchiveCommands(t *testing.T) {
 		}
 	}
 	// A second copy changes nothing; prune keeps the one snapshot.
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc, "--no-state"); code != 0 {
 		t.Fatalf("second copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, errOut := runCLI(t, "archive", "prune", loc, "--keep", "1"); code != 0 {
@@ -57,7 +57,7 @@ func TestS3ArchiveCommands(t *testing.T) {
 		t.Fatalf("tampered archive: exit %d, want 4 and %q\n%s\n%s", code, want, out, errOut)
 	}
 	// A copy repairs it (the run's file is found damaged by verify=sha256).
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc+"&verify=sha256", "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc+"&verify=sha256", "--no-state"); code != 0 {
 		t.Fatalf("repairing copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// Snapshot 1 still lists the damaged file (now under history/) until
@@ -113,7 +113,7 @@ func TestS3DeniedHalfway(t *testing.T) {
 	}
 	policy(true)
 	loc := srv.Location(bucket, "archive")
-	code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+loc, "--no-state")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+loc, "--no-state")
 	lines := strings.Split(strings.TrimSpace(errOut), "\n")
 	if code != 1 || !strings.Contains(lines[len(lines)-1], "access denied") || !strings.Contains(lines[len(lines)-1], "/archive/blobs/") {
 		t.Fatalf("copy with body writes denied: exit %d, want 1 and a last line naming the denied object\n%s\n%s", code, out, errOut)

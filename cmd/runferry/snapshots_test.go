@@ -14,10 +14,10 @@ import (
 // manifests (read here on their own) say, and marks the current one.
 func TestArchiveSnapshots(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+dir, "--no-state", "--run", "fxa00001"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+dir, "--no-state", "--run", "fxa00001"); code != 0 {
 		t.Fatalf("first copy: %d %s%s", code, out, errOut)
 	}
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+dir, "--no-state"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+dir, "--no-state"); code != 0 {
 		t.Fatalf("second copy: %d %s%s", code, out, errOut)
 	}
 	code, out, errOut := runCLI(t, "archive", "snapshots", dir, "--json")

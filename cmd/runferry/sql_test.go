@@ -41,7 +41,7 @@ func TestSQLRoundTrip(t *testing.T) {
 	hops := [][2]string{{fixtures, pg}, {pg, archive}, {archive, maria}, {maria, mlflow}}
 	for i, hop := range hops {
 		report := filepath.Join(dir, fmt.Sprintf("report-%d.json", i))
-		code, out, errOut := runCLI(t, "copy", hop[0], hop[1], "--state", ledger, "--report", report)
+		code, out, errOut := runCLI(t, "copy", "--accept-gaps", hop[0], hop[1], "--state", ledger, "--report", report)
 		printed.WriteString(out + errOut)
 		if code != 0 || !strings.Contains(out, "copied 6 runs (142 points") {
 			t.Fatalf("copy %s -> %s: exit %d\n%s\n%s", hop[0], hop[1], code, out, errOut)
@@ -57,7 +57,7 @@ func TestSQLRoundTrip(t *testing.T) {
 		t.Fatalf("check W&B against MLflow after four hops: exit %d\n%s\n%s", code, out, errOut)
 	}
 	// A second pass of a hop into a database writes nothing again.
-	code, out, _ = runCLI(t, "copy", archive, maria, "--state", ledger)
+	code, out, _ = runCLI(t, "copy", "--accept-gaps", archive, maria, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 0 runs") || !strings.Contains(out, "6 unchanged") {
 		t.Fatalf("second copy into MariaDB: exit %d\n%s", code, out)
 	}
@@ -85,7 +85,7 @@ func TestSQLPasswordRefusedAndNeverPrinted(t *testing.T) {
 		{"mysql://alice:" + secret + "@127.0.0.1:1/runs", "MYSQL_PWD"},
 		{"postgres://alice@127.0.0.1:1/runs?password=" + secret, "PGPASSWORD"},
 	} {
-		for _, args := range [][]string{{"copy", fixtures, tt.loc}, {"ls", tt.loc}} {
+		for _, args := range [][]string{{"copy", "--accept-gaps", fixtures, tt.loc}, {"ls", tt.loc}} {
 			code, out, errOut := runCLI(t, args...)
 			if code != exitUsage || !strings.Contains(errOut, tt.env) || !strings.Contains(errOut, "refused") {
 				t.Errorf("%v: exit %d, stderr %q; want exit %d naming %s", args, code, errOut, exitUsage, tt.env)
@@ -98,7 +98,7 @@ func TestSQLPasswordRefusedAndNeverPrinted(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv("MYSQL_PWD", secret)
 	loc := m.CreateDatabase(t, "cli_wrong_pw")
-	code, out, errOut := runCLI(t, "copy", fixtures, loc)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, loc)
 	if code != exitFatal || !strings.Contains(errOut, "Access denied") {
 		t.Errorf("wrong MYSQL_PWD: exit %d, stderr %q; want exit %d with the server's refusal", code, errOut, exitFatal)
 	}
@@ -155,14 +155,14 @@ func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst st
 		st.Close()
 	}
 	start := time.Now()
-	if out, err := exec.Command(bin, "copy", fixtures, probe, "--no-state", "-q").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "copy", "--accept-gaps", fixtures, probe, "--no-state", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("%s: probe copy: %v\n%s", what, err, out)
 	}
 	full := time.Since(start)
 	kills := 0
 	var present []int // runs the database held after each kill
 	for i := range 6 {
-		cmd := exec.Command(bin, "copy", fixtures, dst, "--state", ledger, "-q", "--concurrency", "2")
+		cmd := exec.Command(bin, "copy", "--accept-gaps", fixtures, dst, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -182,7 +182,7 @@ func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst st
 			}
 		}
 	}
-	out, err := exec.Command(bin, "copy", fixtures, dst, "--state", ledger, "-q").CombinedOutput()
+	out, err := exec.Command(bin, "copy", "--accept-gaps", fixtures, dst, "--state", ledger, "-q").CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s: final copy: %v\n%s", what, err, out)
 	}
@@ -212,7 +212,7 @@ func killAndResume(t *testing.T, bin string, rng *rand.Rand, what, probe, dst st
 // both.
 func TestSQLDryRunWritesNothing(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "new.db")
-	code, out, errOut := runCLI(t, "copy", fixtures, "sqlite:"+file, "--dry-run")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "sqlite:"+file, "--dry-run")
 	if code != 0 || !strings.Contains(out, "dry run, nothing written") {
 		t.Fatalf("dry run: exit %d\n%s%s", code, out, errOut)
 	}
@@ -222,11 +222,11 @@ func TestSQLDryRunWritesNothing(t *testing.T) {
 	if _, err := os.Stat(file + "-wal"); !os.IsNotExist(err) {
 		t.Fatalf("the dry run left a WAL file behind (%v)", err)
 	}
-	code, out, errOut = runCLI(t, "copy", fixtures, "sqlite:"+filepath.Join(t.TempDir(), "missing", "new.db"))
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", fixtures, "sqlite:"+filepath.Join(t.TempDir(), "missing", "new.db"))
 	if code != exitFatal || !strings.Contains(errOut, "no folder") {
 		t.Errorf("a SQLite file in a missing folder: exit %d\n%s%s", code, out, errOut)
 	}
-	if code, out, errOut := runCLI(t, "copy", fixtures, "sqlite:"+file); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "sqlite:"+file); code != 0 {
 		t.Fatalf("copy: exit %d\n%s%s", code, out, errOut)
 	}
 	if _, err := os.Stat(file); err != nil {
@@ -234,7 +234,7 @@ func TestSQLDryRunWritesNothing(t *testing.T) {
 	}
 
 	pg := testenv.SharedPostgres(t).CreateDatabase(t, "cli_dryrun")
-	if code, out, errOut := runCLI(t, "copy", fixtures, pg, "--dry-run"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, pg, "--dry-run"); code != 0 {
 		t.Fatalf("dry run into PostgreSQL: exit %d\n%s%s", code, out, errOut)
 	}
 	db, err := sql.Open("pgx", pg)

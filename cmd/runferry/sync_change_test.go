@@ -214,7 +214,7 @@ func TestSyncForceRepairsTheDestination(t *testing.T) {
 			if rep.Totals.Verified != 1 || rep.Totals.Points != 0 {
 				t.Errorf("sync --force without change: verified %d, points %d; want 1 run verified, no point copied", rep.Totals.Verified, rep.Totals.Points)
 			}
-			code, out, _ := runCLI(t, "sync", src, tc.dst, state, "--force")
+			code, out, _ := runCLI(t, "sync", "--accept-gaps", src, tc.dst, state, "--force")
 			if code != 0 || !strings.Contains(out, "copied 0 runs (0 points, 0 files, 0 B); 0 unchanged, 1 verified, 0 failed") {
 				t.Errorf("sync --force summary (exit %d):\n%s", code, out)
 			}

@@ -103,7 +103,7 @@ func TestSyncsKilledWhileRunsGrow(t *testing.T) {
 	}
 	syncArgs := func(dst string) []string {
 		name := strings.SplitN(dst, ":", 2)[0]
-		return []string{"sync", src, dst, "-q", "--concurrency", "2", "--state", filepath.Join(work, name+".ledger.db")}
+		return []string{"sync", "--accept-gaps", src, dst, "-q", "--concurrency", "2", "--state", filepath.Join(work, name+".ledger.db")}
 	}
 	sync := func(dst string) *exec.Cmd { return exec.Command(bin, syncArgs(dst)...) }
 	const step = 500
@@ -115,7 +115,7 @@ func TestSyncsKilledWhileRunsGrow(t *testing.T) {
 	full := map[string]time.Duration{}
 	for i, probe := range dstsIn(t.TempDir(), "probe-"+uniquePrefix(t)) {
 		begin := time.Now()
-		if out, err := exec.Command(bin, "copy", src, probe, "-q", "--no-state").CombinedOutput(); err != nil {
+		if out, err := exec.Command(bin, "copy", "--accept-gaps", src, probe, "-q", "--no-state").CombinedOutput(); err != nil {
 			t.Fatalf("probe copy into %s: %v\n%s", probe, err, out)
 		}
 		full[dsts[i]] = time.Since(begin)

@@ -133,7 +133,7 @@ func TestInspectEventFile(t *testing.T) {
 		}
 	}
 	if code != 3 || len(lines) != 11 || !strings.Contains(lines[0], `"file_version":"brain.Event:2"`) ||
-		strings.Join(lines[1:], "\n") != strings.Join(want, "\n") || !strings.Contains(errOut, "1 damaged places") {
+		strings.Join(lines[1:], "\n") != strings.Join(want, "\n") || !strings.Contains(errOut, "1 damaged place (") {
 		t.Fatalf("exit %d\n%s\nwant after the version line:\n%s\n%s", code, out, strings.Join(want, "\n"), errOut)
 	}
 }

@@ -59,7 +59,7 @@ func TestTenSyncsChangeNothing(t *testing.T) {
 			sync := func() transfer.Totals {
 				t.Helper()
 				rep := filepath.Join(dir, c.name+"-report.json")
-				if code, out, errOut := runCLI(t, "sync", fixtures, c.dst, "--state", ledger, "--report", rep); code != 0 {
+				if code, out, errOut := runCLI(t, "sync", "--accept-gaps", fixtures, c.dst, "--state", ledger, "--report", rep); code != 0 {
 					t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
 				}
 				b, err := os.ReadFile(rep)
@@ -79,7 +79,9 @@ func TestTenSyncsChangeNothing(t *testing.T) {
 			before := c.view(t)
 			for i := range 10 {
 				got := sync()
-				want := transfer.Totals{Runs: first.Runs, Unchanged: first.Committed}
+				// The ledger's record of the source's gaps (fixture fxa00001's
+				// file not copied) is counted again at every sync.
+				want := transfer.Totals{Runs: first.Runs, Unchanged: first.Committed, Damaged: first.Damaged, FilesNotCopied: first.FilesNotCopied}
 				if got != want {
 					t.Errorf("sync %d with nothing changed: %+v, want %+v", i+2, got, want)
 				}

@@ -135,7 +135,7 @@ func TestUnreadableWandbInputs(t *testing.T) {
 	src, dst, ledger := "wandb:"+filepath.Join(base, "data"), "parquet:"+filepath.Join(out, "archive"), filepath.Join(out, "ledger.db")
 	copyRun := func(name string) (int, string, transfer.Report) {
 		report := filepath.Join(out, name+".json")
-		cmd := asUnprivileged(t, bin, "copy", src, dst, "--state", ledger, "--report", report)
+		cmd := asUnprivileged(t, bin, "copy", src, dst, "--state", ledger, "--report", report, "--accept-gaps")
 		cmd.Env = append(os.Environ(), "HOME="+out, "XDG_STATE_HOME="+out)
 		b, err := cmd.CombinedOutput()
 		var rep transfer.Report
@@ -260,15 +260,15 @@ func TestLiveRunCopiedAgainOnceCrashed(t *testing.T) {
 		return runs[0].Status
 	}
 
-	code, out, errOut := runCLI(t, "copy", src+"?crashed-after=2h", dst, "--state", ledger)
-	if code != 0 || !strings.Contains(out, "copied 1 runs") {
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", src+"?crashed-after=2h", dst, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 run") {
 		t.Fatalf("copy of the live run: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if s := status(); s != "RUNNING" {
 		t.Errorf("the live run arrived %s, want RUNNING", s)
 	}
-	code, out, errOut = runCLI(t, "copy", src, dst, "--state", ledger)
-	if code != 0 || !strings.Contains(out, "copied 1 runs") {
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", src, dst, "--state", ledger)
+	if code != 0 || !strings.Contains(out, "copied 1 run") {
 		t.Fatalf("copy once crashed: exit %d, want the run written again\n%s\n%s", code, out, errOut)
 	}
 	if s := status(); s != "FAILED" {

@@ -25,7 +25,7 @@ func TestCopyPrintsExperimentURLs(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	prefix := fmt.Sprintf("urls-%d/", testenv.FreePort(t))
 	report := filepath.Join(t.TempDir(), "report.json")
-	code, out, errOut := runCLI(t, "copy", fixtures, "mlflow+"+srv.URL+"?experiment-prefix="+prefix,
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "mlflow+"+srv.URL+"?experiment-prefix="+prefix,
 		"--no-state", "--run", "fxf00006", "--report", report)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)

@@ -40,7 +40,7 @@ func readsSince(srv *wandbtest.Server, before map[string]int64) map[string]int64
 func cloudSync(t *testing.T, args ...string) transfer.Report {
 	t.Helper()
 	rep := filepath.Join(t.TempDir(), "report.json")
-	code, out, errOut := runCLI(t, append(append([]string{"sync"}, args...), "--report", rep)...)
+	code, out, errOut := runCLI(t, append(append([]string{"sync", "--accept-gaps"}, args...), "--report", rep)...)
 	if code != 0 {
 		t.Fatalf("sync %v: exit %d\n%s%s", args, code, out, errOut)
 	}

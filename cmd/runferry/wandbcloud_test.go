@@ -53,7 +53,7 @@ func TestCopyWandbCloudToParquet(t *testing.T) {
 	ledger := filepath.Join(dir, "ledger.db")
 	report := filepath.Join(dir, "report.json")
 
-	code, out, errOut := runCLI(t, "copy", loc, "parquet:"+archive, "--state", ledger, "--report", report)
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, "parquet:"+archive, "--state", ledger, "--report", report)
 	if code != 0 || !strings.Contains(out, "copied 6 runs") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -63,7 +63,7 @@ func TestCopyWandbCloudToParquet(t *testing.T) {
 		t.Fatalf("check: exit %d\n%s\n%s", code, out, errOut)
 	}
 	all += out + errOut
-	code, out, errOut = runCLI(t, "copy", loc, "parquet:"+archive, "--state", ledger)
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", loc, "parquet:"+archive, "--state", ledger)
 	if code != 0 || !strings.Contains(out, "copied 0 runs") {
 		t.Fatalf("second copy: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -84,7 +84,7 @@ func TestWandbCloudWrongKey(t *testing.T) {
 	const bad = "ffffffffffffffffffffffffffffffffffffbad1"
 	t.Setenv("WANDB_API_KEY", bad)
 	archive := filepath.Join(t.TempDir(), "archive")
-	code, out, errOut := runCLI(t, "copy", loc, "parquet:"+archive, "--state", filepath.Join(t.TempDir(), "l.db"))
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, "parquet:"+archive, "--state", filepath.Join(t.TempDir(), "l.db"))
 	if code != 1 || !strings.Contains(errOut, "refused the API key") || strings.Contains(out+errOut, bad) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -131,7 +131,7 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	}
 	for _, pair := range [][2]string{{fixtures, exported}, {exported, fixtures}} {
 		code, out, errOut := runCLI(t, "check", pair[0], pair[1])
-		if code == 0 || !strings.Contains(out, changed.ID+": console output: ") || !strings.Contains(out, `, line 2: std`) || !strings.Contains(out, ": 5 match, 1 differences") {
+		if code == 0 || !strings.Contains(out, changed.ID+": console output: ") || !strings.Contains(out, `, line 2: std`) || !strings.Contains(out, ": 5 match, 1 difference") {
 			t.Fatalf("check %s %s with a console line changed on the server: exit %d\n%s\n%s", pair[0], pair[1], code, out, errOut)
 		}
 	}
@@ -143,7 +143,7 @@ func TestCheckFolderAgainstCloud(t *testing.T) {
 	for _, pair := range [][2]string{{fixtures, exported}, {exported, fixtures}} {
 		code, out, errOut := runCLI(t, "check", pair[0], pair[1])
 		if code == 0 || !strings.Contains(out, changed.ID+": console output times: ") || !strings.Contains(out, "first line 2 at ") ||
-			!strings.Contains(out, ": 5 match, 1 differences") || !strings.Contains(out, "known (the W&B server stamps console lines when it receives them)") {
+			!strings.Contains(out, ": 5 match, 1 difference") || !strings.Contains(out, "known (the W&B server stamps console lines when it receives them)") {
 			t.Fatalf("check %s %s with a console line received before it was written: exit %d\n%s\n%s", pair[0], pair[1], code, out, errOut)
 		}
 	}
@@ -153,7 +153,7 @@ func checkFolderAgainstCloud(t *testing.T, src, dst string) {
 	t.Helper()
 	report := filepath.Join(t.TempDir(), "check.json")
 	code, out, errOut := runCLI(t, "check", src, dst, "--report", report)
-	if code != 0 || !strings.Contains(out, "checked 1 experiments, 6 runs, ") || !strings.Contains(out, ": 6 match, 0 differences, ") {
+	if code != 0 || !strings.Contains(out, "checked 1 experiment, 6 runs, ") || !strings.Contains(out, ": 6 match, 0 differences, ") {
 		t.Fatalf("check %s %s: exit %d\n%s\n%s", src, dst, code, out, errOut)
 	}
 	gaps := map[string]int{}
@@ -287,12 +287,12 @@ func TestDryRunWandbCloudEstimates(t *testing.T) {
 		return out
 	}
 
-	code, out, errOut := runCLI(t, "copy", loc, archive, "--dry-run", "--report", filepath.Join(dir, "plan.json"), "--state", filepath.Join(dir, "l.db"))
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, archive, "--dry-run", "--report", filepath.Join(dir, "plan.json"), "--state", filepath.Join(dir, "l.db"))
 	if code != 0 || !strings.Contains(out, "would copy 6 runs (about ") || strings.Count(out, ", estimated)") != 6 || srv.HistoryReads.Load() != 0 {
 		t.Fatalf("dry run: exit %d, %d history reads\n%s\n%s", code, srv.HistoryReads.Load(), out, errOut)
 	}
 	plan := readReport(filepath.Join(dir, "plan.json"))
-	code, out, errOut = runCLI(t, "copy", loc, archive, "--report", filepath.Join(dir, "copy.json"), "--state", filepath.Join(dir, "l.db"))
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", loc, archive, "--report", filepath.Join(dir, "copy.json"), "--state", filepath.Join(dir, "l.db"))
 	if code != 0 || !strings.Contains(out, "copied 6 runs") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -333,7 +333,7 @@ func TestWandbCloudStepAxisInMLflow(t *testing.T) {
 	tags := map[string]string{}
 	for i, src := range []string{fixtures, cloud} {
 		prefix := fmt.Sprintf("%s%d/", p, i)
-		if code, out, errOut := runCLI(t, "copy", src, "mlflow+"+srv.URL+"?experiment-prefix="+prefix, "--no-state", "--run", "fxd00004"); code != 0 {
+		if code, out, errOut := runCLI(t, "copy", "--accept-gaps", src, "mlflow+"+srv.URL+"?experiment-prefix="+prefix, "--no-state", "--run", "fxd00004"); code != 0 {
 			t.Fatalf("copy %s: exit %d\n%s\n%s", src, code, out, errOut)
 		}
 		exp, err := api.GetExperimentByName(ctx, prefix+"fixture-entity/runferry-fixtures")
@@ -403,7 +403,7 @@ func TestWandbCloudBadLocations(t *testing.T) {
 		{host(proxy.URL) + "/acme/vision", []string{"/graphql answered 200", "text/html", "Corporate SSO"}},
 	} {
 		archive := filepath.Join(t.TempDir(), "archive")
-		code, out, errOut := runCLI(t, "copy", c.loc, "parquet:"+archive, "--state", filepath.Join(t.TempDir(), "l.db"))
+		code, out, errOut := runCLI(t, "copy", "--accept-gaps", c.loc, "parquet:"+archive, "--state", filepath.Join(t.TempDir(), "l.db"))
 		if code != 1 {
 			t.Errorf("%s: exit %d, want 1\n%s\n%s", c.loc, code, out, errOut)
 			continue
@@ -452,7 +452,7 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	})
 	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
-	code, out, errOut := runCLI(t, "copy", loc, archive, "--rate", "30", "--state", filepath.Join(t.TempDir(), "l.db"))
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, archive, "--rate", "30", "--state", filepath.Join(t.TempDir(), "l.db"))
 	if code != 0 || !strings.Contains(out, "copied 6 runs") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -524,12 +524,12 @@ func TestWandbCloudRunDeletedMidExport(t *testing.T) {
 	})
 	dir := t.TempDir()
 	archive := "parquet:" + filepath.Join(dir, "archive")
-	code, out, errOut := runCLI(t, "copy", loc, archive, "--state", filepath.Join(dir, "l.db"), "--retries", "0", "--concurrency", "1")
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, archive, "--state", filepath.Join(dir, "l.db"), "--retries", "0", "--concurrency", "1")
 	if code != exitRunsFailed || !strings.Contains(out, "copied 5 runs") || !strings.Contains(out+errOut, "fxd00004") ||
 		!strings.Contains(out+errOut, "run fixture-entity/runferry-fixtures/fxd00004 not found") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
-	code, out, errOut = runCLI(t, "copy", loc, archive, "--state", filepath.Join(dir, "l.db"))
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", loc, archive, "--state", filepath.Join(dir, "l.db"))
 	if code != 0 || !strings.Contains(out, "copied 0 runs") {
 		t.Fatalf("re-run: exit %d\n%s\n%s", code, out, errOut)
 	}
@@ -551,14 +551,14 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 	archive := "parquet:" + filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")
 	start := time.Now()
-	if out, err := exec.Command(bin, "copy", loc, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
 	rng := testenv.Rand(t)
 	kills := 0
 	for range 6 {
-		cmd := exec.Command(bin, "copy", loc, archive, "--state", ledger, "-q", "--concurrency", "2")
+		cmd := exec.Command(bin, "copy", "--accept-gaps", loc, archive, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -568,7 +568,7 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 		}
 		_ = cmd.Wait()
 	}
-	if out, err := exec.Command(bin, "copy", loc, archive, "--state", ledger, "-q").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, archive, "--state", ledger, "-q").CombinedOutput(); err != nil {
 		t.Fatalf("final copy: %v\n%s", err, out)
 	}
 	out, err := exec.Command(bin, "check", loc, archive).CombinedOutput()
@@ -605,8 +605,8 @@ func TestWandbCloudArtifacts(t *testing.T) {
 	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/art"
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
 
-	code, out, errOut := runCLI(t, "copy", loc, archive, "--state", filepath.Join(t.TempDir(), "l.db"))
-	if code != 0 || !strings.Contains(out, "copied 1 runs (") || !strings.Contains(errOut+out, "wandb-artifacts/lost-data/") ||
+	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, archive, "--state", filepath.Join(t.TempDir(), "l.db"))
+	if code != 0 || !strings.Contains(out, "copied 1 run (") || !strings.Contains(errOut+out, "wandb-artifacts/lost-data/") ||
 		!strings.Contains(errOut+out, "content not stored on the server") {
 		t.Fatalf("copy: exit %d, want 0 naming the entry not stored\n%s\n%s", code, out, errOut)
 	}

@@ -45,6 +45,48 @@ type Entry struct {
 	// is written whole when it changes.
 	Mark string
 	Keys []KeyCursor
+	// Damage and FileProblems are the source's gaps a committed run was
+	// copied with (transfer.RunResult's Damage and FileProblem): what the
+	// source could not read, and the files it names but could not give.
+	// A later job that finds the run unchanged reports them again, since
+	// the copy is still incomplete. Empty in entries written before
+	// version 13 of the ledger's runs table had them.
+	Damage       []string
+	FileProblems []string
+}
+
+// gaps is how an entry's Damage and FileProblems are stored: JSON in the
+// runs table's gaps column, "" for none.
+type gaps struct {
+	Damage       []string `json:"damage,omitempty"`
+	FileProblems []string `json:"file_problems,omitempty"`
+}
+
+func (e *Entry) encodeGaps(scrub func(string) string) (string, error) {
+	if len(e.Damage) == 0 && len(e.FileProblems) == 0 {
+		return "", nil
+	}
+	g := gaps{}
+	for _, d := range e.Damage {
+		g.Damage = append(g.Damage, scrub(d))
+	}
+	for _, p := range e.FileProblems {
+		g.FileProblems = append(g.FileProblems, scrub(p))
+	}
+	b, err := json.Marshal(g)
+	return string(b), err
+}
+
+func (e *Entry) decodeGaps(s string) error {
+	if s == "" {
+		return nil
+	}
+	var g gaps
+	if err := json.Unmarshal([]byte(s), &g); err != nil {
+		return fmt.Errorf("gaps of run %s: %w", e.Origin, err)
+	}
+	e.Damage, e.FileProblems = g.Damage, g.FileProblems
+	return nil
 }
 
 // KeyCursor is what was copied of one metric key of a run: the first Count
@@ -154,9 +196,11 @@ func Open(path string, job Job, restart bool) (*Ledger, error) {
 		db.Close()
 		return nil, fmt.Errorf("state %s: %w", path, err)
 	}
-	if err := addNameColumn(db); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("state %s: %w", path, err)
+	for _, c := range []struct{ name, decl string }{{"name", "TEXT NOT NULL DEFAULT ''"}, {"gaps", "TEXT NOT NULL DEFAULT ''"}} {
+		if err := addColumn(db, c.name, c.decl); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("state %s: %w", path, err)
+		}
 	}
 	l := &Ledger{db: db, job: job.Key(), Scrub: func(s string) string { return s }}
 	var previous string
@@ -185,17 +229,17 @@ func Open(path string, job Job, restart bool) (*Ledger, error) {
 	return l, nil
 }
 
-// addNameColumn adds the runs table's name column to a ledger made before
-// it existed; older entries get "".
-func addNameColumn(db *sql.DB) error {
+// addColumn adds a column of the runs table (name, gaps) to a ledger made
+// before it existed; older entries get its default.
+func addColumn(db *sql.DB, name, decl string) error {
 	var n int
-	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('runs') WHERE name='name'`).Scan(&n); err != nil {
+	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('runs') WHERE name=?`, name).Scan(&n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return nil
 	}
-	_, err := db.Exec(`ALTER TABLE runs ADD COLUMN name TEXT NOT NULL DEFAULT ''`)
+	_, err := db.Exec(`ALTER TABLE runs ADD COLUMN ` + name + ` ` + decl)
 	return err
 }
 
@@ -230,15 +274,18 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 		return e, true, nil
 	}
 	var e Entry
-	var updated string
+	var updated, gapText string
 	var mark, keys sql.NullString
-	err := l.db.QueryRow(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, c.mark, c.keys
+	err := l.db.QueryRow(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, r.gaps, c.mark, c.keys
 		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=? AND r.origin=?`,
-		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &mark, &keys)
+		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &gapText, &mark, &keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Entry{}, false, nil
 	}
 	if err != nil {
+		return Entry{}, false, err
+	}
+	if err := e.decodeGaps(gapText); err != nil {
 		return Entry{}, false, err
 	}
 	e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
@@ -284,7 +331,7 @@ func (l *Ledger) loadSnapshot() error {
 		l.snapDone = true
 		return nil
 	}
-	rows, err := l.db.Query(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, c.mark, c.keys
+	rows, err := l.db.Query(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, r.gaps, c.mark, c.keys
 		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=?`, l.job)
 	if err != nil {
 		return err
@@ -293,9 +340,12 @@ func (l *Ledger) loadSnapshot() error {
 	snap := make(map[string]storedEntry, n)
 	for rows.Next() {
 		var e Entry
-		var updated string
+		var updated, gapText string
 		var mark, keys sql.NullString
-		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &mark, &keys); err != nil {
+		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &gapText, &mark, &keys); err != nil {
+			return err
+		}
+		if err := e.decodeGaps(gapText); err != nil {
 			return err
 		}
 		e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
@@ -325,16 +375,21 @@ func (l *Ledger) Put(e Entry) error {
 	if err != nil {
 		return err
 	}
+	gapText, err := e.encodeGaps(l.Scrub)
+	if err != nil {
+		return err
+	}
 	tx, err := l.db.Begin()
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	if _, err := tx.Exec(`INSERT INTO runs (job, origin, dest_id, status, attempts, last_error, fingerprint, updated, name)
-		VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
+	if _, err := tx.Exec(`INSERT INTO runs (job, origin, dest_id, status, attempts, last_error, fingerprint, updated, name, gaps)
+		VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(job, origin) DO UPDATE SET
 		dest_id=excluded.dest_id, status=excluded.status, attempts=excluded.attempts,
-		last_error=excluded.last_error, fingerprint=excluded.fingerprint, updated=excluded.updated, name=excluded.name`,
-		l.job, e.Origin, e.DestID, e.Status, e.Attempts, l.Scrub(e.LastError), e.Fingerprint, e.Updated.Format(time.RFC3339Nano), e.Name); err != nil {
+		last_error=excluded.last_error, fingerprint=excluded.fingerprint, updated=excluded.updated, name=excluded.name,
+		gaps=excluded.gaps`,
+		l.job, e.Origin, e.DestID, e.Status, e.Attempts, l.Scrub(e.LastError), e.Fingerprint, e.Updated.Format(time.RFC3339Nano), e.Name, gapText); err != nil {
 		return err
 	}
 	if e.Mark == "" {
@@ -354,6 +409,10 @@ func (l *Ledger) Put(e Entry) error {
 		st := storedEntry{e: e}
 		st.e.Keys = nil
 		st.e.LastError = l.Scrub(e.LastError)
+		st.e.Damage, st.e.FileProblems = nil, nil
+		if err := st.e.decodeGaps(gapText); err != nil {
+			return err
+		}
 		st.e.Updated, _ = time.Parse(time.RFC3339Nano, e.Updated.Format(time.RFC3339Nano))
 		if e.Mark != "" {
 			st.keys = string(keys)

@@ -249,3 +249,49 @@ func TestGetSnapshot(t *testing.T) {
 		t.Errorf("error text %q, want it scrubbed", e.LastError)
 	}
 }
+
+// TestGapsKeptWithTheEntry: the source's gaps a run was committed with
+// (damage, files not copied) come back with it, from the snapshot, from a
+// query and after a reopen, scrubbed; a later Put without gaps clears them.
+// An old ledger (no gaps column, as in TestNameColumn) opens with none.
+func TestGapsKeptWithTheEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	l, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Scrub = func(s string) string { return strings.ReplaceAll(s, "hunter2", "***") }
+	want := Entry{Origin: "wandb:r", Status: "committed", Fingerprint: "fp",
+		Damage:       []string{"run-r.wandb: offset 335628: bad CRC"},
+		FileProblems: []string{"wandb-artifacts/a/v0/preds.table.json: content not found (hunter2)"}}
+	if err := l.Put(want); err != nil {
+		t.Fatal(err)
+	}
+	want.FileProblems = []string{"wandb-artifacts/a/v0/preds.table.json: content not found (***)"}
+	check := func(how string, l *Ledger) {
+		t.Helper()
+		for _, get := range []func(string) (Entry, bool, error){l.Get, l.Head} {
+			e, ok, err := get("wandb:r")
+			if !ok || err != nil || !reflect.DeepEqual(e.Damage, want.Damage) || !reflect.DeepEqual(e.FileProblems, want.FileProblems) {
+				t.Errorf("%s: %+v %v %v", how, e, ok, err)
+			}
+		}
+	}
+	check("snapshot", l)
+	l.Close()
+	l, err = Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("reopened", l)
+	l.snap, l.snapDone = nil, true // one query an entry
+	check("queried", l)
+	if err := l.Put(Entry{Origin: "wandb:r", Status: "committed", Fingerprint: "fp2"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, _, _ := l.Get("wandb:r"); e.Damage != nil || e.FileProblems != nil {
+		t.Errorf("gaps kept after a Put without them: %+v", e)
+	}
+	l.Close()
+}

@@ -2,10 +2,12 @@ package transfer_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	memsink "github.com/runferry/runferry/sinks/memory"
 	"github.com/runferry/runferry/sources/dataset"
@@ -38,5 +40,38 @@ func TestRunsSharingAnOriginAreNotMerged(t *testing.T) {
 	}
 	if got := dst.Dataset().Runs; len(got) != 1 || got[0].Run.Name != first.Run.Name {
 		t.Errorf("destination holds %d runs, want the first only", len(got))
+	}
+}
+
+// TestExperimentsSharingAnOriginAreNotMerged: a source that lists two
+// experiments with one origin (an MLflow server holding runferry's copy of
+// a W&B project as nlp6/Entity_Marker and a restore of it as
+// restore/nlp6/Entity_Marker) would have the destination merge them into
+// one. The first is copied with its runs; the second is named by both
+// names as one problem (exit 3), and neither it nor its runs are copied
+// (nor named again run by run). Before, its runs were refused one by one
+// as runs sharing an origin, and the experiment itself went unnamed.
+func TestExperimentsSharingAnOriginAreNotMerged(t *testing.T) {
+	base := dataset.Canonical()
+	first := base.Experiments[0]
+	twin := first
+	twin.Name = "restore/" + first.Name
+	src := &dataset.Dataset{Experiments: append([]schema.Experiment{first, twin}, base.Experiments[1:]...), Runs: base.Runs}
+	dst := memsink.New(sinks.Limits{})
+	rep, err := transfer.Copy(context.Background(), memsrc.New(src), dst, fast(transfer.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 1 || rep.Verdict(err) != transfer.VerdictRunsFailed || rep.Totals.Committed != len(base.Runs) {
+		t.Fatalf("totals %+v, problems %q, verdict %d: want every run committed once and 1 problem (exit 3)", rep.Totals, rep.Problems, rep.Verdict(err))
+	}
+	want := fmt.Sprintf("experiment %s (%q): not copied, nor its runs: the source lists another experiment with the same origin (%q)", first.Origin, twin.Name, first.Name)
+	if !strings.HasPrefix(rep.Problems[0], want) {
+		t.Errorf("problem %q\nwant it to start %q", rep.Problems[0], want)
+	}
+	for _, e := range dst.Dataset().Experiments {
+		if e.Name == twin.Name {
+			t.Errorf("destination holds the second experiment %q", twin.Name)
+		}
 	}
 }

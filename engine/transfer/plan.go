@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,9 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			return nil, nil, fmt.Errorf("listing experiments: %w", err)
 		}
 		if !j.opt.Filter.Experiment(e) {
+			continue
+		}
+		if j.sameOrigin("experiment", e.Origin.String(), strconv.Quote(e.Name)) {
 			continue
 		}
 		j.formerOrigins(e.Origin)
@@ -73,7 +77,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 				j.mu.Unlock()
 				continue
 			}
-			if j.sameOrigin(e, r) {
+			if j.sameOrigin("run", r.Origin.String(), fmt.Sprintf("%q in experiment %s", r.Name, e.Name)) {
 				continue
 			}
 			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
@@ -291,6 +295,10 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 	fp = j.opt.Transform.Fingerprint(fp)
 	p.fingerprint = fp
 	origin := p.run.Origin.String()
+	// known is the ledger's entry of a run found unchanged by it: the
+	// source's gaps it was copied with are reported again (the copy is
+	// still incomplete) until the source changes.
+	var known *state.Entry
 	unchanged := func(destID, why string) (bool, error) {
 		if verifier != nil {
 			problem, err := verifier.VerifyRun(ctx, p.run.Origin)
@@ -335,6 +343,10 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		}
 		*result = &RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
 			Outcome: outcome, Reason: why, DestID: destID}
+		if known != nil && (len(known.Damage) > 0 || len(known.FileProblems) > 0) {
+			(*result).Damage, (*result).FileProblem = known.Damage, known.FileProblems
+			(*result).Reason += "; the copy is incomplete: the source's gaps recorded at its commit are named again"
+		}
 		return true, nil
 	}
 	if j.opt.Ledger != nil {
@@ -344,6 +356,7 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		}
 		if ok && e.Status == "committed" {
 			if fp != "" && e.Fingerprint == fp {
+				known = &e
 				return unchanged(e.DestID, "committed earlier (ledger)")
 			}
 			p.reason = "changed since last transfer"
@@ -523,25 +536,33 @@ func (j *job) baseFromSink(ctx context.Context, p *planned, say bool) error {
 	return nil
 }
 
-// sameOrigin reports whether a run with r's origin was listed before in
-// this job, naming r as a problem then: the destination finds runs by
-// origin, so it would hold one of the two, whichever came last, and each
-// sync would write the other over it. An MLflow server holding two copies
-// runferry made of one run (under two experiment prefixes) lists two runs
-// with the source's origin.
-func (j *job) sameOrigin(e schema.Experiment, r schema.Run) bool {
+// sameOrigin reports whether an experiment or run (kind) with this origin
+// was listed before in this job, naming it (what: its name, and a run's
+// experiment) as a problem then: the destination finds experiments and
+// runs by origin, so it would hold one of the two, whichever came last
+// (an experiment's runs merged into the first's), and each sync would
+// write the other over it. An MLflow server holding two copies runferry
+// made of one W&B project (under two experiment prefixes:
+// nlp6/Entity_Marker and restore/nlp6/Entity_Marker) lists two
+// experiments, and two of each run, with the source's origins. A second
+// experiment is not copied, nor are its runs.
+func (j *job) sameOrigin(kind, origin, what string) bool {
 	j.mu.Lock()
 	if j.origins == nil {
 		j.origins = map[string]string{}
 	}
-	key := r.Origin.String()
+	key := kind + "\x00" + origin
 	before, dup := j.origins[key]
 	if !dup {
-		j.origins[key] = fmt.Sprintf("%q in experiment %s", r.Name, e.Name)
+		j.origins[key] = what
 	}
 	j.mu.Unlock()
 	if dup {
-		j.addProblem("run %s (%q in experiment %s): not copied: the source lists another run with the same origin (%s), and the destination can hold only one of them (--include or --exclude selects one)", key, r.Name, e.Name, before)
+		nor := ""
+		if kind == "experiment" {
+			nor = ", nor its runs"
+		}
+		j.addProblem("%s %s (%s): not copied%s: the source lists another %s with the same origin (%s), and the destination can hold only one of them (--include or --exclude selects one)", kind, origin, what, nor, kind, before)
 	}
 	return dup
 }

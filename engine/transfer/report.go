@@ -140,6 +140,11 @@ type Report struct {
 	// empty when not sharded).
 	Shard string `json:"shard,omitempty"`
 
+	// AcceptedGaps says the job was run with Options.AcceptGaps: the
+	// source's gaps (Totals.Damaged, Totals.FilesNotCopied) are named and
+	// counted but do not fail the job.
+	AcceptedGaps bool `json:"accepted_gaps,omitempty"`
+
 	otherShards      int              // selected runs held by other shards, for Totals
 	omitted          map[string]int64 // the source's, for Coverage
 	registryCoverage map[string]int64 // the model registry's, for Coverage
@@ -168,9 +173,15 @@ type Totals struct {
 	Planned     int `json:"planned,omitempty"`
 	Failed      int `json:"failed"`
 	Interrupted int `json:"interrupted,omitempty"`
-	// Damaged counts runs written or planned from a damaged source: all
-	// that was readable arrived, the rest is named in the run's Damage.
+	// Damaged counts runs written or planned from a damaged source, and
+	// runs found unchanged whose copy the ledger records as made from
+	// one: all that was readable arrived, the rest is named in the run's
+	// Damage.
 	Damaged int `json:"damaged,omitempty"`
+	// FilesNotCopied counts the files the source names but could not give
+	// (RunResult.FileProblem) of the runs written or planned, and of runs
+	// found unchanged whose copy the ledger records without them.
+	FilesNotCopied int `json:"files_not_copied,omitempty"`
 	// Appended counts the committed runs extended in place (see
 	// RunResult.Appended).
 	Appended int `json:"appended,omitempty"`
@@ -226,8 +237,14 @@ func (r *Report) total() {
 		case Interrupted:
 			t.Interrupted++
 		}
-		if len(run.Damage) > 0 && (run.Outcome == Committed || run.Outcome == Planned) {
-			t.Damaged++
+		// A run found unchanged or verified whose copy the ledger
+		// records as incomplete counts as well: its gaps are still there.
+		switch run.Outcome {
+		case Committed, Planned, Unchanged, Verified:
+			if len(run.Damage) > 0 {
+				t.Damaged++
+			}
+			t.FilesNotCopied += len(run.FileProblem)
 		}
 		// Only what arrived counts: a failed or interrupted run's partial
 		// writes are not in the destination as a run anyone can use.
@@ -268,7 +285,7 @@ type Verdict int
 // The verdicts, from best to worst.
 const (
 	VerdictOK          Verdict = iota // every selected run committed or unchanged, no problem
-	VerdictRunsFailed                 // finished, with failed runs, runs read from damaged source data, or problems
+	VerdictRunsFailed                 // finished, with failed runs, problems, or (unless AcceptedGaps) runs read from damaged source data or files not copied
 	VerdictFatal                      // stopped: nothing more could be done
 	VerdictInterrupted                // stopped by cancellation; a re-run resumes
 )
@@ -280,7 +297,9 @@ func (r *Report) Verdict(err error) Verdict {
 		return VerdictInterrupted
 	case err != nil || r.Fatal != "":
 		return VerdictFatal
-	case r.Totals.Failed > 0 || r.Totals.Damaged > 0 || len(r.Problems) > 0:
+	case r.Totals.Failed > 0 || len(r.Problems) > 0:
+		return VerdictRunsFailed
+	case !r.AcceptedGaps && (r.Totals.Damaged > 0 || r.Totals.FilesNotCopied > 0):
 		return VerdictRunsFailed
 	}
 	return VerdictOK

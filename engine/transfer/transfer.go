@@ -77,6 +77,11 @@ type Options struct {
 	// (sinks.RunDeleter) the deletion of runs deleted at the source (see
 	// job.deletes); without it they are reported and kept.
 	PropagateDeletes bool
+	// AcceptGaps (--accept-gaps) accepts the source's known gaps: runs
+	// read from damaged source data and files the source names but cannot
+	// give are still named and counted in the report, but they no longer
+	// make the job's verdict VerdictRunsFailed (Report.AcceptedGaps).
+	AcceptGaps bool
 }
 
 func (o *Options) defaults() {
@@ -105,7 +110,7 @@ func (o *Options) defaults() {
 func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) (*Report, error) {
 	opt.defaults()
 	rep := &Report{FormatVersion: ReportFormatVersion, Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC(),
-		Shard: opt.Shard.String()}
+		Shard: opt.Shard.String(), AcceptedGaps: opt.AcceptGaps}
 	var planned time.Time
 	defer func() {
 		rep.Finished = time.Now().UTC()

@@ -260,6 +260,10 @@ func TestVerdicts(t *testing.T) {
 		{transfer.Report{Totals: transfer.Totals{Failed: 1}}, nil, transfer.VerdictRunsFailed},
 		{transfer.Report{Totals: transfer.Totals{Damaged: 1}}, nil, transfer.VerdictRunsFailed},
 		{transfer.Report{Problems: []string{"p"}}, nil, transfer.VerdictRunsFailed},
+		{transfer.Report{Totals: transfer.Totals{FilesNotCopied: 1}}, nil, transfer.VerdictRunsFailed},
+		// --accept-gaps: the source's gaps are still counted, not failed on.
+		{transfer.Report{AcceptedGaps: true, Totals: transfer.Totals{Damaged: 1, FilesNotCopied: 1}}, nil, transfer.VerdictOK},
+		{transfer.Report{AcceptedGaps: true, Totals: transfer.Totals{Failed: 1}}, nil, transfer.VerdictRunsFailed},
 		{transfer.Report{Fatal: "x"}, fmt.Errorf("x"), transfer.VerdictFatal},
 		{transfer.Report{Canceled: true}, context.Canceled, transfer.VerdictInterrupted},
 	}

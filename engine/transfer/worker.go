@@ -98,6 +98,9 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 		if res.Outcome == Committed {
 			e.Fingerprint = p.fingerprint
 			e.Mark, e.Keys = res.mark, res.keys
+			// The copy is incomplete while the source has these gaps: a
+			// later job that finds the run unchanged reports them again.
+			e.Damage, e.FileProblems = res.Damage, res.FileProblem
 		}
 		if lerr := j.opt.Ledger.Put(e); lerr != nil {
 			j.addResult(res)

@@ -29,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
 	"gocloud.dev/blob/gcsblob"
@@ -128,7 +129,10 @@ func openBlobStore(location string) (Store, error) {
 }
 
 func openS3(ctx context.Context, bucket string, q url.Values, display string) (*blobStore, error) {
-	var lopts []func(*config.LoadOptions) error
+	// The SDK's own log lines (such as "WARN falling back to IMDSv1"
+	// while it looks for an instance role) would reach stderr in its own
+	// format; what matters of them is in the errors returned.
+	lopts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if r := q.Get("region"); r != "" {
 		lopts = append(lopts, config.WithRegion(r))
 	}
@@ -138,6 +142,9 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 	cfg, err := config.LoadDefaultConfig(ctx, lopts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading the AWS configuration: %v", display, err)
+	}
+	if err := s3Credentials(ctx, cfg, q.Get("profile"), display); err != nil {
+		return nil, err
 	}
 	if cfg.Region == "" {
 		cfg.Region = "us-east-1"
@@ -1171,3 +1178,31 @@ type deniedError struct{ msg string }
 
 func (e deniedError) Error() string        { return e.msg }
 func (e deniedError) Is(target error) bool { return target == ErrDenied }
+
+// s3Credentials looks for the AWS credentials at the archive's open, so
+// that none found is one line naming where they were looked for, not the
+// SDK's chain of wrapped errors at the first request ("operation error S3:
+// ListObjectsV2, get identity: get credentials: failed to refresh cached
+// credentials, no EC2 IMDS role found, ..."). Credentials that were found
+// but could not be used (an expired SSO token, a role that cannot be
+// assumed) keep the SDK's words.
+func s3Credentials(ctx context.Context, cfg aws.Config, profile, display string) error {
+	searched := "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the shared config and credentials files (~/.aws/config, ~/.aws/credentials"
+	if profile != "" {
+		searched += ", profile " + profile
+	} else if p := os.Getenv("AWS_PROFILE"); p != "" {
+		searched += ", profile " + p
+	}
+	searched += "), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), the ECS container role, the EC2 instance role"
+	if cfg.Credentials == nil {
+		return fmt.Errorf("%s: no AWS credentials found (searched: %s)", display, searched)
+	}
+	_, err := cfg.Credentials.Retrieve(ctx)
+	switch {
+	case err == nil:
+		return nil
+	case strings.Contains(err.Error(), "no EC2 IMDS role found") || strings.Contains(err.Error(), "EC2 IMDS") && strings.Contains(err.Error(), "failed"):
+		return fmt.Errorf("%s: no AWS credentials found (searched: %s)", display, searched)
+	}
+	return fmt.Errorf("%s: getting AWS credentials: %v", display, err)
+}

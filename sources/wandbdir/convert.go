@@ -27,6 +27,10 @@ type segMeta struct {
 	exit       *wandbfile.Exit
 	preempting bool
 	lastTime   int64 // latest timestamp seen (history, stats, console), Unix ms
+	// damaged says the segment's log is corrupt (handler.corrupt: damage
+	// other than a truncated tail): an exit record may have been lost in
+	// the damage, so a missing one does not make the run live.
+	damaged bool
 }
 
 // runMeta accumulates a run's metadata over its segments.
@@ -60,6 +64,7 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 			return m.record(seg, rec)
 		},
 		damage:  console.damage,
+		corrupt: func(*segment) { m.cur.damaged = true },
 		history: m.history,
 		stats: func(seg *segment, t time.Time, _ []wandbfile.Value) error {
 			m.seen(unixMillis(t))
@@ -98,6 +103,10 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
 	m.describe(ri, &r, crash)
+	if last := m.segs[len(m.segs)-1]; statusUnknown(last) {
+		damage = append(damage, fmt.Sprintf("%s: status unknown: the log is damaged and holds no exit record (it may have been lost in the damage); recorded with status failed and tag %sstate=%s, not judged from the folder's times",
+			last.seg.name(last.seg.wandbFile), TagPrefix, stateUnknown))
+	}
 	files, err := listFiles(ri, false)
 	if err != nil {
 		return schema.Run{}, err
@@ -337,7 +346,21 @@ func status(code int64) schema.RunStatus {
 const (
 	stateRunning = "running"
 	stateCrashed = "crashed"
+	// stateUnknown is the state of a run whose damaged log holds no exit
+	// record: how it ended may be in the damage (statusUnknown).
+	stateUnknown = "unknown"
 )
+
+// statusUnknown reports whether the segment's ending cannot be told: its
+// log is corrupt (damaged other than by a truncated tail, which a live
+// writer or a crash leaves and the times judge as before) and holds
+// neither an exit record nor a preempting one.
+// Such a run is FAILED with wandb.state=unknown, not judged live or
+// crashed by its times: a log whose exit record was lost in a damaged
+// block would otherwise read as a live run when its folder is new.
+func statusUnknown(last *segMeta) bool {
+	return last.damaged && last.seg.wandbFile != "" && (last.exit == nil || last.exit.NotComplete) && !(last.exit == nil && last.preempting)
+}
 
 // crashRule judges runs that left no word of their end: silent for longer
 // than after, counted back from now, they crashed.
@@ -359,6 +382,8 @@ func (c crashRule) crashed(since time.Time) bool {
 //   - a preempting record and no exit: KILLED;
 //   - no `.wandb` (SDKs before 0.10): wandb-metadata.json's state
 //     (finished, failed, killed) and exitcode, the state kept in the tag;
+//   - a damaged log without either (statusUnknown): FAILED, state
+//     unknown, whatever its times say;
 //   - otherwise the run is live (RUNNING, state running) or, silent for
 //     longer than crash.after (see silentSince), crashed: FAILED, state
 //     crashed, as W&B shows a run whose heartbeat stopped.
@@ -381,6 +406,9 @@ func runState(last *segMeta, md metadata, crash crashRule) (schema.RunStatus, st
 		if md.ExitCode != nil {
 			return status(*md.ExitCode), md.State
 		}
+	}
+	if statusUnknown(last) {
+		return schema.StatusFailed, stateUnknown
 	}
 	if crash.crashed(silentSince(last, md)) {
 		return schema.StatusFailed, stateCrashed

@@ -82,7 +82,12 @@
 //	exit record of the last segment       Run.Status: code 0 FINISHED; 130, 137, 143 (signals)
 //	                                      and 255 (KeyboardInterrupt) KILLED; other codes
 //	                                      FAILED. No exit record (or not_complete): KILLED
-//	                                      after a preempting record; else, as W&B judges by
+//	                                      after a preempting record; in a log damaged other
+//	                                      than by a truncated end (which a live writer or a
+//	                                      crash leaves, judged as below), FAILED
+//	                                      with tag wandb.state=unknown and a Run.Damage note
+//	                                      (the exit record may be in the damage: not judged
+//	                                      from the times); else, as W&B judges by
 //	                                      heartbeat, FAILED with tag wandb.state=crashed when
 //	                                      silent longer than crashed-after (default 5m), else
 //	                                      RUNNING with wandb.state=running. Silent since: the

@@ -55,6 +55,7 @@ type tailInfo struct {
 	lastTime int64
 	timed    bool
 	damage   []string // damage found in the tail, as walk names it
+	corrupt  bool     // some of it other than a truncated tail (see handler.corrupt)
 	// size and mtime are the log's when it was read: a cached tailInfo is
 	// used only while they hold.
 	size  int64
@@ -185,6 +186,7 @@ func scanTail(seg *segment, size int64, wantRun, times bool) (tailInfo, *wandbfi
 	}
 	for _, d := range rd.Damage() {
 		t.damage = append(t.damage, d.Error())
+		t.corrupt = t.corrupt || !d.Truncated
 	}
 	return t, run
 }
@@ -220,7 +222,8 @@ func (s *Source) header(ri *runInfo) schema.Run {
 	if !t.exitDecides() {
 		t = ri.tail(last, true)
 	}
-	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime}
+	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime,
+		damaged: ri.tail(last, false).corrupt}
 	var state string
 	r.Status, state = runState(sm, md, s.crashRule())
 	if state != "" {

@@ -59,6 +59,12 @@ type handler struct {
 	// damage gets the damage notes of each segment that has any, before
 	// its segmentEnd.
 	damage func(seg *segment, notes []string)
+	// corrupt is called, before segmentEnd, for a segment whose `.wandb`
+	// log is damaged other than by a truncated tail (checksum errors,
+	// malformed chunks, undecodable records): a record, its exit record
+	// too, may be lost anywhere in it. A truncated tail alone is what a
+	// live writer or a crash leaves, and is not corruption.
+	corrupt func(seg *segment)
 	// segmentEnd is called after each segment.
 	segmentEnd func(seg *segment) error
 }
@@ -118,9 +124,13 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 	defer f.Close()
 	rd, err := wandbfile.NewReader(f, name)
 	if err != nil {
+		if h.corrupt != nil {
+			h.corrupt(seg)
+		}
 		return []string{err.Error()}, nil // not a .wandb file: the run keeps its other files
 	}
 	var notes []string
+	var corrupt bool
 	var row wandbfile.Row
 	sc := wandbfile.NewScanner(rd)
 	defer sc.Close()
@@ -160,6 +170,7 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 		rec, err := wandbfile.Decode(payload)
 		if err != nil {
 			notes = append(notes, fmt.Sprintf("%s: offset %d: undecodable record: %v", name, offset, err))
+			corrupt = true
 			continue
 		}
 		if err := dispatch(seg, &rec, h, &row); err != nil {
@@ -169,6 +180,10 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 	// The scanner is done: its damage list is final.
 	for _, d := range sc.Damage() {
 		notes = append(notes, d.Error())
+		corrupt = corrupt || !d.Truncated
+	}
+	if corrupt && h.corrupt != nil {
+		h.corrupt(seg)
 	}
 	return notes, nil
 }
