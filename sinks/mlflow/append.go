@@ -181,6 +181,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		cov.SystemMetricKeys = prevCov.SystemMetricKeys
 	}
 	cov.GeneratedMetrics, cov.FoldedPoints = prevCov.GeneratedMetrics, prevCov.FoldedPoints
+	cov.ConvertedMetrics, cov.ConvertedPoints = prevCov.ConvertedMetrics, prevCov.ConvertedPoints
 	cov.Fixups, cov.FixupsDropped, cov.Points = prevCov.Fixups, prevCov.FixupsDropped, prevCov.Points
 	// Summary points written before stay, recorded, so the source still
 	// leaves them out; writeSummary adds none while appending.
@@ -486,11 +487,20 @@ func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string
 			}
 		}
 		if slices.Contains(prevCov.GeneratedMetrics, k) {
-			src = ""
+			src = prevCov.ConvertedMetrics[k] // "" for the CPU mean
 		}
 		p.mlflowKeys[k] = src
-		if sm, sys := mlflowconv.SystemMetricKey(src); sys && sm.Core && !perCoreCPU {
+		sm, sys := mlflowconv.SystemMetricKey(src)
+		if sys && sm.Core && !perCoreCPU {
 			return nil, fmt.Sprintf("the copy holds the per-core CPU series %q, and the sink now folds them (per-core-cpu changed)", src)
+		}
+		// A copy by an earlier version may hold a system metric under
+		// another name, or in W&B's unit.
+		if _, converted := prevCov.ConvertedMetrics[k]; sys && !sm.Core && (sm.Scale != 0) != converted {
+			return nil, fmt.Sprintf("the copy holds the system metric %q as %q, and the sink now writes it in MLflow's unit as %q", src, k, sm.Key)
+		}
+		if sys && !sm.Core && k != sm.Key && k != hashedSystemKey(sm.Key, src) {
+			return nil, fmt.Sprintf("the copy holds the system metric %q as %q, and the sink now names it %q", src, k, sm.Key)
 		}
 	}
 	if p.prevFolded > 0 && perCoreCPU {

@@ -69,7 +69,9 @@
 //	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN";
 //	                   system metrics ("system/<W&B key>") under MLflow's own names or
 //	                   sanitised under system/ (docs/MLFLOW-MAPPING.md; originals in the
-//	                   coverage file); W&B's per-core CPU series folded into their mean,
+//	                   coverage file); bytes and GiB shown in MLflow's MB, W&B's points
+//	                   kept exactly in runferry/folded_metrics.jsonl; W&B's per-core CPU
+//	                   series folded into their mean,
 //	                   system/cpu_utilization_percentage, the points kept exactly in
 //	                   runferry/folded_metrics.jsonl (per-core-cpu=true also writes them)
 //	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log
