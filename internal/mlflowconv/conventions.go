@@ -166,6 +166,12 @@ func OriginKey(origin string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
+// SidecarVersion is the Sidecar.Version the sink writes: 2 since W&B's
+// facts a user does not filter by are folded into TagDetails (see
+// RunEntitiesOf); 1 before. The MLflow source reads a copy as the version
+// that wrote it mapped it.
+const SidecarVersion = 2
+
 // Sidecar is the content of SidecarPath: the run exactly as the sink was
 // given it.
 type Sidecar struct {

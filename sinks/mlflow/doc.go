@@ -57,8 +57,10 @@
 //	Program            mlflow.source.name
 //	Group, JobType     wandb.group, wandb.job_type
 //	Host               wandb.host (the CLI leaves it out unless --keep-personal)
-//	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names), and
-//	                   wandb.tags (a JSON array)
+//	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names); run.json
+//	                   version 1 also wrote wandb.tags (a JSON array)
+//	wandb.* tags       entity, project, run_id, sweep_id, url as tags; the others (os,
+//	                   python, sdk_version, exit_code, ...) as one JSON tag wandb.details
 //	Summary            whole in runferry/run.json; shown as MLflow shows values (see
 //	                   W&B runs below): numbers as metric points, strings as tags
 //	Damage             only in runferry/run.json

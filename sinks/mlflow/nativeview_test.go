@@ -117,8 +117,8 @@ func visible(tags map[string]string) []string {
 	return out
 }
 
-// TestWandbFieldsAsMLflowTags: each W&B tag is a tag of its own plus the
-// list, group and job type are wandb.group and wandb.job_type, and of
+// TestWandbFieldsAsMLflowTags: each W&B tag is a tag of its own (not
+// repeated as a list), group and job type are wandb.group and wandb.job_type, and of
 // runferry's own tags only runferry.origin is visible in MLflow's UI, on
 // runs and on experiments.
 func TestWandbFieldsAsMLflowTags(t *testing.T) {
@@ -132,7 +132,6 @@ func TestWandbFieldsAsMLflowTags(t *testing.T) {
 	for k, want := range map[string]string{
 		"wandb.tag.baseline":      "true",
 		"wandb.tag.ünï-tag":       "true",
-		"wandb.tags":              `["baseline","ünï-tag"]`,
 		"wandb.group":             "group-1",
 		"wandb.job_type":          "train",
 		mlflowconv.TagOrigin:      "wandb:fixture-entity/runferry-fixtures/fxa00001",
@@ -143,6 +142,9 @@ func TestWandbFieldsAsMLflowTags(t *testing.T) {
 		if got, ok := tags[k]; !ok || got != want {
 			t.Errorf("tag %s = %q (%v), want %q", k, got, ok, want)
 		}
+	}
+	if _, ok := tags[mlflowconv.TagLabels]; ok {
+		t.Errorf("the W&B tags are written twice: %s = %s", mlflowconv.TagLabels, tags[mlflowconv.TagLabels])
 	}
 	for _, r := range runs {
 		tags := tagMap(r.Data.Tags)
