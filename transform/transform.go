@@ -180,8 +180,10 @@ func Parse(s string) (Chain, error) {
 			c = append(c, DropMetrics(strings.Split(value, ",")))
 		case name == "drop-personal" && value == dropPersonalValue:
 			c = append(c, DropPersonal{})
-		case name == "drop-personal" && value == dropPersonalFormerValue:
-			c = append(c, DropPersonal{hostEmailOnly: true})
+		case name == "drop-personal" && value == dropPersonalFormerPaths:
+			c = append(c, DropPersonal{former: formerPaths})
+		case name == "drop-personal" && value == dropPersonalFormerHostMail:
+			c = append(c, DropPersonal{former: formerHostEmail})
 		default:
 			return nil, fmt.Errorf("transform %q: unknown step %q", part, name)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"reflect"
 	"strings"
@@ -68,14 +69,14 @@ func TestDropPersonal(t *testing.T) {
 	orig := in
 	origTags := append([]schema.Tag(nil), in.Tags...)
 	got, left := c.Run(in)
-	want := schema.Run{Name: "r", User: "alice", Tags: []schema.Tag{{Key: "wandb.os", Value: "Linux"}}}
+	want := schema.Run{Name: "r", Tags: []schema.Tag{{Key: "wandb.os", Value: "Linux"}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Run = %+v, want %+v", got, want)
 	}
-	if !reflect.DeepEqual(left, []string{"host name", "e-mail address (tag wandb.email)"}) {
+	if !reflect.DeepEqual(left, []string{"host name", "e-mail address (tag wandb.email)", "user name"}) {
 		t.Errorf("left out %q", left)
 	}
-	if !reflect.DeepEqual(orig.Tags, origTags) || orig.Host != "gpu-node-7.example.org" {
+	if !reflect.DeepEqual(orig.Tags, origTags) || orig.Host != "gpu-node-7.example.org" || orig.User != "alice" {
 		t.Errorf("the input run was changed: %+v", orig)
 	}
 	if got, left := c.Run(want); !reflect.DeepEqual(got, want) || left != nil {
@@ -141,6 +142,7 @@ func TestDropPersonalMetadataFile(t *testing.T) {
     "email": "alice@example.org",
     "root": "/home/alice/proj",
     "host": "gpu-node-7",
+    "username": "alice",
     "executable": "/home/alice/proj/.venv/bin/python",
     "git": {"remote": "https://example.org/x.git", "commit": "abc"},
     "gpu_count": 1
@@ -164,7 +166,8 @@ func TestDropPersonalMetadataFile(t *testing.T) {
 		t.Errorf("wandb-metadata.json:\n%s\nwant\n%s", s, want)
 	}
 	if !reflect.DeepEqual(left, []string{"field args of wandb-metadata.json", "field email of wandb-metadata.json",
-		"field root of wandb-metadata.json", "field host of wandb-metadata.json", "field executable of wandb-metadata.json"}) {
+		"field root of wandb-metadata.json", "field host of wandb-metadata.json", "field username of wandb-metadata.json",
+		"field executable of wandb-metadata.json"}) {
 		t.Errorf("left out %q", left)
 	}
 	// Applied again (a copy of a copy), it changes nothing: same bytes.
@@ -176,7 +179,7 @@ func TestDropPersonalMetadataFile(t *testing.T) {
 	for _, tc := range []struct {
 		c Chain
 		a schema.Artifact
-	}{{c, file("media/wandb-metadata.json", md)}, {c, file("output.log", "x")}, {Chain{DropPersonal{hostEmailOnly: true}}, file("wandb-metadata.json", md)}} {
+	}{{c, file("media/wandb-metadata.json", md)}, {c, file("output.log", "x")}, {Chain{DropPersonal{former: formerHostEmail}}, file("wandb-metadata.json", md)}} {
 		got, left, err := tc.c.Artifact(ctx, tc.a)
 		if err != nil || left != nil || got.Digest != "sha256:x" {
 			t.Errorf("%s through %s: changed (%q, %v)", tc.a.Path, tc.c, left, err)
@@ -188,5 +191,111 @@ func TestDropPersonalMetadataFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "wandb-metadata.json") || fault.KindOf(err) != fault.KindPermanent {
 			t.Errorf("%q: err %v", bad, err)
 		}
+	}
+}
+
+func TestHomeFolders(t *testing.T) {
+	for in, want := range map[string]string{
+		"/Users/alice/proj/train.py":            "~/proj/train.py",
+		"/home/bob":                             "~",
+		`C:\Users\Carol Smith\run.py`:           `~\run.py`,
+		"C:/Users/carol/run.py":                 "~/run.py",
+		"python /home/bob/a.py --out=/home/bob": "python ~/a.py --out=~",
+		"error: open '/Users/al/Library/Application Support/wandb/x': no such file": "error: open '~/Library/Application Support/wandb/x': no such file",
+		"/home/":          "/home/",
+		"/data/home/bob":  "/data/home/bob",
+		"/homework/x":     "/homework/x",
+		"train.py":        "train.py",
+		"~/proj":          "~/proj",
+		"https://h/Users": "https://h/Users",
+	} {
+		got, changed := HomeFolders(in)
+		if got != want || changed != (in != want) {
+			t.Errorf("HomeFolders(%q) = %q, %v; want %q", in, got, changed, want)
+		}
+	}
+}
+
+// TestDropPersonalHomeFolders: the user name and home folders leave every
+// field and file runferry writes (the program, tags, damage notes, file
+// problems, W&B's metadata file at any depth), and nothing the user logged
+// changes; the step recorded by versions 11 and 12 still does what it did.
+func TestDropPersonalHomeFolders(t *testing.T) {
+	in := schema.Run{User: "alice", Program: "/Users/alice/proj/train.py",
+		Params: []schema.Param{{Key: "data", Value: "/Users/alice/data"}},
+		Config: json.RawMessage(`{"data":"/Users/alice/data"}`), Notes: "see /Users/alice/notes",
+		Tags:   []schema.Tag{{Key: "wandb.code_path", Value: "train.py"}, {Key: "wandb.program", Value: "/Users/alice/proj/train.py"}},
+		Damage: []string{"/home/alice/wandb/run-1/run-1.wandb: offset 12: bad block"}}
+	got, left := DropPersonal{}.Run(in)
+	want := in
+	want.User, want.Program = "", "~/proj/train.py"
+	want.Tags = []schema.Tag{{Key: "wandb.code_path", Value: "train.py"}, {Key: "wandb.program", Value: "~/proj/train.py"}}
+	want.Damage = []string{"~/wandb/run-1/run-1.wandb: offset 12: bad block"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Run = %+v\nwant %+v", got, want)
+	}
+	if !reflect.DeepEqual(left, []string{"user name", "home folder (program)", "home folder (tag wandb.program)", "home folder (damage note)"}) {
+		t.Errorf("left out %q", left)
+	}
+	if in.Tags[1].Value != "/Users/alice/proj/train.py" || in.Damage[0][0] != '/' {
+		t.Error("the input run was changed")
+	}
+	former, err := Parse("drop-personal=host,email,executable,root,args")
+	if err != nil || former.String() != "drop-personal=host,email,executable,root,args" || former.String() == (Chain{DropPersonal{}}).String() {
+		t.Fatalf("former step: %v, %v", former, err)
+	}
+	if got, left := former.Run(in); !reflect.DeepEqual(got, in) || left != nil {
+		t.Errorf("former step changed %+v, %q", got, left)
+	}
+
+	ctx := context.Background()
+	problem := schema.Artifact{Path: "model.pt", Size: -1, Problem: "open /Users/alice/Library/Application Support/wandb/artifacts/staging/x: no such file"}
+	a, left, err := DropPersonal{}.Artifact(ctx, problem)
+	if err != nil || a.Problem != "open ~/Library/Application Support/wandb/artifacts/staging/x: no such file" ||
+		!reflect.DeepEqual(left, []string{"home folder (problem of file model.pt)"}) {
+		t.Errorf("problem: %q, %q, %v", a.Problem, left, err)
+	}
+	if a, _, _ := former.Artifact(ctx, problem); a.Problem != problem.Problem {
+		t.Errorf("former step changed the problem: %q", a.Problem)
+	}
+
+	md := `{"os": "Linux", "username": "alice", "program": "/home/alice/proj/train.py", "codePath": "train.py",
+ "disk": {"/home/alice": {"total": 1e12}}, "paths": ["C:\\Users\\al\u00e9x\\x", 1.50, true, null], "url": "a<b>&c"}`
+	open := func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(md)), nil }
+	a, left, err = DropPersonal{}.Artifact(ctx, schema.Artifact{Path: MetadataFile, Size: int64(len(md)), Open: open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := a.Open(ctx)
+	b, _ := io.ReadAll(rc)
+	wantMD := `{
+    "os": "Linux",
+    "program": "~/proj/train.py",
+    "codePath": "train.py",
+    "disk": {
+        "~": {
+            "total": 1e12
+        }
+    },
+    "paths": [
+        "~\\x",
+        1.50,
+        true,
+        null
+    ],
+    "url": "a<b>&c"
+}
+`
+	if string(b) != wantMD {
+		t.Errorf("wandb-metadata.json:\n%s\nwant\n%s", b, wantMD)
+	}
+	if !reflect.DeepEqual(left, []string{"field username of wandb-metadata.json", "home folder (field program of wandb-metadata.json)",
+		"home folder (field disk of wandb-metadata.json)", "home folder (field paths of wandb-metadata.json)"}) {
+		t.Errorf("left out %q", left)
+	}
+	// The former step leaves the user name and home folders.
+	a, left, err = former.Artifact(ctx, schema.Artifact{Path: MetadataFile, Size: int64(len(md)), Digest: "sha256:x", Open: open})
+	if err != nil || left != nil || a.Digest != "sha256:x" {
+		t.Errorf("former step: %q, %v", left, err)
 	}
 }

@@ -357,7 +357,7 @@ deleted. Both need the ledger (not with --no-state).`
 	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&withDeleted, "include-deleted", false, "also copy the experiments and runs SRC holds as deleted (MLflow sources: the same as SRC's ?deleted=true; they stay marked deleted in DST); without it they are left out and counted in the report")
 	f.BoolVar(&acceptGaps, "accept-gaps", false, "exit 0 although the source has gaps runferry cannot fill: runs read from damaged source data, files the source names but does not hold (a W&B artifact entry whose staged copy is gone); they are still named and counted (without it: exit 3, on every sync while the ledger knows the copy is incomplete)")
-	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, e-mail addresses, local paths, command lines: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
+	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, user names, e-mail addresses, local paths, command lines, home folders: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
 

@@ -60,8 +60,8 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(raw, &rep); err != nil {
 			t.Fatal(err)
 		}
-		const by = " left out by drop-personal=host,email,executable,root,args (not copied)"
-		if rep.Options["keep_personal"] != "false" || rep.Options["transform"] != "drop-personal=host,email,executable,root,args" {
+		const by = " left out by drop-personal=host,email,executable,root,args,username,home (not copied)"
+		if rep.Options["keep_personal"] != "false" || rep.Options["transform"] != "drop-personal=host,email,executable,root,args,username,home" {
 			t.Errorf("%s: report options %v", src, rep.Options)
 		}
 		left := map[string]int64{}
@@ -101,8 +101,14 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 							t.Errorf("%s run %s: personal tag %s", prefix, r.Info.RunName, tag.Key)
 						}
 					}
-					if _, ok := r.Tag("wandb.os"); !ok {
-						t.Errorf("%s run %s: no wandb.os tag (the platform is not personal)", prefix, r.Info.RunName)
+					details, _ := r.Tag("wandb.details")
+					if !strings.Contains(details, `"os":`) {
+						t.Errorf("%s run %s: no os in wandb.details (the platform is not personal): %s", prefix, r.Info.RunName, details)
+					}
+					for _, f := range []string{"email", "executable", "root", "args"} {
+						if strings.Contains(details, `"`+f+`":`) {
+							t.Errorf("%s run %s: wandb.details holds %s: %s", prefix, r.Info.RunName, f, details)
+						}
 					}
 					if src != boocamp {
 						continue
@@ -145,8 +151,8 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 			if v, ok := r.Tag("wandb.host"); ok && v != "" {
 				found = true
 			}
-			if _, ok := r.Tag("wandb.executable"); !ok {
-				t.Errorf("--keep-personal: run %s has no wandb.executable", r.Info.RunName)
+			if details, _ := r.Tag("wandb.details"); !strings.Contains(details, `"executable":`) {
+				t.Errorf("--keep-personal: run %s has no executable in wandb.details: %s", r.Info.RunName, details)
 			}
 		}
 	}

@@ -149,7 +149,9 @@ const (
 	LogsPath       = "runferry/logs.jsonl"
 	RichValuesPath = "runferry/rich_values.jsonl"
 	// FoldedMetricsPath holds the per-core CPU points folded into
-	// CPUMeanKey (one FoldedPoint a line), when not written as series.
+	// CPUMeanKey (one FoldedPoint a line), when not written as series, and
+	// the points of system metrics written in MLflow's unit
+	// (Coverage.ConvertedMetrics), exactly as the source had them.
 	FoldedMetricsPath = "runferry/folded_metrics.jsonl"
 	FilesDir          = "runferry/files/" // source files whose own path began with Dir
 	// AppendBaseDir holds, from the start of an append, the run.json and
@@ -163,6 +165,12 @@ func OriginKey(origin string) string {
 	sum := sha256.Sum256([]byte(origin))
 	return hex.EncodeToString(sum[:16])
 }
+
+// SidecarVersion is the Sidecar.Version the sink writes: 2 since W&B's
+// facts a user does not filter by are folded into TagDetails (see
+// RunEntitiesOf); 1 before. The MLflow source reads a copy as the version
+// that wrote it mapped it.
+const SidecarVersion = 2
 
 // Sidecar is the content of SidecarPath: the run exactly as the sink was
 // given it.
@@ -186,11 +194,21 @@ type Coverage struct {
 	// GeneratedMetrics are MLflow keys runferry derived (CPUMeanKey); the
 	// source leaves them out.
 	GeneratedMetrics []string `json:"generated_metrics,omitempty"`
-	// FoldedPoints counts the per-core CPU points folded into CPUMeanKey
-	// and kept in FoldedMetricsPath instead of as series.
-	FoldedPoints int64             `json:"folded_points,omitempty"`
-	ParamKeys    map[string]string `json:"param_keys,omitempty"`
-	TagKeys      map[string]string `json:"tag_keys,omitempty"`
+	// FoldedPoints counts the points kept exactly in FoldedMetricsPath:
+	// per-core CPU points folded into CPUMeanKey (instead of as series),
+	// and the points of converted series (ConvertedPoints of them).
+	FoldedPoints int64 `json:"folded_points,omitempty"`
+	// ConvertedMetrics map the MLflow keys of system metrics written in
+	// MLflow's unit to the source's keys ("system/network_transmit_megabytes"
+	// to "system/network.sent"; see SystemMetric.Scale). Each is in
+	// GeneratedMetrics too: the source reads the points of the source's key
+	// from FoldedMetricsPath, exactly.
+	ConvertedMetrics map[string]string `json:"converted_metrics,omitempty"`
+	// ConvertedPoints counts the points of FoldedMetricsPath that are of
+	// converted series.
+	ConvertedPoints int64             `json:"converted_points,omitempty"`
+	ParamKeys       map[string]string `json:"param_keys,omitempty"`
+	TagKeys         map[string]string `json:"tag_keys,omitempty"`
 	// Truncated lists values cut to the server's limits; the whole value
 	// is in the sidecar.
 	Truncated []Truncation `json:"truncated,omitempty"`

@@ -18,8 +18,17 @@ import (
 // tags win over tags derived from fields. W&B's define_metric tags
 // (IsStepAxisTag) are folded into one TagStepMetric tag, and string summary
 // values become SummaryTagPrefix tags (see SummaryValues). The MLflow source calls it on a
-// run's sidecar to know what the sink wrote.
+// run's sidecar to know what the sink wrote. It maps as the current
+// SidecarVersion does; RunEntitiesOf maps as an earlier one did.
 func RunEntities(r schema.Run, cov *Coverage) ([]mlflowapi.Param, []mlflowapi.Tag, error) {
+	return RunEntitiesOf(r, cov, SidecarVersion)
+}
+
+// RunEntitiesOf is RunEntities as the sink of the given SidecarVersion
+// mapped: version 1 wrote each W&B fact as its own tag and the W&B tags'
+// list as TagLabels; version 2 folds the facts a user does not filter by
+// into TagDetails (IsDetailTag) and leaves TagLabels out.
+func RunEntitiesOf(r schema.Run, cov *Coverage, version int) ([]mlflowapi.Param, []mlflowapi.Tag, error) {
 	var params []mlflowapi.Param
 	seen := map[string]bool{}
 	for _, p := range r.Params {
@@ -51,11 +60,18 @@ func RunEntities(r schema.Run, cov *Coverage) ([]mlflowapi.Param, []mlflowapi.Ta
 		if IsStepAxisTag(t.Key) {
 			continue // folded into TagStepMetric
 		}
+		if version >= 2 && IsDetailTag(t.Key) {
+			continue // folded into TagDetails
+		}
 		k := RecordKey(t.Key, cov.TagKeys)
 		user[k] = true
 		tags = append(tags, tag(cov, t.Key, k, t.Value))
 	}
-	for _, d := range append(DerivedTags(r), viewTags(r)...) {
+	derived := append(DerivedTagsOf(r, version), viewTags(r)...)
+	if d, ok := detailsTag(r.Tags); ok && version >= 2 {
+		derived = append(derived, d)
+	}
+	for _, d := range derived {
 		if !user[d.Key] {
 			user[d.Key] = true
 			tags = append(tags, tag(cov, d.Key, d.Key, d.Value))
@@ -94,7 +110,11 @@ var DerivedTagKeys = []string{
 // DerivedTags maps a run's metadata fields onto tags: MLflow's own for
 // user, notes, git and program; W&B's group, job type, host and tags under
 // "wandb." (see wandbfields.go).
-func DerivedTags(r schema.Run) []mlflowapi.Tag {
+func DerivedTags(r schema.Run) []mlflowapi.Tag { return DerivedTagsOf(r, SidecarVersion) }
+
+// DerivedTagsOf is DerivedTags as the sink of the given SidecarVersion
+// wrote them (version 1 also wrote TagLabels).
+func DerivedTagsOf(r schema.Run, version int) []mlflowapi.Tag {
 	var out []mlflowapi.Tag
 	add := func(k, v string) {
 		if v != "" {
@@ -109,7 +129,7 @@ func DerivedTags(r schema.Run) []mlflowapi.Tag {
 	add(TagGroup, r.Group)
 	add(TagJobType, r.JobType)
 	add(TagHost, r.Host)
-	return append(out, labelTags(r.Labels)...)
+	return append(out, labelTags(r.Labels, version)...)
 }
 
 // FlattenConfig flattens a JSON object into params: nested objects join

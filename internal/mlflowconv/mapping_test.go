@@ -3,11 +3,13 @@ package mlflowconv
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
 )
 
 func TestValidKey(t *testing.T) {
@@ -200,5 +202,38 @@ func TestFloatUnmarshal(t *testing.T) {
 	var f mlflowapi.Float
 	if err := json.Unmarshal([]byte(`"NaN"`), &f); err != nil || !math.IsNaN(float64(f)) {
 		t.Errorf(`unmarshal "NaN" = %v, %v; want NaN`, f, err)
+	}
+}
+
+// TestDetailsTag: W&B's facts a user does not filter by are one JSON tag
+// (sorted keys, no HTML escaping), the W&B tags are not listed twice; the
+// sidecar version 1 mapping is unchanged.
+func TestDetailsTag(t *testing.T) {
+	r := schema.Run{Labels: []string{"b", "a"}, Group: "g", Tags: []schema.Tag{
+		{Key: "owner", Value: "me"}, {Key: "wandb.cpu_count", Value: "8"}, {Key: "wandb.entity", Value: "acme"},
+		{Key: "wandb.os", Value: "Linux<6>"}, {Key: "wandb.project", Value: "p"}, {Key: "wandb.run_id", Value: "r1"},
+		{Key: "wandb.step_metric.acc", Value: "epoch"}, {Key: "wandb.summary.x", Value: "user's own"}}}
+	tags := func(version int) map[string]string {
+		cov := Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
+		_, ts, err := RunEntitiesOf(r, &cov, version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, tg := range ts {
+			m[tg.Key] = tg.Value
+		}
+		return m
+	}
+	got := tags(SidecarVersion)
+	want := map[string]string{"owner": "me", "wandb.entity": "acme", "wandb.project": "p", "wandb.run_id": "r1",
+		"wandb.summary.x": "user's own", TagGroup: "g", "wandb.tag.a": "true", "wandb.tag.b": "true",
+		TagStepMetric: got[TagStepMetric], TagDetails: `{"cpu_count":"8","os":"Linux<6>"}`}
+	if !reflect.DeepEqual(got, want) || got[TagStepMetric] == "" {
+		t.Errorf("version %d tags:\n%v\nwant\n%v", SidecarVersion, got, want)
+	}
+	old := tags(1)
+	if old["wandb.os"] != "Linux<6>" || old["wandb.cpu_count"] != "8" || old[TagLabels] != `["b","a"]` || old[TagDetails] != "" {
+		t.Errorf("version 1 tags: %v", old)
 	}
 }

@@ -24,35 +24,33 @@ func TestSystemMetricKey(t *testing.T) {
 		"system/disk":                  "system/disk_usage_percentage",
 		"system/disk./.usagePercent":   "system/disk_usage_percentage",
 		"system/disk.\\.usagePercent":  "system/disk_usage_percentage",
-		// Sanitised, the prefix kept.
-		"system/disk./.usageGB":                "system/disk.root.usage_gb",
-		"system/disk.\\.usageGB":               "system/disk.root.usage_gb",
-		"system/disk./mnt/data.usageGB":        "system/disk.mnt_data.usage_gb",
-		"system/disk.sda1.in":                  "system/disk.sda1.in",
-		"system/disk.in":                       "system/disk.in",
-		"system/gpu.0.temp":                    "system/gpu_0_temp",
-		"system/gpu.0.memory":                  "system/gpu_0_memory",
-		"system/gpu.0.memoryAllocatedBytes":    "system/gpu_0_memory_allocated_bytes",
-		"system/gpu.0.enforcedPowerLimitWatts": "system/gpu_0_enforced_power_limit_watts",
-		"system/gpu.process.0.gpu":             "system/gpu_process_0_utilization_percentage",
-		"system/gpu.process.0.temp":            "system/gpu_process_0_temp",
-		"system/proc.memory.rssMB":             "system/proc.memory.rss_mb",
-		"system/proc.memory.availableMB":       "system/proc.memory.available_mb",
-		"system/proc.cpu.threads":              "system/proc.cpu.threads",
-		"system/network.sent":                  "system/network.sent",
-		"system/cpu":                           "system/cpu",
-		"system/gpu.x.gpu":                     "system/gpu.x.gpu",
+		"system/cpu":                   "system/process_cpu_utilization_percentage",
+		// Sanitised, the prefix kept, no other dot.
+		"system/disk./mnt/data.usageGB":             "system/disk_mnt_data_usage_gb",
+		"system/disk.sda1.in":                       "system/disk_sda1_in",
+		"system/disk.in":                            "system/disk_in",
+		"system/gpu.0.temp":                         "system/gpu_0_temp",
+		"system/gpu.0.memory":                       "system/gpu_0_memory",
+		"system/gpu.process.0.memoryAllocatedBytes": "system/gpu_process_0_memory_allocated_bytes",
+		"system/gpu.0.enforcedPowerLimitWatts":      "system/gpu_0_enforced_power_limit_watts",
+		"system/gpu.process.0.gpu":                  "system/gpu_process_0_utilization_percentage",
+		"system/gpu.process.0.temp":                 "system/gpu_process_0_temp",
+		"system/proc.memory.rssMB":                  "system/proc_memory_rss_mb",
+		"system/proc.memory.availableMB":            "system/proc_memory_available_mb",
+		"system/proc.cpu.threads":                   "system/proc_cpu_threads",
+		"system/network.total":                      "system/network_total",
+		"system/gpu.x.gpu":                          "system/gpu_x_gpu",
 		// Already MLflow's: unchanged.
 		"system/cpu_utilization_percentage":        "system/cpu_utilization_percentage",
 		"system/node_0/cpu_utilization_percentage": "system/node_0/cpu_utilization_percentage",
 		// Never a key outside system/, never a fake section.
 		"system/a+b":                         "system/a_b",
-		"system/x.//.y":                      "system/x.__.y_" + hash8("system/x.//.y"),
+		"system/x.//.y":                      "system/x____y_" + hash8("system/x.//.y"),
 		"system/" + strings.Repeat("a", 300): "system/" + strings.Repeat("a", 234) + "_" + hash8("system/"+strings.Repeat("a", 300)),
 	}
 	for in, want := range cases {
 		got, ok := SystemMetricKey(in)
-		if !ok || got.Key != want || got.Core {
+		if !ok || got.Key != want || got.Core || got.Scale != 0 {
 			t.Errorf("SystemMetricKey(%q) = %+v, %v; want %q", in, got, ok, want)
 		}
 		if !ValidKey(got.Key) || !strings.HasPrefix(got.Key, SystemPrefix) {
@@ -65,6 +63,18 @@ func TestSystemMetricKey(t *testing.T) {
 	} {
 		if got, ok := SystemMetricKey(in); !ok || got.Key != want || !got.Core {
 			t.Errorf("SystemMetricKey(%q) = %+v; want the per-core series %q", in, got, want)
+		}
+	}
+	// Converted to MLflow's unit: bytes and GiB to MB.
+	for in, want := range map[string]SystemMetric{
+		"system/network.sent":               {Key: "system/network_transmit_megabytes", Scale: 1e-6},
+		"system/network.recv":               {Key: "system/network_receive_megabytes", Scale: 1e-6},
+		"system/disk./.usageGB":             {Key: "system/disk_usage_megabytes", Scale: 1073.741824},
+		"system/disk.\\.usageGB":            {Key: "system/disk_usage_megabytes", Scale: 1073.741824},
+		"system/gpu.0.memoryAllocatedBytes": {Key: "system/gpu_0_memory_usage_megabytes", Scale: 1e-6},
+	} {
+		if got, ok := SystemMetricKey(in); !ok || got != want {
+			t.Errorf("SystemMetricKey(%q) = %+v; want %+v", in, got, want)
 		}
 	}
 	for _, in := range []string{"train/loss", "system", "system/", "systemx/gpu.0.gpu"} {

@@ -1,11 +1,13 @@
 package mlflowconv
 
 import (
+	"bytes"
 	"encoding/json"
 	"slices"
 	"strings"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/schema"
 )
 
 // Tags for W&B's own run fields, named as a W&B user looks for them. Every
@@ -16,7 +18,7 @@ const (
 	TagGroup       = "wandb.group"
 	TagJobType     = "wandb.job_type"
 	TagHost        = "wandb.host" // personal data: written only when asked (see transform.DropPersonal)
-	TagLabels      = "wandb.tags" // JSON array of the run's W&B tags, in their order
+	TagLabels      = "wandb.tags" // JSON array of the run's W&B tags, in their order (SidecarVersion 1 only)
 	TagLabelPrefix = "wandb.tag."
 	LabelValue     = "true"
 )
@@ -30,6 +32,49 @@ const (
 	FormerTagLabels  = "runferry.labels"
 )
 
+// TagDetails holds, as one JSON object (key without "wandb." -> value,
+// keys sorted), the run's W&B tags a user does not filter runs by
+// (IsDetailTag): python, sdk_version, os, cpu_count, exit_code, ...; since
+// SidecarVersion 2. Earlier copies wrote each as its own tag.
+const TagDetails = "wandb.details"
+
+// filterTags are the W&B tags written as tags of their own: what a user
+// filters runs by.
+var filterTags = map[string]bool{
+	"wandb.entity": true, "wandb.project": true, "wandb.run_id": true, "wandb.sweep_id": true, "wandb.url": true,
+	TagGroup: true, TagJobType: true, TagHost: true,
+}
+
+// IsDetailTag reports whether a run's tag is one of W&B's facts folded
+// into TagDetails (from SidecarVersion 2): a key under "wandb." that is not
+// a W&B tag (TagLabelPrefix), a summary value, a define_metric tag, nor
+// one a user filters runs by (entity, project, run id, sweep id, url,
+// group, job type, host).
+func IsDetailTag(key string) bool {
+	rest, ok := strings.CutPrefix(key, "wandb.")
+	return ok && rest != "" && !filterTags[key] && !strings.HasPrefix(key, TagLabelPrefix) &&
+		!strings.HasPrefix(key, SummaryTagPrefix) && !IsStepAxisTag(key) && key != TagLabels && key != TagDetails
+}
+
+// detailsTag returns TagDetails for the run's detail tags, false when it
+// has none.
+func detailsTag(tags []schema.Tag) (mlflowapi.Tag, bool) {
+	d := map[string]string{}
+	for _, t := range tags {
+		if IsDetailTag(t.Key) {
+			d[strings.TrimPrefix(t.Key, "wandb.")] = t.Value
+		}
+	}
+	if len(d) == 0 {
+		return mlflowapi.Tag{}, false
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(d) // map keys sorted
+	return mlflowapi.Tag{Key: TagDetails, Value: strings.TrimSuffix(b.String(), "\n")}, true
+}
+
 // LabelTagKey returns the tag key of the W&B tag label: TagLabelPrefix +
 // label, or its MapKey form when MLflow would reject that key.
 func LabelTagKey(label string) string {
@@ -38,8 +83,8 @@ func LabelTagKey(label string) string {
 }
 
 // labelTags returns the tags of a run's W&B tags: one per label, then the
-// list.
-func labelTags(labels []string) []mlflowapi.Tag {
+// list (SidecarVersion 1 only: TagLabels repeated the per-label tags).
+func labelTags(labels []string, version int) []mlflowapi.Tag {
 	if len(labels) == 0 {
 		return nil
 	}
@@ -50,6 +95,9 @@ func labelTags(labels []string) []mlflowapi.Tag {
 			seen[k] = true
 			out = append(out, mlflowapi.Tag{Key: k, Value: LabelValue})
 		}
+	}
+	if version >= 2 {
+		return out
 	}
 	b, _ := json.Marshal(labels)
 	return append(out, mlflowapi.Tag{Key: TagLabels, Value: string(b)})
@@ -100,7 +148,7 @@ func UpgradeFormerTags(tags map[string]string) {
 		if p[1] == TagLabels {
 			var labels []string
 			_ = json.Unmarshal([]byte(v), &labels)
-			for _, t := range labelTags(labels) {
+			for _, t := range labelTags(labels, 1) {
 				if _, ok := tags[t.Key]; !ok {
 					tags[t.Key] = t.Value
 				}

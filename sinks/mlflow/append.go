@@ -168,7 +168,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		prev.Run.Experiment = s.renamed(prev.Run.Experiment, r.Experiment)
 		prev.Run.Parent = s.renamed(prev.Run.Parent, r.Parent)
 	}
-	app, why := appendable(prev.Run, r, prevCov, base.LastStep, heldKeys, s.cfg.PerCoreCPU)
+	app, why := appendable(prev.Run, prev.Version, r, prevCov, base.LastStep, heldKeys, s.cfg.PerCoreCPU)
 	if why != "" {
 		return nil, sinks.CannotAppend(why)
 	}
@@ -181,11 +181,12 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		cov.SystemMetricKeys = prevCov.SystemMetricKeys
 	}
 	cov.GeneratedMetrics, cov.FoldedPoints = prevCov.GeneratedMetrics, prevCov.FoldedPoints
+	cov.ConvertedMetrics, cov.ConvertedPoints = prevCov.ConvertedMetrics, prevCov.ConvertedPoints
 	cov.Fixups, cov.FixupsDropped, cov.Points = prevCov.Fixups, prevCov.FixupsDropped, prevCov.Points
 	// Summary points written before stay, recorded, so the source still
 	// leaves them out; writeSummary adds none while appending.
 	cov.SummaryPoints = prevCov.SummaryPoints
-	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
+	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: mlflowconv.SidecarVersion, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
 	}
@@ -421,7 +422,7 @@ type appendPlan struct {
 // series, and per-core CPU series folded (or kept) by the earlier copy
 // must be so again. The points and summary values that come while
 // appending are checked by the plan's point and summary.
-func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string]int64, heldKeys []string, perCoreCPU bool) (*appendPlan, string) {
+func appendable(prev schema.Run, prevVersion int, r schema.Run, prevCov mlflowconv.Coverage, last map[string]int64, heldKeys []string, perCoreCPU bool) (*appendPlan, string) {
 	if why := sourceUnappendable(r); why != "" {
 		return nil, why
 	}
@@ -432,7 +433,7 @@ func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string
 	if err != nil {
 		return nil, fmt.Sprintf("the run's params and tags: %v", err)
 	}
-	oldParams, oldTags, err := mlflowconv.RunEntities(prev, scratch())
+	oldParams, oldTags, err := mlflowconv.RunEntitiesOf(prev, scratch(), prevVersion)
 	if err != nil {
 		return nil, fmt.Sprintf("the run.json of the server's copy: %v", err)
 	}
@@ -486,11 +487,20 @@ func appendable(prev, r schema.Run, prevCov mlflowconv.Coverage, last map[string
 			}
 		}
 		if slices.Contains(prevCov.GeneratedMetrics, k) {
-			src = ""
+			src = prevCov.ConvertedMetrics[k] // "" for the CPU mean
 		}
 		p.mlflowKeys[k] = src
-		if sm, sys := mlflowconv.SystemMetricKey(src); sys && sm.Core && !perCoreCPU {
+		sm, sys := mlflowconv.SystemMetricKey(src)
+		if sys && sm.Core && !perCoreCPU {
 			return nil, fmt.Sprintf("the copy holds the per-core CPU series %q, and the sink now folds them (per-core-cpu changed)", src)
+		}
+		// A copy by an earlier version may hold a system metric under
+		// another name, or in W&B's unit.
+		if _, converted := prevCov.ConvertedMetrics[k]; sys && !sm.Core && (sm.Scale != 0) != converted {
+			return nil, fmt.Sprintf("the copy holds the system metric %q as %q, and the sink now writes it in MLflow's unit as %q", src, k, sm.Key)
+		}
+		if sys && !sm.Core && k != sm.Key && k != hashedSystemKey(sm.Key, src) {
+			return nil, fmt.Sprintf("the copy holds the system metric %q as %q, and the sink now names it %q", src, k, sm.Key)
 		}
 	}
 	if p.prevFolded > 0 && perCoreCPU {

@@ -29,6 +29,7 @@ const (
 	covModelMetrics = "logged-model metric points logged by another run, not linked to the re-created model (kept in its tag runferry.source_model)"
 	covInputs       = "dataset inputs MLflow refuses: too long or without name or digest (whole in runferry/run.json)"
 	covSystemKeys   = "metric series of system metrics renamed as MLflow names its own (W&B keys in runferry/coverage.json; docs/MLFLOW-MAPPING.md)"
+	covConverted    = "metric series of system metrics written in MLflow's names and units, bytes and GiB as MB (W&B's points exact in runferry/folded_metrics.jsonl; docs/MLFLOW-MAPPING.md)"
 	covFolded       = "metric points of per-core CPU series folded into system/cpu_utilization_percentage (exact in runferry/folded_metrics.jsonl; ?per-core-cpu=true writes them as series)"
 )
 
@@ -60,7 +61,8 @@ func coverageCounts(cov *mlflowconv.Coverage) map[string]int64 {
 	}
 	add(covMetricKeys, len(cov.MetricKeys))
 	add(covSystemKeys, len(cov.SystemMetricKeys))
-	add(covFolded, int(cov.FoldedPoints))
+	add(covConverted, len(cov.ConvertedMetrics))
+	add(covFolded, int(cov.FoldedPoints-cov.ConvertedPoints))
 	add(covParamKeys, len(cov.ParamKeys))
 	add(covTagKeys, len(cov.TagKeys))
 	add(covTruncated, len(cov.Truncated))

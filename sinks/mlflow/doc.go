@@ -57,8 +57,10 @@
 //	Program            mlflow.source.name
 //	Group, JobType     wandb.group, wandb.job_type
 //	Host               wandb.host (the CLI leaves it out unless --keep-personal)
-//	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names), and
-//	                   wandb.tags (a JSON array)
+//	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names); run.json
+//	                   version 1 also wrote wandb.tags (a JSON array)
+//	wandb.* tags       entity, project, run_id, sweep_id, url as tags; the others (os,
+//	                   python, sdk_version, exit_code, ...) as one JSON tag wandb.details
 //	Summary            whole in runferry/run.json; shown as MLflow shows values (see
 //	                   W&B runs below): numbers as metric points, strings as tags
 //	Damage             only in runferry/run.json
@@ -69,7 +71,9 @@
 //	metrics            log-batch, 1000 points a request (under 1 MB); NaN as "NaN";
 //	                   system metrics ("system/<W&B key>") under MLflow's own names or
 //	                   sanitised under system/ (docs/MLFLOW-MAPPING.md; originals in the
-//	                   coverage file); W&B's per-core CPU series folded into their mean,
+//	                   coverage file); bytes and GiB shown in MLflow's MB, W&B's points
+//	                   kept exactly in runferry/folded_metrics.jsonl; W&B's per-core CPU
+//	                   series folded into their mean,
 //	                   system/cpu_utilization_percentage, the points kept exactly in
 //	                   runferry/folded_metrics.jsonl (per-core-cpu=true also writes them)
 //	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log

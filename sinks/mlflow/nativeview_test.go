@@ -117,8 +117,8 @@ func visible(tags map[string]string) []string {
 	return out
 }
 
-// TestWandbFieldsAsMLflowTags: each W&B tag is a tag of its own plus the
-// list, group and job type are wandb.group and wandb.job_type, and of
+// TestWandbFieldsAsMLflowTags: each W&B tag is a tag of its own (not
+// repeated as a list), group and job type are wandb.group and wandb.job_type, and of
 // runferry's own tags only runferry.origin is visible in MLflow's UI, on
 // runs and on experiments.
 func TestWandbFieldsAsMLflowTags(t *testing.T) {
@@ -132,7 +132,6 @@ func TestWandbFieldsAsMLflowTags(t *testing.T) {
 	for k, want := range map[string]string{
 		"wandb.tag.baseline":      "true",
 		"wandb.tag.ünï-tag":       "true",
-		"wandb.tags":              `["baseline","ünï-tag"]`,
 		"wandb.group":             "group-1",
 		"wandb.job_type":          "train",
 		mlflowconv.TagOrigin:      "wandb:fixture-entity/runferry-fixtures/fxa00001",
@@ -143,6 +142,9 @@ func TestWandbFieldsAsMLflowTags(t *testing.T) {
 		if got, ok := tags[k]; !ok || got != want {
 			t.Errorf("tag %s = %q (%v), want %q", k, got, ok, want)
 		}
+	}
+	if _, ok := tags[mlflowconv.TagLabels]; ok {
+		t.Errorf("the W&B tags are written twice: %s = %s", mlflowconv.TagLabels, tags[mlflowconv.TagLabels])
 	}
 	for _, r := range runs {
 		tags := tagMap(r.Data.Tags)
@@ -204,17 +206,72 @@ var perCoreKey = regexp.MustCompile(`cpu\.[0-9]+\.`)
 // the MLflow source gives back the W&B keys exactly (check passes).
 func TestSystemMetricsNamedAsMLflow(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
-	fixtures, _, _ := copyAndRead(t, srv, openWandb(t, testenv.RepoRoot(t)+"/testdata/wandb/fixtures"), false)
-	keys := metricKeys(fixtures["fxa00001"])
+	fixtures, _, fxApi := copyAndRead(t, srv, openWandb(t, testenv.RepoRoot(t)+"/testdata/wandb/fixtures"), false)
+	fxa := fixtures["fxa00001"]
+	keys := metricKeys(fxa)
 	for _, want := range []string{"system/system_memory_usage_percentage", "system/disk_usage_percentage",
-		"system/disk.root.usage_gb", "system/disk.vda.in", "system/proc.memory.rss_mb", "system/network.sent"} {
+		"system/disk_usage_megabytes", "system/disk_vda_in", "system/proc_memory_rss_mb", "system/network_transmit_megabytes",
+		"system/network_receive_megabytes"} {
 		if !slices.Contains(keys, want) {
 			t.Errorf("fxa00001: no %s among %q", want, keys)
 		}
 	}
 	for _, k := range keys {
-		if strings.Contains(k, "disk./") || strings.Contains(k, "memory_percent") || strings.Contains(k, "MB") {
+		if rest, sys := strings.CutPrefix(k, "system/"); sys && strings.Contains(rest, ".") || k == "system/memory_percent" || strings.Contains(k, "MB") {
 			t.Errorf("fxa00001: W&B key %s not renamed", k)
+		}
+	}
+	// Bytes and GiB arrive in MLflow's MB, point by point; W&B's own points
+	// came back exactly (check above).
+	fxSrc := openWandb(t, testenv.RepoRoot(t)+"/testdata/wandb/fixtures")
+	wandbPoints := map[string]map[int64]float64{}
+	for e, err := range fxSrc.Experiments(context.Background()) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range fxSrc.Runs(context.Background(), e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Origin.String()[strings.LastIndexByte(r.Origin.String(), '/')+1:] != "fxa00001" {
+				continue
+			}
+			for page, err := range fxSrc.Metrics(context.Background(), r.Origin) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range page {
+					if wandbPoints[m.Key] == nil {
+						wandbPoints[m.Key] = map[int64]float64{}
+					}
+					wandbPoints[m.Key][m.Step] = m.Value
+				}
+			}
+		}
+	}
+	for mk, conv := range map[string]struct {
+		key   string
+		scale float64
+	}{
+		"system/network_transmit_megabytes": {"system/network.sent", 1e-6},
+		"system/network_receive_megabytes":  {"system/network.recv", 1e-6},
+		"system/disk_usage_megabytes":       {"system/disk./.usageGB", 1073.741824},
+	} {
+		want := wandbPoints[conv.key]
+		n := 0
+		for page, err := range fxApi.MetricHistory(context.Background(), fxa.Info.RunID, mk) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range page {
+				n++
+				if w, ok := want[m.Step]; !ok || math.Abs(float64(m.Value)-w*conv.scale) > 1e-9*math.Abs(w*conv.scale) {
+					t.Errorf("%s at step %d = %v; W&B's %s there is %v (× %v)", mk, m.Step, m.Value, conv.key, w, conv.scale)
+				}
+			}
+		}
+		if n == 0 || n != len(want) {
+			t.Errorf("%s: %d points, W&B's %s has %d", mk, n, conv.key, len(want))
 		}
 	}
 
@@ -299,7 +356,7 @@ func TestSystemMetricsNamedAsMLflow(t *testing.T) {
 	mozilla := testenv.Samples(t, "wandb/mozilla__search-term-data-validation/wandb/run-20240617_140006-sy502l8x")
 	runs, _, _ := copyAndRead(t, srv, openWandb(t, mozilla), false)
 	keys = metricKeys(runs["sy502l8x"])
-	if !slices.Contains(keys, "system/disk.root.usage_gb") || !slices.Contains(keys, "system/disk_usage_percentage") {
+	if !slices.Contains(keys, "system/disk_usage_megabytes") || !slices.Contains(keys, "system/disk_usage_percentage") {
 		t.Errorf("mozilla sample: %q", keys)
 	}
 	for _, k := range keys {

@@ -39,7 +39,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (_ sinks
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: %w", origin, err))
 	}
-	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: 1, Run: r}, "", "  ")
+	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: mlflowconv.SidecarVersion, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
 	}

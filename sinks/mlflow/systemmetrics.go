@@ -20,24 +20,34 @@ import (
 
 // metricKey returns the MLflow key of the source key: system metrics named
 // as MLflow names its own (mlflowconv.SystemMetricKey), recorded in the
-// coverage file's system_metric_keys when renamed; other keys as
-// mlflowconv.MapKey maps them. Two source keys never share an MLflow key:
-// a system key whose name is taken (by another source key, or by the
-// folded CPU series) gets 8 hex digits of a hash of its own.
-func (w *writer) metricKey(key string) (k string, core bool) {
+// coverage file's system_metric_keys when renamed, or in its
+// converted_metrics (and generated_metrics) when written in MLflow's unit
+// (scale, not 0: see keepExact); other keys as mlflowconv.MapKey maps
+// them. Two source keys never share an MLflow key: a system key whose name
+// is taken (by another source key, or by the folded CPU series) gets 8 hex
+// digits of a hash of its own.
+func (w *writer) metricKey(key string) (k string, core bool, scale float64) {
 	sm, ok := mlflowconv.SystemMetricKey(key)
 	if !ok {
 		k = mlflowconv.RecordKey(key, w.cov.MetricKeys)
 		w.mlflowKeys[k] = key
-		return k, false
+		return k, false, 0
 	}
 	k = sm.Key
 	if owner, taken := w.mlflowKeys[k]; taken && owner != key {
-		sum := sha256.Sum256([]byte(key))
-		suffix := "_" + hex.EncodeToString(sum[:4])
-		k = string([]rune(k)[:min(len([]rune(k)), mlflowapi.MaxKeyLength-len(suffix))]) + suffix
+		k = hashedSystemKey(k, key)
 	}
 	w.mlflowKeys[k] = key
+	if sm.Scale != 0 {
+		if w.cov.ConvertedMetrics == nil {
+			w.cov.ConvertedMetrics = map[string]string{}
+		}
+		w.cov.ConvertedMetrics[k] = key
+		if !slices.Contains(w.cov.GeneratedMetrics, k) {
+			w.cov.GeneratedMetrics = append(w.cov.GeneratedMetrics, k)
+		}
+		return k, false, sm.Scale
+	}
 	if k != key {
 		w.cov.SystemMetricKeys[k] = key
 	}
@@ -56,7 +66,46 @@ func (w *writer) metricKey(key string) (k string, core bool) {
 			delete(w.mlflowKeys, k)
 		}
 	}
-	return k, sm.Core
+	return k, sm.Core, 0
+}
+
+// hashedSystemKey is the MLflow key of the system metric key, whose
+// mapped key k is taken: k (cut to fit) and 8 hex digits of a hash of key.
+func hashedSystemKey(k, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	suffix := "_" + hex.EncodeToString(sum[:4])
+	return string([]rune(k)[:min(len([]rune(k)), mlflowapi.MaxKeyLength-len(suffix))]) + suffix
+}
+
+// systemPoint takes a point of a system metric series that MLflow does
+// not show as given: a per-core CPU point (see foldPoint), or a point of a
+// series written in MLflow's unit, which is kept exactly (keepExact) and
+// sent scaled. It returns the point to send, or false when none is.
+func (w *writer) systemPoint(st *keyState, m schema.Metric) (schema.Metric, bool, error) {
+	switch {
+	case st.core:
+		send, err := w.foldPoint(m)
+		return m, send, err
+	case st.scale != 0:
+		if err := w.keepExact(m); err != nil {
+			return m, false, err
+		}
+		w.cov.ConvertedPoints++
+		m.Value *= st.scale
+	}
+	return m, true, nil
+}
+
+// keepExact spools m, as the source gave it, for mlflowconv.FoldedMetricsPath.
+func (w *writer) keepExact(m schema.Metric) error {
+	if w.exact == nil {
+		var err error
+		if w.exact, err = newSpool(); err != nil {
+			return err
+		}
+	}
+	w.cov.FoldedPoints++
+	return w.exact.append(mlflowconv.FoldedPoint{Key: m.Key, Step: m.Step, Time: m.Time, Value: mlflowapi.Float(m.Value)})
 }
 
 // cpuFold folds the per-core CPU series (W&B's cpu.N.cpu_percent) into one
@@ -65,12 +114,12 @@ func (w *writer) metricKey(key string) (k string, core bool) {
 // The sum is exact (big.Float wide enough for any sum of float64s), so the
 // mean does not depend on the order the points arrive in. Unless the
 // per-core-cpu option keeps the per-core series in MLflow, their points
-// are spooled as they are and uploaded to mlflowconv.FoldedMetricsPath,
-// from which the MLflow source gives them back.
+// are spooled as they are (keepExact) and uploaded to
+// mlflowconv.FoldedMetricsPath, from which the MLflow source gives them
+// back.
 type cpuFold struct {
 	steps map[int64]*foldSum
-	mean  bool   // the mean is written: no source key took its name
-	spool *spool // the per-core points, when not written to MLflow
+	mean  bool // the mean is written: no source key took its name
 }
 
 type foldSum struct {
@@ -142,24 +191,14 @@ func (w *writer) foldPoint(m schema.Metric) (bool, error) {
 	if w.sink.cfg.PerCoreCPU {
 		return true, nil
 	}
-	if w.fold.spool == nil {
-		var err error
-		if w.fold.spool, err = newSpool(); err != nil {
-			return false, err
-		}
-	}
-	w.cov.FoldedPoints++
-	return false, w.fold.spool.append(mlflowconv.FoldedPoint{Key: m.Key, Step: m.Step, Time: m.Time, Value: mlflowapi.Float(m.Value)})
+	return false, w.keepExact(m)
 }
 
-// commitFold writes the mean CPU series and uploads the folded per-core
-// points; the mean is listed as generated, so the MLflow source leaves it
-// out.
+// commitFold writes the mean CPU series and uploads the points kept
+// exactly (folded per-core points, points of converted series); the mean
+// is listed as generated, so the MLflow source leaves it out.
 func (w *writer) commitFold(ctx context.Context) error {
-	if w.fold == nil {
-		return nil
-	}
-	if w.fold.mean {
+	if w.fold != nil && w.fold.mean {
 		for chunk := range slices.Chunk(w.fold.points(), mlflowapi.MaxMetricsPerBatch) {
 			if err := w.logMetrics(ctx, chunk); err != nil {
 				return fmt.Errorf("writing %s: %w", mlflowconv.CPUMeanKey, err)
@@ -169,7 +208,7 @@ func (w *writer) commitFold(ctx context.Context) error {
 			w.cov.GeneratedMetrics = append(w.cov.GeneratedMetrics, mlflowconv.CPUMeanKey)
 		}
 	}
-	if sp := w.fold.spool; sp != nil {
+	if sp := w.exact; sp != nil {
 		if w.app != nil && w.app.prevFolded > 0 {
 			// Appending: the file gets the points held, then the new ones.
 			all, err := w.heldFolded(ctx, sp)
@@ -241,9 +280,7 @@ func (w *writer) heldFolded(ctx context.Context, sp *spool) (*spool, error) {
 	return out, nil
 }
 
-// removeFold removes the folded points' temporary file.
+// removeFold removes the temporary file of the points kept exactly.
 func (w *writer) removeFold() {
-	if w.fold != nil {
-		w.fold.spool.remove()
-	}
+	w.exact.remove()
 }

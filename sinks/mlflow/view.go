@@ -181,7 +181,15 @@ func (w *writer) writeHeld(ctx context.Context) error {
 		if s := rebased[m.Key]; s != nil {
 			m.Step, _ = s.at(m.Step)
 		}
-		if send, ok := w.keyState(m.Key).add(m, w.cov); ok {
+		st := w.keyState(m.Key)
+		if st.core || st.scale != 0 {
+			var send bool
+			var err error
+			if m, send, err = w.systemPoint(st, m); err != nil || !send {
+				return err
+			}
+		}
+		if send, ok := st.add(m, w.cov); ok {
 			out = append(out, send)
 		}
 		if len(out) == mlflowapi.MaxMetricsPerBatch/2 { // keys may be long: well under 1 MB
@@ -271,7 +279,7 @@ func (w *writer) keyState(k string) *keyState {
 	st, ok := w.keys[k]
 	if !ok {
 		st = &keyState{}
-		st.mlflowKey, st.core = w.metricKey(k)
+		st.mlflowKey, st.core, st.scale = w.metricKey(k)
 		w.keys[k] = st
 	}
 	return st

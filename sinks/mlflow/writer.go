@@ -52,6 +52,7 @@ type writer struct {
 	// ("" for a series runferry generates).
 	mlflowKeys map[string]string
 	fold       *cpuFold        // per-core CPU series, once the run has one
+	exact      *spool          // points kept exactly for mlflowconv.FoldedMetricsPath (see keepExact)
 	written    map[string]bool // artifact paths written
 	logs       *spool
 	rich       *spool
@@ -119,8 +120,10 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 			continue // written at commit (see view)
 		}
 		st := w.keyState(m.Key)
-		if st.core {
-			if send, err := w.foldPoint(m); err != nil || !send {
+		if st.core || st.scale != 0 {
+			var send bool
+			var err error
+			if m, send, err = w.systemPoint(st, m); err != nil || !send {
 				if err != nil {
 					return err
 				}
@@ -174,7 +177,8 @@ func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
 // share a stored identity are all seen within one step.
 type keyState struct {
 	mlflowKey string
-	core      bool // a per-core CPU series (see cpuFold)
+	core      bool    // a per-core CPU series (see cpuFold)
+	scale     float64 // a series written in MLflow's unit (see systemPoint)
 	step      int64
 	started   bool
 	at        map[storedPoint]*mlflowconv.Fixup // the current step's points

@@ -37,10 +37,10 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	var run schema.Run
 	var damage []string
 	if path, ok := mlflowconv.LookupTag(tags, mlflowconv.TagSidecar); ok {
-		side, err := s.sidecar(ctx, r, path)
+		side, version, err := s.sidecar(ctx, r, path)
 		switch {
 		case err == nil:
-			run = fromSidecar(side, r, tags)
+			run = fromSidecar(side, version, r, tags)
 		case mlflowapi.IsNotFound(err):
 			damage = append(damage, fmt.Sprintf("mlflow run %s: %s is missing; metadata read from MLflow only", r.Info.RunID, path))
 			run = mlflowconv.NativeRun(r, tags, s.ref)
@@ -66,31 +66,34 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	return run, info, nil
 }
 
-func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (schema.Run, error) {
+// sidecar reads a run's sidecar: the run and the sidecar's version (1
+// when it names none).
+func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (schema.Run, int, error) {
 	body, err := s.api.OpenArtifact(ctx, r.Info.RunID, r.Info.ArtifactURI, path)
 	if err != nil {
-		return schema.Run{}, err
+		return schema.Run{}, 0, err
 	}
 	defer body.Close()
 	var side mlflowconv.Sidecar
 	if err := json.NewDecoder(body).Decode(&side); err != nil {
-		return schema.Run{}, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", r.Info.RunID, path, err))
+		return schema.Run{}, 0, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", r.Info.RunID, path, err))
 	}
 	for _, raw := range []*json.RawMessage{&side.Run.Config, &side.Run.Summary} {
 		if string(*raw) == "null" { // how encoding/json writes a nil RawMessage
 			*raw = nil
 		}
 	}
-	return side.Run, nil
+	return side.Run, max(side.Version, 1), nil
 }
 
 // fromSidecar restores a runferry run from its sidecar, reading params and
 // tags from MLflow (they may have been edited since) and noting in Damage
-// every way they disagree with the sidecar.
-func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schema.Run {
+// every way they disagree with the sidecar, as the sidecar's version
+// mapped the run (mlflowconv.RunEntitiesOf).
+func fromSidecar(side schema.Run, version int, r mlflowapi.Run, tags map[string]string) schema.Run {
 	run := side
 	cov := mlflowconv.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
-	wantParams, wantTags, err := mlflowconv.RunEntities(side, &cov)
+	wantParams, wantTags, err := mlflowconv.RunEntitiesOf(side, &cov, version)
 	if err != nil {
 		run.Damage = append(run.Damage, fmt.Sprintf("mlflow run %s: %v", r.Info.RunID, err))
 		return run
@@ -108,7 +111,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	for _, p := range wantParams {
 		stored[p.Key] = p.Value
 	}
-	nativeFields(&run, side, r, tags, note)
+	nativeFields(&run, side, version, r, tags, note)
 	run.Params = nil
 	seen := map[string]bool{}
 	for _, p := range r.Data.Params {
@@ -137,8 +140,11 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 	}
 	// Tags: the run's own, then those derived from its fields.
 	ownTags := map[string]schema.Tag{}
+	folded := func(k string) bool { // written as part of one tag
+		return mlflowconv.IsStepAxisTag(k) || version >= 2 && mlflowconv.IsDetailTag(k)
+	}
 	for _, t := range side.Tags {
-		if mlflowconv.IsStepAxisTag(t.Key) {
+		if folded(t.Key) {
 			continue // folded into one tag, derived below
 		}
 		k, _ := mlflowconv.MapKey(t.Key)
@@ -173,8 +179,8 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 			note("tag %q of %s is missing in MLflow", o.Key, mlflowconv.SidecarPath)
 		}
 	}
-	for _, t := range side.Tags { // shown in MLflow as one mlflowconv.TagStepMetric
-		if mlflowconv.IsStepAxisTag(t.Key) {
+	for _, t := range side.Tags { // shown in MLflow as one mlflowconv.TagStepMetric or TagDetails
+		if folded(t.Key) {
 			run.Tags = append(run.Tags, t)
 		}
 	}
@@ -188,7 +194,7 @@ func fromSidecar(side schema.Run, r mlflowapi.Run, tags map[string]string) schem
 // longer than MLflow allows); where MLflow shows something else, that is
 // taken and the disagreement noted. The sidecar alone supplies what MLflow
 // cannot hold: origin, config, summary, parent origin and source damage.
-func nativeFields(run *schema.Run, side schema.Run, r mlflowapi.Run, tags map[string]string, note func(string, ...any)) {
+func nativeFields(run *schema.Run, side schema.Run, version int, r mlflowapi.Run, tags map[string]string, note func(string, ...any)) {
 	wroteName, _ := mlflowconv.Truncate(side.Name, mlflowapi.MaxRunNameLength)
 	if v, ok := tags[mlflowapi.TagRunName]; ok && side.Name != "" {
 		name := r.Info.RunName
@@ -201,7 +207,7 @@ func nativeFields(run *schema.Run, side schema.Run, r mlflowapi.Run, tags map[st
 		}
 	}
 	wrote := map[string]string{}
-	for _, t := range mlflowconv.DerivedTags(side) {
+	for _, t := range mlflowconv.DerivedTagsOf(side, version) {
 		wrote[t.Key], _ = mlflowconv.Truncate(t.Value, mlflowapi.MaxTagValueLength)
 	}
 	for _, t := range side.Tags { // a user tag of the same key wins over the field
