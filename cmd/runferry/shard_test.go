@@ -114,6 +114,12 @@ func TestFourShardProcesses(t *testing.T) {
 	src := shardSource(t, filepath.Join(dir, "src"), exps, perExp, 500)
 	prefix := fmt.Sprintf("shards-%d/", testenv.FreePort(t))
 	arch := filepath.Join(dir, "dst")
+	victim := 1
+	for k := 2; k <= n; k++ {
+		if shardSize(exps, perExp, k, n) > shardSize(exps, perExp, victim, n) {
+			victim = k
+		}
+	}
 	for _, dst := range []string{"parquet:" + arch, "mlflow+" + srv.URL + "?experiment-prefix=" + prefix} {
 		began := time.Now()
 		work := filepath.Join(dir, strings.SplitN(dst, ":", 2)[0])
@@ -122,36 +128,38 @@ func TestFourShardProcesses(t *testing.T) {
 		for k := 1; k <= n; k++ {
 			jobs[k] = startShard(t, bin, src, dst, work, k, n, shardSize(exps, perExp, k, n))
 		}
-		// Kill shard 2 once the destination holds a run of it complete.
-		killed := jobs[2]
+		// Kill the shard with the most runs (the widest window between
+		// its first commit and its last) once the destination holds a run
+		// of it complete.
+		killed := jobs[victim]
 		deadline := time.Now().Add(time.Minute)
 		for time.Now().Before(deadline) {
-			if shardDone(t, dst, arch, srv.URL, prefix, 2, n) > 0 {
+			if shardDone(t, dst, arch, srv.URL, prefix, victim, n) > 0 {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		if err := killed.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("%s: shard 2 was gone before the kill", dst)
+			t.Fatalf("%s: shard %d was gone before the kill", dst, victim)
 		}
 		killed.cmd.Wait()
-		if have := shardDone(t, dst, arch, srv.URL, prefix, 2, n); have == 0 || have >= killed.runs {
-			t.Errorf("%s: shard 2 had %d of its %d runs complete when killed: not mid-run", dst, have, killed.runs)
+		if have := shardDone(t, dst, arch, srv.URL, prefix, victim, n); have == 0 || have >= killed.runs {
+			t.Errorf("%s: shard %d had %d of its %d runs complete when killed: not mid-run", dst, victim, have, killed.runs)
 		}
 		for k, j := range jobs {
-			if k == 2 {
+			if k == victim {
 				continue
 			}
 			if err := j.cmd.Wait(); err != nil {
 				t.Fatalf("%s: shard %d: %v\n%s", dst, k, err, j.out.String())
 			}
 		}
-		jobs[2] = startShard(t, bin, src, dst, work, 2, n, killed.runs) // heal
-		if err := jobs[2].cmd.Wait(); err != nil {
-			t.Fatalf("%s: shard 2 re-run: %v\n%s", dst, err, jobs[2].out.String())
+		jobs[victim] = startShard(t, bin, src, dst, work, victim, n, killed.runs) // heal
+		if err := jobs[victim].cmd.Wait(); err != nil {
+			t.Fatalf("%s: shard %d re-run: %v\n%s", dst, victim, err, jobs[victim].out.String())
 		}
-		healed := jobs[2].totals(t)
-		t.Logf("%s: shard 2 re-run: %d committed, %d unchanged", dst, healed.Committed, healed.Unchanged)
+		healed := jobs[victim].totals(t)
+		t.Logf("%s: shard %d re-run: %d committed, %d unchanged", dst, victim, healed.Committed, healed.Unchanged)
 		sum := 0
 		for k, j := range jobs {
 			tot := j.totals(t)

@@ -30,7 +30,7 @@ func TestCoverageNamedAndCounted(t *testing.T) {
 		t.Helper()
 		report := filepath.Join(dir, "report.json")
 		os.Remove(report)
-		out, err := exec.Command(bin, append(append([]string{"copy"}, args...), "--no-state", "--report", report)...).CombinedOutput()
+		out, err := exec.Command(bin, append(append([]string{"copy"}, args...), "--no-state", "--accept-gaps", "--report", report)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("copy %v: %v\n%s", args, err, out)
 		}

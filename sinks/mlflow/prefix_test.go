@@ -22,7 +22,7 @@ func TestExperimentPrefixFlagMeansTheOption(t *testing.T) {
 	fixtures := "wandb:" + testenv.RepoRoot(t) + "/testdata/wandb/fixtures?crashed-after=1ns"
 	base := fmt.Sprintf("pfx-%d-", testenv.FreePort(t))
 	copyTo := func(dst string, args ...string) (int, string) {
-		cmd := exec.Command(bin, append([]string{"copy", fixtures, dst, "--no-state"}, args...)...)
+		cmd := exec.Command(bin, append([]string{"copy", fixtures, dst, "--no-state", "--accept-gaps"}, args...)...)
 		out, err := cmd.CombinedOutput()
 		if err == nil {
 			return 0, string(out)
@@ -61,7 +61,7 @@ func TestTransformRecordedInMLflow(t *testing.T) {
 		}
 		return cmdExit(err), string(out)
 	}
-	if code, out := run("copy", fixtures, dst, "--no-state", "--drop-metrics", "system/*"); code != 0 || !strings.Contains(out, "copied 6 runs (72 points") {
+	if code, out := run("copy", fixtures, dst, "--no-state", "--accept-gaps", "--drop-metrics", "system/*"); code != 0 || !strings.Contains(out, "copied 6 runs (72 points") {
 		t.Fatalf("copy: exit %d\n%s", code, out)
 	}
 	if code, out := run("check", fixtures, dst); code != 0 || !strings.Contains(out, "6 match, 0 differences") {
