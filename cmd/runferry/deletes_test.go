@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -23,7 +25,8 @@ import (
 // stage and leaves the other runs active. Into a Parquet archive it writes
 // a tombstone: DuckDB (through the table globs and current.sql) and the
 // archive source no longer see the run, the snapshot before still lists
-// it, and archive check passes.
+// it, its files are kept under history/ until archive prune --keep 1
+// removes them with that snapshot, and archive check passes.
 func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
@@ -145,6 +148,32 @@ func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 				}
 				if rep, _ := sync(0, "--propagate-deletes"); len(rep.Deleted) != 0 || rep.Totals.Committed != 0 {
 					t.Errorf("the next sync: deleted %v, totals %+v", rep.Deleted, rep.Totals)
+				}
+				// The retired run's data is kept (under history/, its key the
+				// origin's digest, ARCHIVE.md "Layout") until archive prune
+				// drops the snapshots that list it; then it is gone.
+				sum := sha256.Sum256([]byte(gone.Origin))
+				kept := func() []string {
+					files, err := filepath.Glob(filepath.Join(arch, "history", "*", hex.EncodeToString(sum[:])[:20], "*.parquet"))
+					if err != nil {
+						t.Fatal(err)
+					}
+					return files
+				}
+				if len(kept()) == 0 {
+					t.Errorf("after the tombstone history/ holds no file of %s: its data must be kept until prune", gone.Origin)
+				}
+				if code, out, errOut := runCLI(t, "archive", "prune", arch, "--keep", "1"); code != 0 {
+					t.Fatalf("archive prune: exit %d\n%s%s", code, out, errOut)
+				}
+				if files := kept(); len(files) != 0 {
+					t.Errorf("after archive prune --keep 1 the retired run's files remain: %v", files)
+				}
+				if code, _, _ := runCLI(t, "ls", "--no-count", fmt.Sprintf("%s?snapshot=%d", c.dst, snapshot)); code == 0 {
+					t.Errorf("snapshot %d still reads after archive prune --keep 1", snapshot)
+				}
+				if code, out, errOut := runCLI(t, "archive", "check", arch); code != 0 {
+					t.Errorf("archive check after prune: exit %d\n%s%s", code, out, errOut)
 				}
 				return
 			}

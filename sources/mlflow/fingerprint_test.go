@@ -140,3 +140,89 @@ func TestChangedAt(t *testing.T) {
 		t.Errorf("change times %v, want %v", got, want)
 	}
 }
+
+// TestFingerprintSeesEachSignal: the fingerprint of a run of a real
+// MLflow server, taken by a fresh source each time as the next sync's
+// process would, is the same while nothing changed, a RUNNING run's
+// included (so an unchanged live run is not copied again every night), and
+// changes for that run alone when the run ends (status and end time), a
+// param is added, or a tag is set.
+func TestFingerprintSeesEachSignal(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("fpsignal-%d/", testenv.FreePort(t))
+	expID, err := api.CreateExperiment(ctx, prefix+"exp", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, name := range []string{"ends", "param", "tag", "still"} {
+		r, err := api.CreateRun(ctx, mlflowapi.CreateRun{ExperimentID: expID, RunName: name, StartTime: 1_700_000_000_000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := api.LogBatch(ctx, mlflowapi.LogBatch{RunID: r.Info.RunID,
+			Metrics: []mlflowapi.Metric{{Key: "loss", Value: 1, Step: 1, Timestamp: 1_700_000_001_000}},
+			Params:  []mlflowapi.Param{{Key: "lr", Value: "0.1"}}}); err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = r.Info.RunID // left RUNNING
+	}
+	fingerprints := func() map[string]string {
+		t.Helper()
+		src, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		fps := map[string]string{}
+		for e, err := range src.Experiments(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r, err := range src.Runs(ctx, e.Origin) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				fp, err := src.Fingerprint(ctx, r)
+				if err != nil || fp == "" {
+					t.Fatalf("%s (%s): fingerprint %q, %v; want one, also while running", r.Name, r.Status, fp, err)
+				}
+				fps[r.Name] = fp
+			}
+		}
+		return fps
+	}
+	before := fingerprints()
+	if again := fingerprints(); fmt.Sprint(again) != fmt.Sprint(before) || len(before) != len(ids) {
+		t.Fatalf("nothing changed, yet the fingerprints moved: %v, then %v", before, again)
+	}
+	for _, c := range []struct {
+		run    string
+		change func() error
+	}{
+		{"ends", func() error {
+			end := int64(1_700_000_002_000)
+			return api.UpdateRun(ctx, mlflowapi.UpdateRun{RunID: ids["ends"], Status: "FINISHED", EndTime: &end})
+		}},
+		{"param", func() error {
+			return api.LogBatch(ctx, mlflowapi.LogBatch{RunID: ids["param"], Params: []mlflowapi.Param{{Key: "layers", Value: "4"}}})
+		}},
+		{"tag", func() error { return api.SetTag(ctx, ids["tag"], "team", "vision") }},
+	} {
+		if err := c.change(); err != nil {
+			t.Fatal(err)
+		}
+		after := fingerprints()
+		for name, fp := range after {
+			if changed := fp != before[name]; changed != (name == c.run) {
+				t.Errorf("after changing run %s: run %s's fingerprint changed: %v", c.run, name, changed)
+			}
+		}
+		before = after
+	}
+}
