@@ -22,8 +22,9 @@ import (
 // that did not, by the fingerprint its manifest keeps: a FINISHED run that
 // gained a point at the first source and was synced into archive A is
 // appended to in B with that point alone, the other finished runs are
-// unchanged, and B reads back as the source. RUNNING runs of the archive
-// have no fingerprint: they are appended to with nothing on every sync.
+// unchanged, and B reads back as the source. A RUNNING run's fingerprint
+// covers its files in A, so with nothing changed every run is unchanged,
+// and a RUNNING run that grew in A reaches B.
 func TestArchiveSourceSeesGrownRun(t *testing.T) {
 	ctx := context.Background()
 	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
@@ -55,20 +56,37 @@ func TestArchiveSourceSeesGrownRun(t *testing.T) {
 	}
 	into(memsrc.New(early), a, la)
 	fromA()
-	// Nothing changed: no data moves. The archive source gives a RUNNING
-	// run no fingerprint (sources/parquetdir Fingerprint), so those runs
-	// are appended to with nothing each time.
-	resent := map[string]bool{}
+	// Nothing changed: no data moves and no run is written, RUNNING or not.
 	rep := fromA()
-	if tot := rep.Totals; tot.Points != 0 || tot.Files != 0 || tot.Bytes != 0 || tot.Committed != tot.Appended {
+	if tot := rep.Totals; tot.Points != 0 || tot.Files != 0 || tot.Bytes != 0 || tot.Committed != 0 {
 		t.Fatalf("A -> B with nothing changed: %+v", tot)
 	}
+	running := 0
 	for _, r := range rep.Runs {
-		resent[r.Origin] = r.Outcome == transfer.Committed
+		if r.Outcome != transfer.Unchanged {
+			t.Errorf("A -> B with nothing changed: run %s %s (%s), want unchanged", r.Origin, r.Outcome, r.Reason)
+		}
 	}
-	// Runs that grew while RUNNING (sinktest.Grown) reach B through A.
+	for _, rd := range early.Runs {
+		if rd.Run.Status == schema.StatusRunning {
+			running++
+		}
+	}
+	if running == 0 {
+		t.Fatal("no RUNNING run in sinktest.Grown's early data")
+	}
+	// Runs that grew while RUNNING (sinktest.Grown) reach B through A,
+	// appended to, and only they.
 	into(memsrc.New(grown), a, la)
-	fromA()
+	grownRuns := map[string]bool{}
+	for _, r := range fromA().Runs {
+		if r.Outcome == transfer.Committed {
+			grownRuns[r.Origin] = true
+		}
+	}
+	if len(grownRuns) == 0 {
+		t.Fatal("A -> B after runs grew in A: no run written")
+	}
 	equal := func(want *dataset.Dataset) {
 		t.Helper()
 		back, err := srcparquet.New(b, 0)
@@ -92,7 +110,7 @@ func TestArchiveSourceSeesGrownRun(t *testing.T) {
 	later := grown.Clone()
 	var changed string
 	for _, rd := range later.Runs {
-		if o := rd.Run.Origin.String(); rd.Run.Status == schema.StatusFinished && !resent[o] && len(rd.Metrics) > 0 {
+		if o := rd.Run.Origin.String(); rd.Run.Status == schema.StatusFinished && !grownRuns[o] && len(rd.Metrics) > 0 {
 			last := rd.Metrics[len(rd.Metrics)-1]
 			last.Step, last.Time = last.Step+1000, last.Time+1000
 			rd.Metrics = append(rd.Metrics, last)
@@ -104,8 +122,15 @@ func TestArchiveSourceSeesGrownRun(t *testing.T) {
 	if changed == "" {
 		t.Fatal("no FINISHED run with metrics in sinktest.Grown")
 	}
-	if rep := into(memsrc.New(later), a, la); rep.Totals.Points != 1 {
+	// The memory source gives its RUNNING run no fingerprint, so that run
+	// is written into A again (with no new point) and its files there change.
+	rewrittenInA := map[string]bool{}
+	rep = into(memsrc.New(later), a, la)
+	if rep.Totals.Points != 1 {
 		t.Fatalf("into A: %+v, want the one new point", rep.Totals)
+	}
+	for _, r := range rep.Runs {
+		rewrittenInA[r.Origin] = r.Outcome == transfer.Committed && r.Origin != changed
 	}
 	rep = fromA()
 	unchanged := 0
@@ -115,9 +140,9 @@ func TestArchiveSourceSeesGrownRun(t *testing.T) {
 			if r.Outcome != transfer.Committed || !r.Appended || r.Points != 1 {
 				t.Errorf("A -> B: the run that grew in A: %s, appended %v, %d points (%s); want 1 point appended", r.Outcome, r.Appended, r.Points, r.Reason)
 			}
-		case resent[r.Origin]:
+		case rewrittenInA[r.Origin]:
 			if r.Points != 0 || r.Files != 0 {
-				t.Errorf("A -> B: run %s (re-sent while RUNNING) moved %d points, %d files", r.Origin, r.Points, r.Files)
+				t.Errorf("A -> B: run %s (written into A again with nothing new) moved %d points, %d files", r.Origin, r.Points, r.Files)
 			}
 		default:
 			unchanged++

@@ -2,6 +2,8 @@ package parquetdir
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -188,13 +190,30 @@ func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
 }
 
 // Fingerprint returns the fingerprint the run was archived with, so that
-// a sync from the archive into another archive skips unchanged runs.
+// a sync from the archive into another archive skips unchanged runs. A
+// RUNNING run's fingerprint also covers its current files (their SHA-256s
+// from the manifest, and its blobs): its source may give the same
+// fingerprint, or none, while it grows, but every write of it into this
+// archive (an append, a rewrite, new tags or status) changes one of its
+// files, so a run that did not change here is found unchanged and one
+// that did is read again.
 func (s *Source) Fingerprint(_ context.Context, r schema.Run) (string, error) {
 	e, ok := s.r.Run(r.Origin.String())
-	if !ok || r.Status == schema.StatusRunning {
+	if !ok {
 		return "", nil
 	}
-	return e.Fingerprint, nil
+	if r.Status != schema.StatusRunning {
+		return e.Fingerprint, nil
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", e.Mark, e.Fingerprint)
+	for _, f := range e.Files {
+		fmt.Fprintf(h, "%s\x00%s\x00%d\x00", f.Table, f.SHA256, f.Rows)
+	}
+	for _, b := range e.Blobs {
+		fmt.Fprintf(h, "%s\x00", b.SHA256)
+	}
+	return "archive-files=" + hex.EncodeToString(h.Sum(nil)) + ";" + e.Fingerprint, nil
 }
 
 func (s *Source) entry(run schema.Ref) (archive.RunEntry, error) {
