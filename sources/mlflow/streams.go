@@ -13,6 +13,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
@@ -44,7 +45,9 @@ type keyHistory struct {
 // Metrics yields a run's full history, key by key in key order. Each key's
 // history is read whole (get-history, paged) and sorted by step, time and
 // value, since MLflow returns it in time order; up to HistoryWindow keys
-// are read at once: memory grows with the largest keys, not the run. For runs runferry wrote, keys MLflow refused
+// are read at once: memory grows with the largest keys, not the run. A
+// failed key ends the stream after the keys before it, whole, and the
+// reads ahead of it are cancelled. For runs runferry wrote, keys MLflow refused
 // are mapped back (and so are system metrics renamed to MLflow's names),
 // the points MLflow stores differently (±Inf, -0, negative times,
 // duplicates) are restored from the coverage file, as are the steps of
@@ -125,14 +128,19 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 			schema.SortMetrics(points)
 			return keyHistory{points: points}
 		}
+		// No read outlives Metrics: the reads ahead of a failed key (or of
+		// a consumer that stopped) are cancelled and waited for.
 		rctx, cancel := context.WithCancel(ctx)
+		var reading sync.WaitGroup
+		defer reading.Wait()
 		defer cancel()
 		window := make([]chan keyHistory, 0, HistoryWindow)
 		next := 0
 		for len(window) > 0 || next < len(keys) {
 			for len(window) < HistoryWindow && next < len(keys) {
 				ch := make(chan keyHistory, 1)
-				go func(k key) { ch <- read(rctx, k) }(keys[next])
+				k := keys[next]
+				reading.Go(func() { ch <- read(rctx, k) })
 				window = append(window, ch)
 				next++
 			}
