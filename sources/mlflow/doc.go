@@ -65,7 +65,8 @@
 //     (get-history-bulk takes many runs and one key), so HistoryWindow (8)
 //     keys are read at once, yielded in key order. A key's history is held
 //     in memory while it is sorted by step, time and value (MLflow returns
-//     it in time order): up to HistoryWindow histories at a time.
+//     it in time order): up to HistoryWindow histories at a time. OnKeys
+//     (sources.KeyReporter) is told the keys yielded of the run's keys.
 //     Mapped keys and the fixups of runferry/coverage.json (±Inf, -0,
 //     negative times, duplicates) are reversed, as are the steps of
 //     metrics written against their W&B step metric (rebased); the points

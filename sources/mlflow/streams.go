@@ -29,6 +29,10 @@ type fixKey struct {
 	step, time int64
 }
 
+// OnKeys implements sources.KeyReporter: f is told, as Metrics reads a
+// run, how many of its keys' histories it has yielded.
+func (s *Source) OnKeys(f func(run schema.Ref, done, total int)) { s.onKeys.Store(&f) }
+
 // HistoryWindow is how many metric keys' histories Metrics reads at once.
 // MLflow has no request for many keys of one run (get-history-bulk takes
 // many runs for one key), so a run with thousands of keys costs a request
@@ -130,6 +134,12 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 		}
 		// No read outlives Metrics: the reads ahead of a failed key (or of
 		// a consumer that stopped) are cancelled and waited for.
+		keysDone := func(done int) {
+			if f := s.onKeys.Load(); f != nil {
+				(*f)(ref, done, len(keys))
+			}
+		}
+		keysDone(0)
 		rctx, cancel := context.WithCancel(ctx)
 		var reading sync.WaitGroup
 		defer reading.Wait()
@@ -158,6 +168,7 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 					return
 				}
 			}
+			keysDone(next - len(window))
 		}
 		if cov.FoldedPoints > 0 {
 			s.foldedMetrics(ctx, ref, yield)

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/runferry/runferry/engine/check"
 	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
 )
 
 // TestHistoriesReadConcurrently: a run's metric keys are read several at
@@ -51,5 +53,61 @@ func TestHistoriesReadConcurrently(t *testing.T) {
 	}
 	if most < 2 {
 		t.Errorf("at most %d get-history requests in flight: keys are read one by one", most)
+	}
+}
+
+// TestKeysReported: as a run's metrics are read, the source tells
+// (sources.KeyReporter) the keys yielded so far of all the run's keys:
+// 0 first, then each key in turn, all of them last, the total being at
+// least the keys yielded.
+func TestKeysReported(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	prefix := canonicalPrefix(t, srv.URL)
+	src := open(t, srv.URL, prefix, false)
+	var mu sync.Mutex
+	told := map[schema.Ref][][2]int{}
+	src.OnKeys(func(run schema.Ref, done, total int) {
+		mu.Lock()
+		told[run] = append(told[run], [2]int{done, total})
+		mu.Unlock()
+	})
+	ctx := context.Background()
+	withKeys := 0
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range src.Runs(ctx, e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys := map[string]bool{}
+			for page, err := range src.Metrics(ctx, r.Origin) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, m := range page {
+					keys[m.Key] = true
+				}
+			}
+			// The total is the keys read, which may hold keys that yield
+			// nothing (a series of summary points runferry derived).
+			got := told[r.Origin]
+			var want [][2]int
+			if len(got) > 0 {
+				for i := range got[0][1] + 1 {
+					want = append(want, [2]int{i, got[0][1]})
+				}
+			}
+			if len(got) == 0 || got[0][1] < len(keys) || !slices.Equal(got, want) {
+				t.Errorf("run %s, %d keys yielded: told %v, want 0 to a total of at least the keys, one by one", r.Origin, len(keys), got)
+			}
+			if len(keys) > 0 {
+				withKeys++
+			}
+		}
+	}
+	if withKeys == 0 {
+		t.Fatal("no run with metric keys read")
 	}
 }
