@@ -25,9 +25,10 @@ func TestHistoriesReadConcurrently(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	prefix := canonicalPrefix(t, srv.URL)
 	target, _ := url.Parse(srv.URL)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	direct := proxy.Director
-	proxy.Director = func(r *http.Request) { direct(r); r.Host = target.Host } // the server allows its own host name only
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = target.Host // the server allows its own host name only
+	}}
 	var mu sync.Mutex
 	inFlight, most := 0, 0
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
