@@ -2,12 +2,12 @@
 # bench/mlflowkeys.sh OLD_BIN NEW_BIN [ROUNDS]: reading an MLflow server's
 # runs with many metric keys. Copies the Tarun-AK__scaling W&B sample (its
 # runs hold up to 2,062 metric keys) into a fresh `mlflow server` (SQLite
-# store, one worker, as internal/testenv starts it) with NEW_BIN, then times
+# store, one worker as internal/testenv starts it, or MLFLOW_WORKERS) with NEW_BIN, then times
 # `copy mlflow+URL parquet:DIR` with OLD_BIN and NEW_BIN in turn, ROUNDS
 # (default 2) times each, printing wall, user and sys seconds and the load
 # average. The server's process group is stopped on exit.
 set -euo pipefail
-OLD=$1 NEW=$2 ROUNDS=${3:-2}
+OLD=$1 NEW=$2 ROUNDS=${3:-2} WORKERS=${MLFLOW_WORKERS:-1}
 VENV=${RUNFERRY_VENV:-/work/main/.venv}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SAMPLE=$ROOT/../shared/samples/wandb/Tarun-AK__scaling/wandb
@@ -28,7 +28,7 @@ PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0
 	export MLFLOW_TRACKING_URI= MLFLOW_ENABLE_TELEMETRY=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
 	exec setsid "$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$DIR/mlflow.db" \
 		--artifacts-destination "$DIR/artifacts" --serve-artifacts --host 127.0.0.1 --port "$PORT" \
-		--workers 1 --allowed-hosts "127.0.0.1,127.0.0.1:$PORT,localhost,localhost:$PORT"
+		--workers "$WORKERS" --allowed-hosts "127.0.0.1,127.0.0.1:$PORT,localhost,localhost:$PORT"
 ) >"$DIR/server.log" 2>&1 </dev/null &
 PID=$!
 for _ in $(seq 600); do
