@@ -192,6 +192,18 @@ type Paced interface {
 	OnWait(func(reason string, d time.Duration))
 }
 
+// KeyReporter is a source that reads a run's metrics one request (or
+// more) per key (an MLflow server: thousands of keys make a long read):
+// it tells how many of the run's keys it has yielded, so progress can
+// show a long read moving.
+type KeyReporter interface {
+	// OnKeys sets the function told, for the run whose metrics are being
+	// read, the keys yielded so far and the run's keys in all: (0, total)
+	// before the first and (total, total) after the last. It must be
+	// quick and safe for concurrent use (runs are read in parallel).
+	OnKeys(func(run schema.Ref, done, total int))
+}
+
 // HeaderLister is a source whose Runs reads each run in full to describe
 // it (W&B run folders: every log is decoded to fold config and summary and
 // find the status), but that can describe a run from a few small reads

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,9 +22,10 @@ import (
 )
 
 // TestMLflowSQLStoreConnectionDropped: a run's metrics read directly from
-// an MLflow store in PostgreSQL end, when the connection is terminated
-// after the first key's points arrived, with one error line naming the run
-// and the key; and copying from an MLflow store in
+// an MLflow store in PostgreSQL end, when one key's read has its connection
+// terminated, after the keys before it, whole, with one error line naming
+// the run and the key (midStream: whichever key, as several are read at
+// once); and copying from an MLflow store in
 // PostgreSQL whose connections are terminated (pg_terminate_backend from a
 // second connection) while the runs' metrics are being read fails each run
 // that has metrics with one line naming the run and the dropped connection,
@@ -119,10 +122,43 @@ func terminator(admin *sql.DB) (done chan struct{}, killed chan int) {
 	return done, killed
 }
 
+// terminateOne terminates, until done is closed, one backend of admin's
+// database waiting on a lock in a query of the metrics table, then rolls
+// lock back (the other queries go on), and sends on killed how many it
+// terminated (0 or 1).
+func terminateOne(admin *sql.DB, lock *sql.Tx) (done chan struct{}, killed chan int) {
+	ctx := context.Background()
+	done, killed = make(chan struct{}), make(chan int)
+	go func() {
+		n := 0
+		defer func() { killed <- n }()
+		for n == 0 {
+			select {
+			case <-done:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			var ok bool
+			err := admin.QueryRowContext(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM metrics%' LIMIT 1`).Scan(&ok)
+			if err == nil && ok {
+				n++
+			}
+		}
+		lock.Rollback()
+		<-done
+	}()
+	return done, killed
+}
+
 // midStream reads the metrics of the run "parent" directly from the store
-// and, once its first key's points have arrived, locks the metrics table
-// and terminates the connection reading the next key: the stream ends
-// with an error naming the run and the key.
+// twice: whole, and with the metrics table locked from before the first
+// history read, one backend waiting on the lock terminated and the lock
+// then released. The source reads several keys at once (sources/mlflow
+// HistoryWindow), so which key's read is terminated is not fixed; whichever
+// it is, the stream yields the keys before it whole (as read whole), then
+// one error line naming the run, that key and the dropped connection, and
+// nothing after.
 func midStream(t *testing.T, admin *sql.DB, store string) {
 	ctx := context.Background()
 	src, _, err := sourcesall.Sources().Open(ctx, store)
@@ -144,43 +180,62 @@ func midStream(t *testing.T, admin *sql.DB, store string) {
 			}
 		}
 	}
-	var lock *sql.Tx
-	var done chan struct{}
-	var killed chan int
-	pages := 0
-	var streamErr error
+	var whole, wholeKeys []string // the pages read undisturbed, printed, and their keys
+	keys := map[string]bool{}
 	for page, err := range src.Metrics(ctx, parent.Origin) {
 		if err != nil {
-			streamErr = err
-			break
+			t.Fatalf("metrics of run parent, undisturbed: %v", err)
 		}
-		pages++
-		if lock == nil { // the first key (acc) has arrived: drop the connection reading the next
-			if page[0].Key != "acc" {
-				t.Fatalf("first key %q, want acc", page[0].Key)
-			}
-			if lock, err = admin.BeginTx(ctx, nil); err != nil {
-				t.Fatal(err)
-			}
-			defer lock.Rollback()
-			if _, err := lock.ExecContext(ctx, "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE"); err != nil {
-				t.Fatal(err)
-			}
-			done, killed = terminator(admin)
-		}
+		whole = append(whole, fmt.Sprint(page))
+		wholeKeys = append(wholeKeys, page[0].Key)
+		keys[page[0].Key] = true
 	}
-	if lock == nil {
-		t.Fatal("no metrics read")
+	if len(keys) < 2 {
+		t.Fatalf("run parent has keys %v, want at least 2", keys)
+	}
+	lock, err := admin.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, "LOCK TABLE metrics IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	done, killed := terminateOne(admin, lock)
+	var pages []string
+	var firstKeys []string
+	var streamErr error
+	after := 0 // what the stream yields after its error
+	for page, err := range src.Metrics(ctx, parent.Origin) {
+		switch {
+		case streamErr != nil:
+			after++
+		case err != nil:
+			streamErr = err
+		default:
+			pages = append(pages, fmt.Sprint(page))
+			firstKeys = append(firstKeys, page[0].Key)
+		}
 	}
 	close(done)
 	if n := <-killed; n != 1 {
 		t.Errorf("terminated %d backends, want 1", n)
 	}
-	want := `reading metric "loss" of run ` + parent.Origin.ID[strings.LastIndex(parent.Origin.ID, "/")+1:]
-	if streamErr == nil || !strings.Contains(streamErr.Error(), want) || !strings.Contains(streamErr.Error(), "terminating connection") || strings.Contains(streamErr.Error(), "\n") || pages != 1 {
-		t.Fatalf("metrics of run parent after %d page(s): error %v; want one line containing %q and the dropped connection after the first page", pages, streamErr, want)
+	if streamErr == nil {
+		t.Fatalf("metrics of run parent with a read's connection dropped: no error; pages of keys %v", firstKeys)
 	}
-	if err := lock.Rollback(); err != nil {
-		t.Fatal(err)
+	failed := regexp.MustCompile(`reading metric "([^"]+)" of run ` + parent.Origin.ID[strings.LastIndex(parent.Origin.ID, "/")+1:]).FindStringSubmatch(streamErr.Error())
+	if failed == nil || !keys[failed[1]] || !strings.Contains(streamErr.Error(), "terminating connection") || strings.Contains(streamErr.Error(), "\n") || after > 0 {
+		t.Fatalf("metrics of run parent: error %v, then %d more; want one line naming the run, one of its keys %v and the dropped connection, last", streamErr, after, keys)
+	}
+	t.Logf("the read of key %q was terminated, after %d page(s)", failed[1], len(pages))
+	var before []string // the undisturbed pages of the keys before the failed one
+	for i, p := range whole {
+		if wholeKeys[i] < failed[1] { // keys come in key order
+			before = append(before, p)
+		}
+	}
+	if !slices.Equal(pages, before) {
+		t.Errorf("metrics of run parent before the error at key %q: keys %v, want the %d page(s) before it as read undisturbed", failed[1], firstKeys, len(before))
 	}
 }

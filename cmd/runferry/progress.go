@@ -42,6 +42,11 @@ type progress struct {
 	waited     time.Duration
 	waits      int
 	now        func() time.Time
+
+	// A run whose metrics are read a key at a time (sources.KeyReporter):
+	// the latest one told, until its last key is read.
+	keysRun             string
+	keysDone, keysTotal int
 }
 
 func (a *app) newProgress() *progress {
@@ -129,6 +134,9 @@ func (p *progress) show() {
 		} else {
 			d = fmt.Sprintf("runs (%d failed) · %d points · %s · %s", p.failed, p.points, bytesText(p.bytes), p.rateText())
 		}
+		if p.keysTotal > 0 {
+			d += fmt.Sprintf(" · %d/%d metric keys of %s", p.keysDone, p.keysTotal, p.keysRun)
+		}
 		if left := p.waitUntil.Sub(p.now()); left > 0 {
 			d += fmt.Sprintf(" · waiting on the server %s: %s", left.Round(100*time.Millisecond), p.waitReason)
 		}
@@ -163,6 +171,21 @@ func (p *progress) waiting(reason string, d time.Duration) {
 	p.show()
 }
 
+// keys records how many of a run's metric keys the source has read
+// (sources.KeyReporter): the bar and the JSON lines (keys_run, keys_done,
+// keys_total) show the latest run told until its last key is read.
+func (p *progress) keys(run string, done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case done < total:
+		p.keysRun, p.keysDone, p.keysTotal = run, done, total
+	case run == p.keysRun:
+		p.keysRun, p.keysDone, p.keysTotal = "", 0, 0
+	}
+	p.show()
+}
+
 // emit writes one progress line; callers hold p.mu.
 func (p *progress) emit() {
 	p.last = time.Now()
@@ -183,6 +206,9 @@ func (p *progress) emit() {
 	}
 	if left := p.waitUntil.Sub(p.now()); left > 0 {
 		fields["waiting_s"], fields["waiting_reason"] = left.Round(time.Millisecond).Seconds(), p.waitReason
+	}
+	if p.keysTotal > 0 {
+		fields["keys_run"], fields["keys_done"], fields["keys_total"] = p.keysRun, p.keysDone, p.keysTotal
 	}
 	if p.totalPoints > 0 {
 		fields["points_total"], fields["bytes_total"] = p.totalPoints, p.totalBytes

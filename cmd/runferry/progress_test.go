@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/schema"
 )
 
 // TestProgressInPoints: when the plan knows the points the runs hold, the
@@ -92,6 +93,53 @@ func TestProgressWaiting(t *testing.T) {
 	q.bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(&bar))
 	b.logWait("wandb+https://api.wandb.ai/acme", "the server's rate limit is used up (RateLimit-Remaining 0), it resets in 2s", 2*time.Second)
 	if s := bar.String(); !strings.Contains(s, "waiting on the server 2s: the server's rate limit is used up (RateLimit-Remaining 0)") {
+		t.Errorf("bar: %q", s)
+	}
+}
+
+// TestProgressKeys: a run read a metric key at a time (an MLflow server,
+// sources.KeyReporter) shows its keys read of all in the JSON progress
+// lines (keys_run, keys_done, keys_total) and on the bar until its last
+// key is read; another run's last key leaves it shown.
+func TestProgressKeys(t *testing.T) {
+	var buf bytes.Buffer
+	a := &app{stderr: &buf, log: slog.New(slog.NewTextHandler(io.Discard, nil)), logFormat: "json"}
+	p := a.newProgress()
+	p.interval = 0
+	p.observe(transfer.Event{Kind: transfer.EventPlanned, Runs: 2})
+	big := schema.Ref{System: "mlflow", ID: "127.0.0.1:5000/aaaa"}
+	small := schema.Ref{System: "mlflow", ID: "127.0.0.1:5000/bbbb"}
+	a.keysRead(big, 0, 2062)
+	a.keysRead(big, 120, 2062)
+	a.keysRead(small, 3, 3) // another run's read ends: the big one is still read
+	a.keysRead(big, 2062, 2062)
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 5 {
+		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
+	}
+	for i, want := range []float64{0, 120, 120} {
+		if l := lines[1+i]; l["keys_run"] != "mlflow:127.0.0.1:5000/aaaa" || l["keys_done"] != want || l["keys_total"] != 2062.0 {
+			t.Errorf("line %d: %v, want keys_done %v of 2062 of run aaaa", 1+i, l, want)
+		}
+	}
+	if l := lines[4]; l["keys_run"] != nil || l["keys_done"] != nil || l["keys_total"] != nil {
+		t.Errorf("line after the last key: %v", l)
+	}
+
+	// The bar says it too.
+	var bar bytes.Buffer
+	b := &app{stderr: &bar, log: slog.New(slog.NewTextHandler(io.Discard, nil)), logFormat: "text"}
+	q := b.newProgress()
+	q.bar = progressbar.NewOptions(-1, progressbar.OptionSetWriter(&bar))
+	b.keysRead(big, 120, 2062)
+	if s := bar.String(); !strings.Contains(s, "120/2062 metric keys of mlflow:127.0.0.1:5000/aaaa") {
 		t.Errorf("bar: %q", s)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/runferry/runferry/internal/location"
+	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	sinksall "github.com/runferry/runferry/sinks/all"
 	"github.com/runferry/runferry/sources"
@@ -230,7 +231,22 @@ func (a *app) openSource(ctx context.Context, raw string) (sources.Source, locat
 	} else if a.rate > 0 {
 		a.log.Warn("--rate has no effect: the source sends no requests to a server", "source", loc.String())
 	}
+	if k, ok := src.(sources.KeyReporter); ok {
+		k.OnKeys(a.keysRead)
+	}
 	return src, loc, nil
+}
+
+// keysRead tells the job's progress how many of a run's metric keys the
+// source has read (sources.KeyReporter): an MLflow server's run with
+// thousands of keys is a long read of one request per key.
+func (a *app) keysRead(run schema.Ref, done, total int) {
+	a.waitMu.Lock()
+	prog := a.prog
+	a.waitMu.Unlock()
+	if prog != nil {
+		prog.keys(run.String(), done, total)
+	}
 }
 
 // logWait says that runferry waits on a source's server, and why: in the

@@ -57,11 +57,16 @@
 //     is noted in Run.Damage, as is a runferry copy that never completed.
 //   - Metrics: every key of the run (from runs/get) through get-history
 //     (for runferry's runs under the W&B keys it renamed, the generated CPU
-//     mean left out and the folded per-core CPU points read from
+//     mean and converted system metrics left out and the folded per-core
+//     CPU points and the converted series' W&B points read from
 //     runferry/folded_metrics.jsonl: docs/MLFLOW-MAPPING.md),
 //     always with max_results (servers 3.1 to about 3.13 return nothing
-//     without it), paged. One key's history is held in memory while it is
-//     sorted by step, time and value (MLflow returns it in time order).
+//     without it), paged. MLflow has no request for many keys of one run
+//     (get-history-bulk takes many runs and one key), so HistoryWindow (8)
+//     keys are read at once, yielded in key order. A key's history is held
+//     in memory while it is sorted by step, time and value (MLflow returns
+//     it in time order): up to HistoryWindow histories at a time. OnKeys
+//     (sources.KeyReporter) is told the keys yielded of the run's keys.
 //     Mapped keys and the fixups of runferry/coverage.json (±Inf, -0,
 //     negative times, duplicates) are reversed, as are the steps of
 //     metrics written against their W&B step metric (rebased); the points

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
@@ -22,6 +23,8 @@ type Source struct {
 	api      Backend
 	cfg      Config
 	instance string // mlflowconv.Instance of the server, the first part of native origins' ids
+
+	onKeys atomic.Pointer[func(schema.Ref, int, int)] // sources.KeyReporter
 
 	mu     sync.Mutex
 	exps   map[schema.Ref]string   // experiment origin -> MLflow experiment id
@@ -48,6 +51,7 @@ var (
 	_ sources.ArtifactLister  = (*Source)(nil)
 	_ sources.LogReader       = (*Source)(nil)
 	_ sources.RichValueReader = (*Source)(nil)
+	_ sources.KeyReporter     = (*Source)(nil)
 	_ sources.Checker         = (*Source)(nil)
 	_ sources.FormerOriginer  = (*Source)(nil)
 )

@@ -13,6 +13,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
@@ -28,10 +29,29 @@ type fixKey struct {
 	step, time int64
 }
 
+// OnKeys implements sources.KeyReporter: f is told, as Metrics reads a
+// run, how many of its keys' histories it has yielded.
+func (s *Source) OnKeys(f func(run schema.Ref, done, total int)) { s.onKeys.Store(&f) }
+
+// HistoryWindow is how many metric keys' histories Metrics reads at once.
+// MLflow has no request for many keys of one run (get-history-bulk takes
+// many runs for one key), so a run with thousands of keys costs a request
+// per key; reading several at once hides the round trips.
+const HistoryWindow = 8
+
+// keyHistory is one key's history as read, with the error that cut it
+// short (its points are those read before).
+type keyHistory struct {
+	points []schema.Metric
+	err    error
+}
+
 // Metrics yields a run's full history, key by key in key order. Each key's
 // history is read whole (get-history, paged) and sorted by step, time and
-// value, since MLflow returns it in time order: memory grows with the
-// largest key, not the run. For runs runferry wrote, keys MLflow refused
+// value, since MLflow returns it in time order; up to HistoryWindow keys
+// are read at once: memory grows with the largest keys, not the run. A
+// failed key ends the stream after the keys before it, whole, and the
+// reads ahead of it are cancelled. For runs runferry wrote, keys MLflow refused
 // are mapped back (and so are system metrics renamed to MLflow's names),
 // the points MLflow stores differently (±Inf, -0, negative times,
 // duplicates) are restored from the coverage file, as are the steps of
@@ -85,7 +105,10 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 			keys = append(keys, key{m.Key, orig})
 		}
 		slices.SortFunc(keys, func(a, b key) int { return cmp.Compare(a.orig, b.orig) })
-		for _, k := range keys {
+		// One history request (or more, paged) per key: read up to
+		// HistoryWindow keys at once, in the background, and yield them
+		// in key order.
+		read := func(ctx context.Context, k key) keyHistory {
 			var points []schema.Metric
 			for page, err := range s.api.MetricHistory(ctx, info.id, k.mlflow) {
 				if err == nil {
@@ -94,15 +117,12 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 				if err != nil {
 					// The points read before the error come first (a
 					// store's history damaged mid-file), sorted as ever.
-					if len(points) > 0 && ctx.Err() == nil {
-						points = original(points, rebased[k.orig], derived[k.orig])
-						schema.SortMetrics(points)
-						if !yield(points, nil) {
-							return
-						}
+					if len(points) == 0 || ctx.Err() != nil {
+						points = nil
 					}
-					yield(nil, err)
-					return
+					points = original(points, rebased[k.orig], derived[k.orig])
+					schema.SortMetrics(points)
+					return keyHistory{points, err}
 				}
 				for _, m := range page {
 					points = restore(points, k.orig, m, fixups)
@@ -110,11 +130,45 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 			}
 			points = original(points, rebased[k.orig], derived[k.orig])
 			schema.SortMetrics(points)
-			for chunk := range slices.Chunk(points, PageSize) {
+			return keyHistory{points: points}
+		}
+		// No read outlives Metrics: the reads ahead of a failed key (or of
+		// a consumer that stopped) are cancelled and waited for.
+		keysDone := func(done int) {
+			if f := s.onKeys.Load(); f != nil {
+				(*f)(ref, done, len(keys))
+			}
+		}
+		keysDone(0)
+		rctx, cancel := context.WithCancel(ctx)
+		var reading sync.WaitGroup
+		defer reading.Wait()
+		defer cancel()
+		window := make([]chan keyHistory, 0, HistoryWindow)
+		next := 0
+		for len(window) > 0 || next < len(keys) {
+			for len(window) < HistoryWindow && next < len(keys) {
+				ch := make(chan keyHistory, 1)
+				k := keys[next]
+				reading.Go(func() { ch <- read(rctx, k) })
+				window = append(window, ch)
+				next++
+			}
+			h := <-window[0]
+			window = window[1:]
+			if h.err != nil {
+				if len(h.points) > 0 && !yield(h.points, nil) {
+					return
+				}
+				yield(nil, h.err)
+				return
+			}
+			for chunk := range slices.Chunk(h.points, PageSize) {
 				if !yield(slices.Clip(chunk), nil) {
 					return
 				}
 			}
+			keysDone(next - len(window))
 		}
 		if cov.FoldedPoints > 0 {
 			s.foldedMetrics(ctx, ref, yield)
