@@ -39,17 +39,19 @@ const (
 const TagDetails = "wandb.details"
 
 // filterTags are the W&B tags written as tags of their own: what a user
-// filters runs by.
+// filters runs by. wandb.state is among them: W&B's state (crashed,
+// killed, failed, unknown for a damaged log) says more than MLflow's
+// FAILED, and W&B users filter by it.
 var filterTags = map[string]bool{
 	"wandb.entity": true, "wandb.project": true, "wandb.run_id": true, "wandb.sweep_id": true, "wandb.url": true,
-	TagGroup: true, TagJobType: true, TagHost: true,
+	"wandb.state": true, TagGroup: true, TagJobType: true, TagHost: true,
 }
 
 // IsDetailTag reports whether a run's tag is one of W&B's facts folded
 // into TagDetails (from SidecarVersion 2): a key under "wandb." that is not
 // a W&B tag (TagLabelPrefix), a summary value, a define_metric tag, nor
 // one a user filters runs by (entity, project, run id, sweep id, url,
-// group, job type, host).
+// state, group, job type, host).
 func IsDetailTag(key string) bool {
 	rest, ok := strings.CutPrefix(key, "wandb.")
 	return ok && rest != "" && !filterTags[key] && !strings.HasPrefix(key, TagLabelPrefix) &&

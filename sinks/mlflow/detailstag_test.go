@@ -38,7 +38,7 @@ func TestWandbDetailsInOneTag(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := map[string]bool{"wandb.entity": true, "wandb.project": true, "wandb.run_id": true, "wandb.sweep_id": true,
-		"wandb.url": true, "wandb.group": true, "wandb.job_type": true, mlflowconv.TagDetails: true,
+		"wandb.url": true, "wandb.state": true, "wandb.group": true, "wandb.job_type": true, mlflowconv.TagDetails: true,
 		mlflowconv.TagHost: true, mlflowconv.TagStepMetric: true}
 	nRuns, nDetails := 0, 0
 	for e, err := range api.SearchExperiments(ctx, "", mlflowapi.ViewAll) {
