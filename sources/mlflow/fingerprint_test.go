@@ -9,6 +9,7 @@ import (
 
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources/mlflow"
 )
 
@@ -115,27 +116,14 @@ func TestChangedAt(t *testing.T) {
 			}
 		}
 	}
-	src, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
 	got := map[string]int64{}
-	for e, err := range src.Experiments(ctx) {
-		if err != nil {
-			t.Fatal(err)
+	prefixRuns(t, srv.URL, prefix, func(src *mlflow.Source, r schema.Run) {
+		at, ok := src.ChangedAt(ctx, r)
+		if !ok {
+			t.Errorf("%s: no change time", r.Name)
 		}
-		for r, err := range src.Runs(ctx, e.Origin) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			at, ok := src.ChangedAt(ctx, r)
-			if !ok {
-				t.Errorf("%s: no change time", r.Name)
-			}
-			got[r.Name] = at.UnixMilli()
-		}
-	}
+		got[r.Name] = at.UnixMilli()
+	})
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("change times %v, want %v", got, want)
 	}
@@ -174,27 +162,14 @@ func TestFingerprintSeesEachSignal(t *testing.T) {
 	}
 	fingerprints := func() map[string]string {
 		t.Helper()
-		src, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: srv.URL}, ExperimentPrefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer src.Close()
 		fps := map[string]string{}
-		for e, err := range src.Experiments(ctx) {
-			if err != nil {
-				t.Fatal(err)
+		prefixRuns(t, srv.URL, prefix, func(src *mlflow.Source, r schema.Run) {
+			fp, err := src.Fingerprint(ctx, r)
+			if err != nil || fp == "" {
+				t.Fatalf("%s (%s): fingerprint %q, %v; want one, also while running", r.Name, r.Status, fp, err)
 			}
-			for r, err := range src.Runs(ctx, e.Origin) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				fp, err := src.Fingerprint(ctx, r)
-				if err != nil || fp == "" {
-					t.Fatalf("%s (%s): fingerprint %q, %v; want one, also while running", r.Name, r.Status, fp, err)
-				}
-				fps[r.Name] = fp
-			}
-		}
+			fps[r.Name] = fp
+		})
 		return fps
 	}
 	before := fingerprints()
@@ -224,5 +199,29 @@ func TestFingerprintSeesEachSignal(t *testing.T) {
 			}
 		}
 		before = after
+	}
+}
+
+// prefixRuns opens a fresh source on the server's experiments under
+// prefix, as the next sync's process would, and calls each for every run
+// it lists.
+func prefixRuns(t *testing.T, url, prefix string, each func(*mlflow.Source, schema.Run)) {
+	t.Helper()
+	ctx := context.Background()
+	src, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: url}, ExperimentPrefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	for e, err := range src.Experiments(ctx) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := range src.Runs(ctx, e.Origin) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			each(src, r)
+		}
 	}
 }
