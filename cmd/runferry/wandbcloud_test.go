@@ -252,8 +252,12 @@ fixture-entity/runferry-fixtures  wandb:fixture-entity/runferry-fixtures  %s  6
 }
 
 // TestDryRunWandbCloudEstimates: a dry run from the W&B cloud plans every
-// run from the listing alone (no history read), each run's points the
-// source's estimate, marked so, never below what the copy then writes.
+// run from the listing alone (no history read, no export downloaded), each
+// run's points the source's estimate, marked so, never below what the
+// copy then writes; its bytes those of its files and logged artifact
+// versions as its listing page in export form tells them: a run that
+// writes bytes is estimated to, and the estimate is within 10% of what
+// the copy writes in all.
 func TestDryRunWandbCloudEstimates(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
@@ -288,8 +292,8 @@ func TestDryRunWandbCloudEstimates(t *testing.T) {
 	}
 
 	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, archive, "--dry-run", "--report", filepath.Join(dir, "plan.json"), "--state", filepath.Join(dir, "l.db"))
-	if code != 0 || !strings.Contains(out, "would copy 6 runs (about ") || strings.Count(out, ", estimated)") != 6 || srv.HistoryReads.Load() != 0 {
-		t.Fatalf("dry run: exit %d, %d history reads\n%s\n%s", code, srv.HistoryReads.Load(), out, errOut)
+	if code != 0 || !strings.Contains(out, "would copy 6 runs (about ") || strings.Count(out, ", estimated)") != 6 || srv.HistoryReads.Load() != 0 || srv.ExportDownloads.Load() != 0 {
+		t.Fatalf("dry run: exit %d, %d history reads, %d export downloads\n%s\n%s", code, srv.HistoryReads.Load(), srv.ExportDownloads.Load(), out, errOut)
 	}
 	plan := readReport(filepath.Join(dir, "plan.json"))
 	code, out, errOut = runCLI(t, "copy", "--accept-gaps", loc, archive, "--report", filepath.Join(dir, "copy.json"), "--state", filepath.Join(dir, "l.db"))
@@ -297,7 +301,8 @@ func TestDryRunWandbCloudEstimates(t *testing.T) {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
 	copied := readReport(filepath.Join(dir, "copy.json"))
-	var exact int
+	var exact, exactBytes int
+	var planned, written int64
 	for origin, c := range copied {
 		p, ok := plan[origin]
 		if !ok || !p.Estimated || p.Outcome != transfer.Planned || p.Points < c.Points || c.Estimated {
@@ -306,10 +311,21 @@ func TestDryRunWandbCloudEstimates(t *testing.T) {
 		if p.Points == c.Points {
 			exact++
 		}
-		t.Logf("%s: estimated %d points, copied %d", origin, p.Points, c.Points)
+		// Bytes: the run's files and logged artifact versions as the
+		// listing page in export form tells them; a run that writes
+		// bytes is estimated to.
+		if (p.Bytes > 0) != (c.Bytes > 0) {
+			t.Errorf("%s: estimated %d bytes, copied %d", origin, p.Bytes, c.Bytes)
+		}
+		if p.Bytes == c.Bytes {
+			exactBytes++
+		}
+		planned += p.Bytes
+		written += c.Bytes
+		t.Logf("%s: estimated %d points, %d bytes; copied %d points, %d bytes", origin, p.Points, p.Bytes, c.Points, c.Bytes)
 	}
-	if len(plan) != 6 || exact == 0 {
-		t.Errorf("%d runs planned, %d estimated exactly", len(plan), exact)
+	if len(plan) != 6 || exact == 0 || exactBytes == 0 || written == 0 || planned < written*9/10 || planned > written*11/10 {
+		t.Errorf("%d runs planned, %d points and %d bytes estimated exactly; %d bytes estimated in all, %d copied", len(plan), exact, exactBytes, planned, written)
 	}
 }
 

@@ -3,6 +3,7 @@ package wandbcloud
 import (
 	"context"
 	"iter"
+	"strings"
 	"sync"
 
 	"github.com/runferry/runferry/internal/wandbapi"
@@ -100,10 +101,35 @@ func (s *Source) exportPage(ctx context.Context, id string) {
 		}
 		for _, lr := range listed {
 			if names[lr.Name] {
+				s.noteFileBytes(lp.prefix+lr.Name, lr.Contents)
 				s.keepExtras(lp.prefix+lr.Name, lr)
 			}
 		}
 	})
+}
+
+// noteFileBytes keeps, for Estimate, the bytes of the run's files (code
+// only with Config.Code) and of the artifact versions it logged that c
+// lists (nil: none listed).
+func (s *Source) noteFileBytes(id string, c *wandbapi.RunContents) {
+	if c == nil {
+		return
+	}
+	var n int64
+	for _, f := range c.Files {
+		if !strings.HasPrefix(f.Name, "code/") || s.cfg.Code {
+			n += f.SizeBytes
+		}
+	}
+	for _, a := range c.Logged {
+		n += a.Size
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fileBytes == nil {
+		s.fileBytes = map[string]int64{}
+	}
+	s.fileBytes[id] = n
 }
 
 // keepExtras keeps what lr's listing carried under the run's origin id,

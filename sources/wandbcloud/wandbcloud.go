@@ -124,6 +124,7 @@ type Source struct {
 
 	mu        sync.Mutex
 	estimates map[string]int64  // run origin id -> estimated points, from the listing
+	fileBytes map[string]int64  // run origin id -> bytes of its files and logged artifacts, from its page in export form
 	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
 	noSystem  map[string]bool   // run origin id -> the listing shows no system metrics
 	noLogs    map[string]bool   // run origin id -> the listing shows no console lines
@@ -356,16 +357,25 @@ func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }
 // gives no count) times the history keys whose last value is a number or
 // a boolean (an upper bound: a sparse key is not in every row), plus
 // eventsLineCount system-metrics rows times the numeric system metrics in
-// systemMetrics. Bytes are
-// 0: run files are not listed for an estimate (it would cost a request a
-// run). A run not listed by this source
-// is asked for (one request).
+// systemMetrics. Its bytes are those of the run's files (captured code
+// only with Config.Code) and of the artifact versions it logged, as the
+// run's listing page in export form tells them (asked for once a page of
+// runs, as a copy asks it: one request a page of 50 runs); a run with more
+// files or logged versions than that page carries (wandbapi.FilesPageSize,
+// 50 versions) is estimated from those it carries, and the bytes are 0
+// when the page cannot be asked in export form (Config.PagedHistory, a
+// server that refuses it). A run not listed by this source is asked for
+// (one request), its bytes 0.
 func (s *Source) Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool) {
 	s.mu.Lock()
 	n, ok := s.estimates[run.Origin.ID]
 	s.mu.Unlock()
 	if ok {
-		return n, 0, true
+		s.exportPage(ctx, run.Origin.ID)
+		s.mu.Lock()
+		b := s.fileBytes[run.Origin.ID]
+		s.mu.Unlock()
+		return n, b, true
 	}
 	p, err := s.split(run.Origin.ID, 2)
 	if err != nil {
