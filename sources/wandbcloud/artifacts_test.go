@@ -1,12 +1,16 @@
 package wandbcloud_test
 
 import (
+	"bytes"
 	"context"
 	"io"
+	"net/http"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
@@ -184,5 +188,64 @@ func TestArtifacts(t *testing.T) {
 	_, _, err = readAll(t, fresh.Artifacts(ctx, ref))
 	if err == nil || !strings.Contains(err.Error(), "artifact my-model:v0 file model.pt") || !strings.Contains(err.Error(), "MD5") {
 		t.Errorf("corrupted file: %v", err)
+	}
+}
+
+// TestArtifactFileURLsExpire: the signed URLs of the first listing of an
+// artifact version's files have expired by the time they are fetched: the
+// version's files are listed again for fresh URLs, and every file arrives
+// with the folder's bytes.
+func TestArtifactFileURLsExpire(t *testing.T) {
+	out := testenv.WandbArtifactRun(t)
+	ctx := context.Background()
+	folder, err := wandbdir.New(wandbdir.Config{Root: out, Entity: "art", ArtifactCache: filepath.Join(out, "cache", "artifacts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer folder.Close()
+	d, err := wandbtest.Load(ctx, folder, "art", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wandbtest.New(d, key)
+	defer srv.Close()
+	var listings atomic.Int64
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/graphql" {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			if bytes.Contains(b, []byte("query ArtifactFiles")) && listings.Add(1) == 1 {
+				srv.SetURLTTL(-time.Second)
+			} else {
+				srv.SetURLTTL(0)
+			}
+		}
+		return false
+	})
+	cloud, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "art", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := schema.Ref{System: wandbcloud.System, ID: "art/runferry-artifacts/artprod1"}
+	wc, _, err := readAll(t, folder.Artifacts(ctx, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc, _, err := readAll(t, cloud.Artifacts(ctx, ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for path, c := range wc {
+		if !strings.HasPrefix(path, schema.ArtifactFolder+"/") || schema.IsManifestPath(path) {
+			continue
+		}
+		n++
+		if gc[path] != c {
+			t.Errorf("%s: got %q, want %q", path, gc[path], c)
+		}
+	}
+	if n < 5 || listings.Load() < 2 {
+		t.Errorf("%d artifact files compared, the versions' files listed %d times (want the expired listing asked again)", n, listings.Load())
 	}
 }
