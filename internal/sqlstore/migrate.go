@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Latest returns the schema version this runferry writes and reads: that
@@ -187,6 +189,8 @@ type querier interface {
 func (s *Store) checkVersion(ctx context.Context, mode Mode) error {
 	v, _, err := s.version(ctx, s.DB)
 	switch {
+	case err != nil && permissionDenied(err):
+		return fmt.Errorf("the user may not read runferry's tables here (table runferry_schema: %v): grant it SELECT on them (PostgreSQL: GRANT SELECT ON ALL TABLES IN SCHEMA public TO USER; MySQL: GRANT SELECT ON DATABASE.* TO USER), and for writing also INSERT, UPDATE, DELETE (and CREATE while the schema is created or upgraded)", err)
 	case err != nil && mode == ForReading:
 		return fmt.Errorf("no runferry schema here (table runferry_schema: %v): write to it with runferry first, or read a database of your own design through a mapping file (?mapping=FILE, docs/SQL-MAPPING.md)", err)
 	case err != nil:
@@ -219,9 +223,22 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("locking the schema for migration: %w", err)
 	}
 	defer unlock()
+	if v0, _, err := s.version(ctx, conn); err != nil || (v0 == 0 && s.Dialect.Name != "mysql") {
+		// No runferry_schema, or (where DDL is transactional, so that
+		// no migration of runferry's leaves tables without their
+		// version row) an empty one: a database runferry never wrote.
+		// Tables of runferry's names in it are someone else's, which
+		// runferry must neither write into nor create its own beside
+		// (MySQL's CREATE TABLE IF NOT EXISTS would keep a foreign
+		// table silently). An empty runferry_schema on MySQL is a
+		// migration cut short, finished below.
+		if err := s.refuseForeignTables(ctx, conn); err != nil {
+			return err
+		}
+	}
 	if _, err := conn.ExecContext(ctx, s.Dialect.ddl(`CREATE TABLE IF NOT EXISTS runferry_schema (
 		version INTEGER NOT NULL PRIMARY KEY, applied_ms {BIGINT} NOT NULL, note {TEXT} NOT NULL){TABLE}`)); err != nil {
-		return fmt.Errorf("creating runferry_schema: %w", err)
+		return fmt.Errorf("creating runferry_schema: %w%s", err, createHint(err))
 	}
 	v, _, err := s.version(ctx, conn)
 	if err != nil {
@@ -235,10 +252,92 @@ func (s *Store) Migrate(ctx context.Context) error {
 			continue
 		}
 		if err := s.apply(ctx, conn, m); err != nil {
-			return fmt.Errorf("%s: migrating the schema to version %d: %w", s.where, m.version, err)
+			return fmt.Errorf("%s: migrating the schema to version %d: %w%s", s.where, m.version, err, createHint(err))
 		}
 	}
 	return nil
+}
+
+// createHint returns what to add to an error creating runferry's tables
+// when the server refused it for want of a privilege, or found no schema
+// to create them in (PostgreSQL, a ?search_path= naming none that exists).
+func createHint(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "3F000" {
+		return ": no schema of the search_path exists: create the one ?search_path= names first (CREATE SCHEMA NAME)"
+	}
+	if !permissionDenied(err) {
+		return ""
+	}
+	return ": the user may not create tables here: grant it CREATE (PostgreSQL: GRANT CREATE ON SCHEMA public TO USER, or name a schema it owns with ?search_path=NAME; MySQL: GRANT CREATE, REFERENCES, INDEX ON DATABASE.* TO USER), or let the database's owner write to it once with runferry to create the schema"
+}
+
+// schemaTables lists the tables of every migration, in order.
+func schemaTables() []string {
+	var names []string
+	for _, m := range migrations {
+		for _, stmt := range m.stmts {
+			if rest, ok := strings.CutPrefix(stmt, "CREATE TABLE "); ok {
+				names = append(names, strings.Fields(rest)[0])
+			}
+		}
+	}
+	return names
+}
+
+// refuseForeignTables returns an error naming the tables of runferry's
+// schema that the database (PostgreSQL: the current schema of the
+// search_path) already holds, when runferry_schema is absent: they were
+// not created by runferry, so the schema cannot be created there without
+// writing into them or failing half way. nil when there are none.
+func (s *Store) refuseForeignTables(ctx context.Context, conn *sql.Conn) error {
+	names := schemaTables()
+	var query string
+	switch s.Dialect.Name {
+	case "postgres":
+		query = "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_name IN (" + strings.TrimSuffix(strings.Repeat("?,", len(names)), ",") + ")"
+	case "mysql":
+		query = "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN (" + strings.TrimSuffix(strings.Repeat("?,", len(names)), ",") + ")"
+	default:
+		query = "SELECT lower(name) FROM sqlite_master WHERE type IN ('table', 'view') AND lower(name) IN (" + strings.TrimSuffix(strings.Repeat("?,", len(names)), ",") + ")"
+	}
+	args := make([]any, len(names))
+	for i, n := range names {
+		args[i] = n
+	}
+	rows, err := conn.QueryContext(ctx, s.Dialect.q(query), args...)
+	if err != nil {
+		return fmt.Errorf("%s: looking for tables of runferry's names before creating its schema: %w", s.where, err)
+	}
+	defer rows.Close()
+	found := map[string]bool{}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return err
+		}
+		found[strings.ToLower(n)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	var clash []string
+	for _, n := range names {
+		if found[n] {
+			clash = append(clash, n)
+		}
+	}
+	if len(clash) == 0 {
+		return nil
+	}
+	where := "another database"
+	if s.Dialect.Name == "postgres" {
+		where = "another database, or another PostgreSQL schema with ?search_path=NAME (created beforehand)"
+	} else if s.Dialect.Name == "sqlite" {
+		where = "another SQLite file"
+	}
+	return fmt.Errorf("%s already holds tables named as runferry's own (%s) but no runferry_schema: they are not runferry's, and runferry neither writes into them nor creates its schema beside them; name %s for runferry's tables (docs/SQL.md), or read these tables through a mapping file (?mapping=FILE, docs/SQL-MAPPING.md)",
+		s.where, strings.Join(clash, ", "), where)
 }
 
 func (s *Store) apply(ctx context.Context, conn *sql.Conn, m migration) error {

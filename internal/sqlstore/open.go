@@ -25,6 +25,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -134,7 +135,7 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 	defer cancel()
 	if err := s.DB.PingContext(pctx); err != nil {
 		s.DB.Close()
-		return nil, fault.Fatal(fmt.Errorf("cannot connect: %w", err))
+		return nil, fault.Fatal(fmt.Errorf("cannot connect: %w%s", withoutRefusedTLS(err), s.passwordHint(err)))
 	}
 	if mode == ForMapping || mode == ForForeignReading {
 		return s, nil
@@ -144,6 +145,73 @@ func Open(ctx context.Context, loc location.Location, mode Mode) (*Store, error)
 		return nil, fault.Fatal(err)
 	}
 	return s, nil
+}
+
+// refusedTLS is what pgx says of the TLS attempt that sslmode=prefer (the
+// default) makes first, when the server has no TLS; the plain attempt
+// that follows is told on the next line.
+const refusedTLS = "tls error: server refused TLS connection"
+
+// withoutRefusedTLS returns err with pgx's line on a refused TLS attempt
+// left out of its text (the error itself is kept for errors.As) when
+// another attempt is told, so that the reason the connection failed (a
+// password, a database that does not exist) is not read as a TLS
+// problem. Other errors are returned as they are.
+func withoutRefusedTLS(err error) error {
+	msg := err.Error()
+	if !strings.Contains(msg, refusedTLS) {
+		return err
+	}
+	lines := strings.Split(msg, "\n")
+	var kept []string
+	for _, l := range lines {
+		if !strings.HasSuffix(strings.TrimSpace(l), refusedTLS) {
+			kept = append(kept, l)
+		}
+	}
+	if len(kept) == len(lines) || len(kept) < 2 {
+		return err
+	}
+	return retold{msg: strings.Join(kept, "\n"), err: err}
+}
+
+// retold is an error told in other words, still unwrapping to itself.
+type retold struct {
+	msg string
+	err error
+}
+
+func (r retold) Error() string { return r.msg }
+func (r retold) Unwrap() error { return r.err }
+
+// passwordHint returns what to add to a refused login when the password
+// variable of the dialect is not set: the server's "password
+// authentication failed" does not say that no password was given.
+func (s *Store) passwordHint(err error) string {
+	var pgErr *pgconn.PgError
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") && os.Getenv(PostgresPasswordEnv) == "":
+		return " (" + PostgresPasswordEnv + " is not set: runferry reads the password from it, or from ~/.pgpass, never from the location)"
+	case errors.As(err, &myErr) && myErr.Number == 1045 && os.Getenv(MySQLPasswordEnv) == "":
+		return " (" + MySQLPasswordEnv + " is not set: runferry reads the password only from it, never from the location)"
+	}
+	return ""
+}
+
+// permissionDenied reports whether err is the server refusing a statement
+// for want of a privilege (PostgreSQL's SQLSTATE 42501; MySQL's 1142
+// table access denied, 1044 database access denied).
+func permissionDenied(err error) bool {
+	var pgErr *pgconn.PgError
+	var myErr *mysql.MySQLError
+	switch {
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "42501"
+	case errors.As(err, &myErr):
+		return myErr.Number == 1142 || myErr.Number == 1044
+	}
+	return false
 }
 
 // refusePassword refuses a password in the URL's user info.
@@ -178,6 +246,11 @@ func openPostgres(loc location.Location) (*sql.DB, error) {
 	u := *loc.URL
 	if err := refusePassword(&u, PostgresPasswordEnv); err != nil {
 		return nil, err
+	}
+	if strings.Trim(u.Path, "/") == "" && os.Getenv("PGDATABASE") == "" {
+		// libpq would take the database named as the user, which the
+		// location does not say.
+		return nil, errors.New("name the database: postgres://USER@HOST[:PORT]/DATABASE")
 	}
 	u.Scheme = "postgres"
 	u.RawQuery = driverQuery(&u).Encode()

@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/internal/sqlstore"
@@ -212,7 +213,7 @@ func (s *Sink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.R
 	}
 	tx, err := s.st.BeginRun(ctx, id, r, s.FormerKeys(r.Origin))
 	if err != nil {
-		return nil, fmt.Errorf("%s: run %s: %w", s.st.Where(), r.Origin, err)
+		return nil, unstorable(fmt.Errorf("%s: run %s: %w", s.st.Where(), r.Origin, err))
 	}
 	return &writer{s: s, tx: tx, run: r}, nil
 }
@@ -241,7 +242,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		return nil, sinks.CannotAppend(strings.TrimPrefix(err.Error(), sqlstore.ErrCannotAppend.Error()+": "))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: run %s: %w", s.st.Where(), r.Origin, err)
+		return nil, unstorable(fmt.Errorf("%s: run %s: %w", s.st.Where(), r.Origin, err))
 	}
 	return &writer{s: s, tx: tx, run: r}, nil
 }
@@ -288,7 +289,21 @@ func (w *writer) wrap(what string, err error) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf("%s: run %s: %s: %w", w.s.st.Where(), w.run.Origin, what, err)
+	return unstorable(fmt.Errorf("%s: run %s: %s: %w", w.s.st.Where(), w.run.Origin, what, err))
+}
+
+// unstorable marks err permanent, saying why, when PostgreSQL refused a
+// string its text type cannot hold (SQLSTATE 22021: a NUL byte or bytes
+// that are not UTF-8; 22P05: a character the database's encoding lacks):
+// the same run fails the same way on every attempt and every later sync,
+// so retrying only delays the report. Other errors are returned as they
+// are.
+func unstorable(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05") {
+		return fault.Permanent(fmt.Errorf("%w: PostgreSQL text holds neither NUL bytes nor bytes that are not UTF-8, and this run's data holds some, so the run cannot be written here as it is (retrying cannot help; a Parquet archive or SQLite holds it exactly)", err))
+	}
+	return err
 }
 
 func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error {
