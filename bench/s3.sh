@@ -28,7 +28,11 @@
 # into the user cache folder like internal/testenv does. Knobs:
 # RUNFERRY_BENCH_DIR, RUNFERRY_VENV, BENCH_S3_ROWS (100000 rows of 20 keys),
 # BENCH_S3_MEM_ROWS (1000000), BENCH_REPEAT (3; medians), BENCH_S3_SKIP_PANDAS (set: skip
-# the slow pandas pipeline).
+# the slow pandas pipeline), BENCH_S3_OLD (the path of another runferry binary,
+# say one built from main: its local and S3 copies of the same run are timed
+# too, interleaved with this tree's, each repetition, for a side-by-side row).
+# CPU time (user + system) is reported next to wall time: on a loaded machine
+# it is the steadier number.
 #
 #   upload alone: the local archive's Parquet files (the ones pyarrow writes
 #          above) uploaded as they are, by bench/s3upload through runferry's
@@ -106,13 +110,14 @@ done
 mkbucket() { "$PY" -c 'import os,pyarrow.fs as f; f.S3FileSystem(access_key=os.environ["AWS_ACCESS_KEY_ID"], secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1", endpoint_override=os.environ["E"].split("://")[1], scheme="http", allow_bucket_creation=True).create_dir(os.environ["B"])'; }
 loc() { echo "s3://$1/a?endpoint=$ENDPOINT&path-style=true"; }
 
-# timed OUTVAR CMD...: wall seconds and peak RSS (MB) of CMD.
+# timed CMD...: wall seconds, peak RSS (MB) and CPU seconds (user + system)
+# of CMD.
 timed() {
 	local tf=$SCRATCH/time.txt
-	"$TIME" -f '%e %M' -o "$tf" "$@" >"$SCRATCH/last.out" 2>&1 || { cat "$SCRATCH/last.out" >&2; die "failed: $*"; }
-	local w k
-	read -r w k <"$tf"
-	echo "$w $((k / 1024))"
+	"$TIME" -f '%e %M %U %S' -o "$tf" "$@" >"$SCRATCH/last.out" 2>&1 || { cat "$SCRATCH/last.out" >&2; die "failed: $*"; }
+	local w k u s
+	read -r w k u s <"$tf"
+	echo "$w $((k / 1024)) $(echo "$u + $s" | bc)"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
@@ -120,24 +125,40 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=() u1=() us=() u4=() ur=() rw=() rr=()
+lc=() sc=() ow=() orr=() oc=() xw=() xr=() xc=()
+OLD=${BENCH_S3_OLD:-}
 for rep in $(seq "$REPEAT"); do
+	if [ -n "$OLD" ]; then
+		rm -rf "$SCRATCH/old-local"
+		read -r w r c < <(timed "$OLD" copy "wandb:$W/wandb" "parquet:$SCRATCH/old-local" --no-state -q)
+		ow+=("$w") orr+=("$r") oc+=("$c")
+		rm -rf "$SCRATCH/old-local"
+	fi
 	rm -rf "$SCRATCH/local"
-	read -r w r < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$SCRATCH/local" --no-state -q)
-	lw+=("$w") lr+=("$r")
+	read -r w r c < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$SCRATCH/local" --no-state -q)
+	lw+=("$w") lr+=("$r") lc+=("$c")
+	if [ -n "$OLD" ]; then
+		X=old$rep-$RANDOM
+		E=$ENDPOINT B=$X mkbucket
+		read -r w r c < <(timed "$OLD" copy "wandb:$W/wandb" "parquet:$(loc "$X")" --no-state -q)
+		xw+=("$w") xr+=("$r") xc+=("$c")
+		"$RF" check "parquet:$SCRATCH/local" "parquet:$(loc "$X")" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the old binary's S3 archive differs from the local one"; }
+		rm -rf "$SRV/data/$X"
+	fi
 	B=rf$rep-$RANDOM
 	E=$ENDPOINT B=$B mkbucket
-	read -r w r < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$(loc "$B")" --no-state -q)
-	sw+=("$w") sr+=("$r")
+	read -r w r c < <(timed "$RF" copy "wandb:$W/wandb" "parquet:$(loc "$B")" --no-state -q)
+	sw+=("$w") sr+=("$r") sc+=("$c")
 	"$RF" check "parquet:$SCRATCH/local" "parquet:$(loc "$B")" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the S3 archive differs from the local one"; }
 	# Restore: the whole S3 archive read back into a local one.
 	rm -rf "$SCRATCH/restored"
-	read -r w r < <(timed "$RF" copy "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" --no-state -q)
+	read -r w r _ < <(timed "$RF" copy "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" --no-state -q)
 	rw+=("$w") rr+=("$r")
 	"$RF" check "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the restored archive differs from the S3 one"; }
 	rm -rf "$SCRATCH/restored"
 	P=py$rep-$RANDOM
 	E=$ENDPOINT B=$P mkbucket
-	read -r w r < <(timed "$PY" bench/py/s3_write.py "$SCRATCH/local" "$ENDPOINT" "$P" a)
+	read -r w r _ < <(timed "$PY" bench/py/s3_write.py "$SCRATCH/local" "$ENDPOINT" "$P" a)
 	pw+=("$w") pr+=("$r") pt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
 	# Upload alone, same files, same server: runferry's Store (straight to
 	# the key, one at a time; through .staging/ and a move, as a committed
@@ -153,18 +174,18 @@ for rep in $(seq "$REPEAT"); do
 	ur+=("$(secs)")
 	UBYTES=$(du -sb --exclude=history --exclude=.staging "$SCRATCH/local" | cut -f1)
 	if [ "$rep" = 1 ] && [ -z "${BENCH_S3_SKIP_PANDAS:-}" ]; then # slow: once
-		read -r w r < <(AWS_ENDPOINT_URL=$ENDPOINT timed "$PY" bench/py/wandb_to_parquet.py "$W/wandb" "s3://$P/pandas.parquet")
+		read -r w r _ < <(AWS_ENDPOINT_URL=$ENDPOINT timed "$PY" bench/py/wandb_to_parquet.py "$W/wandb" "s3://$P/pandas.parquet")
 		qw+=("$w") qr+=("$r")
 	fi
 	rm -rf "$SRV/data/$B" "$SRV/data/$P"
-	log "rep $rep: local ${lw[-1]} s, s3 ${sw[-1]} s, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), pandas pipeline to S3 ${qw[*]:-skipped} s, upload alone: runferry ${u1[-1]} s (staged ${us[-1]}, 4 at once ${u4[-1]}), pyarrow raw ${ur[-1]} s"
+	log "rep $rep: local ${lw[-1]} s (CPU ${lc[-1]} s), s3 ${sw[-1]} s (CPU ${sc[-1]} s)${OLD:+, old binary: local ${ow[-1]:-} s (CPU ${oc[-1]:-} s), s3 ${xw[-1]:-} s (CPU ${xc[-1]:-} s)}, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), pandas pipeline to S3 ${qw[*]:-skipped} s, upload alone: runferry ${u1[-1]} s (staged ${us[-1]}, 4 at once ${u4[-1]}), pyarrow raw ${ur[-1]} s"
 done
 B=mem-$RANDOM
 E=$ENDPOINT B=$B mkbucket
-read -r mw mr < <(timed "$RF" copy "wandb:$WM/wandb" "parquet:$(loc "$B")" --no-state -q)
-read -r lsw lsr < <(timed "$RF" ls "parquet:$(loc "$B")")
+read -r mw mr _ < <(timed "$RF" copy "wandb:$WM/wandb" "parquet:$(loc "$B")" --no-state -q)
+read -r lsw lsr _ < <(timed "$RF" ls "parquet:$(loc "$B")")
 rm -rf "$SCRATCH/restored"
-read -r mrw mrr < <(timed "$RF" copy "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" --no-state -q)
+read -r mrw mrr _ < <(timed "$RF" copy "parquet:$(loc "$B")" "parquet:$SCRATCH/restored" --no-state -q)
 MRPTS=$("$RF" ls --count --json "parquet:$SCRATCH/restored" | "$PY" -c 'import json,sys; print(sum(r["points"] for r in json.load(sys.stdin)))' 2>/dev/null || echo "?")
 rm -rf "$SRV/data/$B" "$SCRATCH/restored"
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -174,6 +195,7 @@ QW=$(median "${qw[@]:-0}") QR=$(median "${qr[@]:-0}")
 U1=$(median "${u1[@]}") US=$(median "${us[@]}") U4=$(median "${u4[@]}") UR=$(median "${ur[@]}")
 LR=$(median "${lr[@]}") SR=$(median "${sr[@]}") PR=$(median "${pr[@]}")
 RW=$(median "${rw[@]}") RR=$(median "${rr[@]}")
+LC=$(median "${lc[@]}") SC=$(median "${sc[@]}")
 R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R3=$([ "$QW" = 0 ] || ratio "$SW" "$QW")
 met1=no met2=no met3=no met4=no
 [ "$(echo "$R1 <= 1.5" | bc)" = 1 ] && met1=yes
@@ -186,8 +208,12 @@ PTS=$((ROWS * 20))
 	echo
 	echo "| measurement (one run, $ROWS rows x 20 keys = $PTS points; median of $REPEAT) | wall | peak RSS | ratio to the S3 copy | target | met? |"
 	echo "|---|---|---|---|---|---|"
-	echo "| runferry copy W&B -> \`parquet:s3://\` (versitygw on 127.0.0.1) | $SW s | $SR MB | 1 | | |"
-	echo "| runferry copy W&B -> local \`parquet:\` | $LW s | $LR MB | S3 takes ${R1}x | <= 1.5x | $met1 |"
+	echo "| runferry copy W&B -> \`parquet:s3://\` (versitygw on 127.0.0.1; CPU $SC s) | $SW s | $SR MB | 1 | | |"
+	echo "| runferry copy W&B -> local \`parquet:\` (CPU $LC s) | $LW s | $LR MB | S3 takes ${R1}x | <= 1.5x | $met1 |"
+	if [ -n "$OLD" ]; then
+		echo "| the old binary ($OLD): W&B -> \`parquet:s3://\` (CPU $(median "${xc[@]}") s) | $(median "${xw[@]}") s | $(median "${xr[@]}") MB | S3 copy takes $(ratio "$SW" "$(median "${xw[@]}")")x (CPU $(ratio "$SC" "$(median "${xc[@]}")")x) | | |"
+		echo "| the old binary: W&B -> local \`parquet:\` (CPU $(median "${oc[@]}") s) | $(median "${ow[@]}") s | $(median "${orr[@]}") MB | local copy takes $(ratio "$LW" "$(median "${ow[@]}")")x (CPU $(ratio "$LC" "$(median "${oc[@]}")")x) | | |"
+	fi
 	echo "| pyarrow S3FileSystem writes the same files (encode + upload only; process $PW s) | $PT s | $PR MB | S3 copy takes ${R2}x | <= 1x | $met2 |"
 	[ "$QW" = 0 ] || echo "| the same points W&B -> pandas -> pyarrow S3FileSystem, one file (bench/py/wandb_to_parquet.py, whole process, run once) | $QW s | $QR MB | S3 copy takes ${R3}x | | |"
 	echo "| runferry copy W&B -> \`parquet:s3://\`, $MEM_ROWS rows ($((MEM_ROWS * 20)) points) | $mw s | $mr MB | peak RSS $(ratio "$mr" "$SR")x of the small run | flat (<= 1.5x) | $met3 |"

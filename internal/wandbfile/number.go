@@ -177,43 +177,62 @@ func (v Scalar) Int() (int64, bool) {
 // JSON number, giving what ParseValueJSON gives for it: an int64 for an
 // integer literal that fits, a json.Number (ScalarBig) for one that does
 // not, else a float64 rounded as strconv.ParseFloat rounds (±Inf beyond
-// the range). Anything else is NotScalar. It reads b once, and converts
-// the common numbers without strconv: integers up to 18 digits, and
-// decimals of up to 19 significant digits by the two algorithms strconv
-// itself tries first (exact float arithmetic, then Eisel-Lemire), falling
-// back to strconv when they cannot decide.
+// the range). Anything else is NotScalar. It reads b once, gathering the
+// significant digits as it checks the grammar, and converts the common
+// numbers without strconv: integers up to 18 digits, and decimals of up
+// to 19 significant digits by the two algorithms strconv itself tries
+// first (exact float arithmetic, then Eisel-Lemire), falling back to
+// strconv when they cannot decide.
 func parseNumber(b []byte) Scalar {
 	i := 0
 	neg := b[0] == '-'
 	if neg {
 		i++
 	}
+	// mant holds the first 19 significant digits (those after the leading
+	// zeros), sig counts them all, and exp is the power of ten of mant's
+	// last digit.
+	var mant uint64
+	sig, exp := 0, 0
 	intStart := i
 	switch {
 	case i < len(b) && b[i] == '0':
 		i++
 	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if sig < 19 {
+				mant = mant*10 + uint64(b[i]-'0')
+			} else {
+				exp++
+			}
+			sig++
 		}
 	default:
 		return Scalar{}
 	}
-	intEnd, fracStart, fracEnd := i, i, i
+	intDigits := i - intStart
 	integral := true
 	if i < len(b) && b[i] == '.' {
 		integral = false
 		i++
-		fracStart = i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
+		fracStart := i
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			d := b[i] - '0'
+			switch {
+			case sig == 0 && d == 0: // a leading zero: not significant
+				exp--
+			case sig < 19:
+				mant = mant*10 + uint64(d)
+				exp--
+				sig++
+			default:
+				sig++
+			}
 		}
 		if i == fracStart {
 			return Scalar{}
 		}
-		fracEnd = i
 	}
-	exp := 0
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		integral = false
 		i++
@@ -224,27 +243,23 @@ func parseNumber(b []byte) Scalar {
 			}
 			i++
 		}
-		start := i
+		start, e := i, 0
 		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
-			if exp < 100000 {
-				exp = exp*10 + int(b[i]-'0')
+			if e < 100000 {
+				e = e*10 + int(b[i]-'0')
 			}
 		}
 		if i == start {
 			return Scalar{}
 		}
-		exp *= sign
+		exp += sign * e
 	}
 	if i != len(b) {
 		return Scalar{}
 	}
-	intPart, fracPart := b[intStart:intEnd], b[fracStart:fracEnd]
 	if integral {
-		if len(intPart) <= 18 { // always fits in int64
-			var n int64
-			for _, c := range intPart {
-				n = n*10 + int64(c-'0')
-			}
+		if intDigits <= 18 { // always fits in int64; mant holds them all
+			n := int64(mant)
 			if neg {
 				n = -n
 			}
@@ -256,27 +271,7 @@ func parseNumber(b []byte) Scalar {
 		f, err := strconv.ParseFloat(string(b), 64)
 		return Scalar{kind: ScalarBig, f: f, ok: err == nil || math.IsInf(f, 0)}
 	}
-	// Significant digits: all but the zeros before the first non-zero one
-	// (the integer part is "0" or starts with a non-zero digit).
-	sig := len(intPart) + len(fracPart)
-	if len(intPart) == 1 && intPart[0] == '0' {
-		sig--
-		for _, c := range fracPart {
-			if c != '0' {
-				break
-			}
-			sig--
-		}
-	}
 	if sig <= 19 {
-		var mant uint64
-		for _, c := range intPart {
-			mant = mant*10 + uint64(c-'0')
-		}
-		for _, c := range fracPart {
-			mant = mant*10 + uint64(c-'0')
-		}
-		exp -= len(fracPart)
 		if f, ok := exactFloat(mant, exp, neg); ok {
 			return Scalar{kind: ScalarFloat, f: f}
 		}

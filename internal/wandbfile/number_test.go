@@ -2,9 +2,11 @@ package wandbfile
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -27,9 +29,11 @@ func sameFloat(a, b float64) bool {
 	return math.Float64bits(a) == math.Float64bits(b) || (math.IsNaN(a) && math.IsNaN(b))
 }
 
-// checkScalar compares ParseScalar with ParseValueJSON on s.
+// checkScalar compares ParseScalar with ParseValueJSON on s, and with
+// strconv and encoding/json directly.
 func checkScalar(t *testing.T, s string) {
 	v := ParseScalar([]byte(s))
+	checkStd(t, s, v)
 	if _, ok := v.Float(); IsScalar([]byte(s)) != ok {
 		t.Errorf("%q: IsScalar %v; ParseScalar kind %d, Float ok %v", s, !ok, v.Kind(), ok)
 	}
@@ -63,6 +67,41 @@ func checkScalar(t *testing.T, s string) {
 	n2, iok2 := ValueInt(x)
 	if iok1 != iok2 || n1 != n2 {
 		t.Errorf("%q: integral %v,%v; want %v,%v", s, n1, iok1, n2, iok2)
+	}
+}
+
+// checkStd compares v, ParseScalar's reading of s, with the standard
+// library: a JSON number (encoding/json's grammar) is a scalar, and
+// nothing else but NaN, ±Infinity, true and false is; an integer's value
+// is strconv.ParseInt's, a float's is strconv.ParseFloat's, bit for bit.
+func checkStd(t *testing.T, s string, v Scalar) {
+	text := strings.Trim(s, " \t\n\r")
+	number := text != "" && (text[0] == '-' || (text[0] >= '0' && text[0] <= '9')) && json.Valid([]byte(text))
+	switch text {
+	case "NaN", "Infinity", "-Infinity", "true", "false":
+		if v.Kind() == NotScalar {
+			t.Errorf("%q: not a scalar", s)
+		}
+		return
+	}
+	if number != (v.Kind() != NotScalar) {
+		t.Errorf("%q: encoding/json number %v, ParseScalar kind %d", s, number, v.Kind())
+		return
+	}
+	switch v.Kind() {
+	case ScalarInt:
+		n, err := strconv.ParseInt(text, 10, 64)
+		if got, _ := v.Int(); err != nil || got != n {
+			t.Errorf("%q: int %d; strconv.ParseInt %d, %v", s, got, n, err)
+		}
+	case ScalarFloat, ScalarBig:
+		f, err := strconv.ParseFloat(text, 64)
+		if err != nil && !errors.Is(err, strconv.ErrRange) {
+			t.Errorf("%q: strconv.ParseFloat: %v", s, err)
+		}
+		if got, _ := v.Float(); !sameFloat(got, f) {
+			t.Errorf("%q: float %v (%#x); strconv.ParseFloat %v (%#x)", s, got, math.Float64bits(got), f, math.Float64bits(f))
+		}
 	}
 }
 

@@ -52,6 +52,11 @@ func (h histRow) header(conv *wandbfile.RowConverter) wandbfile.RowValues {
 type handler struct {
 	// record gets every decoded `.wandb` record except history and stats.
 	record func(seg *segment, rec *wandbfile.Record) error
+	// kinds, when not nil, narrows record to the records whose kind
+	// (wandbfile.PeekRecord) it accepts: the others are not decoded. A
+	// record PeekRecord cannot read is decoded and handed to record
+	// whatever its kind.
+	kinds func(wandbfile.Kind) bool
 	// history gets each history row.
 	history func(seg *segment, h histRow) error
 	// stats gets each system-metrics sample.
@@ -162,7 +167,7 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 					continue
 				}
 			default:
-				if h.record == nil {
+				if h.record == nil || (h.kinds != nil && !h.kinds(kind)) {
 					continue
 				}
 			}

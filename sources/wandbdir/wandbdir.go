@@ -38,6 +38,9 @@ type Source struct {
 	// stopFinding cancels the discovery Open starts in the background
 	// (nil for a Source made by New).
 	stopFinding context.CancelFunc
+	// captures are what Metrics passes kept for RichValues and Logs
+	// (see onepass.go).
+	captures captureSet
 }
 
 var (
@@ -245,70 +248,154 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 // Metrics yields the run's history points and system metrics, PageSize at a
 // time, in file order (steps never decrease within a key: see stepper).
 // System metrics are keyed "system/<name>" and numbered 0, 1, 2... by
-// sample, across the run's segments.
+// sample, across the run's segments. A pass read to its end also keeps
+// what the run's next RichValues and Logs calls yield, so that they need
+// not read the logs again (see onepass.go).
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
-	return stream(ctx, s, run, func(p *pager[schema.Metric]) (handler, func(*runInfo) error) {
-		var steps stepper
-		conv := newConverter()
-		var sample int64
-		return handler{
-			history: func(_ *segment, h histRow) error {
-				r := h.convert(conv, true)
-				step, ok := steps.next(&r)
-				if !ok {
-					return nil
-				}
-				return appendPoints(p, conv, step, r.Time)
-			},
-			stats: func(_ *segment, t time.Time, items []wandbfile.Value) error {
-				defer func() { sample++ }()
-				return systemItems(items, true, func(key string, f float64, _ wandbfile.Value) error {
-					return p.add(schema.Metric{Key: key, Value: f, Step: sample, Time: unixMillis(t)})
-				})
-			},
-		}, nil
-	})
+	return func(yield func([]schema.Metric, error) bool) {
+		var c *passCapture
+		if ri, err := s.find(ctx, run); err == nil {
+			s.captures.drop(ri)
+			if stamps, ok := stampLogs(ri); ok {
+				c = &passCapture{stamps: stamps}
+			}
+		}
+		stream(ctx, s, run, func(p *pager[schema.Metric]) (handler, func(*runInfo) error) {
+			var steps stepper
+			conv := newConverter()
+			var sample int64
+			h := handler{
+				history: func(_ *segment, h histRow) error {
+					r := h.convert(conv, true)
+					step, ok := steps.next(&r)
+					if !ok {
+						return nil
+					}
+					if c != nil && (len(r.Rich) > 0 || len(r.Bad) > 0) {
+						_ = emitRich(r, step, c.addRich)
+					}
+					return appendPoints(p, conv, step, r.Time)
+				},
+				stats: func(_ *segment, t time.Time, items []wandbfile.Value) error {
+					defer func() { sample++ }()
+					if c != nil {
+						_ = emitSystemRich(items, sample, t, c.addRich)
+					}
+					return systemItems(items, true, func(key string, f float64, _ wandbfile.Value) error {
+						return p.add(schema.Metric{Key: key, Value: f, Step: sample, Time: unixMillis(t)})
+					})
+				},
+			}
+			if c == nil {
+				return h, nil
+			}
+			h.record, h.kinds = c.record, consoleKind
+			return h, func(ri *runInfo) error {
+				s.captures.keep(ri, c)
+				return nil
+			}
+		})(yield)
+	}
 }
 
 // RichValues yields the run's non-numeric history values (strings, lists,
-// media) in step order, and non-numeric system-metric items.
+// media) in step order, and non-numeric system-metric items: from what the
+// run's last Metrics pass kept when it can (see onepass.go), else read
+// from the logs.
 func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return stream(ctx, s, run, func(p *pager[schema.RichValue]) (handler, func(*runInfo) error) {
-		emit := p.add
-		var steps stepper
-		conv := newConverter()
-		var sample int64
-		return handler{
-			history: func(_ *segment, h histRow) error {
-				// A row of numbers holds no rich value; only its step counts.
-				r := h.convert(conv, false)
-				step, ok := steps.next(&r)
-				if !ok {
-					return nil
-				}
-				for _, v := range r.Rich {
-					v.Step, v.Time = step, r.Time
-					if err := emit(v); err != nil {
-						return err
+	return func(yield func([]schema.RichValue, error) bool) {
+		ri, err := s.find(ctx, run)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		if kept, ok := s.captures.takeRich(ri); ok {
+			replay(ctx, kept, yield)
+			return
+		}
+		stream(ctx, s, run, func(p *pager[schema.RichValue]) (handler, func(*runInfo) error) {
+			var steps stepper
+			conv := newConverter()
+			var sample int64
+			return handler{
+				history: func(_ *segment, h histRow) error {
+					// A row of numbers holds no rich value; only its step counts.
+					r := h.convert(conv, false)
+					step, ok := steps.next(&r)
+					if !ok {
+						return nil
 					}
-				}
-				for _, key := range r.Bad {
-					v := schema.RichValue{Key: key, Step: step, Time: r.Time, Type: "invalid", JSON: `"unparsable value_json"`}
-					if err := emit(v); err != nil {
-						return err
-					}
-				}
-				return nil
-			},
-			stats: func(_ *segment, t time.Time, items []wandbfile.Value) error {
-				defer func() { sample++ }()
-				return systemItems(items, false, func(key string, _ float64, it wandbfile.Value) error {
-					return emit(schema.RichValue{Key: key, Step: sample, Time: unixMillis(t),
-						Type: wandbfile.ValueKind(it.Value), JSON: wandbfile.ValueToJSON(it.Value)})
-				})
-			},
-		}, nil
-	})
+					return emitRich(r, step, p.add)
+				},
+				stats: func(_ *segment, t time.Time, items []wandbfile.Value) error {
+					defer func() { sample++ }()
+					return emitSystemRich(items, sample, t, p.add)
+				},
+			}, nil
+		})(yield)
+	}
+}
+
+// replay yields kept values in pages of PageSize, as stream would have
+// (the pages are parts of kept: a capture is used once).
+func replay[T any](ctx context.Context, kept []T, yield func([]T, error) bool) {
+	for len(kept) > 0 {
+		if err := ctx.Err(); err != nil {
+			yield(nil, err)
+			return
+		}
+		n := min(len(kept), PageSize)
+		if !yield(kept[:n:n], nil) {
+			return
+		}
+		kept = kept[n:]
+	}
+}
+
+// consoleOut splits a run's console chunks into lines, per stream, and
+// adds them to a pager; failed is the pager's first error.
+type consoleOut struct {
+	p         *pager[schema.LogLine]
+	failed    error
+	splitters map[string]*lineSplitter
+}
+
+func newConsoleOut(p *pager[schema.LogLine]) *consoleOut {
+	return &consoleOut{p: p, splitters: map[string]*lineSplitter{}}
+}
+
+func (o *consoleOut) out(l schema.LogLine) {
+	if o.failed == nil {
+		o.failed = o.p.add(l)
+	}
+}
+
+// splitter returns the line splitter of stream.
+func (o *consoleOut) splitter(stream string) *lineSplitter {
+	if o.splitters[stream] == nil {
+		o.splitters[stream] = &lineSplitter{stream: stream, out: o.out}
+	}
+	return o.splitters[stream]
+}
+
+// write adds one console chunk.
+func (o *consoleOut) write(ch consoleChunk) error {
+	o.splitter(ch.stream).write(ch.text, ch.time)
+	return o.failed
+}
+
+// segmentEnd ends segment seg: its lines come from its output.log when
+// fromFile, else its unfinished lines are flushed.
+func (o *consoleOut) segmentEnd(ctx context.Context, seg *segment, fromFile bool) error {
+	if fromFile {
+		return readOutputLog(ctx, seg, o.splitter(schema.Stdout), func() error { return o.failed })
+	}
+	for _, st := range []string{schema.Stdout, schema.Stderr} {
+		if sp := o.splitters[st]; sp != nil {
+			sp.flush()
+		}
+	}
+	return o.failed
 }
 
 // Logs yields the run's console output, line by line, segment by segment:
@@ -316,7 +403,9 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 // segment's files/output.log (all lines then count as stdout, time
 // unknown) when the run's logs hold no console record at all, or when the
 // segment's log is damaged and output.log holds more lines (see
-// consoleCounter.plan; Run.Damage names that choice).
+// consoleCounter.plan; Run.Damage names that choice). The records come
+// from what the run's last Metrics pass kept when it can (see onepass.go),
+// else from the logs.
 func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.LogLine, error] {
 	return func(yield func([]schema.LogLine, error) bool) {
 		ri, err := s.find(ctx, run)
@@ -333,50 +422,63 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 		for i, seg := range ri.segments {
 			fromFile[seg] = plan.fromFile[i]
 		}
+		if kept, ok := s.captures.takeConsole(ri); ok {
+			replayConsole(ctx, ri, kept, fromFile, yield)
+			return
+		}
 		stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo) error) {
-			var failed error
-			out := func(l schema.LogLine) {
-				if failed == nil {
-					failed = p.add(l)
-				}
-			}
-			splitters := map[string]*lineSplitter{}
-			splitter := func(stream string) *lineSplitter {
-				if splitters[stream] == nil {
-					splitters[stream] = &lineSplitter{stream: stream, out: out}
-				}
-				return splitters[stream]
-			}
+			o := newConsoleOut(p)
 			return handler{
 				record: func(seg *segment, rec *wandbfile.Record) error {
 					if fromFile[seg] {
 						return nil
 					}
-					switch {
-					case rec.Output != nil:
-						stream := schema.Stdout
-						if rec.Output.Stream == wandbfile.Stderr {
-							stream = schema.Stderr
-						}
-						splitter(stream).write(rec.Output.Line, unixMillis(rec.Output.Timestamp))
-					case rec.OutputLogger != nil:
-						splitter(schema.Stdout).write(rec.OutputLogger.Line+"\n", 0)
+					if ch, ok := chunkOf(seg, rec); ok {
+						return o.write(ch)
 					}
-					return failed
+					return nil
 				},
 				segmentEnd: func(seg *segment) error {
-					if fromFile[seg] {
-						return readOutputLog(ctx, seg, splitter(schema.Stdout), func() error { return failed })
-					}
-					for _, st := range []string{schema.Stdout, schema.Stderr} {
-						if sp := splitters[st]; sp != nil {
-							sp.flush()
-						}
-					}
-					return failed
+					return o.segmentEnd(ctx, seg, fromFile[seg])
 				},
 			}, nil
 		})(yield)
+	}
+}
+
+// replayConsole yields the lines of kept, the console chunks of the run's
+// segments in log order, as Logs's pass over the logs yields them.
+func replayConsole(ctx context.Context, ri *runInfo, kept []consoleChunk, fromFile map[*segment]bool, yield func([]schema.LogLine, error) bool) {
+	p := &pager[schema.LogLine]{yield: yield}
+	o := newConsoleOut(p)
+	err := func() error {
+		for _, seg := range ri.segments {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			for n := 0; len(kept) > 0 && kept[0].seg == seg; n++ {
+				if n%ctxCheckEvery == 0 && ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if !fromFile[seg] {
+					if err := o.write(kept[0]); err != nil {
+						return err
+					}
+				}
+				kept = kept[1:]
+			}
+			if err := o.segmentEnd(ctx, seg, fromFile[seg]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	switch {
+	case errors.Is(err, errStop):
+	case err != nil:
+		yield(nil, err)
+	case len(p.page) > 0:
+		yield(p.page, nil)
 	}
 }
 
@@ -527,6 +629,7 @@ func (s *Source) Close() error {
 	if s.stopFinding != nil {
 		s.stopFinding()
 	}
+	s.captures.clear()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
