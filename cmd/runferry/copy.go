@@ -168,7 +168,9 @@ tombstone (readers of the current snapshot no longer see the run; earlier
 snapshots keep it until 'archive prune'). A deletion that fails is a
 problem (exit 3) and is tried again by the next sync. When the listing was
 incomplete (a folder or experiment that could not be read) no run is judged
-deleted. Both need the ledger (not with --no-state).`
+deleted. Both need the ledger (not with --no-state). --dry-run reads the
+ledger without changing it and names the runs deleted at the source, and
+whether --propagate-deletes would delete them in DST.`
 	}
 	cmd := &cobra.Command{
 		Use:   verb + " SRC DST",
@@ -285,6 +287,28 @@ deleted. Both need the ledger (not with --no-state).`
 					return v.Verify(ctx, exp, run)
 				}
 			}
+			if dryRun && !noState {
+				// The plan the job would make, deletions at the source
+				// included, from the ledger read as is: nothing in it
+				// changes.
+				if statePath == "" {
+					if statePath, err = state.DefaultPath(); err != nil {
+						return err
+					}
+				}
+				l, err := state.OpenReadOnly(shardStatePath(statePath, shard), state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
+					Options: jobOptions + ";" + opt.Transform.String()})
+				if err != nil {
+					return err
+				}
+				if l != nil && !restart {
+					defer l.Close()
+					opt.Ledger = l
+					opt.LastStart = l.PreviousStart()
+				} else if l != nil {
+					l.Close()
+				}
+			}
 			if !dryRun && !noState {
 				if statePath == "" {
 					if statePath, err = state.DefaultPath(); err != nil {
@@ -344,7 +368,7 @@ deleted. Both need the ledger (not with --no-state).`
 	f := cmd.Flags()
 	f.IntVar(&concurrency, "concurrency", 4, "runs transferred at once (capped by the destination's limit); an MLflow destination then finds how many of their metric batches to send at once")
 	f.IntVar(&retries, "retries", 2, "extra attempts for a run that failed for a passing reason")
-	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the plan (runs, points, files, bytes) and write nothing")
+	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the plan (runs, points, files, bytes; runs deleted at the source, from the ledger, read but not changed) and write nothing")
 	f.StringVar(&reportPath, "report", "", "write the job report as JSON to this file")
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
@@ -433,9 +457,14 @@ func (a *app) printReport(rep *transfer.Report) {
 			fmt.Fprintf(w, "file not copied %s: %s\n", r.Origin, p)
 		}
 	}
+	propagate := rep.Options["propagate_deletes"] == "true"
 	for _, d := range rep.Deleted {
 		what := "kept in the destination"
 		switch {
+		case rep.DryRun && propagate:
+			what = "would be deleted in the destination"
+		case rep.DryRun:
+			what = "would be kept in the destination (--propagate-deletes deletes it)"
 		case d.Propagated:
 			what = "deleted in the destination"
 		case d.Error != "":
@@ -472,7 +501,14 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", %d verified", t.Verified)
 	}
 	fmt.Fprintf(w, ", %d failed", t.Failed)
-	if t.Deleted > 0 {
+	switch {
+	case t.Deleted > 0 && rep.DryRun:
+		would := 0
+		if propagate {
+			would = t.Deleted
+		}
+		fmt.Fprintf(w, ", %d deleted at the source (%d would be deleted in the destination)", t.Deleted, would)
+	case t.Deleted > 0:
 		fmt.Fprintf(w, ", %d deleted at the source (%d deleted in the destination)", t.Deleted, t.DeletesPropagated)
 	}
 	if g := rep.Registry; g != nil {
