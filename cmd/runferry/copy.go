@@ -170,7 +170,13 @@ problem (exit 3) and is tried again by the next sync. When the listing was
 incomplete (a folder or experiment that could not be read) no run is judged
 deleted. Both need the ledger (not with --no-state). --dry-run reads the
 ledger without changing it and names the runs deleted at the source, and
-whether --propagate-deletes would delete them in DST.`
+whether --propagate-deletes would delete them in DST.
+
+One job (the same SRC, DST and options, with the same ledger) runs once at
+a time: a second run started while the first goes on (a cron entry firing
+while last night's sync still runs) stops at once with exit 1, naming the
+lock file beside the ledger, and writes nothing. Other jobs, shards and
+--no-state runs are not held back.`
 	}
 	cmd := &cobra.Command{
 		Use:   verb + " SRC DST",
@@ -317,8 +323,17 @@ whether --propagate-deletes would delete them in DST.`
 				}
 				// Each shard its own file, also on a volume the shards share.
 				statePath = shardStatePath(statePath, shard)
-				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
-					Options: jobOptions + ";" + opt.Transform.String()}, restart)
+				job := state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
+					Options: jobOptions + ";" + opt.Transform.String()}
+				if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+					return fmt.Errorf("state %s: %w", statePath, err)
+				}
+				release, err := lockJob(statePath, job.Key())
+				if err != nil {
+					return err
+				}
+				defer release()
+				l, err := state.Open(statePath, job, restart)
 				if err != nil {
 					return err
 				}
