@@ -194,6 +194,9 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			if concurrency < 1 {
 				return usageError{fmt.Errorf("--concurrency must be at least 1")}
 			}
+			if err := checkReportPath(reportPath); err != nil {
+				return err
+			}
 			shard, err := parseShardFlag(shardFlag)
 			if err != nil {
 				return err
@@ -369,7 +372,7 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			}
 			if reportPath != "" {
 				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
-					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)
+					fmt.Fprintf(a.stderr, "runferry: writing report %s: %v\n", reportPath, werr)
 					a.exit = max(a.exit, exitFatal)
 				}
 			}
