@@ -547,7 +547,14 @@ func (a *app) printReport(rep *transfer.Report) {
 	if rep.AcceptedGaps && (t.Damaged > 0 || filesNotCopied > 0) {
 		fmt.Fprintf(w, " (gaps accepted: --accept-gaps)")
 	}
-	if t.Interrupted > 0 || rep.Canceled {
+	switch {
+	case rep.Canceled:
+		fmt.Fprintf(w, ", interrupted (re-run to resume)")
+	case rep.Fatal != "" && t.Interrupted > 0:
+		// Not the user's interruption: the error printed below stopped
+		// the job (a full disk, lost credentials).
+		fmt.Fprintf(w, ", stopped by the error below with %s not done (re-run to resume)", counted(t.Interrupted, "run"))
+	case t.Interrupted > 0:
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")
 	}
 	fmt.Fprintf(w, " in %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
