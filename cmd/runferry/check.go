@@ -48,6 +48,9 @@ every 5 seconds how many runs it has compared (not with -q).`,
 			if err != nil {
 				return err
 			}
+			if err := checkReportPath(reportPath); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			src, _, err := a.openSource(ctx, args[0])
 			if err != nil {
@@ -111,7 +114,7 @@ every 5 seconds how many runs it has compared (not with -q).`,
 			fmt.Fprintln(a.stdout)
 			if reportPath != "" {
 				if err := writeJSON(reportPath, res, a.secretValues(args)); err != nil {
-					return fmt.Errorf("writing report: %w", err)
+					return fmt.Errorf("writing report %s: %w", reportPath, err)
 				}
 			}
 			if len(res.Differences) > 0 {

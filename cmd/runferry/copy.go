@@ -168,7 +168,15 @@ tombstone (readers of the current snapshot no longer see the run; earlier
 snapshots keep it until 'archive prune'). A deletion that fails is a
 problem (exit 3) and is tried again by the next sync. When the listing was
 incomplete (a folder or experiment that could not be read) no run is judged
-deleted. Both need the ledger (not with --no-state).`
+deleted. Both need the ledger (not with --no-state). --dry-run reads the
+ledger without changing it and names the runs deleted at the source, and
+whether --propagate-deletes would delete them in DST.
+
+One job (the same SRC, DST and options, with the same ledger) runs once at
+a time: a second run started while the first goes on (a cron entry firing
+while last night's sync still runs) stops at once with exit 1, naming the
+lock file beside the ledger, and writes nothing. Other jobs, shards and
+--no-state runs are not held back.`
 	}
 	cmd := &cobra.Command{
 		Use:   verb + " SRC DST",
@@ -185,6 +193,9 @@ deleted. Both need the ledger (not with --no-state).`
 			}
 			if concurrency < 1 {
 				return usageError{fmt.Errorf("--concurrency must be at least 1")}
+			}
+			if err := checkReportPath(reportPath); err != nil {
+				return err
 			}
 			shard, err := parseShardFlag(shardFlag)
 			if err != nil {
@@ -285,6 +296,28 @@ deleted. Both need the ledger (not with --no-state).`
 					return v.Verify(ctx, exp, run)
 				}
 			}
+			if dryRun && !noState {
+				// The plan the job would make, deletions at the source
+				// included, from the ledger read as is: nothing in it
+				// changes.
+				if statePath == "" {
+					if statePath, err = state.DefaultPath(); err != nil {
+						return err
+					}
+				}
+				l, err := state.OpenReadOnly(shardStatePath(statePath, shard), state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
+					Options: jobOptions + ";" + opt.Transform.String()})
+				if err != nil {
+					return err
+				}
+				if l != nil && !restart {
+					defer l.Close()
+					opt.Ledger = l
+					opt.LastStart = l.PreviousStart()
+				} else if l != nil {
+					l.Close()
+				}
+			}
 			if !dryRun && !noState {
 				if statePath == "" {
 					if statePath, err = state.DefaultPath(); err != nil {
@@ -293,8 +326,17 @@ deleted. Both need the ledger (not with --no-state).`
 				}
 				// Each shard its own file, also on a volume the shards share.
 				statePath = shardStatePath(statePath, shard)
-				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
-					Options: jobOptions + ";" + opt.Transform.String()}, restart)
+				job := state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
+					Options: jobOptions + ";" + opt.Transform.String()}
+				if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {
+					return fmt.Errorf("state %s: %w", statePath, err)
+				}
+				release, err := lockJob(statePath, job.Key())
+				if err != nil {
+					return err
+				}
+				defer release()
+				l, err := state.Open(statePath, job, restart)
 				if err != nil {
 					return err
 				}
@@ -330,7 +372,7 @@ deleted. Both need the ledger (not with --no-state).`
 			}
 			if reportPath != "" {
 				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
-					fmt.Fprintf(a.stderr, "runferry: writing report: %v\n", werr)
+					fmt.Fprintf(a.stderr, "runferry: writing report %s: %v\n", reportPath, werr)
 					a.exit = max(a.exit, exitFatal)
 				}
 			}
@@ -344,7 +386,7 @@ deleted. Both need the ledger (not with --no-state).`
 	f := cmd.Flags()
 	f.IntVar(&concurrency, "concurrency", 4, "runs transferred at once (capped by the destination's limit); an MLflow destination then finds how many of their metric batches to send at once")
 	f.IntVar(&retries, "retries", 2, "extra attempts for a run that failed for a passing reason")
-	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the plan (runs, points, files, bytes) and write nothing")
+	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the plan (runs, points, files, bytes; runs deleted at the source, from the ledger, read but not changed) and write nothing")
 	f.StringVar(&reportPath, "report", "", "write the job report as JSON to this file")
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")
 	f.BoolVar(&restart, "restart", false, "ignore what the ledger recorded for this job (the destination's own markers still prevent duplicates)")
@@ -433,9 +475,14 @@ func (a *app) printReport(rep *transfer.Report) {
 			fmt.Fprintf(w, "file not copied %s: %s\n", r.Origin, p)
 		}
 	}
+	propagate := rep.Options["propagate_deletes"] == "true"
 	for _, d := range rep.Deleted {
 		what := "kept in the destination"
 		switch {
+		case rep.DryRun && propagate:
+			what = "would be deleted in the destination"
+		case rep.DryRun:
+			what = "would be kept in the destination (--propagate-deletes deletes it)"
 		case d.Propagated:
 			what = "deleted in the destination"
 		case d.Error != "":
@@ -472,7 +519,14 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", %d verified", t.Verified)
 	}
 	fmt.Fprintf(w, ", %d failed", t.Failed)
-	if t.Deleted > 0 {
+	switch {
+	case t.Deleted > 0 && rep.DryRun:
+		would := 0
+		if propagate {
+			would = t.Deleted
+		}
+		fmt.Fprintf(w, ", %d deleted at the source (%d would be deleted in the destination)", t.Deleted, would)
+	case t.Deleted > 0:
 		fmt.Fprintf(w, ", %d deleted at the source (%d deleted in the destination)", t.Deleted, t.DeletesPropagated)
 	}
 	if g := rep.Registry; g != nil {
@@ -493,7 +547,14 @@ func (a *app) printReport(rep *transfer.Report) {
 	if rep.AcceptedGaps && (t.Damaged > 0 || filesNotCopied > 0) {
 		fmt.Fprintf(w, " (gaps accepted: --accept-gaps)")
 	}
-	if t.Interrupted > 0 || rep.Canceled {
+	switch {
+	case rep.Canceled:
+		fmt.Fprintf(w, ", interrupted (re-run to resume)")
+	case rep.Fatal != "" && t.Interrupted > 0:
+		// Not the user's interruption: the error printed below stopped
+		// the job (a full disk, lost credentials).
+		fmt.Fprintf(w, ", stopped by the error below with %s not done (re-run to resume)", counted(t.Interrupted, "run"))
+	case t.Interrupted > 0:
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")
 	}
 	fmt.Fprintf(w, " in %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))

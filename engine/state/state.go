@@ -136,6 +136,8 @@ type Ledger struct {
 	// entries.
 	snap     map[string]storedEntry
 	snapDone bool
+	// readOnly is set by OpenReadOnly: Put refuses.
+	readOnly bool
 }
 
 // storedEntry is an entry as stored: its cursors' keys still in JSON,
@@ -225,6 +227,49 @@ func Open(path string, job Job, restart bool) (*Ledger, error) {
 				return nil, fmt.Errorf("state %s: %w", path, err)
 			}
 		}
+	}
+	return l, nil
+}
+
+// ErrReadOnly is what Put returns on a ledger opened with OpenReadOnly.
+var ErrReadOnly = errors.New("ledger opened read only (dry run)")
+
+// OpenReadOnly opens the ledger file at path to read the state of job
+// without changing anything: the file is opened read only, the job's
+// start is not recorded (PreviousStart is that of the last job opened
+// with Open), and Put fails with ErrReadOnly. It returns a nil Ledger and
+// no error when there is nothing to read: no file at path, or a file
+// written before the ledger had every column this version reads. A dry
+// run uses it to plan exactly as the job would, deletions included.
+func OpenReadOnly(path string, job Job) (*Ledger, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM pragma_table_info('runs') WHERE name IN ('name', 'gaps')`).Scan(&n); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	}
+	if n != 2 {
+		db.Close()
+		return nil, nil
+	}
+	l := &Ledger{db: db, job: job.Key(), Scrub: func(s string) string { return s }, readOnly: true}
+	var previous string
+	switch err := db.QueryRow(`SELECT updated FROM jobs WHERE job=?`, l.job).Scan(&previous); {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		db.Close()
+		return nil, fmt.Errorf("state %s: %w", path, err)
+	default:
+		l.previous, _ = time.Parse(time.RFC3339Nano, previous)
 	}
 	return l, nil
 }
@@ -366,6 +411,9 @@ func (l *Ledger) loadSnapshot() error {
 // included (an entry without a Mark drops them), in one transaction. It
 // returns only once the entry is durable.
 func (l *Ledger) Put(e Entry) error {
+	if l.readOnly {
+		return ErrReadOnly
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if e.Updated.IsZero() {
