@@ -196,6 +196,19 @@ deleted. Both need the ledger (not with --no-state).`
 					return err
 				}
 			}
+			if !dryRun && !noState {
+				if statePath == "" {
+					if statePath, err = state.DefaultPath(); err != nil {
+						return err
+					}
+				}
+				// Each shard its own file, also on a volume the shards share.
+				statePath = shardStatePath(statePath, shard)
+				// The source may keep what it read beside the ledger (a W&B
+				// folder: each log's identity with its run record and
+				// tail); --force and --restart trust none of it.
+				ctx = sources.WithInputCache(ctx, sources.InputCache{Path: statePath, Fresh: force || restart})
+			}
 			src, srcLoc, err := a.openSource(ctx, args[0])
 			if err != nil {
 				return err
@@ -286,13 +299,6 @@ deleted. Both need the ledger (not with --no-state).`
 				}
 			}
 			if !dryRun && !noState {
-				if statePath == "" {
-					if statePath, err = state.DefaultPath(); err != nil {
-						return err
-					}
-				}
-				// Each shard its own file, also on a volume the shards share.
-				statePath = shardStatePath(statePath, shard)
 				l, err := state.Open(statePath, state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
 					Options: jobOptions + ";" + opt.Transform.String()}, restart)
 				if err != nil {
