@@ -219,16 +219,20 @@ func (s *Source) header(ri *runInfo) schema.Run {
 	}
 	r.Name = cmpOr(rr.DisplayName, md.Name, ri.id)
 	r.Start = cmpOrTime(ri.segments[0].start, md.StartedAt)
+	// Each segment's tail is taken once (a stat of its log, and a read
+	// unless cached).
+	var t tailInfo
 	for _, seg := range ri.segments {
-		r.Damage = append(r.Damage, ri.tail(seg, false).damage...)
+		t = ri.tail(seg, false)
+		r.Damage = append(r.Damage, t.damage...)
 	}
+	corrupt := t.corrupt
 	// The tail's times matter only when no exit record decides the status.
-	t := ri.tail(last, false)
 	if !t.exitDecides() {
 		t = ri.tail(last, true)
 	}
 	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime,
-		damaged: ri.tail(last, false).corrupt}
+		damaged: corrupt}
 	var state string
 	r.Status, state = runState(sm, md, s.crashRule())
 	if state != "" {
