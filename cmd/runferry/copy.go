@@ -207,6 +207,19 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 					return err
 				}
 			}
+			if !dryRun && !noState {
+				if statePath == "" {
+					if statePath, err = state.DefaultPath(); err != nil {
+						return err
+					}
+				}
+				// Each shard its own file, also on a volume the shards share.
+				statePath = shardStatePath(statePath, shard)
+				// The source may keep what it read beside the ledger (a W&B
+				// folder: each log's identity with its run record and
+				// tail); --force and --restart trust none of it.
+				ctx = sources.WithInputCache(ctx, sources.InputCache{Path: statePath, Fresh: force || restart})
+			}
 			src, srcLoc, err := a.openSource(ctx, args[0])
 			if err != nil {
 				return err
@@ -319,13 +332,6 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 				}
 			}
 			if !dryRun && !noState {
-				if statePath == "" {
-					if statePath, err = state.DefaultPath(); err != nil {
-						return err
-					}
-				}
-				// Each shard its own file, also on a volume the shards share.
-				statePath = shardStatePath(statePath, shard)
 				job := state.Job{Source: srcLoc.String(), Sink: dstLoc.String(),
 					Options: jobOptions + ";" + opt.Transform.String()}
 				if err := os.MkdirAll(filepath.Dir(statePath), 0o700); err != nil {

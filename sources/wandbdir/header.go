@@ -56,15 +56,18 @@ type tailInfo struct {
 	timed    bool
 	damage   []string // damage found in the tail, as walk names it
 	corrupt  bool     // some of it other than a truncated tail (see handler.corrupt)
-	// size and mtime are the log's when it was read: a cached tailInfo is
-	// used only while they hold.
-	size  int64
-	mtime time.Time
+	// complete is set when the tail was read to its end (the log opened
+	// and every block read or found damaged): only such a tail is kept in
+	// the log cache (idcache.go).
+	complete bool
+	// id is the log's identity when it was read (stat before the read): a
+	// cached tailInfo is used only while it holds.
+	id fileID
 }
 
 // tail returns what the end of the segment's log tells, with its latest
-// timestamp when times is set, cached while the log's size and
-// modification time stay the same. A segment without a `.wandb` log
+// timestamp when times is set, cached while the log's identity (fileID:
+// device, inode, size, modification and change time) stays the same. A segment without a `.wandb` log
 // (before SDK 0.10) has an empty tailInfo.
 func (ri *runInfo) tail(seg *segment, times bool) tailInfo {
 	if seg.wandbFile == "" {
@@ -77,11 +80,12 @@ func (ri *runInfo) tail(seg *segment, times bool) tailInfo {
 	ri.mu.Lock()
 	cached := seg.tailCache
 	ri.mu.Unlock()
-	if cached != nil && cached.size == fi.Size() && cached.mtime.Equal(fi.ModTime()) && (cached.timed || !times) {
+	id, _ := identityOf(fi)
+	if cached != nil && cached.id == id && (cached.timed || !times) {
 		return *cached
 	}
 	t := readTail(seg, fi.Size(), times)
-	t.size, t.mtime = fi.Size(), fi.ModTime()
+	t.id = id
 	ri.mu.Lock()
 	seg.tailCache = &t
 	ri.mu.Unlock()
@@ -109,7 +113,7 @@ func readTail(seg *segment, size int64, times bool) tailInfo {
 func scanTail(seg *segment, size int64, wantRun, times bool) (tailInfo, *wandbfile.Run) {
 	t := tailInfo{timed: times}
 	var run *wandbfile.Run
-	f, err := os.Open(seg.wandbFile)
+	f, err := openLog(seg.wandbFile)
 	if err != nil {
 		return t, nil
 	}
@@ -130,6 +134,7 @@ func scanTail(seg *segment, size int64, wantRun, times bool) (tailInfo, *wandbfi
 	for n := 1; ; n++ {
 		payload, _, err := rd.Next()
 		if errors.Is(err, io.EOF) {
+			t.complete = true
 			break
 		}
 		if err != nil {
@@ -214,16 +219,20 @@ func (s *Source) header(ri *runInfo) schema.Run {
 	}
 	r.Name = cmpOr(rr.DisplayName, md.Name, ri.id)
 	r.Start = cmpOrTime(ri.segments[0].start, md.StartedAt)
+	// Each segment's tail is taken once (a stat of its log, and a read
+	// unless cached).
+	var t tailInfo
 	for _, seg := range ri.segments {
-		r.Damage = append(r.Damage, ri.tail(seg, false).damage...)
+		t = ri.tail(seg, false)
+		r.Damage = append(r.Damage, t.damage...)
 	}
+	corrupt := t.corrupt
 	// The tail's times matter only when no exit record decides the status.
-	t := ri.tail(last, false)
 	if !t.exitDecides() {
 		t = ri.tail(last, true)
 	}
 	sm := &segMeta{seg: last, run: last.run, exit: t.exit, preempting: t.preempting, lastTime: t.lastTime,
-		damaged: ri.tail(last, false).corrupt}
+		damaged: corrupt}
 	var state string
 	r.Status, state = runState(sm, md, s.crashRule())
 	if state != "" {

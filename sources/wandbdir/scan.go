@@ -40,6 +40,15 @@ type segment struct {
 	// tailCache is what the end of the log tells (see runInfo.tail), nil
 	// until read; guarded by the run's mu.
 	tailCache *tailInfo
+	// info is the `.wandb` log's Lstat when the folder was listed (nil
+	// without a log); ident its identity (identOK: the system told it
+	// whole), which the run record was read under (see identify).
+	info    os.FileInfo
+	ident   fileID
+	identOK bool
+	// cached is set when identify took the run record (and the tail, when
+	// one was kept) from the log cache, without opening the log.
+	cached bool
 }
 
 // filesDir is the folder holding the segment's run files.
@@ -159,13 +168,20 @@ func runFolder(dir, rel string, entries []os.DirEntry) (segs []*segment, isRun b
 		}
 		isRun = true
 		path := filepath.Join(dir, e.Name())
-		f, err := os.Open(path)
+		// Readable as its mode bits show it (readableByMode), else as an
+		// open finds it: a log the bits show readable is not opened here.
+		info, err := e.Info()
+		if err == nil && !readableByMode(info) {
+			var f *os.File
+			if f, err = openLog(path); err == nil {
+				f.Close()
+			}
+		}
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: unreadable (%v): this run folder was not read", path, cause(err)))
 			continue
 		}
-		f.Close()
-		segs = append(segs, &segment{dir: dir, rel: rel, wandbFile: path})
+		segs = append(segs, &segment{dir: dir, rel: rel, wandbFile: path, info: info})
 	}
 	if isRun {
 		return segs, true, problems
@@ -195,22 +211,38 @@ const headerRecords = 64
 // identify fills in the segment's run id, entity, project and start time:
 // from the run record of its `.wandb` file, else from the file name
 // (`run-<id>.wandb`), else (no `.wandb`) from wandb-metadata.json (start;
-// project, which SDKs before 0.10 kept there) and the folder name.
-func (s *segment) identify() {
+// project, which SDKs before 0.10 kept there) and the folder name. A log
+// whose identity (the Lstat of its folder's listing) is the one cache
+// holds an entry for is not opened: its run record and tail come from the
+// entry (idcache.go).
+func (s *segment) identify(cache *logCache) {
 	if s.wandbFile != "" {
 		var rr *wandbfile.Run
-		if fi, err := os.Stat(s.wandbFile); err == nil && fi.Size() <= tailBytes {
+		fi := s.info
+		if fi == nil {
+			fi, _ = os.Stat(s.wandbFile)
+		}
+		if fi != nil {
+			s.ident, s.identOK = identityOf(fi)
+		}
+		if e, ok := cache.lookup(s.wandbFile, s.ident, s.identOK); ok {
+			rr, s.cached = e.apply(s), true
+		} else if fi != nil && fi.Size() <= tailBytes {
 			// A small log is read once, for its run record and its tail
 			// (kept as runInfo.tail keeps it).
 			t, run := scanTail(s, fi.Size(), true, false)
-			t.size, t.mtime = fi.Size(), fi.ModTime()
+			t.id = s.ident
 			s.tailCache, rr = &t, run
 		} else {
 			rr = firstRunRecord(s.wandbFile)
 		}
 		if rr != nil && rr.RunID != "" {
 			s.id, s.entity, s.project, s.start = rr.RunID, rr.Entity, rr.Project, rr.StartTime
-			s.run = rr
+			// Only what discovery and the light header use is kept, alike
+			// whether read or taken from the cache (a full read decodes
+			// the run record again).
+			s.run = &wandbfile.Run{RunID: rr.RunID, Entity: rr.Entity, Project: rr.Project,
+				DisplayName: rr.DisplayName, StartTime: rr.StartTime}
 			return
 		}
 		s.id = strings.TrimSuffix(strings.TrimPrefix(filepath.Base(s.wandbFile), "run-"), ".wandb")
@@ -225,7 +257,7 @@ func (s *segment) identify() {
 // firstRunRecord returns the run record of a `.wandb` file, nil if the file
 // cannot be read or has none among its first records.
 func firstRunRecord(path string) *wandbfile.Run {
-	f, err := os.Open(path)
+	f, err := openLog(path)
 	if err != nil {
 		return nil
 	}
@@ -246,6 +278,10 @@ func firstRunRecord(path string) *wandbfile.Run {
 	}
 	return nil
 }
+
+// openLog opens a `.wandb` log for discovery and the light headers; tests
+// count the opens through it.
+var openLog = os.Open
 
 // folderPattern matches run folder names: <mode>-<YYYYMMDD_HHMMSS>-<id>.
 var folderPattern = regexp.MustCompile(`^(?:offline-run|run|dryrun)-\d{8}_\d{6}-(.+)$`)
@@ -357,11 +393,12 @@ var errNoRuns = errors.New("no W&B run folder found (looked for run-*.wandb file
 // discover finds and identifies every run under root, and returns what it
 // could not read (see findSegments). A root holding no run folder at all is
 // an error.
-func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, []string, error) {
+func discover(ctx context.Context, root, defaultEntity string, cache *logCache) ([]*runInfo, []string, error) {
 	segs, problems, err := findSegments(ctx, root)
 	if err != nil {
 		return nil, nil, err
 	}
+	cache.load()
 	if len(segs) == 0 && len(problems) == 0 {
 		return nil, nil, fmt.Errorf("%s: %w", root, errNoRuns)
 	}
@@ -374,7 +411,7 @@ func discover(ctx context.Context, root, defaultEntity string) ([]*runInfo, []st
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			s.identify()
+			s.identify(cache)
 			return nil
 		})
 	}

@@ -41,6 +41,9 @@ type Source struct {
 	// captures are what Metrics passes kept for RichValues and Logs
 	// (see onepass.go).
 	captures captureSet
+	// cache is the log cache of the job (idcache.go), nil without one;
+	// written at Close.
+	cache *logCache
 }
 
 var (
@@ -66,6 +69,10 @@ var ErrClosed = errors.New("wandb source: closed")
 // needs the runs waits for that discovery, and Close stops it. A discovery
 // that failed is not kept: the first call runs it again and returns its
 // error.
+//
+// When ctx carries a sources.InputCache naming the job's ledger, the
+// source keeps a log cache beside it (idcache.go): an unchanged log's run
+// record and tail are taken from it instead of read, and Close writes it.
 func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
 	cfg, err := ParseConfig(loc)
 	if err != nil {
@@ -75,6 +82,7 @@ func Open(ctx context.Context, loc location.Location) (sources.Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.cache = newLogCache(sources.InputCacheOf(ctx), s.cfg.Root, s.now)
 	bg, cancel := context.WithCancel(ctx)
 	s.stopFinding = cancel
 	go func() {
@@ -111,7 +119,7 @@ func (s *Source) index(ctx context.Context) ([]*runInfo, error) {
 		return nil, err
 	}
 	if s.runs == nil {
-		runs, problems, err := discover(ctx, s.cfg.Root, s.cfg.Entity)
+		runs, problems, err := discover(ctx, s.cfg.Root, s.cfg.Entity, s.cache)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -624,7 +632,10 @@ func (s *Source) crashRule() crashRule {
 	return crashRule{now: s.now, after: s.cfg.CrashedAfter}
 }
 
-// Close makes every later call fail with ErrClosed.
+// Close makes every later call fail with ErrClosed. A source with a log
+// cache writes it first, from the runs it found (once; a source whose
+// discovery did not finish writes none). A cache that cannot be written
+// is not an error of the job: the next job reads the logs again.
 func (s *Source) Close() error {
 	if s.stopFinding != nil {
 		s.stopFinding()
@@ -632,6 +643,9 @@ func (s *Source) Close() error {
 	s.captures.clear()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.closed && s.runs != nil {
+		_ = s.cache.save(s.runs)
+	}
 	s.closed = true
 	return nil
 }
