@@ -22,11 +22,25 @@
 #     them (at least one) grown by 1% more rows; the new points alone are
 #     a copy of a folder of that many one-row runs into the same server.
 #     The grown runs must be appended to (the same MLflow run ids).
+#   mlflow source: an MLflow server as the SOURCE (issue 12's "ls of an
+#     MLflow server with 87 runs took over 3 minutes"): BENCH_SYNC_MLFLOWSRC_RUNS
+#     FINISHED runs (ROWS steps x 5 keys, 10 params, 5 tags, 4 files in 3
+#     artifact directories each) written straight into a SQLite store and
+#     its artifact root by bench/py/mlflow_src_store.py (MLflow's
+#     SqlAlchemyStore), served by a server started as for the MLflow part;
+#     a full copy into a fresh Parquet archive (once), then the no-change
+#     sync and `ls` of the server, against that copy. Target as above (the
+#     copy >= 50x the no-change sync). Then a file is added to one FINISHED
+#     run and the next sync must copy that run alone.
 #
 # Knobs: RUNFERRY_BENCH_DIR, RUNFERRY_VENV (for mlflow; default .venv),
 # BENCH_SYNC_ENTITY ("-entity bench-team"; empty: none), BENCH_SYNC_RUNS
 # (10000), BENCH_SYNC_ROWS (100 history rows of 5 keys per run),
-# BENCH_SYNC_MLFLOW_RUNS (100; 0 skips the MLflow part), BENCH_REPEAT (3;
+# BENCH_SYNC_MLFLOW_RUNS (100; 0 skips the MLflow part),
+# BENCH_SYNC_MLFLOWSRC_RUNS (1000; 0 skips the MLflow-source part),
+# BENCH_SYNC_MLFLOWSRC_BASE (a runferry binary of another build whose
+# no-change sync from MLflow is timed interleaved with this build's; by
+# hand, to compare builds), BENCH_REPEAT (3;
 # medians). RUNFERRY_CPUPROFILE is passed through (runferry writes a CPU
 # profile of each command to it: set it only to profile by hand).
 set -euo pipefail
@@ -36,6 +50,8 @@ RUNS=${BENCH_SYNC_RUNS:-10000}
 ROWS=${BENCH_SYNC_ROWS:-100}
 REPEAT=${BENCH_REPEAT:-3}
 MRUNS=${BENCH_SYNC_MLFLOW_RUNS:-100}
+SRUNS=${BENCH_SYNC_MLFLOWSRC_RUNS:-1000}
+SBASE=${BENCH_SYNC_MLFLOWSRC_BASE:-}
 VENV=${RUNFERRY_VENV:-$PWD/.venv}
 GROWN=$((RUNS / 100))
 MORE=$((ROWS / 100 > 0 ? ROWS / 100 : 1))
@@ -196,6 +212,91 @@ if [ "$MRUNS" -gt 0 ]; then
 	)
 	stop_mlflow
 fi
+# --- from an MLflow server (the MLflow-source part) ------------------------
+MSRC_ROWS=""
+if [ "$SRUNS" -gt 0 ]; then
+	[ -x "$VENV/bin/mlflow" ] || { log "no mlflow in $VENV: run 'make venv' or set RUNFERRY_VENV (or BENCH_SYNC_MLFLOWSRC_RUNS=0)"; exit 1; }
+	SDIR=$SCRATCH/mlflow-source
+	stop_msrc() {
+		local pid i
+		pid=$(cat "$SDIR/pid" 2>/dev/null) || return 0
+		kill -TERM -- "-$pid" 2>/dev/null || true
+		for i in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+		kill -KILL -- "-$pid" 2>/dev/null || true
+		rm -f "$SDIR/pid"
+	}
+	trap 'stop_msrc; if declare -F stop_mlflow >/dev/null; then stop_mlflow; fi' EXIT
+	rm -rf "$SDIR" && mkdir -p "$SDIR"
+	log "mlflow source: writing $SRUNS runs x $ROWS steps x 5 keys and 4 files each into a store"
+	MLFLOW_ENABLE_TELEMETRY=false "$VENV/bin/python" bench/py/mlflow_src_store.py "$SDIR/mlflow.db" "$SDIR/artifacts" "$SRUNS" 5 "$ROWS"
+	sport=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	(
+		cd "$SDIR"
+		export MLFLOW_TRACKING_URI= PYTHONUNBUFFERED=1 MLFLOW_ENABLE_TELEMETRY=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
+		exec setsid "$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$SDIR/mlflow.db" \
+			--artifacts-destination "$SDIR/artifacts" --serve-artifacts --host 127.0.0.1 --port "$sport" \
+			--workers 1 --allowed-hosts "127.0.0.1,127.0.0.1:$sport,localhost,localhost:$sport"
+	) >"$SDIR/server.log" 2>&1 </dev/null &
+	echo $! >"$SDIR/pid"
+	SURL=http://127.0.0.1:$sport
+	for i in $(seq 480); do
+		curl -sf "$SURL/health" >/dev/null 2>&1 && break
+		kill -0 "$(cat "$SDIR/pid")" 2>/dev/null || { tail -20 "$SDIR/server.log" >&2; log "mlflow server died"; exit 1; }
+		sleep 0.5
+	done
+	# Wait until the server's process group is idle (see the MLflow part).
+	last=-1 quiet=0
+	for i in $(seq 90); do
+		now=$(ps -eo pgid=,cputimes= | awk -v g="$(cat "$SDIR/pid")" '$1 == g { s += $2 } END { print s + 0 }')
+		if [ "$now" = "$last" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+		[ "$quiet" -ge 2 ] && break
+		last=$now
+		sleep 1
+	done
+	SSRC="mlflow+$SURL"
+	rm -rf "$SCRATCH/sa" "$SCRATCH/s.db"
+	sfull=$(secs "$RF" copy "$SSRC" "parquet:$SCRATCH/sa" --state "$SCRATCH/s.db" -q)
+	sfullcpu=$(cpu)
+	grep -q "copied $SRUNS runs" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the copy from MLflow did not copy $SRUNS runs"; exit 1; }
+	snochange=() sls=() snochangecpu=() slscpu=() sbase=() sbasecpu=()
+	for rep in $(seq "$REPEAT"); do
+		snochange+=("$(secs "$RF" sync "$SSRC" "parquet:$SCRATCH/sa" --state "$SCRATCH/s.db" -q)")
+		snochangecpu+=("$(cpu)")
+		grep -q "copied 0 runs" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the no-change sync from MLflow copied something"; exit 1; }
+		sls+=("$(secs "$RF" ls "$SSRC")")
+		slscpu+=("$(cpu)")
+		log "mlflow source rep $rep: no-change ${snochange[-1]} s, ls ${sls[-1]} s (full copy $sfull s); CPU: no-change ${snochangecpu[-1]} s, ls ${slscpu[-1]} s (full copy $sfullcpu s)"
+		if [ -n "$SBASE" ]; then
+			# The same no-change sync by another build, interleaved (its
+			# own ledger copy: the ledgers are equal before each).
+			cp "$SCRATCH/s.db" "$SCRATCH/s-base.db"
+			sbase+=("$(secs "$SBASE" sync "$SSRC" "parquet:$SCRATCH/sa" --state "$SCRATCH/s-base.db" -q)")
+			sbasecpu+=("$(cpu)")
+			grep -q "copied 0 runs" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the base build's no-change sync from MLflow copied something"; exit 1; }
+			log "mlflow source rep $rep: base build's no-change sync ${sbase[-1]} s, CPU ${sbasecpu[-1]} s"
+		fi
+	done
+	# A file added to one FINISHED run (MLflow records nothing else on the
+	# run): the next sync must see it and copy that run alone.
+	one=$(find "$SDIR/artifacts" -mindepth 3 -maxdepth 3 -name artifacts | sort | head -1)
+	mkdir -p "$one/late" && echo "logged after the run ended" >"$one/late/note.txt"
+	"$RF" sync "$SSRC" "parquet:$SCRATCH/sa" --state "$SCRATCH/s.db" -q >"$SCRATCH/last.out" 2>&1 || { cat "$SCRATCH/last.out"; exit 1; }
+	grep -Eq "copied 1 runs?([^0-9]|$)" "$SCRATCH/last.out" || { cat "$SCRATCH/last.out"; log "the sync after a file was added to a finished MLflow run did not copy that run alone"; exit 1; }
+	"$RF" check "$SSRC" "parquet:$SCRATCH/sa" -q >/dev/null || { log "check failed after the sync from MLflow"; exit 1; }
+	SN=$(median "${snochange[@]}") SL=$(median "${sls[@]}")
+	SNC=$(cpumed "${snochangecpu[@]}") SLC=$(cpumed "${slscpu[@]}")
+	MSRC_ROWS=$(
+		echo "| from MLflow ($SRUNS runs x $ROWS rows x 5 keys, 4 files in 3 directories; SQLite store, 1 worker): full copy into Parquet (once) | $sfull | | | |"
+		echo "| from MLflow: no-change sync | $SN | copy / sync = $(ratio "$sfull" "$SN")x | 50x | $(met "$sfull >= 50 * $SN") |"
+		echo "| from MLflow: ls | $SL | copy / ls = $(ratio "$sfull" "$SL")x | 50x | $(met "$sfull >= 50 * $SL") |"
+		echo "| from MLflow, CPU seconds of runferry (user+sys; the server's are not counted): full copy / no-change sync / ls | $sfullcpu / $SNC / $SLC | | | |"
+		if [ -n "$SBASE" ]; then
+			SB=$(median "${sbase[@]}")
+			echo "| from MLflow: no-change sync by the base build ($SBASE), interleaved | $SB (CPU $(cpumed "${sbasecpu[@]}")) | base / this build = $(ratio "$SB" "$SN")x | | |"
+		fi
+	)
+	stop_msrc
+fi
 {
 	echo "| measurement ($RUNS runs x $ROWS rows x 5 keys, medians of $REPEAT) | seconds | ratio | target | met? |"
 	echo "|---|---|---|---|---|"
@@ -207,6 +308,7 @@ fi
 	echo "| copy of the new points alone ($GROWN runs x $MORE rows) | $D | | | |"
 	echo "| sync after $GROWN runs grew by $MORE rows (one run) | $grown | budget 3 x no-change + new points = $budget | <= budget | $(met "$grown <= $budget") |"
 	[ -z "$MLF_ROWS" ] || echo "$MLF_ROWS"
+	[ -z "$MSRC_ROWS" ] || echo "$MSRC_ROWS"
 	echo
 	echo "grown sync: $grown_line"
 	[ -z "$MLF_ROWS" ] || echo "grown sync into MLflow: $mgrown_line"

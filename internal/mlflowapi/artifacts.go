@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"slices"
 	"strings"
 
@@ -227,4 +228,44 @@ func (c *Client) DeleteArtifact(ctx context.Context, artifactURI, rel string) er
 		return nil
 	}
 	return err
+}
+
+// ListArtifactDir returns the entries directly below dir ("" for the root)
+// of a run's artifacts, without recursing: files and directories, their
+// paths relative to the run's artifact root, sorted by path, the directory
+// itself left out. A run whose root is proxied (artifactURI
+// "mlflow-artifacts:...") is listed through the mlflow-artifacts proxy,
+// which lists the store without loading the run from the tracking store
+// as artifacts/list does; other runs through artifacts/list. Both list the
+// same store, so the entries are those ListArtifacts walks.
+func (c *Client) ListArtifactDir(ctx context.Context, runID, artifactURI, dir string) ([]FileInfo, error) {
+	var out struct {
+		Files []FileInfo `json:"files"`
+	}
+	root, proxied := proxyPath(artifactURI, "")
+	if proxied {
+		if err := c.get(ctx, "/api/2.0/mlflow-artifacts/artifacts", url.Values{"path": {path.Join(root, dir)}}, &out); err != nil {
+			return nil, err
+		}
+		for i := range out.Files {
+			out.Files[i].Path = path.Join(dir, path.Base(out.Files[i].Path)) // the proxy lists base names
+		}
+	} else {
+		q := url.Values{"run_id": {runID}}
+		if dir != "" {
+			q.Set("path", dir)
+		}
+		if err := c.get(ctx, api+"artifacts/list", q, &out); err != nil {
+			return nil, err
+		}
+	}
+	files := out.Files[:0]
+	for _, f := range out.Files {
+		if f.Path == dir || f.Path == "" || f.Path == "." {
+			continue // some stores list the directory itself
+		}
+		files = append(files, f)
+	}
+	slices.SortFunc(files, func(a, b FileInfo) int { return strings.Compare(a.Path, b.Path) })
+	return files, nil
 }

@@ -187,12 +187,16 @@ func (c *Client) LogBatch(ctx context.Context, b LogBatch) error {
 
 // SearchRuns yields the runs of experiments matching filter in view,
 // ordered by start time then run id, de-duplicated across pages (the
-// server's page tokens are offsets). At most 100 experiment ids per call.
+// server's page tokens are offsets). Pages are of RunSearchPageSize runs,
+// the server's maximum: the server's cost per page grows with its offset,
+// so fewer, larger pages list a big experiment faster; a page is held in
+// memory while it is decoded (a few KB a run). At most 100 experiment ids
+// per call.
 func (c *Client) SearchRuns(ctx context.Context, experimentIDs []string, filter, view string) iter.Seq2[Run, error] {
 	return func(yield func(Run, error) bool) {
 		seen := map[string]bool{}
 		req := SearchRuns{ExperimentIDs: experimentIDs, Filter: filter, RunViewType: view,
-			MaxResults: SearchPageSize, OrderBy: []string{"attributes.start_time ASC"}}
+			MaxResults: RunSearchPageSize, OrderBy: []string{"attributes.start_time ASC"}}
 		for {
 			var out struct {
 				Runs []Run  `json:"runs"`

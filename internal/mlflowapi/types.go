@@ -231,5 +231,6 @@ const (
 	MaxExperimentNameBytes = 256 // the VARCHAR(256) column on PostgreSQL/MySQL
 	MaxRunNameLength       = 250
 	HistoryPageSize        = 25000 // get-history max_results, as the Python client
-	SearchPageSize         = 1000
+	SearchPageSize         = 1000  // experiments/search max_results (a few pages at most; hosted servers cap it lower than runs)
+	RunSearchPageSize      = 50000 // runs/search max_results: the server's maximum (SEARCH_MAX_RESULTS_THRESHOLD), one round trip per 50,000 runs
 )

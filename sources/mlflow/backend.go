@@ -48,5 +48,5 @@ var _ Backend = (*mlflowapi.Client)(nil)
 // the server's instance, so that both read the same runs). cfg.API is not
 // used.
 func NewWithBackend(b Backend, instance string, cfg Config) *Source {
-	return &Source{api: b, cfg: cfg, instance: instance, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}, listed: map[string]bool{}}
+	return &Source{api: b, cfg: cfg, instance: instance, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}, listed: map[string]bool{}, listing: make(chan struct{}, ListWindow)}
 }

@@ -98,12 +98,16 @@
 // Fingerprint (sources.Fingerprinter, for sync) digests what runs/search
 // already returned for the run (status, end time, name, lifecycle stage,
 // tags, params, latest_metrics: each key's latest value, step and
-// timestamp, dataset inputs) and one artifacts/list walk (paths and
+// timestamp, dataset inputs) and the run's artifact listing (paths and
 // sizes). It reads no metric history and no file body; its cost is one
-// listing request per artifact directory of each run, made while planning
-// (BenchmarkFingerprint: 26 ms per run, search included, for runs with two
-// artifact directories on a local single-worker SQLite server on a busy
-// 2-core machine; 10,000 runs would take about 4 minutes to plan). A
+// listing request per artifact directory of each run, made while planning:
+// a run's directories are listed concurrently (ListWindow in flight per
+// source) and, for proxied runs, through the artifact proxy, which does not
+// load the run from the tracking store as artifacts/list does (the
+// fingerprint is the same as the walk's). MLflow records nothing on a run
+// when a file is logged to it, so no cheaper signal could replace the
+// listing (docs/BENCHMARKS.md "From an MLflow server": the server-bound
+// floor of a no-change sync). A
 // FINISHED run that gains a point, a tag, a param or a file is therefore
 // copied again; a point logged below its key's latest step and time, a file rewritten with the
 // same size and a change to a logged model's files are not seen (--force

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -65,10 +66,15 @@ func headerDigest(r mlflowapi.Run) string {
 // without reading its metric histories or file bodies: a digest of what
 // runs/search already returned for it (status, end time, name, lifecycle
 // stage, tags, params, latest_metrics with each key's latest value, step
-// and timestamp, dataset inputs) and of one artifacts/list walk (every
-// file's path and size; one request per artifact directory). Running runs
-// are fingerprinted too: the fingerprint is taken before the run is read,
-// so a point logged during the copy changes it for the next job.
+// and timestamp, dataset inputs) and of the run's artifact listing (every
+// file's path and size; one listing request per artifact directory, see
+// artifactFiles). Running runs are fingerprinted too: the fingerprint is
+// taken before the run is read, so a point logged during the copy changes
+// it for the next job.
+//
+// The listing cannot be skipped: MLflow records nothing on the run when a
+// file is logged to it (no time, no counter in runs/search), so only the
+// listing sees a new file on a FINISHED run.
 //
 // What it cannot see: a point logged at a step and time below its key's
 // latest point (latest_metrics does not move), a file rewritten with the
@@ -81,18 +87,19 @@ func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error
 	if info == nil || info.header == "" {
 		return "", nil // not listed by Runs: cannot tell, so it is copied
 	}
+	files, err := s.artifactFiles(ctx, info)
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
+			return "", err
+		}
+		return "", fault.Permanent(fmt.Errorf("mlflow run %s: listing artifacts: %w", info.id, err))
+	}
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\n", info.header)
-	for f, err := range s.api.ListArtifacts(ctx, info.id, "") {
-		if err == nil {
-			err = ctx.Err()
-		}
-		if err != nil {
-			if k := fault.KindOf(err); k == fault.KindFatal || k == fault.KindCanceled {
-				return "", err
-			}
-			return "", fault.Permanent(fmt.Errorf("mlflow run %s: listing artifacts: %w", info.id, err))
-		}
+	for _, f := range files {
 		size := int64(-1)
 		if f.FileSize != nil {
 			size = *f.FileSize
@@ -100,6 +107,102 @@ func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error
 		fmt.Fprintf(h, "%q %d\n", f.Path, size)
 	}
 	return fingerprintVersion + hex.EncodeToString(h.Sum(nil)[:16]), nil
+}
+
+// ListWindow is how many artifact directories the source lists at once,
+// across all the runs being fingerprinted (the plan fingerprints several
+// runs at once, engine/transfer): a run's subdirectories are listed
+// concurrently, so a run costs one round trip per level of its artifact
+// tree, not one per directory.
+const ListWindow = 8
+
+// dirLister lists one artifact directory of a run without recursing
+// (mlflowapi.Client.ListArtifactDir). Backends without it (the local
+// stores) are walked through ListArtifacts.
+type dirLister interface {
+	ListArtifactDir(ctx context.Context, runID, artifactURI, dir string) ([]mlflowapi.FileInfo, error)
+}
+
+// artifactFiles returns every file of a run's artifacts in the order
+// Backend.ListArtifacts walks them (sorted by path within each directory,
+// a directory's files where the directory sorts). Through a dirLister the
+// directories are listed concurrently, at most ListWindow requests of the
+// source in flight; the result is the same. The first error cancels the
+// listings still to come and is returned.
+func (s *Source) artifactFiles(ctx context.Context, info *runInfo) ([]mlflowapi.FileInfo, error) {
+	dl, ok := s.api.(dirLister)
+	if !ok {
+		var files []mlflowapi.FileInfo
+		for f, err := range s.api.ListArtifacts(ctx, info.id, "") {
+			if err != nil {
+				return nil, err
+			}
+			files = append(files, f)
+		}
+		return files, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w := &treeWalk{s: s, dl: dl, info: info, cancel: cancel}
+	files := w.dir(ctx, "")
+	if w.err != nil {
+		return nil, w.err
+	}
+	return files, nil
+}
+
+// treeWalk is one run's artifact listing through a dirLister.
+type treeWalk struct {
+	s      *Source
+	dl     dirLister
+	info   *runInfo
+	cancel func()
+
+	mu  sync.Mutex
+	err error // the first error
+}
+
+func (w *treeWalk) fail(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.mu.Unlock()
+	w.cancel()
+}
+
+// dir lists dir and, concurrently, each of its subdirectories, and returns
+// their files in walk order (incomplete once w.err is set).
+func (w *treeWalk) dir(ctx context.Context, dir string) []mlflowapi.FileInfo {
+	select {
+	case w.s.listing <- struct{}{}:
+	case <-ctx.Done():
+		w.fail(ctx.Err())
+		return nil
+	}
+	entries, err := w.dl.ListArtifactDir(ctx, w.info.id, w.info.artifactURI, dir)
+	<-w.s.listing
+	if err != nil {
+		w.fail(err)
+		return nil
+	}
+	subs := make([][]mlflowapi.FileInfo, len(entries))
+	var wg sync.WaitGroup
+	for i, e := range entries {
+		if e.IsDir {
+			wg.Go(func() { subs[i] = w.dir(ctx, e.Path) })
+		}
+	}
+	wg.Wait()
+	var files []mlflowapi.FileInfo
+	for i, e := range entries {
+		if e.IsDir {
+			files = append(files, subs[i]...)
+		} else {
+			files = append(files, e)
+		}
+	}
+	return files
 }
 
 var _ sources.ChangeTimer = (*Source)(nil)

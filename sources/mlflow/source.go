@@ -30,7 +30,9 @@ type Source struct {
 	exps   map[schema.Ref]string   // experiment origin -> MLflow experiment id
 	runs   map[schema.Ref]*runInfo // run origin -> what Runs found
 	listed map[string]bool         // experiment ids whose runs were listed
-	closed bool
+	// listing holds a token per artifact listing in flight (ListWindow).
+	listing chan struct{}
+	closed  bool
 }
 
 // runInfo is what the source keeps about a run it listed.
@@ -69,7 +71,7 @@ func New(cfg Config) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{api: api, cfg: cfg, instance: instance, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}, listed: map[string]bool{}}, nil
+	return &Source{api: api, cfg: cfg, instance: instance, exps: map[schema.Ref]string{}, runs: map[schema.Ref]*runInfo{}, listed: map[string]bool{}, listing: make(chan struct{}, ListWindow)}, nil
 }
 
 // ref returns the origin of the server's native experiment or run id:
