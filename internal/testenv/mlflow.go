@@ -15,7 +15,10 @@ import (
 	"time"
 )
 
-// MLflowServer is a real `mlflow server` from the project venv on a loopback port.
+// MLflowServer is a real `mlflow server` from the project venv on a loopback port: MLflow's
+// own command with testenv's arguments, its FastAPI app served by uvicorn in the command's
+// process (mlflowserve.py) instead of a child process that imports MLflow again, one
+// process to stop, unless an option needs the child (the log says which).
 type MLflowServer struct {
 	URL         string // http://127.0.0.1:PORT, no trailing slash
 	Port        int
@@ -120,27 +123,41 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 			return nil, err
 		}
 		hostPort := "127.0.0.1:" + strconv.Itoa(port)
-		args := []string{"server",
+		allowedHosts := "127.0.0.1,127.0.0.1:" + strconv.Itoa(port) + ",localhost,localhost:" + strconv.Itoa(port)
+		pydeath, err := writePythonDeathHook(cfg.dir)
+		if err != nil {
+			return nil, err
+		}
+		prog, args, err := mlflowCommand(bin, pydeath)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "server",
 			"--backend-store-uri", s.BackendURI,
 			"--artifacts-destination", s.ArtifactDir,
 			"--serve-artifacts",
 			"--host", "127.0.0.1",
 			"--port", strconv.Itoa(port),
 			"--workers", "1",
-			"--allowed-hosts", "127.0.0.1,127.0.0.1:" + strconv.Itoa(port) + ",localhost,localhost:" + strconv.Itoa(port),
-		}
+			"--allowed-hosts", allowedHosts,
+		)
 		args = append(args, cfg.extraArgs...)
-		pydeath, err := writePythonDeathHook(cfg.dir)
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(prog, args...)
 		cmd.Dir = cfg.dir
 		cmd.Env = append(os.Environ(),
-			// Every Python process of the server (mlflow server, its uvicorn child and any
-			// workers) dies with its parent: see pythonDeathHook.
+			// Every Python process of the server (mlflow server, its uvicorn child if any
+			// and any workers) dies with its parent: see pythonDeathHook.
 			"PYTHONPATH="+joinPath(pydeath, os.Getenv("PYTHONPATH")),
-			"MLFLOW_TRACKING_URI=", // never let the environment redirect the server
+			// What `mlflow server` puts in the environment before it starts uvicorn (from its
+			// options and defaults, and its stores' set_tracking_uri and set_registry_uri),
+			// given already, so that MLflow sees at its import what the uvicorn child would,
+			// and mlflowserve.py can serve in process. The tracking URI is the server's own
+			// store: the environment never redirects the server.
+			"MLFLOW_TRACKING_URI="+s.BackendURI,
+			"MLFLOW_REGISTRY_URI="+s.BackendURI,
+			"MLFLOW_SERVER_ALLOWED_HOSTS="+allowedHosts,
+			"MLFLOW_SERVER_X_FRAME_OPTIONS=SAMEORIGIN",
+			"MLFLOW_ENABLE_WORKSPACES=false",
 			"PYTHONUNBUFFERED=1",
 			// MLflow 3 otherwise starts a job runner with seven worker processes (~700 MB)
 			// that no test uses.

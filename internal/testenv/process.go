@@ -295,13 +295,19 @@ func runLogged(cmd *exec.Cmd) error {
 
 // GroupAlive reports whether any process of process group pgid is alive (zombies, which
 // are dead but not yet reaped by their parent, do not count). It reads /proc.
-func GroupAlive(pgid int) bool {
+func GroupAlive(pgid int) bool { return len(GroupPids(pgid)) > 0 }
+
+// GroupPids returns the live processes (zombies left out) of process group pgid. It reads
+// /proc.
+func GroupPids(pgid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return false
+		return nil
 	}
+	var pids []int
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -315,8 +321,8 @@ func GroupAlive(pgid int) bool {
 		}
 		f := strings.Fields(string(stat[i+1:]))
 		if len(f) >= 3 && f[0] != "Z" && f[0] != "X" && f[2] == strconv.Itoa(pgid) {
-			return true
+			pids = append(pids, pid)
 		}
 	}
-	return false
+	return pids
 }
