@@ -164,6 +164,7 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 			"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
 			"MLFLOW_ENABLE_TELEMETRY=false", "MLFLOW_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=true",
 		)
+		logFrom := logSize(s.LogPath)
 		svc, err := startService("mlflow server", cmd, s.LogPath, syscall.SIGKILL, nil)
 		if err != nil {
 			return nil, err
@@ -174,7 +175,7 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 			if freshDB != "" && !fromTemplate {
 				noteSQLiteTemplate(freshDB)
 			}
-			logStart("mlflow start", s.BackendURI)
+			logStart("mlflow start", s.BackendURI+" "+s.uvicornLayout(logFrom))
 			return s, nil
 		}
 		svc.stopGroup(5 * time.Second)
@@ -289,14 +290,35 @@ func (s *MLflowServer) Restart(t testing.TB) {
 	s.Kill()
 	cmd := exec.Command(s.Cmd.Path, s.Cmd.Args[1:]...)
 	cmd.Dir, cmd.Env = s.Cmd.Dir, s.Cmd.Env
+	logFrom := logSize(s.LogPath)
 	svc, err := startService("mlflow server", cmd, s.LogPath, syscall.SIGKILL, nil)
 	if err != nil {
 		t.Fatalf("testenv: restart: %v", err)
 	}
 	s.svc, s.Cmd = svc, cmd
-	logStart("mlflow restart", s.BackendURI)
 	if err := waitHealthy(s, defaultStartTimeout); err != nil {
 		t.Fatalf("testenv: restarted mlflow server on %s did not become healthy: %v\nlog tail (%s):\n%s",
 			s.URL, err, s.LogPath, tailFile(s.LogPath, 40))
 	}
+	logStart("mlflow restart", s.BackendURI+" "+s.uvicornLayout(logFrom))
+}
+
+// logSize is the size of the file at path, 0 if there is none.
+func logSize(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+// uvicornLayout says, for the start log, how the server started from log offset from (its
+// last start) serves: "uvicorn=in-process" (mlflowserve.py ran uvicorn itself), or
+// "uvicorn=child" (MLflow's own child process: MLflowChildEnv, or mlflowserve.py's fallback,
+// whose reason the server's log gives).
+func (s *MLflowServer) uvicornLayout(from int64) string {
+	data, err := os.ReadFile(s.LogPath)
+	if err == nil && from <= int64(len(data)) && strings.Contains(string(data[from:]), InProcessLog) {
+		return "uvicorn=in-process"
+	}
+	return "uvicorn=child"
 }

@@ -263,7 +263,7 @@ func tailFile(path string, n int) string {
 }
 
 // StartLogEnv names a file to which every MLflow server start (and restart) appends one
-// line, "mlflow start BACKEND-URI pid=PID dir=PACKAGE-DIR", for counting the starts of
+// line, "mlflow start BACKEND-URI uvicorn=in-process|child pid=PID dir=PACKAGE-DIR", for counting the starts of
 // a test run (docs/TESTING.md): RUNFERRY_TESTENV_START_LOG=/tmp/starts go test ./pkg/...
 const StartLogEnv = "RUNFERRY_TESTENV_START_LOG"
 
