@@ -15,7 +15,10 @@ import (
 	"time"
 )
 
-// MLflowServer is a real `mlflow server` from the project venv on a loopback port.
+// MLflowServer is a real `mlflow server` from the project venv on a loopback port: MLflow's
+// own command with testenv's arguments, its FastAPI app served by uvicorn in the command's
+// process (mlflowserve.py) instead of a child process that imports MLflow again, one
+// process to stop, unless an option needs the child (the log says which).
 type MLflowServer struct {
 	URL         string // http://127.0.0.1:PORT, no trailing slash
 	Port        int
@@ -120,33 +123,48 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 			return nil, err
 		}
 		hostPort := "127.0.0.1:" + strconv.Itoa(port)
-		args := []string{"server",
+		allowedHosts := "127.0.0.1,127.0.0.1:" + strconv.Itoa(port) + ",localhost,localhost:" + strconv.Itoa(port)
+		pydeath, err := writePythonDeathHook(cfg.dir)
+		if err != nil {
+			return nil, err
+		}
+		prog, args, err := mlflowCommand(bin, pydeath)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "server",
 			"--backend-store-uri", s.BackendURI,
 			"--artifacts-destination", s.ArtifactDir,
 			"--serve-artifacts",
 			"--host", "127.0.0.1",
 			"--port", strconv.Itoa(port),
 			"--workers", "1",
-			"--allowed-hosts", "127.0.0.1,127.0.0.1:" + strconv.Itoa(port) + ",localhost,localhost:" + strconv.Itoa(port),
-		}
+			"--allowed-hosts", allowedHosts,
+		)
 		args = append(args, cfg.extraArgs...)
-		pydeath, err := writePythonDeathHook(cfg.dir)
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(prog, args...)
 		cmd.Dir = cfg.dir
 		cmd.Env = append(os.Environ(),
-			// Every Python process of the server (mlflow server, its uvicorn child and any
-			// workers) dies with its parent: see pythonDeathHook.
+			// Every Python process of the server (mlflow server, its uvicorn child if any
+			// and any workers) dies with its parent: see pythonDeathHook.
 			"PYTHONPATH="+joinPath(pydeath, os.Getenv("PYTHONPATH")),
-			"MLFLOW_TRACKING_URI=", // never let the environment redirect the server
+			// What `mlflow server` puts in the environment before it starts uvicorn (from its
+			// options and defaults, and its stores' set_tracking_uri and set_registry_uri),
+			// given already, so that MLflow sees at its import what the uvicorn child would,
+			// and mlflowserve.py can serve in process. The tracking URI is the server's own
+			// store: the environment never redirects the server.
+			"MLFLOW_TRACKING_URI="+s.BackendURI,
+			"MLFLOW_REGISTRY_URI="+s.BackendURI,
+			"MLFLOW_SERVER_ALLOWED_HOSTS="+allowedHosts,
+			"MLFLOW_SERVER_X_FRAME_OPTIONS=SAMEORIGIN",
+			"MLFLOW_ENABLE_WORKSPACES=false",
 			"PYTHONUNBUFFERED=1",
 			// MLflow 3 otherwise starts a job runner with seven worker processes (~700 MB)
 			// that no test uses.
 			"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
 			"MLFLOW_ENABLE_TELEMETRY=false", "MLFLOW_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=true",
 		)
+		logFrom := logSize(s.LogPath)
 		svc, err := startService("mlflow server", cmd, s.LogPath, syscall.SIGKILL, nil)
 		if err != nil {
 			return nil, err
@@ -157,7 +175,7 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 			if freshDB != "" && !fromTemplate {
 				noteSQLiteTemplate(freshDB)
 			}
-			logStart("mlflow start", s.BackendURI)
+			logStart("mlflow start", s.BackendURI+" "+s.uvicornLayout(logFrom))
 			return s, nil
 		}
 		svc.stopGroup(5 * time.Second)
@@ -272,14 +290,35 @@ func (s *MLflowServer) Restart(t testing.TB) {
 	s.Kill()
 	cmd := exec.Command(s.Cmd.Path, s.Cmd.Args[1:]...)
 	cmd.Dir, cmd.Env = s.Cmd.Dir, s.Cmd.Env
+	logFrom := logSize(s.LogPath)
 	svc, err := startService("mlflow server", cmd, s.LogPath, syscall.SIGKILL, nil)
 	if err != nil {
 		t.Fatalf("testenv: restart: %v", err)
 	}
 	s.svc, s.Cmd = svc, cmd
-	logStart("mlflow restart", s.BackendURI)
 	if err := waitHealthy(s, defaultStartTimeout); err != nil {
 		t.Fatalf("testenv: restarted mlflow server on %s did not become healthy: %v\nlog tail (%s):\n%s",
 			s.URL, err, s.LogPath, tailFile(s.LogPath, 40))
 	}
+	logStart("mlflow restart", s.BackendURI+" "+s.uvicornLayout(logFrom))
+}
+
+// logSize is the size of the file at path, 0 if there is none.
+func logSize(path string) int64 {
+	if fi, err := os.Stat(path); err == nil {
+		return fi.Size()
+	}
+	return 0
+}
+
+// uvicornLayout says, for the start log, how the server started from log offset from (its
+// last start) serves: "uvicorn=in-process" (mlflowserve.py ran uvicorn itself), or
+// "uvicorn=child" (MLflow's own child process: MLflowChildEnv, or mlflowserve.py's fallback,
+// whose reason the server's log gives).
+func (s *MLflowServer) uvicornLayout(from int64) string {
+	data, err := os.ReadFile(s.LogPath)
+	if err == nil && from <= int64(len(data)) && strings.Contains(string(data[from:]), InProcessLog) {
+		return "uvicorn=in-process"
+	}
+	return "uvicorn=child"
 }

@@ -263,7 +263,7 @@ func tailFile(path string, n int) string {
 }
 
 // StartLogEnv names a file to which every MLflow server start (and restart) appends one
-// line, "mlflow start BACKEND-URI pid=PID dir=PACKAGE-DIR", for counting the starts of
+// line, "mlflow start BACKEND-URI uvicorn=in-process|child pid=PID dir=PACKAGE-DIR", for counting the starts of
 // a test run (docs/TESTING.md): RUNFERRY_TESTENV_START_LOG=/tmp/starts go test ./pkg/...
 const StartLogEnv = "RUNFERRY_TESTENV_START_LOG"
 
@@ -295,13 +295,19 @@ func runLogged(cmd *exec.Cmd) error {
 
 // GroupAlive reports whether any process of process group pgid is alive (zombies, which
 // are dead but not yet reaped by their parent, do not count). It reads /proc.
-func GroupAlive(pgid int) bool {
+func GroupAlive(pgid int) bool { return len(GroupPids(pgid)) > 0 }
+
+// GroupPids returns the live processes (zombies left out) of process group pgid. It reads
+// /proc.
+func GroupPids(pgid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return false
+		return nil
 	}
+	var pids []int
 	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -315,8 +321,8 @@ func GroupAlive(pgid int) bool {
 		}
 		f := strings.Fields(string(stat[i+1:]))
 		if len(f) >= 3 && f[0] != "Z" && f[0] != "X" && f[2] == strconv.Itoa(pgid) {
-			return true
+			pids = append(pids, pid)
 		}
 	}
-	return false
+	return pids
 }

@@ -92,6 +92,8 @@ func TestStartMLflow(t *testing.T) {
 		t.Fatalf("URL %q port %d", srv.URL, srv.Port)
 	}
 	roundTripExperiment(t, srv, "smoke-ünï-"+t.Name())
+	inProcess(t, srv)
+	guardedAsMLflowServes(t, srv)
 	if !testing.Short() { // the restarts start the server twice more
 		killRestart(t, srv)
 	}
@@ -104,6 +106,70 @@ func TestStartMLflow(t *testing.T) {
 	}
 	if _, err := http.Get(srv.URL + "/health"); err == nil {
 		t.Fatalf("server still answers after Stop")
+	}
+}
+
+// inProcess checks that srv serves from the one process testenv started (mlflowserve.py:
+// `mlflow server` running its uvicorn app itself, one import of MLflow), unless
+// RUNFERRY_TESTENV_MLFLOW_CHILD=1 asked for MLflow's own child process.
+func inProcess(t *testing.T, srv *testenv.MLflowServer) {
+	t.Helper()
+	pids := testenv.GroupPids(srv.Cmd.Process.Pid)
+	if os.Getenv(testenv.MLflowChildEnv) == "1" {
+		if len(pids) < 2 {
+			t.Fatalf("%s=1: the server's process group holds %v, want mlflow server and its uvicorn child", testenv.MLflowChildEnv, pids)
+		}
+		return
+	}
+	if log := srv.LogTail(400); !strings.Contains(log, testenv.InProcessLog) {
+		t.Fatalf("the server's log does not say %q:\n%s", testenv.InProcessLog, log)
+	}
+	if len(pids) != 1 || pids[0] != srv.Cmd.Process.Pid {
+		t.Fatalf("the server's process group holds %v, want only the server %d", pids, srv.Cmd.Process.Pid)
+	}
+}
+
+// guardedAsMLflowServes checks what `mlflow server --allowed-hosts` sets up in its uvicorn
+// child, the part of MLflow's app built when mlflow.server is imported (mlflowserve.py): a
+// Host header outside the allowed hosts is refused (403), so is a cross-origin POST to the
+// REST API, and the answers carry MLflow's security headers (X-Frame-Options SAMEORIGIN).
+func guardedAsMLflowServes(t *testing.T, srv *testenv.MLflowServer) {
+	t.Helper()
+	do := func(method, path, host, origin string) (*http.Response, string) {
+		t.Helper()
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader(`{"name": "guarded-` + t.Name() + `"}`)
+		}
+		req, err := http.NewRequest(method, srv.URL+path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		if host != "" {
+			req.Host = host
+		}
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp, string(data)
+	}
+	const search = "/api/2.0/mlflow/experiments/search?max_results=1"
+	if resp, body := do(http.MethodGet, search, "", ""); resp.StatusCode != http.StatusOK ||
+		resp.Header.Get("X-Frame-Options") != "SAMEORIGIN" {
+		t.Fatalf("GET %s: %s, X-Frame-Options %q, want 200 and SAMEORIGIN: %s", search, resp.Status, resp.Header.Get("X-Frame-Options"), body)
+	}
+	if resp, body := do(http.MethodGet, search, "runferry-foreign.example", ""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("GET %s with a foreign Host: %s, want 403: %s", search, resp.Status, body)
+	}
+	if resp, body := do(http.MethodPost, "/api/2.0/mlflow/experiments/create", "", "http://runferry-foreign.example"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-origin POST: %s, want 403: %s", resp.Status, body)
 	}
 }
 
@@ -132,6 +198,7 @@ func killRestart(t *testing.T, srv *testenv.MLflowServer) {
 		t.Fatalf("experiment written before the kill: %+v", got)
 	}
 	roundTripExperiment(t, srv, "after-restart")
+	inProcess(t, srv)
 	srv.Restart(t) // a restart of a running server kills it first
 	roundTripExperiment(t, srv, "after-second-restart")
 }
@@ -204,6 +271,7 @@ func TestStartMLflowPostgresBackend(t *testing.T) {
 		t.Fatalf("backend %q, want postgresql+psycopg2://", srv.BackendURI)
 	}
 	roundTripExperiment(t, srv, "pg-backed")
+	inProcess(t, srv)
 
 	// The experiment must really be in PostgreSQL.
 	dsn := strings.Replace(srv.BackendURI, "postgresql+psycopg2://", "postgres://", 1)
@@ -285,7 +353,8 @@ func TestStartPostgres(t *testing.T) {
 var orphanMode = os.Getenv("RUNFERRY_TESTENV_ORPHAN")
 
 // TestOrphanHelper is not a test: in a child started by startOrphan it starts the server
-// named by RUNFERRY_TESTENV_ORPHAN ("mlflow", "postgres", "mariadb" or "gcs"), prints its process group,
+// named by RUNFERRY_TESTENV_ORPHAN ("mlflow", "mlflow-child", "postgres", "mariadb" or
+// "gcs"), prints its process group,
 // the server's URL or directory and its own pid, and then, with RUNFERRY_TESTENV_DIE=panic,
 // panics on a goroutine of its own, which ends the binary the way go test -timeout does (no
 // t.Cleanup, no TestMain epilogue); otherwise it sleeps until the parent kills it (or go
@@ -299,6 +368,11 @@ func TestOrphanHelper(t *testing.T) {
 	switch orphanMode {
 	case "mlflow":
 		srv := testenv.StartMLflow(t)
+		pgid, info = srv.Cmd.Process.Pid, srv.URL
+	case "mlflow-child":
+		// An option that changes what mlflow.server sets up at its import (CORS origins)
+		// makes mlflowserve.py start uvicorn in a child process, as `mlflow server` does.
+		srv := testenv.StartMLflow(t, testenv.WithServerArgs("--cors-allowed-origins", "http://runferry-cors.example"))
 		pgid, info = srv.Cmd.Process.Pid, srv.URL
 	case "postgres":
 		pg := testenv.StartPostgres(t)
@@ -444,6 +518,17 @@ func groupCommands(pgid int) []string {
 	return cmds
 }
 
+// slicesFilter returns the strings of list that hold sub.
+func slicesFilter(list []string, sub string) []string {
+	var out []string
+	for _, s := range list {
+		if strings.Contains(s, sub) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // processAlive reports whether process pid exists and is not a zombie.
 func processAlive(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -489,7 +574,10 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		// SIGTERM or SIGINT, as `pkill -f` sends it, to the binary and its watchdogs.
 		{"mlflow", "sigterm"},
 		{"mlflow", "sigint"},
-		{"mlflow", "sigkill-all"},    // SIGKILL to both: only parent-death signals are left
+		{"mlflow", "sigkill-all"}, // SIGKILL to both: only parent-death signals are left
+		// The same with uvicorn in a child process (mlflowserve.py's fallback): the child has
+		// no parent-death signal from Go, only pythonDeathHook's.
+		{"mlflow-child", "sigkill-all"},
 		{"mlflow", "gotest-sigterm"}, // SIGTERM to go test alone
 		{"postgres", "sigterm"},
 		{"postgres", "sigint"},
@@ -500,7 +588,7 @@ func TestServersDieWithTestBinary(t *testing.T) {
 	} {
 		t.Run(tc.server+"/"+tc.die, func(t *testing.T) {
 			switch tc.server {
-			case "mlflow":
+			case "mlflow", "mlflow-child":
 				testenv.VenvBin(t, "mlflow") // skip (or fail under CI) without the venv
 			case "postgres":
 				testenv.StartPostgres(t).Stop() // likewise without PostgreSQL
@@ -515,7 +603,13 @@ func TestServersDieWithTestBinary(t *testing.T) {
 				t.Fatalf("no process in group %d while the helper runs", pgid)
 			}
 			fmt.Fprintln(release) // a panicking helper panics now
-			if tc.server == "mlflow" {
+			if uvicorns := len(slicesFilter(members, "uvicorn")); tc.server == "mlflow-child" && uvicorns != 1 {
+				t.Fatalf("server's group %q: %d uvicorn processes, want its child", members, uvicorns)
+			}
+			if tc.server == "mlflow" && len(members) != 1 {
+				t.Fatalf("server's group %q, want the server alone (uvicorn in its process)", members)
+			}
+			if strings.HasPrefix(tc.server, "mlflow") {
 				// MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner and its workers.
 				for _, m := range members {
 					if strings.Contains(m, "huey") || strings.Contains(m, "job") {
@@ -552,7 +646,7 @@ func TestServersDieWithTestBinary(t *testing.T) {
 			}
 			waitGroupGone(t, pgid, 8*time.Second)
 			switch tc.server {
-			case "mlflow":
+			case "mlflow", "mlflow-child":
 				if _, err := http.Get(info + "/health"); err == nil {
 					t.Fatalf("%s still answers", info)
 				}
