@@ -4,14 +4,22 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
 )
 
 // TestLsSQLShowsStoredPoints: `ls` of a runferry SQL database shows each
 // run's points as the database stores them (runs.points) without --count,
 // the same numbers --count reads from the metrics, and a total; the
-// metric keys, which are not stored, stay "-".
+// metric keys, which are not stored, stay "-". SQLite and PostgreSQL.
 func TestLsSQLShowsStoredPoints(t *testing.T) {
-	db := "sqlite:" + filepath.Join(t.TempDir(), "runs.db")
+	t.Run("sqlite", func(t *testing.T) { lsShowsStoredPoints(t, "sqlite:"+filepath.Join(t.TempDir(), "runs.db")) })
+	t.Run("postgres", func(t *testing.T) {
+		lsShowsStoredPoints(t, testenv.SharedPostgres(t).CreateDatabase(t, "ls_stored_points"))
+	})
+}
+
+func lsShowsStoredPoints(t *testing.T, db string) {
 	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, db); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
