@@ -14,6 +14,7 @@ import (
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/sources/sqldb"
 )
 
 // runListing is one row of `runferry ls`.
@@ -27,7 +28,9 @@ type runListing struct {
 	// headers (W&B folders without --count), which leave out the config.
 	Params *int `json:"params"`
 	// MetricKeys and Points are nil (null in --json) unless counted
-	// (--count): a light listing does not know them.
+	// (--count): a light listing does not know them. Without --count, a
+	// runferry SQL database's Points is the count it stores (runs.points);
+	// MetricKeys stays nil.
 	MetricKeys *int   `json:"metric_keys"`
 	Points     *int64 `json:"points"`
 	Damage     int    `json:"damage,omitempty"`
@@ -147,14 +150,20 @@ the run counts the server keeps; --runs lists its runs.`,
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "EXPERIMENT\tRUN\tNAME\tSTATUS\tSTART\tPARAMS\tKEYS\tPOINTS")
 			var points int64
+			allStored := len(rows) > 0
 			for _, r := range rows {
 				pts, keys, params := "-", "-", "-"
 				if r.Params != nil {
 					params = fmt.Sprint(*r.Params)
 				}
-				if r.Points != nil && r.MetricKeys != nil {
-					pts, keys = fmt.Sprint(*r.Points), fmt.Sprint(*r.MetricKeys)
+				if r.Points != nil {
+					pts = fmt.Sprint(*r.Points)
 					points += *r.Points
+				} else {
+					allStored = false
+				}
+				if r.MetricKeys != nil {
+					keys = fmt.Sprint(*r.MetricKeys)
 				}
 				status := r.Status
 				if r.Damage > 0 {
@@ -163,7 +172,9 @@ the run counts the server keeps; --runs lists its runs.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Experiment, r.Origin, trim(r.Name, 32), status, r.Start, params, keys, pts)
 			}
 			tw.Flush()
-			if noCount {
+			if noCount && allStored {
+				fmt.Fprintf(a.stdout, "%s, %s, %s as stored (metric keys not counted: --count counts them)\n", counted(exps, "experiment"), counted(len(rows), "run"), counted(points, "point"))
+			} else if noCount {
 				fmt.Fprintf(a.stdout, "%s, %s (points not counted: --count counts them)\n", counted(exps, "experiment"), counted(len(rows), "run"))
 			} else {
 				fmt.Fprintf(a.stdout, "%s, %s, %s\n", counted(exps, "experiment"), counted(len(rows), "run"), counted(points, "point"))
@@ -210,6 +221,13 @@ func listRun(ctx context.Context, src sources.Source, e schema.Experiment, r sch
 		row.Start = r.Start.Format("2006-01-02 15:04")
 	}
 	if !count {
+		// Only a runferry SQL database: the count in its runs row is the
+		// one the copy committed with the run's metrics.
+		if db, ok := src.(*sqldb.Source); ok {
+			if points, _, ok := db.Size(ctx, r); ok {
+				row.Points = &points
+			}
+		}
 		return row, nil
 	}
 	keys := map[string]struct{}{}

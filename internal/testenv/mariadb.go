@@ -53,15 +53,21 @@ func startMariaDB() (*MariaDB, error) {
 }
 
 // command runs a MariaDB binary; root over the socket has no password, so
-// MYSQL_PWD and MYSQL_HOST are not passed on.
+// MYSQL_PWD and MYSQL_HOST are not passed on. TMPDIR is the server's own
+// directory: mariadb-install-db's bootstrap server, which gets no --tmpdir,
+// would otherwise keep its temporary tables in the shared /tmp as
+// #sql-temptable-*, and every MariaDB server starting there deletes all
+// #sql* files it finds, so two servers set up at once (test binaries run
+// in parallel) broke each other's install ("Unknown table
+// 'mysql.tmp_user_sys'"; TestDBServersStartConcurrently).
 func (m *MariaDB) command(bin string, args ...string) *exec.Cmd {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "MYSQL_PWD=") && !strings.HasPrefix(kv, "MYSQL_HOST=") {
+		if !strings.HasPrefix(kv, "MYSQL_PWD=") && !strings.HasPrefix(kv, "MYSQL_HOST=") && !strings.HasPrefix(kv, "TMPDIR=") {
 			env = append(env, kv)
 		}
 	}
-	return m.dbServer.command(bin, append(env, "LC_ALL=C", "TZ=UTC"), args...)
+	return m.dbServer.command(bin, append(env, "LC_ALL=C", "TZ=UTC", "TMPDIR="+m.Dir), args...)
 }
 
 func (m *MariaDB) start(server, install string) error {
