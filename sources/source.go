@@ -179,6 +179,16 @@ type Estimator interface {
 	Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
 }
 
+// EveryRunReader is a source that can list its runs with what reading
+// them needs when told, before the runs are listed, that the job will read
+// (nearly) every run it lists: a first job, whose ledger holds none of
+// them. A job that may skip most runs (a sync with a ledger) does not tell
+// it, so that listing stays cheap; being told wrongly costs only the
+// listing's size, never a run.
+type EveryRunReader interface {
+	ReadsEveryRun()
+}
+
 // Paced is a source that reads through a remote server's API (the W&B
 // cloud): `--rate` caps its requests, and it tells when it waits because
 // the server asked it to (a 429, a used-up rate limit).

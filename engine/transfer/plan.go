@@ -29,6 +29,11 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 	var idle []schema.Experiment
 	finder, _ := j.dst.(sinks.RunFinder)
 	verifier, _ := j.dst.(sinks.RunVerifier)
+	// A first job (a ledger that has never seen this job) reads every run
+	// it lists, but those the sink already holds.
+	if er, ok := j.src.(sources.EveryRunReader); ok && j.opt.Ledger != nil && j.opt.LastStart.IsZero() {
+		er.ReadsEveryRun()
+	}
 	for e, err := range j.src.Experiments(ctx) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("listing experiments: %w", err)

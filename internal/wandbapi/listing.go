@@ -292,3 +292,75 @@ func fetchPage[N any](ctx context.Context, c *Client, p *RunPage, query string, 
 	}
 	return out.Project.Runs.nodes(), out.Project.Runs.next(), nil
 }
+
+// ExportListing yields the runs of entity/project that match filters (see
+// RunsWhere), oldest first, listed in export form only: one request a page
+// of RunsPageSize runs, each run with what ExportPage would give it
+// (ListedRun: its exports, and its files and artifact versions when the
+// page could carry them), for a caller that reads every run it lists (a
+// first copy), where RunPages then ExportPage would cost 2 requests a
+// page. A run whose parquetHistory answer cannot be read is yielded
+// without exports (its caller asks for them alone; that error names it).
+//
+// A server that answers the export form with a GraphQL error (see
+// ExportPage) is asked that page again, and every page after it, with the
+// plain listing: its runs are yielded without extras, none lost.
+func (c *Client) ExportListing(ctx context.Context, entity, project string, filters map[string]any) iter.Seq2[ListedRun, error] {
+	return func(yield func(ListedRun, error) bool) {
+		fjson := "{}"
+		if len(filters) > 0 {
+			b, err := json.Marshal(filters)
+			if err != nil {
+				yield(ListedRun{}, fault.Permanent(fmt.Errorf("wandb: run filter: %v", err)))
+				return
+			}
+			fjson = string(b)
+		}
+		vars := map[string]any{"liveKeys": []string{"_step"}, "filesPerPage": FilesPageSize, "artifactsPerPage": ArtifactsPageSize}
+		var cursor *string
+		for {
+			p := &RunPage{Entity: entity, Project: project, fjson: fjson, cursor: cursor}
+			var out []ListedRun
+			var next *string
+			var err error
+			plain := c.plainListing.Load()
+			if !plain {
+				var nodes []exportNode
+				nodes, next, err = fetchPage[exportNode](ctx, c, p, exportListingQuery, vars)
+				var missing *projectMissing
+				if err != nil && fault.KindOf(err) == fault.KindPermanent && ctx.Err() == nil && !errors.As(err, &missing) {
+					c.plainListing.Store(true)
+					plain, err = true, nil // asked again below, plainly
+				} else {
+					for _, n := range nodes {
+						lr, lerr := n.listed(entity, project)
+						if lerr != nil {
+							lr = ListedRun{Run: n.Run}
+						}
+						out = append(out, lr)
+					}
+				}
+			}
+			if err == nil && plain {
+				var runs []Run
+				runs, next, err = fetchPage[Run](ctx, c, p, runsQuery, nil)
+				for _, r := range runs {
+					out = append(out, ListedRun{Run: r})
+				}
+			}
+			if err != nil {
+				yield(ListedRun{}, err)
+				return
+			}
+			for _, lr := range out {
+				if !yield(lr, nil) {
+					return
+				}
+			}
+			if next == nil {
+				return
+			}
+			cursor = next
+		}
+	}
+}

@@ -91,8 +91,30 @@ type cloudVersion struct {
 	m   schema.ArtifactManifest
 }
 
-// versions reads the manifests of the run's logged and used versions.
+// versions reads the manifests of the run's logged and used versions. A
+// manifest whose signed URL the storage refuses (expired since c was
+// listed) is asked for again once with the run's contents listed anew
+// (wandbapi.Client.Contents: fresh URLs; what its listing page carried is
+// forgotten); refused again, it is a retryable error naming the version.
 func (s *Source) versions(ctx context.Context, run schema.Ref, c wandbapi.RunContents) (logged, used []cloudVersion, err error) {
+	logged, used, err = s.versionsOnce(ctx, run, c)
+	if err == nil || !errors.Is(err, wandbapi.ErrURLRefused) {
+		return logged, used, err
+	}
+	p, perr := s.split(run.ID, 2)
+	if perr != nil {
+		return nil, nil, perr
+	}
+	s.listedContents(run.ID, true)
+	fresh, ferr := s.api.Contents(ctx, s.cfg.Entity, p[0], p[1])
+	if ferr != nil {
+		return nil, nil, fmt.Errorf("wandb: run %s files and artifacts: %w", run.ID, ferr)
+	}
+	return s.versionsOnce(ctx, run, fresh)
+}
+
+// versionsOnce is versions with the URLs of c alone.
+func (s *Source) versionsOnce(ctx context.Context, run schema.Ref, c wandbapi.RunContents) (logged, used []cloudVersion, err error) {
 	for _, side := range []struct {
 		role schema.ArtifactRole
 		l    []wandbapi.Artifact

@@ -3,6 +3,7 @@ package wandbcloud_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -247,5 +248,59 @@ func TestArtifactFileURLsExpire(t *testing.T) {
 	}
 	if n < 5 || listings.Load() < 2 {
 		t.Errorf("%d artifact files compared, the versions' files listed %d times (want the expired listing asked again)", n, listings.Load())
+	}
+}
+
+// TestArtifactManifestURLsExpire: artifact manifests whose first signed
+// URLs expired (those the run's first contents listing handed out) are
+// asked for again with the run's contents listed anew, and the versions
+// read are the folder's; without that, Manifests fails with a refused URL.
+func TestArtifactManifestURLsExpire(t *testing.T) {
+	out := testenv.WandbArtifactRun(t)
+	ctx := context.Background()
+	folder, err := wandbdir.New(wandbdir.Config{Root: out, Entity: "art", ArtifactCache: filepath.Join(out, "cache", "artifacts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer folder.Close()
+	d, err := wandbtest.Load(ctx, folder, "art", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := wandbtest.New(d, key)
+	defer srv.Close()
+	var listings atomic.Int64
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path == "/graphql" {
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			if bytes.Contains(b, []byte("query RunContents")) && listings.Add(1) == 1 {
+				srv.SetURLTTL(-time.Second)
+			} else {
+				srv.SetURLTTL(0)
+			}
+		}
+		return false
+	})
+	cloud, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "art", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := schema.Ref{System: wandbcloud.System, ID: "art/runferry-artifacts/artprod1"}
+	var want, got []string
+	for m, err := range folder.Manifests(ctx, ref) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, fmt.Sprintf("%s %s:%s %d entries", m.Role, m.Name, m.Label(), len(m.Entries)))
+	}
+	for m, err := range cloud.Manifests(ctx, ref) {
+		if err != nil {
+			t.Fatalf("manifests: %v (contents listed %d times)", err, listings.Load())
+		}
+		got = append(got, fmt.Sprintf("%s %s:%s %d entries", m.Role, m.Name, m.Label(), len(m.Entries)))
+	}
+	if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) || listings.Load() != 2 {
+		t.Errorf("versions %q, want %q; contents listed %d times, want 2 (the expired listing asked again once)", got, want, listings.Load())
 	}
 }

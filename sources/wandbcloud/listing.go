@@ -39,9 +39,16 @@ type listedPage struct {
 // fetched again in export form (exportPage), so that a sync that reads no
 // run asks for no run data and a copy of a page of runs costs 2 requests.
 // With Config.PagedHistory, no page is fetched in export form.
+//
+// After ReadsEveryRun, each page is asked once, in export form only
+// (wandbapi.Client.ExportListing): a copy of a page of runs costs 1
+// request.
 func (s *Source) listRuns(ctx context.Context, project string, query map[string]any) iter.Seq2[wandbapi.Run, error] {
 	if s.cfg.PagedHistory {
 		return s.api.RunsWhere(ctx, s.cfg.Entity, project, query)
+	}
+	if s.readsAll.Load() {
+		return s.exportListing(ctx, project, query)
 	}
 	return func(yield func(wandbapi.Run, error) bool) {
 		var lp *listedPage
@@ -63,6 +70,40 @@ func (s *Source) listRuns(ctx context.Context, project string, query map[string]
 			s.ahead.listed(id)
 			s.mu.Unlock()
 			if !yield(pr.Run, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ReadsEveryRun tells the source that the job will read (nearly) every
+// run it lists, a first copy whose ledger holds no run of it
+// (sources.EveryRunReader): from then on its listings ask each page of
+// runs once, in export form only, so that a run read needs no second
+// request for its page. A job that reads few of the runs it lists (a
+// sync with a ledger) does not call it and keeps the plain listing, which
+// carries no run data (the export form would cost no more requests, but
+// the server's work and the answer's bytes for every run listed).
+func (s *Source) ReadsEveryRun() { s.readsAll.Store(true) }
+
+// exportListing is listRuns in export form only: what each run's page
+// carried is kept for its read (keepExtras, within ListedExtrasBudget)
+// and its bytes for Estimate, as exportPage keeps them.
+func (s *Source) exportListing(ctx context.Context, project string, query map[string]any) iter.Seq2[wandbapi.Run, error] {
+	return func(yield func(wandbapi.Run, error) bool) {
+		prefix := s.cfg.Entity + "/" + project + "/"
+		for lr, err := range s.api.ExportListing(ctx, s.cfg.Entity, project, query) {
+			if err != nil {
+				yield(wandbapi.Run{}, err)
+				return
+			}
+			id := prefix + lr.Name
+			s.noteFileBytes(id, lr.Contents)
+			s.keepExtras(id, lr)
+			s.mu.Lock()
+			s.ahead.listed(id)
+			s.mu.Unlock()
+			if !yield(lr.Run, nil) {
 				return
 			}
 		}

@@ -140,6 +140,7 @@ type Source struct {
 	extras      map[string]*listedExtras   // run origin id -> what its listing page carried (listing.go)
 	ahead       ahead                      // exports downloaded ahead of their run's read (ahead.go)
 	extrasBytes int64                      // their size, within ListedExtrasBudget
+	readsAll    atomic.Bool                // ReadsEveryRun was called: listings in export form only (listing.go)
 
 	// ManifestFetches counts the artifact manifests downloaded, and
 	// ArtifactFileFetches the artifact files opened.
@@ -157,6 +158,7 @@ var (
 	_ sources.RunCounter      = (*Source)(nil)
 	_ sources.Estimator       = (*Source)(nil)
 	_ sources.Paced           = (*Source)(nil)
+	_ sources.EveryRunReader  = (*Source)(nil)
 	_ sources.ArtifactLister  = (*Source)(nil)
 	_ sources.ManifestLister  = (*Source)(nil)
 )

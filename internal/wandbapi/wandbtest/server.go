@@ -155,6 +155,9 @@ type Server struct {
 	Requests atomic.Int64
 	// RunsListed counts the runs served in runs listings (project.runs).
 	RunsListed atomic.Int64
+	// RunsPages counts the pages of runs listings served (project.runs
+	// fields answered, plain or in export form).
+	RunsPages atomic.Int64
 	// HistoryReads counts the history and sampledHistory fields answered.
 	HistoryReads atomic.Int64
 	// EventsReads counts the events (system metrics) fields answered.
@@ -537,6 +540,7 @@ func (s *Server) project(p *Project) *object {
 			if err != nil {
 				return nil, err
 			}
+			s.RunsPages.Add(1)
 			if o, _ := a["order"].(string); o == "-created_at" {
 				runs = slices.Clone(runs)
 				slices.Reverse(runs)

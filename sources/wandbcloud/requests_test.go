@@ -1,0 +1,83 @@
+package wandbcloud_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/engine/state"
+	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/wandbapi"
+	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sinks/memory"
+)
+
+// TestFirstCopyAsksEachPageOnce: a first copy (a ledger that never saw the
+// job) of a project of 3 pages of runs asks each page once, in export form
+// (the server answers 3 runs listings, each run served once), and copies
+// every point; the next sync with that ledger, nothing changed, lists the
+// 3 pages plainly (no parquetHistory asked, no history read). Before, a
+// copy asked each page twice (the plain listing, then its export form).
+func TestFirstCopyAsksEachPageOnce(t *testing.T) {
+	const pages, rows = 3, 4
+	nruns := pages * wandbapi.RunsPageSize
+	keys := []string{"loss", "acc"}
+	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	var runs []*wandbtest.Run
+	for i := range nruns {
+		at := start.Add(time.Duration(i) * time.Second)
+		g := &wandbtest.Generated{Rows: rows, Keys: keys,
+			Time:  func(r int) float64 { return float64(at.Unix()) + float64(r) },
+			Value: func(r, k int) float64 { return float64(i*100 + r*10 + k) }}
+		runs = append(runs, &wandbtest.Run{ID: fmt.Sprintf("r%04d", i), State: "finished", CreatedAt: at, HeartbeatAt: at,
+			Generated: g, Export: &wandbtest.Export{Files: 1}})
+	}
+	d := &wandbtest.Data{Entity: "fixture-entity", Username: "tester", SyncedAt: start,
+		Projects: []*wandbtest.Project{{Name: "p", CreatedAt: start, Runs: runs}}}
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	ledgerPath := filepath.Join(t.TempDir(), "ledger.db")
+	dst := memory.New(sinks.Limits{})
+
+	job := func() (pagesServed, runsServed, parquet int64) {
+		t.Helper()
+		l, err := state.Open(ledgerPath, state.Job{Source: "wandb+http://test/fixture-entity/p", Sink: "memory"}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		p0, r0, q0 := srv.RunsPages.Load(), srv.RunsListed.Load(), srv.ParquetQueries.Load()
+		src := open(t, srv.URL, "p")
+		rep, err := transfer.Copy(context.Background(), src, dst, transfer.Options{Ledger: l, LastStart: l.PreviousStart()})
+		if err != nil {
+			t.Fatalf("%v (report %+v)", err, rep.Totals)
+		}
+		return srv.RunsPages.Load() - p0, srv.RunsListed.Load() - r0, srv.ParquetQueries.Load() - q0
+	}
+
+	pg, rn, pq := job()
+	if pg != pages || rn != int64(nruns) || pq != int64(nruns) {
+		t.Errorf("first copy: %d runs listings served (%d runs, %d parquetHistory), want %d (%d runs, %d): one request a page", pg, rn, pq, pages, nruns, nruns)
+	}
+	got := dst.Dataset().Runs
+	if len(got) != nruns {
+		t.Fatalf("%d runs copied, want %d", len(got), nruns)
+	}
+	for _, rd := range got {
+		if len(rd.Metrics) != rows*len(keys) {
+			t.Errorf("run %s: %d points copied, want %d", rd.Run.Origin.ID, len(rd.Metrics), rows*len(keys))
+		}
+	}
+	reads := srv.HistoryReads.Load()
+	pg, rn, pq = job()
+	if pg != pages || rn != int64(nruns) || pq != 0 || srv.HistoryReads.Load() != reads {
+		t.Errorf("sync, nothing changed: %d runs listings served (%d runs, %d parquetHistory, %d history reads), want %d (%d runs, 0, 0): the plain listing",
+			pg, rn, pq, srv.HistoryReads.Load()-reads, pages, nruns)
+	}
+	if n := len(dst.Dataset().Runs); n != nruns {
+		t.Errorf("%d runs after the sync, want %d", n, nruns)
+	}
+}
