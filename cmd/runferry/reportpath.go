@@ -8,7 +8,9 @@ import (
 )
 
 // checkReportPath makes sure that --report FILE can be written before a
-// job starts: its folder exists and a file can be created there (the
+// job starts: its folder exists (created, as the ledger's folder is, when
+// it does not: `--report .runferry/last-report.json` beside the default
+// --state works on a first run) and a file can be created there (the
 // report is written beside FILE first, then renamed onto it). A report
 // that could not be written at the end would turn a job that committed
 // everything into exit 1, after all its work; refused here, it is a usage
@@ -23,9 +25,13 @@ func checkReportPath(path string) error {
 	}
 	dir := filepath.Dir(path)
 	fi, err := os.Stat(dir)
+	if err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return usageError{fmt.Errorf("--report %s: cannot create the folder %s: %w", path, dir, errors.Unwrap(err))}
+		}
+		fi, err = os.Stat(dir)
+	}
 	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return usageError{fmt.Errorf("--report %s: the folder %s does not exist; create it first (the report is written at the end of the job)", path, dir)}
 	case err != nil:
 		return usageError{fmt.Errorf("--report %s: %w", path, err)}
 	case !fi.IsDir():
