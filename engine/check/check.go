@@ -329,8 +329,8 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	wv, gv := reflect.ValueOf(want), reflect.ValueOf(got)
 	for i := 0; i < wv.NumField(); i++ {
 		name := wv.Type().Field(i).Name
-		if name == "Origin" || slices.Contains(opt.IgnoreFields, name) {
-			continue
+		if name == "Origin" || name == "InheritedDamage" || slices.Contains(opt.IgnoreFields, name) {
+			continue // InheritedDamage: how each side came to hold Damage, compared below
 		}
 		if name == "Damage" {
 			// The source's damage notes travel with the run. A note only
