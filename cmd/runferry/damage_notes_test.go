@@ -64,7 +64,8 @@ func TestMLflowRenameIsAChange(t *testing.T) {
 // -> SQLite, archive -> another MLflow experiment, SQLite -> archive) copy
 // intact data that carries the note: each exits 0 and names the note as
 // an inherited one, counted in the closing line and the report, never as
-// "damaged source"; the note stays in every copy.
+// "damaged source"; the note stays in every copy. check of the archive
+// against the SQLite copy names it as inherited as well.
 func TestInheritedDamageIsNotNewDamage(t *testing.T) {
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	const origin = "wandb:adeeplearners/kwt-improvements/3ojed7lz"
@@ -110,6 +111,13 @@ func TestInheritedDamageIsNotNewDamage(t *testing.T) {
 				t.Errorf("%s: run %s: damage %q, inherited %q", leg.name, r.Origin, r.Damage, r.InheritedDamage)
 			}
 		}
+	}
+	// check names the carried note as inherited too, not as damage of the
+	// archive it read.
+	code, out, errOut = runCLI(t, "check", archive, db)
+	if code != 0 || strings.Contains(out, "damaged source") || !strings.Contains(out, "inherited damage note "+origin+": "+note) ||
+		!strings.Contains(lastLine(out), ", 1 run with inherited damage notes") {
+		t.Errorf("check archive vs SQLite: exit %d, want 0 naming the note as inherited\n%s%s", code, out, errOut)
 	}
 }
 
