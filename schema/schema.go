@@ -121,6 +121,42 @@ type Run struct {
 	// log, a dangling symlink), each entry naming the file and offset. A run
 	// with damage is still transferred with everything that was readable.
 	Damage []string
+
+	// InheritedDamage lists the entries of Damage that this source only
+	// carries: notes that an earlier reader wrote down about the original
+	// source (a truncated W&B log) and that this source holds as data of
+	// the run (an archive's runs.damage, MLflow's runferry/run.json, an SQL
+	// database's damage column). They are not gaps of this source: what
+	// it holds of the run was read whole. A reader that restores such
+	// notes sets this; every other entry of Damage is what this reading
+	// could not read. Sinks write Damage whole, so the notes travel on as
+	// inherited ones. Not part of the run's data (not serialized, not
+	// compared): it says how this source came to hold Damage.
+	InheritedDamage []string `json:"-"`
+}
+
+// SplitDamage splits r.Damage, in its order, into fresh (what the source
+// the run was read from could not read) and inherited (the entries of
+// InheritedDamage: notes the source only carries). Each entry of
+// InheritedDamage accounts for one equal entry of Damage; one not in
+// Damage is ignored.
+func (r *Run) SplitDamage() (fresh, inherited []string) {
+	if len(r.InheritedDamage) == 0 {
+		return r.Damage, nil
+	}
+	left := map[string]int{}
+	for _, d := range r.InheritedDamage {
+		left[d]++
+	}
+	for _, d := range r.Damage {
+		if left[d] > 0 {
+			left[d]--
+			inherited = append(inherited, d)
+			continue
+		}
+		fresh = append(fresh, d)
+	}
+	return fresh, inherited
 }
 
 // DatasetInput is one dataset a run used, as MLflow records it: the

@@ -145,6 +145,15 @@ func (d DropPersonal) Run(r schema.Run) (schema.Run, []string) {
 			left = append(left, "home folder (tag "+t.Key+")")
 		}
 	}
+	if len(r.InheritedDamage) > 0 { // rewritten as Damage is, to stay its entries
+		inh := slices.Clone(r.InheritedDamage)
+		for i, dmg := range inh {
+			if v, ok := HomeFolders(dmg); ok {
+				inh[i] = v
+			}
+		}
+		r.InheritedDamage = inh
+	}
 	cloned = false
 	for i, dmg := range r.Damage {
 		if v, ok := HomeFolders(dmg); ok {

@@ -93,6 +93,11 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				fmt.Fprintf(a.stdout, "damaged source %s\n", d.String())
 				damaged[d.Run] = true
 			}
+			inherited := map[string]bool{}
+			for _, d := range res.InheritedDamage {
+				fmt.Fprintf(a.stdout, "inherited damage note %s\n", d.String())
+				inherited[d.Run] = true
+			}
 			fmt.Fprintf(a.stdout, "checked %s, %s, %s", counted(res.Experiments, "experiment"), counted(res.Runs, "run"), counted(res.Points, "point"))
 			if res.Models > 0 {
 				fmt.Fprintf(a.stdout, ", %d registered models", res.Models)
@@ -110,6 +115,9 @@ every 5 seconds how many runs it has compared (not with -q).`,
 			}
 			if len(damaged) > 0 {
 				fmt.Fprintf(a.stdout, ", %s read from damaged source data (compared what was readable, see above)", counted(len(damaged), "run"))
+			}
+			if len(inherited) > 0 {
+				fmt.Fprintf(a.stdout, ", %s with inherited damage notes (see above: found by an earlier copy, carried whole)", counted(len(inherited), "run"))
 			}
 			fmt.Fprintln(a.stdout)
 			if reportPath != "" {

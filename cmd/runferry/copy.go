@@ -404,7 +404,7 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
 	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&withDeleted, "include-deleted", false, "also copy the experiments and runs SRC holds as deleted (MLflow sources: the same as SRC's ?deleted=true; they stay marked deleted in DST); without it they are left out and counted in the report")
-	f.BoolVar(&acceptGaps, "accept-gaps", false, "exit 0 although the source has gaps runferry cannot fill: runs read from damaged source data, files the source names but does not hold (a W&B artifact entry whose staged copy is gone); they are still named and counted (without it: exit 3, on every sync while the ledger knows the copy is incomplete)")
+	f.BoolVar(&acceptGaps, "accept-gaps", false, "exit 0 although the source has gaps runferry cannot fill: runs read from damaged source data, files the source names but does not hold (a W&B artifact entry whose staged copy is gone); they are still named and counted (without it: exit 3, on every sync while the ledger knows the copy is incomplete). Damage notes a source only carries (an archive, SQL database or MLflow run written by runferry from damaged data) are named as inherited and do not need it")
 	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, user names, e-mail addresses, local paths, command lines, home folders: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
 	return cmd
 }
@@ -477,6 +477,9 @@ func (a *app) printReport(rep *transfer.Report) {
 		for _, d := range r.Damage {
 			fmt.Fprintf(w, "damaged source %s: %s\n", r.Origin, d)
 		}
+		for _, d := range r.InheritedDamage {
+			fmt.Fprintf(w, "inherited damage note %s: %s\n", r.Origin, d)
+		}
 		for _, p := range r.FileProblem {
 			fmt.Fprintf(w, "file not copied %s: %s\n", r.Origin, p)
 		}
@@ -544,6 +547,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	if t.Damaged > 0 {
 		fmt.Fprintf(w, ", %d read from damaged source data (see above)", t.Damaged)
 	}
+	if t.InheritedDamage > 0 {
+		fmt.Fprintf(w, ", %s with inherited damage notes (see above: found by an earlier copy, carried whole; not new damage)", counted(t.InheritedDamage, "run"))
+	}
 	if filesNotCopied > 0 {
 		fmt.Fprintf(w, ", %s not copied (named above)", counted(filesNotCopied, "file"))
 	}
@@ -597,19 +603,21 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Error    string `json:"error"`
 	}
 	out := struct {
-		Summary  bool                     `json:"summary"`
-		Shard    string                   `json:"shard,omitempty"`
-		DryRun   bool                     `json:"dry_run,omitempty"`
-		Totals   transfer.Totals          `json:"totals"`
-		Timings  transfer.Timings         `json:"timings"`
-		Failed   []failure                `json:"failed,omitempty"`
-		Damage   map[string][]string      `json:"damage,omitempty"`
-		Coverage map[string]int64         `json:"coverage,omitempty"`
-		Problems []string                 `json:"problems,omitempty"`
-		Warnings []string                 `json:"warnings,omitempty"`
-		Deleted  []transfer.DeletedRun    `json:"deleted,omitempty"`
-		Registry *transfer.RegistryResult `json:"registry,omitempty"`
-		Traces   *transfer.TraceResult    `json:"traces,omitempty"`
+		Summary bool                `json:"summary"`
+		Shard   string              `json:"shard,omitempty"`
+		DryRun  bool                `json:"dry_run,omitempty"`
+		Totals  transfer.Totals     `json:"totals"`
+		Timings transfer.Timings    `json:"timings"`
+		Failed  []failure           `json:"failed,omitempty"`
+		Damage  map[string][]string `json:"damage,omitempty"`
+		// Inherited are the damage notes the source only carries, by run.
+		Inherited map[string][]string      `json:"inherited_damage,omitempty"`
+		Coverage  map[string]int64         `json:"coverage,omitempty"`
+		Problems  []string                 `json:"problems,omitempty"`
+		Warnings  []string                 `json:"warnings,omitempty"`
+		Deleted   []transfer.DeletedRun    `json:"deleted,omitempty"`
+		Registry  *transfer.RegistryResult `json:"registry,omitempty"`
+		Traces    *transfer.TraceResult    `json:"traces,omitempty"`
 		// Experiments are the experiments written, with their URLs.
 		Experiments []transfer.ExperimentResult `json:"experiments,omitempty"`
 		Fatal       string                      `json:"fatal,omitempty"`
@@ -627,6 +635,12 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 				out.Damage = map[string][]string{}
 			}
 			out.Damage[r.Origin] = append(slices.Clone(r.Damage), r.FileProblem...)
+		}
+		if len(r.InheritedDamage) > 0 {
+			if out.Inherited == nil {
+				out.Inherited = map[string][]string{}
+			}
+			out.Inherited[r.Origin] = r.InheritedDamage
 		}
 	}
 	b, _ := json.Marshal(out)

@@ -74,6 +74,10 @@ type Result struct {
 	// compared (schema.Run.Damage), by run: those runs were compared as far
 	// as they could be read, as the copy wrote them.
 	SourceDamage []Difference `json:"source_damage,omitempty"`
+	// InheritedDamage names the damage notes the source only carries
+	// (schema.Run.InheritedDamage: an earlier copy's notes of the original
+	// source), by run: not gaps of this source, compared as data.
+	InheritedDamage []Difference `json:"inherited_damage,omitempty"`
 
 	srcGaps, dstGaps []sources.Gap
 }
@@ -140,8 +144,12 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 			}
 			res.Runs++
 			seen[r.Origin] = true
-			for _, d := range r.Damage {
+			fresh, inherited := r.SplitDamage()
+			for _, d := range fresh {
 				res.SourceDamage = append(res.SourceDamage, Difference{Run: r.Origin.String(), What: d})
+			}
+			for _, d := range inherited {
+				res.InheritedDamage = append(res.InheritedDamage, Difference{Run: r.Origin.String(), What: d})
 			}
 			before := len(res.Differences)
 			copies := index.runs[r.Origin]
@@ -329,8 +337,8 @@ func (res *Result) compareRun(ctx context.Context, src, dst sources.Source, want
 	wv, gv := reflect.ValueOf(want), reflect.ValueOf(got)
 	for i := 0; i < wv.NumField(); i++ {
 		name := wv.Type().Field(i).Name
-		if name == "Origin" || slices.Contains(opt.IgnoreFields, name) {
-			continue
+		if name == "Origin" || name == "InheritedDamage" || slices.Contains(opt.IgnoreFields, name) {
+			continue // InheritedDamage: how each side came to hold Damage, compared below
 		}
 		if name == "Damage" {
 			// The source's damage notes travel with the run. A note only

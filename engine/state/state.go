@@ -53,17 +53,23 @@ type Entry struct {
 	// version 13 of the ledger's runs table had them.
 	Damage       []string
 	FileProblems []string
+	// InheritedDamage are the damage notes the run's source only carried
+	// (transfer.RunResult's InheritedDamage): named again, as inherited,
+	// when the run is found unchanged; they do not make the copy
+	// incomplete.
+	InheritedDamage []string
 }
 
 // gaps is how an entry's Damage and FileProblems are stored: JSON in the
 // runs table's gaps column, "" for none.
 type gaps struct {
-	Damage       []string `json:"damage,omitempty"`
-	FileProblems []string `json:"file_problems,omitempty"`
+	Damage          []string `json:"damage,omitempty"`
+	FileProblems    []string `json:"file_problems,omitempty"`
+	InheritedDamage []string `json:"inherited_damage,omitempty"`
 }
 
 func (e *Entry) encodeGaps(scrub func(string) string) (string, error) {
-	if len(e.Damage) == 0 && len(e.FileProblems) == 0 {
+	if len(e.Damage) == 0 && len(e.FileProblems) == 0 && len(e.InheritedDamage) == 0 {
 		return "", nil
 	}
 	g := gaps{}
@@ -72,6 +78,9 @@ func (e *Entry) encodeGaps(scrub func(string) string) (string, error) {
 	}
 	for _, p := range e.FileProblems {
 		g.FileProblems = append(g.FileProblems, scrub(p))
+	}
+	for _, d := range e.InheritedDamage {
+		g.InheritedDamage = append(g.InheritedDamage, scrub(d))
 	}
 	b, err := json.Marshal(g)
 	return string(b), err
@@ -85,7 +94,7 @@ func (e *Entry) decodeGaps(s string) error {
 	if err := json.Unmarshal([]byte(s), &g); err != nil {
 		return fmt.Errorf("gaps of run %s: %w", e.Origin, err)
 	}
-	e.Damage, e.FileProblems = g.Damage, g.FileProblems
+	e.Damage, e.FileProblems, e.InheritedDamage = g.Damage, g.FileProblems, g.InheritedDamage
 	return nil
 }
 
@@ -457,7 +466,7 @@ func (l *Ledger) Put(e Entry) error {
 		st := storedEntry{e: e}
 		st.e.Keys = nil
 		st.e.LastError = l.Scrub(e.LastError)
-		st.e.Damage, st.e.FileProblems = nil, nil
+		st.e.Damage, st.e.FileProblems, st.e.InheritedDamage = nil, nil, nil
 		if err := st.e.decodeGaps(gapText); err != nil {
 			return err
 		}

@@ -352,6 +352,9 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 			(*result).Damage, (*result).FileProblem = known.Damage, known.FileProblems
 			(*result).Reason += "; the copy is incomplete: the source's gaps recorded at its commit are named again"
 		}
+		if known != nil {
+			(*result).InheritedDamage = known.InheritedDamage // named again, not a gap
+		}
 		return true, nil
 	}
 	if j.opt.Ledger != nil {

@@ -42,9 +42,18 @@ type RunResult struct {
 	ErrorKind  string `json:"error_kind,omitempty"`
 	// Unreachable is set on a failed run whose last error was that a
 	// server could not be reached at all.
-	Unreachable bool     `json:"unreachable,omitempty"`
-	Damage      []string `json:"damage,omitempty"`
-	FileProblem []string `json:"file_problems,omitempty"`
+	Unreachable bool `json:"unreachable,omitempty"`
+	// Damage names what the source could not read of the run (the
+	// entries of schema.Run.Damage that are not inherited).
+	// InheritedDamage names the damage notes the source only carries
+	// (schema.Run.InheritedDamage): an earlier copy found them in the
+	// original source; this source holds the run as that copy wrote it,
+	// notes included, and they travel on to the destination. They are
+	// named and counted (Totals.InheritedDamage) but are no gap of this
+	// copy.
+	Damage          []string `json:"damage,omitempty"`
+	InheritedDamage []string `json:"inherited_damage,omitempty"`
+	FileProblem     []string `json:"file_problems,omitempty"`
 	// Coverage counts, by kind, what the destination did not hold as
 	// given (sinks.CoverageReporter) and what a transform left out.
 	Coverage map[string]int64 `json:"coverage,omitempty"`
@@ -176,8 +185,13 @@ type Totals struct {
 	// Damaged counts runs written or planned from a damaged source, and
 	// runs found unchanged whose copy the ledger records as made from
 	// one: all that was readable arrived, the rest is named in the run's
-	// Damage.
+	// Damage. Inherited notes alone do not make a run damaged.
 	Damaged int `json:"damaged,omitempty"`
+	// InheritedDamage counts the runs of the same outcomes whose source
+	// carries damage notes of an earlier copy (RunResult.InheritedDamage):
+	// whole copies of a run first read from damaged data. They do not
+	// fail the job.
+	InheritedDamage int `json:"inherited_damage,omitempty"`
 	// FilesNotCopied counts the files the source names but could not give
 	// (RunResult.FileProblem) of the runs written or planned, and of runs
 	// found unchanged whose copy the ledger records without them.
@@ -243,6 +257,9 @@ func (r *Report) total() {
 		case Committed, Planned, Unchanged, Verified:
 			if len(run.Damage) > 0 {
 				t.Damaged++
+			}
+			if len(run.InheritedDamage) > 0 {
+				t.InheritedDamage++
 			}
 			t.FilesNotCopied += len(run.FileProblem)
 		}

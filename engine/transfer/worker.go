@@ -61,7 +61,8 @@ func (j *job) interrupted(p planned) {
 // an error only when the whole job must stop.
 func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	res := RunResult{Origin: p.run.Origin.String(), Experiment: p.exp.Name, Name: p.run.Name,
-		Reason: p.reason, Damage: p.run.Damage}
+		Reason: p.reason}
+	res.Damage, res.InheritedDamage = p.run.SplitDamage()
 	j.opt.Observer(Event{Kind: EventRunStarted, Run: res.Origin, Name: p.run.Name})
 	began := time.Now()
 	var err error
@@ -100,7 +101,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 			e.Mark, e.Keys = res.mark, res.keys
 			// The copy is incomplete while the source has these gaps: a
 			// later job that finds the run unchanged reports them again.
-			e.Damage, e.FileProblems = res.Damage, res.FileProblem
+			e.Damage, e.FileProblems, e.InheritedDamage = res.Damage, res.FileProblem, res.InheritedDamage
 		}
 		if lerr := j.opt.Ledger.Put(e); lerr != nil {
 			j.addResult(res)

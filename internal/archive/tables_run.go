@@ -3,6 +3,7 @@ package archive
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/runferry/runferry/schema"
 )
@@ -51,6 +52,10 @@ func (row RunRow) Decode() (schema.Run, error) {
 	if len(r.Damage) == 0 {
 		r.Damage = nil
 	}
+	// The archive holds these notes as data of the run: an earlier
+	// reader's findings about the original source, not damage of the
+	// archive (whose own damage is ErrDamaged).
+	r.InheritedDamage = slices.Clone(r.Damage)
 	return r, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/runferry/runferry/schema"
@@ -184,6 +185,9 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 			if err := json.Unmarshal([]byte(damage.String), &r.Damage); err != nil {
 				return nil, fmt.Errorf("%s: damage: %w", where, err)
 			}
+			// Notes the database holds as data of the run: inherited
+			// from the reader that first found them, not its own gaps.
+			r.InheritedDamage = slices.Clone(r.Damage)
 		}
 		out = append(out, r)
 	}

@@ -84,8 +84,8 @@ func diffRun(w, g *RunData, opt DiffOptions) []string {
 	wv, gv := reflect.ValueOf(w.Run), reflect.ValueOf(g.Run)
 	for i := 0; i < wv.NumField(); i++ {
 		name := wv.Type().Field(i).Name
-		if slices.Contains(opt.IgnoreRunFields, name) {
-			continue
+		if name == "InheritedDamage" || slices.Contains(opt.IgnoreRunFields, name) {
+			continue // InheritedDamage: how the source came to hold Damage, not the run's data
 		}
 		a, b := wv.Field(i).Interface(), gv.Field(i).Interface()
 		if !fieldEqual(a, b) {

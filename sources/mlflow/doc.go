@@ -52,9 +52,12 @@
 //     stands for (mlflowconv.SourceModel; see sinks/mlflow).
 //   - Runs runferry wrote are restored from runferry/run.json: origin,
 //     name, labels, config, summary, group, job type, host, parent and
-//     damage exactly as first read; params and tags are read from MLflow
-//     (they may have been edited) and every disagreement with the sidecar
-//     is noted in Run.Damage, as is a runferry copy that never completed.
+//     damage exactly as first read (that damage is Run.InheritedDamage:
+//     carried, not a gap of this server); the run name, params and tags
+//     are read from MLflow (they may have been edited): a rename or a tag
+//     set or deleted is a change of the run, a param that disagrees with
+//     the sidecar (MLflow lets no one change one) is noted in Run.Damage,
+//     as is a runferry copy that never completed.
 //   - Metrics: every key of the run (from runs/get) through get-history
 //     (for runferry's runs under the W&B keys it renamed, the generated CPU
 //     mean and converted system metrics left out and the folded per-core

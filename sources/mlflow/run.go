@@ -41,6 +41,9 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 		switch {
 		case err == nil:
 			run = fromSidecar(side, version, r, tags)
+			// The sidecar's damage notes were written by the copy that
+			// made this run: carried, not damage of this server.
+			run.InheritedDamage = slices.Clone(side.Damage)
 		case mlflowapi.IsNotFound(err):
 			damage = append(damage, fmt.Sprintf("mlflow run %s: %s is missing; metadata read from MLflow only", r.Info.RunID, path))
 			run = mlflowconv.NativeRun(r, tags, s.ref)
@@ -87,9 +90,13 @@ func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (sch
 }
 
 // fromSidecar restores a runferry run from its sidecar, reading params and
-// tags from MLflow (they may have been edited since) and noting in Damage
-// every way they disagree with the sidecar, as the sidecar's version
-// mapped the run (mlflowconv.RunEntitiesOf).
+// tags from MLflow (they may have been edited since), as the sidecar's
+// version mapped the run (mlflowconv.RunEntitiesOf). What MLflow lets a
+// user edit (the run name through runs/update, tags through set-tag and
+// delete-tag) is taken as MLflow shows it: a change of the run, not
+// damage. What MLflow does not let anyone change (a param's value; a
+// param cannot be deleted) but that disagrees with the sidecar is noted
+// in Damage.
 func fromSidecar(side schema.Run, version int, r mlflowapi.Run, tags map[string]string) schema.Run {
 	run := side
 	cov := mlflowconv.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
@@ -111,7 +118,7 @@ func fromSidecar(side schema.Run, version int, r mlflowapi.Run, tags map[string]
 	for _, p := range wantParams {
 		stored[p.Key] = p.Value
 	}
-	nativeFields(&run, side, version, r, tags, note)
+	nativeFields(&run, side, version, r, tags)
 	run.Params = nil
 	seen := map[string]bool{}
 	for _, p := range r.Data.Params {
@@ -165,8 +172,7 @@ func fromSidecar(side schema.Run, version int, r mlflowapi.Run, tags map[string]
 		case written && v == want && isOwn:
 			run.Tags = append(run.Tags, o)
 		case written && v == want: // derived from a field
-		case written:
-			note("tag %q is %q in MLflow but %q in %s", k, v, want, mlflowconv.SidecarPath)
+		case written: // edited in MLflow: a change
 			if isOwn {
 				run.Tags = append(run.Tags, schema.Tag{Key: o.Key, Value: v})
 			}
@@ -174,11 +180,8 @@ func fromSidecar(side schema.Run, version int, r mlflowapi.Run, tags map[string]
 			run.Tags = append(run.Tags, schema.Tag{Key: k, Value: v})
 		}
 	}
-	for k, o := range ownTags {
-		if !seen[k] { // what MLflow shows: the tag is gone
-			note("tag %q of %s is missing in MLflow", o.Key, mlflowconv.SidecarPath)
-		}
-	}
+	// An own tag MLflow no longer shows was deleted there: a change, the
+	// run is what MLflow shows.
 	for _, t := range side.Tags { // shown in MLflow as one mlflowconv.TagStepMetric or TagDetails
 		if folded(t.Key) {
 			run.Tags = append(run.Tags, t)
@@ -191,10 +194,11 @@ func fromSidecar(side schema.Run, version int, r mlflowapi.Run, tags map[string]
 // the fields written as tags: user, notes, git commit and remote, program,
 // group, job type, host, labels) to what MLflow shows. Where MLflow still
 // holds what runferry wrote, the sidecar's exact value is kept (it may be
-// longer than MLflow allows); where MLflow shows something else, that is
-// taken and the disagreement noted. The sidecar alone supplies what MLflow
-// cannot hold: origin, config, summary, parent origin and source damage.
-func nativeFields(run *schema.Run, side schema.Run, version int, r mlflowapi.Run, tags map[string]string, note func(string, ...any)) {
+// longer than MLflow allows); where MLflow shows something else (a run
+// renamed, a note edited), that is taken: an edit MLflow allows, a change
+// of the run, not damage. The sidecar alone supplies what MLflow cannot
+// hold: origin, config, summary, parent origin and source damage.
+func nativeFields(run *schema.Run, side schema.Run, version int, r mlflowapi.Run, tags map[string]string) {
 	wroteName, _ := mlflowconv.Truncate(side.Name, mlflowapi.MaxRunNameLength)
 	if v, ok := tags[mlflowapi.TagRunName]; ok && side.Name != "" {
 		name := r.Info.RunName
@@ -202,8 +206,7 @@ func nativeFields(run *schema.Run, side schema.Run, version int, r mlflowapi.Run
 			name = v
 		}
 		if name != wroteName && !slices.ContainsFunc(side.Tags, func(t schema.Tag) bool { return t.Key == mlflowapi.TagRunName }) {
-			note("run name is %q in MLflow but %q in %s", name, side.Name, mlflowconv.SidecarPath)
-			run.Name = name
+			run.Name = name // renamed in MLflow
 		}
 	}
 	wrote := map[string]string{}
@@ -225,7 +228,7 @@ func nativeFields(run *schema.Run, side schema.Run, version int, r mlflowapi.Run
 		if want == shown || (want == "" && slices.ContainsFunc(side.Tags, func(t schema.Tag) bool { return t.Key == k })) {
 			continue
 		}
-		note("tag %q (a run field) is %q in MLflow but %q in %s", k, shown, want, mlflowconv.SidecarPath)
+		// Edited in MLflow (set-tag, delete-tag): a change.
 		if k == mlflowconv.TagLabels {
 			run.Labels = nil
 			_ = json.Unmarshal([]byte(shown), &run.Labels)
