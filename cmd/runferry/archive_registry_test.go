@@ -287,8 +287,12 @@ func copyOK(t *testing.T, src, dst, reportFile string) transfer.Report {
 // a version the archive lost or holds changed, and a damaged table file.
 func TestRegistryThroughArchive(t *testing.T) {
 	a, b, p := testenv.StartMLflow(t), testenv.SharedMLflowOther(t), uniquePrefix(t)
-	runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p)
-	srcDump := registryOf(t, a.URL, p)
+	// make_registry.py --dump prints registryOf(t, a.URL, p) last.
+	made := strings.TrimSpace(string(runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p, "--dump")))
+	var srcDump regDump
+	if err := json.Unmarshal([]byte(made[strings.LastIndexByte(made, '\n')+1:]), &srcDump); err != nil {
+		t.Fatalf("make_registry.py --dump printed %q: %v", made, err)
+	}
 	if len(srcDump.Models) != 3 {
 		t.Fatalf("make_registry.py made %+v", srcDump)
 	}

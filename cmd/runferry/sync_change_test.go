@@ -1,14 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/testenv"
@@ -66,25 +71,122 @@ for r in runs:
     c.delete_tag(r.info.run_id, sys.argv[3])
 `
 
+// syncPyDriver runs syncPy's and damagePy's commands in one Python process
+// for the whole test binary, so MLflow is imported once (about 6 s of CPU
+// a process) rather than once a command. Each command line on its stdin is
+// a JSON array: the script's name, then its arguments. The script runs with
+// exactly those arguments as sys.argv[1:] (as under python -c), in fresh
+// globals, so it builds its own MlflowClient as a process of its own would;
+// its output (stdout and stderr) ends with one line "RUNFERRY-PY-DONE 0",
+// or "RUNFERRY-PY-DONE 1" after the traceback of an exception. The process
+// ends at the end of its stdin: at stopSyncPy, or when the test binary
+// exits, however.
+const syncPyDriver = `
+import json, sys, traceback
+scripts = {"sync": sys.argv[1], "damage": sys.argv[2]}
+for line in sys.stdin:
+    name, *args = json.loads(line)
+    sys.argv = ["-c"] + args
+    ok = True
+    try:
+        exec(compile(scripts[name], "<" + name + ">", "exec"), {"__name__": "__main__"})
+    except BaseException:
+        traceback.print_exc(file=sys.stdout)
+        ok = False
+    sys.stdout.flush()
+    print("\nRUNFERRY-PY-DONE", 0 if ok else 1, flush=True)
+`
+
+// syncPyProc is the test binary's one syncPyDriver process, started on
+// first use; its commands run one at a time.
+var syncPyProc struct {
+	sync.Mutex
+	in   io.WriteCloser
+	out  *bufio.Reader
+	done chan struct{} // closed once the process is reaped
+	err  error         // why it could not start, or why it stopped answering
+}
+
+// stopSyncPy ends the syncPyDriver process, if one was started, and waits
+// for it (TestMain calls it after the tests; the process would end with the
+// binary anyway, when its stdin closes).
+func stopSyncPy() {
+	p := &syncPyProc
+	p.Lock()
+	defer p.Unlock()
+	if p.in == nil {
+		return
+	}
+	p.in.Close()
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+	}
+	p.in, p.err = nil, errors.New("stopped")
+}
+
+// runSyncPy runs syncPy ("make", "grow") or, with "damage" first, damagePy
+// with args, in the binary's syncPyDriver process, and returns the run id
+// "make" printed. A command that fails fails the test with its output.
 func runSyncPy(t *testing.T, args ...string) string {
 	t.Helper()
-	script := syncPy
+	name := "sync"
 	if args[0] == "damage" {
-		script, args = damagePy, args[1:]
+		name, args = "damage", args[1:]
 	}
-	cmd := exec.Command(testenv.Python(t), append([]string{"-c", script}, args...)...)
-	cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=", "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
+	p := &syncPyProc
+	p.Lock()
+	defer p.Unlock()
+	if p.in == nil && p.err == nil {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("python %v: %v\n%s", args, err, stderr)
+		cmd := exec.Command(testenv.Python(t), "-c", syncPyDriver, syncPy, damagePy)
+		cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI=", "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true", "PYTHONUNBUFFERED=1")
+		cmd.Stdout, cmd.Stderr = w, w
+		in, err := cmd.StdinPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		w.Close()
+		if err != nil {
+			r.Close()
+			p.err = fmt.Errorf("starting Python: %w", err)
+		} else {
+			p.in, p.out, p.done = in, bufio.NewReader(r), make(chan struct{})
+			go func(done chan struct{}) { cmd.Wait(); close(done) }(p.done)
+		}
+	}
+	if p.err != nil {
+		t.Fatalf("python %v: %v", args, p.err)
+	}
+	line, err := json.Marshal(append([]string{name}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.in.Write(append(line, '\n')); err != nil {
+		p.err = fmt.Errorf("writing to Python: %w", err)
+		t.Fatalf("python %v: %v", args, p.err)
+	}
+	var out strings.Builder
+	for {
+		l, err := p.out.ReadString('\n')
+		if err != nil {
+			p.err = fmt.Errorf("Python ended: %w", err)
+			t.Fatalf("python %v: %v\n%s%s", args, p.err, out.String(), l)
+		}
+		if status, ok := strings.CutPrefix(l, "RUNFERRY-PY-DONE "); ok {
+			if strings.TrimSpace(status) != "0" {
+				t.Fatalf("python %s %v failed:\n%s", name, args, out.String())
+			}
+			break
+		}
+		out.WriteString(l)
 	}
 	// MLflow prints links to the run on stdout too.
-	if i := strings.LastIndex(string(out), "RUN="); i >= 0 {
-		return strings.Fields(string(out)[i+len("RUN="):])[0]
+	if i := strings.LastIndex(out.String(), "RUN="); i >= 0 {
+		return strings.Fields(out.String()[i+len("RUN="):])[0]
 	}
 	return ""
 }

@@ -175,8 +175,12 @@ func copyJobWith(t *testing.T, src sources.Source, dst sinks.Sink, opt transfer.
 func TestRegistryCopied(t *testing.T) {
 	srcSrv := testenv.StartMLflow(t)
 	dstSrv := testenv.StartMLflow(t)
-	pyScript(t, "make_registry.py", srcSrv.URL)
-	srcDump := dumpRegistry(t, srcSrv.URL)
+	// make_registry.py --dump prints dumpRegistry(t, srcSrv.URL) last.
+	made := strings.TrimSpace(string(pyScript(t, "make_registry.py", srcSrv.URL, "--dump")))
+	var srcDump registryDump
+	if err := json.Unmarshal([]byte(made[strings.LastIndexByte(made, '\n')+1:]), &srcDump); err != nil {
+		t.Fatalf("make_registry.py --dump printed %q: %v", made, err)
+	}
 	if len(srcDump.Models) != 2 || len(srcDump.Models[1].Versions) != 2 {
 		t.Fatalf("make_registry.py made %+v", srcDump)
 	}

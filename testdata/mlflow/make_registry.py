@@ -1,6 +1,6 @@
 """Create a model registry on an MLflow server with MLflow's own client.
 
-Usage: python make_registry.py TRACKING_URI [--more] [--prefix=PREFIX]
+Usage: python make_registry.py TRACKING_URI [--more] [--prefix=PREFIX] [--dump]
 
 Writes one experiment "registry-src" with two runs that each hold a small
 model folder, and the registered model "fraud-detector": version 1 from the
@@ -14,6 +14,9 @@ with its own description, tags and stage (Archived, Staging, None), and
 the aliases legacy, prod and candidate. PREFIX, when given, starts every
 registered model's name (registered model names are global to a server:
 tests sharing one keep apart). Prints a JSON object with the run ids.
+With --dump it then prints, on its last line, what dump_registry.py
+TRACKING_URI PREFIX prints (that script, run in this process: MLflow
+imported once for both, about 6 s of CPU less than a second process).
 """
 import json
 import os
@@ -74,3 +77,10 @@ for i in range(3):
 if hasattr(mlflow, "flush_trace_async_logging"):
     mlflow.flush_trace_async_logging()
 print(json.dumps({"experiment_id": exp.experiment_id, "runs": runs}))
+if "--dump" in sys.argv[2:]:
+    import runpy
+
+    sys.stdout.flush()
+    dump = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dump_registry.py")
+    sys.argv = [dump, uri, prefix]
+    runpy.run_path(dump, run_name="__main__")
