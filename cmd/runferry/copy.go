@@ -229,6 +229,14 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			if err != nil {
 				return err
 			}
+			// A destination this user cannot write stops the job before
+			// the plan (a dry run writes nothing, and is not stopped).
+			if w, ok := dst.(interface{ CheckWritable() error }); ok && !dryRun {
+				if err := w.CheckWritable(); err != nil {
+					dst.Close()
+					return fmt.Errorf("destination %s: %w", dstLoc, err)
+				}
+			}
 			if r, ok := dst.(interface{ SetSource(string) }); ok {
 				r.SetSource(srcLoc.String())
 			}
