@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/runferry/runferry/engine/check"
+	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/transform"
 )
 
@@ -52,12 +54,12 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				return err
 			}
 			ctx := cmd.Context()
-			src, _, err := a.openSource(ctx, args[0])
+			src, srcLoc, err := a.openSource(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer src.Close()
-			dst, _, err := a.openSource(ctx, args[1])
+			dst, dstLoc, err := a.openSource(ctx, args[1])
 			if err != nil {
 				return err
 			}
@@ -77,7 +79,7 @@ every 5 seconds how many runs it has compared (not with -q).`,
 			res, err := check.Run(ctx, src, dst, check.Options{Filter: filter, IgnoreFields: ignore,
 				Transform: dropTransform(drop), Progress: progress})
 			if err != nil {
-				return err
+				return nameSide(err, srcLoc, dstLoc)
 			}
 			for _, m := range res.Warnings {
 				fmt.Fprintf(a.stdout, "WARNING %s\n", m)
@@ -145,3 +147,31 @@ func dropTransform(globs []string) transform.Chain {
 	}
 	return transform.Chain{transform.DropMetrics(globs)}
 }
+
+// nameSide returns err, an error of check.Run, with the location of the
+// side it is about (redacted, as Location.String gives it) when its text
+// names the side alone ("destination: mlflow: cannot connect ..." becomes
+// "destination mlflow+http://HOST: mlflow: cannot connect ...", as copy
+// says it); the error chain is kept. Other errors are returned as they are.
+func nameSide(err error, src, dst location.Location) error {
+	msg := err.Error()
+	for _, side := range []struct {
+		name string
+		loc  location.Location
+	}{{"source", src}, {"destination", dst}} {
+		if rest, ok := strings.CutPrefix(msg, side.name+": "); ok {
+			return sideError{msg: fmt.Sprintf("%s %s: %s", side.name, side.loc, rest), err: err}
+		}
+	}
+	return err
+}
+
+// sideError is an error whose text names the location of the side it is
+// about; it unwraps to the error it was made from.
+type sideError struct {
+	msg string
+	err error
+}
+
+func (e sideError) Error() string { return e.msg }
+func (e sideError) Unwrap() error { return e.err }

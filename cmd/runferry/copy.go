@@ -229,6 +229,14 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			if err != nil {
 				return err
 			}
+			// A destination this user cannot write stops the job before
+			// the plan (a dry run writes nothing, and is not stopped).
+			if w, ok := dst.(interface{ CheckWritable() error }); ok && !dryRun {
+				if err := w.CheckWritable(); err != nil {
+					dst.Close()
+					return fmt.Errorf("destination %s: %w", dstLoc, err)
+				}
+			}
 			if r, ok := dst.(interface{ SetSource(string) }); ok {
 				r.SetSource(srcLoc.String())
 			}
@@ -460,7 +468,7 @@ func (a *app) printReport(rep *transfer.Report) {
 		filesNotCopied += len(r.FileProblem)
 		switch {
 		case r.Outcome == transfer.Failed:
-			fmt.Fprintf(w, "FAILED %s (%s) after %d attempt(s): %s\n", r.Origin, r.Name, r.Attempts, r.Error)
+			fmt.Fprintf(w, "FAILED %s (%s) after %s: %s\n", r.Origin, r.Name, counted(r.Attempts, "attempt"), r.Error)
 		case a.verbose && !rep.DryRun:
 			how := ""
 			switch {
@@ -506,9 +514,13 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, "WARNING %s\n", m)
 	}
 	printExperimentURLs(w, rep)
+	// A coverage kind is the report's key, a phrase that reads as a plural
+	// ("metric keys MLflow rejects, renamed (...)") or a singular ("host
+	// name left out by ..."): a count before it would disagree with it for
+	// some counts, so the count follows it.
 	var notAsGiven int64
 	for _, k := range slices.Sorted(maps.Keys(rep.Coverage)) {
-		fmt.Fprintf(w, "not as given: %d %s\n", rep.Coverage[k], k)
+		fmt.Fprintf(w, "not as given: %s: %d\n", k, rep.Coverage[k])
 		notAsGiven += rep.Coverage[k]
 	}
 	t := rep.Totals

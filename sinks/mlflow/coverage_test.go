@@ -48,7 +48,7 @@ func TestCoverageNamedAndCounted(t *testing.T) {
 		t.Fatalf("the fixtures' ±Inf points are not counted: %v\n%s", rep.Coverage, out)
 	}
 	for kind, n := range rep.Coverage {
-		if !strings.Contains(out, fmt.Sprintf("not as given: %d %s", n, kind)) {
+		if !strings.Contains(out, fmt.Sprintf("not as given: %s: %d\n", kind, n)) {
 			t.Errorf("summary lacks %q (%d):\n%s", kind, n, out)
 		}
 		if strings.Contains(kind, "metric points") || strings.HasPrefix(kind, "metric series") {
@@ -88,7 +88,7 @@ func TestCoverageNamedAndCounted(t *testing.T) {
 	}
 	back, out := runCopy(dst, "parquet:"+filepath.Join(dir, "archive"))
 	const deleted = "source: deleted runs left out (add ?deleted=true to copy them)"
-	if back.Coverage[deleted] != 1 || back.Totals.Committed != len(rep.Runs)-1 || !strings.Contains(out, "not as given: 1 "+deleted) {
+	if back.Coverage[deleted] != 1 || back.Totals.Committed != len(rep.Runs)-1 || !strings.Contains(out, "not as given: "+deleted+": 1\n") {
 		t.Fatalf("copy out of MLflow with a deleted run: coverage %v, totals %+v\n%s", back.Coverage, back.Totals, out)
 	}
 }
