@@ -192,30 +192,32 @@ func TestArtifacts(t *testing.T) {
 	}
 }
 
-// TestArtifactFileURLsExpire: the signed URLs of the first listing of an
-// artifact version's files have expired by the time they are fetched: the
-// version's files are listed again for fresh URLs, and every file arrives
-// with the folder's bytes.
-func TestArtifactFileURLsExpire(t *testing.T) {
+// expiringURLs serves the W&B artifact run made by the real SDK
+// (testenv.WandbArtifactRun) through the W&B API test server, whose first
+// answer to the GraphQL query named by query hands out signed URLs that
+// have already expired; every other answer's URLs are good. It returns the
+// run's folder, a cloud source of the server, and the count of queries
+// answered so far. Both are closed with the test.
+func expiringURLs(t *testing.T, query string) (*wandbdir.Source, *wandbcloud.Source, *atomic.Int64) {
+	t.Helper()
 	out := testenv.WandbArtifactRun(t)
-	ctx := context.Background()
 	folder, err := wandbdir.New(wandbdir.Config{Root: out, Entity: "art", ArtifactCache: filepath.Join(out, "cache", "artifacts")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer folder.Close()
-	d, err := wandbtest.Load(ctx, folder, "art", "tester")
+	t.Cleanup(func() { folder.Close() })
+	d, err := wandbtest.Load(context.Background(), folder, "art", "tester")
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := wandbtest.New(d, key)
-	defer srv.Close()
-	var listings atomic.Int64
+	t.Cleanup(srv.Close)
+	listings := new(atomic.Int64)
 	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.URL.Path == "/graphql" {
 			b, _ := io.ReadAll(r.Body)
 			r.Body = io.NopCloser(bytes.NewReader(b))
-			if bytes.Contains(b, []byte("query ArtifactFiles")) && listings.Add(1) == 1 {
+			if bytes.Contains(b, []byte(query)) && listings.Add(1) == 1 {
 				srv.SetURLTTL(-time.Second)
 			} else {
 				srv.SetURLTTL(0)
@@ -227,6 +229,16 @@ func TestArtifactFileURLsExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return folder, cloud, listings
+}
+
+// TestArtifactFileURLsExpire: the signed URLs of the first listing of an
+// artifact version's files have expired by the time they are fetched: the
+// version's files are listed again for fresh URLs, and every file arrives
+// with the folder's bytes.
+func TestArtifactFileURLsExpire(t *testing.T) {
+	ctx := context.Background()
+	folder, cloud, listings := expiringURLs(t, "query ArtifactFiles")
 	ref := schema.Ref{System: wandbcloud.System, ID: "art/runferry-artifacts/artprod1"}
 	wc, _, err := readAll(t, folder.Artifacts(ctx, ref))
 	if err != nil {
@@ -256,36 +268,8 @@ func TestArtifactFileURLsExpire(t *testing.T) {
 // asked for again with the run's contents listed anew, and the versions
 // read are the folder's; without that, Manifests fails with a refused URL.
 func TestArtifactManifestURLsExpire(t *testing.T) {
-	out := testenv.WandbArtifactRun(t)
 	ctx := context.Background()
-	folder, err := wandbdir.New(wandbdir.Config{Root: out, Entity: "art", ArtifactCache: filepath.Join(out, "cache", "artifacts")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer folder.Close()
-	d, err := wandbtest.Load(ctx, folder, "art", "tester")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := wandbtest.New(d, key)
-	defer srv.Close()
-	var listings atomic.Int64
-	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path == "/graphql" {
-			b, _ := io.ReadAll(r.Body)
-			r.Body = io.NopCloser(bytes.NewReader(b))
-			if bytes.Contains(b, []byte("query RunContents")) && listings.Add(1) == 1 {
-				srv.SetURLTTL(-time.Second)
-			} else {
-				srv.SetURLTTL(0)
-			}
-		}
-		return false
-	})
-	cloud, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "art", APIKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	folder, cloud, listings := expiringURLs(t, "query RunContents")
 	ref := schema.Ref{System: wandbcloud.System, ID: "art/runferry-artifacts/artprod1"}
 	var want, got []string
 	for m, err := range folder.Manifests(ctx, ref) {
