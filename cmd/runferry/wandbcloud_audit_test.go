@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -94,34 +92,7 @@ func TestWandbCloudKillThenResumeIntoMLflow(t *testing.T) {
 	mlf := testenv.SharedMLflow(t)
 	prefix := uniquePrefix(t)
 	dst := "mlflow+" + mlf.URL + "?experiment-prefix=" + prefix
-	dir := t.TempDir()
-	bin := testenv.BuildOnce(t, ".")
-	ledger := filepath.Join(dir, "ledger.db")
-	start := time.Now()
-	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, "mlflow+"+mlf.URL+"?experiment-prefix="+uniquePrefix(t), "--no-state", "-q").CombinedOutput(); err != nil {
-		t.Fatalf("probe copy: %v\n%s", err, out)
-	}
-	full := time.Since(start)
-	rng := testenv.Rand(t)
-	kills := 0
-	for range 4 {
-		cmd := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q", "--concurrency", "2")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Int64N(int64(full))))
-		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
-			kills++
-		}
-		_ = cmd.Wait()
-	}
-	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q").CombinedOutput(); err != nil {
-		t.Fatalf("final copy: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "check", loc, dst).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "6 match, 0 differences") {
-		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
-	}
+	killCopiesThenCheck(t, loc, dst, "mlflow+"+mlf.URL+"?experiment-prefix="+uniquePrefix(t), 4)
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: mlf.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -144,5 +115,4 @@ func TestWandbCloudKillThenResumeIntoMLflow(t *testing.T) {
 	if n != 6 {
 		t.Errorf("MLflow holds %d runs of the project, want 6 (none doubled)", n)
 	}
-	t.Logf("%d kills within %v each", kills, full)
 }

@@ -563,18 +563,28 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 	srv, loc := fixtureServer(t, key)
 	srv.SetLimit(0, 20*time.Millisecond)
 	dir := t.TempDir()
-	bin := testenv.BuildOnce(t, ".")
 	archive := "parquet:" + filepath.Join(dir, "archive")
-	ledger := filepath.Join(dir, "ledger.db")
+	killCopiesThenCheck(t, loc, archive, "parquet:"+filepath.Join(dir, "probe"), 6)
+}
+
+// killCopiesThenCheck times one copy of the W&B cloud location loc into
+// probe, then copies loc into dst n times with one ledger, each SIGKILLed
+// at a moment drawn (testenv.Rand) within that time, copies once more to
+// the end and requires check of loc against dst to find the six fixture
+// runs matching.
+func killCopiesThenCheck(t *testing.T, loc, dst, probe string, n int) {
+	t.Helper()
+	bin := testenv.BuildOnce(t, ".")
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
 	start := time.Now()
-	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, "parquet:"+filepath.Join(dir, "probe"), "--no-state", "-q").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, probe, "--no-state", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
 	rng := testenv.Rand(t)
 	kills := 0
-	for range 6 {
-		cmd := exec.Command(bin, "copy", "--accept-gaps", loc, archive, "--state", ledger, "-q", "--concurrency", "2")
+	for range n {
+		cmd := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -584,10 +594,10 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 		}
 		_ = cmd.Wait()
 	}
-	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, archive, "--state", ledger, "-q").CombinedOutput(); err != nil {
+	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q").CombinedOutput(); err != nil {
 		t.Fatalf("final copy: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "check", loc, archive).CombinedOutput()
+	out, err := exec.Command(bin, "check", loc, dst).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "6 match, 0 differences") {
 		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
 	}
