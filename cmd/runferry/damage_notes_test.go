@@ -103,6 +103,9 @@ func TestInheritedDamageIsNotNewDamage(t *testing.T) {
 			!strings.Contains(last, ", 1 run with inherited damage notes") || !strings.Contains(last, leg.copied) {
 			t.Errorf("%s: exit %d, want 0, the note named as inherited and counted, not as damage\n%s%s", leg.name, code, out, errOut)
 		}
+		if b, err := matchReportSchema(t, path); err != nil {
+			t.Errorf("%s: the report does not match docs/report.schema.json: %v\n%s", leg.name, err, b)
+		}
 		if rep.Totals.Damaged != 0 || rep.Totals.InheritedDamage != 1 {
 			t.Errorf("%s: report counts %d damaged, %d with inherited notes; want 0 and 1", leg.name, rep.Totals.Damaged, rep.Totals.InheritedDamage)
 		}

@@ -88,8 +88,22 @@ func TestReportsMatchTheSchema(t *testing.T) {
 		t.Fatalf("the appending sync's report: %+v (%v), want one run appended with 10 new points and 20 kept", app, err)
 	}
 
-	schema := filepath.Join(testenv.RepoRoot(t), "docs", "report.schema.json")
-	script := `
+	if b, err := matchReportSchema(t, filepath.Join(dir, "copy.json"), filepath.Join(dir, "dry-run.json"), failed, appended); err != nil {
+		t.Fatalf("reports do not match docs/report.schema.json: %v\n%s", err, b)
+	}
+	// And a document the schema must refuse, so the check is not vacuous.
+	bogus := filepath.Join(dir, "bogus.json")
+	b, _ := os.ReadFile(filepath.Join(dir, "copy.json"))
+	os.WriteFile(bogus, []byte(strings.Replace(string(b), `"format_version": 1`, `"format_version": 1, "undocumented": true`, 1)), 0o644)
+	if out, err := matchReportSchema(t, bogus); err == nil {
+		t.Fatalf("the schema accepted an undocumented field:\n%s", out)
+	}
+}
+
+// reportSchemaScript validates the JSON files named after the schema
+// (sys.argv[1]) with jsonschema's Draft 2020-12 validator, printing each
+// error; it exits 1 when any file does not match.
+const reportSchemaScript = `
 import json, sys, jsonschema
 schema = json.load(open(sys.argv[1]))
 jsonschema.Draft202012Validator.check_schema(schema)
@@ -101,18 +115,14 @@ for path in sys.argv[2:]:
         print(path, "/".join(str(p) for p in e.absolute_path), e.message)
 sys.exit(1 if bad else 0)
 `
-	cmd := exec.Command(testenv.Python(t), "-c", script, schema,
-		filepath.Join(dir, "copy.json"), filepath.Join(dir, "dry-run.json"), failed, appended)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("reports do not match docs/report.schema.json: %v\n%s", err, b)
-	}
-	// And a document the schema must refuse, so the check is not vacuous.
-	bogus := filepath.Join(dir, "bogus.json")
-	b, _ := os.ReadFile(filepath.Join(dir, "copy.json"))
-	os.WriteFile(bogus, []byte(strings.Replace(string(b), `"format_version": 1`, `"format_version": 1, "undocumented": true`, 1)), 0o644)
-	if out, err := exec.Command(testenv.Python(t), "-c", script, schema, bogus).CombinedOutput(); err == nil {
-		t.Fatalf("the schema accepted an undocumented field:\n%s", out)
-	}
+
+// matchReportSchema checks the job reports at paths against
+// docs/report.schema.json (with the venv's jsonschema), returning the
+// validator's output and an error when one does not match.
+func matchReportSchema(t *testing.T, paths ...string) ([]byte, error) {
+	t.Helper()
+	schema := filepath.Join(testenv.RepoRoot(t), "docs", "report.schema.json")
+	return exec.Command(testenv.Python(t), append([]string{"-c", reportSchemaScript, schema}, paths...)...).CombinedOutput()
 }
 
 // TestJSONSummaryOnStdout: with --log-format json, stdout holds exactly one
