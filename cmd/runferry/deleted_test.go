@@ -44,8 +44,8 @@ func TestIncludeDeleted(t *testing.T) {
 
 	without := "parquet:" + filepath.Join(dir, "without")
 	code, out, errOut := runCLI(t, "copy", "--accept-gaps", store, without, "--no-state")
-	if code != 0 || !strings.Contains(out, "copied 1 run") || !strings.Contains(out+errOut, "1 source: deleted runs left out") ||
-		!strings.Contains(out+errOut, "1 source: deleted experiments left out") {
+	if code != 0 || !strings.Contains(out, "copied 1 run") || !strings.Contains(out+errOut, "not as given: source: deleted runs left out (add ?deleted=true to copy them): 1\n") ||
+		!strings.Contains(out+errOut, "not as given: source: deleted experiments left out (add ?deleted=true to copy them): 1\n") {
 		t.Fatalf("copy without --include-deleted: exit %d\n%s\n%s", code, out, errOut)
 	}
 	if code, out, errOut = runCLI(t, "check", store, without); code != 0 || !strings.Contains(out, "1 match, 0 differences") {

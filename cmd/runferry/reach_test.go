@@ -50,7 +50,7 @@ func TestUnreachableOrWrongServer(t *testing.T) {
 		{"copy from a closed port", []string{"copy", "--accept-gaps", loc["closed"], "parquet:" + t.TempDir(), "--no-state"},
 			[]string{"runferry: source " + loc["closed"] + ": ", refused}},
 		{"ls of a closed port", []string{"ls", loc["closed"]}, []string{"runferry: ", refused}},
-		{"check against a closed port", []string{"check", fixtures, loc["closed"]}, []string{"runferry: destination: ", refused}},
+		{"check against a closed port", []string{"check", fixtures, loc["closed"]}, []string{"runferry: destination " + loc["closed"] + ": ", refused}},
 		{"copy to a login page", []string{"copy", "--accept-gaps", fixtures, loc["login"], "--no-state"},
 			[]string{"runferry: destination " + loc["login"] + ": ", "200 OK, text/html; charset=utf-8, not an MLflow answer: \"<!DOCTYPE html>", "this looks like a login page"}},
 		{"copy to a proxy's 502", []string{"copy", "--accept-gaps", fixtures, loc["proxy"], "--no-state"},

@@ -28,7 +28,7 @@ func TestTensorBoardToParquetAndMLflow(t *testing.T) {
 	if code != 3 || !strings.Contains(all, "copied 7 runs (212 points, 3 files,") ||
 		!strings.Contains(all, "damaged/crc/events.out.tfevents.") || !strings.Contains(all, "record data checksum mismatch") ||
 		!strings.Contains(all, "damaged/truncated/events.out.tfevents.") || !strings.Contains(all, "truncated record") ||
-		!strings.Contains(all, "1 source: tensorboard pr_curves plugin summaries") {
+		!strings.Contains(all, "not as given: source: tensorboard pr_curves plugin summaries: 1\n") {
 		t.Fatalf("copy to the archive: exit %d, want 3 naming the damage and the pr_curves summary\n%s", code, all)
 	}
 	// Again: the damaged runs are read again (nothing vouches for what was
