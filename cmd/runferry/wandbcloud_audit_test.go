@@ -10,7 +10,6 @@ import (
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
-	"github.com/runferry/runferry/sources/wandbdir"
 )
 
 // TestCopyWandbCloudFixturesToMLflow: the fixtures' project read through
@@ -47,15 +46,7 @@ func TestCopyWandbCloudFixturesToMLflow(t *testing.T) {
 func TestCopyWandbCloudIncludeListsOnlyItsProjects(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
-	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixtureData(t)
 	p := d.Projects[0]
 	// A second project holding two of the runs (not the one that logged
 	// an artifact: the server keeps its files under the first project).

@@ -27,15 +27,7 @@ import (
 // wandbServer serves the W&B fixtures through the W&B API test server.
 func wandbServer(t *testing.T, key string) string {
 	t.Helper()
-	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixtureData(t)
 	srv := wandbtest.New(d, key)
 	t.Cleanup(srv.Close)
 	return "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
@@ -198,15 +190,7 @@ func checkFolderAgainstCloud(t *testing.T, src, dst string) {
 func TestLsWandbEntity(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
-	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixtureData(t)
 	// A second project holding two of the runs, created a day later.
 	p := d.Projects[0]
 	d.Projects = append(d.Projects, &wandbtest.Project{Name: "b-small", CreatedAt: p.CreatedAt.Add(24 * time.Hour), Runs: p.Runs[:2]})
@@ -261,15 +245,7 @@ fixture-entity/runferry-fixtures  wandb:fixture-entity/runferry-fixtures  %s  6
 func TestDryRunWandbCloudEstimates(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
-	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixtureData(t)
 	srv := wandbtest.New(d, key)
 	t.Cleanup(srv.Close)
 	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
@@ -445,15 +421,7 @@ func TestWandbCloudBadLocations(t *testing.T) {
 func TestWandbCloudRateLimited(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
-	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer src.Close()
-	d, err := wandbtest.Load(context.Background(), src, "fixture-entity", "tester")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := fixtureData(t)
 	wandbtest.ExportFixtures(d)
 	srv := wandbtest.New(d, key)
 	t.Cleanup(srv.Close)
@@ -504,9 +472,9 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	}
 }
 
-// fixtureServer serves the W&B fixtures, with parquet history exports
-// (wandbtest.ExportFixtures), through the W&B API test server.
-func fixtureServer(t *testing.T, key string) (*wandbtest.Server, string) {
+// fixtureData reads the W&B fixture folders (testdata/wandb/fixtures) into
+// the W&B API test server's data, as the entity fixture-entity.
+func fixtureData(t *testing.T) *wandbtest.Data {
 	t.Helper()
 	src, err := wandbdir.New(wandbdir.Config{Root: filepath.Join(testenv.RepoRoot(t), "testdata/wandb/fixtures"), CrashedAfter: 1})
 	if err != nil {
@@ -517,6 +485,14 @@ func fixtureServer(t *testing.T, key string) (*wandbtest.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// fixtureServer serves the W&B fixtures, with parquet history exports
+// (wandbtest.ExportFixtures), through the W&B API test server.
+func fixtureServer(t *testing.T, key string) (*wandbtest.Server, string) {
+	t.Helper()
+	d := fixtureData(t)
 	wandbtest.ExportFixtures(d)
 	srv := wandbtest.New(d, key)
 	t.Cleanup(srv.Close)
