@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -529,7 +531,9 @@ func TestWandbCloudRunDeletedMidExport(t *testing.T) {
 
 // TestWandbCloudKillThenResume: the real binary copying from the W&B test
 // server (exports, a latency of 20 ms a request) is SIGKILLed at seeded
-// random moments; a final re-run completes and check passes.
+// random moments (the first at a random download of run data), at least
+// one of them while runs were being copied; a final re-run completes and
+// check passes.
 func TestWandbCloudKillThenResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it")
@@ -540,35 +544,78 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 	srv.SetLimit(0, 20*time.Millisecond)
 	dir := t.TempDir()
 	archive := "parquet:" + filepath.Join(dir, "archive")
-	killCopiesThenCheck(t, loc, archive, "parquet:"+filepath.Join(dir, "probe"), 6)
+	killCopiesThenCheck(t, srv, loc, archive, "parquet:"+filepath.Join(dir, "probe"), 6)
 }
 
-// killCopiesThenCheck times one copy of the W&B cloud location loc into
-// probe, then copies loc into dst n times with one ledger, each SIGKILLed
-// at a moment drawn (testenv.Rand) within that time, copies once more to
-// the end and requires check of loc against dst to find the six fixture
-// runs matching.
-func killCopiesThenCheck(t *testing.T, loc, dst, probe string, n int) {
+// killCopiesThenCheck times one copy of the W&B cloud location loc
+// (served by srv) into probe, counting the downloads of run data
+// (exports, run files, artifacts) it asks srv for; then copies loc into
+// dst n times with one ledger, each SIGKILLed: the first when srv is asked
+// for the k-th download of that copy (k drawn within the probe's count),
+// the others at a moment drawn within the probe's time (testenv.Rand);
+// then copies once more to the end and requires check of loc against dst
+// to find the six fixture runs matching. It requires that at least one
+// kill landed while runs were being copied: the process died of the
+// signal (it had not ended), srv had been asked for run data by that
+// copy, and the ledger held fewer than the six runs committed after it.
+func killCopiesThenCheck(t *testing.T, srv *wandbtest.Server, loc, dst, probe string, n int) {
 	t.Helper()
 	bin := testenv.BuildOnce(t, ".")
 	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	var fetched, trip atomic.Int64 // run-data downloads asked of srv; the one to kill at (0: none)
+	var running atomic.Pointer[os.Process]
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && r.URL.Path != "/graphql" {
+			if k := fetched.Add(1); k == trip.Load() {
+				if p := running.Load(); p != nil {
+					p.Signal(syscall.SIGKILL)
+				}
+			}
+		}
+		return false
+	})
 	start := time.Now()
 	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, probe, "--no-state", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
+	downloads := fetched.Load()
+	if downloads < 2 {
+		t.Fatalf("the probe copy asked for %d downloads of run data", downloads)
+	}
 	rng := testenv.Rand(t)
-	kills := 0
-	for range n {
+	kills, midCopy := 0, 0
+	for i := range n {
+		fetched.Store(0)
+		trip.Store(0)
+		if i == 0 {
+			trip.Store(1 + rng.Int64N(downloads))
+		}
 		cmd := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q", "--concurrency", "2")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(full))))
-		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
-			kills++
+		running.Store(cmd.Process)
+		if i > 0 {
+			time.Sleep(time.Duration(rng.Int64N(int64(full))))
+			cmd.Process.Signal(syscall.SIGKILL)
 		}
 		_ = cmd.Wait()
+		running.Store(nil)
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		committed := committedRuns(t, ledger)
+		mid := ws.Signaled() && fetched.Load() > 0 && committed >= 0 && committed < 6
+		if ws.Signaled() {
+			kills++
+		}
+		if mid {
+			midCopy++
+		}
+		t.Logf("copy %d: killed %v (after %d of the probe's %d downloads; at download %d when set), %d runs committed after it: mid-copy %v",
+			i+1, ws.Signaled(), fetched.Load(), downloads, trip.Load(), committed, mid)
+	}
+	if midCopy == 0 {
+		t.Errorf("none of the %d kills landed while runs were being copied", kills)
 	}
 	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q").CombinedOutput(); err != nil {
 		t.Fatalf("final copy: %v\n%s", err, out)
@@ -577,7 +624,34 @@ func killCopiesThenCheck(t *testing.T, loc, dst, probe string, n int) {
 	if err != nil || !strings.Contains(string(out), "6 match, 0 differences") {
 		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
 	}
-	t.Logf("%d kills within %v each", kills, full)
+	t.Logf("%d kills (%d mid-copy), the timed ones within %v each", kills, midCopy, full)
+}
+
+// committedRuns is the number of runs the ledger file at path holds as
+// committed (it holds one job), 0 when the file or its table is not
+// there yet (a copy killed before it made them), -1 when it cannot be
+// read.
+func committedRuns(t *testing.T, path string) int {
+	t.Helper()
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return 0
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Logf("ledger %s: %v", path, err)
+		return -1
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type='table' AND name='runs'`).Scan(&tables); err != nil || tables == 0 {
+		return 0
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM runs WHERE status='committed'`).Scan(&n); err != nil {
+		t.Logf("ledger %s: %v", path, err)
+		return -1
+	}
+	return n
 }
 
 // TestWandbCloudArtifacts: a W&B project whose run logged W&B Artifacts
