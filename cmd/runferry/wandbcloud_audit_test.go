@@ -85,7 +85,7 @@ func TestWandbCloudKillThenResumeIntoMLflow(t *testing.T) {
 	mlf := testenv.SharedMLflow(t)
 	prefix := uniquePrefix(t)
 	dst := "mlflow+" + mlf.URL + "?experiment-prefix=" + prefix
-	killCopiesThenCheck(t, srv, loc, dst, "mlflow+"+mlf.URL+"?experiment-prefix="+uniquePrefix(t), 4)
+	killCopiesThenCheck(t, srv, loc, dst, "mlflow+"+mlf.URL+"?experiment-prefix=probe-"+prefix, 4)
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: mlf.URL})
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -592,6 +593,8 @@ func killCopiesThenCheck(t *testing.T, srv *wandbtest.Server, loc, dst, probe st
 			trip.Store(1 + rng.Int64N(downloads))
 		}
 		cmd := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q", "--concurrency", "2")
+		var output bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &output, &output
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -613,6 +616,9 @@ func killCopiesThenCheck(t *testing.T, srv *wandbtest.Server, loc, dst, probe st
 		}
 		t.Logf("copy %d: killed %v (after %d of the probe's %d downloads; at download %d when set), %d runs committed after it: mid-copy %v",
 			i+1, ws.Signaled(), fetched.Load(), downloads, trip.Load(), committed, mid)
+		if !ws.Signaled() {
+			t.Logf("copy %d ended by itself, exit %d:\n%s", i+1, ws.ExitStatus(), output.Bytes())
+		}
 	}
 	if midCopy == 0 {
 		t.Errorf("none of the %d kills landed while runs were being copied", kills)
