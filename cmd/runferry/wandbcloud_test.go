@@ -418,9 +418,11 @@ func TestWandbCloudBadLocations(t *testing.T) {
 }
 
 // TestWandbCloudRateLimited: against a server that rate-limits (a bucket
-// of 6 requests refilled at 6/s), a copy with --rate 30 never sends
-// requests faster than 30 a second, says on stderr that it waits on the server
-// and why, and arrives whole (check passes).
+// of 6 requests refilled at 6/s), a copy with --rate 30 says on stderr
+// that it waits on the server and why, and arrives whole (check passes);
+// against a server that does not, a copy with --rate 10 is held by the cap
+// alone. In both, the server never receives requests faster than the cap
+// from the copy's start (paced).
 func TestWandbCloudRateLimited(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
@@ -437,8 +439,16 @@ func TestWandbCloudRateLimited(t *testing.T) {
 		mu.Unlock()
 		return false
 	})
+	arrivals := func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		out := times
+		times = nil
+		return out
+	}
 	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+	start := time.Now()
 	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, archive, "--rate", "30", "--state", filepath.Join(t.TempDir(), "l.db"))
 	if code != 0 || !strings.Contains(out, "copied 6 runs") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
@@ -449,21 +459,7 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	if !strings.Contains(errOut, "waiting on the server") || !(strings.Contains(errOut, "RateLimit-Remaining 0") || strings.Contains(errOut, "429 Too Many Requests")) {
 		t.Errorf("stderr does not say it waits on the server and why:\n%s", errOut)
 	}
-	mu.Lock()
-	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	// Any 10 consecutive requests span 9/30 s when paced; on a loaded
-	// machine the server's handler may see paced requests bunched by
-	// scheduling delays, so the bound is half that (unpaced, 10 requests
-	// arrive within a few milliseconds).
-	for i := 0; i+9 < len(times); i++ {
-		if span := times[i+9].Sub(times[i]); span < 150*time.Millisecond {
-			t.Errorf("requests %d to %d arrived within %v under --rate 30", i, i+9, span)
-			break
-		}
-	}
-	n := len(times)
-	mu.Unlock()
-	if n < 15 {
+	if n := checkPaced(t, start, arrivals(), 30); n < 15 {
 		t.Errorf("only %d requests", n)
 	}
 	code, out, errOut = runCLI(t, "check", loc, archive, "--rate", "30")
@@ -473,6 +469,55 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	if code, _, errOut = runCLI(t, "ls", loc, "--rate", "-1"); code != 2 {
 		t.Errorf("--rate -1: exit %d\n%s", code, errOut)
 	}
+
+	// The cap alone: a server without limits, a copy whose requests
+	// (queries and downloads) would come much faster than 10 a second.
+	srv.SetLimit(0, 0)
+	arrivals()
+	start = time.Now()
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", loc, "parquet:"+filepath.Join(t.TempDir(), "capped"), "--rate", "10", "--no-state")
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("copy --rate 10: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := checkPaced(t, start, arrivals(), 10); n < 25 {
+		t.Errorf("only %d requests under --rate 10", n)
+	}
+}
+
+// checkPaced requires that requests arriving at times (as the server saw
+// them) were paced at rate a second from start, the moment before the
+// client was started: the k-th arrival (from 0) no earlier than k times
+// the cap's spacing after start. A pacer sends the k-th request no
+// earlier than that, and a loaded machine only delays a request between
+// the pacer and the server, never advances it, so the bound holds
+// whatever the load. A pacer faster than the cap by a factor f is caught
+// when the copy was held by the cap enough: with s the time it was not
+// (its work before its first request and between requests), the k-th
+// request then arrives at about s + k/(f rate), before the bound once
+// k/rate (1 - 1/f) > s; the highest rate reached from start, which it
+// logs, tells how much room there was (above 83% of the cap, a pacer off
+// by 1.25x fails). It returns the number of requests.
+func checkPaced(t *testing.T, start time.Time, times []time.Time, rate float64) int {
+	t.Helper()
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	gap := time.Duration(float64(time.Second) / rate)
+	most := 0.0 // the highest rate from start to an arrival, as a fraction of the cap
+	for k, tm := range times {
+		bound := time.Duration(k) * gap
+		if tm.Sub(start) < bound {
+			t.Errorf("under --rate %v: request %d of %d arrived %v after the copy started, before %v (%d x 1/%v s)",
+				rate, k+1, len(times), tm.Sub(start), bound, k, rate)
+			return len(times)
+		}
+		if k > 0 {
+			most = max(most, float64(bound)/float64(tm.Sub(start)))
+		}
+	}
+	if len(times) > 0 {
+		t.Logf("under --rate %v: %d requests in %v, at most %.0f%% of the cap's rate from the start to a request",
+			rate, len(times), times[len(times)-1].Sub(start), 100*most)
+	}
+	return len(times)
 }
 
 // fixtureData reads the W&B fixture folders (testdata/wandb/fixtures) into
