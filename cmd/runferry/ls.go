@@ -116,7 +116,11 @@ the run counts the server keeps; --runs lists its runs.`,
 				exps++
 				runs := src.Runs(ctx, e.Origin)
 				light := false
-				if hl, ok := src.(sources.HeaderLister); ok && noCount {
+				if rf, ok := src.(sources.RunFilterer); ok && (len(filter.RunIDs) > 0 || !filter.Since.IsZero() || !filter.Until.IsZero()) {
+					// --run/--since/--until asked of the server (W&B's run
+					// filters), as copy asks; filter.Run still decides.
+					runs = rf.FilteredRuns(ctx, e.Origin, sources.RunFilter{RunIDs: filter.RunIDs, Since: filter.Since, Until: filter.Until})
+				} else if hl, ok := src.(sources.HeaderLister); ok && noCount {
 					runs, light = hl.RunHeaders(ctx, e.Origin), true
 				}
 				for r, err := range runs {

@@ -69,7 +69,9 @@ func TestCopyWandbCloudIncludeListsOnlyItsProjects(t *testing.T) {
 
 // TestWandbCloudKillThenResumeIntoMLflow: the real binary copying the
 // fixtures' project from the W&B test server (exports, 20 ms a request)
-// into a real MLflow server is SIGKILLed at seeded random moments; a final
+// into a real MLflow server is SIGKILLed at seeded random moments (the
+// first at a random download of run data; at least one kill while runs
+// were being copied: see killCopiesThenCheck); a final
 // re-run completes, check passes, and MLflow holds each run once, none
 // deleted (a run killed mid-copy is continued, not copied again).
 func TestWandbCloudKillThenResumeIntoMLflow(t *testing.T) {
@@ -83,7 +85,7 @@ func TestWandbCloudKillThenResumeIntoMLflow(t *testing.T) {
 	mlf := testenv.SharedMLflow(t)
 	prefix := uniquePrefix(t)
 	dst := "mlflow+" + mlf.URL + "?experiment-prefix=" + prefix
-	killCopiesThenCheck(t, loc, dst, "mlflow+"+mlf.URL+"?experiment-prefix="+uniquePrefix(t), 4)
+	killCopiesThenCheck(t, srv, loc, dst, "mlflow+"+mlf.URL+"?experiment-prefix=probe-"+prefix, 4)
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: mlf.URL})
 	if err != nil {
 		t.Fatal(err)

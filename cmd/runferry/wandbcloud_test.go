@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -13,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -415,9 +418,11 @@ func TestWandbCloudBadLocations(t *testing.T) {
 }
 
 // TestWandbCloudRateLimited: against a server that rate-limits (a bucket
-// of 6 requests refilled at 6/s), a copy with --rate 30 never sends
-// requests faster than 30 a second, says on stderr that it waits on the server
-// and why, and arrives whole (check passes).
+// of 6 requests refilled at 6/s), a copy with --rate 30 says on stderr
+// that it waits on the server and why, and arrives whole (check passes);
+// against a server that does not, a copy with --rate 10 is held by the cap
+// alone. In both, the server never receives requests faster than the cap
+// from the copy's start (paced).
 func TestWandbCloudRateLimited(t *testing.T) {
 	const key = "0123456789abcdef0123456789abcdef01234567"
 	t.Setenv("WANDB_API_KEY", key)
@@ -434,8 +439,16 @@ func TestWandbCloudRateLimited(t *testing.T) {
 		mu.Unlock()
 		return false
 	})
+	arrivals := func() []time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		out := times
+		times = nil
+		return out
+	}
 	loc := "wandb+http://" + strings.TrimPrefix(srv.URL, "http://") + "/fixture-entity"
 	archive := "parquet:" + filepath.Join(t.TempDir(), "archive")
+	start := time.Now()
 	code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, archive, "--rate", "30", "--state", filepath.Join(t.TempDir(), "l.db"))
 	if code != 0 || !strings.Contains(out, "copied 6 runs") {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
@@ -446,21 +459,7 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	if !strings.Contains(errOut, "waiting on the server") || !(strings.Contains(errOut, "RateLimit-Remaining 0") || strings.Contains(errOut, "429 Too Many Requests")) {
 		t.Errorf("stderr does not say it waits on the server and why:\n%s", errOut)
 	}
-	mu.Lock()
-	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
-	// Any 10 consecutive requests span 9/30 s when paced; on a loaded
-	// machine the server's handler may see paced requests bunched by
-	// scheduling delays, so the bound is half that (unpaced, 10 requests
-	// arrive within a few milliseconds).
-	for i := 0; i+9 < len(times); i++ {
-		if span := times[i+9].Sub(times[i]); span < 150*time.Millisecond {
-			t.Errorf("requests %d to %d arrived within %v under --rate 30", i, i+9, span)
-			break
-		}
-	}
-	n := len(times)
-	mu.Unlock()
-	if n < 15 {
+	if n := checkPaced(t, start, arrivals(), 30); n < 15 {
 		t.Errorf("only %d requests", n)
 	}
 	code, out, errOut = runCLI(t, "check", loc, archive, "--rate", "30")
@@ -470,6 +469,55 @@ func TestWandbCloudRateLimited(t *testing.T) {
 	if code, _, errOut = runCLI(t, "ls", loc, "--rate", "-1"); code != 2 {
 		t.Errorf("--rate -1: exit %d\n%s", code, errOut)
 	}
+
+	// The cap alone: a server without limits, a copy whose requests
+	// (queries and downloads) would come much faster than 10 a second.
+	srv.SetLimit(0, 0)
+	arrivals()
+	start = time.Now()
+	code, out, errOut = runCLI(t, "copy", "--accept-gaps", loc, "parquet:"+filepath.Join(t.TempDir(), "capped"), "--rate", "10", "--no-state")
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("copy --rate 10: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if n := checkPaced(t, start, arrivals(), 10); n < 25 {
+		t.Errorf("only %d requests under --rate 10", n)
+	}
+}
+
+// checkPaced requires that requests arriving at times (as the server saw
+// them) were paced at rate a second from start, the moment before the
+// client was started: the k-th arrival (from 0) no earlier than k times
+// the cap's spacing after start. A pacer sends the k-th request no
+// earlier than that, and a loaded machine only delays a request between
+// the pacer and the server, never advances it, so the bound holds
+// whatever the load. A pacer faster than the cap by a factor f is caught
+// when the copy was held by the cap enough: with s the time it was not
+// (its work before its first request and between requests), the k-th
+// request then arrives at about s + k/(f rate), before the bound once
+// k/rate (1 - 1/f) > s; the highest rate reached from start, which it
+// logs, tells how much room there was (above 83% of the cap, a pacer off
+// by 1.25x fails). It returns the number of requests.
+func checkPaced(t *testing.T, start time.Time, times []time.Time, rate float64) int {
+	t.Helper()
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	gap := time.Duration(float64(time.Second) / rate)
+	most := 0.0 // the highest rate from start to an arrival, as a fraction of the cap
+	for k, tm := range times {
+		bound := time.Duration(k) * gap
+		if tm.Sub(start) < bound {
+			t.Errorf("under --rate %v: request %d of %d arrived %v after the copy started, before %v (%d x 1/%v s)",
+				rate, k+1, len(times), tm.Sub(start), bound, k, rate)
+			return len(times)
+		}
+		if k > 0 {
+			most = max(most, float64(bound)/float64(tm.Sub(start)))
+		}
+	}
+	if len(times) > 0 {
+		t.Logf("under --rate %v: %d requests in %v, at most %.0f%% of the cap's rate from the start to a request",
+			rate, len(times), times[len(times)-1].Sub(start), 100*most)
+	}
+	return len(times)
 }
 
 // fixtureData reads the W&B fixture folders (testdata/wandb/fixtures) into
@@ -529,7 +577,9 @@ func TestWandbCloudRunDeletedMidExport(t *testing.T) {
 
 // TestWandbCloudKillThenResume: the real binary copying from the W&B test
 // server (exports, a latency of 20 ms a request) is SIGKILLed at seeded
-// random moments; a final re-run completes and check passes.
+// random moments (the first at a random download of run data), at least
+// one of them while runs were being copied; a final re-run completes and
+// check passes.
 func TestWandbCloudKillThenResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and kills it")
@@ -540,35 +590,83 @@ func TestWandbCloudKillThenResume(t *testing.T) {
 	srv.SetLimit(0, 20*time.Millisecond)
 	dir := t.TempDir()
 	archive := "parquet:" + filepath.Join(dir, "archive")
-	killCopiesThenCheck(t, loc, archive, "parquet:"+filepath.Join(dir, "probe"), 6)
+	killCopiesThenCheck(t, srv, loc, archive, "parquet:"+filepath.Join(dir, "probe"), 6)
 }
 
-// killCopiesThenCheck times one copy of the W&B cloud location loc into
-// probe, then copies loc into dst n times with one ledger, each SIGKILLed
-// at a moment drawn (testenv.Rand) within that time, copies once more to
-// the end and requires check of loc against dst to find the six fixture
-// runs matching.
-func killCopiesThenCheck(t *testing.T, loc, dst, probe string, n int) {
+// killCopiesThenCheck times one copy of the W&B cloud location loc
+// (served by srv) into probe, counting the downloads of run data
+// (exports, run files, artifacts) it asks srv for; then copies loc into
+// dst n times with one ledger, each SIGKILLed: the first when srv is asked
+// for the k-th download of that copy (k drawn within the probe's count),
+// the others at a moment drawn within the probe's time (testenv.Rand);
+// then copies once more to the end and requires check of loc against dst
+// to find the six fixture runs matching. It requires that at least one
+// kill landed while runs were being copied: the process died of the
+// signal (it had not ended), srv had been asked for run data by that
+// copy, and the ledger held fewer than the six runs committed after it.
+func killCopiesThenCheck(t *testing.T, srv *wandbtest.Server, loc, dst, probe string, n int) {
 	t.Helper()
 	bin := testenv.BuildOnce(t, ".")
 	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	var fetched, trip atomic.Int64 // run-data downloads asked of srv; the one to kill at (0: none)
+	var running atomic.Pointer[os.Process]
+	srv.Before(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && r.URL.Path != "/graphql" {
+			if k := fetched.Add(1); k == trip.Load() {
+				if p := running.Load(); p != nil {
+					p.Signal(syscall.SIGKILL)
+				}
+			}
+		}
+		return false
+	})
 	start := time.Now()
 	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, probe, "--no-state", "-q").CombinedOutput(); err != nil {
 		t.Fatalf("probe copy: %v\n%s", err, out)
 	}
 	full := time.Since(start)
+	downloads := fetched.Load()
+	if downloads < 2 {
+		t.Fatalf("the probe copy asked for %d downloads of run data", downloads)
+	}
 	rng := testenv.Rand(t)
-	kills := 0
-	for range n {
+	kills, midCopy := 0, 0
+	for i := range n {
+		fetched.Store(0)
+		trip.Store(0)
+		if i == 0 {
+			trip.Store(1 + rng.Int64N(downloads))
+		}
 		cmd := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q", "--concurrency", "2")
+		var output bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &output, &output
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(rng.Int64N(int64(full))))
-		if err := cmd.Process.Signal(syscall.SIGKILL); err == nil {
-			kills++
+		running.Store(cmd.Process)
+		if i > 0 {
+			time.Sleep(time.Duration(rng.Int64N(int64(full))))
+			cmd.Process.Signal(syscall.SIGKILL)
 		}
 		_ = cmd.Wait()
+		running.Store(nil)
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		committed := committedRuns(t, ledger)
+		mid := ws.Signaled() && fetched.Load() > 0 && committed >= 0 && committed < 6
+		if ws.Signaled() {
+			kills++
+		}
+		if mid {
+			midCopy++
+		}
+		t.Logf("copy %d: killed %v (after %d of the probe's %d downloads; at download %d when set), %d runs committed after it: mid-copy %v",
+			i+1, ws.Signaled(), fetched.Load(), downloads, trip.Load(), committed, mid)
+		if !ws.Signaled() {
+			t.Logf("copy %d ended by itself, exit %d:\n%s", i+1, ws.ExitStatus(), output.Bytes())
+		}
+	}
+	if midCopy == 0 {
+		t.Errorf("none of the %d kills landed while runs were being copied", kills)
 	}
 	if out, err := exec.Command(bin, "copy", "--accept-gaps", loc, dst, "--state", ledger, "-q").CombinedOutput(); err != nil {
 		t.Fatalf("final copy: %v\n%s", err, out)
@@ -577,7 +675,34 @@ func killCopiesThenCheck(t *testing.T, loc, dst, probe string, n int) {
 	if err != nil || !strings.Contains(string(out), "6 match, 0 differences") {
 		t.Fatalf("check after %d kills: %v\n%s", kills, err, out)
 	}
-	t.Logf("%d kills within %v each", kills, full)
+	t.Logf("%d kills (%d mid-copy), the timed ones within %v each", kills, midCopy, full)
+}
+
+// committedRuns is the number of runs the ledger file at path holds as
+// committed (it holds one job), 0 when the file or its table is not
+// there yet (a copy killed before it made them), -1 when it cannot be
+// read.
+func committedRuns(t *testing.T, path string) int {
+	t.Helper()
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return 0
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Logf("ledger %s: %v", path, err)
+		return -1
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE type='table' AND name='runs'`).Scan(&tables); err != nil || tables == 0 {
+		return 0
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM runs WHERE status='committed'`).Scan(&n); err != nil {
+		t.Logf("ledger %s: %v", path, err)
+		return -1
+	}
+	return n
 }
 
 // TestWandbCloudArtifacts: a W&B project whose run logged W&B Artifacts
