@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,6 +17,63 @@ import (
 // checkProgressEvery is how often check logs how many runs it has
 // compared, so that a long check is not silent.
 var checkProgressEvery = 5 * time.Second
+
+// checkProgress logs check's progress: after a run when checkProgressEvery
+// passed since the last line, and every checkProgressEvery while one run is
+// being compared (a run of 600,000 points against MLflow takes minutes),
+// so that a line comes at least that often whatever the runs' sizes.
+type checkProgress struct {
+	log   *slog.Logger
+	every time.Duration
+
+	mu                 sync.Mutex
+	checked, differing int
+	logged             time.Time
+}
+
+// runDone is check.Options.Progress: run was compared with diffs differences.
+func (p *checkProgress) runDone(run string, diffs int) {
+	p.log.Debug("checked", "run", run, "differences", diffs)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.checked++
+	p.differing += diffs
+	p.logIfDue(time.Now())
+}
+
+// logIfDue logs a line when every has passed since the last; p.mu is held.
+func (p *checkProgress) logIfDue(now time.Time) {
+	if now.Sub(p.logged) >= p.every {
+		p.logged = now
+		p.log.Info("checking", "runs_checked", p.checked, "differences", p.differing)
+	}
+}
+
+// tick logs a line every p.every while no run finishes, until the returned
+// stop is called (which returns once no line is being logged). With every
+// at zero or below, lines come after runs only.
+func (p *checkProgress) tick() (stop func()) {
+	if p.every <= 0 {
+		return func() {}
+	}
+	done, ended := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(ended)
+		t := time.NewTicker(p.every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				p.mu.Lock()
+				p.logIfDue(now)
+				p.mu.Unlock()
+			}
+		}
+	}()
+	return func() { close(done); <-ended }
+}
 
 func (a *app) checkCmd() *cobra.Command {
 	var (
@@ -64,20 +123,11 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				return err
 			}
 			defer dst.Close()
-			var checked, differing int
-			var logged time.Time
-			progress := func(run string, diffs int) {
-				a.log.Debug("checked", "run", run, "differences", diffs)
-				checked++
-				differing += diffs
-				if now := time.Now(); now.Sub(logged) >= checkProgressEvery {
-					logged = now
-					a.log.Info("checking", "runs_checked", checked, "differences", differing)
-				}
-			}
-			logged = time.Now()
+			p := &checkProgress{log: a.log, every: checkProgressEvery, logged: time.Now()}
+			stop := p.tick()
 			res, err := check.Run(ctx, src, dst, check.Options{Filter: filter, IgnoreFields: ignore,
-				Transform: dropTransform(drop), Progress: progress})
+				Transform: dropTransform(drop), Progress: p.runDone})
+			stop()
 			if err != nil {
 				return nameSide(err, srcLoc, dstLoc)
 			}

@@ -615,6 +615,12 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			if err != nil {
 				return fmt.Errorf("listing files: %w", err)
 			}
+			// As copyArtifacts: the problem as the source gave it, and a
+			// file counted only when it has a body to copy (a file the
+			// source names but cannot give is not copied).
+			if a.Problem != "" {
+				res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
+			}
 			a, left, err := j.opt.Transform.Artifact(ctx, a)
 			if err != nil {
 				return fmt.Errorf("file %s: %w", a.Path, err)
@@ -622,12 +628,12 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			for _, item := range left {
 				addCoverage(res, item+" left out by "+j.opt.Transform.String()+" (not copied)", 1)
 			}
+			if a.Open == nil {
+				continue
+			}
 			res.Files++
 			if a.Size > 0 {
 				res.Bytes += a.Size
-			}
-			if a.Problem != "" {
-				res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
 			}
 		}
 	}
