@@ -38,9 +38,10 @@ import (
 // Downloads from signed URLs (parquet history exports, run and artifact
 // files in cloud storage) do not take slots of that limit: storage is not
 // the API server, and a download waits mostly on latency, which only
-// more of them at once hides (1,000 exports at 100 ms each, 8 at once,
-// were 12.5 s of a copy's wall time: docs/BENCHMARKS.md). They are held to
-// at most MaxDownloads at once instead, a fixed bound. A file fetched from
+// more of them at once hides (1,000 exports of 100 ms each, at most 8 at
+// once, took 20 s of a copy's transfer for 6 s of CPU: docs/BENCHMARKS.md,
+// "W&B cloud"). They are held to at most MaxDownloads at once instead, a
+// fixed bound. A file fetched from
 // the API's own host with the API key (a run file's url) is a request to
 // the API and takes an API slot.
 
