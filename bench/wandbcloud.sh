@@ -6,11 +6,24 @@
 # wandb SDK's scan_history loop over the same runs (bench/py/
 # wandb_cloud_scan.py), the same runferry copy with the limit and latency
 # lifted (the machine's own cost of the export), and the lower bound the
-# rate limit and latency set: the (1 + ceil(runs/50)) GraphQL requests any
+# rate limit and latency set (wc_bound below): the N GraphQL requests any
 # full export needs (the project and the runs listing pages, which carry
 # each run's parquetHistory, files and artifacts: see docs/WANDB-CLOUD.md
-# "Requests per run"), less the server's initial bucket of
-# BENCH_WANDB_CLOUD_RATE requests, at the rate, plus one latency.
+# "Requests per run"; plus, for runs with system metrics or console lines,
+# one request a run for each), whichever is longer of (N less the server's
+# initial bucket of BENCH_WANDB_CLOUD_RATE requests) at the rate plus one
+# latency, and the listing pages one after the other (each page's cursor is
+# in the answer before it: (1 + pages) latencies) plus one download's
+# latency.
+# Every runferry copy is a first job with a fresh ledger (--state), as a
+# user's first export is: it asks each listing page once, in export form
+# (--no-state would ask each page twice: docs/WANDB-CLOUD.md).
+# Where the rate limit binds (bench wandb-cloud-bound): a second server of
+# BENCH_WANDB_CLOUD_BIND_RUNS runs (default 1000) of
+# BENCH_WANDB_CLOUD_BIND_STEPS steps (default 100) with
+# BENCH_WANDB_CLOUD_BIND_EVENTS system-metrics rows each (default 10: one
+# events request a run, as for every run the SDK's default system monitor
+# wrote), the same rate and latency, runferry against its lower bound.
 # The server makes the histories on demand (wandbtest.Generated), so the
 # issue's size runs with the server's memory flat.
 # The SDK side reads only the first BENCH_WANDB_CLOUD_SDK_RUNS runs (a
@@ -45,11 +58,15 @@ WC_KEY=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' 
 WC_LOC="wandb+http://${WC_URL#http://}/bench/bench"
 WC_SUB="wandb+http://${WC_URL#http://}/bench/subset"
 # The lower bounds, recorded as sides of their own (no program runs).
-wc_bound() { # bench runs
-	local b
-	b=$("$PY" -c 'import math,sys; r,rate,lat=int(sys.argv[1]),float(sys.argv[2]),sys.argv[3]; lat=float(lat[:-2])/1000 if lat.endswith("ms") else float(lat.rstrip("s")); print(max(1+math.ceil(r/50)-math.floor(rate),0)/rate+lat)' "$2" "$WC_RATE" "$WC_LATENCY")
-	echo "{\"requests\": $((1 + ($2 + 49) / 50))}" >"$WC/bound.json"
-	"$PY" bench/py/report.py record "$RESULTS" "$1" lower-bound 1 "$b" 0 "$WC/bound.json" "((1 + ceil($2/50)) requests - a bucket of $WC_RATE) / $WC_RATE per s + $WC_LATENCY"
+wc_bound() { # bench runs [requests per run]
+	local b per=${3:-0}
+	b=$("$PY" -c 'import math,sys
+r,per,rate,lat=int(sys.argv[1]),int(sys.argv[2]),float(sys.argv[3]),sys.argv[4]
+lat=float(lat[:-2])/1000 if lat.endswith("ms") else float(lat.rstrip("s"))
+n=1+math.ceil(r/50)+per*r
+print(max(max(n-math.floor(rate),0)/rate+lat, (1+math.ceil(r/50))*lat+lat))' "$2" "$per" "$WC_RATE" "$WC_LATENCY")
+	echo "{\"requests\": $((1 + ($2 + 49) / 50 + per * $2))}" >"$WC/bound.json"
+	"$PY" bench/py/report.py record "$RESULTS" "$1" lower-bound 1 "$b" 0 "$WC/bound.json" "max(((1 + ceil($2/50) + $per x $2) requests - a bucket of $WC_RATE) / $WC_RATE per s + $WC_LATENCY, (1 + ceil($2/50)) listing requests one after the other + a download, $WC_LATENCY each)"
 }
 wc_bound wandb-cloud "$WC_RUNS"
 wc_bound wandb-cloud-sdk "$WC_SDK_RUNS"
@@ -63,24 +80,49 @@ for rep in $(seq "$WC_REPEAT"); do
 		rm -rf "$WC/sdk-cache-$rep"
 	}
 	ours() {
-		rm -rf "$WC/archive"
+		rm -rf "$WC/archive" "$WC/archive.ledger"
 		measure wandb-cloud-sdk runferry-copy "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/archive" -- \
-			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_SUB" "parquet:$WC/archive" --no-state -q
+			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_SUB" "parquet:$WC/archive" --state "$WC/archive.ledger" -q
 		log "server counters after runferry (subset):"; wc_stats
-		rm -rf "$WC/archive"
+		rm -rf "$WC/archive" "$WC/archive.ledger"
 		measure wandb-cloud runferry-copy "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/archive" -- \
-			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --no-state -q
+			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --state "$WC/archive.ledger" -q
 		log "server counters after runferry:"; wc_stats
 		# The same copy without the rate limit and latency.
 		curl -sf -X POST "$WC_URL/_bench/limit?rate=0&latency=0s" >/dev/null || die "wandbserve: cannot lift the limit"
-		rm -rf "$WC/archive"
+		rm -rf "$WC/archive" "$WC/archive.ledger"
 		measure wandb-cloud runferry-unthrottled "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/archive" -- \
-			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --no-state -q
+			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --state "$WC/archive.ledger" -q
 		curl -sf -X POST "$WC_URL/_bench/limit?rate=$WC_RATE&latency=$WC_LATENCY" >/dev/null || die "wandbserve: cannot set the limit"
 		log "server counters after the unthrottled runferry:"; wc_stats
 	}
 	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
 done
+kill "$WC_PID" 2>/dev/null || true
+wait "$WC_PID" 2>/dev/null || true
+trap - EXIT
+
+# Where the rate limit binds: runs with system metrics (one request each).
+WCB_RUNS=${BENCH_WANDB_CLOUD_BIND_RUNS:-1000}
+WCB_STEPS=${BENCH_WANDB_CLOUD_BIND_STEPS:-100}
+WCB_EVENTS=${BENCH_WANDB_CLOUD_BIND_EVENTS:-10}
+INPUT_CMDS+=("wandbserve -runs $WCB_RUNS -steps $WCB_STEPS -keys $WC_KEYS -rate $WC_RATE -latency $WC_LATENCY -events $WCB_EVENTS")
+rm -f "$WC/server.json"
+"$BIN/wandbserve" -runs "$WCB_RUNS" -steps "$WCB_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" -events "$WCB_EVENTS" >"$WC/server.json" &
+WC_PID=$!
+trap 'kill $WC_PID 2>/dev/null || true' EXIT
+for _ in $(seq 600); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
+[ -s "$WC/server.json" ] || die "wandbserve did not start"
+WC_URL=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$WC/server.json")
+WC_LOC="wandb+http://${WC_URL#http://}/bench/bench"
+wc_bound wandb-cloud-bound "$WCB_RUNS" $((WCB_EVENTS > 0 ? 1 : 0))
+for rep in $(seq "$WC_REPEAT"); do
+	rm -rf "$WC/archive" "$WC/archive.ledger"
+	measure wandb-cloud-bound runferry-copy "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/archive" -- \
+		env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --state "$WC/archive.ledger" -q
+	log "server counters after runferry (rate limit binding):"; wc_stats
+done
+rm -rf "$WC/archive" "$WC/archive.ledger"
 kill "$WC_PID" 2>/dev/null || true
 wait "$WC_PID" 2>/dev/null || true
 trap - EXIT

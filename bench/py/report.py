@@ -74,6 +74,12 @@ COMPARISONS = [
         "what": "runferry's time against the limited server vs the same copy right after with the limit and latency lifted (POST /_bench/limit)",
     },
     {
+        "bench": "wandb-cloud-bound",
+        "title": "W&B cloud project to Parquet where the rate limit binds (runs with system metrics: one request a run), share of the lower bound (target: within 20%)",
+        "ours": "runferry-copy", "theirs": "lower-bound", "metric": "wall", "target": 0.83,
+        "what": "a first copy (fresh ledger) of BENCH_WANDB_CLOUD_BIND_RUNS runs with system metrics vs (project + listing pages + one events request a run) requests, less the initial bucket, at the rate, plus one latency",
+    },
+    {
         "bench": "mlflow-ceiling",
         "title": "Parquet archive into MLflow, share of the server's sustained log-batch ceiling",
         "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": 0.9,
@@ -124,7 +130,7 @@ COMPARISONS = [
 # Sections of bench/run.sh (RUNFERRY_BENCH_ONLY) and their benches.
 SECTIONS = {"mlflowfile": {"mlflowfile-read"}, "mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"},
             "tensorboard": {"tensorboard-read", "tensorboard-read-10x"},
-            "wandbcloud": {"wandb-cloud", "wandb-cloud-sdk"}}
+            "wandbcloud": {"wandb-cloud", "wandb-cloud-sdk", "wandb-cloud-bound"}}
 
 # Peak-RSS targets: (bench, side, limit in MB, label).
 RSS_TARGETS = [

@@ -8,6 +8,14 @@
 // bucket of -rate, W&B's RateLimit headers) and every answer delayed by
 // -latency.
 //
+// -events N gives each run N system-metrics rows (run.events: one
+// GraphQL request a run to read them, as every run W&B's SDK writes with
+// its default system monitor has), -loglines N that many console lines
+// (logLines: one request a run for up to 1,000): what makes the GraphQL
+// rate limit bind on a copy, whose runs' histories, listed in export form,
+// cost no request of their own. Their points and lines are counted in
+// "points" and "lines" (system metrics: keys system.cpu, system.memory).
+//
 // -subset N adds a project "subset" holding the first N of those runs
 // (the same ids and rows), so that a slow client (the wandb SDK) can be
 // measured on part of the runs against the same server.
@@ -50,11 +58,13 @@ func main() {
 	rate := flag.Float64("rate", 10, "GraphQL requests per second the server allows (0: no limit)")
 	latency := flag.Duration("latency", 100*time.Millisecond, "delay of every answer")
 	subset := flag.Int("subset", 0, "also serve project \"subset\" with the first N runs")
+	events := flag.Int("events", 0, "system-metrics rows per run")
+	loglines := flag.Int("loglines", 0, "console lines per run")
 	flag.Parse()
 
 	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := &wandbtest.Project{Name: "bench", CreatedAt: created}
-	var points, subPoints int64
+	var points, subPoints, lines int64
 	var sum, subSum float64
 	sub := &wandbtest.Project{Name: "subset", CreatedAt: created}
 	var names []string
@@ -68,6 +78,23 @@ func main() {
 		r := &wandbtest.Run{ID: fmt.Sprintf("run%05d", i), DisplayName: fmt.Sprintf("bench-%d", i), State: "finished",
 			User: "bench", CreatedAt: created.Add(time.Duration(i) * time.Minute), HeartbeatAt: created.Add(time.Duration(i)*time.Minute + 30*time.Second),
 			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}, Generated: g}
+		var evPoints int64
+		var evSum float64
+		for e := range *events {
+			at := float64(created.Unix()) + float64(i*60) + float64(e)*2
+			r.Events = append(r.Events, map[string]any{"system.cpu": float64(e%100) / 2, "system.memory": float64(1000 + i + e),
+				"_timestamp": at, "_runtime": float64(e) * 2, "_wandb": true})
+			r.SystemMetrics = map[string]any{"system.cpu": float64((*events-1)%100) / 2, "system.memory": float64(1000 + i + *events - 1)}
+			evPoints += 2
+			evSum += float64(e%100)/2 + float64(1000+i+e)
+		}
+		points += evPoints
+		sum += evSum
+		for l := range *loglines {
+			r.LogLines = append(r.LogLines, wandbtest.LogLine{Time: created.Add(time.Duration(i)*time.Minute + time.Duration(l)*time.Second),
+				Line: fmt.Sprintf("run %d line %d", i, l)})
+		}
+		lines += int64(*loglines)
 		var runSum float64
 		for s := range *steps {
 			for k := range *keys {
@@ -84,8 +111,8 @@ func main() {
 			c, e := *r, *r.Export
 			c.Export = &e
 			sub.Runs = append(sub.Runs, &c)
-			subPoints += int64(*steps * *keys)
-			subSum += runSum
+			subPoints += int64(*steps)*int64(*keys) + evPoints
+			subSum += runSum + evSum
 		}
 	}
 	projects := []*wandbtest.Project{p}
@@ -124,7 +151,7 @@ func main() {
 		}
 		return false
 	})
-	json.NewEncoder(os.Stdout).Encode(map[string]any{"url": srv.URL, "key": Key, "points": points, "sum": sum, "runs": *runs,
+	json.NewEncoder(os.Stdout).Encode(map[string]any{"url": srv.URL, "key": Key, "points": points, "sum": sum, "runs": *runs, "lines": lines,
 		"subset_points": subPoints, "subset_sum": subSum, "subset_runs": len(sub.Runs)})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)

@@ -81,8 +81,9 @@ type Client struct {
 	plainListing atomic.Bool // the server refused ExportPage's query
 	firstContact time.Duration
 
-	pace     *pacer
-	inflight *inflight.Limiter
+	pace      *pacer
+	inflight  *inflight.Limiter
+	downloads chan struct{} // a slot per download from a signed URL in flight (MaxDownloads)
 }
 
 type startKey struct{}
@@ -121,6 +122,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	hc := cleanhttp.DefaultPooledClient()
 	hc.Timeout = cfg.Timeout
+	// Keep a connection for every request that may be in flight to one
+	// host (the pool's default keeps GOMAXPROCS+1): downloads to one
+	// storage host would otherwise open a connection (a TLS handshake) each.
+	if t, ok := hc.Transport.(*http.Transport); ok {
+		t.MaxIdleConnsPerHost = MaxInFlight + MaxDownloads
+	}
 	c := &Client{
 		endpoint: strings.TrimSuffix(u.String(), "/") + "/graphql",
 		host:     u.Host,
@@ -129,6 +136,7 @@ func New(cfg Config) (*Client, error) {
 		firstContact: cfg.FirstContactBudget,
 		pace:         &pacer{now: time.Now},
 		inflight:     inflight.New(1, MaxInFlight, MaxInFlight/2),
+		downloads:    make(chan struct{}, MaxDownloads),
 	}
 	c.pace.setRate(cfg.Rate)
 	c.pace.limit = c.inflight.Limit

@@ -79,7 +79,7 @@ func (c *Client) Download(ctx context.Context, rawURL string, w io.Writer, want 
 		return 0, fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}
 	req.Header.Set("User-Agent", "runferry")
-	rctx, done, err := c.slot(req.Context())
+	rctx, done, err := c.downloadSlot(req.Context())
 	if err != nil {
 		return 0, err
 	}
@@ -155,7 +155,8 @@ func redactErr(msg, rawURL string) string {
 // The API key is sent only when the URL is on the API's host (a run file's
 // url); a signed URL (directUrl) carries its own authorisation. Storage
 // refusing it (403) is ErrURLRefused (wrapped): ask for a fresh URL. The
-// request holds its in-flight slot until the body is closed.
+// request holds its slot (an API slot when the key is sent, else a
+// download slot: see pace.go) until the body is closed.
 func (c *Client) Open(ctx context.Context, rawURL string) (io.ReadCloser, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
@@ -166,10 +167,12 @@ func (c *Client) Open(ctx context.Context, rawURL string) (io.ReadCloser, error)
 		return nil, fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}
 	req.Header.Set("User-Agent", "runferry")
+	slot := c.downloadSlot
 	if u.Host == c.host {
 		req.SetBasicAuth("api", c.key)
+		slot = c.slot // a request to the API, not to storage
 	}
-	rctx, done, err := c.slot(req.Context())
+	rctx, done, err := slot(req.Context())
 	if err != nil {
 		return nil, err
 	}

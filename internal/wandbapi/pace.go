@@ -34,9 +34,23 @@ import (
 // writes) starts at MaxInFlight/2 requests at once and adapts between 1
 // and MaxInFlight to the requests completed per second; a request that met
 // a 429 or 503 halves it.
+//
+// Downloads from signed URLs (parquet history exports, run and artifact
+// files in cloud storage) do not take slots of that limit: storage is not
+// the API server, and a download waits mostly on latency, which only
+// more of them at once hides (1,000 exports of 100 ms each, at most 8 at
+// once, took 20 s of a copy's transfer for 6 s of CPU: docs/BENCHMARKS.md,
+// "W&B cloud"). They are held to at most MaxDownloads at once instead, a
+// fixed bound. A file fetched from
+// the API's own host with the API key (a run file's url) is a request to
+// the API and takes an API slot.
 
 // MaxInFlight bounds the requests one client has in flight.
 const MaxInFlight = 16
+
+// MaxDownloads bounds the downloads from signed URLs one client has in
+// flight (see above).
+const MaxDownloads = 32
 
 type pacer struct {
 	mu       sync.Mutex
@@ -199,6 +213,21 @@ func (c *Client) SetWaitHook(f func(reason string, d time.Duration)) {
 
 // InFlightLimit is the current adaptive limit of requests at once.
 func (c *Client) InFlightLimit() int { return c.inflight.Limit() }
+
+// downloadSlot holds one download's place among MaxDownloads; done
+// releases it (its argument is ignored: the bound does not adapt).
+func (c *Client) downloadSlot(ctx context.Context) (context.Context, func(ok bool), error) {
+	select {
+	case c.downloads <- struct{}{}:
+	case <-ctx.Done():
+		return ctx, nil, ctx.Err()
+	}
+	var once sync.Once
+	return ctx, func(bool) { once.Do(func() { <-c.downloads }) }, nil
+}
+
+// DownloadsInFlight is the number of downloads from signed URLs in flight.
+func (c *Client) DownloadsInFlight() int { return len(c.downloads) }
 
 // slot holds one request's place in the in-flight limit; done releases it.
 func (c *Client) slot(ctx context.Context) (context.Context, func(ok bool), error) {

@@ -9,7 +9,21 @@ import (
 // parquet exports downloaded ahead, when runs are being read in listing
 // order: a sink that takes a few runs at once then does not wait on every
 // download's latency. 0 turns it off.
-var ExportsAhead = 4
+//
+// Downloads wait mostly on latency: to keep a copy that processes R runs
+// a second from waiting on a latency L, about R x L of them must be in
+// flight. With 4 ahead (before 2026-12-01), 1,000 runs of 100 steps at
+// 100 ms a download took 21 s against 5.7 s of CPU (docs/BENCHMARKS.md,
+// "W&B cloud": where the rate limit would bind). The downloads in flight
+// are bounded by wandbapi.MaxDownloads as well.
+var ExportsAhead = 32
+
+// AheadPoints bounds the points (as the runs' listings tell them:
+// Estimate) of the runs whose exports are downloaded ahead and not yet
+// read, so that the temporary files of large runs downloaded ahead stay
+// few (about 10 bytes of parquet a point: 16M points, some 160 MB of
+// disk); the next run's exports are downloaded ahead whatever its size.
+var AheadPoints int64 = 16 << 20
 
 // ahead holds exports downloaded ahead of their run's read.
 type ahead struct {
@@ -21,17 +35,20 @@ type ahead struct {
 	index map[string]int // run origin id -> its place in order
 	last  int            // place of the run read last; -1: none
 	runs  map[string]*fetched
+	// points is the estimated points of runs, within AheadPoints.
+	points int64
 	// orphans were downloaded for a read that gave up waiting.
 	orphans []*fetched
 }
 
 // fetched is one run's exports, downloaded or being downloaded.
 type fetched struct {
-	done  chan struct{}
-	urls  []string
-	live  []int64
-	files []*exportFile
-	err   error
+	done   chan struct{}
+	urls   []string
+	live   []int64
+	points int64 // the run's estimated points, counted in ahead.points
+	files  []*exportFile
+	err    error
 }
 
 // listed records a run's place in the listing order; s.mu is held.
@@ -52,6 +69,9 @@ func (s *Source) takeFetched(ctx context.Context, id string) (*fetched, error) {
 	s.mu.Lock()
 	f := s.ahead.runs[id]
 	delete(s.ahead.runs, id)
+	if f != nil {
+		s.ahead.points -= f.points
+	}
 	s.mu.Unlock()
 	if f == nil {
 		return nil, nil
@@ -72,7 +92,7 @@ func (s *Source) takeFetched(ctx context.Context, id string) (*fetched, error) {
 // run read before it in listing order (a copy reading the runs one after
 // the other, not a sync picking a few), starts downloading the exports of
 // the next ExportsAhead listed runs that have them (runs of pages
-// fetched in export form: see exportPage).
+// fetched in export form: see exportPage), as far as AheadPoints allows.
 func (s *Source) fetchAhead(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -101,7 +121,12 @@ func (s *Source) fetchAhead(id string) {
 		if err != nil {
 			continue
 		}
-		f := &fetched{done: make(chan struct{}), urls: x.exports.URLs, live: x.exports.LiveSteps}
+		pts := s.estimates[next]
+		if a.points > 0 && a.points+pts > AheadPoints {
+			return
+		}
+		a.points += pts
+		f := &fetched{done: make(chan struct{}), urls: x.exports.URLs, live: x.exports.LiveSteps, points: pts}
 		x.exports = nil
 		s.dropIfEmpty(next, x)
 		if a.runs == nil {
@@ -134,7 +159,7 @@ func (s *Source) closeAhead() {
 			ef.close()
 		}
 	}
-	a.runs, a.orphans = nil, nil
+	a.runs, a.orphans, a.points = nil, nil, 0
 }
 
 func mapValues[K comparable, V any](m map[K]V) []V {

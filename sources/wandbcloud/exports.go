@@ -260,7 +260,10 @@ func flatNumeric(sch *parquet.Schema) *flat {
 	names := sch.Fields()
 	slices.SortFunc(fl.metrics, func(a, b int) int { return strings.Compare(names[a].Name(), names[b].Name()) })
 	for _, c := range fl.metrics {
-		fl.keys = append(fl.keys, names[c].Name())
+		// A copy: the schema's names point into the file's footer, which
+		// a key kept after the file is closed (the engine's cursors, the
+		// ledger's) would keep whole, one footer a run.
+		fl.keys = append(fl.keys, strings.Clone(names[c].Name()))
 	}
 	return fl
 }
@@ -587,9 +590,14 @@ func (e *exportFile) rows(fn func(map[string]any) error) error {
 	// leaf column index -> top-level field
 	var cols []col
 	nested := false
-	for _, f := range fields {
+	// The names copied, as in flatNumeric: they become the rows' keys.
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = strings.Clone(f.Name())
+	}
+	for i, f := range fields {
 		lt := f.Type().LogicalType()
-		c := col{name: f.Name(), json: isJSON(lt), nested: !f.Leaf()}
+		c := col{name: names[i], json: isJSON(lt), nested: !f.Leaf()}
 		nested = nested || c.nested
 		n := len(parquet.NewSchema("", parquet.Group{f.Name(): f}).Columns())
 		for range n {
@@ -640,10 +648,10 @@ func (e *exportFile) rows(fn func(map[string]any) error) error {
 					return fault.Permanent(fmt.Errorf("parquet history export %d: %v", e.index, err))
 				}
 				if wm, ok := whole.(map[string]any); ok {
-					for _, f := range fields {
+					for i, f := range fields {
 						if !f.Leaf() {
 							if x := dropNulls(wm[f.Name()]); x != nil {
-								m[f.Name()] = x
+								m[names[i]] = x
 							}
 						}
 					}
