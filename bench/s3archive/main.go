@@ -10,6 +10,8 @@
 //
 //	s3archive -src wandb:DIR -to 'parquet:s3://BUCKET/PREFIX?endpoint=...&path-style=true'
 //
+// It reads wandb: locations and writes parquet: ones only.
+//
 // The run must be whole in memory: meant for the benchmark's input (2 M
 // points take about 100 MB), not for large runs. What the source holds
 // besides experiments, runs, metrics, rich values, console lines and files
@@ -27,10 +29,12 @@ import (
 	"time"
 
 	"github.com/runferry/runferry/engine/transfer"
-	"github.com/runferry/runferry/sinks/all"
-	srcall "github.com/runferry/runferry/sources/all"
+	"github.com/runferry/runferry/sinks"
+	"github.com/runferry/runferry/sinks/parquetdir"
+	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/dataset"
 	"github.com/runferry/runferry/sources/memory"
+	"github.com/runferry/runferry/sources/wandbdir"
 )
 
 func main() {
@@ -46,7 +50,12 @@ func main() {
 func run(srcLoc, to string) error {
 	ctx := context.Background()
 	t0 := time.Now()
-	src, _, err := srcall.Sources().Open(ctx, srcLoc)
+	// Only the command knows every adapter: the two this program uses.
+	srcs := &sources.Registry{}
+	srcs.Add(sources.Factory{Description: wandbdir.Description(), Open: wandbdir.Open})
+	dsts := &sinks.Registry{}
+	dsts.Add(parquetdir.Factory())
+	src, _, err := srcs.Open(ctx, srcLoc)
 	if err != nil {
 		return err
 	}
@@ -62,7 +71,7 @@ func run(srcLoc, to string) error {
 	}
 
 	start := time.Now()
-	dst, _, err := all.Sinks().Open(ctx, to)
+	dst, _, err := dsts.Open(ctx, to)
 	if err != nil {
 		return err
 	}
