@@ -34,6 +34,15 @@
 # CPU time (user + system) is reported next to wall time: on a loaded machine
 # it is the steadier number.
 #
+#   like for like: bench/s3archive reads the run into memory first
+#          (untimed, as pyarrow's side is given its tables), then times
+#          runferry's archive writer (engine, sort, encode, upload, commit)
+#          copying it from memory to the server; its archive is checked
+#          against the local one (`runferry check`) and its tables against
+#          pyarrow's files (bench/py/s3_compare.py: same rows, every table, but
+#          the runs' fingerprint, which names the source read).
+#          Target: no slower than pyarrow's encode + upload.
+#
 #   upload alone: the local archive's Parquet files (the ones pyarrow writes
 #          above) uploaded as they are, by bench/s3upload through runferry's
 #          archive.Store (straight to each key; four at once; through .staging/
@@ -56,7 +65,7 @@ die() { log "$*"; exit 1; }
 "$TIME" -f '%M' true >/dev/null 2>&1 || die "GNU time is missing: install the 'time' package"
 "$PY" -c 'import pyarrow.fs' 2>/dev/null || die "$VENV lacks pyarrow: run 'make venv'"
 mkdir -p "$SCRATCH"
-CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/s3upload
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/s3upload ./bench/s3archive
 RF=$BIN/runferry
 
 # versitygw, found like internal/testenv/s3.go finds it.
@@ -125,7 +134,7 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=() u1=() us=() u4=() ur=() rw=() rr=()
-lc=() sc=() ow=() orr=() oc=() xw=() xr=() xc=()
+lc=() sc=() ow=() orr=() oc=() xw=() xr=() xc=() kw=() kr=() kc=() kt=()
 OLD=${BENCH_S3_OLD:-}
 for rep in $(seq "$REPEAT"); do
 	if [ -n "$OLD" ]; then
@@ -160,6 +169,13 @@ for rep in $(seq "$REPEAT"); do
 	E=$ENDPOINT B=$P mkbucket
 	read -r w r _ < <(timed "$PY" bench/py/s3_write.py "$SCRATCH/local" "$ENDPOINT" "$P" a)
 	pw+=("$w") pr+=("$r") pt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
+	# Like for like: runferry's writer from memory into the same bucket,
+	# checked against the local archive and against pyarrow's files.
+	read -r w r c < <(timed "$BIN/s3archive" -src "wandb:$W/wandb" -to "parquet:$(loc "$P" | sed 's#/a?#/mem?#')")
+	kw+=("$w") kr+=("$r") kc+=("$c")
+	kt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
+	"$RF" check "parquet:$SCRATCH/local" "parquet:$(loc "$P" | sed 's#/a?#/mem?#')" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the archive written from memory differs from the local one"; }
+	"$PY" bench/py/s3_compare.py --ignore runs.fingerprint "$ENDPOINT" "$P" a mem >"$SCRATCH/compare.out" 2>&1 || { cat "$SCRATCH/compare.out" >&2; die "runferry's archive written from memory and pyarrow's files differ"; }
 	# Upload alone, same files, same server: runferry's Store (straight to
 	# the key, one at a time; through .staging/ and a move, as a committed
 	# data file travels; four at once) and pyarrow's raw upload.
@@ -178,7 +194,7 @@ for rep in $(seq "$REPEAT"); do
 		qw+=("$w") qr+=("$r")
 	fi
 	rm -rf "$SRV/data/$B" "$SRV/data/$P"
-	log "rep $rep: local ${lw[-1]} s (CPU ${lc[-1]} s), s3 ${sw[-1]} s (CPU ${sc[-1]} s)${OLD:+, old binary: local ${ow[-1]:-} s (CPU ${oc[-1]:-} s), s3 ${xw[-1]:-} s (CPU ${xc[-1]:-} s)}, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), pandas pipeline to S3 ${qw[*]:-skipped} s, upload alone: runferry ${u1[-1]} s (staged ${us[-1]}, 4 at once ${u4[-1]}), pyarrow raw ${ur[-1]} s"
+	log "rep $rep: local ${lw[-1]} s (CPU ${lc[-1]} s), s3 ${sw[-1]} s (CPU ${sc[-1]} s)${OLD:+, old binary: local ${ow[-1]:-} s (CPU ${oc[-1]:-} s), s3 ${xw[-1]:-} s (CPU ${xc[-1]:-} s)}, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), runferry writer from memory ${kt[-1]} s (process ${kw[-1]} s, CPU ${kc[-1]} s; same rows as pyarrow's: $(cat "$SCRATCH/compare.out")), pandas pipeline to S3 ${qw[*]:-skipped} s, upload alone: runferry ${u1[-1]} s (staged ${us[-1]}, 4 at once ${u4[-1]}), pyarrow raw ${ur[-1]} s"
 done
 B=mem-$RANDOM
 E=$ENDPOINT B=$B mkbucket
@@ -196,8 +212,10 @@ U1=$(median "${u1[@]}") US=$(median "${us[@]}") U4=$(median "${u4[@]}") UR=$(med
 LR=$(median "${lr[@]}") SR=$(median "${sr[@]}") PR=$(median "${pr[@]}")
 RW=$(median "${rw[@]}") RR=$(median "${rr[@]}")
 LC=$(median "${lc[@]}") SC=$(median "${sc[@]}")
-R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R3=$([ "$QW" = 0 ] || ratio "$SW" "$QW")
-met1=no met2=no met3=no met4=no
+KT=$(median "${kt[@]}") KW=$(median "${kw[@]}") KR=$(median "${kr[@]}") KC=$(median "${kc[@]}")
+R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R5=$(ratio "$KT" "$PT") R3=$([ "$QW" = 0 ] || ratio "$SW" "$QW")
+met1=no met2=no met3=no met4=no met5=no
+[ "$(echo "$R5 <= 1" | bc)" = 1 ] && met5=yes
 [ "$(echo "$R1 <= 1.5" | bc)" = 1 ] && met1=yes
 [ "$(echo "$R2 <= 1" | bc)" = 1 ] && met2=yes
 [ "$(echo "$mr <= $SR * 1.5" | bc)" = 1 ] && met3=yes
@@ -215,6 +233,7 @@ PTS=$((ROWS * 20))
 		echo "| the old binary: W&B -> local \`parquet:\` (CPU $(median "${oc[@]}") s) | $(median "${ow[@]}") s | $(median "${orr[@]}") MB | local copy takes $(ratio "$LW" "$(median "${ow[@]}")")x (CPU $(ratio "$LC" "$(median "${oc[@]}")")x) | | |"
 	fi
 	echo "| pyarrow S3FileSystem writes the same files (encode + upload only; process $PW s) | $PT s | $PR MB | S3 copy takes ${R2}x | <= 1x | $met2 |"
+	echo "| like for like: runferry's archive writer, the run already in memory (\`s3archive\`: engine, sort, encode, upload, commit; process $KW s, CPU $KC s) | $KT s | $KR MB | takes ${R5}x pyarrow's encode + upload | <= 1x | $met5 |"
 	[ "$QW" = 0 ] || echo "| the same points W&B -> pandas -> pyarrow S3FileSystem, one file (bench/py/wandb_to_parquet.py, whole process, run once) | $QW s | $QR MB | S3 copy takes ${R3}x | | |"
 	echo "| runferry copy W&B -> \`parquet:s3://\`, $MEM_ROWS rows ($((MEM_ROWS * 20)) points) | $mw s | $mr MB | peak RSS $(ratio "$mr" "$SR")x of the small run | flat (<= 1.5x) | $met3 |"
 	echo "| restore: runferry copy \`parquet:s3://\` -> local \`parquet:\`, the whole small archive (checked equal) | $RW s | $RR MB | | | |"

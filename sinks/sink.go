@@ -271,6 +271,21 @@ type BaseFinder interface {
 	FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error)
 }
 
+// LateRunSink is a sink whose run writers (those of OpenRun) are
+// RunSetters: the engine may open a run with its light header
+// (sources.HeaderLister) and give the run in full before Commit.
+type LateRunSink interface {
+	TakesRunsLate() bool
+}
+
+// RunSetter is a RunWriter that takes the run's fields at any time before
+// Commit: SetRun replaces the run given to OpenRun by r, which must have
+// the same Origin and Experiment (else it is an error of kind permanent,
+// and the writer keeps the run it had). Commit stores the run last set.
+type RunSetter interface {
+	SetRun(r schema.Run) error
+}
+
 // MetricsEnder is a RunWriter that can start storing a run's metrics once
 // it knows they are complete, while the run's other data arrive.
 type MetricsEnder interface {

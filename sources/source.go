@@ -233,6 +233,21 @@ type HeaderLister interface {
 	Run(ctx context.Context, ref schema.Ref) (schema.Run, error)
 }
 
+// StreamedRunReader is a HeaderLister that learns a run's remaining fields
+// while its Metrics are read: a job that opened a run with its light
+// header (into a sink that takes the run's fields at commit,
+// sinks.RunSetter) asks for the full run after the run's streams instead
+// of reading it in full before them, so that its logs are read once, not
+// twice.
+//
+// Contract: RunAfterStreams returns the run as Run would at that moment
+// (the same value); it may read the run again when its streams did not
+// (a stopped or failed Metrics pass, logs changed since).
+type StreamedRunReader interface {
+	HeaderLister
+	RunAfterStreams(ctx context.Context, ref schema.Ref) (schema.Run, error)
+}
+
 // ChangeTimer is a source that can tell, as cheaply as its Fingerprint,
 // when a run last changed as far as the source's own clock says: the
 // latest modification time or timestamp among the run's data. sync

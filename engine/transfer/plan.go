@@ -205,7 +205,11 @@ func (j *job) decideOne(ctx context.Context, p *planned, finder sinks.RunFinder,
 	if err != nil || skip {
 		return decided{result: result, err: err}
 	}
-	// Only a run the job transfers is read in full.
+	// Only a run the job transfers is read in full, and one the sink takes
+	// late only after its streams (see lateRun).
+	if j.lateRun(p) {
+		return decided{keep: j.opt.Filter.Run(p.run)}
+	}
 	if err := j.readFull(ctx, p); err != nil {
 		if fault.KindOf(err) == fault.KindPermanent {
 			return decided{problem: fmt.Sprintf("run %s (%s): reading it: %v", p.run.Name, p.run.Origin, err)}
@@ -229,6 +233,26 @@ func listRuns(ctx context.Context, src sources.Source, exp schema.Ref, f Filter,
 		return hl.RunHeaders(ctx, exp), true
 	}
 	return src.Runs(ctx, exp), false
+}
+
+// lateRun reports whether run p, listed by its light header, is written
+// without being read in full first: opened with its header, and given in
+// full (sources.StreamedRunReader) just before its commit
+// (sinks.RunSetter), so that a source that learns the run's fields while
+// its metrics are read reads its logs once. Only for a run written whole
+// by a job that needs nothing of the full run before: no dry run (it
+// counts from the run), no --force (Verify compares the full run), no
+// --since/--until (the header's start decided the selection, and the
+// full run is not filtered again), and a sink and source that both can.
+func (j *job) lateRun(p *planned) bool {
+	if !p.light || p.base != nil || j.opt.DryRun || j.opt.Verify != nil || !j.opt.Filter.Since.IsZero() || !j.opt.Filter.Until.IsZero() {
+		return false
+	}
+	if _, ok := j.src.(sources.StreamedRunReader); !ok {
+		return false
+	}
+	ls, ok := j.dst.(sinks.LateRunSink)
+	return ok && ls.TakesRunsLate()
 }
 
 // readFull reads in full a run the plan listed by its light header

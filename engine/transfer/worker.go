@@ -202,7 +202,7 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 		if err != nil {
 			return fmt.Errorf("reopening run to append: %w", err)
 		}
-	} else if w, err = j.dst.OpenRun(ctx, expID, j.transformRun(p.run, res)); err != nil {
+	} else if w, err = j.dst.OpenRun(ctx, expID, j.openedRun(p, res)); err != nil {
 		return fmt.Errorf("opening run: %w", err)
 	}
 	if _, ok := j.src.(sources.TailReader); ok {
@@ -256,6 +256,11 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 		// must not get a partial run committed.
 		return err
 	}
+	if p.light {
+		if err := j.setFullRun(ctx, p, w, res); err != nil {
+			return err
+		}
+	}
 	if err := w.Commit(ctx); err != nil {
 		return fmt.Errorf("committing run: %w", err)
 	}
@@ -303,6 +308,37 @@ func (j *job) tailCursors(ctx context.Context, run schema.Ref, base []state.KeyC
 		return nil
 	}
 	return c
+}
+
+// openedRun is the run OpenRun is given for p: transformed, what the
+// transform left out counted, unless p is still its light header (see
+// lateRun): then what the transform leaves out of the full run is counted
+// when it is set (setFullRun).
+func (j *job) openedRun(p planned, res *RunResult) schema.Run {
+	if p.light {
+		r, _ := j.opt.Transform.Run(p.run)
+		return r
+	}
+	return j.transformRun(p.run, res)
+}
+
+// setFullRun gives w the run p in full, read after its streams
+// (sources.StreamedRunReader), for a run opened with its light header
+// (see lateRun); the result's damage is the full run's.
+func (j *job) setFullRun(ctx context.Context, p planned, w sinks.RunWriter, res *RunResult) error {
+	full, err := j.src.(sources.StreamedRunReader).RunAfterStreams(ctx, p.run.Origin)
+	if err != nil {
+		return fmt.Errorf("reading run: %w", err)
+	}
+	rs, ok := w.(sinks.RunSetter)
+	if !ok {
+		return fault.Permanent(fmt.Errorf("the destination's run writer takes no run after opening it"))
+	}
+	if err := rs.SetRun(j.transformRun(full, res)); err != nil {
+		return fmt.Errorf("writing run: %w", err)
+	}
+	res.Damage, res.InheritedDamage = full.SplitDamage()
+	return nil
 }
 
 // transformRun applies the job's transform to r, counting what it left

@@ -135,6 +135,21 @@ func (w *Writer) OpenRun(r schema.Run) *RunWriter {
 	return rw
 }
 
+// SetRun replaces the run OpenRun was given (validated and canonical, with
+// the same origin): Commit writes the run last set. It is for a run opened
+// with its light header whose other fields are known only once its
+// streams were read.
+func (rw *RunWriter) SetRun(r schema.Run) error {
+	if err := rw.check(); err != nil {
+		return err
+	}
+	if r.Origin.String() != rw.origin || r.Experiment != rw.run.Experiment {
+		return fmt.Errorf("run %s: SetRun given run %s of experiment %s", rw.origin, r.Origin, r.Experiment)
+	}
+	rw.run = r
+	return nil
+}
+
 // SetFingerprint sets the source fingerprint committed with the run.
 func (rw *RunWriter) SetFingerprint(fp string) { rw.fingerprint = fp }
 

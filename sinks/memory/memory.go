@@ -46,7 +46,12 @@ var (
 
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 	_ sinks.Appender            = (*Sink)(nil)
+	_ sinks.LateRunSink         = (*Sink)(nil)
 )
+
+// TakesRunsLate says the writers of OpenRun take the run's fields until
+// Commit (sinks.RunSetter).
+func (s *Sink) TakesRunsLate() bool { return true }
 
 // New returns an empty sink declaring limits; WriteMetrics rejects larger
 // batches, as a real server would.
@@ -249,6 +254,7 @@ type writer struct {
 }
 
 var (
+	_ sinks.RunSetter         = (*writer)(nil)
 	_ sinks.RunWriter         = (*writer)(nil)
 	_ sinks.ArtifactWriter    = (*writer)(nil)
 	_ sinks.LogWriter         = (*writer)(nil)
@@ -348,6 +354,23 @@ func (w *writer) SetFingerprint(fp string) {
 
 // SetMark stores mark with the commit (sinks.Marked).
 func (w *writer) SetMark(mark string) { w.mark = mark }
+
+// SetRun replaces the run's fields before Commit (sinks.RunSetter).
+func (w *writer) SetRun(r schema.Run) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return fault.Permanent(err)
+	}
+	w.sink.mu.Lock()
+	defer w.sink.mu.Unlock()
+	if cur := w.st.data.Run; r.Origin != cur.Origin || r.Experiment != cur.Experiment {
+		return fault.Permanent(fmt.Errorf("memory sink: SetRun given run %s of experiment %s for run %s", r.Origin, r.Experiment, cur.Origin))
+	}
+	w.st.data.Run = r
+	return nil
+}
 
 func (w *writer) Commit(context.Context) error {
 	if err := w.check(); err != nil {

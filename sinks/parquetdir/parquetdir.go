@@ -94,6 +94,7 @@ type Sink struct {
 
 var (
 	_ sinks.Sink        = (*Sink)(nil)
+	_ sinks.LateRunSink = (*Sink)(nil)
 	_ sinks.RunFinder   = (*Sink)(nil)
 	_ sinks.RunVerifier = (*Sink)(nil)
 	_ sinks.Appender    = (*Sink)(nil)
@@ -204,6 +205,10 @@ func (s *Sink) unchangedExperiment(e schema.Experiment) bool {
 	}
 	return true
 }
+
+// TakesRunsLate says the run writers of OpenRun are sinks.RunSetters: the
+// run's fields are written at Commit.
+func (s *Sink) TakesRunsLate() bool { return true }
 
 // OpenRun starts writing r. The archive keeps what it held for r.Origin
 // until Commit replaces it whole, so re-opening never doubles anything.
@@ -416,6 +421,7 @@ var (
 	_ sinks.Fingerprinted   = (*writer)(nil)
 	_ sinks.Identified      = (*writer)(nil)
 	_ sinks.Marked          = (*writer)(nil)
+	_ sinks.RunSetter       = (*writer)(nil)
 	_ sinks.CursorKeeper    = (*writer)(nil)
 	// The metrics file is encoded and stored while the run's rich values,
 	// logs and artifacts are read (archive.RunWriter.EndMetrics).
@@ -427,6 +433,17 @@ var (
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
 	return denied(w.rw.WriteMetrics(batch))
+}
+
+// SetRun replaces the run's fields before Commit (sinks.RunSetter).
+func (w *writer) SetRun(r schema.Run) error {
+	if err := r.Validate(); err != nil {
+		return fault.Permanent(err)
+	}
+	if err := w.rw.SetRun(r); err != nil {
+		return fault.Permanent(err)
+	}
+	return nil
 }
 
 func (w *writer) EndMetrics(context.Context) error {

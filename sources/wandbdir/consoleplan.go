@@ -184,6 +184,15 @@ func (ri *runInfo) consolePlan(ctx context.Context) (*consolePlan, error) {
 }
 
 // setConsolePlan keeps p for later Logs calls.
+// readInFull reports whether the run's logs were read for its fields
+// (readRun) or its console plan: a Metrics pass then need not run readRun's
+// pass beside its own (see onepass.go).
+func (ri *runInfo) readInFull() bool {
+	ri.mu.Lock()
+	defer ri.mu.Unlock()
+	return ri.console != nil
+}
+
 func (ri *runInfo) setConsolePlan(p *consolePlan) {
 	ri.mu.Lock()
 	ri.console = p

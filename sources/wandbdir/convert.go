@@ -54,36 +54,82 @@ type runMeta struct {
 // metadata, config and summary folded over every segment, status, times and
 // damage notes (artifact records that cannot be carried among them).
 func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, error) {
-	m := &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}, conv: newConverter()}
-	console := newConsoleCounter()
-	arts := &runArtifacts{}
-	h := handler{
-		record: func(seg *segment, rec *wandbfile.Record) error {
-			console.record(seg, rec)
-			arts.record(rec)
-			return m.record(seg, rec)
-		},
-		damage:  console.damage,
-		corrupt: func(*segment) { m.cur.damaged = true },
-		history: m.history,
-		stats: func(seg *segment, t time.Time, _ []wandbfile.Value) error {
-			m.seen(unixMillis(t))
+	p := newRunPass(ri)
+	damage, err := walk(ctx, ri, p.handler())
+	return p.finish(ctx, damage, err, crash)
+}
+
+// runPass is readRun's pass over a run's logs: the parts of its handler,
+// and finish, which builds the run once the walk is done. A Metrics pass
+// runs one beside its own (see onepass.go), so that a copy need not read
+// the logs once more for the run's fields.
+type runPass struct {
+	ri      *runInfo
+	m       *runMeta
+	console *consoleCounter
+	arts    *runArtifacts
+	seg     int // index in m.segs of the segment being read
+}
+
+func newRunPass(ri *runInfo) *runPass {
+	p := &runPass{ri: ri, console: newConsoleCounter(), arts: &runArtifacts{},
+		m: &runMeta{config: map[string]any{}, summary: map[string]any{}, stepAxis: map[string]string{}, conv: newConverter()}}
+	for _, seg := range ri.segments {
+		p.m.segs = append(p.m.segs, &segMeta{seg: seg})
+	}
+	p.m.cur = p.m.segs[0]
+	return p
+}
+
+// handler is the pass's handler, for a walk of its own.
+func (p *runPass) handler() handler {
+	return handler{
+		record:  p.record,
+		damage:  p.console.damage,
+		corrupt: p.corrupt,
+		history: p.m.history,
+		stats: func(_ *segment, t time.Time, _ []wandbfile.Value) error {
+			p.stats(t)
 			return nil
 		},
+		segmentEnd: p.segmentEnd,
 	}
-	for _, seg := range ri.segments {
-		m.segs = append(m.segs, &segMeta{seg: seg})
+}
+
+// record takes every decoded record but history and stats.
+func (p *runPass) record(seg *segment, rec *wandbfile.Record) error {
+	p.console.record(seg, rec)
+	p.arts.record(rec)
+	return p.m.record(seg, rec)
+}
+
+// corrupt notes that the current segment's log is corrupt.
+func (p *runPass) corrupt(*segment) { p.m.cur.damaged = true }
+
+// row takes a history row's step and time, as converted by another pass
+// (the same values history parses from the row).
+func (p *runPass) row(r wandbfile.RowValues) {
+	p.m.steps.next(&r)
+	p.m.seen(r.Time)
+}
+
+// stats takes a system-metrics sample's time.
+func (p *runPass) stats(t time.Time) { p.m.seen(unixMillis(t)) }
+
+// segmentEnd moves on to the next segment.
+func (p *runPass) segmentEnd(seg *segment) error {
+	p.console.segmentEnd(seg)
+	if p.seg++; p.seg < len(p.m.segs) {
+		p.m.cur = p.m.segs[p.seg]
 	}
-	i := 0
-	m.cur = m.segs[0]
-	h.segmentEnd = func(seg *segment) error {
-		console.segmentEnd(seg)
-		if i++; i < len(m.segs) {
-			m.cur = m.segs[i]
-		}
-		return nil
-	}
-	damage, err := walk(ctx, ri, h)
+	return nil
+}
+
+// finish builds the run from what the walk gave (its damage notes and
+// error), and keeps the run's console plan and artifact records (see
+// runInfo.consolePlan, runInfo.artifactRecords).
+func (p *runPass) finish(ctx context.Context, damage []string, err error, crash crashRule) (schema.Run, error) {
+	ri, m := p.ri, p.m
 	if err != nil {
 		// A log that cannot be read (gone since discovery, an I/O error) is
 		// this run's damage: the listing of the other runs goes on.
@@ -92,14 +138,14 @@ func readRun(ctx context.Context, ri *runInfo, crash crashRule) (schema.Run, err
 		}
 		damage = append(damage, err.Error())
 	}
-	plan, err := console.plan(ctx, ri)
+	plan, err := p.console.plan(ctx, ri)
 	if err != nil {
 		return schema.Run{}, err
 	}
 	ri.setConsolePlan(plan)
 	damage = append(damage, plan.notes...)
-	ri.setArtifacts(arts)
-	damage = append(damage, artifactDamage(arts)...)
+	ri.setArtifacts(p.arts)
+	damage = append(damage, artifactDamage(p.arts)...)
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
 	m.fillFromFiles(&damage)
 	m.describe(ri, &r, crash)

@@ -117,9 +117,19 @@ type passCapture struct {
 	rich    []schema.RichValue
 	console []consoleChunk
 	bytes   int
-	over    bool // it outgrew maxCaptureBytes: nothing is kept
-	// richTaken and consoleTaken are set once a call took that part.
-	richTaken, consoleTaken bool
+	over    bool // it outgrew maxCaptureBytes: no rich value or console chunk is kept
+	// run is the run in full, as readRun reads it, when the pass ran
+	// readRun's pass beside its own (a run not read in full before);
+	// else nil. It is kept whatever the pass's values and lines weigh.
+	run *schema.Run
+	// richTaken, consoleTaken and runTaken are set once a call took that
+	// part.
+	richTaken, consoleTaken, runTaken bool
+}
+
+// used reports whether every part c holds was taken.
+func (c *passCapture) used() bool {
+	return c.richTaken && c.consoleTaken && (c.run == nil || c.runTaken)
 }
 
 // grow accounts n more bytes, dropping everything once past the bound.
@@ -207,8 +217,11 @@ func (cs *captureSet) dropLocked(ri *runInfo) {
 // keep stores c as ri's capture, when it is whole, and its logs are as
 // they were when it started.
 func (cs *captureSet) keep(ri *runInfo, c *passCapture) {
-	if c == nil || c.over {
+	if c == nil || c.over && c.run == nil {
 		return
+	}
+	if c.over {
+		c.richTaken, c.consoleTaken = true, true // only the run is kept
 	}
 	if now, ok := stampLogs(ri); !ok || !slices.Equal(now, c.stamps) {
 		return
@@ -239,7 +252,7 @@ func (cs *captureSet) take(ri *runInfo, taken func(*passCapture) *bool) (*passCa
 		return nil, false
 	}
 	*taken(c) = true
-	if c.richTaken && c.consoleTaken {
+	if c.used() {
 		cs.dropLocked(ri)
 	}
 	cs.mu.Unlock()
@@ -267,6 +280,16 @@ func (cs *captureSet) takeConsole(ri *runInfo) ([]consoleChunk, bool) {
 		return nil, false
 	}
 	return c.console, true
+}
+
+// takeRun returns the run in full captured for ri, false when it must be
+// read (none was, or see take).
+func (cs *captureSet) takeRun(ri *runInfo) (schema.Run, bool) {
+	c, ok := cs.take(ri, func(c *passCapture) *bool { return &c.runTaken })
+	if !ok || c.run == nil {
+		return schema.Run{}, false
+	}
+	return *c.run, true
 }
 
 // clear forgets every capture.

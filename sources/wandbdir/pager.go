@@ -11,8 +11,9 @@ import (
 
 // stream runs one pass over a run's segments with the handler build
 // returns, yielding what it adds to the pager in pages of PageSize; after,
-// if not nil, runs once the segments are read.
-func stream[T any](ctx context.Context, s *Source, run schema.Ref, build func(p *pager[T]) (handler, func(*runInfo) error)) iter.Seq2[[]T, error] {
+// if not nil, runs once the segments are read, with the walk's damage
+// notes.
+func stream[T any](ctx context.Context, s *Source, run schema.Ref, build func(p *pager[T]) (handler, func(*runInfo, []string) error)) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		ri, err := s.find(ctx, run)
 		if err != nil {
@@ -21,9 +22,9 @@ func stream[T any](ctx context.Context, s *Source, run schema.Ref, build func(p 
 		}
 		p := &pager[T]{yield: yield}
 		h, after := build(p)
-		_, err = walk(ctx, ri, h)
+		damage, err := walk(ctx, ri, h)
 		if err == nil && after != nil {
-			err = after(ri)
+			err = after(ri, damage)
 		}
 		switch {
 		case errors.Is(err, errStop):

@@ -258,23 +258,31 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 // System metrics are keyed "system/<name>" and numbered 0, 1, 2... by
 // sample, across the run's segments. A pass read to its end also keeps
 // what the run's next RichValues and Logs calls yield, so that they need
-// not read the logs again (see onepass.go).
+// not read the logs again, and, for a run not read in full before (only
+// its light header), the run in full for RunAfterStreams (see onepass.go).
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
 	return func(yield func([]schema.Metric, error) bool) {
 		var c *passCapture
+		var rp *runPass // the run's own pass, run beside this one
 		if ri, err := s.find(ctx, run); err == nil {
 			s.captures.drop(ri)
 			if stamps, ok := stampLogs(ri); ok {
 				c = &passCapture{stamps: stamps}
+				if !ri.readInFull() {
+					rp = newRunPass(ri)
+				}
 			}
 		}
-		stream(ctx, s, run, func(p *pager[schema.Metric]) (handler, func(*runInfo) error) {
+		stream(ctx, s, run, func(p *pager[schema.Metric]) (handler, func(*runInfo, []string) error) {
 			var steps stepper
 			conv := newConverter()
 			var sample int64
 			h := handler{
 				history: func(_ *segment, h histRow) error {
 					r := h.convert(conv, true)
+					if rp != nil {
+						rp.row(r)
+					}
 					step, ok := steps.next(&r)
 					if !ok {
 						return nil
@@ -289,6 +297,9 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 					if c != nil {
 						_ = emitSystemRich(items, sample, t, c.addRich)
 					}
+					if rp != nil {
+						rp.stats(t)
+					}
 					return systemItems(items, true, func(key string, f float64, _ wandbfile.Value) error {
 						return p.add(schema.Metric{Key: key, Value: f, Step: sample, Time: unixMillis(t)})
 					})
@@ -298,12 +309,46 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 				return h, nil
 			}
 			h.record, h.kinds = c.record, consoleKind
-			return h, func(ri *runInfo) error {
+			if rp != nil {
+				// Every record is decoded, as readRun decodes them (its
+				// damage notes count the undecodable ones).
+				h.kinds = nil
+				h.record = func(seg *segment, rec *wandbfile.Record) error {
+					_ = c.record(seg, rec)
+					return rp.record(seg, rec)
+				}
+				h.damage, h.corrupt, h.segmentEnd = rp.console.damage, rp.corrupt, rp.segmentEnd
+			}
+			return h, func(ri *runInfo, damage []string) error {
+				if rp != nil {
+					r, err := rp.finish(ctx, damage, nil, s.crashRule())
+					if err != nil {
+						return err
+					}
+					c.run = &r
+				}
 				s.captures.keep(ri, c)
 				return nil
 			}
 		})(yield)
 	}
+}
+
+var _ sources.StreamedRunReader = (*Source)(nil)
+
+// RunAfterStreams returns the run with origin ref in full, as Run does:
+// from the run's last Metrics pass when that pass read the run's fields
+// too (a run not read in full before it) and the logs are unchanged since
+// (see onepass.go), else read now.
+func (s *Source) RunAfterStreams(ctx context.Context, ref schema.Ref) (schema.Run, error) {
+	ri, err := s.find(ctx, ref)
+	if err != nil {
+		return schema.Run{}, err
+	}
+	if r, ok := s.captures.takeRun(ri); ok {
+		return r, nil
+	}
+	return readRun(ctx, ri, s.crashRule())
 }
 
 // RichValues yields the run's non-numeric history values (strings, lists,
@@ -321,7 +366,7 @@ func (s *Source) RichValues(ctx context.Context, run schema.Ref) iter.Seq2[[]sch
 			replay(ctx, kept, yield)
 			return
 		}
-		stream(ctx, s, run, func(p *pager[schema.RichValue]) (handler, func(*runInfo) error) {
+		stream(ctx, s, run, func(p *pager[schema.RichValue]) (handler, func(*runInfo, []string) error) {
 			var steps stepper
 			conv := newConverter()
 			var sample int64
@@ -434,7 +479,7 @@ func (s *Source) Logs(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Lo
 			replayConsole(ctx, ri, kept, fromFile, yield)
 			return
 		}
-		stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo) error) {
+		stream(ctx, s, run, func(p *pager[schema.LogLine]) (handler, func(*runInfo, []string) error) {
 			o := newConsoleOut(p)
 			return handler{
 				record: func(seg *segment, rec *wandbfile.Record) error {
