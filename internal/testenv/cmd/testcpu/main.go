@@ -63,12 +63,11 @@ func compT(v uint16) float64 { return float64(uint64(v&0x1fff) << (3 * uint(v>>1
 const ahz = 100.0
 
 type proc struct {
-	pid, ppid    int
-	comm         string
-	user, sys    float64 // seconds
-	minflt       float64
-	btime        uint32
-	childrenSeen bool
+	pid, ppid int
+	comm      string
+	user, sys float64 // seconds
+	minflt    float64
+	btime     uint32
 }
 
 func main() {
