@@ -412,10 +412,7 @@ func TestS3WithoutCredentials(t *testing.T) {
 	}
 	srv := testenv.SharedS3(t)
 	loc := srv.Location(srv.CreateBucket(t, "nocred"), "a")
-	bin := filepath.Join(t.TempDir(), "runferry")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := testenv.BuildOnce(t, ".")
 	cmd := exec.Command(bin, "copy", fixtures, "parquet:"+loc, "--no-state", "-q")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
 	var stdout, stderr strings.Builder

@@ -175,7 +175,7 @@ func startMLflow(bin string, cfg mlflowConfig) (*MLflowServer, error) {
 			if freshDB != "" && !fromTemplate {
 				noteSQLiteTemplate(freshDB)
 			}
-			logStart("mlflow start", s.BackendURI+" "+s.uvicornLayout(logFrom))
+			logStart("mlflow start", s.BackendURI+" "+s.uvicornLayout(logFrom)+" server="+strconv.Itoa(cmd.Process.Pid))
 			return s, nil
 		}
 		svc.stopGroup(5 * time.Second)
@@ -300,7 +300,7 @@ func (s *MLflowServer) Restart(t testing.TB) {
 		t.Fatalf("testenv: restarted mlflow server on %s did not become healthy: %v\nlog tail (%s):\n%s",
 			s.URL, err, s.LogPath, tailFile(s.LogPath, 40))
 	}
-	logStart("mlflow restart", s.BackendURI+" "+s.uvicornLayout(logFrom))
+	logStart("mlflow restart", s.BackendURI+" "+s.uvicornLayout(logFrom)+" server="+strconv.Itoa(cmd.Process.Pid))
 }
 
 // logSize is the size of the file at path, 0 if there is none.

@@ -20,6 +20,15 @@ var mlflowServeScript []byte
 // process saves or to rule it out.
 const MLflowChildEnv = "RUNFERRY_TESTENV_MLFLOW_CHILD"
 
+// SQLiteSyncEnv, set to 1, leaves a SQLite-backed server's store at SQLite's default
+// synchronous=FULL (an fsync at every commit) instead of OFF: to measure what OFF saves or to
+// rule it out. OFF loses nothing when the server is killed, only when the OS crashes.
+const SQLiteSyncEnv = "RUNFERRY_TESTENV_SQLITE_SYNC"
+
+// SQLiteNoSyncLog is the line mlflowserve.py writes to the server's log once its SQLite
+// store's first connection runs with synchronous=OFF (the level read back).
+const SQLiteNoSyncLog = "testenv: SQLite synchronous=0"
+
 // InProcessLog is the line mlflowserve.py writes to the server's log when uvicorn serves in
 // the `mlflow server` process.
 const InProcessLog = "testenv: uvicorn in process"

@@ -13,7 +13,16 @@
 # difference beyond the variables MLflow reads only while serving (LAZY), or a command other
 # than `python -m uvicorn` with --workers 1, starts the child as `mlflow server` does. The
 # log says which ("testenv: uvicorn in process" or "testenv: uvicorn in a child process").
+#
+# A SQLite store's connections run with PRAGMA synchronous=OFF (unless
+# RUNFERRY_TESTENV_SQLITE_SYNC=1): SQLite then hands its writes to the OS without waiting for
+# the disk (fsync) at each commit. A killed server loses nothing by it (the OS keeps what was
+# written; only an OS crash or power loss could), so tests that kill the server prove what
+# they did; only the waits on the disk go (docs/TESTING.md). testenv's PostgreSQL and MariaDB
+# run with fsync off for the same reason. The log says "testenv: SQLite synchronous=0", read
+# back from the store's first connection.
 import os
+import sqlite3
 import sys
 
 import uvicorn  # noqa: F401  (first, as in uvicorn's own process: mlflow.server sees a server)
@@ -72,4 +81,19 @@ def _serve(cmd, *, extra_env=None, **kwargs):
 
 
 mlflow.server._exec_cmd = _serve
+
+if os.environ.get("RUNFERRY_TESTENV_SQLITE_SYNC") != "1":
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    _said = []
+
+    @event.listens_for(Engine, "connect")
+    def _no_sync(dbapi_conn, _record):
+        if isinstance(dbapi_conn, sqlite3.Connection):
+            dbapi_conn.execute("PRAGMA synchronous=OFF")
+            if not _said:  # once: the level the store's first connection really has
+                _said.append(dbapi_conn.execute("PRAGMA synchronous").fetchone()[0])
+                print("testenv: SQLite synchronous=%d" % _said[0], file=sys.stderr, flush=True)
+
 sys.exit(cli.main(args=sys.argv[1:], prog_name="mlflow"))

@@ -263,8 +263,10 @@ func tailFile(path string, n int) string {
 }
 
 // StartLogEnv names a file to which every MLflow server start (and restart) appends one
-// line, "mlflow start BACKEND-URI uvicorn=in-process|child pid=PID dir=PACKAGE-DIR", for counting the starts of
-// a test run (docs/TESTING.md): RUNFERRY_TESTENV_START_LOG=/tmp/starts go test ./pkg/...
+// line, "mlflow start BACKEND-URI uvicorn=in-process|child server=SERVER-PID pid=PID dir=PACKAGE-DIR",
+// for counting the starts of a test run (docs/TESTING.md): RUNFERRY_TESTENV_START_LOG=/tmp/starts
+// go test ./pkg/... SERVER-PID is the server's process (its group's leader), PID the test
+// binary's; internal/testenv/cmd/testcpu reads the former to tell servers from other Python.
 const StartLogEnv = "RUNFERRY_TESTENV_START_LOG"
 
 // logStart appends a line naming what, detail, the binary and its folder (the package) to

@@ -111,7 +111,9 @@ func TestStartMLflow(t *testing.T) {
 
 // inProcess checks that srv serves from the one process testenv started (mlflowserve.py:
 // `mlflow server` running its uvicorn app itself, one import of MLflow), unless
-// RUNFERRY_TESTENV_MLFLOW_CHILD=1 asked for MLflow's own child process.
+// RUNFERRY_TESTENV_MLFLOW_CHILD=1 asked for MLflow's own child process, and that its SQLite
+// store runs with synchronous=OFF (read back by the script), unless
+// RUNFERRY_TESTENV_SQLITE_SYNC=1.
 func inProcess(t *testing.T, srv *testenv.MLflowServer) {
 	t.Helper()
 	pids := testenv.GroupPids(srv.Cmd.Process.Pid)
@@ -123,6 +125,11 @@ func inProcess(t *testing.T, srv *testenv.MLflowServer) {
 	}
 	if log := srv.LogTail(400); !strings.Contains(log, testenv.InProcessLog) {
 		t.Fatalf("the server's log does not say %q:\n%s", testenv.InProcessLog, log)
+	}
+	if os.Getenv(testenv.SQLiteSyncEnv) != "1" {
+		if log := srv.LogTail(400); !strings.Contains(log, testenv.SQLiteNoSyncLog) {
+			t.Fatalf("the server's log does not say %q (its SQLite store syncs at every commit):\n%s", testenv.SQLiteNoSyncLog, log)
+		}
 	}
 	if len(pids) != 1 || pids[0] != srv.Cmd.Process.Pid {
 		t.Fatalf("the server's process group holds %v, want only the server %d", pids, srv.Cmd.Process.Pid)

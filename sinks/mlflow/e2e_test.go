@@ -63,14 +63,12 @@ func cmdExit(err error) int {
 	return -1
 }
 
+// buildCLI returns the runferry binary, built once per test binary and shared by every
+// test that runs it (testenv.BuildOnce: each `go build` links anew, about 6 s of CPU).
+// Tests run it and never change it.
 func buildCLI(t *testing.T) string {
-	bin := filepath.Join(t.TempDir(), "runferry")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/runferry/runferry/cmd/runferry")
-	cmd.Dir = testenv.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	t.Helper()
+	return testenv.BuildOnce(t, "../../cmd/runferry")
 }
 
 func expectSame(t *testing.T, want *dataset.Dataset, got sources.Source) {
