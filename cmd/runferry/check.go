@@ -123,6 +123,12 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				return err
 			}
 			defer dst.Close()
+			if err := proveSource(ctx, src, "source", srcLoc); err != nil {
+				return err
+			}
+			if err := proveSource(ctx, dst, "destination", dstLoc); err != nil {
+				return err
+			}
 			p := &checkProgress{log: a.log, every: checkProgressEvery, logged: time.Now()}
 			stop := p.tick()
 			res, err := check.Run(ctx, src, dst, check.Options{Filter: filter, IgnoreFields: ignore,
