@@ -208,6 +208,7 @@ func (a *app) setupLogging() error {
 	default:
 		return usageError{fmt.Errorf("--log-format %q: want text or json", a.logFormat)}
 	}
+	logLockWaits(a.log)
 	return nil
 }
 

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
+	"github.com/runferry/runferry/internal/archive"
 	"github.com/runferry/runferry/internal/location"
 	"github.com/runferry/runferry/sources"
 )
@@ -24,4 +27,16 @@ func proveSource(ctx context.Context, src sources.Source, side string, loc locat
 		return sideError{msg: fmt.Sprintf("%s %s: %s", side, loc, err), err: err}
 	}
 	return nil
+}
+
+// logLockWaits logs, every archive.LockWaitEvery, a wait for a lock of an
+// archive in object storage that another holder keeps: a writer killed
+// while it held one blocks the next for up to archive.LockTTL (2 minutes),
+// which without this line looked like a hang.
+func logLockWaits(log *slog.Logger) {
+	archive.OnLockWaiting(func(w archive.LockWaiting) {
+		log.Warn("waiting for the archive's lock", "lock", w.Lock, "held_by", w.Holder,
+			"renewed_ago", w.Renewed.Round(time.Second).String(), "broken_in", w.Expires.Round(time.Second).String(),
+			"because", "a lock not renewed for "+archive.LockTTL.String()+" is a killed writer's")
+	})
 }
