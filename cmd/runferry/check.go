@@ -118,7 +118,7 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				return err
 			}
 			defer src.Close()
-			dst, dstLoc, err := a.openSource(ctx, args[1])
+			dst, dstLoc, err := a.openSide(ctx, args[1], "destination")
 			if err != nil {
 				return err
 			}
