@@ -118,11 +118,17 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				return err
 			}
 			defer src.Close()
-			dst, dstLoc, err := a.openSource(ctx, args[1])
+			dst, dstLoc, err := a.openSide(ctx, args[1], "destination")
 			if err != nil {
 				return err
 			}
 			defer dst.Close()
+			if err := proveSource(ctx, src, "source", srcLoc); err != nil {
+				return err
+			}
+			if err := proveSource(ctx, dst, "destination", dstLoc); err != nil {
+				return err
+			}
 			p := &checkProgress{log: a.log, every: checkProgressEvery, logged: time.Now()}
 			stop := p.tick()
 			res, err := check.Run(ctx, src, dst, check.Options{Filter: filter, IgnoreFields: ignore,

@@ -93,11 +93,14 @@ the run counts the server keeps; --runs lists its runs.`,
 			noCount = !count
 			filter = filter.Track()
 			ctx := cmd.Context()
-			src, _, err := a.openSource(ctx, args[0])
+			src, loc, err := a.openSource(ctx, args[0])
 			if err != nil {
 				return err
 			}
 			defer src.Close()
+			if err := proveSource(ctx, src, "source", loc); err != nil {
+				return err
+			}
 			if byExp && byRun {
 				return usageError{fmt.Errorf("--experiments and --runs exclude each other")}
 			}

@@ -208,22 +208,31 @@ func (a *app) setupLogging() error {
 	default:
 		return usageError{fmt.Errorf("--log-format %q: want text or json", a.logFormat)}
 	}
+	logLockWaits(a.log)
 	return nil
 }
 
+// openSource opens the location raw as a source; its errors name it as the source.
 func (a *app) openSource(ctx context.Context, raw string) (sources.Source, location.Location, error) {
+	return a.openSide(ctx, raw, "source")
+}
+
+// openSide is openSource for a location that plays the part side in the
+// command ("source", or "destination" for check's DST, read as a source):
+// its errors name that side.
+func (a *app) openSide(ctx context.Context, raw, side string) (sources.Source, location.Location, error) {
 	if _, err := a.sources.Parse(raw); err != nil {
 		if m := wrongRole(raw, a.sources.Kind, a.sinks.Kind, "write only (a destination, not a source); sources are", a.sources.All()); m != "" {
-			return nil, location.Location{}, usageError{fmt.Errorf("source %s", m)}
+			return nil, location.Location{}, usageError{fmt.Errorf("%s %s", side, m)}
 		}
-		return nil, location.Location{}, usageError{fmt.Errorf("source %w", err)}
+		return nil, location.Location{}, usageError{fmt.Errorf("%s %w", side, err)}
 	}
 	if a.rate < 0 {
 		return nil, location.Location{}, usageError{fmt.Errorf("--rate %g: want a number of requests per second, 0 for no cap", a.rate)}
 	}
 	src, loc, err := a.sources.Open(ctx, raw)
 	if err != nil {
-		return nil, loc, fmt.Errorf("source %w", err)
+		return nil, loc, fmt.Errorf("%s %w", side, err)
 	}
 	if p, ok := src.(sources.Paced); ok {
 		p.SetRate(a.rate)

@@ -1048,6 +1048,8 @@ func (l *blobLock) live(p string) (bool, error) {
 func (l *blobLock) Take(exclusive, wait bool) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	start := time.Now()
+	next := start.Add(time.Second)
 	for {
 		ok, err := l.try(exclusive)
 		if err != nil {
@@ -1060,6 +1062,7 @@ func (l *blobLock) Take(exclusive, wait bool) error {
 		if !wait {
 			return errNotLocked
 		}
+		next = l.tellWaiting(start, next)
 		var b [1]byte
 		rand.Read(b[:])
 		time.Sleep(time.Duration(20+int(b[0])%80) * time.Millisecond)
