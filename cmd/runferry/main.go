@@ -6,19 +6,23 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"runtime/trace"
 	"syscall"
+	"time"
 )
 
 func main() {
 	tuneGC()
 	stopProfile := startProfile()
+	stopHeap := startHeapProfiles()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	stopProfile()
+	stopHeap()
 	os.Exit(code)
 }
 
@@ -59,6 +63,46 @@ func startProfile() func() {
 		stopTrace()
 		pprof.StopCPUProfile()
 		f.Close()
+	}
+}
+
+// startHeapProfiles writes a heap profile to the file RUNFERRY_MEMPROFILE
+// names every 5 seconds while the command runs (each after a collection,
+// replacing the one before), for benchmarks (bench/NOTES.md): the last
+// one's in-use space is what the command held near its end (what grows
+// with the number of runs; once the command is done it holds nothing).
+// Without the variable it does nothing. The returned function stops it.
+func startHeapProfiles() func() {
+	path := os.Getenv("RUNFERRY_MEMPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(5 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			runtime.GC()
+			f, err := os.Create(path + ".tmp")
+			if err != nil {
+				continue
+			}
+			err = pprof.WriteHeapProfile(f)
+			if cerr := f.Close(); err == nil && cerr == nil {
+				_ = os.Rename(path+".tmp", path)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
 	}
 }
 

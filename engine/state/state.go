@@ -149,14 +149,16 @@ type Ledger struct {
 	readOnly bool
 }
 
-// storedEntry is an entry as stored: its cursors' keys still in JSON,
-// parsed by Get only for the entries asked for.
+// storedEntry is an entry as the snapshot holds it: without its cursors'
+// keys, which stay in the ledger file and are read by Get only for the
+// entry asked for (kept for every run, they were most of what a job of
+// many runs held: about 3 KB a run of 10 metrics).
 type storedEntry struct {
-	e    Entry // without Keys
-	keys string
+	e Entry // without Keys
 }
 
-// snapshotMax bounds the entries Get reads at once (about 1 KB each).
+// snapshotMax bounds the entries Get reads at once (a few hundred bytes
+// each, without their cursors' keys).
 // A larger job reads one entry a query.
 const snapshotMax = 200_000
 
@@ -304,8 +306,10 @@ func addColumn(db *sql.DB, name, decl string) error {
 // no-change sync); later Gets answer from that snapshot, which this
 // Ledger's Puts keep current. Entries another process writes into the same
 // job afterwards are not seen (concurrent workers, such as shards, keep a
-// ledger each). A job of more than snapshotMax entries is read one entry
-// a query.
+// ledger each). The snapshot holds no cursors' keys: Get reads those of
+// the entry asked for from the file, with their mark (so that the mark
+// returned is always the one of the keys returned). A job of more than
+// snapshotMax entries is read one entry a query.
 func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -321,8 +325,17 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 		}
 		e := st.e
 		if e.Mark != "" {
-			if err := json.Unmarshal([]byte(st.keys), &e.Keys); err != nil {
-				return Entry{}, false, fmt.Errorf("cursors of run %s: %w", origin, err)
+			var mark, keys sql.NullString
+			err := l.db.QueryRow(`SELECT mark, keys FROM cursors WHERE job=? AND origin=?`, l.job, origin).Scan(&mark, &keys)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return Entry{}, false, err
+			}
+			e.Mark = ""
+			if err == nil && mark.Valid && mark.String != "" {
+				e.Mark = mark.String
+				if err := json.Unmarshal([]byte(keys.String), &e.Keys); err != nil {
+					return Entry{}, false, fmt.Errorf("cursors of run %s: %w", origin, err)
+				}
 			}
 		}
 		return e, true, nil
@@ -385,7 +398,7 @@ func (l *Ledger) loadSnapshot() error {
 		l.snapDone = true
 		return nil
 	}
-	rows, err := l.db.Query(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, r.gaps, c.mark, c.keys
+	rows, err := l.db.Query(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, r.gaps, c.mark
 		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=?`, l.job)
 	if err != nil {
 		return err
@@ -395,8 +408,8 @@ func (l *Ledger) loadSnapshot() error {
 	for rows.Next() {
 		var e Entry
 		var updated, gapText string
-		var mark, keys sql.NullString
-		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &gapText, &mark, &keys); err != nil {
+		var mark sql.NullString
+		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &gapText, &mark); err != nil {
 			return err
 		}
 		if err := e.decodeGaps(gapText); err != nil {
@@ -404,8 +417,8 @@ func (l *Ledger) loadSnapshot() error {
 		}
 		e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
 		st := storedEntry{e: e}
-		if mark.Valid && mark.String != "" {
-			st.e.Mark, st.keys = mark.String, keys.String
+		if mark.Valid {
+			st.e.Mark = mark.String
 		}
 		snap[e.Origin] = st
 	}
@@ -471,9 +484,6 @@ func (l *Ledger) Put(e Entry) error {
 			return err
 		}
 		st.e.Updated, _ = time.Parse(time.RFC3339Nano, e.Updated.Format(time.RFC3339Nano))
-		if e.Mark != "" {
-			st.keys = string(keys)
-		}
 		l.snap[e.Origin] = st
 	}
 	return nil

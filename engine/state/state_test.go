@@ -295,3 +295,45 @@ func TestGapsKeptWithTheEntry(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestGetReadsCursorsFromTheFile: the snapshot holds no cursors (kept for
+// every run they were most of what a job of many runs held:
+// docs/WANDB-CLOUD.md gap 6); Get reads an entry's cursors from the file
+// with their mark, so the mark it returns is the one of the keys it
+// returns, even when another Ledger of the same job rewrote them after the
+// snapshot was taken.
+func TestGetReadsCursorsFromTheFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	l, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	k1 := []KeyCursor{{Key: "loss", Count: 3, LastStep: 2, LastTime: 1700, Digest: "d1", Hash: "h1"}}
+	k2 := []KeyCursor{{Key: "loss", Count: 5, LastStep: 4, LastTime: 1900, Digest: "d2"}, {Key: "acc", Count: 1, Digest: "d3"}}
+	if err := l.Put(Entry{Origin: "e/p/a", Status: "committed", Fingerprint: "f1", Mark: "m1", Keys: k1}); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, err := l.Get("e/p/a"); err != nil || !ok || e.Mark != "m1" || !reflect.DeepEqual(e.Keys, k1) {
+		t.Fatalf("Get = %+v, %v, %v; want m1 and %+v", e, ok, err, k1)
+	}
+	other, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Put(Entry{Origin: "e/p/a", Status: "committed", Fingerprint: "f2", Mark: "m2", Keys: k2}); err != nil {
+		t.Fatal(err)
+	}
+	e, ok, err := l.Get("e/p/a")
+	if err != nil || !ok || e.Mark != "m2" || !reflect.DeepEqual(e.Keys, k2) {
+		t.Fatalf("Get after another Ledger's Put = %+v, %v, %v; want mark m2 with keys %+v", e, ok, err, k2)
+	}
+	if err := other.Put(Entry{Origin: "e/p/a", Status: "failed"}); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok, err := l.Get("e/p/a"); err != nil || !ok || e.Mark != "" || e.Keys != nil {
+		t.Fatalf("Get after another Ledger dropped the cursors = %+v, %v, %v; want no mark and no keys", e, ok, err)
+	}
+}

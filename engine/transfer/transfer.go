@@ -310,7 +310,11 @@ type planned struct {
 	light bool
 }
 
+// addResult adds r to the report without its cursors (keys, mark): they
+// are for the ledger, written before, and kept for every run they were
+// most of what a job held per run.
 func (j *job) addResult(r RunResult) {
+	r.keys, r.mark = nil, ""
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.rep.Runs = append(j.rep.Runs, r)
