@@ -578,7 +578,10 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, " (gaps accepted: --accept-gaps)")
 	}
 	switch {
+	case rep.Canceled && t.Interrupted > 0:
+		fmt.Fprintf(w, ", interrupted with %s not done (re-run to resume)", counted(t.Interrupted, "run"))
 	case rep.Canceled:
+		// Interrupted before the plan was made: no run is known yet.
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")
 	case rep.Fatal != "" && t.Interrupted > 0:
 		// Not the user's interruption: the error printed below stopped
