@@ -605,12 +605,15 @@ func extended(rep *transfer.Report) string {
 	}
 	var kept int64
 	for _, r := range rep.Runs {
-		if r.Outcome == transfer.Committed && (r.Appended || r.Continued) {
+		if (r.Outcome == transfer.Committed || r.Outcome == transfer.Planned) && (r.Appended || r.Continued) {
 			kept += r.KeptPoints
 		}
 	}
 	var how []string
-	if t.Appended > 0 {
+	switch {
+	case t.Appended > 0 && rep.DryRun:
+		how = append(how, counted(t.Appended, "run")+" to be appended to")
+	case t.Appended > 0:
 		how = append(how, counted(t.Appended, "run")+" appended to")
 	}
 	if t.Continued > 0 {

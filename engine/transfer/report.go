@@ -64,7 +64,10 @@ type RunResult struct {
 	// unchanged files (sinks.FileDeltaReporter): then Files and Bytes
 	// count only the files sent (new or changed), KeptFiles those the
 	// destination held unchanged, and DeletedFiles those it deleted since
-	// the source no longer has them.
+	// the source no longer has them. In a dry run, Appended says the run
+	// is to be appended to (planned; Points, KeptPoints as the append
+	// would count them: the ledger's cursors compared with the source's
+	// history); Files and Bytes still count every file.
 	Appended bool `json:"appended,omitempty"`
 	// Continued says the run was written by continuing in place, under
 	// the same DestID, a first copy an earlier attempt cut short
@@ -196,8 +199,8 @@ type Totals struct {
 	// (RunResult.FileProblem) of the runs written or planned, and of runs
 	// found unchanged whose copy the ledger records without them.
 	FilesNotCopied int `json:"files_not_copied,omitempty"`
-	// Appended counts the committed runs extended in place (see
-	// RunResult.Appended).
+	// Appended counts the committed runs extended in place (in a dry
+	// run, the planned runs to be appended to; see RunResult.Appended).
 	Appended int `json:"appended,omitempty"`
 	// Continued counts the committed runs written by continuing a first
 	// copy cut short in place (see RunResult.Continued).
@@ -246,6 +249,9 @@ func (r *Report) total() {
 			t.Verified++
 		case Planned:
 			t.Planned++
+			if run.Appended {
+				t.Appended++
+			}
 		case Failed:
 			t.Failed++
 		case Interrupted:

@@ -577,13 +577,29 @@ func dropsMetrics(c transform.Chain) bool {
 }
 
 // count is the dry run of one run: it reads the streams to count what would
-// be written, and writes nothing.
+// be written, and writes nothing. A run planned for appending (p.base, the
+// ledger's cursors of the copy) counts only the points the append would
+// send: its points go through the same cursors as writeRun's (the points
+// held are digested, not counted), and the run is marked Appended with
+// KeptPoints; when the cursors show that the copied history changed (the
+// sync would write the run whole), every point is counted and the reason
+// says why, as the sync's would.
 func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 	if est, ok := j.src.(sources.Estimator); ok && !dropsMetrics(j.opt.Transform) {
 		// When no transform leaves metrics out, the source's estimate
 		// stands for reading them.
 		if points, bytes, ok := est.Estimate(ctx, p.run); ok {
 			res.Points, res.Bytes, res.Estimated = points, bytes, true
+			if p.base != nil {
+				// The estimate is of the whole history; the append
+				// sends what follows the points held.
+				var held int64
+				for _, k := range p.base.Keys {
+					held += k.Count
+				}
+				res.Points = max(0, points-held)
+				res.Appended, res.KeptPoints = true, min(held, points)
+			}
 			run := j.transformRun(p.run, res)
 			if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
 				for k, n := range cp.PlanCoverage(run) {
@@ -593,6 +609,11 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			return nil
 		}
 	}
+	var cur *cursors // with a base: what the append would send
+	if p.base != nil {
+		cur = newCursors(p.base.Keys)
+	}
+	var whole error // why the run would be written whole after all
 	for page, err := range j.src.Metrics(ctx, p.run.Origin) {
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
@@ -603,6 +624,28 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		if dropped := n - len(page); dropped > 0 {
 			addCoverage(res, j.droppedKind(), int64(dropped))
 		}
+		if cur != nil && whole == nil {
+			if _, err := cur.filter(page); err != nil {
+				whole = err
+			}
+		}
+	}
+	if cur != nil && whole == nil {
+		_, _, whole = cur.finish()
+	}
+	switch {
+	case cur != nil && whole == nil:
+		res.Points -= cur.kept
+		res.Appended, res.KeptPoints = true, cur.kept
+	case cur != nil && errors.Is(whole, sinks.ErrCannotAppend):
+		// As runOnce after a refusal (without asking the sink for
+		// cursors of its own, which a dry run does not do).
+		res.Reason = "changed since last transfer, written whole: " + whole.Error()
+		if !p.baseFormer.IsZero() {
+			res.Reason = underFormer(p.baseFormer) + ": " + whole.Error()
+		}
+	case cur != nil:
+		return whole
 	}
 	run := j.transformRun(p.run, res)
 	if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
