@@ -491,6 +491,9 @@ func (a *app) printReport(rep *transfer.Report) {
 		for _, p := range r.FileProblem {
 			fmt.Fprintf(w, "file not copied %s: %s\n", r.Origin, p)
 		}
+		for _, p := range r.InheritedFileProblems {
+			fmt.Fprintf(w, "inherited file problem %s: %s\n", r.Origin, p)
+		}
 	}
 	propagate := rep.Options["propagate_deletes"] == "true"
 	for _, d := range rep.Deleted {
@@ -564,6 +567,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	if filesNotCopied > 0 {
 		fmt.Fprintf(w, ", %s not copied (named above)", counted(filesNotCopied, "file"))
+	}
+	if t.InheritedFileProblems > 0 {
+		fmt.Fprintf(w, ", %s (named above: files an earlier copy could not copy from the original source, carried as it recorded them; not new gaps)", counted(t.InheritedFileProblems, "inherited file problem"))
 	}
 	switch {
 	case notAsGiven > 0 && rep.DryRun:

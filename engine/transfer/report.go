@@ -54,6 +54,12 @@ type RunResult struct {
 	Damage          []string `json:"damage,omitempty"`
 	InheritedDamage []string `json:"inherited_damage,omitempty"`
 	FileProblem     []string `json:"file_problems,omitempty"`
+	// InheritedFileProblems names the files the source holds only as an
+	// earlier copy's record that it could not copy them from the original
+	// source (schema.Artifact.Inherited), as "PATH: PROBLEM": named and
+	// counted (Totals.InheritedFileProblems), written on as they were,
+	// but no gap of this copy.
+	InheritedFileProblems []string `json:"inherited_file_problems,omitempty"`
 	// Coverage counts, by kind, what the destination did not hold as
 	// given (sinks.CoverageReporter) and what a transform left out.
 	Coverage map[string]int64 `json:"coverage,omitempty"`
@@ -199,6 +205,10 @@ type Totals struct {
 	// (RunResult.FileProblem) of the runs written or planned, and of runs
 	// found unchanged whose copy the ledger records without them.
 	FilesNotCopied int `json:"files_not_copied,omitempty"`
+	// InheritedFileProblems counts the inherited file problems
+	// (RunResult.InheritedFileProblems) of the runs written or planned.
+	// They do not fail the job.
+	InheritedFileProblems int `json:"inherited_file_problems,omitempty"`
 	// Appended counts the committed runs extended in place (in a dry
 	// run, the planned runs to be appended to; see RunResult.Appended).
 	Appended int `json:"appended,omitempty"`
@@ -268,6 +278,7 @@ func (r *Report) total() {
 				t.InheritedDamage++
 			}
 			t.FilesNotCopied += len(run.FileProblem)
+			t.InheritedFileProblems += len(run.InheritedFileProblems)
 		}
 		// Only what arrived counts: a failed or interrupted run's partial
 		// writes are not in the destination as a run anyone can use.

@@ -119,9 +119,22 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	return nil
 }
 
+// fileProblem records a's problem, if any: as inherited when the source
+// only carries it (schema.Artifact.Inherited), else as a file not copied.
+func (res *RunResult) fileProblem(a schema.Artifact) {
+	switch {
+	case a.Problem == "":
+	case a.Inherited:
+		res.InheritedFileProblems = append(res.InheritedFileProblems, a.Path+": "+a.Problem)
+	default:
+		res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
+	}
+}
+
 // resetCounts clears what an attempt counted, before the next one.
 func (res *RunResult) resetCounts() {
 	res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
+	res.InheritedFileProblems = nil
 	res.Appended, res.Continued, res.KeptPoints, res.keys, res.mark = false, false, 0, nil, ""
 	res.KeptFiles, res.DeletedFiles = 0, 0
 }
@@ -497,9 +510,7 @@ func (j *job) copyArtifacts(ctx context.Context, run schema.Ref, w sinks.RunWrit
 		if !canWrite {
 			return fault.Permanent(errors.New("the sink cannot store files"))
 		}
-		if a.Problem != "" {
-			res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
-		}
+		res.fileProblem(a)
 		a, left, err := j.opt.Transform.Artifact(ctx, a)
 		if err != nil {
 			return fmt.Errorf("file %s: %w", a.Path, err)
@@ -661,9 +672,7 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			// As copyArtifacts: the problem as the source gave it, and a
 			// file counted only when it has a body to copy (a file the
 			// source names but cannot give is not copied).
-			if a.Problem != "" {
-				res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
-			}
+			res.fileProblem(a)
 			a, left, err := j.opt.Transform.Artifact(ctx, a)
 			if err != nil {
 				return fmt.Errorf("file %s: %w", a.Path, err)
