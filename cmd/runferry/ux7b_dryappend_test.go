@@ -16,11 +16,11 @@ import (
 // to a copy it appends to, not the whole run. Before, the dry run said
 // "would copy 1 run (56000 points, ...)" where the sync sent 2000 points
 // (54000 held already). Into SQLite and into a Parquet archive the dry
-// run's points, the points held already and the reason equal the sync's, in
-// the report and in the closing line. Not compared: files and bytes (both
-// destinations keep the files they hold unchanged, which a dry run does not
-// ask them: it counts every file) and console lines (a dry run does not
-// read them): docs/REVIEW.md, Session 11, Not fixed.
+// run's points, the points held already, the files and bytes to send, the
+// files kept (the destinations keep the files they hold unchanged: the dry
+// run asks them which, sinks.HeldFilesLister) and the reason equal the
+// sync's, in the report and in the closing line. Not compared: console
+// lines, which a dry run does not read (docs/REVIEW.md, Session 11).
 func TestDryRunOfAnAppendCountsWhatTheSyncSends(t *testing.T) {
 	dir := t.TempDir()
 	growWandb(t, dir, "ux7bdry1", 0, 50, false)
@@ -67,8 +67,12 @@ func TestDryRunOfAnAppendCountsWhatTheSyncSends(t *testing.T) {
 			t.Errorf("%s: dry run planned %d points (%d held, appended %v, %q), the sync sent %d (%d held, %q)",
 				dst, plan.Points, plan.KeptPoints, plan.Appended, plan.Reason, done.Points, done.KeptPoints, done.Reason)
 		}
+		if plan.Files != done.Files || plan.Bytes != done.Bytes || plan.KeptFiles != done.KeptFiles {
+			t.Errorf("%s: dry run planned %d files, %d bytes, %d kept; the sync sent %d, %d, %d kept",
+				dst, plan.Files, plan.Bytes, plan.KeptFiles, done.Files, done.Bytes, done.KeptFiles)
+		}
 		// The closing lines say it alike: the points sent and held.
-		want := fmt.Sprintf("(%s, ", counted(done.Points, "point"))
+		want := fmt.Sprintf("(%s, %s, %s", counted(done.Points, "point"), counted(done.Files, "file"), bytesText(done.Bytes))
 		held := fmt.Sprintf("; 1 run %%s: %s held already, not sent again)", counted(done.KeptPoints, "point"))
 		if !strings.Contains(doneLine, "copied 1 run "+want) || !strings.Contains(doneLine, fmt.Sprintf(held, "appended to")) {
 			t.Errorf("%s: sync's closing line %q", dst, doneLine)

@@ -73,7 +73,9 @@ type RunResult struct {
 	// the source no longer has them. In a dry run, Appended says the run
 	// is to be appended to (planned; Points, KeptPoints as the append
 	// would count them: the ledger's cursors compared with the source's
-	// history); Files and Bytes still count every file.
+	// history); Files, Bytes and KeptFiles as the append would count
+	// them when the sink lists the files its copy holds
+	// (sinks.HeldFilesLister), else Files and Bytes count every file.
 	Appended bool `json:"appended,omitempty"`
 	// Continued says the run was written by continuing in place, under
 	// the same DestID, a first copy an earlier attempt cut short

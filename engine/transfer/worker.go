@@ -587,6 +587,33 @@ func dropsMetrics(c transform.Chain) bool {
 	})
 }
 
+// keptAsHeld reports whether an append would keep h, the file the copy
+// holds at a's path, as it is: a's size and SHA-256 equal h's (the
+// digest the source announces, else, when the sink compares bodies, that
+// of a's body, read).
+func keptAsHeld(ctx context.Context, a schema.Artifact, h sinks.HeldFile) (bool, error) {
+	if a.Size < 0 || a.Size != h.Size {
+		return false, nil
+	}
+	digest := a.Digest
+	if _, ok := cutPrefix(digest, "sha256:"); !ok {
+		if h.ByAnnounced {
+			return false, nil
+		}
+		rc, err := a.Open(ctx)
+		if err != nil {
+			return false, fmt.Errorf("reading: %w", err)
+		}
+		defer rc.Close()
+		hash := sha256.New()
+		if _, err := io.Copy(hash, rc); err != nil {
+			return false, fmt.Errorf("reading: %w", err)
+		}
+		digest = "sha256:" + hex.EncodeToString(hash.Sum(nil))
+	}
+	return digest == "sha256:"+h.SHA256, nil
+}
+
 // count is the dry run of one run: it reads the streams to count what would
 // be written, and writes nothing. A run planned for appending (p.base, the
 // ledger's cursors of the copy) counts only the points the append would
@@ -644,10 +671,21 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 	if cur != nil && whole == nil {
 		_, _, whole = cur.finish()
 	}
+	var held map[string]sinks.HeldFile // files the append would keep
 	switch {
 	case cur != nil && whole == nil:
 		res.Points -= cur.kept
 		res.Appended, res.KeptPoints = true, cur.kept
+		if hl, ok := j.dst.(sinks.HeldFilesLister); ok {
+			ab := sinks.AppendBase{DestID: p.base.DestID, Mark: p.base.Mark}
+			files, ok, err := hl.HeldFiles(ctx, p.run.Origin, ab)
+			if err != nil {
+				return fmt.Errorf("listing the files of the copy: %w", err)
+			}
+			if ok {
+				held = files
+			}
+		}
 	case cur != nil && errors.Is(whole, sinks.ErrCannotAppend):
 		// As runOnce after a refusal (without asking the sink for
 		// cursors of its own, which a dry run does not do).
@@ -682,6 +720,16 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			}
 			if a.Open == nil {
 				continue
+			}
+			if h, ok := held[a.Path]; ok {
+				kept, err := keptAsHeld(ctx, a, h)
+				if err != nil {
+					return fmt.Errorf("file %s: %w", a.Path, err)
+				}
+				if kept {
+					res.KeptFiles++
+					continue
+				}
 			}
 			res.Files++
 			if a.Size > 0 {
