@@ -18,4 +18,10 @@ type Artifact struct {
 	// Problem says why the file cannot be transferred (a dangling symlink,
 	// a file the source lacks), or is "" when it can.
 	Problem string `json:",omitempty"`
+	// Inherited says Problem is one the source only carries: the source
+	// holds the run as an earlier copy wrote it (a runferry archive, SQL
+	// database or MLflow copy), and that copy recorded the file as not
+	// copied from the original source. It is the original source's gap,
+	// not this source's: the problem travels on, named as inherited.
+	Inherited bool `json:",omitempty"`
 }

@@ -253,6 +253,28 @@ type AppendBase struct {
 	LastStep map[string]int64
 }
 
+// HeldFilesLister is an Appender whose appends keep the files the copy
+// holds unchanged (FileDeltaReporter). HeldFiles lists, for a dry run,
+// the files with a body that the copy of origin holds, by path, when it is
+// the copy base describes (ok false otherwise, or when the sink cannot
+// tell): the dry run then counts only the files an append would send. It
+// writes nothing.
+type HeldFilesLister interface {
+	HeldFiles(ctx context.Context, origin schema.Ref, base AppendBase) (files map[string]HeldFile, ok bool, err error)
+}
+
+// HeldFile is a file a run's copy holds with its body, as an append
+// compares a file given again with it: kept when the size and SHA-256 are
+// equal.
+type HeldFile struct {
+	Size   int64
+	SHA256 string // hex
+	// ByAnnounced says the sink compares the digest the source announces
+	// (schema.Artifact.Digest), not the body: a file given without one is
+	// stored again.
+	ByAnnounced bool
+}
+
 // CursorKeeper is a RunWriter that stores, with the commit, the engine's
 // per-key cursors of what it was given (an opaque document), so that a
 // job without a ledger can append to the run (BaseFinder).

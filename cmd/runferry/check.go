@@ -96,6 +96,9 @@ twice in DST, or a run in a compared experiment of DST that SRC lacks, is a
 difference too.
 
 Prints each difference and exits 0 only when there is none (4 otherwise).
+A run whose source data cannot be read (a damaged or missing file) is named
+as "NOT COMPARED ...", counted, and the other runs are compared; with no
+difference, the check then exits 3.
 Differences that a known gap of SRC or DST explains (what one of them cannot
 give: W&B's API, for one, gives times to the second and no system metrics,
 where a run folder has them) are printed as "known (GAP): ...", counted
@@ -143,6 +146,9 @@ every 5 seconds how many runs it has compared (not with -q).`,
 			for _, d := range res.Differences {
 				fmt.Fprintln(a.stdout, d.String())
 			}
+			for _, d := range res.NotCompared {
+				fmt.Fprintf(a.stdout, "NOT COMPARED %s\n", d.String())
+			}
 			for _, d := range res.Known {
 				fmt.Fprintf(a.stdout, "known (%s): %s\n", d.Gap, d.String())
 			}
@@ -164,6 +170,9 @@ every 5 seconds how many runs it has compared (not with -q).`,
 				fmt.Fprintf(a.stdout, ", %s", counted(res.Traces, "trace"))
 			}
 			fmt.Fprintf(a.stdout, ": %d match, %s", res.Matching, counted(len(res.Differences), "difference"))
+			if len(res.NotCompared) > 0 {
+				fmt.Fprintf(a.stdout, ", %s not compared (could not be read, see above)", counted(len(res.NotCompared), "run"))
+			}
 			if len(res.Known) > 0 {
 				gaps := map[string]bool{}
 				for _, d := range res.Known {
@@ -183,8 +192,11 @@ every 5 seconds how many runs it has compared (not with -q).`,
 					return fmt.Errorf("writing report %s: %w", reportPath, err)
 				}
 			}
-			if len(res.Differences) > 0 {
+			switch {
+			case len(res.Differences) > 0:
 				a.exit = exitDifferences
+			case len(res.NotCompared) > 0:
+				a.exit = exitRunsFailed
 			}
 			return nil
 		},

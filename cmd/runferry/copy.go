@@ -491,6 +491,9 @@ func (a *app) printReport(rep *transfer.Report) {
 		for _, p := range r.FileProblem {
 			fmt.Fprintf(w, "file not copied %s: %s\n", r.Origin, p)
 		}
+		for _, p := range r.InheritedFileProblems {
+			fmt.Fprintf(w, "inherited file problem %s: %s\n", r.Origin, p)
+		}
 	}
 	propagate := rep.Options["propagate_deletes"] == "true"
 	for _, d := range rep.Deleted {
@@ -565,6 +568,9 @@ func (a *app) printReport(rep *transfer.Report) {
 	if filesNotCopied > 0 {
 		fmt.Fprintf(w, ", %s not copied (named above)", counted(filesNotCopied, "file"))
 	}
+	if t.InheritedFileProblems > 0 {
+		fmt.Fprintf(w, ", %s (named above: files an earlier copy could not copy from the original source, carried as it recorded them; not new gaps)", counted(t.InheritedFileProblems, "inherited file problem"))
+	}
 	switch {
 	case notAsGiven > 0 && rep.DryRun:
 		// What a destination would not hold of the metric points (MLflow:
@@ -578,7 +584,10 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, " (gaps accepted: --accept-gaps)")
 	}
 	switch {
+	case rep.Canceled && t.Interrupted > 0:
+		fmt.Fprintf(w, ", interrupted with %s not done (re-run to resume)", counted(t.Interrupted, "run"))
 	case rep.Canceled:
+		// Interrupted before the plan was made: no run is known yet.
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")
 	case rep.Fatal != "" && t.Interrupted > 0:
 		// Not the user's interruption: the error printed below stopped
@@ -602,12 +611,15 @@ func extended(rep *transfer.Report) string {
 	}
 	var kept int64
 	for _, r := range rep.Runs {
-		if r.Outcome == transfer.Committed && (r.Appended || r.Continued) {
+		if (r.Outcome == transfer.Committed || r.Outcome == transfer.Planned) && (r.Appended || r.Continued) {
 			kept += r.KeptPoints
 		}
 	}
 	var how []string
-	if t.Appended > 0 {
+	switch {
+	case t.Appended > 0 && rep.DryRun:
+		how = append(how, counted(t.Appended, "run")+" to be appended to")
+	case t.Appended > 0:
 		how = append(how, counted(t.Appended, "run")+" appended to")
 	}
 	if t.Continued > 0 {

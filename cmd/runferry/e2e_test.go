@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -206,8 +207,14 @@ func TestInterruptThenResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := cmd.Wait()
-	if code := exitCode(err); code != exitInterrupted || !strings.Contains(out.String(), "interrupted (re-run to resume)") {
+	if code := exitCode(err); code != exitInterrupted || !strings.Contains(out.String(), "(re-run to resume)") {
 		t.Fatalf("interrupted copy: exit %d\n%s", code, out.String())
+	}
+	// The closing line counts the runs not done, as the line of a job an
+	// error stopped does: the 4 runs are those copied and those not done.
+	m := regexp.MustCompile(`copied ([0-9]+) runs? .*, interrupted with ([0-9]+) runs? not done \(re-run to resume\) in `).FindStringSubmatch(out.String())
+	if m == nil || atoi(m[2]) == 0 || atoi(m[1])+atoi(m[2]) != 4 {
+		t.Errorf("closing line does not count the runs not done (want copied K, K + N = 4):\n%s", out.String())
 	}
 	res, err := exec.Command(bin, "copy", "--accept-gaps", src, dst, "--state", ledger).CombinedOutput()
 	if err != nil || !strings.Contains(string(res), "0 failed") {

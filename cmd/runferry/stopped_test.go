@@ -13,7 +13,9 @@ import (
 // fatal error stopped (a full disk: "no space left on device") with runs
 // not done, and of one the user interrupted: the first says the error
 // stopped it and how many runs are left, not "interrupted", which reads as
-// the user's Ctrl-C; the second still says "interrupted".
+// the user's Ctrl-C; the second still says "interrupted", and counts the
+// runs not done too (before, it did not: "interrupted (re-run to resume)"
+// after SIGINT with 10 runs planned, review Session 11).
 func TestSummarySaysWhatStoppedTheJob(t *testing.T) {
 	start := time.Now()
 	for _, c := range []struct {
@@ -23,7 +25,9 @@ func TestSummarySaysWhatStoppedTheJob(t *testing.T) {
 		{transfer.Report{Fatal: "committing run: write x: no space left on device", Totals: transfer.Totals{Committed: 1, Failed: 1, Interrupted: 6}},
 			", stopped by the error below with 6 runs not done (re-run to resume)", "interrupted"},
 		{transfer.Report{Canceled: true, Totals: transfer.Totals{Interrupted: 7}},
-			", interrupted (re-run to resume)", "stopped by"},
+			", interrupted with 7 runs not done (re-run to resume)", "stopped by"},
+		{transfer.Report{Canceled: true}, // during the plan: no run known yet
+			", interrupted (re-run to resume)", "not done"},
 	} {
 		c.rep.Started, c.rep.Finished = start, start.Add(time.Second)
 		var out bytes.Buffer

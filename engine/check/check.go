@@ -78,6 +78,13 @@ type Result struct {
 	// (schema.Run.InheritedDamage: an earlier copy's notes of the original
 	// source), by run: not gaps of this source, compared as data.
 	InheritedDamage []Difference `json:"inherited_damage,omitempty"`
+	// NotCompared names the runs check could not read from the source
+	// (a damaged or missing file: an error of kind permanent, or not
+	// found), each with what could not be read: they were not compared to
+	// the end, are neither matching nor counted as differences, and the
+	// check carries on with the other runs. What a run showed before the
+	// error stays in Differences.
+	NotCompared []Difference `json:"not_compared,omitempty"`
 
 	srcGaps, dstGaps []sources.Gap
 }
@@ -151,7 +158,7 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 			for _, d := range inherited {
 				res.InheritedDamage = append(res.InheritedDamage, Difference{Run: r.Origin.String(), What: d})
 			}
-			before := len(res.Differences)
+			before, notBefore := len(res.Differences), len(res.NotCompared)
 			copies := index.runs[r.Origin]
 			switch {
 			case len(copies) == 0:
@@ -173,10 +180,12 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 					ropt.Transform = res.recordedTransform(ctx, dst, copies[0].Origin)
 				}
 				if err := res.compareRun(ctx, src, dst, want, got, ropt); err != nil {
-					return res, err
+					if !res.unreadableRun(ctx, r.Origin, err) {
+						return res, err
+					}
 				}
 			}
-			if len(res.Differences) == before {
+			if len(res.Differences) == before && len(res.NotCompared) == notBefore {
 				res.Matching++
 			}
 			if opt.Progress != nil {
@@ -805,6 +814,33 @@ func hashBody(ctx context.Context, a schema.Artifact) (fileInfo, error) {
 		return fileInfo{}, err
 	}
 	return fileInfo{size: n, digest: "sha256:" + hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// unreadableRun records err, an error of compareRun about run, when it
+// says what one side holds of the run cannot be read (unreadable) and the
+// check was not cancelled: the source's as a run not compared
+// (NotCompared), the destination's as a difference. It reports whether err
+// was recorded; any other error stops the check.
+func (res *Result) unreadableRun(ctx context.Context, run schema.Ref, err error) bool {
+	if ctx.Err() != nil || !unreadable(err) {
+		return false
+	}
+	msg := err.Error()
+	for _, side := range []string{"source", "destination"} {
+		// compareRun's errors read "SIDE run ORIGIN[ WHAT]: ...".
+		rest, ok := strings.CutPrefix(msg, side+" run "+run.String())
+		if !ok {
+			continue
+		}
+		what := side + rest
+		if side == "source" {
+			res.NotCompared = append(res.NotCompared, Difference{Run: run.String(), What: what})
+		} else {
+			res.add(run, "could not be read: "+what, "", "")
+		}
+		return true
+	}
+	return false
 }
 
 // unreadable reports whether err says what the destination holds is

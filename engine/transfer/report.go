@@ -54,6 +54,12 @@ type RunResult struct {
 	Damage          []string `json:"damage,omitempty"`
 	InheritedDamage []string `json:"inherited_damage,omitempty"`
 	FileProblem     []string `json:"file_problems,omitempty"`
+	// InheritedFileProblems names the files the source holds only as an
+	// earlier copy's record that it could not copy them from the original
+	// source (schema.Artifact.Inherited), as "PATH: PROBLEM": named and
+	// counted (Totals.InheritedFileProblems), written on as they were,
+	// but no gap of this copy.
+	InheritedFileProblems []string `json:"inherited_file_problems,omitempty"`
 	// Coverage counts, by kind, what the destination did not hold as
 	// given (sinks.CoverageReporter) and what a transform left out.
 	Coverage map[string]int64 `json:"coverage,omitempty"`
@@ -64,7 +70,12 @@ type RunResult struct {
 	// unchanged files (sinks.FileDeltaReporter): then Files and Bytes
 	// count only the files sent (new or changed), KeptFiles those the
 	// destination held unchanged, and DeletedFiles those it deleted since
-	// the source no longer has them.
+	// the source no longer has them. In a dry run, Appended says the run
+	// is to be appended to (planned; Points, KeptPoints as the append
+	// would count them: the ledger's cursors compared with the source's
+	// history); Files, Bytes and KeptFiles as the append would count
+	// them when the sink lists the files its copy holds
+	// (sinks.HeldFilesLister), else Files and Bytes count every file.
 	Appended bool `json:"appended,omitempty"`
 	// Continued says the run was written by continuing in place, under
 	// the same DestID, a first copy an earlier attempt cut short
@@ -196,8 +207,12 @@ type Totals struct {
 	// (RunResult.FileProblem) of the runs written or planned, and of runs
 	// found unchanged whose copy the ledger records without them.
 	FilesNotCopied int `json:"files_not_copied,omitempty"`
-	// Appended counts the committed runs extended in place (see
-	// RunResult.Appended).
+	// InheritedFileProblems counts the inherited file problems
+	// (RunResult.InheritedFileProblems) of the runs written or planned.
+	// They do not fail the job.
+	InheritedFileProblems int `json:"inherited_file_problems,omitempty"`
+	// Appended counts the committed runs extended in place (in a dry
+	// run, the planned runs to be appended to; see RunResult.Appended).
 	Appended int `json:"appended,omitempty"`
 	// Continued counts the committed runs written by continuing a first
 	// copy cut short in place (see RunResult.Continued).
@@ -246,6 +261,9 @@ func (r *Report) total() {
 			t.Verified++
 		case Planned:
 			t.Planned++
+			if run.Appended {
+				t.Appended++
+			}
 		case Failed:
 			t.Failed++
 		case Interrupted:
@@ -262,6 +280,7 @@ func (r *Report) total() {
 				t.InheritedDamage++
 			}
 			t.FilesNotCopied += len(run.FileProblem)
+			t.InheritedFileProblems += len(run.InheritedFileProblems)
 		}
 		// Only what arrived counts: a failed or interrupted run's partial
 		// writes are not in the destination as a run anyone can use.

@@ -119,9 +119,22 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	return nil
 }
 
+// fileProblem records a's problem, if any: as inherited when the source
+// only carries it (schema.Artifact.Inherited), else as a file not copied.
+func (res *RunResult) fileProblem(a schema.Artifact) {
+	switch {
+	case a.Problem == "":
+	case a.Inherited:
+		res.InheritedFileProblems = append(res.InheritedFileProblems, a.Path+": "+a.Problem)
+	default:
+		res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
+	}
+}
+
 // resetCounts clears what an attempt counted, before the next one.
 func (res *RunResult) resetCounts() {
 	res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
+	res.InheritedFileProblems = nil
 	res.Appended, res.Continued, res.KeptPoints, res.keys, res.mark = false, false, 0, nil, ""
 	res.KeptFiles, res.DeletedFiles = 0, 0
 }
@@ -533,9 +546,7 @@ func (j *job) copyArtifacts(ctx context.Context, run schema.Ref, w sinks.RunWrit
 		if !canWrite {
 			return fault.Permanent(errors.New("the sink cannot store files"))
 		}
-		if a.Problem != "" {
-			res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
-		}
+		res.fileProblem(a)
 		a, left, err := j.opt.Transform.Artifact(ctx, a)
 		if err != nil {
 			return fmt.Errorf("file %s: %w", a.Path, err)
@@ -612,14 +623,57 @@ func dropsMetrics(c transform.Chain) bool {
 	})
 }
 
+// keptAsHeld reports whether an append would keep h, the file the copy
+// holds at a's path, as it is: a's size and SHA-256 equal h's (the
+// digest the source announces, else, when the sink compares bodies, that
+// of a's body, read).
+func keptAsHeld(ctx context.Context, a schema.Artifact, h sinks.HeldFile) (bool, error) {
+	if a.Size < 0 || a.Size != h.Size {
+		return false, nil
+	}
+	digest := a.Digest
+	if _, ok := cutPrefix(digest, "sha256:"); !ok {
+		if h.ByAnnounced {
+			return false, nil
+		}
+		rc, err := a.Open(ctx)
+		if err != nil {
+			return false, fmt.Errorf("reading: %w", err)
+		}
+		defer rc.Close()
+		hash := sha256.New()
+		if _, err := io.Copy(hash, rc); err != nil {
+			return false, fmt.Errorf("reading: %w", err)
+		}
+		digest = "sha256:" + hex.EncodeToString(hash.Sum(nil))
+	}
+	return digest == "sha256:"+h.SHA256, nil
+}
+
 // count is the dry run of one run: it reads the streams to count what would
-// be written, and writes nothing.
+// be written, and writes nothing. A run planned for appending (p.base, the
+// ledger's cursors of the copy) counts only the points the append would
+// send: its points go through the same cursors as writeRun's (the points
+// held are digested, not counted), and the run is marked Appended with
+// KeptPoints; when the cursors show that the copied history changed (the
+// sync would write the run whole), every point is counted and the reason
+// says why, as the sync's would.
 func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 	if est, ok := j.src.(sources.Estimator); ok && !dropsMetrics(j.opt.Transform) {
 		// When no transform leaves metrics out, the source's estimate
 		// stands for reading them.
 		if points, bytes, ok := est.Estimate(ctx, p.run); ok {
 			res.Points, res.Bytes, res.Estimated = points, bytes, true
+			if p.base != nil {
+				// The estimate is of the whole history; the append
+				// sends what follows the points held.
+				var held int64
+				for _, k := range p.base.Keys {
+					held += k.Count
+				}
+				res.Points = max(0, points-held)
+				res.Appended, res.KeptPoints = true, min(held, points)
+			}
 			run := j.transformRun(p.run, res)
 			if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
 				for k, n := range cp.PlanCoverage(run) {
@@ -629,6 +683,11 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			return nil
 		}
 	}
+	var cur *cursors // with a base: what the append would send
+	if p.base != nil {
+		cur = newCursors(p.base.Keys)
+	}
+	var whole error // why the run would be written whole after all
 	for page, err := range j.src.Metrics(ctx, p.run.Origin) {
 		if err != nil {
 			return fmt.Errorf("reading metrics: %w", err)
@@ -639,6 +698,39 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		if dropped := n - len(page); dropped > 0 {
 			addCoverage(res, j.droppedKind(), int64(dropped))
 		}
+		if cur != nil && whole == nil {
+			if _, err := cur.filter(page); err != nil {
+				whole = err
+			}
+		}
+	}
+	if cur != nil && whole == nil {
+		_, _, whole = cur.finish()
+	}
+	var held map[string]sinks.HeldFile // files the append would keep
+	switch {
+	case cur != nil && whole == nil:
+		res.Points -= cur.kept
+		res.Appended, res.KeptPoints = true, cur.kept
+		if hl, ok := j.dst.(sinks.HeldFilesLister); ok {
+			ab := sinks.AppendBase{DestID: p.base.DestID, Mark: p.base.Mark}
+			files, ok, err := hl.HeldFiles(ctx, p.run.Origin, ab)
+			if err != nil {
+				return fmt.Errorf("listing the files of the copy: %w", err)
+			}
+			if ok {
+				held = files
+			}
+		}
+	case cur != nil && errors.Is(whole, sinks.ErrCannotAppend):
+		// As runOnce after a refusal (without asking the sink for
+		// cursors of its own, which a dry run does not do).
+		res.Reason = "changed since last transfer, written whole: " + whole.Error()
+		if !p.baseFormer.IsZero() {
+			res.Reason = underFormer(p.baseFormer) + ": " + whole.Error()
+		}
+	case cur != nil:
+		return whole
 	}
 	run := j.transformRun(p.run, res)
 	if cp, ok := j.dst.(sinks.CoveragePlanner); ok {
@@ -654,9 +746,7 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			// As copyArtifacts: the problem as the source gave it, and a
 			// file counted only when it has a body to copy (a file the
 			// source names but cannot give is not copied).
-			if a.Problem != "" {
-				res.FileProblem = append(res.FileProblem, a.Path+": "+a.Problem)
-			}
+			res.fileProblem(a)
 			a, left, err := j.opt.Transform.Artifact(ctx, a)
 			if err != nil {
 				return fmt.Errorf("file %s: %w", a.Path, err)
@@ -666,6 +756,16 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 			}
 			if a.Open == nil {
 				continue
+			}
+			if h, ok := held[a.Path]; ok {
+				kept, err := keptAsHeld(ctx, a, h)
+				if err != nil {
+					return fmt.Errorf("file %s: %w", a.Path, err)
+				}
+				if kept {
+					res.KeptFiles++
+					continue
+				}
 			}
 			res.Files++
 			if a.Size > 0 {

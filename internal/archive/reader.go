@@ -238,13 +238,17 @@ func (r *Reader) Logs(e RunEntry, page int, fn func([]schema.LogLine) error) err
 }
 
 // Artifacts returns the run's file manifest sorted by path.
-func (r *Reader) Artifacts(e RunEntry) ([]ArtifactRow, error) {
+func (r *Reader) Artifacts(e RunEntry) ([]ArtifactRow, error) { return ArtifactsIn(r.st, e) }
+
+// ArtifactsIn returns the rows of run e's artifacts table in st (none when
+// it has none), as Reader.Artifacts does.
+func ArtifactsIn(st Store, e RunEntry) ([]ArtifactRow, error) {
 	f, ok := e.File(TableArtifacts)
 	if !ok {
 		return nil, nil
 	}
 	var out []ArtifactRow
-	err := readTable(r.st, f, 256, func(rows []ArtifactRow) error {
+	err := readTable(st, f, 256, func(rows []ArtifactRow) error {
 		out = append(out, rows...)
 		return nil
 	})

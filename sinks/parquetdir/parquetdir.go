@@ -293,6 +293,32 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
 }
 
+// HeldFiles lists the files with a body that the archive's copy of origin
+// holds, when it is the copy base describes (sinks.HeldFilesLister): an
+// append keeps such a file when the body given again has its SHA-256
+// (archive.RunWriter.WriteArtifact). It reads the run's artifacts table.
+func (s *Sink) HeldFiles(_ context.Context, origin schema.Ref, base sinks.AppendBase) (map[string]sinks.HeldFile, bool, error) {
+	e, ok := s.committed(origin)
+	if !ok || e.Mark == "" || e.Mark != base.Mark {
+		return nil, false, nil
+	}
+	st, err := s.openStore()
+	if err != nil {
+		return nil, false, err
+	}
+	rows, err := archive.ArtifactsIn(st, e)
+	if err != nil {
+		return nil, false, err
+	}
+	out := map[string]sinks.HeldFile{}
+	for _, r := range rows {
+		if r.SHA256 != nil && r.Size != nil {
+			out[r.Path] = sinks.HeldFile{Size: *r.Size, SHA256: *r.SHA256}
+		}
+	}
+	return out, true, nil
+}
+
 // FindRun reports a committed run as complete with its fingerprint, one
 // archived under a former origin as such; anything else is missing (an
 // unfinished write leaves no trace).
@@ -506,3 +532,5 @@ func archiveStoreOptions() []location.Option {
 	}
 	return out
 }
+
+var _ sinks.HeldFilesLister = (*Sink)(nil)

@@ -247,6 +247,31 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	return &writer{s: s, tx: tx, run: r}, nil
 }
 
+// HeldFiles lists the files with a body that the database holds of
+// origin's copy, when it is the copy base describes
+// (sinks.HeldFilesLister): an append keeps such a file when the source
+// announces its size and SHA-256 (sqlstore.RunTx.File).
+func (s *Sink) HeldFiles(ctx context.Context, origin schema.Ref, base sinks.AppendBase) (map[string]sinks.HeldFile, bool, error) {
+	if held, err := s.st.HasSchema(ctx); err != nil || !held {
+		return nil, false, err
+	}
+	id, mark, _, ok, err := s.st.FindBase(ctx, origin.String())
+	if err != nil || !ok || mark != base.Mark {
+		return nil, false, err
+	}
+	files, err := s.st.Files(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	out := map[string]sinks.HeldFile{}
+	for _, f := range files {
+		if f.Problem == "" && f.SHA256 != "" {
+			out[f.Path] = sinks.HeldFile{Size: f.Size, SHA256: f.SHA256, ByAnnounced: true}
+		}
+	}
+	return out, true, nil
+}
+
 // FindBase returns what the database holds of origin's last commit: its
 // id, mark and cursors (sinks.BaseFinder).
 func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark string, cursors []byte, ok bool, err error) {
@@ -351,3 +376,5 @@ func (w *writer) Abort(context.Context) error {
 	w.tx.Abort()
 	return nil
 }
+
+var _ sinks.HeldFilesLister = (*Sink)(nil)

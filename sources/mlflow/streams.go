@@ -342,7 +342,8 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 			out = append(out, a)
 		}
 		for p, problem := range cov.FileProblems {
-			out = append(out, schema.Artifact{Path: p, Size: -1, Problem: problem})
+			// Recorded by the runferry copy of the run: inherited.
+			out = append(out, schema.Artifact{Path: p, Size: -1, Problem: problem, Inherited: true})
 		}
 		models, err := s.loggedModelFiles(ctx, info)
 		if err != nil {

@@ -315,7 +315,9 @@ func (s *Source) Manifests(ctx context.Context, run schema.Ref) iter.Seq2[schema
 }
 
 func (s *Source) artifact(row archive.ArtifactRow) schema.Artifact {
-	a := schema.Artifact{Path: row.Path, Size: -1, Problem: row.Problem}
+	// A problem row is what the copy that wrote the archive recorded of
+	// its source: inherited (the archive's own damage is a read error).
+	a := schema.Artifact{Path: row.Path, Size: -1, Problem: row.Problem, Inherited: row.Problem != ""}
 	if row.SHA256 == nil || row.Size == nil {
 		return a
 	}

@@ -299,7 +299,9 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 				yield(schema.Artifact{}, ctx.Err())
 				return
 			}
-			a := schema.Artifact{Path: f.Path, Size: -1, Problem: f.Problem}
+			// A stored problem is what the copy that wrote the database
+			// recorded of its source: inherited.
+			a := schema.Artifact{Path: f.Path, Size: -1, Problem: f.Problem, Inherited: f.Problem != ""}
 			if f.Problem == "" {
 				a.Size, a.Digest = f.Size, "sha256:"+f.SHA256
 				a.Open = func(ctx context.Context) (io.ReadCloser, error) { return s.st.OpenFile(ctx, f), nil }
