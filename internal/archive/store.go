@@ -191,6 +191,17 @@ func StoreLocation(path string, q url.Values) (string, error) {
 	return path + "?" + opts.Encode(), nil
 }
 
+// StoreSecretEnvVars are the object stores' secret environment variables,
+// which the clouds' own credential chains read (S3: the secret key and
+// session token; Azure: the account key, SAS token, connection string and
+// a service principal's secret). runferry never takes them from a location;
+// the adapters declare them secret so that their values are scrubbed from
+// all output, reports and state, and refused in a location's query.
+var StoreSecretEnvVars = []string{
+	"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+	"AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
+}
+
 // StoreOptionHelp describes each of StoreOptions, for the adapters'
 // descriptions.
 var StoreOptionHelp = map[string]string{

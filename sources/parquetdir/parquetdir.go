@@ -9,6 +9,7 @@ import (
 	"io"
 	"iter"
 	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/runferry/runferry/internal/archive"
@@ -359,6 +360,10 @@ func archiveStoreOptions() []location.Option {
 	out := make([]location.Option, len(archive.StoreOptions))
 	for i, name := range archive.StoreOptions {
 		out[i] = location.Option{Name: name, Help: archive.StoreOptionHelp[name]}
+	}
+	for _, env := range archive.StoreSecretEnvVars {
+		out = append(out, location.Option{Name: strings.ReplaceAll(strings.ToLower(env), "_", "-"), EnvVar: env, Secret: true,
+			Help: "Object storage: read by the cloud's own credential chain from " + env + " only; never printed."})
 	}
 	return out
 }
