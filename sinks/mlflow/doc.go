@@ -257,7 +257,9 @@
 // be written before its parent. A child is created first and then looks up
 // its parent by origin; a parent, when it commits, points every run naming
 // it (mlflow.runferry.parent_key) at itself, restoring and re-deleting deleted
-// children for the write. Whichever comes first, the link is made, and a
+// children for the write; a child deleted between the listing and its link
+// (its own commit, deleted in the source, deletes it last) is read again and
+// linked the same way. Whichever comes first, the link is made, and a
 // parent written again relinks its children.
 //
 // # Limits

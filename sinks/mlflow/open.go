@@ -189,7 +189,14 @@ func (s *Sink) linkToParent(ctx context.Context, runID string, parent schema.Ref
 	return s.api.SetTag(ctx, runID, mlflowapi.TagParentRunID, found[len(found)-1].Info.RunID)
 }
 
-// linkChildren points every run naming origin as its parent at runID.
+// linkChildren points every run naming origin as its parent at runID,
+// deleted children too (restored for the write and deleted again: see
+// whileActive). A child listed active may be deleted before it is linked:
+// a child deleted in the source is deleted by its own commit, as the last
+// step, and that commit may run at the same time as this one (and so may
+// the deletion of the child's experiment that follows it, which deletes
+// its runs too). A link that fails while the child is deleted, as read anew
+// after the failure, is therefore retried once through whileActive.
 func (s *Sink) linkChildren(ctx context.Context, runID, origin string) error {
 	children, err := s.runsTagged(ctx, mlflowconv.TagParentKey, mlflowconv.OriginKey(origin), false)
 	if err != nil {
@@ -199,7 +206,13 @@ func (s *Sink) linkChildren(ctx context.Context, runID, origin string) error {
 		if v, _ := c.Tag(mlflowapi.TagParentRunID); v == runID {
 			continue
 		}
-		err := s.whileActive(ctx, c, func() error { return s.api.SetTag(ctx, c.Info.RunID, mlflowapi.TagParentRunID, runID) })
+		link := func() error { return s.api.SetTag(ctx, c.Info.RunID, mlflowapi.TagParentRunID, runID) }
+		err := s.whileActive(ctx, c, link)
+		if err != nil {
+			if now, gerr := s.api.GetRun(ctx, c.Info.RunID); gerr == nil && now.Info.LifecycleStage == mlflowapi.StageDeleted {
+				err = s.whileActive(ctx, now, link)
+			}
+		}
 		if err != nil {
 			return fmt.Errorf("linking child run %s: %w", c.Info.RunID, err)
 		}
