@@ -185,7 +185,9 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	cov.Fixups, cov.FixupsDropped, cov.Points = prevCov.Fixups, prevCov.FixupsDropped, prevCov.Points
 	// Summary points written before stay, recorded, so the source still
 	// leaves them out; writeSummary adds none while appending.
-	cov.SummaryPoints = prevCov.SummaryPoints
+	// A new history point stored as one of them takes its row (see
+	// takeHeldSummary).
+	cov.SummaryPoints = slices.Clone(prevCov.SummaryPoints)
 	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: mlflowconv.SidecarVersion, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
@@ -247,7 +249,8 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		}
 	}
 	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app, resumed: resumed,
-		keys: map[string]*keyState{}, mlflowKeys: maps.Clone(app.mlflowKeys), written: map[string]bool{}, view: newView(r)}, nil
+		keys: map[string]*keyState{}, mlflowKeys: maps.Clone(app.mlflowKeys), written: map[string]bool{}, view: newView(r),
+		heldSummary: summaryIndex(cov.SummaryPoints)}, nil
 }
 
 // renamed returns now when was is one of its former origins
@@ -321,12 +324,15 @@ func heldPointOf(m mlflowapi.Metric) heldPoint {
 // the points of each key after the last step the copy held of it (the
 // copy's cursor; for the CPU mean, the last sample folded; for a summary
 // point, its step), found in the key's history when its latest step is
-// beyond that. The writer does not send them again (see logMetrics).
+// beyond that. The writer does not send them again (see logMetrics). The
+// summary points of the copy are not among them (the copy wrote them, and
+// a history point stored as one is found by takeHeldSummary).
 func (s *Sink) pointsWritten(ctx context.Context, held mlflowapi.Run, app *appendPlan, prevCov mlflowconv.Coverage) (map[string]map[heldPoint]int, error) {
 	summaryStep := map[string]int64{}
 	for _, p := range prevCov.SummaryPoints {
 		summaryStep[p.Key] = max(summaryStep[p.Key], p.Step)
 	}
+	summaries := summaryIndex(prevCov.SummaryPoints)
 	out := map[string]map[heldPoint]int{}
 	for _, latest := range held.Data.Metrics {
 		src, known := app.mlflowKeys[latest.Key]
@@ -355,6 +361,13 @@ func (s *Sink) pointsWritten(ctx context.Context, held mlflowapi.Run, app *appen
 			for _, m := range page {
 				if bounded && m.Step <= after {
 					continue
+				}
+				if known {
+					_, _, bits := storedForm(float64(m.Value), m.Timestamp)
+					if id := (summaryID{key: src, step: m.Step, time: m.Timestamp, bits: bits}); summaries[id] > 0 {
+						summaries[id]--
+						continue // the copy's summary point
+					}
 				}
 				if out[latest.Key] == nil {
 					out[latest.Key] = map[heldPoint]int{}

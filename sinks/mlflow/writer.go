@@ -43,6 +43,10 @@ type writer struct {
 	// skipped counts the points not sent again because the copy held
 	// them (resumed).
 	skipped int64
+	// heldSummary counts, appending, the summary points the copy holds
+	// (mlflowconv.Coverage.SummaryPoints) by their stored identity: see
+	// takeHeldSummary.
+	heldSummary map[summaryID]int
 	// heldFiles lists, continuing a first copy cut short, the files that
 	// copy held (artifact paths): those not written again are deleted at
 	// commit (deleteGoneContinued).
@@ -134,6 +138,9 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 		if !ok {
 			continue // collapsed into an earlier point by a fixup
 		}
+		if w.takeHeldSummary(m.Key, send) {
+			continue // held already: the row of a summary point is this point
+		}
 		out = append(out, send)
 		size += len(send.Key) + 80
 		if size > mlflowapi.MaxBatchBytes*8/10 {
@@ -144,6 +151,58 @@ func (w *writer) WriteMetrics(ctx context.Context, batch []schema.Metric) error 
 		}
 	}
 	return w.logMetrics(ctx, out)
+}
+
+// summaryID is the identity MLflow stores a point of a source key under
+// (its primary key, besides the run and the MLflow key): step, time and
+// the stored value's bits (see storedForm).
+type summaryID struct {
+	key        string
+	step, time int64
+	bits       uint64
+}
+
+func summaryIDOf(p mlflowconv.SummaryPoint) summaryID {
+	_, t, bits := storedForm(float64(p.Value), p.Time)
+	return summaryID{key: p.Key, step: p.Step, time: t, bits: bits}
+}
+
+// summaryIndex counts points by their stored identity.
+func summaryIndex(points []mlflowconv.SummaryPoint) map[summaryID]int {
+	if len(points) == 0 {
+		return nil
+	}
+	out := make(map[summaryID]int, len(points))
+	for _, p := range points {
+		out[summaryIDOf(p)]++
+	}
+	return out
+}
+
+// takeHeldSummary reports whether send, the point to send for source key
+// key while appending, is stored already as a summary point the copy
+// holds: MLflow stores both as one row (its primary key collapses exact
+// duplicates), which the coverage file named a summary point, so that the
+// source left it out and the history point was lost (a summary value
+// logged by W&B before its history row, in a log cut between the two: the
+// copy's summary point then has the step, value and, within the same
+// millisecond, the time of the history point appended later). The point
+// is not sent, and the row is no longer recorded as a summary point: it
+// is this history point.
+func (w *writer) takeHeldSummary(key string, send mlflowapi.Metric) bool {
+	if len(w.heldSummary) == 0 {
+		return false
+	}
+	_, _, bits := storedForm(float64(send.Value), send.Timestamp)
+	id := summaryID{key: key, step: send.Step, time: send.Timestamp, bits: bits}
+	if w.heldSummary[id] == 0 {
+		return false
+	}
+	w.heldSummary[id]--
+	if i := slices.IndexFunc(w.cov.SummaryPoints, func(p mlflowconv.SummaryPoint) bool { return summaryIDOf(p) == id }); i >= 0 {
+		w.cov.SummaryPoints = slices.Delete(w.cov.SummaryPoints, i, i+1)
+	}
+	return true
 }
 
 func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
@@ -196,20 +255,7 @@ func (k *keyState) add(m schema.Metric, cov *mlflowconv.Coverage) (mlflowapi.Met
 		k.flush(cov)
 		k.step, k.started, k.at = m.Step, true, map[storedPoint]*mlflowconv.Fixup{}
 	}
-	stored, t := m.Value, m.Time
-	switch {
-	case math.IsInf(stored, 1):
-		stored = math.MaxFloat64
-	case math.IsInf(stored, -1):
-		stored = -math.MaxFloat64
-	case stored == 0:
-		stored = 0 // drops the sign of -0
-	}
-	t = max(t, 0)
-	bits := math.Float64bits(stored)
-	if math.IsNaN(stored) {
-		bits = 0x7ff8000000000001
-	}
+	stored, t, bits := storedForm(m.Value, m.Time)
 	sp := storedPoint{time: t, bits: bits}
 	orig := mlflowconv.FixupPoint{Time: m.Time, Value: mlflowapi.Float(m.Value)}
 	if f, dup := k.at[sp]; dup {
@@ -219,6 +265,25 @@ func (k *keyState) add(m schema.Metric, cov *mlflowconv.Coverage) (mlflowapi.Met
 	f := &mlflowconv.Fixup{Key: m.Key, Step: m.Step, Time: t, Stored: mlflowapi.Float(stored), Points: []mlflowconv.FixupPoint{orig}}
 	k.at[sp] = f
 	return mlflowapi.Metric{Key: k.mlflowKey, Value: mlflowapi.Float(stored), Timestamp: t, Step: m.Step}, true
+}
+
+// storedForm returns the value and time MLflow stores for a point of value
+// v at time t (±Inf as ±MaxFloat64, -0 as 0, a negative time as 0), and
+// the bits that identify the stored value (one for every NaN).
+func storedForm(v float64, t int64) (stored float64, at int64, bits uint64) {
+	switch {
+	case math.IsInf(v, 1):
+		v = math.MaxFloat64
+	case math.IsInf(v, -1):
+		v = -math.MaxFloat64
+	case v == 0:
+		v = 0 // drops the sign of -0
+	}
+	bits = math.Float64bits(v)
+	if math.IsNaN(v) {
+		bits = 0x7ff8000000000001
+	}
+	return v, max(t, 0), bits
 }
 
 // flush records the current step's points that need a fixup.
