@@ -54,14 +54,7 @@ func TestSyncReportsAndPropagatesDeletes(t *testing.T) {
 				if code != wantCode {
 					t.Fatalf("sync %v: exit %d, want %d\n%s%s", extra, code, wantCode, out, errOut)
 				}
-				b, err := os.ReadFile(rep)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var r transfer.Report
-				if err := json.Unmarshal(b, &r); err != nil {
-					t.Fatal(err)
-				}
+				r := readReport(t, rep)
 				return &r, out
 			}
 			first, _ := sync(0)
@@ -280,14 +273,7 @@ func TestSyncSeesRunsDeletedInMLflow(t *testing.T) {
 		if code, out, errOut := runCLI(t, append([]string{"sync", "--accept-gaps", src, dst, "--state", filepath.Join(dir, "ledger.db"), "--report", rep}, extra...)...); code != 0 {
 			t.Fatalf("sync %v: exit %d\n%s%s", extra, code, out, errOut)
 		}
-		b, err := os.ReadFile(rep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r transfer.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r := readReport(t, rep)
 		return &r
 	}
 	first := sync()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,14 +32,7 @@ func TestDryRunNamesDeletedRuns(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("sync %v: exit %d\n%s%s", extra, code, out, errOut)
 		}
-		b, err := os.ReadFile(rep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r transfer.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r := readReport(t, rep)
 		return &r, out
 	}
 	sync()

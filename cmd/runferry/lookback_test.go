@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/runferry/runferry/engine/transfer"
 )
 
 // TestSyncLookback rewrites a run file in place with the same size and
@@ -51,14 +48,7 @@ func TestSyncLookback(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("sync %v: exit %d\n%s%s", extra, code, out, errOut)
 		}
-		b, err := os.ReadFile(rep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r transfer.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r := readReport(t, rep)
 		byOutcome := map[string][]string{}
 		for _, run := range r.Runs {
 			what := run.Name

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -202,4 +203,18 @@ func TestShardStatePath(t *testing.T) {
 	if got := shardStatePath("/s/ledger.db", transfer.Shard{}); got != "/s/ledger.db" {
 		t.Errorf("unsharded: %s", got)
 	}
+}
+
+// readReport reads the JSON report a job wrote at path (--report).
+func readReport(t *testing.T, path string) transfer.Report {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r transfer.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatalf("report %s: %v", path, err)
+	}
+	return r
 }

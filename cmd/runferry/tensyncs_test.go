@@ -62,14 +62,7 @@ func TestTenSyncsChangeNothing(t *testing.T) {
 				if code, out, errOut := runCLI(t, "sync", "--accept-gaps", fixtures, c.dst, "--state", ledger, "--report", rep); code != 0 {
 					t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
 				}
-				b, err := os.ReadFile(rep)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var r transfer.Report
-				if err := json.Unmarshal(b, &r); err != nil {
-					t.Fatal(err)
-				}
+				r := readReport(t, rep)
 				return r.Totals
 			}
 			first := sync()

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,14 +29,7 @@ func TestClosingLineSaysWhatWasAppended(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
 		}
-		b, err := os.ReadFile(rep)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var r transfer.Report
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
+		r := readReport(t, rep)
 		return &r, out
 	}
 	if _, out := sync(); strings.Contains(out, "appended to") || strings.Contains(out, "held already") {

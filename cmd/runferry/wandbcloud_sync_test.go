@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,15 +42,7 @@ func cloudSync(t *testing.T, args ...string) transfer.Report {
 	if code != 0 {
 		t.Fatalf("sync %v: exit %d\n%s%s", args, code, out, errOut)
 	}
-	b, err := os.ReadFile(rep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var r transfer.Report
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return readReport(t, rep)
 }
 
 // outcomes lists the report's runs by outcome, each by its name.
