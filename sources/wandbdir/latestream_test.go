@@ -3,8 +3,6 @@ package wandbdir
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -85,19 +83,7 @@ func streamedRuns(t *testing.T, root string, full, blank bool) []string {
 // (damaged, resumed, crashed and artifact-logging runs among them) and the
 // real samples.
 func TestRunAfterStreamsIsRun(t *testing.T) {
-	gen := t.TempDir()
-	dir := filepath.Join(gen, "bench", "wandb", "run-20240601_120000-bench1")
-	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeBenchLog(filepath.Join(dir, "run-bench1.wandb"), 15000); err != nil {
-		t.Fatal(err)
-	}
-	for _, root := range []string{gen, "../../testdata/wandb/fixtures", "../../../shared/samples/wandb"} {
-		if _, err := os.Stat(root); err != nil {
-			t.Logf("%s: %v: skipped", root, err)
-			continue
-		}
+	for _, root := range comparisonRoots(t) {
 		want, got := streamedRuns(t, root, true, false), streamedRuns(t, root, false, false)
 		if len(want) != len(got) {
 			t.Fatalf("%s: %d runs, %d", root, len(want), len(got))

@@ -99,19 +99,7 @@ func passesOf(t *testing.T, root string, withMetrics bool) []string {
 // (their own passes over the logs): on a generated log of several pages,
 // the SDK-made fixtures and the real samples.
 func TestOnePassYieldsTheSame(t *testing.T) {
-	gen := t.TempDir()
-	dir := filepath.Join(gen, "bench", "wandb", "run-20240601_120000-bench1")
-	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := writeBenchLog(filepath.Join(dir, "run-bench1.wandb"), 15000); err != nil {
-		t.Fatal(err)
-	}
-	for _, root := range []string{gen, "../../testdata/wandb/fixtures", "../../../shared/samples/wandb"} {
-		if _, err := os.Stat(root); err != nil {
-			t.Logf("%s: %v: skipped", root, err)
-			continue
-		}
+	for _, root := range comparisonRoots(t) {
 		passes, once := passesOf(t, root, false), passesOf(t, root, true)
 		if len(passes) != len(once) {
 			t.Fatalf("%s: %d runs, %d", root, len(passes), len(once))
@@ -281,4 +269,28 @@ func TestCaptureBound(t *testing.T) {
 	if len(cs.runs) != maxCaptures || len(cs.byRun) != maxCaptures {
 		t.Fatalf("%d/%d captures kept, at most %d", len(cs.runs), len(cs.byRun), maxCaptures)
 	}
+}
+
+// comparisonRoots returns the folders the read-path comparisons run on: a
+// generated log of several pages (15,000 rows), the SDK-made fixtures and
+// the real samples, each where it exists (a missing one is logged).
+func comparisonRoots(t *testing.T) []string {
+	t.Helper()
+	gen := t.TempDir()
+	dir := filepath.Join(gen, "bench", "wandb", "run-20240601_120000-bench1")
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeBenchLog(filepath.Join(dir, "run-bench1.wandb"), 15000); err != nil {
+		t.Fatal(err)
+	}
+	var roots []string
+	for _, root := range []string{gen, "../../testdata/wandb/fixtures", "../../../shared/samples/wandb"} {
+		if _, err := os.Stat(root); err != nil {
+			t.Logf("%s: %v: skipped", root, err)
+			continue
+		}
+		roots = append(roots, root)
+	}
+	return roots
 }
