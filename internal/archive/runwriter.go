@@ -359,26 +359,43 @@ func (w *Writer) putBlobHashed(body io.Reader, size int64, keep string) (string,
 	}
 	sha := sp.sha
 	final := blobPath(sha)
-	if fi, serr := w.st.Stat(final); serr == nil && fi.Size == n {
-		if keep != "" && sha == keep {
+	if keep != "" && sha == keep {
+		if fi, serr := w.st.Stat(final); serr == nil && fi.Size == n {
 			return sha, n, true, nil
 		}
-		if got, _, err := hashStored(w.st, final); err == nil && got == sha {
-			return sha, n, false, nil
-		}
+	}
+	if w.holdsBlob(final, sha, n) {
+		return sha, n, false, nil
 	}
 	f, err := w.st.Create(final)
+	if err == nil {
+		if _, err = io.Copy(f, sp.reader()); err != nil {
+			f.Abort()
+		} else {
+			err = f.Commit()
+		}
+	}
 	if err != nil {
-		return "", 0, false, err
-	}
-	if _, err := io.Copy(f, sp.reader()); err != nil {
-		f.Abort()
-		return "", 0, false, err
-	}
-	if err := f.Commit(); err != nil {
+		// Another writer (a run copied at the same time, another shard)
+		// may have stored the same content since the check above; under
+		// S3 Object Lock the store then refuses the overwrite. The body
+		// there is the one wanted when its content matches its name.
+		if w.holdsBlob(final, sha, n) {
+			return sha, n, false, nil
+		}
 		return "", 0, false, err
 	}
 	return sha, n, false, nil
+}
+
+// holdsBlob reports whether the body at final has size n and SHA-256 sha.
+func (w *Writer) holdsBlob(final, sha string, n int64) bool {
+	fi, err := w.st.Stat(final)
+	if err != nil || fi.Size != n {
+		return false
+	}
+	got, _, err := hashStored(w.st, final)
+	return err == nil && got == sha
 }
 
 // spooledBody is a body read whole and hashed: in memory up to
