@@ -659,21 +659,29 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		Error    string `json:"error"`
 	}
 	out := struct {
-		Summary bool                `json:"summary"`
-		Shard   string              `json:"shard,omitempty"`
-		DryRun  bool                `json:"dry_run,omitempty"`
-		Totals  transfer.Totals     `json:"totals"`
-		Timings transfer.Timings    `json:"timings"`
-		Failed  []failure           `json:"failed,omitempty"`
-		Damage  map[string][]string `json:"damage,omitempty"`
+		Summary bool             `json:"summary"`
+		Shard   string           `json:"shard,omitempty"`
+		DryRun  bool             `json:"dry_run,omitempty"`
+		Totals  transfer.Totals  `json:"totals"`
+		Timings transfer.Timings `json:"timings"`
+		Failed  []failure        `json:"failed,omitempty"`
+		// Damage is what the source could not read of its data, by run.
+		Damage map[string][]string `json:"damage,omitempty"`
+		// FilesNotCopied are the files the source names but could not
+		// give (PATH: PROBLEM), by run: the text form's "file not copied"
+		// lines; they are not damage of the source's data.
+		FilesNotCopied map[string][]string `json:"files_not_copied,omitempty"`
 		// Inherited are the damage notes the source only carries, by run.
-		Inherited map[string][]string      `json:"inherited_damage,omitempty"`
-		Coverage  map[string]int64         `json:"coverage,omitempty"`
-		Problems  []string                 `json:"problems,omitempty"`
-		Warnings  []string                 `json:"warnings,omitempty"`
-		Deleted   []transfer.DeletedRun    `json:"deleted,omitempty"`
-		Registry  *transfer.RegistryResult `json:"registry,omitempty"`
-		Traces    *transfer.TraceResult    `json:"traces,omitempty"`
+		Inherited map[string][]string `json:"inherited_damage,omitempty"`
+		// InheritedFiles are the files an earlier copy could not copy,
+		// carried as it recorded them, by run.
+		InheritedFiles map[string][]string      `json:"inherited_file_problems,omitempty"`
+		Coverage       map[string]int64         `json:"coverage,omitempty"`
+		Problems       []string                 `json:"problems,omitempty"`
+		Warnings       []string                 `json:"warnings,omitempty"`
+		Deleted        []transfer.DeletedRun    `json:"deleted,omitempty"`
+		Registry       *transfer.RegistryResult `json:"registry,omitempty"`
+		Traces         *transfer.TraceResult    `json:"traces,omitempty"`
 		// Experiments are the experiments written, with their URLs.
 		Experiments []transfer.ExperimentResult `json:"experiments,omitempty"`
 		Fatal       string                      `json:"fatal,omitempty"`
@@ -686,21 +694,25 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 		if r.Outcome == transfer.Failed {
 			out.Failed = append(out.Failed, failure{r.Origin, r.Name, r.Attempts, r.Error})
 		}
-		if len(r.Damage) > 0 || len(r.FileProblem) > 0 {
-			if out.Damage == nil {
-				out.Damage = map[string][]string{}
-			}
-			out.Damage[r.Origin] = append(slices.Clone(r.Damage), r.FileProblem...)
-		}
-		if len(r.InheritedDamage) > 0 {
-			if out.Inherited == nil {
-				out.Inherited = map[string][]string{}
-			}
-			out.Inherited[r.Origin] = r.InheritedDamage
-		}
+		byRun(&out.Damage, r.Origin, r.Damage)
+		byRun(&out.FilesNotCopied, r.Origin, r.FileProblem)
+		byRun(&out.Inherited, r.Origin, r.InheritedDamage)
+		byRun(&out.InheritedFiles, r.Origin, r.InheritedFileProblems)
 	}
 	b, _ := json.Marshal(out)
 	fmt.Fprintf(a.stdout, "%s\n", b)
+}
+
+// byRun records a run's lines under its origin in *m, made on the first
+// run that has any; a run without lines is left out.
+func byRun(m *map[string][]string, origin string, lines []string) {
+	if len(lines) == 0 {
+		return
+	}
+	if *m == nil {
+		*m = map[string][]string{}
+	}
+	(*m)[origin] = lines
 }
 
 func trim(s string, n int) string {
