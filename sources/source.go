@@ -179,6 +179,14 @@ type Estimator interface {
 	Estimate(ctx context.Context, run schema.Run) (points, bytes int64, ok bool)
 }
 
+// FileEstimator is an Estimator that can also tell, from what its listing
+// told, how many files a copy of a run would carry. ok is false when the
+// listing does not tell them all; a dry run then says that the run's files
+// were not estimated rather than counting none.
+type FileEstimator interface {
+	EstimateFiles(ctx context.Context, run schema.Run) (files int64, ok bool)
+}
+
 // EveryRunReader is a source that can list its runs with what reading
 // them needs when told, before the runs are listed, that the job will read
 // (nearly) every run it lists: a first job, whose ledger holds none of

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -459,7 +460,15 @@ func (a *app) printReport(rep *transfer.Report) {
 					reason += ", estimated"
 					estimated = true
 				}
-				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), reason)
+				files, size := strconv.FormatInt(r.Files, 10), bytesText(r.Bytes)
+				if r.FilesNotEstimated {
+					reason += "; files not estimated: the source's listing does not tell them"
+					files = "-"
+					if r.Bytes == 0 {
+						size = "-"
+					}
+				}
+				fmt.Fprintf(w, "  %-40s %-24s %10d points %5s files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, files, size, reason)
 			}
 		}
 	}
@@ -534,8 +543,8 @@ func (a *app) printReport(rep *transfer.Report) {
 	if rep.Shard != "" {
 		fmt.Fprintf(w, "shard %s: ", rep.Shard)
 	}
-	fmt.Fprintf(w, "%s %s (%s%s, %s, %s%s); %d unchanged",
-		verb, counted(t.Committed+t.Planned, "run"), about, counted(t.Points, "point"), counted(t.Files, "file"), bytesText(t.Bytes), extended(rep), t.Unchanged)
+	fmt.Fprintf(w, "%s %s (%s%s, %s%s); %d unchanged",
+		verb, counted(t.Committed+t.Planned, "run"), about, counted(t.Points, "point"), filesText(t), extended(rep), t.Unchanged)
 	if rep.Shard != "" {
 		fmt.Fprintf(w, ", %d in other shards", t.OtherShards)
 	}
@@ -597,6 +606,20 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", interrupted (re-run to resume)")
 	}
 	fmt.Fprintf(w, " in %s\n", rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+}
+
+// filesText is the closing line's count of files and bytes: a dry run's
+// estimate that could not tell the files of some runs says so, never "0
+// files" of runs whose files are not known.
+func filesText(t transfer.Totals) string {
+	switch n := t.FilesNotEstimated; {
+	case n == 0:
+		return counted(t.Files, "file") + ", " + bytesText(t.Bytes)
+	case n == t.Planned && t.Bytes == 0:
+		return "files and their bytes not estimated (the source's listing does not tell them)"
+	default:
+		return fmt.Sprintf("%s, %s; the files of %s not estimated: the source's listing does not tell them", counted(t.Files, "file"), bytesText(t.Bytes), counted(n, "run"))
+	}
 }
 
 // extended says, for the closing line, how many of the runs copied were

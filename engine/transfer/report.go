@@ -33,13 +33,18 @@ type RunResult struct {
 	LogLines   int64   `json:"log_lines,omitempty"`
 	Files      int64   `json:"files,omitempty"`
 	Bytes      int64   `json:"bytes,omitempty"`
-	// Estimated is set in a dry run when Points and Bytes are the
-	// source's estimate (sources.Estimator), not counted by reading.
-	Estimated  bool   `json:"estimated,omitempty"`
-	Attempts   int    `json:"attempts,omitempty"`
-	DurationMS int64  `json:"duration_ms,omitempty"` // all attempts, waits included
-	Error      string `json:"error,omitempty"`
-	ErrorKind  string `json:"error_kind,omitempty"`
+	// Estimated is set in a dry run when Points, Files and Bytes are the
+	// source's estimate (sources.Estimator, sources.FileEstimator), not
+	// counted by reading.
+	Estimated bool `json:"estimated,omitempty"`
+	// FilesNotEstimated is set in a dry run with Estimated when the
+	// source's listing did not tell the run's files: Files is 0 and Bytes
+	// holds no file bytes it did not tell, which is not "no files".
+	FilesNotEstimated bool   `json:"files_not_estimated,omitempty"`
+	Attempts          int    `json:"attempts,omitempty"`
+	DurationMS        int64  `json:"duration_ms,omitempty"` // all attempts, waits included
+	Error             string `json:"error,omitempty"`
+	ErrorKind         string `json:"error_kind,omitempty"`
 	// Unreachable is set on a failed run whose last error was that a
 	// server could not be reached at all.
 	Unreachable bool `json:"unreachable,omitempty"`
@@ -211,6 +216,10 @@ type Totals struct {
 	// (RunResult.InheritedFileProblems) of the runs written or planned.
 	// They do not fail the job.
 	InheritedFileProblems int `json:"inherited_file_problems,omitempty"`
+	// FilesNotEstimated counts the planned runs of a dry run whose files
+	// the source's estimate could not tell (RunResult.FilesNotEstimated):
+	// Files leaves them out.
+	FilesNotEstimated int `json:"files_not_estimated,omitempty"`
 	// Appended counts the committed runs extended in place (in a dry
 	// run, the planned runs to be appended to; see RunResult.Appended).
 	Appended int `json:"appended,omitempty"`
@@ -263,6 +272,9 @@ func (r *Report) total() {
 			t.Planned++
 			if run.Appended {
 				t.Appended++
+			}
+			if run.FilesNotEstimated {
+				t.FilesNotEstimated++
 			}
 		case Failed:
 			t.Failed++

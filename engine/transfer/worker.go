@@ -664,6 +664,12 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		// stands for reading them.
 		if points, bytes, ok := est.Estimate(ctx, p.run); ok {
 			res.Points, res.Bytes, res.Estimated = points, bytes, true
+			res.FilesNotEstimated = true
+			if fe, ok := j.src.(sources.FileEstimator); ok {
+				if files, ok := fe.EstimateFiles(ctx, p.run); ok {
+					res.Files, res.FilesNotEstimated = files, false
+				}
+			}
 			if p.base != nil {
 				// The estimate is of the whole history; the append
 				// sends what follows the points held.

@@ -32,6 +32,10 @@ type Artifact struct {
 	State   string `json:"state"`
 	Digest  string `json:"digest"`
 	Size    int64  `json:"size"`
+	// FileCount is how many files the version stores (its manifest's
+	// entries that are not references), as the server counts them; nil
+	// when the server does not tell.
+	FileCount *int64 `json:"fileCount"`
 	Aliases []struct {
 		Alias              string `json:"alias"`
 		ArtifactCollection *struct {
@@ -69,7 +73,7 @@ func (a Artifact) OwnAliases() []string {
 const ArtifactsPageSize = 50
 
 // artifactNode is the selection runferry asks for every artifact version.
-const artifactNode = `id versionIndex description metadata state digest size
+const artifactNode = `id versionIndex description metadata state digest size fileCount
           artifactSequence { name }
           artifactType { name }
           tags { name }

@@ -151,19 +151,31 @@ func (s *Source) exportPage(ctx context.Context, id string) {
 
 // noteFileBytes keeps, for Estimate, the bytes of the run's files (code
 // only with Config.Code) and of the artifact versions it logged that c
-// lists (nil: none listed).
+// lists (nil: none listed), and for EstimateFiles how many files its copy
+// carries, when c tells them all.
 func (s *Source) noteFileBytes(id string, c *wandbapi.RunContents) {
 	if c == nil {
 		return
 	}
-	var n int64
+	var n, files int64
 	for _, f := range c.Files {
 		if !strings.HasPrefix(f.Name, "code/") || s.cfg.Code {
 			n += f.SizeBytes
+			files++
 		}
 	}
+	counted := true
 	for _, a := range c.Logged {
 		n += a.Size
+		files++ // its manifest.json
+		if a.FileCount == nil {
+			counted = false
+		} else {
+			files += *a.FileCount
+		}
+	}
+	if len(c.Used) > 0 {
+		files++ // wandb-used-artifacts.json
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,6 +183,14 @@ func (s *Source) noteFileBytes(id string, c *wandbapi.RunContents) {
 		s.fileBytes = map[string]int64{}
 	}
 	s.fileBytes[id] = n
+	if s.fileCount == nil {
+		s.fileCount = map[string]int64{}
+	}
+	if counted {
+		s.fileCount[id] = files
+	} else {
+		delete(s.fileCount, id)
+	}
 }
 
 // keepExtras keeps what lr's listing carried under the run's origin id,

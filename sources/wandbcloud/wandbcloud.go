@@ -125,6 +125,7 @@ type Source struct {
 	mu        sync.Mutex
 	estimates map[string]int64  // run origin id -> estimated points, from the listing
 	fileBytes map[string]int64  // run origin id -> bytes of its files and logged artifacts, from its page in export form
+	fileCount map[string]int64  // run origin id -> files a copy of it carries, when its page in export form tells them all
 	lastSteps map[string]int64  // run origin id -> lastStep from the listing; -1: no history
 	noSystem  map[string]bool   // run origin id -> the listing shows no system metrics
 	noLogs    map[string]bool   // run origin id -> the listing shows no console lines
@@ -157,6 +158,7 @@ var (
 	_ sources.RunFilterer     = (*Source)(nil)
 	_ sources.RunCounter      = (*Source)(nil)
 	_ sources.Estimator       = (*Source)(nil)
+	_ sources.FileEstimator   = (*Source)(nil)
 	_ sources.Paced           = (*Source)(nil)
 	_ sources.EveryRunReader  = (*Source)(nil)
 	_ sources.ArtifactLister  = (*Source)(nil)
@@ -388,6 +390,26 @@ func (s *Source) Estimate(ctx context.Context, run schema.Run) (points, bytes in
 		return 0, 0, false
 	}
 	return estimatePoints(r), 0, true
+}
+
+// EstimateFiles is how many files a copy of the run carries, as the run's
+// listing page in export form tells them (asked for once a page of runs,
+// as Estimate asks it): its run files (captured code only with
+// Config.Code), for each artifact version it logged the version's
+// manifest.json and the files the version stores (the server's fileCount
+// of the version), and wandb-used-artifacts.json when it used any. An
+// artifact entry whose content the server does not hold is counted (the
+// copy names it as a file not copied). ok is false when the listing does
+// not tell them all: the page could not be asked in export form
+// (Config.PagedHistory, a server that refuses it), the run has more files
+// or versions than the page carries, or the server gives no fileCount of
+// a version it logged.
+func (s *Source) EstimateFiles(ctx context.Context, run schema.Run) (files int64, ok bool) {
+	s.exportPage(ctx, run.Origin.ID)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	files, ok = s.fileCount[run.Origin.ID]
+	return files, ok
 }
 
 // estimatePoints is Estimate's count for a listed run.
