@@ -210,6 +210,15 @@ type Paced interface {
 	OnWait(func(reason string, d time.Duration))
 }
 
+// Retrier is a source that retries its own requests to a server (the W&B
+// cloud): SetRetries bounds how many times each request or download is
+// retried after a passing failure (a 5xx answer, a failed connection), as
+// --retries bounds the attempts of a run; waits the server asks for (a
+// 429) are waited out and not counted.
+type Retrier interface {
+	SetRetries(n int)
+}
+
 // KeyReporter is a source that reads a run's metrics one request (or
 // more) per key (an MLflow server: thousands of keys make a long read):
 // it tells how many of the run's keys it has yielded, so progress can

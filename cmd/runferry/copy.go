@@ -226,6 +226,9 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 				return err
 			}
 			defer src.Close()
+			if r, ok := src.(sources.Retrier); ok {
+				r.SetRetries(retries)
+			}
 			dst, dstLoc, err := a.openSink(ctx, args[1])
 			if err != nil {
 				return err
@@ -400,7 +403,7 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 	sel.register(cmd)
 	f := cmd.Flags()
 	f.IntVar(&concurrency, "concurrency", 4, "runs transferred at once (capped by the destination's limit); an MLflow destination then finds how many of their metric batches to send at once")
-	f.IntVar(&retries, "retries", 2, "extra attempts for a run that failed for a passing reason")
+	f.IntVar(&retries, "retries", 2, "extra attempts for a run that failed for a passing reason; from the W&B cloud also the retries of each request and download after a 5xx or a failed connection (a 429's wait is not counted)")
 	f.BoolVarP(&dryRun, "dry-run", "n", false, "print the plan (runs, points, files, bytes; runs deleted at the source, from the ledger, read but not changed) and write nothing")
 	f.StringVar(&reportPath, "report", "", "write the job report as JSON to this file")
 	f.StringVar(&statePath, "state", "", "resume ledger file (default $XDG_STATE_HOME/runferry/ledger.db)")

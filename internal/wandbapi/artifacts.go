@@ -29,14 +29,14 @@ type Artifact struct {
 	Tags        []struct {
 		Name string `json:"name"`
 	} `json:"tags"`
-	State   string `json:"state"`
-	Digest  string `json:"digest"`
-	Size    int64  `json:"size"`
+	State  string `json:"state"`
+	Digest string `json:"digest"`
+	Size   int64  `json:"size"`
 	// FileCount is how many files the version stores (its manifest's
 	// entries that are not references), as the server counts them; nil
 	// when the server does not tell.
 	FileCount *int64 `json:"fileCount"`
-	Aliases []struct {
+	Aliases   []struct {
 		Alias              string `json:"alias"`
 		ArtifactCollection *struct {
 			Name string `json:"name"`

@@ -55,7 +55,9 @@ type Config struct {
 	BaseURL string
 	// APIKey is the key; empty means Key(BaseURL's host).
 	APIKey string
-	// RetryMax is the number of retries of a failed request (default 8).
+	// RetryMax is the number of retries of a failed request (default 8),
+	// waits the server asked for included; SetRetries bounds the retries
+	// of passing failures (5xx, failed connections) below it.
 	RetryMax int
 	// RetryWaitMin and RetryWaitMax bound the backoff (default 1s, 60s).
 	RetryWaitMin, RetryWaitMax time.Duration
@@ -77,16 +79,15 @@ type Client struct {
 	key      string
 	http     *retryablehttp.Client
 
-	answered     atomic.Bool // the server answered at least once
-	plainListing atomic.Bool // the server refused ExportPage's query
+	answered     atomic.Bool  // the server answered at least once
+	retries      atomic.Int64 // retries of a passing failure per request (SetRetries)
+	plainListing atomic.Bool  // the server refused ExportPage's query
 	firstContact time.Duration
 
 	pace      *pacer
 	inflight  *inflight.Limiter
 	downloads chan struct{} // a slot per download from a signed URL in flight (MaxDownloads)
 }
-
-type startKey struct{}
 
 // ErrNoKey is returned by New when no API key is found.
 var ErrNoKey = errors.New("no W&B API key: set WANDB_API_KEY or add the host to ~/.netrc (wandb login)")
@@ -138,6 +139,7 @@ func New(cfg Config) (*Client, error) {
 		inflight:     inflight.New(1, MaxInFlight, MaxInFlight/2),
 		downloads:    make(chan struct{}, MaxDownloads),
 	}
+	c.retries.Store(int64(max(cfg.RetryMax, 0)))
 	c.pace.setRate(cfg.Rate)
 	c.pace.limit = c.inflight.Limit
 	hc.Transport = &pacedTransport{base: hc.Transport, p: c.pace, host: u.Host}
@@ -147,20 +149,9 @@ func New(cfg Config) (*Client, error) {
 		RetryWaitMin: cfg.RetryWaitMin,
 		RetryWaitMax: cfg.RetryWaitMax,
 		RetryMax:     max(cfg.RetryMax, 0),
-		CheckRetry: func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-			if resp != nil {
-				c.answered.Store(true)
-			}
-			start, _ := ctx.Value(startKey{}).(time.Time)
-			if err != nil && !c.answered.Load() && time.Since(start) >= c.firstContact {
-				return false, nil
-			}
-			return checkRetry(ctx, resp, err)
-		},
+		CheckRetry:   c.judge, // tells the wait hook of each retry's backoff
 		Backoff: func(lo, hi time.Duration, attempt int, resp *http.Response) time.Duration {
-			d := min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), MaxRetryAfter)
-			c.pace.tell(backoffReason(resp), d)
-			return d
+			return min(retryablehttp.DefaultBackoff(lo, hi, attempt, resp), MaxRetryAfter)
 		},
 		ErrorHandler: func(resp *http.Response, err error, _ int) (*http.Response, error) { return resp, err },
 	}
@@ -257,7 +248,7 @@ func (c *Client) Query(ctx context.Context, query string, vars map[string]any, o
 	if err != nil {
 		return fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}
-	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, startKey{}, time.Now()), http.MethodPost, c.endpoint, body)
+	req, err := retryablehttp.NewRequestWithContext(withState(ctx, queryWhat(query, vars)), http.MethodPost, c.endpoint, body)
 	if err != nil {
 		return fault.Fatal(fmt.Errorf("wandb: %w", err))
 	}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -74,7 +73,7 @@ func (c *Client) Download(ctx context.Context, rawURL string, w io.Writer, want 
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return 0, fault.Permanent(fmt.Errorf("wandb: bad download URL %q", redactURL(rawURL)))
 	}
-	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, startKey{}, time.Now()), http.MethodGet, rawURL, nil)
+	req, err := retryablehttp.NewRequestWithContext(withState(ctx, "GET "+redactURL(rawURL)), http.MethodGet, rawURL, nil)
 	if err != nil {
 		return 0, fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}
@@ -162,7 +161,7 @@ func (c *Client) Open(ctx context.Context, rawURL string) (io.ReadCloser, error)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fault.Permanent(fmt.Errorf("wandb: bad download URL %q", redactURL(rawURL)))
 	}
-	req, err := retryablehttp.NewRequestWithContext(context.WithValue(ctx, startKey{}, time.Now()), http.MethodGet, rawURL, nil)
+	req, err := retryablehttp.NewRequestWithContext(withState(ctx, "GET "+redactURL(rawURL)), http.MethodGet, rawURL, nil)
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}

@@ -260,7 +260,7 @@ func TestWaitHookReasons(t *testing.T) {
 	defer mu.Unlock()
 	joined := strings.Join(reasons, "\n")
 	for _, want := range []string{"the server answered 429 Too Many Requests, Retry-After 1",
-		"retrying after the server answered 502 Bad Gateway (backoff)", "adaptive backoff: 4 of 16 requests at once"} {
+		"retrying after the server answered 502 Bad Gateway (backoff, retry 1 of 3): Viewer query", "adaptive backoff: 4 of 16 requests at once"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("wait reasons lack %q:\n%s", want, joined)
 		}

@@ -69,7 +69,7 @@ func (s *Source) manifest(ctx context.Context, a wandbapi.Artifact) (wandbapi.Ma
 			return
 		}
 		s.ManifestFetches.Add(1)
-		c.m, c.err = s.api.FetchManifest(ctx, a.CurrentManifest.File.DirectURL)
+		c.m, c.err = s.api.FetchManifest(wandbapi.About(ctx, fmt.Sprintf("artifact %s:%s manifest", a.Sequence.Name, a.Version())), a.CurrentManifest.File.DirectURL)
 		if errors.Is(c.err, wandbapi.ErrURLRefused) {
 			c.err = fault.Retryable(fmt.Errorf("wandb: artifact %s:%s manifest: %w", a.Sequence.Name, a.Version(), c.err), 0)
 		}
@@ -339,6 +339,7 @@ func (u *versionURLs) get(ctx context.Context, p string, fresh bool) (string, er
 func (u *versionURLs) opener(run schema.Ref, e schema.ArtifactEntry) func(context.Context) (io.ReadCloser, error) {
 	name := fmt.Sprintf("%s: artifact %s:%s file %s", run.ID, u.v.m.Name, u.v.m.Version, e.Path)
 	return func(ctx context.Context) (io.ReadCloser, error) {
+		ctx = wandbapi.About(ctx, "run "+name)
 		url, err := u.get(ctx, e.Path, false)
 		var rc io.ReadCloser
 		if err == nil {

@@ -162,8 +162,11 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 		}
 		return nil, err
 	}
+	about := func(i int) context.Context {
+		return wandbapi.About(ctx, fmt.Sprintf("run %s/%s/%s: history export %d of %d", s.cfg.Entity, project, id, i+1, len(urls)))
+	}
 	for i := 0; i < len(urls); i++ {
-		tmp, size, err := s.api.DownloadTemp(ctx, urls[i], s.cfg.TempDir)
+		tmp, size, err := s.api.DownloadTemp(about(i), urls[i], s.cfg.TempDir)
 		for refresh := 0; errors.Is(err, wandbapi.ErrURLRefused) && refresh < URLRefreshes; refresh++ {
 			// The URL expired: ask again; the list's order may differ,
 			// so start over.
@@ -179,13 +182,13 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 				f.close()
 			}
 			files, urls, i = nil, fresh, 0
-			tmp, size, err = s.api.DownloadTemp(ctx, urls[0], s.cfg.TempDir)
+			tmp, size, err = s.api.DownloadTemp(about(0), urls[0], s.cfg.TempDir)
 		}
 		if errors.Is(err, wandbapi.ErrURLRefused) {
 			return fail(fault.Retryable(fmt.Errorf("wandb: run %s/%s/%s: %w (asked for fresh URLs %d times)", s.cfg.Entity, project, id, err, URLRefreshes), 0))
 		}
 		if err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("wandb: run %s/%s/%s: history export %d of %d: %w", s.cfg.Entity, project, id, i+1, len(urls), err))
 		}
 		ef := &exportFile{index: i, f: tmp}
 		files = append(files, ef)

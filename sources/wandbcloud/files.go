@@ -72,6 +72,7 @@ func (s *Source) Artifacts(ctx context.Context, run schema.Ref) iter.Seq2[schema
 // opener opens one run file, checking its size and MD5 while it is read.
 func (s *Source) opener(run schema.Ref, project, id string, f wandbapi.RunFile) func(context.Context) (io.ReadCloser, error) {
 	return func(ctx context.Context) (io.ReadCloser, error) {
+		ctx = wandbapi.About(ctx, fmt.Sprintf("run %s: file %s", run.ID, f.Name))
 		rc, err := s.api.Open(ctx, cmpOr(f.DirectURL, f.URL))
 		if errors.Is(err, wandbapi.ErrURLRefused) {
 			// Expired: list the file again for a fresh URL.

@@ -159,6 +159,7 @@ var (
 	_ sources.RunCounter      = (*Source)(nil)
 	_ sources.Estimator       = (*Source)(nil)
 	_ sources.FileEstimator   = (*Source)(nil)
+	_ sources.Retrier         = (*Source)(nil)
 	_ sources.Paced           = (*Source)(nil)
 	_ sources.EveryRunReader  = (*Source)(nil)
 	_ sources.ArtifactLister  = (*Source)(nil)
@@ -206,6 +207,11 @@ func (s *Source) Check(ctx context.Context) error {
 // SetRate caps the requests sent to the server per second (retries and
 // downloads included); 0 removes the cap.
 func (s *Source) SetRate(perSecond float64) { s.api.SetRate(perSecond) }
+
+// SetRetries bounds the retries of each request and download after a
+// passing failure (5xx, a failed connection) to n (--retries); a 429's
+// wait is not counted. Without it a request is retried up to 8 times.
+func (s *Source) SetRetries(n int) { s.api.SetRetries(n) }
 
 // OnWait sets the function told about every wait the server asked for
 // (429 with Retry-After, RateLimit-Remaining 0 until RateLimit-Reset).
