@@ -543,6 +543,11 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", %d verified", t.Verified)
 	}
 	fmt.Fprintf(w, ", %d failed", t.Failed)
+	if n := len(rep.Problems); n > 0 {
+		// Failures outside any run (a run the source could not give, an
+		// experiment it could not list): in no count above, so said here.
+		fmt.Fprintf(w, ", %s (named above)", counted(n, "problem"))
+	}
 	switch {
 	case t.Deleted > 0 && rep.DryRun:
 		would := 0
