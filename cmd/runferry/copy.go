@@ -201,6 +201,9 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			if err != nil {
 				return err
 			}
+			if host, same := sameMLflowServer(args[0], args[1], prefix); same {
+				return usageError{fmt.Errorf("SRC and DST are the same MLflow server (%s): a copy would write each of its runs again beside itself; name another server as DST, or give an experiment prefix (?experiment-prefix=, --experiment-prefix) to make copies on purpose", host)}
+			}
 			ctx := cmd.Context()
 			if withDeleted {
 				if args[0], err = a.includeDeleted(args[0]); err != nil {
