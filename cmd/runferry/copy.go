@@ -455,6 +455,12 @@ func (a *app) printReport(rep *transfer.Report) {
 	if rep.DryRun {
 		verb = "would copy"
 		fmt.Fprintf(w, "Plan (dry run, nothing written):\n")
+		width := 40 // the origin column: as wide as the longest origin, so that the rest stays aligned
+		for _, r := range rep.Runs {
+			if r.Outcome == transfer.Planned {
+				width = max(width, len(r.Origin))
+			}
+		}
 		for _, r := range rep.Runs {
 			if r.Outcome == transfer.Planned {
 				reason := r.Reason
@@ -462,7 +468,8 @@ func (a *app) printReport(rep *transfer.Report) {
 					reason += ", estimated"
 					estimated = true
 				}
-				fmt.Fprintf(w, "  %-40s %-24s %10d points %5d files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, r.Files, bytesText(r.Bytes), reason)
+				fmt.Fprintf(w, "  %-*s %-24s %10d %-6s %5d %-5s %12s  (%s)\n", width, r.Origin, trim(r.Name, 24),
+					r.Points, nounFor(r.Points, "point"), r.Files, nounFor(r.Files, "file"), bytesText(r.Bytes), reason)
 			}
 		}
 	}
