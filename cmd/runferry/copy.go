@@ -202,6 +202,9 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			if err != nil {
 				return err
 			}
+			if host, same := sameMLflowServer(args[0], args[1], prefix); same {
+				return usageError{fmt.Errorf("SRC and DST are the same MLflow server (%s): a copy would write each of its runs again beside itself; name another server as DST, or give an experiment prefix (?experiment-prefix=, --experiment-prefix) to make copies on purpose", host)}
+			}
 			ctx := cmd.Context()
 			if withDeleted {
 				if args[0], err = a.includeDeleted(args[0]); err != nil {
@@ -456,6 +459,12 @@ func (a *app) printReport(rep *transfer.Report) {
 	if rep.DryRun {
 		verb = "would copy"
 		fmt.Fprintf(w, "Plan (dry run, nothing written):\n")
+		width := 40 // the origin column: as wide as the longest origin, so that the rest stays aligned
+		for _, r := range rep.Runs {
+			if r.Outcome == transfer.Planned {
+				width = max(width, len(r.Origin))
+			}
+		}
 		for _, r := range rep.Runs {
 			if r.Outcome == transfer.Planned {
 				reason := r.Reason
@@ -464,14 +473,16 @@ func (a *app) printReport(rep *transfer.Report) {
 					estimated = true
 				}
 				files, size := strconv.FormatInt(r.Files, 10), bytesText(r.Bytes)
+				filesNoun := nounFor(r.Files, "file")
 				if r.FilesNotEstimated {
 					reason += "; files not estimated: the source's listing does not tell them"
-					files = "-"
+					files, filesNoun = "-", "files"
 					if r.Bytes == 0 {
 						size = "-"
 					}
 				}
-				fmt.Fprintf(w, "  %-40s %-24s %10d points %5s files %12s  (%s)\n", r.Origin, trim(r.Name, 24), r.Points, files, size, reason)
+				fmt.Fprintf(w, "  %-*s %-24s %10d %-6s %5s %-5s %12s  (%s)\n", width, r.Origin, trim(r.Name, 24),
+					r.Points, nounFor(r.Points, "point"), files, filesNoun, size, reason)
 			}
 		}
 	}
@@ -555,6 +566,11 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, ", %d verified", t.Verified)
 	}
 	fmt.Fprintf(w, ", %d failed", t.Failed)
+	if n := len(rep.Problems); n > 0 {
+		// Failures outside any run (a run the source could not give, an
+		// experiment it could not list): in no count above, so said here.
+		fmt.Fprintf(w, ", %s (named above)", counted(n, "problem"))
+	}
 	switch {
 	case t.Deleted > 0 && rep.DryRun:
 		would := 0

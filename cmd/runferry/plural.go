@@ -1,6 +1,9 @@
 package main
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // counted renders n and the noun, in the singular for 1 and in the plural
 // (the noun with an s) otherwise: "1 run", "0 runs", "2 runs". The
@@ -16,4 +19,11 @@ func counted[T ~int | ~int64](n T, noun string, plural ...string) string {
 		return s + plural[0]
 	}
 	return s + noun + "s"
+}
+
+// nounFor is counted's noun alone ("point" for 1, "points" otherwise), for
+// a table that aligns the numbers apart from their nouns.
+func nounFor[T ~int | ~int64](n T, noun string, plural ...string) string {
+	_, s, _ := strings.Cut(counted(n, noun, plural...), " ")
+	return s
 }

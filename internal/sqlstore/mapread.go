@@ -623,9 +623,14 @@ func (r *Mapped) Metrics(ctx context.Context, run schema.Ref, size int, page fun
 	last := map[string]int64{} // by key, but the key being read
 	cur, curStep, curSeen := "", int64(0), false
 	buf := newPager(size, size, page)
-	for rows.Next() {
+	for n := 1; rows.Next(); n++ {
 		if err := rows.Scan(dest...); err != nil {
-			return fmt.Errorf("%w %s: metrics: run %s: %v", ErrMapping, r.m.Path, id, err)
+			// Where in the query's result, so that the row can be found.
+			after := ""
+			if curSeen {
+				after = fmt.Sprintf(" (after key %q step %d)", cur, curStep)
+			}
+			return fmt.Errorf("%w %s: metrics: run %s: row %d of the metrics query%s: %v", ErrMapping, r.m.Path, id, n, after, err)
 		}
 		if key == nil {
 			return fmt.Errorf("%w: %s: NULL where a value is required (run %s)", ErrMapping, where("key"), id)

@@ -431,7 +431,7 @@ func TestMappedMetricsBadInput(t *testing.T) {
 		{"SELECT metric, step, NULL AS value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
 			`metrics: column "value" (columns.value): NULL where a value is required (run 1, key "loss")`},
 		{"SELECT metric, step, metric AS value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step",
-			`metrics: run 1: sql: Scan error on column index 2, name "value"`},
+			`metrics: run 1: row 1 of the metrics query: sql: Scan error on column index 2, name "value"`},
 		{"SELECT metric, step, value, logged_at FROM metrics WHERE run_id = :run ORDER BY metric, step DESC",
 			`metrics: run 1, key "loss": step 1 after step 2: the query must ORDER BY the key and step columns`},
 		{"SELECT metric, step, value FROM metrics WHERE run_id = :run ORDER BY metric, step",

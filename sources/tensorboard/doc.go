@@ -86,6 +86,8 @@
 // image bytes for progress (sources.Sizer); Metrics, RichValues,
 // Logs and Artifacts each read it again, so memory stays bounded by a page
 // of PageSize values plus the largest record. Fingerprint hashes the event
-// files' names, sizes and modification times; a damaged run gets none, so
-// a later sync copies it again.
+// files' names, sizes and modification times, damaged runs' too (the
+// ledger names their damage again while they are unchanged); a run with an
+// event file that cannot be opened gets none, so a later sync reads it
+// again.
 package tensorboard

@@ -120,8 +120,10 @@ func TestBadLocations(t *testing.T) {
 }
 
 // TestFingerprint: a run's fingerprint changes when an event file grows (a
-// live run synced again), stays when nothing changed, and is empty for a
-// damaged run, which is then copied again every time.
+// live run synced again) and stays when nothing changed, a damaged run's
+// too (the ledger names its damage again; it was empty, so that every sync
+// copied the damaged run again: ux10); a damaged file that grows changes
+// it.
 func TestFingerprint(t *testing.T) {
 	root := t.TempDir()
 	file := filepath.Join(root, "a", "events.out.tfevents.1")
@@ -153,11 +155,17 @@ func TestFingerprint(t *testing.T) {
 		return out
 	}
 	first := fingerprints()
-	if first["a"] == "" || first["b"] != "" || len(first) != 2 {
-		t.Fatalf("fingerprints %v: want one for a, none for the damaged b", first)
+	if first["a"] == "" || first["b"] == "" || first["a"] == first["b"] || len(first) != 2 {
+		t.Fatalf("fingerprints %v: want one for a and one for the damaged b", first)
 	}
-	if again := fingerprints(); again["a"] != first["a"] {
+	if again := fingerprints(); again["a"] != first["a"] || again["b"] != first["b"] {
 		t.Fatalf("fingerprint of an unchanged run changed: %v then %v", first, again)
+	}
+	if err := os.WriteFile(filepath.Join(root, "b", "events.out.tfevents.1"), []byte{1, 2, 3, 4}, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if grown := fingerprints(); grown["b"] == first["b"] || grown["b"] == "" {
+		t.Fatalf("fingerprint of a damaged run whose file grew: %v then %v", first, grown)
 	}
 	writeEvents(t, file, scalarEvent("loss", 0, 100, 1), scalarEvent("loss", 1, 101, 0.5))
 	if grown := fingerprints(); grown["a"] == first["a"] || grown["a"] == "" {

@@ -605,14 +605,16 @@ func openImage(ref imageRef) (io.ReadCloser, error) {
 }
 
 // Fingerprint hashes the names, sizes and modification times of the run's
-// event files; a run with damage gets none, so it is copied again.
+// event files. A run damaged inside its files (a corrupted record, a
+// truncated tail) gets one too: reading the same files again finds the same
+// damage, and the ledger names it again while the run is unchanged (a file
+// that grows or is written anew changes the fingerprint). A run with an
+// event file that cannot be opened (its mode, which changes no size nor
+// modification time) gets none, so it is read again each time.
 func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error) {
 	ri, err := s.find(ctx, run.Origin)
 	if err != nil {
 		return "", err
-	}
-	if len(run.Damage) > 0 {
-		return "", nil
 	}
 	h := sha256.New()
 	for _, g := range ri.groups {
@@ -621,6 +623,11 @@ func (s *Source) Fingerprint(ctx context.Context, run schema.Run) (string, error
 			if err != nil {
 				return "", nil
 			}
+			fh, err := os.Open(f.path)
+			if err != nil {
+				return "", nil
+			}
+			fh.Close()
 			fmt.Fprintf(h, "%s\t%d\t%d\n", f.rel, fi.Size(), fi.ModTime().UnixNano())
 		}
 	}
