@@ -740,7 +740,7 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		_, _, whole = cur.finish()
 	}
 	var held map[string]sinks.HeldFile // files the append would keep
-	var heldLogs sinks.LogPlanner       // console lines it would keep
+	var heldLogs sinks.LogPlanner      // console lines it would keep
 	switch {
 	case cur != nil && whole == nil:
 		res.Points -= cur.kept

@@ -362,3 +362,52 @@ func TestConsoleOldLayoutAppended(t *testing.T) {
 		t.Errorf("check: %v %v", err, res.Differences)
 	}
 }
+
+// TestDryRunOfAnAppendIntoMLflow: the dry run of a copy that appends to a
+// run in MLflow counts what the copy then sends: the points beyond those
+// held, the files new or changed (the copy's coverage file holds the
+// digests of those it holds: sinks.HeldFilesLister) and the console
+// lines of the segments that differ from those held
+// (sinks.HeldLogsLister), with what is kept, equal field for field to the
+// copy's report. Before, it counted every file and no console line.
+func TestDryRunOfAnAppendIntoMLflow(t *testing.T) {
+	defer mlflow.SetLogSegmentBytes(1024)()
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	early, grown := withConsole(50, 130)
+	big := grown.Runs[0].Run.Origin.String()
+	dst, _, _ := pair(t, srv.URL)
+	ledger := &sinktest.MemLedger{}
+	run := func(ds *dataset.Dataset, dry bool) transfer.RunResult {
+		t.Helper()
+		rep, err := transfer.Copy(ctx, memsrc.New(ds), dst, transfer.Options{Ledger: ledger, DryRun: dry, Backoff: func(int) time.Duration { return time.Millisecond }})
+		if err != nil || rep.Totals.Failed != 0 {
+			t.Fatalf("copy (dry run %v): %v %+v", dry, err, rep.Totals)
+		}
+		for _, r := range rep.Runs {
+			if r.Origin == big {
+				return r
+			}
+		}
+		t.Fatalf("no result for run %s", big)
+		return transfer.RunResult{}
+	}
+	run(early, false)
+	plan := run(grown, true)
+	done := run(grown, false)
+	if !done.Appended || done.KeptFiles == 0 || done.KeptLogLines == 0 || done.KeptPoints == 0 {
+		t.Fatalf("the copy did not append keeping files, lines and points: %+v", done)
+	}
+	type counts struct {
+		Appended                                    bool
+		Points, KeptPoints, Files, Bytes, KeptFiles int64
+		LogLines, KeptLogLines                      int64
+		Reason                                      string
+	}
+	of := func(r transfer.RunResult) counts {
+		return counts{r.Appended, r.Points, r.KeptPoints, r.Files, r.Bytes, r.KeptFiles, r.LogLines, r.KeptLogLines, r.Reason}
+	}
+	if plan.Outcome != transfer.Planned || of(plan) != of(done) {
+		t.Errorf("the dry run planned %+v\nthe copy sent       %+v", of(plan), of(done))
+	}
+}
