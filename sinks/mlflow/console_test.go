@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -19,9 +20,11 @@ import (
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks/mlflow"
+	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sinks/sinktest"
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/dataset"
+	pqsrc "github.com/runferry/runferry/sources/parquetdir"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 
@@ -251,6 +254,36 @@ func TestConsoleAppendedInSegments(t *testing.T) {
 		if !slices.Equal(lines, grown.Runs[0].Logs) {
 			t.Errorf("the MLflow source reads %d console lines of the %s run, want the 130 given", len(lines), r.name)
 		}
+	}
+
+	// Round trip: the appended run, read by the MLflow source, into a
+	// Parquet archive, which holds the 130 lines as given.
+	dir := filepath.Join(t.TempDir(), "archive")
+	pq, err := parquetdir.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := transfer.Copy(ctx, read(), pq, transfer.Options{}); err != nil || rep.Totals.Failed > 0 {
+		t.Fatalf("MLflow to Parquet: %v %+v", err, rep.Runs)
+	}
+	pq.Close()
+	arch, err := pqsrc.New(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archived, err := dataset.Read(ctx, arch)
+	arch.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inArchive []schema.LogLine
+	for _, rd := range archived.Runs {
+		if rd.Run.Origin.String() == big {
+			inArchive = rd.Logs
+		}
+	}
+	if !slices.Equal(inArchive, grown.Runs[0].Logs) {
+		t.Errorf("the archive holds %d console lines of the run, not the 130 given", len(inArchive))
 	}
 
 	// Nothing changed in the console (a tag did): no console file is sent.
