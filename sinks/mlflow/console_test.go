@@ -24,8 +24,8 @@ import (
 	"github.com/runferry/runferry/sinks/sinktest"
 	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/dataset"
-	pqsrc "github.com/runferry/runferry/sources/parquetdir"
 	memsrc "github.com/runferry/runferry/sources/memory"
+	pqsrc "github.com/runferry/runferry/sources/parquetdir"
 )
 
 // consoleLines returns n console lines of the run big, each of its own
