@@ -6,10 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -442,5 +446,100 @@ func TestDryRunOfAnAppendIntoMLflow(t *testing.T) {
 	}
 	if plan.Outcome != transfer.Planned || of(plan) != of(done) {
 		t.Errorf("the dry run planned %+v\nthe copy sent       %+v", of(plan), of(done))
+	}
+}
+
+// TestConsoleAppendCutShortContinued: an append whose console segments
+// were uploaded but whose coverage file was refused (the proxy answers
+// 400 to it) fails, leaving the run incomplete with segments of the grown
+// console; the next copy continues the append in place, sends every
+// segment again (which of them the cut-short append rewrote is not known)
+// and ends with the files of a fresh copy of the grown run; check passes.
+func TestConsoleAppendCutShortContinued(t *testing.T) {
+	defer mlflow.SetLogSegmentBytes(1024)()
+	srv := testenv.SharedMLflow(t)
+	ctx := context.Background()
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := url.Parse(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refuse atomic.Bool
+	var uploads atomic.Int64
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/"+mlflowconv.CoveragePath) && !strings.Contains(r.URL.Path, mlflowconv.AppendBaseDir) && refuse.Load() {
+			http.Error(w, `{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}`, http.StatusBadRequest)
+			return
+		}
+		if r.Method == http.MethodPut && consoleFile.MatchString(r.URL.Path) {
+			uploads.Add(1)
+		}
+		r.Host = target.Host
+		rp.ServeHTTP(w, r)
+	}))
+	defer proxy.Close()
+	early, grown := withConsole(50, 130)
+	big := grown.Runs[0].Run.Origin.String()
+	dst, read, _ := pair(t, proxy.URL)
+	opt := transfer.Options{Ledger: &sinktest.MemLedger{}, Backoff: func(int) time.Duration { return time.Millisecond }}
+	result := func(rep *transfer.Report) transfer.RunResult {
+		t.Helper()
+		for _, r := range rep.Runs {
+			if r.Origin == big {
+				return r
+			}
+		}
+		t.Fatalf("no result for run %s", big)
+		return transfer.RunResult{}
+	}
+	rep, err := transfer.Copy(ctx, memsrc.New(early), dst, opt)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("first copy: %v %+v", err, rep.Totals)
+	}
+	first := result(rep)
+	refuse.Store(true)
+	rep, _ = transfer.Copy(ctx, memsrc.New(grown), dst, opt)
+	if r := result(rep); r.Outcome != transfer.Failed {
+		t.Fatalf("the append with its coverage file refused: %s (%s), want failed", r.Outcome, r.Error)
+	}
+	refuse.Store(false)
+	uploads.Store(0)
+	rep, err = transfer.Copy(ctx, memsrc.New(grown), dst, opt)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("continued copy: %v %+v", err, rep.Totals)
+	}
+	second := result(rep)
+	n := len(segmentLines(t, grown.Runs[0].Logs, 1024))
+	if !second.Appended || second.DestID != first.DestID || second.KeptLogLines != 0 || uploads.Load() != int64(2*n) {
+		t.Errorf("continued append: appended %v to %s (%s), %d lines kept, %d console files sent; want appended to %s, every one of the %d segments and its text sent",
+			second.Appended, second.DestID, second.Reason, second.KeptLogLines, uploads.Load(), first.DestID, n)
+	}
+	appended, covA := runFiles(t, api, first.DestID)
+	fresh, _, _ := pair(t, srv.URL)
+	rep, err = transfer.Copy(ctx, memsrc.New(grown), fresh, transfer.Options{Backoff: func(int) time.Duration { return time.Millisecond }})
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("fresh copy: %v %+v", err, rep.Totals)
+	}
+	want, covF := runFiles(t, api, result(rep).DestID)
+	if !slices.Equal(keysOf(appended), keysOf(want)) {
+		t.Errorf("the continued run holds\n%v\na fresh copy\n%v", keysOf(appended), keysOf(want))
+	}
+	for p, b := range want {
+		if appended[p] != b {
+			t.Errorf("file %s: the continued run's (%d bytes) differs from the fresh copy's (%d bytes)", p, len(appended[p]), len(b))
+		}
+	}
+	if !slices.Equal(covA.LogSegments, covF.LogSegments) {
+		t.Errorf("segments: continued %+v, fresh %+v", covA.LogSegments, covF.LogSegments)
+	}
+	back := read()
+	defer back.Close()
+	res, err := check.Run(ctx, memsrc.New(grown), back, check.Options{})
+	if err != nil || len(res.Differences) > 0 {
+		t.Errorf("check: %v %v", err, res.Differences)
 	}
 }
