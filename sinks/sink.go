@@ -265,7 +265,7 @@ type HeldFilesLister interface {
 
 // HeldFile is a file a run's copy holds with its body, as an append
 // compares a file given again with it: kept when the size and SHA-256 are
-// equal.
+// equal (the SHA-256 alone when Size is -1: the sink did not record it).
 type HeldFile struct {
 	Size   int64
 	SHA256 string // hex
@@ -273,6 +273,31 @@ type HeldFile struct {
 	// (schema.Artifact.Digest), not the body: a file given without one is
 	// stored again.
 	ByAnnounced bool
+}
+
+// LogDeltaReporter is a RunWriter that, appending (Appender), may keep
+// console lines the destination holds unchanged rather than send them
+// again. Once Commit returned, LogDelta says how many of the lines it was
+// given it kept, not sent; the engine counts only the lines sent.
+type LogDeltaReporter interface {
+	LogDelta() (keptLines int64)
+}
+
+// HeldLogsLister is an Appender whose appends keep console lines the copy
+// holds (LogDeltaReporter). HeldLogs returns, for a dry run, a planner for
+// the copy of origin when it is the copy base describes (ok false
+// otherwise, or when the sink cannot tell): given the run's console lines
+// as an append would be given them, it says how many the append would
+// keep. It writes nothing.
+type HeldLogsLister interface {
+	HeldLogs(ctx context.Context, origin schema.Ref, base AppendBase) (plan LogPlanner, ok bool, err error)
+}
+
+// LogPlanner is given a run's console lines in order (Add, page by page),
+// then says how many of them an append would keep as held (Kept, once).
+type LogPlanner interface {
+	Add(lines []schema.LogLine) error
+	Kept() int64
 }
 
 // CursorKeeper is a RunWriter that stores, with the commit, the engine's

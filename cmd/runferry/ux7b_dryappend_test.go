@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/testenv"
 )
 
 // TestDryRunOfAnAppendCountsWhatTheSyncSends: after a W&B run grew (the real
@@ -17,14 +18,21 @@ import (
 // run's points, the points held already, the files and bytes to send, the
 // files kept (the destinations keep the files they hold unchanged: the dry
 // run asks them which, sinks.HeldFilesLister) and the reason equal the
-// sync's, in the report and in the closing line. Not compared: console
-// lines, which a dry run does not read (docs/REVIEW.md, Session 11).
+// sync's, in the report and in the closing line. Into MLflow too (since
+// i12con: the sink lists the files its copy holds from the copy's
+// coverage file, and says which console lines it holds, in segments,
+// sinks.HeldLogsLister), and in every destination the console lines sent
+// and kept (the dry run read none before).
 func TestDryRunOfAnAppendCountsWhatTheSyncSends(t *testing.T) {
 	dir := t.TempDir()
 	growWandb(t, dir, "ux7bdry1", 0, 50, false)
 	src := "wandb:" + filepath.Join(dir, "wandb")
-	for _, dst := range []string{"sqlite:" + filepath.Join(dir, "runs.db"), "parquet:" + filepath.Join(dir, "archive")} {
-		ledger := filepath.Join(dir, strings.Split(dst, ":")[0]+".ledger")
+	srv := testenv.SharedMLflow(t)
+	dsts := []string{"sqlite:" + filepath.Join(dir, "runs.db"), "parquet:" + filepath.Join(dir, "archive"),
+		"mlflow+" + srv.URL + "?experiment-prefix=" + uniquePrefix(t)}
+	ledgerOf := func(dst string) string { return filepath.Join(dir, strings.Split(dst, ":")[0]+".ledger") }
+	for _, dst := range dsts {
+		ledger := ledgerOf(dst)
 		if code, out, errOut := runCLI(t, "sync", "-q", src, dst, "--state", ledger); code != 0 {
 			t.Fatalf("first sync into %s: exit %d\n%s%s", dst, code, out, errOut)
 		}
@@ -33,7 +41,7 @@ func TestDryRunOfAnAppendCountsWhatTheSyncSends(t *testing.T) {
 	sync := func(dst string, dry bool) (*transfer.RunResult, string) {
 		t.Helper()
 		rep := filepath.Join(dir, "report.json")
-		args := []string{"sync", src, dst, "--state", filepath.Join(dir, strings.Split(dst, ":")[0]+".ledger"), "--report", rep}
+		args := []string{"sync", src, dst, "--state", ledgerOf(dst), "--report", rep}
 		if dry {
 			args = append(args, "--dry-run")
 		}
@@ -48,7 +56,7 @@ func TestDryRunOfAnAppendCountsWhatTheSyncSends(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		return &r.Runs[0], lines[len(lines)-1]
 	}
-	for _, dst := range []string{"sqlite:" + filepath.Join(dir, "runs.db"), "parquet:" + filepath.Join(dir, "archive")} {
+	for _, dst := range dsts {
 		plan, planLine := sync(dst, true)
 		done, doneLine := sync(dst, false)
 		if !done.Appended || done.KeptPoints == 0 || done.Points == 0 {
@@ -58,9 +66,13 @@ func TestDryRunOfAnAppendCountsWhatTheSyncSends(t *testing.T) {
 			t.Errorf("%s: dry run planned %d points (%d held, appended %v, %q), the sync sent %d (%d held, %q)",
 				dst, plan.Points, plan.KeptPoints, plan.Appended, plan.Reason, done.Points, done.KeptPoints, done.Reason)
 		}
-		if plan.Files != done.Files || plan.Bytes != done.Bytes || plan.KeptFiles != done.KeptFiles {
-			t.Errorf("%s: dry run planned %d files, %d bytes, %d kept; the sync sent %d, %d, %d kept",
+		if plan.Files != done.Files || plan.Bytes != done.Bytes || plan.KeptFiles != done.KeptFiles || done.KeptFiles == 0 {
+			t.Errorf("%s: dry run planned %d files, %d bytes, %d kept; the sync sent %d, %d, %d kept (want some kept)",
 				dst, plan.Files, plan.Bytes, plan.KeptFiles, done.Files, done.Bytes, done.KeptFiles)
+		}
+		if plan.LogLines != done.LogLines || plan.KeptLogLines != done.KeptLogLines || done.LogLines == 0 {
+			t.Errorf("%s: dry run planned %d console lines, %d kept; the sync sent %d, %d kept",
+				dst, plan.LogLines, plan.KeptLogLines, done.LogLines, done.KeptLogLines)
 		}
 		// The closing lines say it alike: the points sent and held.
 		want := fmt.Sprintf("(%s, %s, %s", counted(done.Points, "point"), counted(done.Files, "file"), bytesText(done.Bytes))

@@ -71,7 +71,10 @@ type RunResult struct {
 	// Appended says the run was extended in place (sinks.Appender): the
 	// destination kept KeptPoints points it held from an earlier job and
 	// Points counts only the new ones. Console output and rich values are
-	// sent whole and counted whole. Files are too, unless the sink keeps
+	// sent whole and counted whole, unless the sink keeps console lines it
+	// holds unchanged (sinks.LogDeltaReporter: MLflow, which holds them in
+	// segments): then LogLines counts the lines sent and KeptLogLines
+	// those held and not sent again. Files are too, unless the sink keeps
 	// unchanged files (sinks.FileDeltaReporter): then Files and Bytes
 	// count only the files sent (new or changed), KeptFiles those the
 	// destination held unchanged, and DeletedFiles those it deleted since
@@ -80,7 +83,9 @@ type RunResult struct {
 	// would count them: the ledger's cursors compared with the source's
 	// history); Files, Bytes and KeptFiles as the append would count
 	// them when the sink lists the files its copy holds
-	// (sinks.HeldFilesLister), else Files and Bytes count every file.
+	// (sinks.HeldFilesLister), else Files and Bytes count every file;
+	// LogLines and KeptLogLines likewise (sinks.HeldLogsLister), else
+	// LogLines counts every console line.
 	Appended bool `json:"appended,omitempty"`
 	// Continued says the run was written by continuing in place, under
 	// the same DestID, a first copy an earlier attempt cut short
@@ -90,6 +95,7 @@ type RunResult struct {
 	KeptPoints   int64 `json:"kept_points,omitempty"`
 	KeptFiles    int64 `json:"kept_files,omitempty"`
 	DeletedFiles int64 `json:"deleted_files,omitempty"`
+	KeptLogLines int64 `json:"kept_log_lines,omitempty"`
 
 	// keys and mark are the run's metric cursors once written, for the
 	// ledger.

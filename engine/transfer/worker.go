@@ -136,7 +136,7 @@ func (res *RunResult) resetCounts() {
 	res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.FileProblem, res.Coverage = 0, 0, 0, 0, 0, nil, nil
 	res.InheritedFileProblems = nil
 	res.Appended, res.Continued, res.KeptPoints, res.keys, res.mark = false, false, 0, nil, ""
-	res.KeptFiles, res.DeletedFiles = 0, 0
+	res.KeptFiles, res.DeletedFiles, res.KeptLogLines = 0, 0, 0
 }
 
 // runOnce makes one attempt at a run: open, stream everything, commit. On
@@ -293,6 +293,10 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 		kept, keptBytes, deleted := fd.FileDelta()
 		res.Files, res.Bytes = res.Files-kept, res.Bytes-keptBytes
 		res.KeptFiles, res.DeletedFiles = kept, deleted
+	}
+	if ld, ok := w.(sinks.LogDeltaReporter); ok {
+		kept := ld.LogDelta()
+		res.LogLines, res.KeptLogLines = res.LogLines-kept, kept
 	}
 	if cr, ok := w.(sinks.CoverageReporter); ok {
 		for k, n := range cr.Coverage() {
@@ -624,11 +628,12 @@ func dropsMetrics(c transform.Chain) bool {
 }
 
 // keptAsHeld reports whether an append would keep h, the file the copy
-// holds at a's path, as it is: a's size and SHA-256 equal h's (the
+// holds at a's path, as it is: a's size (unless h's is unknown, -1) and
+// SHA-256 equal h's (the
 // digest the source announces, else, when the sink compares bodies, that
 // of a's body, read).
 func keptAsHeld(ctx context.Context, a schema.Artifact, h sinks.HeldFile) (bool, error) {
-	if a.Size < 0 || a.Size != h.Size {
+	if h.Size >= 0 && (a.Size < 0 || a.Size != h.Size) {
 		return false, nil
 	}
 	digest := a.Digest
@@ -648,6 +653,33 @@ func keptAsHeld(ctx context.Context, a schema.Artifact, h sinks.HeldFile) (bool,
 		digest = "sha256:" + hex.EncodeToString(hash.Sum(nil))
 	}
 	return digest == "sha256:"+h.SHA256, nil
+}
+
+// countLogs counts, for a dry run, the console lines the copy would send
+// (as copyLogs, which counts them all, and the sink's LogDelta): every
+// line the source gives, less those held (the plan of the sink's
+// HeldLogs, when it gave one).
+func (j *job) countLogs(ctx context.Context, run schema.Ref, held sinks.LogPlanner, res *RunResult) error {
+	r, ok := j.src.(sources.LogReader)
+	if !ok {
+		return nil
+	}
+	for page, err := range r.Logs(ctx, run) {
+		if err != nil {
+			return fmt.Errorf("reading console output: %w", err)
+		}
+		res.LogLines += int64(len(page))
+		if held != nil {
+			if err := held.Add(page); err != nil {
+				return err
+			}
+		}
+	}
+	if held != nil {
+		res.KeptLogLines = held.Kept()
+		res.LogLines -= res.KeptLogLines
+	}
+	return nil
 }
 
 // count is the dry run of one run: it reads the streams to count what would
@@ -714,18 +746,28 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		_, _, whole = cur.finish()
 	}
 	var held map[string]sinks.HeldFile // files the append would keep
+	var heldLogs sinks.LogPlanner      // console lines it would keep
 	switch {
 	case cur != nil && whole == nil:
 		res.Points -= cur.kept
 		res.Appended, res.KeptPoints = true, cur.kept
+		ab := sinks.AppendBase{DestID: p.base.DestID, Mark: p.base.Mark}
 		if hl, ok := j.dst.(sinks.HeldFilesLister); ok {
-			ab := sinks.AppendBase{DestID: p.base.DestID, Mark: p.base.Mark}
 			files, ok, err := hl.HeldFiles(ctx, p.run.Origin, ab)
 			if err != nil {
 				return fmt.Errorf("listing the files of the copy: %w", err)
 			}
 			if ok {
 				held = files
+			}
+		}
+		if hl, ok := j.dst.(sinks.HeldLogsLister); ok {
+			plan, ok, err := hl.HeldLogs(ctx, p.run.Origin, ab)
+			if err != nil {
+				return fmt.Errorf("reading what the copy holds of the console output: %w", err)
+			}
+			if ok {
+				heldLogs = plan
 			}
 		}
 	case cur != nil && errors.Is(whole, sinks.ErrCannotAppend):
@@ -743,6 +785,9 @@ func (j *job) count(ctx context.Context, p planned, res *RunResult) error {
 		for k, n := range cp.PlanCoverage(run) {
 			addCoverage(res, k, n)
 		}
+	}
+	if err := j.countLogs(ctx, p.run.Origin, heldLogs, res); err != nil {
+		return err
 	}
 	if r, ok := j.src.(sources.ArtifactLister); ok {
 		for a, err := range r.Artifacts(ctx, p.run.Origin) {

@@ -249,9 +249,15 @@ type Coverage struct {
 	// file the run holds, so that an append sends only new and changed
 	// files and deletes those gone from the source.
 	FileDigests map[string]string `json:"file_digests,omitempty"`
-	// LogsDigest is the "sha256:<hex>" of LogsPath as uploaded, so that an
-	// append whose console output did not change does not send it again.
+	// LogsDigest is the "sha256:<hex>" of the console output as written
+	// (every segment's lines, in order): an append whose console output did
+	// not change sends none of it again.
 	LogsDigest string `json:"logs_digest,omitempty"`
+	// LogSegments describes, when the console output is held in more than
+	// one segment (LogSegmentPath), each segment in order; absent, the
+	// output is one segment, LogsPath, of LogLines lines and digest
+	// LogsDigest (the only layout before segments, kept for small logs).
+	LogSegments []LogSegment `json:"log_segments,omitempty"`
 	// Cursors is the engine's cursors document of the points the run
 	// holds (sinks.CursorKeeper), for appending without a ledger.
 	Cursors json.RawMessage `json:"cursors,omitempty"`
@@ -266,6 +272,48 @@ type Coverage struct {
 	LogLines      int64 `json:"log_lines"`
 	RichValues    int64 `json:"rich_values"`
 	Files         int64 `json:"files"`
+}
+
+// LogSegment is one segment of a run's console output: its lines, its
+// size in bytes and the "sha256:<hex>" of its bytes, as written.
+type LogSegment struct {
+	Lines  int64  `json:"lines"`
+	Bytes  int64  `json:"bytes"`
+	Digest string `json:"digest"`
+}
+
+// LogSegmentPath is the artifact path of the i-th segment (from 0) of
+// the console output runferry writes: LogsPath, then
+// runferry/logs.1.jsonl, runferry/logs.2.jsonl, ...
+func LogSegmentPath(i int) string {
+	if i == 0 {
+		return LogsPath
+	}
+	return fmt.Sprintf("runferry/logs.%d.jsonl", i)
+}
+
+// OutputSegmentPath is the path of the plain-text console output runferry
+// generates (when the source has no output.log of its own) for segment i:
+// output.log, then output.1.log, output.2.log, ... each holding the lines
+// of LogSegmentPath(i).
+func OutputSegmentPath(i int) string {
+	if i == 0 {
+		return "output.log"
+	}
+	return fmt.Sprintf("output.%d.log", i)
+}
+
+// Segments returns the console segments the coverage describes: its
+// LogSegments, or the one segment of a copy written before segments (or
+// of a small log), or none when it holds no console output.
+func (c *Coverage) Segments() []LogSegment {
+	switch {
+	case len(c.LogSegments) > 0:
+		return c.LogSegments
+	case c.LogLines > 0 || c.LogsDigest != "":
+		return []LogSegment{{Lines: c.LogLines, Digest: c.LogsDigest}}
+	}
+	return nil
 }
 
 // FoldedPoint is one line of FoldedMetricsPath: a source point exactly.

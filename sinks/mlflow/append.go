@@ -201,6 +201,7 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 			_ = s.releaseExperiment(context.WithoutCancel(ctx), expID)
 		}
 	}()
+	app.logsUntrusted = resuming
 	var resumed map[string]map[heldPoint]int
 	if resuming {
 		if resumed, err = s.pointsWritten(ctx, held, app, prevCov); err != nil {
@@ -420,9 +421,15 @@ type appendPlan struct {
 	// copy holds (mlflowconv.Coverage.FileDigests): a file given again with
 	// the same digest is not sent again, one not given is deleted.
 	files map[string]string
-	// logsDigest is the digest of the console output the copy holds
-	// (mlflowconv.Coverage.LogsDigest): the same output is not sent again.
-	logsDigest string
+	// logs are the segments of console output the copy holds
+	// (mlflowconv.Coverage.Segments): a segment given again unchanged is
+	// not sent again (see commitLogs), unless logsUntrusted (continuing an
+	// append cut short, which may have rewritten any of them).
+	logs          []mlflowconv.LogSegment
+	logsUntrusted bool
+	// generated lists the files the copy holds that runferry generated
+	// (mlflowconv.Coverage.Generated).
+	generated []string
 }
 
 // appendable decides whether the copy held, whose run.json holds prev and
@@ -453,7 +460,8 @@ func appendable(prev schema.Run, prevVersion int, r schema.Run, prevCov mlflowco
 	if why := unappendable(prev, r); why != "" {
 		return nil, why
 	}
-	p := &appendPlan{last: last, prevSummary: map[string]float64{}, files: prevCov.FileDigests, logsDigest: prevCov.LogsDigest}
+	p := &appendPlan{last: last, prevSummary: map[string]float64{}, files: prevCov.FileDigests,
+		logs: prevCov.Segments(), generated: prevCov.Generated}
 	had := map[string]string{}
 	for _, p := range oldParams {
 		had[p.Key] = p.Value

@@ -1,18 +1,12 @@
 package mlflow
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
-	"os"
 	"slices"
 
-	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
@@ -22,9 +16,11 @@ import (
 // Commit finishes the run, in an order that leaves it recognisably
 // incomplete until the last step: appending, it deletes the files the
 // source no longer has (deleteGone); it writes the held points and the
-// summary points (see view), uploads the spooled console output
-// (runferry/logs.jsonl, plus a plain output.log unless the source had a
-// file of that name), the rich values (runferry/rich_values.jsonl) and
+// summary points (see view), uploads the spooled console output in
+// segments (runferry/logs.jsonl, runferry/logs.1.jsonl, ..., plus the same
+// lines as plain text in output.log, output.1.log, ... unless the source had
+// a file output.log; appending, only the segments that changed: see
+// commitLogs), the rich values (runferry/rich_values.jsonl) and
 // their images and tables in MLflow's layouts (writeMedia), a
 // config.json unless the source had one; completes the re-created logged
 // models (finishModels); continuing a first copy cut short, deletes the
@@ -67,27 +63,8 @@ func (w *writer) Commit(ctx context.Context) error {
 		return err
 	}
 	if w.logs != nil {
-		// MLflow cannot append to an artifact: console output that grew is
-		// sent whole again (logs.jsonl and output.log), unchanged output
-		// is left as the copy holds it.
-		d, err := w.logs.digest()
-		if err != nil {
+		if err := w.commitLogs(ctx); err != nil {
 			return err
-		}
-		same := w.app != nil && w.app.logsDigest == d
-		w.cov.LogsDigest = d
-		if !same {
-			if err := w.uploadSpool(ctx, w.logs, mlflowconv.LogsPath); err != nil {
-				return err
-			}
-		}
-		if !w.written["output.log"] {
-			if !same {
-				if err := w.uploadOutputLog(ctx); err != nil {
-					return err
-				}
-			}
-			w.cov.Generated = append(w.cov.Generated, "output.log")
 		}
 	}
 	if w.rich != nil {
@@ -168,24 +145,6 @@ func (w *writer) Commit(ctx context.Context) error {
 	return nil
 }
 
-// digest returns the "sha256:<hex>" of what s holds.
-func (s *spool) digest() (string, error) {
-	if err := s.b.Flush(); err != nil {
-		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
-	}
-	h := sha256.New()
-	if _, err := s.f.Seek(0, io.SeekStart); err != nil {
-		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
-	}
-	if _, err := io.Copy(h, s.f); err != nil {
-		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
-	}
-	if _, err := s.f.Seek(0, io.SeekEnd); err != nil {
-		return "", fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
-}
-
 func (w *writer) uploadSpool(ctx context.Context, s *spool, rel string) error {
 	if err := s.b.Flush(); err != nil {
 		return fmt.Errorf("spooling %s: %w", rel, err)
@@ -194,35 +153,6 @@ func (w *writer) uploadSpool(ctx context.Context, s *spool, rel string) error {
 		return fmt.Errorf("uploading %s: %w", rel, err)
 	}
 	return nil
-}
-
-// uploadOutputLog renders the spooled console lines as plain text into a
-// temporary file and uploads it as output.log.
-func (w *writer) uploadOutputLog(ctx context.Context) error {
-	in, err := os.Open(w.logs.f.Name())
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := newSpool()
-	if err != nil {
-		return err
-	}
-	defer out.remove()
-	sc := bufio.NewScanner(in)
-	sc.Buffer(make([]byte, 1<<16), 1<<30)
-	for sc.Scan() {
-		var l schema.LogLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return err
-		}
-		out.b.WriteString(l.Line)
-		out.b.WriteByte('\n')
-	}
-	if err := sc.Err(); err != nil && err != io.EOF {
-		return err
-	}
-	return w.uploadSpool(ctx, out, "output.log")
 }
 
 // resumedLeftOver, continuing an append cut short, refuses the append when

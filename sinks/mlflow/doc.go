@@ -77,7 +77,11 @@
 //	                   system/cpu_utilization_percentage, the points kept exactly in
 //	                   runferry/folded_metrics.jsonl (per-core-cpu=true also writes them)
 //	console output     runferry/logs.jsonl (exact: time, stream, line) and output.log
-//	                   (plain text; not written when the source has its own output.log)
+//	                   (plain text; not written when the source has its own output.log);
+//	                   beyond 8 MiB in segments: runferry/logs.1.jsonl, ... and
+//	                   output.1.log, ..., each closed at the first line boundary at or
+//	                   beyond 8 MiB (boundaries fixed by the lines before them), listed
+//	                   in the coverage file (log_segments); see console.go
 //	rich values        runferry/rich_values.jsonl; the media files they name are the
 //	                   source's files and are copied as files
 //	images, tables     W&B "image-file" values also as MLflow step images (images/<key>+
@@ -231,9 +235,11 @@
 // samples extend the CPU mean, and their points are added to the folded
 // points file), sends only the files that are new or changed (compared by
 // sha256 with the digests the copy's coverage.json recorded) and deletes
-// the files the source no longer has, sends console output again only
-// when it changed (whole: MLflow cannot append to an artifact, and one
-// output.log is what the UI shows), replaces rich values, and at
+// the files the source no longer has, sends only the console segments
+// that changed (MLflow cannot append to an artifact: a console that grew
+// sends its last, partial segment and the new ones, and a copy holding one
+// logs.jsonl beyond the segment size, as versions before segments wrote
+// it, is rewritten once into segments), replaces rich values, and at
 // commit merges the coverage (mapped keys, fixups and count of the points
 // held come from the earlier coverage.json) and sets status, end time,
 // mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged

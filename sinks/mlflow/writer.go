@@ -67,6 +67,9 @@ type writer struct {
 	// Appending: files held already and left as they were, and files
 	// deleted (gone from the source); see FileDelta.
 	keptFiles, keptBytes, deletedFiles int64
+	// Appending: console lines in segments held unchanged, not sent again
+	// (see commitLogs).
+	keptLogLines int64
 }
 
 var (

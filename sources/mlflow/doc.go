@@ -76,13 +76,15 @@
 //     the sink derived from summary values (summary_points) are left out.
 //     The define_metric tags folded into wandb.step_metric come back from
 //     the sidecar.
-//   - Logs: runferry/logs.jsonl of runs runferry wrote. A run's own
-//     output.log is a file to MLflow and is listed as one.
+//   - Logs: runferry/logs.jsonl of runs runferry wrote, then, for a
+//     console held in segments, runferry/logs.1.jsonl, ... as many as the
+//     coverage file's log_segments name, in order. A run's own output.log
+//     is a file to MLflow and is listed as one.
 //   - Rich values: runferry/rich_values.jsonl.
 //   - Artifacts: artifacts/list, recursively, sorted by path, streamed
 //     through the mlflow-artifacts proxy (or /get-artifact for runs stored
-//     elsewhere). runferry/ and the files runferry generated (output.log,
-//     config.json) are left out of runs runferry wrote; runferry/files/ is
+//     elsewhere). runferry/ and the files runferry generated (output.log and
+//     its segments output.1.log, ..., config.json) are left out of runs runferry wrote; runferry/files/ is
 //     listed under its original path.
 //   - Traces (sources.TraceReader, MLflow 3): traces/search (v3) per
 //     experiment, each trace's info, tags and request metadata, and its span

@@ -180,7 +180,7 @@ func (s *Source) Metrics(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema
 // series, exactly as the source had them, from runferry/folded_metrics.jsonl
 // (in the order they were written: steps never decrease within a key).
 func (s *Source) foldedMetrics(ctx context.Context, ref schema.Ref, yield func([]schema.Metric, error) bool) {
-	for page, err := range jsonLines[mlflowconv.FoldedPoint](ctx, s, ref, mlflowconv.FoldedMetricsPath, func(*mlflowconv.Coverage) bool { return true }) {
+	for page, err := range jsonLines[mlflowconv.FoldedPoint](ctx, s, ref, func(*mlflowconv.Coverage) []string { return []string{mlflowconv.FoldedMetricsPath} }) {
 		if err != nil {
 			yield(nil, err)
 			return
@@ -230,20 +230,40 @@ func restore(out []schema.Metric, key string, m mlflowapi.Metric, fixups map[fix
 	return append(out, schema.Metric{Key: key, Value: v, Step: m.Step, Time: m.Timestamp})
 }
 
-// Logs yields the console output runferry stored with a run
-// (runferry/logs.jsonl). A run's own output.log file, which MLflow knows
-// only as a file, is listed by Artifacts, not read as console output.
+// Logs yields the console output runferry stored with a run: every
+// segment the run's coverage file names, in order (runferry/logs.jsonl,
+// then runferry/logs.1.jsonl, ...; one runferry/logs.jsonl for a small log
+// and for a copy written before segments). A run's own output.log file,
+// which MLflow knows only as a file, is listed by Artifacts, not read as
+// console output.
 func (s *Source) Logs(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.LogLine, error] {
-	return jsonLines[schema.LogLine](ctx, s, ref, mlflowconv.LogsPath, func(c *mlflowconv.Coverage) bool { return c.LogLines > 0 })
+	return jsonLines[schema.LogLine](ctx, s, ref, func(c *mlflowconv.Coverage) []string {
+		if c.LogLines == 0 {
+			return nil
+		}
+		paths := make([]string, len(c.Segments()))
+		for i := range paths {
+			paths[i] = mlflowconv.LogSegmentPath(i)
+		}
+		return paths
+	})
 }
 
 // RichValues yields the non-numeric history values runferry stored with a
 // run (runferry/rich_values.jsonl).
 func (s *Source) RichValues(ctx context.Context, ref schema.Ref) iter.Seq2[[]schema.RichValue, error] {
-	return jsonLines[schema.RichValue](ctx, s, ref, mlflowconv.RichValuesPath, func(c *mlflowconv.Coverage) bool { return c.RichValues > 0 })
+	return jsonLines[schema.RichValue](ctx, s, ref, func(c *mlflowconv.Coverage) []string {
+		if c.RichValues == 0 {
+			return nil
+		}
+		return []string{mlflowconv.RichValuesPath}
+	})
 }
 
-func jsonLines[T any](ctx context.Context, s *Source, ref schema.Ref, path string, has func(*mlflowconv.Coverage) bool) iter.Seq2[[]T, error] {
+// jsonLines yields, in pages, the JSON lines of the run's artifacts that
+// paths names from the run's coverage file, one after the other (none when
+// it names none).
+func jsonLines[T any](ctx context.Context, s *Source, ref schema.Ref, paths func(*mlflowconv.Coverage) []string) iter.Seq2[[]T, error] {
 	return func(yield func([]T, error) bool) {
 		info, err := s.runInfoOf(ctx, ref)
 		if err != nil {
@@ -255,43 +275,53 @@ func jsonLines[T any](ctx context.Context, s *Source, ref schema.Ref, path strin
 			yield(nil, err)
 			return
 		}
-		if !has(cov) {
-			return
-		}
-		if err := ctx.Err(); err != nil {
-			yield(nil, err)
-			return
-		}
-		body, err := s.api.OpenArtifact(ctx, info.id, info.artifactURI, path)
-		if err != nil {
-			yield(nil, err)
-			return
-		}
-		defer body.Close()
-		sc := bufio.NewScanner(body)
-		sc.Buffer(make([]byte, 1<<16), 1<<30)
 		var page []T
-		for sc.Scan() {
-			var v T
-			if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
-				yield(nil, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", info.id, path, err)))
+		for _, path := range paths(cov) {
+			var ok bool
+			if page, ok = jsonFile(ctx, s, info, path, page, yield); !ok {
 				return
 			}
-			if page = append(page, v); len(page) == PageSize {
-				if !yield(page, nil) {
-					return
-				}
-				page = nil
-			}
-		}
-		if err := sc.Err(); err != nil {
-			yield(nil, fault.Retryable(fmt.Errorf("mlflow run %s: reading %s: %w", info.id, path, err), 0))
-			return
 		}
 		if len(page) > 0 {
 			yield(page, nil)
 		}
 	}
+}
+
+// jsonFile reads the JSON lines of the run's artifact path onto page,
+// yielding each page once full, and returns what is left of the last one
+// (the next file's lines go on it), or false once stopped.
+func jsonFile[T any](ctx context.Context, s *Source, info *runInfo, path string, page []T, yield func([]T, error) bool) ([]T, bool) {
+	if err := ctx.Err(); err != nil {
+		yield(nil, err)
+		return nil, false
+	}
+	body, err := s.api.OpenArtifact(ctx, info.id, info.artifactURI, path)
+	if err != nil {
+		yield(nil, err)
+		return nil, false
+	}
+	defer body.Close()
+	sc := bufio.NewScanner(body)
+	sc.Buffer(make([]byte, 1<<16), 1<<30)
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			yield(nil, fault.Permanent(fmt.Errorf("mlflow run %s: %s: %v", info.id, path, err)))
+			return nil, false
+		}
+		if page = append(page, v); len(page) == PageSize {
+			if !yield(page, nil) {
+				return nil, false
+			}
+			page = nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		yield(nil, fault.Retryable(fmt.Errorf("mlflow run %s: reading %s: %w", info.id, path, err), 0))
+		return nil, false
+	}
+	return page, true
 }
 
 // Artifacts yields a run's files sorted by path, each streamed from the
