@@ -594,11 +594,19 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		{"gcs", "sigint"},
 	} {
 		t.Run(tc.server+"/"+tc.die, func(t *testing.T) {
+			// Each case waits on its own helper, server and watchdogs (their starts, the
+			// signals, the polls until the group is gone): the cases overlap their waits,
+			// -test.parallel (the cores) at a time. Not the GCS cases: SharedGCS sets the
+			// test's environment (t.Setenv), which a parallel test may not; they take
+			// under a second each and run first.
+			if tc.server != "gcs" {
+				t.Parallel()
+			}
 			switch tc.server {
 			case "mlflow", "mlflow-child":
 				testenv.VenvBin(t, "mlflow") // skip (or fail under CI) without the venv
 			case "postgres":
-				testenv.StartPostgres(t).Stop() // likewise without PostgreSQL
+				testenv.SharedPostgres(t) // likewise without PostgreSQL (one cluster a binary, not one a case)
 			case "mariadb":
 				testenv.SharedMariaDB(t) // likewise without MariaDB
 			case "gcs":
