@@ -28,6 +28,13 @@ var sqliteTemplate struct {
 // store (no template), to measure what the template saves or to rule it out.
 const NoSQLiteTemplateEnv = "RUNFERRY_TESTENV_NO_SQLITE_TEMPLATE"
 
+// SQLiteTemplateFileEnv names a file holding the template of a parent test binary
+// (WriteSQLiteTemplate) for a child it re-executes as a helper: the child's fresh
+// SQLite-backed servers start on it from the first one, instead of the first migrating its
+// own store (about 1.7 s of CPU). The file is only read, once; if it cannot be, the child's
+// first server migrates its store as without it.
+const SQLiteTemplateFileEnv = "RUNFERRY_TESTENV_SQLITE_TEMPLATE_FILE"
+
 // sqliteTemplateBytes returns the template, or nil if there is none yet.
 func sqliteTemplateBytes() []byte {
 	if os.Getenv(NoSQLiteTemplateEnv) == "1" {
@@ -35,7 +42,29 @@ func sqliteTemplateBytes() []byte {
 	}
 	sqliteTemplate.mu.Lock()
 	defer sqliteTemplate.mu.Unlock()
+	if file := os.Getenv(SQLiteTemplateFileEnv); sqliteTemplate.db == nil && !sqliteTemplate.tried && file != "" {
+		sqliteTemplate.tried = true
+		sqliteTemplate.db, sqliteTemplate.err = os.ReadFile(file)
+		if sqliteTemplate.err != nil || len(sqliteTemplate.db) == 0 {
+			sqliteTemplate.db, sqliteTemplate.tried = nil, false // the first server migrates its own
+		}
+	}
 	return sqliteTemplate.db
+}
+
+// WriteSQLiteTemplate writes this binary's template into the file path and returns the
+// environment entry (SQLiteTemplateFileEnv=path) that hands it to a child test binary, or
+// "" and no file when the binary has no template (no fresh SQLite-backed server has
+// answered yet, or NoSQLiteTemplateEnv is set).
+func WriteSQLiteTemplate(path string) (string, error) {
+	db := sqliteTemplateBytes()
+	if db == nil {
+		return "", nil
+	}
+	if err := os.WriteFile(path, db, 0o600); err != nil {
+		return "", err
+	}
+	return SQLiteTemplateFileEnv + "=" + path, nil
 }
 
 // noteSQLiteTemplate makes the template from db, the store of a fresh server that has just

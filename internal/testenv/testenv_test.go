@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -372,15 +373,16 @@ func TestOrphanHelper(t *testing.T) {
 	}
 	var pgid int
 	var info string
+	fromTemplate := false
 	switch orphanMode {
 	case "mlflow":
 		srv := testenv.StartMLflow(t)
-		pgid, info = srv.Cmd.Process.Pid, srv.URL
+		pgid, info, fromTemplate = srv.Cmd.Process.Pid, srv.URL, srv.FromTemplate
 	case "mlflow-child":
 		// An option that changes what mlflow.server sets up at its import (CORS origins)
 		// makes mlflowserve.py start uvicorn in a child process, as `mlflow server` does.
 		srv := testenv.StartMLflow(t, testenv.WithServerArgs("--cors-allowed-origins", "http://runferry-cors.example"))
-		pgid, info = srv.Cmd.Process.Pid, srv.URL
+		pgid, info, fromTemplate = srv.Cmd.Process.Pid, srv.URL, srv.FromTemplate
 	case "postgres":
 		pg := testenv.StartPostgres(t)
 		pgid, info = postmasterPID(t, pg.Dir), pg.Dir
@@ -396,7 +398,7 @@ func TestOrphanHelper(t *testing.T) {
 		g := testenv.SharedGCS(t)
 		pgid, info = g.PID(), g.Endpoint
 	}
-	fmt.Printf("ORPHAN %d %s %d\n", pgid, info, os.Getpid())
+	fmt.Printf("ORPHAN %d %s %d %t\n", pgid, info, os.Getpid(), fromTemplate)
 	os.Stdout.Sync()
 	if os.Getenv("RUNFERRY_TESTENV_DIE") == "panic" {
 		// Panic once the parent has seen the server's group (it writes a
@@ -441,6 +443,19 @@ func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string, int,
 		cmd = exec.Command(gobin, "test", "-count=1", "-v", "-run=^TestOrphanHelper$", "-timeout=10m", ".")
 	}
 	cmd.Env = append(os.Environ(), "RUNFERRY_TESTENV_ORPHAN="+server, "RUNFERRY_TESTENV_DIE="+die)
+	// An MLflow helper's server starts on this binary's migrated SQLite store (the shared
+	// server's, made once a binary) instead of migrating its own.
+	handoff := ""
+	if strings.HasPrefix(server, "mlflow") {
+		testenv.SharedMLflow(t)
+		var err error
+		if handoff, err = testenv.WriteSQLiteTemplate(filepath.Join(t.TempDir(), "template.db")); err != nil {
+			t.Fatal(err)
+		}
+		if handoff != "" {
+			cmd.Env = append(cmd.Env, handoff)
+		}
+	}
 	release, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -475,8 +490,12 @@ func startOrphan(t *testing.T, server, die string) (*exec.Cmd, int, string, int,
 		}
 		var pgid, pid int
 		var info string
-		if _, err := fmt.Sscan(strings.TrimPrefix(line, "ORPHAN "), &pgid, &info, &pid); err != nil {
+		var fromTemplate bool
+		if _, err := fmt.Sscan(strings.TrimPrefix(line, "ORPHAN "), &pgid, &info, &pid, &fromTemplate); err != nil {
 			t.Fatalf("helper line %q: %v", line, err)
+		}
+		if handoff != "" && !fromTemplate {
+			t.Fatalf("the helper's MLflow server migrated its own store, though this binary handed it its template (%s)", handoff)
 		}
 		return cmd, pgid, info, pid, release
 	case <-time.After(5 * time.Minute):
@@ -594,11 +613,19 @@ func TestServersDieWithTestBinary(t *testing.T) {
 		{"gcs", "sigint"},
 	} {
 		t.Run(tc.server+"/"+tc.die, func(t *testing.T) {
+			// Each case waits on its own helper, server and watchdogs (their starts, the
+			// signals, the polls until the group is gone): the cases overlap their waits,
+			// -test.parallel (the cores) at a time. Not the GCS cases: SharedGCS sets the
+			// test's environment (t.Setenv), which a parallel test may not; they take
+			// under a second each and run first.
+			if tc.server != "gcs" {
+				t.Parallel()
+			}
 			switch tc.server {
 			case "mlflow", "mlflow-child":
 				testenv.VenvBin(t, "mlflow") // skip (or fail under CI) without the venv
 			case "postgres":
-				testenv.StartPostgres(t).Stop() // likewise without PostgreSQL
+				testenv.SharedPostgres(t) // likewise without PostgreSQL (one cluster a binary, not one a case)
 			case "mariadb":
 				testenv.SharedMariaDB(t) // likewise without MariaDB
 			case "gcs":

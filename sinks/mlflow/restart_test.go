@@ -19,8 +19,9 @@ import (
 	"github.com/runferry/runferry/sources/dataset"
 )
 
-// bigRuns is the canonical dataset plus 10 runs of 6000 points each (two
-// keys), enough to keep a copy into MLflow busy for several seconds.
+// bigRuns is the canonical dataset plus 10 runs of 2000 points each (two
+// keys, 1000 steps): each big run takes two log-batches of 1000 points and a
+// file, so a kill while a run is written can fall between its batches.
 func bigRuns() *dataset.Dataset {
 	d := dataset.Canonical()
 	for i := range 10 {
@@ -28,7 +29,7 @@ func bigRuns() *dataset.Dataset {
 			Experiment: d.Experiments[i%2].Origin, Name: fmt.Sprintf("big %d", i), Status: schema.StatusFinished,
 			Start: time.Date(2024, 5, 1, i, 0, 0, 0, time.UTC), End: time.Date(2024, 5, 1, i, 30, 0, 0, time.UTC),
 			Params: []schema.Param{{Key: "i", Value: fmt.Sprint(i)}}}}
-		for step := range int64(3000) {
+		for step := range int64(1000) {
 			t := 1_714_000_000_000 + step*10
 			rd.Metrics = append(rd.Metrics,
 				schema.Metric{Key: "loss", Value: 1 / float64(step+1+int64(i)), Step: step, Time: t},
@@ -45,23 +46,63 @@ var failedLine = regexp.MustCompile(`(?m)^FAILED (\S+) `)
 // experimentExists reports whether the server at base answers and holds an experiment
 // whose name starts with prefix.
 func experimentExists(base, prefix string) bool {
-	body, _ := json.Marshal(map[string]any{"max_results": 1, "filter": "name LIKE '" + prefix + "%'"})
+	return len(experimentIDs(base, prefix)) > 0
+}
+
+// experimentIDs returns the ids of the experiments whose names start with prefix on the
+// server at base (none when it does not answer).
+func experimentIDs(base, prefix string) []string {
+	body, _ := json.Marshal(map[string]any{"max_results": 100, "filter": "name LIKE '" + prefix + "%'", "view_type": "ALL"})
 	resp, err := http.Post(base+"/api/2.0/mlflow/experiments/search", "application/json", bytes.NewReader(body))
 	if err != nil {
-		return false
+		return nil
 	}
 	defer resp.Body.Close()
 	var out struct {
-		Experiments []struct{ Name string } `json:"experiments"`
+		Experiments []struct {
+			ID string `json:"experiment_id"`
+		} `json:"experiments"`
 	}
-	return resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&out) == nil && len(out.Experiments) > 0
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		return nil
+	}
+	var ids []string
+	for _, e := range out.Experiments {
+		ids = append(ids, e.ID)
+	}
+	return ids
 }
 
-// TestServerKilledMidCopy copies a Parquet archive of 15 runs (60 000
+// runsCreated returns how many runs (deleted ones included) the server at base holds in
+// the experiments whose names start with prefix (0 when it does not answer).
+func runsCreated(base, prefix string) int {
+	ids := experimentIDs(base, prefix)
+	if len(ids) == 0 {
+		return 0
+	}
+	body, _ := json.Marshal(map[string]any{"experiment_ids": ids, "max_results": 1000, "run_view_type": "ALL"})
+	resp, err := http.Post(base+"/api/2.0/mlflow/runs/search", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Runs []json.RawMessage `json:"runs"`
+	}
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+		return 0
+	}
+	return len(out.Runs)
+}
+
+// TestServerKilledMidCopy copies a Parquet archive of 15 runs (20 000
 // points) into a real SQLite-backed MLflow server with the runferry binary
 // and, mid-copy, kills the server (SIGKILL to its process group) and
 // restarts it on the same port and stores about 1.5 s later. It does so at
-// three moments, each into a fresh experiment prefix with its own ledger.
+// three moments of the copy's progress, each into a fresh experiment prefix
+// with its own ledger: at its first write (an experiment under the prefix),
+// once 5 of the 15 runs were created, and once 10 were (the copy writes 4
+// runs at a time, so each later kill falls while runs are being written).
 // The copy never hangs; it either completes, exits 1 saying the server is
 // unreachable when no run could be written, or exits 3 naming its failed
 // runs, never 0 with runs missing; a re-run with the same ledger completes;
@@ -81,8 +122,8 @@ func TestServerKilledMidCopy(t *testing.T) {
 			t.Errorf("every copy finished before its kill: the test proved nothing (make the runs bigger)")
 		}
 	}()
-	for i, killAfter := range []time.Duration{time.Second, 4 * time.Second, 8 * time.Second} {
-		t.Run(fmt.Sprintf("kill-after-%s", killAfter), func(t *testing.T) {
+	for i, killAt := range []int{0, 5, 10} {
+		t.Run(fmt.Sprintf("kill-at-%d-runs", killAt), func(t *testing.T) {
 			prefix := fmt.Sprintf("restart-%d-%d/", i, testenv.FreePort(t))
 			dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
 			state := filepath.Join(t.TempDir(), "ledger.db")
@@ -102,14 +143,16 @@ func TestServerKilledMidCopy(t *testing.T) {
 			}
 			done, exited := make(chan error, 1), make(chan struct{})
 			go func() { done <- cmd.Wait(); close(exited) }()
-			// The kill moments count from the copy's first write (an
-			// experiment under the prefix): a server that never answered
-			// is given only a few seconds (the client fails fast on a wrong
-			// address), so a kill before the copy reached the server would
-			// test that instead, on a slow machine.
+			// The kill moments count the copy's progress from its first
+			// write (an experiment under the prefix): a server that never
+			// answered is given only a few seconds (the client fails fast on
+			// a wrong address), so a kill before the copy reached the server
+			// would test that instead, on a slow machine. Counting created
+			// runs rather than seconds keeps the kills inside the copy on a
+			// fast machine and a loaded one alike.
 			reached := make(chan struct{})
 			go func() {
-				for !experimentExists(srv.URL, prefix) {
+				for !experimentExists(srv.URL, prefix) || killAt > 0 && runsCreated(srv.URL, prefix) < killAt {
 					select {
 					case <-exited:
 						return
@@ -122,25 +165,24 @@ func TestServerKilledMidCopy(t *testing.T) {
 			finished := false
 			select {
 			case <-reached:
-			case err = <-done:
-				finished = true
-			}
-			if !finished {
+				// The copy may have ended between the last poll and now.
 				select {
 				case err = <-done:
 					finished = true
-				case <-time.After(killAfter):
+				default:
 					kills++
 				}
+			case err = <-done:
+				finished = true
 			}
 			if finished {
-				t.Logf("the copy finished in %s, before the kill at %s", time.Since(start), killAfter)
+				t.Logf("the copy finished in %s, before the kill at %d runs", time.Since(start), killAt)
 			}
 			srv.Kill()
 			killed := time.Now()
 			time.Sleep(1500 * time.Millisecond)
 			srv.Restart(t)
-			t.Logf("server down for %s (killed %s into the copy)", time.Since(killed).Round(time.Millisecond), killAfter)
+			t.Logf("server down for %s (killed %s into the copy, at %d runs created)", time.Since(killed).Round(time.Millisecond), killed.Sub(start).Round(time.Millisecond), killAt)
 			if !finished {
 				select {
 				case err = <-done:
