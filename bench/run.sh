@@ -84,7 +84,7 @@ fi
 BUILD_COMMIT=$(git rev-parse --short HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo " (with uncommitted changes)" || true)
 BUILD_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "building $BUILD_COMMIT into $BIN"
-CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/gentb ./bench/readtb ./bench/wandbserve ./bench/readmlflow
+CGO_ENABLED=0 go build -o "$BIN/" ./cmd/runferry ./bench/genwandb ./bench/readwandb ./bench/parquetwrite ./bench/mlflowceiling ./bench/gentb ./bench/readtb ./bench/wandbserve ./bench/wandbfloor ./bench/readmlflow
 
 # --- inputs ----------------------------------------------------------------
 # A folder is reused when its stamp (generator flags + hash of the generator

@@ -30,6 +30,15 @@
 # project "subset" of the same server), side by side with runferry
 # copying that same subset (bench wandb-cloud-sdk); runferry also copies
 # the whole project, limited and unthrottled (bench wandb-cloud).
+# The machine's floor (bench wandb-cloud, side machine-floor): the same
+# runs' parquet exports, written to disk before the clock (bench/wandbfloor
+# -prepare: the bytes the server sends), decoded with the W&B cloud
+# source's decoding and written into a local archive through runferry's
+# engine and Parquet sink with a fresh ledger (bench/wandbfloor -copy): no
+# server, listing or download. The job can come no closer than
+# max(lower bound, floor); where the floor is above the bound, the
+# machine binds, not the rate limit. BENCH_WANDB_CLOUD_FLOOR=0 skips it
+# (the exports take about 1.2 GB of disk at the issue's size).
 # Knobs: BENCH_WANDB_CLOUD_RUNS (default 1000), BENCH_WANDB_CLOUD_STEPS
 # (default 10000, the issue's size), BENCH_WANDB_CLOUD_SDK_RUNS (default
 # 200: the SDK takes about a second a run of 10,000 steps here),
@@ -69,6 +78,12 @@ print(max(max(n-math.floor(rate),0)/rate+lat, (1+math.ceil(r/50))*lat+lat))' "$2
 	"$PY" bench/py/report.py record "$RESULTS" "$1" lower-bound 1 "$b" 0 "$WC/bound.json" "max(((1 + ceil($2/50) + $per x $2) requests - a bucket of $WC_RATE) / $WC_RATE per s + $WC_LATENCY, (1 + ceil($2/50)) listing requests one after the other + a download, $WC_LATENCY each)"
 }
 wc_bound wandb-cloud "$WC_RUNS"
+WC_FLOOR=${BENCH_WANDB_CLOUD_FLOOR:-1}
+if [ "$WC_FLOOR" = 1 ]; then
+	rm -rf "$WC/exports"
+	INPUT_CMDS+=("wandbfloor -prepare DIR -runs $WC_RUNS -steps $WC_STEPS -keys $WC_KEYS")
+	"$BIN/wandbfloor" -prepare "$WC/exports" -runs "$WC_RUNS" -steps "$WC_STEPS" -keys "$WC_KEYS" >"$WC/exports.json" || die "wandbfloor -prepare failed"
+fi
 wc_bound wandb-cloud-sdk "$WC_SDK_RUNS"
 wc_stats() { curl -s "$WC_URL/_bench/stats" >&2; echo >&2; curl -s -X POST "$WC_URL/_bench/reset" >/dev/null; }
 for rep in $(seq "$WC_REPEAT"); do
@@ -95,12 +110,19 @@ for rep in $(seq "$WC_REPEAT"); do
 			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --state "$WC/archive.ledger" -q
 		curl -sf -X POST "$WC_URL/_bench/limit?rate=$WC_RATE&latency=$WC_LATENCY" >/dev/null || die "wandbserve: cannot set the limit"
 		log "server counters after the unthrottled runferry:"; wc_stats
+		if [ "$WC_FLOOR" = 1 ]; then
+			# The machine's floor: the same exports from disk, no server.
+			rm -rf "$WC/archive" "$WC/archive.ledger"
+			measure wandb-cloud machine-floor "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/archive" -- \
+				"$BIN/wandbfloor" -copy "$WC/exports" -archive "$WC/archive" -state "$WC/archive.ledger"
+		fi
 	}
 	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
 done
 kill "$WC_PID" 2>/dev/null || true
 wait "$WC_PID" 2>/dev/null || true
 trap - EXIT
+rm -rf "$WC/exports" "$WC/archive" "$WC/archive.ledger"
 
 # Where the rate limit binds: runs with system metrics (one request each).
 WCB_RUNS=${BENCH_WANDB_CLOUD_BIND_RUNS:-1000}

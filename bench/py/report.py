@@ -74,6 +74,12 @@ COMPARISONS = [
         "what": "runferry's time against the limited server vs the same copy right after with the limit and latency lifted (POST /_bench/limit)",
     },
     {
+        "bench": "wandb-cloud",
+        "title": "W&B cloud project to Parquet, share of the machine's floor (the same exports decoded and archived from disk, no server; the issue's target is the lower-bound row: where the floor is above the bound, the machine binds)",
+        "ours": "runferry-copy", "theirs": "machine-floor", "metric": "wall", "target": 0.83,
+        "what": "runferry's time against the limited server vs bench/wandbfloor -copy: the same runs' parquet exports from disk, decoded as the W&B cloud source decodes them and written through runferry's engine and Parquet sink with a fresh ledger",
+    },
+    {
         "bench": "wandb-cloud-bound",
         "title": "W&B cloud project to Parquet where the rate limit binds (runs with system metrics: one request a run), share of the lower bound (target: within 20%)",
         "ours": "runferry-copy", "theirs": "lower-bound", "metric": "wall", "target": 0.83,

@@ -37,7 +37,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -72,9 +71,7 @@ func main() {
 		names = append(names, fmt.Sprintf("m%02d", k))
 	}
 	for i := range *runs {
-		g := &wandbtest.Generated{Rows: *steps, Keys: names,
-			Time:  func(s int) float64 { return float64(created.Unix()) + float64(i*60) + float64(s)/100 },
-			Value: func(s, k int) float64 { return math.Sin(float64(i*7+s)*0.01+float64(k)) * float64(k+1) }}
+		g := wandbtest.BenchRun(i, *steps, names, created)
 		r := &wandbtest.Run{ID: fmt.Sprintf("run%05d", i), DisplayName: fmt.Sprintf("bench-%d", i), State: "finished",
 			User: "bench", CreatedAt: created.Add(time.Duration(i) * time.Minute), HeartbeatAt: created.Add(time.Duration(i)*time.Minute + 30*time.Second),
 			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}, Generated: g}

@@ -5,8 +5,11 @@ import "time"
 // EventKind says what an Event reports.
 type EventKind int
 
-// The events a job emits, in order: one EventPlanned, then for each run an
-// EventRunStarted, any number of EventProgress, and one EventRunDone.
+// The events a job emits: for each run an EventRunStarted, any number of
+// EventProgress, and one EventRunDone; and one EventPlanned when the plan
+// has ended. A dry run, or a job with Options.Verify, sends EventPlanned
+// before any run's events; other jobs transfer runs while they plan, and
+// their first runs' events may come before it.
 const (
 	EventPlanned EventKind = iota
 	EventRunStarted

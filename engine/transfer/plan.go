@@ -18,14 +18,17 @@ import (
 )
 
 // plan lists the selected runs and drops those the ledger or the sink
-// already holds with the same fingerprint, reporting them as unchanged. It
-// also returns the selected experiments none of whose runs is planned, so
-// that they are written too (an experiment without runs is data as well).
-// Listing errors are fatal unless classified permanent, in which case the
-// experiment is reported and skipped. What the source could not read
-// outside any run (sources.ProblemReporter) is reported as problems.
-func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) {
-	var out []planned
+// already holds with the same fingerprint, reporting them as unchanged
+// (in j.planRuns). It gives the runs to transfer to emit, in listing
+// order, a batch at a time as they are decided, so that a job can start
+// transferring the first runs while later ones are listed (emit is called
+// from plan's goroutine only). It also returns the selected experiments
+// none of whose runs is planned, so that they are written too (an
+// experiment without runs is data as well). Listing errors are fatal
+// unless classified permanent, in which case the experiment is reported
+// and skipped. What the source could not read outside any run
+// (sources.ProblemReporter) is reported as problems.
+func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experiment, error) {
 	var idle []schema.Experiment
 	finder, _ := j.dst.(sinks.RunFinder)
 	verifier, _ := j.dst.(sinks.RunVerifier)
@@ -36,7 +39,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 	}
 	for e, err := range j.src.Experiments(ctx) {
 		if err != nil {
-			return nil, nil, fmt.Errorf("listing experiments: %w", err)
+			return nil, fmt.Errorf("listing experiments: %w", err)
 		}
 		if !j.opt.Filter.Experiment(e) {
 			continue
@@ -46,24 +49,40 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 		}
 		j.formerOrigins(e.Origin)
 		j.exps = append(j.exps, e)
-		before, selected := len(out), 0
+		before, selected := j.emitted, 0
 		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil || j.opt.Lookback > 0)
 		// The runs listed are decided in batches, several at once (see
 		// decideAll); what each batch keeps is appended in listing order.
 		batch := make([]planned, 0, planBatch)
 		flush := func() error {
 			kept, err := j.decideAll(ctx, batch, finder, verifier)
-			out = append(out, kept...)
+			if len(kept) > 0 {
+				j.emitted += len(kept)
+				emit(kept)
+			}
 			batch = batch[:0]
 			return err
 		}
-		var listErr error
+		var listErr, idleErr error
+		if j.streamed {
+			// The runs listed so far are decided and handed on whenever
+			// the listing waits (for its next page), not only when a
+			// batch is full.
+			runs = eager(runs, func() {
+				if idleErr == nil {
+					idleErr = flush()
+				}
+			})
+		}
 		for r, err := range runs {
+			if idleErr != nil {
+				return nil, idleErr
+			}
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
 					// Reported after the runs listed before it.
 					if ferr := flush(); ferr != nil {
-						return nil, nil, ferr
+						return nil, ferr
 					}
 					j.addProblem("experiment %s (%s): listing runs: %v", e.Name, e.Origin, err)
 					break
@@ -90,21 +109,24 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			batch = append(batch, p)
 			if len(batch) == cap(batch) {
 				if err := flush(); err != nil {
-					return nil, nil, err
+					return nil, err
 				}
 			}
 		}
+		if idleErr != nil {
+			return nil, idleErr
+		}
 		if err := flush(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		if listErr != nil {
-			return nil, nil, listErr
+			return nil, listErr
 		}
 		// An experiment none of whose selected runs this shard plans is
 		// written here only if it has no selected run at all (a run of
 		// another shard brings it there) and it falls in this shard, so
 		// that N shards do not all write it.
-		if len(out) == before && (j.opt.Shard.IsZero() || selected == 0 && j.opt.Shard.Holds(e.Origin.String())) {
+		if j.emitted == before && (j.opt.Shard.IsZero() || selected == 0 && j.opt.Shard.Holds(e.Origin.String())) {
 			idle = append(idle, e)
 		}
 	}
@@ -121,7 +143,7 @@ func (j *job) plan(ctx context.Context) ([]planned, []schema.Experiment, error) 
 			j.addProblem("source: %s", p)
 		}
 	}
-	return out, idle, nil
+	return idle, nil
 }
 
 // planBatch is how many listed runs the plan decides at a time (see
@@ -183,7 +205,7 @@ func (j *job) decideAll(ctx context.Context, batch []planned, finder sinks.RunFi
 	for i := range batch {
 		d := res[i]
 		if d.result != nil {
-			j.addResult(*d.result)
+			j.addPlanResult(*d.result)
 		}
 		if d.problem != "" {
 			j.addProblem("%s", d.problem)

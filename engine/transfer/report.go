@@ -188,8 +188,11 @@ const ReportFormatVersion = 1
 
 // Timings says where a job's time went, in milliseconds.
 type Timings struct {
-	PlanMS     int64 `json:"plan_ms"`     // listing, filtering, change detection
-	TransferMS int64 `json:"transfer_ms"` // writing the planned runs
+	// PlanMS is until the plan ended (listing, filtering, change
+	// detection); TransferMS the rest of the job. A job that transfers
+	// while it plans (see job.streams) has written runs within PlanMS.
+	PlanMS     int64 `json:"plan_ms"`
+	TransferMS int64 `json:"transfer_ms"`
 	TotalMS    int64 `json:"total_ms"`
 }
 

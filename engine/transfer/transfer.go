@@ -111,13 +111,13 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 	opt.defaults()
 	rep := &Report{FormatVersion: ReportFormatVersion, Source: opt.Source, Sink: opt.Sink, DryRun: opt.DryRun, Started: time.Now().UTC(),
 		Shard: opt.Shard.String(), AcceptedGaps: opt.AcceptGaps}
-	var planned time.Time
+	var planEnd time.Time
 	defer func() {
 		rep.Finished = time.Now().UTC()
 		rep.Timings.TotalMS = rep.Finished.Sub(rep.Started).Milliseconds()
-		if !planned.IsZero() {
-			rep.Timings.PlanMS = planned.Sub(rep.Started).Milliseconds()
-			rep.Timings.TransferMS = rep.Finished.Sub(planned).Milliseconds()
+		if !planEnd.IsZero() {
+			rep.Timings.PlanMS = planEnd.Sub(rep.Started).Milliseconds()
+			rep.Timings.TransferMS = rep.Finished.Sub(planEnd).Milliseconds()
 		}
 		rep.total()
 	}()
@@ -136,18 +136,32 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 		opt.Filter = opt.Filter.Track()
 	}
 	j := &job{src: src, dst: dst, opt: opt, rep: rep, expIDs: map[schema.Ref]*expOnce{}}
-	plan, idle, err := j.plan(ctx)
-	if err != nil {
-		return rep, failJob(rep, err)
+	// The runs the plan skips come first in the report, in listing order,
+	// then the transferred ones as they end, whether or not the job
+	// transferred while it planned.
+	defer j.mergePlanRuns()
+	var err error
+	if j.streams() {
+		err = j.planAndTransfer(ctx, &planEnd)
+	} else {
+		var plan []planned
+		idle, perr := j.plan(ctx, func(kept []planned) { plan = append(plan, kept...) })
+		if perr != nil {
+			return rep, failJob(rep, perr)
+		}
+		rep.Warnings = opt.Filter.Unmatched()
+		planEnd = time.Now().UTC()
+		var sz runSizes
+		for _, p := range plan {
+			sz.add(ctx, src, p)
+		}
+		opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(j.planRuns), TotalPoints: sz.points, TotalBytes: sz.bytes})
+		if err := j.putIdle(ctx, idle); err != nil {
+			return rep, failJob(rep, err)
+		}
+		err = j.transfer(ctx, plan)
 	}
-	rep.Warnings = opt.Filter.Unmatched()
-	planned = time.Now().UTC()
-	points, bytes := sizes(ctx, src, plan)
-	opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(rep.Runs), TotalPoints: points, TotalBytes: bytes})
-	if err := j.putIdle(ctx, idle); err != nil {
-		return rep, failJob(rep, err)
-	}
-	err = j.transfer(ctx, plan)
+	j.mergePlanRuns()
 	rep.Experiments = j.experimentsWritten()
 	if err == nil {
 		err = unreachable(rep)
@@ -191,21 +205,26 @@ func unreachable(rep *Report) error {
 	return fault.Fatal(fmt.Errorf("no run could be written: a server is unreachable: %s", first))
 }
 
-// sizes sums what the planned runs hold, when the source can tell for every
-// one of them; else it returns zeros.
-func sizes(ctx context.Context, src sources.Source, plan []planned) (points, bytes int64) {
+// runSizes sums what the planned runs hold, when the source can tell for
+// every one of them (sources.Sizer); else points and bytes are zero.
+type runSizes struct {
+	points, bytes int64
+	unknown       bool
+}
+
+// add counts planned run p, before it is transferred.
+func (z *runSizes) add(ctx context.Context, src sources.Source, p planned) {
 	sz, ok := src.(sources.Sizer)
+	if z.unknown || !ok {
+		z.points, z.bytes, z.unknown = 0, 0, true
+		return
+	}
+	pts, b, ok := sz.Size(ctx, p.run)
 	if !ok {
-		return 0, 0
+		z.points, z.bytes, z.unknown = 0, 0, true
+		return
 	}
-	for _, p := range plan {
-		pts, b, ok := sz.Size(ctx, p.run)
-		if !ok {
-			return 0, 0
-		}
-		points, bytes = points+pts, bytes+b
-	}
-	return points, bytes
+	z.points, z.bytes = z.points+pts, z.bytes+b
 }
 
 // putIdle writes the experiments that have no run to transfer, so that an
@@ -244,7 +263,7 @@ type job struct {
 	opt Options
 	rep *Report
 
-	mu     sync.Mutex // guards rep.Runs, rep.Problems and expIDs
+	mu     sync.Mutex // guards rep.Runs, rep.Problems, planRuns and expIDs
 	expIDs map[schema.Ref]*expOnce
 	// exps are the experiments the filter selected, in listing order.
 	exps []schema.Experiment
@@ -259,6 +278,15 @@ type job struct {
 	writes *inflight.Limiter
 	// verifyMu makes the plan's calls of Options.Verify one at a time.
 	verifyMu sync.Mutex
+	// planRuns are the results of the runs the plan skipped (unchanged,
+	// verified), in listing order, until mergePlanRuns puts them before
+	// the transferred runs' in the report.
+	planRuns []RunResult
+	// emitted counts the runs the plan gave to transfer so far.
+	emitted int
+	// streamed is set when the job transfers runs while it plans (see
+	// streams).
+	streamed bool
 }
 
 // expOnce writes one experiment once per job, however many workers need it
@@ -318,6 +346,26 @@ func (j *job) addResult(r RunResult) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.rep.Runs = append(j.rep.Runs, r)
+}
+
+// addPlanResult records the result of a run the plan skipped (see
+// planRuns), without its cursors as addResult.
+func (j *job) addPlanResult(r RunResult) {
+	r.keys, r.mark = nil, ""
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.planRuns = append(j.planRuns, r)
+}
+
+// mergePlanRuns puts the plan's results before the transferred runs' in
+// the report; it is called once the plan has ended (again: no effect).
+func (j *job) mergePlanRuns() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.planRuns) > 0 {
+		j.rep.Runs = append(j.planRuns, j.rep.Runs...)
+		j.planRuns = nil
+	}
 }
 
 func (j *job) addProblem(format string, args ...any) {

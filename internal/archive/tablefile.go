@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -22,6 +23,12 @@ const (
 	metricRowGroup = 1 << 20
 	otherRowGroup  = 1 << 16
 )
+
+// tableBufs holds the 1 MiB write buffers of table files between files: a
+// first copy of many small runs writes three table files a run, and making
+// (and zeroing) a new buffer for each was about a tenth of its CPU
+// (docs/BENCHMARKS.md, "W&B cloud", branch i13cpu).
+var tableBufs = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 1<<20) }}
 
 // tableFile is a Parquet file being written under .staging/, hashed as it
 // is written. Close makes it durable and describes it.
@@ -43,7 +50,8 @@ func createTableFile[T any](st Store, table, origin string, snapshot int64, rowG
 	}
 	tf := &tableFile[T]{entry: FileEntry{Path: p, Table: table}, full: full, f: f}
 	tf.hw = newHashingWriter(f)
-	tf.buf = bufio.NewWriterSize(tf.hw, 1<<20)
+	tf.buf = tableBufs.Get().(*bufio.Writer)
+	tf.buf.Reset(tf.hw)
 	tf.pw = parquet.NewGenericWriter[T](tf.buf, writerOptions(rowGroup)...)
 	return tf, nil
 }
@@ -90,6 +98,7 @@ func (tf *tableFile[T]) Close() (FileEntry, error) {
 	if err == nil {
 		err = tf.buf.Flush()
 	}
+	tf.releaseBuf()
 	if err == nil {
 		err = tf.f.Commit()
 	} else {
@@ -104,7 +113,19 @@ func (tf *tableFile[T]) Close() (FileEntry, error) {
 
 // Discard abandons the file.
 func (tf *tableFile[T]) Discard() {
+	tf.releaseBuf()
 	tf.f.Abort()
+}
+
+// releaseBuf gives the write buffer back to tableBufs, once; nothing is
+// written to the file after.
+func (tf *tableFile[T]) releaseBuf() {
+	if tf.buf == nil {
+		return
+	}
+	tf.buf.Reset(nil)
+	tableBufs.Put(tf.buf)
+	tf.buf = nil
 }
 
 // writeTable writes rows as one whole file; no rows writes no file.

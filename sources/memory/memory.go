@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"sync"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -92,7 +93,7 @@ func (s *Source) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run,
 				yield(schema.Run{}, ctx.Err())
 				return
 			}
-			r := rd.Run
+			r := ownSlices(rd.Run)
 			r.Canonicalize()
 			if !yield(r, nil) {
 				return
@@ -174,4 +175,17 @@ func (s *Source) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	return nil
+}
+
+// ownSlices returns r with copies of the slices Canonicalize rewrites in
+// place, so that listing a run never writes the dataset's own (runs of
+// one dataset may share them, and a job transfers runs while it lists
+// others).
+func ownSlices(r schema.Run) schema.Run {
+	r.Params, r.Tags, r.Labels = slices.Clone(r.Params), slices.Clone(r.Tags), slices.Clone(r.Labels)
+	r.Inputs = slices.Clone(r.Inputs)
+	for i := range r.Inputs {
+		r.Inputs[i].Tags = slices.Clone(r.Inputs[i].Tags)
+	}
+	return r
 }

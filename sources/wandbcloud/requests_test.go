@@ -3,7 +3,10 @@ package wandbcloud_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,5 +82,65 @@ func TestFirstCopyAsksEachPageOnce(t *testing.T) {
 	}
 	if n := len(dst.Dataset().Runs); n != nruns {
 		t.Errorf("%d runs after the sync, want %d", n, nruns)
+	}
+}
+
+// TestFirstRunCommittedBeforeLastPage: a first copy of a project of two
+// pages of runs commits a run of the first page before the server answers
+// the second (the engine transfers while it plans): the server holds every
+// GraphQL request after the first page until a run is committed, for at
+// most 10 s. Before, the plan asked every page before any transfer.
+func TestFirstRunCommittedBeforeLastPage(t *testing.T) {
+	const pages, rows = 2, 4
+	nruns := pages * wandbapi.RunsPageSize
+	keys := []string{"loss", "acc"}
+	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	var runs []*wandbtest.Run
+	for i := range nruns {
+		at := start.Add(time.Duration(i) * time.Second)
+		g := &wandbtest.Generated{Rows: rows, Keys: keys,
+			Time:  func(r int) float64 { return float64(at.Unix()) + float64(r) },
+			Value: func(r, k int) float64 { return float64(i*100 + r*10 + k) }}
+		runs = append(runs, &wandbtest.Run{ID: fmt.Sprintf("r%04d", i), State: "finished", CreatedAt: at, HeartbeatAt: at,
+			Generated: g, Export: &wandbtest.Export{Files: 1}})
+	}
+	d := &wandbtest.Data{Entity: "fixture-entity", Username: "tester", SyncedAt: start,
+		Projects: []*wandbtest.Project{{Name: "p", CreatedAt: start, Runs: runs}}}
+	srv := wandbtest.New(d, key)
+	t.Cleanup(srv.Close)
+	committed := make(chan struct{})
+	var once sync.Once
+	var held, released atomic.Int32
+	srv.Before(func(_ http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/graphql" || srv.RunsPages.Load() < 1 {
+			return false
+		}
+		held.Add(1)
+		select {
+		case <-committed:
+			released.Add(1)
+		case <-time.After(10 * time.Second):
+		}
+		return false
+	})
+	l, err := state.Open(filepath.Join(t.TempDir(), "ledger.db"), state.Job{Source: "wandb+http://test/fixture-entity/p", Sink: "memory"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dst := memory.New(sinks.Limits{})
+	rep, err := transfer.Copy(context.Background(), open(t, srv.URL, "p"), dst, transfer.Options{Ledger: l, Observer: func(e transfer.Event) {
+		if e.Kind == transfer.EventRunDone && e.Result.Outcome == transfer.Committed {
+			once.Do(func() { close(committed) })
+		}
+	}})
+	if err != nil {
+		t.Fatalf("%v (report %+v)", err, rep.Totals)
+	}
+	if held.Load() == 0 || released.Load() != held.Load() {
+		t.Fatalf("%d GraphQL requests after the first page, %d of them answered after a run was committed: the copy waited for the whole listing", held.Load(), released.Load())
+	}
+	if srv.RunsPages.Load() != pages || rep.Totals.Committed != nruns || len(dst.Dataset().Runs) != nruns {
+		t.Fatalf("%d pages served, %d runs committed, %d in the destination; want %d, %d", srv.RunsPages.Load(), rep.Totals.Committed, len(dst.Dataset().Runs), pages, nruns)
 	}
 }

@@ -2,6 +2,8 @@ package wandbtest
 
 import (
 	"io"
+	"math"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -127,4 +129,18 @@ func writeGenerated(w io.Writer, g *Generated, lo, hi int) error {
 		}
 	}
 	return pw.Close()
+}
+
+// WriteExport writes the run's whole history as one parquet export file,
+// the bytes the server sends for it (bench/wandbfloor keeps them on disk to
+// measure reading them without a server).
+func (g *Generated) WriteExport(w io.Writer) error { return writeGenerated(w, g, 0, g.Rows) }
+
+// BenchRun is run i of the W&B cloud benchmark's generated project
+// (bench/wandbserve, bench/wandbfloor): steps rows of the float metrics
+// keys, the run's rows starting at created plus i minutes.
+func BenchRun(i, steps int, keys []string, created time.Time) *Generated {
+	return &Generated{Rows: steps, Keys: keys,
+		Time:  func(s int) float64 { return float64(created.Unix()) + float64(i*60) + float64(s)/100 },
+		Value: func(s, k int) float64 { return math.Sin(float64(i*7+s)*0.01+float64(k)) * float64(k+1) }}
 }

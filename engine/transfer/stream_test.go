@@ -1,0 +1,196 @@
+package transfer_test
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runferry/runferry/engine/transfer"
+	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
+	memsink "github.com/runferry/runferry/sinks/memory"
+	"github.com/runferry/runferry/sources/dataset"
+	memsrc "github.com/runferry/runferry/sources/memory"
+)
+
+// slowListing is a source whose listing, after its first run, waits (as
+// for its next page) until released or for up to a while; then it yields
+// the other runs, or fails with after when set.
+type slowListing struct {
+	*memsrc.Source
+	release chan struct{}
+	once    sync.Once
+	// released is set when the listing went on because release was
+	// closed, not because it waited its longest.
+	released bool
+	after    error
+}
+
+func (s *slowListing) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		first := true
+		for r, err := range s.Source.Runs(ctx, exp) {
+			if !first {
+				waited := false
+				s.once.Do(func() {
+					waited = true
+					select {
+					case <-s.release:
+						s.released = true
+					case <-time.After(10 * time.Second):
+					}
+				})
+				if waited && s.after != nil {
+					yield(schema.Run{}, s.after)
+					return
+				}
+			}
+			first = false
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// releaseOnCommit returns an observer that closes s.release when a run is
+// committed, recording the events' kinds in order.
+func releaseOnCommit(s *slowListing, kinds *[]transfer.EventKind, mu *sync.Mutex) transfer.Observer {
+	var once sync.Once
+	return func(e transfer.Event) {
+		mu.Lock()
+		*kinds = append(*kinds, e.Kind)
+		mu.Unlock()
+		if e.Kind == transfer.EventRunDone && e.Result.Outcome == transfer.Committed {
+			once.Do(func() { close(s.release) })
+		}
+	}
+}
+
+// TestTransferStartsWhileListing: a copy commits the first run listed
+// while the listing waits for the rest (as a W&B cloud project's listing
+// waits for its next page), instead of planning every run first; the
+// destination, the totals and EventPlanned are those of a copy that
+// planned first.
+func TestTransferStartsWhileListing(t *testing.T) {
+	want := dataset.Canonical()
+	src := &slowListing{Source: memsrc.New(want), release: make(chan struct{})}
+	dst := memsink.New(sinks.Limits{})
+	var mu sync.Mutex
+	var kinds []transfer.EventKind
+	var plannedRuns int
+	obs := releaseOnCommit(src, &kinds, &mu)
+	rep, err := transfer.Copy(context.Background(), src, dst, fast(transfer.Options{Ledger: ledger(t), Observer: func(e transfer.Event) {
+		if e.Kind == transfer.EventPlanned {
+			plannedRuns = e.Runs
+		}
+		obs(e)
+	}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !src.released {
+		t.Fatal("the listing waited 10 s for a run to be committed: the job planned every run before transferring any")
+	}
+	mustEqual(t, want, dst)
+	if rep.Totals.Committed != len(want.Runs) || plannedRuns != len(want.Runs) {
+		t.Fatalf("totals %+v, EventPlanned runs %d, want %d", rep.Totals, plannedRuns, len(want.Runs))
+	}
+	if kinds[0] == transfer.EventPlanned {
+		t.Fatalf("EventPlanned came first (events %v): no run was transferred while planning", kinds)
+	}
+	// A dry run still counts every run, and plans them first.
+	var dryKinds []transfer.EventKind
+	rep, err = transfer.Copy(context.Background(), memsrc.New(want), memsink.New(sinks.Limits{}), fast(transfer.Options{DryRun: true,
+		Observer: func(e transfer.Event) {
+			mu.Lock()
+			dryKinds = append(dryKinds, e.Kind)
+			mu.Unlock()
+		}}))
+	if err != nil || rep.Totals.Planned != len(want.Runs) || dryKinds[0] != transfer.EventPlanned {
+		t.Fatalf("dry run: err %v, totals %+v, events %v", err, rep.Totals, dryKinds)
+	}
+}
+
+// TestSkippedRunsReportedFirst: in a job that transfers while it plans,
+// the runs the plan skips come first in the report, in listing order, as
+// when the plan ended before any transfer.
+func TestSkippedRunsReportedFirst(t *testing.T) {
+	want := dataset.Canonical()
+	l := ledger(t)
+	dst := memsink.New(sinks.Limits{})
+	if _, err := transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l})); err != nil {
+		t.Fatal(err)
+	}
+	// The first listed run changes: it is committed while the listing
+	// waits, before the other runs are listed and found unchanged.
+	changed := want.Clone()
+	changed.Runs[0].Run.Notes += " (edited)"
+	src := &slowListing{Source: memsrc.New(changed), release: make(chan struct{})}
+	var mu sync.Mutex
+	var kinds []transfer.EventKind
+	rep, err := transfer.Copy(context.Background(), src, dst, fast(transfer.Options{Ledger: l, Observer: releaseOnCommit(src, &kinds, &mu)}))
+	if err != nil || !src.released {
+		t.Fatalf("err %v, released %v", err, src.released)
+	}
+	var got []string
+	for _, r := range rep.Runs {
+		got = append(got, string(r.Outcome)+" "+r.Origin)
+	}
+	// Unchanged: every run but the edited one and the running one (always
+	// written again), in listing order; then those two, in the order they
+	// ended.
+	var wantOrder []string
+	written := map[string]bool{}
+	for _, e := range changed.Experiments {
+		for _, rd := range changed.Runs {
+			switch {
+			case rd.Run.Experiment != e.Origin:
+			case rd == changed.Runs[0] || rd.Run.Status == schema.StatusRunning:
+				written["committed "+rd.Run.Origin.String()] = true
+			default:
+				wantOrder = append(wantOrder, "unchanged "+rd.Run.Origin.String())
+			}
+		}
+	}
+	if len(written) != 2 || len(got) != len(wantOrder)+len(written) {
+		t.Fatalf("report runs %q, want %q then %v", got, wantOrder, written)
+	}
+	for i := range got {
+		if i < len(wantOrder) && got[i] != wantOrder[i] || i >= len(wantOrder) && !written[got[i]] {
+			t.Fatalf("report runs %q, want %q then %v", got, wantOrder, written)
+		}
+	}
+}
+
+// TestListingFailsAfterStreamedRuns: a fatal listing error after a run was
+// committed ends the job as fatal, with that run committed and recorded in
+// the ledger; a re-run finds it unchanged and copies the rest.
+func TestListingFailsAfterStreamedRuns(t *testing.T) {
+	want := dataset.Canonical()
+	src := &slowListing{Source: memsrc.New(want), release: make(chan struct{}), after: fault.Fatal(errors.New("listing page 2: 500"))}
+	dst := memsink.New(sinks.Limits{})
+	l := ledger(t)
+	var mu sync.Mutex
+	var kinds []transfer.EventKind
+	rep, err := transfer.Copy(context.Background(), src, dst, fast(transfer.Options{Ledger: l, Observer: releaseOnCommit(src, &kinds, &mu)}))
+	if fault.KindOf(err) != fault.KindFatal || rep.Verdict(err) != transfer.VerdictFatal {
+		t.Fatalf("err %v (verdict %d), want the listing's fatal error", err, rep.Verdict(err))
+	}
+	if !src.released || rep.Totals.Committed != 1 {
+		t.Fatalf("released %v, totals %+v: want one run committed before the listing failed", src.released, rep.Totals)
+	}
+	committed := rep.Runs[0].Origin
+	if e, ok, err := l.Get(committed); err != nil || !ok || e.Status != string(transfer.Committed) {
+		t.Fatalf("ledger entry of %s: %+v %v %v", committed, e, ok, err)
+	}
+	rep, err = transfer.Copy(context.Background(), memsrc.New(want), dst, fast(transfer.Options{Ledger: l}))
+	if err != nil || rep.Totals.Unchanged != 1 || rep.Totals.Committed != len(want.Runs)-1 {
+		t.Fatalf("re-run: err %v, totals %+v", err, rep.Totals)
+	}
+	mustEqual(t, want, dst)
+}
