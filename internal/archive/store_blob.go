@@ -63,8 +63,7 @@ type blobStore struct {
 	copts   func(to string) *blob.CopyOptions  // options of a copy to to
 	// s3 is set for an S3 bucket, whose objects may be under Object Lock
 	// retention (retainedUntil).
-	s3    bool
-	spill string
+	s3 bool
 	// onUpload, when set (by tests), is called with the path of every
 	// object about to be uploaded.
 	onUpload func(p string)
@@ -972,11 +971,10 @@ func (s *blobStore) Journals() ([]int64, error) {
 
 func (s *blobStore) RemoveJournal(jn int64) error { return s.RemoveAll(journalDirOf(jn)) }
 
+// SpillDir is runferry-spill under the system's temporary folder. It
+// writes nothing, so writers of many runs may call it at once.
 func (s *blobStore) SpillDir() string {
-	if s.spill == "" {
-		s.spill = filepath.Join(os.TempDir(), "runferry-spill")
-	}
-	return s.spill
+	return filepath.Join(os.TempDir(), "runferry-spill")
 }
 
 func (s *blobStore) Close() error { return s.b.Close() }
