@@ -1004,6 +1004,10 @@ type blobLock struct {
 	exclusive bool // holds NAME
 	shared    bool // holds NAME.shared/<id>
 	stop      chan struct{}
+	// expires is when the latest of the live lock objects that kept the
+	// last try from taking the lock expires unless renewed (zero if none
+	// was seen).
+	expires time.Time
 }
 
 type lockBody struct {
@@ -1042,7 +1046,47 @@ func (l *blobLock) live(p string) (bool, error) {
 		l.s.Remove(p)
 		return false, nil
 	}
+	if e := fi.ModTime.Add(LockTTL); e.After(l.expires) {
+		l.expires = e
+	}
 	return true, nil
+}
+
+// The pause between a waiting writer's tries for a lock object starts at
+// lockPauseFirst and doubles up to lockPauseMax (each with jitter), and
+// never reaches past the moment the lock objects in the way expire unless
+// renewed: a writer waiting out a killed writer's lock (up to LockTTL)
+// sends a few dozen requests, not thousands, and tries again as soon as
+// that lock is broken.
+var (
+	lockPauseFirst = 20 * time.Millisecond
+	lockPauseMax   = 4 * time.Second
+)
+
+// lockPause returns how long to wait before the next try, given the pause
+// before the jitter (*pause, doubled for the next time) and when the lock
+// objects in the way expire (zero if none was live: the pause starts
+// again from lockPauseFirst). A live holder that drops the lock is seen at
+// the next try, at most lockPauseMax later.
+func lockPause(pause *time.Duration, expires time.Time) time.Duration {
+	if expires.IsZero() {
+		// Nothing live was in the way (a lock object just broken as
+		// expired, or dropped between two requests): try again soon.
+		*pause = lockPauseFirst
+	}
+	var b [2]byte
+	rand.Read(b[:])
+	// Between half and all of the pause, so that waiters spread out.
+	d := *pause/2 + time.Duration(int64(*pause/2)*int64(int(b[0])<<8|int(b[1]))>>16)
+	*pause = min(*pause*2, lockPauseMax)
+	if !expires.IsZero() {
+		// Just past the expiry (live judges by the server's time of the
+		// object, as this does), so that the next try breaks the lock.
+		if until := time.Until(expires) + 10*time.Millisecond; until < d {
+			d = max(until, time.Millisecond)
+		}
+	}
+	return d
 }
 
 func (l *blobLock) Take(exclusive, wait bool) error {
@@ -1050,7 +1094,9 @@ func (l *blobLock) Take(exclusive, wait bool) error {
 	defer l.mu.Unlock()
 	start := time.Now()
 	next := start.Add(time.Second)
+	pause := lockPauseFirst
 	for {
+		l.expires = time.Time{}
 		ok, err := l.try(exclusive)
 		if err != nil {
 			return fmt.Errorf("locking %s: %w", l.s.Name(l.name), err)
@@ -1063,9 +1109,7 @@ func (l *blobLock) Take(exclusive, wait bool) error {
 			return errNotLocked
 		}
 		next = l.tellWaiting(start, next)
-		var b [1]byte
-		rand.Read(b[:])
-		time.Sleep(time.Duration(20+int(b[0])%80) * time.Millisecond)
+		time.Sleep(lockPause(&pause, l.expires))
 	}
 }
 

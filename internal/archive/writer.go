@@ -140,17 +140,22 @@ func openStoreWriter(root string, st Store, exclusive bool) (*Writer, error) {
 var LockWait = time.Minute
 
 // waitShared takes a shared lock on the archive's lock file, trying for up
-// to LockWait, and reports whether it did.
+// to LockWait, and reports whether it did. The pause between tries doubles
+// from 20 ms up to a second: each try of a lock in object storage is three
+// requests.
 func waitShared(lock StoreLock) bool {
 	deadline := time.Now().Add(LockWait)
+	pause := 20 * time.Millisecond
 	for {
 		if lock.Take(false, false) == nil {
 			return true
 		}
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(min(pause, left))
+		pause = min(pause*2, time.Second)
 	}
 }
 
