@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
@@ -74,6 +76,11 @@ type blobStore struct {
 // stops answering fails the job instead of hanging it.
 var blobTimeout = 5 * time.Minute
 
+// reachTimeout bounds the first request to an object store, which proves
+// it reachable: the GCS client retries a refused connection until its
+// context ends, so an unreachable endpoint would hang the job.
+var reachTimeout = 30 * time.Second
+
 // openBlobStore opens location, s3://BUCKET[/PREFIX][?OPTIONS] (or gs://,
 // azblob://CONTAINER), checking
 // that the bucket is there and readable with the credentials found.
@@ -110,10 +117,19 @@ func openBlobStore(location string) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := st.b.IsAccessible(ctx); err != nil {
+	actx, cancel := context.WithTimeout(ctx, reachTimeout)
+	ok, err := st.b.IsAccessible(actx)
+	timedOut := actx.Err() != nil
+	cancel()
+	if err != nil {
 		st.b.Close()
-		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
-	} else if !ok {
+		msg := describeBlobErr(err)
+		if timedOut {
+			msg += fmt.Sprintf(" (no answer within %s)", reachTimeout)
+		}
+		return nil, fmt.Errorf("%s: %s", display, msg)
+	}
+	if !ok {
 		st.b.Close()
 		if u.Scheme == "gs" {
 			// gocloud.dev's GCS driver reports GCS's 403 on a bucket (one
@@ -381,6 +397,9 @@ func errCode(err error) gcerrors.ErrorCode {
 // status, reason and message, Azure's status and error code), without
 // request ids or URLs.
 func describeBlobErr(err error) string {
+	if s := unreached(err); s != "" {
+		return s
+	}
 	what := ""
 	switch errCode(err) {
 	case gcerrors.PermissionDenied:
@@ -404,6 +423,38 @@ func describeBlobErr(err error) string {
 		s = s[i+2:]
 	}
 	return s
+}
+
+// unreached describes, on one line, the error of a request that got no
+// answer from the object store (a refused connection, a host name that
+// does not resolve, a timeout), as the MLflow and W&B sources do: "cannot
+// reach ENDPOINT (N attempts): WHY", the endpoint being the scheme and
+// host the request went to (never its path or query, which may hold a
+// signature). Empty if err is not such an error.
+func unreached(err error) string {
+	var op *net.OpError
+	var dns *net.DNSError
+	var why string
+	switch {
+	case errors.As(err, &dns):
+		why = dns.Error()
+	case errors.As(err, &op):
+		why = op.Error()
+	default:
+		return ""
+	}
+	where := "the object store"
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			where = u.Scheme + "://" + u.Host
+		}
+	}
+	var ma *awsretry.MaxAttemptsError
+	if errors.As(err, &ma) {
+		where += fmt.Sprintf(" (%d attempts)", ma.Attempt)
+	}
+	return "cannot reach " + where + ": " + oneLine(errors.New(why))
 }
 
 // serverSaid returns, on one line, what the object store's answer in err
