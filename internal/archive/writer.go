@@ -245,6 +245,9 @@ func (w *Writer) recover(full bool) error {
 	err := w.locked(func() error {
 		if w.jOff > 0 {
 			full = true // a writer died before publishing
+			if !w.worthASnapshot() {
+				return nil
+			}
 			return w.publish()
 		}
 		return nil
@@ -753,6 +756,26 @@ func (w *Writer) publish() error {
 	return nil
 }
 
+// worthASnapshot reports whether w.m, about to be published, is worth a
+// snapshot: any state but a first one holding nothing but experiments (no
+// run, no model, no trace), which is what a first sync interrupted before
+// its first run committed leaves. That state stays in the journal, which
+// every reader folds in (the archive reads as holding the experiments),
+// and the first snapshot is published with the first run, so that
+// archive snapshots lists, and archive prune --keep counts, no empty one.
+func (w *Writer) worthASnapshot() bool {
+	m := w.m
+	if m.Snapshot > 0 || len(m.Runs) > 0 || len(m.Models) > 0 {
+		return true
+	}
+	for _, e := range m.Experiments {
+		if e.TracesDigest != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // Close publishes what was committed as a new snapshot (nothing if this
 // writer committed nothing), together with what other writers committed
 // and did not publish yet, and releases the archive. The last writer to
@@ -767,8 +790,8 @@ func (w *Writer) Close() error {
 	var err error
 	if w.pending > 0 {
 		err = w.locked(func() error {
-			if w.jOff == 0 {
-				return nil // published by another writer already
+			if w.jOff == 0 || !w.worthASnapshot() {
+				return nil // published by another writer already, or nothing but experiments yet
 			}
 			return w.publish()
 		})
