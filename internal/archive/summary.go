@@ -27,7 +27,7 @@ func Summary(root string) ([]RunSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Manifest.Snapshot == 0 && st.Pending == 0 {
+	if st.Manifest.Created.IsZero() && st.Pending == 0 {
 		return nil, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
 	}
 	out := make([]RunSummary, 0, len(st.Manifest.Runs))
@@ -68,7 +68,7 @@ func Snapshots(root string) ([]SnapshotSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Manifest.Snapshot == 0 && st.Pending == 0 {
+	if st.Manifest.Created.IsZero() && st.Pending == 0 {
 		return nil, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
 	}
 	ns, err := listSnapshots(store)

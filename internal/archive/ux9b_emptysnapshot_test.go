@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -13,7 +14,9 @@ import (
 // experiment records) publishes no snapshot: it published snapshot 1 with
 // no run, which archive snapshots listed and archive prune --keep N
 // counted as one of the N. The archive still reads as holding the
-// experiment and checks clean, and the next sync's runs make snapshot 1.
+// experiment (published as snapshot 0: manifest.json and current.sql, no
+// snapshot manifest; so is a sync of no run) and checks clean, and the
+// next sync's runs make snapshot 1.
 func TestNoEmptyFirstSnapshot(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "a")
 	d := dataset.Canonical()
@@ -35,8 +38,16 @@ func TestNoEmptyFirstSnapshot(t *testing.T) {
 	if err != nil || len(st.Manifest.Experiments) != 1 || len(st.Manifest.Runs) != 0 {
 		t.Fatalf("state after it: %v, %+v", err, st)
 	}
-	if rep, err := archive.Check(dir); err != nil || !rep.OK() {
-		t.Fatalf("archive check after it: %v, %+v", err, rep)
+	if rep, err := archive.Check(dir); err != nil || !rep.OK() || rep.Snapshot != 0 || rep.Pending != 0 {
+		t.Fatalf("archive check after it: %v, %+v; want snapshot 0 published, nothing pending", err, rep)
+	}
+	if runs, err := archive.Summary(dir); err != nil || len(runs) != 0 {
+		t.Fatalf("archive summary after it: %v, %v", runs, err)
+	}
+	for _, f := range []string{archive.ManifestFile, "current.sql"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("after it: %v", err)
+		}
 	}
 
 	write(t, dir, d)
