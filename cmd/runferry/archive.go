@@ -238,10 +238,12 @@ prune' drops the oldest. Reads only the snapshot manifests.`,
 func (a *app) archiveSummaryCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "summary PATH",
-		Short: "Print points, files and bytes per run of an archive (from its manifest)",
+		Short: "Print points, file bodies and bytes per run of an archive (from its manifest)",
 		Long: `Print one line per current run of the archive: its origin, its experiment's
-name (as 'ls' names it), the snapshot that wrote it, metric points, files and
-bytes, then the totals. Reads the manifest and the experiments' own files.`,
+name (as 'ls' names it), the snapshot that wrote it, metric points, file bodies
+(distinct contents: a run's files with the same bytes are stored once, so a copy
+that counts files may count more) and their bytes, and the bytes of the run's
+tables, then the totals. Reads the manifest and the experiments' own files.`,
 		Example: "  runferry archive summary ./demo-archive",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -258,21 +260,23 @@ bytes, then the totals. Reads the manifest and the experiments' own files.`,
 				return err
 			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "RUN\tEXPERIMENT\tSNAPSHOT\tPOINTS\tFILES\tBYTES")
-			var points, bytes int64
+			fmt.Fprintln(tw, "RUN\tEXPERIMENT\tSNAPSHOT\tPOINTS\tFILE BODIES\tBODY BYTES\tTABLE BYTES")
+			var points, bytes, bodyBytes int64
 			var files int
 			for _, r := range runs {
 				exp := r.Experiment
 				if name, ok := names[exp]; ok {
 					exp = name
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.Origin, exp, r.Snapshot, r.Points, r.Files, bytesText(r.Bytes))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Origin, exp, r.Snapshot, r.Points, r.Files, bytesText(r.FileBytes), bytesText(r.Bytes))
 				points += r.Points
 				files += r.Files
+				bodyBytes += r.FileBytes
 				bytes += r.Bytes
 			}
 			tw.Flush()
-			fmt.Fprintf(a.stdout, "%s, %s, %s, %s of tables\n", counted(len(runs), "run"), counted(points, "point"), counted(files, "file"), bytesText(bytes))
+			fmt.Fprintf(a.stdout, "%s, %s, %s of %s (a run's files with the same content are one body), %s of tables\n",
+				counted(len(runs), "run"), counted(points, "point"), counted(files, "file body", "file bodies"), bytesText(bodyBytes), bytesText(bytes))
 			return nil
 		},
 	}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -188,7 +190,33 @@ func StoreLocation(path string, q url.Values) (string, error) {
 	if len(opts) == 0 {
 		return path, nil
 	}
-	return path + "?" + opts.Encode(), nil
+	return path + "?" + queryAsTyped(opts), nil
+}
+
+// queryAsTyped encodes q as url.Values.Encode does (keys sorted), but
+// escapes in its keys and values only what would change how the query
+// parses back ('%', '&', '#', '+', ';', spaces and control characters),
+// so that a location shown in a message reads as the user typed it
+// (endpoint=http://127.0.0.1:9000, not endpoint=http%3A%2F%2F127.0.0.1%3A9000).
+func queryAsTyped(q url.Values) string {
+	esc := func(s, special string) string {
+		var b strings.Builder
+		for _, c := range []byte(s) {
+			if c <= ' ' || c >= 0x7f || strings.IndexByte(special, c) >= 0 {
+				fmt.Fprintf(&b, "%%%02X", c)
+			} else {
+				b.WriteByte(c)
+			}
+		}
+		return b.String()
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(q)) {
+		for _, v := range q[k] {
+			parts = append(parts, esc(k, "%&#+;=")+"="+esc(v, "%&#+;"))
+		}
+	}
+	return strings.Join(parts, "&")
 }
 
 // StoreSecretEnvVars are the object stores' secret environment variables,

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
@@ -73,6 +75,11 @@ type blobStore struct {
 // stops answering fails the job instead of hanging it.
 var blobTimeout = 5 * time.Minute
 
+// reachTimeout bounds the first request to an object store, which proves
+// it reachable: the GCS client retries a refused connection until its
+// context ends, so an unreachable endpoint would hang the job.
+var reachTimeout = 30 * time.Second
+
 // openBlobStore opens location, s3://BUCKET[/PREFIX][?OPTIONS] (or gs://,
 // azblob://CONTAINER), checking
 // that the bucket is there and readable with the credentials found.
@@ -109,10 +116,19 @@ func openBlobStore(location string) (Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if ok, err := st.b.IsAccessible(ctx); err != nil {
+	actx, cancel := context.WithTimeout(ctx, reachTimeout)
+	ok, err := st.b.IsAccessible(actx)
+	timedOut := actx.Err() != nil
+	cancel()
+	if err != nil {
 		st.b.Close()
-		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
-	} else if !ok {
+		msg := describeBlobErr(err)
+		if timedOut {
+			msg += fmt.Sprintf(" (no answer within %s)", reachTimeout)
+		}
+		return nil, fmt.Errorf("%s: %s", display, msg)
+	}
+	if !ok {
 		st.b.Close()
 		if u.Scheme == "gs" {
 			// gocloud.dev's GCS driver reports GCS's 403 on a bucket (one
@@ -380,6 +396,9 @@ func errCode(err error) gcerrors.ErrorCode {
 // status, reason and message, Azure's status and error code), without
 // request ids or URLs.
 func describeBlobErr(err error) string {
+	if s := unreached(err); s != "" {
+		return s
+	}
 	what := ""
 	switch errCode(err) {
 	case gcerrors.PermissionDenied:
@@ -403,6 +422,38 @@ func describeBlobErr(err error) string {
 		s = s[i+2:]
 	}
 	return s
+}
+
+// unreached describes, on one line, the error of a request that got no
+// answer from the object store (a refused connection, a host name that
+// does not resolve, a timeout), as the MLflow and W&B sources do: "cannot
+// reach ENDPOINT (N attempts): WHY", the endpoint being the scheme and
+// host the request went to (never its path or query, which may hold a
+// signature). Empty if err is not such an error.
+func unreached(err error) string {
+	var op *net.OpError
+	var dns *net.DNSError
+	var why string
+	switch {
+	case errors.As(err, &dns):
+		why = dns.Error()
+	case errors.As(err, &op):
+		why = op.Error()
+	default:
+		return ""
+	}
+	where := "the object store"
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			where = u.Scheme + "://" + u.Host
+		}
+	}
+	var ma *awsretry.MaxAttemptsError
+	if errors.As(err, &ma) {
+		where += fmt.Sprintf(" (%d attempts)", ma.Attempt)
+	}
+	return "cannot reach " + where + ": " + oneLine(errors.New(why))
 }
 
 // serverSaid returns, on one line, what the object store's answer in err
@@ -1002,6 +1053,10 @@ type blobLock struct {
 	exclusive bool // holds NAME
 	shared    bool // holds NAME.shared/<id>
 	stop      chan struct{}
+	// expires is when the latest of the live lock objects that kept the
+	// last try from taking the lock expires unless renewed (zero if none
+	// was seen).
+	expires time.Time
 }
 
 type lockBody struct {
@@ -1040,7 +1095,47 @@ func (l *blobLock) live(p string) (bool, error) {
 		l.s.Remove(p)
 		return false, nil
 	}
+	if e := fi.ModTime.Add(LockTTL); e.After(l.expires) {
+		l.expires = e
+	}
 	return true, nil
+}
+
+// The pause between a waiting writer's tries for a lock object starts at
+// lockPauseFirst and doubles up to lockPauseMax (each with jitter), and
+// never reaches past the moment the lock objects in the way expire unless
+// renewed: a writer waiting out a killed writer's lock (up to LockTTL)
+// sends a few dozen requests, not thousands, and tries again as soon as
+// that lock is broken.
+var (
+	lockPauseFirst = 20 * time.Millisecond
+	lockPauseMax   = 4 * time.Second
+)
+
+// lockPause returns how long to wait before the next try, given the pause
+// before the jitter (*pause, doubled for the next time) and when the lock
+// objects in the way expire (zero if none was live: the pause starts
+// again from lockPauseFirst). A live holder that drops the lock is seen at
+// the next try, at most lockPauseMax later.
+func lockPause(pause *time.Duration, expires time.Time) time.Duration {
+	if expires.IsZero() {
+		// Nothing live was in the way (a lock object just broken as
+		// expired, or dropped between two requests): try again soon.
+		*pause = lockPauseFirst
+	}
+	var b [2]byte
+	rand.Read(b[:])
+	// Between half and all of the pause, so that waiters spread out.
+	d := *pause/2 + time.Duration(int64(*pause/2)*int64(int(b[0])<<8|int(b[1]))>>16)
+	*pause = min(*pause*2, lockPauseMax)
+	if !expires.IsZero() {
+		// Just past the expiry (live judges by the server's time of the
+		// object, as this does), so that the next try breaks the lock.
+		if until := time.Until(expires) + 10*time.Millisecond; until < d {
+			d = max(until, time.Millisecond)
+		}
+	}
+	return d
 }
 
 func (l *blobLock) Take(exclusive, wait bool) error {
@@ -1048,7 +1143,9 @@ func (l *blobLock) Take(exclusive, wait bool) error {
 	defer l.mu.Unlock()
 	start := time.Now()
 	next := start.Add(time.Second)
+	pause := lockPauseFirst
 	for {
+		l.expires = time.Time{}
 		ok, err := l.try(exclusive)
 		if err != nil {
 			return fmt.Errorf("locking %s: %w", l.s.Name(l.name), err)
@@ -1061,9 +1158,7 @@ func (l *blobLock) Take(exclusive, wait bool) error {
 			return errNotLocked
 		}
 		next = l.tellWaiting(start, next)
-		var b [1]byte
-		rand.Read(b[:])
-		time.Sleep(time.Duration(20+int(b[0])%80) * time.Millisecond)
+		time.Sleep(lockPause(&pause, l.expires))
 	}
 }
 

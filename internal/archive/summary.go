@@ -11,8 +11,13 @@ type RunSummary struct {
 	Experiment string // the experiment's origin
 	Snapshot   int64  // snapshot that wrote the current version
 	Points     int64  // metric points
-	Files      int    // artifact bodies referenced
-	Bytes      int64  // bytes of the run's data files (not counting bodies)
+	// Files is the number of distinct artifact bodies (file contents) the
+	// run references: files of the same content are stored once, so this
+	// is fewer than the files a copy counts when two of the run's files
+	// hold the same bytes; files that could not be copied have none.
+	Files     int
+	FileBytes int64 // bytes of those bodies
+	Bytes     int64 // bytes of the run's table (data) files, not counting bodies
 }
 
 // Summary lists the current runs of the archive at root, sorted by origin,
@@ -22,7 +27,7 @@ func Summary(root string) ([]RunSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Manifest.Snapshot == 0 && st.Pending == 0 {
+	if st.Manifest.Created.IsZero() && st.Pending == 0 {
 		return nil, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
 	}
 	out := make([]RunSummary, 0, len(st.Manifest.Runs))
@@ -30,6 +35,9 @@ func Summary(root string) ([]RunSummary, error) {
 		s := RunSummary{Origin: r.Origin, Experiment: r.Experiment, Snapshot: r.Snapshot, Points: r.Points, Files: len(r.Blobs)}
 		for _, f := range r.Files {
 			s.Bytes += f.Bytes
+		}
+		for _, b := range r.Blobs {
+			s.FileBytes += b.Bytes
 		}
 		out = append(out, s)
 	}
@@ -60,7 +68,7 @@ func Snapshots(root string) ([]SnapshotSummary, error) {
 	if err != nil {
 		return nil, err
 	}
-	if st.Manifest.Snapshot == 0 && st.Pending == 0 {
+	if st.Manifest.Created.IsZero() && st.Pending == 0 {
 		return nil, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
 	}
 	ns, err := listSnapshots(store)

@@ -140,17 +140,22 @@ func openStoreWriter(root string, st Store, exclusive bool) (*Writer, error) {
 var LockWait = time.Minute
 
 // waitShared takes a shared lock on the archive's lock file, trying for up
-// to LockWait, and reports whether it did.
+// to LockWait, and reports whether it did. The pause between tries doubles
+// from 20 ms up to a second: each try of a lock in object storage is three
+// requests.
 func waitShared(lock StoreLock) bool {
 	deadline := time.Now().Add(LockWait)
+	pause := 20 * time.Millisecond
 	for {
 		if lock.Take(false, false) == nil {
 			return true
 		}
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return false
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(min(pause, left))
+		pause = min(pause*2, time.Second)
 	}
 }
 
@@ -702,12 +707,16 @@ func (w *Writer) moveCommitted(leave, cur []FileEntry, wasOld map[string]bool) e
 const moveConcurrency = 8
 
 // publish writes the state as snapshot m.Snapshot+1: snapshots/<n>.json,
-// then manifest.json (the commit point), then drops the journal. The
-// caller holds the commit lock, with w.m fresh.
+// then manifest.json (the commit point), then drops the journal; a first
+// state not worth a snapshot (worthASnapshot) is written as snapshot 0,
+// manifest.json only. The caller holds the commit lock, with w.m fresh.
 func (w *Writer) publish() error {
 	m := *w.m
 	m.Format, m.FormatVersion, m.RunferryVersion = FormatName, FormatVersion, Version
-	m.Snapshot++
+	numbered := w.worthASnapshot()
+	if numbered {
+		m.Snapshot++
+	}
 	m.Created = time.Now().UTC().Truncate(time.Millisecond)
 	if w.source != "" {
 		m.Source = w.source
@@ -721,7 +730,9 @@ func (w *Writer) publish() error {
 	// (manifest.json is then as w.m was read, and the stale snapshot is
 	// replaced); should a lock have been broken (an expired lock object in
 	// object storage), two writers never both publish one snapshot.
-	err = w.st.CreateExclusive(snapshotPath(m.Snapshot), data)
+	if numbered {
+		err = w.st.CreateExclusive(snapshotPath(m.Snapshot), data)
+	}
 	if errors.Is(err, fs.ErrExist) {
 		if fi, serr := w.st.Stat(ManifestFile); (serr == nil || notExist(serr)) && fi.Version == w.known {
 			err = w.st.WriteFile(snapshotPath(m.Snapshot), data)
@@ -739,13 +750,41 @@ func (w *Writer) publish() error {
 		return err
 	}
 	w.m = &m
-	w.st.RemoveJournal(m.Snapshot)
+	if numbered {
+		w.st.RemoveJournal(m.Snapshot)
+	} else {
+		// Snapshot 0's journal stays journal 1, now folded in: a crash
+		// before this removal folds its records in again, which changes
+		// nothing (experiment records put by origin).
+		w.st.RemoveJournal(1)
+	}
 	fi, err := w.st.Stat(ManifestFile)
 	if err != nil {
 		return err
 	}
 	w.known, w.jOff = fi.Version, 0
 	return nil
+}
+
+// worthASnapshot reports whether w.m, about to be published, is worth a
+// numbered snapshot: any state but a first one holding nothing but
+// experiments (no run, no model, no trace), which is what a first sync
+// interrupted before its first run committed leaves, or a sync of no run.
+// Such a state is published as snapshot 0 (manifest.json and current.sql,
+// no snapshot manifest), and the first snapshot with the first run, so
+// that archive snapshots lists, and archive prune --keep counts, no empty
+// one.
+func (w *Writer) worthASnapshot() bool {
+	m := w.m
+	if m.Snapshot > 0 || len(m.Runs) > 0 || len(m.Models) > 0 {
+		return true
+	}
+	for _, e := range m.Experiments {
+		if e.TracesDigest != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Close publishes what was committed as a new snapshot (nothing if this
