@@ -46,8 +46,9 @@ func tuneGC() {
 // to it between collections, and the process holds about 45 MiB more
 // (its code, the runtime). At 200 MiB a 10,000-run export peaked at
 // 246-262 MiB, over the 256 MB (244 MiB) target; at 160 MiB it peaks at
-// about 200 MiB for a few percent more CPU time (docs/BENCHMARKS.md,
-// "Memory (gap 6)").
+// about 200 MiB, its CPU time the same within the noise. A job whose live
+// heap nears the limit (30,000 runs, whose plan holds about 100 MB) pays
+// for it in collections instead (docs/BENCHMARKS.md, "Memory (gap 6)").
 const softMemoryLimit = 160 << 20
 
 // startProfile writes a CPU profile of the whole process to the file
