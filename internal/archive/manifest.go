@@ -91,6 +91,11 @@ type RunEntry struct {
 	// points appended after them (RunWriter from AppendRun; since version 4).
 	Files []FileEntry `json:"files"`
 	Blobs []BlobEntry `json:"blobs,omitempty"`
+
+	// spilled, in the state a Writer keeps, says where the rest of the
+	// entry lies (runSpill): Origin, Experiment and Snapshot are set, the
+	// other fields are not, and full reads them back.
+	spilled *spillRef
 }
 
 // File returns the run's file of table, if any.
@@ -110,7 +115,7 @@ func (r *RunEntry) File(table string) (FileEntry, bool) {
 // checksum set would give, and what canonicalChecksum takes apart).
 func encodeManifest(m Manifest) ([]byte, error) {
 	m.Checksum = ""
-	body, err := appendManifestJSON(make([]byte, 0, 1<<16), &m)
+	body, err := appendManifestJSON(make([]byte, 0, manifestSize(&m)), &m)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +130,27 @@ func encodeManifest(m Manifest) ([]byte, error) {
 	out := body[:len(body)-len(end)+len(checksumTail)]
 	out = hex.AppendEncode(out, sum[:])
 	return append(out, "\"\n}\n"...), nil
+}
+
+// manifestSize estimates the size of m encoded, from above where its run
+// entries are spilled (their size is known) and roughly otherwise, so
+// that its encoding is not copied as it grows.
+func manifestSize(m *Manifest) int {
+	n := 1 << 16
+	for _, r := range m.Runs {
+		if r.spilled != nil {
+			n += r.spilled.n + 2
+			continue
+		}
+		n += 512 + len(r.Origin) + len(r.Cursors) + 320*len(r.Files) + 100*len(r.Blobs)
+	}
+	for _, e := range m.Experiments {
+		n += 256 + 320*len(e.Files)
+	}
+	for _, e := range m.Models {
+		n += 256 + 320*len(e.Files)
+	}
+	return n
 }
 
 // decodeManifest parses and verifies a manifest read from name.
@@ -302,19 +328,35 @@ func (m *Manifest) apply(recs []journalRecord) {
 	}
 }
 
-// allFiles returns every data file the manifest lists.
+// allFiles returns every data file a manifest read from a file lists (one
+// that holds no spilled run entry, which a Writer's state alone holds:
+// for that, files).
 func (m *Manifest) allFiles() []FileEntry {
+	out, err := m.files()
+	if err != nil {
+		panic(fmt.Sprintf("archive: allFiles of a writer's state: %v", err))
+	}
+	return out
+}
+
+// files returns every data file the manifest lists, reading spilled run
+// entries back.
+func (m *Manifest) files() ([]FileEntry, error) {
 	var out []FileEntry
 	for _, e := range m.Experiments {
 		out = append(out, e.Files...)
 	}
 	for _, r := range m.Runs {
-		out = append(out, r.Files...)
+		full, err := r.full()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, full.Files...)
 	}
 	for _, e := range m.Models {
 		out = append(out, e.Files...)
 	}
-	return out
+	return out, nil
 }
 
 // modelIndex finds the registered model with origin in m.Models.

@@ -39,32 +39,23 @@ func appendManifestJSON(b []byte, m *Manifest) ([]byte, error) {
 		e.close('}')
 	})
 	e.key("runs")
+	var spillErr error
 	appendList(&e, m.Runs, func(x *RunEntry) {
-		e.open('{')
-		e.str("origin", x.Origin)
-		e.str("experiment", x.Experiment)
-		e.num("snapshot", x.Snapshot)
-		e.str("fingerprint", x.Fingerprint)
-		if x.Mark != "" {
-			e.str("mark", x.Mark)
+		if x.spilled == nil {
+			appendRunEntry(&e, x)
+			return
 		}
-		if x.Cursors != "" {
-			e.str("cursors", x.Cursors)
+		// The entry as appendRunEntry wrote it at this place, when it
+		// was spilled (runSpill).
+		var err error
+		if e.b, err = x.spilled.appendTo(e.b); err != nil && spillErr == nil {
+			spillErr = err
 		}
-		e.num("points", x.Points)
-		e.key("files")
-		appendFiles(&e, x.Files)
-		if len(x.Blobs) > 0 {
-			e.key("blobs")
-			appendList(&e, x.Blobs, func(x *BlobEntry) {
-				e.open('{')
-				e.str("sha256", x.SHA256)
-				e.num("bytes", x.Bytes)
-				e.close('}')
-			})
-		}
-		e.close('}')
+		e.first = false
 	})
+	if spillErr != nil {
+		return nil, spillErr
+	}
 	if len(m.Models) > 0 {
 		e.key("models")
 		appendList(&e, m.Models, func(x *ModelEntry) {
@@ -81,6 +72,34 @@ func appendManifestJSON(b []byte, m *Manifest) ([]byte, error) {
 	e.str("checksum", m.Checksum)
 	e.close('}')
 	return e.b, nil
+}
+
+// appendRunEntry appends a run's entry, from its '{' to its '}'.
+func appendRunEntry(e *jsonIndenter, x *RunEntry) {
+	e.open('{')
+	e.str("origin", x.Origin)
+	e.str("experiment", x.Experiment)
+	e.num("snapshot", x.Snapshot)
+	e.str("fingerprint", x.Fingerprint)
+	if x.Mark != "" {
+		e.str("mark", x.Mark)
+	}
+	if x.Cursors != "" {
+		e.str("cursors", x.Cursors)
+	}
+	e.num("points", x.Points)
+	e.key("files")
+	appendFiles(e, x.Files)
+	if len(x.Blobs) > 0 {
+		e.key("blobs")
+		appendList(e, x.Blobs, func(x *BlobEntry) {
+			e.open('{')
+			e.str("sha256", x.SHA256)
+			e.num("bytes", x.Bytes)
+			e.close('}')
+		})
+	}
+	e.close('}')
 }
 
 func appendFiles(e *jsonIndenter, files []FileEntry) {

@@ -480,7 +480,7 @@ func (rw *RunWriter) Commit() error {
 	}
 	rec := journalRecord{Run: entry}
 	for _, o := range rw.replace {
-		if _, ok := rw.w.Run(o); ok {
+		if rw.w.holdsRun(o) {
 			rec.RetireRuns = append(rec.RetireRuns, o)
 		}
 	}

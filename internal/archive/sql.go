@@ -41,8 +41,28 @@ var tableRows = map[string]any{
 // from inside the archive folder: cd ARCHIVE && duckdb -init current.sql.
 func currentSQL(m *Manifest) string {
 	has := map[string]bool{}
-	for _, f := range m.allFiles() {
-		has[f.Table] = true
+	for _, e := range m.Experiments {
+		for _, f := range e.Files {
+			has[f.Table] = true
+		}
+	}
+	for _, e := range m.Models {
+		for _, f := range e.Files {
+			has[f.Table] = true
+		}
+	}
+	for _, r := range m.Runs {
+		if r.spilled != nil {
+			for i, t := range Tables {
+				if i < 32 && r.spilled.tables&(1<<i) != 0 {
+					has[t] = true
+				}
+			}
+			continue
+		}
+		for _, f := range r.Files {
+			has[f.Table] = true
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "-- runferry archive (format %d, snapshot %d): views over the current data.\n", FormatVersion, m.Snapshot)

@@ -67,6 +67,14 @@ type Writer struct {
 	// dirty is set when a commit's moves failed after its journal line:
 	// the folders may then differ from the manifest until a full syncTree.
 	dirty bool
+	// spill holds the entries of the runs this writer committed, which
+	// m keeps spilled (runSpill); nil until the first, and for Prune and
+	// Compact (exclusive), which keep every entry whole.
+	spill     *runSpill
+	spillable bool
+	// spillErr is the first failure to read a spilled entry back: the
+	// writer then commits and publishes nothing more.
+	spillErr error
 }
 
 // OpenWriter opens (creating if needed) the archive at root for writing,
@@ -109,7 +117,7 @@ func openStoreWriter(root string, st Store, exclusive bool) (*Writer, error) {
 		lock.Close()
 		return nil, err
 	}
-	w := &Writer{root: root, st: st, lock: lock, commitLock: cl, moved: map[string]bool{}}
+	w := &Writer{root: root, st: st, lock: lock, commitLock: cl, moved: map[string]bool{}, spillable: spillRuns && !exclusive}
 	fail := func(err error) (*Writer, error) {
 		cl.Close()
 		lock.Close()
@@ -357,8 +365,12 @@ func (w *Writer) removeStaleJournals() error {
 // place moves in from .staging/ or history/. In that order the folders
 // never hold two versions of one run, even if interrupted.
 func syncTree(st Store, m *Manifest) error {
+	files, err := m.files()
+	if err != nil {
+		return err
+	}
 	listed := map[string]bool{}
-	for _, f := range m.allFiles() {
+	for _, f := range files {
 		listed[f.Path] = true
 	}
 	for _, table := range Tables {
@@ -433,11 +445,32 @@ func (w *Writer) SetSource(s string) {
 // Snapshot returns the number of the snapshot this writer is adding.
 func (w *Writer) Snapshot() int64 { return w.snapshot }
 
-// Run returns the committed entry of the run with origin, if any.
+// Run returns the committed entry of the run with origin, if any. Should
+// its entry, spilled, fail to read back (runSpill), it answers none and
+// the writer's next commit, and Close, fail with the reason.
 func (w *Writer) Run(origin string) (RunEntry, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.m.Run(origin)
+	r, ok := w.m.Run(origin)
+	if !ok || r.spilled == nil {
+		return r, ok
+	}
+	full, err := r.full()
+	if err != nil {
+		if w.spillErr == nil {
+			w.spillErr = err
+		}
+		return RunEntry{}, false
+	}
+	return full, true
+}
+
+// holdsRun reports whether the archive holds a run with origin.
+func (w *Writer) holdsRun(origin string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := slices.BinarySearchFunc(w.m.Runs, origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
+	return ok
 }
 
 // HasExperiment reports whether the experiment with origin is stored.
@@ -563,6 +596,9 @@ func (w *Writer) commit(rec journalRecord) error {
 	if w.closed {
 		return errors.New("archive writer is closed")
 	}
+	if w.spillErr != nil {
+		return w.spillErr
+	}
 	return w.locked(func() error { return w.commitLocked(rec) })
 }
 
@@ -588,7 +624,11 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 	var old, cur []FileEntry
 	for _, r := range w.m.Runs {
 		if slices.Contains(rec.RetireRuns, r.Origin) {
-			old = append(old, r.Files...)
+			full, err := r.full()
+			if err != nil {
+				return err
+			}
+			old = append(old, full.Files...)
 		}
 	}
 	for _, e := range w.m.Experiments {
@@ -598,7 +638,11 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 	}
 	if rec.Run != nil {
 		if prev, ok := slices.BinarySearchFunc(w.m.Runs, rec.Run.Origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) }); ok {
-			old = append(old, w.m.Runs[prev].Files...)
+			full, err := w.m.Runs[prev].full()
+			if err != nil {
+				return err
+			}
+			old = append(old, full.Files...)
 		}
 		cur = rec.Run.Files
 	}
@@ -654,7 +698,7 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 	}
 	w.jOff = end
 	w.pending++
-	w.m.apply([]journalRecord{rec})
+	w.m.apply([]journalRecord{w.spilled(rec)})
 	if err := w.moveCommitted(leave, cur, wasOld); err != nil {
 		w.dirty = true // the mark or the staged files stay: the next writer alone walks the tree
 		return err
@@ -665,6 +709,30 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 		}
 	}
 	return nil
+}
+
+// spilled returns rec with its run's entry spilled (runSpill), as the
+// writer's state keeps it; rec as it is when the writer keeps entries
+// whole, or when the spill cannot be written (the entry is then kept
+// whole: more memory, nothing lost).
+func (w *Writer) spilled(rec journalRecord) journalRecord {
+	if rec.Run == nil || !w.spillable {
+		return rec
+	}
+	if w.spill == nil {
+		s, err := newRunSpill(w.st.SpillDir())
+		if err != nil {
+			w.spillable = false
+			return rec
+		}
+		w.spill = s
+	}
+	r, err := w.spill.put(rec.Run)
+	if err != nil {
+		return rec
+	}
+	rec.Run = r
+	return rec
 }
 
 // moveCommitted moves a commit's files after its commit point: a crash
@@ -798,8 +866,8 @@ func (w *Writer) Close() error {
 		return nil
 	}
 	w.closed = true
-	var err error
-	if w.pending > 0 {
+	err := w.spillErr
+	if w.pending > 0 && err == nil {
 		err = w.locked(func() error {
 			if w.jOff == 0 {
 				return nil // published by another writer already
@@ -812,6 +880,14 @@ func (w *Writer) Close() error {
 	// storage), so that nothing below clears .staging/ before they last.
 	if serr := w.syncMoved(); err == nil {
 		err = serr
+	}
+	closeSpill := func() {
+		if w.spill != nil {
+			if serr := w.spill.close(); err == nil {
+				err = serr
+			}
+			w.spill = nil
+		}
 	}
 	if w.lock.Take(true, false) == nil {
 		// No other writer is left, so .staging/ holds no file being
@@ -832,12 +908,14 @@ func (w *Writer) Close() error {
 			}
 			return nil
 		})
+		closeSpill() // after syncTree, which may read it; before .staging/, which may hold it, goes
 		if serr == nil {
 			w.st.RemoveAll(stagingDir)
 		} else if err == nil {
 			err = serr
 		}
 	}
+	closeSpill()
 	w.commitLock.Close()
 	w.lock.Close()
 	if cerr := w.st.Close(); err == nil {
