@@ -14,6 +14,10 @@
 #          archive with pyarrow.fs.S3FileSystem + pq.write_table (zstd 1);
 #          only encoding + upload of tables already in memory is timed.
 #          Target: runferry's whole copy (decoding W&B included) at least as fast.
+#          pyarrow's defaults differ from runferry's settings (every column
+#          dictionary-encoded, 1 MiB pages, no page index), so it also writes
+#          them a second time with --aligned: each file with the encodings,
+#          row groups, page size and page index runferry's file has.
 #          Also the whole Python pipeline of the e2e-parquet benchmark
 #          (bench/py/wandb_to_parquet.py) writing its one file to S3, once.
 #   memory: the s3 copy of a run ten times as large; peak RSS should stay flat.
@@ -30,7 +34,9 @@
 # BENCH_S3_MEM_ROWS (1000000), BENCH_REPEAT (3; medians), BENCH_S3_SKIP_PANDAS (set: skip
 # the slow pandas pipeline), BENCH_S3_OLD (the path of another runferry binary,
 # say one built from main: its local and S3 copies of the same run are timed
-# too, interleaved with this tree's, each repetition, for a side-by-side row).
+# too, interleaved with this tree's, each repetition, for a side-by-side row;
+# an s3archive next to it, built from the same commit, is timed like for like
+# too).
 # CPU time (user + system) is reported next to wall time: on a loaded machine
 # it is the steadier number.
 #
@@ -134,7 +140,8 @@ ratio() { echo "scale=2; $1 / $2" | bc; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 lw=() lr=() sw=() sr=() pw=() pr=() pt=() qw=() qr=() u1=() us=() u4=() ur=() rw=() rr=()
-lc=() sc=() ow=() orr=() oc=() xw=() xr=() xc=() kw=() kr=() kc=() kt=()
+lc=() sc=() ow=() orr=() oc=() xw=() xr=() xc=() kw=() kr=() kc=() kt=() kk=()
+pc=() at=() ac=() ar=() yt=() yk=()
 OLD=${BENCH_S3_OLD:-}
 for rep in $(seq "$REPEAT"); do
 	if [ -n "$OLD" ]; then
@@ -169,12 +176,25 @@ for rep in $(seq "$REPEAT"); do
 	E=$ENDPOINT B=$P mkbucket
 	read -r w r _ < <(timed "$PY" bench/py/s3_write.py "$SCRATCH/local" "$ENDPOINT" "$P" a)
 	pw+=("$w") pr+=("$r") pt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
+	pc+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cpu_seconds"])' "$SCRATCH/last.out")")
+	# pyarrow with runferry's settings, same files, into the same bucket.
+	read -r w r _ < <(timed "$PY" bench/py/s3_write.py --aligned "$SCRATCH/local" "$ENDPOINT" "$P" al)
+	ar+=("$r")
+	at+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
+	ac+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cpu_seconds"])' "$SCRATCH/last.out")")
 	# Like for like: runferry's writer from memory into the same bucket,
 	# checked against the local archive and against pyarrow's files.
 	read -r w r c < <(timed "$BIN/s3archive" -src "wandb:$W/wandb" -to "parquet:$(loc "$P" | sed 's#/a?#/mem?#')")
 	kw+=("$w") kr+=("$r") kc+=("$c")
 	kt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
+	kk+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["cpu_seconds"])' "$SCRATCH/last.out")")
 	"$RF" check "parquet:$SCRATCH/local" "parquet:$(loc "$P" | sed 's#/a?#/mem?#')" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the archive written from memory differs from the local one"; }
+	if [ -n "$OLD" ] && [ -x "$(dirname "$OLD")/s3archive" ]; then
+		timed "$(dirname "$OLD")/s3archive" -src "wandb:$W/wandb" -to "parquet:$(loc "$P" | sed 's#/a?#/memold?#')" >/dev/null
+		yt+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["seconds"])' "$SCRATCH/last.out")")
+		yk+=("$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1])).get("cpu_seconds", ""))' "$SCRATCH/last.out")")
+		"$RF" check "parquet:$SCRATCH/local" "parquet:$(loc "$P" | sed 's#/a?#/memold?#')" >"$SCRATCH/check.out" 2>&1 || { cat "$SCRATCH/check.out" >&2; die "the old writer's archive differs from the local one"; }
+	fi
 	"$PY" bench/py/s3_compare.py --ignore runs.fingerprint "$ENDPOINT" "$P" a mem >"$SCRATCH/compare.out" 2>&1 || { cat "$SCRATCH/compare.out" >&2; die "runferry's archive written from memory and pyarrow's files differ"; }
 	# Upload alone, same files, same server: runferry's Store (straight to
 	# the key, one at a time; through .staging/ and a move, as a committed
@@ -194,7 +214,7 @@ for rep in $(seq "$REPEAT"); do
 		qw+=("$w") qr+=("$r")
 	fi
 	rm -rf "$SRV/data/$B" "$SRV/data/$P"
-	log "rep $rep: local ${lw[-1]} s (CPU ${lc[-1]} s), s3 ${sw[-1]} s (CPU ${sc[-1]} s)${OLD:+, old binary: local ${ow[-1]:-} s (CPU ${oc[-1]:-} s), s3 ${xw[-1]:-} s (CPU ${xc[-1]:-} s)}, pyarrow upload ${pt[-1]} s (process ${pw[-1]} s), runferry writer from memory ${kt[-1]} s (process ${kw[-1]} s, CPU ${kc[-1]} s; same rows as pyarrow's: $(cat "$SCRATCH/compare.out")), pandas pipeline to S3 ${qw[*]:-skipped} s, upload alone: runferry ${u1[-1]} s (staged ${us[-1]}, 4 at once ${u4[-1]}), pyarrow raw ${ur[-1]} s"
+	log "rep $rep: local ${lw[-1]} s (CPU ${lc[-1]} s), s3 ${sw[-1]} s (CPU ${sc[-1]} s)${OLD:+, old binary: local ${ow[-1]:-} s (CPU ${oc[-1]:-} s), s3 ${xw[-1]:-} s (CPU ${xc[-1]:-} s)}, pyarrow upload ${pt[-1]} s (CPU ${pc[-1]} s; process ${pw[-1]} s), aligned ${at[-1]} s (CPU ${ac[-1]} s), runferry writer from memory ${kt[-1]} s (CPU ${kk[-1]} s;${yt:+ old writer ${yt[-1]} s, CPU ${yk[-1]} s;} process ${kw[-1]} s, CPU ${kc[-1]} s; same rows as pyarrow's: $(cat "$SCRATCH/compare.out")), pandas pipeline to S3 ${qw[*]:-skipped} s, upload alone: runferry ${u1[-1]} s (staged ${us[-1]}, 4 at once ${u4[-1]}), pyarrow raw ${ur[-1]} s"
 done
 B=mem-$RANDOM
 E=$ENDPOINT B=$B mkbucket
@@ -212,7 +232,9 @@ U1=$(median "${u1[@]}") US=$(median "${us[@]}") U4=$(median "${u4[@]}") UR=$(med
 LR=$(median "${lr[@]}") SR=$(median "${sr[@]}") PR=$(median "${pr[@]}")
 RW=$(median "${rw[@]}") RR=$(median "${rr[@]}")
 LC=$(median "${lc[@]}") SC=$(median "${sc[@]}")
-KT=$(median "${kt[@]}") KW=$(median "${kw[@]}") KR=$(median "${kr[@]}") KC=$(median "${kc[@]}")
+KT=$(median "${kt[@]}") KW=$(median "${kw[@]}") KR=$(median "${kr[@]}") KC=$(median "${kc[@]}") KK=$(median "${kk[@]}")
+PC=$(median "${pc[@]}") AT=$(median "${at[@]}") AC=$(median "${ac[@]}") AR=$(median "${ar[@]}")
+R6=$(ratio "$KT" "$AT")
 R1=$(ratio "$SW" "$LW") R2=$(ratio "$SW" "$PT") R5=$(ratio "$KT" "$PT") R3=$([ "$QW" = 0 ] || ratio "$SW" "$QW")
 met1=no met2=no met3=no met4=no met5=no
 [ "$(echo "$R5 <= 1" | bc)" = 1 ] && met5=yes
@@ -232,8 +254,10 @@ PTS=$((ROWS * 20))
 		echo "| the old binary ($OLD): W&B -> \`parquet:s3://\` (CPU $(median "${xc[@]}") s) | $(median "${xw[@]}") s | $(median "${xr[@]}") MB | S3 copy takes $(ratio "$SW" "$(median "${xw[@]}")")x (CPU $(ratio "$SC" "$(median "${xc[@]}")")x) | | |"
 		echo "| the old binary: W&B -> local \`parquet:\` (CPU $(median "${oc[@]}") s) | $(median "${ow[@]}") s | $(median "${orr[@]}") MB | local copy takes $(ratio "$LW" "$(median "${ow[@]}")")x (CPU $(ratio "$LC" "$(median "${oc[@]}")")x) | | |"
 	fi
-	echo "| pyarrow S3FileSystem writes the same files (encode + upload only; process $PW s) | $PT s | $PR MB | S3 copy takes ${R2}x | <= 1x | $met2 |"
-	echo "| like for like: runferry's archive writer, the run already in memory (\`s3archive\`: engine, sort, encode, upload, commit; process $KW s, CPU $KC s) | $KT s | $KR MB | takes ${R5}x pyarrow's encode + upload | <= 1x | $met5 |"
+	echo "| pyarrow S3FileSystem writes the same files, its defaults (encode + upload only; CPU $PC s, process $PW s) | $PT s | $PR MB | S3 copy takes ${R2}x | <= 1x | $met2 |"
+	echo "| pyarrow with runferry's settings (\`s3_write.py --aligned\`: same encodings, row groups, page size, page index; CPU $AC s) | $AT s | $AR MB | | | |"
+	echo "| like for like: runferry's archive writer, the run already in memory (\`s3archive\`: engine, sort, encode, upload, commit; CPU of the timed part $KK s against pyarrow's $PC s / aligned $AC s; process $KW s, CPU $KC s) | $KT s | $KR MB | takes ${R5}x pyarrow's encode + upload (${R6}x the aligned one) | <= 1x | $met5 |"
+	[ -z "${yt[*]}" ] || echo "| the old binary's writer, like for like (\`s3archive\` next to $OLD; CPU of the timed part $(median "${yk[@]}") s) | $(median "${yt[@]}") s | | this tree's takes $(ratio "$KT" "$(median "${yt[@]}")")x (CPU $(ratio "$KK" "$(median "${yk[@]}")")x) | | |"
 	[ "$QW" = 0 ] || echo "| the same points W&B -> pandas -> pyarrow S3FileSystem, one file (bench/py/wandb_to_parquet.py, whole process, run once) | $QW s | $QR MB | S3 copy takes ${R3}x | | |"
 	echo "| runferry copy W&B -> \`parquet:s3://\`, $MEM_ROWS rows ($((MEM_ROWS * 20)) points) | $mw s | $mr MB | peak RSS $(ratio "$mr" "$SR")x of the small run | flat (<= 1.5x) | $met3 |"
 	echo "| restore: runferry copy \`parquet:s3://\` -> local \`parquet:\`, the whole small archive (checked equal) | $RW s | $RR MB | | | |"

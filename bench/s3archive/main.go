@@ -5,12 +5,15 @@
 // clock and copies them from memory (sources/memory) into an archive
 // location through the engine and the parquet sink, as `runferry copy`
 // does (sorting, encoding, upload, staging moves, manifest commit), and
-// prints {"runs", "points", "decode_seconds", "seconds"} as one JSON line,
-// seconds being the write alone (the sink's Close included).
+// prints {"runs", "points", "decode_seconds", "seconds", "cpu_seconds"} as
+// one JSON line, seconds being the write alone (the sink's Close included)
+// and cpu_seconds the process's CPU time (user + system, all threads,
+// garbage collection included) over the same span.
 //
 //	s3archive -src wandb:DIR -to 'parquet:s3://BUCKET/PREFIX?endpoint=...&path-style=true'
 //
-// It reads wandb: locations and writes parquet: ones only.
+// It reads wandb: locations and writes parquet: ones only. With
+// -cpuprofile FILE it writes a CPU profile of the timed write alone.
 //
 // The run must be whole in memory: meant for the benchmark's input (2 M
 // points take about 100 MB), not for large runs. What the source holds
@@ -26,6 +29,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/runferry/runferry/engine/transfer"
@@ -40,14 +44,15 @@ import (
 func main() {
 	src := flag.String("src", "", "source location read into memory first (untimed)")
 	to := flag.String("to", "", "archive location written from memory (timed)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed write alone to this file")
 	flag.Parse()
-	if err := run(*src, *to); err != nil {
+	if err := run(*src, *to, *cpuprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "s3archive:", err)
 		os.Exit(1)
 	}
 }
 
-func run(srcLoc, to string) error {
+func run(srcLoc, to, cpuprofile string) error {
 	ctx := context.Background()
 	t0 := time.Now()
 	// Only the command knows every adapter: the two this program uses.
@@ -70,7 +75,18 @@ func run(srcLoc, to string) error {
 		points += int64(len(r.Metrics))
 	}
 
-	start := time.Now()
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start, cpu0 := time.Now(), cpuTime()
 	dst, _, err := dsts.Open(ctx, to)
 	if err != nil {
 		return err
@@ -79,7 +95,7 @@ func run(srcLoc, to string) error {
 	if cerr := dst.Close(); err == nil {
 		err = cerr
 	}
-	secs := time.Since(start).Seconds()
+	secs, cpu := time.Since(start).Seconds(), (cpuTime() - cpu0).Seconds()
 	if err != nil {
 		return err
 	}
@@ -87,7 +103,7 @@ func run(srcLoc, to string) error {
 		return fmt.Errorf("wrote %d of %d runs, %d of %d points", rep.Totals.Committed, len(d.Runs), rep.Totals.Points, points)
 	}
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{"runs": len(d.Runs), "points": points,
-		"decode_seconds": round(decode.Seconds()), "seconds": round(secs)})
+		"decode_seconds": round(decode.Seconds()), "seconds": round(secs), "cpu_seconds": round(cpu)})
 }
 
 func round(s float64) float64 { return float64(int64(s*1000)) / 1000 }

@@ -2,6 +2,8 @@ package archive_test
 
 import (
 	"cmp"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"math"
 	"math/rand/v2"
@@ -100,6 +102,92 @@ print(json.dumps([t.column("key").to_pylist(), steps,
 		}
 		if cols.keys[i] != m.Key || cols.steps[i] != m.Step || tm != m.Time || cols.values[i] != m.Value {
 			t.Fatalf("row %d: pyarrow read %s %d %d %v, want %+v", i, cols.keys[i], cols.steps[i], tm, cols.values[i], m)
+		}
+	}
+}
+
+// TestMetricValuesByteStreamSplit writes values of every kind (NaN,
+// infinities, signed zeros, subnormals, extremes, random bit patterns and a
+// noisy training curve, over several pages) and checks that the metrics
+// file stores them BYTE_STREAM_SPLIT and that the archive's reader, pyarrow
+// and DuckDB all read back the same bits.
+func TestMetricValuesByteStreamSplit(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var values []float64
+	values = append(values, math.NaN(), math.Inf(1), math.Inf(-1), 0, math.Copysign(0, -1),
+		math.SmallestNonzeroFloat64, -math.SmallestNonzeroFloat64, math.MaxFloat64, -math.MaxFloat64, 1, -1)
+	for range 30_000 {
+		v := math.Float64frombits(r.Uint64())
+		if math.IsNaN(v) {
+			v = 0.5
+		}
+		values = append(values, v)
+	}
+	loss := 2.5
+	for range 70_000 {
+		loss = loss*0.9999 + r.NormFloat64()*1e-3
+		values = append(values, loss)
+	}
+	base := dataset.Canonical()
+	var metrics []schema.Metric
+	for i, v := range values {
+		metrics = append(metrics, schema.Metric{Key: "v", Step: int64(i), Time: int64(1_700_000_000_000 + i), Value: v})
+	}
+	run := &dataset.RunData{Run: schema.Run{Origin: schema.Ref{System: "memory", ID: "values"},
+		Experiment: base.Experiments[0].Origin, Name: "values", Status: schema.StatusFinished,
+		Start: base.Runs[0].Run.Start, End: base.Runs[0].Run.End}, Metrics: metrics}
+	d := &dataset.Dataset{Experiments: base.Experiments[:1], Runs: []*dataset.RunData{run}}
+	dir := filepath.Join(t.TempDir(), "archive")
+	write(t, dir, d)
+	expectEqual(t, dir, d)
+
+	python := testenv.Python(t)
+	script := filepath.Join(t.TempDir(), "read.py")
+	os.WriteFile(script, []byte(`
+import glob, json, math, struct, sys
+import duckdb, pyarrow.parquet as pq
+f = glob.glob(sys.argv[1] + "/metrics/*/*.parquet")[0]
+md = pq.ParquetFile(f).metadata
+encodings = sorted({e for g in range(md.num_row_groups) for e in md.row_group(g).column(4).encodings})
+bits = lambda v: "nan" if math.isnan(v) else struct.pack("<d", v).hex()
+t = pq.read_table(f)
+con = duckdb.connect()
+con.execute("set enable_progress_bar = false")
+print(json.dumps([encodings, [bits(v) for v in t.column("value").to_pylist()],
+                  [bits(r[0]) for r in con.execute("select value from read_parquet(?) order by step", [f]).fetchall()]]))
+`), 0o644)
+	out, err := exec.Command(python, script, dir).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("pyarrow reader: %v\n%s", err, stderr)
+	}
+	var encodings, fromArrow, fromDuckDB []string
+	if err := json.Unmarshal(out, &[]any{&encodings, &fromArrow, &fromDuckDB}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(encodings, []string{"BYTE_STREAM_SPLIT"}) {
+		t.Errorf("value column encodings %v, want [BYTE_STREAM_SPLIT]", encodings)
+	}
+	want := make([]string, len(values))
+	for i, v := range values {
+		if math.IsNaN(v) {
+			want[i] = "nan"
+			continue
+		}
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], math.Float64bits(v))
+		want[i] = hex.EncodeToString(b[:])
+	}
+	for name, got := range map[string][]string{"pyarrow": fromArrow, "duckdb": fromDuckDB} {
+		if !slices.Equal(got, want) {
+			i := 0
+			for i < min(len(got), len(want)) && got[i] == want[i] {
+				i++
+			}
+			t.Errorf("%s read %d values, want %d; first difference at row %d", name, len(got), len(want), i)
 		}
 	}
 }

@@ -82,13 +82,18 @@ type InputRow struct {
 // are DELTA_BINARY_PACKED (a standard Parquet encoding every reader
 // supports): within a key they grow steadily, so they shrink to a few bits
 // a row before compression, which makes the file about half the size and
-// faster to write than plain encoding.
+// faster to write than plain encoding. Value is BYTE_STREAM_SPLIT (also
+// standard; files written before it are PLAIN and read the same): the
+// doubles' bytes are grouped by position (all sign and exponent bytes, then
+// the mantissa's), which zstd compresses faster and smaller than the plain
+// doubles (the encoding's CPU a third lower on the benchmark's run, the file
+// 17% smaller; the real W&B samples' metrics 4% smaller).
 type MetricRow struct {
 	Run   string  `parquet:"run,dict"`
 	Key   string  `parquet:"key,dict"`
 	Step  int64   `parquet:"step,delta"`
 	Time  int64   `parquet:"time,optional,timestamp(millisecond),delta"` // Unix ms; 0 (unknown) is stored as null
-	Value float64 `parquet:"value"`
+	Value float64 `parquet:"value,split"`
 }
 
 // RichValueRow is one row of rich_values/.
