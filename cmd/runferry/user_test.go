@@ -48,7 +48,8 @@ func mlflowUsers(t *testing.T, api *mlflowapi.Client, prefix string) (users map[
 // (fixture-user, WANDB_USERNAME) as "Created by" (user_id and
 // mlflow.user), not the machine's login name one run's
 // wandb-metadata.json holds (os-login-7, which appears nowhere in MLflow);
-// an MLflow -> MLflow copy keeps mlflow.user; `check` passes on both.
+// an MLflow -> MLflow copy keeps mlflow.user, of those runs and of a
+// native MLflow run (user alice); `check` passes on both.
 // With --drop-user the user is gone, and counted for every run in the
 // report's coverage; --drop-user with --keep-personal, or into an archive,
 // is a usage error.
@@ -106,6 +107,22 @@ func TestRunUserKeptInMLflow(t *testing.T) {
 		if !slices.Equal(got, names) {
 			t.Errorf("%s runs %q, want %q", prefix, got, names)
 		}
+	}
+
+	// A native MLflow run (no runferry origin) keeps its user too.
+	ctx := context.Background()
+	native := p + "-native"
+	expID, err := api.CreateExperiment(ctx, native, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.CreateRun(ctx, mlflowapi.CreateRun{ExperimentID: expID, RunName: "native-run", StartTime: 1700000000000, UserID: "alice",
+		Tags: []mlflowapi.Tag{{Key: "mlflow.user", Value: "alice"}}}); err != nil {
+		t.Fatal(err)
+	}
+	run(0, "copy", "--no-state", "--include", native, "mlflow+"+srv.URL, "mlflow+"+srv.URL+"?experiment-prefix="+p+"-user4/")
+	if users, _ := mlflowUsers(t, api, p+"-user4/"); len(users) != 1 || users["native-run"] != [2]string{"alice", "alice"} {
+		t.Errorf("native MLflow run copied: users %v, want native-run by alice", users)
 	}
 
 	report := filepath.Join(dir, "drop.json")
