@@ -149,10 +149,10 @@ type ExperimentPrefixer interface {
 
 // SharedView is a sink whose contents every user of the destination sees
 // (a tracking server's UI), as opposed to an archive. The CLI leaves
-// personal data (host names, user names, e-mail addresses, local paths,
-// command lines, home folders:
-// transform.DropPersonal) out
-// of what it writes into such a sink unless --keep-personal asks for it.
+// personal data (host names, login names, e-mail addresses, local paths,
+// command lines, home folders: transform.DropPersonal) out of what it
+// writes into such a sink unless --keep-personal asks for it; the run's
+// user is kept unless --drop-user.
 type SharedView interface {
 	SharedView()
 }

@@ -18,31 +18,46 @@ import (
 	"github.com/runferry/runferry/schema"
 )
 
-// DropPersonal leaves personal data out of runs: who ran a run and where
-// on their machine. That is the host name (Run.Host), the user name
-// (Run.User), the e-mail address (tag wandb.email), the local paths of the
-// Python executable and of the run's root folder (tags wandb.executable,
-// wandb.root), the command line (tag wandb.args), and the same fields
-// (PersonalMetadataFields) of W&B's run file wandb-metadata.json, which is
-// written without them. Home folders (/Users/NAME, /home/NAME,
-// C:\Users\NAME: HomeFolders) become "~" wherever runferry itself wrote
-// them down: the program (Run.Program), every tag value, the damage
-// notes, the problem of a file the source could not read, and every string
-// of wandb-metadata.json. What the user logged (config, params, summary,
-// notes, metrics, other files) arrives whole. W&B's other environment
-// fields (wandb.os, python, GPU, CPU count) describe the platform, not a
-// person, and stay.
+// DropPersonal leaves personal data out of runs: where on their machine a
+// run ran and who was logged in there. That is the host name (Run.Host),
+// the e-mail address (tag wandb.email), the local paths of the Python
+// executable and of the run's root folder (tags wandb.executable,
+// wandb.root), the command line (tag wandb.args), the machine's login name
+// (tag wandb.username: the OS account W&B wrote into wandb-metadata.json,
+// not the W&B account), and the same fields (PersonalMetadataFields) of
+// W&B's run file wandb-metadata.json, which is written without them. Home
+// folders (/Users/NAME, /home/NAME, C:\Users\NAME: HomeFolders) become "~"
+// wherever runferry itself wrote them down: the program (Run.Program),
+// every tag value, the damage notes, the problem of a file the source
+// could not read, and every string of wandb-metadata.json. What the user
+// logged (config, params, summary, notes, metrics, other files) arrives
+// whole. W&B's other environment fields (wandb.os, python, GPU, CPU count)
+// describe the platform, not a person, and stay.
+//
+// The run's user (Run.User: the user the source system recorded and
+// showed, MLflow's mlflow.user, the user of W&B's run record or of the W&B
+// cloud's run) is attribution, not machine detail: it is kept, and shown
+// by MLflow as "Created by", unless User is set (the CLI's --drop-user),
+// which clears it too, naming it.
 //
 // The CLI applies it on the way into a destination whose contents every
 // user of it sees (sinks.SharedView: an MLflow tracking server) unless
 // --keep-personal asks for the data; an archive keeps what the source had.
 // Recorded with the run like every step, so that `check` expects the data
-// absent. The zero value is the current step; Parse also gives back the
-// steps recorded by earlier versions, as what they did:
-// "drop-personal=host,email,executable,root,args" (from version 11 on: no
-// user name, no home folders) and "drop-personal=host,email" (before 11:
-// the host name and e-mail tag only).
+// absent: "drop-personal=host,email,executable,root,args,login,home" (the
+// default) or, with User,
+// "drop-personal=host,email,executable,root,args,username,home" (the
+// former default, which dropped the run's user: recorded by earlier
+// versions, it reads as the step with User). Parse also gives back the
+// steps recorded by earlier versions still, as what they did:
+// "drop-personal=host,email,executable,root,args" (no user name, no home
+// folders) and "drop-personal=host,email" (the host name and e-mail tag
+// only). A run copied with the former default and holding no user is
+// written the same by the default (SameFingerprint): a sync does not write
+// it again; a run holding a user is written again, and gains its user.
 type DropPersonal struct {
+	// User also clears the run's user (Run.User).
+	User   bool
 	former int // 0: the current step; formerPaths, formerHostEmail: as recorded before
 }
 
@@ -59,7 +74,13 @@ var PersonalTags = map[string]string{
 	"wandb.executable": "local path",
 	"wandb.root":       "local path",
 	"wandb.args":       "command line",
+	TagLogin:           "login name",
 }
+
+// TagLogin is the tag holding the name of the machine's account a W&B run
+// ran under, as W&B wrote it into wandb-metadata.json ("username"), when
+// the run's own records name no user (see sources/wandbdir).
+const TagLogin = "wandb.username"
 
 // PersonalMetadataFields are the top-level fields of wandb-metadata.json
 // DropPersonal leaves out of the file.
@@ -73,7 +94,8 @@ const MetadataFile = "wandb-metadata.json"
 const maxMetadataFile = 16 << 20
 
 const (
-	dropPersonalValue          = "host,email,executable,root,args,username,home"
+	dropPersonalValue          = "host,email,executable,root,args,login,home"
+	dropPersonalUserValue      = "host,email,executable,root,args,username,home"
 	dropPersonalFormerPaths    = "host,email,executable,root,args"
 	dropPersonalFormerHostMail = "host,email"
 )
@@ -102,9 +124,9 @@ func (DropPersonal) Experiment(e schema.Experiment) schema.Experiment { return e
 // Metrics changes nothing.
 func (DropPersonal) Metrics(page []schema.Metric) []schema.Metric { return page }
 
-// Run clears r.Host and r.User, removes the personal tags and writes the
-// home folders of r.Program, of tag values and of r.Damage as "~", naming
-// each item.
+// Run clears r.Host (and r.User when d.User), removes the personal tags and
+// writes the home folders of r.Program, of tag values and of r.Damage as
+// "~", naming each item.
 func (d DropPersonal) Run(r schema.Run) (schema.Run, []string) {
 	var left []string
 	if r.Host != "" {
@@ -113,6 +135,9 @@ func (d DropPersonal) Run(r schema.Run) (schema.Run, []string) {
 	}
 	personal := func(t schema.Tag) bool {
 		_, ok := PersonalTags[t.Key]
+		if t.Key == TagLogin { // older versions' sources put it in Run.User
+			return ok && d.former == 0
+		}
 		return ok && (d.former != formerHostEmail || t.Key == "wandb.email")
 	}
 	if slices.ContainsFunc(r.Tags, personal) {
@@ -127,7 +152,7 @@ func (d DropPersonal) Run(r schema.Run) (schema.Run, []string) {
 	if d.former != 0 {
 		return r, left
 	}
-	if r.User != "" {
+	if d.User && r.User != "" {
 		r.User = ""
 		left = append(left, "user name")
 	}
@@ -369,6 +394,9 @@ func (d DropPersonal) String() string {
 		return "drop-personal=" + dropPersonalFormerPaths
 	case formerHostEmail:
 		return "drop-personal=" + dropPersonalFormerHostMail
+	}
+	if d.User {
+		return "drop-personal=" + dropPersonalUserValue
 	}
 	return "drop-personal=" + dropPersonalValue
 }

@@ -180,6 +180,8 @@ func Parse(s string) (Chain, error) {
 			c = append(c, DropMetrics(strings.Split(value, ",")))
 		case name == "drop-personal" && value == dropPersonalValue:
 			c = append(c, DropPersonal{})
+		case name == "drop-personal" && value == dropPersonalUserValue:
+			c = append(c, DropPersonal{User: true})
 		case name == "drop-personal" && value == dropPersonalFormerPaths:
 			c = append(c, DropPersonal{former: formerPaths})
 		case name == "drop-personal" && value == dropPersonalFormerHostMail:
@@ -205,6 +207,37 @@ func (c Chain) Fingerprint(fp string) string {
 		return fp
 	}
 	return fp + fingerprintSep + c.String()
+}
+
+// SameFingerprint reports whether a run a sink recorded with fingerprint
+// have is written as a job whose fingerprint for r (the run as the source
+// holds it now) is want would write it: the fingerprints are equal, or
+// differ only in that have's chain holds the former default drop-personal
+// (DropPersonal with User) where want's holds the default one, and r has
+// no user (Run.User) for the default to keep. A run with a user copied
+// under the former default is thus written again, and gains its user.
+func SameFingerprint(have, want string, r schema.Run) bool {
+	if have == want {
+		return true
+	}
+	if r.User != "" {
+		return false
+	}
+	hfp, ht, ok1 := strings.Cut(have, fingerprintSep)
+	wfp, wt, ok2 := strings.Cut(want, fingerprintSep)
+	if !ok1 || !ok2 || hfp != wfp || hfp == "" {
+		return false
+	}
+	hs, ws := strings.Split(ht, "|"), strings.Split(wt, "|")
+	if len(hs) != len(ws) {
+		return false
+	}
+	for i := range hs {
+		if hs[i] != ws[i] && (hs[i] != "drop-personal="+dropPersonalUserValue || ws[i] != "drop-personal="+dropPersonalValue) {
+			return false
+		}
+	}
+	return true
 }
 
 // Recorded returns the transform recorded in a sink's fingerprint ("" for

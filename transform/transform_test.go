@@ -65,15 +65,18 @@ func TestDropPersonal(t *testing.T) {
 		t.Error("drop-personal with another value parsed")
 	}
 	in := schema.Run{Name: "r", User: "alice", Host: "gpu-node-7.example.org",
-		Tags: []schema.Tag{{Key: "wandb.email", Value: "alice@example.org"}, {Key: "wandb.os", Value: "Linux"}}}
+		Tags: []schema.Tag{{Key: "wandb.email", Value: "alice@example.org"}, {Key: "wandb.os", Value: "Linux"},
+			{Key: "wandb.username", Value: "alice-laptop"}}}
 	orig := in
 	origTags := append([]schema.Tag(nil), in.Tags...)
+	// The run's user is attribution: the default keeps it; the machine's
+	// login name goes.
 	got, left := c.Run(in)
-	want := schema.Run{Name: "r", Tags: []schema.Tag{{Key: "wandb.os", Value: "Linux"}}}
+	want := schema.Run{Name: "r", User: "alice", Tags: []schema.Tag{{Key: "wandb.os", Value: "Linux"}}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Run = %+v, want %+v", got, want)
 	}
-	if !reflect.DeepEqual(left, []string{"host name", "e-mail address (tag wandb.email)", "user name"}) {
+	if !reflect.DeepEqual(left, []string{"host name", "e-mail address (tag wandb.email)", "login name (tag wandb.username)"}) {
 		t.Errorf("left out %q", left)
 	}
 	if !reflect.DeepEqual(orig.Tags, origTags) || orig.Host != "gpu-node-7.example.org" || orig.User != "alice" {
@@ -81,6 +84,49 @@ func TestDropPersonal(t *testing.T) {
 	}
 	if got, left := c.Run(want); !reflect.DeepEqual(got, want) || left != nil {
 		t.Errorf("a run without personal data: %+v, %q", got, left)
+	}
+	// With User (--drop-user) the user goes too, named; it records the
+	// former default's value, which parses back as it.
+	cu := Chain{DropPersonal{User: true}}
+	if cu.String() != "drop-personal=host,email,executable,root,args,username,home" || cu.String() == c[1:].String() {
+		t.Errorf("with User: %q", cu.String())
+	}
+	if back, err := Parse(cu.String()); err != nil || !reflect.DeepEqual(back, cu) {
+		t.Fatalf("Parse(%q) = %v, %v", cu.String(), back, err)
+	}
+	got, left = cu.Run(in)
+	want.User = ""
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("with User: Run = %+v, want %+v", got, want)
+	}
+	if !reflect.DeepEqual(left, []string{"host name", "e-mail address (tag wandb.email)", "login name (tag wandb.username)", "user name"}) {
+		t.Errorf("with User: left out %q", left)
+	}
+}
+
+// TestSameFingerprint: a run copied under the former default (which
+// dropped the user) is the same under the current default only when it
+// has no user; any other difference is a change.
+func TestSameFingerprint(t *testing.T) {
+	fp := "src-fp-1"
+	former := Chain{DropMetrics{"x"}, DropPersonal{User: true}}.Fingerprint(fp)
+	now := Chain{DropMetrics{"x"}, DropPersonal{}}.Fingerprint(fp)
+	for _, c := range []struct {
+		have, want, user string
+		same             bool
+	}{
+		{now, now, "alice", true},
+		{former, now, "", true},
+		{former, now, "alice", false}, // written again: it gains its user
+		{now, former, "", false},      // --drop-user after a default copy
+		{Chain{DropPersonal{User: true}}.Fingerprint(fp), now, "", false}, // another chain
+		{Chain{DropMetrics{"x"}, DropPersonal{User: true}}.Fingerprint("src-fp-2"), now, "", false},
+		{"", now, "", false},
+		{Chain{DropMetrics{"x"}, DropPersonal{former: formerPaths}}.Fingerprint(fp), now, "", false},
+	} {
+		if got := SameFingerprint(c.have, c.want, schema.Run{User: c.user}); got != c.same {
+			t.Errorf("SameFingerprint(%q, %q, user %q) = %v", c.have, c.want, c.user, got)
+		}
 	}
 }
 
@@ -216,7 +262,7 @@ func TestHomeFolders(t *testing.T) {
 	}
 }
 
-// TestDropPersonalHomeFolders: the user name and home folders leave every
+// TestDropPersonalHomeFolders: the home folders leave every
 // field and file runferry writes (the program, tags, damage notes, file
 // problems, W&B's metadata file at any depth), and nothing the user logged
 // changes; the step recorded by versions 11 and 12 still does what it did.
@@ -228,13 +274,13 @@ func TestDropPersonalHomeFolders(t *testing.T) {
 		Damage: []string{"/home/alice/wandb/run-1/run-1.wandb: offset 12: bad block"}}
 	got, left := DropPersonal{}.Run(in)
 	want := in
-	want.User, want.Program = "", "~/proj/train.py"
+	want.Program = "~/proj/train.py" // the user stays: attribution
 	want.Tags = []schema.Tag{{Key: "wandb.code_path", Value: "train.py"}, {Key: "wandb.program", Value: "~/proj/train.py"}}
 	want.Damage = []string{"~/wandb/run-1/run-1.wandb: offset 12: bad block"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Run = %+v\nwant %+v", got, want)
 	}
-	if !reflect.DeepEqual(left, []string{"user name", "home folder (program)", "home folder (tag wandb.program)", "home folder (damage note)"}) {
+	if !reflect.DeepEqual(left, []string{"home folder (program)", "home folder (tag wandb.program)", "home folder (damage note)"}) {
 		t.Errorf("left out %q", left)
 	}
 	if in.Tags[1].Value != "/Users/alice/proj/train.py" || in.Damage[0][0] != '/' {

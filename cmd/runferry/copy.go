@@ -105,6 +105,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		prefix      string
 		drop        []string
 		personal    bool
+		dropUser    bool
 		shardFlag   string
 		withDeleted bool
 		acceptGaps  bool
@@ -269,8 +270,14 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 				}
 			}
 			opt.Transform = append(opt.Transform, dropTransform(drop)...)
-			if _, shared := dst.(sinks.SharedView); shared && !personal {
-				opt.Transform = append(opt.Transform, transform.DropPersonal{})
+			_, shared := dst.(sinks.SharedView)
+			switch {
+			case dropUser && personal:
+				return usageError{fmt.Errorf("--drop-user and --keep-personal contradict each other: --keep-personal writes the run's user too")}
+			case dropUser && !shared:
+				return usageError{fmt.Errorf("--drop-user leaves the run's user out with the personal data left out of a destination all its users see (MLflow); %s keeps what the source had", dstLoc.Scheme)}
+			case shared && !personal:
+				opt.Transform = append(opt.Transform, transform.DropPersonal{User: dropUser})
 			}
 			if lookback < 0 {
 				return usageError{fmt.Errorf("--lookback must not be negative")}
@@ -372,7 +379,7 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 				"selection": sel.canonical(), "transform": opt.Transform.String(),
 				"concurrency": fmt.Sprint(concurrency), "retries": fmt.Sprint(retries),
 				"dry_run": fmt.Sprint(dryRun), "restart": fmt.Sprint(restart), "no_state": fmt.Sprint(noState),
-				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal),
+				"experiment_prefix": prefix, "keep_personal": fmt.Sprint(personal), "drop_user": fmt.Sprint(dropUser),
 				"force": fmt.Sprint(force), "lookback": lookback.String(), "propagate_deletes": fmt.Sprint(propagate), "shard": shard.String(),
 				"accept_gaps": fmt.Sprint(acceptGaps),
 			}
@@ -420,7 +427,8 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&withDeleted, "include-deleted", false, "also copy the experiments and runs SRC holds as deleted (MLflow sources: the same as SRC's ?deleted=true; they stay marked deleted in DST); without it they are left out and counted in the report")
 	f.BoolVar(&acceptGaps, "accept-gaps", false, "exit 0 although the source has gaps runferry cannot fill: runs read from damaged source data, files the source names but does not hold (a W&B artifact entry whose staged copy is gone); they are still named and counted (without it: exit 3, on every sync while the ledger knows the copy is incomplete). Damage notes a source only carries (an archive, SQL database or MLflow run written by runferry from damaged data) are named as inherited and do not need it")
-	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, user names, e-mail addresses, local paths, command lines, home folders: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives")
+	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, login names, e-mail addresses, local paths, command lines, home folders: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives. The run's user (MLflow's 'Created by', W&B's run user) is attribution and kept either way (see --drop-user)")
+	f.BoolVar(&dropUser, "drop-user", false, "also leave the run's user (MLflow's 'Created by', mlflow.user; W&B's run user) out of a destination all its users see (MLflow), named in the report's coverage like the other personal data")
 	return cmd
 }
 

@@ -60,8 +60,8 @@ func TestMLflowViewRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(raw, &rep); err != nil {
 			t.Fatal(err)
 		}
-		const by = " left out by drop-personal=host,email,executable,root,args,username,home (not copied)"
-		if rep.Options["keep_personal"] != "false" || rep.Options["transform"] != "drop-personal=host,email,executable,root,args,username,home" {
+		const by = " left out by drop-personal=host,email,executable,root,args,login,home (not copied)"
+		if rep.Options["keep_personal"] != "false" || rep.Options["transform"] != "drop-personal=host,email,executable,root,args,login,home" {
 			t.Errorf("%s: report options %v", src, rep.Options)
 		}
 		left := map[string]int64{}

@@ -15,6 +15,7 @@ import (
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sources"
+	"github.com/runferry/runferry/transform"
 )
 
 // plan lists the selected runs and drops those the ledger or the sink
@@ -409,7 +410,7 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 			return false, fault.Fatal(fmt.Errorf("state: %w", err))
 		}
 		if ok && e.Status == "committed" {
-			if fp != "" && e.Fingerprint == fp {
+			if fp != "" && j.sameContent(ctx, p, e.Fingerprint, fp) {
 				known = &e
 				return unchanged(e.DestID, "committed earlier (ledger)")
 			}
@@ -465,7 +466,7 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		}
 		switch st {
 		case sinks.RunComplete:
-			if fp != "" && have == fp {
+			if fp != "" && j.sameContent(ctx, p, have, fp) {
 				return unchanged("", "committed earlier (found in sink)")
 			}
 			p.reason = "changed since last transfer"
@@ -498,6 +499,25 @@ type headLedger interface {
 // only its DestID) when the ledger can give the entry without them
 // (headLedger): decoding every run's cursors was most of a no-change
 // plan's ledger work.
+// sameContent reports whether the run p, recorded with fingerprint have,
+// is written as the fingerprint fp says (transform.SameFingerprint): when
+// only the run's user can tell (a copy made under the former default
+// drop-personal, which dropped it), the run is read whole for it (a light
+// listing may not hold it); a run that cannot be read is called changed
+// (the worker meets the error again and reports it).
+func (j *job) sameContent(ctx context.Context, p *planned, have, fp string) bool {
+	if have == fp {
+		return true
+	}
+	if !transform.SameFingerprint(have, fp, schema.Run{}) {
+		return false
+	}
+	if err := j.readFull(ctx, p); err != nil {
+		return false
+	}
+	return transform.SameFingerprint(have, fp, p.run)
+}
+
 func (j *job) ledgerEntry(origin, fp string) (state.Entry, bool, error) {
 	if h, ok := j.opt.Ledger.(headLedger); ok {
 		e, found, err := h.Head(origin)

@@ -300,7 +300,11 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run, crash crashRule) {
 	r.Name = cmpOr(rr.DisplayName, md.Name, ri.id)
 	r.Labels = labels
 	r.Notes, r.Group, r.JobType = cmpOr(rr.Notes, md.Notes), rr.Group, cmpOr(rr.JobType, md.JobType)
-	r.User = cmpOr(env.Username, md.Username)
+	// The user the run's own records name is the run's user, as W&B
+	// showed it; wandb-metadata.json's "username" alone (SDKs that write
+	// no environment record) is the machine's login name, kept as a tag
+	// (transform.TagLogin) that drop-personal leaves out of MLflow.
+	r.User = env.Username
 	r.Host = cmpOr(rr.Host, env.Host, md.Host)
 	r.Program = cmpOr(env.Program, md.Program)
 	r.GitCommit = cmpOr(rr.GitCommit, env.GitCommit, md.GitCommit)
@@ -339,6 +343,9 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run, crash crashRule) {
 		"gpu_count":   count(int64(env.GPUCount), md.GPUCount),
 		"cpu_count":   count(int64(env.CPUCount), md.CPUCount),
 		"storage_id":  rr.StorageID,
+	}
+	if md.Username != r.User {
+		tags["username"] = md.Username
 	}
 	if len(m.segs) > 1 {
 		tags["segments"] = strconv.Itoa(len(m.segs))

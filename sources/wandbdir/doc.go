@@ -70,7 +70,9 @@
 //	RunRecord.tags (all segments)         Run.Labels
 //	RunRecord notes, run_group, job_type  Run.Notes, Group, JobType
 //	host (run record, environment, metadata)      Run.Host
-//	username (environment, wandb-metadata.json)   Run.User
+//	username (environment record)                 Run.User (the run's user: kept in MLflow)
+//	username (wandb-metadata.json) when another   tag wandb.username (the machine's login
+//	                                              name: drop-personal leaves it out of MLflow)
 //	program (environment, metadata)               Run.Program
 //	git remote / commit (run record, env, metadata) Run.GitRemote, GitCommit
 //	first segment's start_time            Run.Start (else environment started_at,

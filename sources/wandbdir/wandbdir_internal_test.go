@@ -20,7 +20,8 @@ import (
 )
 
 // legacyWant is what the hand-written pre-0.10 folder in testdata/legacy
-// holds, value for value.
+// holds, value for value. Its only user name is wandb-metadata.json's
+// "username", the machine's login name: a tag, not the run's user.
 func legacyWant(t *testing.T) *dataset.Dataset {
 	const runDir = "testdata/legacy/wandb/run-20200102_030405-old0run1"
 	exp := local(t, "testdata/legacy/wandb", "legacy")
@@ -28,7 +29,7 @@ func legacyWant(t *testing.T) *dataset.Dataset {
 	_, perr := wandbfile.ParseValueJSON("not json at all")
 	r := schema.Run{
 		Origin: local(t, "testdata/legacy/wandb", "legacy/old0run1"), Experiment: exp,
-		Name: "old0run1", User: "someone", Status: schema.StatusFinished,
+		Name: "old0run1", Status: schema.StatusFinished,
 		Start: start, End: time.UnixMilli(1577934280500).UTC(),
 		Tags: []schema.Tag{
 			{Key: "wandb.args", Value: `["--lr","0.01"]`}, {Key: "wandb.cpu_count", Value: "8"},
@@ -36,7 +37,7 @@ func legacyWant(t *testing.T) *dataset.Dataset {
 			{Key: "wandb.os", Value: "Linux-4.15.0"}, {Key: "wandb.project", Value: "legacy"},
 			{Key: "wandb.python", Value: "3.7.4"}, {Key: "wandb.root", Value: "/home/someone/project"},
 			{Key: "wandb.run_id", Value: "old0run1"}, {Key: "wandb.sdk_version", Value: "0.9.7"},
-			{Key: "wandb.state", Value: "finished"},
+			{Key: "wandb.state", Value: "finished"}, {Key: "wandb.username", Value: "someone"},
 		},
 		Host: "old-box", Program: "train.py", GitCommit: "abc123def456", GitRemote: "https://example.com/repo.git",
 		Config:  json.RawMessage(`{"layers":[64,32],"lr":0.01,"optimizer":{"momentum":"NaN","name":"sgd"}}`),
