@@ -496,3 +496,87 @@ func TestSourceOutputLogAppendCutShortContinued(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceOutputLogAppendBytes measures, at the real segment size
+// (8 MiB), the bytes of a W&B folder's own output.log an append sends
+// into MLflow: the SDK's folder with its output.log grown to about 23 MB
+// (500,000 lines) is synced, then synced again after 1,000 more lines,
+// through a recording proxy that sums the bodies uploaded to output*.log
+// (and, apart, to runferry/logs*.jsonl). It requires the append to send
+// at most two segments of output.log, and logs the sizes
+// (docs/BENCHMARKS.md, "Console output into MLflow"). It runs only with
+// RUNFERRY_MEASURE_CONSOLE=1.
+func TestSourceOutputLogAppendBytes(t *testing.T) {
+	if os.Getenv("RUNFERRY_MEASURE_CONSOLE") == "" {
+		t.Skip("a measurement: RUNFERRY_MEASURE_CONSOLE=1 runs it")
+	}
+	srv := testenv.SharedMLflow(t)
+	proxy := newRecordingProxy(t, srv.URL)
+	dir := t.TempDir()
+	const id = "outl0004"
+	sinktest.GrowWandb(t, dir, id, 0, 5)
+	logs, err := filepath.Glob(filepath.Join(dir, "wandb", "*run-*-"+id, "files", "output.log"))
+	if err != nil || len(logs) != 1 {
+		t.Fatalf("the SDK's output.log: %v %v", logs, err)
+	}
+	line := 0
+	grow := func(n int) int64 {
+		t.Helper()
+		f, err := os.OpenFile(logs[0], os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b []byte
+		for range n {
+			b = fmt.Appendf(b, "step %d: loss %.6f lr %.6f %s\n", line, 1/float64(line+1), 0.1/float64(line%100+1), strings.Repeat("=", line%13))
+			line++
+		}
+		if _, err := f.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	dst, read, _ := pair(t, proxy.srv.URL)
+	g := &sinktest.Growing{Dir: dir, Ledger: &sinktest.MemLedger{},
+		Sink: func(*testing.T) (sinks.Sink, func() error) { return dst, nil },
+		Read: func(*testing.T) sources.Source { return read() }}
+	sent := func() (out, jsonl int64, files int) {
+		for _, req := range proxy.take() {
+			if req.method != http.MethodPut || strings.Contains(req.path, "/append-base/") {
+				continue
+			}
+			if m := consoleFile.FindStringSubmatch(req.path); m != nil {
+				if strings.HasPrefix(m[1], "output") {
+					out += int64(len(req.body))
+					files++
+				} else {
+					jsonl += int64(len(req.body))
+				}
+			}
+		}
+		return out, jsonl, files
+	}
+	size1 := grow(500_000)
+	start := time.Now()
+	g.Sync(t)
+	d1 := time.Since(start)
+	out1, json1, f1 := sent()
+	size2 := grow(1_000)
+	start = time.Now()
+	second := g.Sync(t)
+	d2 := time.Since(start)
+	out2, json2, f2 := sent()
+	t.Logf("output.log %d bytes: first sync sent %d files, %d bytes of output*.log (%d of runferry/logs*.jsonl) in %v; "+
+		"grown to %d bytes (1,000 lines), the append sent %d files, %d bytes of output*.log (%d of runferry/logs*.jsonl) in %v (appended %v)",
+		size1, f1, out1, json1, d1.Round(time.Millisecond), size2, f2, out2, json2, d2.Round(time.Millisecond), second.Appended)
+	if !second.Appended || f2 > 2 || out2 > 2*(8<<20+200) {
+		t.Fatalf("the append sent %d files of output.log, %d bytes; want at most two segments", f2, out2)
+	}
+}
