@@ -258,6 +258,14 @@ type Coverage struct {
 	// output is one segment, LogsPath, of LogLines lines and digest
 	// LogsDigest (the only layout before segments, kept for small logs).
 	LogSegments []LogSegment `json:"log_segments,omitempty"`
+	// OutputSegments describes, when the source's own output.log (a W&B
+	// run's console file) is held in more than one segment
+	// (OutputSegmentPath: output.log, output.1.log, ...), each segment in
+	// order, cut as the console output is (a segment closed at the first
+	// line boundary at or beyond the segment size); absent, the file is
+	// held whole as output.log. FileDigests["output.log"] is the digest of
+	// the whole file either way; readers join the segments into it.
+	OutputSegments []LogSegment `json:"output_segments,omitempty"`
 	// Cursors is the engine's cursors document of the points the run
 	// holds (sinks.CursorKeeper), for appending without a ledger.
 	Cursors json.RawMessage `json:"cursors,omitempty"`
@@ -295,7 +303,8 @@ func LogSegmentPath(i int) string {
 // OutputSegmentPath is the path of the plain-text console output runferry
 // generates (when the source has no output.log of its own) for segment i:
 // output.log, then output.1.log, output.2.log, ... each holding the lines
-// of LogSegmentPath(i).
+// of LogSegmentPath(i). The segments of a source's own output.log
+// (Coverage.OutputSegments) have the same paths.
 func OutputSegmentPath(i int) string {
 	if i == 0 {
 		return "output.log"

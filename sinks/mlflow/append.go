@@ -427,6 +427,10 @@ type appendPlan struct {
 	// append cut short, which may have rewritten any of them).
 	logs          []mlflowconv.LogSegment
 	logsUntrusted bool
+	// outputSegs are the segments of the source's own output.log the copy
+	// holds (mlflowconv.Coverage.OutputSegments; none when it holds the
+	// file whole): see writeOutputLog.
+	outputSegs []mlflowconv.LogSegment
 	// generated lists the files the copy holds that runferry generated
 	// (mlflowconv.Coverage.Generated).
 	generated []string
@@ -461,7 +465,7 @@ func appendable(prev schema.Run, prevVersion int, r schema.Run, prevCov mlflowco
 		return nil, why
 	}
 	p := &appendPlan{last: last, prevSummary: map[string]float64{}, files: prevCov.FileDigests,
-		logs: prevCov.Segments(), generated: prevCov.Generated}
+		logs: prevCov.Segments(), generated: prevCov.Generated, outputSegs: prevCov.OutputSegments}
 	had := map[string]string{}
 	for _, p := range oldParams {
 		had[p.Key] = p.Value

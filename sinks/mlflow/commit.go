@@ -43,6 +43,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.deleteGone(ctx); err != nil {
 		return err
 	}
+	if err := w.deleteStaleOutputSegments(ctx); err != nil {
+		return err
+	}
 	if err := w.writeHeld(ctx); err != nil {
 		return err
 	}

@@ -211,7 +211,7 @@ func (w *writer) deleteStaleSegments(ctx context.Context, n int) error {
 		stale = append(stale, mlflowconv.LogSegmentPath(i))
 	}
 	for _, name := range w.app.generated {
-		if m := segmentName.FindStringSubmatch(name); m != nil && !slices.Contains(w.cov.Generated, name) {
+		if m := segmentName.FindStringSubmatch(name); m != nil && !slices.Contains(w.cov.Generated, name) && !w.outputSegment(name) {
 			stale = append(stale, name)
 		}
 	}
@@ -223,7 +223,7 @@ func (w *writer) deleteStaleSegments(ctx context.Context, n int) error {
 			}
 			for _, f := range files {
 				m := segmentName.FindStringSubmatch(f.Path)
-				if m == nil || f.IsDir || w.written[f.Path] {
+				if m == nil || f.IsDir || w.written[f.Path] || w.outputSegment(f.Path) {
 					continue
 				}
 				i, _ := strconv.Atoi(m[1] + m[2])

@@ -81,7 +81,9 @@
 //	                   beyond 8 MiB in segments: runferry/logs.1.jsonl, ... and
 //	                   output.1.log, ..., each closed at the first line boundary at or
 //	                   beyond 8 MiB (boundaries fixed by the lines before them), listed
-//	                   in the coverage file (log_segments); see console.go
+//	                   in the coverage file (log_segments); see console.go. The
+//	                   source's own output.log, beyond 8 MiB, in segments alike
+//	                   (output.log, output.1.log, ...; output_segments; see outputlog.go)
 //	rich values        runferry/rich_values.jsonl; the media files they name are the
 //	                   source's files and are copied as files
 //	images, tables     W&B "image-file" values also as MLflow step images (images/<key>+
@@ -239,7 +241,8 @@
 // that changed (MLflow cannot append to an artifact: a console that grew
 // sends its last, partial segment and the new ones, and a copy holding one
 // logs.jsonl beyond the segment size, as versions before segments wrote
-// it, is rewritten once into segments), replaces rich values, and at
+// it, is rewritten once into segments; a source's own output.log held in
+// segments likewise sends only its segments that changed), replaces rich values, and at
 // commit merges the coverage (mapped keys, fixups and count of the points
 // held come from the earlier coverage.json) and sets status, end time,
 // mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged

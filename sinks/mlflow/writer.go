@@ -418,6 +418,9 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 		}
 		return nil
 	}
+	if a.Path == sourceOutputLog {
+		return w.writeOutputLog(ctx, a, body)
+	}
 	if w.app != nil {
 		if old, had := w.app.files[a.Path]; had {
 			return w.sendChanged(ctx, p, a, body, old)
@@ -519,7 +522,7 @@ func (w *writer) deleteGoneContinued(ctx context.Context) error {
 		} else if strings.HasPrefix(p, mlflowconv.Dir) {
 			continue
 		}
-		if w.written[src] || slices.Contains(w.cov.Generated, p) {
+		if w.written[src] || slices.Contains(w.cov.Generated, p) || w.outputSegment(p) {
 			continue
 		}
 		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, p); err != nil {

@@ -79,13 +79,16 @@
 //   - Logs: runferry/logs.jsonl of runs runferry wrote, then, for a
 //     console held in segments, runferry/logs.1.jsonl, ... as many as the
 //     coverage file's log_segments name, in order. A run's own output.log
-//     is a file to MLflow and is listed as one.
+//     is a file to MLflow and is listed as one (by Artifacts).
 //   - Rich values: runferry/rich_values.jsonl.
 //   - Artifacts: artifacts/list, recursively, sorted by path, streamed
 //     through the mlflow-artifacts proxy (or /get-artifact for runs stored
 //     elsewhere). runferry/ and the files runferry generated (output.log and
 //     its segments output.1.log, ..., config.json) are left out of runs runferry wrote; runferry/files/ is
-//     listed under its original path.
+//     listed under its original path. A source's own output.log that runferry
+//     held in segments (the coverage file's output_segments) is listed once,
+//     as output.log, its segments read one after the other (size their sum,
+//     each segment's size checked against the coverage file).
 //   - Traces (sources.TraceReader, MLflow 3): traces/search (v3) per
 //     experiment, each trace's info, tags and request metadata, and its span
 //     document from the route the MLflow UI reads (ajax-api

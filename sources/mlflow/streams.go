@@ -357,7 +357,7 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 					if p, ok = strings.CutPrefix(p, mlflowconv.FilesDir); !ok {
 						continue
 					}
-				} else if slices.Contains(cov.Generated, p) {
+				} else if slices.Contains(cov.Generated, p) || outputSegment(cov, p) {
 					continue
 				}
 			}
@@ -368,6 +368,9 @@ func (s *Source) Artifacts(ctx context.Context, ref schema.Ref) iter.Seq2[schema
 			stored := f.Path
 			a.Open = func(ctx context.Context) (io.ReadCloser, error) {
 				return s.api.OpenArtifact(ctx, info.id, info.artifactURI, stored)
+			}
+			if info.runferry && p == mlflowconv.OutputSegmentPath(0) && len(cov.OutputSegments) > 1 {
+				a = s.joinedOutput(info, cov.OutputSegments)
 			}
 			out = append(out, a)
 		}
@@ -438,4 +441,88 @@ func (s *Source) loggedModelFiles(ctx context.Context, info *runInfo) ([]schema.
 		}
 	}
 	return out, nil
+}
+
+// outputSegment reports whether p is a segment beyond the first of the
+// source's own output.log as a runferry copy holds it
+// (mlflowconv.Coverage.OutputSegments): Artifacts lists the file once,
+// joined.
+func outputSegment(cov *mlflowconv.Coverage, p string) bool {
+	for i := 1; i < len(cov.OutputSegments); i++ {
+		if p == mlflowconv.OutputSegmentPath(i) {
+			return true
+		}
+	}
+	return false
+}
+
+// joinedOutput is the source's own output.log of a runferry copy that
+// holds it in segments: one file, the segments read one after the other,
+// its size their sum. A segment whose size is not the one recorded is an
+// error when read (the copy was changed since).
+func (s *Source) joinedOutput(info *runInfo, segs []mlflowconv.LogSegment) schema.Artifact {
+	var size int64
+	for _, seg := range segs {
+		size += seg.Bytes
+	}
+	a := schema.Artifact{Path: mlflowconv.OutputSegmentPath(0), Size: size}
+	a.Open = func(ctx context.Context) (io.ReadCloser, error) {
+		return &segmentsReader{ctx: ctx, s: s, info: info, segs: segs}, nil
+	}
+	return a
+}
+
+// segmentsReader reads the segments of a file in order, opening each when
+// the one before it ends.
+type segmentsReader struct {
+	ctx  context.Context
+	s    *Source
+	info *runInfo
+	segs []mlflowconv.LogSegment
+	i    int
+	n    int64 // bytes read of segment i
+	cur  io.ReadCloser
+}
+
+func (r *segmentsReader) Read(p []byte) (int, error) {
+	for {
+		if r.i >= len(r.segs) {
+			return 0, io.EOF
+		}
+		rel := mlflowconv.OutputSegmentPath(r.i)
+		if r.cur == nil {
+			body, err := r.s.api.OpenArtifact(r.ctx, r.info.id, r.info.artifactURI, rel)
+			if err != nil {
+				return 0, err
+			}
+			r.cur, r.n = body, 0
+		}
+		n, err := r.cur.Read(p)
+		r.n += int64(n)
+		if r.n > r.segs[r.i].Bytes {
+			return n, fault.Permanent(fmt.Errorf("mlflow run %s: %s holds more than the %d bytes its coverage file records", r.info.id, rel, r.segs[r.i].Bytes))
+		}
+		if errors.Is(err, io.EOF) {
+			_ = r.cur.Close()
+			r.cur = nil
+			if r.n != r.segs[r.i].Bytes {
+				return n, fault.Permanent(fmt.Errorf("mlflow run %s: %s holds %d bytes, its coverage file records %d", r.info.id, rel, r.n, r.segs[r.i].Bytes))
+			}
+			r.i++
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		return n, err
+	}
+}
+
+func (r *segmentsReader) Close() error {
+	if r.cur != nil {
+		err := r.cur.Close()
+		r.cur = nil
+		return err
+	}
+	return nil
 }
