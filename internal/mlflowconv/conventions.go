@@ -312,6 +312,37 @@ func OutputSegmentPath(i int) string {
 	return fmt.Sprintf("output.%d.log", i)
 }
 
+// StoredPath is where a copy into MLflow stores a source file of path p:
+// below FilesDir when p begins with Dir (the sink's own files) or has
+// the name of a console segment beyond the first (output.1.log, ...:
+// OutputSegmentPath), so that no source file and no file runferry writes
+// share a path; p itself otherwise. Readers map FilesDir+p back to p.
+func StoredPath(p string) string {
+	if strings.HasPrefix(p, Dir) || isLaterOutputSegment(p) {
+		return FilesDir + p
+	}
+	return p
+}
+
+// isLaterOutputSegment tells whether p is OutputSegmentPath(i) for an
+// i of 1 or more.
+func isLaterOutputSegment(p string) bool {
+	n, ok := strings.CutPrefix(p, "output.")
+	if !ok {
+		return false
+	}
+	n, ok = strings.CutSuffix(n, ".log")
+	if !ok || n == "" || n[0] == '0' {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // Segments returns the console segments the coverage describes: its
 // LogSegments, or the one segment of a copy written before segments (or
 // of a small log), or none when it holds no console output.

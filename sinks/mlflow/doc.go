@@ -95,7 +95,8 @@
 //	                   the two tags); media that cannot be shown so are counted
 //	                   (media_not_shown). Histograms and other values stay in the sidecar
 //	files              artifacts, streamed, size checked; a source path under runferry/
-//	                   goes under runferry/files/; files the source could not read are
+//	                   goes under runferry/files/, as does one named as a later
+//	                   console segment (output.1.log, ...); files the source could not read are
 //	                   listed with their problem in the coverage file; a source's MLflow
 //	                   logged models (files under mlflow-logged-models/<id>/) are
 //	                   re-created as logged models (see Logged models)

@@ -136,10 +136,7 @@ func (w *writer) readMedia(ctx context.Context, p string) ([]byte, bool, error) 
 	if !w.written[p] || w.cov.FileProblems[p] != "" {
 		return nil, false, nil
 	}
-	stored := p
-	if strings.HasPrefix(p, mlflowconv.Dir) {
-		stored = mlflowconv.FilesDir + p
-	}
+	stored := mlflowconv.StoredPath(p)
 	body, err := w.sink.api.OpenArtifact(ctx, w.run.RunID, w.run.ArtifactURI, stored)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s back for MLflow's media layout: %w", p, err)

@@ -383,7 +383,9 @@ func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) e
 const smallFile = 8 << 20
 
 // WriteArtifact uploads one file. Paths under runferry/ are moved below
-// runferry/files/, since runferry/ holds the sink's own files. A file the
+// runferry/files/, since runferry/ holds the sink's own files, and so are
+// paths named as the console's later segments (output.1.log, ...:
+// mlflowconv.StoredPath). A file the
 // source could not read is recorded in the coverage file with its problem.
 // Files under mlflow-logged-models/<model id>/ re-create the source's
 // logged model when the server has logged models (see models.go).
@@ -408,9 +410,7 @@ func (w *writer) WriteArtifact(ctx context.Context, a schema.Artifact, body io.R
 	if m, ok := strings.CutPrefix(p, mlflowapi.LoggedModelsDir); ok && path.Base(m) == mlflowapi.LoggedModelMeta {
 		w.cov.LoggedModelsAsFiles = append(w.cov.LoggedModelsAsFiles, path.Dir(m))
 	}
-	if strings.HasPrefix(p, mlflowconv.Dir) {
-		p = mlflowconv.FilesDir + p
-	}
+	p = mlflowconv.StoredPath(p)
 	if body == nil {
 		w.cov.FileProblems[a.Path] = a.Problem
 		if a.Problem == "" {
@@ -487,10 +487,7 @@ func (w *writer) deleteGone(ctx context.Context) error {
 		if w.written[p] {
 			continue
 		}
-		rel := p
-		if strings.HasPrefix(rel, mlflowconv.Dir) {
-			rel = mlflowconv.FilesDir + rel
-		}
+		rel := mlflowconv.StoredPath(p)
 		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
 			return fmt.Errorf("deleting %s (gone from the source): %w", rel, err)
 		}
