@@ -137,14 +137,7 @@ func TestRunUserKeptInMLflow(t *testing.T) {
 			t.Errorf("--drop-user: run %s: user_id %q, mlflow.user %q, want none", name, u[0], u[1])
 		}
 	}
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep transfer.Report
-	if err := json.Unmarshal(b, &rep); err != nil {
-		t.Fatal(err)
-	}
+	rep := readReport(t, report)
 	const kind = "user name left out by drop-personal=host,email,executable,root,args,username,home (not copied)"
 	n := 0
 	for _, r := range rep.Runs {
@@ -202,14 +195,7 @@ func TestSyncAfterFormerDefault(t *testing.T) {
 				t.Fatalf("%s: %q: exit %d\n%s\n%s", c.name, args, code, out, errOut)
 			}
 		}
-		b, err := os.ReadFile(report)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var rep transfer.Report
-		if err := json.Unmarshal(b, &rep); err != nil {
-			t.Fatal(err)
-		}
+		rep := readReport(t, report)
 		if len(rep.Runs) == 0 {
 			t.Fatalf("%s: no runs in the sync's report", c.name)
 		}

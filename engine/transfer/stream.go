@@ -6,9 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/runferry/runferry/internal/inflight"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -143,42 +140,26 @@ func (j *job) planAndTransfer(ctx context.Context, plannedAt *time.Time) error {
 		planErr = j.putIdle(pctx, idle)
 	}()
 
-	limit := j.opt.Concurrency
-	if m := j.dst.Limits().MaxInFlight; m > 0 {
-		limit = min(limit, m)
-	}
-	if j.dst.Limits().AdaptiveWrites {
-		j.writes = inflight.New(1, limit, limit)
-		defer func() { j.rep.WritesInFlight = j.writes.Settled() }()
-	}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(limit)
+	pool := j.newRunPool(ctx)
 	for {
-		p, ok := q.next(gctx)
+		p, ok := q.next(pool.ctx)
 		if !ok {
 			break
 		}
-		if gctx.Err() != nil {
-			j.interrupted(p)
-			continue
-		}
-		g.Go(func() error { return j.runWithRetries(gctx, p) })
+		pool.start(p)
 	}
-	if gctx.Err() != nil {
+	if pool.ctx.Err() != nil {
 		// A run's fatal error or the job's interruption: the plan stops,
 		// and the runs it had given are not started.
 		stopPlan()
 	}
 	<-planDone
-	if planErr != nil || gctx.Err() != nil {
+	if planErr != nil || pool.ctx.Err() != nil {
 		for _, p := range q.rest() {
 			j.interrupted(p)
 		}
 	}
-	err := g.Wait()
-	if err == nil && ctx.Err() != nil {
-		err = ctx.Err()
-	}
+	err := pool.wait(ctx)
 	if err == nil && planErr != nil {
 		err = planErr
 	}

@@ -27,25 +27,55 @@ import (
 // transfer runs the plan with up to Concurrency runs in flight. Only fatal
 // errors and cancellation end it early; run failures go into the report.
 func (j *job) transfer(ctx context.Context, plan []planned) error {
+	pool := j.newRunPool(ctx)
+	for _, p := range plan {
+		pool.start(p)
+	}
+	return pool.wait(ctx)
+}
+
+// runPool transfers the runs it is given, each with runWithRetries, with
+// up to Concurrency in flight (fewer when the destination's MaxInFlight is
+// lower), and adapts the writes in flight when the destination asks for
+// it (Limits.AdaptiveWrites). It serves both the planned-first transfer
+// and the streamed one (planAndTransfer).
+type runPool struct {
+	j   *job
+	g   *errgroup.Group
+	ctx context.Context // ends with a run's fatal error or the job's cancellation
+}
+
+func (j *job) newRunPool(ctx context.Context) *runPool {
 	limit := j.opt.Concurrency
 	if m := j.dst.Limits().MaxInFlight; m > 0 {
 		limit = min(limit, m)
 	}
 	if j.dst.Limits().AdaptiveWrites {
 		j.writes = inflight.New(1, limit, limit)
-		defer func() { j.rep.WritesInFlight = j.writes.Settled() }()
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(limit)
-	for i := range plan {
-		p := plan[i]
-		if gctx.Err() != nil {
-			j.interrupted(p)
-			continue
-		}
-		g.Go(func() error { return j.runWithRetries(gctx, p) })
+	return &runPool{j: j, g: g, ctx: gctx}
+}
+
+// start transfers p, waiting for a slot; once the pool's context has
+// ended, p is reported interrupted instead.
+func (r *runPool) start(p planned) {
+	if r.ctx.Err() != nil {
+		r.j.interrupted(p)
+		return
 	}
-	err := g.Wait()
+	r.g.Go(func() error { return r.j.runWithRetries(r.ctx, p) })
+}
+
+// wait waits for every run started and returns the first fatal error, or
+// ctx's error when the job was interrupted; it records the writes in
+// flight the adaptive limit settled on.
+func (r *runPool) wait(ctx context.Context) error {
+	err := r.g.Wait()
+	if r.j.writes != nil {
+		r.j.rep.WritesInFlight = r.j.writes.Settled()
+	}
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}

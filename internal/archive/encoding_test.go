@@ -51,18 +51,8 @@ func extremeMetrics() []schema.Metric {
 // them back with the archive's reader, with pyarrow, and (steps) with
 // DuckDB.
 func TestMetricsEncodingRoundTrip(t *testing.T) {
-	base := dataset.Canonical()
-	run := &dataset.RunData{Run: schema.Run{Origin: schema.Ref{System: "memory", ID: "extreme"},
-		Experiment: base.Experiments[0].Origin, Name: "extreme", Status: schema.StatusFinished,
-		Start: base.Runs[0].Run.Start, End: base.Runs[0].Run.End}, Metrics: extremeMetrics()}
-	d := &dataset.Dataset{Experiments: base.Experiments[:1], Runs: []*dataset.RunData{run}}
-	dir := filepath.Join(t.TempDir(), "archive")
-	write(t, dir, d)
-	expectEqual(t, dir, d)
-
-	python := testenv.Python(t)
-	script := filepath.Join(t.TempDir(), "read.py")
-	os.WriteFile(script, []byte(`
+	run, dir := oneRunArchive(t, "extreme", extremeMetrics())
+	out := runPython(t, dir, `
 import glob, json, sys
 import duckdb, pyarrow as pa, pyarrow.parquet as pq
 f = glob.glob(sys.argv[1] + "/metrics/*/*.parquet")[0]
@@ -72,15 +62,7 @@ steps = t.column("step").to_pylist()
 assert [r[0] for r in duckdb.execute("select step from read_parquet(?)", [f]).fetchall()] == steps, "duckdb steps differ"
 print(json.dumps([t.column("key").to_pylist(), steps,
                   t.column("time").cast(pa.int64()).to_pylist(), t.column("value").to_pylist()]))
-`), 0o644)
-	out, err := exec.Command(python, script, dir).Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("pyarrow reader: %v\n%s", err, stderr)
-	}
+`)
 	var cols struct {
 		keys   []string
 		steps  []int64
@@ -128,22 +110,12 @@ func TestMetricValuesByteStreamSplit(t *testing.T) {
 		loss = loss*0.9999 + r.NormFloat64()*1e-3
 		values = append(values, loss)
 	}
-	base := dataset.Canonical()
 	var metrics []schema.Metric
 	for i, v := range values {
 		metrics = append(metrics, schema.Metric{Key: "v", Step: int64(i), Time: int64(1_700_000_000_000 + i), Value: v})
 	}
-	run := &dataset.RunData{Run: schema.Run{Origin: schema.Ref{System: "memory", ID: "values"},
-		Experiment: base.Experiments[0].Origin, Name: "values", Status: schema.StatusFinished,
-		Start: base.Runs[0].Run.Start, End: base.Runs[0].Run.End}, Metrics: metrics}
-	d := &dataset.Dataset{Experiments: base.Experiments[:1], Runs: []*dataset.RunData{run}}
-	dir := filepath.Join(t.TempDir(), "archive")
-	write(t, dir, d)
-	expectEqual(t, dir, d)
-
-	python := testenv.Python(t)
-	script := filepath.Join(t.TempDir(), "read.py")
-	os.WriteFile(script, []byte(`
+	_, dir := oneRunArchive(t, "values", metrics)
+	out := runPython(t, dir, `
 import glob, json, math, struct, sys
 import duckdb, pyarrow.parquet as pq
 f = glob.glob(sys.argv[1] + "/metrics/*/*.parquet")[0]
@@ -155,15 +127,7 @@ con = duckdb.connect()
 con.execute("set enable_progress_bar = false")
 print(json.dumps([encodings, [bits(v) for v in t.column("value").to_pylist()],
                   [bits(r[0]) for r in con.execute("select value from read_parquet(?) order by step", [f]).fetchall()]]))
-`), 0o644)
-	out, err := exec.Command(python, script, dir).Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("pyarrow reader: %v\n%s", err, stderr)
-	}
+`)
 	var encodings, fromArrow, fromDuckDB []string
 	if err := json.Unmarshal(out, &[]any{&encodings, &fromArrow, &fromDuckDB}); err != nil {
 		t.Fatal(err)
@@ -190,4 +154,43 @@ print(json.dumps([encodings, [bits(v) for v in t.column("value").to_pylist()],
 			t.Errorf("%s read %d values, want %d; first difference at row %d", name, len(got), len(want), i)
 		}
 	}
+}
+
+// oneRunArchive writes, into a new archive, a dataset of one finished run
+// (origin memory/id, in the canonical dataset's first experiment) holding
+// metrics, checks that the archive's reader gives it back whole, and
+// returns the run and the archive's directory.
+func oneRunArchive(t *testing.T, id string, metrics []schema.Metric) (*dataset.RunData, string) {
+	t.Helper()
+	base := dataset.Canonical()
+	run := &dataset.RunData{Run: schema.Run{Origin: schema.Ref{System: "memory", ID: id},
+		Experiment: base.Experiments[0].Origin, Name: id, Status: schema.StatusFinished,
+		Start: base.Runs[0].Run.Start, End: base.Runs[0].Run.End}, Metrics: metrics}
+	d := &dataset.Dataset{Experiments: base.Experiments[:1], Runs: []*dataset.RunData{run}}
+	dir := filepath.Join(t.TempDir(), "archive")
+	write(t, dir, d)
+	expectEqual(t, dir, d)
+	return run, dir
+}
+
+// runPython runs the Python script src (the test venv's Python, with
+// pyarrow and DuckDB) with the archive directory dir as its argument and
+// returns what it printed; the test fails, with the script's stderr, when
+// it fails (and is skipped without the venv).
+func runPython(t *testing.T, dir, src string) []byte {
+	t.Helper()
+	python := testenv.Python(t)
+	script := filepath.Join(t.TempDir(), "read.py")
+	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(python, script, dir).Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("pyarrow reader: %v\n%s", err, stderr)
+	}
+	return out
 }

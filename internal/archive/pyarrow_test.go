@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -58,20 +56,11 @@ print("\n".join(sorted(out)))
 // DuckDB read every table back; every row and column type must be what
 // the format specifies.
 func TestIndependentReader(t *testing.T) {
-	python := testenv.Python(t)
+	testenv.Python(t) // before writing: skipped without the venv
 	dir := filepath.Join(t.TempDir(), "archive")
 	d := dataset.Canonical()
 	write(t, dir, d)
-	script := filepath.Join(t.TempDir(), "read.py")
-	os.WriteFile(script, []byte(readerScript), 0o644)
-	out, err := exec.Command(python, script, dir).Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("pyarrow reader: %v\n%s", err, stderr)
-	}
+	out := runPython(t, dir, readerScript)
 	got := strings.Split(strings.TrimSpace(string(out)), "\n")
 	want := expectedRows(d)
 	if !slices.Equal(got, want) {

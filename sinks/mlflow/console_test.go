@@ -23,6 +23,7 @@ import (
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
+	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/mlflow"
 	"github.com/runferry/runferry/sinks/parquetdir"
 	"github.com/runferry/runferry/sinks/sinktest"
@@ -161,17 +162,7 @@ func TestConsoleAppendedInSegments(t *testing.T) {
 	opt := transfer.Options{Ledger: &sinktest.MemLedger{}, Backoff: func(int) time.Duration { return time.Millisecond }}
 	copyOnce := func(ds *dataset.Dataset) transfer.RunResult {
 		t.Helper()
-		rep, err := transfer.Copy(ctx, memsrc.New(ds), dst, opt)
-		if err != nil || rep.Totals.Failed != 0 {
-			t.Fatalf("copy: %v %+v", err, rep.Totals)
-		}
-		for _, r := range rep.Runs {
-			if r.Origin == big {
-				return r
-			}
-		}
-		t.Fatalf("no result for run %s", big)
-		return transfer.RunResult{}
+		return copyRun(t, dst, opt, ds, big)
 	}
 	segs := func(from, to int) []string {
 		var out []string
@@ -319,6 +310,31 @@ func TestConsoleAppendedInSegments(t *testing.T) {
 	}
 }
 
+// copyRun copies ds (through memsrc) into dst with opt and returns the
+// result of the run whose origin is origin; the test fails when the copy
+// fails, a run fails, or the report has no result for that run.
+func copyRun(t *testing.T, dst sinks.Sink, opt transfer.Options, ds *dataset.Dataset, origin string) transfer.RunResult {
+	t.Helper()
+	rep, err := transfer.Copy(context.Background(), memsrc.New(ds), dst, opt)
+	if err != nil || rep.Totals.Failed != 0 {
+		t.Fatalf("copy: %v %+v", err, rep.Totals)
+	}
+	return resultOf(t, rep, origin)
+}
+
+// resultOf returns rep's result for the run whose origin is origin; the
+// test fails when there is none.
+func resultOf(t *testing.T, rep *transfer.Report, origin string) transfer.RunResult {
+	t.Helper()
+	for _, r := range rep.Runs {
+		if r.Origin == origin {
+			return r
+		}
+	}
+	t.Fatalf("no result for run %s", origin)
+	return transfer.RunResult{}
+}
+
 func keysOf(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
@@ -349,17 +365,7 @@ func TestConsoleOldLayoutAppended(t *testing.T) {
 	opt := transfer.Options{Ledger: &sinktest.MemLedger{}, Backoff: func(int) time.Duration { return time.Millisecond }}
 	copyTo := func(dst *mlflow.Sink, opt transfer.Options, ds *dataset.Dataset) transfer.RunResult {
 		t.Helper()
-		rep, err := transfer.Copy(ctx, memsrc.New(ds), dst, opt)
-		if err != nil || rep.Totals.Failed != 0 {
-			t.Fatalf("copy: %v %+v", err, rep.Totals)
-		}
-		for _, r := range rep.Runs {
-			if r.Origin == big {
-				return r
-			}
-		}
-		t.Fatalf("no result for run %s", big)
-		return transfer.RunResult{}
+		return copyRun(t, dst, opt, ds, big)
 	}
 	first := copyTo(dst, opt, early)
 	files, cov := runFiles(t, api, first.DestID)
@@ -421,13 +427,7 @@ func TestDryRunOfAnAppendIntoMLflow(t *testing.T) {
 		if err != nil || rep.Totals.Failed != 0 {
 			t.Fatalf("copy (dry run %v): %v %+v", dry, err, rep.Totals)
 		}
-		for _, r := range rep.Runs {
-			if r.Origin == big {
-				return r
-			}
-		}
-		t.Fatalf("no result for run %s", big)
-		return transfer.RunResult{}
+		return resultOf(t, rep, big)
 	}
 	run(early, false)
 	plan := run(grown, true)
@@ -488,13 +488,7 @@ func TestConsoleAppendCutShortContinued(t *testing.T) {
 	opt := transfer.Options{Ledger: &sinktest.MemLedger{}, Backoff: func(int) time.Duration { return time.Millisecond }}
 	result := func(rep *transfer.Report) transfer.RunResult {
 		t.Helper()
-		for _, r := range rep.Runs {
-			if r.Origin == big {
-				return r
-			}
-		}
-		t.Fatalf("no result for run %s", big)
-		return transfer.RunResult{}
+		return resultOf(t, rep, big)
 	}
 	rep, err := transfer.Copy(ctx, memsrc.New(early), dst, opt)
 	if err != nil || rep.Totals.Failed != 0 {

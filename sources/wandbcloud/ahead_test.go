@@ -2,11 +2,8 @@ package wandbcloud_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
-	"time"
 
-	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources/wandbcloud"
 )
@@ -19,21 +16,7 @@ import (
 func TestExportsDownloadedAhead(t *testing.T) {
 	const nruns, rows = 60, 5
 	keys := []string{"loss", "acc"}
-	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
-	var runs []*wandbtest.Run
-	for i := range nruns {
-		at := start.Add(time.Duration(i) * time.Second)
-		g := &wandbtest.Generated{Rows: rows, Keys: keys,
-			Time:  func(r int) float64 { return float64(at.Unix()) + float64(r) },
-			Value: func(r, k int) float64 { return float64(i*100 + r*10 + k) }}
-		runs = append(runs, &wandbtest.Run{ID: fmt.Sprintf("r%04d", i), State: "finished", CreatedAt: at, HeartbeatAt: at,
-			Summary:   map[string]any{"loss": g.Value(rows-1, 0), "acc": g.Value(rows-1, 1)},
-			Generated: g, Export: &wandbtest.Export{Files: 1}})
-	}
-	d := &wandbtest.Data{Entity: "fixture-entity", Username: "tester", SyncedAt: start,
-		Projects: []*wandbtest.Project{{Name: "p", CreatedAt: start, Runs: runs}}}
-	srv := wandbtest.New(d, key)
-	t.Cleanup(srv.Close)
+	srv := generatedProject(t, nruns, rows, keys, true)
 	exp := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/p"}
 
 	for _, tc := range []struct {

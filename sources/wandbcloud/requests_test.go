@@ -2,7 +2,6 @@ package wandbcloud_test
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -13,7 +12,6 @@ import (
 	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/wandbapi"
-	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 	"github.com/runferry/runferry/sinks"
 	"github.com/runferry/runferry/sinks/memory"
 )
@@ -28,20 +26,7 @@ func TestFirstCopyAsksEachPageOnce(t *testing.T) {
 	const pages, rows = 3, 4
 	nruns := pages * wandbapi.RunsPageSize
 	keys := []string{"loss", "acc"}
-	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
-	var runs []*wandbtest.Run
-	for i := range nruns {
-		at := start.Add(time.Duration(i) * time.Second)
-		g := &wandbtest.Generated{Rows: rows, Keys: keys,
-			Time:  func(r int) float64 { return float64(at.Unix()) + float64(r) },
-			Value: func(r, k int) float64 { return float64(i*100 + r*10 + k) }}
-		runs = append(runs, &wandbtest.Run{ID: fmt.Sprintf("r%04d", i), State: "finished", CreatedAt: at, HeartbeatAt: at,
-			Generated: g, Export: &wandbtest.Export{Files: 1}})
-	}
-	d := &wandbtest.Data{Entity: "fixture-entity", Username: "tester", SyncedAt: start,
-		Projects: []*wandbtest.Project{{Name: "p", CreatedAt: start, Runs: runs}}}
-	srv := wandbtest.New(d, key)
-	t.Cleanup(srv.Close)
+	srv := generatedProject(t, nruns, rows, keys, false)
 	ledgerPath := filepath.Join(t.TempDir(), "ledger.db")
 	dst := memory.New(sinks.Limits{})
 
@@ -94,20 +79,7 @@ func TestFirstRunCommittedBeforeLastPage(t *testing.T) {
 	const pages, rows = 2, 4
 	nruns := pages * wandbapi.RunsPageSize
 	keys := []string{"loss", "acc"}
-	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
-	var runs []*wandbtest.Run
-	for i := range nruns {
-		at := start.Add(time.Duration(i) * time.Second)
-		g := &wandbtest.Generated{Rows: rows, Keys: keys,
-			Time:  func(r int) float64 { return float64(at.Unix()) + float64(r) },
-			Value: func(r, k int) float64 { return float64(i*100 + r*10 + k) }}
-		runs = append(runs, &wandbtest.Run{ID: fmt.Sprintf("r%04d", i), State: "finished", CreatedAt: at, HeartbeatAt: at,
-			Generated: g, Export: &wandbtest.Export{Files: 1}})
-	}
-	d := &wandbtest.Data{Entity: "fixture-entity", Username: "tester", SyncedAt: start,
-		Projects: []*wandbtest.Project{{Name: "p", CreatedAt: start, Runs: runs}}}
-	srv := wandbtest.New(d, key)
-	t.Cleanup(srv.Close)
+	srv := generatedProject(t, nruns, rows, keys, false)
 	committed := make(chan struct{})
 	var once sync.Once
 	var held, released atomic.Int32
