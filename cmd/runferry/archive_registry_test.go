@@ -279,17 +279,16 @@ func copyOK(t *testing.T, src, dst, reportFile string) transfer.Report {
 // tables pyarrow and DuckDB read as the source's registry, and restored
 // from the archive into a second MLflow server, where MLflow's client
 // reads it with every version pointing at that server's copy of its run.
-// Both servers are the package's shared ones: the test's experiment and
-// models carry a prefix of its own, which the source location reads
-// through ?experiment-prefix= and ?registry-prefix= (every other test's
-// runs and models left out) and the restore writes under.
+// The source is a server of the test's own (the copies read its whole
+// registry); the second server is the shared other side, where the test's
+// experiments and models have names of their own.
 // check passes for both legs and end to end; re-running both copies
 // changes nothing (no snapshot, no version created twice); and check finds
 // a version the archive lost or holds changed, and a damaged table file.
 func TestRegistryThroughArchive(t *testing.T) {
-	a, b, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), uniquePrefix(t)
+	a, b, p := testenv.StartMLflow(t), testenv.SharedMLflowOther(t), uniquePrefix(t)
 	// make_registry.py --dump prints registryOf(t, a.URL, p) last.
-	made := strings.TrimSpace(string(runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p, "--experiment="+p+"registry-src", "--dump")))
+	made := strings.TrimSpace(string(runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p, "--dump")))
 	var srcDump regDump
 	if err := json.Unmarshal([]byte(made[strings.LastIndexByte(made, '\n')+1:]), &srcDump); err != nil {
 		t.Fatalf("make_registry.py --dump printed %q: %v", made, err)
@@ -303,7 +302,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	}
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
-	locA, locB, locArch := "mlflow+"+a.URL+"?experiment-prefix="+p+"&registry-prefix="+p, "mlflow+"+b.URL+"?experiment-prefix="+p, "parquet:"+arch
+	locA, locB, locArch := "mlflow+"+a.URL, "mlflow+"+b.URL+"?experiment-prefix="+p, "parquet:"+arch
 	report := filepath.Join(dir, "report.json")
 
 	rep := copyOK(t, locA, locArch, report)

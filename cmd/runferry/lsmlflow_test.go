@@ -75,7 +75,7 @@ func TestMLflowLsAndPlanAreLight(t *testing.T) {
 		seen = map[string]int{}
 		return got
 	}
-	src := "mlflow+" + proxy.URL + "?experiment-prefix=" + prefix + "&registry-prefix=" + prefix // other tests' models on the shared server are not its
+	src := "mlflow+" + proxy.URL + "?experiment-prefix=" + prefix
 
 	code, out, errOut := runCLI(t, "ls", src)
 	if code != 0 || !strings.Contains(out, "run0") || !strings.Contains(out, "run2") {
