@@ -14,6 +14,11 @@ BIN            ?= bin
 # One static binary: no cgo in any build, whatever the environment says.
 export CGO_ENABLED := 0
 
+# Every build and test compiles with -trimpath: no local folder is in a binary, and a
+# package's compile no longer depends on the folder it is in, so TestBuiltBinaryReportsCommit's
+# build in a clone of the checkout finds `make test`'s compiles in the build cache.
+export GOFLAGS := $(strip $(filter-out -trimpath,$(GOFLAGS)) -trimpath)
+
 export RUNFERRY_VENV := $(VENV)
 
 .PHONY: all build venv test lint fuzz bench demo fixtures clean distclean screenshots

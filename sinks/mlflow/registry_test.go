@@ -3,6 +3,7 @@ package mlflow_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -69,10 +70,12 @@ func pyScript(t *testing.T, script string, args ...string) []byte {
 	return out
 }
 
-func dumpRegistry(t *testing.T, url string) registryDump {
+// dumpRegistry is dump_registry.py's reading of the server's models whose
+// names start with prefix.
+func dumpRegistry(t *testing.T, url, prefix string) registryDump {
 	t.Helper()
 	var d registryDump
-	if err := json.Unmarshal(pyScript(t, "dump_registry.py", url), &d); err != nil {
+	if err := json.Unmarshal(pyScript(t, "dump_registry.py", url, prefix), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -171,12 +174,16 @@ func copyJobWith(t *testing.T, src sources.Source, dst sinks.Sink, opt transfer.
 // versions from two runs, descriptions, tags, aliases, stages, a model
 // without versions) arrives in another MLflow server as MLflow's client
 // reads it, each version pointing at the destination's copy of its run;
-// a second copy changes nothing and creates no version.
+// a second copy changes nothing and creates no version. Both servers are
+// the package's shared ones: the test's experiments and models carry a
+// prefix of its own, which the source reads through ?experiment-prefix=
+// and ?registry-prefix= (every other test's models left out).
 func TestRegistryCopied(t *testing.T) {
-	srcSrv := testenv.StartMLflow(t)
-	dstSrv := testenv.StartMLflow(t)
-	// make_registry.py --dump prints dumpRegistry(t, srcSrv.URL) last.
-	made := strings.TrimSpace(string(pyScript(t, "make_registry.py", srcSrv.URL, "--dump")))
+	srcSrv := testenv.SharedMLflow(t)
+	dstSrv := testenv.SharedMLflowOther(t)
+	p := fmt.Sprintf("regcopy-%d-", time.Now().UnixNano())
+	// make_registry.py --dump prints dumpRegistry(t, srcSrv.URL, p) last.
+	made := strings.TrimSpace(string(pyScript(t, "make_registry.py", srcSrv.URL, "--prefix="+p, "--experiment="+p+"registry-src", "--dump")))
 	var srcDump registryDump
 	if err := json.Unmarshal([]byte(made[strings.LastIndexByte(made, '\n')+1:]), &srcDump); err != nil {
 		t.Fatalf("make_registry.py --dump printed %q: %v", made, err)
@@ -185,11 +192,11 @@ func TestRegistryCopied(t *testing.T) {
 		t.Fatalf("make_registry.py made %+v", srcDump)
 	}
 	open := func() (sources.Source, sinks.Sink) {
-		src, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srcSrv.URL}})
+		src, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: srcSrv.URL}, ExperimentPrefix: p, RegistryPrefix: p})
 		if err != nil {
 			t.Fatal(err)
 		}
-		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}})
+		dst, err := mlflow.New(mlflow.Config{API: mlflowapi.Config{BaseURL: dstSrv.URL}, ExperimentPrefix: p})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,14 +213,14 @@ func TestRegistryCopied(t *testing.T) {
 	if n := rep.Coverage[mlflow.CoverageRegistryUpdated]; n != 4 {
 		t.Errorf("report coverage %v: want the update times of 2 models and 2 versions counted as not kept", rep.Coverage)
 	}
-	got := dumpRegistry(t, dstSrv.URL)
+	got := dumpRegistry(t, dstSrv.URL, p)
 	want := expectedRegistry(t, srcSrv.URL, srcDump, got.Runs)
 	sameRegistry(t, "first copy", want, withoutCreated(got))
-	checkRegistry(t, srcSrv.URL, dstSrv.URL, nil)
+	checkRegistry(t, srcSrv.URL, dstSrv.URL, p, nil)
 
 	src, dst = open()
 	copyJob(t, src, dst)
-	sameRegistry(t, "second copy", want, withoutCreated(dumpRegistry(t, dstSrv.URL)))
+	sameRegistry(t, "second copy", want, withoutCreated(dumpRegistry(t, dstSrv.URL, p)))
 
 	// What a user changes in the destination's registry, check sees.
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: dstSrv.URL})
@@ -221,27 +228,28 @@ func TestRegistryCopied(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := api.SetRegisteredModelAlias(ctx, "fraud-detector", "champion", "1"); err != nil {
+	if err := api.SetRegisteredModelAlias(ctx, p+"fraud-detector", "champion", "1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := api.TransitionModelVersionStage(ctx, "fraud-detector", "2", "Staging"); err != nil {
+	if err := api.TransitionModelVersionStage(ctx, p+"fraud-detector", "2", "Staging"); err != nil {
 		t.Fatal(err)
 	}
-	checkRegistry(t, srcSrv.URL, dstSrv.URL, []string{
-		`registered model fraud-detector: aliases: source [{"Alias":"champion","Version":2},{"Alias":"first","Version":1}], destination [{"Alias":"champion","Version":1},{"Alias":"first","Version":1}]`,
-		`registered model fraud-detector: version 2 stage: source Production, destination Staging`,
+	checkRegistry(t, srcSrv.URL, dstSrv.URL, p, []string{
+		`registered model ` + p + `fraud-detector: aliases: source [{"Alias":"champion","Version":2},{"Alias":"first","Version":1}], destination [{"Alias":"champion","Version":1},{"Alias":"first","Version":1}]`,
+		`registered model ` + p + `fraud-detector: version 2 stage: source Production, destination Staging`,
 	})
 }
 
-// checkRegistry runs check from the MLflow server src to dst and compares
-// its differences with want.
-func checkRegistry(t *testing.T, src, dst string, want []string) {
+// checkRegistry runs check between the experiments and registered models
+// under prefix on src and on dst (the copy's), and requires 2 models compared
+// with the differences want.
+func checkRegistry(t *testing.T, src, dst, prefix string, want []string) {
 	t.Helper()
-	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: src}})
+	s, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: src}, ExperimentPrefix: prefix, RegistryPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: dst}})
+	d, err := mlsrc.New(mlsrc.Config{API: mlflowapi.Config{BaseURL: dst}, ExperimentPrefix: prefix, RegistryPrefix: prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,10 @@ type Config struct {
 	ExperimentPrefix string
 	// Deleted also reads deleted experiments and runs.
 	Deleted bool
+	// RegistryPrefix keeps only registered models whose name starts with
+	// it (names unchanged); the others are not read, as runs outside a
+	// filter are not. Empty reads the whole registry.
+	RegistryPrefix string
 }
 
 // Description describes the source for the registry, `runferry backends`
@@ -46,6 +50,7 @@ location is refused.`,
 		Options: append([]location.Option{
 			{Name: "experiment-prefix", Help: "Read only experiments whose name starts with this, and remove it from their names."},
 			{Name: "deleted", Default: "false", Help: "Also read deleted experiments and runs (true/false)."},
+			{Name: "registry-prefix", Help: "Read only registered models whose name starts with this (names unchanged); the others are not listed, copied or checked."},
 		}, mlflowapi.EnvOptions...),
 		Example: "mlflow+http://127.0.0.1:5000?deleted=true",
 	}
@@ -58,7 +63,7 @@ func ParseConfig(loc location.Location, getenv func(string) string) (Config, err
 	if err != nil {
 		return Config{}, err
 	}
-	c := Config{API: api, ExperimentPrefix: loc.Query("experiment-prefix")}
+	c := Config{API: api, ExperimentPrefix: loc.Query("experiment-prefix"), RegistryPrefix: loc.Query("registry-prefix")}
 	if v := loc.Query("deleted"); v != "" {
 		if c.Deleted, err = strconv.ParseBool(v); err != nil {
 			return Config{}, fmt.Errorf("mlflow: deleted=%q: want true or false", v)

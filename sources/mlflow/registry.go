@@ -22,7 +22,8 @@ var _ sources.RegistryReader = (*Source)(nil)
 // set when the version's source lies under that run's artifacts (or is a
 // runs:/ URI). A version runferry wrote shows the number it had in its
 // source (runferry.version; aliases follow), and its creation time there.
-// Keys under "runferry." are bookkeeping, not tags.
+// Keys under "runferry." are bookkeeping, not tags. With a RegistryPrefix,
+// only models whose name starts with it are yielded.
 func (s *Source) RegisteredModels(ctx context.Context) iter.Seq2[schema.RegisteredModel, error] {
 	return func(yield func(schema.RegisteredModel, error) bool) {
 		if err := s.open(); err != nil {
@@ -37,6 +38,9 @@ func (s *Source) RegisteredModels(ctx context.Context) iter.Seq2[schema.Register
 			if err != nil {
 				yield(schema.RegisteredModel{}, err)
 				return
+			}
+			if !strings.HasPrefix(listed.Name, s.cfg.RegistryPrefix) {
+				continue
 			}
 			m, err := s.api.GetRegisteredModel(ctx, listed.Name) // search answers lack aliases
 			if err != nil {

@@ -1,6 +1,6 @@
 """Create a model registry on an MLflow server with MLflow's own client.
 
-Usage: python make_registry.py TRACKING_URI [--more] [--prefix=PREFIX] [--dump]
+Usage: python make_registry.py TRACKING_URI [--more] [--prefix=PREFIX] [--experiment=NAME] [--dump]
 
 Writes one experiment "registry-src" with two runs that each hold a small
 model folder, and the registered model "fraud-detector": version 1 from the
@@ -13,7 +13,8 @@ second run's as a runs:/ URI, and from an external URI with no run; each
 with its own description, tags and stage (Archived, Staging, None), and
 the aliases legacy, prod and candidate. PREFIX, when given, starts every
 registered model's name (registered model names are global to a server:
-tests sharing one keep apart). Prints a JSON object with the run ids.
+tests sharing one keep apart). NAME, when given, names the experiment instead
+of "registry-src". Prints a JSON object with the run ids.
 With --dump it then prints, on its last line, what dump_registry.py
 TRACKING_URI PREFIX prints (that script, run in this process: MLflow
 imported once for both, about 6 s of CPU less than a second process).
@@ -30,7 +31,7 @@ uri = sys.argv[1]
 prefix = next((a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--prefix=")), "")
 mlflow.set_tracking_uri(uri)
 client = MlflowClient(uri)
-exp = mlflow.set_experiment("registry-src")
+exp = mlflow.set_experiment(next((a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("--experiment=")), "registry-src"))
 runs = []
 for i in (1, 2):
     with mlflow.start_run(run_name=f"train-{i}") as run:
