@@ -82,24 +82,11 @@ func splitLines(r io.Reader, limit int64) ([]logSeg, error) {
 // append cut short (logsUntrusted), every segment is sent: that append may
 // have rewritten any of them.
 func (w *writer) writeOutputLog(ctx context.Context, a schema.Artifact, body io.Reader) error {
-	tmp, err := newSpool()
+	tmp, n, d, err := w.spoolArtifact(a, body)
 	if err != nil {
 		return err
 	}
 	defer tmp.remove()
-	h := sha256.New()
-	n, err := io.Copy(tmp.b, io.TeeReader(body, h))
-	if err == nil {
-		err = tmp.b.Flush()
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", a.Path, err)
-	}
-	if a.Size >= 0 && n != a.Size {
-		return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes, expected %d", a.Path, n, a.Size))
-	}
-	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	w.cov.FileDigests[a.Path] = d
 	segs, err := splitLines(io.NewSectionReader(tmp.f, 0, n), logSegmentBytes)
 	if err != nil {
 		return fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))

@@ -452,28 +452,43 @@ func (w *writer) sendChanged(ctx context.Context, rel string, a schema.Artifact,
 		}
 		return w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, rel, b)
 	}
-	tmp, err := newSpool()
+	tmp, n, d, err := w.spoolArtifact(a, body)
 	if err != nil {
 		return err
 	}
 	defer tmp.remove()
-	n, err := io.Copy(tmp.b, io.TeeReader(body, h))
-	if err == nil {
-		err = tmp.b.Flush()
-	}
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", a.Path, err)
-	}
-	if a.Size >= 0 && n != a.Size {
-		return fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes, expected %d", a.Path, n, a.Size))
-	}
-	d := "sha256:" + hex.EncodeToString(h.Sum(nil))
-	w.cov.FileDigests[a.Path] = d
 	if d == old {
 		w.keptFiles, w.keptBytes = w.keptFiles+1, w.keptBytes+n
 		return nil
 	}
 	return w.sink.api.UploadFile(ctx, w.run.ArtifactURI, rel, tmp.f.Name())
+}
+
+// spoolArtifact copies body, the content of a, into a new spool, hashing
+// it on the way; it checks the size the source gave and records the
+// digest in the coverage file's FileDigests. The caller removes the
+// spool; on an error there is none.
+func (w *writer) spoolArtifact(a schema.Artifact, body io.Reader) (tmp *spool, n int64, digest string, err error) {
+	tmp, err = newSpool()
+	if err != nil {
+		return nil, 0, "", err
+	}
+	h := sha256.New()
+	n, err = io.Copy(tmp.b, io.TeeReader(body, h))
+	if err == nil {
+		err = tmp.b.Flush()
+	}
+	if err != nil {
+		tmp.remove()
+		return nil, 0, "", fmt.Errorf("reading %s: %w", a.Path, err)
+	}
+	if a.Size >= 0 && n != a.Size {
+		tmp.remove()
+		return nil, 0, "", fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes, expected %d", a.Path, n, a.Size))
+	}
+	digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	w.cov.FileDigests[a.Path] = digest
+	return tmp, n, digest, nil
 }
 
 // deleteGone removes, appending, the files the run holds that the source
