@@ -52,10 +52,12 @@ var options = []location.Option{
 		Name: "crashed-after",
 		Help: "How long a run whose log has no exit record may have been silent before it counts " +
 			"as crashed, as W&B shows it once its heartbeat stops (a Go duration such as 90s, 10m, " +
-			"2h; default 5m). Silent since: the later of the last record's time and the log file's " +
-			"modification time (pre-0.10 folders: heartbeatAt and their files' times). A crashed " +
-			"run is FAILED with the tag wandb.state=crashed; a run heard from within the duration " +
-			"is RUNNING with wandb.state=running.",
+			"2h; default 5m). A run is live only while both its own records (their latest time: " +
+			"history, system metrics, console output, the run's start; pre-0.10 folders also " +
+			"heartbeatAt) and its log file (its modification time; pre-0.10 folders: their " +
+			"files' times) are newer than that, so a crashed run in a folder copied without its " +
+			"times (cp -r, rsync without -t, unzip) is crashed. A crashed run is FAILED with the " +
+			"tag wandb.state=crashed; a live one is RUNNING with wandb.state=running.",
 	},
 	{
 		Name: "artifact-cache",

@@ -438,8 +438,9 @@ func (c crashRule) crashed(since time.Time) bool {
 //   - a damaged log without either (statusUnknown): FAILED, state
 //     unknown, whatever its times say;
 //   - otherwise the run is live (RUNNING, state running) or, silent for
-//     longer than crash.after (see silentSince), crashed: FAILED, state
-//     crashed, as W&B shows a run whose heartbeat stopped.
+//     longer than crash.after by its records or by its files (see
+//     silentSince), crashed: FAILED, state crashed, as W&B shows a run
+//     whose heartbeat stopped.
 func runState(last *segMeta, md metadata, crash crashRule) (schema.RunStatus, string) {
 	if e := last.exit; e != nil && !e.NotComplete {
 		return status(int64(e.ExitCode)), ""
@@ -469,34 +470,51 @@ func runState(last *segMeta, md metadata, crash crashRule) (schema.RunStatus, st
 	return schema.StatusRunning, stateRunning
 }
 
-// silentSince is when a run's last segment was last heard from: the latest
-// of its start, the last timestamp in its records (history, stats,
-// console), and the modification time of its log (`.wandb`; before 0.10
-// wandb-history.jsonl, wandb-events.jsonl, wandb-metadata.json, whose
-// heartbeatAt counts too, and output.log). The zero time if nothing tells.
+// silentSince is when a run's last segment was last heard from, as both
+// its own records and its files tell it: the earlier of
+//   - the latest time its records carry: the segment's start, the last
+//     timestamp in its records (history `_timestamp`, stats, console;
+//     before 0.10 also wandb-metadata.json's heartbeatAt), and
+//   - the latest modification time of its log (`.wandb`; before 0.10
+//     wandb-history.jsonl, wandb-events.jsonl, wandb-metadata.json,
+//     output.log and wandb-summary.json).
+//
+// A run is live only while both are recent: a folder copied without its
+// times (cp -r, rsync without -t, unzip) has new files but old records,
+// and a crashed run in it is silent since its last record; a log left
+// untouched is silent since its file's time, whatever its records say (a
+// writer's clock running ahead). Either alone decides when the other is
+// not known; the zero time if neither is.
 func silentSince(last *segMeta, md metadata) time.Time {
-	t := last.seg.start
-	later := func(u time.Time) {
-		if u.After(t) {
-			t = u
+	var records, files time.Time
+	later := func(t *time.Time, u time.Time) {
+		if u.After(*t) {
+			*t = u
 		}
 	}
+	later(&records, last.seg.start)
 	if last.lastTime > 0 {
-		later(time.UnixMilli(last.lastTime))
+		later(&records, time.UnixMilli(last.lastTime))
 	}
 	paths := []string{last.seg.wandbFile}
 	if last.seg.wandbFile == "" {
-		later(md.HeartbeatAt)
+		later(&records, md.HeartbeatAt)
 		dir := last.seg.filesDir()
 		paths = []string{filepath.Join(last.seg.dir, "wandb-history.jsonl"), filepath.Join(last.seg.dir, "wandb-events.jsonl"),
 			filepath.Join(dir, "wandb-metadata.json"), filepath.Join(dir, "output.log"), filepath.Join(dir, "wandb-summary.json")}
 	}
 	for _, p := range paths {
 		if fi, err := os.Stat(p); err == nil {
-			later(fi.ModTime())
+			later(&files, fi.ModTime())
 		}
 	}
-	return t
+	switch {
+	case records.IsZero():
+		return files
+	case files.IsZero() || records.Before(files):
+		return records
+	}
+	return files
 }
 
 // times returns the run's start and end. Start: the first segment's run

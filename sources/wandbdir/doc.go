@@ -93,13 +93,21 @@
 //	                                      heartbeat, FAILED with tag wandb.state=crashed when
 //	                                      silent longer than crashed-after (default 5m), else
 //	                                      RUNNING with wandb.state=running. Silent since: the
-//	                                      latest of the segment's start, its last record
-//	                                      time and its log's modification time, judged
-//	                                      against the time the source was opened
+//	                                      earlier of the latest time the run's own records
+//	                                      carry (the segment's start, its last record's
+//	                                      time) and its log's modification time, judged
+//	                                      against the time the source was opened: live
+//	                                      only while both are recent, so a crashed run in
+//	                                      a folder copied without its times (cp -r, rsync
+//	                                      without -t, unzip) is crashed; a live run whose
+//	                                      records stay silent longer (no history, system
+//	                                      metrics or console output) needs a longer
+//	                                      crashed-after
 //	wandb-metadata.json before 0.10       Run.Status from state (finished, failed, killed,
 //	(no .wandb)                           kept in wandb.state) or exitcode (wandb.exit_code);
 //	                                      state running: judged as above, heartbeatAt and
-//	                                      the folder's files' times telling the silence;
+//	                                      history times as the records', the folder's
+//	                                      files' times as the log's;
 //	                                      project (the run's experiment), name, notes,
 //	                                      jobType
 //	RunRecord.config + config records     Run.Config (JSON object, `_wandb` removed); from

@@ -211,14 +211,17 @@ func TestResumedStepsGoBack(t *testing.T) {
 }
 
 // TestTruncatedLog reads a `.wandb` file cut in the middle of a record:
-// the run keeps every row before the cut and reports the damage.
+// the run keeps every row before the cut and reports the damage. Its
+// records and its file are a minute old: a truncated end alone is what a
+// live writer leaves, so the run is RUNNING.
 func TestTruncatedLog(t *testing.T) {
 	root := t.TempDir()
 	dir := filepath.Join(root, "wandb", "run-20250101_000000-cut1")
 	var recs [][]byte
-	recs = append(recs, runRecord("cut1", "p", time.Unix(1735689600, 0)))
+	start := time.Now().Add(-time.Minute).Truncate(time.Second)
+	recs = append(recs, runRecord("cut1", "p", start))
 	for i := range 3000 {
-		recs = append(recs, historyRecord(int64(i), 1735689600+float64(i), map[string]string{"loss": fmt.Sprint(i)}))
+		recs = append(recs, historyRecord(int64(i), float64(start.Unix())+float64(i)/100, map[string]string{"loss": fmt.Sprint(i)}))
 	}
 	writeRunFolder(t, dir, recs...)
 	log := filepath.Join(dir, "run-cut1.wandb")

@@ -250,23 +250,28 @@ func FuzzLineSplitter(f *testing.F) {
 // TestLegacyStateAndProject reads pre-0.10 run folders of two projects side
 // by side: each run lands in the experiment its wandb-metadata.json names
 // (not the folder's), with the state and exit code recorded there; a run
-// whose state stayed "running" is judged by its silence.
+// whose state stayed "running" is judged by its silence: live while its
+// files and its heartbeatAt are both recent, crashed when either is old (a
+// folder copied without its times has new files and an old heartbeat).
 func TestLegacyStateAndProject(t *testing.T) {
 	const fixture = "testdata/legacy/wandb/run-20200102_030405-old0run1"
 	root := t.TempDir()
 	old := time.Now().Add(-time.Hour)
 	runs := []struct {
 		id, project, state string
-		exit               any // nil: no exitcode recorded
-		fresh              bool
+		exit               any  // nil: no exitcode recorded
+		fresh              bool // files written now (else an hour ago)
+		beating            bool // heartbeatAt now (else in 2020)
 		status             schema.RunStatus
 		wantState, code    string
 	}{
-		{"alpha001", "alpha", "finished", 0, false, schema.StatusFinished, "finished", "0"},
-		{"beta0001", "beta", "failed", 1, false, schema.StatusFailed, "failed", "1"},
-		{"beta0002", "beta", "killed", 255, false, schema.StatusKilled, "killed", "255"},
-		{"beta0003", "beta", "running", nil, false, schema.StatusFailed, "crashed", ""},
-		{"beta0004", "beta", "running", nil, true, schema.StatusRunning, "running", ""},
+		{"alpha001", "alpha", "finished", 0, false, false, schema.StatusFinished, "finished", "0"},
+		{"beta0001", "beta", "failed", 1, false, false, schema.StatusFailed, "failed", "1"},
+		{"beta0002", "beta", "killed", 255, false, false, schema.StatusKilled, "killed", "255"},
+		{"beta0003", "beta", "running", nil, false, false, schema.StatusFailed, "crashed", ""},
+		{"beta0004", "beta", "running", nil, true, true, schema.StatusRunning, "running", ""},
+		{"beta0005", "beta", "running", nil, true, false, schema.StatusFailed, "crashed", ""},
+		{"beta0006", "beta", "running", nil, false, true, schema.StatusFailed, "crashed", ""},
 	}
 	for _, r := range runs {
 		dir := filepath.Join(root, "wandb", "run-20200102_030405-"+r.id)
@@ -284,6 +289,9 @@ func TestLegacyStateAndProject(t *testing.T) {
 		}
 		md := map[string]any{"startedAt": "2020-01-02T03:04:05", "heartbeatAt": "2020-01-02T03:05:00",
 			"project": r.project, "state": r.state, "name": "name-" + r.id}
+		if r.beating {
+			md["heartbeatAt"] = time.Now().UTC().Format("2006-01-02T15:04:05.000000")
+		}
 		if r.exit != nil {
 			md["exitcode"] = r.exit
 		}

@@ -451,9 +451,10 @@ func copyTree(t *testing.T, src, dst string) {
 // TestCrashedAfterSilence reads the run the real SDK wrote before its
 // process was SIGKILLed (no exit record): silent for longer than
 // crashed-after it is FAILED with wandb.state=crashed, as W&B shows a run
-// whose heartbeat stopped; a log written to within the threshold is a live
-// run, RUNNING. The log's last record is days old, so only the file's
-// modification time keeps it live.
+// whose heartbeat stopped; a run whose log and records are both within the
+// threshold is a live run, RUNNING. The log's last record is days old: a
+// log written a minute ago (a folder copied without its times) does not
+// make it live (rev1); only a threshold longer than the records' age does.
 func TestCrashedAfterSilence(t *testing.T) {
 	folders, _ := filepath.Glob(filepath.Join(fixtures, "wandb", "offline-run-*-fxc00003"))
 	if len(folders) != 1 {
@@ -491,8 +492,8 @@ func TestCrashedAfterSilence(t *testing.T) {
 	}{
 		{"silent an hour", time.Hour, "", schema.StatusFailed, "crashed"},
 		{"silent six minutes", 6 * time.Minute, "", schema.StatusFailed, "crashed"},
-		{"written a minute ago", time.Minute, "", schema.StatusRunning, "running"},
-		{"silent an hour, threshold 2h", time.Hour, "?crashed-after=2h", schema.StatusRunning, "running"},
+		{"written a minute ago, records days old", time.Minute, "", schema.StatusFailed, "crashed"},
+		{"silent an hour, threshold past the records' age", time.Hour, "?crashed-after=1000000h", schema.StatusRunning, "running"},
 		{"written a minute ago, threshold 30s", time.Minute, "?crashed-after=30s", schema.StatusFailed, "crashed"},
 	}
 	for _, c := range cases {
@@ -516,7 +517,7 @@ func TestCrashedAfterSilence(t *testing.T) {
 		t.Fatal(err)
 	}
 	fingerprints = map[string]bool{}
-	read("?crashed-after=2h")
+	read("?crashed-after=1000000h")
 	read("")
 	if len(fingerprints) != 2 {
 		t.Errorf("fingerprints by status %v: want a live and a crashed one that differ", fingerprints)
