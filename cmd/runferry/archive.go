@@ -243,7 +243,10 @@ func (a *app) archiveSummaryCmd() *cobra.Command {
 name (as 'ls' names it), the snapshot that wrote it, metric points, file bodies
 (distinct contents: a run's files with the same bytes are stored once, so a copy
 that counts files may count more) and their bytes, and the bytes of the run's
-tables, then the totals. Reads the manifest and the experiments' own files.`,
+tables, then the totals: the bodies stored, each counted once however many runs
+hold it (the distinct sha256 of the artifacts table), and, when runs share
+bodies, what the FILE BODIES column adds up to. Reads the manifest and the
+experiments' own files.`,
 		Example: "  runferry archive summary ./demo-archive",
 		Args:    exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -251,7 +254,7 @@ tables, then the totals. Reads the manifest and the experiments' own files.`,
 			if err != nil {
 				return err
 			}
-			runs, err := archive.Summary(path)
+			runs, tot, err := archive.SummaryWithTotals(path)
 			if err != nil {
 				return err
 			}
@@ -261,25 +264,34 @@ tables, then the totals. Reads the manifest and the experiments' own files.`,
 			}
 			tw := tabwriter.NewWriter(a.stdout, 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN\tEXPERIMENT\tSNAPSHOT\tPOINTS\tFILE BODIES\tBODY BYTES\tTABLE BYTES")
-			var points, bytes, bodyBytes int64
-			var files int
 			for _, r := range runs {
 				exp := r.Experiment
 				if name, ok := names[exp]; ok {
 					exp = name
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\n", r.Origin, exp, r.Snapshot, r.Points, r.Files, bytesText(r.FileBytes), bytesText(r.Bytes))
-				points += r.Points
-				files += r.Files
-				bodyBytes += r.FileBytes
-				bytes += r.Bytes
 			}
 			tw.Flush()
-			fmt.Fprintf(a.stdout, "%s, %s, %s of %s (a run's files with the same content are one body), %s of tables\n",
-				counted(len(runs), "run"), counted(points, "point"), counted(files, "file body", "file bodies"), bytesText(bodyBytes), bytesText(bytes))
+			fmt.Fprintln(a.stdout, summaryTotalsLine(tot))
 			return nil
 		},
 	}
+}
+
+// summaryTotalsLine is archive summary's closing line: the bodies the
+// archive stores for its runs, each once however many files and runs hold
+// its content, and, when runs share bodies, what the FILE BODIES column
+// adds up to (each run's bodies, a shared one counted with each run), so
+// that neither reads as the other.
+func summaryTotalsLine(t archive.SummaryTotals) string {
+	shared := ""
+	if t.RunBodies != t.Bodies || t.RunBodyBytes != t.BodyBytes {
+		shared = fmt.Sprintf("; the runs' FILE BODIES add up to %d of %s, a body held by several runs counted in each",
+			t.RunBodies, bytesText(t.RunBodyBytes))
+	}
+	return fmt.Sprintf("%s, %s, %s of %s stored (files with the same content are one body, in one run or across runs%s), %s of tables",
+		counted(t.Runs, "run"), counted(t.Points, "point"), counted(t.Bodies, "file body", "file bodies"), bytesText(t.BodyBytes), shared,
+		bytesText(t.TableBytes))
 }
 
 // experimentNames maps the origin of each experiment of the archive at arg

@@ -56,8 +56,8 @@ func TestSummaryReconcilesWithTheCopy(t *testing.T) {
 		total += b
 	}
 	last := lines[len(lines)-1]
-	if !strings.Contains(last, strconv.Itoa(points)+" points, "+strconv.Itoa(total)+" file bodies of ") ||
-		!strings.Contains(last, "(a run's files with the same content are one body)") || !strings.HasSuffix(last, " of tables") {
+	if !strings.Contains(last, strconv.Itoa(points)+" points, ") || !strings.Contains(last, " stored (files with the same content are one body, in one run or across runs") ||
+		!strings.Contains(last, "the runs' FILE BODIES add up to "+strconv.Itoa(total)+" of ") || !strings.HasSuffix(last, " of tables") {
 		t.Errorf("closing line %q", last)
 	}
 

@@ -20,17 +20,45 @@ type RunSummary struct {
 	Bytes     int64 // bytes of the run's table (data) files, not counting bodies
 }
 
+// SummaryTotals is what the current runs of an archive hold together.
+type SummaryTotals struct {
+	Runs   int
+	Points int64
+	// Bodies and BodyBytes count the distinct artifact bodies the runs
+	// reference, each once however many files of one run or of several
+	// runs hold its content: the bodies blobs/ holds for them (the
+	// distinct sha256 values of the artifacts table).
+	Bodies    int
+	BodyBytes int64
+	// RunBodies and RunBodyBytes add up the runs' Files and FileBytes: a
+	// body held by k runs is counted k times, so they exceed Bodies and
+	// BodyBytes when runs share a body.
+	RunBodies    int
+	RunBodyBytes int64
+	TableBytes   int64 // the runs' table (data) files
+}
+
 // Summary lists the current runs of the archive at root, sorted by origin,
 // from the manifest alone (no data file is read).
 func Summary(root string) ([]RunSummary, error) {
+	runs, _, err := SummaryWithTotals(root)
+	return runs, err
+}
+
+// SummaryWithTotals is Summary with the runs' totals, in which a body that
+// several runs hold is counted once (SummaryTotals.Bodies) as well as
+// once per run (RunBodies).
+func SummaryWithTotals(root string) ([]RunSummary, SummaryTotals, error) {
 	st, err := LoadState(root)
 	if err != nil {
-		return nil, err
+		return nil, SummaryTotals{}, err
 	}
 	if st.Manifest.Created.IsZero() && st.Pending == 0 {
-		return nil, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
+		return nil, SummaryTotals{}, fmt.Errorf("%s is not a runferry archive (no %s)", root, ManifestFile)
 	}
 	out := make([]RunSummary, 0, len(st.Manifest.Runs))
+	tot := SummaryTotals{Runs: len(st.Manifest.Runs)}
+	bodies := map[string]int64{}
 	for _, r := range st.Manifest.Runs {
 		s := RunSummary{Origin: r.Origin, Experiment: r.Experiment, Snapshot: r.Snapshot, Points: r.Points, Files: len(r.Blobs)}
 		for _, f := range r.Files {
@@ -38,10 +66,19 @@ func Summary(root string) ([]RunSummary, error) {
 		}
 		for _, b := range r.Blobs {
 			s.FileBytes += b.Bytes
+			bodies[b.SHA256] = b.Bytes
 		}
+		tot.Points += s.Points
+		tot.RunBodies += s.Files
+		tot.RunBodyBytes += s.FileBytes
+		tot.TableBytes += s.Bytes
 		out = append(out, s)
 	}
-	return out, nil
+	tot.Bodies = len(bodies)
+	for _, n := range bodies {
+		tot.BodyBytes += n
+	}
+	return out, tot, nil
 }
 
 // SnapshotSummary describes one snapshot still held (snapshots/<n>.json).
