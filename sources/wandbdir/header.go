@@ -102,15 +102,23 @@ func (t tailInfo) exitDecides() bool {
 // timestamp when times is set. A log that cannot be read gives what was
 // read before the failure (the full read names it).
 func readTail(seg *segment, size int64, times bool) tailInfo {
-	t, _ := scanTail(seg, size, false, times)
+	t, _ := scanTail(seg, size, false, times, tailBytes)
+	if times && t.lastTime == 0 && size > tailBytes {
+		// No timed record in the tail (a log ending in large records
+		// without a time, such as an artifact's manifest): the whole log is
+		// read for its latest time, so that the header judges the run's
+		// silence as the full read does (silentSince).
+		whole, _ := scanTail(seg, size, false, true, size)
+		t.lastTime = whole.lastTime
+	}
 	return t
 }
 
-// scanTail is readTail; with wantRun it also returns the run record among
+// scanTail is readTail reading the last window bytes; with wantRun it also returns the run record among
 // the log's first headerRecords records when the tail read starts at the
 // log's start (a log of at most tailBytes), as firstRunRecord finds it: so
 // discovery reads such a log once for both.
-func scanTail(seg *segment, size int64, wantRun, times bool) (tailInfo, *wandbfile.Run) {
+func scanTail(seg *segment, size int64, wantRun, times bool, window int64) (tailInfo, *wandbfile.Run) {
 	t := tailInfo{timed: times}
 	var run *wandbfile.Run
 	f, err := openLog(seg.wandbFile)
@@ -119,7 +127,7 @@ func scanTail(seg *segment, size int64, wantRun, times bool) (tailInfo, *wandbfi
 	}
 	defer f.Close()
 	name := seg.name(seg.wandbFile)
-	rd, err := wandbfile.NewTailReader(f, size, name, tailBytes)
+	rd, err := wandbfile.NewTailReader(f, size, name, window)
 	if err != nil {
 		return t, nil
 	}

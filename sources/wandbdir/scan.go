@@ -230,7 +230,7 @@ func (s *segment) identify(cache *logCache) {
 		} else if fi != nil && fi.Size() <= tailBytes {
 			// A small log is read once, for its run record and its tail
 			// (kept as runInfo.tail keeps it).
-			t, run := scanTail(s, fi.Size(), true, false)
+			t, run := scanTail(s, fi.Size(), true, false, tailBytes)
 			t.id = s.ident
 			s.tailCache, rr = &t, run
 		} else {

@@ -4,9 +4,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/runferry/runferry/internal/wandbfile"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -31,6 +34,36 @@ func TestSilenceFromRecordsAndFiles(t *testing.T) {
 		{"both an hour old, threshold 2h", time.Hour, time.Hour, 2 * time.Hour, schema.StatusRunning, "running"},
 		{"both a minute old, threshold 30s", time.Minute, time.Minute, 30 * time.Second, schema.StatusFailed, "crashed"},
 	}
+	// The header reads the log's last blocks: a log ending in a large
+	// record without a time (here a 200 KiB config update after the last
+	// history row) is read whole for its latest time, so the header judges
+	// as the full read does. The run started an hour ago.
+	bigConfig, err := wandbfile.AppendRecord(nil, &wandbfile.Record{Kind: wandbfile.KindConfig, Config: &wandbfile.Config{
+		Update: []wandbfile.Item{{Key: "big", ValueJSON: strconv.Quote(strings.Repeat("x", 200<<10))}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("untimed tail, records recent", func(t *testing.T) {
+		root := t.TempDir()
+		dir := filepath.Join(root, "wandb", "offline-run-20260101_000000-bigtail1")
+		last := time.Now().Add(-time.Minute)
+		writeRunFolder(t, dir, runRecord("bigtail1", "silence", time.Now().Add(-time.Hour)),
+			historyRecord(0, float64(last.UnixMilli())/1000, map[string]string{"loss": "1"}), bigConfig)
+		src, err := New(Config{Root: root})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		full, light := allRuns(t, src), headers(t, src)
+		if len(full) != 1 || len(light) != 1 {
+			t.Fatalf("%d runs, %d headers, want 1", len(full), len(light))
+		}
+		for what, r := range map[string]schema.Run{"run": full[0], "header": light[0]} {
+			if r.Status != schema.StatusRunning || tagValue(r, "wandb.state") != "running" {
+				t.Errorf("%s: status %s, wandb.state %q; want RUNNING, running", what, r.Status, tagValue(r, "wandb.state"))
+			}
+		}
+	})
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			root := t.TempDir()
