@@ -109,6 +109,7 @@ func (a *app) copyCmd(verb string) *cobra.Command {
 		shardFlag   string
 		withDeleted bool
 		acceptGaps  bool
+		allowSame   bool
 	)
 	short := "Copy runs from SRC to DST, skipping what DST already holds"
 	long := `Copy every selected run from SRC to DST: metadata, params, tags, the full metric
@@ -206,6 +207,12 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			if host, same := sameMLflowServer(args[0], args[1], prefix); same {
 				return usageError{fmt.Errorf("SRC and DST are the same MLflow server (%s): a copy would write each of its runs again beside itself; name another server as DST, or give an experiment prefix (?experiment-prefix=, --experiment-prefix) to make copies on purpose", host)}
 			}
+			if kind, what, same := sameLocation(args[0], args[1]); same {
+				if kind == "archive" {
+					return usageError{fmt.Errorf("SRC and DST are the same archive (%s): its runs are there already, and a copy into itself would only write a snapshot of them again; name another archive as DST (an earlier snapshot is read with SRC's ?snapshot=N)", what)}
+				}
+				return usageError{fmt.Errorf("SRC and DST are the same database (%s): its runs are there already, and a copy into itself would only write them again; name another database as DST", what)}
+			}
 			ctx := cmd.Context()
 			if withDeleted {
 				if args[0], err = a.includeDeleted(args[0]); err != nil {
@@ -236,6 +243,18 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			dst, dstLoc, err := a.openSink(ctx, args[1])
 			if err != nil {
 				return err
+			}
+			// One MLflow store reached another way (another address, or its
+			// own store read directly) is recognised by what both sides
+			// hold, before anything is planned: a copy would double every
+			// native run.
+			if !dstPrefixed(args[1], prefix) {
+				if ev, ok := compareStores(ctx, src, dst); ok {
+					if err := sameStoreError(ev, mlflowHost(args[1]), allowSame); err != nil {
+						dst.Close()
+						return err
+					}
+				}
 			}
 			// A destination this user cannot write stops the job before
 			// the plan (a dry run writes nothing, and is not stopped).
@@ -426,6 +445,7 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 	f.StringSliceVar(&drop, "drop-metrics", nil, "leave out metric keys matching this glob, e.g. 'system/*' (repeatable)")
 	f.StringVar(&shardFlag, "shard", "", "move only shard K of N (K/N, K from 1 to N; 'auto' reads JOB_COMPLETION_INDEX with RUNFERRY_SHARDS, or SLURM_ARRAY_TASK_ID/MIN/COUNT): runs are split by a fixed hash of their origin, each shard keeps its own ledger file, --state with .shard-K-of-N before the extension (see docs/SHARDING.md)")
 	f.BoolVar(&withDeleted, "include-deleted", false, "also copy the experiments and runs SRC holds as deleted (MLflow sources: the same as SRC's ?deleted=true; they stay marked deleted in DST); without it they are left out and counted in the report")
+	f.BoolVar(&allowSame, "allow-same-store", false, "go on although SRC and DST look like one MLflow store or copies of one (some experiments with the same id, name and creation time on both sides, as a cloned database that went its own way has); not when they hold exactly the same experiments")
 	f.BoolVar(&acceptGaps, "accept-gaps", false, "exit 0 although the source has gaps runferry cannot fill: runs read from damaged source data, files the source names but does not hold (a W&B artifact entry whose staged copy is gone); they are still named and counted (without it: exit 3, on every sync while the ledger knows the copy is incomplete). Damage notes a source only carries (an archive, SQL database or MLflow run written by runferry from damaged data) are named as inherited and do not need it")
 	f.BoolVar(&personal, "keep-personal", false, "also write personal data (host names, login names, e-mail addresses, local paths, command lines, home folders: docs/MLFLOW-MAPPING.md) into a destination all its users see (MLflow); by default it is left out there, named in the report's coverage, and kept in archives. The run's user (MLflow's 'Created by', W&B's run user) is attribution and kept either way (see --drop-user)")
 	f.BoolVar(&dropUser, "drop-user", false, "also leave the run's user (MLflow's 'Created by', mlflow.user; W&B's run user) out of a destination all its users see (MLflow), named in the report's coverage like the other personal data")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
 	"time"
@@ -420,4 +421,13 @@ func (s *Sink) supersede(ctx context.Context, r mlflowapi.Run) error {
 		}
 		return nil
 	})
+}
+
+// StoreExperiments yields every experiment the server holds, active and
+// deleted, as it holds them: its own id, name and creation time (whoever
+// wrote them, whatever the experiment-prefix option). It is what tells
+// whether a source reaches this same server or its store (the CLI refuses
+// a copy of a store into itself); it reads the experiment listing only.
+func (s *Sink) StoreExperiments(ctx context.Context) iter.Seq2[mlflowapi.Experiment, error] {
+	return s.api.SearchExperiments(ctx, "", mlflowapi.ViewAll)
 }

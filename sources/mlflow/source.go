@@ -322,3 +322,12 @@ func (s *Source) RecordedTransform(_ context.Context, run schema.Ref) string {
 	}
 	return transform.Recorded(info.fingerprint)
 }
+
+// StoreExperiments yields every experiment the server or store holds,
+// active and deleted, as it holds them: its own id, name and creation time
+// (runferry's tags not applied, the experiment-prefix option not either).
+// It is what tells whether two locations reach one store (the CLI refuses
+// a copy of a store into itself); it reads the experiment listing only.
+func (s *Source) StoreExperiments(ctx context.Context) iter.Seq2[mlflowapi.Experiment, error] {
+	return s.api.SearchExperiments(ctx, "", mlflowapi.ViewAll)
+}
