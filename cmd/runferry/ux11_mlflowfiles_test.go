@@ -12,8 +12,9 @@ import (
 // client, as a user does: "make EXP" logs a FINISHED run with same.txt and
 // gone.txt and prints its id; "delete RUN" deletes gone.txt through the
 // server's artifact proxy (DELETE, as MLflow's artifact repository does);
-// "overwrite RUN" logs same.txt again with other bytes of the same size.
-// Usage: URL make|delete|overwrite EXP|RUN.
+// "overwrite RUN" logs same.txt again with other bytes of the same size;
+// "rename RUN" renames the run (runs/update, as MLflow's UI does).
+// Usage: URL make|delete|overwrite|rename EXP|RUN.
 const ux11FilesPy = `
 import os, sys, tempfile
 os.environ.update({"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "true"})
@@ -40,6 +41,8 @@ if mode == "make":
 elif mode == "delete":
     get_artifact_repository(c.get_run(arg).info.artifact_uri).delete_artifacts("gone.txt")
     assert [f.path for f in c.list_artifacts(arg)] == ["same.txt"], c.list_artifacts(arg)
+elif mode == "rename":
+    c.update_run(arg, name="renamed")
 else:
     put(arg, "same.txt", "bbbb\n")
 `
@@ -57,6 +60,11 @@ else:
 // digest), and MLflow records nothing on the run when a file is logged.
 // The sync says the run is unchanged (documented in README.md and
 // docs/SYNC.md), check names the file (exit 4), and sync --force copies it.
+//
+// A run renamed at the source is appended to in place: into MLflow it
+// was written whole under a new run id, its former copy deleted
+// ("cannot append: its name changed"), though MLflow renames a run
+// (runs/update run_name).
 func TestSyncMLflowSourceFileChanges(t *testing.T) {
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	printed := strings.Fields(string(runPy(t, "-c", ux11FilesPy, srv.URL, "make", p+"src/exp")))
@@ -66,8 +74,13 @@ func TestSyncMLflowSourceFileChanges(t *testing.T) {
 		{"archive", "parquet:" + filepath.Join(t.TempDir(), "archive"), filepath.Join(t.TempDir(), "a.db")},
 		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=" + p + "dst/", filepath.Join(t.TempDir(), "m.db")},
 	}
+	destID := map[string]string{}
 	for _, d := range dsts {
-		wantCounts(t, d.name+": first sync", syncReport(t, 0, "sync", src, d.loc, "--state", d.ledger), 1, 0)
+		rep := syncReport(t, 0, "sync", src, d.loc, "--state", d.ledger)
+		wantCounts(t, d.name+": first sync", rep, 1, 0)
+		if len(rep.Runs) == 1 {
+			destID[d.name] = rep.Runs[0].DestID
+		}
 	}
 
 	runPy(t, "-c", ux11FilesPy, srv.URL, "delete", run)
@@ -97,7 +110,25 @@ func TestSyncMLflowSourceFileChanges(t *testing.T) {
 		wantCounts(t, d.name+": sync --force", rep, 1, 0)
 		if len(rep.Runs) != 1 || !strings.Contains(rep.Runs[0].Reason, "same.txt") {
 			t.Errorf("%s: sync --force: want the reason to name same.txt, got %+v", d.name, rep.Runs)
+		} else {
+			destID[d.name] = rep.Runs[0].DestID
 		}
 		wantCheck(t, d.name+": after sync --force", 0, src, d.loc)
+	}
+
+	// A rename is appended in place: into MLflow the same run id (it was
+	// written whole under a new id, the former copy deleted).
+	_, deletedBefore := mlflowRunsUnder(t, srv.URL, p+"dst/")
+	runPy(t, "-c", ux11FilesPy, srv.URL, "rename", run)
+	for _, d := range dsts {
+		rep := syncReport(t, 0, "sync", src, d.loc, "--state", d.ledger)
+		wantCounts(t, d.name+": sync after a rename", rep, 1, 0)
+		if len(rep.Runs) != 1 || !rep.Runs[0].Appended || rep.Runs[0].DestID != destID[d.name] || rep.Runs[0].Name != "renamed" {
+			t.Errorf("%s: sync after a rename: %+v, want the run appended to under its first destination id %s", d.name, rep.Runs, destID[d.name])
+		}
+		wantCheck(t, d.name+": after the sync of the rename", 0, src, d.loc)
+	}
+	if active, deleted := mlflowRunsUnder(t, srv.URL, p+"dst/"); active != 1 || deleted != deletedBefore {
+		t.Errorf("MLflow holds %d active and %d deleted runs under %sdst/ after the rename, want 1 and %d", active, deleted, p, deletedBefore)
 	}
 }
