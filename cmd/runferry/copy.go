@@ -672,8 +672,10 @@ func filesText(t transfer.Totals) string {
 // extended says, for the closing line, how many of the runs copied were
 // appended to or continued in place, and how many points their copies held
 // already (not sent again), so that "copied 1 run (2000 points, ...)" of a
-// run of 52,000 points does not read as a run copied with 2,000; "" when
-// none was.
+// run of 52,000 points does not read as a run copied with 2,000, and how
+// many files their copies lost because they are gone from the source (a
+// file deleted at the source is carried so, and "0 files" alone read as
+// nothing done); "" when none was appended to or continued.
 func extended(rep *transfer.Report) string {
 	t := rep.Totals
 	if t.Appended+t.Continued == 0 {
@@ -695,7 +697,14 @@ func extended(rep *transfer.Report) string {
 	if t.Continued > 0 {
 		how = append(how, counted(t.Continued, "run")+" continued in place (a first copy cut short)")
 	}
-	return fmt.Sprintf("; %s: %s held already, not sent again", strings.Join(how, ", "), counted(kept, "point"))
+	gone := ""
+	switch {
+	case t.DeletedFiles > 0 && rep.DryRun:
+		gone = ", " + counted(t.DeletedFiles, "file") + " to be deleted (gone from the source)"
+	case t.DeletedFiles > 0:
+		gone = ", " + counted(t.DeletedFiles, "file") + " deleted (gone from the source)"
+	}
+	return fmt.Sprintf("; %s: %s held already, not sent again%s", strings.Join(how, ", "), counted(kept, "point"), gone)
 }
 
 // maxURLs is how many experiment addresses the text summary prints; the

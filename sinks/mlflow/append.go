@@ -265,6 +265,8 @@ func (s *Sink) renamed(was, now schema.Ref) schema.Ref {
 
 // unappendable says what changed between the run as copied (was) and as
 // the source holds it now (is) that MLflow cannot change in place, or "".
+// A new name is no such change: the append's runs/update sets it (see
+// appendName).
 func unappendable(was, is schema.Run) string {
 	switch {
 	case !was.Start.Equal(is.Start):
@@ -273,8 +275,6 @@ func unappendable(was, is schema.Run) string {
 		return "it ended before and is running again"
 	case was.User != is.User:
 		return "its user changed"
-	case was.Name != is.Name:
-		return "its name changed"
 	case was.Parent != is.Parent:
 		return "its parent changed"
 	case was.Experiment != is.Experiment:

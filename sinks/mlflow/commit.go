@@ -99,6 +99,9 @@ func (w *writer) Commit(ctx context.Context) error {
 	}
 
 	upd := mlflowapi.UpdateRun{RunID: w.run.RunID, Status: string(w.src.Status)}
+	if w.app != nil {
+		upd.RunName = appendName(w.src)
+	}
 	if !w.src.End.IsZero() {
 		end := w.src.End.UnixMilli()
 		upd.EndTime = &end
@@ -176,4 +179,19 @@ func (w *writer) resumedLeftOver() error {
 		}
 	}
 	return nil
+}
+
+// appendName is the run name an append sets with its runs/update (a run
+// renamed at the source keeps its MLflow run id): the source's name, cut
+// to MLflow's length as a first copy cuts it, or "" (left as it is) when
+// the run is nameless or carries an mlflow.runName tag of another value,
+// which the server would refuse beside it.
+func appendName(r schema.Run) string {
+	name, _ := mlflowconv.Truncate(r.Name, mlflowapi.MaxRunNameLength)
+	for _, t := range r.Tags {
+		if t.Key == mlflowapi.TagRunName && t.Value != name {
+			return ""
+		}
+	}
+	return name
 }

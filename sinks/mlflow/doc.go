@@ -245,10 +245,11 @@
 // it, is rewritten once into segments; a source's own output.log held in
 // segments likewise sends only its segments that changed), replaces rich values, and at
 // commit merges the coverage (mapped keys, fixups and count of the points
-// held come from the earlier coverage.json) and sets status, end time,
+// held come from the earlier coverage.json) and sets status, end time, the
+// run's name (a run renamed at the source keeps its run id),
 // mlflow.runferry.mark and mlflow.runferry.complete last. MLflow cannot change a logged
 // param, a start time or user, nor move a run; a run whose param value,
-// start, user, name, parent, dataset inputs or deletion changed, whose end
+// start, user, parent, dataset inputs or deletion changed, whose end
 // time went away, whose new points fall at a step already held (SQL
 // stores could merge them with held points unseen), whose new per-core
 // CPU points fall in a sample folded into the CPU mean already, whose

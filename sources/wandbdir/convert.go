@@ -176,6 +176,15 @@ func (m *runMeta) record(_ *segment, rec *wandbfile.Record) error {
 	case rec.Run != nil:
 		if m.cur.run == nil {
 			m.cur.run = rec.Run
+		} else {
+			// A later run record of the same segment is the SDK's
+			// update of the run (run.name, run.notes, run.tags set
+			// after wandb.init): the fields it sets win, as W&B shows
+			// them after `wandb sync` replays the records. It carries the
+			// run's current tags whole, so a tag removed is gone.
+			merged := *m.cur.run
+			mergeNonZero(&merged, *rec.Run)
+			m.cur.run = &merged
 		}
 		if rec.Run.Config != nil {
 			m.sawConfig = true

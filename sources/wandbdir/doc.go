@@ -65,6 +65,13 @@
 //
 // # Mapping
 //
+// A segment's later run records (the SDK's updates when run.name,
+// run.notes or run.tags are set after wandb.init) win over its first one
+// for each field they set; a segment's tags are those of its last run
+// record that has any. Across segments, later segments win for each field
+// they set, and the labels are the union of each segment's tags (a tag
+// removed in a resumed segment stays).
+//
 //	W&B                                   schema
 //	RunRecord.display_name                Run.Name (the run id when empty, as offline)
 //	RunRecord.tags (all segments)         Run.Labels
