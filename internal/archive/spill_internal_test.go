@@ -257,3 +257,20 @@ func TestManifestWrittenInParts(t *testing.T) {
 		t.Fatalf("snapshot %d's manifest (%v) differs from manifest.json", m.Snapshot, err)
 	}
 }
+
+// TestWriterKeepsFewFoldersToSync: the folders a writer's commits moved
+// files into (three of a run's own a run), which it fsyncs, are fsynced a
+// batch at a time (movedSyncBatch, 16 here) rather than all kept to
+// Close: a writer of 300 runs never holds more than a batch and a
+// commit's folders; the archive is whole.
+func TestWriterKeepsFewFoldersToSync(t *testing.T) {
+	defer func(n int) { movedSyncBatch = n }(movedSyncBatch)
+	movedSyncBatch = 16
+	writeSpillTestArchive(t, 300, func(w *Writer) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(w.moved) >= movedSyncBatch {
+			t.Errorf("the writer holds %d folders to fsync, want fewer than %d", len(w.moved), movedSyncBatch)
+		}
+	})
+}

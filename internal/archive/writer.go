@@ -703,6 +703,14 @@ func (w *Writer) commitLocked(rec journalRecord) error {
 		w.dirty = true // the mark or the staged files stay: the next writer alone walks the tree
 		return err
 	}
+	if len(w.moved) >= movedSyncBatch {
+		// Each run has folders of its own: the folders to fsync at Close
+		// grew with the runs committed (three a run). They are fsynced
+		// now instead, a batch at a time; earlier is as durable.
+		if err := w.syncMoved(); err != nil {
+			return err
+		}
+	}
 	if mark != "" {
 		if err := w.st.Remove(mark); err != nil && !notExist(err) {
 			return err
@@ -770,6 +778,10 @@ func (w *Writer) moveCommitted(leave, cur []FileEntry, wasOld map[string]bool) e
 	}
 	return g.Wait()
 }
+
+// movedSyncBatch is how many folders moved into a writer holds (w.moved)
+// before it fsyncs them, rather than at Close (a variable for tests).
+var movedSyncBatch = 4096
 
 // moveConcurrency bounds the moves of one commit that run at once.
 const moveConcurrency = 8
