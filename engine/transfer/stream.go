@@ -21,7 +21,9 @@ import (
 // as they end; the same EventPlanned (the runs to transfer, those up to
 // date, their points and bytes), sent when the plan has ended, which may
 // be after some runs' events (progress totals are then known only from
-// that moment). The differences: a fatal listing error ends the job after
+// that moment; the plan keeps at most about queueLimit + planBatch runs
+// ahead of the transfer, so in a job of many runs that moment is near
+// its end). The differences: a fatal listing error ends the job after
 // the runs already started end (they are committed and recorded as usual;
 // those handed to the transfer but not started are reported interrupted),
 // and an interruption or a fatal error in a run names the runs listed so
@@ -31,7 +33,14 @@ func (j *job) streams() bool {
 }
 
 // runQueue hands the plan's runs to the transfer, in listing order, as the
-// plan decides them; it never blocks the plan.
+// plan decides them. It holds at most queueLimit runs before add waits for
+// the transfer to take some: a planned run holds its listed metadata
+// (config, summary, tags: a few KB), and a listing faster than the
+// transfer (a W&B cloud project's pages of 50 runs against runs of
+// thousands of points) would otherwise hold every run of the job until
+// the transfer reached it (2.7 KB a run, 80 MB at 30,000 runs). The plan
+// is thus never more than about queueLimit + planBatch runs ahead of the
+// transfer.
 type runQueue struct {
 	mu   sync.Mutex
 	runs []planned
@@ -40,9 +49,18 @@ type runQueue struct {
 	// taken any more.
 	failed bool
 	wake   chan struct{} // signalled when runs are added or the plan ends
+	room   chan struct{} // signalled when a run is taken
 }
 
-func newRunQueue() *runQueue { return &runQueue{wake: make(chan struct{}, 1)} }
+// queueLimit is how many planned runs the queue holds before the plan
+// waits: enough to keep every worker supplied while the next batch is
+// decided (planBatch), so that bounding the plan costs the transfer no
+// wait.
+const queueLimit = planBatch
+
+func newRunQueue() *runQueue {
+	return &runQueue{wake: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+}
 
 func (q *runQueue) signal() {
 	select {
@@ -51,12 +69,24 @@ func (q *runQueue) signal() {
 	}
 }
 
-// add queues runs, in order.
-func (q *runQueue) add(runs []planned) {
-	q.mu.Lock()
-	q.runs = append(q.runs, runs...)
-	q.mu.Unlock()
-	q.signal()
+// add queues runs, in order, once the queue holds fewer than queueLimit
+// runs, waiting for the transfer to take them; when ctx ends (the plan is
+// stopped) it queues them at once, to be reported interrupted (rest).
+func (q *runQueue) add(ctx context.Context, runs []planned) {
+	for {
+		q.mu.Lock()
+		if len(q.runs) < queueLimit || q.done || ctx.Err() != nil {
+			q.runs = append(q.runs, runs...)
+			q.mu.Unlock()
+			q.signal()
+			return
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.room:
+		case <-ctx.Done():
+		}
+	}
 }
 
 // end says the plan gave its last run; failed, that it ended with an
@@ -83,6 +113,10 @@ func (q *runQueue) next(ctx context.Context) (p planned, ok bool) {
 			q.runs[0] = planned{}
 			q.runs = q.runs[1:]
 			q.mu.Unlock()
+			select {
+			case q.room <- struct{}{}:
+			default:
+			}
 			return p, true
 		}
 		done := q.done
@@ -126,7 +160,7 @@ func (j *job) planAndTransfer(ctx context.Context, plannedAt *time.Time) error {
 			for _, p := range kept {
 				sz.add(pctx, j.src, p)
 			}
-			q.add(kept)
+			q.add(pctx, kept)
 		})
 		if err != nil {
 			planErr = err

@@ -3,8 +3,10 @@ package transfer_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +195,77 @@ func TestListingFailsAfterStreamedRuns(t *testing.T) {
 		t.Fatalf("re-run: err %v, totals %+v", err, rep.Totals)
 	}
 	mustEqual(t, want, dst)
+}
+
+// countedListing is a source whose listing records, at each run it
+// yields, how far it is ahead of the runs the sink opened so far.
+type countedListing struct {
+	*memsrc.Source
+	opened *atomic.Int64
+	ahead  int64 // the most runs listed and not yet opened
+}
+
+func (s *countedListing) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		var listed int64
+		for r, err := range s.Source.Runs(ctx, exp) {
+			listed++
+			s.ahead = max(s.ahead, listed-s.opened.Load())
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+// countedSink counts the runs opened, each after a short wait (a
+// destination slower than the listing, as a W&B cloud project's pages of
+// runs against their histories).
+type countedSink struct {
+	*memsink.Sink
+	opened *atomic.Int64
+}
+
+func (s *countedSink) OpenRun(ctx context.Context, expID string, r schema.Run) (sinks.RunWriter, error) {
+	time.Sleep(200 * time.Microsecond)
+	s.opened.Add(1)
+	return s.Sink.OpenRun(ctx, expID, r)
+}
+
+// TestPlanStaysNearTheTransfer: a job that transfers while it plans holds
+// a bounded number of listed runs, however many the source lists and
+// however much faster than the destination: the listing of 3,000 runs is
+// never more than a few hundred runs ahead of the runs opened (the
+// queue's limit, a batch being decided, the listing's read-ahead and the
+// runs in flight), where it used to list every run before the transfer
+// had opened a tenth of them (each held with its metadata to the end).
+// Every run still arrives.
+func TestPlanStaysNearTheTransfer(t *testing.T) {
+	const n = 3000
+	exp := schema.Ref{System: "memory", ID: "exp"}
+	want := &dataset.Dataset{Experiments: []schema.Experiment{{Origin: exp, Name: "many"}}}
+	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		want.Runs = append(want.Runs, &dataset.RunData{
+			Run: schema.Run{Origin: schema.Ref{System: "memory", ID: fmt.Sprintf("run-%05d", i)}, Experiment: exp,
+				Name: fmt.Sprintf("r%d", i), Status: schema.StatusFinished, Start: t0, End: t0.Add(time.Minute)},
+			Metrics: []schema.Metric{{Key: "loss", Value: float64(i), Step: 0, Time: t0.UnixMilli()}},
+		})
+	}
+	opened := &atomic.Int64{}
+	src := &countedListing{Source: memsrc.New(want), opened: opened}
+	dst := &countedSink{Sink: memsink.New(sinks.Limits{}), opened: opened}
+	rep, err := transfer.Copy(context.Background(), src, dst, fast(transfer.Options{Ledger: ledger(t)}))
+	if err != nil || rep.Totals.Committed != n {
+		t.Fatalf("err %v, totals %+v", err, rep.Totals)
+	}
+	mustEqual(t, want, dst.Sink)
+	// At most: 255 queued when a batch of 256 is added, the next batch
+	// of 256 being listed and decided, 64 read ahead by the listing's
+	// goroutine and one in its hand, 4 started and not yet opened.
+	const bound = 255 + 256 + 256 + 64 + 1 + 4
+	t.Logf("the listing was at most %d runs ahead of the runs opened (bound %d, runs %d)", src.ahead, bound, n)
+	if src.ahead > bound {
+		t.Fatalf("the listing was %d runs ahead of the runs opened: the plan holds more than %d listed runs", src.ahead, bound)
+	}
 }

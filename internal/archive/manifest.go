@@ -1,11 +1,14 @@
 package archive
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -114,22 +117,89 @@ func (r *RunEntry) File(table string) (FileEntry, bool) {
 // is written into the last field (the bytes a second encoding with the
 // checksum set would give, and what canonicalChecksum takes apart).
 func encodeManifest(m Manifest) ([]byte, error) {
-	m.Checksum = ""
-	body, err := appendManifestJSON(make([]byte, 0, manifestSize(&m)), &m)
-	if err != nil {
+	var buf bytes.Buffer
+	buf.Grow(manifestSize(&m))
+	if _, err := writeManifest(&buf, m); err != nil {
 		return nil, err
 	}
+	return buf.Bytes(), nil
+}
+
+// writeManifest writes m to w as encodeManifest encodes it, a part at a
+// time (appendManifestJSONTo), hashing the parts as they go: it holds
+// about manifestPart bytes of the encoding, never the whole manifest (tens
+// of MB for 10,000 runs, the largest part of a job's peak memory, at its
+// end, when it was encoded whole). It returns the bytes written.
+func writeManifest(w io.Writer, m Manifest) (int64, error) {
+	m.Checksum = ""
+	h := sha256.New()
+	var n int64
+	write := func(b []byte) error {
+		h.Write(b)
+		k, err := w.Write(b)
+		n += int64(k)
+		return err
+	}
+	body, err := appendManifestJSONTo(make([]byte, 0, manifestPart+64<<10), &m, write)
+	if err != nil {
+		return n, err
+	}
+	// body is the encoding's end, from the last part handed on: it holds
+	// the checksum field, empty, which the hash of everything before it
+	// fills.
 	end := checksumTail + "\"\n}"
 	if !bytes.HasSuffix(body, []byte(end)) {
-		return nil, fmt.Errorf("encoding the manifest: it does not end with its checksum field")
+		return n, fmt.Errorf("encoding the manifest: it does not end with its checksum field")
 	}
-	sum := sha256.Sum256(body)
-	// The checksum goes into body itself: a copy of the whole manifest
-	// (tens of MB for 10,000 runs) was the largest part of a job's peak
-	// memory, at its end.
+	h.Write(body)
 	out := body[:len(body)-len(end)+len(checksumTail)]
-	out = hex.AppendEncode(out, sum[:])
-	return append(out, "\"\n}\n"...), nil
+	out = hex.AppendEncode(out, h.Sum(nil))
+	out = append(out, "\"\n}\n"...)
+	k, err := w.Write(out)
+	return n + int64(k), err
+}
+
+// manifestFile writes m, encoded as encodeManifest encodes it
+// (writeManifest), into a temporary file in the local folder dir (the
+// store's SpillDir), removed from its folder at once where the system
+// allows (else when closed). The caller reads it (size bytes) and closes
+// it.
+func manifestFile(dir string, m Manifest) (f *tempFile, size int64, err error) {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, 0, err
+	}
+	osf, err := os.CreateTemp(dir, "manifest-*"+tmpSuffix)
+	if err != nil {
+		return nil, 0, err
+	}
+	f = &tempFile{File: osf, unlinked: os.Remove(osf.Name()) == nil}
+	bw := bufio.NewWriterSize(osf, 64<<10)
+	size, err = writeManifest(bw, m)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("writing the manifest to %s: %w", dir, err)
+	}
+	return f, size, nil
+}
+
+// tempFile is a temporary file removed from its folder when closed, if it
+// was not removed when created.
+type tempFile struct {
+	*os.File
+	unlinked bool
+}
+
+// Close closes the file and removes it.
+func (f *tempFile) Close() error {
+	err := f.File.Close()
+	if !f.unlinked {
+		os.Remove(f.Name())
+		f.unlinked = true
+	}
+	return err
 }
 
 // manifestSize estimates the size of m encoded, from above where its run

@@ -12,6 +12,15 @@ import (
 // those entries. TestAppendManifestJSONMatchesEncodingJSON holds the two
 // to the same bytes, for every field and awkward strings.
 func appendManifestJSON(b []byte, m *Manifest) ([]byte, error) {
+	return appendManifestJSONTo(b, m, nil)
+}
+
+// appendManifestJSONTo is appendManifestJSON handing what it encoded to
+// out, when not nil, whenever it holds manifestPart bytes or more after a
+// run's entry (which out may keep no longer than the call): the list of
+// runs, the bulk of a manifest, is then never held whole. It returns what
+// it has not handed to out, which holds at least the checksum field.
+func appendManifestJSONTo(b []byte, m *Manifest, out func([]byte) error) ([]byte, error) {
 	created, err := m.Created.MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -41,6 +50,12 @@ func appendManifestJSON(b []byte, m *Manifest) ([]byte, error) {
 	e.key("runs")
 	var spillErr error
 	appendList(&e, m.Runs, func(x *RunEntry) {
+		defer func() {
+			if out != nil && len(e.b) >= manifestPart && spillErr == nil {
+				spillErr = out(e.b)
+				e.b = e.b[:0]
+			}
+		}()
 		if x.spilled == nil {
 			appendRunEntry(&e, x)
 			return
@@ -73,6 +88,11 @@ func appendManifestJSON(b []byte, m *Manifest) ([]byte, error) {
 	e.close('}')
 	return e.b, nil
 }
+
+// manifestPart is how many bytes of an encoded manifest
+// appendManifestJSONTo holds before it hands them on (a variable for
+// tests).
+var manifestPart = 256 << 10
 
 // appendRunEntry appends a run's entry, from its '{' to its '}'.
 func appendRunEntry(e *jsonIndenter, x *RunEntry) {

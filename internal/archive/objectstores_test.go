@@ -1,6 +1,7 @@
 package archive_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -189,4 +190,44 @@ print(n, d)`, where).CombinedOutput()
 		t.Errorf("%d rows but %d distinct (run, key, step): points seen twice", rows, distinct)
 	}
 	return rows
+}
+
+// TestCreateExclusiveFromLarge: a manifest too large to hold whole is
+// created from a reader, in parts (a multipart upload in object storage),
+// only if absent: a second create of the same path fails with
+// fs.ErrExist and leaves the first's bytes, in a local folder and on
+// each object store (If-None-Match on the whole multipart upload).
+func TestCreateExclusiveFromLarge(t *testing.T) {
+	body := make([]byte, 20<<20+12345) // more than two parts of 8 MiB
+	for i := range body {
+		body[i] = byte(i*7 + i/4096)
+	}
+	other := bytes.Repeat([]byte("x"), len(body))
+	check := func(t *testing.T, loc string) {
+		st, err := archive.OpenStore(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		if err := st.CreateExclusiveFrom("snapshots/big.json", bytes.NewReader(body), int64(len(body))); err != nil {
+			t.Fatal(err)
+		}
+		err = st.CreateExclusiveFrom("snapshots/big.json", bytes.NewReader(other), int64(len(other)))
+		if !errors.Is(err, fs.ErrExist) {
+			t.Fatalf("second create: %v, want fs.ErrExist", err)
+		}
+		if err := st.WriteFileFrom("manifest-big.json", bytes.NewReader(body[:len(body)-1]), int64(len(body)-1)); err != nil {
+			t.Fatal(err)
+		}
+		for p, want := range map[string][]byte{"snapshots/big.json": body, "manifest-big.json": body[:len(body)-1]} {
+			got, err := st.ReadFile(p)
+			if err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("%s: %d bytes (%v), want the %d written", p, len(got), err, len(want))
+			}
+		}
+	}
+	t.Run("local", func(t *testing.T) { check(t, t.TempDir()) })
+	for _, store := range testenv.ObjectStores() {
+		t.Run(store.Name, func(t *testing.T) { check(t, store.Start(t)(t, "big")) })
+	}
 }

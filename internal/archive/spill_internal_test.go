@@ -2,6 +2,8 @@ package archive
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -173,4 +175,102 @@ func TestWriterSpillUnreadable(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, ManifestFile)); !os.IsNotExist(err) {
 		t.Fatalf("a manifest was published: %v", err)
 	}
+}
+
+// partRecorder records the largest write it was given, and keeps every
+// byte (to compare).
+type partRecorder struct {
+	bytes.Buffer
+	largest int
+}
+
+func (r *partRecorder) Write(b []byte) (int, error) {
+	r.largest = max(r.largest, len(b))
+	return r.Buffer.Write(b)
+}
+
+// TestManifestWrittenInParts: a writer publishes its manifest without
+// holding it whole: encoded a part at a time (manifestPart, 4 KiB here)
+// into a file and copied from there, the largest part handed on is a
+// part and an entry, a small share of a manifest of 300 runs; and the
+// manifest is the same bytes as one encoded whole: encoding/json's
+// encoding of itself, verified by its checksum, and equal to what
+// encodeManifest gave before (appendManifestJSON whole, then the
+// checksum) for the same manifest.
+func TestManifestWrittenInParts(t *testing.T) {
+	defer func(n int) { manifestPart = n }(manifestPart)
+	manifestPart = 4 << 10
+	const n = 300
+	var rec partRecorder
+	var largestEntry int
+	var whole []byte
+	root := writeSpillTestArchive(t, n, func(w *Writer) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		m := *w.m
+		for _, r := range m.Runs {
+			if r.spilled != nil {
+				largestEntry = max(largestEntry, r.spilled.n)
+			}
+		}
+		if _, err := writeManifest(&rec, m); err != nil {
+			t.Fatal(err)
+		}
+		// The encoding whole, as encodeManifest did it before.
+		m.Checksum = ""
+		body, err := appendManifestJSON(nil, &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(body)
+		whole = append(body[:len(body)-len("\"\n}")], hex.EncodeToString(sum[:])...)
+		whole = append(whole, "\"\n}\n"...)
+	})
+	got := rec.Bytes()
+	if !bytes.Equal(got, whole) {
+		t.Fatalf("the manifest written in parts differs from the one encoded whole:\n%.2000s\nwhole:\n%.2000s", got, whole)
+	}
+	if bound := manifestPart + largestEntry + 64; rec.largest > bound || len(got) < 20*bound {
+		t.Fatalf("largest part %d bytes of a manifest of %d (bound %d): the manifest was not written in parts", rec.largest, len(got), bound)
+	}
+	t.Logf("manifest of %d bytes written in parts of at most %d bytes", len(got), rec.largest)
+	data, err := os.ReadFile(filepath.Join(root, ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := decodeManifest(ManifestFile, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !canonicalChecksum(data, m.Checksum) || len(m.Runs) != n-1 {
+		t.Fatalf("manifest.json: checksum not verified from its bytes, or %d runs", len(m.Runs))
+	}
+	want, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want = append(want, '\n'); !bytes.Equal(data, want) {
+		t.Fatal("manifest.json written in parts is not encoding/json's encoding of itself")
+	}
+	snap, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(snapshotPath(m.Snapshot))))
+	if err != nil || !bytes.Equal(snap, data) {
+		t.Fatalf("snapshot %d's manifest (%v) differs from manifest.json", m.Snapshot, err)
+	}
+}
+
+// TestWriterKeepsFewFoldersToSync: the folders a writer's commits moved
+// files into (three of a run's own a run), which it fsyncs, are fsynced a
+// batch at a time (movedSyncBatch, 16 here) rather than all kept to
+// Close: a writer of 300 runs never holds more than a batch and a
+// commit's folders; the archive is whole.
+func TestWriterKeepsFewFoldersToSync(t *testing.T) {
+	defer func(n int) { movedSyncBatch = n }(movedSyncBatch)
+	movedSyncBatch = 16
+	writeSpillTestArchive(t, 300, func(w *Writer) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if len(w.moved) >= movedSyncBatch {
+			t.Errorf("the writer holds %d folders to fsync, want fewer than %d", len(w.moved), movedSyncBatch)
+		}
+	})
 }

@@ -26,7 +26,10 @@ import (
 //     Commit makes it durable.
 //   - CreateExclusive writes data at p only if nothing is there, and
 //     fails with fs.ErrExist otherwise, atomically (two callers never both
-//     succeed).
+//     succeed). CreateExclusiveFrom does the same with the size bytes of
+//     r, read in parts (never held whole: object storage uploads them in
+//     parts, with the same condition on the whole object).
+//   - WriteFileFrom is WriteFile with the size bytes of r, read in parts.
 //   - Move makes from's content visible at to and removes from. A missing
 //     from is not an error when to exists (the move happened before a
 //     crash). A local folder renames; object storage copies and deletes,
@@ -43,6 +46,8 @@ type Store interface {
 	// WriteFile is Create, Write and Commit.
 	WriteFile(p string, data []byte) error
 	CreateExclusive(p string, data []byte) error
+	CreateExclusiveFrom(p string, r io.ReaderAt, size int64) error
+	WriteFileFrom(p string, r io.ReaderAt, size int64) error
 	Move(from, to string) error
 	// Remove deletes p; a missing p is an fs.ErrNotExist error.
 	Remove(p string) error

@@ -827,22 +827,42 @@ func (s *blobStore) WriteFile(p string, data []byte) error {
 // upload behind Write failed, so a refused conditional write (the object
 // exists) panicked instead of returning the precondition error.
 func (s *blobStore) put(ctx context.Context, p string, data []byte, o *blob.WriterOptions) error {
+	return s.putFrom(ctx, p, bytes.NewReader(data), o)
+}
+
+// putFrom is put reading from r: the driver uploads a large object in
+// parts (a multipart upload, with o's conditions on the whole object),
+// holding a few parts at a time.
+func (s *blobStore) putFrom(ctx context.Context, p string, r io.Reader, o *blob.WriterOptions) error {
 	if o.ContentType == "" {
 		o.ContentType = "application/octet-stream"
 	}
 	if s.onUpload != nil {
 		s.onUpload(p)
 	}
-	return s.b.Upload(ctx, p, bytes.NewReader(data), o)
+	return s.b.Upload(ctx, p, r, o)
 }
 
 func (s *blobStore) CreateExclusive(p string, data []byte) error {
+	return s.CreateExclusiveFrom(p, bytes.NewReader(data), int64(len(data)))
+}
+
+func (s *blobStore) CreateExclusiveFrom(p string, r io.ReaderAt, size int64) error {
 	ctx, cancel := s.op()
 	defer cancel()
 	o := s.wopts(p)
 	o.IfNotExist = true
-	if err := retry(func() error { return s.put(ctx, p, data, o) }); err != nil {
+	if err := retry(func() error { return s.putFrom(ctx, p, io.NewSectionReader(r, 0, size), o) }); err != nil {
 		return s.fail("creating", p, err)
+	}
+	return nil
+}
+
+func (s *blobStore) WriteFileFrom(p string, r io.ReaderAt, size int64) error {
+	ctx, cancel := s.op()
+	defer cancel()
+	if err := retry(func() error { return s.putFrom(ctx, p, io.NewSectionReader(r, 0, size), s.wopts(p)) }); err != nil {
+		return s.fail("writing", p, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -111,6 +112,22 @@ func (w *dirWriter) Abort() {
 func (d *dirStore) WriteFile(p string, data []byte) error { return writeFileAtomic(d.full(p), data) }
 
 func (d *dirStore) CreateExclusive(p string, data []byte) error {
+	return d.CreateExclusiveFrom(p, bytes.NewReader(data), int64(len(data)))
+}
+
+func (d *dirStore) WriteFileFrom(p string, r io.ReaderAt, size int64) error {
+	w, err := d.Create(p)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, io.NewSectionReader(r, 0, size)); err != nil {
+		w.Abort()
+		return fmt.Errorf("writing %s: %w", d.full(p), err)
+	}
+	return w.Commit()
+}
+
+func (d *dirStore) CreateExclusiveFrom(p string, r io.ReaderAt, size int64) error {
 	// Written whole under a temporary name, then linked to p: link fails
 	// when p exists, so two writers never both create it.
 	full := d.full(p)
@@ -122,7 +139,7 @@ func (d *dirStore) CreateExclusive(p string, data []byte) error {
 		return err
 	}
 	defer os.Remove(f.Name())
-	_, err = f.Write(data)
+	_, err = io.Copy(f, io.NewSectionReader(r, 0, size))
 	if err == nil {
 		err = f.Sync()
 	}
