@@ -68,12 +68,12 @@ func runPy(t *testing.T, args ...string) []byte {
 }
 
 // registryOf reads the registered models of the server at url whose names
-// start with prefix.
-func registryOf(t *testing.T, url, prefix string) regDump {
+// start with prefix (dump_registry.py, run in py).
+func registryOf(t *testing.T, py *testenv.PyScripts, url, prefix string) regDump {
 	t.Helper()
 	var d regDump
 	script := filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "dump_registry.py")
-	if err := json.Unmarshal(runPy(t, script, url, prefix), &d); err != nil {
+	if err := json.Unmarshal(py.Run(t, script, url, prefix), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -297,8 +297,10 @@ func copyOK(t *testing.T, src, dst, reportFile string) transfer.Report {
 func TestRegistryThroughArchive(t *testing.T) {
 	a, b, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), uniquePrefix(t)
 	deleteModelsAtEnd(t, a.URL, p)
-	// make_registry.py --dump prints registryOf(t, a.URL, p) last.
-	made := strings.TrimSpace(string(runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p, "--experiment="+p+"registry-src", "--dump")))
+	// make_registry.py --dump prints registryOf(t, py, a.URL, p) last; it
+	// and registryOf run in one Python process (one import of MLflow).
+	py := testenv.StartPyScripts(t)
+	made := strings.TrimSpace(string(py.Run(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p, "--experiment="+p+"registry-src", "--dump")))
 	var srcDump regDump
 	if err := json.Unmarshal([]byte(made[strings.LastIndexByte(made, '\n')+1:]), &srcDump); err != nil {
 		t.Fatalf("make_registry.py --dump printed %q: %v", made, err)
@@ -329,7 +331,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	if g := rep.Registry; g == nil || g.Models != 3 || g.Versions != 5 || g.Failed != 0 {
 		t.Fatalf("restore: registry %+v, want 3 models and 5 versions", g)
 	}
-	restored := registryOf(t, b.URL, p)
+	restored := registryOf(t, py, b.URL, p)
 	want, got := expectedRestore(t, inst, srcDump, restored)
 	same(t, "the restored registry (MLflow's client)", want, got)
 	for _, pair := range [][2]string{{locArch, locB}, {locA, locB}} {
@@ -357,7 +359,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	}
 	same(t, "the archive's registry tables after a re-run", wantTables, readRegistryTables(t, arch))
 	copyOK(t, locArch, locB, report)
-	again := registryOf(t, b.URL, p)
+	again := registryOf(t, py, b.URL, p)
 	same(t, "the restored registry after a re-run", restored, again)
 
 	// check sees a version the archive lost and a stage it holds changed.
