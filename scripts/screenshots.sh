@@ -51,9 +51,20 @@ url=http://$host:$port
 # localhost unless it is listed.
 # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner and its eight huey
 # workers, which the pages shown do not need.
-MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid "$venv/bin/mlflow" server --host "$host" --port "$port" --workers 1 --allowed-hosts "$host:$port,$host" \
-	--cors-allowed-origins "$url" \
-	--backend-store-uri "sqlite:///$work/mlflow.db" --artifacts-destination "$work/artifacts" \
+# The command is MLflow's own `mlflow server`, run through the tests' launcher
+# internal/testenv/mlflowserve.py: given beforehand the environment `mlflow
+# server` builds for its uvicorn child (the MLFLOW_* variables below, as
+# internal/testenv does), it serves MLflow's app in its own process instead of
+# a child that imports MLflow a second time (about 5 s of CPU less; its log
+# says "testenv: uvicorn in process").
+db="sqlite:///$work/mlflow.db"
+MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_TRACKING_URI=$db MLFLOW_REGISTRY_URI=$db \
+	MLFLOW_SERVER_ALLOWED_HOSTS="$host:$port,$host" MLFLOW_SERVER_CORS_ALLOWED_ORIGINS="$url" \
+	MLFLOW_SERVER_X_FRAME_OPTIONS=SAMEORIGIN MLFLOW_ENABLE_WORKSPACES=false \
+	MLFLOW_ENABLE_TELEMETRY=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true \
+	setsid "$venv/bin/python" "$root/internal/testenv/mlflowserve.py" server --host "$host" --port "$port" --workers 1 \
+	--allowed-hosts "$host:$port,$host" --cors-allowed-origins "$url" \
+	--backend-store-uri "$db" --artifacts-destination "$work/artifacts" \
 	>"$work/server.log" 2>&1 &
 server=$!
 for _ in $(seq 120); do

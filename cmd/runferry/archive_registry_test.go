@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/archive"
+	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/internal/testenv"
 	"github.com/runferry/runferry/schema"
@@ -64,12 +68,12 @@ func runPy(t *testing.T, args ...string) []byte {
 }
 
 // registryOf reads the registered models of the server at url whose names
-// start with prefix.
-func registryOf(t *testing.T, url, prefix string) regDump {
+// start with prefix (dump_registry.py, run in py).
+func registryOf(t *testing.T, py *testenv.PyScripts, url, prefix string) regDump {
 	t.Helper()
 	var d regDump
 	script := filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "dump_registry.py")
-	if err := json.Unmarshal(runPy(t, script, url, prefix), &d); err != nil {
+	if err := json.Unmarshal(py.Run(t, script, url, prefix), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -279,16 +283,24 @@ func copyOK(t *testing.T, src, dst, reportFile string) transfer.Report {
 // tables pyarrow and DuckDB read as the source's registry, and restored
 // from the archive into a second MLflow server, where MLflow's client
 // reads it with every version pointing at that server's copy of its run.
-// The source is a server of the test's own (the copies read its whole
-// registry); the second server is the shared other side, where the test's
-// experiments and models have names of their own.
+// Both servers are the package's shared ones: the test's experiment and
+// models carry a prefix of its own, which the source location reads
+// through ?experiment-prefix= and ?registry-prefix= (every other test's
+// runs and models left out) and the restore writes under. The models made
+// on the source are deleted when the test ends (deleteModelsAtEnd), so the
+// later tests that copy the shared server under an experiment prefix alone
+// find no registry there, as they did when this test had a server of its
+// own.
 // check passes for both legs and end to end; re-running both copies
 // changes nothing (no snapshot, no version created twice); and check finds
 // a version the archive lost or holds changed, and a damaged table file.
 func TestRegistryThroughArchive(t *testing.T) {
-	a, b, p := testenv.StartMLflow(t), testenv.SharedMLflowOther(t), uniquePrefix(t)
-	// make_registry.py --dump prints registryOf(t, a.URL, p) last.
-	made := strings.TrimSpace(string(runPy(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p, "--dump")))
+	a, b, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), uniquePrefix(t)
+	deleteModelsAtEnd(t, a.URL, p)
+	// make_registry.py --dump prints registryOf(t, py, a.URL, p) last; it
+	// and registryOf run in one Python process (one import of MLflow).
+	py := testenv.StartPyScripts(t)
+	made := strings.TrimSpace(string(py.Run(t, filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", "make_registry.py"), a.URL, "--more", "--prefix="+p, "--experiment="+p+"registry-src", "--dump")))
 	var srcDump regDump
 	if err := json.Unmarshal([]byte(made[strings.LastIndexByte(made, '\n')+1:]), &srcDump); err != nil {
 		t.Fatalf("make_registry.py --dump printed %q: %v", made, err)
@@ -302,7 +314,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	}
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
-	locA, locB, locArch := "mlflow+"+a.URL, "mlflow+"+b.URL+"?experiment-prefix="+p, "parquet:"+arch
+	locA, locB, locArch := "mlflow+"+a.URL+"?experiment-prefix="+p+"&registry-prefix="+p, "mlflow+"+b.URL+"?experiment-prefix="+p, "parquet:"+arch
 	report := filepath.Join(dir, "report.json")
 
 	rep := copyOK(t, locA, locArch, report)
@@ -319,7 +331,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	if g := rep.Registry; g == nil || g.Models != 3 || g.Versions != 5 || g.Failed != 0 {
 		t.Fatalf("restore: registry %+v, want 3 models and 5 versions", g)
 	}
-	restored := registryOf(t, b.URL, p)
+	restored := registryOf(t, py, b.URL, p)
 	want, got := expectedRestore(t, inst, srcDump, restored)
 	same(t, "the restored registry (MLflow's client)", want, got)
 	for _, pair := range [][2]string{{locArch, locB}, {locA, locB}} {
@@ -347,7 +359,7 @@ func TestRegistryThroughArchive(t *testing.T) {
 	}
 	same(t, "the archive's registry tables after a re-run", wantTables, readRegistryTables(t, arch))
 	copyOK(t, locArch, locB, report)
-	again := registryOf(t, b.URL, p)
+	again := registryOf(t, py, b.URL, p)
 	same(t, "the restored registry after a re-run", restored, again)
 
 	// check sees a version the archive lost and a stage it holds changed.
@@ -416,4 +428,51 @@ func TestRegistryThroughArchive(t *testing.T) {
 	if code, out, errOut := runCLI(t, "archive", "check", arch); code != 4 || !strings.Contains(out+errOut, damaged) {
 		t.Fatalf("archive check with a damaged %s: exit %d\n%s%s", damaged, code, out, errOut)
 	}
+}
+
+// deleteModelsAtEnd deletes, when the test ends (passed or not), every
+// registered model on the MLflow server at url whose name starts with
+// prefix, and fails the test if one is left: the package's shared server
+// then holds no registry of the test's, which every later test copying it
+// under an experiment prefix alone would read (and copy) as its own.
+func deleteModelsAtEnd(t *testing.T, url, prefix string) {
+	t.Cleanup(func() {
+		ctx := context.Background()
+		api, err := mlflowapi.New(mlflowapi.Config{BaseURL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		models := func() []string {
+			var names []string
+			for m, err := range api.SearchRegisteredModels(ctx) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.HasPrefix(m.Name, prefix) {
+					names = append(names, m.Name)
+				}
+			}
+			return names
+		}
+		for _, name := range models() {
+			body, _ := json.Marshal(map[string]string{"name": name})
+			req, err := http.NewRequestWithContext(ctx, http.MethodDelete, url+"/api/2.0/mlflow/registered-models/delete", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("deleting registered model %s: %s %s", name, resp.Status, msg)
+			}
+		}
+		if left := models(); len(left) != 0 {
+			t.Errorf("registered models left on the shared server %s: %v", url, left)
+		}
+	})
 }

@@ -27,25 +27,14 @@ import (
 )
 
 // fillServer creates the experiment PREFIX+NAME on an MLflow server, with
-// the id wantID unless empty (creating experiments named filler-N before
-// it until the server hands out that id), and finished runs logged
-// through the REST API as MLflow's clients log them (a parent and a child
-// when withChild). It returns the experiment's id.
-func fillServer(t *testing.T, url, prefix, name, wantID string, runs []string, withChild bool) string {
+// finished runs logged through the REST API as MLflow's clients log them
+// (a parent and a child when withChild). It returns the experiment's id.
+func fillServer(t *testing.T, url, prefix, name string, runs []string, withChild bool) string {
 	t.Helper()
 	ctx := context.Background()
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: url})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if wantID != "" { // a fresh server: Default holds id 0, ids count up
-		for last := 0; last+1 < mustAtoi(t, wantID); {
-			id, err := api.CreateExperiment(ctx, fmt.Sprintf("filler-%d", last), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			last = mustAtoi(t, id)
-		}
 	}
 	expID, err := api.CreateExperiment(ctx, prefix+name, nil)
 	if err != nil {
@@ -77,6 +66,42 @@ func fillServer(t *testing.T, url, prefix, name, wantID string, runs []string, w
 		}
 	}
 	return expID
+}
+
+// alignExperimentIDs creates empty experiments named FILLER-N on the MLflow
+// servers at urlA and urlB, on whichever has handed out the lower id, until
+// both last handed out the same one: the next experiment each creates then
+// gets the same id (a SQL-backed server counts ids up), unless another
+// client creates one in between.
+func alignExperimentIDs(t *testing.T, urlA, urlB, filler string) {
+	t.Helper()
+	ctx := context.Background()
+	var apis [2]*mlflowapi.Client
+	var last [2]int
+	n := 0
+	create := func(i int) {
+		id, err := apis[i].CreateExperiment(ctx, fmt.Sprintf("%s%d", filler, n), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		last[i] = mustAtoi(t, id)
+	}
+	for i, url := range []string{urlA, urlB} {
+		api, err := mlflowapi.New(mlflowapi.Config{BaseURL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		apis[i] = api
+		create(i)
+	}
+	for last[0] != last[1] {
+		if last[0] < last[1] {
+			create(0)
+		} else {
+			create(1)
+		}
+	}
 }
 
 func mustAtoi(t *testing.T, s string) int {
@@ -199,13 +224,18 @@ func readBack(t *testing.T, src sources.Source) (map[string]string, []string) {
 // changes nothing.
 func TestTwoMLflowServersNeverMerge(t *testing.T) {
 	// Server a is the shared one (also the destination, under its own
-	// prefix), b one started for the test.
+	// prefix), b the shared other one; the test's experiments on both
+	// carry a prefix of its own, which every location of the test reads
+	// (registered models too: other tests' models stay out of its copies).
+	// Empty filler experiments, under a prefix no location reads, bring
+	// the two servers to the same next experiment id.
 	shared := testenv.SharedMLflow(t)
-	a, b := shared, testenv.StartMLflow(t)
+	a, b := shared, testenv.SharedMLflowOther(t)
 	port := testenv.FreePort(t)
 	srcPrefix, prefix := fmt.Sprintf("o-%d/", port), fmt.Sprintf("origins-%d/", port)
-	expA := fillServer(t, a.URL, srcPrefix, "team-c", "", []string{"a-parent", "a-child", "a-third"}, true)
-	expB := fillServer(t, b.URL, srcPrefix, "proj-vision", expA, []string{"b-one", "b-two"}, false)
+	alignExperimentIDs(t, a.URL, b.URL, fmt.Sprintf("o-%d-filler/", port))
+	expA := fillServer(t, a.URL, srcPrefix, "team-c", []string{"a-parent", "a-child", "a-third"}, true)
+	expB := fillServer(t, b.URL, srcPrefix, "proj-vision", []string{"b-one", "b-two"}, false)
 	if expA != expB {
 		t.Fatalf("the servers gave the experiments ids %s and %s: the test needs one id", expA, expB)
 	}
@@ -251,7 +281,7 @@ func TestTwoMLflowServersNeverMerge(t *testing.T) {
 	state := filepath.Join(dir, "ledger.db")
 	for _, dst := range []string{"parquet:" + archivePath, "mlflow+" + dest} {
 		for _, src := range []string{a.URL, b.URL} {
-			loc := "mlflow+" + src + "?experiment-prefix=" + srcPrefix
+			loc := "mlflow+" + src + "?experiment-prefix=" + srcPrefix + "&registry-prefix=" + srcPrefix
 			report := filepath.Join(dir, "report.json")
 			code, out, errOut := runCLI(t, "copy", "--accept-gaps", loc, dst, "--state", state, "--report", report)
 			if code != 0 {
@@ -272,7 +302,7 @@ func TestTwoMLflowServersNeverMerge(t *testing.T) {
 			}
 		}
 		for _, src := range []string{a.URL, b.URL} {
-			loc := "mlflow+" + src + "?experiment-prefix=" + srcPrefix
+			loc := "mlflow+" + src + "?experiment-prefix=" + srcPrefix + "&registry-prefix=" + srcPrefix
 			if code, out, errOut := runCLI(t, "check", loc, dst); code != 0 {
 				t.Errorf("check %s %s: exit %d\n%s%s", loc, dst, code, out, errOut)
 			}

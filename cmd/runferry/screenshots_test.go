@@ -34,7 +34,9 @@ func TestScreenshots(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	out := t.TempDir()
 	cmd := exec.Command(filepath.Join(root, "scripts/screenshots.sh"), out)
-	cmd.Env = append(os.Environ(), "RUNFERRY_VENV="+venv, "CHROMIUM="+chromium)
+	// RUNFERRY: the package's shared runferry binary, not a build of the
+	// script's own.
+	cmd.Env = append(os.Environ(), "RUNFERRY_VENV="+venv, "CHROMIUM="+chromium, "RUNFERRY="+testenv.BuildOnce(t, "."))
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/screenshots.sh: %v\n%s", err, b)
 	}

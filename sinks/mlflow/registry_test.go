@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -54,28 +52,12 @@ type dumpRun struct {
 	ArtifactURI string `json:"artifact_uri"`
 }
 
-// pyScript runs a script of testdata/mlflow with the venv's python and
-// returns its standard output.
-func pyScript(t *testing.T, script string, args ...string) []byte {
-	t.Helper()
-	cmd := exec.Command(testenv.Python(t), append([]string{filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", script)}, args...)...)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("%s: %v\n%s", script, err, stderr)
-	}
-	return out
-}
-
 // dumpRegistry is dump_registry.py's reading of the server's models whose
-// names start with prefix.
-func dumpRegistry(t *testing.T, url, prefix string) registryDump {
+// names start with prefix (run in py).
+func dumpRegistry(t *testing.T, py *testenv.PyScripts, url, prefix string) registryDump {
 	t.Helper()
 	var d registryDump
-	if err := json.Unmarshal(pyScript(t, "dump_registry.py", url, prefix), &d); err != nil {
+	if err := json.Unmarshal(py.Run(t, mlflowScript(t, "dump_registry.py"), url, prefix), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -182,8 +164,9 @@ func TestRegistryCopied(t *testing.T) {
 	srcSrv := testenv.SharedMLflow(t)
 	dstSrv := testenv.SharedMLflowOther(t)
 	p := fmt.Sprintf("regcopy-%d-", time.Now().UnixNano())
-	// make_registry.py --dump prints dumpRegistry(t, srcSrv.URL, p) last.
-	made := strings.TrimSpace(string(pyScript(t, "make_registry.py", srcSrv.URL, "--prefix="+p, "--experiment="+p+"registry-src", "--dump")))
+	// make_registry.py --dump prints dumpRegistry(t, py, srcSrv.URL, p) last.
+	py := testenv.StartPyScripts(t)
+	made := strings.TrimSpace(string(py.Run(t, mlflowScript(t, "make_registry.py"), srcSrv.URL, "--prefix="+p, "--experiment="+p+"registry-src", "--dump")))
 	var srcDump registryDump
 	if err := json.Unmarshal([]byte(made[strings.LastIndexByte(made, '\n')+1:]), &srcDump); err != nil {
 		t.Fatalf("make_registry.py --dump printed %q: %v", made, err)
@@ -213,14 +196,14 @@ func TestRegistryCopied(t *testing.T) {
 	if n := rep.Coverage[mlflow.CoverageRegistryUpdated]; n != 4 {
 		t.Errorf("report coverage %v: want the update times of 2 models and 2 versions counted as not kept", rep.Coverage)
 	}
-	got := dumpRegistry(t, dstSrv.URL, p)
+	got := dumpRegistry(t, py, dstSrv.URL, p)
 	want := expectedRegistry(t, srcSrv.URL, srcDump, got.Runs)
 	sameRegistry(t, "first copy", want, withoutCreated(got))
 	checkRegistry(t, srcSrv.URL, dstSrv.URL, p, nil)
 
 	src, dst = open()
 	copyJob(t, src, dst)
-	sameRegistry(t, "second copy", want, withoutCreated(dumpRegistry(t, dstSrv.URL, p)))
+	sameRegistry(t, "second copy", want, withoutCreated(dumpRegistry(t, py, dstSrv.URL, p)))
 
 	// What a user changes in the destination's registry, check sees.
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: dstSrv.URL})

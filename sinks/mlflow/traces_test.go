@@ -43,14 +43,20 @@ type traceDump struct {
 }
 
 // dumpTraces reads the traces of the experiments of the server at url whose
-// names start with prefix, keyed by name without it.
-func dumpTraces(t *testing.T, url, prefix string) map[string][]traceDump {
+// names start with prefix, keyed by name without it (dump_traces.py, run in
+// py).
+func dumpTraces(t *testing.T, py *testenv.PyScripts, url, prefix string) map[string][]traceDump {
 	t.Helper()
 	var d map[string][]traceDump
-	if err := json.Unmarshal(pyScript(t, "dump_traces.py", url, prefix), &d); err != nil {
+	if err := json.Unmarshal(py.Run(t, mlflowScript(t, "dump_traces.py"), url, prefix), &d); err != nil {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// mlflowScript is the path of the script name of testdata/mlflow.
+func mlflowScript(t *testing.T, name string) string {
+	return filepath.Join(testenv.RepoRoot(t), "testdata", "mlflow", name)
 }
 
 // expectedTraces is what a copy of the traces src must look like in the
@@ -127,8 +133,9 @@ func sameTraces(t *testing.T, what string, want, got map[string][]traceDump) {
 // traces and sees a tag changed in the destination.
 func TestTracesCopied(t *testing.T) {
 	srcSrv, dstSrv, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), tracesPrefix(t)
-	pyScript(t, "make_traces.py", srcSrv.URL, p)
-	srcDump := dumpTraces(t, srcSrv.URL, p)
+	py := testenv.StartPyScripts(t)
+	py.Run(t, mlflowScript(t, "make_traces.py"), srcSrv.URL, p)
+	srcDump := dumpTraces(t, py, srcSrv.URL, p)
 	if len(srcDump["traces-src"]) != 3 || len(srcDump["traces-only"]) != 1 {
 		t.Fatalf("make_traces.py made %+v", srcDump)
 	}
@@ -147,7 +154,7 @@ func TestTracesCopied(t *testing.T) {
 	if len(rep.Coverage) != 0 {
 		t.Errorf("report coverage %v, want none", rep.Coverage)
 	}
-	got := withoutStorageTags(dumpTraces(t, dstSrv.URL, p))
+	got := withoutStorageTags(dumpTraces(t, py, dstSrv.URL, p))
 	want := expectedTraces(t, srcSrv.URL, srcDump, got)
 	sameTraces(t, "first copy", want, got)
 	checkTraces(t, srcSrv.URL, dstSrv.URL, p, nil)
@@ -157,7 +164,7 @@ func TestTracesCopied(t *testing.T) {
 	if rep.Traces == nil || rep.Traces.Copied != 4 {
 		t.Fatalf("second copy: report traces = %+v, want 4 found again", rep.Traces)
 	}
-	sameTraces(t, "second copy", want, withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
+	sameTraces(t, "second copy", want, withoutStorageTags(dumpTraces(t, py, dstSrv.URL, p)))
 
 	// What a user changes in the destination, check sees; a copy puts it back.
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: dstSrv.URL})
@@ -177,7 +184,7 @@ func TestTracesCopied(t *testing.T) {
 	src, dst = open()
 	copyTraces(t, src, dst)
 	checkTraces(t, srcSrv.URL, dstSrv.URL, p, nil)
-	sameTraces(t, "copy after a change", want, withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
+	sameTraces(t, "copy after a change", want, withoutStorageTags(dumpTraces(t, py, dstSrv.URL, p)))
 
 	// A copy interrupted between a trace's creation and its spans (no
 	// runferry.complete yet, no traces.json) is finished by the next copy.
@@ -199,7 +206,7 @@ func TestTracesCopied(t *testing.T) {
 	}
 	src, dst = open()
 	copyTraces(t, src, dst)
-	sameTraces(t, "copy after an interrupted one", want, withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
+	sameTraces(t, "copy after an interrupted one", want, withoutStorageTags(dumpTraces(t, py, dstSrv.URL, p)))
 
 	// Traces whose run the destination does not get (deleted in the
 	// source, so not copied) lose the link to it, counted, and keep its
@@ -220,7 +227,7 @@ func TestTracesCopied(t *testing.T) {
 	if rep.Traces == nil || rep.Traces.Copied != 4 || rep.Coverage[mlflow.CoverageTraceRunLinks] != 2 {
 		t.Fatalf("copy of traces whose run was deleted: traces %+v, coverage %v; want 4 copied, 2 links counted", rep.Traces, rep.Coverage)
 	}
-	for _, x := range dumpTraces(t, dstSrv.URL, p)["again/traces-src"] {
+	for _, x := range dumpTraces(t, py, dstSrv.URL, p)["again/traces-src"] {
 		if x.RunID != nil || x.Metadata["mlflow.sourceRun"] != "" || x.TraceID == srcDump["traces-src"][0].TraceID {
 			t.Errorf("a trace copied beside its first copy links run %v (metadata %q) or reuses the taken id %s", x.RunID, x.Metadata["mlflow.sourceRun"], x.TraceID)
 		}
@@ -297,8 +304,9 @@ func checkTraces(t *testing.T, src, dst, prefix string, want []string) {
 // nothing.
 func TestTracesThroughArchive(t *testing.T) {
 	srcSrv, dstSrv, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), tracesPrefix(t)
-	made := pyScript(t, "make_traces.py", srcSrv.URL, p)
-	srcDump := dumpTraces(t, srcSrv.URL, p)
+	py := testenv.StartPyScripts(t)
+	made := py.Run(t, mlflowScript(t, "make_traces.py"), srcSrv.URL, p)
+	srcDump := dumpTraces(t, py, srcSrv.URL, p)
 	dir := filepath.Join(t.TempDir(), "archive")
 	open := func() *mlsrc.Source { return mustSource(t, srcSrv.URL, p) }
 	pq, err := parquetdir.New(dir)
@@ -385,10 +393,10 @@ print(json.dumps([{"trace": r[0], "trace_id": r[1], "run": r[2], "state": r[3], 
 	if rep := restore(); rep.Traces == nil || rep.Traces.Copied != 4 || len(rep.Coverage) != 0 {
 		t.Fatalf("restore: traces %+v, coverage %v", rep.Traces, rep.Coverage)
 	}
-	restored := withoutStorageTags(dumpTraces(t, dstSrv.URL, p))
+	restored := withoutStorageTags(dumpTraces(t, py, dstSrv.URL, p))
 	sameTraces(t, "restore", expectedTraces(t, srcSrv.URL, srcDump, restored), restored)
 	restore()
-	sameTraces(t, "second restore", expectedTraces(t, srcSrv.URL, srcDump, restored), withoutStorageTags(dumpTraces(t, dstSrv.URL, p)))
+	sameTraces(t, "second restore", expectedTraces(t, srcSrv.URL, srcDump, restored), withoutStorageTags(dumpTraces(t, py, dstSrv.URL, p)))
 	checkTraces(t, srcSrv.URL, dstSrv.URL, p, nil)
 
 	// A damaged traces file is a difference naming it, never read as data.
