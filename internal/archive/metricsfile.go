@@ -18,7 +18,9 @@ import (
 // compresses them as a small Parquet file in memory, whose row group is then
 // copied verbatim (no re-encoding) into the metrics file, in order. At most
 // one row group per worker is in memory. Any other run is written by one
-// goroutine.
+// goroutine, row group after row group the same way. Row groups are
+// encoded by groupEncoder (not parquet-go's row writer), so a file's bytes
+// do not depend on the number of workers.
 func (rw *RunWriter) writeMetrics() (FileEntry, error) {
 	tf, err := createTableFile[MetricRow](rw.w.st, TableMetrics, rw.origin, rw.snapshot, metricRowGroup)
 	if err != nil {
@@ -29,10 +31,7 @@ func (rw *RunWriter) writeMetrics() (FileEntry, error) {
 		if workers := min(runtime.GOMAXPROCS(0), maxMetricWorkers); parallel && workers > 1 && rw.metrics.count > metricRowGroup {
 			err = rw.writeMetricsParallel(tf, pieces, workers)
 		} else {
-			rows := make([]MetricRow, 0, emitBatch)
-			err = rw.metrics.finish(func(key string, pts []pt) error {
-				return tf.Write(rw.metricRows(rows, key, pts))
-			})
+			err = rw.writeMetricsSerial(tf)
 		}
 	}
 	rw.metrics.discard()
@@ -47,13 +46,42 @@ func (rw *RunWriter) writeMetrics() (FileEntry, error) {
 // row group of encoded pages in memory).
 const maxMetricWorkers = 4
 
-// metricRows fills rows (reused) with the rows of pts.
-func (rw *RunWriter) metricRows(rows []MetricRow, key string, pts []pt) []MetricRow {
-	rows = rows[:0]
-	for _, p := range pts {
-		rows = append(rows, MetricRow{Run: rw.origin, Key: key, Step: p.step, Time: p.time, Value: p.val})
+// writeMetricsSerial writes the points in archive order into tf, one row
+// group of metricRowGroup rows (the last fewer) after another, each encoded
+// by a groupEncoder and copied in: the same row groups, so the same bytes,
+// as writeMetricsParallel writes.
+func (rw *RunWriter) writeMetricsSerial(tf *tableFile[MetricRow]) error {
+	enc := groupEncoders.Get().(*groupEncoder)
+	defer groupEncoders.Put(enc)
+	buf := new(bytes.Buffer)
+	enc.reset(rw.origin)
+	flush := func() error {
+		buf.Reset()
+		if err := enc.encode(buf); err != nil {
+			return err
+		}
+		enc.reset(rw.origin)
+		return copyRowGroup(tf, buf)
 	}
-	return rows
+	err := rw.metrics.finish(func(key string, pts []pt) error {
+		for len(pts) > 0 {
+			n := min(int64(len(pts)), metricRowGroup-enc.count())
+			if err := enc.add(key, pts[:n]); err != nil {
+				return err
+			}
+			pts = pts[n:]
+			if enc.count() == metricRowGroup {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil && enc.count() > 0 {
+		err = flush()
+	}
+	return err
 }
 
 // writeMetricsParallel writes the rows described by pieces (see
@@ -79,7 +107,8 @@ func (rw *RunWriter) writeMetricsParallel(tf *tableFile[MetricRow], pieces []pie
 		go func() {
 			defer wg.Done()
 			pts := make([]pt, emitBatch)
-			rows := make([]MetricRow, 0, emitBatch)
+			enc := groupEncoders.Get().(*groupEncoder)
+			defer groupEncoders.Put(enc)
 			for g := range jobs {
 				if failed.Load() {
 					results[g] <- result{}
@@ -87,15 +116,12 @@ func (rw *RunWriter) writeMetricsParallel(tf *tableFile[MetricRow], pieces []pie
 				}
 				buf := bufs.Get().(*bytes.Buffer)
 				buf.Reset()
-				pw := NewMetricsTableWriter(buf)
+				enc.reset(rw.origin)
 				lo := int64(g) * metricRowGroup
 				hi := min(lo+metricRowGroup, total)
-				err := rw.metrics.emitRows(pieces, lo, hi, pts, func(key string, p []pt) error {
-					_, err := pw.Write(rw.metricRows(rows, key, p))
-					return err
-				})
-				if cerr := pw.Close(); err == nil {
-					err = cerr
+				err := rw.metrics.emitRows(pieces, lo, hi, pts, enc.add)
+				if err == nil {
+					err = enc.encode(buf)
 				}
 				results[g] <- result{buf: buf, err: err}
 			}
