@@ -25,7 +25,8 @@ import (
 const URLRefreshes = 3
 
 // exportHistory reads the run's history from its parquet exports and their
-// live tail, calling fn for every row in step order. handled is false
+// live tail, calling fn for every row in step order (a row's points are
+// fn's only until it returns: see convertedRows). handled is false
 // (and nothing was read) when the run has no exports: the server does
 // not know parquetHistory, or answers neither URLs nor a live tail; the
 // caller then scans the history with the paged query.
@@ -196,22 +197,88 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 		if err != nil {
 			return fail(fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s: parquet history export %d: %v", s.cfg.Entity, project, id, i, err)))
 		}
-		ef.first = math.MaxInt64
-		err = ef.rows(func(m map[string]any) error {
-			ef.first, _ = wandbfile.ValueInt(m["_step"])
-			return errStop
-		})
-		if err != nil && err != errStop {
+		if ef.first, err = ef.firstStep(); err != nil {
 			return fail(err)
 		}
 	}
 	return files, nil
 }
 
+// firstStep returns the step of the file's first row, as
+// wandbfile.ValueInt takes it from the row (0 when null or not an
+// integer; math.MaxInt64 for a file of no rows). A flat numeric file's
+// is read from the first page of its _step column alone (the other
+// columns are not decoded: for a run of a few hundred points that was
+// most of the cost of reading its export); any other file's from its
+// first row, decoded.
+func (e *exportFile) firstStep() (int64, error) {
+	if fl := flatNumeric(e.pf.Schema()); fl != nil {
+		for g, rg := range e.pf.RowGroups() {
+			if rg.NumRows() == 0 {
+				continue
+			}
+			chunks := rg.ColumnChunks()
+			if len(chunks) != fl.columns {
+				return 0, fault.Permanent(fmt.Errorf("parquet history export %d: row group %d has %d columns, want %d", e.index, g, len(chunks), fl.columns))
+			}
+			v, err := firstValue(chunks[fl.step].Pages())
+			if err != nil {
+				return 0, fault.Permanent(fmt.Errorf("parquet history export %d: row group %d: column %d: %v", e.index, g, fl.step, err))
+			}
+			if v.IsNull() {
+				return 0, nil
+			}
+			st, _ := wandbfile.ValueInt(anyNumber(v))
+			return st, nil
+		}
+		return math.MaxInt64, nil
+	}
+	first := int64(math.MaxInt64)
+	err := e.rows(func(m map[string]any) error {
+		first, _ = wandbfile.ValueInt(m["_step"])
+		return errStop
+	})
+	if err != nil && err != errStop {
+		return 0, err
+	}
+	return first, nil
+}
+
+// firstValue returns the first value of a column chunk of rows, and
+// closes its pages.
+func firstValue(pages parquet.Pages) (parquet.Value, error) {
+	defer pages.Close()
+	buf := make([]parquet.Value, 1)
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			return parquet.Value{}, errors.New("no value in a row group of rows")
+		}
+		if err != nil {
+			return parquet.Value{}, err
+		}
+		if p.NumValues() == 0 {
+			parquet.Release(p)
+			continue
+		}
+		n, err := p.Values().ReadValues(buf)
+		parquet.Release(p)
+		if n == 1 {
+			return buf[0], nil
+		}
+		if err == nil || err == io.EOF {
+			err = errors.New("a page of values holds none")
+		}
+		return parquet.Value{}, err
+	}
+}
+
 // convertedRows calls fn for every row of the file, converted as
 // convertRow converts the row rows decodes; a file of flat numeric
 // columns (what W&B's exports of scalar metrics hold) is converted
-// straight from its parquet rows (flatNumeric), without the map.
+// straight from its parquet rows (flatNumeric), without the map. A row's
+// points are fn's only until it returns (a flat file's rows share one
+// array, reused): fn copies those it keeps.
 func (e *exportFile) convertedRows(fn func(row) error) error {
 	if fl := flatNumeric(e.pf.Schema()); fl != nil {
 		return e.flatRows(fl, fn)
@@ -311,6 +378,7 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 		}
 	}
 	step := cols[fl.step]
+	slab := make([]schema.Metric, 0, flatBatch*len(fl.metrics))
 	for g, rg := range e.pf.RowGroups() {
 		chunks := rg.ColumnChunks()
 		if len(chunks) != fl.columns {
@@ -333,9 +401,10 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 						return fault.Permanent(fmt.Errorf("parquet history export %d: row group %d: %v", e.index, g, err))
 					}
 				}
-				// The rows' points share one array a batch (each row's
-				// slice capped at its own points).
-				slab := make([]schema.Metric, 0, n*len(fl.metrics))
+				// The rows' points share one array, reused from batch
+				// to batch (each row's slice capped at its own points;
+				// fn copies what it keeps).
+				slab = slab[:0]
 				for i := range n {
 					var out row
 					if !step.null[i] {
