@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 
@@ -40,9 +39,9 @@ const URLRefreshes = 3
 // of the next ExportsAhead runs whose pages were fetched in export form
 // are downloaded while this one is read (ahead.go).
 //
-// The export files are downloaded one at a time into temporary files
-// (removed when read) and read row by row, so memory does not grow with
-// the run. Rows of the live tail (steps from the first live step on) are
+// The export files are downloaded one at a time, each held in memory up
+// to exportInMemory bytes, else in a temporary file (removed when read),
+// and read row by row, so memory does not grow with the run. Rows of the live tail (steps from the first live step on) are
 // read with the paged history query, up to last.
 func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id string, last int64, fn func(row) error) (handled bool, err error) {
 	s.exportPage(ctx, run.ID)
@@ -137,19 +136,24 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
+// exportInMemory is the size up to which a downloaded export is held in
+// memory rather than in a temporary file (a run of 100 steps of 10 keys
+// exports about 12 KB). With the exports of ExportsAhead runs downloaded
+// ahead and the runs in flight, at most a few MiB.
+const exportInMemory = 256 << 10
+
 // exportFile is a downloaded parquet export.
 type exportFile struct {
 	index int // its position in the server's list
-	f     *os.File
+	body  *wandbapi.Spooled
 	pf    *parquet.File
 	first int64 // its first row's step
 }
 
 func (e *exportFile) close() {
-	if e.f != nil {
-		e.f.Close()
-		os.Remove(e.f.Name())
-		e.f = nil
+	if e.body != nil {
+		e.body.Close()
+		e.body = nil
 	}
 }
 
@@ -167,7 +171,7 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 		return wandbapi.About(ctx, fmt.Sprintf("run %s/%s/%s: history export %d of %d", s.cfg.Entity, project, id, i+1, len(urls)))
 	}
 	for i := 0; i < len(urls); i++ {
-		tmp, size, err := s.api.DownloadTemp(about(i), urls[i], s.cfg.TempDir)
+		body, err := s.api.DownloadSpooled(about(i), urls[i], s.cfg.TempDir, exportInMemory)
 		for refresh := 0; errors.Is(err, wandbapi.ErrURLRefused) && refresh < URLRefreshes; refresh++ {
 			// The URL expired: ask again; the list's order may differ,
 			// so start over.
@@ -183,7 +187,7 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 				f.close()
 			}
 			files, urls, i = nil, fresh, 0
-			tmp, size, err = s.api.DownloadTemp(about(0), urls[0], s.cfg.TempDir)
+			body, err = s.api.DownloadSpooled(about(0), urls[0], s.cfg.TempDir, exportInMemory)
 		}
 		if errors.Is(err, wandbapi.ErrURLRefused) {
 			return fail(fault.Retryable(fmt.Errorf("wandb: run %s/%s/%s: %w (asked for fresh URLs %d times)", s.cfg.Entity, project, id, err, URLRefreshes), 0))
@@ -191,9 +195,9 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 		if err != nil {
 			return fail(fmt.Errorf("wandb: run %s/%s/%s: history export %d of %d: %w", s.cfg.Entity, project, id, i+1, len(urls), err))
 		}
-		ef := &exportFile{index: i, f: tmp}
+		ef := &exportFile{index: i, body: body}
 		files = append(files, ef)
-		ef.pf, err = parquet.OpenFile(tmp, size)
+		ef.pf, err = parquet.OpenFile(body, body.Size)
 		if err != nil {
 			return fail(fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s: parquet history export %d: %v", s.cfg.Entity, project, id, i, err)))
 		}
@@ -378,7 +382,7 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 		}
 	}
 	step := cols[fl.step]
-	slab := make([]schema.Metric, 0, flatBatch*len(fl.metrics))
+	var slab []schema.Metric
 	for g, rg := range e.pf.RowGroups() {
 		chunks := rg.ColumnChunks()
 		if len(chunks) != fl.columns {
@@ -404,6 +408,9 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 				// The rows' points share one array, reused from batch
 				// to batch (each row's slice capped at its own points;
 				// fn copies what it keeps).
+				if cap(slab) < n*len(fl.metrics) {
+					slab = make([]schema.Metric, 0, n*len(fl.metrics))
+				}
 				slab = slab[:0]
 				for i := range n {
 					var out row
