@@ -1,6 +1,7 @@
 package wandbapi
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -118,24 +119,99 @@ func (c *Client) Download(ctx context.Context, rawURL string, w io.Writer, want 
 	return n, nil
 }
 
-// DownloadTemp downloads a signed URL into a new temporary file in dir
-// (os.TempDir when empty), returned open at offset 0 with its size; the
-// caller closes and removes it.
-func (c *Client) DownloadTemp(ctx context.Context, rawURL, dir string) (*os.File, int64, error) {
-	f, err := os.CreateTemp(dir, "runferry-wandb-*.part")
+// Spooled is a downloaded body, read at any offset: held in memory when
+// it is small, else in a temporary file (see DownloadSpooled). Close
+// releases it (and removes the file).
+type Spooled struct {
+	io.ReaderAt
+	Size int64
+	file *os.File
+}
+
+// InFile tells whether the body is held in a temporary file.
+func (s *Spooled) InFile() bool { return s.file != nil }
+
+// Close releases the body; a temporary file is closed and removed.
+func (s *Spooled) Close() error {
+	if s.file == nil {
+		s.ReaderAt = nil
+		return nil
+	}
+	err := s.file.Close()
+	os.Remove(s.file.Name())
+	s.file, s.ReaderAt = nil, nil
+	return err
+}
+
+// DownloadSpooled downloads a signed URL as Download does and holds its
+// body: in memory when it has at most inMemory bytes, else in a new
+// temporary file in dir (os.TempDir when empty). A small body so costs
+// no file's create, write, close and remove (most of a small run's
+// export: docs/BENCHMARKS.md); a large one no more memory than
+// inMemory. The caller closes it.
+func (c *Client) DownloadSpooled(ctx context.Context, rawURL, dir string, inMemory int64) (*Spooled, error) {
+	w := &spoolWriter{dir: dir, limit: inMemory}
+	n, err := c.Download(ctx, rawURL, w, -1)
+	if w.err != nil {
+		err = fault.Fatal(fmt.Errorf("wandb: temporary file: %w", w.err))
+	}
 	if err != nil {
-		return nil, 0, fault.Fatal(fmt.Errorf("wandb: temporary file: %w", err))
+		w.discard()
+		return nil, err
 	}
-	n, err := c.Download(ctx, rawURL, f, -1)
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
+	if w.file == nil {
+		return &Spooled{ReaderAt: bytes.NewReader(w.buf), Size: n}, nil
 	}
+	return &Spooled{ReaderAt: w.file, Size: n, file: w.file}, nil
+}
+
+// spoolWriter holds what is written in buf up to limit bytes, then moves
+// it into a temporary file and writes the rest there. A failure to make
+// or write the file is kept in err (a local fault, not the download's).
+type spoolWriter struct {
+	dir   string
+	limit int64
+	buf   []byte
+	file  *os.File
+	err   error
+}
+
+func (w *spoolWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.file == nil && int64(len(w.buf)+len(p)) <= w.limit {
+		w.buf = append(w.buf, p...)
+		return len(p), nil
+	}
+	if w.file == nil {
+		f, err := os.CreateTemp(w.dir, "runferry-wandb-*.part")
+		if err != nil {
+			w.err = err
+			return 0, err
+		}
+		w.file = f
+		if _, err := f.Write(w.buf); err != nil {
+			w.err = err
+			return 0, err
+		}
+		w.buf = nil
+	}
+	n, err := w.file.Write(p)
 	if err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, 0, err
+		w.err = err
 	}
-	return f, n, nil
+	return n, err
+}
+
+// discard removes the temporary file, if any.
+func (w *spoolWriter) discard() {
+	if w.file != nil {
+		w.file.Close()
+		os.Remove(w.file.Name())
+		w.file = nil
+	}
+	w.buf = nil
 }
 
 // redactURL drops a signed URL's query (its signature) for messages.

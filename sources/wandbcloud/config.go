@@ -32,7 +32,7 @@ type Config struct {
 	// never from the parquet exports.
 	PagedHistory bool
 	// TempDir holds downloads while they are read (os.TempDir when
-	// empty).
+	// empty); history exports of up to 256 KiB are held in memory.
 	TempDir string
 	// Code also reads the run files of captured code (code/...).
 	Code bool

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 
@@ -25,7 +24,8 @@ import (
 const URLRefreshes = 3
 
 // exportHistory reads the run's history from its parquet exports and their
-// live tail, calling fn for every row in step order. handled is false
+// live tail, calling fn for every row in step order (a row's points are
+// fn's only until it returns: see convertedRows). handled is false
 // (and nothing was read) when the run has no exports: the server does
 // not know parquetHistory, or answers neither URLs nor a live tail; the
 // caller then scans the history with the paged query.
@@ -39,9 +39,9 @@ const URLRefreshes = 3
 // of the next ExportsAhead runs whose pages were fetched in export form
 // are downloaded while this one is read (ahead.go).
 //
-// The export files are downloaded one at a time into temporary files
-// (removed when read) and read row by row, so memory does not grow with
-// the run. Rows of the live tail (steps from the first live step on) are
+// The export files are downloaded one at a time, each held in memory up
+// to exportInMemory bytes, else in a temporary file (removed when read),
+// and read row by row, so memory does not grow with the run. Rows of the live tail (steps from the first live step on) are
 // read with the paged history query, up to last.
 func (s *Source) exportHistory(ctx context.Context, run schema.Ref, project, id string, last int64, fn func(row) error) (handled bool, err error) {
 	s.exportPage(ctx, run.ID)
@@ -136,19 +136,24 @@ func cmpInt(a, b int64) int {
 	return 0
 }
 
+// exportInMemory is the size up to which a downloaded export is held in
+// memory rather than in a temporary file (a run of 100 steps of 10 keys
+// exports about 12 KB). With the exports of ExportsAhead runs downloaded
+// ahead and the runs in flight, at most a few MiB.
+const exportInMemory = 256 << 10
+
 // exportFile is a downloaded parquet export.
 type exportFile struct {
 	index int // its position in the server's list
-	f     *os.File
+	body  *wandbapi.Spooled
 	pf    *parquet.File
 	first int64 // its first row's step
 }
 
 func (e *exportFile) close() {
-	if e.f != nil {
-		e.f.Close()
-		os.Remove(e.f.Name())
-		e.f = nil
+	if e.body != nil {
+		e.body.Close()
+		e.body = nil
 	}
 }
 
@@ -166,7 +171,7 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 		return wandbapi.About(ctx, fmt.Sprintf("run %s/%s/%s: history export %d of %d", s.cfg.Entity, project, id, i+1, len(urls)))
 	}
 	for i := 0; i < len(urls); i++ {
-		tmp, size, err := s.api.DownloadTemp(about(i), urls[i], s.cfg.TempDir)
+		body, err := s.api.DownloadSpooled(about(i), urls[i], s.cfg.TempDir, exportInMemory)
 		for refresh := 0; errors.Is(err, wandbapi.ErrURLRefused) && refresh < URLRefreshes; refresh++ {
 			// The URL expired: ask again; the list's order may differ,
 			// so start over.
@@ -182,7 +187,7 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 				f.close()
 			}
 			files, urls, i = nil, fresh, 0
-			tmp, size, err = s.api.DownloadTemp(about(0), urls[0], s.cfg.TempDir)
+			body, err = s.api.DownloadSpooled(about(0), urls[0], s.cfg.TempDir, exportInMemory)
 		}
 		if errors.Is(err, wandbapi.ErrURLRefused) {
 			return fail(fault.Retryable(fmt.Errorf("wandb: run %s/%s/%s: %w (asked for fresh URLs %d times)", s.cfg.Entity, project, id, err, URLRefreshes), 0))
@@ -190,28 +195,94 @@ func (s *Source) downloadExports(ctx context.Context, project, id string, urls [
 		if err != nil {
 			return fail(fmt.Errorf("wandb: run %s/%s/%s: history export %d of %d: %w", s.cfg.Entity, project, id, i+1, len(urls), err))
 		}
-		ef := &exportFile{index: i, f: tmp}
+		ef := &exportFile{index: i, body: body}
 		files = append(files, ef)
-		ef.pf, err = parquet.OpenFile(tmp, size)
+		ef.pf, err = parquet.OpenFile(body, body.Size)
 		if err != nil {
 			return fail(fault.Permanent(fmt.Errorf("wandb: run %s/%s/%s: parquet history export %d: %v", s.cfg.Entity, project, id, i, err)))
 		}
-		ef.first = math.MaxInt64
-		err = ef.rows(func(m map[string]any) error {
-			ef.first, _ = wandbfile.ValueInt(m["_step"])
-			return errStop
-		})
-		if err != nil && err != errStop {
+		if ef.first, err = ef.firstStep(); err != nil {
 			return fail(err)
 		}
 	}
 	return files, nil
 }
 
+// firstStep returns the step of the file's first row, as
+// wandbfile.ValueInt takes it from the row (0 when null or not an
+// integer; math.MaxInt64 for a file of no rows). A flat numeric file's
+// is read from the first page of its _step column alone (the other
+// columns are not decoded: for a run of a few hundred points that was
+// most of the cost of reading its export); any other file's from its
+// first row, decoded.
+func (e *exportFile) firstStep() (int64, error) {
+	if fl := flatNumeric(e.pf.Schema()); fl != nil {
+		for g, rg := range e.pf.RowGroups() {
+			if rg.NumRows() == 0 {
+				continue
+			}
+			chunks := rg.ColumnChunks()
+			if len(chunks) != fl.columns {
+				return 0, fault.Permanent(fmt.Errorf("parquet history export %d: row group %d has %d columns, want %d", e.index, g, len(chunks), fl.columns))
+			}
+			v, err := firstValue(chunks[fl.step].Pages())
+			if err != nil {
+				return 0, fault.Permanent(fmt.Errorf("parquet history export %d: row group %d: column %d: %v", e.index, g, fl.step, err))
+			}
+			if v.IsNull() {
+				return 0, nil
+			}
+			st, _ := wandbfile.ValueInt(anyNumber(v))
+			return st, nil
+		}
+		return math.MaxInt64, nil
+	}
+	first := int64(math.MaxInt64)
+	err := e.rows(func(m map[string]any) error {
+		first, _ = wandbfile.ValueInt(m["_step"])
+		return errStop
+	})
+	if err != nil && err != errStop {
+		return 0, err
+	}
+	return first, nil
+}
+
+// firstValue returns the first value of a column chunk of rows, and
+// closes its pages.
+func firstValue(pages parquet.Pages) (parquet.Value, error) {
+	defer pages.Close()
+	buf := make([]parquet.Value, 1)
+	for {
+		p, err := pages.ReadPage()
+		if err == io.EOF {
+			return parquet.Value{}, errors.New("no value in a row group of rows")
+		}
+		if err != nil {
+			return parquet.Value{}, err
+		}
+		if p.NumValues() == 0 {
+			parquet.Release(p)
+			continue
+		}
+		n, err := p.Values().ReadValues(buf)
+		parquet.Release(p)
+		if n == 1 {
+			return buf[0], nil
+		}
+		if err == nil || err == io.EOF {
+			err = errors.New("a page of values holds none")
+		}
+		return parquet.Value{}, err
+	}
+}
+
 // convertedRows calls fn for every row of the file, converted as
 // convertRow converts the row rows decodes; a file of flat numeric
 // columns (what W&B's exports of scalar metrics hold) is converted
-// straight from its parquet rows (flatNumeric), without the map.
+// straight from its parquet rows (flatNumeric), without the map. A row's
+// points are fn's only until it returns (a flat file's rows share one
+// array, reused): fn copies those it keeps.
 func (e *exportFile) convertedRows(fn func(row) error) error {
 	if fl := flatNumeric(e.pf.Schema()); fl != nil {
 		return e.flatRows(fl, fn)
@@ -311,6 +382,7 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 		}
 	}
 	step := cols[fl.step]
+	var slab []schema.Metric
 	for g, rg := range e.pf.RowGroups() {
 		chunks := rg.ColumnChunks()
 		if len(chunks) != fl.columns {
@@ -333,9 +405,13 @@ func (e *exportFile) flatRows(fl *flat, fn func(row) error) error {
 						return fault.Permanent(fmt.Errorf("parquet history export %d: row group %d: %v", e.index, g, err))
 					}
 				}
-				// The rows' points share one array a batch (each row's
-				// slice capped at its own points).
-				slab := make([]schema.Metric, 0, n*len(fl.metrics))
+				// The rows' points share one array, reused from batch
+				// to batch (each row's slice capped at its own points;
+				// fn copies what it keeps).
+				if cap(slab) < n*len(fl.metrics) {
+					slab = make([]schema.Metric, 0, n*len(fl.metrics))
+				}
+				slab = slab[:0]
 				for i := range n {
 					var out row
 					if !step.null[i] {

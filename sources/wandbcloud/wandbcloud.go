@@ -660,7 +660,8 @@ func convertRow(m map[string]any) row {
 
 // history calls fn for every history row of run, in step order: from the
 // parquet exports and their live tail when the run has them (unless
-// Config.PagedHistory), else with the paged history scan.
+// Config.PagedHistory), else with the paged history scan. A row's points
+// are fn's only until it returns: fn copies those it keeps.
 func (s *Source) history(ctx context.Context, run schema.Ref, fn func(row) error) error {
 	p, err := s.split(run.ID, 2)
 	if err != nil {
