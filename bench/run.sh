@@ -119,8 +119,9 @@ fi
 
 # --- measurement -----------------------------------------------------------
 # measure BENCH SIDE REP [--verify CMD...] -- CMD...
-# Runs CMD under /usr/bin/time and records wall time, peak RSS and the JSON
-# it printed (or, with --verify, the JSON the verify command prints after).
+# Runs CMD under /usr/bin/time and records wall time, peak RSS, CPU time
+# (user+sys of CMD and its children) and the JSON it printed (or, with
+# --verify, the JSON the verify command prints after).
 measure() {
 	local bench=$1 side=$2 rep=$3
 	shift 3
@@ -132,13 +133,13 @@ measure() {
 	[ "$1" = -- ] && shift
 	local tf=$SCRATCH/time.txt of=$SCRATCH/stdout.txt
 	log "$bench/$side #$rep: $*"
-	"$TIME" -f '%e %M' -o "$tf" "$@" >"$of" || die "$bench/$side failed: $*"
+	"$TIME" -f '%e %M %U %S' -o "$tf" "$@" >"$of" || die "$bench/$side failed: $*"
 	if [ ${#verify[@]} -gt 0 ]; then
 		"${verify[@]}" >"$of" || die "$bench/$side: verification failed: ${verify[*]}"
 	fi
-	local wall rss
-	read -r wall rss <"$tf"
-	"$PY" bench/py/report.py record "$RESULTS" "$bench" "$side" "$rep" "$wall" "$rss" "$of" "$*"
+	local wall rss usr sys
+	read -r wall rss usr sys <"$tf"
+	"$PY" bench/py/report.py record "$RESULTS" "$bench" "$side" "$rep" "$wall" "$rss" "$of" "$*" "$(awk -v u="$usr" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')"
 }
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -1,8 +1,9 @@
 """Bookkeeping for bench/run.sh: records measurements and writes
 docs/BENCHMARKS.md.
 
-  report.py record RESULTS BENCH SIDE REP WALL RSS_KB STDOUT_FILE CMD
-      appends one measurement (wall seconds and peak RSS from /usr/bin/time,
+  report.py record RESULTS BENCH SIDE REP WALL RSS_KB STDOUT_FILE CMD [CPU_S]
+      appends one measurement (wall seconds, peak RSS and CPU_S, user+sys
+      seconds, from /usr/bin/time;
       the JSON the command printed) to RESULTS (JSON lines).
   report.py write RESULTS FACTS_JSON NOTES_MD GO_BENCH_TXT OUT_MD
       computes medians and ratios, checks that both sides of every
@@ -149,7 +150,7 @@ RSS_TARGETS = [
 ]
 
 
-def record(path, bench, side, rep, wall, rss, stdout_file, cmd):
+def record(path, bench, side, rep, wall, rss, stdout_file, cmd, cpu=None):
     with open(stdout_file) as f:
         text = f.read().strip()
     try:
@@ -158,6 +159,8 @@ def record(path, bench, side, rep, wall, rss, stdout_file, cmd):
         out = {"raw": text[-500:]}
     line = {"bench": bench, "side": side, "rep": int(rep), "wall": float(wall),
             "rss_kb": int(rss), "out": out, "cmd": cmd}
+    if cpu is not None:
+        line["cpu"] = float(cpu)  # user+sys seconds of the command and its children
     with open(path, "a") as f:
         f.write(json.dumps(line) + "\n")
 
@@ -381,7 +384,7 @@ def mb(n):
 
 
 def main():
-    if len(sys.argv) >= 2 and sys.argv[1] == "record" and len(sys.argv) == 10:
+    if len(sys.argv) >= 2 and sys.argv[1] == "record" and len(sys.argv) in (10, 11):
         record(*sys.argv[2:])
         return 0
     if len(sys.argv) == 4 and sys.argv[1] == "keep":

@@ -205,25 +205,9 @@ func TestConsoleAppendedInSegments(t *testing.T) {
 	appended, covA := runFiles(t, api, first.DestID)
 
 	fresh, freshRead, _ := pair(t, srv.URL)
-	rep, err := transfer.Copy(ctx, memsrc.New(grown), fresh, transfer.Options{Backoff: func(int) time.Duration { return time.Millisecond }})
-	if err != nil || rep.Totals.Failed != 0 {
-		t.Fatalf("fresh copy: %v %+v", err, rep.Totals)
-	}
-	var freshID string
-	for _, r := range rep.Runs {
-		if r.Origin == big {
-			freshID = r.DestID
-		}
-	}
-	want, covF := runFiles(t, api, freshID)
-	if len(want) != len(appended) {
-		t.Errorf("the appended run holds %d files, a fresh copy %d:\n%v\n%v", len(appended), len(want), keysOf(appended), keysOf(want))
-	}
-	for p, b := range want {
-		if appended[p] != b {
-			t.Errorf("file %s: the appended run's (%d bytes) differs from the fresh copy's (%d bytes)", p, len(appended[p]), len(b))
-		}
-	}
+	freshRun := copyRun(t, fresh, transfer.Options{Backoff: func(int) time.Duration { return time.Millisecond }}, grown, big)
+	want, covF := runFiles(t, api, freshRun.DestID)
+	sameFiles(t, "appended", appended, want)
 	if len(covF.LogSegments) != n2 || !slices.Equal(covA.LogSegments, covF.LogSegments) || covA.LogsDigest != covF.LogsDigest ||
 		covA.LogLines != 130 || !slices.Equal(covA.Generated, covF.Generated) {
 		t.Errorf("coverage of the console: appended %d lines %+v %s %v; fresh %+v %s %v", covA.LogLines, covA.LogSegments, covA.LogsDigest, covA.Generated,
@@ -344,6 +328,58 @@ func keysOf(m map[string]string) []string {
 	return out
 }
 
+// sameFiles requires got, the files (runFiles) of the run an append
+// wrote (what names it: "appended", "continued"), to be want, a fresh
+// copy's: the same paths, each with the same bytes.
+func sameFiles(t *testing.T, what string, got, want map[string]string) {
+	t.Helper()
+	if !slices.Equal(keysOf(got), keysOf(want)) {
+		t.Errorf("the %s run holds\n%v\na fresh copy\n%v", what, keysOf(got), keysOf(want))
+	}
+	for p, b := range want {
+		if got[p] != b {
+			t.Errorf("file %s: the %s run's (%d bytes) differs from the fresh copy's (%d bytes)", p, what, len(got[p]), len(b))
+		}
+	}
+}
+
+// freshCopy copies ds, with no ledger, into a new experiment prefix on
+// the MLflow server at url and returns the files and coverage (runFiles)
+// of its run whose origin is origin.
+func freshCopy(t *testing.T, url string, api *mlflowapi.Client, ds *dataset.Dataset, origin string) (map[string]string, mlflowconv.Coverage) {
+	t.Helper()
+	fresh, _, _ := pair(t, url)
+	r := copyRun(t, fresh, transfer.Options{Backoff: func(int) time.Duration { return time.Millisecond }}, ds, origin)
+	return runFiles(t, api, r.DestID)
+}
+
+// coverageRefusingProxy starts a proxy to the server at upstream, closed
+// when the test ends, and returns its URL. While refuse is set it answers
+// 400 to the upload of a run's coverage file (not the append base's
+// copy), which leaves an append cut short; seen, when not nil, is called
+// with every request passed on.
+func coverageRefusingProxy(t *testing.T, upstream string, refuse *atomic.Bool, seen func(*http.Request)) string {
+	t.Helper()
+	target, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/"+mlflowconv.CoveragePath) && !strings.Contains(r.URL.Path, mlflowconv.AppendBaseDir) && refuse.Load() {
+			http.Error(w, `{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}`, http.StatusBadRequest)
+			return
+		}
+		if seen != nil {
+			seen(r)
+		}
+		r.Host = target.Host // MLflow refuses a Host it does not serve
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	return proxy.URL
+}
+
 // TestConsoleOldLayoutAppended: a copy whose console output is one
 // runferry/logs.jsonl beyond the segment limit, as versions before
 // segments wrote it (here: written with the default limit of 8 MiB, which
@@ -384,17 +420,8 @@ func TestConsoleOldLayoutAppended(t *testing.T) {
 			second.Appended, second.DestID, second.Reason, second.LogLines, second.KeptLogLines, first.DestID)
 	}
 	appended, covA := runFiles(t, api, first.DestID)
-	fresh, _, _ := pair(t, srv.URL)
-	freshRun := copyTo(fresh, transfer.Options{Backoff: func(int) time.Duration { return time.Millisecond }}, grown)
-	want, covF := runFiles(t, api, freshRun.DestID)
-	if !slices.Equal(keysOf(appended), keysOf(want)) {
-		t.Errorf("the appended run holds\n%v\na fresh copy\n%v", keysOf(appended), keysOf(want))
-	}
-	for p, b := range want {
-		if appended[p] != b {
-			t.Errorf("file %s: the appended run's (%d bytes) differs from the fresh copy's (%d bytes)", p, len(appended[p]), len(b))
-		}
-	}
+	want, covF := freshCopy(t, srv.URL, api, grown, big)
+	sameFiles(t, "appended", appended, want)
 	if len(covA.LogSegments) != n || !slices.Equal(covA.LogSegments, covF.LogSegments) || !slices.Equal(covA.Generated, covF.Generated) {
 		t.Errorf("console segments: appended %+v %v, fresh %+v %v; want %d", covA.LogSegments, covA.Generated, covF.LogSegments, covF.Generated, n)
 	}
@@ -463,28 +490,16 @@ func TestConsoleAppendCutShortContinued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refuse atomic.Bool
 	var uploads atomic.Int64
-	rp := httputil.NewSingleHostReverseProxy(target)
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/"+mlflowconv.CoveragePath) && !strings.Contains(r.URL.Path, mlflowconv.AppendBaseDir) && refuse.Load() {
-			http.Error(w, `{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}`, http.StatusBadRequest)
-			return
-		}
+	proxy := coverageRefusingProxy(t, srv.URL, &refuse, func(r *http.Request) {
 		if r.Method == http.MethodPut && consoleFile.MatchString(r.URL.Path) {
 			uploads.Add(1)
 		}
-		r.Host = target.Host
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+	})
 	early, grown := withConsole(50, 130)
 	big := grown.Runs[0].Run.Origin.String()
-	dst, read, _ := pair(t, proxy.URL)
+	dst, read, _ := pair(t, proxy)
 	opt := transfer.Options{Ledger: &sinktest.MemLedger{}, Backoff: func(int) time.Duration { return time.Millisecond }}
 	result := func(rep *transfer.Report) transfer.RunResult {
 		t.Helper()
@@ -513,20 +528,8 @@ func TestConsoleAppendCutShortContinued(t *testing.T) {
 			second.Appended, second.DestID, second.Reason, second.KeptLogLines, uploads.Load(), first.DestID, n)
 	}
 	appended, covA := runFiles(t, api, first.DestID)
-	fresh, _, _ := pair(t, srv.URL)
-	rep, err = transfer.Copy(ctx, memsrc.New(grown), fresh, transfer.Options{Backoff: func(int) time.Duration { return time.Millisecond }})
-	if err != nil || rep.Totals.Failed != 0 {
-		t.Fatalf("fresh copy: %v %+v", err, rep.Totals)
-	}
-	want, covF := runFiles(t, api, result(rep).DestID)
-	if !slices.Equal(keysOf(appended), keysOf(want)) {
-		t.Errorf("the continued run holds\n%v\na fresh copy\n%v", keysOf(appended), keysOf(want))
-	}
-	for p, b := range want {
-		if appended[p] != b {
-			t.Errorf("file %s: the continued run's (%d bytes) differs from the fresh copy's (%d bytes)", p, len(appended[p]), len(b))
-		}
-	}
+	want, covF := freshCopy(t, srv.URL, api, grown, big)
+	sameFiles(t, "continued", appended, want)
 	if !slices.Equal(covA.LogSegments, covF.LogSegments) {
 		t.Errorf("segments: continued %+v, fresh %+v", covA.LogSegments, covF.LogSegments)
 	}

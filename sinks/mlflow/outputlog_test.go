@@ -8,9 +8,6 @@ import (
 	"io"
 	"iter"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -94,6 +91,130 @@ func outputPaths(from, to int) []string {
 	return out
 }
 
+// sdkOutputLog has the real wandb SDK (offline, sinktest.GrowWandb) write
+// steps 0-4 of run id under dir and returns the path of the run's
+// files/output.log, which the tests then grow.
+func sdkOutputLog(t *testing.T, dir, id string) string {
+	t.Helper()
+	sinktest.GrowWandb(t, dir, id, 0, 5)
+	logs, err := filepath.Glob(filepath.Join(dir, "wandb", "*run-*-"+id, "files", "output.log"))
+	if err != nil || len(logs) != 1 {
+		t.Fatalf("the SDK's output.log: %v %v", logs, err)
+	}
+	return logs[0]
+}
+
+// logGrower returns grow, which appends n lines to the file at path,
+// line(i) (without its newline) for the i-th line appended through it,
+// counted from 0 across calls, and returns the whole file after.
+func logGrower(t *testing.T, path string, line func(i int) string) (grow func(n int) []byte) {
+	next := 0
+	return func(n int) []byte {
+		t.Helper()
+		var b []byte
+		for range n {
+			b = append(append(b, line(next)...), '\n')
+			next++
+		}
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		whole, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return whole
+	}
+}
+
+// syncInto returns the sinktest.Growing that syncs the W&B folder dir
+// into dst with ledger, check reading dst back through read.
+func syncInto(dir string, ledger transfer.Ledger, dst sinks.Sink, read func() sources.Source) *sinktest.Growing {
+	return &sinktest.Growing{Dir: dir, Ledger: ledger,
+		Sink: func(*testing.T) (sinks.Sink, func() error) { return dst, nil },
+		Read: func(*testing.T) sources.Source { return read() }}
+}
+
+// freshFolderCopy syncs the W&B folder dir, with a ledger of its own, into
+// a new experiment prefix on the MLflow server at url (check included:
+// sinktest.Growing.Sync) and returns that copy's run's files and coverage
+// (runFiles) and a reader of the copy.
+func freshFolderCopy(t *testing.T, url string, api *mlflowapi.Client, dir string) (map[string]string, mlflowconv.Coverage, func() sources.Source) {
+	t.Helper()
+	fresh, read, _ := pair(t, url)
+	r := syncInto(dir, &sinktest.MemLedger{}, fresh, read).Sync(t)
+	files, cov := runFiles(t, api, r.DestID)
+	return files, cov, read
+}
+
+// listedFile is a file as the MLflow source lists and reads it.
+type listedFile struct {
+	size int64  // the size listed
+	body []byte // the bytes read
+}
+
+// readListed lists the files of run origin through the MLflow source that
+// read opens and reads those whose path keep accepts; a path listed twice
+// fails the test.
+func readListed(t *testing.T, read func() sources.Source, origin schema.Ref, keep func(path string) bool) map[string]listedFile {
+	t.Helper()
+	src := read()
+	defer src.Close()
+	out := map[string]listedFile{}
+	for a, err := range artifactsOf(t, src, origin) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !keep(a.Path) {
+			continue
+		}
+		if _, dup := out[a.Path]; dup {
+			t.Errorf("the MLflow source lists %s twice", a.Path)
+		}
+		body, err := a.Open(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(body)
+		body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[a.Path] = listedFile{size: a.Size, body: b}
+	}
+	return out
+}
+
+// requireOutputLog requires the MLflow source that read opens to list run
+// origin's output.log once, whole (want, by size listed and by SHA-256 of
+// the bytes read), and no output.N.log.
+func requireOutputLog(t *testing.T, read func() sources.Source, origin schema.Ref, want []byte) {
+	t.Helper()
+	got := readListed(t, read, origin, func(p string) bool { return strings.HasPrefix(p, "output.") })
+	for p := range got {
+		if p != "output.log" {
+			t.Errorf("the MLflow source lists %s", p)
+		}
+	}
+	a, ok := got["output.log"]
+	if !ok {
+		t.Errorf("the MLflow source does not list output.log")
+		return
+	}
+	if a.size != int64(len(want)) || sha256.Sum256(a.body) != sha256.Sum256(want) {
+		t.Errorf("the MLflow source reads output.log of %d bytes (listed %d), sha256 %x; the folder's is %d bytes, %x",
+			len(a.body), a.size, sha256.Sum256(a.body), len(want), sha256.Sum256(want))
+	}
+}
+
 // TestSourceOutputLogAppendedInSegments: a real W&B folder (the SDK,
 // offline) whose files/output.log grows between syncs, as a live run's
 // does, synced into MLflow with 1 KiB segments. The first sync holds the
@@ -117,81 +238,17 @@ func TestSourceOutputLogAppendedInSegments(t *testing.T) {
 	}
 	proxy := newRecordingProxy(t, srv.URL)
 	dir := t.TempDir()
-	const id = "outl0001"
-	sinktest.GrowWandb(t, dir, id, 0, 5)
-	logs, err := filepath.Glob(filepath.Join(dir, "wandb", "*run-*-"+id, "files", "output.log"))
-	if err != nil || len(logs) != 1 {
-		t.Fatalf("the SDK's output.log: %v %v", logs, err)
-	}
-	outputLog := logs[0]
-	line := 0
-	grow := func(n int) []byte {
-		t.Helper()
-		f, err := os.OpenFile(outputLog, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range n {
-			fmt.Fprintf(f, "train step %d: loss %.5f %s\n", line, 1/float64(line+1), strings.Repeat("#", line%11))
-			line++
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(outputLog)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	outputLog := sdkOutputLog(t, dir, "outl0001")
+	grow := logGrower(t, outputLog, func(i int) string {
+		return fmt.Sprintf("train step %d: loss %.5f %s", i, 1/float64(i+1), strings.Repeat("#", i%11))
+	})
 	dst, read, _ := pair(t, proxy.srv.URL)
-	g := &sinktest.Growing{Dir: dir, Ledger: &sinktest.MemLedger{},
-		Sink: func(*testing.T) (sinks.Sink, func() error) { return dst, nil },
-		Read: func(*testing.T) sources.Source { return read() }}
-	// readBack requires the MLflow source to list output.log once, whole,
-	// equal to want, and no output.N.log.
-	var origin schema.Ref
-	readBack := func(read func() sources.Source, want []byte) {
-		t.Helper()
-		src := read()
-		defer src.Close()
-		var found int
-		{
-			for a, err := range artifactsOf(t, src, origin) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.HasPrefix(a.Path, "output.") && a.Path != "output.log" {
-					t.Errorf("the MLflow source lists %s", a.Path)
-				}
-				if a.Path != "output.log" {
-					continue
-				}
-				found++
-				body, err := a.Open(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, err := io.ReadAll(body)
-				body.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if a.Size != int64(len(want)) || sha256.Sum256(b) != sha256.Sum256(want) {
-					t.Errorf("the MLflow source reads output.log of %d bytes (listed %d), sha256 %x; the folder's is %d bytes, %x",
-						len(b), a.Size, sha256.Sum256(b), len(want), sha256.Sum256(want))
-				}
-			}
-		}
-		if found != 1 {
-			t.Errorf("the MLflow source lists output.log %d times, want once", found)
-		}
-	}
+	g := syncInto(dir, &sinktest.MemLedger{}, dst, read)
 
 	b1 := grow(120)
 	sz1 := outputSegmentSizes(b1, 1024)
 	first := g.Sync(t)
-	origin, _ = schema.ParseRef(first.Origin)
+	origin, _ := schema.ParseRef(first.Origin)
 	n1 := len(sz1)
 	if got, want := outputLogUploads(proxy.take(), first.DestID), outputPaths(0, n1); n1 < 3 || !slices.Equal(got, want) {
 		t.Fatalf("first sync uploaded %v, want %v", got, want)
@@ -200,7 +257,7 @@ func TestSourceOutputLogAppendedInSegments(t *testing.T) {
 	if len(cov1.OutputSegments) != n1 || cov1.OutputSegments[0].Bytes != sz1[0] || slices.Contains(cov1.Generated, "output.log") {
 		t.Fatalf("first sync: output segments %+v (generated %v), want %d of sizes %v", cov1.OutputSegments, cov1.Generated, n1, sz1)
 	}
-	readBack(read, b1)
+	requireOutputLog(t, read, origin, b1)
 
 	b2 := grow(150)
 	sz2 := outputSegmentSizes(b2, 1024)
@@ -215,30 +272,18 @@ func TestSourceOutputLogAppendedInSegments(t *testing.T) {
 	if got, want := outputLogUploads(proxy.take(), first.DestID), outputPaths(n1-1, n2); !slices.Equal(got, want) {
 		t.Fatalf("the append uploaded %v, want %v (the first %d segments are held unchanged)", got, want, n1-1)
 	}
-	readBack(read, b2)
+	requireOutputLog(t, read, origin, b2)
 	appended, covA := runFiles(t, api, first.DestID)
 
 	// A fresh copy of the grown folder holds the same files and segments.
-	fresh, freshRead, _ := pair(t, srv.URL)
-	gf := &sinktest.Growing{Dir: dir, Ledger: &sinktest.MemLedger{},
-		Sink: func(*testing.T) (sinks.Sink, func() error) { return fresh, nil },
-		Read: func(*testing.T) sources.Source { return freshRead() }}
-	f := gf.Sync(t)
-	want, covF := runFiles(t, api, f.DestID)
-	if !slices.Equal(keysOf(appended), keysOf(want)) {
-		t.Errorf("the appended run holds %v, a fresh copy %v", keysOf(appended), keysOf(want))
-	}
-	for p, b := range want {
-		if appended[p] != b {
-			t.Errorf("file %s: the appended run's (%d bytes) differs from the fresh copy's (%d bytes)", p, len(appended[p]), len(b))
-		}
-	}
+	want, covF, freshRead := freshFolderCopy(t, srv.URL, api, dir)
+	sameFiles(t, "appended", appended, want)
 	if len(covF.OutputSegments) != n2 || !slices.Equal(covA.OutputSegments, covF.OutputSegments) ||
 		covA.FileDigests["output.log"] != covF.FileDigests["output.log"] || covA.FileDigests["output.log"] != fmt.Sprintf("sha256:%x", sha256.Sum256(b2)) {
 		t.Errorf("output segments: appended %+v %s; fresh %+v %s; the file's sha256 %x", covA.OutputSegments, covA.FileDigests["output.log"],
 			covF.OutputSegments, covF.FileDigests["output.log"], sha256.Sum256(b2))
 	}
-	readBack(freshRead, b2)
+	requireOutputLog(t, freshRead, origin, b2)
 
 	// The dry run's held files: the whole file, by its SHA-256.
 	run, err := api.GetRun(ctx, first.DestID)
@@ -260,7 +305,7 @@ func TestSourceOutputLogAppendedInSegments(t *testing.T) {
 	if got := outputLogUploads(proxy.take(), first.DestID); !third.Appended || len(got) != 0 || third.KeptFiles == 0 {
 		t.Errorf("third sync (output.log unchanged): appended %v, uploaded %v, %d files kept", third.Appended, got, third.KeptFiles)
 	}
-	readBack(read, b2)
+	requireOutputLog(t, read, origin, b2)
 }
 
 // TestSourceOutputLogOldLayoutAppended: a copy holding the source's
@@ -271,43 +316,17 @@ func TestSourceOutputLogAppendedInSegments(t *testing.T) {
 // whole; the next growth sends only the last segments.
 func TestSourceOutputLogOldLayoutAppended(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
-	ctx := context.Background()
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	proxy := newRecordingProxy(t, srv.URL)
 	dir := t.TempDir()
-	const id = "outl0002"
-	sinktest.GrowWandb(t, dir, id, 0, 5)
-	logs, err := filepath.Glob(filepath.Join(dir, "wandb", "*run-*-"+id, "files", "output.log"))
-	if err != nil || len(logs) != 1 {
-		t.Fatalf("the SDK's output.log: %v %v", logs, err)
-	}
-	line := 0
-	grow := func(n int) []byte {
-		t.Helper()
-		f, err := os.OpenFile(logs[0], os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for range n {
-			fmt.Fprintf(f, "eval %d: acc %.4f %s\n", line, float64(line)/1000, strings.Repeat("*", line%5))
-			line++
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		b, err := os.ReadFile(logs[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	grow := logGrower(t, sdkOutputLog(t, dir, "outl0002"), func(i int) string {
+		return fmt.Sprintf("eval %d: acc %.4f %s", i, float64(i)/1000, strings.Repeat("*", i%5))
+	})
 	dst, read, _ := pair(t, proxy.srv.URL)
-	g := &sinktest.Growing{Dir: dir, Ledger: &sinktest.MemLedger{},
-		Sink: func(*testing.T) (sinks.Sink, func() error) { return dst, nil },
-		Read: func(*testing.T) sources.Source { return read() }}
+	g := syncInto(dir, &sinktest.MemLedger{}, dst, read)
 
 	grow(100)
 	first := g.Sync(t) // 8 MiB segments: output.log whole
@@ -330,40 +349,13 @@ func TestSourceOutputLogOldLayoutAppended(t *testing.T) {
 		t.Fatalf("the append to the whole-file copy uploaded %v, want every segment %v", got, want)
 	}
 	appended, covA := runFiles(t, api, first.DestID)
-	fresh, freshRead, _ := pair(t, srv.URL)
-	f := (&sinktest.Growing{Dir: dir, Ledger: &sinktest.MemLedger{},
-		Sink: func(*testing.T) (sinks.Sink, func() error) { return fresh, nil },
-		Read: func(*testing.T) sources.Source { return freshRead() }}).Sync(t)
-	want, covF := runFiles(t, api, f.DestID)
-	if !slices.Equal(keysOf(appended), keysOf(want)) || !slices.Equal(covA.OutputSegments, covF.OutputSegments) || len(covA.OutputSegments) != n2 {
-		t.Errorf("the appended run holds %v, segments %+v; a fresh copy %v, %+v", keysOf(appended), covA.OutputSegments, keysOf(want), covF.OutputSegments)
+	want, covF, _ := freshFolderCopy(t, srv.URL, api, dir)
+	sameFiles(t, "appended", appended, want)
+	if !slices.Equal(covA.OutputSegments, covF.OutputSegments) || len(covA.OutputSegments) != n2 {
+		t.Errorf("the appended run's segments %+v; a fresh copy's %+v; want %d", covA.OutputSegments, covF.OutputSegments, n2)
 	}
-	for p, b := range want {
-		if appended[p] != b {
-			t.Errorf("file %s: the appended run's (%d bytes) differs from the fresh copy's (%d bytes)", p, len(appended[p]), len(b))
-		}
-	}
-	src := read()
-	defer src.Close()
-	{
-		origin, _ := schema.ParseRef(first.Origin)
-		for a, err := range artifactsOf(t, src, origin) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a.Path == "output.log" {
-				body, err := a.Open(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, err := io.ReadAll(body)
-				body.Close()
-				if err != nil || !bytes.Equal(b, b2) {
-					t.Errorf("output.log read back: %d bytes, %v; want the folder's %d", len(b), err, len(b2))
-				}
-			}
-		}
-	}
+	origin, _ := schema.ParseRef(first.Origin)
+	requireOutputLog(t, read, origin, b2)
 
 	b3 := grow(60)
 	n3 := len(outputSegmentSizes(b3, 1024))
@@ -391,30 +383,12 @@ func TestSourceOutputLogAppendCutShortContinued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, err := url.Parse(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refuse atomic.Bool
 	rec := newRecordingProxy(t, srv.URL)
-	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: strings.TrimPrefix(rec.srv.URL, "http://")})
-	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, "/"+mlflowconv.CoveragePath) && !strings.Contains(r.URL.Path, mlflowconv.AppendBaseDir) && refuse.Load() {
-			http.Error(w, `{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}`, http.StatusBadRequest)
-			return
-		}
-		r.Host = target.Host
-		rp.ServeHTTP(w, r)
-	}))
-	defer proxy.Close()
+	proxy := coverageRefusingProxy(t, rec.srv.URL, &refuse, nil)
 	dir := t.TempDir()
-	const id = "outl0003"
-	sinktest.GrowWandb(t, dir, id, 0, 5)
-	logs, err := filepath.Glob(filepath.Join(dir, "wandb", "*run-*-"+id, "files", "output.log"))
-	if err != nil || len(logs) != 1 {
-		t.Fatalf("the SDK's output.log: %v %v", logs, err)
-	}
-	sdk, err := os.ReadFile(logs[0]) // as the SDK wrote it
+	outputLog := sdkOutputLog(t, dir, "outl0003")
+	sdk, err := os.ReadFile(outputLog) // as the SDK wrote it
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,16 +398,14 @@ func TestSourceOutputLogAppendCutShortContinued(t *testing.T) {
 		for i := range n {
 			b = fmt.Appendf(b, "step %d: lr %.6f %s\n", i, 0.1/float64(i+1), strings.Repeat("~", i%9))
 		}
-		if err := os.WriteFile(logs[0], b, 0o644); err != nil {
+		if err := os.WriteFile(outputLog, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return b
 	}
-	dst, read, _ := pair(t, proxy.URL)
+	dst, read, _ := pair(t, proxy)
 	ledger := &sinktest.MemLedger{}
-	g := &sinktest.Growing{Dir: dir, Ledger: ledger,
-		Sink: func(*testing.T) (sinks.Sink, func() error) { return dst, nil },
-		Read: func(*testing.T) sources.Source { return read() }}
+	g := syncInto(dir, ledger, dst, read)
 	b1 := write(100)
 	n1 := len(outputSegmentSizes(b1, 1024))
 	first := g.Sync(t)
@@ -463,38 +435,13 @@ func TestSourceOutputLogAppendCutShortContinued(t *testing.T) {
 			second.Appended, second.DestID, second.Reason, got, first.DestID, want)
 	}
 	appended, covA := runFiles(t, api, first.DestID)
-	fresh, freshRead, _ := pair(t, srv.URL)
-	f := (&sinktest.Growing{Dir: dir, Ledger: &sinktest.MemLedger{},
-		Sink: func(*testing.T) (sinks.Sink, func() error) { return fresh, nil },
-		Read: func(*testing.T) sources.Source { return freshRead() }}).Sync(t)
-	want, covF := runFiles(t, api, f.DestID)
-	if !slices.Equal(keysOf(appended), keysOf(want)) || !slices.Equal(covA.OutputSegments, covF.OutputSegments) {
-		t.Errorf("the continued run holds\n%v %+v\na fresh copy\n%v %+v", keysOf(appended), covA.OutputSegments, keysOf(want), covF.OutputSegments)
+	want, covF, _ := freshFolderCopy(t, srv.URL, api, dir)
+	sameFiles(t, "continued", appended, want)
+	if !slices.Equal(covA.OutputSegments, covF.OutputSegments) {
+		t.Errorf("segments: continued %+v, fresh %+v", covA.OutputSegments, covF.OutputSegments)
 	}
-	for p, b := range want {
-		if appended[p] != b {
-			t.Errorf("file %s: the continued run's (%d bytes) differs from the fresh copy's (%d bytes)", p, len(appended[p]), len(b))
-		}
-	}
-	back := read()
-	defer back.Close()
 	origin, _ := schema.ParseRef(first.Origin)
-	for a, err := range artifactsOf(t, back, origin) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Path == "output.log" {
-			body, err := a.Open(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := io.ReadAll(body)
-			body.Close()
-			if err != nil || !bytes.Equal(b, b1) {
-				t.Errorf("output.log read back: %d bytes, %v; want the folder's %d", len(b), err, len(b1))
-			}
-		}
-	}
+	requireOutputLog(t, read, origin, b1)
 }
 
 // TestSourceOutputLogAppendBytes measures, at the real segment size
@@ -513,40 +460,12 @@ func TestSourceOutputLogAppendBytes(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	proxy := newRecordingProxy(t, srv.URL)
 	dir := t.TempDir()
-	const id = "outl0004"
-	sinktest.GrowWandb(t, dir, id, 0, 5)
-	logs, err := filepath.Glob(filepath.Join(dir, "wandb", "*run-*-"+id, "files", "output.log"))
-	if err != nil || len(logs) != 1 {
-		t.Fatalf("the SDK's output.log: %v %v", logs, err)
-	}
-	line := 0
-	grow := func(n int) int64 {
-		t.Helper()
-		f, err := os.OpenFile(logs[0], os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var b []byte
-		for range n {
-			b = fmt.Appendf(b, "step %d: loss %.6f lr %.6f %s\n", line, 1/float64(line+1), 0.1/float64(line%100+1), strings.Repeat("=", line%13))
-			line++
-		}
-		if _, err := f.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		fi, err := f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return fi.Size()
-	}
+	growLog := logGrower(t, sdkOutputLog(t, dir, "outl0004"), func(i int) string {
+		return fmt.Sprintf("step %d: loss %.6f lr %.6f %s", i, 1/float64(i+1), 0.1/float64(i%100+1), strings.Repeat("=", i%13))
+	})
+	grow := func(n int) int64 { return int64(len(growLog(n))) }
 	dst, read, _ := pair(t, proxy.srv.URL)
-	g := &sinktest.Growing{Dir: dir, Ledger: &sinktest.MemLedger{},
-		Sink: func(*testing.T) (sinks.Sink, func() error) { return dst, nil },
-		Read: func(*testing.T) sources.Source { return read() }}
+	g := syncInto(dir, &sinktest.MemLedger{}, dst, read)
 	sent := func() (out, jsonl int64, files int) {
 		for _, req := range proxy.take() {
 			if req.method != http.MethodPut || strings.Contains(req.path, "/append-base/") {
