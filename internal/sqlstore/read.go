@@ -303,12 +303,30 @@ func (s *Store) Metrics(ctx context.Context, runID int64, size int, page func([]
 		}, page)
 }
 
-// Logs calls page with the run's console lines in the order written.
+// Logs calls page with the run's console lines in the order written,
+// each with its exact bytes (line_bytes where the database holds them
+// there, from version 3 on).
 func (s *Store) Logs(ctx context.Context, runID int64, size int, page func([]schema.LogLine) error) error {
-	return pages(ctx, s, size, "SELECT time_ms, stream, line FROM logs WHERE run_id = ? ORDER BY seq", []any{runID},
+	raw, err := s.hasLineBytes(ctx)
+	if err != nil {
+		return err
+	}
+	cols := "time_ms, stream, line"
+	if raw {
+		cols += ", line_bytes"
+	}
+	return pages(ctx, s, size, "SELECT "+cols+" FROM logs WHERE run_id = ? ORDER BY seq", []any{runID},
 		func(rows *sql.Rows) (schema.LogLine, error) {
 			var l schema.LogLine
-			err := rows.Scan(&l.Time, &l.Stream, &l.Line)
+			var b []byte
+			dest := []any{&l.Time, &l.Stream, &l.Line}
+			if raw {
+				dest = append(dest, &b)
+			}
+			err := rows.Scan(dest...)
+			if b != nil {
+				l.Line = string(b)
+			}
 			return l, err
 		}, page)
 }

@@ -11,7 +11,9 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -521,13 +523,19 @@ func (t *RunTx) Metrics(ctx context.Context, batch []schema.Metric) error {
 	return nil
 }
 
-// Logs appends console lines.
+// Logs appends console lines. A line the database's text type cannot
+// hold (HoldsText) is stored as its exact bytes in line_bytes, with
+// ReadableText of it in line; line_bytes is NULL for every other line.
 func (t *RunTx) Logs(ctx context.Context, lines []schema.LogLine) error {
 	rows := make([][]any, len(lines))
 	for i, l := range lines {
-		rows[i] = []any{t.id, t.lseq + int64(i), l.Time, l.Stream, l.Line}
+		text, raw := l.Line, any(nil)
+		if !t.s.Dialect.HoldsText(text) {
+			text, raw = ReadableText(text), []byte(l.Line)
+		}
+		rows[i] = []any{t.id, t.lseq + int64(i), l.Time, l.Stream, text, raw}
 	}
-	if err := t.insertRows(ctx, "logs", "run_id, seq, time_ms, stream, line", rows); err != nil {
+	if err := t.insertRows(ctx, "logs", "run_id, seq, time_ms, stream, line, line_bytes", rows); err != nil {
 		return err
 	}
 	t.lseq += int64(len(lines))
@@ -694,3 +702,33 @@ func (t *RunTx) finish() {
 
 // DestID names the run in the database: "runs.id=N".
 func (t *RunTx) DestID() string { return "runs.id=" + strconv.FormatInt(t.id, 10) }
+
+// HoldsText reports whether the dialect's text columns hold s exactly:
+// SQLite's hold any bytes; PostgreSQL's hold no NUL byte, and neither
+// PostgreSQL's nor MySQL's (utf8mb4) hold bytes that are not UTF-8.
+func (d Dialect) HoldsText(s string) bool {
+	return d.Name == "sqlite" || (utf8.ValidString(s) && strings.IndexByte(s, 0) < 0)
+}
+
+// ReadableText returns s as every database's text holds it: each NUL
+// byte as U+2400 (SYMBOL FOR NULL) and each byte that is not part of
+// valid UTF-8 as U+FFFD (REPLACEMENT CHARACTER), one per byte; the rest
+// unchanged. It loses what it replaces, so it is stored only beside the
+// exact bytes.
+func ReadableText(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b.WriteRune(utf8.RuneError)
+		case r == 0:
+			b.WriteRune('\u2400')
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}

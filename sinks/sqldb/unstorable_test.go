@@ -11,9 +11,10 @@ import (
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 
-// TestUnstorableTextFailsOnce: a run whose console output holds a NUL
-// byte, or bytes that are not UTF-8, cannot be written to PostgreSQL
-// (its text type holds neither). The run fails at its first attempt, not
+// TestUnstorableTextFailsOnce: a run whose param holds a NUL byte, or
+// bytes that are not UTF-8, cannot be written to PostgreSQL (its text
+// type holds neither; console lines are stored as bytes, see
+// TestRawConsoleLinesStored, params are not yet). The run fails at its first attempt, not
 // after every retry, with an error saying why and where it can go; the
 // other run of the copy is committed, and nothing of the failed one is
 // in the database.
@@ -22,7 +23,7 @@ func TestUnstorableTextFailsOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			loc := freshPostgres(t)
 			d := oneRun("bad", 3)
-			d.Runs[0].Logs = []schema.LogLine{{Time: 1, Stream: schema.Stdout, Line: "fine"}, {Time: 2, Stream: schema.Stdout, Line: line}}
+			d.Runs[0].Run.Params = []schema.Param{{Key: "fine", Value: "fine"}, {Key: "raw", Value: line}}
 			good := oneRun("good", 3).Runs[0]
 			d.Runs = append(d.Runs, good)
 			dst := openSink(t, loc)
