@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -527,15 +528,26 @@ func (t *RunTx) Metrics(ctx context.Context, batch []schema.Metric) error {
 // hold (HoldsText) is stored as its exact bytes in line_bytes, with
 // ReadableText of it in line; line_bytes is NULL for every other line.
 func (t *RunTx) Logs(ctx context.Context, lines []schema.LogLine) error {
+	raw := slices.ContainsFunc(lines, func(l schema.LogLine) bool { return !t.s.Dialect.HoldsText(l.Line) })
+	cols := "run_id, seq, time_ms, stream, line"
+	if raw {
+		// A page holding a line the text cannot hold: every row gets
+		// line_bytes, NULL where the text holds the line. Other pages
+		// are written as before version 3.
+		cols += ", line_bytes"
+	}
 	rows := make([][]any, len(lines))
 	for i, l := range lines {
-		text, raw := l.Line, any(nil)
-		if !t.s.Dialect.HoldsText(text) {
-			text, raw = ReadableText(text), []byte(l.Line)
+		rows[i] = []any{t.id, t.lseq + int64(i), l.Time, l.Stream, l.Line}
+		switch {
+		case raw && t.s.Dialect.HoldsText(l.Line):
+			rows[i] = append(rows[i], nil)
+		case raw:
+			rows[i][4] = ReadableText(l.Line)
+			rows[i] = append(rows[i], []byte(l.Line))
 		}
-		rows[i] = []any{t.id, t.lseq + int64(i), l.Time, l.Stream, text, raw}
 	}
-	if err := t.insertRows(ctx, "logs", "run_id, seq, time_ms, stream, line, line_bytes", rows); err != nil {
+	if err := t.insertRows(ctx, "logs", cols, rows); err != nil {
 		return err
 	}
 	t.lseq += int64(len(lines))
