@@ -21,11 +21,12 @@ import (
 
 // TestRawLinesThroughPostgres: an archive whose run's console output
 // holds NUL bytes and bytes that are not UTF-8 (as W&B's output.log of a
-// program printing binary progress bars does) is copied into PostgreSQL,
+// program printing binary progress bars does), and so do a param and a
+// tag value, is copied into PostgreSQL,
 // from there into a second archive, and into MariaDB, through the CLI:
 // every copy exits 0, check is clean at every hop, and the second
-// archive's lines equal the first's byte for byte (read by the archive
-// source). Before schema version 3 the run failed (exit 3) and never
+// archive's lines, params and tags equal the first's byte for byte (read
+// by the archive source). Before schema version 3 the run failed (exit 3) and never
 // arrived in PostgreSQL.
 func TestRawLinesThroughPostgres(t *testing.T) {
 	ctx := context.Background()
@@ -39,7 +40,9 @@ func TestRawLinesThroughPostgres(t *testing.T) {
 	}
 	d := &dataset.Dataset{Experiments: []schema.Experiment{{Origin: exp, Name: "e"}}, Runs: []*dataset.RunData{{
 		Run: schema.Run{Origin: run, Experiment: exp, Name: "raw", Status: schema.StatusFinished,
-			Start: time.Unix(1, 0).UTC(), End: time.Unix(2, 0).UTC()},
+			Start: time.Unix(1, 0).UTC(), End: time.Unix(2, 0).UTC(),
+			Params: []schema.Param{{Key: "plain", Value: "1"}, {Key: "raw", Value: "a\x00b\xffc"}},
+			Tags:   []schema.Tag{{Key: "raw", Value: "\xfe\x00"}}},
 		Metrics: []schema.Metric{{Key: "loss", Step: 0, Value: 1, Time: 1000}},
 		Logs:    lines,
 	}}}
@@ -86,5 +89,24 @@ func TestRawLinesThroughPostgres(t *testing.T) {
 	}
 	if got := read(second); !slices.Equal(got, lines) {
 		t.Errorf("after PostgreSQL the archive holds\n%#v\nwant\n%#v", got, lines)
+	}
+	src, err := srcparquet.New(second, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	want := d.Runs[0].Run
+	n := 0
+	for got, err := range src.Runs(ctx, exp) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if !slices.Equal(got.Params, want.Params) || !slices.Equal(got.Tags, want.Tags) {
+			t.Errorf("after PostgreSQL the archive holds params %#v, tags %#v; want %#v, %#v", got.Params, got.Tags, want.Params, want.Tags)
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d runs in the second archive", n)
 	}
 }

@@ -44,14 +44,18 @@ func readable(v int) bool {
 // statement by statement, a migration's statements must be repeatable.
 var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version: 2, stmts: schemaV2}, {version: 3, stmts: schemaV3}}
 
-// schemaV3 adds logs.line_bytes: the exact bytes of a console line that
-// the database's text type cannot hold (PostgreSQL's holds no NUL byte,
+// schemaV3 adds logs.line_bytes, params.value_bytes and tags.value_bytes:
+// the exact bytes of a console line or a param or tag value that the
+// database's text type cannot hold (PostgreSQL's holds no NUL byte,
 // neither PostgreSQL's nor MySQL's utf8mb4 bytes that are not UTF-8),
-// beside a readable form of it in logs.line (see RawText). NULL for every
-// other line, and for every line on SQLite, whose text holds any bytes.
-// A database at version 2 holds no such line, so it is read as it is.
+// beside a readable form of it in the text column (ReadableText). NULL
+// for every other row, and for every row on SQLite, whose text holds any
+// bytes. A database at version 2 holds no such row, so it is read as it
+// is.
 var schemaV3 = []string{
 	`ALTER TABLE logs ADD COLUMN line_bytes {BLOB}`,
+	`ALTER TABLE params ADD COLUMN value_bytes {BLOB}`,
+	`ALTER TABLE tags ADD COLUMN value_bytes {BLOB}`,
 }
 
 // schemaV2 adds run_marks: the mark and cursors document the engine gave
@@ -453,9 +457,9 @@ func duplicateColumn(err error) bool {
 	return errors.As(err, &myErr) && myErr.Number == 1060
 }
 
-// hasLineBytes reports whether the database has logs.line_bytes (version
-// 3 on).
-func (s *Store) hasLineBytes(ctx context.Context) (bool, error) {
+// hasBytes reports whether the database has logs.line_bytes,
+// params.value_bytes and tags.value_bytes (version 3 on).
+func (s *Store) hasBytes(ctx context.Context) (bool, error) {
 	v, _, err := s.version(ctx, s.DB)
 	return v >= 3, err
 }

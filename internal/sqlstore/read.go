@@ -206,8 +206,18 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 
 func (s *Store) runDetails(ctx context.Context, r *StoredRun) error {
 	d := s.Dialect
+	raw, err := s.hasBytes(ctx)
+	if err != nil {
+		return err
+	}
+	cols := "name, value"
+	if raw {
+		cols += ", value_bytes"
+	}
+	// pairs reads the names and values of table, each value its exact
+	// bytes where value_bytes holds them.
 	pairs := func(table string) ([][2]string, error) {
-		rows, err := s.DB.QueryContext(ctx, d.q("SELECT name, value FROM "+table+" WHERE run_id = ? ORDER BY name{C}"), r.ID)
+		rows, err := s.DB.QueryContext(ctx, d.q("SELECT "+cols+" FROM "+table+" WHERE run_id = ? ORDER BY name{C}"), r.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -215,8 +225,16 @@ func (s *Store) runDetails(ctx context.Context, r *StoredRun) error {
 		var out [][2]string
 		for rows.Next() {
 			var kv [2]string
-			if err := rows.Scan(&kv[0], &kv[1]); err != nil {
+			var b []byte
+			dest := []any{&kv[0], &kv[1]}
+			if raw {
+				dest = append(dest, &b)
+			}
+			if err := rows.Scan(dest...); err != nil {
 				return nil, err
+			}
+			if b != nil {
+				kv[1] = string(b)
 			}
 			out = append(out, kv)
 		}
@@ -307,7 +325,7 @@ func (s *Store) Metrics(ctx context.Context, runID int64, size int, page func([]
 // each with its exact bytes (line_bytes where the database holds them
 // there, from version 3 on).
 func (s *Store) Logs(ctx context.Context, runID int64, size int, page func([]schema.LogLine) error) error {
-	raw, err := s.hasLineBytes(ctx)
+	raw, err := s.hasBytes(ctx)
 	if err != nil {
 		return err
 	}

@@ -270,24 +270,27 @@ func runArgs(r schema.Run) ([]any, error) {
 		raw(r.Config), raw(r.Summary), inputs, damage, flag(r.Deleted), time.Now().UnixMilli()}, nil
 }
 
-// details inserts the run's params, tags and labels.
+// details inserts the run's params, tags and labels; a param or tag value
+// the text cannot hold is stored as its bytes in value_bytes (withBytes).
 func (t *RunTx) details(ctx context.Context, r schema.Run) error {
 	id := t.id
 	rows := make([][]any, 0, len(r.Params))
 	for _, p := range r.Params {
 		rows = append(rows, []any{id, p.Key, p.Value})
 	}
-	if err := t.insertRows(ctx, "params", "run_id, name, value", rows); err != nil {
+	cols, rows := t.s.Dialect.withBytes("run_id, name, value", "value_bytes", rows, 2)
+	if err := t.insertRows(ctx, "params", cols, rows); err != nil {
 		return err
 	}
-	rows = rows[:0]
+	rows = make([][]any, 0, len(r.Tags))
 	for _, g := range r.Tags {
 		rows = append(rows, []any{id, g.Key, g.Value})
 	}
-	if err := t.insertRows(ctx, "tags", "run_id, name, value", rows); err != nil {
+	cols, rows = t.s.Dialect.withBytes("run_id, name, value", "value_bytes", rows, 2)
+	if err := t.insertRows(ctx, "tags", cols, rows); err != nil {
 		return err
 	}
-	rows = rows[:0]
+	rows = make([][]any, 0, len(r.Labels))
 	for _, l := range r.Labels {
 		rows = append(rows, []any{id, l})
 	}
@@ -528,25 +531,11 @@ func (t *RunTx) Metrics(ctx context.Context, batch []schema.Metric) error {
 // hold (HoldsText) is stored as its exact bytes in line_bytes, with
 // ReadableText of it in line; line_bytes is NULL for every other line.
 func (t *RunTx) Logs(ctx context.Context, lines []schema.LogLine) error {
-	raw := slices.ContainsFunc(lines, func(l schema.LogLine) bool { return !t.s.Dialect.HoldsText(l.Line) })
-	cols := "run_id, seq, time_ms, stream, line"
-	if raw {
-		// A page holding a line the text cannot hold: every row gets
-		// line_bytes, NULL where the text holds the line. Other pages
-		// are written as before version 3.
-		cols += ", line_bytes"
-	}
 	rows := make([][]any, len(lines))
 	for i, l := range lines {
 		rows[i] = []any{t.id, t.lseq + int64(i), l.Time, l.Stream, l.Line}
-		switch {
-		case raw && t.s.Dialect.HoldsText(l.Line):
-			rows[i] = append(rows[i], nil)
-		case raw:
-			rows[i][4] = ReadableText(l.Line)
-			rows[i] = append(rows[i], []byte(l.Line))
-		}
 	}
+	cols, rows := t.s.Dialect.withBytes("run_id, seq, time_ms, stream, line", "line_bytes", rows, 4)
 	if err := t.insertRows(ctx, "logs", cols, rows); err != nil {
 		return err
 	}
@@ -714,6 +703,29 @@ func (t *RunTx) finish() {
 
 // DestID names the run in the database: "runs.id=N".
 func (t *RunTx) DestID() string { return "runs.id=" + strconv.FormatInt(t.id, 10) }
+
+// withBytes returns the columns and rows to insert into a table whose
+// rows hold a text at index col: when a row's text is one the dialect
+// cannot hold (HoldsText), every row gets the column bcol after cols, the
+// exact bytes in the rows that need them (their text replaced by
+// ReadableText of it) and NULL in the others. Otherwise cols and rows are
+// returned as they are, so that such rows are written as before schema
+// version 3.
+func (d Dialect) withBytes(cols, bcol string, rows [][]any, col int) (string, [][]any) {
+	if !slices.ContainsFunc(rows, func(r []any) bool { return !d.HoldsText(r[col].(string)) }) {
+		return cols, rows
+	}
+	for i, r := range rows {
+		text := r[col].(string)
+		if d.HoldsText(text) {
+			rows[i] = append(r, nil)
+			continue
+		}
+		r[col] = ReadableText(text)
+		rows[i] = append(r, []byte(text))
+	}
+	return cols + ", " + bcol, rows
+}
 
 // HoldsText reports whether the dialect's text columns hold s exactly:
 // SQLite's hold any bytes; PostgreSQL's hold no NUL byte, and neither

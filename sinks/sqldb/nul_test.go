@@ -2,6 +2,7 @@ package sqldb_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -61,6 +62,51 @@ func TestRawConsoleLinesStored(t *testing.T) {
 			defer src.Close()
 			if got := logsOf(t, src, d.Runs[0].Run.Origin); !slices.Equal(got, want) {
 				t.Errorf("lines read back\n got %#v\nwant %#v", got, want)
+			}
+		})
+	}
+}
+
+// TestRawValuesStored: param and tag values holding NUL bytes or bytes
+// that are not UTF-8 are committed to every database and read back byte
+// for byte, beside plain ones.
+func TestRawValuesStored(t *testing.T) {
+	for name, fresh := range map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "runs.db") },
+		"postgres": freshPostgres,
+		"mariadb":  freshMariaDB,
+	} {
+		t.Run(name, func(t *testing.T) {
+			loc := fresh(t)
+			d := oneRun("raw", 3)
+			r := &d.Runs[0].Run
+			for i, v := range rawLines {
+				r.Params = append(r.Params, schema.Param{Key: fmt.Sprintf("p%d", i), Value: v})
+				r.Tags = append(r.Tags, schema.Tag{Key: fmt.Sprintf("t%d", i), Value: v})
+			}
+			dst := openSink(t, loc)
+			rep, err := transfer.Copy(context.Background(), memsrc.New(d), dst, transfer.Options{Attempts: 1})
+			dst.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Totals.Committed != 1 || rep.Totals.Failed != 0 {
+				t.Fatalf("totals %+v (%+v), want 1 committed", rep.Totals, rep.Runs)
+			}
+			src := openSource(t, loc)
+			defer src.Close()
+			n := 0
+			for got, err := range src.Runs(context.Background(), r.Experiment) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				n++
+				if !slices.Equal(got.Params, r.Params) || !slices.Equal(got.Tags, r.Tags) {
+					t.Errorf("read back\nparams %#v\ntags %#v\nwant\nparams %#v\ntags %#v", got.Params, got.Tags, r.Params, r.Tags)
+				}
+			}
+			if n != 1 {
+				t.Errorf("%d runs read back", n)
 			}
 		})
 	}

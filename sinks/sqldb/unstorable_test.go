@@ -11,14 +11,15 @@ import (
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 
-// TestUnstorableTextFailsOnce: a run whose param holds a NUL byte, or
-// bytes that are not UTF-8, cannot be written to PostgreSQL (its text
-// type holds neither), nor one whose param holds bytes that are not UTF-8
-// to MariaDB (utf8mb4); console lines are stored as bytes instead
-// (TestRawConsoleLinesStored), params not yet. The run fails at its first
-// attempt, not after every retry, with an error saying why and where it
-// can go; the other run of the copy is committed, and nothing of the
-// failed one is in the database.
+// TestUnstorableTextFailsOnce: a run whose rich value (its JSON text)
+// holds a NUL byte, or bytes that are not UTF-8, cannot be written to
+// PostgreSQL (its text type holds neither), nor one holding bytes that
+// are not UTF-8 to MariaDB (utf8mb4); console lines and param and tag
+// values are stored as bytes instead (TestRawConsoleLinesStored,
+// TestRawValuesStored), other text fields not yet. The run fails at its first attempt, not
+// after every retry, with an error saying why and where it can go; the
+// other run of the copy is committed, and nothing of the failed one is in
+// the database.
 func TestUnstorableTextFailsOnce(t *testing.T) {
 	for name, c := range map[string]struct {
 		line  string
@@ -33,7 +34,7 @@ func TestUnstorableTextFailsOnce(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			loc := c.fresh(t)
 			d := oneRun("bad", 3)
-			d.Runs[0].Run.Params = []schema.Param{{Key: "fine", Value: "fine"}, {Key: "raw", Value: line}}
+			d.Runs[0].RichValues = []schema.RichValue{{Key: "text", Type: "string", JSON: `"` + line + `"`}}
 			good := oneRun("good", 3).Runs[0]
 			d.Runs = append(d.Runs, good)
 			dst := openSink(t, loc)
