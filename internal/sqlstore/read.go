@@ -195,8 +195,12 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 		return nil, err
 	}
 	rows.Close()
+	raw, err := s.hasBytes(ctx) // once for all the runs
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
-		if err := s.runDetails(ctx, &out[i]); err != nil {
+		if err := s.runDetails(ctx, &out[i], raw); err != nil {
 			return nil, err
 		}
 		out[i].Canonicalize()
@@ -204,12 +208,10 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 	return out, nil
 }
 
-func (s *Store) runDetails(ctx context.Context, r *StoredRun) error {
+// runDetails reads the run's params, tags and labels; raw: the database
+// has value_bytes (hasBytes).
+func (s *Store) runDetails(ctx context.Context, r *StoredRun, raw bool) error {
 	d := s.Dialect
-	raw, err := s.hasBytes(ctx)
-	if err != nil {
-		return err
-	}
 	cols := "name, value"
 	if raw {
 		cols += ", value_bytes"
