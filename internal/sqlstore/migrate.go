@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -41,7 +42,21 @@ func readable(v int) bool {
 // migrations, in order. A new version appends one; an existing one never
 // changes, since databases out there hold it. On MySQL, which commits DDL
 // statement by statement, a migration's statements must be repeatable.
-var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version: 2, stmts: schemaV2}}
+var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version: 2, stmts: schemaV2}, {version: 3, stmts: schemaV3}}
+
+// schemaV3 adds logs.line_bytes, params.value_bytes and tags.value_bytes:
+// the exact bytes of a console line or a param or tag value that the
+// database's text type cannot hold (PostgreSQL's holds no NUL byte,
+// neither PostgreSQL's nor MySQL's utf8mb4 bytes that are not UTF-8),
+// beside a readable form of it in the text column (ReadableText). NULL
+// for every other row, and for every row on SQLite, whose text holds any
+// bytes. A database at version 2 holds no such row, so it is read as it
+// is.
+var schemaV3 = []string{
+	`ALTER TABLE logs ADD COLUMN line_bytes {BLOB}`,
+	`ALTER TABLE params ADD COLUMN value_bytes {BLOB}`,
+	`ALTER TABLE tags ADD COLUMN value_bytes {BLOB}`,
+}
 
 // schemaV2 adds run_marks: the mark and cursors document the engine gave
 // a run's last commit, so that a later sync can append to the run
@@ -359,6 +374,9 @@ func (s *Store) apply(ctx context.Context, conn *sql.Conn, m migration) error {
 			stmt = ifNotExists(stmt)
 		}
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
+			if !transactional && strings.HasPrefix(stmt, "ALTER TABLE ") && duplicateColumn(err) {
+				continue // added by a migration cut short
+			}
 			if transactional {
 				rollback(conn)
 			}
@@ -429,6 +447,21 @@ func (s *Store) HasSchema(ctx context.Context) (bool, error) {
 		return false, nil // no runferry_schema table
 	}
 	return v <= Latest() && readable(v), nil
+}
+
+// duplicateColumn reports whether err is MySQL's refusal to add a column
+// the table already has (error 1060), which makes an ADD COLUMN
+// repeatable there.
+func duplicateColumn(err error) bool {
+	var myErr *mysql.MySQLError
+	return errors.As(err, &myErr) && myErr.Number == 1060
+}
+
+// hasBytes reports whether the database has logs.line_bytes,
+// params.value_bytes and tags.value_bytes (version 3 on).
+func (s *Store) hasBytes(ctx context.Context) (bool, error) {
+	v, _, err := s.version(ctx, s.DB)
+	return v >= 3, err
 }
 
 // hasMarks reports whether the database has run_marks (version 2 on).

@@ -195,8 +195,12 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 		return nil, err
 	}
 	rows.Close()
+	raw, err := s.hasBytes(ctx) // once for all the runs
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
-		if err := s.runDetails(ctx, &out[i]); err != nil {
+		if err := s.runDetails(ctx, &out[i], raw); err != nil {
 			return nil, err
 		}
 		out[i].Canonicalize()
@@ -204,10 +208,18 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 	return out, nil
 }
 
-func (s *Store) runDetails(ctx context.Context, r *StoredRun) error {
+// runDetails reads the run's params, tags and labels; raw: the database
+// has value_bytes (hasBytes).
+func (s *Store) runDetails(ctx context.Context, r *StoredRun, raw bool) error {
 	d := s.Dialect
+	cols := "name, value"
+	if raw {
+		cols += ", value_bytes"
+	}
+	// pairs reads the names and values of table, each value its exact
+	// bytes where value_bytes holds them.
 	pairs := func(table string) ([][2]string, error) {
-		rows, err := s.DB.QueryContext(ctx, d.q("SELECT name, value FROM "+table+" WHERE run_id = ? ORDER BY name{C}"), r.ID)
+		rows, err := s.DB.QueryContext(ctx, d.q("SELECT "+cols+" FROM "+table+" WHERE run_id = ? ORDER BY name{C}"), r.ID)
 		if err != nil {
 			return nil, err
 		}
@@ -215,8 +227,16 @@ func (s *Store) runDetails(ctx context.Context, r *StoredRun) error {
 		var out [][2]string
 		for rows.Next() {
 			var kv [2]string
-			if err := rows.Scan(&kv[0], &kv[1]); err != nil {
+			var b []byte
+			dest := []any{&kv[0], &kv[1]}
+			if raw {
+				dest = append(dest, &b)
+			}
+			if err := rows.Scan(dest...); err != nil {
 				return nil, err
+			}
+			if b != nil {
+				kv[1] = string(b)
 			}
 			out = append(out, kv)
 		}
@@ -303,12 +323,30 @@ func (s *Store) Metrics(ctx context.Context, runID int64, size int, page func([]
 		}, page)
 }
 
-// Logs calls page with the run's console lines in the order written.
+// Logs calls page with the run's console lines in the order written,
+// each with its exact bytes (line_bytes where the database holds them
+// there, from version 3 on).
 func (s *Store) Logs(ctx context.Context, runID int64, size int, page func([]schema.LogLine) error) error {
-	return pages(ctx, s, size, "SELECT time_ms, stream, line FROM logs WHERE run_id = ? ORDER BY seq", []any{runID},
+	raw, err := s.hasBytes(ctx)
+	if err != nil {
+		return err
+	}
+	cols := "time_ms, stream, line"
+	if raw {
+		cols += ", line_bytes"
+	}
+	return pages(ctx, s, size, "SELECT "+cols+" FROM logs WHERE run_id = ? ORDER BY seq", []any{runID},
 		func(rows *sql.Rows) (schema.LogLine, error) {
 			var l schema.LogLine
-			err := rows.Scan(&l.Time, &l.Stream, &l.Line)
+			var b []byte
+			dest := []any{&l.Time, &l.Stream, &l.Line}
+			if raw {
+				dest = append(dest, &b)
+			}
+			err := rows.Scan(dest...)
+			if b != nil {
+				l.Line = string(b)
+			}
 			return l, err
 		}, page)
 }

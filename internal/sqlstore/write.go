@@ -10,8 +10,11 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -267,24 +270,27 @@ func runArgs(r schema.Run) ([]any, error) {
 		raw(r.Config), raw(r.Summary), inputs, damage, flag(r.Deleted), time.Now().UnixMilli()}, nil
 }
 
-// details inserts the run's params, tags and labels.
+// details inserts the run's params, tags and labels; a param or tag value
+// the text cannot hold is stored as its bytes in value_bytes (withBytes).
 func (t *RunTx) details(ctx context.Context, r schema.Run) error {
 	id := t.id
 	rows := make([][]any, 0, len(r.Params))
 	for _, p := range r.Params {
 		rows = append(rows, []any{id, p.Key, p.Value})
 	}
-	if err := t.insertRows(ctx, "params", "run_id, name, value", rows); err != nil {
+	cols, rows := t.s.Dialect.withBytes("run_id, name, value", "value_bytes", rows, 2)
+	if err := t.insertRows(ctx, "params", cols, rows); err != nil {
 		return err
 	}
-	rows = rows[:0]
+	rows = make([][]any, 0, len(r.Tags))
 	for _, g := range r.Tags {
 		rows = append(rows, []any{id, g.Key, g.Value})
 	}
-	if err := t.insertRows(ctx, "tags", "run_id, name, value", rows); err != nil {
+	cols, rows = t.s.Dialect.withBytes("run_id, name, value", "value_bytes", rows, 2)
+	if err := t.insertRows(ctx, "tags", cols, rows); err != nil {
 		return err
 	}
-	rows = rows[:0]
+	rows = make([][]any, 0, len(r.Labels))
 	for _, l := range r.Labels {
 		rows = append(rows, []any{id, l})
 	}
@@ -521,13 +527,16 @@ func (t *RunTx) Metrics(ctx context.Context, batch []schema.Metric) error {
 	return nil
 }
 
-// Logs appends console lines.
+// Logs appends console lines. A line the database's text type cannot
+// hold (HoldsText) is stored as its exact bytes in line_bytes, with
+// ReadableText of it in line; line_bytes is NULL for every other line.
 func (t *RunTx) Logs(ctx context.Context, lines []schema.LogLine) error {
 	rows := make([][]any, len(lines))
 	for i, l := range lines {
 		rows[i] = []any{t.id, t.lseq + int64(i), l.Time, l.Stream, l.Line}
 	}
-	if err := t.insertRows(ctx, "logs", "run_id, seq, time_ms, stream, line", rows); err != nil {
+	cols, rows := t.s.Dialect.withBytes("run_id, seq, time_ms, stream, line", "line_bytes", rows, 4)
+	if err := t.insertRows(ctx, "logs", cols, rows); err != nil {
 		return err
 	}
 	t.lseq += int64(len(lines))
@@ -694,3 +703,56 @@ func (t *RunTx) finish() {
 
 // DestID names the run in the database: "runs.id=N".
 func (t *RunTx) DestID() string { return "runs.id=" + strconv.FormatInt(t.id, 10) }
+
+// withBytes returns the columns and rows to insert into a table whose
+// rows hold a text at index col: when a row's text is one the dialect
+// cannot hold (HoldsText), every row gets the column bcol after cols, the
+// exact bytes in the rows that need them (their text replaced by
+// ReadableText of it) and NULL in the others. Otherwise cols and rows are
+// returned as they are, so that such rows are written as before schema
+// version 3.
+func (d Dialect) withBytes(cols, bcol string, rows [][]any, col int) (string, [][]any) {
+	if !slices.ContainsFunc(rows, func(r []any) bool { return !d.HoldsText(r[col].(string)) }) {
+		return cols, rows
+	}
+	for i, r := range rows {
+		text := r[col].(string)
+		if d.HoldsText(text) {
+			rows[i] = append(r, nil)
+			continue
+		}
+		r[col] = ReadableText(text)
+		rows[i] = append(r, []byte(text))
+	}
+	return cols + ", " + bcol, rows
+}
+
+// HoldsText reports whether the dialect's text columns hold s exactly:
+// SQLite's hold any bytes; PostgreSQL's hold no NUL byte, and neither
+// PostgreSQL's nor MySQL's (utf8mb4) hold bytes that are not UTF-8.
+func (d Dialect) HoldsText(s string) bool {
+	return d.Name == "sqlite" || (utf8.ValidString(s) && strings.IndexByte(s, 0) < 0)
+}
+
+// ReadableText returns s as every database's text holds it: each NUL
+// byte as U+2400 (SYMBOL FOR NULL) and each byte that is not part of
+// valid UTF-8 as U+FFFD (REPLACEMENT CHARACTER), one per byte; the rest
+// unchanged. It loses what it replaces, so it is stored only beside the
+// exact bytes.
+func ReadableText(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b.WriteRune(utf8.RuneError)
+		case r == 0:
+			b.WriteRune('\u2400')
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}

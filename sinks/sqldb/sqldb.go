@@ -31,6 +31,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/runferry/runferry/internal/fault"
 	"github.com/runferry/runferry/internal/location"
@@ -319,14 +320,21 @@ func (w *writer) wrap(what string, err error) error {
 
 // unstorable marks err permanent, saying why, when PostgreSQL refused a
 // string its text type cannot hold (SQLSTATE 22021: a NUL byte or bytes
-// that are not UTF-8; 22P05: a character the database's encoding lacks):
+// that are not UTF-8; 22P05: a character the database's encoding lacks),
+// or MySQL did (error 1366: bytes that are not UTF-8); console lines and
+// param and tag values are stored as bytes instead
+// (sqlstore.Dialect.HoldsText), other fields not:
 // the same run fails the same way on every attempt and every later sync,
 // so retrying only delays the report. Other errors are returned as they
 // are.
 func unstorable(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05") {
-		return fault.Permanent(fmt.Errorf("%w: PostgreSQL text holds neither NUL bytes nor bytes that are not UTF-8, and this run's data holds some, so the run cannot be written here as it is (retrying cannot help; a Parquet archive or SQLite holds it exactly)", err))
+		return fault.Permanent(fmt.Errorf("%w: PostgreSQL text holds neither NUL bytes nor bytes that are not UTF-8, and this run holds some outside its console lines and param and tag values, so the run cannot be written here as it is (retrying cannot help; a Parquet archive or SQLite holds it exactly)", err))
+	}
+	var myErr *mysql.MySQLError
+	if errors.As(err, &myErr) && myErr.Number == 1366 {
+		return fault.Permanent(fmt.Errorf("%w: MySQL text (utf8mb4) holds no bytes that are not UTF-8, and this run holds some outside its console lines and param and tag values, so the run cannot be written here as it is (retrying cannot help; a Parquet archive or SQLite holds it exactly)", err))
 	}
 	return err
 }

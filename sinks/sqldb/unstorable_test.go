@@ -11,18 +11,30 @@ import (
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
 
-// TestUnstorableTextFailsOnce: a run whose console output holds a NUL
-// byte, or bytes that are not UTF-8, cannot be written to PostgreSQL
-// (its text type holds neither). The run fails at its first attempt, not
+// TestUnstorableTextFailsOnce: a run whose rich value (its JSON text)
+// holds a NUL byte, or bytes that are not UTF-8, cannot be written to
+// PostgreSQL (its text type holds neither), nor one holding bytes that
+// are not UTF-8 to MariaDB (utf8mb4); console lines and param and tag
+// values are stored as bytes instead (TestRawConsoleLinesStored,
+// TestRawValuesStored), other text fields not yet. The run fails at its first attempt, not
 // after every retry, with an error saying why and where it can go; the
-// other run of the copy is committed, and nothing of the failed one is
-// in the database.
+// other run of the copy is committed, and nothing of the failed one is in
+// the database.
 func TestUnstorableTextFailsOnce(t *testing.T) {
-	for name, line := range map[string]string{"nul": "bad \x00 byte", "latin1": "bad \xff byte"} {
+	for name, c := range map[string]struct {
+		line  string
+		fresh func(*testing.T) string
+		why   string
+	}{
+		"nul":            {"bad \x00 byte", freshPostgres, "PostgreSQL text holds neither NUL bytes nor bytes that are not UTF-8"},
+		"latin1":         {"bad \xff byte", freshPostgres, "PostgreSQL text holds neither NUL bytes nor bytes that are not UTF-8"},
+		"mariadb-latin1": {"bad \xff byte", freshMariaDB, "MySQL text (utf8mb4) holds no bytes that are not UTF-8"},
+	} {
+		line := c.line
 		t.Run(name, func(t *testing.T) {
-			loc := freshPostgres(t)
+			loc := c.fresh(t)
 			d := oneRun("bad", 3)
-			d.Runs[0].Logs = []schema.LogLine{{Time: 1, Stream: schema.Stdout, Line: "fine"}, {Time: 2, Stream: schema.Stdout, Line: line}}
+			d.Runs[0].RichValues = []schema.RichValue{{Key: "text", Type: "string", JSON: `"` + line + `"`}}
 			good := oneRun("good", 3).Runs[0]
 			d.Runs = append(d.Runs, good)
 			dst := openSink(t, loc)
@@ -41,7 +53,7 @@ func TestUnstorableTextFailsOnce(t *testing.T) {
 				if r.Attempts != 1 {
 					t.Errorf("the run was tried %d times; retrying cannot help", r.Attempts)
 				}
-				if !strings.Contains(r.Error, "PostgreSQL text holds neither NUL bytes nor bytes that are not UTF-8") || !strings.Contains(r.Error, "a Parquet archive or SQLite holds it") {
+				if !strings.Contains(r.Error, c.why) || !strings.Contains(r.Error, "a Parquet archive or SQLite holds it") {
 					t.Errorf("error %q does not say why", r.Error)
 				}
 			}
