@@ -76,6 +76,9 @@ type cursor struct {
 	// bytes): h is written pointBatch points at a time.
 	buf [pointBatch * pointBytes]byte
 	n   int
+	// base is the key's cursor in cursors.base, nil when it has none
+	// (found once, when the cursor is made, not a map lookup a point).
+	base *state.KeyCursor
 	// past is set, in tail mode, once a point after the base's LastStep
 	// was taken; sawLast once the held point at LastStep came again.
 	past, sawLast bool
@@ -109,7 +112,7 @@ func newTailCursors(base []state.KeyCursor) (c *cursors, ok bool) {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(raw); err != nil {
 			return nil, false
 		}
-		k := &cursor{count: b.Count, lastStep: b.LastStep, lastTime: b.LastTime, h: h}
+		k := &cursor{count: b.Count, lastStep: b.LastStep, lastTime: b.LastTime, h: h, base: &b}
 		if k.digest() != b.Digest {
 			return nil, false
 		}
@@ -180,6 +183,9 @@ func (c *cursors) lookup(key string, r *recentKey) *cursor {
 	k, ok := c.keys[key]
 	if !ok {
 		k = &cursor{h: sha256.New()}
+		if b, held := c.base[key]; held {
+			k.base = &b
+		}
 		c.keys[key] = k
 	}
 	r.key, r.k = key, k
@@ -224,9 +230,9 @@ func (c *cursors) take(m *schema.Metric) (bool, error) {
 	if c.base == nil {
 		return true, nil
 	}
-	b, held := c.base[m.Key]
+	b := k.base
 	switch {
-	case !held || k.count > b.Count:
+	case b == nil || k.count > b.Count:
 		return true, nil
 	case k.count == b.Count && k.digest() != b.Digest:
 		return false, sinks.CannotAppend(fmt.Sprintf("metric %q: the %d points copied earlier changed in the source", m.Key, b.Count))
@@ -239,7 +245,7 @@ func (c *cursors) take(m *schema.Metric) (bool, error) {
 // LastStep are held (the one at LastStep may come again, with the held
 // time, and is not written); every point after it is new.
 func (c *cursors) takeTail(k *cursor, m *schema.Metric) (bool, error) {
-	if b, held := c.base[m.Key]; held && !k.past {
+	if b := k.base; b != nil && !k.past {
 		switch {
 		case m.Step == b.LastStep && m.Time == b.LastTime && !k.sawLast:
 			k.sawLast = true

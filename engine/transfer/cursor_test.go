@@ -314,3 +314,37 @@ func TestCursorDigestsMatchReference(t *testing.T) {
 	}
 	check("tail", got, mark, len(all))
 }
+
+// BenchmarkCursorsWithBase: an append's cursors (a sync of a grown run):
+// the pages of BenchmarkCursors against a base holding their first half,
+// which is only digested, and the second half written.
+func BenchmarkCursorsWithBase(b *testing.B) {
+	keys := make([]string, 10)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("train/metric_%d", i)
+	}
+	page := make([]schema.Metric, 0, 10000)
+	for s := range int64(1000) {
+		for i, k := range keys {
+			page = append(page, schema.Metric{Key: k, Step: s, Time: s * 1000, Value: float64(i) * 0.5})
+		}
+	}
+	first := newCursors(nil)
+	if _, err := first.filter(page[:len(page)/2]); err != nil {
+		b.Fatal(err)
+	}
+	base, _, err := first.finish()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		c := newCursors(base)
+		if _, err := c.filter(page); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
