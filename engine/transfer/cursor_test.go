@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/runferry/runferry/engine/state"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 )
@@ -184,6 +187,159 @@ func BenchmarkCursors(b *testing.B) {
 	b.SetBytes(int64(len(page)))
 	for b.Loop() {
 		c := newCursors(nil)
+		if _, err := c.filter(page); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.finish(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// refDigest is the cursors' digest written the plain way: SHA-256 over
+// each point's step, time and value bits, little-endian, one Write per
+// point, the first 16 bytes in hex.
+func refDigest(pts []schema.Metric) string {
+	h := sha256.New()
+	for _, m := range pts {
+		var b [24]byte
+		binary.LittleEndian.PutUint64(b[0:], uint64(m.Step))
+		binary.LittleEndian.PutUint64(b[8:], uint64(m.Time))
+		binary.LittleEndian.PutUint64(b[16:], math.Float64bits(m.Value))
+		h.Write(b[:])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// TestCursorDigestsMatchReference: over varied points (NaN of two
+// payloads, ±Inf, -0, subnormals, steps and times at the int64 bounds and
+// negative, 500 keys of lengths 3-42, many sharing a slot, equal keys
+// in distinct strings, pages cut at odd places), a fresh copy's cursors
+// (the unrolled loop, addAll), cursors with a base (take), and tail
+// cursors resumed from the kept states all record, per key, the count,
+// last point and digest of refDigest over the key's points in order, and
+// the mark of those.
+func TestCursorDigestsMatchReference(t *testing.T) {
+	values := []float64{math.NaN(), math.Float64frombits(0x7ff8000000000bad), math.Inf(1), math.Inf(-1),
+		math.Copysign(0, -1), 0, 5e-324, -math.MaxFloat64, 1.0 / 3}
+	steps := []int64{0, 1, -1, math.MaxInt64, math.MinInt64, 1 << 40, -(1 << 53) - 1}
+	var keys []string
+	for i := range 500 {
+		keys = append(keys, fmt.Sprintf("%s/m%d", strings.Repeat("x", i%37), i))
+	}
+	var all []schema.Metric
+	for j := range 4000 {
+		key := string([]byte(keys[(j*j+3*j)%len(keys)])) // another string of the same bytes
+		m := schema.Metric{Key: key, Step: steps[j%len(steps)] + int64(j), Time: steps[(j/3)%len(steps)] - int64(j),
+			Value: values[j%len(values)]}
+		if j%11 == 0 {
+			m.Value = float64(j) * 1e300
+		}
+		if j >= 2500 { // the tail: steps past every held one, up to the bound
+			m.Step = math.MaxInt64 - 3999 + int64(j)
+		}
+		all = append(all, m)
+	}
+	want := func(cut int) ([]state.KeyCursor, string) {
+		var out []state.KeyCursor
+		seen := map[string][]schema.Metric{}
+		for _, m := range all[:cut] {
+			seen[m.Key] = append(seen[m.Key], m)
+		}
+		for _, key := range slices.Sorted(maps.Keys(seen)) {
+			p := seen[key]
+			last := p[len(p)-1]
+			out = append(out, state.KeyCursor{Key: key, Count: int64(len(p)), LastStep: last.Step, LastTime: last.Time, Digest: refDigest(p)})
+		}
+		return out, markOf(out)
+	}
+	feed := func(c *cursors, pts []schema.Metric) []schema.Metric {
+		t.Helper()
+		var written []schema.Metric
+		for len(pts) > 0 { // pages of 1 to 97 points
+			n := min(len(pts), 1+len(pts)%97)
+			w, err := c.filter(pts[:n])
+			if err != nil {
+				t.Fatal(err)
+			}
+			written, pts = append(written, w...), pts[n:]
+		}
+		return written
+	}
+	check := func(name string, got []state.KeyCursor, mark string, cut int) {
+		t.Helper()
+		wantKeys, wantMark := want(cut)
+		for i := range got {
+			got[i].Hash = ""
+		}
+		if !reflect.DeepEqual(got, wantKeys) || mark != wantMark {
+			t.Fatalf("%s: cursors differ from the reference (%d keys, mark %s; want %d keys, %s)", name, len(got), mark, len(wantKeys), wantMark)
+		}
+	}
+
+	// A fresh copy of the first 2,500 points, its states kept.
+	first := newCursors(nil)
+	first.keepState = true
+	feed(first, all[:2500])
+	base, mark, err := first.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	baseCopy := slices.Clone(base)
+	check("fresh", baseCopy, mark, 2500)
+
+	// With that base, the whole history: the held points only digested.
+	withBase := newCursors(base)
+	if w := feed(withBase, all); len(w) != len(all)-2500 || withBase.kept != 2500 {
+		t.Fatalf("with a base: %d written, %d kept; want %d, 2500", len(w), withBase.kept, len(all)-2500)
+	}
+	got, mark, err := withBase.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("with a base", got, mark, len(all))
+
+	// Tail cursors resumed from the states, given the points after the
+	// base (their steps past every held step).
+	tail, ok := newTailCursors(base)
+	if !ok {
+		t.Fatal("no tail cursors from the kept states")
+	}
+	if w := feed(tail, all[2500:]); len(w) != len(all)-2500 || tail.kept != 2500 {
+		t.Fatalf("tail: %d written, %d kept; want %d, 2500", len(w), tail.kept, len(all)-2500)
+	}
+	got, mark, err = tail.finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("tail", got, mark, len(all))
+}
+
+// BenchmarkCursorsWithBase: an append's cursors (a sync of a grown run):
+// the pages of BenchmarkCursors against a base holding their first half,
+// which is only digested, and the second half written.
+func BenchmarkCursorsWithBase(b *testing.B) {
+	keys := make([]string, 10)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("train/metric_%d", i)
+	}
+	page := make([]schema.Metric, 0, 10000)
+	for s := range int64(1000) {
+		for i, k := range keys {
+			page = append(page, schema.Metric{Key: k, Step: s, Time: s * 1000, Value: float64(i) * 0.5})
+		}
+	}
+	first := newCursors(nil)
+	if _, err := first.filter(page[:len(page)/2]); err != nil {
+		b.Fatal(err)
+	}
+	base, _, err := first.finish()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(page)))
+	for b.Loop() {
+		c := newCursors(base)
 		if _, err := c.filter(page); err != nil {
 			b.Fatal(err)
 		}
