@@ -89,8 +89,8 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		return nil, fault.Permanent(err)
 	}
 	origin := r.Origin.String()
-	if why := sourceUnappendable(r); why != "" {
-		return nil, sinks.CannotAppend(why)
+	if r.Deleted {
+		return nil, sinks.CannotAppend(deletedUnappendable)
 	}
 	runs, err := s.runsTagged(ctx, mlflowconv.TagOriginKey, mlflowconv.OriginKey(origin), false)
 	if err != nil {
@@ -188,6 +188,9 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 	// A new history point stored as one of them takes its row (see
 	// takeHeldSummary).
 	cov.SummaryPoints = slices.Clone(prevCov.SummaryPoints)
+	// The points held re-based stay so (appendPlan.wholeSeries refuses
+	// any new point).
+	cov.Rebased = slices.Clone(prevCov.Rebased)
 	sidecar, err := json.MarshalIndent(mlflowconv.Sidecar{Version: mlflowconv.SidecarVersion, Run: r}, "", "  ")
 	if err != nil {
 		return nil, fault.Permanent(fmt.Errorf("run %s: encoding run.json: %w", origin, err))
@@ -380,17 +383,23 @@ func (s *Sink) pointsWritten(ctx context.Context, held mlflowapi.Run, app *appen
 	return out, nil
 }
 
-// sourceUnappendable says why the run as the source holds it now cannot
-// be appended to any copy, or "": a deleted run is written whole (MLflow
-// refuses writes to deleted runs), and so is the MLflow view of a W&B run
-// (see view) whose points are plotted against a step metric, since they
-// are re-based with the whole step metric series in hand.
-func sourceUnappendable(r schema.Run) string {
+// deletedUnappendable is why a run deleted in the source is written whole
+// rather than appended to (MLflow refuses writes to deleted runs).
+const deletedUnappendable = "the run is deleted in the source"
+
+// wholeSeries says why a new point of the run as the source holds it now
+// (r), appended to a copy whose coverage file holds prevCov, would need the
+// run written whole, or "": the MLflow view of a W&B run (see view) whose
+// points are plotted against a step metric re-bases them with the whole
+// step metric series in hand, and so does a copy holding re-based steps.
+// Such a run is still appended to when it brings no new point (a moved
+// folder read again, a changed tag or file): nothing is re-based then.
+func wholeSeries(r schema.Run, prevCov mlflowconv.Coverage) string {
 	switch {
-	case r.Deleted:
-		return "the run is deleted in the source"
 	case !mlflowconv.StepAxesOf(r).Empty():
 		return "metrics plotted against a W&B step metric are re-based with the whole step series"
+	case len(prevCov.Rebased) > 0:
+		return "the copy holds re-based steps, which depend on the whole step metric series"
 	}
 	return ""
 }
@@ -399,8 +408,11 @@ func sourceUnappendable(r schema.Run) string {
 // the writer checks against while appending (point, summary): every
 // reason a run is written whole rather than appended to is decided here.
 type appendPlan struct {
-	newParams []mlflowapi.Param // params the copy does not hold yet
-	goneTags  []string          // tags the copy holds that the run no longer has
+	// wholeSeries, when not "", is why any new point refuses the append
+	// (see wholeSeries).
+	wholeSeries string
+	newParams   []mlflowapi.Param // params the copy does not hold yet
+	goneTags    []string          // tags the copy holds that the run no longer has
 	// last is, by source key, the step of the last point held
 	// (sinks.AppendBase.LastStep).
 	last map[string]int64
@@ -441,14 +453,13 @@ type appendPlan struct {
 // given last, the step of the last point held by source key, heldKeys,
 // the MLflow metric keys the copy holds, and perCoreCPU, the sink's
 // per-core-cpu option: it returns the plan, or why not. Besides what
-// unappendable and sourceUnappendable refuse, MLflow never changes nor
-// removes a logged param, re-based steps depend on the whole step metric
-// series, and per-core CPU series folded (or kept) by the earlier copy
+// unappendable refuses and a deleted run, MLflow never changes nor
+// removes a logged param, and per-core CPU series folded (or kept) by the earlier copy
 // must be so again. The points and summary values that come while
 // appending are checked by the plan's point and summary.
 func appendable(prev schema.Run, prevVersion int, r schema.Run, prevCov mlflowconv.Coverage, last map[string]int64, heldKeys []string, perCoreCPU bool) (*appendPlan, string) {
-	if why := sourceUnappendable(r); why != "" {
-		return nil, why
+	if r.Deleted {
+		return nil, deletedUnappendable
 	}
 	scratch := func() *mlflowconv.Coverage {
 		return &mlflowconv.Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}, FileProblems: map[string]string{}}
@@ -464,7 +475,7 @@ func appendable(prev schema.Run, prevVersion int, r schema.Run, prevCov mlflowco
 	if why := unappendable(prev, r); why != "" {
 		return nil, why
 	}
-	p := &appendPlan{last: last, prevSummary: map[string]float64{}, files: prevCov.FileDigests,
+	p := &appendPlan{wholeSeries: wholeSeries(r, prevCov), last: last, prevSummary: map[string]float64{}, files: prevCov.FileDigests,
 		logs: prevCov.Segments(), generated: prevCov.Generated, outputSegs: prevCov.OutputSegments}
 	had := map[string]string{}
 	for _, p := range oldParams {
@@ -494,9 +505,6 @@ func appendable(prev schema.Run, prevVersion int, r schema.Run, prevCov mlflowco
 		if !keep[t.Key] {
 			p.goneTags = append(p.goneTags, t.Key)
 		}
-	}
-	if len(prevCov.Rebased) > 0 {
-		return nil, "the copy holds re-based steps, which depend on the whole step metric series"
 	}
 	nums, _, _, _ := mlflowconv.SummaryValues(prev.Summary)
 	for _, n := range nums {
@@ -540,12 +548,16 @@ func appendable(prev schema.Run, prevVersion int, r schema.Run, prevCov mlflowco
 }
 
 // point says why m, the first point of its key given to the writer, cannot
-// be appended, or "": a point at or before the key's last step held
+// be appended, or "": any point of a run whose steps are re-based (see
+// wholeSeries), a point at or before the key's last step held
 // (MLflow may merge it with a point held, as SQL stores collapse exact
 // duplicates, which the coverage could not record), or a per-core CPU
 // point at or before the last sample folded into the CPU mean held (the
 // mean at that step is written already).
 func (p *appendPlan) point(m schema.Metric) string {
+	if p.wholeSeries != "" {
+		return fmt.Sprintf("metric %q: a new point at step %d, and %s", m.Key, m.Step, p.wholeSeries)
+	}
 	if sm, sys := mlflowconv.SystemMetricKey(m.Key); sys && sm.Core && p.hasCore && m.Step <= p.coreLast {
 		return fmt.Sprintf("per-core CPU metric %q: a new point at step %d, whose sample (up to step %d) is folded into %s already", m.Key, m.Step, p.coreLast, mlflowconv.CPUMeanKey)
 	}
