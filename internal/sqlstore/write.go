@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -594,8 +595,10 @@ func (t *RunTx) files(ctx context.Context) ([]StoredFile, error) {
 //
 // Appending, a file the run holds with the size and SHA-256 the source
 // announces (a.Digest) is kept as it is: its body is read (the engine
-// checks it against the digest) but not stored again. Any other held
-// file of that path is replaced.
+// checks it against the digest) but not stored again. When the source
+// announces no SHA-256 (an MLflow source), the body is spooled to a
+// temporary file while hashed and kept alike when its size and SHA-256
+// are the held file's. Any other held file of that path is replaced.
 func (t *RunTx) File(ctx context.Context, a schema.Artifact, body io.Reader) error {
 	d := t.s.Dialect
 	if f, ok := t.held[a.Path]; ok {
@@ -607,6 +610,23 @@ func (t *RunTx) File(ctx context.Context, a schema.Artifact, body io.Reader) err
 			t.keptFiles++
 			t.keptBytes += f.Size
 			return nil
+		}
+		if a.Problem == "" && body != nil && f.Problem == "" && f.SHA256 != "" && !strings.HasPrefix(a.Digest, "sha256:") &&
+			(a.Size < 0 || a.Size == f.Size) {
+			// The source announces no SHA-256 (an MLflow source): the body
+			// is spooled while hashed, and kept unsent when it is the
+			// held one.
+			spool, same, err := spoolIfChanged(body, f)
+			if err != nil {
+				return fmt.Errorf("file %s: reading: %w", a.Path, err)
+			}
+			if same {
+				t.keptFiles++
+				t.keptBytes += f.Size
+				return nil
+			}
+			defer spool.Close()
+			body = spool
 		}
 		if _, err := t.conn.ExecContext(ctx, d.q("DELETE FROM files WHERE id = ?"), f.ID); err != nil {
 			return fmt.Errorf("file %s: replacing: %w", a.Path, err)
@@ -755,4 +775,41 @@ func ReadableText(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// spoolIfChanged reads body whole into a temporary file while hashing
+// it: same is true, and no spool returned, when its size and SHA-256 are
+// held's; otherwise the spool, at its start, gives the body again and
+// removes its file when closed.
+func spoolIfChanged(body io.Reader, held StoredFile) (spool io.ReadCloser, same bool, err error) {
+	tmp, err := os.CreateTemp("", "runferry-sqlfile-*")
+	if err != nil {
+		return nil, false, err
+	}
+	sp := tempSpool{tmp}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), body)
+	if err == nil && n == held.Size && hex.EncodeToString(h.Sum(nil)) == held.SHA256 {
+		sp.Close()
+		return nil, true, nil
+	}
+	if err == nil {
+		_, err = tmp.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		sp.Close()
+		return nil, false, err
+	}
+	return sp, false, nil
+}
+
+// tempSpool is a temporary file removed when closed.
+type tempSpool struct{ *os.File }
+
+func (t tempSpool) Close() error {
+	err := t.File.Close()
+	if rerr := os.Remove(t.Name()); err == nil {
+		err = rerr
+	}
+	return err
 }

@@ -250,8 +250,9 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 
 // HeldFiles lists the files with a body that the database holds of
 // origin's copy, when it is the copy base describes
-// (sinks.HeldFilesLister): an append keeps such a file when the source
-// announces its size and SHA-256 (sqlstore.RunTx.File).
+// (sinks.HeldFilesLister): an append keeps such a file when its size and
+// SHA-256 are those the source announces, or, when the source announces
+// none (MLflow), those of its body, read (sqlstore.RunTx.File).
 func (s *Sink) HeldFiles(ctx context.Context, origin schema.Ref, base sinks.AppendBase) (map[string]sinks.HeldFile, bool, error) {
 	if held, err := s.st.HasSchema(ctx); err != nil || !held {
 		return nil, false, err
@@ -267,7 +268,7 @@ func (s *Sink) HeldFiles(ctx context.Context, origin schema.Ref, base sinks.Appe
 	out := map[string]sinks.HeldFile{}
 	for _, f := range files {
 		if f.Problem == "" && f.SHA256 != "" {
-			out[f.Path] = sinks.HeldFile{Size: f.Size, SHA256: f.SHA256, ByAnnounced: true}
+			out[f.Path] = sinks.HeldFile{Size: f.Size, SHA256: f.SHA256}
 		}
 	}
 	return out, true, nil
