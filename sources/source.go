@@ -168,6 +168,26 @@ type RunCounter interface {
 	ListsExperiments() bool
 }
 
+// ListingCounter is a source that can tell cheaply how many runs its
+// listing of an experiment will yield before it has yielded them (a W&B
+// run folder's index, which it reads before its first run; the run count
+// of a W&B cloud project), so that the progress of a job that transfers
+// while it lists has a total long before its listing ends.
+//
+// Contract: ListingCount is how many runs the listing of exp yields (Runs,
+// RunHeaders, or FilteredRuns with f when the job narrows its listing
+// that way; f is the zero RunFilter otherwise), counted before the job's
+// own filters, up-to-date checks and shards; ok is false when the source
+// cannot tell without listing. It must be cheap: what the source already
+// holds or reads for its listing anyway, or at most one request. The
+// count is used for progress only: nothing is decided from it, and a
+// listing that yields more or fewer runs (runs made or deleted meanwhile)
+// is not an error. It is called on the plan's goroutine, once for each
+// experiment, just before that experiment's runs are listed.
+type ListingCounter interface {
+	ListingCount(ctx context.Context, exp schema.Ref, f RunFilter) (n int64, ok bool)
+}
+
 // Estimator is a source whose runs are slow to read in full (a remote API
 // paging through every history row), which can estimate, from what its
 // listing already told, how many metric points and file bytes a run

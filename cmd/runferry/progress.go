@@ -30,9 +30,18 @@ type progress struct {
 	// rate and the time left.
 	totalPoints, totalBytes int64
 	planned                 time.Time
-	started                 time.Time
-	last                    time.Time
-	interval                time.Duration
+	// final is set when the plan has ended (EventPlanned): until then
+	// total counts the runs planned so far (EventListing), listed the runs
+	// the listings yielded and expected what the source said they yield
+	// in all (0: not told).
+	final            bool
+	listed, expected int
+	// rateFrom is when the first run started or the plan ended, whichever
+	// came first: rates count from it.
+	rateFrom time.Time
+	started  time.Time
+	last     time.Time
+	interval time.Duration
 
 	// Waits on a source's server (sources.Paced): the latest one's reason
 	// and end, and the time spent waiting so far (overlapping waits of
@@ -84,7 +93,10 @@ func (p *progress) observe(e transfer.Event) {
 	defer p.mu.Unlock()
 	switch e.Kind {
 	case transfer.EventPlanned:
-		p.total, p.totalPoints, p.totalBytes, p.planned = e.Runs, e.TotalPoints, e.TotalBytes, time.Now()
+		p.total, p.totalPoints, p.totalBytes, p.planned, p.final = e.Runs, e.TotalPoints, e.TotalBytes, time.Now(), true
+		if p.rateFrom.IsZero() {
+			p.rateFrom = p.planned
+		}
 		if e.Runs > 0 && e.TotalPoints == 0 && e.TotalBytes == 0 {
 			// The source does not count before reading (W&B folders'
 			// light headers): 0 would read as nothing to move.
@@ -98,6 +110,18 @@ func (p *progress) observe(e transfer.Event) {
 			} else {
 				p.bar.ChangeMax(e.Runs)
 			}
+		}
+	case transfer.EventListing:
+		if p.final {
+			break
+		}
+		p.total, p.listed, p.expected = e.Runs, e.Listed, e.Expected
+		if p.bar != nil && p.expected > 0 {
+			p.bar.ChangeMax(p.expected)
+		}
+	case transfer.EventRunStarted:
+		if p.rateFrom.IsZero() {
+			p.rateFrom = time.Now()
 		}
 	case transfer.EventProgress:
 		p.points += e.Points
@@ -129,9 +153,12 @@ func (p *progress) observe(e transfer.Event) {
 func (p *progress) show() {
 	if p.bar != nil {
 		var d string
-		if p.totalPoints > 0 {
+		switch {
+		case !p.final:
+			d = fmt.Sprintf("%d/%d runs so far, %s (%d failed) · %d points · %s · %s", p.done, p.total, p.listingText(), p.failed, p.points, bytesText(p.bytes), p.rateText())
+		case p.totalPoints > 0:
 			d = fmt.Sprintf("%d/%d runs (%d failed) · %s · %s", p.done, p.total, p.failed, bytesText(p.bytes), p.rateText())
-		} else {
+		default:
 			d = fmt.Sprintf("runs (%d failed) · %d points · %s · %s", p.failed, p.points, bytesText(p.bytes), p.rateText())
 		}
 		if p.keysTotal > 0 {
@@ -193,13 +220,24 @@ func (p *progress) emit() {
 		"progress":   true,
 		"runs_done":  p.done,
 		"runs_total": p.total,
-		"failed":     p.failed,
-		"points":     p.points,
-		"bytes":      p.bytes,
-		"elapsed_s":  time.Since(p.started).Round(time.Millisecond).Seconds(),
+		// runs_total counts the runs planned so far until the plan ends
+		"runs_total_final": p.final,
+		"failed":           p.failed,
+		"points":           p.points,
+		"bytes":            p.bytes,
+		"elapsed_s":        time.Since(p.started).Round(time.Millisecond).Seconds(),
 	}
 	if rate := p.rate(); rate > 0 {
 		fields["points_per_s"] = int64(rate)
+	}
+	if !p.final {
+		fields["runs_listed"] = p.listed
+		if p.expected > 0 {
+			fields["runs_expected"] = p.expected
+			if eta, ok := p.runsETA(); ok {
+				fields["eta_s"] = eta.Round(time.Second).Seconds()
+			}
+		}
 	}
 	if p.waits > 0 {
 		fields["server_waits"], fields["server_wait_s"] = p.waits, p.waited.Round(time.Millisecond).Seconds()
@@ -220,12 +258,13 @@ func (p *progress) emit() {
 	fmt.Fprintf(p.a.stderr, "%s\n", line)
 }
 
-// rate is the points written per second since the plan; callers hold p.mu.
+// rate is the points written per second since the first run started (or
+// the plan ended, if earlier); callers hold p.mu.
 func (p *progress) rate() float64 {
-	if p.planned.IsZero() {
+	if p.rateFrom.IsZero() {
 		return 0
 	}
-	d := time.Since(p.planned).Seconds()
+	d := time.Since(p.rateFrom).Seconds()
 	if d < 0.5 {
 		return 0
 	}
@@ -242,6 +281,28 @@ func (p *progress) eta() (time.Duration, bool) {
 	return time.Duration(float64(left) / r * float64(time.Second)), true
 }
 
+// runsETA estimates, while the plan goes on, the time left from the runs
+// ended per second and the runs the source said its listings yield
+// (expected), as if every one of them were transferred: the plan may skip
+// or filter out some. ok is false before the first run has ended.
+func (p *progress) runsETA() (time.Duration, bool) {
+	if p.final || p.expected == 0 || p.done == 0 || p.rateFrom.IsZero() {
+		return 0, false
+	}
+	d := time.Since(p.rateFrom)
+	left := max(p.expected-p.done, 0)
+	return time.Duration(float64(d) / float64(p.done) * float64(left)), true
+}
+
+// listingText says, for the bar, how far the listing has gone while the
+// plan goes on.
+func (p *progress) listingText() string {
+	if p.expected > 0 {
+		return fmt.Sprintf("%d of %d runs listed", p.listed, p.expected)
+	}
+	return fmt.Sprintf("%d runs listed, total not known yet", p.listed)
+}
+
 // rateText renders the rate and the time left for the bar.
 func (p *progress) rateText() string {
 	r := p.rate()
@@ -251,6 +312,8 @@ func (p *progress) rateText() string {
 	s := fmt.Sprintf("%.0f points/s", r)
 	if eta, ok := p.eta(); ok {
 		s += ", " + eta.Round(time.Second).String() + " left"
+	} else if eta, ok := p.runsETA(); ok {
+		s += ", about " + eta.Round(time.Second).String() + " left"
 	}
 	return s
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestProgressInPoints(t *testing.T) {
 		p := a.newProgress()
 		p.interval = 0
 		p.observe(transfer.Event{Kind: transfer.EventPlanned, Runs: 2, TotalPoints: total, TotalBytes: 10})
-		p.planned = time.Now().Add(-2 * time.Second) // as if the copy had run for two seconds
+		p.rateFrom = time.Now().Add(-2 * time.Second) // as if the copy had run for two seconds
 		p.observe(transfer.Event{Kind: transfer.EventProgress, Run: "r", Points: 250})
 		lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 		var last map[string]any
@@ -141,5 +142,61 @@ func TestProgressKeys(t *testing.T) {
 	b.keysRead(big, 120, 2062)
 	if s := bar.String(); !strings.Contains(s, "120/2062 metric keys of mlflow:127.0.0.1:5000/aaaa") {
 		t.Errorf("bar: %q", s)
+	}
+}
+
+// TestProgressWhileListing: while a job that transfers as it plans is
+// still listing, its JSON progress lines say the runs total is not final
+// (runs_total_final false, runs_listed), give the source's count of the
+// runs it lists (runs_expected) with a time left estimated from it when
+// the source told it, and none when it did not; once the plan has ended
+// the total is final and those fields are gone.
+func TestProgressWhileListing(t *testing.T) {
+	for _, expected := range []int{3000, 0} {
+		var buf bytes.Buffer
+		a := &app{stderr: &buf, log: slog.New(slog.NewTextHandler(io.Discard, nil)), logFormat: "json"}
+		p := a.newProgress()
+		p.interval = 0
+		p.observe(transfer.Event{Kind: transfer.EventListing, Runs: 0, Listed: 0, Expected: expected})
+		p.observe(transfer.Event{Kind: transfer.EventRunStarted, Run: "r"})
+		p.rateFrom = time.Now().Add(-10 * time.Second) // as if the first run had started ten seconds ago
+		p.observe(transfer.Event{Kind: transfer.EventListing, Runs: 500, Listed: 512, Expected: expected})
+		for range 100 {
+			p.observe(transfer.Event{Kind: transfer.EventRunDone, Result: &transfer.RunResult{Outcome: transfer.Committed}})
+		}
+		p.observe(transfer.Event{Kind: transfer.EventPlanned, Runs: 2990, Skipped: 10})
+		var lines []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("%v: %s", err, l)
+			}
+			delete(m, "elapsed_s")
+			lines = append(lines, m)
+		}
+		if len(lines) != 104 {
+			t.Fatalf("expected %d: %d lines:\n%s", expected, len(lines), buf.String())
+		}
+		during := lines[len(lines)-2] // after the 100th run, before EventPlanned
+		eta, _ := during["eta_s"].(float64)
+		delete(during, "eta_s")
+		want := map[string]any{"progress": true, "runs_done": 100.0, "runs_total": 500.0, "runs_total_final": false,
+			"runs_listed": 512.0, "failed": 0.0, "points": 0.0, "bytes": 0.0}
+		if expected > 0 {
+			want["runs_expected"] = 3000.0
+			// 100 runs in 10 s: 2,900 left at 10/s is 290 s
+			if eta < 280 || eta > 300 {
+				t.Errorf("expected %d: eta_s %v, want about 290", expected, eta)
+			}
+		} else if eta != 0 {
+			t.Errorf("no expected total: eta_s %v", eta)
+		}
+		if !reflect.DeepEqual(during, want) {
+			t.Errorf("expected %d: line while listing\n%v\nwant\n%v", expected, during, want)
+		}
+		final := lines[len(lines)-1]
+		if final["runs_total"] != 2990.0 || final["runs_total_final"] != true || final["runs_listed"] != nil || final["runs_expected"] != nil {
+			t.Errorf("expected %d: line after the plan: %v", expected, final)
+		}
 	}
 }

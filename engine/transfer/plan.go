@@ -52,6 +52,10 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 		j.exps = append(j.exps, e)
 		before, selected := j.emitted, 0
 		runs, light := listRuns(ctx, j.src, e.Origin, j.opt.Filter, j.opt.Verify == nil || j.opt.Lookback > 0)
+		if j.streamed {
+			j.listing.begin(ctx, j.src, e.Origin, j.opt.Filter)
+			j.listingEvent()
+		}
 		// The runs listed are decided in batches, several at once (see
 		// decideAll); what each batch keeps is appended in listing order.
 		batch := make([]planned, 0, planBatch)
@@ -60,6 +64,9 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 			if len(kept) > 0 {
 				j.emitted += len(kept)
 				emit(kept)
+			}
+			if j.streamed && j.listing.listed != j.listing.told {
+				j.listingEvent()
 			}
 			batch = batch[:0]
 			return err
@@ -78,6 +85,9 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 		for r, err := range runs {
 			if idleErr != nil {
 				return nil, idleErr
+			}
+			if err == nil {
+				j.listing.listed++
 			}
 			if err != nil {
 				if fault.KindOf(err) == fault.KindPermanent {
@@ -123,6 +133,10 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 		if listErr != nil {
 			return nil, listErr
 		}
+		if j.streamed {
+			j.listing.end()
+			j.listingEvent()
+		}
 		// An experiment none of whose selected runs this shard plans is
 		// written here only if it has no selected run at all (a run of
 		// another shard brings it there) and it falls in this shard, so
@@ -145,6 +159,62 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 		}
 	}
 	return idle, nil
+}
+
+// listingCount is what a streamed job's plan tells in EventListing of the
+// runs listed: listed, the runs the listings yielded so far, before the
+// job's filters; ended, those of the experiments whose listing has ended;
+// told, listed when EventListing was last sent;
+// and count, what the source said the current experiment's listing yields
+// (sources.ListingCounter), known when known is set. Only the plan's
+// goroutine uses it.
+type listingCount struct {
+	listed, ended int
+	count         int64
+	known         bool
+	told          int // listed when EventListing was last sent
+}
+
+// begin starts the count of an experiment's listing, asking the source
+// (sources.ListingCounter) how many runs it yields, with the filter
+// listRuns gives the listing.
+func (c *listingCount) begin(ctx context.Context, src sources.Source, exp schema.Ref, f Filter) {
+	c.ended, c.count, c.known = c.listed, 0, false
+	lc, ok := src.(sources.ListingCounter)
+	if !ok {
+		return
+	}
+	var rf sources.RunFilter
+	if _, ok := src.(sources.RunFilterer); ok && (len(f.RunIDs) > 0 || !f.Since.IsZero() || !f.Until.IsZero()) {
+		rf = sources.RunFilter{RunIDs: f.RunIDs, Since: f.Since, Until: f.Until}
+	}
+	c.count, c.known = lc.ListingCount(ctx, exp, rf)
+}
+
+// end ends the count of an experiment's listing: what it yielded is now
+// known.
+func (c *listingCount) end() {
+	c.ended, c.count, c.known = c.listed, 0, true
+}
+
+// expected is the runs the listings begun so far yield in all, as far as
+// known: those of the ended ones, and the source's count for the current
+// one (never below what it has yielded so far); 0 when the current one's
+// count is not known.
+func (c *listingCount) expected() int {
+	if !c.known {
+		return 0
+	}
+	return max(c.ended+int(c.count), c.listed)
+}
+
+// listingEvent sends EventListing: the plan so far.
+func (j *job) listingEvent() {
+	j.mu.Lock()
+	skipped := len(j.planRuns)
+	j.mu.Unlock()
+	j.listing.told = j.listing.listed
+	j.opt.Observer(Event{Kind: EventListing, Runs: j.emitted, Skipped: skipped, Listed: j.listing.listed, Expected: j.listing.expected()})
 }
 
 // planBatch is how many listed runs the plan decides at a time (see

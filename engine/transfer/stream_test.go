@@ -15,6 +15,7 @@ import (
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sinks"
 	memsink "github.com/runferry/runferry/sinks/memory"
+	"github.com/runferry/runferry/sources"
 	"github.com/runferry/runferry/sources/dataset"
 	memsrc "github.com/runferry/runferry/sources/memory"
 )
@@ -267,5 +268,132 @@ func TestPlanStaysNearTheTransfer(t *testing.T) {
 	t.Logf("the listing was at most %d runs ahead of the runs opened (bound %d, runs %d)", src.ahead, bound, n)
 	if src.ahead > bound {
 		t.Fatalf("the listing was %d runs ahead of the runs opened: the plan holds more than %d listed runs", src.ahead, bound)
+	}
+}
+
+// listingDone is a source whose listing records when it has yielded its
+// last run; with count set it tells its runs' number up front
+// (sources.ListingCounter).
+type listingDone struct {
+	*memsrc.Source
+	ended atomic.Bool
+}
+
+func (s *listingDone) Runs(ctx context.Context, exp schema.Ref) iter.Seq2[schema.Run, error] {
+	return func(yield func(schema.Run, error) bool) {
+		for r, err := range s.Source.Runs(ctx, exp) {
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+		s.ended.Store(true)
+	}
+}
+
+type listingCounted struct {
+	*listingDone
+	asked []schema.Ref
+}
+
+func (s *listingCounted) ListingCount(ctx context.Context, exp schema.Ref, f sources.RunFilter) (int64, bool) {
+	s.asked = append(s.asked, exp)
+	var n int64
+	for r, err := range s.Source.Runs(ctx, exp) {
+		if err != nil {
+			return 0, false
+		}
+		if r.Experiment == exp {
+			n++
+		}
+	}
+	return n, true
+}
+
+// TestListingProgressBeforePlanEnds: a job that transfers while it plans
+// (3,000 runs, so the plan ends near the job's end) tells its progress
+// before the listing ends: with a source that counts its listing up front
+// (sources.ListingCounter) every EventListing gives the whole count as
+// Expected, the first before any run was listed; without one, Expected is
+// 0 (not known) until the listing ended. Listed and Runs grow to the
+// whole, EventPlanned comes last with the final counts, and what is
+// copied is the same.
+func TestListingProgressBeforePlanEnds(t *testing.T) {
+	const n = 3000
+	exp := schema.Ref{System: "memory", ID: "exp"}
+	want := &dataset.Dataset{Experiments: []schema.Experiment{{Origin: exp, Name: "many"}}}
+	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		want.Runs = append(want.Runs, &dataset.RunData{
+			Run: schema.Run{Origin: schema.Ref{System: "memory", ID: fmt.Sprintf("run-%05d", i)}, Experiment: exp,
+				Name: fmt.Sprintf("r%d", i), Status: schema.StatusFinished, Start: t0, End: t0.Add(time.Minute)},
+			Metrics: []schema.Metric{{Key: "loss", Value: float64(i), Step: 0, Time: t0.UnixMilli()}},
+		})
+	}
+	for _, counts := range []bool{true, false} {
+		done := &listingDone{Source: memsrc.New(want)}
+		var src sources.Source = done
+		counted := &listingCounted{listingDone: done}
+		if counts {
+			src = counted
+		}
+		opened := &atomic.Int64{}
+		dst := &countedSink{Sink: memsink.New(sinks.Limits{}), opened: opened}
+		var mu sync.Mutex
+		var listings []transfer.Event // EventListing, with Name "ended" when sent after the listing ended
+		var planned *transfer.Event
+		var afterPlanned int
+		rep, err := transfer.Copy(context.Background(), src, dst, fast(transfer.Options{Ledger: ledger(t), Observer: func(e transfer.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch e.Kind {
+			case transfer.EventListing:
+				if done.ended.Load() {
+					e.Name = "ended"
+				}
+				if planned != nil {
+					afterPlanned++
+				}
+				listings = append(listings, e)
+			case transfer.EventPlanned:
+				planned = &e
+			}
+		}}))
+		if err != nil || rep.Totals.Committed != n {
+			t.Fatalf("counts %v: err %v, totals %+v", counts, err, rep.Totals)
+		}
+		mustEqual(t, want, dst.Sink)
+		if planned == nil || planned.Runs != n || afterPlanned != 0 {
+			t.Fatalf("counts %v: EventPlanned %+v, %d EventListing after it", counts, planned, afterPlanned)
+		}
+		if len(listings) < 3 {
+			t.Fatalf("counts %v: %d EventListing: %+v", counts, len(listings), listings)
+		}
+		first, last := listings[0], listings[len(listings)-1]
+		if first.Listed != 0 || first.Runs != 0 || last.Listed != n || last.Runs != n || last.Expected != n {
+			t.Errorf("counts %v: first EventListing %+v, last %+v", counts, first, last)
+		}
+		beforeEnd := 0
+		for i, e := range listings {
+			if i > 0 && (e.Listed < listings[i-1].Listed || e.Runs < listings[i-1].Runs) {
+				t.Errorf("counts %v: EventListing %d went back: %+v after %+v", counts, i, e, listings[i-1])
+			}
+			if e.Name == "ended" {
+				continue
+			}
+			beforeEnd++
+			switch {
+			case counts && e.Expected != n:
+				t.Errorf("counts %v: EventListing %d before the listing ended gives Expected %d, want %d: %+v", counts, i, e.Expected, n, e)
+			case !counts && e.Expected != 0:
+				t.Errorf("counts %v: EventListing %d before the listing ended gives Expected %d, want 0 (not known): %+v", counts, i, e.Expected, e)
+			}
+		}
+		if beforeEnd < 2 {
+			t.Errorf("counts %v: only %d EventListing before the listing ended", counts, beforeEnd)
+		}
+		if counts && (len(counted.asked) != 1 || counted.asked[0] != exp) {
+			t.Errorf("ListingCount asked for %v, want once for %v", counted.asked, exp)
+		}
+		t.Logf("counts %v: %d EventListing, %d before the listing ended", counts, len(listings), beforeEnd)
 	}
 }

@@ -284,6 +284,9 @@ type job struct {
 	planRuns []RunResult
 	// emitted counts the runs the plan gave to transfer so far.
 	emitted int
+	// listing counts, for EventListing, the runs the listings yielded so
+	// far and those they yield in all as far as known (see listingEvent).
+	listing listingCount
 	// streamed is set when the job transfers runs while it plans (see
 	// streams).
 	streamed bool

@@ -358,6 +358,14 @@ func (s *Source) RunCount(ctx context.Context, exp schema.Ref, f sources.RunFilt
 	return s.api.RunCount(ctx, s.cfg.Entity, p[0], query)
 }
 
+// ListingCount is RunCount (one request: the project's runCount with the
+// filters its listing sends); ok is false when it fails. See
+// sources.ListingCounter.
+func (s *Source) ListingCount(ctx context.Context, exp schema.Ref, f sources.RunFilter) (int64, bool) {
+	n, err := s.RunCount(ctx, exp, f)
+	return n, err == nil
+}
+
 // ListsExperiments is true for a location naming a whole entity: `ls`
 // lists its projects with run counts.
 func (s *Source) ListsExperiments() bool { return s.cfg.Project == "" }

@@ -395,3 +395,21 @@ func (s *Source) ChangedAt(ctx context.Context, run schema.Run) (time.Time, bool
 	}
 	return t, !t.IsZero()
 }
+
+// ListingCount is how many runs of exp the run folders hold, from the
+// folder index that Runs and RunHeaders read before their first run (a
+// directory walk, no run's files); ok is false when the index cannot be
+// read. See sources.ListingCounter.
+func (s *Source) ListingCount(ctx context.Context, exp schema.Ref, _ sources.RunFilter) (int64, bool) {
+	runs, err := s.index(ctx)
+	if err != nil {
+		return 0, false
+	}
+	var n int64
+	for _, ri := range runs {
+		if ri.exp == exp {
+			n++
+		}
+	}
+	return n, true
+}
