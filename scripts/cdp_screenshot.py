@@ -21,6 +21,15 @@ that shows "Failed to load child runs" is not a picture of a working run.
 Usage: cdp_screenshot.py --chromium PATH --url URL --out FILE.png
        [--size 1400,900] [--wait-for JS] [--timeout 90]
        [--ignore URL-PART]... [--fail-on-text TEXT]...
+       cdp_screenshot.py --chromium PATH --shots FILE [--timeout 90]
+       [--ignore URL-PART]... [--fail-on-text TEXT]...
+
+With --shots, one Chromium takes every picture FILE lists, one a line as
+OUT<tab>URL<tab>WIDTH,HEIGHT<tab>WAIT-FOR (WAIT-FOR may be empty), one after
+another, each in a browser context of its own (its own cookies, storage and
+cache, as a fresh profile would have) that is closed after its picture; the
+--timeout, --ignore and --fail-on-text options apply to each. It stops at
+the first picture that fails, naming it; the pictures before it are written.
 """
 
 import argparse
@@ -103,8 +112,10 @@ class Page:
                 self.failures.append(f"failed ({p.get('errorText')}) {url[:200]}")
 
 
-async def shoot(ws_url, args):
-    width, height = (int(v) for v in args.size.split(","))
+async def shoot(ws_url, args, shot):
+    """Takes one picture: shot is (out, url, "WIDTH,HEIGHT", wait_for)."""
+    out, url, size, wait_for = shot
+    width, height = (int(v) for v in size.split(","))
     async with aiohttp.ClientSession() as session:
         async with session.ws_connect(ws_url, max_msg_size=0) as ws:
             page = Page(ws)
@@ -113,7 +124,7 @@ async def shoot(ws_url, args):
             await page.call("Page.enable")
             await page.call("Emulation.setDeviceMetricsOverride", width=width, height=height,
                             deviceScaleFactor=1, mobile=False)
-            await page.call("Page.navigate", url=args.url)
+            await page.call("Page.navigate", url=url)
             deadline = time.monotonic() + args.timeout
             text, text_since = None, time.monotonic()
             while True:
@@ -123,8 +134,8 @@ async def shoot(ws_url, args):
                 if state["text"] != text:
                     text, text_since = state["text"], time.monotonic()
                 custom = True
-                if args.wait_for:
-                    r = await page.call("Runtime.evaluate", expression=args.wait_for, returnByValue=True)
+                if wait_for:
+                    r = await page.call("Runtime.evaluate", expression=wait_for, returnByValue=True)
                     custom = bool(r["result"].get("value"))
                 now = time.monotonic()
                 quiet = not page.inflight and now - page.last_activity >= QUIET and now - text_since >= QUIET
@@ -134,9 +145,9 @@ async def shoot(ws_url, args):
                            f"placeholders={state['loading']}, --wait-for={custom}, "
                            f"requests in flight={list(page.inflight.values())[:5]}")
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{args.url}: still waiting after {args.timeout}s: {waiting}")
+                    raise TimeoutError(f"{url}: still waiting after {args.timeout}s: {waiting}")
             shot = await page.call("Page.captureScreenshot", format="png")
-            with open(args.out, "wb") as f:
+            with open(out, "wb") as f:
                 f.write(base64.b64decode(shot["data"]))
             text = (await page.call("Runtime.evaluate", expression="document.body.innerText",
                                     returnByValue=True))["result"].get("value", "")
@@ -147,25 +158,56 @@ async def shoot(ws_url, args):
                 raise RuntimeError("; ".join(problems))
 
 
+def read_shots(path):
+    """The pictures of a --shots file: (out, url, size, wait_for) a line."""
+    shots = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            fields = line.split("\t")
+            if len(fields) != 4 or not fields[0] or not fields[1] or not fields[2]:
+                sys.exit(f"cdp_screenshot: {path}:{n}: not OUT<tab>URL<tab>WIDTH,HEIGHT<tab>WAIT-FOR")
+            shots.append(tuple(fields))
+    if not shots:
+        sys.exit(f"cdp_screenshot: {path}: no pictures listed")
+    return shots
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--chromium", required=True)
-    ap.add_argument("--url", required=True)
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--url")
+    ap.add_argument("--out")
     ap.add_argument("--size", default="1400,900")
     ap.add_argument("--wait-for", default="")
+    ap.add_argument("--shots")
     ap.add_argument("--timeout", type=float, default=90)
     ap.add_argument("--ignore", action="append", default=[])
     ap.add_argument("--fail-on-text", action="append", default=[])
     args = ap.parse_args()
+    if args.shots:
+        if args.url or args.out:
+            ap.error("--shots takes no --url or --out")
+        shots = read_shots(args.shots)
+    elif args.url and args.out:
+        shots = [(args.out, args.url, args.size, args.wait_for)]
+    else:
+        ap.error("give --url and --out, or --shots")
+    # The window fits the largest picture; each page's viewport is set to its
+    # own size (Emulation.setDeviceMetricsOverride).
+    sizes = [tuple(int(v) for v in size.split(",")) for _, _, size, _ in shots]
+    window = f"{max(w for w, _ in sizes)},{max(h for _, h in sizes)}"
 
     profile = tempfile.mkdtemp(prefix="cdp-chromium-")
     proc = subprocess.Popen([args.chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                              "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                             "--disable-sync", "--hide-scrollbars", f"--window-size={args.size}",
+                             "--disable-sync", "--hide-scrollbars", f"--window-size={window}",
                              f"--user-data-dir={profile}", "--remote-debugging-port=0",
                              "--remote-debugging-address=127.0.0.1", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = shots[0][0]
     try:
         port_file = os.path.join(profile, "DevToolsActivePort")
         for _ in range(300):
@@ -177,10 +219,13 @@ def main():
         else:
             sys.exit("cdp_screenshot: Chromium did not open its DevTools port")
         port = open(port_file).read().split("\n")[0].strip()
-        ws_url = asyncio.run(page_target(port))
-        asyncio.run(shoot(ws_url, args))
+        browser_ws = asyncio.run(browser_target(port))
+        for shot in shots:
+            out = shot[0]
+            asyncio.run(shoot_in_own_context(port, browser_ws, args, shot))
+            print(out, flush=True)
     except Exception as e:  # one line naming the page, for the shell script
-        sys.exit(f"cdp_screenshot: {args.out}: {e}")
+        sys.exit(f"cdp_screenshot: {out}: {e}")
     finally:
         proc.terminate()
         try:
@@ -191,15 +236,32 @@ def main():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-async def page_target(port):
+async def browser_target(port):
+    """The DevTools WebSocket URL of the browser itself."""
     async with aiohttp.ClientSession() as session:
         for _ in range(50):
-            async with session.get(f"http://127.0.0.1:{port}/json/list") as r:
-                for t in await r.json(content_type=None):
-                    if t.get("type") == "page" and t.get("webSocketDebuggerUrl"):
-                        return t["webSocketDebuggerUrl"]
+            async with session.get(f"http://127.0.0.1:{port}/json/version") as r:
+                url = (await r.json(content_type=None)).get("webSocketDebuggerUrl")
+                if url:
+                    return url
             await asyncio.sleep(0.1)
-    raise RuntimeError("no page target in Chromium")
+    raise RuntimeError("no browser target in Chromium")
+
+
+async def shoot_in_own_context(port, browser_ws, args, shot):
+    """Takes one picture in a new browser context, disposed of afterwards."""
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(browser_ws, max_msg_size=0) as ws:
+            browser = Page(ws)
+            pump = asyncio.create_task(browser.pump())
+            ctx = (await browser.call("Target.createBrowserContext"))["browserContextId"]
+            try:
+                target = (await browser.call("Target.createTarget", url="about:blank",
+                                             browserContextId=ctx))["targetId"]
+                await shoot(f"ws://127.0.0.1:{port}/devtools/page/{target}", args, shot)
+            finally:
+                await browser.call("Target.disposeBrowserContext", browserContextId=ctx)
+                pump.cancel()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 # grid are those of a run scripts/screenshot_run.py writes with the wandb
 # SDK (the fixtures' 8-pixel images are too small to see, and MLflow shows
 # the image grid above the system metrics). Chromium is driven by
-# scripts/cdp_screenshot.py, which takes each picture once the page and its
+# scripts/cdp_screenshot.py (one Chromium for all four pictures, each in a
+# browser context of its own), which takes each picture once the page and its
 # images have loaded, and fails when a request of the page failed or the
 # page says "Failed to load".
 #
@@ -106,14 +107,12 @@ read -r iexp irun < <(run_ids /shots0001)
 [ -n "$run" ] && [ -n "$irun" ] || { echo "screenshots: the copied runs were not found" >&2; exit 1; }
 
 mkdir -p "$out"
-shot() { # shot NAME URL-FRAGMENT [WIDTH,HEIGHT [cdp_screenshot.py options]]
-	local name=$1 page=$2 size=${3:-1400,900}
-	shift $(($# < 3 ? $# : 3))
-	"$venv/bin/python" "$root/scripts/cdp_screenshot.py" --chromium "$chromium" --url "$url/#/$page" \
-		--out "$out/$name.png" --size "$size" --timeout 120 "$@" \
-		--ignore /mlflow/users/current --fail-on-text "Failed to load" >"$work/chromium-$name.log" 2>&1 ||
-		{ echo "screenshots: chromium failed on $name:" >&2; tail -20 "$work/chromium-$name.log" >&2; exit 1; }
-	echo "$out/$name.png"
+# One Chromium takes the four pictures (cdp_screenshot.py --shots), each in
+# a browser context of its own.
+shots=$work/shots.tsv
+: >"$shots"
+shot() { # shot NAME URL-FRAGMENT WIDTH,HEIGHT WAIT-FOR-JS
+	printf '%s\t%s\t%s\t%s\n' "$out/$1.png" "$url/#/$2" "$3" "$4" >>"$shots"
 }
 # MLflow 3 opens experiments in its GenAI view unless asked for the
 # machine-learning one.
@@ -121,7 +120,11 @@ base="experiments/$exp/runs/$run"
 ml="workflowType=machine_learning"
 charts='document.querySelectorAll(".js-plotly-plot").length >= 2'
 image='Array.from(document.images).some(i => i.complete && i.naturalWidth >= 128)'
-shot mlflow-run-overview "$base?$ml" 1400,900 --wait-for 'document.body.innerText.includes("About this run")'
-shot mlflow-run-model-metrics "$base/model-metrics?$ml" 1400,900 --wait-for "$charts"
-shot mlflow-run-system-metrics "experiments/$iexp/runs/$irun/system-metrics?$ml" 1400,1300 --wait-for "$charts && $image"
-shot mlflow-run-images "experiments/$iexp/runs/$irun/model-metrics?$ml" 1400,1000 --wait-for "$image"
+shot mlflow-run-overview "$base?$ml" 1400,900 'document.body.innerText.includes("About this run")'
+shot mlflow-run-model-metrics "$base/model-metrics?$ml" 1400,900 "$charts"
+shot mlflow-run-system-metrics "experiments/$iexp/runs/$irun/system-metrics?$ml" 1400,1300 "$charts && $image"
+shot mlflow-run-images "experiments/$iexp/runs/$irun/model-metrics?$ml" 1400,1000 "$image"
+"$venv/bin/python" "$root/scripts/cdp_screenshot.py" --chromium "$chromium" --shots "$shots" --timeout 120 \
+	--ignore /mlflow/users/current --fail-on-text "Failed to load" >"$work/chromium.log" 2>&1 ||
+	{ echo "screenshots: chromium failed:" >&2; tail -20 "$work/chromium.log" >&2; exit 1; }
+cat "$work/chromium.log"
