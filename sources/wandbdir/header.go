@@ -21,10 +21,8 @@ var _ sources.HeaderLister = (*Source)(nil)
 //
 // Runs reads every log in full: config and summary are folded over all
 // records, and the status needs the exit record at the end. A header is
-// what a few reads tell: the run record near the start of each `.wandb`
-// file, named by the log's later run records (a run renamed after
-// wandb.init: read when the runs were found, the rest of the log scanned
-// for run records alone, and kept in the log cache), wandb-metadata.json, and
+// what a few small reads tell: the run record near the start of each
+// `.wandb` file (read when the runs were found), wandb-metadata.json, and
 // the last tailBytes of each segment's log: the last one's holds the exit
 // record, a preempting record and the latest timestamps, and every one
 // shows whether the log ends cut short. No history before the tails is
@@ -118,8 +116,8 @@ func readTail(seg *segment, size int64, times bool) tailInfo {
 
 // scanTail is readTail reading the last window bytes; with wantRun it also returns the run record among
 // the log's first headerRecords records when the tail read starts at the
-// log's start (a log of at most tailBytes), named by its later run records
-// as firstRunRecord finds it: so discovery reads such a log once for both.
+// log's start (a log of at most tailBytes), as firstRunRecord finds it: so
+// discovery reads such a log once for both.
 func scanTail(seg *segment, size int64, wantRun, times bool, window int64) (tailInfo, *wandbfile.Run) {
 	t := tailInfo{timed: times}
 	var run *wandbfile.Run
@@ -151,14 +149,6 @@ func scanTail(seg *segment, size int64, wantRun, times bool, window int64) (tail
 			return t, run
 		}
 		lookForRun := wantRun && run == nil && n <= headerRecords
-		if wantRun && run != nil {
-			// A later run record renames the run (see firstRunRecord).
-			if name := laterName(payload); name != "" {
-				renamed := *run
-				renamed.DisplayName = name
-				run = &renamed
-			}
-		}
 		// History rows are most of a tail: their time is read in place
 		// (as walk's fast path does), and records the header does not use
 		// (without times: those that only carry a time) are not decoded.

@@ -255,13 +255,7 @@ func (s *segment) identify(cache *logCache) {
 }
 
 // firstRunRecord returns the run record of a `.wandb` file, nil if the file
-// cannot be read or has none among its first records, with the name of the
-// last later run record that sets one as its DisplayName: the SDK writes a
-// run record again when the run is renamed after wandb.init (run.name =
-// ...), anywhere in the log, and the full read takes the later name
-// (runMeta.record), so the rest of the log is read for run records alone
-// (the others are skipped undecoded). A log that cannot be read to its end
-// gives the names read before the failure.
+// cannot be read or has none among its first records.
 func firstRunRecord(path string) *wandbfile.Run {
 	f, err := openLog(path)
 	if err != nil {
@@ -272,7 +266,6 @@ func firstRunRecord(path string) *wandbfile.Run {
 	if err != nil {
 		return nil
 	}
-	var first *wandbfile.Run
 	for range headerRecords {
 		payload, _, err := rd.Next()
 		if err != nil {
@@ -280,37 +273,10 @@ func firstRunRecord(path string) *wandbfile.Run {
 		}
 		rec, err := wandbfile.Decode(payload)
 		if err == nil && rec.Run != nil {
-			first = rec.Run
-			break
+			return rec.Run
 		}
 	}
-	if first == nil {
-		return nil
-	}
-	for {
-		payload, _, err := rd.Next()
-		if err != nil {
-			return first
-		}
-		if name := laterName(payload); name != "" {
-			renamed := *first
-			renamed.DisplayName = name
-			first = &renamed
-		}
-	}
-}
-
-// laterName returns the display name a record sets when it is a run
-// record, "" otherwise; other records are told apart without decoding them.
-func laterName(payload []byte) string {
-	if kind, _, clean := wandbfile.PeekRecord(payload); clean && fastPath && kind != wandbfile.KindRun {
-		return ""
-	}
-	rec, err := wandbfile.Decode(payload)
-	if err != nil || rec.Run == nil {
-		return ""
-	}
-	return rec.Run.DisplayName
+	return nil
 }
 
 // openLog opens a `.wandb` log for discovery and the light headers; tests
