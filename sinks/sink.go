@@ -167,6 +167,18 @@ type FileDeltaReporter interface {
 	FileDelta() (keptFiles, keptBytes, deletedFiles int64)
 }
 
+// UnchangedReporter is a RunWriter that, appending (Appender), may find
+// the run it was given equal to the copy the destination holds (no new
+// point, the same mark, every file kept, the same metadata, console lines
+// and rich values; never a RUNNING run or one given the fingerprint "")
+// and then write nothing. Once Commit returned,
+// Unchanged says whether it did; the engine then reports the run as
+// unchanged, not copied, and the ledger records the run's new fingerprint
+// with the copy's mark.
+type UnchangedReporter interface {
+	Unchanged() bool
+}
+
 // ContinueReporter is a RunWriter from OpenRun that may continue in
 // place, under its destination id, a first copy of the run an earlier
 // attempt cut short (never committed), rather than write the run anew.

@@ -101,6 +101,9 @@ type RunResult struct {
 	// ledger.
 	keys []state.KeyCursor
 	mark string
+	// sameAsHeld: the sink found the run equal to its copy and wrote
+	// nothing (sinks.UnchangedReporter); the outcome is Unchanged.
+	sameAsHeld bool
 }
 
 // ExperimentResult is one experiment a job wrote: the source's origin and

@@ -115,6 +115,8 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	switch {
 	case err == nil && j.opt.DryRun:
 		res.Outcome = Planned
+	case err == nil && res.sameAsHeld:
+		res.Outcome = Unchanged
 	case err == nil:
 		res.Outcome = Committed
 	case kind == fault.KindCanceled || ctx.Err() != nil:
@@ -124,9 +126,13 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 		res.Unreachable = fault.Unreachable(err)
 	}
 	if !j.opt.DryRun && j.opt.Ledger != nil && res.Outcome != Interrupted {
-		e := state.Entry{Origin: res.Origin, DestID: res.DestID, Status: string(res.Outcome),
+		status := res.Outcome
+		if res.sameAsHeld {
+			status = Committed // the copy the destination holds, as committed before
+		}
+		e := state.Entry{Origin: res.Origin, DestID: res.DestID, Status: string(status),
 			Attempts: res.Attempts, LastError: res.Error, Name: res.Name}
-		if res.Outcome == Committed {
+		if status == Committed {
 			e.Fingerprint = p.fingerprint
 			e.Mark, e.Keys = res.mark, res.keys
 			// The copy is incomplete while the source has these gaps: a
@@ -167,6 +173,7 @@ func (res *RunResult) resetCounts() {
 	res.InheritedFileProblems = nil
 	res.Appended, res.Continued, res.KeptPoints, res.keys, res.mark = false, false, 0, nil, ""
 	res.KeptFiles, res.DeletedFiles, res.KeptLogLines = 0, 0, 0
+	res.sameAsHeld = false
 }
 
 // runOnce makes one attempt at a run: open, stream everything, commit. On
@@ -309,6 +316,15 @@ func (j *job) writeRun(ctx context.Context, p planned, expID string, base *state
 	}
 	if d, ok := w.(sinks.Identified); ok {
 		res.DestID = d.DestID()
+	}
+	if u, ok := w.(sinks.UnchangedReporter); ok && u.Unchanged() {
+		// The sink found the run equal to its copy and wrote nothing: the
+		// run is reported unchanged (its damage and files not copied named
+		// again, as for a run the plan finds unchanged).
+		res.sameAsHeld = true
+		res.Points, res.Files, res.Bytes, res.LogLines, res.RichValues, res.Coverage = 0, 0, 0, 0, 0, nil
+		res.Reason += "; the destination's copy holds the same (nothing written)"
+		return nil
 	}
 	if base != nil {
 		res.Appended, res.KeptPoints = true, cur.kept

@@ -75,6 +75,15 @@ func openStoreReader(root string, st Store, snapshot int64) (*Reader, error) {
 	return r, nil
 }
 
+// NewEntryReader returns a Reader of the tables of run entries in st
+// (ReadRun, Metrics, RichValues, Logs, Artifacts) that loads no manifest:
+// its Manifest, Experiments, Runs and Run are empty. A sink uses it to
+// compare a run it is given with the copy it holds (the entry from its
+// Writer). Close closes st.
+func NewEntryReader(st Store) *Reader {
+	return &Reader{st: st, m: &Manifest{}, runs: map[string][]RunEntry{}}
+}
+
 // Close releases the reader's connection to the archive's store.
 func (r *Reader) Close() error { return r.st.Close() }
 

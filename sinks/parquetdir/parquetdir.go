@@ -239,7 +239,11 @@ func (s *Sink) OpenRun(_ context.Context, expID string, r schema.Run) (sinks.Run
 // only the delta and the run's earlier tables, and readers (read_parquet
 // over metrics/, the archive source) still see each point once. An append
 // cut short leaves the run as it was, with its mark, so the next one
-// starts from the same base. It refuses (sinks.ErrCannotAppend) a run the
+// starts from the same base. An append that holds nothing the copy does
+// not (no point, the same files, metadata, console lines and rich values:
+// appendCheck) writes nothing at Commit and reports the run unchanged
+// (sinks.UnchangedReporter); a RUNNING run, or one given without a
+// fingerprint (a file of it could not be read), is always written. It refuses (sinks.ErrCannotAppend) a run the
 // archive does not hold with the mark base.Mark (also one held under a
 // former origin, whose metrics files name that origin), or whose metrics
 // files are not all there with their recorded sizes.
@@ -291,7 +295,8 @@ func (s *Sink) AppendRun(_ context.Context, expID string, r schema.Run, base sin
 		return nil, fmt.Errorf("parquet sink: %w", err)
 	}
 	rw.Replace(s.FormerKeys(r.Origin))
-	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) }}, nil
+	return &writer{rw: rw, done: func() error { return s.retireFormerExperiments(w, r.Experiment) },
+		sink: s, check: newAppendCheck(prev, r)}, nil
 }
 
 // HeldFiles lists the files with a body that the archive's copy of origin
@@ -438,6 +443,12 @@ func (s *Sink) Close() error {
 type writer struct {
 	rw   *archive.RunWriter
 	done func() error // after the commit: retire emptied former experiments
+
+	// Appending: what the writer was given, to commit nothing when the
+	// run equals the copy held (see appendCheck), and the sink to read it.
+	sink      *Sink
+	check     *appendCheck
+	unchanged bool
 }
 
 var (
@@ -459,6 +470,9 @@ var (
 )
 
 func (w *writer) WriteMetrics(_ context.Context, batch []schema.Metric) error {
+	if w.check != nil {
+		w.check.points += int64(len(batch))
+	}
 	return denied(w.rw.WriteMetrics(batch))
 }
 
@@ -470,6 +484,9 @@ func (w *writer) SetRun(r schema.Run) error {
 	if err := w.rw.SetRun(r); err != nil {
 		return fault.Permanent(err)
 	}
+	if w.check != nil {
+		w.check.run = r
+	}
 	return nil
 }
 
@@ -478,10 +495,16 @@ func (w *writer) EndMetrics(context.Context) error {
 }
 
 func (w *writer) WriteRichValues(_ context.Context, values []schema.RichValue) error {
+	if w.check != nil {
+		w.check.addRich(w.check.prev.Origin, values)
+	}
 	return denied(w.rw.WriteRichValues(values))
 }
 
 func (w *writer) WriteLogs(_ context.Context, lines []schema.LogLine) error {
+	if w.check != nil {
+		w.check.addLogs(w.check.prev.Origin, lines)
+	}
 	return denied(w.rw.WriteLogs(lines))
 }
 
@@ -498,14 +521,27 @@ func denied(err error) error {
 
 func (w *writer) WriteArtifact(_ context.Context, a schema.Artifact, body io.Reader) error {
 	err := w.rw.WriteArtifact(a, body)
+	if w.check != nil && err == nil {
+		w.check.addArtifact(a, body != nil)
+	}
 	if errors.Is(err, archive.ErrSizeMismatch) {
 		return fault.Permanent(err)
 	}
 	return denied(err)
 }
 
-func (w *writer) SetFingerprint(fp string) { w.rw.SetFingerprint(fp) }
-func (w *writer) SetMark(mark string)      { w.rw.SetMark(mark) }
+func (w *writer) SetFingerprint(fp string) {
+	w.rw.SetFingerprint(fp)
+	if w.check != nil {
+		w.check.fingerprint = fp
+	}
+}
+func (w *writer) SetMark(mark string) {
+	w.rw.SetMark(mark)
+	if w.check != nil {
+		w.check.mark = mark
+	}
+}
 
 // SetCursors implements sinks.CursorKeeper: the document goes into the
 // run's manifest entry with the commit.
@@ -516,13 +552,32 @@ func (w *writer) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
 	return w.rw.FileDelta()
 }
 func (w *writer) DestID() string { return w.rw.DestID() }
+
+// Commit publishes the run, unless it was appended to and holds nothing
+// the archive's copy does not (appendCheck): then nothing is written, the
+// copy stays as it is with its snapshot, mark and fingerprint, and
+// Unchanged says so. A copy that cannot be read to compare is written
+// again, as without the comparison.
 func (w *writer) Commit(context.Context) error {
+	if w.check != nil {
+		kept, _, deleted := w.rw.FileDelta()
+		if st, err := w.sink.openStore(); err == nil {
+			if same, err := w.check.unchanged(st, kept, deleted); err == nil && same {
+				w.unchanged = true
+				return w.rw.Abort()
+			}
+		}
+	}
 	if err := w.rw.Commit(); err != nil {
 		return denied(fmt.Errorf("parquet sink: %w", err))
 	}
 	return w.done()
 }
 func (w *writer) Abort(context.Context) error { return w.rw.Abort() }
+
+// Unchanged implements sinks.UnchangedReporter: after Commit, whether the
+// appended run equalled the archive's copy, so that nothing was written.
+func (w *writer) Unchanged() bool { return w.unchanged }
 
 // archiveStoreOptions are the object-storage options of an archive
 // location, shared with the parquet source.
