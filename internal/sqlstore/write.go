@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/runferry/runferry/internal/hashspool"
 	"github.com/runferry/runferry/schema"
 )
 
@@ -616,11 +616,12 @@ func (t *RunTx) File(ctx context.Context, a schema.Artifact, body io.Reader) err
 			// The source announces no SHA-256 (an MLflow source): the body
 			// is spooled while hashed, and kept unsent when it is the
 			// held one.
-			spool, same, err := spoolIfChanged(body, f)
+			spool, err := hashspool.New("", "runferry-sqlfile-*", body)
 			if err != nil {
 				return fmt.Errorf("file %s: reading: %w", a.Path, err)
 			}
-			if same {
+			if spool.Size == f.Size && spool.SHA256 == f.SHA256 {
+				spool.Close()
 				t.keptFiles++
 				t.keptBytes += f.Size
 				return nil
@@ -775,41 +776,4 @@ func ReadableText(s string) string {
 		i += n
 	}
 	return b.String()
-}
-
-// spoolIfChanged reads body whole into a temporary file while hashing
-// it: same is true, and no spool returned, when its size and SHA-256 are
-// held's; otherwise the spool, at its start, gives the body again and
-// removes its file when closed.
-func spoolIfChanged(body io.Reader, held StoredFile) (spool io.ReadCloser, same bool, err error) {
-	tmp, err := os.CreateTemp("", "runferry-sqlfile-*")
-	if err != nil {
-		return nil, false, err
-	}
-	sp := tempSpool{tmp}
-	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), body)
-	if err == nil && n == held.Size && hex.EncodeToString(h.Sum(nil)) == held.SHA256 {
-		sp.Close()
-		return nil, true, nil
-	}
-	if err == nil {
-		_, err = tmp.Seek(0, io.SeekStart)
-	}
-	if err != nil {
-		sp.Close()
-		return nil, false, err
-	}
-	return sp, false, nil
-}
-
-// tempSpool is a temporary file removed when closed.
-type tempSpool struct{ *os.File }
-
-func (t tempSpool) Close() error {
-	err := t.File.Close()
-	if rerr := os.Remove(t.Name()); err == nil {
-		err = rerr
-	}
-	return err
 }

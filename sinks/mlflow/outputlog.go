@@ -82,12 +82,13 @@ func splitLines(r io.Reader, limit int64) ([]logSeg, error) {
 // append cut short (logsUntrusted), every segment is sent: that append may
 // have rewritten any of them.
 func (w *writer) writeOutputLog(ctx context.Context, a schema.Artifact, body io.Reader) error {
-	tmp, n, d, err := w.spoolArtifact(a, body)
+	tmp, d, err := w.spoolArtifact(a, body)
 	if err != nil {
 		return err
 	}
-	defer tmp.remove()
-	segs, err := splitLines(io.NewSectionReader(tmp.f, 0, n), logSegmentBytes)
+	defer tmp.Close()
+	n := tmp.Size
+	segs, err := splitLines(io.NewSectionReader(tmp, 0, n), logSegmentBytes)
 	if err != nil {
 		return fault.Fatal(fmt.Errorf("mlflow sink: temporary file: %w", err))
 	}
@@ -106,13 +107,13 @@ func (w *writer) writeOutputLog(ctx context.Context, a schema.Artifact, body io.
 		held = w.app.outputSegs
 	}
 	if len(segs) <= 1 {
-		return w.uploadSection(ctx, tmp.f, 0, n, mlflowconv.OutputSegmentPath(0))
+		return w.uploadSection(ctx, tmp, 0, n, mlflowconv.OutputSegmentPath(0))
 	}
 	for i, s := range segs {
 		if keptSegment(held, i, s) {
 			continue
 		}
-		if err := w.uploadSection(ctx, tmp.f, s.off, s.Bytes, mlflowconv.OutputSegmentPath(i)); err != nil {
+		if err := w.uploadSection(ctx, tmp, s.off, s.Bytes, mlflowconv.OutputSegmentPath(i)); err != nil {
 			return err
 		}
 	}

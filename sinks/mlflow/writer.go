@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/runferry/runferry/internal/fault"
+	"github.com/runferry/runferry/internal/hashspool"
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowconv"
 	"github.com/runferry/runferry/schema"
@@ -452,43 +454,39 @@ func (w *writer) sendChanged(ctx context.Context, rel string, a schema.Artifact,
 		}
 		return w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, rel, b)
 	}
-	tmp, n, d, err := w.spoolArtifact(a, body)
+	tmp, d, err := w.spoolArtifact(a, body)
 	if err != nil {
 		return err
 	}
-	defer tmp.remove()
+	defer tmp.Close()
 	if d == old {
-		w.keptFiles, w.keptBytes = w.keptFiles+1, w.keptBytes+n
+		w.keptFiles, w.keptBytes = w.keptFiles+1, w.keptBytes+tmp.Size
 		return nil
 	}
-	return w.sink.api.UploadFile(ctx, w.run.ArtifactURI, rel, tmp.f.Name())
+	return w.sink.api.UploadFile(ctx, w.run.ArtifactURI, rel, tmp.Name())
 }
 
-// spoolArtifact copies body, the content of a, into a new spool, hashing
-// it on the way; it checks the size the source gave and records the
-// digest in the coverage file's FileDigests. The caller removes the
-// spool; on an error there is none.
-func (w *writer) spoolArtifact(a schema.Artifact, body io.Reader) (tmp *spool, n int64, digest string, err error) {
-	tmp, err = newSpool()
-	if err != nil {
-		return nil, 0, "", err
+// spoolArtifact copies body, the content of a, into a temporary file,
+// hashing it on the way; it checks the size the source gave and records
+// the digest in the coverage file's FileDigests. The caller closes the
+// file, which removes it; on an error there is none. No temporary file
+// can be made: a fatal error.
+func (w *writer) spoolArtifact(a schema.Artifact, body io.Reader) (tmp *hashspool.File, digest string, err error) {
+	tmp, err = hashspool.New("", "runferry-mlflow-file-*", body)
+	var te *hashspool.TempFileError
+	switch {
+	case errors.As(err, &te) && te.Op == "create":
+		return nil, "", fault.Fatal(fmt.Errorf("mlflow sink: %w", err))
+	case err != nil:
+		return nil, "", fmt.Errorf("reading %s: %w", a.Path, err)
 	}
-	h := sha256.New()
-	n, err = io.Copy(tmp.b, io.TeeReader(body, h))
-	if err == nil {
-		err = tmp.b.Flush()
+	if a.Size >= 0 && tmp.Size != a.Size {
+		tmp.Close()
+		return nil, "", fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes, expected %d", a.Path, tmp.Size, a.Size))
 	}
-	if err != nil {
-		tmp.remove()
-		return nil, 0, "", fmt.Errorf("reading %s: %w", a.Path, err)
-	}
-	if a.Size >= 0 && n != a.Size {
-		tmp.remove()
-		return nil, 0, "", fault.Permanent(fmt.Errorf("mlflow sink: artifact %s: got %d bytes, expected %d", a.Path, n, a.Size))
-	}
-	digest = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	digest = "sha256:" + tmp.SHA256
 	w.cov.FileDigests[a.Path] = digest
-	return tmp, n, digest, nil
+	return tmp, digest, nil
 }
 
 // deleteGone removes, appending, the files the run holds that the source
