@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -28,10 +26,7 @@ import (
 func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	root := t.TempDir()
-	first, moved := filepath.Join(root, "first"), filepath.Join(root, "moved")
-	if out, err := exec.Command("cp", "-a", "../../testdata/wandb/fixtures", first).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
+	first, move := movableFixtures(t, root)
 	prefix := filepath.Base(root) + "-f1/"
 	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
 	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
@@ -42,13 +37,7 @@ func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
 	if len(held) != 6 {
 		t.Fatalf("after the first sync the server holds %d runs, want 6", len(held))
 	}
-	// Moved: copied without keeping the times, the first folder gone.
-	if out, err := exec.Command("cp", "-r", first, moved).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	if err := os.RemoveAll(first); err != nil {
-		t.Fatal(err)
-	}
+	moved := move()
 	src := "wandb:" + moved + "?crashed-after=1ns"
 	ledger2 := filepath.Join(root, "ledger2.db")
 	for i := 1; i <= 2; i++ {

@@ -3,7 +3,6 @@ package main
 import (
 	"database/sql"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/internal/testenv"
@@ -12,18 +11,7 @@ import (
 // f2FilesPy: "make EXP" logs a FINISHED run with same.txt, gone.txt and
 // big.bin (64 KiB) through MLflow's own client and prints its id; "add RUN"
 // logs new.txt and same.txt again with other bytes of another size.
-const f2FilesPy = `
-import os, sys, tempfile
-os.environ.update({"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "true"})
-from mlflow.tracking import MlflowClient
-url, mode, arg = sys.argv[1:4]
-c = MlflowClient(url)
-d = tempfile.mkdtemp()
-def put(run, name, body):
-    p = os.path.join(d, name)
-    with open(p, "wb") as f:
-        f.write(body)
-    c.log_artifact(run, p)
+const f2FilesPy = mlflowFilesPy + `
 if mode == "make":
     e = c.create_experiment(arg)
     r = c.create_run(e, run_name="files")
@@ -46,10 +34,8 @@ else:
 // the source's (check, and the rows read with database/sql: the kept
 // files keep their row ids).
 func TestSQLAppendFromMLflowKeepsHeldFiles(t *testing.T) {
-	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
-	printed := strings.Fields(string(runPy(t, "-c", f2FilesPy, srv.URL, "make", p+"src/exp")))
-	run := printed[len(printed)-1] // after MLflow's "View run" lines
-	src := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "src/"
+	srv := testenv.SharedMLflow(t)
+	run, src := mlflowFilesRun(t, srv.URL, uniquePrefix(t), f2FilesPy)
 	db := filepath.Join(t.TempDir(), "runs.db")
 	dst, ledger := "sqlite:"+db, filepath.Join(t.TempDir(), "ledger.db")
 	wantCounts(t, "first sync", syncReport(t, 0, "sync", src, dst, "--state", ledger), 1, 0)

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -72,33 +71,12 @@ func TestSummaryTotalsCountSharedBodiesOnce(t *testing.T) {
 	}
 
 	// What the archive stores, read without runferry.
-	script := `import pandas as pd
-arts = pd.read_parquet(` + strconv.Quote(arch+"/artifacts") + `)
-held = arts[arts["sha256"].notna()]
-print("FILES", len(held), int(held["size"].sum()))
-bodies = held.drop_duplicates("sha256")
-print("BODIES", len(bodies), int(bodies["size"].sum()))
-for run, n in held.groupby("run")["sha256"].nunique().items():
-    print("RUN", run, n, int(held[held["run"] == run].drop_duplicates("sha256")["size"].sum()))
-`
-	pyOut, err := exec.Command(py, "-c", script).CombinedOutput()
+	pyOut, err := exec.Command(py, "-c", "import pandas as pd\n"+pandasArtifactsPy(arch)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("pandas: %v\n%s", err, pyOut)
 	}
-	var files, fileBytes, bodies, bodyBytes int64
-	perRun := map[string][2]int64{}
-	for _, l := range strings.Split(string(pyOut), "\n") {
-		f := strings.Fields(l)
-		n := func(i int) int64 { v, _ := strconv.ParseInt(f[i], 10, 64); return v }
-		switch {
-		case len(f) == 3 && f[0] == "FILES":
-			files, fileBytes = n(1), n(2)
-		case len(f) == 3 && f[0] == "BODIES":
-			bodies, bodyBytes = n(1), n(2)
-		case len(f) == 4 && f[0] == "RUN":
-			perRun[f[1]] = [2]int64{n(2), n(3)}
-		}
-	}
+	pd := readPandasArtifacts(string(pyOut))
+	files, fileBytes, bodies, bodyBytes, perRun := pd.Files, pd.FileBytes, pd.Bodies, pd.BodyBytes, pd.PerRun
 	var blobs, blobBytes int64
 	err = filepath.WalkDir(filepath.Join(arch, "blobs"), func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -129,53 +107,31 @@ for run, n in held.groupby("run")["sha256"].nunique().items():
 		t.Errorf("copy's JSON summary %+v, report %+v; the artifacts table holds %d files of %d B", sum.Totals, rep.Totals, files, fileBytes)
 	}
 
-	code, out, errOut = runCLI(t, "archive", "summary", arch)
-	if code != 0 {
-		t.Fatalf("archive summary: exit %d\n%s\n%s", code, out, errOut)
-	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	row := regexp.MustCompile(`^(\S+)\s+\S+\s+\d+\s+(\d+)\s+(\d+)\s+(\d+(?:\.\d)? [KMG]?i?B)\s+(\d+(?:\.\d)? [KMG]?i?B)$`)
+	_, rows, closing := archiveSummary(t, arch)
 	var points int64
-	for _, l := range lines[1 : len(lines)-1] {
-		f := row.FindStringSubmatch(l)
-		if f == nil {
-			t.Fatalf("summary line %q", l)
-		}
-		p, _ := strconv.ParseInt(f[2], 10, 64)
-		points += p
-		want, ok := perRun[f[1]]
-		if n, _ := strconv.ParseInt(f[3], 10, 64); !ok || n != want[0] || f[4] != bytesText(want[1]) {
-			t.Errorf("row of %s: %s bodies of %s, pandas finds %d distinct sha256 of %s", f[1], f[3], f[4], want[0], bytesText(want[1]))
+	for _, r := range rows {
+		points += r.Points
+		want, ok := perRun[r.Run]
+		if !ok || r.Bodies != want[0] || r.BodyBytes != bytesText(want[1]) {
+			t.Errorf("row of %s: %d bodies of %s, pandas finds %d distinct sha256 of %s", r.Run, r.Bodies, r.BodyBytes, want[0], bytesText(want[1]))
 		}
 	}
-	tables := regexp.MustCompile(`, (\d+(?:\.\d)? [KMG]?i?B) of tables$`).FindStringSubmatch(lines[len(lines)-1])
+	tables := regexp.MustCompile(`, (\d+(?:\.\d)? [KMG]?i?B) of tables$`).FindStringSubmatch(closing)
 	if tables == nil {
-		t.Fatalf("closing line %q", lines[len(lines)-1])
+		t.Fatalf("closing line %q", closing)
 	}
 	want := fmt.Sprintf("2 runs, %d points, %d file bodies of %s stored (files with the same content are one body, in one run or across runs; "+
 		"the runs' FILE BODIES add up to %d of %s, a body held by several runs counted in each), %s of tables",
 		points, bodies, bytesText(bodyBytes), rowsSum, bytesText(rowsBytes), tables[1])
-	if got := lines[len(lines)-1]; got != want {
+	if got := closing; got != want {
 		t.Errorf("closing line\n%s\nwant\n%s", got, want)
 	}
 
 	// docs/ARCHIVE.md's artifacts snippet, run as written on this archive:
 	// its first line is the copy's files and bytes, its last the bodies
 	// stored.
-	doc, err := os.ReadFile("../../docs/ARCHIVE.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var snippet string
-	for _, b := range regexp.MustCompile("(?s)```python\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
-		if strings.Contains(b[1], `pd.read_parquet("ARCHIVE/artifacts")`) {
-			snippet = b[1]
-		}
-	}
-	if snippet == "" {
-		t.Fatal(`docs/ARCHIVE.md has no python block with pd.read_parquet("ARCHIVE/artifacts")`)
-	}
-	docOut, err := exec.Command(py, "-c", strings.ReplaceAll(snippet, `"ARCHIVE/`, `"`+arch+`/`)).CombinedOutput()
+	snippet := archiveDocSnippet(t, `pd.read_parquet("ARCHIVE/artifacts")`, arch)
+	docOut, err := exec.Command(py, "-c", snippet).CombinedOutput()
 	if err != nil {
 		t.Fatalf("the doc's snippet: %v\n%s", err, docOut)
 	}
@@ -183,5 +139,5 @@ for run, n in held.groupby("run")["sha256"].nunique().items():
 	if first, last := docLines[0], docLines[len(docLines)-1]; first != fmt.Sprintf("%d %d", files, fileBytes) || last != fmt.Sprintf("%d %d", bodies, bodyBytes) {
 		t.Errorf("the doc's snippet printed\n%s\nwant first %d %d (files), last %d %d (bodies stored)", docOut, files, fileBytes, bodies, bodyBytes)
 	}
-	t.Logf("summary:\n%s\npandas:\n%s\nthe doc's snippet:\n%s", out, pyOut, docOut)
+	t.Logf("pandas:\n%s\nthe doc's snippet:\n%s", pyOut, docOut)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,10 +22,7 @@ import (
 func TestMovedFolderSyncWritesNoSnapshot(t *testing.T) {
 	py := testenv.Python(t)
 	root := t.TempDir()
-	first, moved := filepath.Join(root, "first"), filepath.Join(root, "moved")
-	if out, err := exec.Command("cp", "-a", "../../testdata/wandb/fixtures", first).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
+	first, move := movableFixtures(t, root)
 	arch := filepath.Join(root, "archive")
 	snapshots := func() int {
 		names, err := filepath.Glob(filepath.Join(arch, "snapshots", "*.json"))
@@ -47,13 +43,7 @@ func TestMovedFolderSyncWritesNoSnapshot(t *testing.T) {
 	if !strings.HasPrefix(held, "[(True, [") {
 		t.Fatalf("DuckDB after the first sync: %.200s", held)
 	}
-	// Moved: copied without keeping the times, the first folder gone.
-	if out, err := exec.Command("cp", "-r", first, moved).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	if err := os.RemoveAll(first); err != nil {
-		t.Fatal(err)
-	}
+	moved := move()
 	src := "wandb:" + moved + "?crashed-after=1ns"
 	ledger2 := filepath.Join(root, "ledger2.db")
 	for i := 1; i <= 2; i++ {

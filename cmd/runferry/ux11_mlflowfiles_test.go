@@ -15,21 +15,10 @@ import (
 // "overwrite RUN" logs same.txt again with other bytes of the same size;
 // "rename RUN" renames the run (runs/update, as MLflow's UI does).
 // Usage: URL make|delete|overwrite|rename EXP|RUN.
-const ux11FilesPy = `
-import os, sys, tempfile
-os.environ.update({"MLFLOW_ENABLE_TELEMETRY": "false", "DO_NOT_TRACK": "true"})
-from mlflow.tracking import MlflowClient
+const ux11FilesPy = mlflowFilesPy + `
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-url, mode, arg = sys.argv[1:4]
 import mlflow
 mlflow.set_tracking_uri(url)
-c = MlflowClient(url)
-d = tempfile.mkdtemp()
-def put(run, name, body):
-    p = os.path.join(d, name)
-    with open(p, "w") as f:
-        f.write(body)
-    c.log_artifact(run, p)
 if mode == "make":
     e = c.create_experiment(arg)
     r = c.create_run(e, run_name="files")
@@ -67,9 +56,7 @@ else:
 // (runs/update run_name).
 func TestSyncMLflowSourceFileChanges(t *testing.T) {
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
-	printed := strings.Fields(string(runPy(t, "-c", ux11FilesPy, srv.URL, "make", p+"src/exp")))
-	run := printed[len(printed)-1] // after MLflow's "View run" lines
-	src := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "src/"
+	run, src := mlflowFilesRun(t, srv.URL, p, ux11FilesPy)
 	dsts := []struct{ name, loc, ledger string }{
 		{"archive", "parquet:" + filepath.Join(t.TempDir(), "archive"), filepath.Join(t.TempDir(), "a.db")},
 		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=" + p + "dst/", filepath.Join(t.TempDir(), "m.db")},
