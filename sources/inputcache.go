@@ -14,7 +14,10 @@ import "context"
 // files: the same device, inode, size, modification and change time), and
 // ignores a cache file that is damaged, written by another version or on
 // another machine, or for another input; it keeps no secret in it; and
-// reading with no cache gives the same result as reading with one.
+// reading with no cache gives the same result as reading with one, except
+// where the source documents that a cheap read cannot tell what an earlier
+// full read learnt and kept (wandbdir: the name of a W&B run renamed in the
+// middle of a large log, in its light header).
 type InputCache struct {
 	// Path is the job's ledger file; a source keeps its cache in files
 	// named after it (PATH plus a suffix of its own), so that each ledger

@@ -226,7 +226,16 @@ func TestSyncCarriesWandbRunEdits(t *testing.T) {
 			t.Errorf("%s after the sync of the edits: %+v, want %+v", d.name, got, want)
 		}
 		wantCheck(t, d.name+": after the sync of the edits", 0, src, d.loc)
-		wantCounts(t, d.name+": sync without change", syncReport(t, 0, "sync", src, d.loc, "--state", d.ledger), 0, 1)
+		// The light header (f2): the unchanged run's report entry and ls
+		// name it by its later name.
+		rep = syncReport(t, 0, "sync", src, d.loc, "--state", d.ledger)
+		wantCounts(t, d.name+": sync without change", rep, 0, 1)
+		if len(rep.Runs) != 1 || rep.Runs[0].Name != want.Name {
+			t.Errorf("%s: sync without change reports %+v, want the run named %q", d.name, rep.Runs, want.Name)
+		}
+	}
+	if code, out, _ := runCLI(t, "ls", src); code != 0 || !strings.Contains(out, want.Name) || strings.Contains(out, "orig-name") {
+		t.Errorf("ls: exit %d, want the run named %q (not orig-name):\n%s", code, want.Name, out)
 	}
 }
 

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -471,6 +472,10 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 		}
 		if known != nil {
 			(*result).InheritedDamage = known.InheritedDamage // named again, not a gap
+			// Named as its copy holds it (the name recorded at its commit,
+			// from the run read in full), not as a light header may tell
+			// it (a W&B run renamed in the middle of a large log).
+			(*result).Name = cmp.Or(known.Name, (*result).Name)
 		}
 		return true, nil
 	}

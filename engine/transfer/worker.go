@@ -401,6 +401,9 @@ func (j *job) setFullRun(ctx context.Context, p planned, w sinks.RunWriter, res 
 		return fmt.Errorf("writing run: %w", err)
 	}
 	res.Damage, res.InheritedDamage = full.SplitDamage()
+	// The run is reported, and recorded in the ledger, by the name its
+	// copy holds: a header may name it otherwise (sources.HeaderLister).
+	res.Name = full.Name
 	return nil
 }
 

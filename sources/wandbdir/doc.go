@@ -70,7 +70,10 @@
 // for each field they set; a segment's tags are those of its last run
 // record that has any. Across segments, later segments win for each field
 // they set, and the labels are the union of each segment's tags (a tag
-// removed in a resumed segment stays).
+// removed in a resumed segment stays). The light header (ls, the sync
+// plan) names a run renamed in the middle of a large log by its earlier
+// name until a copy read the log and the log cache keeps the later one
+// (header.go; docs/SYNC.md, "Which name a renamed W&B run shows").
 //
 //	W&B                                   schema
 //	RunRecord.display_name                Run.Name (the run id when empty, as offline)

@@ -28,16 +28,30 @@ var _ sources.HeaderLister = (*Source)(nil)
 // shows whether the log ends cut short. No history before the tails is
 // read.
 //
+// The header's Name is the full read's (the name the last run record that
+// sets one gives, the segments in order) when the reads above see every
+// run record that renames the run: a log of at most tailBytes is read whole; a
+// larger one's records that discovery's first reads bring in whole
+// (firstRunRecord) and its tail are looked at for run records, and no byte
+// more is read for them. A rename recorded in the middle of a large log
+// is seen only by a read of the whole log: the copy's, which keeps the
+// name on the segment (segment.whole) and, through the log cache, for the
+// next jobs' headers while the log is unchanged. So a header read without
+// the cache (ls, --no-state, the first job) may name such a run by an
+// earlier name; what the job copies, reports for the runs it copies and
+// records in the ledger is the full read's (docs/SYNC.md, "Which name a
+// renamed W&B run shows").
+//
 // A header holds Origin, Experiment, Name, Start, Status, the tag
 // wandb.state (running, crashed) when no exit record decides the status,
 // and as Damage what the tail shows damaged (a truncated end). It leaves
 // out, because they need the whole log: config and summary, End, the other
 // wandb.* tags, labels, notes, and damage before the tail. Name, Start and
-// Status equal those of the full run (Runs), except that the silence that
-// makes a run without exit record crashed is measured from the tail's
-// latest timestamp and the log's modification time rather than from every
-// record's (they differ only when the writer's clock ran ahead of the
-// file system's).
+// Status equal those of the full run (Runs), except for Name as above, and
+// that the silence that makes a run without exit record crashed is
+// measured from the tail's latest timestamp and the log's modification
+// time rather than from every record's (they differ only when the
+// writer's clock ran ahead of the file system's).
 
 // tailBytes is how much of the end of the last segment's log a header
 // reads: the exit record and the records a finishing SDK writes after it
@@ -54,8 +68,12 @@ type tailInfo struct {
 	// (most runs) needs none of it (see exitDecides).
 	lastTime int64
 	timed    bool
-	damage   []string // damage found in the tail, as walk names it
-	corrupt  bool     // some of it other than a truncated tail (see handler.corrupt)
+	// name is the name the last run record in the tail that sets one
+	// gives the run (a rename after wandb.init), "" when none does; in a
+	// log of at most tailBytes, read whole, the log's own name.
+	name    string
+	damage  []string // damage found in the tail, as walk names it
+	corrupt bool     // some of it other than a truncated tail (see handler.corrupt)
 	// complete is set when the tail was read to its end (the log opened
 	// and every block read or found damaged): only such a tail is kept in
 	// the log cache (idcache.go).
@@ -109,7 +127,7 @@ func readTail(seg *segment, size int64, times bool) tailInfo {
 		// read for its latest time, so that the header judges the run's
 		// silence as the full read does (silentSince).
 		whole, _ := scanTail(seg, size, false, true, size)
-		t.lastTime = whole.lastTime
+		t.lastTime, t.name = whole.lastTime, cmpOr(whole.name, t.name)
 	}
 	return t
 }
@@ -166,11 +184,7 @@ func scanTail(seg *segment, size int64, wantRun, times bool, window int64) (tail
 				if !times {
 					continue
 				}
-			case wandbfile.KindExit, wandbfile.KindPreempting:
-			case wandbfile.KindRun:
-				if !lookForRun {
-					continue
-				}
+			case wandbfile.KindExit, wandbfile.KindPreempting, wandbfile.KindRun:
 			default:
 				continue
 			}
@@ -184,6 +198,7 @@ func scanTail(seg *segment, size int64, wantRun, times bool, window int64) (tail
 			if lookForRun {
 				run = rec.Run
 			}
+			t.name = cmpOr(rec.Run.DisplayName, t.name)
 		case rec.History != nil:
 			row.SetHistory(rec.History)
 			seen(conv.Header(&row).Time)
@@ -207,11 +222,18 @@ func scanTail(seg *segment, size int64, wantRun, times bool, window int64) (tail
 // header builds the run's light header (see the comment at the top).
 func (s *Source) header(ri *runInfo) schema.Run {
 	r := schema.Run{Origin: ri.ref, Experiment: ri.exp}
+	// Each segment's tail is taken once (a stat of its log, and a read
+	// unless cached). Later segments win for each field they set, and a
+	// segment's later name (a rename) wins over its first run record's.
 	var rr wandbfile.Run
+	var t tailInfo
 	for _, seg := range ri.segments {
 		if seg.run != nil {
 			mergeNonZero(&rr, *seg.run)
 		}
+		t = ri.tail(seg, false)
+		r.Damage = append(r.Damage, t.damage...)
+		rr.DisplayName = cmpOr(seg.laterName(t), rr.DisplayName)
 	}
 	last := ri.segments[len(ri.segments)-1]
 	// wandb-metadata.json gives the name and start only where the run
@@ -227,13 +249,6 @@ func (s *Source) header(ri *runInfo) schema.Run {
 	}
 	r.Name = cmpOr(rr.DisplayName, md.Name, ri.id)
 	r.Start = cmpOrTime(ri.segments[0].start, md.StartedAt)
-	// Each segment's tail is taken once (a stat of its log, and a read
-	// unless cached).
-	var t tailInfo
-	for _, seg := range ri.segments {
-		t = ri.tail(seg, false)
-		r.Damage = append(r.Damage, t.damage...)
-	}
 	corrupt := t.corrupt
 	// The tail's times matter only when no exit record decides the status.
 	if !t.exitDecides() {
@@ -249,6 +264,16 @@ func (s *Source) header(ri *runInfo) schema.Run {
 	r.Start = schema.CanonicalTime(r.Start)
 	r.Canonicalize()
 	return r
+}
+
+// laterName is the name seg's log gives the run after the run record
+// identify read, "" when it tells none: the whole log's when a read of it
+// (segment.whole) saw the identity t was read under, else t's (the tail's).
+func (seg *segment) laterName(t tailInfo) string {
+	if w := seg.whole.Load(); w != nil && w.id == t.id && w.name != "" {
+		return w.name
+	}
+	return t.name
 }
 
 // RunHeaders yields the light headers of exp's runs (see above), in the

@@ -19,7 +19,8 @@ import (
 
 // The log cache: what discovery and the light headers read from each
 // `.wandb` log (its run record's identity fields and name, and what its
-// tail tells), kept between jobs beside the job's ledger
+// tail tells), and the name a read of the whole log (the copy's) found it
+// gives the run (a rename after wandb.init), kept between jobs beside the job's ledger
 // (sources.InputCache), keyed by the log's path and trusted only while the
 // log's identity is unchanged. A no-change sync then opens no log: finding
 // a run is a directory read and a stat of its log.
@@ -59,7 +60,9 @@ type fileID struct {
 type cachedLog struct {
 	ID fileID
 	// The run record among the log's first records (identify): an entry
-	// is kept only for a log that has one.
+	// is kept only for a log that has one. DisplayName is the name the
+	// whole log gives the run when a read of the whole log (segment.whole:
+	// the copy's) saw it with ID, else the first records' (identify).
 	RunID, Entity, Project, DisplayName string
 	StartTime                           time.Time
 	// Tail is the log's tailInfo (without its times when !Tail.Timed),
@@ -75,6 +78,7 @@ type cachedTail struct {
 	ExitNotComplete       bool
 	Preempting, Timed     bool
 	LastTime              int64
+	Name                  string // tailInfo.name
 	Damage                []string
 	Corrupt               bool
 }
@@ -94,7 +98,7 @@ const (
 	cacheMagic = "runferry wandbdir log cache\n"
 	// cacheFormat is the layout and meaning of cachedLog: raise it when
 	// either changes (or when what identify or readTail read changes).
-	cacheFormat = 1
+	cacheFormat = 2
 	// maxCacheFile bounds the file read: a larger one is ignored.
 	maxCacheFile = 1 << 30
 )
@@ -182,7 +186,7 @@ func (c *logCache) lookup(path string, id fileID, ok bool) (cachedLog, bool) {
 func (e cachedLog) apply(seg *segment) *wandbfile.Run {
 	if e.HasTail {
 		t := tailInfo{
-			preempting: e.Tail.Preempting, lastTime: e.Tail.LastTime, timed: e.Tail.Timed,
+			preempting: e.Tail.Preempting, lastTime: e.Tail.LastTime, timed: e.Tail.Timed, name: e.Tail.Name,
 			damage: slices.Clone(e.Tail.Damage), corrupt: e.Tail.Corrupt, complete: true, id: e.ID,
 		}
 		if e.Tail.HasExit {
@@ -207,12 +211,15 @@ func (c *logCache) entry(ri *runInfo, seg *segment) (cachedLog, bool) {
 	}
 	r := seg.run
 	e := cachedLog{ID: seg.ident, RunID: r.RunID, Entity: r.Entity, Project: r.Project, DisplayName: r.DisplayName, StartTime: r.StartTime}
+	if w := seg.whole.Load(); w != nil && w.id == seg.ident && w.name != "" {
+		e.DisplayName = w.name
+	}
 	ri.mu.Lock()
 	t := seg.tailCache
 	ri.mu.Unlock()
 	if t != nil && t.complete && t.id == seg.ident {
 		e.HasTail = true
-		e.Tail = cachedTail{Preempting: t.preempting, Timed: t.timed, LastTime: t.lastTime,
+		e.Tail = cachedTail{Preempting: t.preempting, Timed: t.timed, LastTime: t.lastTime, Name: t.name,
 			Damage: slices.Clone(t.damage), Corrupt: t.corrupt}
 		if t.exit != nil {
 			e.Tail.HasExit, e.Tail.ExitCode, e.Tail.ExitRuntime, e.Tail.ExitNotComplete = true, t.exit.ExitCode, t.exit.Runtime, t.exit.NotComplete
@@ -290,7 +297,7 @@ func (e cachedLog) equal(o cachedLog) bool {
 		e.DisplayName == o.DisplayName && e.StartTime.Equal(o.StartTime) && e.HasTail == o.HasTail &&
 		et.HasExit == ot.HasExit && et.ExitCode == ot.ExitCode && et.ExitRuntime == ot.ExitRuntime &&
 		et.ExitNotComplete == ot.ExitNotComplete && et.Preempting == ot.Preempting && et.Timed == ot.Timed &&
-		et.LastTime == ot.LastTime && et.Corrupt == ot.Corrupt && slices.Equal(et.Damage, ot.Damage)
+		et.LastTime == ot.LastTime && et.Name == ot.Name && et.Corrupt == ot.Corrupt && slices.Equal(et.Damage, ot.Damage)
 }
 
 // buildID names this build of runferry: its main module's version and VCS

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runferry/runferry/internal/wandbfile"
@@ -49,6 +50,20 @@ type segment struct {
 	// cached is set when identify took the run record (and the tail, when
 	// one was kept) from the log cache, without opening the log.
 	cached bool
+	// whole is the name the log's run records give the run, learnt by a
+	// read of the whole log (walkWandbFile: a full read or a Metrics
+	// pass) while the log kept one identity; nil until such a read. The
+	// log cache keeps it as the log's name (see logCache.entry).
+	whole atomic.Pointer[logName]
+}
+
+// logName is the name a `.wandb` log gives its run (the last run record
+// that sets one: the SDK writes a run record again for run.name = ...
+// after wandb.init), as read from the whole log while it had identity id;
+// "" when no run record sets one.
+type logName struct {
+	id   fileID
+	name string
 }
 
 // filesDir is the folder holding the segment's run files.
@@ -255,29 +270,73 @@ func (s *segment) identify(cache *logCache) {
 }
 
 // firstRunRecord returns the run record of a `.wandb` file, nil if the file
-// cannot be read or has none among its first records.
+// cannot be read or has none among its first records, with the name of a
+// later run record among them as its DisplayName (a run renamed right after
+// wandb.init). Once the first run record is found no byte more is read:
+// the later records looked at (up to headerRecords in all) are those the
+// reads so far brought in whole (opening the log reads its first blocks to
+// tell their layout), so a large log is not read further for a rename.
+// Later renames are seen by the header in the log's tail, and by a full
+// read (segment.whole).
 func firstRunRecord(path string) *wandbfile.Run {
 	f, err := openLog(path)
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	rd, err := wandbfile.NewReader(f, path)
+	src := &readSoFar{f: f, limit: -1}
+	rd, err := wandbfile.NewReader(src, path)
 	if err != nil {
 		return nil
 	}
+	var first *wandbfile.Run
 	for range headerRecords {
 		payload, _, err := rd.Next()
 		if err != nil {
-			return nil
+			break
+		}
+		if first != nil {
+			if kind, _, clean := wandbfile.PeekRecord(payload); clean && fastPath && kind != wandbfile.KindRun {
+				continue
+			}
 		}
 		rec, err := wandbfile.Decode(payload)
-		if err == nil && rec.Run != nil {
-			return rec.Run
+		if err != nil || rec.Run == nil {
+			continue
+		}
+		if first == nil {
+			first = rec.Run
+			src.limit = src.read
+		} else if rec.Run.DisplayName != "" {
+			renamed := *first
+			renamed.DisplayName = rec.Run.DisplayName
+			first = &renamed
 		}
 	}
-	return nil
+	return first
 }
+
+// readSoFar reads f until limit bytes were read in all (-1: no limit),
+// then ends as at the end of the file; Stat is f's (wandbfile.NewReader
+// sizes its buffer by it).
+type readSoFar struct {
+	f           *os.File
+	read, limit int64
+}
+
+func (r *readSoFar) Read(p []byte) (int, error) {
+	if r.limit >= 0 {
+		if r.read >= r.limit {
+			return 0, io.EOF
+		}
+		p = p[:min(int64(len(p)), r.limit-r.read)]
+	}
+	n, err := r.f.Read(p)
+	r.read += int64(n)
+	return n, err
+}
+
+func (r *readSoFar) Stat() (fs.FileInfo, error) { return r.f.Stat() }
 
 // openLog opens a `.wandb` log for discovery and the light headers; tests
 // count the opens through it.

@@ -127,6 +127,13 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 		return nil, fault.Permanent(fmt.Errorf("wandb: %w", err))
 	}
 	defer f.Close()
+	// The name the log's run records give the run is learnt on the way
+	// (run records are few: each is decoded whatever h wants), and kept
+	// on the segment when the log was read to its end unchanged (see
+	// segment.whole): the next job's light header takes it from the log
+	// cache instead of reading the log again.
+	var named string
+	before, beforeOK := fileIdentity(f)
 	rd, err := wandbfile.NewReader(f, name)
 	if err != nil {
 		if h.corrupt != nil {
@@ -168,6 +175,11 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 				}
 			default:
 				if h.record == nil || (h.kinds != nil && !h.kinds(kind)) {
+					if kind == wandbfile.KindRun {
+						if rec, err := wandbfile.Decode(payload); err == nil && rec.Run != nil {
+							named = cmpOr(rec.Run.DisplayName, named)
+						}
+					}
 					continue
 				}
 			}
@@ -178,9 +190,15 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 			corrupt = true
 			continue
 		}
+		if rec.Run != nil {
+			named = cmpOr(rec.Run.DisplayName, named)
+		}
 		if err := dispatch(seg, &rec, h, &row); err != nil {
 			return notes, err
 		}
+	}
+	if after, ok := fileIdentity(f); beforeOK && ok && after == before {
+		seg.whole.Store(&logName{id: before, name: named})
 	}
 	// The scanner is done: its damage list is final.
 	for _, d := range sc.Damage() {
@@ -191,6 +209,16 @@ func walkWandbFile(ctx context.Context, seg *segment, h handler) ([]string, erro
 		h.corrupt(seg)
 	}
 	return notes, nil
+}
+
+// fileIdentity is the identity of the open file f (see fileID); ok is
+// false when the system does not tell it whole.
+func fileIdentity(f *os.File) (fileID, bool) {
+	fi, err := f.Stat()
+	if err != nil {
+		return fileID{}, false
+	}
+	return identityOf(fi)
 }
 
 // dispatch hands one decoded record to h; row is the buffer for a history
