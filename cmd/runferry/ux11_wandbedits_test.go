@@ -187,9 +187,9 @@ func ux11FromMLflow(t *testing.T, base, exp string) ux11Seen {
 // record, so every copy kept "orig-name" and the first notes and tags
 // (and check, reading the folder alike, passed).
 //
-// Tags across resumed segments are the union of each segment's tags
-// (sources/wandbdir doc), so "drop", set in the first segment's first
-// record, is gone after the first segment's later record replaced it.
+// A run record that sets tags replaces the earlier ones, within a segment
+// and across resumed segments (sources/wandbdir doc), so "drop", set in the
+// first segment's first record, is gone after its later record replaced it.
 func TestSyncCarriesWandbRunEdits(t *testing.T) {
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	dir := t.TempDir()

@@ -68,7 +68,7 @@ func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark st
 // never changes a logged param); else it returns sinks.ErrCannotAppend
 // and the engine writes the run anew, superseding this copy.
 //
-// Before its first write it keeps the copy's run.json and coverage.json
+// Before its first write (see below) it keeps the copy's run.json and coverage.json
 // under mlflowconv.AppendBaseDir, sets mlflowconv.TagAppending to the mark
 // and removes the complete tag, so that an append cut short is seen as an
 // incomplete run (FindRun) that the next AppendRun with the same mark
@@ -84,6 +84,16 @@ func (s *Sink) FindBase(ctx context.Context, origin schema.Ref) (destID, mark st
 // was recorded of the points held (mapped keys, fixups, count) with the
 // rest recomputed, then status, end time, the mark and the complete tag
 // last, as Commit does for a new run.
+//
+// An append that holds nothing the copy does not writes nothing at all
+// (sinks.UnchangedReporter): when the run's run.json, params and tags
+// equal the copy's, the steps before the first write above wait for the
+// append's first write to the server (appendStart, writer.begin), and
+// when no point, file, console line or rich value is written and the
+// coverage file, status, end time, name, mark and complete tag would be
+// the copy's, Commit writes nothing and reports the run unchanged
+// (writer.commitUnchanged). A run given without a fingerprint (a part of
+// it could not be read) or RUNNING is always written.
 func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base sinks.AppendBase) (_ sinks.RunWriter, err error) {
 	if err := r.Validate(); err != nil {
 		return nil, fault.Permanent(err)
@@ -210,49 +220,20 @@ func (s *Sink) AppendRun(ctx context.Context, expID string, r schema.Run, base s
 		if resumed, err = s.pointsWritten(ctx, held, app, prevCov); err != nil {
 			return nil, err
 		}
-
-	} else {
-		// Incomplete from here on, and recognisably an append from this
-		// copy: its run.json and coverage.json are kept first, then the
-		// appending tag is set, then the complete tag removed. A kill
-		// before the complete tag goes leaves a complete copy; after, an
-		// append the next AppendRun with the same mark continues.
-		for _, f := range []struct {
-			rel string
-			b   []byte
-		}{{mlflowconv.AppendBaseDir + "run.json", prevRaw}, {mlflowconv.AppendBaseDir + "coverage.json", prevCovRaw}} {
-			if err := s.api.UploadBytes(ctx, info.ArtifactURI, f.rel, f.b); err != nil {
-				return nil, fmt.Errorf("keeping %s of run %s: %w", f.rel, info.RunID, err)
-			}
-		}
-		mark := []mlflowapi.Tag{{Key: mlflowconv.TagAppending, Value: base.Mark}}
-		if former != "" {
-			// From here on the copy is found under the new origin (an
-			// append cut short is continued under it).
-			mark = append(mark, mlflowapi.Tag{Key: mlflowconv.TagOrigin, Value: origin},
-				mlflowapi.Tag{Key: mlflowconv.TagOriginKey, Value: mlflowconv.OriginKey(origin)})
-		}
-		if err := s.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: info.RunID, Tags: mark}); err != nil {
-			return nil, fmt.Errorf("marking run %s as appended to: %w", info.RunID, err)
-		}
-		if err := s.api.DeleteTag(ctx, info.RunID, mlflowconv.TagComplete); err != nil {
-			return nil, fmt.Errorf("marking run %s incomplete: %w", info.RunID, err)
-		}
 	}
-	if err := s.api.UploadBytes(ctx, info.ArtifactURI, mlflowconv.SidecarPath, sidecar); err != nil {
-		return nil, fmt.Errorf("uploading %s: %w", mlflowconv.SidecarPath, err)
+	start := &appendStart{info: info, prevRaw: prevRaw, prevCovRaw: prevCovRaw, mark: base.Mark, former: former, origin: origin,
+		resuming: resuming, sidecar: sidecar, batches: entityBatches(info.RunID, app.newParams, tags), goneTags: app.goneTags,
+		heldTags: map[string]string{}}
+	for _, t := range held.Data.Tags {
+		start.heldTags[t.Key] = t.Value
 	}
-	for _, b := range entityBatches(info.RunID, app.newParams, tags) {
-		if err := s.api.LogBatch(ctx, b); err != nil {
-			return nil, fmt.Errorf("writing params and tags: %w", err)
+	if !start.quiet(r, tags, len(app.newParams)) {
+		if err := s.startAppend(ctx, start); err != nil {
+			return nil, err
 		}
+		start.begun = true
 	}
-	for _, k := range app.goneTags {
-		if err := s.api.DeleteTag(ctx, info.RunID, k); err != nil {
-			return nil, fmt.Errorf("removing tag %q (gone from the source): %w", k, err)
-		}
-	}
-	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app, resumed: resumed,
+	return &writer{sink: s, expID: expID, held: true, run: info, src: r, cov: cov, app: app, resumed: resumed, start: start,
 		keys: map[string]*keyState{}, mlflowKeys: maps.Clone(app.mlflowKeys), written: map[string]bool{}, view: newView(r),
 		heldSummary: summaryIndex(cov.SummaryPoints)}, nil
 }

@@ -39,7 +39,14 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err := w.check(); err != nil {
 		return err
 	}
-	api, uri := w.sink.api, w.run.ArtifactURI
+	api, uri := w.api(), w.run.ArtifactURI
+	if w.fp == "" {
+		// The source vouches for nothing (a part of the run could not
+		// be read): the append is written, whatever it holds.
+		if err := w.begin(ctx); err != nil {
+			return err
+		}
+	}
 	if err := w.deleteGone(ctx); err != nil {
 		return err
 	}
@@ -71,16 +78,31 @@ func (w *writer) Commit(ctx context.Context) error {
 		}
 	}
 	if w.rich != nil {
-		if err := w.uploadSpool(ctx, w.rich, mlflowconv.RichValuesPath); err != nil {
-			return err
+		same := false
+		if w.pending() {
+			var err error
+			if same, err = w.richHeld(ctx); err != nil {
+				return err
+			}
+		}
+		if !same {
+			if err := w.uploadSpool(ctx, w.rich, mlflowconv.RichValuesPath); err != nil {
+				return err
+			}
 		}
 	}
-	if err := w.writeMedia(ctx); err != nil {
+	// Appending with nothing written yet, the rich values and the files
+	// are the copy's, and so are the images and tables made from them.
+	if err := w.writeMedia(ctx, !w.pending()); err != nil {
 		return err
 	}
 	if len(w.src.Config) > 0 && !w.written["config.json"] && string(w.src.Config) != "null" {
-		if err := api.UploadBytes(ctx, uri, "config.json", w.src.Config); err != nil {
-			return fmt.Errorf("uploading config.json: %w", err)
+		// Appending with nothing written yet, run.json, which holds the
+		// config, is the copy's: a config.json it generated is the same.
+		if !w.pending() || !slices.Contains(w.app.generated, "config.json") {
+			if err := api.UploadBytes(ctx, uri, "config.json", w.src.Config); err != nil {
+				return fmt.Errorf("uploading config.json: %w", err)
+			}
 		}
 		w.cov.Generated = append(w.cov.Generated, "config.json")
 	}
@@ -94,10 +116,6 @@ func (w *writer) Commit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := api.UploadBytes(ctx, uri, mlflowconv.CoveragePath, cov); err != nil {
-		return fmt.Errorf("uploading %s: %w", mlflowconv.CoveragePath, err)
-	}
-
 	upd := mlflowapi.UpdateRun{RunID: w.run.RunID, Status: string(w.src.Status)}
 	if w.app != nil {
 		upd.RunName = appendName(w.src)
@@ -106,18 +124,29 @@ func (w *writer) Commit(ctx context.Context) error {
 		end := w.src.End.UnixMilli()
 		upd.EndTime = &end
 	}
-	if err := api.UpdateRun(ctx, upd); err != nil {
-		return fmt.Errorf("setting status and end time: %w", err)
-	}
-	if err := w.sink.linkChildren(ctx, w.run.RunID, w.src.Origin.String()); err != nil {
-		return err
-	}
 	complete := mlflowconv.CompleteEnded
 	switch {
 	case w.src.Deleted:
 		complete = mlflowconv.CompleteDeleted
 	case w.src.Status == schema.StatusRunning:
 		complete = mlflowconv.CompleteRunning
+	}
+	if w.commitUnchanged(cov, upd, complete) {
+		// Child runs written before this one are still pointed at it.
+		if err := w.sink.linkChildren(ctx, w.run.RunID, w.src.Origin.String()); err != nil {
+			return err
+		}
+		w.unchanged = true
+		return w.finish(ctx)
+	}
+	if err := api.UploadBytes(ctx, uri, mlflowconv.CoveragePath, cov); err != nil {
+		return fmt.Errorf("uploading %s: %w", mlflowconv.CoveragePath, err)
+	}
+	if err := api.UpdateRun(ctx, upd); err != nil {
+		return fmt.Errorf("setting status and end time: %w", err)
+	}
+	if err := w.sink.linkChildren(ctx, w.run.RunID, w.src.Origin.String()); err != nil {
+		return err
 	}
 	// The fingerprint and the complete tag go in one log-batch of tags
 	// only (one transaction, idempotent, retried): one round trip fewer per
@@ -139,6 +168,12 @@ func (w *writer) Commit(ctx context.Context) error {
 			return fmt.Errorf("deleting the run (deleted in the source): %w", err)
 		}
 	}
+	return w.finish(ctx)
+}
+
+// finish ends a committed writer: its spools removed, its experiment
+// released.
+func (w *writer) finish(ctx context.Context) error {
 	w.done = true
 	w.logs.remove()
 	w.rich.remove()
@@ -155,7 +190,7 @@ func (w *writer) uploadSpool(ctx context.Context, s *spool, rel string) error {
 	if err := s.b.Flush(); err != nil {
 		return fmt.Errorf("spooling %s: %w", rel, err)
 	}
-	if err := w.sink.api.UploadFile(ctx, w.run.ArtifactURI, rel, s.f.Name()); err != nil {
+	if err := w.api().UploadFile(ctx, w.run.ArtifactURI, rel, s.f.Name()); err != nil {
 		return fmt.Errorf("uploading %s: %w", rel, err)
 	}
 	return nil

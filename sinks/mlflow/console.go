@@ -165,7 +165,7 @@ func (w *writer) commitLogs(ctx context.Context) error {
 func (w *writer) uploadSegment(ctx context.Context, s logSeg, rel string) error {
 	f := w.logs.f
 	open := func() (io.Reader, error) { return io.NewSectionReader(f, s.off, s.Bytes), nil }
-	if err := w.sink.api.UploadReplayable(ctx, w.run.ArtifactURI, rel, open, s.Bytes); err != nil {
+	if err := w.api().UploadReplayable(ctx, w.run.ArtifactURI, rel, open, s.Bytes); err != nil {
 		return fmt.Errorf("uploading %s: %w", rel, err)
 	}
 	return nil
@@ -217,7 +217,7 @@ func (w *writer) deleteStaleSegments(ctx context.Context, n int) error {
 	}
 	if w.app.logsUntrusted {
 		for _, dir := range []string{"", "runferry"} {
-			files, err := w.sink.api.ListArtifactDir(ctx, w.run.RunID, w.run.ArtifactURI, dir)
+			files, err := w.api().ListArtifactDir(ctx, w.run.RunID, w.run.ArtifactURI, dir)
 			if err != nil {
 				return fmt.Errorf("listing the console segments of run %s: %w", w.run.RunID, err)
 			}
@@ -235,7 +235,7 @@ func (w *writer) deleteStaleSegments(ctx context.Context, n int) error {
 	}
 	slices.Sort(stale)
 	for _, rel := range slices.Compact(stale) {
-		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
+		if err := w.api().DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
 			return fmt.Errorf("deleting %s (console output now in fewer segments): %w", rel, err)
 		}
 	}

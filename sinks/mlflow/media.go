@@ -60,7 +60,11 @@ func (w *writer) noteMedia(v schema.RichValue) {
 // too large, or cannot be decoded stays a plain file only, counted in
 // Coverage.MediaNotShown. The run's own mlflow.loggedImages and
 // mlflow.loggedArtifacts tags, if it has them, are left as they are.
-func (w *writer) writeMedia(ctx context.Context) error {
+//
+// With send false (an append with nothing written yet: the rich values
+// and files are the copy's, and so are their images and tables), nothing
+// is uploaded and no tag set; the coverage is counted as when sending.
+func (w *writer) writeMedia(ctx context.Context, send bool) error {
 	if len(w.media) == 0 {
 		return nil
 	}
@@ -92,7 +96,11 @@ func (w *writer) writeMedia(ctx context.Context) error {
 				p string
 				b []byte
 			}{{name + ".png", full}, {name + "+compressed.png", thumb}} {
-				if err := w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, f.p, f.b); err != nil {
+				if !send {
+					w.cov.Generated = append(w.cov.Generated, f.p)
+					continue
+				}
+				if err := w.api().UploadBytes(ctx, w.run.ArtifactURI, f.p, f.b); err != nil {
 					return fmt.Errorf("uploading %s: %w", f.p, err)
 				}
 				w.cov.Generated = append(w.cov.Generated, f.p)
@@ -107,8 +115,10 @@ func (w *writer) writeMedia(ctx context.Context) error {
 				w.cov.MediaNotShown++
 				continue
 			}
-			if err := w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, p, table); err != nil {
-				return fmt.Errorf("uploading %s: %w", p, err)
+			if send {
+				if err := w.api().UploadBytes(ctx, w.run.ArtifactURI, p, table); err != nil {
+					return fmt.Errorf("uploading %s: %w", p, err)
+				}
 			}
 			w.cov.Generated = append(w.cov.Generated, p)
 			tables, tagLen = append(tables, entry), tagLen+n
@@ -121,10 +131,10 @@ func (w *writer) writeMedia(ctx context.Context) error {
 	if len(tables) > 0 {
 		tags = append(tags, mlflowapi.Tag{Key: mlflowconv.TagLoggedArtifacts, Value: loggedArtifacts(tables)})
 	}
-	if len(tags) == 0 {
+	if len(tags) == 0 || !send {
 		return nil
 	}
-	if err := w.sink.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Tags: tags}); err != nil {
+	if err := w.api().LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Tags: tags}); err != nil {
 		return fmt.Errorf("setting the media tags: %w", err)
 	}
 	return nil
@@ -137,7 +147,7 @@ func (w *writer) readMedia(ctx context.Context, p string) ([]byte, bool, error) 
 		return nil, false, nil
 	}
 	stored := mlflowconv.StoredPath(p)
-	body, err := w.sink.api.OpenArtifact(ctx, w.run.RunID, w.run.ArtifactURI, stored)
+	body, err := w.api().OpenArtifact(ctx, w.run.RunID, w.run.ArtifactURI, stored)
 	if err != nil {
 		return nil, false, fmt.Errorf("reading %s back for MLflow's media layout: %w", p, err)
 	}

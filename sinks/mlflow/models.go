@@ -93,7 +93,7 @@ func (w *writer) writeModelFile(ctx context.Context, a schema.Artifact, p string
 			return true, err
 		}
 		for _, f := range mc.early {
-			if err := w.sink.api.UploadFile(ctx, mc.dest.Info.ArtifactURI, f.rel, f.path); err != nil {
+			if err := w.api().UploadFile(ctx, mc.dest.Info.ArtifactURI, f.rel, f.path); err != nil {
 				return true, fmt.Errorf("uploading %s of logged model %s: %w", f.rel, srcID, err)
 			}
 		}
@@ -130,12 +130,12 @@ func (w *writer) createModel(ctx context.Context, mc *modelCopy) error {
 	m := mc.meta
 	origin := mlflowconv.ModelOrigin(w.src.Origin.String(), mc.srcID)
 	key := mlflowconv.OriginKey(origin)
-	earlier, err := w.sink.api.SearchLoggedModels(ctx, w.expID, fmt.Sprintf("tags.`%s` = '%s'", mlflowconv.TagOriginKey, key))
+	earlier, err := w.api().SearchLoggedModels(ctx, w.expID, fmt.Sprintf("tags.`%s` = '%s'", mlflowconv.TagOriginKey, key))
 	if err != nil {
 		return err
 	}
 	for _, e := range earlier {
-		if err := w.sink.api.DeleteLoggedModel(ctx, e.Info.ModelID); err != nil {
+		if err := w.api().DeleteLoggedModel(ctx, e.Info.ModelID); err != nil {
 			return fmt.Errorf("deleting logged model %s of an earlier copy: %w", e.Info.ModelID, err)
 		}
 	}
@@ -164,7 +164,7 @@ func (w *writer) createModel(ctx context.Context, mc *modelCopy) error {
 			tags = append(tags, t)
 		}
 	}
-	mc.dest, err = w.sink.api.CreateLoggedModel(ctx, mlflowapi.CreateLoggedModel{ExperimentID: w.expID,
+	mc.dest, err = w.api().CreateLoggedModel(ctx, mlflowapi.CreateLoggedModel{ExperimentID: w.expID,
 		Name: m.Info.Name, ModelType: m.Info.ModelType, SourceRunID: w.run.RunID, Params: m.Data.Params, Tags: tags})
 	if err != nil {
 		return err
@@ -194,7 +194,7 @@ func (w *writer) finishModels(ctx context.Context) error {
 		mc := w.models[id]
 		if mc.meta == nil {
 			for _, f := range mc.early {
-				if err := w.sink.api.UploadFile(ctx, w.run.ArtifactURI, mlflowapi.LoggedModelsDir+id+"/"+f.rel, f.path); err != nil {
+				if err := w.api().UploadFile(ctx, w.run.ArtifactURI, mlflowapi.LoggedModelsDir+id+"/"+f.rel, f.path); err != nil {
 					return fmt.Errorf("uploading %s: %w", f.rel, err)
 				}
 			}
@@ -210,14 +210,14 @@ func (w *writer) finishModels(ctx context.Context) error {
 				w.cov.ModelMetricsNotLinked = append(w.cov.ModelMetricsNotLinked, fmt.Sprintf("%s: %s@%d", id, x.Key, x.Step))
 			}
 		}
-		if err := w.sink.api.LogModelMetrics(ctx, w.run.RunID, newID, own); err != nil {
+		if err := w.api().LogModelMetrics(ctx, w.run.RunID, newID, own); err != nil {
 			return err
 		}
-		if err := w.sink.api.LogModelOutput(ctx, w.run.RunID, newID, 0); err != nil {
+		if err := w.api().LogModelOutput(ctx, w.run.RunID, newID, 0); err != nil {
 			return fmt.Errorf("recording logged model %s as the run's output: %w", newID, err)
 		}
 		if st := mc.meta.Info.Status; st == mlflowapi.ModelReady || st == mlflowapi.ModelFailed {
-			if err := w.sink.api.FinalizeLoggedModel(ctx, newID, st); err != nil {
+			if err := w.api().FinalizeLoggedModel(ctx, newID, st); err != nil {
 				return fmt.Errorf("finalizing logged model %s: %w", newID, err)
 			}
 		}

@@ -123,7 +123,7 @@ func (w *writer) writeOutputLog(ctx context.Context, a schema.Artifact, body io.
 // uploadSection sends n bytes of f from off to rel.
 func (w *writer) uploadSection(ctx context.Context, f io.ReaderAt, off, n int64, rel string) error {
 	open := func() (io.Reader, error) { return io.NewSectionReader(f, off, n), nil }
-	if err := w.sink.api.UploadReplayable(ctx, w.run.ArtifactURI, rel, open, n); err != nil {
+	if err := w.api().UploadReplayable(ctx, w.run.ArtifactURI, rel, open, n); err != nil {
 		return fmt.Errorf("uploading %s: %w", rel, err)
 	}
 	return nil
@@ -158,7 +158,7 @@ func (w *writer) deleteStaleOutputSegments(ctx context.Context) error {
 		// segments than the copy it extends held: any output.N.log found
 		// that is not one of those written now is stale (nothing is
 		// generated when the source gives its own output.log).
-		files, err := w.sink.api.ListArtifactDir(ctx, w.run.RunID, w.run.ArtifactURI, "")
+		files, err := w.api().ListArtifactDir(ctx, w.run.RunID, w.run.ArtifactURI, "")
 		if err != nil {
 			return fmt.Errorf("listing the segments of output.log of run %s: %w", w.run.RunID, err)
 		}
@@ -170,7 +170,7 @@ func (w *writer) deleteStaleOutputSegments(ctx context.Context) error {
 	}
 	slices.Sort(stale)
 	for _, rel := range slices.Compact(stale) {
-		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
+		if err := w.api().DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
 			return fmt.Errorf("deleting %s (the source's output.log now in fewer segments): %w", rel, err)
 		}
 	}

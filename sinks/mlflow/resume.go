@@ -134,7 +134,7 @@ func (s *Sink) pointsHeld(ctx context.Context, held mlflowapi.Run) (map[string]m
 // returns a retryable error, so that the next attempt writes the run
 // anew; why says which points. The engine then aborts the writer.
 func (w *writer) retireContinued(ctx context.Context, why error) error {
-	held, err := w.sink.api.GetRun(ctx, w.run.RunID)
+	held, err := w.api().GetRun(ctx, w.run.RunID)
 	if err != nil {
 		return err
 	}

@@ -243,7 +243,7 @@ func (w *writer) heldFolded(ctx context.Context, sp *spool) (*spool, error) {
 			out.remove()
 		}
 	}()
-	body, err := w.sink.api.OpenArtifact(ctx, w.run.RunID, w.run.ArtifactURI, mlflowconv.FoldedMetricsPath)
+	body, err := w.api().OpenArtifact(ctx, w.run.RunID, w.run.ArtifactURI, mlflowconv.FoldedMetricsPath)
 	if err != nil {
 		if mlflowapi.IsNotFound(err) {
 			return nil, sinks.CannotAppend(fmt.Sprintf("the server's copy %s has no %s", w.run.RunID, mlflowconv.FoldedMetricsPath))

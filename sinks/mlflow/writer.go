@@ -36,6 +36,12 @@ type writer struct {
 	fp    string
 	mark  string      // sinks.Marked: written with the complete tag
 	app   *appendPlan // appending: what the points are checked against (see appendable)
+	// start is, appending, what is written before the append's first
+	// write to the server (appendStart; written at once unless quiet).
+	start *appendStart
+	// unchanged: the append held nothing the copy does not, and Commit
+	// wrote nothing (sinks.UnchangedReporter).
+	unchanged bool
 	// resumed holds, continuing an append cut short, by MLflow key, the
 	// points it wrote already (see pointsWritten): they are not sent again.
 	resumed map[string]map[heldPoint]int
@@ -227,7 +233,7 @@ func (w *writer) logMetrics(ctx context.Context, ms []mlflowapi.Metric) error {
 	if len(ms) == 0 {
 		return nil
 	}
-	if err := w.sink.api.LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Metrics: ms}); err != nil {
+	if err := w.api().LogBatch(ctx, mlflowapi.LogBatch{RunID: w.run.RunID, Metrics: ms}); err != nil {
 		return fmt.Errorf("log-batch: %w", err)
 	}
 	return nil
@@ -452,7 +458,7 @@ func (w *writer) sendChanged(ctx context.Context, rel string, a schema.Artifact,
 			w.keptFiles, w.keptBytes = w.keptFiles+1, w.keptBytes+a.Size
 			return nil
 		}
-		return w.sink.api.UploadBytes(ctx, w.run.ArtifactURI, rel, b)
+		return w.api().UploadBytes(ctx, w.run.ArtifactURI, rel, b)
 	}
 	tmp, d, err := w.spoolArtifact(a, body)
 	if err != nil {
@@ -463,7 +469,7 @@ func (w *writer) sendChanged(ctx context.Context, rel string, a schema.Artifact,
 		w.keptFiles, w.keptBytes = w.keptFiles+1, w.keptBytes+tmp.Size
 		return nil
 	}
-	return w.sink.api.UploadFile(ctx, w.run.ArtifactURI, rel, tmp.Name())
+	return w.api().UploadFile(ctx, w.run.ArtifactURI, rel, tmp.Name())
 }
 
 // spoolArtifact copies body, the content of a, into a temporary file,
@@ -501,7 +507,7 @@ func (w *writer) deleteGone(ctx context.Context) error {
 			continue
 		}
 		rel := mlflowconv.StoredPath(p)
-		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
+		if err := w.api().DeleteArtifact(ctx, w.run.ArtifactURI, rel); err != nil {
 			return fmt.Errorf("deleting %s (gone from the source): %w", rel, err)
 		}
 		w.deletedFiles++
@@ -535,7 +541,7 @@ func (w *writer) deleteGoneContinued(ctx context.Context) error {
 		if w.written[src] || slices.Contains(w.cov.Generated, p) || w.outputSegment(p) {
 			continue
 		}
-		if err := w.sink.api.DeleteArtifact(ctx, w.run.ArtifactURI, p); err != nil {
+		if err := w.api().DeleteArtifact(ctx, w.run.ArtifactURI, p); err != nil {
 			return fmt.Errorf("deleting %s (gone from the source since the copy was begun): %w", p, err)
 		}
 		w.deletedFiles++
@@ -564,10 +570,10 @@ func (w *writer) upload(ctx context.Context, uri, p string, a schema.Artifact, b
 			sum := sha256.Sum256(b)
 			w.cov.FileDigests[a.Path] = "sha256:" + hex.EncodeToString(sum[:])
 		}
-		return w.sink.api.UploadBytes(ctx, uri, p, b)
+		return w.api().UploadBytes(ctx, uri, p, b)
 	}
 	cr := &countReader{r: body, h: sha256.New()}
-	if err := w.sink.api.UploadArtifact(ctx, uri, p, cr, a.Size); err != nil {
+	if err := w.api().UploadArtifact(ctx, uri, p, cr, a.Size); err != nil {
 		return err
 	}
 	if a.Size >= 0 && cr.n != a.Size {

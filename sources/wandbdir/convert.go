@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -299,7 +300,14 @@ func (m *runMeta) describe(ri *runInfo, r *schema.Run, crash crashRule) {
 	var rr wandbfile.Run
 	for _, sm := range m.segs {
 		if sm.run != nil {
-			labels = append(labels, sm.run.Tags...)
+			// A segment that sets tags replaces the earlier ones, as
+			// W&B's server does: the SDK's run record carries the run's
+			// tags whole (run.tags = ... in a resumed run), and the
+			// server's upsert replaces the run's tags with a list that
+			// is not empty.
+			if len(sm.run.Tags) > 0 {
+				labels = slices.Clone(sm.run.Tags)
+			}
 			tags := rr.Tags
 			mergeNonZero(&rr, *sm.run)
 			rr.Tags = tags

@@ -69,15 +69,19 @@
 // run.notes or run.tags are set after wandb.init) win over its first one
 // for each field they set; a segment's tags are those of its last run
 // record that has any. Across segments, later segments win for each field
-// they set, and the labels are the union of each segment's tags (a tag
-// removed in a resumed segment stays). The light header (ls, the sync
+// they set, tags included: the labels are the tags of the last segment
+// that sets any, as W&B shows them after `wandb sync` (the SDK's run record
+// carries the run's tags whole, and W&B's server replaces a run's tags by a
+// list that is not empty; a resumed segment that sets none keeps the
+// earlier ones, as the server keeps them), so a tag removed in a resumed
+// segment (run.tags = ...) is gone. The light header (ls, the sync
 // plan) names a run renamed in the middle of a large log by its earlier
 // name until a copy read the log and the log cache keeps the later one
 // (header.go; docs/SYNC.md, "Which name a renamed W&B run shows").
 //
 //	W&B                                   schema
 //	RunRecord.display_name                Run.Name (the run id when empty, as offline)
-//	RunRecord.tags (all segments)         Run.Labels
+//	RunRecord.tags (last segment with any)  Run.Labels
 //	RunRecord notes, run_group, job_type  Run.Notes, Group, JobType
 //	host (run record, environment, metadata)      Run.Host
 //	username (environment record)                 Run.User (the run's user: kept in MLflow)
