@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -135,7 +136,12 @@ func DerivedTagsOf(r schema.Run, version int) []mlflowapi.Tag {
 // FlattenConfig flattens a JSON object into params: nested objects join
 // their keys with dots; strings are written as they are, numbers as their
 // JSON text, booleans as true/false, null as "null", arrays and empty
-// objects as compact JSON. The result is sorted by key.
+// objects as compact JSON. The result is sorted by key; keys that flatten
+// alike ({"a":{"b":1}} and {"a.b":2} both give "a.b") are each in the
+// result, in the order of their object keys sorted bytewise at each level
+// (here a's "a.b" first), the same every time, so that RunEntities writes
+// the same one as the param on every copy and sync (it was Go's map
+// order: a later sync could find the param "changed").
 func FlattenConfig(config json.RawMessage) ([]schema.Param, error) {
 	if len(bytes.TrimSpace(config)) == 0 || string(bytes.TrimSpace(config)) == "null" {
 		return nil, nil
@@ -147,7 +153,8 @@ func FlattenConfig(config json.RawMessage) ([]schema.Param, error) {
 	var out []schema.Param
 	var walk func(prefix string, obj map[string]json.RawMessage)
 	walk = func(prefix string, obj map[string]json.RawMessage) {
-		for k, raw := range obj {
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			raw := obj[k]
 			key := prefix + k
 			raw = bytes.TrimSpace(raw)
 			var nested map[string]json.RawMessage
@@ -159,7 +166,7 @@ func FlattenConfig(config json.RawMessage) ([]schema.Param, error) {
 		}
 	}
 	walk("", obj)
-	slices.SortFunc(out, func(a, b schema.Param) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortStableFunc(out, func(a, b schema.Param) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
 }
 

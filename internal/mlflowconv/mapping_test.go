@@ -237,3 +237,34 @@ func TestDetailsTag(t *testing.T) {
 		t.Errorf("version 1 tags: %v", old)
 	}
 }
+
+// TestFlattenConfigCollidingKeysInOneOrder: config keys that flatten alike
+// (a nested {"a":{"b":..}} and a dotted "a.b") are given in one order every
+// time, so the param RunEntities writes for "a.b" is always the same one
+// and the other is always the one counted in ConfigNotParams. Before, Go's
+// map order decided (about 1 call in 10 gave the dotted key first).
+func TestFlattenConfigCollidingKeysInOneOrder(t *testing.T) {
+	config := json.RawMessage(`{"a.b":2,"z":{"y":{"x":1}},"a":{"b":1,"c":{"d":true}},"z.y":{"x":"s"},"z.y.x":null}`)
+	want := []schema.Param{
+		{Key: "a.b", Value: "1"}, {Key: "a.b", Value: "2"}, {Key: "a.c.d", Value: "true"},
+		{Key: "z.y.x", Value: "1"}, {Key: "z.y.x", Value: "s"}, {Key: "z.y.x", Value: "null"},
+	}
+	for i := 0; i < 200; i++ {
+		got, err := FlattenConfig(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("call %d: got %v, want %v", i, got, want)
+		}
+		cov := Coverage{ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
+		params, _, err := RunEntities(schema.Run{Config: config}, &cov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantParams := []mlflowapi.Param{{Key: "a.b", Value: "1"}, {Key: "a.c.d", Value: "true"}, {Key: "z.y.x", Value: "1"}}
+		if !reflect.DeepEqual(params, wantParams) || !reflect.DeepEqual(cov.ConfigNotParams, []string{"a.b", "z.y.x", "z.y.x"}) {
+			t.Fatalf("call %d: params %v, not params %v", i, params, cov.ConfigNotParams)
+		}
+	}
+}

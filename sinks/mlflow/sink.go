@@ -121,6 +121,9 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 		if mlflowapi.IsCode(err, mlflowapi.CodeAlreadyExists) { // created by a retry or another job
 			exp, err = s.api.GetExperimentByName(ctx, name)
 			id = exp.ExperimentID
+			if err == nil {
+				err = otherName(exp, name)
+			}
 		}
 		if err != nil {
 			return "", fmt.Errorf("creating experiment %q: %w", name, err)
@@ -133,6 +136,8 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 		return id, nil
 	case err != nil:
 		return "", err
+	case otherName(exp, name) != nil:
+		return "", otherName(exp, name)
 	case exp.LifecycleStage == mlflowapi.StageDeleted && !s.ours(exp):
 		return "", fault.Permanent(fmt.Errorf("mlflow: experiment %q (id %s) exists but is deleted, and MLflow keeps deleted names: restore it in MLflow, purge it with `mlflow gc`, or choose another experiment-prefix", name, exp.ExperimentID))
 	}
@@ -190,6 +195,19 @@ func (s *Sink) PutExperiment(ctx context.Context, e schema.Experiment) (string, 
 		return "", err
 	}
 	return exp.ExperimentID, nil
+}
+
+// otherName refuses an experiment the server gave for name whose name is
+// not name: a server whose store is MySQL or MariaDB compares experiment
+// names with the database's collation, case-insensitive by default (and
+// blind to trailing spaces), so "vision" finds "Vision" and MLflow refuses
+// to create "vision" beside it. Taking it would put the runs of two source
+// experiments into one with nothing said.
+func otherName(exp mlflowapi.Experiment, name string) error {
+	if exp.Name == name {
+		return nil
+	}
+	return fault.Permanent(fmt.Errorf("mlflow: the server gives its experiment %q (id %s) for the name %q: its store compares names without case or trailing spaces (a MySQL or MariaDB collation), so the two cannot be two experiments there; the runs of %q are not written into it: copy that experiment alone (--include) under an experiment-prefix, or rename one of the two", exp.Name, exp.ExperimentID, name, name))
 }
 
 // ours reports whether runferry wrote exp under this sink's prefix (by

@@ -43,8 +43,9 @@ Stable-Baselines3), with no TensorFlow. Every folder under PATH that holds event
 files is a run named by its path relative to PATH (several files in one folder
 are one run, read in the order of their first wall time); Keras' train/ and
 validation/ subfolders belong to the run above them, their names prefixed to
-their keys (train/epoch_loss), as TensorBoard shows them. PATH is one
-experiment.
+their keys (train/epoch_loss), as TensorBoard shows them (a key the run's own
+folder logs too, train/loss, is "train folder/loss" for the subfolder's
+series, counted under "not as given"). PATH is one experiment.
 
 Scalars (simple_value and TF2 tensor scalars of any number type) become metrics
 with their step and wall time; the hparams plugin's session start and end give

@@ -18,6 +18,10 @@
 // Folders named train or validation (Keras' TensorBoard callback) belong
 // to the run of the folder above them, their tags prefixed with the folder
 // name and "/" (train/epoch_loss), as TensorBoard shows them side by side.
+// A subfolder's tag whose key the run's own folder gives already (it logs
+// "train/loss" itself and train/ logs "loss") is "train folder/loss"
+// instead ("train folder 2/loss", ... if that is taken too), counted in
+// Omitted, so that two series never become one key.
 //
 //	Experiment.Origin  {tensorboard, ROOT}        ROOT: PATH absolute, symlinks resolved
 //	Run.Origin         {tensorboard, ROOT#REL}    REL: the run folder relative to ROOT ("." for ROOT)

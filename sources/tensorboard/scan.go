@@ -7,6 +7,8 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/runferry/runferry/internal/tfevents"
 )
@@ -43,6 +45,10 @@ type item struct {
 // passState is one pass over a run: the tags seen per group.
 type passState struct {
 	tags map[*group]map[string]*tagInfo
+	keys map[string]bool // every key given so far, of every group
+	// renamed counts the tags of a merged subfolder given another key
+	// because the run's own folder gave the one they would have.
+	renamed int64
 }
 
 // info returns the tag's info in g, remembering the plugin named by v.
@@ -57,13 +63,43 @@ func (ps *passState) info(g *group, v *tfevents.Value) *tagInfo {
 	}
 	ti := m[string(v.Tag)]
 	if ti == nil {
-		ti = &tagInfo{key: g.prefix + string(v.Tag)}
-		m[ti.key[len(g.prefix):]] = ti
+		ti = &tagInfo{key: subfolderKey(ps.keys, g.prefix, string(v.Tag))}
+		if ti.key != g.prefix+string(v.Tag) {
+			ps.renamed++
+		}
+		if ps.keys == nil {
+			ps.keys = map[string]bool{}
+		}
+		ps.keys[ti.key] = true
+		m[string(v.Tag)] = ti
 	}
 	if len(v.Plugin) > 0 && ti.plugin != string(v.Plugin) {
 		ti.plugin = string(v.Plugin)
 	}
 	return ti
+}
+
+// subfolderKey is the key of tag in the group of prefix, given the keys
+// used so far: prefix+tag, unless a merged subfolder's (prefix "train/")
+// prefix+tag is taken already, which only the run's own folder can have
+// done (its group is read first) by logging "train/loss" itself: then
+// "train folder/loss" (or "train folder 2/loss", ... if that is taken
+// too), so that the two series stay two keys rather than one.
+func subfolderKey(used map[string]bool, prefix, tag string) string {
+	key := prefix + tag
+	if prefix == "" || !used[key] {
+		return key
+	}
+	folder := strings.TrimSuffix(prefix, "/")
+	for n := 1; ; n++ {
+		k := folder + " folder/" + tag
+		if n > 1 {
+			k = folder + " folder " + strconv.Itoa(n) + "/" + tag
+		}
+		if !used[k] {
+			return k
+		}
+	}
 }
 
 // classify maps one value. err is for a value that cannot be decoded.

@@ -227,6 +227,11 @@ func (st *stepper) ok(key string, step int64) bool {
 
 const omitBackwards = "tensorboard metric points whose step went below an earlier point of their key"
 
+// omitRenamed counts the tags of a train/ or validation/ subfolder given a
+// key of their own (scan.go, subfolderKey): they are not left out, but not
+// under the key the subfolder's name gives either.
+const omitRenamed = "tensorboard tags of a train/ or validation/ folder renamed \"train folder/TAG\" (the run's own folder logs \"train/TAG\" too)"
+
 // Size returns, for a run Runs listed, how many metric points and image
 // bytes its pass found (what Metrics and Artifacts yield while the files
 // do not change).
@@ -337,6 +342,9 @@ func readRun(ctx context.Context, ri *runInfo) (r schema.Run, omitted map[string
 	}
 	if steps.dropped > 0 {
 		omitted[omitBackwards] = steps.dropped
+	}
+	if ps.renamed > 0 {
+		omitted[omitRenamed] = ps.renamed
 	}
 	if start > 0 && (first == 0 || start < first) {
 		first = start
