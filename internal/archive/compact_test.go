@@ -188,6 +188,7 @@ func TestCompactChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCompactKilled")
 	}
+	fmt.Println(childWriting)
 	if _, err := archive.Compact(dir, false); err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +222,9 @@ func TestCompactKilled(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "calibrate")
 	os.CopyFS(dir, os.DirFS(clean))
+	wait := startChild(t, child(dir))
 	start := time.Now()
-	if out, err := child(dir).CombinedOutput(); err != nil {
+	if out, err := wait(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	full := time.Since(start)
@@ -234,12 +236,10 @@ func TestCompactKilled(t *testing.T) {
 			t.Fatal(err)
 		}
 		cmd := child(dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		wait := startChild(t, cmd)
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		wait()
 		done := 0
 		for _, n := range metricsFiles(t, dir) {
 			if n == 1 {

@@ -1,8 +1,10 @@
 package archive_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -60,7 +62,51 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCrashSafety")
 	}
-	write(t, dir, crashData(1))
+	d := crashData(1)
+	fmt.Println(childWriting)
+	write(t, dir, d)
+}
+
+// childWriting is the line a crash test's child prints on its standard
+// output just before it opens the archive.
+const childWriting = "runferry-crash-child: writing"
+
+// startChild starts cmd, a crash test's child, and returns once the child
+// printed childWriting: the moment its write begins. The kill moments
+// count from there, not from the process's start: the test binary's exec
+// and start-up touch no archive and took a large, load-dependent share of
+// the time (under load most kills fell in it). The returned function
+// waits for the child to end and returns what it printed and its error.
+func startChild(t *testing.T, cmd *exec.Cmd) (wait func() (string, error)) {
+	t.Helper()
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	var printed strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		printed.WriteString(line)
+		if strings.TrimSpace(line) == childWriting {
+			break
+		}
+		if err != nil {
+			cmd.Wait()
+			t.Fatalf("the child ended before writing: %v\n%s%s", err, printed.String(), errOut.String())
+		}
+	}
+	return func() (string, error) {
+		rest, _ := io.ReadAll(r)
+		printed.Write(rest)
+		err := cmd.Wait()
+		return printed.String() + errOut.String(), err
+	}
 }
 
 // crashKills is how many times TestCrashSafety kills a writer. The kills
@@ -146,8 +192,9 @@ func crashSafety(t *testing.T, kills int, fresh func(name string) string, settle
 	}
 	// Calibrate: how long does an uninterrupted write take?
 	dir := fresh("calibrate")
+	wait := startChild(t, child(dir))
 	start := time.Now()
-	if out, err := child(dir).CombinedOutput(); err != nil {
+	if out, err := wait(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	full := time.Since(start)
@@ -156,12 +203,10 @@ func crashSafety(t *testing.T, kills int, fresh func(name string) string, settle
 	for i, delay := range killMoments(testenv.Rand(t), kills, full) {
 		dir := fresh(fmt.Sprintf("kill-%02d", i))
 		cmd := child(dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		wait := startChild(t, cmd)
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		wait()
 		if rep, err := archive.Check(dir); err != nil {
 			t.Fatalf("kill %d after %v: check: %v", i, delay, err)
 		} else {
