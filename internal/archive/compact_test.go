@@ -188,14 +188,22 @@ func TestCompactChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCompactKilled")
 	}
+	fmt.Println(childWriting)
 	if _, err := archive.Compact(dir, false); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestCompactKilled kills a compacting process at random moments: after
+// compactKills is how many times TestCompactKilled kills a compaction,
+// one in each quarter of an uninterrupted one's time (killMoments).
+const compactKills = 4
+
+// TestCompactKilled kills a compacting process at compactKills random
+// moments, one in each quarter of the compaction (killMoments): after
 // each kill the archive checks, reads back whole, DuckDB sees every point
-// once, and a new Compact finishes the job.
+// once, and a new Compact finishes the job. The kills fall first, each in
+// its own copy of the archive, then DuckDB counts the points of every
+// killed copy in one process, then each copy is compacted again.
 func TestCompactKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -214,41 +222,45 @@ func TestCompactKilled(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "calibrate")
 	os.CopyFS(dir, os.DirFS(clean))
+	wait := startChild(t, child(dir))
 	start := time.Now()
-	if out, err := child(dir).CombinedOutput(); err != nil {
+	if out, err := wait(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	full := time.Since(start)
-	rng := testenv.Rand(t)
-	for i := range 5 {
+	var dirs []string
+	var merged []int
+	for i, delay := range killMoments(testenv.Rand(t), compactKills, full) {
 		dir := filepath.Join(t.TempDir(), fmt.Sprintf("kill-%d", i))
 		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
 			t.Fatal(err)
 		}
 		cmd := child(dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		delay := time.Duration(rng.Int64N(int64(full)))
+		wait := startChild(t, cmd)
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		merged := 0
+		wait()
+		done := 0
 		for _, n := range metricsFiles(t, dir) {
 			if n == 1 {
-				merged++
+				done++
 			}
 		}
-		t.Logf("kill %d after %v: %d of %d runs compacted", i, delay, merged, runs)
+		t.Logf("kill %d after %v of %v: %d of %d runs compacted", i, delay, full, done, runs)
 		if _, err := archive.Check(dir); err != nil {
 			t.Fatalf("kill %d: check: %v", i, err)
 		}
 		expectEqual(t, dir, want)
-		if got := duckCount(t, dir); got != points(want) {
+		dirs, merged = append(dirs, dir), append(merged, done)
+	}
+	for i, got := range duckCounts(t, dirs...) {
+		if got != points(want) {
 			t.Fatalf("kill %d: DuckDB reads %d points, want %d", i, got, points(want))
 		}
-		if rep, err := archive.Compact(dir, false); err != nil || rep.Runs != runs-merged {
-			t.Fatalf("kill %d: compact again: %+v, %v; want the %d runs left", i, rep, err, runs-merged)
+	}
+	for i, dir := range dirs {
+		if rep, err := archive.Compact(dir, false); err != nil || rep.Runs != runs-merged[i] {
+			t.Fatalf("kill %d: compact again: %+v, %v; want the %d runs left", i, rep, err, runs-merged[i])
 		}
 		for o, n := range metricsFiles(t, dir) {
 			if n != 1 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -135,22 +136,38 @@ func shardsWriteOneArchive(t *testing.T, dir string, count func(t *testing.T, di
 // step) is seen twice.
 func duckCount(t *testing.T, dir string) int {
 	t.Helper()
-	out, err := exec.Command(testenv.Python(t), "-c", `import duckdb, sys
+	return duckCounts(t, dir)[0]
+}
+
+// duckCounts is duckCount of each archive in dirs, from one Python
+// process (one import of DuckDB for all of them), in the order given.
+func duckCounts(t *testing.T, dirs ...string) []int {
+	t.Helper()
+	out, err := exec.Command(testenv.Python(t), append([]string{"-c", `import duckdb, sys
 duckdb.execute("set enable_progress_bar = false")  # no progress bar on the output this test parses
-n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from read_parquet(?)",
-                      [sys.argv[1] + "/metrics/*/*.parquet"]).fetchone()
-print(n, d)`, dir).CombinedOutput()
+for dir in sys.argv[1:]:
+    n, d = duckdb.execute("select count(*), count(distinct (run, key, step)) from read_parquet(?)",
+                          [dir + "/metrics/*/*.parquet"]).fetchone()
+    print(n, d)`}, dirs...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("duckdb: %v\n%s", err, out)
 	}
-	var rows, distinct int
-	if _, err := fmt.Sscan(string(out), &rows, &distinct); err != nil {
-		t.Fatalf("duckdb printed %q", out)
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != len(dirs) {
+		t.Fatalf("duckdb printed %q for %d archives", out, len(dirs))
 	}
-	if rows != distinct {
-		t.Errorf("DuckDB sees %d rows but %d distinct (run, key, step): points seen twice", rows, distinct)
+	counts := make([]int, len(dirs))
+	for i, line := range lines {
+		var rows, distinct int
+		if _, err := fmt.Sscan(line, &rows, &distinct); err != nil {
+			t.Fatalf("duckdb printed %q", out)
+		}
+		if rows != distinct {
+			t.Errorf("DuckDB sees %d rows but %d distinct (run, key, step) in %s: points seen twice", rows, distinct, dirs[i])
+		}
+		counts[i] = rows
 	}
-	return rows
+	return counts
 }
 
 // TestTornJournalLineIsCutOff: what a writer killed during a journal

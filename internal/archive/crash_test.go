@@ -1,8 +1,11 @@
 package archive_test
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,21 +62,111 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCrashSafety")
 	}
-	write(t, dir, crashData(1))
+	d := crashData(1)
+	fmt.Println(childWriting)
+	write(t, dir, d)
 }
 
-// TestCrashSafety kills a process writing version 1 over version 0 at 20
-// random moments. After each kill, Check passes, every run reads back
-// wholly as version 0 or wholly as version 1 (or is absent, if new), and
-// no table folder holds two versions of a run; a new write then ends
-// identical to an uninterrupted one.
+// childWriting is the line a crash test's child prints on its standard
+// output just before it opens the archive.
+const childWriting = "runferry-crash-child: writing"
+
+// startChild starts cmd, a crash test's child, and returns once the child
+// printed childWriting: the moment its write begins. The kill moments
+// count from there, not from the process's start: the test binary's exec
+// and start-up touch no archive and took a large, load-dependent share of
+// the time (under load most kills fell in it). The returned function
+// waits for the child to end and returns what it printed and its error.
+func startChild(t *testing.T, cmd *exec.Cmd) (wait func() (string, error)) {
+	t.Helper()
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(out)
+	var printed strings.Builder
+	for {
+		line, err := r.ReadString('\n')
+		printed.WriteString(line)
+		if strings.TrimSpace(line) == childWriting {
+			break
+		}
+		if err != nil {
+			cmd.Wait()
+			t.Fatalf("the child ended before writing: %v\n%s%s", err, printed.String(), errOut.String())
+		}
+	}
+	return func() (string, error) {
+		rest, _ := io.ReadAll(r)
+		printed.Write(rest)
+		err := cmd.Wait()
+		return printed.String() + errOut.String(), err
+	}
+}
+
+// crashKills is how many times TestCrashSafety kills a writer. The kills
+// fall one in each tenth of an uninterrupted write's time (killMoments),
+// so every stretch of the write is hit on every run; 20 kills drawn over
+// the whole write (before session 14) hit the same stretches twice and
+// left some tenth unhit in about one run in eight (0.9^20).
+const crashKills = 10
+
+// killMoments returns n moments to kill a writer at, for a write that
+// takes full uninterrupted: one drawn at random (rng) from each of n equal
+// stretches of [0, full), in order. Drawn over the whole of [0, full)
+// instead, n kills leave a stretch of a tenth of the write unhit with
+// probability 0.9^n and put several in the same stretch; stratified, no
+// stretch of 2/n of the write or more is ever missed, which is what lets
+// a test kill fewer times and still reach each phase of the write (see
+// killPhase).
+func killMoments(rng *rand.Rand, n int, full time.Duration) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		lo, hi := int64(full)*int64(i)/int64(n), int64(full)*int64(i+1)/int64(n)
+		out[i] = time.Duration(lo + rng.Int64N(max(hi-lo, 1)))
+	}
+	return out
+}
+
+// killPhase names the phase of TestCrashSafety's write a kill fell in,
+// from the archive's Check report after the kill (Runs counts the runs
+// readers see, pending journal records applied): "nothing committed"
+// (snapshot 1, no pending commit), "old runs committed" (journal records
+// of rewritten old runs only, not yet in a snapshot), "new runs committed"
+// (journal records of new runs too), "published" (snapshot 2, nothing
+// pending).
+func killPhase(rep archive.Report) string {
+	switch {
+	case rep.Pending == 0 && rep.Snapshot == 1 && rep.Runs == 14:
+		return "nothing committed"
+	case rep.Pending > 0 && rep.Runs == 14:
+		return "old runs committed"
+	case rep.Pending > 0 && rep.Runs > 14:
+		return "new runs committed"
+	case rep.Pending == 0 && rep.Snapshot == 2 && rep.Runs == 20:
+		return "published"
+	}
+	return fmt.Sprintf("other (snapshot %d, %d runs, %d pending)", rep.Snapshot, rep.Runs, rep.Pending)
+}
+
+// TestCrashSafety kills a process writing version 1 over version 0 at
+// crashKills moments, one in each tenth of the write (killMoments). After
+// each kill, Check passes, every run reads back wholly as version 0 or
+// wholly as version 1 (or is absent, if new), and no table folder holds
+// two versions of a run; a new write then ends identical to an
+// uninterrupted one. The phases the kills fell in are logged (killPhase).
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
 	}
 	clean := filepath.Join(t.TempDir(), "v0")
 	write(t, clean, crashData(0))
-	crashSafety(t, 20, func(name string) string {
+	crashSafety(t, crashKills, func(name string) string {
 		dir := filepath.Join(t.TempDir(), name)
 		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
 			t.Fatal(err)
@@ -84,7 +177,7 @@ func TestCrashSafety(t *testing.T) {
 
 // crashSafety is TestCrashSafety on archives that fresh returns, each
 // holding version 0: kills writers of version 1 at the given number of
-// random moments, and waits for settle (a killed writer's locks to expire,
+// random moments (killMoments), and waits for settle (a killed writer's locks to expire,
 // in object storage) before resuming.
 func crashSafety(t *testing.T, kills int, fresh func(name string) string, settle time.Duration) {
 	exe, err := os.Executable()
@@ -99,27 +192,26 @@ func crashSafety(t *testing.T, kills int, fresh func(name string) string, settle
 	}
 	// Calibrate: how long does an uninterrupted write take?
 	dir := fresh("calibrate")
+	wait := startChild(t, child(dir))
 	start := time.Now()
-	if out, err := child(dir).CombinedOutput(); err != nil {
+	if out, err := wait(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	full := time.Since(start)
 	expectEqual(t, dir, want)
-	rng := testenv.Rand(t)
-	for i := range kills {
+	phases := map[string]int{}
+	for i, delay := range killMoments(testenv.Rand(t), kills, full) {
 		dir := fresh(fmt.Sprintf("kill-%02d", i))
 		cmd := child(dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		delay := time.Duration(rng.Int64N(int64(full)))
+		wait := startChild(t, cmd)
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		wait()
 		if rep, err := archive.Check(dir); err != nil {
 			t.Fatalf("kill %d after %v: check: %v", i, delay, err)
 		} else {
-			t.Logf("kill %d after %v: snapshot %d, %d runs, %d pending commits", i, delay, rep.Snapshot, rep.Runs, rep.Pending)
+			t.Logf("kill %d after %v of %v: snapshot %d, %d runs, %d pending commits: %s", i, delay, full, rep.Snapshot, rep.Runs, rep.Pending, killPhase(rep))
+			phases[killPhase(rep)]++
 		}
 		oneVersionPerRun(t, dir)
 		got, err := read(t, dir)
@@ -147,6 +239,7 @@ func crashSafety(t *testing.T, kills int, fresh func(name string) string, settle
 		}
 		oneVersionPerRun(t, dir)
 	}
+	t.Logf("phases the %d kills fell in: %v", kills, phases)
 }
 
 func sameRun(got, want *dataset.RunData) bool {

@@ -238,14 +238,22 @@ func TestRegistryCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestRegistryCrashSafety")
 	}
-	putModels(t, dir, registryData(60, 1))
+	models := registryData(60, 1)
+	fmt.Println(childWriting)
+	putModels(t, dir, models)
 }
 
+// registryKills is how many times TestRegistryCrashSafety kills a writer,
+// one in each quarter of an uninterrupted write, counted from its first
+// write (killMoments, startChild).
+const registryKills = 4
+
 // TestRegistryCrashSafety kills a process writing version 1 of a registry
-// over version 0 at 8 random moments: after each kill Check passes, each
-// model reads back wholly as version 0 or wholly as version 1, no table
-// folder holds two files of a model, and a new write ends as an
-// uninterrupted one.
+// over version 0 at registryKills random moments, one in each quarter of
+// the write: after each kill Check passes, each model reads back wholly as
+// version 0 or wholly as version 1, no table folder holds two files of a
+// model, and a new write ends as an uninterrupted one. How many models
+// each kill left new is logged.
 func TestRegistryCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -264,26 +272,23 @@ func TestRegistryCrashSafety(t *testing.T) {
 	}
 	dir := filepath.Join(t.TempDir(), "calibrate")
 	os.CopyFS(dir, os.DirFS(clean))
+	wait := startChild(t, child(dir))
 	start := time.Now()
-	if out, err := child(dir).CombinedOutput(); err != nil {
+	if out, err := wait(); err != nil {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	full := time.Since(start)
 	sameModels(t, "uninterrupted", want, readModels(t, dir))
-	rng := testenv.Rand(t)
-	for i := range 8 {
+	for i, delay := range killMoments(testenv.Rand(t), registryKills, full) {
 		dir := filepath.Join(t.TempDir(), fmt.Sprintf("kill-%02d", i))
 		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
 			t.Fatal(err)
 		}
 		cmd := child(dir)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		delay := time.Duration(rng.Int64N(int64(full)))
+		wait := startChild(t, cmd)
 		time.Sleep(delay)
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		wait()
 		if _, err := archive.Check(dir); err != nil {
 			t.Fatalf("kill %d after %v: check: %v", i, delay, err)
 		}
@@ -292,11 +297,16 @@ func TestRegistryCrashSafety(t *testing.T) {
 		if len(got) != len(want) {
 			t.Fatalf("kill %d: %d models, want %d", i, len(got), len(want))
 		}
+		fresh := 0
 		for j := range got {
-			if !reflect.DeepEqual(got[j], want[j]) && !reflect.DeepEqual(got[j], old[j]) {
+			switch {
+			case reflect.DeepEqual(got[j], want[j]):
+				fresh++
+			case !reflect.DeepEqual(got[j], old[j]):
 				t.Fatalf("kill %d: model %s is neither the old nor the new version: %+v", i, got[j].Name, got[j])
 			}
 		}
+		t.Logf("kill %d after %v of %v: %d of %d models new", i, delay, full, fresh, len(want))
 		putModels(t, dir, want)
 		sameModels(t, fmt.Sprintf("kill %d, resumed", i), want, readModels(t, dir))
 		if _, err := archive.Check(dir); err != nil {
