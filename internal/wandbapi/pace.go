@@ -21,17 +21,9 @@ import (
 //   - to at most Rate requests per second (Config.Rate, a hard cap: one
 //     request every 1/Rate seconds, no bursts);
 //   - while the server asked to wait: after a 429 or 503 for its
-//     Retry-After (else RateLimit-Reset), counted from the answer, and
-//     when an answer says RateLimit-Remaining: 0, until its
-//     RateLimit-Reset counted from when that request was sent. The pause
-//     holds every request of the client, not only the one that met it.
-//
-// RateLimit-Reset tells the server's state when it took the request, which
-// is after the client sent it: counted from the answer's arrival instead,
-// every pause was one answer's latency longer than the server asked, and
-// a copy held by the limit sent 9 requests a second to a server allowing
-// 10 (100 ms latency; docs/BENCHMARKS.md, "W&B cloud", gap 1). The reset is
-// whole seconds rounded up, so the pause stays at least the server's.
+//     Retry-After (else RateLimit-Reset), and when an answer says
+//     RateLimit-Remaining: 0, until its RateLimit-Reset. The pause holds
+//     every request of the client, not only the one that met it.
 //
 // A wait the server asked for is told to the wait hook (SetWaitHook) with
 // its reason, so progress can say why nothing moves; so is the backoff
@@ -156,14 +148,12 @@ func backoffReason(resp *http.Response) string {
 	}
 }
 
-// observe reads the server's rate-limit answer from resp, the answer to a
-// request sent at sent.
-func (p *pacer) observe(resp *http.Response, sent time.Time) {
+// observe reads the server's rate-limit answer from resp.
+func (p *pacer) observe(resp *http.Response) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var d time.Duration
 	var reason string
-	from := p.now()
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable:
 		d = retryAfter(resp)
@@ -177,7 +167,6 @@ func (p *pacer) observe(resp *http.Response, sent time.Time) {
 			return
 		}
 		d = min(time.Duration(n)*time.Second, MaxRetryAfter)
-		from = sent
 		reason = "the server's rate limit is used up (RateLimit-Remaining 0), it resets in " + resp.Header.Get("RateLimit-Reset") + "s"
 	default:
 		return
@@ -185,7 +174,7 @@ func (p *pacer) observe(resp *http.Response, sent time.Time) {
 	if d <= 0 {
 		return
 	}
-	if u := from.Add(d); u.After(p.until) {
+	if u := p.now().Add(d); u.After(p.until) {
 		p.until, p.reason = u, reason
 	}
 }
@@ -202,10 +191,9 @@ func (t *pacedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := t.p.wait(req.Context(), api); err != nil {
 		return nil, err
 	}
-	sent := t.p.now()
 	resp, err := t.base.RoundTrip(req)
 	if resp != nil && api {
-		t.p.observe(resp, sent)
+		t.p.observe(resp)
 	}
 	return resp, err
 }
