@@ -148,6 +148,11 @@ func TestEventsAskedAhead(t *testing.T) {
 				if !firstJob {
 					want, ahead = 1, 0
 				}
+				// The requests ahead are sent in the background: wait
+				// for them to reach the server (at most 10 s).
+				for deadline := time.Now().Add(10 * time.Second); srv.EventsReads.Load()-e0 < want && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+				}
 				if n, a := srv.EventsReads.Load()-e0, src.EventsAskedAhead.Load(); n != want || a != ahead {
 					t.Errorf("first job %v: after the first run, the server was asked %d runs' events (%d by the source ahead), want %d (%d)", firstJob, n, a, want, ahead)
 				}
