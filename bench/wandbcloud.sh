@@ -124,6 +124,45 @@ wait "$WC_PID" 2>/dev/null || true
 trap - EXIT
 rm -rf "$WC/exports" "$WC/archive" "$WC/archive.ledger"
 
+# The size with system metrics (bench wandb-cloud-system): the same
+# runs (BENCH_WANDB_CLOUD_RUNS x BENCH_WANDB_CLOUD_STEPS), each with
+# BENCH_WANDB_CLOUD_SYSTEM_EVENTS system-metrics rows (default 240: a run of
+# an hour sampled every 15 s, wandb-core's default interval) of
+# BENCH_WANDB_CLOUD_SYSTEM_KEYS values (default 13: the keys the SDK's
+# monitor writes on a machine without GPUs), as every run the SDK writes
+# with its default system monitor has: one events request a run, so the
+# rate limit's bound is about runs / rate. Side by side: runferry limited
+# and the bound; the machine floor of the same histories is bench
+# wandb-cloud's side machine-floor, measured above in the same job (it
+# leaves out the system metrics, 3% of the points, so it is not a side of
+# this bench, whose sides must hold the same points).
+# BENCH_WANDB_CLOUD_SYSTEM=0 skips it.
+if [ "${BENCH_WANDB_CLOUD_SYSTEM:-1}" = 1 ]; then
+	WCS_EVENTS=${BENCH_WANDB_CLOUD_SYSTEM_EVENTS:-240}
+	WCS_KEYS=${BENCH_WANDB_CLOUD_SYSTEM_KEYS:-13}
+	INPUT_CMDS+=("wandbserve -runs $WC_RUNS -steps $WC_STEPS -keys $WC_KEYS -rate $WC_RATE -latency $WC_LATENCY -events $WCS_EVENTS -event-keys $WCS_KEYS -event-interval 15s")
+	rm -f "$WC/server.json"
+	"$BIN/wandbserve" -runs "$WC_RUNS" -steps "$WC_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" \
+		-events "$WCS_EVENTS" -event-keys "$WCS_KEYS" -event-interval 15s >"$WC/server.json" &
+	WC_PID=$!
+	trap 'kill $WC_PID 2>/dev/null || true' EXIT
+	for _ in $(seq 600); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
+	[ -s "$WC/server.json" ] || die "wandbserve did not start"
+	WC_URL=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$WC/server.json")
+	WC_LOC="wandb+http://${WC_URL#http://}/bench/bench"
+	wc_bound wandb-cloud-system "$WC_RUNS" $((WCS_EVENTS > 0 ? 1 : 0))
+	for rep in $(seq "$WC_REPEAT"); do
+		rm -rf "$WC/archive" "$WC/archive.ledger"
+		measure wandb-cloud-system runferry-copy "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/archive" -- \
+			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --state "$WC/archive.ledger" -q
+		log "server counters after runferry (the issue's size, system metrics):"; wc_stats
+	done
+	kill "$WC_PID" 2>/dev/null || true
+	wait "$WC_PID" 2>/dev/null || true
+	trap - EXIT
+fi
+rm -rf "$WC/archive" "$WC/archive.ledger"
+
 # Where the rate limit binds: runs with system metrics (one request each).
 WCB_RUNS=${BENCH_WANDB_CLOUD_BIND_RUNS:-1000}
 WCB_STEPS=${BENCH_WANDB_CLOUD_BIND_STEPS:-100}

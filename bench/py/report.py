@@ -87,6 +87,12 @@ COMPARISONS = [
         "what": "a first copy (fresh ledger) of BENCH_WANDB_CLOUD_BIND_RUNS runs with system metrics vs (project + listing pages + one events request a run) requests, less the initial bucket, at the rate, plus one latency",
     },
     {
+        "bench": "wandb-cloud-system",
+        "title": "W&B cloud project to Parquet at the issue's size with system metrics as the SDK writes them (one events request a run), share of the lower bound (target: within 20%)",
+        "ours": "runferry-copy", "theirs": "lower-bound", "metric": "wall", "target": 0.83,
+        "what": "a first copy of BENCH_WANDB_CLOUD_RUNS runs x BENCH_WANDB_CLOUD_STEPS steps, each with BENCH_WANDB_CLOUD_SYSTEM_EVENTS rows of BENCH_WANDB_CLOUD_SYSTEM_KEYS system metrics, vs (project + listing pages + one events request a run) requests, less the initial bucket, at the rate, plus one latency; the floor of the same histories is bench wandb-cloud's machine-floor",
+    },
+    {
         "bench": "mlflow-ceiling",
         "title": "Parquet archive into MLflow, share of the server's sustained log-batch ceiling",
         "ours": "runferry-copy", "theirs": "ceiling", "metric": "rate", "target": 0.9,
@@ -137,7 +143,7 @@ COMPARISONS = [
 # Sections of bench/run.sh (RUNFERRY_BENCH_ONLY) and their benches.
 SECTIONS = {"mlflowfile": {"mlflowfile-read"}, "mlflow": {"mlflow-ceiling", "mlflow-mlflow", "mlflow-ceiling-pg", "mlflow-mlflow-pg"},
             "tensorboard": {"tensorboard-read", "tensorboard-read-10x"},
-            "wandbcloud": {"wandb-cloud", "wandb-cloud-sdk", "wandb-cloud-bound"}}
+            "wandbcloud": {"wandb-cloud", "wandb-cloud-sdk", "wandb-cloud-bound", "wandb-cloud-system"}}
 
 # Peak-RSS targets: (bench, side, limit in MB, label).
 RSS_TARGETS = [

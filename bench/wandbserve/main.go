@@ -10,7 +10,12 @@
 //
 // -events N gives each run N system-metrics rows (run.events: one
 // GraphQL request a run to read them, as every run W&B's SDK writes with
-// its default system monitor has), -loglines N that many console lines
+// its default system monitor has), -event-keys K values in each row (2:
+// system.cpu and system.memory; more: the keys W&B's SDK (wandb-core)
+// writes on a machine without GPUs, as in testdata/wandb's fixtures: cpu,
+// memory_percent, proc.memory.rssMB, …, up to 13), -event-interval D
+// apart (the SDK samples every 15 s), made on demand
+// (wandbtest.GeneratedEvents), -loglines N that many console lines
 // (logLines: one request a run for up to 1,000): what makes the GraphQL
 // rate limit bind on a copy, whose runs' histories, listed in export form,
 // cost no request of their own. Their points and lines are counted in
@@ -41,6 +46,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,8 +64,14 @@ func main() {
 	latency := flag.Duration("latency", 100*time.Millisecond, "delay of every answer")
 	subset := flag.Int("subset", 0, "also serve project \"subset\" with the first N runs")
 	events := flag.Int("events", 0, "system-metrics rows per run")
+	eventKeys := flag.Int("event-keys", 2, "values per system-metrics row (2 to 13)")
+	eventInterval := flag.Duration("event-interval", 2*time.Second, "time between system-metrics rows")
 	loglines := flag.Int("loglines", 0, "console lines per run")
 	flag.Parse()
+	if *eventKeys < 2 || *eventKeys > len(sdkEventKeys) {
+		fmt.Fprintf(os.Stderr, "wandbserve: -event-keys %d: want 2 to %d\n", *eventKeys, len(sdkEventKeys))
+		os.Exit(2)
+	}
 
 	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	p := &wandbtest.Project{Name: "bench", CreatedAt: created}
@@ -77,13 +89,21 @@ func main() {
 			Config: map[string]any{"lr": 0.001 * float64(i+1), "seed": float64(i)}, Export: &wandbtest.Export{Files: 1}, Generated: g}
 		var evPoints int64
 		var evSum float64
-		for e := range *events {
-			at := float64(created.Unix()) + float64(i*60) + float64(e)*2
-			r.Events = append(r.Events, map[string]any{"system.cpu": float64(e%100) / 2, "system.memory": float64(1000 + i + e),
-				"_timestamp": at, "_runtime": float64(e) * 2, "_wandb": true})
-			r.SystemMetrics = map[string]any{"system.cpu": float64((*events-1)%100) / 2, "system.memory": float64(1000 + i + *events - 1)}
-			evPoints += 2
-			evSum += float64(e%100)/2 + float64(1000+i+e)
+		if *events > 0 {
+			ev := benchEvents(i, *events, *eventKeys, *eventInterval, created)
+			r.EventsGenerated = ev
+			r.SystemMetrics = map[string]any{}
+			for e := range *events {
+				for k, v := range ev.Row(e) {
+					if strings.HasPrefix(k, "system.") {
+						evPoints++
+						evSum += v.(float64)
+						if e == *events-1 {
+							r.SystemMetrics[k] = v
+						}
+					}
+				}
+			}
 		}
 		points += evPoints
 		sum += evSum
@@ -153,4 +173,32 @@ func main() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	<-sig
+}
+
+// sdkEventKeys are the system metrics W&B's SDK (wandb-core's system
+// monitor) writes for a machine without GPUs: the keys of the stats records
+// in testdata/wandb's fixtures, and "cpu".
+var sdkEventKeys = []string{"cpu", "memory_percent", "proc.memory.rssMB", "proc.memory.availableMB", "proc.memory.percent",
+	"proc.cpu.threads", "disk./.usagePercent", "disk./.usageGB", "disk.vda.in", "disk.vda.out",
+	"network.sent", "network.recv", "network.tcpRetransmits"}
+
+// benchEvents is run i's rows system-metrics rows of keys values each,
+// interval apart from the run's start: with 2 keys system.cpu and
+// system.memory, as before -event-keys; with more, the first keys of
+// sdkEventKeys, each a deterministic value of the run, row and key.
+func benchEvents(i, rows, keys int, interval time.Duration, created time.Time) *wandbtest.GeneratedEvents {
+	step := interval.Seconds()
+	return &wandbtest.GeneratedEvents{Rows: rows, Row: func(e int) map[string]any {
+		m := map[string]any{"_timestamp": float64(created.Unix()) + float64(i*60) + float64(e)*step,
+			"_runtime": float64(e) * step, "_wandb": true}
+		if keys == 2 {
+			m["system.cpu"] = float64(e%100) / 2
+			m["system.memory"] = float64(1000 + i + e)
+			return m
+		}
+		for k, name := range sdkEventKeys[:keys] {
+			m["system."+name] = float64((i*31+e*7+k*13)%1000) / 8
+		}
+		return m
+	}}
 }

@@ -25,6 +25,24 @@ var ExportsAhead = 32
 // disk); the next run's exports are downloaded ahead whatever its size.
 var AheadPoints int64 = 16 << 20
 
+// EventsAhead is how many runs after the one being read have their
+// system metrics (run.events, one GraphQL request a run) asked for ahead,
+// in a first job (ReadsEveryRun) reading the runs in listing order. 0 turns
+// it off.
+//
+// Those requests are what the API's rate limit holds in a first copy (a run
+// with exports costs no other request: docs/WANDB-CLOUD.md "Requests per
+// run"). Asked for only when the run is read, after its history, they were
+// sent no faster than the runs were read, and each run waited its answer's
+// latency: 1,000 runs of 10,000 steps with system metrics took 1.10-1.15x
+// the rate limit's lower bound, requests sent at 9.2 a second against the
+// server's 10 (docs/BENCHMARKS.md, "W&B cloud", gap 1 at the issue's size).
+// Asked for ahead, they go at the rate the API's pacer allows while the
+// machine decodes and writes the runs before them. What is held is the
+// answers' rows of at most EventsAhead runs (W&B samples a run's events to
+// fewer than 1,000 rows).
+var EventsAhead = 32
+
 // ahead holds exports downloaded ahead of their run's read.
 type ahead struct {
 	ctx    context.Context // canceled by Close
@@ -39,6 +57,16 @@ type ahead struct {
 	points int64
 	// orphans were downloaded for a read that gave up waiting.
 	orphans []*fetched
+	// events holds, by run origin id, the system metrics asked for ahead.
+	events map[string]*eventsFetched
+}
+
+// eventsFetched is one run's system-metrics rows (api Events), asked for
+// or being asked for.
+type eventsFetched struct {
+	done  chan struct{}
+	texts []string
+	err   error
 }
 
 // fetched is one run's exports, downloaded or being downloaded.
@@ -109,6 +137,7 @@ func (s *Source) fetchAhead(id string) {
 	if a.ctx == nil {
 		a.ctx, a.cancel = context.WithCancel(context.Background())
 	}
+	s.eventsAhead(i)
 	for _, next := range a.order[i+1 : min(len(a.order), i+1+ExportsAhead)] {
 		if a.runs[next] != nil {
 			continue
@@ -143,6 +172,67 @@ func (s *Source) fetchAhead(id string) {
 	}
 }
 
+// eventsAhead asks, in a first job, for the system metrics of the
+// EventsAhead listed runs after the one at place i that the listing shows
+// with system metrics and that are not asked for yet; s.mu is held and
+// a.ctx set.
+func (s *Source) eventsAhead(i int) {
+	a := &s.ahead
+	if EventsAhead <= 0 || !s.readsAll.Load() {
+		return
+	}
+	if len(a.events) > 2*EventsAhead {
+		// Forget the rows of runs left well behind, never read (the
+		// destination held them): they stay few.
+		for id := range a.events {
+			if a.index[id] < i-EventsAhead {
+				delete(a.events, id)
+			}
+		}
+	}
+	for _, next := range a.order[i+1 : min(len(a.order), i+1+EventsAhead)] {
+		if none, ok := s.noSystem[next]; !ok || none || a.events[next] != nil {
+			continue
+		}
+		p, err := s.split(next, 2)
+		if err != nil {
+			continue
+		}
+		if a.events == nil {
+			a.events = map[string]*eventsFetched{}
+		}
+		f := &eventsFetched{done: make(chan struct{})}
+		a.events[next] = f
+		s.EventsAskedAhead.Add(1)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			defer close(f.done)
+			f.texts, f.err = s.api.Events(a.ctx, s.cfg.Entity, p[0], p[1])
+		}()
+	}
+}
+
+// takeEvents returns (and forgets) the run's system-metrics rows asked
+// for ahead, waiting for them; ok is false when they were not asked for
+// ahead, or the request failed (the caller then asks, and meets the error
+// itself).
+func (s *Source) takeEvents(ctx context.Context, id string) (texts []string, ok bool) {
+	s.mu.Lock()
+	f := s.ahead.events[id]
+	delete(s.ahead.events, id)
+	s.mu.Unlock()
+	if f == nil {
+		return nil, false
+	}
+	select {
+	case <-f.done:
+		return f.texts, f.err == nil
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
 // closeAhead stops the downloads ahead and removes what they left.
 func (s *Source) closeAhead() {
 	s.mu.Lock()
@@ -159,7 +249,7 @@ func (s *Source) closeAhead() {
 			ef.close()
 		}
 	}
-	a.runs, a.orphans, a.points = nil, nil, 0
+	a.runs, a.orphans, a.points, a.events = nil, nil, 0, nil
 }
 
 func mapValues[K comparable, V any](m map[K]V) []V {

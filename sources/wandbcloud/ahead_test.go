@@ -2,8 +2,12 @@ package wandbcloud_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 
+	"github.com/runferry/runferry/internal/wandbapi/wandbtest"
 	"github.com/runferry/runferry/schema"
 	"github.com/runferry/runferry/sources/wandbcloud"
 )
@@ -75,5 +79,97 @@ func TestExportsDownloadedAhead(t *testing.T) {
 				t.Errorf("%d exports downloaded for %d runs, want one each", n, nruns)
 			}
 		})
+	}
+}
+
+// TestEventsAskedAhead: in a first job (ReadsEveryRun) reading runs in
+// listing order, reading the first run asks for the system metrics of the
+// runs with them among the next EventsAhead (the requests the API's rate
+// limit holds then go while the runs before them are read, not one after
+// each run's history: docs/BENCHMARKS.md, "W&B cloud"); every run then
+// reads its own system metrics, each run's asked for once. A job that is
+// not a first job asks for none ahead.
+func TestEventsAskedAhead(t *testing.T) {
+	const nruns, rows, events = 60, 3, 4
+	start := time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)
+	var runs []*wandbtest.Run
+	withEvents := 0
+	for i := range nruns {
+		at := start.Add(time.Duration(i) * time.Second)
+		g := &wandbtest.Generated{Rows: rows, Keys: []string{"loss"},
+			Time:  func(r int) float64 { return float64(at.Unix()) + float64(r) },
+			Value: func(r, k int) float64 { return float64(i*100 + r) }}
+		run := &wandbtest.Run{ID: fmt.Sprintf("r%04d", i), State: "finished", CreatedAt: at, HeartbeatAt: at,
+			Generated: g, Export: &wandbtest.Export{Files: 1}}
+		if i%2 == 0 { // every other run has system metrics
+			withEvents++
+			run.EventsGenerated = &wandbtest.GeneratedEvents{Rows: events, Row: func(e int) map[string]any {
+				return map[string]any{"system.cpu": float64(i*10 + e), "_timestamp": float64(at.Unix() + int64(e)), "_runtime": float64(e), "_wandb": true}
+			}}
+		}
+		runs = append(runs, run)
+	}
+	srv := wandbtest.New(&wandbtest.Data{Entity: "fixture-entity", Username: "tester", SyncedAt: start,
+		Projects: []*wandbtest.Project{{Name: "p", CreatedAt: start, Runs: runs}}}, key)
+	defer srv.Close()
+	exp := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/p"}
+	for _, firstJob := range []bool{true, false} {
+		src, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", Project: "p", APIKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if firstJob {
+			src.ReadsEveryRun()
+		}
+		ctx := context.Background()
+		var listed []schema.Run
+		for r, err := range src.Runs(ctx, exp) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			listed = append(listed, r)
+		}
+		e0 := srv.EventsReads.Load()
+		for i, r := range listed {
+			var got []float64
+			for page, err := range src.Metrics(ctx, r.Origin) {
+				if err != nil {
+					t.Fatalf("run %s: %v", r.Origin.ID, err)
+				}
+				for _, m := range page {
+					if m.Key == "system/cpu" {
+						got = append(got, m.Value)
+					}
+				}
+			}
+			if i == 0 {
+				// Run 0's own, and those of runs 2, 4, …, 32 ahead.
+				want, ahead := int64(1+wandbcloud.EventsAhead/2), int64(wandbcloud.EventsAhead/2)
+				if !firstJob {
+					want, ahead = 1, 0
+				}
+				// The requests ahead are sent in the background: wait
+				// for them to reach the server (at most 10 s).
+				for deadline := time.Now().Add(10 * time.Second); srv.EventsReads.Load()-e0 < want && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if n, a := srv.EventsReads.Load()-e0, src.EventsAskedAhead.Load(); n != want || a != ahead {
+					t.Errorf("first job %v: after the first run, the server was asked %d runs' events (%d by the source ahead), want %d (%d)", firstJob, n, a, want, ahead)
+				}
+			}
+			var want []float64
+			if i%2 == 0 {
+				for e := range events {
+					want = append(want, float64(i*10+e))
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("first job %v: run %s: system/cpu %v, want %v", firstJob, r.Origin.ID, got, want)
+			}
+		}
+		if n := srv.EventsReads.Load() - e0; n != int64(withEvents) {
+			t.Errorf("first job %v: %d runs' events asked for, want %d: once a run with them", firstJob, n, withEvents)
+		}
+		src.Close()
 	}
 }

@@ -149,6 +149,9 @@ type Source struct {
 	// FetchedAhead counts the runs whose exports were downloaded ahead
 	// of their read (ahead.go).
 	FetchedAhead atomic.Int64
+	// EventsAskedAhead counts the runs whose system metrics were asked
+	// for ahead of their read (ahead.go).
+	EventsAskedAhead atomic.Int64
 }
 
 var (
@@ -854,9 +857,12 @@ func (s *Source) systemMetricsFrom(ctx context.Context, run schema.Ref, from int
 	if err != nil {
 		return err
 	}
-	texts, err := s.api.Events(ctx, s.cfg.Entity, p[0], p[1])
-	if err != nil {
-		return err
+	texts, ok := s.takeEvents(ctx, run.ID)
+	if !ok {
+		texts, err = s.api.Events(ctx, s.cfg.Entity, p[0], p[1])
+		if err != nil {
+			return err
+		}
 	}
 	for i, text := range texts {
 		if int64(i) < from {

@@ -37,6 +37,25 @@ func (g *Generated) row(i int) map[string]any {
 	return m
 }
 
+// GeneratedEvents is a run's system-metrics rows (Run.Events) made on
+// demand instead of held, for benchmarks of many runs with system metrics:
+// Rows rows, row i being Row(i) (its "system.<key>" values, _timestamp,
+// _runtime, _wandb), which must be deterministic: rows are made again for
+// every answer. A run with EventsGenerated answers exactly what a run whose
+// Events hold the same rows answers (TestGeneratedEventsServeAsEvents).
+type GeneratedEvents struct {
+	Rows int
+	Row  func(i int) map[string]any
+}
+
+// eventsLen is the number of system-metrics rows of r.
+func (r *Run) eventsLen() int {
+	if r.EventsGenerated != nil {
+		return r.EventsGenerated.Rows
+	}
+	return len(r.Events)
+}
+
 // historyLen is the number of history rows of r.
 func (r *Run) historyLen() int {
 	if r.Generated != nil {

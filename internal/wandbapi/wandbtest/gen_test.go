@@ -207,3 +207,46 @@ func TestRealSDKReadsGenerated(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedEventsServeAsEvents: a run whose system-metrics rows are
+// EventsGenerated answers eventsLineCount and events (whole and thinned
+// to a few samples) exactly as the run holding the same rows in Events.
+func TestGeneratedEventsServeAsEvents(t *testing.T) {
+	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	row := func(i int) map[string]any {
+		return map[string]any{"system.cpu": float64(i%7) / 3, "system.proc.memory.rssMB": 100 + float64(i),
+			"_timestamp": 1.7e9 + 15*float64(i), "_runtime": 15 * float64(i), "_wandb": true}
+	}
+	p := &wandbtest.Project{Name: "ev", CreatedAt: created}
+	for i, rows := range []int{0, 1, 50} {
+		held := &wandbtest.Run{ID: fmt.Sprintf("h%02d", i), State: "finished", User: "tester", CreatedAt: created, HeartbeatAt: created}
+		gen := *held
+		gen.ID = fmt.Sprintf("g%02d", i)
+		gen.EventsGenerated = &wandbtest.GeneratedEvents{Rows: rows, Row: row}
+		for r := range rows {
+			held.Events = append(held.Events, row(r))
+		}
+		p.Runs = append(p.Runs, held, &gen)
+	}
+	srv := wandbtest.New(&wandbtest.Data{Entity: "acme", Username: "tester", Projects: []*wandbtest.Project{p}}, Key)
+	defer srv.Close()
+	q := `query Q($id: String!) { project(name: "ev", entityName: "acme") { run(name: $id) {
+  eventsLineCount a: events(samples: 100000) b: events(samples: 7) c: events(samples: 1) d: events } } }`
+	answer := func(id string) string {
+		body, _ := json.Marshal(map[string]any{"query": q, "variables": map[string]any{"id": id}})
+		code, out := post(t, srv.URL, string(body))
+		if code != 200 || strings.Contains(out, `"errors"`) {
+			t.Fatalf("%s: %d %s", id, code, out)
+		}
+		return out
+	}
+	for i, rows := range []int{0, 1, 50} {
+		held, gen := answer(fmt.Sprintf("h%02d", i)), answer(fmt.Sprintf("g%02d", i))
+		if held != gen {
+			t.Errorf("%d rows: generated events answer\n%.400s\nwant (held)\n%.400s", rows, gen, held)
+		}
+		if want := fmt.Sprintf(`"eventsLineCount":%d`, rows); !strings.Contains(held, want) {
+			t.Errorf("%d rows: answer lacks %s: %.300s", rows, want, held)
+		}
+	}
+}

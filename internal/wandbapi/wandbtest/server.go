@@ -126,6 +126,9 @@ type Run struct {
 	// Events are the run's system-metrics rows ("system.<key>" values,
 	// _timestamp in seconds, _runtime, _wandb), as run.events serves them.
 	Events []map[string]any
+	// EventsGenerated, when set, stands for Events: its rows are made on
+	// demand, never held (see GeneratedEvents).
+	EventsGenerated *GeneratedEvents
 	// Export, when set, makes the server hold parquet exports of the
 	// history (see Export).
 	Export *Export
@@ -641,7 +644,7 @@ func (s *Server) run(p *Project, r *Run) *object {
 		"createdAt":        field(timeString(r.CreatedAt)),
 		"heartbeatAt":      field(timeString(r.HeartbeatAt)),
 		"historyLineCount": field(r.historyLen()),
-		"eventsLineCount":  field(len(r.Events)),
+		"eventsLineCount":  field(r.eventsLen()),
 		"exitcode": func(map[string]any) (any, error) {
 			if r.ExitCode == nil {
 				return nil, nil
@@ -723,6 +726,12 @@ func (s *Server) run(p *Project, r *Run) *object {
 				samples = int(v)
 			}
 			out := []string{}
+			if g := r.EventsGenerated; g != nil {
+				for _, i := range thinIndex(g.Rows, samples) {
+					out = append(out, jsonString(g.Row(i)))
+				}
+				return out, nil
+			}
 			for _, row := range thin(r.Events, samples) {
 				out = append(out, jsonString(row))
 			}
@@ -759,12 +768,24 @@ func thin(rows []map[string]any, n int) []map[string]any {
 	if n <= 0 || len(rows) <= n {
 		return rows
 	}
-	if n == 1 {
-		return rows[:1]
-	}
 	out := make([]map[string]any, 0, n)
+	for _, i := range thinIndex(len(rows), n) {
+		out = append(out, rows[i])
+	}
+	return out
+}
+
+// thinIndex is the indexes of the rows thin keeps of rows rows.
+func thinIndex(rows, n int) []int {
+	if n <= 0 || rows <= n {
+		n = rows
+	}
+	if n == 1 || rows == 0 {
+		return make([]int, n)
+	}
+	out := make([]int, 0, n)
 	for i := range n {
-		out = append(out, rows[i*(len(rows)-1)/(n-1)])
+		out = append(out, i*(rows-1)/(n-1))
 	}
 	return out
 }
