@@ -408,7 +408,8 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 			// be printed and written at the end (docs/WANDB-CLOUD.md gap 6).
 			opt.SpillRuns = true
 			rep, err := transfer.Copy(ctx, src, dst, opt)
-			defer rep.Close()
+			// rep is a report whatever err says (Copy's contract).
+			defer func() { _ = rep.Close() }()
 			prog.finish(rep.Reached)
 			rep.Version, rep.Options = versionString(), reportOptions
 			if cerr := dst.Close(); cerr != nil && err == nil {

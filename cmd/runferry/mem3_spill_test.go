@@ -71,11 +71,12 @@ func TestSpilledOutputsUnchanged(t *testing.T) {
 		dst := memsink.New(sinks.Limits{})
 		var out []outputs
 		for i, dry := range []bool{false, false, true} {
-			rep, err := transfer.Copy(context.Background(), unreadableRun{memsrc.New(want), bad}, dst, transfer.Options{
+			rep, copyErr := transfer.Copy(context.Background(), unreadableRun{memsrc.New(want), bad}, dst, transfer.Options{
 				Ledger: l, Concurrency: 1, DryRun: dry, SpillRuns: spill, Source: "memory:a", Sink: "memory:b",
 				Backoff: func(int) time.Duration { return time.Millisecond }})
 			rep.Version, rep.Options = "test", map[string]string{"dry_run": "x"}
 			var o outputs
+			var err error
 			path := filepath.Join(t.TempDir(), "report.json")
 			if spill {
 				err = writeReport(path, rep, secrets)
@@ -93,7 +94,7 @@ func TestSpilledOutputsUnchanged(t *testing.T) {
 			for _, format := range []string{"text", "json"} {
 				var stdout, stderr bytes.Buffer
 				a := &app{stdout: &scrubWriter{w: &stdout, secrets: secrets}, stderr: &stderr, verbose: true, logFormat: format}
-				a.exit = verdictExit(rep.Verdict(err))
+				a.exit = verdictExit(rep.Verdict(copyErr))
 				a.printReport(rep)
 				if format == "text" {
 					o.text = times.ReplaceAllString(stdout.String(), "T\n")
