@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"maps"
 	"os"
 	"path/filepath"
@@ -403,7 +404,12 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 				"accept_gaps": fmt.Sprint(acceptGaps),
 			}
 			opt.Observer = prog.observe
+			// The run results wait in a temporary file, not in memory, to
+			// be printed and written at the end (docs/WANDB-CLOUD.md gap 6).
+			opt.SpillRuns = true
 			rep, err := transfer.Copy(ctx, src, dst, opt)
+			// rep is a report whatever err says (Copy's contract).
+			defer func() { _ = rep.Close() }()
 			prog.finish(rep.Reached)
 			rep.Version, rep.Options = versionString(), reportOptions
 			if cerr := dst.Close(); cerr != nil && err == nil {
@@ -418,7 +424,7 @@ lock file beside the ledger, and writes nothing. Other jobs, shards and
 				a.printReport(rep)
 			}
 			if reportPath != "" {
-				if werr := writeJSON(reportPath, rep, a.secretValues(args)); werr != nil {
+				if werr := writeReport(reportPath, rep, a.secretValues(args)); werr != nil {
 					fmt.Fprintf(a.stderr, "runferry: writing report %s: %v\n", reportPath, werr)
 					a.exit = max(a.exit, exitFatal)
 				}
@@ -474,6 +480,48 @@ func writeJSON(path string, v any, secrets []string) error {
 	return os.Rename(tmp, path)
 }
 
+// writeReport writes rep to path as writeJSON would (the same bytes), a
+// run result at a time: the results of a job of many runs are not held in
+// memory (transfer.Options.SpillRuns).
+func writeReport(path string, rep *transfer.Report, secrets []string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	err = rep.WriteJSON(f, func(s string) string { return scrub(s, secrets) })
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// results yields rep's run results (transfer.Report.Results); an error
+// reading them (a temporary file that could not be read back) is printed
+// once, on stderr, and makes the exit code fatal: the summary above it is
+// then incomplete.
+func (a *app) results(rep *transfer.Report) iter.Seq[transfer.RunResult] {
+	return func(yield func(transfer.RunResult) bool) {
+		for r, err := range rep.Results() {
+			if err != nil {
+				if !a.resultsFailed {
+					a.resultsFailed = true
+					fmt.Fprintf(a.stderr, "runferry: %v\n", err)
+					a.exit = max(a.exit, exitFatal)
+				}
+				return
+			}
+			if !yield(r) {
+				return
+			}
+		}
+	}
+}
+
 // printReport prints the job's summary: failures always, every run with -v,
 // and one closing line.
 func (a *app) printReport(rep *transfer.Report) {
@@ -488,12 +536,12 @@ func (a *app) printReport(rep *transfer.Report) {
 		verb = "would copy"
 		fmt.Fprintf(w, "Plan (dry run, nothing written):\n")
 		width := 40 // the origin column: as wide as the longest origin, so that the rest stays aligned
-		for _, r := range rep.Runs {
+		for r := range a.results(rep) {
 			if r.Outcome == transfer.Planned {
 				width = max(width, len(r.Origin))
 			}
 		}
-		for _, r := range rep.Runs {
+		for r := range a.results(rep) {
 			if r.Outcome == transfer.Planned {
 				reason := r.Reason
 				if r.Estimated {
@@ -515,7 +563,7 @@ func (a *app) printReport(rep *transfer.Report) {
 		}
 	}
 	filesNotCopied := 0
-	for _, r := range rep.Runs {
+	for r := range a.results(rep) {
 		filesNotCopied += len(r.FileProblem)
 		switch {
 		case r.Outcome == transfer.Failed:
@@ -586,7 +634,7 @@ func (a *app) printReport(rep *transfer.Report) {
 		fmt.Fprintf(w, "shard %s: ", rep.Shard)
 	}
 	fmt.Fprintf(w, "%s %s (%s%s, %s%s); %d unchanged",
-		verb, counted(t.Committed+t.Planned, "run"), about, counted(t.Points, "point"), filesText(t), extended(rep), t.Unchanged)
+		verb, counted(t.Committed+t.Planned, "run"), about, counted(t.Points, "point"), filesText(t), a.extended(rep), t.Unchanged)
 	if rep.Shard != "" {
 		fmt.Fprintf(w, ", %d in other shards", t.OtherShards)
 	}
@@ -676,13 +724,13 @@ func filesText(t transfer.Totals) string {
 // many files their copies lost because they are gone from the source (a
 // file deleted at the source is carried so, and "0 files" alone read as
 // nothing done); "" when none was appended to or continued.
-func extended(rep *transfer.Report) string {
+func (a *app) extended(rep *transfer.Report) string {
 	t := rep.Totals
 	if t.Appended+t.Continued == 0 {
 		return ""
 	}
 	var kept int64
-	for _, r := range rep.Runs {
+	for r := range a.results(rep) {
 		if (r.Outcome == transfer.Committed || r.Outcome == transfer.Planned) && (r.Appended || r.Continued) {
 			kept += r.KeptPoints
 		}
@@ -769,7 +817,7 @@ func (a *app) printReportJSON(rep *transfer.Report) {
 	}{Summary: true, Shard: rep.Shard, DryRun: rep.DryRun, Totals: rep.Totals, Timings: rep.Timings, Coverage: rep.Coverage,
 		Problems: rep.Problems, Warnings: rep.Warnings, Deleted: rep.Deleted, Registry: rep.Registry, Traces: rep.Traces, Experiments: rep.Experiments, Fatal: rep.Fatal,
 		Interrupt: rep.Canceled, ExitCode: a.exit}
-	for _, r := range rep.Runs {
+	for r := range a.results(rep) {
 		if r.Outcome == transfer.Failed {
 			out.Failed = append(out.Failed, failure{r.Origin, r.Name, r.Attempts, r.Error})
 		}

@@ -40,6 +40,9 @@ type app struct {
 	prog       *progress // the running job's progress, told of waits (under waitMu)
 
 	exit int // exit code chosen by the verb; 0 unless set
+	// resultsFailed: a job's run results could not be read back (see
+	// results); said once.
+	resultsFailed bool
 }
 
 // usageError marks errors in how runferry was called (exit 2).

@@ -142,9 +142,12 @@ type Ledger struct {
 	previous time.Time
 	// snap holds every entry of the job, read in one query at the first
 	// Get (see Get); nil before, and for jobs with more than snapshotMax
-	// entries.
+	// entries. Put replaces the entries it holds and adds none.
 	snap     map[string]storedEntry
 	snapDone bool
+	// putOutside is set once Put wrote an entry snap does not hold: from
+	// then on an origin snap does not hold is looked up in the file.
+	putOutside bool
 	// readOnly is set by OpenReadOnly: Put refuses.
 	readOnly bool
 }
@@ -304,7 +307,10 @@ func addColumn(db *sql.DB, name, decl string) error {
 // The first Get reads every entry of the job in one query (a plan asks
 // for every run's entry, and a query a run cost more than the rest of a
 // no-change sync); later Gets answer from that snapshot, which this
-// Ledger's Puts keep current. Entries another process writes into the same
+// Ledger's Puts keep current for the entries it holds. An entry Put adds
+// (a run new to the job) is not held in memory: once there is one, an
+// origin the snapshot does not hold is read from the file (a job of many
+// new runs keeps no entry a run). Entries another process writes into the same
 // job afterwards are not seen (concurrent workers, such as shards, keep a
 // ledger each). The snapshot holds no cursors' keys: Get reads those of
 // the entry asked for from the file, with their mark (so that the mark
@@ -321,6 +327,9 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	if l.snap != nil {
 		st, ok := l.snap[origin]
 		if !ok {
+			if l.putOutside {
+				return l.getFile(origin, true)
+			}
 			return Entry{}, false, nil
 		}
 		e := st.e
@@ -340,6 +349,13 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 		}
 		return e, true, nil
 	}
+	return l.getFile(origin, true)
+}
+
+// getFile reads the entry for origin from the ledger file, with its
+// cursors' keys when withKeys (else Keys is nil and Mark set, as Head
+// returns them); l.mu is held.
+func (l *Ledger) getFile(origin string, withKeys bool) (Entry, bool, error) {
 	var e Entry
 	var updated, gapText string
 	var mark, keys sql.NullString
@@ -358,6 +374,9 @@ func (l *Ledger) Get(origin string) (Entry, bool, error) {
 	e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
 	if mark.Valid && mark.String != "" {
 		e.Mark = mark.String
+		if !withKeys {
+			return e, true, nil
+		}
 		if err := json.Unmarshal([]byte(keys.String), &e.Keys); err != nil {
 			return Entry{}, false, fmt.Errorf("cursors of run %s: %w", origin, err)
 		}
@@ -384,6 +403,9 @@ func (l *Ledger) Head(origin string) (Entry, bool, error) {
 	}
 	defer l.mu.Unlock()
 	st, ok := l.snap[origin]
+	if !ok && l.putOutside {
+		return l.getFile(origin, false)
+	}
 	return st.e, ok, nil
 }
 
@@ -474,7 +496,13 @@ func (l *Ledger) Put(e Entry) error {
 	if err := tx.Commit(); err != nil {
 		return err
 	}
-	if l.snap != nil {
+	if _, held := l.snap[e.Origin]; !held {
+		// Written through: an entry the snapshot did not hold (a run
+		// new to the job) is read back from the file when asked for, so
+		// that what the ledger holds in memory does not grow with the
+		// runs a job writes.
+		l.putOutside = true
+	} else {
 		// As Get would read it back.
 		st := storedEntry{e: e}
 		st.e.Keys = nil

@@ -2,6 +2,7 @@ package state
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -335,5 +336,71 @@ func TestGetReadsCursorsFromTheFile(t *testing.T) {
 	}
 	if e, ok, err := l.Get("e/p/a"); err != nil || !ok || e.Mark != "" || e.Keys != nil {
 		t.Fatalf("Get after another Ledger dropped the cursors = %+v, %v, %v; want no mark and no keys", e, ok, err)
+	}
+}
+
+// TestPutKeepsNoNewEntry: the entries a job adds (runs new to it) are
+// written through, not held in the snapshot (held, they grew with the runs
+// of a first copy: docs/WANDB-CLOUD.md gap 6), and Get and Head still
+// answer for them exactly as a Ledger reading every entry from the file;
+// an entry the snapshot held is kept current by Put.
+func TestPutKeepsNoNewEntry(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ledger.db")
+	job := Job{Source: "wandb:/data", Sink: "parquet:/out"}
+	l, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Scrub = func(s string) string { return strings.ReplaceAll(s, "secret", "***") }
+	if err := l.Put(Entry{Origin: "e/p/old", Status: "committed", Fingerprint: "f0", Name: "old"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := l.Get("e/p/nothing"); ok || err != nil { // takes the snapshot: e/p/old
+		t.Fatalf("Get of an origin never put = %v, %v", ok, err)
+	}
+	const n = 500
+	var origins []string
+	for i := range n {
+		o := fmt.Sprintf("e/p/r%04d", i)
+		origins = append(origins, o)
+		e := Entry{Origin: o, DestID: "d" + o, Status: "committed", Fingerprint: "f" + o, Name: "run " + o, Attempts: 1 + i%3}
+		switch i % 4 {
+		case 1:
+			e.Mark, e.Keys = "m", []KeyCursor{{Key: "loss", Count: int64(i), LastStep: int64(i), Digest: "d"}}
+		case 2:
+			e.Status, e.LastError = "failed", "a secret error"
+		case 3:
+			e.Damage, e.FileProblems = []string{"bad CRC"}, []string{"f.txt: secret gone"}
+		}
+		if err := l.Put(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Put(Entry{Origin: "e/p/old", Status: "committed", Fingerprint: "f1", Name: "old, renamed"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.snap) != 1 {
+		t.Errorf("the snapshot holds %d entries after %d Puts of new runs, want 1 (the entry it held)", len(l.snap), n)
+	}
+	ref, err := Open(path, job, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	ref.snapDone = true // one query a Get
+	for _, o := range append(origins, "e/p/old", "e/p/nothing") {
+		got, gok, gerr := l.Get(o)
+		want, wok, werr := ref.Get(o)
+		if gerr != nil || werr != nil || gok != wok || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Get %s = %+v (%v, %v), from the file %+v (%v, %v)", o, got, gok, gerr, want, wok, werr)
+		}
+		want.Keys = nil
+		if head, hok, herr := l.Head(o); herr != nil || hok != wok || !reflect.DeepEqual(head, want) {
+			t.Fatalf("Head %s = %+v (%v, %v), want %+v", o, head, hok, herr, want)
+		}
+	}
+	if e, _, _ := l.Head("e/p/old"); e.Name != "old, renamed" || e.Fingerprint != "f1" {
+		t.Errorf("the held entry after its Put = %+v, want it current", e)
 	}
 }

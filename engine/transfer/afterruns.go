@@ -23,7 +23,10 @@ func (j *job) runsWritten(held ...Outcome) afterRuns {
 	a := afterRuns{dest: map[schema.Ref]string{}, selected: map[schema.Ref]bool{}, unfinished: map[schema.Ref]bool{}}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for _, r := range j.rep.Runs {
+	for r, err := range j.rep.Results() {
+		if err != nil {
+			break // the totals' reading of the results reports it
+		}
 		ref, ok := schema.ParseRef(r.Origin)
 		if !ok {
 			continue

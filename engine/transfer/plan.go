@@ -212,7 +212,7 @@ func (c *listingCount) expected() int {
 // listingEvent sends EventListing: the plan so far.
 func (j *job) listingEvent() {
 	j.mu.Lock()
-	skipped := len(j.planRuns)
+	skipped := j.planN
 	j.mu.Unlock()
 	j.listing.told = j.listing.listed
 	j.opt.Observer(Event{Kind: EventListing, Runs: j.emitted, Skipped: skipped, Listed: j.listing.listed, Expected: j.listing.expected()})

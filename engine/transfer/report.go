@@ -183,6 +183,7 @@ type Report struct {
 	omitted          map[string]int64 // the source's, for Coverage
 	registryCoverage map[string]int64 // the model registry's, for Coverage
 	traceCoverage    map[string]int64 // the traces', for Coverage
+	spill            *spilledRuns     // the run results, with Options.SpillRuns (Results)
 }
 
 // ReportFormatVersion is the version of the report's JSON shape. It grows
@@ -255,7 +256,7 @@ type Totals struct {
 }
 
 func (r *Report) total() {
-	t := Totals{Runs: len(r.Runs), OtherShards: r.otherShards}
+	t := Totals{OtherShards: r.otherShards}
 	r.Coverage = nil
 	for k, n := range r.omitted {
 		r.addCoverage(k, n)
@@ -266,7 +267,14 @@ func (r *Report) total() {
 	for k, n := range r.traceCoverage {
 		r.addCoverage(k, n)
 	}
-	for _, run := range r.Runs {
+	for run, err := range r.Results() {
+		if err != nil {
+			if r.Fatal == "" {
+				r.Fatal = err.Error()
+			}
+			break
+		}
+		t.Runs++
 		switch run.Outcome {
 		case Committed:
 			t.Committed++

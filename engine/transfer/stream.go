@@ -168,7 +168,7 @@ func (j *job) planAndTransfer(ctx context.Context, plannedAt *time.Time) error {
 		}
 		*plannedAt = time.Now().UTC()
 		j.mu.Lock()
-		skipped := len(j.planRuns)
+		skipped := j.planN
 		j.mu.Unlock()
 		j.opt.Observer(Event{Kind: EventPlanned, Runs: j.emitted, Skipped: skipped, TotalPoints: sz.points, TotalBytes: sz.bytes})
 		planErr = j.putIdle(pctx, idle)

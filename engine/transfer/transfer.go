@@ -82,6 +82,11 @@ type Options struct {
 	// give are still named and counted in the report, but they no longer
 	// make the job's verdict VerdictRunsFailed (Report.AcceptedGaps).
 	AcceptGaps bool
+	// SpillRuns keeps the job's run results in a temporary file instead
+	// of Report.Runs, so that what a job holds does not grow with its
+	// runs: Report.Results, RunCount and WriteJSON read them back (the
+	// report's JSON the same bytes), and Report.Close releases the file.
+	SpillRuns bool
 }
 
 func (o *Options) defaults() {
@@ -131,6 +136,13 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 			return rep, failJob(rep, fmt.Errorf("destination %s: %w", opt.Sink, err))
 		}
 	}
+	if opt.SpillRuns {
+		spill, err := newSpilledRuns()
+		if err != nil {
+			return rep, failJob(rep, fault.Fatal(err))
+		}
+		rep.spill = spill
+	}
 	rep.Reached = true
 	if opt.Filter.seen == nil {
 		opt.Filter = opt.Filter.Track()
@@ -155,7 +167,7 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 		for _, p := range plan {
 			sz.add(ctx, src, p)
 		}
-		opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: len(j.planRuns), TotalPoints: sz.points, TotalBytes: sz.bytes})
+		opt.Observer(Event{Kind: EventPlanned, Runs: len(plan), Skipped: j.planN, TotalPoints: sz.points, TotalBytes: sz.bytes})
 		if err := j.putIdle(ctx, idle); err != nil {
 			return rep, failJob(rep, err)
 		}
@@ -189,8 +201,10 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 // job as a whole failed, not some of its runs.
 func unreachable(rep *Report) error {
 	var first string
-	for _, r := range rep.Runs {
+	for r, err := range rep.Results() {
 		switch {
+		case err != nil:
+			return fault.Fatal(err)
 		case r.Outcome == Committed:
 			return nil
 		case r.Outcome == Failed && !r.Unreachable:
@@ -282,6 +296,8 @@ type job struct {
 	// verified), in listing order, until mergePlanRuns puts them before
 	// the transferred runs' in the report.
 	planRuns []RunResult
+	// planN counts the results of the runs the plan skipped.
+	planN int
 	// emitted counts the runs the plan gave to transfer so far.
 	emitted int
 	// listing counts, for EventListing, the runs the listings yielded so
@@ -348,6 +364,10 @@ func (j *job) addResult(r RunResult) {
 	r.keys, r.mark = nil, ""
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	if s := j.rep.spill; s != nil {
+		s.runs.add(r)
+		return
+	}
 	j.rep.Runs = append(j.rep.Runs, r)
 }
 
@@ -357,11 +377,17 @@ func (j *job) addPlanResult(r RunResult) {
 	r.keys, r.mark = nil, ""
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.planN++
+	if s := j.rep.spill; s != nil {
+		s.plan.add(r)
+		return
+	}
 	j.planRuns = append(j.planRuns, r)
 }
 
 // mergePlanRuns puts the plan's results before the transferred runs' in
 // the report; it is called once the plan has ended (again: no effect).
+// Spilled results are listed so as they are read (Report.Results).
 func (j *job) mergePlanRuns() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
