@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowtest"
 	"github.com/runferry/runferry/internal/testenv"
 )
 
@@ -65,55 +66,41 @@ func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
 // tags (but runferry's fingerprint and appending tags) and every metric's whole history.
 func f1Runs(t *testing.T, base, prefix string) []string {
 	t.Helper()
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := mlflowtest.Client(t, base)
 	ctx := context.Background()
 	var runs []string
-	for e, err := range api.SearchExperiments(ctx, "", mlflowapi.ViewAll) {
-		if err != nil {
-			t.Fatal(err)
+	for e, r := range mlflowtest.Runs(t, api, prefix, mlflowapi.ViewAll) {
+		var b strings.Builder
+		end := int64(-1)
+		if r.Info.EndTime != nil {
+			end = *r.Info.EndTime
 		}
-		if !strings.HasPrefix(e.Name, prefix) {
-			continue
+		fmt.Fprintf(&b, "%s run %s %q %s %s start %d end %d\n", e.Name, r.Info.RunID, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
+		var lines []string
+		for _, p := range r.Data.Params {
+			lines = append(lines, fmt.Sprintf("  param %s=%q", p.Key, p.Value))
 		}
-		for r, err := range api.SearchRuns(ctx, []string{e.ExperimentID}, "", mlflowapi.ViewAll) {
-			if err != nil {
-				t.Fatal(err)
+		for _, tag := range r.Data.Tags {
+			if tag.Key == "mlflow.runferry.fingerprint" || tag.Key == "mlflow.runferry.appending" {
+				// An append records the source's new fingerprint,
+				// and the mark it appended from.
+				continue
 			}
-			var b strings.Builder
-			end := int64(-1)
-			if r.Info.EndTime != nil {
-				end = *r.Info.EndTime
-			}
-			fmt.Fprintf(&b, "%s run %s %q %s %s start %d end %d\n", e.Name, r.Info.RunID, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
-			var lines []string
-			for _, p := range r.Data.Params {
-				lines = append(lines, fmt.Sprintf("  param %s=%q", p.Key, p.Value))
-			}
-			for _, tag := range r.Data.Tags {
-				if tag.Key == "mlflow.runferry.fingerprint" || tag.Key == "mlflow.runferry.appending" {
-					// An append records the source's new fingerprint,
-					// and the mark it appended from.
-					continue
+			lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
+		}
+		for _, m := range r.Data.Metrics {
+			for page, err := range api.MetricHistory(ctx, r.Info.RunID, m.Key) {
+				if err != nil {
+					t.Fatal(err)
 				}
-				lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
-			}
-			for _, m := range r.Data.Metrics {
-				for page, err := range api.MetricHistory(ctx, r.Info.RunID, m.Key) {
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, p := range page {
-						lines = append(lines, fmt.Sprintf("  metric %s step %d time %d value %v", p.Key, p.Step, p.Timestamp, p.Value))
-					}
+				for _, p := range page {
+					lines = append(lines, fmt.Sprintf("  metric %s step %d time %d value %v", p.Key, p.Step, p.Timestamp, p.Value))
 				}
 			}
-			slices.Sort(lines)
-			b.WriteString(strings.Join(lines, "\n"))
-			runs = append(runs, b.String())
 		}
+		slices.Sort(lines)
+		b.WriteString(strings.Join(lines, "\n"))
+		runs = append(runs, b.String())
 	}
 	slices.Sort(runs)
 	return runs

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowtest"
 	"github.com/runferry/runferry/internal/testenv"
 )
 
@@ -32,10 +32,7 @@ import (
 func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
 	root := t.TempDir()
-	first, moved := filepath.Join(root, "first"), filepath.Join(root, "moved")
-	if out, err := exec.Command("cp", "-a", "../../testdata/wandb/fixtures", first).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
+	first, move := movableFixtures(t, root)
 	prefix := filepath.Base(root) + "-f1b/"
 	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
 	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
@@ -46,12 +43,7 @@ func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
 	if len(held) != 6 {
 		t.Fatalf("after the first sync the server holds %d runs, want 6", len(held))
 	}
-	if out, err := exec.Command("cp", "-r", first, moved).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	if err := os.RemoveAll(first); err != nil {
-		t.Fatal(err)
-	}
+	moved := move()
 	src := "wandb:" + moved + "?crashed-after=1ns"
 	ledger2 := filepath.Join(root, "ledger2.db")
 	code, out, errOut = runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
@@ -105,68 +97,54 @@ func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
 // of runferry/run.json and runferry/coverage.json.
 func f1bBookkeeping(t *testing.T, base, prefix string) map[string]string {
 	t.Helper()
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := mlflowtest.Client(t, base)
 	ctx := context.Background()
 	out := map[string]string{}
-	for e, err := range api.SearchExperiments(ctx, "", mlflowapi.ViewAll) {
-		if err != nil {
-			t.Fatal(err)
+	for e, r := range mlflowtest.Runs(t, api, prefix, mlflowapi.ViewAll) {
+		var b strings.Builder
+		end := int64(-1)
+		if r.Info.EndTime != nil {
+			end = *r.Info.EndTime
 		}
-		if !strings.HasPrefix(e.Name, prefix) {
-			continue
+		fmt.Fprintf(&b, "%s run %q %s %s start %d end %d\n", e.Name, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
+		var lines []string
+		for _, tag := range r.Data.Tags {
+			lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
 		}
-		for r, err := range api.SearchRuns(ctx, []string{e.ExperimentID}, "", mlflowapi.ViewAll) {
+		var walk func(dir string)
+		walk = func(dir string) {
+			files, err := api.ListArtifactDir(ctx, r.Info.RunID, r.Info.ArtifactURI, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b strings.Builder
-			end := int64(-1)
-			if r.Info.EndTime != nil {
-				end = *r.Info.EndTime
-			}
-			fmt.Fprintf(&b, "%s run %q %s %s start %d end %d\n", e.Name, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
-			var lines []string
-			for _, tag := range r.Data.Tags {
-				lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
-			}
-			var walk func(dir string)
-			walk = func(dir string) {
-				files, err := api.ListArtifactDir(ctx, r.Info.RunID, r.Info.ArtifactURI, dir)
-				if err != nil {
-					t.Fatal(err)
+			for _, f := range files {
+				if f.IsDir {
+					walk(f.Path)
+					continue
 				}
-				for _, f := range files {
-					if f.IsDir {
-						walk(f.Path)
-						continue
-					}
-					size := int64(-1)
-					if f.FileSize != nil {
-						size = *f.FileSize
-					}
-					lines = append(lines, fmt.Sprintf("  file %s %d", f.Path, size))
+				size := int64(-1)
+				if f.FileSize != nil {
+					size = *f.FileSize
 				}
+				lines = append(lines, fmt.Sprintf("  file %s %d", f.Path, size))
 			}
-			walk("")
-			slices.Sort(lines)
-			b.WriteString(strings.Join(lines, "\n"))
-			for _, rel := range []string{"runferry/run.json", "runferry/coverage.json"} {
-				body, err := api.OpenArtifact(ctx, r.Info.RunID, r.Info.ArtifactURI, rel)
-				if err != nil {
-					t.Fatalf("run %s: %s: %v", r.Info.RunID, rel, err)
-				}
-				data, err := io.ReadAll(body)
-				body.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				fmt.Fprintf(&b, "\n  %s:\n%s", rel, data)
-			}
-			out[r.Info.RunID] = b.String()
 		}
+		walk("")
+		slices.Sort(lines)
+		b.WriteString(strings.Join(lines, "\n"))
+		for _, rel := range []string{"runferry/run.json", "runferry/coverage.json"} {
+			body, err := api.OpenArtifact(ctx, r.Info.RunID, r.Info.ArtifactURI, rel)
+			if err != nil {
+				t.Fatalf("run %s: %s: %v", r.Info.RunID, rel, err)
+			}
+			data, err := io.ReadAll(body)
+			body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "\n  %s:\n%s", rel, data)
+		}
+		out[r.Info.RunID] = b.String()
 	}
 	return out
 }
