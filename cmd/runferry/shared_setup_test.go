@@ -8,10 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
 )
 
 // Set-up shared by tests written apart that began alike: the W&B fixtures
-// in a folder that is later moved (f1, rev2), a native MLflow run with
+// in a folder that is later moved (f1, rev2, f1b), the wandb SDK's offline
+// preamble (f1b, ux11, ux12), a native MLflow run with
 // files made by MLflow's own client (f2, ux11), and archive summary's rows
 // and docs/ARCHIVE.md's pandas snippets read beside pandas (rev1, ux9b).
 
@@ -70,6 +73,30 @@ func mlflowFilesRun(t *testing.T, url, prefix, program string) (run, src string)
 	}
 	return printed[len(printed)-1], // after MLflow's "View run" lines
 		"mlflow+" + url + "?experiment-prefix=" + prefix + "src/"
+}
+
+// wandbOfflinePy returns the Python program body preceded by what every
+// program that makes W&B run folders with the real wandb SDK begins with:
+// os and sys imported, the SDK set through its environment to run offline
+// and silent, capturing no git state, code or console, for the entity
+// "ent" and, unless project is "", the project named, and then imported as
+// wandb.
+func wandbOfflinePy(project, body string) string {
+	env := `"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true",
+    "WANDB_DISABLE_CODE": "true", "WANDB_CONSOLE": "off", "WANDB_ENTITY": "ent"`
+	if project != "" {
+		env += `, "WANDB_PROJECT": ` + strconv.Quote(project)
+	}
+	return "\nimport os, sys\nos.environ.update({" + env + "})\nimport wandb\n" + strings.TrimPrefix(body, "\n")
+}
+
+// runWandbPy runs program (made by wandbOfflinePy) with args; a failure
+// fails the test with what the program printed.
+func runWandbPy(t *testing.T, program string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(testenv.Python(t), append([]string{"-c", program}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("wandb SDK %q: %v\n%s", args, err, out)
+	}
 }
 
 // summaryRow is a run's row of archive summary.
