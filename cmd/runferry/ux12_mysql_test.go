@@ -2,8 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -35,11 +33,7 @@ func TestMySQLNonStrictServerMergesNothing(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv("MYSQL_PWD", m.Password)
 	loc := m.CreateDatabase(t, "ux12_nonstrict")
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	db, err := sql.Open("mysql", m.DSN(t, loc))
 	if err != nil {
 		t.Fatal(err)
 	}
