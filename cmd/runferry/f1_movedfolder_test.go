@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowtest"
-	"github.com/runferry/runferry/internal/testenv"
 )
 
 // TestMovedFolderSyncRewritesNoMLflowRun: the W&B fixtures synced into a
@@ -25,24 +23,15 @@ import (
 // runs appended to: ...)": one run was written whole again, under a new
 // run id.)
 func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
-	srv := testenv.SharedMLflow(t)
-	root := t.TempDir()
-	first, move := movableFixtures(t, root)
-	prefix := filepath.Base(root) + "-f1/"
-	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
-	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
-	if code != 0 || !strings.Contains(out, "copied 6 runs") {
-		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
-	}
-	held := f1Runs(t, srv.URL, prefix)
+	m, move := mlflowMovableFixtures(t, "f1")
+	held := f1Runs(t, m.URL, m.Prefix)
 	if len(held) != 6 {
 		t.Fatalf("after the first sync the server holds %d runs, want 6", len(held))
 	}
 	moved := move()
-	src := "wandb:" + moved + "?crashed-after=1ns"
-	ledger2 := filepath.Join(root, "ledger2.db")
+	src, dst, ledger2 := "wandb:"+moved+"?crashed-after=1ns", m.Dst, m.Ledger2
 	for i := 1; i <= 2; i++ {
-		code, out, errOut = runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
+		code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
 		t.Logf("sync %d:\n%s%s", i, out, errOut)
 		// The first sync reads every run again (new fingerprints) and
 		// finds each equal to its copy, writing nothing (f1b); the second
@@ -51,7 +40,7 @@ func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("sync %d from the moved folder with a new ledger: exit %d, want 0 and %q", i, code, want)
 		}
-		got := f1Runs(t, srv.URL, prefix)
+		got := f1Runs(t, m.URL, m.Prefix)
 		if !slices.Equal(got, held) {
 			t.Errorf("after sync %d from the moved folder the server holds other runs:\n%s", i, f1Diff(held, got))
 		}

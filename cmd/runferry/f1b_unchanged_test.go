@@ -12,7 +12,6 @@ import (
 
 	"github.com/runferry/runferry/internal/mlflowapi"
 	"github.com/runferry/runferry/internal/mlflowtest"
-	"github.com/runferry/runferry/internal/testenv"
 )
 
 // TestMovedFolderSyncWritesNoMLflowBookkeeping (f1b): the W&B fixtures
@@ -30,28 +29,19 @@ import (
 // A real change is still written: a file added to one run is appended to
 // that run alone, and `check` passes.
 func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
-	srv := testenv.SharedMLflow(t)
-	root := t.TempDir()
-	first, move := movableFixtures(t, root)
-	prefix := filepath.Base(root) + "-f1b/"
-	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
-	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
-	if code != 0 || !strings.Contains(out, "copied 6 runs") {
-		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
-	}
-	held := f1bBookkeeping(t, srv.URL, prefix)
+	m, move := mlflowMovableFixtures(t, "f1b")
+	held := f1bBookkeeping(t, m.URL, m.Prefix)
 	if len(held) != 6 {
 		t.Fatalf("after the first sync the server holds %d runs, want 6", len(held))
 	}
 	moved := move()
-	src := "wandb:" + moved + "?crashed-after=1ns"
-	ledger2 := filepath.Join(root, "ledger2.db")
-	code, out, errOut = runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
+	src, dst, ledger2 := "wandb:"+moved+"?crashed-after=1ns", m.Dst, m.Ledger2
+	code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
 	t.Logf("sync from the moved folder:\n%s%s", out, errOut)
 	if want := "copied 0 runs (0 points, 0 files, 0 B); 6 unchanged"; code != 0 || !strings.Contains(out, want) {
 		t.Errorf("sync from the moved folder with a new ledger: exit %d, want 0 and %q", code, want)
 	}
-	got := f1bBookkeeping(t, srv.URL, prefix)
+	got := f1bBookkeeping(t, m.URL, m.Prefix)
 	for id, was := range held {
 		if got[id] != was {
 			t.Errorf("run %s changed in MLflow by the sync from the moved folder:\n%s", id, f1Diff([]string{was}, []string{got[id]}))
@@ -73,7 +63,7 @@ func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "copied 1 run (0 points, 1 file, 21 B") || !strings.Contains(out, "5 unchanged") {
 		t.Errorf("sync after a file was added: exit %d, want the one run appended to\n%s%s", code, out, errOut)
 	}
-	got = f1bBookkeeping(t, srv.URL, prefix)
+	got = f1bBookkeeping(t, m.URL, m.Prefix)
 	var changed []string
 	for id, was := range held {
 		if got[id] != was {

@@ -41,6 +41,32 @@ func movableFixtures(t *testing.T, root string) (first string, move func() (move
 	}
 }
 
+// mlflowMoved is where mlflowMovableFixtures synced the W&B fixtures.
+type mlflowMoved struct {
+	URL, Prefix, Dst string // the shared MLflow server, the experiment prefix, the sync's destination
+	Ledger2          string // a ledger not yet used, in the test's temporary folder
+}
+
+// mlflowMovableFixtures copies the W&B fixtures with movableFixtures and
+// syncs them (crashed-after=1ns, --accept-gaps, a ledger of their own)
+// into the shared MLflow server under an experiment prefix of the test's
+// own that ends in "-"+name+"/"; a sync that does not exit 0 having copied
+// 6 runs fails the test. It returns where the runs went and
+// movableFixtures' move.
+func mlflowMovableFixtures(t *testing.T, name string) (m mlflowMoved, move func() (moved string)) {
+	t.Helper()
+	srv := testenv.SharedMLflow(t)
+	root := t.TempDir()
+	first, move := movableFixtures(t, root)
+	m.URL, m.Prefix = srv.URL, filepath.Base(root)+"-"+name+"/"
+	m.Dst, m.Ledger2 = "mlflow+"+srv.URL+"?experiment-prefix="+m.Prefix, filepath.Join(root, "ledger2.db")
+	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", m.Dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	return m, move
+}
+
 // mlflowFilesPy begins the Python programs that make and edit a native
 // MLflow run's files with MLflow's own client, as a user does, called
 // with the arguments URL MODE ARG: c is the client, and put(run, name,
