@@ -12,31 +12,10 @@ VENV=${RUNFERRY_VENV:-/work/main/.venv}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SAMPLE=$ROOT/../shared/samples/wandb/Tarun-AK__scaling/wandb
 DIR=$(mktemp -d /tmp/runferry-bench-mlflowkeys-XXXXXX)
-PID=""
-cleanup() {
-	if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-		kill -TERM -- "-$PID" 2>/dev/null || true
-		sleep 2
-		kill -KILL -- "-$PID" 2>/dev/null || true
-	fi
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-PORT=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(
-	cd "$DIR"
-	export MLFLOW_TRACKING_URI= MLFLOW_ENABLE_TELEMETRY=false MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true
-	exec setsid "$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$DIR/mlflow.db" \
-		--artifacts-destination "$DIR/artifacts" --serve-artifacts --host 127.0.0.1 --port "$PORT" \
-		--workers "$WORKERS" --allowed-hosts "127.0.0.1,127.0.0.1:$PORT,localhost,localhost:$PORT"
-) >"$DIR/server.log" 2>&1 </dev/null &
-PID=$!
-for _ in $(seq 600); do
-	curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-	sleep 0.5
-done
-curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { tail "$DIR/server.log"; exit 1; }
-URL="mlflow+http://127.0.0.1:$PORT"
+. "$ROOT/bench/lib.sh"
+trap 'mlflow_server_stop; rm -rf "$DIR"' EXIT
+mlflow_server_start "$DIR" "sqlite:///$DIR/mlflow.db" "$DIR/artifacts" --workers "$WORKERS"
+URL="mlflow+$MLFLOW_URL"
 "$NEW" copy "wandb:$SAMPLE?crashed-after=1ns" "$URL" --no-state -q --keep-personal || [ $? -eq 3 ]
 echo "side,round,wall_s,user_s,sys_s,load1"
 for round in $(seq "$ROUNDS"); do

@@ -50,20 +50,12 @@ if [ ! -s "$DB" ]; then
 	mv "$DB.tmp" "$DB"
 fi
 
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-setsid env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_ENABLE_TELEMETRY=false MLFLOW_TRACKING_URI= \
-	"$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$DB" --artifacts-destination "$SCRATCH/artifacts" \
-	--host 127.0.0.1 --port "$PORT" >"$SCRATCH/server.log" 2>&1 &
-SERVER=$!
-trap 'kill -- -"$SERVER" 2>/dev/null || true' EXIT
-for _ in $(seq 180); do
-	curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-	sleep 1
-done
-curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { tail -20 "$SCRATCH/server.log" >&2; log "the server did not start"; exit 1; }
+. bench/lib.sh
+trap mlflow_server_stop EXIT
+mlflow_server_start "$SCRATCH" "sqlite:///$DB" "$SCRATCH/artifacts"
 
-STORE="mlflow+sqlite:$DB?instance=127.0.0.1:$PORT"
-SERVED="mlflow+http://127.0.0.1:$PORT"
+STORE="mlflow+sqlite:$DB?instance=${MLFLOW_URL#http://}"
+SERVED="mlflow+$MLFLOW_URL"
 read_d=() read_s=() copy_d=() copy_s=()
 for rep in $(seq "$REPEAT"); do
 	read_d+=("$(secs "$RF" ls --count "$STORE")")

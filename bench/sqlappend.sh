@@ -38,18 +38,10 @@ rm -rf "$SCRATCH" && mkdir -p "$SCRATCH/bin"
 CGO_ENABLED=0 go build -o "$SCRATCH/bin/new" ./cmd/runferry
 (cd "$OLD_TREE" && CGO_ENABLED=0 go build -o "$SCRATCH/bin/old" ./cmd/runferry)
 
-PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-setsid env MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_ENABLE_TELEMETRY=false MLFLOW_TRACKING_URI= \
-	"$VENV/bin/mlflow" server --backend-store-uri "sqlite:///$SCRATCH/mlflow.db" --artifacts-destination "$SCRATCH/artifacts" \
-	--host 127.0.0.1 --port "$PORT" >"$SCRATCH/server.log" 2>&1 &
-SERVER=$!
-trap 'kill -- -"$SERVER" 2>/dev/null || true' EXIT
-for _ in $(seq 180); do
-	curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break
-	sleep 1
-done
-curl -sf "http://127.0.0.1:$PORT/health" >/dev/null || { tail -20 "$SCRATCH/server.log" >&2; log "the server did not start"; exit 1; }
-URL=http://127.0.0.1:$PORT
+. bench/lib.sh
+trap mlflow_server_stop EXIT
+mlflow_server_start "$SCRATCH" "sqlite:///$SCRATCH/mlflow.db" "$SCRATCH/artifacts"
+SERVER=$MLFLOW_PID URL=$MLFLOW_URL
 
 # make: the run with its files; grow RUN: one more metric point.
 cat >"$SCRATCH/run.py" <<'EOF'

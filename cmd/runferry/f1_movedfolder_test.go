@@ -3,13 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
-	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/mlflowtest"
 )
 
 // TestMovedFolderSyncRewritesNoMLflowRun: the W&B fixtures synced into a
@@ -24,24 +23,15 @@ import (
 // runs appended to: ...)": one run was written whole again, under a new
 // run id.)
 func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
-	srv := testenv.SharedMLflow(t)
-	root := t.TempDir()
-	first, move := movableFixtures(t, root)
-	prefix := filepath.Base(root) + "-f1/"
-	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
-	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
-	if code != 0 || !strings.Contains(out, "copied 6 runs") {
-		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
-	}
-	held := f1Runs(t, srv.URL, prefix)
+	m, move := mlflowMovableFixtures(t, "f1")
+	held := f1Runs(t, m.URL, m.Prefix)
 	if len(held) != 6 {
 		t.Fatalf("after the first sync the server holds %d runs, want 6", len(held))
 	}
 	moved := move()
-	src := "wandb:" + moved + "?crashed-after=1ns"
-	ledger2 := filepath.Join(root, "ledger2.db")
+	src, dst, ledger2 := "wandb:"+moved+"?crashed-after=1ns", m.Dst, m.Ledger2
 	for i := 1; i <= 2; i++ {
-		code, out, errOut = runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
+		code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
 		t.Logf("sync %d:\n%s%s", i, out, errOut)
 		// The first sync reads every run again (new fingerprints) and
 		// finds each equal to its copy, writing nothing (f1b); the second
@@ -50,7 +40,7 @@ func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("sync %d from the moved folder with a new ledger: exit %d, want 0 and %q", i, code, want)
 		}
-		got := f1Runs(t, srv.URL, prefix)
+		got := f1Runs(t, m.URL, m.Prefix)
 		if !slices.Equal(got, held) {
 			t.Errorf("after sync %d from the moved folder the server holds other runs:\n%s", i, f1Diff(held, got))
 		}
@@ -65,55 +55,41 @@ func TestMovedFolderSyncRewritesNoMLflowRun(t *testing.T) {
 // tags (but runferry's fingerprint and appending tags) and every metric's whole history.
 func f1Runs(t *testing.T, base, prefix string) []string {
 	t.Helper()
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := mlflowtest.Client(t, base)
 	ctx := context.Background()
 	var runs []string
-	for e, err := range api.SearchExperiments(ctx, "", mlflowapi.ViewAll) {
-		if err != nil {
-			t.Fatal(err)
+	for e, r := range mlflowtest.Runs(t, api, prefix, mlflowapi.ViewAll) {
+		var b strings.Builder
+		end := int64(-1)
+		if r.Info.EndTime != nil {
+			end = *r.Info.EndTime
 		}
-		if !strings.HasPrefix(e.Name, prefix) {
-			continue
+		fmt.Fprintf(&b, "%s run %s %q %s %s start %d end %d\n", e.Name, r.Info.RunID, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
+		var lines []string
+		for _, p := range r.Data.Params {
+			lines = append(lines, fmt.Sprintf("  param %s=%q", p.Key, p.Value))
 		}
-		for r, err := range api.SearchRuns(ctx, []string{e.ExperimentID}, "", mlflowapi.ViewAll) {
-			if err != nil {
-				t.Fatal(err)
+		for _, tag := range r.Data.Tags {
+			if tag.Key == "mlflow.runferry.fingerprint" || tag.Key == "mlflow.runferry.appending" {
+				// An append records the source's new fingerprint,
+				// and the mark it appended from.
+				continue
 			}
-			var b strings.Builder
-			end := int64(-1)
-			if r.Info.EndTime != nil {
-				end = *r.Info.EndTime
-			}
-			fmt.Fprintf(&b, "%s run %s %q %s %s start %d end %d\n", e.Name, r.Info.RunID, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
-			var lines []string
-			for _, p := range r.Data.Params {
-				lines = append(lines, fmt.Sprintf("  param %s=%q", p.Key, p.Value))
-			}
-			for _, tag := range r.Data.Tags {
-				if tag.Key == "mlflow.runferry.fingerprint" || tag.Key == "mlflow.runferry.appending" {
-					// An append records the source's new fingerprint,
-					// and the mark it appended from.
-					continue
+			lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
+		}
+		for _, m := range r.Data.Metrics {
+			for page, err := range api.MetricHistory(ctx, r.Info.RunID, m.Key) {
+				if err != nil {
+					t.Fatal(err)
 				}
-				lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
-			}
-			for _, m := range r.Data.Metrics {
-				for page, err := range api.MetricHistory(ctx, r.Info.RunID, m.Key) {
-					if err != nil {
-						t.Fatal(err)
-					}
-					for _, p := range page {
-						lines = append(lines, fmt.Sprintf("  metric %s step %d time %d value %v", p.Key, p.Step, p.Timestamp, p.Value))
-					}
+				for _, p := range page {
+					lines = append(lines, fmt.Sprintf("  metric %s step %d time %d value %v", p.Key, p.Step, p.Timestamp, p.Value))
 				}
 			}
-			slices.Sort(lines)
-			b.WriteString(strings.Join(lines, "\n"))
-			runs = append(runs, b.String())
 		}
+		slices.Sort(lines)
+		b.WriteString(strings.Join(lines, "\n"))
+		runs = append(runs, b.String())
 	}
 	slices.Sort(runs)
 	return runs

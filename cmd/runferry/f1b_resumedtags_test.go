@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os/exec"
 	"path/filepath"
 	"testing"
 
@@ -12,11 +11,7 @@ import (
 // ("make": 3 steps, config lr, summary best), or resume it ("resume": 2
 // more steps) and set its tags to a alone (run.tags = ("a",)), as a user
 // removes a tag in a resumed run. Usage: DIR RUN_ID make|resume.
-const f1bTagsPy = `
-import os, sys
-os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true",
-    "WANDB_DISABLE_CODE": "true", "WANDB_CONSOLE": "off", "WANDB_PROJECT": "f1b", "WANDB_ENTITY": "ent"})
-import wandb
+var f1bTagsPy = wandbOfflinePy("f1b", `
 out, rid, mode = sys.argv[1:4]
 os.chdir(out)
 st = wandb.Settings(x_disable_stats=True)
@@ -32,7 +27,7 @@ else:
         run.log({"loss": 1.0 / (s + 1)}, step=s)
     run.tags = ("a",)
     run.finish()
-`
+`)
 
 // TestResumedRunRemovesATag (f1b): a W&B run tagged a and b, resumed with
 // run.tags = ("a",), holds only a in an archive (DuckDB) and in MLflow
@@ -44,12 +39,7 @@ else:
 func TestResumedRunRemovesATag(t *testing.T) {
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	dir := t.TempDir()
-	sdk := func(mode string) {
-		t.Helper()
-		if out, err := exec.Command(testenv.Python(t), "-c", f1bTagsPy, dir, "f1btags", mode).CombinedOutput(); err != nil {
-			t.Fatalf("wandb SDK %s: %v\n%s", mode, err, out)
-		}
-	}
+	sdk := func(mode string) { t.Helper(); runWandbPy(t, f1bTagsPy, dir, "f1btags", mode) }
 	sdk("make")
 	src := "wandb:" + filepath.Join(dir, "wandb")
 	const origin = "wandb:ent/f1b/f1btags"

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
-	"github.com/runferry/runferry/internal/testenv"
+	"github.com/runferry/runferry/internal/mlflowtest"
 )
 
 // TestMovedFolderSyncWritesNoMLflowBookkeeping (f1b): the W&B fixtures
@@ -30,36 +29,19 @@ import (
 // A real change is still written: a file added to one run is appended to
 // that run alone, and `check` passes.
 func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
-	srv := testenv.SharedMLflow(t)
-	root := t.TempDir()
-	first, moved := filepath.Join(root, "first"), filepath.Join(root, "moved")
-	if out, err := exec.Command("cp", "-a", "../../testdata/wandb/fixtures", first).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	prefix := filepath.Base(root) + "-f1b/"
-	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
-	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
-	if code != 0 || !strings.Contains(out, "copied 6 runs") {
-		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
-	}
-	held := f1bBookkeeping(t, srv.URL, prefix)
+	m, move := mlflowMovableFixtures(t, "f1b")
+	held := f1bBookkeeping(t, m.URL, m.Prefix)
 	if len(held) != 6 {
 		t.Fatalf("after the first sync the server holds %d runs, want 6", len(held))
 	}
-	if out, err := exec.Command("cp", "-r", first, moved).CombinedOutput(); err != nil {
-		t.Fatalf("cp: %v: %s", err, out)
-	}
-	if err := os.RemoveAll(first); err != nil {
-		t.Fatal(err)
-	}
-	src := "wandb:" + moved + "?crashed-after=1ns"
-	ledger2 := filepath.Join(root, "ledger2.db")
-	code, out, errOut = runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
+	moved := move()
+	src, dst, ledger2 := "wandb:"+moved+"?crashed-after=1ns", m.Dst, m.Ledger2
+	code, out, errOut := runCLI(t, "sync", src, dst, "--state", ledger2, "--accept-gaps")
 	t.Logf("sync from the moved folder:\n%s%s", out, errOut)
 	if want := "copied 0 runs (0 points, 0 files, 0 B); 6 unchanged"; code != 0 || !strings.Contains(out, want) {
 		t.Errorf("sync from the moved folder with a new ledger: exit %d, want 0 and %q", code, want)
 	}
-	got := f1bBookkeeping(t, srv.URL, prefix)
+	got := f1bBookkeeping(t, m.URL, m.Prefix)
 	for id, was := range held {
 		if got[id] != was {
 			t.Errorf("run %s changed in MLflow by the sync from the moved folder:\n%s", id, f1Diff([]string{was}, []string{got[id]}))
@@ -81,7 +63,7 @@ func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "copied 1 run (0 points, 1 file, 21 B") || !strings.Contains(out, "5 unchanged") {
 		t.Errorf("sync after a file was added: exit %d, want the one run appended to\n%s%s", code, out, errOut)
 	}
-	got = f1bBookkeeping(t, srv.URL, prefix)
+	got = f1bBookkeeping(t, m.URL, m.Prefix)
 	var changed []string
 	for id, was := range held {
 		if got[id] != was {
@@ -105,68 +87,54 @@ func TestMovedFolderSyncWritesNoMLflowBookkeeping(t *testing.T) {
 // of runferry/run.json and runferry/coverage.json.
 func f1bBookkeeping(t *testing.T, base, prefix string) map[string]string {
 	t.Helper()
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: base})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := mlflowtest.Client(t, base)
 	ctx := context.Background()
 	out := map[string]string{}
-	for e, err := range api.SearchExperiments(ctx, "", mlflowapi.ViewAll) {
-		if err != nil {
-			t.Fatal(err)
+	for e, r := range mlflowtest.Runs(t, api, prefix, mlflowapi.ViewAll) {
+		var b strings.Builder
+		end := int64(-1)
+		if r.Info.EndTime != nil {
+			end = *r.Info.EndTime
 		}
-		if !strings.HasPrefix(e.Name, prefix) {
-			continue
+		fmt.Fprintf(&b, "%s run %q %s %s start %d end %d\n", e.Name, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
+		var lines []string
+		for _, tag := range r.Data.Tags {
+			lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
 		}
-		for r, err := range api.SearchRuns(ctx, []string{e.ExperimentID}, "", mlflowapi.ViewAll) {
+		var walk func(dir string)
+		walk = func(dir string) {
+			files, err := api.ListArtifactDir(ctx, r.Info.RunID, r.Info.ArtifactURI, dir)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var b strings.Builder
-			end := int64(-1)
-			if r.Info.EndTime != nil {
-				end = *r.Info.EndTime
-			}
-			fmt.Fprintf(&b, "%s run %q %s %s start %d end %d\n", e.Name, r.Info.RunName, r.Info.Status, r.Info.LifecycleStage, r.Info.StartTime, end)
-			var lines []string
-			for _, tag := range r.Data.Tags {
-				lines = append(lines, fmt.Sprintf("  tag %s=%q", tag.Key, tag.Value))
-			}
-			var walk func(dir string)
-			walk = func(dir string) {
-				files, err := api.ListArtifactDir(ctx, r.Info.RunID, r.Info.ArtifactURI, dir)
-				if err != nil {
-					t.Fatal(err)
+			for _, f := range files {
+				if f.IsDir {
+					walk(f.Path)
+					continue
 				}
-				for _, f := range files {
-					if f.IsDir {
-						walk(f.Path)
-						continue
-					}
-					size := int64(-1)
-					if f.FileSize != nil {
-						size = *f.FileSize
-					}
-					lines = append(lines, fmt.Sprintf("  file %s %d", f.Path, size))
+				size := int64(-1)
+				if f.FileSize != nil {
+					size = *f.FileSize
 				}
+				lines = append(lines, fmt.Sprintf("  file %s %d", f.Path, size))
 			}
-			walk("")
-			slices.Sort(lines)
-			b.WriteString(strings.Join(lines, "\n"))
-			for _, rel := range []string{"runferry/run.json", "runferry/coverage.json"} {
-				body, err := api.OpenArtifact(ctx, r.Info.RunID, r.Info.ArtifactURI, rel)
-				if err != nil {
-					t.Fatalf("run %s: %s: %v", r.Info.RunID, rel, err)
-				}
-				data, err := io.ReadAll(body)
-				body.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				fmt.Fprintf(&b, "\n  %s:\n%s", rel, data)
-			}
-			out[r.Info.RunID] = b.String()
 		}
+		walk("")
+		slices.Sort(lines)
+		b.WriteString(strings.Join(lines, "\n"))
+		for _, rel := range []string{"runferry/run.json", "runferry/coverage.json"} {
+			body, err := api.OpenArtifact(ctx, r.Info.RunID, r.Info.ArtifactURI, rel)
+			if err != nil {
+				t.Fatalf("run %s: %s: %v", r.Info.RunID, rel, err)
+			}
+			data, err := io.ReadAll(body)
+			body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "\n  %s:\n%s", rel, data)
+		}
+		out[r.Info.RunID] = b.String()
 	}
 	return out
 }

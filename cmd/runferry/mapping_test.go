@@ -3,8 +3,6 @@ package main
 import (
 	"database/sql"
 	"encoding/json"
-	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -290,13 +288,9 @@ func TestRichValuesThroughMapping(t *testing.T) {
 	maria := testenv.SharedMariaDB(t)
 	t.Setenv("MYSQL_PWD", maria.Password)
 	my := maria.CreateDatabase(t, "cli_mapped_rich")
-	u, err := url.Parse(my)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, db := range []struct{ name, loc, driver, dsn string }{
 		{"PostgreSQL", pg, "pgx", pg},
-		{"MariaDB", my, "mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", maria.User, maria.Password, u.Host, u.Path)},
+		{"MariaDB", my, "mysql", maria.DSN(t, my)},
 	} {
 		conn, err := sql.Open(db.driver, db.dsn)
 		if err != nil {

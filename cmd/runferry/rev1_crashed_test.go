@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowtest"
 	"github.com/runferry/runferry/internal/testenv"
 )
 
@@ -41,26 +41,11 @@ func TestFreshCopyOfCrashedRunInMLflow(t *testing.T) {
 	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", "--no-state", "wandb:"+tree, dst); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
+	api := mlflowtest.Client(t, srv.URL)
 	var got []string
-	for e, err := range api.SearchExperiments(ctx, "", mlflowapi.ViewAll) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(e.Name, prefix) {
-			continue
-		}
-		for r, err := range api.SearchRuns(ctx, []string{e.ExperimentID}, "", mlflowapi.ViewActive) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			state, _ := r.Tag("wandb.state")
-			got = append(got, r.Info.RunName+" "+r.Info.Status+" "+state)
-		}
+	for _, r := range mlflowtest.Runs(t, api, prefix, mlflowapi.ViewActive) {
+		state, _ := r.Tag("wandb.state")
+		got = append(got, r.Info.RunName+" "+r.Info.Status+" "+state)
 	}
 	slices.Sort(got)
 	var want []string

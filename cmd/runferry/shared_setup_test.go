@@ -8,10 +8,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/runferry/runferry/internal/testenv"
 )
 
 // Set-up shared by tests written apart that began alike: the W&B fixtures
-// in a folder that is later moved (f1, rev2), a native MLflow run with
+// in a folder that is later moved (f1, rev2, f1b), the wandb SDK's offline
+// preamble (f1b, ux11, ux12), a native MLflow run with
 // files made by MLflow's own client (f2, ux11), and archive summary's rows
 // and docs/ARCHIVE.md's pandas snippets read beside pandas (rev1, ux9b).
 
@@ -36,6 +39,32 @@ func movableFixtures(t *testing.T, root string) (first string, move func() (move
 		}
 		return moved
 	}
+}
+
+// mlflowMoved is where mlflowMovableFixtures synced the W&B fixtures.
+type mlflowMoved struct {
+	URL, Prefix, Dst string // the shared MLflow server, the experiment prefix, the sync's destination
+	Ledger2          string // a ledger not yet used, in the test's temporary folder
+}
+
+// mlflowMovableFixtures copies the W&B fixtures with movableFixtures and
+// syncs them (crashed-after=1ns, --accept-gaps, a ledger of their own)
+// into the shared MLflow server under an experiment prefix of the test's
+// own that ends in "-"+name+"/"; a sync that does not exit 0 having copied
+// 6 runs fails the test. It returns where the runs went and
+// movableFixtures' move.
+func mlflowMovableFixtures(t *testing.T, name string) (m mlflowMoved, move func() (moved string)) {
+	t.Helper()
+	srv := testenv.SharedMLflow(t)
+	root := t.TempDir()
+	first, move := movableFixtures(t, root)
+	m.URL, m.Prefix = srv.URL, filepath.Base(root)+"-"+name+"/"
+	m.Dst, m.Ledger2 = "mlflow+"+srv.URL+"?experiment-prefix="+m.Prefix, filepath.Join(root, "ledger2.db")
+	code, out, errOut := runCLI(t, "sync", "wandb:"+first+"?crashed-after=1ns", m.Dst, "--state", filepath.Join(root, "ledger1.db"), "--accept-gaps")
+	if code != 0 || !strings.Contains(out, "copied 6 runs") {
+		t.Fatalf("first sync: exit %d\n%s%s", code, out, errOut)
+	}
+	return m, move
 }
 
 // mlflowFilesPy begins the Python programs that make and edit a native
@@ -70,6 +99,30 @@ func mlflowFilesRun(t *testing.T, url, prefix, program string) (run, src string)
 	}
 	return printed[len(printed)-1], // after MLflow's "View run" lines
 		"mlflow+" + url + "?experiment-prefix=" + prefix + "src/"
+}
+
+// wandbOfflinePy returns the Python program body preceded by what every
+// program that makes W&B run folders with the real wandb SDK begins with:
+// os and sys imported, the SDK set through its environment to run offline
+// and silent, capturing no git state, code or console, for the entity
+// "ent" and, unless project is "", the project named, and then imported as
+// wandb.
+func wandbOfflinePy(project, body string) string {
+	env := `"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true",
+    "WANDB_DISABLE_CODE": "true", "WANDB_CONSOLE": "off", "WANDB_ENTITY": "ent"`
+	if project != "" {
+		env += `, "WANDB_PROJECT": ` + strconv.Quote(project)
+	}
+	return "\nimport os, sys\nos.environ.update({" + env + "})\nimport wandb\n" + strings.TrimPrefix(body, "\n")
+}
+
+// runWandbPy runs program (made by wandbOfflinePy) with args; a failure
+// fails the test with what the program printed.
+func runWandbPy(t *testing.T, program string, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(testenv.Python(t), append([]string{"-c", program}, args...)...).CombinedOutput(); err != nil {
+		t.Fatalf("wandb SDK %q: %v\n%s", args, err, out)
+	}
 }
 
 // summaryRow is a run's row of archive summary.

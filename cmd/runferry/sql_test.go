@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,13 +124,8 @@ func TestSQLKillDuringCopyThenResume(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv("MYSQL_PWD", m.Password)
 	mDst := m.CreateDatabase(t, "cli_kill")
-	killAndResume(t, bin, rng, "MariaDB", m.CreateDatabase(t, "cli_kill_probe"), mDst, func() (*sql.DB, error) {
-		u, err := url.Parse(mDst)
-		if err != nil {
-			return nil, err
-		}
-		return sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
-	})
+	mDSN := m.DSN(t, mDst)
+	killAndResume(t, bin, rng, "MariaDB", m.CreateDatabase(t, "cli_kill_probe"), mDst, func() (*sql.DB, error) { return sql.Open("mysql", mDSN) })
 	file := filepath.Join(dir, "kill.db")
 	killAndResume(t, bin, rng, "SQLite", "sqlite:"+filepath.Join(dir, "probe.db"), "sqlite:"+file, func() (*sql.DB, error) { return sql.Open("sqlite", file) })
 }

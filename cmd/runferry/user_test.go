@@ -11,6 +11,7 @@ import (
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowtest"
 	"github.com/runferry/runferry/internal/testenv"
 )
 
@@ -21,24 +22,12 @@ import (
 // are read.
 func mlflowUsers(t *testing.T, api *mlflowapi.Client, prefix string) (users map[string][2]string, raw map[string]string) {
 	t.Helper()
-	ctx := context.Background()
 	users, raw = map[string][2]string{}, map[string]string{}
-	for e, err := range api.SearchExperiments(ctx, "", mlflowapi.ViewAll) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !strings.HasPrefix(e.Name, prefix) {
-			continue
-		}
-		for r, err := range api.SearchRuns(ctx, []string{e.ExperimentID}, "", mlflowapi.ViewActive) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			tag, _ := r.Tag("mlflow.user")
-			users[r.Info.RunName] = [2]string{r.Info.UserID, tag}
-			b, _ := json.Marshal(r)
-			raw[r.Info.RunName] = string(b)
-		}
+	for _, r := range mlflowtest.Runs(t, api, prefix, mlflowapi.ViewActive) {
+		tag, _ := r.Tag("mlflow.user")
+		users[r.Info.RunName] = [2]string{r.Info.UserID, tag}
+		b, _ := json.Marshal(r)
+		raw[r.Info.RunName] = string(b)
 	}
 	return users, raw
 }

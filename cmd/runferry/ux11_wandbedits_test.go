@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,11 +18,7 @@ import (
 // tags and finishes; "edit" resumes it, logs 3 more steps with a new key,
 // changes a config value and a summary value, renames it again and sets
 // its notes and tags again. Usage: DIR RUN_ID make|edit.
-const ux11EditPy = `
-import os, sys
-os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true",
-    "WANDB_DISABLE_CODE": "true", "WANDB_CONSOLE": "off", "WANDB_PROJECT": "ux11", "WANDB_ENTITY": "ent"})
-import wandb
+var ux11EditPy = wandbOfflinePy("ux11", `
 out, rid, mode = sys.argv[1:4]
 os.chdir(out)
 st = wandb.Settings(x_disable_stats=True)
@@ -47,14 +42,11 @@ else:
     run.notes = "resumed notes"
     run.tags = ("keep", "later", "resumed")
     run.finish()
-`
+`)
 
 func ux11Wandb(t *testing.T, dir, id, mode string) {
 	t.Helper()
-	out, err := exec.Command(testenv.Python(t), "-c", ux11EditPy, dir, id, mode).CombinedOutput()
-	if err != nil {
-		t.Fatalf("wandb SDK %s: %v\n%s", mode, err, out)
-	}
+	runWandbPy(t, ux11EditPy, dir, id, mode)
 }
 
 // ux11ArchiveRun reads one run's name, notes, labels, config and summary

@@ -14,17 +14,13 @@ import (
 
 // ux12CaseProjectsPy has the real wandb SDK (offline) log one run in each of
 // two projects whose names differ only in case. Usage: DIR.
-const ux12CaseProjectsPy = `
-import os, sys
-os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true",
-    "WANDB_DISABLE_CODE": "true", "WANDB_CONSOLE": "off", "WANDB_ENTITY": "ent"})
-import wandb
+var ux12CaseProjectsPy = wandbOfflinePy("", `
 os.chdir(sys.argv[1])
 for p in ("Vision", "vision"):
     run = wandb.init(project=p, id="run" + p, name="run-" + p, dir=".", settings=wandb.Settings(x_disable_stats=True))
     run.log({"acc": 0.5})
     run.finish()
-`
+`)
 
 // TestMLflowCaseBlindStoreMergesNoExperiments: an MLflow server whose store
 // is MariaDB in a database of MariaDB's default case-insensitive collation
@@ -39,9 +35,7 @@ func TestMLflowCaseBlindStoreMergesNoExperiments(t *testing.T) {
 		testenv.Unavailable(t, "PyMySQL in the venv (requirements-test.txt)", strings.TrimSpace(string(out)))
 	}
 	dir := t.TempDir()
-	if out, err := exec.Command(testenv.Python(t), "-c", ux12CaseProjectsPy, dir).CombinedOutput(); err != nil {
-		t.Fatalf("wandb SDK: %v\n%s", err, out)
-	}
+	runWandbPy(t, ux12CaseProjectsPy, dir)
 	src := "wandb:" + dir
 	m := testenv.SharedMariaDB(t)
 	if err := m.Exec("", "CREATE DATABASE ux12_mlflow_ci CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"); err != nil {

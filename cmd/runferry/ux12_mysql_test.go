@@ -2,9 +2,6 @@ package main
 
 import (
 	"database/sql"
-	"fmt"
-	"net/url"
-	"os/exec"
 	"strings"
 	"testing"
 
@@ -14,17 +11,13 @@ import (
 // ux12LongKeysPy has the real wandb SDK (offline) log one run with two
 // metric keys of 701 characters alike in their first 700 (MySQL's
 // VARCHAR(700) for names) and a short key. Usage: DIR.
-const ux12LongKeysPy = `
-import os, sys
-os.environ.update({"WANDB_MODE": "offline", "WANDB_SILENT": "true", "WANDB_DISABLE_GIT": "true",
-    "WANDB_DISABLE_CODE": "true", "WANDB_CONSOLE": "off", "WANDB_PROJECT": "ux12", "WANDB_ENTITY": "ent"})
-import wandb
+var ux12LongKeysPy = wandbOfflinePy("ux12", `
 os.chdir(sys.argv[1])
 run = wandb.init(id="longkeys", name="long-keys", dir=".", settings=wandb.Settings(x_disable_stats=True))
 for s in range(3):
     run.log({"k" * 700 + "1": 1.0 + s, "k" * 700 + "2": 10.0 + s, "loss": 0.5}, step=s)
 run.finish()
-`
+`)
 
 // TestMySQLNonStrictServerMergesNothing: a MariaDB server whose sql_mode is
 // not strict (an empty sql_mode, as older set-ups have it) cut each of two
@@ -35,18 +28,12 @@ run.finish()
 // 3, check sees the run missing, and the database holds no cut key.
 func TestMySQLNonStrictServerMergesNothing(t *testing.T) {
 	dir := t.TempDir()
-	if out, err := exec.Command(testenv.Python(t), "-c", ux12LongKeysPy, dir).CombinedOutput(); err != nil {
-		t.Fatalf("wandb SDK: %v\n%s", err, out)
-	}
+	runWandbPy(t, ux12LongKeysPy, dir)
 	src := "wandb:" + dir + "?entity=ent"
 	m := testenv.SharedMariaDB(t)
 	t.Setenv("MYSQL_PWD", m.Password)
 	loc := m.CreateDatabase(t, "ux12_nonstrict")
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	db, err := sql.Open("mysql", m.DSN(t, loc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,4 +122,17 @@ func (m *MariaDB) CreateDatabase(t testing.TB, name string) string {
 		t.Fatalf("testenv: create MariaDB database %s: %v", name, err)
 	}
 	return fmt.Sprintf("mysql://%s@127.0.0.1:%d/%s", m.User, m.Port, name)
+}
+
+// DSN returns the go-sql-driver/mysql data source name
+// (USER:PASSWORD@tcp(127.0.0.1:PORT)/NAME) of loc, a location
+// CreateDatabase returned, for a test that reads or changes that database
+// itself with database/sql; a location it cannot read fails the test.
+func (m *MariaDB) DSN(t testing.TB, loc string) string {
+	t.Helper()
+	u, err := url.Parse(loc)
+	if err != nil || u.Scheme != "mysql" || u.Host == "" {
+		t.Fatalf("testenv: %q is not a MariaDB database's location (%v)", loc, err)
+	}
+	return fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path)
 }

@@ -94,11 +94,7 @@ func TestMetricsLoadedInBulkMariaDB(t *testing.T) {
 	loc := freshMariaDB(t)
 	copyInto(t, oneRun("first", 1), loc) // creates the schema
 	m := testenv.SharedMariaDB(t)
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	db, err := sql.Open("mysql", m.DSN(t, loc))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,7 +178,7 @@ func TestExampleMappingMariaDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	db, err := sql.Open("mysql", m.DSN(t, loc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,11 +209,7 @@ func TestMappingCheckMariaDB(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv("MYSQL_PWD", m.Password)
 	loc := m.CreateDatabase(t, "mapping_check")
-	u, err := url.Parse(loc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	db, err := sql.Open("mysql", m.DSN(t, loc))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +470,7 @@ func TestGeneratedMappingMariaDB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("mysql", fmt.Sprintf("%s:%s@tcp(%s)%s", m.User, m.Password, u.Host, u.Path))
+	db, err := sql.Open("mysql", m.DSN(t, loc))
 	if err != nil {
 		t.Fatal(err)
 	}
