@@ -35,13 +35,14 @@ else:
 // files keep their row ids).
 func TestSQLAppendFromMLflowKeepsHeldFiles(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
-	run, src := mlflowFilesRun(t, srv.URL, uniquePrefix(t), f2FilesPy)
+	py := mlflowFilesScripts(t, f2FilesPy)
+	run, src := mlflowFilesRun(t, srv.URL, uniquePrefix(t), py)
 	db := filepath.Join(t.TempDir(), "runs.db")
 	dst, ledger := "sqlite:"+db, filepath.Join(t.TempDir(), "ledger.db")
 	wantCounts(t, "first sync", syncReport(t, 0, "sync", src, dst, "--state", ledger), 1, 0)
 	before := f2FileIDs(t, db)
 
-	runPy(t, "-c", f2FilesPy, srv.URL, "add", run)
+	py(srv.URL, "add", run)
 	for _, dry := range []bool{true, false} {
 		args := []string{"sync", src, dst, "--state", ledger}
 		if dry {

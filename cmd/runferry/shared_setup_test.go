@@ -87,13 +87,31 @@ def put(run, name, body):
     c.log_artifact(run, p)
 `
 
-// mlflowFilesRun runs program (mlflowFilesPy and what follows) in "make"
+// mlflowFilesScripts returns a function running program (mlflowFilesPy and
+// what follows) with args (URL MODE ARG) and returning what it printed, each
+// call in the test's one Python process (testenv.StartPyScripts): a test
+// that makes a run and edits it several times imports MLflow once, not once
+// a call. The test fails if a call fails.
+func mlflowFilesScripts(t *testing.T, program string) func(args ...string) []byte {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "mlflowfiles.py")
+	if err := os.WriteFile(script, []byte(program), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	py := testenv.StartPyScripts(t)
+	return func(args ...string) []byte {
+		t.Helper()
+		return py.Run(t, script, args...)
+	}
+}
+
+// mlflowFilesRun runs program (a function of mlflowFilesScripts) in "make"
 // mode against the MLflow server at url for the experiment prefix+"src/exp"
 // and returns the run's id and the location reading the experiments
 // under prefix+"src/".
-func mlflowFilesRun(t *testing.T, url, prefix, program string) (run, src string) {
+func mlflowFilesRun(t *testing.T, url, prefix string, program func(args ...string) []byte) (run, src string) {
 	t.Helper()
-	printed := strings.Fields(string(runPy(t, "-c", program, url, "make", prefix+"src/exp")))
+	printed := strings.Fields(string(program(url, "make", prefix+"src/exp")))
 	if len(printed) == 0 {
 		t.Fatal("the run-making program printed no run id")
 	}

@@ -56,7 +56,8 @@ else:
 // (runs/update run_name).
 func TestSyncMLflowSourceFileChanges(t *testing.T) {
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
-	run, src := mlflowFilesRun(t, srv.URL, p, ux11FilesPy)
+	py := mlflowFilesScripts(t, ux11FilesPy)
+	run, src := mlflowFilesRun(t, srv.URL, p, py)
 	dsts := []struct{ name, loc, ledger string }{
 		{"archive", "parquet:" + filepath.Join(t.TempDir(), "archive"), filepath.Join(t.TempDir(), "a.db")},
 		{"mlflow", "mlflow+" + srv.URL + "?experiment-prefix=" + p + "dst/", filepath.Join(t.TempDir(), "m.db")},
@@ -70,7 +71,7 @@ func TestSyncMLflowSourceFileChanges(t *testing.T) {
 		}
 	}
 
-	runPy(t, "-c", ux11FilesPy, srv.URL, "delete", run)
+	py(srv.URL, "delete", run)
 	for _, d := range dsts {
 		wantCheck(t, d.name+": after a file was deleted at the source", exitDifferences, src, d.loc)
 		report := filepath.Join(t.TempDir(), "report.json")
@@ -86,7 +87,7 @@ func TestSyncMLflowSourceFileChanges(t *testing.T) {
 		wantCheck(t, d.name+": after the sync of the deletion", 0, src, d.loc)
 	}
 
-	runPy(t, "-c", ux11FilesPy, srv.URL, "overwrite", run)
+	py(srv.URL, "overwrite", run)
 	for _, d := range dsts {
 		code, out, _ := runCLI(t, "check", src, d.loc)
 		if code != exitDifferences || !strings.Contains(out, "file same.txt: source 5 bytes") {
@@ -106,7 +107,7 @@ func TestSyncMLflowSourceFileChanges(t *testing.T) {
 	// A rename is appended in place: into MLflow the same run id (it was
 	// written whole under a new id, the former copy deleted).
 	_, deletedBefore := mlflowRunsUnder(t, srv.URL, p+"dst/")
-	runPy(t, "-c", ux11FilesPy, srv.URL, "rename", run)
+	py(srv.URL, "rename", run)
 	for _, d := range dsts {
 		rep := syncReport(t, 0, "sync", src, d.loc, "--state", d.ledger)
 		wantCounts(t, d.name+": sync after a rename", rep, 1, 0)

@@ -37,21 +37,32 @@ type contentRun struct {
 	RunFiles map[string]string `json:"run_files"`
 }
 
-// contentPy runs testdata/content.py (MLflow's own Python client).
+// contentPy runs testdata/content.py with args in the test's one Python
+// process (contentScripts) and returns the last line it printed; the test
+// fails if the script fails.
 func contentPy(t *testing.T, args ...string) []byte {
 	t.Helper()
 	t.Logf("%s content.py %s", time.Now().Format(time.TimeOnly), args[0])
-	cmd := exec.Command(testenv.Python(t), append([]string{"testdata/content.py"}, args...)...)
-	out, err := cmd.Output()
-	if err != nil {
-		stderr := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = string(ee.Stderr)
-		}
-		t.Fatalf("content.py %v: %v\n%s", args, err, tail(stderr, 30))
-	}
-	s := strings.TrimSpace(string(out))
+	s := strings.TrimSpace(string(contentScripts(t).Run(t, "testdata/content.py", args...)))
 	return []byte(s[strings.LastIndexByte(s, '\n')+1:])
+}
+
+// contentProcs holds each running test's content.py process.
+var contentProcs sync.Map // *testing.T -> *testenv.PyScripts
+
+// contentScripts returns t's Python process for content.py, started at its
+// first use and ended with t: a test that logs, reads and loads models with
+// MLflow's client imports MLflow, pandas and sklearn once instead of once a
+// script. Each of content.py's commands sets its own tracking URI.
+func contentScripts(t *testing.T) *testenv.PyScripts {
+	t.Helper()
+	if p, ok := contentProcs.Load(t); ok {
+		return p.(*testenv.PyScripts)
+	}
+	p := testenv.StartPyScripts(t)
+	contentProcs.Store(t, p)
+	t.Cleanup(func() { contentProcs.Delete(t) })
+	return p
 }
 
 func tail(s string, n int) string {

@@ -99,10 +99,13 @@ func runsCreated(base, prefix string) int {
 // points) into a real SQLite-backed MLflow server with the runferry binary
 // and, mid-copy, kills the server (SIGKILL to its process group) and
 // restarts it on the same port and stores about 1.5 s later. It does so at
-// three moments of the copy's progress, each into a fresh experiment prefix
-// with its own ledger: at its first write (an experiment under the prefix),
-// once 5 of the 15 runs were created, and once 10 were (the copy writes 4
-// runs at a time, so each later kill falls while runs are being written).
+// two moments of the copy's progress, each into a fresh experiment prefix
+// with its own ledger: at its first write (an experiment under the prefix,
+// no run created yet) and once 5 of the 15 runs were created (the copy
+// writes 4 runs at a time, so the kill falls while runs are being written,
+// some already committed). A third kill once 10 runs were created was the
+// second's class again (runs committed, runs cut short, runs not started)
+// and was dropped for the test's time (docs/TESTING.md, tt13).
 // The copy never hangs; it either completes, exits 1 saying the server is
 // unreachable when no run could be written, or exits 3 naming its failed
 // runs, never 0 with runs missing; a re-run with the same ledger completes;
@@ -110,7 +113,7 @@ func runsCreated(base, prefix string) int {
 // point once.
 func TestServerKilledMidCopy(t *testing.T) {
 	if testing.Short() {
-		t.Skip("kills and restarts an MLflow server three times (a few minutes)")
+		t.Skip("kills and restarts an MLflow server twice (a minute or more)")
 	}
 	srv := testenv.StartMLflow(t)
 	bin := buildCLI(t)
@@ -122,7 +125,7 @@ func TestServerKilledMidCopy(t *testing.T) {
 			t.Errorf("every copy finished before its kill: the test proved nothing (make the runs bigger)")
 		}
 	}()
-	for i, killAt := range []int{0, 5, 10} {
+	for i, killAt := range []int{0, 5} {
 		t.Run(fmt.Sprintf("kill-at-%d-runs", killAt), func(t *testing.T) {
 			prefix := fmt.Sprintf("restart-%d-%d/", i, testenv.FreePort(t))
 			dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
