@@ -37,12 +37,19 @@ type pointSource interface {
 // (their Step and Time set by PutPoints).
 type convertedRow struct {
 	rv  wandbfile.RowValues
-	pts []schema.Metric
+	pts []schema.Metric // at step and time
+	// step and time are those of pts: the row's own step (0 without one)
+	// and time, the step the pass gives the row whenever the row has one.
+	step, time int64
 }
 
 func (c *convertedRow) NumPoints() int { return len(c.pts) }
 
 func (c *convertedRow) PutPoints(dst []schema.Metric, from int, step, time int64) {
+	if step == c.step && time == c.time {
+		copy(dst, c.pts[from:from+len(dst)])
+		return
+	}
 	for k, m := range c.pts[from : from+len(dst)] {
 		m.Step, m.Time = step, time
 		dst[k] = m
@@ -109,8 +116,11 @@ func aheadHandler(inner handler, row func(seg *segment, r wandbfile.RowValues, p
 		return h
 	}
 	a := &ahead{inner: inner, row: row, convs: make(chan *wandbfile.RowConverter, aheadBatches)}
+	keys := &wandbfile.KeyTable{}
 	for range aheadBatches {
-		a.convs <- newConverter()
+		conv := newConverter()
+		conv.Keys = keys
+		a.convs <- conv
 	}
 	h := handler{
 		kinds:   inner.kinds,
@@ -225,9 +235,13 @@ func (b *aheadBatch) convert(conv *wandbfile.RowConverter) {
 		if ev.obj == nil {
 			hr.row = &ev.row
 		}
-		ev.conv.rv = hr.convert(conv, true)
+		rv := hr.convert(conv, true)
+		ev.conv.rv, ev.conv.step, ev.conv.time = rv, 0, rv.Time
+		if rv.HasStep {
+			ev.conv.step = rv.Step
+		}
 		lo := len(b.pts)
-		b.pts = conv.AppendPoints(b.pts, 0, 0)
+		b.pts = conv.AppendPoints(b.pts, ev.conv.step, ev.conv.time)
 		spans = append(spans, span{lo, len(b.pts)})
 	}
 	// The points' slices are cut once b.pts has stopped growing.
