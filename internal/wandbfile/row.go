@@ -222,3 +222,14 @@ func (r *Row) scanStep(b []byte) bool {
 	}
 	return true
 }
+
+// CopyTo makes dst a copy of r that owns its bytes (a Row from Scan views
+// the reader's buffer, valid only until the next record), reusing dst's
+// buffers: a history row can then be converted later, on another
+// goroutine, exactly as r would have been.
+func (r *Row) CopyTo(dst *Row) {
+	dst.body = append(dst.body[:0], r.body...)
+	dst.items = append(dst.items[:0], r.items...)
+	dst.segs = append(dst.segs[:0], r.segs...)
+	dst.step, dst.hasStep = r.step, r.hasStep
+}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/runferry/runferry/schema"
 )
@@ -269,6 +270,11 @@ type RowConverter struct {
 	// and take no fast path: the behaviour the fast path must match, for
 	// tests that compare them.
 	Reference bool
+	// Keys, when set, is shared by converters that convert the rows of
+	// one pass on several goroutines: each key's name is then the same
+	// string (the same bytes in memory) from each of them, which the
+	// pass's consumers compare by pointer first.
+	Keys *KeyTable
 
 	intern map[string]int32 // key → index in names
 	names  []string
@@ -483,6 +489,9 @@ func (c *RowConverter) key(r *Row, path []span) int32 {
 		c.intern = map[string]int32{}
 	}
 	s := string(b)
+	if c.Keys != nil {
+		s = c.Keys.intern(s)
+	}
 	id := int32(len(c.names))
 	c.names = append(c.names, s)
 	c.intern[s] = id
@@ -516,4 +525,27 @@ func (c *RowConverter) sort() {
 	}
 	c.prev = append(c.prev[:0], c.ids...)
 	c.valid = true
+}
+
+// KeyTable gives each key name one string for every RowConverter that
+// shares it; it is safe for concurrent use. It holds at most maxInterned
+// names (past that, names are returned as given).
+type KeyTable struct {
+	mu    sync.Mutex
+	names map[string]string
+}
+
+func (t *KeyTable) intern(s string) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n, ok := t.names[s]; ok {
+		return n
+	}
+	if t.names == nil {
+		t.names = map[string]string{}
+	}
+	if len(t.names) < maxInterned {
+		t.names[s] = s
+	}
+	return s
 }

@@ -36,9 +36,10 @@ func (s *stepper) next(r *wandbfile.RowValues) (step int64, ok bool) {
 	return step, true
 }
 
-// appendPoints adds the points conv holds for the row it last converted
-// to p, at step and time (Unix ms), filling the pages in place.
-func appendPoints(p *pager[schema.Metric], conv *wandbfile.RowConverter, step, time int64) error {
+// appendPoints adds the points of a converted row (conv: a RowConverter
+// after Convert, or a row converted ahead) to p, at step and time (Unix
+// ms), filling the pages in place.
+func appendPoints(p *pager[schema.Metric], conv pointSource, step, time int64) error {
 	n := conv.NumPoints()
 	for from := 0; from < n; {
 		dst := p.extend(n - from)

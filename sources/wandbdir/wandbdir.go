@@ -275,23 +275,21 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 		}
 		stream(ctx, s, run, func(p *pager[schema.Metric]) (handler, func(*runInfo, []string) error) {
 			var steps stepper
-			conv := newConverter()
 			var sample int64
+			row := func(_ *segment, r wandbfile.RowValues, pts pointSource) error {
+				if rp != nil {
+					rp.row(r)
+				}
+				step, ok := steps.next(&r)
+				if !ok {
+					return nil
+				}
+				if c != nil && (len(r.Rich) > 0 || len(r.Bad) > 0) {
+					_ = emitRich(r, step, c.addRich)
+				}
+				return appendPoints(p, pts, step, r.Time)
+			}
 			h := handler{
-				history: func(_ *segment, h histRow) error {
-					r := h.convert(conv, true)
-					if rp != nil {
-						rp.row(r)
-					}
-					step, ok := steps.next(&r)
-					if !ok {
-						return nil
-					}
-					if c != nil && (len(r.Rich) > 0 || len(r.Bad) > 0) {
-						_ = emitRich(r, step, c.addRich)
-					}
-					return appendPoints(p, conv, step, r.Time)
-				},
 				stats: func(_ *segment, t time.Time, items []wandbfile.Value) error {
 					defer func() { sample++ }()
 					if c != nil {
@@ -306,7 +304,7 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 				},
 			}
 			if c == nil {
-				return h, nil
+				return aheadHandler(h, row), nil
 			}
 			h.record, h.kinds = c.record, consoleKind
 			if rp != nil {
@@ -319,7 +317,7 @@ func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema
 				}
 				h.damage, h.corrupt, h.segmentEnd = rp.console.damage, rp.corrupt, rp.segmentEnd
 			}
-			return h, func(ri *runInfo, damage []string) error {
+			return aheadHandler(h, row), func(ri *runInfo, damage []string) error {
 				if rp != nil {
 					r, err := rp.finish(ctx, damage, nil, s.crashRule())
 					if err != nil {
