@@ -57,12 +57,24 @@ WC_LATENCY=${BENCH_WANDB_CLOUD_LATENCY:-100ms}
 WC=$SCRATCH/wandbcloud
 mkdir -p "$WC"
 INPUT_CMDS+=("wandbserve -runs $WC_RUNS -steps $WC_STEPS -keys $WC_KEYS -rate $WC_RATE -latency $WC_LATENCY -subset $WC_SDK_RUNS")
-"$BIN/wandbserve" -runs "$WC_RUNS" -steps "$WC_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" -subset "$WC_SDK_RUNS" >"$WC/server.json" &
-WC_PID=$!
-trap 'kill $WC_PID 2>/dev/null || true' EXIT
-for _ in $(seq 600); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
-[ -s "$WC/server.json" ] || die "wandbserve did not start"
-WC_URL=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$WC/server.json")
+# wc_serve_start ARGS...: starts wandbserve with ARGS (stopped when the script
+# exits), waits for its server.json and sets WC_PID and WC_URL.
+wc_serve_start() {
+	rm -f "$WC/server.json"
+	"$BIN/wandbserve" "$@" >"$WC/server.json" &
+	WC_PID=$!
+	trap 'kill $WC_PID 2>/dev/null || true' EXIT
+	for _ in $(seq 600); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
+	[ -s "$WC/server.json" ] || die "wandbserve did not start"
+	WC_URL=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$WC/server.json")
+}
+# wc_serve_stop: stops the server wc_serve_start started.
+wc_serve_stop() {
+	kill "$WC_PID" 2>/dev/null || true
+	wait "$WC_PID" 2>/dev/null || true
+	trap - EXIT
+}
+wc_serve_start -runs "$WC_RUNS" -steps "$WC_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" -subset "$WC_SDK_RUNS"
 WC_KEY=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["key"])' "$WC/server.json")
 WC_LOC="wandb+http://${WC_URL#http://}/bench/bench"
 WC_SUB="wandb+http://${WC_URL#http://}/bench/subset"
@@ -119,8 +131,7 @@ for rep in $(seq "$WC_REPEAT"); do
 	}
 	if ((rep % 2)); then theirs; ours; else ours; theirs; fi
 done
-kill "$WC_PID" 2>/dev/null || true
-wait "$WC_PID" 2>/dev/null || true
+wc_serve_stop
 trap - EXIT
 rm -rf "$WC/exports" "$WC/archive" "$WC/archive.ledger"
 
@@ -141,14 +152,8 @@ if [ "${BENCH_WANDB_CLOUD_SYSTEM:-1}" = 1 ]; then
 	WCS_EVENTS=${BENCH_WANDB_CLOUD_SYSTEM_EVENTS:-240}
 	WCS_KEYS=${BENCH_WANDB_CLOUD_SYSTEM_KEYS:-13}
 	INPUT_CMDS+=("wandbserve -runs $WC_RUNS -steps $WC_STEPS -keys $WC_KEYS -rate $WC_RATE -latency $WC_LATENCY -events $WCS_EVENTS -event-keys $WCS_KEYS -event-interval 15s")
-	rm -f "$WC/server.json"
-	"$BIN/wandbserve" -runs "$WC_RUNS" -steps "$WC_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" \
-		-events "$WCS_EVENTS" -event-keys "$WCS_KEYS" -event-interval 15s >"$WC/server.json" &
-	WC_PID=$!
-	trap 'kill $WC_PID 2>/dev/null || true' EXIT
-	for _ in $(seq 600); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
-	[ -s "$WC/server.json" ] || die "wandbserve did not start"
-	WC_URL=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$WC/server.json")
+	wc_serve_start -runs "$WC_RUNS" -steps "$WC_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" \
+		-events "$WCS_EVENTS" -event-keys "$WCS_KEYS" -event-interval 15s
 	WC_LOC="wandb+http://${WC_URL#http://}/bench/bench"
 	wc_bound wandb-cloud-system "$WC_RUNS" $((WCS_EVENTS > 0 ? 1 : 0))
 	for rep in $(seq "$WC_REPEAT"); do
@@ -157,9 +162,7 @@ if [ "${BENCH_WANDB_CLOUD_SYSTEM:-1}" = 1 ]; then
 			env WANDB_API_KEY="$WC_KEY" "$BIN/runferry" copy "$WC_LOC" "parquet:$WC/archive" --state "$WC/archive.ledger" -q
 		log "server counters after runferry (the issue's size, system metrics):"; wc_stats
 	done
-	kill "$WC_PID" 2>/dev/null || true
-	wait "$WC_PID" 2>/dev/null || true
-	trap - EXIT
+	wc_serve_stop
 fi
 rm -rf "$WC/archive" "$WC/archive.ledger"
 
@@ -168,13 +171,7 @@ WCB_RUNS=${BENCH_WANDB_CLOUD_BIND_RUNS:-1000}
 WCB_STEPS=${BENCH_WANDB_CLOUD_BIND_STEPS:-100}
 WCB_EVENTS=${BENCH_WANDB_CLOUD_BIND_EVENTS:-10}
 INPUT_CMDS+=("wandbserve -runs $WCB_RUNS -steps $WCB_STEPS -keys $WC_KEYS -rate $WC_RATE -latency $WC_LATENCY -events $WCB_EVENTS")
-rm -f "$WC/server.json"
-"$BIN/wandbserve" -runs "$WCB_RUNS" -steps "$WCB_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" -events "$WCB_EVENTS" >"$WC/server.json" &
-WC_PID=$!
-trap 'kill $WC_PID 2>/dev/null || true' EXIT
-for _ in $(seq 600); do [ -s "$WC/server.json" ] && break; sleep 0.2; done
-[ -s "$WC/server.json" ] || die "wandbserve did not start"
-WC_URL=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["url"])' "$WC/server.json")
+wc_serve_start -runs "$WCB_RUNS" -steps "$WCB_STEPS" -keys "$WC_KEYS" -rate "$WC_RATE" -latency "$WC_LATENCY" -events "$WCB_EVENTS"
 WC_LOC="wandb+http://${WC_URL#http://}/bench/bench"
 wc_bound wandb-cloud-bound "$WCB_RUNS" $((WCB_EVENTS > 0 ? 1 : 0))
 for rep in $(seq "$WC_REPEAT"); do
@@ -184,6 +181,4 @@ for rep in $(seq "$WC_REPEAT"); do
 	log "server counters after runferry (rate limit binding):"; wc_stats
 done
 rm -rf "$WC/archive" "$WC/archive.ledger"
-kill "$WC_PID" 2>/dev/null || true
-wait "$WC_PID" 2>/dev/null || true
-trap - EXIT
+wc_serve_stop
