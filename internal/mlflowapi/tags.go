@@ -9,5 +9,6 @@ const (
 	TagGitCommit   = "mlflow.source.git.commit"
 	TagGitRepo     = "mlflow.source.git.repoURL"
 	TagSourceName  = "mlflow.source.name"
+	TagSourceType  = "mlflow.source.type"     // LOCAL, NOTEBOOK, JOB, PROJECT: the UI's icon before the source name
 	TagInputs      = "mlflow.inputs.datasets" // dataset inputs, read as a tag (JSON)
 )

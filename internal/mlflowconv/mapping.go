@@ -108,9 +108,20 @@ var DerivedTagKeys = []string{
 	mlflowapi.TagSourceName, TagGroup, TagJobType, TagHost, TagLabels,
 }
 
+// SourceTypeLocal is the mlflow.source.type DerivedTags gives a run with a
+// program: what MLflow's client sets on every run started outside
+// Databricks (a script or a local notebook alike), and what makes MLflow's
+// UI show its source icon before the program's name in the runs table and
+// the run's overview. It is a view tag: no schema.Run field maps to it, the
+// MLflow source leaves it out of a run runferry wrote, and a run whose own
+// tags hold mlflow.source.type (an MLflow run: NOTEBOOK, JOB, PROJECT)
+// keeps its value. Copies written before it lack the tag; they read back
+// the same.
+const SourceTypeLocal = "LOCAL"
+
 // DerivedTags maps a run's metadata fields onto tags: MLflow's own for
-// user, notes, git and program; W&B's group, job type, host and tags under
-// "wandb." (see wandbfields.go).
+// user, notes, git and program (with mlflow.source.type, SourceTypeLocal);
+// W&B's group, job type, host and tags under "wandb." (see wandbfields.go).
 func DerivedTags(r schema.Run) []mlflowapi.Tag { return DerivedTagsOf(r, SidecarVersion) }
 
 // DerivedTagsOf is DerivedTags as the sink of the given SidecarVersion
@@ -127,6 +138,9 @@ func DerivedTagsOf(r schema.Run, version int) []mlflowapi.Tag {
 	add(mlflowapi.TagGitCommit, r.GitCommit)
 	add(mlflowapi.TagGitRepo, r.GitRemote)
 	add(mlflowapi.TagSourceName, r.Program)
+	if r.Program != "" {
+		add(mlflowapi.TagSourceType, SourceTypeLocal)
+	}
 	add(TagGroup, r.Group)
 	add(TagJobType, r.JobType)
 	add(TagHost, r.Host)

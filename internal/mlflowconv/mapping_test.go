@@ -268,3 +268,39 @@ func TestFlattenConfigCollidingKeysInOneOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSourceTypeWithProgram: a run with a program gets mlflow.source.type
+// LOCAL beside mlflow.source.name, as MLflow's client gives every run it
+// starts outside Databricks (MLflow's UI shows its source icon only then);
+// a run's own mlflow.source.type (an MLflow run from a notebook) is kept,
+// not written twice; a run without a program gets none. Failed before the
+// tag was derived (no mlflow.source.type at all).
+func TestSourceTypeWithProgram(t *testing.T) {
+	tags := func(r schema.Run) map[string][]string {
+		cov := Coverage{MetricKeys: map[string]string{}, ParamKeys: map[string]string{}, TagKeys: map[string]string{}}
+		_, ts, err := RunEntities(r, &cov)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string][]string{}
+		for _, tg := range ts {
+			m[tg.Key] = append(m[tg.Key], tg.Value)
+		}
+		return m
+	}
+	cases := []struct {
+		name string
+		run  schema.Run
+		want []string
+	}{
+		{"script", schema.Run{Program: "train.py"}, []string{SourceTypeLocal}},
+		{"no program", schema.Run{Notes: "n"}, nil},
+		{"own type", schema.Run{Program: "/Users/me/nb", Tags: []schema.Tag{{Key: mlflowapi.TagSourceType, Value: "NOTEBOOK"}}}, []string{"NOTEBOOK"}},
+	}
+	for _, c := range cases {
+		got := tags(c.run)
+		if !reflect.DeepEqual(got[mlflowapi.TagSourceType], c.want) {
+			t.Errorf("%s: %s = %q, want %q (all tags %v)", c.name, mlflowapi.TagSourceType, got[mlflowapi.TagSourceType], c.want, got)
+		}
+	}
+}

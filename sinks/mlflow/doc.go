@@ -54,7 +54,8 @@
 //	Parent             mlflow.parentRunId (the new id), mlflow.runferry.parent, mlflow.runferry.parent_key
 //	GitCommit          mlflow.source.git.commit
 //	GitRemote          mlflow.source.git.repoURL
-//	Program            mlflow.source.name
+//	Program            mlflow.source.name, with mlflow.source.type LOCAL (as MLflow's client
+//	                   sets it; the UI's source icon) unless the run's tags hold one
 //	Group, JobType     wandb.group, wandb.job_type
 //	Host               wandb.host (the CLI leaves it out unless --keep-personal)
 //	Labels             one tag wandb.tag.NAME = "true" each (MapKey for bad names); run.json
