@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"unicode"
@@ -95,6 +96,21 @@ type SystemMetric struct {
 	// shows value × Scale under Key, and the W&B points are kept exactly
 	// apart (see the package's System metrics).
 	Scale float64
+}
+
+// SystemValue returns v, a W&B point of a series whose SystemMetric.Scale
+// is scale (not 0), in MLflow's unit. Every Scale is n × 10⁻⁶ for a power
+// of two n (bytes: 1; GiB: 2³⁰), so the value is computed as MLflow's
+// own monitors compute theirs, bytes / 1e6: v × n is exact, and the one
+// division rounds. A whole number of bytes (W&B's network counters and
+// GPU memory; W&B's GiB, which it computes as bytes / 2³⁰) then shows as
+// the decimal MB it is (257622 bytes: 0.257622), where v × Scale showed
+// 0.25762199999999996 in MLflow's UI. NaN and ±Inf stay as they are.
+func SystemValue(v, scale float64) float64 {
+	if scale == 0 {
+		return v
+	}
+	return v * math.Round(scale*1e6) / 1e6
 }
 
 // SystemMetricKey maps a system metric key ("system/<W&B stats key>") to

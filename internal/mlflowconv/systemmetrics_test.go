@@ -3,8 +3,12 @@ package mlflowconv
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -115,5 +119,52 @@ func TestSystemMappingDoc(t *testing.T) {
 	}
 	if want := SystemRulesTable(); table != want {
 		t.Errorf("docs/MLFLOW-MAPPING.md's system-metrics table differs from SystemRules; it should read:\n%s", want)
+	}
+}
+
+// decimalMB writes a whole number of bytes as MB by moving the decimal
+// point, without floating point: 257622 gives "0.257622".
+func decimalMB(bytes uint64) string {
+	s := fmt.Sprintf("%07d", bytes)
+	return s[:len(s)-6] + "." + s[len(s)-6:]
+}
+
+// TestSystemValueIsDecimalMB: a whole number of bytes arrives as the double
+// nearest its decimal MB, as MLflow's monitors' bytes / 1e6 gives it, and
+// W&B's GiB (bytes / 2³⁰) alike; v × 1e-6 gave 0.25762199999999996 for
+// 257622 bytes (the Tarun sample's network.sent, seen in MLflow's UI). Every
+// rule's Scale is n × 10⁻⁶ for a power of two n, which SystemValue relies on.
+// Failed before SystemValue (the sink multiplied by Scale).
+func TestSystemValueIsDecimalMB(t *testing.T) {
+	for _, r := range SystemRules {
+		if r.Scale == 0 {
+			continue
+		}
+		n := math.Round(r.Scale * 1e6)
+		if _, exp := math.Frexp(n); n != math.Ldexp(0.5, exp) || math.Abs(r.Scale*1e6-n) > 1e-6 {
+			t.Errorf("rule %s: Scale %v is not 10⁻⁶ × a power of two", r.WandB, r.Scale)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	counts := []uint64{0, 1, 999999, 1000000, 257622, 128418, 46121, 48188, 43755, 1 << 40}
+	for range 20000 {
+		counts = append(counts, rng.Uint64N(1<<50))
+	}
+	for _, b := range counts {
+		want, err := strconv.ParseFloat(decimalMB(b), 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := SystemValue(float64(b), 1e-6); got != want {
+			t.Fatalf("%d bytes: %v MB, want %s", b, got, decimalMB(b))
+		}
+		if got := SystemValue(float64(b)/bytesPerGiB, bytesPerGiB/1e6); got != want {
+			t.Fatalf("%d bytes as GiB (%v): %v MB, want %s", b, float64(b)/bytesPerGiB, got, decimalMB(b))
+		}
+	}
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if got := SystemValue(v, 1e-6); !(math.IsNaN(v) && math.IsNaN(got)) && got != v {
+			t.Errorf("SystemValue(%v) = %v", v, got)
+		}
 	}
 }

@@ -91,7 +91,7 @@ func (w *writer) systemPoint(st *keyState, m schema.Metric) (schema.Metric, bool
 			return m, false, err
 		}
 		w.cov.ConvertedPoints++
-		m.Value *= st.scale
+		m.Value = mlflowconv.SystemValue(m.Value, st.scale)
 	}
 	return m, true, nil
 }
