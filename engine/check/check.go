@@ -134,20 +134,31 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 		if !opt.Filter.Experiment(e) {
 			continue
 		}
-		res.Experiments++
 		compared[e.Origin] = true
 		exps = append(exps, e.Origin)
 		eopt := opt
 		if len(opt.Transform) == 0 {
 			eopt.Transform = index.transforms[e.Origin]
 		}
-		res.compareExperiment(e, index.exps[e.Origin], eopt)
+		// Runs selected by id or start time bring their experiments (a
+		// copy writes no other): an experiment holding none of them is
+		// compared only if the destination holds it.
+		byRun := opt.Filter.SelectsRuns()
+		if !byRun {
+			res.Experiments++
+			res.compareExperiment(e, index.exps[e.Origin], eopt)
+		}
+		runs := 0
 		for r, err := range src.Runs(ctx, e.Origin) {
 			if err != nil {
 				return res, fmt.Errorf("source: %w", err)
 			}
 			if !opt.Filter.Run(r) {
 				continue
+			}
+			if runs++; byRun && runs == 1 {
+				res.Experiments++
+				res.compareExperiment(e, index.exps[e.Origin], eopt)
 			}
 			res.Runs++
 			seen[r.Origin] = true
@@ -191,6 +202,10 @@ func Run(ctx context.Context, src, dst sources.Source, opt Options) (*Result, er
 			if opt.Progress != nil {
 				opt.Progress(r.Origin.String(), len(res.Differences)-before)
 			}
+		}
+		if byRun && runs == 0 && len(index.exps[e.Origin]) > 0 {
+			res.Experiments++
+			res.compareExperiment(e, index.exps[e.Origin], eopt)
 		}
 	}
 	for _, origin := range index.order {

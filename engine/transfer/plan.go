@@ -141,8 +141,12 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 		// An experiment none of whose selected runs this shard plans is
 		// written here only if it has no selected run at all (a run of
 		// another shard brings it there) and it falls in this shard, so
-		// that N shards do not all write it.
-		if j.emitted == before && (j.opt.Shard.IsZero() || selected == 0 && j.opt.Shard.Holds(e.Origin.String())) {
+		// that N shards do not all write it. Runs selected by id or start
+		// time (--run, --since, --until) bring their experiments: one
+		// holding none of them is not written (restoring one run does not
+		// create every experiment of the source, empty).
+		if j.emitted == before && (selected > 0 || !j.opt.Filter.SelectsRuns()) &&
+			(j.opt.Shard.IsZero() || selected == 0 && j.opt.Shard.Holds(e.Origin.String())) {
 			idle = append(idle, e)
 		}
 	}

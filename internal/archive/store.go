@@ -248,4 +248,6 @@ var StoreOptionHelp = map[string]string{
 	"object-lock": "Object storage (S3): MODE:PERIOD, e.g. governance:30d or compliance:1y: every data file, artifact body and snapshot " +
 		"manifest is written with S3 Object Lock retention in MODE for PERIOD (days d, years y, or 12h); the bucket must have Object Lock enabled. " +
 		"archive prune keeps (and lists) what is still retained.",
+	"metadata": "Object storage: false never asks a cloud's instance metadata service for credentials (AWS's EC2 instance role, Google's metadata server, " +
+		"an Azure managed identity; default: RUNFERRY_METADATA, else true): only the environment and local credential files are used, and none found is an error naming what was not asked.",
 }

@@ -23,9 +23,11 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -49,7 +51,7 @@ import (
 // shared config and credentials files with AWS_PROFILE or profile=,
 // container and instance roles, IRSA; for GCS: Application Default
 // Credentials; for Azure: its environment and managed identity).
-var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile", "object-lock"}
+var StoreOptions = []string{"region", "endpoint", "path-style", "sse", "kms-key-id", "storage-class", "profile", "object-lock", "metadata"}
 
 // blobStore is an archive under a prefix of a bucket, through
 // gocloud.dev/blob. Objects are written whole or not at all (a streamed
@@ -148,6 +150,13 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 	// while it looks for an instance role) would reach stderr in its own
 	// format; what matters of them is in the errors returned.
 	lopts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
+	metadata, err := metadataAllowed(q, display)
+	if err != nil {
+		return nil, err
+	}
+	if !metadata {
+		lopts = append(lopts, config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	}
 	if r := q.Get("region"); r != "" {
 		lopts = append(lopts, config.WithRegion(r))
 	}
@@ -158,7 +167,7 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading the AWS configuration: %v", display, err)
 	}
-	if err := s3Credentials(ctx, cfg, q.Get("profile"), display); err != nil {
+	if err := s3Credentials(ctx, cfg, q.Get("profile"), metadata, display); err != nil {
 		return nil, err
 	}
 	if cfg.Region == "" {
@@ -267,9 +276,15 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 // managed identity, workload identity, AZURE_CLIENT_ID/..., the Azure
 // CLI's login), as do AZURE_STORAGE_DOMAIN, AZURE_STORAGE_PROTOCOL and
 // AZURE_STORAGE_IS_LOCAL_EMULATOR (Azurite). S3's options do not apply.
-func openAzure(ctx context.Context, container string, q url.Values, display string) (*blobStore, error) {
+func openAzure(ctx context.Context, containerName string, q url.Values, display string) (*blobStore, error) {
 	for k := range q {
-		return nil, fmt.Errorf("%s: option %s applies to s3:// archives only", display, k)
+		if k != "metadata" {
+			return nil, fmt.Errorf("%s: option %s applies to s3:// archives only", display, k)
+		}
+	}
+	metadata, err := metadataAllowed(q, display)
+	if err != nil {
+		return nil, err
 	}
 	// The environment is read at each open, not once per process as
 	// gocloud.dev's azblob:// URL opener does (a later open with changed
@@ -282,7 +297,12 @@ func openAzure(ctx context.Context, container string, q url.Values, display stri
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", display, oneLine(err))
 	}
-	client, err := azureblob.NewDefaultClient(svc, azureblob.ContainerName(container))
+	var client *container.Client
+	if !metadata && azureDefaultCredential() {
+		client, err = azureClientWithoutMetadata(string(svc), containerName)
+	} else {
+		client, err = azureblob.NewDefaultClient(svc, azureblob.ContainerName(containerName))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", display, describeBlobErr(err))
 	}
@@ -314,9 +334,13 @@ var credentialSources = map[string]string{
 // variable Google's own client libraries read, names an emulator.
 func openGCS(ctx context.Context, bucket string, q url.Values, display string) (*blobStore, error) {
 	for k := range q {
-		if k != "endpoint" {
-			return nil, fmt.Errorf("%s: option %s applies to s3:// archives only (gs:// takes endpoint)", display, k)
+		if k != "endpoint" && k != "metadata" {
+			return nil, fmt.Errorf("%s: option %s applies to s3:// archives only (gs:// takes endpoint and metadata)", display, k)
 		}
+	}
+	metadata, err := metadataAllowed(q, display)
+	if err != nil {
+		return nil, err
 	}
 	var client *gcp.HTTPClient
 	var copts []option.ClientOption
@@ -343,6 +367,11 @@ func openGCS(ctx context.Context, bucket string, q url.Values, display string) (
 		}
 	}
 	if endpoint == "" || strings.HasPrefix(endpoint, "https://") {
+		if !metadata {
+			if err := gcsLocalCredentials(display); err != nil {
+				return nil, err
+			}
+		}
 		creds, err := gcp.DefaultCredentials(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("%s: no Google credentials (Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS, gcloud auth application-default login, or the metadata server): %s", display, oneLine(err))
@@ -397,6 +426,9 @@ func errCode(err error) gcerrors.ErrorCode {
 // request ids or URLs.
 func describeBlobErr(err error) string {
 	if s := unreached(err); s != "" {
+		return s
+	}
+	if s := azureCredentialError(err); s != "" {
 		return s
 	}
 	what := ""
@@ -1302,7 +1334,7 @@ func (e deniedError) Is(target error) bool { return target == ErrDenied }
 // credentials, no EC2 IMDS role found, ..."). Credentials that were found
 // but could not be used (an expired SSO token, a role that cannot be
 // assumed) keep the SDK's words.
-func s3Credentials(ctx context.Context, cfg aws.Config, profile, display string) error {
+func s3Credentials(ctx context.Context, cfg aws.Config, profile string, metadata bool, display string) error {
 	searched := "the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), the shared config and credentials files (~/.aws/config, ~/.aws/credentials"
 	if profile != "" {
 		searched += ", profile " + profile
@@ -1310,6 +1342,9 @@ func s3Credentials(ctx context.Context, cfg aws.Config, profile, display string)
 		searched += ", profile " + p
 	}
 	searched += "), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), the ECS container role, the EC2 instance role"
+	if !metadata {
+		searched += " (" + notAsked + ")"
+	}
 	if cfg.Credentials == nil {
 		return fmt.Errorf("%s: no AWS credentials found (searched: %s)", display, searched)
 	}
@@ -1317,7 +1352,8 @@ func s3Credentials(ctx context.Context, cfg aws.Config, profile, display string)
 	switch {
 	case err == nil:
 		return nil
-	case strings.Contains(err.Error(), "no EC2 IMDS role found") || strings.Contains(err.Error(), "EC2 IMDS") && strings.Contains(err.Error(), "failed"):
+	case strings.Contains(err.Error(), "no EC2 IMDS role found") || strings.Contains(err.Error(), "EC2 IMDS") && strings.Contains(err.Error(), "failed") ||
+		!metadata && strings.Contains(err.Error(), "access disabled to EC2 IMDS"):
 		return fmt.Errorf("%s: no AWS credentials found (searched: %s)", display, searched)
 	}
 	return fmt.Errorf("%s: getting AWS credentials: %v", display, err)

@@ -584,7 +584,7 @@ func (w *writer) Unchanged() bool { return w.unchanged }
 func archiveStoreOptions() []location.Option {
 	out := make([]location.Option, len(archive.StoreOptions))
 	for i, name := range archive.StoreOptions {
-		out[i] = location.Option{Name: name, Help: archive.StoreOptionHelp[name]}
+		out[i] = location.Option{Name: name, Help: archive.StoreOptionHelp[name], EnvVar: archive.StoreOptionEnv[name]}
 	}
 	for _, env := range archive.StoreSecretEnvVars {
 		out = append(out, location.Option{Name: strings.ReplaceAll(strings.ToLower(env), "_", "-"), EnvVar: env, Secret: true,

@@ -1,6 +1,7 @@
 package mlflow
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -84,6 +85,15 @@ func (s *Source) sidecar(ctx context.Context, r mlflowapi.Run, path string) (sch
 	for _, raw := range []*json.RawMessage{&side.Run.Config, &side.Run.Summary} {
 		if string(*raw) == "null" { // how encoding/json writes a nil RawMessage
 			*raw = nil
+			continue
+		}
+		// The sink writes the sidecar indented, which indents the JSON
+		// held in it; that indentation is not the run's: restore it
+		// compact (so that a run copied from a W&B folder or an archive
+		// and back holds the bytes it was copied with).
+		var b bytes.Buffer
+		if err := json.Compact(&b, *raw); err == nil {
+			*raw = b.Bytes()
 		}
 	}
 	return side.Run, max(side.Version, 1), nil
