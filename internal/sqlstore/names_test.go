@@ -175,6 +175,23 @@ func namesKeptApart(t *testing.T, raw string, names hardNames) {
 	}
 	checkHard(t, r, "r", names)
 	checkHard(t, r, "r ", names)
+	if r.Dialect.Name != "mysql" {
+		return
+	}
+	// docs/SQL.md's queries by name, exact, with and without name_hash.
+	rid, err := r.RunID(ctx, "memory:r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range names.keys {
+		var plain, hashed int
+		err := r.DB.QueryRow(`SELECT (SELECT COUNT(*) FROM metrics WHERE run_id = ? AND name = ?),
+			(SELECT COUNT(*) FROM metrics WHERE run_id = ? AND name = ? AND name_hash = UNHEX(LEFT(SHA2(?, 256), 16)))`,
+			rid, k, rid, k, k).Scan(&plain, &hashed)
+		if err != nil || plain != 2 || hashed != 2 {
+			t.Errorf("key %.12q: %d and %d points by name and by name and hash (%v), want 2", k, plain, hashed, err)
+		}
+	}
 }
 
 func TestTrailingSpacesKeptApartSQLite(t *testing.T) {
