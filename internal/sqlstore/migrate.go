@@ -59,8 +59,11 @@ var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version
 //   - Names were VARCHAR(700) (InnoDB keys hold at most 3072 bytes), so a
 //     longer metric key, param, tag, label or file path failed its run.
 //     They are LONGTEXT, and their unique keys are on a hash of the
-//     whole name: name_hash (path_hash), SHA-256 of the name's bytes,
-//     a stored generated column, so writers and readers do not change.
+//     whole name: name_hash (label_hash, path_hash), SHA-256 of the
+//     name's bytes, a stored generated column, so writers and readers do
+//     not change. A table whose primary key held the name gets row_id,
+//     an AUTO_INCREMENT primary key, since servers may require one
+//     (sql_require_primary_key, innodb_force_primary_key).
 //     metrics.name_hash is the first 8 bytes of that SHA-256, written by
 //     runferry (MariaDB keeps a generated column out of a primary key):
 //     the primary key (run_id, name_hash, step, seq) clusters a key's
@@ -70,22 +73,24 @@ var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version
 //
 // Each statement is repeatable (MySQL commits DDL statement by
 // statement): an ADD COLUMN the table has, or a DROP of a key already
-// dropped by the same statement before, is taken as done.
+// dropped by the same statement before, is taken as done (a statement
+// is applied whole or not at all: the second run of the one adding
+// row_id fails on that column, having changed nothing).
 var schemaV4MySQL = []string{
 	`ALTER TABLE experiments MODIFY origin VARCHAR(700) CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL`,
 	`ALTER TABLE runs MODIFY origin VARCHAR(700) CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL`,
 	`ALTER TABLE experiment_tags ADD COLUMN name_hash BINARY(32) AS (UNHEX(SHA2(name, 256))) STORED`,
-	`ALTER TABLE experiment_tags DROP PRIMARY KEY, MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
-		ADD UNIQUE KEY experiment_tags_name (experiment_id, name_hash)`,
+	`ALTER TABLE experiment_tags DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY experiment_tags_name (experiment_id, name_hash)`,
 	`ALTER TABLE params ADD COLUMN name_hash BINARY(32) AS (UNHEX(SHA2(name, 256))) STORED`,
-	`ALTER TABLE params DROP PRIMARY KEY, MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
-		ADD UNIQUE KEY params_name (run_id, name_hash)`,
+	`ALTER TABLE params DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY params_name (run_id, name_hash)`,
 	`ALTER TABLE tags ADD COLUMN name_hash BINARY(32) AS (UNHEX(SHA2(name, 256))) STORED`,
-	`ALTER TABLE tags DROP PRIMARY KEY, MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
-		ADD UNIQUE KEY tags_name (run_id, name_hash)`,
+	`ALTER TABLE tags DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY tags_name (run_id, name_hash)`,
 	`ALTER TABLE labels ADD COLUMN label_hash BINARY(32) AS (UNHEX(SHA2(label, 256))) STORED`,
-	`ALTER TABLE labels DROP PRIMARY KEY, MODIFY label LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
-		ADD UNIQUE KEY labels_label (run_id, label_hash)`,
+	`ALTER TABLE labels DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY label LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY labels_label (run_id, label_hash)`,
 	`ALTER TABLE files ADD COLUMN path_hash BINARY(32) AS (UNHEX(SHA2(path, 256))) STORED`,
 	`ALTER TABLE files DROP INDEX run_id, MODIFY path LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
 		ADD UNIQUE KEY files_path (run_id, path_hash)`,

@@ -313,6 +313,13 @@ func namesUpgrade(t *testing.T, raw string) {
 		if err != nil || n != 8 {
 			t.Errorf("%d origin and name columns NO PAD (%v), want 8", n, err)
 		}
+		// Every table keeps a primary key.
+		err = w.DB.QueryRow(`SELECT COUNT(*) FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = DATABASE()
+			AND NOT EXISTS (SELECT 1 FROM information_schema.TABLE_CONSTRAINTS c WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA
+				AND c.TABLE_NAME = t.TABLE_NAME AND c.CONSTRAINT_TYPE = 'PRIMARY KEY')`).Scan(&n)
+		if err != nil || n != 0 {
+			t.Errorf("%d tables without a primary key (%v), want 0", n, err)
+		}
 	}
 	checkHard(t, mustOpen(t, raw, ForReading), "old", short)
 
@@ -379,8 +386,19 @@ func TestNamesUpgradePostgres(t *testing.T) {
 	namesUpgrade(t, testenv.SharedPostgres(t).CreateDatabase(t, "namesup"))
 }
 
+// TestNamesUpgradeMariaDB runs on a server that requires a primary key in
+// every table (innodb_force_primary_key, as managed MySQL services set
+// sql_require_primary_key), restored after the test.
 func TestNamesUpgradeMariaDB(t *testing.T) {
 	m := testenv.SharedMariaDB(t)
 	t.Setenv(MySQLPasswordEnv, m.Password)
+	if err := m.Exec("", "SET GLOBAL innodb_force_primary_key = ON"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Exec("", "SET GLOBAL innodb_force_primary_key = OFF"); err != nil {
+			t.Error(err)
+		}
+	})
 	namesUpgrade(t, m.CreateDatabase(t, "namesup"))
 }
