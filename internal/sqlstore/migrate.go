@@ -68,8 +68,11 @@ var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version
 //     runferry (MariaDB keeps a generated column out of a primary key):
 //     the primary key (run_id, name_hash, step, seq) clusters a key's
 //     points together in step order; seq, unique in a run, keeps two
-//     keys of one hash apart. Origins stay VARCHAR(700), unique as they
-//     are, since runferry looks runs and experiments up by them.
+//     keys of one hash apart.
+//   - Origins (of experiments and runs) were VARCHAR(700) too. They are
+//     LONGTEXT, unique by origin_hash (a stored generated SHA-256), and
+//     looked up by "origin = ?" as before, through a key on their first
+//     700 characters.
 //
 // Each statement is repeatable (MySQL commits DDL statement by
 // statement): an ADD COLUMN the table has, or a DROP of a key already
@@ -77,8 +80,12 @@ var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version
 // is applied whole or not at all: the second run of the one adding
 // row_id fails on that column, having changed nothing).
 var schemaV4MySQL = []string{
-	`ALTER TABLE experiments MODIFY origin VARCHAR(700) CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL`,
-	`ALTER TABLE runs MODIFY origin VARCHAR(700) CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL`,
+	`ALTER TABLE experiments ADD COLUMN origin_hash BINARY(32) AS (UNHEX(SHA2(origin, 256))) STORED`,
+	`ALTER TABLE experiments DROP INDEX origin, MODIFY origin LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
+		ADD UNIQUE KEY experiments_origin (origin_hash), ADD KEY experiments_origin_prefix (origin(700))`,
+	`ALTER TABLE runs ADD COLUMN origin_hash BINARY(32) AS (UNHEX(SHA2(origin, 256))) STORED`,
+	`ALTER TABLE runs DROP INDEX origin, MODIFY origin LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
+		ADD UNIQUE KEY runs_origin (origin_hash), ADD KEY runs_origin_prefix (origin(700))`,
 	`ALTER TABLE experiment_tags ADD COLUMN name_hash BINARY(32) AS (UNHEX(SHA2(name, 256))) STORED`,
 	`ALTER TABLE experiment_tags DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
 		MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY experiment_tags_name (experiment_id, name_hash)`,

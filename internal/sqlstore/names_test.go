@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"io"
 	"maps"
 	"path/filepath"
@@ -20,13 +21,17 @@ import (
 type hardNames struct {
 	keys  []string          // params, tags, labels, metric keys
 	files map[string]string // path: body
+	// suffixes end the ids of two experiments ("e"+suffix) and two runs
+	// ("r"+suffix) namesKeptApart writes.
+	suffixes [2]string
 }
 
 var (
 	padded = hardNames{keys: []string{"loss", "loss ", "loss  ", " loss"},
-		files: map[string]string{"f.txt": "no space", "f.txt ": "one space"}}
+		files: map[string]string{"f.txt": "no space", "f.txt ": "one space"}, suffixes: [2]string{"", " "}}
 	long = hardNames{keys: []string{"loss", strings.Repeat("k", 800) + "a", strings.Repeat("k", 800) + "b", strings.Repeat("é", 3000)},
-		files: map[string]string{"f.txt": "short", "dir/" + strings.Repeat("d", 900) + ".txt": "long path"}}
+		files:    map[string]string{"f.txt": "short", "dir/" + strings.Repeat("d", 900) + ".txt": "long path"},
+		suffixes: [2]string{strings.Repeat("o", 800) + "a", strings.Repeat("o", 800) + "b"}}
 )
 
 // hardRun returns a run of origin memory:id holding every name of
@@ -129,11 +134,11 @@ func checkHard(t *testing.T, s *Store, id string, names hardNames) {
 	}
 }
 
-// namesKeptApart: experiments whose origins differ only by a trailing
-// space, with tags of names.keys, stay two; a run holding names.keys as
-// params, tags, labels and metric keys and names.files is committed and
-// reads back whole, and so does a second run whose origin differs from
-// the first by a trailing space, the first kept.
+// namesKeptApart: two experiments whose origins differ only by
+// names.suffixes, with tags of names.keys, stay two; a run holding
+// names.keys as params, tags, labels and metric keys and names.files is
+// committed and reads back whole, and so does a second run whose origin
+// differs from the first by names.suffixes, the first kept.
 func namesKeptApart(t *testing.T, raw string, names hardNames) {
 	ctx := context.Background()
 	s := mustOpen(t, raw, ForWriting)
@@ -141,7 +146,8 @@ func namesKeptApart(t *testing.T, raw string, names hardNames) {
 		t.Fatal(err)
 	}
 	var ids []int64
-	for _, o := range []string{"e", "e "} {
+	sfx := names.suffixes
+	for _, o := range []string{"e" + sfx[0], "e" + sfx[1]} {
 		e := schema.Experiment{Origin: schema.Ref{System: "memory", ID: o}, Name: "[" + o + "]"}
 		for i, k := range names.keys {
 			e.Tags = append(e.Tags, schema.Tag{Key: k, Value: o + string(rune('0'+i))})
@@ -154,10 +160,10 @@ func namesKeptApart(t *testing.T, raw string, names hardNames) {
 		ids = append(ids, id)
 	}
 	if ids[0] == ids[1] {
-		t.Fatalf("experiments memory:e and memory:e  are one, id %d", ids[0])
+		t.Fatalf("experiments memory:e%.12q and memory:e%.12q are one, id %d", sfx[0], sfx[1], ids[0])
 	}
-	writeHard(t, s, ids[0], "r", names)
-	writeHard(t, s, ids[0], "r ", names)
+	writeHard(t, s, ids[0], "r"+sfx[0], names)
+	writeHard(t, s, ids[0], "r"+sfx[1], names)
 	r := mustOpen(t, raw, ForReading)
 	exps, err := r.Experiments(ctx)
 	if err != nil {
@@ -170,16 +176,16 @@ func namesKeptApart(t *testing.T, raw string, names hardNames) {
 			t.Errorf("experiment %q: tags %q", e.Origin.ID, e.Tags)
 		}
 	}
-	if !slices.Equal(expNames, []string{"[e]", "[e ]"}) {
-		t.Errorf("experiments %q, want [e] and [e ]", expNames)
+	if want := []string{"[e" + sfx[0] + "]", "[e" + sfx[1] + "]"}; !slices.Equal(expNames, want) {
+		t.Errorf("experiments %q, want %q", expNames, want)
 	}
-	checkHard(t, r, "r", names)
-	checkHard(t, r, "r ", names)
+	checkHard(t, r, "r"+sfx[0], names)
+	checkHard(t, r, "r"+sfx[1], names)
 	if r.Dialect.Name != "mysql" {
 		return
 	}
 	// docs/SQL.md's queries by name, exact, with and without name_hash.
-	rid, err := r.RunID(ctx, "memory:r")
+	rid, err := r.RunID(ctx, "memory:r"+sfx[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,11 +313,21 @@ func namesUpgrade(t *testing.T, raw string) {
 		// Every name and origin column is NO PAD now.
 		var n int
 		err := w.DB.QueryRow(`SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()
-			AND ((TABLE_NAME IN ('experiments', 'runs') AND COLUMN_NAME = 'origin' AND DATA_TYPE = 'varchar')
-			  OR (COLUMN_NAME IN ('name', 'label', 'path') AND TABLE_NAME IN ('experiment_tags', 'params', 'tags', 'labels', 'metrics', 'files') AND DATA_TYPE = 'longtext'))
-			AND COLLATION_NAME = 'utf8mb4_nopad_bin'`).Scan(&n)
+			AND ((TABLE_NAME IN ('experiments', 'runs') AND COLUMN_NAME = 'origin')
+			  OR (COLUMN_NAME IN ('name', 'label', 'path') AND TABLE_NAME IN ('experiment_tags', 'params', 'tags', 'labels', 'metrics', 'files')))
+			AND DATA_TYPE = 'longtext' AND COLLATION_NAME = 'utf8mb4_nopad_bin'`).Scan(&n)
 		if err != nil || n != 8 {
 			t.Errorf("%d origin and name columns NO PAD (%v), want 8", n, err)
+		}
+		// Runs and experiments are looked up by origin through an index.
+		for _, table := range []string{"runs", "experiments"} {
+			var id, selType, tbl, typ, possible, key, keyLen, ref, extra sql.NullString
+			var rowsN sql.NullInt64
+			err := w.DB.QueryRow("EXPLAIN SELECT id FROM "+table+" WHERE origin = ?", "memory:old").
+				Scan(&id, &selType, &tbl, &typ, &possible, &key, &keyLen, &ref, &rowsN, &extra)
+			if err != nil || key.String != table+"_origin_prefix" {
+				t.Errorf("%s looked up by origin with key %q (%v), want %s_origin_prefix", table, key.String, err, table)
+			}
 		}
 		// Every table keeps a primary key.
 		err = w.DB.QueryRow(`SELECT COUNT(*) FROM information_schema.TABLES t WHERE t.TABLE_SCHEMA = DATABASE()

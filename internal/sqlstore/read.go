@@ -100,6 +100,9 @@ func (s *Store) experiments(ctx context.Context, where string, args ...any) ([]S
 	for i := range out {
 		out[i].Canonicalize()
 	}
+	// Sorted here too: MySQL sorts a LONGTEXT origin (version 4 on) by its
+	// first max_sort_length bytes only.
+	slices.SortStableFunc(out, func(a, b StoredExperiment) int { return strings.Compare(a.Origin.String(), b.Origin.String()) })
 	return out, nil
 }
 
@@ -206,6 +209,7 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 		}
 		out[i].Canonicalize()
 	}
+	slices.SortStableFunc(out, func(a, b StoredRun) int { return strings.Compare(a.Origin.String(), b.Origin.String()) }) // as experiments
 	return out, nil
 }
 
