@@ -22,6 +22,9 @@ type Dialect struct {
 	// collate sorts strings bytewise in ORDER BY (PostgreSQL's database
 	// collation may be a locale's).
 	collate string
+	// nopad: MySQL's binary NO PAD collation of utf8mb4 on this server
+	// ({NOPAD} in DDL; see nopadCollation); set before a migration.
+	nopad string
 }
 
 // The dialects.
@@ -32,7 +35,8 @@ var (
 	// MySQL and MariaDB: strings are utf8mb4 with a binary collation, so
 	// that keys differing in case or accents are distinct, as elsewhere;
 	// indexed strings are VARCHAR(700) (2800 bytes, within InnoDB's 3072-byte
-	// index limit).
+	// index limit) up to version 3; version 4 (schemaV4MySQL) makes names
+	// LONGTEXT keyed on their hash, and names and origins NO PAD.
 	//
 	// Write transactions run at READ COMMITTED: at InnoDB's default,
 	// REPEATABLE READ, the gap locks taken by concurrent runs looking up
@@ -60,6 +64,9 @@ func (d Dialect) beginTx(ctx context.Context, conn *sql.Conn) error {
 func (d Dialect) ddl(stmt string) string {
 	for k, v := range d.types {
 		stmt = strings.ReplaceAll(stmt, k, v)
+	}
+	if d.nopad != "" {
+		stmt = strings.ReplaceAll(stmt, "{NOPAD}", d.nopad)
 	}
 	return stmt
 }

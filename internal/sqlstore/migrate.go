@@ -26,6 +26,9 @@ type migration struct {
 	// migration only writers use (run_marks) leaves older databases
 	// readable.
 	read bool
+	// dialect, when set, is the only dialect whose database the
+	// statements change; on the others the version is recorded alone.
+	dialect string
 }
 
 // readable reports whether a database at version v can be read: no
@@ -42,7 +45,67 @@ func readable(v int) bool {
 // migrations, in order. A new version appends one; an existing one never
 // changes, since databases out there hold it. On MySQL, which commits DDL
 // statement by statement, a migration's statements must be repeatable.
-var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version: 2, stmts: schemaV2}, {version: 3, stmts: schemaV3}}
+var migrations = []migration{{version: 1, stmts: schemaV1, read: true}, {version: 2, stmts: schemaV2}, {version: 3, stmts: schemaV3},
+	{version: 4, stmts: schemaV4MySQL, dialect: "mysql"}}
+
+// schemaV4MySQL makes names exact and unbounded on MySQL and MariaDB, as
+// they are on PostgreSQL and SQLite (TEXT, compared bytewise):
+//
+//   - utf8mb4_bin, the collation of versions 1 to 3, is PAD SPACE: "loss"
+//     and "loss " compared equal, so a run holding both failed on its
+//     unique key. Origins and names take a NO PAD binary collation
+//     ({NOPAD}: utf8mb4_nopad_bin on MariaDB, utf8mb4_0900_bin on MySQL 8;
+//     utf8mb4_bin where the server has neither, see nopadCollation).
+//   - Names were VARCHAR(700) (InnoDB keys hold at most 3072 bytes), so a
+//     longer metric key, param, tag, label or file path failed its run.
+//     They are LONGTEXT, and their unique keys are on a hash of the
+//     whole name: name_hash (label_hash, path_hash), SHA-256 of the
+//     name's bytes, a stored generated column, so writers and readers do
+//     not change. A table whose primary key held the name gets row_id,
+//     an AUTO_INCREMENT primary key, since servers may require one
+//     (sql_require_primary_key, innodb_force_primary_key).
+//     metrics.name_hash is the first 8 bytes of that SHA-256, written by
+//     runferry (MariaDB keeps a generated column out of a primary key):
+//     the primary key (run_id, name_hash, step, seq) clusters a key's
+//     points together in step order; seq, unique in a run, keeps two
+//     keys of one hash apart.
+//   - Origins (of experiments and runs) were VARCHAR(700) too. They are
+//     LONGTEXT, unique by origin_hash (a stored generated SHA-256), and
+//     looked up by "origin = ?" as before, through a key on their first
+//     700 characters.
+//
+// Each statement is repeatable (MySQL commits DDL statement by
+// statement): an ADD COLUMN the table has, or a DROP of a key already
+// dropped by the same statement before, is taken as done (a statement
+// is applied whole or not at all: the second run of the one adding
+// row_id fails on that column, having changed nothing).
+var schemaV4MySQL = []string{
+	`ALTER TABLE experiments ADD COLUMN origin_hash BINARY(32) AS (UNHEX(SHA2(origin, 256))) STORED`,
+	`ALTER TABLE experiments DROP INDEX origin, MODIFY origin LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
+		ADD UNIQUE KEY experiments_origin (origin_hash), ADD KEY experiments_origin_prefix (origin(700))`,
+	`ALTER TABLE runs ADD COLUMN origin_hash BINARY(32) AS (UNHEX(SHA2(origin, 256))) STORED`,
+	`ALTER TABLE runs DROP INDEX origin, MODIFY origin LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
+		ADD UNIQUE KEY runs_origin (origin_hash), ADD KEY runs_origin_prefix (origin(700))`,
+	`ALTER TABLE experiment_tags ADD COLUMN name_hash BINARY(32) AS (UNHEX(SHA2(name, 256))) STORED`,
+	`ALTER TABLE experiment_tags DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY experiment_tags_name (experiment_id, name_hash)`,
+	`ALTER TABLE params ADD COLUMN name_hash BINARY(32) AS (UNHEX(SHA2(name, 256))) STORED`,
+	`ALTER TABLE params DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY params_name (run_id, name_hash)`,
+	`ALTER TABLE tags ADD COLUMN name_hash BINARY(32) AS (UNHEX(SHA2(name, 256))) STORED`,
+	`ALTER TABLE tags DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY tags_name (run_id, name_hash)`,
+	`ALTER TABLE labels ADD COLUMN label_hash BINARY(32) AS (UNHEX(SHA2(label, 256))) STORED`,
+	`ALTER TABLE labels DROP PRIMARY KEY, ADD COLUMN row_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+		MODIFY label LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL, ADD UNIQUE KEY labels_label (run_id, label_hash)`,
+	`ALTER TABLE files ADD COLUMN path_hash BINARY(32) AS (UNHEX(SHA2(path, 256))) STORED`,
+	`ALTER TABLE files DROP INDEX run_id, MODIFY path LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
+		ADD UNIQUE KEY files_path (run_id, path_hash)`,
+	`ALTER TABLE metrics ADD COLUMN name_hash BINARY(8) NOT NULL DEFAULT 0x0000000000000000`,
+	`UPDATE metrics SET name_hash = UNHEX(LEFT(SHA2(name, 256), 16))`,
+	`ALTER TABLE metrics DROP PRIMARY KEY, MODIFY name LONGTEXT CHARACTER SET utf8mb4 COLLATE {NOPAD} NOT NULL,
+		ADD PRIMARY KEY (run_id, name_hash, step, seq)`,
+}
 
 // schemaV3 adds logs.line_bytes, params.value_bytes and tags.value_bytes:
 // the exact bytes of a console line or a param or tag value that the
@@ -362,7 +425,18 @@ func (s *Store) apply(ctx context.Context, conn *sql.Conn, m migration) error {
 			return err
 		}
 	}
-	for _, stmt := range m.stmts {
+	stmts := m.stmts
+	if m.dialect != "" && m.dialect != s.Dialect.Name {
+		stmts = nil
+	}
+	if len(stmts) > 0 && s.Dialect.Name == "mysql" {
+		c, err := nopadCollation(ctx, conn)
+		if err != nil {
+			return err
+		}
+		s.Dialect.nopad = c
+	}
+	for _, stmt := range stmts {
 		stmt = s.Dialect.ddl(stmt)
 		if !transactional {
 			if strings.HasPrefix(stmt, "CREATE INDEX ") {
@@ -374,8 +448,8 @@ func (s *Store) apply(ctx context.Context, conn *sql.Conn, m migration) error {
 			stmt = ifNotExists(stmt)
 		}
 		if _, err := conn.ExecContext(ctx, stmt); err != nil {
-			if !transactional && strings.HasPrefix(stmt, "ALTER TABLE ") && duplicateColumn(err) {
-				continue // added by a migration cut short
+			if !transactional && strings.HasPrefix(stmt, "ALTER TABLE ") && alreadyDone(err) {
+				continue // done by a migration cut short
 			}
 			if transactional {
 				rollback(conn)
@@ -449,12 +523,33 @@ func (s *Store) HasSchema(ctx context.Context) (bool, error) {
 	return v <= Latest() && readable(v), nil
 }
 
-// duplicateColumn reports whether err is MySQL's refusal to add a column
-// the table already has (error 1060), which makes an ADD COLUMN
-// repeatable there.
-func duplicateColumn(err error) bool {
+// alreadyDone reports whether err is MySQL's refusal to add a column the
+// table already has (error 1060), or to drop a key it does not have
+// (1091), which makes an ALTER TABLE of a migration repeatable there: a
+// statement is applied whole or not at all, so the key is missing because
+// the same statement dropped it before.
+func alreadyDone(err error) bool {
 	var myErr *mysql.MySQLError
-	return errors.As(err, &myErr) && myErr.Number == 1060
+	return errors.As(err, &myErr) && (myErr.Number == 1060 || myErr.Number == 1091)
+}
+
+// nopadCollation returns the binary NO PAD collation of utf8mb4 that the
+// server has (MariaDB 10.2 on: utf8mb4_nopad_bin; MySQL 8:
+// utf8mb4_0900_bin), or utf8mb4_bin, PAD SPACE, on a server with
+// neither (MySQL 5.7), where names differing only by trailing spaces
+// stay one name to the origins' unique keys and to comparisons.
+func nopadCollation(ctx context.Context, conn *sql.Conn) (string, error) {
+	for _, c := range []string{"utf8mb4_nopad_bin", "utf8mb4_0900_bin"} {
+		var n int
+		err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLLATIONS WHERE COLLATION_NAME = ?", c).Scan(&n)
+		if err != nil {
+			return "", fmt.Errorf("looking up collation %s: %w", c, err)
+		}
+		if n > 0 {
+			return c, nil
+		}
+	}
+	return "utf8mb4_bin", nil
 }
 
 // hasBytes reports whether the database has logs.line_bytes,
@@ -462,6 +557,16 @@ func duplicateColumn(err error) bool {
 func (s *Store) hasBytes(ctx context.Context) (bool, error) {
 	v, _, err := s.version(ctx, s.DB)
 	return v >= 3, err
+}
+
+// hasNameHash reports whether the database is a MySQL one with
+// metrics.name_hash (version 4 on), its primary key's order.
+func (s *Store) hasNameHash(ctx context.Context) (bool, error) {
+	if s.Dialect.Name != "mysql" {
+		return false, nil
+	}
+	v, _, err := s.version(ctx, s.DB)
+	return v >= 4, err
 }
 
 // hasMarks reports whether the database has run_marks (version 2 on).

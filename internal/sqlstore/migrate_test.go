@@ -16,7 +16,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-func parse(t *testing.T, raw string) location.Location {
+func parse(t testing.TB, raw string) location.Location {
 	t.Helper()
 	loc, err := location.Parse(raw, func(s string) (location.Kind, bool) {
 		if s == "sqlite" {

@@ -302,11 +302,11 @@ func openMySQL(loc location.Location) (*sql.DB, error) {
 	cfg.Collation = "utf8mb4_bin"
 	// Strict mode on every connection, whatever the server's sql_mode: a
 	// server without it (sql_mode '', common in older set-ups) cuts a
-	// string longer than its column (a metric key, param or tag name over
-	// VARCHAR(700)) with a warning only, so two keys alike in their first
-	// 700 characters became one with the write reported whole. Strict, such
-	// a write fails and the run is named as failed. The server's other modes
-	// are kept.
+	// string longer than its column (before schema version 4, a metric
+	// key, param or tag name over VARCHAR(700)) with a warning only, so two
+	// keys alike in their first 700 characters became one with the write
+	// reported whole. Strict, such a write fails and the run is named as
+	// failed. The server's other modes are kept.
 	cfg.Params["sql_mode"] = "CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_ALL_TABLES')"
 	cfg.MaxAllowedPacket = 0 // ask the server
 	conn, err := mysql.NewConnector(cfg)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/runferry/runferry/schema"
@@ -99,6 +100,9 @@ func (s *Store) experiments(ctx context.Context, where string, args ...any) ([]S
 	for i := range out {
 		out[i].Canonicalize()
 	}
+	// Sorted here too: MySQL sorts a LONGTEXT origin (version 4 on) by its
+	// first max_sort_length bytes only.
+	slices.SortStableFunc(out, func(a, b StoredExperiment) int { return strings.Compare(a.Origin.String(), b.Origin.String()) })
 	return out, nil
 }
 
@@ -205,6 +209,7 @@ func (s *Store) runs(ctx context.Context, exp schema.Ref, where string, args ...
 		}
 		out[i].Canonicalize()
 	}
+	slices.SortStableFunc(out, func(a, b StoredRun) int { return strings.Compare(a.Origin.String(), b.Origin.String()) }) // as experiments
 	return out, nil
 }
 
@@ -304,11 +309,21 @@ func pages[T any](ctx context.Context, s *Store, size int, query string, args []
 	return nil
 }
 
-// Metrics calls page with the run's points in pages of up to size, ordered
-// by key, then step, then the order they were written in. The rows are
+// Metrics calls page with the run's points in pages of up to size, each
+// key's points together, by step, then in the order they were written in;
+// the keys come in order (bytewise) except on MySQL from version 4 on,
+// where they come in the order of their name_hash (the primary key's: a
+// filesort would compare only max_sort_length bytes of a name, and two
+// keys of one hash come interleaved, each still by step). The rows are
 // streamed, never loaded whole. A page is the caller's once passed.
 func (s *Store) Metrics(ctx context.Context, runID int64, size int, page func([]schema.Metric) error) error {
-	return pages(ctx, s, size, "SELECT name, step, time_ms, value, special FROM metrics WHERE run_id = ? ORDER BY name{C}, step, seq", []any{runID},
+	order := "name{C}, step, seq"
+	if hashed, err := s.hasNameHash(ctx); err != nil {
+		return err
+	} else if hashed {
+		order = "name_hash, step, seq"
+	}
+	return pages(ctx, s, size, "SELECT name, step, time_ms, value, special FROM metrics WHERE run_id = ? ORDER BY "+order, []any{runID},
 		func(rows *sql.Rows) (schema.Metric, error) {
 			var m schema.Metric
 			var v sql.NullFloat64
@@ -402,6 +417,9 @@ func (s *Store) Files(ctx context.Context, runID int64) ([]StoredFile, error) {
 		}
 		out = append(out, f)
 	}
+	// Sorted here too: MySQL sorts a LONGTEXT path (version 4 on) by its
+	// first max_sort_length bytes only.
+	slices.SortStableFunc(out, func(a, b StoredFile) int { return strings.Compare(a.Path, b.Path) })
 	return out, rows.Err()
 }
 

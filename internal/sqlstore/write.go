@@ -185,12 +185,26 @@ type RunTx struct {
 	// replaces them; Commit deletes those left. nil when not appending.
 	held                               map[string]StoredFile
 	keptFiles, keptBytes, deletedFiles int64
+	// nameHash: metrics has name_hash (MySQL, version 4 on), which
+	// Metrics writes.
+	nameHash bool
 }
 
 // FileDelta says, after an append's Commit, how many files (of how many
 // bytes) were kept as held and how many were deleted.
 func (t *RunTx) FileDelta() (keptFiles, keptBytes, deletedFiles int64) {
 	return t.keptFiles, t.keptBytes, t.deletedFiles
+}
+
+// newRunTx returns the transaction begun on conn; a failure ends it.
+func (s *Store) newRunTx(ctx context.Context, conn *sql.Conn) (*RunTx, error) {
+	t := &RunTx{s: s, conn: conn}
+	var err error
+	if t.nameHash, err = s.hasNameHash(ctx); err != nil {
+		t.Abort()
+		return nil, err
+	}
+	return t, nil
 }
 
 // BeginRun starts the transaction of run r in experiment expID: it
@@ -205,7 +219,10 @@ func (s *Store) BeginRun(ctx context.Context, expID int64, r schema.Run, replace
 		conn.Close()
 		return nil, err
 	}
-	t := &RunTx{s: s, conn: conn}
+	t, err := s.newRunTx(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
 	if err := t.begin(ctx, expID, r, replace); err != nil {
 		t.Abort()
 		return nil, err
@@ -319,7 +336,10 @@ func (s *Store) BeginAppend(ctx context.Context, expID int64, r schema.Run, mark
 		conn.Close()
 		return nil, err
 	}
-	t := &RunTx{s: s, conn: conn}
+	t, err := s.newRunTx(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
 	if err := t.beginAppend(ctx, expID, r, mark); err != nil {
 		t.Abort()
 		return nil, err
@@ -477,6 +497,14 @@ func DecodeValue(value sql.NullFloat64, special sql.NullString) (float64, error)
 	return 0, fmt.Errorf("unknown special metric value %q", special.String)
 }
 
+// NameHash returns metrics.name_hash of a metric key on MySQL (version 4
+// on): the first 8 bytes of the SHA-256 of its bytes, as the migration's
+// UNHEX(LEFT(SHA2(name, 256), 16)) computes it.
+func NameHash(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:8]
+}
+
 // Metrics appends points: PostgreSQL loads them with COPY, MySQL with
 // multi-row INSERTs, SQLite with one prepared INSERT per point; all inside
 // the run's transaction.
@@ -500,13 +528,26 @@ func (t *RunTx) Metrics(ctx context.Context, batch []schema.Metric) error {
 		})
 	case "mysql":
 		const per = 2000
+		cols, ncols := "run_id, name, step, seq, time_ms, value, special", 7
+		if t.nameHash {
+			cols, ncols = cols+", name_hash", 8
+			hashes := map[string][]byte{}
+			for i, m := range batch {
+				h, ok := hashes[m.Key]
+				if !ok {
+					h = NameHash(m.Key)
+					hashes[m.Key] = h
+				}
+				rows[i] = append(rows[i], h)
+			}
+		}
 		for rest := rows; len(rest) > 0 && err == nil; {
 			n := min(per, len(rest))
-			args := make([]any, 0, n*7)
+			args := make([]any, 0, n*ncols)
 			for _, r := range rest[:n] {
 				args = append(args, r...)
 			}
-			_, err = t.conn.ExecContext(ctx, "INSERT INTO metrics (run_id, name, step, seq, time_ms, value, special) VALUES "+placeholders(n, 7), args...)
+			_, err = t.conn.ExecContext(ctx, "INSERT INTO metrics ("+cols+") VALUES "+placeholders(n, ncols), args...)
 			rest = rest[n:]
 		}
 	default:
