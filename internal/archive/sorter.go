@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"container/heap"
 	"fmt"
+	"math/bits"
 	"os"
 	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/runferry/runferry/schema"
@@ -42,6 +44,9 @@ type metricSorter struct {
 	spillN int64       // bytes written to spill
 	segs   [][]segment // by key id: its spilled segments, in spill order
 	tmp    []pt        // scratch for sorting one key's points
+	// readBuf is the arena block spillRest kept as read buffers; discard
+	// frees it.
+	readBuf []pt
 }
 
 // pt is one metric point without its key.
@@ -106,12 +111,48 @@ func (a *arena) alloc(n int) []pt {
 			return nil
 		}
 		size := min(room, max(n, 1<<12, a.total))
-		a.blocks = append(a.blocks, make([]pt, size))
+		a.blocks = append(a.blocks, newBlock(size))
 		a.total += size
 	}
 }
 
 func (a *arena) reset() { a.bi, a.off = 0, 0 }
+
+// release gives the arena's blocks back for later arenas (blockPools) and
+// empties the arena. Nothing may use its chunks afterwards.
+func (a *arena) release() {
+	for _, b := range a.blocks {
+		freeBlock(b)
+	}
+	*a = arena{limit: a.limit}
+}
+
+// blockPools hold freed arena blocks by size, one pool per power of two
+// (the sizes an arena of SortBufferPoints asks for: 4096, 4096, 8192, ...):
+// a run's arena, up to SortBufferPoints points (24 MiB), was allocated and
+// zeroed anew for every run, though the run before had just freed one.
+// A block's old points are never read: chunks are handed out empty and
+// appended to. Other sizes (the last block of an arena whose limit is not
+// such a sum, only in tests) are left to the collector.
+var blockPools [40]sync.Pool
+
+// newBlock returns a block of size points, from blockPools when one is free.
+func newBlock(size int) []pt {
+	if size > 0 && size&(size-1) == 0 && bits.TrailingZeros(uint(size)) < len(blockPools) {
+		if b, ok := blockPools[bits.TrailingZeros(uint(size))].Get().(*[]pt); ok {
+			return *b
+		}
+	}
+	return make([]pt, size)
+}
+
+// freeBlock puts b into blockPools if its size is a power of two.
+func freeBlock(b []pt) {
+	if size := len(b); size > 0 && size&(size-1) == 0 && bits.TrailingZeros(uint(size)) < len(blockPools) {
+		b = b[:size:size]
+		blockPools[bits.TrailingZeros(uint(size))].Put(&b)
+	}
+}
 
 func newMetricSorter(dir string, limit int) *metricSorter {
 	return &metricSorter{dir: dir, limit: max(limit, 1), arena: arena{limit: max(limit, 1)}, keys: map[string]uint32{}}
@@ -272,13 +313,17 @@ func (s *metricSorter) spillRest() ([]pt, error) {
 			return nil, err
 		}
 	}
-	var buf []pt
+	buf := s.readBuf // kept by an earlier call, or nil
 	for _, b := range s.arena.blocks {
 		if len(b) > len(buf) {
 			buf = b
 		}
 	}
+	// The other blocks are left to the collector, not pooled: pooled, they
+	// would stay held while this run's file is written (a spilled run's
+	// peak RSS 153 -> 170 MB in a measured copy of 2M points).
 	s.arena = arena{}
+	s.readBuf = buf
 	s.per, s.tmp = nil, nil
 	if len(buf) < 2*emitBatch {
 		buf = make([]pt, 2*emitBatch)
@@ -533,5 +578,9 @@ func (s *metricSorter) discard() {
 		os.Remove(s.spill.Name())
 		s.spill = nil
 	}
-	s.arena, s.per, s.tmp, s.segs = arena{}, nil, nil, nil
+	s.arena.release()
+	if s.readBuf != nil {
+		freeBlock(s.readBuf)
+	}
+	s.arena, s.per, s.tmp, s.segs, s.readBuf = arena{}, nil, nil, nil, nil
 }
