@@ -81,13 +81,13 @@ def convert(path, out, opts):
         v = t.column(k).combine_chunks()
         valid = pc.is_valid(v)
         part = pa.table({"step": step, "time": ms, "value": v}).filter(valid)
-        parts.append(part.append_column("key", pa.array([k] * part.num_rows, pa.string())))
+        parts.append(part.append_column("key", pa.repeat(k, part.num_rows)))
     long = pa.concat_tables(parts)
     # Sorted by key, then step; Arrow's sort is stable, so points at one
     # step keep the export's order.
     long = long.sort_by([("key", "ascending"), ("step", "ascending")])
     n = long.num_rows
-    table = pa.table([pa.array([PROJECT + run_id] * n, pa.string()), long.column("key"), long.column("step"),
+    table = pa.table([pa.repeat(PROJECT + run_id, n), long.column("key"), long.column("step"),
                       long.column("time"), long.column("value")], schema=SCHEMA)
     folder = os.path.join(out, "metrics", run_id)
     os.makedirs(folder, exist_ok=True)
