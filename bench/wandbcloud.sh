@@ -37,7 +37,11 @@
 # engine and Parquet sink with a fresh ledger (bench/wandbfloor -copy): no
 # server, listing or download. The job can come no closer than
 # max(lower bound, floor); where the floor is above the bound, the
-# machine binds, not the rate limit. BENCH_WANDB_CLOUD_FLOOR=0 skips it
+# machine binds, not the rate limit. Beside it, an independent floor (side
+# pyarrow-floor): the same exports read and written into the archive's
+# metrics layout (long format, same columns, sort and encodings) by pyarrow
+# alone (bench/py/wandb_floor.py), what any tool takes for the points'
+# data path on this machine (without ledger, digests or manifest). BENCH_WANDB_CLOUD_FLOOR=0 skips it
 # (the exports take about 1.2 GB of disk at the issue's size).
 # Knobs: BENCH_WANDB_CLOUD_RUNS (default 1000), BENCH_WANDB_CLOUD_STEPS
 # (default 10000, the issue's size), BENCH_WANDB_CLOUD_SDK_RUNS (default
@@ -127,6 +131,12 @@ for rep in $(seq "$WC_REPEAT"); do
 			rm -rf "$WC/archive" "$WC/archive.ledger"
 			measure wandb-cloud machine-floor "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/archive" -- \
 				"$BIN/wandbfloor" -copy "$WC/exports" -archive "$WC/archive" -state "$WC/archive.ledger"
+			# An independent floor: the same exports into the archive's
+			# metrics layout with pyarrow alone (bench/py/wandb_floor.py).
+			rm -rf "$WC/pyfloor"
+			measure wandb-cloud pyarrow-floor "$rep" --verify "$PY" bench/py/parquet_points.py "$WC/pyfloor" -- \
+				"$PY" bench/py/wandb_floor.py "$WC/exports" "$WC/pyfloor"
+			rm -rf "$WC/pyfloor"
 		fi
 	}
 	if ((rep % 2)); then theirs; ours; else ours; theirs; fi

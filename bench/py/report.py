@@ -81,6 +81,12 @@ COMPARISONS = [
         "what": "runferry's time against the limited server vs bench/wandbfloor -copy: the same runs' parquet exports from disk, decoded as the W&B cloud source decodes them and written through runferry's engine and Parquet sink with a fresh ledger",
     },
     {
+        "bench": "wandb-cloud",
+        "title": "W&B cloud exports to the archive's metrics layout: runferry's machine floor vs pyarrow alone (an independent floor; no target)",
+        "ours": "machine-floor", "theirs": "pyarrow-floor", "metric": "wall", "target": None,
+        "what": "bench/wandbfloor -copy vs bench/py/wandb_floor.py: the same exports from disk into long-format metrics files (run, key, step, time, value; sorted by key and step; runferry's encodings), pyarrow without ledger, digests or manifest",
+    },
+    {
         "bench": "wandb-cloud-bound",
         "title": "W&B cloud project to Parquet where the rate limit binds (runs with system metrics: one request a run), share of the lower bound (target: within 20%)",
         "ours": "runferry-copy", "theirs": "lower-bound", "metric": "wall", "target": 0.83,

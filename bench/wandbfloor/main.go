@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -57,13 +58,35 @@ func main() {
 	case *prepare != "":
 		err = prepareRuns(*prepare, *runs, *steps, *keys)
 	case *from != "" && *archive != "" && *ledger != "":
+		stop := startProfile()
 		err = copyRuns(*from, *archive, *ledger)
+		stop()
 	default:
 		flag.Usage()
 		os.Exit(2)
 	}
 	if err != nil {
 		log.Fatal(err)
+	}
+}
+
+// startProfile writes a CPU profile of -copy to the file RUNFERRY_CPUPROFILE
+// names, as runferry does (bench/NOTES.md); without it, it does nothing.
+func startProfile() func() {
+	path := os.Getenv("RUNFERRY_CPUPROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
