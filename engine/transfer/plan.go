@@ -106,6 +106,7 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 				break
 			}
 			if !j.opt.Filter.Run(r) {
+				j.release(r.Origin)
 				continue
 			}
 			selected++
@@ -114,6 +115,7 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 				j.mu.Lock()
 				j.rep.otherShards++
 				j.mu.Unlock()
+				j.release(r.Origin)
 				continue
 			}
 			if dup, err := j.sameOrigin("run", r.Origin.String(), fmt.Sprintf("%q in experiment %s", r.Name, e.Name)); err != nil || dup {
@@ -295,6 +297,8 @@ func (j *job) decideAll(ctx context.Context, batch []planned, finder sinks.RunFi
 		}
 		if d.keep {
 			kept = append(kept, batch[i])
+		} else {
+			j.release(batch[i].run.Origin)
 		}
 	}
 	return kept, nil
