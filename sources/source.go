@@ -285,6 +285,17 @@ type StreamedRunReader interface {
 	RunAfterStreams(ctx context.Context, ref schema.Ref) (schema.Run, error)
 }
 
+// RunReleaser is a source that keeps something of each run it lists (what
+// its listing told of it) until a job is done with the run. ReleaseRun
+// tells it that the job will ask nothing more of run: its transfer ended
+// (whatever the outcome), or the plan skipped it (unchanged, out of the
+// selection, another shard's). The source may then forget what it kept of
+// the run, so that what it holds does not grow with the runs it lists; a
+// later question about the run is answered as for a run it did not list.
+type RunReleaser interface {
+	ReleaseRun(run schema.Ref)
+}
+
 // ChangeTimer is a source that can tell, as cheaply as its Fingerprint,
 // when a run last changed as far as the source's own clock says: the
 // latest modification time or timestamp among the run's data. sync

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 	"path/filepath"
 	"sync"
@@ -150,6 +151,9 @@ type Ledger struct {
 	putOutside bool
 	// readOnly is set by OpenReadOnly: Put refuses.
 	readOnly bool
+	// getStmt reads one entry from the file (see getFile), prepared at
+	// its first use.
+	getStmt *sql.Stmt
 }
 
 // storedEntry is an entry as the snapshot holds it: without its cursors'
@@ -161,9 +165,11 @@ type storedEntry struct {
 }
 
 // snapshotMax bounds the entries Get reads at once (a few hundred bytes
-// each, without their cursors' keys).
-// A larger job reads one entry a query.
-const snapshotMax = 200_000
+// each, without their cursors' keys: at most about 4 MB). A larger job
+// reads one entry a query (a prepared one), so that what a sync over a
+// ledger of any number of runs holds does not grow with them (up to
+// 200,000 entries were read whole, about 0.4 KB each).
+var snapshotMax = 10_000
 
 // PreviousStart is when this job was last started before this Open: the
 // start of the previous sync of the same source, sink and options,
@@ -359,9 +365,15 @@ func (l *Ledger) getFile(origin string, withKeys bool) (Entry, bool, error) {
 	var e Entry
 	var updated, gapText string
 	var mark, keys sql.NullString
-	err := l.db.QueryRow(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, r.gaps, c.mark, c.keys
-		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=? AND r.origin=?`,
-		l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &gapText, &mark, &keys)
+	if l.getStmt == nil {
+		st, err := l.db.Prepare(`SELECT r.origin, r.dest_id, r.status, r.attempts, r.last_error, r.fingerprint, r.updated, r.name, r.gaps, c.mark, c.keys
+		FROM runs r LEFT JOIN cursors c ON c.job=r.job AND c.origin=r.origin WHERE r.job=? AND r.origin=?`)
+		if err != nil {
+			return Entry{}, false, err
+		}
+		l.getStmt = st
+	}
+	err := l.getStmt.QueryRow(l.job, origin).Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name, &gapText, &mark, &keys)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Entry{}, false, nil
 	}
@@ -387,8 +399,8 @@ func (l *Ledger) getFile(origin string, withKeys bool) (Entry, bool, error) {
 // Head is Get without the cursors: the entry's Keys are nil (its Mark is
 // set). A plan deciding from the fingerprint alone that a run is unchanged
 // needs no more, and decoding every run's cursors was most of a no-change
-// plan's ledger work. A job read one entry a query (see Get) answers as
-// Get does.
+// plan's ledger work. A job read one entry a query (see Get) reads the
+// entry without its cursors' keys too.
 func (l *Ledger) Head(origin string) (Entry, bool, error) {
 	l.mu.Lock()
 	if !l.snapDone {
@@ -397,11 +409,10 @@ func (l *Ledger) Head(origin string) (Entry, bool, error) {
 			return Entry{}, false, err
 		}
 	}
-	if l.snap == nil {
-		l.mu.Unlock()
-		return l.Get(origin)
-	}
 	defer l.mu.Unlock()
+	if l.snap == nil {
+		return l.getFile(origin, false)
+	}
 	st, ok := l.snap[origin]
 	if !ok && l.putOutside {
 		return l.getFile(origin, false)
@@ -517,27 +528,55 @@ func (l *Ledger) Put(e Entry) error {
 	return nil
 }
 
-// Entries returns every entry of the job, ordered by origin.
+// Entries returns every entry of the job, ordered by origin, without
+// their cursors' keys.
 func (l *Ledger) Entries() ([]Entry, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	rows, err := l.db.Query(`SELECT origin, dest_id, status, attempts, last_error, fingerprint, updated, name FROM runs WHERE job=? ORDER BY origin`, l.job)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	var out []Entry
-	for rows.Next() {
-		var e Entry
-		var updated string
-		if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name); err != nil {
+	for e, err := range l.All() {
+		if err != nil {
 			return nil, err
 		}
-		e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	return out, nil
+}
+
+// All yields every entry of the job, ordered by origin, without their
+// cursors' keys, one at a time: a job of any number of runs is read
+// without holding them all. The ledger is locked until the loop ends: the
+// loop's body must not call the Ledger's methods.
+func (l *Ledger) All() iter.Seq2[Entry, error] {
+	return func(yield func(Entry, error) bool) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		rows, err := l.db.Query(`SELECT origin, dest_id, status, attempts, last_error, fingerprint, updated, name FROM runs WHERE job=? ORDER BY origin`, l.job)
+		if err != nil {
+			yield(Entry{}, err)
+			return
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e Entry
+			var updated string
+			if err := rows.Scan(&e.Origin, &e.DestID, &e.Status, &e.Attempts, &e.LastError, &e.Fingerprint, &updated, &e.Name); err != nil {
+				yield(Entry{}, err)
+				return
+			}
+			e.Updated, _ = time.Parse(time.RFC3339Nano, updated)
+			if !yield(e, nil) {
+				return
+			}
+		}
+		if err := rows.Err(); err != nil {
+			yield(Entry{}, err)
+		}
+	}
 }
 
 // Close closes the ledger file.
-func (l *Ledger) Close() error { return l.db.Close() }
+func (l *Ledger) Close() error {
+	if l.getStmt != nil {
+		l.getStmt.Close()
+	}
+	return l.db.Close()
+}

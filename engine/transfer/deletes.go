@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 
@@ -35,23 +36,28 @@ type DeletedRun struct {
 	Error      string `json:"error,omitempty"`
 }
 
-// entryLister is a Ledger that can list its entries (state.Ledger).
+// entryLister is a Ledger that can list its entries, one at a time,
+// without their cursors (state.Ledger); the loop's body does not call the
+// Ledger.
 type entryLister interface {
-	Entries() ([]state.Entry, error)
+	All() iter.Seq2[state.Entry, error]
 }
 
 // listed records that the plan saw the run with origin ref (under any
-// selection), and its former origins.
-func (j *job) listed(ref schema.Ref, former []schema.Ref) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.seen == nil {
-		j.seen = map[string]bool{}
+// selection), and its former origins, when the job has a ledger to find
+// the runs deleted at the source in (see deletes).
+func (j *job) listed(ref schema.Ref, former []schema.Ref) error {
+	if _, ok := j.opt.Ledger.(entryLister); !ok {
+		return nil
 	}
-	j.seen[ref.String()] = true
-	for _, f := range former {
-		j.seen[f.String()] = true
+	j.originsMu.Lock()
+	defer j.originsMu.Unlock()
+	for _, o := range append([]schema.Ref{ref}, former...) {
+		if err := j.origins.list(o.String()); err != nil {
+			return fault.Fatal(fmt.Errorf("noting the run %s listed: %w", o, err))
+		}
 	}
+	return nil
 }
 
 // deletes finds the runs deleted at the source: runs the ledger holds as
@@ -68,18 +74,27 @@ func (j *job) deletes(ctx context.Context) error {
 	if !ok {
 		return nil // no ledger: nothing to compare the listing with
 	}
-	entries, err := lister.Entries()
-	if err != nil {
-		return fault.Fatal(fmt.Errorf("state: %w", err))
-	}
+	// The ledger's entries are read one at a time; only those gone are
+	// kept (each is reported).
 	var gone []state.Entry
-	j.mu.Lock()
-	for _, e := range entries {
-		want := e.Status == string(Committed) || e.Status == statusGone && j.opt.PropagateDeletes
-		if want && !j.seen[e.Origin] {
+	for e, err := range lister.All() {
+		if err != nil {
+			return fault.Fatal(fmt.Errorf("state: %w", err))
+		}
+		if !(e.Status == string(Committed) || e.Status == statusGone && j.opt.PropagateDeletes) {
+			continue
+		}
+		j.originsMu.Lock()
+		seen, err := j.origins.listed(e.Origin)
+		j.originsMu.Unlock()
+		if err != nil {
+			return fault.Fatal(fmt.Errorf("the origins listed: %w", err))
+		}
+		if !seen {
 			gone = append(gone, e)
 		}
 	}
+	j.mu.Lock()
 	incomplete := len(j.rep.Problems) > 0
 	j.mu.Unlock()
 	if len(gone) == 0 {

@@ -46,7 +46,10 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 		if !j.opt.Filter.Experiment(e) {
 			continue
 		}
-		if j.sameOrigin("experiment", e.Origin.String(), strconv.Quote(e.Name)) {
+		if dup, err := j.sameOrigin("experiment", e.Origin.String(), strconv.Quote(e.Name)); err != nil || dup {
+			if err != nil {
+				return nil, err
+			}
 			continue
 		}
 		j.formerOrigins(e.Origin)
@@ -103,6 +106,7 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 				break
 			}
 			if !j.opt.Filter.Run(r) {
+				j.release(r.Origin)
 				continue
 			}
 			selected++
@@ -111,13 +115,19 @@ func (j *job) plan(ctx context.Context, emit func([]planned)) ([]schema.Experime
 				j.mu.Lock()
 				j.rep.otherShards++
 				j.mu.Unlock()
+				j.release(r.Origin)
 				continue
 			}
-			if j.sameOrigin("run", r.Origin.String(), fmt.Sprintf("%q in experiment %s", r.Name, e.Name)) {
+			if dup, err := j.sameOrigin("run", r.Origin.String(), fmt.Sprintf("%q in experiment %s", r.Name, e.Name)); err != nil || dup {
+				if err != nil {
+					return nil, err
+				}
 				continue
 			}
 			p := planned{exp: e, run: r, reason: "new", former: j.formerOrigins(r.Origin), light: light}
-			j.listed(r.Origin, p.former)
+			if err := j.listed(r.Origin, p.former); err != nil {
+				return nil, err
+			}
 			batch = append(batch, p)
 			if len(batch) == cap(batch) {
 				if err := flush(); err != nil {
@@ -291,6 +301,8 @@ func (j *job) decideAll(ctx context.Context, batch []planned, finder sinks.RunFi
 		}
 		if d.keep {
 			kept = append(kept, batch[i])
+		} else {
+			j.release(batch[i].run.Origin)
 		}
 	}
 	return kept, nil
@@ -699,17 +711,13 @@ func (j *job) baseFromSink(ctx context.Context, p *planned, say bool) error {
 // nlp6/Entity_Marker and restore/nlp6/Entity_Marker) lists two
 // experiments, and two of each run, with the source's origins. A second
 // experiment is not copied, nor are its runs.
-func (j *job) sameOrigin(kind, origin, what string) bool {
-	j.mu.Lock()
-	if j.origins == nil {
-		j.origins = map[string]string{}
+func (j *job) sameOrigin(kind, origin, what string) (bool, error) {
+	j.originsMu.Lock()
+	before, dup, err := j.origins.name(kind+"\x00"+origin, what)
+	j.originsMu.Unlock()
+	if err != nil {
+		return false, fault.Fatal(fmt.Errorf("noting the %s %s listed: %w", kind, origin, err))
 	}
-	key := kind + "\x00" + origin
-	before, dup := j.origins[key]
-	if !dup {
-		j.origins[key] = what
-	}
-	j.mu.Unlock()
 	if dup {
 		nor := ""
 		if kind == "experiment" {
@@ -717,5 +725,5 @@ func (j *job) sameOrigin(kind, origin, what string) bool {
 		}
 		j.addProblem("%s %s (%s): not copied%s: the source lists another %s with the same origin (%s), and the destination can hold only one of them (--include or --exclude selects one)", kind, origin, what, nor, kind, before)
 	}
-	return dup
+	return dup, nil
 }

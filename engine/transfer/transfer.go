@@ -148,6 +148,7 @@ func Copy(ctx context.Context, src sources.Source, dst sinks.Sink, opt Options) 
 		opt.Filter = opt.Filter.Track()
 	}
 	j := &job{src: src, dst: dst, opt: opt, rep: rep, expIDs: map[schema.Ref]*expOnce{}}
+	defer j.origins.close() // a temporary database: nothing to lose
 	// The runs the plan skips come first in the report, in listing order,
 	// then the transferred ones as they end, whether or not the job
 	// transferred while it planned.
@@ -281,12 +282,12 @@ type job struct {
 	expIDs map[schema.Ref]*expOnce
 	// exps are the experiments the filter selected, in listing order.
 	exps []schema.Experiment
-	// seen holds the origins of every run the plan listed and selected,
-	// and their former origins (see deletes).
-	seen map[string]bool
-	// origins names, by origin, each run the plan listed, to find a second
-	// run with the same origin (see sameOrigin).
-	origins map[string]string
+	// origins names, by origin, each experiment and run the plan listed,
+	// to find a second one with the same origin (see sameOrigin), and
+	// holds the origins of the runs listed and their former origins (see
+	// deletes), mostly on disk; originsMu guards it.
+	origins   originIndex
+	originsMu sync.Mutex
 	// writes bounds the WriteMetrics calls in flight when the sink asks
 	// for AdaptiveWrites; nil otherwise.
 	writes *inflight.Limiter

@@ -83,8 +83,17 @@ func (r *runPool) wait(ctx context.Context) error {
 }
 
 func (j *job) interrupted(p planned) {
+	j.release(p.run.Origin)
 	j.addResult(RunResult{Origin: p.run.Origin.String(), Experiment: p.exp.Name, Name: p.run.Name,
 		Outcome: Interrupted, Reason: p.reason})
+}
+
+// release tells the source that the job will ask nothing more of run
+// (sources.RunReleaser).
+func (j *job) release(run schema.Ref) {
+	if r, ok := j.src.(sources.RunReleaser); ok {
+		r.ReleaseRun(run)
+	}
 }
 
 // runWithRetries transfers one run, retrying retryable failures. It returns
@@ -144,6 +153,7 @@ func (j *job) runWithRetries(ctx context.Context, p planned) error {
 			return fault.Fatal(fmt.Errorf("state: %w", lerr))
 		}
 	}
+	j.release(p.run.Origin)
 	j.addResult(res)
 	j.opt.Observer(Event{Kind: EventRunDone, Run: res.Origin, Name: p.run.Name, Result: &res})
 	switch {

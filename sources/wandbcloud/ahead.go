@@ -49,8 +49,12 @@ type ahead struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	order []string       // listed run origin ids, in listing order
-	index map[string]int // run origin id -> its place in order
+	// order holds the listed runs' origin ids, in listing order, from the
+	// place base on: those before were released (sources.RunReleaser) or
+	// lie more than aheadBehind before the run read last (see forget).
+	order []string
+	base  int
+	index map[string]int // run origin id -> its place (order[place-base])
 	last  int            // place of the run read last; -1: none
 	runs  map[string]*fetched
 	// points is the estimated points of runs, within AheadPoints.
@@ -86,9 +90,34 @@ func (a *ahead) listed(id string) {
 		a.last = -1
 	}
 	if _, ok := a.index[id]; !ok {
-		a.index[id] = len(a.order)
+		a.index[id] = a.base + len(a.order)
 		a.order = append(a.order, id)
 	}
+}
+
+// aheadBehind is how far before the run read last a listed run's place is
+// kept (a run read there is read without downloads ahead).
+const aheadBehind = 1024
+
+// forget drops the runs at the start of the order that were released, or
+// lie more than aheadBehind places before the run read last, so that the
+// order and index hold a few runs around the reads, not every run listed;
+// s.mu is held.
+func (a *ahead) forget() {
+	n := 0
+	for ; n < len(a.order); n++ {
+		id := a.order[n]
+		p, ok := a.index[id]
+		here := ok && p == a.base+n
+		if here && a.base+n >= a.last-aheadBehind {
+			break
+		}
+		if here {
+			delete(a.index, id)
+		}
+		a.order[n] = ""
+	}
+	a.order, a.base = a.order[n:], a.base+n
 }
 
 // takeFetched returns (and forgets) the run's exports downloaded ahead,
@@ -131,14 +160,15 @@ func (s *Source) fetchAhead(id string) {
 	}
 	streak := i == a.last+1 || i == a.last
 	a.last = max(a.last, i)
-	if !streak || ExportsAhead <= 0 {
+	a.forget()
+	if !streak || ExportsAhead <= 0 || i < a.base {
 		return
 	}
 	if a.ctx == nil {
 		a.ctx, a.cancel = context.WithCancel(context.Background())
 	}
 	s.eventsAhead(i)
-	for _, next := range a.order[i+1 : min(len(a.order), i+1+ExportsAhead)] {
+	for _, next := range a.order[i-a.base+1 : min(len(a.order), i-a.base+1+ExportsAhead)] {
 		if a.runs[next] != nil {
 			continue
 		}
@@ -190,7 +220,7 @@ func (s *Source) eventsAhead(i int) {
 			}
 		}
 	}
-	for _, next := range a.order[i+1 : min(len(a.order), i+1+EventsAhead)] {
+	for _, next := range a.order[i-a.base+1 : min(len(a.order), i-a.base+1+EventsAhead)] {
 		if none, ok := s.noSystem[next]; !ok || none || a.events[next] != nil {
 			continue
 		}

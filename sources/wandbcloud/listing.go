@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/runferry/runferry/internal/wandbapi"
+	"github.com/runferry/runferry/schema"
 )
 
 // ListedExtrasBudget bounds the bytes (roughly: the lengths of the URLs,
@@ -287,4 +288,46 @@ func extrasSize(lr wandbapi.ListedRun) int64 {
 		}
 	}
 	return n
+}
+
+// ReleaseRun forgets what the listing noted of run (sources.RunReleaser),
+// once the job asks nothing more of it: its fingerprint, estimates, last
+// step, tail, whether it has system metrics and console lines, its files'
+// bytes and count, what its page carried in export form (within
+// ListedExtrasBudget) and its listing page. Kept to the end of the job,
+// they grew with the runs listed (docs/WANDB-CLOUD.md gap 6).
+func (s *Source) ReleaseRun(run schema.Ref) {
+	id := run.ID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.fingerprints, id)
+	delete(s.estimates, id)
+	delete(s.lastSteps, id)
+	delete(s.noSystem, id)
+	delete(s.noLogs, id)
+	delete(s.tails, id)
+	delete(s.fileBytes, id)
+	delete(s.fileCount, id)
+	delete(s.pages, id)
+	if x := s.extras[id]; x != nil {
+		x.exports, x.contents = nil, nil
+		s.dropIfEmpty(id, x)
+	}
+	if p, ok := s.ahead.index[id]; ok && p >= s.ahead.base {
+		delete(s.ahead.index, id)
+	}
+	s.ahead.forget()
+}
+
+// listedState counts the runs whose listing notes the source holds (for
+// tests): the largest of its notes' maps, and the listed runs the
+// downloads ahead keep in their order.
+func (s *Source) listedState() (runs, order int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, n := range []int{len(s.fingerprints), len(s.estimates), len(s.lastSteps), len(s.noSystem), len(s.noLogs),
+		len(s.tails), len(s.fileBytes), len(s.fileCount), len(s.pages), len(s.extras)} {
+		runs = max(runs, n)
+	}
+	return runs, len(s.ahead.order) + len(s.ahead.index)
 }
