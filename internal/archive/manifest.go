@@ -457,9 +457,12 @@ func LoadState(root string) (*State, error) {
 
 func loadState(st Store) (*State, error) {
 	before, serr := st.Stat(ManifestFile)
-	m, err := readManifest(st, ManifestFile)
-	if err != nil {
-		return nil, err
+	var m *Manifest
+	if !notExist(serr) { // none to read when the Stat found none
+		var err error
+		if m, err = readManifest(st, ManifestFile); err != nil {
+			return nil, err
+		}
 	}
 	if m != nil && serr == nil {
 		if after, err := st.Stat(ManifestFile); err == nil && after.Version == before.Version {
