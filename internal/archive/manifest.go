@@ -455,6 +455,12 @@ func LoadState(root string) (*State, error) {
 	return loadState(st)
 }
 
+// LoadStateIn is LoadState of the archive in st, an open store (which
+// stays open): a caller that goes on to read or write the archive opens
+// its store once (OpenStore proves an object store reachable with a
+// request of its own, and loads the cloud's configuration).
+func LoadStateIn(st Store) (*State, error) { return loadState(st) }
+
 func loadState(st Store) (*State, error) {
 	before, serr := st.Stat(ManifestFile)
 	var m *Manifest

@@ -60,6 +60,7 @@ type Writer struct {
 	pending  int       // journal records this writer wrote
 	source   string
 	closed   bool
+	borrowed bool // st belongs to the caller (OpenWriterIn): Close leaves it open
 	// moved holds the folders this writer's commits moved files into
 	// (table folders and their history/ twins), fsynced at Close: a
 	// commit's durability step touches only what the commit changed.
@@ -84,6 +85,18 @@ type Writer struct {
 // deletes temporary files. A folder that holds anything but an archive is
 // refused.
 func OpenWriter(root string) (*Writer, error) { return openWriter(root, false) }
+
+// OpenWriterIn is OpenWriter of the archive at root in st, a store the
+// caller opened (OpenStore) and closes after the writer's Close: a sink
+// that read the archive's state (LoadStateIn) writes through the same
+// store instead of opening another.
+func OpenWriterIn(root string, st Store) (*Writer, error) {
+	w, err := openStoreWriter(root, st, false)
+	if w != nil {
+		w.borrowed = true
+	}
+	return w, err
+}
 
 // openWriter opens the archive; exclusive (Prune, Compact) fails with
 // ErrLocked while any other writer has it open, and keeps others out.
@@ -957,8 +970,10 @@ func (w *Writer) Close() error {
 	closeSpill()
 	w.commitLock.Close()
 	w.lock.Close()
-	if cerr := w.st.Close(); err == nil {
-		err = cerr
+	if !w.borrowed {
+		if cerr := w.st.Close(); err == nil {
+			err = cerr
+		}
 	}
 	return err
 }
