@@ -70,10 +70,10 @@ func main() {
 	}
 	var mu sync.Mutex
 	counts := map[string]int{}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Director = func(r *http.Request) {
-		r.URL.Scheme, r.URL.Host = target.Scheme, target.Host
-	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // signed (SigV4)
+	}}
 	srv := &http.Server{Addr: *listen, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		op, p := Op(r), r.URL.Path
 		t0 := time.Now()

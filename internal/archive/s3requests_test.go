@@ -40,8 +40,10 @@ func s3RequestLog(t *testing.T, s *testenv.S3Server, bucket, prefix string) (str
 	}
 	var mu sync.Mutex
 	var log []s3Request
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	proxy.Director = func(r *http.Request) { r.URL.Scheme, r.URL.Host = target.Scheme, target.Host }
+	proxy := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // signed (SigV4)
+	}}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		op := r.Method
