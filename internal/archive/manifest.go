@@ -455,11 +455,20 @@ func LoadState(root string) (*State, error) {
 	return loadState(st)
 }
 
+// LoadStateIn is LoadState of the archive in st, an open store (which
+// stays open): a caller that goes on to read or write the archive opens
+// its store once (OpenStore proves an object store reachable with a
+// request of its own, and loads the cloud's configuration).
+func LoadStateIn(st Store) (*State, error) { return loadState(st) }
+
 func loadState(st Store) (*State, error) {
 	before, serr := st.Stat(ManifestFile)
-	m, err := readManifest(st, ManifestFile)
-	if err != nil {
-		return nil, err
+	var m *Manifest
+	if !notExist(serr) { // none to read when the Stat found none
+		var err error
+		if m, err = readManifest(st, ManifestFile); err != nil {
+			return nil, err
+		}
 	}
 	if m != nil && serr == nil {
 		if after, err := st.Stat(ManifestFile); err == nil && after.Version == before.Version {

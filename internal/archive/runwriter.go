@@ -13,6 +13,8 @@ import (
 	"path"
 	"slices"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/runferry/runferry/schema"
 )
 
@@ -491,66 +493,71 @@ func (rw *RunWriter) finish() (*RunEntry, error) {
 	root, origin, snap := rw.w.st, rw.origin, rw.snapshot
 	entry := &RunEntry{Origin: origin, Experiment: rw.run.Experiment.String(), Snapshot: snap,
 		Fingerprint: rw.fingerprint, Mark: rw.mark, Cursors: rw.cursors, Points: rw.keptPoints + rw.metrics.count}
-	add := func(files []FileEntry, err error) error {
-		entry.Files = append(entry.Files, files...)
-		return err
-	}
-	if err := add(writeTable(root, TableRuns, origin, snap, []RunRow{RunToRow(rw.run, rw.fingerprint, snap)})); err != nil {
-		return nil, err
-	}
 	params := make([]KVRow, len(rw.run.Params))
 	for i, p := range rw.run.Params {
 		params[i] = KVRow{Run: origin, Key: p.Key, Value: p.Value}
-	}
-	if err := add(writeTable(root, TableParams, origin, snap, params)); err != nil {
-		return nil, err
 	}
 	tags := make([]KVRow, len(rw.run.Tags))
 	for i, t := range rw.run.Tags {
 		tags[i] = KVRow{Run: origin, Key: t.Key, Value: t.Value}
 	}
-	if err := add(writeTable(root, TableTags, origin, snap, tags)); err != nil {
-		return nil, err
-	}
 	inputs := make([]InputRow, len(rw.run.Inputs))
 	for i, in := range rw.run.Inputs {
 		inputs[i] = InputToRow(origin, in)
 	}
-	if err := add(writeTable(root, TableInputs, origin, snap, inputs)); err != nil {
-		return nil, err
-	}
-	entry.Files = append(entry.Files, rw.kept...)
-	if rw.metrics.count > 0 {
-		f, err := rw.metricsFile()
-		if err := add([]FileEntry{f}, err); err != nil {
-			return nil, err
-		}
-	}
-	if rw.rich != nil {
-		f, err := rw.rich.Close()
-		if err := add([]FileEntry{f}, err); err != nil {
-			return nil, err
-		}
-	}
-	if rw.logs != nil {
-		f, err := rw.logs.Close()
-		if err := add([]FileEntry{f}, err); err != nil {
-			return nil, err
-		}
-	}
 	slices.SortFunc(rw.arts, func(a, b ArtifactRow) int { return cmp.Compare(a.Path, b.Path) })
-	if err := add(writeTable(root, TableArtifacts, origin, snap, rw.arts)); err != nil {
-		return nil, err
-	}
 	versions, entries, err := rw.artifactTables()
 	if err != nil {
 		return nil, err
 	}
-	if err := add(writeTable(root, TableArtifactVersions, origin, snap, versions)); err != nil {
+	// The run's files are written (staged) at once, each into a slot of
+	// its own, and listed in this order whatever order they finish in: each
+	// is a request or more to object storage, and none depends on another.
+	var slots [10][]FileEntry
+	var g errgroup.Group
+	g.SetLimit(moveConcurrency)
+	put := func(slot int, f func() ([]FileEntry, error)) {
+		g.Go(func() (err error) { slots[slot], err = f(); return err })
+	}
+	one := func(f func() (FileEntry, error)) func() ([]FileEntry, error) {
+		return func() ([]FileEntry, error) {
+			e, err := f()
+			if err != nil {
+				return nil, err
+			}
+			return []FileEntry{e}, nil
+		}
+	}
+	put(0, func() ([]FileEntry, error) {
+		return writeTable(root, TableRuns, origin, snap, []RunRow{RunToRow(rw.run, rw.fingerprint, snap)})
+	})
+	put(1, func() ([]FileEntry, error) { return writeTable(root, TableParams, origin, snap, params) })
+	put(2, func() ([]FileEntry, error) { return writeTable(root, TableTags, origin, snap, tags) })
+	put(3, func() ([]FileEntry, error) { return writeTable(root, TableInputs, origin, snap, inputs) })
+	slots[4] = rw.kept
+	if rw.metrics.count > 0 {
+		put(5, one(rw.metricsFile))
+	}
+	if rw.rich != nil {
+		put(6, one(rw.rich.Close))
+	}
+	if rw.logs != nil {
+		put(7, one(rw.logs.Close))
+	}
+	put(8, func() ([]FileEntry, error) { return writeTable(root, TableArtifacts, origin, snap, rw.arts) })
+	put(9, func() ([]FileEntry, error) {
+		v, err := writeTable(root, TableArtifactVersions, origin, snap, versions)
+		if err != nil {
+			return nil, err
+		}
+		e, err := writeTable(root, TableArtifactEntries, origin, snap, entries)
+		return append(v, e...), err
+	})
+	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	if err := add(writeTable(root, TableArtifactEntries, origin, snap, entries)); err != nil {
-		return nil, err
+	for _, files := range slots {
+		entry.Files = append(entry.Files, files...)
 	}
 	for sha, n := range rw.blobs {
 		entry.Blobs = append(entry.Blobs, BlobEntry{SHA256: sha, Bytes: n})

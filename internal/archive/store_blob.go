@@ -26,6 +26,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsretry "github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -34,6 +35,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
+	"golang.org/x/sync/errgroup"
+
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/azureblob"
 	"gocloud.dev/blob/gcsblob"
@@ -68,6 +71,11 @@ type blobStore struct {
 	// s3 is set for an S3 bucket, whose objects may be under Object Lock
 	// retention (retainedUntil).
 	s3 bool
+	// s3c, s3Bucket and s3Prefix (the location's prefix, "" or ending in
+	// "/") address the S3 bucket directly, for deletes (see removeKeys).
+	s3c      *s3.Client
+	s3Bucket string
+	s3Prefix string
 	// onUpload, when set (by tests), is called with the path of every
 	// object about to be uploaded.
 	onUpload func(p string)
@@ -141,6 +149,7 @@ func openBlobStore(location string) (Store, error) {
 	}
 	if prefix := strings.Trim(u.Path, "/"); prefix != "" {
 		st.b = blob.PrefixedBucket(st.b, prefix+"/")
+		st.s3Prefix = prefix + "/"
 	}
 	return st, nil
 }
@@ -213,7 +222,7 @@ func openS3(ctx context.Context, bucket string, q url.Values, display string) (*
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", display, err)
 	}
-	st := &blobStore{b: b, display: display, ctx: ctx, s3: true}
+	st := &blobStore{b: b, display: display, ctx: ctx, s3: true, s3c: client, s3Bucket: bucket}
 	class := q.Get("storage-class")
 	if class != "" && !slices.Contains(types.StorageClass("").Values(), types.StorageClass(class)) {
 		b.Close()
@@ -920,10 +929,7 @@ func (s *blobStore) Move(from, to string) error {
 		}
 		return s.fail("copying to "+s.Name(to)+" from", from, err)
 	}
-	if err := s.b.Delete(ctx, from); err != nil && errCode(err) != gcerrors.NotFound {
-		return s.fail("deleting", from, err)
-	}
-	return nil
+	return s.removeKeys(from)
 }
 
 // streamCopy copies from to to through this process (a multipart upload,
@@ -959,12 +965,119 @@ func (s *blobStore) RemoveAll(dir string) error {
 	if err := s.Walk(dir, func(p string, _ int64) error { keys = append(keys, p); return nil }); err != nil {
 		return err
 	}
-	for _, k := range keys {
-		if err := s.Remove(k); err != nil && !notExist(err) {
-			return err
+	return s.removeKeys(keys...)
+}
+
+// deleteBatch is the most keys one S3 DeleteObjects request takes.
+const deleteBatch = 1000
+
+// removeKeys deletes the objects at keys; a missing one is not an error.
+// Bucket.Delete would first ask for each object's attributes (S3 answers
+// a delete of a missing key with success, so gocloud.dev's S3 driver sends
+// a HEAD to report it as missing): on S3 removeKeys sends one DeleteObject
+// for one key, one DeleteObjects for up to deleteBatch, and no HEAD.
+// Elsewhere (GCS, Azure: their delete reports a missing object itself) it
+// deletes each key through the bucket.
+func (s *blobStore) removeKeys(keys ...string) error {
+	var g errgroup.Group
+	g.SetLimit(moveConcurrency)
+	for len(keys) > 0 {
+		n := min(len(keys), deleteBatch)
+		batch := keys[:n]
+		keys = keys[n:]
+		if s.s3c != nil && !slices.ContainsFunc(batch, escapedKey) {
+			g.Go(func() error { return s.s3Delete(batch) })
+			continue
+		}
+		for _, k := range batch {
+			g.Go(func() error {
+				ctx, cancel := s.op()
+				defer cancel()
+				if err := s.b.Delete(ctx, k); err != nil && errCode(err) != gcerrors.NotFound {
+					return s.fail("deleting", k, err)
+				}
+				return nil
+			})
 		}
 	}
+	return g.Wait()
+}
+
+// escapedKey reports whether gocloud.dev's S3 driver would store key under
+// another name (it hex-escapes control characters, the slash of "../" and
+// anything that reads as its escapes), which s3Delete does not: such keys
+// go through the bucket. runferry's own keys never are.
+func escapedKey(key string) bool {
+	return strings.Contains(key, "../") || strings.Contains(key, "__") ||
+		strings.ContainsFunc(key, func(r rune) bool { return r < 32 || r >= 0x7f })
+}
+
+// s3Delete deletes keys (at most deleteBatch) with the S3 client itself.
+func (s *blobStore) s3Delete(keys []string) error {
+	ctx, cancel := s.op()
+	defer cancel()
+	if len(keys) == 1 {
+		_, err := s.s3c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.s3Bucket), Key: aws.String(s.s3Prefix + keys[0])})
+		if err != nil && s3ErrCode(err) != gcerrors.NotFound {
+			return s.failS3("deleting", keys[0], err)
+		}
+		return nil
+	}
+	objs := make([]types.ObjectIdentifier, len(keys))
+	for i, k := range keys {
+		objs[i] = types.ObjectIdentifier{Key: aws.String(s.s3Prefix + k)}
+	}
+	out, err := s.s3c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(s.s3Bucket),
+		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+	if err != nil {
+		return s.failS3("deleting", keys[0], err)
+	}
+	for _, e := range out.Errors {
+		code := aws.ToString(e.Code)
+		if code == "NoSuchKey" {
+			continue
+		}
+		k := strings.TrimPrefix(aws.ToString(e.Key), s.s3Prefix)
+		err := &smithy.GenericAPIError{Code: code, Message: aws.ToString(e.Message)}
+		return s.failS3("deleting", k, err)
+	}
 	return nil
+}
+
+// s3ErrCode is the gcerrors code of an error of the S3 client itself, as
+// gocloud.dev's S3 driver maps it.
+func s3ErrCode(err error) gcerrors.ErrorCode {
+	var ae smithy.APIError
+	var re *awshttp.ResponseError
+	code := ""
+	if errors.As(err, &ae) {
+		code = ae.ErrorCode()
+	} else if errors.As(err, &re) {
+		switch re.HTTPStatusCode() {
+		case http.StatusNotFound:
+			return gcerrors.NotFound
+		case http.StatusUnauthorized, http.StatusForbidden:
+			return gcerrors.PermissionDenied
+		}
+	}
+	switch code {
+	case "NoSuchKey", "NoSuchBucket", "NotFound":
+		return gcerrors.NotFound
+	case "AccessDenied", "Forbidden":
+		return gcerrors.PermissionDenied
+	}
+	return gcerrors.Unknown
+}
+
+// failS3 is fail for an error of the S3 client itself.
+func (s *blobStore) failS3(op, p string, err error) error {
+	switch s3ErrCode(err) {
+	case gcerrors.NotFound:
+		return fmt.Errorf("%s %s: %w", op, s.Name(p), fs.ErrNotExist)
+	case gcerrors.PermissionDenied:
+		return fmt.Errorf("%s %s: %w", op, s.Name(p), deniedError{describeBlobErr(err)})
+	}
+	return fmt.Errorf("%s %s: %s", op, s.Name(p), describeBlobErr(err))
 }
 
 func (s *blobStore) Walk(dir string, fn func(p string, size int64) error) error {
@@ -1100,6 +1213,11 @@ type blobLock struct {
 	s    *blobStore
 	name string
 	id   string
+	// exclusiveOnly is set for a lock that no writer takes shared (the
+	// commit lock: Writer.locked takes it exclusively, and so did every
+	// earlier version): no NAME.shared/ object can be in the way, so an
+	// exclusive try does not list them (one request less a commit).
+	exclusiveOnly bool
 
 	mu        sync.Mutex
 	exclusive bool // holds NAME
@@ -1122,7 +1240,7 @@ func (s *blobStore) Lock(name string) (StoreLock, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	return &blobLock{s: s, name: name, id: hex.EncodeToString(b[:])}, nil
+	return &blobLock{s: s, name: name, id: hex.EncodeToString(b[:]), exclusiveOnly: name == commitLockFile}, nil
 }
 
 func (l *blobLock) body() []byte {
@@ -1144,7 +1262,7 @@ func (l *blobLock) live(p string) (bool, error) {
 		return false, err
 	}
 	if time.Since(fi.ModTime) > LockTTL {
-		l.s.Remove(p)
+		l.s.removeKeys(p)
 		return false, nil
 	}
 	if e := fi.ModTime.Add(LockTTL); e.After(l.expires) {
@@ -1215,6 +1333,9 @@ func (l *blobLock) Take(exclusive, wait bool) error {
 }
 
 func (l *blobLock) try(exclusive bool) (bool, error) {
+	if !exclusive && l.exclusiveOnly {
+		return false, fmt.Errorf("%s is taken exclusively only", l.s.Name(l.name))
+	}
 	if exclusive {
 		if !l.exclusive {
 			err := l.s.CreateExclusive(l.name, l.body())
@@ -1229,6 +1350,9 @@ func (l *blobLock) try(exclusive bool) (bool, error) {
 			}
 			l.exclusive = true
 		}
+		if l.exclusiveOnly {
+			return true, nil
+		}
 		others := false
 		err := l.s.Walk(l.name+".shared", func(p string, _ int64) error {
 			if p == l.sharedPath() || others {
@@ -1239,12 +1363,12 @@ func (l *blobLock) try(exclusive bool) (bool, error) {
 			return err
 		})
 		if err != nil || others {
-			l.s.Remove(l.name)
+			l.s.removeKeys(l.name)
 			l.exclusive = false
 			return false, err
 		}
 		if l.shared {
-			l.s.Remove(l.sharedPath())
+			l.s.removeKeys(l.sharedPath())
 			l.shared = false
 		}
 		return true, nil
@@ -1254,13 +1378,13 @@ func (l *blobLock) try(exclusive bool) (bool, error) {
 	}
 	l.shared = true
 	if l.exclusive {
-		l.s.Remove(l.name)
+		l.s.removeKeys(l.name)
 		l.exclusive = false
 		return true, nil
 	}
 	live, err := l.live(l.name)
 	if err != nil || live {
-		l.s.Remove(l.sharedPath())
+		l.s.removeKeys(l.sharedPath())
 		l.shared = false
 		return false, err
 	}
@@ -1305,13 +1429,13 @@ func (l *blobLock) Drop() error {
 	}
 	var err error
 	if l.exclusive {
-		if rerr := l.s.Remove(l.name); rerr != nil && !notExist(rerr) {
+		if rerr := l.s.removeKeys(l.name); rerr != nil {
 			err = rerr
 		}
 		l.exclusive = false
 	}
 	if l.shared {
-		if rerr := l.s.Remove(l.sharedPath()); rerr != nil && !notExist(rerr) && err == nil {
+		if rerr := l.s.removeKeys(l.sharedPath()); rerr != nil && err == nil {
 			err = rerr
 		}
 		l.shared = false

@@ -60,6 +60,7 @@ type Writer struct {
 	pending  int       // journal records this writer wrote
 	source   string
 	closed   bool
+	borrowed bool // st belongs to the caller (OpenWriterIn): Close leaves it open
 	// moved holds the folders this writer's commits moved files into
 	// (table folders and their history/ twins), fsynced at Close: a
 	// commit's durability step touches only what the commit changed.
@@ -84,6 +85,18 @@ type Writer struct {
 // deletes temporary files. A folder that holds anything but an archive is
 // refused.
 func OpenWriter(root string) (*Writer, error) { return openWriter(root, false) }
+
+// OpenWriterIn is OpenWriter of the archive at root in st, a store the
+// caller opened (OpenStore) and closes after the writer's Close: a sink
+// that read the archive's state (LoadStateIn) writes through the same
+// store instead of opening another.
+func OpenWriterIn(root string, st Store) (*Writer, error) {
+	w, err := openStoreWriter(root, st, false)
+	if w != nil {
+		w.borrowed = true
+	}
+	return w, err
+}
 
 // openWriter opens the archive; exclusive (Prune, Compact) fails with
 // ErrLocked while any other writer has it open, and keeps others out.
@@ -135,8 +148,12 @@ func openStoreWriter(root string, st Store, exclusive bool) (*Writer, error) {
 			}
 		}
 	}
-	if err := w.locked(func() error { return nil }); err != nil {
-		return fail(err)
+	if !alone {
+		// Alone, recover has just read the state under the commit lock,
+		// and no other writer could commit since.
+		if err := w.locked(func() error { return nil }); err != nil {
+			return fail(err)
+		}
 	}
 	w.snapshot = w.m.Snapshot + 1
 	return w, nil
@@ -191,7 +208,7 @@ func (w *Writer) refresh() error {
 	}
 	if w.m == nil || fi.Version != w.known {
 		m := recallManifest(w.st, fi.Version)
-		if m == nil {
+		if m == nil && err == nil { // none to read when the Stat found none
 			if m, err = readManifest(w.st, ManifestFile); err != nil {
 				return err
 			}
@@ -260,10 +277,21 @@ func (w *Writer) recover(full bool) error {
 	if err != nil {
 		return err
 	}
-	if err := w.removeStaleJournals(); err != nil {
+	// One listing of the archive's root tells whether there is any
+	// journal or anything under .staging/ to look at (after a clean close
+	// there is neither); it runs under the lock, so no writer adds either
+	// meanwhile.
+	top, err := w.st.Top()
+	if err != nil && !notExist(err) {
 		return err
 	}
-	if !full {
+	if slices.Contains(top, journalDir) {
+		if err := w.removeStaleJournals(); err != nil {
+			return err
+		}
+	}
+	staging := slices.Contains(top, stagingDir)
+	if !full && staging {
 		staged, err := holdsFiles(w.st, stagingDir)
 		if err != nil {
 			return err
@@ -275,8 +303,10 @@ func (w *Writer) recover(full bool) error {
 			return err
 		}
 	}
-	if err := w.st.RemoveAll(stagingDir); err != nil {
-		return err
+	if staging || full {
+		if err := w.st.RemoveAll(stagingDir); err != nil {
+			return err
+		}
 	}
 	if full {
 		if err := removeTmp(w.st, blobsDir); err != nil {
@@ -770,8 +800,12 @@ func (w *Writer) moveCommitted(leave, cur []FileEntry, wasOld map[string]bool) e
 		w.moved[path.Dir(f.Path)] = true
 		g.Go(func() error {
 			staged := path.Join(stagingDir, f.Path)
-			if _, err := w.st.Stat(staged); notExist(err) && wasOld[f.Path] {
-				return nil // kept in place
+			if wasOld[f.Path] {
+				// Kept in place unless staged anew (only a file of the
+				// previous version is asked about: a new one is staged).
+				if _, err := w.st.Stat(staged); notExist(err) {
+					return nil
+				}
 			}
 			return w.st.Move(staged, f.Path)
 		})
@@ -830,22 +864,24 @@ func (w *Writer) publish() error {
 	if err := w.st.WriteFileFrom(ManifestFile, mf, size); err != nil {
 		return err
 	}
-	if err := w.st.WriteFile("current.sql", []byte(currentSQL(&m))); err != nil {
-		return err
-	}
-	w.m = &m
-	if numbered {
-		w.st.RemoveJournal(m.Snapshot)
-	} else {
+	// After the commit point, three independent requests at once:
+	// current.sql, the journal folded in, and manifest.json's version.
+	var g errgroup.Group
+	g.Go(func() error { return w.st.WriteFile("current.sql", []byte(currentSQL(&m))) })
+	jn := m.Snapshot
+	if !numbered {
 		// Snapshot 0's journal stays journal 1, now folded in: a crash
 		// before this removal folds its records in again, which changes
 		// nothing (experiment records put by origin).
-		w.st.RemoveJournal(1)
+		jn = 1
 	}
-	fi, err := w.st.Stat(ManifestFile)
-	if err != nil {
+	g.Go(func() error { w.st.RemoveJournal(jn); return nil })
+	var fi ObjectInfo
+	g.Go(func() (err error) { fi, err = w.st.Stat(ManifestFile); return err })
+	if err := g.Wait(); err != nil {
 		return err
 	}
+	w.m = &m
 	w.known, w.jOff = fi.Version, 0
 	return nil
 }
@@ -911,22 +947,22 @@ func (w *Writer) Close() error {
 		// trace of an interrupted commit: what it committed and did not
 		// move into place moves first, over the whole tree. Otherwise the
 		// tree is as the manifest says and nothing is walked.
-		serr := w.locked(func() error {
-			full := w.dirty
-			if !full {
-				var err error
-				if full, err = holdsFiles(w.st, stagingDir); err != nil {
-					return err
-				}
-			}
-			if full {
-				return syncTree(w.st, w.m)
-			}
-			return nil
-		})
+		// With the archive alone no writer stages or commits: .staging/
+		// is looked at without the commit lock, which only syncTree (after
+		// a refresh: others may have published since) takes.
+		full := w.dirty
+		var serr error
+		if !full {
+			full, serr = holdsFiles(w.st, stagingDir)
+		}
+		if full && serr == nil {
+			serr = w.locked(func() error { return syncTree(w.st, w.m) })
+		}
 		closeSpill() // after syncTree, which may read it; before .staging/, which may hold it, goes
 		if serr == nil {
-			w.st.RemoveAll(stagingDir)
+			if full {
+				w.st.RemoveAll(stagingDir)
+			}
 		} else if err == nil {
 			err = serr
 		}
@@ -934,8 +970,10 @@ func (w *Writer) Close() error {
 	closeSpill()
 	w.commitLock.Close()
 	w.lock.Close()
-	if cerr := w.st.Close(); err == nil {
-		err = cerr
+	if !w.borrowed {
+		if cerr := w.st.Close(); err == nil {
+			err = cerr
+		}
 	}
 	return err
 }

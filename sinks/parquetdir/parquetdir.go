@@ -107,11 +107,18 @@ var (
 // New opens the archive at path for writing; the folder is created by the
 // first write. A damaged manifest is a fatal error.
 func New(path string) (*Sink, error) {
-	st, err := archive.LoadState(path)
+	// One store for the sink's reads and its writer: an object store's
+	// open loads the cloud's configuration and sends a request of its own.
+	store, err := archive.OpenStore(path)
 	if err != nil {
 		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
 	}
-	return &Sink{path: path, state: st}, nil
+	st, err := archive.LoadStateIn(store)
+	if err != nil {
+		store.Close()
+		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
+	}
+	return &Sink{path: path, state: st, store: store}, nil
 }
 
 // retireFormerExperiments removes the experiments archived under the
@@ -133,7 +140,14 @@ func (s *Sink) writer() (*archive.Writer, error) {
 	if s.w != nil {
 		return s.w, nil
 	}
-	w, err := archive.OpenWriter(s.path)
+	if s.store == nil {
+		st, err := archive.OpenStore(s.path)
+		if err != nil {
+			return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
+		}
+		s.store = st
+	}
+	w, err := archive.OpenWriterIn(s.path, s.store)
 	if err != nil {
 		if errors.Is(err, archive.ErrLocked) {
 			return nil, fault.Fatal(err)
@@ -434,7 +448,11 @@ func (s *Sink) Close() error {
 			s.closeErr = s.w.Close()
 		}
 		if s.store != nil {
-			s.store.Close()
+			// The writer's store too (OpenWriterIn): its error counts
+			// when a writer wrote through it.
+			if err := s.store.Close(); err != nil && s.w != nil && s.closeErr == nil {
+				s.closeErr = err
+			}
 		}
 	})
 	return s.closeErr
