@@ -18,6 +18,7 @@ import (
 // ?verify=sha256. Without a ledger, the archive's own fingerprint would
 // skip the run: the repair must happen then too.
 func TestCheckReadsArchivedBodiesAndCopyRepairs(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	dir := t.TempDir()
 	arch := filepath.Join(dir, "archive")
 	ledger := filepath.Join(dir, "ledger.db")

@@ -25,6 +25,7 @@ import (
 // client downloads the same files (content and manifests) from the server,
 // and check passes against both.
 func TestWandbArtifactsRoundTrip(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	dir := testenv.WandbArtifactRun(t)
 	srv := testenv.SharedMLflow(t)
 	py := testenv.Python(t)

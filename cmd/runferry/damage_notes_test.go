@@ -67,6 +67,7 @@ func TestMLflowRenameIsAChange(t *testing.T) {
 // "damaged source"; the note stays in every copy. check of the archive
 // against the SQLite copy names it as inherited as well.
 func TestInheritedDamageIsNotNewDamage(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	const origin = "wandb:adeeplearners/kwt-improvements/3ojed7lz"
 	const note = "run-20220429_201936-3ojed7lz/run-3ojed7lz.wandb: offset 335628: "

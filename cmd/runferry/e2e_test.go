@@ -90,6 +90,7 @@ func TestCopyWandbToParquetEndToEnd(t *testing.T) {
 // moments while copying the real W&B samples into an archive; after each
 // kill the archive verifies, and a final re-run ends with check passing.
 func TestKillAtRandomMomentsThenResume(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	samples := "../../../shared/samples/wandb"
 	if _, err := os.Stat(samples); err != nil {
 		testenv.Unavailable(t, "../shared/samples", err.Error())
@@ -172,6 +173,7 @@ func TestInspectSample(t *testing.T) {
 // runs stops the job with exit 130 and the ledger saved; a re-run resumes
 // and check passes.
 func TestInterruptThenResume(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	if testing.Short() {
 		t.Skip("generates a few million points")
 	}

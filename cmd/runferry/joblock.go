@@ -34,5 +34,5 @@ func lockJob(statePath, key string) (release func(), err error) {
 		f.Close()
 		return nil, fmt.Errorf("%w (it holds %s); this one stopped before copying anything: run it again once that one ended, or give it another --state", errJobRunning, path)
 	}
-	return func() { f.Close() }, nil
+	return func() { funlock(f); f.Close() }, nil
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,4 +56,45 @@ func TestSecondRunOfAJobStops(t *testing.T) {
 	if code, out := sync("a"); code != 0 {
 		t.Errorf("sync once the first run ended: exit %d\n%s", code, out)
 	}
+}
+
+// TestJobLockFreedWhileItsFileIsShared: the lock is free once release
+// returns, even while another descriptor of its open file lives on, as a
+// child process forked by another goroutine between its fork and its exec
+// holds one (tests run the command in-process beside tests starting
+// processes, and an embedding program may start its own). Before, release
+// only closed the file, so the next sync of the job failed with "another
+// copy or sync ... is running" until that descriptor closed
+// (TestTenSyncsChangeNothing/sqlite, run in parallel, tt14).
+func TestJobLockFreedWhileItsFileIsShared(t *testing.T) {
+	ledger := filepath.Join(t.TempDir(), "ledger.db")
+	release, err := lockJob(ledger, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The descriptor of the lock's open file, duplicated as a fork does.
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	dup := -1
+	for _, e := range fds {
+		if target, _ := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); target == ledger+".job-k.lock" {
+			fd, _ := strconv.Atoi(e.Name())
+			if dup, err = syscall.Dup(fd); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if dup < 0 {
+		t.Fatal("the lock file is not open")
+	}
+	defer syscall.Close(dup)
+	release()
+	again, err := lockJob(ledger, "k")
+	if err != nil {
+		t.Fatalf("lock after release, with a copy of its descriptor open: %v", err)
+	}
+	again()
 }

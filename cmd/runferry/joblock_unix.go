@@ -23,3 +23,9 @@ func flockExclusive(f *os.File) (held bool, err error) {
 		}
 	}
 }
+
+// funlock drops the flock of f's open file: the lock is free at once, even
+// while another descriptor of that open file lives on (a child process
+// between its fork and its exec holds one), which closing f alone would
+// leave holding it.
+func funlock(f *os.File) { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }

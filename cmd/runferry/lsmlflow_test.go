@@ -24,6 +24,7 @@ import (
 // fingerprint; through the artifact proxy, or artifacts/list for a run
 // whose artifacts are not proxied), and copies nothing.
 func TestMLflowLsAndPlanAreLight(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv := testenv.SharedMLflow(t)
 	ctx := context.Background()
 	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})

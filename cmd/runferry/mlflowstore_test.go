@@ -18,6 +18,7 @@ import (
 // the server too (the same runs, by origin); a store at an alembic revision
 // runferry does not know is refused with exit 1 and one line naming it.
 func TestCheckMLflowSQLStore(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv := testenv.StartMLflow(t)
 	cmd := exec.Command(testenv.Python(t), "../../sources/mlflowsql/testdata/populate.py")
 	cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI="+srv.URL, "MLFLOW_ENABLE_TELEMETRY=false", "DO_NOT_TRACK=true")

@@ -22,6 +22,7 @@ import (
 // into MLflow again still match the W&B source exactly, less the personal
 // data the copy into MLflow left out and named; --keep-personal writes it.
 func TestMLflowViewRoundTrip(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv := testenv.SharedMLflow(t)
 	dir := t.TempDir()
 	boocamp := "wandb:" + testenv.Samples(t, "wandb/BoocampMonster__korean-relation-extraction/wandb/run-20221125_150848-28b1fgqy") + "?crashed-after=1ns"

@@ -22,6 +22,7 @@ import (
 // (runferry's own files included); and an archive made from that MLflow
 // copy holds none either. `check` passes on the copy.
 func TestPersonalDataNotInMLflow(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv := testenv.SharedMLflow(t)
 	dir := t.TempDir()
 	src := "wandb:" + testenv.Samples(t, "wandb/mozilla__search-term-data-validation/wandb") + "?crashed-after=1ns"

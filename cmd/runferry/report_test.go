@@ -17,6 +17,7 @@ import (
 // warning and coverage, and a sync that appended to a grown run. The schema allows no undocumented field, so a new
 // report field fails here until docs/REPORT.md and the schema say what it is.
 func TestReportsMatchTheSchema(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	dir := t.TempDir()
 	first := "parquet:" + filepath.Join(dir, "a")
 	reports := map[string][]string{

@@ -23,6 +23,7 @@ import (
 // runs did when MLflow refused the UI's search from a non-localhost
 // origin.)
 func TestScreenshots(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	chromium := "/usr/bin/chromium"
 	if _, err := os.Stat(chromium); err != nil {
 		t.Skip("no Chromium at /usr/bin/chromium (apt-get install chromium): screenshots not tested")

@@ -105,6 +105,7 @@ func shardSize(exps, perExp, k, n int) int {
 // experiment once with each run once, none deleted (the killed shard's
 // partial copy is continued in place by its re-run).
 func TestFourShardProcesses(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	if testing.Short() {
 		t.Skip("builds the binary and runs eight shard processes against a real MLflow server")
 	}

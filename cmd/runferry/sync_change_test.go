@@ -238,6 +238,7 @@ func wantCheck(t *testing.T, step string, want int, src, dst string) {
 // point and the new file written, the points and files copied before
 // kept (the report's counters).
 func TestSyncSeesChangesToFinishedMLflowRuns(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	runID := runSyncPy(t, srv.URL, "make", p+"src/exp")
 	src := "mlflow+" + srv.URL + "?experiment-prefix=" + p + "src/"

@@ -76,6 +76,7 @@ func mlflowRunsUnder(t *testing.T, url, prefix string) (active, deleted int) {
 // continued in place). A last growth is synced without a kill: both runs are
 // appended to (Parquet and MLflow), with only their new points.
 func TestSyncsKilledWhileRunsGrow(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	if testing.Short() {
 		t.Skip("builds the binary, runs the W&B SDK and kills syncs")
 	}

@@ -31,6 +31,7 @@ import (
 // SHA-256), and the SQL sink's database (SQLite and PostgreSQL) as every
 // row of every table reads, in order.
 func TestTenSyncsChangeNothing(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv := testenv.SharedMLflow(t)
 	dir := t.TempDir()
 	prefix := fmt.Sprintf("tensyncs-%d/", testenv.FreePort(t))

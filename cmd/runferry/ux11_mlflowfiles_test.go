@@ -55,6 +55,7 @@ else:
 // ("cannot append: its name changed"), though MLflow renames a run
 // (runs/update run_name).
 func TestSyncMLflowSourceFileChanges(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	srv, p := testenv.SharedMLflow(t), uniquePrefix(t)
 	py := mlflowFilesScripts(t, ux11FilesPy)
 	run, src := mlflowFilesRun(t, srv.URL, p, py)

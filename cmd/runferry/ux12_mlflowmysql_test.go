@@ -31,6 +31,7 @@ for p in ("Vision", "vision"):
 // reaches the server second fails, named with why, the copy exits 3, check
 // names it missing, and the experiment written holds its own run only.
 func TestMLflowCaseBlindStoreMergesNoExperiments(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	if out, err := exec.Command(testenv.Python(t), "-c", "import pymysql").CombinedOutput(); err != nil {
 		testenv.Unavailable(t, "PyMySQL in the venv (requirements-test.txt)", strings.TrimSpace(string(out)))
 	}

@@ -49,6 +49,7 @@ func TestDescribeVersion(t *testing.T) {
 // interpreter) and print the commit (git rev-parse HEAD) in --version and `version`,
 // "modified" exactly when git status shows changes.
 func TestBuiltBinaryReportsCommit(t *testing.T) {
+	t.Parallel() // no t.Setenv or package variable; its own names on shared servers (docs/TESTING.md, tt14)
 	if testing.Short() {
 		t.Skip("builds runferry twice")
 	}

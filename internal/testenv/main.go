@@ -27,7 +27,7 @@ var (
 func Main(m *testing.M) {
 	code := m.Run()
 	StopShared()
-	removeTensorBoardLogs()
+	RemoveMadeFixtures()
 	os.Exit(code)
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -30,7 +31,7 @@ func TensorBoardLogs(t testing.TB) string {
 	py := Python(t)
 	root := RepoRoot(t)
 	tensorboardLogs.once.Do(func() {
-		removeStaleTensorBoardLogs()
+		removeStale("runferry-tensorboard")
 		dir, err := os.MkdirTemp("", fmt.Sprintf("runferry-tensorboard-%d-", os.Getpid()))
 		if err != nil {
 			tensorboardLogs.err = err
@@ -63,13 +64,13 @@ func removeTensorBoardLogs() {
 	}
 }
 
-// removeStaleTensorBoardLogs removes the folders TensorBoardLogs made in
-// test binaries that are no longer running.
-func removeStaleTensorBoardLogs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "runferry-tensorboard-*-*"))
+// removeStale removes the folders NAME-PID-* in the temporary folder that
+// test binaries no longer running made (TensorBoardLogs, WandbArtifactRun).
+func removeStale(name string) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), name+"-*-*"))
 	for _, d := range dirs {
 		var pid int
-		if _, err := fmt.Sscanf(filepath.Base(d), "runferry-tensorboard-%d-", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
+		if _, err := fmt.Sscanf(strings.TrimPrefix(filepath.Base(d), name+"-"), "%d-", &pid); err != nil || pid <= 0 || pid == os.Getpid() {
 			continue
 		}
 		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {

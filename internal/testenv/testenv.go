@@ -7,11 +7,13 @@
 package testenv
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -139,18 +141,50 @@ func lookPath(name string, extra ...string) (string, bool) {
 }
 
 // WandbArtifactRun runs testdata/wandb/generate_artifacts.py with the venv's
-// python (the real wandb SDK, offline) into a fresh temporary folder and
-// returns that folder: wandb/ holds the run, cache/artifacts the SDK's
-// artifact cache and expected.json what the run logged (see the script).
+// python (the real wandb SDK, offline) into a temporary folder and returns
+// that folder: wandb/ holds the run, cache/artifacts the SDK's artifact cache
+// and expected.json what the run logged (see the script). The run is made
+// once per test binary (the SDK's start costs several seconds of CPU) and
+// every caller, parallel tests included, gets the same folder: callers must
+// not change it. It is removed at the binary's end by testenv.Main (or
+// RemoveMadeFixtures); a binary without either leaves it, and the next call
+// in any binary removes what binaries no longer running left.
 func WandbArtifactRun(t testing.TB) string {
 	t.Helper()
 	py := Python(t)
-	out := t.TempDir()
 	script := filepath.Join(RepoRoot(t), "testdata", "wandb", "generate_artifacts.py")
-	cmd := exec.Command(py, script, out)
-	cmd.Env = append(os.Environ(), "HOME="+out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("testenv: %s: %v\n%s", script, err, b)
+	wandbArtifactRun.once.Do(func() {
+		removeStale("runferry-wandb-artifacts")
+		out, err := os.MkdirTemp("", fmt.Sprintf("runferry-wandb-artifacts-%d-", os.Getpid()))
+		if err != nil {
+			wandbArtifactRun.err = err
+			return
+		}
+		wandbArtifactRun.dir = out
+		cmd := exec.Command(py, script, out)
+		cmd.Env = append(os.Environ(), "HOME="+out)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			wandbArtifactRun.err = fmt.Errorf("%s: %v\n%s", script, err, b)
+		}
+	})
+	if wandbArtifactRun.err != nil {
+		t.Fatalf("testenv: %v", wandbArtifactRun.err)
 	}
-	return out
+	return wandbArtifactRun.dir
+}
+
+var wandbArtifactRun struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// RemoveMadeFixtures removes the folders WandbArtifactRun and TensorBoardLogs
+// made in this binary. testenv.Main calls it after the tests; a TestMain of
+// its own calls it after m.Run. Later calls of either in the binary fail.
+func RemoveMadeFixtures() {
+	removeTensorBoardLogs()
+	if wandbArtifactRun.dir != "" {
+		os.RemoveAll(wandbArtifactRun.dir)
+	}
 }

@@ -133,6 +133,7 @@ func predictions(t *testing.T, pairs ...string) []string {
 // on both legs, and the archive's inputs table holds the inputs for
 // pyarrow.
 func TestMLflowContent(t *testing.T) {
+	t.Parallel() // no package variable set; its own names on shared servers (docs/TESTING.md, tt14)
 	if testing.Short() {
 		t.Skip("runs MLflow's Python client")
 	}

@@ -305,6 +305,7 @@ func TestAppendsNewSystemMetricPoints(t *testing.T) {
 // (check), and the report says the run was appended to with the points
 // of the first sync kept.
 func TestAppendKilledThenContinued(t *testing.T) {
+	t.Parallel() // no package variable set; its own names on shared servers (docs/TESTING.md, tt14)
 	srv := testenv.SharedMLflow(t)
 	bin := buildCLI(t)
 	target, err := url.Parse(srv.URL)

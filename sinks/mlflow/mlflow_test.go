@@ -44,6 +44,7 @@ func pairWithPrefix(t *testing.T, url, prefix string) (*mlflow.Sink, func() sour
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel() // no package variable set; its own names on shared servers (docs/TESTING.md, tt14)
 	srv := testenv.SharedMLflow(t)
 	var last string
 	sinktest.Run(t, sinktest.Opt{

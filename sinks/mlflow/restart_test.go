@@ -112,6 +112,7 @@ func runsCreated(base, prefix string) int {
 // and `runferry check` and a full read-back find every run once, every
 // point once.
 func TestServerKilledMidCopy(t *testing.T) {
+	t.Parallel() // no package variable set; its own server (docs/TESTING.md, tt14)
 	if testing.Short() {
 		t.Skip("kills and restarts an MLflow server twice (a minute or more)")
 	}

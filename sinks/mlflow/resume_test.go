@@ -32,6 +32,7 @@ import (
 // source deleted between the attempts (one under runferry/, stored below
 // runferry/files/) are deleted from the continued copy and counted.
 func TestFirstCopyContinuedInPlace(t *testing.T) {
+	t.Parallel() // no package variable set; its own names on shared servers (docs/TESTING.md, tt14)
 	t.Run("continued", func(t *testing.T) { testFirstCopyCut(t, cutContinued) })
 	t.Run("source changed", func(t *testing.T) { testFirstCopyCut(t, cutSourceChanged) })
 	t.Run("files deleted", func(t *testing.T) { testFirstCopyCut(t, cutFilesDeleted) })

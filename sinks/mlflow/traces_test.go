@@ -132,6 +132,7 @@ func sameTraces(t *testing.T, what string, want, got map[string][]traceDump) {
 // copy of its run; a second copy creates no duplicate; check compares the
 // traces and sees a tag changed in the destination.
 func TestTracesCopied(t *testing.T) {
+	t.Parallel() // no package variable set; its own names on shared servers (docs/TESTING.md, tt14)
 	srcSrv, dstSrv, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), tracesPrefix(t)
 	py := testenv.StartPyScripts(t)
 	py.Run(t, mlflowScript(t, "make_traces.py"), srcSrv.URL, p)
@@ -303,6 +304,7 @@ func checkTraces(t *testing.T, src, dst, prefix string, want []string) {
 // source's traces, linked to the restored runs; a second restore creates
 // nothing.
 func TestTracesThroughArchive(t *testing.T) {
+	t.Parallel() // no package variable set; its own names on shared servers (docs/TESTING.md, tt14)
 	srcSrv, dstSrv, p := testenv.SharedMLflow(t), testenv.SharedMLflowOther(t), tracesPrefix(t)
 	py := testenv.StartPyScripts(t)
 	made := py.Run(t, mlflowScript(t, "make_traces.py"), srcSrv.URL, p)
