@@ -12,11 +12,7 @@ import (
 	"testing"
 )
 
-var tensorboardLogs struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var tensorboardLogs madeOnce
 
 // TensorBoardLogs returns a folder holding logs/, TensorBoard log folders
 // written by real writers (testdata/tensorboard/generate.py: tensorboardX
@@ -30,37 +26,54 @@ func TensorBoardLogs(t testing.TB) string {
 	t.Helper()
 	py := Python(t)
 	root := RepoRoot(t)
-	tensorboardLogs.once.Do(func() {
-		removeStale("runferry-tensorboard")
-		dir, err := os.MkdirTemp("", fmt.Sprintf("runferry-tensorboard-%d-", os.Getpid()))
-		if err != nil {
-			tensorboardLogs.err = err
-			return
-		}
-		tensorboardLogs.dir = dir
+	dir, err := tensorboardLogs.make("runferry-tensorboard", func(dir string) error {
 		logs := filepath.Join(dir, "logs")
 		script := filepath.Join(root, "testdata", "tensorboard")
 		if b, err := exec.Command(py, filepath.Join(script, "generate.py"), logs).CombinedOutput(); err != nil {
-			tensorboardLogs.err = fmt.Errorf("generate.py: %v\n%s", err, b)
-			return
+			return fmt.Errorf("generate.py: %v\n%s", err, b)
 		}
 		ref, err := exec.Command(py, filepath.Join(script, "reference.py"), logs).Output()
 		if err != nil {
-			tensorboardLogs.err = fmt.Errorf("reference.py: %v", err)
-			return
+			return fmt.Errorf("reference.py: %v", err)
 		}
-		tensorboardLogs.err = os.WriteFile(filepath.Join(dir, "reference.json"), ref, 0o644)
+		return os.WriteFile(filepath.Join(dir, "reference.json"), ref, 0o644)
 	})
-	if tensorboardLogs.err != nil {
-		t.Fatalf("testenv: TensorBoard logs: %v", tensorboardLogs.err)
+	if err != nil {
+		t.Fatalf("testenv: TensorBoard logs: %v", err)
 	}
-	return tensorboardLogs.dir
+	return dir
 }
 
-// removeTensorBoardLogs removes what TensorBoardLogs made.
-func removeTensorBoardLogs() {
-	if tensorboardLogs.dir != "" {
-		os.RemoveAll(tensorboardLogs.dir)
+// madeOnce is a fixture folder made once per test binary, in the temporary
+// folder as PREFIX-PID-*, and shared by every caller (parallel tests
+// included), who must not change it.
+type madeOnce struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// make returns the folder, filled by fill on the first call (after removing
+// what binaries no longer running left under prefix); every later call gets
+// the same folder or the same error.
+func (m *madeOnce) make(prefix string, fill func(dir string) error) (string, error) {
+	m.once.Do(func() {
+		removeStale(prefix)
+		dir, err := os.MkdirTemp("", fmt.Sprintf("%s-%d-", prefix, os.Getpid()))
+		if err != nil {
+			m.err = err
+			return
+		}
+		m.dir = dir
+		m.err = fill(dir)
+	})
+	return m.dir, m.err
+}
+
+// remove removes the folder, if it was made.
+func (m *madeOnce) remove() {
+	if m.dir != "" {
+		os.RemoveAll(m.dir)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
 )
 
@@ -153,38 +152,26 @@ func WandbArtifactRun(t testing.TB) string {
 	t.Helper()
 	py := Python(t)
 	script := filepath.Join(RepoRoot(t), "testdata", "wandb", "generate_artifacts.py")
-	wandbArtifactRun.once.Do(func() {
-		removeStale("runferry-wandb-artifacts")
-		out, err := os.MkdirTemp("", fmt.Sprintf("runferry-wandb-artifacts-%d-", os.Getpid()))
-		if err != nil {
-			wandbArtifactRun.err = err
-			return
-		}
-		wandbArtifactRun.dir = out
+	dir, err := wandbArtifactRun.make("runferry-wandb-artifacts", func(out string) error {
 		cmd := exec.Command(py, script, out)
 		cmd.Env = append(os.Environ(), "HOME="+out)
 		if b, err := cmd.CombinedOutput(); err != nil {
-			wandbArtifactRun.err = fmt.Errorf("%s: %v\n%s", script, err, b)
+			return fmt.Errorf("%s: %v\n%s", script, err, b)
 		}
+		return nil
 	})
-	if wandbArtifactRun.err != nil {
-		t.Fatalf("testenv: %v", wandbArtifactRun.err)
+	if err != nil {
+		t.Fatalf("testenv: %v", err)
 	}
-	return wandbArtifactRun.dir
+	return dir
 }
 
-var wandbArtifactRun struct {
-	once sync.Once
-	dir  string
-	err  error
-}
+var wandbArtifactRun madeOnce
 
 // RemoveMadeFixtures removes the folders WandbArtifactRun and TensorBoardLogs
 // made in this binary. testenv.Main calls it after the tests; a TestMain of
 // its own calls it after m.Run. Later calls of either in the binary fail.
 func RemoveMadeFixtures() {
-	removeTensorBoardLogs()
-	if wandbArtifactRun.dir != "" {
-		os.RemoveAll(wandbArtifactRun.dir)
-	}
+	tensorboardLogs.remove()
+	wandbArtifactRun.remove()
 }
