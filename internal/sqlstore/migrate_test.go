@@ -116,17 +116,7 @@ func upgradePath(t *testing.T, raw string) {
 			t.Fatal(err)
 		}
 	}
-	var versions []int
-	rows, err := up.DB.Query("SELECT version FROM runferry_schema ORDER BY version")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var v int
-		rows.Scan(&v)
-		versions = append(versions, v)
-	}
-	rows.Close()
+	versions := schemaVersions(t, up)
 	if len(versions) != next || versions[0] != 1 || versions[next-1] != next {
 		t.Fatalf("runferry_schema holds versions %v, want 1 to %d", versions, next)
 	}
@@ -213,4 +203,27 @@ func TestVersion1Readable(t *testing.T) {
 	if _, err := w.BeginAppend(ctx, expID, run, "m"); !errors.Is(err, ErrCannotAppend) || !strings.Contains(err.Error(), "without a mark") {
 		t.Fatalf("appending to a run written at version 1: %v", err)
 	}
+}
+
+// schemaVersions returns the versions runferry_schema of w's database
+// records, in order.
+func schemaVersions(t *testing.T, w *Store) []int {
+	t.Helper()
+	rows, err := w.DB.Query("SELECT version FROM runferry_schema ORDER BY version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var versions []int
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		versions = append(versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return versions
 }

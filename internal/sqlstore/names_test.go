@@ -295,17 +295,7 @@ func namesUpgrade(t *testing.T, raw string) {
 			t.Fatalf("finishing an upgrade cut short after its last statement: %v", err)
 		}
 	}
-	var versions []int
-	rows, err := w.DB.Query("SELECT version FROM runferry_schema ORDER BY version")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var v int
-		rows.Scan(&v)
-		versions = append(versions, v)
-	}
-	rows.Close()
+	versions := schemaVersions(t, w)
 	if !slices.Equal(versions, []int{1, 2, 3, 4}) {
 		t.Fatalf("runferry_schema holds %v, want [1 2 3 4]", versions)
 	}

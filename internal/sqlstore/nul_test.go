@@ -118,17 +118,7 @@ func lineBytesUpgrade(t *testing.T, raw string) {
 			t.Fatalf("finishing an upgrade cut short: %v", err)
 		}
 	}
-	var versions []int
-	rows, err := w.DB.Query("SELECT version FROM runferry_schema ORDER BY version")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var v int
-		rows.Scan(&v)
-		versions = append(versions, v)
-	}
-	rows.Close()
+	versions := schemaVersions(t, w)
 	if !slices.Equal(versions, []int{1, 2, 3}) {
 		t.Fatalf("runferry_schema holds %v, want [1 2 3]", versions)
 	}
@@ -145,7 +135,7 @@ func lineBytesUpgrade(t *testing.T, raw string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err = r.DB.Query(exactBytesQuery[r.Dialect.Name], rid)
+	rows, err := r.DB.Query(exactBytesQuery[r.Dialect.Name], rid)
 	if err != nil {
 		t.Fatal(err)
 	}
