@@ -130,13 +130,17 @@ as verified, not copied. It reads every such run on both sides.`
 		short = "Bring DST up to date with SRC (incremental copy, for nightly backups)"
 		long = `Bring DST up to date with SRC: new runs and runs whose content changed since
 the last sync are written; unchanged runs cost only a look-up. Nothing is
-deleted from DST. 'sync' is 'copy' under the name nightly jobs use.
+deleted from DST unless --propagate-deletes (below). 'sync' is 'copy' under
+the name nightly jobs use.
 
 Whether a run changed is told by a cheap fingerprint taken before the run is
-read (W&B folders: file sizes and times; MLflow: status, end time, tags,
-params, each metric key's latest point and the file listing; archives: the
-recorded fingerprint). --restart and --no-state forget the ledger, but a run
-DST holds with the same fingerprint is still unchanged. --force compares
+read (W&B folders: file sizes and times; the W&B cloud: the run listing's
+name, state, heartbeat, config, summary, tags, notes and history,
+system-metrics, console and file counts, so a file replaced under its name
+is not seen; MLflow: status, end time, tags, params, each metric key's
+latest point and the file listing; archives: the recorded fingerprint).
+--restart and --no-state forget the ledger, but a run DST holds with the
+same fingerprint is still unchanged. --force compares
 every such run in full with DST, as 'check' does, and writes again only the
 runs that differ (repair after DST was edited or damaged); the others are
 reported as verified. A Parquet archive's file bodies are checked by size at

@@ -23,8 +23,11 @@ type progress struct {
 	bar   *progressbar.ProgressBar
 	lines bool // periodic JSON lines
 
-	total, done, failed int
-	points, bytes       int64
+	// done counts the runs finished (committed, unchanged, failed...);
+	// interrupted those the job stopped before they finished (a re-run
+	// resumes them): not done.
+	total, done, failed, interrupted int
+	points, bytes                    int64
 	// totalPoints and totalBytes are what the planned runs hold, when the
 	// source could tell (0 otherwise): progress is then in points, with a
 	// rate and the time left.
@@ -132,8 +135,12 @@ func (p *progress) observe(e transfer.Event) {
 	case transfer.EventRetry:
 		p.a.log.Warn("retrying run", "run", e.Run, "name", e.Name, "in", e.Wait.String(), "error", e.Err)
 	case transfer.EventRunDone:
-		p.done++
 		r := e.Result
+		if r.Outcome == transfer.Interrupted {
+			p.interrupted++
+		} else {
+			p.done++
+		}
 		switch r.Outcome {
 		case transfer.Failed:
 			p.failed++
@@ -229,6 +236,9 @@ func (p *progress) emit() {
 	}
 	if rate := p.rate(); rate > 0 {
 		fields["points_per_s"] = int64(rate)
+	}
+	if p.interrupted > 0 {
+		fields["interrupted"] = p.interrupted
 	}
 	if !p.final {
 		fields["runs_listed"] = p.listed

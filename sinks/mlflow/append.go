@@ -10,6 +10,7 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"time"
 	"unicode/utf8"
 
 	"github.com/runferry/runferry/internal/fault"
@@ -253,7 +254,7 @@ func (s *Sink) renamed(was, now schema.Ref) schema.Ref {
 // appendName).
 func unappendable(was, is schema.Run) string {
 	switch {
-	case !was.Start.Equal(is.Start):
+	case !sameStart(was.Start, is.Start):
 		return "its start time changed"
 	case !was.End.IsZero() && is.End.IsZero():
 		return "it ended before and is running again"
@@ -267,6 +268,21 @@ func unappendable(was, is schema.Run) string {
 		return "its dataset inputs changed"
 	}
 	return ""
+}
+
+// sameStart says whether a and b are one run's start time: equal, or
+// equal to the second where one of them has whole seconds only. The W&B
+// cloud gives a run's start to the second (docs/WANDB-CLOUD.md, "the W&B
+// API gives times to the second"), its run folder to the millisecond, and
+// the same run copied from both is one run, appended to in place, not
+// written again under a new MLflow run id. MLflow keeps the start time it
+// was first given (runs/update cannot change it).
+func sameStart(a, b time.Time) bool {
+	if a.Equal(b) {
+		return true
+	}
+	whole := func(t time.Time) bool { return t.Nanosecond() == 0 }
+	return (whole(a) || whole(b)) && a.Truncate(time.Second).Equal(b.Truncate(time.Second))
 }
 
 // readJSON decodes the run's artifact rel into v, and returns its bytes.

@@ -60,7 +60,7 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	run.Damage = append(run.Damage, damage...)
 	run.Experiment = exp
 	run.Status = mlflowconv.RunStatus(r.Info.Status)
-	run.Start, run.End = mlflowconv.MsTime(r.Info.StartTime), time.Time{}
+	run.Start, run.End = startTime(run.Start, r.Info.StartTime), time.Time{}
 	if r.Info.EndTime != nil {
 		run.End = mlflowconv.MsTime(*r.Info.EndTime)
 	}
@@ -68,6 +68,20 @@ func (s *Source) convertRun(ctx context.Context, exp schema.Ref, r mlflowapi.Run
 	run.Inputs = mlflowconv.SchemaInputs(r) // what MLflow shows, even for a run runferry wrote
 	run.Canonicalize()
 	return run, info, nil
+}
+
+// startTime is a run's start: MLflow's (ms), but the sidecar's (side, zero
+// when there is none) when MLflow's is that time cut to the second. MLflow
+// keeps the start time a run was created with (runs/update cannot change
+// it), so a run first copied from the W&B cloud (times to the second) and
+// then appended to from its run folder (to the millisecond) holds the
+// finer time in its sidecar only.
+func startTime(side time.Time, ms int64) time.Time {
+	t := mlflowconv.MsTime(ms)
+	if !side.IsZero() && t.Nanosecond() == 0 && side.Truncate(time.Second).Equal(t) {
+		return side
+	}
+	return t
 }
 
 // sidecar reads a run's sidecar: the run and the sidecar's version (1
