@@ -84,8 +84,20 @@ func TestArchiveDocQueriesRunOnWandbArchive(t *testing.T) {
 	if code, out, errOut := runCLI(t, "copy", "--accept-gaps", fixtures, "parquet:"+wandbArch, "--no-state"); code != 0 {
 		t.Fatalf("copy: exit %d\n%s\n%s", code, out, errOut)
 	}
+	// An archive of no runs: one experiment holding none, from an MLflow
+	// file store (a run filter selecting nothing writes no experiment, so
+	// it makes no archive at all).
+	store := filepath.Join(dir, "mlruns")
+	if err := os.MkdirAll(filepath.Join(store, "1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	meta := "artifact_location: file://" + filepath.Join(store, "1") + "\ncreation_time: 1700000000000\n" +
+		"experiment_id: '1'\nlast_update_time: 1700000000000\nlifecycle_stage: active\nname: empty\n"
+	if err := os.WriteFile(filepath.Join(store, "1", "meta.yaml"), []byte(meta), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	emptyArch := filepath.Join(dir, "empty")
-	if code, out, errOut := runCLI(t, "copy", fixtures, "parquet:"+emptyArch, "--no-state", "--since", "2999-01-01"); code != 0 {
+	if code, out, errOut := runCLI(t, "copy", "mlflow+file:"+store, "parquet:"+emptyArch, "--no-state"); code != 0 {
 		t.Fatalf("copy of no runs: exit %d\n%s\n%s", code, out, errOut)
 	}
 	qj, _ := json.Marshal(queries)
