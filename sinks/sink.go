@@ -124,6 +124,23 @@ type RunVerifier interface {
 	VerifyRun(ctx context.Context, origin schema.Ref) (problem string, err error)
 }
 
+// CopyRestorer is a sink whose users can delete a committed copy without
+// it being gone: MLflow keeps a run or experiment deleted through its API or
+// UI (runs/delete, experiments/delete) in its deleted lifecycle stage,
+// where FindRun still finds it. The engine calls RestoreCopy for every run
+// it would otherwise skip as unchanged (ledger or FindRun), unless the
+// source deleted the run or its experiment, so that a re-run restores what
+// the destination no longer shows, as it rewrites what it lost. It must
+// cost little: no read of the run's content.
+type CopyRestorer interface {
+	// RestoreCopy restores the committed copy of the run from origin when
+	// the destination shows it, or its experiment, deleted though it was
+	// not committed as deleted, keeping its id and content. It returns what
+	// it restored, naming it ("" when nothing was deleted); with dryRun it
+	// changes nothing and returns what it would restore.
+	RestoreCopy(ctx context.Context, origin schema.Ref, dryRun bool) (restored string, err error)
+}
+
 // Fingerprinted is a RunWriter that stores the source fingerprint of the run
 // with the commit, so that FindRun can report it for incremental sync.
 type Fingerprinted interface {
