@@ -120,7 +120,10 @@ type FormerOriginsSetter interface {
 type RunVerifier interface {
 	// VerifyRun returns "" when the committed run with origin is whole,
 	// else what is missing or damaged, naming the file. A run the sink
-	// does not hold is not its concern ("", nil).
+	// does not hold is not its concern ("", nil), except to a sink that
+	// keeps each committed run until someone deletes it there (a
+	// database): the engine asks only about runs its ledger or FindRun
+	// calls committed, so such a sink names the run's absence.
 	VerifyRun(ctx context.Context, origin schema.Ref) (problem string, err error)
 }
 
