@@ -38,11 +38,13 @@ func TestCopyRestoresRunDeletedInMLflow(t *testing.T) {
 		name       string
 		experiment bool // delete the run's experiment, not the run
 		ledger     bool // sync with a ledger, not copy --no-state
+		force      bool // the re-run compares every run in full (--force)
 	}{
-		{"run/copy", false, false},
-		{"experiment/copy", true, false},
-		{"run/sync", false, true},
-		{"experiment/sync", true, true},
+		{"run/copy", false, false, false},
+		{"experiment/copy", true, false, false},
+		{"run/sync", false, true, false},
+		{"experiment/sync", true, true, false},
+		{"run/sync-force", false, true, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			prefix := fmt.Sprintf("del-%d-%s/", port, strings.ReplaceAll(c.name, "/", "-"))
@@ -101,9 +103,18 @@ func TestCopyRestoresRunDeletedInMLflow(t *testing.T) {
 			if got, err := api.GetRun(ctx, gone.DestID); err != nil || got.Info.LifecycleStage != mlflowapi.StageDeleted {
 				t.Fatalf("after the dry run: %+v, %v; want the copy still deleted", got.Info, err)
 			}
-			again, out := copyTo()
-			if again.Totals.Restored != len(deleted) || again.Totals.Committed != 0 || again.Totals.Unchanged != n {
-				t.Errorf("re-run: %+v; want %d restored, %d unchanged, none written\n%s", again.Totals, len(deleted), n, out)
+			var again transfer.Report
+			if c.force {
+				// Restored, then compared in full with the source: whole.
+				again, out = copyTo("--force")
+				if again.Totals.Restored != len(deleted) || again.Totals.Committed != 0 || again.Totals.Verified != n {
+					t.Errorf("re-run --force: %+v; want %d restored, %d verified, none written\n%s", again.Totals, len(deleted), n, out)
+				}
+			} else {
+				again, out = copyTo()
+				if again.Totals.Restored != len(deleted) || again.Totals.Committed != 0 || again.Totals.Unchanged != n {
+					t.Errorf("re-run: %+v; want %d restored, %d unchanged, none written\n%s", again.Totals, len(deleted), n, out)
+				}
 			}
 			for _, id := range deleted {
 				if !strings.Contains(out, "DELETED at the destination ") || !strings.Contains(out, "MLflow run "+id) {

@@ -438,22 +438,22 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 	// source's gaps it was copied with are reported again (the copy is
 	// still incomplete) until the source changes.
 	var known *state.Entry
-	var restored string // what the sink restored of its copy (sinks.CopyRestorer)
-	unchanged := func(destID, why string) (bool, error) {
-		// A copy its destination shows deleted (by a user there) is not
-		// held: it is restored, keeping its id and content, then verified
-		// as any other. Not when the source deleted the run or its
-		// experiment: the copy is deleted on purpose then.
-		if cr, ok := j.dst.(sinks.CopyRestorer); ok && !p.run.Deleted && !p.exp.Deleted {
-			what, err := cr.RestoreCopy(ctx, p.run.Origin, j.opt.DryRun)
-			if err != nil {
-				if fault.KindOf(err) == fault.KindPermanent {
-					return false, nil // the worker will meet the same problem and report it
-				}
-				return false, fmt.Errorf("sink: restoring run %s: %w", origin, err)
-			}
-			restored = what
+	// A copy its destination shows deleted (by a user there) is not held:
+	// it is restored first, keeping its id and content, then found
+	// unchanged and verified, or appended to, as any other. Not when the
+	// source deleted the run or its experiment: the copy is deleted on
+	// purpose then.
+	if cr, ok := j.dst.(sinks.CopyRestorer); ok && !p.run.Deleted && !p.exp.Deleted {
+		what, err := cr.RestoreCopy(ctx, p.run.Origin, j.opt.DryRun)
+		switch k := fault.KindOf(err); {
+		case err != nil && k != fault.KindPermanent:
+			return false, fmt.Errorf("sink: restoring run %s: %w", origin, err)
+		case err == nil:
+			p.restored = what // a permanent error: the worker meets it again and reports it
 		}
+	}
+	restored := p.restored
+	unchanged := func(destID, why string) (bool, error) {
 		if verifier != nil {
 			problem, err := verifier.VerifyRun(ctx, p.run.Origin)
 			if err != nil {
