@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -171,4 +173,76 @@ func countRuns(t *testing.T, api *mlflowapi.Client, prefix, view string) int {
 		n++
 	}
 	return n
+}
+
+// TestChangedRunDeletedInMLflowAppendedInPlace: a copy deleted in MLflow
+// whose source run changed since (a file of its W&B folder grew) is
+// restored and appended to under its run id by the next sync, not written
+// anew beside the deleted copy: MLflow's search API then holds each run
+// once, active, and `check` against the folders passes.
+func TestChangedRunDeletedInMLflowAppendedInPlace(t *testing.T) {
+	srv := testenv.SharedMLflow(t)
+	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	root := filepath.Join(dir, "fx")
+	if out, err := exec.Command("cp", "-a", "../../testdata/wandb/fixtures", root).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	src := "wandb:" + root + "?crashed-after=1ns"
+	prefix := fmt.Sprintf("del-%d-changed/", testenv.FreePort(t))
+	dst := "mlflow+" + srv.URL + "?experiment-prefix=" + prefix
+	ledger := filepath.Join(dir, "ledger.db")
+	rep := filepath.Join(dir, "report.json")
+	sync := func() (transfer.Report, string) {
+		t.Helper()
+		code, out, errOut := runCLI(t, "sync", "--accept-gaps", "--state", ledger, "--report", rep, src, dst)
+		if code != 0 {
+			t.Fatalf("sync: exit %d\n%s%s", code, out, errOut)
+		}
+		return readReport(t, rep), out
+	}
+	first, _ := sync()
+	n := first.Totals.Committed
+	var gone transfer.RunResult
+	for _, r := range first.Runs {
+		if strings.HasSuffix(r.Origin, "/fxe00005") {
+			gone = r
+		}
+	}
+	if n < 5 || gone.DestID == "" {
+		t.Fatalf("first sync: %+v", first.Totals)
+	}
+	if err := api.DeleteRun(ctx, gone.DestID); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(root, "wandb", "offline-run-20261125_230217-fxe00005", "files", "requirements.txt"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("numpy==2.1.0\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, out := sync()
+	var got transfer.RunResult
+	for _, r := range again.Runs {
+		if r.Origin == gone.Origin {
+			got = r
+		}
+	}
+	if again.Totals.Restored != 1 || got.Restored == "" || got.Outcome != transfer.Committed || !got.Appended || got.DestID != gone.DestID {
+		t.Errorf("re-run: totals %+v, run %+v; want it restored and appended under run id %s\n%s", again.Totals, got, gone.DestID, out)
+	}
+	if code, out, errOut := runCLI(t, "check", src, dst); code != 0 {
+		t.Errorf("check: exit %d\n%s%s", code, out, errOut)
+	}
+	if active, all := countRuns(t, api, prefix, mlflowapi.ViewActive), countRuns(t, api, prefix, mlflowapi.ViewAll); active != n || all != n {
+		t.Errorf("MLflow holds %d active runs, %d in all; want %d and %d", active, all, n, n)
+	}
 }
