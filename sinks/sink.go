@@ -120,8 +120,28 @@ type FormerOriginsSetter interface {
 type RunVerifier interface {
 	// VerifyRun returns "" when the committed run with origin is whole,
 	// else what is missing or damaged, naming the file. A run the sink
-	// does not hold is not its concern ("", nil).
+	// does not hold is not its concern ("", nil), except to a sink that
+	// keeps each committed run until someone deletes it there (a
+	// database): the engine asks only about runs its ledger or FindRun
+	// calls committed, so such a sink names the run's absence.
 	VerifyRun(ctx context.Context, origin schema.Ref) (problem string, err error)
+}
+
+// CopyRestorer is a sink whose users can delete a committed copy without
+// it being gone: MLflow keeps a run or experiment deleted through its API or
+// UI (runs/delete, experiments/delete) in its deleted lifecycle stage,
+// where FindRun still finds it. The engine calls RestoreCopy for every run
+// it would otherwise skip as unchanged (ledger or FindRun), unless the
+// source deleted the run or its experiment, so that a re-run restores what
+// the destination no longer shows, as it rewrites what it lost. It must
+// cost little: no read of the run's content.
+type CopyRestorer interface {
+	// RestoreCopy restores the committed copy of the run from origin when
+	// the destination shows it, or its experiment, deleted though it was
+	// not committed as deleted, keeping its id and content. It returns what
+	// it restored, naming it ("" when nothing was deleted); with dryRun it
+	// changes nothing and returns what it would restore.
+	RestoreCopy(ctx context.Context, origin schema.Ref, dryRun bool) (restored string, err error)
 }
 
 // Fingerprinted is a RunWriter that stores the source fingerprint of the run

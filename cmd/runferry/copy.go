@@ -585,6 +585,13 @@ func (a *app) printReport(rep *transfer.Report) {
 			}
 			fmt.Fprintf(w, "%-11s %s (%s) %s, %s%s\n", r.Outcome, r.Origin, r.Name, counted(r.Points, "point"), counted(r.Files, "file"), how)
 		}
+		if r.Restored != "" {
+			what := "restored"
+			if rep.DryRun {
+				what = "would be restored"
+			}
+			fmt.Fprintf(w, "DELETED at the destination %s (%s): %s %s\n", r.Origin, r.Name, r.Restored, what)
+		}
 		for _, d := range r.Damage {
 			fmt.Fprintf(w, "damaged source %s: %s\n", r.Origin, d)
 		}
@@ -644,6 +651,12 @@ func (a *app) printReport(rep *transfer.Report) {
 	}
 	if t.Verified > 0 {
 		fmt.Fprintf(w, ", %d verified", t.Verified)
+	}
+	switch {
+	case t.Restored > 0 && rep.DryRun:
+		fmt.Fprintf(w, ", %s deleted at the destination to restore (named above)", counted(t.Restored, "run"))
+	case t.Restored > 0:
+		fmt.Fprintf(w, ", %s deleted at the destination restored (named above)", counted(t.Restored, "run"))
 	}
 	fmt.Fprintf(w, ", %d failed", t.Failed)
 	if n := len(rep.Problems); n > 0 {

@@ -19,8 +19,9 @@ type RunVerifier struct {
 	index    *destination
 }
 
-// NewRunVerifier lists the destination's experiments and runs once; runs
-// the destination gains afterwards are not seen by Verify.
+// NewRunVerifier lists the destination's experiments and runs once; Verify
+// lists them again when a run is not among them (a copy the job restored
+// at the destination since, sinks.CopyRestorer), once per such run.
 func NewRunVerifier(ctx context.Context, src, dst sources.Source, opt Options) (*RunVerifier, error) {
 	res := &Result{}
 	index, err := res.indexDestination(ctx, dst)
@@ -39,6 +40,13 @@ func NewRunVerifier(ctx context.Context, src, dst sources.Source, opt Options) (
 func (v *RunVerifier) Verify(ctx context.Context, exp schema.Experiment, run schema.Run) (string, error) {
 	res := &Result{}
 	copies := v.index.runs[run.Origin]
+	if len(copies) == 0 {
+		index, err := res.indexDestination(ctx, v.dst)
+		if err != nil {
+			return "", fmt.Errorf("destination: %w", err)
+		}
+		v.index, copies = index, index.runs[run.Origin]
+	}
 	switch {
 	case len(copies) == 0:
 		return "missing in the destination", nil

@@ -438,6 +438,21 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 	// source's gaps it was copied with are reported again (the copy is
 	// still incomplete) until the source changes.
 	var known *state.Entry
+	// A copy its destination shows deleted (by a user there) is not held:
+	// it is restored first, keeping its id and content, then found
+	// unchanged and verified, or appended to, as any other. Not when the
+	// source deleted the run or its experiment: the copy is deleted on
+	// purpose then.
+	if cr, ok := j.dst.(sinks.CopyRestorer); ok && !p.run.Deleted && !p.exp.Deleted {
+		what, err := cr.RestoreCopy(ctx, p.run.Origin, j.opt.DryRun)
+		switch k := fault.KindOf(err); {
+		case err != nil && k != fault.KindPermanent:
+			return false, fmt.Errorf("sink: restoring run %s: %w", origin, err)
+		case err == nil:
+			p.restored = what // a permanent error: the worker meets it again and reports it
+		}
+	}
+	restored := p.restored
 	unchanged := func(destID, why string) (bool, error) {
 		if verifier != nil {
 			problem, err := verifier.VerifyRun(ctx, p.run.Origin)
@@ -481,7 +496,13 @@ func (j *job) decideRun(ctx context.Context, p *planned, finder sinks.RunFinder,
 			outcome, why = Verified, why+"; verified against the destination ("+flag+")"
 		}
 		*result = &RunResult{Origin: origin, Experiment: p.exp.Name, Name: p.run.Name,
-			Outcome: outcome, Reason: why, DestID: destID}
+			Outcome: outcome, Reason: why, DestID: destID, Restored: restored}
+		if restored != "" {
+			(*result).Reason += "; deleted at the destination, restored: " + restored
+			if j.opt.DryRun {
+				(*result).Reason = why + "; deleted at the destination, would be restored: " + restored
+			}
+		}
 		if known != nil && (len(known.Damage) > 0 || len(known.FileProblems) > 0) {
 			(*result).Damage, (*result).FileProblem = known.Damage, known.FileProblems
 			(*result).Reason += "; the copy is incomplete: the source's gaps recorded at its commit are named again"

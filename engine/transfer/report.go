@@ -97,6 +97,12 @@ type RunResult struct {
 	DeletedFiles int64 `json:"deleted_files,omitempty"`
 	KeptLogLines int64 `json:"kept_log_lines,omitempty"`
 
+	// Restored names what the destination showed deleted of the run's
+	// copy and the job restored (sinks.CopyRestorer), keeping its id and
+	// content: the copy's run, or its experiment and run. In a dry run,
+	// what would be restored.
+	Restored string `json:"restored,omitempty"`
+
 	// keys and mark are the run's metric cursors once written, for the
 	// ledger.
 	keys []state.KeyCursor
@@ -239,6 +245,10 @@ type Totals struct {
 	// Continued counts the committed runs written by continuing a first
 	// copy cut short in place (see RunResult.Continued).
 	Continued int `json:"continued,omitempty"`
+	// Restored counts the runs whose copy the destination showed deleted
+	// and the job restored (RunResult.Restored; in a dry run, would
+	// restore). They count as unchanged or verified too.
+	Restored int `json:"restored,omitempty"`
 	// OtherShards counts the selected runs another shard holds (--shard):
 	// not read, not written here, not in Runs and not in Runs' count.
 	OtherShards int `json:"other_shards,omitempty"`
@@ -275,6 +285,9 @@ func (r *Report) total() {
 			break
 		}
 		t.Runs++
+		if run.Restored != "" {
+			t.Restored++
+		}
 		switch run.Outcome {
 		case Committed:
 			t.Committed++

@@ -346,6 +346,7 @@ type planned struct {
 	run         schema.Run
 	fingerprint string
 	reason      string
+	restored    string       // what the sink restored of its copy first (RunResult.Restored)
 	former      []schema.Ref // the run's former origins (sources.FormerOriginer)
 	// base is the ledger's entry of the copy the sink holds, when the run
 	// is to be appended to (sinks.Appender); nil to write it whole.

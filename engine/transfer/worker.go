@@ -100,7 +100,7 @@ func (j *job) release(run schema.Ref) {
 // an error only when the whole job must stop.
 func (j *job) runWithRetries(ctx context.Context, p planned) error {
 	res := RunResult{Origin: p.run.Origin.String(), Experiment: p.exp.Name, Name: p.run.Name,
-		Reason: p.reason}
+		Reason: p.reason, Restored: p.restored}
 	res.Damage, res.InheritedDamage = p.run.SplitDamage()
 	j.opt.Observer(Event{Kind: EventRunStarted, Run: res.Origin, Name: p.run.Name})
 	began := time.Now()

@@ -38,6 +38,8 @@ type Sink struct {
 
 	lifeMu sync.Mutex // guards lives and orders deletes and restores
 	lives  map[string]*expLife
+
+	deleted deletedCopies // copies deleted in MLflow by its users, see RestoreCopy
 }
 
 var (

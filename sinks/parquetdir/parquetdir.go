@@ -378,8 +378,9 @@ func (s *Sink) committed(origin schema.Ref) (archive.RunEntry, bool) {
 	return s.state.Manifest.Run(origin.String())
 }
 
-// VerifyRun reports the committed run's data files and artifact bodies
-// that are missing or have another size than recorded (with
+// VerifyRun reports a run the archive does not hold, and the committed
+// run's data files and artifact bodies that are missing or have another
+// size than recorded (with
 // ?verify=sha256, also another SHA-256), so that the engine writes the run
 // again, which stores them anew. It reads no file unless ?verify=sha256.
 // A body found whole for one run is not checked again for another in the
@@ -387,7 +388,10 @@ func (s *Sink) committed(origin schema.Ref) (archive.RunEntry, bool) {
 func (s *Sink) VerifyRun(_ context.Context, origin schema.Ref) (string, error) {
 	e, ok := s.committed(origin)
 	if !ok {
-		return "", nil
+		// The engine asks only about a run its ledger calls committed
+		// here: the archive lost it since (removed, or restored from an
+		// older copy), and the run is written again.
+		return "the archive's current state does not list the run (the archive was removed or replaced since its commit)", nil
 	}
 	s.mu.Lock()
 	var blobs []archive.BlobEntry

@@ -119,6 +119,7 @@ var (
 	_ sinks.FormerOriginsSetter = (*Sink)(nil)
 	_ sinks.Appender            = (*Sink)(nil)
 	_ sinks.BaseFinder          = (*Sink)(nil)
+	_ sinks.RunVerifier         = (*Sink)(nil)
 )
 
 // New returns a sink over an open store; Close closes the store.
@@ -197,6 +198,26 @@ func (s *Sink) FindRun(ctx context.Context, origin schema.Ref) (sinks.RunState, 
 		}
 	}
 	return sinks.RunMissing, "", nil
+}
+
+// VerifyRun reports a run the engine holds committed (by its ledger) that
+// the database no longer holds: its row was deleted after the commit (a
+// user cleaning the database; its params, metrics, logs and files go with
+// it, ON DELETE CASCADE), so that a re-run writes it again rather than
+// calling it unchanged. One indexed query per run; rows deleted inside a
+// run that is still there are not seen (check compares them).
+func (s *Sink) VerifyRun(ctx context.Context, origin schema.Ref) (string, error) {
+	if held, err := s.st.HasSchema(ctx); err != nil || !held {
+		if err == nil {
+			return "the database holds none of runferry's tables (dropped since the run's commit)", nil
+		}
+		return "", err
+	}
+	found, _, err := s.st.FindRun(ctx, origin.String())
+	if err != nil || found {
+		return "", err
+	}
+	return "the run's row is no longer in the database (deleted since its commit)", nil
 }
 
 // OpenRun begins the run's transaction, in which the run stored under
