@@ -19,15 +19,21 @@ type CompactReport struct {
 // it; format version 4), those files into one holding the same points in
 // the same order, so that readers open one file per run again. Nothing
 // else changes: the merged file is read back exactly as the files it
-// replaces were (Reader.Metrics), and a plain glob over metrics/ sees each
-// point once before, during and after.
+// replaces were (Reader.Metrics). The archive's own readers (and check)
+// see each point once at every moment; so does a plain glob over metrics/
+// on a local folder on Linux, where a run's folder changes from the old
+// files to the merged one in one step (folderSwapper). In object storage,
+// and on a local folder elsewhere, the old files leave before the merged
+// one arrives, so a glob run during those moves (or after a crash between
+// them, until the next writer, compact or prune finishes them)
+// misses that run's points; it never sees a point twice.
 //
 // Each run is one commit, as a sync's: the merged file is written under
 // .staging/, the journal line that lists it instead of the old files is
 // the commit point, then the old files move to history/ (readable through
 // earlier snapshots until Prune) and the new one into place. A crash
-// leaves each run either as it was or compacted; running Compact again
-// finishes the rest. Compact needs the archive alone (like Prune: it fails
+// leaves each run either as it was or compacted (to its own readers);
+// running Compact again finishes the rest. Compact needs the archive alone (like Prune: it fails
 // with ErrLocked while a writer has it open), publishes one new snapshot
 // when it merged anything, and with dryRun only counts.
 func Compact(root string, dryRun bool) (CompactReport, error) {

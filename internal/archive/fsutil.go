@@ -98,6 +98,16 @@ func moveFile(from, to string) error {
 			return nil
 		}
 	}
+	if err == nil {
+		// rename(2) of two links of one file does nothing: from stays.
+		// (A folder swap links a superseded file into history/ before a
+		// crash can leave it in its table folder too; see SwapFolder.)
+		if fi, serr := os.Lstat(from); serr == nil {
+			if ti, terr := os.Lstat(to); terr == nil && os.SameFile(fi, ti) {
+				return os.Remove(from)
+			}
+		}
+	}
 	return err
 }
 

@@ -774,13 +774,24 @@ func (w *Writer) spilled(rec journalRecord) journalRecord {
 }
 
 // moveCommitted moves a commit's files after its commit point: a crash
-// here is finished by syncTree. Every superseded file (leave) goes to
-// history/ before any new one of cur arrives (so a folder never holds two
-// versions of the entry); within each group the moves run concurrently
-// (in object storage each is a copy and a delete). A file of cur that was
-// in old and is not staged is kept in place. The folders moved into are
-// recorded in w.moved, fsynced at Close.
+// here is finished by syncTree. Where the store can (folderSwapper: a
+// local folder on Linux), each folder that both loses and gains files
+// changes in one step (swapFolders), so a glob over a table sees the old
+// version of the entry or the new one at every moment. Elsewhere every
+// superseded file (leave) goes to history/ before any new one of cur
+// arrives: a folder never holds two versions of the entry, but for the
+// time of the moves (or until the next writer, after a crash between the
+// two groups) it holds neither. Within each group the moves run
+// concurrently (in object storage each is a copy and a delete). A file of
+// cur that was in old and is not staged is kept in place. The folders
+// moved into are recorded in w.moved, fsynced at Close.
 func (w *Writer) moveCommitted(leave, cur []FileEntry, wasOld map[string]bool) error {
+	if sw, ok := w.st.(folderSwapper); ok && len(leave) > 0 {
+		var err error
+		if leave, cur, err = w.swapFolders(sw, leave, cur, wasOld); err != nil {
+			return err
+		}
+	}
 	var g errgroup.Group
 	g.SetLimit(moveConcurrency)
 	for _, f := range leave {
@@ -795,6 +806,9 @@ func (w *Writer) moveCommitted(leave, cur []FileEntry, wasOld map[string]bool) e
 	}
 	if err := g.Wait(); err != nil {
 		return err
+	}
+	if moveHook != nil && len(leave) > 0 {
+		moveHook("left")
 	}
 	for _, f := range cur {
 		w.moved[path.Dir(f.Path)] = true
@@ -811,6 +825,56 @@ func (w *Writer) moveCommitted(leave, cur []FileEntry, wasOld map[string]bool) e
 		})
 	}
 	return g.Wait()
+}
+
+// swapFolders replaces, in each folder where the commit both removes
+// files (leave) and brings staged ones, the folder's set of files in one
+// step (folderSwapper), so that a glob over a table sees either version of
+// the entry and never neither. It returns the files it did not move:
+// those of folders where nothing arrives or nothing leaves, and of every
+// folder where the store cannot swap (errNoExchange), which the caller
+// moves one by one.
+func (w *Writer) swapFolders(sw folderSwapper, leave, cur []FileEntry, wasOld map[string]bool) (restLeave, restCur []FileEntry, err error) {
+	out := map[string][]string{} // folder -> names leaving
+	for _, f := range leave {
+		out[path.Dir(f.Path)] = append(out[path.Dir(f.Path)], path.Base(f.Path))
+	}
+	in := map[string][]string{} // folder -> names staged
+	for _, f := range cur {
+		dir := path.Dir(f.Path)
+		if len(out[dir]) == 0 {
+			continue
+		}
+		if wasOld[f.Path] {
+			if _, err := w.st.Stat(path.Join(stagingDir, f.Path)); notExist(err) {
+				continue // kept in place
+			}
+		}
+		in[dir] = append(in[dir], path.Base(f.Path))
+	}
+	swapped := map[string]bool{}
+	for dir, names := range in {
+		err := sw.SwapFolder(dir, out[dir], names)
+		if errors.Is(err, errNoExchange) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		swapped[dir] = true
+		w.moved[dir], w.moved[path.Dir(dir)], w.moved[path.Join(historyDir, dir)] = true, true, true
+	}
+	for _, f := range leave {
+		if !swapped[path.Dir(f.Path)] {
+			restLeave = append(restLeave, f)
+		}
+	}
+	for _, f := range cur {
+		if !swapped[path.Dir(f.Path)] {
+			restCur = append(restCur, f)
+		}
+	}
+	return restLeave, restCur, nil
 }
 
 // movedSyncBatch is how many folders moved into a writer holds (w.moved)
