@@ -105,9 +105,11 @@ var (
 )
 
 // New opens the archive at path for writing; the folder is created by the
-// first write. A damaged manifest is a fatal error.
+// first write. A damaged manifest is a fatal error. The archive's state is
+// held with its run entries spilled (archive.LoadStateSpilled), so that
+// what a sync holds does not grow with the size of the archive's entries.
 func New(path string) (*Sink, error) {
-	st, err := archive.LoadState(path)
+	st, err := archive.LoadStateSpilled(path)
 	if err != nil {
 		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
 	}
