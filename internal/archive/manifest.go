@@ -33,6 +33,20 @@ type Manifest struct {
 	// Checksum is the SHA-256 (hex) of the manifest encoded with Checksum
 	// empty; a manifest whose checksum does not match is rejected.
 	Checksum string `json:"checksum"`
+
+	// spill holds the run entries read spilled (streamManifest), nil
+	// when none were.
+	spill *runSpill
+}
+
+// release closes the file holding the run entries m was read with
+// spilled, before the collector would: m's spilled entries cannot be read
+// back after.
+func (m *Manifest) release() {
+	if m.spill != nil {
+		m.spill.close()
+		m.spill = nil
+	}
 }
 
 // FileEntry describes one data file.
@@ -223,43 +237,10 @@ func manifestSize(m *Manifest) int {
 	return n
 }
 
-// decodeManifest parses and verifies a manifest read from name.
+// decodeManifest parses and verifies a manifest read from name, every
+// run entry held whole (streamManifest).
 func decodeManifest(name string, data []byte) (*Manifest, error) {
-	var m Manifest
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&m); err != nil {
-		// A newer format may add fields: say so rather than "damaged".
-		var probe struct {
-			Format        string `json:"format"`
-			FormatVersion int    `json:"format_version"`
-		}
-		if json.Unmarshal(data, &probe) == nil && probe.Format == FormatName && probe.FormatVersion > FormatVersion {
-			return nil, fmt.Errorf("%s: archive format version %d is not supported (this runferry reads up to %d)", name, probe.FormatVersion, FormatVersion)
-		}
-		return nil, fmt.Errorf("%s: %w: not a valid manifest (truncated?): %w", name, ErrDamaged, err)
-	}
-	if m.Format != FormatName {
-		return nil, fmt.Errorf("%s: %w: not a runferry archive manifest (format %q)", name, ErrDamaged, m.Format)
-	}
-	if m.FormatVersion > FormatVersion || m.FormatVersion < 1 {
-		return nil, fmt.Errorf("%s: archive format version %d is not supported (this runferry reads up to %d)", name, m.FormatVersion, FormatVersion)
-	}
-	want := m.Checksum
-	if canonicalChecksum(data, want) {
-		return &m, nil
-	}
-	check := m
-	check.Checksum = ""
-	body, err := json.MarshalIndent(check, "", " ")
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(body)
-	if got := hex.EncodeToString(sum[:]); got != want {
-		return nil, fmt.Errorf("%s: %w: checksum mismatch (the manifest was modified or damaged): computed %s, recorded %s", name, ErrDamaged, got, want)
-	}
-	return &m, nil
+	return streamManifest(name, bytes.NewReader(data), false, "")
 }
 
 // checksumTail is how encodeManifest ends a manifest, around its checksum.
@@ -286,16 +267,26 @@ func canonicalChecksum(data []byte, want string) bool {
 	return hex.EncodeToString(h.Sum(nil)) == want
 }
 
-// readManifest reads a manifest file; a missing file returns (nil, nil).
+// readManifest reads a manifest file, every run entry held whole; a
+// missing file returns (nil, nil).
 func readManifest(st Store, p string) (*Manifest, error) {
-	data, err := st.ReadFile(p)
+	return readManifestAs(st, p, false)
+}
+
+// readManifestAs reads a manifest file as a stream, never holding its
+// bytes whole (streamManifest); with spill its run entries are kept
+// spilled in a temporary file in the store's SpillDir. A missing file
+// returns (nil, nil).
+func readManifestAs(st Store, p string, spill bool) (*Manifest, error) {
+	f, err := st.Open(p)
 	if notExist(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", st.Name(p), err)
 	}
-	return decodeManifest(st.Name(p), data)
+	defer f.Close()
+	return streamManifest(st.Name(p), readerOnly{f}, spill, st.SpillDir())
 }
 
 func emptyManifest() *Manifest {
@@ -461,12 +452,34 @@ func LoadState(root string) (*State, error) {
 // request of its own, and loads the cloud's configuration).
 func LoadStateIn(st Store) (*State, error) { return loadState(st) }
 
-func loadState(st Store) (*State, error) {
+// LoadStateSpilled is LoadState holding the state's run entries spilled
+// in a local temporary file (the store's SpillDir), so that what it holds
+// grows by about a hundred bytes a run rather than by each entry's size
+// (several KB): the entries of Manifest.Runs then hold only Origin,
+// Experiment and Snapshot, and Manifest.Run reads an entry back whole.
+// The file is closed and gone once the state is no longer reachable.
+func LoadStateSpilled(root string) (*State, error) {
+	st, err := OpenStore(root)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	return LoadStateSpilledIn(st)
+}
+
+// LoadStateSpilledIn is LoadStateSpilled of the archive in st, an open
+// store (which stays open), as LoadStateIn is LoadState's.
+func LoadStateSpilledIn(st Store) (*State, error) { return loadStateAs(st, true) }
+
+func loadState(st Store) (*State, error) { return loadStateAs(st, false) }
+
+// loadStateAs is loadState, with the run entries spilled if spill.
+func loadStateAs(st Store, spill bool) (*State, error) {
 	before, serr := st.Stat(ManifestFile)
 	var m *Manifest
 	if !notExist(serr) { // none to read when the Stat found none
 		var err error
-		if m, err = readManifest(st, ManifestFile); err != nil {
+		if m, err = readManifestAs(st, ManifestFile, spill); err != nil {
 			return nil, err
 		}
 	}
@@ -497,8 +510,11 @@ func LoadSnapshot(root string, n int64) (*Manifest, error) {
 	return loadSnapshot(st, n)
 }
 
-func loadSnapshot(st Store, n int64) (*Manifest, error) {
-	m, err := readManifest(st, snapshotPath(n))
+func loadSnapshot(st Store, n int64) (*Manifest, error) { return loadSnapshotAs(st, n, false) }
+
+// loadSnapshotAs is loadSnapshot, with the run entries spilled if spill.
+func loadSnapshotAs(st Store, n int64, spill bool) (*Manifest, error) {
+	m, err := readManifestAs(st, snapshotPath(n), spill)
 	if err != nil {
 		return nil, err
 	}
@@ -508,8 +524,26 @@ func loadSnapshot(st Store, n int64) (*Manifest, error) {
 	return m, nil
 }
 
-// Run returns the entry of the run archived from origin, if any.
+// Run returns the entry of the run archived from origin, if any, whole
+// (read back from its spill when the state holds it spilled: see
+// LoadStateSpilled). An entry that cannot be read back from its spill (a
+// local temporary file) is answered as absent: the run is then written
+// again, not lost.
 func (m *Manifest) Run(origin string) (RunEntry, bool) {
+	r, ok := m.find(origin)
+	if !ok {
+		return RunEntry{}, false
+	}
+	full, err := r.full()
+	if err != nil {
+		return RunEntry{}, false
+	}
+	return full, true
+}
+
+// find returns the entry of the run archived from origin as m holds it
+// (spilled or whole).
+func (m *Manifest) find(origin string) (RunEntry, bool) {
 	i, ok := slices.BinarySearchFunc(m.Runs, origin, func(x RunEntry, o string) int { return strings.Compare(x.Origin, o) })
 	if !ok {
 		return RunEntry{}, false

@@ -49,7 +49,9 @@ func Summary(root string) ([]RunSummary, error) {
 // several runs hold is counted once (SummaryTotals.Bodies) as well as
 // once per run (RunBodies).
 func SummaryWithTotals(root string) ([]RunSummary, SummaryTotals, error) {
-	st, err := LoadState(root)
+	// The run entries are read back one at a time from their spill
+	// (LoadStateSpilled): what the summary holds a run is its row.
+	st, err := LoadStateSpilled(root)
 	if err != nil {
 		return nil, SummaryTotals{}, err
 	}
@@ -59,7 +61,11 @@ func SummaryWithTotals(root string) ([]RunSummary, SummaryTotals, error) {
 	out := make([]RunSummary, 0, len(st.Manifest.Runs))
 	tot := SummaryTotals{Runs: len(st.Manifest.Runs)}
 	bodies := map[string]int64{}
-	for _, r := range st.Manifest.Runs {
+	for _, e := range st.Manifest.Runs {
+		r, err := e.full()
+		if err != nil {
+			return nil, SummaryTotals{}, err
+		}
 		s := RunSummary{Origin: r.Origin, Experiment: r.Experiment, Snapshot: r.Snapshot, Points: r.Points, Files: len(r.Blobs)}
 		for _, f := range r.Files {
 			s.Bytes += f.Bytes
@@ -101,7 +107,7 @@ func Snapshots(root string) ([]SnapshotSummary, error) {
 		return nil, err
 	}
 	defer store.Close()
-	st, err := loadState(store)
+	st, err := loadStateAs(store, true)
 	if err != nil {
 		return nil, err
 	}
@@ -114,14 +120,18 @@ func Snapshots(root string) ([]SnapshotSummary, error) {
 	}
 	out := make([]SnapshotSummary, 0, len(ns))
 	for _, n := range ns {
-		m, err := loadSnapshot(store, n)
+		m, err := loadSnapshotAs(store, n, true)
 		if err != nil {
 			return nil, err
 		}
 		s := SnapshotSummary{Snapshot: n, Created: m.Created, Source: m.Source, Runs: len(m.Runs),
 			Current: n == st.Manifest.Snapshot}
 		blobs := map[string]int64{}
-		for _, r := range m.Runs {
+		for _, e := range m.Runs {
+			r, err := e.full()
+			if err != nil {
+				return nil, err
+			}
 			if r.Snapshot == n {
 				s.Written++
 			}
@@ -133,6 +143,7 @@ func Snapshots(root string) ([]SnapshotSummary, error) {
 				blobs[b.SHA256] = b.Bytes // bodies shared by runs count once
 			}
 		}
+		m.release()
 		for _, b := range blobs {
 			s.Bytes += b
 		}

@@ -208,8 +208,15 @@ func (w *Writer) refresh() error {
 	}
 	if w.m == nil || fi.Version != w.known {
 		m := recallManifest(w.st, fi.Version)
+		if m != nil && !w.spillable {
+			if _, spilled := m.spilledRuns(); spilled > 0 {
+				m = nil // Prune and Compact keep every entry whole
+			}
+		}
 		if m == nil && err == nil { // none to read when the Stat found none
-			if m, err = readManifest(w.st, ManifestFile); err != nil {
+			// A writer that spills the entries it commits holds those
+			// it reads spilled too (streamManifest).
+			if m, err = readManifestAs(w.st, ManifestFile, w.spillable); err != nil {
 				return err
 			}
 		}
@@ -481,7 +488,7 @@ func (w *Writer) Snapshot() int64 { return w.snapshot }
 func (w *Writer) Run(origin string) (RunEntry, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	r, ok := w.m.Run(origin)
+	r, ok := w.m.find(origin)
 	if !ok || r.spilled == nil {
 		return r, ok
 	}

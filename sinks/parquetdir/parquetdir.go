@@ -105,7 +105,9 @@ var (
 )
 
 // New opens the archive at path for writing; the folder is created by the
-// first write. A damaged manifest is a fatal error.
+// first write. A damaged manifest is a fatal error. The archive's state is
+// held with its run entries spilled (archive.LoadStateSpilledIn), so that
+// what a sync holds does not grow with the size of the archive's entries.
 func New(path string) (*Sink, error) {
 	// One store for the sink's reads and its writer: an object store's
 	// open loads the cloud's configuration and sends a request of its own.
@@ -113,7 +115,7 @@ func New(path string) (*Sink, error) {
 	if err != nil {
 		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
 	}
-	st, err := archive.LoadStateIn(store)
+	st, err := archive.LoadStateSpilledIn(store)
 	if err != nil {
 		store.Close()
 		return nil, fault.Fatal(fmt.Errorf("opening archive: %w", err))
