@@ -79,7 +79,7 @@ type Sink struct {
 
 	mu        sync.Mutex
 	w         *archive.Writer
-	store     archive.Store // for VerifyRun, opened on first use
+	store     archive.Store // opened in New; shared by the writer, VerifyRun and the sink's reads
 	source    string
 	traces    map[string][]schema.Trace // by experiment origin, until FlushTraces
 	closeOnce sync.Once
