@@ -150,6 +150,13 @@ func openBlobStore(location string) (Store, error) {
 	if prefix := strings.Trim(u.Path, "/"); prefix != "" {
 		st.b = blob.PrefixedBucket(st.b, prefix+"/")
 		st.s3Prefix = prefix + "/"
+		if escapedKey(st.s3Prefix) {
+			// gocloud.dev's S3 driver escapes the joined prefix and key:
+			// deletes sent with s3Prefix+key as it is would miss the
+			// objects (and S3 answers success), so they go through the
+			// bucket too.
+			st.s3c = nil
+		}
 	}
 	return st, nil
 }
