@@ -1036,6 +1036,18 @@ func (s *blobStore) s3Delete(keys []string) error {
 	}
 	out, err := s.s3c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(s.s3Bucket),
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+	var ae smithy.APIError
+	if err != nil && errors.As(err, &ae) && ae.ErrorCode() == "NotImplemented" {
+		// An S3-compatible store without multi-object delete: one
+		// DeleteObject a key.
+		cancel()
+		for _, k := range keys {
+			if err := s.s3Delete([]string{k}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err != nil {
 		return s.failS3("deleting", keys[0], err)
 	}
