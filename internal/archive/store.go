@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/runferry/runferry/internal/location"
 )
 
 // Store is where an archive's files live: a local folder (dirStore) or a
@@ -233,6 +235,23 @@ func queryAsTyped(q url.Values) string {
 var StoreSecretEnvVars = []string{
 	"AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
 	"AZURE_STORAGE_KEY", "AZURE_STORAGE_SAS_TOKEN", "AZURE_STORAGE_CONNECTION_STRING", "AZURE_CLIENT_SECRET",
+}
+
+// LocationOptions are the options of an archive location that names
+// object storage, as the parquet sink and source declare them: each of
+// StoreOptions with its help and environment variable, then each of
+// StoreSecretEnvVars as a secret option (never taken from a location,
+// scrubbed from all output).
+func LocationOptions() []location.Option {
+	out := make([]location.Option, len(StoreOptions))
+	for i, name := range StoreOptions {
+		out[i] = location.Option{Name: name, Help: StoreOptionHelp[name], EnvVar: StoreOptionEnv[name]}
+	}
+	for _, env := range StoreSecretEnvVars {
+		out = append(out, location.Option{Name: strings.ReplaceAll(strings.ToLower(env), "_", "-"), EnvVar: env, Secret: true,
+			Help: "Object storage: read by the cloud's own credential chain from " + env + " only; never printed."})
+	}
+	return out
 }
 
 // StoreOptionHelp describes each of StoreOptions, for the adapters'

@@ -150,6 +150,13 @@ func openBlobStore(location string) (Store, error) {
 	if prefix := strings.Trim(u.Path, "/"); prefix != "" {
 		st.b = blob.PrefixedBucket(st.b, prefix+"/")
 		st.s3Prefix = prefix + "/"
+		if escapedKey(st.s3Prefix) {
+			// gocloud.dev's S3 driver escapes the joined prefix and key:
+			// deletes sent with s3Prefix+key as it is would miss the
+			// objects (and S3 answers success), so they go through the
+			// bucket too.
+			st.s3c = nil
+		}
 	}
 	return st, nil
 }
@@ -1029,6 +1036,18 @@ func (s *blobStore) s3Delete(keys []string) error {
 	}
 	out, err := s.s3c.DeleteObjects(ctx, &s3.DeleteObjectsInput{Bucket: aws.String(s.s3Bucket),
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)}})
+	var ae smithy.APIError
+	if err != nil && errors.As(err, &ae) && ae.ErrorCode() == "NotImplemented" {
+		// An S3-compatible store without multi-object delete: one
+		// DeleteObject a key.
+		cancel()
+		for _, k := range keys {
+			if err := s.s3Delete([]string{k}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err != nil {
 		return s.failS3("deleting", keys[0], err)
 	}

@@ -1031,7 +1031,10 @@ func (w *Writer) Close() error {
 		}
 		closeSpill() // after syncTree, which may read it; before .staging/, which may hold it, goes
 		if serr == nil {
-			if full {
+			// A local folder keeps the empty folders the moves left:
+			// they go too (one cheap call). In object storage an empty
+			// .staging/ is no object, and listing it would cost a request.
+			if full || !IsObjectStorage(w.root) {
 				w.st.RemoveAll(stagingDir)
 			}
 		} else if err == nil {

@@ -536,8 +536,10 @@ func alreadyDone(err error) bool {
 // nopadCollation returns the binary NO PAD collation of utf8mb4 that the
 // server has (MariaDB 10.2 on: utf8mb4_nopad_bin; MySQL 8:
 // utf8mb4_0900_bin), or utf8mb4_bin, PAD SPACE, on a server with
-// neither (MySQL 5.7), where names differing only by trailing spaces
-// stay one name to the origins' unique keys and to comparisons.
+// neither (MySQL 5.7). There the unique keys, on the SHA-256 of the whole
+// name (origin_hash, name_hash), still keep names differing only by
+// trailing spaces apart; only comparisons with = (a lookup or delete by
+// origin) take them for one name.
 func nopadCollation(ctx context.Context, conn *sql.Conn) (string, error) {
 	for _, c := range []string{"utf8mb4_nopad_bin", "utf8mb4_0900_bin"} {
 		var n int
@@ -561,11 +563,20 @@ func (s *Store) hasBytes(ctx context.Context) (bool, error) {
 
 // hasNameHash reports whether the database is a MySQL one with
 // metrics.name_hash (version 4 on), its primary key's order.
+// A yes is remembered on the Store (a schema version never goes down),
+// so that once the database is known to be at version 4 no Metrics read
+// or RunTx asks it again; a no is asked again, as Migrate may upgrade it.
 func (s *Store) hasNameHash(ctx context.Context) (bool, error) {
 	if s.Dialect.Name != "mysql" {
 		return false, nil
 	}
+	if s.nameHash.Load() {
+		return true, nil
+	}
 	v, _, err := s.version(ctx, s.DB)
+	if err == nil && v >= 4 {
+		s.nameHash.Store(true)
+	}
 	return v >= 4, err
 }
 

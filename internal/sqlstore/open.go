@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -51,6 +52,9 @@ type Store struct {
 	// opened for writing: it is created by the first write (Migrate), so
 	// that a dry run leaves no empty file behind. "" otherwise.
 	file string
+	// nameHash is set once the database is known to be a MySQL one at
+	// schema version 4 or later (hasNameHash).
+	nameHash atomic.Bool
 }
 
 // absent reports whether the store's SQLite file is still to be created.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/runferry/runferry/internal/archive"
@@ -35,7 +34,7 @@ func Description() location.Description {
 			Help: "How a run already archived unchanged is confirmed whole before it is skipped: size " +
 				"(each of its data files and artifact bodies is there with its recorded size) or sha256 " +
 				"(each is also read and hashed; use it to repair files that 'runferry check' or 'runferry " +
-				"archive check' found damaged). A run whose files are not whole is written again, which repairs them."}}, archiveStoreOptions()...),
+				"archive check' found damaged). A run whose files are not whole is written again, which repairs them."}}, archive.LocationOptions()...),
 		Example: "runferry sync mlflow+https://mlflow.example.com parquet:/backups/mlflow",
 	}
 }
@@ -80,7 +79,7 @@ type Sink struct {
 
 	mu        sync.Mutex
 	w         *archive.Writer
-	store     archive.Store // for VerifyRun, opened on first use
+	store     archive.Store // opened in New; shared by the writer, VerifyRun and the sink's reads
 	source    string
 	traces    map[string][]schema.Trace // by experiment origin, until FlushTraces
 	closeOnce sync.Once
@@ -602,19 +601,5 @@ func (w *writer) Abort(context.Context) error { return w.rw.Abort() }
 // Unchanged implements sinks.UnchangedReporter: after Commit, whether the
 // appended run equalled the archive's copy, so that nothing was written.
 func (w *writer) Unchanged() bool { return w.unchanged }
-
-// archiveStoreOptions are the object-storage options of an archive
-// location, shared with the parquet source.
-func archiveStoreOptions() []location.Option {
-	out := make([]location.Option, len(archive.StoreOptions))
-	for i, name := range archive.StoreOptions {
-		out[i] = location.Option{Name: name, Help: archive.StoreOptionHelp[name], EnvVar: archive.StoreOptionEnv[name]}
-	}
-	for _, env := range archive.StoreSecretEnvVars {
-		out = append(out, location.Option{Name: strings.ReplaceAll(strings.ToLower(env), "_", "-"), EnvVar: env, Secret: true,
-			Help: "Object storage: read by the cloud's own credential chain from " + env + " only; never printed."})
-	}
-	return out
-}
 
 var _ sinks.HeldFilesLister = (*Sink)(nil)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"iter"
 	"strconv"
-	"strings"
 	"sync/atomic"
 
 	"github.com/runferry/runferry/internal/archive"
@@ -33,7 +32,7 @@ func Description() location.Description {
 		Help: "Reads the archive's current state, or snapshot N with ?snapshot=N, verifying every file " +
 			"against the manifest's SHA-256. Runs keep the origin they were archived from. Format: docs/ARCHIVE.md.",
 		Options: append([]location.Option{{Name: "snapshot", Default: "0",
-			Help: "Snapshot to read. 0 reads the current state; N reads the archive as it was after snapshot N."}}, archiveStoreOptions()...),
+			Help: "Snapshot to read. 0 reads the current state; N reads the archive as it was after snapshot N."}}, archive.LocationOptions()...),
 		Example: "runferry check mlflow+https://mlflow.example.com parquet:/backups/mlflow",
 	}
 }
@@ -352,18 +351,4 @@ func (s *Source) Close() error {
 		return nil
 	}
 	return s.r.Close()
-}
-
-// archiveStoreOptions are the object-storage options of an archive
-// location.
-func archiveStoreOptions() []location.Option {
-	out := make([]location.Option, len(archive.StoreOptions))
-	for i, name := range archive.StoreOptions {
-		out[i] = location.Option{Name: name, Help: archive.StoreOptionHelp[name], EnvVar: archive.StoreOptionEnv[name]}
-	}
-	for _, env := range archive.StoreSecretEnvVars {
-		out = append(out, location.Option{Name: strings.ReplaceAll(strings.ToLower(env), "_", "-"), EnvVar: env, Secret: true,
-			Help: "Object storage: read by the cloud's own credential chain from " + env + " only; never printed."})
-	}
-	return out
 }

@@ -260,8 +260,10 @@ func pages[T any](ctx context.Context, s *Source, run schema.Ref, read func(cont
 	}
 }
 
-// Metrics yields the run's points by key, then step, then the order
-// written.
+// Metrics yields the run's points each key's together, by step, then in
+// the order written; the keys come in name order, except on MySQL from
+// schema version 4 on, where they come in the order of their name_hash
+// (two keys of one hash come interleaved, each still by step).
 func (s *Source) Metrics(ctx context.Context, run schema.Ref) iter.Seq2[[]schema.Metric, error] {
 	return pages(ctx, s, run, s.st.Metrics)
 }
