@@ -120,6 +120,29 @@ func (a *ahead) forget() {
 	a.order, a.base = a.order[n:], a.base+n
 }
 
+// release drops what was fetched ahead for run id, which the job is done
+// with without reading it (the plan skipped it): its estimated points leave
+// ahead.points, so that downloads ahead go on for the runs after it, and
+// its exports' temporary files are removed once their download ends; s.mu
+// is held.
+func (a *ahead) release(id string) {
+	delete(a.events, id)
+	f := a.runs[id]
+	if f == nil {
+		return
+	}
+	delete(a.runs, id)
+	a.points -= f.points
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		<-f.done
+		for _, ef := range f.files {
+			ef.close()
+		}
+	}()
+}
+
 // takeFetched returns (and forgets) the run's exports downloaded ahead,
 // waiting for them; nil when there are none.
 func (s *Source) takeFetched(ctx context.Context, id string) (*fetched, error) {

@@ -173,3 +173,64 @@ func TestEventsAskedAhead(t *testing.T) {
 		src.Close()
 	}
 }
+
+// TestReleasedRunFreesDownloadsAhead: a run whose exports were downloaded
+// ahead and that the job then releases without reading it (the plan
+// skipped it: unchanged, filtered, another shard's) gives back its share
+// of AheadPoints, so downloads ahead go on for the runs after it. Before,
+// its points stayed counted to the end of the job and its files stayed
+// until Close: with AheadPoints at five runs, three released runs left
+// room for one more run ahead instead of four.
+func TestReleasedRunFreesDownloadsAhead(t *testing.T) {
+	const nruns, rows = 20, 5
+	keys := []string{"loss", "acc"}
+	srv := generatedProject(t, nruns, rows, keys, true)
+	exp := schema.Ref{System: wandbcloud.System, ID: "fixture-entity/p"}
+	old := wandbcloud.AheadPoints
+	wandbcloud.AheadPoints = 5 * rows * int64(len(keys))
+	t.Cleanup(func() { wandbcloud.AheadPoints = old })
+	src, err := wandbcloud.New(wandbcloud.Config{BaseURL: srv.URL, Entity: "fixture-entity", Project: "p", APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	src.ReadsEveryRun()
+	ctx := context.Background()
+	var listed []schema.Run
+	for r, err := range src.Runs(ctx, exp) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, r)
+	}
+	read := func(i int) {
+		t.Helper()
+		n := 0
+		for page, err := range src.Metrics(ctx, listed[i].Origin) {
+			if err != nil {
+				t.Fatalf("run %s: %v", listed[i].Origin.ID, err)
+			}
+			n += len(page)
+		}
+		if n != rows*len(keys) {
+			t.Fatalf("run %s: %d points, want %d", listed[i].Origin.ID, n, rows*len(keys))
+		}
+	}
+	read(0)
+	if n := src.FetchedAhead.Load(); n != 5 {
+		t.Fatalf("after the first run, %d runs downloaded ahead, want 5 (AheadPoints)", n)
+	}
+	for _, i := range []int{3, 4, 5} { // skipped by the plan
+		src.ReleaseRun(listed[i].Origin)
+	}
+	read(1)
+	if n := src.FetchedAhead.Load(); n < 5+3 {
+		t.Errorf("after three runs fetched ahead were released and the next read, %d runs downloaded ahead in all, want at least 8", n)
+	}
+	for i := 2; i < nruns; i++ {
+		if i >= 3 && i <= 5 {
+			continue
+		}
+		read(i)
+	}
+}

@@ -316,6 +316,7 @@ func (s *Source) ReleaseRun(run schema.Ref) {
 	if p, ok := s.ahead.index[id]; ok && p >= s.ahead.base {
 		delete(s.ahead.index, id)
 	}
+	s.ahead.release(id)
 	s.ahead.forget()
 }
 
