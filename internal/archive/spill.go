@@ -2,7 +2,9 @@ package archive
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"sync"
@@ -42,18 +44,27 @@ type spillRef struct {
 }
 
 // newRunSpill creates a spill file in dir (a local folder; the store's
-// SpillDir).
+// SpillDir), or, where this user may not write dir (a reader of an archive
+// it may only read: a summary, a sync that finds nothing to write), in the
+// system's temporary folder.
 func newRunSpill(dir string) (*runSpill, error) {
-	if err := os.MkdirAll(dir, 0o777); err != nil {
-		return nil, err
+	f, err := createRunSpill(dir)
+	if errors.Is(err, fs.ErrPermission) {
+		f, err = os.CreateTemp("", "runferry-runs-*"+tmpSuffix)
 	}
-	f, err := os.CreateTemp(dir, "runs-*"+tmpSuffix)
 	if err != nil {
 		return nil, err
 	}
 	s := &runSpill{f: f}
 	s.unlinked = os.Remove(f.Name()) == nil // an open file stays readable on Unix
 	return s, nil
+}
+
+func createRunSpill(dir string) (*os.File, error) {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return nil, err
+	}
+	return os.CreateTemp(dir, "runs-*"+tmpSuffix)
 }
 
 // put writes r's manifest entry to the file and returns r as the writer
