@@ -11,6 +11,7 @@ import (
 
 	"github.com/runferry/runferry/engine/transfer"
 	"github.com/runferry/runferry/internal/mlflowapi"
+	"github.com/runferry/runferry/internal/mlflowtest"
 	"github.com/runferry/runferry/internal/testenv"
 )
 
@@ -25,10 +26,7 @@ import (
 // and `check` exited 4 with "missing run".
 func TestCopyRestoresRunDeletedInMLflow(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := mlflowtest.Client(t, srv.URL)
 	ctx := context.Background()
 	dir := t.TempDir()
 	arch := "parquet:" + filepath.Join(dir, "archive")
@@ -182,10 +180,7 @@ func countRuns(t *testing.T, api *mlflowapi.Client, prefix, view string) int {
 // once, active, and `check` against the folders passes.
 func TestChangedRunDeletedInMLflowAppendedInPlace(t *testing.T) {
 	srv := testenv.SharedMLflow(t)
-	api, err := mlflowapi.New(mlflowapi.Config{BaseURL: srv.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := mlflowtest.Client(t, srv.URL)
 	ctx := context.Background()
 	dir := t.TempDir()
 	root := filepath.Join(dir, "fx")

@@ -184,16 +184,7 @@ func TestGivenCredentialsAskNoMetadataService(t *testing.T) {
 		srv := testenv.SharedS3(t)
 		loc := "parquet:" + srv.Location(srv.CreateBucket(t, "ux13"), "a")
 		env := append(m.env(t), "AWS_ACCESS_KEY_ID="+srv.AccessKey, "AWS_SECRET_ACCESS_KEY="+srv.SecretKey, "AWS_REGION="+srv.Region)
-		m.take()
-		if code, out := run(t, env, "copy", "--no-state", "-q", fixtures, loc, "--accept-gaps"); code != 0 {
-			t.Fatalf("copy: exit %d\n%s", code, out)
-		}
-		if code, out := run(t, env, "check", fixtures, loc); code != 0 {
-			t.Fatalf("check: exit %d\n%s", code, out)
-		}
-		if hits := m.take(); len(hits) != 0 {
-			t.Errorf("asked %v", hits)
-		}
+		copyAndCheckAsksNothing(t, m, run, env, loc)
 	})
 	t.Run("azure", func(t *testing.T) {
 		srv := testenv.SharedAzurite(t)
@@ -203,16 +194,7 @@ func TestGivenCredentialsAskNoMetadataService(t *testing.T) {
 		for _, k := range []string{"AZURE_STORAGE_ACCOUNT", "AZURE_STORAGE_KEY", "AZURE_STORAGE_DOMAIN", "AZURE_STORAGE_PROTOCOL", "AZURE_STORAGE_IS_LOCAL_EMULATOR"} {
 			env = append(env, k+"="+os.Getenv(k))
 		}
-		m.take()
-		if code, out := run(t, env, "copy", "--no-state", "-q", fixtures, loc, "--accept-gaps"); code != 0 {
-			t.Fatalf("copy: exit %d\n%s", code, out)
-		}
-		if code, out := run(t, env, "check", fixtures, loc); code != 0 {
-			t.Fatalf("check: exit %d\n%s", code, out)
-		}
-		if hits := m.take(); len(hits) != 0 {
-			t.Errorf("asked %v", hits)
-		}
+		copyAndCheckAsksNothing(t, m, run, env, loc)
 	})
 	t.Run("gcs", func(t *testing.T) {
 		key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -238,4 +220,21 @@ func TestGivenCredentialsAskNoMetadataService(t *testing.T) {
 			t.Errorf("want the token asked of the service account's token_uri only; asked %v (exit %d: %s)", hits, code, out)
 		}
 	})
+}
+
+// copyAndCheckAsksNothing copies the fixtures into loc and checks them
+// there, by run with env, and requires that the metadata listener m was asked
+// nothing meanwhile.
+func copyAndCheckAsksNothing(t *testing.T, m *metadataListener, run func(*testing.T, []string, ...string) (int, string), env []string, loc string) {
+	t.Helper()
+	m.take()
+	if code, out := run(t, env, "copy", "--no-state", "-q", fixtures, loc, "--accept-gaps"); code != 0 {
+		t.Fatalf("copy: exit %d\n%s", code, out)
+	}
+	if code, out := run(t, env, "check", fixtures, loc); code != 0 {
+		t.Fatalf("check: exit %d\n%s", code, out)
+	}
+	if hits := m.take(); len(hits) != 0 {
+		t.Errorf("asked %v", hits)
+	}
 }

@@ -42,13 +42,7 @@ func TestExportsDownloadedAhead(t *testing.T) {
 			defer src.Close()
 			src.ReadsEveryRun()
 			ctx := context.Background()
-			var listed []schema.Run
-			for r, err := range src.Runs(ctx, exp) {
-				if err != nil {
-					t.Fatal(err)
-				}
-				listed = append(listed, r)
-			}
+			listed := listRuns(t, src, exp)
 			if len(listed) != nruns {
 				t.Fatalf("%d runs listed, want %d", len(listed), nruns)
 			}
@@ -122,13 +116,7 @@ func TestEventsAskedAhead(t *testing.T) {
 			src.ReadsEveryRun()
 		}
 		ctx := context.Background()
-		var listed []schema.Run
-		for r, err := range src.Runs(ctx, exp) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			listed = append(listed, r)
-		}
+		listed := listRuns(t, src, exp)
 		e0 := srv.EventsReads.Load()
 		for i, r := range listed {
 			var got []float64
@@ -196,13 +184,7 @@ func TestReleasedRunFreesDownloadsAhead(t *testing.T) {
 	defer src.Close()
 	src.ReadsEveryRun()
 	ctx := context.Background()
-	var listed []schema.Run
-	for r, err := range src.Runs(ctx, exp) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		listed = append(listed, r)
-	}
+	listed := listRuns(t, src, exp)
 	read := func(i int) {
 		t.Helper()
 		n := 0
@@ -233,4 +215,18 @@ func TestReleasedRunFreesDownloadsAhead(t *testing.T) {
 		}
 		read(i)
 	}
+}
+
+// listRuns returns the runs src lists in exp, in listing order; an error
+// fails the test.
+func listRuns(t *testing.T, src *wandbcloud.Source, exp schema.Ref) []schema.Run {
+	t.Helper()
+	var listed []schema.Run
+	for r, err := range src.Runs(context.Background(), exp) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed = append(listed, r)
+	}
+	return listed
 }
